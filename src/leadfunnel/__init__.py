@@ -1,0 +1,83 @@
+"""leadfunnel: an embeddable sales lead funnel.
+
+Classify everyone on a list, qualify inbound leads against explicit rules, follow them
+up on a cadence, convert them into contacts and opportunities when an appointment is
+set, track the deals to won or lost, and report stage-to-stage conversion from history.
+
+>>> from leadfunnel import Funnel, Lead
+>>> funnel = Funnel()
+>>> lead = funnel.capture(Lead(first_name="Pat", email="pat@acme.example.com"))
+>>> lead.status
+<LeadStatus.RAW: 'raw'>
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from ._channels import allowed_channels
+from ._clock import Clock, SystemClock
+from ._enums import Channel, ContactType, Interest, LeadStatus, LostReason, Outcome, Stage, Tier
+from ._errors import (
+    AvoidListedError,
+    ConcurrencyError,
+    ConfigError,
+    DuplicateError,
+    InvalidTransitionError,
+    LeadFunnelError,
+    NotFoundError,
+    PolicyError,
+)
+from ._funnel import Funnel, ImportIssue, ImportReport, Router
+from ._lifecycle import FUNNEL_STEPS, diagram
+from ._memory import InMemoryRepository
+from ._models import Contact, Event, Lead, Opportunity, Touch
+from ._qualification import QualificationResult
+from ._repository import ChangeSet, FollowUpCandidate, MergeLog, Move, Repository, StepCount
+
+try:
+    __version__ = version("leadfunnel")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0+unknown"
+
+__all__ = [
+    "FUNNEL_STEPS",
+    "AvoidListedError",
+    "ChangeSet",
+    "Channel",
+    "Clock",
+    "ConcurrencyError",
+    "ConfigError",
+    "Contact",
+    "ContactType",
+    "DuplicateError",
+    "Event",
+    "FollowUpCandidate",
+    "Funnel",
+    "ImportIssue",
+    "ImportReport",
+    "InMemoryRepository",
+    "Interest",
+    "InvalidTransitionError",
+    "Lead",
+    "LeadFunnelError",
+    "LeadStatus",
+    "LostReason",
+    "MergeLog",
+    "Move",
+    "NotFoundError",
+    "Opportunity",
+    "Outcome",
+    "PolicyError",
+    "QualificationResult",
+    "Repository",
+    "Router",
+    "Stage",
+    "StepCount",
+    "SystemClock",
+    "Tier",
+    "Touch",
+    "__version__",
+    "allowed_channels",
+    "diagram",
+]

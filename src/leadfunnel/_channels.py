@@ -1,0 +1,64 @@
+"""The channel policy: who may be reached how.
+
+Cold people get cheap channels, warm people any channel, unfit people free e-mail drip,
+avoided people nothing. A channel the person refused (``opt_outs``) is always refused.
+"""
+
+from __future__ import annotations
+
+from ._enums import Channel, ContactType, LeadStatus
+from ._errors import PolicyError
+from ._models import Contact, Lead, Opportunity, Record
+
+__all__ = ["allowed_channels", "check_touch"]
+
+_ALL = frozenset(Channel)
+_FREE = frozenset({Channel.EMAIL, Channel.SOCIAL})
+_EMAIL = frozenset({Channel.EMAIL})
+_NONE: frozenset[Channel] = frozenset()
+
+_LEAD_POLICY: dict[LeadStatus, tuple[frozenset[Channel], str]] = {
+    LeadStatus.SUSPECT: (_FREE, "a suspect gets e-mail and social only, nothing paid until farmed"),
+    LeadStatus.FARM_LIST: (_ALL, ""),
+    LeadStatus.QUALIFIED: (_ALL, ""),
+    LeadStatus.RAW: (
+        frozenset({Channel.CALL, Channel.EMAIL, Channel.SMS, Channel.MEETING}),
+        "a raw lead gets call, e-mail, sms or meeting; qualify it before paying for mail "
+        "or social",
+    ),
+    LeadStatus.UNQUALIFIED: (_EMAIL, "the lead is unqualified: e-mail drip only"),
+    LeadStatus.AVOID: (_NONE, "the lead is on the avoid list: never market to it"),
+    LeadStatus.CONVERTED: (_NONE, "the lead was converted: touch its contact instead"),
+}
+_CONTACT_POLICY: dict[ContactType, tuple[frozenset[Channel], str]] = {
+    ContactType.UNQUALIFIED: (_EMAIL, "the contact is unqualified: e-mail drip only"),
+    ContactType.AVOID: (_NONE, "the contact is on the avoid list: never market to it"),
+}
+
+
+def _policy(record: Lead | Contact) -> tuple[frozenset[Channel], str]:
+    if isinstance(record, Lead):
+        return _LEAD_POLICY[LeadStatus(record.status)]
+    return _CONTACT_POLICY.get(ContactType(record.type), (_ALL, ""))
+
+
+def allowed_channels(record: Lead | Contact) -> frozenset[Channel]:
+    """The channels the policy allows for this person now, opt-outs removed."""
+    allowed, _ = _policy(record)
+    return allowed - record.opt_outs if record.opt_outs else allowed
+
+
+def check_touch(record: Record, channel: Channel) -> None:
+    """Raise :class:`PolicyError` if ``channel`` may not be used on ``record``."""
+    if isinstance(record, Opportunity):
+        raise PolicyError(
+            f"touches are logged on people, not deals: touch contact {record.contact_id}"
+        )
+    allowed, why = _policy(record)
+    if channel not in allowed:
+        raise PolicyError(f"{channel.value} refused: {why}")
+    if channel in record.opt_outs:
+        raise PolicyError(
+            f"{channel.value} refused: this person opted out of {channel.value}; "
+            f"use one of: {', '.join(sorted(c.value for c in allowed - record.opt_outs)) or 'none'}"
+        )

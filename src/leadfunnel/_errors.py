@@ -1,0 +1,136 @@
+"""The exception tree of leadfunnel.
+
+Every error the library raises on purpose derives from :class:`LeadFunnelError`, and
+each also derives from the builtin a caller would already be catching, so existing
+``except LookupError`` or ``except ValueError`` clauses keep working::
+
+    LeadFunnelError (Exception)
+    ├── InvalidTransitionError (ValueError)   a trigger not allowed from the current state
+    ├── NotFoundError (LookupError)           no record with that id
+    ├── DuplicateError (ValueError)           same e-mail or phone as a stored record
+    │   └── AvoidListedError                  ... and that record is on the avoid list
+    ├── ConcurrencyError (RuntimeError)       a stale copy: someone saved a newer version
+    ├── PolicyError (PermissionError)         the channel policy forbids this touch
+    └── ConfigError (ValueError)              a bad engine, rule, cadence or routing config
+
+Input validation is pydantic's job: a bad field on a model raises
+``pydantic.ValidationError`` naming the field, and nothing is stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from uuid import UUID
+
+__all__ = [
+    "AvoidListedError",
+    "ConcurrencyError",
+    "ConfigError",
+    "DuplicateError",
+    "InvalidTransitionError",
+    "LeadFunnelError",
+    "NotFoundError",
+    "PolicyError",
+]
+
+
+class LeadFunnelError(Exception):
+    """Base class of every error leadfunnel raises on purpose."""
+
+
+class InvalidTransitionError(LeadFunnelError, ValueError):
+    """A trigger that the subject's current state does not allow.
+
+    ``state``, ``trigger`` and ``allowed`` (the triggers allowed from ``state``) say what
+    went wrong and what could be done instead. Nothing was changed.
+    """
+
+    def __init__(
+        self,
+        subject: str,
+        state: str,
+        trigger: str,
+        allowed: Iterable[str],
+        hint: str = "",
+    ) -> None:
+        self.subject = subject
+        self.state = state
+        self.trigger = trigger
+        self.allowed = tuple(allowed)
+        choices = ", ".join(self.allowed) if self.allowed else "none"
+        message = (
+            f"cannot {trigger!r} {_article(subject)} {subject} in state {state!r}; "
+            f"triggers allowed from {state!r}: {choices}"
+        )
+        if hint:
+            message += f" ({hint})"
+        super().__init__(message)
+
+
+def _article(noun: str) -> str:
+    return "an" if noun[:1] in "aeiou" else "a"
+
+
+class NotFoundError(LeadFunnelError, LookupError):
+    """No stored record has the given id."""
+
+    def __init__(self, id: UUID | str, kind: str = "record") -> None:
+        self.id = id
+        self.kind = kind
+        super().__init__(
+            f"no {kind} with id {id}; check the id, or list records with "
+            "funnel.leads(), funnel.contacts() or funnel.opportunities()"
+        )
+
+
+class DuplicateError(LeadFunnelError, ValueError):
+    """The record has the same e-mail or phone as a stored lead or contact.
+
+    ``existing_id`` is the id of the stored record and ``key`` the matching key
+    (``email:...`` or ``phone:...``). Update or merge the existing record instead.
+    """
+
+    def __init__(self, existing_id: UUID, key: str, message: str | None = None) -> None:
+        self.existing_id = existing_id
+        self.key = key
+        super().__init__(
+            message
+            or (
+                f"a record with the same {key.partition(':')[0]} ({key.partition(':')[2]}) "
+                f"already exists: {existing_id}; update or merge it instead of adding again"
+            )
+        )
+
+
+class AvoidListedError(DuplicateError):
+    """The record matches someone on the avoid list; they must never be marketed to."""
+
+    def __init__(self, existing_id: UUID, key: str) -> None:
+        super().__init__(
+            existing_id,
+            key,
+            f"{key.partition(':')[2]} matches avoid-listed record {existing_id}; "
+            "this person must not be added or marketed to again",
+        )
+
+
+class ConcurrencyError(LeadFunnelError, RuntimeError):
+    """A write based on a stale copy: the stored record has moved on since it was read."""
+
+    def __init__(self, id: UUID, expected: int, found: int | None = None) -> None:
+        self.id = id
+        self.expected = expected
+        self.found = found
+        stored = f"version {found}" if found is not None else "a newer version"
+        super().__init__(
+            f"record {id} was changed by someone else (you had version {expected}, "
+            f"the store has {stored}); re-read it with funnel.get() and apply your change again"
+        )
+
+
+class PolicyError(LeadFunnelError, PermissionError):
+    """The channel policy forbids this touch; the message says why."""
+
+
+class ConfigError(LeadFunnelError, ValueError):
+    """A configuration (engine, rule, profile, cadence, routing, storage URL) is wrong."""

@@ -1,0 +1,178 @@
+"""Bulk import of leads: validate, dedupe, and store in chunks."""
+
+from __future__ import annotations
+
+import gc
+import itertools
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+from uuid import UUID, uuid4
+
+import pydantic
+
+from ._enums import LeadStatus
+from ._errors import AvoidListedError, DuplicateError, InvalidTransitionError
+from ._models import Event, Lead, identity_keys, is_avoided
+from ._repository import ChangeSet
+
+if TYPE_CHECKING:
+    from ._funnel import Funnel, ImportReport
+
+__all__ = ["run_import"]
+
+_IMPORTABLE = (LeadStatus.SUSPECT, LeadStatus.FARM_LIST, LeadStatus.RAW, LeadStatus.AVOID)
+
+
+def _reason(exc: pydantic.ValidationError) -> str:
+    parts = []
+    for error in exc.errors(include_url=False):
+        where = ".".join(str(p) for p in error["loc"]) or "row"
+        parts.append(f"{where}: {error['msg']}")
+    return "; ".join(parts)
+
+
+def _chunks(rows: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    iterator = iter(rows)
+    while chunk := list(itertools.islice(iterator, size)):
+        yield chunk
+
+
+def run_import(
+    funnel: Funnel,
+    rows: Iterable[Mapping[str, Any] | Lead],
+    *,
+    status: LeadStatus | None,
+    chunk_size: int,
+    at: datetime,
+    actor: str | None,
+    reason: str | None,
+    on_progress: Callable[[ImportReport], None] | None,
+) -> ImportReport:
+    """The body of ``Funnel.import_leads``: see there."""
+    from ._funnel import ImportIssue, ImportReport
+
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be at least 1, not {chunk_size}")
+    if status is not None and status not in _IMPORTABLE:
+        raise InvalidTransitionError(
+            "lead", status.value, "import", (),
+            hint="imported leads start as suspect, farm_list, raw or avoid",
+        )
+    report = ImportReport()
+    seen: dict[str, UUID] = {}  # keys of this import -> the lead that claimed them
+    stamp = {"version": 1, "created_at": at, "updated_at": at, "status_at": at}
+    context = {"phone_region": funnel.phone_region}
+    number = 0
+    gc_was_enabled = gc.isenabled()
+    # Validation allocates many short-lived objects and no cycles: the cyclic collector
+    # only costs time here.
+    gc.disable()
+    try:
+        for chunk in _chunks(rows, chunk_size):
+            valid: list[tuple[int, Lead]] = []
+            for row in chunk:
+                number += 1
+                try:
+                    if isinstance(row, Lead):
+                        lead = row.model_copy(update={**stamp, "id": row.id})
+                    else:
+                        data = dict(row)
+                        data.update(stamp)
+                        if status is not None:
+                            data["status"] = status
+                        data.setdefault("id", uuid4())
+                        lead = Lead.model_validate(data, context=context)
+                    if status is not None and lead.status != status:
+                        lead = lead.model_copy(update={"status": status})
+                    if lead.status not in _IMPORTABLE:
+                        report.rejected.append(ImportIssue(
+                            number,
+                            f"status: {lead.status.value!r} cannot be imported; use "
+                            "suspect, farm_list, raw or avoid",
+                        ))
+                        continue
+                except pydantic.ValidationError as exc:
+                    report.rejected.append(ImportIssue(number, _reason(exc)))
+                    continue
+                except (TypeError, ValueError) as exc:
+                    report.rejected.append(ImportIssue(number, str(exc)))
+                    continue
+                valid.append((number, funnel._route(lead)))
+            _store_chunk(funnel, valid, seen, report, at, actor, reason)
+            if on_progress is not None:
+                on_progress(report)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    return report
+
+
+def _store_chunk(
+    funnel: Funnel,
+    valid: list[tuple[int, Lead]],
+    seen: dict[str, UUID],
+    report: ImportReport,
+    at: datetime,
+    actor: str | None,
+    reason: str | None,
+) -> None:
+    from ._funnel import ImportIssue
+
+    repository = funnel.repository
+    keys = {key for _, lead in valid for key in identity_keys(lead)}
+    holders = repository.find_keys(keys)
+    stored = repository.get_many(set(holders.values()))
+    accepted: list[tuple[int, Lead]] = []
+    for number, lead in valid:
+        lead_keys = identity_keys(lead)
+        clash = next((k for k in lead_keys if k in holders), None)
+        if clash is not None:
+            holder = stored.get(holders[clash])
+            if holder is not None and is_avoided(holder):
+                report.avoided.append(ImportIssue(
+                    number, f"{clash.partition(':')[2]} is on the avoid list", holder.id
+                ))
+            else:
+                report.duplicates.append(ImportIssue(
+                    number, f"same {clash.partition(':')[0]} as {holders[clash]}", holders[clash]
+                ))
+            continue
+        earlier = next((k for k in lead_keys if k in seen), None)
+        if earlier is not None:
+            report.duplicates.append(ImportIssue(
+                number, f"same {earlier.partition(':')[0]} as an earlier row", seen[earlier]
+            ))
+            continue
+        for key in lead_keys:
+            seen[key] = lead.id
+        accepted.append((number, lead))
+    if not accepted:
+        return
+    try:
+        repository.commit(_change_set([lead for _, lead in accepted], at, actor, reason))
+        report.added.extend(lead.id for _, lead in accepted)
+    except DuplicateError:
+        # Another writer claimed one of these people since we looked: store row by row,
+        # so only the clashing rows are reported, not the whole chunk.
+        for number, lead in accepted:
+            try:
+                repository.commit(_change_set([lead], at, actor, reason))
+                report.added.append(lead.id)
+            except DuplicateError as exc:
+                target = (
+                    report.avoided if isinstance(exc, AvoidListedError) else report.duplicates
+                )
+                target.append(ImportIssue(number, str(exc), exc.existing_id))
+
+
+def _change_set(leads: list[Lead], at: datetime, actor: str | None, reason: str | None) -> ChangeSet:
+    events = [
+        Event.model_construct(
+            id=uuid4(), created_at=at, updated_at=at, version=1, subject_id=lead.id,
+            subject="lead", name="import", source=None, dest=lead.status.value, at=at,
+            actor=actor, reason=reason, data={},
+        )
+        for lead in leads
+    ]
+    return ChangeSet(inserts=list(leads), events=events)

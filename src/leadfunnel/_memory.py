@@ -1,0 +1,398 @@
+"""The in-memory repository: the reference adapter of the storage port.
+
+It keeps the immutable records in dicts behind one re-entrant lock, checks a whole
+change set before touching anything (so a refused commit leaves no trace), and answers
+the scaling queries by scanning, which is what the SQL adapter does with an index.
+"""
+
+from __future__ import annotations
+
+import threading
+from bisect import insort
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+from uuid import UUID
+
+from ._enums import ContactType, LeadStatus, Outcome, Stage
+from ._errors import ConcurrencyError, NotFoundError
+from ._lifecycle import funnel_steps
+from ._models import Contact, Event, Lead, Opportunity, Record, SubjectKind, Touch
+from ._repository import (
+    ChangeSet,
+    FollowUpCandidate,
+    GroupBy,
+    MergeLog,
+    Repository,
+    StepCount,
+    check_keys_free,
+    holds_keys,
+    identity_keys,
+)
+
+__all__ = ["InMemoryRepository"]
+
+_RESETS = frozenset({Outcome.REPLIED, Outcome.INTERESTED})
+_R = TypeVar("_R", Lead, Contact, Opportunity)
+
+
+def _lower(value: str | None) -> str | None:
+    return value.strip().casefold() if value else None
+
+
+class InMemoryRepository(Repository):
+    """A repository that keeps everything in this process's memory.
+
+    As real as the SQL adapter (same contract, same errors, thread-safe), but gone when
+    the process ends. The default store of ``Funnel()``.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._records: dict[UUID, Record] = {}
+        self._by_kind: dict[str, dict[UUID, Record]] = {
+            "lead": {},
+            "contact": {},
+            "opportunity": {},
+        }
+        self._keys: dict[str, UUID] = {}
+        self._touches: defaultdict[UUID, list[tuple[datetime, int, Touch]]] = defaultdict(list)
+        self._touch_subject: dict[UUID, UUID] = {}
+        self._events: defaultdict[UUID, list[tuple[datetime, int, Event]]] = defaultdict(list)
+        self._event_subject: dict[UUID, UUID] = {}
+        # (event id, step, at): the funnel steps each stored event reached.
+        self._steps: list[tuple[UUID, str, datetime]] = []
+        self._merges: defaultdict[UUID, list[MergeLog]] = defaultdict(list)
+        self._seq = 0
+
+    def __repr__(self) -> str:
+        counts = ", ".join(f"{k}s={len(v)}" for k, v in self._by_kind.items())
+        return f"InMemoryRepository({counts})"
+
+    # --- writes -----------------------------------------------------------------------
+
+    def commit(self, changes: ChangeSet) -> None:
+        with self._lock:
+            self._check(changes)
+            self._apply(changes)
+
+    def _check(self, changes: ChangeSet) -> None:
+        for record in changes.deletes:
+            stored = self._stored(record.id, record.kind)
+            if stored.version != record.version:
+                raise ConcurrencyError(record.id, record.version, stored.version)
+        released: set[str] = set()
+        for record in changes.deletes:
+            released.update(self._claimed_keys(self._records[record.id]))
+        for record in changes.updates:
+            stored = self._stored(record.id, record.kind)
+            if stored.version != record.version - 1:
+                raise ConcurrencyError(record.id, record.version - 1, stored.version)
+            released.update(self._claimed_keys(stored))
+        for record in changes.inserts:
+            if record.id in self._records:
+                raise ConcurrencyError(record.id, 0, self._records[record.id].version)
+        claims: dict[str, UUID] = {
+            key: holder for key, holder in self._keys.items() if key not in released
+        } if released else dict(self._keys)
+        pending: dict[UUID, Record] = {}
+        for record in changes.records():
+            pending[record.id] = record
+        for record in changes.records():
+            check_keys_free([record], claims, {**self._records, **pending})
+            if isinstance(record, (Lead, Contact)) and holds_keys(record):
+                for key in identity_keys(record):
+                    claims[key] = record.id
+        for move in changes.moves:
+            if move.to_subject_id not in self._records and move.to_subject_id not in pending:
+                raise NotFoundError(move.to_subject_id)
+
+    def _apply(self, changes: ChangeSet) -> None:
+        for record in changes.deletes:
+            self._release(self._records[record.id])
+            del self._records[record.id]
+            del self._by_kind[record.kind][record.id]
+        for record in changes.updates:
+            self._release(self._records[record.id])
+        for record in changes.records():
+            self._records[record.id] = record
+            self._by_kind[record.kind][record.id] = record
+            for key in self._claimed_keys(record):
+                self._keys[key] = record.id
+        for touch in changes.touches:
+            self._seq += 1
+            insort(self._touches[touch.subject_id], (touch.at, self._seq, touch), key=_order)
+            self._touch_subject[touch.id] = touch.subject_id
+        for event in changes.events:
+            self._seq += 1
+            insort(self._events[event.subject_id], (event.at, self._seq, event), key=_order)
+            self._event_subject[event.id] = event.subject_id
+            self._steps.extend(
+                (event.id, step, event.at)
+                for step in funnel_steps(event.subject, event.source, event.dest)
+            )
+        for move in changes.moves:
+            self._move(self._touches, self._touch_subject, move.touch_ids, move.to_subject_id)
+            self._move(self._events, self._event_subject, move.event_ids, move.to_subject_id)
+        if changes.remove_merge is not None:
+            for logs in self._merges.values():
+                logs[:] = [log for log in logs if log.id != changes.remove_merge]
+        if changes.add_merge is not None:
+            self._merges[changes.add_merge.keep_id].append(changes.add_merge)
+
+    def _move(
+        self,
+        rows: defaultdict[UUID, list[tuple[datetime, int, Any]]],
+        subject_of: dict[UUID, UUID],
+        ids: Iterable[UUID],
+        to: UUID,
+    ) -> None:
+        for item_id in ids:
+            source = subject_of.get(item_id)
+            if source is None:
+                continue
+            for index, (at, seq, item) in enumerate(rows[source]):
+                if item.id == item_id:
+                    del rows[source][index]
+                    insort(rows[to], (at, seq, item.model_copy(update={"subject_id": to})), key=_order)
+                    subject_of[item_id] = to
+                    break
+
+    def _stored(self, id: UUID, kind: str) -> Record:
+        stored = self._by_kind[kind].get(id)
+        if stored is None:
+            raise NotFoundError(id, kind)
+        return stored
+
+    @staticmethod
+    def _claimed_keys(record: Record) -> tuple[str, ...]:
+        if isinstance(record, (Lead, Contact)) and holds_keys(record):
+            return identity_keys(record)
+        return ()
+
+    def _release(self, record: Record) -> None:
+        for key in self._claimed_keys(record):
+            if self._keys.get(key) == record.id:
+                del self._keys[key]
+
+    # --- reads ------------------------------------------------------------------------
+
+    def get(self, id: UUID) -> Record:
+        try:
+            return self._records[id]
+        except KeyError:
+            raise NotFoundError(id) from None
+
+    def get_many(self, ids: Iterable[UUID]) -> dict[UUID, Record]:
+        records = self._records
+        return {i: records[i] for i in ids if i in records}
+
+    def find_keys(self, keys: Iterable[str]) -> dict[str, UUID]:
+        with self._lock:
+            return {k: self._keys[k] for k in keys if k in self._keys}
+
+    def _select(self, kind: str, limit: int | None, test: Any) -> list[Any]:
+        with self._lock:
+            found = [r for r in self._by_kind[kind].values() if test(r)]
+        return found if limit is None else found[:limit]
+
+    def leads(
+        self,
+        *,
+        status: LeadStatus | None = None,
+        tag: str | None = None,
+        source: str | None = None,
+        owner: str | None = None,
+        created_since: datetime | None = None,
+        created_until: datetime | None = None,
+        limit: int | None = None,
+    ) -> list[Lead]:
+        def test(r: Lead) -> bool:
+            return (
+                (status is None or r.status == status)
+                and (tag is None or tag in r.tags)
+                and (source is None or r.source == source)
+                and (owner is None or r.owner == owner)
+                and (created_since is None or r.created_at >= created_since)
+                and (created_until is None or r.created_at < created_until)
+            )
+
+        return self._select("lead", limit, test)
+
+    def contacts(
+        self,
+        *,
+        type: ContactType | None = None,
+        tag: str | None = None,
+        source: str | None = None,
+        owner: str | None = None,
+        lead_id: UUID | None = None,
+        limit: int | None = None,
+    ) -> list[Contact]:
+        def test(r: Contact) -> bool:
+            return (
+                (type is None or r.type == type)
+                and (tag is None or tag in r.tags)
+                and (source is None or r.source == source)
+                and (owner is None or r.owner == owner)
+                and (lead_id is None or r.lead_id == lead_id)
+            )
+
+        return self._select("contact", limit, test)
+
+    def opportunities(
+        self,
+        *,
+        stage: Stage | None = None,
+        owner: str | None = None,
+        setter: str | None = None,
+        contact_id: UUID | None = None,
+        lead_id: UUID | None = None,
+        limit: int | None = None,
+    ) -> list[Opportunity]:
+        def test(r: Opportunity) -> bool:
+            return (
+                (stage is None or r.stage == stage)
+                and (owner is None or r.owner == owner)
+                and (setter is None or r.setter == setter)
+                and (contact_id is None or r.contact_id == contact_id)
+                and (lead_id is None or r.lead_id == lead_id)
+            )
+
+        return self._select("opportunity", limit, test)
+
+    def people_like(
+        self,
+        *,
+        email_domain: str | None = None,
+        company: str | None = None,
+        last_name: str | None = None,
+        kind: SubjectKind = "lead",
+        limit: int = 200,
+    ) -> list[Lead | Contact]:
+        domain, company_key, name_key = _lower(email_domain), _lower(company), _lower(last_name)
+
+        def test(r: Lead | Contact) -> bool:
+            return bool(
+                (domain and r.email and r.email.rpartition("@")[2].casefold() == domain)
+                or (company_key and _lower(r.company) == company_key)
+                or (name_key and _lower(r.last_name) == name_key)
+            )
+
+        return self._select(kind, limit, test)
+
+    def history(self, subject_id: UUID) -> list[Event]:
+        with self._lock:
+            return [event for _, _, event in self._events.get(subject_id, ())]
+
+    def touches(self, subject_id: UUID) -> list[Touch]:
+        with self._lock:
+            return [touch for _, _, touch in self._touches.get(subject_id, ())]
+
+    def last_merge(self, keep_id: UUID) -> MergeLog | None:
+        with self._lock:
+            logs = self._merges.get(keep_id)
+            return logs[-1] if logs else None
+
+    # --- scaling queries --------------------------------------------------------------
+
+    def follow_up_candidates(
+        self, *, lead_limit: int, contact_limit: int
+    ) -> Iterator[FollowUpCandidate]:
+        with self._lock:
+            busy = {
+                o.contact_id
+                for o in self._by_kind["opportunity"].values()
+                if isinstance(o, Opportunity) and o.is_open
+            }
+            rows: list[FollowUpCandidate] = []
+            for record in self._by_kind["lead"].values():
+                assert isinstance(record, Lead)
+                if record.status in (LeadStatus.RAW, LeadStatus.QUALIFIED):
+                    anchor = record.status_at or record.created_at
+                    row = self._candidate(record, "lead", record.status.value, anchor, lead_limit)
+                    if row is not None:
+                        rows.append(row)
+            for record in self._by_kind["contact"].values():
+                assert isinstance(record, Contact)
+                if record.type == ContactType.PROSPECT and record.id not in busy:
+                    row = self._candidate(
+                        record, "contact", record.type.value, record.created_at, contact_limit
+                    )
+                    if row is not None:
+                        rows.append(row)
+        return iter(rows)
+
+    def _candidate(
+        self,
+        record: Lead | Contact,
+        subject: SubjectKind,
+        state: str,
+        anchor: datetime,
+        limit: int,
+    ) -> FollowUpCandidate | None:
+        count = 0
+        last: datetime | None = None
+        for at, _, touch in reversed(self._touches.get(record.id, ())):
+            if touch.outcome in _RESETS:
+                anchor = max(anchor, at)
+                break
+            count += 1
+            if last is None:
+                last = at
+        if count >= limit:
+            return None
+        return FollowUpCandidate(
+            subject_id=record.id,
+            subject=subject,  # type: ignore[arg-type]
+            state=state,
+            owner=record.owner,
+            anchor_at=anchor,
+            touches=count,
+            last_touch_at=last,
+            opt_outs=record.opt_outs,
+        )
+
+    def step_counts(
+        self,
+        *,
+        since: datetime | None,
+        until: datetime | None,
+        by: GroupBy | None = None,
+    ) -> list[StepCount]:
+        with self._lock:
+            seen: dict[tuple[str, str | None], set[UUID]] = defaultdict(set)
+            for event_id, step, at in self._steps:
+                if (since is not None and at < since) or (until is not None and at >= until):
+                    continue
+                subject_id = self._event_subject[event_id]
+                group = self._group(subject_id, by, at) if by else None
+                seen[(step, group)].add(subject_id)
+        return [StepCount(step, group, len(ids)) for (step, group), ids in seen.items()]
+
+    def _group(self, subject_id: UUID, by: str, at: datetime) -> str | None:
+        if by == "month":
+            return at.astimezone(UTC).strftime("%Y-%m")
+        record = self._records.get(subject_id)
+        lead: Record | None = None
+        if isinstance(record, Lead):
+            lead = record
+        elif isinstance(record, Opportunity):
+            if by == "setter":
+                return record.setter
+            if by == "owner":
+                return record.owner
+            lead_id = record.lead_id
+            if lead_id is None:
+                contact = self._records.get(record.contact_id)
+                lead_id = contact.lead_id if isinstance(contact, Contact) else None
+            lead = self._records.get(lead_id) if lead_id else None
+        if not isinstance(lead, Lead) or by == "setter":
+            return None
+        value: str | None = getattr(lead, by)
+        return value
+
+
+def _order(row: tuple[datetime, int, Any]) -> tuple[datetime, int]:
+    return row[0], row[1]

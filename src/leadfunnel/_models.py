@@ -1,0 +1,376 @@
+"""The records of the funnel: leads, contacts, opportunities, touches and events.
+
+Every record is an immutable pydantic model with an ``id``, ``created_at``,
+``updated_at`` and ``version`` (0 for a record never stored; the store bumps it on
+every save, which is how stale copies are caught). Edit a record with
+``record.model_copy(update={...})`` and save it with ``funnel.update(...)``.
+
+Input is normalised on the way in, so that dedupe and rules compare like with like:
+e-mails are checked and their domain lower-cased, phones become E.164, countries become
+ISO 3166 alpha-2 codes, and empty strings (as a CSV gives them) become ``None``.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from decimal import Decimal
+from functools import cache, lru_cache
+from typing import Annotated, Any, ClassVar, Literal, TypeAlias
+from uuid import UUID, uuid4
+
+import email_validator
+import phonenumbers
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from ._enums import Channel, ContactType, Interest, LeadStatus, LostReason, Outcome, Stage
+
+__all__ = [
+    "DEFAULT_PHONE_REGION",
+    "Contact",
+    "Event",
+    "Lead",
+    "Opportunity",
+    "Record",
+    "Touch",
+]
+
+#: Region assumed for phone numbers written without a country code. Override per call
+#: with ``Lead.model_validate(data, context={"phone_region": "GB"})`` or per funnel with
+#: ``Funnel(phone_region="GB")``.
+DEFAULT_PHONE_REGION = "US"
+
+SubjectKind: TypeAlias = Literal["lead", "contact", "opportunity"]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+# --- e-mail -------------------------------------------------------------------------
+
+# The common case (plain ASCII dot-atom local part, ASCII domain with an alphabetic
+# TLD) is checked here at a fraction of email-validator's cost; anything else, and
+# anything this pattern rejects, goes to email-validator, which has the final word.
+_PLAIN_EMAIL = re.compile(
+    r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@((?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63})"
+)
+_SPECIAL_USE_TLDS = frozenset({"arpa", "invalid", "local", "localhost", "onion", "test"})
+
+
+def _normalise_email(value: str) -> str:
+    value = value.strip()
+    match = _PLAIN_EMAIL.fullmatch(value)
+    if (
+        match is not None
+        and len(value) <= 254
+        and value.index("@") <= 64
+        and match.group(1).rpartition(".")[2].lower() not in _SPECIAL_USE_TLDS
+    ):
+        local, _, domain = value.partition("@")
+        return f"{local}@{domain.lower()}"
+    try:
+        checked = email_validator.validate_email(value, check_deliverability=False)
+    except email_validator.EmailNotValidError as exc:
+        raise ValueError(f"{value!r} is not a valid e-mail address: {exc}") from None
+    return str(checked.normalized)
+
+
+# --- phone --------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=4096)
+def _normalise_phone(value: str, region: str) -> str:
+    try:
+        number = phonenumbers.parse(value, region)
+    except phonenumbers.NumberParseException as exc:
+        raise ValueError(
+            f"{value!r} is not a phone number ({exc}); write it with its country code, "
+            f"e.g. +1 512 555 0134, or set the default region (now {region})"
+        ) from None
+    if not phonenumbers.is_possible_number(number):
+        raise ValueError(
+            f"{value!r} cannot be a phone number in region {region}; "
+            "check the digits and the country code"
+        )
+    return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+
+
+# --- country ------------------------------------------------------------------------
+
+_COUNTRY_ALIASES = {
+    "usa": "US",
+    "u.s.": "US",
+    "u.s.a.": "US",
+    "united states of america": "US",
+    "america": "US",
+    "uk": "GB",
+    "u.k.": "GB",
+    "great britain": "GB",
+    "britain": "GB",
+    "england": "GB",
+    "scotland": "GB",
+    "wales": "GB",
+    "northern ireland": "GB",
+    "south korea": "KR",
+    "north korea": "KP",
+    "russia": "RU",
+    "vietnam": "VN",
+    "iran": "IR",
+    "syria": "SY",
+    "laos": "LA",
+    "bolivia": "BO",
+    "venezuela": "VE",
+    "tanzania": "TZ",
+    "czech republic": "CZ",
+    "holland": "NL",
+    "the netherlands": "NL",
+    "uae": "AE",
+    "ivory coast": "CI",
+    "taiwan": "TW",
+    "moldova": "MD",
+    "palestine": "PS",
+}
+
+
+@cache
+def _country_table() -> dict[str, str]:
+    import pycountry  # loads its database on first use only
+
+    table: dict[str, str] = {}
+    for country in pycountry.countries:
+        code = country.alpha_2
+        for attr in ("alpha_2", "alpha_3", "name", "official_name", "common_name"):
+            name = getattr(country, attr, None)
+            if name:
+                table[name.casefold()] = code
+    for alias, code in _COUNTRY_ALIASES.items():
+        table.setdefault(alias, code)
+    return table
+
+
+def normalise_country(value: str) -> str:
+    """The ISO 3166 alpha-2 code of a country given by code or name."""
+    key = value.strip().casefold()
+    code = _country_table().get(key)
+    if code is None:
+        raise ValueError(
+            f"{value!r} is not a country; give an ISO 3166 code (US, GB, DE) or its English name"
+        )
+    return code
+
+
+# --- shared field types -------------------------------------------------------------
+
+Email = Annotated[str, AfterValidator(_normalise_email)]
+Country = Annotated[str, AfterValidator(normalise_country)]
+Text = Annotated[str, Field(max_length=2000)]
+Name = Annotated[str, Field(max_length=200)]
+Money = Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=2)]
+Count = Annotated[int, Field(ge=0)]
+
+
+def _blank_to_none(data: Any) -> Any:
+    # CSV exports and web forms give "" for "no value"; a blank is not data.
+    if isinstance(data, dict) and any(
+        v == "" or (type(v) is str and v.isspace()) for v in data.values()
+    ):
+        return {k: (None if type(v) is str and not v.strip() else v) for k, v in data.items()}
+    return data
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        str_strip_whitespace=True,
+        validate_default=False,
+        revalidate_instances="never",
+    )
+
+
+class _Stored(_Model):
+    """Fields every stored record has."""
+
+    id: UUID = Field(default_factory=uuid4)
+    created_at: AwareDatetime = Field(default_factory=_utcnow)
+    updated_at: AwareDatetime = Field(default_factory=_utcnow)
+    version: Count = 0
+
+
+class _Person(_Stored):
+    """The fields shared by leads and contacts: who the person is and how to reach them."""
+
+    first_name: Name | None = None
+    last_name: Name | None = None
+    email: Email | None = None
+    phone: str | None = None
+    company: Name | None = None
+    title: Name | None = None
+    industry: Name | None = None
+    employees: Count | None = None
+    annual_revenue: Money | None = None
+    country: Country | None = None
+    region: Name | None = None
+    city: Name | None = None
+    postal_code: Annotated[str, Field(max_length=20)] | None = None
+    source: Name | None = None
+    tags: frozenset[Annotated[str, Field(min_length=1, max_length=100)]] = frozenset()
+    owner: Name | None = None
+    notes: Text | None = None
+    opt_outs: frozenset[Channel] = frozenset()
+
+    _blanks = model_validator(mode="before")(_blank_to_none)
+
+    @field_validator("phone")
+    @classmethod
+    def _phone_e164(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        region = DEFAULT_PHONE_REGION
+        if info.context:
+            region = info.context.get("phone_region", region)
+        return _normalise_phone(value, region)
+
+    @property
+    def full_name(self) -> str:
+        """First and last name, as far as known."""
+        return " ".join(p for p in (self.first_name, self.last_name) if p)
+
+
+class Lead(_Person):
+    """A person on the list who is not (yet) a warm contact.
+
+    ``status`` moves only by the funnel's triggers (``farm``, ``respond``, ``qualify``,
+    ``disqualify``, ``convert``, ``avoid``); ``status_at`` is when it last moved;
+    ``contact_id`` is the contact it became on conversion.
+    """
+
+    kind: ClassVar[SubjectKind] = "lead"
+
+    campaign: Name | None = None
+    interest: Interest = Interest.NONE
+    needs: frozenset[Annotated[str, Field(min_length=1, max_length=200)]] = frozenset()
+    status: LeadStatus = LeadStatus.RAW
+    status_at: AwareDatetime | None = None
+    profile: Name | None = None
+    contact_id: UUID | None = None
+
+
+class Contact(_Person):
+    """A warm person: a converted lead, a client, a supplier or a partner."""
+
+    kind: ClassVar[SubjectKind] = "contact"
+
+    type: ContactType = ContactType.PROSPECT
+    lead_id: UUID | None = None
+
+
+class Opportunity(_Stored):
+    """A deal, opened when an appointment is set, closed when won or lost."""
+
+    kind: ClassVar[SubjectKind] = "opportunity"
+
+    contact_id: UUID
+    lead_id: UUID | None = None
+    owner: Name | None = None
+    setter: Name | None = None
+    stage: Stage = Stage.APPOINTMENT_SET
+    appointment_at: AwareDatetime | None = None
+    amount: Money | None = None
+    lost_reason: LostReason | None = None
+    lost_note: Text | None = None
+    closed_at: AwareDatetime | None = None
+
+    @property
+    def is_open(self) -> bool:
+        """Whether the deal is still moving (neither won nor lost)."""
+        return self.stage not in (Stage.WON, Stage.LOST)
+
+
+class Touch(_Stored):
+    """One follow-up: a call, an e-mail, a meeting... and what came of it."""
+
+    subject_id: UUID
+    channel: Channel
+    outcome: Outcome
+    at: AwareDatetime = Field(default_factory=_utcnow)
+    actor: Name | None = None
+    note: Text | None = None
+
+
+class Event(_Stored):
+    """One entry of history: a trigger applied to a subject.
+
+    ``source`` and ``dest`` are the subject's state before and after (the same when the
+    event records something that moved no state, such as a touch or an edit; ``source``
+    is ``None`` for the event that created the subject). ``data`` carries details, such
+    as the qualification verdicts of a ``qualify`` event.
+    """
+
+    subject_id: UUID
+    subject: SubjectKind
+    name: str
+    source: str | None = None
+    dest: str | None = None
+    at: AwareDatetime = Field(default_factory=_utcnow)
+    actor: Name | None = None
+    reason: Text | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+Record: TypeAlias = Lead | Contact | Opportunity
+Person: TypeAlias = Lead | Contact
+
+RECORD_TYPES: dict[str, type[Lead] | type[Contact] | type[Opportunity]] = {
+    "lead": Lead,
+    "contact": Contact,
+    "opportunity": Opportunity,
+}
+
+
+def identity_keys(person: Lead | Contact) -> tuple[str, ...]:
+    """The dedupe keys of a person: its e-mail (trimmed, lower-cased) and E.164 phone."""
+    if person.email is None:
+        return () if person.phone is None else (f"phone:{person.phone}",)
+    email = f"email:{person.email.lower()}"
+    return (email,) if person.phone is None else (email, f"phone:{person.phone}")
+
+
+def holds_keys(record: Record) -> bool:
+    """Whether a record claims its identity keys in the store.
+
+    A converted lead hands its keys to the contact it became (and keeps them there even
+    if the lead is avoided later), so the person is one record as far as dedupe goes.
+    """
+    if isinstance(record, Lead):
+        return record.contact_id is None
+    return isinstance(record, Contact)
+
+
+def is_avoided(record: Record) -> bool:
+    """Whether a record is on the avoid list."""
+    if isinstance(record, Lead):
+        return record.status == LeadStatus.AVOID
+    if isinstance(record, Contact):
+        return record.type == ContactType.AVOID
+    return False
+
+
+def state_of(record: Record) -> str:
+    """The lifecycle state of a record: a lead's status, a contact's type, a deal's stage."""
+    if isinstance(record, Lead):
+        return record.status.value
+    if isinstance(record, Contact):
+        return record.type.value
+    return record.stage.value

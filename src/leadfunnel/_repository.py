@@ -1,0 +1,297 @@
+"""The storage port: what the funnel needs from a store, and nothing more.
+
+A :class:`Repository` keeps five kinds of rows (leads, contacts and opportunities, the
+*records*; touches and events, which are only ever appended) plus merge logs. The
+:class:`~leadfunnel.Funnel` facade decides every change; the repository only stores
+it, atomically, and answers queries. Writing an adapter means implementing this class;
+``leadfunnel.testing.RepositoryContract`` is the test suite an adapter must pass.
+
+**Writes.** There is exactly one write method, :meth:`Repository.commit`, which applies
+a :class:`ChangeSet` all or nothing:
+
+1. every ``delete`` and ``update`` is checked against the stored version
+   (``update.record.version == stored.version + 1``, ``delete.version == stored.version``);
+   a mismatch raises :class:`~leadfunnel.ConcurrencyError`, an unknown id
+   :class:`~leadfunnel.NotFoundError`;
+2. identity keys (:func:`identity_keys` of every record that :func:`holds_keys`) are
+   released by deletes and updates, then claimed by updates and inserts; a key held by
+   another record raises :class:`~leadfunnel.AvoidListedError` when that record is
+   avoid-listed, else :class:`~leadfunnel.DuplicateError`, both with ``existing_id``;
+3. touches and events are appended (events in list order, which is history order for
+   events at the same instant); ``moves`` re-point touches and events to another
+   subject (a merge); merge logs are added or removed.
+
+If anything fails, nothing of the change set is visible, to this process or another.
+The store must be safe to share between threads.
+
+**Reads.** Records come back as the immutable models the funnel stored. Lists are in
+insertion order. History (:meth:`Repository.history`) is oldest first, by ``at`` and then
+by insertion order.
+
+**Queries that scale.** :meth:`Repository.follow_up_candidates` and
+:meth:`Repository.step_counts` exist so that an adapter backed by a database can answer
+``funnel.due()`` and ``funnel.report()`` with a query instead of loading every record.
+Their exact meaning is documented on each method; the in-memory adapter is the
+reference implementation.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+from uuid import UUID
+
+from ._enums import Channel, ContactType, LeadStatus, Stage
+from ._models import Contact, Event, Lead, Opportunity, Record, SubjectKind, Touch
+from ._models import holds_keys as holds_keys
+from ._models import identity_keys as identity_keys
+
+__all__ = [
+    "ChangeSet",
+    "FollowUpCandidate",
+    "MergeLog",
+    "Move",
+    "Repository",
+    "StepCount",
+]
+
+GroupBy = Literal["source", "owner", "setter", "profile", "month"]
+
+
+@dataclass(frozen=True, slots=True)
+class Move:
+    """Re-point touches and events from one subject to another (used by merges)."""
+
+    touch_ids: tuple[UUID, ...]
+    event_ids: tuple[UUID, ...]
+    to_subject_id: UUID
+
+
+@dataclass(frozen=True, slots=True)
+class MergeLog:
+    """What a merge changed, kept so that ``unmerge`` can undo it exactly.
+
+    ``keep_before`` and ``other`` are the two records as they were before the merge;
+    ``keep_version`` is the version the merge gave ``keep`` (an unmerge is refused once
+    ``keep`` has moved on); ``opportunities_before`` are the deals re-pointed to keep;
+    ``touch_ids`` and ``event_ids`` what was moved from ``other`` to ``keep``.
+    """
+
+    id: UUID
+    keep_id: UUID
+    at: datetime
+    keep_before: Lead | Contact
+    other: Lead | Contact
+    keep_version: int
+    touch_ids: tuple[UUID, ...] = ()
+    event_ids: tuple[UUID, ...] = ()
+    opportunities_before: tuple[Opportunity, ...] = ()
+
+
+@dataclass(slots=True)
+class ChangeSet:
+    """Everything one funnel operation changes; committed all or nothing."""
+
+    inserts: list[Record] = field(default_factory=list)
+    updates: list[Record] = field(default_factory=list)
+    deletes: list[Record] = field(default_factory=list)
+    touches: list[Touch] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    moves: list[Move] = field(default_factory=list)
+    add_merge: MergeLog | None = None
+    remove_merge: UUID | None = None
+
+    def records(self) -> Iterator[Record]:
+        """Every record inserted or updated."""
+        yield from self.inserts
+        yield from self.updates
+
+
+@dataclass(frozen=True, slots=True)
+class FollowUpCandidate:
+    """One subject in a follow-up cadence, with what the cadence needs to schedule it.
+
+    ``touches`` counts the touches logged on the subject after its last touch with a
+    ``replied`` or ``interested`` outcome (all of them if there is none; that touch
+    itself does not count); ``last_touch_at`` is the ``at`` of the last counted touch
+    (``None`` when ``touches == 0``); ``anchor_at`` is when the subject entered the
+    cadence or was last reset: the later of the lead's ``status_at`` (a contact's
+    ``created_at``) and the last resetting touch.
+    """
+
+    subject_id: UUID
+    subject: Literal["lead", "contact"]
+    state: str
+    owner: str | None
+    anchor_at: datetime
+    touches: int
+    last_touch_at: datetime | None
+    opt_outs: frozenset[Channel]
+
+
+@dataclass(frozen=True, slots=True)
+class StepCount:
+    """How many distinct subjects reached ``step`` within a report's period, per group."""
+
+    step: str
+    group: str | None
+    count: int
+
+
+class Repository(ABC):
+    """The storage port. See the module documentation for the contract."""
+
+    # --- writes -----------------------------------------------------------------------
+
+    @abstractmethod
+    def commit(self, changes: ChangeSet) -> None:
+        """Apply ``changes`` atomically, or raise and apply nothing."""
+
+    # --- reads ------------------------------------------------------------------------
+
+    @abstractmethod
+    def get(self, id: UUID) -> Record:
+        """The record with this id, or :class:`~leadfunnel.NotFoundError`."""
+
+    @abstractmethod
+    def get_many(self, ids: Iterable[UUID]) -> dict[UUID, Record]:
+        """The records among ``ids`` that exist (missing ids are left out)."""
+
+    @abstractmethod
+    def find_keys(self, keys: Iterable[str]) -> dict[str, UUID]:
+        """For each claimed key among ``keys``, the id of the record holding it."""
+
+    @abstractmethod
+    def leads(
+        self,
+        *,
+        status: LeadStatus | None = None,
+        tag: str | None = None,
+        source: str | None = None,
+        owner: str | None = None,
+        created_since: datetime | None = None,
+        created_until: datetime | None = None,
+        limit: int | None = None,
+    ) -> list[Lead]:
+        """Leads matching every given filter (``created_since <= created_at < until``)."""
+
+    @abstractmethod
+    def contacts(
+        self,
+        *,
+        type: ContactType | None = None,
+        tag: str | None = None,
+        source: str | None = None,
+        owner: str | None = None,
+        lead_id: UUID | None = None,
+        limit: int | None = None,
+    ) -> list[Contact]:
+        """Contacts matching every given filter."""
+
+    @abstractmethod
+    def opportunities(
+        self,
+        *,
+        stage: Stage | None = None,
+        owner: str | None = None,
+        setter: str | None = None,
+        contact_id: UUID | None = None,
+        lead_id: UUID | None = None,
+        limit: int | None = None,
+    ) -> list[Opportunity]:
+        """Opportunities matching every given filter."""
+
+    @abstractmethod
+    def people_like(
+        self,
+        *,
+        email_domain: str | None = None,
+        company: str | None = None,
+        last_name: str | None = None,
+        kind: SubjectKind = "lead",
+        limit: int = 200,
+    ) -> list[Lead | Contact]:
+        """Leads (or contacts) sharing any given trait, compared case-insensitively.
+
+        ``email_domain`` matches the part after ``@``; ``company`` and ``last_name``
+        match the whole trimmed value. Used by ``funnel.similar``; at most ``limit``.
+        """
+
+    @abstractmethod
+    def history(self, subject_id: UUID) -> list[Event]:
+        """The subject's events, oldest first."""
+
+    @abstractmethod
+    def touches(self, subject_id: UUID) -> list[Touch]:
+        """The subject's touches, oldest first."""
+
+    @abstractmethod
+    def last_merge(self, keep_id: UUID) -> MergeLog | None:
+        """The most recent merge into ``keep_id`` not yet undone, if any."""
+
+    @abstractmethod
+    def follow_up_candidates(
+        self, *, lead_limit: int, contact_limit: int
+    ) -> Iterator[FollowUpCandidate]:
+        """Subjects in a follow-up cadence and still under their touch limit.
+
+        Those are leads with status ``raw`` or ``qualified`` and fewer than
+        ``lead_limit`` counted touches, and contacts of type ``prospect`` with no open
+        opportunity and fewer than ``contact_limit`` counted touches (see
+        :class:`FollowUpCandidate` for what counts). Order is unspecified.
+        """
+
+    @abstractmethod
+    def step_counts(
+        self,
+        *,
+        since: datetime | None,
+        until: datetime | None,
+        by: GroupBy | None = None,
+    ) -> list[StepCount]:
+        """Distinct subjects per funnel step reached with ``since <= at < until``.
+
+        The steps an event reaches are :func:`leadfunnel._lifecycle.funnel_steps` of it
+        (an adapter may compute them when it stores the event). With ``by``, counts are
+        per group: ``source`` and ``profile`` are the current values of the lead (for an
+        opportunity step, the lead the opportunity came from; ``None`` if none);
+        ``owner`` is the lead's owner for lead steps and the opportunity's owner for
+        opportunity steps; ``setter`` is the opportunity's setter (``None`` for lead
+        steps); ``month`` is the step's ``at`` as ``YYYY-MM`` in UTC. Without ``by``,
+        ``group`` is ``None``.
+        """
+
+    # --- optional ---------------------------------------------------------------------
+
+    def close(self) -> None:  # noqa: B027 - a no-op is the right default
+        """Release connections; the repository must not be used afterwards."""
+
+    def __enter__(self) -> Repository:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def check_keys_free(
+    records: Sequence[Record],
+    holders: dict[str, UUID],
+    stored: dict[UUID, Record],
+) -> None:
+    """Raise if a key of ``records`` is held by another record. Shared by adapters."""
+    from ._errors import AvoidListedError, DuplicateError
+    from ._models import is_avoided
+
+    for record in records:
+        if not isinstance(record, (Lead, Contact)) or not holds_keys(record):
+            continue
+        for key in identity_keys(record):
+            holder = holders.get(key)
+            if holder is not None and holder != record.id:
+                existing = stored.get(holder)
+                if existing is not None and is_avoided(existing):
+                    raise AvoidListedError(holder, key)
+                raise DuplicateError(holder, key)
