@@ -23,8 +23,7 @@ _LEAD_POLICY: dict[LeadStatus, tuple[frozenset[Channel], str]] = {
     LeadStatus.QUALIFIED: (_ALL, ""),
     LeadStatus.RAW: (
         frozenset({Channel.CALL, Channel.EMAIL, Channel.SMS, Channel.MEETING}),
-        "a raw lead gets call, e-mail, sms or meeting; qualify it before paying for mail "
-        "or social",
+        "a raw lead gets call, e-mail, sms or meeting; qualify it before paying for mail or social",
     ),
     LeadStatus.UNQUALIFIED: (_EMAIL, "the lead is unqualified: e-mail drip only"),
     LeadStatus.AVOID: (_NONE, "the lead is on the avoid list: never market to it"),

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import difflib
 import functools
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal, ParamSpec, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar
 from uuid import UUID, uuid4
 
 import pydantic
@@ -34,6 +34,7 @@ from ._models import (
     Record,
     SubjectKind,
     Touch,
+    _Stored,
     identity_keys,
     is_avoided,
     state_of,
@@ -51,6 +52,7 @@ __all__ = ["Funnel", "ImportIssue", "ImportReport", "Router"]
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
 _R = TypeVar("_R", Lead, Contact, Opportunity)
+_S = TypeVar("_S", bound=_Stored)
 
 Subject = Lead | Contact | Opportunity | UUID | str
 
@@ -260,7 +262,7 @@ class Funnel:
             names = kind if isinstance(kind, tuple) else (kind,)
             wanted = " or ".join(k.kind for k in names)
             raise NotFoundError(record.id, wanted)
-        return record  # type: ignore[return-value]
+        return record
 
     @staticmethod
     def _event(
@@ -291,7 +293,7 @@ class Funnel:
         )
 
     @staticmethod
-    def _bump(record: _R, at: datetime, **changes: Any) -> _R:
+    def _bump(record: _S, at: datetime, **changes: Any) -> _S:
         changes["version"] = record.version + 1
         changes["updated_at"] = at
         return record.model_copy(update=changes)
@@ -299,8 +301,11 @@ class Funnel:
     def _holder(self, record: Lead | Contact) -> Lead | Contact | None:
         """The stored person sharing a key with ``record``: a contact before a lead."""
         holders = self.repository.find_keys(identity_keys(record))
-        found = [r for r in self.repository.get_many(set(holders.values())).values()
-                 if r.id != record.id and isinstance(r, (Lead, Contact))]
+        found = [
+            r
+            for r in self.repository.get_many(set(holders.values())).values()
+            if r.id != record.id and isinstance(r, (Lead, Contact))
+        ]
         if not found:
             return None
         found.sort(key=lambda r: (not is_avoided(r), r.kind != "contact"))
@@ -308,7 +313,7 @@ class Funnel:
 
     @staticmethod
     def _refuse_match(record: Lead | Contact, holder: Lead | Contact) -> None:
-        holders = {k for k in identity_keys(holder)}
+        holders = set(identity_keys(holder))
         key = next((k for k in identity_keys(record) if k in holders), identity_keys(holder)[0])
         if is_avoided(holder):
             raise AvoidListedError(holder.id, key)
@@ -479,7 +484,11 @@ class Funnel:
 
     @_retrying
     def farm(
-        self, lead: Subject, *, at: datetime | None = None, actor: str | None = None,
+        self,
+        lead: Subject,
+        *,
+        at: datetime | None = None,
+        actor: str | None = None,
         reason: str | None = None,
     ) -> Lead:
         """A suspect fits the profile on paper: move it to the farm list."""
@@ -487,7 +496,11 @@ class Funnel:
 
     @_retrying
     def respond(
-        self, lead: Subject, *, at: datetime | None = None, actor: str | None = None,
+        self,
+        lead: Subject,
+        *,
+        at: datetime | None = None,
+        actor: str | None = None,
         reason: str | None = None,
     ) -> Lead:
         """A suspect or farm-list lead showed interest: it becomes a raw lead."""
@@ -495,7 +508,11 @@ class Funnel:
 
     @_retrying
     def disqualify(
-        self, lead: Subject, *, at: datetime | None = None, actor: str | None = None,
+        self,
+        lead: Subject,
+        *,
+        at: datetime | None = None,
+        actor: str | None = None,
         reason: str | None = None,
     ) -> Lead:
         """Reviewed and unfit: the lead stays on the list for e-mail drip only."""
@@ -503,7 +520,11 @@ class Funnel:
 
     @_retrying
     def avoid(
-        self, subject: Subject, *, at: datetime | None = None, actor: str | None = None,
+        self,
+        subject: Subject,
+        *,
+        at: datetime | None = None,
+        actor: str | None = None,
         reason: str | None = None,
     ) -> Lead | Contact:
         """Put a lead or contact on the avoid list: never market to them again.
@@ -661,7 +682,10 @@ class Funnel:
             source = record.status.value
             if record.contact_id is not None:
                 raise InvalidTransitionError(
-                    "lead", source, "convert", LEAD.allowed(source),
+                    "lead",
+                    source,
+                    "convert",
+                    LEAD.allowed(source),
                     hint=f"it became contact {record.contact_id}: set the appointment on it",
                 )
             dest = LEAD.move(source, "convert", force=force)
@@ -682,12 +706,28 @@ class Funnel:
             changes.updates.append(lead)
             changes.inserts.append(contact)
             changes.events.append(
-                self._event(lead, "convert", source, dest, now, actor, reason,
-                            {"contact_id": str(contact.id)})
+                self._event(
+                    lead,
+                    "convert",
+                    source,
+                    dest,
+                    now,
+                    actor,
+                    reason,
+                    {"contact_id": str(contact.id)},
+                )
             )
             changes.events.append(
-                self._event(contact, "convert", None, contact.type.value, now, actor, reason,
-                            {"lead_id": str(lead.id)})
+                self._event(
+                    contact,
+                    "convert",
+                    None,
+                    contact.type.value,
+                    now,
+                    actor,
+                    reason,
+                    {"lead_id": str(lead.id)},
+                )
             )
             lead_id: UUID | None = lead.id
         else:
@@ -695,11 +735,16 @@ class Funnel:
             state = contact.type.value
             if state not in ("prospect", "client") and not (force and state == "unqualified"):
                 raise InvalidTransitionError(
-                    "contact", state, "set_appointment",
+                    "contact",
+                    state,
+                    "set_appointment",
                     ("set_appointment",) if state in ("prospect", "client") else (),
                     hint="appointments are for prospects and clients"
-                    + ("; pass force=True to book an unqualified contact"
-                       if state == "unqualified" else ""),
+                    + (
+                        "; pass force=True to book an unqualified contact"
+                        if state == "unqualified"
+                        else ""
+                    ),
                 )
             lead_id = contact.lead_id
         opportunity = Opportunity.model_construct(
@@ -720,8 +765,16 @@ class Funnel:
         )
         changes.inserts.append(opportunity)
         changes.events.append(
-            self._event(opportunity, "set_appointment", None, "appointment_set", now, actor,
-                        reason, {"contact_id": str(contact.id)})
+            self._event(
+                opportunity,
+                "set_appointment",
+                None,
+                "appointment_set",
+                now,
+                actor,
+                reason,
+                {"contact_id": str(contact.id)},
+            )
         )
         self.repository.commit(changes)
         return opportunity
@@ -779,7 +832,11 @@ class Funnel:
 
     @_retrying
     def sit(
-        self, opportunity: Subject, *, at: datetime | None = None, actor: str | None = None,
+        self,
+        opportunity: Subject,
+        *,
+        at: datetime | None = None,
+        actor: str | None = None,
         reason: str | None = None,
     ) -> Opportunity:
         """The appointment took place."""
@@ -787,7 +844,11 @@ class Funnel:
 
     @_retrying
     def propose(
-        self, opportunity: Subject, *, at: datetime | None = None, actor: str | None = None,
+        self,
+        opportunity: Subject,
+        *,
+        at: datetime | None = None,
+        actor: str | None = None,
         reason: str | None = None,
     ) -> Opportunity:
         """A proposal is on the table; negotiating."""
@@ -795,7 +856,11 @@ class Funnel:
 
     @_retrying
     def send_contract(
-        self, opportunity: Subject, *, at: datetime | None = None, actor: str | None = None,
+        self,
+        opportunity: Subject,
+        *,
+        at: datetime | None = None,
+        actor: str | None = None,
         reason: str | None = None,
     ) -> Opportunity:
         """The contract went out."""
@@ -820,9 +885,15 @@ class Funnel:
         if amount is not None:
             changes["amount"] = _money(amount)
         return self._deal_move(
-            opportunity, "win", at, actor, reason, force=force,
+            opportunity,
+            "win",
+            at,
+            actor,
+            reason,
+            force=force,
             data={"amount": str(changes["amount"])} if changes else None,
-            contact_trigger="win", **changes,
+            contact_trigger="win",
+            **changes,
         )
 
     @_retrying
@@ -850,10 +921,15 @@ class Funnel:
             ) from None
         contact_trigger = {LostReason.UNQUALIFIED: "disqualify", LostReason.AVOID: "avoid"}
         return self._deal_move(
-            opportunity, "lose", at, actor, note or lost.value,
+            opportunity,
+            "lose",
+            at,
+            actor,
+            note or lost.value,
             data={"lost_reason": lost.value},
             contact_trigger=contact_trigger.get(lost),
-            lost_reason=lost, lost_note=note,
+            lost_reason=lost,
+            lost_note=note,
         )
 
     @_retrying
@@ -902,9 +978,16 @@ class Funnel:
             record: Lead | Contact = self._load(subject, (Lead, Contact, Opportunity))
             check_touch(record, channel)
             touch = Touch.model_construct(
-                id=uuid4(), created_at=now, updated_at=now, version=1,
-                subject_id=record.id, channel=channel, outcome=outcome, at=now,
-                actor=actor, note=note,
+                id=uuid4(),
+                created_at=now,
+                updated_at=now,
+                version=1,
+                subject_id=record.id,
+                channel=channel,
+                outcome=outcome,
+                at=now,
+                actor=actor,
+                note=note,
             )
             changes = ChangeSet(touches=[touch])
             if outcome == Outcome.OPTED_OUT and channel not in record.opt_outs:
@@ -912,9 +995,16 @@ class Funnel:
                 changes.updates.append(record)
             state = state_of(record)
             changes.events.append(
-                self._event(record, "touch", state, state, now, actor, reason or note,
-                            {"channel": channel.value, "outcome": outcome.value,
-                             "touch_id": str(touch.id)})
+                self._event(
+                    record,
+                    "touch",
+                    state,
+                    state,
+                    now,
+                    actor,
+                    reason or note,
+                    {"channel": channel.value, "outcome": outcome.value, "touch_id": str(touch.id)},
+                )
             )
             try:
                 self.repository.commit(changes)
@@ -944,12 +1034,15 @@ class Funnel:
         stored = self.repository.get(record.id)
         if type(stored) is not type(record):
             raise NotFoundError(record.id, record.kind)
-        kind = record.kind
+        kind: SubjectKind = record.kind
         state_field = _STATE_FIELD[kind]
         old_state, new_state = state_of(stored), str(getattr(record, state_field))
         if old_state != new_state:
             raise InvalidTransitionError(
-                kind, old_state, "update", (),
+                kind,
+                old_state,
+                "update",
+                (),
                 hint=f"update cannot change {state_field}; use the triggers "
                 f"({', '.join(_lifecycle_of(kind).allowed(old_state)) or 'none'})",
             )
@@ -964,11 +1057,14 @@ class Funnel:
         managed = [n for n in _MANAGED[kind] if getattr(record, n) != getattr(stored, n)]
         if managed:
             raise InvalidTransitionError(
-                kind, old_state, "update", (),
+                kind,
+                old_state,
+                "update",
+                (),
                 hint=f"{', '.join(managed)} change only through the funnel's triggers",
             )
         if not edits:
-            return stored  # type: ignore[return-value]
+            return stored
         # model_copy(update=...) skips validation: validate the edited record whole.
         checked = type(record).model_validate(
             {**stored.model_dump(), **edits}, context=self._context
@@ -976,10 +1072,11 @@ class Funnel:
         fresh = self._bump(checked, now)
         if fresh.version != stored.version + 1:
             fresh = fresh.model_copy(update={"version": stored.version + 1})
-        event = self._event(fresh, "update", old_state, old_state, now, actor, reason,
-                            {"fields": sorted(edits)})
+        event = self._event(
+            fresh, "update", old_state, old_state, now, actor, reason, {"fields": sorted(edits)}
+        )
         self.repository.commit(ChangeSet(updates=[fresh], events=[event]))
-        return fresh  # type: ignore[return-value]
+        return fresh
 
     # --- reading ----------------------------------------------------------------------
 
@@ -1001,8 +1098,12 @@ class Funnel:
         """Leads matching every given filter, in the order they were added."""
         return self.repository.leads(
             status=LeadStatus(status) if status is not None else None,
-            tag=tag, source=source, owner=owner,
-            created_since=created_since, created_until=created_until, limit=limit,
+            tag=tag,
+            source=source,
+            owner=owner,
+            created_since=created_since,
+            created_until=created_until,
+            limit=limit,
         )
 
     def contacts(
@@ -1017,7 +1118,10 @@ class Funnel:
         """Contacts matching every given filter, in the order they were added."""
         return self.repository.contacts(
             type=ContactType(type) if type is not None else None,
-            tag=tag, source=source, owner=owner, limit=limit,
+            tag=tag,
+            source=source,
+            owner=owner,
+            limit=limit,
         )
 
     def opportunities(
@@ -1032,7 +1136,8 @@ class Funnel:
         """Opportunities matching every given filter, in the order they were opened."""
         return self.repository.opportunities(
             stage=Stage(stage) if stage is not None else None,
-            owner=owner, setter=setter,
+            owner=owner,
+            setter=setter,
             contact_id=self._id(contact_id) if contact_id is not None else None,
             limit=limit,
         )
@@ -1047,7 +1152,9 @@ class Funnel:
 
     # --- duplicates -------------------------------------------------------------------
 
-    def similar(self, subject: Lead | Contact | UUID | str, *, limit: int = 20) -> list[Lead | Contact]:
+    def similar(
+        self, subject: Lead | Contact | UUID | str, *, limit: int = 20
+    ) -> list[Lead | Contact]:
         """Likely duplicates that ``add`` could not refuse, best first.
 
         Candidates share the company's e-mail domain (free-mail domains excepted), the
@@ -1058,7 +1165,9 @@ class Funnel:
         if domain in self.free_mail_domains:
             domain = None
         candidates = self.repository.people_like(
-            email_domain=domain, company=record.company, last_name=record.last_name,
+            email_domain=domain,
+            company=record.company,
+            last_name=record.last_name,
             kind=record.kind,
         )
         name = record.full_name.casefold()
@@ -1069,8 +1178,10 @@ class Funnel:
             score = 0.0
             if domain and other.email and other.email.rpartition("@")[2].lower() == domain:
                 score += 0.4
-            if record.company and other.company and (
-                record.company.strip().casefold() == other.company.strip().casefold()
+            if (
+                record.company
+                and other.company
+                and (record.company.strip().casefold() == other.company.strip().casefold())
             ):
                 score += 0.3
             other_name = other.full_name.casefold()
@@ -1111,7 +1222,10 @@ class Funnel:
         for record in (kept, gone):
             if isinstance(record, Lead) and record.contact_id is not None:
                 raise InvalidTransitionError(
-                    "lead", record.status.value, "merge", (),
+                    "lead",
+                    record.status.value,
+                    "merge",
+                    (),
                     hint=f"lead {record.id} was converted: merge its contact instead",
                 )
         if is_avoided(gone) and not is_avoided(kept):
@@ -1124,21 +1238,39 @@ class Funnel:
         touches = tuple(t.id for t in self.repository.touches(gone.id))
         events = tuple(e.id for e in self.repository.history(gone.id))
         field_name = "contact_id" if isinstance(gone, Contact) else "lead_id"
-        deals = self.repository.opportunities(**{field_name: gone.id})
+        deals = (
+            self.repository.opportunities(contact_id=gone.id)
+            if isinstance(gone, Contact)
+            else self.repository.opportunities(lead_id=gone.id)
+        )
         changes = ChangeSet(
             updates=[merged, *(self._bump(d, now, **{field_name: kept.id}) for d in deals)],
             deletes=[gone],
             moves=[Move(touches, events, kept.id)],
             add_merge=MergeLog(
-                id=uuid4(), keep_id=kept.id, at=now, keep_before=kept, other=gone,
-                keep_version=merged.version, touch_ids=touches, event_ids=events,
+                id=uuid4(),
+                keep_id=kept.id,
+                at=now,
+                keep_before=kept,
+                other=gone,
+                keep_version=merged.version,
+                touch_ids=touches,
+                event_ids=events,
                 opportunities_before=tuple(deals),
             ),
         )
         state = state_of(merged)
         changes.events.append(
-            self._event(merged, "merge", state, state, now, actor, reason,
-                        {"other_id": str(gone.id), "fields": sorted(filled)})
+            self._event(
+                merged,
+                "merge",
+                state,
+                state,
+                now,
+                actor,
+                reason,
+                {"other_id": str(gone.id), "fields": sorted(filled)},
+            )
         )
         self.repository.commit(changes)
         return merged
@@ -1171,15 +1303,17 @@ class Funnel:
         for before in log.opportunities_before:
             now_deal = current.get(before.id)
             if now_deal is not None:
-                deals.append(before.model_copy(
-                    update={
-                        **{n: getattr(now_deal, n) for n in type(before).model_fields},
-                        "contact_id": before.contact_id,
-                        "lead_id": before.lead_id,
-                        "version": now_deal.version + 1,
-                        "updated_at": now,
-                    }
-                ))
+                deals.append(
+                    before.model_copy(
+                        update={
+                            **{n: getattr(now_deal, n) for n in type(before).model_fields},
+                            "contact_id": before.contact_id,
+                            "lead_id": before.lead_id,
+                            "version": now_deal.version + 1,
+                            "updated_at": now,
+                        }
+                    )
+                )
         changes = ChangeSet(
             updates=[restored, *deals],
             inserts=[log.other],
@@ -1188,8 +1322,16 @@ class Funnel:
         )
         state = state_of(restored)
         changes.events.append(
-            self._event(restored, "unmerge", state, state, now, actor, reason,
-                        {"other_id": str(log.other.id)})
+            self._event(
+                restored,
+                "unmerge",
+                state,
+                state,
+                now,
+                actor,
+                reason,
+                {"other_id": str(log.other.id)},
+            )
         )
         self.repository.commit(changes)
         return restored, log.other
@@ -1223,8 +1365,19 @@ def _fill_from(target: Lead | Contact, source: Lead | Contact) -> dict[str, Any]
     changes: dict[str, Any] = {}
     target_fields = type(target).model_fields
     for name in type(source).model_fields:
-        if name not in target_fields or name in _MANAGED[target.kind] or name in (
-            "id", "created_at", "updated_at", "version", "status", "type", "interest",
+        if (
+            name not in target_fields
+            or name in _MANAGED[target.kind]
+            or name
+            in (
+                "id",
+                "created_at",
+                "updated_at",
+                "version",
+                "status",
+                "type",
+                "interest",
+            )
         ):
             continue
         mine, theirs = getattr(target, name), getattr(source, name)
@@ -1233,8 +1386,10 @@ def _fill_from(target: Lead | Contact, source: Lead | Contact) -> dict[str, Any]
                 changes[name] = mine | theirs
         elif mine is None and theirs is not None:
             changes[name] = theirs
-    if isinstance(target, Lead) and isinstance(source, Lead) and (
-        _INTEREST_RANK[source.interest] > _INTEREST_RANK[target.interest]
+    if (
+        isinstance(target, Lead)
+        and isinstance(source, Lead)
+        and (_INTEREST_RANK[source.interest] > _INTEREST_RANK[target.interest])
     ):
         changes["interest"] = source.interest
     return changes
@@ -1250,11 +1405,11 @@ def _tier(lead: Lead, *, qualified: bool) -> Any:
 
 def _money(value: Any) -> Any:
     try:
-        checked = Opportunity.model_validate(
-            {"contact_id": UUID(int=0), "amount": value}
-        ).amount
+        checked = Opportunity.model_validate({"contact_id": UUID(int=0), "amount": value}).amount
     except pydantic.ValidationError as exc:
-        raise ValueError(f"amount={value!r} is not a valid amount: {exc.errors()[0]['msg']}") from None
+        raise ValueError(
+            f"amount={value!r} is not a valid amount: {exc.errors()[0]['msg']}"
+        ) from None
     return checked
 
 

@@ -56,7 +56,10 @@ def run_import(
         raise ValueError(f"chunk_size must be at least 1, not {chunk_size}")
     if status is not None and status not in _IMPORTABLE:
         raise InvalidTransitionError(
-            "lead", status.value, "import", (),
+            "lead",
+            status.value,
+            "import",
+            (),
             hint="imported leads start as suspect, farm_list, raw or avoid",
         )
     report = ImportReport()
@@ -86,11 +89,13 @@ def run_import(
                     if status is not None and lead.status != status:
                         lead = lead.model_copy(update={"status": status})
                     if lead.status not in _IMPORTABLE:
-                        report.rejected.append(ImportIssue(
-                            number,
-                            f"status: {lead.status.value!r} cannot be imported; use "
-                            "suspect, farm_list, raw or avoid",
-                        ))
+                        report.rejected.append(
+                            ImportIssue(
+                                number,
+                                f"status: {lead.status.value!r} cannot be imported; use "
+                                "suspect, farm_list, raw or avoid",
+                            )
+                        )
                         continue
                 except pydantic.ValidationError as exc:
                     report.rejected.append(ImportIssue(number, _reason(exc)))
@@ -130,19 +135,27 @@ def _store_chunk(
         if clash is not None:
             holder = stored.get(holders[clash])
             if holder is not None and is_avoided(holder):
-                report.avoided.append(ImportIssue(
-                    number, f"{clash.partition(':')[2]} is on the avoid list", holder.id
-                ))
+                report.avoided.append(
+                    ImportIssue(
+                        number, f"{clash.partition(':')[2]} is on the avoid list", holder.id
+                    )
+                )
             else:
-                report.duplicates.append(ImportIssue(
-                    number, f"same {clash.partition(':')[0]} as {holders[clash]}", holders[clash]
-                ))
+                report.duplicates.append(
+                    ImportIssue(
+                        number,
+                        f"same {clash.partition(':')[0]} as {holders[clash]}",
+                        holders[clash],
+                    )
+                )
             continue
         earlier = next((k for k in lead_keys if k in seen), None)
         if earlier is not None:
-            report.duplicates.append(ImportIssue(
-                number, f"same {earlier.partition(':')[0]} as an earlier row", seen[earlier]
-            ))
+            report.duplicates.append(
+                ImportIssue(
+                    number, f"same {earlier.partition(':')[0]} as an earlier row", seen[earlier]
+                )
+            )
             continue
         for key in lead_keys:
             seen[key] = lead.id
@@ -160,18 +173,28 @@ def _store_chunk(
                 repository.commit(_change_set([lead], at, actor, reason))
                 report.added.append(lead.id)
             except DuplicateError as exc:
-                target = (
-                    report.avoided if isinstance(exc, AvoidListedError) else report.duplicates
-                )
+                target = report.avoided if isinstance(exc, AvoidListedError) else report.duplicates
                 target.append(ImportIssue(number, str(exc), exc.existing_id))
 
 
-def _change_set(leads: list[Lead], at: datetime, actor: str | None, reason: str | None) -> ChangeSet:
+def _change_set(
+    leads: list[Lead], at: datetime, actor: str | None, reason: str | None
+) -> ChangeSet:
     events = [
         Event.model_construct(
-            id=uuid4(), created_at=at, updated_at=at, version=1, subject_id=lead.id,
-            subject="lead", name="import", source=None, dest=lead.status.value, at=at,
-            actor=actor, reason=reason, data={},
+            id=uuid4(),
+            created_at=at,
+            updated_at=at,
+            version=1,
+            subject_id=lead.id,
+            subject="lead",
+            name="import",
+            source=None,
+            dest=lead.status.value,
+            at=at,
+            actor=actor,
+            reason=reason,
+            data={},
         )
         for lead in leads
     ]

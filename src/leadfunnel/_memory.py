@@ -93,9 +93,11 @@ class InMemoryRepository(Repository):
         for record in changes.inserts:
             if record.id in self._records:
                 raise ConcurrencyError(record.id, 0, self._records[record.id].version)
-        claims: dict[str, UUID] = {
-            key: holder for key, holder in self._keys.items() if key not in released
-        } if released else dict(self._keys)
+        claims: dict[str, UUID] = (
+            {key: holder for key, holder in self._keys.items() if key not in released}
+            if released
+            else dict(self._keys)
+        )
         pending: dict[UUID, Record] = {}
         for record in changes.records():
             pending[record.id] = record
@@ -155,7 +157,9 @@ class InMemoryRepository(Repository):
             for index, (at, seq, item) in enumerate(rows[source]):
                 if item.id == item_id:
                     del rows[source][index]
-                    insort(rows[to], (at, seq, item.model_copy(update={"subject_id": to})), key=_order)
+                    insort(
+                        rows[to], (at, seq, item.model_copy(update={"subject_id": to})), key=_order
+                    )
                     subject_of[item_id] = to
                     break
 

@@ -42,7 +42,5 @@ class ManualClock:
 
 def _aware(when: datetime) -> datetime:
     if when.tzinfo is None or when.utcoffset() is None:
-        raise ValueError(
-            f"{when.isoformat()} has no timezone; give the clock an aware datetime"
-        )
+        raise ValueError(f"{when.isoformat()} has no timezone; give the clock an aware datetime")
     return when
