@@ -11,7 +11,8 @@ each also derives from the builtin a caller would already be catching, so existi
     │   └── AvoidListedError                  ... and that record is on the avoid list
     ├── ConcurrencyError (RuntimeError)       a stale copy: someone saved a newer version
     ├── PolicyError (PermissionError)         the channel policy forbids this touch
-    └── ConfigError (ValueError)              a bad engine, rule, cadence or routing config
+    ├── ConfigError (ValueError)              a bad engine, rule, cadence or routing config
+    └── StorageError (RuntimeError)           the database failed (locked, gone, full...)
 
 Input validation is pydantic's job: a bad field on a model raises
 ``pydantic.ValidationError`` naming the field, and nothing is stored.
@@ -31,6 +32,7 @@ __all__ = [
     "LeadFunnelError",
     "NotFoundError",
     "PolicyError",
+    "StorageError",
 ]
 
 
@@ -134,3 +136,11 @@ class PolicyError(LeadFunnelError, PermissionError):
 
 class ConfigError(LeadFunnelError, ValueError):
     """A configuration (engine, rule, profile, cadence, routing, storage URL) is wrong."""
+
+
+class StorageError(LeadFunnelError, RuntimeError):
+    """The database failed to do what was asked (unreachable, locked too long, full...).
+
+    Raised by storage adapters in place of their driver's exceptions (kept as
+    ``__cause__``); nothing of the failed change was stored. Retry, or check the database.
+    """
