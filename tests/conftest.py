@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 
-from leadfunnel import Funnel, InMemoryRepository, Repository
+from leadfunnel import Funnel, InMemoryRepository, Repository, SqlRepository
 from leadfunnel.testing import ManualClock
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
-REPOSITORY_KINDS = ["memory"]
+REPOSITORY_KINDS = ["memory", "sqlite"]
 
 
 def person(n: int, **fields: Any) -> dict[str, Any]:
@@ -43,6 +43,8 @@ def person(n: int, **fields: Any) -> dict[str, Any]:
 def make_repository(kind: str, tmp_path: Any) -> Repository:
     if kind == "memory":
         return InMemoryRepository()
+    if kind == "sqlite":
+        return SqlRepository(f"sqlite:///{tmp_path / 'funnel.db'}")
     raise ValueError(kind)
 
 

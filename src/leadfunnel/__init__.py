@@ -27,6 +27,7 @@ from ._errors import (
     LeadFunnelError,
     NotFoundError,
     PolicyError,
+    StorageError,
 )
 from ._funnel import Funnel, ImportIssue, ImportReport, Router
 from ._lifecycle import FUNNEL_STEPS, diagram
@@ -34,6 +35,7 @@ from ._memory import InMemoryRepository
 from ._models import Contact, Event, Lead, Opportunity, Touch
 from ._qualification import QualificationResult
 from ._repository import ChangeSet, FollowUpCandidate, MergeLog, Move, Repository, StepCount
+from ._sql import SqlRepository
 
 try:
     __version__ = version("leadfunnel")
@@ -72,8 +74,10 @@ __all__ = [
     "QualificationResult",
     "Repository",
     "Router",
+    "SqlRepository",
     "Stage",
     "StepCount",
+    "StorageError",
     "SystemClock",
     "Tier",
     "Touch",

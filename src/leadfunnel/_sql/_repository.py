@@ -1,0 +1,902 @@
+"""``SqlRepository``: the storage port on SQLAlchemy 2 Core (SQLite, PostgreSQL, MariaDB)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+from uuid import UUID
+
+import pydantic_core
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.pool import StaticPool
+
+from .._enums import Channel, ContactType, LeadStatus, Outcome, Stage
+from .._errors import (
+    AvoidListedError,
+    ConcurrencyError,
+    ConfigError,
+    DuplicateError,
+    LeadFunnelError,
+    NotFoundError,
+    StorageError,
+)
+from .._lifecycle import funnel_steps
+from .._models import (
+    RECORD_TYPES,
+    Contact,
+    Event,
+    Lead,
+    Opportunity,
+    Record,
+    SubjectKind,
+    Touch,
+    holds_keys,
+    identity_keys,
+    is_avoided,
+)
+from .._repository import (
+    ChangeSet,
+    FollowUpCandidate,
+    GroupBy,
+    MergeLog,
+    Repository,
+    StepCount,
+)
+from . import _schema as s
+
+__all__ = ["SqlRepository"]
+
+_T = TypeVar("_T")
+_RESETS = (Outcome.REPLIED.value, Outcome.INTERESTED.value)
+_OPEN_STAGES = tuple(st.value for st in Stage if st not in (Stage.WON, Stage.LOST))
+_BATCH = 500  # ids per IN (...) list
+_SQLITE_BUSY_SECONDS = 30.0
+_DRIVERS = {
+    "postgresql": "leadfunnel[postgres] (psycopg)",
+    "mysql": "leadfunnel[mysql] (PyMySQL)",
+    "mariadb": "leadfunnel[mysql] (PyMySQL)",
+}
+
+
+def _dumps(value: Any) -> str:
+    # Documents arrive already serialised by pydantic (model_dump_json is several times
+    # faster than json.dumps of model_dump); anything else is encoded here.
+    if isinstance(value, str):
+        return value
+    return pydantic_core.to_json(value).decode()
+
+
+def _loads(value: Any) -> Any:
+    return pydantic_core.from_json(value)
+
+
+def _lower(value: str | None) -> str | None:
+    return value.strip().casefold() if value else None
+
+
+def _batches(items: Sequence[_T], size: int = _BATCH) -> Iterator[Sequence[_T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class SqlRepository(Repository):
+    """The funnel's records in a SQL database, through SQLAlchemy 2 Core.
+
+    ``url`` is a SQLAlchemy URL (or an :class:`~sqlalchemy.engine.Engine`):
+    ``sqlite:///funnel.db`` (the embedded default), ``postgresql+psycopg://user@host/db``
+    (extra ``leadfunnel[postgres]``) or ``mysql+pymysql://user@host/db`` (MariaDB or
+    MySQL, extra ``leadfunnel[mysql]``). ``schema`` puts the tables in that schema (a
+    PostgreSQL schema, a MySQL database), which must exist. The tables are created on
+    first use and upgraded when an older version of leadfunnel wrote them; a database
+    written by a newer version is refused with :class:`~leadfunnel.ConfigError`.
+
+    Every :meth:`commit` is one transaction; versions are checked by the ``UPDATE``
+    itself, and identity keys by a unique index, so concurrent writers in other threads
+    or processes are caught too. Safe to share between threads.
+    """
+
+    def __init__(
+        self,
+        url: str | sa.URL | Engine,
+        *,
+        schema: str | None = None,
+        **engine_options: Any,
+    ) -> None:
+        self._engine = _make_engine(url, engine_options)
+        self.url = self._engine.url
+        self.dialect = self._engine.dialect.name
+        if schema is not None:
+            self._engine = self._engine.execution_options(schema_translate_map={None: schema})
+        self.schema = schema
+        # A private in-memory SQLite database is one connection: serialise its users.
+        memory = self.dialect == "sqlite" and isinstance(self._engine.pool, StaticPool)
+        self._serial: AbstractContextManager[Any] = threading.RLock() if memory else nullcontext()
+        self._writer = self._engine.execution_options(leadfunnel_write=True)
+        try:
+            with self._serial:
+                self._open_schema()
+        except BaseException:
+            self._engine.dispose()
+            raise
+
+    def __repr__(self) -> str:
+        return f"SqlRepository({self.url.render_as_string(hide_password=True)!r})"
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    # --- schema -----------------------------------------------------------------------
+
+    def _open_schema(self) -> None:
+        where = self.url.render_as_string(hide_password=True)
+        try:
+            with self._writer.begin() as conn:
+                if not sa.inspect(conn).has_table(s.schema_table.name, schema=self.schema):
+                    s.metadata.create_all(conn)
+                    conn.execute(sa.insert(s.schema_table).values(id=1, version=s.SCHEMA_VERSION))
+                    return
+                found = conn.execute(sa.select(s.schema_table.c.version)).scalar_one_or_none()
+                if found is None:
+                    raise ConfigError(
+                        f"the leadfunnel tables at {where} have no schema version; "
+                        "they were not written by leadfunnel: use another database or schema"
+                    )
+                if found > s.SCHEMA_VERSION:
+                    raise ConfigError(
+                        f"the database at {where} has leadfunnel schema version {found}, "
+                        f"newer than this leadfunnel understands ({s.SCHEMA_VERSION}); "
+                        "upgrade leadfunnel (pip install -U leadfunnel) to open it"
+                    )
+                for version in range(found + 1, s.SCHEMA_VERSION + 1):
+                    s.MIGRATIONS[version](conn)
+                if found < s.SCHEMA_VERSION:
+                    conn.execute(sa.update(s.schema_table).values(version=s.SCHEMA_VERSION))
+        except sa_exc.DBAPIError as exc:
+            raise ConfigError(
+                f"cannot open the database at {where}: {_first_line(exc.orig)}; "
+                "check the URL, that the server is running and that the user may create tables"
+            ) from exc
+
+    @property
+    def schema_version(self) -> int:
+        """The schema version recorded in the database."""
+        with self._read() as conn:
+            return int(conn.execute(sa.select(s.schema_table.c.version)).scalar_one())
+
+    # --- plumbing ---------------------------------------------------------------------
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with self._serial, _translated(), self._engine.connect() as conn:
+            yield conn
+
+    # --- writes -----------------------------------------------------------------------
+
+    def commit(self, changes: ChangeSet) -> None:
+        try:
+            with self._serial, _translated(), self._writer.begin() as conn:
+                self._apply(conn, changes)
+        except sa_exc.IntegrityError as exc:
+            self._explain(changes, exc)
+
+    def _apply(self, conn: Connection, changes: ChangeSet) -> None:
+        released: list[UUID] = []
+        for record in changes.deletes:
+            table = s.RECORD_TABLES[record.kind]
+            result = conn.execute(
+                sa.delete(table).where(table.c.id == record.id, table.c.version == record.version)
+            )
+            if result.rowcount != 1:
+                self._refuse_version(conn, record, record.version)
+            released.append(record.id)
+        for record in changes.updates:
+            table = s.RECORD_TABLES[record.kind]
+            result = conn.execute(
+                sa.update(table)
+                .where(table.c.id == record.id, table.c.version == record.version - 1)
+                .values(_record_row(record))
+            )
+            if result.rowcount != 1:
+                self._refuse_version(conn, record, record.version - 1)
+            released.append(record.id)
+        if released:
+            for batch in _batches(released):
+                conn.execute(sa.delete(s.keys).where(s.keys.c.record_id.in_(batch)))
+                conn.execute(sa.delete(s.tags).where(s.tags.c.record_id.in_(batch)))
+        self._claim_keys(conn, changes)
+        for kind, table in s.RECORD_TABLES.items():
+            rows = [_record_row(r) for r in changes.inserts if r.kind == kind]
+            if rows:
+                conn.execute(sa.insert(table), rows)
+        tag_rows = [
+            {"record_id": r.id, "tag": tag}
+            for r in changes.records()
+            if isinstance(r, (Lead, Contact))
+            for tag in r.tags
+        ]
+        if tag_rows:
+            conn.execute(sa.insert(s.tags), tag_rows)
+        if changes.touches:
+            conn.execute(sa.insert(s.touches), [_touch_row(t) for t in changes.touches])
+        if changes.events:
+            conn.execute(sa.insert(s.events), [_event_row(e) for e in changes.events])
+            step_rows = [
+                {
+                    "event_id": e.id,
+                    "subject_id": e.subject_id,
+                    "step": step,
+                    "at": e.at,
+                    "month": e.at.astimezone(UTC).strftime("%Y-%m"),
+                }
+                for e in changes.events
+                for step in funnel_steps(e.subject, e.source, e.dest)
+            ]
+            if step_rows:
+                conn.execute(sa.insert(s.steps), step_rows)
+        for move in changes.moves:
+            if not self._exists(conn, move.to_subject_id):
+                raise NotFoundError(move.to_subject_id)
+            to = move.to_subject_id
+            for batch in _batches(move.touch_ids):
+                conn.execute(
+                    sa.update(s.touches).where(s.touches.c.id.in_(batch)).values(subject_id=to)
+                )
+            for batch in _batches(move.event_ids):
+                conn.execute(
+                    sa.update(s.events).where(s.events.c.id.in_(batch)).values(subject_id=to)
+                )
+                conn.execute(
+                    sa.update(s.steps).where(s.steps.c.event_id.in_(batch)).values(subject_id=to)
+                )
+        if changes.remove_merge is not None:
+            conn.execute(sa.delete(s.merges).where(s.merges.c.id == changes.remove_merge))
+        if changes.add_merge is not None:
+            log = changes.add_merge
+            conn.execute(
+                sa.insert(s.merges).values(id=log.id, keep_id=log.keep_id, doc=_merge_doc(log))
+            )
+
+    def _refuse_version(self, conn: Connection, record: Record, expected: int) -> None:
+        table = s.RECORD_TABLES[record.kind]
+        found = conn.execute(sa.select(table.c.version).where(table.c.id == record.id)).scalar()
+        if found is None:
+            raise NotFoundError(record.id, record.kind)
+        raise ConcurrencyError(record.id, expected, found)
+
+    def _claim_keys(self, conn: Connection, changes: ChangeSet) -> None:
+        claimants = [
+            r for r in changes.records() if isinstance(r, (Lead, Contact)) and holds_keys(r)
+        ]
+        if not claimants:
+            return
+        wanted = list({key for r in claimants for key in identity_keys(r)})
+        claims: dict[str, tuple[UUID, bool]] = {}
+        for batch in _batches(wanted):
+            query = sa.select(s.keys.c.key, s.keys.c.record_id, s.keys.c.avoided).where(
+                s.keys.c.key.in_(batch)
+            )
+            for key, holder, avoided in conn.execute(query):
+                claims[key] = (holder, avoided)
+        pending = {r.id: r for r in changes.records()}
+        rows = []
+        for record in claimants:
+            for key in identity_keys(record):
+                held = claims.get(key)
+                if held is not None and held[0] != record.id:
+                    holder = pending.get(held[0])
+                    avoided = is_avoided(holder) if holder is not None else held[1]
+                    if avoided:
+                        raise AvoidListedError(held[0], key)
+                    raise DuplicateError(held[0], key)
+                claims[key] = (record.id, is_avoided(record))
+                rows.append({"key": key, "record_id": record.id, "avoided": is_avoided(record)})
+        conn.execute(sa.insert(s.keys), rows)
+
+    def _explain(self, changes: ChangeSet, exc: sa_exc.IntegrityError) -> None:
+        """Turn a unique-index violation (a race with another writer) into our error."""
+        inserted = {r.id: r for r in changes.inserts}
+        stored = self.get_many(inserted)
+        for id, record in stored.items():
+            raise ConcurrencyError(id, 0, record.version) from exc
+        keys = {
+            key: r.id
+            for r in changes.records()
+            if isinstance(r, (Lead, Contact)) and holds_keys(r)
+            for key in identity_keys(r)
+        }
+        holders = self.find_keys(keys)
+        for key, holder in holders.items():
+            if holder != keys[key]:
+                held_by = self.get_many([holder]).get(holder)
+                if held_by is not None and is_avoided(held_by):
+                    raise AvoidListedError(holder, key) from exc
+                raise DuplicateError(holder, key) from exc
+        raise StorageError(
+            f"the database refused the change: {_first_line(exc.orig)}; "
+            "another writer may have stored the same records; re-read them and retry"
+        ) from exc
+
+    def _exists(self, conn: Connection, id: UUID) -> bool:
+        query = sa.union_all(
+            *(sa.select(t.c.seq).where(t.c.id == id) for t in s.RECORD_TABLES.values())
+        )
+        return conn.execute(query).first() is not None
+
+    # --- reads ------------------------------------------------------------------------
+
+    def get(self, id: UUID) -> Record:
+        query = sa.union_all(
+            *(
+                sa.select(sa.literal(kind).label("kind"), t.c.doc).where(t.c.id == id)
+                for kind, t in s.RECORD_TABLES.items()
+            )
+        )
+        with self._read() as conn:
+            row = conn.execute(query).first()
+        if row is None:
+            raise NotFoundError(id)
+        return _record(row.kind, row.doc)
+
+    def get_many(self, ids: Iterable[UUID]) -> dict[UUID, Record]:
+        wanted = list(dict.fromkeys(ids))
+        found: dict[UUID, Record] = {}
+        if not wanted:
+            return found
+        with self._read() as conn:
+            for kind, table in s.RECORD_TABLES.items():
+                for batch in _batches(wanted):
+                    query = sa.select(table.c.doc).where(table.c.id.in_(batch))
+                    for (doc,) in conn.execute(query):
+                        record = _record(kind, doc)
+                        found[record.id] = record
+        return found
+
+    def find_keys(self, keys: Iterable[str]) -> dict[str, UUID]:
+        wanted = list(dict.fromkeys(keys))
+        found: dict[str, UUID] = {}
+        if not wanted:
+            return found
+        with self._read() as conn:
+            for batch in _batches(wanted):
+                query = sa.select(s.keys.c.key, s.keys.c.record_id).where(s.keys.c.key.in_(batch))
+                found.update((key, holder) for key, holder in conn.execute(query))
+        return found
+
+    def _select(self, kind: SubjectKind, conditions: list[Any], limit: int | None) -> list[Any]:
+        table = s.RECORD_TABLES[kind]
+        query = sa.select(table.c.doc).where(*conditions).order_by(table.c.seq)
+        if limit is not None:
+            query = query.limit(limit)
+        with self._read() as conn:
+            return [_record(kind, doc) for (doc,) in conn.execute(query)]
+
+    @staticmethod
+    def _tagged(table: sa.Table, tag: str) -> Any:
+        return table.c.id.in_(sa.select(s.tags.c.record_id).where(s.tags.c.tag == tag))
+
+    def leads(
+        self,
+        *,
+        status: LeadStatus | None = None,
+        tag: str | None = None,
+        source: str | None = None,
+        owner: str | None = None,
+        created_since: datetime | None = None,
+        created_until: datetime | None = None,
+        limit: int | None = None,
+    ) -> list[Lead]:
+        t = s.leads
+        where: list[Any] = []
+        if status is not None:
+            where.append(t.c.status == LeadStatus(status).value)
+        if tag is not None:
+            where.append(self._tagged(t, tag))
+        if source is not None:
+            where.append(t.c.source == source)
+        if owner is not None:
+            where.append(t.c.owner == owner)
+        if created_since is not None:
+            where.append(t.c.created_at >= _aware(created_since, "created_since"))
+        if created_until is not None:
+            where.append(t.c.created_at < _aware(created_until, "created_until"))
+        return self._select("lead", where, limit)
+
+    def contacts(
+        self,
+        *,
+        type: ContactType | None = None,
+        tag: str | None = None,
+        source: str | None = None,
+        owner: str | None = None,
+        lead_id: UUID | None = None,
+        limit: int | None = None,
+    ) -> list[Contact]:
+        t = s.contacts
+        where: list[Any] = []
+        if type is not None:
+            where.append(t.c.type == ContactType(type).value)
+        if tag is not None:
+            where.append(self._tagged(t, tag))
+        if source is not None:
+            where.append(t.c.source == source)
+        if owner is not None:
+            where.append(t.c.owner == owner)
+        if lead_id is not None:
+            where.append(t.c.lead_id == lead_id)
+        return self._select("contact", where, limit)
+
+    def opportunities(
+        self,
+        *,
+        stage: Stage | None = None,
+        owner: str | None = None,
+        setter: str | None = None,
+        contact_id: UUID | None = None,
+        lead_id: UUID | None = None,
+        limit: int | None = None,
+    ) -> list[Opportunity]:
+        t = s.opportunities
+        where: list[Any] = []
+        if stage is not None:
+            where.append(t.c.stage == Stage(stage).value)
+        if owner is not None:
+            where.append(t.c.owner == owner)
+        if setter is not None:
+            where.append(t.c.setter == setter)
+        if contact_id is not None:
+            where.append(t.c.contact_id == contact_id)
+        if lead_id is not None:
+            where.append(t.c.lead_id == lead_id)
+        return self._select("opportunity", where, limit)
+
+    def people_like(
+        self,
+        *,
+        email_domain: str | None = None,
+        company: str | None = None,
+        last_name: str | None = None,
+        kind: SubjectKind = "lead",
+        limit: int = 200,
+    ) -> list[Lead | Contact]:
+        if kind not in ("lead", "contact"):
+            return []
+        t = s.RECORD_TABLES[kind]
+        traits: list[Any] = []
+        domain, company_key, name_key = _lower(email_domain), _lower(company), _lower(last_name)
+        if domain:
+            traits.append(t.c.email_domain == domain)
+        if company_key:
+            traits.append(t.c.company_key == company_key)
+        if name_key:
+            traits.append(t.c.last_name_key == name_key)
+        if not traits:
+            return []
+        return self._select(kind, [sa.or_(*traits)], limit)
+
+    def history(self, subject_id: UUID) -> list[Event]:
+        t = s.events
+        query = (
+            sa.select(t.c.subject_id, t.c.doc)
+            .where(t.c.subject_id == subject_id)
+            .order_by(t.c.at, t.c.seq)
+        )
+        with self._read() as conn:
+            return [_moved(Event, doc, subject) for subject, doc in conn.execute(query)]
+
+    def touches(self, subject_id: UUID) -> list[Touch]:
+        t = s.touches
+        query = (
+            sa.select(t.c.subject_id, t.c.doc)
+            .where(t.c.subject_id == subject_id)
+            .order_by(t.c.at, t.c.seq)
+        )
+        with self._read() as conn:
+            return [_moved(Touch, doc, subject) for subject, doc in conn.execute(query)]
+
+    def last_merge(self, keep_id: UUID) -> MergeLog | None:
+        t = s.merges
+        query = sa.select(t.c.doc).where(t.c.keep_id == keep_id).order_by(t.c.seq.desc()).limit(1)
+        with self._read() as conn:
+            doc = conn.execute(query).scalar()
+        return None if doc is None else _merge_log(doc)
+
+    # --- scaling queries --------------------------------------------------------------
+
+    def follow_up_candidates(
+        self, *, lead_limit: int, contact_limit: int
+    ) -> Iterator[FollowUpCandidate]:
+        t = s.touches
+        ranked = (
+            sa.select(
+                t.c.subject_id,
+                t.c.at,
+                t.c.seq,
+                sa.func.row_number()
+                .over(partition_by=t.c.subject_id, order_by=(t.c.at.desc(), t.c.seq.desc()))
+                .label("rank"),
+            )
+            .where(t.c.outcome.in_(_RESETS))
+            .subquery("ranked")
+        )
+        reset = (
+            sa.select(ranked.c.subject_id, ranked.c.at, ranked.c.seq)
+            .where(ranked.c.rank == 1)
+            .subquery("reset")
+        )
+        counted = (
+            sa.select(
+                t.c.subject_id,
+                sa.func.count().label("n"),
+                sa.func.max(t.c.at).label("last_at"),
+            )
+            .select_from(t.outerjoin(reset, reset.c.subject_id == t.c.subject_id))
+            .where(
+                sa.or_(
+                    reset.c.subject_id.is_(None),
+                    t.c.at > reset.c.at,
+                    sa.and_(t.c.at == reset.c.at, t.c.seq > reset.c.seq),
+                )
+            )
+            .group_by(t.c.subject_id)
+            .subquery("counted")
+        )
+        n = sa.func.coalesce(counted.c.n, 0)
+        ld, ct, op = s.leads, s.contacts, s.opportunities
+        lead_query = (
+            sa.select(
+                ld.c.id,
+                ld.c.status,
+                ld.c.owner,
+                sa.func.coalesce(ld.c.status_at, ld.c.created_at),
+                reset.c.at,
+                n,
+                counted.c.last_at,
+                ld.c.opt_outs,
+            )
+            .select_from(
+                ld.outerjoin(counted, counted.c.subject_id == ld.c.id).outerjoin(
+                    reset, reset.c.subject_id == ld.c.id
+                )
+            )
+            .where(
+                ld.c.status.in_((LeadStatus.RAW.value, LeadStatus.QUALIFIED.value)),
+                n < lead_limit,
+            )
+        )
+        busy = sa.exists().where(op.c.contact_id == ct.c.id, op.c.stage.in_(_OPEN_STAGES))
+        contact_query = (
+            sa.select(
+                ct.c.id,
+                ct.c.type,
+                ct.c.owner,
+                ct.c.created_at,
+                reset.c.at,
+                n,
+                counted.c.last_at,
+                ct.c.opt_outs,
+            )
+            .select_from(
+                ct.outerjoin(counted, counted.c.subject_id == ct.c.id).outerjoin(
+                    reset, reset.c.subject_id == ct.c.id
+                )
+            )
+            .where(ct.c.type == ContactType.PROSPECT.value, ~busy, n < contact_limit)
+        )
+        rows: list[FollowUpCandidate] = []
+        with self._read() as conn:
+            for subject, query in (("lead", lead_query), ("contact", contact_query)):
+                for id, state, owner, anchor, reset_at, count, last_at, opt_outs in conn.execute(
+                    query
+                ):
+                    rows.append(
+                        FollowUpCandidate(
+                            subject_id=id,
+                            subject=subject,  # type: ignore[arg-type]
+                            state=state,
+                            owner=owner,
+                            anchor_at=anchor if reset_at is None else max(anchor, reset_at),
+                            touches=int(count),
+                            last_touch_at=last_at if count else None,
+                            opt_outs=_opt_outs(opt_outs),
+                        )
+                    )
+        return iter(rows)
+
+    def step_counts(
+        self,
+        *,
+        since: datetime | None,
+        until: datetime | None,
+        by: GroupBy | None = None,
+    ) -> list[StepCount]:
+        st = s.steps
+        where: list[Any] = []
+        if since is not None:
+            where.append(st.c.at >= _aware(since, "since"))
+        if until is not None:
+            where.append(st.c.at < _aware(until, "until"))
+        count = sa.func.count(sa.distinct(st.c.subject_id))
+        if by is None:
+            query = sa.select(st.c.step, sa.null(), count).where(*where).group_by(st.c.step)
+        elif by == "month":
+            query = (
+                sa.select(st.c.step, st.c.month, count)
+                .where(*where)
+                .group_by(st.c.step, st.c.month)
+            )
+        elif by in ("source", "owner", "setter", "profile"):
+            lead = s.leads.alias("lead")
+            deal = s.opportunities.alias("deal")
+            contact = s.contacts.alias("contact")
+            deal_lead = s.leads.alias("deal_lead")
+            joined = (
+                st.outerjoin(lead, lead.c.id == st.c.subject_id)
+                .outerjoin(deal, deal.c.id == st.c.subject_id)
+                .outerjoin(contact, contact.c.id == deal.c.contact_id)
+                .outerjoin(
+                    deal_lead,
+                    deal_lead.c.id == sa.func.coalesce(deal.c.lead_id, contact.c.lead_id),
+                )
+            )
+            group: Any
+            if by == "setter":
+                group = deal.c.setter
+            elif by == "owner":
+                group = sa.func.coalesce(lead.c.owner, deal.c.owner)
+            else:
+                group = sa.case(
+                    (lead.c.id.is_not(None), lead.c[by]),
+                    else_=deal_lead.c[by],
+                )
+            group = group.label("grp")
+            query = (
+                sa.select(st.c.step, group, count)
+                .select_from(joined)
+                .where(*where)
+                .group_by(st.c.step, group)
+            )
+        else:
+            raise ConfigError(
+                f"cannot group a report by {by!r}; choose source, owner, setter, profile or month"
+            )
+        with self._read() as conn:
+            return [StepCount(step, grp, int(n)) for step, grp, n in conn.execute(query)]
+
+
+# --- engine ---------------------------------------------------------------------------
+
+
+def _make_engine(url: str | sa.URL | Engine, options: dict[str, Any]) -> Engine:
+    if isinstance(url, Engine):
+        engine = url
+    else:
+        try:
+            parsed = sa.make_url(url)
+        except sa_exc.ArgumentError as exc:
+            raise ConfigError(
+                f"{url!r} is not a database URL; write e.g. sqlite:///funnel.db, "
+                "postgresql+psycopg://user@host/db or mysql+pymysql://user@host/db"
+            ) from exc
+        backend = parsed.get_backend_name()
+        if backend == "sqlite":
+            options.setdefault("connect_args", {}).setdefault("timeout", _SQLITE_BUSY_SECONDS)
+            if parsed.database in (None, "", ":memory:"):
+                options.setdefault("poolclass", StaticPool)
+                options["connect_args"].setdefault("check_same_thread", False)
+        elif backend not in ("postgresql", "mysql", "mariadb"):
+            raise ConfigError(
+                f"leadfunnel stores in SQLite, PostgreSQL or MariaDB/MySQL, not {backend!r}; "
+                "write e.g. sqlite:///funnel.db"
+            )
+        if backend in ("postgresql", "mysql", "mariadb"):
+            options.setdefault("pool_pre_ping", True)
+        options.setdefault("json_serializer", _dumps)
+        options.setdefault("json_deserializer", _loads)
+        try:
+            engine = sa.create_engine(parsed, **options)
+        except (sa_exc.NoSuchModuleError, ImportError) as exc:
+            extra = _DRIVERS.get(backend, "the database driver")
+            raise ConfigError(
+                f"cannot use {parsed.drivername!r}: {exc}; install {extra}, "
+                "or use a URL like sqlite:///funnel.db"
+            ) from exc
+        except (sa_exc.ArgumentError, TypeError) as exc:
+            raise ConfigError(f"bad database options for {parsed.drivername!r}: {exc}") from exc
+    if engine.dialect.name == "sqlite":
+        _tune_sqlite(engine)
+    return engine
+
+
+def _tune_sqlite(engine: Engine) -> None:
+    """The documented recipe for the sqlite3 driver's legacy transaction mode.
+
+    The driver begins transactions itself, late and without SELECTs; turn that off and
+    let SQLAlchemy's ``begin`` emit ``BEGIN`` (``BEGIN IMMEDIATE`` for a write, so that
+    writers queue on the busy timeout instead of failing when they upgrade their lock).
+    """
+    memory = isinstance(engine.pool, StaticPool)
+
+    @sa.event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("PRAGMA foreign_keys = ON")
+            cursor.execute(f"PRAGMA busy_timeout = {int(_SQLITE_BUSY_SECONDS * 1000)}")
+            if not memory:
+                cursor.execute("PRAGMA journal_mode = WAL")
+                # WAL + NORMAL: a committed transaction survives a crash of the process;
+                # only a power loss can lose the last few.
+                cursor.execute("PRAGMA synchronous = NORMAL")
+        finally:
+            cursor.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        write = conn.get_execution_options().get("leadfunnel_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+@contextmanager
+def _translated() -> Iterator[None]:
+    """Let our own errors and integrity errors through; turn driver errors into ours."""
+    try:
+        yield
+    except (LeadFunnelError, sa_exc.IntegrityError):
+        raise
+    except sa_exc.DBAPIError as exc:
+        message = _first_line(exc.orig)
+        raise StorageError(
+            f"the database failed: {message}; nothing of this change was stored. "
+            "Retry, or check that the database is reachable and not locked"
+        ) from exc
+    except sa_exc.StatementError as exc:
+        if isinstance(exc.orig, ValueError):
+            raise ValueError(str(exc.orig)) from None
+        raise StorageError(f"the database failed: {exc}") from exc
+
+
+def _first_line(error: BaseException | None) -> str:
+    text = str(error) if error is not None else "unknown error"
+    return text.strip().splitlines()[0] if text.strip() else type(error).__name__
+
+
+def _aware(value: datetime, name: str) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(
+            f"{name}={value.isoformat()} has no timezone; pass an aware datetime "
+            "(for example datetime(..., tzinfo=timezone.utc))"
+        )
+    return value
+
+
+# --- rows and documents ---------------------------------------------------------------
+
+
+def _person_row(record: Lead | Contact) -> dict[str, Any]:
+    email = record.email
+    return {
+        "owner": record.owner,
+        "source": record.source,
+        "email_domain": email.rpartition("@")[2].casefold() if email else None,
+        "company_key": _lower(record.company),
+        "last_name_key": _lower(record.last_name),
+        "opt_outs": ",".join(sorted(c.value for c in record.opt_outs)) or None,
+    }
+
+
+def _record_row(record: Record) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "id": record.id,
+        "version": record.version,
+        "created_at": record.created_at,
+        "updated_at": record.updated_at,
+        "doc": record.model_dump_json(),
+    }
+    if isinstance(record, Lead):
+        row.update(_person_row(record))
+        row["status"] = record.status.value
+        row["status_at"] = record.status_at
+        row["profile"] = record.profile
+        row["contact_id"] = record.contact_id
+    elif isinstance(record, Contact):
+        row.update(_person_row(record))
+        row["type"] = record.type.value
+        row["lead_id"] = record.lead_id
+    else:
+        row["stage"] = record.stage.value
+        row["owner"] = record.owner
+        row["setter"] = record.setter
+        row["contact_id"] = record.contact_id
+        row["lead_id"] = record.lead_id
+    return row
+
+
+def _touch_row(touch: Touch) -> dict[str, Any]:
+    return {
+        "id": touch.id,
+        "subject_id": touch.subject_id,
+        "at": touch.at,
+        "channel": Channel(touch.channel).value,
+        "outcome": Outcome(touch.outcome).value,
+        "doc": touch.model_dump_json(),
+    }
+
+
+def _event_row(event: Event) -> dict[str, Any]:
+    return {
+        "id": event.id,
+        "subject_id": event.subject_id,
+        "subject": event.subject,
+        "name": event.name,
+        "at": event.at,
+        "doc": event.model_dump_json(),
+    }
+
+
+def _as_dict(doc: Any) -> dict[str, Any]:
+    return doc if isinstance(doc, dict) else _loads(doc)
+
+
+def _record(kind: str, doc: Any) -> Record:
+    return RECORD_TYPES[kind].model_validate(_as_dict(doc))
+
+
+_M = TypeVar("_M", Event, Touch)
+
+
+def _moved(model: type[_M], doc: Any, subject_id: UUID) -> _M:
+    data = _as_dict(doc)
+    data["subject_id"] = subject_id  # a merge re-points rows without rewriting documents
+    return model.model_validate(data)
+
+
+def _opt_outs(value: str | None) -> frozenset[Channel]:
+    return frozenset(Channel(v) for v in value.split(",")) if value else frozenset()
+
+
+def _merge_doc(log: MergeLog) -> str:
+    def person(record: Lead | Contact) -> dict[str, Any]:
+        return {"kind": record.kind, "doc": record.model_dump(mode="json")}
+
+    return _dumps(
+        {
+            "id": str(log.id),
+            "keep_id": str(log.keep_id),
+            "at": log.at.isoformat(),
+            "keep_before": person(log.keep_before),
+            "other": person(log.other),
+            "keep_version": log.keep_version,
+            "touch_ids": [str(i) for i in log.touch_ids],
+            "event_ids": [str(i) for i in log.event_ids],
+            "opportunities_before": [o.model_dump(mode="json") for o in log.opportunities_before],
+        }
+    )
+
+
+def _merge_log(doc: Any) -> MergeLog:
+    data = _as_dict(doc)
+
+    def person(part: dict[str, Any]) -> Lead | Contact:
+        record = _record(part["kind"], part["doc"])
+        assert isinstance(record, (Lead, Contact))
+        return record
+
+    return MergeLog(
+        id=UUID(data["id"]),
+        keep_id=UUID(data["keep_id"]),
+        at=datetime.fromisoformat(data["at"]),
+        keep_before=person(data["keep_before"]),
+        other=person(data["other"]),
+        keep_version=int(data["keep_version"]),
+        touch_ids=tuple(UUID(i) for i in data["touch_ids"]),
+        event_ids=tuple(UUID(i) for i in data["event_ids"]),
+        opportunities_before=tuple(
+            Opportunity.model_validate(o) for o in data["opportunities_before"]
+        ),
+    )

@@ -1,0 +1,241 @@
+"""The SQL schema of :class:`~leadfunnel.SqlRepository`, its column types and migrations.
+
+Every record is one row: the fields that are filtered, grouped or joined on are columns
+with indexes, and ``doc`` holds the whole model as JSON (JSONB on PostgreSQL), which is
+what reads rebuild the model from. Tables are prefixed ``lf_`` so they can live in an
+application's own database.
+
+The schema's version is the single row of ``lf_schema``. :data:`MIGRATIONS` maps each
+version to the function that upgrades a database from the version before it; opening a
+database runs the missing ones in one transaction, and refuses a newer version.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
+from sqlalchemy.dialects.postgresql import JSONB, TIMESTAMP
+from sqlalchemy.engine import Connection, Dialect
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "metadata"]
+
+#: The version of the schema this code writes.
+SCHEMA_VERSION = 1
+
+
+class UtcDateTime(sa.TypeDecorator[datetime]):
+    """An aware datetime, stored as UTC; read back aware, in UTC (the same instant).
+
+    PostgreSQL stores ``timestamptz``; MySQL/MariaDB ``DATETIME(6)`` in UTC; SQLite a
+    fixed-width ISO text in UTC, so that text order is time order.
+    """
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> sa.types.TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(TIMESTAMP(timezone=True))
+        if dialect.name in ("mysql", "mariadb"):
+            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(sa.String(26))
+        return dialect.type_descriptor(sa.DateTime(timezone=True))
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(
+                f"{value.isoformat()} has no timezone; pass an aware datetime "
+                "(for example datetime(..., tzinfo=timezone.utc))"
+            )
+        utc = value.astimezone(UTC)
+        if dialect.name == "postgresql":
+            return utc
+        if dialect.name == "sqlite":
+            return to_sqlite_text(utc)
+        return utc.replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)  # type: ignore[no-any-return]
+        return value.astimezone(UTC)  # type: ignore[no-any-return]
+
+
+def to_sqlite_text(utc: datetime) -> str:
+    """How SQLite stores an instant: UTC, fixed width, microseconds."""
+    return utc.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def _text(length: int) -> sa.types.TypeEngine[str]:
+    # MySQL's default collations fold case and accents and ignore trailing spaces; keys
+    # and filters must compare exactly, as they do in Python.
+    exact = mysql.VARCHAR(length, charset="utf8mb4", collation="utf8mb4_bin")
+    return sa.String(length).with_variant(exact, "mysql", "mariadb")
+
+
+Doc = sa.JSON().with_variant(JSONB(), "postgresql")
+Seq = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+Id = sa.Uuid(as_uuid=True)
+At = UtcDateTime()
+
+metadata = sa.MetaData()
+
+_TABLE_OPTIONS: dict[str, Any] = {"mysql_charset": "utf8mb4", "mysql_engine": "InnoDB"}
+
+
+def _stored_columns() -> list[sa.Column[Any]]:
+    return [
+        # Insertion order: lists come back in the order records were stored.
+        sa.Column("seq", Seq, primary_key=True, autoincrement=True),
+        sa.Column("id", Id, nullable=False, unique=True),
+        sa.Column("version", sa.Integer, nullable=False),
+        sa.Column("created_at", At, nullable=False, index=True),
+        sa.Column("updated_at", At, nullable=False),
+    ]
+
+
+def _person_columns() -> list[sa.Column[Any]]:
+    return [
+        sa.Column("owner", _text(200), index=True),
+        sa.Column("source", _text(200), index=True),
+        # The traits people_like() matches on, lower-cased in Python at write time.
+        sa.Column("email_domain", _text(255), index=True),
+        sa.Column("company_key", _text(200), index=True),
+        sa.Column("last_name_key", _text(200), index=True),
+        sa.Column("opt_outs", _text(100)),
+    ]
+
+
+schema_table = sa.Table(
+    "lf_schema",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    **_TABLE_OPTIONS,
+)
+
+leads = sa.Table(
+    "lf_leads",
+    metadata,
+    *_stored_columns(),
+    sa.Column("status", _text(20), nullable=False, index=True),
+    sa.Column("status_at", At),
+    sa.Column("profile", _text(200)),
+    sa.Column("contact_id", Id),
+    *_person_columns(),
+    sa.Column("doc", Doc, nullable=False),
+    **_TABLE_OPTIONS,
+)
+
+contacts = sa.Table(
+    "lf_contacts",
+    metadata,
+    *_stored_columns(),
+    sa.Column("type", _text(20), nullable=False, index=True),
+    sa.Column("lead_id", Id, index=True),
+    *_person_columns(),
+    sa.Column("doc", Doc, nullable=False),
+    **_TABLE_OPTIONS,
+)
+
+opportunities = sa.Table(
+    "lf_opportunities",
+    metadata,
+    *_stored_columns(),
+    sa.Column("stage", _text(20), nullable=False, index=True),
+    sa.Column("owner", _text(200), index=True),
+    sa.Column("setter", _text(200), index=True),
+    sa.Column("contact_id", Id, nullable=False, index=True),
+    sa.Column("lead_id", Id, index=True),
+    sa.Column("doc", Doc, nullable=False),
+    **_TABLE_OPTIONS,
+)
+
+RECORD_TABLES = {"lead": leads, "contact": contacts, "opportunity": opportunities}
+
+touches = sa.Table(
+    "lf_touches",
+    metadata,
+    sa.Column("seq", Seq, primary_key=True, autoincrement=True),
+    sa.Column("id", Id, nullable=False, unique=True),
+    sa.Column("subject_id", Id, nullable=False),
+    sa.Column("at", At, nullable=False),
+    sa.Column("channel", _text(20), nullable=False),
+    sa.Column("outcome", _text(20), nullable=False),
+    sa.Column("doc", Doc, nullable=False),
+    sa.Index("ix_lf_touches_subject", "subject_id", "at", "seq"),
+    sa.Index("ix_lf_touches_outcome", "outcome", "subject_id"),
+    **_TABLE_OPTIONS,
+)
+
+events = sa.Table(
+    "lf_events",
+    metadata,
+    sa.Column("seq", Seq, primary_key=True, autoincrement=True),
+    sa.Column("id", Id, nullable=False, unique=True),
+    sa.Column("subject_id", Id, nullable=False),
+    sa.Column("subject", _text(20), nullable=False),
+    sa.Column("name", _text(50), nullable=False),
+    sa.Column("at", At, nullable=False),
+    sa.Column("doc", Doc, nullable=False),
+    sa.Index("ix_lf_events_subject", "subject_id", "at", "seq"),
+    **_TABLE_OPTIONS,
+)
+
+#: One row per funnel step an event reached (``funnel_steps`` at commit time), so that
+#: reports are one ``GROUP BY`` with ``COUNT(DISTINCT subject_id)``.
+steps = sa.Table(
+    "lf_steps",
+    metadata,
+    sa.Column("seq", Seq, primary_key=True, autoincrement=True),
+    sa.Column("event_id", Id, sa.ForeignKey("lf_events.id"), nullable=False, index=True),
+    sa.Column("subject_id", Id, nullable=False, index=True),
+    sa.Column("step", _text(20), nullable=False),
+    sa.Column("at", At, nullable=False, index=True),
+    sa.Column("month", _text(7), nullable=False),
+    **_TABLE_OPTIONS,
+)
+
+#: The identity keys (``email:...``, ``phone:...``) each person holds. The primary key
+#: is what stops two processes from both storing the same person.
+keys = sa.Table(
+    "lf_keys",
+    metadata,
+    sa.Column("key", _text(320), primary_key=True),
+    sa.Column("record_id", Id, nullable=False, index=True),
+    sa.Column("avoided", sa.Boolean, nullable=False),
+    **_TABLE_OPTIONS,
+)
+
+tags = sa.Table(
+    "lf_tags",
+    metadata,
+    sa.Column("record_id", Id, primary_key=True),
+    sa.Column("tag", _text(100), primary_key=True),
+    sa.Index("ix_lf_tags_tag", "tag", "record_id"),
+    **_TABLE_OPTIONS,
+)
+
+merges = sa.Table(
+    "lf_merges",
+    metadata,
+    sa.Column("seq", Seq, primary_key=True, autoincrement=True),
+    sa.Column("id", Id, nullable=False, unique=True),
+    sa.Column("keep_id", Id, nullable=False, index=True),
+    sa.Column("doc", Doc, nullable=False),
+    **_TABLE_OPTIONS,
+)
+
+#: ``MIGRATIONS[n]`` upgrades a database at version ``n - 1`` to version ``n``, inside
+#: the transaction that opens it. Version 1 is the first schema: nothing to upgrade yet.
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
