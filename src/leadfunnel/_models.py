@@ -13,6 +13,7 @@ ISO 3166 alpha-2 codes, and empty strings (as a CSV gives them) become ``None``.
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import UTC, datetime
 from decimal import Decimal
 from functools import cache, lru_cache
@@ -92,7 +93,7 @@ def _normalise_email(value: str) -> str:
 @lru_cache(maxsize=4096)
 def _normalise_phone(value: str, region: str) -> str:
     try:
-        number = phonenumbers.parse(value, region)
+        number = phonenumbers.parse(value, region.upper())
     except phonenumbers.NumberParseException as exc:
         raise ValueError(
             f"{value!r} is not a phone number ({exc}); write it with its country code, "
@@ -140,7 +141,32 @@ _COUNTRY_ALIASES = {
     "taiwan": "TW",
     "moldova": "MD",
     "palestine": "PS",
+    # Common English names that ISO 3166 spells otherwise (or has renamed).
+    "turkey": "TR",
+    "macedonia": "MK",
+    "swaziland": "SZ",
+    "burma": "MM",
+    "cape verde": "CV",
+    "vatican": "VA",
+    "vatican city": "VA",
+    "brunei": "BN",
+    "micronesia": "FM",
+    "dr congo": "CD",
+    "drc": "CD",
+    "democratic republic of the congo": "CD",
+    "republic of the congo": "CG",
+    "east timor": "TL",
+    "macau": "MO",
+    "republic of ireland": "IE",
+    "falkland islands": "FK",
 }
+
+
+def _fold(name: str) -> str:
+    # "Cote d'Ivoire" is "Côte d'Ivoire", "The Bahamas" is "Bahamas", "St." is "Saint".
+    text = unicodedata.normalize("NFKD", name.strip().casefold())
+    text = "".join(c for c in text if not unicodedata.combining(c)).removeprefix("the ")
+    return re.sub(r"^st\.? ", "saint ", text)
 
 
 @cache
@@ -154,6 +180,7 @@ def _country_table() -> dict[str, str]:
             name = getattr(country, attr, None)
             if name:
                 table[name.casefold()] = code
+                table.setdefault(_fold(name), code)
     for alias, code in _COUNTRY_ALIASES.items():
         table.setdefault(alias, code)
     return table
@@ -161,8 +188,10 @@ def _country_table() -> dict[str, str]:
 
 def normalise_country(value: str) -> str:
     """The ISO 3166 alpha-2 code of a country given by code or name."""
-    key = value.strip().casefold()
-    code = _country_table().get(key)
+    table = _country_table()
+    code = table.get(value.strip().casefold())
+    if code is None:
+        code = table.get(_fold(value))
     if code is None:
         raise ValueError(
             f"{value!r} is not a country; give an ISO 3166 code (US, GB, DE) or its English name"
