@@ -180,6 +180,7 @@ class Lifecycle:
                 # A diagram has no condition to evaluate; show the route's requirement.
                 d["trigger"] = f"{d['trigger']} (force)"
             labelled.append(d)
+        title = f"{self.subject} lifecycle"
         graph = GraphMachine(
             model=None,
             states=list(self.states),
@@ -187,12 +188,14 @@ class Lifecycle:
             initial=self.initial,
             auto_transitions=False,
             graph_engine="mermaid",
-            title=f"{self.subject} lifecycle",
+            title=title,
             show_conditions=False,
         )
         holder = _Holder()
         graph.add_model(holder)
         text: str = holder.get_graph().draw(None)  # type: ignore[attr-defined]
+        # transitions writes the bare title as front matter; Mermaid reads "title: ...".
+        text = text.replace(f"---\n{title}\n---", f"---\ntitle: {title}\n---", 1)
         return _strip_highlighting(text)
 
 
