@@ -1042,9 +1042,8 @@ class Funnel:
                 kind,
                 old_state,
                 "update",
-                (),
-                hint=f"update cannot change {state_field}; use the triggers "
-                f"({', '.join(_lifecycle_of(kind).allowed(old_state)) or 'none'})",
+                _lifecycle_of(kind).allowed(old_state),
+                hint=f"update cannot change {state_field}: move it with one of these triggers",
             )
         if stored.version != record.version:
             raise ConcurrencyError(record.id, record.version, stored.version)
@@ -1060,7 +1059,7 @@ class Funnel:
                 kind,
                 old_state,
                 "update",
-                (),
+                _lifecycle_of(kind).allowed(old_state),
                 hint=f"{', '.join(managed)} change only through the funnel's triggers",
             )
         if not edits:
@@ -1189,7 +1188,7 @@ class Funnel:
                 ratio = difflib.SequenceMatcher(None, name, other_name).ratio()
                 if ratio >= 0.8:
                     score += 0.3 * ratio
-            if score >= 0.3:
+            if score > 0:  # any one clue makes a likely duplicate
                 scored.append((score, other))
         scored.sort(key=lambda pair: -pair[0])
         return [other for _, other in scored[:limit]]
