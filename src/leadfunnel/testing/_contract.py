@@ -1,0 +1,1035 @@
+"""``RepositoryContract``: the test suite every storage adapter must pass.
+
+Subclass it in a pytest test module, implement :meth:`RepositoryContract.create_repository`
+to return a fresh, empty repository, and pytest runs the whole contract against it::
+
+    from leadfunnel import InMemoryRepository
+    from leadfunnel.testing import RepositoryContract
+
+    class TestMyRepository(RepositoryContract):
+        def create_repository(self):
+            return InMemoryRepository()
+
+Override :meth:`RepositoryContract.destroy_repository` to clean up (drop a schema...).
+``self.tmp_path`` is pytest's temporary directory of the running test.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+from uuid import UUID, uuid4
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from .._enums import Channel, ContactType, LeadStatus, Outcome, Stage
+from .._errors import AvoidListedError, ConcurrencyError, DuplicateError, NotFoundError
+from .._models import Contact, Event, Lead, Opportunity, Record, Touch, state_of
+from .._repository import ChangeSet, MergeLog, Move, Repository, StepCount
+
+__all__ = ["RepositoryContract"]
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+
+def lead(n: int | str, **fields: Any) -> Lead:
+    """A stored-looking lead (version 1) with its own e-mail."""
+    base: dict[str, Any] = {
+        "first_name": f"Pat{n}",
+        "last_name": "Rivera",
+        "email": f"pat{n}@acme{n}.example.com",
+        "company": f"Acme {n}",
+        "source": "webinar",
+        "created_at": T0,
+        "updated_at": T0,
+        "status_at": T0,
+        "version": 1,
+    }
+    base.update(fields)
+    return Lead.model_validate(base)
+
+
+def contact(n: int | str, **fields: Any) -> Contact:
+    """A stored-looking contact (version 1, a prospect) with its own e-mail."""
+    base: dict[str, Any] = {
+        "first_name": f"Sam{n}",
+        "last_name": "Chen",
+        "email": f"sam{n}@client{n}.example.com",
+        "created_at": T0,
+        "updated_at": T0,
+        "version": 1,
+    }
+    base.update(fields)
+    return Contact.model_validate(base)
+
+
+def deal(person: Contact, **fields: Any) -> Opportunity:
+    """A stored-looking opportunity of ``person``."""
+    base: dict[str, Any] = {
+        "contact_id": person.id,
+        "lead_id": person.lead_id,
+        "created_at": T0,
+        "updated_at": T0,
+        "version": 1,
+    }
+    base.update(fields)
+    return Opportunity.model_validate(base)
+
+
+def event(
+    record: Record,
+    name: str,
+    source: str | None,
+    dest: str | None,
+    at: datetime = T0,
+    **fields: Any,
+) -> Event:
+    """An event of ``record``."""
+    return Event(
+        subject_id=record.id,
+        subject=record.kind,
+        name=name,
+        source=source,
+        dest=dest,
+        at=at,
+        created_at=at,
+        updated_at=at,
+        version=1,
+        **fields,
+    )
+
+
+def touch(record: Record, outcome: str, at: datetime = T0, channel: str = "call") -> Touch:
+    """A touch on ``record``."""
+    return Touch(
+        subject_id=record.id,
+        channel=Channel(channel),
+        outcome=Outcome(outcome),
+        at=at,
+        created_at=at,
+        updated_at=at,
+        version=1,
+    )
+
+
+def bump(record: Any, **changes: Any) -> Any:
+    """``record`` with ``changes`` and the next version, as an update would carry it."""
+    return record.model_copy(update={**changes, "version": record.version + 1})
+
+
+def add(repository: Repository, *records: Record, at: datetime = T0) -> None:
+    """Commit ``records`` as inserts, each with an ``add`` event."""
+    events = [event(r, "add", None, state_of(r), at) for r in records]
+    repository.commit(ChangeSet(inserts=list(records), events=events))
+
+
+def counts(rows: list[StepCount]) -> dict[tuple[str, str | None], int]:
+    """Step counts as a dict, for comparison."""
+    return {(row.step, row.group): row.count for row in rows}
+
+
+class RepositoryContract(ABC):
+    """The storage port's contract as pytest tests (see ``leadfunnel._repository``)."""
+
+    tmp_path: Path
+
+    @abstractmethod
+    def create_repository(self) -> Repository:
+        """A fresh, empty repository for one test."""
+
+    def destroy_repository(self, repository: Repository) -> None:
+        """Release what :meth:`create_repository` made (default: ``close()`` it)."""
+        repository.close()
+
+    def reopen_repository(self, repository: Repository) -> Repository | None:
+        """The same store opened again (a durable adapter), or ``None`` to skip."""
+        return None
+
+    @pytest.fixture(autouse=True)
+    def _contract_tmp_path(self, tmp_path: Path) -> None:
+        self.tmp_path = tmp_path
+
+    @pytest.fixture
+    def repo(self) -> Iterator[Repository]:
+        with self.fresh() as repository:
+            yield repository
+
+    @contextmanager
+    def fresh(self) -> Iterator[Repository]:
+        """A fresh repository, destroyed afterwards."""
+        repository = self.create_repository()
+        try:
+            yield repository
+        finally:
+            self.destroy_repository(repository)
+
+    # --- records round-trip ----------------------------------------------------------
+
+    def test_records_come_back_equal(self, repo: Repository) -> None:
+        kolkata = timezone(timedelta(hours=5, minutes=30))
+        at = datetime(2026, 3, 2, 14, 30, 15, 123456, tzinfo=kolkata)
+        a = lead(
+            1,
+            phone="+1 512 555 0134",
+            tags={"vip", "webinar-2026"},
+            needs={"backup"},
+            opt_outs={Channel.SMS},
+            annual_revenue="2500000.50",
+            employees=25,
+            country="US",
+            created_at=at,
+            status_at=at,
+            notes="Ünïcode ✓ and 'quotes'",
+        )
+        c = contact(2, type=ContactType.CLIENT, lead_id=uuid4())
+        o = deal(c, amount="1000.25", appointment_at=at, stage=Stage.PROPOSING, owner="rep")
+        add(repo, a, c, o)
+        assert repo.get(a.id) == a
+        assert repo.get(c.id) == c
+        assert repo.get(o.id) == o
+        again = repo.get(a.id)
+        assert isinstance(again, Lead)
+        assert again.created_at == at
+        assert again.created_at.utcoffset() is not None
+        assert repo.get_many([a.id, o.id, uuid4()]) == {a.id: a, o.id: o}
+        assert repo.get_many([]) == {}
+
+    def test_get_unknown_raises_not_found(self, repo: Repository) -> None:
+        missing = uuid4()
+        with pytest.raises(NotFoundError) as err:
+            repo.get(missing)
+        assert err.value.id == missing
+
+    def test_lists_keep_insertion_order(self, repo: Repository) -> None:
+        made = [lead(n) for n in (5, 3, 9, 1)]
+        for record in made:
+            add(repo, record)
+        assert [r.id for r in repo.leads()] == [r.id for r in made]
+        assert [r.id for r in repo.leads(limit=2)] == [r.id for r in made[:2]]
+        updated = bump(made[0], notes="edited")
+        repo.commit(ChangeSet(updates=[updated]))
+        assert [r.id for r in repo.leads()] == [r.id for r in made]
+
+    # --- versions and atomicity ------------------------------------------------------
+
+    def test_update_checks_the_version(self, repo: Repository) -> None:
+        a = lead(1)
+        add(repo, a)
+        fresh = bump(a, notes="first")
+        repo.commit(ChangeSet(updates=[fresh]))
+        assert repo.get(a.id) == fresh
+        with pytest.raises(ConcurrencyError) as err:
+            repo.commit(ChangeSet(updates=[bump(a, notes="stale")]))
+        assert err.value.id == a.id
+        with pytest.raises(ConcurrencyError):
+            repo.commit(ChangeSet(updates=[bump(bump(fresh), notes="skips one")]))
+        assert repo.get(a.id) == fresh
+
+    def test_update_or_delete_of_unknown_record_raises_not_found(self, repo: Repository) -> None:
+        ghost = lead(1)
+        with pytest.raises(NotFoundError):
+            repo.commit(ChangeSet(updates=[bump(ghost)]))
+        with pytest.raises(NotFoundError):
+            repo.commit(ChangeSet(deletes=[ghost]))
+
+    def test_a_record_is_found_only_under_its_own_kind(self, repo: Repository) -> None:
+        a = lead(1)
+        add(repo, a)
+        impostor = contact(1, id=a.id, email="other@example.com", version=2)
+        with pytest.raises(NotFoundError):
+            repo.commit(ChangeSet(updates=[impostor]))
+        assert repo.get(a.id) == a
+
+    def test_delete_checks_the_version(self, repo: Repository) -> None:
+        a = lead(1)
+        add(repo, a)
+        with pytest.raises(ConcurrencyError):
+            repo.commit(ChangeSet(deletes=[a.model_copy(update={"version": 7})]))
+        repo.commit(ChangeSet(deletes=[a]))
+        with pytest.raises(NotFoundError):
+            repo.get(a.id)
+        assert repo.leads() == []
+
+    def test_inserting_a_stored_id_again_is_refused(self, repo: Repository) -> None:
+        a = lead(1)
+        add(repo, a)
+        with pytest.raises(ConcurrencyError):
+            repo.commit(ChangeSet(inserts=[a.model_copy(update={"notes": "again"})]))
+        assert repo.get(a.id) == a
+
+    def test_a_failed_commit_leaves_no_trace(self, repo: Repository) -> None:
+        a, b, z = lead(1), lead(2), lead(3)
+        add(repo, a)
+        add(repo, z)
+        t = touch(a, "no_answer")
+        changes = ChangeSet(
+            inserts=[b],
+            updates=[bump(a, notes="fine"), bump(bump(z), notes="stale")],
+            touches=[t],
+            events=[event(b, "add", None, "raw"), event(a, "qualify", "raw", "qualified")],
+            add_merge=MergeLog(uuid4(), a.id, T0, a, b, 2),
+        )
+        with pytest.raises(ConcurrencyError):
+            repo.commit(changes)
+        self.assert_untouched(repo, a, b, z)
+
+    def test_a_refused_key_leaves_no_trace(self, repo: Repository) -> None:
+        a, b = lead(1), lead(2)
+        add(repo, a)
+        clash = lead(3, email=a.email)
+        changes = ChangeSet(
+            inserts=[b, clash],
+            updates=[bump(a, notes="fine")],
+            touches=[touch(a, "no_answer")],
+            events=[event(b, "add", None, "raw"), event(a, "qualify", "raw", "qualified")],
+        )
+        with pytest.raises(DuplicateError):
+            repo.commit(changes)
+        self.assert_untouched(repo, a, b)
+        assert repo.find_keys([f"email:{b.email}"]) == {}
+        assert repo.find_keys([f"email:{a.email}"]) == {f"email:{a.email}": a.id}
+
+    def test_a_move_to_an_unknown_subject_leaves_no_trace(self, repo: Repository) -> None:
+        a, b = lead(1), lead(2)
+        add(repo, a)
+        t = touch(a, "no_answer")
+        repo.commit(ChangeSet(touches=[t]))
+        changes = ChangeSet(
+            inserts=[b],
+            events=[event(b, "add", None, "raw")],
+            moves=[Move((t.id,), (), uuid4())],
+        )
+        with pytest.raises(NotFoundError):
+            repo.commit(changes)
+        with pytest.raises(NotFoundError):
+            repo.get(b.id)
+        assert repo.touches(a.id) == [t]
+
+    @staticmethod
+    def assert_untouched(repo: Repository, a: Lead, b: Lead, *others: Lead) -> None:
+        """``a`` (and ``others``) as first stored and ``b`` absent, nothing else recorded."""
+        for record in (a, *others):
+            assert repo.get(record.id) == record
+        with pytest.raises(NotFoundError):
+            repo.get(b.id)
+        assert [e.name for e in repo.history(a.id)] == ["add"]
+        assert repo.history(b.id) == []
+        assert repo.touches(a.id) == []
+        assert repo.last_merge(a.id) is None
+        assert repo.find_keys([f"email:{b.email}"]) == {}
+        assert counts(repo.step_counts(since=None, until=None)) == {("raw", None): 1 + len(others)}
+
+    def test_an_empty_change_set_is_fine(self, repo: Repository) -> None:
+        repo.commit(ChangeSet())
+        assert repo.leads() == []
+
+    # --- identity keys ---------------------------------------------------------------
+
+    def test_keys_are_claimed_and_found(self, repo: Repository) -> None:
+        a = lead(1, phone="+1 512 555 0134")
+        c = contact(2, email=None, phone="+44 20 7946 0958")
+        add(repo, a, c)
+        found = repo.find_keys(
+            [f"email:{a.email}", "phone:+15125550134", "phone:+442079460958", "email:x@y.example"]
+        )
+        assert found == {
+            f"email:{a.email}": a.id,
+            "phone:+15125550134": a.id,
+            "phone:+442079460958": c.id,
+        }
+        assert repo.find_keys([]) == {}
+
+    def test_a_held_key_refuses_with_the_holder(self, repo: Repository) -> None:
+        a = lead(1, phone="+1 512 555 0134")
+        add(repo, a)
+        for clash in (
+            lead(2, email=str(a.email).upper()),  # e-mail keys ignore case
+            lead(3, phone="(512) 555-0134"),
+            contact(4, email=a.email),
+        ):
+            with pytest.raises(DuplicateError) as err:
+                add(repo, clash)
+            assert err.type is DuplicateError
+            assert err.value.existing_id == a.id
+        assert [r.id for r in repo.leads()] == [a.id]
+        assert repo.contacts() == []
+
+    def test_an_avoided_holder_refuses_with_avoid_listed(self, repo: Repository) -> None:
+        avoided = lead(1, status=LeadStatus.AVOID)
+        gone = contact(2, type=ContactType.AVOID)
+        add(repo, avoided, gone)
+        for clash in (lead(3, email=avoided.email), lead(4, email=gone.email)):
+            with pytest.raises(AvoidListedError) as err:
+                add(repo, clash)
+            assert err.value.existing_id in (avoided.id, gone.id)
+
+    def test_a_record_avoided_by_an_update_refuses_with_avoid_listed(
+        self, repo: Repository
+    ) -> None:
+        a = lead(1)
+        add(repo, a)
+        repo.commit(ChangeSet(updates=[bump(a, status=LeadStatus.AVOID)]))
+        with pytest.raises(AvoidListedError) as err:
+            add(repo, lead(2, email=a.email))
+        assert err.value.existing_id == a.id
+
+    def test_two_new_records_with_one_key_clash_in_one_change_set(self, repo: Repository) -> None:
+        a, b = lead(1), lead(2, email="pat1@acme1.example.com")
+        with pytest.raises(DuplicateError) as err:
+            add(repo, a, b)
+        assert err.value.existing_id == a.id
+        assert repo.leads() == []
+        assert repo.find_keys([f"email:{a.email}"]) == {}
+
+    def test_an_update_releases_the_keys_it_drops(self, repo: Repository) -> None:
+        a = lead(1, phone="+1 512 555 0134")
+        add(repo, a)
+        moved = bump(a, email="new@acme1.example.com", phone=None)
+        repo.commit(ChangeSet(updates=[moved]))
+        assert repo.find_keys([f"email:{a.email}", "phone:+15125550134"]) == {}
+        assert repo.find_keys(["email:new@acme1.example.com"]) == {
+            "email:new@acme1.example.com": a.id
+        }
+        b = lead(2, email=a.email, phone="+1 512 555 0134")
+        add(repo, b)
+        assert repo.find_keys([f"email:{a.email}"]) == {f"email:{a.email}": b.id}
+
+    def test_an_update_may_keep_its_own_keys(self, repo: Repository) -> None:
+        a = lead(1)
+        add(repo, a)
+        repo.commit(ChangeSet(updates=[bump(a, notes="same keys")]))
+        assert repo.find_keys([f"email:{a.email}"]) == {f"email:{a.email}": a.id}
+
+    def test_a_delete_releases_its_keys(self, repo: Repository) -> None:
+        a = lead(1)
+        add(repo, a)
+        repo.commit(ChangeSet(deletes=[a]))
+        assert repo.find_keys([f"email:{a.email}"]) == {}
+        b = lead(2, email=a.email)
+        add(repo, b)
+        assert repo.find_keys([f"email:{a.email}"]) == {f"email:{a.email}": b.id}
+
+    def test_a_conversion_hands_the_keys_to_the_contact(self, repo: Repository) -> None:
+        a = lead(1, phone="+1 512 555 0134", status=LeadStatus.QUALIFIED)
+        add(repo, a)
+        c = contact(1, email=a.email, phone=a.phone, lead_id=a.id)
+        converted = bump(a, status=LeadStatus.CONVERTED, contact_id=c.id)
+        repo.commit(
+            ChangeSet(
+                inserts=[c],
+                updates=[converted],
+                events=[event(converted, "convert", "qualified", "converted")],
+            )
+        )
+        assert repo.find_keys([f"email:{a.email}", "phone:+15125550134"]) == {
+            f"email:{a.email}": c.id,
+            "phone:+15125550134": c.id,
+        }
+        # A converted lead holds no keys, even when avoided later.
+        repo.commit(ChangeSet(updates=[bump(converted, status=LeadStatus.AVOID)]))
+        assert repo.find_keys([f"email:{a.email}"]) == {f"email:{a.email}": c.id}
+        with pytest.raises(DuplicateError) as err:
+            add(repo, lead(9, email=a.email))
+        assert err.type is DuplicateError
+        assert err.value.existing_id == c.id
+
+    def test_opportunities_hold_no_keys(self, repo: Repository) -> None:
+        c = contact(1)
+        add(repo, c, deal(c), deal(c))
+        assert repo.find_keys([f"email:{c.email}"]) == {f"email:{c.email}": c.id}
+
+    # --- history, touches, moves, merges ---------------------------------------------
+
+    def test_history_is_oldest_first_then_in_insertion_order(self, repo: Repository) -> None:
+        a = lead(1)
+        later, earlier = T0 + timedelta(hours=1), T0 - timedelta(hours=1)
+        first = event(a, "add", None, "raw", T0)
+        same1 = event(a, "touch", "raw", "raw", later)
+        same2 = event(a, "qualify", "raw", "qualified", later)
+        past = event(a, "capture", "raw", "raw", earlier)
+        repo.commit(ChangeSet(inserts=[a], events=[first, same1]))
+        repo.commit(ChangeSet(events=[same2, past]))
+        tokyo = timezone(timedelta(hours=9))
+        same3 = event(a, "update", "qualified", "qualified", later.astimezone(tokyo))
+        repo.commit(ChangeSet(events=[same3]))
+        assert [e.id for e in repo.history(a.id)] == [
+            past.id,
+            first.id,
+            same1.id,
+            same2.id,
+            same3.id,
+        ]
+        assert repo.history(a.id)[-1] == same3
+        assert repo.history(uuid4()) == []
+
+    def test_touches_are_oldest_first_then_in_insertion_order(self, repo: Repository) -> None:
+        a = lead(1)
+        add(repo, a)
+        t1 = touch(a, "no_answer", T0 + timedelta(minutes=5))
+        t2 = touch(a, "left_message", T0 + timedelta(minutes=5), channel="email")
+        t0 = touch(a, "connected", T0)
+        repo.commit(ChangeSet(touches=[t1, t2]))
+        repo.commit(ChangeSet(touches=[t0]))
+        assert repo.touches(a.id) == [t0, t1, t2]
+        assert repo.touches(uuid4()) == []
+
+    def test_moves_repoint_touches_and_events(self, repo: Repository) -> None:
+        keep, other = lead(1), lead(2)
+        add(repo, keep, other, at=T0)
+        t_other = touch(other, "no_answer", T0 + timedelta(hours=1))
+        t_keep = touch(keep, "connected", T0 + timedelta(hours=2))
+        e_other = event(other, "touch", "raw", "raw", T0 + timedelta(hours=1))
+        repo.commit(ChangeSet(touches=[t_other, t_keep], events=[e_other]))
+        moved_events = tuple(e.id for e in repo.history(other.id))
+        repo.commit(
+            ChangeSet(
+                deletes=[other],
+                moves=[Move((t_other.id,), moved_events, keep.id)],
+            )
+        )
+        touches = repo.touches(keep.id)
+        assert [t.id for t in touches] == [t_other.id, t_keep.id]
+        assert all(t.subject_id == keep.id for t in touches)
+        history = repo.history(keep.id)
+        assert len(history) == 3
+        assert all(e.subject_id == keep.id for e in history)
+        assert history[-1].id == e_other.id
+        assert repo.touches(other.id) == []
+        assert repo.history(other.id) == []
+        # Moved steps count for the subject they now belong to.
+        assert counts(repo.step_counts(since=None, until=None)) == {("raw", None): 1}
+
+    def test_merge_logs_are_kept_and_removed(self, repo: Repository) -> None:
+        keep, other = contact(1), contact(2, tags={"x"})
+        d = deal(other)
+        add(repo, keep, other, d)
+        first = MergeLog(uuid4(), keep.id, T0, keep, other, 2, (uuid4(),), (), (d,))
+        second = MergeLog(
+            uuid4(), keep.id, T0 + timedelta(days=1), bump(keep), other, 3, (), (uuid4(),)
+        )
+        repo.commit(ChangeSet(add_merge=first))
+        repo.commit(ChangeSet(add_merge=second))
+        assert repo.last_merge(keep.id) == second
+        repo.commit(ChangeSet(remove_merge=second.id))
+        assert repo.last_merge(keep.id) == first
+        repo.commit(ChangeSet(remove_merge=first.id))
+        assert repo.last_merge(keep.id) is None
+        assert repo.last_merge(other.id) is None
+
+    # --- filters ---------------------------------------------------------------------
+
+    def test_lead_filters(self, repo: Repository) -> None:
+        a = lead(1, tags={"vip"}, owner="ann", created_at=T0)
+        b = lead(2, status=LeadStatus.SUSPECT, source="list", created_at=T0 + timedelta(days=1))
+        c = lead(3, tags={"vip", "x"}, owner="bob", created_at=T0 + timedelta(days=2))
+        add(repo, a, b, c)
+
+        def ids(**filters: Any) -> list[UUID]:
+            return [r.id for r in repo.leads(**filters)]
+
+        assert ids(status=LeadStatus.SUSPECT) == [b.id]
+        assert ids(tag="vip") == [a.id, c.id]
+        assert ids(tag="VIP") == []
+        assert ids(source="webinar") == [a.id, c.id]
+        assert ids(owner="bob") == [c.id]
+        assert ids(created_since=T0 + timedelta(days=1)) == [b.id, c.id]
+        assert ids(created_until=T0 + timedelta(days=1)) == [a.id]
+        paris = timezone(timedelta(hours=1))
+        assert ids(created_since=(T0 + timedelta(days=1)).astimezone(paris)) == [b.id, c.id]
+        assert ids(tag="vip", owner="ann", status=LeadStatus.RAW) == [a.id]
+        assert ids(tag="vip", limit=1) == [a.id]
+        # A filter follows updates.
+        repo.commit(ChangeSet(updates=[bump(a, tags=frozenset({"cold"}), owner="bob")]))
+        assert ids(tag="vip") == [c.id]
+        assert ids(tag="cold") == [a.id]
+        assert ids(owner="bob") == [a.id, c.id]
+
+    def test_contact_filters(self, repo: Repository) -> None:
+        lead_id = uuid4()
+        a = contact(1, tags={"vip"}, owner="ann", source="referral", lead_id=lead_id)
+        b = contact(2, type=ContactType.CLIENT, owner="bob")
+        add(repo, a, b)
+
+        def ids(**filters: Any) -> list[UUID]:
+            return [r.id for r in repo.contacts(**filters)]
+
+        assert ids() == [a.id, b.id]
+        assert ids(type=ContactType.CLIENT) == [b.id]
+        assert ids(tag="vip") == [a.id]
+        assert ids(source="referral") == [a.id]
+        assert ids(owner="bob") == [b.id]
+        assert ids(lead_id=lead_id) == [a.id]
+        assert ids(limit=1) == [a.id]
+
+    def test_opportunity_filters(self, repo: Repository) -> None:
+        c1, c2 = contact(1, lead_id=uuid4()), contact(2)
+        a = deal(c1, owner="ann", setter="sue")
+        b = deal(c2, owner="bob", stage=Stage.WON)
+        add(repo, c1, c2, a, b)
+
+        def ids(**filters: Any) -> list[UUID]:
+            return [r.id for r in repo.opportunities(**filters)]
+
+        assert ids() == [a.id, b.id]
+        assert ids(stage=Stage.WON) == [b.id]
+        assert ids(owner="ann") == [a.id]
+        assert ids(setter="sue") == [a.id]
+        assert ids(contact_id=c2.id) == [b.id]
+        assert ids(lead_id=c1.lead_id) == [a.id]
+        assert ids(limit=1) == [a.id]
+
+    def test_people_like(self, repo: Repository) -> None:
+        a = lead(1, email="ann@Shared.example.com", company="Acme", last_name="Rivera")
+        b = lead(2, email="bob@shared.example.com", company="Other", last_name="Smith")
+        c = lead(3, email="cy@else.example.com", company="  acme ", last_name="Jones")
+        d = lead(4, email="di@none.example.com", company="Zed", last_name="RIVERA")
+        k = contact(5, email="ed@shared.example.com", company="Acme")
+        add(repo, a, b, c, d, k)
+
+        def ids(**traits: Any) -> list[UUID]:
+            return [r.id for r in repo.people_like(**traits)]
+
+        assert ids(email_domain="SHARED.example.com") == [a.id, b.id]
+        assert ids(company="ACME") == [a.id, c.id]
+        assert ids(last_name="rivera") == [a.id, d.id]
+        assert ids(email_domain="else.example.com", last_name="Smith") == [b.id, c.id]
+        assert ids(company="acme", kind="contact") == [k.id]
+        assert ids(company="acme", limit=1) == [a.id]
+        assert ids() == []
+
+    # --- follow-up candidates --------------------------------------------------------
+
+    def test_follow_up_candidates(self, repo: Repository) -> None:
+        fresh = lead(1, status_at=T0 + timedelta(hours=1), opt_outs={Channel.CALL})
+        touched = lead(2, status=LeadStatus.QUALIFIED, owner="ann")
+        drip = lead(3)
+        reset = lead(4)
+        suspect = lead(5, status=LeadStatus.SUSPECT)
+        prospect = contact(6, owner="bob")
+        busy = contact(7)
+        closed = contact(8)
+        client = contact(9, type=ContactType.CLIENT)
+        add(repo, fresh, touched, drip, reset, suspect, prospect, busy, closed, client)
+        add(repo, deal(busy), deal(closed, stage=Stage.LOST))
+        h = timedelta(hours=1)
+        repo.commit(
+            ChangeSet(
+                touches=[
+                    touch(touched, "no_answer", T0 + 2 * h),
+                    touch(drip, "no_answer", T0 + h),
+                    touch(drip, "left_message", T0 + 2 * h),
+                    touch(reset, "no_answer", T0 + h),
+                    touch(reset, "left_message", T0 + 2 * h),
+                    touch(reset, "replied", T0 + 3 * h),
+                    touch(reset, "no_answer", T0 + 5 * h),
+                    touch(prospect, "interested", T0 + 4 * h),
+                    touch(suspect, "no_answer", T0),
+                ]
+            )
+        )
+        rows = {
+            row.subject_id: row for row in repo.follow_up_candidates(lead_limit=2, contact_limit=8)
+        }
+        assert set(rows) == {fresh.id, touched.id, reset.id, prospect.id, closed.id}
+        assert rows[fresh.id].touches == 0
+        assert rows[fresh.id].last_touch_at is None
+        assert rows[fresh.id].anchor_at == T0 + h
+        assert rows[fresh.id].opt_outs == frozenset({Channel.CALL})
+        assert rows[fresh.id].subject == "lead"
+        assert rows[fresh.id].state == "raw"
+        assert rows[touched.id].touches == 1
+        assert rows[touched.id].last_touch_at == T0 + 2 * h
+        assert rows[touched.id].owner == "ann"
+        assert rows[touched.id].state == "qualified"
+        assert rows[reset.id].touches == 1
+        assert rows[reset.id].anchor_at == T0 + 3 * h
+        assert rows[reset.id].last_touch_at == T0 + 5 * h
+        assert rows[prospect.id].subject == "contact"
+        assert rows[prospect.id].state == "prospect"
+        assert rows[prospect.id].owner == "bob"
+        assert rows[prospect.id].touches == 0
+        assert rows[prospect.id].anchor_at == T0 + 4 * h
+        assert rows[closed.id].anchor_at == T0
+        wider = {r.subject_id for r in repo.follow_up_candidates(lead_limit=3, contact_limit=8)}
+        assert drip.id in wider
+
+    def test_a_reset_at_the_same_instant_counts_by_insertion_order(self, repo: Repository) -> None:
+        a = lead(1)
+        add(repo, a)
+        at = T0 + timedelta(hours=1)
+        repo.commit(ChangeSet(touches=[touch(a, "no_answer", at), touch(a, "replied", at)]))
+        (row,) = repo.follow_up_candidates(lead_limit=2, contact_limit=8)
+        assert row.touches == 0
+        assert row.anchor_at == at
+        repo.commit(ChangeSet(touches=[touch(a, "no_answer", at)]))
+        (row,) = repo.follow_up_candidates(lead_limit=2, contact_limit=8)
+        assert row.touches == 1
+        assert row.last_touch_at == at
+
+    # --- step counts -----------------------------------------------------------------
+
+    def _funnel_history(self, repo: Repository) -> dict[str, Any]:
+        """Two leads and a deal, with moves spread over two months."""
+        march, april = T0, T0 + timedelta(days=31)
+        won_lead = lead(1, source="webinar", owner="ann", profile="msp")
+        raw_lead = lead(2, source="list", owner="bob")
+        c = contact(1, lead_id=won_lead.id, email="c@x.example.com")
+        d = deal(c, lead_id=None, owner="rep", setter="sue")
+        add(repo, won_lead, raw_lead, at=march)
+        repo.commit(
+            ChangeSet(
+                inserts=[c, d],
+                events=[
+                    event(won_lead, "qualify", "raw", "qualified", march),
+                    event(won_lead, "convert", "qualified", "converted", march),
+                    event(c, "add", None, "prospect", march),
+                    event(d, "set_appointment", None, "appointment_set", march),
+                    event(d, "sit", "appointment_set", "appointment_sat", april),
+                    # A win straight from appointment_sat reaches the steps it skipped.
+                    event(d, "win", "appointment_sat", "won", april),
+                    event(raw_lead, "touch", "raw", "raw", april),
+                    event(raw_lead, "qualify", "raw", "qualified", april),
+                    event(raw_lead, "disqualify", "qualified", "unqualified", april),
+                    event(raw_lead, "qualify", "unqualified", "qualified", april),
+                ],
+            )
+        )
+        return {"march": march, "april": april, "lead": won_lead, "deal": d}
+
+    def test_step_counts_count_distinct_subjects_per_step(self, repo: Repository) -> None:
+        self._funnel_history(repo)
+        assert counts(repo.step_counts(since=None, until=None)) == {
+            ("raw", None): 2,
+            ("qualified", None): 2,
+            ("appointment_set", None): 1,
+            ("appointment_sat", None): 1,
+            ("proposing", None): 1,
+            ("contract_sent", None): 1,
+            ("won", None): 1,
+        }
+
+    def test_step_counts_honour_since_and_until(self, repo: Repository) -> None:
+        h = self._funnel_history(repo)
+        april = h["april"]
+        assert counts(repo.step_counts(since=april, until=None)) == {
+            ("qualified", None): 1,
+            ("appointment_sat", None): 1,
+            ("proposing", None): 1,
+            ("contract_sent", None): 1,
+            ("won", None): 1,
+        }
+        assert counts(repo.step_counts(since=None, until=april)) == {
+            ("raw", None): 2,
+            ("qualified", None): 1,
+            ("appointment_set", None): 1,
+        }
+        just_after = april + timedelta(microseconds=1)
+        assert counts(repo.step_counts(since=just_after, until=None)) == {}
+        assert counts(repo.step_counts(since=april, until=april)) == {}
+
+    def test_step_counts_by_group(self, repo: Repository) -> None:
+        self._funnel_history(repo)
+        deal_steps = ("appointment_set", "appointment_sat", "proposing", "contract_sent", "won")
+        Counts = dict[tuple[str, str | None], int]
+
+        def grouped(by: Any) -> Counts:
+            return counts(repo.step_counts(since=None, until=None, by=by))
+
+        # Deal steps take the source and profile of the lead, found through the contact.
+        assert grouped("source") == {
+            ("raw", "webinar"): 1,
+            ("raw", "list"): 1,
+            ("qualified", "webinar"): 1,
+            ("qualified", "list"): 1,
+            **{(step, "webinar"): 1 for step in deal_steps},
+        }
+        expected: Counts = {
+            ("raw", "msp"): 1,
+            ("raw", None): 1,
+            ("qualified", "msp"): 1,
+            ("qualified", None): 1,
+            **{(step, "msp"): 1 for step in deal_steps},
+        }
+        assert grouped("profile") == expected
+        expected = {
+            ("raw", "ann"): 1,
+            ("raw", "bob"): 1,
+            ("qualified", "ann"): 1,
+            ("qualified", "bob"): 1,
+            **{(step, "rep"): 1 for step in deal_steps},
+        }
+        assert grouped("owner") == expected
+        expected = {
+            ("raw", None): 2,
+            ("qualified", None): 2,
+            **{(step, "sue"): 1 for step in deal_steps},
+        }
+        assert grouped("setter") == expected
+        assert grouped("month") == {
+            ("raw", "2026-03"): 2,
+            ("qualified", "2026-03"): 1,
+            ("qualified", "2026-04"): 1,
+            ("appointment_set", "2026-03"): 1,
+            **{(step, "2026-04"): 1 for step in deal_steps[1:]},
+        }
+
+    def test_step_months_are_utc(self, repo: Repository) -> None:
+        a = lead(1)
+        late = datetime(2026, 3, 31, 23, 30, tzinfo=UTC).astimezone(timezone(timedelta(hours=2)))
+        add(repo, a, at=late)
+        assert counts(repo.step_counts(since=None, until=None, by="month")) == {
+            ("raw", "2026-03"): 1
+        }
+
+    def test_step_groups_follow_the_current_record(self, repo: Repository) -> None:
+        a = lead(1, source="list")
+        add(repo, a)
+        repo.commit(ChangeSet(updates=[bump(a, source="webinar")]))
+        by_source = repo.step_counts(since=None, until=None, by="source")
+        assert counts(by_source) == {("raw", "webinar"): 1}
+        direct = contact(2)
+        d = deal(direct, owner="rep")
+        add(repo, direct, d)
+        by_source = repo.step_counts(since=None, until=None, by="source")
+        assert counts(by_source)[("appointment_set", None)] == 1
+
+    # --- threads ---------------------------------------------------------------------
+
+    def test_threads_share_one_repository(self, repo: Repository) -> None:
+        contested = "someone@contested.example.com"
+        outcomes: list[str] = []
+        errors: list[BaseException] = []
+        lock = threading.Lock()
+        start = threading.Barrier(4)
+
+        def work(worker: int) -> None:
+            try:
+                start.wait()
+                for n in range(10):
+                    add(repo, lead(f"{worker}x{n}"))
+                try:
+                    add(repo, lead(f"{worker}c", email=contested))
+                    result = "won"
+                except DuplicateError:
+                    result = "duplicate"
+                stored = repo.leads(limit=5)
+                assert stored
+                with lock:
+                    outcomes.append(result)
+            except BaseException as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=work, args=(w,)) for w in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        assert sorted(outcomes) == ["duplicate"] * 3 + ["won"]
+        assert len(repo.leads()) == 41
+        assert len(repo.find_keys([f"email:{contested}"])) == 1
+
+    # --- durability ------------------------------------------------------------------
+
+    def test_reopen_keeps_everything(self, repo: Repository) -> None:
+        a, c = lead(1), contact(2)
+        d = deal(c)
+        add(repo, a, c, d)
+        t = touch(a, "no_answer", T0 + timedelta(hours=1))
+        repo.commit(ChangeSet(touches=[t], updates=[bump(a, notes="kept")]))
+        again = self.reopen_repository(repo)
+        if again is None:
+            pytest.skip("this adapter keeps nothing across a reopen")
+        try:
+            assert again.get(a.id) == bump(a, notes="kept")
+            assert again.get_many([c.id, d.id]) == {c.id: c, d.id: d}
+            assert again.touches(a.id) == [t]
+            assert [e.name for e in again.history(a.id)] == ["add"]
+            assert again.find_keys([f"email:{a.email}"]) == {f"email:{a.email}": a.id}
+        finally:
+            again.close()
+
+    # --- property: random commits against a model ------------------------------------
+
+    @settings(
+        max_examples=60,
+        deadline=None,
+        # One repository serves every example (each works in its own e-mail space), and
+        # every adapter's subclass runs this same method.
+        suppress_health_check=[
+            HealthCheck.function_scoped_fixture,
+            HealthCheck.too_slow,
+            HealthCheck.differing_executors,
+        ],
+    )
+    @given(data=st.data())
+    def test_random_commits_match_a_simple_model(self, repo: Repository, data: Any) -> None:
+        # Each example has its own e-mail domain, so one repository serves them all.
+        space = uuid4().hex[:12]
+        model = _Model(space)
+        ops = data.draw(st.lists(_operation(), min_size=1, max_size=12), label="operations")
+        for op in ops:
+            changes, _records = model.change_set(op)
+            expected = model.outcome(changes)
+            try:
+                repo.commit(changes)
+                got: tuple[type[BaseException], UUID | None] | None = None
+            except DuplicateError as exc:
+                got = (type(exc), exc.existing_id)
+            except (ConcurrencyError, NotFoundError) as exc:
+                got = (type(exc), None)
+            assert got == expected, (op, got, expected)
+            if expected is None:
+                model.apply(changes)
+        stored = repo.get_many(model.ever)
+        assert stored == model.records
+        assert repo.find_keys(model.all_keys()) == model.keys
+        mine = [r.id for r in repo.leads() if r.id in model.ever]
+        assert mine == [r for r in model.order if r in model.records]
+
+
+# --- the model of the property test -------------------------------------------------
+
+Op = tuple[Any, ...]
+
+
+def _operation() -> st.SearchStrategy[Op]:
+    person = st.integers(0, 4)
+    phone = st.none() | st.integers(0, 3)
+    pick = st.integers(0, 30)
+    return st.one_of(
+        st.tuples(
+            st.just("insert"),
+            st.lists(st.tuples(person, phone, st.booleans()), min_size=1, max_size=3),
+        ),
+        st.tuples(
+            st.just("update"), pick, st.none() | person, phone, st.sampled_from([0, 0, 0, -1, 1])
+        ),
+        st.tuples(st.just("avoid"), pick),
+        st.tuples(st.just("delete"), pick, st.booleans()),
+        st.tuples(st.just("reinsert"), pick),
+    )
+
+
+class _Model:
+    """The port's rules over plain dicts: what a commit must do, and what it must refuse."""
+
+    def __init__(self, space: str) -> None:
+        self.space = space
+        self.records: dict[UUID, Lead] = {}
+        self.ever: list[UUID] = []
+        self.order: list[UUID] = []
+        self.keys: dict[str, UUID] = {}
+        self.gone: dict[UUID, Lead] = {}
+
+    def email(self, n: int) -> str:
+        return f"p{n}@{self.space}.example.com"
+
+    def phone(self, n: int | None) -> str | None:
+        # One number per example space, so spaces never share a phone key.
+        return None if n is None else f"+1512{int(self.space[:6], 16) % 1000:03d}{n:04d}"
+
+    def all_keys(self) -> list[str]:
+        return [f"email:{self.email(n)}" for n in range(5)] + [
+            f"phone:{self.phone(n)}" for n in range(4)
+        ]
+
+    def pick(self, index: int) -> Lead | None:
+        alive = [self.records[i] for i in self.order if i in self.records]
+        return alive[index % len(alive)] if alive else None
+
+    def change_set(self, op: Op) -> tuple[ChangeSet, list[Lead]]:
+        kind = op[0]
+        if kind == "insert":
+            made = [
+                lead(
+                    0,
+                    email=self.email(p),
+                    phone=self.phone(ph),
+                    status=LeadStatus.AVOID if avoided else LeadStatus.RAW,
+                )
+                for p, ph, avoided in op[1]
+            ]
+            self.ever.extend(r.id for r in made)
+            return ChangeSet(inserts=list(made)), made
+        target = self.pick(op[1])
+        if target is None:
+            return ChangeSet(), []
+        if kind == "update":
+            _, _, person, phone, skew = op
+            changes: dict[str, Any] = {"phone": self.phone(phone)}
+            if person is not None:
+                changes["email"] = self.email(person)
+            updated = target.model_copy(update={**changes, "version": target.version + 1 + skew})
+            return ChangeSet(updates=[updated]), [updated]
+        if kind == "avoid":
+            return ChangeSet(updates=[bump(target, status=LeadStatus.AVOID)]), []
+        if kind == "delete":
+            victim = target if op[2] else target.model_copy(update={"version": 99})
+            return ChangeSet(deletes=[victim]), []
+        # "reinsert": the stored record inserted again.
+        return ChangeSet(inserts=[target]), []
+
+    def outcome(self, changes: ChangeSet) -> tuple[type[BaseException], UUID | None] | None:
+        for record in changes.deletes:
+            stored = self.records.get(record.id)
+            if stored is None:
+                return (NotFoundError, None)
+            if stored.version != record.version:
+                return (ConcurrencyError, None)
+        released = {r.id for r in changes.deletes}
+        for record in changes.updates:
+            stored = self.records.get(record.id)
+            if stored is None:
+                return (NotFoundError, None)
+            if stored.version != record.version - 1:
+                return (ConcurrencyError, None)
+            released.add(record.id)
+        for record in changes.inserts:
+            if record.id in self.records:
+                return (ConcurrencyError, None)
+        claims = {k: v for k, v in self.keys.items() if v not in released}
+        pending = {r.id: r for r in changes.records() if isinstance(r, Lead)}
+        for record in changes.records():
+            assert isinstance(record, Lead)
+            for key in _keys(record):
+                holder = claims.get(key)
+                if holder is not None and holder != record.id:
+                    held = pending.get(holder) or self.records[holder]
+                    error = AvoidListedError if held.status == LeadStatus.AVOID else DuplicateError
+                    return (error, holder)
+                claims[key] = record.id
+        return None
+
+    def apply(self, changes: ChangeSet) -> None:
+        for record in changes.deletes:
+            del self.records[record.id]
+            self.order.remove(record.id)
+        for record in changes.records():
+            assert isinstance(record, Lead)
+            self.keys = {k: v for k, v in self.keys.items() if v != record.id}
+            self.records[record.id] = record
+            if record.id not in self.order:
+                self.order.append(record.id)
+        for record in changes.deletes:
+            self.keys = {k: v for k, v in self.keys.items() if v != record.id}
+        for record in changes.records():
+            assert isinstance(record, Lead)
+            for key in _keys(record):
+                self.keys[key] = record.id
+
+
+def _keys(record: Lead) -> list[str]:
+    found = []
+    if record.email:
+        found.append(f"email:{record.email.lower()}")
+    if record.phone:
+        found.append(f"phone:{record.phone}")
+    return found
