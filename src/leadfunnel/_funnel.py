@@ -1242,8 +1242,9 @@ class Funnel:
             if isinstance(gone, Contact)
             else self.repository.opportunities(lead_id=gone.id)
         )
+        moved_deals = [self._bump(d, now, **{field_name: kept.id}) for d in deals]
         changes = ChangeSet(
-            updates=[merged, *(self._bump(d, now, **{field_name: kept.id}) for d in deals)],
+            updates=[merged, *moved_deals],
             deletes=[gone],
             moves=[Move(touches, events, kept.id)],
             add_merge=MergeLog(
@@ -1270,6 +1271,20 @@ class Funnel:
                 reason,
                 {"other_id": str(gone.id), "fields": sorted(filled)},
             )
+        )
+        # One event per changed record: each re-pointed deal says where it went.
+        changes.events.extend(
+            self._event(
+                d,
+                "merge",
+                d.stage.value,
+                d.stage.value,
+                now,
+                actor,
+                reason,
+                {field_name: str(kept.id), "other_id": str(gone.id)},
+            )
+            for d in moved_deals
         )
         self.repository.commit(changes)
         return merged
@@ -1331,6 +1346,32 @@ class Funnel:
                 reason,
                 {"other_id": str(log.other.id)},
             )
+        )
+        # One event per changed record: the restored duplicate and each deal given back.
+        changes.events.append(
+            self._event(
+                log.other,
+                "unmerge",
+                state_of(log.other),
+                state_of(log.other),
+                now,
+                actor,
+                reason,
+                {"keep_id": str(restored.id)},
+            )
+        )
+        changes.events.extend(
+            self._event(
+                d,
+                "unmerge",
+                d.stage.value,
+                d.stage.value,
+                now,
+                actor,
+                reason,
+                {"contact_id": str(d.contact_id), "lead_id": str(d.lead_id) if d.lead_id else None},
+            )
+            for d in deals
         )
         self.repository.commit(changes)
         return restored, log.other
