@@ -16,6 +16,7 @@ Override :meth:`RepositoryContract.destroy_repository` to clean up (drop a schem
 
 from __future__ import annotations
 
+import itertools
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -898,6 +899,7 @@ class RepositoryContract(ABC):
 # --- the model of the property test -------------------------------------------------
 
 Op = tuple[Any, ...]
+_LINES = itertools.count()
 
 
 def _operation() -> st.SearchStrategy[Op]:
@@ -923,6 +925,7 @@ class _Model:
 
     def __init__(self, space: str) -> None:
         self.space = space
+        self.line = next(_LINES) % 100_000
         self.records: dict[UUID, Lead] = {}
         self.ever: list[UUID] = []
         self.order: list[UUID] = []
@@ -933,8 +936,8 @@ class _Model:
         return f"p{n}@{self.space}.example.com"
 
     def phone(self, n: int | None) -> str | None:
-        # One number per example space, so spaces never share a phone key.
-        return None if n is None else f"+1512{int(self.space[:6], 16) % 1000:03d}{n:04d}"
+        # Numbers of their own for each example, so examples never share a phone key.
+        return None if n is None else f"+15{self.line:05d}{n:04d}"
 
     def all_keys(self) -> list[str]:
         return [f"email:{self.email(n)}" for n in range(5)] + [
