@@ -408,7 +408,11 @@ class Funnel:
             fresh = lead.model_copy(update={"status": LeadStatus.RAW})
             stored = self._prepare_new(fresh, now, "capture")
             event = self._event(stored, "capture", None, "raw", now, actor, reason)
-            self.repository.commit(ChangeSet(inserts=[stored], events=[event]))
+            try:
+                self.repository.commit(ChangeSet(inserts=[stored], events=[event]))
+            except DuplicateError:
+                # Someone stored this person since we looked: look again (capture retries).
+                raise ConcurrencyError(stored.id, 0) from None
             return stored
         if is_avoided(holder):
             self._refuse_match(lead, holder)
@@ -1308,7 +1312,12 @@ class Funnel:
         if log is None:
             raise NotFoundError(kept.id, "merge into record")
         if kept.version != log.keep_version:
-            raise ConcurrencyError(kept.id, log.keep_version, kept.version)
+            # Later merges into keep, since undone, bumped its version and changed
+            # nothing else: compare with what this merge made, not with its version.
+            made = log.keep_before.model_copy(update=_fill_from(log.keep_before, log.other))
+            ignore = {"version", "updated_at"}
+            if kept.model_dump(exclude=ignore) != made.model_dump(exclude=ignore):
+                raise ConcurrencyError(kept.id, log.keep_version, kept.version)
         restored = log.keep_before.model_copy(
             update={"version": kept.version + 1, "updated_at": now}
         )
