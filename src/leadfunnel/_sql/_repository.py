@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -117,6 +118,7 @@ class SqlRepository(Repository):
         memory = self.dialect == "sqlite" and isinstance(self._engine.pool, StaticPool)
         self._serial: AbstractContextManager[Any] = threading.RLock() if memory else nullcontext()
         self._writer = self._engine.execution_options(leadfunnel_write=True)
+        self._inserts = _BulkInserts(self._engine.dialect, schema)
         try:
             with self._serial:
                 self._open_schema()
@@ -212,7 +214,7 @@ class SqlRepository(Repository):
         for kind, table in s.RECORD_TABLES.items():
             rows = [_record_row(r) for r in changes.inserts if r.kind == kind]
             if rows:
-                conn.execute(sa.insert(table), rows)
+                self._insert(conn, table, rows)
         tag_rows = [
             {"record_id": r.id, "tag": tag}
             for r in changes.records()
@@ -220,24 +222,24 @@ class SqlRepository(Repository):
             for tag in r.tags
         ]
         if tag_rows:
-            conn.execute(sa.insert(s.tags), tag_rows)
+            self._insert(conn, s.tags, tag_rows)
         if changes.touches:
-            conn.execute(sa.insert(s.touches), [_touch_row(t) for t in changes.touches])
+            self._insert(conn, s.touches, [_touch_row(t) for t in changes.touches])
         if changes.events:
-            conn.execute(sa.insert(s.events), [_event_row(e) for e in changes.events])
+            self._insert(conn, s.events, [_event_row(e) for e in changes.events])
             step_rows = [
                 {
                     "event_id": e.id,
                     "subject_id": e.subject_id,
                     "step": step,
                     "at": e.at,
-                    "month": e.at.astimezone(UTC).strftime("%Y-%m"),
+                    "month": _month(e.at),
                 }
                 for e in changes.events
                 for step in funnel_steps(e.subject, e.source, e.dest)
             ]
             if step_rows:
-                conn.execute(sa.insert(s.steps), step_rows)
+                self._insert(conn, s.steps, step_rows)
         for move in changes.moves:
             if not self._exists(conn, move.to_subject_id):
                 raise NotFoundError(move.to_subject_id)
@@ -261,6 +263,10 @@ class SqlRepository(Repository):
                 sa.insert(s.merges).values(id=log.id, keep_id=log.keep_id, doc=_merge_doc(log))
             )
 
+    def _insert(self, conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+        sql, convert = self._inserts.prepare(table)
+        conn.exec_driver_sql(sql, [convert(row) for row in rows])
+
     def _refuse_version(self, conn: Connection, record: Record, expected: int) -> None:
         table = s.RECORD_TABLES[record.kind]
         found = conn.execute(sa.select(table.c.version).where(table.c.id == record.id)).scalar()
@@ -269,53 +275,52 @@ class SqlRepository(Repository):
         raise ConcurrencyError(record.id, expected, found)
 
     def _claim_keys(self, conn: Connection, changes: ChangeSet) -> None:
-        claimants = [
-            r for r in changes.records() if isinstance(r, (Lead, Contact)) and holds_keys(r)
-        ]
+        claimants = _claimants(changes)
         if not claimants:
             return
-        wanted = list({key for r in claimants for key in identity_keys(r)})
-        claims: dict[str, tuple[UUID, bool]] = {}
-        for batch in _batches(wanted):
-            query = sa.select(s.keys.c.key, s.keys.c.record_id, s.keys.c.avoided).where(
-                s.keys.c.key.in_(batch)
-            )
-            for key, holder, avoided in conn.execute(query):
-                claims[key] = (holder, avoided)
-        pending = {r.id: r for r in changes.records()}
-        rows = []
-        for record in claimants:
-            for key in identity_keys(record):
-                held = claims.get(key)
-                if held is not None and held[0] != record.id:
-                    holder = pending.get(held[0])
-                    avoided = is_avoided(holder) if holder is not None else held[1]
-                    if avoided:
-                        raise AvoidListedError(held[0], key)
-                    raise DuplicateError(held[0], key)
-                claims[key] = (record.id, is_avoided(record))
-                rows.append({"key": key, "record_id": record.id, "avoided": is_avoided(record)})
-        conn.execute(sa.insert(s.keys), rows)
+        # The unique key column is the real check (it also stops other processes); here
+        # only clashes inside the change set are looked for, and when there is one, the
+        # stored holders are read so that the error is the one the contract names.
+        if _first_clash(claimants, changes, {}) is not None:
+            wanted = list({key for r in claimants for key in identity_keys(r)})
+            stored: dict[str, tuple[UUID, bool]] = {}
+            for batch in _batches(wanted):
+                query = sa.select(s.keys.c.key, s.keys.c.record_id, s.keys.c.avoided).where(
+                    s.keys.c.key.in_(batch)
+                )
+                stored.update(
+                    (key, (holder, avoided)) for key, holder, avoided in conn.execute(query)
+                )
+            clash = _first_clash(claimants, changes, stored)
+            if clash is not None:
+                raise clash
+        rows = [
+            {"key": key, "record_id": r.id, "avoided": is_avoided(r)}
+            for r in claimants
+            for key in identity_keys(r)
+        ]
+        self._insert(conn, s.keys, rows)
 
     def _explain(self, changes: ChangeSet, exc: sa_exc.IntegrityError) -> None:
-        """Turn a unique-index violation (a race with another writer) into our error."""
+        """Turn a unique-index violation into the error the contract names.
+
+        Called after the transaction rolled back: an inserted id that is stored already
+        (``ConcurrencyError``), or an identity key held by another record, possibly
+        stored by another writer a moment ago (``DuplicateError``/``AvoidListedError``).
+        """
         inserted = {r.id: r for r in changes.inserts}
-        stored = self.get_many(inserted)
-        for id, record in stored.items():
+        for id, record in self.get_many(inserted).items():
             raise ConcurrencyError(id, 0, record.version) from exc
-        keys = {
-            key: r.id
-            for r in changes.records()
-            if isinstance(r, (Lead, Contact)) and holds_keys(r)
-            for key in identity_keys(r)
+        claimants = _claimants(changes)
+        holders = self.find_keys({key for r in claimants for key in identity_keys(r)})
+        records = self.get_many(set(holders.values()))
+        stored = {
+            key: (holder, holder in records and is_avoided(records[holder]))
+            for key, holder in holders.items()
         }
-        holders = self.find_keys(keys)
-        for key, holder in holders.items():
-            if holder != keys[key]:
-                held_by = self.get_many([holder]).get(holder)
-                if held_by is not None and is_avoided(held_by):
-                    raise AvoidListedError(holder, key) from exc
-                raise DuplicateError(holder, key) from exc
+        clash = _first_clash(claimants, changes, stored)
+        if clash is not None:
+            raise clash from exc
         raise StorageError(
             f"the database refused the change: {_first_line(exc.orig)}; "
             "another writer may have stored the same records; re-read them and retry"
@@ -668,6 +673,120 @@ class SqlRepository(Repository):
             return [StepCount(step, grp, int(n)) for step, grp, n in conn.execute(query)]
 
 
+# --- identity keys --------------------------------------------------------------------
+
+
+def _claimants(changes: ChangeSet) -> list[Lead | Contact]:
+    return [r for r in changes.records() if isinstance(r, (Lead, Contact)) and holds_keys(r)]
+
+
+def _first_clash(
+    claimants: list[Lead | Contact],
+    changes: ChangeSet,
+    stored: dict[str, tuple[UUID, bool]],
+) -> DuplicateError | None:
+    """The error for the first key claimed twice, as the port's rules order them.
+
+    ``stored`` maps keys to their stored holder and whether it is avoided; keys of the
+    records this change set deletes or updates are released first.
+    """
+    released = {r.id for r in changes.deletes} | {r.id for r in changes.updates}
+    pending = {r.id: r for r in changes.records()}
+    claims = {key: held for key, held in stored.items() if held[0] not in released}
+    for record in claimants:
+        for key in identity_keys(record):
+            held = claims.get(key)
+            if held is not None and held[0] != record.id:
+                holder = pending.get(held[0])
+                avoided = is_avoided(holder) if holder is not None else held[1]
+                return AvoidListedError(held[0], key) if avoided else DuplicateError(held[0], key)
+            claims[key] = (record.id, is_avoided(record))
+    return None
+
+
+# --- bulk inserts ---------------------------------------------------------------------
+
+
+class _BulkInserts:
+    """``INSERT`` statements sent straight to the driver's ``executemany``.
+
+    Core's ``execute(insert(t), rows)`` re-processes every bound value of every row
+    through its type objects, which costs more than the database's own work on bulk
+    imports. The values here are converted once, by a per-column function chosen for
+    the dialect, to exactly what those types would have sent.
+    """
+
+    def __init__(self, dialect: sa.Dialect, schema: str | None) -> None:
+        self._dialect = dialect
+        self._schema = schema
+        self._prepared: dict[str, tuple[str, Callable[[dict[str, Any]], tuple[Any, ...]]]] = {}
+
+    def prepare(self, table: sa.Table) -> tuple[str, Callable[[dict[str, Any]], tuple[Any, ...]]]:
+        """The SQL and the row converter for inserting into ``table``."""
+        found = self._prepared.get(table.name)
+        if found is None:
+            found = self._prepared[table.name] = self._compile(table)
+        return found
+
+    def _compile(self, table: sa.Table) -> tuple[str, Callable[[dict[str, Any]], tuple[Any, ...]]]:
+        dialect = self._dialect
+        quote = dialect.identifier_preparer.quote
+        columns = [c for c in table.columns if not (c.primary_key and c.autoincrement is True)]
+        name = quote(table.name)
+        if self._schema is not None:
+            name = f"{dialect.identifier_preparer.quote_schema(self._schema)}.{name}"
+        mark = "?" if dialect.paramstyle == "qmark" else "%s"
+        marks = []
+        for column in columns:
+            if dialect.name == "postgresql" and isinstance(column.type, sa.JSON):
+                marks.append(f"CAST({mark} AS JSONB)")
+            else:
+                marks.append(mark)
+        sql = (
+            f"INSERT INTO {name} ({', '.join(quote(c.name) for c in columns)}) "
+            f"VALUES ({', '.join(marks)})"
+        )
+        names = tuple(c.name for c in columns)
+        converters = tuple(self._converter(c) for c in columns)
+        if not any(converters):
+            return sql, lambda row: tuple(row[n] for n in names)
+        pairs = tuple(zip(names, converters, strict=True))
+        return sql, lambda row: tuple(
+            row[n] if f is None or row[n] is None else f(row[n]) for n, f in pairs
+        )
+
+    def _converter(self, column: sa.Column[Any]) -> Callable[[Any], Any] | None:
+        kind = self._dialect.name
+        if isinstance(column.type, sa.Uuid):
+            return None if kind == "postgresql" else _uuid_hex
+        if isinstance(column.type, s.UtcDateTime):
+            if kind == "sqlite":
+                return _sqlite_text
+            if kind == "postgresql":
+                return None
+            return _naive_utc
+        if isinstance(column.type, sa.JSON):
+            return _dumps
+        return None
+
+
+# Bulk rows share a few instants (an import stamps every row with one): convert once.
+_sqlite_text = functools.lru_cache(maxsize=1024)(s.to_sqlite_text)
+
+
+@functools.lru_cache(maxsize=1024)
+def _month(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m")
+
+
+def _uuid_hex(value: UUID) -> str:
+    return value.hex
+
+
+def _naive_utc(value: datetime) -> datetime:
+    return value.astimezone(UTC).replace(tzinfo=None)
+
+
 # --- engine ---------------------------------------------------------------------------
 
 
@@ -730,6 +849,7 @@ def _tune_sqlite(engine: Engine) -> None:
             cursor.execute(f"PRAGMA busy_timeout = {int(_SQLITE_BUSY_SECONDS * 1000)}")
             if not memory:
                 cursor.execute("PRAGMA journal_mode = WAL")
+                cursor.execute("PRAGMA wal_autocheckpoint = 10000")
                 # WAL + NORMAL: a committed transaction survives a crash of the process;
                 # only a power loss can lose the last few.
                 cursor.execute("PRAGMA synchronous = NORMAL")

@@ -199,7 +199,7 @@ steps = sa.Table(
     metadata,
     sa.Column("seq", Seq, primary_key=True, autoincrement=True),
     sa.Column("event_id", Id, sa.ForeignKey("lf_events.id"), nullable=False, index=True),
-    sa.Column("subject_id", Id, nullable=False, index=True),
+    sa.Column("subject_id", Id, nullable=False),
     sa.Column("step", _text(20), nullable=False),
     sa.Column("at", At, nullable=False, index=True),
     sa.Column("month", _text(7), nullable=False),
