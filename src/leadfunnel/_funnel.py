@@ -1236,7 +1236,7 @@ class Funnel:
                 f"{gone.kind} {gone.id} is on the avoid list: avoid {kept.id} first, "
                 "or merge the other way round"
             )
-        filled = _fill_from(kept, gone)
+        filled = _merge_changes(kept, gone)
         merged = self._bump(kept, now, **filled)
         touches = tuple(t.id for t in self.repository.touches(gone.id))
         events = tuple(e.id for e in self.repository.history(gone.id))
@@ -1247,8 +1247,13 @@ class Funnel:
             else self.repository.opportunities(lead_id=gone.id)
         )
         moved_deals = [self._bump(d, now, **{field_name: kept.id}) for d in deals]
+        # The lead that became ``other`` now points at ``keep``: no dangling contact_id.
+        moved_leads = [
+            self._bump(lead, now, contact_id=kept.id)
+            for lead in self._leads_of(gone, gone.id, deals)
+        ]
         changes = ChangeSet(
-            updates=[merged, *moved_deals],
+            updates=[merged, *moved_deals, *moved_leads],
             deletes=[gone],
             moves=[Move(touches, events, kept.id)],
             add_merge=MergeLog(
@@ -1290,6 +1295,19 @@ class Funnel:
             )
             for d in moved_deals
         )
+        changes.events.extend(
+            self._event(
+                lead,
+                "merge",
+                lead.status.value,
+                lead.status.value,
+                now,
+                actor,
+                reason,
+                {"contact_id": str(kept.id), "other_id": str(gone.id)},
+            )
+            for lead in moved_leads
+        )
         self.repository.commit(changes)
         return merged
 
@@ -1314,7 +1332,7 @@ class Funnel:
         if kept.version != log.keep_version:
             # Later merges into keep, since undone, bumped its version and changed
             # nothing else: compare with what this merge made, not with its version.
-            made = log.keep_before.model_copy(update=_fill_from(log.keep_before, log.other))
+            made = log.keep_before.model_copy(update=_merge_changes(log.keep_before, log.other))
             ignore = {"version", "updated_at"}
             if kept.model_dump(exclude=ignore) != made.model_dump(exclude=ignore):
                 raise ConcurrencyError(kept.id, log.keep_version, kept.version)
@@ -1337,8 +1355,12 @@ class Funnel:
                         }
                     )
                 )
+        leads = [
+            self._bump(lead, now, contact_id=log.other.id)
+            for lead in self._leads_of(log.other, kept.id, log.opportunities_before)
+        ]
         changes = ChangeSet(
-            updates=[restored, *deals],
+            updates=[restored, *deals, *leads],
             inserts=[log.other],
             moves=[Move(log.touch_ids, log.event_ids, log.other.id)],
             remove_merge=log.id,
@@ -1382,8 +1404,35 @@ class Funnel:
             )
             for d in deals
         )
+        changes.events.extend(
+            self._event(
+                lead,
+                "unmerge",
+                lead.status.value,
+                lead.status.value,
+                now,
+                actor,
+                reason,
+                {"contact_id": str(log.other.id)},
+            )
+            for lead in leads
+        )
         self.repository.commit(changes)
         return restored, log.other
+
+    def _leads_of(
+        self, contact: Lead | Contact, pointing_at: UUID, deals: Iterable[Opportunity]
+    ) -> list[Lead]:
+        """The leads converted into ``contact`` (directly, or into a contact merged into
+        it: each left a deal) whose ``contact_id`` is ``pointing_at``."""
+        if not isinstance(contact, Contact):
+            return []
+        ids = {i for i in (contact.lead_id, *(d.lead_id for d in deals)) if i is not None}
+        return [
+            lead
+            for lead in self.repository.get_many(ids).values()
+            if isinstance(lead, Lead) and lead.contact_id == pointing_at
+        ]
 
     # --- cadence and reports ----------------------------------------------------------
 
@@ -1407,6 +1456,19 @@ class Funnel:
 
 def _lifecycle_of(kind: str) -> Any:
     return {"lead": LEAD, "contact": CONTACT, "opportunity": OPPORTUNITY}[kind]
+
+
+def _merge_changes(keep: Lead | Contact, other: Lead | Contact) -> dict[str, Any]:
+    """What merging ``other`` into ``keep`` changes on ``keep``."""
+    changes = _fill_from(keep, other)
+    if (
+        isinstance(keep, Contact)
+        and isinstance(other, Contact)
+        and keep.lead_id is None
+        and other.lead_id is not None
+    ):
+        changes["lead_id"] = other.lead_id  # keep is now the contact that lead became
+    return changes
 
 
 def _fill_from(target: Lead | Contact, source: Lead | Contact) -> dict[str, Any]:
