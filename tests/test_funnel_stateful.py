@@ -1,0 +1,433 @@
+"""Random sequences of triggers driven through the Funnel, checked after every step.
+
+A hypothesis ``RuleBasedStateMachine`` adds people, moves them with every trigger the
+facade has (legal or not), touches, edits, merges and unmerges them, on each adapter of
+the ``repository`` fixture, and checks:
+
+* every move the contract allows is accepted, every other one refused;
+* a refused call changes nothing (records, histories, touches);
+* an accepted call adds exactly one event per record it changes (at most one on a
+  record it does not change), and bumps each changed record's version by one;
+* every record is in a state its lifecycle defines, and its last event says so;
+* ``merge`` followed by ``unmerge`` restores every record exactly (but version and
+  ``updated_at``) and every touch.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import pydantic
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    Bundle,
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    multiple,
+    rule,
+    run_state_machine_as_test,
+)
+
+from conftest import REPOSITORY_KINDS, T0, make_repository, person
+from leadfunnel import (
+    Channel,
+    Contact,
+    ContactType,
+    Funnel,
+    Lead,
+    LeadFunnelError,
+    LeadStatus,
+    LostReason,
+    Opportunity,
+    Outcome,
+    Stage,
+)
+from leadfunnel._lifecycle import LEAD, OPPORTUNITY
+from leadfunnel._models import holds_keys, state_of
+from leadfunnel.testing import ManualClock
+from test_lifecycle import LEAD_CONTRACT, LEAD_FORCED, STAGE_CONTRACT, STAGE_FORCED
+
+IGNORED = {"version", "updated_at"}
+REFUSALS = (LeadFunnelError, pydantic.ValidationError, ValueError)
+
+
+def contract_allows(
+    table: dict[tuple[str, str], str],
+    forced: dict[tuple[str, str], str],
+    state: str,
+    trigger: str,
+    force: bool,
+) -> str | None:
+    """The state the contract sends ``state`` to by ``trigger``, or None if refused."""
+    if (state, trigger) in table:
+        return table[(state, trigger)]
+    if force and (state, trigger) in forced:
+        return forced[(state, trigger)]
+    return None
+
+
+class FunnelMachine(RuleBasedStateMachine):
+    repository_kind = "memory"
+    workdir = Path(".")
+
+    leads = Bundle("leads")
+    contacts = Bundle("contacts")
+    deals = Bundle("deals")
+
+    def __init__(self) -> None:
+        super().__init__()
+        directory = self.workdir / uuid.uuid4().hex
+        directory.mkdir()
+        self.repository = make_repository(self.repository_kind, directory)
+        self.clock = ManualClock(T0)
+        self.funnel = Funnel(self.repository, clock=self.clock)
+        self.emails: list[str] = []
+        self.numbers = itertools.count(1)
+
+    def teardown(self) -> None:
+        self.repository.close()
+
+    # --- observing ----------------------------------------------------------------------
+
+    def records(self) -> dict[UUID, Any]:
+        f = self.funnel
+        return {r.id: r for r in (*f.leads(), *f.contacts(), *f.opportunities())}
+
+    def snapshot(self) -> dict[str, Any]:
+        records = self.records()
+        return {
+            "records": records,
+            "history": {i: self.funnel.history(i) for i in records},
+            "touches": {
+                i: self.funnel.touches(i)
+                for i, r in records.items()
+                if not isinstance(r, Opportunity)
+            },
+        }
+
+    def attempt(self, call: Callable[[], Any]) -> Any:
+        """Run ``call``; check the event and no-change rules; None if it was refused."""
+        before = self.snapshot()
+        try:
+            result = call()
+        except REFUSALS:
+            assert self.snapshot() == before, "a refused call changed something"
+            return None
+        self.check_events(before, self.snapshot())
+        return result
+
+    @staticmethod
+    def check_events(before: dict[str, Any], after: dict[str, Any]) -> None:
+        seen = {e.id for events in before["history"].values() for e in events}
+        for record_id, record in after["records"].items():
+            new = [e for e in after["history"][record_id] if e.id not in seen]
+            old = before["records"].get(record_id)
+            if old is None or old.version != record.version:
+                assert len(new) == 1, f"{record.kind} changed with {len(new)} events: {new}"
+                if old is not None:
+                    assert record.version == old.version + 1
+            else:
+                assert old == record
+                assert len(new) <= 1, f"unchanged {record.kind} got {len(new)} events"
+            for event in new:
+                assert event.subject_id == record_id
+                assert event.subject == record.kind
+
+    # --- people ---------------------------------------------------------------------
+
+    @initialize(target=leads)
+    def first_lead(self) -> Any:
+        return self._add_lead("raw", None)
+
+    def _add_lead(self, status: str, email: str | None) -> Any:
+        fields = person(next(self.numbers), status=status, **({"email": email} if email else {}))
+        holders = [
+            r
+            for r in self.records().values()
+            if email and holds_keys(r) and getattr(r, "email", None) == email
+        ]
+        lead = self.attempt(lambda: self.funnel.add(Lead(**fields)))
+        if lead is None:
+            assert holders, "a new person was refused"
+            return multiple()
+        assert not holders, "a duplicate was added"
+        assert lead.status == status
+        self.emails.append(lead.email)
+        return lead.id
+
+    @rule(
+        target=leads,
+        status=st.sampled_from(["suspect", "farm_list", "raw", "avoid"]),
+        clash=st.booleans(),
+        data=st.data(),
+    )
+    def add_lead(self, status: str, clash: bool, data: st.DataObject) -> Any:
+        email = data.draw(st.sampled_from(self.emails)) if clash and self.emails else None
+        return self._add_lead(status, email)
+
+    @rule(target=contacts, type_=st.sampled_from(["prospect", "client", "partner"]))
+    def add_contact(self, type_: str) -> Any:
+        contact = self.attempt(
+            lambda: self.funnel.add(Contact(**person(next(self.numbers)), type=type_))
+        )
+        assert contact is not None
+        return contact.id
+
+    @rule(target=leads, existing=st.booleans(), data=st.data())
+    def capture(self, existing: bool, data: st.DataObject) -> Any:
+        if existing and self.emails:
+            email = data.draw(st.sampled_from(self.emails))
+        else:
+            email = person(next(self.numbers))["email"]
+        holders = {
+            r.id: r
+            for r in self.records().values()
+            if holds_keys(r) and getattr(r, "email", None) == email
+        }
+        carrier = self.attempt(lambda: self.funnel.capture(Lead(email=email, city="Austin")))
+        if carrier is None:
+            # only an avoid-listed person is refused
+            assert any(r.kind != "opportunity" and state_of(r) == "avoid" for r in holders.values())
+            return multiple()
+        if carrier.id not in holders:
+            assert isinstance(carrier, Lead)
+            assert carrier.status == LeadStatus.RAW
+            self.emails.append(email)
+        return carrier.id if isinstance(carrier, Lead) else multiple()
+
+    # --- lead triggers --------------------------------------------------------------
+
+    @rule(
+        lead=leads,
+        trigger=st.sampled_from(["farm", "respond", "disqualify", "avoid", "qualify"]),
+    )
+    def lead_trigger(self, lead: UUID, trigger: str) -> None:
+        stored = self.records().get(lead)
+        method = getattr(self.funnel, trigger)
+        if trigger == "qualify":
+            result = self.attempt(lambda: method(lead, force=True))
+        else:
+            result = self.attempt(lambda: method(lead))
+        if stored is None:
+            assert result is None  # merged away
+            return
+        state = stored.status.value
+        expected = contract_allows(LEAD_CONTRACT, LEAD_FORCED, state, trigger, False)
+        if trigger == "avoid" and state == "avoid":
+            assert result == stored  # a no-op
+            return
+        if expected is None:
+            assert result is None, f"{trigger} accepted from {state}"
+        else:
+            assert result is not None, f"{trigger} refused from {state}"
+            assert self.funnel.get(lead).status == expected  # type: ignore[union-attr]
+
+    @rule(target=deals, subject=st.one_of(leads, contacts), force=st.booleans())
+    def set_appointment(self, subject: UUID, force: bool) -> Any:
+        stored = self.records().get(subject)
+        opp = self.attempt(lambda: self.funnel.set_appointment(subject, force=force))
+        if isinstance(stored, Lead):
+            state = stored.status.value
+            expected = contract_allows(LEAD_CONTRACT, LEAD_FORCED, state, "convert", force)
+            assert (opp is not None) == (expected is not None and stored.contact_id is None)
+        elif isinstance(stored, Contact):
+            bookable = stored.type in ("prospect", "client") or (
+                force and stored.type == "unqualified"
+            )
+            assert (opp is not None) == bookable
+        if opp is None:
+            return multiple()
+        assert opp.stage == Stage.APPOINTMENT_SET
+        contact = self.funnel.get(opp.contact_id)
+        assert isinstance(contact, Contact)
+        assert contact.type in (ContactType.PROSPECT, ContactType.CLIENT, ContactType.UNQUALIFIED)
+        return opp.id
+
+    @rule(target=contacts, deal=deals)
+    def contact_of(self, deal: UUID) -> Any:
+        opp = self.funnel.get(deal)
+        assert isinstance(opp, Opportunity)
+        return opp.contact_id
+
+    # --- deal triggers --------------------------------------------------------------
+
+    @rule(
+        deal=deals,
+        trigger=st.sampled_from(["sit", "propose", "send_contract", "win", "reschedule"]),
+        force=st.booleans(),
+    )
+    def deal_trigger(self, deal: UUID, trigger: str, force: bool) -> None:
+        stored = self.funnel.get(deal)
+        assert isinstance(stored, Opportunity)
+        kwargs: dict[str, Any] = {}
+        if trigger == "win":
+            kwargs["force"] = force
+        if trigger == "reschedule":
+            kwargs["appointment_at"] = self.clock.now()
+        contact_before = self.funnel.get(stored.contact_id)
+        result = self.attempt(lambda: getattr(self.funnel, trigger)(deal, **kwargs))
+        state = stored.stage.value
+        expected = contract_allows(
+            STAGE_CONTRACT, STAGE_FORCED, state, trigger, trigger == "win" and force
+        )
+        assert (result is not None) == (expected is not None), (trigger, state, force)
+        if result is not None:
+            assert result.stage == expected
+            contact = self.funnel.get(stored.contact_id)
+            if trigger == "win" and contact_before.type in ("prospect", "client"):  # type: ignore[union-attr]
+                assert contact.type == ContactType.CLIENT  # type: ignore[union-attr]
+
+    @rule(deal=deals, reason=st.sampled_from(list(LostReason)))
+    def lose(self, deal: UUID, reason: LostReason) -> None:
+        stored = self.funnel.get(deal)
+        assert isinstance(stored, Opportunity)
+        contact_before = self.funnel.get(stored.contact_id)
+        assert isinstance(contact_before, Contact)
+        result = self.attempt(lambda: self.funnel.lose(deal, reason=reason))
+        assert (result is not None) == stored.is_open
+        if result is None:
+            return
+        contact = self.funnel.get(stored.contact_id)
+        assert isinstance(contact, Contact)
+        before = contact_before.type
+        if reason == LostReason.AVOID:
+            assert contact.type == ContactType.AVOID
+        elif reason == LostReason.UNQUALIFIED and before == ContactType.PROSPECT:
+            assert contact.type == ContactType.UNQUALIFIED
+        else:
+            assert contact.type == before
+
+    # --- touches and edits --------------------------------------------------------------
+
+    @rule(
+        subject=st.one_of(leads, contacts),
+        channel=st.sampled_from(list(Channel)),
+        outcome=st.sampled_from(list(Outcome)),
+    )
+    def touch(self, subject: UUID, channel: Channel, outcome: Outcome) -> None:
+        self.attempt(lambda: self.funnel.touch(subject, channel, outcome))
+
+    @rule(
+        subject=st.one_of(leads, contacts, deals),
+        edit=st.sampled_from(["owner", "state", "stale"]),
+    )
+    def update(self, subject: UUID, edit: str) -> None:
+        stored = self.records().get(subject)
+        if stored is None:
+            return
+        if edit == "owner":
+            copy = stored.model_copy(update={"owner": f"rep-{next(self.numbers)}"})
+        elif edit == "state":
+            field = {"lead": "status", "contact": "type", "opportunity": "stage"}[stored.kind]
+            other = {"lead": LeadStatus.SUSPECT, "contact": ContactType.OTHER}.get(
+                stored.kind, Stage.LOST
+            )
+            if state_of(stored) == other:
+                return
+            copy = stored.model_copy(update={field: other})
+        else:
+            copy = stored.model_copy(update={"version": stored.version - 1, "owner": "late"})
+        result = self.attempt(lambda: self.funnel.update(copy))
+        assert (result is not None) == (edit == "owner")
+
+    @rule()
+    def later(self) -> None:
+        self.clock.advance(hours=1)
+
+    # --- merges -----------------------------------------------------------------------
+
+    def _merge_pair(self, a: UUID, b: UUID) -> tuple[Any, Any] | None:
+        records = self.records()
+        keep, other = records.get(a), records.get(b)
+        if keep is None or other is None:
+            return None
+        return keep, other
+
+    @rule(a=st.one_of(leads, contacts), b=st.one_of(leads, contacts))
+    def merge_then_unmerge(self, a: UUID, b: UUID) -> None:
+        if self._merge_pair(a, b) is None:
+            return
+        before = self.snapshot()
+        merged = self.attempt(lambda: self.funnel.merge(a, b))
+        if merged is None:
+            return
+        restored = self.attempt(lambda: self.funnel.unmerge(a))
+        assert restored is not None
+        after = self.snapshot()
+        assert set(after["records"]) == set(before["records"])
+        for record_id, record in before["records"].items():
+            assert after["records"][record_id].model_dump(exclude=IGNORED) == record.model_dump(
+                exclude=IGNORED
+            )
+        assert after["touches"] == before["touches"]
+        for record_id, events in before["history"].items():
+            assert after["history"][record_id][: len(events)] == events
+
+    @rule(a=st.one_of(leads, contacts), b=st.one_of(leads, contacts))
+    def merge(self, a: UUID, b: UUID) -> None:
+        pair = self._merge_pair(a, b)
+        merged = self.attempt(lambda: self.funnel.merge(a, b))
+        if merged is not None:
+            assert pair is not None
+            assert pair[0].kind == pair[1].kind
+
+    @rule(keep=st.one_of(leads, contacts))
+    def unmerge(self, keep: UUID) -> None:
+        self.attempt(lambda: self.funnel.unmerge(keep))
+
+    # --- invariants ---------------------------------------------------------------------
+
+    @invariant()
+    def states_are_defined_and_history_agrees(self) -> None:
+        for record in self.records().values():
+            state = state_of(record)
+            if isinstance(record, Lead):
+                assert state in LEAD.states
+                assert (record.status == LeadStatus.CONVERTED) <= (record.contact_id is not None)
+                if record.contact_id is not None:
+                    # the contact it became (or the one that was merged into) exists
+                    assert isinstance(self.funnel.get(record.contact_id), Contact)
+            elif isinstance(record, Opportunity):
+                assert state in OPPORTUNITY.states
+                assert (record.closed_at is None) == record.is_open
+                assert isinstance(self.funnel.get(record.contact_id), Contact)
+            else:
+                assert state in {t.value for t in ContactType}
+            history = self.funnel.history(record.id)
+            assert history, f"{record.kind} without history"
+            assert history[-1].dest == state
+            for event in history:
+                if event.subject == "lead" and event.name in LEAD.triggers:
+                    assert event.source is not None
+                    assert LEAD.move(event.source, event.name, force=True) == event.dest
+                if event.subject == "opportunity" and event.name in OPPORTUNITY.triggers:
+                    assert event.source is not None
+                    assert OPPORTUNITY.move(event.source, event.name, force=True) == event.dest
+
+
+@pytest.mark.parametrize("kind", REPOSITORY_KINDS)
+def test_random_trigger_sequences(kind: str, tmp_path: Path) -> None:
+    class Machine(FunnelMachine):
+        repository_kind = kind
+        workdir = tmp_path
+
+    run_state_machine_as_test(
+        Machine,
+        settings=settings(
+            max_examples=int(
+                os.environ.get("LEADFUNNEL_STATEFUL_EXAMPLES", 40 if kind == "memory" else 15)
+            ),
+            stateful_step_count=30,
+            deadline=None,
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+        ),
+    )
