@@ -102,8 +102,8 @@ def funnel_import(url: str, count: int, **options: Any) -> tuple[float, str]:
     funnel = Funnel(repository)
     start = time.perf_counter()
     report = funnel.import_leads(lead_rows(count), at=AT)
+    repository.close()  # includes SQLite's last checkpoint
     elapsed = time.perf_counter() - start
-    repository.close()
     return elapsed, str(report)
 
 

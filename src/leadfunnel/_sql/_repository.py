@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import functools
 import threading
+import typing
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
+import pydantic
 import pydantic_core
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
@@ -757,11 +759,11 @@ class _BulkInserts:
 
     def _converter(self, column: sa.Column[Any]) -> Callable[[Any], Any] | None:
         kind = self._dialect.name
-        if isinstance(column.type, sa.Uuid):
-            return None if kind == "postgresql" else _uuid_hex
+        if isinstance(column.type, s.Uuid):
+            return None if kind == "postgresql" else _uuid_bytes
         if isinstance(column.type, s.UtcDateTime):
             if kind == "sqlite":
-                return _sqlite_text
+                return _sqlite_micros
             if kind == "postgresql":
                 return None
             return _naive_utc
@@ -771,7 +773,7 @@ class _BulkInserts:
 
 
 # Bulk rows share a few instants (an import stamps every row with one): convert once.
-_sqlite_text = functools.lru_cache(maxsize=1024)(s.to_sqlite_text)
+_sqlite_micros = functools.lru_cache(maxsize=1024)(s.to_sqlite_micros)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -779,8 +781,8 @@ def _month(at: datetime) -> str:
     return at.astimezone(UTC).strftime("%Y-%m")
 
 
-def _uuid_hex(value: UUID) -> str:
-    return value.hex
+def _uuid_bytes(value: UUID) -> bytes:
+    return value.bytes
 
 
 def _naive_utc(value: datetime) -> datetime:
@@ -849,10 +851,11 @@ def _tune_sqlite(engine: Engine) -> None:
             cursor.execute(f"PRAGMA busy_timeout = {int(_SQLITE_BUSY_SECONDS * 1000)}")
             if not memory:
                 cursor.execute("PRAGMA journal_mode = WAL")
-                cursor.execute("PRAGMA wal_autocheckpoint = 10000")
+                cursor.execute("PRAGMA wal_autocheckpoint = 40000")
                 # WAL + NORMAL: a committed transaction survives a crash of the process;
                 # only a power loss can lose the last few.
                 cursor.execute("PRAGMA synchronous = NORMAL")
+                cursor.execute("PRAGMA cache_size = -65536")
         finally:
             cursor.close()
 
@@ -916,7 +919,7 @@ def _record_row(record: Record) -> dict[str, Any]:
         "version": record.version,
         "created_at": record.created_at,
         "updated_at": record.updated_at,
-        "doc": record.model_dump_json(),
+        "doc": _document(record),
     }
     if isinstance(record, Lead):
         row.update(_person_row(record))
@@ -944,7 +947,7 @@ def _touch_row(touch: Touch) -> dict[str, Any]:
         "at": touch.at,
         "channel": Channel(touch.channel).value,
         "outcome": Outcome(touch.outcome).value,
-        "doc": touch.model_dump_json(),
+        "doc": _document(touch),
     }
 
 
@@ -955,8 +958,31 @@ def _event_row(event: Event) -> dict[str, Any]:
         "subject": event.subject,
         "name": event.name,
         "at": event.at,
-        "doc": event.model_dump_json(),
+        "doc": _document(event),
     }
+
+
+def _none_is_default(model: type[pydantic.BaseModel]) -> bool:
+    return all(
+        field.default is None and field.default_factory is None
+        for field in model.model_fields.values()
+        if _accepts_none(field.annotation)
+    )
+
+
+def _accepts_none(annotation: Any) -> bool:
+    return type(None) in typing.get_args(annotation)
+
+
+# Leaving out None fields shrinks documents by a quarter; it is safe only where a
+# missing field reads back as None, i.e. every field that accepts None defaults to it.
+_SKIP_NONE: dict[type[pydantic.BaseModel], bool] = {
+    model: _none_is_default(model) for model in (Lead, Contact, Opportunity, Touch, Event)
+}
+
+
+def _document(model: pydantic.BaseModel) -> str:
+    return model.model_dump_json(exclude_none=_SKIP_NONE[type(model)])
 
 
 def _as_dict(doc: Any) -> dict[str, Any]:
