@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from bisect import insort
-from collections import defaultdict
+from collections import ChainMap, defaultdict
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -93,16 +93,16 @@ class InMemoryRepository(Repository):
         for record in changes.inserts:
             if record.id in self._records:
                 raise ConcurrencyError(record.id, 0, self._records[record.id].version)
-        claims: dict[str, UUID] = (
-            {key: holder for key, holder in self._keys.items() if key not in released}
-            if released
-            else dict(self._keys)
-        )
-        pending: dict[UUID, Record] = {}
+        # Only the keys this change set claims matter: look them up, never copy the
+        # whole index (that made every commit O(records)).
+        wanted = {key for record in changes.records() for key in self._claimed_keys(record)}
+        claims: dict[str, UUID] = {
+            key: self._keys[key] for key in wanted if key in self._keys and key not in released
+        }
+        pending: dict[UUID, Record] = {record.id: record for record in changes.records()}
+        known = ChainMap(pending, self._records)
         for record in changes.records():
-            pending[record.id] = record
-        for record in changes.records():
-            check_keys_free([record], claims, {**self._records, **pending})
+            check_keys_free([record], claims, known)
             if isinstance(record, (Lead, Contact)) and holds_keys(record):
                 for key in identity_keys(record):
                     claims[key] = record.id

@@ -38,7 +38,7 @@ reference implementation.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
@@ -278,8 +278,8 @@ class Repository(ABC):
 
 def check_keys_free(
     records: Sequence[Record],
-    holders: dict[str, UUID],
-    stored: dict[UUID, Record],
+    holders: Mapping[str, UUID],
+    stored: Mapping[UUID, Record],
 ) -> None:
     """Raise if a key of ``records`` is held by another record. Shared by adapters."""
     from ._errors import AvoidListedError, DuplicateError
