@@ -1,0 +1,519 @@
+"""SqlRepository beyond the port contract: durability, concurrency, time zones, schema
+versions, error translation and URLs.
+
+Server backends run when ``LEADFUNNEL_TEST_POSTGRES_URL`` / ``LEADFUNNEL_TEST_MYSQL_URL``
+are set; each test gets its own schema or database.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+import pytest
+import sqlalchemy as sa
+
+from conftest import T0, person
+from leadfunnel import (
+    Channel,
+    ConcurrencyError,
+    ConfigError,
+    DuplicateError,
+    Funnel,
+    Lead,
+    LeadFunnelError,
+    LeadStatus,
+    SqlRepository,
+    StorageError,
+)
+from leadfunnel._repository import ChangeSet
+from leadfunnel._sql import SCHEMA_VERSION
+from leadfunnel._sql import _schema as schema
+from leadfunnel.testing import ManualClock
+
+POSTGRES_URL = os.environ.get("LEADFUNNEL_TEST_POSTGRES_URL")
+MYSQL_URL = os.environ.get("LEADFUNNEL_TEST_MYSQL_URL")
+
+
+@pytest.fixture(
+    params=[
+        "sqlite",
+        pytest.param("postgres", marks=pytest.mark.postgres),
+        pytest.param("mysql", marks=pytest.mark.mysql),
+    ]
+)
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str | None]]:
+    """A URL (and schema) of an empty database on each backend."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'funnel.db'}", None
+        return
+    server = POSTGRES_URL if request.param == "postgres" else MYSQL_URL
+    if not server:
+        pytest.skip(f"set the {request.param} test URL to run this backend")
+    name = f"lf_test_{uuid4().hex[:16]}"
+    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
+    kind = "SCHEMA" if request.param == "postgres" else "DATABASE"
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"CREATE {kind} {name}")
+    try:
+        if request.param == "postgres":
+            yield server, name
+        else:
+            yield sa.make_url(server).set(database=name).render_as_string(False), None
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"DROP {kind} {name}{' CASCADE' if kind == 'SCHEMA' else ''}")
+        admin.dispose()
+
+
+def open_repository(where: tuple[str, str | None]) -> SqlRepository:
+    return SqlRepository(where[0], schema=where[1])
+
+
+# --- durability ---------------------------------------------------------------------
+
+
+def test_reopen_keeps_everything(url: tuple[str, str | None]) -> None:
+    clock = ManualClock(T0)
+    first = Funnel(open_repository(url), clock=clock)
+    lead = first.add(Lead(**person(1, phone="+1 512 555 0134", tags={"vip"})))
+    clock.advance(hours=1)
+    first.touch(lead, Channel.CALL, "no_answer")
+    clock.advance(hours=1)
+    first.qualify(lead, force=True, reason="referral")
+    opp = first.set_appointment(lead, owner="rep", setter="sue")
+    opp = first.sit(opp)
+    other = first.add(Lead(**person(2)))
+    first.repository.close()
+
+    again = Funnel(open_repository(url), clock=clock)
+    try:
+        assert again.get(lead.id).status == LeadStatus.CONVERTED
+        assert again.get(opp.id) == opp
+        assert again.get(other.id) == other
+        assert [e.name for e in again.history(lead.id)] == ["add", "touch", "qualify", "convert"]
+        assert [t.channel for t in again.touches(lead.id)] == [Channel.CALL]
+        assert [r.id for r in again.leads(tag="vip")] == [lead.id]
+        contact = again.get(opp.contact_id)
+        with pytest.raises(DuplicateError) as err:
+            again.add(Lead(**person(3, email=lead.email)))
+        assert err.value.existing_id == contact.id
+        counts = {name: step.count for name, step in _steps(again).items()}
+        assert counts["appointment_sat"] == 1
+        assert counts["raw"] == 2
+    finally:
+        again.repository.close()
+
+
+def _steps(funnel: Funnel) -> dict[str, Any]:
+    rows = funnel.repository.step_counts(since=None, until=None)
+    return {row.step: row for row in rows}
+
+
+# --- concurrency --------------------------------------------------------------------
+
+
+def test_a_stale_write_from_another_repository_is_refused(url: tuple[str, str | None]) -> None:
+    a, b = open_repository(url), open_repository(url)
+    try:
+        one, two = Funnel(a), Funnel(b)
+        lead = one.add(Lead(**person(1)))
+        mine, theirs = one.get(lead.id), two.get(lead.id)
+        two.update(theirs.model_copy(update={"notes": "theirs"}))
+        with pytest.raises(ConcurrencyError) as err:
+            one.update(mine.model_copy(update={"notes": "mine"}))
+        assert err.value.found == 2
+        assert one.get(lead.id).notes == "theirs"
+    finally:
+        a.close()
+        b.close()
+
+
+def test_two_repositories_racing_for_one_person(url: tuple[str, str | None]) -> None:
+    repositories = [open_repository(url) for _ in range(4)]
+    start = threading.Barrier(len(repositories))
+    outcomes: list[str] = []
+    errors: list[BaseException] = []
+
+    def add(repository: SqlRepository, n: int) -> None:
+        funnel = Funnel(repository)
+        try:
+            start.wait()
+            funnel.add(Lead(**person(n, email="race@example.com")))
+            outcomes.append("added")
+        except DuplicateError:
+            outcomes.append("duplicate")
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=add, args=(r, n)) for n, r in enumerate(repositories)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    try:
+        assert errors == []
+        assert sorted(outcomes) == ["added"] + ["duplicate"] * 3
+        assert len(repositories[0].leads()) == 1
+    finally:
+        for repository in repositories:
+            repository.close()
+
+
+_IMPORTER = textwrap.dedent(
+    """
+    import sys
+    from leadfunnel import Funnel, SqlRepository
+    funnel = Funnel(SqlRepository(sys.argv[1]))
+    rows = [{"email": f"p{n}@shared.example.com", "last_name": "Same"} for n in range(300)]
+    report = funnel.import_leads(rows, chunk_size=50)
+    print(len(report.added), len(report.duplicates))
+    """
+)
+
+
+def test_two_processes_importing_the_same_people_store_each_once(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    SqlRepository(url).close()
+    processes = [
+        subprocess.Popen([sys.executable, "-c", _IMPORTER, url], stdout=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    results = [tuple(map(int, p.communicate(timeout=120)[0].split())) for p in processes]
+    assert all(p.returncode == 0 for p in processes)
+    assert sum(added for added, _ in results) == 300
+    assert sum(duplicates for _, duplicates in results) == 300
+    repository = SqlRepository(url)
+    try:
+        assert len(repository.leads()) == 300
+    finally:
+        repository.close()
+
+
+def test_threads_sharing_one_funnel_on_sqlite_lose_nothing(tmp_path: Path) -> None:
+    repository = SqlRepository(f"sqlite:///{tmp_path / 'threads.db'}")
+    funnel = Funnel(repository, clock=ManualClock(T0))
+    shared = funnel.add(Lead(**person(0)))
+    errors: list[BaseException] = []
+    start = threading.Barrier(4)
+
+    def work(worker: int) -> None:
+        try:
+            start.wait()
+            for n in range(10):
+                lead = funnel.add(Lead(**person(1000 * (worker + 1) + n)))
+                funnel.touch(lead, Channel.CALL, "no_answer")
+                funnel.update(funnel.get(lead.id).model_copy(update={"notes": f"w{worker}"}))
+                funnel.touch(shared, Channel.EMAIL, "no_answer")
+            funnel.qualify(shared, force=True) if worker == 0 else None
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(w,)) for w in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    try:
+        assert errors == []
+        leads = funnel.leads()
+        assert len(leads) == 41
+        assert sorted(lead.notes or "" for lead in leads) == [""] + [
+            f"w{w}" for w in range(4) for _ in range(10)
+        ]
+        assert len(funnel.touches(shared)) == 40
+        assert all(len(funnel.touches(lead)) == 1 for lead in leads if lead.id != shared.id)
+        assert funnel.get(shared.id).status == LeadStatus.QUALIFIED
+    finally:
+        repository.close()
+
+
+# --- time zones ---------------------------------------------------------------------
+
+ZONES = [
+    UTC,
+    timezone(timedelta(hours=5, minutes=30)),
+    timezone(timedelta(hours=-3, minutes=-30)),
+    timezone(timedelta(hours=14)),
+]
+
+
+def test_aware_datetimes_round_trip_exactly(url: tuple[str, str | None]) -> None:
+    repository = open_repository(url)
+    try:
+        funnel = Funnel(repository)
+        for n, zone in enumerate(ZONES):
+            at = datetime(2026, 3, 29, 1, 59, 59, 999_999, tzinfo=zone)
+            lead = funnel.add(Lead(**person(n)), at=at)
+            stored = funnel.get(lead.id)
+            assert stored.created_at == at
+            assert stored.created_at.utcoffset() is not None
+            (event,) = funnel.history(lead)
+            assert event.at == at
+            # A bound one microsecond either side finds it or not.
+            assert lead.id in {r.id for r in funnel.leads(created_since=at)}
+            assert lead.id not in {
+                r.id for r in funnel.leads(created_since=at + timedelta(microseconds=1))
+            }
+            assert lead.id in {
+                r.id for r in funnel.leads(created_until=at + timedelta(microseconds=1))
+            }
+        candidates = list(repository.follow_up_candidates(lead_limit=2, contact_limit=8))
+        assert len(candidates) == len(ZONES)
+        for candidate in candidates:
+            assert candidate.anchor_at.utcoffset() == timedelta(0)
+    finally:
+        repository.close()
+
+
+def test_naive_datetimes_are_refused(tmp_path: Path) -> None:
+    repository = SqlRepository(f"sqlite:///{tmp_path / 'x.db'}")
+    try:
+        with pytest.raises(ValueError, match="no timezone"):
+            repository.leads(created_since=datetime(2026, 1, 1))
+        with pytest.raises(ValueError, match="no timezone"):
+            repository.step_counts(since=datetime(2026, 1, 1), until=None)
+    finally:
+        repository.close()
+
+
+def test_instants_are_stored_in_utc(tmp_path: Path) -> None:
+    path = tmp_path / "utc.db"
+    repository = SqlRepository(f"sqlite:///{path}")
+    at = datetime(2026, 3, 2, 14, 30, tzinfo=timezone(timedelta(hours=5, minutes=30)))
+    Funnel(repository).add(Lead(**person(1)), at=at)
+    repository.close()
+    with sqlite3.connect(path) as raw:
+        (micros,) = raw.execute("SELECT created_at FROM lf_leads").fetchone()
+        (month,) = raw.execute("SELECT month FROM lf_steps").fetchone()
+    assert datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros) == at
+    assert micros % 1_000_000 == 0
+    assert month == "2026-03"
+
+
+# --- schema versions ----------------------------------------------------------------
+
+
+def test_the_schema_version_is_recorded(url: tuple[str, str | None]) -> None:
+    repository = open_repository(url)
+    try:
+        assert repository.schema_version == SCHEMA_VERSION
+    finally:
+        repository.close()
+
+
+def _set_version(repository: SqlRepository, version: int) -> None:
+    with repository._engine.begin() as conn:
+        conn.execute(sa.update(schema.schema_table).values(version=version))
+
+
+def test_a_newer_schema_is_refused_with_a_clear_error(url: tuple[str, str | None]) -> None:
+    repository = open_repository(url)
+    _set_version(repository, SCHEMA_VERSION + 1)
+    repository.close()
+    with pytest.raises(ConfigError, match=r"newer than this leadfunnel understands") as err:
+        open_repository(url)
+    assert f"version {SCHEMA_VERSION + 1}" in str(err.value)
+    assert "upgrade leadfunnel" in str(err.value)
+
+
+def test_an_older_schema_is_upgraded_in_order(
+    url: tuple[str, str | None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repository = open_repository(url)
+    lead = Funnel(repository).add(Lead(**person(1)))
+    repository.close()
+    ran: list[int] = []
+
+    def migration(version: int) -> Any:
+        def upgrade(conn: sa.Connection) -> None:
+            assert conn.execute(sa.select(schema.schema_table.c.version)).scalar() == (
+                SCHEMA_VERSION
+            )
+            ran.append(version)
+
+        return upgrade
+
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", SCHEMA_VERSION + 2)
+    monkeypatch.setitem(schema.MIGRATIONS, SCHEMA_VERSION + 1, migration(SCHEMA_VERSION + 1))
+    monkeypatch.setitem(schema.MIGRATIONS, SCHEMA_VERSION + 2, migration(SCHEMA_VERSION + 2))
+    upgraded = open_repository(url)
+    try:
+        assert ran == [SCHEMA_VERSION + 1, SCHEMA_VERSION + 2]
+        assert upgraded.schema_version == SCHEMA_VERSION + 2
+        assert upgraded.get(lead.id) == lead
+    finally:
+        upgraded.close()
+    again = open_repository(url)
+    again.close()
+    assert len(ran) == 2  # nothing runs twice
+
+
+def test_a_failed_migration_changes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    SqlRepository(url).close()
+
+    def broken(conn: sa.Connection) -> None:
+        conn.exec_driver_sql("CREATE TABLE lf_half_done (x INTEGER)")
+        raise RuntimeError("migration bug")
+
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    monkeypatch.setitem(schema.MIGRATIONS, SCHEMA_VERSION + 1, broken)
+    with pytest.raises(RuntimeError, match="migration bug"):
+        SqlRepository(url)
+    monkeypatch.undo()
+    repository = SqlRepository(url)
+    try:
+        assert repository.schema_version == SCHEMA_VERSION
+        assert not sa.inspect(repository._engine).has_table("lf_half_done")
+    finally:
+        repository.close()
+
+
+def test_foreign_tables_without_a_version_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "foreign.db"
+    with sqlite3.connect(path) as raw:
+        raw.execute("CREATE TABLE lf_schema (id INTEGER PRIMARY KEY, version INTEGER)")
+    with pytest.raises(ConfigError, match="no schema version"):
+        SqlRepository(f"sqlite:///{path}")
+
+
+# --- errors -------------------------------------------------------------------------
+
+
+def test_a_locked_database_raises_storage_error_not_a_driver_error(tmp_path: Path) -> None:
+    path = tmp_path / "locked.db"
+    repository = SqlRepository(f"sqlite:///{path}", connect_args={"timeout": 0.05})
+    lock = sqlite3.connect(path, isolation_level=None)
+    lock.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(StorageError, match="database is locked") as err:
+            Funnel(repository).add(Lead(**person(1)))
+        assert isinstance(err.value, LeadFunnelError)
+        assert isinstance(err.value.__cause__, sa.exc.OperationalError)
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+    assert repository.leads() == []
+    repository.close()
+
+
+def test_a_broken_database_raises_storage_error(tmp_path: Path) -> None:
+    path = tmp_path / "broken.db"
+    repository = SqlRepository(f"sqlite:///{path}")
+    with sqlite3.connect(path) as raw:
+        raw.execute("DROP TABLE lf_steps")
+        raw.execute("DROP TABLE lf_events")
+    try:
+        with pytest.raises(StorageError, match="no such table"):
+            repository.history(uuid4())
+        with pytest.raises(StorageError):
+            Funnel(repository).add(Lead(**person(1)))
+        assert repository.leads() == []  # the failed add left nothing
+    finally:
+        repository.close()
+
+
+def test_a_race_lost_at_the_unique_key_is_a_duplicate_error(tmp_path: Path) -> None:
+    """The key index, not only the pre-check, refuses a person stored meanwhile."""
+    url = f"sqlite:///{tmp_path / 'race.db'}"
+    a, b = SqlRepository(url), SqlRepository(url)
+    try:
+        winner = Funnel(a).add(Lead(**person(1)))
+        late = Lead(**person(2, email=winner.email)).model_copy(
+            update={"version": 1, "status_at": T0}
+        )
+        with pytest.raises(DuplicateError) as err:
+            b.commit(ChangeSet(inserts=[late]))
+        assert err.value.existing_id == winner.id
+    finally:
+        a.close()
+        b.close()
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ("not a url", "is not a database URL"),
+        ("oracle://scott@localhost/xe", "SQLite, PostgreSQL or MariaDB"),
+        ("postgresql+nosuchdriver://u@localhost/db", "install leadfunnel"),
+        ("sqlite:////nonexistent-dir/sub/funnel.db", "cannot open the database"),
+        ("postgresql+psycopg://nobody@127.0.0.1:1/none", "cannot open the database"),
+    ],
+)
+def test_a_bad_url_raises_config_error(bad: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        SqlRepository(bad)
+
+
+def test_the_password_is_never_shown(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as err:
+        SqlRepository("postgresql+psycopg://user:s3cret@127.0.0.1:1/none")
+    assert "s3cret" not in str(err.value)
+    repository = SqlRepository(f"sqlite:///{tmp_path / 'r.db'}")
+    assert "r.db" in repr(repository)
+    repository.close()
+
+
+def test_an_engine_can_be_passed_in(tmp_path: Path) -> None:
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'e.db'}")
+    repository = SqlRepository(engine)
+    try:
+        lead = Funnel(repository).add(Lead(**person(1)))
+        assert repository.get(lead.id) == lead
+    finally:
+        repository.close()
+
+
+def test_a_private_memory_database_works_across_threads() -> None:
+    repository = SqlRepository("sqlite://")
+    funnel = Funnel(repository)
+    errors: list[BaseException] = []
+
+    def work(worker: int) -> None:
+        try:
+            for n in range(10):
+                funnel.add(Lead(**person(100 * worker + n)))
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(w,)) for w in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(funnel.leads()) == 30
+    repository.close()
+
+
+def test_import_stores_in_chunks_and_reports_every_row(tmp_path: Path) -> None:
+    repository = SqlRepository(f"sqlite:///{tmp_path / 'i.db'}")
+    funnel = Funnel(repository)
+    avoided = funnel.add(Lead(**person(0, status=LeadStatus.AVOID)))
+    rows: list[dict[str, Any]] = [person(n) for n in range(1, 2501)]
+    rows[10] = person(10_000, email="broken")
+    rows[20] = person(20_000, email=rows[5]["email"])
+    rows[2400] = person(30_000, email=avoided.email)
+    report = funnel.import_leads(rows, chunk_size=1000)
+    try:
+        assert len(report.added) == 2497
+        assert [i.row for i in report.rejected] == [11]
+        assert [i.row for i in report.duplicates] == [21]
+        assert [(i.row, i.existing_id) for i in report.avoided] == [(2401, avoided.id)]
+        assert len(repository.leads(status=LeadStatus.RAW)) == 2497
+        steps = {row.step: row.count for row in repository.step_counts(since=None, until=None)}
+        assert steps == {"raw": 2497}
+    finally:
+        repository.close()
