@@ -1113,6 +1113,39 @@ def test_merge_of_contacts_moves_their_deals(funnel: Funnel) -> None:
     assert [o.id for o in funnel.opportunities(contact_id=keep.id)] == [deal.id]
 
 
+def test_merging_contacts_re_points_their_converted_leads(funnel: Funnel) -> None:
+    lead1, lead2 = qualified(funnel, 1), qualified(funnel, 2)
+    c1 = funnel.set_appointment(lead1).contact_id
+    c2 = funnel.set_appointment(lead2).contact_id
+    keep = funnel.add(Contact(**person(3)))
+    funnel.merge(c1, c2)
+    assert funnel.get(lead2.id).contact_id == c1  # type: ignore[union-attr]
+    assert moves(funnel, lead2)[-1] == ("merge", "converted", "converted")
+    funnel.merge(keep, c1)
+    assert funnel.get(lead1.id).contact_id == keep.id  # type: ignore[union-attr]
+    assert funnel.get(lead2.id).contact_id == keep.id  # type: ignore[union-attr]
+    assert funnel.get(keep.id).lead_id == lead1.id  # type: ignore[union-attr]
+    # the person is one contact now: avoiding either lead avoids it
+    funnel.avoid(lead2)
+    assert funnel.get(keep.id).type == ContactType.AVOID  # type: ignore[union-attr]
+
+
+def test_unmerging_contacts_points_their_leads_back(funnel: Funnel) -> None:
+    lead1, lead2 = qualified(funnel, 1), qualified(funnel, 2)
+    c1 = funnel.set_appointment(lead1).contact_id
+    c2 = funnel.set_appointment(lead2).contact_id
+    keep = funnel.add(Contact(**person(3)))
+    funnel.merge(c1, c2)
+    funnel.merge(keep, c1)
+    funnel.unmerge(keep)
+    assert funnel.get(lead1.id).contact_id == c1  # type: ignore[union-attr]
+    assert funnel.get(lead2.id).contact_id == c1  # type: ignore[union-attr]
+    assert funnel.get(keep.id).lead_id is None  # type: ignore[union-attr]
+    funnel.unmerge(c1)
+    assert funnel.get(lead2.id).contact_id == c2  # type: ignore[union-attr]
+    assert funnel.get(c2).lead_id == lead2.id  # type: ignore[union-attr]
+
+
 def test_merge_refusals(funnel: Funnel) -> None:
     lead = new_lead(funnel, 1)
     contact = funnel.add(Contact(**person(2)))
