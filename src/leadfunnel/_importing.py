@@ -63,7 +63,6 @@ def run_import(
             hint="imported leads start as suspect, farm_list, raw or avoid",
         )
     report = ImportReport()
-    seen: dict[str, UUID] = {}  # keys of this import -> the lead that claimed them
     stamp = {"version": 1, "created_at": at, "updated_at": at, "status_at": at}
     context = {"phone_region": funnel.phone_region}
     number = 0
@@ -104,6 +103,9 @@ def run_import(
                     report.rejected.append(ImportIssue(number, str(exc)))
                     continue
                 valid.append((number, funnel._route(lead)))
+            # Rows of earlier chunks are stored, so the repository finds their keys:
+            # remembering keys per chunk only keeps memory flat on long imports.
+            seen: dict[str, UUID] = {}  # keys of this chunk -> the lead that claimed them
             _store_chunk(funnel, valid, seen, report, at, actor, reason)
             if on_progress is not None:
                 on_progress(report)

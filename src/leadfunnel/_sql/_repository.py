@@ -854,7 +854,6 @@ def _tune_sqlite(engine: Engine) -> None:
                 # WAL + NORMAL: a committed transaction survives a crash of the process;
                 # only a power loss can lose the last few.
                 cursor.execute("PRAGMA synchronous = NORMAL")
-                cursor.execute("PRAGMA cache_size = -65536")
         finally:
             cursor.close()
 
