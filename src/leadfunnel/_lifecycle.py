@@ -203,7 +203,7 @@ def _strip_highlighting(mermaid: str) -> str:
     # The mermaid engine paints the holder's current state as "active": meaningless for
     # a definition diagram, and it makes the output depend on the holder.
     lines = [
-        line
+        line.rstrip()
         for line in mermaid.splitlines()
         if not line.strip().startswith(("classDef ", "Class "))
     ]
