@@ -2,15 +2,33 @@
 
 Cold people get cheap channels, warm people any channel, unfit people free e-mail drip,
 avoided people nothing. A channel the person refused (``opt_outs``) is always refused.
+A person on drip (past the cadence's touch limit) gets e-mail only, until they reply.
 """
 
 from __future__ import annotations
 
-from ._enums import Channel, ContactType, LeadStatus
-from ._errors import PolicyError
-from ._models import Contact, Lead, Opportunity, Record
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-__all__ = ["allowed_channels", "check_touch"]
+from ._enums import Channel, ContactType, LeadStatus, Outcome
+from ._errors import PolicyError
+from ._models import Contact, Lead, Opportunity, Record, Touch
+
+if TYPE_CHECKING:
+    from ._cadence import CadencePolicy
+    from ._repository import Repository
+
+__all__ = [
+    "RESETS",
+    "allowed_channels",
+    "channels_for",
+    "check_drip",
+    "check_touch",
+    "counted_touches",
+]
+
+#: Outcomes that restart a cadence: the person answered, so the count starts again.
+RESETS = frozenset({Outcome.REPLIED, Outcome.INTERESTED})
 
 _ALL = frozenset(Channel)
 _FREE = frozenset({Channel.EMAIL, Channel.SOCIAL})
@@ -41,6 +59,15 @@ def _policy(record: Lead | Contact) -> tuple[frozenset[Channel], str]:
     return _CONTACT_POLICY.get(ContactType(record.type), (_ALL, ""))
 
 
+def channels_for(subject: str, state: str, opt_outs: Iterable[Channel] = ()) -> frozenset[Channel]:
+    """The channels the policy allows a ``"lead"`` or ``"contact"`` in ``state``."""
+    if subject == "lead":
+        allowed = _LEAD_POLICY[LeadStatus(state)][0]
+    else:
+        allowed = _CONTACT_POLICY.get(ContactType(state), (_ALL, ""))[0]
+    return allowed.difference(opt_outs)
+
+
 def allowed_channels(record: Lead | Contact) -> frozenset[Channel]:
     """The channels the policy allows for this person now, opt-outs removed."""
     allowed, _ = _policy(record)
@@ -61,3 +88,53 @@ def check_touch(record: Record, channel: Channel) -> None:
             f"{channel.value} refused: this person opted out of {channel.value}; "
             f"use one of: {', '.join(sorted(c.value for c in allowed - record.opt_outs)) or 'none'}"
         )
+
+
+def counted_touches(touches: Iterable[Touch]) -> int:
+    """How many of ``touches`` count towards the cadence limit: those after the last
+    ``replied`` or ``interested`` touch (by ``at``, then by order logged)."""
+    ordered = sorted(enumerate(touches), key=lambda pair: (pair[1].at, pair[0]))
+    count = 0
+    for _, touch in reversed(ordered):
+        if touch.outcome in RESETS:
+            break
+        count += 1
+    return count
+
+
+def check_drip(
+    repository: Repository,
+    policy: CadencePolicy,
+    record: Lead | Contact,
+    channel: Channel,
+    outcome: Outcome,
+) -> None:
+    """Raise :class:`PolicyError` if ``record`` is on drip and ``channel`` is not e-mail.
+
+    A person is on drip once it has ``policy.lead_touches`` (a contact
+    ``policy.contact_touches``) counted touches in its cadence. A touch that records a
+    reply (``replied`` or ``interested``) is allowed on any channel: it restarts the
+    cadence.
+    """
+    if channel == Channel.EMAIL or outcome in RESETS:
+        return
+    if isinstance(record, Lead):
+        if record.status not in (LeadStatus.RAW, LeadStatus.QUALIFIED):
+            return
+        limit, kind = policy.lead_touches, "lead"
+    else:
+        if record.type != ContactType.PROSPECT:
+            return
+        limit, kind = policy.contact_touches, "contact"
+    count = counted_touches(repository.touches(record.id))
+    if count < limit:
+        return
+    if isinstance(record, Contact) and any(
+        o.is_open for o in repository.opportunities(contact_id=record.id)
+    ):
+        return  # a contact with an open deal is being worked, not dripped
+    raise PolicyError(
+        f"{channel.value} refused: the {kind} is on drip ({count} follow-up touches, "
+        f"the cadence allows {limit}): e-mail only until it replies; log a reply "
+        "(outcome replied or interested) to restart its cadence"
+    )

@@ -1,0 +1,401 @@
+"""The follow-up cadence: who is due for a touch, when, and how.
+
+Leads are cold: at most ``lead_touches`` follow-ups (2 by default). Contacts are warm: at
+most ``contact_touches`` (8). After that a person is on drip: :func:`follow_ups` lists
+it no more and the channel policy allows it e-mail only. A ``replied`` or ``interested``
+touch restarts the count. Everything here is computed on read from the records and
+their touches; nothing is stored, so nothing goes stale.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Container, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from typing import TYPE_CHECKING, Any, Literal
+from uuid import UUID
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from ._channels import channels_for
+from ._enums import Channel
+from ._errors import ConfigError
+from ._models import Contact, Lead
+from ._repository import FollowUpCandidate, Repository
+
+if TYPE_CHECKING:
+    from ._funnel import Router
+
+__all__ = [
+    "CONTACT_INTERVALS",
+    "LEAD_INTERVALS",
+    "BusinessHours",
+    "CadencePolicy",
+    "FollowUp",
+    "follow_ups",
+]
+
+#: Default waits for a lead: the first touch at once, the second two days after it.
+LEAD_INTERVALS: tuple[timedelta, ...] = (timedelta(0), timedelta(days=2))
+#: Default waits for a contact: a day after it enters the cadence, then slower and slower.
+CONTACT_INTERVALS: tuple[timedelta, ...] = (
+    timedelta(days=1),
+    timedelta(days=3),
+    timedelta(days=7),
+    timedelta(days=14),
+    timedelta(days=30),
+    timedelta(days=30),
+    timedelta(days=60),
+    timedelta(days=90),
+)
+
+_DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+# How far ahead ``BusinessHours.add`` looks for working time before giving up.
+_MAX_DAYS = 3660
+
+
+@dataclass(frozen=True)
+class BusinessHours:
+    """Working time for the first-response clock: weekdays, hours and holidays.
+
+    ``days`` are weekday numbers (Monday is 0) or names (``"mon"``); ``start`` and
+    ``end`` are local times in ``timezone`` (a ``tzinfo`` or an IANA name such as
+    ``"America/Chicago"``); ``holidays`` is any container of dates (a set, or a
+    calendar from the ``holidays`` package).
+    """
+
+    start: time = time(9)
+    end: time = time(17)
+    days: Iterable[int | str] = (0, 1, 2, 3, 4)
+    holidays: Container[date] = frozenset()
+    timezone: tzinfo | str = UTC
+
+    def __post_init__(self) -> None:
+        weekdays: set[int] = set()
+        for day in self.days:
+            if isinstance(day, str) and day[:3].lower() in _DAY_NAMES:
+                weekdays.add(_DAY_NAMES.index(day[:3].lower()))
+            elif isinstance(day, int) and not isinstance(day, bool) and 0 <= day <= 6:
+                weekdays.add(day)
+            else:
+                raise ConfigError(
+                    f"business hours: {day!r} is not a weekday; use 0 (Monday) to 6 "
+                    "(Sunday) or a name such as 'mon'"
+                )
+        if not weekdays:
+            raise ConfigError("business hours: no working days; give at least one weekday")
+        object.__setattr__(self, "days", frozenset(weekdays))
+        if not isinstance(self.start, time) or not isinstance(self.end, time):
+            raise ConfigError("business hours: start and end must be datetime.time values")
+        if self.start >= self.end:
+            raise ConfigError(
+                f"business hours: start {self.start} must be before end {self.end} "
+                "(overnight shifts are not supported)"
+            )
+        if isinstance(self.timezone, str):
+            try:
+                object.__setattr__(self, "timezone", ZoneInfo(self.timezone))
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ConfigError(
+                    f"business hours: unknown time zone {self.timezone!r}; "
+                    "use an IANA name such as 'Europe/Berlin'"
+                ) from None
+
+    @property
+    def _tz(self) -> tzinfo:
+        assert isinstance(self.timezone, tzinfo)
+        return self.timezone
+
+    def is_working_day(self, day: date) -> bool:
+        """Whether ``day`` (a local date) is a working day and no holiday."""
+        assert isinstance(self.days, frozenset)
+        return day.weekday() in self.days and day not in self.holidays
+
+    def is_open(self, at: datetime) -> bool:
+        """Whether ``at`` falls within working time."""
+        local = at.astimezone(self._tz)
+        return self.is_working_day(local.date()) and self.start <= local.time() < self.end
+
+    def add(self, start: datetime, duration: timedelta) -> datetime:
+        """The instant ``duration`` of working time after ``start``.
+
+        Time outside working hours does not count: a one-hour window opened on Friday
+        at 18:00 closes on Monday at 10:00 (with the default hours).
+        """
+        if duration <= timedelta(0):
+            return start
+        tz = self._tz
+        cursor = start.astimezone(tz)
+        remaining = duration
+        for _ in range(_MAX_DAYS):
+            day = cursor.date()
+            if self.is_working_day(day):
+                opens = datetime.combine(day, self.start, tzinfo=tz)
+                closes = datetime.combine(day, self.end, tzinfo=tz)
+                cursor = max(cursor, opens)
+                if cursor < closes:
+                    available = closes - cursor
+                    if remaining <= available:
+                        return (cursor + remaining).astimezone(start.tzinfo)
+                    remaining -= available
+            cursor = datetime.combine(day + timedelta(days=1), time(0), tzinfo=tz)
+        raise ConfigError(
+            f"business hours: no working time within {_MAX_DAYS} days of {start.isoformat()}; "
+            "check the working days and holidays"
+        )
+
+
+def _intervals(name: str, value: Iterable[timedelta]) -> tuple[timedelta, ...]:
+    waits = tuple(value)
+    if not waits:
+        raise ConfigError(f"cadence: {name} is empty; give at least one wait (a timedelta)")
+    for i, wait in enumerate(waits):
+        if not isinstance(wait, timedelta) or wait < timedelta(0):
+            raise ConfigError(f"cadence: {name}[{i}] = {wait!r} is not a non-negative timedelta")
+        if i > 1 and wait < waits[i - 1]:
+            raise ConfigError(
+                f"cadence: {name}[{i}] ({wait}) is shorter than the wait before it "
+                f"({waits[i - 1]}); a cadence may slow down but never speed up"
+            )
+    return waits
+
+
+@dataclass(frozen=True)
+class CadencePolicy:
+    """How often, and how many times, leads and contacts are followed up.
+
+    ``lead_intervals[i]`` is the wait before touch ``i + 1`` of a lead: the first from
+    when the lead entered the cadence (or last replied), the others from the touch
+    before; past the end of the tuple its last wait repeats. ``contact_intervals`` is
+    the same for contacts. Waits after the first may grow but never shrink, so a due
+    time never moves earlier as touches are logged.
+
+    A lead with no counted touch is awaiting its first response: it is overdue once
+    ``first_response`` has passed (counted in working time when ``business_hours`` is
+    given). Any other item is overdue once ``grace`` has passed after its due time.
+    """
+
+    lead_touches: int = 2
+    contact_touches: int = 8
+    lead_intervals: Sequence[timedelta] = LEAD_INTERVALS
+    contact_intervals: Sequence[timedelta] = CONTACT_INTERVALS
+    first_response: timedelta = timedelta(hours=1)
+    grace: timedelta = timedelta(days=1)
+    business_hours: BusinessHours | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("lead_touches", "contact_touches"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ConfigError(f"cadence: {name} = {value!r} must be a whole number >= 0")
+        object.__setattr__(
+            self, "lead_intervals", _intervals("lead_intervals", self.lead_intervals)
+        )
+        object.__setattr__(
+            self, "contact_intervals", _intervals("contact_intervals", self.contact_intervals)
+        )
+        for name in ("first_response", "grace"):
+            value = getattr(self, name)
+            if not isinstance(value, timedelta) or value < timedelta(0):
+                raise ConfigError(f"cadence: {name} = {value!r} must be a non-negative timedelta")
+        if self.business_hours is not None and not isinstance(self.business_hours, BusinessHours):
+            raise ConfigError("cadence: business_hours must be a BusinessHours or None")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CadencePolicy:
+        """A policy from data: counts as integers, waits and windows in hours or days.
+
+        Keys: ``lead_touches``, ``contact_touches``, ``lead_intervals_days``,
+        ``contact_intervals_days``, ``first_response_hours``, ``grace_hours``, and
+        ``business_hours`` (a table with ``start`` and ``end`` as ``"HH:MM"``,
+        ``days``, ``holidays`` as ISO dates, ``timezone``).
+        """
+        known = {
+            "lead_touches",
+            "contact_touches",
+            "lead_intervals_days",
+            "contact_intervals_days",
+            "first_response_hours",
+            "grace_hours",
+            "business_hours",
+        }
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(
+                f"cadence: unknown key {unknown[0]!r}; known keys: {', '.join(sorted(known))}"
+            )
+        kwargs: dict[str, Any] = {}
+        for name in ("lead_touches", "contact_touches"):
+            if name in data:
+                kwargs[name] = data[name]
+        for name in ("lead_intervals", "contact_intervals"):
+            key = f"{name}_days"
+            if key in data:
+                kwargs[name] = [_number(key, v, timedelta(days=1)) for v in _list(key, data[key])]
+        if "first_response_hours" in data:
+            kwargs["first_response"] = _number(
+                "first_response_hours", data["first_response_hours"], timedelta(hours=1)
+            )
+        if "grace_hours" in data:
+            kwargs["grace"] = _number("grace_hours", data["grace_hours"], timedelta(hours=1))
+        if "business_hours" in data:
+            kwargs["business_hours"] = _business_hours(data["business_hours"])
+        return cls(**kwargs)
+
+    def limit(self, subject: Literal["lead", "contact"]) -> int:
+        """The number of follow-up touches before a ``subject`` goes on drip."""
+        return self.lead_touches if subject == "lead" else self.contact_touches
+
+    def wait(self, subject: Literal["lead", "contact"], touch_number: int) -> timedelta:
+        """The wait before touch ``touch_number`` (1-based) of a ``subject``."""
+        waits = self.lead_intervals if subject == "lead" else self.contact_intervals
+        return waits[min(max(touch_number, 1), len(waits)) - 1]
+
+    def first_response_deadline(self, start: datetime) -> datetime:
+        """When a first response due at ``start`` becomes overdue."""
+        if self.business_hours is None:
+            return start + self.first_response
+        return self.business_hours.add(start, self.first_response)
+
+    def schedule(self, candidate: FollowUpCandidate) -> tuple[datetime, datetime]:
+        """``(due_at, overdue_at)`` of the next touch of ``candidate``."""
+        subject = candidate.subject
+        number = candidate.touches + 1
+        earliest = candidate.anchor_at + self.wait(subject, 1)
+        if candidate.touches == 0 or candidate.last_touch_at is None:
+            due = earliest
+            if subject == "lead":
+                return due, self.first_response_deadline(due)
+            return due, due + self.grace
+        # Never before the first wait after the anchor: a touch logged while the lead
+        # was raw does not make its first touch as qualified due earlier.
+        due = max(candidate.last_touch_at + self.wait(subject, number), earliest)
+        return due, due + self.grace
+
+
+def _list(key: str, value: Any) -> list[Any]:
+    if not isinstance(value, (list, tuple)):
+        raise ConfigError(f"cadence: {key} must be a list, not {type(value).__name__}")
+    return list(value)
+
+
+def _number(key: str, value: Any, unit: timedelta) -> timedelta:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"cadence: {key} must be numbers, not {value!r}")
+    return value * unit
+
+
+def _business_hours(data: Any) -> BusinessHours:
+    if not isinstance(data, Mapping):
+        raise ConfigError("cadence: business_hours must be a table (start, end, days, ...)")
+    known = {"start", "end", "days", "holidays", "timezone"}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(
+            f"cadence: business_hours has unknown key {unknown[0]!r}; "
+            f"known keys: {', '.join(sorted(known))}"
+        )
+    kwargs: dict[str, Any] = {}
+    for name in ("start", "end"):
+        if name in data:
+            value = data[name]
+            try:
+                kwargs[name] = value if isinstance(value, time) else time.fromisoformat(value)
+            except (TypeError, ValueError):
+                raise ConfigError(
+                    f"cadence: business_hours.{name} = {value!r} is not a time like '09:00'"
+                ) from None
+    if "days" in data:
+        kwargs["days"] = _list("business_hours.days", data["days"])
+    if "holidays" in data:
+        days: set[date] = set()
+        for value in _list("business_hours.holidays", data["holidays"]):
+            try:
+                days.add(value if isinstance(value, date) else date.fromisoformat(value))
+            except (TypeError, ValueError):
+                raise ConfigError(
+                    f"cadence: business_hours.holidays has {value!r}, not a date like '2026-12-25'"
+                ) from None
+        kwargs["holidays"] = frozenset(days)
+    if "timezone" in data:
+        kwargs["timezone"] = data["timezone"]
+    return BusinessHours(**kwargs)
+
+
+@dataclass(frozen=True, slots=True)
+class FollowUp:
+    """One follow-up due: who, by whom, when, and how they may be reached.
+
+    ``touch_number`` is the number the next touch will have in the cadence (1 for the
+    first); ``overdue_at`` is when the item becomes (or became) overdue; when it is
+    overdue and a router is set, ``escalated_to`` names the owner's backup.
+    """
+
+    subject_id: UUID
+    subject: Literal["lead", "contact"]
+    owner: str | None
+    due_at: datetime
+    overdue: bool
+    escalated_to: str | None
+    touch_number: int
+    channels: frozenset[Channel]
+    state: str = ""
+    overdue_at: datetime | None = None
+
+
+def follow_ups(
+    repository: Repository,
+    policy: CadencePolicy,
+    at: datetime,
+    router: Router | None = None,
+) -> list[FollowUp]:
+    """The follow-ups due at ``at``, most overdue first.
+
+    Sorted by when each became (or becomes) overdue, then by due time: the longest
+    overdue first. A person no channel may reach (every allowed channel opted out) is
+    left out: nobody could act on it.
+    """
+    channel_cache: dict[tuple[str, str, frozenset[Channel]], frozenset[Channel]] = {}
+    rows: list[tuple[datetime, datetime, UUID, FollowUpCandidate]] = []
+    for candidate in repository.follow_up_candidates(
+        lead_limit=policy.lead_touches, contact_limit=policy.contact_touches
+    ):
+        due_at, overdue_at = policy.schedule(candidate)
+        if due_at <= at:
+            rows.append((overdue_at, due_at, candidate.subject_id, candidate))
+    rows.sort(key=lambda row: row[:3])
+
+    backups: dict[UUID, str | None] = {}
+    if router is not None:
+        late = [row[3] for row in rows if at > row[0]]
+        records: dict[UUID, Any] = {}
+        for start in range(0, len(late), 1000):
+            records.update(repository.get_many(c.subject_id for c in late[start : start + 1000]))
+        for candidate in late:
+            record = records.get(candidate.subject_id)
+            person = record if isinstance(record, (Lead, Contact)) else None
+            backup = router.backup_for(candidate.owner, person)
+            backups[candidate.subject_id] = backup if backup != candidate.owner else None
+
+    items: list[FollowUp] = []
+    for overdue_at, due_at, subject_id, candidate in rows:
+        key = (candidate.subject, candidate.state, candidate.opt_outs)
+        channels = channel_cache.get(key)
+        if channels is None:
+            channels = channel_cache[key] = channels_for(*key)
+        if not channels:
+            continue
+        items.append(
+            FollowUp(
+                subject_id=subject_id,
+                subject=candidate.subject,
+                owner=candidate.owner,
+                due_at=due_at,
+                overdue=at > overdue_at,
+                escalated_to=backups.get(subject_id),
+                touch_number=candidate.touches + 1,
+                channels=channels,
+                state=candidate.state,
+                overdue_at=overdue_at,
+            )
+        )
+    return items

@@ -1,0 +1,361 @@
+"""Lead routing: who owns a new lead, and who backs an owner up.
+
+:class:`RoutingRules` is a :class:`~leadfunnel.Router`: ordered :class:`Route` rules
+(territory, company size, source, profile, tags) send a lead to an :class:`OwnerGroup`;
+within the group owners take turns (round-robin), skipping anyone marked unavailable;
+each group names a backup, who takes overdue follow-ups (``FollowUp.escalated_to``).
+"""
+
+from __future__ import annotations
+
+import threading
+import tomllib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+from ._errors import ConfigError
+from ._models import Contact, Lead, normalise_country
+
+__all__ = ["OwnerGroup", "Route", "RoutingRules"]
+
+
+def _names(where: str, key: str, value: Any) -> tuple[str, ...]:
+    if isinstance(value, str) or not isinstance(value, Iterable):
+        raise ConfigError(f"{where}: {key} must be a list of strings, not {value!r}")
+    items = tuple(value)
+    for item in items:
+        if not isinstance(item, str) or not item.strip():
+            raise ConfigError(f"{where}: {key} must be a list of non-empty strings, has {item!r}")
+    return tuple(item.strip() for item in items)
+
+
+def _fold(values: Iterable[str]) -> frozenset[str]:
+    return frozenset(v.casefold() for v in values)
+
+
+@dataclass(frozen=True)
+class OwnerGroup:
+    """A team that shares leads in turn: its ``owners`` and the ``backup`` who covers."""
+
+    name: str
+    owners: Sequence[str]
+    backup: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise ConfigError(f"owner group: name must be a non-empty string, not {self.name!r}")
+        where = f"owner group {self.name!r}"
+        owners = _names(where, "owners", self.owners)
+        if not owners:
+            raise ConfigError(f"{where}: owners is empty; list at least one owner")
+        if len(set(owners)) != len(owners):
+            raise ConfigError(f"{where}: owners lists someone twice: {list(owners)}")
+        object.__setattr__(self, "owners", owners)
+        if self.backup is not None and (not isinstance(self.backup, str) or not self.backup):
+            raise ConfigError(f"{where}: backup must be an owner's name or None")
+
+
+@dataclass(frozen=True)
+class Route:
+    """Send leads matching every given condition to ``group``.
+
+    Each condition is a list of acceptable values (any one matches); a condition left
+    out matches everyone, and a lead without the field does not match a condition on it.
+    ``countries`` are ISO codes or names; ``regions``, ``sources``, ``profiles`` and
+    ``tags`` compare case-insensitively; ``postal_codes`` are prefixes; company size
+    is ``min_employees <= employees <= max_employees``.
+    """
+
+    group: str
+    countries: Sequence[str] | None = None
+    regions: Sequence[str] | None = None
+    postal_codes: Sequence[str] | None = None
+    min_employees: int | None = None
+    max_employees: int | None = None
+    sources: Sequence[str] | None = None
+    profiles: Sequence[str] | None = None
+    tags: Sequence[str] | None = None
+    name: str | None = None
+
+    def __post_init__(self) -> None:
+        where = f"route {self.name or self.group!r}"
+        if not isinstance(self.group, str) or not self.group:
+            raise ConfigError(f"{where}: group must be a group's name, not {self.group!r}")
+        if self.countries is not None:
+            codes = []
+            for value in _names(where, "countries", self.countries):
+                try:
+                    codes.append(normalise_country(value))
+                except ValueError as exc:
+                    raise ConfigError(f"{where}: {exc}") from None
+            object.__setattr__(self, "countries", tuple(codes))
+        for key in ("regions", "postal_codes", "sources", "profiles", "tags"):
+            value = getattr(self, key)
+            if value is not None:
+                object.__setattr__(self, key, _names(where, key, value))
+        for key in ("min_employees", "max_employees"):
+            value = getattr(self, key)
+            if value is not None and (
+                not isinstance(value, int) or isinstance(value, bool) or value < 0
+            ):
+                raise ConfigError(f"{where}: {key} must be a whole number >= 0, not {value!r}")
+        if (
+            self.min_employees is not None
+            and self.max_employees is not None
+            and self.min_employees > self.max_employees
+        ):
+            raise ConfigError(
+                f"{where}: min_employees {self.min_employees} is above "
+                f"max_employees {self.max_employees}"
+            )
+
+    def matches(self, person: Lead | Contact) -> bool:
+        """Whether ``person`` meets every condition of this route."""
+        if self.countries is not None and person.country not in self.countries:
+            return False
+        if self.regions is not None and (
+            person.region is None or person.region.casefold() not in _fold(self.regions)
+        ):
+            return False
+        if self.postal_codes is not None and (
+            person.postal_code is None
+            or not any(
+                person.postal_code.replace(" ", "").upper().startswith(p.replace(" ", "").upper())
+                for p in self.postal_codes
+            )
+        ):
+            return False
+        if self.min_employees is not None or self.max_employees is not None:
+            size = person.employees
+            if size is None:
+                return False
+            if self.min_employees is not None and size < self.min_employees:
+                return False
+            if self.max_employees is not None and size > self.max_employees:
+                return False
+        if self.sources is not None and (
+            person.source is None or person.source.casefold() not in _fold(self.sources)
+        ):
+            return False
+        if self.profiles is not None:
+            profile = getattr(person, "profile", None)
+            if profile is None or profile.casefold() not in _fold(self.profiles):
+                return False
+        return self.tags is None or bool(_fold(person.tags) & _fold(self.tags))
+
+
+_ROUTE_KEYS = (
+    "group",
+    "name",
+    "countries",
+    "regions",
+    "postal_codes",
+    "min_employees",
+    "max_employees",
+    "sources",
+    "profiles",
+    "tags",
+)
+
+
+class RoutingRules:
+    """A router: ordered routes to owner groups, round-robin, with backups.
+
+    ``assign(lead)`` takes the first route the lead matches (else the ``default``
+    group; else nobody) and gives the lead to the group's next available owner in
+    turn. If every owner of the group is unavailable, the backup takes it when
+    available; otherwise the lead stays unassigned. ``backup_for(owner)`` names the
+    backup of the owner's group (or, if the backup is the owner or unavailable, another
+    available owner of the group). Safe to share between threads.
+    """
+
+    def __init__(
+        self,
+        groups: Iterable[OwnerGroup],
+        routes: Iterable[Route] = (),
+        *,
+        default: str | None = None,
+        unavailable: Iterable[str] = (),
+    ) -> None:
+        self.groups: dict[str, OwnerGroup] = {}
+        for group in groups:
+            if not isinstance(group, OwnerGroup):
+                raise ConfigError(f"routing: groups must be OwnerGroup objects, not {group!r}")
+            if group.name in self.groups:
+                raise ConfigError(f"routing: two owner groups are named {group.name!r}")
+            self.groups[group.name] = group
+        self.routes: tuple[Route, ...] = tuple(routes)
+        for i, route in enumerate(self.routes):
+            if not isinstance(route, Route):
+                raise ConfigError(f"routing: routes[{i}] must be a Route, not {route!r}")
+            if route.group not in self.groups:
+                raise ConfigError(
+                    f"routing: route {route.name or i!r} sends leads to unknown group "
+                    f"{route.group!r}; groups: {', '.join(self.groups) or 'none'}"
+                )
+        if default is not None and default not in self.groups:
+            raise ConfigError(
+                f"routing: default group {default!r} is not defined; "
+                f"groups: {', '.join(self.groups) or 'none'}"
+            )
+        self.default = default
+        self._unavailable: set[str] = set(_names("routing", "unavailable", unavailable))
+        self._turn: dict[str, int] = dict.fromkeys(self.groups, 0)
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return (
+            f"RoutingRules(groups={list(self.groups)}, routes={len(self.routes)}, "
+            f"default={self.default!r})"
+        )
+
+    # --- configuration ----------------------------------------------------------------
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RoutingRules:
+        """Rules from data shaped like the TOML file (see :meth:`from_toml`)."""
+        if not isinstance(data, Mapping):
+            raise ConfigError("routing: the config must be a table (groups, routes, ...)")
+        known = ("groups", "routes", "default", "unavailable")
+        for key in data:
+            if key not in known:
+                raise ConfigError(f"routing: unknown key {key!r}; known keys: {', '.join(known)}")
+        groups = []
+        for i, entry in enumerate(_entries("groups", data.get("groups", []))):
+            where = f"routing: groups[{i}]" + (
+                f" ({entry['name']!r})" if isinstance(entry.get("name"), str) else ""
+            )
+            for key in entry:
+                if key not in ("name", "owners", "backup"):
+                    raise ConfigError(
+                        f"{where}: unknown key {key!r}; known keys: name, owners, backup"
+                    )
+            for key in ("name", "owners"):
+                if key not in entry:
+                    raise ConfigError(f"{where}: {key} is missing")
+            groups.append(OwnerGroup(entry["name"], entry["owners"], entry.get("backup")))
+        routes = []
+        for i, entry in enumerate(_entries("routes", data.get("routes", []))):
+            label = entry.get("name") or entry.get("group")
+            where = f"routing: routes[{i}]" + (f" ({label!r})" if isinstance(label, str) else "")
+            for key in entry:
+                if key not in _ROUTE_KEYS:
+                    raise ConfigError(
+                        f"{where}: unknown condition {key!r}; known: {', '.join(_ROUTE_KEYS)}"
+                    )
+            if "group" not in entry:
+                raise ConfigError(f"{where}: group is missing (the group to send leads to)")
+            try:
+                routes.append(Route(**entry))
+            except ConfigError as exc:
+                raise ConfigError(f"{where}: {str(exc).partition(': ')[2]}") from None
+        return cls(
+            groups,
+            routes,
+            default=data.get("default"),
+            unavailable=data.get("unavailable", ()),
+        )
+
+    @classmethod
+    def from_toml(cls, path: str | PathLike[str]) -> RoutingRules:
+        """Rules from a TOML file: top-level ``default`` and ``unavailable``, then
+        ``[[groups]]`` tables (``name``, ``owners``, ``backup``) and ``[[routes]]``
+        tables (``group`` and the conditions of :class:`Route`), in order."""
+        file = Path(path)
+        try:
+            data = tomllib.loads(file.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"routing: cannot read {file}: {exc.strerror or exc}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"routing: {file} is not valid TOML: {exc}") from None
+        return cls.from_dict(data)
+
+    # --- availability -----------------------------------------------------------------
+
+    @property
+    def unavailable(self) -> frozenset[str]:
+        """The owners marked unavailable (out of office)."""
+        with self._lock:
+            return frozenset(self._unavailable)
+
+    def set_unavailable(self, *owners: str) -> None:
+        """Mark ``owners`` out of office: they get no new leads and no escalations."""
+        with self._lock:
+            self._unavailable.update(owners)
+
+    def set_available(self, *owners: str) -> None:
+        """Mark ``owners`` back in the office."""
+        with self._lock:
+            self._unavailable.difference_update(owners)
+
+    def is_available(self, owner: str) -> bool:
+        """Whether ``owner`` is not marked unavailable."""
+        with self._lock:
+            return owner not in self._unavailable
+
+    # --- routing ----------------------------------------------------------------------
+
+    def group_for(self, person: Lead | Contact) -> OwnerGroup | None:
+        """The group of the first route ``person`` matches, else the default group."""
+        for route in self.routes:
+            if route.matches(person):
+                return self.groups[route.group]
+        return self.groups[self.default] if self.default is not None else None
+
+    def assign(self, lead: Lead) -> str | None:
+        """The next available owner of the lead's group, in turn (``None``: nobody)."""
+        group = self.group_for(lead)
+        if group is None:
+            return None
+        with self._lock:
+            start = self._turn[group.name]
+            size = len(group.owners)
+            for step in range(size):
+                owner = group.owners[(start + step) % size]
+                if owner not in self._unavailable:
+                    self._turn[group.name] = (start + step + 1) % size
+                    return owner
+            backup = group.backup
+            return backup if backup is not None and backup not in self._unavailable else None
+
+    def backup_for(self, owner: str | None, lead: Lead | Contact | None = None) -> str | None:
+        """Who takes over an overdue follow-up of ``owner``'s (``None``: nobody).
+
+        The group is the one ``lead`` routes to if ``owner`` belongs to it, else the
+        first group listing ``owner`` (as owner or backup), else the one ``lead``
+        routes to (or the default group). Its backup is chosen when available and not
+        ``owner``; otherwise the first other available owner of the group.
+        """
+        routed = self.group_for(lead) if lead is not None else None
+        group: OwnerGroup | None = None
+        if routed is not None and owner is not None and _member(routed, owner):
+            group = routed
+        if group is None and owner is not None:
+            group = next((g for g in self.groups.values() if _member(g, owner)), None)
+        if group is None:
+            group = routed if lead is not None else None
+            if group is None and self.default is not None:
+                group = self.groups[self.default]
+        if group is None:
+            return None
+        with self._lock:
+            away = set(self._unavailable)
+        if group.backup is not None and group.backup != owner and group.backup not in away:
+            return group.backup
+        return next((o for o in group.owners if o != owner and o not in away), None)
+
+
+def _member(group: OwnerGroup, owner: str) -> bool:
+    return owner in group.owners or owner == group.backup
+
+
+def _entries(key: str, value: Any) -> list[Mapping[str, Any]]:
+    if not isinstance(value, (list, tuple)):
+        raise ConfigError(f"routing: {key} must be a list of tables, not {value!r}")
+    for i, entry in enumerate(value):
+        if not isinstance(entry, Mapping):
+            raise ConfigError(f"routing: {key}[{i}] must be a table, not {entry!r}")
+    return list(value)
