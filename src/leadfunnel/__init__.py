@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from ._cadence import BusinessHours, CadencePolicy, FollowUp
 from ._channels import allowed_channels
 from ._clock import Clock, SystemClock
 from ._enums import Channel, ContactType, Interest, LeadStatus, LostReason, Outcome, Stage, Tier
@@ -35,6 +36,7 @@ from ._memory import InMemoryRepository
 from ._models import Contact, Event, Lead, Opportunity, Touch
 from ._qualification import QualificationResult
 from ._repository import ChangeSet, FollowUpCandidate, MergeLog, Move, Repository, StepCount
+from ._routing import OwnerGroup, Route, RoutingRules
 from ._sql import SqlRepository
 
 try:
@@ -45,6 +47,8 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 __all__ = [
     "FUNNEL_STEPS",
     "AvoidListedError",
+    "BusinessHours",
+    "CadencePolicy",
     "ChangeSet",
     "Channel",
     "Clock",
@@ -54,6 +58,7 @@ __all__ = [
     "ContactType",
     "DuplicateError",
     "Event",
+    "FollowUp",
     "FollowUpCandidate",
     "Funnel",
     "ImportIssue",
@@ -70,10 +75,13 @@ __all__ = [
     "NotFoundError",
     "Opportunity",
     "Outcome",
+    "OwnerGroup",
     "PolicyError",
     "QualificationResult",
     "Repository",
+    "Route",
     "Router",
+    "RoutingRules",
     "SqlRepository",
     "Stage",
     "StepCount",

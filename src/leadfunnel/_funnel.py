@@ -12,7 +12,7 @@ from uuid import UUID, uuid4
 
 import pydantic
 
-from ._channels import check_touch
+from ._channels import check_drip, check_touch
 from ._clock import Clock, SystemClock
 from ._enums import Channel, ContactType, Interest, LeadStatus, LostReason, Outcome, Stage
 from ._errors import (
@@ -973,14 +973,16 @@ class Funnel:
         """Log one follow-up on a lead or contact and return it.
 
         Refused with :class:`PolicyError` (and nothing stored) where the channel policy
-        forbids the channel. An ``opted_out`` outcome adds the channel to the person's
-        ``opt_outs``.
+        forbids the channel, or the person is on drip (past its cadence's touch limit:
+        e-mail only, unless the touch records a reply). An ``opted_out`` outcome adds
+        the channel to the person's ``opt_outs``.
         """
         now = self._now(at)
         channel, outcome = Channel(channel), Outcome(outcome)
         for attempt in range(4):
             record: Lead | Contact = self._load(subject, (Lead, Contact, Opportunity))
             check_touch(record, channel)
+            check_drip(self.repository, self.cadence, record, channel, outcome)
             touch = Touch.model_construct(
                 id=uuid4(),
                 created_at=now,
