@@ -74,10 +74,11 @@ class InMemoryRepository(Repository):
 
     def commit(self, changes: ChangeSet) -> None:
         with self._lock:
-            self._check(changes)
-            self._apply(changes)
+            same_keys = self._check(changes)
+            self._apply(changes, same_keys)
 
-    def _check(self, changes: ChangeSet) -> None:
+    def _check(self, changes: ChangeSet) -> set[UUID]:
+        """Raise if ``changes`` cannot apply; return the updates that keep their keys."""
         for record in changes.deletes:
             stored = self._stored(record.id, record.kind)
             if stored.version != record.version:
@@ -85,23 +86,29 @@ class InMemoryRepository(Repository):
         released: set[str] = set()
         for record in changes.deletes:
             released.update(self._claimed_keys(self._records[record.id]))
+        same_keys: set[UUID] = set()  # most updates (every trigger) keep their keys
         for record in changes.updates:
             stored = self._stored(record.id, record.kind)
             if stored.version != record.version - 1:
                 raise ConcurrencyError(record.id, record.version - 1, stored.version)
-            released.update(self._claimed_keys(stored))
+            old_keys = self._claimed_keys(stored)
+            if old_keys == self._claimed_keys(record):
+                same_keys.add(record.id)
+            else:
+                released.update(old_keys)
         for record in changes.inserts:
             if record.id in self._records:
                 raise ConcurrencyError(record.id, 0, self._records[record.id].version)
         # Only the keys this change set claims matter: look them up, never copy the
         # whole index (that made every commit O(records)).
-        wanted = {key for record in changes.records() for key in self._claimed_keys(record)}
+        claiming = [r for r in changes.records() if r.id not in same_keys]
+        wanted = {key for record in claiming for key in self._claimed_keys(record)}
         claims: dict[str, UUID] = {
             key: self._keys[key] for key in wanted if key in self._keys and key not in released
         }
         pending: dict[UUID, Record] = {record.id: record for record in changes.records()}
         known = ChainMap(pending, self._records)
-        for record in changes.records():
+        for record in claiming:
             check_keys_free([record], claims, known)
             if isinstance(record, (Lead, Contact)) and holds_keys(record):
                 for key in identity_keys(record):
@@ -109,19 +116,22 @@ class InMemoryRepository(Repository):
         for move in changes.moves:
             if move.to_subject_id not in self._records and move.to_subject_id not in pending:
                 raise NotFoundError(move.to_subject_id)
+        return same_keys
 
-    def _apply(self, changes: ChangeSet) -> None:
+    def _apply(self, changes: ChangeSet, same_keys: set[UUID]) -> None:
         for record in changes.deletes:
             self._release(self._records[record.id])
             del self._records[record.id]
             del self._by_kind[record.kind][record.id]
         for record in changes.updates:
-            self._release(self._records[record.id])
+            if record.id not in same_keys:
+                self._release(self._records[record.id])
         for record in changes.records():
             self._records[record.id] = record
             self._by_kind[record.kind][record.id] = record
-            for key in self._claimed_keys(record):
-                self._keys[key] = record.id
+            if record.id not in same_keys:
+                for key in self._claimed_keys(record):
+                    self._keys[key] = record.id
         for touch in changes.touches:
             self._seq += 1
             insort(self._touches[touch.subject_id], (touch.at, self._seq, touch), key=_order)
