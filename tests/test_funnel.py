@@ -1288,3 +1288,13 @@ def test_one_funnel_shared_by_threads(funnel: Funnel) -> None:
     assert final.version == 1 + len(updates)
     for opp in funnel.opportunities():
         assert [n for n, _, _ in moves(funnel, opp)] == ["set_appointment", "sit"]
+
+
+def test_the_funnels_phone_region_applies_to_imports_and_updates(clock: ManualClock) -> None:
+    funnel = Funnel(clock=clock, phone_region="GB")
+    report = funnel.import_leads([{"first_name": "Ann", "phone": "020 7946 0958"}])
+    [lead] = funnel.leads()
+    assert report.added == [lead.id]
+    assert lead.phone == "+442079460958"
+    saved = funnel.update(lead.model_copy(update={"phone": "020 7946 0000"}))
+    assert saved.phone == "+442079460000"
