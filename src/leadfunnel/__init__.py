@@ -34,10 +34,11 @@ from ._funnel import Funnel, ImportIssue, ImportReport, Router
 from ._lifecycle import FUNNEL_STEPS, diagram
 from ._memory import InMemoryRepository
 from ._models import Contact, Event, Lead, Opportunity, Touch
-from ._qualification import QualificationResult
+from ._qualification import Profile, QualificationEngine, QualificationResult
 from ._repository import ChangeSet, FollowUpCandidate, MergeLog, Move, Repository, StepCount
 from ._routing import OwnerGroup, Route, RoutingRules
 from ._sql import SqlRepository
+from .rules import Authority, CompanySize, Geography, Money, Need, Niche, Rule, Source, Verdict
 
 try:
     __version__ = version("leadfunnel")
@@ -46,12 +47,14 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 
 __all__ = [
     "FUNNEL_STEPS",
+    "Authority",
     "AvoidListedError",
     "BusinessHours",
     "CadencePolicy",
     "ChangeSet",
     "Channel",
     "Clock",
+    "CompanySize",
     "ConcurrencyError",
     "ConfigError",
     "Contact",
@@ -61,6 +64,7 @@ __all__ = [
     "FollowUp",
     "FollowUpCandidate",
     "Funnel",
+    "Geography",
     "ImportIssue",
     "ImportReport",
     "InMemoryRepository",
@@ -71,17 +75,24 @@ __all__ = [
     "LeadStatus",
     "LostReason",
     "MergeLog",
+    "Money",
     "Move",
+    "Need",
+    "Niche",
     "NotFoundError",
     "Opportunity",
     "Outcome",
     "OwnerGroup",
     "PolicyError",
+    "Profile",
+    "QualificationEngine",
     "QualificationResult",
     "Repository",
     "Route",
     "Router",
     "RoutingRules",
+    "Rule",
+    "Source",
     "SqlRepository",
     "Stage",
     "StepCount",
@@ -89,6 +100,7 @@ __all__ = [
     "SystemClock",
     "Tier",
     "Touch",
+    "Verdict",
     "__version__",
     "allowed_channels",
     "diagram",

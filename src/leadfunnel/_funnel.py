@@ -632,7 +632,7 @@ class Funnel:
         moved = self._bump(record, now, **changes)
         event = self._event(moved, "qualify", source, dest, now, actor, reason, data)
         self.repository.commit(ChangeSet(updates=[moved], events=[event]))
-        return result.model_copy(update={"status": LeadStatus(dest)})
+        return result.with_status(LeadStatus(dest))
 
     def _qualify_dest(self, lead: Lead, result: QualificationResult) -> str:
         state = lead.status.value
@@ -1547,6 +1547,7 @@ def _money(value: Any) -> Any:
 
 
 def _result_data(result: QualificationResult, *, forced: bool) -> dict[str, Any]:
-    data: dict[str, Any] = result.model_dump(mode="json", exclude={"status"})
+    data = result.to_dict()
+    del data["status"]  # the event's dest says where the lead went
     data["forced"] = forced
     return data

@@ -1,34 +1,292 @@
-"""Qualification: judging a lead against ideal customer profiles.
+"""Qualification: judging a lead against one or more ideal customer profiles.
 
-(The engine is built in its own issue; this module holds the result type the funnel
-relies on.)
+A :class:`Profile` is a named list of rules (a "client avatar"); a
+:class:`QualificationEngine` judges a lead against every profile and sums up:
+
+* a profile *fits* when all its rules pass;
+* it *hard-fails* when a hard rule fails; it *fails* when any other rule fails;
+* it is *undecided* when nothing fails but some rule could not decide (data missing).
+
+The lead qualifies when any profile fits. ``engine.evaluate(lead)`` changes nothing;
+``funnel.qualify(lead)`` applies the outcome to the lead.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+import tomllib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from os import PathLike
+from pathlib import Path
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from ._enums import Interest, LeadStatus, Tier
+from ._errors import ConfigError
+from ._models import Lead
+from .rules import Rule, Verdict, make_rule, rule_name, with_rule
 
-from ._enums import LeadStatus, Tier
-
-__all__ = ["Decision", "QualificationResult"]
+__all__ = ["Decision", "Profile", "QualificationEngine", "QualificationResult"]
 
 #: The engine's summary: some profile fits; none fits but some is undecided (data
 #: missing); every profile hard-fails; or some profile fails on a soft rule.
 Decision = Literal["qualified", "undecided", "hard_fail", "fail"]
+ProfileOutcome = Literal["fit", "undecided", "hard_fail", "fail"]
 
 
-class QualificationResult(BaseModel):
-    """What the engine made of a lead, and (from ``funnel.qualify``) where it went."""
+@dataclass(frozen=True, slots=True)
+class QualificationResult:
+    """What the engine made of a lead, and (from ``funnel.qualify``) where it went.
 
-    model_config = ConfigDict(frozen=True)
+    ``verdicts`` holds every rule's verdict per profile; ``outcomes`` each profile's
+    summary (fit, undecided, hard_fail, fail); ``missing`` the fields that kept a rule
+    from deciding; ``score`` the best profile's weighted share of passed rules;
+    ``status`` the lead's status after ``funnel.qualify`` (``None`` from ``evaluate``).
+    """
 
     qualified: bool
     decision: Decision
     profile: str | None = None
-    verdicts: dict[str, list[dict[str, object]]] = Field(default_factory=dict)
-    missing: list[str] = Field(default_factory=list)
-    score: float = Field(default=0.0, ge=0.0, le=1.0)
+    verdicts: Mapping[str, tuple[Verdict, ...]] = field(default_factory=dict)
+    outcomes: Mapping[str, ProfileOutcome] = field(default_factory=dict)
+    missing: tuple[str, ...] = ()
+    score: float = 0.0
     tier: Tier = Tier.COLD
     status: LeadStatus | None = None
+
+    @property
+    def failed(self) -> list[Verdict]:
+        """Every failing verdict, across profiles."""
+        return [v for verdicts in self.verdicts.values() for v in verdicts if v.outcome == "fail"]
+
+    def with_status(self, status: LeadStatus) -> QualificationResult:
+        """The same result, recording where the lead went."""
+        return replace(self, status=status)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The result as plain JSON-ready data (stored on the ``qualify`` event)."""
+        return {
+            "qualified": self.qualified,
+            "decision": self.decision,
+            "profile": self.profile,
+            "score": self.score,
+            "tier": self.tier.value,
+            "missing": list(self.missing),
+            "outcomes": dict(self.outcomes),
+            "verdicts": {
+                name: [v.to_dict() for v in verdicts] for name, verdicts in self.verdicts.items()
+            },
+            "status": self.status.value if self.status is not None else None,
+        }
+
+
+class Profile:
+    """An ideal customer profile: a name and the rules a lead must pass to fit it."""
+
+    __slots__ = ("_hard", "_names", "_total", "_weights", "name", "rules")
+
+    def __init__(self, name: str, rules: Iterable[Rule] = ()) -> None:
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigError(f"a profile needs a non-empty name, not {name!r}")
+        self.name = name
+        self.rules: tuple[Rule, ...] = tuple(rules)
+        if not self.rules:
+            raise ConfigError(f"profile {name!r} has no rules; give it at least one")
+        for rule in self.rules:
+            if not callable(getattr(rule, "evaluate", None)):
+                raise ConfigError(
+                    f"profile {name!r}: {rule!r} is not a rule (it needs evaluate(lead))"
+                )
+        self._names = tuple(rule_name(r) for r in self.rules)
+        self._hard = tuple(bool(getattr(r, "hard", False)) for r in self.rules)
+        self._weights = tuple(float(getattr(r, "weight", 1.0)) for r in self.rules)
+        self._total = sum(self._weights)
+
+    def __repr__(self) -> str:
+        return f"Profile({self.name!r}, rules=[{', '.join(self._names)}])"
+
+    def judge(self, lead: Lead) -> tuple[ProfileOutcome, tuple[Verdict, ...], float]:
+        """This profile's outcome for ``lead``, every verdict, and the score."""
+        verdicts = []
+        passed = 0.0
+        failed = hard_failed = unknown = False
+        for rule, name, hard, weight in zip(
+            self.rules, self._names, self._hard, self._weights, strict=True
+        ):
+            verdict = rule.evaluate(lead)
+            if verdict.rule != name:
+                verdict = with_rule(verdict, name)
+            verdicts.append(verdict)
+            outcome = verdict.outcome
+            if outcome == "pass":
+                passed += weight
+            elif outcome == "fail":
+                failed = True
+                hard_failed = hard_failed or hard
+            else:
+                unknown = True
+        result: ProfileOutcome
+        if hard_failed:
+            result = "hard_fail"
+        elif failed:
+            result = "fail"
+        elif unknown:
+            result = "undecided"
+        else:
+            result = "fit"
+        return result, tuple(verdicts), passed / self._total
+
+
+class QualificationEngine:
+    """Judges leads against one or more profiles; a lead qualifies if it fits any.
+
+    >>> from leadfunnel import Lead
+    >>> from leadfunnel.rules import Geography, Niche
+    >>> engine = QualificationEngine(
+    ...     [Profile("msp", [Niche(["IT Services"]), Geography(["US"], hard=True)])]
+    ... )
+    >>> engine.evaluate(Lead(industry="it services", country="USA")).qualified
+    True
+    """
+
+    def __init__(self, profiles: Iterable[Profile]) -> None:
+        self.profiles: tuple[Profile, ...] = tuple(profiles)
+        if not self.profiles:
+            raise ConfigError("a qualification engine needs at least one profile")
+        seen: set[str] = set()
+        for profile in self.profiles:
+            if not isinstance(profile, Profile):
+                raise ConfigError(f"{profile!r} is not a Profile")
+            if profile.name in seen:
+                raise ConfigError(f"two profiles are named {profile.name!r}; names must differ")
+            seen.add(profile.name)
+
+    def __repr__(self) -> str:
+        return f"QualificationEngine({list(self.profiles)!r})"
+
+    # --- construction from data -------------------------------------------------------
+
+    @classmethod
+    def from_dict(cls, config: Mapping[str, Any]) -> QualificationEngine:
+        """Build an engine from data shaped like the TOML format (see ``docs/rules.md``).
+
+        Raises :class:`ConfigError` naming the profile, the rule and the problem.
+        """
+        if not isinstance(config, Mapping):
+            raise ConfigError(f"the config must be a mapping, not {type(config).__name__}")
+        unknown_keys = set(config) - {"profiles"}
+        if unknown_keys:
+            raise ConfigError(
+                f"unknown top-level key(s) {', '.join(sorted(unknown_keys))}; "
+                "the config holds 'profiles'"
+            )
+        profiles = config.get("profiles")
+        if not isinstance(profiles, Sequence) or isinstance(profiles, str) or not profiles:
+            raise ConfigError("the config needs a non-empty list 'profiles'")
+        return cls(_profile_from_dict(i, p) for i, p in enumerate(profiles, 1))
+
+    @classmethod
+    def from_toml(cls, path: str | PathLike[str]) -> QualificationEngine:
+        """Build an engine from a TOML file (``[[profiles]]`` tables)."""
+        file = Path(path)
+        try:
+            with file.open("rb") as handle:
+                data = tomllib.load(handle)
+        except FileNotFoundError:
+            raise ConfigError(f"rules file {str(file)!r} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"rules file {str(file)!r} is not valid TOML: {exc}") from None
+        except OSError as exc:
+            raise ConfigError(f"cannot read rules file {str(file)!r}: {exc}") from None
+        try:
+            return cls.from_dict(data)
+        except ConfigError as exc:
+            raise ConfigError(f"{file}: {exc}") from None
+
+    # --- judging ----------------------------------------------------------------------
+
+    def evaluate(self, lead: Lead) -> QualificationResult:
+        """Judge ``lead`` against every profile; changes nothing."""
+        verdicts: dict[str, tuple[Verdict, ...]] = {}
+        outcomes: dict[str, ProfileOutcome] = {}
+        best_fit: str | None = None
+        best_score = 0.0
+        for profile in self.profiles:
+            outcome, judged, score = profile.judge(lead)
+            verdicts[profile.name] = judged
+            outcomes[profile.name] = outcome
+            if score > best_score:
+                best_score = score
+            # Among fits, the alphabetically first name wins: the result must not
+            # depend on the order the profiles were listed in.
+            if outcome == "fit" and (best_fit is None or profile.name < best_fit):
+                best_fit = profile.name
+        values = outcomes.values()
+        decision: Decision
+        if best_fit is not None:
+            decision = "qualified"
+        elif "undecided" in values:
+            decision = "undecided"
+        elif all(o == "hard_fail" for o in values):
+            decision = "hard_fail"
+        else:
+            decision = "fail"
+        missing: tuple[str, ...] = ()
+        if decision == "undecided":
+            missing = tuple(
+                sorted(
+                    {
+                        name
+                        for profile, outcome in outcomes.items()
+                        if outcome == "undecided"
+                        for verdict in verdicts[profile]
+                        for name in verdict.missing
+                    }
+                )
+            )
+        qualified = best_fit is not None
+        tier = (
+            (Tier.HOT if lead.interest == Interest.HIGH else Tier.WARM) if qualified else Tier.COLD
+        )
+        return QualificationResult(
+            qualified=qualified,
+            decision=decision,
+            profile=best_fit,
+            verdicts=verdicts,
+            outcomes=outcomes,
+            missing=missing,
+            score=best_score,
+            tier=tier,
+        )
+
+
+def _profile_from_dict(index: int, data: Any) -> Profile:
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"profile #{index} must be a table/mapping, not {type(data).__name__}")
+    name = data.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigError(f"profile #{index} needs a non-empty 'name'")
+    extra = set(data) - {"name", "rules"}
+    if extra:
+        raise ConfigError(
+            f"profile {name!r}: unknown key(s) {', '.join(sorted(extra))}; "
+            "a profile has 'name' and 'rules'"
+        )
+    rules_data = data.get("rules")
+    if not isinstance(rules_data, Sequence) or isinstance(rules_data, str) or not rules_data:
+        raise ConfigError(f"profile {name!r} needs a non-empty list 'rules'")
+    rules: list[Rule] = []
+    for position, rule_data in enumerate(rules_data, 1):
+        if not isinstance(rule_data, Mapping):
+            raise ConfigError(f"profile {name!r}, rule #{position}: must be a table/mapping")
+        arguments = dict(rule_data)
+        rule = arguments.pop("rule", None)
+        if not isinstance(rule, str) or not rule:
+            raise ConfigError(
+                f"profile {name!r}, rule #{position}: needs 'rule' naming the rule "
+                "(niche, authority, money, need, geography, company_size, source or a plugin)"
+            )
+        try:
+            rules.append(make_rule(rule, **arguments))
+        except ConfigError as exc:
+            raise ConfigError(f"profile {name!r}, rule #{position}: {exc}") from None
+    return Profile(name, rules)

@@ -1,0 +1,527 @@
+"""Qualification rules: what a rule is, the verdict it answers with, and the built-ins.
+
+A rule is any object with a ``name`` and an ``evaluate(lead) -> Verdict`` method; an
+optional ``hard`` attribute (default ``False``) makes its failure disqualify at once, and
+an optional ``weight`` (default 1) counts in the score. A rule answers ``pass``, ``fail``
+or ``unknown`` (the data it needs is missing), always with a reason a sales rep can read.
+
+>>> from leadfunnel import Lead
+>>> rule = Niche(["IT Services", "Managed Services"])
+>>> rule.evaluate(Lead(industry="Retail")).reason
+"industry 'Retail' is not one of IT Services, Managed Services"
+
+Built-in rules, by the name they have in a config file: ``niche`` (:class:`Niche`),
+``authority`` (:class:`Authority`), ``money`` (:class:`Money`), ``need`` (:class:`Need`),
+``geography`` (:class:`Geography`), ``company_size`` (:class:`CompanySize`) and
+``source`` (:class:`Source`). Third-party rules register under the entry-point group
+``leadfunnel.rules`` (the entry point names the rule; it loads a class or factory that
+takes the config's arguments as keywords) and can then be named in a config file too.
+
+Built-in rules do their preparation once, when they are made (case folding, word
+patterns, country codes), and answer passes with a prepared verdict, so judging a lead
+costs little more than the comparisons themselves.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+from functools import cache
+from importlib.metadata import entry_points
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from ._errors import ConfigError
+from ._models import Lead, normalise_country
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "Authority",
+    "CompanySize",
+    "Geography",
+    "Money",
+    "Need",
+    "Niche",
+    "Rule",
+    "Source",
+    "Verdict",
+    "VerdictOutcome",
+    "available_rules",
+    "make_rule",
+    "register_rule",
+]
+
+#: The entry-point group third-party rules register under.
+ENTRY_POINT_GROUP = "leadfunnel.rules"
+
+VerdictOutcome = Literal["pass", "fail", "unknown"]
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """A rule's answer about one lead: ``pass``, ``fail`` or ``unknown``, and why.
+
+    ``missing`` names the lead fields whose absence kept the rule from deciding;
+    ``rule`` is the rule's name (the engine fills it in when a rule leaves it out).
+    """
+
+    outcome: VerdictOutcome
+    reason: str
+    missing: tuple[str, ...] = ()
+    rule: str | None = None
+
+    @classmethod
+    def passed(cls, reason: str) -> Verdict:
+        """The lead meets the rule."""
+        return cls("pass", reason)
+
+    @classmethod
+    def failed(cls, reason: str) -> Verdict:
+        """The lead does not meet the rule."""
+        return cls("fail", reason)
+
+    @classmethod
+    def unknown(cls, reason: str, missing: Iterable[str] = ()) -> Verdict:
+        """The rule cannot decide: the fields in ``missing`` are empty."""
+        return cls("unknown", reason, tuple(missing))
+
+    @property
+    def ok(self) -> bool:
+        """Whether the verdict is a pass."""
+        return self.outcome == "pass"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The verdict as plain data (for events, JSON and reports)."""
+        return {
+            "rule": self.rule,
+            "outcome": self.outcome,
+            "reason": self.reason,
+            "missing": list(self.missing),
+        }
+
+
+@runtime_checkable
+class Rule(Protocol):
+    """Anything with a ``name`` and ``evaluate(lead) -> Verdict`` is a rule.
+
+    Optional attributes: ``hard`` (bool, default False: a failure disqualifies at once)
+    and ``weight`` (a positive number, default 1: its share of the score).
+    """
+
+    name: str
+
+    def evaluate(self, lead: Lead) -> Verdict:
+        """Judge ``lead``; never change it."""
+        ...
+
+
+def _fold(text: str) -> str:
+    """Case- and whitespace-insensitive form of a word or phrase."""
+    return " ".join(text.casefold().split())
+
+
+def _strings(rule: str, argument: str, values: Any, *, allow_empty: bool = False) -> list[str]:
+    if isinstance(values, str) or not isinstance(values, Iterable):
+        raise TypeError(f"{argument} must be a list of strings, not {type(values).__name__}")
+    items = list(values)
+    bad = [v for v in items if not isinstance(v, str) or not v.strip()]
+    if bad:
+        raise TypeError(f"{argument} must hold non-empty strings; got {bad[0]!r}")
+    if not items and not allow_empty:
+        raise ValueError(f"{argument} must name at least one value")
+    return items
+
+
+def _number(argument: str, value: Any) -> Decimal | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
+        raise TypeError(f"{argument} must be a number, not {type(value).__name__}")
+    if value < 0:
+        raise ValueError(f"{argument} must not be negative, not {value}")
+    return Decimal(str(value))
+
+
+def _listing(values: Iterable[str]) -> str:
+    return ", ".join(values)
+
+
+@dataclass(eq=False)
+class _BuiltinRule:
+    """Shared behaviour of the built-in rules: name, hard, weight, prepared verdicts."""
+
+    name: str = field(init=False, default="")
+    hard: bool = field(default=False, kw_only=True)
+    weight: float = field(default=1.0, kw_only=True)
+
+    def _check_common(self) -> None:
+        if not isinstance(self.hard, bool):
+            raise TypeError(f"hard must be true or false, not {self.hard!r}")
+        if isinstance(self.weight, bool) or not isinstance(self.weight, (int, float)):
+            raise TypeError(f"weight must be a number, not {self.weight!r}")
+        if self.weight <= 0:
+            raise ValueError(f"weight must be positive, not {self.weight}")
+
+    def _verdict(
+        self, outcome: VerdictOutcome, reason: str, missing: Iterable[str] = ()
+    ) -> Verdict:
+        return Verdict(outcome, reason, tuple(missing), self.name)
+
+
+@dataclass(eq=False)
+class Niche(_BuiltinRule):
+    """Passes when the lead's ``industry`` is one of ``industries`` (case-insensitive)."""
+
+    industries: Iterable[str] = ()
+
+    def __post_init__(self) -> None:
+        self.name = "niche"
+        self._check_common()
+        self.industries = tuple(_strings(self.name, "industries", self.industries))
+        self._keys = frozenset(_fold(i) for i in self.industries)
+        self._pass = self._verdict("pass", "industry is a target niche")
+        self._unknown = self._verdict("unknown", "no industry given", ["industry"])
+
+    def evaluate(self, lead: Lead) -> Verdict:
+        """Judge the lead's industry."""
+        industry = lead.industry
+        if industry is None:
+            return self._unknown
+        if _fold(industry) in self._keys:
+            return self._pass
+        return self._verdict(
+            "fail", f"industry {industry!r} is not one of {_listing(self.industries)}"
+        )
+
+
+@dataclass(eq=False)
+class Authority(_BuiltinRule):
+    """Passes when the lead's ``title`` contains one of ``titles`` as a whole word.
+
+    "Owner/CEO" and "Co-Founder & CEO" contain "ceo"; "CEO's assistant" does not: a
+    possessive names someone else's title.
+    """
+
+    titles: Iterable[str] = ()
+
+    def __post_init__(self) -> None:
+        self.name = "authority"
+        self._check_common()
+        self.titles = tuple(_strings(self.name, "titles", self.titles))
+        words = sorted({_fold(t) for t in self.titles}, key=len, reverse=True)
+        alternatives = "|".join(r"\s+".join(map(re.escape, w.split())) for w in words)
+        # A word boundary that also refuses a following apostrophe (possessive).
+        edge = r"[\w'\u2019]"
+        self._pattern = re.compile(rf"(?<!{edge})(?:{alternatives})(?!{edge})", re.IGNORECASE)
+        self._pass = self._verdict("pass", "title carries decision authority")
+        self._unknown = self._verdict("unknown", "no title given", ["title"])
+
+    def evaluate(self, lead: Lead) -> Verdict:
+        """Judge the lead's title."""
+        title = lead.title
+        if title is None:
+            return self._unknown
+        if self._pattern.search(title) is not None:
+            return self._pass
+        return self._verdict("fail", f"title {title!r} names none of {_listing(self.titles)}")
+
+
+@dataclass(eq=False)
+class Money(_BuiltinRule):
+    """Passes when every given minimum (annual revenue, employees) is met."""
+
+    min_annual_revenue: Any = None
+    min_employees: Any = None
+
+    def __post_init__(self) -> None:
+        self.name = "money"
+        self._check_common()
+        self._revenue = _number("min_annual_revenue", self.min_annual_revenue)
+        employees = _number("min_employees", self.min_employees)
+        self._employees = None if employees is None else int(employees)
+        if self._revenue is None and self._employees is None:
+            raise ValueError("give min_annual_revenue, min_employees or both")
+        self._pass = self._verdict("pass", "meets the minimum to afford us")
+
+    def evaluate(self, lead: Lead) -> Verdict:
+        """Judge the lead's revenue and head count against the minimums."""
+        missing: list[str] = []
+        if self._revenue is not None:
+            revenue = lead.annual_revenue
+            if revenue is None:
+                missing.append("annual_revenue")
+            elif revenue < self._revenue:
+                return self._verdict(
+                    "fail", f"annual revenue {revenue:,} is below the minimum {self._revenue:,}"
+                )
+        if self._employees is not None:
+            employees = lead.employees
+            if employees is None:
+                missing.append("employees")
+            elif employees < self._employees:
+                return self._verdict(
+                    "fail", f"{employees} employees is below the minimum {self._employees}"
+                )
+        if missing:
+            return self._verdict("unknown", f"{' and '.join(missing)} not known", missing)
+        return self._pass
+
+
+@dataclass(eq=False)
+class Need(_BuiltinRule):
+    """Passes when the lead's ``needs`` share a service with ``services``."""
+
+    services: Iterable[str] = ()
+
+    def __post_init__(self) -> None:
+        self.name = "need"
+        self._check_common()
+        self.services = tuple(_strings(self.name, "services", self.services))
+        self._keys = frozenset(_fold(s) for s in self.services)
+        self._pass = self._verdict("pass", "needs a service we sell")
+        self._unknown = self._verdict("unknown", "no needs recorded", ["needs"])
+
+    def evaluate(self, lead: Lead) -> Verdict:
+        """Judge the lead's needs."""
+        needs = lead.needs
+        if not needs:
+            return self._unknown
+        if any(_fold(n) in self._keys for n in needs):
+            return self._pass
+        return self._verdict(
+            "fail",
+            f"needs {_listing(sorted(needs))} match none of {_listing(self.services)}",
+        )
+
+
+@cache
+def _subdivisions(country: str) -> dict[str, str]:
+    """Names and codes of a country's subdivisions, folded, to their short code."""
+    import pycountry
+
+    table: dict[str, str] = {}
+    for sub in pycountry.subdivisions.get(country_code=country) or ():  # type: ignore[no-untyped-call]
+        short = sub.code.partition("-")[2]
+        table[_fold(sub.code)] = short
+        table[_fold(short)] = short
+        table[_fold(sub.name)] = short
+    return table
+
+
+def _region_key(country: str | None, region: str) -> str:
+    folded = _fold(region)
+    if country is None:
+        return folded
+    return _subdivisions(country).get(folded, folded).casefold()
+
+
+@dataclass(eq=False)
+class Geography(_BuiltinRule):
+    """Passes when the lead's country (and region, where regions are given) is served.
+
+    Countries are compared by ISO code ("United States", "USA" and "US" are one);
+    regions by subdivision code or name where the country has them ("TX" = "Texas").
+    """
+
+    countries: Iterable[str] = ()
+    regions: Iterable[str] | None = None
+
+    def __post_init__(self) -> None:
+        self.name = "geography"
+        self._check_common()
+        names = _strings(self.name, "countries", self.countries)
+        try:
+            self.countries = tuple(dict.fromkeys(normalise_country(c) for c in names))
+        except ValueError as exc:
+            raise ValueError(f"countries: {exc}") from None
+        self._countries = frozenset(self.countries)
+        self._regions: frozenset[str] | None = None
+        if self.regions is not None:
+            self.regions = tuple(_strings(self.name, "regions", self.regions))
+            self._regions = frozenset(
+                _region_key(c, r) for r in self.regions for c in (*self.countries, None)
+            )
+        self._pass = self._verdict("pass", "inside the territory")
+        self._no_country = self._verdict("unknown", "no country given", ["country"])
+        self._no_region = self._verdict("unknown", "no region given", ["region"])
+
+    def evaluate(self, lead: Lead) -> Verdict:
+        """Judge the lead's country and region."""
+        country = lead.country
+        if country is None:
+            return self._no_country
+        if country not in self._countries:
+            return self._verdict(
+                "fail", f"country {country} is outside the territory ({_listing(self.countries)})"
+            )
+        if self._regions is not None:
+            region = lead.region
+            if region is None:
+                return self._no_region
+            if _region_key(country, region) not in self._regions:
+                assert self.regions is not None
+                return self._verdict(
+                    "fail",
+                    f"region {region!r} is outside the territory ({_listing(self.regions)})",
+                )
+        return self._pass
+
+
+@dataclass(eq=False)
+class CompanySize(_BuiltinRule):
+    """Passes when the lead's ``employees`` is within the given bounds (inclusive)."""
+
+    min_employees: Any = None
+    max_employees: Any = None
+
+    def __post_init__(self) -> None:
+        self.name = "company_size"
+        self._check_common()
+        low = _number("min_employees", self.min_employees)
+        high = _number("max_employees", self.max_employees)
+        if low is None and high is None:
+            raise ValueError("give min_employees, max_employees or both")
+        if low is not None and high is not None and low > high:
+            raise ValueError(f"min_employees {low} is above max_employees {high}")
+        self._low = None if low is None else int(low)
+        self._high = None if high is None else int(high)
+        self._pass = self._verdict("pass", "company size in range")
+        self._unknown = self._verdict("unknown", "head count not known", ["employees"])
+
+    def evaluate(self, lead: Lead) -> Verdict:
+        """Judge the lead's head count."""
+        employees = lead.employees
+        if employees is None:
+            return self._unknown
+        if self._low is not None and employees < self._low:
+            return self._verdict("fail", f"{employees} employees is below the minimum {self._low}")
+        if self._high is not None and employees > self._high:
+            return self._verdict("fail", f"{employees} employees is above the maximum {self._high}")
+        return self._pass
+
+
+@dataclass(eq=False)
+class Source(_BuiltinRule):
+    """Passes when the lead's ``source`` is allowed (``None``: any) and not blocked."""
+
+    allowed: Iterable[str] | None = None
+    blocked: Iterable[str] = ()
+
+    def __post_init__(self) -> None:
+        self.name = "source"
+        self._check_common()
+        self._allowed: frozenset[str] | None = None
+        if self.allowed is not None:
+            self.allowed = tuple(_strings(self.name, "allowed", self.allowed))
+            self._allowed = frozenset(_fold(s) for s in self.allowed)
+        self.blocked = tuple(_strings(self.name, "blocked", self.blocked, allow_empty=True))
+        self._blocked = frozenset(_fold(s) for s in self.blocked)
+        self._pass = self._verdict("pass", "lead source accepted")
+        self._unknown = self._verdict("unknown", "no lead source given", ["source"])
+
+    def evaluate(self, lead: Lead) -> Verdict:
+        """Judge the lead's source."""
+        source = lead.source
+        if source is None:
+            return self._unknown
+        key = _fold(source)
+        if key in self._blocked:
+            return self._verdict("fail", f"source {source!r} is blocked")
+        if self._allowed is not None and key not in self._allowed:
+            assert self.allowed is not None
+            return self._verdict(
+                "fail", f"source {source!r} is not one of {_listing(self.allowed)}"
+            )
+        return self._pass
+
+
+# --- registry -------------------------------------------------------------------------
+
+RuleFactory = Callable[..., Rule]
+
+_BUILTINS: dict[str, RuleFactory] = {
+    "niche": Niche,
+    "authority": Authority,
+    "money": Money,
+    "need": Need,
+    "geography": Geography,
+    "company_size": CompanySize,
+    "source": Source,
+}
+_registered: dict[str, RuleFactory] = {}
+
+
+def register_rule(name: str, factory: RuleFactory) -> None:
+    """Make ``factory`` (a rule class, or a callable returning a rule) nameable in configs.
+
+    Plugins normally register through the ``leadfunnel.rules`` entry-point group
+    instead; this is for rules defined in the application itself.
+    """
+    if not name or not isinstance(name, str):
+        raise ConfigError(f"a rule needs a non-empty name, not {name!r}")
+    if name in _BUILTINS:
+        raise ConfigError(f"{name!r} is a built-in rule; register yours under another name")
+    _registered[name] = factory
+
+
+def _entry_point_factory(name: str) -> RuleFactory | None:
+    for point in entry_points(group=ENTRY_POINT_GROUP, name=name):
+        try:
+            factory: RuleFactory = point.load()
+        except Exception as exc:  # a broken plugin must say which one it is
+            raise ConfigError(
+                f"rule {name!r} is registered by entry point {point.value!r}, "
+                f"which failed to load: {exc}"
+            ) from exc
+        return factory
+    return None
+
+
+def available_rules() -> list[str]:
+    """The names a config file can use: built-in, registered and plugin rules."""
+    names = set(_BUILTINS) | set(_registered)
+    names.update(point.name for point in entry_points(group=ENTRY_POINT_GROUP))
+    return sorted(names)
+
+
+def make_rule(name: str, **arguments: Any) -> Rule:
+    """Build the rule called ``name`` in a config file from its arguments.
+
+    Raises :class:`ConfigError` for an unknown rule or a wrong argument.
+    """
+    factory = _BUILTINS.get(name) or _registered.get(name) or _entry_point_factory(name)
+    if factory is None:
+        raise ConfigError(
+            f"unknown rule {name!r}; available rules: {', '.join(available_rules())} "
+            f"(plugins register under the {ENTRY_POINT_GROUP!r} entry-point group)"
+        )
+    try:
+        rule = factory(**arguments)
+    except TypeError as exc:
+        raise ConfigError(f"rule {name!r}: {_argument_problem(exc)}") from None
+    except ValueError as exc:
+        raise ConfigError(f"rule {name!r}: {exc}") from None
+    if not callable(getattr(rule, "evaluate", None)) or not isinstance(
+        getattr(rule, "name", None), str
+    ):
+        raise ConfigError(
+            f"rule {name!r}: its factory made {rule!r}, which has no name or evaluate(lead)"
+        )
+    return rule
+
+
+def _argument_problem(exc: TypeError) -> str:
+    text = str(exc)
+    # "Niche.__init__() got an unexpected keyword argument 'x'" -> the useful part.
+    return re.sub(r"^[\w.]*__init__\(\) ", "", text)
+
+
+def rule_name(rule: Any) -> str:
+    """A rule's name, for configs and verdicts."""
+    return str(getattr(rule, "name", type(rule).__name__))
+
+
+def with_rule(verdict: Verdict, name: str) -> Verdict:
+    """``verdict`` with its ``rule`` set to ``name`` (when the rule left it out)."""
+    return verdict if verdict.rule == name else replace(verdict, rule=name)
