@@ -320,7 +320,8 @@ class Funnel:
 
     def _holder(self, record: Lead | Contact) -> Lead | Contact | None:
         """The stored person sharing a key with ``record``: a contact before a lead."""
-        holders = self.repository.find_keys(identity_keys(record))
+        keys = identity_keys(record)
+        holders = self.repository.find_keys(keys)
         found = [
             r
             for r in self.repository.get_many(set(holders.values())).values()
@@ -328,7 +329,9 @@ class Funnel:
         ]
         if not found:
             return None
-        found.sort(key=lambda r: (not is_avoided(r), r.kind != "contact"))
+        # Avoided first, contacts before leads, then the e-mail's match before the phone's.
+        rank = {holders[k]: i for i, k in reversed(list(enumerate(keys))) if k in holders}
+        found.sort(key=lambda r: (not is_avoided(r), r.kind != "contact", rank[r.id]))
         return found[0]
 
     @staticmethod
@@ -437,6 +440,15 @@ class Funnel:
         if is_avoided(holder):
             self._refuse_match(lead, holder)
         filled = _fill_from(holder, lead)
+        # An e-mail or phone another record holds is that record's, not news for this one.
+        taken = self.repository.find_keys(identity_keys(lead))
+        for field_name in ("email", "phone"):
+            value: str | None = filled.get(field_name)
+            if value is None:
+                continue
+            key = f"{field_name}:{value.lower() if field_name == 'email' else value}"
+            if taken.get(key, holder.id) != holder.id:
+                del filled[field_name]
         state = state_of(holder)
         name, dest = "capture", state
         if isinstance(holder, Lead) and holder.status in (LeadStatus.SUSPECT, LeadStatus.FARM_LIST):
