@@ -254,6 +254,24 @@ def test_capture_of_an_avoided_person_records_nothing(funnel: Funnel) -> None:
     assert err.existing_id == lead.id  # type: ignore[attr-defined]
 
 
+@pytest.mark.parametrize("order", ["email first", "phone first"])
+def test_capture_matching_two_people_picks_the_email_and_takes_no_ones_keys(
+    funnel: Funnel, order: str
+) -> None:
+    by_phone_fields = {"email": None, "phone": "+15125550134"}
+    if order == "phone first":
+        by_phone = new_lead(funnel, 2, **by_phone_fields)
+        by_email = new_lead(funnel, 1, phone=None)
+    else:
+        by_email = new_lead(funnel, 1, phone=None)
+        by_phone = new_lead(funnel, 2, **by_phone_fields)
+    carrier = funnel.capture(Lead(email=by_email.email, phone="+15125550134", city="Austin"))
+    assert carrier.id == by_email.id
+    assert carrier.phone is None  # the phone is the other lead's
+    assert carrier.city == "Austin"
+    assert funnel.get(by_phone.id) == by_phone
+
+
 def test_two_threads_capturing_the_same_new_person_make_one_lead() -> None:
     barrier = threading.Barrier(2)
 
