@@ -5,11 +5,18 @@ one namespace (so a later block uses what an earlier one made), in a fresh tempo
 directory (so examples may write ``funnel.db`` or CSV files freely). ```` ```pycon ````
 blocks (``>>>`` sessions) are checked with doctest in the same namespace. A failure
 points at the page and the line of the block in it.
+
+An example that needs a server (PostgreSQL, MariaDB) says so in an HTML comment on the
+line before its fence, naming the environment variables it reads; it runs when they are
+set, as the CI sets them::
+
+    <!-- docs-test: requires LEADFUNNEL_TEST_POSTGRES_URL -->
 """
 
 from __future__ import annotations
 
 import doctest
+import os
 import re
 import textwrap
 from dataclasses import dataclass
@@ -19,6 +26,7 @@ import pytest
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 _FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<ticks>`{3,})[ \t]*(?P<info>[^`\n]*)$")
+_REQUIRES = re.compile(r"^\s*<!--\s*docs-test:\s*requires\s+(?P<names>[\w\s,]+?)\s*-->\s*$")
 
 
 @dataclass(frozen=True)
@@ -26,6 +34,7 @@ class Block:
     language: str
     code: str
     line: int  # 1-based line of the first line of code in the page
+    requires: tuple[str, ...] = ()  # environment variables the example needs
 
 
 def blocks(text: str) -> list[Block]:
@@ -39,6 +48,9 @@ def blocks(text: str) -> list[Block]:
             index += 1
             continue
         indent, ticks = opening["indent"], opening["ticks"]
+        before = next((line for line in reversed(lines[:index]) if line.strip()), "")
+        needs = _REQUIRES.match(before)
+        requires = tuple(re.split(r"[\s,]+", needs["names"])) if needs else ()
         language = opening["info"].strip().split(" ")[0].split("{")[0].lower()
         body: list[str] = []
         index += 1
@@ -54,7 +66,8 @@ def blocks(text: str) -> list[Block]:
             line = lines[index]
             body.append(line[len(indent) :] if line.startswith(indent) else line.lstrip())
             index += 1
-        found.append(Block(language, textwrap.dedent("\n".join(body)) + "\n", start))
+        code = textwrap.dedent("\n".join(body)) + "\n"
+        found.append(Block(language, code, start, requires))
         index += 1
     return found
 
@@ -67,6 +80,9 @@ def test_blocks_are_found_with_their_lines() -> None:
         ("py", "y = x\n", 10),
         ("toml", "a=1\n", 13),
     ]
+    needs = "<!-- docs-test: requires LEADFUNNEL_TEST_POSTGRES_URL -->\n\n```python\npass\n```\n"
+    assert blocks(needs)[0].requires == ("LEADFUNNEL_TEST_POSTGRES_URL",)
+    assert blocks(page)[0].requires == ()
 
 
 PAGES = sorted(DOCS.glob("**/*.md"))
@@ -80,6 +96,8 @@ def test_examples_run(page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     monkeypatch.chdir(tmp_path)
     namespace: dict[str, object] = {"__name__": f"docs.{page.stem}"}
     for block in runnable:
+        if not all(os.environ.get(name) for name in block.requires):
+            continue  # needs a server this run does not have
         if block.language == "pycon":
             _run_session(page, block, namespace)
         else:
