@@ -157,7 +157,7 @@ def test_the_funnel_routes_new_leads_on_add_capture_and_import() -> None:
     report = funnel.import_leads([person(4, employees=600), person(5, employees=600)])
     imported = [funnel.get(i) for i in report.added]
     assert [added.owner, captured.owner, own.owner] == ["dan", "eve", "zoe"]
-    assert [r.owner for r in imported] == ["fay", "dan"]  # type: ignore[union-attr]
+    assert [r.owner for r in imported] == ["fay", "dan"]
 
 
 def test_round_robin_is_fair_across_threads() -> None:
