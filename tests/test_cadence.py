@@ -291,7 +291,7 @@ def test_a_reply_restarts_the_count(funnel: Funnel, clock: ManualClock) -> None:
     assert item.touch_number == 2
 
 
-def test_a_contact_is_due_a_day_after_its_deal_is_lost_and_not_while_one_is_open(
+def test_a_contact_is_due_a_day_after_its_deal_is_lost_and_never_while_one_is_open(
     funnel: Funnel, clock: ManualClock
 ) -> None:
     lead = qualified(funnel, 1)
@@ -306,7 +306,7 @@ def test_a_contact_is_due_a_day_after_its_deal_is_lost_and_not_while_one_is_open
     assert item is not None
     assert item.subject == "contact"
     assert item.state == "prospect"
-    assert item.due_at == contact.created_at + timedelta(days=1)
+    assert item.due_at == clock.now() + timedelta(days=1)  # a day after the deal closed
     assert item.overdue_at == item.due_at + timedelta(days=1)
     assert item.channels == frozenset(Channel)
     for number in range(1, 9):
@@ -319,6 +319,27 @@ def test_a_contact_is_due_a_day_after_its_deal_is_lost_and_not_while_one_is_open
     # A new appointment takes it out of the cadence.
     funnel.set_appointment(contact)
     assert due_item(funnel, contact, clock.now() + FAR) is None
+
+
+def test_a_contact_re_enters_the_cadence_when_its_deal_closes(
+    funnel: Funnel, clock: ManualClock
+) -> None:
+    opp = funnel.set_appointment(qualified(funnel, 1))
+    clock.advance(days=20)  # a long sales cycle
+    funnel.sit(opp)
+    clock.advance(days=10)
+    funnel.lose(opp, reason="no_decision")
+    item = due_item(funnel, opp.contact_id, clock.now() + FAR)
+    assert item is not None
+    assert item.due_at == clock.now() + timedelta(days=1)  # not at once, and not overdue
+    assert due_item(funnel, opp.contact_id, clock.now()) is None
+    # A second deal, lost later still, moves the anchor again.
+    second = funnel.set_appointment(opp.contact_id)
+    clock.advance(days=5)
+    funnel.lose(second, reason="price")
+    item = due_item(funnel, opp.contact_id, clock.now() + FAR)
+    assert item is not None
+    assert item.due_at == clock.now() + timedelta(days=1)
 
 
 def test_people_outside_the_cadence_are_never_due(funnel: Funnel, clock: ManualClock) -> None:

@@ -315,11 +315,14 @@ class InMemoryRepository(Repository):
         self, *, lead_limit: int, contact_limit: int
     ) -> Iterator[FollowUpCandidate]:
         with self._lock:
-            busy = {
-                o.contact_id
-                for o in self._by_kind["opportunity"].values()
-                if isinstance(o, Opportunity) and o.is_open
-            }
+            busy: set[UUID] = set()
+            closed: dict[UUID, datetime] = {}  # contact -> when its last deal changed
+            for o in self._by_kind["opportunity"].values():
+                assert isinstance(o, Opportunity)
+                if o.is_open:
+                    busy.add(o.contact_id)
+                elif o.contact_id not in closed or o.updated_at > closed[o.contact_id]:
+                    closed[o.contact_id] = o.updated_at
             rows: list[FollowUpCandidate] = []
             for record in self._by_kind["lead"].values():
                 assert isinstance(record, Lead)
@@ -331,8 +334,9 @@ class InMemoryRepository(Repository):
             for record in self._by_kind["contact"].values():
                 assert isinstance(record, Contact)
                 if record.type == ContactType.PROSPECT and record.id not in busy:
+                    anchor = max(record.created_at, closed.get(record.id, record.created_at))
                     row = self._candidate(
-                        record, "contact", record.type.value, record.created_at, contact_limit
+                        record, "contact", record.type.value, anchor, contact_limit
                     )
                     if row is not None:
                         rows.append(row)

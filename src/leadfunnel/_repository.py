@@ -118,8 +118,9 @@ class FollowUpCandidate:
     ``replied`` or ``interested`` outcome (all of them if there is none; that touch
     itself does not count); ``last_touch_at`` is the ``at`` of the last counted touch
     (``None`` when ``touches == 0``); ``anchor_at`` is when the subject entered the
-    cadence or was last reset: the later of the lead's ``status_at`` (a contact's
-    ``created_at``) and the last resetting touch.
+    cadence or was last reset: the later of the lead's ``status_at`` (for a contact, of
+    its ``created_at`` and the latest ``updated_at`` of its opportunities, i.e. when its
+    last deal closed) and the last resetting touch.
     """
 
     subject_id: UUID
