@@ -517,3 +517,58 @@ def test_import_stores_in_chunks_and_reports_every_row(tmp_path: Path) -> None:
         assert steps == {"raw": 2497}
     finally:
         repository.close()
+
+
+def test_several_processes_may_create_the_tables_at_once(url: tuple[str, str | None]) -> None:
+    opened: list[SqlRepository] = []
+    errors: list[BaseException] = []
+    start = threading.Barrier(3)
+
+    def open_one() -> None:
+        try:
+            start.wait()
+            opened.append(open_repository(url))
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_one) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    try:
+        assert errors == []
+        assert {r.schema_version for r in opened} == {SCHEMA_VERSION}
+    finally:
+        for repository in opened:
+            repository.close()
+
+
+class _DriverError(Exception):
+    sqlstate: str | None = None
+
+
+@pytest.mark.parametrize(
+    ("orig", "expected"),
+    [
+        (type("PgDeadlock", (_DriverError,), {"sqlstate": "40P01"})("deadlock detected"), "race"),
+        (type("PgSerial", (_DriverError,), {"sqlstate": "40001"})("could not serialize"), "race"),
+        (_DriverError(1213, "Deadlock found when trying to get lock"), "race"),
+        (_DriverError(1205, "Lock wait timeout exceeded"), "race"),
+        (_DriverError("disk I/O error"), "storage"),
+    ],
+)
+def test_lost_races_and_other_driver_errors_are_translated(orig: Exception, expected: str) -> None:
+    from leadfunnel._sql._repository import _translated
+
+    lead = Lead(**person(1)).model_copy(update={"version": 2})
+    error = sa.exc.OperationalError("UPDATE lf_leads ...", {}, orig)
+    with pytest.raises(LeadFunnelError) as caught, _translated(ChangeSet(updates=[lead])):
+        raise error
+    if expected == "race":
+        assert isinstance(caught.value, ConcurrencyError)
+        assert caught.value.id == lead.id
+    else:
+        assert isinstance(caught.value, StorageError)
+        assert "disk I/O error" in str(caught.value)
+    assert caught.value.__cause__ is error

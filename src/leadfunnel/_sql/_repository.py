@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import threading
+import time
 import typing
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -137,16 +138,36 @@ class SqlRepository(Repository):
     # --- schema -----------------------------------------------------------------------
 
     def _open_schema(self) -> None:
+        attempts = 7
+        for attempt in range(attempts):
+            try:
+                self._open_schema_once()
+                return
+            except ConfigError as exc:
+                # Two processes creating the tables at once: one wins, the other fails
+                # or (MySQL commits each CREATE at once) finds them half made; a second
+                # look a moment later finds them complete.
+                retry = isinstance(exc, _Unversioned) or isinstance(
+                    exc.__cause__, sa_exc.DBAPIError
+                )
+                if attempt == attempts - 1 or not retry:
+                    raise
+                time.sleep(0.05 * 2**attempt)
+
+    def _open_schema_once(self) -> None:
         where = self.url.render_as_string(hide_password=True)
         try:
             with self._writer.begin() as conn:
                 if not sa.inspect(conn).has_table(s.schema_table.name, schema=self.schema):
-                    s.metadata.create_all(conn)
+                    # The version table last: once it exists, so do all the others.
+                    others = [t for t in s.metadata.sorted_tables if t is not s.schema_table]
+                    s.metadata.create_all(conn, tables=others)
+                    s.schema_table.create(conn, checkfirst=True)
                     conn.execute(sa.insert(s.schema_table).values(id=1, version=s.SCHEMA_VERSION))
                     return
                 found = conn.execute(sa.select(s.schema_table.c.version)).scalar_one_or_none()
                 if found is None:
-                    raise ConfigError(
+                    raise _Unversioned(
                         f"the leadfunnel tables at {where} have no schema version; "
                         "they were not written by leadfunnel: use another database or schema"
                     )
@@ -183,7 +204,7 @@ class SqlRepository(Repository):
 
     def commit(self, changes: ChangeSet) -> None:
         try:
-            with self._serial, _translated(), self._writer.begin() as conn:
+            with self._serial, _translated(changes), self._writer.begin() as conn:
                 self._apply(conn, changes)
         except sa_exc.IntegrityError as exc:
             self._explain(changes, exc)
@@ -681,6 +702,10 @@ class SqlRepository(Repository):
             return [StepCount(step, grp, int(n)) for step, grp, n in conn.execute(query)]
 
 
+class _Unversioned(ConfigError):
+    """leadfunnel's version table is there but empty."""
+
+
 # --- identity keys --------------------------------------------------------------------
 
 
@@ -870,22 +895,43 @@ def _tune_sqlite(engine: Engine) -> None:
 
 
 @contextmanager
-def _translated() -> Iterator[None]:
-    """Let our own errors and integrity errors through; turn driver errors into ours."""
+def _translated(changes: ChangeSet | None = None) -> Iterator[None]:
+    """Let our own errors and integrity errors through; turn driver errors into ours.
+
+    A deadlock or serialisation failure while committing ``changes`` is a lost race,
+    reported as :class:`~leadfunnel.ConcurrencyError` so that callers retry as they do
+    for a stale version.
+    """
     try:
         yield
     except (LeadFunnelError, sa_exc.IntegrityError):
         raise
     except sa_exc.DBAPIError as exc:
-        message = _first_line(exc.orig)
+        if changes is not None and _lost_race(exc):
+            first = next(iter([*changes.updates, *changes.deletes, *changes.inserts]), None)
+            if first is not None:
+                raise ConcurrencyError(first.id, first.version, None) from exc
         raise StorageError(
-            f"the database failed: {message}; nothing of this change was stored. "
-            "Retry, or check that the database is reachable and not locked"
+            f"the database failed: {_first_line(exc.orig)}; nothing of this change was "
+            "stored. Retry, or check that the database is reachable and not locked"
         ) from exc
     except sa_exc.StatementError as exc:
         if isinstance(exc.orig, ValueError):
             raise ValueError(str(exc.orig)) from None
         raise StorageError(f"the database failed: {exc}") from exc
+
+
+# PostgreSQL SQLSTATEs and MySQL error numbers of a transaction that lost a race.
+_PG_RACES = frozenset({"40001", "40P01"})  # serialization_failure, deadlock_detected
+_MYSQL_RACES = frozenset({1205, 1213})  # lock wait timeout, deadlock
+
+
+def _lost_race(exc: sa_exc.DBAPIError) -> bool:
+    orig = exc.orig
+    if getattr(orig, "sqlstate", None) in _PG_RACES:
+        return True
+    args: tuple[Any, ...] = getattr(orig, "args", ())
+    return len(args) > 0 and args[0] in _MYSQL_RACES
 
 
 def _first_line(error: BaseException | None) -> str:
