@@ -270,7 +270,6 @@ def test_funnel_steps_are_in_order() -> None:
         ("lead", "raw", "qualified", ("qualified",)),
         ("lead", "qualified", "converted", ()),
         ("lead", "raw", "converted", ("qualified",)),
-        ("lead", "raw", "unqualified", ()),
         ("lead", "raw", "raw", ()),
         ("opportunity", None, "appointment_set", ("appointment_set",)),
         ("opportunity", "appointment_set", "appointment_set", ()),
