@@ -35,7 +35,16 @@ from ._lifecycle import FUNNEL_STEPS, diagram
 from ._memory import InMemoryRepository
 from ._models import Contact, Event, Lead, Opportunity, Touch
 from ._qualification import Profile, QualificationEngine, QualificationResult
-from ._repository import ChangeSet, FollowUpCandidate, MergeLog, Move, Repository, StepCount
+from ._reports import FunnelReport, HealthCheck, Step
+from ._repository import (
+    ChangeSet,
+    FollowUpCandidate,
+    FollowUpStats,
+    MergeLog,
+    Move,
+    Repository,
+    StepCount,
+)
 from ._routing import OwnerGroup, Route, RoutingRules
 from ._sql import SqlRepository
 from .rules import Authority, CompanySize, Geography, Money, Need, Niche, Rule, Source, Verdict
@@ -63,8 +72,11 @@ __all__ = [
     "Event",
     "FollowUp",
     "FollowUpCandidate",
+    "FollowUpStats",
     "Funnel",
+    "FunnelReport",
     "Geography",
+    "HealthCheck",
     "ImportIssue",
     "ImportReport",
     "InMemoryRepository",
@@ -95,6 +107,7 @@ __all__ = [
     "Source",
     "SqlRepository",
     "Stage",
+    "Step",
     "StepCount",
     "StorageError",
     "SystemClock",

@@ -237,11 +237,14 @@ def funnel_steps(subject: str, source: str | None, dest: str | None) -> tuple[st
     A move that skips a step reaches it too, at the same moment: a forced conversion of
     a raw lead reaches ``qualified``; a forced win from ``proposing`` reaches
     ``contract_sent`` and ``won``. An event that moves nothing reaches nothing.
+
+    Besides the steps of :data:`FUNNEL_STEPS`, a lead that is disqualified reaches the
+    ``unqualified`` milestone, which reports count as a share of raw leads.
     """
     if source == dest or dest is None:
         return ()
     if subject == "lead":
-        if dest in ("raw", "qualified"):
+        if dest in ("raw", "qualified", "unqualified"):
             return (dest,)
         if dest == "converted" and source == "raw":
             return ("qualified",)

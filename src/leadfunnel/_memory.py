@@ -22,6 +22,7 @@ from ._models import Contact, Event, Lead, Opportunity, Record, SubjectKind, Tou
 from ._repository import (
     ChangeSet,
     FollowUpCandidate,
+    FollowUpStats,
     GroupBy,
     MergeLog,
     Repository,
@@ -388,6 +389,20 @@ class InMemoryRepository(Repository):
                 group = self._group(subject_id, by, at) if by else None
                 seen[(step, group)].add(subject_id)
         return [StepCount(step, group, len(ids)) for (step, group), ids in seen.items()]
+
+    def qualified_follow_up(
+        self, *, since: datetime | None, until: datetime | None
+    ) -> FollowUpStats:
+        with self._lock:
+            leads = {
+                self._event_subject[event_id]
+                for event_id, step, at in self._steps
+                if step == "qualified"
+                and (since is None or at >= since)
+                and (until is None or at < until)
+            }
+            counts = [len(self._touches.get(lead_id, ())) for lead_id in leads]
+        return FollowUpStats(len(counts), counts.count(0), sum(counts))
 
     def _group(self, subject_id: UUID, by: str, at: datetime) -> str | None:
         if by == "month":

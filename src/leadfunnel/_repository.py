@@ -52,6 +52,7 @@ from ._models import identity_keys as identity_keys
 __all__ = [
     "ChangeSet",
     "FollowUpCandidate",
+    "FollowUpStats",
     "MergeLog",
     "Move",
     "Repository",
@@ -140,6 +141,19 @@ class StepCount:
     step: str
     group: str | None
     count: int
+
+
+@dataclass(frozen=True, slots=True)
+class FollowUpStats:
+    """How well the leads that reached ``qualified`` in a period were followed up.
+
+    ``qualified`` counts those leads, ``never_touched`` those with no touch at all, and
+    ``touches`` the touches logged on them (at any time).
+    """
+
+    qualified: int
+    never_touched: int
+    touches: int
 
 
 class Repository(ABC):
@@ -264,6 +278,13 @@ class Repository(ABC):
         steps); ``month`` is the step's ``at`` as ``YYYY-MM`` in UTC. Without ``by``,
         ``group`` is ``None``.
         """
+
+    @abstractmethod
+    def qualified_follow_up(
+        self, *, since: datetime | None, until: datetime | None
+    ) -> FollowUpStats:
+        """Follow-up figures for the leads that reached ``qualified`` with
+        ``since <= at < until`` (see :class:`FollowUpStats`)."""
 
     # --- optional ---------------------------------------------------------------------
 

@@ -46,6 +46,7 @@ from .._models import (
 from .._repository import (
     ChangeSet,
     FollowUpCandidate,
+    FollowUpStats,
     GroupBy,
     MergeLog,
     Repository,
@@ -640,6 +641,31 @@ class SqlRepository(Repository):
                         )
                     )
         return iter(rows)
+
+    def qualified_follow_up(
+        self, *, since: datetime | None, until: datetime | None
+    ) -> FollowUpStats:
+        st, t = s.steps, s.touches
+        where: list[Any] = [st.c.step == "qualified"]
+        if since is not None:
+            where.append(st.c.at >= _aware(since, "since"))
+        if until is not None:
+            where.append(st.c.at < _aware(until, "until"))
+        qualified = sa.select(st.c.subject_id).where(*where).distinct().subquery()
+        per_lead = (
+            sa.select(qualified.c.subject_id, sa.func.count(t.c.id).label("n"))
+            .select_from(qualified.outerjoin(t, t.c.subject_id == qualified.c.subject_id))
+            .group_by(qualified.c.subject_id)
+            .subquery()
+        )
+        query = sa.select(
+            sa.func.count(),
+            sa.func.coalesce(sa.func.sum(sa.case((per_lead.c.n == 0, 1), else_=0)), 0),
+            sa.func.coalesce(sa.func.sum(per_lead.c.n), 0),
+        ).select_from(per_lead)
+        with self._read() as conn:
+            leads, never, touches = conn.execute(query).one()
+        return FollowUpStats(int(leads), int(never), int(touches))
 
     def step_counts(
         self,

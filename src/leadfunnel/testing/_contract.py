@@ -618,7 +618,14 @@ class RepositoryContract(ABC):
         closed = contact(8)
         client = contact(9, type=ContactType.CLIENT)
         add(repo, fresh, touched, drip, reset, suspect, prospect, busy, closed, client)
-        add(repo, deal(busy), deal(closed, stage=Stage.LOST))
+        # A contact whose deals are all closed is back in the cadence from the moment
+        # the last one closed (its latest ``updated_at``).
+        add(
+            repo,
+            deal(busy),
+            deal(closed, stage=Stage.LOST, updated_at=T0 + timedelta(hours=6)),
+            deal(closed, stage=Stage.WON, updated_at=T0 + timedelta(hours=2)),
+        )
         h = timedelta(hours=1)
         repo.commit(
             ChangeSet(
@@ -657,7 +664,7 @@ class RepositoryContract(ABC):
         assert rows[prospect.id].owner == "bob"
         assert rows[prospect.id].touches == 0
         assert rows[prospect.id].anchor_at == T0 + 4 * h
-        assert rows[closed.id].anchor_at == T0
+        assert rows[closed.id].anchor_at == T0 + timedelta(hours=6)
         wider = {r.subject_id for r in repo.follow_up_candidates(lead_limit=3, contact_limit=8)}
         assert drip.id in wider
 
@@ -714,6 +721,7 @@ class RepositoryContract(ABC):
             ("proposing", None): 1,
             ("contract_sent", None): 1,
             ("won", None): 1,
+            ("unqualified", None): 1,
         }
 
     def test_step_counts_honour_since_and_until(self, repo: Repository) -> None:
@@ -721,6 +729,7 @@ class RepositoryContract(ABC):
         april = h["april"]
         assert counts(repo.step_counts(since=april, until=None)) == {
             ("qualified", None): 1,
+            ("unqualified", None): 1,
             ("appointment_sat", None): 1,
             ("proposing", None): 1,
             ("contract_sent", None): 1,
@@ -749,6 +758,7 @@ class RepositoryContract(ABC):
             ("raw", "list"): 1,
             ("qualified", "webinar"): 1,
             ("qualified", "list"): 1,
+            ("unqualified", "list"): 1,
             **{(step, "webinar"): 1 for step in deal_steps},
         }
         expected: Counts = {
@@ -756,6 +766,7 @@ class RepositoryContract(ABC):
             ("raw", None): 1,
             ("qualified", "msp"): 1,
             ("qualified", None): 1,
+            ("unqualified", None): 1,
             **{(step, "msp"): 1 for step in deal_steps},
         }
         assert grouped("profile") == expected
@@ -764,12 +775,14 @@ class RepositoryContract(ABC):
             ("raw", "bob"): 1,
             ("qualified", "ann"): 1,
             ("qualified", "bob"): 1,
+            ("unqualified", "bob"): 1,
             **{(step, "rep"): 1 for step in deal_steps},
         }
         assert grouped("owner") == expected
         expected = {
             ("raw", None): 2,
             ("qualified", None): 2,
+            ("unqualified", None): 1,
             **{(step, "sue"): 1 for step in deal_steps},
         }
         assert grouped("setter") == expected
@@ -777,6 +790,7 @@ class RepositoryContract(ABC):
             ("raw", "2026-03"): 2,
             ("qualified", "2026-03"): 1,
             ("qualified", "2026-04"): 1,
+            ("unqualified", "2026-04"): 1,
             ("appointment_set", "2026-03"): 1,
             **{(step, "2026-04"): 1 for step in deal_steps[1:]},
         }
