@@ -815,6 +815,39 @@ class RepositoryContract(ABC):
         by_source = repo.step_counts(since=None, until=None, by="source")
         assert counts(by_source)[("appointment_set", None)] == 1
 
+    def test_qualified_follow_up(self, repo: Repository) -> None:
+        march, april = T0, T0 + timedelta(days=31)
+        twice, never, later, requalified, raw = lead(1), lead(2), lead(3), lead(4), lead(5)
+        add(repo, twice, never, later, requalified, raw, at=march)
+        repo.commit(
+            ChangeSet(
+                events=[
+                    event(twice, "qualify", "raw", "qualified", march),
+                    event(never, "qualify", "raw", "qualified", march),
+                    event(later, "qualify", "raw", "qualified", april),
+                    event(requalified, "qualify", "raw", "qualified", march),
+                    event(requalified, "disqualify", "qualified", "unqualified", march),
+                    event(requalified, "qualify", "unqualified", "qualified", april),
+                ],
+                touches=[
+                    touch(twice, "no_answer", march),
+                    touch(twice, "connected", april + timedelta(days=40)),  # any time counts
+                    touch(later, "no_answer", april),
+                    touch(requalified, "no_answer", april),
+                    touch(raw, "no_answer", march),
+                ],
+            )
+        )
+
+        def stats(since: datetime | None, until: datetime | None) -> tuple[int, int, int]:
+            found = repo.qualified_follow_up(since=since, until=until)
+            return found.qualified, found.never_touched, found.touches
+
+        assert stats(None, None) == (4, 1, 4)
+        assert stats(april, None) == (2, 0, 2)
+        assert stats(None, april) == (3, 1, 3)
+        assert stats(april + timedelta(days=1), None) == (0, 0, 0)
+
     # --- threads ---------------------------------------------------------------------
 
     def test_threads_share_one_repository(self, repo: Repository) -> None:
