@@ -29,6 +29,7 @@ from leadfunnel import (
     LeadStatus,
     OwnerGroup,
     PolicyError,
+    Route,
     RoutingRules,
     SqlRepository,
 )
@@ -432,6 +433,27 @@ def test_an_overdue_item_of_the_backup_is_escalated_to_a_colleague(clock: Manual
     item = due_item(funnel, lead, clock.now() + timedelta(hours=2))
     assert item is not None
     assert item.escalated_to == "ana"
+
+
+def test_escalation_reads_the_record_when_the_owner_is_in_several_groups(
+    clock: ManualClock,
+) -> None:
+    router = RoutingRules(
+        [OwnerGroup("us", ["ana"], backup="carla"), OwnerGroup("emea", ["ana"], backup="dirk")],
+        [Route("emea", countries=["DE"])],
+        default="us",
+    )
+    assert router.needs_record("ana")
+    assert not router.needs_record("carla")
+    assert router.needs_record(None)
+    assert router.needs_record("stranger")
+    funnel = Funnel(router=router, clock=clock)
+    german = funnel.capture(Lead(**person(1, country="DE")))
+    texan = funnel.capture(Lead(**person(2)))
+    nobody = funnel.capture(Lead(**person(3, owner="carla")))
+    later = clock.now() + timedelta(hours=2)
+    escalated = {i.subject_id: i.escalated_to for i in funnel.due(at=later)}
+    assert escalated == {german.id: "dirk", texan.id: "carla", nobody.id: "ana"}
 
 
 def test_a_custom_policy_changes_limits_and_waits(clock: ManualClock) -> None:

@@ -364,17 +364,7 @@ def follow_ups(
             rows.append((overdue_at, due_at, candidate.subject_id, candidate))
     rows.sort(key=lambda row: row[:3])
 
-    backups: dict[UUID, str | None] = {}
-    if router is not None:
-        late = [row[3] for row in rows if at > row[0]]
-        records: dict[UUID, Any] = {}
-        for start in range(0, len(late), 1000):
-            records.update(repository.get_many(c.subject_id for c in late[start : start + 1000]))
-        for candidate in late:
-            record = records.get(candidate.subject_id)
-            person = record if isinstance(record, (Lead, Contact)) else None
-            backup = router.backup_for(candidate.owner, person)
-            backups[candidate.subject_id] = backup if backup != candidate.owner else None
+    backups = _escalations(repository, router, [row[3] for row in rows if at > row[0]])
 
     items: list[FollowUp] = []
     for overdue_at, due_at, subject_id, candidate in rows:
@@ -399,3 +389,38 @@ def follow_ups(
             )
         )
     return items
+
+
+def _escalations(
+    repository: Repository, router: Router | None, late: list[FollowUpCandidate]
+) -> dict[UUID, str | None]:
+    """The backup of each overdue candidate's owner (never the owner themself).
+
+    A router may offer ``needs_record(owner) -> bool``; where it answers False the
+    answer depends on the owner alone, so it is asked once per owner and no record
+    is read. Otherwise the overdue records are read in batches and passed along.
+    """
+    if router is None or not late:
+        return {}
+    needs_record = getattr(router, "needs_record", None)
+    by_owner: dict[str | None, str | None] = {}
+    backups: dict[UUID, str | None] = {}
+    wanted: list[FollowUpCandidate] = []
+    for candidate in late:
+        owner = candidate.owner
+        if needs_record is not None and not needs_record(owner):
+            if owner not in by_owner:
+                by_owner[owner] = router.backup_for(owner, None)
+            backup = by_owner[owner]
+            backups[candidate.subject_id] = backup if backup != owner else None
+        else:
+            wanted.append(candidate)
+    for start in range(0, len(wanted), 1000):
+        batch = wanted[start : start + 1000]
+        records = repository.get_many(c.subject_id for c in batch)
+        for candidate in batch:
+            record = records.get(candidate.subject_id)
+            person = record if isinstance(record, (Lead, Contact)) else None
+            backup = router.backup_for(candidate.owner, person)
+            backups[candidate.subject_id] = backup if backup != candidate.owner else None
+    return backups

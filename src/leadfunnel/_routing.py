@@ -321,6 +321,13 @@ class RoutingRules:
             backup = group.backup
             return backup if backup is not None and backup not in self._unavailable else None
 
+    def needs_record(self, owner: str | None) -> bool:
+        """Whether :meth:`backup_for` needs the record to answer for ``owner``: only
+        when ``owner`` is in no group or in several (``due()`` then reads it)."""
+        if owner is None:
+            return True
+        return sum(1 for g in self.groups.values() if _member(g, owner)) != 1
+
     def backup_for(self, owner: str | None, lead: Lead | Contact | None = None) -> str | None:
         """Who takes over an overdue follow-up of ``owner``'s (``None``: nobody).
 
