@@ -387,10 +387,13 @@ class Funnel:
             )
         changes: dict[str, Any] = {"version": 1, "created_at": now, "updated_at": now}
         if isinstance(record, Lead):
-            if record.status not in _ADDABLE_LEAD_STATUSES:
+            # A model_copy(update=...) skips validation and may carry a plain string.
+            status = LeadStatus(record.status)
+            changes["status"] = status
+            if status not in _ADDABLE_LEAD_STATUSES:
                 raise InvalidTransitionError(
                     "lead",
-                    record.status.value,
+                    status.value,
                     verb,
                     (),
                     hint="new leads start as suspect, farm_list, raw or avoid; "
@@ -398,6 +401,8 @@ class Funnel:
                 )
             changes["status_at"] = now
             record = self._route(record)
+        else:
+            changes["type"] = ContactType(record.type)
         return record.model_copy(update=changes)
 
     def capture(

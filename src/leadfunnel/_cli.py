@@ -1,0 +1,389 @@
+"""The ``leadfunnel`` command: demo, import, qualify, due, report, diagram.
+
+Every command takes ``--db URL`` (default ``sqlite:///leadfunnel.db``, or the
+``LEADFUNNEL_DB`` environment variable). Bad input prints one line on stderr and exits
+with status 2; nothing is half-written.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import sys
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+from ._errors import LeadFunnelError
+
+__all__ = ["main"]
+
+DEFAULT_DB = "sqlite:///leadfunnel.db"
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+_db_option = click.option(
+    "--db",
+    "db",
+    envvar="LEADFUNNEL_DB",
+    default=DEFAULT_DB,
+    show_default=True,
+    metavar="URL",
+    help="Database URL (sqlite:///file.db, postgresql+psycopg://..., mysql+pymysql://...); "
+    "also read from LEADFUNNEL_DB.",
+)
+
+
+def _fail(message: str) -> NoReturn:
+    click.echo(f"leadfunnel: error: {message}", err=True)
+    sys.exit(2)
+
+
+def _funnel(db: str, **options: Any) -> Any:
+    from ._funnel import Funnel
+    from ._sql import SqlRepository
+
+    try:
+        repository = SqlRepository(db)
+    except LeadFunnelError as exc:
+        _fail(str(exc))
+    except Exception as exc:  # a malformed URL from SQLAlchemy or a driver
+        _fail(f"cannot open database {db!r}: {exc}")
+    return Funnel(repository, **options)
+
+
+def _guarded(command: _F) -> _F:
+    """Turn library errors into one clear line on stderr and exit status 2."""
+    import functools
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except LeadFunnelError as exc:
+            _fail(str(exc))
+        except OSError as exc:
+            _fail(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "))
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="leadfunnel")
+def main() -> None:
+    """Run a sales lead funnel from the command line.
+
+    \b
+    Start with the demo, then look around:
+      leadfunnel demo
+      leadfunnel report --by setter
+      leadfunnel due
+    """
+
+
+@main.command()
+@_db_option
+@click.option("--seed", default=7, show_default=True, help="Random seed: same seed, same funnel.")
+@click.option("--leads", default=400, show_default=True, help="How many people arrive.")
+@click.option(
+    "--svg",
+    type=click.Path(dir_okay=False, writable=True),
+    default="leadfunnel-demo.svg",
+    show_default=True,
+    help="Where to write the funnel chart ('' for none).",
+)
+@_guarded
+def demo(db: str, seed: int, leads: int, svg: str) -> None:
+    """Build a realistic sample funnel in the database and print its report.
+
+    \b
+    Example:
+      leadfunnel demo --db sqlite:///demo.db --seed 42
+    """
+    from ._demo import build_demo
+
+    if leads < 1:
+        _fail("--leads must be at least 1")
+    funnel = _funnel(db)
+    existing = funnel.leads(limit=1)
+    if existing:
+        _fail(
+            f"{db} already holds leads; run the demo on a new database, e.g. --db sqlite:///demo.db"
+        )
+    click.echo(f"Building a sample funnel of {leads} people in {db} ...", err=True)
+    summary = build_demo(funnel, seed=seed, leads=leads)
+    report = funnel.report()
+    click.echo(str(report), nl=False)
+    click.echo(
+        f"\n{summary.leads} leads ({summary.suspects} suspects from a bought list), "
+        f"{summary.qualified} qualified, {summary.unqualified} unqualified, "
+        f"{summary.appointments} appointments, {summary.won} won, {summary.lost} lost."
+    )
+    if svg:
+        Path(svg).write_text(report.to_svg(), encoding="utf-8")
+        click.echo(f"Funnel chart written to {svg}")
+
+
+@main.command(name="import")
+@_db_option
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option(
+    "--format",
+    "format_",
+    type=click.Choice(["auto", "salesforce", "hubspot", "generic"]),
+    default="auto",
+    show_default=True,
+    help="The export's layout; auto recognises it from the header.",
+)
+@click.option(
+    "--status",
+    type=click.Choice(["suspect", "farm_list", "raw"]),
+    default=None,
+    help="Status for every imported lead (default: raw).",
+)
+@click.option(
+    "--rejects",
+    type=click.Path(dir_okay=False, writable=True),
+    default=None,
+    help="Write rejected rows, with row number and reason, to this CSV file.",
+)
+@_guarded
+def import_(db: str, file: str, format_: str, status: str | None, rejects: str | None) -> None:
+    """Import leads from a CSV export (Salesforce, HubSpot or generic).
+
+    \b
+    Example:
+      leadfunnel import salesforce-leads.csv --status suspect --rejects rejected.csv
+    """
+    from ._csv import open_csv
+
+    source = open_csv(file, format_)
+    funnel = _funnel(db)
+    totals = {"added": 0, "duplicates": 0, "avoided": 0, "rejected": 0}
+    reject_rows: list[tuple[int, str, dict[str, str]]] = []
+    size = source.path.stat().st_size
+    with _progress(size) as advance:
+        for chunk in _chunks(source.rows(), 1000):
+            offset = chunk[0][0] - 1
+            good = []
+            numbers = []
+            for number, (fields, cells) in chunk:
+                problem = fields.pop("__error__", None)
+                if problem:
+                    totals["rejected"] += 1
+                    reject_rows.append((number, problem, cells))
+                    continue
+                good.append(fields)
+                numbers.append((number, cells))
+            report = funnel.import_leads(good, status=status, actor="import")
+            totals["added"] += len(report.added)
+            totals["duplicates"] += len(report.duplicates)
+            totals["avoided"] += len(report.avoided)
+            totals["rejected"] += len(report.rejected)
+            for issue in report.rejected:
+                number, cells = numbers[issue.row - 1]
+                reject_rows.append((number, issue.reason, cells))
+            advance(chunk[-1][0] - offset)
+    if rejects:
+        _write_rejects(Path(rejects), source.header, sorted(reject_rows, key=lambda r: r[0]))
+    click.echo(
+        f"{totals['added']} added, {totals['duplicates']} duplicates, "
+        f"{totals['avoided']} avoided, {totals['rejected']} rejected "
+        f"({source.format} format)"
+    )
+    if rejects and reject_rows:
+        click.echo(f"Rejected rows written to {rejects}")
+
+
+def _chunks(
+    rows: Iterator[tuple[dict[str, Any], dict[str, str]]], size: int
+) -> Iterator[list[tuple[int, tuple[dict[str, Any], dict[str, str]]]]]:
+    chunk: list[tuple[int, tuple[dict[str, Any], dict[str, str]]]] = []
+    for number, row in enumerate(rows, start=1):
+        chunk.append((number, row))
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+class _progress:
+    """A rich progress bar on a terminal; nothing otherwise."""
+
+    def __init__(self, total_bytes: int) -> None:
+        self._bar: Any = None
+        self._total = total_bytes
+        self._rows = 0
+
+    def __enter__(self) -> Callable[[int], None]:
+        if sys.stderr.isatty():
+            from rich.progress import Progress
+
+            self._bar = Progress(transient=True)
+            self._bar.start()
+            self._task = self._bar.add_task("importing", total=None)
+        return self._advance
+
+    def _advance(self, rows: int) -> None:
+        self._rows += rows
+        if self._bar is not None:
+            self._bar.update(self._task, completed=self._rows, description=f"{self._rows} rows")
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+def _write_rejects(
+    path: Path, header: tuple[str, ...], rows: list[tuple[int, str, dict[str, str]]]
+) -> None:
+    temporary = path.with_name(path.name + ".partial")
+    with temporary.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["row", "reason", *header])
+        for number, reason, cells in rows:
+            writer.writerow([number, reason, *(cells.get(h, "") for h in header)])
+    temporary.replace(path)  # all or nothing
+
+
+@main.command()
+@_db_option
+@click.option(
+    "--rules",
+    type=click.Path(dir_okay=False),
+    required=True,
+    help="TOML file with [[profiles]] (see docs/rules.md).",
+)
+@_guarded
+def qualify(db: str, rules: str) -> None:
+    """Qualify every raw lead against the profiles in a rules file.
+
+    \b
+    Example:
+      leadfunnel qualify --rules profiles.toml
+    """
+    from ._qualification import QualificationEngine
+
+    engine = QualificationEngine.from_toml(rules)
+    funnel = _funnel(db, engine=engine)
+    counts = funnel.qualify_all(actor="cli")
+    click.echo(
+        f"{counts['qualified']} qualified, {counts['unqualified']} disqualified, "
+        f"{counts['waiting']} waiting for a call or more data"
+    )
+
+
+def _when(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        _fail(f"--at {value!r} is not an ISO date-time, e.g. 2026-03-02T09:00:00+00:00")
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+@main.command()
+@_db_option
+@click.option(
+    "--at", "at", default=None, metavar="ISO-DATETIME", help="When to look (default: now, UTC)."
+)
+@_guarded
+def due(db: str, at: str | None) -> None:
+    """List the follow-ups due, most overdue first.
+
+    \b
+    Example:
+      leadfunnel due --at 2026-04-01T09:00:00+00:00
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    funnel = _funnel(db)
+    items = funnel.due(at=_when(at))
+    if not items:
+        click.echo("Nothing is due.")
+        return
+    table = Table("subject", "id", "owner", "due", "overdue", "escalate to", "touch", "channels")
+    for item in items:
+        table.add_row(
+            item.subject,
+            str(item.subject_id),
+            item.owner or "-",
+            item.due_at.strftime("%Y-%m-%d %H:%M"),
+            "yes" if item.overdue else "",
+            item.escalated_to or "",
+            str(item.touch_number),
+            ", ".join(sorted(c.value for c in item.channels)),
+        )
+    Console(width=160).print(table)
+    click.echo(f"{len(items)} follow-ups due, {sum(i.overdue for i in items)} overdue.")
+
+
+@main.command()
+@_db_option
+@click.option(
+    "--by",
+    type=click.Choice(["source", "owner", "setter", "profile", "month"]),
+    default=None,
+    help="Break the funnel down by this key.",
+)
+@click.option(
+    "--format",
+    "format_",
+    type=click.Choice(["table", "json", "csv", "svg"]),
+    default="table",
+    show_default=True,
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, writable=True),
+    default=None,
+    help="Write to this file instead of standard output.",
+)
+@_guarded
+def report(db: str, by: str | None, format_: str, output: str | None) -> None:
+    """Print the funnel report: counts and conversion per step, health checks.
+
+    \b
+    Example:
+      leadfunnel report --by source
+      leadfunnel report --format svg -o funnel.svg
+    """
+    funnel = _funnel(db)
+    result = funnel.report(by=by)
+    renderers: dict[str, Callable[[Any], str]] = {
+        "table": str,
+        "json": lambda r: r.to_json() + "\n",
+        "csv": lambda r: r.to_csv(groups=by is not None),
+        "svg": lambda r: r.to_svg(),
+    }
+    text = renderers[format_](result)
+    if output:
+        Path(output).write_text(text, encoding="utf-8")
+        click.echo(f"Report written to {output}", err=True)
+    else:
+        click.echo(text, nl=False)
+
+
+@main.command()
+@click.argument("lifecycle", type=click.Choice(["lead", "opportunity"]))
+def diagram(lifecycle: str) -> None:
+    """Print a lifecycle as a Mermaid state diagram.
+
+    \b
+    Example:
+      leadfunnel diagram opportunity > opportunity.mmd
+    """
+    from ._lifecycle import diagram as draw
+
+    click.echo(draw(lifecycle), nl=False)  # type: ignore[arg-type]
+
+
+def run() -> None:  # pragma: no cover - console entry point wrapper
+    """Entry point that also maps a missing database driver to a clear error."""
+    main(prog_name=os.path.basename(sys.argv[0]) or "leadfunnel")
