@@ -9,7 +9,9 @@ their touches; nothing is stored, so nothing goes stale.
 
 from __future__ import annotations
 
-from collections.abc import Container, Iterable, Mapping, Sequence
+import gc
+from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any, Literal
@@ -354,6 +356,27 @@ def follow_ups(
     overdue first. A person no channel may reach (every allowed channel opted out) is
     left out: nobody could act on it.
     """
+    with _gc_paused():
+        return _follow_ups(repository, policy, at, router)
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    # due() builds one small acyclic object per candidate, tens of thousands at once:
+    # the cyclic collector would rescan the whole heap (every record in memory) for
+    # nothing, more than doubling the time on a large in-memory funnel.
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _follow_ups(
+    repository: Repository, policy: CadencePolicy, at: datetime, router: Router | None
+) -> list[FollowUp]:
     channel_cache: dict[tuple[str, str, frozenset[Channel]], frozenset[Channel]] = {}
     rows: list[tuple[datetime, datetime, UUID, FollowUpCandidate]] = []
     for candidate in repository.follow_up_candidates(
