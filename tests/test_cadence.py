@@ -164,6 +164,24 @@ def test_a_bad_policy_in_data_is_a_config_error(data: dict[str, Any], message: s
     assert message in str(info.value)
 
 
+def test_a_policy_from_toml(tmp_path: Path) -> None:
+    file = tmp_path / "cadence.toml"
+    file.write_text(
+        "lead_touches = 3\ncontact_intervals_days = [2, 4]\n\n"
+        '[business_hours]\nstart = "08:00"\ndays = ["mon", "tue"]\n',
+        encoding="utf-8",
+    )
+    policy = CadencePolicy.from_toml(file)
+    assert policy.lead_touches == 3
+    assert policy.wait("contact", 5) == timedelta(days=4)
+    assert policy.business_hours == BusinessHours(start=time(8), days=[0, 1])
+    with pytest.raises(ConfigError, match="cannot read"):
+        CadencePolicy.from_toml(tmp_path / "missing.toml")
+    file.write_text("lead_touches = ", encoding="utf-8")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        CadencePolicy.from_toml(file)
+
+
 # --- business hours -------------------------------------------------------------------
 
 FRIDAY_EVENING = datetime(2026, 3, 6, 18, 0, tzinfo=UTC)  # a Friday

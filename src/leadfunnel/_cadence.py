@@ -10,10 +10,13 @@ their touches; nothing is stored, so nothing goes stale.
 from __future__ import annotations
 
 import gc
+import tomllib
 from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from os import PathLike
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 from uuid import UUID
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -242,6 +245,19 @@ class CadencePolicy:
         if "business_hours" in data:
             kwargs["business_hours"] = _business_hours(data["business_hours"])
         return cls(**kwargs)
+
+    @classmethod
+    def from_toml(cls, path: str | PathLike[str]) -> CadencePolicy:
+        """A policy from a TOML file with the keys of :meth:`from_dict` (business
+        hours as a ``[business_hours]`` table)."""
+        file = Path(path)
+        try:
+            data = tomllib.loads(file.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"cadence: cannot read {file}: {exc.strerror or exc}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"cadence: {file} is not valid TOML: {exc}") from None
+        return cls.from_dict(data)
 
     def limit(self, subject: Literal["lead", "contact"]) -> int:
         """The number of follow-up touches before a ``subject`` goes on drip."""
