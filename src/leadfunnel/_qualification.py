@@ -14,8 +14,7 @@ The lead qualifies when any profile fits. ``engine.evaluate(lead)`` changes noth
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from os import PathLike
 from pathlib import Path
 from typing import Any, Literal
@@ -23,7 +22,18 @@ from typing import Any, Literal
 from ._enums import Interest, LeadStatus, Tier
 from ._errors import ConfigError
 from ._models import Lead
-from .rules import Rule, Verdict, make_rule, rule_name, with_rule
+from .rules import (
+    FAIL,
+    OUTCOME_CODES,
+    PASS,
+    UNKNOWN,
+    Rule,
+    Verdict,
+    _BuiltinRule,
+    make_rule,
+    rule_name,
+    with_rule,
+)
 
 __all__ = ["Decision", "Profile", "QualificationEngine", "QualificationResult"]
 
@@ -33,25 +43,76 @@ Decision = Literal["qualified", "undecided", "hard_fail", "fail"]
 ProfileOutcome = Literal["fit", "undecided", "hard_fail", "fail"]
 
 
-@dataclass(frozen=True, slots=True)
 class QualificationResult:
     """What the engine made of a lead, and (from ``funnel.qualify``) where it went.
 
     ``verdicts`` holds every rule's verdict per profile; ``outcomes`` each profile's
     summary (fit, undecided, hard_fail, fail); ``missing`` the fields that kept a rule
-    from deciding; ``score`` the best profile's weighted share of passed rules;
-    ``status`` the lead's status after ``funnel.qualify`` (``None`` from ``evaluate``).
+    from deciding (for an undecided result: what the undecided profiles lack);
+    ``score`` the best profile's weighted share of passed rules; ``status`` the lead's
+    status after ``funnel.qualify`` (``None`` from ``evaluate``).
+
+    The engine decides with the rules' fast checks; ``verdicts`` and ``missing`` are
+    worked out on first access (the lead is immutable, so the answer is the same).
     """
 
-    qualified: bool
-    decision: Decision
-    profile: str | None = None
-    verdicts: Mapping[str, tuple[Verdict, ...]] = field(default_factory=dict)
-    outcomes: Mapping[str, ProfileOutcome] = field(default_factory=dict)
-    missing: tuple[str, ...] = ()
-    score: float = 0.0
-    tier: Tier = Tier.COLD
-    status: LeadStatus | None = None
+    __slots__ = (
+        "_missing",
+        "_source",
+        "_verdicts",
+        "decision",
+        "outcomes",
+        "profile",
+        "qualified",
+        "score",
+        "status",
+        "tier",
+    )
+
+    def __init__(
+        self,
+        qualified: bool,
+        decision: Decision,
+        profile: str | None = None,
+        verdicts: Mapping[str, tuple[Verdict, ...]] | None = None,
+        outcomes: Mapping[str, ProfileOutcome] | None = None,
+        missing: Iterable[str] | None = None,
+        score: float = 0.0,
+        tier: Tier = Tier.COLD,
+        status: LeadStatus | None = None,
+        *,
+        source: tuple[QualificationEngine, Lead] | None = None,
+    ) -> None:
+        self.qualified = qualified
+        self.decision: Decision = decision
+        self.profile = profile
+        self.outcomes: Mapping[str, ProfileOutcome] = outcomes if outcomes is not None else {}
+        self.score = score
+        self.tier = tier
+        self.status = status
+        self._source = source
+        self._verdicts = verdicts if verdicts is not None or source is not None else {}
+        self._missing = tuple(missing) if missing is not None else None
+
+    @property
+    def verdicts(self) -> Mapping[str, tuple[Verdict, ...]]:
+        """Every rule's verdict, per profile name."""
+        if self._verdicts is None:
+            assert self._source is not None
+            engine, lead = self._source
+            self._verdicts = {p.name: p.explain(lead) for p in engine.profiles}
+        return self._verdicts
+
+    @property
+    def missing(self) -> tuple[str, ...]:
+        """The lead fields whose absence kept a rule from deciding."""
+        if self._missing is None:
+            undecided = [n for n, o in self.outcomes.items() if o == "undecided"]
+            names = undecided if self.decision == "undecided" else list(self.verdicts)
+            self._missing = tuple(
+                sorted({f for n in names for v in self.verdicts[n] for f in v.missing})
+            )
+        return self._missing
 
     @property
     def failed(self) -> list[Verdict]:
@@ -60,7 +121,31 @@ class QualificationResult:
 
     def with_status(self, status: LeadStatus) -> QualificationResult:
         """The same result, recording where the lead went."""
-        return replace(self, status=status)
+        return QualificationResult(
+            self.qualified,
+            self.decision,
+            self.profile,
+            self.verdicts,
+            self.outcomes,
+            self.missing,
+            self.score,
+            self.tier,
+            status,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"QualificationResult(qualified={self.qualified}, decision={self.decision!r}, "
+            f"profile={self.profile!r}, score={self.score:.2f}, tier={self.tier.value!r}, "
+            f"status={self.status.value if self.status else None!r})"
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, QualificationResult):
+            return NotImplemented
+        return self.to_dict() == other.to_dict()
+
+    __hash__ = None  # type: ignore[assignment]
 
     def to_dict(self) -> dict[str, Any]:
         """The result as plain JSON-ready data (stored on the ``qualify`` event)."""
@@ -82,7 +167,7 @@ class QualificationResult:
 class Profile:
     """An ideal customer profile: a name and the rules a lead must pass to fit it."""
 
-    __slots__ = ("_hard", "_names", "_total", "_weights", "name", "rules")
+    __slots__ = ("_hard", "_names", "_plan", "_total", "_weights", "name", "rules")
 
     def __init__(self, name: str, rules: Iterable[Rule] = ()) -> None:
         if not isinstance(name, str) or not name.strip():
@@ -100,40 +185,54 @@ class Profile:
         self._hard = tuple(bool(getattr(r, "hard", False)) for r in self.rules)
         self._weights = tuple(float(getattr(r, "weight", 1.0)) for r in self.rules)
         self._total = sum(self._weights)
+        # (check, hard, weight) per rule: built-in rules answer with a code and
+        # allocate nothing; any other rule is asked for its verdict.
+        self._plan = tuple(
+            (_checker(rule), hard, weight)
+            for rule, hard, weight in zip(self.rules, self._hard, self._weights, strict=True)
+        )
 
     def __repr__(self) -> str:
         return f"Profile({self.name!r}, rules=[{', '.join(self._names)}])"
 
-    def judge(self, lead: Lead) -> tuple[ProfileOutcome, tuple[Verdict, ...], float]:
-        """This profile's outcome for ``lead``, every verdict, and the score."""
-        verdicts = []
+    def judge(self, lead: Lead) -> tuple[ProfileOutcome, float]:
+        """This profile's outcome for ``lead`` and its score (weighted share passed)."""
         passed = 0.0
         failed = hard_failed = unknown = False
-        for rule, name, hard, weight in zip(
-            self.rules, self._names, self._hard, self._weights, strict=True
-        ):
-            verdict = rule.evaluate(lead)
-            if verdict.rule != name:
-                verdict = with_rule(verdict, name)
-            verdicts.append(verdict)
-            outcome = verdict.outcome
-            if outcome == "pass":
+        for check, hard, weight in self._plan:
+            code = check(lead)
+            if code == PASS:
                 passed += weight
-            elif outcome == "fail":
+            elif code == FAIL:
                 failed = True
-                hard_failed = hard_failed or hard
+                if hard:
+                    hard_failed = True
             else:
                 unknown = True
-        result: ProfileOutcome
         if hard_failed:
-            result = "hard_fail"
-        elif failed:
-            result = "fail"
-        elif unknown:
-            result = "undecided"
-        else:
-            result = "fit"
-        return result, tuple(verdicts), passed / self._total
+            return "hard_fail", passed / self._total
+        if failed:
+            return "fail", passed / self._total
+        return ("undecided" if unknown else "fit"), passed / self._total
+
+    def explain(self, lead: Lead) -> tuple[Verdict, ...]:
+        """Every rule's verdict for ``lead``, each naming its rule."""
+        verdicts = []
+        for rule, name in zip(self.rules, self._names, strict=True):
+            verdict = rule.evaluate(lead)
+            verdicts.append(verdict if verdict.rule == name else with_rule(verdict, name))
+        return tuple(verdicts)
+
+
+def _checker(rule: Rule) -> Callable[[Lead], int]:
+    check = getattr(rule, "check", None)
+    if isinstance(rule, _BuiltinRule) and check is not None:
+        return check  # type: ignore[no-any-return]
+
+    def by_verdict(lead: Lead) -> int:
+        return OUTCOME_CODES.get(rule.evaluate(lead).outcome, UNKNOWN)
+
+    return by_verdict
 
 
 class QualificationEngine:
@@ -159,6 +258,7 @@ class QualificationEngine:
             if profile.name in seen:
                 raise ConfigError(f"two profiles are named {profile.name!r}; names must differ")
             seen.add(profile.name)
+        self._plans = tuple((p.name, p._plan, p._total) for p in self.profiles)
 
     def __repr__(self) -> str:
         return f"QualificationEngine({list(self.profiles)!r})"
@@ -206,56 +306,61 @@ class QualificationEngine:
 
     def evaluate(self, lead: Lead) -> QualificationResult:
         """Judge ``lead`` against every profile; changes nothing."""
-        verdicts: dict[str, tuple[Verdict, ...]] = {}
+        # The hot path of qualification: every profile is judged with the rules' fast
+        # checks in one flat loop; verdicts are explained only if someone asks.
         outcomes: dict[str, ProfileOutcome] = {}
         best_fit: str | None = None
         best_score = 0.0
-        for profile in self.profiles:
-            outcome, judged, score = profile.judge(lead)
-            verdicts[profile.name] = judged
-            outcomes[profile.name] = outcome
+        undecided = False
+        all_hard = True
+        for name, plan, total in self._plans:
+            passed = 0.0
+            failed = hard_failed = unknown = False
+            for check, hard, weight in plan:
+                code = check(lead)
+                if code == PASS:
+                    passed += weight
+                elif code == FAIL:
+                    failed = True
+                    if hard:
+                        hard_failed = True
+                else:
+                    unknown = True
+            score = passed / total
             if score > best_score:
                 best_score = score
-            # Among fits, the alphabetically first name wins: the result must not
-            # depend on the order the profiles were listed in.
-            if outcome == "fit" and (best_fit is None or profile.name < best_fit):
-                best_fit = profile.name
-        values = outcomes.values()
+            if hard_failed:
+                outcomes[name] = "hard_fail"
+                continue
+            all_hard = False
+            if failed:
+                outcomes[name] = "fail"
+            elif unknown:
+                outcomes[name] = "undecided"
+                undecided = True
+            else:
+                outcomes[name] = "fit"
+                # Among fits, the alphabetically first name wins: the result must not
+                # depend on the order the profiles were listed in.
+                if best_fit is None or name < best_fit:
+                    best_fit = name
         decision: Decision
         if best_fit is not None:
             decision = "qualified"
-        elif "undecided" in values:
-            decision = "undecided"
-        elif all(o == "hard_fail" for o in values):
-            decision = "hard_fail"
+            tier = Tier.HOT if lead.interest == Interest.HIGH else Tier.WARM
         else:
-            decision = "fail"
-        missing: tuple[str, ...] = ()
-        if decision == "undecided":
-            missing = tuple(
-                sorted(
-                    {
-                        name
-                        for profile, outcome in outcomes.items()
-                        if outcome == "undecided"
-                        for verdict in verdicts[profile]
-                        for name in verdict.missing
-                    }
-                )
-            )
-        qualified = best_fit is not None
-        tier = (
-            (Tier.HOT if lead.interest == Interest.HIGH else Tier.WARM) if qualified else Tier.COLD
-        )
+            tier = Tier.COLD
+            decision = "undecided" if undecided else "hard_fail" if all_hard else "fail"
         return QualificationResult(
-            qualified=qualified,
-            decision=decision,
-            profile=best_fit,
-            verdicts=verdicts,
-            outcomes=outcomes,
-            missing=missing,
-            score=best_score,
-            tier=tier,
+            best_fit is not None,
+            decision,
+            best_fit,
+            None,
+            outcomes,
+            None,
+            best_score,
+            tier,
+            source=(self, lead),
         )
 
 

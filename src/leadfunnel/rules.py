@@ -30,13 +30,17 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from functools import cache
 from importlib.metadata import entry_points
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from ._errors import ConfigError
 from ._models import Lead, normalise_country
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "FAIL",
+    "OUTCOME_CODES",
+    "PASS",
+    "UNKNOWN",
     "Authority",
     "CompanySize",
     "Geography",
@@ -56,6 +60,10 @@ __all__ = [
 ENTRY_POINT_GROUP = "leadfunnel.rules"
 
 VerdictOutcome = Literal["pass", "fail", "unknown"]
+
+#: The codes a built-in rule's fast ``check(lead)`` answers with.
+PASS, FAIL, UNKNOWN = 0, 1, 2
+OUTCOME_CODES: dict[str, int] = {"pass": PASS, "fail": FAIL, "unknown": UNKNOWN}
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +129,25 @@ def _fold(text: str) -> str:
     return " ".join(text.casefold().split())
 
 
+class _Membership:
+    """``value`` folded is in ``keys``, remembered per raw value (values repeat a lot:
+    a list has a few dozen industries and sources, not one per lead)."""
+
+    __slots__ = ("_keys", "_memo")
+
+    def __init__(self, keys: frozenset[str]) -> None:
+        self._keys = keys
+        self._memo: dict[str, bool] = {}
+
+    def __call__(self, value: str) -> bool:
+        hit = self._memo.get(value)
+        if hit is None:
+            if len(self._memo) >= 4096:
+                self._memo.clear()  # bounded: a flood of distinct values cannot grow it
+            hit = self._memo[value] = _fold(value) in self._keys
+        return hit
+
+
 def _strings(rule: str, argument: str, values: Any, *, allow_empty: bool = False) -> list[str]:
     if isinstance(values, str) or not isinstance(values, Iterable):
         raise TypeError(f"{argument} must be a list of strings, not {type(values).__name__}")
@@ -149,11 +176,19 @@ def _listing(values: Iterable[str]) -> str:
 
 @dataclass(eq=False)
 class _BuiltinRule:
-    """Shared behaviour of the built-in rules: name, hard, weight, prepared verdicts."""
+    """Shared behaviour of the built-in rules: name, hard, weight, prepared verdicts.
+
+    A built-in rule decides with ``check(lead)``, which returns a code (``PASS``,
+    ``FAIL``, ``UNKNOWN``) and allocates nothing; ``evaluate(lead)`` turns the code into
+    a readable :class:`Verdict`. The engine judges with ``check`` and explains lazily.
+    """
 
     name: str = field(init=False, default="")
     hard: bool = field(default=False, kw_only=True)
     weight: float = field(default=1.0, kw_only=True)
+
+    if TYPE_CHECKING:
+        _pass: Verdict  # prepared by each rule's __post_init__
 
     def _check_common(self) -> None:
         if not isinstance(self.hard, bool):
@@ -168,6 +203,18 @@ class _BuiltinRule:
     ) -> Verdict:
         return Verdict(outcome, reason, tuple(missing), self.name)
 
+    def check(self, lead: Lead) -> int:
+        """``PASS``, ``FAIL`` or ``UNKNOWN`` for ``lead``, without explaining why."""
+        raise NotImplementedError  # pragma: no cover - every built-in overrides it
+
+    def _explain(self, lead: Lead, code: int) -> Verdict:
+        raise NotImplementedError  # pragma: no cover - every built-in overrides it
+
+    def evaluate(self, lead: Lead) -> Verdict:
+        """Judge ``lead`` and say why."""
+        code = self.check(lead)
+        return self._pass if code == PASS else self._explain(lead, code)
+
 
 @dataclass(eq=False)
 class Niche(_BuiltinRule):
@@ -180,18 +227,22 @@ class Niche(_BuiltinRule):
         self._check_common()
         self.industries = tuple(_strings(self.name, "industries", self.industries))
         self._keys = frozenset(_fold(i) for i in self.industries)
+        self._member = _Membership(self._keys)
         self._pass = self._verdict("pass", "industry is a target niche")
         self._unknown = self._verdict("unknown", "no industry given", ["industry"])
 
-    def evaluate(self, lead: Lead) -> Verdict:
+    def check(self, lead: Lead) -> int:
         """Judge the lead's industry."""
         industry = lead.industry
         if industry is None:
+            return UNKNOWN
+        return PASS if self._member(industry) else FAIL
+
+    def _explain(self, lead: Lead, code: int) -> Verdict:
+        if code == UNKNOWN:
             return self._unknown
-        if _fold(industry) in self._keys:
-            return self._pass
         return self._verdict(
-            "fail", f"industry {industry!r} is not one of {_listing(self.industries)}"
+            "fail", f"industry {lead.industry!r} is not one of {_listing(self.industries)}"
         )
 
 
@@ -214,17 +265,21 @@ class Authority(_BuiltinRule):
         # A word boundary that also refuses a following apostrophe (possessive).
         edge = r"[\w'\u2019]"
         self._pattern = re.compile(rf"(?<!{edge})(?:{alternatives})(?!{edge})", re.IGNORECASE)
+        self._search = self._pattern.search
         self._pass = self._verdict("pass", "title carries decision authority")
         self._unknown = self._verdict("unknown", "no title given", ["title"])
 
-    def evaluate(self, lead: Lead) -> Verdict:
+    def check(self, lead: Lead) -> int:
         """Judge the lead's title."""
         title = lead.title
         if title is None:
+            return UNKNOWN
+        return PASS if self._search(title) is not None else FAIL
+
+    def _explain(self, lead: Lead, code: int) -> Verdict:
+        if code == UNKNOWN:
             return self._unknown
-        if self._pattern.search(title) is not None:
-            return self._pass
-        return self._verdict("fail", f"title {title!r} names none of {_listing(self.titles)}")
+        return self._verdict("fail", f"title {lead.title!r} names none of {_listing(self.titles)}")
 
 
 @dataclass(eq=False)
@@ -244,8 +299,24 @@ class Money(_BuiltinRule):
             raise ValueError("give min_annual_revenue, min_employees or both")
         self._pass = self._verdict("pass", "meets the minimum to afford us")
 
-    def evaluate(self, lead: Lead) -> Verdict:
+    def check(self, lead: Lead) -> int:
         """Judge the lead's revenue and head count against the minimums."""
+        code = PASS
+        if self._revenue is not None:
+            revenue = lead.annual_revenue
+            if revenue is None:
+                code = UNKNOWN
+            elif revenue < self._revenue:
+                return FAIL
+        if self._employees is not None:
+            employees = lead.employees
+            if employees is None:
+                code = UNKNOWN
+            elif employees < self._employees:
+                return FAIL
+        return code
+
+    def _explain(self, lead: Lead, code: int) -> Verdict:
         missing: list[str] = []
         if self._revenue is not None:
             revenue = lead.annual_revenue
@@ -282,13 +353,18 @@ class Need(_BuiltinRule):
         self._pass = self._verdict("pass", "needs a service we sell")
         self._unknown = self._verdict("unknown", "no needs recorded", ["needs"])
 
-    def evaluate(self, lead: Lead) -> Verdict:
+    def check(self, lead: Lead) -> int:
         """Judge the lead's needs."""
         needs = lead.needs
         if not needs:
+            return UNKNOWN
+        keys = self._keys
+        return PASS if any(_fold(n) in keys for n in needs) else FAIL
+
+    def _explain(self, lead: Lead, code: int) -> Verdict:
+        if code == UNKNOWN:
             return self._unknown
-        if any(_fold(n) in self._keys for n in needs):
-            return self._pass
+        needs = lead.needs
         return self._verdict(
             "fail",
             f"needs {_listing(sorted(needs))} match none of {_listing(self.services)}",
@@ -346,8 +422,22 @@ class Geography(_BuiltinRule):
         self._no_country = self._verdict("unknown", "no country given", ["country"])
         self._no_region = self._verdict("unknown", "no region given", ["region"])
 
-    def evaluate(self, lead: Lead) -> Verdict:
+    def check(self, lead: Lead) -> int:
         """Judge the lead's country and region."""
+        country = lead.country
+        if country is None:
+            return UNKNOWN
+        if country not in self._countries:
+            return FAIL
+        if self._regions is not None:
+            region = lead.region
+            if region is None:
+                return UNKNOWN
+            if _region_key(country, region) not in self._regions:
+                return FAIL
+        return PASS
+
+    def _explain(self, lead: Lead, code: int) -> Verdict:
         country = lead.country
         if country is None:
             return self._no_country
@@ -389,8 +479,18 @@ class CompanySize(_BuiltinRule):
         self._pass = self._verdict("pass", "company size in range")
         self._unknown = self._verdict("unknown", "head count not known", ["employees"])
 
-    def evaluate(self, lead: Lead) -> Verdict:
+    def check(self, lead: Lead) -> int:
         """Judge the lead's head count."""
+        employees = lead.employees
+        if employees is None:
+            return UNKNOWN
+        if (self._low is not None and employees < self._low) or (
+            self._high is not None and employees > self._high
+        ):
+            return FAIL
+        return PASS
+
+    def _explain(self, lead: Lead, code: int) -> Verdict:
         employees = lead.employees
         if employees is None:
             return self._unknown
@@ -420,8 +520,17 @@ class Source(_BuiltinRule):
         self._pass = self._verdict("pass", "lead source accepted")
         self._unknown = self._verdict("unknown", "no lead source given", ["source"])
 
-    def evaluate(self, lead: Lead) -> Verdict:
+    def check(self, lead: Lead) -> int:
         """Judge the lead's source."""
+        source = lead.source
+        if source is None:
+            return UNKNOWN
+        key = _fold(source)
+        if key in self._blocked or (self._allowed is not None and key not in self._allowed):
+            return FAIL
+        return PASS
+
+    def _explain(self, lead: Lead, code: int) -> Verdict:
         source = lead.source
         if source is None:
             return self._unknown
