@@ -572,3 +572,34 @@ def test_lost_races_and_other_driver_errors_are_translated(orig: Exception, expe
         assert isinstance(caught.value, StorageError)
         assert "disk I/O error" in str(caught.value)
     assert caught.value.__cause__ is error
+
+
+def test_two_importers_racing_store_each_person_once(url: tuple[str, str | None]) -> None:
+    """Chunks big enough for bulk paths (COPY on PostgreSQL) lose races cleanly too."""
+    repositories = [open_repository(url) for _ in range(2)]
+    rows = [{"email": f"p{n}@shared.example.com", "last_name": "Same"} for n in range(400)]
+    start = threading.Barrier(2)
+    reports: list[Any] = []
+    errors: list[BaseException] = []
+
+    def run(repository: SqlRepository) -> None:
+        try:
+            start.wait()
+            reports.append(Funnel(repository).import_leads(rows, chunk_size=100))
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(r,)) for r in repositories]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    try:
+        assert errors == []
+        assert sum(len(r.added) for r in reports) == 400
+        assert sum(len(r.duplicates) for r in reports) == 400
+        assert len(repositories[0].leads()) == 400
+        assert len(repositories[0].find_keys(f"email:{row['email']}" for row in rows)) == 400
+    finally:
+        for repository in repositories:
+            repository.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import sqlite3
 import threading
 import time
 import typing
@@ -60,6 +61,7 @@ _T = TypeVar("_T")
 _RESETS = (Outcome.REPLIED.value, Outcome.INTERESTED.value)
 _OPEN_STAGES = tuple(st.value for st in Stage if st not in (Stage.WON, Stage.LOST))
 _BATCH = 500  # ids per IN (...) list
+_COPY_FROM = 16  # rows from which PostgreSQL inserts go through COPY
 _SQLITE_BUSY_SECONDS = 30.0
 _DRIVERS = {
     "postgresql": "leadfunnel[postgres] (psycopg)",
@@ -139,7 +141,7 @@ class SqlRepository(Repository):
     # --- schema -----------------------------------------------------------------------
 
     def _open_schema(self) -> None:
-        attempts = 7
+        attempts = 6
         for attempt in range(attempts):
             try:
                 self._open_schema_once()
@@ -148,8 +150,8 @@ class SqlRepository(Repository):
                 # Two processes creating the tables at once: one wins, the other fails
                 # or (MySQL commits each CREATE at once) finds them half made; a second
                 # look a moment later finds them complete.
-                retry = isinstance(exc, _Unversioned) or isinstance(
-                    exc.__cause__, sa_exc.DBAPIError
+                retry = isinstance(exc, _Unversioned) or (
+                    self._reached and isinstance(exc.__cause__, sa_exc.DBAPIError)
                 )
                 if attempt == attempts - 1 or not retry:
                     raise
@@ -157,8 +159,10 @@ class SqlRepository(Repository):
 
     def _open_schema_once(self) -> None:
         where = self.url.render_as_string(hide_password=True)
+        self._reached = False  # a failure before connecting is not worth a retry
         try:
             with self._writer.begin() as conn:
+                self._reached = True
                 if not sa.inspect(conn).has_table(s.schema_table.name, schema=self.schema):
                     # The version table last: once it exists, so do all the others.
                     others = [t for t in s.metadata.sorted_tables if t is not s.schema_table]
@@ -289,7 +293,26 @@ class SqlRepository(Repository):
 
     def _insert(self, conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
         sql, convert = self._inserts.prepare(table)
-        conn.exec_driver_sql(sql, [convert(row) for row in rows])
+        if self.dialect == "postgresql" and len(rows) >= _COPY_FROM:
+            self._copy(conn, table, [convert(row) for row in rows])
+        else:
+            conn.exec_driver_sql(sql, [convert(row) for row in rows])
+
+    def _copy(self, conn: Connection, table: sa.Table, rows: list[tuple[Any, ...]]) -> None:
+        """Bulk rows through PostgreSQL's ``COPY``, in the commit's transaction."""
+        sql = self._inserts.copy_sql(table)
+        raw = conn.connection.driver_connection
+        assert raw is not None
+        dbapi = self._engine.dialect.loaded_dbapi
+        try:
+            with raw.cursor() as cursor, cursor.copy(sql) as copy:
+                for row in rows:
+                    copy.write_row(row)
+        except dbapi.Error as exc:
+            # What Core would have raised for the same failure (IntegrityError...).
+            raise sa_exc.DBAPIError.instance(
+                sql, None, exc, dbapi.Error, dialect=self._engine.dialect
+            ) from exc
 
     def _refuse_version(self, conn: Connection, record: Record, expected: int) -> None:
         table = s.RECORD_TABLES[record.kind]
@@ -772,7 +795,8 @@ def _first_clash(
 
 
 class _BulkInserts:
-    """``INSERT`` statements sent straight to the driver's ``executemany``.
+    """``INSERT`` statements sent straight to the driver's ``executemany`` (or, for
+    PostgreSQL, the same rows through ``COPY``).
 
     Core's ``execute(insert(t), rows)`` re-processes every bound value of every row
     through its type objects, which costs more than the database's own work on bulk
@@ -792,13 +816,24 @@ class _BulkInserts:
             found = self._prepared[table.name] = self._compile(table)
         return found
 
+    def copy_sql(self, table: sa.Table) -> str:
+        """``COPY ... FROM STDIN`` for the columns :meth:`prepare` converts (PostgreSQL)."""
+        return f"COPY {self._name(table)} ({', '.join(self._quoted(table))}) FROM STDIN"
+
+    def _name(self, table: sa.Table) -> str:
+        preparer = self._dialect.identifier_preparer
+        name = preparer.quote(table.name)
+        if self._schema is not None:
+            name = f"{preparer.quote_schema(self._schema)}.{name}"
+        return name
+
+    def _quoted(self, table: sa.Table) -> list[str]:
+        quote = self._dialect.identifier_preparer.quote
+        return [quote(c.name) for c in _inserted_columns(table)]
+
     def _compile(self, table: sa.Table) -> tuple[str, Callable[[dict[str, Any]], tuple[Any, ...]]]:
         dialect = self._dialect
-        quote = dialect.identifier_preparer.quote
-        columns = [c for c in table.columns if not (c.primary_key and c.autoincrement is True)]
-        name = quote(table.name)
-        if self._schema is not None:
-            name = f"{dialect.identifier_preparer.quote_schema(self._schema)}.{name}"
+        columns = _inserted_columns(table)
         mark = "?" if dialect.paramstyle == "qmark" else "%s"
         marks = []
         for column in columns:
@@ -807,7 +842,7 @@ class _BulkInserts:
             else:
                 marks.append(mark)
         sql = (
-            f"INSERT INTO {name} ({', '.join(quote(c.name) for c in columns)}) "
+            f"INSERT INTO {self._name(table)} ({', '.join(self._quoted(table))}) "
             f"VALUES ({', '.join(marks)})"
         )
         names = tuple(c.name for c in columns)
@@ -832,6 +867,11 @@ class _BulkInserts:
         if isinstance(column.type, sa.JSON):
             return _dumps
         return None
+
+
+def _inserted_columns(table: sa.Table) -> list[sa.Column[Any]]:
+    # Autoincremented keys (``seq``) are left to the database.
+    return [c for c in table.columns if not (c.primary_key and c.autoincrement is True)]
 
 
 # Bulk rows share a few instants (an import stamps every row with one): convert once.
@@ -911,8 +951,7 @@ def _tune_sqlite(engine: Engine) -> None:
         try:
             cursor.execute("PRAGMA foreign_keys = ON")
             if not memory:
-                cursor.execute("PRAGMA journal_mode = WAL")
-                cursor.execute("PRAGMA wal_autocheckpoint = 40000")
+                _set_wal(cursor)
                 # WAL + NORMAL: a committed transaction survives a crash of the process;
                 # only a power loss can lose the last few.
                 cursor.execute("PRAGMA synchronous = NORMAL")
@@ -923,6 +962,24 @@ def _tune_sqlite(engine: Engine) -> None:
     def _begin(conn: Connection) -> None:
         write = conn.get_execution_options().get("leadfunnel_write", False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def _set_wal(cursor: Any) -> None:
+    """Put the database in WAL mode (it stays so), waiting out other connections.
+
+    Switching needs a moment alone with the file, and SQLite answers "locked" at once
+    instead of waiting, when several connections open a new database together.
+    """
+    for attempt in range(100):
+        (mode,) = cursor.execute("PRAGMA journal_mode").fetchone()
+        if str(mode).lower() == "wal":
+            return
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+        except sqlite3.OperationalError:
+            if attempt == 99:
+                raise
+            time.sleep(0.01 * min(attempt + 1, 10))
 
 
 @contextmanager
