@@ -195,26 +195,6 @@ class Profile:
     def __repr__(self) -> str:
         return f"Profile({self.name!r}, rules=[{', '.join(self._names)}])"
 
-    def judge(self, lead: Lead) -> tuple[ProfileOutcome, float]:
-        """This profile's outcome for ``lead`` and its score (weighted share passed)."""
-        passed = 0.0
-        failed = hard_failed = unknown = False
-        for check, hard, weight in self._plan:
-            code = check(lead)
-            if code == PASS:
-                passed += weight
-            elif code == FAIL:
-                failed = True
-                if hard:
-                    hard_failed = True
-            else:
-                unknown = True
-        if hard_failed:
-            return "hard_fail", passed / self._total
-        if failed:
-            return "fail", passed / self._total
-        return ("undecided" if unknown else "fit"), passed / self._total
-
     def explain(self, lead: Lead) -> tuple[Verdict, ...]:
         """Every rule's verdict for ``lead``, each naming its rule."""
         verdicts = []
