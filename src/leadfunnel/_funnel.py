@@ -1357,8 +1357,11 @@ class Funnel:
         at: datetime | None = None,
         actor: str | None = None,
         reason: str | None = None,
-    ) -> tuple[Lead | Contact, Lead | Contact]:
-        """Undo the last merge into ``keep``; return ``(keep, other)`` as they were.
+    ) -> Lead | Contact:
+        """Undo the last merge into ``keep`` and return ``keep`` as it was before it.
+
+        The merged-away record comes back exactly as it was (``funnel.get(other_id)``),
+        with its touches, deals and history.
 
         Refused with :class:`ConcurrencyError` once ``keep`` has changed since the
         merge (undoing it would silently drop that change).
@@ -1457,7 +1460,7 @@ class Funnel:
             for lead in leads
         )
         self.repository.commit(changes)
-        return restored, log.other
+        return restored
 
     def _leads_of(
         self, contact: Lead | Contact, pointing_at: UUID, deals: Iterable[Opportunity]
