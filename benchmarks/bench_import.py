@@ -13,7 +13,7 @@ PostgreSQL (when ``LEADFUNNEL_TEST_POSTGRES_URL`` is set): ``import_leads`` agai
 psycopg ``COPY`` and ``executemany`` of the same validated rows.
 
     python benchmarks/bench_import.py                 # 100k rows side by side, 1M memory
-    python benchmarks/bench_import.py --quick         # seconds: 5k rows, 20k memory
+    python benchmarks/bench_import.py --quick         # seconds: 10k rows, 20k memory
     python benchmarks/bench_import.py --rows 200000 --memory-rows 0
 """
 
@@ -277,7 +277,7 @@ def main() -> None:
         memory_child(int(args.memory_child[0]), args.memory_child[1])
         return
     if args.quick:
-        args.rows, args.memory_rows = 5_000, 20_000
+        args.rows, args.memory_rows = 10_000, 20_000
     count = args.rows
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
