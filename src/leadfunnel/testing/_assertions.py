@@ -1,0 +1,91 @@
+"""Assertions about a funnel, with failure messages that say what happened instead."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+if TYPE_CHECKING:
+    from .._funnel import Funnel, Subject
+    from .._reports import FunnelReport
+
+__all__ = ["assert_due", "assert_history", "assert_passed_through", "assert_report_counts"]
+
+
+def _moves(funnel: Funnel, subject: Subject) -> list[str]:
+    states: list[str] = []
+    for event in funnel.history(subject):
+        if event.dest is not None and event.dest != event.source:
+            if not states and event.source is not None:
+                states.append(event.source)
+            states.append(event.dest)
+    return states
+
+
+def assert_passed_through(funnel: Funnel, subject: Subject, states: Sequence[str]) -> None:
+    """Assert the subject entered ``states`` in this order (other states may come between).
+
+    >>> assert_passed_through(funnel, lead, ["raw", "qualified", "converted"])  # doctest: +SKIP
+    """
+    path = _moves(funnel, subject)
+    position = 0
+    for state in path:
+        if position < len(states) and state == str(states[position]):
+            position += 1
+    if position < len(states):
+        raise AssertionError(
+            f"expected the subject to pass through {' -> '.join(map(str, states))}, "
+            f"but its path was {' -> '.join(path) or '(no moves)'}; "
+            f"{states[position]!r} never came after {states[position - 1]!r}"
+            if position
+            else f"expected the subject to pass through {' -> '.join(map(str, states))}, "
+            f"but its path was {' -> '.join(path) or '(no moves)'}"
+        )
+
+
+def assert_history(funnel: Funnel, subject: Subject, names: Sequence[str]) -> None:
+    """Assert the subject's events are exactly ``names``, oldest first."""
+    actual = [event.name for event in funnel.history(subject)]
+    if actual != list(names):
+        raise AssertionError(f"expected history {list(names)}, got {actual}")
+
+
+def assert_report_counts(report: FunnelReport, expected: Mapping[str, int]) -> None:
+    """Assert the report counts ``expected[step]`` at each step named (others are free)."""
+    wrong = {
+        step: (count, report.steps[step].count)
+        for step, count in expected.items()
+        if report.steps[step].count != count
+    }
+    if wrong:
+        lines = ", ".join(
+            f"{step}: expected {want}, counted {got}" for step, (want, got) in wrong.items()
+        )
+        table = ", ".join(f"{name}={step.count}" for name, step in report.steps.items())
+        raise AssertionError(f"report counts differ ({lines}); the report has {table}")
+
+
+def assert_due(
+    funnel: Funnel,
+    subject: Subject | Iterable[Subject],
+    *,
+    at: datetime | None = None,
+    due: bool = True,
+) -> None:
+    """Assert the subject (or each of several) is (``due=False``: is not) due at ``at``."""
+    single = isinstance(subject, (str, UUID)) or hasattr(subject, "id")
+    subjects: list[Any] = [subject] if single else list(subject)  # type: ignore[arg-type]
+    items = {item.subject_id: item for item in funnel.due(at=at)}
+    for one in subjects:
+        one_id: UUID = funnel._id(one)
+        if (one_id in items) != due:
+            record = funnel.get(one_id)
+            state = getattr(record, "status", None) or getattr(record, "type", "?")
+            touches = len(funnel.touches(one_id))
+            when = f" at {at.isoformat()}" if at else ""
+            raise AssertionError(
+                f"expected {one_id} {'' if due else 'not '}to be due{when}, but it is"
+                f"{' not' if due else ''} (state {state}, {touches} touches)"
+            )

@@ -1,0 +1,151 @@
+"""leadfunnel.testing: strategies, assertions and the pytest plugin, as users use them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from leadfunnel import (
+    Funnel,
+    InMemoryRepository,
+    Lead,
+    LeadStatus,
+    Profile,
+    QualificationEngine,
+    SqlRepository,
+)
+from leadfunnel.rules import Geography, Niche
+from leadfunnel.testing import (
+    ManualClock,
+    assert_due,
+    assert_history,
+    assert_passed_through,
+    assert_report_counts,
+    contacts,
+    histories,
+    leads,
+    replay,
+)
+
+pytest_plugins = ["pytester"]
+
+START = datetime(2026, 1, 5, 9, tzinfo=UTC)
+FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@FAST
+@given(st.lists(leads(), min_size=1, max_size=8))
+def test_drawn_leads_are_valid_distinct_and_addable(drawn: list[Lead]) -> None:
+    funnel = Funnel()
+    for lead in drawn:
+        assert lead.status in (LeadStatus.SUSPECT, LeadStatus.FARM_LIST, LeadStatus.RAW)
+        funnel.add(lead)  # never a DuplicateError: every person has their own keys
+    assert len(funnel.leads()) == len(drawn)
+
+
+@FAST
+@given(leads(status="raw", source="webinar", missing=False))
+def test_constraints_fix_fields(lead: Lead) -> None:
+    assert lead.status == LeadStatus.RAW
+    assert lead.source == "webinar"
+    assert lead.email is not None
+    assert lead.country is not None
+
+
+ENGINE = QualificationEngine([Profile("us-it", [Niche(["IT Services"]), Geography(["US"])])])
+
+
+@FAST
+@given(leads(fits=ENGINE))
+def test_fits_gives_leads_the_engine_qualifies(lead: Lead) -> None:
+    assert ENGINE.evaluate(lead).qualified
+
+
+@FAST
+@given(contacts(type="client"))
+def test_contacts(contact: object) -> None:
+    funnel = Funnel()
+    stored = funnel.add(contact)  # type: ignore[arg-type]
+    assert stored.type == "client"  # type: ignore[union-attr]
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
+@given(history=histories(max_steps=20))
+def test_a_history_replays_alike_in_memory_and_on_sqlite(
+    history: list[object], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    memory = Funnel(InMemoryRepository(), clock=ManualClock(START))
+    path = tmp_path_factory.mktemp("history") / "f.db"
+    sql = Funnel(SqlRepository(f"sqlite:///{path}"), clock=ManualClock(START))
+    replay(memory, history)  # type: ignore[arg-type]
+    replay(sql, history)  # type: ignore[arg-type]
+    counts = {n: s.count for n, s in memory.report().steps.items()}
+    assert counts == {n: s.count for n, s in sql.report().steps.items()}
+    assert [lead.status for lead in memory.leads()] == [lead.status for lead in sql.leads()]
+
+
+def test_assertions_pass_and_fail_readably() -> None:
+    clock = ManualClock(START)
+    funnel = Funnel(clock=clock)
+    lead = funnel.capture(Lead(email="pat@acme.example.com"))
+    funnel.qualify(lead, force=True)
+    assert_passed_through(funnel, lead, ["raw", "qualified"])
+    assert_history(funnel, lead, ["capture", "qualify"])
+    assert_report_counts(funnel.report(), {"raw": 1, "qualified": 1, "won": 0})
+    assert_due(funnel, lead, at=clock.now() + timedelta(days=3))
+    with pytest.raises(
+        AssertionError, match=r"path was raw -> qualified; 'won'|path was raw -> qualified"
+    ):
+        assert_passed_through(funnel, lead, ["raw", "won"])
+    with pytest.raises(
+        AssertionError, match=r"expected history \['capture'\], got \['capture', 'qualify'\]"
+    ):
+        assert_history(funnel, lead, ["capture"])
+    with pytest.raises(AssertionError, match="qualified: expected 2, counted 1"):
+        assert_report_counts(funnel.report(), {"qualified": 2})
+    with pytest.raises(AssertionError, match="not to be due"):
+        assert_due(funnel, lead, at=clock.now() + timedelta(days=3), due=False)
+
+
+USER_TEST = """
+from hypothesis import given, settings
+from leadfunnel import Lead, LeadStatus
+from leadfunnel.testing import leads
+
+
+def test_capture_and_qualify(funnel, clock):
+    lead = funnel.capture(Lead(email="pat@acme.example.com"))
+    clock.advance(hours=2)
+    funnel.qualify(lead, force=True)
+    assert funnel.get(lead.id).status == LeadStatus.QUALIFIED
+    assert funnel.history(lead)[-1].at == clock.now()
+
+
+@settings(max_examples=5, deadline=None)
+@given(lead=leads(status="suspect"))
+def test_suspects_farm(lead):
+    from datetime import datetime, timezone
+    from leadfunnel import Funnel
+    from leadfunnel.testing import ManualClock
+    funnel = Funnel(clock=ManualClock(datetime(2026, 1, 5, tzinfo=timezone.utc)))
+    assert funnel.farm(funnel.add(lead)).status == LeadStatus.FARM_LIST
+
+
+def test_backend(funnel, request):
+    name = type(funnel.repository).__name__
+    assert name == request.config.getoption("--leadfunnel-backend").replace(
+        "memory", "InMemoryRepository").replace("sqlite", "SqlRepository")
+"""
+
+
+def test_a_users_test_file_runs_with_the_plugin(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_user=USER_TEST)
+    result = pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=3)
+    on_sqlite = pytester.runpytest_subprocess(
+        "-q", "-p", "no:cacheprovider", "--leadfunnel-backend=sqlite"
+    )
+    on_sqlite.assert_outcomes(passed=3)
