@@ -1,0 +1,233 @@
+"""funnel.report(): counts from history, rates, groups, health checks and outputs."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import xml.etree.ElementTree as ET
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+from conftest import T0, person
+from leadfunnel import (
+    FUNNEL_STEPS,
+    Channel,
+    ConfigError,
+    Funnel,
+    InMemoryRepository,
+    Lead,
+    Outcome,
+    SqlRepository,
+)
+from leadfunnel.testing import ManualClock, histories, replay
+
+
+def won_deal(
+    funnel: Funnel, n: int, *, setter: str = "sue", owner: str = "rep", **fields: Any
+) -> Any:
+    lead = funnel.capture(Lead(**person(n, **fields)))
+    funnel.qualify(lead, force=True)
+    funnel.touch(lead, Channel.CALL, Outcome.INTERESTED)
+    deal = funnel.set_appointment(lead, owner=owner, setter=setter)
+    for step in (funnel.sit, funnel.propose, funnel.send_contract):
+        deal = step(deal)
+    return funnel.win(deal, amount=1000)
+
+
+def counts(report: Any) -> dict[str, int]:
+    return {name: step.count for name, step in report.steps.items()}
+
+
+def test_an_empty_funnel_reports_zeros_and_no_rates(funnel: Funnel) -> None:
+    report = funnel.report()
+    assert list(report.steps) == list(FUNNEL_STEPS)
+    assert all(step.count == 0 for step in report.steps.values())
+    assert all(step.rate is None and step.overall is None for step in report.steps.values())
+    assert all(check.ok is None for check in report.checks.values())
+
+
+def test_each_subject_counts_at_every_step_it_passed(funnel: Funnel) -> None:
+    won_deal(funnel, 1)
+    qualified = funnel.capture(Lead(**person(2)))
+    funnel.qualify(qualified, force=True)
+    funnel.capture(Lead(**person(3)))
+    report = funnel.report()
+    assert counts(report) == {
+        "raw": 3,
+        "qualified": 2,
+        "appointment_set": 1,
+        "appointment_sat": 1,
+        "proposing": 1,
+        "contract_sent": 1,
+        "won": 1,
+    }
+    assert report.steps["qualified"].rate == pytest.approx(2 / 3)
+    assert report.steps["appointment_set"].rate == pytest.approx(1 / 2)
+    assert report.steps["won"].overall == pytest.approx(1 / 3)
+    assert report.steps["raw"].rate is None
+
+
+def test_skipped_steps_count_at_the_move_that_skipped_them(funnel: Funnel) -> None:
+    referral = funnel.capture(Lead(**person(1)))
+    deal = funnel.set_appointment(referral, force=True)  # raw -> converted skips qualified
+    deal = funnel.propose(funnel.sit(deal))
+    funnel.win(deal, force=True)  # proposing -> won skips contract_sent
+    assert counts(funnel.report()) == dict.fromkeys(FUNNEL_STEPS, 1)
+
+
+def test_a_suspect_counts_as_raw_only_once_it_responds(funnel: Funnel, clock: ManualClock) -> None:
+    suspect = funnel.add(Lead(**person(1, status="suspect")))
+    assert funnel.report().steps["raw"].count == 0
+    clock.advance(days=10)
+    funnel.respond(suspect)
+    assert funnel.report(since=T0 + timedelta(days=5)).steps["raw"].count == 1
+
+
+def test_periods_are_half_open(funnel: Funnel, clock: ManualClock) -> None:
+    funnel.capture(Lead(**person(1)))
+    clock.advance(days=31)
+    second = funnel.capture(Lead(**person(2)))
+    funnel.qualify(second, force=True)
+    april = T0 + timedelta(days=31)
+    assert counts(funnel.report(until=april))["raw"] == 1
+    assert counts(funnel.report(since=april))["raw"] == 1
+    assert counts(funnel.report(since=april))["qualified"] == 1
+    assert counts(funnel.report(since=T0, until=T0))["raw"] == 0
+    with pytest.raises(ValueError, match="no timezone"):
+        funnel.report(since=april.replace(tzinfo=None))
+
+
+def test_groups_by_source_owner_setter_profile_and_month(
+    funnel: Funnel, clock: ManualClock
+) -> None:
+    won_deal(funnel, 1, source="webinar", owner="ann", setter="sue")
+    clock.advance(days=31)
+    lost = funnel.capture(Lead(**person(2, source="ads", owner="bob")))
+    funnel.qualify(lost, force=True)
+    deal = funnel.set_appointment(lost, owner="ann", setter="cas")
+    funnel.lose(deal, reason="no_show")
+
+    by_source = funnel.report(by="source").groups
+    assert set(by_source) == {"webinar", "ads"}
+    assert counts(by_source["webinar"])["won"] == 1
+    assert counts(by_source["ads"])["appointment_set"] == 1
+    assert counts(by_source["ads"])["appointment_sat"] == 0
+
+    by_setter = funnel.report(by="setter").groups
+    assert counts(by_setter[None])["raw"] == 2  # lead steps have no setter
+    assert counts(by_setter["cas"])["appointment_set"] == 1
+
+    by_owner = funnel.report(by="owner").groups
+    assert counts(by_owner["bob"])["raw"] == 1  # the lead's owner for lead steps
+    assert counts(by_owner["ann"])["appointment_set"] == 2  # the deal's owner after
+
+    by_month = funnel.report(by="month").groups
+    assert counts(by_month["2026-03"])["won"] == 1
+    assert counts(by_month["2026-04"])["raw"] == 1
+    with pytest.raises(ConfigError, match="cannot group"):
+        funnel.report(by="colour")  # type: ignore[arg-type]
+
+
+def test_health_checks_and_weak_setters(funnel: Funnel) -> None:
+    for n in range(1, 4):
+        won_deal(funnel, n, setter="sue")
+    for n in range(4, 7):
+        lead = funnel.capture(Lead(**person(n)))
+        funnel.qualify(lead, force=True)
+        funnel.lose(funnel.set_appointment(lead, setter="cas"), reason="no_show")
+    unfit = funnel.capture(Lead(**person(7)))
+    funnel.disqualify(unfit)
+    report = funnel.report()
+    checks = report.checks
+    assert checks["appointments_sat"].value == pytest.approx(0.5)
+    assert checks["appointments_sat"].ok is False
+    assert checks["close_rate"].value == 1.0
+    assert checks["close_rate"].ok is True
+    assert checks["unqualified_share"].value == pytest.approx(1 / 7)
+    assert checks["never_followed_up"].value == pytest.approx(0.5)  # 3 of 6 never touched
+    assert checks["touches_per_qualified"].value == pytest.approx(0.5)
+    assert report.setters == {"sue": 1.0, "cas": 0.0}
+    assert report.weak_setters == ["cas"]
+    assert "cas (0% sat)" in str(report)
+
+
+def test_required_for_works_backward_through_the_rates(funnel: Funnel) -> None:
+    won_deal(funnel, 1)
+    for n in (2, 3, 4):
+        funnel.capture(Lead(**person(n)))
+    needed = funnel.report().required_for(wins=10)
+    assert needed == {
+        "raw": 40,
+        "qualified": 10,
+        "appointment_set": 10,
+        "appointment_sat": 10,
+        "proposing": 10,
+        "contract_sent": 10,
+        "won": 10,
+    }
+    empty = Funnel().report().required_for(wins=5)
+    assert empty["won"] == 5
+    assert empty["raw"] is None
+    with pytest.raises(ValueError, match="whole number"):
+        funnel.report().required_for(wins=-1)
+
+
+def test_outputs_parse(funnel: Funnel) -> None:
+    won_deal(funnel, 1, source="webinar")
+    funnel.capture(Lead(**person(2, source="ads")))
+    report = funnel.report(by="source")
+    data = json.loads(report.to_json())
+    assert [s["step"] for s in data["steps"]] == list(FUNNEL_STEPS)
+    assert data["steps"][0]["count"] == 2
+    assert set(data["groups"]) == {"webinar", "ads"}
+    rows = list(csv.reader(io.StringIO(report.to_csv())))
+    assert rows[0] == ["step", "count", "rate", "overall"]
+    assert [r[0] for r in rows[1:]] == list(FUNNEL_STEPS)
+    assert rows[1][1] == "2"
+    grouped = list(csv.reader(io.StringIO(report.to_csv(groups=True))))
+    assert grouped[0] == ["group", "step", "count", "rate", "overall"]
+    assert len(grouped) == 1 + 7 * 3
+    svg = ET.fromstring(report.to_svg())
+    assert svg.tag == "{http://www.w3.org/2000/svg}svg"
+    assert len(svg.findall("{http://www.w3.org/2000/svg}rect")) == 1 + 7
+    text = str(report)
+    for step in FUNNEL_STEPS:
+        assert step in text
+    assert "source = webinar" in text
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
+@given(history=histories(max_steps=25))
+def test_sql_counts_equal_memory_counts_and_steps_never_grow(
+    history: list[Any], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    memory = Funnel(InMemoryRepository(), clock=ManualClock(T0))
+    path: Path = tmp_path_factory.mktemp("report") / "f.db"
+    sql = Funnel(SqlRepository(f"sqlite:///{path}"), clock=ManualClock(T0))
+    replay(memory, history)
+    replay(sql, history)
+    for by in (None, "source", "setter", "month"):
+        left, right = memory.report(by=by), sql.report(by=by)
+        assert counts(left) == counts(right)
+        assert {k: counts(g) for k, g in left.groups.items()} == {
+            k: counts(g) for k, g in right.groups.items()
+        }
+    skipped = any(
+        (e.name == "convert" and e.source == "raw") or (e.name == "win" and e.source == "proposing")
+        for lead in memory.leads()
+        for e in memory.history(lead)
+    ) or any(
+        e.name == "win" and e.source == "proposing"
+        for deal in memory.opportunities()
+        for e in memory.history(deal)
+    )
+    if not skipped:
+        values = list(counts(memory.report()).values())
+        # Leads and deals are different subjects: compare within each part of the funnel.
+        assert values[1] <= values[0]
+        assert all(b <= a for a, b in zip(values[2:], values[3:], strict=False))
