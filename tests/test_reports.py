@@ -6,8 +6,8 @@ import csv
 import io
 import json
 import xml.etree.ElementTree as ET
-from itertools import pairwise
 from datetime import timedelta
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
