@@ -1,0 +1,223 @@
+"""The leadfunnel command: every command, and bad input ending in one line and status 2."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from leadfunnel import Funnel, Lead, LeadStatus, SqlRepository
+from leadfunnel._cli import main
+
+SALESFORCE = (
+    "FirstName,LastName,Email,Phone,Company,Title,Industry,NumberOfEmployees,AnnualRevenue,"
+    "Country,State,City,PostalCode,LeadSource,Status,HasOptedOutOfEmail,DoNotCall\n"
+    "Pat,Rivera,pat@acme-it.example.com,(512) 555-0134,Acme IT,CEO,IT Services,25,"
+    '"$2,500,000",United States,TX,Austin,78701,Webinar,Open,0,1\n'
+    "Sam,Nguyen,sam@bluepeak.example.com,,Bluepeak,Owner,Managed Services,12,1500000,"
+    "US,CA,Fresno,93650,Referral,Open,1,0\n"
+    "Bad,Row,not-an-email,,X,CEO,IT Services,5,100,US,TX,,,Webinar,Open,0,0\n"
+    "Pat,Again,PAT@acme-it.example.com,,Acme IT,CEO,IT Services,25,100,US,TX,,,Webinar,Open,0,0\n"
+)
+HUBSPOT = (
+    "First Name,Last Name,Email,Phone Number,Company Name,Job Title,Industry,"
+    "Number of Employees,Annual Revenue,Country/Region,State/Region,City,Postal Code,"
+    "Original Source,Lifecycle Stage,Unsubscribed from all email\n"
+    "Alex,Smith,alex@northwind.example.com,+44 20 7946 0958,Northwind,Founder,IT Services,"
+    "40,3000000,United Kingdom,,London,,Organic Search,lead,true\n"
+)
+RULES = """
+[[profiles]]
+name = "msp-owner"
+rules = [
+  { rule = "niche", industries = ["IT Services", "Managed Services"] },
+  { rule = "authority", titles = ["ceo", "owner", "founder"] },
+  { rule = "geography", countries = ["US"], hard = true },
+]
+"""
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'cli.db'}"
+
+
+def invoke(runner: CliRunner, *args: str) -> object:
+    return runner.invoke(main, list(args), catch_exceptions=False)
+
+
+def write(tmp_path: Path, name: str, text: str, encoding: str = "utf-8") -> Path:
+    path = tmp_path / name
+    path.write_bytes(text.encode(encoding))
+    return path
+
+
+def test_import_a_salesforce_export(runner: CliRunner, db: str, tmp_path: Path) -> None:
+    source = write(tmp_path, "leads.csv", SALESFORCE, "utf-8-sig")
+    rejects = tmp_path / "rejects.csv"
+    result = runner.invoke(main, ["import", str(source), "--db", db, "--rejects", str(rejects)])
+    assert result.exit_code == 0, result.output
+    assert "2 added, 1 duplicates, 0 avoided, 1 rejected (salesforce format)" in result.output
+    funnel = Funnel(SqlRepository(db))
+    pat, sam = funnel.leads()
+    assert pat.phone == "+15125550134"
+    assert pat.annual_revenue == 2_500_000
+    assert pat.country == "US"
+    assert pat.opt_outs == {"call"}
+    assert sam.opt_outs == {"email"}
+    with rejects.open(encoding="utf-8") as handle:
+        rows = list(csv.reader(handle))
+    assert rows[0][:3] == ["row", "reason", "FirstName"]
+    assert rows[1][0] == "3"
+    assert "email" in rows[1][1]
+
+
+def test_import_a_hubspot_export_as_suspects(runner: CliRunner, db: str, tmp_path: Path) -> None:
+    source = write(tmp_path, "contacts.csv", HUBSPOT)
+    result = runner.invoke(main, ["import", str(source), "--db", db, "--status", "suspect"])
+    assert result.exit_code == 0, result.output
+    assert "1 added" in result.output
+    assert "hubspot" in result.output
+    (lead,) = Funnel(SqlRepository(db)).leads()
+    assert lead.status == LeadStatus.SUSPECT
+    assert lead.country == "GB"
+    assert lead.opt_outs == {"email"}
+
+
+def test_import_generic_semicolon_cp1252(runner: CliRunner, db: str, tmp_path: Path) -> None:
+    text = "first_name;last_name;email;country;tags\nJosé;Müller;jose@x.example.com;Germany;a,b\n"
+    source = write(tmp_path, "generic.csv", text, "cp1252")
+    result = runner.invoke(main, ["import", str(source), "--db", db])
+    assert result.exit_code == 0, result.output
+    (lead,) = Funnel(SqlRepository(db)).leads()
+    assert (lead.first_name, lead.last_name, lead.country) == ("José", "Müller", "DE")
+    assert lead.tags == {"a", "b"}
+
+
+def test_qualify_due_report_and_diagram(runner: CliRunner, db: str, tmp_path: Path) -> None:
+    runner.invoke(main, ["import", str(write(tmp_path, "l.csv", SALESFORCE)), "--db", db])
+    rules = write(tmp_path, "rules.toml", RULES)
+    result = invoke(runner, "qualify", "--rules", str(rules), "--db", db)
+    assert result.output.strip() == "2 qualified, 0 disqualified, 0 waiting for a call or more data"  # type: ignore[attr-defined]
+
+    due = invoke(runner, "due", "--db", db, "--at", "2030-01-01T00:00:00+00:00")
+    assert "2 follow-ups due, 2 overdue." in due.output  # type: ignore[attr-defined]
+
+    table = invoke(runner, "report", "--db", db)
+    assert "qualified" in table.output  # type: ignore[attr-defined]
+    as_json = json.loads(invoke(runner, "report", "--db", db, "--format", "json").output)  # type: ignore[attr-defined]
+    assert as_json["steps"][1] == {"step": "qualified", "count": 2, "rate": 1.0, "overall": 1.0}
+    as_csv = invoke(runner, "report", "--db", db, "--format", "csv", "--by", "source").output  # type: ignore[attr-defined]
+    assert as_csv.splitlines()[0] == "group,step,count,rate,overall"
+    svg = tmp_path / "funnel.svg"
+    invoke(runner, "report", "--db", db, "--format", "svg", "-o", str(svg))
+    assert svg.read_text().startswith("<svg")
+
+    diagram = invoke(runner, "diagram", "opportunity").output  # type: ignore[attr-defined]
+    assert "stateDiagram-v2" in diagram
+    assert "contract_sent --> won: win" in diagram
+
+
+def test_every_command_has_help_with_an_example(runner: CliRunner) -> None:
+    for command in ("demo", "import", "qualify", "due", "report", "diagram"):
+        result = invoke(runner, command, "--help")
+        assert "Example:" in result.output  # type: ignore[attr-defined]
+        assert "leadfunnel " + command in result.output  # type: ignore[attr-defined]
+
+
+def test_the_demo_shows_every_step_and_is_deterministic(runner: CliRunner, tmp_path: Path) -> None:
+    outputs = []
+    for name in ("a", "b"):
+        db = f"sqlite:///{tmp_path / name}.db"
+        svg = tmp_path / f"{name}.svg"
+        result = invoke(
+            runner, "demo", "--db", db, "--leads", "80", "--seed", "3", "--svg", str(svg)
+        )
+        outputs.append(result.output)  # type: ignore[attr-defined]
+        assert svg.read_text().startswith("<svg")
+    assert outputs[0] == outputs[1].replace(f"{tmp_path / 'b'}.", f"{tmp_path / 'a'}.")
+    for step in ("raw", "qualified", "appointment_set", "appointment_sat", "won"):
+        assert step in outputs[0]
+    again = runner.invoke(main, ["demo", "--db", f"sqlite:///{tmp_path / 'a'}.db"])
+    assert again.exit_code == 2
+    assert "already holds leads" in again.output
+
+
+def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "leadfunnel", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_the_real_command_runs_the_demo(tmp_path: Path) -> None:
+    result = run("demo", "--leads", "60", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "won" in result.stdout
+    assert (tmp_path / "leadfunnel.db").exists()
+    assert (tmp_path / "leadfunnel-demo.svg").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["import", "missing.csv"], "missing.csv: no such file"),
+        (["import", "binary.csv"], "binary data"),
+        (["import", "nonsense.csv"], "is not a Salesforce or HubSpot export"),
+        (["import", "leads.csv", "--format", "xml"], "Invalid value for '--format'"),
+        (["qualify", "--rules", "broken.toml"], "is not valid TOML"),
+        (["qualify", "--rules", "unknown-rule.toml"], "unknown rule 'telepathy'"),
+        (["report", "--db", "nonsense://x"], "not 'nonsense'"),
+        (["due", "--at", "next tuesday"], "is not an ISO date-time"),
+    ],
+)
+def test_bad_input_is_one_line_and_status_2(tmp_path: Path, args: list[str], message: str) -> None:
+    write(tmp_path, "leads.csv", SALESFORCE)
+    (tmp_path / "binary.csv").write_bytes(b"\x00\x01\x02PK\x03\x04")
+    write(tmp_path, "nonsense.csv", "colour,size\nred,9\n")
+    write(tmp_path, "broken.toml", "[[profiles]\nname=")
+    write(
+        tmp_path,
+        "unknown-rule.toml",
+        '[[profiles]]\nname = "p"\nrules = [{ rule = "telepathy" }]\n',
+    )
+    result = run(*args, cwd=tmp_path)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert message in result.stderr
+    if "Invalid value" not in message:  # click's own usage errors print a usage block
+        assert len(lines) == 1, result.stderr
+        assert lines[0].startswith("leadfunnel: error: ")
+    # Nothing half-written: a refused file leaves no leads behind.
+    db = tmp_path / "leadfunnel.db"
+    if db.exists():
+        assert Funnel(SqlRepository(f"sqlite:///{db}")).leads() == []
+
+
+def test_rejects_file_is_all_or_nothing(runner: CliRunner, db: str, tmp_path: Path) -> None:
+    source = write(tmp_path, "leads.csv", SALESFORCE)
+    rejects = tmp_path / "rejects.csv"
+    runner.invoke(main, ["import", str(source), "--db", db, "--rejects", str(rejects)])
+    assert rejects.exists()
+    assert not (tmp_path / "rejects.csv.partial").exists()
+
+
+def test_the_db_option_reads_the_environment(runner: CliRunner, tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'env.db'}"
+    Funnel(SqlRepository(db)).add(Lead(email="pat@acme.example.com"))
+    result = runner.invoke(main, ["report", "--format", "json"], env={"LEADFUNNEL_DB": db})
+    assert result.exit_code == 0
+    assert json.loads(result.output)["steps"][0]["count"] == 1
