@@ -149,3 +149,19 @@ def test_a_users_test_file_runs_with_the_plugin(pytester: pytest.Pytester) -> No
         "-q", "-p", "no:cacheprovider", "--leadfunnel-backend=sqlite"
     )
     on_sqlite.assert_outcomes(passed=3)
+
+
+def test_registered_strategies_serve_from_type() -> None:
+    from leadfunnel import Contact
+    from leadfunnel.testing import register_strategies
+
+    register_strategies()
+
+    @FAST
+    @given(st.from_type(Lead), st.from_type(Contact))
+    def drawn(lead: Lead, contact: Contact) -> None:
+        assert lead.email is not None
+        assert contact.email is not None
+        assert lead.email != contact.email
+
+    drawn()

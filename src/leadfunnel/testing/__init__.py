@@ -21,7 +21,7 @@ from ._clock import ManualClock
 
 if TYPE_CHECKING:
     from ._contract import RepositoryContract
-    from ._strategies import FunnelStep, contacts, histories, leads, replay
+    from ._strategies import FunnelStep, contacts, histories, leads, register_strategies, replay
 
 __all__ = [
     "FunnelStep",
@@ -34,6 +34,7 @@ __all__ = [
     "contacts",
     "histories",
     "leads",
+    "register_strategies",
     "replay",
 ]
 
@@ -43,6 +44,7 @@ _LAZY = {
     "contacts": "_strategies",
     "histories": "_strategies",
     "leads": "_strategies",
+    "register_strategies": "_strategies",
     "replay": "_strategies",
 }
 

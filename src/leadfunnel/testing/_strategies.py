@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from .._funnel import Funnel
     from .._qualification import Profile, QualificationEngine
 
-__all__ = ["FunnelStep", "contacts", "histories", "leads"]
+__all__ = ["FunnelStep", "contacts", "histories", "leads", "register_strategies", "replay"]
 
 FIRST_NAMES = [
     "Pat",
@@ -361,7 +361,7 @@ def replay(funnel: Funnel, history: list[FunnelStep]) -> list[Any]:
     return people
 
 
-def register() -> None:
+def register_strategies() -> None:
     """Let ``st.from_type(Lead)`` and ``st.from_type(Contact)`` use these strategies."""
     st.register_type_strategy(Lead, leads())
     st.register_type_strategy(Contact, contacts())
