@@ -2,23 +2,32 @@
 
 ``repository`` is parametrised over every adapter available here; tests that take
 ``funnel`` therefore run once per backend. PostgreSQL and MariaDB join when
-``LEADFUNNEL_TEST_POSTGRES_URL`` / ``LEADFUNNEL_TEST_MYSQL_URL`` are set.
+``LEADFUNNEL_TEST_POSTGRES_URL`` / ``LEADFUNNEL_TEST_MYSQL_URL`` are set, each
+repository in a fresh schema (database), all dropped when the session ends.
 """
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from leadfunnel import Funnel, InMemoryRepository, Repository, SqlRepository
 from leadfunnel.testing import ManualClock
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
-REPOSITORY_KINDS = ["memory", "sqlite"]
+SERVER_URLS = {
+    "postgres": os.environ.get("LEADFUNNEL_TEST_POSTGRES_URL"),
+    "mysql": os.environ.get("LEADFUNNEL_TEST_MYSQL_URL"),
+}
+REPOSITORY_KINDS = ["memory", "sqlite", *(kind for kind, url in SERVER_URLS.items() if url)]
+_CREATED: list[tuple[str, str]] = []  # server schemas/databases made here, dropped at the end
 
 
 def person(n: int, **fields: Any) -> dict[str, Any]:
@@ -45,7 +54,38 @@ def make_repository(kind: str, tmp_path: Any) -> Repository:
         return InMemoryRepository()
     if kind == "sqlite":
         return SqlRepository(f"sqlite:///{tmp_path / 'funnel.db'}")
+    if kind in SERVER_URLS:
+        return _server_repository(kind)
     raise ValueError(kind)
+
+
+def _server_repository(kind: str) -> SqlRepository:
+    """A repository in a fresh PostgreSQL schema or MariaDB database."""
+    url = SERVER_URLS[kind]
+    assert url is not None
+    name = f"lf_test_{uuid.uuid4().hex[:16]}"
+    _admin(kind, f"CREATE {'SCHEMA' if kind == 'postgres' else 'DATABASE'} {name}")
+    _CREATED.append((kind, name))
+    if kind == "postgres":
+        return SqlRepository(url, schema=name)
+    return SqlRepository(sa.make_url(url).set(database=name))
+
+
+def _admin(kind: str, sql: str) -> None:
+    engine = sa.create_engine(str(SERVER_URLS[kind]), isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql(sql)
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _drop_server_schemas() -> Iterator[None]:
+    yield
+    for kind, name in _CREATED:
+        drop = f"DROP SCHEMA {name} CASCADE" if kind == "postgres" else f"DROP DATABASE {name}"
+        _admin(kind, drop)
 
 
 @pytest.fixture(params=REPOSITORY_KINDS)
