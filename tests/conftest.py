@@ -65,7 +65,7 @@ def _server_repository(kind: str) -> SqlRepository:
     assert url is not None
     name = f"lf_test_{uuid.uuid4().hex[:16]}"
     _admin(kind, f"CREATE {'SCHEMA' if kind == 'postgres' else 'DATABASE'} {name}")
-    _CREATED.append((kind, name))
+    _CREATED.append((kind, name))  # dropped at the end even if opening it fails
     if kind == "postgres":
         return SqlRepository(url, schema=name)
     return SqlRepository(sa.make_url(url).set(database=name))

@@ -56,9 +56,14 @@ class _ServerContract(RepositoryContract):
         try:
             with admin.connect() as conn:
                 conn.exec_driver_sql(self.create_sql(name))
+            try:
+                return self.open(name)
+            except BaseException:
+                with admin.connect() as conn:
+                    conn.exec_driver_sql(self.drop_sql(name))
+                raise
         finally:
             admin.dispose()
-        return self.open(name)
 
     def create_sql(self, name: str) -> str:
         raise NotImplementedError
