@@ -1,0 +1,217 @@
+"""Differential test: one random sequence of facade calls, two stores, the same answers.
+
+A hypothesis state machine applies every step to a Funnel on ``InMemoryRepository`` and
+to one on ``SqlRepository`` (SQLite), with the same clock, and after every step checks
+that every read, ``due()`` and ``report()`` agree. Run it longer with
+``LEADFUNNEL_HYPOTHESIS_PROFILE=long pytest tests/test_differential.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+
+from leadfunnel import (
+    Channel,
+    Funnel,
+    InMemoryRepository,
+    LeadFunnelError,
+    LostReason,
+    Outcome,
+    QualificationEngine,
+    SqlRepository,
+)
+from leadfunnel.testing import ManualClock, leads
+
+START = datetime(2026, 3, 2, 9, tzinfo=UTC)
+ENGINE = {
+    "profiles": [
+        {
+            "name": "msp",
+            "rules": [
+                {"rule": "niche", "industries": ["IT Services", "Managed Services"]},
+                {"rule": "geography", "countries": ["US", "CA"], "hard": True},
+            ],
+        }
+    ]
+}
+IGNORED = {"updated_at"}
+
+PROFILES = {
+    "ci": settings(
+        max_examples=12,
+        stateful_step_count=20,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+    ),
+    "long": settings(
+        max_examples=300,
+        stateful_step_count=60,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+    ),
+}
+
+
+class SameAnswers(RuleBasedStateMachine):
+    """Every step on both funnels; every answer compared."""
+
+    @initialize()
+    def open_stores(self) -> None:
+        self.folder = tempfile.TemporaryDirectory()
+        engine = QualificationEngine.from_dict(ENGINE)
+        self.clocks = [ManualClock(START), ManualClock(START)]
+        self.sql_repository = SqlRepository(f"sqlite:///{Path(self.folder.name) / 'f.db'}")
+        self.funnels = [
+            Funnel(InMemoryRepository(), engine=engine, clock=self.clocks[0]),
+            Funnel(self.sql_repository, engine=engine, clock=self.clocks[1]),
+        ]
+        self.people: list[UUID] = []
+
+    def teardown(self) -> None:
+        if hasattr(self, "sql_repository"):
+            self.sql_repository.close()
+            self.folder.cleanup()
+
+    def both(self, call: Any) -> None:
+        """Run ``call(funnel)`` on both; both must succeed alike or fail alike."""
+        outcomes = []
+        for funnel in self.funnels:
+            try:
+                result = call(funnel)
+                outcomes.append(("ok", getattr(result, "id", None)))
+            except LeadFunnelError as error:
+                outcomes.append(("error", type(error).__name__))
+        assert outcomes[0][0] == outcomes[1][0], outcomes
+        if outcomes[0][0] == "error":
+            assert outcomes[0] == outcomes[1], outcomes
+
+    # --- steps ------------------------------------------------------------------------
+
+    @rule(lead=leads(status="raw"))
+    def capture(self, lead: Any) -> None:
+        self.both(lambda f: f.capture(lead))
+        self.people.append(lead.id)
+
+    @rule(lead=leads(status="suspect"))
+    def add_suspect(self, lead: Any) -> None:
+        self.both(lambda f: f.add(lead))
+        self.people.append(lead.id)
+
+    @rule(n=st.integers(0, 30), force=st.booleans())
+    def qualify(self, n: int, force: bool) -> None:
+        if self.people:
+            target = self.people[n % len(self.people)]
+            self.both(lambda f: f.qualify(target, force=force))
+
+    @rule(n=st.integers(0, 30), trigger=st.sampled_from(["farm", "respond", "disqualify", "avoid"]))
+    def lead_trigger(self, n: int, trigger: str) -> None:
+        if self.people:
+            target = self.people[n % len(self.people)]
+            self.both(lambda f: getattr(f, trigger)(target))
+
+    @rule(
+        n=st.integers(0, 30),
+        channel=st.sampled_from([Channel.CALL, Channel.EMAIL, Channel.SOCIAL]),
+        outcome=st.sampled_from(list(Outcome)),
+    )
+    def touch(self, n: int, channel: Channel, outcome: Outcome) -> None:
+        if self.people:
+            self.both(lambda f: f.touch(self._person(f, n), channel, outcome))
+
+    @rule(n=st.integers(0, 30), force=st.booleans())
+    def set_appointment(self, n: int, force: bool) -> None:
+        if self.people:
+            # Contact and opportunity ids are generated: each funnel resolves its own.
+            self.both(lambda f: f.set_appointment(self._person(f, n), force=force, setter="sue"))
+
+    @rule(
+        n=st.integers(0, 30),
+        step=st.sampled_from(["sit", "propose", "send_contract", "win", "lose", "reschedule"]),
+    )
+    def deal_step(self, n: int, step: str) -> None:
+        deals = [f.opportunities() for f in self.funnels]
+        if not deals[0]:
+            return
+        index = n % len(deals[0])
+        kwargs: dict[str, Any] = {}
+        if step == "lose":
+            kwargs["reason"] = list(LostReason)[n % len(LostReason)]
+        if step == "reschedule":
+            kwargs["appointment_at"] = START
+        for _funnel, own in zip(self.funnels, deals, strict=True):
+            assert len(own) == len(deals[0])
+        self.both(lambda f: getattr(f, step)(f.opportunities()[index].id, **kwargs))
+
+    @rule(hours=st.integers(1, 24 * 20))
+    def time_passes(self, hours: int) -> None:
+        for clock in self.clocks:
+            clock.advance(hours=hours)
+
+    def _person(self, funnel: Funnel, n: int) -> UUID:
+        """A lead, or the contact it became in ``funnel`` (contact ids differ per store)."""
+        lead = funnel.get(self.people[n % len(self.people)])
+        contact_id = getattr(lead, "contact_id", None)
+        return contact_id if contact_id is not None else lead.id
+
+    # --- the same answers -----------------------------------------------------------
+
+    @invariant()
+    def reads_agree(self) -> None:
+        if not hasattr(self, "funnels"):
+            return
+        memory, sql = self.funnels
+        assert _people(memory.leads()) == _people(sql.leads())
+        assert _people(memory.contacts(), contacts=True) == _people(sql.contacts(), contacts=True)
+        assert [d.stage for d in memory.opportunities()] == [d.stage for d in sql.opportunities()]
+        for lead in memory.leads():
+            assert _moves(memory, lead.id) == _moves(sql, lead.id)
+            assert [(t.channel, t.outcome, t.at) for t in memory.touches(lead)] == [
+                (t.channel, t.outcome, t.at) for t in sql.touches(lead)
+            ]
+
+    @invariant()
+    def due_and_report_agree(self) -> None:
+        if not hasattr(self, "funnels"):
+            return
+        memory, sql = self.funnels
+        now = self.clocks[0].now()
+        assert _due(memory, now) == _due(sql, now)
+        for by in (None, "setter", "month"):
+            assert memory.report(by=by).to_dict() == sql.report(by=by).to_dict()
+
+
+def _people(records: list[Any], *, contacts: bool = False) -> list[tuple[Any, ...]]:
+    # A conversion generates the contact's id in each store: compare contacts by the lead
+    # they came from, and a lead's contact_id only by whether it has one.
+    generated = {"id", "updated_at", "lead_id"} if contacts else {"updated_at", "contact_id"}
+    return [
+        (
+            r.lead_id if contacts else (r.id, r.contact_id is not None),
+            r.model_dump(exclude=generated),
+        )
+        for r in records
+    ]
+
+
+def _moves(funnel: Funnel, subject: UUID) -> list[tuple[str, Any, Any, Any]]:
+    return [(e.name, e.source, e.dest, e.at) for e in funnel.history(subject)]
+
+
+def _due(funnel: Funnel, at: datetime) -> list[tuple[Any, ...]]:
+    return sorted(
+        (i.subject, i.due_at, i.overdue, i.touch_number, sorted(i.channels), i.owner)
+        for i in funnel.due(at=at)
+    )
+
+
+SameAnswers.TestCase.settings = PROFILES[os.environ.get("LEADFUNNEL_HYPOTHESIS_PROFILE", "ci")]
+TestSameAnswers = SameAnswers.TestCase
