@@ -1,0 +1,142 @@
+"""Report speed on SQLite: ``funnel.report()`` beside the hand-written SQL it stands for.
+
+Builds a history on SQLite (leads imported, a share of them qualified, booked and moved
+through the stages: several events per subject), then times, side by side:
+
+* ``funnel.report()`` (counts, groups-free) and ``funnel.report(by="month")``;
+* the hand-written query ``SELECT step, COUNT(DISTINCT subject_id) FROM lf_steps
+  GROUP BY step`` on the same file with the standard ``sqlite3`` module, alone (against
+  the repository's ``step_counts``) and with the two other queries a report makes (the
+  follow-up figures and the per-setter counts), written by hand too.
+
+Peak memory of a report is read in a child process that only opens the file and runs
+it (``ru_maxrss``), so building the history does not count. Target (issue 6): within 2x
+of the hand-written query, peak under 100 MB.
+
+    python benchmarks/bench_report.py --quick        # ~20k events
+    python benchmarks/bench_report.py --leads 200000 # ~1M events
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import resource
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from leadfunnel import Funnel, SqlRepository
+from leadfunnel.testing import ManualClock
+
+HAND_WRITTEN = "SELECT step, COUNT(DISTINCT subject_id) FROM lf_steps GROUP BY step"
+# What a report asks besides the counts, written by hand: the follow-up figures of the
+# qualified leads, and each setter's counts (for the appointments-sat rate per setter).
+FOLLOW_UP = """
+SELECT COUNT(*), SUM(CASE WHEN n = 0 THEN 1 ELSE 0 END), SUM(n) FROM (
+  SELECT q.subject_id, COUNT(t.id) AS n
+  FROM (SELECT DISTINCT subject_id FROM lf_steps WHERE step = 'qualified') AS q
+  LEFT JOIN lf_touches AS t ON t.subject_id = q.subject_id
+  GROUP BY q.subject_id)
+"""
+PER_SETTER = """
+SELECT s.step, o.setter, COUNT(DISTINCT s.subject_id)
+FROM lf_steps AS s LEFT JOIN lf_opportunities AS o ON o.id = s.subject_id
+GROUP BY s.step, o.setter
+"""
+
+
+def build(url: str, leads: int) -> int:
+    rng = random.Random(1)
+    clock = ManualClock(datetime(2026, 1, 5, 9, tzinfo=UTC))
+    funnel = Funnel(SqlRepository(url), clock=clock)
+    rows = (
+        {"email": f"p{n}@co{n}.example.com", "source": rng.choice(["web", "ads", "referral"])}
+        for n in range(leads)
+    )
+    funnel.import_leads(rows, chunk_size=5000)
+    # Move a share through the funnel: one event per move.
+    for lead in funnel.leads(limit=max(1, leads // 20)):
+        clock.advance(minutes=7)
+        funnel.qualify(lead, force=True)
+        deal = funnel.set_appointment(lead, setter=rng.choice(["alex", "casey"]))
+        for step in (funnel.sit, funnel.propose, funnel.send_contract, funnel.win):
+            if rng.random() < 0.8:
+                deal = step(deal)
+            else:
+                funnel.lose(deal, reason="price")
+                break
+    with sqlite3.connect(url.removeprefix("sqlite:///")) as raw:
+        events: int = raw.execute("SELECT COUNT(*) FROM lf_events").fetchone()[0]
+    return events
+
+
+def best(function: object, rounds: int) -> float:
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        function()  # type: ignore[operator]
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def child(url: str) -> None:
+    """Run one report and print the process's peak resident memory in MB."""
+    Funnel(SqlRepository(url)).report(by="month")
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="about 20k events")
+    parser.add_argument("--leads", type=int, default=60_000)
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child)
+        return
+    leads = 12_000 if args.quick else args.leads
+    with tempfile.TemporaryDirectory() as folder:
+        url = f"sqlite:///{Path(folder) / 'report.db'}"
+        started = time.perf_counter()
+        events = build(url, leads)
+        took = time.perf_counter() - started
+        print(f"history: {leads:,} leads, {events:,} events (built in {took:.1f} s)")
+        funnel = Funnel(SqlRepository(url))
+        raw = sqlite3.connect(url.removeprefix("sqlite:///"))
+        rounds = 3
+
+        def all_three() -> None:
+            for query in (HAND_WRITTEN, FOLLOW_UP, PER_SETTER):
+                raw.execute(query).fetchall()
+
+        hand = best(lambda: raw.execute(HAND_WRITTEN).fetchall(), rounds)
+        counting = best(lambda: funnel.repository.step_counts(since=None, until=None), rounds)
+        hand_report = best(all_three, rounds)
+        report = best(funnel.report, rounds)
+        by_month = best(lambda: funnel.report(by="month"), rounds)
+        counts = dict(raw.execute(HAND_WRITTEN).fetchall())
+        assert funnel.report().steps["raw"].count == counts["raw"]
+        peak = subprocess.run(
+            [sys.executable, __file__, "--child", url], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        print(f"counting, hand-written GROUP BY  : {hand * 1000:8.1f} ms")
+        print(
+            f"counting, repository.step_counts : {counting * 1000:8.1f} ms  "
+            f"({counting / hand:.2f}x)"
+        )
+        print(f"a whole report, hand-written SQL : {hand_report * 1000:8.1f} ms")
+        print(
+            f"a whole report, funnel.report()  : {report * 1000:8.1f} ms  "
+            f"({report / hand_report:.2f}x, target <= 2x)"
+        )
+        print(f"funnel.report(by='month')        : {by_month * 1000:8.1f} ms")
+        print(f"peak memory of a report process  : {float(peak):.0f} MB (target < 100 MB)")
+
+
+if __name__ == "__main__":
+    main()
