@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -106,6 +110,8 @@ def test_assertions_pass_and_fail_readably() -> None:
         assert_history(funnel, lead, ["capture"])
     with pytest.raises(AssertionError, match="qualified: expected 2, counted 1"):
         assert_report_counts(funnel.report(), {"qualified": 2})
+    with pytest.raises(AssertionError, match="no step 'booked'; its steps are raw, qualified"):
+        assert_report_counts(funnel.report(), {"booked": 1})
     with pytest.raises(AssertionError, match="not to be due"):
         assert_due(funnel, lead, at=clock.now() + timedelta(days=3), due=False)
 
@@ -165,3 +171,79 @@ def test_registered_strategies_serve_from_type() -> None:
         assert lead.email != contact.email
 
     drawn()
+
+
+def test_the_docs_plugin_example_runs_with_the_plugin(pytester: pytest.Pytester) -> None:
+    page = (Path(__file__).parent.parent / "docs" / "testing.md").read_text(encoding="utf-8")
+    (example,) = re.findall(r"```python\n(# test_my_funnel\.py.*?)```", page, re.DOTALL)
+    pytester.makepyfile(test_my_funnel=example)
+    for backend in ("memory", "sqlite"):
+        result = pytester.runpytest_subprocess(
+            "-q", "-p", "no:cacheprovider", f"--leadfunnel-backend={backend}"
+        )
+        result.assert_outcomes(passed=1)
+
+
+MARKERS = """
+import pytest
+from leadfunnel import Lead, LeadStatus, Profile, QualificationEngine
+from leadfunnel.rules import Geography
+
+US = QualificationEngine([Profile("us", [Geography(["US"], hard=True)])])
+
+
+@pytest.mark.leadfunnel(backend="sqlite")
+def test_marked_sqlite(funnel):
+    assert type(funnel.repository).__name__ == "SqlRepository"
+    lead = funnel.capture(Lead(email="ann@acme.example.com", country="US"))
+    assert funnel.get(lead.id).email == "ann@acme.example.com"
+
+
+@pytest.mark.leadfunnel(engine=US)
+def test_marked_engine(funnel, clock):
+    assert funnel.clock is clock
+    lead = funnel.capture(Lead(email="bo@acme.example.com", country="US"))
+    assert funnel.qualify(lead).qualified
+    assert funnel.get(lead.id).status == LeadStatus.QUALIFIED
+
+
+def test_default_has_no_engine(funnel):
+    assert type(funnel.repository).__name__ == "InMemoryRepository"
+    lead = funnel.capture(Lead(email="cy@acme.example.com", country="US"))
+    assert funnel.qualify(lead, force=True).qualified
+
+
+class TestOverride:
+    @pytest.fixture
+    def leadfunnel_engine(self):
+        return US
+
+    def test_overridden_engine(self, funnel):
+        lead = funnel.capture(Lead(email="di@acme.example.com", country="FR"))
+        assert not funnel.qualify(lead).qualified
+
+
+@pytest.mark.leadfunnel(backend="postgres")
+def test_unknown_backend(funnel):
+    pass
+"""
+
+
+def test_the_marker_and_the_engine_fixture_configure_the_funnel(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(test_markers=MARKERS)
+    result = pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider", "-rE")
+    result.assert_outcomes(passed=4, errors=1)
+    result.stdout.fnmatch_lines(["*leadfunnel backend must be memory or sqlite, not 'postgres'*"])
+
+
+def test_loading_the_plugin_imports_no_leadfunnel() -> None:
+    code = (
+        "import sys, leadfunnel_pytest; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'leadfunnel'))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"

@@ -54,6 +54,12 @@ def assert_history(funnel: Funnel, subject: Subject, names: Sequence[str]) -> No
 
 def assert_report_counts(report: FunnelReport, expected: Mapping[str, int]) -> None:
     """Assert the report counts ``expected[step]`` at each step named (others are free)."""
+    unknown = [step for step in expected if step not in report.steps]
+    if unknown:
+        raise AssertionError(
+            f"the report has no step {', '.join(map(repr, unknown))}; "
+            f"its steps are {', '.join(report.steps)}"
+        )
     wrong = {
         step: (count, report.steps[step].count)
         for step, count in expected.items()
