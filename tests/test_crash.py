@@ -66,6 +66,8 @@ def test_a_killed_import_leaves_whole_chunks(tmp_path: Path) -> None:
     # Everything reported committed is there, and only whole chunks are.
     assert len(leads) >= committed
     assert len(leads) % CHUNK == 0
+    # ...in order, with no gap: the rows are the first len(leads) the importer read.
+    assert {lead.email for lead in leads} == {f"p{n}@co{n}.example.com" for n in range(len(leads))}
     for lead in leads:
         assert [e.name for e in funnel.history(lead)] == ["import"]
     assert funnel.report().steps["raw"].count == len(leads)
