@@ -88,18 +88,32 @@ class CsvSource:
 
     def rows(self) -> Iterator[tuple[dict[str, Any], dict[str, str]]]:
         """Each row as ``(lead fields, original cells)``, streamed from the file."""
+        for _, fields, cells in self.numbered_rows():
+            yield fields, cells
+
+    def numbered_rows(self) -> Iterator[tuple[int, dict[str, Any], dict[str, str]]]:
+        """Each row as ``(row number, lead fields, original cells)``, streamed.
+
+        Row 1 is the first row under the header; blank rows are skipped but counted, so
+        the number matches the data row a spreadsheet shows.
+        """
         convert = _CONVERTERS[self.format]
+        header = self.header
+        width = len(header)
         with self._open() as handle:
-            reader = csv.DictReader(handle, delimiter=self.delimiter)
-            for line, cells in enumerate(reader, start=2):
-                if None in cells:  # more cells than the header has
-                    extra = cells.pop(None)
-                    if any((c or "").strip() for c in extra):
-                        cells["__error__"] = f"line {line}: more cells than the header has"
-                clean = {k: (v or "") for k, v in cells.items() if k is not None}
-                if not any(v.strip() for v in clean.values()):
+            reader = csv.reader(handle, delimiter=self.delimiter)
+            next(reader, None)  # the header row
+            for number, record in enumerate(reader, start=1):
+                if not any(cell.strip() for cell in record):
                     continue  # blank line
-                yield convert(clean), clean
+                cells = {
+                    name: (record[i] if i < len(record) else "") for i, name in enumerate(header)
+                }
+                if any(cell.strip() for cell in record[width:]):
+                    cells["__error__"] = (
+                        f"row {number} has {len(record)} cells but the header has {width}"
+                    )
+                yield number, convert(cells), cells
 
     def _open(self) -> IO[str]:
         return self.path.open("r", encoding=self.encoding, newline="")
