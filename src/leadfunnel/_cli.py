@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import IO, Any, NoReturn, TypeVar
 
 import click
 
@@ -23,6 +23,7 @@ __all__ = ["main"]
 
 DEFAULT_DB = "sqlite:///leadfunnel.db"
 _F = TypeVar("_F", bound=Callable[..., Any])
+_T = TypeVar("_T")
 
 _db_option = click.option(
     "--db",
@@ -162,18 +163,18 @@ def import_(db: str, file: str, format_: str, status: str | None, rejects: str |
     source = open_csv(file, format_)
     funnel = _funnel(db)
     totals = {"added": 0, "duplicates": 0, "avoided": 0, "rejected": 0}
-    reject_rows: list[tuple[int, str, dict[str, str]]] = []
     size = source.path.stat().st_size
-    with _progress(size) as advance:
-        for chunk in _chunks(source.rows(), 1000):
-            offset = chunk[0][0] - 1
+    # Rejected rows stream to a temporary file beside the target, which replaces the
+    # target only when the import finishes: memory stays flat, nothing is half-written.
+    with _RejectsFile(rejects, source.header) as write_rejects, _progress(size) as advance:
+        for chunk in _chunks(source.numbered_rows(), 1000):
+            refused: list[tuple[int, str, dict[str, str]]] = []
             good = []
             numbers = []
-            for number, (fields, cells) in chunk:
+            for number, fields, cells in chunk:
                 problem = fields.pop("__error__", None)
                 if problem:
-                    totals["rejected"] += 1
-                    reject_rows.append((number, problem, cells))
+                    refused.append((number, problem, cells))
                     continue
                 good.append(fields)
                 numbers.append((number, cells))
@@ -181,28 +182,25 @@ def import_(db: str, file: str, format_: str, status: str | None, rejects: str |
             totals["added"] += len(report.added)
             totals["duplicates"] += len(report.duplicates)
             totals["avoided"] += len(report.avoided)
-            totals["rejected"] += len(report.rejected)
             for issue in report.rejected:
                 number, cells = numbers[issue.row - 1]
-                reject_rows.append((number, issue.reason, cells))
-            advance(chunk[-1][0] - offset)
-    if rejects:
-        _write_rejects(Path(rejects), source.header, sorted(reject_rows, key=lambda r: r[0]))
+                refused.append((number, issue.reason, cells))
+            totals["rejected"] += len(refused)
+            write_rejects(sorted(refused, key=lambda r: r[0]))
+            advance(len(chunk))
     click.echo(
         f"{totals['added']} added, {totals['duplicates']} duplicates, "
         f"{totals['avoided']} avoided, {totals['rejected']} rejected "
         f"({source.format} format)"
     )
-    if rejects and reject_rows:
+    if rejects and totals["rejected"]:
         click.echo(f"Rejected rows written to {rejects}")
 
 
-def _chunks(
-    rows: Iterator[tuple[dict[str, Any], dict[str, str]]], size: int
-) -> Iterator[list[tuple[int, tuple[dict[str, Any], dict[str, str]]]]]:
-    chunk: list[tuple[int, tuple[dict[str, Any], dict[str, str]]]] = []
-    for number, row in enumerate(rows, start=1):
-        chunk.append((number, row))
+def _chunks(rows: Iterator[_T], size: int) -> Iterator[list[_T]]:
+    chunk: list[_T] = []
+    for row in rows:
+        chunk.append(row)
         if len(chunk) == size:
             yield chunk
             chunk = []
@@ -237,16 +235,40 @@ class _progress:
             self._bar.stop()
 
 
-def _write_rejects(
-    path: Path, header: tuple[str, ...], rows: list[tuple[int, str, dict[str, str]]]
-) -> None:
-    temporary = path.with_name(path.name + ".partial")
-    with temporary.open("w", encoding="utf-8", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["row", "reason", *header])
-        for number, reason, cells in rows:
-            writer.writerow([number, reason, *(cells.get(h, "") for h in header)])
-    temporary.replace(path)  # all or nothing
+class _RejectsFile:
+    """Rejected rows written as they come to ``<path>.partial``, renamed at the end."""
+
+    def __init__(self, path: str | None, header: tuple[str, ...]) -> None:
+        self._path = Path(path) if path else None
+        self._header = header
+        self._handle: IO[str] | None = None
+        self._writer: Any = None
+
+    def __enter__(self) -> Callable[[list[tuple[int, str, dict[str, str]]]], None]:
+        if self._path is not None:
+            self._handle = self._partial.open("w", encoding="utf-8", newline="")
+            self._writer = csv.writer(self._handle)
+            self._writer.writerow(["row", "reason", *self._header])
+        return self._write
+
+    @property
+    def _partial(self) -> Path:
+        assert self._path is not None
+        return self._path.with_name(self._path.name + ".partial")
+
+    def _write(self, rows: list[tuple[int, str, dict[str, str]]]) -> None:
+        if self._writer is not None:
+            for number, reason, cells in rows:
+                self._writer.writerow([number, reason, *(cells.get(h, "") for h in self._header)])
+
+    def __exit__(self, kind: object, *exc: object) -> None:
+        if self._handle is None:
+            return
+        self._handle.close()
+        if kind is None:
+            self._partial.replace(self._path)  # type: ignore[arg-type]  # all or nothing
+        else:
+            self._partial.unlink(missing_ok=True)
 
 
 @main.command()
