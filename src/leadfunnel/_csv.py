@@ -137,7 +137,8 @@ def open_csv(path: str | Path, format: str = "auto") -> CsvSource:
         raise CsvError(f"{file}: cannot read it ({exc.strerror or exc})") from None
     if not head.strip():
         raise CsvError(f"{file}: the file is empty")
-    if b"\x00" in head:
+    utf16 = head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
+    if b"\x00" in head and not utf16:  # UTF-16 text (Excel's "Unicode Text") holds NULs
         raise CsvError(f"{file}: this is not a CSV text file (it holds binary data)")
     encoding = _encoding(file, head)
     text = head.decode(encoding, errors="ignore")
