@@ -17,7 +17,7 @@ from uuid import UUID
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from leadfunnel import (
     Channel,
@@ -28,6 +28,7 @@ from leadfunnel import (
     Outcome,
     QualificationEngine,
     SqlRepository,
+    Stage,
 )
 from leadfunnel.testing import ManualClock, leads
 
@@ -44,11 +45,17 @@ ENGINE = {
     ]
 }
 IGNORED = {"updated_at"}
+NEXT_STEP = {
+    Stage.APPOINTMENT_SET: "sit",
+    Stage.APPOINTMENT_SAT: "propose",
+    Stage.PROPOSING: "send_contract",
+    Stage.CONTRACT_SENT: "win",
+}
 
 PROFILES = {
     "ci": settings(
-        max_examples=12,
-        stateful_step_count=20,
+        max_examples=15,
+        stateful_step_count=25,
         deadline=None,
         suppress_health_check=list(HealthCheck),
     ),
@@ -101,23 +108,32 @@ class SameAnswers(RuleBasedStateMachine):
         self.both(lambda f: f.capture(lead))
         self.people.append(lead.id)
 
+    @rule(lead=leads(status="raw"), setter=st.sampled_from(["sue", "tom"]))
+    def capture_and_book(self, lead: Any, setter: str) -> None:
+        """A referral booked at once: the quick way to deals that move on."""
+        self.capture(lead)
+        self.both(lambda f: f.set_appointment(lead.id, force=True, setter=setter))
+
     @rule(lead=leads(status="suspect"))
     def add_suspect(self, lead: Any) -> None:
         self.both(lambda f: f.add(lead))
         self.people.append(lead.id)
 
+    @precondition(lambda self: bool(getattr(self, "people", None)))
     @rule(n=st.integers(0, 30), force=st.booleans())
     def qualify(self, n: int, force: bool) -> None:
         if self.people:
             target = self.people[n % len(self.people)]
             self.both(lambda f: f.qualify(target, force=force))
 
+    @precondition(lambda self: bool(getattr(self, "people", None)))
     @rule(n=st.integers(0, 30), trigger=st.sampled_from(["farm", "respond", "disqualify", "avoid"]))
     def lead_trigger(self, n: int, trigger: str) -> None:
         if self.people:
             target = self.people[n % len(self.people)]
             self.both(lambda f: getattr(f, trigger)(target))
 
+    @precondition(lambda self: bool(getattr(self, "people", None)))
     @rule(
         n=st.integers(0, 30),
         channel=st.sampled_from([Channel.CALL, Channel.EMAIL, Channel.SOCIAL]),
@@ -127,12 +143,14 @@ class SameAnswers(RuleBasedStateMachine):
         if self.people:
             self.both(lambda f: f.touch(self._person(f, n), channel, outcome))
 
+    @precondition(lambda self: bool(getattr(self, "people", None)))
     @rule(n=st.integers(0, 30), force=st.booleans())
     def set_appointment(self, n: int, force: bool) -> None:
         if self.people:
             # Contact and opportunity ids are generated: each funnel resolves its own.
             self.both(lambda f: f.set_appointment(self._person(f, n), force=force, setter="sue"))
 
+    @precondition(lambda self: hasattr(self, "funnels") and bool(self.funnels[0].opportunities()))
     @rule(
         n=st.integers(0, 30),
         step=st.sampled_from(["sit", "propose", "send_contract", "win", "lose", "reschedule"]),
@@ -150,6 +168,17 @@ class SameAnswers(RuleBasedStateMachine):
         for _funnel, own in zip(self.funnels, deals, strict=True):
             assert len(own) == len(deals[0])
         self.both(lambda f: getattr(f, step)(f.opportunities()[index].id, **kwargs))
+
+    @precondition(lambda self: hasattr(self, "funnels") and bool(self.funnels[0].opportunities()))
+    @rule(n=st.integers(0, 30), won=st.booleans())
+    def deal_moves_on(self, n: int, won: bool) -> None:
+        """The legal next step of a deal (random steps alone rarely get far)."""
+        deals = self.funnels[0].opportunities()
+        step = NEXT_STEP.get(deals[n % len(deals)].stage)
+        if step == "win" and not won:
+            step = "lose"
+        if step is not None:
+            self.deal_step(n, step)
 
     @rule(hours=st.integers(1, 24 * 20))
     def time_passes(self, hours: int) -> None:
