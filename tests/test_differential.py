@@ -185,6 +185,39 @@ class SameAnswers(RuleBasedStateMachine):
         for clock in self.clocks:
             clock.advance(hours=hours)
 
+    @precondition(lambda self: bool(getattr(self, "people", None)))
+    @rule(
+        n=st.integers(0, 30),
+        change=st.sampled_from(
+            [
+                {"title": "Owner"},
+                {"notes": "called back, wants a quote"},
+                {"employees": 40, "annual_revenue": 3_000_000},
+                {"tags": frozenset({"vip"})},
+                {"phone": None},
+            ]
+        ),
+    )
+    def update(self, n: int, change: dict[str, Any]) -> None:
+        target = self.people[n % len(self.people)]
+        self.both(lambda f: f.update(f.get(target).model_copy(update=change)))
+
+    @precondition(lambda self: len(getattr(self, "people", ())) >= 2)
+    @rule(n=st.integers(0, 30), m=st.integers(1, 30))
+    def merge(self, n: int, m: int) -> None:
+        """Merge one lead into another; the merged-away id stays in ``people`` (reads of
+        it must fail alike, and ``unmerge`` brings it back)."""
+        keep = self.people[n % len(self.people)]
+        other = self.people[(n + m) % len(self.people)]
+        if keep != other:
+            self.both(lambda f: f.merge(keep, other, reason="same person"))
+
+    @precondition(lambda self: bool(getattr(self, "people", None)))
+    @rule(n=st.integers(0, 30))
+    def unmerge(self, n: int) -> None:
+        keep = self.people[n % len(self.people)]
+        self.both(lambda f: f.unmerge(keep))
+
     def _person(self, funnel: Funnel, n: int) -> UUID:
         """A lead, or the contact it became in ``funnel`` (contact ids differ per store)."""
         lead = funnel.get(self.people[n % len(self.people)])
