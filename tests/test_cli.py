@@ -221,3 +221,134 @@ def test_the_db_option_reads_the_environment(runner: CliRunner, tmp_path: Path) 
     result = runner.invoke(main, ["report", "--format", "json"], env={"LEADFUNNEL_DB": db})
     assert result.exit_code == 0
     assert json.loads(result.output)["steps"][0]["count"] == 1
+
+
+def test_rejects_name_the_data_row_and_the_reason(
+    runner: CliRunner, db: str, tmp_path: Path
+) -> None:
+    text = (
+        "email,first_name\n"
+        "a@x.example.com,A\n"
+        "\n"  # a blank row still counts, as in a spreadsheet
+        "not-an-email,B\n"
+        "c@x.example.com,C,surplus\n"
+        "a@x.example.com,A again\n"
+    )
+    source = write(tmp_path, "generic.csv", text)
+    rejects = tmp_path / "rejects.csv"
+    result = invoke(runner, "import", str(source), "--db", db, "--rejects", str(rejects))
+    assert "1 added, 1 duplicates, 0 avoided, 2 rejected (generic format)" in result.output  # type: ignore[attr-defined]
+    assert f"Rejected rows written to {rejects}" in result.output  # type: ignore[attr-defined]
+    with rejects.open(encoding="utf-8", newline="") as handle:
+        header, *rows = list(csv.reader(handle))
+    assert header == ["row", "reason", "email", "first_name"]
+    assert [(r[0], r[2], r[3]) for r in rows] == [
+        ("3", "not-an-email", "B"),
+        ("4", "c@x.example.com", "C"),
+    ]
+    assert "email" in rows[0][1]
+    assert rows[1][1] == "row 4 has 3 cells but the header has 2"
+    assert [lead.first_name for lead in Funnel(SqlRepository(db)).leads()] == ["A"]
+
+
+def test_rejects_stream_across_chunks_in_row_order(
+    runner: CliRunner, db: str, tmp_path: Path
+) -> None:
+    lines = ["email"] + ["bad" if n % 700 == 0 else f"p{n}@x.example.com" for n in range(1, 2501)]
+    source = write(tmp_path, "many.csv", "\n".join(lines) + "\n")
+    rejects = tmp_path / "rejects.csv"
+    result = invoke(runner, "import", str(source), "--db", db, "--rejects", str(rejects))
+    assert "2497 added, 0 duplicates, 0 avoided, 3 rejected" in result.output  # type: ignore[attr-defined]
+    with rejects.open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.reader(handle))[1:]
+    assert [r[0] for r in rows] == ["700", "1400", "2100"]
+
+
+def test_a_failed_import_leaves_no_rejects_file(
+    runner: CliRunner, db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from leadfunnel import LeadFunnelError
+
+    lines = ["email"] + ["bad"] + [f"p{n}@x.example.com" for n in range(1500)]
+    source = write(tmp_path, "many.csv", "\n".join(lines) + "\n")
+    rejects = tmp_path / "rejects.csv"
+    calls = []
+    original = Funnel.import_leads
+
+    def failing(self: Funnel, *args: object, **kwargs: object) -> object:
+        calls.append(1)
+        if len(calls) == 2:
+            raise LeadFunnelError("the database went away")
+        return original(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Funnel, "import_leads", failing)
+    result = runner.invoke(main, ["import", str(source), "--db", db, "--rejects", str(rejects)])
+    assert result.exit_code == 2
+    assert "leadfunnel: error: the database went away" in result.output
+    assert not rejects.exists()
+    assert not (tmp_path / "rejects.csv.partial").exists()
+
+
+def test_due_report_and_diagram_details(runner: CliRunner, db: str, tmp_path: Path) -> None:
+    def output(*args: str) -> str:
+        result = runner.invoke(main, list(args), catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    assert output("due", "--db", db) == "Nothing is due.\n"
+    output("import", str(write(tmp_path, "l.csv", SALESFORCE)), "--db", db)
+    # A date-time without an offset is read as UTC.
+    assert "2 follow-ups due, 2 overdue." in output("due", "--db", db, "--at", "2030-01-01T00:00")
+    target = tmp_path / "report.json"
+    written = output("report", "--db", db, "--format", "json", "-o", str(target))
+    assert written == f"Report written to {target}\n"  # on stderr; stdout stays empty
+    raw = json.loads(target.read_text(encoding="utf-8"))["steps"][0]
+    assert raw == {"step": "raw", "count": 2, "rate": None, "overall": 1.0}
+    by_source = output("report", "--db", db, "--format", "csv", "--by", "source")
+    assert {line.split(",")[0] for line in by_source.splitlines()[1:]} == {"Webinar", "Referral"}
+    lead = output("diagram", "lead")
+    assert "stateDiagram-v2" in lead
+    assert "raw --> qualified: qualify" in lead
+    assert runner.invoke(main, ["diagram", "contact"]).exit_code == 2
+
+
+def test_the_real_demo_is_deterministic_and_refuses_a_used_database(tmp_path: Path) -> None:
+    outputs = []
+    for name in ("one", "two"):
+        folder = tmp_path / name
+        folder.mkdir()
+        result = run("demo", "--leads", "60", "--seed", "3", cwd=folder)
+        assert result.returncode == 0, result.stderr
+        outputs.append(result.stdout)
+        assert (folder / "leadfunnel-demo.svg").read_text().startswith("<svg")
+    assert outputs[0] == outputs[1]
+    for step in ("raw", "qualified", "appointment_set", "appointment_sat", "won"):
+        assert step in outputs[0]
+    again = run("demo", "--leads", "60", "--seed", "3", cwd=tmp_path / "one")
+    assert again.returncode == 2
+    assert again.stdout == ""
+    assert again.stderr.count("\n") == 1
+    assert "already holds leads" in again.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["import", "leads.csv", "--db", "nonsense://x"], "not 'nonsense'"),
+        (["import", "leads.csv", "--rejects", "no/such/folder/r.csv"], "No such file"),
+        (["demo", "--leads", "0"], "--leads must be at least 1"),
+        (["qualify", "--rules", "missing.toml"], "missing.toml"),
+    ],
+)
+def test_more_bad_input_through_the_real_command(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    write(tmp_path, "leads.csv", SALESFORCE)
+    result = run(*args, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("leadfunnel: error: ")
+    assert message in result.stderr
+    db = tmp_path / "leadfunnel.db"
+    if db.exists():
+        assert Funnel(SqlRepository(f"sqlite:///{db}")).leads() == []
