@@ -116,6 +116,30 @@ def test_assertions_pass_and_fail_readably() -> None:
         assert_due(funnel, lead, at=clock.now() + timedelta(days=3), due=False)
 
 
+def test_a_leads_path_goes_on_through_its_contact_and_deal() -> None:
+    clock = ManualClock(START)
+    funnel = Funnel(clock=clock)
+    lead = funnel.capture(Lead(email="pat@acme.example.com"))
+    funnel.qualify(lead, force=True)
+    deal = funnel.set_appointment(lead, setter="sue")
+    for step in (funnel.sit, funnel.propose, funnel.send_contract, funnel.win):
+        clock.advance(days=1)
+        step(deal)
+    contact_id = funnel.get(lead.id).contact_id
+    assert_passed_through(funnel, lead, ["raw", "qualified", "appointment_set", "won", "client"])
+    assert_passed_through(funnel, contact_id, ["prospect", "appointment_set", "won", "client"])
+    assert_passed_through(funnel, deal, ["appointment_set", "proposing", "won"])
+    with pytest.raises(AssertionError) as caught:
+        assert_passed_through(funnel, lead, ["raw", "won", "qualified"])
+    assert str(caught.value) == (
+        "expected the subject to pass through raw -> won -> qualified, but its path was "
+        "raw -> qualified -> converted -> prospect -> appointment_set -> appointment_sat -> "
+        "proposing -> contract_sent -> won -> client; 'qualified' never came after 'won'"
+    )
+    with pytest.raises(AssertionError, match=r"path was appointment_set -> .* -> won; 'lost'"):
+        assert_passed_through(funnel, deal, ["appointment_set", "lost"])
+
+
 USER_TEST = """
 from hypothesis import given, settings
 from leadfunnel import Lead, LeadStatus
