@@ -5,7 +5,7 @@ a few bad and duplicate rows), runs the real command in a child process, and pri
 per second and the child's peak resident memory. Target (issue 7): memory flat, under
 300 MB for 1M rows.
 
-    python benchmarks/bench_cli_import.py --quick        # 10k rows
+    python benchmarks/bench_cli_import.py --quick        # 10k rows (default 20k)
     python benchmarks/bench_cli_import.py --rows 1000000
 """
 
@@ -52,7 +52,7 @@ def write_csv(path: Path, rows: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="10k rows")
-    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--rows", type=int, default=20_000)
     args = parser.parse_args()
     rows = 10_000 if args.quick else args.rows
     with tempfile.TemporaryDirectory() as folder:
