@@ -294,8 +294,8 @@ class FunnelStep:
             clock.advance(seconds=self.advance.total_seconds())
         kwargs = dict(self.kwargs)
         try:
-            if self.method == "capture":
-                record = funnel.capture(kwargs["lead"])
+            if self.method in ("capture", "add"):
+                record = getattr(funnel, self.method)(kwargs["lead"])
                 people.append(record.id)
                 return record
             if not people:
@@ -317,15 +317,25 @@ class FunnelStep:
 
 
 def histories(*, max_steps: int = 30) -> st.SearchStrategy[list[FunnelStep]]:
-    """Sequences of facade calls that replay on any ``Funnel``: people arriving, being
-    qualified by hand, touched, booked, and deals moving to won or lost."""
+    """Sequences of facade calls that replay on any ``Funnel``: people arriving (captured,
+    or added as suspects who later respond), qualified (by the funnel's engine, or by
+    hand), touched, booked, and deals moving to won or lost. Calls the funnel refuses (no
+    engine, an illegal move) are skipped by ``replay``."""
     people = leads(status="raw")
+    suspects = leads(status="suspect")
     steps = st.one_of(
         st.builds(lambda lead: FunnelStep("capture", kwargs=(("lead", lead),)), people),
+        st.builds(lambda lead: FunnelStep("add", kwargs=(("lead", lead),)), suspects),
         st.builds(
             lambda t, force: FunnelStep("qualify", t, (("force", True),) if force else ()),
             st.integers(0, 50),
-            st.just(True),
+            st.booleans(),
+        ),
+        st.builds(
+            lambda t, m, days: FunnelStep(m, t, advance=timedelta(days=days)),
+            st.integers(0, 50),
+            st.sampled_from(["respond", "farm"]),
+            st.integers(0, 10),
         ),
         st.builds(
             lambda t, c, o, hours: FunnelStep(
