@@ -239,6 +239,21 @@ class SameAnswers(RuleBasedStateMachine):
             assert [(t.channel, t.outcome, t.at) for t in memory.touches(lead)] == [
                 (t.channel, t.outcome, t.at) for t in sql.touches(lead)
             ]
+        # Contacts and deals have generated ids: pair them by the lead they came from.
+        twins = {c.lead_id: c for c in sql.contacts()}
+        for contact in memory.contacts():
+            twin = twins[contact.lead_id]
+            assert _moves(memory, contact.id) == _moves(sql, twin.id)
+            assert [(t.channel, t.outcome, t.at) for t in memory.touches(contact)] == [
+                (t.channel, t.outcome, t.at) for t in sql.touches(twin)
+            ]
+            deals = [
+                memory.opportunities(contact_id=contact.id),
+                sql.opportunities(contact_id=twin.id),
+            ]
+            assert [_deal(d) for d in deals[0]] == [_deal(d) for d in deals[1]]
+            for mine, theirs in zip(*deals, strict=True):
+                assert _moves(memory, mine.id) == _moves(sql, theirs.id)
 
     @invariant()
     def due_and_report_agree(self) -> None:
@@ -262,6 +277,10 @@ def _people(records: list[Any], *, contacts: bool = False) -> list[tuple[Any, ..
         )
         for r in records
     ]
+
+
+def _deal(deal: Any) -> dict[str, Any]:
+    return deal.model_dump(exclude={"id", "contact_id", "updated_at"})  # type: ignore[no-any-return]
 
 
 def _moves(funnel: Funnel, subject: UUID) -> list[tuple[str, Any, Any, Any]]:
