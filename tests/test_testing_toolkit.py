@@ -91,6 +91,31 @@ def test_a_history_replays_alike_in_memory_and_on_sqlite(
     assert [lead.status for lead in memory.leads()] == [lead.status for lead in sql.leads()]
 
 
+def test_history_steps_add_respond_and_qualify_by_the_engine() -> None:
+    from leadfunnel.testing import FunnelStep
+
+    fit = Lead(email="ann@acme.example.com", status="suspect", industry="IT Services", country="US")
+    misfit = Lead(email="bo@shop.example.com", industry="Retail", country="US")
+    funnel = Funnel(engine=ENGINE, clock=ManualClock(START))
+    history = [
+        FunnelStep("add", kwargs=(("lead", fit),)),
+        FunnelStep("respond", 0, advance=timedelta(days=2)),
+        FunnelStep("capture", kwargs=(("lead", misfit),)),
+        FunnelStep("qualify", 0),
+        FunnelStep("qualify", 1),
+        FunnelStep("sit", 0),  # no deal yet: skipped, not raised
+    ]
+    assert replay(funnel, history) == [fit.id, misfit.id]
+    assert_passed_through(funnel, fit, ["suspect", "raw", "qualified"])
+    assert funnel.get(fit.id).profile == "us-it"  # type: ignore[union-attr]
+    assert funnel.get(fit.id).status_at == START + timedelta(days=2)  # type: ignore[union-attr]
+    assert funnel.get(misfit.id).status != "qualified"  # type: ignore[union-attr]
+    assert repr(history[1]) == "respond(#0)"
+    without_engine = Funnel(clock=ManualClock(START))
+    replay(without_engine, history)  # qualify needs an engine: skipped
+    assert without_engine.get(fit.id).status == "raw"  # type: ignore[union-attr]
+
+
 def test_assertions_pass_and_fail_readably() -> None:
     clock = ManualClock(START)
     funnel = Funnel(clock=clock)
