@@ -423,3 +423,27 @@ def test_qualify_all_counts_where_leads_went(qualifying: Funnel) -> None:
     counts = qualifying.qualify_all()
     assert counts == {"qualified": 1, "unqualified": 1, "waiting": 2, "skipped": 0}
     assert len(qualifying.leads(status="raw")) == 2
+
+
+def test_force_qualifies_by_hand_even_a_lead_the_engine_would_refuse(qualifying: Funnel) -> None:
+    lead = qualifying.capture(Lead(**person(10, country="CA")))
+    result = qualifying.qualify(lead, force=True, reason="referred by the owner")
+    assert result.status == LeadStatus.QUALIFIED
+    event = qualifying.history(lead)[-1]
+    assert (event.name, event.dest, event.reason) == (
+        "qualify",
+        "qualified",
+        "referred by the owner",
+    )
+    assert event.data["forced"] is True
+
+
+def test_qualify_without_an_engine_is_a_config_error_and_records_nothing(funnel: Funnel) -> None:
+    lead = funnel.capture(Lead(**person(11)))
+    before = funnel.history(lead)
+    with pytest.raises(ConfigError, match="no qualification engine"):
+        funnel.qualify(lead)
+    assert funnel.history(lead) == before
+    stored = funnel.get(lead.id)
+    assert isinstance(stored, Lead)
+    assert stored.status == LeadStatus.RAW
