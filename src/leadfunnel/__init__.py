@@ -31,18 +31,21 @@ from ._errors import (
     StorageError,
 )
 from ._funnel import Funnel, ImportIssue, ImportReport, Router
-from ._lifecycle import FUNNEL_STEPS, diagram
+from ._lifecycle import FUNNEL_STEPS, TIMED_STEPS, diagram
 from ._memory import InMemoryRepository
 from ._models import Contact, Event, Lead, Opportunity, Touch
 from ._qualification import Profile, QualificationEngine, QualificationResult
-from ._reports import FunnelReport, HealthCheck, Step
+from ._rep_lists import RepList, RepListItem, RepListName
+from ._reports import FunnelReport, HealthCheck, Step, TimeInStage
 from ._repository import (
     ChangeSet,
     FollowUpCandidate,
     FollowUpStats,
     MergeLog,
     Move,
+    RepListRow,
     Repository,
+    StageTime,
     StepCount,
 )
 from ._routing import OwnerGroup, Route, RoutingRules
@@ -56,6 +59,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 
 __all__ = [
     "FUNNEL_STEPS",
+    "TIMED_STEPS",
     "Authority",
     "AvoidListedError",
     "BusinessHours",
@@ -99,6 +103,10 @@ __all__ = [
     "Profile",
     "QualificationEngine",
     "QualificationResult",
+    "RepList",
+    "RepListItem",
+    "RepListName",
+    "RepListRow",
     "Repository",
     "Route",
     "Router",
@@ -107,11 +115,13 @@ __all__ = [
     "Source",
     "SqlRepository",
     "Stage",
+    "StageTime",
     "Step",
     "StepCount",
     "StorageError",
     "SystemClock",
     "Tier",
+    "TimeInStage",
     "Touch",
     "Verdict",
     "__version__",

@@ -44,6 +44,7 @@ from ._repository import ChangeSet, MergeLog, Move, Repository
 
 if TYPE_CHECKING:
     from ._cadence import CadencePolicy, FollowUp
+    from ._rep_lists import RepList, RepListName
     from ._reports import FunnelReport
     from ._repository import GroupBy
 
@@ -1494,6 +1495,41 @@ class Funnel:
         from ._reports import build_report
 
         return build_report(self.repository, since=since, until=until, by=by)
+
+    def rep_list(
+        self,
+        name: RepListName | str,
+        *,
+        at: datetime | None = None,
+        source: str | None = None,
+        owner: str | None = None,
+        min_age_days: int | None = None,
+        max_age_days: int | None = None,
+        limit: int | None = None,
+    ) -> RepList:
+        """A list a rep can call from, newest first: ``"not_sat"`` (appointments set but
+        not sat), ``"not_bought"`` (sat but didn't buy) or ``"never_booked"``
+        (qualified, sweet-spot leads never booked). See :class:`RepListName`.
+
+        ``at`` is the moment the list is for (default now): an appointment counts as
+        not sat once its time has passed, and ages are whole days to ``at``. Filter by
+        ``source`` (the lead's, or the deal's contact's) and ``owner``, by age
+        (``min_age_days <= age_days <= max_age_days``), and cap with ``limit``. Lost
+        deals marked ``avoid`` or ``unqualified`` never appear. Group the result with
+        ``.by_source()`` and ``.by_age()``.
+        """
+        from ._rep_lists import build_rep_list
+
+        return build_rep_list(
+            self.repository,
+            name,
+            at=self._now(at),
+            source=source,
+            owner=owner,
+            min_age_days=min_age_days,
+            max_age_days=max_age_days,
+            limit=limit,
+        )
 
 
 def _lifecycle_of(kind: str) -> Any:

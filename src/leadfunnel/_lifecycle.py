@@ -26,7 +26,7 @@ from transitions import Machine
 from ._enums import ContactType, LeadStatus, Stage
 from ._errors import ConfigError, InvalidTransitionError
 
-__all__ = ["FUNNEL_STEPS", "Lifecycle", "diagram", "funnel_steps"]
+__all__ = ["FUNNEL_STEPS", "TIMED_STEPS", "Lifecycle", "diagram", "funnel_steps"]
 
 _FORCED = "forced"
 
@@ -229,6 +229,10 @@ FUNNEL_STEPS: tuple[str, ...] = (
     "won",
 )
 _OPPORTUNITY_STEPS = FUNNEL_STEPS[2:]
+
+#: The milestones time in stage is measured between: ``TIMED_STEPS[i]`` to
+#: ``TIMED_STEPS[i + 1]`` (raw -> qualified -> appointment set -> sat -> won).
+TIMED_STEPS: tuple[str, ...] = ("raw", "qualified", "appointment_set", "appointment_sat", "won")
 
 
 def funnel_steps(subject: str, source: str | None, dest: str | None) -> tuple[str, ...]:

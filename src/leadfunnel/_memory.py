@@ -7,6 +7,8 @@ the scaling queries by scanning, which is what the SQL adapter does with an inde
 
 from __future__ import annotations
 
+import itertools
+import statistics
 import threading
 from bisect import insort
 from collections import ChainMap, defaultdict
@@ -16,16 +18,20 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 from ._enums import ContactType, LeadStatus, Outcome, Stage
-from ._errors import ConcurrencyError, NotFoundError
-from ._lifecycle import funnel_steps
+from ._errors import ConcurrencyError, ConfigError, NotFoundError
+from ._lifecycle import TIMED_STEPS, funnel_steps
 from ._models import Contact, Event, Lead, Opportunity, Record, SubjectKind, Touch
 from ._repository import (
+    DO_NOT_CALL,
     ChangeSet,
     FollowUpCandidate,
     FollowUpStats,
     GroupBy,
     MergeLog,
+    RepListKind,
+    RepListRow,
     Repository,
+    StageTime,
     StepCount,
     check_keys_free,
     holds_keys,
@@ -403,6 +409,114 @@ class InMemoryRepository(Repository):
             }
             counts = [len(self._touches.get(lead_id, ())) for lead_id in leads]
         return FollowUpStats(len(counts), counts.count(0), sum(counts))
+
+    def _firsts(self, steps: Iterable[str]) -> dict[tuple[UUID, str], datetime]:
+        """Each subject's first arrival at each of ``steps`` (call with the lock held)."""
+        wanted = set(steps)
+        firsts: dict[tuple[UUID, str], datetime] = {}
+        for event_id, step, at in self._steps:
+            if step in wanted:
+                key = (self._event_subject[event_id], step)
+                if key not in firsts or at < firsts[key]:
+                    firsts[key] = at
+        return firsts
+
+    def stage_times(self, *, since: datetime | None, until: datetime | None) -> list[StageTime]:
+        with self._lock:
+            firsts = self._firsts(TIMED_STEPS)
+            # qualified -> appointment_set: a lead's earliest booked opportunity.
+            booked: dict[UUID, datetime] = {}
+            for (subject_id, step), at in firsts.items():
+                record = self._records.get(subject_id)
+                if step == "appointment_set" and isinstance(record, Opportunity):
+                    lead_id = record.lead_id
+                    if lead_id is not None and (lead_id not in booked or at < booked[lead_id]):
+                        booked[lead_id] = at
+        durations: dict[str, list[float]] = defaultdict(list)
+        for (subject_id, step), start in firsts.items():
+            if step == TIMED_STEPS[-1]:
+                continue
+            following = TIMED_STEPS[TIMED_STEPS.index(step) + 1]
+            end = (
+                booked.get(subject_id)
+                if following == "appointment_set"
+                else firsts.get((subject_id, following))
+            )
+            if end is None or (since is not None and end < since):
+                continue
+            if until is not None and end >= until:
+                continue
+            durations[step].append((end - start).total_seconds())
+        return [
+            StageTime(step, following, statistics.median(durations[step]), len(durations[step]))
+            for step, following in itertools.pairwise(TIMED_STEPS)
+            if durations[step]
+        ]
+
+    def rep_list(
+        self,
+        kind: RepListKind,
+        *,
+        now: datetime,
+        source: str | None = None,
+        owner: str | None = None,
+        entered_since: datetime | None = None,
+        entered_until: datetime | None = None,
+        limit: int | None = None,
+    ) -> list[RepListRow]:
+        if kind not in ("not_sat", "not_bought", "never_booked"):
+            raise ConfigError(
+                f"there is no rep list {kind!r}; choose not_sat, not_bought or never_booked"
+            )
+        rows: list[tuple[datetime, int, RepListRow]] = []
+        with self._lock:
+            sat = self._firsts(("appointment_sat",)) if kind != "never_booked" else {}
+            for position, record in enumerate(self._records.values()):
+                entered = self._entered(record, kind, now, sat)
+                if entered is None:
+                    continue
+                if entered_since is not None and entered < entered_since:
+                    continue
+                if entered_until is not None and entered >= entered_until:
+                    continue
+                person = (
+                    self._records.get(record.contact_id)
+                    if isinstance(record, Opportunity)
+                    else record
+                )
+                if source is not None and getattr(person, "source", None) != source:
+                    continue
+                if owner is not None and getattr(record, "owner", None) != owner:
+                    continue
+                assert isinstance(record, (Lead, Opportunity))
+                rows.append((entered, position, RepListRow(record, entered)))
+        rows.sort(key=lambda row: (row[0], row[1]), reverse=True)
+        return [row for _, _, row in rows[:limit]]
+
+    @staticmethod
+    def _entered(
+        record: Record,
+        kind: RepListKind,
+        now: datetime,
+        sat: dict[tuple[UUID, str], datetime],
+    ) -> datetime | None:
+        """When ``record`` entered the situation of rep list ``kind``, or None if it is
+        not on that list."""
+        if kind == "never_booked":
+            if isinstance(record, Lead) and record.status is LeadStatus.QUALIFIED:
+                return record.status_at or record.created_at
+            return None
+        if not isinstance(record, Opportunity) or record.stage is Stage.WON:
+            return None
+        if record.stage is Stage.LOST and record.lost_reason in DO_NOT_CALL:
+            return None
+        sat_at = sat.get((record.id, "appointment_sat"))
+        if kind == "not_bought":
+            return sat_at
+        if sat_at is not None or record.stage not in (Stage.APPOINTMENT_SET, Stage.LOST):
+            return None
+        appointment = record.appointment_at or record.created_at
+        return appointment if appointment < now else None
 
     def _group(self, subject_id: UUID, by: str, at: datetime) -> str | None:
         if by == "month":

@@ -22,9 +22,9 @@ from xml.sax.saxutils import escape
 
 from ._errors import ConfigError
 from ._lifecycle import FUNNEL_STEPS
-from ._repository import GroupBy, Repository, StepCount
+from ._repository import GroupBy, Repository, StageTime, StepCount
 
-__all__ = ["FunnelReport", "HealthCheck", "Step", "build_report"]
+__all__ = ["FunnelReport", "HealthCheck", "Step", "TimeInStage", "build_report"]
 
 _GROUPINGS = ("source", "owner", "setter", "profile", "month")
 _LABELS = {
@@ -56,6 +56,42 @@ class Step:
     def label(self) -> str:
         """A human name for the step."""
         return _LABELS.get(self.name, self.name)
+
+
+@dataclass(frozen=True, slots=True)
+class TimeInStage:
+    """How long it takes to get from ``step`` to ``next``: the median, in days, over the
+    ``count`` subjects that reached ``next`` within the report's period.
+
+    Each subject is timed from its first arrival at ``step`` to its first at ``next``;
+    ``qualified`` to ``appointment_set`` runs from the lead qualifying to its first
+    appointment being set. A step that was skipped (a forced conversion skips
+    ``qualified``) counts as reached when the move that skipped it was made.
+    """
+
+    step: str
+    next: str
+    median_days: float
+    count: int
+
+    @property
+    def label(self) -> str:
+        """A human name for the stretch, such as ``"Raw leads -> Qualified leads"``."""
+        return f"{_LABELS.get(self.step, self.step)} -> {_LABELS.get(self.next, self.next)}"
+
+    @classmethod
+    def from_stage_time(cls, row: StageTime) -> TimeInStage:
+        """From the repository's figure (seconds) to days."""
+        return cls(row.step, row.next, row.median_seconds / 86_400, row.count)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The figure as plain data."""
+        return {
+            "step": self.step,
+            "next": self.next,
+            "median_days": self.median_days,
+            "count": self.count,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +147,9 @@ class FunnelReport:
     ``steps`` maps each step of :data:`FUNNEL_STEPS` (in order) to a :class:`Step`;
     ``groups`` maps each group key (with ``by=``) to a report of its own; ``checks``
     holds the seed material's health checks; ``setters`` each setter's appointments-sat
-    rate (a setter whose appointments don't stick stands out).
+    rate (a setter whose appointments don't stick stands out); ``time_in_stage`` the
+    median days from each of :data:`~leadfunnel.TIMED_STEPS` to the next, keyed by the
+    step left (a stretch nobody completed in the period is absent).
     """
 
     steps: Mapping[str, Step]
@@ -124,6 +162,7 @@ class FunnelReport:
     never_followed_up: int = 0
     touches_on_qualified: int = 0
     setters: Mapping[str | None, float | None] = field(default_factory=dict)
+    time_in_stage: Mapping[str, TimeInStage] = field(default_factory=dict)
 
     # --- derived numbers ----------------------------------------------------------------
 
@@ -220,6 +259,7 @@ class FunnelReport:
             ],
             "checks": [c.to_dict() for c in self.checks.values()],
             "setters": {str(k): v for k, v in self.setters.items()},
+            "time_in_stage": [t.to_dict() for t in self.time_in_stage.values()],
         }
         if self.groups:
             data["groups"] = {
@@ -282,6 +322,13 @@ class FunnelReport:
                 "  Setters whose appointments don't stick: "
                 + ", ".join(f"{name or '(none)'} ({self.setters[name]:.0%} sat)" for name in weak)
             )
+        if self.time_in_stage:
+            lines += ["", "Time in stage (median days)"]
+            for stretch in self.time_in_stage.values():
+                lines.append(
+                    f"  {stretch.label:<36} {stretch.median_days:>6.1f}  "
+                    f"over {stretch.count} {'subject' if stretch.count == 1 else 'subjects'}"
+                )
         for key, group in self.groups.items():
             lines += ["", f"{self.by} = {key if key is not None else '(none)'}"]
             lines += _table(group)
@@ -375,6 +422,10 @@ def build_report(
             raise ValueError(f"{name}={bound.isoformat()} has no timezone; pass an aware datetime")
     totals = _counts(repository.step_counts(since=since, until=until)).get(None, {})
     followed = repository.qualified_follow_up(since=since, until=until)
+    times = {
+        row.step: TimeInStage.from_stage_time(row)
+        for row in repository.stage_times(since=since, until=until)
+    }
     setter_counts = _counts(repository.step_counts(since=since, until=until, by="setter"))
     setters = {
         key: _ratio(c.get("appointment_sat", 0), c.get("appointment_set", 0))
@@ -407,4 +458,5 @@ def build_report(
         never_followed_up=followed.never_touched,
         touches_on_qualified=followed.touches,
         setters=setters,
+        time_in_stage=times,
     )

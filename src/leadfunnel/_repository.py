@@ -44,7 +44,7 @@ from datetime import datetime
 from typing import Literal
 from uuid import UUID
 
-from ._enums import Channel, ContactType, LeadStatus, Stage
+from ._enums import Channel, ContactType, LeadStatus, LostReason, Stage
 from ._models import Contact, Event, Lead, Opportunity, Record, SubjectKind, Touch
 from ._models import holds_keys as holds_keys
 from ._models import identity_keys as identity_keys
@@ -55,11 +55,17 @@ __all__ = [
     "FollowUpStats",
     "MergeLog",
     "Move",
+    "RepListRow",
     "Repository",
+    "StageTime",
     "StepCount",
 ]
 
 GroupBy = Literal["source", "owner", "setter", "profile", "month"]
+RepListKind = Literal["not_sat", "not_bought", "never_booked"]
+
+#: Lost reasons that keep a deal off every rep list: nobody should call them back.
+DO_NOT_CALL = frozenset({LostReason.AVOID, LostReason.UNQUALIFIED})
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +147,26 @@ class StepCount:
     step: str
     group: str | None
     count: int
+
+
+@dataclass(frozen=True, slots=True)
+class StageTime:
+    """How long subjects took from ``step`` to ``next`` (two consecutive
+    :data:`~leadfunnel.TIMED_STEPS`): the median over ``count`` subjects, in seconds."""
+
+    step: str
+    next: str
+    median_seconds: float
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class RepListRow:
+    """One entry of a rep list: the record, and since when it has been in the situation
+    the list is about (see :meth:`Repository.rep_list`)."""
+
+    record: Lead | Opportunity
+    since: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,6 +311,47 @@ class Repository(ABC):
     ) -> FollowUpStats:
         """Follow-up figures for the leads that reached ``qualified`` with
         ``since <= at < until`` (see :class:`FollowUpStats`)."""
+
+    @abstractmethod
+    def stage_times(self, *, since: datetime | None, until: datetime | None) -> list[StageTime]:
+        """The median time from each of :data:`~leadfunnel.TIMED_STEPS` to the next.
+
+        A subject's time at a step is the ``at`` of its *first* arrival there (the
+        :meth:`step_counts` rows). For ``qualified`` to ``appointment_set`` the two
+        subjects differ: the lead, and the earliest booked of the opportunities whose
+        ``lead_id`` is that lead. Other pairs are one subject's. A pair counts when its
+        later arrival falls within ``since <= at < until``. The median of an even count
+        is the mean of the middle two. Pairs that nobody completed are left out.
+        """
+
+    @abstractmethod
+    def rep_list(
+        self,
+        kind: RepListKind,
+        *,
+        now: datetime,
+        source: str | None = None,
+        owner: str | None = None,
+        entered_since: datetime | None = None,
+        entered_until: datetime | None = None,
+        limit: int | None = None,
+    ) -> list[RepListRow]:
+        """The records a rep would call back, newest ``since`` first.
+
+        * ``never_booked``: leads with status ``qualified``, which fit a profile and
+          have no appointment; ``since`` is their ``status_at``.
+        * ``not_sat``: opportunities that never reached ``appointment_sat`` and whose
+          appointment time (``appointment_at``, else ``created_at``) is before ``now``,
+          still at ``appointment_set`` or lost; ``since`` is that appointment time.
+        * ``not_bought``: opportunities that reached ``appointment_sat`` and were not
+          won (still open or lost); ``since`` is their first arrival at
+          ``appointment_sat``.
+
+        Lost deals whose ``lost_reason`` is ``avoid`` or ``unqualified`` are left out:
+        nobody should call them. ``source`` and ``owner`` compare with the lead's, or
+        for an opportunity with its contact's source and its own owner;
+        ``entered_since <= since < entered_until``; at most ``limit`` rows.
+        """
 
     # --- optional ---------------------------------------------------------------------
 

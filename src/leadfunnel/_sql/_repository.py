@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import itertools
 import operator
 import sqlite3
 import threading
@@ -19,7 +20,9 @@ import pydantic_core
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.pool import StaticPool
+from sqlalchemy.sql.functions import FunctionElement
 
 from .._enums import Channel, ContactType, LeadStatus, Outcome, Stage
 from .._errors import (
@@ -31,7 +34,7 @@ from .._errors import (
     NotFoundError,
     StorageError,
 )
-from .._lifecycle import funnel_steps
+from .._lifecycle import TIMED_STEPS, funnel_steps
 from .._models import (
     RECORD_TYPES,
     Contact,
@@ -46,12 +49,16 @@ from .._models import (
     is_avoided,
 )
 from .._repository import (
+    DO_NOT_CALL,
     ChangeSet,
     FollowUpCandidate,
     FollowUpStats,
     GroupBy,
     MergeLog,
+    RepListKind,
+    RepListRow,
     Repository,
+    StageTime,
     StepCount,
 )
 from . import _schema as s
@@ -756,6 +763,182 @@ class SqlRepository(Repository):
         with self._read() as conn:
             return [StepCount(step, grp, int(n)) for step, grp, n in conn.execute(query)]
 
+    def stage_times(self, *, since: datetime | None, until: datetime | None) -> list[StageTime]:
+        st, deals = s.steps, s.opportunities
+        # Each subject's first arrival at each timed step: read off the
+        # (step, subject_id, at) index, in order.
+        firsts = (
+            sa.select(st.c.step, st.c.subject_id, sa.func.min(st.c.at).label("at"))
+            .where(st.c.step.in_(TIMED_STEPS))
+            .group_by(st.c.step, st.c.subject_id)
+            .cte("firsts")
+        )
+        # qualified -> appointment_set spans two subjects: a lead and the earliest
+        # booked of its opportunities.
+        booked = (
+            sa.select(deals.c.lead_id.label("subject_id"), sa.func.min(firsts.c.at).label("at"))
+            .select_from(firsts.join(deals, deals.c.id == firsts.c.subject_id))
+            .where(firsts.c.step == "appointment_set", deals.c.lead_id.is_not(None))
+            .group_by(deals.c.lead_id)
+            .cte("booked")
+        )
+        pairs = []
+        for step, following in itertools.pairwise(TIMED_STEPS):
+            start = firsts.alias(f"start_{step}")
+            if following == "appointment_set":
+                end = booked.alias("end_booked")
+                on = end.c.subject_id == start.c.subject_id
+            else:
+                end = firsts.alias(f"end_{following}")
+                on = sa.and_(end.c.subject_id == start.c.subject_id, end.c.step == following)
+            where: list[Any] = [start.c.step == step]
+            if since is not None:
+                where.append(end.c.at >= _aware(since, "since"))
+            if until is not None:
+                where.append(end.c.at < _aware(until, "until"))
+            pairs.append(
+                sa.select(
+                    sa.cast(sa.literal(step), _STEP_TYPE).label("stage"),
+                    _SecondsBetween(start.c.at, end.c.at).label("seconds"),
+                )
+                .select_from(start.join(end, on))
+                .where(*where)
+            )
+        durations = sa.union_all(*pairs).subquery("durations")
+        ranked = sa.select(
+            durations.c.stage,
+            durations.c.seconds,
+            sa.func.row_number()
+            .over(partition_by=durations.c.stage, order_by=durations.c.seconds)
+            .label("rn"),
+            sa.func.count().over(partition_by=durations.c.stage).label("n"),
+        ).subquery("ranked")
+        # The middle row, or the middle two: 2 * rn in [n, n + 2].
+        query = (
+            sa.select(ranked.c.stage, sa.func.avg(ranked.c.seconds), sa.func.max(ranked.c.n))
+            .where(ranked.c.rn * 2 >= ranked.c.n, ranked.c.rn * 2 <= ranked.c.n + 2)
+            .group_by(ranked.c.stage)
+        )
+        with self._read() as conn:
+            medians = {stage: (float(m), int(n)) for stage, m, n in conn.execute(query)}
+        return [
+            StageTime(step, following, *medians[step])
+            for step, following in itertools.pairwise(TIMED_STEPS)
+            if step in medians
+        ]
+
+    def rep_list(
+        self,
+        kind: RepListKind,
+        *,
+        now: datetime,
+        source: str | None = None,
+        owner: str | None = None,
+        entered_since: datetime | None = None,
+        entered_until: datetime | None = None,
+        limit: int | None = None,
+    ) -> list[RepListRow]:
+        now = _aware(now, "now")
+        table: sa.Table
+        if kind == "never_booked":
+            table = leads = s.leads
+            entered: Any = sa.func.coalesce(leads.c.status_at, leads.c.created_at)
+            query = sa.select(leads.c.doc, entered).where(
+                leads.c.status == LeadStatus.QUALIFIED.value
+            )
+            if source is not None:
+                query = query.where(leads.c.source == source)
+            if owner is not None:
+                query = query.where(leads.c.owner == owner)
+        elif kind in ("not_sat", "not_bought"):
+            table = deals = s.opportunities
+            st, contacts = s.steps, s.contacts
+            sat = (
+                sa.select(st.c.subject_id, sa.func.min(st.c.at).label("at"))
+                .where(st.c.step == "appointment_sat")
+                .group_by(st.c.subject_id)
+                .subquery("sat")
+            )
+            may_call = sa.or_(
+                deals.c.stage != Stage.LOST.value,
+                deals.c.lost_reason.is_(None),
+                deals.c.lost_reason.not_in([reason.value for reason in DO_NOT_CALL]),
+            )
+            if kind == "not_bought":
+                entered = sat.c.at
+                where: list[Any] = [
+                    sat.c.subject_id.is_not(None),
+                    deals.c.stage != Stage.WON.value,
+                ]
+            else:
+                entered = sa.func.coalesce(deals.c.appointment_at, deals.c.created_at)
+                where = [
+                    sat.c.subject_id.is_(None),
+                    deals.c.stage.in_((Stage.APPOINTMENT_SET.value, Stage.LOST.value)),
+                    entered < now,
+                ]
+            if source is not None:
+                where.append(contacts.c.source == source)
+            if owner is not None:
+                where.append(deals.c.owner == owner)
+            query = (
+                sa.select(deals.c.doc, entered)
+                .select_from(
+                    deals.join(contacts, contacts.c.id == deals.c.contact_id).outerjoin(
+                        sat, sat.c.subject_id == deals.c.id
+                    )
+                )
+                .where(may_call, *where)
+            )
+        else:
+            raise ConfigError(
+                f"there is no rep list {kind!r}; choose not_sat, not_bought or never_booked"
+            )
+        if entered_since is not None:
+            query = query.where(entered >= _aware(entered_since, "entered_since"))
+        if entered_until is not None:
+            query = query.where(entered < _aware(entered_until, "entered_until"))
+        query = query.order_by(entered.desc(), table.c.seq.desc())
+        if limit is not None:
+            query = query.limit(limit)
+        record_kind = "lead" if kind == "never_booked" else "opportunity"
+        with self._read() as conn:
+            return [
+                RepListRow(_record(record_kind, doc), at)  # type: ignore[arg-type]
+                for doc, at in conn.execute(query)
+            ]
+
+
+_STEP_TYPE = s.steps.c.step.type
+
+
+class _SecondsBetween(FunctionElement[float]):
+    """Seconds from the first instant to the second, computed by the database."""
+
+    type = sa.Float()
+    name = "seconds_between"
+    inherit_cache = True
+
+
+@compiles(_SecondsBetween)
+def _seconds_sqlite(element: _SecondsBetween, compiler: Any, **kw: Any) -> str:
+    # SQLite keeps instants as integer microseconds since 1970 (schema.UtcDateTime).
+    start, end = (compiler.process(clause, **kw) for clause in element.clauses)
+    return f"(({end}) - ({start})) / 1000000.0"
+
+
+@compiles(_SecondsBetween, "postgresql")
+def _seconds_postgresql(element: _SecondsBetween, compiler: Any, **kw: Any) -> str:
+    start, end = (compiler.process(clause, **kw) for clause in element.clauses)
+    return f"EXTRACT(EPOCH FROM ({end}) - ({start}))"
+
+
+@compiles(_SecondsBetween, "mysql")
+@compiles(_SecondsBetween, "mariadb")
+def _seconds_mysql(element: _SecondsBetween, compiler: Any, **kw: Any) -> str:
+    start, end = (compiler.process(clause, **kw) for clause in element.clauses)
+    return f"TIMESTAMPDIFF(MICROSECOND, {start}, {end}) / 1000000.0"
+
 
 class _Unversioned(ConfigError):
     """leadfunnel's version table is there but empty."""
@@ -1091,6 +1274,8 @@ def _record_row(record: Record) -> dict[str, Any]:
         row["setter"] = record.setter
         row["contact_id"] = record.contact_id
         row["lead_id"] = record.lead_id
+        row["appointment_at"] = record.appointment_at
+        row["lost_reason"] = None if record.lost_reason is None else record.lost_reason.value
     return row
 
 

@@ -25,7 +25,7 @@ from sqlalchemy.engine import Connection, Dialect
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "metadata"]
 
 #: The version of the schema this code writes.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 class UtcDateTime(sa.TypeDecorator[datetime]):
@@ -188,6 +188,9 @@ opportunities = sa.Table(
     sa.Column("setter", _text(200), index=True),
     sa.Column("contact_id", Id, nullable=False, index=True),
     sa.Column("lead_id", Id, index=True),
+    # Version 2: what the rep lists filter on (appointments set but not sat, ...).
+    sa.Column("appointment_at", At),
+    sa.Column("lost_reason", _text(20)),
     sa.Column("doc", Doc, nullable=False),
     **_TABLE_OPTIONS,
 )
@@ -234,6 +237,9 @@ steps = sa.Table(
     sa.Column("step", _text(20), nullable=False),
     sa.Column("at", At, nullable=False, index=True),
     sa.Column("month", _text(7), nullable=False),
+    # Version 2: each subject's first arrival at a step (time in stage, the rep lists)
+    # and the per-step distinct counts read this index alone, in order.
+    sa.Index("ix_lf_steps_step_subject", "step", "subject_id", "at"),
     **_TABLE_OPTIONS,
 )
 
@@ -269,6 +275,63 @@ merges = sa.Table(
     **_TABLE_OPTIONS,
 )
 
+
+def _add_column(conn: Connection, table: sa.Table, name: str) -> None:
+    """``ALTER TABLE ... ADD COLUMN`` for a column of ``table`` as declared above."""
+    column = table.c[name]
+    preparer = conn.dialect.identifier_preparer
+    schema = (conn.get_execution_options().get("schema_translate_map") or {}).get(None)
+    where = preparer.quote(table.name)
+    if schema is not None:
+        where = f"{preparer.quote_schema(schema)}.{where}"
+    kind = column.type.compile(dialect=conn.dialect)
+    conn.execute(sa.text(f"ALTER TABLE {where} ADD COLUMN {preparer.quote(name)} {kind}"))
+
+
+def _to_v2(conn: Connection) -> None:
+    """Version 2: ``appointment_at`` and ``lost_reason`` columns on opportunities (filled
+    from each row's document) and the ``(step, subject_id, at)`` index on steps."""
+    import json
+
+    deals = opportunities
+    for name in ("appointment_at", "lost_reason"):
+        _add_column(conn, deals, name)
+    for index in steps.indexes:
+        if index.name == "ix_lf_steps_step_subject":
+            index.create(conn)
+    after = -1
+    while True:
+        rows = conn.execute(
+            sa.select(deals.c.seq, deals.c.doc)
+            .where(deals.c.seq > after)
+            .order_by(deals.c.seq)
+            .limit(1000)
+        ).all()
+        if not rows:
+            return
+        updates = []
+        for seq, doc in rows:
+            data = json.loads(doc) if isinstance(doc, (str, bytes)) else doc
+            at = data.get("appointment_at")
+            updates.append(
+                {
+                    "key": seq,
+                    "appointment_at": None if at is None else datetime.fromisoformat(at),
+                    "lost_reason": data.get("lost_reason"),
+                }
+            )
+        conn.execute(
+            sa.update(deals)
+            .where(deals.c.seq == sa.bindparam("key"))
+            .values(
+                appointment_at=sa.bindparam("appointment_at"),
+                lost_reason=sa.bindparam("lost_reason"),
+            ),
+            updates,
+        )
+        after = rows[-1][0]
+
+
 #: ``MIGRATIONS[n]`` upgrades a database at version ``n - 1`` to version ``n``, inside
-#: the transaction that opens it. Version 1 is the first schema: nothing to upgrade yet.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
+#: the transaction that opens it.
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _to_v2}
