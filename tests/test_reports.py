@@ -157,6 +157,61 @@ def test_health_checks_and_weak_setters(funnel: Funnel) -> None:
     assert "cas (0% sat)" in str(report)
 
 
+def test_time_in_stage_is_the_median_days_per_stretch(funnel: Funnel, clock: ManualClock) -> None:
+    deals = []
+    for n, days in enumerate((1, 3, 8), start=1):
+        lead = funnel.capture(Lead(**person(n)))
+        clock.advance(days=days)
+        funnel.qualify(lead, force=True)
+        clock.advance(days=2 * days)
+        deals.append(funnel.set_appointment(lead, setter="sue"))
+    clock.advance(days=1)
+    sat = funnel.sit(deals[0])
+    clock.advance(hours=12)
+    funnel.win(funnel.send_contract(funnel.propose(sat)))
+    times = funnel.report().time_in_stage
+    assert list(times) == ["raw", "qualified", "appointment_set", "appointment_sat"]
+    assert [(t.step, t.next, t.count) for t in times.values()] == [
+        ("raw", "qualified", 3),
+        ("qualified", "appointment_set", 3),
+        ("appointment_set", "appointment_sat", 1),
+        ("appointment_sat", "won", 1),
+    ]
+    assert times["raw"].median_days == pytest.approx(3)
+    assert times["qualified"].median_days == pytest.approx(6)
+    # The first deal was booked on day 3 and sat on day 37, after the others were booked.
+    assert times["appointment_set"].median_days == pytest.approx(37 - 3)
+    assert times["appointment_sat"].median_days == pytest.approx(0.5)
+    assert times["raw"].label == "Raw leads -> Qualified leads"
+
+
+def test_time_in_stage_skips_nothing_a_forced_conversion_skipped(
+    funnel: Funnel, clock: ManualClock
+) -> None:
+    lead = funnel.capture(Lead(**person(1)))
+    clock.advance(days=4)
+    funnel.set_appointment(lead, force=True)  # qualified counts at the conversion
+    times = funnel.report().time_in_stage
+    assert times["raw"].median_days == pytest.approx(4)
+    assert times["qualified"].median_days == 0
+
+
+def test_time_in_stage_in_the_outputs(funnel: Funnel, clock: ManualClock) -> None:
+    assert funnel.report().time_in_stage == {}
+    assert "Time in stage" not in str(funnel.report())
+    lead = funnel.capture(Lead(**person(1)))
+    clock.advance(days=2, hours=12)
+    funnel.qualify(lead, force=True)
+    report = funnel.report()
+    assert json.loads(report.to_json())["time_in_stage"] == [
+        {"step": "raw", "next": "qualified", "median_days": 2.5, "count": 1}
+    ]
+    assert "Raw leads -> Qualified leads" in str(report)
+    assert "2.5  over 1 subject" in str(report)
+    # Outside the period, the stretch is not measured.
+    assert funnel.report(until=T0 + timedelta(days=1)).time_in_stage == {}
+
+
 def test_required_for_works_backward_through_the_rates(funnel: Funnel) -> None:
     won_deal(funnel, 1)
     for n in (2, 3, 4):
@@ -212,6 +267,13 @@ def test_sql_counts_equal_memory_counts_and_steps_never_grow(
     sql = Funnel(SqlRepository(f"sqlite:///{path}"), clock=ManualClock(T0))
     replay(memory, history)
     replay(sql, history)
+    times = memory.report().time_in_stage
+    assert {k: (v.count, round(v.median_days, 6)) for k, v in times.items()} == {
+        k: (v.count, round(v.median_days, 6)) for k, v in sql.report().time_in_stage.items()
+    }
+    for name in ("not_sat", "not_bought", "never_booked"):
+        pulled = [(i.id, i.since, i.age_days) for i in memory.rep_list(name)]
+        assert pulled == [(i.id, i.since, i.age_days) for i in sql.rep_list(name)]
     for by in (None, "source", "setter", "month"):
         left, right = memory.report(by=by), sql.report(by=by)
         assert counts(left) == counts(right)

@@ -358,6 +358,49 @@ def test_an_older_schema_is_upgraded_in_order(
     assert len(ran) == 2  # nothing runs twice
 
 
+def test_a_version_1_database_is_upgraded_to_version_2(url: tuple[str, str | None]) -> None:
+    """Version 2 added the opportunities' appointment_at and lost_reason columns (filled
+    from each row's document) and the steps' (step, subject_id, at) index."""
+    repository = open_repository(url)
+    clock = ManualClock(T0)
+    funnel = Funnel(repository, clock=clock)
+    lead = funnel.capture(Lead(**person(1)))
+    no_show = funnel.set_appointment(lead, appointment_at=T0 + timedelta(days=1), force=True)
+    lost = funnel.lose(
+        funnel.set_appointment(no_show.contact_id, appointment_at=T0 + timedelta(days=2)),
+        reason="no_show",
+    )
+    # Take the database back to version 1.
+    preparer = repository._engine.dialect.identifier_preparer
+    deals = preparer.quote(schema.opportunities.name)
+    if url[1] is not None:
+        deals = f"{preparer.quote_schema(url[1])}.{deals}"
+    index = next(i for i in schema.steps.indexes if i.name == "ix_lf_steps_step_subject")
+    with repository._engine.begin() as conn:
+        index.drop(conn)
+        for column in ("appointment_at", "lost_reason"):
+            conn.exec_driver_sql(f"ALTER TABLE {deals} DROP COLUMN {column}")
+        conn.execute(sa.update(schema.schema_table).values(version=1))
+    repository.close()
+
+    upgraded = open_repository(url)
+    try:
+        assert upgraded.schema_version == SCHEMA_VERSION == 2
+        inspector = sa.inspect(upgraded._engine)
+        names = {c["name"] for c in inspector.get_columns("lf_opportunities", schema=url[1])}
+        assert {"appointment_at", "lost_reason"} <= names
+        indexes = {i["name"] for i in inspector.get_indexes("lf_steps", schema=url[1])}
+        assert "ix_lf_steps_step_subject" in indexes
+        later = Funnel(upgraded, clock=ManualClock(T0 + timedelta(days=5)))
+        pulled = later.rep_list("not_sat")
+        assert [(i.id, i.since, i.lost_reason) for i in pulled] == [
+            (lost.id, T0 + timedelta(days=2), "no_show"),
+            (no_show.id, T0 + timedelta(days=1), None),
+        ]
+    finally:
+        upgraded.close()
+
+
 def test_a_failed_migration_changes_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -848,6 +848,147 @@ class RepositoryContract(ABC):
         assert stats(None, april) == (3, 1, 3)
         assert stats(april + timedelta(days=1), None) == (0, 0, 0)
 
+    def test_stage_times_are_medians_from_first_arrivals(self, repo: Repository) -> None:
+        day = timedelta(days=1)
+        a, b, never = lead(1), lead(2), lead(3)
+        person = contact(1, lead_id=a.id)
+        first = deal(person, stage=Stage.WON)
+        second = deal(person)  # the same lead's second deal, a month later
+        add(repo, a, b, never, at=T0)
+        repo.commit(
+            ChangeSet(
+                inserts=[person, first, second],
+                events=[
+                    event(a, "qualify", "raw", "qualified", T0 + 2 * day),
+                    event(b, "qualify", "raw", "qualified", T0 + 4 * day),
+                    event(b, "disqualify", "qualified", "unqualified", T0 + 5 * day),
+                    event(b, "qualify", "unqualified", "qualified", T0 + 9 * day),
+                    event(first, "set_appointment", None, "appointment_set", T0 + 5 * day),
+                    event(first, "sit", "appointment_set", "appointment_sat", T0 + 6 * day),
+                    event(first, "win", "appointment_sat", "won", T0 + 16 * day),
+                    event(second, "set_appointment", None, "appointment_set", T0 + 30 * day),
+                ],
+            )
+        )
+
+        def medians(**period: Any) -> dict[str, tuple[str, float, int]]:
+            rows = repo.stage_times(**{"since": None, "until": None, **period})
+            return {r.step: (r.next, round(r.median_seconds / 86400, 6), r.count) for r in rows}
+
+        # raw -> qualified: 2 and 4 days (b's first arrival), the median of two is the mean.
+        # qualified -> appointment_set: to the lead's earliest deal, not the later one.
+        assert medians() == {
+            "raw": ("qualified", 3.0, 2),
+            "qualified": ("appointment_set", 3.0, 1),
+            "appointment_set": ("appointment_sat", 1.0, 1),
+            "appointment_sat": ("won", 10.0, 1),
+        }
+        # A stretch counts in the period its later arrival falls in.
+        assert medians(since=T0 + 5 * day) == {
+            "qualified": ("appointment_set", 3.0, 1),
+            "appointment_set": ("appointment_sat", 1.0, 1),
+            "appointment_sat": ("won", 10.0, 1),
+        }
+        assert medians(until=T0 + 5 * day) == {"raw": ("qualified", 3.0, 2)}
+        assert medians(since=T0 + 17 * day) == {}
+
+    def test_the_median_of_an_odd_count_is_the_middle_one(self, repo: Repository) -> None:
+        leads = [lead(n) for n in range(5)]
+        add(repo, *leads, at=T0)
+        hours = [1, 50, 2, 7, 3]
+        repo.commit(
+            ChangeSet(
+                events=[
+                    event(x, "qualify", "raw", "qualified", T0 + timedelta(hours=h))
+                    for x, h in zip(leads, hours, strict=True)
+                ]
+            )
+        )
+        (row,) = repo.stage_times(since=None, until=None)
+        assert (row.step, row.next, row.median_seconds, row.count) == (
+            "raw",
+            "qualified",
+            3 * 3600.0,
+            5,
+        )
+
+    def _rep_list_history(self, repo: Repository) -> dict[str, Any]:
+        day = timedelta(days=1)
+        now = T0 + 60 * day
+        fits = lead(1, status=LeadStatus.QUALIFIED, status_at=T0 + 10 * day, owner="ann")
+        fits_too = lead(2, status=LeadStatus.QUALIFIED, status_at=T0 + 20 * day, source="list")
+        raw = lead(3)
+        converted = lead(4, status=LeadStatus.CONVERTED, source="list")
+        person = contact(4, lead_id=converted.id, source="list")
+        direct = contact(5, source="webinar")
+        deals = {
+            "no_show": deal(person, appointment_at=T0 + 30 * day, owner="rep"),
+            "upcoming": deal(person, appointment_at=T0 + 90 * day),
+            "lost_no_show": deal(
+                direct,
+                stage=Stage.LOST,
+                lost_reason="no_show",
+                appointment_at=T0 + 25 * day,
+            ),
+            "avoid": deal(direct, stage=Stage.LOST, lost_reason="avoid"),
+            "unbooked_time": deal(direct),  # no appointment time: its creation counts
+            "sat_open": deal(person, stage=Stage.PROPOSING, owner="rep"),
+            "sat_lost": deal(direct, stage=Stage.LOST, lost_reason="price"),
+            "sat_unqualified": deal(direct, stage=Stage.LOST, lost_reason="unqualified"),
+            "won": deal(direct, stage=Stage.WON),
+        }
+        sat_at = {"sat_open": 40, "sat_lost": 35, "sat_unqualified": 36, "won": 33}
+        add(repo, fits, fits_too, raw, converted, at=T0)
+        repo.commit(
+            ChangeSet(
+                inserts=[person, direct, *deals.values()],
+                events=[
+                    event(d, "set_appointment", None, "appointment_set", T0) for d in deals.values()
+                ]
+                + [
+                    event(deals[n], "sit", "appointment_set", "appointment_sat", T0 + d * day)
+                    for n, d in sat_at.items()
+                ],
+            )
+        )
+        return {"now": now, "fits": fits, "fits_too": fits_too, **deals}
+
+    def test_rep_lists(self, repo: Repository) -> None:
+        h = self._rep_list_history(repo)
+        now, day = h["now"], timedelta(days=1)
+
+        def pulled(kind: Any, **filters: Any) -> list[tuple[UUID, datetime]]:
+            return [(r.record.id, r.since) for r in repo.rep_list(kind, now=now, **filters)]
+
+        # Newest first; since is what put each one on the list.
+        assert pulled("never_booked") == [
+            (h["fits_too"].id, T0 + 20 * day),
+            (h["fits"].id, T0 + 10 * day),
+        ]
+        assert pulled("not_sat") == [
+            (h["no_show"].id, T0 + 30 * day),
+            (h["lost_no_show"].id, T0 + 25 * day),
+            (h["unbooked_time"].id, T0),
+        ]
+        assert pulled("not_bought") == [
+            (h["sat_open"].id, T0 + 40 * day),
+            (h["sat_lost"].id, T0 + 35 * day),
+        ]
+        # An appointment whose time has not come is not a no-show yet.
+        later = [r.record.id for r in repo.rep_list("not_sat", now=T0 + 91 * day)]
+        assert h["upcoming"].id in later
+        # Filters: the lead's or the deal's contact's source; the record's owner.
+        assert pulled("never_booked", source="list") == [(h["fits_too"].id, T0 + 20 * day)]
+        assert pulled("not_sat", source="list") == [(h["no_show"].id, T0 + 30 * day)]
+        assert pulled("never_booked", owner="ann") == [(h["fits"].id, T0 + 10 * day)]
+        assert pulled("not_bought", owner="rep") == [(h["sat_open"].id, T0 + 40 * day)]
+        # entered_since <= since < entered_until, and a limit.
+        assert pulled("not_sat", entered_since=T0 + 25 * day, entered_until=T0 + 30 * day) == [
+            (h["lost_no_show"].id, T0 + 25 * day)
+        ]
+        assert pulled("not_sat", limit=1) == [(h["no_show"].id, T0 + 30 * day)]
+        assert pulled("not_bought", source="nowhere") == []
+
     # --- threads ---------------------------------------------------------------------
 
     def test_threads_share_one_repository(self, repo: Repository) -> None:
