@@ -129,7 +129,7 @@ def test_qualify_due_report_and_diagram(runner: CliRunner, db: str, tmp_path: Pa
 
 
 def test_every_command_has_help_with_an_example(runner: CliRunner) -> None:
-    for command in ("demo", "import", "qualify", "due", "report", "diagram"):
+    for command in ("demo", "import", "qualify", "due", "report", "list", "diagram"):
         result = invoke(runner, command, "--help")
         assert "Example:" in result.output  # type: ignore[attr-defined]
         assert "leadfunnel " + command in result.output  # type: ignore[attr-defined]
@@ -354,3 +354,51 @@ def test_more_bad_input_through_the_real_command(
     db = tmp_path / "leadfunnel.db"
     if db.exists():
         assert Funnel(SqlRepository(f"sqlite:///{db}")).leads() == []
+
+
+def test_list_pulls_a_rep_list(runner: CliRunner, db: str, tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from leadfunnel.testing import ManualClock
+
+    start = datetime(2026, 3, 2, 9, tzinfo=UTC)
+    funnel = Funnel(SqlRepository(db), clock=ManualClock(start))
+    for n, source in enumerate(("webinar", "referral", "webinar")):
+        lead = funnel.capture(
+            Lead(first_name=f"Pat{n}", last_name="Rivera", email=f"p{n}@x{n}.com", source=source)
+        )
+        funnel.qualify(lead, force=True)
+        funnel.set_appointment(lead, appointment_at=start + timedelta(days=n + 1))
+    funnel.repository.close()
+    at = "2026-03-20T09:00:00+00:00"
+
+    def output(*args: str) -> str:
+        result = runner.invoke(main, ["list", *args, "--db", db, "--at", at])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    table = output("not_sat")
+    assert table.startswith("Appointments set but not sat, as of 2026-03-20 09:00 UTC: 3")
+    assert "Pat0 Rivera" in table
+    by_source = output("not_sat", "--by", "source")
+    assert "source = referral: 1" in by_source
+    assert "source = webinar: 2" in by_source
+    rows = list(
+        csv.DictReader(output("not_sat", "--format", "csv", "--source", "webinar").splitlines())
+    )
+    assert [(r["name"], r["age_days"]) for r in rows] == [
+        ("Pat2 Rivera", "15"),
+        ("Pat0 Rivera", "17"),
+    ]
+    data = json.loads(output("not_sat", "--format", "json", "--min-age", "16"))
+    assert [item["name"] for item in data["items"]] == ["Pat1 Rivera", "Pat0 Rivera"]
+    assert "(nobody)" in output("not_bought")
+    target = tmp_path / "calls.csv"
+    result = runner.invoke(main, ["list", "never_booked", "--db", db, "-o", str(target)])
+    assert result.exit_code == 0
+    assert target.read_text(encoding="utf-8").startswith("Sweet-spot leads never booked")
+    bad = runner.invoke(main, ["list", "no_shows", "--db", db])
+    assert bad.exit_code == 2
+    assert "'no_shows' is not one of" in bad.output
+    bad = runner.invoke(main, ["list", "not_sat", "--db", db, "--max-age", "-1"])
+    assert bad.exit_code == 2

@@ -146,6 +146,12 @@ def demo(db: str, seed: int, leads: int, svg: str) -> None:
         f"{summary.qualified} qualified, {summary.unqualified} unqualified, "
         f"{summary.appointments} appointments, {summary.won} won, {summary.lost} lost."
     )
+    sizes = {kind: len(funnel.rep_list(kind)) for kind in ("not_sat", "not_bought", "never_booked")}
+    click.echo(
+        f"To call back: {sizes['not_sat']} appointments set but not sat, "
+        f"{sizes['not_bought']} sat but didn't buy, {sizes['never_booked']} sweet-spot "
+        "leads never booked (leadfunnel list not_sat|not_bought|never_booked)."
+    )
     if svg:
         Path(svg).write_text(report.to_svg(), encoding="utf-8")
         click.echo(f"Funnel chart written to {svg}")
@@ -412,6 +418,87 @@ def report(db: str, by: str | None, format_: str, output: str | None) -> None:
     if output:
         Path(output).write_text(text, encoding="utf-8")
         click.echo(f"Report written to {output}", err=True)
+    else:
+        click.echo(text, nl=False)
+
+
+@main.command(name="list")
+@_db_option
+@click.argument("kind", type=click.Choice(["not_sat", "not_bought", "never_booked"]))
+@click.option("--source", default=None, help="Only people from this source.")
+@click.option("--owner", default=None, help="Only records this owner holds.")
+@click.option("--min-age", type=click.IntRange(min=0), default=None, help="At least N days old.")
+@click.option("--max-age", type=click.IntRange(min=0), default=None, help="At most N days old.")
+@click.option("--limit", type=click.IntRange(min=0), default=None, help="At most N people.")
+@click.option(
+    "--by",
+    type=click.Choice(["source", "age"]),
+    default=None,
+    help="Group the table by source or by age (0-7, 8-30, 31-90, over 90 days).",
+)
+@click.option(
+    "--at", "at", default=None, metavar="ISO-DATETIME", help="As of when (default: now, UTC)."
+)
+@click.option(
+    "--format",
+    "format_",
+    type=click.Choice(["table", "json", "csv"]),
+    default="table",
+    show_default=True,
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, writable=True),
+    default=None,
+    help="Write to this file instead of standard output.",
+)
+@_guarded
+def list_(
+    db: str,
+    kind: str,
+    source: str | None,
+    owner: str | None,
+    min_age: int | None,
+    max_age: int | None,
+    limit: int | None,
+    by: str | None,
+    at: str | None,
+    format_: str,
+    output: str | None,
+) -> None:
+    """Print a rep list: the people to call back, newest first.
+
+    \b
+    KIND is one of:
+      not_sat       appointments set but not sat (no-shows)
+      not_bought    appointments sat that were not won
+      never_booked  qualified, sweet-spot leads never booked
+
+    \b
+    Example:
+      leadfunnel list not_sat --by age
+      leadfunnel list never_booked --source webinar --min-age 7 --format csv -o calls.csv
+    """
+    funnel = _funnel(db)
+    pulled = funnel.rep_list(
+        kind,
+        at=_when(at),
+        source=source,
+        owner=owner,
+        min_age_days=min_age,
+        max_age_days=max_age,
+        limit=limit,
+    )
+    if format_ == "json":
+        text = pulled.to_json() + "\n"
+    elif format_ == "csv":
+        text = pulled.to_csv()
+    else:
+        text = pulled.to_table(by=by)
+    if output:
+        Path(output).write_text(text, encoding="utf-8")
+        click.echo(f"{len(pulled)} written to {output}", err=True)
     else:
         click.echo(text, nl=False)
 
