@@ -222,6 +222,21 @@ def test_registered_strategies_serve_from_type() -> None:
     drawn()
 
 
+def test_hypothesis_registers_the_strategies_through_the_entry_point() -> None:
+    import subprocess
+    import sys
+
+    script = (
+        "from hypothesis import strategies as st\n"
+        "from leadfunnel import Lead\n"
+        "print(st.from_type(Lead).example().email)\n"
+    )
+    found = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert found.endswith(".example.com")  # drawn by leadfunnel.testing.leads()
+
+
 def test_the_docs_plugin_example_runs_with_the_plugin(pytester: pytest.Pytester) -> None:
     page = (Path(__file__).parent.parent / "docs" / "testing.md").read_text(encoding="utf-8")
     (example,) = re.findall(r"```python\n(# test_my_funnel\.py.*?)```", page, re.DOTALL)

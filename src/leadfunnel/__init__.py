@@ -14,6 +14,7 @@ set, track the deals to won or lost, and report stage-to-stage conversion from h
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
 
 from ._cadence import BusinessHours, CadencePolicy, FollowUp
 from ._channels import allowed_channels
@@ -49,8 +50,10 @@ from ._repository import (
     StepCount,
 )
 from ._routing import OwnerGroup, Route, RoutingRules
-from ._sql import SqlRepository
 from .rules import Authority, CompanySize, Geography, Money, Need, Niche, Rule, Source, Verdict
+
+if TYPE_CHECKING:
+    from ._sql import SqlRepository
 
 try:
     __version__ = version("leadfunnel")
@@ -128,3 +131,18 @@ __all__ = [
     "allowed_channels",
     "diagram",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # SqlRepository brings SQLAlchemy, a quarter of a second to import: only on first use,
+    # so that in-memory use, the testing toolkit and hypothesis' plugin hook stay light.
+    if name == "SqlRepository":
+        from ._sql import SqlRepository
+
+        globals()[name] = SqlRepository
+        return SqlRepository
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
