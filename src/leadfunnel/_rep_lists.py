@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Literal, overload
 from uuid import UUID
 
 from ._errors import ConfigError
@@ -127,7 +127,13 @@ class RepList(Sequence[RepListItem]):
     def __iter__(self) -> Iterator[RepListItem]:
         return iter(self.items)
 
-    def __getitem__(self, index: int) -> RepListItem:  # type: ignore[override]
+    @overload
+    def __getitem__(self, index: int) -> RepListItem: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> tuple[RepListItem, ...]: ...
+
+    def __getitem__(self, index: int | slice) -> RepListItem | tuple[RepListItem, ...]:
         return self.items[index]
 
     @property

@@ -12,6 +12,7 @@ database runs the missing ones in one transaction, and refuses a newer version.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -291,8 +292,6 @@ def _add_column(conn: Connection, table: sa.Table, name: str) -> None:
 def _to_v2(conn: Connection) -> None:
     """Version 2: ``appointment_at`` and ``lost_reason`` columns on opportunities (filled
     from each row's document) and the ``(step, subject_id, at)`` index on steps."""
-    import json
-
     deals = opportunities
     for name in ("appointment_at", "lost_reason"):
         _add_column(conn, deals, name)
