@@ -547,6 +547,30 @@ def test_avoiding_a_converted_lead_avoids_its_contact(funnel: Funnel) -> None:
     refused(funnel, AvoidListedError, lambda: funnel.add(Lead(email=lead.email)))
 
 
+def test_avoiding_a_contact_closes_its_open_deals_as_lost(funnel: Funnel) -> None:
+    lead = qualified(funnel, 1)
+    first = funnel.set_appointment(lead)
+    won = funnel.win(funnel.send_contract(funnel.propose(funnel.sit(first))))
+    second = funnel.propose(funnel.sit(funnel.set_appointment(won.contact_id)))
+    third = funnel.set_appointment(won.contact_id)
+    funnel.avoid(won.contact_id, actor="ana", reason="asked us to stop")
+    assert funnel.get(won.id) == won  # a closed deal stays as it was
+    for deal, stage in ((second, "proposing"), (third, "appointment_set")):
+        closed = funnel.get(deal.id)
+        assert closed.stage == Stage.LOST  # type: ignore[union-attr]
+        assert closed.lost_reason == LostReason.AVOID  # type: ignore[union-attr]
+        assert closed.closed_at is not None  # type: ignore[union-attr]
+        assert moves(funnel, deal)[-1] == ("lose", stage, "lost")
+        last = funnel.history(deal)[-1]
+        assert (last.actor, last.reason, last.data) == (
+            "ana",
+            "asked us to stop",
+            {"lost_reason": "avoid"},
+        )
+    refused(funnel, InvalidTransitionError, lambda: funnel.sit(third))
+    assert funnel.rep_list("not_sat", at=funnel.clock.now()).items == ()
+
+
 def test_an_avoided_lead_is_stuck(funnel: Funnel) -> None:
     lead = new_lead(funnel, 1)
     funnel.avoid(lead)

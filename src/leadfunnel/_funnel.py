@@ -571,8 +571,10 @@ class Funnel:
     ) -> Lead | Contact:
         """Put a lead or contact on the avoid list: never market to them again.
 
-        Avoiding a converted lead avoids the contact it became too. Avoiding an
-        avoided record changes and records nothing.
+        Avoiding a converted lead avoids the contact it became too. An avoided contact's
+        open deals are closed as lost, reason ``avoid``, in the same change: nobody
+        should go on selling to them. Avoiding an avoided record changes and records
+        nothing.
         """
         now = self._now(at)
         record: Lead | Contact = self._load(subject, (Lead, Contact))
@@ -599,8 +601,41 @@ class Funnel:
             changes.events.append(self._event(moved, "avoid", source, dest, now, actor, reason))
             if target is record:
                 result = moved
+            if isinstance(target, Contact):
+                self._lose_open_deals(target, now, actor, reason, changes)
         self.repository.commit(changes)
         return result
+
+    def _lose_open_deals(
+        self,
+        contact: Contact,
+        now: datetime,
+        actor: str | None,
+        reason: str | None,
+        changes: ChangeSet,
+    ) -> None:
+        """Close ``contact``'s open deals as lost, reason ``avoid``, into ``changes``."""
+        for deal in self.repository.opportunities(contact_id=contact.id):
+            if not deal.is_open:
+                continue
+            source = deal.stage.value
+            dest = OPPORTUNITY.move(source, "lose")
+            lost = self._bump(
+                deal, now, stage=Stage(dest), lost_reason=LostReason.AVOID, closed_at=now
+            )
+            changes.updates.append(lost)
+            changes.events.append(
+                self._event(
+                    lost,
+                    "lose",
+                    source,
+                    dest,
+                    now,
+                    actor,
+                    reason or LostReason.AVOID.value,
+                    {"lost_reason": LostReason.AVOID.value},
+                )
+            )
 
     @_retrying
     def qualify(
