@@ -1142,6 +1142,36 @@ def test_merge_fills_unites_moves_and_logs(funnel: Funnel, clock: ManualClock) -
     refused(funnel, DuplicateError, lambda: funnel.add(Lead(phone="+15125550134")))
 
 
+def test_the_merged_away_email_and_phone_still_find_the_person(funnel: Funnel) -> None:
+    keep = new_lead(funnel, 1, phone="+15125550100")
+    other = new_lead(funnel, 2, phone="(512) 555-0199")
+    merged = funnel.merge(keep, other)
+    assert merged.email == keep.email  # keep's own stay first
+    assert merged.other_emails == {other.email}
+    assert merged.other_phones == {"+15125550199"}
+    # Both of other's keys are the person's now: adding them again is a duplicate ...
+    for again in (Lead(email=other.email), Lead(phone="+1 512 555 0199")):
+        err = refused(funnel, DuplicateError, lambda a=again: funnel.add(a))
+        assert err.existing_id == keep.id
+    # Undoing the merge gives other its keys back.
+    funnel.unmerge(keep)
+    assert funnel.get(keep.id).other_emails == frozenset()
+    err = refused(funnel, DuplicateError, lambda: funnel.add(Lead(email=other.email)))
+    assert err.existing_id == other.id
+    # Merged again, a response on the old e-mail lands on the kept record.
+    funnel.merge(keep.id, other.id)
+    assert funnel.capture(Lead(email=other.email.upper(), city="Austin")).id == keep.id
+
+
+def test_other_emails_are_keys_and_must_be_free(funnel: Funnel) -> None:
+    first = new_lead(funnel, 1)
+    second = funnel.add(Lead(email="pat@home.example.com", other_emails={"Pat@Work.example.com"}))
+    err = refused(funnel, DuplicateError, lambda: funnel.add(Lead(email="pat@work.example.com")))
+    assert err.existing_id == second.id
+    clash = second.model_copy(update={"other_emails": frozenset({first.email})})
+    refused(funnel, DuplicateError, lambda: funnel.update(clash))
+
+
 def test_merge_of_contacts_moves_their_deals(funnel: Funnel) -> None:
     keep = funnel.add(Contact(**person(1)))
     other = funnel.add(Contact(**person(2)))

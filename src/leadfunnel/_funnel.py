@@ -92,7 +92,7 @@ _MANAGED = {
     "opportunity": ("stage", "closed_at", "lost_reason", "contact_id", "lead_id"),
 }
 _STATE_FIELD = {"lead": "status", "contact": "type", "opportunity": "stage"}
-_SET_FIELDS = ("tags", "needs", "opt_outs")
+_SET_FIELDS = ("tags", "needs", "opt_outs", "other_emails", "other_phones")
 _INTEREST_RANK = {Interest.NONE: 0, Interest.SLIGHT: 1, Interest.HIGH: 2}
 
 #: Free-mail providers: sharing one of these domains says nothing about a company.
@@ -1574,6 +1574,14 @@ def _lifecycle_of(kind: str) -> Any:
 def _merge_changes(keep: Lead | Contact, other: Lead | Contact) -> dict[str, Any]:
     """What merging ``other`` into ``keep`` changes on ``keep``."""
     changes = _fill_from(keep, other)
+    # other's own e-mail and phone stay keys of the person, as other_emails/other_phones
+    # when keep has (or just took) different ones.
+    email = changes.get("email", keep.email)
+    if other.email is not None and other.email.lower() != (email or "").lower():
+        changes["other_emails"] = changes.get("other_emails", keep.other_emails) | {other.email}
+    phone = changes.get("phone", keep.phone)
+    if other.phone is not None and other.phone != phone:
+        changes["other_phones"] = changes.get("other_phones", keep.other_phones) | {other.phone}
     if (
         isinstance(keep, Contact)
         and isinstance(other, Contact)

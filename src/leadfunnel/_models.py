@@ -107,6 +107,15 @@ def _normalise_phone(value: str, region: str) -> str:
     return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
 
 
+def _phone_region(info: ValidationInfo) -> str:
+    """The default region for phones without a country code: ``phone_region`` in the
+    validation context, else :data:`DEFAULT_PHONE_REGION`."""
+    if info.context:
+        region: str = info.context.get("phone_region", DEFAULT_PHONE_REGION)
+        return region
+    return DEFAULT_PHONE_REGION
+
+
 # --- country ------------------------------------------------------------------------
 
 _COUNTRY_ALIASES = {
@@ -258,6 +267,10 @@ class _Person(_Stored):
     owner: Name | None = None
     notes: Text | None = None
     opt_outs: frozenset[Channel] = frozenset()
+    #: More ways to recognise the person, such as those of a duplicate merged into this
+    #: record: they are identity keys too, so the merged-away e-mail still dedupes.
+    other_emails: frozenset[Email] = frozenset()
+    other_phones: frozenset[str] = frozenset()
 
     _blanks = model_validator(mode="before")(_blank_to_none)
 
@@ -266,10 +279,13 @@ class _Person(_Stored):
     def _phone_e164(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is None:
             return None
-        region = DEFAULT_PHONE_REGION
-        if info.context:
-            region = info.context.get("phone_region", region)
-        return _normalise_phone(value, region)
+        return _normalise_phone(value, _phone_region(info))
+
+    @field_validator("other_phones")
+    @classmethod
+    def _phones_e164(cls, value: frozenset[str], info: ValidationInfo) -> frozenset[str]:
+        region = _phone_region(info)
+        return frozenset(_normalise_phone(phone, region) for phone in value)
 
     @property
     def full_name(self) -> str:
@@ -369,11 +385,18 @@ RECORD_TYPES: dict[str, type[Lead] | type[Contact] | type[Opportunity]] = {
 
 
 def identity_keys(person: Lead | Contact) -> tuple[str, ...]:
-    """The dedupe keys of a person: its e-mail (trimmed, lower-cased) and E.164 phone."""
+    """The dedupe keys of a person: its e-mail (trimmed, lower-cased) and E.164 phone,
+    then its ``other_emails`` and ``other_phones``."""
     if person.email is None:
-        return () if person.phone is None else (f"phone:{person.phone}",)
-    email = f"email:{person.email.lower()}"
-    return (email,) if person.phone is None else (email, f"phone:{person.phone}")
+        keys: tuple[str, ...] = () if person.phone is None else (f"phone:{person.phone}",)
+    else:
+        email = f"email:{person.email.lower()}"
+        keys = (email,) if person.phone is None else (email, f"phone:{person.phone}")
+    if person.other_emails or person.other_phones:
+        more = [f"email:{e.lower()}" for e in sorted(person.other_emails)]
+        more += [f"phone:{p}" for p in sorted(person.other_phones)]
+        keys += tuple(k for k in dict.fromkeys(more) if k not in keys)
+    return keys
 
 
 def holds_keys(record: Record) -> bool:
