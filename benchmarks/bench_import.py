@@ -38,6 +38,7 @@ from typing import Any
 import pydantic
 
 from leadfunnel import Funnel, Lead, SqlRepository
+from leadfunnel._csv import _SALESFORCE
 
 AT = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 FIRST = ["Pat", "Sam", "Alex", "Jordan", "Casey", "Robin", "Taylor", "Morgan", "Jamie", "Drew"]
@@ -72,21 +73,8 @@ def rows(count: int) -> Iterator[dict[str, Any]]:
         yield row
 
 
-FIELDS = {
-    "FirstName": "first_name",
-    "LastName": "last_name",
-    "Email": "email",
-    "Phone": "phone",
-    "Company": "company",
-    "Title": "title",
-    "Industry": "industry",
-    "NumberOfEmployees": "employees",
-    "AnnualRevenue": "annual_revenue",
-    "Country": "country",
-    "State": "region",
-    "City": "city",
-    "LeadSource": "source",
-}
+# The Salesforce export's column names, mapped as `leadfunnel import` maps them.
+FIELDS = _SALESFORCE
 
 
 def lead_rows(count: int) -> Iterator[dict[str, Any]]:

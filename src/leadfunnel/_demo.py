@@ -18,6 +18,7 @@ from ._errors import LeadFunnelError
 from ._funnel import Funnel
 from ._models import Lead
 from ._qualification import QualificationEngine
+from ._samples import COMPANY_WORDS, FIRST_NAMES, LAST_NAMES
 
 __all__ = ["DEMO_PROFILES", "DemoSummary", "build_demo"]
 
@@ -47,77 +48,6 @@ DEMO_PROFILES = {
     ]
 }
 
-_FIRST = [
-    "Pat",
-    "Sam",
-    "Alex",
-    "Jordan",
-    "Taylor",
-    "Morgan",
-    "Casey",
-    "Riley",
-    "Jamie",
-    "Avery",
-    "Quinn",
-    "Drew",
-    "Robin",
-    "Dana",
-    "Lee",
-    "Kim",
-    "Chris",
-    "Terry",
-    "Jesse",
-    "Cameron",
-    "Rowan",
-    "Emerson",
-    "Hayden",
-    "Parker",
-    "Reese",
-    "Skyler",
-    "Devon",
-]
-_LAST = [
-    "Rivera",
-    "Nguyen",
-    "Smith",
-    "Patel",
-    "Garcia",
-    "Kowalski",
-    "Okafor",
-    "Schmidt",
-    "Rossi",
-    "Tanaka",
-    "Dubois",
-    "Silva",
-    "Cohen",
-    "Murphy",
-    "Larsen",
-    "Novak",
-    "Haddad",
-    "Fischer",
-    "Moreau",
-    "Brennan",
-    "Castillo",
-    "Ivanova",
-    "Lindqvist",
-    "Mensah",
-]
-_COMPANY = [
-    "Northwind",
-    "Bluepeak",
-    "Ironclad",
-    "Brightline",
-    "Summit",
-    "Keystone",
-    "Clearpath",
-    "Redwood",
-    "Harbor",
-    "Granite",
-    "Lakeside",
-    "Pioneer",
-    "Silverleaf",
-    "Trident",
-]
 _FIT_INDUSTRY = ["IT Services", "Managed Services", "Accounting"]
 _OTHER_INDUSTRY = ["Retail", "Restaurants", "Real Estate", "Construction", "Education"]
 _AUTHORITY = ["CEO", "Owner", "Founder & CEO", "President", "Managing Partner", "Owner/CEO"]
@@ -152,8 +82,8 @@ class DemoSummary:
 
 
 def _person(rng: random.Random, n: int, source: str, fits: bool) -> Lead:
-    first, last = rng.choice(_FIRST), rng.choice(_LAST)
-    company = f"{rng.choice(_COMPANY)} {rng.choice(['IT', 'Tech', 'Group', 'Partners', 'Co'])}"
+    first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
+    company = f"{rng.choice(COMPANY_WORDS)} {rng.choice(['IT', 'Tech', 'Group', 'Partners', 'Co'])}"
     domain = company.lower().replace(" ", "-") + f"-{n}.example.com"
     if fits:
         industry = rng.choice(_FIT_INDUSTRY)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from hypothesis import strategies as st
 
+from .. import _samples
 from .._enums import Channel, ContactType, Interest, LeadStatus, LostReason, Outcome
 from .._errors import LeadFunnelError
 from .._models import Contact, Lead
@@ -26,59 +27,9 @@ if TYPE_CHECKING:
 
 __all__ = ["FunnelStep", "contacts", "histories", "leads", "register_strategies", "replay"]
 
-FIRST_NAMES = [
-    "Pat",
-    "Sam",
-    "Alex",
-    "Jordan",
-    "Taylor",
-    "Morgan",
-    "Casey",
-    "Riley",
-    "Jamie",
-    "Avery",
-    "Quinn",
-    "Drew",
-    "Robin",
-    "Dana",
-    "Lee",
-    "Kim",
-    "Zoë",
-    "José",
-    "Ngozi",
-]
-LAST_NAMES = [
-    "Rivera",
-    "Nguyen",
-    "Smith",
-    "Patel",
-    "Garcia",
-    "Kowalski",
-    "Okafor",
-    "Schmidt",
-    "O'Brien",
-    "Tanaka",
-    "Dubois",
-    "Silva",
-    "Cohen",
-    "Murphy",
-    "Larsen",
-    "Müller",
-]
-COMPANY_WORDS = [
-    "Northwind",
-    "Bluepeak",
-    "Ironclad",
-    "Brightline",
-    "Summit",
-    "Keystone",
-    "Clearpath",
-    "Redwood",
-    "Harbor",
-    "Granite",
-    "Lakeside",
-    "Pioneer",
-]
+FIRST_NAMES = [*_samples.FIRST_NAMES, "Zoë", "José", "Ngozi"]
+LAST_NAMES = [*_samples.LAST_NAMES, "O'Brien", "Müller"]
+COMPANY_WORDS = list(_samples.COMPANY_WORDS)
 INDUSTRIES = [
     "IT Services",
     "Managed Services",
