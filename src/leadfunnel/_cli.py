@@ -36,6 +36,29 @@ _db_option = click.option(
     "also read from LEADFUNNEL_DB.",
 )
 
+_output_option = click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, writable=True),
+    default=None,
+    help="Write to this file instead of standard output.",
+)
+
+
+def _format_option(*formats: str) -> Callable[[_F], _F]:
+    return click.option(
+        "--format", "format_", type=click.Choice(formats), default=formats[0], show_default=True
+    )
+
+
+def _emit(text: str, output: str | None, written: str) -> None:
+    """Print ``text``, or write it to ``output`` and say so (``written``) on stderr."""
+    if output:
+        Path(output).write_text(text, encoding="utf-8")
+        click.echo(f"{written} written to {output}", err=True)
+    else:
+        click.echo(text, nl=False)
+
 
 def _fail(message: str) -> NoReturn:
     click.echo(f"leadfunnel: error: {message}", err=True)
@@ -383,20 +406,8 @@ def due(db: str, at: str | None) -> None:
     default=None,
     help="Break the funnel down by this key.",
 )
-@click.option(
-    "--format",
-    "format_",
-    type=click.Choice(["table", "json", "csv", "svg"]),
-    default="table",
-    show_default=True,
-)
-@click.option(
-    "--output",
-    "-o",
-    type=click.Path(dir_okay=False, writable=True),
-    default=None,
-    help="Write to this file instead of standard output.",
-)
+@_format_option("table", "json", "csv", "svg")
+@_output_option
 @_guarded
 def report(db: str, by: str | None, format_: str, output: str | None) -> None:
     """Print the funnel report: counts and conversion per step, health checks.
@@ -414,12 +425,7 @@ def report(db: str, by: str | None, format_: str, output: str | None) -> None:
         "csv": lambda r: r.to_csv(groups=by is not None),
         "svg": lambda r: r.to_svg(),
     }
-    text = renderers[format_](result)
-    if output:
-        Path(output).write_text(text, encoding="utf-8")
-        click.echo(f"Report written to {output}", err=True)
-    else:
-        click.echo(text, nl=False)
+    _emit(renderers[format_](result), output, "Report")
 
 
 @main.command(name="list")
@@ -439,20 +445,8 @@ def report(db: str, by: str | None, format_: str, output: str | None) -> None:
 @click.option(
     "--at", "at", default=None, metavar="ISO-DATETIME", help="As of when (default: now, UTC)."
 )
-@click.option(
-    "--format",
-    "format_",
-    type=click.Choice(["table", "json", "csv"]),
-    default="table",
-    show_default=True,
-)
-@click.option(
-    "--output",
-    "-o",
-    type=click.Path(dir_okay=False, writable=True),
-    default=None,
-    help="Write to this file instead of standard output.",
-)
+@_format_option("table", "json", "csv")
+@_output_option
 @_guarded
 def list_(
     db: str,
@@ -496,11 +490,7 @@ def list_(
         text = pulled.to_csv()
     else:
         text = pulled.to_table(by=by)
-    if output:
-        Path(output).write_text(text, encoding="utf-8")
-        click.echo(f"{len(pulled)} written to {output}", err=True)
-    else:
-        click.echo(text, nl=False)
+    _emit(text, output, f"{len(pulled)} people")
 
 
 @main.command()
