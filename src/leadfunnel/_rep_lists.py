@@ -221,7 +221,7 @@ def _rows(items: Sequence[RepListItem]) -> list[str]:
 
     def cut(value: str | None, width: int) -> str:
         text = value or "-"
-        return text if len(text) <= width else text[: width - 1] + "…"
+        return text if len(text) <= width else text[: width - 3] + "..."  # ASCII: any console
 
     lines = [
         f"  {'name':<24} {'company':<20} {'phone':<16} {'source':<12} {'state':<15} "
