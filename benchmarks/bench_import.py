@@ -23,7 +23,6 @@ import argparse
 import contextlib
 import gc
 import os
-import resource
 import sqlite3
 import subprocess
 import sys
@@ -36,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import pydantic
+from _memory import peak_rss_mb
 
 from leadfunnel import Funnel, Lead, SqlRepository
 from leadfunnel._csv import _SALESFORCE
@@ -209,18 +209,6 @@ def postgres_side_by_side(url: str, count: int) -> None:
 
 
 # --- memory -----------------------------------------------------------------------
-
-
-def peak_rss_mb() -> float:
-    """This process's peak resident memory, in MB."""
-    # Linux: VmHWM belongs to this program alone; ru_maxrss would also count the
-    # parent's size at fork time.
-    status = Path("/proc/self/status")
-    if status.exists():
-        for text in status.read_text().splitlines():
-            if text.startswith("VmHWM:"):
-                return int(text.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def memory_child(count: int, path: str) -> None:

@@ -11,7 +11,8 @@ through the stages: several events per subject), then times, side by side:
   hand too.
 
 Peak memory of a report is read in a child process that only opens the file and runs
-it (``ru_maxrss``), so building the history does not count. Target (issue 6): within 2x
+it (``VmHWM``, not ``ru_maxrss``, which would carry over this process's peak), so
+building the history does not count. Target (issue 6): within 2x
 of the hand-written query, peak under 100 MB.
 
     python benchmarks/bench_report.py --quick         # ~16k events
@@ -23,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import random
-import resource
 import sqlite3
 import subprocess
 import sys
@@ -32,12 +32,14 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from _memory import peak_rss_mb
+
 from leadfunnel import Funnel, SqlRepository
 from leadfunnel.testing import ManualClock
 
 HAND_WRITTEN = "SELECT step, COUNT(DISTINCT subject_id) FROM lf_steps GROUP BY step"
 # What a report asks besides the counts, written by hand: the follow-up figures of the
-# qualified leads, and each setter's counts (for the appointments-sat rate per setter).
+# qualified leads, and each setter's appointments set and sat (the sat rate per setter).
 FOLLOW_UP = """
 SELECT COUNT(*), SUM(CASE WHEN n = 0 THEN 1 ELSE 0 END), SUM(n) FROM (
   SELECT q.subject_id, COUNT(t.id) AS n
@@ -48,34 +50,28 @@ SELECT COUNT(*), SUM(CASE WHEN n = 0 THEN 1 ELSE 0 END), SUM(n) FROM (
 PER_SETTER = """
 SELECT s.step, o.setter, COUNT(DISTINCT s.subject_id)
 FROM lf_steps AS s LEFT JOIN lf_opportunities AS o ON o.id = s.subject_id
+WHERE s.step IN ('appointment_set', 'appointment_sat')
 GROUP BY s.step, o.setter
 """
-# Time in stage: each subject's first arrival per step, paired step to step (a lead's
-# qualifying with its first booked deal), and the median per pair by window functions.
-TIME_IN_STAGE = """
-WITH firsts AS (
-  SELECT step, subject_id, MIN(at) AS at FROM lf_steps
-  WHERE step IN ('raw', 'qualified', 'appointment_set', 'appointment_sat', 'won')
-  GROUP BY step, subject_id),
-booked AS (
-  SELECT o.lead_id AS subject_id, MIN(f.at) AS at
-  FROM firsts AS f JOIN lf_opportunities AS o ON o.id = f.subject_id
-  WHERE f.step = 'appointment_set' AND o.lead_id IS NOT NULL GROUP BY o.lead_id),
-durations AS (
-  SELECT 'raw' AS stage, b.at - a.at AS d FROM firsts AS a
-    JOIN firsts AS b ON b.subject_id = a.subject_id AND b.step = 'qualified'
-    WHERE a.step = 'raw'
-  UNION ALL SELECT 'qualified', b.at - a.at FROM firsts AS a
-    JOIN booked AS b ON b.subject_id = a.subject_id WHERE a.step = 'qualified'
-  UNION ALL SELECT 'appointment_set', b.at - a.at FROM firsts AS a
-    JOIN firsts AS b ON b.subject_id = a.subject_id AND b.step = 'appointment_sat'
-    WHERE a.step = 'appointment_set'
-  UNION ALL SELECT 'appointment_sat', b.at - a.at FROM firsts AS a
-    JOIN firsts AS b ON b.subject_id = a.subject_id AND b.step = 'won'
-    WHERE a.step = 'appointment_sat'),
+# Time in stage: per stretch, each subject's first arrival at the later step, its first
+# at the earlier one looked up by the (step, subject_id, at) index (a lead's qualifying
+# for its first booked deal), and the median per stretch by window functions.
+_FIRST = "(SELECT MIN(f.at) FROM lf_steps AS f WHERE f.step = '{0}' AND f.subject_id = e.id)"
+_ENDS = "(SELECT subject_id AS id, MIN(at) AS at FROM lf_steps WHERE step = '{0}' GROUP BY 1)"
+TIME_IN_STAGE = f"""
+WITH durations AS (
+  SELECT 'raw' AS stage, e.at - {_FIRST.format("raw")} AS d FROM {_ENDS.format("qualified")} AS e
+  UNION ALL SELECT 'qualified', e.at - {_FIRST.format("qualified")} FROM (
+    SELECT o.lead_id AS id, MIN(s.at) AS at
+    FROM lf_steps AS s JOIN lf_opportunities AS o ON o.id = s.subject_id
+    WHERE s.step = 'appointment_set' AND o.lead_id IS NOT NULL GROUP BY o.lead_id) AS e
+  UNION ALL SELECT 'appointment_set', e.at - {_FIRST.format("appointment_set")}
+    FROM {_ENDS.format("appointment_sat")} AS e
+  UNION ALL SELECT 'appointment_sat', e.at - {_FIRST.format("appointment_sat")}
+    FROM {_ENDS.format("won")} AS e),
 ranked AS (
   SELECT stage, d, ROW_NUMBER() OVER (PARTITION BY stage ORDER BY d) AS rn,
-         COUNT(*) OVER (PARTITION BY stage) AS n FROM durations)
+         COUNT(*) OVER (PARTITION BY stage) AS n FROM durations WHERE d IS NOT NULL)
 SELECT stage, AVG(d) / 1e6, MAX(n) FROM ranked WHERE 2 * rn BETWEEN n AND n + 2
 GROUP BY stage
 """
@@ -118,7 +114,7 @@ def best(function: object, rounds: int) -> float:
 def child(url: str) -> None:
     """Run one report and print the process's peak resident memory in MB."""
     Funnel(SqlRepository(url)).report(by="month")
-    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    print(peak_rss_mb())
 
 
 def main() -> None:

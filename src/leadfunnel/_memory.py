@@ -12,7 +12,7 @@ import statistics
 import threading
 from bisect import insort
 from collections import ChainMap, defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 from uuid import UUID
@@ -385,11 +385,15 @@ class InMemoryRepository(Repository):
         since: datetime | None,
         until: datetime | None,
         by: GroupBy | None = None,
+        steps: Collection[str] | None = None,
     ) -> list[StepCount]:
+        wanted = None if steps is None else frozenset(steps)
         with self._lock:
             seen: dict[tuple[str, str | None], set[UUID]] = defaultdict(set)
             for event_id, step, at in self._steps:
                 if (since is not None and at < since) or (until is not None and at >= until):
+                    continue
+                if wanted is not None and step not in wanted:
                     continue
                 subject_id = self._event_subject[event_id]
                 group = self._group(subject_id, by, at) if by else None

@@ -426,7 +426,12 @@ def build_report(
         row.step: TimeInStage.from_stage_time(row)
         for row in repository.stage_times(since=since, until=until)
     }
-    setter_counts = _counts(repository.step_counts(since=since, until=until, by="setter"))
+    # Each setter's appointments-sat rate needs two steps of the per-setter counts (all
+    # of them only for by="setter"): the index on step keeps that to the deals' rows.
+    setter_steps = None if by == "setter" else ("appointment_set", "appointment_sat")
+    setter_counts = _counts(
+        repository.step_counts(since=since, until=until, by="setter", steps=setter_steps)
+    )
     setters = {
         key: _ratio(c.get("appointment_sat", 0), c.get("appointment_set", 0))
         for key, c in setter_counts.items()

@@ -38,7 +38,7 @@ reference implementation.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
@@ -292,8 +292,10 @@ class Repository(ABC):
         since: datetime | None,
         until: datetime | None,
         by: GroupBy | None = None,
+        steps: Collection[str] | None = None,
     ) -> list[StepCount]:
-        """Distinct subjects per funnel step reached with ``since <= at < until``.
+        """Distinct subjects per funnel step reached with ``since <= at < until``
+        (only the ``steps`` named, when given).
 
         The steps an event reaches are :func:`leadfunnel._lifecycle.funnel_steps` of it
         (an adapter may compute them when it stores the event). With ``by``, counts are

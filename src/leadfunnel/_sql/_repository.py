@@ -9,7 +9,7 @@ import sqlite3
 import threading
 import time
 import typing
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -709,9 +709,12 @@ class SqlRepository(Repository):
         since: datetime | None,
         until: datetime | None,
         by: GroupBy | None = None,
+        steps: Collection[str] | None = None,
     ) -> list[StepCount]:
         st = s.steps
         where: list[Any] = []
+        if steps is not None:
+            where.append(st.c.step.in_(sorted(steps)))
         if since is not None:
             where.append(st.c.at >= _aware(since, "since"))
         if until is not None:
@@ -730,25 +733,25 @@ class SqlRepository(Repository):
             deal = s.opportunities.alias("deal")
             contact = s.contacts.alias("contact")
             deal_lead = s.leads.alias("deal_lead")
-            joined = (
-                st.outerjoin(lead, lead.c.id == st.c.subject_id)
-                .outerjoin(deal, deal.c.id == st.c.subject_id)
-                .outerjoin(contact, contact.c.id == deal.c.contact_id)
-                .outerjoin(
-                    deal_lead,
-                    deal_lead.c.id == sa.func.coalesce(deal.c.lead_id, contact.c.lead_id),
-                )
-            )
+            # Join only what the grouping reads: the deal for a setter, lead and deal for
+            # an owner, and the deal's lead (through its contact) for source and profile.
+            joined: Any = st.outerjoin(deal, deal.c.id == st.c.subject_id)
             group: Any
             if by == "setter":
                 group = deal.c.setter
-            elif by == "owner":
-                group = sa.func.coalesce(lead.c.owner, deal.c.owner)
             else:
-                group = sa.case(
-                    (lead.c.id.is_not(None), lead.c[by]),
-                    else_=deal_lead.c[by],
-                )
+                joined = joined.outerjoin(lead, lead.c.id == st.c.subject_id)
+                if by == "owner":
+                    group = sa.func.coalesce(lead.c.owner, deal.c.owner)
+                else:
+                    joined = joined.outerjoin(contact, contact.c.id == deal.c.contact_id).outerjoin(
+                        deal_lead,
+                        deal_lead.c.id == sa.func.coalesce(deal.c.lead_id, contact.c.lead_id),
+                    )
+                    group = sa.case(
+                        (lead.c.id.is_not(None), lead.c[by]),
+                        else_=deal_lead.c[by],
+                    )
             group = group.label("grp")
             query = (
                 sa.select(st.c.step, group, count)
@@ -765,33 +768,33 @@ class SqlRepository(Repository):
 
     def stage_times(self, *, since: datetime | None, until: datetime | None) -> list[StageTime]:
         st, deals = s.steps, s.opportunities
-        # Each subject's first arrival at each timed step: read off the
-        # (step, subject_id, at) index, in order.
-        firsts = (
-            sa.select(st.c.step, st.c.subject_id, sa.func.min(st.c.at).label("at"))
-            .where(st.c.step.in_(TIMED_STEPS))
-            .group_by(st.c.step, st.c.subject_id)
-            .cte("firsts")
-        )
-        # qualified -> appointment_set spans two subjects: a lead and the earliest
-        # booked of its opportunities.
-        booked = (
-            sa.select(deals.c.lead_id.label("subject_id"), sa.func.min(firsts.c.at).label("at"))
-            .select_from(firsts.join(deals, deals.c.id == firsts.c.subject_id))
-            .where(firsts.c.step == "appointment_set", deals.c.lead_id.is_not(None))
-            .group_by(deals.c.lead_id)
-            .cte("booked")
-        )
+        # Per stretch, each subject's first arrival at the later step (few rows: an index
+        # range of that step), then its first arrival at the earlier one by an index seek
+        # on (step, subject_id, at). Raw leads that went no further are never read.
         pairs = []
         for step, following in itertools.pairwise(TIMED_STEPS):
-            start = firsts.alias(f"start_{step}")
             if following == "appointment_set":
-                end = booked.alias("end_booked")
-                on = end.c.subject_id == start.c.subject_id
+                # Two subjects: a lead, and the earliest booked of its opportunities.
+                ends = (
+                    sa.select(deals.c.lead_id.label("subject_id"), sa.func.min(st.c.at).label("at"))
+                    .select_from(st.join(deals, deals.c.id == st.c.subject_id))
+                    .where(st.c.step == following, deals.c.lead_id.is_not(None))
+                    .group_by(deals.c.lead_id)
+                )
             else:
-                end = firsts.alias(f"end_{following}")
-                on = sa.and_(end.c.subject_id == start.c.subject_id, end.c.step == following)
-            where: list[Any] = [start.c.step == step]
+                ends = (
+                    sa.select(st.c.subject_id, sa.func.min(st.c.at).label("at"))
+                    .where(st.c.step == following)
+                    .group_by(st.c.subject_id)
+                )
+            end = ends.subquery(f"end_{following}")
+            earlier = st.alias(f"start_{step}")
+            start = (
+                sa.select(sa.func.min(earlier.c.at))
+                .where(earlier.c.step == step, earlier.c.subject_id == end.c.subject_id)
+                .scalar_subquery()
+            )
+            where: list[Any] = []
             if since is not None:
                 where.append(end.c.at >= _aware(since, "since"))
             if until is not None:
@@ -799,12 +802,15 @@ class SqlRepository(Repository):
             pairs.append(
                 sa.select(
                     sa.cast(sa.literal(step), _STEP_TYPE).label("stage"),
-                    _SecondsBetween(start.c.at, end.c.at).label("seconds"),
-                )
-                .select_from(start.join(end, on))
-                .where(*where)
+                    _SecondsBetween(start, end.c.at).label("seconds"),
+                ).where(*where)
             )
-        durations = sa.union_all(*pairs).subquery("durations")
+        found = sa.union_all(*pairs).subquery("found")
+        durations = (
+            sa.select(found.c.stage, found.c.seconds)
+            .where(found.c.seconds.is_not(None))  # no arrival at the earlier step
+            .subquery("durations")
+        )
         ranked = sa.select(
             durations.c.stage,
             durations.c.seconds,

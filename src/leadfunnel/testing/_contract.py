@@ -723,6 +723,12 @@ class RepositoryContract(ABC):
             ("won", None): 1,
             ("unqualified", None): 1,
         }
+        # Only the steps asked for, with or without groups.
+        chosen = repo.step_counts(since=None, until=None, steps=("raw", "won"))
+        assert counts(chosen) == {("raw", None): 2, ("won", None): 1}
+        by_setter = repo.step_counts(since=None, until=None, by="setter", steps=["won"])
+        assert counts(by_setter) == {("won", "sue"): 1}
+        assert repo.step_counts(since=None, until=None, steps=()) == []
 
     def test_step_counts_honour_since_and_until(self, repo: Repository) -> None:
         h = self._funnel_history(repo)
