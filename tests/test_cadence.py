@@ -598,6 +598,7 @@ def _run_sequence(funnel: Funnel, clock: ManualClock, kind: str, ops: list[Any])
         elif name == "avoid":
             funnel.avoid(subject)
             model.state, reset_or_moved = "avoid", True
+            model.open_deal = False  # avoiding a contact closes its open deals
         elif kind == "lead" and name == "qualify" and model.state in ("raw", "unqualified"):
             funnel.qualify(subject, force=True)
             model.state, reset_or_moved = "qualified", True

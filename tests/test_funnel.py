@@ -571,6 +571,29 @@ def test_avoiding_a_contact_closes_its_open_deals_as_lost(funnel: Funnel) -> Non
     assert funnel.rep_list("not_sat", at=funnel.clock.now()).items == ()
 
 
+def test_losing_a_deal_with_avoid_closes_the_contacts_other_deals(funnel: Funnel) -> None:
+    first = funnel.set_appointment(qualified(funnel, 1))
+    second = funnel.set_appointment(first.contact_id)
+    lost = funnel.lose(first, reason="avoid", note="threatened to sue")
+    assert lost.lost_reason == LostReason.AVOID
+    assert funnel.get(first.contact_id).type == ContactType.AVOID  # type: ignore[union-attr]
+    closed = funnel.get(second.id)
+    assert (closed.stage, closed.lost_reason) == (Stage.LOST, LostReason.AVOID)  # type: ignore[union-attr]
+    assert moves(funnel, second)[-1] == ("lose", "appointment_set", "lost")
+
+
+def test_a_merge_never_leaves_open_deals_with_an_avoided_contact(funnel: Funnel) -> None:
+    avoided = funnel.avoid(funnel.add(Contact(**person(1))))
+    busy = funnel.set_appointment(funnel.add(Contact(**person(2))))
+    err = refused(funnel, PolicyError, lambda: funnel.merge(avoided, busy.contact_id))
+    assert "avoid" in str(err)
+    assert str(busy.contact_id) in str(err)
+    funnel.avoid(busy.contact_id)  # closes the deal; then the two may merge
+    merged = funnel.merge(avoided, busy.contact_id)
+    assert merged.type == ContactType.AVOID  # type: ignore[union-attr]
+    assert funnel.get(busy.id).stage == Stage.LOST  # type: ignore[union-attr]
+
+
 def test_an_avoided_lead_is_stuck(funnel: Funnel) -> None:
     lead = new_lead(funnel, 1)
     funnel.avoid(lead)

@@ -52,7 +52,7 @@ from leadfunnel import (
     Stage,
 )
 from leadfunnel._lifecycle import LEAD, OPPORTUNITY
-from leadfunnel._models import holds_keys, state_of
+from leadfunnel._models import holds_keys, identity_keys, state_of
 from leadfunnel.testing import ManualClock
 from test_lifecycle import LEAD_CONTRACT, LEAD_FORCED, STAGE_CONTRACT, STAGE_FORCED
 
@@ -153,13 +153,18 @@ class FunnelMachine(RuleBasedStateMachine):
     def first_lead(self) -> Any:
         return self._add_lead("raw", None)
 
+    def holders(self, email: str) -> dict[UUID, Lead | Contact]:
+        """The people who hold ``email`` as an identity key (their own or a merged one)."""
+        key = f"email:{email.lower()}"
+        return {
+            r.id: r
+            for r in self.records().values()
+            if isinstance(r, (Lead, Contact)) and holds_keys(r) and key in identity_keys(r)
+        }
+
     def _add_lead(self, status: str, email: str | None) -> Any:
         fields = self.person(status=status, **({"email": email} if email else {}))
-        holders = [
-            r
-            for r in self.records().values()
-            if email and holds_keys(r) and getattr(r, "email", None) == email
-        ]
+        holders = self.holders(email) if email else {}
         lead = self.attempt(lambda: self.funnel.add(Lead(**fields)))
         if lead is None:
             assert holders, "a new person was refused"
@@ -191,11 +196,7 @@ class FunnelMachine(RuleBasedStateMachine):
             email = data.draw(st.sampled_from(self.emails))
         else:
             email = self.person()["email"]
-        holders = {
-            r.id: r
-            for r in self.records().values()
-            if holds_keys(r) and getattr(r, "email", None) == email
-        }
+        holders = self.holders(email)
         carrier = self.attempt(lambda: self.funnel.capture(Lead(email=email, city="Austin")))
         if carrier is None:
             # only an avoid-listed person is refused
@@ -402,7 +403,10 @@ class FunnelMachine(RuleBasedStateMachine):
             elif isinstance(record, Opportunity):
                 assert state in OPPORTUNITY.states
                 assert (record.closed_at is None) == record.is_open
-                assert isinstance(self.funnel.get(record.contact_id), Contact)
+                contact = self.funnel.get(record.contact_id)
+                assert isinstance(contact, Contact)
+                # nobody goes on selling to an avoided contact
+                assert not (record.is_open and contact.type == ContactType.AVOID)
             else:
                 assert state in {t.value for t in ContactType}
             history = self.funnel.history(record.id)

@@ -614,9 +614,11 @@ class Funnel:
         reason: str | None,
         changes: ChangeSet,
     ) -> None:
-        """Close ``contact``'s open deals as lost, reason ``avoid``, into ``changes``."""
+        """Close ``contact``'s open deals as lost, reason ``avoid``, into ``changes``
+        (those it does not change already)."""
+        changing = {record.id for record in changes.updates}
         for deal in self.repository.opportunities(contact_id=contact.id):
-            if not deal.is_open:
+            if not deal.is_open or deal.id in changing:
                 continue
             source = deal.stage.value
             dest = OPPORTUNITY.move(source, "lose")
@@ -906,6 +908,8 @@ class Funnel:
         moved = self._bump(contact, now, type=ContactType(dest))
         changes.updates.append(moved)
         changes.events.append(self._event(moved, trigger, source, dest, now, actor, reason))
+        if dest == ContactType.AVOID:
+            self._lose_open_deals(moved, now, actor, reason, changes)
 
     @_retrying
     def sit(
@@ -1311,16 +1315,21 @@ class Funnel:
                 f"{gone.kind} {gone.id} is on the avoid list: avoid {kept.id} first, "
                 "or merge the other way round"
             )
-        filled = _merge_changes(kept, gone)
-        merged = self._bump(kept, now, **filled)
-        touches = tuple(t.id for t in self.repository.touches(gone.id))
-        events = tuple(e.id for e in self.repository.history(gone.id))
         field_name = "contact_id" if isinstance(gone, Contact) else "lead_id"
         deals = (
             self.repository.opportunities(contact_id=gone.id)
             if isinstance(gone, Contact)
             else self.repository.opportunities(lead_id=gone.id)
         )
+        if is_avoided(kept) and not is_avoided(gone) and any(d.is_open for d in deals):
+            raise PolicyError(
+                f"{kept.kind} {kept.id} is on the avoid list and {gone.kind} {gone.id} has "
+                f"open deals: avoid {gone.id} first (that closes them as lost), then merge"
+            )
+        filled = _merge_changes(kept, gone)
+        merged = self._bump(kept, now, **filled)
+        touches = tuple(t.id for t in self.repository.touches(gone.id))
+        events = tuple(e.id for e in self.repository.history(gone.id))
         moved_deals = [self._bump(d, now, **{field_name: kept.id}) for d in deals]
         # The lead that became ``other`` now points at ``keep``: no dangling contact_id.
         moved_leads = [
