@@ -402,3 +402,13 @@ def test_list_pulls_a_rep_list(runner: CliRunner, db: str, tmp_path: Path) -> No
     assert "'no_shows' is not one of" in bad.output
     bad = runner.invoke(main, ["list", "not_sat", "--db", db, "--max-age", "-1"])
     assert bad.exit_code == 2
+
+
+def test_the_demo_checks_the_chart_folder_before_storing_anything(
+    runner: CliRunner, db: str, tmp_path: Path
+) -> None:
+    missing = tmp_path / "no-such-folder" / "chart.svg"
+    result = runner.invoke(main, ["demo", "--db", db, "--leads", "5", "--svg", str(missing)])
+    assert result.exit_code == 2
+    assert "does not exist; create it first" in result.output
+    assert not (tmp_path / "cli.db").exists()  # nothing stored: a rerun works

@@ -154,6 +154,9 @@ def demo(db: str, seed: int, leads: int, svg: str) -> None:
 
     if leads < 1:
         _fail("--leads must be at least 1")
+    if svg and not Path(svg).resolve().parent.is_dir():
+        # Checked before anything is stored: a demo stopped half-way would block a rerun.
+        _fail(f"--svg {svg}: the folder {Path(svg).parent} does not exist; create it first")
     funnel = _funnel(db)
     existing = funnel.leads(limit=1)
     if existing:
