@@ -382,22 +382,13 @@ class SqlRepository(Repository):
         ) from exc
 
     def _exists(self, conn: Connection, id: UUID) -> bool:
-        query = sa.union_all(
-            *(sa.select(t.c.seq).where(t.c.id == id) for t in s.RECORD_TABLES.values())
-        )
-        return conn.execute(query).first() is not None
+        return conn.execute(_EXISTS, {"id": id}).first() is not None
 
     # --- reads ------------------------------------------------------------------------
 
     def get(self, id: UUID) -> Record:
-        query = sa.union_all(
-            *(
-                sa.select(sa.literal(kind).label("kind"), t.c.doc).where(t.c.id == id)
-                for kind, t in s.RECORD_TABLES.items()
-            )
-        )
         with self._read() as conn:
-            row = conn.execute(query).first()
+            row = conn.execute(_GET, {"id": id}).first()
         if row is None:
             raise NotFoundError(id)
         return _record(row.kind, row.doc)
@@ -916,6 +907,17 @@ class SqlRepository(Repository):
 
 
 _STEP_TYPE = s.steps.c.step.type
+
+# The per-call lookups by id, built once: building a statement costs more than running it.
+_GET = sa.union_all(
+    *(
+        sa.select(sa.literal(kind).label("kind"), t.c.doc).where(t.c.id == sa.bindparam("id"))
+        for kind, t in s.RECORD_TABLES.items()
+    )
+)
+_EXISTS = sa.union_all(
+    *(sa.select(t.c.seq).where(t.c.id == sa.bindparam("id")) for t in s.RECORD_TABLES.values())
+)
 
 
 class _SecondsBetween(FunctionElement[float]):
