@@ -225,27 +225,19 @@ class SqlRepository(Repository):
     def _apply(self, conn: Connection, changes: ChangeSet) -> None:
         released: list[UUID] = []
         for record in changes.deletes:
-            table = s.RECORD_TABLES[record.kind]
-            result = conn.execute(
-                sa.delete(table).where(table.c.id == record.id, table.c.version == record.version)
-            )
-            if result.rowcount != 1:
+            where = {"where_id": record.id, "where_version": record.version}
+            if conn.execute(_DELETE[record.kind], where).rowcount != 1:
                 self._refuse_version(conn, record, record.version)
             released.append(record.id)
         for record in changes.updates:
-            table = s.RECORD_TABLES[record.kind]
-            result = conn.execute(
-                sa.update(table)
-                .where(table.c.id == record.id, table.c.version == record.version - 1)
-                .values(_record_row(record))
-            )
-            if result.rowcount != 1:
+            row = _record_row(record)
+            row.update(where_id=record.id, where_version=record.version - 1)
+            if conn.execute(_UPDATE[record.kind], row).rowcount != 1:
                 self._refuse_version(conn, record, record.version - 1)
             released.append(record.id)
-        if released:
-            for batch in _batches(released):
-                conn.execute(sa.delete(s.keys).where(s.keys.c.record_id.in_(batch)))
-                conn.execute(sa.delete(s.tags).where(s.tags.c.record_id.in_(batch)))
+        for batch in _batches(released):
+            conn.execute(_RELEASE_KEYS, {"ids": list(batch)})
+            conn.execute(_RELEASE_TAGS, {"ids": list(batch)})
         self._claim_keys(conn, changes)
         for kind, table in s.RECORD_TABLES.items():
             rows = [_record_row(r) for r in changes.inserts if r.kind == kind]
@@ -918,6 +910,22 @@ _GET = sa.union_all(
 _EXISTS = sa.union_all(
     *(sa.select(t.c.seq).where(t.c.id == sa.bindparam("id")) for t in s.RECORD_TABLES.values())
 )
+# A commit's per-record statements, also built once: an UPDATE's SET clause comes from
+# the keys of the row it is executed with.
+_UPDATE = {
+    kind: sa.update(t).where(
+        t.c.id == sa.bindparam("where_id"), t.c.version == sa.bindparam("where_version")
+    )
+    for kind, t in s.RECORD_TABLES.items()
+}
+_DELETE = {
+    kind: sa.delete(t).where(
+        t.c.id == sa.bindparam("where_id"), t.c.version == sa.bindparam("where_version")
+    )
+    for kind, t in s.RECORD_TABLES.items()
+}
+_RELEASE_KEYS = sa.delete(s.keys).where(s.keys.c.record_id.in_(sa.bindparam("ids", expanding=True)))
+_RELEASE_TAGS = sa.delete(s.tags).where(s.tags.c.record_id.in_(sa.bindparam("ids", expanding=True)))
 
 
 class _SecondsBetween(FunctionElement[float]):
