@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -223,18 +224,25 @@ def test_registered_strategies_serve_from_type() -> None:
 
 
 def test_hypothesis_registers_the_strategies_through_the_entry_point() -> None:
-    import subprocess
-    import sys
 
-    script = (
-        "from hypothesis import strategies as st\n"
-        "from leadfunnel import Lead\n"
-        "print(st.from_type(Lead).example().email)\n"
+    draw = "print(st.from_type(Lead).example().email)\n"
+    hypothesis_first = "from hypothesis import strategies as st\nfrom leadfunnel import Lead\n"
+    # Importing the strategies first imports hypothesis from inside them, which runs the
+    # entry point in the middle of their import: that must work too.
+    strategies_first = "import leadfunnel.testing._strategies\n" + hypothesis_first
+    for script in (hypothesis_first + draw, strategies_first + draw):
+        found = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        assert found.endswith(".example.com")  # drawn by leadfunnel.testing.leads()
+    off = subprocess.run(
+        [sys.executable, "-c", "import sys, hypothesis; print('leadfunnel' in sys.modules)"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "HYPOTHESIS_NO_PLUGINS": "1"},
     )
-    found = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=True
-    ).stdout.strip()
-    assert found.endswith(".example.com")  # drawn by leadfunnel.testing.leads()
+    assert off.stdout.strip() == "False"
 
 
 def test_the_docs_plugin_example_runs_with_the_plugin(pytester: pytest.Pytester) -> None:

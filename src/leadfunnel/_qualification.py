@@ -30,9 +30,9 @@ from .rules import (
     Rule,
     Verdict,
     _BuiltinRule,
+    _rule_name,
+    _with_rule,
     make_rule,
-    rule_name,
-    with_rule,
 )
 
 __all__ = ["Decision", "Profile", "QualificationEngine", "QualificationResult"]
@@ -181,7 +181,7 @@ class Profile:
                 raise ConfigError(
                     f"profile {name!r}: {rule!r} is not a rule (it needs evaluate(lead))"
                 )
-        self._names = tuple(rule_name(r) for r in self.rules)
+        self._names = tuple(_rule_name(r) for r in self.rules)
         self._hard = tuple(bool(getattr(r, "hard", False)) for r in self.rules)
         self._weights = tuple(float(getattr(r, "weight", 1.0)) for r in self.rules)
         self._total = sum(self._weights)
@@ -200,7 +200,7 @@ class Profile:
         verdicts = []
         for rule, name in zip(self.rules, self._names, strict=True):
             verdict = rule.evaluate(lead)
-            verdicts.append(verdict if verdict.rule == name else with_rule(verdict, name))
+            verdicts.append(verdict if verdict.rule == name else _with_rule(verdict, name))
         return tuple(verdicts)
 
 

@@ -48,6 +48,7 @@ __all__ = [
     "Need",
     "Niche",
     "Rule",
+    "RuleFactory",
     "Source",
     "Verdict",
     "VerdictOutcome",
@@ -547,6 +548,8 @@ class Source(_BuiltinRule):
 
 # --- registry -------------------------------------------------------------------------
 
+#: What :func:`register_rule` takes: a rule class, or any callable that builds a rule from
+#: the keyword arguments of a profile's config.
 RuleFactory = Callable[..., Rule]
 
 _BUILTINS: dict[str, RuleFactory] = {
@@ -626,11 +629,11 @@ def _argument_problem(exc: TypeError) -> str:
     return re.sub(r"^[\w.]*__init__\(\) ", "", text)
 
 
-def rule_name(rule: Any) -> str:
+def _rule_name(rule: Any) -> str:
     """A rule's name, for configs and verdicts."""
     return str(getattr(rule, "name", type(rule).__name__))
 
 
-def with_rule(verdict: Verdict, name: str) -> Verdict:
+def _with_rule(verdict: Verdict, name: str) -> Verdict:
     """``verdict`` with its ``rule`` set to ``name`` (when the rule left it out)."""
     return verdict if verdict.rule == name else replace(verdict, rule=name)

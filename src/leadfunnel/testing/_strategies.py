@@ -325,13 +325,12 @@ def replay(funnel: Funnel, history: list[FunnelStep]) -> list[Any]:
 def register_strategies() -> None:
     """Let ``st.from_type(Lead)`` and ``st.from_type(Contact)`` use these strategies.
 
-    Hypothesis runs this itself when it is imported (leadfunnel's ``hypothesis`` entry
-    point; ``HYPOTHESIS_NO_PLUGINS=1`` turns that off); calling it again is harmless.
+    This module does it when it is imported, and hypothesis imports this module when it
+    is imported itself (leadfunnel's ``hypothesis`` entry point;
+    ``HYPOTHESIS_NO_PLUGINS=1`` turns that off). Calling it again is harmless.
     """
     st.register_type_strategy(Lead, leads())
     st.register_type_strategy(Contact, contacts())
 
 
-def _hypothesis_setup_hook() -> None:
-    """The ``hypothesis`` entry point: register the strategies for ``st.from_type``."""
-    register_strategies()
+register_strategies()
