@@ -224,7 +224,6 @@ def test_registered_strategies_serve_from_type() -> None:
 
 
 def test_hypothesis_registers_the_strategies_through_the_entry_point() -> None:
-
     draw = "print(st.from_type(Lead).example().email)\n"
     hypothesis_first = "from hypothesis import strategies as st\nfrom leadfunnel import Lead\n"
     # Importing the strategies first imports hypothesis from inside them, which runs the
