@@ -18,6 +18,8 @@ of the hand-written query, peak under 100 MB.
     python benchmarks/bench_report.py --quick         # ~16k events
     python benchmarks/bench_report.py --leads 200000  # ~270k events
     python benchmarks/bench_report.py --leads 730000 --db /tmp/r1m.db  # ~1M, kept
+    python benchmarks/bench_report.py --leads 100000 \\
+        --url postgresql+psycopg://postgres@127.0.0.1/test --schema lf_bench  # empty schema
 """
 
 from __future__ import annotations
@@ -32,9 +34,11 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import sqlalchemy as sa
 from _memory import peak_rss_mb
 
 from leadfunnel import Funnel, SqlRepository
+from leadfunnel._sql._schema import events as events_table
 from leadfunnel.testing import ManualClock
 
 HAND_WRITTEN = "SELECT step, COUNT(DISTINCT subject_id) FROM lf_steps GROUP BY step"
@@ -77,10 +81,10 @@ GROUP BY stage
 """
 
 
-def build(url: str, leads: int) -> int:
+def build(url: str, leads: int, schema: str | None = None) -> int:
     rng = random.Random(1)
     clock = ManualClock(datetime(2026, 1, 5, 9, tzinfo=UTC))
-    funnel = Funnel(SqlRepository(url), clock=clock)
+    funnel = Funnel(SqlRepository(url, schema=schema), clock=clock)
     rows = (
         {"email": f"p{n}@co{n}.example.com", "source": rng.choice(["web", "ads", "referral"])}
         for n in range(leads)
@@ -97,9 +101,15 @@ def build(url: str, leads: int) -> int:
             else:
                 funnel.lose(deal, reason="price")
                 break
-    with sqlite3.connect(url.removeprefix("sqlite:///")) as raw:
-        events: int = raw.execute("SELECT COUNT(*) FROM lf_events").fetchone()[0]
-    return events
+    return count_events(funnel)
+
+
+def count_events(funnel: Funnel) -> int:
+    """How many events the funnel's SQL store holds."""
+    repository = funnel.repository
+    assert isinstance(repository, SqlRepository)
+    with repository._read() as conn:  # a benchmark may look inside
+        return int(conn.execute(sa.select(sa.func.count()).select_from(events_table)).scalar_one())
 
 
 def best(function: object, rounds: int) -> float:
@@ -124,10 +134,17 @@ def main() -> None:
     parser.add_argument(
         "--db", type=Path, help="keep the history in this file (built only if missing)"
     )
+    parser.add_argument(
+        "--url", help="a PostgreSQL or MariaDB URL: time the report there (no baseline)"
+    )
+    parser.add_argument("--schema", help="with --url: an empty schema/database to fill")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(args.child)
+        return
+    if args.url:
+        on_server(args.url, args.schema, 12_000 if args.quick else args.leads)
         return
     leads = 12_000 if args.quick else args.leads
     with tempfile.TemporaryDirectory() as folder:
@@ -178,6 +195,24 @@ def main() -> None:
         )
         print(f"funnel.report(by='month')        : {by_month * 1000:8.1f} ms")
         print(f"peak memory of a report process  : {float(peak):.0f} MB (target < 100 MB)")
+
+
+def on_server(url: str, schema: str | None, leads: int) -> None:
+    """Build a history on a server and time what a report asks of it."""
+    started = time.perf_counter()
+    events = build(url, leads, schema)
+    print(f"history: {leads:,} leads, {events:,} events on {url.split(':')[0]}")
+    print(f"  built in {time.perf_counter() - started:.1f} s")
+    funnel = Funnel(SqlRepository(url, schema=schema))
+    repository = funnel.repository
+    timings = {
+        "step counts": lambda: repository.step_counts(since=None, until=None),
+        "time in stage": lambda: repository.stage_times(since=None, until=None),
+        "funnel.report()": funnel.report,
+        "rep_list('not_sat')": lambda: funnel.rep_list("not_sat"),
+    }
+    for name, function in timings.items():
+        print(f"  {name:<22}: {best(function, 3) * 1000:8.1f} ms")
 
 
 if __name__ == "__main__":
