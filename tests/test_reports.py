@@ -44,6 +44,11 @@ def counts(report: Any) -> dict[str, int]:
     return {name: step.count for name, step in report.steps.items()}
 
 
+def stage_times(funnel: Funnel, by: Any) -> list[tuple[Any, ...]]:
+    rows = funnel.repository.stage_times(since=None, until=None, by=by)
+    return [(r.step, r.group, r.count, round(r.median_seconds, 3)) for r in rows]
+
+
 def test_an_empty_funnel_reports_zeros_and_no_rates(funnel: Funnel) -> None:
     report = funnel.report()
     assert list(report.steps) == list(FUNNEL_STEPS)
@@ -212,6 +217,20 @@ def test_time_in_stage_in_the_outputs(funnel: Funnel, clock: ManualClock) -> Non
     assert funnel.report(until=T0 + timedelta(days=1)).time_in_stage == {}
 
 
+def test_groups_carry_their_own_time_in_stage(funnel: Funnel, clock: ManualClock) -> None:
+    for n, (source, days) in enumerate([("webinar", 1), ("webinar", 3), ("ads", 10)]):
+        lead = funnel.capture(Lead(**person(n, source=source)))
+        clock.advance(days=days)
+        funnel.qualify(lead, force=True)
+    report = funnel.report(by="source")
+    assert report.time_in_stage["raw"].median_days == pytest.approx(3)
+    assert report.groups["webinar"].time_in_stage["raw"].median_days == pytest.approx(2)
+    assert report.groups["ads"].time_in_stage["raw"].median_days == pytest.approx(10)
+    assert "median days: raw -> qualified 2.0" in str(report)
+    data = json.loads(report.to_json())
+    assert data["groups"]["ads"]["time_in_stage"][0]["count"] == 1
+
+
 def test_required_for_works_backward_through_the_rates(funnel: Funnel) -> None:
     won_deal(funnel, 1)
     for n in (2, 3, 4):
@@ -267,10 +286,8 @@ def test_sql_counts_equal_memory_counts_and_steps_never_grow(
     sql = Funnel(SqlRepository(f"sqlite:///{path}"), clock=ManualClock(T0))
     replay(memory, history)
     replay(sql, history)
-    times = memory.report().time_in_stage
-    assert {k: (v.count, round(v.median_days, 6)) for k, v in times.items()} == {
-        k: (v.count, round(v.median_days, 6)) for k, v in sql.report().time_in_stage.items()
-    }
+    for by in (None, "source", "owner", "setter", "month"):
+        assert stage_times(memory, by) == stage_times(sql, by)
     for name in ("not_sat", "not_bought", "never_booked"):
         pulled = [(i.id, i.since, i.age_days) for i in memory.rep_list(name)]
         assert pulled == [(i.id, i.since, i.age_days) for i in sql.rep_list(name)]

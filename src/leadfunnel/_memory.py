@@ -14,7 +14,7 @@ from bisect import insort
 from collections import ChainMap, defaultdict
 from collections.abc import Collection, Iterable, Iterator
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args
 from uuid import UUID
 
 from ._enums import ContactType, LeadStatus, Outcome, Stage
@@ -425,36 +425,57 @@ class InMemoryRepository(Repository):
                     firsts[key] = at
         return firsts
 
-    def stage_times(self, *, since: datetime | None, until: datetime | None) -> list[StageTime]:
+    def stage_times(
+        self,
+        *,
+        since: datetime | None,
+        until: datetime | None,
+        by: GroupBy | None = None,
+    ) -> list[StageTime]:
+        if by is not None and by not in get_args(GroupBy):
+            raise ConfigError(
+                f"cannot group time in stage by {by!r}; "
+                "choose source, owner, setter, profile or month"
+            )
+        durations: dict[tuple[str, str | None], list[float]] = defaultdict(list)
         with self._lock:
             firsts = self._firsts(TIMED_STEPS)
             # qualified -> appointment_set: a lead's earliest booked opportunity.
-            booked: dict[UUID, datetime] = {}
+            booked: dict[UUID, tuple[datetime, UUID]] = {}
             for (subject_id, step), at in firsts.items():
                 record = self._records.get(subject_id)
                 if step == "appointment_set" and isinstance(record, Opportunity):
                     lead_id = record.lead_id
-                    if lead_id is not None and (lead_id not in booked or at < booked[lead_id]):
-                        booked[lead_id] = at
-        durations: dict[str, list[float]] = defaultdict(list)
-        for (subject_id, step), start in firsts.items():
-            if step == TIMED_STEPS[-1]:
-                continue
-            following = TIMED_STEPS[TIMED_STEPS.index(step) + 1]
-            end = (
-                booked.get(subject_id)
-                if following == "appointment_set"
-                else firsts.get((subject_id, following))
-            )
-            if end is None or (since is not None and end < since):
-                continue
-            if until is not None and end >= until:
-                continue
-            durations[step].append((end - start).total_seconds())
+                    if lead_id is not None and (lead_id not in booked or at < booked[lead_id][0]):
+                        booked[lead_id] = (at, subject_id)
+            for (subject_id, step), start in firsts.items():
+                if step == TIMED_STEPS[-1]:
+                    continue
+                following = TIMED_STEPS[TIMED_STEPS.index(step) + 1]
+                ended = (
+                    booked.get(subject_id)
+                    if following == "appointment_set"
+                    else (
+                        (firsts[(subject_id, following)], subject_id)
+                        if (subject_id, following) in firsts
+                        else None
+                    )
+                )
+                if ended is None:
+                    continue
+                end, end_subject = ended
+                if (since is not None and end < since) or (until is not None and end >= until):
+                    continue
+                group = self._group(end_subject, by, end) if by else None
+                durations[(step, group)].append((end - start).total_seconds())
+        nexts = dict(itertools.pairwise(TIMED_STEPS))
+        order = {step: i for i, step in enumerate(TIMED_STEPS)}
         return [
-            StageTime(step, following, statistics.median(durations[step]), len(durations[step]))
-            for step, following in itertools.pairwise(TIMED_STEPS)
-            if durations[step]
+            StageTime(step, nexts[step], statistics.median(found), len(found), group)
+            for (step, group), found in sorted(
+                durations.items(),
+                key=lambda item: (order[item[0][0]], item[0][1] is None, item[0][1] or ""),
+            )
         ]
 
     def rep_list(

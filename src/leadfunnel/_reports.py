@@ -332,6 +332,14 @@ class FunnelReport:
         for key, group in self.groups.items():
             lines += ["", f"{self.by} = {key if key is not None else '(none)'}"]
             lines += _table(group)
+            if group.time_in_stage:
+                lines.append(
+                    "  median days: "
+                    + ", ".join(
+                        f"{t.step} -> {t.next} {t.median_days:.1f}"
+                        for t in group.time_in_stage.values()
+                    )
+                )
         return "\n".join(lines) + "\n"
 
     def _title(self) -> str:
@@ -426,6 +434,10 @@ def build_report(
         row.step: TimeInStage.from_stage_time(row)
         for row in repository.stage_times(since=since, until=until)
     }
+    group_times: dict[str | None, dict[str, TimeInStage]] = {}
+    if by is not None:
+        for row in repository.stage_times(since=since, until=until, by=by):
+            group_times.setdefault(row.group, {})[row.step] = TimeInStage.from_stage_time(row)
     # Each setter's appointments-sat rate needs two steps of the per-setter counts (all
     # of them only for by="setter"): the index on step keeps that to the deals' rows.
     setter_steps = None if by == "setter" else ("appointment_set", "appointment_sat")
@@ -451,6 +463,7 @@ def build_report(
                 since=since,
                 until=until,
                 unqualified=counts.get("unqualified", 0),
+                time_in_stage=group_times.get(key, {}),
             )
     return FunnelReport(
         steps=_steps(totals),

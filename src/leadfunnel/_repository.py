@@ -152,12 +152,14 @@ class StepCount:
 @dataclass(frozen=True, slots=True)
 class StageTime:
     """How long subjects took from ``step`` to ``next`` (two consecutive
-    :data:`~leadfunnel.TIMED_STEPS`): the median over ``count`` subjects, in seconds."""
+    :data:`~leadfunnel.TIMED_STEPS`): the median over ``count`` subjects, in seconds,
+    in ``group`` (``None`` without ``by``)."""
 
     step: str
     next: str
     median_seconds: float
     count: int
+    group: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,7 +317,13 @@ class Repository(ABC):
         ``since <= at < until`` (see :class:`FollowUpStats`)."""
 
     @abstractmethod
-    def stage_times(self, *, since: datetime | None, until: datetime | None) -> list[StageTime]:
+    def stage_times(
+        self,
+        *,
+        since: datetime | None,
+        until: datetime | None,
+        by: GroupBy | None = None,
+    ) -> list[StageTime]:
         """The median time from each of :data:`~leadfunnel.TIMED_STEPS` to the next.
 
         A subject's time at a step is the ``at`` of its *first* arrival there (the
@@ -324,6 +332,11 @@ class Repository(ABC):
         ``lead_id`` is that lead. Other pairs are one subject's. A pair counts when its
         later arrival falls within ``since <= at < until``. The median of an even count
         is the mean of the middle two. Pairs that nobody completed are left out.
+
+        With ``by``, medians are per group: a stretch belongs to the group that
+        :meth:`step_counts` gives its later arrival (for ``qualified`` to
+        ``appointment_set``, the arrival of that earliest booked opportunity). Rows come
+        in the order of the steps, then of the groups (``None`` last).
         """
 
     @abstractmethod

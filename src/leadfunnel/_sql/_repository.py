@@ -749,24 +749,69 @@ class SqlRepository(Repository):
         with self._read() as conn:
             return [StepCount(step, grp, int(n)) for step, grp, n in conn.execute(query)]
 
-    def stage_times(self, *, since: datetime | None, until: datetime | None) -> list[StageTime]:
+    def stage_times(
+        self,
+        *,
+        since: datetime | None,
+        until: datetime | None,
+        by: GroupBy | None = None,
+    ) -> list[StageTime]:
+        if by is not None and by not in typing.get_args(GroupBy):
+            raise ConfigError(
+                f"cannot group time in stage by {by!r}; "
+                "choose source, owner, setter, profile or month"
+            )
         st, deals = s.steps, s.opportunities
+        month = [sa.func.min(st.c.month).label("month")] if by == "month" else []
         # Per stretch, each subject's first arrival at the later step (few rows: an index
         # range of that step), then its first arrival at the earlier one by an index seek
         # on (step, subject_id, at). Raw leads that went no further are never read.
         pairs = []
         for step, following in itertools.pairwise(TIMED_STEPS):
-            if following == "appointment_set":
+            ends: Any
+            if following == "appointment_set" and by in ("owner", "setter"):
+                # Two subjects: a lead, and the earliest booked of its opportunities,
+                # whose owner or setter the stretch is grouped by.
+                booked = (
+                    sa.select(st.c.subject_id, sa.func.min(st.c.at).label("at"))
+                    .where(st.c.step == following)
+                    .group_by(st.c.subject_id)
+                    .subquery("booked")
+                )
+                first = (
+                    sa.func.row_number()
+                    .over(partition_by=deals.c.lead_id, order_by=(booked.c.at, deals.c.seq))
+                    .label("rn")
+                )
+                ranked_deals = (
+                    sa.select(
+                        deals.c.lead_id.label("subject_id"),
+                        deals.c.id.label("deal_id"),
+                        booked.c.at,
+                        first,
+                    )
+                    .select_from(booked.join(deals, deals.c.id == booked.c.subject_id))
+                    .where(deals.c.lead_id.is_not(None))
+                    .subquery("ranked_deals")
+                )
+                ends = sa.select(
+                    ranked_deals.c.subject_id, ranked_deals.c.deal_id, ranked_deals.c.at
+                ).where(ranked_deals.c.rn == 1)
+            elif following == "appointment_set":
                 # Two subjects: a lead, and the earliest booked of its opportunities.
                 ends = (
-                    sa.select(deals.c.lead_id.label("subject_id"), sa.func.min(st.c.at).label("at"))
+                    sa.select(
+                        deals.c.lead_id.label("subject_id"),
+                        sa.func.min(st.c.at).label("at"),
+                        *month,
+                    )
                     .select_from(st.join(deals, deals.c.id == st.c.subject_id))
                     .where(st.c.step == following, deals.c.lead_id.is_not(None))
                     .group_by(deals.c.lead_id)
                 )
             else:
                 ends = (
-                    sa.select(st.c.subject_id, sa.func.min(st.c.at).label("at"))
+                    sa.select(st.c.subject_id, sa.func.min(st.c.at).label("at"), *month)
                     .where(st.c.step == following)
                     .group_by(st.c.subject_id)
                 )
@@ -777,6 +822,7 @@ class SqlRepository(Repository):
                 .where(earlier.c.step == step, earlier.c.subject_id == end.c.subject_id)
                 .scalar_subquery()
             )
+            group, joined = _stretch_group(by, end, following)
             where: list[Any] = []
             if since is not None:
                 where.append(end.c.at >= _aware(since, "since"))
@@ -785,36 +831,45 @@ class SqlRepository(Repository):
             pairs.append(
                 sa.select(
                     sa.cast(sa.literal(step), _STEP_TYPE).label("stage"),
+                    group.label("grp"),
                     _SecondsBetween(start, end.c.at).label("seconds"),
-                ).where(*where)
+                )
+                .select_from(joined)
+                .where(*where)
             )
         found = sa.union_all(*pairs).subquery("found")
         durations = (
-            sa.select(found.c.stage, found.c.seconds)
+            sa.select(found.c.stage, found.c.grp, found.c.seconds)
             .where(found.c.seconds.is_not(None))  # no arrival at the earlier step
             .subquery("durations")
         )
+        part = (durations.c.stage, durations.c.grp)
         ranked = sa.select(
             durations.c.stage,
+            durations.c.grp,
             durations.c.seconds,
-            sa.func.row_number()
-            .over(partition_by=durations.c.stage, order_by=durations.c.seconds)
-            .label("rn"),
-            sa.func.count().over(partition_by=durations.c.stage).label("n"),
+            sa.func.row_number().over(partition_by=part, order_by=durations.c.seconds).label("rn"),
+            sa.func.count().over(partition_by=part).label("n"),
         ).subquery("ranked")
         # The middle row, or the middle two: 2 * rn in [n, n + 2].
         query = (
-            sa.select(ranked.c.stage, sa.func.avg(ranked.c.seconds), sa.func.max(ranked.c.n))
+            sa.select(
+                ranked.c.stage,
+                ranked.c.grp,
+                sa.func.avg(ranked.c.seconds),
+                sa.func.max(ranked.c.n),
+            )
             .where(ranked.c.rn * 2 >= ranked.c.n, ranked.c.rn * 2 <= ranked.c.n + 2)
-            .group_by(ranked.c.stage)
+            .group_by(ranked.c.stage, ranked.c.grp)
         )
+        nexts = dict(itertools.pairwise(TIMED_STEPS))
         with self._read() as conn:
-            medians = {stage: (float(m), int(n)) for stage, m, n in conn.execute(query)}
-        return [
-            StageTime(step, following, *medians[step])
-            for step, following in itertools.pairwise(TIMED_STEPS)
-            if step in medians
-        ]
+            rows = [
+                StageTime(stage, nexts[stage], float(m), int(n), grp)
+                for stage, grp, m, n in conn.execute(query)
+            ]
+        order = {step: i for i, step in enumerate(TIMED_STEPS)}
+        return sorted(rows, key=lambda r: (order[r.step], r.group is None, r.group or ""))
 
     def rep_list(
         self,
@@ -899,6 +954,34 @@ class SqlRepository(Repository):
 
 
 _STEP_TYPE = s.steps.c.step.type
+_GROUP_TYPE = s.leads.c.source.type
+
+
+def _stretch_group(by: GroupBy | None, end: Any, following: str) -> tuple[Any, Any]:
+    """The group of a time-in-stage stretch ending at ``following``, and the FROM clause
+    that computes it: the group :meth:`SqlRepository.step_counts` gives that arrival."""
+    if by is None:
+        return sa.cast(sa.null(), _GROUP_TYPE), end
+    if by == "month":
+        return end.c.month, end
+    lead = s.leads.alias(f"lead_{following}")
+    if following in ("qualified", "appointment_set") and by in ("source", "profile"):
+        return lead.c[by], end.outerjoin(lead, lead.c.id == end.c.subject_id)
+    if following == "qualified":  # a lead's arrival: its owner; no setter yet
+        if by == "setter":
+            return sa.cast(sa.null(), _GROUP_TYPE), end
+        return lead.c.owner, end.outerjoin(lead, lead.c.id == end.c.subject_id)
+    deal = s.opportunities.alias(f"deal_{following}")
+    deal_id = end.c.deal_id if following == "appointment_set" else end.c.subject_id
+    joined = end.outerjoin(deal, deal.c.id == deal_id)
+    if by in ("owner", "setter"):
+        return deal.c[by], joined
+    contact = s.contacts.alias(f"contact_{following}")
+    joined = joined.outerjoin(contact, contact.c.id == deal.c.contact_id).outerjoin(
+        lead, lead.c.id == sa.func.coalesce(deal.c.lead_id, contact.c.lead_id)
+    )
+    return lead.c[by], joined
+
 
 # The per-call lookups by id, built once: building a statement costs more than running it.
 _GET = sa.union_all(

@@ -31,7 +31,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from .._enums import Channel, ContactType, LeadStatus, Outcome, Stage
-from .._errors import AvoidListedError, ConcurrencyError, DuplicateError, NotFoundError
+from .._errors import (
+    AvoidListedError,
+    ConcurrencyError,
+    ConfigError,
+    DuplicateError,
+    NotFoundError,
+)
 from .._models import Contact, Event, Lead, Opportunity, Record, Touch, state_of
 from .._repository import ChangeSet, MergeLog, Move, Repository, StepCount
 
@@ -897,6 +903,74 @@ class RepositoryContract(ABC):
         }
         assert medians(until=T0 + 5 * day) == {"raw": ("qualified", 3.0, 2)}
         assert medians(since=T0 + 17 * day) == {}
+
+    def test_stage_times_by_group(self, repo: Repository) -> None:
+        day = timedelta(days=1)
+        webinar = lead(1, owner="ann", profile="msp")
+        listed = lead(2, source="list", owner="bob")
+        person = contact(1, lead_id=webinar.id)
+        first = deal(person, owner="rep", setter="sue")
+        later = deal(person, owner="other", setter="cas")  # booked after: not timed
+        add(repo, webinar, listed, at=T0)
+        march_end = datetime(2026, 3, 31, 23, 0, tzinfo=UTC)
+        repo.commit(
+            ChangeSet(
+                inserts=[person, first, later],
+                events=[
+                    event(webinar, "qualify", "raw", "qualified", T0 + 2 * day),
+                    event(listed, "qualify", "raw", "qualified", march_end),
+                    event(first, "set_appointment", None, "appointment_set", T0 + 3 * day),
+                    event(later, "set_appointment", None, "appointment_set", T0 + 9 * day),
+                    event(first, "sit", "appointment_set", "appointment_sat", T0 + 5 * day),
+                ],
+            )
+        )
+
+        def grouped(by: Any) -> dict[tuple[str, str | None], tuple[float, int]]:
+            rows = repo.stage_times(since=None, until=None, by=by)
+            return {(r.step, r.group): (round(r.median_seconds / 86400, 6), r.count) for r in rows}
+
+        days_to_march_end = (march_end - T0) / day
+        to_march_end = round(days_to_march_end, 6)
+        both = round((2 + days_to_march_end) / 2, 6)  # the median of two: their mean
+        assert grouped("source") == {
+            ("raw", "list"): (to_march_end, 1),
+            ("raw", "webinar"): (2.0, 1),
+            ("qualified", "webinar"): (1.0, 1),
+            ("appointment_set", "webinar"): (2.0, 1),
+        }
+        assert grouped("profile") == {
+            ("raw", "msp"): (2.0, 1),
+            ("raw", None): (to_march_end, 1),
+            ("qualified", "msp"): (1.0, 1),
+            ("appointment_set", "msp"): (2.0, 1),
+        }
+        # A lead's arrival takes the lead's owner; a deal's, the deal's (the first one).
+        assert grouped("owner") == {
+            ("raw", "ann"): (2.0, 1),
+            ("raw", "bob"): (to_march_end, 1),
+            ("qualified", "rep"): (1.0, 1),
+            ("appointment_set", "rep"): (2.0, 1),
+        }
+        assert grouped("setter") == {
+            ("raw", None): (both, 2),
+            ("qualified", "sue"): (1.0, 1),
+            ("appointment_set", "sue"): (2.0, 1),
+        }
+        assert grouped("month") == {
+            ("raw", "2026-03"): (both, 2),
+            ("qualified", "2026-03"): (1.0, 1),
+            ("appointment_set", "2026-03"): (2.0, 1),
+        }
+        rows = repo.stage_times(since=None, until=None, by="source")
+        assert [(r.step, r.group) for r in rows] == [
+            ("raw", "list"),
+            ("raw", "webinar"),
+            ("qualified", "webinar"),
+            ("appointment_set", "webinar"),
+        ]
+        with pytest.raises(ConfigError, match="cannot group time in stage by 'colour'"):
+            repo.stage_times(since=None, until=None, by="colour")  # type: ignore[arg-type]
 
     def test_the_median_of_an_odd_count_is_the_middle_one(self, repo: Repository) -> None:
         leads = [lead(n) for n in range(5)]
