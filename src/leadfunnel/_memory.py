@@ -14,11 +14,11 @@ from bisect import insort
 from collections import ChainMap, defaultdict
 from collections.abc import Collection, Iterable, Iterator
 from datetime import UTC, datetime
-from typing import Any, TypeVar, get_args
+from typing import Any, TypeVar
 from uuid import UUID
 
 from ._enums import ContactType, LeadStatus, Outcome, Stage
-from ._errors import ConcurrencyError, ConfigError, NotFoundError
+from ._errors import ConcurrencyError, NotFoundError
 from ._lifecycle import TIMED_STEPS, funnel_steps
 from ._models import Contact, Event, Lead, Opportunity, Record, SubjectKind, Touch
 from ._repository import (
@@ -33,7 +33,9 @@ from ._repository import (
     Repository,
     StageTime,
     StepCount,
+    check_grouping,
     check_keys_free,
+    check_rep_list,
     holds_keys,
     identity_keys,
 )
@@ -387,6 +389,7 @@ class InMemoryRepository(Repository):
         by: GroupBy | None = None,
         steps: Collection[str] | None = None,
     ) -> list[StepCount]:
+        check_grouping(by, "a report")
         wanted = None if steps is None else frozenset(steps)
         with self._lock:
             seen: dict[tuple[str, str | None], set[UUID]] = defaultdict(set)
@@ -432,11 +435,7 @@ class InMemoryRepository(Repository):
         until: datetime | None,
         by: GroupBy | None = None,
     ) -> list[StageTime]:
-        if by is not None and by not in get_args(GroupBy):
-            raise ConfigError(
-                f"cannot group time in stage by {by!r}; "
-                "choose source, owner, setter, profile or month"
-            )
+        check_grouping(by, "time in stage")
         durations: dict[tuple[str, str | None], list[float]] = defaultdict(list)
         with self._lock:
             firsts = self._firsts(TIMED_STEPS)
@@ -489,10 +488,7 @@ class InMemoryRepository(Repository):
         entered_until: datetime | None = None,
         limit: int | None = None,
     ) -> list[RepListRow]:
-        if kind not in ("not_sat", "not_bought", "never_booked"):
-            raise ConfigError(
-                f"there is no rep list {kind!r}; choose not_sat, not_bought or never_booked"
-            )
+        check_rep_list(kind)
         rows: list[tuple[datetime, int, RepListRow]] = []
         with self._lock:
             sat = self._firsts(("appointment_sat",)) if kind != "never_booked" else {}

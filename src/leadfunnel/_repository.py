@@ -41,7 +41,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Literal, get_args
 from uuid import UUID
 
 from ._enums import Channel, ContactType, LeadStatus, LostReason, Stage
@@ -378,6 +378,28 @@ class Repository(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def check_grouping(by: str | None, what: str) -> None:
+    """Raise :class:`~leadfunnel.ConfigError` unless ``by`` is ``None`` or a
+    :data:`GroupBy`. Shared by adapters."""
+    from ._errors import ConfigError
+
+    if by is not None and by not in get_args(GroupBy):
+        raise ConfigError(
+            f"cannot group {what} by {by!r}; choose one of: {', '.join(get_args(GroupBy))}"
+        )
+
+
+def check_rep_list(kind: str) -> None:
+    """Raise :class:`~leadfunnel.ConfigError` unless ``kind`` is a :data:`RepListKind`.
+    Shared by adapters."""
+    from ._errors import ConfigError
+
+    if kind not in get_args(RepListKind):
+        raise ConfigError(
+            f"there is no rep list {kind!r}; choose one of: {', '.join(get_args(RepListKind))}"
+        )
 
 
 def check_keys_free(

@@ -60,6 +60,8 @@ from .._repository import (
     Repository,
     StageTime,
     StepCount,
+    check_grouping,
+    check_rep_list,
 )
 from . import _schema as s
 
@@ -743,9 +745,8 @@ class SqlRepository(Repository):
                 .group_by(st.c.step, group)
             )
         else:
-            raise ConfigError(
-                f"cannot group a report by {by!r}; choose source, owner, setter, profile or month"
-            )
+            check_grouping(by, "a report")
+            raise AssertionError(f"unhandled grouping {by!r}")  # pragma: no cover
         with self._read() as conn:
             return [StepCount(step, grp, int(n)) for step, grp, n in conn.execute(query)]
 
@@ -756,11 +757,7 @@ class SqlRepository(Repository):
         until: datetime | None,
         by: GroupBy | None = None,
     ) -> list[StageTime]:
-        if by is not None and by not in typing.get_args(GroupBy):
-            raise ConfigError(
-                f"cannot group time in stage by {by!r}; "
-                "choose source, owner, setter, profile or month"
-            )
+        check_grouping(by, "time in stage")
         st, deals = s.steps, s.opportunities
         month = [sa.func.min(st.c.month).label("month")] if by == "month" else []
         # Per stretch, each subject's first arrival at the later step (few rows: an index
@@ -935,9 +932,8 @@ class SqlRepository(Repository):
                 .where(may_call, *where)
             )
         else:
-            raise ConfigError(
-                f"there is no rep list {kind!r}; choose not_sat, not_bought or never_booked"
-            )
+            check_rep_list(kind)
+            raise AssertionError(f"unhandled rep list {kind!r}")  # pragma: no cover
         if entered_since is not None:
             query = query.where(entered >= _aware(entered_since, "entered_since"))
         if entered_until is not None:

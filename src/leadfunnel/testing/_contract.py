@@ -971,6 +971,10 @@ class RepositoryContract(ABC):
         ]
         with pytest.raises(ConfigError, match="cannot group time in stage by 'colour'"):
             repo.stage_times(since=None, until=None, by="colour")  # type: ignore[arg-type]
+        with pytest.raises(ConfigError, match="cannot group a report by 'colour'; choose"):
+            repo.step_counts(since=None, until=None, by="colour")  # type: ignore[arg-type]
+        with pytest.raises(ConfigError, match="no rep list 'colour'; choose one of: not_sat"):
+            repo.rep_list("colour", now=T0)  # type: ignore[arg-type]
 
     def test_the_median_of_an_odd_count_is_the_middle_one(self, repo: Repository) -> None:
         leads = [lead(n) for n in range(5)]
