@@ -1186,6 +1186,18 @@ def test_the_merged_away_email_and_phone_still_find_the_person(funnel: Funnel) -
     assert funnel.capture(Lead(email=other.email.upper(), city="Austin")).id == keep.id
 
 
+def test_a_conversion_hands_the_merged_away_keys_to_the_contact(funnel: Funnel) -> None:
+    keep = new_lead(funnel, 1, phone="+15125550100")
+    other = new_lead(funnel, 2, phone="(512) 555-0199")
+    merged = funnel.merge(keep, other)
+    funnel.qualify(merged, force=True)
+    contact = funnel.get(funnel.set_appointment(merged).contact_id)
+    assert contact.other_emails == {other.email}  # type: ignore[union-attr]
+    assert contact.other_phones == {"+15125550199"}  # type: ignore[union-attr]
+    err = refused(funnel, DuplicateError, lambda: funnel.add(Lead(email=other.email)))
+    assert err.existing_id == contact.id
+
+
 def test_other_emails_are_keys_and_must_be_free(funnel: Funnel) -> None:
     first = new_lead(funnel, 1)
     second = funnel.add(Lead(email="pat@home.example.com", other_emails={"Pat@Work.example.com"}))

@@ -34,6 +34,7 @@ from ._models import (
     Record,
     SubjectKind,
     Touch,
+    _Person,
     _Stored,
     identity_keys,
     is_avoided,
@@ -64,27 +65,9 @@ _ADDABLE_LEAD_STATUSES = (
     LeadStatus.RAW,
     LeadStatus.AVOID,
 )
-# The person fields a conversion copies from the lead onto its new contact.
-_PERSON_FIELDS = (
-    "first_name",
-    "last_name",
-    "email",
-    "phone",
-    "company",
-    "title",
-    "industry",
-    "employees",
-    "annual_revenue",
-    "country",
-    "region",
-    "city",
-    "postal_code",
-    "source",
-    "tags",
-    "owner",
-    "notes",
-    "opt_outs",
-)
+# The person fields a conversion copies from the lead onto its new contact: every field
+# leads and contacts share, bar the stored record's own (id, timestamps, version).
+_PERSON_FIELDS = tuple(name for name in _Person.model_fields if name not in _Stored.model_fields)
 # Fields only triggers may change; ``update`` refuses edits to them.
 _MANAGED = {
     "lead": ("status", "status_at", "contact_id", "profile"),
