@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from leadfunnel import LeadFunnelError
+from leadfunnel import Lead, LeadFunnelError
 from leadfunnel._csv import CsvError, open_csv
 
 SALESFORCE_HEADER = "FirstName,LastName,Email,Company,Title,AnnualRevenue,HasOptedOutOfEmail"
@@ -220,6 +220,15 @@ def test_generic_ignores_unknown_and_internal_columns(tmp_path: Path) -> None:
     text = "email,id,version,colour,needs\na@x.example.com,99,3,red,crm; backup\n"
     ((fields, _),) = open_csv(write(tmp_path, text)).rows()
     assert fields == {"email": "a@x.example.com", "needs": ["crm", "backup"]}
+
+
+def test_generic_set_columns_list_their_items(tmp_path: Path) -> None:
+    text = 'email,other_emails,tags\na@x.example.com,"b@x.example.com; c@x.example.com",vip\n'
+    ((fields, _),) = open_csv(write(tmp_path, text)).rows()
+    assert fields["other_emails"] == ["b@x.example.com", "c@x.example.com"]
+    assert fields["tags"] == ["vip"]
+    lead = Lead(**fields)
+    assert lead.other_emails == {"b@x.example.com", "c@x.example.com"}
 
 
 def test_rows_stream_from_the_file(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import IO, Any, Literal
 
 from ._errors import LeadFunnelError
-from ._models import Lead
+from ._models import SET_FIELDS, Lead
 
 __all__ = ["CsvError", "CsvSource", "Format", "open_csv"]
 
@@ -72,7 +72,6 @@ _GENERIC_FIELDS = frozenset(
     for name in Lead.model_fields
     if name not in ("id", "created_at", "updated_at", "version", "status_at", "contact_id")
 )
-_SET_FIELDS = ("tags", "needs", "opt_outs")
 _NUMBER_FIELDS = ("employees", "annual_revenue")
 
 
@@ -279,7 +278,7 @@ def _generic(cells: Mapping[str, str]) -> dict[str, Any]:
     for column, value in cells.items():
         value = value.strip()
         if column in _GENERIC_FIELDS and value:
-            if column in _SET_FIELDS:
+            if column in SET_FIELDS:
                 fields[column] = [v.strip() for v in value.replace(";", ",").split(",") if v]
             elif column in _NUMBER_FIELDS:
                 fields[column] = _number(value)

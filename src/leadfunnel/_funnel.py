@@ -27,6 +27,7 @@ from ._errors import (
 from ._lifecycle import CONTACT, LEAD, OPPORTUNITY
 from ._memory import InMemoryRepository
 from ._models import (
+    SET_FIELDS,
     Contact,
     Event,
     Lead,
@@ -75,7 +76,6 @@ _MANAGED = {
     "opportunity": ("stage", "closed_at", "lost_reason", "contact_id", "lead_id"),
 }
 _STATE_FIELD = {"lead": "status", "contact": "type", "opportunity": "stage"}
-_SET_FIELDS = ("tags", "needs", "opt_outs", "other_emails", "other_phones")
 _INTEREST_RANK = {Interest.NONE: 0, Interest.SLIGHT: 1, Interest.HIGH: 2}
 
 #: Free-mail providers: sharing one of these domains says nothing about a company.
@@ -1605,7 +1605,7 @@ def _fill_from(target: Lead | Contact, source: Lead | Contact) -> dict[str, Any]
         ):
             continue
         mine, theirs = getattr(target, name), getattr(source, name)
-        if name in _SET_FIELDS:
+        if name in SET_FIELDS:
             if theirs - mine:
                 changes[name] = mine | theirs
         elif mine is None and theirs is not None:

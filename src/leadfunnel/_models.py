@@ -17,7 +17,7 @@ import unicodedata
 from datetime import UTC, datetime
 from decimal import Decimal
 from functools import cache, lru_cache
-from typing import Annotated, Any, ClassVar, Literal, TypeAlias
+from typing import Annotated, Any, ClassVar, Literal, TypeAlias, get_origin
 from uuid import UUID, uuid4
 
 import email_validator
@@ -417,6 +417,13 @@ def is_avoided(record: Record) -> bool:
     if isinstance(record, Contact):
         return record.type == ContactType.AVOID
     return False
+
+
+#: The fields of a lead that hold sets (tags, needs, opt-outs, other e-mails and
+#: phones): merges unite them, and a CSV cell lists their items.
+SET_FIELDS: tuple[str, ...] = tuple(
+    name for name, field in Lead.model_fields.items() if get_origin(field.annotation) is frozenset
+)
 
 
 def state_of(record: Record) -> str:
