@@ -10,13 +10,11 @@ their touches; nothing is stored, so nothing goes stale.
 from __future__ import annotations
 
 import gc
-import tomllib
 from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from os import PathLike
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 from uuid import UUID
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -26,6 +24,7 @@ from ._enums import Channel
 from ._errors import ConfigError
 from ._models import Contact, Lead
 from ._repository import FollowUpCandidate, Repository
+from ._toml import read_toml
 
 if TYPE_CHECKING:
     from ._funnel import Router
@@ -250,14 +249,7 @@ class CadencePolicy:
     def from_toml(cls, path: str | PathLike[str]) -> CadencePolicy:
         """A policy from a TOML file with the keys of :meth:`from_dict` (business
         hours as a ``[business_hours]`` table)."""
-        file = Path(path)
-        try:
-            data = tomllib.loads(file.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise ConfigError(f"cadence: cannot read {file}: {exc.strerror or exc}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"cadence: {file} is not valid TOML: {exc}") from None
-        return cls.from_dict(data)
+        return cls.from_dict(read_toml(path, "cadence file"))
 
     def limit(self, subject: Literal["lead", "contact"]) -> int:
         """The number of follow-up touches before a ``subject`` goes on drip."""

@@ -13,7 +13,6 @@ The lead qualifies when any profile fits. ``engine.evaluate(lead)`` changes noth
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from os import PathLike
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any, Literal
 from ._enums import Interest, LeadStatus, Tier
 from ._errors import ConfigError
 from ._models import Lead
+from ._toml import read_toml
 from .rules import (
     FAIL,
     OUTCOME_CODES,
@@ -267,20 +267,11 @@ class QualificationEngine:
     @classmethod
     def from_toml(cls, path: str | PathLike[str]) -> QualificationEngine:
         """Build an engine from a TOML file (``[[profiles]]`` tables)."""
-        file = Path(path)
-        try:
-            with file.open("rb") as handle:
-                data = tomllib.load(handle)
-        except FileNotFoundError:
-            raise ConfigError(f"rules file {str(file)!r} does not exist") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"rules file {str(file)!r} is not valid TOML: {exc}") from None
-        except OSError as exc:
-            raise ConfigError(f"cannot read rules file {str(file)!r}: {exc}") from None
+        data = read_toml(path, "rules file")
         try:
             return cls.from_dict(data)
         except ConfigError as exc:
-            raise ConfigError(f"{file}: {exc}") from None
+            raise ConfigError(f"{Path(path)}: {exc}") from None
 
     # --- judging ----------------------------------------------------------------------
 

@@ -9,15 +9,14 @@ each group names a backup, who takes overdue follow-ups (``FollowUp.escalated_to
 from __future__ import annotations
 
 import threading
-import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from os import PathLike
-from pathlib import Path
 from typing import Any
 
 from ._errors import ConfigError
 from ._models import Contact, Lead, normalise_country
+from ._toml import read_toml
 
 __all__ = ["OwnerGroup", "Route", "RoutingRules"]
 
@@ -264,14 +263,7 @@ class RoutingRules:
         """Rules from a TOML file: top-level ``default`` and ``unavailable``, then
         ``[[groups]]`` tables (``name``, ``owners``, ``backup``) and ``[[routes]]``
         tables (``group`` and the conditions of :class:`Route`), in order."""
-        file = Path(path)
-        try:
-            data = tomllib.loads(file.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise ConfigError(f"routing: cannot read {file}: {exc.strerror or exc}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"routing: {file} is not valid TOML: {exc}") from None
-        return cls.from_dict(data)
+        return cls.from_dict(read_toml(path, "routing file"))
 
     # --- availability -----------------------------------------------------------------
 
