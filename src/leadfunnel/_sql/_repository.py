@@ -696,6 +696,7 @@ class SqlRepository(Repository):
         by: GroupBy | None = None,
         steps: Collection[str] | None = None,
     ) -> list[StepCount]:
+        check_grouping(by, "a report")
         st = s.steps
         where: list[Any] = []
         if steps is not None:
@@ -713,7 +714,7 @@ class SqlRepository(Repository):
                 .where(*where)
                 .group_by(st.c.step, st.c.month)
             )
-        elif by in ("source", "owner", "setter", "profile"):
+        else:  # source, owner, setter or profile
             lead = s.leads.alias("lead")
             deal = s.opportunities.alias("deal")
             contact = s.contacts.alias("contact")
@@ -744,9 +745,6 @@ class SqlRepository(Repository):
                 .where(*where)
                 .group_by(st.c.step, group)
             )
-        else:
-            check_grouping(by, "a report")
-            raise AssertionError(f"unhandled grouping {by!r}")  # pragma: no cover
         with self._read() as conn:
             return [StepCount(step, grp, int(n)) for step, grp, n in conn.execute(query)]
 
@@ -879,6 +877,7 @@ class SqlRepository(Repository):
         entered_until: datetime | None = None,
         limit: int | None = None,
     ) -> list[RepListRow]:
+        check_rep_list(kind)
         now = _aware(now, "now")
         table: sa.Table
         if kind == "never_booked":
@@ -891,7 +890,7 @@ class SqlRepository(Repository):
                 query = query.where(leads.c.source == source)
             if owner is not None:
                 query = query.where(leads.c.owner == owner)
-        elif kind in ("not_sat", "not_bought"):
+        else:  # not_sat or not_bought
             table = deals = s.opportunities
             st, contacts = s.steps, s.contacts
             sat = (
@@ -931,9 +930,6 @@ class SqlRepository(Repository):
                 )
                 .where(may_call, *where)
             )
-        else:
-            check_rep_list(kind)
-            raise AssertionError(f"unhandled rep list {kind!r}")  # pragma: no cover
         if entered_since is not None:
             query = query.where(entered >= _aware(entered_since, "entered_since"))
         if entered_until is not None:
