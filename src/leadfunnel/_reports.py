@@ -20,13 +20,11 @@ from datetime import datetime
 from typing import Any
 from xml.sax.saxutils import escape
 
-from ._errors import ConfigError
 from ._lifecycle import FUNNEL_STEPS
-from ._repository import GroupBy, Repository, StageTime, StepCount
+from ._repository import GroupBy, Repository, StageTime, StepCount, check_grouping
 
 __all__ = ["FunnelReport", "HealthCheck", "Step", "TimeInStage", "build_report"]
 
-_GROUPINGS = ("source", "owner", "setter", "profile", "month")
 _LABELS = {
     "raw": "Raw leads",
     "qualified": "Qualified leads",
@@ -421,10 +419,7 @@ def build_report(
     by: GroupBy | None = None,
 ) -> FunnelReport:
     """The body of ``Funnel.report``: see there."""
-    if by is not None and by not in _GROUPINGS:
-        raise ConfigError(
-            f"cannot group a report by {by!r}; choose one of: {', '.join(_GROUPINGS)}"
-        )
+    check_grouping(by, "a report")
     for name, bound in (("since", since), ("until", until)):
         if bound is not None and (bound.tzinfo is None or bound.utcoffset() is None):
             raise ValueError(f"{name}={bound.isoformat()} has no timezone; pass an aware datetime")
