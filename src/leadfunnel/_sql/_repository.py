@@ -294,6 +294,10 @@ class SqlRepository(Repository):
             )
 
     def _insert(self, conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            # An executemany of no rows is an error on every driver (a person with
+            # neither e-mail nor phone claims no key): no statement at all.
+            return
         sql, convert = self._inserts.prepare(table)
         if self.dialect == "postgresql" and len(rows) >= _COPY_FROM:
             self._copy(conn, table, [convert(row) for row in rows])
