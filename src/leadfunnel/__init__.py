@@ -31,10 +31,12 @@ from ._errors import (
     PolicyError,
     StorageError,
 )
-from ._funnel import Funnel, ImportIssue, ImportReport, Router
+from ._funnel import Funnel
+from ._importing import ImportIssue, ImportReport
 from ._lifecycle import FUNNEL_STEPS, TIMED_STEPS, diagram
 from ._memory import InMemoryRepository
 from ._models import Contact, Event, Lead, Opportunity, Touch
+from ._protocols import Router
 from ._qualification import Profile, QualificationEngine, QualificationResult
 from ._rep_lists import RepList, RepListItem, RepListName
 from ._reports import FunnelReport, HealthCheck, Step, TimeInStage

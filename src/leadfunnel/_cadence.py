@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from os import PathLike
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 from uuid import UUID
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -23,11 +23,9 @@ from ._channels import channels_for
 from ._enums import Channel
 from ._errors import ConfigError
 from ._models import Contact, Lead
+from ._protocols import Router
 from ._repository import FollowUpCandidate, Repository
 from ._toml import read_toml
-
-if TYPE_CHECKING:
-    from ._funnel import Router
 
 __all__ = [
     "CONTACT_INTERVALS",

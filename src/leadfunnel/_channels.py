@@ -2,27 +2,22 @@
 
 Cold people get cheap channels, warm people any channel, unfit people free e-mail drip,
 avoided people nothing. A channel the person refused (``opt_outs``) is always refused.
-A person on drip (past the cadence's touch limit) gets e-mail only, until they reply.
+A person on drip (past the cadence's touch limit) gets e-mail only, until they reply:
+that check is the touch use case's (:func:`leadfunnel._follow_ups.check_drip`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
 from ._enums import Channel, ContactType, LeadStatus, Outcome
 from ._errors import PolicyError
 from ._models import Contact, Lead, Opportunity, Record, Touch
 
-if TYPE_CHECKING:
-    from ._cadence import CadencePolicy
-    from ._repository import Repository
-
 __all__ = [
     "RESETS",
     "allowed_channels",
     "channels_for",
-    "check_drip",
     "check_touch",
     "counted_touches",
 ]
@@ -100,41 +95,3 @@ def counted_touches(touches: Iterable[Touch]) -> int:
             break
         count += 1
     return count
-
-
-def check_drip(
-    repository: Repository,
-    policy: CadencePolicy,
-    record: Lead | Contact,
-    channel: Channel,
-    outcome: Outcome,
-) -> None:
-    """Raise :class:`PolicyError` if ``record`` is on drip and ``channel`` is not e-mail.
-
-    A person is on drip once it has ``policy.lead_touches`` (a contact
-    ``policy.contact_touches``) counted touches in its cadence. A touch that records a
-    reply (``replied`` or ``interested``) is allowed on any channel: it restarts the
-    cadence.
-    """
-    if channel == Channel.EMAIL or outcome in RESETS:
-        return
-    if isinstance(record, Lead):
-        if record.status not in (LeadStatus.RAW, LeadStatus.QUALIFIED):
-            return
-        limit, kind = policy.lead_touches, "lead"
-    else:
-        if record.type != ContactType.PROSPECT:
-            return
-        limit, kind = policy.contact_touches, "contact"
-    count = counted_touches(repository.touches(record.id))
-    if count < limit:
-        return
-    if isinstance(record, Contact) and any(
-        o.is_open for o in repository.opportunities(contact_id=record.id)
-    ):
-        return  # a contact with an open deal is being worked, not dripped
-    raise PolicyError(
-        f"{channel.value} refused: the {kind} is on drip ({count} follow-up touches, "
-        f"the cadence allows {limit}): e-mail only until it replies; log a reply "
-        "(outcome replied or interested) to restart its cadence"
-    )

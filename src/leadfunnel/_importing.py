@@ -5,8 +5,9 @@ from __future__ import annotations
 import gc
 import itertools
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from uuid import UUID, uuid4
 
 import pydantic
@@ -14,14 +15,42 @@ import pydantic
 from ._enums import LeadStatus
 from ._errors import AvoidListedError, DuplicateError, InvalidTransitionError
 from ._models import Event, Lead, identity_keys, is_avoided
-from ._repository import ChangeSet
+from ._protocols import Router, assign_owner
+from ._repository import ChangeSet, Repository
 
-if TYPE_CHECKING:
-    from ._funnel import Funnel, ImportReport
-
-__all__ = ["run_import"]
+__all__ = ["ImportIssue", "ImportReport", "import_leads"]
 
 _IMPORTABLE = (LeadStatus.SUSPECT, LeadStatus.FARM_LIST, LeadStatus.RAW, LeadStatus.AVOID)
+
+
+@dataclass(frozen=True, slots=True)
+class ImportIssue:
+    """One row ``import_leads`` did not add: its 1-based number and why."""
+
+    row: int
+    reason: str
+    existing_id: UUID | None = None
+
+
+@dataclass(slots=True)
+class ImportReport:
+    """The outcome of ``import_leads``: every row lands in exactly one list."""
+
+    added: list[UUID] = field(default_factory=list)
+    duplicates: list[ImportIssue] = field(default_factory=list)
+    avoided: list[ImportIssue] = field(default_factory=list)
+    rejected: list[ImportIssue] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        """How many rows were read."""
+        return len(self.added) + len(self.duplicates) + len(self.avoided) + len(self.rejected)
+
+    def __str__(self) -> str:
+        return (
+            f"{len(self.added)} added, {len(self.duplicates)} duplicates, "
+            f"{len(self.avoided)} avoided, {len(self.rejected)} rejected"
+        )
 
 
 def _reason(exc: pydantic.ValidationError) -> str:
@@ -38,8 +67,8 @@ def _chunks(rows: Iterable[Any], size: int) -> Iterator[list[Any]]:
         yield chunk
 
 
-def run_import(
-    funnel: Funnel,
+def import_leads(
+    repository: Repository,
     rows: Iterable[Mapping[str, Any] | Lead],
     *,
     status: LeadStatus | None,
@@ -48,10 +77,10 @@ def run_import(
     actor: str | None,
     reason: str | None,
     on_progress: Callable[[ImportReport], None] | None,
+    phone_region: str,
+    router: Router | None,
 ) -> ImportReport:
-    """The body of ``Funnel.import_leads``: see there."""
-    from ._funnel import ImportIssue, ImportReport
-
+    """Add many leads, never raising for one bad row: ``Funnel.import_leads``."""
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be at least 1, not {chunk_size}")
     if status is not None and status not in _IMPORTABLE:
@@ -64,7 +93,7 @@ def run_import(
         )
     report = ImportReport()
     stamp = {"version": 1, "created_at": at, "updated_at": at, "status_at": at}
-    context = {"phone_region": funnel.phone_region}
+    context = {"phone_region": phone_region}
     number = 0
     gc_was_enabled = gc.isenabled()
     # Validation allocates many short-lived objects and no cycles: the cyclic collector
@@ -102,11 +131,11 @@ def run_import(
                 except (TypeError, ValueError) as exc:
                     report.rejected.append(ImportIssue(number, str(exc)))
                     continue
-                valid.append((number, funnel._route(lead)))
+                valid.append((number, assign_owner(router, lead)))
             # Rows of earlier chunks are stored, so the repository finds their keys:
             # remembering keys per chunk only keeps memory flat on long imports.
             seen: dict[str, UUID] = {}  # keys of this chunk -> the lead that claimed them
-            _store_chunk(funnel, valid, seen, report, at, actor, reason)
+            _store_chunk(repository, valid, seen, report, at, actor, reason)
             if gc_was_enabled:
                 # Storing leaves cyclic garbage (a SQL adapter's statements): collect
                 # this chunk's, or it piles up for the whole import.
@@ -120,7 +149,7 @@ def run_import(
 
 
 def _store_chunk(
-    funnel: Funnel,
+    repository: Repository,
     valid: list[tuple[int, Lead]],
     seen: dict[str, UUID],
     report: ImportReport,
@@ -128,9 +157,6 @@ def _store_chunk(
     actor: str | None,
     reason: str | None,
 ) -> None:
-    from ._funnel import ImportIssue
-
-    repository = funnel.repository
     keys = {key for _, lead in valid for key in identity_keys(lead)}
     holders = repository.find_keys(keys)
     stored = repository.get_many(set(holders.values()))

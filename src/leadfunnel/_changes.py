@@ -1,0 +1,187 @@
+"""The building blocks every use case shares: reading the subject, bumping a record's
+version, and the event that goes with each change.
+
+A use case reads what it needs through the :class:`~leadfunnel.Repository` port, decides
+the change, and commits one :class:`~leadfunnel.ChangeSet`: the records it changed (each
+with ``version`` one higher than it read, so the commit fails if anybody saved in
+between) and one :class:`~leadfunnel.Event` per changed record.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, ParamSpec, TypeVar
+from uuid import UUID, uuid4
+
+from ._enums import Interest
+from ._errors import ConcurrencyError, NotFoundError
+from ._lifecycle import CONTACT, LEAD, OPPORTUNITY, Lifecycle
+from ._models import SET_FIELDS, Contact, Event, Lead, Opportunity, Record, _Stored
+from ._repository import Repository
+
+__all__ = [
+    "MANAGED",
+    "STATE_FIELD",
+    "Subject",
+    "bump",
+    "event",
+    "fill_from",
+    "lifecycle_of",
+    "load",
+    "require_aware",
+    "retrying",
+    "subject_id",
+]
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+_R = TypeVar("_R", Lead, Contact, Opportunity)
+_S = TypeVar("_S", bound=_Stored)
+
+#: What the facade accepts as the subject of a change: a stored model or its id.
+Subject = Lead | Contact | Opportunity | UUID | str
+
+#: Fields only triggers may change; ``update`` refuses edits to them.
+MANAGED = {
+    "lead": ("status", "status_at", "contact_id", "profile"),
+    "contact": ("type", "lead_id"),
+    "opportunity": ("stage", "closed_at", "lost_reason", "contact_id", "lead_id"),
+}
+STATE_FIELD = {"lead": "status", "contact": "type", "opportunity": "stage"}
+_INTEREST_RANK = {Interest.NONE: 0, Interest.SLIGHT: 1, Interest.HIGH: 2}
+_NEVER_FILLED = frozenset(
+    {"id", "created_at", "updated_at", "version", "status", "type", "interest"}
+)
+
+_EVENT = Event.model_construct(
+    id=UUID(int=0),
+    created_at=datetime.min.replace(tzinfo=UTC),
+    updated_at=datetime.min.replace(tzinfo=UTC),
+    version=1,
+    subject_id=UUID(int=0),
+    subject="lead",
+    name="",
+    source=None,
+    dest=None,
+    at=datetime.min.replace(tzinfo=UTC),
+    actor=None,
+    reason=None,
+    data={},
+)
+
+
+def require_aware(value: datetime, name: str = "at") -> datetime:
+    """``value`` if it carries a timezone; else a ``ValueError`` saying how to fix it."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(
+            f"{name}={value.isoformat()} has no timezone; pass an aware datetime "
+            "(for example datetime(..., tzinfo=timezone.utc))"
+        )
+    return value
+
+
+def subject_id(subject: Subject) -> UUID:
+    """The id of a model, or the id given (as a UUID or its text)."""
+    if isinstance(subject, (Lead, Contact, Opportunity)):
+        return subject.id
+    if isinstance(subject, UUID):
+        return subject
+    try:
+        return UUID(str(subject))
+    except ValueError:
+        raise NotFoundError(str(subject)) from None
+
+
+def load(repository: Repository, id: UUID, kind: type[_R] | tuple[type[Any], ...]) -> _R:
+    """The stored record ``id``, which must be of ``kind`` (else ``NotFoundError``)."""
+    record = repository.get(id)
+    if not isinstance(record, kind):
+        names = kind if isinstance(kind, tuple) else (kind,)
+        wanted = " or ".join(k.kind for k in names)
+        raise NotFoundError(record.id, wanted)
+    return record
+
+
+def event(
+    record: Record,
+    name: str,
+    source: str | None,
+    dest: str | None,
+    at: datetime,
+    actor: str | None,
+    reason: str | None,
+    data: dict[str, Any] | None = None,
+) -> Event:
+    """The event recording ``name`` on ``record`` (from ``source`` to ``dest``)."""
+    # Built from values the use case has already validated: skip re-validation. Copying
+    # a prototype costs a third of model_construct, and this is on every write.
+    return _EVENT.model_copy(
+        update={
+            "id": uuid4(),
+            "created_at": at,
+            "updated_at": at,
+            "version": 1,
+            "subject_id": record.id,
+            "subject": record.kind,
+            "name": name,
+            "source": source,
+            "dest": dest,
+            "at": at,
+            "actor": actor,
+            "reason": reason,
+            "data": data if data is not None else {},
+        }
+    )
+
+
+def bump(record: _S, at: datetime, **changes: Any) -> _S:
+    """``record`` with ``changes``, its next version, updated at ``at``."""
+    changes["version"] = record.version + 1
+    changes["updated_at"] = at
+    return record.model_copy(update=changes)
+
+
+def retrying(method: Callable[_P, _T]) -> Callable[_P, _T]:
+    """Re-run a change that lost a race. A use case re-reads its subject, so a retry is
+    the same call made a moment later, validated against the state that won."""
+
+    @functools.wraps(method)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _T:
+        for _ in range(4):
+            try:
+                return method(*args, **kwargs)
+            except ConcurrencyError:
+                continue
+        return method(*args, **kwargs)
+
+    return wrapper
+
+
+def lifecycle_of(kind: str) -> Lifecycle:
+    """The state machine of a ``"lead"``, ``"contact"`` or ``"opportunity"``."""
+    return {"lead": LEAD, "contact": CONTACT, "opportunity": OPPORTUNITY}[kind]
+
+
+def fill_from(target: Lead | Contact, source: Lead | Contact) -> dict[str, Any]:
+    """The changes that fill ``target``'s empty fields from ``source`` and unite sets
+    (tags, needs, opt-outs, other e-mails and phones); interest only ever rises."""
+    changes: dict[str, Any] = {}
+    target_fields = type(target).model_fields
+    for name in type(source).model_fields:
+        if name not in target_fields or name in MANAGED[target.kind] or name in _NEVER_FILLED:
+            continue
+        mine, theirs = getattr(target, name), getattr(source, name)
+        if name in SET_FIELDS:
+            if theirs - mine:
+                changes[name] = mine | theirs
+        elif mine is None and theirs is not None:
+            changes[name] = theirs
+    if (
+        isinstance(target, Lead)
+        and isinstance(source, Lead)
+        and _INTEREST_RANK[source.interest] > _INTEREST_RANK[target.interest]
+    ):
+        changes["interest"] = source.interest
+    return changes

@@ -1,0 +1,146 @@
+"""Conversion: an appointment is set, so the lead becomes a contact and a deal opens.
+
+A qualified lead (a raw one with ``force=True``) is converted into a prospect
+:class:`~leadfunnel.Contact` carrying every person field of the lead; an existing contact
+(a prospect or client; an unqualified one with ``force=True``) just gets a new
+:class:`~leadfunnel.Opportunity` at ``appointment_set``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID, uuid4
+
+from ._changes import bump, event, load
+from ._enums import ContactType, LeadStatus, Stage
+from ._errors import InvalidTransitionError
+from ._lifecycle import LEAD
+from ._models import Contact, Lead, Opportunity, _Person, _Stored
+from ._repository import ChangeSet, Repository
+
+__all__ = ["set_appointment"]
+
+# The person fields a conversion copies from the lead onto its new contact: every field
+# leads and contacts share, bar the stored record's own (id, timestamps, version).
+_PERSON_FIELDS = tuple(name for name in _Person.model_fields if name not in _Stored.model_fields)
+
+
+def set_appointment(
+    repository: Repository,
+    subject_id: UUID,
+    *,
+    appointment_at: datetime | None,
+    owner: str | None,
+    setter: str | None,
+    force: bool,
+    now: datetime,
+    actor: str | None,
+    reason: str | None,
+) -> Opportunity:
+    """Book an appointment on a lead or contact: open an opportunity (see module)."""
+    record: Lead | Contact = load(repository, subject_id, (Lead, Contact))
+    changes = ChangeSet()
+    if isinstance(record, Lead):
+        contact = _convert(record, owner, force, now, actor, reason, changes)
+        lead_id: UUID | None = record.id
+    else:
+        contact = record
+        _check_bookable(contact, force)
+        lead_id = contact.lead_id
+    opportunity = Opportunity.model_construct(
+        id=uuid4(),
+        created_at=now,
+        updated_at=now,
+        version=1,
+        contact_id=contact.id,
+        lead_id=lead_id,
+        owner=owner if owner is not None else contact.owner,
+        setter=setter,
+        stage=Stage.APPOINTMENT_SET,
+        appointment_at=appointment_at,
+        amount=None,
+        lost_reason=None,
+        lost_note=None,
+        closed_at=None,
+    )
+    changes.inserts.append(opportunity)
+    changes.events.append(
+        event(
+            opportunity,
+            "set_appointment",
+            None,
+            "appointment_set",
+            now,
+            actor,
+            reason,
+            {"contact_id": str(contact.id)},
+        )
+    )
+    repository.commit(changes)
+    return opportunity
+
+
+def _convert(
+    record: Lead,
+    owner: str | None,
+    force: bool,
+    now: datetime,
+    actor: str | None,
+    reason: str | None,
+    changes: ChangeSet,
+) -> Contact:
+    """Add to ``changes`` the lead's conversion into a new prospect contact; return it."""
+    source = record.status.value
+    if record.contact_id is not None:
+        raise InvalidTransitionError(
+            "lead",
+            source,
+            "convert",
+            LEAD.allowed(source),
+            hint=f"it became contact {record.contact_id}: set the appointment on it",
+        )
+    dest = LEAD.move(source, "convert", force=force)
+    contact = Contact.model_construct(
+        id=uuid4(),
+        created_at=now,
+        updated_at=now,
+        version=1,
+        type=ContactType.PROSPECT,
+        lead_id=record.id,
+        **{name: getattr(record, name) for name in _PERSON_FIELDS},
+    )
+    if owner is not None:
+        contact = contact.model_copy(update={"owner": owner})
+    lead = bump(record, now, status=LeadStatus(dest), status_at=now, contact_id=contact.id)
+    changes.updates.append(lead)
+    changes.inserts.append(contact)
+    changes.events.append(
+        event(lead, "convert", source, dest, now, actor, reason, {"contact_id": str(contact.id)})
+    )
+    changes.events.append(
+        event(
+            contact,
+            "convert",
+            None,
+            contact.type.value,
+            now,
+            actor,
+            reason,
+            {"lead_id": str(lead.id)},
+        )
+    )
+    return contact
+
+
+def _check_bookable(contact: Contact, force: bool) -> None:
+    state = contact.type.value
+    if state in ("prospect", "client") or (force and state == "unqualified"):
+        return
+    raise InvalidTransitionError(
+        "contact",
+        state,
+        "set_appointment",
+        (),
+        hint="appointments are for prospects and clients"
+        + ("; pass force=True to book an unqualified contact" if state == "unqualified" else ""),
+    )

@@ -1,0 +1,209 @@
+"""The deal stages: an opportunity moves from an appointment set to won or lost.
+
+``sit``, ``propose``, ``send_contract``, ``win``, ``lose`` and ``reschedule`` move one
+opportunity along the :data:`~leadfunnel._lifecycle.OPPORTUNITY` lifecycle; winning makes
+its contact a client, losing for ``unqualified`` or ``avoid`` moves the contact too, and
+an avoided contact's other open deals are closed in the same change.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import pydantic
+
+from ._changes import bump, event, load, require_aware
+from ._enums import ContactType, LostReason, Stage
+from ._lifecycle import CONTACT, OPPORTUNITY
+from ._models import Contact, Opportunity
+from ._repository import ChangeSet, Repository
+
+__all__ = ["lose", "lose_open_deals", "move_deal", "reschedule", "win"]
+
+_CONTACT_TRIGGER_OF_LOSS = {LostReason.UNQUALIFIED: "disqualify", LostReason.AVOID: "avoid"}
+
+
+def move_deal(
+    repository: Repository,
+    deal_id: UUID,
+    trigger: str,
+    *,
+    now: datetime,
+    actor: str | None,
+    reason: str | None,
+    force: bool = False,
+    data: dict[str, Any] | None = None,
+    contact_trigger: str | None = None,
+    **changes: Any,
+) -> Opportunity:
+    """Fire ``trigger`` on the deal (and ``contact_trigger`` on its contact) and commit."""
+    deal: Opportunity = load(repository, deal_id, Opportunity)
+    source = deal.stage.value
+    dest = OPPORTUNITY.move(source, trigger, force=force)
+    if dest in ("won", "lost"):
+        changes["closed_at"] = now
+    moved = bump(deal, now, stage=Stage(dest), **changes)
+    change_set = ChangeSet(
+        updates=[moved],
+        events=[event(moved, trigger, source, dest, now, actor, reason, data)],
+    )
+    if contact_trigger is not None:
+        _move_contact(repository, deal.contact_id, contact_trigger, now, actor, reason, change_set)
+    repository.commit(change_set)
+    return moved
+
+
+def win(
+    repository: Repository,
+    deal_id: UUID,
+    *,
+    amount: Any,
+    force: bool,
+    now: datetime,
+    actor: str | None,
+    reason: str | None,
+) -> Opportunity:
+    """Closed won; the contact becomes a client."""
+    changes: dict[str, Any] = {}
+    if amount is not None:
+        changes["amount"] = _money(amount)
+    return move_deal(
+        repository,
+        deal_id,
+        "win",
+        now=now,
+        actor=actor,
+        reason=reason,
+        force=force,
+        data={"amount": str(changes["amount"])} if changes else None,
+        contact_trigger="win",
+        **changes,
+    )
+
+
+def lose(
+    repository: Repository,
+    deal_id: UUID,
+    *,
+    reason: LostReason | str,
+    note: str | None,
+    now: datetime,
+    actor: str | None,
+) -> Opportunity:
+    """Closed lost for ``reason``; ``unqualified`` and ``avoid`` move the contact too."""
+    try:
+        lost = LostReason(reason)
+    except ValueError:
+        raise ValueError(
+            f"{reason!r} is not a lost reason; use one of: "
+            + ", ".join(r.value for r in LostReason)
+        ) from None
+    return move_deal(
+        repository,
+        deal_id,
+        "lose",
+        now=now,
+        actor=actor,
+        reason=note or lost.value,
+        data={"lost_reason": lost.value},
+        contact_trigger=_CONTACT_TRIGGER_OF_LOSS.get(lost),
+        lost_reason=lost,
+        lost_note=note,
+    )
+
+
+def reschedule(
+    repository: Repository,
+    deal_id: UUID,
+    *,
+    appointment_at: datetime,
+    now: datetime,
+    actor: str | None,
+    reason: str | None,
+) -> Opportunity:
+    """Move a set appointment to a new time."""
+    require_aware(appointment_at, "appointment_at")
+    deal: Opportunity = load(repository, deal_id, Opportunity)
+    data = {
+        "from": deal.appointment_at.isoformat() if deal.appointment_at else None,
+        "to": appointment_at.isoformat(),
+    }
+    return move_deal(
+        repository,
+        deal_id,
+        "reschedule",
+        now=now,
+        actor=actor,
+        reason=reason,
+        data=data,
+        appointment_at=appointment_at,
+    )
+
+
+def lose_open_deals(
+    repository: Repository,
+    contact: Contact,
+    now: datetime,
+    actor: str | None,
+    reason: str | None,
+    changes: ChangeSet,
+) -> None:
+    """Close ``contact``'s open deals as lost, reason ``avoid``, into ``changes`` (those
+    it does not change already)."""
+    changing = {record.id for record in changes.updates}
+    for deal in repository.opportunities(contact_id=contact.id):
+        if not deal.is_open or deal.id in changing:
+            continue
+        source = deal.stage.value
+        dest = OPPORTUNITY.move(source, "lose")
+        lost = bump(deal, now, stage=Stage(dest), lost_reason=LostReason.AVOID, closed_at=now)
+        changes.updates.append(lost)
+        changes.events.append(
+            event(
+                lost,
+                "lose",
+                source,
+                dest,
+                now,
+                actor,
+                reason or LostReason.AVOID.value,
+                {"lost_reason": LostReason.AVOID.value},
+            )
+        )
+
+
+def _move_contact(
+    repository: Repository,
+    contact_id: UUID,
+    trigger: str,
+    now: datetime,
+    actor: str | None,
+    reason: str | None,
+    changes: ChangeSet,
+) -> None:
+    contact = repository.get_many([contact_id]).get(contact_id)
+    if not isinstance(contact, Contact):
+        return
+    source = contact.type.value
+    if not CONTACT.can(source, trigger):
+        return  # a client stays a client, an avoided contact stays avoided
+    dest = CONTACT.move(source, trigger)
+    if dest == source:
+        return
+    moved = bump(contact, now, type=ContactType(dest))
+    changes.updates.append(moved)
+    changes.events.append(event(moved, trigger, source, dest, now, actor, reason))
+    if dest == ContactType.AVOID:
+        lose_open_deals(repository, moved, now, actor, reason, changes)
+
+
+def _money(value: Any) -> Any:
+    try:
+        checked = Opportunity.model_validate({"contact_id": UUID(int=0), "amount": value}).amount
+    except pydantic.ValidationError as exc:
+        raise ValueError(
+            f"amount={value!r} is not a valid amount: {exc.errors()[0]['msg']}"
+        ) from None
+    return checked

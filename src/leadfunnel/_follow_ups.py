@@ -1,0 +1,107 @@
+"""Follow-ups: log a touch on a lead or contact, within the channel policy and cadence.
+
+The channel policy (:mod:`leadfunnel._channels`) says who may be reached how; the cadence
+(:class:`~leadfunnel.CadencePolicy`) says when a person is on drip (e-mail only). What is
+due is computed by :func:`leadfunnel._cadence.follow_ups`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID, uuid4
+
+from ._cadence import CadencePolicy
+from ._changes import bump, event, load
+from ._channels import RESETS, check_touch, counted_touches
+from ._enums import Channel, ContactType, LeadStatus, Outcome
+from ._errors import ConcurrencyError, PolicyError
+from ._models import Contact, Lead, Opportunity, Touch, state_of
+from ._repository import ChangeSet, Repository
+
+__all__ = ["check_drip", "touch"]
+
+
+def touch(
+    repository: Repository,
+    subject_id: UUID,
+    channel: Channel,
+    outcome: Outcome,
+    *,
+    cadence: CadencePolicy,
+    now: datetime,
+    actor: str | None,
+    note: str | None,
+    reason: str | None,
+) -> Touch:
+    """Log one follow-up and return it (refused with ``PolicyError`` as the facade says)."""
+    for attempt in range(4):
+        record: Lead | Contact = load(repository, subject_id, (Lead, Contact, Opportunity))
+        check_touch(record, channel)
+        check_drip(repository, cadence, record, channel, outcome)
+        logged = Touch.model_construct(
+            id=uuid4(),
+            created_at=now,
+            updated_at=now,
+            version=1,
+            subject_id=record.id,
+            channel=channel,
+            outcome=outcome,
+            at=now,
+            actor=actor,
+            note=note,
+        )
+        changes = ChangeSet(touches=[logged])
+        if outcome == Outcome.OPTED_OUT and channel not in record.opt_outs:
+            record = bump(record, now, opt_outs=record.opt_outs | {channel})
+            changes.updates.append(record)
+        state = state_of(record)
+        data = {"channel": channel.value, "outcome": outcome.value, "touch_id": str(logged.id)}
+        changes.events.append(
+            event(record, "touch", state, state, now, actor, reason or note, data)
+        )
+        try:
+            repository.commit(changes)
+        except ConcurrencyError:
+            if attempt == 3:
+                raise
+            continue
+        return logged
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def check_drip(
+    repository: Repository,
+    policy: CadencePolicy,
+    record: Lead | Contact,
+    channel: Channel,
+    outcome: Outcome,
+) -> None:
+    """Raise :class:`PolicyError` if ``record`` is on drip and ``channel`` is not e-mail.
+
+    A person is on drip once it has ``policy.lead_touches`` (a contact
+    ``policy.contact_touches``) counted touches in its cadence. A touch that records a
+    reply (``replied`` or ``interested``) is allowed on any channel: it restarts the
+    cadence.
+    """
+    if channel == Channel.EMAIL or outcome in RESETS:
+        return
+    if isinstance(record, Lead):
+        if record.status not in (LeadStatus.RAW, LeadStatus.QUALIFIED):
+            return
+        limit, kind = policy.lead_touches, "lead"
+    else:
+        if record.type != ContactType.PROSPECT:
+            return
+        limit, kind = policy.contact_touches, "contact"
+    count = counted_touches(repository.touches(record.id))
+    if count < limit:
+        return
+    if isinstance(record, Contact) and any(
+        o.is_open for o in repository.opportunities(contact_id=record.id)
+    ):
+        return  # a contact with an open deal is being worked, not dripped
+    raise PolicyError(
+        f"{channel.value} refused: the {kind} is on drip ({count} follow-up touches, "
+        f"the cadence allows {limit}): e-mail only until it replies; log a reply "
+        "(outcome replied or interested) to restart its cadence"
+    )

@@ -1,0 +1,304 @@
+"""Duplicates: find the likely ones, merge two into one, and undo a merge exactly.
+
+``add`` refuses exact duplicates (same e-mail or phone); :func:`similar` finds what it
+cannot refuse (same company e-mail domain, same company, a close name). A merge keeps
+one record, fills its empty fields from the other, moves the other's touches, deals and
+history onto it and keeps a merge log, from which :func:`unmerge` restores both.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+from uuid import UUID, uuid4
+
+from ._changes import bump, event, fill_from, load
+from ._errors import ConcurrencyError, InvalidTransitionError, NotFoundError, PolicyError
+from ._models import Contact, Lead, Opportunity, is_avoided, state_of
+from ._repository import ChangeSet, MergeLog, Move, Repository
+
+__all__ = ["FREE_MAIL_DOMAINS", "merge", "similar", "unmerge"]
+
+#: Free-mail providers: sharing one of these domains says nothing about a company.
+FREE_MAIL_DOMAINS = frozenset(
+    {
+        "aol.com",
+        "gmail.com",
+        "googlemail.com",
+        "gmx.com",
+        "gmx.de",
+        "gmx.net",
+        "hotmail.com",
+        "hotmail.co.uk",
+        "icloud.com",
+        "live.com",
+        "mac.com",
+        "mail.com",
+        "mail.ru",
+        "me.com",
+        "msn.com",
+        "outlook.com",
+        "proton.me",
+        "protonmail.com",
+        "qq.com",
+        "web.de",
+        "yahoo.co.uk",
+        "yahoo.com",
+        "yandex.ru",
+        "zoho.com",
+    }
+)
+
+
+def similar(
+    repository: Repository,
+    subject_id: UUID,
+    *,
+    free_mail_domains: frozenset[str],
+    limit: int,
+) -> list[Lead | Contact]:
+    """Likely duplicates of the subject, best first (each clue adds to the score)."""
+    record: Lead | Contact = load(repository, subject_id, (Lead, Contact))
+    domain = record.email.rpartition("@")[2].lower() if record.email else None
+    if domain in free_mail_domains:
+        domain = None
+    candidates = repository.people_like(
+        email_domain=domain,
+        company=record.company,
+        last_name=record.last_name,
+        kind=record.kind,
+    )
+    name = record.full_name.casefold()
+    company = record.company.strip().casefold() if record.company else None
+    scored: list[tuple[float, Lead | Contact]] = []
+    for other in candidates:
+        if other.id == record.id:
+            continue
+        score = 0.0
+        if domain and other.email and other.email.rpartition("@")[2].lower() == domain:
+            score += 0.4
+        if company and other.company and company == other.company.strip().casefold():
+            score += 0.3
+        other_name = other.full_name.casefold()
+        if name and other_name:
+            ratio = difflib.SequenceMatcher(None, name, other_name).ratio()
+            if ratio >= 0.8:
+                score += 0.3 * ratio
+        if score > 0:  # any one clue makes a likely duplicate
+            scored.append((score, other))
+    scored.sort(key=lambda pair: -pair[0])
+    return [other for _, other in scored[:limit]]
+
+
+def merge(
+    repository: Repository,
+    keep_id: UUID,
+    other_id: UUID,
+    *,
+    now: datetime,
+    actor: str | None,
+    reason: str | None,
+) -> Lead | Contact:
+    """Merge ``other`` into ``keep``; return the merged ``keep``."""
+    kept: Lead | Contact = load(repository, keep_id, (Lead, Contact))
+    gone: Lead | Contact = load(repository, other_id, (Lead, Contact))
+    _check_mergeable(kept, gone)
+    field_name = "contact_id" if isinstance(gone, Contact) else "lead_id"
+    deals = (
+        repository.opportunities(contact_id=gone.id)
+        if isinstance(gone, Contact)
+        else repository.opportunities(lead_id=gone.id)
+    )
+    if is_avoided(kept) and not is_avoided(gone) and any(d.is_open for d in deals):
+        raise PolicyError(
+            f"{kept.kind} {kept.id} is on the avoid list and {gone.kind} {gone.id} has "
+            f"open deals: avoid {gone.id} first (that closes them as lost), then merge"
+        )
+    filled = merge_changes(kept, gone)
+    merged = bump(kept, now, **filled)
+    touches = tuple(t.id for t in repository.touches(gone.id))
+    events = tuple(e.id for e in repository.history(gone.id))
+    moved_deals = [bump(d, now, **{field_name: kept.id}) for d in deals]
+    # The lead that became ``other`` now points at ``keep``: no dangling contact_id.
+    moved_leads = [
+        bump(lead, now, contact_id=kept.id) for lead in _leads_of(repository, gone, gone.id, deals)
+    ]
+    changes = ChangeSet(
+        updates=[merged, *moved_deals, *moved_leads],
+        deletes=[gone],
+        moves=[Move(touches, events, kept.id)],
+        add_merge=MergeLog(
+            id=uuid4(),
+            keep_id=kept.id,
+            at=now,
+            keep_before=kept,
+            other=gone,
+            keep_version=merged.version,
+            touch_ids=touches,
+            event_ids=events,
+            opportunities_before=tuple(deals),
+        ),
+    )
+    state = state_of(merged)
+    other = {"other_id": str(gone.id)}
+    changes.events.append(
+        event(
+            merged, "merge", state, state, now, actor, reason, {**other, "fields": sorted(filled)}
+        )
+    )
+    # One event per changed record: each re-pointed deal and lead says where it went.
+    for deal in moved_deals:
+        stage = deal.stage.value
+        data = {field_name: str(kept.id), **other}
+        changes.events.append(event(deal, "merge", stage, stage, now, actor, reason, data))
+    for lead in moved_leads:
+        status = lead.status.value
+        data = {"contact_id": str(kept.id), **other}
+        changes.events.append(event(lead, "merge", status, status, now, actor, reason, data))
+    repository.commit(changes)
+    return merged
+
+
+def unmerge(
+    repository: Repository,
+    keep_id: UUID,
+    *,
+    now: datetime,
+    actor: str | None,
+    reason: str | None,
+) -> Lead | Contact:
+    """Undo the last merge into ``keep``; return ``keep`` as it was before it."""
+    kept: Lead | Contact = load(repository, keep_id, (Lead, Contact))
+    log = repository.last_merge(kept.id)
+    if log is None:
+        raise NotFoundError(kept.id, "merge into record")
+    if kept.version != log.keep_version:
+        # Later merges into keep, since undone, bumped its version and changed
+        # nothing else: compare with what this merge made, not with its version.
+        made = log.keep_before.model_copy(update=merge_changes(log.keep_before, log.other))
+        ignore = {"version", "updated_at"}
+        if kept.model_dump(exclude=ignore) != made.model_dump(exclude=ignore):
+            raise ConcurrencyError(kept.id, log.keep_version, kept.version)
+    restored = log.keep_before.model_copy(update={"version": kept.version + 1, "updated_at": now})
+    current = repository.get_many(o.id for o in log.opportunities_before)
+    deals = []
+    for before in log.opportunities_before:
+        now_deal = current.get(before.id)
+        if now_deal is not None:
+            deals.append(
+                before.model_copy(
+                    update={
+                        **{n: getattr(now_deal, n) for n in type(before).model_fields},
+                        "contact_id": before.contact_id,
+                        "lead_id": before.lead_id,
+                        "version": now_deal.version + 1,
+                        "updated_at": now,
+                    }
+                )
+            )
+    leads = [
+        bump(lead, now, contact_id=log.other.id)
+        for lead in _leads_of(repository, log.other, kept.id, log.opportunities_before)
+    ]
+    changes = ChangeSet(
+        updates=[restored, *deals, *leads],
+        inserts=[log.other],
+        moves=[Move(log.touch_ids, log.event_ids, log.other.id)],
+        remove_merge=log.id,
+    )
+    state, other_state = state_of(restored), state_of(log.other)
+    changes.events.append(
+        event(
+            restored, "unmerge", state, state, now, actor, reason, {"other_id": str(log.other.id)}
+        )
+    )
+    # One event per changed record: the restored duplicate and each deal given back.
+    changes.events.append(
+        event(
+            log.other,
+            "unmerge",
+            other_state,
+            other_state,
+            now,
+            actor,
+            reason,
+            {"keep_id": str(restored.id)},
+        )
+    )
+    for deal in deals:
+        stage = deal.stage.value
+        data = {
+            "contact_id": str(deal.contact_id),
+            "lead_id": str(deal.lead_id) if deal.lead_id else None,
+        }
+        changes.events.append(event(deal, "unmerge", stage, stage, now, actor, reason, data))
+    for lead in leads:
+        status = lead.status.value
+        data = {"contact_id": str(log.other.id)}
+        changes.events.append(event(lead, "unmerge", status, status, now, actor, reason, data))
+    repository.commit(changes)
+    return restored
+
+
+def merge_changes(keep: Lead | Contact, other: Lead | Contact) -> dict[str, Any]:
+    """What merging ``other`` into ``keep`` changes on ``keep``."""
+    changes = fill_from(keep, other)
+    # other's own e-mail and phone stay keys of the person, as other_emails/other_phones
+    # when keep has (or just took) different ones.
+    email = changes.get("email", keep.email)
+    if other.email is not None and other.email.lower() != (email or "").lower():
+        changes["other_emails"] = changes.get("other_emails", keep.other_emails) | {other.email}
+    phone = changes.get("phone", keep.phone)
+    if other.phone is not None and other.phone != phone:
+        changes["other_phones"] = changes.get("other_phones", keep.other_phones) | {other.phone}
+    if (
+        isinstance(keep, Contact)
+        and isinstance(other, Contact)
+        and keep.lead_id is None
+        and other.lead_id is not None
+    ):
+        changes["lead_id"] = other.lead_id  # keep is now the contact that lead became
+    return changes
+
+
+def _check_mergeable(kept: Lead | Contact, gone: Lead | Contact) -> None:
+    if kept.id == gone.id:
+        raise ValueError("cannot merge a record into itself")
+    if kept.kind != gone.kind:
+        raise ValueError(
+            f"cannot merge a {gone.kind} into a {kept.kind}: merge records of one kind"
+        )
+    for record in (kept, gone):
+        if isinstance(record, Lead) and record.contact_id is not None:
+            raise InvalidTransitionError(
+                "lead",
+                record.status.value,
+                "merge",
+                (),
+                hint=f"lead {record.id} was converted: merge its contact instead",
+            )
+    if is_avoided(gone) and not is_avoided(kept):
+        raise PolicyError(
+            f"{gone.kind} {gone.id} is on the avoid list: avoid {kept.id} first, "
+            "or merge the other way round"
+        )
+
+
+def _leads_of(
+    repository: Repository,
+    contact: Lead | Contact,
+    pointing_at: UUID,
+    deals: Iterable[Opportunity],
+) -> list[Lead]:
+    """The leads converted into ``contact`` (directly, or into a contact merged into
+    it: each left a deal) whose ``contact_id`` is ``pointing_at``."""
+    if not isinstance(contact, Contact):
+        return []
+    ids = {i for i in (contact.lead_id, *(d.lead_id for d in deals)) if i is not None}
+    return [
+        lead
+        for lead in repository.get_many(ids).values()
+        if isinstance(lead, Lead) and lead.contact_id == pointing_at
+    ]

@@ -1,0 +1,275 @@
+"""People on the list: add them, capture their responses, edit them, avoid them.
+
+Identity is the e-mail (trimmed, lower-cased) and the E.164 phone: the storage port's key
+index refuses a second record with either (:class:`~leadfunnel.DuplicateError`), and a
+match on an avoided person is an :class:`~leadfunnel.AvoidListedError`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, TypeVar
+
+from ._changes import MANAGED, STATE_FIELD, bump, event, fill_from, lifecycle_of, load
+from ._deals import lose_open_deals
+from ._enums import ContactType, LeadStatus
+from ._errors import (
+    AvoidListedError,
+    ConcurrencyError,
+    DuplicateError,
+    InvalidTransitionError,
+    NotFoundError,
+)
+from ._lifecycle import CONTACT, LEAD
+from ._models import Contact, Lead, Opportunity, SubjectKind, identity_keys, is_avoided, state_of
+from ._protocols import Router, assign_owner
+from ._repository import ChangeSet, Repository
+
+__all__ = ["add", "avoid", "capture", "holder_of", "update"]
+
+_R = TypeVar("_R", Lead, Contact, Opportunity)
+
+_ADDABLE_LEAD_STATUSES = (
+    LeadStatus.SUSPECT,
+    LeadStatus.FARM_LIST,
+    LeadStatus.RAW,
+    LeadStatus.AVOID,
+)
+
+
+def add(
+    repository: Repository,
+    record: Lead | Contact,
+    *,
+    now: datetime,
+    actor: str | None,
+    reason: str | None,
+    router: Router | None,
+) -> Lead | Contact:
+    """Store a new lead or contact, refusing a duplicate or an avoided person."""
+    stored = _prepare_new(record, now, "add", router)
+    holder = holder_of(repository, stored)
+    if holder is not None:
+        _refuse_match(stored, holder)
+    new = event(stored, "add", None, state_of(stored), now, actor, reason)
+    repository.commit(ChangeSet(inserts=[stored], events=[new]))
+    return stored
+
+
+def capture(
+    repository: Repository,
+    lead: Lead,
+    *,
+    now: datetime,
+    actor: str | None,
+    reason: str | None,
+    router: Router | None,
+) -> Lead | Contact:
+    """Record an inbound response; return the record that carries it."""
+    for _ in range(4):
+        try:
+            return _capture(repository, lead, now, actor, reason, router)
+        except ConcurrencyError:
+            continue
+    return _capture(repository, lead, now, actor, reason, router)
+
+
+def _capture(
+    repository: Repository,
+    lead: Lead,
+    now: datetime,
+    actor: str | None,
+    reason: str | None,
+    router: Router | None,
+) -> Lead | Contact:
+    holder = holder_of(repository, lead)
+    if holder is None:
+        fresh = lead.model_copy(update={"status": LeadStatus.RAW})
+        stored = _prepare_new(fresh, now, "capture", router)
+        new = event(stored, "capture", None, "raw", now, actor, reason)
+        try:
+            repository.commit(ChangeSet(inserts=[stored], events=[new]))
+        except DuplicateError:
+            # Someone stored this person since we looked: look again (capture retries).
+            raise ConcurrencyError(stored.id, 0) from None
+        return stored
+    if is_avoided(holder):
+        _refuse_match(lead, holder)
+    filled = fill_from(holder, lead)
+    # An e-mail or phone another record holds is that record's, not news for this one.
+    taken = repository.find_keys(identity_keys(lead))
+    for field_name in ("email", "phone"):
+        value: str | None = filled.get(field_name)
+        if value is None:
+            continue
+        key = f"{field_name}:{value.lower() if field_name == 'email' else value}"
+        if taken.get(key, holder.id) != holder.id:
+            del filled[field_name]
+    state = state_of(holder)
+    name, dest = "capture", state
+    if isinstance(holder, Lead) and holder.status in (LeadStatus.SUSPECT, LeadStatus.FARM_LIST):
+        name, dest = "respond", LEAD.move(state, "respond")
+        filled["status"], filled["status_at"] = LeadStatus.RAW, now
+    changes = ChangeSet()
+    if filled:
+        holder = bump(holder, now, **filled)
+        changes.updates.append(holder)
+    data = {"fields": sorted(k for k in filled if k not in ("status", "status_at"))}
+    changes.events.append(event(holder, name, state, dest, now, actor, reason, data))
+    repository.commit(changes)
+    return holder
+
+
+def avoid(
+    repository: Repository,
+    record_id: Any,
+    *,
+    now: datetime,
+    actor: str | None,
+    reason: str | None,
+) -> Lead | Contact:
+    """Put a lead or contact (and the contact a lead became) on the avoid list."""
+    record: Lead | Contact = load(repository, record_id, (Lead, Contact))
+    if is_avoided(record):
+        return record
+    changes = ChangeSet()
+    targets: list[Lead | Contact] = [record]
+    if isinstance(record, Lead) and record.contact_id is not None:
+        contact = repository.get_many([record.contact_id]).get(record.contact_id)
+        if isinstance(contact, Contact) and not is_avoided(contact):
+            targets.append(contact)
+    result: Lead | Contact = record
+    for target in targets:
+        source = state_of(target)
+        if isinstance(target, Lead):
+            dest = LEAD.move(source, "avoid")
+            moved: Lead | Contact = bump(target, now, status=LeadStatus(dest), status_at=now)
+        else:
+            dest = CONTACT.move(source, "avoid")
+            moved = bump(target, now, type=ContactType(dest))
+        changes.updates.append(moved)
+        changes.events.append(event(moved, "avoid", source, dest, now, actor, reason))
+        if target is record:
+            result = moved
+        if isinstance(target, Contact):
+            lose_open_deals(repository, target, now, actor, reason, changes)
+    repository.commit(changes)
+    return result
+
+
+def update(
+    repository: Repository,
+    record: _R,
+    *,
+    now: datetime,
+    actor: str | None,
+    reason: str | None,
+    context: dict[str, Any],
+) -> _R:
+    """Save the edited fields of ``record`` if nobody saved it since it was read."""
+    stored = repository.get(record.id)
+    if type(stored) is not type(record):
+        raise NotFoundError(record.id, record.kind)
+    kind: SubjectKind = record.kind
+    state_field = STATE_FIELD[kind]
+    old_state, new_state = state_of(stored), str(getattr(record, state_field))
+    if old_state != new_state:
+        raise InvalidTransitionError(
+            kind,
+            old_state,
+            "update",
+            lifecycle_of(kind).allowed(old_state),
+            hint=f"update cannot change {state_field}: move it with one of these triggers",
+        )
+    if stored.version != record.version:
+        raise ConcurrencyError(record.id, record.version, stored.version)
+    frozen = {"id", "created_at", "updated_at", "version", *MANAGED[kind]}
+    edits = {
+        name: getattr(record, name)
+        for name in type(record).model_fields
+        if name not in frozen and getattr(record, name) != getattr(stored, name)
+    }
+    managed = [n for n in MANAGED[kind] if getattr(record, n) != getattr(stored, n)]
+    if managed:
+        raise InvalidTransitionError(
+            kind,
+            old_state,
+            "update",
+            lifecycle_of(kind).allowed(old_state),
+            hint=f"{', '.join(managed)} change only through the funnel's triggers",
+        )
+    if not edits:
+        return stored
+    # model_copy(update=...) skips validation: validate the edited record whole.
+    checked = type(record).model_validate({**stored.model_dump(), **edits}, context=context)
+    fresh = bump(checked, now)
+    if fresh.version != stored.version + 1:
+        fresh = fresh.model_copy(update={"version": stored.version + 1})
+    new = event(
+        fresh, "update", old_state, old_state, now, actor, reason, {"fields": sorted(edits)}
+    )
+    repository.commit(ChangeSet(updates=[fresh], events=[new]))
+    return fresh
+
+
+def holder_of(repository: Repository, record: Lead | Contact) -> Lead | Contact | None:
+    """The stored person sharing a key with ``record``: the avoided first, then a
+    contact before a lead, then the e-mail's match before the phone's."""
+    keys = identity_keys(record)
+    if not keys:
+        return None
+    holders = repository.find_keys(keys)
+    found = [
+        r
+        for r in repository.get_many(set(holders.values())).values()
+        if r.id != record.id and isinstance(r, (Lead, Contact))
+    ]
+    if not found:
+        return None
+    rank = {holders[k]: i for i, k in reversed(list(enumerate(keys))) if k in holders}
+    found.sort(key=lambda r: (not is_avoided(r), r.kind != "contact", rank[r.id]))
+    return found[0]
+
+
+def _refuse_match(record: Lead | Contact, holder: Lead | Contact) -> None:
+    holders = set(identity_keys(holder))
+    key = next((k for k in identity_keys(record) if k in holders), identity_keys(holder)[0])
+    if is_avoided(holder):
+        raise AvoidListedError(holder.id, key)
+    raise DuplicateError(holder.id, key)
+
+
+def _prepare_new(
+    record: Lead | Contact, now: datetime, verb: str, router: Router | None
+) -> Lead | Contact:
+    if not isinstance(record, (Lead, Contact)):
+        raise TypeError(
+            f"{verb} takes a Lead or a Contact, not {type(record).__name__}; "
+            "open opportunities with set_appointment()"
+        )
+    if record.version != 0:
+        raise DuplicateError(
+            record.id,
+            "id:" + str(record.id),
+            f"{record.kind} {record.id} was already stored (version {record.version}); "
+            "save changes with update() instead",
+        )
+    changes: dict[str, Any] = {"version": 1, "created_at": now, "updated_at": now}
+    if isinstance(record, Lead):
+        # A model_copy(update=...) skips validation and may carry a plain string.
+        status = LeadStatus(record.status)
+        changes["status"] = status
+        if status not in _ADDABLE_LEAD_STATUSES:
+            raise InvalidTransitionError(
+                "lead",
+                status.value,
+                verb,
+                (),
+                hint="new leads start as suspect, farm_list, raw or avoid; "
+                "then use the triggers to move them",
+            )
+        changes["status_at"] = now
+        record = assign_owner(router, record)
+    else:
+        changes["type"] = ContactType(record.type)
+    return record.model_copy(update=changes)

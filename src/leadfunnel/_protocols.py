@@ -1,0 +1,44 @@
+"""What the use cases need of the application's collaborators.
+
+The funnel is configured with a qualification engine and, optionally, a router; both are
+structural protocols, so anything with the right methods will do. They live here, below
+every use case, so that no module has to import the facade (or another use case) to name
+them.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from ._models import Contact, Lead
+from ._qualification import QualificationResult
+
+__all__ = ["Engine", "Router", "assign_owner"]
+
+
+class Router(Protocol):
+    """Assigns an owner to a new lead, and names who backs an owner up."""
+
+    def assign(self, lead: Lead) -> str | None:
+        """The owner for a new lead, or ``None`` to leave it unassigned."""
+        ...
+
+    def backup_for(self, owner: str | None, lead: Lead | Contact | None = None) -> str | None:
+        """Who takes over an overdue follow-up of ``owner``'s."""
+        ...
+
+
+class Engine(Protocol):
+    """What ``Funnel`` needs of a qualification engine."""
+
+    def evaluate(self, lead: Lead) -> QualificationResult:
+        """Judge ``lead`` without changing anything."""
+        ...
+
+
+def assign_owner(router: Router | None, lead: Lead) -> Lead:
+    """``lead`` with the owner ``router`` gives it, unless it has one already."""
+    if router is None or lead.owner is not None:
+        return lead
+    owner = router.assign(lead)
+    return lead if owner is None else lead.model_copy(update={"owner": owner})
