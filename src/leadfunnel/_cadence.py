@@ -37,6 +37,9 @@ __all__ = [
 ]
 
 #: Default waits for a lead: the first touch at once, the second two days after it.
+#: The latest instant there is: when something that never falls due is due.
+NEVER = datetime.max.replace(tzinfo=UTC)
+
 LEAD_INTERVALS: tuple[timedelta, ...] = (timedelta(0), timedelta(days=2))
 #: Default waits for a contact: a day after it enters the cadence, then slower and slower.
 CONTACT_INTERVALS: tuple[timedelta, ...] = (
@@ -265,7 +268,17 @@ class CadencePolicy:
         return self.business_hours.add(start, self.first_response)
 
     def schedule(self, candidate: FollowUpCandidate) -> tuple[datetime, datetime]:
-        """``(due_at, overdue_at)`` of the next touch of ``candidate``."""
+        """``(due_at, overdue_at)`` of the next touch of ``candidate``.
+
+        A time past the end of the calendar (a record dated 9999-12-31 plus a wait) is
+        never due: it is :data:`NEVER`, not an ``OverflowError`` for the whole list.
+        """
+        try:
+            return self._schedule(candidate)
+        except OverflowError:
+            return NEVER, NEVER
+
+    def _schedule(self, candidate: FollowUpCandidate) -> tuple[datetime, datetime]:
         subject = candidate.subject
         number = candidate.touches + 1
         earliest = candidate.anchor_at + self.wait(subject, 1)

@@ -47,6 +47,7 @@ def set_appointment(
         contact = record
         _check_bookable(contact, force)
         lead_id = contact.lead_id
+        changes.checks.append(contact)  # not avoided or disqualified in the meantime
     opportunity = Opportunity.model_construct(
         id=uuid4(),
         created_at=now,

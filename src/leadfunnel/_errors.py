@@ -5,6 +5,8 @@ each also derives from the builtin a caller would already be catching, so existi
 ``except LookupError`` or ``except ValueError`` clauses keep working::
 
     LeadFunnelError (Exception)
+    ├── InvalidArgumentError (ValueError)     a bad argument: enum value, grouping, naive
+    │                                         datetime, a record merged into itself...
     ├── InvalidTransitionError (ValueError)   a trigger not allowed from the current state
     ├── NotFoundError (LookupError)           no record with that id
     ├── DuplicateError (ValueError)           same e-mail or phone as a stored record
@@ -28,6 +30,7 @@ __all__ = [
     "ConcurrencyError",
     "ConfigError",
     "DuplicateError",
+    "InvalidArgumentError",
     "InvalidTransitionError",
     "LeadFunnelError",
     "NotFoundError",
@@ -38,6 +41,10 @@ __all__ = [
 
 class LeadFunnelError(Exception):
     """Base class of every error leadfunnel raises on purpose."""
+
+
+class InvalidArgumentError(LeadFunnelError, ValueError):
+    """An argument the method cannot take; the message lists what it can take."""
 
 
 class InvalidTransitionError(LeadFunnelError, ValueError):

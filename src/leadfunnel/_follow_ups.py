@@ -54,6 +54,10 @@ def touch(
         if outcome == Outcome.OPTED_OUT and channel not in record.opt_outs:
             record = bump(record, now, opt_outs=record.opt_outs | {channel})
             changes.updates.append(record)
+        else:
+            # The policy was checked against this version: if the person is avoided or
+            # opts out before this commits, the commit fails and the check runs again.
+            changes.checks.append(record)
         state = state_of(record)
         data = {"channel": channel.value, "outcome": outcome.value, "touch_id": str(logged.id)}
         changes.events.append(

@@ -33,6 +33,7 @@ from ._models import Contact, Event, Lead, Opportunity, Touch
 from ._protocols import Engine, Router
 from ._qualification import QualificationResult
 from ._repository import Repository
+from ._suppression import Suppressor
 
 if TYPE_CHECKING:
     from ._cadence import CadencePolicy, FollowUp
@@ -65,6 +66,7 @@ class Funnel:
         router: Router | None = None,
         phone_region: str = "US",
         free_mail_domains: Iterable[str] = FREE_MAIL_DOMAINS,
+        suppression_secret: str | bytes | None = None,
     ) -> None:
         self.repository: Repository = repository if repository is not None else InMemoryRepository()
         self.engine = engine
@@ -74,6 +76,7 @@ class Funnel:
         self.phone_region = phone_region
         self.free_mail_domains = frozenset(d.lower() for d in free_mail_domains)
         self._context = {"phone_region": phone_region}
+        self._suppressor = Suppressor(self.repository, suppression_secret)
 
     @property
     def cadence(self) -> CadencePolicy:
@@ -116,6 +119,7 @@ class Funnel:
             actor=actor,
             reason=reason,
             router=self.router,
+            suppressor=self._suppressor,
         )
 
     def capture(
@@ -140,6 +144,7 @@ class Funnel:
             actor=actor,
             reason=reason,
             router=self.router,
+            suppressor=self._suppressor,
         )
 
     def import_leads(
@@ -196,6 +201,7 @@ class Funnel:
             actor=actor,
             reason=reason,
             context=self._context,
+            suppressor=self._suppressor,
         )
 
     @retrying

@@ -8,6 +8,7 @@ the scaling queries by scanning, which is what the SQL adapter does with an inde
 from __future__ import annotations
 
 import itertools
+import secrets
 import statistics
 import threading
 from bisect import insort
@@ -74,6 +75,12 @@ class InMemoryRepository(Repository):
         self._steps: list[tuple[UUID, str, datetime]] = []
         self._merges: defaultdict[UUID, list[MergeLog]] = defaultdict(list)
         self._seq = 0
+        # The event feed: every event by id (as re-pointed by merges), in position order.
+        self._event_by_id: dict[UUID, Event] = {}
+        self._feed: list[UUID] = []
+        self._position = 0
+        self._suppressed: dict[str, UUID] = {}
+        self._secret: bytes | None = None
 
     def __repr__(self) -> str:
         counts = ", ".join(f"{k}s={len(v)}" for k, v in self._by_kind.items())
@@ -108,6 +115,10 @@ class InMemoryRepository(Repository):
         for record in changes.inserts:
             if record.id in self._records:
                 raise ConcurrencyError(record.id, 0, self._records[record.id].version)
+        for record in changes.checks:
+            stored = self._stored(record.id, record.kind)
+            if stored.version != record.version:
+                raise ConcurrencyError(record.id, record.version, stored.version)
         # Only the keys this change set claims matter: look them up, never copy the
         # whole index (that made every commit O(records)).
         claiming = [r for r in changes.records() if r.id not in same_keys]
@@ -145,10 +156,15 @@ class InMemoryRepository(Repository):
             self._seq += 1
             insort(self._touches[touch.subject_id], (touch.at, self._seq, touch), key=_order)
             self._touch_subject[touch.id] = touch.subject_id
+        for suppression in changes.suppress:
+            self._suppressed.setdefault(suppression.digest, suppression.record_id)
         for event in changes.events:
-            self._seq += 1
-            insort(self._events[event.subject_id], (event.at, self._seq, event), key=_order)
+            self._position += 1
+            event = event.model_copy(update={"position": self._position})
+            insort(self._events[event.subject_id], (event.at, self._position, event), key=_order)
             self._event_subject[event.id] = event.subject_id
+            self._event_by_id[event.id] = event
+            self._feed.append(event.id)
             self._steps.extend(
                 (event.id, step, event.at)
                 for step in funnel_steps(event.subject, event.source, event.dest)
@@ -176,10 +192,11 @@ class InMemoryRepository(Repository):
             for index, (at, seq, item) in enumerate(rows[source]):
                 if item.id == item_id:
                     del rows[source][index]
-                    insort(
-                        rows[to], (at, seq, item.model_copy(update={"subject_id": to})), key=_order
-                    )
+                    moved = item.model_copy(update={"subject_id": to})
+                    insort(rows[to], (at, seq, moved), key=_order)
                     subject_of[item_id] = to
+                    if isinstance(moved, Event):
+                        self._event_by_id[item_id] = moved
                     break
 
     def _stored(self, id: UUID, kind: str) -> Record:
@@ -214,6 +231,22 @@ class InMemoryRepository(Repository):
     def find_keys(self, keys: Iterable[str]) -> dict[str, UUID]:
         with self._lock:
             return {k: self._keys[k] for k in keys if k in self._keys}
+
+    def suppressed(self, digests: Iterable[str]) -> dict[str, UUID]:
+        with self._lock:
+            return {d: self._suppressed[d] for d in digests if d in self._suppressed}
+
+    def suppression_secret(self) -> bytes:
+        with self._lock:
+            if self._secret is None:
+                self._secret = secrets.token_bytes(32)
+            return self._secret
+
+    def events(self, *, after: int = 0, limit: int | None = None) -> list[Event]:
+        with self._lock:
+            # Positions are 1, 2, 3...: the event at position p is self._feed[p - 1].
+            ids = self._feed[max(after, 0) : None if limit is None else max(after, 0) + limit]
+            return [self._event_by_id[i] for i in ids]
 
     def _select(self, kind: str, limit: int | None, test: Any) -> list[Any]:
         with self._lock:

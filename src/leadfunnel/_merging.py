@@ -15,7 +15,13 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from ._changes import bump, event, fill_from, load
-from ._errors import ConcurrencyError, InvalidTransitionError, NotFoundError, PolicyError
+from ._errors import (
+    ConcurrencyError,
+    InvalidArgumentError,
+    InvalidTransitionError,
+    NotFoundError,
+    PolicyError,
+)
 from ._models import Contact, Lead, Opportunity, is_avoided, state_of
 from ._repository import ChangeSet, MergeLog, Move, Repository
 
@@ -265,9 +271,11 @@ def merge_changes(keep: Lead | Contact, other: Lead | Contact) -> dict[str, Any]
 
 def _check_mergeable(kept: Lead | Contact, gone: Lead | Contact) -> None:
     if kept.id == gone.id:
-        raise ValueError("cannot merge a record into itself")
+        raise InvalidArgumentError(
+            f"cannot merge {kept.kind} {kept.id} into itself; pass two different records"
+        )
     if kept.kind != gone.kind:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"cannot merge a {gone.kind} into a {kept.kind}: merge records of one kind"
         )
     for record in (kept, gone):

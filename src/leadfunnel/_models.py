@@ -210,10 +210,33 @@ def normalise_country(value: str) -> str:
 
 # --- shared field types -------------------------------------------------------------
 
+# Unicode category Cc: C0 controls, DEL and C1 controls. NUL breaks PostgreSQL and C
+# strings, ESC sequences rewrite terminals, and none of them is data a person typed.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+# Free text keeps its line structure: tab, LF and CR are allowed there.
+_CONTROL_IN_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def _refuse_control(pattern: re.Pattern[str], what: str) -> Any:
+    def check(value: str) -> str:
+        found = pattern.search(value)
+        if found is not None:
+            raise ValueError(
+                f"contains the control character U+{ord(found.group()):04X} at position "
+                f"{found.start()}; {what}"
+            )
+        return value
+
+    return AfterValidator(check)
+
+
+_ONE_LINE = _refuse_control(_CONTROL, "remove it (tabs and line breaks are allowed in notes only)")
+_MULTI_LINE = _refuse_control(_CONTROL_IN_TEXT, "remove it (tabs and line breaks are fine)")
+
 Email = Annotated[str, AfterValidator(_normalise_email)]
-Country = Annotated[str, AfterValidator(normalise_country)]
-Text = Annotated[str, Field(max_length=2000)]
-Name = Annotated[str, Field(max_length=200)]
+Country = Annotated[str, _ONE_LINE, AfterValidator(normalise_country)]
+Text = Annotated[str, Field(max_length=2000), _MULTI_LINE]
+Name = Annotated[str, Field(max_length=200), _ONE_LINE]
 Money = Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=2)]
 Count = Annotated[int, Field(ge=0)]
 
@@ -252,7 +275,7 @@ class _Person(_Stored):
     first_name: Name | None = None
     last_name: Name | None = None
     email: Email | None = None
-    phone: str | None = None
+    phone: Annotated[str, _ONE_LINE] | None = None
     company: Name | None = None
     title: Name | None = None
     industry: Name | None = None
@@ -261,16 +284,16 @@ class _Person(_Stored):
     country: Country | None = None
     region: Name | None = None
     city: Name | None = None
-    postal_code: Annotated[str, Field(max_length=20)] | None = None
+    postal_code: Annotated[str, Field(max_length=20), _ONE_LINE] | None = None
     source: Name | None = None
-    tags: frozenset[Annotated[str, Field(min_length=1, max_length=100)]] = frozenset()
+    tags: frozenset[Annotated[str, Field(min_length=1, max_length=100), _ONE_LINE]] = frozenset()
     owner: Name | None = None
     notes: Text | None = None
     opt_outs: frozenset[Channel] = frozenset()
     #: More ways to recognise the person, such as those of a duplicate merged into this
     #: record: they are identity keys too, so the merged-away e-mail still dedupes.
     other_emails: frozenset[Email] = frozenset()
-    other_phones: frozenset[str] = frozenset()
+    other_phones: frozenset[Annotated[str, _ONE_LINE]] = frozenset()
 
     _blanks = model_validator(mode="before")(_blank_to_none)
 
@@ -305,7 +328,7 @@ class Lead(_Person):
 
     campaign: Name | None = None
     interest: Interest = Interest.NONE
-    needs: frozenset[Annotated[str, Field(min_length=1, max_length=200)]] = frozenset()
+    needs: frozenset[Annotated[str, Field(min_length=1, max_length=200), _ONE_LINE]] = frozenset()
     status: LeadStatus = LeadStatus.RAW
     status_at: AwareDatetime | None = None
     profile: Name | None = None
@@ -372,6 +395,10 @@ class Event(_Stored):
     actor: Name | None = None
     reason: Text | None = None
     data: dict[str, Any] = Field(default_factory=dict)
+    #: Where the event stands in the store's commit order: strictly increasing across
+    #: the whole store, assigned when the event is committed (``None`` before), so a
+    #: reader of ``funnel.events(after=...)`` never misses one.
+    position: int | None = None
 
 
 Record: TypeAlias = Lead | Contact | Opportunity

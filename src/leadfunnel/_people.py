@@ -24,6 +24,7 @@ from ._lifecycle import CONTACT, LEAD
 from ._models import Contact, Lead, Opportunity, SubjectKind, identity_keys, is_avoided, state_of
 from ._protocols import Router, assign_owner
 from ._repository import ChangeSet, Repository
+from ._suppression import Suppressor
 
 __all__ = ["add", "avoid", "capture", "holder_of", "update"]
 
@@ -45,10 +46,14 @@ def add(
     actor: str | None,
     reason: str | None,
     router: Router | None,
+    suppressor: Suppressor,
 ) -> Lead | Contact:
     """Store a new lead or contact, refusing a duplicate or an avoided person."""
     stored = _prepare_new(record, now, "add", router)
     holder = holder_of(repository, stored)
+    if holder is not None and is_avoided(holder):
+        _refuse_match(stored, holder)
+    _refuse_suppressed(suppressor, stored)
     if holder is not None:
         _refuse_match(stored, holder)
     new = event(stored, "add", None, state_of(stored), now, actor, reason)
@@ -64,14 +69,15 @@ def capture(
     actor: str | None,
     reason: str | None,
     router: Router | None,
+    suppressor: Suppressor,
 ) -> Lead | Contact:
     """Record an inbound response; return the record that carries it."""
     for _ in range(4):
         try:
-            return _capture(repository, lead, now, actor, reason, router)
+            return _capture(repository, lead, now, actor, reason, router, suppressor)
         except ConcurrencyError:
             continue
-    return _capture(repository, lead, now, actor, reason, router)
+    return _capture(repository, lead, now, actor, reason, router, suppressor)
 
 
 def _capture(
@@ -81,8 +87,12 @@ def _capture(
     actor: str | None,
     reason: str | None,
     router: Router | None,
+    suppressor: Suppressor,
 ) -> Lead | Contact:
     holder = holder_of(repository, lead)
+    if holder is not None and is_avoided(holder):
+        _refuse_match(lead, holder)
+    _refuse_suppressed(suppressor, lead)
     if holder is None:
         fresh = lead.model_copy(update={"status": LeadStatus.RAW})
         stored = _prepare_new(fresh, now, "capture", router)
@@ -93,8 +103,6 @@ def _capture(
             # Someone stored this person since we looked: look again (capture retries).
             raise ConcurrencyError(stored.id, 0) from None
         return stored
-    if is_avoided(holder):
-        _refuse_match(lead, holder)
     filled = fill_from(holder, lead)
     # An e-mail or phone another record holds is that record's, not news for this one.
     taken = repository.find_keys(identity_keys(lead))
@@ -114,6 +122,10 @@ def _capture(
     if filled:
         holder = bump(holder, now, **filled)
         changes.updates.append(holder)
+    else:
+        # Nothing to save, but the capture was decided on this holder (not avoided):
+        # if it changed meanwhile (avoided, say), the commit fails and capture retries.
+        changes.checks.append(holder)
     data = {"fields": sorted(k for k in filled if k not in ("status", "status_at"))}
     changes.events.append(event(holder, name, state, dest, now, actor, reason, data))
     repository.commit(changes)
@@ -165,6 +177,7 @@ def update(
     actor: str | None,
     reason: str | None,
     context: dict[str, Any],
+    suppressor: Suppressor,
 ) -> _R:
     """Save the edited fields of ``record`` if nobody saved it since it was read."""
     stored = repository.get(record.id)
@@ -205,10 +218,19 @@ def update(
     fresh = bump(checked, now)
     if fresh.version != stored.version + 1:
         fresh = fresh.model_copy(update={"version": stored.version + 1})
-    new = event(
-        fresh, "update", old_state, old_state, now, actor, reason, {"fields": sorted(edits)}
-    )
-    repository.commit(ChangeSet(updates=[fresh], events=[new]))
+    data = {"fields": sorted(edits)}
+    new = event(fresh, "update", old_state, old_state, now, actor, reason, data)
+    changes = ChangeSet(updates=[fresh], events=[new])
+    if (
+        isinstance(stored, (Lead, Contact))
+        and isinstance(fresh, (Lead, Contact))
+        and is_avoided(stored)
+    ):
+        # An edit never takes anyone off the avoid list: the keys it drops stay
+        # suppressed, so adding, capturing or importing them again is refused.
+        dropped = set(identity_keys(stored)) - set(identity_keys(fresh))
+        changes.suppress = suppressor.suppress(sorted(dropped), stored.id)
+    repository.commit(changes)
     return fresh
 
 
@@ -229,6 +251,13 @@ def holder_of(repository: Repository, record: Lead | Contact) -> Lead | Contact 
     rank = {holders[k]: i for i, k in reversed(list(enumerate(keys))) if k in holders}
     found.sort(key=lambda r: (not is_avoided(r), r.kind != "contact", rank[r.id]))
     return found[0]
+
+
+def _refuse_suppressed(suppressor: Suppressor, record: Lead | Contact) -> None:
+    found = suppressor.match(record)
+    if found is not None:
+        key, record_id = found
+        raise AvoidListedError(record_id, key)
 
 
 def _refuse_match(record: Lead | Contact, holder: Lead | Contact) -> None:

@@ -10,23 +10,27 @@ it, atomically, and answers queries. Writing an adapter means implementing this 
 a :class:`ChangeSet` all or nothing:
 
 1. every ``delete`` and ``update`` is checked against the stored version
-   (``update.record.version == stored.version + 1``, ``delete.version == stored.version``);
-   a mismatch raises :class:`~leadfunnel.ConcurrencyError`, an unknown id
-   :class:`~leadfunnel.NotFoundError`;
+   (``update.record.version == stored.version + 1``, ``delete.version == stored.version``),
+   and so is every record of ``checks`` (records the change was decided on but does not
+   change: ``check.version == stored.version``); a mismatch raises
+   :class:`~leadfunnel.ConcurrencyError`, an unknown id :class:`~leadfunnel.NotFoundError`;
 2. identity keys (:func:`identity_keys` of every record that :func:`holds_keys`) are
    released by deletes and updates, then claimed by updates and inserts; a key held by
    another record raises :class:`~leadfunnel.AvoidListedError` when that record is
    avoid-listed, else :class:`~leadfunnel.DuplicateError`, both with ``existing_id``;
+   ``suppress`` adds :class:`Suppression` digests (an existing digest is kept as is);
 3. touches and events are appended (events in list order, which is history order for
-   events at the same instant); ``moves`` re-point touches and events to another
-   subject (a merge); merge logs are added or removed.
+   events at the same instant) and each event is given its ``position``: strictly
+   greater than that of every event committed before, so positions grow in commit
+   order across the store; ``moves`` re-point touches and events to another subject (a
+   merge); merge logs are added or removed.
 
 If anything fails, nothing of the change set is visible, to this process or another.
 The store must be safe to share between threads.
 
 **Reads.** Records come back as the immutable models the funnel stored. Lists are in
 insertion order. History (:meth:`Repository.history`) is oldest first, by ``at`` and then
-by insertion order.
+by ``position``; :meth:`Repository.events` reads every event in ``position`` order.
 
 **Queries that scale.** :meth:`Repository.follow_up_candidates` and
 :meth:`Repository.step_counts` exist so that an adapter backed by a database can answer
@@ -59,6 +63,7 @@ __all__ = [
     "Repository",
     "StageTime",
     "StepCount",
+    "Suppression",
 ]
 
 GroupBy = Literal["source", "owner", "setter", "profile", "month"]
@@ -98,9 +103,22 @@ class MergeLog:
     opportunities_before: tuple[Opportunity, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class Suppression:
+    """A person who must never be added again, known only by a keyed hash of one of
+    their identity keys (``digest``, hex), and the record that keeps them avoided."""
+
+    digest: str
+    record_id: UUID
+
+
 @dataclass(slots=True)
 class ChangeSet:
-    """Everything one funnel operation changes; committed all or nothing."""
+    """Everything one funnel operation changes; committed all or nothing.
+
+    ``checks`` are records the operation read and decided on without changing them (the
+    person a touch is logged on): the commit fails if any of them changed since.
+    """
 
     inserts: list[Record] = field(default_factory=list)
     updates: list[Record] = field(default_factory=list)
@@ -110,6 +128,8 @@ class ChangeSet:
     moves: list[Move] = field(default_factory=list)
     add_merge: MergeLog | None = None
     remove_merge: UUID | None = None
+    checks: list[Record] = field(default_factory=list)
+    suppress: list[Suppression] = field(default_factory=list)
 
     def records(self) -> Iterator[Record]:
         """Every record inserted or updated."""
@@ -206,6 +226,20 @@ class Repository(ABC):
     @abstractmethod
     def find_keys(self, keys: Iterable[str]) -> dict[str, UUID]:
         """For each claimed key among ``keys``, the id of the record holding it."""
+
+    @abstractmethod
+    def suppressed(self, digests: Iterable[str]) -> dict[str, UUID]:
+        """For each stored :class:`Suppression` among ``digests``, its record's id."""
+
+    @abstractmethod
+    def suppression_secret(self) -> bytes:
+        """The store's own secret for suppression digests (at least 32 random bytes),
+        made once, on first use, and the same for every later caller: used only when the
+        application configures none."""
+
+    @abstractmethod
+    def events(self, *, after: int = 0, limit: int | None = None) -> list[Event]:
+        """Events with ``position > after``, in ``position`` order, at most ``limit``."""
 
     @abstractmethod
     def leads(

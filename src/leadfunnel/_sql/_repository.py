@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import itertools
 import operator
+import secrets
 import sqlite3
 import threading
 import time
@@ -177,6 +178,7 @@ class SqlRepository(Repository):
                     # The version table last: once it exists, so do all the others.
                     others = [t for t in s.metadata.sorted_tables if t is not s.schema_table]
                     s.metadata.create_all(conn, tables=others)
+                    s.start_counter(conn)
                     s.schema_table.create(conn, checkfirst=True)
                     conn.execute(sa.insert(s.schema_table).values(id=1, version=s.SCHEMA_VERSION))
                     return
@@ -237,10 +239,18 @@ class SqlRepository(Repository):
             if conn.execute(_UPDATE[record.kind], row).rowcount != 1:
                 self._refuse_version(conn, record, record.version - 1)
             released.append(record.id)
+        for record in changes.checks:
+            # A no-op UPDATE: it fails if the record moved on, and its row lock holds off
+            # any writer of the record until this change commits.
+            where = {"where_id": record.id, "where_version": record.version}
+            if conn.execute(_CHECK[record.kind], where).rowcount != 1:
+                self._refuse_version(conn, record, record.version)
         for batch in _batches(released):
             conn.execute(_RELEASE_KEYS, {"ids": list(batch)})
             conn.execute(_RELEASE_TAGS, {"ids": list(batch)})
         self._claim_keys(conn, changes)
+        if changes.suppress:
+            self._suppress(conn, changes)
         for kind, table in s.RECORD_TABLES.items():
             rows = [_record_row(r) for r in changes.inserts if r.kind == kind]
             if rows:
@@ -256,7 +266,12 @@ class SqlRepository(Repository):
         if changes.touches:
             self._insert(conn, s.touches, [_touch_row(t) for t in changes.touches])
         if changes.events:
-            self._insert(conn, s.events, [_event_row(e) for e in changes.events])
+            first = self._take_positions(conn, len(changes.events))
+            self._insert(
+                conn,
+                s.events,
+                [_event_row(e, first + i) for i, e in enumerate(changes.events)],
+            )
             step_rows = [
                 {
                     "event_id": e.id,
@@ -292,6 +307,29 @@ class SqlRepository(Repository):
             conn.execute(
                 sa.insert(s.merges).values(id=log.id, keep_id=log.keep_id, doc=_merge_doc(log))
             )
+
+    def _take_positions(self, conn: Connection, count: int) -> int:
+        """Reserve ``count`` event positions; return the first.
+
+        The counter row is read with a lock that this transaction holds until it
+        commits, so the next writer waits and takes the positions after these: positions
+        become visible in the order they were handed out, which a reader of the feed
+        relies on. (A plain read would see a stale snapshot under MySQL's REPEATABLE
+        READ; ``FOR UPDATE`` reads the latest committed value. SQLite has one writer at
+        a time already.)
+        """
+        last = conn.execute(_POSITION_FOR_UPDATE).scalar_one()
+        conn.execute(_MOVE_POSITION, {"value": last + count})
+        return int(last) + 1
+
+    def _suppress(self, conn: Connection, changes: ChangeSet) -> None:
+        wanted = {item.digest: item.record_id for item in changes.suppress}
+        present: set[str] = set()
+        for batch in _batches(list(wanted)):
+            query = sa.select(s.suppressions.c.digest).where(s.suppressions.c.digest.in_(batch))
+            present.update(conn.execute(query).scalars())
+        rows = [{"digest": d, "record_id": r} for d, r in wanted.items() if d not in present]
+        self._insert(conn, s.suppressions, rows)
 
     def _insert(self, conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
         if not rows:
@@ -530,12 +568,55 @@ class SqlRepository(Repository):
     def history(self, subject_id: UUID) -> list[Event]:
         t = s.events
         query = (
-            sa.select(t.c.subject_id, t.c.doc)
+            sa.select(t.c.subject_id, t.c.doc, t.c.position)
             .where(t.c.subject_id == subject_id)
-            .order_by(t.c.at, t.c.seq)
+            .order_by(t.c.at, t.c.position)
         )
         with self._read() as conn:
-            return [_moved(Event, doc, subject) for subject, doc in conn.execute(query)]
+            return [
+                _event(doc, subject, position) for subject, doc, position in conn.execute(query)
+            ]
+
+    def events(self, *, after: int = 0, limit: int | None = None) -> list[Event]:
+        t = s.events
+        query = (
+            sa.select(t.c.subject_id, t.c.doc, t.c.position)
+            .where(t.c.position > after)
+            .order_by(t.c.position)
+        )
+        if limit is not None:
+            query = query.limit(limit)
+        with self._read() as conn:
+            return [
+                _event(doc, subject, position) for subject, doc, position in conn.execute(query)
+            ]
+
+    def suppressed(self, digests: Iterable[str]) -> dict[str, UUID]:
+        wanted = list(dict.fromkeys(digests))
+        found: dict[str, UUID] = {}
+        with self._read() as conn:
+            for batch in _batches(wanted):
+                t = s.suppressions
+                query = sa.select(t.c.digest, t.c.record_id).where(t.c.digest.in_(batch))
+                found.update((digest, holder) for digest, holder in conn.execute(query))
+        return found
+
+    def suppression_secret(self) -> bytes:
+        t = s.secrets
+        query = sa.select(t.c.value).where(t.c.name == "suppression")
+        with self._read() as conn:
+            found = conn.execute(query).scalar()
+        if found is None:
+            try:
+                with self._serial, _translated(), self._writer.begin() as conn:
+                    conn.execute(
+                        sa.insert(t).values(name="suppression", value=secrets.token_hex(32))
+                    )
+            except sa_exc.IntegrityError:
+                pass  # another process made it first: use theirs
+            with self._read() as conn:
+                found = conn.execute(query).scalar_one()
+        return bytes.fromhex(found)
 
     def touches(self, subject_id: UUID) -> list[Touch]:
         t = s.touches
@@ -1003,6 +1084,20 @@ _DELETE = {
     )
     for kind, t in s.RECORD_TABLES.items()
 }
+_CHECK = {
+    kind: sa.update(t)
+    .where(t.c.id == sa.bindparam("where_id"), t.c.version == sa.bindparam("where_version"))
+    .values(version=t.c.version)
+    for kind, t in s.RECORD_TABLES.items()
+}
+_POSITION_FOR_UPDATE = (
+    sa.select(s.counters.c.value).where(s.counters.c.name == s.EVENT_POSITION).with_for_update()
+)
+_MOVE_POSITION = (
+    sa.update(s.counters)
+    .where(s.counters.c.name == s.EVENT_POSITION)
+    .values(value=sa.bindparam("value"))
+)
 _RELEASE_KEYS = sa.delete(s.keys).where(s.keys.c.record_id.in_(sa.bindparam("ids", expanding=True)))
 _RELEASE_TAGS = sa.delete(s.tags).where(s.tags.c.record_id.in_(sa.bindparam("ids", expanding=True)))
 
@@ -1209,6 +1304,9 @@ def _make_engine(url: str | sa.URL | Engine, options: dict[str, Any]) -> Engine:
             )
         if backend in ("postgresql", "mysql", "mariadb"):
             options.setdefault("pool_pre_ping", True)
+        # A failed statement's text would carry its parameters (names, e-mails, phones)
+        # into every logged exception chain: keep personal data out of error messages.
+        options.setdefault("hide_parameters", True)
         options.setdefault("json_serializer", _dumps)
         options.setdefault("json_deserializer", _loads)
         try:
@@ -1385,7 +1483,7 @@ def _touch_row(touch: Touch) -> dict[str, Any]:
     }
 
 
-def _event_row(event: Event) -> dict[str, Any]:
+def _event_row(event: Event, position: int) -> dict[str, Any]:
     return {
         "id": event.id,
         "subject_id": event.subject_id,
@@ -1393,6 +1491,7 @@ def _event_row(event: Event) -> dict[str, Any]:
         "name": event.name,
         "at": event.at,
         "doc": _document(event),
+        "position": position,
     }
 
 
@@ -1434,6 +1533,13 @@ def _moved(model: type[_M], doc: Any, subject_id: UUID) -> _M:
     data = _as_dict(doc)
     data["subject_id"] = subject_id  # a merge re-points rows without rewriting documents
     return model.model_validate(data)
+
+
+def _event(doc: Any, subject_id: UUID, position: int) -> Event:
+    data = _as_dict(doc)
+    data["subject_id"] = subject_id  # a merge re-points rows without rewriting documents
+    data["position"] = position  # given at commit, after the document was written
+    return Event.model_validate(data)
 
 
 def _opt_outs(value: str | None) -> frozenset[Channel]:

@@ -7,7 +7,10 @@ application's own database.
 
 The schema's version is the single row of ``lf_schema``. :data:`MIGRATIONS` maps each
 version to the function that upgrades a database from the version before it; opening a
-database runs the missing ones in one transaction, and refuses a newer version.
+database runs the missing ones in one transaction, and refuses a newer version. Every
+step of a migration checks whether it is done already (a column, an index, a table, a
+backfilled value), because MariaDB and MySQL commit each DDL statement on its own: an
+upgrade interrupted after any statement finishes on the next open.
 """
 
 from __future__ import annotations
@@ -23,10 +26,10 @@ from sqlalchemy.dialects import mysql
 from sqlalchemy.dialects.postgresql import JSONB, TIMESTAMP
 from sqlalchemy.engine import Connection, Dialect
 
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "metadata"]
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "metadata", "start_counter"]
 
 #: The version of the schema this code writes.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 class UtcDateTime(sa.TypeDecorator[datetime]):
@@ -223,7 +226,11 @@ events = sa.Table(
     sa.Column("name", _text(50), nullable=False),
     sa.Column("at", At, nullable=False),
     sa.Column("doc", Doc, nullable=False),
-    sa.Index("ix_lf_events_subject", "subject_id", "at", "seq"),
+    # Version 3: the commit-order position (see ``counters``), unique across the store;
+    # history is ordered by (at, position).
+    sa.Column("position", sa.BigInteger),
+    sa.Index("ux_lf_events_position", "position", unique=True),
+    sa.Index("ix_lf_events_history", "subject_id", "at", "position"),
     **_TABLE_OPTIONS,
 )
 
@@ -266,6 +273,40 @@ tags = sa.Table(
     **_TABLE_OPTIONS,
 )
 
+#: Version 3: named counters. ``event_position`` is the position of the last event
+#: committed; a writing transaction reads it with a row lock and moves it on, so event
+#: positions are handed out in commit order (a sequence hands them out at insert, and a
+#: reader could see N + 1 before N commits).
+counters = sa.Table(
+    "lf_counters",
+    metadata,
+    sa.Column("name", _text(50), primary_key=True),
+    sa.Column("value", sa.BigInteger, nullable=False),
+    **_TABLE_OPTIONS,
+)
+
+#: Version 3: people who must never be added again, by keyed hash of an identity key.
+suppressions = sa.Table(
+    "lf_suppressions",
+    metadata,
+    sa.Column("digest", _text(64), primary_key=True),
+    sa.Column("record_id", Id, nullable=False, index=True),
+    sqlite_with_rowid=False,
+    **_TABLE_OPTIONS,
+)
+
+#: Version 3: secrets the store makes for itself (the suppression hash key when the
+#: application configures none).
+secrets = sa.Table(
+    "lf_secrets",
+    metadata,
+    sa.Column("name", _text(50), primary_key=True),
+    sa.Column("value", _text(200), nullable=False),
+    **_TABLE_OPTIONS,
+)
+
+EVENT_POSITION = "event_position"
+
 merges = sa.Table(
     "lf_merges",
     metadata,
@@ -278,7 +319,12 @@ merges = sa.Table(
 
 
 def _add_column(conn: Connection, table: sa.Table, name: str) -> None:
-    """``ALTER TABLE ... ADD COLUMN`` for a column of ``table`` as declared above."""
+    """``ALTER TABLE ... ADD COLUMN`` for a column of ``table`` as declared above, unless
+    an interrupted upgrade added it already."""
+    schema_name = (conn.get_execution_options().get("schema_translate_map") or {}).get(None)
+    present = {c["name"] for c in sa.inspect(conn).get_columns(table.name, schema=schema_name)}
+    if name in present:
+        return
     column = table.c[name]
     preparer = conn.dialect.identifier_preparer
     schema = (conn.get_execution_options().get("schema_translate_map") or {}).get(None)
@@ -289,15 +335,25 @@ def _add_column(conn: Connection, table: sa.Table, name: str) -> None:
     conn.execute(sa.text(f"ALTER TABLE {where} ADD COLUMN {preparer.quote(name)} {kind}"))
 
 
+def _indexes(conn: Connection, table: sa.Table) -> set[str]:
+    schema_name = (conn.get_execution_options().get("schema_translate_map") or {}).get(None)
+    found = sa.inspect(conn).get_indexes(table.name, schema=schema_name)
+    return {str(i["name"]) for i in found}
+
+
+def _create_index(conn: Connection, table: sa.Table, name: str) -> None:
+    """Create the index ``name`` of ``table`` as declared above, unless it exists."""
+    if name not in _indexes(conn, table):
+        next(i for i in table.indexes if i.name == name).create(conn)
+
+
 def _to_v2(conn: Connection) -> None:
     """Version 2: ``appointment_at`` and ``lost_reason`` columns on opportunities (filled
     from each row's document) and the ``(step, subject_id, at)`` index on steps."""
     deals = opportunities
     for name in ("appointment_at", "lost_reason"):
         _add_column(conn, deals, name)
-    for index in steps.indexes:
-        if index.name == "ix_lf_steps_step_subject":
-            index.create(conn)
+    _create_index(conn, steps, "ix_lf_steps_step_subject")
     after = -1
     while True:
         rows = conn.execute(
@@ -331,6 +387,33 @@ def _to_v2(conn: Connection) -> None:
         after = rows[-1][0]
 
 
+def _to_v3(conn: Connection) -> None:
+    """Version 3: the events' commit-order ``position`` (existing events take their
+    insertion order), its counter, the suppression list and the store's secrets."""
+    for table in (counters, suppressions, secrets):
+        table.create(conn, checkfirst=True)
+    _add_column(conn, events, "position")
+    conn.execute(sa.update(events).where(events.c.position.is_(None)).values(position=events.c.seq))
+    _create_index(conn, events, "ux_lf_events_position")
+    _create_index(conn, events, "ix_lf_events_history")
+    if "ix_lf_events_subject" in _indexes(conn, events):
+        # The version 2 history index, on a stand-in table: never on ``events`` itself.
+        cols: list[sa.Column[Any]] = [sa.Column(n) for n in ("subject_id", "at", "seq")]
+        old = sa.Table(events.name, sa.MetaData(), *cols)
+        sa.Index("ix_lf_events_subject", *old.c).drop(conn)
+    start_counter(conn)
+
+
+def start_counter(conn: Connection) -> None:
+    """The ``event_position`` counter, at the last position stored, unless it exists."""
+    found = conn.execute(
+        sa.select(counters.c.value).where(counters.c.name == EVENT_POSITION)
+    ).first()
+    if found is None:
+        last = conn.execute(sa.select(sa.func.coalesce(sa.func.max(events.c.position), 0)))
+        conn.execute(sa.insert(counters).values(name=EVENT_POSITION, value=int(last.scalar_one())))
+
+
 #: ``MIGRATIONS[n]`` upgrades a database at version ``n - 1`` to version ``n``, inside
 #: the transaction that opens it.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _to_v2}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _to_v2, 3: _to_v3}

@@ -39,7 +39,7 @@ from .._errors import (
     NotFoundError,
 )
 from .._models import Contact, Event, Lead, Opportunity, Record, Touch, state_of
-from .._repository import ChangeSet, MergeLog, Move, Repository, StepCount
+from .._repository import ChangeSet, MergeLog, Move, Repository, StepCount, Suppression
 
 __all__ = ["RepositoryContract"]
 
@@ -473,7 +473,9 @@ class RepositoryContract(ABC):
             same2.id,
             same3.id,
         ]
-        assert repo.history(a.id)[-1] == same3
+        stored = repo.history(a.id)[-1]
+        assert stored.model_copy(update={"position": None}) == same3
+        assert stored.position is not None
         assert repo.history(uuid4()) == []
 
     def test_touches_are_oldest_first_then_in_insertion_order(self, repo: Repository) -> None:
@@ -1108,6 +1110,120 @@ class RepositoryContract(ABC):
         assert sorted(outcomes) == ["duplicate"] * 3 + ["won"]
         assert len(repo.leads()) == 41
         assert len(repo.find_keys([f"email:{contested}"])) == 1
+
+    # --- partial data, suppressions, checks, positions (part two) ---------------------
+
+    def test_a_person_without_email_or_phone_is_stored_changed_and_removed(
+        self, repo: Repository
+    ) -> None:
+        # A badge scan: a name and a company, no identity key at all.
+        one, two = lead("badge1", email=None), lead("badge2", email=None)
+        add(repo, one, two)  # no key to clash on: both are stored
+        assert repo.get_many([one.id, two.id]) == {one.id: one, two.id: two}
+        avoided = bump(one, status=LeadStatus.AVOID, tags=frozenset({"x"}))
+        repo.commit(ChangeSet(updates=[avoided], events=[event(one, "avoid", "raw", "avoid")]))
+        assert repo.get(one.id) == avoided
+        repo.commit(ChangeSet(deletes=[two]))
+        assert [r.id for r in repo.leads()] == [one.id]
+        c = contact("badge3", email=None, phone=None)
+        add(repo, c, deal(c))
+        assert repo.find_keys(["email:none", "phone:none"]) == {}
+
+    def test_checks_refuse_a_change_decided_on_a_stale_read(self, repo: Repository) -> None:
+        a = lead(1)
+        add(repo, a)
+        moved = bump(a, status=LeadStatus.AVOID)
+        repo.commit(ChangeSet(updates=[moved]))
+        late = touch(a, "no_answer")
+        with pytest.raises(ConcurrencyError):
+            repo.commit(
+                ChangeSet(touches=[late], events=[event(a, "touch", "raw", "raw")], checks=[a])
+            )
+        assert repo.touches(a.id) == []  # nothing of the refused change
+        assert [e.name for e in repo.history(a.id)] == ["add"]
+        repo.commit(ChangeSet(touches=[late], checks=[moved]))
+        assert repo.touches(a.id) == [late]
+        assert repo.get(a.id) == moved  # a check changes nothing
+        with pytest.raises(NotFoundError):
+            repo.commit(ChangeSet(checks=[lead(2)]))
+
+    def test_suppressions_are_kept_and_found_by_digest(self, repo: Repository) -> None:
+        a = lead(1)
+        add(repo, a)
+        first, second = "a" * 64, "b" * 64
+        repo.commit(ChangeSet(suppress=[Suppression(first, a.id)]))
+        repo.commit(ChangeSet(suppress=[Suppression(first, uuid4()), Suppression(second, a.id)]))
+        assert repo.suppressed([first, second, "c" * 64]) == {first: a.id, second: a.id}
+        # All or nothing: a refused change leaves no suppression behind.
+        with pytest.raises(ConcurrencyError):
+            repo.commit(ChangeSet(suppress=[Suppression("d" * 64, a.id)], checks=[bump(a)]))
+        assert repo.suppressed(["d" * 64]) == {}
+
+    def test_the_suppression_secret_is_made_once(self, repo: Repository) -> None:
+        secret = repo.suppression_secret()
+        assert isinstance(secret, bytes)
+        assert len(secret) >= 32
+        assert repo.suppression_secret() == secret
+        again = self.reopen_repository(repo)
+        if again is not None:
+            try:
+                assert again.suppression_secret() == secret
+            finally:
+                again.close()
+
+    def test_event_positions_grow_in_commit_order(self, repo: Repository) -> None:
+        a, b = lead(1), lead(2)
+        later = T0 + timedelta(days=1)
+        repo.commit(ChangeSet(inserts=[a], events=[event(a, "add", None, "raw", later)]))
+        repo.commit(ChangeSet(inserts=[b], events=[event(b, "add", None, "raw", T0)]))
+        repo.commit(
+            ChangeSet(events=[event(a, "touch", "raw", "raw", T0), event(b, "touch", "raw", "raw")])
+        )
+        feed = repo.events()
+        assert [(e.subject_id, e.name) for e in feed] == [
+            (a.id, "add"),
+            (b.id, "add"),
+            (a.id, "touch"),
+            (b.id, "touch"),
+        ]
+        positions = [e.position for e in feed]
+        assert all(isinstance(p, int) and p > 0 for p in positions)
+        assert positions == sorted(set(positions))  # type: ignore[type-var]
+        assert [e.id for e in repo.events(after=positions[1])] == [feed[2].id, feed[3].id]
+        assert [e.id for e in repo.events(after=0, limit=2)] == [feed[0].id, feed[1].id]
+        assert repo.events(after=positions[-1]) == []
+        # History is by time, then by position: the same events, each with its position.
+        assert [e.position for e in repo.history(a.id)] == [positions[2], positions[0]]
+
+    def test_the_feed_follows_events_moved_by_a_merge(self, repo: Repository) -> None:
+        keep, other = lead(1), lead(2)
+        add(repo, keep, other)
+        moved = tuple(e.id for e in repo.history(other.id))
+        repo.commit(ChangeSet(deletes=[other], moves=[Move((), moved, keep.id)]))
+        assert [e.subject_id for e in repo.events()] == [keep.id, keep.id]
+
+    def test_any_date_from_year_1_to_9999_is_stored_and_read(self, repo: Repository) -> None:
+        first = datetime(1, 1, 1, tzinfo=UTC)
+        last = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+        old = lead(1, created_at=first, updated_at=first, status_at=first)
+        new = lead(2, created_at=last, updated_at=last, status_at=last)
+        repo.commit(
+            ChangeSet(
+                inserts=[old, new],
+                events=[
+                    event(old, "add", None, "raw", first),
+                    event(new, "add", None, "raw", last),
+                ],
+                touches=[touch(old, "no_answer", first), touch(new, "no_answer", last)],
+            )
+        )
+        assert repo.get_many([old.id, new.id]) == {old.id: old, new.id: new}
+        assert [e.at for e in repo.history(old.id)] == [first]
+        assert [t.at for t in repo.touches(new.id)] == [last]
+        candidates = repo.follow_up_candidates(lead_limit=2, contact_limit=8)
+        assert {c.subject_id for c in candidates} == {old.id, new.id}
+        assert counts(repo.step_counts(since=None, until=None)) == {("raw", None): 2}
+        assert [r.id for r in repo.leads(created_since=last)] == [new.id]
 
     # --- durability ------------------------------------------------------------------
 

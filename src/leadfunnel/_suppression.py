@@ -1,0 +1,72 @@
+"""The suppression list: people who must never be added again, kept only as keyed hashes.
+
+An identity key (``email:pat@acme.example.com``, ``phone:+15125550134``, normalised as
+the dedupe keys are) becomes a :class:`~leadfunnel.Suppression` digest, HMAC-SHA256 under
+a secret. A plain SHA-256 of an e-mail is reversed by hashing a list of e-mails; an HMAC
+is not, as long as the secret is not in the same hands as the database. The secret is
+the application's (``Funnel(suppression_secret=...)`` or the environment variable
+``LEADFUNNEL_SUPPRESSION_SECRET``), else one the store makes and keeps for itself: that
+one blocks re-adding just as well but sits beside the digests, so whoever copies the
+whole database can test guesses against them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import threading
+from collections.abc import Iterable
+from uuid import UUID
+
+from ._models import Contact, Lead, identity_keys
+from ._repository import Repository, Suppression
+
+__all__ = ["SECRET_VARIABLE", "Suppressor"]
+
+#: The environment variable that holds the suppression secret when none is passed.
+SECRET_VARIABLE = "LEADFUNNEL_SUPPRESSION_SECRET"
+
+
+class Suppressor:
+    """Digests identity keys under the configured secret, and looks them up.
+
+    The secret is resolved on first use: the one given, else ``$LEADFUNNEL_SUPPRESSION_
+    SECRET``, else the repository's own (:meth:`Repository.suppression_secret`).
+    """
+
+    def __init__(self, repository: Repository, secret: str | bytes | None = None) -> None:
+        self._repository = repository
+        self._secret = secret.encode() if isinstance(secret, str) else secret
+        self._lock = threading.Lock()
+
+    def _key(self) -> bytes:
+        if self._secret is None:
+            with self._lock:
+                if self._secret is None:
+                    from_env = os.environ.get(SECRET_VARIABLE)
+                    self._secret = (
+                        from_env.encode() if from_env else self._repository.suppression_secret()
+                    )
+        return self._secret
+
+    def digest(self, key: str) -> str:
+        """The hex HMAC-SHA256 of one identity key (``email:...`` or ``phone:...``)."""
+        return hmac.new(self._key(), key.encode(), hashlib.sha256).hexdigest()
+
+    def suppress(self, keys: Iterable[str], record_id: UUID) -> list[Suppression]:
+        """The suppressions that keep ``keys`` avoided, on behalf of ``record_id``."""
+        return [Suppression(self.digest(key), record_id) for key in dict.fromkeys(keys)]
+
+    def match(self, person: Lead | Contact) -> tuple[str, UUID] | None:
+        """The first identity key of ``person`` on the suppression list, and the record
+        that keeps it there; ``None`` if there is none."""
+        keys = identity_keys(person)
+        if not keys:
+            return None
+        digests = {self.digest(key): key for key in keys}
+        found = self._repository.suppressed(digests)
+        for digest, key in digests.items():
+            if digest in found:
+                return key, found[digest]
+        return None
