@@ -26,6 +26,7 @@ from . import _conversion, _deals, _follow_ups, _leads, _merging, _people
 from ._changes import Subject, require_aware, retrying, subject_id
 from ._clock import Clock, SystemClock
 from ._enums import Channel, ContactType, LeadStatus, LostReason, Outcome, Stage
+from ._errors import NotFoundError
 from ._importing import ImportIssue, ImportReport
 from ._memory import InMemoryRepository
 from ._merging import FREE_MAIL_DOMAINS
@@ -179,6 +180,7 @@ class Funnel:
             on_progress=on_progress,
             phone_region=self.phone_region,
             router=self.router,
+            suppressor=self._suppressor,
         )
 
     def update(
@@ -518,6 +520,19 @@ class Funnel:
         """The stored record with this id, or :class:`NotFoundError`."""
         return self.repository.get(self._id(id))
 
+    def get_lead(self, id: UUID | str) -> Lead:
+        """The stored lead with this id; :class:`NotFoundError` if there is none, or if
+        the id is a contact's or an opportunity's (the message says which)."""
+        return _typed(self.repository.get(self._id(id)), Lead)
+
+    def get_contact(self, id: UUID | str) -> Contact:
+        """The stored contact with this id (see :meth:`get_lead`)."""
+        return _typed(self.repository.get(self._id(id)), Contact)
+
+    def get_opportunity(self, id: UUID | str) -> Opportunity:
+        """The stored opportunity with this id (see :meth:`get_lead`)."""
+        return _typed(self.repository.get(self._id(id)), Opportunity)
+
     def leads(
         self,
         *,
@@ -699,3 +714,15 @@ class Funnel:
             max_age_days=max_age_days,
             limit=limit,
         )
+
+
+def _typed(record: Lead | Contact | Opportunity, kind: type[_R]) -> _R:
+    if not isinstance(record, kind):
+        raise NotFoundError(
+            record.id, kind.kind, f"{record.id} is {_a(record.kind)}, not {_a(kind.kind)}"
+        )
+    return record
+
+
+def _a(noun: str) -> str:
+    return f"{'an' if noun[0] in 'aeiou' else 'a'} {noun}"

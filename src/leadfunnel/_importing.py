@@ -17,6 +17,7 @@ from ._errors import AvoidListedError, DuplicateError, InvalidTransitionError
 from ._models import Event, Lead, identity_keys, is_avoided
 from ._protocols import Router, assign_owner
 from ._repository import ChangeSet, Repository
+from ._suppression import Suppressor
 
 __all__ = ["ImportIssue", "ImportReport", "import_leads"]
 
@@ -79,6 +80,7 @@ def import_leads(
     on_progress: Callable[[ImportReport], None] | None,
     phone_region: str,
     router: Router | None,
+    suppressor: Suppressor | None = None,
 ) -> ImportReport:
     """Add many leads, never raising for one bad row: ``Funnel.import_leads``."""
     if chunk_size < 1:
@@ -135,7 +137,7 @@ def import_leads(
             # Rows of earlier chunks are stored, so the repository finds their keys:
             # remembering keys per chunk only keeps memory flat on long imports.
             seen: dict[str, UUID] = {}  # keys of this chunk -> the lead that claimed them
-            _store_chunk(repository, valid, seen, report, at, actor, reason)
+            _store_chunk(repository, valid, seen, report, at, actor, reason, suppressor)
             if gc_was_enabled:
                 # Storing leaves cyclic garbage (a SQL adapter's statements): collect
                 # this chunk's, or it piles up for the whole import.
@@ -156,13 +158,26 @@ def _store_chunk(
     at: datetime,
     actor: str | None,
     reason: str | None,
+    suppressor: Suppressor | None = None,
 ) -> None:
     keys = {key for _, lead in valid for key in identity_keys(lead)}
     holders = repository.find_keys(keys)
     stored = repository.get_many(set(holders.values()))
+    # Keys of people erased or edited off the avoid list, kept only as keyed hashes.
+    banned = suppressor.banned(keys) if suppressor is not None else {}
     accepted: list[tuple[int, Lead]] = []
     for number, lead in valid:
         lead_keys = identity_keys(lead)
+        suppressed = next((k for k in lead_keys if k in banned), None)
+        if suppressed is not None:
+            report.avoided.append(
+                ImportIssue(
+                    number,
+                    f"{suppressed.partition(':')[2]} is on the avoid list",
+                    banned[suppressed],
+                )
+            )
+            continue
         clash = next((k for k in lead_keys if k in holders), None)
         if clash is not None:
             holder = stored.get(holders[clash])

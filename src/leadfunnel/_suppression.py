@@ -58,6 +58,14 @@ class Suppressor:
         """The suppressions that keep ``keys`` avoided, on behalf of ``record_id``."""
         return [Suppression(self.digest(key), record_id) for key in dict.fromkeys(keys)]
 
+    def banned(self, keys: Iterable[str]) -> dict[str, UUID]:
+        """Which of ``keys`` are suppressed, each with the record that keeps it so."""
+        digests = {self.digest(key): key for key in keys}
+        if not digests:
+            return {}
+        found = self._repository.suppressed(digests)
+        return {digests[digest]: record_id for digest, record_id in found.items()}
+
     def match(self, person: Lead | Contact) -> tuple[str, UUID] | None:
         """The first identity key of ``person`` on the suppression list, and the record
         that keeps it there; ``None`` if there is none."""
