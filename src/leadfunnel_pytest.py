@@ -1,4 +1,4 @@
-"""The leadfunnel pytest plugin: ``clock`` and ``funnel`` fixtures for your tests.
+"""The leadfunnel pytest plugin: ``clock``, ``funnel`` and ``make_funnel`` fixtures.
 
 Installed with leadfunnel (entry point ``pytest11``). Kept tiny and free of heavy
 imports, so loading it costs nothing for test runs that never use leadfunnel.
@@ -8,42 +8,53 @@ Fixtures:
 * ``clock``: a ``leadfunnel.testing.ManualClock`` at 2026-01-05 09:00 UTC;
 * ``funnel``: a ``Funnel`` on that clock, in memory, or on a fresh SQLite file with
   ``--leadfunnel-backend=sqlite`` (or ``@pytest.mark.leadfunnel(backend="sqlite")``);
-* ``leadfunnel_engine``: the qualification engine the ``funnel`` gets (``None``; override
-  the fixture, or pass ``@pytest.mark.leadfunnel(engine=...)``).
+* ``make_funnel``: a factory of such funnels, one per call, each on its own new store
+  and its own clock: the one to use under hypothesis' ``@given``, where a
+  function-scoped fixture would be shared by every example (hypothesis refuses it with
+  its ``function_scoped_fixture`` health check). A funnel made inside an example is
+  closed when the example ends; one made outside, when the test ends;
+* ``leadfunnel_engine``: the qualification engine both give their funnels (``None``;
+  override the fixture, or pass ``@pytest.mark.leadfunnel(engine=...)``).
 """
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
+if TYPE_CHECKING:
+    from leadfunnel import Clock, Funnel, QualificationEngine, Repository
+    from leadfunnel.testing import FunnelFactory, ManualClock
+
 START = "2026-01-05T09:00:00+00:00"
+BACKENDS = ("memory", "sqlite")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("leadfunnel")
     group.addoption(
         "--leadfunnel-backend",
-        choices=("memory", "sqlite"),
+        choices=BACKENDS,
         default="memory",
-        help="where the `funnel` fixture stores: memory (default) or a fresh SQLite file",
+        help="where the `funnel` and `make_funnel` fixtures store: memory (default) "
+        "or a fresh SQLite file",
     )
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "leadfunnel(engine=None, backend=None): configure the `funnel` fixture "
-        "(a QualificationEngine; 'memory' or 'sqlite')",
+        "leadfunnel(engine=None, backend=None): configure the `funnel` and `make_funnel` "
+        "fixtures (a QualificationEngine; 'memory' or 'sqlite')",
     )
 
 
-@pytest.fixture
-def clock() -> Any:
-    """A ManualClock at 2026-01-05 09:00 UTC; move it with ``clock.advance(days=1)``."""
+def _start_clock() -> ManualClock:
     from datetime import datetime
 
     from leadfunnel.testing import ManualClock
@@ -52,30 +63,148 @@ def clock() -> Any:
 
 
 @pytest.fixture
-def leadfunnel_engine() -> Any:
+def clock() -> ManualClock:
+    """A ManualClock at 2026-01-05 09:00 UTC; move it with ``clock.advance(days=1)``."""
+    return _start_clock()
+
+
+@pytest.fixture
+def leadfunnel_engine() -> QualificationEngine | None:
     """The qualification engine of the ``funnel`` fixture; override to give one."""
     return None
 
 
-@pytest.fixture
-def funnel(
-    request: pytest.FixtureRequest, clock: Any, leadfunnel_engine: Any, tmp_path: Path
-) -> Iterator[Any]:
-    """A Funnel on the ``clock``: in memory, or on SQLite (see the module docs)."""
-    from leadfunnel import Funnel, InMemoryRepository, Repository
-
+def _options(request: pytest.FixtureRequest) -> dict[str, Any]:
     marker = request.node.get_closest_marker("leadfunnel")
-    options = dict(marker.kwargs) if marker else {}
-    backend = options.get("backend") or request.config.getoption("--leadfunnel-backend")
-    engine = options.get("engine", leadfunnel_engine)
-    repository: Repository
+    return dict(marker.kwargs) if marker else {}
+
+
+def _repository(backend: str, folder: Path) -> Repository:
     if backend == "sqlite":
         from leadfunnel import SqlRepository
 
-        repository = SqlRepository(f"sqlite:///{tmp_path / 'leadfunnel-test.db'}")
-    elif backend == "memory":
-        repository = InMemoryRepository()
-    else:
-        raise pytest.UsageError(f"leadfunnel backend must be memory or sqlite, not {backend!r}")
+        return SqlRepository(f"sqlite:///{folder / 'leadfunnel-test.db'}")
+    if backend == "memory":
+        from leadfunnel import InMemoryRepository
+
+        return InMemoryRepository()
+    raise pytest.UsageError(f"leadfunnel backend must be memory or sqlite, not {backend!r}")
+
+
+@pytest.fixture
+def funnel(
+    request: pytest.FixtureRequest,
+    clock: ManualClock,
+    leadfunnel_engine: QualificationEngine | None,
+    tmp_path: Path,
+) -> Iterator[Funnel]:
+    """A Funnel on the ``clock``: in memory, or on SQLite (see the module docs)."""
+    from leadfunnel import Funnel
+
+    options = _options(request)
+    backend = options.get("backend") or request.config.getoption("--leadfunnel-backend")
+    engine = options.get("engine", leadfunnel_engine)
+    repository = _repository(backend, tmp_path)
     yield Funnel(repository, engine=engine, clock=clock)
     repository.close()
+
+
+# --- make_funnel --------------------------------------------------------------------
+#
+# Hypothesis refuses a function-scoped fixture named by a @given test, so make_funnel is
+# session-scoped. What depends on the test (its marker, its leadfunnel_engine) is read
+# through the test's own request, which a small autouse fixture files for the tests that
+# use make_funnel.
+
+_UNSET: Any = object()
+
+
+@dataclass
+class _Test:
+    """The running test that uses ``make_funnel``, and the stores made for it."""
+
+    request: pytest.FixtureRequest | None
+    opened: list[tuple[Repository, Path]] = field(default_factory=list)
+
+    def close(self) -> None:
+        while self.opened:
+            _close(*self.opened.pop())
+
+
+def _close(repository: Repository, folder: Path) -> None:
+    repository.close()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+_CURRENT = pytest.StashKey[_Test]()
+
+
+def _in_example() -> bool:
+    """Whether a hypothesis example is running (hypothesis may not be installed)."""
+    try:
+        from hypothesis.control import currently_in_test_context
+    except ImportError:
+        return False
+    return currently_in_test_context()
+
+
+@pytest.fixture(autouse=True)
+def _leadfunnel_current_test(request: pytest.FixtureRequest) -> Iterator[None]:
+    if "make_funnel" not in request.fixturenames:
+        yield
+        return
+    test = _Test(request)
+    request.config.stash[_CURRENT] = test
+    try:
+        yield
+    finally:
+        del request.config.stash[_CURRENT]
+        test.close()
+
+
+@pytest.fixture(scope="session")
+def make_funnel(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[FunnelFactory]:
+    """Make a new Funnel on a new store per call: ``make_funnel()`` (see the module docs).
+
+    Keywords: ``backend`` (``"memory"`` or ``"sqlite"``), ``engine``, ``clock`` (default:
+    a new ManualClock at 2026-01-05 09:00 UTC), and anything ``Funnel`` takes.
+    """
+    from leadfunnel import Funnel
+
+    config = request.config
+    outside = _Test(None)  # stores made with no test running (by a wider fixture)
+
+    def make(
+        *,
+        backend: str | None = None,
+        engine: Any = _UNSET,
+        clock: Clock | None = None,
+        **options: Any,
+    ) -> Funnel:
+        test = config.stash.get(_CURRENT, outside)
+        marked = _options(test.request) if test.request is not None else {}
+        if backend is None:
+            backend = marked.get("backend") or config.getoption("--leadfunnel-backend")
+        if engine is _UNSET:
+            engine = marked.get("engine", _UNSET)
+        if engine is _UNSET:
+            engine = (
+                test.request.getfixturevalue("leadfunnel_engine")
+                if test.request is not None
+                else None
+            )
+        folder = tmp_path_factory.mktemp("leadfunnel", numbered=True)
+        repository = _repository(str(backend), folder)
+        made = Funnel(repository, engine=engine, clock=clock or _start_clock(), **options)
+        if _in_example():
+            from hypothesis.control import cleanup
+
+            cleanup(lambda: _close(repository, folder))
+        else:
+            test.opened.append((repository, folder))
+        return made
+
+    yield make
+    outside.close()

@@ -1,30 +1,47 @@
 """Tools for testing code that uses leadfunnel, and for testing leadfunnel adapters.
 
 * ``ManualClock``: time that moves only when told to;
-* ``leads()``, ``contacts()``, ``histories()``: hypothesis strategies of valid records and
-  of whole funnel histories (``replay`` applies one to a funnel);
+* ``leads()``, ``contacts()``: hypothesis strategies of valid records, the awkward ones
+  (no e-mail or phone, avoid-listed, merged before) drawn often; ``histories()`` and
+  ``deal_histories()``: whole funnel histories, ``replay`` applies one to a funnel and
+  ``reached`` says what it got to;
 * ``assert_passed_through``, ``assert_history``, ``assert_report_counts``,
   ``assert_due``: assertions with readable failure messages;
 * ``RepositoryContract``: the storage port's contract suite, for your own adapter.
 
-The pytest plugin (installed with the package) adds ``clock`` and ``funnel`` fixtures.
-Strategies and the contract need the ``testing`` extra (hypothesis, pytest); they are
-imported when first asked for.
+The pytest plugin (installed with the package) adds ``clock``, ``funnel`` and
+``make_funnel`` fixtures (``FunnelFactory`` is the type of ``make_funnel``). Strategies
+and the contract need the ``testing`` extra (hypothesis, pytest); they are imported when
+first asked for.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ._assertions import assert_due, assert_history, assert_passed_through, assert_report_counts
 from ._clock import ManualClock
 
 if TYPE_CHECKING:
+    from .._clock import Clock
+    from .._funnel import Funnel
     from ._contract import RepositoryContract
-    from ._strategies import FunnelStep, contacts, histories, leads, register_strategies, replay
+    from ._strategies import (
+        FunnelStep,
+        Keys,
+        contacts,
+        deal_histories,
+        histories,
+        leads,
+        reached,
+        register_strategies,
+        replay,
+    )
 
 __all__ = [
+    "FunnelFactory",
     "FunnelStep",
+    "Keys",
     "ManualClock",
     "RepositoryContract",
     "assert_due",
@@ -32,18 +49,47 @@ __all__ = [
     "assert_passed_through",
     "assert_report_counts",
     "contacts",
+    "deal_histories",
     "histories",
     "leads",
+    "reached",
     "register_strategies",
     "replay",
 ]
 
+
+class FunnelFactory(Protocol):
+    """The type of the pytest plugin's ``make_funnel`` fixture: each call returns a new
+    ``Funnel`` on a new, empty store, so each hypothesis example gets its own.
+
+    ``backend`` (``"memory"`` or ``"sqlite"``) and ``engine`` default to what the
+    ``funnel`` fixture would get (the ``leadfunnel`` marker, ``--leadfunnel-backend``,
+    the ``leadfunnel_engine`` fixture); ``clock`` to a new ``ManualClock`` at
+    2026-01-05 09:00 UTC; other keywords go to ``Funnel`` (``cadence=``, ``router=``...).
+
+    >>> def test_every_example_starts_empty(make_funnel: FunnelFactory) -> None:
+    ...     assert make_funnel().leads() == []
+    """
+
+    def __call__(
+        self,
+        *,
+        backend: str | None = None,
+        engine: Any = ...,
+        clock: Clock | None = None,
+        **options: Any,
+    ) -> Funnel: ...
+
+
 _LAZY = {
     "RepositoryContract": "_contract",
     "FunnelStep": "_strategies",
+    "Keys": "_strategies",
     "contacts": "_strategies",
+    "deal_histories": "_strategies",
     "histories": "_strategies",
     "leads": "_strategies",
+    "reached": "_strategies",
     "register_strategies": "_strategies",
     "replay": "_strategies",
 }

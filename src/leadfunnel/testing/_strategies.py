@@ -4,28 +4,66 @@
 >>> from leadfunnel.testing import leads
 >>> @given(leads(status="suspect"))
 ... def test_suspects_are_never_due(lead): ...
+
+The awkward cases come often, not once in a thousand examples: about one person in
+four has neither e-mail nor phone (a name and a company only), some carry a merged-away
+e-mail or phone, some leads arrive avoid-listed, and generated histories avoid, merge,
+re-capture and edit the people they bring in.
 """
 
 from __future__ import annotations
 
+import builtins
+import enum
 import itertools
-from collections.abc import Callable
+import types
+import typing
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, Union
+from uuid import UUID
 
+import annotated_types
+from hypothesis import event, reject
 from hypothesis import strategies as st
+from hypothesis.control import currently_in_test_context
+from pydantic import ValidationError
 
 from .. import _samples
-from .._enums import Channel, ContactType, Interest, LeadStatus, LostReason, Outcome
+from .._enums import (
+    Channel,
+    ContactType,
+    Interest,
+    LeadStatus,
+    LostReason,
+    Outcome,
+    Stage,
+)
 from .._errors import LeadFunnelError
-from .._models import Contact, Lead
+from .._lifecycle import FUNNEL_STEPS
+from .._models import Contact, Lead, Opportunity
 
 if TYPE_CHECKING:
     from .._funnel import Funnel
     from .._qualification import Profile, QualificationEngine
 
-__all__ = ["FunnelStep", "contacts", "histories", "leads", "register_strategies", "replay"]
+__all__ = [
+    "FunnelStep",
+    "Keys",
+    "contacts",
+    "deal_histories",
+    "histories",
+    "leads",
+    "reached",
+    "register_strategies",
+    "replay",
+]
+
+#: Which ways of reaching a person a drawn record has: ``"both"`` (e-mail and phone),
+#: ``"email"``, ``"phone"`` or ``"none"`` (a name and a company only).
+Keys = Literal["both", "email", "phone", "none"]
 
 FIRST_NAMES = [*_samples.FIRST_NAMES, "Zoë", "José", "Ngozi"]
 LAST_NAMES = [*_samples.LAST_NAMES, "O'Brien", "Müller"]
@@ -64,13 +102,37 @@ SERVICES = ["managed backup", "help desk", "cloud migration", "security audit", 
 # test run (the funnel refuses duplicates, which a test rarely wants by accident).
 _serials = itertools.count(1)
 
+_T = TypeVar("_T")
+
 
 def _serial() -> st.SearchStrategy[int]:
     return st.builds(lambda: next(_serials))
 
 
+def _weighted(*choices: tuple[_T, int]) -> st.SearchStrategy[_T]:
+    """``sampled_from`` with weights; the first choice is where shrinking goes."""
+    return st.sampled_from([value for value, weight in choices for _ in range(weight)])
+
+
+def _mixture(*choices: tuple[int, st.SearchStrategy[_T]]) -> st.SearchStrategy[_T]:
+    """One of the strategies, with weights (``st.one_of`` picks evenly among all the
+    branches of nested ``one_of``s); shrinking goes to the first."""
+    return _weighted(*((strategy, weight) for weight, strategy in choices)).flatmap(
+        lambda strategy: strategy
+    )
+
+
+# With ``keys=None``: one person in four can be reached by neither e-mail nor phone.
+_KEYS: st.SearchStrategy[Keys] = _weighted(("both", 4), ("email", 2), ("phone", 2), ("none", 3))
+
+
+def _phone(area: int, serial: int) -> str:
+    # NANP fictional range 555-01xx is too small; serials make each number unique.
+    return f"+1 {area} {200 + serial // 10_000 % 800:03d} {serial % 10_000:04d}"
+
+
 @st.composite
-def _person_fields(draw: st.DrawFn, missing: bool) -> dict[str, Any]:
+def _person_fields(draw: st.DrawFn, missing: bool, keys: Keys | None) -> dict[str, Any]:
     serial = draw(_serial())
     first = draw(st.sampled_from(FIRST_NAMES))
     last = draw(st.sampled_from(LAST_NAMES))
@@ -81,12 +143,12 @@ def _person_fields(draw: st.DrawFn, missing: bool) -> dict[str, Any]:
     local = "".join(
         c for c in f"{first}.{last}".lower() if c.isascii() and (c.isalnum() or c == ".")
     )
+    domain = f"{company.split()[0].lower()}-{serial}.example.com"
     fields: dict[str, Any] = {
         "first_name": first,
         "last_name": last,
-        "email": f"{local}.{serial}@{company.split()[0].lower()}-{serial}.example.com",
-        # NANP fictional range 555-01xx is too small; serials make each number unique.
-        "phone": f"+1 512 {200 + serial // 10_000 % 800:03d} {serial % 10_000:04d}",
+        "email": f"{local}.{serial}@{domain}",
+        "phone": _phone(512, serial),
         "company": company,
         "title": draw(st.sampled_from(TITLES)),
         "industry": draw(st.sampled_from(INDUSTRIES)),
@@ -98,10 +160,15 @@ def _person_fields(draw: st.DrawFn, missing: bool) -> dict[str, Any]:
         "source": draw(st.sampled_from(SOURCES)),
         "tags": draw(st.frozensets(st.sampled_from(["vip", "partner-referral", "q1"]), max_size=2)),
     }
+    reach: Keys = keys if keys is not None else ("both" if not missing else draw(_KEYS))
+    if reach in ("phone", "none"):
+        fields["email"] = None
+    if reach in ("email", "none"):
+        fields["phone"] = None
     if missing:
-        # Real lists have holes: drop some optional fields (never both ways of reaching).
+        # Real lists have holes: drop some optional fields (names and company stay, so a
+        # person without e-mail and phone is still somebody).
         optional = [
-            "phone",
             "title",
             "industry",
             "employees",
@@ -115,7 +182,26 @@ def _person_fields(draw: st.DrawFn, missing: bool) -> dict[str, Any]:
             fields[name] = None
         if fields["country"] is None:
             fields["region"] = None
+        if reach != "none" and draw(st.integers(0, 5)) == 0:
+            # Someone merged before: an old e-mail or phone still recognises them.
+            if fields["email"] is not None:
+                fields["other_emails"] = frozenset({f"{local}.{serial}@old-{domain}"})
+            else:
+                fields["other_phones"] = frozenset({_phone(737, serial)})
     return fields
+
+
+def _fixed_values(draw: st.DrawFn, fixed: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``**fixed`` keywords: a strategy is drawn from, anything else used as is."""
+    return {
+        name: draw(value) if isinstance(value, st.SearchStrategy) else value
+        for name, value in fixed.items()
+    }
+
+
+_LEAD_STATUSES = _weighted(
+    (LeadStatus.RAW, 3), (LeadStatus.SUSPECT, 2), (LeadStatus.FARM_LIST, 2), (LeadStatus.AVOID, 1)
+)
 
 
 def leads(
@@ -123,25 +209,30 @@ def leads(
     status: LeadStatus | str | None = None,
     fits: QualificationEngine | Profile | None = None,
     missing: bool = True,
+    keys: Keys | None = None,
+    model: type[Lead] = Lead,
     **fixed: Any,
 ) -> st.SearchStrategy[Lead]:
-    """Valid, realistic, never-stored ``Lead``s, each with its own e-mail and phone.
+    """Valid, realistic, never-stored ``Lead``s; no two share an e-mail or a phone.
 
-    ``status`` fixes the status (default: suspect, farm_list or raw, as ``add`` takes);
-    ``fits`` keeps only leads that an engine (or a single profile) qualifies;
-    ``missing=False`` fills every field; other keywords fix fields (``source="webinar"``).
+    ``status`` fixes the status (default: raw, suspect, farm_list, and one in eight
+    avoid: every status ``add`` takes). ``fits`` keeps only leads that an engine (or a
+    single profile) qualifies. ``keys`` fixes how the person can be reached: ``"both"``,
+    ``"email"``, ``"phone"`` or ``"none"`` (default: a mix, a quarter with neither).
+    ``missing=False`` fills every field (and gives e-mail and phone unless ``keys``
+    says otherwise). ``model`` draws a subclass of ``Lead`` with custom fields, drawn
+    from their annotations. Other keywords fix fields (``source="webinar"``), or draw
+    them when given a strategy (``employees=st.integers(1, 9)``).
     """
-    statuses = (
-        st.just(LeadStatus(status))
-        if status is not None
-        else st.sampled_from([LeadStatus.SUSPECT, LeadStatus.FARM_LIST, LeadStatus.RAW])
-    )
-
+    if not (isinstance(model, type) and issubclass(model, Lead)):
+        raise TypeError(f"model= takes Lead or a subclass of it, not {model!r}")
+    statuses = st.just(LeadStatus(status)) if status is not None else _LEAD_STATUSES
     engine = _engine(fits) if fits is not None else None
+    custom = _custom_fields(model, Lead, fixed)
 
     @st.composite
     def build(draw: st.DrawFn) -> Lead:
-        fields = draw(_person_fields(missing))
+        fields = draw(_person_fields(missing, keys))
         fields["status"] = draw(statuses)
         fields["interest"] = draw(st.sampled_from(list(Interest)))
         fields["needs"] = draw(st.frozensets(st.sampled_from(SERVICES), max_size=2))
@@ -151,8 +242,9 @@ def leads(
             profile = draw(st.sampled_from(engine.profiles))
             for rule in profile.rules:
                 fields.update(draw(_satisfying(rule)))
-        fields.update(fixed)
-        return Lead(**fields)
+        fields.update(draw(custom))
+        fields.update(_fixed_values(draw, fixed))
+        return _validated(model, fields)
 
     strategy = build()
     if engine is not None:
@@ -197,19 +289,43 @@ def _satisfying(rule: Any) -> st.SearchStrategy[dict[str, Any]]:
 
 
 def contacts(
-    *, type: ContactType | str | None = None, missing: bool = True, **fixed: Any
+    *,
+    type: ContactType | str | None = None,
+    missing: bool = True,
+    keys: Keys | None = None,
+    model: builtins.type[Contact] = Contact,
+    **fixed: Any,
 ) -> st.SearchStrategy[Contact]:
-    """Valid, realistic, never-stored ``Contact``s, each with its own e-mail and phone."""
-    types = st.just(ContactType(type)) if type is not None else st.sampled_from(list(ContactType))
+    """Valid, realistic, never-stored ``Contact``s; no two share an e-mail or a phone.
+
+    ``type`` fixes the type (default: any, avoid included); ``missing``, ``keys``,
+    ``model`` and other keywords work as for :func:`leads`.
+    """
+    if not (isinstance(model, builtins.type) and issubclass(model, Contact)):
+        raise TypeError(f"model= takes Contact or a subclass of it, not {model!r}")
+    types_ = st.just(ContactType(type)) if type is not None else st.sampled_from(list(ContactType))
+    custom = _custom_fields(model, Contact, fixed)
 
     @st.composite
     def build(draw: st.DrawFn) -> Contact:
-        fields = draw(_person_fields(missing))
-        fields["type"] = draw(types)
-        fields.update(fixed)
-        return Contact(**fields)
+        fields = draw(_person_fields(missing, keys))
+        fields["type"] = draw(types_)
+        fields.update(draw(custom))
+        fields.update(_fixed_values(draw, fixed))
+        return _validated(model, fields)
 
     return build()
+
+
+_M = TypeVar("_M", Lead, Contact)
+
+
+def _validated(model: builtins.type[_M], fields: dict[str, Any]) -> _M:
+    try:
+        return model(**fields)
+    except ValidationError:
+        # A custom field's own validator refused the drawn value: draw again.
+        reject()
 
 
 def _engine(fits: Any) -> Any:
@@ -222,104 +338,690 @@ def _engine(fits: Any) -> Any:
     raise TypeError(f"fits= takes a QualificationEngine or a Profile, not {fits!r}")
 
 
+# --- custom fields --------------------------------------------------------------------
+
+
+def _custom_fields(
+    model: builtins.type[Any], base: builtins.type[Any], fixed: Mapping[str, Any]
+) -> st.SearchStrategy[dict[str, Any]]:
+    """Values for the fields ``model`` adds to ``base`` (those not fixed by keyword):
+    drawn from each field's annotation and constraints, or left at the default now and
+    then, as a custom field often is."""
+    extra = {
+        name: info
+        for name, info in model.model_fields.items()
+        if name not in base.model_fields and name not in fixed
+    }
+    strategies: dict[str, st.SearchStrategy[Any]] = {}
+    for name, info in extra.items():
+        drawn = _for_annotation(info.annotation, list(info.metadata))
+        if not info.is_required():
+            default = info.get_default(call_default_factory=True)
+            drawn = st.one_of(drawn, st.just(default))
+        strategies[name] = drawn
+    return st.fixed_dictionaries(strategies)
+
+
+_TEXT = st.characters(categories=["L", "N", "Zs", "Pd", "Po"])
+
+
+def _for_annotation(annotation: Any, metadata: list[Any]) -> st.SearchStrategy[Any]:
+    """Values of a field's type that respect its constraints (``Field(ge=0)``,
+    ``max_length``, ...). Text is printable (the models refuse control characters)."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin is typing.Annotated:
+        inner = [m for info in args[1:] for m in getattr(info, "metadata", [info])]
+        return _for_annotation(args[0], [*metadata, *inner])
+    if origin in (Union, types.UnionType):
+        return st.one_of(*(_for_annotation(arg, metadata) for arg in args))
+    if annotation is type(None):
+        return st.none()
+    if origin is Literal:
+        return st.sampled_from(args)
+    if origin in (set, frozenset, list, tuple) and args:
+        items = _for_annotation(args[0], [])
+        bounds = _bounds(metadata)
+        low, high = int(bounds.get("min_length", 0)), int(bounds.get("max_length", 3))
+        if origin is list:
+            return st.lists(items, min_size=low, max_size=high)
+        if origin is tuple:
+            return st.lists(items, min_size=low, max_size=high).map(tuple)
+        return st.frozensets(items, min_size=low, max_size=high).map(origin)
+    if isinstance(annotation, builtins.type):
+        return _for_class(annotation, _bounds(metadata))
+    return st.from_type(annotation)
+
+
+def _bounds(metadata: Iterable[Any]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for item in metadata:
+        if isinstance(item, annotated_types.Ge):
+            found["min"] = item.ge
+        elif isinstance(item, annotated_types.Gt):
+            found["min"], found["exclusive_min"] = item.gt, True
+        elif isinstance(item, annotated_types.Le):
+            found["max"] = item.le
+        elif isinstance(item, annotated_types.Lt):
+            found["max"], found["exclusive_max"] = item.lt, True
+        elif isinstance(item, annotated_types.MinLen):
+            found["min_length"] = item.min_length
+        elif isinstance(item, annotated_types.MaxLen):
+            found["max_length"] = item.max_length
+    return found
+
+
+def _for_class(cls: builtins.type[Any], bounds: dict[str, Any]) -> st.SearchStrategy[Any]:
+    low, high = bounds.get("min"), bounds.get("max")
+    if issubclass(cls, enum.Enum):
+        return st.sampled_from(list(cls))
+    if cls is bool:
+        return st.booleans()
+    if cls is int:
+        low_int = None if low is None else int(low) + bool(bounds.get("exclusive_min"))
+        high_int = None if high is None else int(high) - bool(bounds.get("exclusive_max"))
+        return st.integers(low_int, high_int)
+    if cls is float:
+        return st.floats(
+            low,
+            high,
+            allow_nan=False,
+            allow_infinity=False,
+            exclude_min=bool(bounds.get("exclusive_min")),
+            exclude_max=bool(bounds.get("exclusive_max")),
+        )
+    if cls is Decimal:
+        return st.decimals(low, high, allow_nan=False, allow_infinity=False, places=2)
+    if cls is str:
+        return (
+            st.text(
+                _TEXT,
+                min_size=max(int(bounds.get("min_length", 1)), 1),
+                max_size=int(bounds.get("max_length", 40)),
+            )
+            .map(str.strip)
+            .filter(bool)
+        )
+    if cls is datetime:
+        return st.datetimes(datetime(2000, 1, 1), datetime(2040, 1, 1), timezones=st.just(UTC))
+    if cls is date:
+        return st.dates(date(2000, 1, 1), date(2040, 1, 1))
+    if cls is UUID:
+        return st.uuids()
+    return st.from_type(cls)
+
+
 # --- histories ------------------------------------------------------------------------
+
+_DEAL_STEPS = frozenset({"sit", "propose", "send_contract", "win", "lose", "reschedule"})
+
+# Which lead states each lead trigger starts from (DESIGN section 3).
+_LEAD_FROM: dict[str, frozenset[str]] = {
+    "farm": frozenset({"suspect"}),
+    "respond": frozenset({"suspect", "farm_list"}),
+    "qualify": frozenset({"raw", "unqualified"}),
+    "disqualify": frozenset({"farm_list", "raw", "qualified"}),
+}
+
+# The stages each deal trigger starts from.
+_DEAL_FROM: dict[str, frozenset[str]] = {
+    "sit": frozenset({"appointment_set"}),
+    "reschedule": frozenset({"appointment_set"}),
+    "propose": frozenset({"appointment_sat"}),
+    "send_contract": frozenset({"proposing"}),
+    "win": frozenset({"contract_sent"}),
+    "lose": frozenset({"appointment_set", "appointment_sat", "proposing", "contract_sent"}),
+}
+
+_ALL_CHANNELS = frozenset(Channel)
+# The channel policy (DESIGN section 6), used only to aim touches: the funnel decides.
+_CHANNELS: dict[str, frozenset[Channel]] = {
+    "suspect": frozenset({Channel.EMAIL, Channel.SOCIAL}),
+    "raw": frozenset({Channel.CALL, Channel.EMAIL, Channel.SMS, Channel.MEETING}),
+    "farm_list": _ALL_CHANNELS,
+    "qualified": _ALL_CHANNELS,
+    "unqualified": frozenset({Channel.EMAIL}),
+    "prospect": _ALL_CHANNELS,
+    "client": _ALL_CHANNELS,
+    "supplier": _ALL_CHANNELS,
+    "partner": _ALL_CHANNELS,
+    "other": _ALL_CHANNELS,
+}
+
+
+def _state(record: Lead | Contact) -> str:
+    return str(record.status if isinstance(record, Lead) else record.type)
+
+
+def _avoided(record: Lead | Contact) -> bool:
+    return _state(record) == "avoid"
+
+
+class _Cast:
+    """The people and deals of a replay as the funnel holds them right now, in the order
+    they came in (read in three queries, once per step)."""
+
+    def __init__(self, funnel: Funnel, people: list[UUID], deals: list[UUID] | None) -> None:
+        self.funnel = funnel
+        self._leads = {lead.id: lead for lead in funnel.leads()}
+        self._contacts = {contact.id: contact for contact in funnel.contacts()}
+        self.people = people
+        self.deal_ids = deals
+
+    def records(self, *, resolve: bool = True) -> list[Lead | Contact]:
+        """Each person once: a lead, or (``resolve``) the contact it became; people
+        merged away are gone."""
+        found: dict[UUID, Lead | Contact] = {}
+        for person_id in self.people:
+            record: Lead | Contact | None = self._leads.get(person_id) or self._contacts.get(
+                person_id
+            )
+            if resolve and isinstance(record, Lead) and record.contact_id is not None:
+                record = self._contacts.get(record.contact_id, record)
+            if record is not None:
+                found.setdefault(record.id, record)
+        return list(found.values())
+
+    def leads(self) -> list[Lead]:
+        return [self._leads[i] for i in dict.fromkeys(self.people) if i in self._leads]
+
+    def deals(self) -> list[Opportunity]:
+        current = {deal.id: deal for deal in self.funnel.opportunities()}
+        if self.deal_ids is None:
+            return list(current.values())
+        return [current[i] for i in dict.fromkeys(self.deal_ids) if i in current]
 
 
 @dataclass(frozen=True)
 class FunnelStep:
-    """One facade call of a generated history: ``method`` on the ``target``-th person.
+    """One facade call of a generated history: ``method`` on a subject picked by
+    ``target``, after the clock moves on by ``advance``.
 
-    ``apply(funnel, people)`` runs it; a move the funnel refuses (an illegal trigger, a
-    policy refusal) is part of a realistic history and is skipped, not raised.
+    A step is *aimed* (the default): its subject is picked among those that can take it
+    (a deal at ``appointment_set`` for ``sit``, a raw or unqualified lead for
+    ``qualify``, someone the channel policy lets you reach for ``touch``...), counting
+    back from the newest (``target=0`` is the newest). An unaimed step (``aimed=False``)
+    picks among everyone, so the funnel may refuse it. ``apply(funnel, people)`` runs
+    it; a move the funnel refuses (an illegal trigger, a policy refusal) is part of a
+    realistic history and is skipped, not raised; a step with nobody to take it does
+    nothing.
+
+    ``kwargs`` are the call's keyword arguments, besides: ``record`` (the ``Lead`` or
+    ``Contact`` that ``capture`` or ``add`` brings in; ``lead`` is an alias), ``match``
+    (``"email"`` or ``"phone"``: the record arrives with that key of an earlier person,
+    a returning or duplicate person), ``appointment_in`` (a ``timedelta`` from now, for
+    ``set_appointment`` and ``reschedule``), ``changes`` (the fields ``update`` sets,
+    as pairs) and ``other`` (which record ``merge`` merges into the target, counted
+    like ``target``).
     """
 
     method: str
     target: int = 0
     kwargs: tuple[tuple[str, Any], ...] = ()
     advance: timedelta = timedelta(0)
+    aimed: bool = True
 
-    def apply(self, funnel: Funnel, people: list[Any]) -> Any:
-        """Run the step on ``funnel``; ``people`` holds what earlier steps created."""
+    def apply(self, funnel: Funnel, people: list[Any], deals: list[Any] | None = None) -> Any:
+        """Run the step on ``funnel``. ``people`` holds the ids of the people earlier
+        steps brought in, ``deals`` those of the deals they opened (both in order, and
+        both extended here); without ``deals``, every stored deal is a candidate."""
         clock = funnel.clock
         if self.advance and hasattr(clock, "advance"):
             clock.advance(seconds=self.advance.total_seconds())
         kwargs = dict(self.kwargs)
         try:
             if self.method in ("capture", "add"):
-                record = getattr(funnel, self.method)(kwargs["lead"])
-                people.append(record.id)
-                return record
-            if not people:
-                return None
-            subject = people[self.target % len(people)]
-            if self.method in ("sit", "propose", "send_contract", "win", "lose"):
-                deals = funnel.opportunities()
-                if not deals:
-                    return None
-                subject = deals[self.target % len(deals)].id
-            call: Callable[..., Any] = getattr(funnel, self.method)
-            return call(subject, **kwargs)
+                return self._arrive(funnel, people, kwargs)
+            cast = _Cast(funnel, people, deals)
+            if self.method in _DEAL_STEPS:
+                return self._move_deal(funnel, cast, kwargs)
+            result = self._move_person(funnel, cast, kwargs)
+            if self.method == "set_appointment" and deals is not None and result is not None:
+                deals.append(result.id)
+            return result
         except LeadFunnelError:
             return None
 
+    def _pick(self, candidates: list[_T], target: int | None = None) -> _T | None:
+        if not candidates:
+            return None
+        index = self.target if target is None else target
+        return candidates[-1 - index % len(candidates)]
+
+    def _arrive(self, funnel: Funnel, people: list[Any], kwargs: dict[str, Any]) -> Any:
+        record = kwargs.pop("record", None) or kwargs.pop("lead")
+        match = kwargs.pop("match", None)
+        if match is not None:
+            known = [
+                r
+                for r in _Cast(funnel, people, None).records(resolve=False)
+                if getattr(r, match) is not None
+            ]
+            earlier = self._pick(known)
+            if earlier is None:
+                return None
+            record = record.model_copy(update={match: getattr(earlier, match)})
+        stored = getattr(funnel, self.method)(record, **kwargs)
+        if stored.id == record.id and stored.id not in people:
+            people.append(stored.id)
+        return stored
+
+    def _move_deal(self, funnel: Funnel, cast: _Cast, kwargs: dict[str, Any]) -> Any:
+        deals = cast.deals()
+        if self.aimed:
+            stages = _DEAL_FROM[self.method]
+            if self.method == "win" and kwargs.get("force"):
+                stages = stages | {"proposing"}
+            deals = [deal for deal in deals if deal.stage.value in stages]
+        deal = self._pick(deals)
+        if deal is None:
+            return None
+        if "appointment_in" in kwargs:
+            kwargs["appointment_at"] = funnel.clock.now() + kwargs.pop("appointment_in")
+        call: Callable[..., Any] = getattr(funnel, self.method)
+        return call(deal.id, **kwargs)
+
+    def _move_person(self, funnel: Funnel, cast: _Cast, kwargs: dict[str, Any]) -> Any:
+        method = self.method
+        subject: Lead | Contact | None
+        if method in _LEAD_FROM:
+            candidates: list[Lead | Contact] = list(cast.leads())
+            if self.aimed:
+                candidates = [r for r in candidates if _state(r) in _LEAD_FROM[method]]
+            subject = self._pick(candidates)
+        elif method == "merge":
+            return self._merge(funnel, cast, kwargs)
+        else:
+            candidates = cast.records(resolve=self.aimed)
+            if self.aimed:
+                candidates = [r for r in candidates if _can(funnel, method, r, kwargs)]
+            subject = self._pick(candidates)
+        if subject is None:
+            return None
+        if method == "update":
+            changes = dict(kwargs.pop("changes", ()))
+            edited: Any = subject.model_copy(update=changes)
+            return funnel.update(edited)
+        if "appointment_in" in kwargs:
+            kwargs["appointment_at"] = funnel.clock.now() + kwargs.pop("appointment_in")
+        if method == "touch":
+            return funnel.touch(subject.id, kwargs.pop("channel"), kwargs.pop("outcome"), **kwargs)
+        call: Callable[..., Any] = getattr(funnel, method)
+        return call(subject.id, **kwargs)
+
+    def _merge(self, funnel: Funnel, cast: _Cast, kwargs: dict[str, Any]) -> Any:
+        records = cast.records(resolve=self.aimed)
+        if self.aimed:
+            # A converted lead is merged as the contact it became.
+            records = [r for r in records if not (isinstance(r, Lead) and r.contact_id)]
+        keep = self._pick(records)
+        if keep is None:
+            return None
+        others = [r for r in records if r.kind == keep.kind and r.id != keep.id]
+        if self.aimed and not _avoided(keep):
+            others = [r for r in others if not _avoided(r)]
+        other = self._pick(others, kwargs.pop("other", 0))
+        if other is None:
+            return None
+        return funnel.merge(keep.id, other.id, **kwargs)
+
     def __repr__(self) -> str:
-        extra = ", ".join(f"{k}={v!r}" for k, v in self.kwargs if k != "lead")
-        return f"{self.method}(#{self.target}{', ' + extra if extra else ''})"
+        shown = [f"{k}={v!r}" for k, v in self.kwargs if k not in ("lead", "record", "changes")] + [
+            f"{k}={v!r}" for k, v in dict(self.kwargs).get("changes", ())
+        ]
+        if not self.aimed:
+            shown.append("aimed=False")
+        return f"{self.method}(#{self.target}{', ' + ', '.join(shown) if shown else ''})"
 
 
-def histories(*, max_steps: int = 30) -> st.SearchStrategy[list[FunnelStep]]:
-    """Sequences of facade calls that replay on any ``Funnel``: people arriving (captured,
-    or added as suspects who later respond), qualified (by the funnel's engine, or by
-    hand), touched, booked, and deals moving to won or lost. Calls the funnel refuses (no
-    engine, an illegal move) are skipped by ``replay``."""
-    people = leads(status="raw")
-    suspects = leads(status="suspect")
-    steps = st.one_of(
-        st.builds(lambda lead: FunnelStep("capture", kwargs=(("lead", lead),)), people),
-        st.builds(lambda lead: FunnelStep("add", kwargs=(("lead", lead),)), suspects),
-        st.builds(
-            lambda t, force: FunnelStep("qualify", t, (("force", True),) if force else ()),
-            st.integers(0, 50),
-            st.booleans(),
-        ),
-        st.builds(
-            lambda t, m, days: FunnelStep(m, t, advance=timedelta(days=days)),
-            st.integers(0, 50),
-            st.sampled_from(["respond", "farm"]),
-            st.integers(0, 10),
-        ),
-        st.builds(
-            lambda t, c, o, hours: FunnelStep(
-                "touch", t, (("channel", c), ("outcome", o)), timedelta(hours=hours)
-            ),
-            st.integers(0, 50),
-            st.sampled_from([Channel.CALL, Channel.EMAIL]),
-            st.sampled_from(list(Outcome)),
-            st.integers(0, 72),
-        ),
-        st.builds(lambda t: FunnelStep("set_appointment", t), st.integers(0, 50)),
-        st.builds(
-            lambda t, m: FunnelStep(m, t, advance=timedelta(days=1)),
-            st.integers(0, 50),
-            st.sampled_from(["sit", "propose", "send_contract", "win"]),
-        ),
-        st.builds(
-            lambda t, r: FunnelStep("lose", t, (("reason", r),)),
-            st.integers(0, 50),
-            st.sampled_from(list(LostReason)),
-        ),
-        st.builds(lambda t: FunnelStep("disqualify", t), st.integers(0, 50)),
-        st.builds(lambda t: FunnelStep("avoid", t), st.integers(0, 50)),
+def _can(funnel: Funnel, method: str, record: Lead | Contact, kwargs: Mapping[str, Any]) -> bool:
+    """Whether an aimed ``method`` can take ``record`` (a lead, or the contact it became)."""
+    state = _state(record)
+    if method == "avoid":
+        return state != "avoid"
+    if method == "touch":
+        channel = Channel(kwargs["channel"])
+        return channel in _CHANNELS.get(state, frozenset()) and channel not in record.opt_outs
+    if method == "set_appointment":
+        forced = bool(kwargs.get("force"))
+        if isinstance(record, Lead):
+            return state == "qualified" or (forced and state == "raw")
+        return state in ("prospect", "client") or (forced and state == "unqualified")
+    if method == "unmerge":
+        return any(e.name == "merge" for e in funnel.history(record.id))
+    return True  # update: anyone
+
+
+# --- drawing histories ------------------------------------------------------------------
+
+
+def _hours(low: int, high: int) -> st.SearchStrategy[timedelta]:
+    return st.integers(low, high).map(lambda h: timedelta(hours=h))
+
+
+_SETTERS = st.sampled_from(["sue", "tom", None])
+_OWNERS = st.sampled_from(["ann", "bo", None])
+_REASONS = _weighted(
+    (LostReason.NO_DECISION, 2),
+    (LostReason.PRICE, 2),
+    (LostReason.COMPETITOR, 1),
+    (LostReason.NO_SHOW, 1),
+    (LostReason.CANCELLED, 1),
+    (LostReason.NOT_SOLID, 1),
+    (LostReason.UNQUALIFIED, 1),
+    (LostReason.AVOID, 1),
+    (LostReason.OTHER, 1),
+)
+# How a deal story ends: won through every stage, won from proposing (forced), lost at
+# some stage, or still open at some stage.
+_ENDS = _weighted(
+    (("won", 4), 4),
+    (("lost", 0), 1),
+    (("lost", 1), 2),
+    (("lost", 2), 2),
+    (("lost", 3), 1),
+    (("forced", 3), 1),
+    (("open", 1), 1),
+    (("open", 3), 1),
+)
+_MOVES = ("sit", "propose", "send_contract", "win")
+
+
+def _arrival(
+    fits: QualificationEngine | Profile | None, model: type[Lead]
+) -> st.SearchStrategy[FunnelStep]:
+    """Someone new comes in: captured (an inbound response), or added (a list import:
+    suspects, farm list, avoid-listed, or a contact from another system), or a known
+    person again (their e-mail or phone on a new record)."""
+    captured = leads(status="raw", model=model)
+    if fits is not None:
+        captured = st.one_of(captured, leads(status="raw", fits=fits, model=model))
+    capture = captured.map(lambda lead: FunnelStep("capture", kwargs=(("record", lead),)))
+    add = leads(model=model).map(lambda lead: FunnelStep("add", kwargs=(("record", lead),)))
+    add_contact = contacts().map(lambda c: FunnelStep("add", kwargs=(("record", c),)))
+    again = st.builds(
+        lambda lead, t, key, method: FunnelStep(method, t, (("record", lead), ("match", key))),
+        leads(status="raw", model=model),
+        st.integers(0, 20),
+        st.sampled_from(["email", "phone"]),
+        st.sampled_from(["capture", "add"]),
     )
-    return st.lists(steps, max_size=max_steps)
+    return _mixture((2, capture), (2, add), (1, add_contact), (1, again))
+
+
+@st.composite
+def _deal_story(
+    draw: st.DrawFn,
+    fits: QualificationEngine | Profile | None,
+    model: type[Lead],
+    rebook: bool,
+) -> list[FunnelStep]:
+    """One deal from first contact to its end: someone comes in (or, with ``rebook``,
+    an existing prospect or client books again), is qualified and booked, and the deal
+    moves on until it is won, lost or left open."""
+    steps: list[FunnelStep] = []
+    booked_contact = rebook and draw(st.integers(0, 3)) == 0
+    if not booked_contact:
+        if fits is not None and draw(st.booleans()):
+            lead = draw(leads(status="raw", fits=fits, model=model))
+            by_engine = True
+        else:
+            lead = draw(leads(status="raw", model=model))
+            by_engine = False
+        steps.append(FunnelStep("capture", kwargs=(("record", lead),), advance=draw(_hours(0, 48))))
+        if draw(st.integers(0, 2)) == 0:
+            outcome = draw(st.sampled_from([Outcome.CONNECTED, Outcome.INTERESTED]))
+            steps.append(
+                FunnelStep(
+                    "touch",
+                    kwargs=(("channel", Channel.CALL), ("outcome", outcome)),
+                    advance=draw(_hours(0, 30)),
+                )
+            )
+        forced_qualify = not by_engine or draw(st.booleans())
+        steps.append(FunnelStep("qualify", kwargs=(("force", True),) if forced_qualify else ()))
+    booking = (
+        ("force", not booked_contact and draw(st.booleans())),
+        ("setter", draw(_SETTERS)),
+        ("owner", draw(_OWNERS)),
+        ("appointment_in", draw(_hours(24, 24 * 14))),
+    )
+    steps.append(FunnelStep("set_appointment", kwargs=booking, advance=draw(_hours(0, 72))))
+    end, stage = draw(_ENDS)
+    if draw(st.integers(0, 4)) == 0:
+        when = (("appointment_in", draw(_hours(24, 24 * 7))),)
+        steps.append(FunnelStep("reschedule", kwargs=when, advance=draw(_hours(1, 48))))
+    moves = list(_MOVES[:stage]) if end != "forced" else ["sit", "propose"]
+    for method in moves:
+        kwargs: tuple[tuple[str, Any], ...] = ()
+        if method == "win":
+            kwargs = (("amount", draw(st.integers(500, 90_000))),)
+        steps.append(FunnelStep(method, kwargs=kwargs, advance=draw(_hours(1, 24 * 10))))
+    if end == "forced":
+        amount = draw(st.integers(500, 90_000))
+        steps.append(
+            FunnelStep(
+                "win", kwargs=(("amount", amount), ("force", True)), advance=draw(_hours(1, 240))
+            )
+        )
+    elif end == "lost":
+        reason = draw(_REASONS)
+        steps.append(FunnelStep("lose", kwargs=(("reason", reason),), advance=draw(_hours(1, 240))))
+    return steps
+
+
+@st.composite
+def _duplicates(draw: st.DrawFn, model: type[Lead]) -> list[FunnelStep]:
+    """The same person twice (a response, then a list import with other details), then
+    merged, and now and then unmerged again."""
+    first = draw(leads(status="raw", model=model))
+    second = draw(
+        leads(
+            model=model,
+            company=first.company,
+            first_name=first.first_name,
+            last_name=first.last_name,
+        )
+    )
+    steps = [
+        FunnelStep("capture", kwargs=(("record", first),)),
+        FunnelStep("add", kwargs=(("record", second),), advance=draw(_hours(0, 24 * 30))),
+        FunnelStep("merge", kwargs=(("other", 0), ("reason", "same person"))),
+    ]
+    if draw(st.integers(0, 2)) == 0:
+        steps.append(FunnelStep("unmerge", advance=draw(_hours(0, 24))))
+    return steps
+
+
+_UPDATES = st.one_of(
+    st.sampled_from(
+        [
+            (("title", "Owner"),),
+            (("notes", "called back,\twants a quote\nnext week"),),
+            (("employees", 40), ("annual_revenue", 3_000_000)),
+            (("tags", frozenset({"vip"})),),
+            (("phone", None),),
+            (("email", None),),
+            (("email", None), ("phone", None)),
+        ]
+    ),
+    _serial().map(lambda n: (("email", f"moved.{n}@new-{n}.example.net"),)),
+)
+
+
+def _single_step(
+    fits: QualificationEngine | Profile | None, model: type[Lead]
+) -> st.SearchStrategy[FunnelStep]:
+    """One move on somebody already there (aimed, or now and then not: a refusal)."""
+    target = st.integers(0, 20)
+    aimed = _weighted((True, 7), (False, 1))
+    lead_moves = st.builds(
+        lambda m, t, a, h, force: FunnelStep(
+            m, t, (("force", True),) if m == "qualify" and force else (), h, a
+        ),
+        _weighted(("qualify", 2), ("respond", 1), ("farm", 1), ("disqualify", 1), ("avoid", 1)),
+        target,
+        aimed,
+        _hours(0, 24 * 5),
+        st.booleans(),
+    )
+    touch = st.builds(
+        lambda t, a, c, o, h: FunnelStep("touch", t, (("channel", c), ("outcome", o)), h, a),
+        target,
+        aimed,
+        _weighted((Channel.CALL, 3), (Channel.EMAIL, 3), (Channel.SOCIAL, 1), (Channel.SMS, 1)),
+        st.sampled_from(list(Outcome)),
+        _hours(0, 72),
+    )
+    book = st.builds(
+        lambda t, a, force, setter: FunnelStep(
+            "set_appointment", t, (("force", force), ("setter", setter)), timedelta(hours=1), a
+        ),
+        target,
+        aimed,
+        st.booleans(),
+        _SETTERS,
+    )
+    deal_move = st.builds(
+        lambda m, t, a, r, h: FunnelStep(m, t, (("reason", r),) if m == "lose" else (), h, a),
+        st.sampled_from(["sit", "propose", "send_contract", "win", "lose"]),
+        target,
+        aimed,
+        _REASONS,
+        _hours(1, 24 * 5),
+    )
+    update = st.builds(
+        lambda t, changes: FunnelStep("update", t, (("changes", changes),)), target, _UPDATES
+    )
+    merge = st.builds(
+        lambda t, other, a: FunnelStep("merge", t, (("other", other),), aimed=a),
+        target,
+        st.integers(0, 20),
+        aimed,
+    )
+    unmerge = st.builds(lambda t: FunnelStep("unmerge", t), target)
+    return _mixture(
+        (5, _arrival(fits, model)),
+        (5, lead_moves),
+        (3, touch),
+        (2, book),
+        (3, deal_move),
+        (2, update),
+        (2, merge),
+        (1, unmerge),
+    )
+
+
+def histories(
+    *,
+    max_steps: int = 30,
+    fits: QualificationEngine | Profile | None = None,
+    model: type[Lead] = Lead,
+) -> st.SearchStrategy[list[FunnelStep]]:
+    """Sequences of facade calls that replay on any ``Funnel`` (see :func:`replay`).
+
+    A history mixes whole deal stories (someone comes in, is qualified, booked, and the
+    deal moves on to won, lost, or stays open) with single moves on the people already
+    there: arrivals (captures, list imports, avoid-listed people, returning people),
+    lead triggers, touches, bookings, deal moves, edits (an e-mail changed or removed),
+    merges and unmerges. Each step is aimed at someone who can take it (see
+    :class:`FunnelStep`); a few are not, and the funnel refuses them. ``fits`` draws
+    part of the people to fit an engine (give the funnel the same engine), ``model`` is
+    the lead class (a subclass with custom fields).
+    """
+    part = _mixture(
+        (6, _single_step(fits, model).map(lambda step: [step])),
+        (4, _deal_story(fits, model, rebook=True)),
+        (1, _duplicates(model)),
+    )
+
+    @st.composite
+    def build(draw: st.DrawFn) -> list[FunnelStep]:
+        # Drawn part by part rather than with st.lists, whose lists average five items:
+        # too short for a deal to get anywhere. Here one part in ten ends the history
+        # (and shrinking ends it sooner).
+        steps: list[FunnelStep] = []
+        while len(steps) < max_steps and draw(st.integers(0, 9)) != 0:
+            steps += draw(part)
+        return steps[:max_steps]
+
+    return build()
+
+
+def deal_histories(
+    *,
+    max_deals: int = 4,
+    fits: QualificationEngine | Profile | None = None,
+    model: type[Lead] = Lead,
+) -> st.SearchStrategy[list[FunnelStep]]:
+    """Histories made of deal stories: one to ``max_deals`` deals (never none), each
+    booked for someone new or again for an existing prospect or client, and moved on
+    to won, won from proposing (``force=True``), lost for some reason at some stage,
+    or left open; with touches and edits between them. About half of the examples win
+    a deal and half lose one. ``fits`` and ``model`` as for :func:`histories`.
+    """
+    between = st.one_of(
+        st.builds(
+            lambda t, c, o: FunnelStep("touch", t, (("channel", c), ("outcome", o))),
+            st.integers(0, 5),
+            st.sampled_from([Channel.CALL, Channel.EMAIL, Channel.MEETING]),
+            st.sampled_from(list(Outcome)),
+        ),
+        st.builds(
+            lambda t, c: FunnelStep("update", t, (("changes", c),)), st.integers(0, 5), _UPDATES
+        ),
+    )
+
+    @st.composite
+    def build(draw: st.DrawFn) -> list[FunnelStep]:
+        count = draw(st.integers(1, max_deals))
+        steps: list[FunnelStep] = []
+        for number in range(count):
+            steps += draw(_deal_story(fits, model, rebook=number > 0))
+            steps += draw(st.lists(between, max_size=2))
+        return steps
+
+    return build()
 
 
 def replay(funnel: Funnel, history: list[FunnelStep]) -> list[Any]:
-    """Apply every step of ``history`` to ``funnel``; return the people's ids."""
+    """Apply every step of ``history`` to ``funnel``; return the people's ids.
+
+    Inside a hypothesis test, it then records what the funnel reached (see
+    :func:`reached`) with ``hypothesis.event``: run pytest with
+    ``--hypothesis-show-statistics`` to see how often your examples won a deal, lost
+    one, avoided or merged someone.
+    """
     people: list[Any] = []
+    deals: list[Any] = []
     for step in history:
-        step.apply(funnel, people)
+        step.apply(funnel, people, deals)
+    if currently_in_test_context():
+        for name in sorted(reached(funnel)):
+            event(f"replay reached: {name}")
     return people
+
+
+#: What :func:`reached` can name: the report's steps, then the other outcomes.
+REACHABLE: tuple[str, ...] = (*FUNNEL_STEPS, "lost", "unqualified", "avoid", "merged", "keyless")
+
+
+def reached(funnel: Funnel) -> frozenset[str]:
+    """What a funnel's history reached: each report step some subject reached (``raw``
+    to ``won``, counted as ``funnel.report()`` counts them), ``lost`` (a deal was lost),
+    ``unqualified`` and ``avoid`` (someone is), ``merged`` (someone was merged) and
+    ``keyless`` (someone has neither e-mail nor phone)."""
+    names = {name for name, step in funnel.report().steps.items() if step.count}
+    if funnel.opportunities(stage=Stage.LOST):
+        names.add("lost")
+    people: list[Lead | Contact] = [*funnel.leads(), *funnel.contacts()]
+    states = {_state(person) for person in people}
+    names.update(states & {"unqualified", "avoid"})
+    if any(person.email is None and person.phone is None for person in people):
+        names.add("keyless")
+    if any(e.name in ("merge", "unmerge") for p in people for e in funnel.history(p.id)):
+        names.add("merged")
+    return frozenset(names)
 
 
 def register_strategies() -> None:
