@@ -150,22 +150,29 @@ class Funnel:
 
     def import_leads(
         self,
-        rows: Iterable[Mapping[str, Any] | Lead],
+        rows: Iterable[Mapping[str, Any] | Lead | Contact],
         *,
         status: LeadStatus | str | None = None,
+        carry_over: bool = False,
         chunk_size: int = 1000,
         at: datetime | None = None,
         actor: str | None = None,
         reason: str | None = None,
         on_progress: Callable[[ImportReport], None] | None = None,
     ) -> ImportReport:
-        """Add many leads; never raises for one bad row.
+        """Add many leads (and contacts); never raises for one bad row.
 
-        Rows are mappings of ``Lead`` fields (or ``Lead`` objects). Each lands in one
-        list of the returned :class:`ImportReport`: ``added``, ``duplicates`` (of a
-        stored record or of an earlier row), ``avoided`` or ``rejected`` (with the
-        validation error). Rows are stored in chunks of ``chunk_size``, each chunk in
-        one transaction, so memory stays flat however long ``rows`` is.
+        Rows are mappings of ``Lead`` fields (or ``Lead`` objects); a row with a
+        ``type`` (or a ``Contact``) is stored as a contact. A row's own ``created_at``
+        (aware) dates the record and its ``import`` events; others are dated ``at``.
+        ``status`` is given to every lead row; ``carry_over=True`` keeps a row's
+        ``qualified`` or ``unqualified`` status as it stands in the CRM the rows come
+        from. Each row lands in one list of the returned :class:`ImportReport`:
+        ``added`` (``contacts`` says which became contacts), ``duplicates`` (of a stored
+        record or of an earlier row), ``avoided`` or ``rejected`` (with the reason). Rows
+        are stored in chunks of ``chunk_size``, each chunk in one transaction, so memory
+        stays flat however long ``rows`` is; ``on_progress(report)`` is called after
+        each chunk, and with what was stored before a failing store's error is raised.
         """
         from ._importing import import_leads
 
@@ -173,6 +180,7 @@ class Funnel:
             self.repository,
             rows,
             status=LeadStatus(status) if status is not None else None,
+            carry_over=carry_over,
             chunk_size=chunk_size,
             at=self._now(at),
             actor=actor,

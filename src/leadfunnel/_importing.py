@@ -1,4 +1,21 @@
-"""Bulk import of leads: validate, dedupe, and store in chunks."""
+"""Bulk import of leads (and contacts): validate, dedupe, and store in chunks.
+
+Rows often come from another CRM, so a row may say more than a new lead's fields:
+
+* ``created_at``: when the CRM created the person. The record is dated then, and so are
+  its ``import`` events, so ages, date filters and reports by month tell the truth.
+* ``type`` (a contact type): the row is a contact (a converted lead, a customer), not
+  a lead.
+* ``status`` ``qualified`` or ``unqualified``, with ``carry_over=True``: the lead's
+  status as it stood in the CRM. Its history shows it arriving raw and moving on, both
+  at its creation date, as a lead that went through this funnel would.
+
+One bad row never sinks the import: a row that does not validate is rejected with the
+reason, and a row the store refuses (a value the database cannot hold, a person another
+writer stored a moment ago) is found by splitting its chunk and storing the halves, so
+only that row is reported. A store that stops answering stops the import: its error is
+raised, after ``on_progress`` has been given what was stored until then.
+"""
 
 from __future__ import annotations
 
@@ -12,9 +29,11 @@ from uuid import UUID, uuid4
 
 import pydantic
 
+from ._changes import event
 from ._enums import LeadStatus
-from ._errors import AvoidListedError, DuplicateError, InvalidTransitionError
-from ._models import Event, Lead, identity_keys, is_avoided
+from ._errors import AvoidListedError, DuplicateError, InvalidTransitionError, LeadFunnelError
+from ._leads import SWEET_SPOT
+from ._models import Contact, Event, Lead, identity_keys, is_avoided
 from ._protocols import Router, assign_owner
 from ._repository import ChangeSet, Repository
 from ._suppression import Suppressor
@@ -22,6 +41,12 @@ from ._suppression import Suppressor
 __all__ = ["ImportIssue", "ImportReport", "import_leads"]
 
 _IMPORTABLE = (LeadStatus.SUSPECT, LeadStatus.FARM_LIST, LeadStatus.RAW, LeadStatus.AVOID)
+# Statuses a lead reaches through qualification: only carried over from another CRM.
+_CARRIED = (LeadStatus.QUALIFIED, LeadStatus.UNQUALIFIED)
+# What a store may raise for one row it cannot hold; anything else is a bug, not data.
+_STORE_REFUSALS = (LeadFunnelError, ValueError, OverflowError)
+
+Person = Lead | Contact
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,12 +60,18 @@ class ImportIssue:
 
 @dataclass(slots=True)
 class ImportReport:
-    """The outcome of ``import_leads``: every row lands in exactly one list."""
+    """The outcome of ``import_leads``: every row lands in exactly one of ``added``,
+    ``duplicates``, ``avoided`` and ``rejected``.
+
+    ``added`` holds the ids of every record stored, leads and contacts; ``contacts``
+    those of them that were stored as contacts (rows with a ``type``).
+    """
 
     added: list[UUID] = field(default_factory=list)
     duplicates: list[ImportIssue] = field(default_factory=list)
     avoided: list[ImportIssue] = field(default_factory=list)
     rejected: list[ImportIssue] = field(default_factory=list)
+    contacts: list[UUID] = field(default_factory=list)
 
     @property
     def total(self) -> int:
@@ -48,10 +79,17 @@ class ImportReport:
         return len(self.added) + len(self.duplicates) + len(self.avoided) + len(self.rejected)
 
     def __str__(self) -> str:
+        added = f"{len(self.added)} added"
+        if self.contacts:
+            added += f" ({len(self.contacts)} as contacts)"
         return (
-            f"{len(self.added)} added, {len(self.duplicates)} duplicates, "
+            f"{added}, {len(self.duplicates)} duplicates, "
             f"{len(self.avoided)} avoided, {len(self.rejected)} rejected"
         )
+
+
+class _Refused(ValueError):
+    """A row that validates but cannot be imported as it is; the message says why."""
 
 
 def _reason(exc: pydantic.ValidationError) -> str:
@@ -70,9 +108,10 @@ def _chunks(rows: Iterable[Any], size: int) -> Iterator[list[Any]]:
 
 def import_leads(
     repository: Repository,
-    rows: Iterable[Mapping[str, Any] | Lead],
+    rows: Iterable[Mapping[str, Any] | Lead | Contact],
     *,
     status: LeadStatus | None,
+    carry_over: bool,
     chunk_size: int,
     at: datetime,
     actor: str | None,
@@ -82,7 +121,7 @@ def import_leads(
     router: Router | None,
     suppressor: Suppressor | None = None,
 ) -> ImportReport:
-    """Add many leads, never raising for one bad row: ``Funnel.import_leads``."""
+    """Add many leads and contacts, never raising for one bad row: ``Funnel.import_leads``."""
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be at least 1, not {chunk_size}")
     if status is not None and status not in _IMPORTABLE:
@@ -93,8 +132,8 @@ def import_leads(
             (),
             hint="imported leads start as suspect, farm_list, raw or avoid",
         )
+    allowed = _IMPORTABLE + _CARRIED if carry_over else _IMPORTABLE
     report = ImportReport()
-    stamp = {"version": 1, "created_at": at, "updated_at": at, "status_at": at}
     context = {"phone_region": phone_region}
     number = 0
     gc_was_enabled = gc.isenabled()
@@ -103,72 +142,133 @@ def import_leads(
     gc.disable()
     try:
         for chunk in _chunks(rows, chunk_size):
-            valid: list[tuple[int, Lead]] = []
+            valid: list[tuple[int, Person]] = []
             for row in chunk:
                 number += 1
                 try:
-                    if isinstance(row, Lead):
-                        lead = row.model_copy(update={**stamp, "id": row.id})
-                    else:
-                        data = dict(row)
-                        data.update(stamp)
-                        if status is not None:
-                            data["status"] = status
-                        data.setdefault("id", uuid4())
-                        lead = Lead.model_validate(data, context=context)
-                    if status is not None and lead.status != status:
-                        lead = lead.model_copy(update={"status": status})
-                    if lead.status not in _IMPORTABLE:
-                        report.rejected.append(
-                            ImportIssue(
-                                number,
-                                f"status: {lead.status.value!r} cannot be imported; use "
-                                "suspect, farm_list, raw or avoid",
-                            )
-                        )
-                        continue
+                    record = _new_record(row, status, allowed, at, context)
                 except pydantic.ValidationError as exc:
                     report.rejected.append(ImportIssue(number, _reason(exc)))
                     continue
                 except (TypeError, ValueError) as exc:
                     report.rejected.append(ImportIssue(number, str(exc)))
                     continue
-                valid.append((number, assign_owner(router, lead)))
+                if isinstance(record, Lead):
+                    record = assign_owner(router, record)
+                valid.append((number, record))
             # Rows of earlier chunks are stored, so the repository finds their keys:
             # remembering keys per chunk only keeps memory flat on long imports.
-            seen: dict[str, UUID] = {}  # keys of this chunk -> the lead that claimed them
-            _store_chunk(repository, valid, seen, report, at, actor, reason, suppressor)
+            seen: dict[str, UUID] = {}  # keys of this chunk -> the record that claimed them
+            _store_chunk(repository, valid, seen, report, actor, reason, suppressor)
             if gc_was_enabled:
                 # Storing leaves cyclic garbage (a SQL adapter's statements): collect
                 # this chunk's, or it piles up for the whole import.
                 gc.collect(0)
             if on_progress is not None:
                 on_progress(report)
+    except BaseException:
+        if on_progress is not None:
+            on_progress(report)  # what was stored before the failure, exactly
+        raise
     finally:
         if gc_was_enabled:
             gc.enable()
     return report
 
 
+def _new_record(
+    row: Mapping[str, Any] | Lead | Contact,
+    status: LeadStatus | None,
+    allowed: tuple[LeadStatus, ...],
+    at: datetime,
+    context: dict[str, str],
+) -> Person:
+    """The record a row becomes, dated and checked, not stored yet."""
+    record: Person
+    if isinstance(row, (Lead, Contact)):
+        dated = "created_at" in row.model_fields_set
+        when = row.created_at if dated else at
+        stamp: dict[str, Any] = {"version": 1, "created_at": when, "updated_at": when}
+        if isinstance(row, Lead):
+            # A model_copy(update=...) skips validation and may carry a plain string.
+            stamp["status"] = LeadStatus(status if status is not None else row.status)
+            stamp["status_at"] = when
+        record = row.model_copy(update=stamp)
+    else:
+        data = dict(row)
+        kind: type[Person] = Lead
+        if data.get("type") in (None, ""):
+            data.pop("type", None)
+        else:
+            kind = Contact
+        dated = data.get("created_at") not in (None, "")
+        if not dated:
+            data["created_at"] = at
+            data["updated_at"] = at
+            if kind is Lead:
+                data["status_at"] = at
+        data["version"] = 1
+        if kind is Lead and status is not None:
+            data["status"] = status
+        data.setdefault("id", uuid4())
+        record = kind.model_validate(data, context=context)
+        if dated:
+            # Known once validated: the record is as old as the CRM says, and so is its
+            # last change.
+            when = record.created_at
+            stamp = {"updated_at": when}
+            if kind is Lead:
+                stamp["status_at"] = when
+            record = record.model_copy(update=stamp)
+    if dated and record.created_at > at:
+        raise _Refused(
+            f"created_at {record.created_at.isoformat()} is later than the import "
+            f"({at.isoformat()}); give the time with its zone (a time without one is "
+            "read as UTC)"
+        )
+    if isinstance(record, Lead):
+        if record.status not in allowed:
+            raise _Refused(_refusal(record.status))
+        if record.status is LeadStatus.QUALIFIED:
+            record = record.model_copy(update={"tags": record.tags | {SWEET_SPOT}})
+    return record
+
+
+def _refusal(status: LeadStatus) -> str:
+    if status is LeadStatus.CONVERTED:
+        return (
+            "status: 'converted' cannot be imported: a converted lead is a contact; give "
+            "the row a type (prospect, client...) to import it as one"
+        )
+    if status in _CARRIED:
+        return (
+            f"status: {status.value!r} comes from qualification; import the lead as "
+            "suspect, farm_list or raw, or pass carry_over=True to keep the status "
+            "it has in another CRM"
+        )
+    return f"status: {status.value!r} cannot be imported; use suspect, farm_list, raw or avoid"
+
+
 def _store_chunk(
     repository: Repository,
-    valid: list[tuple[int, Lead]],
+    valid: list[tuple[int, Person]],
     seen: dict[str, UUID],
     report: ImportReport,
-    at: datetime,
     actor: str | None,
     reason: str | None,
     suppressor: Suppressor | None = None,
 ) -> None:
-    keys = {key for _, lead in valid for key in identity_keys(lead)}
+    # Find the holders of the chunk's keys, then sort each row into added, duplicates
+    # or avoided.
+    keys = {key for _, record in valid for key in identity_keys(record)}
     holders = repository.find_keys(keys)
     stored = repository.get_many(set(holders.values()))
     # Keys of people erased or edited off the avoid list, kept only as keyed hashes.
     banned = suppressor.banned(keys) if suppressor is not None else {}
-    accepted: list[tuple[int, Lead]] = []
-    for number, lead in valid:
-        lead_keys = identity_keys(lead)
-        suppressed = next((k for k in lead_keys if k in banned), None)
+    accepted: list[tuple[int, Person]] = []
+    for number, record in valid:
+        record_keys = identity_keys(record)
+        suppressed = next((k for k in record_keys if k in banned), None)
         if suppressed is not None:
             report.avoided.append(
                 ImportIssue(
@@ -178,7 +278,7 @@ def _store_chunk(
                 )
             )
             continue
-        clash = next((k for k in lead_keys if k in holders), None)
+        clash = next((k for k in record_keys if k in holders), None)
         if clash is not None:
             holder = stored.get(holders[clash])
             if holder is not None and is_avoided(holder):
@@ -196,7 +296,7 @@ def _store_chunk(
                     )
                 )
             continue
-        earlier = next((k for k in lead_keys if k in seen), None)
+        earlier = next((k for k in record_keys if k in seen), None)
         if earlier is not None:
             report.duplicates.append(
                 ImportIssue(
@@ -204,45 +304,72 @@ def _store_chunk(
                 )
             )
             continue
-        for key in lead_keys:
-            seen[key] = lead.id
-        accepted.append((number, lead))
+        for key in record_keys:
+            seen[key] = record.id
+        accepted.append((number, record))
+    _commit(repository, accepted, report, actor, reason)
+
+
+def _commit(
+    repository: Repository,
+    accepted: list[tuple[int, Person]],
+    report: ImportReport,
+    actor: str | None,
+    reason: str | None,
+) -> None:
+    """Store ``accepted`` in one commit; if the store refuses it, store each half, down
+    to the one row it refuses, which is reported (about 2 log2(n) commits per bad row)."""
     if not accepted:
         return
+    records = [record for _, record in accepted]
     try:
-        repository.commit(_change_set([lead for _, lead in accepted], at, actor, reason))
-        report.added.extend(lead.id for _, lead in accepted)
-    except DuplicateError:
-        # Another writer claimed one of these people since we looked: store row by row,
-        # so only the clashing rows are reported, not the whole chunk.
-        for number, lead in accepted:
-            try:
-                repository.commit(_change_set([lead], at, actor, reason))
-                report.added.append(lead.id)
-            except DuplicateError as exc:
-                target = report.avoided if isinstance(exc, AvoidListedError) else report.duplicates
-                target.append(ImportIssue(number, str(exc), exc.existing_id))
-
-
-def _change_set(
-    leads: list[Lead], at: datetime, actor: str | None, reason: str | None
-) -> ChangeSet:
-    events = [
-        Event.model_construct(
-            id=uuid4(),
-            created_at=at,
-            updated_at=at,
-            version=1,
-            subject_id=lead.id,
-            subject="lead",
-            name="import",
-            source=None,
-            dest=lead.status.value,
-            at=at,
-            actor=actor,
-            reason=reason,
-            data={},
+        repository.commit(
+            ChangeSet(
+                inserts=list(records),
+                events=[e for r in records for e in _events(r, actor, reason)],
+            )
         )
-        for lead in leads
-    ]
-    return ChangeSet(inserts=list(leads), events=events)
+    except DuplicateError as exc:
+        # Another writer claimed one of these people since we looked.
+        if len(accepted) == 1:
+            target = report.avoided if isinstance(exc, AvoidListedError) else report.duplicates
+            target.append(ImportIssue(accepted[0][0], str(exc), exc.existing_id))
+            return
+    except _STORE_REFUSALS as exc:
+        _check_store(repository, records[0], exc)
+        if len(accepted) == 1:
+            report.rejected.append(
+                ImportIssue(accepted[0][0], f"the store refused this row: {exc}")
+            )
+            return
+    else:
+        report.added.extend(record.id for record in records)
+        report.contacts.extend(r.id for r in records if isinstance(r, Contact))
+        return
+    half = len(accepted) // 2
+    _commit(repository, accepted[:half], report, actor, reason)
+    _commit(repository, accepted[half:], report, actor, reason)
+
+
+def _check_store(repository: Repository, record: Person, refusal: Exception) -> None:
+    """Raise ``refusal`` if the store itself fails (it cannot even be read), rather than
+    blame the rows: every row would be refused, and the import must stop instead."""
+    try:
+        repository.get_many([record.id])
+    except _STORE_REFUSALS:
+        raise refusal from None
+
+
+def _events(record: Person, actor: str | None, reason: str | None) -> list[Event]:
+    at = record.created_at
+    if isinstance(record, Contact):
+        return [event(record, "import", None, record.type.value, at, actor, reason)]
+    dest = record.status.value
+    if record.status in _CARRIED:
+        # The lead was raw in the CRM it comes from before it was (dis)qualified: its
+        # history, and every report counted from it, shows both steps.
+        return [
+            event(record, "import", None, LeadStatus.RAW.value, at, actor, reason),
+            event(record, "import", LeadStatus.RAW.value, dest, at, actor, reason),
+        ]
+    return [event(record, "import", None, dest, at, actor, reason)]

@@ -14,8 +14,6 @@ prints as a table, JSON or CSV.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -25,6 +23,7 @@ from enum import StrEnum
 from typing import Any, Literal, overload
 from uuid import UUID
 
+from ._csv_out import csv_text
 from ._errors import ConfigError
 from ._models import Contact, Lead, Opportunity, Record
 from ._repository import RepListRow, Repository
@@ -186,14 +185,13 @@ class RepList(Sequence[RepListItem]):
         return json.dumps(self.to_dict(), indent=indent)
 
     def to_csv(self) -> str:
-        """A header row and one row per item."""
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(_CSV_COLUMNS)
-        for item in self.items:
-            data = item.to_dict()
-            writer.writerow(["" if data[c] is None else data[c] for c in _CSV_COLUMNS])
-        return out.getvalue()
+        """A header row and one row per item; text that a spreadsheet would run as a
+        formula is prefixed with a single quote."""
+        rows = (item.to_dict() for item in self.items)
+        return csv_text(
+            _CSV_COLUMNS,
+            (["" if data[c] is None else data[c] for c in _CSV_COLUMNS] for data in rows),
+        )
 
     def __str__(self) -> str:
         return self.to_table()

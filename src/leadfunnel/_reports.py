@@ -10,8 +10,6 @@ history is.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 from collections.abc import Iterator, Mapping
@@ -20,6 +18,7 @@ from datetime import datetime
 from typing import Any
 from xml.sax.saxutils import escape
 
+from ._csv_out import csv_text
 from ._lifecycle import FUNNEL_STEPS
 from ._repository import GroupBy, Repository, StageTime, StepCount, check_grouping
 
@@ -273,26 +272,28 @@ class FunnelReport:
         """A header row and one row per step (``step,count,rate,overall``).
 
         With ``groups=True`` (and a report made with ``by=``), a ``group`` column comes
-        first and every group's steps follow the totals (whose group is empty).
+        first and every group's steps follow the totals (whose group is empty). A group
+        name that a spreadsheet would run as a formula is prefixed with a single quote.
         """
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
 
         def cell(value: float | None) -> str:
             return "" if value is None else f"{value:.4f}"
 
         if not groups:
-            writer.writerow(["step", "count", "rate", "overall"])
-            for s in self.steps.values():
-                writer.writerow([s.name, s.count, cell(s.rate), cell(s.overall)])
-            return out.getvalue()
-        writer.writerow(["group", "step", "count", "rate", "overall"])
+            return csv_text(
+                ["step", "count", "rate", "overall"],
+                ([s.name, s.count, cell(s.rate), cell(s.overall)] for s in self.steps.values()),
+            )
         sections: list[tuple[str, FunnelReport]] = [("", self)]
         sections += [("" if k is None else str(k), g) for k, g in self.groups.items()]
-        for key, report in sections:
-            for s in report.steps.values():
-                writer.writerow([key, s.name, s.count, cell(s.rate), cell(s.overall)])
-        return out.getvalue()
+        return csv_text(
+            ["group", "step", "count", "rate", "overall"],
+            (
+                [key, s.name, s.count, cell(s.rate), cell(s.overall)]
+                for key, report in sections
+                for s in report.steps.values()
+            ),
+        )
 
     def __str__(self) -> str:
         return self.to_table()
