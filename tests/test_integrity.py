@@ -16,6 +16,7 @@ from leadfunnel import (
     AvoidListedError,
     ChangeSet,
     Contact,
+    Event,
     Funnel,
     InvalidArgumentError,
     Lead,
@@ -40,11 +41,11 @@ def interfere(repository: Repository, meddle: Callable[[], None]) -> list[int]:
     real = repository.commit
     done: list[int] = []
 
-    def commit(changes: ChangeSet) -> None:
+    def commit(changes: ChangeSet) -> list[Event]:
         if not done:
             done.append(1)
             meddle()
-        real(changes)
+        return real(changes)
 
     repository.commit = commit  # type: ignore[method-assign]
     return done

@@ -7,6 +7,7 @@ are set; each test gets its own schema or database.
 
 from __future__ import annotations
 
+import itertools
 import os
 import sqlite3
 import subprocess
@@ -646,3 +647,91 @@ def test_two_importers_racing_store_each_person_once(url: tuple[str, str | None]
     finally:
         for repository in repositories:
             repository.close()
+
+
+def _back_to_version_1(repository: SqlRepository, where: tuple[str, str | None]) -> None:
+    """Undo what versions 2 and 3 added, as a database written by leadfunnel 0.1 had it."""
+    preparer = repository._engine.dialect.identifier_preparer
+
+    def name(table: sa.Table) -> str:
+        quoted = preparer.quote(table.name)
+        return quoted if where[1] is None else f"{preparer.quote_schema(where[1])}.{quoted}"
+
+    with repository._engine.begin() as conn:
+        for table, index in [
+            (schema.steps, "ix_lf_steps_step_subject"),
+            (schema.events, "ux_lf_events_position"),
+            (schema.events, "ix_lf_events_history"),
+        ]:
+            next(i for i in table.indexes if i.name == index).drop(conn)
+        for table, column in [
+            (schema.opportunities, "appointment_at"),
+            (schema.opportunities, "lost_reason"),
+            (schema.events, "position"),
+        ]:
+            conn.exec_driver_sql(f"ALTER TABLE {name(table)} DROP COLUMN {column}")
+        old = sa.Table(
+            schema.events.name, sa.MetaData(), *(sa.Column(c) for c in ("subject_id", "at", "seq"))
+        )
+        sa.Index("ix_lf_events_subject", *old.c).create(conn)
+        for table in (schema.counters, schema.suppressions, schema.secrets):
+            table.drop(conn)
+        conn.execute(sa.update(schema.schema_table).values(version=1))
+
+
+class _Interrupted(Exception):
+    pass
+
+
+def test_an_upgrade_interrupted_after_any_statement_finishes_on_the_next_open(
+    url: tuple[str, str | None],
+) -> None:
+    """MariaDB commits each DDL statement on its own: an upgrade cut off half way must
+    finish on the next open, whichever statement it was cut off after."""
+    for stop_after in itertools.count(1):
+        # A database written by version 1, with some history (made afresh each time:
+        # MariaDB counts every column ever added to a table against its row size).
+        repository = open_repository(url)
+        with repository._engine.begin() as conn:
+            schema.metadata.drop_all(conn)
+        repository.close()
+        repository = open_repository(url)
+        funnel = Funnel(repository, clock=ManualClock(T0))
+        lead = funnel.capture(Lead(**person(1)))
+        funnel.qualify(lead, force=True)
+        deal = funnel.set_appointment(lead, appointment_at=T0 + timedelta(days=1))
+        before = [(e.name, e.subject_id) for e in funnel.history(lead)]
+        _back_to_version_1(repository, url)
+        repository.close()
+
+        engine = sa.create_engine(url[0], hide_parameters=True)
+
+        counter = itertools.count(1)
+
+        def cut(*_: Any, executed: Iterator[int] = counter, stop: int = stop_after) -> None:
+            if next(executed) > stop:
+                raise _Interrupted
+
+        sa.event.listen(engine, "before_cursor_execute", cut)
+        try:
+            SqlRepository(engine, schema=url[1]).close()
+            finished = True
+        except _Interrupted:
+            finished = False
+        engine.dispose()
+
+        upgraded = open_repository(url)
+        try:
+            assert upgraded.schema_version == SCHEMA_VERSION
+            again = Funnel(upgraded, clock=ManualClock(T0 + timedelta(days=5)))
+            assert [(e.name, e.subject_id) for e in again.history(lead)] == before
+            assert [i.id for i in again.rep_list("not_sat")] == [deal.id]
+            later = again.touch(deal.contact_id, "call", "connected")
+            positions = [e.position or 0 for e in again.events()]
+            assert positions == sorted(set(positions))
+            assert again.events()[-1].data["touch_id"] == str(later.id)
+        finally:
+            upgraded.close()
+        if finished:
+            break
+    assert stop_after > 10  # the upgrade really was cut at many places

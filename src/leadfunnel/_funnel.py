@@ -603,6 +603,19 @@ class Funnel:
         """The subject's events, oldest first."""
         return self.repository.history(self._id(subject))
 
+    def events(self, after: int = 0, limit: int | None = 1000) -> list[Event]:
+        """The store's events with ``position > after``, in commit order, at most
+        ``limit``: a feed. Keep the last ``position`` you handled and ask again with it;
+        no event is ever skipped, however concurrent transactions interleave."""
+        return self.repository.events(after=after, limit=limit)
+
+    def subscribe(self, callback: Callable[[list[Event]], None]) -> Callable[[], None]:
+        """Call ``callback(events)`` after each commit to this funnel's store in this
+        process, with that commit's events (never for a change that failed). A callback
+        that raises is logged and undoes nothing. Returns a function that unsubscribes.
+        Other processes' commits reach you through :meth:`events`."""
+        return self.repository.subscribe(callback)
+
     def touches(self, subject: Subject) -> list[Touch]:
         """The touches logged on a lead or contact, oldest first."""
         return self.repository.touches(self._id(subject))

@@ -88,10 +88,10 @@ class InMemoryRepository(Repository):
 
     # --- writes -----------------------------------------------------------------------
 
-    def commit(self, changes: ChangeSet) -> None:
+    def _commit(self, changes: ChangeSet) -> list[Event]:
         with self._lock:
             same_keys = self._check(changes)
-            self._apply(changes, same_keys)
+            return self._apply(changes, same_keys)
 
     def _check(self, changes: ChangeSet) -> set[UUID]:
         """Raise if ``changes`` cannot apply; return the updates that keep their keys."""
@@ -138,7 +138,7 @@ class InMemoryRepository(Repository):
                 raise NotFoundError(move.to_subject_id)
         return same_keys
 
-    def _apply(self, changes: ChangeSet, same_keys: set[UUID]) -> None:
+    def _apply(self, changes: ChangeSet, same_keys: set[UUID]) -> list[Event]:
         for record in changes.deletes:
             self._release(self._records[record.id])
             del self._records[record.id]
@@ -158,9 +158,11 @@ class InMemoryRepository(Repository):
             self._touch_subject[touch.id] = touch.subject_id
         for suppression in changes.suppress:
             self._suppressed.setdefault(suppression.digest, suppression.record_id)
+        stored: list[Event] = []
         for event in changes.events:
             self._position += 1
             event = event.model_copy(update={"position": self._position})
+            stored.append(event)
             insort(self._events[event.subject_id], (event.at, self._position, event), key=_order)
             self._event_subject[event.id] = event.subject_id
             self._event_by_id[event.id] = event
@@ -177,6 +179,7 @@ class InMemoryRepository(Repository):
                 logs[:] = [log for log in logs if log.id != changes.remove_merge]
         if changes.add_merge is not None:
             self._merges[changes.add_merge.keep_id].append(changes.add_merge)
+        return stored
 
     def _move(
         self,

@@ -6,8 +6,8 @@ A :class:`Repository` keeps five kinds of rows (leads, contacts and opportunitie
 it, atomically, and answers queries. Writing an adapter means implementing this class;
 ``leadfunnel.testing.RepositoryContract`` is the test suite an adapter must pass.
 
-**Writes.** There is exactly one write method, :meth:`Repository.commit`, which applies
-a :class:`ChangeSet` all or nothing:
+**Writes.** There is exactly one write method, :meth:`Repository.commit` (an adapter
+implements ``_commit``), which applies a :class:`ChangeSet` all or nothing:
 
 1. every ``delete`` and ``update`` is checked against the stored version
    (``update.record.version == stored.version + 1``, ``delete.version == stored.version``),
@@ -41,8 +41,9 @@ reference implementation.
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, get_args
@@ -65,6 +66,8 @@ __all__ = [
     "StepCount",
     "Suppression",
 ]
+
+_log = logging.getLogger("leadfunnel")
 
 GroupBy = Literal["source", "owner", "setter", "profile", "month"]
 RepListKind = Literal["not_sat", "not_bought", "never_booked"]
@@ -205,13 +208,48 @@ class FollowUpStats:
 
 
 class Repository(ABC):
-    """The storage port. See the module documentation for the contract."""
+    """The storage port. See the module documentation for the contract.
+
+    Adapters implement :meth:`_commit` and the queries; :meth:`commit` and
+    :meth:`subscribe` live here, so that every adapter tells its subscribers about
+    every commit in the same way.
+    """
+
+    _subscribers: tuple[Callable[[list[Event]], None], ...] = ()
 
     # --- writes -----------------------------------------------------------------------
 
+    def commit(self, changes: ChangeSet) -> list[Event]:
+        """Apply ``changes`` atomically, or raise and apply nothing; return the events as
+        stored (each with its ``position``), after telling the subscribers."""
+        stored = self._commit(changes)
+        if stored and self._subscribers:
+            self._tell(stored)
+        return stored
+
     @abstractmethod
-    def commit(self, changes: ChangeSet) -> None:
-        """Apply ``changes`` atomically, or raise and apply nothing."""
+    def _commit(self, changes: ChangeSet) -> list[Event]:
+        """Apply ``changes`` atomically, or raise and apply nothing; return the events of
+        ``changes`` as stored, in order, each with the ``position`` it was given."""
+
+    def subscribe(self, callback: Callable[[list[Event]], None]) -> Callable[[], None]:
+        """Call ``callback(events)`` after each commit that stored events, with that
+        commit's events, in this process. A change that fails is never reported; a
+        callback that raises is logged (logger ``leadfunnel``) and changes nothing.
+        Returns a function that unsubscribes ``callback``."""
+        self._subscribers = (*self._subscribers, callback)
+
+        def unsubscribe() -> None:
+            self._subscribers = tuple(c for c in self._subscribers if c is not callback)
+
+        return unsubscribe
+
+    def _tell(self, events: list[Event]) -> None:
+        for callback in self._subscribers:
+            try:
+                callback(list(events))
+            except Exception:
+                _log.exception("a subscriber of %r failed; the change stands", self)
 
     # --- reads ------------------------------------------------------------------------
 

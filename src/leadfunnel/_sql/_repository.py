@@ -13,7 +13,7 @@ import typing
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 from uuid import UUID
 
 import pydantic
@@ -219,14 +219,17 @@ class SqlRepository(Repository):
 
     # --- writes -----------------------------------------------------------------------
 
-    def commit(self, changes: ChangeSet) -> None:
+    def _commit(self, changes: ChangeSet) -> list[Event]:
         try:
             with self._serial, _translated(changes), self._writer.begin() as conn:
-                self._apply(conn, changes)
+                first = self._apply(conn, changes)
         except sa_exc.IntegrityError as exc:
             self._explain(changes, exc)
+        return [e.model_copy(update={"position": first + i}) for i, e in enumerate(changes.events)]
 
-    def _apply(self, conn: Connection, changes: ChangeSet) -> None:
+    def _apply(self, conn: Connection, changes: ChangeSet) -> int:
+        """Apply ``changes`` in ``conn``'s transaction; return the first event position."""
+        first = 0
         released: list[UUID] = []
         for record in changes.deletes:
             where = {"where_id": record.id, "where_version": record.version}
@@ -307,6 +310,7 @@ class SqlRepository(Repository):
             conn.execute(
                 sa.insert(s.merges).values(id=log.id, keep_id=log.keep_id, doc=_merge_doc(log))
             )
+        return first
 
     def _take_positions(self, conn: Connection, count: int) -> int:
         """Reserve ``count`` event positions; return the first.
@@ -392,7 +396,7 @@ class SqlRepository(Repository):
         ]
         self._insert(conn, s.keys, rows)
 
-    def _explain(self, changes: ChangeSet, exc: sa_exc.IntegrityError) -> None:
+    def _explain(self, changes: ChangeSet, exc: sa_exc.IntegrityError) -> NoReturn:
         """Turn a unique-index violation into the error the contract names.
 
         Called after the transaction rolled back: an inserted id that is stored already
