@@ -91,6 +91,8 @@ class FunnelMachine(RuleBasedStateMachine):
         self.clock = ManualClock(T0)
         self.funnel = Funnel(self.repository, clock=self.clock)
         self.emails: list[str] = []
+        # E-mails an avoided person dropped by an edit: suppressed, never to come back.
+        self.suppressed: set[str] = set()
         self.numbers = itertools.count(1)
         self.run = uuid.uuid4().hex[:8]  # a shared database may keep earlier runs' people
 
@@ -167,8 +169,9 @@ class FunnelMachine(RuleBasedStateMachine):
         holders = self.holders(email) if email else {}
         lead = self.attempt(lambda: self.funnel.add(Lead(**fields)))
         if lead is None:
-            assert holders, "a new person was refused"
+            assert holders or (email or "").lower() in self.suppressed, "a new person was refused"
             return multiple()
+        assert (email or "").lower() not in self.suppressed, "a suppressed person came back"
         assert not holders, "a duplicate was added"
         assert lead.status == status
         self.emails.append(lead.email)
@@ -183,6 +186,34 @@ class FunnelMachine(RuleBasedStateMachine):
     def add_lead(self, status: str, clash: bool, data: st.DataObject) -> Any:
         email = data.draw(st.sampled_from(self.emails)) if clash and self.emails else None
         return self._add_lead(status, email)
+
+    @rule(target=leads, status=st.sampled_from(["suspect", "raw", "avoid"]), phone=st.booleans())
+    def add_badge(self, status: str, phone: bool) -> Any:
+        """A badge scan: no e-mail (and often no phone either): never a duplicate."""
+        n = next(self.numbers)
+        fields = self.person(status=status, email=None, phone=f"+1512555{n % 10000:04d}")
+        if not phone:
+            fields["phone"] = None
+        lead = self.attempt(lambda: self.funnel.add(Lead(**fields)))
+        if lead is None:
+            assert phone, "a person without e-mail or phone was refused"
+            return multiple()
+        return lead.id
+
+    @rule(subject=st.one_of(leads, contacts))
+    def change_address(self, subject: UUID) -> None:
+        """A new e-mail address: an avoided person's old one stays suppressed."""
+        stored = self.records().get(subject)
+        if not isinstance(stored, (Lead, Contact)) or not holds_keys(stored):
+            return
+        fresh = self.person()["email"]
+        result = self.attempt(
+            lambda: self.funnel.update(stored.model_copy(update={"email": fresh}))
+        )
+        assert result is not None
+        self.emails.append(fresh)
+        if stored.email is not None and state_of(stored) == "avoid":
+            self.suppressed.add(stored.email.lower())
 
     @rule(target=contacts, type_=st.sampled_from(["prospect", "client", "partner"]))
     def add_contact(self, type_: str) -> Any:
@@ -200,8 +231,11 @@ class FunnelMachine(RuleBasedStateMachine):
         carrier = self.attempt(lambda: self.funnel.capture(Lead(email=email, city="Austin")))
         if carrier is None:
             # only an avoid-listed person is refused
-            assert any(r.kind != "opportunity" and state_of(r) == "avoid" for r in holders.values())
+            assert email.lower() in self.suppressed or any(
+                r.kind != "opportunity" and state_of(r) == "avoid" for r in holders.values()
+            )
             return multiple()
+        assert email.lower() not in self.suppressed, "a suppressed person came back"
         if carrier.id not in holders:
             assert isinstance(carrier, Lead)
             assert carrier.status == LeadStatus.RAW
