@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from unittest.mock import ANY
 
 import pytest
 from click.testing import CliRunner
@@ -18,11 +19,12 @@ SALESFORCE = (
     "FirstName,LastName,Email,Phone,Company,Title,Industry,NumberOfEmployees,AnnualRevenue,"
     "Country,State,City,PostalCode,LeadSource,Status,HasOptedOutOfEmail,DoNotCall\n"
     "Pat,Rivera,pat@acme-it.example.com,(512) 555-0134,Acme IT,CEO,IT Services,25,"
-    '"$2,500,000",United States,TX,Austin,78701,Webinar,Open,0,1\n'
+    '"$2,500,000",United States,TX,Austin,78701,Webinar,Open - Not Contacted,0,1\n'
     "Sam,Nguyen,sam@bluepeak.example.com,,Bluepeak,Owner,Managed Services,12,1500000,"
-    "US,CA,Fresno,93650,Referral,Open,1,0\n"
-    "Bad,Row,not-an-email,,X,CEO,IT Services,5,100,US,TX,,,Webinar,Open,0,0\n"
-    "Pat,Again,PAT@acme-it.example.com,,Acme IT,CEO,IT Services,25,100,US,TX,,,Webinar,Open,0,0\n"
+    "US,CA,Fresno,93650,Referral,Working - Contacted,1,0\n"
+    "Bad,Row,not-an-email,,X,CEO,IT Services,5,100,US,TX,,,Webinar,Open - Not Contacted,0,0\n"
+    "Pat,Again,PAT@acme-it.example.com,,Acme IT,CEO,IT Services,25,100,US,TX,,,Webinar,"
+    "Open - Not Contacted,0,0\n"
 )
 HUBSPOT = (
     "First Name,Last Name,Email,Phone Number,Company Name,Job Title,Industry,"
@@ -265,12 +267,12 @@ def test_rejects_stream_across_chunks_in_row_order(
     assert [r[0] for r in rows] == ["700", "1400", "2100"]
 
 
-def test_a_failed_import_leaves_no_rejects_file(
+def test_a_failing_database_stops_the_import_with_an_exact_summary(
     runner: CliRunner, db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from leadfunnel import LeadFunnelError
+    from leadfunnel import StorageError
 
-    lines = ["email"] + ["bad"] + [f"p{n}@x.example.com" for n in range(1500)]
+    lines = ["email"] + ["bad"] + [f"p{n}@x.example.com" for n in range(2500)]
     source = write(tmp_path, "many.csv", "\n".join(lines) + "\n")
     rejects = tmp_path / "rejects.csv"
     calls = []
@@ -279,14 +281,24 @@ def test_a_failed_import_leaves_no_rejects_file(
     def failing(self: Funnel, *args: object, **kwargs: object) -> object:
         calls.append(1)
         if len(calls) == 2:
-            raise LeadFunnelError("the database went away")
+            raise StorageError("the database went away")
         return original(self, *args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(Funnel, "import_leads", failing)
     result = runner.invoke(main, ["import", str(source), "--db", db, "--rejects", str(rejects)])
     assert result.exit_code == 2
-    assert "leadfunnel: error: the database went away" in result.output
-    assert not rejects.exists()
+    assert result.stdout.startswith("999 added, 0 duplicates, 0 avoided, 1 rejected")
+    assert result.stderr == (
+        "leadfunnel: error: the database went away (the import stopped at row 1001: that "
+        "row and the rest of the file were not imported; the summary counts what was)\n"
+    )
+    assert len(Funnel(SqlRepository(db)).leads()) == 999
+    # The rows rejected before the failure are still worth fixing: the file is kept.
+    with rejects.open(encoding="utf-8", newline="") as handle:
+        assert [row[:3] for row in csv.reader(handle)] == [
+            ["row", "reason", "email"],
+            ["1", ANY, "bad"],
+        ]
     assert not (tmp_path / "rejects.csv.partial").exists()
 
 

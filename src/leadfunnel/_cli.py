@@ -7,17 +7,26 @@ with status 2; nothing is half-written.
 
 from __future__ import annotations
 
-import csv
+import io
+import json
 import os
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
-from typing import IO, Any, NoReturn, TypeVar
+from typing import IO, TYPE_CHECKING, Any, NoReturn, TypeVar
+from uuid import uuid4
 
 import click
 
+from ._csv_out import csv_text, csv_writer, printable
 from ._errors import LeadFunnelError
+
+if TYPE_CHECKING:
+    from ._csv import CsvRow, CsvSource
+    from ._importing import ImportReport
 
 __all__ = ["main"]
 
@@ -52,12 +61,13 @@ def _format_option(*formats: str) -> Callable[[_F], _F]:
 
 
 def _emit(text: str, output: str | None, written: str) -> None:
-    """Print ``text``, or write it to ``output`` and say so (``written``) on stderr."""
+    """Print ``text`` (without control characters: imported data must not drive the
+    terminal), or write it to ``output`` as it is and say so (``written``) on stderr."""
     if output:
         Path(output).write_text(text, encoding="utf-8")
         click.echo(f"{written} written to {output}", err=True)
     else:
-        click.echo(text, nl=False)
+        click.echo(printable(text), nl=False)
 
 
 def _fail(message: str) -> NoReturn:
@@ -198,8 +208,24 @@ def demo(db: str, seed: int, leads: int, svg: str) -> None:
     "--status",
     type=click.Choice(["suspect", "farm_list", "raw"]),
     default=None,
-    help="Status for every imported lead (default: raw).",
+    help="Status for every imported row, whatever the export says (default: the "
+    "export's own status, else raw).",
 )
+@click.option(
+    "--status-map",
+    type=click.Path(dir_okay=False),
+    default=None,
+    metavar="FILE.toml",
+    help="What the export's other status values mean (see docs/cli.md).",
+)
+@click.option(
+    "--timezone",
+    default="UTC",
+    show_default=True,
+    metavar="ZONE",
+    help="Time zone of dates written without one, e.g. Europe/Paris.",
+)
+@click.option("--day-first", is_flag=True, help="Read dates like 03/04/2024 as day/month/year.")
 @click.option(
     "--rejects",
     type=click.Path(dir_okay=False, writable=True),
@@ -207,50 +233,160 @@ def demo(db: str, seed: int, leads: int, svg: str) -> None:
     help="Write rejected rows, with row number and reason, to this CSV file.",
 )
 @_guarded
-def import_(db: str, file: str, format_: str, status: str | None, rejects: str | None) -> None:
+def import_(
+    db: str,
+    file: str,
+    format_: str,
+    status: str | None,
+    status_map: str | None,
+    timezone: str,
+    day_first: bool,
+    rejects: str | None,
+) -> None:
     """Import leads from a CSV export (Salesforce, HubSpot or generic).
+
+    Statuses, creation dates and opt-outs carry over; customers and converted leads
+    become contacts.
 
     \b
     Example:
-      leadfunnel import salesforce-leads.csv --status suspect --rejects rejected.csv
+      leadfunnel import salesforce-leads.csv --status-map statuses.toml --rejects rejected.csv
     """
-    from ._csv import open_csv
+    from ._csv import StatusMap, open_csv
+    from ._importing import ImportReport
 
-    source = open_csv(file, format_)
+    statuses = StatusMap.from_toml(status_map) if status_map else None
+    source = open_csv(
+        file,
+        format_,
+        statuses=statuses,
+        read_statuses=status is None,
+        timezone=_zone(timezone),
+        day_first=day_first,
+    )
     funnel = _funnel(db)
-    totals = {"added": 0, "duplicates": 0, "avoided": 0, "rejected": 0}
-    size = source.path.stat().st_size
+    tally = _ImportTally()
+    failure: str | None = None
     # Rejected rows stream to a temporary file beside the target, which replaces the
-    # target only when the import finishes: memory stays flat, nothing is half-written.
-    with _RejectsFile(rejects, source.header) as write_rejects, _progress(size) as advance:
-        for chunk in _chunks(source.numbered_rows(), 1000):
-            refused: list[tuple[int, str, dict[str, str]]] = []
-            good = []
-            numbers = []
-            for number, fields, cells in chunk:
-                problem = fields.pop("__error__", None)
-                if problem:
-                    refused.append((number, problem, cells))
-                    continue
-                good.append(fields)
-                numbers.append((number, cells))
-            report = funnel.import_leads(good, status=status, actor="import")
-            totals["added"] += len(report.added)
-            totals["duplicates"] += len(report.duplicates)
-            totals["avoided"] += len(report.avoided)
-            for issue in report.rejected:
-                number, cells = numbers[issue.row - 1]
-                refused.append((number, issue.reason, cells))
-            totals["rejected"] += len(refused)
+    # target when the import ends: memory stays flat, nothing is half-written.
+    with (
+        _RejectsFile(rejects, source.header) as write_rejects,
+        _progress(source.path.stat().st_size) as advance,
+    ):
+        for chunk in _chunks(source.rows(), 1000):
+            good = [row for row in chunk if row.error is None]
+            refused = [(row.number, row.error, row.cells) for row in chunk if row.error]
+            for row in good:
+                row.fields["id"] = uuid4()  # to tell exactly which rows were stored
+            seen: list[ImportReport] = []
+            try:
+                funnel.import_leads(
+                    [row.fields for row in good],
+                    status=status,
+                    carry_over=True,
+                    actor="import",
+                    on_progress=seen.append,
+                )
+            except (LeadFunnelError, OSError) as exc:
+                failure = str(exc)
+            handled = tally.count(good, seen[-1] if seen else ImportReport(), status)
+            refused += handled.rejected
+            tally.rejected += len(refused)
             write_rejects(sorted(refused, key=lambda r: r[0]))
             advance(len(chunk))
-    click.echo(
-        f"{totals['added']} added, {totals['duplicates']} duplicates, "
-        f"{totals['avoided']} avoided, {totals['rejected']} rejected "
-        f"({source.format} format)"
-    )
-    if rejects and totals["rejected"]:
-        click.echo(f"Rejected rows written to {rejects}")
+            if failure:
+                if handled.unhandled is not None:
+                    failure += (
+                        f" (the import stopped at row {handled.unhandled}: that row and the "
+                        "rest of the file were not imported; the summary counts what was)"
+                    )
+                break
+    for line in tally.summary(source, rejects):
+        click.echo(printable(line))
+    if failure:
+        _fail(failure)
+
+
+class _ImportTally:
+    """What an import stored, chunk after chunk, for its summary."""
+
+    def __init__(self) -> None:
+        self.added = self.duplicates = self.avoided = self.rejected = 0
+        self.stored: Counter[str] = Counter()  # lead status, or "contact:<type>"
+
+    def count(self, rows: list[CsvRow], report: ImportReport, status: str | None) -> _Handled:
+        """Count one chunk's report (which numbers its rows from 1)."""
+        self.added += len(report.added)
+        self.duplicates += len(report.duplicates)
+        self.avoided += len(report.avoided)
+        added = set(report.added)
+        issues = {i.row for i in (*report.duplicates, *report.avoided, *report.rejected)}
+        unhandled = None
+        for index, row in enumerate(rows, start=1):
+            fields = row.fields
+            if fields["id"] in added:
+                kind = "contact:" + fields["type"] if "type" in fields else None
+                self.stored[kind or status or fields.get("status", "raw")] += 1
+            elif index not in issues and unhandled is None:
+                unhandled = row.number
+        rejected = [
+            (rows[i.row - 1].number, i.reason, rows[i.row - 1].cells) for i in report.rejected
+        ]
+        return _Handled(rejected, unhandled)
+
+    def summary(self, source: CsvSource, rejects: str | None) -> list[str]:
+        contacts = sum(n for kind, n in self.stored.items() if kind.startswith("contact:"))
+        added = f"{self.added} added" + (f" ({contacts} as contacts)" if contacts else "")
+        lines = [
+            f"{added}, {self.duplicates} duplicates, {self.avoided} avoided, "
+            f"{self.rejected} rejected ({source.format} format)"
+        ]
+        if self.stored:
+            leads = [f"{n} {k}" for k, n in self.stored.items() if not k.startswith("contact:")]
+            people = [f"{n} {k[8:]}" for k, n in self.stored.items() if k.startswith("contact:")]
+            parts = ([f"as leads: {', '.join(leads)}"] if leads else []) + (
+                [f"as contacts: {', '.join(people)}"] if people else []
+            )
+            lines.append("Stored " + "; ".join(parts))
+        unused = source.unused_columns()
+        if unused:
+            lines.append("Columns not imported: " + ", ".join(unused))
+        if source.unmapped:
+            values = ", ".join(
+                f"{column} {value!r} ({n})" for (column, value), n in source.unmapped.items()
+            )
+            lines.append(
+                f"Status values with no meaning given, rows rejected: {values}; "
+                "say what they mean with --status-map FILE.toml"
+            )
+        if source.footer_lines:
+            lines.append(f"The report's footer ({source.footer_lines} lines) was left out.")
+        if rejects and self.rejected:
+            lines.append(f"Rejected rows written to {rejects}")
+        return lines
+
+
+@dataclass(frozen=True, slots=True)
+class _Handled:
+    """One chunk's rejected rows (for the rejects file), and the first row it did not
+    reach, if the import stopped in it."""
+
+    rejected: list[tuple[int, str, tuple[str, ...]]]
+    unhandled: int | None
+
+
+def _zone(name: str) -> tzinfo:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    if name.upper() == "UTC":
+        return UTC
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        _fail(
+            f"--timezone {name!r} is not a time zone; give an IANA name such as "
+            "Europe/Paris or America/New_York (or UTC)"
+        )
 
 
 def _chunks(rows: Iterator[_T], size: int) -> Iterator[list[_T]]:
@@ -292,7 +428,12 @@ class _progress:
 
 
 class _RejectsFile:
-    """Rejected rows written as they come to ``<path>.partial``, renamed at the end."""
+    """Rejected rows written as they come to ``<path>.partial``, renamed at the end.
+
+    The file is kept when the import stops on a failing database: its rows were
+    rejected before, and the import's summary counts them. Cells a spreadsheet would
+    run as formulas are neutralised (``leadfunnel import`` reads them back as they were).
+    """
 
     def __init__(self, path: str | None, header: tuple[str, ...]) -> None:
         self._path = Path(path) if path else None
@@ -300,10 +441,10 @@ class _RejectsFile:
         self._handle: IO[str] | None = None
         self._writer: Any = None
 
-    def __enter__(self) -> Callable[[list[tuple[int, str, dict[str, str]]]], None]:
+    def __enter__(self) -> Callable[[list[tuple[int, str, tuple[str, ...]]]], None]:
         if self._path is not None:
             self._handle = self._partial.open("w", encoding="utf-8", newline="")
-            self._writer = csv.writer(self._handle)
+            self._writer = csv_writer(self._handle, lineterminator="\r\n")
             self._writer.writerow(["row", "reason", *self._header])
         return self._write
 
@@ -312,10 +453,10 @@ class _RejectsFile:
         assert self._path is not None
         return self._path.with_name(self._path.name + ".partial")
 
-    def _write(self, rows: list[tuple[int, str, dict[str, str]]]) -> None:
+    def _write(self, rows: list[tuple[int, str, tuple[str, ...]]]) -> None:
         if self._writer is not None:
             for number, reason, cells in rows:
-                self._writer.writerow([number, reason, *(cells.get(h, "") for h in self._header)])
+                self._writer.writerow([number, reason, *cells])
 
     def __exit__(self, kind: object, *exc: object) -> None:
         if self._handle is None:
@@ -369,36 +510,68 @@ def _when(value: str | None) -> datetime | None:
 @click.option(
     "--at", "at", default=None, metavar="ISO-DATETIME", help="When to look (default: now, UTC)."
 )
+@_format_option("table", "json", "csv")
+@_output_option
 @_guarded
-def due(db: str, at: str | None) -> None:
+def due(db: str, at: str | None, format_: str, output: str | None) -> None:
     """List the follow-ups due, most overdue first.
 
     \b
     Example:
       leadfunnel due --at 2026-04-01T09:00:00+00:00
+      leadfunnel due --format csv -o calls.csv
     """
+    funnel = _funnel(db)
+    items = funnel.due(at=_when(at))
+    rows = [
+        [
+            item.subject,
+            str(item.subject_id),
+            item.owner or "",
+            item.due_at.isoformat(),
+            "yes" if item.overdue else "",
+            item.escalated_to or "",
+            item.touch_number,
+            ", ".join(sorted(c.value for c in item.channels)),
+        ]
+        for item in items
+    ]
+    if format_ == "csv":
+        _emit(csv_text(_DUE_COLUMNS, rows), output, f"{len(items)} follow-ups")
+        return
+    if format_ == "json":
+        data = [dict(zip(_DUE_COLUMNS, row, strict=True)) for row in rows]
+        for entry, item in zip(data, items, strict=True):
+            entry["overdue"] = item.overdue
+            entry["channels"] = sorted(c.value for c in item.channels)
+        _emit(json.dumps(data, indent=2) + "\n", output, f"{len(items)} follow-ups")
+        return
+    if not items:
+        _emit("Nothing is due.\n", output, "Nothing due")
+        return
     from rich.console import Console
     from rich.table import Table
 
-    funnel = _funnel(db)
-    items = funnel.due(at=_when(at))
-    if not items:
-        click.echo("Nothing is due.")
-        return
     table = Table("subject", "id", "owner", "due", "overdue", "escalate to", "touch", "channels")
-    for item in items:
-        table.add_row(
-            item.subject,
-            str(item.subject_id),
-            item.owner or "-",
-            item.due_at.strftime("%Y-%m-%d %H:%M"),
-            "yes" if item.overdue else "",
-            item.escalated_to or "",
-            str(item.touch_number),
-            ", ".join(sorted(c.value for c in item.channels)),
-        )
-    Console(width=160).print(table)
-    click.echo(f"{len(items)} follow-ups due, {sum(i.overdue for i in items)} overdue.")
+    for row, item in zip(rows, items, strict=True):
+        row[2], row[3] = row[2] or "-", item.due_at.strftime("%Y-%m-%d %H:%M")
+        table.add_row(*(printable(str(cell)) for cell in row))
+    console = Console(width=160, record=True, file=io.StringIO())
+    console.print(table)
+    summary = f"{len(items)} follow-ups due, {sum(i.overdue for i in items)} overdue.\n"
+    _emit(console.export_text() + summary, output, f"{len(items)} follow-ups")
+
+
+_DUE_COLUMNS = (
+    "subject",
+    "subject_id",
+    "owner",
+    "due_at",
+    "overdue",
+    "escalated_to",
+    "touch_number",
+    "channels",
+)
 
 
 @main.command()

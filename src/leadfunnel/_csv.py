@@ -1,37 +1,349 @@
 """Reading lead lists from CSV exports: Salesforce, HubSpot, or leadfunnel's own columns.
 
-The format is recognised from the header row; the encoding (UTF-8, with or without a
-byte-order mark, else Windows-1252 as Excel writes it) and the dialect (comma,
-semicolon, tab, pipe) from the file's first bytes. Rows are read one at a time, so a
-file far larger than memory streams through.
+The format is recognised from the header row (Salesforce's API field names or the labels
+of a Salesforce report, HubSpot's column titles, or leadfunnel's field names); the
+encoding (UTF-8, with or without a byte-order mark, else Windows-1252 as Excel writes
+it) and the dialect (comma, semicolon, tab, pipe) from the file's first bytes. Rows are
+read one at a time, so a file far larger than memory streams through.
+
+Each row becomes the fields of a record for :func:`leadfunnel.Funnel.import_leads`:
+
+* statuses carry over (:class:`StatusMap`): a Salesforce ``Status``, a HubSpot
+  ``Lifecycle Stage`` or ``Lead Status`` becomes a lead status, or a ``type`` when the
+  row is a contact (a converted lead, a customer);
+* creation dates (``CreatedDate``, ``Create Date``) become ``created_at``
+  (:func:`read_datetime`: a time without a zone is in ``timezone``, UTC by default);
+* numbers are read as people write them (:func:`read_number`), or refused when they
+  could mean two amounts.
+
+A value that cannot be read makes its row a :class:`CsvRow` with an ``error``: the
+import rejects that row, with the reason, and goes on.
 """
 
 from __future__ import annotations
 
 import codecs
 import csv
+import re
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, tzinfo
+from os import PathLike
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, Any, Literal, TypeAlias
 
-from ._errors import LeadFunnelError
-from ._models import SET_FIELDS, Lead
+from ._csv_out import restore
+from ._enums import ContactType, LeadStatus
+from ._errors import ConfigError, LeadFunnelError
+from ._models import SET_FIELDS, Contact, Lead
 
-__all__ = ["CsvError", "CsvSource", "Format", "open_csv"]
+__all__ = [
+    "FORMATS",
+    "CsvError",
+    "CsvRow",
+    "CsvSource",
+    "Format",
+    "StatusMap",
+    "open_csv",
+    "read_datetime",
+    "read_number",
+]
 
 Format = Literal["auto", "salesforce", "hubspot", "generic"]
 FORMATS: tuple[str, ...] = ("auto", "salesforce", "hubspot", "generic")
 
 _SAMPLE = 64 * 1024
-_TRUE = frozenset({"1", "true", "yes", "y", "x", "t"})
+_TRUE = frozenset({"1", "true", "yes", "y", "x", "t", "checked"})
 
 
 class CsvError(LeadFunnelError, ValueError):
     """A CSV file that cannot be read as a lead list; the message says why."""
 
 
-# Column -> Lead field. Salesforce exports use the API field names.
+# --- numbers -------------------------------------------------------------------------
+
+_NO_VALUE = frozenset({"-", "--", "\u2014", "n/a", "na", "none", "null"})
+_SCIENTIFIC = re.compile(r"[-+]?\d+(?:[.,]\d+)?[eE][-+]?\d+")
+_CURRENCY = r"(?:[A-Za-z]{3}|[$\u20ac\u00a3\u00a5\u20b9])"
+_AMOUNT = re.compile(
+    rf"(?P<sign>-)?\s*(?:{_CURRENCY}\s*)?(?P<sign2>-)?"
+    r"(?P<body>\d(?:[\d.,'\u2019\s]*\d)?)"
+    rf"(?:\s*{_CURRENCY})?"
+)
+# Thousands separators other than the dot and the comma: spaces (no-break and thin
+# included) and apostrophes, as in "1 200" and Swiss "1'200'000".
+_SEPARATOR = re.compile(r"([.,]|[\s'\u2019]+)")
+
+
+def read_number(text: str, *, whole: bool = False) -> str | None:
+    """A number written for people, as plain digits: ``"2.500.000,00 EUR"`` -> ``"2500000"``.
+
+    Currency symbols and codes, thousands separators (``,``, ``.``, spaces,
+    apostrophes) and a zero fraction are dropped. A dot or comma followed by other than
+    three digits is a decimal mark (``"2500000,00"``); with both, the last one is. One
+    separator followed by exactly three digits (``"1.200"``) is a thousands separator in
+    a ``whole`` number and ambiguous in an amount (1200 or 1.2?): a ``ValueError`` says
+    so, as it does for anything else that is not a number or that a spreadsheet rounded
+    (``"2.5E+06"``). ``"N/A"``, ``"-"`` and the like are no value (``None``).
+    """
+    value = text.strip()
+    if value.casefold() in _NO_VALUE:
+        return None
+    if _SCIENTIFIC.fullmatch(value):
+        raise ValueError(
+            f"{text!r} is in scientific notation, which spreadsheets round; format the "
+            "column as a number in the spreadsheet and export it again"
+        )
+    match = _AMOUNT.fullmatch(value)
+    if match is None:
+        raise ValueError(f"{text!r} is not a number")
+    pieces = _SEPARATOR.split(match["body"])
+    groups, separators = pieces[0::2], pieces[1::2]
+    if not all(groups):
+        raise ValueError(f"{text!r} is not a number")
+    marks = [s for s in separators if s in ".,"]
+    decimal: str | None = None
+    if len(set(marks)) == 2:
+        decimal = marks[-1]
+        if marks.count(decimal) != 1 or separators[-1] != decimal:
+            raise ValueError(f"{text!r} is not a number: its dots and commas do not add up")
+    elif len(marks) == 1 and separators[-1] in ".,":
+        head, tail = groups[0], groups[-1]
+        if len(tail) != 3 or len(separators) > 1 or head == "0" or len(head) > 3:
+            decimal = separators[-1]
+        elif not whole:
+            raise ValueError(
+                f"{text!r} is ambiguous: {head}{tail} or {head}.{tail.rstrip('0') or 0}? "
+                "Write it without "
+                f"a thousands separator ({head}{tail}) or with its decimals "
+                f"({head},{tail}.00 or {head}.{tail},00)"
+            )
+    integer = groups[:-1] if decimal else groups
+    if len(integer) > 1 and (len(integer[0]) > 3 or any(len(g) != 3 for g in integer[1:])):
+        raise ValueError(
+            f"{text!r} is not a number as written: its separators do not split thousands"
+        )
+    fraction = groups[-1].rstrip("0") if decimal else ""
+    if whole and fraction:
+        raise ValueError(f"{text!r} is not a whole number")
+    digits = "".join(integer).lstrip("0") or "0"
+    sign = "-" if (match["sign"] or match["sign2"]) and (digits != "0" or fraction) else ""
+    return sign + digits + ("." + fraction if fraction else "")
+
+
+# --- dates ---------------------------------------------------------------------------
+
+# "3/15/2024", "3/15/2024 2:30 PM", "3/15/2024, 14:30:05", "15.03.2024 14:30".
+_LOCAL_DATE = re.compile(
+    r"(\d{1,2})([/.])(\d{1,2})\2(\d{4})"
+    r"(?:,?\s+(\d{1,2}):(\d{2})(?::(\d{2}))?\s*([AaPp]\.?[Mm]\.?)?)?"
+)
+
+
+def read_datetime(text: str, *, timezone: tzinfo = UTC, day_first: bool = False) -> datetime:
+    """A point in time as CRM exports write it, in UTC.
+
+    ISO 8601 (``2024-02-10T08:15:00.000Z``, ``2024-03-05 14:22``, ``2024-03-05``);
+    ``M/D/YYYY`` with an optional ``H:MM`` (24-hour or with AM/PM), or ``D/M/YYYY``
+    when ``day_first``; ``D.M.YYYY``. A time without a zone is in ``timezone``; a date
+    alone is its midnight. Anything else, or a day or month that does not exist, is a
+    ``ValueError`` saying so: a date is never guessed.
+    """
+    value = text.strip()
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        when = _local_datetime(text, value, day_first)
+    if when.tzinfo is None or when.utcoffset() is None:
+        when = when.replace(tzinfo=timezone)
+    return when.astimezone(UTC)
+
+
+def _local_datetime(text: str, value: str, day_first: bool) -> datetime:
+    match = _LOCAL_DATE.fullmatch(value)
+    if match is None:
+        raise ValueError(
+            f"{text!r} is not a date and time leadfunnel reads; write it as ISO 8601 "
+            "(2024-03-15 14:30) or M/D/YYYY h:mm AM/PM"
+        )
+    first, mark, second, year, hour, minute, second_s, half = match.groups()
+    if mark == "." or day_first:
+        day, month = int(first), int(second)
+    else:
+        month, day = int(first), int(second)
+    hours, minutes = int(hour or 0), int(minute or 0)
+    if half is not None:
+        if not 1 <= hours <= 12:
+            raise ValueError(f"{text!r} is not a time: the hour of an AM/PM time is 1 to 12")
+        hours = hours % 12 + (12 if half[0] in "Pp" else 0)
+    try:
+        return datetime(int(year), month, day, hours, minutes, int(second_s or 0))
+    except ValueError as exc:
+        hint = ""
+        if mark == "/" and month > 12 >= day:
+            hint = (
+                "; this looks like month/day/year: read the file without --day-first"
+                if day_first
+                else "; this looks like day/month/year: read the file with --day-first"
+            )
+        raise ValueError(f"{text!r} is not a date ({exc}){hint}") from None
+
+
+# --- statuses ------------------------------------------------------------------------
+
+#: What a status value makes of a row: a lead with this status, or a contact of this
+#: type. ``None`` in a map means "no opinion": the row's other status columns decide.
+Target: TypeAlias = tuple[Literal["lead", "contact"], str]
+
+_IMPORTABLE_STATUSES = tuple(s.value for s in LeadStatus if s is not LeadStatus.CONVERTED)
+_CONTACT_ONLY = tuple(t.value for t in ContactType if t.value not in set(LeadStatus))
+_RAW: Target = ("lead", "raw")
+_PROSPECT: Target = ("contact", "prospect")
+
+_SALESFORCE_STATUS: dict[str, Target | None] = {
+    "Open - Not Contacted": _RAW,
+    "Working - Contacted": _RAW,
+    "Closed - Not Converted": ("lead", "unqualified"),
+    "Closed - Converted": _PROSPECT,
+}
+_HUBSPOT_LIFECYCLE: dict[str, Target | None] = {
+    "Subscriber": ("lead", "suspect"),
+    "Lead": _RAW,
+    "Marketing Qualified Lead": ("lead", "qualified"),
+    "Sales Qualified Lead": ("lead", "qualified"),
+    "Opportunity": _PROSPECT,
+    "Customer": ("contact", "client"),
+    "Evangelist": ("contact", "client"),
+    "Other": _RAW,
+}
+# HubSpot's other default lead statuses say where sales stands with a lead, not what
+# it is: the lifecycle stage decides.
+_HUBSPOT_LEAD_STATUS: dict[str, Target | None] = {
+    "Unqualified": ("lead", "unqualified"),
+    **dict.fromkeys(
+        (
+            "New",
+            "Open",
+            "In Progress",
+            "Open Deal",
+            "Attempted to Contact",
+            "Connected",
+            "Bad Timing",
+        ),
+        None,
+    ),
+}
+_GENERIC_STATUS: dict[str, Target | None] = {s.value: ("lead", s.value) for s in LeadStatus}
+
+
+def _key(value: str) -> str:
+    # "Marketing Qualified Lead", "marketingqualifiedlead" (HubSpot's internal value) and
+    # "MARKETING_QUALIFIED_LEAD" are one value.
+    return "".join(ch for ch in value.casefold() if ch.isalnum())
+
+
+def _target(text: str, where: str) -> Target | None:
+    kind, _, name = text.strip().rpartition(":")
+    if not name and not kind:
+        return None  # "": no opinion
+    if kind in ("", "lead") and name in _IMPORTABLE_STATUSES:
+        return ("lead", name)
+    if (kind == "contact" and name in set(ContactType)) or (not kind and name in _CONTACT_ONLY):
+        return ("contact", name)
+    raise ConfigError(
+        f"{where}: {text!r} is not something a row can become; use a lead status "
+        f"({', '.join(_IMPORTABLE_STATUSES)}), a contact type ({', '.join(_CONTACT_ONLY)}, "
+        'or "contact:unqualified", "contact:avoid"), or "" to let the other status '
+        "columns decide"
+    )
+
+
+class StatusMap:
+    """What the values of a CRM's status columns make of a row.
+
+    ``StatusMap({"Status": {"Open - Nurturing": "farm_list", "Closed - Won": "client"}})``
+    maps values of the ``Status`` column: to a lead status (``suspect``, ``farm_list``,
+    ``raw``, ``qualified``, ``unqualified``, ``avoid``), to a contact type (``prospect``,
+    ``client``, ``supplier``, ``partner``, ``other``; ``contact:unqualified`` and
+    ``contact:avoid`` for the two names a lead status shares), or to ``""``: no opinion,
+    the row's other status columns decide. Values match whatever their case, spaces and
+    punctuation. These entries come on top of the built-in ones (:meth:`default`).
+    """
+
+    #: The status columns of each format, in the order they decide a lead's status
+    #: (a contact type from any column wins).
+    COLUMNS: Mapping[str, tuple[str, ...]] = {
+        "salesforce": ("Status", "Lead Status"),
+        "hubspot": ("Lead Status", "Lifecycle Stage"),
+        "generic": ("status",),
+    }
+
+    def __init__(self, columns: Mapping[str, Mapping[str, str | Target | None]]) -> None:
+        known = {name for names in self.COLUMNS.values() for name in names}
+        self._columns: dict[str, dict[str, Target | None]] = {}
+        for column, values in columns.items():
+            if column not in known:
+                raise ConfigError(
+                    f"status map: {column!r} is not a status column; use one of: "
+                    f"{', '.join(sorted(known))}"
+                )
+            table = self._columns.setdefault(column, {})
+            for value, goal in values.items():
+                where = f"status map [{column}] {value!r}"
+                if not isinstance(goal, (str, tuple)) and goal is not None:
+                    raise ConfigError(f"{where}: give a string, not {goal!r}")
+                table[_key(value)] = _target(goal, where) if isinstance(goal, str) else goal
+
+    @classmethod
+    def from_toml(cls, path: str | PathLike[str]) -> StatusMap:
+        """The map in a TOML file: one table per status column (see the class)."""
+        from ._toml import read_toml
+
+        try:
+            data = read_toml(path, "status map")
+        except (UnicodeDecodeError, RecursionError) as exc:
+            reason = "it is not UTF-8" if isinstance(exc, UnicodeDecodeError) else "too deep"
+            raise ConfigError(f"status map {str(path)!r} cannot be read: {reason}") from None
+        for column, values in data.items():
+            if not isinstance(values, dict):
+                raise ConfigError(
+                    f"status map {str(path)!r}: {column!r} must be a table of values, "
+                    f'e.g. [Status] then "Open - Nurturing" = "farm_list"'
+                )
+        try:
+            return cls(data)
+        except ConfigError as exc:
+            raise ConfigError(f"{str(path)!r}: {exc}") from None
+
+    @classmethod
+    def default(cls) -> StatusMap:
+        """The built-in map: Salesforce's and HubSpot's standard values."""
+        return cls(
+            {
+                "Status": _SALESFORCE_STATUS,
+                "Lead Status": {**_SALESFORCE_STATUS, **_HUBSPOT_LEAD_STATUS},
+                "Lifecycle Stage": _HUBSPOT_LIFECYCLE,
+                "status": _GENERIC_STATUS,
+            }
+        )
+
+    def __or__(self, other: StatusMap) -> StatusMap:
+        """This map with ``other``'s entries on top."""
+        merged = StatusMap({})
+        for source in (self, other):
+            for column, table in source._columns.items():
+                merged._columns.setdefault(column, {}).update(table)
+        return merged
+
+    def table(self, column: str) -> dict[str, Target | None]:
+        """The column's values (as :func:`_key` spells them) and what they map to."""
+        return self._columns.get(column, {})
+
+
+# --- layouts -------------------------------------------------------------------------
+
+# Salesforce exports (Data Loader, the weekly Data Export) use the API field names.
 _SALESFORCE = {
     "FirstName": "first_name",
     "LastName": "last_name",
@@ -50,6 +362,20 @@ _SALESFORCE = {
     "Description": "notes",
     "OwnerId": "owner",
 }
+# A Salesforce report ("Export details") uses the labels the screen shows.
+_SALESFORCE_REPORT = {
+    "First Name": "first_name",
+    "Last Name": "last_name",
+    "Company / Account": "company",
+    "No. of Employees": "employees",
+    "Annual Revenue": "annual_revenue",
+    "Country (text only)": "country",
+    "State/Province": "region",
+    "State/Province (text only)": "region",
+    "Zip/Postal Code": "postal_code",
+    "Lead Source": "source",
+    "Lead Owner": "owner",
+}
 _HUBSPOT = {
     "First Name": "first_name",
     "Last Name": "last_name",
@@ -67,62 +393,391 @@ _HUBSPOT = {
     "Original Source": "source",
     "Contact owner": "owner",
 }
-_GENERIC_FIELDS = frozenset(
-    name
-    for name in Lead.model_fields
-    if name not in ("id", "created_at", "updated_at", "version", "status_at", "contact_id")
-)
-_NUMBER_FIELDS = ("employees", "annual_revenue")
+_INTERNAL = ("id", "created_at", "updated_at", "version", "status_at", "contact_id", "status")
+_GENERIC_FIELDS = frozenset(name for name in Lead.model_fields if name not in _INTERNAL)
+_NUMBER_FIELDS = {"employees": True, "annual_revenue": False}  # field -> whole number
+# A contact has no lead-only fields (interest, needs, campaign...): a converted lead's
+# rating says nothing about the contact it became.
+_LEAD_ONLY = frozenset(Lead.model_fields) - frozenset(Contact.model_fields)
 
 
 @dataclass(frozen=True, slots=True)
+class _Layout:
+    """The columns of one export format: per field, its columns, strongest first."""
+
+    fields: Mapping[str, tuple[str, ...]]
+    email_opt_out: tuple[str, ...] = ()
+    call_opt_out: tuple[str, ...] = ()
+    rating: tuple[str, ...] = ()
+    created: tuple[str, ...] = ()
+    converted: tuple[str, ...] = ()  # a true value makes the row a contact (prospect)
+
+    @property
+    def columns(self) -> frozenset[str]:
+        """Every column the layout reads."""
+        flags = (self.email_opt_out, self.call_opt_out, self.rating, self.created)
+        return frozenset(
+            [c for cs in self.fields.values() for c in cs]
+            + [c for cs in (*flags, self.converted) for c in cs]
+        )
+
+
+def _by_field(*tables: Mapping[str, str]) -> dict[str, tuple[str, ...]]:
+    fields: dict[str, tuple[str, ...]] = {}
+    for table in tables:
+        for column, name in table.items():
+            fields[name] = (*fields.get(name, ()), column)
+    return fields
+
+
+_SALESFORCE_FIELDS = _by_field(_SALESFORCE, _SALESFORCE_REPORT)
+# A mobile number is the phone when the phone column is empty.
+_SALESFORCE_FIELDS["phone"] += ("MobilePhone", "Mobile", "Mobile Phone")
+
+_LAYOUTS: dict[str, _Layout] = {
+    "salesforce": _Layout(
+        fields=_SALESFORCE_FIELDS,
+        email_opt_out=("HasOptedOutOfEmail", "Email Opt Out"),
+        call_opt_out=("DoNotCall", "Do Not Call"),
+        rating=("Rating",),
+        created=("CreatedDate", "Create Date", "Created Date"),
+        converted=("IsConverted", "Converted"),
+    ),
+    "hubspot": _Layout(
+        fields={**_by_field(_HUBSPOT), "phone": ("Phone Number", "Mobile Phone Number")},
+        email_opt_out=("Unsubscribed from all email",),
+        created=("Create Date",),
+    ),
+    "generic": _Layout(
+        fields={name: (name,) for name in sorted(_GENERIC_FIELDS)},
+        created=("created_at",),
+    ),
+}
+
+
+def _distinct(format: str) -> frozenset[str]:
+    # Columns of this format and no other (shared titles such as "Email" tell nothing).
+    own = _LAYOUTS[format].columns | set(StatusMap.COLUMNS[format])
+    other = "hubspot" if format == "salesforce" else "salesforce"
+    return own - _LAYOUTS[other].columns - set(StatusMap.COLUMNS[other])
+
+
+_SIGNATURES = {name: _distinct(name) for name in ("salesforce", "hubspot")}
+
+
+def _detect(header: tuple[str, ...]) -> str | None:
+    columns = set(header)
+    scores = {name: len(columns & signature) for name, signature in _SIGNATURES.items()}
+    if scores["salesforce"] != scores["hubspot"]:
+        return max(scores, key=lambda name: scores[name])
+    if scores["salesforce"]:
+        raise CsvError(
+            "the header mixes Salesforce and HubSpot columns; pass --format to say which it is"
+        )
+    if columns & (_LAYOUTS["hubspot"].columns | set(StatusMap.COLUMNS["hubspot"])):
+        return "hubspot"  # only titles both share ("First Name"...): both read them alike
+    if columns & _GENERIC_FIELDS and columns <= _GENERIC_FIELDS | {"", "status", "created_at"}:
+        return "generic"
+    if {"email", "phone"} & columns:
+        return "generic"
+    return None
+
+
+# --- rows ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CsvRow:
+    """One data row: its number, the record fields it gives, its cells, and the reason
+    it cannot be imported (``error``), if any.
+
+    ``number`` is the data row under the header, blank rows counted, as a spreadsheet
+    numbers them. ``cells`` holds one cell per header column, as read. ``fields`` are
+    what :meth:`leadfunnel.Funnel.import_leads` takes: ``Lead`` fields, or ``Contact``
+    fields with a ``type`` when the row is a contact.
+    """
+
+    number: int
+    fields: dict[str, Any]
+    cells: tuple[str, ...]
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """How one file's columns are read: column positions per field and per flag."""
+
+    fields: tuple[tuple[str, tuple[int, ...]], ...]
+    email_opt_out: tuple[int, ...]
+    call_opt_out: tuple[int, ...]
+    rating: tuple[int, ...]
+    created: tuple[int, ...]
+    converted: tuple[int, ...]
+    statuses: tuple[tuple[str, int], ...]  # (column, position), in deciding order
+    used: frozenset[int]
+
+
+def _plan(layout: _Layout, format: str, header: tuple[str, ...], statuses: bool) -> _Plan:
+    where = {name: i for i, name in reversed(list(enumerate(header))) if name}
+
+    def present(columns: tuple[str, ...]) -> tuple[int, ...]:
+        return tuple(where[c] for c in columns if c in where)
+
+    fields = tuple(
+        (name, present(columns)) for name, columns in layout.fields.items() if present(columns)
+    )
+    # Issue 17: a column named like a custom field of the lead model will fill that
+    # field; it joins ``fields`` here.
+    status_columns = tuple((c, where[c]) for c in StatusMap.COLUMNS[format] if c in where)
+    converted = present(layout.converted)
+    flags = [present(columns) for columns in (layout.email_opt_out, layout.call_opt_out)]
+    rating, created = present(layout.rating), present(layout.created)
+    # Status columns count as used even when the caller overrides them: they were
+    # read, and on purpose not kept.
+    used = {i for _, positions in fields for i in positions}
+    used.update(i for _, i in status_columns)
+    for positions in (converted, *flags, rating, created):
+        used.update(positions)
+    return _Plan(
+        fields=fields,
+        email_opt_out=flags[0],
+        call_opt_out=flags[1],
+        rating=rating,
+        created=created,
+        converted=converted if statuses else (),
+        statuses=status_columns if statuses else (),
+        used=frozenset(used),
+    )
+
+
 class CsvSource:
-    """An opened lead list: its path, detected format, encoding, dialect and header."""
+    """An opened lead list: its path, format, encoding, dialect, header, and how it is
+    read. Iterate :meth:`rows`; afterwards :attr:`unmapped` counts the status values no
+    map knew, and :meth:`unused_columns` names the columns nothing was read from."""
 
-    path: Path
-    format: str
-    encoding: str
-    delimiter: str
-    header: tuple[str, ...]
+    def __init__(
+        self,
+        path: Path,
+        format: str,
+        encoding: str,
+        delimiter: str,
+        header: tuple[str, ...],
+        *,
+        statuses: StatusMap,
+        read_statuses: bool,
+        timezone: tzinfo,
+        day_first: bool,
+    ) -> None:
+        self.path = path
+        self.format = format
+        self.encoding = encoding
+        self.delimiter = delimiter
+        self.header = header
+        self.timezone = timezone
+        self.day_first = day_first
+        self._plan = _plan(_LAYOUTS[format], format, header, read_statuses)
+        self._tables = {column: statuses.table(column) for column, _ in self._plan.statuses}
+        self._targets: dict[tuple[str, str], Target | bool | None] = {}
+        #: (status column, value) -> how many rows had that value no map knew.
+        self.unmapped: Counter[tuple[str, str]] = Counter()
+        #: Lines of a Salesforce report's footer (title, copyright...) left out.
+        self.footer_lines = 0
+        self._unnamed = [i for i, name in enumerate(header) if not name]
+        self._unnamed_with_data: set[int] = set()
 
-    def rows(self) -> Iterator[tuple[dict[str, Any], dict[str, str]]]:
-        """Each row as ``(lead fields, original cells)``, streamed from the file."""
-        for _, fields, cells in self.numbered_rows():
-            yield fields, cells
+    def unused_columns(self) -> list[str]:
+        """The columns nothing is imported from, in header order: every named one the
+        format does not read, and each unnamed one that held data (after :meth:`rows`)."""
+        return [
+            name or f"(column {i + 1}, no name)"
+            for i, name in enumerate(self.header)
+            if i not in self._plan.used and (name or i in self._unnamed_with_data)
+        ]
 
-    def numbered_rows(self) -> Iterator[tuple[int, dict[str, Any], dict[str, str]]]:
-        """Each row as ``(row number, lead fields, original cells)``, streamed.
+    def rows(self) -> Iterator[CsvRow]:
+        """Each data row, streamed from the file; blank rows are skipped (and counted).
 
-        Row 1 is the first row under the header; blank rows are skipped but counted, so
-        the number matches the data row a spreadsheet shows.
+        A row the CSV reader cannot split (a cell over the size limit, as after a quote
+        left open) comes as a row with an ``error`` naming the lines it covered; reading
+        goes on after it.
         """
-        convert = _CONVERTERS[self.format]
-        header = self.header
-        width = len(header)
+        width = len(self.header)
+        salesforce = self.format == "salesforce"
+        held: list[CsvRow] = []  # a Salesforce report's footer, until we know
         with self._open() as handle:
             reader = csv.reader(handle, delimiter=self.delimiter)
             next(reader, None)  # the header row
-            for number, record in enumerate(reader, start=1):
+            number = 0
+            while True:
+                first_line = reader.line_num + 1
+                try:
+                    record = next(reader)
+                except StopIteration:
+                    break
+                except csv.Error as exc:
+                    number += 1
+                    yield CsvRow(number, {}, (), _unreadable(exc, first_line, reader.line_num))
+                    continue
+                number += 1
                 if not any(cell.strip() for cell in record):
                     continue  # blank line
-                cells = {
-                    name: (record[i] if i < len(record) else "") for i, name in enumerate(header)
-                }
-                if any(cell.strip() for cell in record[width:]):
-                    cells["__error__"] = (
-                        f"row {number} has {len(record)} cells but the header has {width}"
+                row = self._row(number, record, width)
+                if (
+                    salesforce
+                    and len(record) >= 1
+                    and record[0].strip()
+                    and not any(cell.strip() for cell in record[1:])
+                ):
+                    held.append(row)
+                    continue
+                yield from held
+                held.clear()
+                yield row
+        if any("salesforce.com" in row.cells[0].casefold() for row in held if row.cells):
+            self.footer_lines = len(held)
+        else:
+            yield from held
+
+    def _row(self, number: int, record: list[str], width: int) -> CsvRow:
+        cells = tuple(restore(c) for c in record[:width]) + ("",) * (width - len(record))
+        problems: list[str] = []
+        if any(cell.strip() for cell in record[width:]):
+            problems.append(f"row {number} has {len(record)} cells but the header has {width}")
+        for i in self._unnamed:
+            if cells[i].strip():
+                self._unnamed_with_data.add(i)
+        fields = self._fields(cells, problems)
+        return CsvRow(number, fields, cells, "; ".join(problems) or None)
+
+    def _fields(self, cells: tuple[str, ...], problems: list[str]) -> dict[str, Any]:
+        plan = self._plan
+        fields: dict[str, Any] = {}
+        for name, positions in plan.fields:
+            for i in positions:
+                value = cells[i].strip()
+                if value:
+                    fields[name] = value
+                    break
+        for name, whole in _NUMBER_FIELDS.items():
+            if name in fields:
+                try:
+                    number = read_number(fields[name], whole=whole)
+                except ValueError as exc:
+                    problems.append(f"{name}: {exc}")
+                    del fields[name]
+                else:
+                    if number is None:
+                        del fields[name]
+                    else:
+                        fields[name] = number
+        for name in SET_FIELDS:
+            if isinstance(fields.get(name), str):
+                fields[name] = [v.strip() for v in fields[name].replace(";", ",").split(",") if v]
+        opt_outs = list(fields.get("opt_outs", ()))
+        if _any_true(cells, plan.email_opt_out):
+            opt_outs.append("email")
+        if _any_true(cells, plan.call_opt_out):
+            opt_outs.append("call")
+        if opt_outs:
+            fields["opt_outs"] = list(dict.fromkeys(opt_outs))
+        for i in plan.rating:
+            rating = cells[i].strip().lower()
+            if rating in ("hot", "warm"):
+                fields["interest"] = "high" if rating == "hot" else "slight"
+        for i in plan.created:
+            text = cells[i].strip()
+            if text:
+                try:
+                    fields["created_at"] = read_datetime(
+                        text, timezone=self.timezone, day_first=self.day_first
                     )
-                yield number, convert(cells), cells
+                except ValueError as exc:
+                    problems.append(f"{self.header[i]}: {exc}")
+                break
+        target = self._status(cells, problems)
+        if target is not None:
+            kind, name = target
+            if kind == "contact":
+                fields = {k: v for k, v in fields.items() if k not in _LEAD_ONLY}
+                fields["type"] = name
+            else:
+                fields["status"] = name
+        return fields
+
+    def _status(self, cells: tuple[str, ...], problems: list[str]) -> Target | None:
+        if _any_true(cells, self._plan.converted):
+            return _PROSPECT
+        lead: Target | None = None
+        unknown: list[str] = []
+        for column, i in self._plan.statuses:
+            value = cells[i].strip()
+            if not value:
+                continue
+            target = self._lookup(column, value)
+            if target is False:
+                self.unmapped[column, value] += 1
+                unknown.append(f"{column} {value!r}")
+            elif isinstance(target, tuple):
+                if target[0] == "contact":
+                    return target
+                lead = lead or target
+        if unknown:
+            problems.append(
+                f"{' and '.join(unknown)}: no status is known for this value; say what it "
+                "means with --status-map FILE.toml, or give every row one with --status"
+            )
+        return lead
+
+    def _lookup(self, column: str, value: str) -> Target | Literal[False] | None:
+        """What ``value`` of ``column`` maps to; ``False`` when nothing maps it."""
+        cached = self._targets.get((column, value), True)
+        if cached is True:
+            table = self._tables[column]
+            key = _key(value)
+            cached = table.get(key, False)
+            self._targets[column, value] = cached
+        return cached  # type: ignore[return-value]
 
     def _open(self) -> IO[str]:
         return self.path.open("r", encoding=self.encoding, newline="")
 
 
-def open_csv(path: str | Path, format: str = "auto") -> CsvSource:
+def _any_true(cells: tuple[str, ...], positions: tuple[int, ...]) -> bool:
+    return any(cells[i].strip().lower() in _TRUE for i in positions)
+
+
+def _unreadable(exc: csv.Error, first: int, last: int) -> str:
+    lines = f"line {first}" if first >= last else f"lines {first}-{last}"
+    if "field larger than field limit" in str(exc):
+        return (
+            f"{lines} of the file: a cell is longer than {csv.field_size_limit():,} "
+            "characters, as when a quote is left open; close the quote and import these "
+            "lines again"
+        )
+    return f"{lines} of the file cannot be read as CSV: {exc}"
+
+
+# --- opening -------------------------------------------------------------------------
+
+
+def open_csv(
+    path: str | PathLike[str],
+    format: str = "auto",
+    *,
+    statuses: StatusMap | None = None,
+    read_statuses: bool = True,
+    timezone: tzinfo = UTC,
+    day_first: bool = False,
+) -> CsvSource:
     """Open a lead list, checking up front that the whole file can be read.
 
+    ``statuses`` adds to the built-in :class:`StatusMap`; ``read_statuses=False``
+    leaves every status column alone (the caller gives all rows one status).
+    ``timezone`` is the zone of dates written without one (UTC by default);
+    ``day_first`` reads ``3/4/2024`` as 3 April.
+
     Raises :class:`CsvError` for a missing or unreadable file, an encoding error, an
-    unknown format, or a header that matches no format.
+    unknown format, a header that matches no format, or a column named twice.
     """
     if format not in FORMATS:
         raise CsvError(f"unknown format {format!r}; choose one of: {', '.join(FORMATS)}")
@@ -146,9 +801,11 @@ def open_csv(path: str | Path, format: str = "auto") -> CsvSource:
         delimiter = dialect.delimiter
     except csv.Error:
         delimiter = ","
-    header_line = next(csv.reader([text.splitlines()[0]], delimiter=delimiter))
-    header = tuple(h.strip() for h in header_line)
-    detected = _detect(header) if format == "auto" else format
+    header = _header(file, encoding, delimiter)
+    try:
+        detected = _detect(header) if format == "auto" else format
+    except CsvError as exc:
+        raise CsvError(f"{file}: {exc}") from None
     if detected is None:
         raise CsvError(
             f"{file}: the header ({', '.join(header[:6])}{', ...' if len(header) > 6 else ''}) "
@@ -156,7 +813,36 @@ def open_csv(path: str | Path, format: str = "auto") -> CsvSource:
             "pass --format to say which it is"
         )
     _check_columns(file, detected, header)
-    return CsvSource(file, detected, encoding, delimiter, header)
+    base = StatusMap.default()
+    return CsvSource(
+        file,
+        detected,
+        encoding,
+        delimiter,
+        header,
+        statuses=base | statuses if statuses is not None else base,
+        read_statuses=read_statuses,
+        timezone=timezone,
+        day_first=day_first,
+    )
+
+
+def _header(file: Path, encoding: str, delimiter: str) -> tuple[str, ...]:
+    with file.open("r", encoding=encoding, newline="") as handle:
+        try:
+            line = next(csv.reader(handle, delimiter=delimiter), [])
+        except csv.Error as exc:
+            raise CsvError(f"{file}: the header row cannot be read as CSV: {exc}") from None
+    header = tuple(restore(name.strip()) for name in line)
+    seen: dict[str, int] = {}
+    for i, name in enumerate(header, start=1):
+        if name and name in seen:
+            raise CsvError(
+                f"{file}: the header names the column {name!r} twice (columns {seen[name]} "
+                f"and {i}); rename or remove one and try again"
+            )
+        seen.setdefault(name, i)
+    return header
 
 
 def _encoding(file: Path, head: bytes) -> str:
@@ -189,104 +875,14 @@ def _decodes(file: Path, encoding: str) -> bool:
     return True
 
 
-def _detect(header: tuple[str, ...]) -> str | None:
-    columns = set(header)
-    if (
-        {"FirstName", "LastName"} <= columns
-        or "LeadSource" in columns
-        or ("Email" in columns and "Company" in columns and "Title" in columns)
-    ):
-        return "salesforce"
-    if (
-        {"First Name", "Last Name"} <= columns
-        or "Lifecycle Stage" in columns
-        or ("Email" in columns and "Company Name" in columns)
-    ):
-        return "hubspot"
-    if columns & _GENERIC_FIELDS and columns <= _GENERIC_FIELDS | {""}:
-        return "generic"
-    if {"email", "phone"} & columns:
-        return "generic"
-    return None
-
-
 def _check_columns(file: Path, format: str, header: tuple[str, ...]) -> None:
-    known = {"salesforce": set(_SALESFORCE), "hubspot": set(_HUBSPOT)}.get(format)
     columns = set(header)
     if format == "generic":
-        if not columns & _GENERIC_FIELDS:
+        if not columns & (_GENERIC_FIELDS | {"status", "created_at"}):
             raise CsvError(
                 f"{file}: no column is a Lead field; generic files use leadfunnel's field "
                 "names (first_name, last_name, email, phone, company, ...)"
             )
         return
-    assert known is not None
-    if not columns & known:
+    if not columns & (_LAYOUTS[format].columns | set(StatusMap.COLUMNS[format])):
         raise CsvError(f"{file}: no column of a {format} export was found in the header")
-
-
-def _number(text: str) -> str:
-    # Exports write money and counts for people: "$2,500,000", "1 200", "25.0".
-    cleaned = text.replace(",", "").replace("$", "").replace("€", "").replace("£", "").strip()
-    cleaned = cleaned.replace(" ", "").replace("\u00a0", "")
-    if cleaned.endswith(".0") or cleaned.endswith(".00"):
-        cleaned = cleaned.rsplit(".", 1)[0]
-    return cleaned
-
-
-def _mapped(cells: Mapping[str, str], columns: Mapping[str, str]) -> dict[str, Any]:
-    fields: dict[str, Any] = {}
-    for column, name in columns.items():
-        value = cells.get(column, "").strip()
-        if value:
-            fields[name] = _number(value) if name in _NUMBER_FIELDS else value
-    if "__error__" in cells:
-        fields["__error__"] = cells["__error__"]
-    return fields
-
-
-def _truthy(value: str | None) -> bool:
-    return (value or "").strip().lower() in _TRUE
-
-
-def _salesforce(cells: Mapping[str, str]) -> dict[str, Any]:
-    fields = _mapped(cells, _SALESFORCE)
-    if "phone" not in fields and cells.get("MobilePhone", "").strip():
-        fields["phone"] = cells["MobilePhone"].strip()
-    rating = cells.get("Rating", "").strip().lower()
-    if rating in ("hot", "warm"):
-        fields["interest"] = "high" if rating == "hot" else "slight"
-    opt_outs = []
-    if _truthy(cells.get("HasOptedOutOfEmail")):
-        opt_outs.append("email")
-    if _truthy(cells.get("DoNotCall")):
-        opt_outs.append("call")
-    if opt_outs:
-        fields["opt_outs"] = opt_outs
-    return fields
-
-
-def _hubspot(cells: Mapping[str, str]) -> dict[str, Any]:
-    fields = _mapped(cells, _HUBSPOT)
-    if _truthy(cells.get("Unsubscribed from all email")):
-        fields["opt_outs"] = ["email"]
-    return fields
-
-
-def _generic(cells: Mapping[str, str]) -> dict[str, Any]:
-    fields: dict[str, Any] = {}
-    for column, value in cells.items():
-        value = value.strip()
-        if column in _GENERIC_FIELDS and value:
-            if column in SET_FIELDS:
-                fields[column] = [v.strip() for v in value.replace(";", ",").split(",") if v]
-            elif column in _NUMBER_FIELDS:
-                fields[column] = _number(value)
-            else:
-                fields[column] = value
-    if "__error__" in cells:
-        fields["__error__"] = cells["__error__"]
-    return fields
-
-
-_CONVERTERS = {"salesforce": _salesforce, "hubspot": _hubspot, "generic": _generic}
