@@ -1,0 +1,227 @@
+"""``funnel.import_leads`` for migrations: creation dates, contacts, carried-over
+statuses, and rows the store refuses alone."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import pytest
+import sqlalchemy as sa
+
+from conftest import T0, person
+from leadfunnel import (
+    Contact,
+    Funnel,
+    ImportReport,
+    InMemoryRepository,
+    Lead,
+    SqlRepository,
+    StorageError,
+)
+from leadfunnel.testing import ManualClock
+
+MARCH = datetime(2024, 3, 5, 14, 22, tzinfo=UTC)
+
+
+def history(funnel: Funnel, subject: Any) -> list[tuple[str, str | None, str | None, datetime]]:
+    return [(e.name, e.source, e.dest, e.at) for e in funnel.history(subject)]
+
+
+def test_a_row_s_creation_date_dates_the_record_and_its_history(funnel: Funnel) -> None:
+    report = funnel.import_leads(
+        [
+            person(1, created_at=MARCH),
+            person(2, created_at="2024-02-10T08:15:00.000Z"),
+            person(3),  # no date: the import's
+        ],
+        actor="migration",
+    )
+    one, two, three = (funnel.get_lead(i) for i in report.added)
+    assert (one.created_at, one.updated_at, one.status_at) == (MARCH, MARCH, MARCH)
+    assert history(funnel, one) == [("import", None, "raw", MARCH)]
+    assert funnel.history(one)[0].actor == "migration"
+    assert two.created_at == datetime(2024, 2, 10, 8, 15, tzinfo=UTC)
+    assert funnel.history(two)[0].at == two.created_at
+    assert three.created_at == three.status_at == T0
+    march = {"since": datetime(2024, 3, 1, tzinfo=UTC), "until": datetime(2024, 4, 1, tzinfo=UTC)}
+    assert funnel.report(**march).steps["raw"].count == 1
+    assert funnel.report(by="month").groups["2024-02"].steps["raw"].count == 1
+    assert [
+        x.id for x in funnel.leads(created_since=march["since"], created_until=march["until"])
+    ] == [one.id]
+
+
+def test_a_lead_object_keeps_a_creation_date_it_was_given(funnel: Funnel) -> None:
+    dated, undated = Lead(**person(1), created_at=MARCH), Lead(**person(2))
+    report = funnel.import_leads([dated, undated])
+    assert report.added == [dated.id, undated.id]
+    assert funnel.get_lead(dated.id).created_at == MARCH
+    assert funnel.get_lead(undated.id).created_at == T0  # its default "now" was no choice
+
+
+def test_a_creation_date_without_a_zone_or_in_the_future_is_refused(funnel: Funnel) -> None:
+    report = funnel.import_leads(
+        [
+            person(1, created_at=datetime(2024, 3, 5, 14, 22)),
+            person(2, created_at=T0 + timedelta(hours=1)),
+            person(3, created_at=T0),
+        ]
+    )
+    assert [(i.row, i.reason) for i in report.rejected] == [
+        (1, "created_at: Input should have timezone info"),
+        (
+            2,
+            "created_at 2026-03-02T10:00:00+00:00 is later than the import "
+            "(2026-03-02T09:00:00+00:00); give the time with its zone (a time without one "
+            "is read as UTC)",
+        ),
+    ]
+    assert len(report.added) == 1
+
+
+def test_rows_with_a_type_become_contacts(funnel: Funnel) -> None:
+    report = funnel.import_leads(
+        [
+            person(1, type="client", created_at=MARCH),
+            person(2),
+            Contact(**person(3), type="prospect"),
+            person(4, type="client", email=person(2)["email"]),  # the same person as row 2
+            person(5, type=""),  # blank: a lead
+        ],
+        status="suspect",  # for lead rows only
+    )
+    assert str(report) == "4 added (2 as contacts), 1 duplicates, 0 avoided, 0 rejected"
+    client, lead, prospect, blank = report.added
+    assert report.contacts == [client, prospect]
+    assert funnel.get_contact(client).type == "client"
+    assert funnel.get_contact(client).created_at == MARCH
+    assert history(funnel, client) == [("import", None, "client", MARCH)]
+    assert funnel.get_contact(prospect).type == "prospect"
+    assert funnel.get_lead(lead).status == funnel.get_lead(blank).status == "suspect"
+    assert report.duplicates[0].existing_id == lead
+    assert funnel.due(at=T0 + timedelta(days=1)) != []  # the prospect is followed up
+    assert client not in {item.subject_id for item in funnel.due(at=T0 + timedelta(days=30))}
+
+
+def test_a_contact_matching_the_avoid_list_is_avoided(funnel: Funnel) -> None:
+    avoided = funnel.import_leads([person(1, status="avoid")]).added[0]
+    report = funnel.import_leads([person(2, type="client", phone=None, email=person(1)["email"])])
+    assert [(i.row, i.existing_id) for i in report.avoided] == [(1, avoided)]
+
+
+def test_carried_over_statuses_show_the_steps_the_lead_took(funnel: Funnel) -> None:
+    rows = [
+        person(1, status="qualified", created_at=MARCH),
+        person(2, status="unqualified", created_at=MARCH),
+        person(3, status="converted"),
+    ]
+    refused = funnel.import_leads(rows[:2])
+    assert [i.row for i in refused.rejected] == [1, 2]
+    assert "pass carry_over=True" in refused.rejected[0].reason
+
+    report = funnel.import_leads(rows, carry_over=True)
+    qualified, unqualified = (funnel.get_lead(i) for i in report.added)
+    assert qualified.status == "qualified"
+    assert "sweet-spot" in qualified.tags  # as every qualified lead is
+    assert qualified.status_at == MARCH
+    assert history(funnel, qualified) == [
+        ("import", None, "raw", MARCH),
+        ("import", "raw", "qualified", MARCH),
+    ]
+    assert unqualified.status == "unqualified"
+    assert report.rejected[0].reason.startswith("status: 'converted' cannot be imported")
+    steps = funnel.report().steps
+    assert (steps["raw"].count, steps["qualified"].count) == (2, 1)
+    assert funnel.report().checks["unqualified_share"].value == 0.5
+    assert [item.id for item in funnel.rep_list("never_booked", at=T0)] == [qualified.id]
+
+
+class Refusing(InMemoryRepository):
+    """A store that refuses any change holding a lead called "Poison", as a database
+    refuses a value it cannot hold; or, once ``down``, fails at everything."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.commits = 0
+        self.down_after: int | None = None
+
+    def commit(self, changes: Any) -> None:
+        self.commits += 1
+        if self.down_after is not None and self.commits > self.down_after:
+            raise StorageError("the database failed: server closed the connection")
+        if any(getattr(r, "first_name", None) == "Poison" for r in changes.inserts):
+            raise StorageError("the database failed: value too long for type varchar(200)")
+        super().commit(changes)
+
+    def get_many(self, ids: Iterable[UUID]) -> Any:
+        if self.down_after is not None and self.commits > self.down_after:
+            raise StorageError("the database failed: server closed the connection")
+        return super().get_many(ids)
+
+
+def test_a_row_the_store_refuses_is_rejected_alone() -> None:
+    repository = Refusing()
+    funnel = Funnel(repository, clock=ManualClock(T0))
+    rows = [person(n, first_name="Poison" if n in (37, 90) else f"P{n}") for n in range(100)]
+    report = funnel.import_leads(rows, chunk_size=64)
+    assert [i.row for i in report.rejected] == [38, 91]
+    assert report.rejected[0].reason == (
+        "the store refused this row: the database failed: value too long for type varchar(200)"
+    )
+    assert len(report.added) == 98
+    assert {x.id for x in funnel.leads()} == set(report.added)
+    # Found by halving, not by a commit per row: 2 chunks, about 2 log2(64) for each.
+    assert repository.commits <= 2 + 2 * 2 * 6
+
+
+def test_a_store_that_stops_answering_stops_the_import_with_what_was_stored() -> None:
+    repository = Refusing()
+    repository.down_after = 2
+    funnel = Funnel(repository, clock=ManualClock(T0))
+    seen: list[tuple[int, int]] = []
+
+    def progress(report: ImportReport) -> None:
+        seen.append((report.total, len(report.added)))
+
+    with pytest.raises(StorageError, match="server closed the connection"):
+        funnel.import_leads([person(n) for n in range(50)], chunk_size=20, on_progress=progress)
+    assert seen == [(20, 20), (40, 40), (40, 40)]  # the last one: on the way out
+    assert len(funnel.leads()) == 40
+    assert repository.commits == 3  # the failing chunk, once: no row blamed
+
+
+def test_a_person_another_writer_stored_meanwhile_is_a_duplicate_alone() -> None:
+    class Racing(InMemoryRepository):
+        def find_keys(self, keys: Iterable[str]) -> dict[str, UUID]:
+            return {}  # as if read before the other writer committed
+
+    funnel = Funnel(Racing(), clock=ManualClock(T0))
+    other = funnel.add(Lead(**person(5)))
+    report = funnel.import_leads([person(n) for n in range(10)])
+    assert [(i.row, i.existing_id) for i in report.duplicates] == [(6, other.id)]
+    assert len(report.added) == 9
+
+
+def test_a_real_database_error_on_one_row_fails_neither_its_chunk_nor_the_import(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'f.db'}"
+    funnel = Funnel(SqlRepository(url), clock=ManualClock(T0))
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "CREATE TRIGGER refuse BEFORE INSERT ON lf_leads WHEN NEW.doc LIKE '%poison@%' "
+            "BEGIN SELECT RAISE(ABORT, 'this database refuses poison'); END"
+        )
+    engine.dispose()
+    rows = [person(n) for n in range(30)]
+    rows[12]["email"] = "poison@x.example.com"
+    report = funnel.import_leads(rows, chunk_size=10)
+    assert [i.row for i in report.rejected] == [13]
+    assert "this database refuses poison" in report.rejected[0].reason
+    assert len(report.added) == 29
+    assert len(funnel.leads()) == 29
