@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import leadfunnel
 from leadfunnel import (
     Funnel,
     InMemoryRepository,
@@ -37,6 +38,16 @@ from leadfunnel.testing import (
 
 pytest_plugins = ["pytester"]
 
+
+@pytest.fixture(autouse=True)
+def _plugin_from_source(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Subprocesses import the plugin from the source tree, not from a copy an editable
+    install may have made of it (hatch's force-include copies the file)."""
+    source = str(Path(leadfunnel.__file__).resolve().parents[1])
+    path = os.pathsep.join(p for p in (source, os.environ.get("PYTHONPATH")) if p)
+    monkeypatch.setenv("PYTHONPATH", path)
+
+
 START = datetime(2026, 1, 5, 9, tzinfo=UTC)
 FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -50,7 +61,7 @@ def test_drawn_leads_are_valid_distinct_and_addable(drawn: list[Lead]) -> None:
     funnel = Funnel()
     for lead in drawn:
         assert lead.status in ADDABLE
-        assert lead.first_name and lead.company  # somebody, even without e-mail or phone
+        assert None not in (lead.first_name, lead.company)  # somebody, even without keys
         funnel.add(lead)  # never a DuplicateError: every person has their own keys
     assert len(funnel.leads()) == len(drawn)
 
@@ -220,8 +231,8 @@ def test_registered_strategies_serve_from_type() -> None:
     @FAST
     @given(st.from_type(Lead), st.from_type(Contact))
     def drawn(lead: Lead, contact: Contact) -> None:
-        assert lead.status in ADDABLE and isinstance(contact, Contact)
-        assert lead.company is not None and contact.company is not None
+        assert lead.status in ADDABLE
+        assert None not in (lead.company, contact.company)
         if lead.email is not None and contact.email is not None:
             assert lead.email != contact.email
 

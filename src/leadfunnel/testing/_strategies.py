@@ -714,16 +714,17 @@ _REASONS = _weighted(
 )
 # How a deal story ends: won through every stage, won from proposing (forced), lost at
 # some stage, or still open at some stage.
-_ENDS = _weighted(
-    (("won", 4), 4),
-    (("lost", 0), 1),
-    (("lost", 1), 2),
-    (("lost", 2), 2),
-    (("lost", 3), 1),
-    (("forced", 3), 1),
-    (("open", 1), 1),
-    (("open", 3), 1),
-)
+# How a deal story ends: won through every stage, won from proposing (forced), lost at
+# some stage, or left open at some stage. Generation favours the first choice, so
+# stories take turns leaning to winning and to losing: a history with two of them
+# usually has both.
+_LOST = ((("lost", 0), 1), (("lost", 1), 2), (("lost", 2), 2), (("lost", 3), 1))
+_WON = ((("won", 4), 4), (("forced", 3), 1))
+_OPEN = ((("open", 1), 1), (("open", 3), 1))
+_ENDS = {
+    "won": _weighted(*_WON, *_LOST, *_OPEN),
+    "lost": _weighted(*_LOST, *_WON, *_OPEN),
+}
 _MOVES = ("sit", "propose", "send_contract", "win")
 
 
@@ -755,6 +756,7 @@ def _deal_story(
     fits: QualificationEngine | Profile | None,
     model: type[Lead],
     rebook: bool,
+    lean: Literal["won", "lost"] = "won",
 ) -> list[FunnelStep]:
     """One deal from first contact to its end: someone comes in (or, with ``rebook``,
     an existing prospect or client books again), is qualified and booked, and the deal
@@ -787,7 +789,7 @@ def _deal_story(
         ("appointment_in", draw(_hours(24, 24 * 14))),
     )
     steps.append(FunnelStep("set_appointment", kwargs=booking, advance=draw(_hours(0, 72))))
-    end, stage = draw(_ENDS)
+    end, stage = draw(_ENDS[lean])
     if draw(st.integers(0, 4)) == 0:
         when = (("appointment_in", draw(_hours(24, 24 * 7))),)
         steps.append(FunnelStep("reschedule", kwargs=when, advance=draw(_hours(1, 48))))
@@ -929,11 +931,10 @@ def histories(
     part of the people to fit an engine (give the funnel the same engine), ``model`` is
     the lead class (a subclass with custom fields).
     """
-    part = _mixture(
-        (6, _single_step(fits, model).map(lambda step: [step])),
-        (4, _deal_story(fits, model, rebook=True)),
-        (1, _duplicates(model)),
-    )
+    single = _single_step(fits, model)
+    stories = [_deal_story(fits, model, rebook=True, lean=lean) for lean in ("won", "lost")]
+    twins = _duplicates(model)
+    kinds = _weighted(("single", 6), ("story", 4), ("duplicates", 1))
 
     @st.composite
     def build(draw: st.DrawFn) -> list[FunnelStep]:
@@ -941,8 +942,14 @@ def histories(
         # too short for a deal to get anywhere. Here one part in ten ends the history
         # (and shrinking ends it sooner).
         steps: list[FunnelStep] = []
+        told = 0
         while len(steps) < max_steps and draw(st.integers(0, 9)) != 0:
-            steps += draw(part)
+            kind = draw(kinds)
+            if kind == "story":
+                steps += draw(stories[told % 2])
+                told += 1
+            else:
+                steps += draw(twins) if kind == "duplicates" else [draw(single)]
         return steps[:max_steps]
 
     return build()
@@ -977,7 +984,8 @@ def deal_histories(
         count = draw(st.integers(1, max_deals))
         steps: list[FunnelStep] = []
         for number in range(count):
-            steps += draw(_deal_story(fits, model, rebook=number > 0))
+            lean: Literal["won", "lost"] = "won" if number % 2 == 0 else "lost"
+            steps += draw(_deal_story(fits, model, rebook=number > 0, lean=lean))
             steps += draw(st.lists(between, max_size=2))
         return steps
 
