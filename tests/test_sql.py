@@ -735,3 +735,48 @@ def test_an_upgrade_interrupted_after_any_statement_finishes_on_the_next_open(
         if finished:
             break
     assert stop_after > 10  # the upgrade really was cut at many places
+
+
+_WRITER = """
+import sys
+from leadfunnel import Funnel, Lead, SqlRepository
+url, schema, worker = sys.argv[1], sys.argv[2] or None, int(sys.argv[3])
+funnel = Funnel(SqlRepository(url, schema=schema))
+for n in range(25):
+    lead = funnel.capture(Lead(first_name="W", email=f"w{worker}.{n}@writers.example.com"))
+    funnel.touch(lead, "call", "no_answer")
+"""
+
+
+def test_a_reader_never_misses_an_event_committed_by_other_processes(
+    url: tuple[str, str | None],
+) -> None:
+    """Writers in other processes commit out of start order; the reader in this one
+    keeps its last position and asks again, and sees every event exactly once."""
+    repository = open_repository(url)
+    try:
+        writers = [
+            subprocess.Popen(
+                [sys.executable, "-c", _WRITER, url[0], url[1] or "", str(w)],
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for w in range(3)
+        ]
+        seen: list[Any] = []
+        last = 0
+        while True:
+            finished = all(w.poll() is not None for w in writers)
+            batch = repository.events(after=last, limit=40)
+            seen.extend(batch)
+            if batch:
+                last = batch[-1].position or 0
+            elif finished:
+                break
+        for w in writers:
+            assert w.wait() == 0, w.stderr.read() if w.stderr else ""
+        stored = repository.events(after=0, limit=None)
+        assert len(stored) == 3 * 25 * 2
+        assert [e.id for e in seen] == [e.id for e in stored]
+    finally:
+        repository.close()

@@ -322,6 +322,11 @@ class SqlRepository(Repository):
         READ; ``FOR UPDATE`` reads the latest committed value. SQLite has one writer at
         a time already.)
         """
+        if self._engine.dialect.update_returning:
+            # PostgreSQL, SQLite: one round trip; the UPDATE takes the row lock (and, on
+            # PostgreSQL, re-reads the row committed by the writer it waited for).
+            last = conn.execute(_MOVE_POSITION_RETURNING, {"count": count}).scalar_one()
+            return int(last) - count + 1
         last = conn.execute(_POSITION_FOR_UPDATE).scalar_one()
         conn.execute(_MOVE_POSITION, {"value": last + count})
         return int(last) + 1
@@ -1101,6 +1106,12 @@ _MOVE_POSITION = (
     sa.update(s.counters)
     .where(s.counters.c.name == s.EVENT_POSITION)
     .values(value=sa.bindparam("value"))
+)
+_MOVE_POSITION_RETURNING = (
+    sa.update(s.counters)
+    .where(s.counters.c.name == s.EVENT_POSITION)
+    .values(value=s.counters.c.value + sa.bindparam("count"))
+    .returning(s.counters.c.value)
 )
 _RELEASE_KEYS = sa.delete(s.keys).where(s.keys.c.record_id.in_(sa.bindparam("ids", expanding=True)))
 _RELEASE_TAGS = sa.delete(s.tags).where(s.tags.c.record_id.in_(sa.bindparam("ids", expanding=True)))
