@@ -71,7 +71,7 @@ def test_import_a_salesforce_export(runner: CliRunner, db: str, tmp_path: Path) 
     assert result.exit_code == 0, result.output
     assert "2 added, 1 duplicates, 0 avoided, 1 rejected (salesforce format)" in result.output
     funnel = Funnel(SqlRepository(db))
-    pat, sam = funnel.leads()
+    sam, pat = sorted(funnel.leads(), key=lambda x: x.last_name or "")
     assert pat.phone == "+15125550134"
     assert pat.annual_revenue == 2_500_000
     assert pat.country == "US"
@@ -190,7 +190,7 @@ def test_the_real_command_runs_the_demo(tmp_path: Path) -> None:
 )
 def test_bad_input_is_one_line_and_status_2(tmp_path: Path, args: list[str], message: str) -> None:
     write(tmp_path, "leads.csv", SALESFORCE)
-    (tmp_path / "binary.csv").write_bytes(b"\x00\x01\x02PK\x03\x04")
+    (tmp_path / "binary.csv").write_bytes(b"PK\x03\x04\x14\x00\x06\x00\x08\x00\x00\x00!\x00")
     write(tmp_path, "nonsense.csv", "colour,size\nred,9\n")
     write(tmp_path, "broken.toml", "[[profiles]\nname=")
     write(

@@ -424,7 +424,7 @@ def test_a_status_map_adds_meanings_and_overrides_the_built_in_ones(tmp_path: Pa
 @pytest.mark.parametrize(
     ("toml", "message"),
     [
-        ('[Stauts]\n"Open" = "raw"\n', "'Stauts' is not a status column; use one of: "),
+        ('[Stauts]\n"Open" = "raw"\n', "[Stauts] is not a status column; use one of: "),
         ('Status = "raw"\n', "'Status' must be a table of values"),
         ('[Status]\n"Open" = "converted"\n', "'converted' is not something a row can become"),
         ('[Status]\n"Open" = "hot"\n', "use a lead status (suspect, farm_list, raw"),

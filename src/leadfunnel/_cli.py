@@ -12,7 +12,7 @@ import json
 import os
 import sys
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
@@ -334,6 +334,10 @@ class _ImportTally:
         ]
         return _Handled(rejected, unhandled)
 
+    def _counts(self, names: Iterable[str], prefix: str) -> str:
+        """``"2 raw, 1 qualified"``: the records stored per state, in the funnel's order."""
+        return ", ".join(f"{self.stored[prefix + n]} {n}" for n in names if self.stored[prefix + n])
+
     def summary(self, source: CsvSource, rejects: str | None) -> list[str]:
         contacts = sum(n for kind, n in self.stored.items() if kind.startswith("contact:"))
         added = f"{self.added} added" + (f" ({contacts} as contacts)" if contacts else "")
@@ -342,12 +346,11 @@ class _ImportTally:
             f"{self.rejected} rejected ({source.format} format)"
         ]
         if self.stored:
-            leads = [f"{n} {k}" for k, n in self.stored.items() if not k.startswith("contact:")]
-            people = [f"{n} {k[8:]}" for k, n in self.stored.items() if k.startswith("contact:")]
-            parts = ([f"as leads: {', '.join(leads)}"] if leads else []) + (
-                [f"as contacts: {', '.join(people)}"] if people else []
-            )
-            lines.append("Stored " + "; ".join(parts))
+            from ._enums import ContactType, LeadStatus
+
+            kinds = [("as leads", self._counts(LeadStatus, ""))]
+            kinds.append(("as contacts", self._counts(ContactType, "contact:")))
+            lines.append("Stored " + "; ".join(f"{a}: {b}" for a, b in kinds if b))
         unused = source.unused_columns()
         if unused:
             lines.append("Columns not imported: " + ", ".join(unused))

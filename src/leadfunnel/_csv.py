@@ -279,18 +279,28 @@ class StatusMap:
         "generic": ("status",),
     }
 
-    def __init__(self, columns: Mapping[str, Mapping[str, str | Target | None]]) -> None:
+    def __init__(
+        self,
+        columns: Mapping[str, Mapping[str, str | Target | None]],
+        *,
+        source: str = "status map",
+    ) -> None:
         known = {name for names in self.COLUMNS.values() for name in names}
         self._columns: dict[str, dict[str, Target | None]] = {}
         for column, values in columns.items():
             if column not in known:
                 raise ConfigError(
-                    f"status map: {column!r} is not a status column; use one of: "
+                    f"{source}: [{column}] is not a status column; use one of: "
                     f"{', '.join(sorted(known))}"
+                )
+            if not isinstance(values, Mapping):
+                raise ConfigError(
+                    f"{source}: {column!r} must be a table of values, "
+                    f'e.g. [Status] then "Open - Nurturing" = "farm_list"'
                 )
             table = self._columns.setdefault(column, {})
             for value, goal in values.items():
-                where = f"status map [{column}] {value!r}"
+                where = f"{source}: [{column}] {value!r}"
                 if not isinstance(goal, (str, tuple)) and goal is not None:
                     raise ConfigError(f"{where}: give a string, not {goal!r}")
                 table[_key(value)] = _target(goal, where) if isinstance(goal, str) else goal
@@ -300,21 +310,13 @@ class StatusMap:
         """The map in a TOML file: one table per status column (see the class)."""
         from ._toml import read_toml
 
+        source = f"status map {str(path)!r}"
         try:
             data = read_toml(path, "status map")
         except (UnicodeDecodeError, RecursionError) as exc:
             reason = "it is not UTF-8" if isinstance(exc, UnicodeDecodeError) else "too deep"
-            raise ConfigError(f"status map {str(path)!r} cannot be read: {reason}") from None
-        for column, values in data.items():
-            if not isinstance(values, dict):
-                raise ConfigError(
-                    f"status map {str(path)!r}: {column!r} must be a table of values, "
-                    f'e.g. [Status] then "Open - Nurturing" = "farm_list"'
-                )
-        try:
-            return cls(data)
-        except ConfigError as exc:
-            raise ConfigError(f"{str(path)!r}: {exc}") from None
+            raise ConfigError(f"{source} cannot be read: {reason}") from None
+        return cls(data, source=source)
 
     @classmethod
     def default(cls) -> StatusMap:
@@ -792,8 +794,11 @@ def open_csv(
     if not head.strip():
         raise CsvError(f"{file}: the file is empty")
     utf16 = head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
-    if b"\x00" in head and not utf16:  # UTF-16 text (Excel's "Unicode Text") holds NULs
-        raise CsvError(f"{file}: this is not a CSV text file (it holds binary data)")
+    if not utf16 and _binary(head):  # UTF-16 text (Excel's "Unicode Text") holds NULs
+        raise CsvError(
+            f"{file}: this is not a CSV text file (it holds binary data); "
+            "save it from the spreadsheet as CSV"
+        )
     encoding = _encoding(file, head)
     text = head.decode(encoding, errors="ignore")
     try:
@@ -825,6 +830,16 @@ def open_csv(
         timezone=timezone,
         day_first=day_first,
     )
+
+
+# A workbook (xlsx, xls) or a PDF saved under a .csv name.
+_BINARY_SIGNATURES = (b"PK\x03\x04", b"\xd0\xcf\x11\xe0", b"%PDF")
+
+
+def _binary(head: bytes) -> bool:
+    # A stray NUL in one cell is that row's problem (it is rejected); a file full of
+    # them is no text at all.
+    return head.startswith(_BINARY_SIGNATURES) or head.count(b"\x00") > max(1, len(head) // 1000)
 
 
 def _header(file: Path, encoding: str, delimiter: str) -> tuple[str, ...]:
