@@ -199,6 +199,25 @@ def test_model_draws_a_subclass_with_its_custom_fields() -> None:
     assert min(seen.values()) >= 20, seen  # custom fields vary, not left at defaults
 
 
+def test_a_model_pydantic_could_not_finish_is_finished_where_it_is_drawn() -> None:
+    # As in a module that is not importable (a notebook, an exec'd example): pydantic
+    # cannot resolve the annotation when the class is made.
+    source = "from __future__ import annotations\nclass Late(Lead):\n    seats: Seats = 1\n"
+    namespace: dict[str, Any] = {"__name__": "not_importable", "Lead": Lead}
+    exec(source, namespace)
+    late = namespace["Late"]
+    assert not late.__pydantic_complete__
+    Seats = Annotated[int, Field(ge=2, le=4)]  # the name the class refers to
+    assert Seats is not None
+
+    @settings(max_examples=10, deadline=None)
+    @given(leads(model=late))
+    def drawn(lead: Any) -> None:
+        assert 2 <= lead.seats <= 4
+
+    drawn()
+
+
 def test_model_must_be_the_records_class_or_a_subclass() -> None:
     with pytest.raises(TypeError, match="model= takes Lead or a subclass"):
         leads(model=MyContact)  # type: ignore[arg-type]

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -124,5 +125,23 @@ def test_make_funnel_serves_given_tests_a_fresh_funnel_per_example(
             "*test_the_funnel_fixture_is_refused_under_given' uses a function-scoped "
             "fixture 'funnel'*",
             "FAILED test_user.py::test_the_funnel_fixture_is_refused_under_given*",
+        ]
+    )
+
+
+def test_the_docs_given_example_runs_and_shows_what_it_reached(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    page = (Path(__file__).parent.parent / "docs" / "testing.md").read_text(encoding="utf-8")
+    (example,) = re.findall(r"```python\n(# test_properties\.py.*?)```", page, re.DOTALL)
+    pytester.makepyfile(test_properties=example)
+    result = run(pytester, monkeypatch, "--hypothesis-show-statistics")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*test_every_won_deal_was_sat:*",
+            "*Events:*",
+            "*%, replay reached: appointment_sat",
+            "*%, replay reached: won",
         ]
     )

@@ -16,6 +16,7 @@ from __future__ import annotations
 import builtins
 import enum
 import itertools
+import sys
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping
@@ -226,6 +227,7 @@ def leads(
     """
     if not (isinstance(model, type) and issubclass(model, Lead)):
         raise TypeError(f"model= takes Lead or a subclass of it, not {model!r}")
+    _complete(model, sys._getframe(1))
     statuses = st.just(LeadStatus(status)) if status is not None else _LEAD_STATUSES
     engine = _engine(fits) if fits is not None else None
     custom = _custom_fields(model, Lead, fixed)
@@ -303,6 +305,7 @@ def contacts(
     """
     if not (isinstance(model, builtins.type) and issubclass(model, Contact)):
         raise TypeError(f"model= takes Contact or a subclass of it, not {model!r}")
+    _complete(model, sys._getframe(1))
     types_ = st.just(ContactType(type)) if type is not None else st.sampled_from(list(ContactType))
     custom = _custom_fields(model, Contact, fixed)
 
@@ -339,6 +342,14 @@ def _engine(fits: Any) -> Any:
 
 
 # --- custom fields --------------------------------------------------------------------
+
+
+def _complete(model: builtins.type[Lead | Contact], caller: types.FrameType) -> None:
+    """Finish a model pydantic could not (its annotations name something it did not find
+    when the class was made, as in a module that is not importable): with the names
+    seen where the strategy was asked for, as pydantic itself would."""
+    if not model.__pydantic_complete__:
+        model.model_rebuild(_types_namespace={**caller.f_globals, **caller.f_locals})
 
 
 def _custom_fields(
