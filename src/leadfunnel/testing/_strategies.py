@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import builtins
 import enum
+import functools
 import itertools
 import sys
 import types
@@ -43,7 +44,6 @@ from .._enums import (
     Stage,
 )
 from .._errors import LeadFunnelError
-from .._lifecycle import FUNNEL_STEPS
 from .._models import Contact, Lead, Opportunity
 
 if TYPE_CHECKING:
@@ -510,14 +510,20 @@ def _avoided(record: Lead | Contact) -> bool:
 
 class _Cast:
     """The people and deals of a replay as the funnel holds them right now, in the order
-    they came in (read in three queries, once per step)."""
+    they came in (each kind read in one query, when a step first asks for it)."""
 
     def __init__(self, funnel: Funnel, people: list[UUID], deals: list[UUID] | None) -> None:
         self.funnel = funnel
-        self._leads = {lead.id: lead for lead in funnel.leads()}
-        self._contacts = {contact.id: contact for contact in funnel.contacts()}
         self.people = people
         self.deal_ids = deals
+
+    @functools.cached_property
+    def _leads(self) -> dict[UUID, Lead]:
+        return {lead.id: lead for lead in self.funnel.leads()}
+
+    @functools.cached_property
+    def _contacts(self) -> dict[UUID, Contact]:
+        return {contact.id: contact for contact in self.funnel.contacts()}
 
     def records(self, *, resolve: bool = True) -> list[Lead | Contact]:
         """Each person once: a lead, or (``resolve``) the contact it became; people
@@ -723,8 +729,6 @@ _REASONS = _weighted(
     (LostReason.AVOID, 1),
     (LostReason.OTHER, 1),
 )
-# How a deal story ends: won through every stage, won from proposing (forced), lost at
-# some stage, or still open at some stage.
 # How a deal story ends: won through every stage, won from proposing (forced), lost at
 # some stage, or left open at some stage. Generation favours the first choice, so
 # stories take turns leaning to winning and to losing: a history with two of them
@@ -942,6 +946,7 @@ def histories(
     part of the people to fit an engine (give the funnel the same engine), ``model`` is
     the lead class (a subclass with custom fields).
     """
+    _complete(model, sys._getframe(1))
     single = _single_step(fits, model)
     stories = [_deal_story(fits, model, rebook=True, lean=lean) for lean in ("won", "lost")]
     twins = _duplicates(model)
@@ -978,6 +983,7 @@ def deal_histories(
     or left open; with touches and edits between them. About half of the examples win
     a deal and half lose one. ``fits`` and ``model`` as for :func:`histories`.
     """
+    _complete(model, sys._getframe(1))
     between = st.one_of(
         st.builds(
             lambda t, c, o: FunnelStep("touch", t, (("channel", c), ("outcome", o))),
@@ -1019,10 +1025,6 @@ def replay(funnel: Funnel, history: list[FunnelStep]) -> list[Any]:
         for name in sorted(reached(funnel)):
             event(f"replay reached: {name}")
     return people
-
-
-#: What :func:`reached` can name: the report's steps, then the other outcomes.
-REACHABLE: tuple[str, ...] = (*FUNNEL_STEPS, "lost", "unqualified", "avoid", "merged", "keyless")
 
 
 def reached(funnel: Funnel) -> frozenset[str]:
