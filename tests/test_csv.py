@@ -534,7 +534,7 @@ def test_an_ambiguous_amount_rejects_its_row_and_stores_no_amount(tmp_path: Path
         "1200",
     )
     assert sam.error is not None
-    assert sam.error.startswith("annual_revenue: '1.500' is ambiguous: 1500 or 1.5?")
+    assert sam.error.startswith("AnnualRevenue: '1.500' is ambiguous: 1500 or 1.5?")
     assert "annual_revenue" not in sam.fields
 
 

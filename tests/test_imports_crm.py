@@ -173,7 +173,7 @@ def test_a_semicolon_file_with_decimal_commas(tmp_path: Path) -> None:
     with (tmp_path / "r.csv").open(encoding="utf-8", newline="") as handle:
         (_, (row, reason, *cells)) = list(csv.reader(handle))
     assert (row, cells[1]) == ("3", "Brandt")
-    assert reason.startswith("annual_revenue: '1.500' is ambiguous: 1500 or 1.5?")
+    assert reason.startswith("AnnualRevenue: '1.500' is ambiguous: 1500 or 1.5?")
 
 
 def test_dates_read_day_first_and_in_a_zone(tmp_path: Path) -> None:

@@ -655,23 +655,23 @@ class CsvSource:
         plan = self._plan
         fields: dict[str, Any] = {}
         for name, positions in plan.fields:
+            value: str | None = None
             for i in positions:
                 value = cells[i].strip()
                 if value:
-                    fields[name] = value
                     break
-        for name, whole in _NUMBER_FIELDS.items():
-            if name in fields:
+            if not value:
+                continue
+            whole = _NUMBER_FIELDS.get(name)
+            if whole is not None:
                 try:
-                    number = read_number(fields[name], whole=whole)
+                    value = read_number(value, whole=whole)
                 except ValueError as exc:
-                    problems.append(f"{name}: {exc}")
-                    del fields[name]
-                else:
-                    if number is None:
-                        del fields[name]
-                    else:
-                        fields[name] = number
+                    problems.append(f"{self.header[i]}: {exc}")
+                    continue
+                if value is None:
+                    continue
+            fields[name] = value
         for name in SET_FIELDS:
             if isinstance(fields.get(name), str):
                 fields[name] = [v.strip() for v in fields[name].replace(";", ",").split(",") if v]

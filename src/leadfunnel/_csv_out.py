@@ -53,10 +53,17 @@ class _SafeWriter:
     """A ``csv.writer`` that neutralises every text cell it writes."""
 
     def __init__(self, handle: IO[str], lineterminator: str) -> None:
-        self._writer = csv.writer(handle, lineterminator=lineterminator)
+        self._writer = self._quoted = csv.writer(handle, lineterminator=lineterminator)
+        if "\r" not in lineterminator:
+            # csv quotes a carriage return inside a cell only when the line terminator
+            # holds one: unquoted, a reader would end the row there.
+            self._quoted = csv.writer(handle, lineterminator=lineterminator, quoting=csv.QUOTE_ALL)
 
     def writerow(self, row: Iterable[Any], /) -> Any:
-        return self._writer.writerow([neutralise(cell) for cell in row])
+        cells = [neutralise(cell) for cell in row]
+        if any(isinstance(cell, str) and "\r" in cell for cell in cells):
+            return self._quoted.writerow(cells)
+        return self._writer.writerow(cells)
 
     def writerows(self, rows: Iterable[Iterable[Any]], /) -> None:
         for row in rows:
