@@ -502,6 +502,26 @@ def test_numbers_as_locales_write_them(written: str, whole: bool, expected: str 
 
 
 @pytest.mark.parametrize(
+    ("written", "thousands", "expected"),
+    [
+        ("$204,433", ",", "204433"),  # a comma-separated file writes 204,433.00
+        ("1.200", ".", "1200"),  # a semicolon-separated one 1.200,00
+        ("1.200", ",", None),
+        ("1,200", ".", None),
+        ("1,200", None, None),  # tab or pipe: no convention to go by
+    ],
+)
+def test_one_separator_before_three_digits_follows_the_file_s_convention(
+    written: str, thousands: str | None, expected: str | None
+) -> None:
+    if expected is None:
+        with pytest.raises(ValueError, match=re.escape("is ambiguous: 1200 or 1.2?")):
+            read_number(written, thousands=thousands)
+    else:
+        assert read_number(written, thousands=thousands) == expected
+
+
+@pytest.mark.parametrize(
     ("written", "whole", "message"),
     [
         ("1.200", False, "'1.200' is ambiguous: 1200 or 1.2? Write it without a thousands"),
@@ -525,17 +545,19 @@ def test_an_ambiguous_amount_rejects_its_row_and_stores_no_amount(tmp_path: Path
     text = (
         "FirstName;Email;AnnualRevenue;NumberOfEmployees\n"
         "Pat;p@x.example.com;2500000,00;1.200\n"
-        "Sam;s@x.example.com;1.500;12\n"
+        "Sam;s@x.example.com;1,500;12\n"
+        "Lee;l@x.example.com;1.500;12\n"
     )
-    pat, sam = open_csv(write(tmp_path, text)).rows()
+    pat, sam, lee = open_csv(write(tmp_path, text)).rows()
     assert (pat.error, pat.fields["annual_revenue"], pat.fields["employees"]) == (
         None,
         "2500000",
         "1200",
     )
     assert sam.error is not None
-    assert sam.error.startswith("AnnualRevenue: '1.500' is ambiguous: 1500 or 1.5?")
+    assert sam.error.startswith("AnnualRevenue: '1,500' is ambiguous: 1500 or 1.5?")
     assert "annual_revenue" not in sam.fields
+    assert (lee.error, lee.fields["annual_revenue"]) == (None, "1500")
 
 
 @pytest.mark.parametrize(

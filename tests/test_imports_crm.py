@@ -160,7 +160,7 @@ def test_a_semicolon_file_with_decimal_commas(tmp_path: Path) -> None:
         "FirstName;LastName;Email;Company;AnnualRevenue;NumberOfEmployees\n"
         "Jonas;Weber;jonas@rhein.example.com;Rhein GmbH;2500000,00;1.200\n"
         "Lena;Vogel;lena@main.example.com;Main AG;EUR 1.800.000;40\n"
-        "Karl;Brandt;karl@elbe.example.com;Elbe KG;1.500;12\n"
+        "Karl;Brandt;karl@elbe.example.com;Elbe KG;1,500;12\n"
     )
     code, out, _ = import_file(tmp_path, text, "--rejects", str(tmp_path / "r.csv"))
     assert code == 0
@@ -173,7 +173,7 @@ def test_a_semicolon_file_with_decimal_commas(tmp_path: Path) -> None:
     with (tmp_path / "r.csv").open(encoding="utf-8", newline="") as handle:
         (_, (row, reason, *cells)) = list(csv.reader(handle))
     assert (row, cells[1]) == ("3", "Brandt")
-    assert reason.startswith("AnnualRevenue: '1.500' is ambiguous: 1500 or 1.5?")
+    assert reason.startswith("AnnualRevenue: '1,500' is ambiguous: 1500 or 1.5?")
 
 
 def test_dates_read_day_first_and_in_a_zone(tmp_path: Path) -> None:

@@ -76,16 +76,19 @@ _AMOUNT = re.compile(
 _SEPARATOR = re.compile(r"([.,]|[\s'\u2019]+)")
 
 
-def read_number(text: str, *, whole: bool = False) -> str | None:
+def read_number(text: str, *, whole: bool = False, thousands: str | None = None) -> str | None:
     """A number written for people, as plain digits: ``"2.500.000,00 EUR"`` -> ``"2500000"``.
 
     Currency symbols and codes, thousands separators (``,``, ``.``, spaces,
     apostrophes) and a zero fraction are dropped. A dot or comma followed by other than
     three digits is a decimal mark (``"2500000,00"``); with both, the last one is. One
-    separator followed by exactly three digits (``"1.200"``) is a thousands separator in
-    a ``whole`` number and ambiguous in an amount (1200 or 1.2?): a ``ValueError`` says
-    so, as it does for anything else that is not a number or that a spreadsheet rounded
-    (``"2.5E+06"``). ``"N/A"``, ``"-"`` and the like are no value (``None``).
+    separator followed by exactly three digits (``"1.200"``) groups thousands in a
+    ``whole`` number, or when it is the file's ``thousands`` separator (a comma in a
+    comma-separated file, which writes numbers the English way; a dot in a
+    semicolon-separated one); otherwise it is ambiguous (1200 or 1.2?) and a
+    ``ValueError`` says so, as it does for anything else that is not a number or that a
+    spreadsheet rounded (``"2.5E+06"``). ``"N/A"``, ``"-"`` and the like are no value
+    (``None``).
     """
     value = text.strip()
     if value.casefold() in _NO_VALUE:
@@ -112,7 +115,7 @@ def read_number(text: str, *, whole: bool = False) -> str | None:
         head, tail = groups[0], groups[-1]
         if len(tail) != 3 or len(separators) > 1 or head == "0" or len(head) > 3:
             decimal = separators[-1]
-        elif not whole:
+        elif not whole and separators[-1] != thousands:
             raise ValueError(
                 f"{text!r} is ambiguous: {head}{tail} or {head}.{tail.rstrip('0') or 0}? "
                 "Write it without "
@@ -578,6 +581,8 @@ class CsvSource:
         self.timezone = timezone
         self.day_first = day_first
         self._plan = _plan(_LAYOUTS[format], format, header, read_statuses)
+        # A spreadsheet writes the list separator its locale does not need for numbers.
+        self._thousands = {",": ",", ";": "."}.get(delimiter)
         self._tables = {column: statuses.table(column) for column, _ in self._plan.statuses}
         self._targets: dict[tuple[str, str], Target | bool | None] = {}
         #: (status column, value) -> how many rows had that value no map knew.
@@ -665,7 +670,7 @@ class CsvSource:
             whole = _NUMBER_FIELDS.get(name)
             if whole is not None:
                 try:
-                    value = read_number(value, whole=whole)
+                    value = read_number(value, whole=whole, thousands=self._thousands)
                 except ValueError as exc:
                     problems.append(f"{self.header[i]}: {exc}")
                     continue
