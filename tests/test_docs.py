@@ -103,7 +103,7 @@ def test_examples_run(page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         else:
             # Pad with blank lines so that tracebacks show the page's own line numbers.
             source = "\n" * (block.line - 1) + block.code
-            exec(compile(source, str(page), "exec"), namespace)
+            exec(compile(source, str(page), "exec", dont_inherit=True), namespace)
 
 
 def _run_session(page: Path, block: Block, namespace: dict[str, object]) -> None:

@@ -13,12 +13,12 @@ import functools
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, ParamSpec, TypeVar
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from ._enums import Interest
-from ._errors import ConcurrencyError, NotFoundError
+from ._errors import ConcurrencyError, InvalidArgumentError, NotFoundError
 from ._lifecycle import CONTACT, LEAD, OPPORTUNITY, Lifecycle
-from ._models import SET_FIELDS, Contact, Event, Lead, Opportunity, Record, _Stored
+from ._models import SET_FIELDS, Contact, Event, Lead, Opportunity, Record, _Stored, new_id
 from ._repository import Repository
 
 __all__ = [
@@ -75,7 +75,7 @@ _EVENT = Event.model_construct(
 def require_aware(value: datetime, name: str = "at") -> datetime:
     """``value`` if it carries a timezone; else a ``ValueError`` saying how to fix it."""
     if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"{name}={value.isoformat()} has no timezone; pass an aware datetime "
             "(for example datetime(..., tzinfo=timezone.utc))"
         )
@@ -119,7 +119,7 @@ def event(
     # a prototype costs a third of model_construct, and this is on every write.
     return _EVENT.model_copy(
         update={
-            "id": uuid4(),
+            "id": new_id(),
             "created_at": at,
             "updated_at": at,
             "version": 1,

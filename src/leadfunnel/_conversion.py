@@ -9,13 +9,13 @@ A qualified lead (a raw one with ``force=True``) is converted into a prospect
 from __future__ import annotations
 
 from datetime import datetime
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from ._changes import bump, event, load
 from ._enums import ContactType, LeadStatus, Stage
 from ._errors import InvalidTransitionError
 from ._lifecycle import LEAD
-from ._models import Contact, Lead, Opportunity, _Person, _Stored
+from ._models import Contact, Lead, Opportunity, _Person, _Stored, new_id
 from ._repository import ChangeSet, Repository
 
 __all__ = ["set_appointment"]
@@ -49,7 +49,7 @@ def set_appointment(
         lead_id = contact.lead_id
         changes.checks.append(contact)  # not avoided or disqualified in the meantime
     opportunity = Opportunity.model_construct(
-        id=uuid4(),
+        id=new_id(),
         created_at=now,
         updated_at=now,
         version=1,
@@ -102,7 +102,7 @@ def _convert(
         )
     dest = LEAD.move(source, "convert", force=force)
     contact = Contact.model_construct(
-        id=uuid4(),
+        id=new_id(),
         created_at=now,
         updated_at=now,
         version=1,

@@ -8,14 +8,14 @@ due is computed by :func:`leadfunnel._cadence.follow_ups`.
 from __future__ import annotations
 
 from datetime import datetime
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from ._cadence import CadencePolicy
 from ._changes import bump, event, load
 from ._channels import RESETS, check_touch, counted_touches
 from ._enums import Channel, ContactType, LeadStatus, Outcome
 from ._errors import ConcurrencyError, PolicyError
-from ._models import Contact, Lead, Opportunity, Touch, state_of
+from ._models import Contact, Lead, Opportunity, Touch, new_id, state_of
 from ._repository import ChangeSet, Repository
 
 __all__ = ["check_drip", "touch"]
@@ -39,7 +39,7 @@ def touch(
         check_touch(record, channel)
         check_drip(repository, cadence, record, channel, outcome)
         logged = Touch.model_construct(
-            id=uuid4(),
+            id=new_id(),
             created_at=now,
             updated_at=now,
             version=1,

@@ -19,21 +19,21 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from uuid import UUID
 
 from . import _conversion, _deals, _follow_ups, _leads, _merging, _people
 from ._changes import Subject, require_aware, retrying, subject_id
 from ._clock import Clock, SystemClock
 from ._enums import Channel, ContactType, LeadStatus, LostReason, Outcome, Stage
-from ._errors import NotFoundError
+from ._errors import InvalidArgumentError, NotFoundError
 from ._importing import ImportIssue, ImportReport
 from ._memory import InMemoryRepository
 from ._merging import FREE_MAIL_DOMAINS
 from ._models import Contact, Event, Lead, Opportunity, Touch
 from ._protocols import Engine, Router
 from ._qualification import QualificationResult
-from ._repository import Repository
+from ._repository import Cursor, Repository
 from ._suppression import Suppressor
 
 if TYPE_CHECKING:
@@ -550,17 +550,23 @@ class Funnel:
         owner: str | None = None,
         created_since: datetime | None = None,
         created_until: datetime | None = None,
+        after: Lead | UUID | str | None = None,
         limit: int | None = None,
     ) -> list[Lead]:
-        """Leads matching every given filter, in the order they were added."""
+        """Leads matching every given filter, ordered by ``(created_at, id)``.
+
+        Page with ``after`` (the last lead of the previous page, or its id) and
+        ``limit``: each page costs the same, however far in.
+        """
         return self.repository.leads(
-            status=LeadStatus(status) if status is not None else None,
+            status=_member(LeadStatus, status, "status"),
             tag=tag,
             source=source,
             owner=owner,
-            created_since=created_since,
-            created_until=created_until,
-            limit=limit,
+            created_since=_aware_or_none(created_since, "created_since"),
+            created_until=_aware_or_none(created_until, "created_until"),
+            after=self._cursor(after),
+            limit=_limit(limit),
         )
 
     def contacts(
@@ -570,15 +576,17 @@ class Funnel:
         tag: str | None = None,
         source: str | None = None,
         owner: str | None = None,
+        after: Contact | UUID | str | None = None,
         limit: int | None = None,
     ) -> list[Contact]:
-        """Contacts matching every given filter, in the order they were added."""
+        """Contacts matching every given filter, ordered and paged as :meth:`leads`."""
         return self.repository.contacts(
-            type=ContactType(type) if type is not None else None,
+            type=_member(ContactType, type, "type"),
             tag=tag,
             source=source,
             owner=owner,
-            limit=limit,
+            after=self._cursor(after),
+            limit=_limit(limit),
         )
 
     def opportunities(
@@ -588,16 +596,49 @@ class Funnel:
         owner: str | None = None,
         setter: str | None = None,
         contact_id: UUID | str | None = None,
+        after: Opportunity | UUID | str | None = None,
         limit: int | None = None,
     ) -> list[Opportunity]:
-        """Opportunities matching every given filter, in the order they were opened."""
+        """Opportunities matching every given filter, ordered and paged as :meth:`leads`."""
         return self.repository.opportunities(
-            stage=Stage(stage) if stage is not None else None,
+            stage=_member(Stage, stage, "stage"),
             owner=owner,
             setter=setter,
             contact_id=self._id(contact_id) if contact_id is not None else None,
-            limit=limit,
+            after=self._cursor(after),
+            limit=_limit(limit),
         )
+
+    def count(self, kind: Literal["lead", "contact", "opportunity"], **filters: Any) -> int:
+        """How many records of ``kind`` (``"lead"``, ``"contact"``, ``"opportunity"``)
+        match ``filters``: the keyword filters of :meth:`leads`, :meth:`contacts` or
+        :meth:`opportunities`."""
+        if kind not in _KINDS:
+            raise InvalidArgumentError(f"cannot count {kind!r}; count one of: {', '.join(_KINDS)}")
+        checked = dict(filters)
+        for name, enum in (("status", LeadStatus), ("type", ContactType), ("stage", Stage)):
+            if checked.get(name) is not None:
+                checked[name] = _member(enum, checked[name], name)
+        for name in ("created_since", "created_until"):
+            if checked.get(name) is not None:
+                checked[name] = _aware_or_none(checked[name], name)
+        if checked.get("contact_id") is not None:
+            checked["contact_id"] = self._id(checked["contact_id"])
+        return self.repository.count(kind, **checked)
+
+    def _cursor(self, after: Lead | Contact | Opportunity | UUID | str | None) -> Cursor | None:
+        if after is None:
+            return None
+        if isinstance(after, (Lead, Contact, Opportunity)):
+            return (after.created_at, after.id)
+        id = self._id(after)
+        record = self.repository.get_many([id]).get(id)
+        if record is None:
+            raise InvalidArgumentError(
+                f"after={id}: no such record (merged away or never stored); pass the last "
+                "record of the previous page itself, which works even once it is gone"
+            )
+        return (record.created_at, record.id)
 
     def history(self, subject: Subject) -> list[Event]:
         """The subject's events, oldest first."""
@@ -747,3 +788,35 @@ def _typed(record: Lead | Contact | Opportunity, kind: type[_R]) -> _R:
 
 def _a(noun: str) -> str:
     return f"{'an' if noun[0] in 'aeiou' else 'a'} {noun}"
+
+
+_KINDS = ("lead", "contact", "opportunity")
+_E = TypeVar("_E", LeadStatus, ContactType, Stage)
+
+
+def _member(enum: type[_E], value: _E | str | None, name: str) -> _E | None:
+    """``value`` as a member of ``enum``; an :class:`InvalidArgumentError` listing the
+    allowed values if it is none of them."""
+    if value is None:
+        return None
+    try:
+        return enum(value)
+    except ValueError:
+        raise InvalidArgumentError(
+            f"{name}={value!r} is not a {enum.__name__}; use one of: "
+            + ", ".join(member.value for member in enum)
+        ) from None
+
+
+def _aware_or_none(value: datetime | None, name: str) -> datetime | None:
+    if value is None:
+        return None
+    if not isinstance(value, datetime):
+        raise InvalidArgumentError(f"{name}={value!r} is not a datetime")
+    return require_aware(value, name)
+
+
+def _limit(limit: int | None) -> int | None:
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+        raise InvalidArgumentError(f"limit={limit!r}: give a whole number, 0 or more, or None")
+    return limit

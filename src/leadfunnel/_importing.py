@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import UUID
 
 import pydantic
 
@@ -33,7 +33,7 @@ from ._changes import event
 from ._enums import LeadStatus
 from ._errors import AvoidListedError, DuplicateError, InvalidTransitionError, LeadFunnelError
 from ._leads import SWEET_SPOT
-from ._models import Contact, Event, Lead, identity_keys, is_avoided
+from ._models import Contact, Event, Lead, identity_keys, is_avoided, new_id
 from ._protocols import Router, assign_owner
 from ._repository import ChangeSet, Repository
 from ._suppression import Suppressor
@@ -210,7 +210,7 @@ def _new_record(
         data["version"] = 1
         if kind is Lead and status is not None:
             data["status"] = status
-        data.setdefault("id", uuid4())
+        data.setdefault("id", new_id())
         record = kind.model_validate(data, context=context)
         if dated:
             # Known once validated: the record is as old as the CRM says, and so is its

@@ -11,9 +11,9 @@ import itertools
 import secrets
 import statistics
 import threading
-from bisect import insort
+from bisect import bisect_left, bisect_right, insort
 from collections import ChainMap, defaultdict
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 from uuid import UUID
@@ -25,6 +25,7 @@ from ._models import Contact, Event, Lead, Opportunity, Record, SubjectKind, Tou
 from ._repository import (
     DO_NOT_CALL,
     ChangeSet,
+    Cursor,
     FollowUpCandidate,
     FollowUpStats,
     GroupBy,
@@ -34,6 +35,7 @@ from ._repository import (
     Repository,
     StageTime,
     StepCount,
+    check_filters,
     check_grouping,
     check_keys_free,
     check_rep_list,
@@ -45,6 +47,14 @@ __all__ = ["InMemoryRepository"]
 
 _RESETS = frozenset({Outcome.REPLIED, Outcome.INTERESTED})
 _R = TypeVar("_R", Lead, Contact, Opportunity)
+
+
+def _check_aware(value: datetime | None, name: str) -> None:
+    if value is not None and (value.tzinfo is None or value.utcoffset() is None):
+        raise ValueError(
+            f"{name}={value.isoformat()} has no timezone; pass an aware datetime "
+            "(for example datetime(..., tzinfo=timezone.utc))"
+        )
 
 
 def _lower(value: str | None) -> str | None:
@@ -67,6 +77,13 @@ class InMemoryRepository(Repository):
             "opportunity": {},
         }
         self._keys: dict[str, UUID] = {}
+        # Each kind's records in list order, (created_at, id): what the SQL adapter's
+        # (created_at, id) index is, so that a page after a cursor is a bisection.
+        self._ordered: dict[str, list[tuple[datetime, UUID]]] = {
+            "lead": [],
+            "contact": [],
+            "opportunity": [],
+        }
         self._touches: defaultdict[UUID, list[tuple[datetime, int, Touch]]] = defaultdict(list)
         self._touch_subject: dict[UUID, UUID] = {}
         self._events: defaultdict[UUID, list[tuple[datetime, int, Event]]] = defaultdict(list)
@@ -141,12 +158,18 @@ class InMemoryRepository(Repository):
     def _apply(self, changes: ChangeSet, same_keys: set[UUID]) -> list[Event]:
         for record in changes.deletes:
             self._release(self._records[record.id])
+            self._unorder(self._records[record.id])
             del self._records[record.id]
             del self._by_kind[record.kind][record.id]
         for record in changes.updates:
             if record.id not in same_keys:
                 self._release(self._records[record.id])
         for record in changes.records():
+            previous = self._records.get(record.id)
+            if previous is None or previous.created_at != record.created_at:
+                if previous is not None:
+                    self._unorder(previous)
+                insort(self._ordered[record.kind], (record.created_at, record.id))
             self._records[record.id] = record
             self._by_kind[record.kind][record.id] = record
             if record.id not in same_keys:
@@ -251,10 +274,32 @@ class InMemoryRepository(Repository):
             ids = self._feed[max(after, 0) : None if limit is None else max(after, 0) + limit]
             return [self._event_by_id[i] for i in ids]
 
-    def _select(self, kind: str, limit: int | None, test: Any) -> list[Any]:
+    def _unorder(self, record: Record) -> None:
+        ordered = self._ordered[record.kind]
+        at = bisect_left(ordered, (record.created_at, record.id))
+        if at < len(ordered) and ordered[at] == (record.created_at, record.id):
+            del ordered[at]
+
+    def _select(
+        self, kind: str, limit: int | None, test: Any, after: Cursor | None = None
+    ) -> list[Any]:
+        found: list[Any] = []
         with self._lock:
-            found = [r for r in self._by_kind[kind].values() if test(r)]
-        return found if limit is None else found[:limit]
+            ordered, records = self._ordered[kind], self._by_kind[kind]
+            start = 0 if after is None else bisect_right(ordered, (after[0], after[1]))
+            for _, id in itertools.islice(ordered, start, None):
+                record = records[id]
+                if test(record):
+                    found.append(record)
+                    if limit is not None and len(found) >= limit:
+                        break
+        return found
+
+    def count(self, kind: SubjectKind, **filters: Any) -> int:
+        check_filters(kind, filters)
+        test = self._test(kind, filters)
+        with self._lock:
+            return sum(1 for r in self._by_kind[kind].values() if test(r))
 
     def leads(
         self,
@@ -265,19 +310,18 @@ class InMemoryRepository(Repository):
         owner: str | None = None,
         created_since: datetime | None = None,
         created_until: datetime | None = None,
+        after: Cursor | None = None,
         limit: int | None = None,
     ) -> list[Lead]:
-        def test(r: Lead) -> bool:
-            return (
-                (status is None or r.status == status)
-                and (tag is None or tag in r.tags)
-                and (source is None or r.source == source)
-                and (owner is None or r.owner == owner)
-                and (created_since is None or r.created_at >= created_since)
-                and (created_until is None or r.created_at < created_until)
-            )
-
-        return self._select("lead", limit, test)
+        filters = {
+            "status": status,
+            "tag": tag,
+            "source": source,
+            "owner": owner,
+            "created_since": created_since,
+            "created_until": created_until,
+        }
+        return self._select("lead", limit, self._test("lead", filters), after)
 
     def contacts(
         self,
@@ -287,18 +331,11 @@ class InMemoryRepository(Repository):
         source: str | None = None,
         owner: str | None = None,
         lead_id: UUID | None = None,
+        after: Cursor | None = None,
         limit: int | None = None,
     ) -> list[Contact]:
-        def test(r: Contact) -> bool:
-            return (
-                (type is None or r.type == type)
-                and (tag is None or tag in r.tags)
-                and (source is None or r.source == source)
-                and (owner is None or r.owner == owner)
-                and (lead_id is None or r.lead_id == lead_id)
-            )
-
-        return self._select("contact", limit, test)
+        filters = {"type": type, "tag": tag, "source": source, "owner": owner, "lead_id": lead_id}
+        return self._select("contact", limit, self._test("contact", filters), after)
 
     def opportunities(
         self,
@@ -308,18 +345,45 @@ class InMemoryRepository(Repository):
         setter: str | None = None,
         contact_id: UUID | None = None,
         lead_id: UUID | None = None,
+        after: Cursor | None = None,
         limit: int | None = None,
     ) -> list[Opportunity]:
-        def test(r: Opportunity) -> bool:
+        filters = {
+            "stage": stage,
+            "owner": owner,
+            "setter": setter,
+            "contact_id": contact_id,
+            "lead_id": lead_id,
+        }
+        return self._select("opportunity", limit, self._test("opportunity", filters), after)
+
+    @staticmethod
+    def _test(kind: str, filters: dict[str, Any]) -> Callable[[Any], bool]:
+        """The predicate of the list filters (``None`` means no filter)."""
+        given = {name: value for name, value in filters.items() if value is not None}
+        since, until = given.pop("created_since", None), given.pop("created_until", None)
+        tag = given.pop("tag", None)
+        for name in ("status", "type", "stage"):
+            if name in given:
+                given[name] = str(getattr(given[name], "value", given[name]))
+        if since is not None or until is not None:
+            _check_aware(since, "created_since")
+            _check_aware(until, "created_until")
+
+        def test(record: Any) -> bool:
             return (
-                (stage is None or r.stage == stage)
-                and (owner is None or r.owner == owner)
-                and (setter is None or r.setter == setter)
-                and (contact_id is None or r.contact_id == contact_id)
-                and (lead_id is None or r.lead_id == lead_id)
+                all(
+                    str(getattr(v := getattr(record, name), "value", v)) == value
+                    if name in ("status", "type", "stage")
+                    else getattr(record, name) == value
+                    for name, value in given.items()
+                )
+                and (tag is None or tag in record.tags)
+                and (since is None or record.created_at >= since)
+                and (until is None or record.created_at < until)
             )
 
-        return self._select("opportunity", limit, test)
+        return test
 
     def people_like(
         self,

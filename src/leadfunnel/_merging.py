@@ -12,7 +12,7 @@ import difflib
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from ._changes import bump, event, fill_from, load
 from ._errors import (
@@ -22,7 +22,7 @@ from ._errors import (
     NotFoundError,
     PolicyError,
 )
-from ._models import Contact, Lead, Opportunity, is_avoided, state_of
+from ._models import Contact, Lead, Opportunity, is_avoided, new_id, state_of
 from ._repository import ChangeSet, MergeLog, Move, Repository
 
 __all__ = ["FREE_MAIL_DOMAINS", "merge", "similar", "unmerge"]
@@ -136,7 +136,7 @@ def merge(
         deletes=[gone],
         moves=[Move(touches, events, kept.id)],
         add_merge=MergeLog(
-            id=uuid4(),
+            id=new_id(),
             keep_id=kept.id,
             at=now,
             keep_before=kept,

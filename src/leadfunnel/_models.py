@@ -13,12 +13,15 @@ ISO 3166 alpha-2 codes, and empty strings (as a CSV gives them) become ``None``.
 from __future__ import annotations
 
 import re
+import secrets
+import threading
+import time
 import unicodedata
 from datetime import UTC, datetime
 from decimal import Decimal
 from functools import cache, lru_cache
 from typing import Annotated, Any, ClassVar, Literal, TypeAlias, get_origin
-from uuid import UUID, uuid4
+from uuid import UUID
 
 import email_validator
 import phonenumbers
@@ -55,6 +58,35 @@ SubjectKind: TypeAlias = Literal["lead", "contact", "opportunity"]
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+# --- ids ------------------------------------------------------------------------------
+
+_id_lock = threading.Lock()
+_id_last = [0, 0]  # the last (unix milliseconds, sequence) handed out
+
+
+def new_id() -> UUID:
+    """A new UUID version 7 (RFC 9562): time-ordered, and increasing within a process.
+
+    48 bits of Unix time in milliseconds, a 12-bit sequence for ids made in the same
+    millisecond, and 62 random bits. Records made at the same ``created_at`` (an import,
+    a conversion) therefore list in the order they were made, and every id index grows
+    at its end instead of splitting pages all over (random UUIDs made imports write
+    many times the size of the database to disk).
+    """
+    now = time.time_ns() // 1_000_000
+    with _id_lock:
+        last, sequence = _id_last
+        if now > last:
+            last, sequence = now, 0
+        else:  # the same millisecond, or the clock went back: keep increasing
+            sequence += 1
+            if sequence > 0xFFF:
+                last, sequence = last + 1, 0
+        _id_last[0], _id_last[1] = last, sequence
+    value = (last << 80) | (0x7 << 76) | (sequence << 64) | (0b10 << 62) | secrets.randbits(62)
+    return UUID(int=value)
 
 
 # --- e-mail -------------------------------------------------------------------------
@@ -263,7 +295,7 @@ class _Model(BaseModel):
 class _Stored(_Model):
     """Fields every stored record has."""
 
-    id: UUID = Field(default_factory=uuid4)
+    id: UUID = Field(default_factory=new_id)
     created_at: AwareDatetime = Field(default_factory=_utcnow)
     updated_at: AwareDatetime = Field(default_factory=_utcnow)
     version: Count = 0

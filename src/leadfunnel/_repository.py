@@ -46,7 +46,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 from uuid import UUID
 
 from ._enums import Channel, ContactType, LeadStatus, LostReason, Stage
@@ -68,6 +68,17 @@ __all__ = [
 ]
 
 _log = logging.getLogger("leadfunnel")
+
+#: Where a page of records ends: the ``(created_at, id)`` of its last record. Lists are
+#: ordered by it, so the next page is the records after it.
+Cursor = tuple[datetime, UUID]
+
+#: The filters each kind of record can be listed and counted by.
+LIST_FILTERS: dict[str, frozenset[str]] = {
+    "lead": frozenset({"status", "tag", "source", "owner", "created_since", "created_until"}),
+    "contact": frozenset({"type", "tag", "source", "owner", "lead_id"}),
+    "opportunity": frozenset({"stage", "owner", "setter", "contact_id", "lead_id"}),
+}
 
 GroupBy = Literal["source", "owner", "setter", "profile", "month"]
 RepListKind = Literal["not_sat", "not_bought", "never_booked"]
@@ -289,9 +300,11 @@ class Repository(ABC):
         owner: str | None = None,
         created_since: datetime | None = None,
         created_until: datetime | None = None,
+        after: Cursor | None = None,
         limit: int | None = None,
     ) -> list[Lead]:
-        """Leads matching every given filter (``created_since <= created_at < until``)."""
+        """Leads matching every given filter (``created_since <= created_at < until``),
+        ordered by ``(created_at, id)``, those after ``after`` only, at most ``limit``."""
 
     @abstractmethod
     def contacts(
@@ -302,9 +315,10 @@ class Repository(ABC):
         source: str | None = None,
         owner: str | None = None,
         lead_id: UUID | None = None,
+        after: Cursor | None = None,
         limit: int | None = None,
     ) -> list[Contact]:
-        """Contacts matching every given filter."""
+        """Contacts matching every given filter, in the order of :meth:`leads`."""
 
     @abstractmethod
     def opportunities(
@@ -315,9 +329,15 @@ class Repository(ABC):
         setter: str | None = None,
         contact_id: UUID | None = None,
         lead_id: UUID | None = None,
+        after: Cursor | None = None,
         limit: int | None = None,
     ) -> list[Opportunity]:
-        """Opportunities matching every given filter."""
+        """Opportunities matching every given filter, in the order of :meth:`leads`."""
+
+    @abstractmethod
+    def count(self, kind: SubjectKind, **filters: Any) -> int:
+        """How many records of ``kind`` the list method of that kind would return with
+        ``filters`` and no ``after`` or ``limit``."""
 
     @abstractmethod
     def people_like(
@@ -460,6 +480,19 @@ def check_grouping(by: str | None, what: str) -> None:
     if by is not None and by not in get_args(GroupBy):
         raise ConfigError(
             f"cannot group {what} by {by!r}; choose one of: {', '.join(get_args(GroupBy))}"
+        )
+
+
+def check_filters(kind: str, filters: Mapping[str, Any]) -> None:
+    """Raise :class:`~leadfunnel.InvalidArgumentError` for a filter ``kind`` lacks."""
+    from ._errors import InvalidArgumentError
+
+    allowed = LIST_FILTERS[kind]
+    unknown = sorted(set(filters) - allowed)
+    if unknown:
+        raise InvalidArgumentError(
+            f"{kind}s cannot be filtered by {unknown[0]!r}; "
+            f"filter by one of: {', '.join(sorted(allowed))}"
         )
 
 
