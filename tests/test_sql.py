@@ -662,8 +662,12 @@ def _back_to_version_1(repository: SqlRepository, where: tuple[str, str | None])
             (schema.steps, "ix_lf_steps_step_subject"),
             (schema.events, "ux_lf_events_position"),
             (schema.events, "ix_lf_events_history"),
+            *((t, f"ix_{t.name}_created") for t in schema.RECORD_TABLES.values()),
         ]:
             next(i for i in table.indexes if i.name == index).drop(conn)
+        for table in schema.RECORD_TABLES.values():
+            stand_in = sa.Table(table.name, sa.MetaData(), sa.Column("created_at"))
+            sa.Index(f"ix_{table.name}_created_at", stand_in.c.created_at).create(conn)
         for table, column in [
             (schema.opportunities, "appointment_at"),
             (schema.opportunities, "lost_reason"),

@@ -134,7 +134,8 @@ def _stored_columns() -> list[sa.Column[Any]]:
         sa.Column("seq", Seq, primary_key=True, autoincrement=True),
         sa.Column("id", Id, nullable=False, unique=True),
         sa.Column("version", sa.Integer, nullable=False),
-        sa.Column("created_at", At, nullable=False, index=True),
+        # Version 3: indexed with the id, in the index below (list order, keyset pages).
+        sa.Column("created_at", At, nullable=False),
         sa.Column("updated_at", At, nullable=False),
     ]
 
@@ -163,6 +164,7 @@ leads = sa.Table(
     "lf_leads",
     metadata,
     *_stored_columns(),
+    sa.Index("ix_lf_leads_created", "created_at", "id"),
     sa.Column("status", _text(20), nullable=False, index=True),
     sa.Column("status_at", At),
     sa.Column("profile", _text(200)),
@@ -176,6 +178,7 @@ contacts = sa.Table(
     "lf_contacts",
     metadata,
     *_stored_columns(),
+    sa.Index("ix_lf_contacts_created", "created_at", "id"),
     sa.Column("type", _text(20), nullable=False, index=True),
     sa.Column("lead_id", Id, index=True),
     *_person_columns(),
@@ -187,6 +190,7 @@ opportunities = sa.Table(
     "lf_opportunities",
     metadata,
     *_stored_columns(),
+    sa.Index("ix_lf_opportunities_created", "created_at", "id"),
     sa.Column("stage", _text(20), nullable=False, index=True),
     sa.Column("owner", _text(200), index=True),
     sa.Column("setter", _text(200), index=True),
@@ -389,7 +393,8 @@ def _to_v2(conn: Connection) -> None:
 
 def _to_v3(conn: Connection) -> None:
     """Version 3: the events' commit-order ``position`` (existing events take their
-    insertion order), its counter, the suppression list and the store's secrets."""
+    insertion order), its counter, the suppression list, the store's secrets, and the
+    ``(created_at, id)`` index of each record table (list order and keyset pages)."""
     for table in (counters, suppressions, secrets):
         table.create(conn, checkfirst=True)
     _add_column(conn, events, "position")
@@ -401,6 +406,11 @@ def _to_v3(conn: Connection) -> None:
         cols: list[sa.Column[Any]] = [sa.Column(n) for n in ("subject_id", "at", "seq")]
         old = sa.Table(events.name, sa.MetaData(), *cols)
         sa.Index("ix_lf_events_subject", *old.c).drop(conn)
+    for table in RECORD_TABLES.values():
+        _create_index(conn, table, f"ix_{table.name}_created")
+        if f"ix_{table.name}_created_at" in _indexes(conn, table):
+            stand_in = sa.Table(table.name, sa.MetaData(), sa.Column("created_at"))
+            sa.Index(f"ix_{table.name}_created_at", stand_in.c.created_at).drop(conn)
     start_counter(conn)
 
 

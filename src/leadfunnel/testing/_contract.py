@@ -1225,6 +1225,40 @@ class RepositoryContract(ABC):
         assert counts(repo.step_counts(since=None, until=None)) == {("raw", None): 2}
         assert [r.id for r in repo.leads(created_since=last)] == [new.id]
 
+    def test_lists_are_in_created_order_and_page_after_a_cursor(self, repo: Repository) -> None:
+        hours = [5, 1, 3, 1, 4, 2, 1]
+        made = [
+            lead(n, created_at=T0 + timedelta(hours=h), source="a" if n % 2 else "b")
+            for n, h in enumerate(hours)
+        ]
+        add(repo, *made)  # stored out of creation order on purpose
+        order = sorted(made, key=lambda r: (r.created_at, r.id))
+        assert [r.id for r in repo.leads()] == [r.id for r in order]
+        pages, cursor = [], None
+        while True:
+            page = repo.leads(after=cursor, limit=3)
+            if not page:
+                break
+            pages.append([r.id for r in page])
+            cursor = (page[-1].created_at, page[-1].id)
+        assert pages == [[r.id for r in order[i : i + 3]] for i in range(0, 7, 3)]
+        assert [r.id for r in repo.leads(source="a", after=(order[2].created_at, order[2].id))] == [
+            r.id for r in order[3:] if r.source == "a"
+        ]
+        # A cursor need not be stored: the page starts after where it would be.
+        gap = (T0 + timedelta(hours=2, minutes=30), uuid4())
+        assert [r.id for r in repo.leads(after=gap)] == [
+            r.id for r in order if r.created_at > gap[0]
+        ]
+        assert repo.count("lead") == 7
+        assert repo.count("lead", source="a") == 3
+        assert repo.count("lead", created_since=T0 + timedelta(hours=3)) == 3
+        c = contact(1)
+        add(repo, c, deal(c), deal(c, stage=Stage.WON))
+        assert repo.count("contact") == 1
+        assert repo.count("opportunity", contact_id=c.id) == 2
+        assert repo.count("opportunity", stage=Stage.WON) == 1
+
     # --- durability ------------------------------------------------------------------
 
     def test_reopen_keeps_everything(self, repo: Repository) -> None:
