@@ -29,6 +29,7 @@ from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
+from operator import methodcaller
 from os import PathLike
 from pathlib import Path
 from typing import IO, Any, Literal, TypeAlias
@@ -91,6 +92,8 @@ def read_number(text: str, *, whole: bool = False, thousands: str | None = None)
     (``None``).
     """
     value = text.strip()
+    if value.isdigit() and value.isascii():
+        return value.lstrip("0") or "0"  # as most exports write them: no work to do
     if value.casefold() in _NO_VALUE:
         return None
     if _SCIENTIFIC.fullmatch(value):
@@ -512,7 +515,9 @@ class CsvRow:
 class _Plan:
     """How one file's columns are read: column positions per field and per flag."""
 
-    fields: tuple[tuple[str, tuple[int, ...]], ...]
+    fields: tuple[tuple[str, tuple[int, ...]], ...]  # text, as written
+    numbers: tuple[tuple[str, tuple[int, ...], bool], ...]  # and whether whole
+    sets: tuple[tuple[str, tuple[int, ...]], ...]  # items separated by , or ;
     email_opt_out: tuple[int, ...]
     call_opt_out: tuple[int, ...]
     rating: tuple[int, ...]
@@ -528,9 +533,12 @@ def _plan(layout: _Layout, format: str, header: tuple[str, ...], statuses: bool)
     def present(columns: tuple[str, ...]) -> tuple[int, ...]:
         return tuple(where[c] for c in columns if c in where)
 
-    fields = tuple(
-        (name, present(columns)) for name, columns in layout.fields.items() if present(columns)
-    )
+    found = {name: present(columns) for name, columns in layout.fields.items()}
+    found = {name: positions for name, positions in found.items() if positions}
+    special = {*_NUMBER_FIELDS, *SET_FIELDS}
+    fields = tuple((name, found[name]) for name in found if name not in special)
+    numbers = tuple((n, found[n], whole) for n, whole in _NUMBER_FIELDS.items() if n in found)
+    sets = tuple((name, found[name]) for name in SET_FIELDS if name in found)
     # Issue 17: a column named like a custom field of the lead model will fill that
     # field; it joins ``fields`` here.
     status_columns = tuple((c, where[c]) for c in StatusMap.COLUMNS[format] if c in where)
@@ -539,12 +547,14 @@ def _plan(layout: _Layout, format: str, header: tuple[str, ...], statuses: bool)
     rating, created = present(layout.rating), present(layout.created)
     # Status columns count as used even when the caller overrides them: they were
     # read, and on purpose not kept.
-    used = {i for _, positions in fields for i in positions}
+    used = {i for positions in found.values() for i in positions}
     used.update(i for _, i in status_columns)
     for positions in (converted, *flags, rating, created):
         used.update(positions)
     return _Plan(
         fields=fields,
+        numbers=numbers,
+        sets=sets,
         email_opt_out=flags[0],
         call_opt_out=flags[1],
         rating=rating,
@@ -626,15 +636,10 @@ class CsvSource:
                     yield CsvRow(number, {}, (), _unreadable(exc, first_line, reader.line_num))
                     continue
                 number += 1
-                if not any(cell.strip() for cell in record):
+                if not "".join(record).strip():
                     continue  # blank line
                 row = self._row(number, record, width)
-                if (
-                    salesforce
-                    and len(record) >= 1
-                    and record[0].strip()
-                    and not any(cell.strip() for cell in record[1:])
-                ):
+                if salesforce and not "".join(record[1:]).strip():
                     held.append(row)
                     continue
                 yield from held
@@ -646,10 +651,19 @@ class CsvSource:
             yield from held
 
     def _row(self, number: int, record: list[str], width: int) -> CsvRow:
-        cells = tuple(restore(c) for c in record[:width]) + ("",) * (width - len(record))
+        # Most rows hold no cell leadfunnel neutralised: test that in C before calling
+        # restore() on every cell.
+        if any(map(_QUOTED, record)):
+            record = list(map(restore, record))
         problems: list[str] = []
-        if any(cell.strip() for cell in record[width:]):
-            problems.append(f"row {number} has {len(record)} cells but the header has {width}")
+        if len(record) == width:
+            cells = tuple(record)
+        elif len(record) < width:
+            cells = (*record, *("",) * (width - len(record)))
+        else:
+            cells = tuple(record[:width])
+            if any(cell.strip() for cell in record[width:]):
+                problems.append(f"row {number} has {len(record)} cells but the header has {width}")
         for i in self._unnamed:
             if cells[i].strip():
                 self._unnamed_with_data.add(i)
@@ -660,26 +674,25 @@ class CsvSource:
         plan = self._plan
         fields: dict[str, Any] = {}
         for name, positions in plan.fields:
-            value: str | None = None
             for i in positions:
                 value = cells[i].strip()
                 if value:
+                    fields[name] = value
                     break
-            if not value:
-                continue
-            whole = _NUMBER_FIELDS.get(name)
-            if whole is not None:
+        for name, positions, whole in plan.numbers:
+            i, value = _first(cells, positions)
+            if value:
                 try:
-                    value = read_number(value, whole=whole, thousands=self._thousands)
+                    number = read_number(value, whole=whole, thousands=self._thousands)
                 except ValueError as exc:
                     problems.append(f"{self.header[i]}: {exc}")
                     continue
-                if value is None:
-                    continue
-            fields[name] = value
-        for name in SET_FIELDS:
-            if isinstance(fields.get(name), str):
-                fields[name] = [v.strip() for v in fields[name].replace(";", ",").split(",") if v]
+                if number is not None:
+                    fields[name] = number
+        for name, positions in plan.sets:
+            _, value = _first(cells, positions)
+            if value:
+                fields[name] = [v.strip() for v in value.replace(";", ",").split(",") if v]
         opt_outs = list(fields.get("opt_outs", ()))
         if _any_true(cells, plan.email_opt_out):
             opt_outs.append("email")
@@ -751,6 +764,18 @@ class CsvSource:
 
 def _any_true(cells: tuple[str, ...], positions: tuple[int, ...]) -> bool:
     return any(cells[i].strip().lower() in _TRUE for i in positions)
+
+
+def _first(cells: tuple[str, ...], positions: tuple[int, ...]) -> tuple[int, str]:
+    """The first non-blank cell among ``positions``, stripped, with its position."""
+    for i in positions:
+        value = cells[i].strip()
+        if value:
+            return i, value
+    return -1, ""
+
+
+_QUOTED = methodcaller("startswith", "'")
 
 
 def _unreadable(exc: csv.Error, first: int, last: int) -> str:
