@@ -424,3 +424,28 @@ def test_the_demo_checks_the_chart_folder_before_storing_anything(
     assert result.exit_code == 2
     assert "does not exist; create it first" in result.output
     assert not (tmp_path / "cli.db").exists()  # nothing stored: a rerun works
+
+
+def test_due_as_json_and_csv(runner: CliRunner, db: str, tmp_path: Path) -> None:
+    invoke(runner, "import", str(write(tmp_path, "l.csv", SALESFORCE)), "--db", db)
+    at = ["--db", db, "--at", "2030-01-01T00:00:00+00:00"]
+    data = json.loads(invoke(runner, "due", *at, "--format", "json").output)  # type: ignore[attr-defined]
+    assert len(data) == 2
+    assert set(data[0]) == {
+        "subject",
+        "subject_id",
+        "owner",
+        "due_at",
+        "overdue",
+        "escalated_to",
+        "touch_number",
+        "channels",
+    }
+    assert {(d["subject"], d["overdue"], d["touch_number"]) for d in data} == {("lead", True, 1)}
+    target = tmp_path / "due.csv"
+    result = runner.invoke(main, ["due", *at, "--format", "csv", "-o", str(target)])
+    assert result.stderr == f"2 follow-ups written to {target}\n"
+    rows = list(csv.DictReader(target.open(encoding="utf-8", newline="")))
+    assert [r["subject_id"] for r in rows] == [d["subject_id"] for d in data]
+    assert {r["overdue"] for r in rows} == {"True"}
+    assert rows[0]["channels"] == ", ".join(data[0]["channels"])

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, NoReturn, TypeVar
-from uuid import uuid4
 
 import click
 
@@ -254,6 +253,7 @@ def import_(
     """
     from ._csv import StatusMap, open_csv
     from ._importing import ImportReport
+    from ._models import new_id
 
     statuses = StatusMap.from_toml(status_map) if status_map else None
     source = open_csv(
@@ -277,7 +277,7 @@ def import_(
             good = [row for row in chunk if row.error is None]
             refused = [(row.number, row.error, row.cells) for row in chunk if row.error]
             for row in good:
-                row.fields["id"] = uuid4()  # to tell exactly which rows were stored
+                row.fields["id"] = new_id()  # to tell exactly which rows were stored
             seen: list[ImportReport] = []
             try:
                 funnel.import_leads(
@@ -526,43 +526,52 @@ def due(db: str, at: str | None, format_: str, output: str | None) -> None:
     """
     funnel = _funnel(db)
     items = funnel.due(at=_when(at))
-    rows = [
-        [
-            item.subject,
-            str(item.subject_id),
-            item.owner or "",
-            item.due_at.isoformat(),
-            "yes" if item.overdue else "",
-            item.escalated_to or "",
-            item.touch_number,
-            ", ".join(sorted(c.value for c in item.channels)),
+    said = f"{len(items)} follow-ups"
+    if format_ != "table":
+        data = [
+            {
+                "subject": item.subject,
+                "subject_id": str(item.subject_id),
+                "owner": item.owner,
+                "due_at": item.due_at.isoformat(),
+                "overdue": item.overdue,
+                "escalated_to": item.escalated_to,
+                "touch_number": item.touch_number,
+                "channels": sorted(c.value for c in item.channels),
+            }
+            for item in items
         ]
-        for item in items
-    ]
-    if format_ == "csv":
-        _emit(csv_text(_DUE_COLUMNS, rows), output, f"{len(items)} follow-ups")
-        return
-    if format_ == "json":
-        data = [dict(zip(_DUE_COLUMNS, row, strict=True)) for row in rows]
-        for entry, item in zip(data, items, strict=True):
-            entry["overdue"] = item.overdue
-            entry["channels"] = sorted(c.value for c in item.channels)
-        _emit(json.dumps(data, indent=2) + "\n", output, f"{len(items)} follow-ups")
+        if format_ == "json":
+            _emit(json.dumps(data, indent=2) + "\n", output, said)
+            return
+        rows = (
+            [*(entry[c] for c in _DUE_COLUMNS[:-1]), ", ".join(entry["channels"])] for entry in data
+        )
+        _emit(csv_text(_DUE_COLUMNS, rows), output, said)
         return
     if not items:
-        _emit("Nothing is due.\n", output, "Nothing due")
+        _emit("Nothing is due.\n", output, said)
         return
     from rich.console import Console
     from rich.table import Table
 
     table = Table("subject", "id", "owner", "due", "overdue", "escalate to", "touch", "channels")
-    for row, item in zip(rows, items, strict=True):
-        row[2], row[3] = row[2] or "-", item.due_at.strftime("%Y-%m-%d %H:%M")
-        table.add_row(*(printable(str(cell)) for cell in row))
+    for item in items:
+        cells = (
+            item.subject,
+            str(item.subject_id),
+            item.owner or "-",
+            item.due_at.strftime("%Y-%m-%d %H:%M"),
+            "yes" if item.overdue else "",
+            item.escalated_to or "",
+            str(item.touch_number),
+            ", ".join(sorted(c.value for c in item.channels)),
+        )
+        table.add_row(*map(printable, cells))
     console = Console(width=160, record=True, file=io.StringIO())
     console.print(table)
     summary = f"{len(items)} follow-ups due, {sum(i.overdue for i in items)} overdue.\n"
-    _emit(console.export_text() + summary, output, f"{len(items)} follow-ups")
+    _emit(console.export_text() + summary, output, said)
 
 
 _DUE_COLUMNS = (
