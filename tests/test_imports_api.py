@@ -76,8 +76,8 @@ def test_a_creation_date_without_a_zone_or_in_the_future_is_refused(funnel: Funn
         (
             2,
             "created_at 2026-03-02T10:00:00+00:00 is later than the import "
-            "(2026-03-02T09:00:00+00:00); give the time with its zone (a time without one "
-            "is read as UTC)",
+            "(2026-03-02T09:00:00+00:00); check the date, and the zone its time was read "
+            "in (leadfunnel import --timezone)",
         ),
     ]
     assert len(report.added) == 1

@@ -33,7 +33,7 @@ from ._changes import event
 from ._enums import LeadStatus
 from ._errors import AvoidListedError, DuplicateError, InvalidTransitionError, LeadFunnelError
 from ._leads import SWEET_SPOT
-from ._models import Contact, Event, Lead, identity_keys, is_avoided, new_id
+from ._models import Contact, Event, Lead, Person, identity_keys, is_avoided, new_id
 from ._protocols import Router, assign_owner
 from ._repository import ChangeSet, Repository
 from ._suppression import Suppressor
@@ -45,8 +45,6 @@ _IMPORTABLE = (LeadStatus.SUSPECT, LeadStatus.FARM_LIST, LeadStatus.RAW, LeadSta
 _CARRIED = (LeadStatus.QUALIFIED, LeadStatus.UNQUALIFIED)
 # What a store may raise for one row it cannot hold; anything else is a bug, not data.
 _STORE_REFUSALS = (LeadFunnelError, ValueError, OverflowError)
-
-Person = Lead | Contact
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,8 +221,8 @@ def _new_record(
     if dated and record.created_at > at:
         raise _Refused(
             f"created_at {record.created_at.isoformat()} is later than the import "
-            f"({at.isoformat()}); give the time with its zone (a time without one is "
-            "read as UTC)"
+            f"({at.isoformat()}); check the date, and the zone its time was read in "
+            "(leadfunnel import --timezone)"
         )
     if isinstance(record, Lead):
         if record.status not in allowed:
