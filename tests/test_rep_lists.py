@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from conftest import T0, person
-from leadfunnel import ConfigError, Funnel, Lead, RepList, RepListName
+from leadfunnel import Funnel, InvalidArgumentError, Lead, RepList, RepListName
 from leadfunnel.testing import ManualClock
 
 DAY = timedelta(days=1)
@@ -132,12 +132,13 @@ def test_outputs(funnel: Funnel, story: dict[str, Any]) -> None:
     assert "age = 8-30 days: 1" in by_age
     assert "age = over 90 days: 0" in by_age
     assert "source = webinar: 1" in pulled.to_table(by="source")
-    with pytest.raises(ConfigError, match="choose source or age"):
+    with pytest.raises(InvalidArgumentError, match="choose source or age"):
         pulled.to_table(by="owner")  # type: ignore[arg-type]
 
 
 def test_bad_arguments_say_what_to_do(funnel: Funnel) -> None:
-    with pytest.raises(ConfigError, match="no rep list 'no_shows'; choose one of: not_sat"):
+    refused = "no rep list 'no_shows'; choose one of: not_sat"
+    with pytest.raises(InvalidArgumentError, match=refused):
         funnel.rep_list("no_shows")
     with pytest.raises(ValueError, match="min_age_days must be a whole number"):
         funnel.rep_list("not_sat", min_age_days=-1)

@@ -18,9 +18,9 @@ from conftest import T0, person
 from leadfunnel import (
     FUNNEL_STEPS,
     Channel,
-    ConfigError,
     Funnel,
     InMemoryRepository,
+    InvalidArgumentError,
     Lead,
     Outcome,
     SqlRepository,
@@ -135,7 +135,7 @@ def test_groups_by_source_owner_setter_profile_and_month(
     by_month = funnel.report(by="month").groups
     assert counts(by_month["2026-03"])["won"] == 1
     assert counts(by_month["2026-04"])["raw"] == 1
-    with pytest.raises(ConfigError, match="cannot group"):
+    with pytest.raises(InvalidArgumentError, match="cannot group"):
         funnel.report(by="colour")  # type: ignore[arg-type]
 
 

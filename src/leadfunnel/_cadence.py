@@ -368,15 +368,19 @@ def follow_ups(
     policy: CadencePolicy,
     at: datetime,
     router: Router | None = None,
+    *,
+    owner: str | None = None,
+    limit: int | None = None,
 ) -> list[FollowUp]:
-    """The follow-ups due at ``at``, most overdue first.
+    """The follow-ups due at ``at``, most overdue first (``owner``'s only, when given;
+    the first ``limit``).
 
     Sorted by when each became (or becomes) overdue, then by due time: the longest
     overdue first. A person no channel may reach (every allowed channel opted out) is
     left out: nobody could act on it.
     """
     with _gc_paused():
-        return _follow_ups(repository, policy, at, router)
+        return _follow_ups(repository, policy, at, router, owner, limit)
 
 
 @contextmanager
@@ -394,18 +398,26 @@ def _gc_paused() -> Iterator[None]:
 
 
 def _follow_ups(
-    repository: Repository, policy: CadencePolicy, at: datetime, router: Router | None
+    repository: Repository,
+    policy: CadencePolicy,
+    at: datetime,
+    router: Router | None,
+    owner: str | None = None,
+    limit: int | None = None,
 ) -> list[FollowUp]:
     channel_cache: dict[tuple[str, str, frozenset[Channel]], frozenset[Channel]] = {}
     rows: list[tuple[datetime, datetime, UUID, FollowUpCandidate]] = []
     for candidate in repository.follow_up_candidates(
-        lead_limit=policy.lead_touches, contact_limit=policy.contact_touches
+        lead_limit=policy.lead_touches, contact_limit=policy.contact_touches, owner=owner
     ):
         due_at, overdue_at = policy.schedule(candidate)
         if due_at <= at:
             rows.append((overdue_at, due_at, candidate.subject_id, candidate))
     rows.sort(key=lambda row: row[:3])
 
+    if limit is not None:
+        # Unreachable people (every channel opted out) are dropped below: keep enough.
+        rows = [row for row in rows if _reachable(row[3])][:limit]
     backups = _escalations(repository, router, [row[3] for row in rows if at > row[0]])
 
     items: list[FollowUp] = []
@@ -431,6 +443,10 @@ def _follow_ups(
             )
         )
     return items
+
+
+def _reachable(candidate: FollowUpCandidate) -> bool:
+    return bool(channels_for(candidate.subject, candidate.state, candidate.opt_outs))
 
 
 def _escalations(

@@ -528,6 +528,15 @@ class Funnel:
         """The stored record with this id, or :class:`NotFoundError`."""
         return self.repository.get(self._id(id))
 
+    def find(self, *, email: str | None = None, phone: str | None = None) -> Lead | Contact | None:
+        """The person holding this e-mail or phone (normalised as :meth:`add` does:
+        trimmed, case-folded e-mail, E.164 phone), or ``None``. Merged-away e-mails and
+        phones count; a contact is found before the lead it was converted from. With
+        both, the e-mail's holder wins."""
+        return _people.find(
+            self.repository, email=email, phone=phone, phone_region=self.phone_region
+        )
+
     def get_lead(self, id: UUID | str) -> Lead:
         """The stored lead with this id; :class:`NotFoundError` if there is none, or if
         the id is a contact's or an opportunity's (the message says which)."""
@@ -666,7 +675,8 @@ class Funnel:
     def similar(
         self, subject: Lead | Contact | UUID | str, *, limit: int = 20
     ) -> list[Lead | Contact]:
-        """Likely duplicates that ``add`` could not refuse, best first.
+        """Likely duplicates that ``add`` could not refuse, best first, among leads
+        and contacts both (merge takes two of one kind).
 
         Candidates share the company's e-mail domain (free-mail domains excepted), the
         company, or a close person name; each clue adds to the score.
@@ -725,11 +735,21 @@ class Funnel:
 
     # --- cadence and reports ----------------------------------------------------------
 
-    def due(self, at: datetime | None = None) -> list[FollowUp]:
-        """The follow-ups due at ``at`` (default now), most overdue first."""
+    def due(
+        self, at: datetime | None = None, *, owner: str | None = None, limit: int | None = None
+    ) -> list[FollowUp]:
+        """The follow-ups due at ``at`` (default now), most overdue first: of the people
+        ``owner`` owns, when given (filtered in storage), the first ``limit``."""
         from ._cadence import follow_ups
 
-        return follow_ups(self.repository, self.cadence, self._now(at), self.router)
+        return follow_ups(
+            self.repository,
+            self.cadence,
+            self._now(at),
+            self.router,
+            owner=owner,
+            limit=_limit(limit),
+        )
 
     def report(
         self,

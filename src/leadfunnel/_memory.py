@@ -421,7 +421,7 @@ class InMemoryRepository(Repository):
     # --- scaling queries --------------------------------------------------------------
 
     def follow_up_candidates(
-        self, *, lead_limit: int, contact_limit: int
+        self, *, lead_limit: int, contact_limit: int, owner: str | None = None
     ) -> Iterator[FollowUpCandidate]:
         with self._lock:
             busy: set[UUID] = set()
@@ -435,14 +435,20 @@ class InMemoryRepository(Repository):
             rows: list[FollowUpCandidate] = []
             for record in self._by_kind["lead"].values():
                 assert isinstance(record, Lead)
-                if record.status in (LeadStatus.RAW, LeadStatus.QUALIFIED):
+                if record.status in (LeadStatus.RAW, LeadStatus.QUALIFIED) and (
+                    owner is None or record.owner == owner
+                ):
                     anchor = record.status_at or record.created_at
                     row = self._candidate(record, "lead", record.status.value, anchor, lead_limit)
                     if row is not None:
                         rows.append(row)
             for record in self._by_kind["contact"].values():
                 assert isinstance(record, Contact)
-                if record.type == ContactType.PROSPECT and record.id not in busy:
+                if (
+                    record.type == ContactType.PROSPECT
+                    and record.id not in busy
+                    and (owner is None or record.owner == owner)
+                ):
                     anchor = max(record.created_at, closed.get(record.id, record.created_at))
                     row = self._candidate(
                         record, "contact", record.type.value, anchor, contact_limit

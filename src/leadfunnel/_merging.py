@@ -70,12 +70,22 @@ def similar(
     domain = record.email.rpartition("@")[2].lower() if record.email else None
     if domain in free_mail_domains:
         domain = None
-    candidates = repository.people_like(
-        email_domain=domain,
-        company=record.company,
-        last_name=record.last_name,
-        kind=record.kind,
-    )
+    # Among leads and contacts both: a new lead from a client's company is flagged
+    # against that contact. The record's own other self (the lead it came from, the
+    # contact it became) is no duplicate.
+    linked = {getattr(record, "contact_id", None), getattr(record, "lead_id", None)}
+    candidates = [
+        other
+        for kind in ("lead", "contact")
+        for other in repository.people_like(
+            email_domain=domain,
+            company=record.company,
+            last_name=record.last_name,
+            kind=kind,
+        )
+        if other.id not in linked
+        and record.id not in (getattr(other, "contact_id", None), getattr(other, "lead_id", None))
+    ]
     name = record.full_name.casefold()
     company = record.company.strip().casefold() if record.company else None
     scored: list[tuple[float, Lead | Contact]] = []

@@ -10,6 +10,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, TypeVar
 
+import pydantic
+
 from ._changes import MANAGED, STATE_FIELD, bump, event, fill_from, lifecycle_of, load
 from ._deals import lose_open_deals
 from ._enums import ContactType, LeadStatus
@@ -17,6 +19,7 @@ from ._errors import (
     AvoidListedError,
     ConcurrencyError,
     DuplicateError,
+    InvalidArgumentError,
     InvalidTransitionError,
     NotFoundError,
 )
@@ -26,7 +29,7 @@ from ._protocols import Router, assign_owner
 from ._repository import ChangeSet, Repository
 from ._suppression import Suppressor
 
-__all__ = ["add", "avoid", "capture", "holder_of", "update"]
+__all__ = ["add", "avoid", "capture", "find", "holder_of", "update"]
 
 _R = TypeVar("_R", Lead, Contact, Opportunity)
 
@@ -232,6 +235,32 @@ def update(
         changes.suppress = suppressor.suppress(sorted(dropped), stored.id)
     repository.commit(changes)
     return fresh
+
+
+def find(
+    repository: Repository, *, email: str | None, phone: str | None, phone_region: str
+) -> Lead | Contact | None:
+    """The person holding ``email`` (else ``phone``), normalised as ``add`` does, through
+    the key index: merged-away keys count, and a converted lead's keys are its contact's."""
+    if email is None and phone is None:
+        raise InvalidArgumentError("find() needs email= or phone= (or both)")
+    try:
+        probe = Lead.model_validate(
+            {"email": email, "phone": phone}, context={"phone_region": phone_region}
+        )
+    except pydantic.ValidationError as exc:
+        problem = exc.errors(include_url=False)[0]
+        raise InvalidArgumentError(
+            f"{problem['loc'][0]}={problem['input']!r}: {problem['msg']}"
+        ) from None
+    keys = identity_keys(probe)
+    holders = repository.find_keys(keys)
+    for key in keys:  # the e-mail's holder first
+        if key in holders:
+            found = repository.get_many([holders[key]]).get(holders[key])
+            if isinstance(found, (Lead, Contact)):
+                return found
+    return None
 
 
 def holder_of(repository: Repository, record: Lead | Contact) -> Lead | Contact | None:

@@ -24,7 +24,7 @@ from typing import Any, Literal, overload
 from uuid import UUID
 
 from ._csv_out import csv_text
-from ._errors import ConfigError
+from ._errors import InvalidArgumentError
 from ._models import Contact, Lead, Opportunity, Record
 from ._repository import RepListRow, Repository
 
@@ -202,7 +202,7 @@ class RepList(Sequence[RepListItem]):
         if by is None:
             return "\n".join([head, "", *_rows(self.items)]) + "\n"
         if by not in ("source", "age"):
-            raise ConfigError(f"cannot group a rep list by {by!r}; choose source or age")
+            raise InvalidArgumentError(f"cannot group a rep list by {by!r}; choose source or age")
         lines = [head]
         groups: Mapping[Any, list[RepListItem]] = (
             self.by_source() if by == "source" else self.by_age()
@@ -251,7 +251,9 @@ def build_rep_list(
         kind = RepListName(name)
     except ValueError:
         choices = ", ".join(member.value for member in RepListName)
-        raise ConfigError(f"there is no rep list {name!r}; choose one of: {choices}") from None
+        raise InvalidArgumentError(
+            f"there is no rep list {name!r}; choose one of: {choices}"
+        ) from None
     for label, days in (("min_age_days", min_age_days), ("max_age_days", max_age_days)):
         if days is not None and (isinstance(days, bool) or not isinstance(days, int) or days < 0):
             raise ValueError(f"{label} must be a whole number of days >= 0, not {days!r}")

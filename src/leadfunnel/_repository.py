@@ -369,9 +369,10 @@ class Repository(ABC):
 
     @abstractmethod
     def follow_up_candidates(
-        self, *, lead_limit: int, contact_limit: int
+        self, *, lead_limit: int, contact_limit: int, owner: str | None = None
     ) -> Iterator[FollowUpCandidate]:
-        """Subjects in a follow-up cadence and still under their touch limit.
+        """Subjects in a follow-up cadence and still under their touch limit (only
+        those whose ``owner`` is ``owner``, when given).
 
         Those are leads with status ``raw`` or ``qualified`` and fewer than
         ``lead_limit`` counted touches, and contacts of type ``prospect`` with no open
@@ -473,12 +474,12 @@ class Repository(ABC):
 
 
 def check_grouping(by: str | None, what: str) -> None:
-    """Raise :class:`~leadfunnel.ConfigError` unless ``by`` is ``None`` or a
+    """Raise :class:`~leadfunnel.InvalidArgumentError` unless ``by`` is ``None`` or a
     :data:`GroupBy`. Shared by adapters."""
-    from ._errors import ConfigError
+    from ._errors import InvalidArgumentError
 
     if by is not None and by not in get_args(GroupBy):
-        raise ConfigError(
+        raise InvalidArgumentError(
             f"cannot group {what} by {by!r}; choose one of: {', '.join(get_args(GroupBy))}"
         )
 
@@ -497,12 +498,12 @@ def check_filters(kind: str, filters: Mapping[str, Any]) -> None:
 
 
 def check_rep_list(kind: str) -> None:
-    """Raise :class:`~leadfunnel.ConfigError` unless ``kind`` is a :data:`RepListKind`.
-    Shared by adapters."""
-    from ._errors import ConfigError
+    """Raise :class:`~leadfunnel.InvalidArgumentError` unless ``kind`` is a
+    :data:`RepListKind`. Shared by adapters."""
+    from ._errors import InvalidArgumentError
 
     if kind not in get_args(RepListKind):
-        raise ConfigError(
+        raise InvalidArgumentError(
             f"there is no rep list {kind!r}; choose one of: {', '.join(get_args(RepListKind))}"
         )
 

@@ -677,7 +677,7 @@ class SqlRepository(Repository):
     # --- scaling queries --------------------------------------------------------------
 
     def follow_up_candidates(
-        self, *, lead_limit: int, contact_limit: int
+        self, *, lead_limit: int, contact_limit: int, owner: str | None = None
     ) -> Iterator[FollowUpCandidate]:
         t = s.touches
         # Each subject's last resetting touch, by (at, seq), as two GROUP BYs: databases
@@ -740,6 +740,7 @@ class SqlRepository(Repository):
             .where(
                 ld.c.status.in_((LeadStatus.RAW.value, LeadStatus.QUALIFIED.value)),
                 n < lead_limit,
+                *([] if owner is None else [ld.c.owner == owner]),
             )
         )
         busy = sa.exists().where(op.c.contact_id == ct.c.id, op.c.stage.in_(_OPEN_STAGES))
@@ -765,7 +766,12 @@ class SqlRepository(Repository):
                     reset, reset.c.subject_id == ct.c.id
                 )
             )
-            .where(ct.c.type == ContactType.PROSPECT.value, ~busy, n < contact_limit)
+            .where(
+                ct.c.type == ContactType.PROSPECT.value,
+                ~busy,
+                n < contact_limit,
+                *([] if owner is None else [ct.c.owner == owner]),
+            )
         )
         rows: list[FollowUpCandidate] = []
         with self._read() as conn:

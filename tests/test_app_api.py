@@ -1,0 +1,126 @@
+"""The application API (DESIGN.md section 14): finding people, typed reads, pages,
+counts, a rep's due list, and one error for every bad argument. Every backend."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+
+from conftest import person
+from leadfunnel import (
+    Contact,
+    Funnel,
+    InvalidArgumentError,
+    Lead,
+    LeadFunnelError,
+    NotFoundError,
+)
+from leadfunnel.testing import ManualClock
+
+
+def test_find_by_email_or_phone_normalised_as_add_does(funnel: Funnel) -> None:
+    lead = funnel.add(Lead(**person(1, phone="+15125550101")))
+    assert funnel.find(email=f"  {lead.email.upper()} ") == lead  # type: ignore[union-attr]
+    assert funnel.find(phone="512.555.0101") == lead
+    assert funnel.find(email="nobody@nowhere.example.com", phone="+15125550101") == lead
+    assert funnel.find(email="nobody@nowhere.example.com") is None
+    with pytest.raises(InvalidArgumentError, match="email"):
+        funnel.find(email="not an e-mail")
+    with pytest.raises(InvalidArgumentError, match="needs email= or phone="):
+        funnel.find()
+
+
+def test_find_sees_merged_away_keys_and_prefers_the_contact(funnel: Funnel) -> None:
+    keep, other = funnel.add(Lead(**person(1))), funnel.add(Lead(**person(2)))
+    funnel.merge(keep, other)
+    assert funnel.find(email=other.email).id == keep.id  # type: ignore[union-attr]
+    funnel.qualify(keep, force=True)
+    deal = funnel.set_appointment(keep)
+    found = funnel.find(email=keep.email)
+    assert isinstance(found, Contact)
+    assert found.id == deal.contact_id
+
+
+def test_typed_reads_say_what_an_id_is(funnel: Funnel) -> None:
+    lead = funnel.add(Lead(**person(1)))
+    contact = funnel.add(Contact(first_name="Sam", email="sam@client.example.com"))
+    assert funnel.get_lead(str(lead.id)) == lead
+    assert funnel.get_contact(contact.id) == contact
+    with pytest.raises(NotFoundError, match=r"is a lead, not an opportunity"):
+        funnel.get_opportunity(lead.id)
+    with pytest.raises(NotFoundError, match=r"is a contact, not a lead"):
+        funnel.get_lead(contact.id)
+
+
+def test_similar_flags_a_new_lead_against_a_clients_contact(funnel: Funnel) -> None:
+    client = funnel.add(Contact(first_name="Sam", email="sam@bluepeak.example.com", type="client"))
+    lead = funnel.capture(Lead(first_name="Lee", email="lee@bluepeak.example.com"))
+    assert [r.id for r in funnel.similar(lead)] == [client.id]
+    assert [r.id for r in funnel.similar(client)] == [lead.id]
+    # A converted lead is not a duplicate of the contact it became.
+    funnel.qualify(lead, force=True)
+    contact_id = funnel.set_appointment(lead).contact_id
+    assert lead.id not in [r.id for r in funnel.similar(contact_id)]
+    assert contact_id not in [r.id for r in funnel.similar(lead)]
+
+
+def test_pages_follow_creation_order_whatever_the_order_stored(
+    funnel: Funnel, clock: ManualClock
+) -> None:
+    made = [
+        funnel.add(Lead(**person(n)), at=clock.now() + timedelta(minutes=m))
+        for n, m in enumerate([9, 3, 3, 7, 0, 3, 5, 1])
+    ]
+    expected = [r.id for r in sorted(made, key=lambda r: (r.created_at, r.id))]
+    seen, page = [], funnel.leads(limit=3)
+    while page:
+        seen += [r.id for r in page]
+        page = funnel.leads(after=page[-1], limit=3)
+    assert seen == expected
+    assert [r.id for r in funnel.leads(after=expected[4])] == expected[5:]
+    gone = funnel.get_lead(expected[4])
+    funnel.merge(expected[0], gone)  # a page's last record may be merged away meanwhile
+    assert [r.id for r in funnel.leads(after=gone)] == expected[5:]
+    with pytest.raises(InvalidArgumentError, match="pass the last record"):
+        funnel.leads(after=gone.id)
+    assert funnel.count("lead") == 7
+    assert funnel.count("lead", status="raw", created_since=made[0].created_at) == 1
+
+
+def test_a_reps_due_list_is_filtered_in_storage_and_limited(
+    funnel: Funnel, clock: ManualClock
+) -> None:
+    for n, owner in enumerate(["ana", "ben", "ana", None, "ana"]):
+        funnel.capture(Lead(**person(n, owner=owner)))
+        clock.advance(minutes=5)
+    later = clock.now() + timedelta(days=1)
+    everything = funnel.due(at=later)
+    anas = funnel.due(at=later, owner="ana")
+    assert len(everything) == 5
+    assert [i.subject_id for i in anas] == [i.subject_id for i in everything if i.owner == "ana"]
+    assert funnel.due(at=later, owner="ana", limit=2) == anas[:2]
+    assert funnel.due(at=later, limit=0) == []
+
+
+@pytest.mark.parametrize(
+    ("call", "says"),
+    [
+        (lambda f: f.leads(status="hot"), "suspect, farm_list, raw"),
+        (lambda f: f.contacts(type="vip"), "prospect, client"),
+        (lambda f: f.opportunities(stage="closing"), "appointment_set"),
+        (lambda f: f.count("deal"), "lead, contact, opportunity"),
+        (lambda f: f.count("lead", colour="red"), "filter by one of"),
+        (lambda f: f.leads(created_since=datetime(2026, 1, 1)), "no timezone"),
+        (lambda f: f.leads(limit=-1), "limit=-1"),
+        (lambda f: f.due(at=datetime(2026, 1, 1)), "no timezone"),
+        (lambda f: f.report(by="colour"), "source, owner"),
+        (lambda f: f.rep_list("hot_leads"), "not_sat"),
+    ],
+)
+def test_a_bad_argument_is_an_invalid_argument_error_listing_the_allowed(
+    funnel: Funnel, call: object, says: str
+) -> None:
+    with pytest.raises(InvalidArgumentError, match=says) as err:
+        call(funnel)  # type: ignore[operator]
+    assert isinstance(err.value, (LeadFunnelError, ValueError))
