@@ -2,18 +2,25 @@
 
 :class:`RoutingRules` is a :class:`~leadfunnel.Router`: ordered :class:`Route` rules
 (territory, company size, source, profile, tags) send a lead to an :class:`OwnerGroup`;
-within the group owners take turns (round-robin), skipping anyone marked unavailable;
-each group names a backup, who takes overdue follow-ups (``FollowUp.escalated_to``).
+within the group owners take turns in proportion to their weights (smooth weighted
+round-robin: equal weights are plain round-robin), skipping anyone marked unavailable
+or at their daily capacity; each group names a backup, who takes the leads when every
+owner is out or full, and overdue follow-ups (``FollowUp.escalated_to``).
 """
 
 from __future__ import annotations
 
+import math
 import threading
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time
 from os import PathLike
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Protocol
 
+from ._clock import Clock, SystemClock
 from ._errors import ConfigError
 from ._models import Contact, Lead, normalise_country
 from ._toml import read_toml
@@ -37,11 +44,20 @@ def _fold(values: Iterable[str]) -> frozenset[str]:
 
 @dataclass(frozen=True)
 class OwnerGroup:
-    """A team that shares leads in turn: its ``owners`` and the ``backup`` who covers."""
+    """A team that shares leads in turn: its ``owners`` and the ``backup`` who covers.
+
+    ``capacity`` maps an owner (or the backup) to the most new leads the router gives
+    them per day (the funnel clock's UTC day); an owner at capacity is skipped like an
+    unavailable one. ``weights`` maps an owner to their share of turns (default 1
+    each): with ``{"ana": 2}``, ana gets two leads for each one of the others. Both are
+    kept as read-only mappings, empty when not given.
+    """
 
     name: str
     owners: Sequence[str]
     backup: str | None = None
+    capacity: Mapping[str, int] | None = field(default=None, hash=False)
+    weights: Mapping[str, float] | None = field(default=None, hash=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
@@ -55,6 +71,65 @@ class OwnerGroup:
         object.__setattr__(self, "owners", owners)
         if self.backup is not None and (not isinstance(self.backup, str) or not self.backup):
             raise ConfigError(f"{where}: backup must be an owner's name or None")
+        members = (*owners, self.backup) if self.backup is not None else owners
+        capacity = _per_owner(where, "capacity", self.capacity, members, _leads_per_day)
+        weights = _per_owner(where, "weights", self.weights, owners, _share)
+        object.__setattr__(self, "capacity", MappingProxyType(capacity))
+        object.__setattr__(self, "weights", MappingProxyType(weights))
+
+    def weight(self, owner: str) -> float:
+        """``owner``'s share of turns (1 unless ``weights`` says otherwise)."""
+        assert self.weights is not None  # set in __post_init__
+        return self.weights.get(owner, 1)
+
+    def capacity_of(self, owner: str) -> int | None:
+        """The most leads ``owner`` is given per day in this group (``None``: no limit)."""
+        assert self.capacity is not None  # set in __post_init__
+        return self.capacity.get(owner)
+
+
+def _leads_per_day(value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        return "must be a whole number of leads per day >= 0"
+    return None
+
+
+def _share(value: Any) -> str | None:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        return "must be a number above 0 (a share of turns; mark an owner unavailable instead)"
+    return None
+
+
+def _per_owner(
+    where: str,
+    key: str,
+    value: Any,
+    members: Sequence[str],
+    problem: Any,
+) -> dict[str, Any]:
+    """``value`` (a mapping from members to numbers, or ``None``) checked and copied."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{where}: {key} must map owners to numbers, not {value!r}")
+    checked: dict[str, Any] = {}
+    for owner, number in value.items():
+        if owner not in members:
+            raise ConfigError(
+                f"{where}: {key} names {owner!r}, who is not "
+                + ("an owner" if key == "weights" else "an owner or the backup")
+                + f" of the group; the group has: {', '.join(members)}"
+            )
+        reason = problem(number)
+        if reason is not None:
+            raise ConfigError(f"{where}: {key}[{owner!r}] {reason}, not {number!r}")
+        checked[owner] = number
+    return checked
 
 
 @dataclass(frozen=True)
@@ -146,6 +221,8 @@ class Route:
         return self.tags is None or bool(_fold(person.tags) & _fold(self.tags))
 
 
+_GROUP_KEYS = ("name", "owners", "backup", "capacity", "weights")
+
 _ROUTE_KEYS = (
     "group",
     "name",
@@ -160,15 +237,32 @@ _ROUTE_KEYS = (
 )
 
 
+class _FunnelLike(Protocol):
+    """What :meth:`RoutingRules.attach` needs of a funnel."""
+
+    clock: Clock
+
+    def count(self, kind: Any, **filters: Any) -> int: ...
+
+
 class RoutingRules:
-    """A router: ordered routes to owner groups, round-robin, with backups.
+    """A router: ordered routes to owner groups, weighted turns, capacities, backups.
 
     ``assign(lead)`` takes the first route the lead matches (else the ``default``
-    group; else nobody) and gives the lead to the group's next available owner in
-    turn. If every owner of the group is unavailable, the backup takes it when
-    available; otherwise the lead stays unassigned. ``backup_for(owner)`` names the
+    group; else nobody) and gives the lead to the group's next owner in turn, skipping
+    owners marked unavailable and owners who reached their ``capacity`` today. Turns
+    follow the group's ``weights`` (smooth weighted round-robin: an owner of weight 2
+    gets two leads for each one of an owner of weight 1, interleaved; equal weights
+    are plain round-robin). If no owner can take the lead, the backup takes it when
+    available and under capacity; otherwise the lead stays unassigned.
+
+    A day is the UTC day of ``clock`` (the funnel's clock once :meth:`use_clock` or
+    :meth:`attach` gave it; the system's UTC clock until then); the counts restart
+    when the day changes. They count the leads this router assigned: a process that
+    starts mid-day catches up with :meth:`attach`. ``backup_for(owner)`` names the
     backup of the owner's group (or, if the backup is the owner or unavailable, another
-    available owner of the group). Safe to share between threads.
+    available owner of the group); capacity does not apply to escalations. Safe to
+    share between threads.
     """
 
     def __init__(
@@ -178,6 +272,7 @@ class RoutingRules:
         *,
         default: str | None = None,
         unavailable: Iterable[str] = (),
+        clock: Clock | None = None,
     ) -> None:
         self.groups: dict[str, OwnerGroup] = {}
         for group in groups:
@@ -202,7 +297,14 @@ class RoutingRules:
             )
         self.default = default
         self._unavailable: set[str] = set(_names("routing", "unavailable", unavailable))
-        self._turn: dict[str, int] = dict.fromkeys(self.groups, 0)
+        # Smooth weighted round-robin: each owner's running credit, per group.
+        self._credit: dict[str, dict[str, float]] = {
+            name: dict.fromkeys(group.owners, 0.0) for name, group in self.groups.items()
+        }
+        self._own_clock = clock is not None
+        self._clock: Clock = clock if clock is not None else SystemClock()
+        self._day: date | None = None
+        self._given: Counter[str] = Counter()  # leads given today, per owner
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -228,14 +330,25 @@ class RoutingRules:
                 f" ({entry['name']!r})" if isinstance(entry.get("name"), str) else ""
             )
             for key in entry:
-                if key not in ("name", "owners", "backup"):
+                if key not in _GROUP_KEYS:
                     raise ConfigError(
-                        f"{where}: unknown key {key!r}; known keys: name, owners, backup"
+                        f"{where}: unknown key {key!r}; known keys: {', '.join(_GROUP_KEYS)}"
                     )
             for key in ("name", "owners"):
                 if key not in entry:
                     raise ConfigError(f"{where}: {key} is missing")
-            groups.append(OwnerGroup(entry["name"], entry["owners"], entry.get("backup")))
+            try:
+                groups.append(
+                    OwnerGroup(
+                        entry["name"],
+                        entry["owners"],
+                        entry.get("backup"),
+                        capacity=entry.get("capacity"),
+                        weights=entry.get("weights"),
+                    )
+                )
+            except ConfigError as exc:
+                raise ConfigError(f"{where}: {str(exc).partition(': ')[2]}") from None
         routes = []
         for i, entry in enumerate(_entries("routes", data.get("routes", []))):
             label = entry.get("name") or entry.get("group")
@@ -261,7 +374,8 @@ class RoutingRules:
     @classmethod
     def from_toml(cls, path: str | PathLike[str]) -> RoutingRules:
         """Rules from a TOML file: top-level ``default`` and ``unavailable``, then
-        ``[[groups]]`` tables (``name``, ``owners``, ``backup``) and ``[[routes]]``
+        ``[[groups]]`` tables (``name``, ``owners``, ``backup``, and the inline tables
+        ``capacity = { ana = 20 }`` and ``weights = { ana = 2 }``) and ``[[routes]]``
         tables (``group`` and the conditions of :class:`Route`), in order."""
         return cls.from_dict(read_toml(path, "routing file"))
 
@@ -298,20 +412,81 @@ class RoutingRules:
         return self.groups[self.default] if self.default is not None else None
 
     def assign(self, lead: Lead) -> str | None:
-        """The next available owner of the lead's group, in turn (``None``: nobody)."""
+        """The owner whose turn it is in the lead's group (``None``: nobody).
+
+        Owners who are unavailable or at capacity today are passed over; if that is
+        every owner, the backup (when available and under capacity) takes the lead.
+        """
         group = self.group_for(lead)
         if group is None:
             return None
         with self._lock:
-            start = self._turn[group.name]
-            size = len(group.owners)
-            for step in range(size):
-                owner = group.owners[(start + step) % size]
-                if owner not in self._unavailable:
-                    self._turn[group.name] = (start + step + 1) % size
-                    return owner
-            backup = group.backup
-            return backup if backup is not None and backup not in self._unavailable else None
+            self._roll_day()
+            credit = self._credit[group.name]
+            ready = [owner for owner in group.owners if self._can_take(group, owner)]
+            if ready:
+                # Smooth weighted round-robin (as nginx balances upstreams): every ready
+                # owner earns their weight, the richest takes the lead and pays the
+                # round's total; ties go to the owner listed first.
+                for owner in ready:
+                    credit[owner] += group.weight(owner)
+                chosen = max(ready, key=lambda owner: credit[owner])
+                credit[chosen] -= sum(group.weight(owner) for owner in ready)
+            elif group.backup is not None and self._can_take(group, group.backup):
+                chosen = group.backup
+            else:
+                return None
+            self._given[chosen] += 1
+            return chosen
+
+    def _can_take(self, group: OwnerGroup, owner: str) -> bool:
+        if owner in self._unavailable:
+            return False
+        limit = group.capacity_of(owner)
+        return limit is None or self._given[owner] < limit
+
+    def _roll_day(self) -> None:
+        today = self._clock.now().astimezone(UTC).date()
+        if today != self._day:
+            self._day = today
+            self._given.clear()
+
+    # --- capacity ---------------------------------------------------------------------
+
+    @property
+    def clock(self) -> Clock:
+        """The clock whose UTC day capacities count in."""
+        return self._clock
+
+    def use_clock(self, clock: Clock) -> None:
+        """Count days on ``clock`` (the funnel's), unless the router was made with a
+        ``clock`` of its own."""
+        if not self._own_clock:
+            with self._lock:
+                self._clock = clock
+
+    def assigned_today(self) -> dict[str, int]:
+        """How many leads each owner was given today (only owners given any)."""
+        with self._lock:
+            self._roll_day()
+            return {owner: n for owner, n in self._given.items() if n}
+
+    def attach(self, funnel: _FunnelLike) -> None:
+        """Route for ``funnel``: count days on its clock, and start today's counts from
+        the leads its store already holds for each owner with a capacity (leads
+        created since the start of today, UTC), so a restarted process keeps the
+        limits. Call it once, after ``Funnel(router=...)``."""
+        self.use_clock(funnel.clock)
+        with self._lock:
+            self._roll_day()
+            assert self._day is not None
+            start = datetime.combine(self._day, time(), tzinfo=UTC)
+        capped = {owner for group in self.groups.values() for owner in (group.capacity or {})}
+        held = {owner: funnel.count("lead", owner=owner, created_since=start) for owner in capped}
+        with self._lock:
+            self._roll_day()
+            for owner, count in held.items():
+                self._given[owner] = max(self._given[owner], count)
 
     def needs_record(self, owner: str | None) -> bool:
         """Whether :meth:`backup_for` needs the record to answer for ``owner``: only
