@@ -294,3 +294,15 @@ def test_a_nul_byte_early_in_a_small_file_rejects_its_row_only(tmp_path: Path) -
     code, out, _ = import_file(tmp_path, text, "--rejects", str(tmp_path / "r.csv"))
     assert code == 0, out
     assert out.startswith("1 added, 0 duplicates, 0 avoided, 1 rejected")
+
+
+def test_an_error_quoting_the_file_is_one_line_without_control_characters(
+    tmp_path: Path,
+) -> None:
+    code, _, err = import_file(tmp_path, '"col\nour","size\x1b]0;x\x07"\nred,9\n')
+    assert code == 2
+    assert err == (
+        f"leadfunnel: error: {tmp_path / 'in.csv'}: the header (col our, size]0;x) is not a "
+        "Salesforce or HubSpot export, nor leadfunnel's own field names; pass --format to "
+        "say which it is\n"
+    )

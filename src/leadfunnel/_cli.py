@@ -70,7 +70,9 @@ def _emit(text: str, output: str | None, written: str) -> None:
 
 
 def _fail(message: str) -> NoReturn:
-    click.echo(f"leadfunnel: error: {message}", err=True)
+    # One line: a message quoting the input (a column name...) must not break it, nor
+    # send the terminal control codes.
+    click.echo(f"leadfunnel: error: {printable(message.replace(chr(10), ' '))}", err=True)
     sys.exit(2)
 
 
