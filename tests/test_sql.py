@@ -30,6 +30,7 @@ from leadfunnel import (
     ConfigError,
     DuplicateError,
     Funnel,
+    InvalidArgumentError,
     Lead,
     LeadFunnelError,
     LeadStatus,
@@ -783,4 +784,39 @@ def test_a_reader_never_misses_an_event_committed_by_other_processes(
         assert len(stored) == 3 * 25 * 2
         assert [e.id for e in seen] == [e.id for e in stored]
     finally:
+        repository.close()
+
+
+def test_the_applications_own_sql_commits_or_rolls_back_with_the_funnel(
+    url: tuple[str, str | None],
+) -> None:
+    repository = open_repository(url)
+    other = open_repository(url)  # another connection pool, as another process would be
+    notes = sa.Table("app_notes", sa.MetaData(), sa.Column("text", sa.String(100)))
+    try:
+        with repository._engine.begin() as conn:
+            notes.create(conn)
+        funnel = Funnel(repository)
+
+        def note_and_add(n: int, fail: bool) -> None:
+            with funnel.transaction():
+                repository.connection.execute(sa.insert(notes).values(text=f"note {n}"))
+                funnel.add(Lead(**person(n)))
+                # Nothing is visible outside the transaction before it commits.
+                assert Funnel(other).leads() == []
+                if fail:
+                    raise RuntimeError("the request failed")
+
+        with pytest.raises(RuntimeError):
+            note_and_add(1, fail=True)
+        note_and_add(2, fail=False)
+        with repository._engine.connect() as conn:
+            assert conn.execute(sa.select(notes.c.text)).scalars().all() == ["note 2"]
+        assert [lead.email for lead in Funnel(other).leads()] == [person(2)["email"]]
+        with pytest.raises(InvalidArgumentError, match="no transaction is open"):
+            _ = repository.connection
+    finally:
+        with repository._engine.begin() as conn:
+            notes.drop(conn)
+        other.close()
         repository.close()

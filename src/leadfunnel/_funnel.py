@@ -18,6 +18,7 @@ hands each call to the use case that does the work, one module each:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from uuid import UUID
@@ -652,6 +653,12 @@ class Funnel:
     def history(self, subject: Subject) -> list[Event]:
         """The subject's events, oldest first."""
         return self.repository.history(self._id(subject))
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """``with funnel.transaction(): ...``: every change the block makes (in this
+        thread) is kept if it ends normally, none if it raises. Nested, a savepoint.
+        Subscribers hear of the changes once the outermost transaction commits."""
+        return self.repository.transaction()
 
     def events(self, after: int = 0, limit: int | None = 1000) -> list[Event]:
         """The store's events with ``position > after``, in commit order, at most

@@ -14,6 +14,7 @@ import threading
 from bisect import bisect_left, bisect_right, insort
 from collections import ChainMap, defaultdict
 from collections.abc import Callable, Collection, Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 from uuid import UUID
@@ -98,6 +99,8 @@ class InMemoryRepository(Repository):
         self._position = 0
         self._suppressed: dict[str, UUID] = {}
         self._secret: bytes | None = None
+        # Inside a transaction: how to undo each commit made in it, newest last.
+        self._undo: list[Callable[[], None]] | None = None
 
     def __repr__(self) -> str:
         counts = ", ".join(f"{k}s={len(v)}" for k, v in self._by_kind.items())
@@ -108,7 +111,99 @@ class InMemoryRepository(Repository):
     def _commit(self, changes: ChangeSet) -> list[Event]:
         with self._lock:
             same_keys = self._check(changes)
+            if self._undo is not None:
+                self._undo.append(self._before_image(changes))
             return self._apply(changes, same_keys)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        # The lock is held to the end: other threads wait, as they would for a database
+        # writer; this thread's reads see its own commits.
+        with self._lock:
+            outer = self._undo is None
+            if outer:
+                self._undo = []
+            assert self._undo is not None
+            mark = len(self._undo)
+            try:
+                yield
+            except BaseException:
+                while len(self._undo) > mark:
+                    self._undo.pop()()
+                raise
+            finally:
+                if outer:
+                    self._undo = None
+
+    def _before_image(self, changes: ChangeSet) -> Callable[[], None]:
+        """What the containers hold now, where ``changes`` will write: a function that
+        puts it back. Copies only the entries the change set touches."""
+        missing = object()
+        records = [*changes.deletes, *changes.inserts, *changes.updates]
+        ids = {r.id for r in records}
+        old_records = {i: self._records.get(i, missing) for i in ids}
+        keys = {k for i in ids for r in (self._records.get(i),) if r for k in self._claimed_keys(r)}
+        keys |= {k for r in records for k in self._claimed_keys(r)}
+        old_keys = {k: self._keys.get(k, missing) for k in keys}
+        touched = {t.subject_id for t in changes.touches} | {e.subject_id for e in changes.events}
+        moved_touches = [i for m in changes.moves for i in m.touch_ids]
+        moved_events = [i for m in changes.moves for i in m.event_ids]
+        touched |= {m.to_subject_id for m in changes.moves}
+        touched |= {self._touch_subject[i] for i in moved_touches if i in self._touch_subject}
+        touched |= {self._event_subject[i] for i in moved_events if i in self._event_subject}
+        old_touches = {i: list(self._touches[i]) for i in touched if i in self._touches}
+        old_events = {i: list(self._events[i]) for i in touched if i in self._events}
+        touch_ids = [t.id for t in changes.touches] + moved_touches
+        event_ids = [e.id for e in changes.events] + moved_events
+        old_touch_subject = {i: self._touch_subject.get(i, missing) for i in touch_ids}
+        old_event_subject = {i: self._event_subject.get(i, missing) for i in event_ids}
+        old_event_by_id = {i: self._event_by_id.get(i, missing) for i in event_ids}
+        old_suppressed = {
+            x.digest: self._suppressed.get(x.digest, missing) for x in changes.suppress
+        }
+        old_merges = (
+            {k: list(v) for k, v in self._merges.items()}
+            if (changes.add_merge is not None or changes.remove_merge is not None)
+            else None
+        )
+        counters = (self._seq, self._position, len(self._feed), len(self._steps))
+
+        def restore(target: dict[Any, Any], before: dict[Any, Any]) -> None:
+            for key, value in before.items():
+                if value is missing:
+                    target.pop(key, None)
+                else:
+                    target[key] = value
+
+        def undo() -> None:
+            for i, before in old_records.items():
+                now = self._records.get(i)
+                if now is not None:
+                    self._unorder(now)
+                    del self._by_kind[now.kind][i]
+                if before is not missing:
+                    assert isinstance(before, (Lead, Contact, Opportunity))
+                    insort(self._ordered[before.kind], (before.created_at, before.id))
+                    self._by_kind[before.kind][i] = before
+            restore(self._records, old_records)
+            restore(self._keys, old_keys)
+            for i in touched:
+                self._touches.pop(i, None)
+                self._events.pop(i, None)
+            self._touches.update(old_touches)
+            self._events.update(old_events)
+            restore(self._touch_subject, old_touch_subject)
+            restore(self._event_subject, old_event_subject)
+            restore(self._event_by_id, old_event_by_id)
+            restore(self._suppressed, old_suppressed)
+            if old_merges is not None:
+                self._merges.clear()
+                self._merges.update(old_merges)
+            self._seq, self._position = counters[0], counters[1]
+            del self._feed[counters[2] :]
+            del self._steps[counters[3] :]
+
+        return undo
 
     def _check(self, changes: ChangeSet) -> set[UUID]:
         """Raise if ``changes`` cannot apply; return the updates that keep their keys."""

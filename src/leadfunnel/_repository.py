@@ -42,8 +42,10 @@ reference implementation.
 from __future__ import annotations
 
 import logging
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, get_args
@@ -68,6 +70,7 @@ __all__ = [
 ]
 
 _log = logging.getLogger("leadfunnel")
+_SCOPES_LOCK = threading.Lock()
 
 #: Where a page of records ends: the ``(created_at, id)`` of its last record. Lists are
 #: ordered by it, so the next page is the records after it.
@@ -227,16 +230,59 @@ class Repository(ABC):
     """
 
     _subscribers: tuple[Callable[[list[Event]], None], ...] = ()
+    _scopes: threading.local | None = None
 
     # --- writes -----------------------------------------------------------------------
 
     def commit(self, changes: ChangeSet) -> list[Event]:
         """Apply ``changes`` atomically, or raise and apply nothing; return the events as
-        stored (each with its ``position``), after telling the subscribers."""
+        stored (each with its ``position``), after telling the subscribers (inside a
+        :meth:`transaction`, once it commits)."""
         stored = self._commit(changes)
-        if stored and self._subscribers:
+        scope = self._scope()
+        if scope.depth:
+            scope.pending.extend(stored)
+        elif stored and self._subscribers:
             self._tell(stored)
         return stored
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Make every commit of this thread inside the block one atomic unit: all of
+        them are kept if the block ends normally, none if it raises. A transaction
+        inside another is a savepoint: if it raises, only its own commits are undone.
+        Subscribers hear of the commits once the outermost transaction has committed."""
+        scope = self._scope()
+        told = len(scope.pending)
+        scope.depth += 1
+        try:
+            with self._transaction():
+                yield
+        except BaseException:
+            del scope.pending[told:]
+            raise
+        finally:
+            scope.depth -= 1
+        if scope.depth == 0:
+            stored, scope.pending = scope.pending, []
+            if stored and self._subscribers:
+                self._tell(stored)
+
+    @abstractmethod
+    def _transaction(self) -> AbstractContextManager[None]:
+        """A context in which this thread's commits are one atomic unit (see
+        :meth:`transaction`); entered again inside itself, a savepoint."""
+
+    def _scope(self) -> Any:
+        scopes = self._scopes
+        if scopes is None:
+            with _SCOPES_LOCK:
+                if self._scopes is None:
+                    self._scopes = threading.local()
+                scopes = self._scopes
+        if not hasattr(scopes, "depth"):
+            scopes.depth, scopes.pending = 0, []
+        return scopes
 
     @abstractmethod
     def _commit(self, changes: ChangeSet) -> list[Event]:

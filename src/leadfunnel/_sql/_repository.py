@@ -31,6 +31,7 @@ from .._errors import (
     ConcurrencyError,
     ConfigError,
     DuplicateError,
+    InvalidArgumentError,
     LeadFunnelError,
     NotFoundError,
     StorageError,
@@ -137,6 +138,7 @@ class SqlRepository(Repository):
         memory = self.dialect == "sqlite" and isinstance(self._engine.pool, StaticPool)
         self._serial: AbstractContextManager[Any] = threading.RLock() if memory else nullcontext()
         self._writer = self._engine.execution_options(leadfunnel_write=True)
+        self._local = threading.local()
         self._inserts = _BulkInserts(self._engine.dialect, schema)
         try:
             with self._serial:
@@ -216,14 +218,64 @@ class SqlRepository(Repository):
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
+        current = self._current()
+        if current is not None:  # inside a transaction: read what it wrote
+            with _translated():
+                yield current
+            return
         with self._serial, _translated(), self._engine.connect() as conn:
+            yield conn
+
+    @property
+    def connection(self) -> Connection:
+        """The SQLAlchemy connection of this thread's open :meth:`transaction`: run the
+        application's own SQL on it, and it commits or rolls back with the funnel's
+        changes, as one database transaction. Outside a transaction, an
+        :class:`~leadfunnel.InvalidArgumentError`."""
+        current = self._current()
+        if current is None:
+            raise InvalidArgumentError(
+                "no transaction is open in this thread: use the connection inside "
+                "`with funnel.transaction():`"
+            )
+        return current
+
+    def _current(self) -> Connection | None:
+        """This thread's open transaction's connection, if it is in one."""
+        conn: Connection | None = getattr(self._local, "conn", None)
+        return conn
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        current = self._current()
+        if current is not None:
+            with _translated(), current.begin_nested():
+                yield
+            return
+        with self._serial, _translated(), self._writer.begin() as conn:
+            self._local.conn = conn
+            try:
+                yield
+            finally:
+                self._local.conn = None
+
+    @contextmanager
+    def _writing(self, changes: ChangeSet | None = None) -> Iterator[Connection]:
+        """A connection in a transaction of its own, or a savepoint in this thread's
+        open transaction (a failed commit then undoes only itself)."""
+        current = self._current()
+        if current is not None:
+            with _translated(changes), current.begin_nested():
+                yield current
+            return
+        with self._serial, _translated(changes), self._writer.begin() as conn:
             yield conn
 
     # --- writes -----------------------------------------------------------------------
 
     def _commit(self, changes: ChangeSet) -> list[Event]:
         try:
-            with self._serial, _translated(changes), self._writer.begin() as conn:
+            with self._writing(changes) as conn:
                 first = self._apply(conn, changes)
         except sa_exc.IntegrityError as exc:
             self._explain(changes, exc)
@@ -647,7 +699,7 @@ class SqlRepository(Repository):
             found = conn.execute(query).scalar()
         if found is None:
             try:
-                with self._serial, _translated(), self._writer.begin() as conn:
+                with self._writing() as conn:
                     conn.execute(
                         sa.insert(t).values(name="suppression", value=secrets.token_hex(32))
                     )

@@ -1225,6 +1225,42 @@ class RepositoryContract(ABC):
         assert counts(repo.step_counts(since=None, until=None)) == {("raw", None): 2}
         assert [r.id for r in repo.leads(created_since=last)] == [new.id]
 
+    def test_a_transaction_keeps_all_its_commits_or_none(self, repo: Repository) -> None:
+        a, b, c = lead(1), lead(2), lead(3)
+        heard: list[list[Event]] = []
+        repo.subscribe(heard.append)
+
+        def fail_half_way() -> None:
+            with repo.transaction():
+                add(repo, a)
+                repo.commit(ChangeSet(updates=[bump(a, notes="inside")]))
+                assert repo.get(a.id).notes == "inside"  # the transaction reads its writes
+                raise RuntimeError("the application failed")
+
+        with pytest.raises(RuntimeError):
+            fail_half_way()
+        assert repo.get_many([a.id]) == {}
+        assert repo.find_keys([f"email:{a.email}"]) == {}
+        assert repo.events() == []
+        assert heard == []  # nothing rolled back is ever reported
+        with repo.transaction():
+            add(repo, a)
+            with pytest.raises(DuplicateError):  # a refused commit undoes only itself
+                add(repo, lead(9, email=a.email))
+
+            def fail_inner() -> None:
+                with repo.transaction():  # a savepoint
+                    add(repo, b)
+                    raise RuntimeError("inner")
+
+            with pytest.raises(RuntimeError):
+                fail_inner()
+            add(repo, c)
+            assert heard == []  # told after the outermost commit
+        assert set(repo.get_many([a.id, b.id, c.id])) == {a.id, c.id}
+        assert [[e.subject_id for e in batch] for batch in heard] == [[a.id, c.id]]
+        assert [e.subject_id for e in repo.events()] == [a.id, c.id]
+
     def test_lists_are_in_created_order_and_page_after_a_cursor(self, repo: Repository) -> None:
         hours = [5, 1, 3, 1, 4, 2, 1]
         made = [
