@@ -1234,7 +1234,9 @@ class RepositoryContract(ABC):
             with repo.transaction():
                 add(repo, a)
                 repo.commit(ChangeSet(updates=[bump(a, notes="inside")]))
-                assert repo.get(a.id).notes == "inside"  # the transaction reads its writes
+                inside = repo.get(a.id)
+                assert isinstance(inside, Lead)
+                assert inside.notes == "inside"  # the transaction reads its writes
                 raise RuntimeError("the application failed")
 
         with pytest.raises(RuntimeError):
