@@ -820,3 +820,30 @@ def test_the_applications_own_sql_commits_or_rolls_back_with_the_funnel(
             notes.drop(conn)
         other.close()
         repository.close()
+
+
+def test_check_refuses_a_database_without_the_current_schema(
+    url: tuple[str, str | None], tmp_path: Path
+) -> None:
+    with pytest.raises(ConfigError, match="no leadfunnel tables|no database file"):
+        SqlRepository(url[0], schema=url[1], migrate="check")
+    open_repository(url).close()  # auto (the default) creates them
+    checked = SqlRepository(url[0], schema=url[1], migrate="check")
+    checked.close()
+    repository = open_repository(url)
+    _set_version(repository, 2)
+    repository.close()
+    with pytest.raises(ConfigError, match=r"version 2, older .*leadfunnel migrate"):
+        SqlRepository(url[0], schema=url[1], migrate="check")
+    untouched = SqlRepository(url[0], schema=url[1], migrate="never")
+    assert untouched.schema_version == 2  # never: not even looked at
+    untouched.close()
+
+
+def test_check_never_creates_a_sqlite_file(tmp_path: Path) -> None:
+    typo = tmp_path / "funnle.db"
+    with pytest.raises(ConfigError, match="no database file"):
+        SqlRepository(f"sqlite:///{typo}", migrate="check")
+    assert not typo.exists()
+    with pytest.raises(InvalidArgumentError, match="auto, check, never"):
+        SqlRepository(f"sqlite:///{typo}", migrate="sometimes")  # type: ignore[arg-type]

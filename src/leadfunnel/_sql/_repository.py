@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import itertools
 import operator
+import os
 import secrets
 import sqlite3
 import threading
@@ -13,7 +14,7 @@ import typing
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
-from typing import Any, NoReturn, TypeVar
+from typing import Any, Literal, NoReturn, TypeVar
 from uuid import UUID
 
 import pydantic
@@ -77,6 +78,7 @@ _OPEN_STAGES = tuple(st.value for st in Stage if st not in (Stage.WON, Stage.LOS
 _BATCH = 500  # ids per IN (...) list
 _COPY_FROM = 16  # rows from which PostgreSQL inserts go through COPY
 _SQLITE_BUSY_SECONDS = 30.0
+_MIGRATE = ("auto", "check", "never")
 _DRIVERS = {
     "postgresql": "leadfunnel[postgres] (psycopg)",
     "mysql": "leadfunnel[mysql] (PyMySQL)",
@@ -126,8 +128,18 @@ class SqlRepository(Repository):
         url: str | sa.URL | Engine,
         *,
         schema: str | None = None,
+        migrate: Literal["auto", "check", "never"] = "auto",
         **engine_options: Any,
     ) -> None:
+        if migrate not in _MIGRATE:
+            raise InvalidArgumentError(
+                f"migrate={migrate!r}; use one of: {', '.join(_MIGRATE)} "
+                "(auto creates or upgrades the tables, check refuses a database without "
+                "the current schema, never leaves the schema alone)"
+            )
+        self.migrate = migrate
+        if migrate == "check":
+            _refuse_a_missing_sqlite_file(url)
         self._engine = _make_engine(url, engine_options)
         self.url = self._engine.url
         self.dialect = self._engine.dialect.name
@@ -141,8 +153,9 @@ class SqlRepository(Repository):
         self._local = threading.local()
         self._inserts = _BulkInserts(self._engine.dialect, schema)
         try:
-            with self._serial:
-                self._open_schema()
+            if migrate != "never":
+                with self._serial:
+                    self._open_schema()
         except BaseException:
             self._engine.dispose()
             raise
@@ -179,6 +192,12 @@ class SqlRepository(Repository):
             with self._writer.begin() as conn:
                 self._reached = True
                 if not sa.inspect(conn).has_table(s.schema_table.name, schema=self.schema):
+                    if self.migrate == "check":
+                        raise _Missing(
+                            f"there are no leadfunnel tables at {where}; check the URL, "
+                            "or create them with `leadfunnel migrate` (or "
+                            "SqlRepository(url, migrate='auto'))"
+                        )
                     # The version table last: once it exists, so do all the others.
                     others = [t for t in s.metadata.sorted_tables if t is not s.schema_table]
                     s.metadata.create_all(conn, tables=others)
@@ -197,6 +216,12 @@ class SqlRepository(Repository):
                         f"the database at {where} has leadfunnel schema version {found}, "
                         f"newer than this leadfunnel understands ({s.SCHEMA_VERSION}); "
                         "upgrade leadfunnel (pip install -U leadfunnel) to open it"
+                    )
+                if found < s.SCHEMA_VERSION and self.migrate == "check":
+                    raise _Missing(
+                        f"the database at {where} has leadfunnel schema version {found}, "
+                        f"older than this leadfunnel's ({s.SCHEMA_VERSION}); upgrade it with "
+                        "`leadfunnel migrate` (or SqlRepository(url, migrate='auto'))"
                     )
                 for version in range(found + 1, s.SCHEMA_VERSION + 1):
                     s.MIGRATIONS[version](conn)
@@ -1233,6 +1258,10 @@ def _seconds_mysql(element: _SecondsBetween, compiler: Any, **kw: Any) -> str:
     return f"TIMESTAMPDIFF(MICROSECOND, {start}, {end}) / 1000000.0"
 
 
+class _Missing(ConfigError):
+    """The schema is absent or old and ``migrate="check"`` forbids touching it."""
+
+
 class _Unversioned(ConfigError):
     """leadfunnel's version table is there but empty."""
 
@@ -1381,6 +1410,24 @@ def _naive_utc(value: datetime) -> datetime:
 
 
 # --- engine ---------------------------------------------------------------------------
+
+
+def _refuse_a_missing_sqlite_file(url: str | sa.URL | Engine) -> None:
+    """Connecting to SQLite creates the file: a typo in a URL must not."""
+    if isinstance(url, Engine):
+        return
+    try:
+        parsed = sa.make_url(url)
+    except sa_exc.ArgumentError:
+        return  # _make_engine explains
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return
+    if parsed.database.startswith("file:") or os.path.exists(parsed.database):
+        return
+    raise ConfigError(
+        f"there is no database file at {parsed.database}; check the URL, or create it "
+        "with `leadfunnel migrate` (or SqlRepository(url, migrate='auto'))"
+    )
 
 
 def _make_engine(url: str | sa.URL | Engine, options: dict[str, Any]) -> Engine:
