@@ -30,6 +30,7 @@ from ._errors import (
     LeadFunnelError,
     NotFoundError,
     PolicyError,
+    RuleError,
     StorageError,
 )
 from ._funnel import Funnel
@@ -53,7 +54,18 @@ from ._repository import (
     StepCount,
 )
 from ._routing import OwnerGroup, Route, RoutingRules
-from .rules import Authority, CompanySize, Geography, Money, Need, Niche, Rule, Source, Verdict
+from .rules import (
+    Authority,
+    BaseRule,
+    CompanySize,
+    Geography,
+    Money,
+    Need,
+    Niche,
+    Rule,
+    Source,
+    Verdict,
+)
 
 if TYPE_CHECKING:
     from ._sql import SqlRepository
@@ -68,6 +80,7 @@ __all__ = [
     "TIMED_STEPS",
     "Authority",
     "AvoidListedError",
+    "BaseRule",
     "BusinessHours",
     "CadencePolicy",
     "ChangeSet",
@@ -119,6 +132,7 @@ __all__ = [
     "Router",
     "RoutingRules",
     "Rule",
+    "RuleError",
     "Source",
     "SqlRepository",
     "Stage",

@@ -14,6 +14,8 @@ each also derives from the builtin a caller would already be catching, so existi
     ├── ConcurrencyError (RuntimeError)       a stale copy: someone saved a newer version
     ├── PolicyError (PermissionError)         the channel policy forbids this touch
     ├── ConfigError (ValueError)              a bad engine, rule, cadence or routing config
+    ├── RuleError                             a qualification rule raised, or answered
+    │                                         something other than a Verdict
     └── StorageError (RuntimeError)           the database failed (locked, gone, full...)
 
 Input validation is pydantic's job: a bad field on a model raises
@@ -35,6 +37,7 @@ __all__ = [
     "LeadFunnelError",
     "NotFoundError",
     "PolicyError",
+    "RuleError",
     "StorageError",
 ]
 
@@ -144,6 +147,22 @@ class PolicyError(LeadFunnelError, PermissionError):
 
 class ConfigError(LeadFunnelError, ValueError):
     """A configuration (engine, rule, profile, cadence, routing, storage URL) is wrong."""
+
+
+class RuleError(LeadFunnelError):
+    """A qualification rule failed on a lead: it raised (the exception is the
+    ``__cause__``) or returned something other than a ``Verdict``. ``rule``,
+    ``profile`` and ``lead_id`` say where; nothing was changed."""
+
+    def __init__(self, rule: str, profile: str, lead_id: UUID, problem: str) -> None:
+        self.rule = rule
+        self.profile = profile
+        self.lead_id = lead_id
+        super().__init__(
+            f"rule {rule!r} of profile {profile!r} failed on lead {lead_id}: {problem}; "
+            "fix the rule (a rule answers Verdict.passed/failed/unknown, and should answer "
+            "unknown, not raise, when data is missing)"
+        )
 
 
 class StorageError(LeadFunnelError, RuntimeError):

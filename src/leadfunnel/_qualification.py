@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ._enums import Interest, LeadStatus, Tier
-from ._errors import ConfigError
+from ._errors import ConfigError, RuleError
 from ._models import Lead
 from ._toml import read_toml
 from .rules import (
@@ -188,7 +188,7 @@ class Profile:
         # (check, hard, weight) per rule: built-in rules answer with a code and
         # allocate nothing; any other rule is asked for its verdict.
         self._plan = tuple(
-            (_checker(rule), hard, weight)
+            (_checker(rule, name), hard, weight)
             for rule, hard, weight in zip(self.rules, self._hard, self._weights, strict=True)
         )
 
@@ -199,20 +199,40 @@ class Profile:
         """Every rule's verdict for ``lead``, each naming its rule."""
         verdicts = []
         for rule, name in zip(self.rules, self._names, strict=True):
-            verdict = rule.evaluate(lead)
+            verdict = _judge(rule, self.name)(lead)
             verdicts.append(verdict if verdict.rule == name else _with_rule(verdict, name))
         return tuple(verdicts)
 
 
-def _checker(rule: Rule) -> Callable[[Lead], int]:
+def _checker(rule: Rule, profile: str) -> Callable[[Lead], int]:
     check = getattr(rule, "check", None)
     if isinstance(rule, _BuiltinRule) and check is not None:
         return check  # type: ignore[no-any-return]
+    judge = _judge(rule, profile)
 
     def by_verdict(lead: Lead) -> int:
-        return OUTCOME_CODES.get(rule.evaluate(lead).outcome, UNKNOWN)
+        return OUTCOME_CODES.get(judge(lead).outcome, UNKNOWN)
 
     return by_verdict
+
+
+def _judge(rule: Rule, profile: str) -> Callable[[Lead], Verdict]:
+    """``rule.evaluate``, with whatever goes wrong in it turned into a
+    :class:`~leadfunnel.RuleError` saying which rule, profile and lead."""
+    name = _rule_name(rule)
+
+    def evaluate(lead: Lead) -> Verdict:
+        try:
+            verdict = rule.evaluate(lead)
+        except RuleError:
+            raise
+        except Exception as exc:
+            raise RuleError(name, profile, lead.id, f"{type(exc).__name__}: {exc}") from exc
+        if not isinstance(verdict, Verdict):
+            raise RuleError(name, profile, lead.id, f"it returned {verdict!r}, not a Verdict")
+        return verdict
+
+    return evaluate
 
 
 class QualificationEngine:

@@ -25,12 +25,13 @@ costs little more than the comparisons themselves.
 from __future__ import annotations
 
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from functools import cache
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from ._errors import ConfigError
 from ._models import Lead, normalise_country
@@ -42,6 +43,7 @@ __all__ = [
     "PASS",
     "UNKNOWN",
     "Authority",
+    "BaseRule",
     "CompanySize",
     "Geography",
     "Money",
@@ -125,6 +127,46 @@ class Rule(Protocol):
         ...
 
 
+class BaseRule(ABC):
+    """A base class for your own rules: a ``name``, ``hard`` and ``weight``, checked.
+
+    Subclass it, set ``name`` (how config files name the rule) and write ``evaluate``::
+
+        class Endpoints(BaseRule):
+            name = "endpoints"
+
+            def __init__(self, minimum: int, *, hard: bool = False) -> None:
+                super().__init__(hard=hard)
+                self.minimum = minimum
+
+            def evaluate(self, lead: Lead) -> Verdict:
+                ...
+
+    A rule that raises, or returns anything but a :class:`Verdict`, is reported by the
+    engine as a :class:`~leadfunnel.RuleError` naming the rule, profile and lead.
+    """
+
+    name: str = ""
+
+    def __init__(self, *, hard: bool = False, weight: float = 1.0) -> None:
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise TypeError(f"{type(self).__name__} needs a name: set name = '...' on the class")
+        if not isinstance(hard, bool):
+            raise TypeError(f"hard must be true or false, not {hard!r}")
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight <= 0:
+            raise ValueError(f"weight must be a positive number, not {weight!r}")
+        self.hard = hard
+        self.weight = float(weight)
+
+    @abstractmethod
+    def evaluate(self, lead: Lead) -> Verdict:
+        """Judge ``lead`` (never change it): ``Verdict.passed(reason)``,
+        ``Verdict.failed(reason)`` or ``Verdict.unknown(reason, missing=[...])``."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, hard={self.hard}, weight={self.weight})"
+
+
 def _fold(text: str) -> str:
     """Case- and whitespace-insensitive form of a word or phrase."""
     return " ".join(text.casefold().split())
@@ -188,8 +230,9 @@ class _BuiltinRule:
     hard: bool = field(default=False, kw_only=True)
     weight: float = field(default=1.0, kw_only=True)
 
-    if TYPE_CHECKING:
-        _pass: Verdict  # prepared by each rule's __post_init__
+    # Prepared by each rule's __post_init__: a field outside __init__, so that type
+    # checkers see each rule's own arguments first (Niche(["IT Services"])).
+    _pass: Verdict = field(init=False, repr=False, compare=False)
 
     def _check_common(self) -> None:
         if not isinstance(self.hard, bool):

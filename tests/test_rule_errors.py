@@ -1,0 +1,89 @@
+"""Third-party rules: the BaseRule base class, and a rule that fails reported as a
+RuleError naming the rule, profile and lead, with nothing changed."""
+
+from __future__ import annotations
+
+import pytest
+
+from leadfunnel import (
+    BaseRule,
+    Funnel,
+    Lead,
+    LeadFunnelError,
+    Profile,
+    QualificationEngine,
+    RuleError,
+    Verdict,
+)
+from leadfunnel.rules import Niche
+
+
+class Endpoints(BaseRule):
+    name = "endpoints"
+
+    def __init__(self, minimum: int, *, hard: bool = False) -> None:
+        super().__init__(hard=hard)
+        self.minimum = minimum
+
+    def evaluate(self, lead: Lead) -> Verdict:
+        if lead.employees is None:
+            return Verdict.unknown("no head count", missing=["employees"])
+        if lead.employees >= self.minimum:
+            return Verdict.passed("a fleet worth managing")
+        return Verdict.failed("too few endpoints")
+
+
+class Broken(BaseRule):
+    name = "broken"
+
+    def evaluate(self, lead: Lead) -> Verdict:
+        raise KeyError("crm_score")
+
+
+class Sloppy(BaseRule):
+    name = "sloppy"
+
+    def evaluate(self, lead: Lead) -> Verdict:
+        return True  # type: ignore[return-value]  # the mistake under test
+
+
+def test_a_base_rule_subclass_qualifies_like_a_built_in_one() -> None:
+    engine = QualificationEngine([Profile("fleet", [Endpoints(20, hard=True)])])
+    assert engine.evaluate(Lead(employees=40)).qualified
+    result = engine.evaluate(Lead(employees=4))
+    assert result.decision == "hard_fail"
+    assert engine.evaluate(Lead()).missing == ("employees",)
+    assert repr(Endpoints(3)) == "Endpoints(name='endpoints', hard=False, weight=1.0)"
+
+
+def test_a_base_rule_checks_its_name_and_arguments() -> None:
+    class Nameless(BaseRule):
+        def evaluate(self, lead: Lead) -> Verdict:
+            return Verdict.passed("ok")
+
+    with pytest.raises(TypeError, match="needs a name"):
+        Nameless()
+    with pytest.raises(ValueError, match="weight must be a positive number"):
+        Broken(weight=0)
+    with pytest.raises(TypeError, match="hard must be true or false"):
+        Broken(hard="yes")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("rule", "problem"),
+    [(Broken(), "KeyError: 'crm_score'"), (Sloppy(), "returned True, not a Verdict")],
+)
+def test_a_rule_that_fails_is_a_rule_error_and_nothing_changes(
+    rule: BaseRule, problem: str
+) -> None:
+    engine = QualificationEngine([Profile("msp", [Niche(["IT Services"]), rule])])
+    funnel = Funnel(engine=engine)
+    lead = funnel.capture(Lead(first_name="Pat", industry="IT Services"))
+    with pytest.raises(RuleError) as err:
+        funnel.qualify(lead)
+    assert (err.value.rule, err.value.profile, err.value.lead_id) == (rule.name, "msp", lead.id)
+    assert problem in str(err.value)
+    assert isinstance(err.value, LeadFunnelError)
+    assert [e.name for e in funnel.history(lead)] == ["capture"]
+    with pytest.raises(RuleError):
+        engine.profiles[0].explain(lead)
