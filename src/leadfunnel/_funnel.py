@@ -45,7 +45,8 @@ if TYPE_CHECKING:
 
 __all__ = ["FREE_MAIL_DOMAINS", "Funnel", "ImportIssue", "ImportReport", "Router", "Subject"]
 
-_R = TypeVar("_R", Lead, Contact, Opportunity)
+_R = TypeVar("_R", bound=Lead | Contact | Opportunity)
+_P = TypeVar("_P", bound=Lead | Contact)
 
 
 class Funnel:
@@ -103,18 +104,18 @@ class Funnel:
 
     def add(
         self,
-        record: Lead | Contact,
+        record: _P,
         *,
         at: datetime | None = None,
         actor: str | None = None,
         reason: str | None = None,
-    ) -> Lead | Contact:
+    ) -> _P:
         """Store a new lead (suspect, farm_list, raw or avoid) or contact.
 
         Raises :class:`DuplicateError` if a stored lead or contact has the same e-mail
         or phone, :class:`AvoidListedError` if that record is avoid-listed.
         """
-        return _people.add(
+        return _people.add(  # type: ignore[return-value]  # the same kind as ``record``
             self.repository,
             record,
             now=self._now(at),

@@ -8,7 +8,7 @@ match on an avoided person is an :class:`~leadfunnel.AvoidListedError`.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import pydantic
 
@@ -31,7 +31,7 @@ from ._suppression import Suppressor
 
 __all__ = ["add", "avoid", "capture", "find", "holder_of", "update"]
 
-_R = TypeVar("_R", Lead, Contact, Opportunity)
+_R = TypeVar("_R", bound=Lead | Contact | Opportunity)
 
 _ADDABLE_LEAD_STATUSES = (
     LeadStatus.SUSPECT,
@@ -183,9 +183,10 @@ def update(
     suppressor: Suppressor,
 ) -> _R:
     """Save the edited fields of ``record`` if nobody saved it since it was read."""
-    stored = repository.get(record.id)
-    if type(stored) is not type(record):
+    found = repository.get(record.id)
+    if type(found) is not type(record):
         raise NotFoundError(record.id, record.kind)
+    stored = cast(_R, found)
     kind: SubjectKind = record.kind
     state_field = STATE_FIELD[kind]
     old_state, new_state = state_of(stored), str(getattr(record, state_field))
@@ -217,10 +218,11 @@ def update(
     if not edits:
         return stored
     # model_copy(update=...) skips validation: validate the edited record whole.
-    checked = type(record).model_validate({**stored.model_dump(), **edits}, context=context)
+    edited = {**stored.model_dump(), **edits}
+    checked = cast(_R, type(record).model_validate(edited, context=context))
     fresh = bump(checked, now)
     if fresh.version != stored.version + 1:
-        fresh = fresh.model_copy(update={"version": stored.version + 1})
+        fresh = cast(_R, fresh.model_copy(update={"version": stored.version + 1}))
     data = {"fields": sorted(edits)}
     new = event(fresh, "update", old_state, old_state, now, actor, reason, data)
     changes = ChangeSet(updates=[fresh], events=[new])
