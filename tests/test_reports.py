@@ -265,11 +265,24 @@ def test_outputs_parse(funnel: Funnel) -> None:
     assert [r[0] for r in rows[1:]] == list(FUNNEL_STEPS)
     assert rows[1][1] == "2"
     grouped = list(csv.reader(io.StringIO(report.to_csv(groups=True))))
-    assert grouped[0] == ["group", "step", "count", "rate", "overall"]
+    assert grouped[0] == ["scope", "group", "step", "count", "rate", "overall"]
     assert len(grouped) == 1 + 7 * 3
+    assert {(row[0], row[1]) for row in grouped[1:]} == {
+        ("all", ""),
+        ("source", "webinar"),
+        ("source", "ads"),
+    }
     svg = ET.fromstring(report.to_svg())
     assert svg.tag == "{http://www.w3.org/2000/svg}svg"
-    assert len(svg.findall("{http://www.w3.org/2000/svg}rect")) == 1 + 7
+    # Small multiples: a panel per group, a bar per step with a count (ads has one).
+    bars = [
+        r for r in svg.iter("{http://www.w3.org/2000/svg}rect") if r.find("{*}title") is not None
+    ]
+    assert sorted(r.findtext("{*}title") for r in bars)[:2] == [
+        "ads, Raw leads: 1",
+        "webinar, Appointments sat: 1",
+    ]
+    assert len(bars) == 1 + 7
     text = str(report)
     for step in FUNNEL_STEPS:
         assert step in text

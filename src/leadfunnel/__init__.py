@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from ._cadence import BusinessHours, CadencePolicy, FollowUp
 from ._channels import allowed_channels
 from ._clock import Clock, SystemClock
+from ._comparison import FunnelComparison, StepChange
 from ._enums import Channel, ContactType, Interest, LeadStatus, LostReason, Outcome, Stage, Tier
 from ._errors import (
     AvoidListedError,
@@ -97,6 +98,7 @@ __all__ = [
     "FollowUpCandidate",
     "FollowUpStats",
     "Funnel",
+    "FunnelComparison",
     "FunnelReport",
     "Geography",
     "HealthCheck",
@@ -138,6 +140,7 @@ __all__ = [
     "Stage",
     "StageTime",
     "Step",
+    "StepChange",
     "StepCount",
     "StorageError",
     "SystemClock",

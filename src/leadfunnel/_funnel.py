@@ -770,6 +770,24 @@ class Funnel:
 
         return build_report(self.repository, since=since, until=until, by=by)
 
+    def compare(
+        self,
+        since: datetime,
+        until: datetime,
+        *,
+        previous: tuple[datetime, datetime] | None = None,
+    ) -> Any:  # a FunnelComparison
+        """The report of ``since <= at < until`` against that of the period before, as
+        a :class:`FunnelComparison` (the change per step, in conversion and in won
+        revenue; table, JSON, CSV and SVG). ``previous`` is ``(since, until)`` of the
+        period to compare with; by default the same calendar months before when both
+        bounds are midnight on the first of a month, else the same length before."""
+        from ._comparison import compare_periods
+
+        return compare_periods(
+            self.repository, since, until, previous=previous, now=self.clock.now()
+        )
+
     def rep_list(
         self,
         name: RepListName | str,

@@ -5,7 +5,8 @@ reached each funnel step within the period (``since <= at < until``), then deriv
 rates, the seed material's health checks, and what it takes to reach a goal. On the SQL
 adapter the counting and grouping run in the database; this module only does
 arithmetic on a handful of numbers, so a report costs the same however long the
-history is.
+history is. The money figures (won revenue, open pipeline) read the won and the open
+deals, far fewer than the leads.
 """
 
 from __future__ import annotations
@@ -14,15 +15,37 @@ import json
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
-from xml.sax.saxutils import escape
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
 
 from ._csv_out import csv_text
+from ._enums import Stage
 from ._lifecycle import FUNNEL_STEPS
+from ._models import Lead, Opportunity
+from ._periods import period_label
 from ._repository import GroupBy, Repository, StageTime, StepCount, check_grouping
 
-__all__ = ["FunnelReport", "HealthCheck", "Step", "TimeInStage", "build_report"]
+if TYPE_CHECKING:
+    from ._charts import Callout, Tile
+
+__all__ = [
+    "NO_GROUP",
+    "FunnelReport",
+    "HealthCheck",
+    "Step",
+    "TimeInStage",
+    "attention",
+    "build_report",
+    "check_value",
+    "format_money",
+    "group_label",
+    "report_tiles",
+]
+
+#: How the group of subjects without a value (no source, no owner...) is labelled in
+#: tables, CSV and charts.
+NO_GROUP = "(none)"
 
 _LABELS = {
     "raw": "Raw leads",
@@ -119,6 +142,18 @@ def _ratio(top: int | float, bottom: int | float) -> float | None:
     return None if not bottom else top / bottom
 
 
+def format_money(amount: Decimal) -> str:
+    """``1234567.5`` as ``1,234,567.50``; whole amounts without cents (``1,234,567``)."""
+    if amount == amount.to_integral_value():
+        return f"{int(amount):,}"
+    return f"{amount:,.2f}"
+
+
+def group_label(key: str | None) -> str:
+    """A group key as shown to a reader: ``None`` (no value) is :data:`NO_GROUP`."""
+    return NO_GROUP if key is None else key
+
+
 def _steps(counts: Mapping[str, int]) -> dict[str, Step]:
     steps: dict[str, Step] = {}
     raw = counts.get("raw", 0)
@@ -147,6 +182,12 @@ class FunnelReport:
     rate (a setter whose appointments don't stick stands out); ``time_in_stage`` the
     median days from each of :data:`~leadfunnel.TIMED_STEPS` to the next, keyed by the
     step left (a stretch nobody completed in the period is absent).
+
+    Money: ``won_revenue`` sums the amounts of the ``won_deals`` deals won in the
+    period (a group's, those of its deals); ``pipeline_value`` sums the amounts of the
+    ``open_deals`` deals open when the report was made (``as_of``), of which
+    ``unpriced_deals`` have no amount yet. ``first_at`` is when the oldest lead was
+    created: where an open period starts.
     """
 
     steps: Mapping[str, Step]
@@ -160,6 +201,13 @@ class FunnelReport:
     touches_on_qualified: int = 0
     setters: Mapping[str | None, float | None] = field(default_factory=dict)
     time_in_stage: Mapping[str, TimeInStage] = field(default_factory=dict)
+    as_of: datetime | None = None
+    first_at: datetime | None = None
+    won_revenue: Decimal = Decimal(0)
+    won_deals: int = 0
+    pipeline_value: Decimal = Decimal(0)
+    open_deals: int = 0
+    unpriced_deals: int = 0
 
     # --- derived numbers ----------------------------------------------------------------
 
@@ -168,6 +216,18 @@ class FunnelReport:
 
     def __iter__(self) -> Iterator[Step]:
         return iter(self.steps.values())
+
+    @property
+    def conversion(self) -> float | None:
+        """The overall conversion, raw leads to won deals (``None`` without raw leads)."""
+        return self.steps["won"].overall
+
+    @property
+    def period(self) -> str:
+        """The period in words: ``2026-03-02 to 2026-03-08`` (both days included), or
+        moments with their zone; an open start is the first lead's day, an open end
+        the day the report was made."""
+        return period_label(self.since, self.until, first=self.first_at, as_of=self.as_of)
 
     @property
     def checks(self) -> dict[str, HealthCheck]:
@@ -218,6 +278,11 @@ class FunnelReport:
         return {c.name: c for c in checks}
 
     @property
+    def failing_checks(self) -> list[HealthCheck]:
+        """The health checks that measured something and found it off (``ok`` False)."""
+        return [check for check in self.checks.values() if check.ok is False]
+
+    @property
     def weak_setters(self) -> list[str | None]:
         """Setters whose appointments-sat rate is under 90%, worst first."""
         weak = [
@@ -245,17 +310,29 @@ class FunnelReport:
     # --- output -------------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
-        """The report as plain JSON-ready data."""
+        """The report as plain JSON-ready data (amounts as decimal strings, exact)."""
         data: dict[str, Any] = {
             "since": self.since.isoformat() if self.since else None,
             "until": self.until.isoformat() if self.until else None,
+            "period": self.period,
+            "as_of": self.as_of.isoformat() if self.as_of else None,
             "by": self.by,
             "steps": [
                 {"step": s.name, "count": s.count, "rate": s.rate, "overall": s.overall}
                 for s in self.steps.values()
             ],
+            "conversion": self.conversion,
+            "won_revenue": str(self.won_revenue),
+            "won_deals": self.won_deals,
+            "pipeline": {
+                "value": str(self.pipeline_value),
+                "open_deals": self.open_deals,
+                "unpriced_deals": self.unpriced_deals,
+            },
             "checks": [c.to_dict() for c in self.checks.values()],
+            "failing_checks": [c.name for c in self.failing_checks],
             "setters": {str(k): v for k, v in self.setters.items()},
+            "weak_setters": [group_label(name) for name in self.weak_setters],
             "time_in_stage": [t.to_dict() for t in self.time_in_stage.values()],
         }
         if self.groups:
@@ -271,9 +348,12 @@ class FunnelReport:
     def to_csv(self, *, groups: bool = False) -> str:
         """A header row and one row per step (``step,count,rate,overall``).
 
-        With ``groups=True`` (and a report made with ``by=``), a ``group`` column comes
-        first and every group's steps follow the totals (whose group is empty). A group
-        name that a spreadsheet would run as a formula is prefixed with a single quote.
+        With ``groups=True`` (and a report made with ``by=``), two columns come first:
+        ``scope`` (``all`` for the whole funnel's rows, else what the report is grouped
+        by, such as ``source``) and ``group`` (the group's key; empty for the whole
+        funnel, ``(none)`` for the subjects without a value), then every group's steps
+        follow the totals. Cells a spreadsheet would run as a formula are neutralised
+        (a single quote in front).
         """
 
         def cell(value: float | None) -> str:
@@ -284,13 +364,14 @@ class FunnelReport:
                 ["step", "count", "rate", "overall"],
                 ([s.name, s.count, cell(s.rate), cell(s.overall)] for s in self.steps.values()),
             )
-        sections: list[tuple[str, FunnelReport]] = [("", self)]
-        sections += [("" if k is None else str(k), g) for k, g in self.groups.items()]
+        scope = self.by or "group"
+        sections: list[tuple[str, str, FunnelReport]] = [("all", "", self)]
+        sections += [(scope, group_label(k), g) for k, g in self.groups.items()]
         return csv_text(
-            ["group", "step", "count", "rate", "overall"],
+            ["scope", "group", "step", "count", "rate", "overall"],
             (
-                [key, s.name, s.count, cell(s.rate), cell(s.overall)]
-                for key, report in sections
+                [where, key, s.name, s.count, cell(s.rate), cell(s.overall)]
+                for where, key, report in sections
                 for s in report.steps.values()
             ),
         )
@@ -299,27 +380,22 @@ class FunnelReport:
         return self.to_table()
 
     def to_table(self) -> str:
-        """An aligned text table of the steps, the health checks and any groups."""
-        lines = [self._title(), ""]
+        """An aligned text table of the steps, the money, the health checks and any
+        groups."""
+        lines = [self.title, ""]
         lines += _table(self)
+        lines += ["", *_money_lines(self)]
         lines += ["", "Health checks"]
         for check in self.checks.values():
-            value = (
-                "n/a"
-                if check.value is None
-                else (
-                    f"{check.value:.1f}"
-                    if check.name == "touches_per_qualified"
-                    else f"{check.value:.0%}"
-                )
-            )
             flag = {True: "ok", False: "CHECK", None: "-"}[check.ok]
-            lines.append(f"  {check.label:<36} {value:>6}  {flag:<5}  expect {check.expected}")
+            lines.append(
+                f"  {check.label:<36} {check_value(check):>6}  {flag:<5}  expect {check.expected}"
+            )
         weak = self.weak_setters
         if weak:
             lines.append(
                 "  Setters whose appointments don't stick: "
-                + ", ".join(f"{name or '(none)'} ({self.setters[name]:.0%} sat)" for name in weak)
+                + ", ".join(f"{group_label(name)} ({self.setters[name]:.0%} sat)" for name in weak)
             )
         if self.time_in_stage:
             lines += ["", "Time in stage (median days)"]
@@ -329,8 +405,13 @@ class FunnelReport:
                     f"over {stretch.count} {'subject' if stretch.count == 1 else 'subjects'}"
                 )
         for key, group in self.groups.items():
-            lines += ["", f"{self.by} = {key if key is not None else '(none)'}"]
+            lines += ["", f"{self.by} = {group_label(key)}"]
             lines += _table(group)
+            lines.append(
+                f"  raw to won {_percent(group.conversion)}, "
+                f"won revenue {format_money(group.won_revenue)} "
+                f"({group.won_deals} {'deal' if group.won_deals == 1 else 'deals'})"
+            )
             if group.time_in_stage:
                 lines.append(
                     "  median days: "
@@ -341,57 +422,150 @@ class FunnelReport:
                 )
         return "\n".join(lines) + "\n"
 
-    def _title(self) -> str:
-        period = (
-            f"{self.since.date() if self.since else 'the start'} to "
-            f"{self.until.date() if self.until else 'now'}"
-        )
-        return f"Funnel report, {period}" + (f", by {self.by}" if self.by else "")
+    @property
+    def title(self) -> str:
+        """``Funnel report, 2026-03-02 to 2026-03-08`` (``, by source`` with ``by=``)."""
+        return f"Funnel report, {self.period}" + (f", by {self.by}" if self.by else "")
 
-    def to_svg(self, *, width: int = 640) -> str:
-        """The funnel as a self-contained SVG chart: one bar per step, widths to scale."""
-        row, top, label_width = 46, 56, 170
-        bar_space = width - label_width - 150
-        height = top + row * len(self.steps) + 24
-        most = max((s.count for s in self.steps.values()), default=0) or 1
-        parts = [
-            f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-            f'viewBox="0 0 {width} {height}" font-family="Helvetica, Arial, sans-serif" '
-            'role="img" aria-label="Sales funnel">',
-            f"<title>{escape(self._title())}</title>",
-            f'<rect width="{width}" height="{height}" fill="#ffffff"/>',
-            f'<text x="16" y="30" font-size="18" font-weight="bold" fill="#1f2933">'
-            f"{escape(self._title())}</text>",
-        ]
-        shades = ["#0b3c5d", "#1d5c84", "#2f7caa", "#4a97c4", "#6cb0d6", "#93c7e4", "#2e8b57"]
-        centre = label_width + bar_space / 2
-        for index, step in enumerate(self.steps.values()):
-            y = top + index * row
-            bar = max(2.0, bar_space * step.count / most)
-            x = centre - bar / 2
-            rate = "" if step.rate is None else f"{step.rate:.0%} of previous"
-            parts.append(
-                f'<text x="16" y="{y + 24}" font-size="13" fill="#1f2933">'
-                f"{escape(step.label)}</text>"
+    def to_svg(self, *, width: int | None = None) -> str:
+        """The report as a self-contained SVG chart.
+
+        Without groups: the period, the overall conversion (raw to won), won revenue and
+        open pipeline, one bar per step (widths to scale) and a call-out for failing
+        health checks and weak setters. With groups (``by=``): one small funnel per
+        group, all drawn to the same scale, under the same header; more groups than
+        fit (over 24) raise :class:`~leadfunnel.InvalidArgumentError`, since a chart
+        that small would mislead: use the CSV. Every text meets WCAG AA contrast
+        (4.5:1) against what it is drawn on.
+        """
+        from ._charts import Bar, Panel, funnel_chart, small_multiples
+        from ._errors import InvalidArgumentError
+
+        made = f"made {self.as_of:%Y-%m-%d %H:%M} UTC" if self.as_of else ""
+        tiles = report_tiles(self)
+        if not self.groups:
+            note = "Leads (raw, qualified) and deals (the later steps) that reached each step"
+            return funnel_chart(
+                title="Funnel report",
+                period=self.period,
+                note=f"{note} in the period; {made}." if made else f"{note} in the period.",
+                tiles=tiles,
+                bars=[
+                    Bar(
+                        s.label,
+                        _SHORT[s.name],
+                        s.count,
+                        "" if s.rate is None else f"{s.rate:.0%} of previous",
+                    )
+                    for s in self.steps.values()
+                ],
+                callout=attention(self),
+                **({"width": width} if width else {}),
             )
-            parts.append(
-                f'<rect x="{x:.1f}" y="{y + 6}" width="{bar:.1f}" height="{row - 14}" rx="4" '
-                f'fill="{shades[index % len(shades)]}"><title>{escape(step.label)}: '
-                f"{step.count}</title></rect>"
+        most = max(s.count for g in self.groups.values() for s in g.steps.values())
+        try:
+            return small_multiples(
+                title=f"Funnel report, by {self.by}",
+                period=self.period,
+                note=f"One funnel per {self.by}, all drawn to one scale (a full bar is "
+                f"{most:,}); the tiles and the call-out are the whole funnel's"
+                + (f"; {made}." if made else "."),
+                tiles=tiles,
+                panels=[
+                    Panel(
+                        group_label(key),
+                        f"raw to won {_percent(group.conversion)}, "
+                        f"won {format_money(group.won_revenue)}",
+                        [Bar(s.label, _SHORT[s.name], s.count) for s in group.steps.values()],
+                    )
+                    for key, group in self.groups.items()
+                ],
+                callout=attention(self),
+                width=width,
             )
-            parts.append(
-                f'<text x="{centre:.1f}" y="{y + 24}" font-size="13" text-anchor="middle" '
-                f'fill="#ffffff" font-weight="bold">{step.count}</text>'
-                if bar > 40
-                else f'<text x="{x + bar + 6:.1f}" y="{y + 24}" font-size="13" '
-                f'fill="#1f2933" font-weight="bold">{step.count}</text>'
-            )
-            parts.append(
-                f'<text x="{width - 16}" y="{y + 24}" font-size="12" text-anchor="end" '
-                f'fill="#52606d">{escape(rate)}</text>'
-            )
-        parts.append("</svg>")
-        return "\n".join(parts) + "\n"
+        except ValueError as exc:
+            raise InvalidArgumentError(f"cannot draw the report by {self.by}: {exc}") from None
+
+
+_SHORT = {
+    "raw": "Raw",
+    "qualified": "Qualified",
+    "appointment_set": "Appt set",
+    "appointment_sat": "Appt sat",
+    "proposing": "Proposing",
+    "contract_sent": "Contract",
+    "won": "Won",
+}
+
+
+def report_tiles(report: FunnelReport) -> list[Tile]:
+    """The headline figures a chart shows: conversion, won revenue, open pipeline."""
+    from ._charts import Tile
+
+    won, raw = report.steps["won"].count, report.steps["raw"].count
+    unpriced = f", {report.unpriced_deals} unpriced" if report.unpriced_deals else ""
+    return [
+        Tile("Raw leads to won", _percent(report.conversion), f"{won:,} won of {raw:,} raw leads"),
+        Tile(
+            "Won revenue",
+            format_money(report.won_revenue),
+            f"{report.won_deals:,} {'deal' if report.won_deals == 1 else 'deals'} won",
+        ),
+        Tile(
+            "Open pipeline (now)",
+            format_money(report.pipeline_value),
+            f"{report.open_deals:,} open {'deal' if report.open_deals == 1 else 'deals'}"
+            + unpriced,
+        ),
+    ]
+
+
+def attention(report: FunnelReport) -> Callout:
+    """The call-out of a chart: failing health checks and weak setters, or the
+    all-clear."""
+    from ._charts import Callout
+
+    lines = [
+        f"{check.label}: {check_value(check)} (expect {check.expected})"
+        for check in report.failing_checks
+    ]
+    weak = report.weak_setters
+    if weak:
+        lines.append(
+            "Setters whose appointments don't stick: "
+            + ", ".join(f"{group_label(name)} ({report.setters[name]:.0%} sat)" for name in weak)
+        )
+    if lines:
+        return Callout("Needs attention", lines, "alert")
+    if all(check.ok is None for check in report.checks.values()):
+        return Callout("Health checks: nothing to measure in this period yet", [], "muted")
+    return Callout("Health checks: all pass", [], "ok")
+
+
+def _percent(value: float | None, digits: int = 1) -> str:
+    return "n/a" if value is None else f"{value:.{digits}%}"
+
+
+def check_value(check: HealthCheck) -> str:
+    """A health check's measured value as shown (``55%``, ``1.9``, ``n/a``)."""
+    if check.value is None:
+        return "n/a"
+    if check.name == "touches_per_qualified":
+        return f"{check.value:.1f}"
+    return f"{check.value:.0%}"
+
+
+def _money_lines(report: FunnelReport) -> list[str]:
+    won = report.steps["won"].count
+    raw = report.steps["raw"].count
+    deals = "deal" if report.won_deals == 1 else "deals"
+    unpriced = f", {report.unpriced_deals} without an amount yet" if report.unpriced_deals else ""
+    return [
+        f"  Raw leads to won: {_percent(report.conversion)} ({won} of {raw})",
+        f"  Won revenue: {format_money(report.won_revenue)} ({report.won_deals} {deals})",
+        f"  Open pipeline now: {format_money(report.pipeline_value)} "
+        f"({report.open_deals} open {'deal' if report.open_deals == 1 else 'deals'}{unpriced})",
+    ]
 
 
 def _table(report: FunnelReport) -> list[str]:
@@ -412,18 +586,112 @@ def _counts(rows: list[StepCount]) -> dict[str | None, dict[str, int]]:
     return grouped
 
 
+_OPEN_STAGES = (Stage.APPOINTMENT_SET, Stage.APPOINTMENT_SAT, Stage.PROPOSING, Stage.CONTRACT_SENT)
+_PAGE = 1000
+
+
+def _deals(repository: Repository, stage: Stage) -> Iterator[list[Opportunity]]:
+    """The deals at ``stage``, a page at a time (keyset paging: flat memory)."""
+    after = None
+    while True:
+        page = repository.opportunities(stage=stage, after=after, limit=_PAGE)
+        if page:
+            yield page
+        if len(page) < _PAGE:
+            return
+        after = (page[-1].created_at, page[-1].id)
+
+
+def _group_keys(
+    repository: Repository, deals: list[Opportunity], by: GroupBy | None
+) -> list[str | None]:
+    """Each deal's group, as :meth:`Repository.step_counts` groups its won step."""
+    if by is None:
+        return [None] * len(deals)
+    if by == "owner":
+        return [deal.owner for deal in deals]
+    if by == "setter":
+        return [deal.setter for deal in deals]
+    if by == "month":
+        return [
+            deal.closed_at.astimezone(UTC).strftime("%Y-%m") if deal.closed_at else None
+            for deal in deals
+        ]
+    ids = {deal.lead_id for deal in deals if deal.lead_id is not None}
+    leads = repository.get_many(ids) if ids else {}
+    keys: list[str | None] = []
+    for deal in deals:
+        lead = leads.get(deal.lead_id) if deal.lead_id is not None else None
+        keys.append(getattr(lead, by, None) if isinstance(lead, Lead) else None)
+    return keys
+
+
+@dataclass
+class _Money:
+    """Won revenue (overall and per group) and the open pipeline."""
+
+    won: Decimal = Decimal(0)
+    won_deals: int = 0
+    won_by_group: dict[str | None, Decimal] = field(default_factory=dict)
+    won_deals_by_group: dict[str | None, int] = field(default_factory=dict)
+    pipeline: Decimal = Decimal(0)
+    open_deals: int = 0
+    unpriced: int = 0
+
+
+def _money(
+    repository: Repository,
+    since: datetime | None,
+    until: datetime | None,
+    by: GroupBy | None,
+) -> _Money:
+    money = _Money()
+    for page in _deals(repository, Stage.WON):
+        won = [
+            deal
+            for deal in page
+            if deal.closed_at is not None
+            and (since is None or deal.closed_at >= since)
+            and (until is None or deal.closed_at < until)
+        ]
+        for deal, key in zip(won, _group_keys(repository, won, by), strict=True):
+            amount = deal.amount or Decimal(0)
+            money.won += amount
+            money.won_deals += 1
+            money.won_by_group[key] = money.won_by_group.get(key, Decimal(0)) + amount
+            money.won_deals_by_group[key] = money.won_deals_by_group.get(key, 0) + 1
+    for stage in _OPEN_STAGES:
+        for page in _deals(repository, stage):
+            for deal in page:
+                money.open_deals += 1
+                if deal.amount is None:
+                    money.unpriced += 1
+                else:
+                    money.pipeline += deal.amount
+    return money
+
+
+def _first_lead_at(repository: Repository) -> datetime | None:
+    oldest = repository.leads(limit=1)
+    return oldest[0].created_at if oldest else None
+
+
 def build_report(
     repository: Repository,
     *,
     since: datetime | None = None,
     until: datetime | None = None,
     by: GroupBy | None = None,
+    now: datetime | None = None,
 ) -> FunnelReport:
-    """The body of ``Funnel.report``: see there."""
+    """The body of ``Funnel.report``: see there. ``now`` (default: the system's UTC
+    time) is when the report is made: the end of an open period, and the moment the
+    open pipeline is taken at."""
     check_grouping(by, "a report")
-    for name, bound in (("since", since), ("until", until)):
+    for name, bound in (("since", since), ("until", until), ("now", now)):
         if bound is not None and (bound.tzinfo is None or bound.utcoffset() is None):
             raise ValueError(f"{name}={bound.isoformat()} has no timezone; pass an aware datetime")
+    as_of = now if now is not None else datetime.now(UTC)
     totals = _counts(repository.step_counts(since=since, until=until)).get(None, {})
     followed = repository.qualified_follow_up(since=since, until=until)
     times = {
@@ -445,6 +713,8 @@ def build_report(
         for key, c in setter_counts.items()
         if c.get("appointment_set")
     }
+    money = _money(repository, since, until, by)
+    first_at = _first_lead_at(repository) if since is None else None
     groups: dict[str | None, FunnelReport] = {}
     if by is not None:
         by_group = (
@@ -460,6 +730,10 @@ def build_report(
                 until=until,
                 unqualified=counts.get("unqualified", 0),
                 time_in_stage=group_times.get(key, {}),
+                as_of=as_of,
+                first_at=first_at,
+                won_revenue=money.won_by_group.get(key, Decimal(0)),
+                won_deals=money.won_deals_by_group.get(key, 0),
             )
     return FunnelReport(
         steps=_steps(totals),
@@ -473,4 +747,11 @@ def build_report(
         touches_on_qualified=followed.touches,
         setters=setters,
         time_in_stage=times,
+        as_of=as_of,
+        first_at=first_at,
+        won_revenue=money.won,
+        won_deals=money.won_deals,
+        pipeline_value=money.pipeline,
+        open_deals=money.open_deals,
+        unpriced_deals=money.unpriced,
     )

@@ -1,0 +1,146 @@
+"""Report periods: reading their bounds, naming them, and finding the one before.
+
+A period is half-open, ``since <= at < until``. On the command line a bound is a date
+(``2026-03-02``: the start of that day) or a date-time (``2026-03-02T09:00``, with or
+without an offset); a bound without an offset is read in the ``--timezone`` given
+(UTC by default). A label names a period the way a reader expects: a period from
+midnight to midnight shows the days it covers, the last one included
+(``2026-03-02 to 2026-03-08`` for ``until=2026-03-09``).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+
+__all__ = ["parse_bound", "period_label", "previous_period", "read_zone"]
+
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def read_zone(name: str) -> tzinfo:
+    """The time zone named ``name`` (an IANA name such as ``Europe/Paris``, or ``UTC``).
+
+    Raises ``ValueError`` saying what to give instead.
+    """
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    if name.strip().upper() in ("UTC", "Z"):
+        return UTC
+    try:
+        return ZoneInfo(name.strip())
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"{name!r} is not a time zone; give an IANA name such as Europe/Paris or "
+            "America/New_York (or UTC)"
+        ) from None
+
+
+def parse_bound(text: str, zone: tzinfo = UTC) -> datetime:
+    """A period bound from ``text``: a date is the start of that day in ``zone``; a
+    date-time keeps its own offset, or is read in ``zone`` without one.
+
+    Raises ``ValueError`` with an example of what is accepted.
+    """
+    value = text.strip()
+    try:
+        if _DATE.fullmatch(value):
+            return datetime.combine(date.fromisoformat(value), time(), tzinfo=zone)
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is not a date or a date-time; give e.g. 2026-03-02, "
+            "2026-03-02T09:00 or 2026-03-02T09:00:00+01:00"
+        ) from None
+    return when if when.tzinfo is not None else when.replace(tzinfo=zone)
+
+
+def _midnight(when: datetime) -> bool:
+    return when.time() == time() and when.tzinfo is not None
+
+
+def _first_of_month(when: datetime) -> bool:
+    return _midnight(when) and when.day == 1
+
+
+def _add_months(when: datetime, months: int) -> datetime:
+    index = when.year * 12 + when.month - 1 + months
+    return when.replace(year=index // 12, month=index % 12 + 1)
+
+
+def previous_period(since: datetime, until: datetime) -> tuple[datetime, datetime]:
+    """The period just before ``since <= at < until``, for a comparison.
+
+    Whole calendar months (both bounds at midnight on the first of a month) give the
+    same number of months before (March 2026 -> February 2026); any other period gives
+    one of the same length ending at ``since`` (a week -> the week before). Arithmetic
+    is on the wall clock of the bounds' zone, so a week stays Monday to Monday across a
+    change to or from summer time.
+    """
+    if until <= since:
+        raise ValueError(
+            f"the period is empty: until ({until.isoformat()}) is not after "
+            f"since ({since.isoformat()})"
+        )
+    if _first_of_month(since) and _first_of_month(until) and since.tzinfo == until.tzinfo:
+        months = (until.year - since.year) * 12 + until.month - since.month
+        return _add_months(since, -months), since
+    # With one tzinfo on both, Python subtracts wall-clock times.
+    length = until - since
+    return since - length, since
+
+
+def _zone_name(when: datetime) -> str:
+    name = when.tzname() or ""
+    return "UTC" if name in ("UTC", "UTC+00:00") else name
+
+
+def _moment(when: datetime) -> str:
+    text = when.strftime("%Y-%m-%d %H:%M")
+    return text + (f":{when.second:02d}" if when.second else "")
+
+
+def period_label(
+    since: datetime | None,
+    until: datetime | None,
+    *,
+    first: datetime | None = None,
+    as_of: datetime | None = None,
+) -> str:
+    """A period as a reader expects it: ``2026-03-02 to 2026-03-08`` (the days covered,
+    both included) when the bounds fall on midnight, else the moments with their zone
+    (``2026-03-02 09:00 UTC up to 2026-03-09 09:00 UTC``, the end excluded).
+
+    An open start shows ``first`` (the day the data starts), an open end ``as_of`` (the
+    day the report was made); without them, ``the start`` and ``now``.
+    """
+    if since is None and until is None and first is None and as_of is None:
+        return "all time"
+    days = (since is None or _midnight(since)) and (until is None or _midnight(until))
+    if days:
+        start = (
+            since.date().isoformat()
+            if since is not None
+            else (f"{first.date().isoformat()} (first lead)" if first else "the start")
+        )
+        if until is not None:
+            last = (until - timedelta(days=1)).date()
+            if since is not None and last == since.date():
+                return start
+            end = last.isoformat()
+        else:
+            end = f"{as_of.date().isoformat()} (today)" if as_of else "now"
+        zone = next((_zone_name(b) for b in (since, until) if b is not None), "UTC")
+        suffix = "" if zone == "UTC" else f" ({zone})"
+        return f"{start} to {end}{suffix}"
+    start = (
+        f"{_moment(since)} {_zone_name(since)}"
+        if since is not None
+        else (f"{_moment(first)} {_zone_name(first)} (first lead)" if first else "the start")
+    )
+    end = (
+        f"{_moment(until)} {_zone_name(until)}"
+        if until is not None
+        else (f"{_moment(as_of)} {_zone_name(as_of)} (now)" if as_of else "now")
+    )
+    return f"{start} up to {end}"
