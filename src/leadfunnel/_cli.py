@@ -161,7 +161,7 @@ def demo(db: str, seed: int, leads: int, svg: str) -> None:
     Example:
       leadfunnel demo --db sqlite:///demo.db --seed 42
     """
-    from ._demo import build_demo
+    from ._demo import DEMO_DAYS, SLACKER, build_demo
 
     if leads < 1:
         _fail("--leads must be at least 1")
@@ -174,14 +174,27 @@ def demo(db: str, seed: int, leads: int, svg: str) -> None:
         _fail(
             f"{db} already holds leads; run the demo on a new database, e.g. --db sqlite:///demo.db"
         )
-    click.echo(f"Building a sample funnel of {leads} people in {db} ...", err=True)
+    click.echo(
+        f"Building a sample funnel in {db}: {leads} people arriving over the "
+        f"{DEMO_DAYS} days up to now ...",
+        err=True,
+    )
     summary = build_demo(funnel, seed=seed, leads=leads)
     report = funnel.report()
-    click.echo(str(report), nl=False)
+    click.echo(printable(str(report)), nl=False)
     click.echo(
-        f"\n{summary.leads} leads ({summary.suspects} suspects from a bought list), "
-        f"{summary.qualified} qualified, {summary.unqualified} unqualified, "
-        f"{summary.appointments} appointments, {summary.won} won, {summary.lost} lost."
+        f"\nWho is who: {summary.people} people arrived from {summary.start:%Y-%m-%d} to "
+        f"{summary.end:%Y-%m-%d}.\n"
+        f"  {summary.leads} became raw leads (the report's raw count): {summary.inquiries} "
+        f"inquiries and {summary.responded} bought-list suspects who responded.\n"
+        f"  {summary.unresponsive} bought-list suspects have not responded: people, not "
+        "leads, so not in the report.\n"
+        f"  Of the leads, {summary.qualified} qualified, {summary.unqualified} unqualified, "
+        f"{summary.waiting} still raw (waiting for a call or data).\n"
+        f"  {summary.appointments} appointments set: {summary.won} won, {summary.lost} lost, "
+        f"{summary.open} still open.\n"
+        f"  {summary.follow_ups} follow-up touches logged; {SLACKER} lets about half of "
+        "theirs slip (leadfunnel due shows them overdue)."
     )
     sizes = {kind: len(funnel.rep_list(kind)) for kind in ("not_sat", "not_bought", "never_booked")}
     click.echo(
@@ -596,20 +609,115 @@ _DUE_COLUMNS = (
     default=None,
     help="Break the funnel down by this key.",
 )
+@click.option(
+    "--since",
+    default=None,
+    metavar="DATE|DATETIME",
+    help="Count from this moment on (included): 2026-03-02 is that day's midnight.",
+)
+@click.option(
+    "--until",
+    default=None,
+    metavar="DATE|DATETIME",
+    help="Count up to this moment (excluded): --until 2026-03-09 ends with March 8.",
+)
+@click.option(
+    "--timezone",
+    "zone_name",
+    default="UTC",
+    show_default=True,
+    metavar="ZONE",
+    help="Zone of dates and of date-times without an offset, e.g. America/New_York.",
+)
+@click.option(
+    "--compare",
+    is_flag=True,
+    help="Compare with the period before: the same calendar months before when "
+    "--since and --until are firsts of months, else the same length before.",
+)
+@click.option(
+    "--previous-since",
+    default=None,
+    metavar="DATE|DATETIME",
+    help="Start of the period to compare with (implies --compare).",
+)
+@click.option(
+    "--previous-until",
+    default=None,
+    metavar="DATE|DATETIME",
+    help="End of the period to compare with (implies --compare).",
+)
 @_format_option("table", "json", "csv", "svg")
 @_output_option
 @_guarded
-def report(db: str, by: str | None, format_: str, output: str | None) -> None:
-    """Print the funnel report: counts and conversion per step, health checks.
+def report(
+    db: str,
+    by: str | None,
+    since: str | None,
+    until: str | None,
+    zone_name: str,
+    compare: bool,
+    previous_since: str | None,
+    previous_until: str | None,
+    format_: str,
+    output: str | None,
+) -> None:
+    """Print the funnel report: counts and conversion per step, money, health checks.
+
+    The period is --since (included) to --until (excluded). A date is midnight at the
+    start of that day, a date-time without an offset is wall time; both are read in
+    --timezone (UTC by default); a date-time with an offset keeps it.
 
     \b
     Example:
       leadfunnel report --by source
-      leadfunnel report --format svg -o funnel.svg
+      leadfunnel report --since 2026-03-02 --until 2026-03-09 --timezone America/Chicago
+      leadfunnel report --since 2026-03-01 --until 2026-04-01 --compare
+      leadfunnel report --by source --format svg -o by-source.svg
     """
+    from ._periods import parse_bound, read_zone
+
+    try:
+        zone = read_zone(zone_name)
+    except ValueError as exc:
+        _fail(f"--timezone: {exc}")
+    bounds: dict[str, Any] = {}
+    for option, text in (
+        ("since", since),
+        ("until", until),
+        ("previous-since", previous_since),
+        ("previous-until", previous_until),
+    ):
+        try:
+            bounds[option] = None if text is None else parse_bound(text, zone)
+        except ValueError as exc:
+            _fail(f"--{option}: {exc}")
+    start, end = bounds["since"], bounds["until"]
+    if start is not None and end is not None and end <= start:
+        _fail(f"--until {until} is not after --since {since}: the period is empty")
+    previous = None
+    if bounds["previous-since"] is not None or bounds["previous-until"] is not None:
+        previous = (bounds["previous-since"], bounds["previous-until"])
+        if None in previous:
+            _fail("give both --previous-since and --previous-until (or neither, for the default)")
+        compare = True
     funnel = _funnel(db)
-    result = funnel.report(by=by)
-    renderers: dict[str, Callable[[Any], str]] = {
+    if compare:
+        if by is not None:
+            _fail("--compare takes no --by: compare the whole funnel, or report by period")
+        if start is None or end is None:
+            _fail("--compare needs --since and --until: the period to compare with the one before")
+        comparison = funnel.compare(start, end, previous=previous)
+        renderers: dict[str, Callable[[Any], str]] = {
+            "table": str,
+            "json": lambda c: c.to_json() + "\n",
+            "csv": lambda c: c.to_csv(),
+            "svg": lambda c: c.to_svg(),
+        }
+        _emit(renderers[format_](comparison), output, "Comparison")
+        return
+    result = funnel.report(since=start, until=end, by=by)
+    renderers = {
         "table": str,
         "json": lambda r: r.to_json() + "\n",
         "csv": lambda r: r.to_csv(groups=by is not None),
