@@ -669,10 +669,14 @@ def _back_to_version_1(repository: SqlRepository, where: tuple[str, str | None])
         for table in schema.RECORD_TABLES.values():
             stand_in = sa.Table(table.name, sa.MetaData(), sa.Column("created_at"))
             sa.Index(f"ix_{table.name}_created_at", stand_in.c.created_at).create(conn)
+        next(i for i in schema.merges.indexes if i.name == "ix_lf_merges_other_id").drop(conn)
         for table, column in [
             (schema.opportunities, "appointment_at"),
             (schema.opportunities, "lost_reason"),
             (schema.events, "position"),
+            (schema.leads, "erased_at"),
+            (schema.contacts, "erased_at"),
+            (schema.merges, "other_id"),
         ]:
             conn.exec_driver_sql(f"ALTER TABLE {name(table)} DROP COLUMN {column}")
         old = sa.Table(

@@ -39,6 +39,7 @@ from ._importing import ImportIssue, ImportReport
 from ._lifecycle import FUNNEL_STEPS, TIMED_STEPS, diagram
 from ._memory import InMemoryRepository
 from ._models import Contact, Event, Lead, Opportunity, Touch
+from ._privacy import Erasure
 from ._protocols import Router
 from ._qualification import Profile, QualificationEngine, QualificationResult
 from ._rep_lists import RepList, RepListItem, RepListName
@@ -93,6 +94,7 @@ __all__ = [
     "Contact",
     "ContactType",
     "DuplicateError",
+    "Erasure",
     "Event",
     "FollowUp",
     "FollowUpCandidate",

@@ -16,7 +16,7 @@ from typing import Any, ParamSpec, TypeVar
 from uuid import UUID
 
 from ._enums import Interest
-from ._errors import ConcurrencyError, InvalidArgumentError, NotFoundError
+from ._errors import ConcurrencyError, InvalidArgumentError, NotFoundError, PolicyError
 from ._lifecycle import CONTACT, LEAD, OPPORTUNITY, Lifecycle
 from ._models import SET_FIELDS, Contact, Event, Lead, Opportunity, Record, _Stored, new_id
 from ._repository import Repository
@@ -30,6 +30,7 @@ __all__ = [
     "fill_from",
     "lifecycle_of",
     "load",
+    "refuse_erased",
     "require_aware",
     "retrying",
     "subject_id",
@@ -45,8 +46,8 @@ Subject = Lead | Contact | Opportunity | UUID | str
 
 #: Fields only triggers may change; ``update`` refuses edits to them.
 MANAGED = {
-    "lead": ("status", "status_at", "contact_id", "profile"),
-    "contact": ("type", "lead_id"),
+    "lead": ("status", "status_at", "contact_id", "profile", "erased_at"),
+    "contact": ("type", "lead_id", "erased_at"),
     "opportunity": ("stage", "closed_at", "lost_reason", "contact_id", "lead_id"),
 }
 STATE_FIELD = {"lead": "status", "contact": "type", "opportunity": "stage"}
@@ -94,14 +95,34 @@ def subject_id(subject: Subject) -> UUID:
         raise NotFoundError(str(subject)) from None
 
 
-def load(repository: Repository, id: UUID, kind: type[_R] | tuple[type[Any], ...]) -> _R:
-    """The stored record ``id``, which must be of ``kind`` (else ``NotFoundError``)."""
+def load(
+    repository: Repository,
+    id: UUID,
+    kind: type[_R] | tuple[type[Any], ...],
+    *,
+    erased: bool = False,
+) -> _R:
+    """The stored record ``id``, which must be of ``kind`` (else ``NotFoundError``) and,
+    unless ``erased``, not an erased person (else ``PolicyError``: nothing may be done
+    to a person whose data was erased)."""
     record = repository.get(id)
     if not isinstance(record, kind):
         names = kind if isinstance(kind, tuple) else (kind,)
         wanted = " or ".join(k.kind for k in names)
         raise NotFoundError(record.id, wanted)
+    if not erased:
+        refuse_erased(record)
     return record
+
+
+def refuse_erased(record: Record) -> None:
+    """A :class:`~leadfunnel.PolicyError` if ``record`` is an erased person."""
+    erased_at: datetime | None = getattr(record, "erased_at", None)
+    if erased_at is not None:
+        raise PolicyError(
+            f"{record.kind} {record.id} was erased (personal data removed at "
+            f"{erased_at.isoformat()}): nothing more may be done with it"
+        )
 
 
 def event(

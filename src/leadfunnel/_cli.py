@@ -11,6 +11,7 @@ import io
 import json
 import os
 import sys
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -76,12 +77,14 @@ def _fail(message: str) -> NoReturn:
     sys.exit(2)
 
 
-def _funnel(db: str, **options: Any) -> Any:
+def _funnel(db: str, migrate: str = "auto", **options: Any) -> Any:
+    """The funnel on ``db``. Commands that only read open it with ``migrate="check"``:
+    a mistyped ``--db`` is an error, never a new empty database."""
     from ._funnel import Funnel
     from ._sql import SqlRepository
 
     try:
-        repository = SqlRepository(db)
+        repository = SqlRepository(db, migrate=migrate)  # type: ignore[arg-type]
     except LeadFunnelError as exc:
         _fail(str(exc))
     except Exception as exc:  # a malformed URL from SQLAlchemy or a driver
@@ -539,7 +542,7 @@ def due(db: str, at: str | None, format_: str, output: str | None) -> None:
       leadfunnel due --at 2026-04-01T09:00:00+00:00
       leadfunnel due --format csv -o calls.csv
     """
-    funnel = _funnel(db)
+    funnel = _funnel(db, migrate="check")
     items = funnel.due(at=_when(at))
     said = f"{len(items)} follow-ups"
     if format_ != "table":
@@ -701,7 +704,7 @@ def report(
         if None in previous:
             _fail("give both --previous-since and --previous-until (or neither, for the default)")
         compare = True
-    funnel = _funnel(db)
+    funnel = _funnel(db, migrate="check")
     if compare:
         if by is not None:
             _fail("--compare takes no --by: compare the whole funnel, or report by period")
@@ -772,7 +775,7 @@ def list_(
       leadfunnel list not_sat --by age
       leadfunnel list never_booked --source webinar --min-age 7 --format csv -o calls.csv
     """
-    funnel = _funnel(db)
+    funnel = _funnel(db, migrate="check")
     pulled = funnel.rep_list(
         kind,
         at=_when(at),
@@ -803,6 +806,116 @@ def diagram(lifecycle: str) -> None:
     from ._lifecycle import diagram as draw
 
     click.echo(draw(lifecycle), nl=False)  # type: ignore[arg-type]
+
+
+@main.command()
+@_db_option
+@_guarded
+def migrate(db: str) -> None:
+    """Create the leadfunnel tables, or upgrade them to this version's schema.
+
+    Opening a database does this on its own; run it from a deployment step to upgrade
+    before the application starts (the read commands refuse an old schema).
+
+    \b
+    Example:
+      leadfunnel migrate --db postgresql+psycopg://app@db/crm
+    """
+    funnel = _funnel(db)
+    version = funnel.repository.schema_version
+    click.echo(f"{printable(db)}: leadfunnel schema version {version}, up to date")
+
+
+@main.command()
+@_db_option
+@click.option("--after", default=0, show_default=True, help="Print events after this position.")
+@click.option("--limit", type=click.IntRange(min=1), default=1000, show_default=True)
+@click.option("--follow", is_flag=True, help="Keep printing new events as they commit.")
+@click.option(
+    "--interval", default=1.0, show_default=True, help="Seconds between looks, with --follow."
+)
+@_guarded
+def events(db: str, after: int, limit: int, follow: bool, interval: float) -> None:
+    """Print the event feed as JSON lines, in commit order.
+
+    Each line is one event with its ``position``; keep the last one you handled and
+    start from it next time (--after) to miss nothing.
+
+    \b
+    Examples:
+      leadfunnel events --after 0 --limit 100
+      leadfunnel events --after 1234 --follow | my-indexer
+    """
+    funnel = _funnel(db, migrate="check")
+    last = after
+    while True:
+        batch = funnel.events(after=last, limit=limit)
+        for event in batch:
+            click.echo(event.model_dump_json())
+            last = event.position
+        if not follow:
+            return
+        if not batch:
+            time.sleep(interval)
+
+
+@main.command()
+@_db_option
+@click.argument("people", nargs=-1, required=True)
+@click.option(
+    "--keep-nothing",
+    is_flag=True,
+    help="Keep no hash of their e-mail or phone either: they may be added again.",
+)
+@_guarded
+def erase(db: str, people: tuple[str, ...], keep_nothing: bool) -> None:
+    """Erase people's personal data now (a right-to-erasure request), by e-mail or phone.
+
+    Their records keep what reports count; by default their e-mail and phone stay on the
+    suppression list as keyed hashes, so nobody can add them again. The database file
+    is compacted afterwards, so no byte of them is left in it (SQLite).
+
+    \b
+    Example:
+      leadfunnel erase zelda@example.com +15125550177
+    """
+    funnel = _funnel(db, migrate="check")
+    for who in people:
+        person = _find(funnel, who)
+        done = funnel.erase(person, suppress=not keep_nothing, reason="erasure request")
+        kept = "suppressed" if done.suppressed else "nothing kept"
+        click.echo(f"erased {printable(who)}: {len(done.subject_ids)} records ({kept})")
+    funnel.repository.compact()
+
+
+@main.command(name="export-person")
+@_db_option
+@click.argument("person")
+@_output_option
+@_guarded
+def export_person(db: str, person: str, output: str | None) -> None:
+    """Everything stored about one person, as JSON (an access or portability request).
+
+    \b
+    Example:
+      leadfunnel export-person pat@acme-it.example.com -o pat.json
+    """
+    funnel = _funnel(db, migrate="check")
+    data = funnel.export_person(_find(funnel, person))
+    _emit(json.dumps(data, indent=2, ensure_ascii=False) + "\n", output, "1 person")
+
+
+def _find(funnel: Any, who: str) -> Any:
+    """The person with this e-mail (anything with an @) or phone, or exit 2."""
+    from ._errors import InvalidArgumentError
+
+    try:
+        found = funnel.find(email=who) if "@" in who else funnel.find(phone=who)
+    except InvalidArgumentError as exc:
+        _fail(str(exc))
+    if found is None:
+        _fail(f"nobody with e-mail or phone {who!r} is stored; check the spelling")
+    return found
 
 
 def run() -> None:  # pragma: no cover - console entry point wrapper

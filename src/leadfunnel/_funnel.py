@@ -23,7 +23,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from uuid import UUID
 
-from . import _conversion, _deals, _follow_ups, _leads, _merging, _people
+from . import _conversion, _deals, _follow_ups, _leads, _merging, _people, _privacy
 from ._changes import Subject, require_aware, retrying, subject_id
 from ._clock import Clock, SystemClock
 from ._enums import Channel, ContactType, LeadStatus, LostReason, Outcome, Stage
@@ -32,6 +32,7 @@ from ._importing import ImportIssue, ImportReport
 from ._memory import InMemoryRepository
 from ._merging import FREE_MAIL_DOMAINS
 from ._models import Contact, Event, Lead, Opportunity, Touch
+from ._privacy import Erasure
 from ._protocols import Engine, Router
 from ._qualification import QualificationResult
 from ._repository import Cursor, Repository
@@ -654,6 +655,41 @@ class Funnel:
     def history(self, subject: Subject) -> list[Event]:
         """The subject's events, oldest first."""
         return self.repository.history(self._id(subject))
+
+    def erase(
+        self,
+        subject: Lead | Contact | UUID | str,
+        *,
+        suppress: bool = True,
+        at: datetime | None = None,
+        actor: str | None = None,
+        reason: str | None = None,
+    ) -> Erasure:
+        """Erase a person's personal data now, in one transaction (a right-to-erasure
+        request): the lead, the contact converted from it (given either, both) and
+        everything recorded about them lose names, e-mail, phone, company, title, city,
+        postal code and notes; what reports count stays, so every report reads the
+        same. Open deals are lost (reason ``avoid``, or ``other`` with
+        ``suppress=False``). With ``suppress=True`` the person's e-mail and phone stay
+        on the suppression list as keyed hashes, so adding, capturing or importing them
+        again raises :class:`AvoidListedError`; ``suppress=False`` keeps nothing. Call
+        ``repository.compact()`` afterwards to clear the freed bytes from SQLite's
+        files. Refused with :class:`PolicyError` for a person already erased."""
+        return _privacy.erase(
+            self.repository,
+            self._id(subject),
+            suppress=suppress,
+            suppressor=self._suppressor,
+            now=self._now(at),
+            actor=actor,
+            reason=reason,
+        )
+
+    def export_person(self, subject: Lead | Contact | UUID | str) -> dict[str, Any]:
+        """Everything stored about a person (records, deals, touches, events, merge
+        snapshots) as JSON-ready data (``json.dumps`` takes it as it is): the answer to
+        an access or portability request."""
+        return _privacy.export_person(self.repository, self._id(subject))
 
     def transaction(self) -> AbstractContextManager[None]:
         """``with funnel.transaction(): ...``: every change the block makes (in this

@@ -149,6 +149,10 @@ class InMemoryRepository(Repository):
         moved_touches = [i for m in changes.moves for i in m.touch_ids]
         moved_events = [i for m in changes.moves for i in m.event_ids]
         touched |= {m.to_subject_id for m in changes.moves}
+        rewritten_touches = [t.id for t in changes.rewrites if isinstance(t, Touch)]
+        rewritten_events = [e.id for e in changes.rewrites if isinstance(e, Event)]
+        moved_touches += rewritten_touches
+        moved_events += rewritten_events
         touched |= {self._touch_subject[i] for i in moved_touches if i in self._touch_subject}
         touched |= {self._event_subject[i] for i in moved_events if i in self._event_subject}
         old_touches = {i: list(self._touches[i]) for i in touched if i in self._touches}
@@ -163,7 +167,11 @@ class InMemoryRepository(Repository):
         }
         old_merges = (
             {k: list(v) for k, v in self._merges.items()}
-            if (changes.add_merge is not None or changes.remove_merge is not None)
+            if (
+                changes.add_merge is not None
+                or changes.remove_merge is not None
+                or changes.rewrite_merges
+            )
             else None
         )
         counters = (self._seq, self._position, len(self._feed), len(self._steps))
@@ -227,6 +235,14 @@ class InMemoryRepository(Repository):
         for record in changes.inserts:
             if record.id in self._records:
                 raise ConcurrencyError(record.id, 0, self._records[record.id].version)
+        for item in changes.rewrites:
+            subjects = self._touch_subject if isinstance(item, Touch) else self._event_subject
+            if item.id not in subjects:
+                raise NotFoundError(item.id, "touch" if isinstance(item, Touch) else "event")
+        merge_ids = {log.id for logs in self._merges.values() for log in logs}
+        for log in changes.rewrite_merges:
+            if log.id not in merge_ids:
+                raise NotFoundError(log.id, "merge log")
         for record in changes.checks:
             stored = self._stored(record.id, record.kind)
             if stored.version != record.version:
@@ -292,12 +308,35 @@ class InMemoryRepository(Repository):
         for move in changes.moves:
             self._move(self._touches, self._touch_subject, move.touch_ids, move.to_subject_id)
             self._move(self._events, self._event_subject, move.event_ids, move.to_subject_id)
+        for item in changes.rewrites:
+            self._rewrite(item)
+        for log in changes.rewrite_merges:
+            for logs in self._merges.values():
+                logs[:] = [log if old.id == log.id else old for old in logs]
         if changes.remove_merge is not None:
             for logs in self._merges.values():
                 logs[:] = [log for log in logs if log.id != changes.remove_merge]
         if changes.add_merge is not None:
             self._merges[changes.add_merge.keep_id].append(changes.add_merge)
         return stored
+
+    def _rewrite(self, item: Touch | Event) -> None:
+        """Replace a stored touch or event by ``item``, keeping its subject and place."""
+        rows: Any
+        if isinstance(item, Touch):
+            rows, subject = self._touches, self._touch_subject[item.id]
+        else:
+            rows, subject = self._events, self._event_subject[item.id]
+        for index, (at, seq, old) in enumerate(rows[subject]):
+            if old.id == item.id:
+                update: dict[str, Any] = {"subject_id": subject}
+                if isinstance(old, Event):
+                    update["position"] = old.position
+                new = item.model_copy(update=update)
+                rows[subject][index] = (at, seq, new)
+                if isinstance(new, Event):
+                    self._event_by_id[new.id] = new
+                return
 
     def _move(
         self,
@@ -492,7 +531,7 @@ class InMemoryRepository(Repository):
         domain, company_key, name_key = _lower(email_domain), _lower(company), _lower(last_name)
 
         def test(r: Lead | Contact) -> bool:
-            return bool(
+            return r.erased_at is None and bool(
                 (domain and r.email and r.email.rpartition("@")[2].casefold() == domain)
                 or (company_key and _lower(r.company) == company_key)
                 or (name_key and _lower(r.last_name) == name_key)
@@ -507,6 +546,17 @@ class InMemoryRepository(Repository):
     def touches(self, subject_id: UUID) -> list[Touch]:
         with self._lock:
             return [touch for _, _, touch in self._touches.get(subject_id, ())]
+
+    def merges_of(self, ids: Collection[UUID]) -> list[MergeLog]:
+        wanted = set(ids)
+        with self._lock:
+            logs = [
+                log
+                for logs in self._merges.values()
+                for log in logs
+                if log.keep_id in wanted or log.other.id in wanted
+            ]
+        return sorted(logs, key=lambda log: log.at)
 
     def last_merge(self, keep_id: UUID) -> MergeLog | None:
         with self._lock:
@@ -530,8 +580,10 @@ class InMemoryRepository(Repository):
             rows: list[FollowUpCandidate] = []
             for record in self._by_kind["lead"].values():
                 assert isinstance(record, Lead)
-                if record.status in (LeadStatus.RAW, LeadStatus.QUALIFIED) and (
-                    owner is None or record.owner == owner
+                if (
+                    record.status in (LeadStatus.RAW, LeadStatus.QUALIFIED)
+                    and (owner is None or record.owner == owner)
+                    and record.erased_at is None
                 ):
                     anchor = record.status_at or record.created_at
                     row = self._candidate(record, "lead", record.status.value, anchor, lead_limit)
@@ -543,6 +595,7 @@ class InMemoryRepository(Repository):
                     record.type == ContactType.PROSPECT
                     and record.id not in busy
                     and (owner is None or record.owner == owner)
+                    and record.erased_at is None
                 ):
                     anchor = max(record.created_at, closed.get(record.id, record.created_at))
                     row = self._candidate(
@@ -706,6 +759,8 @@ class InMemoryRepository(Repository):
                     if isinstance(record, Opportunity)
                     else record
                 )
+                if getattr(person, "erased_at", None) is not None:
+                    continue  # nobody calls an erased person back
                 if source is not None and getattr(person, "source", None) != source:
                     continue
                 if owner is not None and getattr(record, "owner", None) != owner:

@@ -326,6 +326,9 @@ class _Person(_Stored):
     #: record: they are identity keys too, so the merged-away e-mail still dedupes.
     other_emails: frozenset[Email] = frozenset()
     other_phones: frozenset[Annotated[str, _ONE_LINE]] = frozenset()
+    #: When the person's personal data was erased (``funnel.erase``); such a record
+    #: keeps only what reports need, and no trigger or touch applies to it any more.
+    erased_at: AwareDatetime | None = None
 
     _blanks = model_validator(mode="before")(_blank_to_none)
 
@@ -477,6 +480,21 @@ def is_avoided(record: Record) -> bool:
         return record.type == ContactType.AVOID
     return False
 
+
+#: The fields that identify a person: ``funnel.erase`` sets them to ``None``.
+PERSONAL_FIELDS: tuple[str, ...] = (
+    "first_name",
+    "last_name",
+    "email",
+    "phone",
+    "other_emails",
+    "other_phones",
+    "company",
+    "title",
+    "city",
+    "postal_code",
+    "notes",
+)
 
 #: The fields of a lead that hold sets (tags, needs, opt-outs, other e-mails and
 #: phones): merges unite them, and a CSV cell lists their items.

@@ -12,7 +12,16 @@ from typing import Any, TypeVar, cast
 
 import pydantic
 
-from ._changes import MANAGED, STATE_FIELD, bump, event, fill_from, lifecycle_of, load
+from ._changes import (
+    MANAGED,
+    STATE_FIELD,
+    bump,
+    event,
+    fill_from,
+    lifecycle_of,
+    load,
+    refuse_erased,
+)
 from ._deals import lose_open_deals
 from ._enums import ContactType, LeadStatus
 from ._errors import (
@@ -186,6 +195,7 @@ def update(
     found = repository.get(record.id)
     if type(found) is not type(record):
         raise NotFoundError(record.id, record.kind)
+    refuse_erased(found)  # an erased person is never edited back
     stored = cast(_R, found)
     kind: SubjectKind = record.kind
     state_field = STATE_FIELD[kind]

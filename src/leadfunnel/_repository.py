@@ -19,7 +19,10 @@ implements ``_commit``), which applies a :class:`ChangeSet` all or nothing:
    another record raises :class:`~leadfunnel.AvoidListedError` when that record is
    avoid-listed, else :class:`~leadfunnel.DuplicateError`, both with ``existing_id``;
    ``suppress`` adds :class:`Suppression` digests (an existing digest is kept as is);
-3. touches and events are appended (events in list order, which is history order for
+3. ``rewrites`` replace stored touches and events (their subject and position kept) and
+   ``rewrite_merges`` stored merge logs, each found by id (an unknown id raises
+   :class:`~leadfunnel.NotFoundError`);
+4. touches and events are appended (events in list order, which is history order for
    events at the same instant) and each event is given its ``position``: strictly
    greater than that of every event committed before, so positions grow in commit
    order across the store; ``moves`` re-point touches and events to another subject (a
@@ -147,6 +150,11 @@ class ChangeSet:
     remove_merge: UUID | None = None
     checks: list[Record] = field(default_factory=list)
     suppress: list[Suppression] = field(default_factory=list)
+    #: Stored touches and events replaced by these (same id; the store keeps each one's
+    #: subject and position): an erasure scrubbing notes, reasons and data.
+    rewrites: list[Touch | Event] = field(default_factory=list)
+    #: Stored merge logs replaced by these (same id): an erasure scrubbing snapshots.
+    rewrite_merges: list[MergeLog] = field(default_factory=list)
 
     def records(self) -> Iterator[Record]:
         """Every record inserted or updated."""
@@ -408,6 +416,15 @@ class Repository(ABC):
     @abstractmethod
     def touches(self, subject_id: UUID) -> list[Touch]:
         """The subject's touches, oldest first."""
+
+    @abstractmethod
+    def merges_of(self, ids: Collection[UUID]) -> list[MergeLog]:
+        """Every merge log not yet undone whose ``keep_id`` or merged-away record is
+        among ``ids``, oldest first."""
+
+    def compact(self) -> None:  # noqa: B027 - nothing to do for most stores
+        """Reclaim the space of deleted and overwritten data, so that no byte of it is
+        left in the store's files (after an erasure). A no-op where there are none."""
 
     @abstractmethod
     def last_merge(self, keep_id: UUID) -> MergeLog | None:

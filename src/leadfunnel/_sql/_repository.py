@@ -382,12 +382,28 @@ class SqlRepository(Repository):
                 conn.execute(
                     sa.update(s.steps).where(s.steps.c.event_id.in_(batch)).values(subject_id=to)
                 )
+        for item in changes.rewrites:
+            table = s.touches if isinstance(item, Touch) else s.events
+            # The document only: subject (moved by merges) and position stay the row's.
+            found = conn.execute(
+                sa.update(table).where(table.c.id == item.id).values(doc=_document(item))
+            ).rowcount
+            if found != 1:
+                raise NotFoundError(item.id, "touch" if isinstance(item, Touch) else "event")
+        for log in changes.rewrite_merges:
+            found = conn.execute(
+                sa.update(s.merges).where(s.merges.c.id == log.id).values(doc=_merge_doc(log))
+            ).rowcount
+            if found != 1:
+                raise NotFoundError(log.id, "merge log")
         if changes.remove_merge is not None:
             conn.execute(sa.delete(s.merges).where(s.merges.c.id == changes.remove_merge))
         if changes.add_merge is not None:
             log = changes.add_merge
             conn.execute(
-                sa.insert(s.merges).values(id=log.id, keep_id=log.keep_id, doc=_merge_doc(log))
+                sa.insert(s.merges).values(
+                    id=log.id, keep_id=log.keep_id, other_id=log.other.id, doc=_merge_doc(log)
+                )
             )
         return first
 
@@ -679,7 +695,7 @@ class SqlRepository(Repository):
             traits.append(t.c.last_name_key == name_key)
         if not traits:
             return []
-        return self._select(kind, [sa.or_(*traits)], limit)
+        return self._select(kind, [sa.or_(*traits), t.c.erased_at.is_(None)], limit)
 
     def history(self, subject_id: UUID) -> list[Event]:
         t = s.events
@@ -743,6 +759,39 @@ class SqlRepository(Repository):
         )
         with self._read() as conn:
             return [_moved(Touch, doc, subject) for subject, doc in conn.execute(query)]
+
+    def merges_of(self, ids: Collection[UUID]) -> list[MergeLog]:
+        t = s.merges
+        wanted = list(ids)
+        found: dict[UUID, tuple[int, MergeLog]] = {}
+        with self._read() as conn:
+            for batch in _batches(wanted):
+                query = sa.select(t.c.seq, t.c.doc).where(
+                    sa.or_(t.c.keep_id.in_(batch), t.c.other_id.in_(batch))
+                )
+                for seq, doc in conn.execute(query):
+                    log = _merge_log(doc)
+                    found[log.id] = (seq, log)
+        return [log for _, log in sorted(found.values(), key=lambda pair: pair[0])]
+
+    def compact(self) -> None:
+        """SQLite: ``VACUUM`` (rewrites the file without free pages) and a WAL checkpoint
+        that truncates the log. PostgreSQL and MariaDB: nothing (their own vacuum and
+        purge reclaim dead rows; see the docs on erasure)."""
+        if self.dialect != "sqlite":
+            return
+        with self._serial, _translated():
+            # A plain driver connection in autocommit mode: VACUUM refuses to run inside
+            # a transaction, and SQLAlchemy would begin one.
+            raw = self._engine.raw_connection()
+            try:
+                cursor = raw.cursor()
+                cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                cursor.execute("VACUUM")
+                cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                cursor.close()
+            finally:
+                raw.close()
 
     def last_merge(self, keep_id: UUID) -> MergeLog | None:
         t = s.merges
@@ -816,6 +865,7 @@ class SqlRepository(Repository):
             )
             .where(
                 ld.c.status.in_((LeadStatus.RAW.value, LeadStatus.QUALIFIED.value)),
+                ld.c.erased_at.is_(None),
                 n < lead_limit,
                 *([] if owner is None else [ld.c.owner == owner]),
             )
@@ -845,6 +895,7 @@ class SqlRepository(Repository):
             )
             .where(
                 ct.c.type == ContactType.PROSPECT.value,
+                ct.c.erased_at.is_(None),
                 ~busy,
                 n < contact_limit,
                 *([] if owner is None else [ct.c.owner == owner]),
@@ -1091,7 +1142,7 @@ class SqlRepository(Repository):
             table = leads = s.leads
             entered: Any = sa.func.coalesce(leads.c.status_at, leads.c.created_at)
             query = sa.select(leads.c.doc, entered).where(
-                leads.c.status == LeadStatus.QUALIFIED.value
+                leads.c.status == LeadStatus.QUALIFIED.value, leads.c.erased_at.is_(None)
             )
             if source is not None:
                 query = query.where(leads.c.source == source)
@@ -1135,7 +1186,7 @@ class SqlRepository(Repository):
                         sat, sat.c.subject_id == deals.c.id
                     )
                 )
-                .where(may_call, *where)
+                .where(may_call, contacts.c.erased_at.is_(None), *where)
             )
         if entered_since is not None:
             query = query.where(entered >= _aware(entered_since, "entered_since"))
@@ -1584,6 +1635,7 @@ def _aware(value: datetime, name: str) -> datetime:
 def _person_row(record: Lead | Contact) -> dict[str, Any]:
     email = record.email
     return {
+        "erased_at": record.erased_at,
         "owner": record.owner,
         "source": record.source,
         "email_domain": email.rpartition("@")[2].casefold() if email else None,

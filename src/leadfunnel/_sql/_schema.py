@@ -142,6 +142,9 @@ def _stored_columns() -> list[sa.Column[Any]]:
 
 def _person_columns() -> list[sa.Column[Any]]:
     return [
+        # Version 3: when the person was erased; erased people are left out of the
+        # follow-ups, rep lists and duplicate searches.
+        sa.Column("erased_at", At),
         sa.Column("owner", _text(200), index=True),
         sa.Column("source", _text(200), index=True),
         # The traits people_like() matches on, lower-cased in Python at write time.
@@ -317,6 +320,8 @@ merges = sa.Table(
     sa.Column("seq", Seq, primary_key=True, autoincrement=True),
     sa.Column("id", Id, nullable=False, unique=True),
     sa.Column("keep_id", Id, nullable=False, index=True),
+    # Version 3: the merged-away record's id (an erasure finds its snapshots by it).
+    sa.Column("other_id", Id, index=True),
     sa.Column("doc", Doc, nullable=False),
     **_TABLE_OPTIONS,
 )
@@ -406,6 +411,16 @@ def _to_v3(conn: Connection) -> None:
         cols: list[sa.Column[Any]] = [sa.Column(n) for n in ("subject_id", "at", "seq")]
         old = sa.Table(events.name, sa.MetaData(), *cols)
         sa.Index("ix_lf_events_subject", *old.c).drop(conn)
+    for table in (leads, contacts):
+        _add_column(conn, table, "erased_at")
+    _add_column(conn, merges, "other_id")
+    _create_index(conn, merges, "ix_lf_merges_other_id")
+    for seq, doc in conn.execute(
+        sa.select(merges.c.seq, merges.c.doc).where(merges.c.other_id.is_(None))
+    ).all():
+        data = json.loads(doc) if isinstance(doc, (str, bytes)) else doc
+        other = UUID(data["other"]["doc"]["id"])
+        conn.execute(sa.update(merges).where(merges.c.seq == seq).values(other_id=other))
     for table in RECORD_TABLES.values():
         _create_index(conn, table, f"ix_{table.name}_created")
         if f"ix_{table.name}_created_at" in _indexes(conn, table):

@@ -1,0 +1,236 @@
+"""Privacy: erase a person's personal data at once, and answer an access request.
+
+:func:`erase` scrubs a person (the lead, the contact converted from it, and the leads
+converted into that contact) in one commit: the personal fields become ``None``, touch
+notes, event reasons and any event data naming the person are blanked, merge snapshots
+are scrubbed the same way, open deals are lost, and the identity keys leave the key
+index, kept (with ``suppress=True``) only as keyed hashes on the suppression list so
+the person stays avoided. What reports count (states, sources, owners, every event and
+funnel step) stays, so every report reads the same before and after.
+
+:func:`export_person` gathers everything stored about a person as JSON-ready data.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+from uuid import UUID
+
+from ._changes import bump, event, load
+from ._enums import LostReason, Stage
+from ._lifecycle import OPPORTUNITY
+from ._models import PERSONAL_FIELDS, Contact, Event, Lead, Opportunity, identity_keys
+from ._repository import ChangeSet, MergeLog, Repository
+from ._suppression import Suppressor
+
+__all__ = ["Erasure", "erase", "export_person"]
+
+_P = TypeVar("_P", bound=Lead | Contact)
+
+
+@dataclass(frozen=True, slots=True)
+class Erasure:
+    """What :meth:`Funnel.erase` did: the records scrubbed, whether the person stays
+    suppressed, and when."""
+
+    subject_ids: tuple[UUID, ...]
+    suppressed: bool
+    at: datetime
+
+
+def erase(
+    repository: Repository,
+    subject_id: UUID,
+    *,
+    suppress: bool,
+    suppressor: Suppressor,
+    now: datetime,
+    actor: str | None,
+    reason: str | None,
+) -> Erasure:
+    """Scrub the person ``subject_id`` belongs to, in one commit (see the module)."""
+    people = _person(repository, subject_id, erased=False)
+    texts = _personal_texts(people)
+    keys = [key for record in people for key in identity_keys(record)]
+    changes = ChangeSet()
+    ids = {record.id for record in people}
+    lost_reason = LostReason.AVOID if suppress else LostReason.OTHER
+    deals = [d for r in people if isinstance(r, Contact) for d in _deals_of(repository, r)]
+    for record in people:
+        scrubbed = bump(_scrub_record(record), now, erased_at=now)
+        changes.updates.append(scrubbed)
+        state = scrubbed.status.value if isinstance(scrubbed, Lead) else scrubbed.type.value
+        changes.events.append(
+            event(scrubbed, "erase", state, state, now, actor, reason, {"suppressed": suppress})
+        )
+    for deal in deals:
+        changes.updates.append(_closed(deal, lost_reason, now, actor, reason, changes))
+    for subject in (*ids, *(d.id for d in deals)):
+        for stored in repository.history(subject):
+            clean = _scrub_event(stored, texts)
+            if clean != stored:
+                changes.rewrites.append(clean)
+    for subject in ids:
+        for logged in repository.touches(subject):
+            if logged.note is not None:
+                changes.rewrites.append(logged.model_copy(update={"note": None}))
+    for log in repository.merges_of(ids):
+        changes.rewrite_merges.append(_scrub_merge(log, texts))
+    if suppress:
+        changes.suppress = suppressor.suppress(keys, subject_id)
+    repository.commit(changes)
+    return Erasure(tuple(sorted(ids)), suppress, now)
+
+
+def export_person(repository: Repository, subject_id: UUID) -> dict[str, Any]:
+    """Everything stored about the person ``subject_id`` belongs to, JSON-ready."""
+    people = _person(repository, subject_id, erased=True)
+    ids = [record.id for record in people]
+    deals = [d for r in people if isinstance(r, Contact) for d in _deals_of(repository, r)]
+    subjects = [*ids, *(d.id for d in deals)]
+    return {
+        "records": [_record(record) for record in (*people, *deals)],
+        "touches": [t.model_dump(mode="json") for i in ids for t in repository.touches(i)],
+        "events": [e.model_dump(mode="json") for i in subjects for e in repository.history(i)],
+        "merges": [_merge(log) for log in repository.merges_of(ids)],
+    }
+
+
+def _person(repository: Repository, subject_id: UUID, *, erased: bool = True) -> list[Any]:
+    """The lead or contact ``subject_id``, and its other selves: the contact a lead was
+    converted into, the leads converted into a contact."""
+    record: Lead | Contact = load(repository, subject_id, (Lead, Contact), erased=erased)
+    contact_id = record.contact_id if isinstance(record, Lead) else record.id
+    found: dict[UUID, Lead | Contact] = {record.id: record}
+    if contact_id is not None:
+        contact = repository.get_many([contact_id]).get(contact_id)
+        if isinstance(contact, Contact):
+            found[contact.id] = contact
+            # The leads converted into it: its own, and those of contacts merged into it
+            # (each left a deal behind, naming its lead).
+            deals = _deals_of(repository, contact)
+            lead_ids = {i for i in (contact.lead_id, *(d.lead_id for d in deals)) if i}
+            for lead in repository.get_many(lead_ids).values():
+                if isinstance(lead, Lead) and lead.contact_id == contact.id:
+                    found[lead.id] = lead
+    return sorted(found.values(), key=lambda r: (r.kind != "lead", r.created_at, r.id))
+
+
+def _deals_of(repository: Repository, contact: Contact) -> list[Opportunity]:
+    return repository.opportunities(contact_id=contact.id)
+
+
+def _closed(
+    deal: Opportunity,
+    lost_reason: LostReason,
+    now: datetime,
+    actor: str | None,
+    reason: str | None,
+    changes: ChangeSet,
+) -> Opportunity:
+    """The deal with its free text blanked, and lost (with its event) if it was open."""
+    if not deal.is_open:
+        return bump(deal, now, lost_note=None)
+    source = deal.stage.value
+    dest = OPPORTUNITY.move(source, "lose")
+    lost = bump(
+        deal, now, stage=Stage(dest), lost_reason=lost_reason, lost_note=None, closed_at=now
+    )
+    data = {"lost_reason": lost_reason.value}
+    changes.events.append(event(lost, "lose", source, dest, now, actor, reason, data))
+    return lost
+
+
+def _personal_texts(people: Iterable[Lead | Contact]) -> re.Pattern[str] | None:
+    """A pattern matching the person's personal values as whole words, any case, to
+    look for in data (so that a first name "Al" does not match "qualified")."""
+    texts: set[str] = set()
+    for record in people:
+        for name in PERSONAL_FIELDS:
+            value = getattr(record, name)
+            values = value if isinstance(value, frozenset) else (value,)
+            texts.update(str(v).strip() for v in values if v is not None and str(v).strip())
+    if not texts:
+        return None
+    words = "|".join(re.escape(t) for t in sorted(texts, key=len, reverse=True))
+    return re.compile(rf"(?<!\w)(?:{words})(?!\w)", re.IGNORECASE)
+
+
+def _mentions(value: Any, texts: re.Pattern[str] | None) -> bool:
+    if texts is None:
+        return False
+    if isinstance(value, str):
+        return texts.search(value) is not None
+    if isinstance(value, dict):
+        return any(_mentions(v, texts) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_mentions(v, texts) for v in value)
+    return False
+
+
+def _scrub(value: Any, texts: re.Pattern[str] | None) -> Any:
+    """``value`` with every string that mentions the person replaced by ``None``."""
+    if isinstance(value, str):
+        return None if _mentions(value, texts) else value
+    if isinstance(value, dict):
+        return {k: _scrub(v, texts) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrub(v, texts) for v in value]
+    return value
+
+
+def _scrub_event(stored: Event, texts: re.Pattern[str] | None) -> Event:
+    # A reason is free text: it goes, whatever it says (it may name the person in a
+    # way no field does). Data is structured: only what mentions the person goes.
+    changes: dict[str, Any] = {}
+    if stored.reason is not None and stored.name != "erase":
+        changes["reason"] = None
+    if _mentions(stored.data, texts):
+        changes["data"] = _scrub(stored.data, texts)
+    return stored.model_copy(update=changes) if changes else stored
+
+
+def _scrub_record(record: _P) -> _P:
+    blank: dict[str, Any] = dict.fromkeys(PERSONAL_FIELDS)
+    blank.update(other_emails=frozenset(), other_phones=frozenset())
+    return record.model_copy(update=blank)  # type: ignore[return-value]  # same class
+
+
+def _scrub_merge(log: MergeLog, texts: re.Pattern[str] | None) -> MergeLog:
+    keep_before, other = log.keep_before, log.other
+    if _mentions(keep_before.model_dump(mode="json"), texts):
+        keep_before = _scrub_record(keep_before)
+    if _mentions(other.model_dump(mode="json"), texts):
+        other = _scrub_record(other)
+    deals = tuple(d.model_copy(update={"lost_note": None}) for d in log.opportunities_before)
+    return MergeLog(
+        log.id,
+        log.keep_id,
+        log.at,
+        keep_before,
+        other,
+        log.keep_version,
+        log.touch_ids,
+        log.event_ids,
+        deals,
+    )
+
+
+def _record(record: Lead | Contact | Opportunity) -> dict[str, Any]:
+    return {"kind": record.kind, **record.model_dump(mode="json")}
+
+
+def _merge(log: MergeLog) -> dict[str, Any]:
+    return {
+        "id": str(log.id),
+        "at": log.at.isoformat(),
+        "keep": _record(log.keep_before),
+        "merged_away": _record(log.other),
+        "touch_ids": [str(i) for i in log.touch_ids],
+        "event_ids": [str(i) for i in log.event_ids],
+        "deals": [_record(d) for d in log.opportunities_before],
+    }

@@ -1,0 +1,194 @@
+"""Erasure and access (DESIGN.md section 13), on every backend in ``conftest``."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from conftest import person
+from leadfunnel import (
+    AvoidListedError,
+    Contact,
+    Funnel,
+    Lead,
+    LostReason,
+    PolicyError,
+    Repository,
+    Stage,
+)
+from leadfunnel._suppression import SECRET_VARIABLE
+from leadfunnel.testing import ManualClock
+
+PII = {
+    "first_name": "Zelda",
+    "last_name": "Quixotic",
+    "email": "zelda.quixotic@privacy.example.com",
+    "phone": "+15125550177",
+    "company": "Quixotic Holdings",
+    "city": "Marfa",
+    "notes": "home address 12 Elm Street",
+}
+
+
+def zelda(**fields: Any) -> Lead:
+    return Lead(**person(90, **{**PII, **fields}))
+
+
+def reports(funnel: Funnel) -> list[Any]:
+    """What the reports count from history, overall and by group (the open pipeline is
+    today's deals, which an erasure closes, not history)."""
+
+    def figures(report: Any) -> Any:
+        return (
+            {name: (step.count, step.rate) for name, step in report.steps.items()},
+            {k: (t.median_days, t.count) for k, t in report.time_in_stage.items()},
+            {key: figures(group) for key, group in report.groups.items()},
+        )
+
+    return [figures(funnel.report(by=by)) for by in (None, "source", "owner", "month")]
+
+
+def leaks(funnel: Funnel) -> list[str]:
+    """Personal values of Zelda's found anywhere the funnel can show."""
+    text = json.dumps(
+        [
+            [r.model_dump(mode="json") for r in funnel.leads()],
+            [r.model_dump(mode="json") for r in funnel.contacts()],
+            [r.model_dump(mode="json") for r in funnel.opportunities()],
+            [e.model_dump(mode="json") for e in funnel.events(limit=None)],
+            [
+                t.model_dump(mode="json")
+                for r in (*funnel.leads(), *funnel.contacts())
+                for t in funnel.touches(r)
+            ],
+        ]
+    )
+    return [value for value in PII.values() if value.casefold() in text.casefold()]
+
+
+def test_erase_scrubs_everything_and_reports_read_the_same(
+    funnel: Funnel, clock: ManualClock
+) -> None:
+    lead = funnel.capture(zelda(owner="ana"))
+    funnel.touch(lead, "call", "connected", note="Zelda asked for Marfa prices")
+    funnel.qualify(lead, force=True, reason="Zelda Quixotic called us")
+    deal = funnel.set_appointment(lead, owner="sam")
+    funnel.sit(deal)
+    clock.advance(days=1)
+    funnel.capture(Lead(**person(91)))
+    before = reports(funnel)
+    assert leaks(funnel), "the check must see Zelda before the erasure"
+
+    erasure = funnel.erase(lead, reason="erasure request")
+
+    assert set(erasure.subject_ids) == {lead.id, deal.contact_id}
+    assert erasure.suppressed
+    assert leaks(funnel) == []
+    assert reports(funnel) == before
+    kept = funnel.get_lead(lead.id)
+    assert (kept.status, kept.owner, kept.source, kept.industry) == (
+        "converted",
+        "ana",
+        "webinar",
+        "IT Services",
+    )
+    assert kept.erased_at == clock.now()
+    lost = funnel.get_opportunity(deal.id)
+    assert (lost.stage, lost.lost_reason) == (Stage.LOST, LostReason.AVOID)
+    assert [e.name for e in funnel.history(lead)][-1] == "erase"
+
+
+def test_an_erased_person_leaves_every_list_and_takes_no_more_moves(
+    funnel: Funnel, clock: ManualClock
+) -> None:
+    lead = funnel.capture(zelda())
+    twin = funnel.capture(Lead(**person(92, company=PII["company"])))
+    funnel.qualify(lead, force=True)
+    funnel.erase(lead)
+    later = clock.now() + timedelta(days=3)
+    assert lead.id not in {item.subject_id for item in funnel.due(at=later)}
+    assert lead.id not in {item.id for item in funnel.rep_list("never_booked", at=later)}
+    assert lead.id not in {r.id for r in funnel.similar(twin)}
+    assert funnel.find(email=PII["email"]) is None
+    for move in (
+        lambda: funnel.touch(lead, "email", "no_answer"),
+        lambda: funnel.set_appointment(lead),
+        lambda: funnel.avoid(lead),
+        lambda: funnel.update(funnel.get_lead(lead.id).model_copy(update={"city": "Austin"})),
+        lambda: funnel.merge(twin, lead),
+        lambda: funnel.erase(lead),
+    ):
+        with pytest.raises(PolicyError, match="was erased"):
+            move()
+
+
+def test_suppression_keeps_them_out_and_keep_nothing_lets_them_back(funnel: Funnel) -> None:
+    kept_out = funnel.add(zelda())
+    funnel.erase(kept_out)
+    for attempt in (
+        lambda: funnel.add(Lead(first_name="Z", email=PII["email"].upper())),
+        lambda: funnel.capture(Lead(first_name="Z", phone="512-555-0177")),
+        lambda: funnel.add(Contact(first_name="Z", email=PII["email"])),
+    ):
+        with pytest.raises(AvoidListedError) as err:
+            attempt()
+        assert err.value.existing_id == kept_out.id
+    other = funnel.add(Lead(**person(93, email="back@again.example.com")))
+    erasure = funnel.erase(other, suppress=False)
+    assert not erasure.suppressed
+    assert funnel.add(Lead(**person(94, email="back@again.example.com"))).id != other.id
+
+
+def test_open_deals_are_lost_for_other_without_suppression(funnel: Funnel) -> None:
+    lead = funnel.capture(zelda())
+    funnel.qualify(lead, force=True)
+    deal = funnel.set_appointment(lead)
+    funnel.erase(deal.contact_id, suppress=False)  # given the contact: the lead goes too
+    lost = funnel.get_opportunity(deal.id)
+    assert (lost.stage, lost.lost_reason) == (Stage.LOST, LostReason.OTHER)
+    assert funnel.get_lead(lead.id).erased_at is not None
+    assert list(funnel.rep_list("not_sat", at=lost.created_at + timedelta(days=9))) == []
+
+
+def test_merge_snapshots_are_scrubbed_and_unmerge_gives_back_no_data(funnel: Funnel) -> None:
+    keep = funnel.add(zelda())
+    dup = funnel.add(Lead(**person(95, first_name="Zelda", last_name="Quixotic")))
+    funnel.merge(keep, dup)
+    funnel.erase(keep)
+    (log,) = funnel.repository.merges_of([keep.id])
+    assert (log.keep_before.email, log.other.first_name) == (None, None)
+    assert leaks(funnel) == []
+
+
+def test_export_person_gathers_everything_as_json(funnel: Funnel) -> None:
+    lead = funnel.capture(zelda())
+    funnel.touch(lead, "call", "left_message", note="voicemail about the audit")
+    funnel.qualify(lead, force=True, reason="looked at the website")
+    deal = funnel.set_appointment(lead)
+    exported = funnel.export_person(deal.contact_id)
+    text = json.dumps(exported)
+    for expected in (PII["email"], str(lead.id), str(deal.id), "voicemail about the audit"):
+        assert expected in text
+    assert {r["kind"] for r in exported["records"]} == {"lead", "contact", "opportunity"}
+    assert "looked at the website" in {e["reason"] for e in exported["events"]}
+
+
+def test_the_suppression_secret_comes_from_the_funnel_the_environment_or_the_store(
+    repository: Repository, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = Funnel(repository, suppression_secret="s3cret")
+    first.erase(first.add(zelda()))
+    # The same secret recognises the person; another does not (the trade-off of a key
+    # the application keeps: lose it, and the suppression list stops matching).
+    with pytest.raises(AvoidListedError):
+        Funnel(repository, suppression_secret="s3cret").add(zelda())
+    monkeypatch.setenv(SECRET_VARIABLE, "another")
+    assert Funnel(repository).add(zelda()).email == PII["email"]
+    monkeypatch.delenv(SECRET_VARIABLE)
+    stored = Funnel(repository)
+    stored.erase(stored.find(email=PII["email"]))  # type: ignore[arg-type]
+    with pytest.raises(AvoidListedError):
+        Funnel(repository).add(zelda())  # the store's own secret, made once
