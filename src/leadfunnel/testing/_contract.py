@@ -1225,6 +1225,50 @@ class RepositoryContract(ABC):
         assert counts(repo.step_counts(since=None, until=None)) == {("raw", None): 2}
         assert [r.id for r in repo.leads(created_since=last)] == [new.id]
 
+    def test_rewrites_replace_touches_events_and_merge_logs_in_place(
+        self, repo: Repository
+    ) -> None:
+        keep, other = lead(1), lead(2)
+        add(repo, keep, other)
+        noted = touch(keep, "connected").model_copy(update={"note": "spoke to Pat1"})
+        said = event(keep, "touch", "raw", "raw", reason="Pat1 asked for prices")
+        repo.commit(ChangeSet(touches=[noted], events=[said]))
+        moved = tuple(e.id for e in repo.history(other.id))
+        log = MergeLog(uuid4(), keep.id, T0, keep, other, 2, (), moved, ())
+        repo.commit(
+            ChangeSet(
+                updates=[bump(keep)],
+                deletes=[other],
+                moves=[Move((), moved, keep.id)],
+                add_merge=log,
+            )
+        )
+        position = repo.history(keep.id)[-1].position
+        scrubbed = MergeLog(
+            log.id, keep.id, T0, keep.model_copy(update={"email": None}), other, 2, (), moved
+        )
+        repo.commit(
+            ChangeSet(
+                rewrites=[
+                    noted.model_copy(update={"note": None}),
+                    said.model_copy(update={"reason": None}),
+                ],
+                rewrite_merges=[scrubbed],
+            )
+        )
+        assert [t.note for t in repo.touches(keep.id)] == [None]
+        history = repo.history(keep.id)
+        assert [e.reason for e in history if e.id == said.id] == [None]
+        assert {e.subject_id for e in history} == {keep.id}  # subjects and order kept
+        assert [e.position for e in history][-1] == position
+        assert [m.keep_before.email for m in repo.merges_of([keep.id])] == [None]
+        assert [m.id for m in repo.merges_of([other.id])] == [log.id]
+        assert repo.merges_of([uuid4()]) == []
+        with pytest.raises(NotFoundError):
+            repo.commit(ChangeSet(rewrites=[touch(keep, "connected")]))
+        repo.compact()  # safe to call at any time
+        assert repo.get(keep.id) == bump(keep)
+
     def test_a_transaction_keeps_all_its_commits_or_none(self, repo: Repository) -> None:
         a, b, c = lead(1), lead(2), lead(3)
         heard: list[list[Event]] = []
