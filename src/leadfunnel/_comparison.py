@@ -18,7 +18,7 @@ from typing import Any, Literal
 from ._csv_out import csv_text
 from ._errors import InvalidArgumentError
 from ._periods import previous_period
-from ._reports import FunnelReport, attention, build_report, format_money
+from ._reports import FunnelReport, attention, build_report, cents, format_money
 from ._repository import Repository
 
 __all__ = ["FunnelComparison", "StepChange", "compare_periods"]
@@ -176,9 +176,9 @@ class FunnelComparison:
                 "change": self.conversion_change,
             },
             "won_revenue": {
-                "current": str(self.current.won_revenue),
-                "previous": str(self.previous.won_revenue),
-                "change": str(self.revenue_change),
+                "current": str(cents(self.current.won_revenue)),
+                "previous": str(cents(self.previous.won_revenue)),
+                "change": str(cents(self.revenue_change)),
                 "change_pct": self.revenue_change_pct,
             },
             "won_deals": {
@@ -231,9 +231,9 @@ class FunnelComparison:
         rows.append(
             [
                 "won_revenue",
-                self.current.won_revenue,
-                self.previous.won_revenue,
-                self.revenue_change,
+                cents(self.current.won_revenue),
+                cents(self.previous.won_revenue),
+                cents(self.revenue_change),
                 cell(self.revenue_change_pct),
                 "",
                 "",

@@ -221,17 +221,21 @@ SLACKER = "riley"
 
 def _follow_up(funnel: Funnel, rng: random.Random, summary: DemoSummary) -> None:
     """Work the cadence up to the end, as the team would have: every follow-up due is
-    touched within a day (no answer, a message, a short talk), except the slacker's
-    neglected ones. What is left due at the end is recent, or the slacker's."""
+    touched before it is late (no answer, a message, a short talk), except the
+    slacker's neglected ones. What is left due at the end is not late yet, or the
+    slacker's."""
     neglected: dict[object, bool] = {}
     for _ in range(12):  # rounds: each touch makes the next one due later
         acted = False
         for item in funnel.due(at=summary.end):
             if item.subject_id not in neglected:
                 neglected[item.subject_id] = item.owner == SLACKER and rng.random() < 0.5
-            at = item.due_at + timedelta(hours=rng.randrange(1, 24))
+            # On time: somewhere between due and late.
+            deadline = item.overdue_at or item.due_at + timedelta(hours=1)
+            window = (deadline - item.due_at).total_seconds()
+            at = item.due_at + timedelta(seconds=int(window * rng.uniform(0.1, 0.9)))
             if neglected[item.subject_id] or at > summary.end:
-                continue
+                continue  # neglected, or not late yet: still due at the end
             channel = Channel.CALL if Channel.CALL in item.channels else min(item.channels)
             outcome = rng.choice([Outcome.NO_ANSWER, Outcome.LEFT_MESSAGE, Outcome.CONNECTED])
             try:

@@ -37,6 +37,7 @@ __all__ = [
     "TimeInStage",
     "attention",
     "build_report",
+    "cents",
     "check_value",
     "format_money",
     "group_label",
@@ -147,6 +148,11 @@ def format_money(amount: Decimal) -> str:
     if amount == amount.to_integral_value():
         return f"{int(amount):,}"
     return f"{amount:,.2f}"
+
+
+def cents(amount: Decimal) -> Decimal:
+    """``amount`` to the cent, so every adapter writes it the same (``65000.00``)."""
+    return amount.quantize(Decimal("0.01"))
 
 
 def group_label(key: str | None) -> str:
@@ -322,10 +328,10 @@ class FunnelReport:
                 for s in self.steps.values()
             ],
             "conversion": self.conversion,
-            "won_revenue": str(self.won_revenue),
+            "won_revenue": str(cents(self.won_revenue)),
             "won_deals": self.won_deals,
             "pipeline": {
-                "value": str(self.pipeline_value),
+                "value": str(cents(self.pipeline_value)),
                 "open_deals": self.open_deals,
                 "unpriced_deals": self.unpriced_deals,
             },
@@ -441,14 +447,16 @@ class FunnelReport:
         from ._charts import Bar, Panel, funnel_chart, small_multiples
         from ._errors import InvalidArgumentError
 
-        made = f"made {self.as_of:%Y-%m-%d %H:%M} UTC" if self.as_of else ""
+        made = f"made {self.as_of.astimezone(UTC):%Y-%m-%d %H:%M} UTC" if self.as_of else ""
         tiles = report_tiles(self)
         if not self.groups:
-            note = "Leads (raw, qualified) and deals (the later steps) that reached each step"
+            note = (
+                "Leads (raw, qualified) and deals (later steps) reaching each step in the period."
+            )
             return funnel_chart(
                 title="Funnel report",
                 period=self.period,
-                note=f"{note} in the period; {made}." if made else f"{note} in the period.",
+                note=f"{note} {made.capitalize()}." if made else note,
                 tiles=tiles,
                 bars=[
                     Bar(

@@ -1,0 +1,134 @@
+"""The demo: anchored to today, nothing in the future, its counts explained."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from leadfunnel import Funnel, Opportunity
+from leadfunnel._cli import main
+from leadfunnel._demo import DEMO_DAYS, SLACKER, DemoSummary, build_demo
+from leadfunnel.testing import ManualClock
+
+NOW = datetime(2031, 7, 15, 14, 42, tzinfo=UTC)  # any day: the demo follows the clock
+HOUR = NOW.replace(minute=0)
+
+
+@pytest.fixture(scope="module")
+def built() -> tuple[Funnel, DemoSummary]:
+    funnel = Funnel(clock=ManualClock(NOW))
+    return funnel, build_demo(funnel, seed=7, leads=240)
+
+
+def test_the_demo_covers_the_days_up_to_the_funnel_clock(
+    built: tuple[Funnel, DemoSummary],
+) -> None:
+    funnel, summary = built
+    assert (summary.start, summary.end) == (HOUR - timedelta(days=DEMO_DAYS), HOUR)
+    events = funnel.events(limit=None)
+    assert len(events) > 1000
+    assert max(e.at for e in events) <= HOUR  # nothing dated in the future
+    assert min(e.at for e in events) >= summary.start
+    # The newest leads are days old, not months: the rep lists start near today.
+    ages = sorted(item.age_days for item in funnel.rep_list("never_booked", at=NOW))
+    assert ages[0] <= 3
+    assert max(lead.created_at for lead in funnel.leads()) > HOUR - timedelta(days=3)
+
+
+def test_people_and_leads_add_up_and_match_the_report(
+    built: tuple[Funnel, DemoSummary],
+) -> None:
+    funnel, summary = built
+    assert summary.errors == []
+    assert summary.people == 240
+    assert summary.people == summary.leads + summary.unresponsive
+    assert summary.leads == summary.inquiries + summary.responded
+    assert summary.unresponsive > 0
+    assert summary.leads == summary.qualified + summary.unqualified + summary.waiting
+    report = funnel.report()
+    assert report.steps["raw"].count == summary.leads
+    assert report.steps["qualified"].count == summary.qualified
+    assert report.steps["won"].count == summary.won
+    assert funnel.count("lead", status="suspect") == summary.unresponsive
+    assert report.open_deals == summary.open > 0
+    assert report.pipeline_value > 0  # proposals carry an amount
+    assert report.won_revenue > 0
+    assert report.weak_setters[0] == "casey"  # the worst, planted
+
+
+def test_after_the_demo_only_the_slackers_follow_ups_are_late(
+    built: tuple[Funnel, DemoSummary],
+) -> None:
+    funnel, summary = built
+    assert summary.follow_ups > 0
+    due = funnel.due(at=summary.end)
+    late = Counter(item.owner for item in due if item.overdue)
+    assert set(late) == {SLACKER}
+    # The others kept up: most of the people in the cadence are not due at all.
+    assert len(due) < summary.qualified / 2
+
+
+def test_an_open_deal_is_one_whose_next_move_would_be_after_today(
+    built: tuple[Funnel, DemoSummary],
+) -> None:
+    funnel, summary = built
+    deals = funnel.opportunities()
+    still_open: list[Opportunity] = [d for d in deals if d.is_open]
+    assert len(still_open) == summary.open
+    # Their last moves are recent: the stories stopped at today.
+    last = [funnel.history(d)[-1].at for d in still_open]
+    assert min(last) > HOUR - timedelta(days=30)
+
+
+def test_the_same_seed_builds_the_same_funnel_moved_to_the_day_it_runs() -> None:
+    def build(clock_now: datetime) -> tuple[tuple[object, ...], datetime]:
+        funnel = Funnel(clock=ManualClock(clock_now))
+        summary = build_demo(funnel, seed=3, leads=60)
+        report = funnel.report()
+        counts = tuple(step.count for step in report.steps.values())
+        first = funnel.leads(limit=1)[0].created_at
+        return (counts, report.won_revenue, report.pipeline_value, summary.follow_ups), first
+
+    today, first = build(NOW)
+    assert build(NOW.replace(minute=5)) == (today, first)  # the same hour: the same funnel
+    later, first_later = build(NOW + timedelta(days=200))
+    assert later == today  # the same story ...
+    assert first_later - first == timedelta(days=200)  # ... told up to that day
+    assert build(NOW)[0] != build_other_seed()
+
+
+def build_other_seed() -> tuple[object, ...]:
+    funnel = Funnel(clock=ManualClock(NOW))
+    summary = build_demo(funnel, seed=4, leads=60)
+    report = funnel.report()
+    counts = tuple(step.count for step in report.steps.values())
+    return (counts, report.won_revenue, report.pipeline_value, summary.follow_ups)
+
+
+def test_the_command_explains_who_is_who(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'demo.db'}"
+    svg = tmp_path / "demo.svg"
+    result = CliRunner().invoke(
+        main, ["demo", "--db", db, "--leads", "90", "--seed", "5", "--svg", str(svg)]
+    )
+    assert result.exit_code == 0, result.output
+    out = result.output
+    today = datetime.now(UTC).date()
+    assert f"90 people arriving over the {DEMO_DAYS} days up to now" in out
+    lines = [line.strip() for line in out.splitlines()]
+    title = next(line for line in lines if line.startswith("Funnel report, "))
+    assert title.endswith(f" (first lead) to {today} (today)")
+    arrived = next(line for line in lines if line.startswith("Who is who: "))
+    assert arrived.startswith("Who is who: 90 people arrived from ")
+    became = next(line for line in lines if "became raw leads" in line)
+    leads = int(became.split()[0])
+    raw_row = next(line for line in lines if line.startswith("raw "))
+    assert int(raw_row.split()[1]) == leads  # the summary's leads are the report's raw
+    silent = next(line for line in lines if "have not responded" in line)
+    assert leads + int(silent.split()[0]) == 90
+    assert f"{SLACKER} lets about half of theirs slip" in out
+    assert svg.read_text(encoding="utf-8").startswith("<svg")
