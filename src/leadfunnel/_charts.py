@@ -245,7 +245,7 @@ def _callout(svg: _Svg, y: float, callout: Callout | None) -> float:
         return y
     background, ink = TONES[callout.tone]
     lines = [wrapped for line in callout.lines for wrapped in _wrap(line, svg.width - 64, 12.5)]
-    height = 34 + 19 * len(lines) + (4 if lines else -6)
+    height = 38 + 19 * len(lines) if lines else 36
     svg.rect(16, y, svg.width - 32, height, background, rx=6)
     svg.text(28, y + 23, callout.heading, size=13.5, fill=ink, bold=True)
     for i, line in enumerate(lines):

@@ -331,8 +331,15 @@ class FunnelComparison:
             tiles=[
                 Tile(
                     "Raw leads to won",
-                    _pct(self.current.conversion),
-                    f"was {_pct(self.previous.conversion)}, {_points(self.conversion_change)}",
+                    "n/a" if self.current.conversion is None else _pct(self.current.conversion),
+                    "no raw leads before"
+                    if self.previous.conversion is None
+                    else f"was {_pct(self.previous.conversion)}"
+                    + (
+                        ""
+                        if self.conversion_change is None
+                        else f", {_points(self.conversion_change)}"
+                    ),
                 ),
                 Tile("Won revenue", format_money(self.current.won_revenue), revenue_note),
                 Tile("Raw leads", f"{raw.current:,}", f"was {raw.previous:,}, {raw.describe()}"),
