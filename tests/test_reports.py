@@ -318,6 +318,11 @@ def test_sql_counts_equal_memory_counts_and_steps_never_grow(
     for by in (None, "source", "setter", "month"):
         left, right = memory.report(by=by), sql.report(by=by)
         assert counts(left) == counts(right)
+        money = ("won_revenue", "won_deals", "pipeline_value", "open_deals", "unpriced_deals")
+        assert [getattr(left, f) for f in money] == [getattr(right, f) for f in money]
+        assert {k: (g.won_revenue, g.won_deals) for k, g in left.groups.items()} == {
+            k: (g.won_revenue, g.won_deals) for k, g in right.groups.items()
+        }
         assert {k: counts(g) for k, g in left.groups.items()} == {
             k: counts(g) for k, g in right.groups.items()
         }
