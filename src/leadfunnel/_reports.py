@@ -456,7 +456,7 @@ class FunnelReport:
             return funnel_chart(
                 title="Funnel report",
                 period=self.period,
-                note=f"{note} {made.capitalize()}." if made else note,
+                note=f"{note} {made[:1].upper()}{made[1:]}." if made else note,
                 tiles=tiles,
                 bars=[
                     Bar(
