@@ -8,6 +8,7 @@ A qualified lead (a raw one with ``force=True``) is converted into a prospect
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from uuid import UUID
 
@@ -29,6 +30,8 @@ def set_appointment(
     repository: Repository,
     subject_id: UUID,
     *,
+    contact_model: type[Contact] = Contact,
+    opportunity_model: type[Opportunity] = Opportunity,
     appointment_at: datetime | None,
     owner: str | None,
     setter: str | None,
@@ -41,14 +44,14 @@ def set_appointment(
     record: Lead | Contact = load(repository, subject_id, (Lead, Contact))
     changes = ChangeSet()
     if isinstance(record, Lead):
-        contact = _convert(record, owner, force, now, actor, reason, changes)
+        contact = _convert(record, contact_model, owner, force, now, actor, reason, changes)
         lead_id: UUID | None = record.id
     else:
         contact = record
         _check_bookable(contact, force)
         lead_id = contact.lead_id
         changes.checks.append(contact)  # not avoided or disqualified in the meantime
-    opportunity = Opportunity.model_construct(
+    opportunity = opportunity_model.model_construct(
         id=new_id(),
         created_at=now,
         updated_at=now,
@@ -83,6 +86,7 @@ def set_appointment(
 
 def _convert(
     record: Lead,
+    contact_model: type[Contact],
     owner: str | None,
     force: bool,
     now: datetime,
@@ -101,14 +105,14 @@ def _convert(
             hint=f"it became contact {record.contact_id}: set the appointment on it",
         )
     dest = LEAD.move(source, "convert", force=force)
-    contact = Contact.model_construct(
+    contact = contact_model.model_construct(
         id=new_id(),
         created_at=now,
         updated_at=now,
         version=1,
         type=ContactType.PROSPECT,
         lead_id=record.id,
-        **{name: getattr(record, name) for name in _PERSON_FIELDS},
+        **{name: getattr(record, name) for name in _carried(type(record), contact_model)},
     )
     if owner is not None:
         contact = contact.model_copy(update={"owner": owner})
@@ -131,6 +135,20 @@ def _convert(
         )
     )
     return contact
+
+
+@functools.cache
+def _carried(lead_model: type[Lead], contact_model: type[Contact]) -> tuple[str, ...]:
+    """The fields a conversion copies: every person field, and the application's own
+    fields that the contact model declares too (a field only leads have stays there)."""
+    own = tuple(
+        name
+        for name in lead_model.model_fields
+        if name in contact_model.model_fields
+        and name not in Lead.model_fields
+        and name not in _PERSON_FIELDS
+    )
+    return _PERSON_FIELDS + own
 
 
 def _check_bookable(contact: Contact, force: bool) -> None:

@@ -71,8 +71,18 @@ class Funnel:
         phone_region: str = "US",
         free_mail_domains: Iterable[str] = FREE_MAIL_DOMAINS,
         suppression_secret: str | bytes | None = None,
+        lead_model: type[Lead] | None = None,
+        contact_model: type[Contact] | None = None,
+        opportunity_model: type[Opportunity] | None = None,
     ) -> None:
         self.repository: Repository = repository if repository is not None else InMemoryRepository()
+        if lead_model or contact_model or opportunity_model:
+            # The application's subclasses, with its own fields: the store reads them.
+            self.repository.use_models(
+                lead=lead_model or Lead,
+                contact=contact_model or Contact,
+                opportunity=opportunity_model or Opportunity,
+            )
         self.engine = engine
         self._cadence = cadence
         self.clock: Clock = clock if clock is not None else SystemClock()
@@ -81,6 +91,36 @@ class Funnel:
         self.free_mail_domains = frozenset(d.lower() for d in free_mail_domains)
         self._context = {"phone_region": phone_region}
         self._suppressor = Suppressor(self.repository, suppression_secret)
+
+    @property
+    def lead_model(self) -> type[Lead]:
+        """The class leads are stored and read as (``Lead`` or the application's own)."""
+        return self.repository.models["lead"]  # type: ignore[return-value]
+
+    @property
+    def contact_model(self) -> type[Contact]:
+        """The class contacts are stored and read as."""
+        return self.repository.models["contact"]  # type: ignore[return-value]
+
+    @property
+    def opportunity_model(self) -> type[Opportunity]:
+        """The class opportunities are stored and read as."""
+        return self.repository.models["opportunity"]  # type: ignore[return-value]
+
+    def _as_model(self, record: _P) -> _P:
+        """``record`` as the registered class of its kind (a plain ``Lead`` becomes the
+        application's ``MyLead``, its own fields at their defaults)."""
+        model = self.repository.models[record.kind]
+        if type(record) is model:
+            return record
+        if not issubclass(model, type(record)):
+            # Anything else would be read back as ``model``, losing its own fields.
+            raise InvalidArgumentError(
+                f"this funnel stores {record.kind}s as {model.__name__}, not "
+                f"{type(record).__name__}: register it with "
+                f"Funnel(..., {record.kind}_model={type(record).__name__})"
+            )
+        return model.model_validate(record.model_dump(), context=self._context)
 
     @property
     def cadence(self) -> CadencePolicy:
@@ -118,7 +158,7 @@ class Funnel:
         """
         return _people.add(  # type: ignore[return-value]  # the same kind as ``record``
             self.repository,
-            record,
+            self._as_model(record),
             now=self._now(at),
             actor=actor,
             reason=reason,
@@ -143,7 +183,7 @@ class Funnel:
         """
         return _people.capture(
             self.repository,
-            lead,
+            self._as_model(lead),
             now=self._now(at),
             actor=actor,
             reason=reason,
@@ -365,6 +405,8 @@ class Funnel:
         return _conversion.set_appointment(
             self.repository,
             self._id(subject),
+            contact_model=self.contact_model,
+            opportunity_model=self.opportunity_model,
             appointment_at=appointment_at,
             owner=owner,
             setter=setter,
@@ -562,13 +604,16 @@ class Funnel:
         owner: str | None = None,
         created_since: datetime | None = None,
         created_until: datetime | None = None,
+        where: Mapping[str, Any] | None = None,
         after: Lead | UUID | str | None = None,
         limit: int | None = None,
     ) -> list[Lead]:
         """Leads matching every given filter, ordered by ``(created_at, id)``.
 
-        Page with ``after`` (the last lead of the previous page, or its id) and
-        ``limit``: each page costs the same, however far in.
+        ``where`` filters by equality on any field, the application's own included
+        (``where={"endpoints": 20}``; done in the database). Page with ``after`` (the
+        last lead of the previous page, or its id) and ``limit``: each page costs the
+        same, however far in.
         """
         return self.repository.leads(
             status=_member(LeadStatus, status, "status"),
@@ -577,6 +622,7 @@ class Funnel:
             owner=owner,
             created_since=_aware_or_none(created_since, "created_since"),
             created_until=_aware_or_none(created_until, "created_until"),
+            where=where,
             after=self._cursor(after),
             limit=_limit(limit),
         )
@@ -588,6 +634,7 @@ class Funnel:
         tag: str | None = None,
         source: str | None = None,
         owner: str | None = None,
+        where: Mapping[str, Any] | None = None,
         after: Contact | UUID | str | None = None,
         limit: int | None = None,
     ) -> list[Contact]:
@@ -597,6 +644,7 @@ class Funnel:
             tag=tag,
             source=source,
             owner=owner,
+            where=where,
             after=self._cursor(after),
             limit=_limit(limit),
         )
@@ -608,6 +656,7 @@ class Funnel:
         owner: str | None = None,
         setter: str | None = None,
         contact_id: UUID | str | None = None,
+        where: Mapping[str, Any] | None = None,
         after: Opportunity | UUID | str | None = None,
         limit: int | None = None,
     ) -> list[Opportunity]:
@@ -617,6 +666,7 @@ class Funnel:
             owner=owner,
             setter=setter,
             contact_id=self._id(contact_id) if contact_id is not None else None,
+            where=where,
             after=self._cursor(after),
             limit=_limit(limit),
         )

@@ -13,13 +13,13 @@ import statistics
 import threading
 from bisect import bisect_left, bisect_right, insort
 from collections import ChainMap, defaultdict
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
-from ._enums import ContactType, LeadStatus, Outcome, Stage
+from ._enums import Channel, ContactType, LeadStatus, Outcome, Stage
 from ._errors import ConcurrencyError, NotFoundError
 from ._lifecycle import TIMED_STEPS, funnel_steps
 from ._models import Contact, Event, Lead, Opportunity, Record, SubjectKind, Touch
@@ -42,6 +42,7 @@ from ._repository import (
     check_rep_list,
     holds_keys,
     identity_keys,
+    where_values,
 )
 
 __all__ = ["InMemoryRepository"]
@@ -444,6 +445,7 @@ class InMemoryRepository(Repository):
         owner: str | None = None,
         created_since: datetime | None = None,
         created_until: datetime | None = None,
+        where: Mapping[str, Any] | None = None,
         after: Cursor | None = None,
         limit: int | None = None,
     ) -> list[Lead]:
@@ -454,6 +456,7 @@ class InMemoryRepository(Repository):
             "owner": owner,
             "created_since": created_since,
             "created_until": created_until,
+            "where": where,
         }
         return self._select("lead", limit, self._test("lead", filters), after)
 
@@ -465,10 +468,18 @@ class InMemoryRepository(Repository):
         source: str | None = None,
         owner: str | None = None,
         lead_id: UUID | None = None,
+        where: Mapping[str, Any] | None = None,
         after: Cursor | None = None,
         limit: int | None = None,
     ) -> list[Contact]:
-        filters = {"type": type, "tag": tag, "source": source, "owner": owner, "lead_id": lead_id}
+        filters = {
+            "type": type,
+            "tag": tag,
+            "source": source,
+            "owner": owner,
+            "lead_id": lead_id,
+            "where": where,
+        }
         return self._select("contact", limit, self._test("contact", filters), after)
 
     def opportunities(
@@ -479,6 +490,7 @@ class InMemoryRepository(Repository):
         setter: str | None = None,
         contact_id: UUID | None = None,
         lead_id: UUID | None = None,
+        where: Mapping[str, Any] | None = None,
         after: Cursor | None = None,
         limit: int | None = None,
     ) -> list[Opportunity]:
@@ -488,13 +500,14 @@ class InMemoryRepository(Repository):
             "setter": setter,
             "contact_id": contact_id,
             "lead_id": lead_id,
+            "where": where,
         }
         return self._select("opportunity", limit, self._test("opportunity", filters), after)
 
-    @staticmethod
-    def _test(kind: str, filters: dict[str, Any]) -> Callable[[Any], bool]:
+    def _test(self, kind: str, filters: dict[str, Any]) -> Callable[[Any], bool]:
         """The predicate of the list filters (``None`` means no filter)."""
         given = {name: value for name, value in filters.items() if value is not None}
+        where = where_values(self._models[kind], given.pop("where", None) or {})
         since, until = given.pop("created_since", None), given.pop("created_until", None)
         tag = given.pop("tag", None)
         for name in ("status", "type", "stage"):
@@ -513,6 +526,7 @@ class InMemoryRepository(Repository):
                     for name, value in given.items()
                 )
                 and (tag is None or tag in record.tags)
+                and all(getattr(record, name, None) == value for name, value in where.items())
                 and (since is None or record.created_at >= since)
                 and (until is None or record.created_at < until)
             )
@@ -546,6 +560,15 @@ class InMemoryRepository(Repository):
     def touches(self, subject_id: UUID) -> list[Touch]:
         with self._lock:
             return [touch for _, _, touch in self._touches.get(subject_id, ())]
+
+    def touched(self, subject_ids: Iterable[UUID], *, channel: Channel) -> set[UUID]:
+        wanted = Channel(channel)
+        with self._lock:
+            return {
+                id
+                for id in subject_ids
+                if any(touch.channel == wanted for _, _, touch in self._touches.get(id, ()))
+            }
 
     def merges_of(self, ids: Collection[UUID]) -> list[MergeLog]:
         wanted = set(ids)

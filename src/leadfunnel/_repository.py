@@ -44,6 +44,7 @@ reference implementation.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from abc import ABC, abstractmethod
@@ -54,8 +55,10 @@ from datetime import datetime
 from typing import Any, Literal, get_args
 from uuid import UUID
 
+from pydantic import TypeAdapter, ValidationError
+
 from ._enums import Channel, ContactType, LeadStatus, LostReason, Stage
-from ._models import Contact, Event, Lead, Opportunity, Record, SubjectKind, Touch
+from ._models import RECORD_TYPES, Contact, Event, Lead, Opportunity, Record, SubjectKind, Touch
 from ._models import holds_keys as holds_keys
 from ._models import identity_keys as identity_keys
 
@@ -81,9 +84,11 @@ Cursor = tuple[datetime, UUID]
 
 #: The filters each kind of record can be listed and counted by.
 LIST_FILTERS: dict[str, frozenset[str]] = {
-    "lead": frozenset({"status", "tag", "source", "owner", "created_since", "created_until"}),
-    "contact": frozenset({"type", "tag", "source", "owner", "lead_id"}),
-    "opportunity": frozenset({"stage", "owner", "setter", "contact_id", "lead_id"}),
+    "lead": frozenset(
+        {"status", "tag", "source", "owner", "created_since", "created_until", "where"}
+    ),
+    "contact": frozenset({"type", "tag", "source", "owner", "lead_id", "where"}),
+    "opportunity": frozenset({"stage", "owner", "setter", "contact_id", "lead_id", "where"}),
 }
 
 GroupBy = Literal["source", "owner", "setter", "profile", "month"]
@@ -239,6 +244,40 @@ class Repository(ABC):
 
     _subscribers: tuple[Callable[[list[Event]], None], ...] = ()
     _scopes: threading.local | None = None
+    _models: Mapping[str, type[Lead] | type[Contact] | type[Opportunity]] = RECORD_TYPES
+
+    # --- the application's models -------------------------------------------------------
+
+    def use_models(
+        self,
+        *,
+        lead: type[Lead] = Lead,
+        contact: type[Contact] = Contact,
+        opportunity: type[Opportunity] = Opportunity,
+    ) -> None:
+        """Read records as these classes: the application's subclasses of ``Lead``,
+        ``Contact`` and ``Opportunity``, with its own fields (``Funnel(lead_model=...)``
+        calls this). One set of models per store."""
+        models: dict[str, type[Lead] | type[Contact] | type[Opportunity]] = {
+            "lead": lead,
+            "contact": contact,
+            "opportunity": opportunity,
+        }
+        for kind, model in models.items():
+            base = RECORD_TYPES[kind]
+            if not (isinstance(model, type) and issubclass(model, base)):
+                from ._errors import InvalidArgumentError
+
+                raise InvalidArgumentError(
+                    f"{kind}_model={model!r} is not a subclass of {base.__name__}; "
+                    f"declare it as class My{base.__name__}({base.__name__}): ..."
+                )
+        self._models = models
+
+    @property
+    def models(self) -> Mapping[str, type[Lead] | type[Contact] | type[Opportunity]]:
+        """The classes records are read as, by kind (see :meth:`use_models`)."""
+        return self._models
 
     # --- writes -----------------------------------------------------------------------
 
@@ -354,11 +393,14 @@ class Repository(ABC):
         owner: str | None = None,
         created_since: datetime | None = None,
         created_until: datetime | None = None,
+        where: Mapping[str, Any] | None = None,
         after: Cursor | None = None,
         limit: int | None = None,
     ) -> list[Lead]:
-        """Leads matching every given filter (``created_since <= created_at < until``),
-        ordered by ``(created_at, id)``, those after ``after`` only, at most ``limit``."""
+        """Leads matching every given filter (``created_since <= created_at < until``;
+        ``where``: each named field, base or the application's own, equals the value,
+        checked with :func:`where_values`), ordered by ``(created_at, id)``, those after
+        ``after`` only, at most ``limit``."""
 
     @abstractmethod
     def contacts(
@@ -369,6 +411,7 @@ class Repository(ABC):
         source: str | None = None,
         owner: str | None = None,
         lead_id: UUID | None = None,
+        where: Mapping[str, Any] | None = None,
         after: Cursor | None = None,
         limit: int | None = None,
     ) -> list[Contact]:
@@ -383,6 +426,7 @@ class Repository(ABC):
         setter: str | None = None,
         contact_id: UUID | None = None,
         lead_id: UUID | None = None,
+        where: Mapping[str, Any] | None = None,
         after: Cursor | None = None,
         limit: int | None = None,
     ) -> list[Opportunity]:
@@ -416,6 +460,20 @@ class Repository(ABC):
     @abstractmethod
     def touches(self, subject_id: UUID) -> list[Touch]:
         """The subject's touches, oldest first."""
+
+    def touched(self, subject_ids: Iterable[UUID], *, channel: Channel) -> set[UUID]:
+        """The subjects among ``subject_ids`` with at least one touch on ``channel``
+        (``funnel.qualify_all`` asks which leads of a page were called).
+
+        This default asks :meth:`touches` once per subject; an adapter backed by a
+        database answers a batch with one query.
+        """
+        wanted = Channel(channel)
+        return {
+            id
+            for id in dict.fromkeys(subject_ids)
+            if any(t.channel == wanted for t in self.touches(id))
+        }
 
     @abstractmethod
     def merges_of(self, ids: Collection[UUID]) -> list[MergeLog]:
@@ -558,6 +616,40 @@ def check_filters(kind: str, filters: Mapping[str, Any]) -> None:
             f"{kind}s cannot be filtered by {unknown[0]!r}; "
             f"filter by one of: {', '.join(sorted(allowed))}"
         )
+
+
+@functools.cache
+def _adapter(model: type[Any], name: str) -> TypeAdapter[Any]:
+    return TypeAdapter(model.model_fields[name].annotation)
+
+
+def where_values(model: type[Record], where: Mapping[str, Any]) -> dict[str, Any]:
+    """``where`` checked against ``model``: each name a field of it, each value of that
+    field's type (``"40"`` for an int field is 40). An unknown field or a value of the
+    wrong type is an :class:`~leadfunnel.InvalidArgumentError`."""
+    from ._errors import InvalidArgumentError
+
+    checked: dict[str, Any] = {}
+    for name, value in where.items():
+        if name not in model.model_fields:
+            raise InvalidArgumentError(
+                f"where={{{name!r}: ...}}: {model.__name__} has no field {name!r}; "
+                f"its fields: {', '.join(model.model_fields)}"
+            )
+        if value is None:
+            checked[name] = None
+            continue
+        try:
+            checked[name] = _adapter(model, name).validate_python(value)
+        except ValidationError as exc:
+            message = exc.errors(include_url=False)[0]["msg"]
+            raise InvalidArgumentError(f"where={{{name!r}: {value!r}}}: {message}") from None
+    return checked
+
+
+def json_value(model: type[Record], name: str, value: Any) -> Any:
+    """``value`` of field ``name`` as the stored JSON document holds it."""
+    return _adapter(model, name).dump_python(value, mode="json")
 
 
 def check_rep_list(kind: str) -> None:

@@ -45,6 +45,7 @@ __all__ = [
     "Authority",
     "BaseRule",
     "CompanySize",
+    "FieldRule",
     "Geography",
     "Money",
     "Need",
@@ -589,6 +590,83 @@ class Source(_BuiltinRule):
         return self._pass
 
 
+class FieldRule(BaseRule):
+    """Judges any field by name, the application's own included (config name ``field``):
+    ``{"rule": "field", "field": "endpoints", "min": 20}``.
+
+    Conditions (all given must hold): ``min`` and ``max`` (inclusive), ``equals``,
+    ``in`` (``one_of`` from Python), ``exists`` (True: the field must have a value;
+    False: it must be empty). Strings compare case-insensitively, as the other rules'.
+    An empty field is ``unknown`` (with the field in ``missing``), unless ``exists``
+    decides; a value that cannot be compared with a bound fails, saying why.
+    """
+
+    name = "field"
+    _UNSET: Any = object()
+
+    def __init__(
+        self,
+        field: str,
+        *,
+        min: Any = None,
+        max: Any = None,
+        equals: Any = _UNSET,
+        one_of: Iterable[Any] | None = None,
+        exists: bool | None = None,
+        hard: bool = False,
+        weight: float = 1.0,
+    ) -> None:
+        super().__init__(hard=hard, weight=weight)
+        if not isinstance(field, str) or not field.isidentifier():
+            raise ValueError(f"field must name a field (an identifier), not {field!r}")
+        if exists is not None and not isinstance(exists, bool):
+            raise TypeError(f"exists must be true or false, not {exists!r}")
+        if isinstance(one_of, str) or (one_of is not None and not isinstance(one_of, Iterable)):
+            raise TypeError(f"in must be a list of values, not {one_of!r}")
+        self.field = field
+        self.min, self.max, self.equals, self.exists = min, max, equals, exists
+        self.one_of = None if one_of is None else tuple(one_of)
+        if (min, max, one_of, exists) == (None, None, None, None) and equals is self._UNSET:
+            raise ValueError("give at least one of min, max, equals, in or exists")
+
+    @classmethod
+    def from_config(cls, **arguments: Any) -> FieldRule:
+        """Build from a config's arguments (where ``in`` is a keyword Python lacks)."""
+        if "in" in arguments:
+            arguments["one_of"] = arguments.pop("in")
+        return cls(**arguments)
+
+    def evaluate(self, lead: Lead) -> Verdict:
+        """Judge the lead's ``field``."""
+        name = self.field
+        value = getattr(lead, name, None)
+        if value is None or value == "":
+            if self.exists is True:
+                return Verdict.failed(f"no {name} given")
+            if self.exists is False:
+                return Verdict.passed(f"no {name}, as required")
+            return Verdict.unknown(f"no {name} given", missing=[name])
+        if self.exists is False:
+            return Verdict.failed(f"{name} is {value!r}; it must be empty")
+        try:
+            if self.min is not None and value < self.min:
+                return Verdict.failed(f"{name} {value!r} is below {self.min!r}")
+            if self.max is not None and value > self.max:
+                return Verdict.failed(f"{name} {value!r} is above {self.max!r}")
+        except TypeError:
+            return Verdict.failed(f"{name} {value!r} cannot be compared with the bounds")
+        if self.equals is not self._UNSET and _same(value) != _same(self.equals):
+            return Verdict.failed(f"{name} is {value!r}, not {self.equals!r}")
+        if self.one_of is not None and _same(value) not in {_same(v) for v in self.one_of}:
+            return Verdict.failed(f"{name} {value!r} is not one of {self.one_of!r}")
+        return Verdict.passed(f"{name} {value!r} meets the profile")
+
+
+def _same(value: Any) -> Any:
+    """A value as compared by :class:`FieldRule`: strings folded."""
+    return _fold(value) if isinstance(value, str) else value
+
+
 # --- registry -------------------------------------------------------------------------
 
 #: What :func:`register_rule` takes: a rule class, or any callable that builds a rule from
@@ -603,6 +681,7 @@ _BUILTINS: dict[str, RuleFactory] = {
     "geography": Geography,
     "company_size": CompanySize,
     "source": Source,
+    "field": FieldRule.from_config,
 }
 _registered: dict[str, RuleFactory] = {}
 

@@ -11,10 +11,10 @@ import sqlite3
 import threading
 import time
 import typing
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
-from typing import Any, Literal, NoReturn, TypeVar
+from typing import Any, Literal, NoReturn, TypeVar, cast
 from uuid import UUID
 
 import pydantic
@@ -39,7 +39,6 @@ from .._errors import (
 )
 from .._lifecycle import TIMED_STEPS, funnel_steps
 from .._models import (
-    RECORD_TYPES,
     Contact,
     Event,
     Lead,
@@ -67,6 +66,8 @@ from .._repository import (
     check_filters,
     check_grouping,
     check_rep_list,
+    json_value,
+    where_values,
 )
 from . import _schema as s
 
@@ -315,22 +316,12 @@ class SqlRepository(Repository):
             if conn.execute(_DELETE[record.kind], where).rowcount != 1:
                 self._refuse_version(conn, record, record.version)
             released.append(record.id)
-        for record in changes.updates:
-            row = _record_row(record)
-            row.update(where_id=record.id, where_version=record.version - 1)
-            if conn.execute(_UPDATE[record.kind], row).rowcount != 1:
-                self._refuse_version(conn, record, record.version - 1)
-            released.append(record.id)
-        for record in changes.checks:
-            # A no-op UPDATE: it fails if the record moved on, and its row lock holds off
-            # any writer of the record until this change commits.
-            where = {"where_id": record.id, "where_version": record.version}
-            if conn.execute(_CHECK[record.kind], where).rowcount != 1:
-                self._refuse_version(conn, record, record.version)
+        stored = self._lock(conn, changes)
+        held = self._update(conn, changes.updates, stored)
         for batch in _batches(released):
             conn.execute(_RELEASE_KEYS, {"ids": list(batch)})
             conn.execute(_RELEASE_TAGS, {"ids": list(batch)})
-        self._claim_keys(conn, changes)
+        self._claim_keys(conn, changes, held)
         if changes.suppress:
             self._suppress(conn, changes)
         for kind, table in s.RECORD_TABLES.items():
@@ -342,6 +333,7 @@ class SqlRepository(Repository):
             for r in changes.records()
             if isinstance(r, (Lead, Contact))
             for tag in r.tags
+            if tag not in held.get(r.id, _NOTHING_HELD).tags
         ]
         if tag_rows:
             self._insert(conn, s.tags, tag_rows)
@@ -469,7 +461,84 @@ class SqlRepository(Repository):
             raise NotFoundError(record.id, record.kind)
         raise ConcurrencyError(record.id, expected, found)
 
-    def _claim_keys(self, conn: Connection, changes: ChangeSet) -> None:
+    def _lock(self, conn: Connection, changes: ChangeSet) -> dict[UUID, Any]:
+        """The stored rows of the records ``changes`` updates or checks, each locked until
+        the transaction ends (SQLite has one writer at a time already), after checking
+        that each is at the version the change was decided on."""
+        expected = {r.id: (r, r.version - 1) for r in changes.updates}
+        expected.update((r.id, (r, r.version)) for r in changes.checks)
+        found: dict[UUID, Any] = {}
+        for kind in s.RECORD_TABLES:
+            ids = [id for id, (r, _) in expected.items() if r.kind == kind]
+            for batch in _batches(ids):
+                found.update((row.id, row) for row in conn.execute(_LOCK[kind], {"ids": batch}))
+        for id, (record, version) in expected.items():
+            row = found.get(id)
+            if row is None:
+                raise NotFoundError(id, record.kind)
+            if row.version != version:
+                raise ConcurrencyError(id, version, row.version)
+        return found
+
+    def _update(
+        self, conn: Connection, updates: list[Record], stored: dict[UUID, Any]
+    ) -> dict[UUID, _Held]:
+        """Write ``updates`` over their ``stored`` rows: only the columns that changed,
+        grouped into one ``executemany`` per set of columns; identity keys and tags only
+        where they changed (keys dropped, or their avoided flag moved; tags removed).
+        Returns the keys and tags each updated person keeps, which are not written again."""
+        if not updates:
+            return {}
+        groups: dict[tuple[str, tuple[str, ...]], list[dict[str, Any]]] = {}
+        for record in updates:
+            row = _record_row(record)
+            old = stored[record.id]._mapping
+            names = tuple(n for n, v in row.items() if n == "doc" or v != old[n])
+            row["where_version"] = record.version - 1
+            groups.setdefault((record.kind, names), []).append(row)
+        for (kind, names), rows in groups.items():
+            sql, convert = self._inserts.prepare_update(s.RECORD_TABLES[kind], names)
+            done = conn.exec_driver_sql(sql, [convert(row) for row in rows]).rowcount
+            if done != len(rows):  # the rows are locked: only a broken store gets here
+                raise StorageError(
+                    f"the database updated {done} of {len(rows)} records; nothing of this "
+                    "change was stored. Retry"
+                )
+        people = [r for r in updates if isinstance(r, (Lead, Contact))]
+        held: dict[UUID, _Held] = {r.id: _Held({}, frozenset()) for r in people}
+        for batch in _batches([r.id for r in people]):
+            for id, key, avoided, tag in conn.execute(_HELD, {"ids": list(batch)}):
+                if key is not None:
+                    held[id].keys[key] = bool(avoided)
+                else:
+                    held[id] = _Held(held[id].keys, held[id].tags | {tag})
+        dropped_keys: list[dict[str, Any]] = []
+        reflagged: list[dict[str, Any]] = []
+        dropped_tags: list[dict[str, Any]] = []
+        for record in people:
+            mine = held[record.id]
+            keys = identity_keys(record) if holds_keys(record) else ()
+            avoided = is_avoided(record)
+            for key in [k for k in mine.keys if k not in keys]:
+                dropped_keys.append({"key": key, "record_id": record.id})
+                del mine.keys[key]
+            if any(flag != avoided for flag in mine.keys.values()):
+                reflagged.append({"rid": record.id, "flag": avoided})
+            gone = mine.tags - record.tags
+            dropped_tags.extend({"record_id": record.id, "tag": tag} for tag in gone)
+            if gone:
+                held[record.id] = _Held(mine.keys, mine.tags - gone)
+        if dropped_keys:
+            conn.execute(_DROP_KEY, dropped_keys)
+        if reflagged:
+            conn.execute(_FLAG_KEYS, reflagged)
+        if dropped_tags:
+            conn.execute(_DROP_TAG, dropped_tags)
+        return held
+
+    def _claim_keys(
+        self, conn: Connection, changes: ChangeSet, held: dict[UUID, _Held] | None = None
+    ) -> None:
         claimants = _claimants(changes)
         if not claimants:
             return
@@ -489,10 +558,12 @@ class SqlRepository(Repository):
             clash = _first_clash(claimants, changes, stored)
             if clash is not None:
                 raise clash
+        held = held or {}
         rows = [
             {"key": key, "record_id": r.id, "avoided": is_avoided(r)}
             for r in claimants
             for key in identity_keys(r)
+            if key not in held.get(r.id, _NOTHING_HELD).keys
         ]
         self._insert(conn, s.keys, rows)
 
@@ -521,6 +592,9 @@ class SqlRepository(Repository):
             "another writer may have stored the same records; re-read them and retry"
         ) from exc
 
+    def _record(self, kind: str, doc: Any) -> Record:
+        return _build(self._models[kind], _as_dict(doc))
+
     def _exists(self, conn: Connection, id: UUID) -> bool:
         return conn.execute(_EXISTS, {"id": id}).first() is not None
 
@@ -531,7 +605,7 @@ class SqlRepository(Repository):
             row = conn.execute(_GET, {"id": id}).first()
         if row is None:
             raise NotFoundError(id)
-        return _record(row.kind, row.doc)
+        return self._record(row.kind, row.doc)
 
     def get_many(self, ids: Iterable[UUID]) -> dict[UUID, Record]:
         wanted = list(dict.fromkeys(ids))
@@ -543,7 +617,7 @@ class SqlRepository(Repository):
                 for batch in _batches(wanted):
                     query = sa.select(table.c.doc).where(table.c.id.in_(batch))
                     for (doc,) in conn.execute(query):
-                        record = _record(kind, doc)
+                        record = self._record(kind, doc)
                         found[record.id] = record
         return found
 
@@ -572,7 +646,7 @@ class SqlRepository(Repository):
         if limit is not None:
             query = query.limit(limit)
         with self._read() as conn:
-            return [_record(kind, doc) for (doc,) in conn.execute(query)]
+            return [self._record(kind, doc) for (doc,) in conn.execute(query)]
 
     def _after(self, table: sa.Table, after: Cursor) -> Any:
         """Rows after ``after`` in ``(created_at, id)`` order: a keyset page, which the
@@ -585,6 +659,54 @@ class SqlRepository(Repository):
                 table.c.created_at > at, sa.and_(table.c.created_at == at, table.c.id > id)
             )
         return sa.tuple_(table.c.created_at, table.c.id) > sa.tuple_(at, id)
+
+    def _field_equals(self, t: sa.Table, model: type[Record], name: str, value: Any) -> Any:
+        """``field == value`` in SQL: on its column where it has one, else on the record's
+        JSON document (json_extract on SQLite, ->> on PostgreSQL, JSON_EXTRACT on
+        MariaDB), with the path written literally so that an expression index on it
+        (see the docs) can serve the query."""
+        stored = None if value is None else json_value(model, name, value)
+        if name in t.c and name not in ("doc", "seq") and not isinstance(stored, (dict, list)):
+            column = t.c[name]
+            if stored is None:
+                return column.is_(None)
+            return column == (value if isinstance(value, UUID) else stored)
+        quoted = "'" + name.replace("'", "''") + "'"
+        if self.dialect == "postgresql":
+            text: Any = t.c.doc.op("->>")(sa.literal_column(quoted))
+            if stored is None:
+                return text.is_(None)
+            if isinstance(stored, bool):
+                return sa.cast(text, sa.Boolean) == stored
+            if isinstance(stored, int):
+                return sa.cast(text, sa.BigInteger) == stored
+            if isinstance(stored, float):
+                return sa.cast(text, sa.Float) == stored
+            if isinstance(stored, (dict, list)):
+                return t.c.doc.op("->")(sa.literal_column(quoted)) == sa.cast(
+                    _dumps(stored), t.c.doc.type
+                )
+            return text == stored
+        path: Any = sa.literal_column("'$." + name + "'")
+        if self.dialect == "sqlite":
+            found: Any = sa.func.json_extract(t.c.doc, path)
+            if stored is None:
+                return found.is_(None)
+            if isinstance(stored, bool):
+                return found == int(stored)
+            if isinstance(stored, (dict, list)):
+                return found == _dumps(stored)
+            return found == stored
+        extracted = sa.func.json_extract(t.c.doc, path)
+        if stored is None:
+            return sa.func.coalesce(sa.func.json_type(extracted), "NULL") == "NULL"
+        if isinstance(stored, bool):
+            return sa.func.json_unquote(extracted) == ("true" if stored else "false")
+        if isinstance(stored, (int, float)):
+            return extracted == stored
+        if isinstance(stored, (dict, list)):
+            return extracted == sa.func.json_extract(_dumps(stored), "$")
+        return sa.func.json_unquote(extracted) == stored
 
     def count(self, kind: SubjectKind, **filters: Any) -> int:
         table = s.RECORD_TABLES[kind]
@@ -601,7 +723,11 @@ class SqlRepository(Repository):
         for name, value in filters.items():
             if value is None:
                 continue
-            if name == "tag":
+            if name == "where":
+                model = self._models[kind]
+                for field, wanted in where_values(model, value).items():
+                    where.append(self._field_equals(t, model, field, wanted))
+            elif name == "tag":
                 where.append(self._tagged(t, value))
             elif name == "created_since":
                 where.append(t.c.created_at >= _aware(value, "created_since"))
@@ -626,6 +752,7 @@ class SqlRepository(Repository):
         owner: str | None = None,
         created_since: datetime | None = None,
         created_until: datetime | None = None,
+        where: Mapping[str, Any] | None = None,
         after: Cursor | None = None,
         limit: int | None = None,
     ) -> list[Lead]:
@@ -636,6 +763,7 @@ class SqlRepository(Repository):
             "owner": owner,
             "created_since": created_since,
             "created_until": created_until,
+            "where": where,
         }
         return self._select("lead", self._conditions("lead", filters), limit, after)
 
@@ -647,10 +775,18 @@ class SqlRepository(Repository):
         source: str | None = None,
         owner: str | None = None,
         lead_id: UUID | None = None,
+        where: Mapping[str, Any] | None = None,
         after: Cursor | None = None,
         limit: int | None = None,
     ) -> list[Contact]:
-        filters = {"type": type, "tag": tag, "source": source, "owner": owner, "lead_id": lead_id}
+        filters = {
+            "type": type,
+            "tag": tag,
+            "source": source,
+            "owner": owner,
+            "lead_id": lead_id,
+            "where": where,
+        }
         return self._select("contact", self._conditions("contact", filters), limit, after)
 
     def opportunities(
@@ -661,6 +797,7 @@ class SqlRepository(Repository):
         setter: str | None = None,
         contact_id: UUID | None = None,
         lead_id: UUID | None = None,
+        where: Mapping[str, Any] | None = None,
         after: Cursor | None = None,
         limit: int | None = None,
     ) -> list[Opportunity]:
@@ -670,6 +807,7 @@ class SqlRepository(Repository):
             "setter": setter,
             "contact_id": contact_id,
             "lead_id": lead_id,
+            "where": where,
         }
         return self._select("opportunity", self._conditions("opportunity", filters), limit, after)
 
@@ -760,6 +898,15 @@ class SqlRepository(Repository):
         with self._read() as conn:
             return [_moved(Touch, doc, subject) for subject, doc in conn.execute(query)]
 
+    def touched(self, subject_ids: Iterable[UUID], *, channel: Channel) -> set[UUID]:
+        wanted = list(dict.fromkeys(subject_ids))
+        found: set[UUID] = set()
+        with self._read() as conn:
+            for batch in _batches(wanted):
+                params = {"ids": list(batch), "channel": Channel(channel).value}
+                found.update(conn.execute(_TOUCHED, params).scalars())
+        return found
+
     def merges_of(self, ids: Collection[UUID]) -> list[MergeLog]:
         t = s.merges
         wanted = list(ids)
@@ -770,7 +917,7 @@ class SqlRepository(Repository):
                     sa.or_(t.c.keep_id.in_(batch), t.c.other_id.in_(batch))
                 )
                 for seq, doc in conn.execute(query):
-                    log = _merge_log(doc)
+                    log = _merge_log(doc, self._record)
                     found[log.id] = (seq, log)
         return [log for _, log in sorted(found.values(), key=lambda pair: pair[0])]
 
@@ -798,7 +945,7 @@ class SqlRepository(Repository):
         query = sa.select(t.c.doc).where(t.c.keep_id == keep_id).order_by(t.c.seq.desc()).limit(1)
         with self._read() as conn:
             doc = conn.execute(query).scalar()
-        return None if doc is None else _merge_log(doc)
+        return None if doc is None else _merge_log(doc, self._record)
 
     # --- scaling queries --------------------------------------------------------------
 
@@ -1198,7 +1345,7 @@ class SqlRepository(Repository):
         record_kind = "lead" if kind == "never_booked" else "opportunity"
         with self._read() as conn:
             return [
-                RepListRow(_record(record_kind, doc), at)  # type: ignore[arg-type]
+                RepListRow(self._record(record_kind, doc), at)  # type: ignore[arg-type]
                 for doc, at in conn.execute(query)
             ]
 
@@ -1243,24 +1390,12 @@ _GET = sa.union_all(
 _EXISTS = sa.union_all(
     *(sa.select(t.c.seq).where(t.c.id == sa.bindparam("id")) for t in s.RECORD_TABLES.values())
 )
-# A commit's per-record statements, also built once: an UPDATE's SET clause comes from
-# the keys of the row it is executed with.
-_UPDATE = {
-    kind: sa.update(t).where(
-        t.c.id == sa.bindparam("where_id"), t.c.version == sa.bindparam("where_version")
-    )
-    for kind, t in s.RECORD_TABLES.items()
-}
+# A commit's per-record statements, also built once (updates are written by
+# ``_BulkInserts.prepare_update``, with the columns that changed).
 _DELETE = {
     kind: sa.delete(t).where(
         t.c.id == sa.bindparam("where_id"), t.c.version == sa.bindparam("where_version")
     )
-    for kind, t in s.RECORD_TABLES.items()
-}
-_CHECK = {
-    kind: sa.update(t)
-    .where(t.c.id == sa.bindparam("where_id"), t.c.version == sa.bindparam("where_version"))
-    .values(version=t.c.version)
     for kind, t in s.RECORD_TABLES.items()
 }
 _POSITION_FOR_UPDATE = (
@@ -1279,6 +1414,56 @@ _MOVE_POSITION_RETURNING = (
 )
 _RELEASE_KEYS = sa.delete(s.keys).where(s.keys.c.record_id.in_(sa.bindparam("ids", expanding=True)))
 _RELEASE_TAGS = sa.delete(s.tags).where(s.tags.c.record_id.in_(sa.bindparam("ids", expanding=True)))
+# The stored rows a commit updates or checks, locked to the end of its transaction
+# (``FOR UPDATE``; SQLite, which has one writer at a time, leaves the clause out).
+_LOCK = {
+    kind: sa.select(*(c for c in t.columns if c.name not in ("seq", "doc")))
+    .where(t.c.id.in_(sa.bindparam("ids", expanding=True)))
+    .with_for_update()
+    for kind, t in s.RECORD_TABLES.items()
+}
+# The identity keys (with their avoided flag) and the tags a batch of people hold.
+_HELD = sa.union_all(
+    sa.select(s.keys.c.record_id, s.keys.c.key, s.keys.c.avoided, sa.null()).where(
+        s.keys.c.record_id.in_(sa.bindparam("ids", expanding=True))
+    ),
+    sa.select(s.tags.c.record_id, sa.null(), sa.null(), s.tags.c.tag).where(
+        s.tags.c.record_id.in_(sa.bindparam("ids", expanding=True))
+    ),
+)
+_DROP_KEY = sa.delete(s.keys).where(
+    s.keys.c.key == sa.bindparam("key"), s.keys.c.record_id == sa.bindparam("record_id")
+)
+_FLAG_KEYS = (
+    sa.update(s.keys)
+    .where(s.keys.c.record_id == sa.bindparam("rid"))
+    .values(avoided=sa.bindparam("flag"))
+)
+_DROP_TAG = sa.delete(s.tags).where(
+    s.tags.c.record_id == sa.bindparam("record_id"), s.tags.c.tag == sa.bindparam("tag")
+)
+
+
+class _Held(typing.NamedTuple):
+    """What an updated person holds in the store: identity keys (with the avoided flag
+    each carries) and tags."""
+
+    keys: dict[str, bool]
+    tags: frozenset[str]
+
+
+_NOTHING_HELD = _Held({}, frozenset())
+
+# Which of a batch of subjects had a touch on a channel: the (subject_id, at, seq)
+# index finds each subject's touches.
+_TOUCHED = (
+    sa.select(s.touches.c.subject_id)
+    .where(
+        s.touches.c.subject_id.in_(sa.bindparam("ids", expanding=True)),
+        s.touches.c.channel == sa.bindparam("channel"),
+    )
+    .distinct()
+)
 
 
 class _SecondsBetween(FunctionElement[float]):
@@ -1365,6 +1550,9 @@ class _BulkInserts:
         self._dialect = dialect
         self._schema = schema
         self._prepared: dict[str, tuple[str, Callable[[dict[str, Any]], tuple[Any, ...]]]] = {}
+        self._updates: dict[
+            tuple[str, tuple[str, ...]], tuple[str, Callable[[dict[str, Any]], tuple[Any, ...]]]
+        ] = {}
 
     def prepare(self, table: sa.Table) -> tuple[str, Callable[[dict[str, Any]], tuple[Any, ...]]]:
         """The SQL and the row converter for inserting into ``table``."""
@@ -1372,6 +1560,43 @@ class _BulkInserts:
         if found is None:
             found = self._prepared[table.name] = self._compile(table)
         return found
+
+    def prepare_update(
+        self, table: sa.Table, names: tuple[str, ...]
+    ) -> tuple[str, Callable[[dict[str, Any]], tuple[Any, ...]]]:
+        """``UPDATE table SET <names> WHERE id = ? AND version = ?`` and the converter
+        of a row (a :func:`_record_row` with ``where_version``) to its parameters."""
+        key = (table.name, names)
+        found = self._updates.get(key)
+        if found is None:
+            found = self._updates[key] = self._compile_update(table, names)
+        return found
+
+    def _compile_update(
+        self, table: sa.Table, names: tuple[str, ...]
+    ) -> tuple[str, Callable[[dict[str, Any]], tuple[Any, ...]]]:
+        dialect = self._dialect
+        quote = dialect.identifier_preparer.quote
+        mark = "?" if dialect.paramstyle == "qmark" else "%s"
+        sets = []
+        for name in names:
+            json = dialect.name == "postgresql" and isinstance(table.c[name].type, sa.JSON)
+            sets.append(f"{quote(name)} = {f'CAST({mark} AS JSONB)' if json else mark}")
+        sql = (
+            f"UPDATE {self._name(table)} SET {', '.join(sets)} "
+            f"WHERE {quote('id')} = {mark} AND {quote('version')} = {mark}"
+        )
+        fields = (*names, "id", "where_version")
+        columns = (*names, "id", "version")
+        converters = tuple(self._converter(table.c[name]) for name in columns)
+
+        def convert(row: dict[str, Any]) -> tuple[Any, ...]:
+            return tuple(
+                value if f is None or value is None else f(value)
+                for f, value in zip(converters, [row[name] for name in fields], strict=True)
+            )
+
+        return sql, convert
 
     def copy_sql(self, table: sa.Table) -> str:
         """``COPY ... FROM STDIN`` for the columns :meth:`prepare` converts (PostgreSQL)."""
@@ -1711,21 +1936,35 @@ def _accepts_none(annotation: Any) -> bool:
 
 # Leaving out None fields shrinks documents by a quarter; it is safe only where a
 # missing field reads back as None, i.e. every field that accepts None defaults to it.
-_SKIP_NONE: dict[type[pydantic.BaseModel], bool] = {
-    model: _none_is_default(model) for model in (Lead, Contact, Opportunity, Touch, Event)
-}
+_skip_none = functools.cache(_none_is_default)  # per model class: subclasses too
 
 
 def _document(model: pydantic.BaseModel) -> str:
-    return model.model_dump_json(exclude_none=_SKIP_NONE[type(model)])
+    return model.model_dump_json(exclude_none=_skip_none(type(model)))
 
 
 def _as_dict(doc: Any) -> dict[str, Any]:
     return doc if isinstance(doc, dict) else _loads(doc)
 
 
-def _record(kind: str, doc: Any) -> Record:
-    return RECORD_TYPES[kind].model_validate(_as_dict(doc))
+def _build(model: type[Record], data: dict[str, Any]) -> Record:
+    """``data`` as ``model``. Keys the model lacks (a field the application removed from
+    its model) are left out; a value that no longer validates is an error naming the
+    record and the field, never dropped."""
+    try:
+        return model.model_validate(data)
+    except pydantic.ValidationError as exc:
+        problems = exc.errors(include_url=False)
+        gone = {str(p["loc"][0]) for p in problems if p["type"] == "extra_forbidden"}
+        if gone and len(gone) == len(problems):
+            return model.model_validate({k: v for k, v in data.items() if k not in gone})
+        bad = next(p for p in problems if p["type"] != "extra_forbidden")
+        where = ".".join(str(part) for part in bad["loc"])
+        raise StorageError(
+            f"the stored {model.kind} {data.get('id')} has {where}={bad['input']!r}, which "
+            f"{model.__name__} does not accept ({bad['msg']}); change the model back or "
+            "correct the stored value"
+        ) from None
 
 
 _M = TypeVar("_M", Event, Touch)
@@ -1767,11 +2006,11 @@ def _merge_doc(log: MergeLog) -> str:
     )
 
 
-def _merge_log(doc: Any) -> MergeLog:
+def _merge_log(doc: Any, record_of: Callable[[str, Any], Record]) -> MergeLog:
     data = _as_dict(doc)
 
     def person(part: dict[str, Any]) -> Lead | Contact:
-        record = _record(part["kind"], part["doc"])
+        record = record_of(part["kind"], part["doc"])
         assert isinstance(record, (Lead, Contact))
         return record
 
@@ -1785,6 +2024,6 @@ def _merge_log(doc: Any) -> MergeLog:
         touch_ids=tuple(UUID(i) for i in data["touch_ids"]),
         event_ids=tuple(UUID(i) for i in data["event_ids"]),
         opportunities_before=tuple(
-            Opportunity.model_validate(o) for o in data["opportunities_before"]
+            cast(Opportunity, record_of("opportunity", o)) for o in data["opportunities_before"]
         ),
     )
