@@ -120,7 +120,7 @@ def test_qualify_due_report_and_diagram(runner: CliRunner, db: str, tmp_path: Pa
     as_json = json.loads(invoke(runner, "report", "--db", db, "--format", "json").output)  # type: ignore[attr-defined]
     assert as_json["steps"][1] == {"step": "qualified", "count": 2, "rate": 1.0, "overall": 1.0}
     as_csv = invoke(runner, "report", "--db", db, "--format", "csv", "--by", "source").output  # type: ignore[attr-defined]
-    assert as_csv.splitlines()[0] == "group,step,count,rate,overall"
+    assert as_csv.splitlines()[0] == "scope,group,step,count,rate,overall"
     svg = tmp_path / "funnel.svg"
     invoke(runner, "report", "--db", db, "--format", "svg", "-o", str(svg))
     assert svg.read_text().startswith("<svg")
@@ -308,6 +308,7 @@ def test_due_report_and_diagram_details(runner: CliRunner, db: str, tmp_path: Pa
         assert result.exit_code == 0, result.output
         return result.output
 
+    output("migrate", "--db", db)  # read commands never create a database
     assert output("due", "--db", db) == "Nothing is due.\n"
     output("import", str(write(tmp_path, "l.csv", SALESFORCE)), "--db", db)
     # A date-time without an offset is read as UTC.
@@ -318,8 +319,8 @@ def test_due_report_and_diagram_details(runner: CliRunner, db: str, tmp_path: Pa
     raw = json.loads(target.read_text(encoding="utf-8"))["steps"][0]
     assert raw == {"step": "raw", "count": 2, "rate": None, "overall": 1.0}
     by_source = output("report", "--db", db, "--format", "csv", "--by", "source")
-    groups = {line.split(",")[0] for line in by_source.splitlines()[1:]}
-    assert groups == {"", "Webinar", "Referral"}  # "" is the whole funnel
+    groups = {line.split(",")[1] for line in by_source.splitlines()[1:]}
+    assert groups == {"", "Webinar", "Referral"}  # "" is the whole funnel (scope "all")
     lead = output("diagram", "lead")
     assert "stateDiagram-v2" in lead
     assert "raw --> qualified: qualify" in lead

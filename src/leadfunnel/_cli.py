@@ -542,8 +542,9 @@ def due(db: str, at: str | None, format_: str, output: str | None) -> None:
       leadfunnel due --at 2026-04-01T09:00:00+00:00
       leadfunnel due --format csv -o calls.csv
     """
+    when = _when(at)  # a bad --at is reported before the database is opened
     funnel = _funnel(db, migrate="check")
-    items = funnel.due(at=_when(at))
+    items = funnel.due(at=when)
     said = f"{len(items)} follow-ups"
     if format_ != "table":
         data = [

@@ -40,6 +40,7 @@ from ._suppression import Suppressor
 
 if TYPE_CHECKING:
     from ._cadence import CadencePolicy, FollowUp
+    from ._comparison import FunnelComparison
     from ._rep_lists import RepList, RepListName
     from ._reports import FunnelReport
     from ._repository import GroupBy
@@ -91,6 +92,9 @@ class Funnel:
         self.free_mail_domains = frozenset(d.lower() for d in free_mail_domains)
         self._context = {"phone_region": phone_region}
         self._suppressor = Suppressor(self.repository, suppression_secret)
+        use_clock = getattr(router, "use_clock", None)
+        if callable(use_clock):
+            use_clock(self.clock)  # a router with capacity counts days on this clock
 
     @property
     def lead_model(self) -> type[Lead]:
@@ -854,7 +858,9 @@ class Funnel:
         """Stage-to-stage conversion counted from history, ``since <= at < until``."""
         from ._reports import build_report
 
-        return build_report(self.repository, since=since, until=until, by=by)
+        return build_report(
+            self.repository, since=since, until=until, by=by, now=self.clock.now()
+        )
 
     def compare(
         self,
@@ -862,7 +868,7 @@ class Funnel:
         until: datetime,
         *,
         previous: tuple[datetime, datetime] | None = None,
-    ) -> Any:  # a FunnelComparison
+    ) -> FunnelComparison:
         """The report of ``since <= at < until`` against that of the period before, as
         a :class:`FunnelComparison` (the change per step, in conversion and in won
         revenue; table, JSON, CSV and SVG). ``previous`` is ``(since, until)`` of the

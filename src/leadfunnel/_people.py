@@ -61,13 +61,15 @@ def add(
     suppressor: Suppressor,
 ) -> Lead | Contact:
     """Store a new lead or contact, refusing a duplicate or an avoided person."""
-    stored = _prepare_new(record, now, "add", router)
+    stored = _prepare_new(record, now, "add", None)
     holder = holder_of(repository, stored)
     if holder is not None and is_avoided(holder):
         _refuse_match(stored, holder)
     _refuse_suppressed(suppressor, stored)
     if holder is not None:
         _refuse_match(stored, holder)
+    if isinstance(stored, Lead):
+        stored = assign_owner(router, stored)  # only once it is certain to be stored
     new = event(stored, "add", None, state_of(stored), now, actor, reason)
     repository.commit(ChangeSet(inserts=[stored], events=[new]))
     return stored
