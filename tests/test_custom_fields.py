@@ -180,3 +180,23 @@ def test_a_stored_value_that_no_longer_validates_is_reported_not_dropped(
     repository.use_models(lead=Stricter)
     with pytest.raises(StorageError, match=rf"lead {lead.id} has provider='Acme'"):
         repository.get(lead.id)
+
+
+def test_an_import_fills_custom_fields_from_keys_named_like_them(
+    repository: Repository, clock: ManualClock
+) -> None:
+    funnel = custom(repository, clock)
+    report = funnel.import_leads(
+        [
+            {**person(1), "endpoints": "40", "provider": "Acme"},
+            {**person(2), "endpoints": "many"},
+            Lead(**person(3)),
+        ]
+    )
+    assert len(report.added) == 2
+    assert [issue.row for issue in report.rejected] == [2]
+    assert "endpoints" in report.rejected[0].reason
+    first = funnel.get_lead(report.added[0])
+    assert isinstance(first, MyLead)
+    assert (first.endpoints, first.provider) == (40, "Acme")
+    assert type(funnel.get(report.added[1])) is MyLead

@@ -236,6 +236,7 @@ class Funnel:
             phone_region=self.phone_region,
             router=self.router,
             suppressor=self._suppressor,
+            models=self.repository.models,
         )
 
     def update(

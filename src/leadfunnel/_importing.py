@@ -118,8 +118,15 @@ def import_leads(
     phone_region: str,
     router: Router | None,
     suppressor: Suppressor | None = None,
+    models: Mapping[str, type[Any]] | None = None,
 ) -> ImportReport:
-    """Add many leads and contacts, never raising for one bad row: ``Funnel.import_leads``."""
+    """Add many leads and contacts, never raising for one bad row: ``Funnel.import_leads``.
+
+    ``models`` are the classes rows become (the application's subclasses, with their
+    own fields: a row's key named like one fills it); default ``Lead`` and ``Contact``.
+    """
+    lead_model: type[Lead] = (models or {}).get("lead", Lead)
+    contact_model: type[Contact] = (models or {}).get("contact", Contact)
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be at least 1, not {chunk_size}")
     if status is not None and status not in _IMPORTABLE:
@@ -144,7 +151,9 @@ def import_leads(
             for row in chunk:
                 number += 1
                 try:
-                    record = _new_record(row, status, allowed, at, context)
+                    record = _new_record(
+                        row, status, allowed, at, context, lead_model, contact_model
+                    )
                 except pydantic.ValidationError as exc:
                     report.rejected.append(ImportIssue(number, _reason(exc)))
                     continue
@@ -180,10 +189,15 @@ def _new_record(
     allowed: tuple[LeadStatus, ...],
     at: datetime,
     context: dict[str, str],
+    lead_model: type[Lead] = Lead,
+    contact_model: type[Contact] = Contact,
 ) -> Person:
     """The record a row becomes, dated and checked, not stored yet."""
     record: Person
     if isinstance(row, (Lead, Contact)):
+        model = lead_model if isinstance(row, Lead) else contact_model
+        if type(row) is not model:  # a plain Lead given where MyLead is stored
+            row = model.model_validate(row.model_dump(exclude_unset=True), context=context)
         dated = "created_at" in row.model_fields_set
         when = row.created_at if dated else at
         stamp: dict[str, Any] = {"version": 1, "created_at": when, "updated_at": when}
@@ -194,19 +208,19 @@ def _new_record(
         record = row.model_copy(update=stamp)
     else:
         data = dict(row)
-        kind: type[Person] = Lead
+        kind: type[Person] = lead_model
         if data.get("type") in (None, ""):
             data.pop("type", None)
         else:
-            kind = Contact
+            kind = contact_model
         dated = data.get("created_at") not in (None, "")
         if not dated:
             data["created_at"] = at
             data["updated_at"] = at
-            if kind is Lead:
+            if issubclass(kind, Lead):
                 data["status_at"] = at
         data["version"] = 1
-        if kind is Lead and status is not None:
+        if issubclass(kind, Lead) and status is not None:
             data["status"] = status
         data.setdefault("id", new_id())
         record = kind.model_validate(data, context=context)
@@ -215,7 +229,7 @@ def _new_record(
             # last change.
             when = record.created_at
             stamp = {"updated_at": when}
-            if kind is Lead:
+            if issubclass(kind, Lead):
                 stamp["status_at"] = when
             record = record.model_copy(update=stamp)
     if dated and record.created_at > at:
