@@ -38,7 +38,7 @@ from ._funnel import Funnel
 from ._importing import ImportIssue, ImportReport
 from ._lifecycle import FUNNEL_STEPS, TIMED_STEPS, diagram
 from ._memory import InMemoryRepository
-from ._models import Contact, Event, Lead, Opportunity, Touch
+from ._models import Contact, Event, Lead, Opportunity, Person, Touch
 from ._privacy import Erasure
 from ._protocols import Router
 from ._qualification import Profile, QualificationEngine, QualificationResult
@@ -48,6 +48,7 @@ from ._repository import (
     ChangeSet,
     FollowUpCandidate,
     FollowUpStats,
+    GroupBy,
     MergeLog,
     Move,
     RepListRow,
@@ -103,6 +104,7 @@ __all__ = [
     "FunnelComparison",
     "FunnelReport",
     "Geography",
+    "GroupBy",
     "HealthCheck",
     "ImportIssue",
     "ImportReport",
@@ -123,6 +125,7 @@ __all__ = [
     "Opportunity",
     "Outcome",
     "OwnerGroup",
+    "Person",
     "PolicyError",
     "Profile",
     "QualificationEngine",

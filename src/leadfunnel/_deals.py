@@ -9,6 +9,7 @@ an avoided contact's other open deals are closed in the same change.
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
@@ -59,7 +60,7 @@ def win(
     repository: Repository,
     deal_id: UUID,
     *,
-    amount: Any,
+    amount: Decimal | int | float | str | None,
     force: bool,
     now: datetime,
     actor: str | None,

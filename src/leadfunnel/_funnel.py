@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
 from datetime import datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from uuid import UUID
 
@@ -474,7 +475,7 @@ class Funnel:
         self,
         opportunity: Subject,
         *,
-        amount: Any = None,
+        amount: Decimal | int | float | str | None = None,
         force: bool = False,
         at: datetime | None = None,
         actor: str | None = None,

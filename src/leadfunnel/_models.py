@@ -437,6 +437,7 @@ class Event(_Stored):
 
 
 Record: TypeAlias = Lead | Contact | Opportunity
+#: A person on the list, either kind: what ``add``, ``capture`` and ``find`` deal in.
 Person: TypeAlias = Lead | Contact
 
 RECORD_TYPES: dict[str, type[Lead] | type[Contact] | type[Opportunity]] = {
