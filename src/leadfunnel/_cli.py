@@ -244,6 +244,13 @@ def demo(db: str, seed: int, leads: int, svg: str) -> None:
 )
 @click.option("--day-first", is_flag=True, help="Read dates like 03/04/2024 as day/month/year.")
 @click.option(
+    "--lead-model",
+    default=None,
+    metavar="MODULE:CLASS",
+    help="Your Lead subclass (e.g. mycrm.models:MyLead): columns named like its own "
+    "fields fill them.",
+)
+@click.option(
     "--rejects",
     type=click.Path(dir_okay=False, writable=True),
     default=None,
@@ -258,6 +265,7 @@ def import_(
     status_map: str | None,
     timezone: str,
     day_first: bool,
+    lead_model: str | None,
     rejects: str | None,
 ) -> None:
     """Import leads from a CSV export (Salesforce, HubSpot or generic).
@@ -274,6 +282,7 @@ def import_(
     from ._models import new_id
 
     statuses = StatusMap.from_toml(status_map) if status_map else None
+    model = _lead_model(lead_model) if lead_model else None
     source = open_csv(
         file,
         format_,
@@ -281,8 +290,9 @@ def import_(
         read_statuses=status is None,
         timezone=_zone(timezone),
         day_first=day_first,
+        lead_model=model,
     )
-    funnel = _funnel(db)
+    funnel = _funnel(db, lead_model=model) if model else _funnel(db)
     tally = _ImportTally()
     failure: str | None = None
     # Rejected rows stream to a temporary file beside the target, which replaces the
@@ -394,6 +404,24 @@ class _Handled:
 
     rejected: list[tuple[int, str, tuple[str, ...]]]
     unhandled: int | None
+
+
+def _lead_model(spec: str) -> Any:
+    """The class ``module:Class`` names: a subclass of ``Lead``, or exit 2."""
+    import importlib
+
+    from ._models import Lead
+
+    module_name, _, class_name = spec.partition(":")
+    if not module_name or not class_name:
+        _fail(f"--lead-model {spec!r}: write it as package.module:ClassName")
+    try:
+        found = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError) as exc:
+        _fail(f"--lead-model {spec!r}: {exc}; is the module on the Python path?")
+    if not (isinstance(found, type) and issubclass(found, Lead)):
+        _fail(f"--lead-model {spec!r} is not a subclass of leadfunnel.Lead")
+    return found
 
 
 def _zone(name: str) -> tzinfo:

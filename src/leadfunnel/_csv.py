@@ -527,7 +527,13 @@ class _Plan:
     used: frozenset[int]
 
 
-def _plan(layout: _Layout, format: str, header: tuple[str, ...], statuses: bool) -> _Plan:
+def _plan(
+    layout: _Layout,
+    format: str,
+    header: tuple[str, ...],
+    statuses: bool,
+    custom: Mapping[str, tuple[str, ...]] | None = None,
+) -> _Plan:
     where = {name: i for i, name in reversed(list(enumerate(header))) if name}
 
     def present(columns: tuple[str, ...]) -> tuple[int, ...]:
@@ -539,8 +545,12 @@ def _plan(layout: _Layout, format: str, header: tuple[str, ...], statuses: bool)
     fields = tuple((name, found[name]) for name in found if name not in special)
     numbers = tuple((n, found[n], whole) for n, whole in _NUMBER_FIELDS.items() if n in found)
     sets = tuple((name, found[name]) for name in SET_FIELDS if name in found)
-    # Issue 17: a column named like a custom field of the lead model will fill that
-    # field; it joins ``fields`` here.
+    # A column named like one of the lead model's own fields (or its alias) fills it.
+    for name, columns in (custom or {}).items():
+        positions = present(columns)
+        if positions and name not in found:
+            found[name] = positions
+            fields += ((name, positions),)
     status_columns = tuple((c, where[c]) for c in StatusMap.COLUMNS[format] if c in where)
     converted = present(layout.converted)
     flags = [present(columns) for columns in (layout.email_opt_out, layout.call_opt_out)]
@@ -582,6 +592,7 @@ class CsvSource:
         read_statuses: bool,
         timezone: tzinfo,
         day_first: bool,
+        custom: Mapping[str, tuple[str, ...]] | None = None,
     ) -> None:
         self.path = path
         self.format = format
@@ -590,7 +601,7 @@ class CsvSource:
         self.header = header
         self.timezone = timezone
         self.day_first = day_first
-        self._plan = _plan(_LAYOUTS[format], format, header, read_statuses)
+        self._plan = _plan(_LAYOUTS[format], format, header, read_statuses, custom)
         # A spreadsheet writes the list separator its locale does not need for numbers.
         self._thousands = {",": ",", ";": "."}.get(delimiter)
         self._tables = {column: statuses.table(column) for column, _ in self._plan.statuses}
@@ -800,8 +811,12 @@ def open_csv(
     read_statuses: bool = True,
     timezone: tzinfo = UTC,
     day_first: bool = False,
+    lead_model: type[Lead] | None = None,
 ) -> CsvSource:
     """Open a lead list, checking up front that the whole file can be read.
+
+    ``lead_model``, the application's ``Lead`` subclass: a column named like one of
+    its own fields (or that field's alias) fills the field.
 
     ``statuses`` adds to the built-in :class:`StatusMap`; ``read_statuses=False``
     leaves every status column alone (the caller gives all rows one status).
@@ -859,7 +874,20 @@ def open_csv(
         read_statuses=read_statuses,
         timezone=timezone,
         day_first=day_first,
+        custom=_custom_columns(lead_model),
     )
+
+
+def _custom_columns(model: type[Lead] | None) -> dict[str, tuple[str, ...]]:
+    """The application's own fields of ``model`` and the columns that fill each: its
+    name, and its alias if it has one."""
+    if model is None:
+        return {}
+    return {
+        name: tuple(dict.fromkeys(c for c in (name, field.alias) if c))
+        for name, field in model.model_fields.items()
+        if name not in Lead.model_fields
+    }
 
 
 # A workbook (xlsx, xls) or a PDF saved under a .csv name.

@@ -213,6 +213,11 @@ def _new_record(
             data.pop("type", None)
         else:
             kind = contact_model
+            # A column of the lead model's own that the contact model lacks stays
+            # behind (as a conversion leaves it on the lead), rather than sink the row.
+            for name in set(data) - set(contact_model.model_fields):
+                if name in lead_model.model_fields and name not in Lead.model_fields:
+                    del data[name]
         dated = data.get("created_at") not in (None, "")
         if not dated:
             data["created_at"] = at

@@ -1,0 +1,66 @@
+"""`leadfunnel import --lead-model`: columns named like the application's own fields
+fill them, through the command line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from leadfunnel import Funnel, Lead, SqlRepository
+
+MODELS = """
+from leadfunnel import Lead
+
+
+class MyLead(Lead):
+    endpoints: int | None = None
+    it_provider: str | None = None
+"""
+
+
+def test_import_fills_custom_fields_from_columns_named_like_them(tmp_path: Path) -> None:
+    (tmp_path / "mycrm_models.py").write_text(MODELS, encoding="utf-8")
+    (tmp_path / "leads.csv").write_text(
+        "FirstName,LastName,Email,Company,endpoints,it_provider,Status,IsConverted,Mood\n"
+        "Pat,Rivera,pat@acme.example.com,Acme,40,Globex,Open - Not Contacted,false,happy\n"
+        "Sam,Chen,sam@beta.example.com,Beta,many,,Open - Not Contacted,false,\n"
+        "Cora,Conv,cora@conv.example.com,Conv,12,Initech,Closed - Converted,true,\n",
+        encoding="utf-8",
+    )
+    db = f"sqlite:///{tmp_path / 'crm.db'}"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "leadfunnel",
+            "import",
+            "leads.csv",
+            "--db",
+            db,
+            "--lead-model",
+            "mycrm_models:MyLead",
+            "--rejects",
+            "rejects.csv",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"},
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("2 added, 0 duplicates, 0 avoided, 1 rejected")
+    assert "Columns not imported: Mood\n" in done.stdout  # the custom ones were used
+    assert "many" in (tmp_path / "rejects.csv").read_text(encoding="utf-8")
+
+    sys.path.insert(0, str(tmp_path))
+    try:
+        from mycrm_models import MyLead  # type: ignore[import-not-found]
+    finally:
+        sys.path.remove(str(tmp_path))
+    funnel = Funnel(SqlRepository(db), lead_model=MyLead)
+    (pat,) = funnel.leads()
+    assert isinstance(pat, Lead)
+    assert (pat.endpoints, pat.it_provider) == (40, "Globex")  # type: ignore[attr-defined]
+    assert [c.email for c in funnel.contacts()] == ["cora@conv.example.com"]
