@@ -50,7 +50,7 @@ def test_import_fills_custom_fields_from_columns_named_like_them(tmp_path: Path)
         env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"},
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("2 added, 0 duplicates, 0 avoided, 1 rejected")
+    assert done.stdout.startswith("2 added (1 as contacts), 0 duplicates, 0 avoided, 1 rejected")
     assert "Columns not imported: Mood\n" in done.stdout  # the custom ones were used
     assert "many" in (tmp_path / "rejects.csv").read_text(encoding="utf-8")
 
