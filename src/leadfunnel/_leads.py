@@ -7,20 +7,27 @@ everywhere disqualify at once; soft failures only once the lead has had a call).
 
 from __future__ import annotations
 
+import gc
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from ._changes import bump, event, load, retrying
 from ._enums import Channel, Interest, LeadStatus, Tier
-from ._errors import ConfigError, InvalidTransitionError, NotFoundError
+from ._errors import (
+    ConcurrencyError,
+    ConfigError,
+    InvalidArgumentError,
+    InvalidTransitionError,
+    NotFoundError,
+)
 from ._lifecycle import LEAD
 from ._models import Lead
 from ._protocols import Engine
 from ._qualification import QualificationResult
 from ._repository import ChangeSet, Repository
 
-__all__ = ["SWEET_SPOT", "move_lead", "qualify", "qualify_all"]
+__all__ = ["PAGE_SIZE", "SWEET_SPOT", "move_lead", "qualify", "qualify_all"]
 
 #: The tag a qualified lead carries: it sits in the sweet spot of a profile.
 SWEET_SPOT = "sweet-spot"
@@ -90,6 +97,11 @@ def qualify(
 
 _qualify_retrying = retrying(qualify)
 
+#: Leads judged and stored per transaction by :func:`qualify_all`.
+PAGE_SIZE = 2_000
+# A page that keeps losing races is qualified lead by lead instead.
+_PAGE_ATTEMPTS = 3
+
 
 def qualify_all(
     repository: Repository,
@@ -99,30 +111,156 @@ def qualify_all(
     now: datetime,
     actor: str | None,
     reason: str | None,
+    page_size: int = PAGE_SIZE,
 ) -> dict[str, int]:
-    """Qualify every lead with ``status``; count where they went (see the facade)."""
+    """Qualify every lead with ``status``; count where they went (see the facade).
+
+    Leads are read in pages of ``page_size`` (:meth:`Repository.lead_batches`), so
+    memory stays flat however many there are. A page is judged by the engine, asked "was it
+    called" in one query, and stored in one commit: the leads that moved (status, tags
+    and profile only) and one ``qualify`` event per lead; a lead that stays where it is
+    is only version-checked. Stopping between pages loses nothing: every page is stored
+    whole or not at all, and the next run judges the leads still at ``status``.
+    """
+    if page_size < 1:
+        raise InvalidArgumentError(f"page_size must be at least 1, not {page_size}")
     counts = {"qualified": 0, "unqualified": 0, "waiting": 0, "skipped": 0}
-    for lead in repository.leads(status=status):
+    if not LEAD.can(status.value, "qualify"):
+        # Nothing at this status may be qualified: every such lead is skipped.
+        counts["skipped"] = repository.count("lead", status=status)
+        return counts
+    gc_was_enabled = gc.isenabled()
+    # A page makes many short-lived, acyclic objects: the cyclic collector only costs
+    # time here (each page's garbage is collected after it).
+    gc.disable()
+    try:
+        for page in repository.lead_batches(status=status, size=page_size):
+            if engine is None:
+                raise ConfigError(
+                    "no qualification engine configured: pass Funnel(engine="
+                    "QualificationEngine(...)), or qualify leads by hand with "
+                    "qualify(lead, force=True, reason=...)"
+                )
+            _qualify_page(repository, page, engine, status, now, actor, reason, counts)
+            if gc_was_enabled:
+                gc.collect(0)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    return counts
+
+
+def _qualify_page(
+    repository: Repository,
+    page: list[Lead],
+    engine: Engine,
+    status: LeadStatus,
+    now: datetime,
+    actor: str | None,
+    reason: str | None,
+    counts: dict[str, int],
+) -> None:
+    """Judge and store one page; if it keeps losing races, lead by lead."""
+    for _ in range(_PAGE_ATTEMPTS):
+        try:
+            moves = _judge_page(repository, page, engine, now, actor, reason)
+            repository.commit(moves.changes)
+        except (ConcurrencyError, NotFoundError):
+            # Somebody changed one of these leads since the page was read: read the
+            # page's leads again (those still at ``status``) and judge them afresh.
+            fresh = repository.get_many(lead.id for lead in page)
+            still = [fresh.get(lead.id) for lead in page]
+            page = [r for r in still if isinstance(r, Lead) and r.status is status]
+            counts["skipped"] += len(still) - len(page)  # moved under our feet
+            continue
+        for dest in moves.dests:
+            counts[_COUNTED.get(dest, "waiting")] += 1
+        return
+    for lead in page:
         try:
             result = _qualify_retrying(
-                repository,
-                lead.id,
-                engine=engine,
-                force=False,
-                now=now,
-                actor=actor,
-                reason=reason,
+                repository, lead.id, engine=engine, force=False, now=now, actor=actor, reason=reason
             )
         except (InvalidTransitionError, NotFoundError):
             counts["skipped"] += 1
             continue
-        if result.status == LeadStatus.QUALIFIED:
-            counts["qualified"] += 1
-        elif result.status == LeadStatus.UNQUALIFIED:
-            counts["unqualified"] += 1
+        counts[_COUNTED.get(result.status, "waiting")] += 1
+
+
+_COUNTED: dict[LeadStatus | None, str] = {
+    LeadStatus.QUALIFIED: "qualified",
+    LeadStatus.UNQUALIFIED: "unqualified",
+}
+
+
+class _PageMoves:
+    """A page's commit, and where each of its leads went."""
+
+    __slots__ = ("changes", "dests")
+
+    def __init__(self, changes: ChangeSet, dests: list[LeadStatus]) -> None:
+        self.changes = changes
+        self.dests = dests
+
+
+def _judge_page(
+    repository: Repository,
+    page: list[Lead],
+    engine: Engine,
+    now: datetime,
+    actor: str | None,
+    reason: str | None,
+) -> _PageMoves:
+    results = [engine.evaluate(lead) for lead in page]
+    # Only a soft failure waits on a call: ask for those leads' calls in one query.
+    asking = [lead.id for lead, r in zip(page, results, strict=True) if r.decision == "fail"]
+    called = repository.touched(asking, channel=Channel.CALL) if asking else set()
+    changes = ChangeSet()
+    dests: list[LeadStatus] = []
+    for lead, result in zip(page, results, strict=True):
+        source = lead.status
+        if result.qualified:
+            dest = LeadStatus.QUALIFIED
+        elif result.decision == "hard_fail" or (result.decision == "fail" and lead.id in called):
+            dest = LeadStatus.UNQUALIFIED
         else:
-            counts["waiting"] += 1
-    return counts
+            dest = source
+        fields: dict[str, Any] = {}
+        if dest is not source:
+            fields["status"], fields["status_at"] = dest, now
+        if dest is LeadStatus.QUALIFIED:
+            if SWEET_SPOT not in lead.tags:
+                fields["tags"] = lead.tags | {SWEET_SPOT}
+            if lead.profile != result.profile:
+                fields["profile"] = result.profile
+        if fields:
+            record = bump(lead, now, **fields)
+            changes.updates.append(record)
+        else:
+            record = lead  # nothing to store: only checked, so a change since is caught
+            changes.checks.append(lead)
+        changes.events.append(
+            event(record, "qualify", source.value, dest.value, now, actor, reason, _data(result))
+        )
+        dests.append(dest)
+    return _PageMoves(changes, dests)
+
+
+def _data(result: QualificationResult) -> dict[str, Any]:
+    """A bulk ``qualify`` event's data: the result without the rules' explanations
+    (``funnel.qualify`` of the lead, or ``engine.evaluate``, gives those)."""
+    data: dict[str, Any] = {
+        "qualified": result.qualified,
+        "decision": result.decision,
+        "profile": result.profile,
+        "score": result.score,
+        "tier": result.tier.value,
+        "outcomes": dict(result.outcomes),
+        "forced": False,
+    }
+    if result.decision == "undecided":
+        data["missing"] = list(result.missing)  # what to find out about the lead
+    return data
 
 
 def _destination(repository: Repository, lead: Lead, result: QualificationResult) -> str:

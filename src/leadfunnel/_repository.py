@@ -475,6 +475,21 @@ class Repository(ABC):
             if any(t.channel == wanted for t in self.touches(id))
         }
 
+    def lead_batches(self, *, status: LeadStatus, size: int) -> Iterator[list[Lead]]:
+        """Every lead with ``status``, in lists of at most ``size``, for bulk work
+        (``funnel.qualify_all``): each batch is read when the previous one has been
+        handled, so memory holds one batch, and the caller may change the leads of a
+        batch before asking for the next. A lead is yielded at most once, if it has
+        ``status`` when its batch is read; the order is the adapter's (storage order).
+
+        This default pages through :meth:`leads` by ``(created_at, id)``; an adapter
+        backed by a database may follow whatever order its indexes read fastest.
+        """
+        after: Cursor | None = None
+        while page := self.leads(status=status, after=after, limit=size):
+            after = (page[-1].created_at, page[-1].id)
+            yield page
+
     @abstractmethod
     def merges_of(self, ids: Collection[UUID]) -> list[MergeLog]:
         """Every merge log not yet undone whose ``keep_id`` or merged-away record is

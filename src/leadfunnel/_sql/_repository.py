@@ -13,7 +13,7 @@ import time
 import typing
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, NoReturn, TypeVar, cast
 from uuid import UUID
 
@@ -461,44 +461,61 @@ class SqlRepository(Repository):
             raise NotFoundError(record.id, record.kind)
         raise ConcurrencyError(record.id, expected, found)
 
-    def _lock(self, conn: Connection, changes: ChangeSet) -> dict[UUID, Any]:
+    def _lock(self, conn: Connection, changes: ChangeSet) -> dict[Any, tuple[Any, ...]]:
         """The stored rows of the records ``changes`` updates or checks, each locked until
         the transaction ends (SQLite has one writer at a time already), after checking
-        that each is at the version the change was decided on."""
-        expected = {r.id: (r, r.version - 1) for r in changes.updates}
-        expected.update((r.id, (r, r.version)) for r in changes.checks)
-        found: dict[UUID, Any] = {}
-        for kind in s.RECORD_TABLES:
-            ids = [id for id, (r, _) in expected.items() if r.kind == kind]
+        that each is at the version the change was decided on. Rows come as the driver
+        gives them, keyed by the driver's form of the id (see :meth:`_update`)."""
+        expected = [(r, r.version - 1) for r in changes.updates]
+        expected.extend((r, r.version) for r in changes.checks)
+        if not expected:
+            return {}
+        raw_id = self._inserts.converter(s.leads.c.id) or _same
+        found: dict[Any, tuple[Any, ...]] = {}
+        for kind, table in s.RECORD_TABLES.items():
+            ids = [r.id for r, _ in expected if r.kind == kind]
+            if not ids:
+                continue
+            query, _ = self._inserts.lock(table)
+            where = self._inserts.position(table, "id")
             for batch in _batches(ids):
-                found.update((row.id, row) for row in conn.execute(_LOCK[kind], {"ids": batch}))
-        for id, (record, version) in expected.items():
-            row = found.get(id)
+                found.update((row[where], row) for row in conn.execute(query, {"ids": batch}))
+        at = {k: self._inserts.position(t, "version") for k, t in s.RECORD_TABLES.items()}
+        for record, version in expected:
+            row = found.get(raw_id(record.id))
             if row is None:
-                raise NotFoundError(id, record.kind)
-            if row.version != version:
-                raise ConcurrencyError(id, version, row.version)
+                raise NotFoundError(record.id, record.kind)
+            stored = row[at[record.kind]]
+            if stored != version:
+                raise ConcurrencyError(record.id, version, stored)
         return found
 
     def _update(
-        self, conn: Connection, updates: list[Record], stored: dict[UUID, Any]
+        self, conn: Connection, updates: list[Record], stored: dict[Any, tuple[Any, ...]]
     ) -> dict[UUID, _Held]:
         """Write ``updates`` over their ``stored`` rows: only the columns that changed,
         grouped into one ``executemany`` per set of columns; identity keys and tags only
         where they changed (keys dropped, or their avoided flag moved; tags removed).
-        Returns the keys and tags each updated person keeps, which are not written again."""
+        Returns the keys and tags each updated person keeps, which are not written again.
+
+        New values are converted once, to what the driver is given (and gives back), and
+        compared with the stored row as the driver read it."""
         if not updates:
             return {}
-        groups: dict[tuple[str, tuple[str, ...]], list[dict[str, Any]]] = {}
+        groups: dict[tuple[str, tuple[int, ...]], list[tuple[Any, ...]]] = {}
         for record in updates:
-            row = _record_row(record)
-            old = stored[record.id]._mapping
-            names = tuple(n for n, v in row.items() if n == "doc" or v != old[n])
-            row["where_version"] = record.version - 1
-            groups.setdefault((record.kind, names), []).append(row)
-        for (kind, names), rows in groups.items():
-            sql, convert = self._inserts.prepare_update(s.RECORD_TABLES[kind], names)
-            done = conn.exec_driver_sql(sql, [convert(row) for row in rows]).rowcount
+            table = s.RECORD_TABLES[record.kind]
+            _, convert = self._inserts.prepare(table)
+            _, documents = self._inserts.lock(table)
+            new = convert(_record_row(record))
+            id = new[self._inserts.position(table, "id")]
+            old = stored[id]
+            changed = tuple(i for i, value in enumerate(new) if i in documents or value != old[i])
+            values = (*(new[i] for i in changed), id, record.version - 1)
+            groups.setdefault((record.kind, changed), []).append(values)
+        for (kind, changed), rows in groups.items():
+            sql = self._inserts.update_sql(s.RECORD_TABLES[kind], changed)
+            done = conn.exec_driver_sql(sql, rows).rowcount
             if done != len(rows):  # the rows are locked: only a broken store gets here
                 raise StorageError(
                     f"the database updated {done} of {len(rows)} records; nothing of this "
@@ -506,8 +523,11 @@ class SqlRepository(Repository):
                 )
         people = [r for r in updates if isinstance(r, (Lead, Contact))]
         held: dict[UUID, _Held] = {r.id: _Held({}, frozenset()) for r in people}
+        raw_id = self._inserts.converter(s.keys.c.record_id) or _same
+        by_raw = {raw_id(r.id): r.id for r in people}
         for batch in _batches([r.id for r in people]):
-            for id, key, avoided, tag in conn.execute(_HELD, {"ids": list(batch)}):
+            for rid, key, avoided, tag in conn.execute(_HELD, {"ids": list(batch)}):
+                id = by_raw[rid]
                 if key is not None:
                     held[id].keys[key] = bool(avoided)
                 else:
@@ -593,7 +613,18 @@ class SqlRepository(Repository):
         ) from exc
 
     def _record(self, kind: str, doc: Any) -> Record:
-        return _build(self._models[kind], _as_dict(doc))
+        data = _as_dict(doc)
+        # Stored phones are E.164 already (they were validated on the way in), and
+        # parsing one again costs more than validating the rest of the record.
+        phones = {name: data.pop(name) for name in _PHONE_FIELDS if data.get(name)}
+        record = _build(self._models[kind], data)
+        if phones:
+            if "other_phones" in phones:
+                phones["other_phones"] = frozenset(phones["other_phones"])
+            # What model_copy(update=phones) does, on the record nobody holds yet.
+            record.__dict__.update(phones)
+            record.__pydantic_fields_set__.update(phones)
+        return record
 
     def _exists(self, conn: Connection, id: UUID) -> bool:
         return conn.execute(_EXISTS, {"id": id}).first() is not None
@@ -838,28 +869,20 @@ class SqlRepository(Repository):
     def history(self, subject_id: UUID) -> list[Event]:
         t = s.events
         query = (
-            sa.select(t.c.subject_id, t.c.doc, t.c.position)
+            sa.select(*_EVENT_READ)
             .where(t.c.subject_id == subject_id)
             .order_by(t.c.at, t.c.position)
         )
         with self._read() as conn:
-            return [
-                _event(doc, subject, position) for subject, doc, position in conn.execute(query)
-            ]
+            return [_event(row) for row in conn.execute(query)]
 
     def events(self, *, after: int = 0, limit: int | None = None) -> list[Event]:
         t = s.events
-        query = (
-            sa.select(t.c.subject_id, t.c.doc, t.c.position)
-            .where(t.c.position > after)
-            .order_by(t.c.position)
-        )
+        query = sa.select(*_EVENT_READ).where(t.c.position > after).order_by(t.c.position)
         if limit is not None:
             query = query.limit(limit)
         with self._read() as conn:
-            return [
-                _event(doc, subject, position) for subject, doc, position in conn.execute(query)
-            ]
+            return [_event(row) for row in conn.execute(query)]
 
     def suppressed(self, digests: Iterable[str]) -> dict[str, UUID]:
         wanted = list(dict.fromkeys(digests))
@@ -897,6 +920,20 @@ class SqlRepository(Repository):
         )
         with self._read() as conn:
             return [_moved(Touch, doc, subject) for subject, doc in conn.execute(query)]
+
+    def lead_batches(self, *, status: LeadStatus, size: int) -> Iterator[list[Lead]]:
+        # Storage order: the status index holds each row's ``seq`` after the status
+        # (SQLite's rowid, InnoDB's primary key), so a batch is one range of it, as
+        # cheap at the end as at the start.
+        after = 0
+        while True:
+            params = {"status": LeadStatus(status).value, "after": after, "size": size}
+            with self._read() as conn:
+                rows = conn.execute(_LEAD_BATCH, params).all()
+            if not rows:
+                return
+            after = rows[-1].seq
+            yield [self._record("lead", row.doc) for row in rows]  # type: ignore[misc]
 
     def touched(self, subject_ids: Iterable[UUID], *, channel: Channel) -> set[UUID]:
         wanted = list(dict.fromkeys(subject_ids))
@@ -1414,22 +1451,15 @@ _MOVE_POSITION_RETURNING = (
 )
 _RELEASE_KEYS = sa.delete(s.keys).where(s.keys.c.record_id.in_(sa.bindparam("ids", expanding=True)))
 _RELEASE_TAGS = sa.delete(s.tags).where(s.tags.c.record_id.in_(sa.bindparam("ids", expanding=True)))
-# The stored rows a commit updates or checks, locked to the end of its transaction
-# (``FOR UPDATE``; SQLite, which has one writer at a time, leaves the clause out).
-_LOCK = {
-    kind: sa.select(*(c for c in t.columns if c.name not in ("seq", "doc")))
-    .where(t.c.id.in_(sa.bindparam("ids", expanding=True)))
-    .with_for_update()
-    for kind, t in s.RECORD_TABLES.items()
-}
-# The identity keys (with their avoided flag) and the tags a batch of people hold.
-_HELD = sa.union_all(
-    sa.select(s.keys.c.record_id, s.keys.c.key, s.keys.c.avoided, sa.null()).where(
-        s.keys.c.record_id.in_(sa.bindparam("ids", expanding=True))
-    ),
-    sa.select(s.tags.c.record_id, sa.null(), sa.null(), s.tags.c.tag).where(
-        s.tags.c.record_id.in_(sa.bindparam("ids", expanding=True))
-    ),
+# The identity keys (with their avoided flag) and the tags a batch of people hold, as
+# the driver gives them (no type conversion: the ids are compared in the driver's form).
+_HELD: Any = sa.union_all(
+    sa.select(sa.column("record_id"), sa.column("key"), sa.column("avoided"), sa.null())
+    .select_from(s.keys)
+    .where(s.keys.c.record_id.in_(sa.bindparam("ids", expanding=True))),
+    sa.select(sa.column("record_id"), sa.null(), sa.null(), sa.column("tag"))
+    .select_from(s.tags)
+    .where(s.tags.c.record_id.in_(sa.bindparam("ids", expanding=True))),
 )
 _DROP_KEY = sa.delete(s.keys).where(
     s.keys.c.key == sa.bindparam("key"), s.keys.c.record_id == sa.bindparam("record_id")
@@ -1454,6 +1484,12 @@ class _Held(typing.NamedTuple):
 
 _NOTHING_HELD = _Held({}, frozenset())
 
+_LEAD_BATCH = (
+    sa.select(s.leads.c.seq, s.leads.c.doc)
+    .where(s.leads.c.status == sa.bindparam("status"), s.leads.c.seq > sa.bindparam("after"))
+    .order_by(s.leads.c.seq)
+    .limit(sa.bindparam("size"))
+)
 # Which of a batch of subjects had a touch on a channel: the (subject_id, at, seq)
 # index finds each subject's touches.
 _TOUCHED = (
@@ -1550,9 +1586,9 @@ class _BulkInserts:
         self._dialect = dialect
         self._schema = schema
         self._prepared: dict[str, tuple[str, Callable[[dict[str, Any]], tuple[Any, ...]]]] = {}
-        self._updates: dict[
-            tuple[str, tuple[str, ...]], tuple[str, Callable[[dict[str, Any]], tuple[Any, ...]]]
-        ] = {}
+        self._updates: dict[tuple[str, tuple[int, ...]], str] = {}
+        self._locks: dict[str, tuple[Any, frozenset[int]]] = {}
+        self._positions: dict[tuple[str, str], int] = {}
 
     def prepare(self, table: sa.Table) -> tuple[str, Callable[[dict[str, Any]], tuple[Any, ...]]]:
         """The SQL and the row converter for inserting into ``table``."""
@@ -1561,42 +1597,62 @@ class _BulkInserts:
             found = self._prepared[table.name] = self._compile(table)
         return found
 
-    def prepare_update(
-        self, table: sa.Table, names: tuple[str, ...]
-    ) -> tuple[str, Callable[[dict[str, Any]], tuple[Any, ...]]]:
-        """``UPDATE table SET <names> WHERE id = ? AND version = ?`` and the converter
-        of a row (a :func:`_record_row` with ``where_version``) to its parameters."""
-        key = (table.name, names)
-        found = self._updates.get(key)
+    def update_sql(self, table: sa.Table, changed: tuple[int, ...]) -> str:
+        """``UPDATE table SET <columns> WHERE id = ? AND version = ?``, for the columns at
+        positions ``changed`` of the converted row of :meth:`prepare`."""
+        key = (table.name, changed)
+        sql = self._updates.get(key)
+        if sql is None:
+            dialect = self._dialect
+            quote = dialect.identifier_preparer.quote
+            mark = "?" if dialect.paramstyle == "qmark" else "%s"
+            columns = _inserted_columns(table)
+            sets = []
+            for i in changed:
+                column = columns[i]
+                json = dialect.name == "postgresql" and isinstance(column.type, sa.JSON)
+                sets.append(f"{quote(column.name)} = {f'CAST({mark} AS JSONB)' if json else mark}")
+            sql = self._updates[key] = (
+                f"UPDATE {self._name(table)} SET {', '.join(sets)} "
+                f"WHERE {quote('id')} = {mark} AND {quote('version')} = {mark}"
+            )
+        return sql
+
+    def lock(self, table: sa.Table) -> tuple[Any, frozenset[int]]:
+        """``SELECT`` of the columns :meth:`prepare` converts, in its order, as the driver
+        gives them, for a list of ids (``ids``), ``FOR UPDATE`` (SQLite leaves the clause
+        out); JSON documents are not read (``NULL`` in their place: they are rewritten
+        whole), and their positions come with the statement."""
+        found = self._locks.get(table.name)
         if found is None:
-            found = self._updates[key] = self._compile_update(table, names)
+            columns = _inserted_columns(table)
+            documents = frozenset(i for i, c in enumerate(columns) if isinstance(c.type, sa.JSON))
+            query: Any = (
+                sa.select(
+                    *(
+                        sa.null().label(c.name) if i in documents else sa.column(c.name)
+                        for i, c in enumerate(columns)
+                    )
+                )
+                .select_from(table)
+                .where(table.c.id.in_(sa.bindparam("ids", expanding=True)))
+                .with_for_update()
+            )
+            found = self._locks[table.name] = (query, documents)
         return found
 
-    def _compile_update(
-        self, table: sa.Table, names: tuple[str, ...]
-    ) -> tuple[str, Callable[[dict[str, Any]], tuple[Any, ...]]]:
-        dialect = self._dialect
-        quote = dialect.identifier_preparer.quote
-        mark = "?" if dialect.paramstyle == "qmark" else "%s"
-        sets = []
-        for name in names:
-            json = dialect.name == "postgresql" and isinstance(table.c[name].type, sa.JSON)
-            sets.append(f"{quote(name)} = {f'CAST({mark} AS JSONB)' if json else mark}")
-        sql = (
-            f"UPDATE {self._name(table)} SET {', '.join(sets)} "
-            f"WHERE {quote('id')} = {mark} AND {quote('version')} = {mark}"
-        )
-        fields = (*names, "id", "where_version")
-        columns = (*names, "id", "version")
-        converters = tuple(self._converter(table.c[name]) for name in columns)
+    def position(self, table: sa.Table, name: str) -> int:
+        """Where the column ``name`` sits in a converted row of :meth:`prepare`."""
+        key = (table.name, name)
+        found = self._positions.get(key)
+        if found is None:
+            names = [c.name for c in _inserted_columns(table)]
+            found = self._positions[key] = names.index(name)
+        return found
 
-        def convert(row: dict[str, Any]) -> tuple[Any, ...]:
-            return tuple(
-                value if f is None or value is None else f(value)
-                for f, value in zip(converters, [row[name] for name in fields], strict=True)
-            )
-
-        return sql, convert
+    def converter(self, column: sa.Column[Any]) -> Callable[[Any], Any] | None:
+        """What a value of ``column`` is converted with for the driver (None: as is)."""
+        return self._converter(column)
 
     def copy_sql(self, table: sa.Table) -> str:
         """``COPY ... FROM STDIN`` for the columns :meth:`prepare` converts (PostgreSQL)."""
@@ -1675,6 +1731,13 @@ _sqlite_micros = functools.lru_cache(maxsize=1024)(s.to_sqlite_micros)
 @functools.lru_cache(maxsize=1024)
 def _month(at: datetime) -> str:
     return at.astimezone(UTC).strftime("%Y-%m")
+
+
+_ZERO = timedelta(0)
+
+
+def _same(value: Any) -> Any:
+    return value
 
 
 def _uuid_bytes(value: UUID) -> bytes:
@@ -1917,9 +1980,38 @@ def _event_row(event: Event, position: int) -> dict[str, Any]:
         "subject": event.subject,
         "name": event.name,
         "at": event.at,
-        "doc": _document(event),
+        "doc": _event_document(event),
         "position": position,
     }
+
+
+# An event's row holds these in columns: its document leaves them out (read back from
+# the columns, see ``_event``), and so the times and version almost every event has.
+_EVENT_COLUMNS = frozenset({"id", "subject_id", "subject", "name", "position"})
+_EVENT_READ = tuple(
+    s.events.c[name] for name in ("id", "subject_id", "subject", "name", "at", "position", "doc")
+)
+
+
+def _event_document(event: Event) -> str:
+    """The event's document, without what its columns hold: ``at`` when it is in UTC
+    (the column keeps the instant in UTC), ``created_at`` and ``updated_at`` when they
+    are ``at`` exactly, a version of 1 and empty data. An import's event shrinks from
+    about 260 bytes to 30."""
+    at = event.at
+    leave_out = set(_EVENT_COLUMNS)
+    utc = at.utcoffset() == _ZERO
+    if utc:
+        leave_out.add("at")
+    for name in ("created_at", "updated_at"):
+        value = getattr(event, name)
+        if value == at and value.utcoffset() == at.utcoffset():
+            leave_out.add(name)
+    if event.version == 1:
+        leave_out.add("version")
+    if not event.data:
+        leave_out.add("data")
+    return event.model_dump_json(exclude=leave_out, exclude_none=_skip_none(Event))
 
 
 def _none_is_default(model: type[pydantic.BaseModel]) -> bool:
@@ -1941,6 +2033,10 @@ _skip_none = functools.cache(_none_is_default)  # per model class: subclasses to
 
 def _document(model: pydantic.BaseModel) -> str:
     return model.model_dump_json(exclude_none=_skip_none(type(model)))
+
+
+#: The fields of a stored person that hold phone numbers (in E.164).
+_PHONE_FIELDS = ("phone", "other_phones")
 
 
 def _as_dict(doc: Any) -> dict[str, Any]:
@@ -1976,10 +2072,19 @@ def _moved(model: type[_M], doc: Any, subject_id: UUID) -> _M:
     return model.model_validate(data)
 
 
-def _event(doc: Any, subject_id: UUID, position: int) -> Event:
-    data = _as_dict(doc)
-    data["subject_id"] = subject_id  # a merge re-points rows without rewriting documents
-    data["position"] = position  # given at commit, after the document was written
+def _event(row: Any) -> Event:
+    """An event from its row (:data:`_EVENT_READ`): the document, completed from the
+    columns (see :func:`_event_document`; a document written whole reads the same)."""
+    data = _as_dict(row.doc)
+    data["subject_id"] = row.subject_id  # a merge re-points rows, not documents
+    data["position"] = row.position  # given at commit, after the document was written
+    data.setdefault("id", row.id)
+    data.setdefault("subject", row.subject)
+    data.setdefault("name", row.name)
+    at = data.setdefault("at", row.at)
+    data.setdefault("created_at", at)
+    data.setdefault("updated_at", at)
+    data.setdefault("version", 1)
     return Event.model_validate(data)
 
 
