@@ -167,8 +167,8 @@ def test_dialects(tmp_path: Path, delimiter: str) -> None:
     ],
 )
 def test_numbers_written_for_people(tmp_path: Path, written: str, number: str) -> None:
-    row = f"Pat,R,p@x.example.com,A,CEO,{written},0,{written}"
-    text = f"{SALESFORCE_HEADER},NumberOfEmployees\n{row}\n"
+    line = f"Pat,R,p@x.example.com,A,CEO,{written},0,{written}"
+    text = f"{SALESFORCE_HEADER},NumberOfEmployees\n{line}\n"
     (row,) = open_csv(write(tmp_path, text)).rows()
     assert row.error is None
     assert row.fields["annual_revenue"] == number

@@ -108,9 +108,11 @@ def test_merge_fills_empty_custom_fields_and_unmerge_restores_them(
     keep = funnel.add(MyLead(**person(1), provider="Acme"))
     other = funnel.add(MyLead(**person(2), endpoints=12, provider="Other"))
     merged = funnel.merge(keep, other)
-    assert (merged.endpoints, merged.provider) == (12, "Acme")  # type: ignore[attr-defined]
+    assert isinstance(merged, MyLead)
+    assert (merged.endpoints, merged.provider) == (12, "Acme")
     restored = funnel.unmerge(keep)
-    assert restored.endpoints is None  # type: ignore[attr-defined]
+    assert isinstance(restored, MyLead)
+    assert restored.endpoints is None
     assert funnel.get_lead(other.id).endpoints == 12  # type: ignore[attr-defined]
 
 

@@ -14,7 +14,9 @@ import sqlalchemy as sa
 
 from conftest import T0, person
 from leadfunnel import (
+    ChangeSet,
     Contact,
+    Event,
     Funnel,
     ImportReport,
     InMemoryRepository,
@@ -47,12 +49,10 @@ def test_a_row_s_creation_date_dates_the_record_and_its_history(funnel: Funnel) 
     assert two.created_at == datetime(2024, 2, 10, 8, 15, tzinfo=UTC)
     assert funnel.history(two)[0].at == two.created_at
     assert three.created_at == three.status_at == T0
-    march = {"since": datetime(2024, 3, 1, tzinfo=UTC), "until": datetime(2024, 4, 1, tzinfo=UTC)}
-    assert funnel.report(**march).steps["raw"].count == 1
+    since, until = datetime(2024, 3, 1, tzinfo=UTC), datetime(2024, 4, 1, tzinfo=UTC)
+    assert funnel.report(since=since, until=until).steps["raw"].count == 1
     assert funnel.report(by="month").groups["2024-02"].steps["raw"].count == 1
-    assert [
-        x.id for x in funnel.leads(created_since=march["since"], created_until=march["until"])
-    ] == [one.id]
+    assert [x.id for x in funnel.leads(created_since=since, created_until=until)] == [one.id]
 
 
 def test_a_lead_object_keeps_a_creation_date_it_was_given(funnel: Funnel) -> None:
@@ -149,13 +149,13 @@ class Refusing(InMemoryRepository):
         self.commits = 0
         self.down_after: int | None = None
 
-    def commit(self, changes: Any) -> None:
+    def commit(self, changes: ChangeSet) -> list[Event]:
         self.commits += 1
         if self.down_after is not None and self.commits > self.down_after:
             raise StorageError("the database failed: server closed the connection")
         if any(getattr(r, "first_name", None) == "Poison" for r in changes.inserts):
             raise StorageError("the database failed: value too long for type varchar(200)")
-        super().commit(changes)
+        return super().commit(changes)
 
     def get_many(self, ids: Iterable[UUID]) -> Any:
         if self.down_after is not None and self.commits > self.down_after:

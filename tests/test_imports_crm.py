@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import shlex
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -167,8 +168,8 @@ def test_a_semicolon_file_with_decimal_commas(tmp_path: Path) -> None:
     assert out.splitlines()[0] == "2 added, 0 duplicates, 0 avoided, 1 rejected (salesforce format)"
     funnel = Funnel(SqlRepository(f"sqlite:///{tmp_path / 'crm.db'}"))
     assert {(x.last_name, x.annual_revenue, x.employees) for x in funnel.leads()} == {
-        ("Weber", 2_500_000, 1200),
-        ("Vogel", 1_800_000, 40),
+        ("Weber", Decimal(2_500_000), 1200),
+        ("Vogel", Decimal(1_800_000), 40),
     }
     with (tmp_path / "r.csv").open(encoding="utf-8", newline="") as handle:
         (_, (row, reason, *cells)) = list(csv.reader(handle))

@@ -107,7 +107,7 @@ def _naive_move(lifecycle: Lifecycle, state: str, trigger: str, force: bool) -> 
         moved = probe.trigger(trigger)  # type: ignore[attr-defined]
     except MachineError:
         return None
-    return probe.state if moved else None  # type: ignore[attr-defined,no-any-return]
+    return probe.state if moved else None  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("lifecycle", [LEAD, OPPORTUNITY, CONTACT], ids=lambda x: x.subject)

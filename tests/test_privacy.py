@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -61,7 +62,7 @@ def leaks(funnel: Funnel) -> list[str]:
             [e.model_dump(mode="json") for e in funnel.events(limit=None)],
             [
                 t.model_dump(mode="json")
-                for r in (*funnel.leads(), *funnel.contacts())
+                for r in funnel.leads() + funnel.contacts()
                 for t in funnel.touches(r)
             ],
         ]
@@ -128,6 +129,7 @@ def test_an_erased_person_leaves_every_list_and_takes_no_more_moves(
 def test_suppression_keeps_them_out_and_keep_nothing_lets_them_back(funnel: Funnel) -> None:
     kept_out = funnel.add(zelda())
     funnel.erase(kept_out)
+    attempt: Callable[[], object]
     for attempt in (
         lambda: funnel.add(Lead(first_name="Z", email=PII["email"].upper())),
         lambda: funnel.capture(Lead(first_name="Z", phone="512-555-0177")),

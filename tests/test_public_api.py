@@ -69,4 +69,4 @@ def test_importing_leadfunnel_leaves_sqlalchemy_for_later() -> None:
 
 def test_an_unknown_name_is_an_attribute_error() -> None:
     with pytest.raises(AttributeError, match="has no attribute 'Nope'"):
-        leadfunnel.Nope  # type: ignore[attr-defined]  # noqa: B018
+        leadfunnel.Nope  # type: ignore[attr-defined,unused-ignore]  # noqa: B018

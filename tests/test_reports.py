@@ -19,9 +19,11 @@ from leadfunnel import (
     FUNNEL_STEPS,
     Channel,
     Funnel,
+    GroupBy,
     InMemoryRepository,
     InvalidArgumentError,
     Lead,
+    Opportunity,
     Outcome,
     SqlRepository,
 )
@@ -278,7 +280,7 @@ def test_outputs_parse(funnel: Funnel) -> None:
     bars = [
         r for r in svg.iter("{http://www.w3.org/2000/svg}rect") if r.find("{*}title") is not None
     ]
-    assert sorted(r.findtext("{*}title") for r in bars)[:2] == [
+    assert sorted(r.findtext("{*}title", "") for r in bars)[:2] == [
         "ads, Raw leads: 1",
         "webinar, Appointments sat: 1",
     ]
@@ -307,7 +309,7 @@ def test_sql_counts_equal_memory_counts_and_steps_never_grow(
             return sorted(
                 (
                     i.subject,
-                    str(i.record.lead_id if i.subject == "opportunity" else i.id),
+                    str(i.record.lead_id if isinstance(i.record, Opportunity) else i.id),
                     i.since,
                     i.age_days,
                 )
@@ -315,7 +317,8 @@ def test_sql_counts_equal_memory_counts_and_steps_never_grow(
             )
 
         assert rows(memory) == rows(sql)
-    for by in (None, "source", "setter", "month"):
+    groupings: tuple[GroupBy | None, ...] = (None, "source", "setter", "month")
+    for by in groupings:
         left, right = memory.report(by=by), sql.report(by=by)
         assert counts(left) == counts(right)
         money = ("won_revenue", "won_deals", "pipeline_value", "open_deals", "unpriced_deals")

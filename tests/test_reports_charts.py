@@ -183,7 +183,7 @@ def test_groups_are_small_multiples_on_one_scale() -> None:
     assert "raw to won 100.0%, won 127,500" in words  # webinar: 6 of 6
     assert "raw to won 0.0%, won 0" in words
     bars = {
-        rect.findtext(f"{SVG}title"): float(rect.get("width", 0))
+        rect.findtext(f"{SVG}title", ""): float(rect.get("width", 0))
         for rect in ET.fromstring(svg).iter(f"{SVG}rect")
         if rect.find(f"{SVG}title") is not None
     }

@@ -79,6 +79,7 @@ def test_a_rule_that_fails_is_a_rule_error_and_nothing_changes(
     engine = QualificationEngine([Profile("msp", [Niche(["IT Services"]), rule])])
     funnel = Funnel(engine=engine)
     lead = funnel.capture(Lead(first_name="Pat", industry="IT Services"))
+    assert isinstance(lead, Lead)
     with pytest.raises(RuleError) as err:
         funnel.qualify(lead)
     assert (err.value.rule, err.value.profile, err.value.lead_id) == (rule.name, "msp", lead.id)

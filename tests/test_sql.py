@@ -99,7 +99,7 @@ def test_reopen_keeps_everything(url: tuple[str, str | None]) -> None:
 
     again = Funnel(open_repository(url), clock=clock)
     try:
-        assert again.get(lead.id).status == LeadStatus.CONVERTED
+        assert again.get_lead(lead.id).status == LeadStatus.CONVERTED
         assert again.get(opp.id) == opp
         assert again.get(other.id) == other
         assert [e.name for e in again.history(lead.id)] == ["add", "touch", "qualify", "convert"]
@@ -129,12 +129,12 @@ def test_a_stale_write_from_another_repository_is_refused(url: tuple[str, str | 
     try:
         one, two = Funnel(a), Funnel(b)
         lead = one.add(Lead(**person(1)))
-        mine, theirs = one.get(lead.id), two.get(lead.id)
+        mine, theirs = one.get_lead(lead.id), two.get_lead(lead.id)
         two.update(theirs.model_copy(update={"notes": "theirs"}))
         with pytest.raises(ConcurrencyError) as err:
             one.update(mine.model_copy(update={"notes": "mine"}))
         assert err.value.found == 2
-        assert one.get(lead.id).notes == "theirs"
+        assert one.get_lead(lead.id).notes == "theirs"
     finally:
         a.close()
         b.close()
@@ -234,7 +234,7 @@ def test_threads_sharing_one_funnel_on_sqlite_lose_nothing(tmp_path: Path) -> No
         ]
         assert len(funnel.touches(shared)) == 40
         assert all(len(funnel.touches(lead)) == 1 for lead in leads if lead.id != shared.id)
-        assert funnel.get(shared.id).status == LeadStatus.QUALIFIED
+        assert funnel.get_lead(shared.id).status == LeadStatus.QUALIFIED
     finally:
         repository.close()
 
@@ -829,7 +829,7 @@ def test_the_applications_own_sql_commits_or_rolls_back_with_the_funnel(
 def test_check_refuses_a_database_without_the_current_schema(
     url: tuple[str, str | None], tmp_path: Path
 ) -> None:
-    with pytest.raises(ConfigError, match="no leadfunnel tables|no database file"):
+    with pytest.raises(ConfigError, match=r"no leadfunnel tables|no database file"):
         SqlRepository(url[0], schema=url[1], migrate="check")
     open_repository(url).close()  # auto (the default) creates them
     checked = SqlRepository(url[0], schema=url[1], migrate="check")

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 import leadfunnel
 from leadfunnel import (
+    Contact,
     Funnel,
     InMemoryRepository,
     Lead,
@@ -86,10 +87,10 @@ def test_fits_gives_leads_the_engine_qualifies(lead: Lead) -> None:
 
 @FAST
 @given(contacts(type="client"))
-def test_contacts(contact: object) -> None:
+def test_contacts(contact: Contact) -> None:
     funnel = Funnel()
-    stored = funnel.add(contact)  # type: ignore[arg-type]
-    assert stored.type == "client"  # type: ignore[union-attr]
+    stored = funnel.add(contact)
+    assert stored.type == "client"
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
@@ -166,7 +167,8 @@ def test_a_leads_path_goes_on_through_its_contact_and_deal() -> None:
     for step in (funnel.sit, funnel.propose, funnel.send_contract, funnel.win):
         clock.advance(days=1)
         step(deal)
-    contact_id = funnel.get(lead.id).contact_id
+    contact_id = funnel.get_lead(lead.id).contact_id
+    assert contact_id is not None
     assert_passed_through(funnel, lead, ["raw", "qualified", "appointment_set", "won", "client"])
     assert_passed_through(funnel, contact_id, ["prospect", "appointment_set", "won", "client"])
     assert_passed_through(funnel, deal, ["appointment_set", "proposing", "won"])
