@@ -13,7 +13,7 @@ import os
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
@@ -32,7 +32,6 @@ __all__ = ["main"]
 
 DEFAULT_DB = "sqlite:///leadfunnel.db"
 _F = TypeVar("_F", bound=Callable[..., Any])
-_T = TypeVar("_T")
 
 _db_option = click.option(
     "--db",
@@ -278,7 +277,7 @@ def import_(
       leadfunnel import salesforce-leads.csv --status-map statuses.toml --rejects rejected.csv
     """
     from ._csv import StatusMap, open_csv
-    from ._importing import ImportReport
+    from ._importing import ImportReport, sized_chunks
     from ._models import new_id
 
     statuses = StatusMap.from_toml(status_map) if status_map else None
@@ -301,7 +300,8 @@ def import_(
         _RejectsFile(rejects, source.header) as write_rejects,
         _progress(source.path.stat().st_size) as advance,
     ):
-        for chunk in _chunks(source.rows(), 1000):
+        # One transaction per chunk, sized by rows and by the bytes of the cells.
+        for chunk in sized_chunks(source.rows(), _row_bytes):
             good = [row for row in chunk if row.error is None]
             refused = [(row.number, row.error, row.cells) for row in chunk if row.error]
             for row in good:
@@ -310,6 +310,7 @@ def import_(
             try:
                 funnel.import_leads(
                     [row.fields for row in good],
+                    chunk_size=max(len(good), 1),
                     status=status,
                     carry_over=True,
                     actor="import",
@@ -438,15 +439,8 @@ def _zone(name: str) -> tzinfo:
         )
 
 
-def _chunks(rows: Iterator[_T], size: int) -> Iterator[list[_T]]:
-    chunk: list[_T] = []
-    for row in rows:
-        chunk.append(row)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
+def _row_bytes(row: CsvRow) -> int:
+    return sum(map(len, row.cells))
 
 
 class _progress:

@@ -24,7 +24,7 @@ import itertools
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 import pydantic
@@ -38,7 +38,17 @@ from ._protocols import Router, assign_owner
 from ._repository import ChangeSet, Repository
 from ._suppression import Suppressor
 
-__all__ = ["ImportIssue", "ImportReport", "import_leads"]
+__all__ = [
+    "CHUNK_BYTES",
+    "CHUNK_ROWS",
+    "FIRST_CHUNK_ROWS",
+    "ImportIssue",
+    "ImportReport",
+    "import_leads",
+    "sized_chunks",
+]
+
+_T = TypeVar("_T")
 
 _IMPORTABLE = (LeadStatus.SUSPECT, LeadStatus.FARM_LIST, LeadStatus.RAW, LeadStatus.AVOID)
 # Statuses a lead reaches through qualification: only carried over from another CRM.
@@ -101,6 +111,47 @@ def _reason(exc: pydantic.ValidationError) -> str:
 def _chunks(rows: Iterable[Any], size: int) -> Iterator[list[Any]]:
     iterator = iter(rows)
     while chunk := list(itertools.islice(iterator, size)):
+        yield chunk
+
+
+#: How much of a long import goes into one transaction (``leadfunnel import``): at most
+#: this many rows, and about this many bytes of input. Larger transactions make the
+#: per-commit costs vanish (index pages written back once, fewer checkpoints: 100,000
+#: rows wrote 670 MB to disk in 1,000-row transactions and 377 MB in 10,000-row ones,
+#: for a 160 MB file); the bytes bound keeps memory flat when rows are wide.
+CHUNK_ROWS = 10_000
+CHUNK_BYTES = 8 * 1024 * 1024
+#: The first transaction's rows; each next one doubles, up to :data:`CHUNK_ROWS`: the
+#: first rows are stored (and shown as progress) at once, and a store that fails is
+#: found before much work is lost.
+FIRST_CHUNK_ROWS = 1_000
+
+
+def sized_chunks(
+    items: Iterable[_T],
+    size_of: Callable[[_T], int],
+    *,
+    first: int | None = None,
+    rows: int | None = None,
+    max_bytes: int | None = None,
+) -> Iterator[list[_T]]:
+    """``items`` in lists of ``first`` items, then twice as many each time up to
+    ``rows``, each list also ended as soon as the ``size_of`` its items reaches
+    ``max_bytes`` (defaults: :data:`FIRST_CHUNK_ROWS`, :data:`CHUNK_ROWS`,
+    :data:`CHUNK_BYTES`)."""
+    most = CHUNK_ROWS if rows is None else rows
+    limit = min(FIRST_CHUNK_ROWS if first is None else first, most)
+    max_bytes = CHUNK_BYTES if max_bytes is None else max_bytes
+    chunk: list[_T] = []
+    total = 0
+    for item in items:
+        chunk.append(item)
+        total += size_of(item)
+        if len(chunk) >= limit or total >= max_bytes:
+            yield chunk
+            chunk, total = [], 0
+            limit = min(limit * 2, most)
+    if chunk:
         yield chunk
 
 
@@ -236,7 +287,9 @@ def _new_record(
             stamp = {"updated_at": when}
             if issubclass(kind, Lead):
                 stamp["status_at"] = when
-            record = record.model_copy(update=stamp)
+            # What model_copy(update=stamp) does, on the record nobody holds yet.
+            record.__dict__.update(stamp)
+            record.__pydantic_fields_set__.update(stamp)
     if dated and record.created_at > at:
         raise _Refused(
             f"created_at {record.created_at.isoformat()} is later than the import "
