@@ -13,7 +13,7 @@ import statistics
 import threading
 from bisect import bisect_left, bisect_right, insort
 from collections import ChainMap, defaultdict
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -36,7 +36,6 @@ from ._repository import (
     Repository,
     StageTime,
     StepCount,
-    check_filters,
     check_grouping,
     check_keys_free,
     check_rep_list,
@@ -430,79 +429,15 @@ class InMemoryRepository(Repository):
                         break
         return found
 
-    def count(self, kind: SubjectKind, **filters: Any) -> int:
-        check_filters(kind, filters)
+    def _count(self, kind: SubjectKind, filters: dict[str, Any]) -> int:
         test = self._test(kind, filters)
         with self._lock:
             return sum(1 for r in self._by_kind[kind].values() if test(r))
 
-    def leads(
-        self,
-        *,
-        status: LeadStatus | None = None,
-        tag: str | None = None,
-        source: str | None = None,
-        owner: str | None = None,
-        created_since: datetime | None = None,
-        created_until: datetime | None = None,
-        where: Mapping[str, Any] | None = None,
-        after: Cursor | None = None,
-        limit: int | None = None,
-    ) -> list[Lead]:
-        filters = {
-            "status": status,
-            "tag": tag,
-            "source": source,
-            "owner": owner,
-            "created_since": created_since,
-            "created_until": created_until,
-            "where": where,
-        }
-        return self._select("lead", limit, self._test("lead", filters), after)
-
-    def contacts(
-        self,
-        *,
-        type: ContactType | None = None,
-        tag: str | None = None,
-        source: str | None = None,
-        owner: str | None = None,
-        lead_id: UUID | None = None,
-        where: Mapping[str, Any] | None = None,
-        after: Cursor | None = None,
-        limit: int | None = None,
-    ) -> list[Contact]:
-        filters = {
-            "type": type,
-            "tag": tag,
-            "source": source,
-            "owner": owner,
-            "lead_id": lead_id,
-            "where": where,
-        }
-        return self._select("contact", limit, self._test("contact", filters), after)
-
-    def opportunities(
-        self,
-        *,
-        stage: Stage | None = None,
-        owner: str | None = None,
-        setter: str | None = None,
-        contact_id: UUID | None = None,
-        lead_id: UUID | None = None,
-        where: Mapping[str, Any] | None = None,
-        after: Cursor | None = None,
-        limit: int | None = None,
-    ) -> list[Opportunity]:
-        filters = {
-            "stage": stage,
-            "owner": owner,
-            "setter": setter,
-            "contact_id": contact_id,
-            "lead_id": lead_id,
-            "where": where,
-        }
-        return self._select("opportunity", limit, self._test("opportunity", filters), after)
+    def _list(
+        self, kind: SubjectKind, filters: dict[str, Any], after: Cursor | None, limit: int | None
+    ) -> list[Any]:
+        return self._select(kind, limit, self._test(kind, filters), after)
 
     def _test(self, kind: str, filters: dict[str, Any]) -> Callable[[Any], bool]:
         """The predicate of the list filters (``None`` means no filter)."""

@@ -21,6 +21,7 @@ from ._changes import (
     lifecycle_of,
     load,
     refuse_erased,
+    retrying,
 )
 from ._deals import lose_open_deals
 from ._enums import ContactType, LeadStatus
@@ -85,15 +86,12 @@ def capture(
     router: Router | None,
     suppressor: Suppressor,
 ) -> Lead | Contact:
-    """Record an inbound response; return the record that carries it."""
-    for _ in range(4):
-        try:
-            return _capture(repository, lead, now, actor, reason, router, suppressor)
-        except ConcurrencyError:
-            continue
+    """Record an inbound response; return the record that carries it. A capture that
+    lost a race (the person was stored, changed or avoided meanwhile) looks again."""
     return _capture(repository, lead, now, actor, reason, router, suppressor)
 
 
+@retrying
 def _capture(
     repository: Repository,
     lead: Lead,

@@ -383,7 +383,6 @@ class Repository(ABC):
     def events(self, *, after: int = 0, limit: int | None = None) -> list[Event]:
         """Events with ``position > after``, in ``position`` order, at most ``limit``."""
 
-    @abstractmethod
     def leads(
         self,
         *,
@@ -401,8 +400,17 @@ class Repository(ABC):
         ``where``: each named field, base or the application's own, equals the value,
         checked with :func:`where_values`), ordered by ``(created_at, id)``, those after
         ``after`` only, at most ``limit``."""
+        filters = {
+            "status": status,
+            "tag": tag,
+            "source": source,
+            "owner": owner,
+            "created_since": created_since,
+            "created_until": created_until,
+            "where": where,
+        }
+        return self._list("lead", filters, after, limit)
 
-    @abstractmethod
     def contacts(
         self,
         *,
@@ -416,8 +424,16 @@ class Repository(ABC):
         limit: int | None = None,
     ) -> list[Contact]:
         """Contacts matching every given filter, in the order of :meth:`leads`."""
+        filters = {
+            "type": type,
+            "tag": tag,
+            "source": source,
+            "owner": owner,
+            "lead_id": lead_id,
+            "where": where,
+        }
+        return self._list("contact", filters, after, limit)
 
-    @abstractmethod
     def opportunities(
         self,
         *,
@@ -431,11 +447,33 @@ class Repository(ABC):
         limit: int | None = None,
     ) -> list[Opportunity]:
         """Opportunities matching every given filter, in the order of :meth:`leads`."""
+        filters = {
+            "stage": stage,
+            "owner": owner,
+            "setter": setter,
+            "contact_id": contact_id,
+            "lead_id": lead_id,
+            "where": where,
+        }
+        return self._list("opportunity", filters, after, limit)
 
-    @abstractmethod
     def count(self, kind: SubjectKind, **filters: Any) -> int:
         """How many records of ``kind`` the list method of that kind would return with
         ``filters`` and no ``after`` or ``limit``."""
+        check_filters(kind, filters)
+        return self._count(kind, {name: v for name, v in filters.items() if v is not None})
+
+    @abstractmethod
+    def _list(
+        self, kind: SubjectKind, filters: dict[str, Any], after: Cursor | None, limit: int | None
+    ) -> list[Any]:
+        """The records of ``kind`` matching ``filters`` (the list methods' keywords, a
+        value ``None`` meaning no filter), ordered by ``(created_at, id)``, after
+        ``after``, at most ``limit``."""
+
+    @abstractmethod
+    def _count(self, kind: SubjectKind, filters: dict[str, Any]) -> int:
+        """How many records :meth:`_list` would return without ``after`` and ``limit``."""
 
     @abstractmethod
     def people_like(

@@ -11,7 +11,7 @@ import sqlite3
 import threading
 import time
 import typing
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, NoReturn, TypeVar, cast
@@ -739,7 +739,7 @@ class SqlRepository(Repository):
             return extracted == sa.func.json_extract(_dumps(stored), "$")
         return sa.func.json_unquote(extracted) == stored
 
-    def count(self, kind: SubjectKind, **filters: Any) -> int:
+    def _count(self, kind: SubjectKind, filters: dict[str, Any]) -> int:
         table = s.RECORD_TABLES[kind]
         where = self._conditions(kind, filters)
         query = sa.select(sa.func.count()).select_from(table).where(*where)
@@ -774,73 +774,10 @@ class SqlRepository(Repository):
     def _tagged(table: sa.Table, tag: str) -> Any:
         return table.c.id.in_(sa.select(s.tags.c.record_id).where(s.tags.c.tag == tag))
 
-    def leads(
-        self,
-        *,
-        status: LeadStatus | None = None,
-        tag: str | None = None,
-        source: str | None = None,
-        owner: str | None = None,
-        created_since: datetime | None = None,
-        created_until: datetime | None = None,
-        where: Mapping[str, Any] | None = None,
-        after: Cursor | None = None,
-        limit: int | None = None,
-    ) -> list[Lead]:
-        filters = {
-            "status": status,
-            "tag": tag,
-            "source": source,
-            "owner": owner,
-            "created_since": created_since,
-            "created_until": created_until,
-            "where": where,
-        }
-        return self._select("lead", self._conditions("lead", filters), limit, after)
-
-    def contacts(
-        self,
-        *,
-        type: ContactType | None = None,
-        tag: str | None = None,
-        source: str | None = None,
-        owner: str | None = None,
-        lead_id: UUID | None = None,
-        where: Mapping[str, Any] | None = None,
-        after: Cursor | None = None,
-        limit: int | None = None,
-    ) -> list[Contact]:
-        filters = {
-            "type": type,
-            "tag": tag,
-            "source": source,
-            "owner": owner,
-            "lead_id": lead_id,
-            "where": where,
-        }
-        return self._select("contact", self._conditions("contact", filters), limit, after)
-
-    def opportunities(
-        self,
-        *,
-        stage: Stage | None = None,
-        owner: str | None = None,
-        setter: str | None = None,
-        contact_id: UUID | None = None,
-        lead_id: UUID | None = None,
-        where: Mapping[str, Any] | None = None,
-        after: Cursor | None = None,
-        limit: int | None = None,
-    ) -> list[Opportunity]:
-        filters = {
-            "stage": stage,
-            "owner": owner,
-            "setter": setter,
-            "contact_id": contact_id,
-            "lead_id": lead_id,
-            "where": where,
-        }
-        return self._select("opportunity", self._conditions("opportunity", filters), limit, after)
+    def _list(
+        self, kind: SubjectKind, filters: dict[str, Any], after: Cursor | None, limit: int | None
+    ) -> list[Any]:
+        return self._select(kind, self._conditions(kind, filters), limit, after)
 
     def people_like(
         self,
