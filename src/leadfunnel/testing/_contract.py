@@ -46,6 +46,21 @@ __all__ = ["RepositoryContract"]
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 
+class _CustomLead(Lead):
+    """An application's lead, with fields of its own (custom fields)."""
+
+    endpoints: int | None = None
+    vip: bool | None = None
+
+
+class _CustomContact(Contact):
+    endpoints: int | None = None
+
+
+class _CustomDeal(Opportunity):
+    po_number: str | None = None
+
+
 def lead(n: int | str, **fields: Any) -> Lead:
     """A stored-looking lead (version 1) with its own e-mail."""
     base: dict[str, Any] = {
@@ -1268,6 +1283,38 @@ class RepositoryContract(ABC):
             repo.commit(ChangeSet(rewrites=[touch(keep, "connected")]))
         repo.compact()  # safe to call at any time
         assert repo.get(keep.id) == bump(keep)
+
+    def test_the_applications_own_models_and_fields(self, repo: Repository) -> None:
+        """``use_models``: records come back as the application's subclasses, their own
+        fields kept, filtered on with ``where``, and carried by merge logs."""
+        repo.use_models(lead=_CustomLead, contact=_CustomContact, opportunity=_CustomDeal)
+        a = _CustomLead.model_validate({**lead(1).model_dump(), "endpoints": 40, "vip": True})
+        b = _CustomLead.model_validate({**lead(2).model_dump(), "endpoints": 7})
+        c = _CustomContact.model_validate({**contact(3).model_dump(), "endpoints": 12})
+        d = _CustomDeal.model_validate({**deal(c).model_dump(), "po_number": "PO-1"})
+        add(repo, a, b, c, d)
+        assert repo.get(a.id) == a
+        assert type(repo.get(c.id)) is _CustomContact
+        assert repo.get_many([d.id]) == {d.id: d}
+        assert [r.id for r in repo.leads(where={"endpoints": 40})] == [a.id]
+        assert [r.id for r in repo.leads(where={"vip": True})] == [a.id]
+        assert [r.id for r in repo.leads(where={"vip": None})] == [b.id]
+        assert [r.id for r in repo.leads(where={"source": "webinar", "endpoints": 7})] == [b.id]
+        assert [r.id for r in repo.contacts(where={"endpoints": 12})] == [c.id]
+        assert [r.id for r in repo.opportunities(where={"po_number": "PO-1"})] == [d.id]
+        assert repo.count("lead", where={"endpoints": 40}) == 1
+        edited = bump(a, endpoints=41)
+        repo.commit(ChangeSet(updates=[edited]))
+        assert repo.get(a.id) == edited
+        assert repo.leads(where={"endpoints": 40}) == []
+        log = MergeLog(uuid4(), a.id, T0, edited, b, edited.version + 1)
+        repo.commit(ChangeSet(updates=[bump(edited)], deletes=[b], add_merge=log))
+        last = repo.last_merge(a.id)
+        assert last is not None
+        assert isinstance(last.other, _CustomLead)
+        assert last.other.endpoints == 7
+        with pytest.raises(InvalidArgumentError, match="no field 'colour'"):
+            repo.leads(where={"colour": "red"})
 
     def test_a_transaction_keeps_all_its_commits_or_none(self, repo: Repository) -> None:
         a, b, c = lead(1), lead(2), lead(3)
