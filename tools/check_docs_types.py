@@ -15,6 +15,7 @@ errors are printed as ``docs/page.md:line: error: ...`` and the exit status is m
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 import tempfile
@@ -59,13 +60,13 @@ def check(pages: list[Path], *, pydantic_plugin: bool = True) -> tuple[str, str,
     """Run mypy on the pages' examples; its report speaks of the pages and their lines."""
     with tempfile.TemporaryDirectory(prefix="leadfunnel-docs-types-") as tmp:
         directory = Path(tmp)
-        modules: dict[str, Path] = {}
+        modules: dict[str, Path] = {}  # file name -> page
         for page in pages:
             source = module_source(page.read_text(encoding="utf-8"))
             if source.strip():
                 path = directory / f"{module_name(page)}.py"
                 path.write_text(source, encoding="utf-8")
-                modules[str(path)] = page
+                modules[path.name] = page
         if not modules:
             return "no Python examples to check\n", "", 0
         config = directory / "mypy.ini"
@@ -77,12 +78,13 @@ def check(pages: list[Path], *, pydantic_plugin: bool = True) -> tuple[str, str,
                 str(config),
                 "--cache-dir",
                 str(ROOT / ".mypy_cache" / "docs"),
-                *modules,
+                *(str(directory / name) for name in modules),
             ]
         )
 
     def where(match: re.Match[str]) -> str:
-        page = modules.get(match["path"])
+        # By file name: mypy repeats a cached module's errors with the path it had then.
+        page = modules.get(Path(match["path"]).name)
         if page is None:
             return match[0]
         return f"{shown(page)}:{match['line']}:"
@@ -114,4 +116,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    status = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)  # as mypy's own command exits: tearing its caches down takes seconds
