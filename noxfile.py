@@ -29,15 +29,17 @@ def acceptance(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     """ruff: lint and formatting."""
     session.install("ruff")
-    session.run("ruff", "check", "src", "tests", "benchmarks", "noxfile.py")
-    session.run("ruff", "format", "--check", "src", "tests", "benchmarks", "noxfile.py")
+    session.run("ruff", "check", "src", "tests", "benchmarks", "tools", "noxfile.py")
+    session.run("ruff", "format", "--check", "src", "tests", "benchmarks", "tools", "noxfile.py")
 
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    """mypy --strict on the library."""
+    """mypy --strict on the library, the tests and the docs' examples."""
     session.install("-e", ".[test]", "mypy")
     session.run("mypy")
+    session.run("mypy", "--strict", "tests", "tools")
+    session.run("python", "tools/check_docs_types.py")
 
 
 @nox.session
