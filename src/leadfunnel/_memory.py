@@ -239,10 +239,11 @@ class InMemoryRepository(Repository):
             subjects = self._touch_subject if isinstance(item, Touch) else self._event_subject
             if item.id not in subjects:
                 raise NotFoundError(item.id, "touch" if isinstance(item, Touch) else "event")
-        merge_ids = {log.id for logs in self._merges.values() for log in logs}
-        for log in changes.rewrite_merges:
-            if log.id not in merge_ids:
-                raise NotFoundError(log.id, "merge log")
+        if changes.rewrite_merges:
+            merge_ids = {log.id for logs in self._merges.values() for log in logs}
+            for log in changes.rewrite_merges:
+                if log.id not in merge_ids:
+                    raise NotFoundError(log.id, "merge log")
         for record in changes.checks:
             stored = self._stored(record.id, record.kind)
             if stored.version != record.version:
@@ -250,6 +251,8 @@ class InMemoryRepository(Repository):
         # Only the keys this change set claims matter: look them up, never copy the
         # whole index (that made every commit O(records)).
         claiming = [r for r in changes.records() if r.id not in same_keys]
+        if not claiming and not changes.moves:
+            return same_keys  # a trigger: nothing claims a key, nothing moves
         wanted = {key for record in claiming for key in self._claimed_keys(record)}
         claims: dict[str, UUID] = {
             key: self._keys[key] for key in wanted if key in self._keys and key not in released
@@ -297,7 +300,12 @@ class InMemoryRepository(Repository):
             self._position += 1
             event = event.model_copy(update={"position": self._position})
             stored.append(event)
-            insort(self._events[event.subject_id], (event.at, self._position, event), key=_order)
+            history = self._events[event.subject_id]
+            row = (event.at, self._position, event)
+            if history and _order(row) < _order(history[-1]):
+                insort(history, row, key=_order)
+            else:
+                history.append(row)  # the usual case: the newest event of its subject
             self._event_subject[event.id] = event.subject_id
             self._event_by_id[event.id] = event
             self._feed.append(event.id)
