@@ -446,7 +446,7 @@ def test_unknown_ids_and_wrong_kinds_are_not_found(funnel: Funnel) -> None:
     assert "funnel.leads()" in str(err)
     refused(funnel, NotFoundError, lambda: funnel.farm("not-a-uuid"))
     err = refused(funnel, NotFoundError, lambda: funnel.farm(opp))
-    assert "no lead with id" in str(err)
+    assert "is an opportunity, not a lead" in str(err)
     refused(funnel, NotFoundError, lambda: funnel.sit(lead))
     refused(funnel, NotFoundError, lambda: funnel.avoid(opp))
     with pytest.raises(NotFoundError):

@@ -9,6 +9,7 @@ between) and one :class:`~leadfunnel.Event` per changed record.
 
 from __future__ import annotations
 
+import enum
 import functools
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -30,6 +31,7 @@ __all__ = [
     "fill_from",
     "lifecycle_of",
     "load",
+    "member",
     "refuse_erased",
     "require_aware",
     "retrying",
@@ -108,11 +110,32 @@ def load(
     record = repository.get(id)
     if not isinstance(record, kind):
         names = kind if isinstance(kind, tuple) else (kind,)
-        wanted = " or ".join(k.kind for k in names)
-        raise NotFoundError(record.id, wanted)
+        wanted = " or ".join(dict.fromkeys(k.kind for k in names))
+        raise NotFoundError(
+            record.id, wanted, f"{record.id} is {_a(record.kind)}, not {_a(wanted)}"
+        )
     if not erased:
         refuse_erased(record)
     return record
+
+
+def _a(noun: str) -> str:
+    return f"{'an' if noun[0] in 'aeiou' else 'a'} {noun}"
+
+
+_E = TypeVar("_E", bound=enum.Enum)
+
+
+def member(kind: type[_E], value: Any, name: str) -> _E:
+    """``value`` as a member of the enum ``kind``; else an
+    :class:`~leadfunnel.InvalidArgumentError` listing the allowed values."""
+    try:
+        return kind(value)
+    except ValueError:
+        raise InvalidArgumentError(
+            f"{name}={value!r} is not a {kind.__name__}; use one of: "
+            + ", ".join(str(m.value) for m in kind)
+        ) from None
 
 
 def refuse_erased(record: Record) -> None:

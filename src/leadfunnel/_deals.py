@@ -15,7 +15,7 @@ from uuid import UUID
 
 import pydantic
 
-from ._changes import bump, event, load, require_aware
+from ._changes import bump, event, load, member, require_aware
 from ._enums import ContactType, LostReason, Stage
 from ._lifecycle import CONTACT, OPPORTUNITY
 from ._models import Contact, Opportunity
@@ -94,13 +94,7 @@ def lose(
     actor: str | None,
 ) -> Opportunity:
     """Closed lost for ``reason``; ``unqualified`` and ``avoid`` move the contact too."""
-    try:
-        lost = LostReason(reason)
-    except ValueError:
-        raise ValueError(
-            f"{reason!r} is not a lost reason; use one of: "
-            + ", ".join(r.value for r in LostReason)
-        ) from None
+    lost = member(LostReason, reason, "reason")
     return move_deal(
         repository,
         deal_id,

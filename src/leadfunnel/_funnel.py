@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from uuid import UUID
 
 from . import _conversion, _deals, _follow_ups, _leads, _merging, _people, _privacy
-from ._changes import Subject, require_aware, retrying, subject_id
+from ._changes import Subject, member, require_aware, retrying, subject_id
 from ._clock import Clock, SystemClock
 from ._enums import Channel, ContactType, LeadStatus, LostReason, Outcome, Stage
 from ._errors import InvalidArgumentError, NotFoundError
@@ -564,8 +564,8 @@ class Funnel:
         return _follow_ups.touch(
             self.repository,
             self._id(subject),
-            Channel(channel),
-            Outcome(outcome),
+            member(Channel, channel, "channel"),
+            member(Outcome, outcome, "outcome"),
             cadence=self.cadence,
             now=now,
             actor=actor,
@@ -860,9 +860,7 @@ class Funnel:
         """Stage-to-stage conversion counted from history, ``since <= at < until``."""
         from ._reports import build_report
 
-        return build_report(
-            self.repository, since=since, until=until, by=by, now=self.clock.now()
-        )
+        return build_report(self.repository, since=since, until=until, by=by, now=self.clock.now())
 
     def compare(
         self,
@@ -935,17 +933,8 @@ _E = TypeVar("_E", LeadStatus, ContactType, Stage)
 
 
 def _member(enum: type[_E], value: _E | str | None, name: str) -> _E | None:
-    """``value`` as a member of ``enum``; an :class:`InvalidArgumentError` listing the
-    allowed values if it is none of them."""
-    if value is None:
-        return None
-    try:
-        return enum(value)
-    except ValueError:
-        raise InvalidArgumentError(
-            f"{name}={value!r} is not a {enum.__name__}; use one of: "
-            + ", ".join(member.value for member in enum)
-        ) from None
+    """``value`` as a member of ``enum`` (``None`` stays ``None``)."""
+    return None if value is None else member(enum, value, name)
 
 
 def _aware_or_none(value: datetime | None, name: str) -> datetime | None:
