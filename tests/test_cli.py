@@ -10,7 +10,7 @@ from pathlib import Path
 from unittest.mock import ANY
 
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from leadfunnel import Funnel, Lead, LeadStatus, SqlRepository
 from leadfunnel._cli import main
@@ -54,7 +54,7 @@ def db(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'cli.db'}"
 
 
-def invoke(runner: CliRunner, *args: str) -> object:
+def invoke(runner: CliRunner, *args: str) -> Result:
     return runner.invoke(main, list(args), catch_exceptions=False)
 
 
@@ -110,22 +110,22 @@ def test_qualify_due_report_and_diagram(runner: CliRunner, db: str, tmp_path: Pa
     runner.invoke(main, ["import", str(write(tmp_path, "l.csv", SALESFORCE)), "--db", db])
     rules = write(tmp_path, "rules.toml", RULES)
     result = invoke(runner, "qualify", "--rules", str(rules), "--db", db)
-    assert result.output.strip() == "2 qualified, 0 disqualified, 0 waiting for a call or more data"  # type: ignore[attr-defined]
+    assert result.output.strip() == "2 qualified, 0 disqualified, 0 waiting for a call or more data"
 
     due = invoke(runner, "due", "--db", db, "--at", "2030-01-01T00:00:00+00:00")
-    assert "2 follow-ups due, 2 overdue." in due.output  # type: ignore[attr-defined]
+    assert "2 follow-ups due, 2 overdue." in due.output
 
     table = invoke(runner, "report", "--db", db)
-    assert "qualified" in table.output  # type: ignore[attr-defined]
-    as_json = json.loads(invoke(runner, "report", "--db", db, "--format", "json").output)  # type: ignore[attr-defined]
+    assert "qualified" in table.output
+    as_json = json.loads(invoke(runner, "report", "--db", db, "--format", "json").output)
     assert as_json["steps"][1] == {"step": "qualified", "count": 2, "rate": 1.0, "overall": 1.0}
-    as_csv = invoke(runner, "report", "--db", db, "--format", "csv", "--by", "source").output  # type: ignore[attr-defined]
+    as_csv = invoke(runner, "report", "--db", db, "--format", "csv", "--by", "source").output
     assert as_csv.splitlines()[0] == "scope,group,step,count,rate,overall"
     svg = tmp_path / "funnel.svg"
     invoke(runner, "report", "--db", db, "--format", "svg", "-o", str(svg))
     assert svg.read_text().startswith("<svg")
 
-    diagram = invoke(runner, "diagram", "opportunity").output  # type: ignore[attr-defined]
+    diagram = invoke(runner, "diagram", "opportunity").output
     assert "stateDiagram-v2" in diagram
     assert "contract_sent --> won: win" in diagram
 
@@ -133,8 +133,8 @@ def test_qualify_due_report_and_diagram(runner: CliRunner, db: str, tmp_path: Pa
 def test_every_command_has_help_with_an_example(runner: CliRunner) -> None:
     for command in ("demo", "import", "qualify", "due", "report", "list", "diagram"):
         result = invoke(runner, command, "--help")
-        assert "Example:" in result.output  # type: ignore[attr-defined]
-        assert "leadfunnel " + command in result.output  # type: ignore[attr-defined]
+        assert "Example:" in result.output
+        assert "leadfunnel " + command in result.output
 
 
 def test_the_demo_shows_every_step_and_is_deterministic(runner: CliRunner, tmp_path: Path) -> None:
@@ -145,7 +145,7 @@ def test_the_demo_shows_every_step_and_is_deterministic(runner: CliRunner, tmp_p
         result = invoke(
             runner, "demo", "--db", db, "--leads", "80", "--seed", "3", "--svg", str(svg)
         )
-        outputs.append(result.output)  # type: ignore[attr-defined]
+        outputs.append(result.output)
         assert svg.read_text().startswith("<svg")
     assert outputs[0] == outputs[1].replace(f"{tmp_path / 'b'}.", f"{tmp_path / 'a'}.")
     for step in ("raw", "qualified", "appointment_set", "appointment_sat", "won"):
@@ -240,8 +240,8 @@ def test_rejects_name_the_data_row_and_the_reason(
     source = write(tmp_path, "generic.csv", text)
     rejects = tmp_path / "rejects.csv"
     result = invoke(runner, "import", str(source), "--db", db, "--rejects", str(rejects))
-    assert "1 added, 1 duplicates, 0 avoided, 2 rejected (generic format)" in result.output  # type: ignore[attr-defined]
-    assert f"Rejected rows written to {rejects}" in result.output  # type: ignore[attr-defined]
+    assert "1 added, 1 duplicates, 0 avoided, 2 rejected (generic format)" in result.output
+    assert f"Rejected rows written to {rejects}" in result.output
     with rejects.open(encoding="utf-8", newline="") as handle:
         header, *rows = list(csv.reader(handle))
     assert header == ["row", "reason", "email", "first_name"]
@@ -261,7 +261,7 @@ def test_rejects_stream_across_chunks_in_row_order(
     source = write(tmp_path, "many.csv", "\n".join(lines) + "\n")
     rejects = tmp_path / "rejects.csv"
     result = invoke(runner, "import", str(source), "--db", db, "--rejects", str(rejects))
-    assert "2497 added, 0 duplicates, 0 avoided, 3 rejected" in result.output  # type: ignore[attr-defined]
+    assert "2497 added, 0 duplicates, 0 avoided, 3 rejected" in result.output
     with rejects.open(encoding="utf-8", newline="") as handle:
         rows = list(csv.reader(handle))[1:]
     assert [r[0] for r in rows] == ["700", "1400", "2100"]
@@ -430,7 +430,7 @@ def test_the_demo_checks_the_chart_folder_before_storing_anything(
 def test_due_as_json_and_csv(runner: CliRunner, db: str, tmp_path: Path) -> None:
     invoke(runner, "import", str(write(tmp_path, "l.csv", SALESFORCE)), "--db", db)
     at = ["--db", db, "--at", "2030-01-01T00:00:00+00:00"]
-    data = json.loads(invoke(runner, "due", *at, "--format", "json").output)  # type: ignore[attr-defined]
+    data = json.loads(invoke(runner, "due", *at, "--format", "json").output)
     assert len(data) == 2
     assert set(data[0]) == {
         "subject",

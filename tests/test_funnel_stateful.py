@@ -267,7 +267,7 @@ class FunnelMachine(RuleBasedStateMachine):
             assert result is None, f"{trigger} accepted from {state}"
         else:
             assert result is not None, f"{trigger} refused from {state}"
-            assert self.funnel.get(lead).status == expected  # type: ignore[union-attr]
+            assert self.funnel.get_lead(lead).status == expected
 
     @rule(target=deals, subject=st.one_of(leads, contacts), force=st.booleans())
     def set_appointment(self, subject: UUID, force: bool) -> Any:
@@ -311,7 +311,7 @@ class FunnelMachine(RuleBasedStateMachine):
             kwargs["force"] = force
         if trigger == "reschedule":
             kwargs["appointment_at"] = self.clock.now()
-        contact_before = self.funnel.get(stored.contact_id)
+        contact_before = self.funnel.get_contact(stored.contact_id)
         result = self.attempt(lambda: getattr(self.funnel, trigger)(deal, **kwargs))
         state = stored.stage.value
         expected = contract_allows(
@@ -320,9 +320,9 @@ class FunnelMachine(RuleBasedStateMachine):
         assert (result is not None) == (expected is not None), (trigger, state, force)
         if result is not None:
             assert result.stage == expected
-            contact = self.funnel.get(stored.contact_id)
-            if trigger == "win" and contact_before.type in ("prospect", "client"):  # type: ignore[union-attr]
-                assert contact.type == ContactType.CLIENT  # type: ignore[union-attr]
+            contact = self.funnel.get_contact(stored.contact_id)
+            if trigger == "win" and contact_before.type in ("prospect", "client"):
+                assert contact.type == ContactType.CLIENT
 
     @rule(deal=deals, reason=st.sampled_from(list(LostReason)))
     def lose(self, deal: UUID, reason: LostReason) -> None:

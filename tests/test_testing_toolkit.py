@@ -26,6 +26,7 @@ from leadfunnel import (
 )
 from leadfunnel.rules import Geography, Niche
 from leadfunnel.testing import (
+    FunnelStep,
     ManualClock,
     assert_due,
     assert_history,
@@ -96,21 +97,19 @@ def test_contacts(contact: Contact) -> None:
 @settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
 @given(history=histories(max_steps=20))
 def test_a_history_replays_alike_in_memory_and_on_sqlite(
-    history: list[object], tmp_path_factory: pytest.TempPathFactory
+    history: list[FunnelStep], tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     memory = Funnel(InMemoryRepository(), clock=ManualClock(START))
     path = tmp_path_factory.mktemp("history") / "f.db"
     sql = Funnel(SqlRepository(f"sqlite:///{path}"), clock=ManualClock(START))
-    replay(memory, history)  # type: ignore[arg-type]
-    replay(sql, history)  # type: ignore[arg-type]
+    replay(memory, history)
+    replay(sql, history)
     counts = {n: s.count for n, s in memory.report().steps.items()}
     assert counts == {n: s.count for n, s in sql.report().steps.items()}
     assert [lead.status for lead in memory.leads()] == [lead.status for lead in sql.leads()]
 
 
 def test_history_steps_add_respond_and_qualify_by_the_engine() -> None:
-    from leadfunnel.testing import FunnelStep
-
     fit = Lead(email="ann@acme.example.com", status="suspect", industry="IT Services", country="US")
     misfit = Lead(email="bo@shop.example.com", industry="Retail", country="US")
     funnel = Funnel(engine=ENGINE, clock=ManualClock(START))
@@ -124,13 +123,13 @@ def test_history_steps_add_respond_and_qualify_by_the_engine() -> None:
     ]
     assert replay(funnel, history) == [fit.id, misfit.id]
     assert_passed_through(funnel, fit, ["suspect", "raw", "qualified"])
-    assert funnel.get(fit.id).profile == "us-it"  # type: ignore[union-attr]
-    assert funnel.get(fit.id).status_at == START + timedelta(days=2)  # type: ignore[union-attr]
-    assert funnel.get(misfit.id).status != "qualified"  # type: ignore[union-attr]
+    assert funnel.get_lead(fit.id).profile == "us-it"
+    assert funnel.get_lead(fit.id).status_at == START + timedelta(days=2)
+    assert funnel.get_lead(misfit.id).status != "qualified"
     assert repr(history[1]) == "respond(#0)"
     without_engine = Funnel(clock=ManualClock(START))
     replay(without_engine, history)  # qualify needs an engine: skipped
-    assert without_engine.get(fit.id).status == "raw"  # type: ignore[union-attr]
+    assert without_engine.get_lead(fit.id).status == "raw"
 
 
 def test_assertions_pass_and_fail_readably() -> None:
