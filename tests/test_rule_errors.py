@@ -7,6 +7,7 @@ import pytest
 
 from leadfunnel import (
     BaseRule,
+    ConfigError,
     Funnel,
     Lead,
     LeadFunnelError,
@@ -88,3 +89,30 @@ def test_a_rule_that_fails_is_a_rule_error_and_nothing_changes(
     assert [e.name for e in funnel.history(lead)] == ["capture"]
     with pytest.raises(RuleError):
         engine.profiles[0].explain(lead)
+
+
+class Misspelt(BaseRule):
+    name = "misspelt"
+
+    def evaluate(self, lead: Lead) -> Verdict:
+        return Verdict.unknown("no address", missing=["emial"])
+
+
+def test_a_verdict_naming_a_field_the_lead_lacks_is_a_rule_error() -> None:
+    engine = QualificationEngine([Profile("p", [Misspelt()])])
+    with pytest.raises(RuleError, match="'emial' is missing, but Lead has no such field"):
+        engine.evaluate(Lead(first_name="Pat"))
+
+
+@pytest.mark.parametrize("weight", [-3, 0, float("nan"), float("inf"), "2", True])
+def test_a_rule_weight_must_be_a_positive_number(weight: object) -> None:
+    class Weighted:
+        name = "weighted"
+
+        def evaluate(self, lead: Lead) -> Verdict:
+            return Verdict.passed("ok")
+
+    rule = Weighted()
+    rule.weight = weight  # type: ignore[attr-defined]
+    with pytest.raises(ConfigError, match="rule 'weighted' has weight"):
+        Profile("p", [rule])

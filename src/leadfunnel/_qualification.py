@@ -13,6 +13,7 @@ The lead qualifies when any profile fits. ``engine.evaluate(lead)`` changes noth
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from os import PathLike
 from pathlib import Path
@@ -183,7 +184,7 @@ class Profile:
                 )
         self._names = tuple(_rule_name(r) for r in self.rules)
         self._hard = tuple(bool(getattr(r, "hard", False)) for r in self.rules)
-        self._weights = tuple(float(getattr(r, "weight", 1.0)) for r in self.rules)
+        self._weights = tuple(_weight(name, r) for r in self.rules)
         self._total = sum(self._weights)
         # (check, hard, weight) per rule: built-in rules answer with a code and
         # allocate nothing; any other rule is asked for its verdict.
@@ -202,6 +203,22 @@ class Profile:
             verdict = _judge(rule, self.name)(lead)
             verdicts.append(verdict if verdict.rule == name else _with_rule(verdict, name))
         return tuple(verdicts)
+
+
+def _weight(profile: str, rule: Rule) -> float:
+    """The rule's ``weight`` (default 1): a positive, finite number, or a ConfigError."""
+    weight = getattr(rule, "weight", 1.0)
+    if (
+        isinstance(weight, bool)
+        or not isinstance(weight, (int, float))
+        or not math.isfinite(weight)
+        or weight <= 0
+    ):
+        raise ConfigError(
+            f"profile {profile!r}: rule {_rule_name(rule)!r} has weight {weight!r}; "
+            "a weight is a positive number (its share of the score)"
+        )
+    return float(weight)
 
 
 def _checker(rule: Rule, profile: str) -> Callable[[Lead], int]:
@@ -230,6 +247,16 @@ def _judge(rule: Rule, profile: str) -> Callable[[Lead], Verdict]:
             raise RuleError(name, profile, lead.id, f"{type(exc).__name__}: {exc}") from exc
         if not isinstance(verdict, Verdict):
             raise RuleError(name, profile, lead.id, f"it returned {verdict!r}, not a Verdict")
+        fields = type(lead).model_fields
+        unknown = [field for field in verdict.missing if field not in fields]
+        if unknown:
+            raise RuleError(
+                name,
+                profile,
+                lead.id,
+                f"its verdict says {unknown[0]!r} is missing, but {type(lead).__name__} has "
+                "no such field (missing= names the fields a lead lacks)",
+            )
         return verdict
 
     return evaluate
