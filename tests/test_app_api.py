@@ -134,3 +134,19 @@ def test_a_bad_argument_is_an_invalid_argument_error_listing_the_allowed(
     with pytest.raises(InvalidArgumentError, match=says) as err:
         call(funnel)
     assert isinstance(err.value, (LeadFunnelError, ValueError))
+
+
+def test_capture_result_tells_a_new_lead_from_a_known_person(funnel: Funnel) -> None:
+    first = funnel.capture_result(Lead(**person(1)))
+    assert first.new
+    assert (first.event.name, first.event.source, first.event.dest) == ("capture", None, "raw")
+    again = funnel.capture_result(Lead(**person(1, city="Austin")))
+    assert not again.new
+    assert again.record.id == first.record.id
+    assert again.event.data["fields"] == ["city"]
+    funnel.qualify(first.record, force=True)
+    contact_id = funnel.set_appointment(first.record).contact_id
+    known = funnel.capture_result(Lead(**person(1)))
+    assert (known.new, known.record.id, known.record.kind) == (False, contact_id, "contact")
+    with pytest.raises(NotFoundError, match="is a contact, not a lead"):
+        funnel.qualify(known.record)

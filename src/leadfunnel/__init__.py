@@ -39,6 +39,7 @@ from ._importing import ImportIssue, ImportReport
 from ._lifecycle import FUNNEL_STEPS, TIMED_STEPS, diagram
 from ._memory import InMemoryRepository
 from ._models import Contact, Event, Lead, Opportunity, Person, Touch
+from ._people import Captured
 from ._privacy import Erasure
 from ._protocols import Router
 from ._qualification import Profile, QualificationEngine, QualificationResult
@@ -86,6 +87,7 @@ __all__ = [
     "BaseRule",
     "BusinessHours",
     "CadencePolicy",
+    "Captured",
     "ChangeSet",
     "Channel",
     "Clock",

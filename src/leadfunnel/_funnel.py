@@ -33,6 +33,7 @@ from ._importing import ImportIssue, ImportReport
 from ._memory import InMemoryRepository
 from ._merging import FREE_MAIL_DOMAINS
 from ._models import Contact, Event, Lead, Opportunity, Touch
+from ._people import Captured
 from ._privacy import Erasure
 from ._protocols import Engine, Router
 from ._qualification import QualificationResult
@@ -185,7 +186,20 @@ class Funnel:
         duplicated: a suspect or farm-list lead responds (moves to raw), anyone else
         gets a ``capture`` event; either way its empty fields are filled from ``lead``.
         A match on the avoid list raises :class:`AvoidListedError` and records nothing.
+        :meth:`capture_result` also says whether the record is new.
         """
+        return self.capture_result(lead, at=at, actor=actor, reason=reason).record
+
+    def capture_result(
+        self,
+        lead: Lead,
+        *,
+        at: datetime | None = None,
+        actor: str | None = None,
+        reason: str | None = None,
+    ) -> Captured:
+        """:meth:`capture`, telling what it did: a :class:`Captured` with the record,
+        ``new`` (a lead made just now, or a known person) and the event recorded."""
         return _people.capture(
             self.repository,
             self._as_model(lead),

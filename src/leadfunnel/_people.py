@@ -7,6 +7,7 @@ match on an avoided person is an :class:`~leadfunnel.AvoidListedError`.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
@@ -34,14 +35,36 @@ from ._errors import (
     NotFoundError,
 )
 from ._lifecycle import CONTACT, LEAD
-from ._models import Contact, Lead, Opportunity, SubjectKind, identity_keys, is_avoided, state_of
+from ._models import (
+    Contact,
+    Event,
+    Lead,
+    Opportunity,
+    SubjectKind,
+    identity_keys,
+    is_avoided,
+    state_of,
+)
 from ._protocols import Router, assign_owner
 from ._repository import ChangeSet, Repository
 from ._suppression import Suppressor
 
-__all__ = ["add", "avoid", "capture", "find", "holder_of", "update"]
+__all__ = ["Captured", "add", "avoid", "capture", "find", "holder_of", "update"]
 
 _R = TypeVar("_R", bound=Lead | Contact | Opportunity)
+
+
+@dataclass(frozen=True, slots=True)
+class Captured:
+    """What :meth:`Funnel.capture_result` did: ``record`` carries the response; ``new``
+    says whether it is a lead made just now (else a known person, a contact before its
+    converted lead); ``event`` is the ``capture`` (or ``respond``) event recorded, whose
+    ``data["fields"]`` lists the empty fields the response filled."""
+
+    record: Lead | Contact
+    new: bool
+    event: Event
+
 
 _ADDABLE_LEAD_STATUSES = (
     LeadStatus.SUSPECT,
@@ -85,9 +108,10 @@ def capture(
     reason: str | None,
     router: Router | None,
     suppressor: Suppressor,
-) -> Lead | Contact:
-    """Record an inbound response; return the record that carries it. A capture that
-    lost a race (the person was stored, changed or avoided meanwhile) looks again."""
+) -> Captured:
+    """Record an inbound response: what carries it, and whether it is a new lead. A
+    capture that lost a race (the person was stored, changed or avoided meanwhile)
+    looks again."""
     return _capture(repository, lead, now, actor, reason, router, suppressor)
 
 
@@ -100,7 +124,7 @@ def _capture(
     reason: str | None,
     router: Router | None,
     suppressor: Suppressor,
-) -> Lead | Contact:
+) -> Captured:
     holder = holder_of(repository, lead)
     if holder is not None and is_avoided(holder):
         _refuse_match(lead, holder)
@@ -114,7 +138,7 @@ def _capture(
         except DuplicateError:
             # Someone stored this person since we looked: look again (capture retries).
             raise ConcurrencyError(stored.id, 0) from None
-        return stored
+        return Captured(stored, True, new)
     filled = fill_from(holder, lead)
     # An e-mail or phone another record holds is that record's, not news for this one.
     taken = repository.find_keys(identity_keys(lead))
@@ -139,9 +163,10 @@ def _capture(
         # if it changed meanwhile (avoided, say), the commit fails and capture retries.
         changes.checks.append(holder)
     data = {"fields": sorted(k for k in filled if k not in ("status", "status_at"))}
-    changes.events.append(event(holder, name, state, dest, now, actor, reason, data))
+    recorded = event(holder, name, state, dest, now, actor, reason, data)
+    changes.events.append(recorded)
     repository.commit(changes)
-    return holder
+    return Captured(holder, False, recorded)
 
 
 def avoid(
