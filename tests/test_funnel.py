@@ -118,7 +118,7 @@ def test_add_stores_a_lead_with_one_add_event(funnel: Funnel, clock: ManualClock
 @pytest.mark.parametrize("status", ["suspect", "farm_list", "raw", "avoid"])
 def test_add_takes_the_list_statuses(funnel: Funnel, status: str) -> None:
     lead = funnel.add(Lead(**person(1, status=status)))
-    assert funnel.get(lead.id).status == status  # type: ignore[union-attr]
+    assert funnel.get_lead(lead.id).status == status
     assert moves(funnel, lead) == [("add", None, status)]
 
 
@@ -246,7 +246,7 @@ def test_capture_matches_the_contact_before_its_converted_lead(funnel: Funnel) -
     assert carrier.id == opp.contact_id
     assert carrier.city == "Dallas"
     assert moves(funnel, carrier)[-1] == ("capture", "prospect", "prospect")
-    assert funnel.get(lead.id).city is None  # type: ignore[union-attr]
+    assert funnel.get_lead(lead.id).city is None
     assert len(funnel.leads()) == 1
     assert len(funnel.contacts()) == 1
 
@@ -516,7 +516,8 @@ def test_avoid_from_any_lead_state(funnel: Funnel, start: str) -> None:
     elif start == "unqualified":
         funnel.disqualify(lead)
     avoided = funnel.avoid(lead, reason="asked us to stop")
-    assert avoided.status == LeadStatus.AVOID  # type: ignore[union-attr]
+    assert isinstance(avoided, Lead)
+    assert avoided.status == LeadStatus.AVOID
     assert moves(funnel, lead)[-1] == ("avoid", start, "avoid")
     assert funnel.history(lead)[-1].reason == "asked us to stop"
 
@@ -544,8 +545,9 @@ def test_avoiding_a_converted_lead_avoids_its_contact(funnel: Funnel) -> None:
     opp = funnel.set_appointment(lead)
     result = funnel.avoid(lead, actor="ana")
     assert result.id == lead.id
-    assert result.status == LeadStatus.AVOID  # type: ignore[union-attr]
-    assert funnel.get(opp.contact_id).type == ContactType.AVOID  # type: ignore[union-attr]
+    assert isinstance(result, Lead)
+    assert result.status == LeadStatus.AVOID
+    assert funnel.get_contact(opp.contact_id).type == ContactType.AVOID
     assert moves(funnel, lead)[-1] == ("avoid", "converted", "avoid")
     assert moves(funnel, opp.contact_id)[-1] == ("avoid", "prospect", "avoid")
     refused(funnel, AvoidListedError, lambda: funnel.add(Lead(email=lead.email)))
@@ -560,10 +562,10 @@ def test_avoiding_a_contact_closes_its_open_deals_as_lost(funnel: Funnel) -> Non
     funnel.avoid(won.contact_id, actor="ana", reason="asked us to stop")
     assert funnel.get(won.id) == won  # a closed deal stays as it was
     for deal, stage in ((second, "proposing"), (third, "appointment_set")):
-        closed = funnel.get(deal.id)
-        assert closed.stage == Stage.LOST  # type: ignore[union-attr]
-        assert closed.lost_reason == LostReason.AVOID  # type: ignore[union-attr]
-        assert closed.closed_at is not None  # type: ignore[union-attr]
+        closed = funnel.get_opportunity(deal.id)
+        assert closed.stage == Stage.LOST
+        assert closed.lost_reason == LostReason.AVOID
+        assert closed.closed_at is not None
         assert moves(funnel, deal)[-1] == ("lose", stage, "lost")
         last = funnel.history(deal)[-1]
         assert (last.actor, last.reason, last.data) == (
@@ -580,9 +582,9 @@ def test_losing_a_deal_with_avoid_closes_the_contacts_other_deals(funnel: Funnel
     second = funnel.set_appointment(first.contact_id)
     lost = funnel.lose(first, reason="avoid", note="threatened to sue")
     assert lost.lost_reason == LostReason.AVOID
-    assert funnel.get(first.contact_id).type == ContactType.AVOID  # type: ignore[union-attr]
-    closed = funnel.get(second.id)
-    assert (closed.stage, closed.lost_reason) == (Stage.LOST, LostReason.AVOID)  # type: ignore[union-attr]
+    assert funnel.get_contact(first.contact_id).type == ContactType.AVOID
+    closed = funnel.get_opportunity(second.id)
+    assert (closed.stage, closed.lost_reason) == (Stage.LOST, LostReason.AVOID)
     assert moves(funnel, second)[-1] == ("lose", "appointment_set", "lost")
 
 
@@ -594,8 +596,9 @@ def test_a_merge_never_leaves_open_deals_with_an_avoided_contact(funnel: Funnel)
     assert str(busy.contact_id) in str(err)
     funnel.avoid(busy.contact_id)  # closes the deal; then the two may merge
     merged = funnel.merge(avoided, busy.contact_id)
-    assert merged.type == ContactType.AVOID  # type: ignore[union-attr]
-    assert funnel.get(busy.id).stage == Stage.LOST  # type: ignore[union-attr]
+    assert isinstance(merged, Contact)
+    assert merged.type == ContactType.AVOID
+    assert funnel.get_opportunity(busy.id).stage == Stage.LOST
 
 
 def test_an_avoided_lead_is_stuck(funnel: Funnel) -> None:
@@ -654,7 +657,7 @@ def test_set_appointment_on_a_raw_lead_needs_force(funnel: Funnel) -> None:
     err = refused(funnel, InvalidTransitionError, lambda: funnel.set_appointment(lead))
     assert "needs force=True" in str(err)
     opp = funnel.set_appointment(lead, force=True, reason="referral called in")
-    assert funnel.get(lead.id).status == LeadStatus.CONVERTED  # type: ignore[union-attr]
+    assert funnel.get_lead(lead.id).status == LeadStatus.CONVERTED
     assert moves(funnel, lead)[-1] == ("convert", "raw", "converted")
     assert funnel.history(opp)[0].reason == "referral called in"
 
@@ -749,8 +752,8 @@ def test_a_deal_runs_every_stage_to_won(funnel: Funnel, clock: ManualClock) -> N
         ("win", "contract_sent", "won"),
     ]
     assert funnel.history(opp)[-1].data["amount"] == "60000.00"
-    contact = funnel.get(opp.contact_id)
-    assert contact.type == ContactType.CLIENT  # type: ignore[union-attr]
+    contact = funnel.get_contact(opp.contact_id)
+    assert contact.type == ContactType.CLIENT
     assert moves(funnel, contact)[-1] == ("win", "prospect", "client")
 
 
@@ -784,7 +787,7 @@ def test_a_second_win_keeps_the_client_and_records_no_contact_event(funnel: Funn
     second = funnel.set_appointment(first.contact_id)
     second = funnel.send_contract(funnel.propose(funnel.sit(second)))
     funnel.win(second)
-    assert funnel.get(first.contact_id).type == ContactType.CLIENT  # type: ignore[union-attr]
+    assert funnel.get_contact(first.contact_id).type == ContactType.CLIENT
     assert len(funnel.history(first.contact_id)) == events
 
 
@@ -807,8 +810,8 @@ def test_lose_for_each_reason(
     assert (event.name, event.source, event.dest) == ("lose", "appointment_sat", "lost")
     assert event.data["lost_reason"] == reason
     assert event.reason == "went quiet"
-    contact = funnel.get(opp.contact_id)
-    assert contact.type == contact_type  # type: ignore[union-attr]
+    contact = funnel.get_contact(opp.contact_id)
+    assert contact.type == contact_type
     contact_moves = moves(funnel, contact)
     if contact_type == "prospect":
         assert contact_moves == [("convert", None, "prospect")]
@@ -828,11 +831,11 @@ def test_a_client_stays_a_client_unless_lost_with_avoid(funnel: Funnel) -> None:
     funnel.win(first)
     contact_id = first.contact_id
     funnel.lose(funnel.set_appointment(contact_id), reason="unqualified")
-    assert funnel.get(contact_id).type == ContactType.CLIENT  # type: ignore[union-attr]
+    assert funnel.get_contact(contact_id).type == ContactType.CLIENT
     funnel.lose(funnel.set_appointment(contact_id), reason="no_decision")
-    assert funnel.get(contact_id).type == ContactType.CLIENT  # type: ignore[union-attr]
+    assert funnel.get_contact(contact_id).type == ContactType.CLIENT
     funnel.lose(funnel.set_appointment(contact_id), reason="avoid")
-    assert funnel.get(contact_id).type == ContactType.AVOID  # type: ignore[union-attr]
+    assert funnel.get_contact(contact_id).type == ContactType.AVOID
 
 
 def test_lose_refuses_an_unknown_reason_and_a_closed_deal(funnel: Funnel) -> None:
@@ -924,8 +927,8 @@ def test_touch_of_a_converted_lead_or_a_deal_points_to_the_contact(funnel: Funne
 def test_an_opt_out_is_remembered_and_honoured(funnel: Funnel) -> None:
     lead = new_lead(funnel, 1)
     funnel.touch(lead, Channel.EMAIL, Outcome.OPTED_OUT)
-    fresh = funnel.get(lead.id)
-    assert Channel.EMAIL in fresh.opt_outs  # type: ignore[union-attr]
+    fresh = funnel.get_lead(lead.id)
+    assert Channel.EMAIL in fresh.opt_outs
     assert fresh.version == lead.version + 1
     assert [n for n, _, _ in moves(funnel, lead)] == ["add", "touch"]
     err = refused(funnel, PolicyError, lambda: funnel.touch(lead, "email", "no_answer"))
@@ -1156,7 +1159,8 @@ def test_merge_fills_unites_moves_and_logs(funnel: Funnel, clock: ManualClock) -
     assert merged.phone == "+15125550134"
     assert merged.first_name == keep.first_name  # known fields are kept
     assert merged.tags == {"a", "b"}
-    assert merged.interest == "high"  # type: ignore[union-attr]
+    assert isinstance(merged, Lead)
+    assert merged.interest == "high"
     assert funnel.get(keep.id) == merged
     with pytest.raises(NotFoundError):
         funnel.get(other.id)
@@ -1232,15 +1236,15 @@ def test_merging_contacts_re_points_their_converted_leads(funnel: Funnel) -> Non
     c2 = funnel.set_appointment(lead2).contact_id
     keep = funnel.add(Contact(**person(3)))
     funnel.merge(c1, c2)
-    assert funnel.get(lead2.id).contact_id == c1  # type: ignore[union-attr]
+    assert funnel.get_lead(lead2.id).contact_id == c1
     assert moves(funnel, lead2)[-1] == ("merge", "converted", "converted")
     funnel.merge(keep, c1)
-    assert funnel.get(lead1.id).contact_id == keep.id  # type: ignore[union-attr]
-    assert funnel.get(lead2.id).contact_id == keep.id  # type: ignore[union-attr]
-    assert funnel.get(keep.id).lead_id == lead1.id  # type: ignore[union-attr]
+    assert funnel.get_lead(lead1.id).contact_id == keep.id
+    assert funnel.get_lead(lead2.id).contact_id == keep.id
+    assert funnel.get_contact(keep.id).lead_id == lead1.id
     # the person is one contact now: avoiding either lead avoids it
     funnel.avoid(lead2)
-    assert funnel.get(keep.id).type == ContactType.AVOID  # type: ignore[union-attr]
+    assert funnel.get_contact(keep.id).type == ContactType.AVOID
 
 
 def test_unmerging_contacts_points_their_leads_back(funnel: Funnel) -> None:
@@ -1251,12 +1255,12 @@ def test_unmerging_contacts_points_their_leads_back(funnel: Funnel) -> None:
     funnel.merge(c1, c2)
     funnel.merge(keep, c1)
     funnel.unmerge(keep)
-    assert funnel.get(lead1.id).contact_id == c1  # type: ignore[union-attr]
-    assert funnel.get(lead2.id).contact_id == c1  # type: ignore[union-attr]
-    assert funnel.get(keep.id).lead_id is None  # type: ignore[union-attr]
+    assert funnel.get_lead(lead1.id).contact_id == c1
+    assert funnel.get_lead(lead2.id).contact_id == c1
+    assert funnel.get_contact(keep.id).lead_id is None
     funnel.unmerge(c1)
-    assert funnel.get(lead2.id).contact_id == c2  # type: ignore[union-attr]
-    assert funnel.get(c2).lead_id == lead2.id  # type: ignore[union-attr]
+    assert funnel.get_lead(lead2.id).contact_id == c2
+    assert funnel.get_contact(c2).lead_id == lead2.id
 
 
 def test_merge_refusals(funnel: Funnel) -> None:
@@ -1281,7 +1285,7 @@ def test_unmerge_restores_both_records_exactly(funnel: Funnel, clock: ManualCloc
     other = funnel.add(Contact(**person(2), city="Austin", tags={"b"}, phone="+15125550134"))
     funnel.touch(other, "call", "connected")
     deal = funnel.set_appointment(other)
-    other = funnel.get(other.id)  # type: ignore[assignment]
+    other = funnel.get_contact(other.id)
     touches = funnel.touches(other)
     keep_history = funnel.history(keep)
     other_history = funnel.history(other)
@@ -1301,7 +1305,7 @@ def test_unmerge_restores_both_records_exactly(funnel: Funnel, clock: ManualCloc
     assert moves(funnel, other)[-1] == ("unmerge", "prospect", "prospect")
     assert funnel.history(keep)[: len(keep_history)] == keep_history
     assert [e.name for e in funnel.history(keep)][len(keep_history) :] == ["merge", "unmerge"]
-    assert funnel.get(deal.id).contact_id == other.id  # type: ignore[union-attr]
+    assert funnel.get_opportunity(deal.id).contact_id == other.id
     # keys are back with their owners
     refused(funnel, DuplicateError, lambda: funnel.add(Lead(phone="+15125550134")))
 
@@ -1325,7 +1329,7 @@ def test_merges_undo_last_first(funnel: Funnel) -> None:
     assert funnel.get(c.id) == c
     assert {lead.id for lead in funnel.leads()} == {keep.id, c.id}  # b is still merged
     restored = funnel.unmerge(keep)
-    assert funnel.get(b.id).city == "B"  # type: ignore[union-attr]
+    assert funnel.get_lead(b.id).city == "B"
     assert restored.city is None
     assert {lead.id for lead in funnel.leads()} == {keep.id, b.id, c.id}
 
