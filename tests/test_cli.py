@@ -435,6 +435,9 @@ def test_due_as_json_and_csv(runner: CliRunner, db: str, tmp_path: Path) -> None
     assert set(data[0]) == {
         "subject",
         "subject_id",
+        "name",
+        "company",
+        "phone",
         "owner",
         "due_at",
         "overdue",
@@ -450,3 +453,13 @@ def test_due_as_json_and_csv(runner: CliRunner, db: str, tmp_path: Path) -> None
     assert [r["subject_id"] for r in rows] == [d["subject_id"] for d in data]
     assert {r["overdue"] for r in rows} == {"True"}
     assert rows[0]["channels"] == ", ".join(data[0]["channels"])
+    # Whom to call, not only an id; --owner and --limit filter in the database.
+    assert {(d["name"], d["company"]) for d in data} == {
+        ("Pat Rivera", "Acme IT"),
+        ("Sam Nguyen", "Bluepeak"),
+    }
+    assert "+15125550134" in {d["phone"] for d in data}
+    table = invoke(runner, "due", *at, "--limit", "1").output
+    assert "1 follow-ups due" in table
+    assert "Acme IT" in table or "Bluepeak" in table
+    assert invoke(runner, "due", *at, "--owner", "nobody").output == "Nothing is due.\n"

@@ -67,9 +67,29 @@ def test_erase_and_export_a_person_by_email_or_phone(tmp_path: Path) -> None:
     assert b"Zelda" not in blob
     code, _, err = run("erase", "--db", db, "zelda@privacy.example.com")
     assert code == 2
-    assert "nobody with e-mail or phone" in err
+    assert "not found: zelda@privacy.example.com" in err
     again = tmp_path / "again.csv"
     again.write_text("first_name,email\nZelda,zelda@privacy.example.com\n", encoding="utf-8")
     code, out, _ = run("import", str(again), "--db", db)
     assert code == 0
     assert "1 avoided" in out
+
+
+def test_erase_reads_people_from_a_file_and_lists_who_was_not_found(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'crm.db'}"
+    funnel = Funnel(SqlRepository(db))
+    for n in range(3):
+        funnel.capture(Lead(first_name=f"P{n}", email=f"p{n}@requests.example.com"))
+    requests = tmp_path / "requests.txt"
+    requests.write_text("p0@requests.example.com\n\np1@requests.example.com\n", encoding="utf-8")
+    code, out, err = run(
+        "erase", "--db", db, "--file", str(requests), "ghost@nowhere.example.com", "--keep-nothing"
+    )
+    assert code == 0  # some were found: the others are listed, not an error
+    assert out.count("records (nothing kept)") == 2
+    assert "not found: ghost@nowhere.example.com" in err
+    left = {lead.email for lead in Funnel(SqlRepository(db)).leads()}
+    assert left == {None, "p2@requests.example.com"}
+    code, _, err = run("erase", "--db", db)
+    assert code == 2
+    assert "name the people to erase" in err

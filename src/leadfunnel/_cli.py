@@ -553,26 +553,46 @@ def _when(value: str | None) -> datetime | None:
 @click.option(
     "--at", "at", default=None, metavar="ISO-DATETIME", help="When to look (default: now, UTC)."
 )
+@click.option("--owner", default=None, help="Only the follow-ups of this owner's people.")
+@click.option("--limit", type=click.IntRange(min=0), default=None, help="The first N only.")
 @_format_option("table", "json", "csv")
 @_output_option
 @_guarded
-def due(db: str, at: str | None, format_: str, output: str | None) -> None:
-    """List the follow-ups due, most overdue first.
+def due(
+    db: str,
+    at: str | None,
+    owner: str | None,
+    limit: int | None,
+    format_: str,
+    output: str | None,
+) -> None:
+    """List the follow-ups due, most overdue first, with whom to call.
 
     \b
     Example:
       leadfunnel due --at 2026-04-01T09:00:00+00:00
+      leadfunnel due --owner ana --limit 20
       leadfunnel due --format csv -o calls.csv
     """
     when = _when(at)  # a bad --at is reported before the database is opened
     funnel = _funnel(db, migrate="check")
-    items = funnel.due(at=when)
+    items = funnel.due(at=when, owner=owner, limit=limit)
+    people = funnel.repository.get_many(item.subject_id for item in items)
     said = f"{len(items)} follow-ups"
+
+    def who(item: Any) -> tuple[str, str, str]:
+        person = people.get(item.subject_id)
+        if person is None:
+            return "", "", ""
+        name = " ".join(p for p in (person.first_name, person.last_name) if p)
+        return name, person.company or "", person.phone or ""
+
     if format_ != "table":
         data = [
             {
                 "subject": item.subject,
                 "subject_id": str(item.subject_id),
+                **dict(zip(("name", "company", "phone"), who(item), strict=True)),
                 "owner": item.owner,
                 "due_at": item.due_at.isoformat(),
                 "overdue": item.overdue,
@@ -596,20 +616,36 @@ def due(db: str, at: str | None, format_: str, output: str | None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table("subject", "id", "owner", "due", "overdue", "escalate to", "touch", "channels")
+    table = Table(
+        "subject",
+        "name",
+        "company",
+        "phone",
+        "owner",
+        "due",
+        "overdue",
+        "escalate to",
+        "touch",
+        "channels",
+        "id",
+    )
     for item in items:
+        name, company, phone = who(item)
         cells = (
             item.subject,
-            str(item.subject_id),
+            name,
+            company,
+            phone,
             item.owner or "-",
             item.due_at.strftime("%Y-%m-%d %H:%M"),
             "yes" if item.overdue else "",
             item.escalated_to or "",
             str(item.touch_number),
             ", ".join(sorted(c.value for c in item.channels)),
+            str(item.subject_id),
         )
         table.add_row(*map(printable, cells))
-    console = Console(width=160, record=True, file=io.StringIO())
+    console = Console(width=200, record=True, file=io.StringIO())
     console.print(table)
     summary = f"{len(items)} follow-ups due, {sum(i.overdue for i in items)} overdue.\n"
     _emit(console.export_text() + summary, output, said)
@@ -618,6 +654,9 @@ def due(db: str, at: str | None, format_: str, output: str | None) -> None:
 _DUE_COLUMNS = (
     "subject",
     "subject_id",
+    "name",
+    "company",
+    "phone",
     "owner",
     "due_at",
     "overdue",
@@ -884,31 +923,56 @@ def events(db: str, after: int, limit: int, follow: bool, interval: float) -> No
 
 @main.command()
 @_db_option
-@click.argument("people", nargs=-1, required=True)
+@click.argument("people", nargs=-1)
+@click.option(
+    "--file",
+    "from_file",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Also erase the people listed in this file, one e-mail or phone a line.",
+)
 @click.option(
     "--keep-nothing",
     is_flag=True,
     help="Keep no hash of their e-mail or phone either: they may be added again.",
 )
 @_guarded
-def erase(db: str, people: tuple[str, ...], keep_nothing: bool) -> None:
+def erase(db: str, people: tuple[str, ...], from_file: str | None, keep_nothing: bool) -> None:
     """Erase people's personal data now (a right-to-erasure request), by e-mail or phone.
 
     Their records keep what reports count; by default their e-mail and phone stay on the
     suppression list as keyed hashes, so nobody can add them again. The database file
-    is compacted afterwards, so no byte of them is left in it (SQLite).
+    is compacted afterwards, so no byte of them is left in it (SQLite). People not found
+    are listed; the status is 2 when nobody was found.
 
     \b
-    Example:
+    Examples:
       leadfunnel erase zelda@example.com +15125550177
+      leadfunnel erase --file requests.txt
     """
+    wanted = list(people)
+    if from_file:
+        text = Path(from_file).read_text(encoding="utf-8-sig")
+        wanted += [line.strip() for line in text.splitlines() if line.strip()]
+    if not wanted:
+        _fail("name the people to erase (e-mail or phone), or give --file")
     funnel = _funnel(db, migrate="check")
-    for who in people:
-        person = _find(funnel, who)
+    missing: list[str] = []
+    erased = 0
+    for who in dict.fromkeys(wanted):
+        person = _find(funnel, who, missing)
+        if person is None:
+            continue
         done = funnel.erase(person, suppress=not keep_nothing, reason="erasure request")
         kept = "suppressed" if done.suppressed else "nothing kept"
         click.echo(f"erased {printable(who)}: {len(done.subject_ids)} records ({kept})")
-    funnel.repository.compact()
+        erased += 1
+    for who in missing:
+        click.echo(f"not found: {printable(who)}", err=True)
+    if erased:
+        funnel.repository.compact()
+    if not erased:
+        _fail(f"nobody of the {len(missing)} named is stored; check the spelling")
 
 
 @main.command(name="export-person")
@@ -924,20 +988,26 @@ def export_person(db: str, person: str, output: str | None) -> None:
       leadfunnel export-person pat@acme-it.example.com -o pat.json
     """
     funnel = _funnel(db, migrate="check")
-    data = funnel.export_person(_find(funnel, person))
+    found = _find(funnel, person)
+    if found is None:
+        _fail(f"nobody with e-mail or phone {person!r} is stored; check the spelling")
+    data = funnel.export_person(found)
     _emit(json.dumps(data, indent=2, ensure_ascii=False) + "\n", output, "1 person")
 
 
-def _find(funnel: Any, who: str) -> Any:
-    """The person with this e-mail (anything with an @) or phone, or exit 2."""
+def _find(funnel: Any, who: str, missing: list[str] | None = None) -> Any:
+    """The person with this e-mail (anything with an @) or phone, or ``None`` (noted
+    in ``missing``); a value that is neither exits 2."""
     from ._errors import InvalidArgumentError
 
     try:
         found = funnel.find(email=who) if "@" in who else funnel.find(phone=who)
     except InvalidArgumentError as exc:
-        _fail(str(exc))
-    if found is None:
-        _fail(f"nobody with e-mail or phone {who!r} is stored; check the spelling")
+        if missing is None:
+            _fail(str(exc))
+        found = None
+    if found is None and missing is not None:
+        missing.append(who)
     return found
 
 
