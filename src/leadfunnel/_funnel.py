@@ -382,12 +382,17 @@ class Funnel:
         actor: str | None = None,
         reason: str | None = None,
         status: LeadStatus | str = LeadStatus.RAW,
+        page_size: int = _leads.PAGE_SIZE,
     ) -> dict[str, int]:
         """Qualify every lead with ``status`` (raw by default); count where they went.
 
         Returns a mapping with ``qualified``, ``unqualified``, ``waiting`` (left raw:
         missing data, or a soft failure waiting for a call) and ``skipped`` (leads that
-        moved under our feet).
+        moved under our feet). Leads are judged ``page_size`` at a time, each page
+        stored in one transaction (memory stays flat; a run stopped at any moment
+        loses nothing, and the next one finishes the job); a lead that stays where it
+        is keeps its version. Each lead gets one ``qualify`` event whose data is the
+        result without the rules' explanations (``qualify(lead)`` records those).
         """
         return _leads.qualify_all(
             self.repository,
@@ -396,6 +401,7 @@ class Funnel:
             now=self._now(at),
             actor=actor,
             reason=reason,
+            page_size=page_size,
         )
 
     # --- appointments and deals -------------------------------------------------------

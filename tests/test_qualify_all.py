@@ -1,0 +1,300 @@
+"""``funnel.qualify_all``: leads judged a page at a time, each page one transaction.
+
+Every test runs on every backend (the ``repository`` fixture). The outcome is compared
+with ``funnel.qualify`` lead by lead on a twin funnel: paging changes how the work is
+done, never where a lead goes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+from uuid import UUID
+
+import pytest
+
+from conftest import person
+from leadfunnel import (
+    Channel,
+    ConcurrencyError,
+    ConfigError,
+    Funnel,
+    InMemoryRepository,
+    Lead,
+    LeadStatus,
+    Outcome,
+    QualificationEngine,
+    Repository,
+)
+from leadfunnel.testing import ManualClock
+
+MSP = {
+    "name": "msp-owner",
+    "rules": [
+        {"rule": "niche", "industries": ["IT Services", "Managed Services"]},
+        {"rule": "authority", "titles": ["ceo", "owner", "founder", "president"]},
+        {"rule": "money", "min_annual_revenue": 1_000_000},
+        {"rule": "geography", "countries": ["US"], "hard": True},
+    ],
+}
+ENGINE = QualificationEngine.from_dict({"profiles": [MSP]})
+
+# Where each lead of ``_mix`` goes: (status, tags added, missing data).
+EXPECTED = {
+    "fit": LeadStatus.QUALIFIED,
+    "abroad": LeadStatus.UNQUALIFIED,  # a hard failure
+    "assistant": LeadStatus.RAW,  # a soft failure, never called
+    "called": LeadStatus.UNQUALIFIED,  # a soft failure, called
+    "mailed": LeadStatus.RAW,  # a soft failure, only e-mailed
+    "untitled": LeadStatus.RAW,  # undecided: no title
+    "vip": LeadStatus.QUALIFIED,
+}
+
+
+def _mix(funnel: Funnel) -> dict[str, UUID]:
+    """Raw leads that go every way qualification can send them, and a suspect."""
+    made = {
+        "fit": funnel.capture(Lead(**person(1))),
+        "abroad": funnel.capture(Lead(**person(2, country="CA"))),
+        "assistant": funnel.capture(Lead(**person(3, title="Office Manager"))),
+        "called": funnel.capture(Lead(**person(4, title="Intern"))),
+        "mailed": funnel.capture(Lead(**person(5, title="Intern"))),
+        "untitled": funnel.capture(Lead(**person(6, title=None))),
+        "vip": funnel.capture(Lead(**person(7, tags={"vip"}))),
+        "suspect": funnel.add(Lead(**person(8, status="suspect"))),
+    }
+    funnel.touch(made["called"], Channel.CALL, Outcome.NO_ANSWER)
+    funnel.touch(made["mailed"], Channel.EMAIL, Outcome.NO_ANSWER)
+    return {name: record.id for name, record in made.items()}
+
+
+@pytest.fixture
+def qualifying(repository: Repository, clock: ManualClock) -> Funnel:
+    return Funnel(repository, clock=clock, engine=ENGINE)
+
+
+def _lead(funnel: Funnel, id: UUID) -> Lead:
+    record = funnel.get(id)
+    assert isinstance(record, Lead)
+    return record
+
+
+@pytest.mark.parametrize("page_size", [1, 3, 1000])
+def test_each_lead_goes_where_qualify_would_send_it(
+    qualifying: Funnel, clock: ManualClock, page_size: int
+) -> None:
+    ids = _mix(qualifying)
+    twin = Funnel(InMemoryRepository(), clock=ManualClock(clock.now()), engine=ENGINE)
+    twin_ids = _mix(twin)
+    clock.advance(hours=1)
+    twin.clock.advance(hours=1)  # type: ignore[attr-defined]
+    counts = qualifying.qualify_all(actor="bulk")
+    assert counts == {"qualified": 2, "unqualified": 2, "waiting": 3, "skipped": 0}
+    for name, status in EXPECTED.items():
+        one_by_one = twin.qualify(twin_ids[name])
+        bulk = _lead(qualifying, ids[name])
+        alone = _lead(twin, twin_ids[name])
+        assert bulk.status == one_by_one.status == status, name
+        assert (bulk.status, bulk.tags, bulk.profile, bulk.status_at) == (
+            alone.status,
+            alone.tags,
+            alone.profile,
+            alone.status_at,
+        ), name
+    assert _lead(qualifying, ids["vip"]).tags == {"vip", "sweet-spot"}
+    assert _lead(qualifying, ids["suspect"]).status == LeadStatus.SUSPECT
+    assert len(qualifying.history(ids["suspect"])) == 1  # not judged, nothing recorded
+
+
+def test_one_compact_qualify_event_per_lead(qualifying: Funnel, clock: ManualClock) -> None:
+    ids = _mix(qualifying)
+    clock.advance(hours=1)
+    qualifying.qualify_all(actor="bulk", reason="monthly review", page_size=2)
+    for name, status in EXPECTED.items():
+        history = qualifying.history(ids[name])
+        judged = [e for e in history if e.name == "qualify"]
+        assert len(judged) == 1, name
+        event = judged[0]
+        assert (event.source, event.dest, event.at) == ("raw", status.value, clock.now())
+        assert (event.actor, event.reason) == ("bulk", "monthly review")
+        assert event.data["qualified"] is (status is LeadStatus.QUALIFIED)
+        assert event.data["forced"] is False
+        assert set(event.data) <= {
+            "qualified",
+            "decision",
+            "profile",
+            "score",
+            "tier",
+            "outcomes",
+            "forced",
+            "missing",
+        }
+        assert "verdicts" not in event.data  # the explanations: funnel.qualify gives them
+    untitled = qualifying.history(ids["untitled"])[-1].data
+    assert (untitled["decision"], untitled["missing"]) == ("undecided", ["title"])
+    fit = qualifying.history(ids["fit"])[-1].data
+    assert (fit["decision"], fit["profile"], fit["score"], fit["tier"]) == (
+        "qualified",
+        "msp-owner",
+        1.0,
+        "warm",
+    )
+    assert "missing" not in fit
+    abroad = qualifying.history(ids["abroad"])[-1].data
+    assert (abroad["decision"], abroad["outcomes"]) == ("hard_fail", {"msp-owner": "hard_fail"})
+
+
+def test_a_lead_that_stays_where_it_is_is_not_rewritten(
+    qualifying: Funnel, clock: ManualClock
+) -> None:
+    ids = _mix(qualifying)
+    before = {name: _lead(qualifying, id) for name, id in ids.items()}
+    clock.advance(hours=1)
+    qualifying.qualify_all()
+    for name in ("assistant", "mailed", "untitled"):
+        assert _lead(qualifying, ids[name]) == before[name], name  # same version, same time
+    moved = _lead(qualifying, ids["fit"])
+    assert moved.version == before["fit"].version + 1
+    assert moved.updated_at == moved.status_at == clock.now()
+
+
+def test_pages_are_commits_and_calls_are_asked_once_per_page(
+    qualifying: Funnel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _mix(qualifying)
+    repository = qualifying.repository
+    commits = _spy(monkeypatch, repository, "commit")
+    asked = _spy(monkeypatch, repository, "touched")
+    one_at_a_time = _spy(monkeypatch, repository, "touches")
+    qualifying.qualify_all(page_size=3)
+    assert len(commits) == 3  # 7 raw leads: pages of 3, 3 and 1
+    assert [len(c[0][0].events) for c in commits] == [3, 3, 1]
+    assert 1 <= len(asked) <= 3  # only pages with a soft failure ask
+    assert one_at_a_time == []
+
+
+def test_a_status_that_cannot_be_qualified_skips_every_lead(qualifying: Funnel) -> None:
+    ids = _mix(qualifying)
+    counts = qualifying.qualify_all(status="suspect")
+    assert counts == {"qualified": 0, "unqualified": 0, "waiting": 0, "skipped": 1}
+    assert [e.name for e in qualifying.history(ids["suspect"])] == ["add"]
+
+
+def test_unqualified_leads_can_be_judged_again(qualifying: Funnel, clock: ManualClock) -> None:
+    ids = _mix(qualifying)
+    qualifying.qualify_all()
+    again = qualifying.qualify_all(status="unqualified")
+    # Still a hard failure and still a called soft failure: they stay, judged again.
+    assert again == {"qualified": 0, "unqualified": 2, "waiting": 0, "skipped": 0}
+    assert [e.name for e in qualifying.history(ids["abroad"])].count("qualify") == 2
+    assert _lead(qualifying, ids["abroad"]).status == LeadStatus.UNQUALIFIED
+
+
+def test_without_an_engine_nothing_is_judged(repository: Repository, clock: ManualClock) -> None:
+    bare = Funnel(repository, clock=clock)
+    assert bare.qualify_all() == {"qualified": 0, "unqualified": 0, "waiting": 0, "skipped": 0}
+    lead = bare.capture(Lead(**person(1)))
+    with pytest.raises(ConfigError, match="no qualification engine"):
+        bare.qualify_all()
+    assert [e.name for e in bare.history(lead)] == ["capture"]
+
+
+def test_an_interrupted_run_loses_nothing_and_the_next_one_finishes(
+    qualifying: Funnel, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = _mix(qualifying)
+    clock.advance(hours=1)
+    repository = qualifying.repository
+    real = repository.commit
+    calls: list[int] = []
+
+    def interrupted(changes: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # the operator's Ctrl-C, between two pages
+        return real(changes)
+
+    monkeypatch.setattr(repository, "commit", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        qualifying.qualify_all(page_size=2)
+    monkeypatch.setattr(repository, "commit", real)
+    judged = [n for n, id in ids.items() if _qualify_events(qualifying, id)]
+    assert len(judged) == 2  # the first page, whole; nothing of the second
+    _consistent(qualifying, ids)
+    clock.advance(hours=1)
+    qualifying.qualify_all(page_size=2)
+    for name, status in EXPECTED.items():
+        assert _lead(qualifying, ids[name]).status == status, name
+    _consistent(qualifying, ids)
+
+
+def test_a_lead_changed_while_its_page_is_judged_is_judged_afresh(
+    qualifying: Funnel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = _mix(qualifying)
+    repository = qualifying.repository
+    real = repository.commit
+    state = {"raced": False}
+
+    def racing(changes: Any) -> Any:
+        if not state["raced"]:
+            state["raced"] = True
+            # Another user, between the page's read and its commit: one lead is edited
+            # out of the profile, another disqualified by hand.
+            fit = _lead(qualifying, ids["fit"])
+            qualifying.update(fit.model_copy(update={"title": "Intern"}))
+            qualifying.disqualify(ids["vip"], reason="asked us to stop")
+        return real(changes)
+
+    monkeypatch.setattr(repository, "commit", racing)
+    counts = qualifying.qualify_all()
+    assert counts == {"qualified": 0, "unqualified": 2, "waiting": 4, "skipped": 1}
+    assert _lead(qualifying, ids["fit"]).status == LeadStatus.RAW  # judged on its new title
+    assert [e.name for e in qualifying.history(ids["vip"])][-1] == "disqualify"
+    _consistent(qualifying, ids)
+
+
+def test_a_page_that_keeps_losing_races_is_qualified_lead_by_lead(
+    qualifying: Funnel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = _mix(qualifying)
+    repository = qualifying.repository
+    real = repository.commit
+
+    def contended(changes: Any) -> Any:
+        if len(changes.events) > 1:  # a page: somebody always wins the race
+            raise ConcurrencyError(changes.events[0].subject_id, 1, 2)
+        return real(changes)
+
+    monkeypatch.setattr(repository, "commit", contended)
+    counts = qualifying.qualify_all()
+    assert counts == {"qualified": 2, "unqualified": 2, "waiting": 3, "skipped": 0}
+    for name, status in EXPECTED.items():
+        assert _lead(qualifying, ids[name]).status == status, name
+
+
+def _spy(
+    monkeypatch: pytest.MonkeyPatch, target: Any, name: str
+) -> list[tuple[tuple[Any, ...], dict[str, Any]]]:
+    """Record the calls of ``target.name`` (which still runs)."""
+    calls: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
+    real: Callable[..., Any] = getattr(target, name)
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        calls.append((args, kwargs))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(target, name, spy)
+    return calls
+
+
+def _qualify_events(funnel: Funnel, id: UUID) -> list[Any]:
+    return [e for e in funnel.history(id) if e.name == "qualify"]
+
+
+def _consistent(funnel: Funnel, ids: dict[str, UUID]) -> None:
+    """Every lead's status is where its last event left it: no status moved without
+    its event, no event stored without its move."""
+    for name, id in ids.items():
+        history = funnel.history(id)
+        assert _lead(funnel, id).status.value == history[-1].dest, name

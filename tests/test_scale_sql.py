@@ -1,0 +1,200 @@
+"""The SQL adapter's bulk paths, seen from the statements it sends (SQLite).
+
+Speed is measured by ``benchmarks/bench_pipeline.py``; these tests pin down the shape
+of the work that makes it: set-based statements whose number does not grow with a
+page, updates that write only what changed, compact event documents, reads that do
+not parse stored phones again, and a page read that is one range of an index.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from pydantic import ValidationError
+
+from conftest import T0, person
+from leadfunnel import Funnel, Lead, LeadStatus, QualificationEngine, SqlRepository
+from leadfunnel.testing import ManualClock
+
+ENGINE = QualificationEngine.from_dict(
+    {"profiles": [{"name": "msp", "rules": [{"rule": "niche", "industries": ["IT Services"]}]}]}
+)
+
+
+class Statements:
+    """Every statement sent to the database, with whether it was an executemany."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.seen: list[tuple[str, bool]] = []
+        sa.event.listen(engine, "before_cursor_execute", self._record)
+
+    def _record(
+        self, conn: Any, cursor: Any, sql: str, params: Any, context: Any, many: bool
+    ) -> None:
+        self.seen.append((" ".join(sql.split()), many))
+
+    def clear(self) -> None:
+        self.seen.clear()
+
+    def matching(self, pattern: str) -> list[str]:
+        return [sql for sql, _ in self.seen if re.search(pattern, sql, re.IGNORECASE)]
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[sa.Engine]:
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'scale.db'}")
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def statements(engine: sa.Engine) -> Statements:
+    return Statements(engine)
+
+
+@pytest.fixture
+def funnel(engine: sa.Engine) -> Funnel:
+    return Funnel(SqlRepository(engine), clock=ManualClock(T0), engine=ENGINE)
+
+
+def _set_columns(update: str) -> set[str]:
+    found = re.search(r"SET (.*) WHERE", update)
+    assert found is not None, update
+    return {part.split("=")[0].strip().strip('"') for part in found.group(1).split(",")}
+
+
+def test_a_status_change_writes_its_columns_and_leaves_keys_and_tags_alone(
+    funnel: Funnel, statements: Statements
+) -> None:
+    lead = funnel.capture(Lead(**person(1, phone="+1 512 555 0101", tags={"vip"})))
+    funnel.clock.advance(hours=1)  # type: ignore[attr-defined]
+    statements.clear()
+    funnel.disqualify(lead, reason="no budget")
+    assert statements.matching(r"(INSERT INTO|DELETE FROM|UPDATE) lf_(keys|tags)\b") == []
+    (update,) = statements.matching(r"^UPDATE lf_leads")
+    assert _set_columns(update) == {"version", "updated_at", "status", "status_at", "doc"}
+
+
+def test_an_edit_swaps_only_the_key_and_the_tag_that_changed(
+    funnel: Funnel, statements: Statements, engine: sa.Engine
+) -> None:
+    lead = funnel.capture(Lead(**person(1, phone="+1 512 555 0101", tags={"vip", "webinar"})))
+    statements.clear()
+    edited = lead.model_copy(
+        update={"email": "pat@elsewhere.example.com", "tags": frozenset({"vip", "2026"})}
+    )
+    funnel.update(edited)
+    (drop_key,) = statements.matching(r"^DELETE FROM lf_keys")
+    (drop_tag,) = statements.matching(r"^DELETE FROM lf_tags")
+    # One row each, found by key and by tag, not all of the record's rows.
+    assert re.search(r'"?key"? = \?', drop_key)
+    assert re.search(r'"?tag"? = \?', drop_tag)
+    (update,) = statements.matching(r"^UPDATE lf_leads")
+    assert {"company_key", "owner", "source", "status", "created_at"}.isdisjoint(
+        _set_columns(update)
+    )
+    assert "email_domain" in _set_columns(update)
+    with engine.connect() as conn:
+        keys = conn.exec_driver_sql("SELECT key FROM lf_keys ORDER BY key").scalars().all()
+        tags = conn.exec_driver_sql("SELECT tag FROM lf_tags ORDER BY tag").scalars().all()
+    assert keys == ["email:pat@elsewhere.example.com", "phone:+15125550101"]
+    assert tags == ["2026", "vip"]
+
+
+def test_an_avoided_person_keeps_its_key_rows_flagged_avoided(
+    funnel: Funnel, engine: sa.Engine
+) -> None:
+    lead = funnel.capture(Lead(**person(1, phone="+1 512 555 0101")))
+    funnel.avoid(lead)
+    with engine.connect() as conn:
+        rows = conn.exec_driver_sql("SELECT key, avoided FROM lf_keys ORDER BY key").all()
+    assert [(key, bool(avoided)) for key, avoided in rows] == [
+        ("email:pat1@acme-it1.example.com", True),
+        ("phone:+15125550101", True),
+    ]
+
+
+def test_qualify_all_sends_as_many_statements_for_a_page_of_60_as_of_20(
+    engine: sa.Engine, statements: Statements
+) -> None:
+    funnel = Funnel(SqlRepository(engine), clock=ManualClock(T0), engine=ENGINE)
+    counts = []
+    for size in (20, 60):
+        funnel.import_leads([person(n, email=f"p{size}-{n}@x.example.com") for n in range(size)])
+        statements.clear()
+        assert funnel.qualify_all(page_size=100)["qualified"] == size
+        counts.append(len(statements.seen))
+    assert counts[0] == counts[1]
+    assert counts[0] <= 20  # a read, the commit's few set-based statements, a last read
+
+
+def test_import_events_are_stored_compact_and_read_back_whole(
+    funnel: Funnel, engine: sa.Engine
+) -> None:
+    report = funnel.import_leads([person(1)], actor="import")
+    with engine.connect() as conn:
+        (doc,) = conn.exec_driver_sql("SELECT doc FROM lf_events").scalars().all()
+    assert json.loads(doc) == {"dest": "raw", "actor": "import"}
+    (event,) = funnel.history(report.added[0])
+    assert (event.id, event.subject_id, event.subject, event.name, event.at) == (
+        event.id,
+        report.added[0],
+        "lead",
+        "import",
+        T0,
+    )
+    assert (event.created_at, event.updated_at, event.version, event.data) == (T0, T0, 1, {})
+    assert event.position == 1
+
+
+def test_an_event_document_written_whole_reads_the_same(funnel: Funnel, engine: sa.Engine) -> None:
+    lead = funnel.capture(Lead(**person(1)))
+    (before,) = funnel.history(lead)
+    whole = before.model_dump_json(exclude={"position"})
+    with engine.begin() as conn:  # as an older leadfunnel, or an erasure, wrote it
+        conn.exec_driver_sql("UPDATE lf_events SET doc = ?", (whole,))
+    assert funnel.history(lead) == [before]
+
+
+def test_reading_a_stored_person_does_not_parse_its_phones_again(
+    funnel: Funnel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lead = funnel.capture(Lead(**person(1, phone="+1 512 555 0101")))
+    merged = lead.model_copy(update={"other_phones": frozenset({"+14155550123"})})
+    funnel.update(merged)
+
+    def refuse(value: str, region: str) -> str:
+        raise AssertionError(f"{value} parsed again")
+
+    monkeypatch.setattr("leadfunnel._models._normalise_phone", refuse)
+    again = funnel.get(lead.id)
+    assert isinstance(again, Lead)
+    assert (again.phone, again.other_phones) == ("+15125550101", frozenset({"+14155550123"}))
+    assert "phone" in again.model_fields_set
+    assert "other_phones" in again.model_fields_set
+    assert again == funnel.repository.get(lead.id)
+    with pytest.raises(ValidationError, match="parsed again"):
+        Lead(**person(2, phone="+1 512 555 0199"))  # new input is still checked
+
+
+def test_a_page_of_leads_is_one_range_of_the_status_index(
+    funnel: Funnel, engine: sa.Engine, statements: Statements, tmp_path: Path
+) -> None:
+    funnel.import_leads([person(n) for n in range(7)])
+    statements.clear()
+    batches = list(funnel.repository.lead_batches(status=LeadStatus.RAW, size=3))
+    assert [len(b) for b in batches] == [3, 3, 1]
+    select = statements.matching(r"FROM lf_leads WHERE")[0]
+    plan = sqlite3.connect(tmp_path / "scale.db").execute(
+        "EXPLAIN QUERY PLAN " + select, ("raw", 0, 3, 0)
+    )
+    details = " ".join(row[-1] for row in plan)
+    assert "USING INDEX ix_lf_leads_status (status=? AND rowid>?)" in details
+    assert "TEMP B-TREE" not in details  # no sort of every raw lead for each page
