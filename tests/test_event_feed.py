@@ -105,3 +105,55 @@ def test_a_reader_following_the_feed_sees_every_event_once_in_order(
     assert [e.id for e in seen] == [e.id for e in stored]  # each once, none missed
     positions: list[Any] = [e.position for e in seen]
     assert positions == sorted(set(positions))
+
+
+def test_a_consumer_keeping_its_position_in_the_same_transaction_acts_exactly_once(
+    repository: Repository,
+) -> None:
+    from leadfunnel import SqlRepository
+
+    if not isinstance(repository, SqlRepository):
+        pytest.skip("the recipe shares the database's transaction")
+    import sqlalchemy as sa
+
+    meta = sa.MetaData()
+    positions = sa.Table(
+        "app_positions",
+        meta,
+        sa.Column("name", sa.String(50), primary_key=True),
+        sa.Column("position", sa.BigInteger, nullable=False),
+    )
+    effects = sa.Table("app_effects", meta, sa.Column("event_id", sa.String(36), primary_key=True))
+    with repository._engine.begin() as conn:
+        meta.create_all(conn)
+        conn.execute(sa.insert(positions).values(name="indexer", position=0))
+    funnel = Funnel(repository)
+    for n in range(6):
+        funnel.capture(Lead(**person(n)))
+
+    def consume(crash_after: int | None = None) -> int:
+        with funnel.transaction():
+            conn = repository.connection
+            where = positions.c.name == "indexer"
+            last = conn.execute(sa.select(positions.c.position).where(where)).scalar_one()
+            events = funnel.events(after=last, limit=4)
+            for done, event in enumerate(events, 1):
+                conn.execute(sa.insert(effects).values(event_id=str(event.id)))
+                if done == crash_after:
+                    raise RuntimeError("the consumer died")
+            if events:
+                conn.execute(sa.update(positions).where(where).values(position=events[-1].position))
+            return len(events)
+
+    try:
+        assert consume() == 4
+        with pytest.raises(RuntimeError):
+            consume(crash_after=1)  # an effect written, then a crash: none of it is kept
+        assert consume() == 2
+        assert consume() == 0
+        with repository._engine.connect() as conn:
+            handled = sorted(conn.execute(sa.select(effects.c.event_id)).scalars())
+        assert handled == sorted(str(e.id) for e in funnel.events(limit=None))
+    finally:
+        with repository._engine.begin() as conn:
+            meta.drop_all(conn)

@@ -245,5 +245,5 @@ def test_history_ties_are_broken_by_commit_order(funnel: Funnel) -> None:
     history = funnel.history(lead)
     assert [e.name for e in history] == ["capture", "qualify", "touch"]
     positions = [e.position for e in history]
-    assert positions == sorted(positions)  # type: ignore[type-var]
+    assert positions == sorted(positions)
     assert history[-1].dest == funnel.get_lead(lead.id).status == LeadStatus.QUALIFIED

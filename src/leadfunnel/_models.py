@@ -431,9 +431,9 @@ class Event(_Stored):
     reason: Text | None = None
     data: dict[str, Any] = Field(default_factory=dict)
     #: Where the event stands in the store's commit order: strictly increasing across
-    #: the whole store, assigned when the event is committed (``None`` before), so a
+    #: the whole store from 1, assigned when the event is committed (0 before), so a
     #: reader of ``funnel.events(after=...)`` never misses one.
-    position: int | None = None
+    position: Count = 0
 
 
 Record: TypeAlias = Lead | Contact | Opportunity

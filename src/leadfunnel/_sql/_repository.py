@@ -253,6 +253,12 @@ class SqlRepository(Repository):
             yield conn
 
     @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine: for the application's own tables and queries beside
+        leadfunnel's (see :attr:`connection` to share a transaction)."""
+        return self._engine
+
+    @property
     def connection(self) -> Connection:
         """The SQLAlchemy connection of this thread's open :meth:`transaction`: run the
         application's own SQL on it, and it commits or rolls back with the funnel's

@@ -489,7 +489,7 @@ class RepositoryContract(ABC):
             same3.id,
         ]
         stored = repo.history(a.id)[-1]
-        assert stored.model_copy(update={"position": None}) == same3
+        assert stored.model_copy(update={"position": 0}) == same3
         assert stored.position is not None
         assert repo.history(uuid4()) == []
 
@@ -1445,6 +1445,136 @@ class RepositoryContract(ABC):
         assert repo.find_keys(model.all_keys()) == model.keys
         mine = [r.id for r in repo.leads() if r.id in model.ever]
         assert mine == [r for r in model.order if r in model.records]
+
+    # --- bulk work (issue 19) ----------------------------------------------------------
+
+    def test_touched_names_the_subjects_with_a_touch_on_the_channel(self, repo: Repository) -> None:
+        called, mailed, both, untouched = lead(1), lead(2), lead(3), lead(4)
+        add(repo, called, mailed, both, untouched)
+        repo.commit(
+            ChangeSet(
+                touches=[
+                    touch(called, "no_answer"),
+                    touch(mailed, "replied", channel="email"),
+                    touch(both, "bounced", channel="email"),
+                    touch(both, "connected", T0 + timedelta(hours=1)),
+                ]
+            )
+        )
+        ids = [called.id, mailed.id, both.id, untouched.id, uuid4()]
+        assert repo.touched(ids, channel=Channel.CALL) == {called.id, both.id}
+        assert repo.touched(ids, channel=Channel.EMAIL) == {mailed.id, both.id}
+        assert repo.touched(ids, channel=Channel.SMS) == set()
+        assert repo.touched([], channel=Channel.CALL) == set()
+
+    def test_touched_answers_a_batch_larger_than_one_query(self, repo: Repository) -> None:
+        people = [lead(n) for n in range(1_203)]
+        add(repo, *people)
+        repo.commit(ChangeSet(touches=[touch(p, "no_answer") for p in people[::100]]))
+        found = repo.touched([p.id for p in people], channel=Channel.CALL)
+        assert found == {p.id for p in people[::100]}
+
+    def test_lead_batches_yield_each_lead_of_a_status_once(self, repo: Repository) -> None:
+        raw = [lead(n, created_at=T0 + timedelta(minutes=n % 7)) for n in range(23)]
+        others = [lead(f"s{n}", status=LeadStatus.SUSPECT) for n in range(5)]
+        add(repo, *raw, *others)
+        seen: list[UUID] = []
+        moved: set[UUID] = set()
+        for batch in repo.lead_batches(status=LeadStatus.RAW, size=5):
+            assert 1 <= len(batch) <= 5
+            assert all(r.status is LeadStatus.RAW for r in batch)
+            seen.extend(r.id for r in batch)
+            # The caller moves some of the batch on before asking for the next one.
+            repo.commit(
+                ChangeSet(updates=[bump(r, status=LeadStatus.QUALIFIED) for r in batch[::2]])
+            )
+            moved.update(r.id for r in batch[::2])
+        assert sorted(seen) == sorted(r.id for r in raw)
+        assert len(seen) == len(set(seen))
+        left = [r.id for b in repo.lead_batches(status=LeadStatus.RAW, size=50) for r in b]
+        assert sorted(left) == sorted(r.id for r in raw if r.id not in moved)
+        suspects = [r.id for b in repo.lead_batches(status=LeadStatus.SUSPECT, size=2) for r in b]
+        assert sorted(suspects) == sorted(r.id for r in others)
+        assert list(repo.lead_batches(status=LeadStatus.AVOID, size=5)) == []
+
+    def test_an_update_changes_only_the_keys_and_tags_it_changes(self, repo: Repository) -> None:
+        a = lead(1, phone="+1 512 555 0101", tags={"vip", "webinar"})
+        add(repo, a)
+        # A status change: every key and tag stays where it was.
+        qualified = bump(a, status=LeadStatus.QUALIFIED, tags=a.tags | {"sweet-spot"})
+        repo.commit(ChangeSet(updates=[qualified]))
+        keys = [f"email:{a.email}", "phone:+15125550101"]
+        assert repo.find_keys(keys) == dict.fromkeys(keys, a.id)
+        assert [r.id for r in repo.leads(tag="webinar")] == [a.id]
+        assert [r.id for r in repo.leads(tag="sweet-spot")] == [a.id]
+        # A new e-mail: the old one is free, the phone still held; a tag dropped.
+        moved = bump(
+            qualified, email="pat1@elsewhere.example.com", tags=frozenset({"vip", "sweet-spot"})
+        )
+        repo.commit(ChangeSet(updates=[moved]))
+        new_key = "email:pat1@elsewhere.example.com"
+        assert repo.find_keys([*keys, new_key]) == {keys[1]: a.id, new_key: a.id}
+        assert repo.leads(tag="webinar") == []
+        assert [r.id for r in repo.leads(tag="vip")] == [a.id]
+        add(repo, lead(2, email=a.email))  # the old e-mail is anybody's now
+        # Avoided, the person keeps its keys, now avoid-listed.
+        avoided = bump(moved, status=LeadStatus.AVOID)
+        repo.commit(ChangeSet(updates=[avoided]))
+        with pytest.raises(AvoidListedError) as caught:
+            add(repo, lead(3, email="PAT1@elsewhere.example.com"))
+        assert caught.value.existing_id == a.id
+        with pytest.raises(AvoidListedError):
+            add(repo, lead(4, phone="+1 512 555 0101"))
+        assert repo.get(a.id) == avoided
+
+    def test_many_updates_and_checks_commit_together_or_not_at_all(self, repo: Repository) -> None:
+        people = [lead(n, tags={"list"}) for n in range(1_100)]
+        add(repo, *people)
+        moved = [bump(p, status=LeadStatus.QUALIFIED, profile="msp") for p in people[:600]]
+        checked: list[Record] = list(people[600:])
+        stale = bump(people[-1], notes="changed by someone else")
+        repo.commit(ChangeSet(updates=[stale]))
+        with pytest.raises(ConcurrencyError):
+            repo.commit(ChangeSet(updates=moved, checks=checked))
+        assert repo.get(people[0].id) == people[0]  # nothing of the refused change
+        events = [event(p, "qualify", "raw", "qualified") for p in moved]
+        repo.commit(ChangeSet(updates=moved, checks=[*checked[:-1], stale], events=events))
+        assert repo.count("lead", status=LeadStatus.QUALIFIED) == 600
+        assert repo.get(people[599].id) == moved[599]
+        assert repo.get(people[600].id) == people[600]  # a check changes nothing
+        assert len(repo.leads(tag="list")) == 1_100
+        qualified = repo.step_counts(since=None, until=None, steps=["qualified"])
+        assert qualified == [StepCount("qualified", None, 600)]
+
+    def test_events_come_back_equal_whatever_their_times(self, repo: Repository) -> None:
+        a = lead(1)
+        add(repo, a)
+        kolkata = timezone(timedelta(hours=5, minutes=30))
+        at = datetime(2026, 3, 2, 14, 30, 15, 123456, tzinfo=kolkata)
+        plain = event(a, "touch", "raw", "raw", T0 + timedelta(hours=1))
+        zoned = event(a, "update", "raw", "raw", at, actor="ana", data={"fields": ["notes"]})
+        odd = Event(
+            subject_id=a.id,
+            subject="lead",
+            name="note",
+            at=T0 + timedelta(hours=2),
+            created_at=T0 + timedelta(hours=3),
+            updated_at=T0 + timedelta(hours=4),
+            version=2,
+            reason="by hand",
+        )
+        stored = repo.commit(ChangeSet(events=[plain, zoned, odd]))
+        back = [e for e in repo.events() if e.name != "add"]
+        assert back == stored
+        assert sorted(repo.history(a.id)[1:], key=lambda e: e.position or 0) == stored
+        assert [e.at.utcoffset() for e in back] == [timedelta(0), at.utcoffset(), timedelta(0)]
+        assert back[1].data == {"fields": ["notes"]}
+        assert (back[2].created_at, back[2].updated_at, back[2].version) == (
+            odd.created_at,
+            odd.updated_at,
+            2,
+        )
+        assert repo.events(after=stored[0].position or 0) == stored[1:]
 
 
 # --- the model of the property test -------------------------------------------------
