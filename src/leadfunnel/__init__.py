@@ -161,15 +161,17 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    # SqlRepository brings SQLAlchemy, a quarter of a second to import: only on first use,
-    # so that in-memory use, the testing toolkit and hypothesis' plugin hook stay light.
-    if name == "SqlRepository":
-        from ._sql import SqlRepository
+if not TYPE_CHECKING:  # type checkers see SqlRepository above, and no other names
 
-        globals()[name] = SqlRepository
-        return SqlRepository
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    def __getattr__(name: str) -> Any:
+        # SqlRepository brings SQLAlchemy, a quarter of a second to import: only on first
+        # use, so that in-memory use, the testing toolkit and hypothesis' hook stay light.
+        if name == "SqlRepository":
+            from ._sql import SqlRepository
+
+            globals()[name] = SqlRepository
+            return SqlRepository
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 from uuid import UUID
 
 from . import _conversion, _deals, _follow_ups, _leads, _merging, _people, _privacy
@@ -277,10 +277,30 @@ class Funnel:
             suppressor=self._suppressor,
         )
 
+    @overload
+    def avoid(
+        self,
+        subject: _P,
+        *,
+        at: datetime | None = None,
+        actor: str | None = None,
+        reason: str | None = None,
+    ) -> _P: ...
+
+    @overload
+    def avoid(
+        self,
+        subject: UUID | str,
+        *,
+        at: datetime | None = None,
+        actor: str | None = None,
+        reason: str | None = None,
+    ) -> Lead | Contact: ...
+
     @retrying
     def avoid(
         self,
-        subject: Subject,
+        subject: Lead | Contact | UUID | str,
         *,
         at: datetime | None = None,
         actor: str | None = None,
@@ -808,6 +828,28 @@ class Funnel:
             limit=limit,
         )
 
+    @overload
+    def merge(
+        self,
+        keep: _P,
+        other: Lead | Contact | UUID | str,
+        *,
+        at: datetime | None = None,
+        actor: str | None = None,
+        reason: str | None = None,
+    ) -> _P: ...
+
+    @overload
+    def merge(
+        self,
+        keep: UUID | str,
+        other: Lead | Contact | UUID | str,
+        *,
+        at: datetime | None = None,
+        actor: str | None = None,
+        reason: str | None = None,
+    ) -> Lead | Contact: ...
+
     @retrying
     def merge(
         self,
@@ -832,6 +874,26 @@ class Funnel:
             actor=actor,
             reason=reason,
         )
+
+    @overload
+    def unmerge(
+        self,
+        keep: _P,
+        *,
+        at: datetime | None = None,
+        actor: str | None = None,
+        reason: str | None = None,
+    ) -> _P: ...
+
+    @overload
+    def unmerge(
+        self,
+        keep: UUID | str,
+        *,
+        at: datetime | None = None,
+        actor: str | None = None,
+        reason: str | None = None,
+    ) -> Lead | Contact: ...
 
     def unmerge(
         self,
