@@ -142,6 +142,7 @@ def qualify_all(
                     "qualify(lead, force=True, reason=...)"
                 )
             _qualify_page(repository, page, engine, status, now, actor, reason, counts)
+            del page  # the collection below then walks only what the page left behind
             if gc_was_enabled:
                 gc.collect(0)
     finally:
