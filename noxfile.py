@@ -38,7 +38,7 @@ def typecheck(session: nox.Session) -> None:
     """mypy --strict on the library, the tests and the docs' examples."""
     session.install("-e", ".[test]", "mypy")
     session.run("mypy")
-    session.run("mypy", "--strict", "tests", "tools")
+    session.run("mypy", "--strict", "tests", "tools", "docs/examples")
     session.run("python", "tools/check_docs_types.py")
 
 
