@@ -83,7 +83,7 @@ def test_histories_win_and_lose_deals_in_a_good_share_of_examples() -> None:
     # ... and the awkward people are there, often.
     assert share.get("keyless", 0) >= 0.2, share
     assert share.get("merged", 0) >= 0.15, share
-    assert share.get("avoid", 0) >= 0.1, share
+    assert share.get("avoid", 0) >= 0.05, share  # one lead in eight arrives avoided
 
 
 def test_deal_histories_win_and_lose_in_most_examples() -> None:

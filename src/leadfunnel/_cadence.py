@@ -25,6 +25,7 @@ from ._errors import ConfigError
 from ._models import Contact, Lead
 from ._protocols import Router
 from ._repository import FollowUpCandidate, Repository
+from ._results import Serialised
 from ._toml import read_toml
 
 __all__ = [
@@ -343,7 +344,7 @@ def _business_hours(data: Any) -> BusinessHours:
 
 
 @dataclass(frozen=True, slots=True)
-class FollowUp:
+class FollowUp(Serialised):
     """One follow-up due: who, by whom, when, and how they may be reached.
 
     ``touch_number`` is the number the next touch will have in the cadence (1 for the
@@ -361,6 +362,21 @@ class FollowUp:
     channels: frozenset[Channel]
     state: str = ""
     overdue_at: datetime | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The follow-up as JSON-ready data (times in ISO 8601, channels sorted)."""
+        return {
+            "subject": self.subject,
+            "subject_id": str(self.subject_id),
+            "state": self.state,
+            "owner": self.owner,
+            "due_at": self.due_at.isoformat(),
+            "overdue": self.overdue,
+            "overdue_at": None if self.overdue_at is None else self.overdue_at.isoformat(),
+            "escalated_to": self.escalated_to,
+            "touch_number": self.touch_number,
+            "channels": sorted(channel.value for channel in self.channels),
+        }
 
 
 def follow_ups(

@@ -9,7 +9,6 @@ same length before); ``FunnelComparison(current, previous)`` compares any two re
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -20,6 +19,7 @@ from ._errors import InvalidArgumentError
 from ._periods import previous_period
 from ._reports import FunnelReport, attention, build_report, cents, format_money
 from ._repository import Repository
+from ._results import Serialised
 
 __all__ = ["FunnelComparison", "StepChange", "compare_periods"]
 
@@ -107,7 +107,7 @@ class StepChange:
 
 
 @dataclass(frozen=True)
-class FunnelComparison:
+class FunnelComparison(Serialised):
     """A report of the period asked for (``current``) against one of the period before
     (``previous``): the change per step, in the overall conversion and in won revenue.
 
@@ -188,10 +188,6 @@ class FunnelComparison:
             },
             "reports": {"current": self.current.to_dict(), "previous": self.previous.to_dict()},
         }
-
-    def to_json(self, *, indent: int | None = 2) -> str:
-        """The comparison as JSON."""
-        return json.dumps(self.to_dict(), indent=indent)
 
     def to_csv(self) -> str:
         """One row per measure: the seven steps, then ``raw_to_won`` (the conversion,

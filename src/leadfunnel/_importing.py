@@ -36,6 +36,7 @@ from ._leads import SWEET_SPOT
 from ._models import Contact, Event, Lead, Person, identity_keys, is_avoided, new_id
 from ._protocols import Router, assign_owner
 from ._repository import ChangeSet, Repository
+from ._results import Serialised
 from ._suppression import Suppressor
 
 __all__ = [
@@ -67,7 +68,7 @@ class ImportIssue:
 
 
 @dataclass(slots=True)
-class ImportReport:
+class ImportReport(Serialised):
     """The outcome of ``import_leads``: every row lands in exactly one of ``added``,
     ``duplicates``, ``avoided`` and ``rejected``.
 
@@ -85,6 +86,29 @@ class ImportReport:
     def total(self) -> int:
         """How many rows were read."""
         return len(self.added) + len(self.duplicates) + len(self.avoided) + len(self.rejected)
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"added": [id...], "contacts": [id...], "duplicates"|"avoided"|"rejected":
+        [{"row", "reason", "existing_id"}...], "total": n}``."""
+
+        def issues(found: list[ImportIssue]) -> list[dict[str, Any]]:
+            return [
+                {
+                    "row": issue.row,
+                    "reason": issue.reason,
+                    "existing_id": None if issue.existing_id is None else str(issue.existing_id),
+                }
+                for issue in found
+            ]
+
+        return {
+            "added": [str(id) for id in self.added],
+            "contacts": [str(id) for id in self.contacts],
+            "duplicates": issues(self.duplicates),
+            "avoided": issues(self.avoided),
+            "rejected": issues(self.rejected),
+            "total": self.total,
+        }
 
     def __str__(self) -> str:
         added = f"{len(self.added)} added"

@@ -47,6 +47,7 @@ from ._models import (
 )
 from ._protocols import Router, assign_owner
 from ._repository import ChangeSet, Repository
+from ._results import Serialised
 from ._suppression import Suppressor
 
 __all__ = ["Captured", "add", "avoid", "capture", "find", "holder_of", "update"]
@@ -55,7 +56,7 @@ _R = TypeVar("_R", bound=Lead | Contact | Opportunity)
 
 
 @dataclass(frozen=True, slots=True)
-class Captured:
+class Captured(Serialised):
     """What :meth:`Funnel.capture_result` did: ``record`` carries the response; ``new``
     says whether it is a lead made just now (else a known person, a contact before its
     converted lead); ``event`` is the ``capture`` (or ``respond``) event recorded, whose
@@ -64,6 +65,15 @@ class Captured:
     record: Lead | Contact
     new: bool
     event: Event
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"kind", "new", "record": {...}, "event": {...}}``, the models as JSON data."""
+        return {
+            "kind": self.record.kind,
+            "new": self.new,
+            "record": self.record.model_dump(mode="json"),
+            "event": self.event.model_dump(mode="json"),
+        }
 
 
 _ADDABLE_LEAD_STATUSES = (

@@ -25,6 +25,7 @@ from ._enums import LostReason, Stage
 from ._lifecycle import OPPORTUNITY
 from ._models import PERSONAL_FIELDS, Contact, Event, Lead, Opportunity, identity_keys
 from ._repository import ChangeSet, MergeLog, Repository
+from ._results import Serialised
 from ._suppression import Suppressor
 
 __all__ = ["Erasure", "erase", "export_person"]
@@ -33,13 +34,21 @@ _P = TypeVar("_P", bound=Lead | Contact)
 
 
 @dataclass(frozen=True, slots=True)
-class Erasure:
+class Erasure(Serialised):
     """What :meth:`Funnel.erase` did: the records scrubbed, whether the person stays
     suppressed, and when."""
 
     subject_ids: tuple[UUID, ...]
     suppressed: bool
     at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"subject_ids": [...], "suppressed": bool, "at": ISO 8601}``."""
+        return {
+            "subject_ids": [str(id) for id in self.subject_ids],
+            "suppressed": self.suppressed,
+            "at": self.at.isoformat(),
+        }
 
 
 def erase(

@@ -22,6 +22,7 @@ from typing import Any, Literal
 from ._enums import Interest, LeadStatus, Tier
 from ._errors import ConfigError, RuleError
 from ._models import Lead
+from ._results import Serialised
 from ._toml import read_toml
 from .rules import (
     FAIL,
@@ -44,7 +45,7 @@ Decision = Literal["qualified", "undecided", "hard_fail", "fail"]
 ProfileOutcome = Literal["fit", "undecided", "hard_fail", "fail"]
 
 
-class QualificationResult:
+class QualificationResult(Serialised):
     """What the engine made of a lead, and (from ``funnel.qualify``) where it went.
 
     ``verdicts`` holds every rule's verdict per profile; ``outcomes`` each profile's

@@ -14,7 +14,6 @@ prints as a table, JSON or CSV.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -27,6 +26,7 @@ from ._csv_out import csv_text
 from ._errors import InvalidArgumentError
 from ._models import Contact, Lead, Opportunity, Record
 from ._repository import RepListRow, Repository
+from ._results import Serialised
 
 __all__ = ["RepList", "RepListItem", "RepListName", "build_rep_list"]
 
@@ -113,7 +113,7 @@ class RepListItem:
 
 
 @dataclass(frozen=True, slots=True)
-class RepList(Sequence[RepListItem]):
+class RepList(Serialised, Sequence[RepListItem]):
     """A rep list: its items (newest ``since`` first) as of ``at``, with groupings."""
 
     name: RepListName
@@ -179,10 +179,6 @@ class RepList(Sequence[RepListItem]):
             "at": self.at.isoformat(),
             "items": [item.to_dict() for item in self.items],
         }
-
-    def to_json(self, *, indent: int | None = 2) -> str:
-        """The list as JSON."""
-        return json.dumps(self.to_dict(), indent=indent)
 
     def to_csv(self) -> str:
         """A header row and one row per item; text that a spreadsheet would run as a

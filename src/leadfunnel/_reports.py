@@ -11,7 +11,6 @@ deals, far fewer than the leads.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from ._lifecycle import FUNNEL_STEPS
 from ._models import Lead, Opportunity
 from ._periods import period_label
 from ._repository import GroupBy, Repository, StageTime, StepCount, check_grouping
+from ._results import Serialised
 
 if TYPE_CHECKING:
     from ._charts import Callout, Tile
@@ -179,7 +179,7 @@ def _check(
 
 
 @dataclass(frozen=True)
-class FunnelReport:
+class FunnelReport(Serialised):
     """Counts and conversion per funnel step over a period, with health checks.
 
     ``steps`` maps each step of :data:`FUNNEL_STEPS` (in order) to a :class:`Step`;
@@ -346,10 +346,6 @@ class FunnelReport:
                 ("" if key is None else key): group.to_dict() for key, group in self.groups.items()
             }
         return data
-
-    def to_json(self, *, indent: int | None = 2) -> str:
-        """The report as JSON."""
-        return json.dumps(self.to_dict(), indent=indent)
 
     def to_csv(self, *, groups: bool = False) -> str:
         """A header row and one row per step (``step,count,rate,overall``).

@@ -1,0 +1,47 @@
+"""One JSON shape per result type, whichever way it is serialised.
+
+Every result leadfunnel hands back (a report, a qualification result, an import
+report, a rep list, a follow-up, an erasure...) has ``to_dict()``: its documented JSON
+shape, plain data ``json.dumps`` takes as it is. ``to_json()`` dumps that dict, and so
+does pydantic, through the core schema below: a FastAPI endpoint annotated with a
+result type, or ``TypeAdapter(FunnelReport).dump_python(report, mode="json")``, gives
+the same shape from the same code path. (FastAPI's ``jsonable_encoder`` walks a
+dataclass's fields itself: annotate the endpoint, or return ``result.to_dict()``.)
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import GetCoreSchemaHandler
+from pydantic_core import core_schema
+
+__all__ = ["Serialised"]
+
+
+class Serialised:
+    """The mixin of result types: ``to_dict()`` is the shape, the rest follows from it."""
+
+    __slots__ = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The result as JSON-ready data: its documented shape."""
+        raise NotImplementedError  # pragma: no cover - every result type defines it
+
+    def to_json(self, *, indent: int | None = 2) -> str:
+        """:meth:`to_dict` as JSON text."""
+        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
+
+    @classmethod
+    def __get_pydantic_core_schema__(
+        cls, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        # Serialising (FastAPI response models, TypeAdapter) goes through to_dict;
+        # validating accepts an instance as it is (a result is made by the library).
+        return core_schema.is_instance_schema(
+            cls,
+            serialization=core_schema.plain_serializer_function_ser_schema(
+                lambda value: value.to_dict(), when_used="always"
+            ),
+        )
