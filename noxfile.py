@@ -45,7 +45,7 @@ def typecheck(session: nox.Session) -> None:
 @nox.session
 def docs(session: nox.Session) -> None:
     """Build the documentation site with MkDocs (strict: broken links fail)."""
-    session.install("-e", ".", "mkdocs")
+    session.install("-e", ".", "mkdocs", "mkdocstrings[python]")
     session.run("mkdocs", "build", "--strict", "--site-dir", "site")
 
 
