@@ -109,6 +109,7 @@ def add(
     return stored
 
 
+@retrying
 def capture(
     repository: Repository,
     lead: Lead,
@@ -121,20 +122,7 @@ def capture(
 ) -> Captured:
     """Record an inbound response: what carries it, and whether it is a new lead. A
     capture that lost a race (the person was stored, changed or avoided meanwhile)
-    looks again."""
-    return _capture(repository, lead, now, actor, reason, router, suppressor)
-
-
-@retrying
-def _capture(
-    repository: Repository,
-    lead: Lead,
-    now: datetime,
-    actor: str | None,
-    reason: str | None,
-    router: Router | None,
-    suppressor: Suppressor,
-) -> Captured:
+    looks again (``retrying``)."""
     holder = holder_of(repository, lead)
     if holder is not None and is_avoided(holder):
         _refuse_match(lead, holder)
