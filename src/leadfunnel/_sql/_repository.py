@@ -468,33 +468,43 @@ class SqlRepository(Repository):
         raise ConcurrencyError(record.id, expected, found)
 
     def _lock(self, conn: Connection, changes: ChangeSet) -> dict[Any, tuple[Any, ...]]:
-        """The stored rows of the records ``changes`` updates or checks, each locked until
-        the transaction ends (SQLite has one writer at a time already), after checking
-        that each is at the version the change was decided on. Rows come as the driver
-        gives them, keyed by the driver's form of the id (see :meth:`_update`)."""
-        expected = [(r, r.version - 1) for r in changes.updates]
-        expected.extend((r, r.version) for r in changes.checks)
-        if not expected:
-            return {}
-        raw_id = self._inserts.converter(s.leads.c.id) or _same
-        found: dict[Any, tuple[Any, ...]] = {}
+        """Lock the rows of the records ``changes`` updates or checks until the
+        transaction ends (SQLite has one writer at a time already), after checking that
+        each is at the version the change was decided on; return the updated records'
+        rows, as the driver gives them, by the driver's form of the id (see
+        :meth:`_update`). A check reads only the version."""
+        self._locked(conn, changes.checks, updating=False)
+        return self._locked(conn, changes.updates, updating=True)
+
+    def _locked(
+        self, conn: Connection, records: list[Record], *, updating: bool
+    ) -> dict[Any, tuple[Any, ...]]:
+        rows: dict[Any, tuple[Any, ...]] = {}
+        versions: dict[Any, int] = {}
         for kind, table in s.RECORD_TABLES.items():
-            ids = [r.id for r, _ in expected if r.kind == kind]
+            ids = [r.id for r in records if r.kind == kind]
             if not ids:
                 continue
-            query, _ = self._inserts.lock(table)
-            where = self._inserts.position(table, "id")
+            if updating:  # the whole row, to compare with the new one
+                query = self._inserts.lock(table)[0]
+                id_at = self._inserts.position(table, "id")
+                version_at = self._inserts.position(table, "version")
+            else:
+                query, id_at, version_at = _LOCK_VERSION[kind], 0, 1
             for batch in _batches(ids):
-                found.update((row[where], row) for row in conn.execute(query, {"ids": batch}))
-        at = {k: self._inserts.position(t, "version") for k, t in s.RECORD_TABLES.items()}
-        for record, version in expected:
-            row = found.get(raw_id(record.id))
-            if row is None:
+                for row in conn.execute(query, {"ids": batch}):
+                    rows[row[id_at]] = row
+                    versions[row[id_at]] = row[version_at]
+        raw_id = self._inserts.converter(s.leads.c.id) or _same
+        for record in records:
+            # An update carries the version it makes: one more than the stored one.
+            expected = record.version - 1 if updating else record.version
+            found = versions.get(raw_id(record.id))
+            if found is None:
                 raise NotFoundError(record.id, record.kind)
-            stored = row[at[record.kind]]
-            if stored != version:
-                raise ConcurrencyError(record.id, version, stored)
-        return found
+            if found != expected:
+                raise ConcurrencyError(record.id, expected, found)
+        return rows
 
     def _update(
         self, conn: Connection, updates: list[Record], stored: dict[Any, tuple[Any, ...]]
@@ -528,7 +538,7 @@ class SqlRepository(Repository):
                     "change was stored. Retry"
                 )
         people = [r for r in updates if isinstance(r, (Lead, Contact))]
-        held: dict[UUID, _Held] = {r.id: _Held({}, frozenset()) for r in people}
+        held: dict[UUID, _Held] = {r.id: _Held({}, set()) for r in people}
         raw_id = self._inserts.converter(s.keys.c.record_id) or _same
         by_raw = {raw_id(r.id): r.id for r in people}
         for batch in _batches([r.id for r in people]):
@@ -537,7 +547,7 @@ class SqlRepository(Repository):
                 if key is not None:
                     held[id].keys[key] = bool(avoided)
                 else:
-                    held[id] = _Held(held[id].keys, held[id].tags | {tag})
+                    held[id].tags.add(tag)
         dropped_keys: list[dict[str, Any]] = []
         reflagged: list[dict[str, Any]] = []
         dropped_tags: list[dict[str, Any]] = []
@@ -552,8 +562,7 @@ class SqlRepository(Repository):
                 reflagged.append({"rid": record.id, "flag": avoided})
             gone = mine.tags - record.tags
             dropped_tags.extend({"record_id": record.id, "tag": tag} for tag in gone)
-            if gone:
-                held[record.id] = _Held(mine.keys, mine.tags - gone)
+            mine.tags.difference_update(gone)
         if dropped_keys:
             conn.execute(_DROP_KEY, dropped_keys)
         if reflagged:
@@ -1394,6 +1403,14 @@ _MOVE_POSITION_RETURNING = (
 )
 _RELEASE_KEYS = sa.delete(s.keys).where(s.keys.c.record_id.in_(sa.bindparam("ids", expanding=True)))
 _RELEASE_TAGS = sa.delete(s.tags).where(s.tags.c.record_id.in_(sa.bindparam("ids", expanding=True)))
+# The versions of records a commit checks, locked as ``_BulkInserts.lock`` locks rows.
+_LOCK_VERSION: dict[str, Any] = {
+    kind: sa.select(sa.column("id"), sa.column("version"))
+    .select_from(t)
+    .where(t.c.id.in_(sa.bindparam("ids", expanding=True)))
+    .with_for_update()
+    for kind, t in s.RECORD_TABLES.items()
+}
 # The identity keys (with their avoided flag) and the tags a batch of people hold, as
 # the driver gives them (no type conversion: the ids are compared in the driver's form).
 _HELD: Any = sa.union_all(
@@ -1422,10 +1439,10 @@ class _Held(typing.NamedTuple):
     each carries) and tags."""
 
     keys: dict[str, bool]
-    tags: frozenset[str]
+    tags: set[str]
 
 
-_NOTHING_HELD = _Held({}, frozenset())
+_NOTHING_HELD = _Held({}, set())  # never changed: only read
 
 _LEAD_BATCH = (
     sa.select(s.leads.c.seq, s.leads.c.doc)
