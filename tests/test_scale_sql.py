@@ -19,7 +19,7 @@ import pytest
 import sqlalchemy as sa
 from pydantic import ValidationError
 
-from conftest import T0, person
+from conftest import SERVER_URLS, T0, make_repository, person
 from leadfunnel import Funnel, Lead, LeadStatus, QualificationEngine, SqlRepository
 from leadfunnel.testing import ManualClock
 
@@ -198,3 +198,29 @@ def test_a_page_of_leads_is_one_range_of_the_status_index(
     details = " ".join(row[-1] for row in plan)
     assert "USING INDEX ix_lf_leads_status (status=? AND rowid>?)" in details
     assert "TEMP B-TREE" not in details  # no sort of every raw lead for each page
+
+
+@pytest.mark.skipif(not SERVER_URLS["postgres"], reason="set LEADFUNNEL_TEST_POSTGRES_URL")
+def test_postgresql_analyses_the_leads_before_reading_them_in_batches(tmp_path: Path) -> None:
+    repository = make_repository("postgres", tmp_path)
+    assert isinstance(repository, SqlRepository)
+    try:
+        # 40 rows: under autovacuum's threshold (50), so nobody else analyses the table.
+        Funnel(repository, clock=ManualClock(T0)).import_leads([person(n) for n in range(40)])
+        schema = repository.schema
+
+        def analysed() -> bool:
+            with repository.engine.connect() as conn:
+                found = conn.exec_driver_sql(
+                    "SELECT last_analyze FROM pg_stat_user_tables "
+                    "WHERE schemaname = %s AND relname = 'lf_leads'",
+                    (schema,),
+                ).scalar()
+            return found is not None
+
+        assert not analysed()  # fresh from a bulk load: the planner knows nothing yet
+        batch = next(repository.lead_batches(status=LeadStatus.RAW, size=10))
+        assert len(batch) == 10
+        assert analysed()  # so a batch walks the primary key instead of sorting them all
+    finally:
+        repository.close()

@@ -876,7 +876,14 @@ class SqlRepository(Repository):
     def lead_batches(self, *, status: LeadStatus, size: int) -> Iterator[list[Lead]]:
         # Storage order: the status index holds each row's ``seq`` after the status
         # (SQLite's rowid, InnoDB's primary key), so a batch is one range of it, as
-        # cheap at the end as at the start.
+        # cheap at the end as at the start. PostgreSQL walks the primary key and skips
+        # other statuses, if it knows how common the status is: bulk work tends to
+        # follow a bulk load, before autovacuum has analysed the table, and without
+        # statistics the planner sorts every lead at the status for each batch
+        # (90 ms a batch at 100k leads, quadratic in all).
+        if self.dialect == "postgresql":
+            with self._writing() as conn:
+                conn.exec_driver_sql(f"ANALYZE {self._inserts.name(s.leads)}")
         after = 0
         while True:
             params = {"status": LeadStatus(status).value, "after": after, "size": size}
@@ -1617,6 +1624,10 @@ class _BulkInserts:
     def copy_sql(self, table: sa.Table) -> str:
         """``COPY ... FROM STDIN`` for the columns :meth:`prepare` converts (PostgreSQL)."""
         return f"COPY {self._name(table)} ({', '.join(self._quoted(table))}) FROM STDIN"
+
+    def name(self, table: sa.Table) -> str:
+        """The table's name as SQL, quoted, in its schema."""
+        return self._name(table)
 
     def _name(self, table: sa.Table) -> str:
         preparer = self._dialect.identifier_preparer
