@@ -8,6 +8,7 @@ everywhere disqualify at once; soft failures only once the lead has had a call).
 from __future__ import annotations
 
 import gc
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -79,20 +80,14 @@ def qualify(
         )
     else:
         result = engine.evaluate(record)
-    dest = _destination(repository, record, result)
-    changes: dict[str, Any] = {}
-    if dest != source:
-        changes["status"], changes["status_at"] = LeadStatus(dest), now
-    if dest == LeadStatus.QUALIFIED:
-        changes["tags"] = record.tags | {SWEET_SPOT}
-        changes["profile"] = result.profile
+    dest = _destination(record, result, lambda id: _was_called(repository, id))
     data = result.to_dict()
     del data["status"]  # the event's dest says where the lead went
     data["forced"] = force
-    moved = bump(record, now, **changes)
-    new = event(moved, "qualify", source, dest, now, actor, reason, data)
+    moved = bump(record, now, **_changed_fields(record, dest, result, now))
+    new = event(moved, "qualify", source, dest.value, now, actor, reason, data)
     repository.commit(ChangeSet(updates=[moved], events=[new]))
-    return result.with_status(LeadStatus(dest))
+    return result.with_status(dest)
 
 
 _qualify_retrying = retrying(qualify)
@@ -164,8 +159,8 @@ def _qualify_page(
     """Judge and store one page; if it keeps losing races, lead by lead."""
     for _ in range(_PAGE_ATTEMPTS):
         try:
-            moves = _judge_page(repository, page, engine, now, actor, reason)
-            repository.commit(moves.changes)
+            changes, dests = _judge_page(repository, page, engine, now, actor, reason)
+            repository.commit(changes)
         except (ConcurrencyError, NotFoundError):
             # Somebody changed one of these leads since the page was read: read the
             # page's leads again (those still at ``status``) and judge them afresh.
@@ -174,7 +169,7 @@ def _qualify_page(
             page = [r for r in still if isinstance(r, Lead) and r.status is status]
             counts["skipped"] += len(still) - len(page)  # moved under our feet
             continue
-        for dest in moves.dests:
+        for dest in dests:
             counts[_COUNTED.get(dest, "waiting")] += 1
         return
     for lead in page:
@@ -194,16 +189,6 @@ _COUNTED: dict[LeadStatus | None, str] = {
 }
 
 
-class _PageMoves:
-    """A page's commit, and where each of its leads went."""
-
-    __slots__ = ("changes", "dests")
-
-    def __init__(self, changes: ChangeSet, dests: list[LeadStatus]) -> None:
-        self.changes = changes
-        self.dests = dests
-
-
 def _judge_page(
     repository: Repository,
     page: list[Lead],
@@ -211,7 +196,8 @@ def _judge_page(
     now: datetime,
     actor: str | None,
     reason: str | None,
-) -> _PageMoves:
+) -> tuple[ChangeSet, list[LeadStatus]]:
+    """A page's commit, and where each of its leads goes."""
     results = [engine.evaluate(lead) for lead in page]
     # Only a soft failure waits on a call: ask for those leads' calls in one query.
     asking = [lead.id for lead, r in zip(page, results, strict=True) if r.decision == "fail"]
@@ -220,20 +206,8 @@ def _judge_page(
     dests: list[LeadStatus] = []
     for lead, result in zip(page, results, strict=True):
         source = lead.status
-        if result.qualified:
-            dest = LeadStatus.QUALIFIED
-        elif result.decision == "hard_fail" or (result.decision == "fail" and lead.id in called):
-            dest = LeadStatus.UNQUALIFIED
-        else:
-            dest = source
-        fields: dict[str, Any] = {}
-        if dest is not source:
-            fields["status"], fields["status_at"] = dest, now
-        if dest is LeadStatus.QUALIFIED:
-            if SWEET_SPOT not in lead.tags:
-                fields["tags"] = lead.tags | {SWEET_SPOT}
-            if lead.profile != result.profile:
-                fields["profile"] = result.profile
+        dest = _destination(lead, result, called.__contains__)
+        fields = _changed_fields(lead, dest, result, now)
         if fields:
             record = bump(lead, now, **fields)
             changes.updates.append(record)
@@ -244,7 +218,7 @@ def _judge_page(
             event(record, "qualify", source.value, dest.value, now, actor, reason, _data(result))
         )
         dests.append(dest)
-    return _PageMoves(changes, dests)
+    return changes, dests
 
 
 def _data(result: QualificationResult) -> dict[str, Any]:
@@ -264,15 +238,32 @@ def _data(result: QualificationResult) -> dict[str, Any]:
     return data
 
 
-def _destination(repository: Repository, lead: Lead, result: QualificationResult) -> str:
-    state = lead.status.value
+def _destination(
+    lead: Lead, result: QualificationResult, was_called: Callable[[UUID], bool]
+) -> LeadStatus:
+    """Where the outcome rules send ``lead`` (``was_called`` is asked only about a soft
+    failure: only then does a call decide)."""
     if result.qualified:
-        return LEAD.move(state, "qualify")
-    if result.decision == "undecided":
-        return state
-    if result.decision == "hard_fail" or _was_called(repository, lead.id):
-        return "unqualified"
-    return state
+        return LeadStatus(LEAD.move(lead.status.value, "qualify"))
+    if result.decision == "hard_fail" or (result.decision == "fail" and was_called(lead.id)):
+        return LeadStatus.UNQUALIFIED
+    return lead.status
+
+
+def _changed_fields(
+    lead: Lead, dest: LeadStatus, result: QualificationResult, now: datetime
+) -> dict[str, Any]:
+    """What moving ``lead`` to ``dest`` changes: its status (and since when), and for a
+    qualified lead the sweet-spot tag and the profile it fits; nothing else."""
+    fields: dict[str, Any] = {}
+    if dest is not lead.status:
+        fields["status"], fields["status_at"] = dest, now
+    if dest is LeadStatus.QUALIFIED:
+        if SWEET_SPOT not in lead.tags:
+            fields["tags"] = lead.tags | {SWEET_SPOT}
+        if lead.profile != result.profile:
+            fields["profile"] = result.profile
+    return fields
 
 
 def _was_called(repository: Repository, lead_id: UUID) -> bool:
