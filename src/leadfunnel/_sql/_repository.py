@@ -878,12 +878,14 @@ class SqlRepository(Repository):
         # (SQLite's rowid, InnoDB's primary key), so a batch is one range of it, as
         # cheap at the end as at the start. PostgreSQL walks the primary key and skips
         # other statuses, if it knows how common the status is: bulk work tends to
-        # follow a bulk load, before autovacuum has analysed the table, and without
-        # statistics the planner sorts every lead at the status for each batch
-        # (90 ms a batch at 100k leads, quadratic in all).
+        # follow a bulk load, before autovacuum has analysed the tables, and without
+        # statistics the planner sorts every lead at the status for each batch (90 ms a
+        # batch at 100k leads) and reads all of lf_keys and lf_tags to find a batch's
+        # keys and tags when the batch is stored (15 ms a batch): quadratic in all.
         if self.dialect == "postgresql":
+            tables = ", ".join(self._inserts.name(t) for t in (s.leads, s.keys, s.tags))
             with self._writing() as conn:
-                conn.exec_driver_sql(f"ANALYZE {self._inserts.name(s.leads)}")
+                conn.exec_driver_sql(f"ANALYZE {tables}")
         after = 0
         while True:
             params = {"status": LeadStatus(status).value, "after": after, "size": size}

@@ -1576,6 +1576,27 @@ class RepositoryContract(ABC):
         )
         assert repo.events(after=stored[0].position or 0) == stored[1:]
 
+    def test_bulk_updates_of_the_same_records_twice_in_one_transaction(
+        self, repo: Repository
+    ) -> None:
+        people = [lead(n) for n in range(40)]
+        add(repo, *people)
+        once = [bump(p, status=LeadStatus.QUALIFIED) for p in people]
+        twice = [bump(p, profile="msp") for p in once]
+        with repo.transaction():
+            repo.commit(ChangeSet(updates=once))
+            repo.commit(ChangeSet(updates=twice))
+        assert repo.get_many([p.id for p in people]) == {p.id: p for p in twice}
+
+        def the_second_one_stale() -> None:
+            with repo.transaction():
+                repo.commit(ChangeSet(updates=[bump(p, notes="a") for p in twice]))
+                repo.commit(ChangeSet(updates=[bump(p, notes="b") for p in twice]))
+
+        with pytest.raises(ConcurrencyError):
+            the_second_one_stale()
+        assert repo.get_many([p.id for p in people]) == {p.id: p for p in twice}
+
 
 # --- the model of the property test -------------------------------------------------
 
