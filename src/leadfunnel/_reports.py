@@ -294,7 +294,12 @@ class FunnelReport(Serialised):
         weak = [
             (rate, name) for name, rate in self.setters.items() if rate is not None and rate < 0.9
         ]
-        return [name for _, name in sorted(weak, key=lambda pair: pair[0])]
+        # Worst first; equal rates by name (None, no setter, last), so that every store
+        # lists them alike, whatever order its groups came in.
+        return [
+            name
+            for _, name in sorted(weak, key=lambda pair: (pair[0], pair[1] is None, pair[1] or ""))
+        ]
 
     def required_for(self, wins: int) -> dict[str, int | None]:
         """How many of each step a goal of ``wins`` needs at the current rates.
