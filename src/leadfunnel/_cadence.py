@@ -422,47 +422,38 @@ def _follow_ups(
     limit: int | None = None,
 ) -> list[FollowUp]:
     channel_cache: dict[tuple[str, str, frozenset[Channel]], frozenset[Channel]] = {}
-    rows: list[tuple[datetime, datetime, UUID, FollowUpCandidate]] = []
+    rows: list[tuple[datetime, datetime, UUID, FollowUpCandidate, frozenset[Channel]]] = []
     for candidate in repository.follow_up_candidates(
         lead_limit=policy.lead_touches, contact_limit=policy.contact_touches, owner=owner
     ):
         due_at, overdue_at = policy.schedule(candidate)
-        if due_at <= at:
-            rows.append((overdue_at, due_at, candidate.subject_id, candidate))
-    rows.sort(key=lambda row: row[:3])
-
-    if limit is not None:
-        # Unreachable people (every channel opted out) are dropped below: keep enough.
-        rows = [row for row in rows if _reachable(row[3])][:limit]
-    backups = _escalations(repository, router, [row[3] for row in rows if at > row[0]])
-
-    items: list[FollowUp] = []
-    for overdue_at, due_at, subject_id, candidate in rows:
+        if due_at > at:
+            continue
         key = (candidate.subject, candidate.state, candidate.opt_outs)
         channels = channel_cache.get(key)
         if channels is None:
             channels = channel_cache[key] = channels_for(*key)
-        if not channels:
-            continue
-        items.append(
-            FollowUp(
-                subject_id=subject_id,
-                subject=candidate.subject,
-                owner=candidate.owner,
-                due_at=due_at,
-                overdue=at > overdue_at,
-                escalated_to=backups.get(subject_id),
-                touch_number=candidate.touches + 1,
-                channels=channels,
-                state=candidate.state,
-                overdue_at=overdue_at,
-            )
+        if channels:  # nobody could act on a person every allowed channel refuses
+            rows.append((overdue_at, due_at, candidate.subject_id, candidate, channels))
+    rows.sort(key=lambda row: row[:3])
+    if limit is not None:
+        rows = rows[:limit]
+    backups = _escalations(repository, router, [row[3] for row in rows if at > row[0]])
+    return [
+        FollowUp(
+            subject_id=subject_id,
+            subject=candidate.subject,
+            owner=candidate.owner,
+            due_at=due_at,
+            overdue=at > overdue_at,
+            escalated_to=backups.get(subject_id),
+            touch_number=candidate.touches + 1,
+            channels=channels,
+            state=candidate.state,
+            overdue_at=overdue_at,
         )
-    return items
-
-
-def _reachable(candidate: FollowUpCandidate) -> bool:
-    return bool(channels_for(candidate.subject, candidate.state, candidate.opt_outs))
+        for overdue_at, due_at, subject_id, candidate, channels in rows
+    ]
 
 
 def _escalations(

@@ -16,8 +16,9 @@ from datetime import UTC, datetime
 from typing import Any, ParamSpec, TypeVar
 from uuid import UUID
 
+from ._clock import require_aware
 from ._enums import Interest
-from ._errors import ConcurrencyError, InvalidArgumentError, NotFoundError, PolicyError
+from ._errors import ConcurrencyError, InvalidArgumentError, NotFoundError, PolicyError, _article
 from ._lifecycle import CONTACT, LEAD, OPPORTUNITY, Lifecycle
 from ._models import SET_FIELDS, Contact, Event, Lead, Opportunity, Record, _Stored, new_id
 from ._repository import Repository
@@ -75,16 +76,6 @@ _EVENT = Event.model_construct(
 )
 
 
-def require_aware(value: datetime, name: str = "at") -> datetime:
-    """``value`` if it carries a timezone; else a ``ValueError`` saying how to fix it."""
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise InvalidArgumentError(
-            f"{name}={value.isoformat()} has no timezone; pass an aware datetime "
-            "(for example datetime(..., tzinfo=timezone.utc))"
-        )
-    return value
-
-
 def subject_id(subject: Subject) -> UUID:
     """The id of a model, or the id given (as a UUID or its text)."""
     if isinstance(subject, (Lead, Contact, Opportunity)):
@@ -120,7 +111,7 @@ def load(
 
 
 def _a(noun: str) -> str:
-    return f"{'an' if noun[0] in 'aeiou' else 'a'} {noun}"
+    return f"{_article(noun)} {noun}"
 
 
 _E = TypeVar("_E", bound=enum.Enum)

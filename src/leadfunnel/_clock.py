@@ -9,7 +9,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Protocol, runtime_checkable
 
-__all__ = ["Clock", "SystemClock"]
+from ._errors import InvalidArgumentError
+
+__all__ = ["Clock", "SystemClock", "require_aware"]
 
 
 @runtime_checkable
@@ -30,3 +32,14 @@ class SystemClock:
 
     def __repr__(self) -> str:
         return "SystemClock()"
+
+
+def require_aware(value: datetime, name: str = "at") -> datetime:
+    """``value`` if it carries a timezone; else an
+    :class:`~leadfunnel.InvalidArgumentError` (a ``ValueError``) saying how to fix it."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise InvalidArgumentError(
+            f"{name}={value.isoformat()} has no timezone; pass an aware datetime "
+            "(for example datetime(..., tzinfo=timezone.utc))"
+        )
+    return value

@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 from uuid import UUID
 
 from . import _conversion, _deals, _follow_ups, _leads, _merging, _people, _privacy
-from ._changes import Subject, member, require_aware, retrying, subject_id
+from ._changes import Subject, load, member, require_aware, retrying, subject_id
 from ._clock import Clock, SystemClock
 from ._enums import Channel, ContactType, LeadStatus, LostReason, Outcome, Stage
-from ._errors import InvalidArgumentError, NotFoundError
+from ._errors import InvalidArgumentError
 from ._importing import ImportIssue, ImportReport
 from ._memory import InMemoryRepository
 from ._merging import FREE_MAIL_DOMAINS
@@ -631,15 +631,15 @@ class Funnel:
     def get_lead(self, id: UUID | str) -> Lead:
         """The stored lead with this id; :class:`NotFoundError` if there is none, or if
         the id is a contact's or an opportunity's (the message says which)."""
-        return _typed(self.repository.get(self._id(id)), Lead)
+        return load(self.repository, self._id(id), Lead, erased=True)
 
     def get_contact(self, id: UUID | str) -> Contact:
         """The stored contact with this id (see :meth:`get_lead`)."""
-        return _typed(self.repository.get(self._id(id)), Contact)
+        return load(self.repository, self._id(id), Contact, erased=True)
 
     def get_opportunity(self, id: UUID | str) -> Opportunity:
         """The stored opportunity with this id (see :meth:`get_lead`)."""
-        return _typed(self.repository.get(self._id(id)), Opportunity)
+        return load(self.repository, self._id(id), Opportunity, erased=True)
 
     def leads(
         self,
@@ -996,18 +996,6 @@ class Funnel:
             max_age_days=max_age_days,
             limit=limit,
         )
-
-
-def _typed(record: Lead | Contact | Opportunity, kind: type[_R]) -> _R:
-    if not isinstance(record, kind):
-        raise NotFoundError(
-            record.id, kind.kind, f"{record.id} is {_a(record.kind)}, not {_a(kind.kind)}"
-        )
-    return record
-
-
-def _a(noun: str) -> str:
-    return f"{'an' if noun[0] in 'aeiou' else 'a'} {noun}"
 
 
 _KINDS = ("lead", "contact", "opportunity")

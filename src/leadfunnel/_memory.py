@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
+from ._clock import require_aware
 from ._enums import Channel, ContactType, LeadStatus, Outcome, Stage
 from ._errors import ConcurrencyError, NotFoundError
 from ._lifecycle import TIMED_STEPS, funnel_steps
@@ -48,14 +49,6 @@ __all__ = ["InMemoryRepository"]
 
 _RESETS = frozenset({Outcome.REPLIED, Outcome.INTERESTED})
 _R = TypeVar("_R", Lead, Contact, Opportunity)
-
-
-def _check_aware(value: datetime | None, name: str) -> None:
-    if value is not None and (value.tzinfo is None or value.utcoffset() is None):
-        raise ValueError(
-            f"{name}={value.isoformat()} has no timezone; pass an aware datetime "
-            "(for example datetime(..., tzinfo=timezone.utc))"
-        )
 
 
 def _lower(value: str | None) -> str | None:
@@ -457,8 +450,10 @@ class InMemoryRepository(Repository):
             if name in given:
                 given[name] = str(getattr(given[name], "value", given[name]))
         if since is not None or until is not None:
-            _check_aware(since, "created_since")
-            _check_aware(until, "created_until")
+            if since is not None:
+                require_aware(since, "created_since")
+            if until is not None:
+                require_aware(until, "created_until")
 
         def test(record: Any) -> bool:
             return (

@@ -70,11 +70,5 @@ class Suppressor:
         """The first identity key of ``person`` on the suppression list, and the record
         that keeps it there; ``None`` if there is none."""
         keys = identity_keys(person)
-        if not keys:
-            return None
-        digests = {self.digest(key): key for key in keys}
-        found = self._repository.suppressed(digests)
-        for digest, key in digests.items():
-            if digest in found:
-                return key, found[digest]
-        return None
+        banned = self.banned(keys)
+        return next(((key, banned[key]) for key in keys if key in banned), None)

@@ -26,6 +26,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql.functions import FunctionElement
 
+from .._clock import require_aware
 from .._enums import Channel, ContactType, LeadStatus, Outcome, Stage
 from .._errors import (
     AvoidListedError,
@@ -63,7 +64,6 @@ from .._repository import (
     Repository,
     StageTime,
     StepCount,
-    check_filters,
     check_grouping,
     check_rep_list,
     json_value,
@@ -697,7 +697,7 @@ class SqlRepository(Repository):
     def _after(self, table: sa.Table, after: Cursor) -> Any:
         """Rows after ``after`` in ``(created_at, id)`` order: a keyset page, which the
         ``(created_at, id)`` index answers as fast at the end as at the start."""
-        at = sa.bindparam(None, _aware(after[0], "after"), type_=s.At)
+        at = sa.bindparam(None, require_aware(after[0], "after"), type_=s.At)
         id = sa.bindparam(None, after[1], type_=s.Id)
         if self.dialect in ("mysql", "mariadb"):
             # MariaDB's optimiser reads this form off the index; row values it may not.
@@ -763,8 +763,7 @@ class SqlRepository(Repository):
 
     def _conditions(self, kind: SubjectKind, filters: dict[str, Any]) -> list[Any]:
         """The WHERE conditions of the list filters (see the port's list methods)."""
-        t = s.RECORD_TABLES[kind]
-        check_filters(kind, filters)
+        t = s.RECORD_TABLES[kind]  # the port checked the filters' names
         where: list[Any] = []
         for name, value in filters.items():
             if value is None:
@@ -776,9 +775,9 @@ class SqlRepository(Repository):
             elif name == "tag":
                 where.append(self._tagged(t, value))
             elif name == "created_since":
-                where.append(t.c.created_at >= _aware(value, "created_since"))
+                where.append(t.c.created_at >= require_aware(value, "created_since"))
             elif name == "created_until":
-                where.append(t.c.created_at < _aware(value, "created_until"))
+                where.append(t.c.created_at < require_aware(value, "created_until"))
             elif name in ("status", "type", "stage"):
                 where.append(t.c[name] == str(getattr(value, "value", value)))
             else:
@@ -1072,9 +1071,9 @@ class SqlRepository(Repository):
         st, t = s.steps, s.touches
         where: list[Any] = [st.c.step == "qualified"]
         if since is not None:
-            where.append(st.c.at >= _aware(since, "since"))
+            where.append(st.c.at >= require_aware(since, "since"))
         if until is not None:
-            where.append(st.c.at < _aware(until, "until"))
+            where.append(st.c.at < require_aware(until, "until"))
         qualified = sa.select(st.c.subject_id).where(*where).distinct().subquery()
         per_lead = (
             sa.select(qualified.c.subject_id, sa.func.count(t.c.id).label("n"))
@@ -1105,9 +1104,9 @@ class SqlRepository(Repository):
         if steps is not None:
             where.append(st.c.step.in_(sorted(steps)))
         if since is not None:
-            where.append(st.c.at >= _aware(since, "since"))
+            where.append(st.c.at >= require_aware(since, "since"))
         if until is not None:
-            where.append(st.c.at < _aware(until, "until"))
+            where.append(st.c.at < require_aware(until, "until"))
         count = sa.func.count(sa.distinct(st.c.subject_id))
         if by is None:
             query = sa.select(st.c.step, sa.null(), count).where(*where).group_by(st.c.step)
@@ -1223,9 +1222,9 @@ class SqlRepository(Repository):
             group, joined = _stretch_group(by, end, following)
             where: list[Any] = []
             if since is not None:
-                where.append(end.c.at >= _aware(since, "since"))
+                where.append(end.c.at >= require_aware(since, "since"))
             if until is not None:
-                where.append(end.c.at < _aware(until, "until"))
+                where.append(end.c.at < require_aware(until, "until"))
             pairs.append(
                 sa.select(
                     sa.cast(sa.literal(step), _STEP_TYPE).label("stage"),
@@ -1281,7 +1280,7 @@ class SqlRepository(Repository):
         limit: int | None = None,
     ) -> list[RepListRow]:
         check_rep_list(kind)
-        now = _aware(now, "now")
+        now = require_aware(now, "now")
         table: sa.Table
         if kind == "never_booked":
             table = leads = s.leads
@@ -1334,9 +1333,9 @@ class SqlRepository(Repository):
                 .where(may_call, contacts.c.erased_at.is_(None), *where)
             )
         if entered_since is not None:
-            query = query.where(entered >= _aware(entered_since, "entered_since"))
+            query = query.where(entered >= require_aware(entered_since, "entered_since"))
         if entered_until is not None:
-            query = query.where(entered < _aware(entered_until, "entered_until"))
+            query = query.where(entered < require_aware(entered_until, "entered_until"))
         query = query.order_by(entered.desc(), table.c.seq.desc())
         if limit is not None:
             query = query.limit(limit)
@@ -1879,15 +1878,6 @@ def _lost_race(exc: sa_exc.DBAPIError) -> bool:
 def _first_line(error: BaseException | None) -> str:
     text = str(error) if error is not None else "unknown error"
     return text.strip().splitlines()[0] if text.strip() else type(error).__name__
-
-
-def _aware(value: datetime, name: str) -> datetime:
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(
-            f"{name}={value.isoformat()} has no timezone; pass an aware datetime "
-            "(for example datetime(..., tzinfo=timezone.utc))"
-        )
-    return value
 
 
 # --- rows and documents ---------------------------------------------------------------
