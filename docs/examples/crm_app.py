@@ -150,17 +150,7 @@ def create_app(funnel: Funnel) -> FastAPI:
 
     @app.get("/due")
     def due(owner: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
-        return [
-            {
-                "subject": item.subject,
-                "id": str(item.subject_id),
-                "owner": item.owner,
-                "due_at": item.due_at.isoformat(),
-                "overdue": item.overdue,
-                "channels": sorted(c.value for c in item.channels),
-            }
-            for item in funnel.due(owner=owner, limit=limit)
-        ]
+        return [item.to_dict() for item in funnel.due(owner=owner, limit=limit)]
 
     @app.get("/report")
     def report(since: datetime | None = None, until: datetime | None = None) -> Any:
