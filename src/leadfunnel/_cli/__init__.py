@@ -21,12 +21,12 @@ from typing import IO, TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
-from ._csv_out import csv_text, csv_writer, printable
-from ._errors import LeadFunnelError
+from .._csv_out import csv_text, csv_writer, printable
+from .._errors import LeadFunnelError
 
 if TYPE_CHECKING:
-    from ._csv import CsvRow, CsvSource
-    from ._importing import ImportReport
+    from .._csv import CsvRow, CsvSource
+    from .._importing import ImportReport
 
 __all__ = ["main"]
 
@@ -79,8 +79,8 @@ def _fail(message: str) -> NoReturn:
 def _funnel(db: str, migrate: str = "auto", **options: Any) -> Any:
     """The funnel on ``db``. Commands that only read open it with ``migrate="check"``:
     a mistyped ``--db`` is an error, never a new empty database."""
-    from ._funnel import Funnel
-    from ._sql import SqlRepository
+    from .._funnel import Funnel
+    from .._sql import SqlRepository
 
     try:
         repository = SqlRepository(db, migrate=migrate)  # type: ignore[arg-type]
@@ -163,7 +163,7 @@ def demo(db: str, seed: int, leads: int, svg: str) -> None:
     Example:
       leadfunnel demo --db sqlite:///demo.db --seed 42
     """
-    from ._demo import DEMO_DAYS, SLACKER, build_demo
+    from .._demo import DEMO_DAYS, SLACKER, build_demo
 
     if leads < 1:
         _fail("--leads must be at least 1")
@@ -276,9 +276,9 @@ def import_(
     Example:
       leadfunnel import salesforce-leads.csv --status-map statuses.toml --rejects rejected.csv
     """
-    from ._csv import StatusMap, open_csv
-    from ._importing import ImportReport, sized_chunks
-    from ._models import new_id
+    from .._csv import StatusMap, open_csv
+    from .._importing import ImportReport, sized_chunks
+    from .._models import new_id
 
     statuses = StatusMap.from_toml(status_map) if status_map else None
     model = _lead_model(lead_model) if lead_model else None
@@ -375,7 +375,7 @@ class _ImportTally:
             f"{self.rejected} rejected ({source.format} format)"
         ]
         if self.stored:
-            from ._enums import ContactType, LeadStatus
+            from .._enums import ContactType, LeadStatus
 
             kinds = [("as leads", self._counts(LeadStatus, ""))]
             kinds.append(("as contacts", self._counts(ContactType, "contact:")))
@@ -411,7 +411,7 @@ def _lead_model(spec: str) -> Any:
     """The class ``module:Class`` names: a subclass of ``Lead``, or exit 2."""
     import importlib
 
-    from ._models import Lead
+    from .._models import Lead
 
     module_name, _, class_name = spec.partition(":")
     if not module_name or not class_name:
@@ -527,7 +527,7 @@ def qualify(db: str, rules: str) -> None:
     Example:
       leadfunnel qualify --rules profiles.toml
     """
-    from ._qualification import QualificationEngine
+    from .._qualification import QualificationEngine
 
     engine = QualificationEngine.from_toml(rules)
     funnel = _funnel(db, engine=engine)
@@ -740,7 +740,7 @@ def report(
       leadfunnel report --since 2026-03-01 --until 2026-04-01 --compare
       leadfunnel report --by source --format svg -o by-source.svg
     """
-    from ._periods import parse_bound, read_zone
+    from .._periods import parse_bound, read_zone
 
     try:
         zone = read_zone(zone_name)
@@ -865,7 +865,7 @@ def diagram(lifecycle: str) -> None:
     Example:
       leadfunnel diagram opportunity > opportunity.mmd
     """
-    from ._lifecycle import diagram as draw
+    from .._lifecycle import diagram as draw
 
     click.echo(draw(lifecycle), nl=False)  # type: ignore[arg-type]
 
@@ -998,7 +998,7 @@ def export_person(db: str, person: str, output: str | None) -> None:
 def _find(funnel: Any, who: str, missing: list[str] | None = None) -> Any:
     """The person with this e-mail (anything with an @) or phone, or ``None`` (noted
     in ``missing``); a value that is neither exits 2."""
-    from ._errors import InvalidArgumentError
+    from .._errors import InvalidArgumentError
 
     try:
         found = funnel.find(email=who) if "@" in who else funnel.find(phone=who)
