@@ -1,0 +1,103 @@
+"""What the commands share: the ``--db``, ``--format`` and ``--output`` options, opening
+the funnel, writing the result, and turning errors into one line on stderr with exit
+status 2."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+from .._csv_out import printable
+from .._errors import LeadFunnelError
+
+__all__ = [
+    "DEFAULT_DB",
+    "db_option",
+    "emit",
+    "fail",
+    "format_option",
+    "guarded",
+    "open_funnel",
+    "output_option",
+]
+
+DEFAULT_DB = "sqlite:///leadfunnel.db"
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+db_option = click.option(
+    "--db",
+    "db",
+    envvar="LEADFUNNEL_DB",
+    default=DEFAULT_DB,
+    show_default=True,
+    metavar="URL",
+    help="Database URL (sqlite:///file.db, postgresql+psycopg://..., mysql+pymysql://...); "
+    "also read from LEADFUNNEL_DB.",
+)
+
+output_option = click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, writable=True),
+    default=None,
+    help="Write to this file instead of standard output.",
+)
+
+
+def format_option(*formats: str) -> Callable[[_F], _F]:
+    """``--format``, one of ``formats``, the first by default."""
+    return click.option(
+        "--format", "format_", type=click.Choice(formats), default=formats[0], show_default=True
+    )
+
+
+def emit(text: str, output: str | None, written: str) -> None:
+    """Print ``text`` (without control characters: imported data must not drive the
+    terminal), or write it to ``output`` as it is and say so (``written``) on stderr."""
+    if output:
+        Path(output).write_text(text, encoding="utf-8")
+        click.echo(f"{written} written to {output}", err=True)
+    else:
+        click.echo(printable(text), nl=False)
+
+
+def fail(message: str) -> NoReturn:
+    # One line: a message quoting the input (a column name...) must not break it, nor
+    # send the terminal control codes.
+    click.echo(f"leadfunnel: error: {printable(message.replace(chr(10), ' '))}", err=True)
+    sys.exit(2)
+
+
+def open_funnel(db: str, migrate: str = "auto", **options: Any) -> Any:
+    """The funnel on ``db``. Commands that only read open it with ``migrate="check"``:
+    a mistyped ``--db`` is an error, never a new empty database."""
+    from .._funnel import Funnel
+    from .._sql import SqlRepository
+
+    try:
+        repository = SqlRepository(db, migrate=migrate)  # type: ignore[arg-type]
+    except LeadFunnelError as exc:
+        fail(str(exc))
+    except Exception as exc:  # a malformed URL from SQLAlchemy or a driver
+        fail(f"cannot open database {db!r}: {exc}")
+    return Funnel(repository, **options)
+
+
+def guarded(command: _F) -> _F:
+    """Turn library errors into one clear line on stderr and exit status 2."""
+    import functools
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except LeadFunnelError as exc:
+            fail(str(exc))
+        except OSError as exc:
+            fail(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "))
+
+    return wrapper  # type: ignore[return-value]

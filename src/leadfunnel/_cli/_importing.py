@@ -1,0 +1,326 @@
+"""``leadfunnel import``: a CRM's CSV export into the funnel, chunk by chunk, with its
+rejected rows written beside it."""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, tzinfo
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+import click
+
+from .._csv_out import csv_writer, printable
+from .._errors import LeadFunnelError
+from ._common import db_option, fail, guarded, open_funnel
+
+if TYPE_CHECKING:
+    from .._csv import CsvRow, CsvSource
+    from .._importing import ImportReport
+
+__all__ = ["import_"]
+
+
+@click.command(name="import")
+@db_option
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option(
+    "--format",
+    "format_",
+    type=click.Choice(["auto", "salesforce", "hubspot", "generic"]),
+    default="auto",
+    show_default=True,
+    help="The export's layout; auto recognises it from the header.",
+)
+@click.option(
+    "--status",
+    type=click.Choice(["suspect", "farm_list", "raw"]),
+    default=None,
+    help="Status for every imported row, whatever the export says (default: the "
+    "export's own status, else raw).",
+)
+@click.option(
+    "--status-map",
+    type=click.Path(dir_okay=False),
+    default=None,
+    metavar="FILE.toml",
+    help="What the export's other status values mean (see docs/cli.md).",
+)
+@click.option(
+    "--timezone",
+    default="UTC",
+    show_default=True,
+    metavar="ZONE",
+    help="Time zone of dates written without one, e.g. Europe/Paris.",
+)
+@click.option("--day-first", is_flag=True, help="Read dates like 03/04/2024 as day/month/year.")
+@click.option(
+    "--lead-model",
+    default=None,
+    metavar="MODULE:CLASS",
+    help="Your Lead subclass (e.g. mycrm.models:MyLead): columns named like its own "
+    "fields fill them.",
+)
+@click.option(
+    "--rejects",
+    type=click.Path(dir_okay=False, writable=True),
+    default=None,
+    help="Write rejected rows, with row number and reason, to this CSV file.",
+)
+@guarded
+def import_(
+    db: str,
+    file: str,
+    format_: str,
+    status: str | None,
+    status_map: str | None,
+    timezone: str,
+    day_first: bool,
+    lead_model: str | None,
+    rejects: str | None,
+) -> None:
+    """Import leads from a CSV export (Salesforce, HubSpot or generic).
+
+    Statuses, creation dates and opt-outs carry over; customers and converted leads
+    become contacts.
+
+    \b
+    Example:
+      leadfunnel import salesforce-leads.csv --status-map statuses.toml --rejects rejected.csv
+    """
+    from .._csv import StatusMap, open_csv
+    from .._importing import ImportReport, sized_chunks
+    from .._models import new_id
+
+    statuses = StatusMap.from_toml(status_map) if status_map else None
+    model = _lead_model(lead_model) if lead_model else None
+    source = open_csv(
+        file,
+        format_,
+        statuses=statuses,
+        read_statuses=status is None,
+        timezone=_zone(timezone),
+        day_first=day_first,
+        lead_model=model,
+    )
+    funnel = open_funnel(db, lead_model=model) if model else open_funnel(db)
+    tally = _ImportTally()
+    failure: str | None = None
+    # Rejected rows stream to a temporary file beside the target, which replaces the
+    # target when the import ends: memory stays flat, nothing is half-written.
+    with (
+        _RejectsFile(rejects, source.header) as write_rejects,
+        _progress(source.path.stat().st_size) as advance,
+    ):
+        # One transaction per chunk, sized by rows and by the bytes of the cells.
+        for chunk in sized_chunks(source.rows(), _row_bytes):
+            good = [row for row in chunk if row.error is None]
+            refused = [(row.number, row.error, row.cells) for row in chunk if row.error]
+            for row in good:
+                row.fields["id"] = new_id()  # to tell exactly which rows were stored
+            seen: list[ImportReport] = []
+            try:
+                funnel.import_leads(
+                    [row.fields for row in good],
+                    chunk_size=max(len(good), 1),
+                    status=status,
+                    carry_over=True,
+                    actor="import",
+                    on_progress=seen.append,
+                )
+            except (LeadFunnelError, OSError) as exc:
+                failure = str(exc)
+            handled = tally.count(good, seen[-1] if seen else ImportReport(), status)
+            refused += handled.rejected
+            tally.rejected += len(refused)
+            write_rejects(sorted(refused, key=lambda r: r[0]))
+            advance(len(chunk))
+            if failure:
+                if handled.unhandled is not None:
+                    failure += (
+                        f" (the import stopped at row {handled.unhandled}: that row and the "
+                        "rest of the file were not imported; the summary counts what was)"
+                    )
+                break
+    for line in tally.summary(source, rejects):
+        click.echo(printable(line))
+    if failure:
+        fail(failure)
+
+
+class _ImportTally:
+    """What an import stored, chunk after chunk, for its summary."""
+
+    def __init__(self) -> None:
+        self.added = self.duplicates = self.avoided = self.rejected = 0
+        self.stored: Counter[str] = Counter()  # lead status, or "contact:<type>"
+
+    def count(self, rows: list[CsvRow], report: ImportReport, status: str | None) -> _Handled:
+        """Count one chunk's report (which numbers its rows from 1)."""
+        self.added += len(report.added)
+        self.duplicates += len(report.duplicates)
+        self.avoided += len(report.avoided)
+        added = set(report.added)
+        issues = {i.row for i in (*report.duplicates, *report.avoided, *report.rejected)}
+        unhandled = None
+        for index, row in enumerate(rows, start=1):
+            fields = row.fields
+            if fields["id"] in added:
+                kind = "contact:" + fields["type"] if "type" in fields else None
+                self.stored[kind or status or fields.get("status", "raw")] += 1
+            elif index not in issues and unhandled is None:
+                unhandled = row.number
+        rejected = [
+            (rows[i.row - 1].number, i.reason, rows[i.row - 1].cells) for i in report.rejected
+        ]
+        return _Handled(rejected, unhandled)
+
+    def _counts(self, names: Iterable[str], prefix: str) -> str:
+        """``"2 raw, 1 qualified"``: the records stored per state, in the funnel's order."""
+        return ", ".join(f"{self.stored[prefix + n]} {n}" for n in names if self.stored[prefix + n])
+
+    def summary(self, source: CsvSource, rejects: str | None) -> list[str]:
+        contacts = sum(n for kind, n in self.stored.items() if kind.startswith("contact:"))
+        added = f"{self.added} added" + (f" ({contacts} as contacts)" if contacts else "")
+        lines = [
+            f"{added}, {self.duplicates} duplicates, {self.avoided} avoided, "
+            f"{self.rejected} rejected ({source.format} format)"
+        ]
+        if self.stored:
+            from .._enums import ContactType, LeadStatus
+
+            kinds = [("as leads", self._counts(LeadStatus, ""))]
+            kinds.append(("as contacts", self._counts(ContactType, "contact:")))
+            lines.append("Stored " + "; ".join(f"{a}: {b}" for a, b in kinds if b))
+        unused = source.unused_columns()
+        if unused:
+            lines.append("Columns not imported: " + ", ".join(unused))
+        if source.unmapped:
+            values = ", ".join(
+                f"{column} {value!r} ({n})" for (column, value), n in source.unmapped.items()
+            )
+            lines.append(
+                f"Status values with no meaning given, rows rejected: {values}; "
+                "say what they mean with --status-map FILE.toml"
+            )
+        if source.footer_lines:
+            lines.append(f"The report's footer ({source.footer_lines} lines) was left out.")
+        if rejects and self.rejected:
+            lines.append(f"Rejected rows written to {rejects}")
+        return lines
+
+
+@dataclass(frozen=True, slots=True)
+class _Handled:
+    """One chunk's rejected rows (for the rejects file), and the first row it did not
+    reach, if the import stopped in it."""
+
+    rejected: list[tuple[int, str, tuple[str, ...]]]
+    unhandled: int | None
+
+
+def _lead_model(spec: str) -> Any:
+    """The class ``module:Class`` names: a subclass of ``Lead``, or exit 2."""
+    import importlib
+
+    from .._models import Lead
+
+    module_name, _, class_name = spec.partition(":")
+    if not module_name or not class_name:
+        fail(f"--lead-model {spec!r}: write it as package.module:ClassName")
+    try:
+        found = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError) as exc:
+        fail(f"--lead-model {spec!r}: {exc}; is the module on the Python path?")
+    if not (isinstance(found, type) and issubclass(found, Lead)):
+        fail(f"--lead-model {spec!r} is not a subclass of leadfunnel.Lead")
+    return found
+
+
+def _zone(name: str) -> tzinfo:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    if name.upper() == "UTC":
+        return UTC
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        fail(
+            f"--timezone {name!r} is not a time zone; give an IANA name such as "
+            "Europe/Paris or America/New_York (or UTC)"
+        )
+
+
+def _row_bytes(row: CsvRow) -> int:
+    return sum(map(len, row.cells))
+
+
+class _progress:
+    """A rich progress bar on a terminal; nothing otherwise."""
+
+    def __init__(self, total_bytes: int) -> None:
+        self._bar: Any = None
+        self._total = total_bytes
+        self._rows = 0
+
+    def __enter__(self) -> Callable[[int], None]:
+        if sys.stderr.isatty():
+            from rich.progress import Progress
+
+            self._bar = Progress(transient=True)
+            self._bar.start()
+            self._task = self._bar.add_task("importing", total=None)
+        return self._advance
+
+    def _advance(self, rows: int) -> None:
+        self._rows += rows
+        if self._bar is not None:
+            self._bar.update(self._task, completed=self._rows, description=f"{self._rows} rows")
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+class _RejectsFile:
+    """Rejected rows written as they come to ``<path>.partial``, renamed at the end.
+
+    The file is kept when the import stops on a failing database: its rows were
+    rejected before, and the import's summary counts them. Cells a spreadsheet would
+    run as formulas are neutralised (``leadfunnel import`` reads them back as they were).
+    """
+
+    def __init__(self, path: str | None, header: tuple[str, ...]) -> None:
+        self._path = Path(path) if path else None
+        self._header = header
+        self._handle: IO[str] | None = None
+        self._writer: Any = None
+
+    def __enter__(self) -> Callable[[list[tuple[int, str, tuple[str, ...]]]], None]:
+        if self._path is not None:
+            self._handle = self._partial.open("w", encoding="utf-8", newline="")
+            self._writer = csv_writer(self._handle, lineterminator="\r\n")
+            self._writer.writerow(["row", "reason", *self._header])
+        return self._write
+
+    @property
+    def _partial(self) -> Path:
+        assert self._path is not None
+        return self._path.with_name(self._path.name + ".partial")
+
+    def _write(self, rows: list[tuple[int, str, tuple[str, ...]]]) -> None:
+        if self._writer is not None:
+            for number, reason, cells in rows:
+                self._writer.writerow([number, reason, *cells])
+
+    def __exit__(self, kind: object, *exc: object) -> None:
+        if self._handle is None:
+            return
+        self._handle.close()
+        if kind is None:
+            self._partial.replace(self._path)  # type: ignore[arg-type]  # all or nothing
+        else:
+            self._partial.unlink(missing_ok=True)

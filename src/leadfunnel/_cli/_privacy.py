@@ -1,0 +1,105 @@
+"""The commands that answer people's requests about their data: ``erase`` (the right to
+erasure) and ``export-person`` (access and portability)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .._csv_out import printable
+from ._common import db_option, emit, fail, guarded, open_funnel, output_option
+
+__all__ = ["erase", "export_person"]
+
+
+@click.command()
+@db_option
+@click.argument("people", nargs=-1)
+@click.option(
+    "--file",
+    "from_file",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Also erase the people listed in this file, one e-mail or phone a line.",
+)
+@click.option(
+    "--keep-nothing",
+    is_flag=True,
+    help="Keep no hash of their e-mail or phone either: they may be added again.",
+)
+@guarded
+def erase(db: str, people: tuple[str, ...], from_file: str | None, keep_nothing: bool) -> None:
+    """Erase people's personal data now (a right-to-erasure request), by e-mail or phone.
+
+    Their records keep what reports count; by default their e-mail and phone stay on the
+    suppression list as keyed hashes, so nobody can add them again. The database file
+    is compacted afterwards, so no byte of them is left in it (SQLite). People not found
+    are listed; the status is 2 when nobody was found.
+
+    \b
+    Examples:
+      leadfunnel erase zelda@example.com +15125550177
+      leadfunnel erase --file requests.txt
+    """
+    wanted = list(people)
+    if from_file:
+        text = Path(from_file).read_text(encoding="utf-8-sig")
+        wanted += [line.strip() for line in text.splitlines() if line.strip()]
+    if not wanted:
+        fail("name the people to erase (e-mail or phone), or give --file")
+    funnel = open_funnel(db, migrate="check")
+    missing: list[str] = []
+    erased = 0
+    for who in dict.fromkeys(wanted):
+        person = _find(funnel, who, missing)
+        if person is None:
+            continue
+        done = funnel.erase(person, suppress=not keep_nothing, reason="erasure request")
+        kept = "suppressed" if done.suppressed else "nothing kept"
+        click.echo(f"erased {printable(who)}: {len(done.subject_ids)} records ({kept})")
+        erased += 1
+    for who in missing:
+        click.echo(f"not found: {printable(who)}", err=True)
+    if erased:
+        funnel.repository.compact()
+    if not erased:
+        fail(f"nobody of the {len(missing)} named is stored; check the spelling")
+
+
+@click.command(name="export-person")
+@db_option
+@click.argument("person")
+@output_option
+@guarded
+def export_person(db: str, person: str, output: str | None) -> None:
+    """Everything stored about one person, as JSON (an access or portability request).
+
+    \b
+    Example:
+      leadfunnel export-person pat@acme-it.example.com -o pat.json
+    """
+    funnel = open_funnel(db, migrate="check")
+    found = _find(funnel, person)
+    if found is None:
+        fail(f"nobody with e-mail or phone {person!r} is stored; check the spelling")
+    data = funnel.export_person(found)
+    emit(json.dumps(data, indent=2, ensure_ascii=False) + "\n", output, "1 person")
+
+
+def _find(funnel: Any, who: str, missing: list[str] | None = None) -> Any:
+    """The person with this e-mail (anything with an @) or phone, or ``None`` (noted
+    in ``missing``); a value that is neither exits 2."""
+    from .._errors import InvalidArgumentError
+
+    try:
+        found = funnel.find(email=who) if "@" in who else funnel.find(phone=who)
+    except InvalidArgumentError as exc:
+        if missing is None:
+            fail(str(exc))
+        found = None
+    if found is None and missing is not None:
+        missing.append(who)
+    return found

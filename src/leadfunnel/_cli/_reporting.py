@@ -1,0 +1,335 @@
+"""The commands that read the funnel: ``report`` (with its comparison), ``due`` (the
+follow-ups to make) and ``list`` (the rep lists of people to call back)."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+
+from .._csv_out import csv_text, printable
+from ._common import db_option, emit, fail, format_option, guarded, open_funnel, output_option
+
+__all__ = ["due", "list_", "report"]
+
+
+def _when(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        fail(f"--at {value!r} is not an ISO date-time, e.g. 2026-03-02T09:00:00+00:00")
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+@click.command()
+@db_option
+@click.option(
+    "--at", "at", default=None, metavar="ISO-DATETIME", help="When to look (default: now, UTC)."
+)
+@click.option("--owner", default=None, help="Only the follow-ups of this owner's people.")
+@click.option("--limit", type=click.IntRange(min=0), default=None, help="The first N only.")
+@format_option("table", "json", "csv")
+@output_option
+@guarded
+def due(
+    db: str,
+    at: str | None,
+    owner: str | None,
+    limit: int | None,
+    format_: str,
+    output: str | None,
+) -> None:
+    """List the follow-ups due, most overdue first, with whom to call.
+
+    \b
+    Example:
+      leadfunnel due --at 2026-04-01T09:00:00+00:00
+      leadfunnel due --owner ana --limit 20
+      leadfunnel due --format csv -o calls.csv
+    """
+    when = _when(at)  # a bad --at is reported before the database is opened
+    funnel = open_funnel(db, migrate="check")
+    items = funnel.due(at=when, owner=owner, limit=limit)
+    people = funnel.repository.get_many(item.subject_id for item in items)
+    said = f"{len(items)} follow-ups"
+
+    def who(item: Any) -> tuple[str, str, str]:
+        person = people.get(item.subject_id)
+        if person is None:
+            return "", "", ""
+        name = " ".join(p for p in (person.first_name, person.last_name) if p)
+        return name, person.company or "", person.phone or ""
+
+    if format_ != "table":
+        data = [
+            {
+                "subject": item.subject,
+                "subject_id": str(item.subject_id),
+                **dict(zip(("name", "company", "phone"), who(item), strict=True)),
+                "owner": item.owner,
+                "due_at": item.due_at.isoformat(),
+                "overdue": item.overdue,
+                "escalated_to": item.escalated_to,
+                "touch_number": item.touch_number,
+                "channels": sorted(c.value for c in item.channels),
+            }
+            for item in items
+        ]
+        if format_ == "json":
+            emit(json.dumps(data, indent=2) + "\n", output, said)
+            return
+        rows = (
+            [*(entry[c] for c in _DUE_COLUMNS[:-1]), ", ".join(entry["channels"])] for entry in data
+        )
+        emit(csv_text(_DUE_COLUMNS, rows), output, said)
+        return
+    if not items:
+        emit("Nothing is due.\n", output, said)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(
+        "subject",
+        "name",
+        "company",
+        "phone",
+        "owner",
+        "due",
+        "overdue",
+        "escalate to",
+        "touch",
+        "channels",
+        "id",
+    )
+    for item in items:
+        name, company, phone = who(item)
+        cells = (
+            item.subject,
+            name,
+            company,
+            phone,
+            item.owner or "-",
+            item.due_at.strftime("%Y-%m-%d %H:%M"),
+            "yes" if item.overdue else "",
+            item.escalated_to or "",
+            str(item.touch_number),
+            ", ".join(sorted(c.value for c in item.channels)),
+            str(item.subject_id),
+        )
+        table.add_row(*map(printable, cells))
+    console = Console(width=200, record=True, file=io.StringIO())
+    console.print(table)
+    summary = f"{len(items)} follow-ups due, {sum(i.overdue for i in items)} overdue.\n"
+    emit(console.export_text() + summary, output, said)
+
+
+_DUE_COLUMNS = (
+    "subject",
+    "subject_id",
+    "name",
+    "company",
+    "phone",
+    "owner",
+    "due_at",
+    "overdue",
+    "escalated_to",
+    "touch_number",
+    "channels",
+)
+
+
+@click.command()
+@db_option
+@click.option(
+    "--by",
+    type=click.Choice(["source", "owner", "setter", "profile", "month"]),
+    default=None,
+    help="Break the funnel down by this key.",
+)
+@click.option(
+    "--since",
+    default=None,
+    metavar="DATE|DATETIME",
+    help="Count from this moment on (included): 2026-03-02 is that day's midnight.",
+)
+@click.option(
+    "--until",
+    default=None,
+    metavar="DATE|DATETIME",
+    help="Count up to this moment (excluded): --until 2026-03-09 ends with March 8.",
+)
+@click.option(
+    "--timezone",
+    "zone_name",
+    default="UTC",
+    show_default=True,
+    metavar="ZONE",
+    help="Zone of dates and of date-times without an offset, e.g. America/New_York.",
+)
+@click.option(
+    "--compare",
+    is_flag=True,
+    help="Compare with the period before: the same calendar months before when "
+    "--since and --until are firsts of months, else the same length before.",
+)
+@click.option(
+    "--previous-since",
+    default=None,
+    metavar="DATE|DATETIME",
+    help="Start of the period to compare with (implies --compare).",
+)
+@click.option(
+    "--previous-until",
+    default=None,
+    metavar="DATE|DATETIME",
+    help="End of the period to compare with (implies --compare).",
+)
+@format_option("table", "json", "csv", "svg")
+@output_option
+@guarded
+def report(
+    db: str,
+    by: str | None,
+    since: str | None,
+    until: str | None,
+    zone_name: str,
+    compare: bool,
+    previous_since: str | None,
+    previous_until: str | None,
+    format_: str,
+    output: str | None,
+) -> None:
+    """Print the funnel report: counts and conversion per step, money, health checks.
+
+    The period is --since (included) to --until (excluded). A date is midnight at the
+    start of that day, a date-time without an offset is wall time; both are read in
+    --timezone (UTC by default); a date-time with an offset keeps it.
+
+    \b
+    Example:
+      leadfunnel report --by source
+      leadfunnel report --since 2026-03-02 --until 2026-03-09 --timezone America/Chicago
+      leadfunnel report --since 2026-03-01 --until 2026-04-01 --compare
+      leadfunnel report --by source --format svg -o by-source.svg
+    """
+    from .._periods import parse_bound, read_zone
+
+    try:
+        zone = read_zone(zone_name)
+    except ValueError as exc:
+        fail(f"--timezone: {exc}")
+    bounds: dict[str, Any] = {}
+    for option, text in (
+        ("since", since),
+        ("until", until),
+        ("previous-since", previous_since),
+        ("previous-until", previous_until),
+    ):
+        try:
+            bounds[option] = None if text is None else parse_bound(text, zone)
+        except ValueError as exc:
+            fail(f"--{option}: {exc}")
+    start, end = bounds["since"], bounds["until"]
+    if start is not None and end is not None and end <= start:
+        fail(f"--until {until} is not after --since {since}: the period is empty")
+    previous = None
+    if bounds["previous-since"] is not None or bounds["previous-until"] is not None:
+        previous = (bounds["previous-since"], bounds["previous-until"])
+        if None in previous:
+            fail("give both --previous-since and --previous-until (or neither, for the default)")
+        compare = True
+    funnel = open_funnel(db, migrate="check")
+    if compare:
+        if by is not None:
+            fail("--compare takes no --by: compare the whole funnel, or report by period")
+        if start is None or end is None:
+            fail("--compare needs --since and --until: the period to compare with the one before")
+        comparison = funnel.compare(start, end, previous=previous)
+        renderers: dict[str, Callable[[Any], str]] = {
+            "table": str,
+            "json": lambda c: c.to_json() + "\n",
+            "csv": lambda c: c.to_csv(),
+            "svg": lambda c: c.to_svg(),
+        }
+        emit(renderers[format_](comparison), output, "Comparison")
+        return
+    result = funnel.report(since=start, until=end, by=by)
+    renderers = {
+        "table": str,
+        "json": lambda r: r.to_json() + "\n",
+        "csv": lambda r: r.to_csv(groups=by is not None),
+        "svg": lambda r: r.to_svg(),
+    }
+    emit(renderers[format_](result), output, "Report")
+
+
+@click.command(name="list")
+@db_option
+@click.argument("kind", type=click.Choice(["not_sat", "not_bought", "never_booked"]))
+@click.option("--source", default=None, help="Only people from this source.")
+@click.option("--owner", default=None, help="Only records this owner holds.")
+@click.option("--min-age", type=click.IntRange(min=0), default=None, help="At least N days old.")
+@click.option("--max-age", type=click.IntRange(min=0), default=None, help="At most N days old.")
+@click.option("--limit", type=click.IntRange(min=0), default=None, help="At most N people.")
+@click.option(
+    "--by",
+    type=click.Choice(["source", "age"]),
+    default=None,
+    help="Group the table by source or by age (0-7, 8-30, 31-90, over 90 days).",
+)
+@click.option(
+    "--at", "at", default=None, metavar="ISO-DATETIME", help="As of when (default: now, UTC)."
+)
+@format_option("table", "json", "csv")
+@output_option
+@guarded
+def list_(
+    db: str,
+    kind: str,
+    source: str | None,
+    owner: str | None,
+    min_age: int | None,
+    max_age: int | None,
+    limit: int | None,
+    by: str | None,
+    at: str | None,
+    format_: str,
+    output: str | None,
+) -> None:
+    """Print a rep list: the people to call back, newest first.
+
+    \b
+    KIND is one of:
+      not_sat       appointments set but not sat (no-shows)
+      not_bought    appointments sat that were not won
+      never_booked  qualified, sweet-spot leads never booked
+
+    \b
+    Example:
+      leadfunnel list not_sat --by age
+      leadfunnel list never_booked --source webinar --min-age 7 --format csv -o calls.csv
+    """
+    funnel = open_funnel(db, migrate="check")
+    pulled = funnel.rep_list(
+        kind,
+        at=_when(at),
+        source=source,
+        owner=owner,
+        min_age_days=min_age,
+        max_age_days=max_age,
+        limit=limit,
+    )
+    if format_ == "json":
+        text = pulled.to_json() + "\n"
+    elif format_ == "csv":
+        text = pulled.to_csv()
+    else:
+        text = pulled.to_table(by=by)
+    emit(text, output, f"{len(pulled)} people")
