@@ -13,7 +13,6 @@ set, track the deals to won or lost, and report stage-to-stage conversion from h
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 from ._cadence import BusinessHours, CadencePolicy, FollowUp
@@ -74,10 +73,7 @@ from .rules import (
 if TYPE_CHECKING:
     from ._sql import SqlRepository
 
-try:
-    __version__ = version("leadfunnel")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
-    __version__ = "0+unknown"
+    __version__: str
 
 __all__ = [
     "FUNNEL_STEPS",
@@ -161,16 +157,26 @@ __all__ = [
 ]
 
 
-if not TYPE_CHECKING:  # type checkers see SqlRepository above, and no other names
+if not TYPE_CHECKING:  # type checkers see SqlRepository and __version__ above, no other names
 
     def __getattr__(name: str) -> Any:
         # SqlRepository brings SQLAlchemy, a quarter of a second to import: only on first
         # use, so that in-memory use, the testing toolkit and hypothesis' hook stay light.
+        # __version__ needs importlib.metadata, some 20 ms that every CLI command paid.
         if name == "SqlRepository":
             from ._sql import SqlRepository
 
             globals()[name] = SqlRepository
             return SqlRepository
+        if name == "__version__":
+            from importlib.metadata import PackageNotFoundError, version
+
+            try:
+                found = version("leadfunnel")
+            except PackageNotFoundError:  # pragma: no cover - running from a source tree
+                found = "0+unknown"
+            globals()[name] = found
+            return found
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
