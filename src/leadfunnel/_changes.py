@@ -20,7 +20,7 @@ from ._clock import require_aware
 from ._enums import Interest
 from ._errors import ConcurrencyError, InvalidArgumentError, NotFoundError, PolicyError, _article
 from ._lifecycle import CONTACT, LEAD, OPPORTUNITY, Lifecycle
-from ._models import SET_FIELDS, Contact, Event, Lead, Opportunity, Record, _Stored, new_id
+from ._models import SET_FIELDS, Contact, Event, Lead, Opportunity, Record, _Stored, new_id, updated
 from ._repository import Repository
 
 __all__ = [
@@ -152,8 +152,9 @@ def event(
     """The event recording ``name`` on ``record`` (from ``source`` to ``dest``)."""
     # Built from values the use case has already validated: skip re-validation. Copying
     # a prototype costs a third of model_construct, and this is on every write.
-    return _EVENT.model_copy(
-        update={
+    return updated(
+        _EVENT,
+        {
             "id": new_id(),
             "created_at": at,
             "updated_at": at,
@@ -167,7 +168,7 @@ def event(
             "actor": actor,
             "reason": reason,
             "data": data if data is not None else {},
-        }
+        },
     )
 
 
@@ -175,7 +176,7 @@ def bump(record: _S, at: datetime, **changes: Any) -> _S:
     """``record`` with ``changes``, its next version, updated at ``at``."""
     changes["version"] = record.version + 1
     changes["updated_at"] = at
-    return record.model_copy(update=changes)
+    return updated(record, changes)
 
 
 def retrying(method: Callable[_P, _T]) -> Callable[_P, _T]:

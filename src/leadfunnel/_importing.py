@@ -33,7 +33,7 @@ from ._changes import event
 from ._enums import LeadStatus
 from ._errors import AvoidListedError, DuplicateError, InvalidTransitionError, LeadFunnelError
 from ._leads import SWEET_SPOT
-from ._models import Contact, Event, Lead, Person, identity_keys, is_avoided, new_id
+from ._models import Contact, Event, Lead, Person, identity_keys, is_avoided, new_id, updated
 from ._protocols import Router, assign_owner
 from ._repository import ChangeSet, Repository
 from ._results import Serialised
@@ -280,7 +280,7 @@ def _new_record(
             # A model_copy(update=...) skips validation and may carry a plain string.
             stamp["status"] = LeadStatus(status if status is not None else row.status)
             stamp["status_at"] = when
-        record = row.model_copy(update=stamp)
+        record = updated(row, stamp)
     else:
         data = dict(row)
         kind: type[Person] = lead_model
@@ -324,7 +324,7 @@ def _new_record(
         if record.status not in allowed:
             raise _Refused(_refusal(record.status))
         if record.status is LeadStatus.QUALIFIED:
-            record = record.model_copy(update={"tags": record.tags | {SWEET_SPOT}})
+            record = updated(record, {"tags": record.tags | {SWEET_SPOT}})
     return record
 
 

@@ -23,7 +23,7 @@ from ._clock import require_aware
 from ._enums import Channel, ContactType, LeadStatus, Outcome, Stage
 from ._errors import ConcurrencyError, NotFoundError
 from ._lifecycle import TIMED_STEPS, funnel_steps
-from ._models import Contact, Event, Lead, Opportunity, Record, SubjectKind, Touch
+from ._models import Contact, Event, Lead, Opportunity, Record, SubjectKind, Touch, updated
 from ._repository import (
     DO_NOT_CALL,
     ChangeSet,
@@ -291,7 +291,7 @@ class InMemoryRepository(Repository):
         stored: list[Event] = []
         for event in changes.events:
             self._position += 1
-            event = event.model_copy(update={"position": self._position})
+            event = updated(event, {"position": self._position})
             stored.append(event)
             history = self._events[event.subject_id]
             row = (event.at, self._position, event)
@@ -396,6 +396,10 @@ class InMemoryRepository(Repository):
     def suppressed(self, digests: Iterable[str]) -> dict[str, UUID]:
         with self._lock:
             return {d: self._suppressed[d] for d in digests if d in self._suppressed}
+
+    def any_suppressed(self) -> bool:
+        with self._lock:
+            return bool(self._suppressed)
 
     def suppression_secret(self) -> bytes:
         with self._lock:

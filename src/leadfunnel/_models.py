@@ -21,7 +21,7 @@ import unicodedata
 from datetime import UTC, datetime
 from decimal import Decimal
 from functools import cache, lru_cache
-from typing import Annotated, Any, ClassVar, Literal, TypeAlias, get_origin
+from typing import Annotated, Any, ClassVar, Literal, TypeAlias, TypeVar, get_origin
 from uuid import UUID
 
 import email_validator
@@ -453,6 +453,30 @@ RECORD_TYPES: dict[str, type[Lead] | type[Contact] | type[Opportunity]] = {
     "contact": Contact,
     "opportunity": Opportunity,
 }
+
+
+_M = TypeVar("_M", bound=BaseModel)
+_set = object.__setattr__
+
+
+def updated(model: _M, changes: dict[str, Any]) -> _M:
+    """``model.model_copy(update=changes)`` at about half its cost (1 us a copy instead
+    of 1.7), for the hot paths: a trigger's next version, an event from its prototype, an
+    event's position. Like ``model_copy`` it does not validate ``changes``: give it
+    values of the fields' own types."""
+    cls = type(model)
+    new = cls.__new__(cls)
+    values = model.__dict__.copy()
+    values.update(changes)
+    fields_set = set(model.__pydantic_fields_set__)
+    fields_set.update(changes)
+    extra = model.__pydantic_extra__
+    private = model.__pydantic_private__
+    _set(new, "__dict__", values)
+    _set(new, "__pydantic_fields_set__", fields_set)
+    _set(new, "__pydantic_extra__", None if extra is None else dict(extra))
+    _set(new, "__pydantic_private__", None if private is None else dict(private))
+    return new
 
 
 def identity_keys(person: Lead | Contact) -> tuple[str, ...]:

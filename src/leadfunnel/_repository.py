@@ -373,6 +373,12 @@ class Repository(ABC):
     def suppressed(self, digests: Iterable[str]) -> dict[str, UUID]:
         """For each stored :class:`Suppression` among ``digests``, its record's id."""
 
+    def any_suppressed(self) -> bool:
+        """Whether any :class:`Suppression` is stored at all: when there is none, nobody
+        needs to hash keys to look them up. An adapter that cannot tell cheaply keeps
+        this default, ``True``, and keys are looked up as usual."""
+        return True
+
     @abstractmethod
     def suppression_secret(self) -> bytes:
         """The store's own secret for suppression digests (at least 32 random bytes),

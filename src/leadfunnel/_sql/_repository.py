@@ -50,6 +50,7 @@ from .._models import (
     holds_keys,
     identity_keys,
     is_avoided,
+    updated,
 )
 from .._repository import (
     DO_NOT_CALL,
@@ -311,7 +312,7 @@ class SqlRepository(Repository):
                 first = self._apply(conn, changes)
         except sa_exc.IntegrityError as exc:
             self._explain(changes, exc)
-        return [e.model_copy(update={"position": first + i}) for i, e in enumerate(changes.events)]
+        return [updated(e, {"position": first + i}) for i, e in enumerate(changes.events)]
 
     def _apply(self, conn: Connection, changes: ChangeSet) -> int:
         """Apply ``changes`` in ``conn``'s transaction; return the first event position."""
@@ -844,6 +845,10 @@ class SqlRepository(Repository):
                 query = sa.select(t.c.digest, t.c.record_id).where(t.c.digest.in_(batch))
                 found.update((digest, holder) for digest, holder in conn.execute(query))
         return found
+
+    def any_suppressed(self) -> bool:
+        with self._read() as conn:
+            return conn.execute(_ANY_SUPPRESSED).first() is not None
 
     def suppression_secret(self) -> bytes:
         t = s.secrets
@@ -1700,9 +1705,13 @@ def _inserted_columns(table: sa.Table) -> list[sa.Column[Any]]:
 _sqlite_micros = functools.lru_cache(maxsize=1024)(s.to_sqlite_micros)
 
 
-@functools.lru_cache(maxsize=1024)
+_ANY_SUPPRESSED = sa.select(sa.literal(1)).select_from(s.suppressions).limit(1)
+
+
 def _month(at: datetime) -> str:
-    return at.astimezone(UTC).strftime("%Y-%m")
+    if at.utcoffset() != _ZERO:
+        at = at.astimezone(UTC)
+    return f"{at.year:04d}-{at.month:02d}"
 
 
 _ZERO = timedelta(0)
@@ -1951,6 +1960,15 @@ def _event_row(event: Event, position: int) -> dict[str, Any]:
 # An event's row holds these in columns: its document leaves them out (read back from
 # the columns, see ``_event``), and so the times and version almost every event has.
 _EVENT_COLUMNS = frozenset({"id", "subject_id", "subject", "name", "position"})
+# What an event's document leaves out, by (at in UTC, created_at is at, updated_at is at,
+# version 1, no data): the sets are made once, not per event.
+_LEFT_OUT_WHEN = ("at", "created_at", "updated_at", "version", "data")
+_LEAVE_OUT: dict[tuple[bool, ...], set[str]] = {
+    flags: set(_EVENT_COLUMNS).union(
+        name for name, out in zip(_LEFT_OUT_WHEN, flags, strict=True) if out
+    )
+    for flags in itertools.product((False, True), repeat=5)
+}
 _EVENT_READ = tuple(
     s.events.c[name] for name in ("id", "subject_id", "subject", "name", "at", "position", "doc")
 )
@@ -1962,18 +1980,17 @@ def _event_document(event: Event) -> str:
     are ``at`` exactly, a version of 1 and empty data. An import's event shrinks from
     about 260 bytes to 30."""
     at = event.at
-    leave_out = set(_EVENT_COLUMNS)
-    utc = at.utcoffset() == _ZERO
-    if utc:
-        leave_out.add("at")
-    for name in ("created_at", "updated_at"):
-        value = getattr(event, name)
-        if value == at and value.utcoffset() == at.utcoffset():
-            leave_out.add(name)
-    if event.version == 1:
-        leave_out.add("version")
-    if not event.data:
-        leave_out.add("data")
+    offset = at.utcoffset()
+    utc = offset == _ZERO
+    dated = event.created_at
+    changed = event.updated_at
+    leave_out = _LEAVE_OUT[
+        utc,
+        dated == at and dated.utcoffset() == offset,
+        changed == at and changed.utcoffset() == offset,
+        event.version == 1,
+        not event.data,
+    ]
     return event.model_dump_json(exclude=leave_out, exclude_none=_skip_none(Event))
 
 
