@@ -579,12 +579,24 @@ class SqlRepository(Repository):
         if not claimants:
             return
         # The unique key column is the real check (it also stops other processes); here
-        # only clashes inside the change set are looked for, and when there is one, the
-        # stored holders are read so that the error is the one the contract names.
-        if _first_clash(claimants, changes, {}) is not None:
-            wanted = list({key for r in claimants for key in identity_keys(r)})
+        # only clashes inside the change set are looked for, in the pass that makes the
+        # rows, and when there is one, the stored holders are read so that the error is
+        # the one the contract names.
+        held = held or {}
+        rows: list[dict[str, Any]] = []
+        claimed: dict[str, UUID] = {}
+        clashed = False
+        for r in claimants:
+            avoided = is_avoided(r)
+            kept = held.get(r.id, _NOTHING_HELD).keys
+            for key in identity_keys(r):
+                if claimed.setdefault(key, r.id) != r.id:
+                    clashed = True
+                if key not in kept:
+                    rows.append({"key": key, "record_id": r.id, "avoided": avoided})
+        if clashed:
             stored: dict[str, tuple[UUID, bool]] = {}
-            for batch in _batches(wanted):
+            for batch in _batches(list(claimed)):
                 query = sa.select(s.keys.c.key, s.keys.c.record_id, s.keys.c.avoided).where(
                     s.keys.c.key.in_(batch)
                 )
@@ -594,13 +606,6 @@ class SqlRepository(Repository):
             clash = _first_clash(claimants, changes, stored)
             if clash is not None:
                 raise clash
-        held = held or {}
-        rows = [
-            {"key": key, "record_id": r.id, "avoided": is_avoided(r)}
-            for r in claimants
-            for key in identity_keys(r)
-            if key not in held.get(r.id, _NOTHING_HELD).keys
-        ]
         self._insert(conn, s.keys, rows)
 
     def _explain(self, changes: ChangeSet, exc: sa_exc.IntegrityError) -> NoReturn:
