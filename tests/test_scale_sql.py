@@ -33,15 +33,23 @@ class Statements:
 
     def __init__(self, engine: sa.Engine) -> None:
         self.seen: list[tuple[str, bool]] = []
+        self.params: dict[str, Any] = {}  # the parameters each statement was last sent with
         sa.event.listen(engine, "before_cursor_execute", self._record)
 
     def _record(
         self, conn: Any, cursor: Any, sql: str, params: Any, context: Any, many: bool
     ) -> None:
         self.seen.append((" ".join(sql.split()), many))
+        self.params[" ".join(sql.split())] = params
 
     def clear(self) -> None:
         self.seen.clear()
+        self.params.clear()
+
+    def plan(self, db: sqlite3.Connection, sql: str) -> str:
+        """SQLite's query plan of ``sql``, as it was sent."""
+        rows = db.execute("EXPLAIN QUERY PLAN " + sql, self.params[sql])
+        return " ".join(row[-1] for row in rows)
 
     def matching(self, pattern: str) -> list[str]:
         return [sql for sql, _ in self.seen if re.search(pattern, sql, re.IGNORECASE)]
@@ -191,13 +199,22 @@ def test_a_page_of_leads_is_one_range_of_the_status_index(
     statements.clear()
     batches = list(funnel.repository.lead_batches(status=LeadStatus.RAW, size=3))
     assert [len(b) for b in batches] == [3, 3, 1]
-    select = statements.matching(r"FROM lf_leads WHERE")[0]
-    plan = sqlite3.connect(tmp_path / "scale.db").execute(
-        "EXPLAIN QUERY PLAN " + select, ("raw", 0, 3, 0)
+    listed = [lead.id for lead in funnel.leads(status=LeadStatus.RAW)]
+    assert [lead.id for b in batches for lead in b] == listed  # in list order
+    db = sqlite3.connect(tmp_path / "scale.db")
+    later = statements.matching(r"FROM lf_leads WHERE")[1]  # a page after the first
+    details = statements.plan(db, later)
+    assert "USING INDEX ix_lf_leads_status_created (status=? AND (created_at,id)>(?,?))" in (
+        details
     )
-    details = " ".join(row[-1] for row in plan)
-    assert "USING INDEX ix_lf_leads_status (status=? AND rowid>?)" in details
     assert "TEMP B-TREE" not in details  # no sort of every raw lead for each page
+    # leads(status=..., after=...) pages the same way: one range, no sort.
+    first = funnel.leads(status=LeadStatus.RAW, limit=2)
+    statements.clear()
+    funnel.leads(status=LeadStatus.RAW, after=first[-1], limit=2)
+    details = statements.plan(db, statements.matching(r"FROM lf_leads WHERE")[0])
+    assert "ix_lf_leads_status_created" in details
+    assert "TEMP B-TREE" not in details
 
 
 @pytest.mark.skipif(not SERVER_URLS["postgres"], reason="set LEADFUNNEL_TEST_POSTGRES_URL")

@@ -168,7 +168,10 @@ leads = sa.Table(
     metadata,
     *_stored_columns(),
     sa.Index("ix_lf_leads_created", "created_at", "id"),
-    sa.Column("status", _text(20), nullable=False, index=True),
+    sa.Column("status", _text(20), nullable=False),
+    # Version 3: the leads at a status, in list order: a keyset page of leads(status=...)
+    # and a batch of qualify_all are one range of it, never a sort.
+    sa.Index("ix_lf_leads_status_created", "status", "created_at", "id"),
     sa.Column("status_at", At),
     sa.Column("profile", _text(200)),
     sa.Column("contact_id", Id),
@@ -182,7 +185,8 @@ contacts = sa.Table(
     metadata,
     *_stored_columns(),
     sa.Index("ix_lf_contacts_created", "created_at", "id"),
-    sa.Column("type", _text(20), nullable=False, index=True),
+    sa.Column("type", _text(20), nullable=False),
+    sa.Index("ix_lf_contacts_type_created", "type", "created_at", "id"),
     sa.Column("lead_id", Id, index=True),
     *_person_columns(),
     sa.Column("doc", Doc, nullable=False),
@@ -194,7 +198,8 @@ opportunities = sa.Table(
     metadata,
     *_stored_columns(),
     sa.Index("ix_lf_opportunities_created", "created_at", "id"),
-    sa.Column("stage", _text(20), nullable=False, index=True),
+    sa.Column("stage", _text(20), nullable=False),
+    sa.Index("ix_lf_opportunities_stage_created", "stage", "created_at", "id"),
     sa.Column("owner", _text(200), index=True),
     sa.Column("setter", _text(200), index=True),
     sa.Column("contact_id", Id, nullable=False, index=True),
@@ -399,7 +404,9 @@ def _to_v2(conn: Connection) -> None:
 def _to_v3(conn: Connection) -> None:
     """Version 3: the events' commit-order ``position`` (existing events take their
     insertion order), its counter, the suppression list, the store's secrets, and the
-    ``(created_at, id)`` index of each record table (list order and keyset pages)."""
+    ``(created_at, id)`` index of each record table (list order and keyset pages), which
+    the index of each record's state (status, type, stage) also ends with, replacing the
+    state's own."""
     for table in (counters, suppressions, secrets):
         table.create(conn, checkfirst=True)
     _add_column(conn, events, "position")
@@ -421,11 +428,13 @@ def _to_v3(conn: Connection) -> None:
         data = json.loads(doc) if isinstance(doc, (str, bytes)) else doc
         other = UUID(data["other"]["doc"]["id"])
         conn.execute(sa.update(merges).where(merges.c.seq == seq).values(other_id=other))
-    for table in RECORD_TABLES.values():
+    for table, state in ((leads, "status"), (contacts, "type"), (opportunities, "stage")):
         _create_index(conn, table, f"ix_{table.name}_created")
-        if f"ix_{table.name}_created_at" in _indexes(conn, table):
-            stand_in = sa.Table(table.name, sa.MetaData(), sa.Column("created_at"))
-            sa.Index(f"ix_{table.name}_created_at", stand_in.c.created_at).drop(conn)
+        _create_index(conn, table, f"ix_{table.name}_{state}_created")
+        for column in ("created_at", state):  # the version 2 indexes these two replace
+            if f"ix_{table.name}_{column}" in _indexes(conn, table):
+                stand_in = sa.Table(table.name, sa.MetaData(), sa.Column(column))
+                sa.Index(f"ix_{table.name}_{column}", stand_in.c[column]).drop(conn)
     start_counter(conn)
 
 
