@@ -24,8 +24,6 @@ from functools import cache, lru_cache
 from typing import Annotated, Any, ClassVar, Literal, TypeAlias, TypeVar, get_origin
 from uuid import UUID
 
-import email_validator
-import phonenumbers
 from pydantic import (
     AfterValidator,
     AwareDatetime,
@@ -120,6 +118,8 @@ def _normalise_email(value: str) -> str:
     ):
         local, _, domain = value.partition("@")
         return f"{local}@{domain.lower()}"
+    import email_validator  # imported on first need: 15 ms a process otherwise
+
     try:
         checked = email_validator.validate_email(value, check_deliverability=False)
     except email_validator.EmailNotValidError as exc:
@@ -132,6 +132,8 @@ def _normalise_email(value: str) -> str:
 
 @lru_cache(maxsize=4096)
 def _normalise_phone(value: str, region: str) -> str:
+    import phonenumbers  # imported on first need: reading stored records never parses
+
     try:
         number = phonenumbers.parse(value, region.upper())
     except phonenumbers.NumberParseException as exc:
