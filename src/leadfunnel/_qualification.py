@@ -109,12 +109,23 @@ class QualificationResult(Serialised):
     def missing(self) -> tuple[str, ...]:
         """The lead fields whose absence kept a rule from deciding."""
         if self._missing is None:
-            undecided = [n for n, o in self.outcomes.items() if o == "undecided"]
-            names = undecided if self.decision == "undecided" else list(self.verdicts)
+            if self.decision == "undecided":
+                undecided = {n for n, o in self.outcomes.items() if o == "undecided"}
+                verdicts = self._explained(undecided)
+            else:
+                verdicts = self.verdicts
             self._missing = tuple(
-                sorted({f for n in names for v in self.verdicts[n] for f in v.missing})
+                sorted({f for vs in verdicts.values() for v in vs for f in v.missing})
             )
         return self._missing
+
+    def _explained(self, names: set[str]) -> Mapping[str, tuple[Verdict, ...]]:
+        """The verdicts of the profiles ``names`` only: a bulk qualification asks what
+        an undecided lead is missing, and need not explain the profiles it failed."""
+        if self._verdicts is not None or self._source is None:
+            return {n: vs for n, vs in self.verdicts.items() if n in names}
+        engine, lead = self._source
+        return {p.name: p.explain(lead) for p in engine.profiles if p.name in names}
 
     @property
     def failed(self) -> list[Verdict]:
