@@ -199,21 +199,29 @@ def test_a_page_of_leads_is_one_range_of_the_status_index(
     statements.clear()
     batches = list(funnel.repository.lead_batches(status=LeadStatus.RAW, size=3))
     assert [len(b) for b in batches] == [3, 3, 1]
-    listed = [lead.id for lead in funnel.leads(status=LeadStatus.RAW)]
-    assert [lead.id for b in batches for lead in b] == listed  # in list order
     db = sqlite3.connect(tmp_path / "scale.db")
-    later = statements.matching(r"FROM lf_leads WHERE")[1]  # a page after the first
-    details = statements.plan(db, later)
-    assert "USING INDEX ix_lf_leads_status_created (status=? AND (created_at,id)>(?,?))" in (
-        details
-    )
+    details = statements.plan(db, statements.matching(r"FROM lf_leads WHERE")[1])
+    # Storage order: the rows a batch updates sit together in the table.
+    assert "USING INDEX ix_lf_leads_status (status=? AND rowid>?)" in details
     assert "TEMP B-TREE" not in details  # no sort of every raw lead for each page
-    # leads(status=..., after=...) pages the same way: one range, no sort.
-    first = funnel.leads(status=LeadStatus.RAW, limit=2)
+
+
+def test_a_page_of_contacts_of_a_type_or_deals_at_a_stage_is_one_range(
+    funnel: Funnel, engine: sa.Engine, statements: Statements, tmp_path: Path
+) -> None:
+    funnel.import_leads([{**person(n), "type": "prospect"} for n in range(5)])  # contacts
+    first = funnel.contacts(type="prospect", limit=2)
     statements.clear()
-    funnel.leads(status=LeadStatus.RAW, after=first[-1], limit=2)
-    details = statements.plan(db, statements.matching(r"FROM lf_leads WHERE")[0])
-    assert "ix_lf_leads_status_created" in details
+    second = funnel.contacts(type="prospect", after=first[-1], limit=2)
+    assert len(first) == len(second) == 2
+    db = sqlite3.connect(tmp_path / "scale.db")
+    details = statements.plan(db, statements.matching(r"FROM lf_contacts WHERE")[0])
+    assert "USING INDEX ix_lf_contacts_type_created (type=? AND (created_at,id)>(?,?))" in (details)
+    assert "TEMP B-TREE" not in details
+    statements.clear()
+    funnel.opportunities(stage="appointment_set", after=first[-1].id, limit=2)
+    details = statements.plan(db, statements.matching(r"FROM lf_opportunities WHERE")[-1])
+    assert "ix_lf_opportunities_stage_created" in details
     assert "TEMP B-TREE" not in details
 
 

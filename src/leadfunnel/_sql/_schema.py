@@ -168,10 +168,15 @@ leads = sa.Table(
     metadata,
     *_stored_columns(),
     sa.Index("ix_lf_leads_created", "created_at", "id"),
-    sa.Column("status", _text(20), nullable=False),
-    # Version 3: the leads at a status, in list order: a keyset page of leads(status=...)
-    # and a batch of qualify_all are one range of it, never a sort.
-    sa.Index("ix_lf_leads_status_created", "status", "created_at", "id"),
+    # The leads at a status in storage order (SQLite's rowid, InnoDB's primary key follow
+    # the status in this index): a batch of qualify_all is one range of it, and the rows
+    # and index entries it updates sit together. Not (status, created_at, id), as the
+    # contacts' type and the deals' stage are: imported leads keep their CRM's creation
+    # dates, and moving a batch of them through such an index writes a page of it per
+    # lead (measured at 100k leads: qualify_all's system time doubled, its CPU grew 6%;
+    # reading the batches in that order too, 35%). A page of leads(status=...) sorts
+    # the leads at that status instead.
+    sa.Column("status", _text(20), nullable=False, index=True),
     sa.Column("status_at", At),
     sa.Column("profile", _text(200)),
     sa.Column("contact_id", Id),
@@ -428,14 +433,21 @@ def _to_v3(conn: Connection) -> None:
         data = json.loads(doc) if isinstance(doc, (str, bytes)) else doc
         other = UUID(data["other"]["doc"]["id"])
         conn.execute(sa.update(merges).where(merges.c.seq == seq).values(other_id=other))
-    for table, state in ((leads, "status"), (contacts, "type"), (opportunities, "stage")):
+    _create_index(conn, leads, "ix_lf_leads_created")
+    _drop_index(conn, leads, "created_at")
+    for table, state in ((contacts, "type"), (opportunities, "stage")):
         _create_index(conn, table, f"ix_{table.name}_created")
         _create_index(conn, table, f"ix_{table.name}_{state}_created")
-        for column in ("created_at", state):  # the version 2 indexes these two replace
-            if f"ix_{table.name}_{column}" in _indexes(conn, table):
-                stand_in = sa.Table(table.name, sa.MetaData(), sa.Column(column))
-                sa.Index(f"ix_{table.name}_{column}", stand_in.c[column]).drop(conn)
+        for column in ("created_at", state):  # version 2 indexes that these replace
+            _drop_index(conn, table, column)
     start_counter(conn)
+
+
+def _drop_index(conn: Connection, table: sa.Table, column: str) -> None:
+    """Drop a version 2 index ``ix_<table>_<column>``, unless it is gone already."""
+    if f"ix_{table.name}_{column}" in _indexes(conn, table):
+        stand_in = sa.Table(table.name, sa.MetaData(), sa.Column(column))
+        sa.Index(f"ix_{table.name}_{column}", stand_in.c[column]).drop(conn)
 
 
 def start_counter(conn: Connection) -> None:
