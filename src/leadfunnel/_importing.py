@@ -13,8 +13,10 @@ Rows often come from another CRM, so a row may say more than a new lead's fields
 One bad row never sinks the import: a row that does not validate is rejected with the
 reason, and a row the store refuses (a value the database cannot hold, a person another
 writer stored a moment ago) is found by splitting its chunk and storing the halves, so
-only that row is reported. A store that stops answering stops the import: its error is
-raised, after ``on_progress`` has been given what was stored until then.
+only that row is reported; later rows of its chunk that repeat it are then judged as if
+it had never come. The report is the same however the rows are chunked. A store that
+stops answering stops the import: its error is raised, after ``on_progress`` has been
+given what was stored until then.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ __all__ = [
     "ImportIssue",
     "ImportReport",
     "import_leads",
+    "row_bytes",
     "sized_chunks",
 ]
 
@@ -138,11 +141,12 @@ def _chunks(rows: Iterable[Any], size: int) -> Iterator[list[Any]]:
         yield chunk
 
 
-#: How much of a long import goes into one transaction (``leadfunnel import``): at most
-#: this many rows, and about this many bytes of input. Larger transactions make the
-#: per-commit costs vanish (index pages written back once, fewer checkpoints: 100,000
-#: rows wrote 670 MB to disk in 1,000-row transactions and 377 MB in 10,000-row ones,
-#: for a 160 MB file); the bytes bound keeps memory flat when rows are wide.
+#: How much of a long import goes into one transaction (``Funnel.import_leads`` unless
+#: given a ``chunk_size``, and ``leadfunnel import``): at most this many rows, and about
+#: this many bytes of input. Larger transactions make the per-commit costs vanish (index
+#: pages written back once, fewer checkpoints: 100,000 rows wrote 670 MB to disk in
+#: 1,000-row transactions and 377 MB in 10,000-row ones, for a 160 MB file); the bytes
+#: bound keeps memory flat when rows are wide.
 CHUNK_ROWS = 10_000
 CHUNK_BYTES = 8 * 1024 * 1024
 #: The first transaction's rows; each next one doubles, up to :data:`CHUNK_ROWS`: the
@@ -179,13 +183,20 @@ def sized_chunks(
         yield chunk
 
 
+def row_bytes(row: Mapping[str, Any] | Lead | Contact) -> int:
+    """About how many bytes of input ``row`` holds, to size transactions: the length of
+    its text values (a model's text fields), the rest not counted. Cheap, not exact."""
+    values = row.__dict__.values() if isinstance(row, (Lead, Contact)) else row.values()
+    return sum(map(len, filter(str.__instancecheck__, values)))
+
+
 def import_leads(
     repository: Repository,
     rows: Iterable[Mapping[str, Any] | Lead | Contact],
     *,
     status: LeadStatus | None,
     carry_over: bool,
-    chunk_size: int,
+    chunk_size: int | None,
     at: datetime,
     actor: str | None,
     reason: str | None,
@@ -197,12 +208,14 @@ def import_leads(
 ) -> ImportReport:
     """Add many leads and contacts, never raising for one bad row: ``Funnel.import_leads``.
 
-    ``models`` are the classes rows become (the application's subclasses, with their
-    own fields: a row's key named like one fills it); default ``Lead`` and ``Contact``.
+    Each chunk of rows is stored in one transaction: ``chunk_size`` rows, or, if it is
+    ``None``, chunks sized by :func:`sized_chunks` on :func:`row_bytes`. ``models`` are
+    the classes rows become (the application's subclasses, with their own fields: a
+    row's key named like one fills it); default ``Lead`` and ``Contact``.
     """
     lead_model: type[Lead] = (models or {}).get("lead", Lead)
     contact_model: type[Contact] = (models or {}).get("contact", Contact)
-    if chunk_size < 1:
+    if chunk_size is not None and chunk_size < 1:
         raise ValueError(f"chunk_size must be at least 1, not {chunk_size}")
     if status is not None and status not in _IMPORTABLE:
         raise InvalidTransitionError(
@@ -216,12 +229,15 @@ def import_leads(
     report = ImportReport()
     context = {"phone_region": phone_region}
     number = 0
+    marks = _marks(report)  # the issues before the chunk being imported
     gc_was_enabled = gc.isenabled()
     # Validation allocates many short-lived objects and no cycles: the cyclic collector
     # only costs time here.
     gc.disable()
     try:
-        for chunk in _chunks(rows, chunk_size):
+        chunks = sized_chunks(rows, row_bytes) if chunk_size is None else _chunks(rows, chunk_size)
+        for chunk in chunks:
+            marks = _marks(report)
             valid: list[tuple[int, Person]] = []
             for row in chunk:
                 number += 1
@@ -238,10 +254,8 @@ def import_leads(
                 if isinstance(record, Lead):
                     record = assign_owner(router, record)
                 valid.append((number, record))
-            # Rows of earlier chunks are stored, so the repository finds their keys:
-            # remembering keys per chunk only keeps memory flat on long imports.
-            seen: dict[str, UUID] = {}  # keys of this chunk -> the record that claimed them
-            _store_chunk(repository, valid, seen, report, actor, reason, suppressor)
+            _store_chunk(repository, valid, report, actor, reason, suppressor)
+            _in_row_order(report, marks)
             if gc_was_enabled:
                 # Storing leaves cyclic garbage (a SQL adapter's statements): collect
                 # this chunk's, or it piles up for the whole import.
@@ -249,6 +263,7 @@ def import_leads(
             if on_progress is not None:
                 on_progress(report)
     except BaseException:
+        _in_row_order(report, marks)
         if on_progress is not None:
             on_progress(report)  # what was stored before the failure, exactly
         raise
@@ -256,6 +271,26 @@ def import_leads(
         if gc_was_enabled:
             gc.enable()
     return report
+
+
+def _marks(report: ImportReport) -> tuple[int, int, int]:
+    return len(report.duplicates), len(report.avoided), len(report.rejected)
+
+
+def _in_row_order(report: ImportReport, marks: tuple[int, int, int]) -> None:
+    """Sort the issues one chunk added (from ``marks`` on) by row, so that the report
+    does not depend on the chunking: a chunk's rows the store refuses are found after
+    those validation refused, and rows that repeat someone another writer has just
+    stored after the chunk's other duplicates."""
+    for found, start in zip(
+        (report.duplicates, report.avoided, report.rejected), marks, strict=True
+    ):
+        if len(found) - start > 1:
+            found[start:] = sorted(found[start:], key=_row_of)
+
+
+def _row_of(issue: ImportIssue) -> int:
+    return issue.row
 
 
 def _new_record(
@@ -346,20 +381,56 @@ def _refusal(status: LeadStatus) -> str:
 def _store_chunk(
     repository: Repository,
     valid: list[tuple[int, Person]],
-    seen: dict[str, UUID],
     report: ImportReport,
     actor: str | None,
     reason: str | None,
     suppressor: Suppressor | None = None,
 ) -> None:
-    # Find the holders of the chunk's keys, then sort each row into added, duplicates
-    # or avoided.
+    """Sort each row into added, duplicates or avoided, and store the added in one
+    commit; rows that repeat an earlier row the store then refused are sorted again
+    (as they would be if that row had come alone), until none is left."""
+    while valid:
+        rows = _sort_rows(repository, valid, report, suppressor)
+        before = len(report.added)
+        accepted = [(number, record) for number, record, earlier, _ in rows if earlier is None]
+        _commit(repository, accepted, report, actor, reason)
+        stored = set(report.added[before:])
+        valid = []
+        for number, record, earlier, key in rows:
+            if earlier is None:
+                continue
+            if earlier.id not in stored:
+                valid.append((number, record))
+            elif is_avoided(earlier):
+                report.avoided.append(
+                    ImportIssue(number, f"{key.partition(':')[2]} is on the avoid list", earlier.id)
+                )
+            else:
+                report.duplicates.append(
+                    ImportIssue(
+                        number, f"same {key.partition(':')[0]} as an earlier row", earlier.id
+                    )
+                )
+
+
+def _sort_rows(
+    repository: Repository,
+    valid: list[tuple[int, Person]],
+    report: ImportReport,
+    suppressor: Suppressor | None,
+) -> list[tuple[int, Person, Person | None, str]]:
+    """Report the rows the store's people (or the avoid list) rule out; return the
+    others, each with the earlier row of ``valid`` it repeats and their shared key, or
+    ``None`` and ``""`` for the rows to store."""
+    # Rows of earlier chunks are stored, so the repository finds their keys:
+    # remembering keys per chunk only keeps memory flat on long imports.
     keys = {key for _, record in valid for key in identity_keys(record)}
     holders = repository.find_keys(keys)
     stored = repository.get_many(set(holders.values()))
     # Keys of people erased or edited off the avoid list, kept only as keyed hashes.
     banned = suppressor.banned(keys) if suppressor is not None else {}
-    accepted: list[tuple[int, Person]] = []
+    seen: dict[str, Person] = {}  # keys of these rows -> the record that claimed them
+    rows: list[tuple[int, Person, Person | None, str]] = []
     for number, record in valid:
         record_keys = identity_keys(record)
         suppressed = next((k for k in record_keys if k in banned), None)
@@ -392,16 +463,13 @@ def _store_chunk(
             continue
         earlier = next((k for k in record_keys if k in seen), None)
         if earlier is not None:
-            report.duplicates.append(
-                ImportIssue(
-                    number, f"same {earlier.partition(':')[0]} as an earlier row", seen[earlier]
-                )
-            )
+            # Known once the earlier row is stored, or refused.
+            rows.append((number, record, seen[earlier], earlier))
             continue
         for key in record_keys:
-            seen[key] = record.id
-        accepted.append((number, record))
-    _commit(repository, accepted, report, actor, reason)
+            seen[key] = record
+        rows.append((number, record, None, ""))
+    return rows
 
 
 def _commit(
