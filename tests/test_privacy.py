@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +22,7 @@ from leadfunnel import (
     LostReason,
     PolicyError,
     Repository,
+    SqlRepository,
     Stage,
 )
 from leadfunnel._suppression import SECRET_VARIABLE
@@ -176,6 +181,50 @@ def test_export_person_gathers_everything_as_json(funnel: Funnel) -> None:
         assert expected in text
     assert {r["kind"] for r in exported["records"]} == {"lead", "contact", "opportunity"}
     assert "looked at the website" in {e["reason"] for e in exported["events"]}
+
+
+#: Set-valued fields, several items each: their order in a set follows string hashing.
+SETS: dict[str, list[str]] = {
+    "tags": [f"tag-{c}" for c in "jihgfedcba"],
+    "needs": [f"need {n}" for n in range(8, 0, -1)],
+    "other_emails": [f"zq{n}@other.example.com" for n in range(6, 0, -1)],
+    "other_phones": [f"+1512555{n:04d}" for n in range(6, 0, -1)],
+    "opt_outs": ["sms", "social", "meeting", "email", "direct_mail", "call"],
+}
+
+
+def test_export_person_lists_set_fields_sorted(funnel: Funnel) -> None:
+    lead = funnel.add(zelda(**SETS))
+    (record,) = funnel.export_person(lead)["records"]
+    for name, values in SETS.items():
+        assert record[name] == sorted(values), name
+
+
+def test_the_same_person_exports_the_same_json_in_every_process(tmp_path: Path) -> None:
+    # Each process hashes strings with its own seed, and so orders sets its own way.
+    db = f"sqlite:///{tmp_path / 'f.db'}"
+    repository = SqlRepository(db)
+    funnel = Funnel(repository)
+    lead = funnel.add(zelda(**SETS))
+    funnel.merge(lead, funnel.add(Lead(**person(91, tags=["zz", "aa", "mm"]))))
+    repository.close()
+    outputs = set()
+    for seed in ("1", "2", "3"):
+        done = subprocess.run(
+            [sys.executable, "-m", "leadfunnel", "export-person", PII["email"], "--db", db],
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        outputs.add(done.stdout)
+    assert len(outputs) == 1
+    exported = json.loads(outputs.pop())
+    (record,) = exported["records"]
+    assert record["tags"] == sorted([*SETS["tags"], "aa", "mm", "zz"])
+    (merge,) = exported["merges"]
+    assert merge["merged_away"]["tags"] == ["aa", "mm", "zz"]
 
 
 def test_the_suppression_secret_comes_from_the_funnel_the_environment_or_the_store(

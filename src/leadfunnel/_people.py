@@ -47,7 +47,7 @@ from ._models import (
 )
 from ._protocols import Router, assign_owner
 from ._repository import ChangeSet, Repository
-from ._results import Serialised
+from ._results import Serialised, model_data
 from ._suppression import Suppressor
 
 __all__ = ["Captured", "add", "avoid", "capture", "find", "holder_of", "update"]
@@ -71,8 +71,8 @@ class Captured(Serialised):
         return {
             "kind": self.record.kind,
             "new": self.new,
-            "record": self.record.model_dump(mode="json"),
-            "event": self.event.model_dump(mode="json"),
+            "record": model_data(self.record),
+            "event": model_data(self.event),
         }
 
 

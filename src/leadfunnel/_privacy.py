@@ -25,7 +25,7 @@ from ._enums import LostReason, Stage
 from ._lifecycle import OPPORTUNITY
 from ._models import PERSONAL_FIELDS, Contact, Event, Lead, Opportunity, identity_keys
 from ._repository import ChangeSet, MergeLog, Repository
-from ._results import Serialised
+from ._results import Serialised, model_data
 from ._suppression import Suppressor
 
 __all__ = ["Erasure", "erase", "export_person"]
@@ -103,8 +103,8 @@ def export_person(repository: Repository, subject_id: UUID) -> dict[str, Any]:
     subjects = [*ids, *(d.id for d in deals)]
     return {
         "records": [_record(record) for record in (*people, *deals)],
-        "touches": [t.model_dump(mode="json") for i in ids for t in repository.touches(i)],
-        "events": [e.model_dump(mode="json") for i in subjects for e in repository.history(i)],
+        "touches": [model_data(t) for i in ids for t in repository.touches(i)],
+        "events": [model_data(e) for i in subjects for e in repository.history(i)],
         "merges": [_merge(log) for log in repository.merges_of(ids)],
     }
 
@@ -230,7 +230,7 @@ def _scrub_merge(log: MergeLog, texts: re.Pattern[str] | None) -> MergeLog:
 
 
 def _record(record: Lead | Contact | Opportunity) -> dict[str, Any]:
-    return {"kind": record.kind, **record.model_dump(mode="json")}
+    return {"kind": record.kind, **model_data(record)}
 
 
 def _merge(log: MergeLog) -> dict[str, Any]:

@@ -12,12 +12,46 @@ dataclass's fields itself: annotate the endpoint, or return ``result.to_dict()``
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
-from pydantic import GetCoreSchemaHandler
+from pydantic import BaseModel, GetCoreSchemaHandler
 from pydantic_core import core_schema
 
-__all__ = ["Serialised"]
+__all__ = ["Serialised", "model_data"]
+
+
+def model_data(model: BaseModel) -> dict[str, Any]:
+    """``model.model_dump(mode="json")`` with every set (``tags``, ``opt_outs``,
+    ``other_emails``..., an application's own set fields) a sorted list: a set's order
+    follows string hashing, which changes from process to process, and the same record
+    must give the same JSON every time."""
+    data: dict[str, Any] = _sorted_sets(model, model.model_dump(mode="json"))
+    return data
+
+
+def _sorted_sets(value: Any, dumped: Any) -> Any:
+    """``dumped`` (the JSON data of ``value``) with the lists that were sets sorted."""
+    if isinstance(value, (set, frozenset)) and isinstance(dumped, list):
+        try:
+            return sorted(dumped)
+        except TypeError:  # items of mixed types: in the order of their JSON text
+            return sorted(dumped, key=lambda item: json.dumps(item, sort_keys=True))
+    if isinstance(value, BaseModel) and isinstance(dumped, dict):
+        fields = type(value).model_fields
+        return {
+            name: _sorted_sets(getattr(value, name), item) if name in fields else item
+            for name, item in dumped.items()
+        }
+    if isinstance(value, Mapping) and isinstance(dumped, dict) and len(value) == len(dumped):
+        # Keys may have become text (UUIDs, enums); the order is kept.
+        return {
+            key: _sorted_sets(item, data)
+            for item, (key, data) in zip(value.values(), dumped.items(), strict=True)
+        }
+    if isinstance(value, (list, tuple)) and isinstance(dumped, list) and len(value) == len(dumped):
+        return [_sorted_sets(item, data) for item, data in zip(value, dumped, strict=True)]
+    return dumped
 
 
 class Serialised:
