@@ -20,7 +20,15 @@ import sqlalchemy as sa
 from pydantic import ValidationError
 
 from conftest import SERVER_URLS, T0, make_repository, person
-from leadfunnel import Funnel, Lead, LeadStatus, QualificationEngine, SqlRepository
+from leadfunnel import (
+    ChangeSet,
+    ConcurrencyError,
+    Funnel,
+    Lead,
+    LeadStatus,
+    QualificationEngine,
+    SqlRepository,
+)
 from leadfunnel.testing import ManualClock
 
 ENGINE = QualificationEngine.from_dict(
@@ -249,5 +257,58 @@ def test_postgresql_analyses_the_leads_before_reading_them_in_batches(tmp_path: 
         # So a batch walks the primary key instead of sorting every raw lead, and its
         # commit finds its keys and tags by index instead of reading both tables.
         assert analysed() == ["lf_keys", "lf_leads", "lf_tags"]
+    finally:
+        repository.close()
+
+
+@pytest.mark.skipif(not SERVER_URLS["postgres"], reason="set LEADFUNNEL_TEST_POSTGRES_URL")
+def test_postgresql_updates_many_rows_through_copy_and_one_update(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repository = make_repository("postgres", tmp_path)
+    assert isinstance(repository, SqlRepository)
+    try:
+        copied: list[int] = []  # rows per update sent through COPY
+        through_copy = repository._update_by_copy
+
+        def counting(conn: Any, table: sa.Table, changed: tuple[int, ...], rows: list[Any]) -> int:
+            copied.append(len(rows))
+            return through_copy(conn, table, changed, rows)
+
+        monkeypatch.setattr(repository, "_update_by_copy", counting)
+        funnel = Funnel(repository, engine=ENGINE, clock=ManualClock(T0))
+        rows = [{**person(n), "industry": "IT Services" if n % 2 else "Retail"} for n in range(40)]
+        funnel.import_leads(rows)
+        before = {lead.id: lead for lead in funnel.leads()}
+        counts = funnel.qualify_all(page_size=40)
+        assert counts["qualified"] == 20
+        assert copied == [20]  # the 20 qualified leads change the same columns: one COPY
+        after = {lead.id: lead for lead in funnel.leads()}
+        for id, lead in after.items():
+            was = before[id]
+            if lead.status is LeadStatus.QUALIFIED:
+                assert lead.version == was.version + 1
+                assert lead.profile == "msp"
+                assert lead.model_dump(
+                    exclude={"status", "status_at", "version", "updated_at", "profile", "tags"}
+                ) == was.model_dump(
+                    exclude={"status", "status_at", "version", "updated_at", "profile", "tags"}
+                )
+            else:
+                assert lead == was
+        assert funnel.count("lead", status=LeadStatus.QUALIFIED) == 20
+        # A change that loses a race on one of many rows still changes nothing.
+        stale = list(after.values())
+        funnel.update(stale[0].model_copy(update={"notes": "changed meanwhile"}))
+        with pytest.raises(ConcurrencyError):
+            repository.commit(
+                ChangeSet(
+                    updates=[
+                        r.model_copy(update={"version": r.version + 1, "notes": "bulk"})
+                        for r in stale
+                    ]
+                )
+            )
+        assert [r.notes for r in funnel.leads()].count("bulk") == 0
     finally:
         repository.close()
