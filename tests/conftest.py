@@ -9,6 +9,8 @@ repository in a fresh schema (database), all dropped when the session ends.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -116,3 +118,20 @@ def clock() -> ManualClock:
 @pytest.fixture
 def funnel(repository: Repository, clock: ManualClock) -> Funnel:
     return Funnel(repository, clock=clock)
+
+
+def outputs_under_hash_seeds(*args: str) -> set[str]:
+    """What ``python ARGS`` prints under three string-hash seeds: one output if nothing
+    it prints depends on the order of a set (each seed orders sets its own way)."""
+    outputs = set()
+    for seed in ("1", "2", "3"):
+        done = subprocess.run(
+            [sys.executable, *args],
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        outputs.add(done.stdout)
+    return outputs

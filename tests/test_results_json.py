@@ -4,9 +4,6 @@ pydantic (so FastAPI response models) serialises through, from one code path."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import warnings
 from datetime import timedelta
 from pathlib import Path
@@ -15,7 +12,7 @@ from typing import Any
 import pydantic
 import pytest
 
-from conftest import person
+from conftest import outputs_under_hash_seeds, person
 from leadfunnel import (
     Captured,
     Erasure,
@@ -107,7 +104,7 @@ _EVERY_RESULT = """
 import re, sys
 from datetime import UTC, datetime
 sys.path.insert(0, sys.argv[1])
-from conftest import person
+from conftest import outputs_under_hash_seeds, person
 from leadfunnel import Funnel, Lead
 from leadfunnel.testing import ManualClock
 from test_results_json import results
@@ -129,17 +126,7 @@ for result in [captured, *results(funnel, clock)]:
 def test_every_result_gives_the_same_json_in_every_process() -> None:
     # Each process hashes strings with its own seed, and so orders sets its own way.
     tests = str(Path(__file__).parent)
-    outputs = set()
-    for seed in ("1", "2", "3"):
-        done = subprocess.run(
-            [sys.executable, "-c", _EVERY_RESULT, tests],
-            env={**os.environ, "PYTHONHASHSEED": seed},
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert done.returncode == 0, done.stderr
-        outputs.add(done.stdout)
+    outputs = outputs_under_hash_seeds("-c", _EVERY_RESULT, tests)
     assert len(outputs) == 1
     assert '"tag-a",\n      "tag-b",' in outputs.pop()  # the captured record's tags
 
