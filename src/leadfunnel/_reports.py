@@ -270,7 +270,7 @@ class FunnelReport(Serialised):
                 "never_followed_up",
                 "Qualified leads never followed up",
                 never,
-                "0% (a well-known study found 71% never are)",
+                "0%; a well-known study found 71% never are",
                 never == 0,
             ),
             _check(
