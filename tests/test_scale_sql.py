@@ -19,13 +19,16 @@ import pytest
 import sqlalchemy as sa
 from pydantic import ValidationError
 
-from conftest import SERVER_URLS, T0, make_repository, person
+from conftest import REPOSITORY_KINDS, SERVER_URLS, T0, make_repository, person
 from leadfunnel import (
     ChangeSet,
+    Channel,
     ConcurrencyError,
+    Contact,
     Funnel,
     Lead,
     LeadStatus,
+    Opportunity,
     QualificationEngine,
     SqlRepository,
 )
@@ -310,5 +313,40 @@ def test_postgresql_updates_many_rows_through_copy_and_one_update(
                 )
             )
         assert [r.notes for r in funnel.leads()].count("bulk") == 0
+    finally:
+        repository.close()
+
+
+@pytest.mark.parametrize("backend", [k for k in REPOSITORY_KINDS if k != "memory"])
+def test_a_commit_of_more_records_than_one_batch_of_ids(backend: str, tmp_path: Path) -> None:
+    # 1,100 updates and 100 checks: the lock, the version check and the keys-and-tags
+    # read each run in batches of 500 ids (one array on PostgreSQL).
+    repository = make_repository(backend, tmp_path)
+    try:
+        funnel = Funnel(repository, clock=ManualClock(T0))
+        funnel.import_leads([person(n) for n in range(1_200)])
+        leads = funnel.leads()
+        moved: list[Lead | Contact | Opportunity] = [
+            lead.model_copy(
+                update={"version": lead.version + 1, "tags": lead.tags | {"bulk"}, "email": None}
+            )
+            for lead in leads[:1_100]
+        ]
+        repository.commit(ChangeSet(updates=moved, checks=[*leads[1_100:]]))
+        after = {lead.id: lead for lead in funnel.leads()}
+        assert all(after[m.id] == m for m in moved)
+        assert funnel.count("lead", tag="bulk") == 1_100
+        # The e-mails the updates dropped are free again; the others are still held.
+        assert funnel.find(email=leads[0].email) is None
+        assert funnel.find(email=leads[1_150].email) == leads[1_150]
+        # A stale record among many is refused, and nothing of the change is stored.
+        stale: list[Lead | Contact | Opportunity] = [
+            m.model_copy(update={"version": m.version + 1, "notes": "x"}) for m in moved
+        ]
+        stale[777] = moved[777].model_copy(update={"notes": "x"})  # still at the old version
+        with pytest.raises(ConcurrencyError):
+            repository.commit(ChangeSet(updates=stale))
+        assert all(lead.notes is None for lead in funnel.leads())
+        assert repository.touched([m.id for m in moved], channel=Channel.CALL) == set()
     finally:
         repository.close()
