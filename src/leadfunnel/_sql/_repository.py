@@ -153,7 +153,7 @@ class SqlRepository(Repository):
         self._serial: AbstractContextManager[Any] = threading.RLock() if memory else nullcontext()
         self._writer = self._engine.execution_options(leadfunnel_write=True)
         self._local = threading.local()
-        self._inserts = _BulkInserts(self._engine.dialect, schema)
+        self._driver = _DriverStatements(self._engine.dialect, schema)
         try:
             if migrate != "never":
                 with self._serial:
@@ -439,7 +439,7 @@ class SqlRepository(Repository):
             # An executemany of no rows is an error on every driver (a person with
             # neither e-mail nor phone claims no key): no statement at all.
             return
-        sql, convert = self._inserts.prepare(table)
+        sql, convert = self._driver.prepare(table)
         if self.dialect == "postgresql" and len(rows) >= _COPY_FROM:
             self._copy(conn, table, [convert(row) for row in rows])
         else:
@@ -447,7 +447,7 @@ class SqlRepository(Repository):
 
     def _copy(self, conn: Connection, table: sa.Table, rows: list[tuple[Any, ...]]) -> None:
         """Bulk rows through PostgreSQL's ``COPY``, in the commit's transaction."""
-        sql = self._inserts.copy_sql(table)
+        sql = self._driver.copy_sql(table)
         raw = conn.connection.driver_connection
         assert raw is not None
         dbapi = self._engine.dialect.loaded_dbapi
@@ -469,7 +469,7 @@ class SqlRepository(Repository):
         ``executemany`` of ``UPDATE`` costs the client several times as much a row).
         Returns how many rows it updated."""
         columns = [_inserted_columns(table)[i].name for i in changed]
-        name, update, copy = self._inserts.copy_update(table, changed)
+        name, update, copy = self._driver.copy_update(table, changed)
         quote = self._engine.dialect.identifier_preparer.quote
         raw = conn.connection.driver_connection
         assert raw is not None
@@ -480,7 +480,7 @@ class SqlRepository(Repository):
                 cursor.execute(
                     f"CREATE TEMPORARY TABLE {name} ON COMMIT DROP AS SELECT {listed}, "
                     f"id AS where_id, version AS where_version "
-                    f"FROM {self._inserts.name(table)} WITH NO DATA"
+                    f"FROM {self._driver.name(table)} WITH NO DATA"
                 )
                 with cursor.copy(copy) as writer:
                     for row in rows:
@@ -511,14 +511,14 @@ class SqlRepository(Repository):
         return self._locked(conn, changes.updates, updating=True)
 
     def _by_ids(self, conn: Connection, sql: str, ids: Sequence[UUID], *more: Any) -> list[Any]:
-        """The rows of ``sql``, a statement for the driver (see :meth:`_BulkInserts.by_ids`)
+        """The rows of ``sql``, a statement for the driver (see :meth:`_DriverStatements.by_ids`)
         whose ``{ids}`` each match ``ids`` and whose other parameters are ``more``, run
         for 500 ids at a time. Sent straight to the driver: a list of ids as SQLAlchemy's
         expanding parameters cost about 1 us an id on SQLite, 3 on PostgreSQL."""
-        raw_id = self._inserts.converter(s.leads.c.id) or _same
+        raw_id = self._driver.converter(s.leads.c.id) or _same
         found: list[Any] = []
         for batch in _batches(ids):
-            statement, params = self._inserts.by_ids(sql, [raw_id(id) for id in batch], more)
+            statement, params = self._driver.by_ids(sql, [raw_id(id) for id in batch], more)
             found.extend(conn.exec_driver_sql(statement, params).fetchall())
         return found
 
@@ -532,15 +532,15 @@ class SqlRepository(Repository):
             if not ids:
                 continue
             if updating:  # the whole row, to compare with the new one
-                sql = self._inserts.lock_sql(table)
-                id_at = self._inserts.position(table, "id")
-                version_at = self._inserts.position(table, "version")
+                sql = self._driver.lock_sql(table)
+                id_at = self._driver.position(table, "id")
+                version_at = self._driver.position(table, "version")
             else:
-                sql, id_at, version_at = self._inserts.version_sql(table), 0, 1
+                sql, id_at, version_at = self._driver.version_sql(table), 0, 1
             for row in self._by_ids(conn, sql, ids):
                 rows[row[id_at]] = row
                 versions[row[id_at]] = row[version_at]
-        raw_id = self._inserts.converter(s.leads.c.id) or _same
+        raw_id = self._driver.converter(s.leads.c.id) or _same
         for record in records:
             # An update carries the version it makes: one more than the stored one.
             expected = record.version - 1 if updating else record.version
@@ -566,10 +566,10 @@ class SqlRepository(Repository):
         groups: dict[tuple[str, tuple[int, ...]], list[tuple[Any, ...]]] = {}
         for record in updates:
             table = s.RECORD_TABLES[record.kind]
-            _, convert = self._inserts.prepare(table)
-            documents = self._inserts.documents(table)
+            _, convert = self._driver.prepare(table)
+            documents = self._driver.documents(table)
             new = convert(_record_row(record))
-            id = new[self._inserts.position(table, "id")]
+            id = new[self._driver.position(table, "id")]
             old = stored[id]
             changed = tuple(i for i, value in enumerate(new) if i in documents or value != old[i])
             values = (*(new[i] for i in changed), id, record.version - 1)
@@ -579,7 +579,7 @@ class SqlRepository(Repository):
             if self.dialect == "postgresql" and len(rows) >= _COPY_FROM:
                 done = self._update_by_copy(conn, table, changed, rows)
             else:
-                sql = self._inserts.update_sql(table, changed)
+                sql = self._driver.update_sql(table, changed)
                 done = conn.exec_driver_sql(sql, rows).rowcount
             if done != len(rows):  # the rows are locked: only a broken store gets here
                 raise StorageError(
@@ -588,10 +588,10 @@ class SqlRepository(Repository):
                 )
         people = [r for r in updates if isinstance(r, (Lead, Contact))]
         held: dict[UUID, _Held] = {r.id: _Held({}, set()) for r in people}
-        raw_id = self._inserts.converter(s.keys.c.record_id) or _same
+        raw_id = self._driver.converter(s.keys.c.record_id) or _same
         by_raw = {raw_id(r.id): r.id for r in people}
         people_ids = [r.id for r in people]
-        for rid, key, avoided, tag in self._by_ids(conn, self._inserts.held_sql(), people_ids):
+        for rid, key, avoided, tag in self._by_ids(conn, self._driver.held_sql(), people_ids):
             id = by_raw[rid]
             if key is not None:
                 held[id].keys[key] = bool(avoided)
@@ -940,7 +940,7 @@ class SqlRepository(Repository):
         # batch at 100k leads) and reads all of lf_keys and lf_tags to find a batch's
         # keys and tags when the batch is stored (15 ms a batch): quadratic in all.
         if self.dialect == "postgresql":
-            tables = ", ".join(self._inserts.name(t) for t in (s.leads, s.keys, s.tags))
+            tables = ", ".join(self._driver.name(t) for t in (s.leads, s.keys, s.tags))
             with self._writing() as conn:
                 conn.exec_driver_sql(f"ANALYZE {tables}")
         after = 0
@@ -950,7 +950,7 @@ class SqlRepository(Repository):
             # type's own parse, cost about a microsecond a lead).
             params = (LeadStatus(status).value, after, size)
             with self._read() as conn:
-                rows = conn.exec_driver_sql(self._inserts.batch_sql(s.leads), params).fetchall()
+                rows = conn.exec_driver_sql(self._driver.batch_sql(s.leads), params).fetchall()
             if not rows:
                 return
             after = rows[-1][0]
@@ -958,9 +958,9 @@ class SqlRepository(Repository):
 
     def touched(self, subject_ids: Iterable[UUID], *, channel: Channel) -> set[UUID]:
         wanted = list(dict.fromkeys(subject_ids))
-        raw_id = self._inserts.converter(s.touches.c.subject_id) or _same
+        raw_id = self._driver.converter(s.touches.c.subject_id) or _same
         by_raw = {raw_id(id): id for id in wanted}
-        sql = self._inserts.touched_sql()
+        sql = self._driver.touched_sql()
         with self._read() as conn:
             rows = self._by_ids(conn, sql, wanted, Channel(channel).value)
         return {by_raw[subject] for (subject,) in rows}
@@ -1449,7 +1449,7 @@ _EXISTS = sa.union_all(
     *(sa.select(t.c.seq).where(t.c.id == sa.bindparam("id")) for t in s.RECORD_TABLES.values())
 )
 # A commit's per-record statements, also built once (updates are written by
-# ``_BulkInserts.prepare_update``, with the columns that changed).
+# ``_DriverStatements.update_sql``, with the columns that changed).
 _DELETE = {
     kind: sa.delete(t).where(
         t.c.id == sa.bindparam("where_id"), t.c.version == sa.bindparam("where_version")
@@ -1563,17 +1563,20 @@ def _first_clash(
     return None
 
 
-# --- bulk inserts ---------------------------------------------------------------------
+# --- statements for the driver ----------------------------------------------------------
 
 
-class _BulkInserts:
-    """``INSERT`` statements sent straight to the driver's ``executemany`` (or, for
-    PostgreSQL, the same rows through ``COPY``).
+class _DriverStatements:
+    """The statements of the bulk paths, sent straight to the driver: ``INSERT`` for its
+    ``executemany`` (for PostgreSQL, the same rows through ``COPY``), ``UPDATE`` of the
+    changed columns, and the reads of a batch of ids (locks, versions, held keys and
+    tags, touches, a batch of leads).
 
     Core's ``execute(insert(t), rows)`` re-processes every bound value of every row
-    through its type objects, which costs more than the database's own work on bulk
-    imports. The values here are converted once, by a per-column function chosen for
-    the dialect, to exactly what those types would have sent.
+    through its type objects, and an expanding ``IN`` of 500 ids costs 1 to 3 us an id,
+    which is more than the database's own work on bulk paths. The values here are
+    converted once, by a per-column function chosen for the dialect, to exactly what
+    those types would have sent.
     """
 
     def __init__(self, dialect: sa.Dialect, schema: str | None) -> None:
@@ -1625,7 +1628,7 @@ class _BulkInserts:
         """``SELECT seq, doc FROM table WHERE status = ? AND seq > ? ORDER BY seq
         LIMIT ?``, for the driver (three positional parameters)."""
         quote = self._dialect.identifier_preparer.quote
-        mark = "?" if self._dialect.paramstyle == "qmark" else "%s"
+        mark = self._mark
         seq, doc, status = (quote(name) for name in ("seq", "doc", "status"))
         return (
             f"SELECT {seq}, {doc} FROM {self._name(table)} WHERE {status} = {mark} "
