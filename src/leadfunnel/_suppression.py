@@ -60,20 +60,26 @@ class Suppressor:
     def banned(self, keys: Iterable[str]) -> dict[str, UUID]:
         """Which of ``keys`` are suppressed, each with the record that keeps it so.
 
-        Nothing is hashed while the store holds no suppression at all (most stores, most
-        of the time: an import of a million rows would hash two million keys for
-        nothing)."""
-        if not self._repository.any_suppressed():
+        For many keys at once (an import's chunk): nothing is hashed while the store
+        holds no suppression at all (most stores, most of the time: an import of a
+        million rows would hash two million keys for nothing)."""
+        wanted = list(keys)
+        if not wanted or not self._repository.any_suppressed():
             return {}
-        digests = {self.digest(key): key for key in keys}
-        if not digests:
-            return {}
-        found = self._repository.suppressed(digests)
-        return {digests[digest]: record_id for digest, record_id in found.items()}
+        return self._lookup(wanted)
 
     def match(self, person: Lead | Contact) -> tuple[str, UUID] | None:
         """The first identity key of ``person`` on the suppression list, and the record
         that keeps it there; ``None`` if there is none."""
         keys = identity_keys(person)
-        banned = self.banned(keys)
+        # A person's one or two keys: hashing them costs less than asking first
+        # whether anything is suppressed at all (a query of its own).
+        banned = self._lookup(keys)
         return next(((key, banned[key]) for key in keys if key in banned), None)
+
+    def _lookup(self, keys: Iterable[str]) -> dict[str, UUID]:
+        digests = {self.digest(key): key for key in keys}
+        if not digests:
+            return {}
+        found = self._repository.suppressed(digests)
+        return {digests[digest]: record_id for digest, record_id in found.items()}
