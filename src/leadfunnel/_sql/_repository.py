@@ -154,6 +154,8 @@ class SqlRepository(Repository):
         self._writer = self._engine.execution_options(leadfunnel_write=True)
         self._local = threading.local()
         self._driver = _DriverStatements(self._engine.dialect, schema)
+        # Ids as the driver sends and returns them (16 bytes on SQLite and MariaDB).
+        self._raw_id = self._driver.converter(s.leads.c.id) or _same
         try:
             if migrate != "never":
                 with self._serial:
@@ -448,18 +450,9 @@ class SqlRepository(Repository):
     def _copy(self, conn: Connection, table: sa.Table, rows: list[tuple[Any, ...]]) -> None:
         """Bulk rows through PostgreSQL's ``COPY``, in the commit's transaction."""
         sql = self._driver.copy_sql(table)
-        raw = conn.connection.driver_connection
-        assert raw is not None
-        dbapi = self._engine.dialect.loaded_dbapi
-        try:
-            with raw.cursor() as cursor, cursor.copy(sql) as copy:
-                for row in rows:
-                    copy.write_row(row)
-        except dbapi.Error as exc:
-            # What Core would have raised for the same failure (IntegrityError...).
-            raise sa_exc.DBAPIError.instance(
-                sql, None, exc, dbapi.Error, dialect=self._engine.dialect
-            ) from exc
+        with self._raw_cursor(conn, sql) as cursor, cursor.copy(sql) as copy:
+            for row in rows:
+                copy.write_row(row)
 
     def _update_by_copy(
         self, conn: Connection, table: sa.Table, changed: tuple[int, ...], rows: list[Any]
@@ -468,31 +461,32 @@ class SqlRepository(Repository):
         ``COPY`` into a temporary table, then one ``UPDATE ... FROM`` it (where an
         ``executemany`` of ``UPDATE`` costs the client several times as much a row).
         Returns how many rows it updated."""
-        columns = [_inserted_columns(table)[i].name for i in changed]
-        name, update, copy = self._driver.copy_update(table, changed)
-        quote = self._engine.dialect.identifier_preparer.quote
+        create, copy, update, drop = self._driver.copy_update(table, changed)
+        with self._raw_cursor(conn, update) as cursor:
+            cursor.execute(create)
+            with cursor.copy(copy) as writer:
+                for row in rows:
+                    writer.write_row(row)
+            cursor.execute(update)
+            done: int = cursor.rowcount
+            cursor.execute(drop)
+        return done
+
+    @contextmanager
+    def _raw_cursor(self, conn: Connection, sql: str) -> Iterator[Any]:
+        """A cursor of the driver's own connection, in ``conn``'s transaction (for what
+        Core cannot send, such as ``COPY``); a driver error becomes what Core would have
+        raised for ``sql`` (``IntegrityError``...)."""
         raw = conn.connection.driver_connection
         assert raw is not None
         dbapi = self._engine.dialect.loaded_dbapi
-        listed = ", ".join(quote(c) for c in columns)
         try:
             with raw.cursor() as cursor:
-                cursor.execute(
-                    f"CREATE TEMPORARY TABLE {name} ON COMMIT DROP AS SELECT {listed}, "
-                    f"id AS where_id, version AS where_version "
-                    f"FROM {self._driver.name(table)} WITH NO DATA"
-                )
-                with cursor.copy(copy) as writer:
-                    for row in rows:
-                        writer.write_row(row)
-                cursor.execute(update)
-                done: int = cursor.rowcount
-                cursor.execute(f"DROP TABLE {name}")
+                yield cursor
         except dbapi.Error as exc:
             raise sa_exc.DBAPIError.instance(
-                update, None, exc, dbapi.Error, dialect=self._engine.dialect
+                sql, None, exc, dbapi.Error, dialect=self._engine.dialect
             ) from exc
-        return done
 
     def _refuse_version(self, conn: Connection, record: Record, expected: int) -> None:
         table = s.RECORD_TABLES[record.kind]
@@ -515,10 +509,9 @@ class SqlRepository(Repository):
         whose ``{ids}`` each match ``ids`` and whose other parameters are ``more``, run
         for 500 ids at a time. Sent straight to the driver: a list of ids as SQLAlchemy's
         expanding parameters cost about 1 us an id on SQLite, 3 on PostgreSQL."""
-        raw_id = self._driver.converter(s.leads.c.id) or _same
         found: list[Any] = []
         for batch in _batches(ids):
-            statement, params = self._driver.by_ids(sql, [raw_id(id) for id in batch], more)
+            statement, params = self._driver.by_ids(sql, [self._raw_id(id) for id in batch], more)
             found.extend(conn.exec_driver_sql(statement, params).fetchall())
         return found
 
@@ -540,11 +533,10 @@ class SqlRepository(Repository):
             for row in self._by_ids(conn, sql, ids):
                 rows[row[id_at]] = row
                 versions[row[id_at]] = row[version_at]
-        raw_id = self._driver.converter(s.leads.c.id) or _same
         for record in records:
             # An update carries the version it makes: one more than the stored one.
             expected = record.version - 1 if updating else record.version
-            found = versions.get(raw_id(record.id))
+            found = versions.get(self._raw_id(record.id))
             if found is None:
                 raise NotFoundError(record.id, record.kind)
             if found != expected:
@@ -588,8 +580,7 @@ class SqlRepository(Repository):
                 )
         people = [r for r in updates if isinstance(r, (Lead, Contact))]
         held: dict[UUID, _Held] = {r.id: _Held({}, set()) for r in people}
-        raw_id = self._driver.converter(s.keys.c.record_id) or _same
-        by_raw = {raw_id(r.id): r.id for r in people}
+        by_raw = {self._raw_id(r.id): r.id for r in people}
         people_ids = [r.id for r in people]
         for rid, key, avoided, tag in self._by_ids(conn, self._driver.held_sql(), people_ids):
             id = by_raw[rid]
@@ -958,8 +949,7 @@ class SqlRepository(Repository):
 
     def touched(self, subject_ids: Iterable[UUID], *, channel: Channel) -> set[UUID]:
         wanted = list(dict.fromkeys(subject_ids))
-        raw_id = self._driver.converter(s.touches.c.subject_id) or _same
-        by_raw = {raw_id(id): id for id in wanted}
+        by_raw = {self._raw_id(id): id for id in wanted}
         sql = self._driver.touched_sql()
         with self._read() as conn:
             rows = self._by_ids(conn, sql, wanted, Channel(channel).value)
@@ -1635,20 +1625,26 @@ class _DriverStatements:
             f"AND {seq} > {mark} ORDER BY {seq} LIMIT {mark}"
         )
 
-    def copy_update(self, table: sa.Table, changed: tuple[int, ...]) -> tuple[str, str, str]:
-        """PostgreSQL: a temporary table's name, the ``UPDATE table ... FROM`` it (matched
-        on id and version), and the ``COPY`` that fills it, for the columns at positions
-        ``changed`` of :meth:`prepare`'s rows followed by the id and expected version."""
+    def copy_update(self, table: sa.Table, changed: tuple[int, ...]) -> tuple[str, str, str, str]:
+        """PostgreSQL: the statements that update the columns at positions ``changed`` of
+        :meth:`prepare`'s rows through a temporary table: create it (those columns, then
+        the id and the expected version), fill it with ``COPY``, ``UPDATE table ... FROM``
+        it (matched on id and version), drop it."""
         quote = self._dialect.identifier_preparer.quote
         columns = [quote(_inserted_columns(table)[i].name) for i in changed]
+        listed = ", ".join(columns)
         temporary = f"lf_update_{table.name}"
+        create = (
+            f"CREATE TEMPORARY TABLE {temporary} ON COMMIT DROP AS SELECT {listed}, "
+            f"id AS where_id, version AS where_version FROM {self._name(table)} WITH NO DATA"
+        )
+        copy = f"COPY {temporary} ({listed}, where_id, where_version) FROM STDIN"
         sets = ", ".join(f"{c} = u.{c}" for c in columns)
         update = (
             f"UPDATE {self._name(table)} AS t SET {sets} FROM {temporary} AS u "
             "WHERE t.id = u.where_id AND t.version = u.where_version"
         )
-        copy = f"COPY {temporary} ({', '.join(columns)}, where_id, where_version) FROM STDIN"
-        return temporary, update, copy
+        return create, copy, update, f"DROP TABLE {temporary}"
 
     def by_ids(
         self, sql: str, ids: list[Any], more: tuple[Any, ...]

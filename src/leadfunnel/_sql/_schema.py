@@ -409,9 +409,9 @@ def _to_v2(conn: Connection) -> None:
 def _to_v3(conn: Connection) -> None:
     """Version 3: the events' commit-order ``position`` (existing events take their
     insertion order), its counter, the suppression list, the store's secrets, and the
-    ``(created_at, id)`` index of each record table (list order and keyset pages), which
-    the index of each record's state (status, type, stage) also ends with, replacing the
-    state's own."""
+    ``(created_at, id)`` index of each record table (list order and keyset pages), and
+    the contacts' ``(type, created_at, id)`` and deals' ``(stage, created_at, id)``
+    indexes in place of those columns' own (the leads keep their status index)."""
     for table in (counters, suppressions, secrets):
         table.create(conn, checkfirst=True)
     _add_column(conn, events, "position")
@@ -433,13 +433,12 @@ def _to_v3(conn: Connection) -> None:
         data = json.loads(doc) if isinstance(doc, (str, bytes)) else doc
         other = UUID(data["other"]["doc"]["id"])
         conn.execute(sa.update(merges).where(merges.c.seq == seq).values(other_id=other))
-    _create_index(conn, leads, "ix_lf_leads_created")
-    _drop_index(conn, leads, "created_at")
-    for table, state in ((contacts, "type"), (opportunities, "stage")):
+    for table in RECORD_TABLES.values():
         _create_index(conn, table, f"ix_{table.name}_created")
+        _drop_index(conn, table, "created_at")  # the version 2 index it replaces
+    for table, state in ((contacts, "type"), (opportunities, "stage")):
         _create_index(conn, table, f"ix_{table.name}_{state}_created")
-        for column in ("created_at", state):  # version 2 indexes that these replace
-            _drop_index(conn, table, column)
+        _drop_index(conn, table, state)
     start_counter(conn)
 
 
