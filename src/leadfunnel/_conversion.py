@@ -105,6 +105,9 @@ def _convert(
             hint=f"it became contact {record.contact_id}: set the appointment on it",
         )
     dest = LEAD.move(source, "convert", force=force)
+    carried = {name: getattr(record, name) for name in _carried(type(record), contact_model)}
+    if owner is not None:
+        carried["owner"] = owner
     contact = contact_model.model_construct(
         id=new_id(),
         created_at=now,
@@ -112,10 +115,8 @@ def _convert(
         version=1,
         type=ContactType.PROSPECT,
         lead_id=record.id,
-        **{name: getattr(record, name) for name in _carried(type(record), contact_model)},
+        **carried,
     )
-    if owner is not None:
-        contact = contact.model_copy(update={"owner": owner})
     lead = bump(record, now, status=LeadStatus(dest), status_at=now, contact_id=contact.id)
     changes.updates.append(lead)
     changes.inserts.append(contact)

@@ -402,15 +402,9 @@ def _store_chunk(
             if earlier.id not in stored:
                 valid.append((number, record))
             elif is_avoided(earlier):
-                report.avoided.append(
-                    ImportIssue(number, f"{key.partition(':')[2]} is on the avoid list", earlier.id)
-                )
+                report.avoided.append(_avoid_listed(number, key, earlier.id))
             else:
-                report.duplicates.append(
-                    ImportIssue(
-                        number, f"same {key.partition(':')[0]} as an earlier row", earlier.id
-                    )
-                )
+                report.duplicates.append(_duplicate(number, key, "an earlier row", earlier.id))
 
 
 def _sort_rows(
@@ -435,30 +429,16 @@ def _sort_rows(
         record_keys = identity_keys(record)
         suppressed = next((k for k in record_keys if k in banned), None)
         if suppressed is not None:
-            report.avoided.append(
-                ImportIssue(
-                    number,
-                    f"{suppressed.partition(':')[2]} is on the avoid list",
-                    banned[suppressed],
-                )
-            )
+            report.avoided.append(_avoid_listed(number, suppressed, banned[suppressed]))
             continue
         clash = next((k for k in record_keys if k in holders), None)
         if clash is not None:
             holder = stored.get(holders[clash])
             if holder is not None and is_avoided(holder):
-                report.avoided.append(
-                    ImportIssue(
-                        number, f"{clash.partition(':')[2]} is on the avoid list", holder.id
-                    )
-                )
+                report.avoided.append(_avoid_listed(number, clash, holder.id))
             else:
                 report.duplicates.append(
-                    ImportIssue(
-                        number,
-                        f"same {clash.partition(':')[0]} as {holders[clash]}",
-                        holders[clash],
-                    )
+                    _duplicate(number, clash, str(holders[clash]), holders[clash])
                 )
             continue
         earlier = next((k for k in record_keys if k in seen), None)
@@ -470,6 +450,16 @@ def _sort_rows(
             seen[key] = record
         rows.append((number, record, None, ""))
     return rows
+
+
+def _avoid_listed(number: int, key: str, holder: UUID) -> ImportIssue:
+    """Row ``number`` is refused: its identity ``key`` is on the avoid list."""
+    return ImportIssue(number, f"{key.partition(':')[2]} is on the avoid list", holder)
+
+
+def _duplicate(number: int, key: str, of: str, holder: UUID) -> ImportIssue:
+    """Row ``number`` repeats ``of`` (a stored record's id, or an earlier row)."""
+    return ImportIssue(number, f"same {key.partition(':')[0]} as {of}", holder)
 
 
 def _commit(
