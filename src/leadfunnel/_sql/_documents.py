@@ -1,0 +1,115 @@
+"""Reading stored documents back into models without repeating the write-time checks.
+
+Every value a store holds went through the model's validation on its way in: blank
+strings became ``None``, text with control characters was refused, e-mail addresses,
+countries and phone numbers were normalised. Reading a document back runs the model's
+validation again, and leadfunnel's own checks and normalisers are Python functions that
+pydantic-core calls field by field: about a fifth of what validating a stored lead
+costs, spent proving again what was proved when it was written.
+
+:func:`stored_validator` gives a validator for the same model without those functions;
+everything else (types, enums, lengths, bounds, sets, an application's own validators
+on its subclass) is checked as before, so a document that no longer fits the model is
+still an error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import pydantic
+from pydantic_core import SchemaValidator
+
+from .._models import (
+    _MULTI_LINE,
+    _ONE_LINE,
+    _blank_to_none,
+    _normalise_email,
+    _Person,
+    normalise_country,
+)
+
+__all__ = ["stored_validator"]
+
+_M = TypeVar("_M", bound=pydantic.BaseModel)
+_set = object.__setattr__
+
+
+def _plain(function: Any) -> Any:
+    return getattr(function, "__func__", function)  # a classmethod validator's function
+
+
+#: leadfunnel's own write-time checks and normalisers (not an application's).
+_WRITE_CHECKS = frozenset(
+    map(
+        _plain,
+        (
+            _blank_to_none,
+            _ONE_LINE.func,
+            _MULTI_LINE.func,
+            _normalise_email,
+            normalise_country,
+            _Person._phone_e164,
+            _Person._phones_e164,
+        ),
+    )
+)
+_FUNCTION_SCHEMAS = frozenset({"function-before", "function-after"})
+#: Keys of a schema that hold no schema: kept as they are (in a mapping of fields, a
+#: field of such a name keeps its checks: slower to read, never wrong).
+_AS_IS = frozenset({"cls", "function", "serialization", "metadata", "config"})
+
+
+def _without_write_checks(schema: Any) -> Any:
+    """``schema`` (a pydantic-core schema, or a part of one) with each validator function
+    of :data:`_WRITE_CHECKS` replaced by the schema it wraps."""
+    if isinstance(schema, list):
+        return [_without_write_checks(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    kind = schema.get("type")  # (a mapping of fields may have a field named "type")
+    if isinstance(kind, str) and kind in _FUNCTION_SCHEMAS:
+        function = schema.get("function")
+        found = function.get("function") if isinstance(function, dict) else None
+        if callable(found) and _plain(found) in _WRITE_CHECKS:
+            return _without_write_checks(schema["schema"])
+    return {
+        key: value if key in _AS_IS else _without_write_checks(value)
+        for key, value in schema.items()
+    }
+
+
+def stored_validator(model: type[_M]) -> Callable[[Any], _M]:
+    """A validator of ``model`` for documents a store wrote: it gives a ``model``
+    instance, as ``model.model_validate`` does, without leadfunnel's write-time checks
+    and normalisers (see the module's docstring).
+
+    pydantic-core reuses a model class's own validator wherever its schema names the
+    class, so the fields are validated here by their own schema and the instance is
+    put together as ``model_construct`` does. A model that does more than validate its
+    fields (an ``after`` model validator, ``model_post_init``, private attributes) is
+    validated by ``model.model_validate``, in full."""
+    schema = model.__pydantic_core_schema__
+    if (
+        schema.get("type") != "model"
+        or schema.get("custom_init")
+        or schema.get("root_model")
+        or model.__pydantic_post_init__ is not None
+        or model.__private_attributes__
+    ):
+        return model.model_validate
+    fields = SchemaValidator(_without_write_checks(schema["schema"]), schema.get("config"))
+    validate_fields = fields.validate_python
+    new = model.__new__
+
+    def validate(data: Any) -> _M:
+        values, extra, fields_set = validate_fields(data)
+        record = new(model)
+        _set(record, "__dict__", values)
+        _set(record, "__pydantic_fields_set__", fields_set)
+        _set(record, "__pydantic_extra__", extra)
+        _set(record, "__pydantic_private__", None)
+        return record
+
+    return validate

@@ -1,0 +1,85 @@
+"""Reading stored documents without repeating the write-time checks (``_sql._documents``).
+
+The reading validator must give the very record ``model_validate`` gives for anything a
+store wrote, keep checking types and an application's own validators, and skip only
+leadfunnel's own checks and normalisers.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pydantic
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from leadfunnel import Contact, Lead, Opportunity
+from leadfunnel._sql._documents import stored_validator
+from leadfunnel.testing import contacts, leads
+
+
+def _stored(record: pydantic.BaseModel) -> dict[str, Any]:
+    """The document a store keeps (None fields left out), parsed back."""
+    document: dict[str, Any] = json.loads(record.model_dump_json(exclude_none=True))
+    return document
+
+
+@settings(max_examples=150)
+@given(st.one_of(leads(), contacts()))
+def test_a_stored_person_reads_back_as_model_validate_reads_it(person: Lead | Contact) -> None:
+    document = _stored(person)
+    model = type(person)
+    read = stored_validator(model)(document)
+    assert type(read) is model
+    assert read == model.model_validate(document) == person
+    assert read.model_fields_set == model.model_validate(document).model_fields_set
+
+
+def test_a_stored_opportunity_reads_back_too() -> None:
+    deal = Opportunity(
+        contact_id=Lead().id, owner="ana", amount="1200.50", lost_note="tab\tand\nline"
+    )
+    assert stored_validator(Opportunity)(_stored(deal)) == deal
+
+
+def test_the_write_time_checks_are_skipped_and_types_still_checked() -> None:
+    read = stored_validator(Lead)
+    # A control character, a phone that is no number, an un-normalised e-mail: each
+    # refused on the way in, none re-examined on the way out.
+    assert read({"first_name": "a\x07b"}).first_name == "a\x07b"
+    assert read({"phone": "0123"}).phone == "0123"
+    assert read({"email": "Ana@Example.COM"}).email == "Ana@Example.COM"
+    with pytest.raises(pydantic.ValidationError):
+        Lead.model_validate({"phone": "0123"})
+    # What the model's types say is still checked.
+    for bad in ({"employees": -1}, {"status": "nope"}, {"surprise": 1}, {"tags": [""]}):
+        with pytest.raises(pydantic.ValidationError):
+            read(bad)
+
+
+class _Shouting(Lead):
+    @pydantic.field_validator("company")
+    @classmethod
+    def _upper(cls, value: str | None) -> str | None:
+        return value.upper() if value else value
+
+
+class _Checked(Lead):
+    @pydantic.model_validator(mode="after")
+    def _named(self) -> _Checked:
+        if not self.last_name:
+            raise ValueError("a last name is required")
+        return self
+
+
+def test_an_applications_own_validators_still_run() -> None:
+    assert stored_validator(_Shouting)({"company": "acme"}).company == "ACME"
+    # A model validator that runs after the fields: the whole model_validate.
+    read = stored_validator(_Checked)
+    assert read({"last_name": "Rivera", "phone": "+15122000000"}).last_name == "Rivera"
+    with pytest.raises(pydantic.ValidationError, match="a last name is required"):
+        read({"first_name": "Sam"})
+    with pytest.raises(pydantic.ValidationError):
+        read({"last_name": "Rivera", "phone": "0123"})  # model_validate in full
