@@ -48,9 +48,8 @@ def move_lead(
     source = lead.status.value
     dest = LEAD.move(source, trigger)
     moved = bump(lead, now, status=LeadStatus(dest), status_at=now)
-    repository.commit(
-        ChangeSet(updates=[moved], events=[event(moved, trigger, source, dest, now, actor, reason)])
-    )
+    new = event(moved, trigger, source, dest, now, actor, reason)
+    repository.commit(ChangeSet(updates=[moved], events=[new], read={lead.id: lead}))
     return moved
 
 
@@ -86,7 +85,7 @@ def qualify(
     data["forced"] = force
     moved = bump(record, now, **_changed_fields(record, dest, result, now))
     new = event(moved, "qualify", source, dest.value, now, actor, reason, data)
-    repository.commit(ChangeSet(updates=[moved], events=[new]))
+    repository.commit(ChangeSet(updates=[moved], events=[new], read={record.id: record}))
     return result.with_status(dest)
 
 
@@ -214,6 +213,7 @@ def _judge_page(
         if fields:
             record = bump(lead, now, **fields)
             changes.updates.append(record)
+            changes.read[lead.id] = lead  # as the store gave it: its keys and tags
         else:
             record = lead  # nothing to store: only checked, so a change since is caught
             changes.checks.append(lead)

@@ -160,6 +160,12 @@ class ChangeSet:
     rewrites: list[Touch | Event] = field(default_factory=list)
     #: Stored merge logs replaced by these (same id): an erasure scrubbing snapshots.
     rewrite_merges: list[MergeLog] = field(default_factory=list)
+    #: The records ``updates`` were decided on, by id, exactly as this store gave them
+    #: (each at its update's version minus one). Optional: a store may take what such a
+    #: record holds (its identity keys, its tags) from here instead of reading it
+    #: again; the version check still refuses a record that changed since. Never put
+    #: a record here that was built or edited rather than read.
+    read: dict[UUID, Record] = field(default_factory=dict)
 
     def records(self) -> Iterator[Record]:
         """Every record inserted or updated."""

@@ -327,7 +327,7 @@ class SqlRepository(Repository):
                 self._refuse_version(conn, record, record.version)
             released.append(record.id)
         stored = self._lock(conn, changes)
-        held = self._update(conn, changes.updates, stored)
+        held = self._update(conn, changes.updates, stored, changes.read)
         for batch in _batches(released):
             conn.execute(_RELEASE_KEYS, {"ids": list(batch)})
             conn.execute(_RELEASE_TAGS, {"ids": list(batch)})
@@ -545,12 +545,19 @@ class SqlRepository(Repository):
         return rows
 
     def _update(
-        self, conn: Connection, updates: list[Record], stored: dict[Any, tuple[Any, ...]]
+        self,
+        conn: Connection,
+        updates: list[Record],
+        stored: dict[Any, tuple[Any, ...]],
+        read: dict[UUID, Record],
     ) -> dict[UUID, _Held]:
         """Write ``updates`` over their ``stored`` rows: only the columns that changed,
         grouped into one ``executemany`` per set of columns; identity keys and tags only
         where they changed (keys dropped, or their avoided flag moved; tags removed).
         Returns the keys and tags each updated person keeps, which are not written again.
+        The keys and tags a person holds are those of its record in ``read``, when that
+        is the version the update follows (a commit keeps a person's key and tag rows
+        in step with its document), else read from the store.
 
         New values are converted once, to what the driver is given (and gives back), and
         compared with the stored row as the driver read it."""
@@ -580,10 +587,17 @@ class SqlRepository(Repository):
                     "change was stored. Retry"
                 )
         people = [r for r in updates if isinstance(r, (Lead, Contact))]
-        held: dict[UUID, _Held] = {r.id: _Held({}, set()) for r in people}
-        by_raw = {self._raw_id(r.id): r.id for r in people}
-        people_ids = [r.id for r in people]
-        for rid, key, avoided, tag in self._by_ids(conn, self._driver.held_sql(), people_ids):
+        held: dict[UUID, _Held] = {}
+        unread: list[UUID] = []
+        for r in people:
+            before = read.get(r.id)
+            if type(before) is type(r) and before.version == r.version - 1:
+                held[r.id] = _held_by(before)
+            else:
+                held[r.id] = _Held({}, set())
+                unread.append(r.id)
+        by_raw = {self._raw_id(id): id for id in unread}
+        for rid, key, avoided, tag in self._by_ids(conn, self._driver.held_sql(), unread):
             id = by_raw[rid]
             if key is not None:
                 held[id].keys[key] = bool(avoided)
@@ -1478,6 +1492,14 @@ class _Held(typing.NamedTuple):
 
 
 _NOTHING_HELD = _Held({}, set())  # never changed: only read
+
+
+def _held_by(person: Lead | Contact) -> _Held:
+    """The identity keys (with their avoided flag) and tags a commit stored for
+    ``person``."""
+    avoided = is_avoided(person)
+    keys = identity_keys(person) if holds_keys(person) else ()
+    return _Held(dict.fromkeys(keys, avoided), set(person.tags))
 
 
 class _SecondsBetween(FunctionElement[float]):

@@ -1502,12 +1502,22 @@ class RepositoryContract(ABC):
         assert sorted(suspects) == sorted(r.id for r in others)
         assert list(repo.lead_batches(status=LeadStatus.AVOID, size=5)) == []
 
-    def test_an_update_changes_only_the_keys_and_tags_it_changes(self, repo: Repository) -> None:
+    @pytest.mark.parametrize("as_read", [False, True], ids=["alone", "with-read"])
+    def test_an_update_changes_only_the_keys_and_tags_it_changes(
+        self, repo: Repository, as_read: bool
+    ) -> None:
+        """With ``as_read``, each change carries the record it was decided on, as the
+        store gave it (``ChangeSet.read``): the outcome is the same."""
+
+        def commit(update: Lead) -> None:
+            read = {update.id: repo.get(update.id)} if as_read else {}
+            repo.commit(ChangeSet(updates=[update], read=read))
+
         a = lead(1, phone="+1 512 555 0101", tags={"vip", "webinar"})
         add(repo, a)
         # A status change: every key and tag stays where it was.
         qualified = bump(a, status=LeadStatus.QUALIFIED, tags=a.tags | {"sweet-spot"})
-        repo.commit(ChangeSet(updates=[qualified]))
+        commit(qualified)
         keys = [f"email:{a.email}", "phone:+15125550101"]
         assert repo.find_keys(keys) == dict.fromkeys(keys, a.id)
         assert [r.id for r in repo.leads(tag="webinar")] == [a.id]
@@ -1516,7 +1526,7 @@ class RepositoryContract(ABC):
         moved = bump(
             qualified, email="pat1@elsewhere.example.com", tags=frozenset({"vip", "sweet-spot"})
         )
-        repo.commit(ChangeSet(updates=[moved]))
+        commit(moved)
         new_key = "email:pat1@elsewhere.example.com"
         assert repo.find_keys([*keys, new_key]) == {keys[1]: a.id, new_key: a.id}
         assert repo.leads(tag="webinar") == []
@@ -1524,13 +1534,32 @@ class RepositoryContract(ABC):
         add(repo, lead(2, email=a.email))  # the old e-mail is anybody's now
         # Avoided, the person keeps its keys, now avoid-listed.
         avoided = bump(moved, status=LeadStatus.AVOID)
-        repo.commit(ChangeSet(updates=[avoided]))
+        commit(avoided)
         with pytest.raises(AvoidListedError) as caught:
             add(repo, lead(3, email="PAT1@elsewhere.example.com"))
         assert caught.value.existing_id == a.id
         with pytest.raises(AvoidListedError):
             add(repo, lead(4, phone="+1 512 555 0101"))
         assert repo.get(a.id) == avoided
+
+    def test_a_read_record_of_another_version_is_not_trusted(self, repo: Repository) -> None:
+        a = lead(1, tags={"webinar"})
+        add(repo, a)
+        tagged = bump(a, tags=frozenset({"webinar", "vip"}))
+        repo.commit(ChangeSet(updates=[tagged]))
+        # The change was decided on ``a``, which is no longer what is stored: refused,
+        # and nothing of it is kept.
+        stale = bump(a, tags=frozenset())
+        with pytest.raises(ConcurrencyError):
+            repo.commit(ChangeSet(updates=[stale], read={a.id: a}))
+        assert [r.id for r in repo.leads(tag="vip")] == [a.id]
+        # A "read" record at another version than the one an update follows is not
+        # taken for the stored one: the tags the store holds are dropped all the same.
+        untagged = bump(tagged, tags=frozenset())
+        repo.commit(ChangeSet(updates=[untagged], read={a.id: a}))
+        assert repo.leads(tag="vip") == []
+        assert repo.leads(tag="webinar") == []
+        assert repo.get(a.id) == untagged
 
     def test_many_updates_and_checks_commit_together_or_not_at_all(self, repo: Repository) -> None:
         people = [lead(n, tags={"list"}) for n in range(1_100)]
