@@ -1,0 +1,117 @@
+"""What the commands pay to start: the SQL schema brings in no MySQL code until a MySQL
+or MariaDB database is used, and still declares the same tables there."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from leadfunnel._sql import _schema as schema
+
+URLS = ("sqlite://", "postgresql+psycopg://", "mysql+pymysql://", "mariadb+pymysql://")
+
+
+def test_opening_a_sqlite_database_imports_no_mysql_code() -> None:
+    code = (
+        "import sys, leadfunnel._cli, leadfunnel._sql\n"
+        "from leadfunnel import SqlRepository\n"
+        "SqlRepository('sqlite://').close()\n"
+        "print(sorted(m for m in sys.modules if m.startswith('sqlalchemy.dialects.mysql')))"
+    )
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert found.returncode == 0, found.stderr
+    assert found.stdout.strip() == "[]"
+
+
+def _ddl(url: str) -> list[str]:
+    """The statements creating the tables, as ``SqlRepository`` runs them (``create_all``,
+    with its events), for the dialect of ``url``."""
+    statements: list[str] = []
+
+    def record(ddl: Any, *args: Any, **kw: Any) -> None:
+        statements.append(str(ddl.compile(dialect=engine.dialect)).strip())
+
+    engine = sa.create_mock_engine(url, record)
+    schema.metadata.create_all(engine, checkfirst=False)
+    return statements
+
+
+def _tables(url: str) -> dict[str, str]:
+    return {s.split()[2]: s for s in _ddl(url) if s.startswith("CREATE TABLE")}
+
+
+@pytest.mark.parametrize("url", URLS)
+def test_every_table_is_created(url: str) -> None:
+    assert set(_tables(url)) == set(schema.metadata.tables)
+
+
+@pytest.mark.parametrize(
+    ("url", "check"),
+    [
+        ("mysql+pymysql://", lambda ddl: ddl.endswith(")CHARSET=utf8mb4 ENGINE=InnoDB")),
+        ("mariadb+pymysql://", lambda ddl: ddl.endswith(")")),  # as sa.Table(mysql_...)
+        ("sqlite://", lambda ddl: "CHARSET" not in ddl and "ENGINE" not in ddl),
+        ("postgresql+psycopg://", lambda ddl: "CHARSET" not in ddl and "ENGINE" not in ddl),
+    ],
+)
+def test_table_options_are_those_of_the_dialect(url: str, check: Callable[[str], bool]) -> None:
+    # MySQL first: its options, added when a table is created there, stay MySQL's own.
+    _ddl("mysql+pymysql://")
+    tables = _tables(url)
+    assert all(check(ddl) for ddl in tables.values()), tables
+
+
+@pytest.mark.parametrize(
+    ("url", "text", "instant", "uuid", "doc"),
+    [
+        ("sqlite://", "VARCHAR(20)", "BIGINT", "BLOB", "JSON"),
+        ("postgresql+psycopg://", "VARCHAR(20)", "TIMESTAMP WITH TIME ZONE", "UUID", "JSONB"),
+        (
+            "mysql+pymysql://",
+            "VARCHAR(20) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin",
+            "DATETIME(6)",
+            "BINARY(16)",
+            "JSON",
+        ),
+        (
+            "mariadb+pymysql://",
+            "VARCHAR(20) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin",
+            "DATETIME(6)",
+            "BINARY(16)",
+            "JSON",
+        ),
+    ],
+)
+def test_column_types_are_those_of_the_dialect(
+    url: str, text: str, instant: str, uuid: str, doc: str
+) -> None:
+    dialect = sa.create_mock_engine(url, lambda *a, **k: None).dialect
+    columns = (
+        schema.steps.c.step,
+        schema.steps.c.at,
+        schema.steps.c.subject_id,
+        schema.events.c.doc,
+    )
+    assert [c.type.compile(dialect=dialect) for c in columns] == [text, instant, uuid, doc]
+    # The statement creating the table, as the migrations' ALTER TABLE ... ADD COLUMN.
+    assert f"step {text} NOT NULL" in _tables(url)["lf_steps"].replace("`", "")
+
+
+def test_text_of_two_lengths_is_not_one_cached_statement() -> None:
+    # The length is part of the statement cache key: the compiled CAST to VARCHAR(20)
+    # must not serve the CAST to VARCHAR(200).
+    engine = sa.create_engine("sqlite://")
+    with engine.connect() as conn:
+        compiled = [
+            conn.execute(sa.select(sa.cast(sa.null(), column.type))).context.compiled
+            for column in (schema.steps.c.step, schema.leads.c.source)
+        ]
+    assert [str(c) for c in compiled] == [
+        "SELECT CAST(NULL AS VARCHAR(20)) AS anon_1",
+        "SELECT CAST(NULL AS VARCHAR(200)) AS anon_1",
+    ]
