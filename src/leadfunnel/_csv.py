@@ -24,9 +24,10 @@ from __future__ import annotations
 
 import codecs
 import csv
+import operator
 import re
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from operator import methodcaller
@@ -75,6 +76,9 @@ _AMOUNT = re.compile(
 # Thousands separators other than the dot and the comma: spaces (no-break and thin
 # included) and apostrophes, as in "1 200" and Swiss "1'200'000".
 _SEPARATOR = re.compile(r"([.,]|[\s'\u2019]+)")
+# How most exports write amounts: "$5,268,805", "1,200" (an optional currency symbol, then
+# thousands split by commas). Read without the general rules below, to the same result.
+_COMMA_GROUPED = re.compile(r"[$\u20ac\u00a3\u00a5\u20b9]?([0-9]{1,3}(?:,[0-9]{3})+)")
 
 
 def read_number(text: str, *, whole: bool = False, thousands: str | None = None) -> str | None:
@@ -94,6 +98,12 @@ def read_number(text: str, *, whole: bool = False, thousands: str | None = None)
     value = text.strip()
     if value.isdigit() and value.isascii():
         return value.lstrip("0") or "0"  # as most exports write them: no work to do
+    grouped = _COMMA_GROUPED.fullmatch(value)
+    if grouped is not None:
+        body = grouped[1]
+        # One comma is a thousands separator only where the rules below say so.
+        if body.count(",") > 1 or ((whole or thousands == ",") and not body.startswith("0,")):
+            return body.replace(",", "").lstrip("0") or "0"
     if value.casefold() in _NO_VALUE:
         return None
     if _SCIENTIFIC.fullmatch(value):
@@ -611,6 +621,12 @@ class CsvSource:
         #: Lines of a Salesforce report's footer (title, copyright...) left out.
         self.footer_lines = 0
         self._unnamed = [i for i, name in enumerate(header) if not name]
+        text = self._plan.fields
+        self._text_names = tuple(name for name, _ in text)
+        self._text_firsts = _picker(tuple(positions[0] for _, positions in text))
+        self._text_others = tuple(
+            (j, positions[1:]) for j, (_, positions) in enumerate(text) if len(positions) > 1
+        )
         self._unnamed_with_data: set[int] = set()
 
     def unused_columns(self) -> list[str]:
@@ -647,14 +663,21 @@ class CsvSource:
                     yield CsvRow(number, {}, (), _unreadable(exc, first_line, reader.line_num))
                     continue
                 number += 1
-                if not "".join(record).strip():
+                joined = "".join(record)
+                if not joined.strip():
                     continue  # blank line
+                footer = salesforce and not joined[len(record[0]) :].strip()
+                # Most rows hold no cell leadfunnel neutralised: test that in C before
+                # calling restore() on every cell.
+                if "'" in joined and any(map(_QUOTED, record)):
+                    record = list(map(restore, record))
                 row = self._row(number, record, width)
-                if salesforce and not "".join(record[1:]).strip():
+                if footer:
                     held.append(row)
                     continue
-                yield from held
-                held.clear()
+                if held:
+                    yield from held
+                    held.clear()
                 yield row
         if any("salesforce.com" in row.cells[0].casefold() for row in held if row.cells):
             self.footer_lines = len(held)
@@ -662,10 +685,6 @@ class CsvSource:
             yield from held
 
     def _row(self, number: int, record: list[str], width: int) -> CsvRow:
-        # Most rows hold no cell leadfunnel neutralised: test that in C before calling
-        # restore() on every cell.
-        if any(map(_QUOTED, record)):
-            record = list(map(restore, record))
         problems: list[str] = []
         if len(record) == width:
             cells = tuple(record)
@@ -675,21 +694,26 @@ class CsvSource:
             cells = tuple(record[:width])
             if any(cell.strip() for cell in record[width:]):
                 problems.append(f"row {number} has {len(record)} cells but the header has {width}")
+        # Every cell is read stripped: strip them all at once, in C.
+        stripped = list(map(str.strip, cells))
         for i in self._unnamed:
-            if cells[i].strip():
+            if stripped[i]:
                 self._unnamed_with_data.add(i)
-        fields = self._fields(cells, problems)
+        fields = self._fields(stripped, problems)
         return CsvRow(number, fields, cells, "; ".join(problems) or None)
 
-    def _fields(self, cells: tuple[str, ...], problems: list[str]) -> dict[str, Any]:
+    def _fields(self, cells: list[str], problems: list[str]) -> dict[str, Any]:
+        """The record fields of a row's ``cells`` (stripped)."""
         plan = self._plan
-        fields: dict[str, Any] = {}
-        for name, positions in plan.fields:
-            for i in positions:
-                value = cells[i].strip()
-                if value:
-                    fields[name] = value
-                    break
+        # Each text field's first column, then, where it is blank, the field's others.
+        values: Sequence[str] = self._text_firsts(cells)
+        for j, others in self._text_others:
+            if not values[j]:
+                values = list(values)
+                values[j] = _first(cells, others)[1]
+        fields: dict[str, Any] = {
+            name: v for name, v in zip(self._text_names, values, strict=True) if v
+        }
         for name, positions, whole in plan.numbers:
             i, value = _first(cells, positions)
             if value:
@@ -704,19 +728,22 @@ class CsvSource:
             _, value = _first(cells, positions)
             if value:
                 fields[name] = [v.strip() for v in value.replace(";", ",").split(",") if v]
-        opt_outs = list(fields.get("opt_outs", ()))
-        if _any_true(cells, plan.email_opt_out):
-            opt_outs.append("email")
-        if _any_true(cells, plan.call_opt_out):
-            opt_outs.append("call")
-        if opt_outs:
-            fields["opt_outs"] = list(dict.fromkeys(opt_outs))
+        email_out = _any_true(cells, plan.email_opt_out)
+        call_out = _any_true(cells, plan.call_opt_out)
+        if email_out or call_out or "opt_outs" in fields:
+            opt_outs = list(fields.get("opt_outs", ()))
+            if email_out:
+                opt_outs.append("email")
+            if call_out:
+                opt_outs.append("call")
+            if opt_outs:
+                fields["opt_outs"] = list(dict.fromkeys(opt_outs))
         for i in plan.rating:
-            rating = cells[i].strip().lower()
+            rating = cells[i].lower()
             if rating in ("hot", "warm"):
                 fields["interest"] = "high" if rating == "hot" else "slight"
         for i in plan.created:
-            text = cells[i].strip()
+            text = cells[i]
             if text:
                 try:
                     fields["created_at"] = read_datetime(
@@ -735,13 +762,13 @@ class CsvSource:
                 fields["status"] = name
         return fields
 
-    def _status(self, cells: tuple[str, ...], problems: list[str]) -> Target | None:
+    def _status(self, cells: list[str], problems: list[str]) -> Target | None:
         if _any_true(cells, self._plan.converted):
             return _PROSPECT
         lead: Target | None = None
         unknown: list[str] = []
         for column, i in self._plan.statuses:
-            value = cells[i].strip()
+            value = cells[i]
             if not value:
                 continue
             target = self._lookup(column, value)
@@ -773,17 +800,32 @@ class CsvSource:
         return self.path.open("r", encoding=self.encoding, newline="")
 
 
-def _any_true(cells: tuple[str, ...], positions: tuple[int, ...]) -> bool:
-    return any(cells[i].strip().lower() in _TRUE for i in positions)
+def _any_true(cells: list[str], positions: tuple[int, ...]) -> bool:
+    """Whether a cell at ``positions`` (stripped cells) says yes."""
+    for i in positions:  # noqa: SIM110 - any() of a generator costs twice as much here
+        if cells[i].lower() in _TRUE:
+            return True
+    return False
 
 
-def _first(cells: tuple[str, ...], positions: tuple[int, ...]) -> tuple[int, str]:
-    """The first non-blank cell among ``positions``, stripped, with its position."""
+def _first(cells: list[str], positions: tuple[int, ...]) -> tuple[int, str]:
+    """The first non-blank cell among ``positions`` (of stripped cells), with its
+    position."""
     for i in positions:
-        value = cells[i].strip()
+        value = cells[i]
         if value:
             return i, value
     return -1, ""
+
+
+def _picker(positions: tuple[int, ...]) -> Callable[[list[str]], tuple[str, ...]]:
+    """A function giving the cells at ``positions``, as a tuple (any number of them)."""
+    if len(positions) > 1:
+        return operator.itemgetter(*positions)
+    if positions:
+        only = positions[0]
+        return lambda cells: (cells[only],)
+    return lambda cells: ()
 
 
 _QUOTED = methodcaller("startswith", "'")
