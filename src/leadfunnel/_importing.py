@@ -25,7 +25,7 @@ import gc
 import itertools
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -251,7 +251,7 @@ def import_leads(
                 except (TypeError, ValueError) as exc:
                     report.rejected.append(ImportIssue(number, str(exc)))
                     continue
-                if isinstance(record, Lead):
+                if router is not None and isinstance(record, Lead):
                     record = assign_owner(router, record)
                 valid.append((number, record))
             _store_chunk(repository, valid, report, actor, reason, suppressor)
@@ -321,30 +321,38 @@ def _new_record(
         kind: type[Person] = lead_model
         if data.get("type") in (None, ""):
             data.pop("type", None)
+            is_lead = True
         else:
             kind = contact_model
+            is_lead = issubclass(kind, Lead)
             # A column of the lead model's own that the contact model lacks stays
             # behind (as a conversion leaves it on the lead), rather than sink the row.
             for name in set(data) - set(contact_model.model_fields):
                 if name in lead_model.model_fields and name not in Lead.model_fields:
                     del data[name]
-        dated = data.get("created_at") not in (None, "")
+        created = data.get("created_at")
+        dated = created not in (None, "")
         if not dated:
             data["created_at"] = at
             data["updated_at"] = at
-            if issubclass(kind, Lead):
+            if is_lead:
                 data["status_at"] = at
+        elif type(created) is datetime and created.tzinfo is UTC and "updated_at" not in data:
+            # What it becomes below (a CSV's dates are read in UTC): rather than have
+            # validation call the field's default factory for nothing.
+            data["updated_at"] = created
         data["version"] = 1
-        if issubclass(kind, Lead) and status is not None:
+        if is_lead and status is not None:
             data["status"] = status
-        data.setdefault("id", new_id())
+        if "id" not in data:  # a CSV import's rows bring theirs
+            data["id"] = new_id()
         record = kind.model_validate(data, context=context)
         if dated:
             # Known once validated: the record is as old as the CRM says, and so is its
             # last change.
             when = record.created_at
             stamp = {"updated_at": when}
-            if issubclass(kind, Lead):
+            if is_lead:
                 stamp["status_at"] = when
             # What model_copy(update=stamp) does, on the record nobody holds yet.
             record.__dict__.update(stamp)
@@ -394,12 +402,14 @@ def _store_chunk(
         before = len(report.added)
         accepted = [(number, record) for number, record, earlier, _ in rows if earlier is None]
         _commit(repository, accepted, report, actor, reason)
-        stored = set(report.added[before:])
+        # The earlier rows repeated are among the accepted: either all of them were
+        # stored (the common case), or look each one up.
+        stored = None if len(report.added) - before == len(accepted) else set(report.added[before:])
         valid = []
         for number, record, earlier, key in rows:
             if earlier is None:
                 continue
-            if earlier.id not in stored:
+            if stored is not None and earlier.id not in stored:
                 valid.append((number, record))
             elif is_avoided(earlier):
                 report.avoided.append(_avoid_listed(number, key, earlier.id))
@@ -418,37 +428,40 @@ def _sort_rows(
     ``None`` and ``""`` for the rows to store."""
     # Rows of earlier chunks are stored, so the repository finds their keys:
     # remembering keys per chunk only keeps memory flat on long imports.
-    keys = {key for _, record in valid for key in identity_keys(record)}
+    keyed = [(number, record, identity_keys(record)) for number, record in valid]
+    keys = {key for _, _, record_keys in keyed for key in record_keys}
     holders = repository.find_keys(keys)
     stored = repository.get_many(set(holders.values()))
     # Keys of people erased or edited off the avoid list, kept only as keyed hashes.
     banned = suppressor.banned(keys) if suppressor is not None else {}
     seen: dict[str, Person] = {}  # keys of these rows -> the record that claimed them
     rows: list[tuple[int, Person, Person | None, str]] = []
-    for number, record in valid:
-        record_keys = identity_keys(record)
-        suppressed = next((k for k in record_keys if k in banned), None)
-        if suppressed is not None:
-            report.avoided.append(_avoid_listed(number, suppressed, banned[suppressed]))
-            continue
-        clash = next((k for k in record_keys if k in holders), None)
-        if clash is not None:
-            holder = stored.get(holders[clash])
-            if holder is not None and is_avoided(holder):
-                report.avoided.append(_avoid_listed(number, clash, holder.id))
-            else:
-                report.duplicates.append(
-                    _duplicate(number, clash, str(holders[clash]), holders[clash])
-                )
-            continue
-        earlier = next((k for k in record_keys if k in seen), None)
-        if earlier is not None:
-            # Known once the earlier row is stored, or refused.
-            rows.append((number, record, seen[earlier], earlier))
-            continue
+    for number, record, record_keys in keyed:
+        if banned:
+            suppressed = next((k for k in record_keys if k in banned), None)
+            if suppressed is not None:
+                report.avoided.append(_avoid_listed(number, suppressed, banned[suppressed]))
+                continue
+        if holders:
+            clash = next((k for k in record_keys if k in holders), None)
+            if clash is not None:
+                holder = stored.get(holders[clash])
+                if holder is not None and is_avoided(holder):
+                    report.avoided.append(_avoid_listed(number, clash, holder.id))
+                else:
+                    report.duplicates.append(
+                        _duplicate(number, clash, str(holders[clash]), holders[clash])
+                    )
+                continue
         for key in record_keys:
-            seen[key] = record
-        rows.append((number, record, None, ""))
+            if key in seen:
+                # Known once the earlier row is stored, or refused.
+                rows.append((number, record, seen[key], key))
+                break
+        else:
+            for key in record_keys:
+                seen[key] = record
+            rows.append((number, record, None, ""))
     return rows
 
 
@@ -495,8 +508,8 @@ def _commit(
             )
             return
     else:
-        report.added.extend(record.id for record in records)
-        report.contacts.extend(r.id for r in records if isinstance(r, Contact))
+        report.added.extend([record.id for record in records])
+        report.contacts.extend([r.id for r in records if isinstance(r, Contact)])
         return
     half = len(accepted) // 2
     _commit(repository, accepted[:half], report, actor, reason)
