@@ -1,5 +1,5 @@
-"""What the commands pay to start: the SQL schema brings in no MySQL code until a MySQL
-or MariaDB database is used, and still declares the same tables there."""
+"""What the commands pay to start: the SQL schema brings in no MySQL or PostgreSQL code
+until such a database is used, and still declares the same tables there."""
 
 from __future__ import annotations
 
@@ -16,12 +16,15 @@ from leadfunnel._sql import _schema as schema
 URLS = ("sqlite://", "postgresql+psycopg://", "mysql+pymysql://", "mariadb+pymysql://")
 
 
-def test_opening_a_sqlite_database_imports_no_mysql_code() -> None:
+@pytest.mark.parametrize("dialect", ["mysql", "postgresql"])
+def test_opening_a_sqlite_database_imports_no_other_dialect(dialect: str) -> None:
     code = (
         "import sys, leadfunnel._cli, leadfunnel._sql\n"
         "from leadfunnel import SqlRepository\n"
-        "SqlRepository('sqlite://').close()\n"
-        "print(sorted(m for m in sys.modules if m.startswith('sqlalchemy.dialects.mysql')))"
+        "repository = SqlRepository('sqlite://')\n"
+        "repository.count('lead')\n"
+        "repository.close()\n"
+        f"print(sorted(m for m in sys.modules if m.startswith('sqlalchemy.dialects.{dialect}')))"
     )
     found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert found.returncode == 0, found.stderr

@@ -1613,7 +1613,7 @@ class _DriverStatements:
             sets = []
             for i in changed:
                 column = columns[i]
-                json = dialect.name == "postgresql" and isinstance(column.type, sa.JSON)
+                json = dialect.name == "postgresql" and s.is_document(column)
                 sets.append(f"{quote(column.name)} = {f'CAST({mark} AS JSONB)' if json else mark}")
             sql = self._updates[key] = (
                 f"UPDATE {self._name(table)} SET {', '.join(sets)} "
@@ -1626,7 +1626,7 @@ class _DriverStatements:
         found = self._documents.get(table.name)
         if found is None:
             columns = _inserted_columns(table)
-            found = frozenset(i for i, c in enumerate(columns) if isinstance(c.type, sa.JSON))
+            found = frozenset(i for i, c in enumerate(columns) if s.is_document(c))
             self._documents[table.name] = found
         return found
 
@@ -1680,8 +1680,7 @@ class _DriverStatements:
         rewritten whole)."""
         quote = self._dialect.identifier_preparer.quote
         columns = ", ".join(
-            "NULL" if isinstance(c.type, sa.JSON) else quote(c.name)
-            for c in _inserted_columns(table)
+            "NULL" if s.is_document(c) else quote(c.name) for c in _inserted_columns(table)
         )
         return f"SELECT {columns} FROM {self._name(table)} WHERE id {{ids}}{self._for_update}"
 
@@ -1759,7 +1758,7 @@ class _DriverStatements:
         mark = "?" if dialect.paramstyle == "qmark" else "%s"
         marks = []
         for column in columns:
-            if dialect.name == "postgresql" and isinstance(column.type, sa.JSON):
+            if dialect.name == "postgresql" and s.is_document(column):
                 marks.append(f"CAST({mark} AS JSONB)")
             else:
                 marks.append(mark)
@@ -1798,7 +1797,7 @@ class _DriverStatements:
             if kind == "postgresql":
                 return None
             return _naive_utc
-        if isinstance(column.type, sa.JSON):
+        if s.is_document(column):
             return _dumps
         return None
 
