@@ -772,7 +772,7 @@ class SqlRepository(Repository):
             return column == (value if isinstance(value, UUID) else stored)
         quoted = "'" + name.replace("'", "''") + "'"
         if self.dialect == "postgresql":
-            text: Any = t.c.doc.op("->>")(sa.literal_column(quoted))
+            text: Any = t.c.doc.op("->>", return_type=sa.Text())(sa.literal_column(quoted))
             if stored is None:
                 return text.is_(None)
             if isinstance(stored, bool):
