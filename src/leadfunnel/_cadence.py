@@ -9,9 +9,7 @@ their touches; nothing is stored, so nothing goes stale.
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from os import PathLike
@@ -20,6 +18,7 @@ from uuid import UUID
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ._channels import channels_for
+from ._collector import collector_paused
 from ._enums import Channel
 from ._errors import ConfigError
 from ._models import Contact, Lead
@@ -395,22 +394,11 @@ def follow_ups(
     overdue first. A person no channel may reach (every allowed channel opted out) is
     left out: nobody could act on it.
     """
-    with _gc_paused():
-        return _follow_ups(repository, policy, at, router, owner, limit)
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
     # due() builds one small acyclic object per candidate, tens of thousands at once:
     # the cyclic collector would rescan the whole heap (every record in memory) for
     # nothing, more than doubling the time on a large in-memory funnel.
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
+    with collector_paused():
+        return _follow_ups(repository, policy, at, router, owner, limit)
 
 
 def _follow_ups(

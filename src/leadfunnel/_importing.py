@@ -21,7 +21,6 @@ given what was stored until then.
 
 from __future__ import annotations
 
-import gc
 import itertools
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from uuid import UUID
 import pydantic
 
 from ._changes import event
+from ._collector import collector_paused
 from ._enums import LeadStatus
 from ._errors import AvoidListedError, DuplicateError, InvalidTransitionError, LeadFunnelError
 from ._leads import SWEET_SPOT
@@ -230,46 +230,43 @@ def import_leads(
     context = {"phone_region": phone_region}
     number = 0
     marks = _marks(report)  # the issues before the chunk being imported
-    gc_was_enabled = gc.isenabled()
     # Validation allocates many short-lived objects and no cycles: the cyclic collector
     # only costs time here.
-    gc.disable()
-    try:
-        chunks = sized_chunks(rows, row_bytes) if chunk_size is None else _chunks(rows, chunk_size)
-        for chunk in chunks:
-            marks = _marks(report)
-            valid: list[tuple[int, Person]] = []
-            for row in chunk:
-                number += 1
-                try:
-                    record = _new_record(
-                        row, status, allowed, at, context, lead_model, contact_model
-                    )
-                except pydantic.ValidationError as exc:
-                    report.rejected.append(ImportIssue(number, _reason(exc)))
-                    continue
-                except (TypeError, ValueError) as exc:
-                    report.rejected.append(ImportIssue(number, str(exc)))
-                    continue
-                if router is not None and isinstance(record, Lead):
-                    record = assign_owner(router, record)
-                valid.append((number, record))
-            _store_chunk(repository, valid, report, actor, reason, suppressor)
-            _in_row_order(report, marks)
-            if gc_was_enabled:
+    with collector_paused() as collect:
+        try:
+            chunks = (
+                sized_chunks(rows, row_bytes) if chunk_size is None else _chunks(rows, chunk_size)
+            )
+            for chunk in chunks:
+                marks = _marks(report)
+                valid: list[tuple[int, Person]] = []
+                for row in chunk:
+                    number += 1
+                    try:
+                        record = _new_record(
+                            row, status, allowed, at, context, lead_model, contact_model
+                        )
+                    except pydantic.ValidationError as exc:
+                        report.rejected.append(ImportIssue(number, _reason(exc)))
+                        continue
+                    except (TypeError, ValueError) as exc:
+                        report.rejected.append(ImportIssue(number, str(exc)))
+                        continue
+                    if router is not None and isinstance(record, Lead):
+                        record = assign_owner(router, record)
+                    valid.append((number, record))
+                _store_chunk(repository, valid, report, actor, reason, suppressor)
+                _in_row_order(report, marks)
                 # Storing leaves cyclic garbage (a SQL adapter's statements): collect
                 # this chunk's, or it piles up for the whole import.
-                gc.collect(0)
+                collect(0)
+                if on_progress is not None:
+                    on_progress(report)
+        except BaseException:
+            _in_row_order(report, marks)
             if on_progress is not None:
-                on_progress(report)
-    except BaseException:
-        _in_row_order(report, marks)
-        if on_progress is not None:
-            on_progress(report)  # what was stored before the failure, exactly
-        raise
-    finally:
-        if gc_was_enabled:
-            gc.enable()
+                on_progress(report)  # what was stored before the failure, exactly
+            raise
     return report
 
 

@@ -7,13 +7,13 @@ everywhere disqualify at once; soft failures only once the lead has had a call).
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from ._changes import bump, event, load, retrying
+from ._collector import collector_paused
 from ._enums import Channel, Interest, LeadStatus, Tier
 from ._errors import (
     ConcurrencyError,
@@ -126,11 +126,9 @@ def qualify_all(
         # Nothing at this status may be qualified: every such lead is skipped.
         counts["skipped"] = repository.count("lead", status=status)
         return counts
-    gc_was_enabled = gc.isenabled()
     # A page makes many short-lived, acyclic objects: the cyclic collector only costs
     # time here (each page's garbage is collected after it).
-    gc.disable()
-    try:
+    with collector_paused() as collect:
         for number, page in enumerate(repository.lead_batches(status=status, size=page_size), 1):
             if engine is None:
                 raise ConfigError(
@@ -140,11 +138,8 @@ def qualify_all(
                 )
             _qualify_page(repository, page, engine, status, now, actor, reason, counts)
             del page  # the collection below then walks only what the page left behind
-            if gc_was_enabled and number % _COLLECT_EVERY == 0:
-                gc.collect(0)
-    finally:
-        if gc_was_enabled:
-            gc.enable()
+            if number % _COLLECT_EVERY == 0:
+                collect(0)
     return counts
 
 

@@ -4,7 +4,6 @@ status 2."""
 
 from __future__ import annotations
 
-import gc
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
+from .._collector import collector_paused
 from .._csv_out import printable
 from .._errors import LeadFunnelError
 
@@ -79,9 +79,7 @@ def open_funnel(db: str, migrate: str = "auto", **options: Any) -> Any:
     # Importing SQLAlchemy and opening the engine make a few hundred thousand objects,
     # none of them garbage: the cyclic collector would walk them again and again as they
     # are made (4% of the instructions a command spends starting).
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
+    with collector_paused():
         from .._funnel import Funnel
         from .._sql import SqlRepository
 
@@ -92,9 +90,6 @@ def open_funnel(db: str, migrate: str = "auto", **options: Any) -> Any:
         except Exception as exc:  # a malformed URL from SQLAlchemy or a driver
             fail(f"cannot open database {db!r}: {exc}")
         return Funnel(repository, **options)
-    finally:
-        if collecting:
-            gc.enable()
 
 
 def guarded(command: _F) -> _F:
