@@ -373,6 +373,23 @@ class _Person(_Stored):
         return " ".join(p for p in (self.first_name, self.last_name) if p)
 
 
+#: leadfunnel's own write-time checks and normalisers, as the validation schemas hold
+#: them (a classmethod's function): every stored value passed them on its way in, so a
+#: store may read its documents back without them (see ``_sql._documents``). A check
+#: added above belongs here too.
+WRITE_CHECKS = frozenset(
+    (
+        _blank_to_none,
+        _ONE_LINE.func,
+        _MULTI_LINE.func,
+        _normalise_email,
+        normalise_country,
+        _Person._phone_e164.__func__,  # type: ignore[attr-defined]
+        _Person._phones_e164.__func__,  # type: ignore[attr-defined]
+    )
+)
+
+
 class Lead(_Person):
     """A person on the list who is not (yet) a warm contact.
 

@@ -21,14 +21,7 @@ from typing import Any, TypeVar
 import pydantic
 from pydantic_core import SchemaValidator
 
-from .._models import (
-    _MULTI_LINE,
-    _ONE_LINE,
-    _blank_to_none,
-    _normalise_email,
-    _Person,
-    normalise_country,
-)
+from .._models import WRITE_CHECKS
 
 __all__ = ["stored_validator"]
 
@@ -40,21 +33,6 @@ def _plain(function: Any) -> Any:
     return getattr(function, "__func__", function)  # a classmethod validator's function
 
 
-#: leadfunnel's own write-time checks and normalisers (not an application's).
-_WRITE_CHECKS = frozenset(
-    map(
-        _plain,
-        (
-            _blank_to_none,
-            _ONE_LINE.func,
-            _MULTI_LINE.func,
-            _normalise_email,
-            normalise_country,
-            _Person._phone_e164,
-            _Person._phones_e164,
-        ),
-    )
-)
 _FUNCTION_SCHEMAS = frozenset({"function-before", "function-after"})
 #: Keys of a schema that hold no schema: kept as they are (in a mapping of fields, a
 #: field of such a name keeps its checks: slower to read, never wrong).
@@ -63,7 +41,7 @@ _AS_IS = frozenset({"cls", "function", "serialization", "metadata", "config"})
 
 def _without_write_checks(schema: Any) -> Any:
     """``schema`` (a pydantic-core schema, or a part of one) with each validator function
-    of :data:`_WRITE_CHECKS` replaced by the schema it wraps."""
+    of ``WRITE_CHECKS`` replaced by the schema it wraps."""
     if isinstance(schema, list):
         return [_without_write_checks(item) for item in schema]
     if not isinstance(schema, dict):
@@ -72,7 +50,7 @@ def _without_write_checks(schema: Any) -> Any:
     if isinstance(kind, str) and kind in _FUNCTION_SCHEMAS:
         function = schema.get("function")
         found = function.get("function") if isinstance(function, dict) else None
-        if callable(found) and _plain(found) in _WRITE_CHECKS:
+        if callable(found) and _plain(found) in WRITE_CHECKS:
             return _without_write_checks(schema["schema"])
     return {
         key: value if key in _AS_IS else _without_write_checks(value)
