@@ -37,7 +37,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from conftest import REPOSITORY_KINDS, T0, make_repository, person
+from conftest import REPOSITORY_KINDS, T0, make_repository, person, release_repository
 from leadfunnel import (
     Channel,
     Contact,
@@ -101,7 +101,7 @@ class FunnelMachine(RuleBasedStateMachine):
         return person(n, **{"email": f"pat{n}.{self.run}@acme-it{n}.example.com", **fields})
 
     def teardown(self) -> None:
-        self.repository.close()
+        release_repository(self.repository)
 
     # --- observing ----------------------------------------------------------------------
 

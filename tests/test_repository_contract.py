@@ -2,7 +2,7 @@
 
 PostgreSQL and MariaDB run when ``LEADFUNNEL_TEST_POSTGRES_URL`` /
 ``LEADFUNNEL_TEST_MYSQL_URL`` are set (``.ci/run`` sets them); each test gets its own
-schema (PostgreSQL) or database (MariaDB), dropped afterwards.
+schema (PostgreSQL) or database (MariaDB), empty, from the pool in ``conftest``.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from uuid import uuid4
 import pytest
 import sqlalchemy as sa
 
+from conftest import release_repository, schema_pool
 from leadfunnel import InMemoryRepository, Repository, SqlRepository
 from leadfunnel.testing import RepositoryContract
 
@@ -42,34 +43,13 @@ class TestSqliteMemoryRepository(RepositoryContract):
 
 
 class _ServerContract(RepositoryContract):
+    kind = ""
     url: str | None = None
-
-    def _admin(self) -> sa.Engine:
-        assert self.url is not None
-        return sa.create_engine(self.url, isolation_level="AUTOCOMMIT")
 
     def create_repository(self) -> Repository:
         if not self.url:
             pytest.skip("set the database URL to run this backend")
-        name = f"lf_test_{uuid4().hex[:16]}"
-        admin = self._admin()
-        try:
-            with admin.connect() as conn:
-                conn.exec_driver_sql(self.create_sql(name))
-            try:
-                return self.open(name)
-            except BaseException:
-                with admin.connect() as conn:
-                    conn.exec_driver_sql(self.drop_sql(name))
-                raise
-        finally:
-            admin.dispose()
-
-    def create_sql(self, name: str) -> str:
-        raise NotImplementedError
-
-    def drop_sql(self, name: str) -> str:
-        raise NotImplementedError
+        return self.open(schema_pool(self.kind).take())
 
     def open(self, name: str) -> SqlRepository:
         raise NotImplementedError
@@ -82,25 +62,13 @@ class _ServerContract(RepositoryContract):
         return self.open(self.name_of(repository))
 
     def destroy_repository(self, repository: Repository) -> None:
-        repository.close()
-        assert isinstance(repository, SqlRepository)
-        admin = self._admin()
-        try:
-            with admin.connect() as conn:
-                conn.exec_driver_sql(self.drop_sql(self.name_of(repository)))
-        finally:
-            admin.dispose()
+        release_repository(repository)
 
 
 @pytest.mark.postgres
 class TestPostgresRepository(_ServerContract):
+    kind = "postgres"
     url = POSTGRES_URL
-
-    def create_sql(self, name: str) -> str:
-        return f"CREATE SCHEMA {name}"
-
-    def drop_sql(self, name: str) -> str:
-        return f"DROP SCHEMA {name} CASCADE"
 
     def open(self, name: str) -> SqlRepository:
         assert self.url is not None
@@ -113,13 +81,8 @@ class TestPostgresRepository(_ServerContract):
 
 @pytest.mark.mysql
 class TestMariaDbRepository(_ServerContract):
+    kind = "mysql"
     url = MYSQL_URL
-
-    def create_sql(self, name: str) -> str:
-        return f"CREATE DATABASE {name} CHARACTER SET utf8mb4"
-
-    def drop_sql(self, name: str) -> str:
-        return f"DROP DATABASE {name}"
 
     def open(self, name: str) -> SqlRepository:
         assert self.url is not None
