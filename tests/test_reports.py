@@ -110,6 +110,50 @@ def test_periods_are_half_open(funnel: Funnel, clock: ManualClock) -> None:
         funnel.report(since=april.replace(tzinfo=None))
 
 
+def test_each_period_is_answered_for_itself_in_any_order(
+    funnel: Funnel, clock: ManualClock
+) -> None:
+    # A SQL store builds a report's statements once and binds each period's bounds: a
+    # period asked earlier must not leak into a later one, in counts, follow-up figures
+    # or time in stage, with one bound or both, and grouped.
+    early = won_deal(funnel, 1, source="webinar")
+    clock.advance(days=40)
+    funnel.qualify(funnel.capture(Lead(**person(2, source="referral"))), force=True)
+    clock.advance(days=3)
+    later = won_deal(funnel, 3, source="referral")
+    cut = T0 + timedelta(days=30)
+    periods = [
+        {"since": cut},
+        {"until": cut},
+        {"since": T0, "until": cut},
+        {"since": cut, "until": clock.now() + timedelta(days=1)},
+        {},
+    ]
+
+    def answer(period: dict[str, Any]) -> tuple[Any, ...]:
+        report = funnel.report(**period)
+        grouped = funnel.report(**period, by="source")
+        return (
+            counts(report),
+            report.qualified_leads,
+            report.touches_on_qualified,
+            report.won_revenue,
+            {step: t.count for step, t in report.time_in_stage.items()},
+            {key: counts(group) for key, group in grouped.groups.items()},
+        )
+
+    first = [answer(period) for period in periods]
+    assert [answer(period) for period in reversed(periods)] == first[::-1]
+    since_cut, until_cut = first[0], first[1]
+    assert since_cut[0]["raw"] == 2
+    assert until_cut[0]["raw"] == 1
+    assert since_cut[1] == 2  # qualified leads: the second and the later deal's
+    assert until_cut[1] == 1
+    assert since_cut[5].keys() == {"referral"}
+    assert until_cut[5].keys() == {"webinar"}
+    assert early.amount == later.amount
+
+
 def test_groups_by_source_owner_setter_profile_and_month(
     funnel: Funnel, clock: ManualClock
 ) -> None:

@@ -157,6 +157,8 @@ class SqlRepository(Repository):
         self._driver = _DriverStatements(self._engine.dialect, schema)
         # Ids as the driver sends and returns them (16 bytes on SQLite and MariaDB).
         self._raw_id = self._driver.converter(s.leads.c.id) or _same
+        # The list and count statements, built once per shape (see _bound_list).
+        self._lists: dict[tuple[Any, ...], sa.Select[Any]] = {}
         try:
             if migrate != "never":
                 with self._serial:
@@ -747,11 +749,16 @@ class SqlRepository(Repository):
         with self._read() as conn:
             return [self._record(kind, doc) for (doc,) in conn.execute(query)]
 
-    def _after(self, table: sa.Table, after: Cursor) -> Any:
+    def _after(self, table: sa.Table, after: Cursor | None) -> Any:
         """Rows after ``after`` in ``(created_at, id)`` order: a keyset page, which the
-        ``(created_at, id)`` index answers as fast at the end as at the start."""
-        at = sa.bindparam(None, require_aware(after[0], "after"), type_=s.At)
-        id = sa.bindparam(None, after[1], type_=s.Id)
+        ``(created_at, id)`` index answers as fast at the end as at the start. With
+        ``after=None``, after the parameters ``after_at`` and ``after_id``."""
+        if after is None:
+            at = sa.bindparam("after_at", type_=s.At)
+            id = sa.bindparam("after_id", type_=s.Id)
+        else:
+            at = sa.bindparam(None, require_aware(after[0], "after"), type_=s.At)
+            id = sa.bindparam(None, after[1], type_=s.Id)
         if self.dialect in ("mysql", "mariadb"):
             # MariaDB's optimiser reads this form off the index; row values it may not.
             return sa.or_(
@@ -809,10 +816,14 @@ class SqlRepository(Repository):
 
     def _count(self, kind: SubjectKind, filters: dict[str, Any]) -> int:
         table = s.RECORD_TABLES[kind]
-        where = self._conditions(kind, filters)
-        query = sa.select(sa.func.count()).select_from(table).where(*where)
+        bound = self._bound(kind, filters, None, None)
+        if bound is not None:
+            query, params = bound
+        else:
+            where = self._conditions(kind, filters)
+            query, params = sa.select(sa.func.count()).select_from(table).where(*where), {}
         with self._read() as conn:
-            return int(conn.execute(query).scalar_one())
+            return int(conn.execute(query, params).scalar_one())
 
     def _conditions(self, kind: SubjectKind, filters: dict[str, Any]) -> list[Any]:
         """The WHERE conditions of the list filters (see the port's list methods)."""
@@ -825,17 +836,21 @@ class SqlRepository(Repository):
                 model = self._models[kind]
                 for field, wanted in where_values(model, value).items():
                     where.append(self._field_equals(t, model, field, wanted))
-            elif name == "tag":
-                where.append(self._tagged(t, value))
-            elif name == "created_since":
-                where.append(t.c.created_at >= require_aware(value, "created_since"))
-            elif name == "created_until":
-                where.append(t.c.created_at < require_aware(value, "created_until"))
-            elif name in ("status", "type", "stage"):
-                where.append(t.c[name] == str(getattr(value, "value", value)))
             else:
-                where.append(t.c[name] == value)
+                where.append(self._filter_condition(t, name, _filter_value(name, value)))
         return where
+
+    @classmethod
+    def _filter_condition(cls, t: sa.Table, name: str, value: Any) -> Any:
+        """The condition of the list filter ``name`` (not ``where``) on ``value``: the
+        filter's value as :func:`_filter_value` makes it, or a parameter for it."""
+        if name == "tag":
+            return cls._tagged(t, value)
+        if name == "created_since":
+            return t.c.created_at >= value
+        if name == "created_until":
+            return t.c.created_at < value
+        return t.c[name] == value
 
     @staticmethod
     def _tagged(table: sa.Table, tag: str) -> Any:
@@ -844,7 +859,50 @@ class SqlRepository(Repository):
     def _list(
         self, kind: SubjectKind, filters: dict[str, Any], after: Cursor | None, limit: int | None
     ) -> list[Any]:
-        return self._select(kind, self._conditions(kind, filters), limit, after)
+        bound = self._bound(kind, filters, after, limit, listing=True)
+        if bound is None:
+            return self._select(kind, self._conditions(kind, filters), limit, after)
+        query, params = bound
+        with self._read() as conn:
+            return [self._record(kind, doc) for (doc,) in conn.execute(query, params)]
+
+    def _bound(
+        self,
+        kind: SubjectKind,
+        filters: dict[str, Any],
+        after: Cursor | None,
+        limit: int | None,
+        *,
+        listing: bool = False,
+    ) -> tuple[sa.Select[Any], dict[str, Any]] | None:
+        """A list (or count) statement with its filters as parameters, made once per
+        shape: which filters, a cursor or not, a limit or not. Building a statement
+        costs more than running it on a small table. None for a ``where=`` filter,
+        whose SQL depends on the values' types (see ``_field_equals``)."""
+        names = tuple(sorted(name for name, value in filters.items() if value is not None))
+        if "where" in names:
+            return None
+        key = (kind, names, after is not None, limit is not None, listing)
+        query = self._lists.get(key)
+        if query is None:
+            t = s.RECORD_TABLES[kind]
+            where = [self._filter_condition(t, n, sa.bindparam(f"f_{n}")) for n in names]
+            if after is not None:
+                where.append(self._after(t, None))
+            if listing:
+                query = sa.select(t.c.doc).where(*where).order_by(t.c.created_at, t.c.id)
+                if limit is not None:
+                    query = query.limit(sa.bindparam("limit", type_=sa.Integer))
+            else:
+                query = sa.select(sa.func.count()).select_from(t).where(*where)
+            self._lists[key] = query
+        params = {f"f_{name}": _filter_value(name, filters[name]) for name in names}
+        if after is not None:
+            params["after_at"] = require_aware(after[0], "after")
+            params["after_id"] = after[1]
+        if limit is not None:
+            params["limit"] = limit
+        return query, params
 
     def people_like(
         self,
@@ -1127,26 +1185,9 @@ class SqlRepository(Repository):
     def qualified_follow_up(
         self, *, since: datetime | None, until: datetime | None
     ) -> FollowUpStats:
-        st, t = s.steps, s.touches
-        where: list[Any] = [st.c.step == "qualified"]
-        if since is not None:
-            where.append(st.c.at >= require_aware(since, "since"))
-        if until is not None:
-            where.append(st.c.at < require_aware(until, "until"))
-        qualified = sa.select(st.c.subject_id).where(*where).distinct().subquery()
-        per_lead = (
-            sa.select(qualified.c.subject_id, sa.func.count(t.c.id).label("n"))
-            .select_from(qualified.outerjoin(t, t.c.subject_id == qualified.c.subject_id))
-            .group_by(qualified.c.subject_id)
-            .subquery()
-        )
-        query = sa.select(
-            sa.func.count(),
-            sa.func.coalesce(sa.func.sum(sa.case((per_lead.c.n == 0, 1), else_=0)), 0),
-            sa.func.coalesce(sa.func.sum(per_lead.c.n), 0),
-        ).select_from(per_lead)
+        query = _follow_up_query(since is not None, until is not None)
         with self._read() as conn:
-            leads, never, touches = conn.execute(query).one()
+            leads, never, touches = conn.execute(query, _period(since, until)).one()
         return FollowUpStats(int(leads), int(never), int(touches))
 
     def step_counts(
@@ -1158,56 +1199,12 @@ class SqlRepository(Repository):
         steps: Collection[str] | None = None,
     ) -> list[StepCount]:
         check_grouping(by, "a report")
-        st = s.steps
-        where: list[Any] = []
-        if steps is not None:
-            where.append(st.c.step.in_(sorted(steps)))
-        if since is not None:
-            where.append(st.c.at >= require_aware(since, "since"))
-        if until is not None:
-            where.append(st.c.at < require_aware(until, "until"))
-        count = sa.func.count(sa.distinct(st.c.subject_id))
-        if by is None:
-            query = sa.select(st.c.step, sa.null(), count).where(*where).group_by(st.c.step)
-        elif by == "month":
-            query = (
-                sa.select(st.c.step, st.c.month, count)
-                .where(*where)
-                .group_by(st.c.step, st.c.month)
-            )
-        else:  # source, owner, setter or profile
-            lead = s.leads.alias("lead")
-            deal = s.opportunities.alias("deal")
-            contact = s.contacts.alias("contact")
-            deal_lead = s.leads.alias("deal_lead")
-            # Join only what the grouping reads: the deal for a setter, lead and deal for
-            # an owner, and the deal's lead (through its contact) for source and profile.
-            joined: Any = st.outerjoin(deal, deal.c.id == st.c.subject_id)
-            group: Any
-            if by == "setter":
-                group = deal.c.setter
-            else:
-                joined = joined.outerjoin(lead, lead.c.id == st.c.subject_id)
-                if by == "owner":
-                    group = sa.func.coalesce(lead.c.owner, deal.c.owner)
-                else:
-                    joined = joined.outerjoin(contact, contact.c.id == deal.c.contact_id).outerjoin(
-                        deal_lead,
-                        deal_lead.c.id == sa.func.coalesce(deal.c.lead_id, contact.c.lead_id),
-                    )
-                    group = sa.case(
-                        (lead.c.id.is_not(None), lead.c[by]),
-                        else_=deal_lead.c[by],
-                    )
-            group = group.label("grp")
-            query = (
-                sa.select(st.c.step, group, count)
-                .select_from(joined)
-                .where(*where)
-                .group_by(st.c.step, group)
-            )
+        query = _step_counts_query(
+            by, since is not None, until is not None, None if steps is None else frozenset(steps)
+        )
         with self._read() as conn:
-            return [StepCount(step, grp, int(n)) for step, grp, n in conn.execute(query)]
+            rows = conn.execute(query, _period(since, until))
+            return [StepCount(step, grp, int(n)) for step, grp, n in rows]
 
     def stage_times(
         self,
@@ -1217,112 +1214,12 @@ class SqlRepository(Repository):
         by: GroupBy | None = None,
     ) -> list[StageTime]:
         check_grouping(by, "time in stage")
-        st, deals = s.steps, s.opportunities
-        month = [sa.func.min(st.c.month).label("month")] if by == "month" else []
-        # Per stretch, each subject's first arrival at the later step (few rows: an index
-        # range of that step), then its first arrival at the earlier one by an index seek
-        # on (step, subject_id, at). Raw leads that went no further are never read.
-        pairs = []
-        for step, following in itertools.pairwise(TIMED_STEPS):
-            ends: Any
-            if following == "appointment_set" and by in ("owner", "setter"):
-                # Two subjects: a lead, and the earliest booked of its opportunities,
-                # whose owner or setter the stretch is grouped by.
-                booked = (
-                    sa.select(st.c.subject_id, sa.func.min(st.c.at).label("at"))
-                    .where(st.c.step == following)
-                    .group_by(st.c.subject_id)
-                    .subquery("booked")
-                )
-                first = (
-                    sa.func.row_number()
-                    .over(partition_by=deals.c.lead_id, order_by=(booked.c.at, deals.c.seq))
-                    .label("rn")
-                )
-                ranked_deals = (
-                    sa.select(
-                        deals.c.lead_id.label("subject_id"),
-                        deals.c.id.label("deal_id"),
-                        booked.c.at,
-                        first,
-                    )
-                    .select_from(booked.join(deals, deals.c.id == booked.c.subject_id))
-                    .where(deals.c.lead_id.is_not(None))
-                    .subquery("ranked_deals")
-                )
-                ends = sa.select(
-                    ranked_deals.c.subject_id, ranked_deals.c.deal_id, ranked_deals.c.at
-                ).where(ranked_deals.c.rn == 1)
-            elif following == "appointment_set":
-                # Two subjects: a lead, and the earliest booked of its opportunities.
-                ends = (
-                    sa.select(
-                        deals.c.lead_id.label("subject_id"),
-                        sa.func.min(st.c.at).label("at"),
-                        *month,
-                    )
-                    .select_from(st.join(deals, deals.c.id == st.c.subject_id))
-                    .where(st.c.step == following, deals.c.lead_id.is_not(None))
-                    .group_by(deals.c.lead_id)
-                )
-            else:
-                ends = (
-                    sa.select(st.c.subject_id, sa.func.min(st.c.at).label("at"), *month)
-                    .where(st.c.step == following)
-                    .group_by(st.c.subject_id)
-                )
-            end = ends.subquery(f"end_{following}")
-            earlier = st.alias(f"start_{step}")
-            start = (
-                sa.select(sa.func.min(earlier.c.at))
-                .where(earlier.c.step == step, earlier.c.subject_id == end.c.subject_id)
-                .scalar_subquery()
-            )
-            group, joined = _stretch_group(by, end, following)
-            where: list[Any] = []
-            if since is not None:
-                where.append(end.c.at >= require_aware(since, "since"))
-            if until is not None:
-                where.append(end.c.at < require_aware(until, "until"))
-            pairs.append(
-                sa.select(
-                    sa.cast(sa.literal(step), _STEP_TYPE).label("stage"),
-                    group.label("grp"),
-                    _SecondsBetween(start, end.c.at).label("seconds"),
-                )
-                .select_from(joined)
-                .where(*where)
-            )
-        found = sa.union_all(*pairs).subquery("found")
-        durations = (
-            sa.select(found.c.stage, found.c.grp, found.c.seconds)
-            .where(found.c.seconds.is_not(None))  # no arrival at the earlier step
-            .subquery("durations")
-        )
-        part = (durations.c.stage, durations.c.grp)
-        ranked = sa.select(
-            durations.c.stage,
-            durations.c.grp,
-            durations.c.seconds,
-            sa.func.row_number().over(partition_by=part, order_by=durations.c.seconds).label("rn"),
-            sa.func.count().over(partition_by=part).label("n"),
-        ).subquery("ranked")
-        # The middle row, or the middle two: 2 * rn in [n, n + 2].
-        query = (
-            sa.select(
-                ranked.c.stage,
-                ranked.c.grp,
-                sa.func.avg(ranked.c.seconds),
-                sa.func.max(ranked.c.n),
-            )
-            .where(ranked.c.rn * 2 >= ranked.c.n, ranked.c.rn * 2 <= ranked.c.n + 2)
-            .group_by(ranked.c.stage, ranked.c.grp)
-        )
+        query = _stage_times_query(by, since is not None, until is not None)
         nexts = dict(itertools.pairwise(TIMED_STEPS))
         with self._read() as conn:
             rows = [
                 StageTime(stage, nexts[stage], float(m), int(n), grp)
-                for stage, grp, m, n in conn.execute(query)
+                for stage, grp, m, n in conn.execute(query, _period(since, until))
             ]
         order = {step: i for i, step in enumerate(TIMED_STEPS)}
         return sorted(rows, key=lambda r: (order[r.step], r.group is None, r.group or ""))
@@ -1434,6 +1331,205 @@ def _stretch_group(by: GroupBy | None, end: Any, following: str) -> tuple[Any, A
         lead, lead.c.id == sa.func.coalesce(deal.c.lead_id, contact.c.lead_id)
     )
     return lead.c[by], joined
+
+
+# The report's statements, built once per shape (building one costs more than running
+# it on a small database): the period's bounds are parameters, bound by ``_period``.
+_SINCE = sa.bindparam("since", type_=s.steps.c.at.type)
+_UNTIL = sa.bindparam("until", type_=s.steps.c.at.type)
+
+
+def _filter_value(name: str, value: Any) -> Any:
+    """A list filter's value (not ``where``'s) as its column holds it."""
+    if name in ("created_since", "created_until"):
+        return require_aware(value, name)
+    if name in ("status", "type", "stage"):
+        return str(getattr(value, "value", value))
+    return value
+
+
+def _period(since: datetime | None, until: datetime | None) -> dict[str, datetime]:
+    """The parameters of a report statement for the period ``[since, until)``."""
+    bounds = {}
+    if since is not None:
+        bounds["since"] = require_aware(since, "since")
+    if until is not None:
+        bounds["until"] = require_aware(until, "until")
+    return bounds
+
+
+@functools.cache
+def _follow_up_query(since: bool, until: bool) -> sa.Select[Any]:
+    st, t = s.steps, s.touches
+    where: list[Any] = [st.c.step == "qualified"]
+    if since:
+        where.append(st.c.at >= _SINCE)
+    if until:
+        where.append(st.c.at < _UNTIL)
+    qualified = sa.select(st.c.subject_id).where(*where).distinct().subquery()
+    per_lead = (
+        sa.select(qualified.c.subject_id, sa.func.count(t.c.id).label("n"))
+        .select_from(qualified.outerjoin(t, t.c.subject_id == qualified.c.subject_id))
+        .group_by(qualified.c.subject_id)
+        .subquery()
+    )
+    return sa.select(
+        sa.func.count(),
+        sa.func.coalesce(sa.func.sum(sa.case((per_lead.c.n == 0, 1), else_=0)), 0),
+        sa.func.coalesce(sa.func.sum(per_lead.c.n), 0),
+    ).select_from(per_lead)
+
+
+@functools.cache
+def _step_counts_query(
+    by: GroupBy | None, since: bool, until: bool, steps: frozenset[str] | None
+) -> sa.Select[Any]:
+    st = s.steps
+    where: list[Any] = []
+    if steps is not None:
+        where.append(st.c.step.in_(sorted(steps)))
+    if since:
+        where.append(st.c.at >= _SINCE)
+    if until:
+        where.append(st.c.at < _UNTIL)
+    count = sa.func.count(sa.distinct(st.c.subject_id))
+    if by is None:
+        return sa.select(st.c.step, sa.null(), count).where(*where).group_by(st.c.step)
+    if by == "month":
+        return sa.select(st.c.step, st.c.month, count).where(*where).group_by(st.c.step, st.c.month)
+    # source, owner, setter or profile
+    lead = s.leads.alias("lead")
+    deal = s.opportunities.alias("deal")
+    contact = s.contacts.alias("contact")
+    deal_lead = s.leads.alias("deal_lead")
+    # Join only what the grouping reads: the deal for a setter, lead and deal for an
+    # owner, and the deal's lead (through its contact) for source and profile.
+    joined: Any = st.outerjoin(deal, deal.c.id == st.c.subject_id)
+    group: Any
+    if by == "setter":
+        group = deal.c.setter
+    else:
+        joined = joined.outerjoin(lead, lead.c.id == st.c.subject_id)
+        if by == "owner":
+            group = sa.func.coalesce(lead.c.owner, deal.c.owner)
+        else:
+            joined = joined.outerjoin(contact, contact.c.id == deal.c.contact_id).outerjoin(
+                deal_lead,
+                deal_lead.c.id == sa.func.coalesce(deal.c.lead_id, contact.c.lead_id),
+            )
+            group = sa.case((lead.c.id.is_not(None), lead.c[by]), else_=deal_lead.c[by])
+    group = group.label("grp")
+    return (
+        sa.select(st.c.step, group, count)
+        .select_from(joined)
+        .where(*where)
+        .group_by(st.c.step, group)
+    )
+
+
+@functools.cache
+def _stage_times_query(by: GroupBy | None, since: bool, until: bool) -> sa.Select[Any]:
+    st, deals = s.steps, s.opportunities
+    month = [sa.func.min(st.c.month).label("month")] if by == "month" else []
+    # Per stretch, each subject's first arrival at the later step (few rows: an index
+    # range of that step), then its first arrival at the earlier one by an index seek
+    # on (step, subject_id, at). Raw leads that went no further are never read.
+    pairs = []
+    for step, following in itertools.pairwise(TIMED_STEPS):
+        ends: Any
+        if following == "appointment_set" and by in ("owner", "setter"):
+            # Two subjects: a lead, and the earliest booked of its opportunities,
+            # whose owner or setter the stretch is grouped by.
+            booked = (
+                sa.select(st.c.subject_id, sa.func.min(st.c.at).label("at"))
+                .where(st.c.step == following)
+                .group_by(st.c.subject_id)
+                .subquery("booked")
+            )
+            first = (
+                sa.func.row_number()
+                .over(partition_by=deals.c.lead_id, order_by=(booked.c.at, deals.c.seq))
+                .label("rn")
+            )
+            ranked_deals = (
+                sa.select(
+                    deals.c.lead_id.label("subject_id"),
+                    deals.c.id.label("deal_id"),
+                    booked.c.at,
+                    first,
+                )
+                .select_from(booked.join(deals, deals.c.id == booked.c.subject_id))
+                .where(deals.c.lead_id.is_not(None))
+                .subquery("ranked_deals")
+            )
+            ends = sa.select(
+                ranked_deals.c.subject_id, ranked_deals.c.deal_id, ranked_deals.c.at
+            ).where(ranked_deals.c.rn == 1)
+        elif following == "appointment_set":
+            # Two subjects: a lead, and the earliest booked of its opportunities.
+            ends = (
+                sa.select(
+                    deals.c.lead_id.label("subject_id"),
+                    sa.func.min(st.c.at).label("at"),
+                    *month,
+                )
+                .select_from(st.join(deals, deals.c.id == st.c.subject_id))
+                .where(st.c.step == following, deals.c.lead_id.is_not(None))
+                .group_by(deals.c.lead_id)
+            )
+        else:
+            ends = (
+                sa.select(st.c.subject_id, sa.func.min(st.c.at).label("at"), *month)
+                .where(st.c.step == following)
+                .group_by(st.c.subject_id)
+            )
+        end = ends.subquery(f"end_{following}")
+        earlier = st.alias(f"start_{step}")
+        start = (
+            sa.select(sa.func.min(earlier.c.at))
+            .where(earlier.c.step == step, earlier.c.subject_id == end.c.subject_id)
+            .scalar_subquery()
+        )
+        group, joined = _stretch_group(by, end, following)
+        where: list[Any] = []
+        if since:
+            where.append(end.c.at >= _SINCE)
+        if until:
+            where.append(end.c.at < _UNTIL)
+        pairs.append(
+            sa.select(
+                sa.cast(sa.literal(step), _STEP_TYPE).label("stage"),
+                group.label("grp"),
+                _SecondsBetween(start, end.c.at).label("seconds"),
+            )
+            .select_from(joined)
+            .where(*where)
+        )
+    found = sa.union_all(*pairs).subquery("found")
+    durations = (
+        sa.select(found.c.stage, found.c.grp, found.c.seconds)
+        .where(found.c.seconds.is_not(None))  # no arrival at the earlier step
+        .subquery("durations")
+    )
+    part = (durations.c.stage, durations.c.grp)
+    ranked = sa.select(
+        durations.c.stage,
+        durations.c.grp,
+        durations.c.seconds,
+        sa.func.row_number().over(partition_by=part, order_by=durations.c.seconds).label("rn"),
+        sa.func.count().over(partition_by=part).label("n"),
+    ).subquery("ranked")
+    # The middle row, or the middle two: 2 * rn in [n, n + 2].
+    return (
+        sa.select(
+            ranked.c.stage,
+            ranked.c.grp,
+            sa.func.avg(ranked.c.seconds),
+            sa.func.max(ranked.c.n),
+        )
+        .where(ranked.c.rn * 2 >= ranked.c.n, ranked.c.rn * 2 <= ranked.c.n + 2)
+        .group_by(ranked.c.stage, ranked.c.grp)
+    )
 
 
 # The per-call lookups by id, built once: building a statement costs more than running it.
