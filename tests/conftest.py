@@ -58,13 +58,15 @@ def make_repository(kind: str, tmp_path: Any) -> Repository:
     if kind == "sqlite":
         return SqlRepository(f"sqlite:///{tmp_path / 'funnel.db'}")
     if kind in SERVER_URLS:
-        return _server_repository(kind)
+        return server_repository(kind)
     raise ValueError(kind)
 
 
-def _server_repository(kind: str) -> SqlRepository:
-    """A repository in an empty PostgreSQL schema or MariaDB database of its own."""
-    return _open_server(kind, schema_pool(kind).take())
+def server_repository(kind: str, *, new: bool = False) -> SqlRepository:
+    """A repository in an empty PostgreSQL schema or MariaDB database of its own; with
+    ``new``, one made for it, that no test has used (whose tables the server has no
+    statistics of, say)."""
+    return _open_server(kind, schema_pool(kind).take(new=new))
 
 
 def _open_server(kind: str, name: str) -> SqlRepository:
@@ -117,8 +119,8 @@ class SchemaPool:
             self._engine = sa.create_engine(self.url, isolation_level="AUTOCOMMIT")
         return self._engine
 
-    def take(self) -> str:
-        if self._free:
+    def take(self, *, new: bool = False) -> str:
+        if self._free and not new:
             name = self._free.pop()
             self._out.add(name)
             return name

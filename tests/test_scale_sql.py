@@ -19,7 +19,14 @@ import pytest
 import sqlalchemy as sa
 from pydantic import ValidationError
 
-from conftest import REPOSITORY_KINDS, SERVER_URLS, T0, make_repository, person
+from conftest import (
+    REPOSITORY_KINDS,
+    SERVER_URLS,
+    T0,
+    make_repository,
+    person,
+    server_repository,
+)
 from leadfunnel import (
     ChangeSet,
     Channel,
@@ -237,9 +244,8 @@ def test_a_page_of_contacts_of_a_type_or_deals_at_a_stage_is_one_range(
 
 
 @pytest.mark.skipif(not SERVER_URLS["postgres"], reason="set LEADFUNNEL_TEST_POSTGRES_URL")
-def test_postgresql_analyses_the_leads_before_reading_them_in_batches(tmp_path: Path) -> None:
-    repository = make_repository("postgres", tmp_path)
-    assert isinstance(repository, SqlRepository)
+def test_postgresql_analyses_the_leads_before_reading_them_in_batches() -> None:
+    repository = server_repository("postgres", new=True)  # never analysed
     try:
         # 40 rows: under autovacuum's threshold (50), so nobody else analyses the table.
         Funnel(repository, clock=ManualClock(T0)).import_leads([person(n) for n in range(40)])

@@ -7,14 +7,14 @@ are set; each test gets its own schema or database.
 
 from __future__ import annotations
 
-import itertools
+import contextlib
 import os
 import sqlite3
 import subprocess
 import sys
 import textwrap
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -700,62 +700,66 @@ def test_an_upgrade_interrupted_after_any_statement_finishes_on_the_next_open(
 ) -> None:
     """MariaDB commits each DDL statement on its own: an upgrade cut off half way must
     finish on the next open, whichever statement it was cut off after."""
-    for stop_after in itertools.count(1):
-        # A database written by version 1, with some history (made afresh each time:
-        # MariaDB counts every column ever added to a table against its row size).
-        repository = open_repository(url)
-        with repository._engine.begin() as conn:
-            schema.metadata.drop_all(conn)
-        repository.close()
-        repository = open_repository(url)
-        funnel = Funnel(repository, clock=ManualClock(T0))
-        lead = funnel.capture(Lead(**person(1)))
-        funnel.qualify(lead, force=True)
-        deal = funnel.set_appointment(lead, appointment_at=T0 + timedelta(days=1))
-        before = [(e.name, e.subject_id) for e in funnel.history(lead)]
-        _back_to_version_1(repository, url)
-        repository.close()
+    changes = _upgrade_cut_before(url, None)  # not cut: counts the upgrade's changes
+    assert changes > 8  # so it really is cut at many places below
+    if url[0].startswith("mysql"):
+        stops: Iterable[int] = range(1, changes + 1)
+    else:
+        # PostgreSQL and SQLite upgrade in one transaction, which a cut anywhere undoes
+        # whole: the first, middle and last cuts stand for the others.
+        stops = sorted({1, 2, changes // 2, changes - 1, changes})
+    for stop in stops:
+        assert _upgrade_cut_before(url, stop) == stop - 1
 
-        engine = sa.create_engine(url[0], hide_parameters=True)
 
-        counter = itertools.count(1)
+def _upgrade_cut_before(url: tuple[str, str | None], stop: int | None) -> int:
+    """Upgrade a version 1 database with some history, cut off before its ``stop``-th
+    statement that changes something (never, for None); check that the next open
+    finishes the upgrade and loses nothing. How many changes ran before the cut."""
+    # Made afresh each time: MariaDB counts every column ever added to a table against
+    # its row size.
+    repository = open_repository(url)
+    with repository._engine.begin() as conn:
+        schema.metadata.drop_all(conn)
+    repository.close()
+    repository = open_repository(url)
+    funnel = Funnel(repository, clock=ManualClock(T0))
+    lead = funnel.capture(Lead(**person(1)))
+    funnel.qualify(lead, force=True)
+    deal = funnel.set_appointment(lead, appointment_at=T0 + timedelta(days=1))
+    before = [(e.name, e.subject_id) for e in funnel.history(lead)]
+    _back_to_version_1(repository, url)
+    repository.close()
 
-        def cut(
-            conn: Any,
-            cursor: Any,
-            statement: str,
-            *_: Any,
-            executed: Iterator[int] = counter,
-            stop: int = stop_after,
-        ) -> None:
-            # Cut before each statement that changes something: a cut before a read is
-            # the same as one before the next change.
-            if statement.lstrip().split(" ", 1)[0].upper() in _CHANGES and next(executed) >= stop:
+    engine = sa.create_engine(url[0], hide_parameters=True)
+    ran = [0]
+
+    def cut(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        # Cut before a statement that changes something: a cut before a read is the
+        # same as one before the next change.
+        if statement.lstrip().split(" ", 1)[0].upper() in _CHANGES:
+            if ran[0] + 1 == stop:
                 raise _Interrupted
+            ran[0] += 1
 
-        sa.event.listen(engine, "before_cursor_execute", cut)
-        try:
-            SqlRepository(engine, schema=url[1]).close()
-            finished = True
-        except _Interrupted:
-            finished = False
-        engine.dispose()
+    sa.event.listen(engine, "before_cursor_execute", cut)
+    with contextlib.suppress(_Interrupted):
+        SqlRepository(engine, schema=url[1]).close()
+    engine.dispose()
 
-        upgraded = open_repository(url)
-        try:
-            assert upgraded.schema_version == SCHEMA_VERSION
-            again = Funnel(upgraded, clock=ManualClock(T0 + timedelta(days=5)))
-            assert [(e.name, e.subject_id) for e in again.history(lead)] == before
-            assert [i.id for i in again.rep_list("not_sat")] == [deal.id]
-            later = again.touch(deal.contact_id, "call", "connected")
-            positions = [e.position or 0 for e in again.events()]
-            assert positions == sorted(set(positions))
-            assert again.events()[-1].data["touch_id"] == str(later.id)
-        finally:
-            upgraded.close()
-        if finished:
-            break
-    assert stop_after > 8  # the upgrade really was cut at many places
+    upgraded = open_repository(url)
+    try:
+        assert upgraded.schema_version == SCHEMA_VERSION
+        again = Funnel(upgraded, clock=ManualClock(T0 + timedelta(days=5)))
+        assert [(e.name, e.subject_id) for e in again.history(lead)] == before
+        assert [i.id for i in again.rep_list("not_sat")] == [deal.id]
+        later = again.touch(deal.contact_id, "call", "connected")
+        positions = [e.position or 0 for e in again.events()]
+        assert positions == sorted(set(positions))
+        assert again.events()[-1].data["touch_id"] == str(later.id)
+    finally:
+        upgraded.close()
+    return ran[0]
 
 
 _WRITER = """
