@@ -15,7 +15,7 @@ PYTHONS = ["3.11", "3.12"]
 def tests(session: nox.Session) -> None:
     """The test suite (PostgreSQL/MariaDB join when their URLs are set)."""
     session.install("-e", ".[test]")
-    session.run("pytest", "-q", *session.posargs)
+    session.run("pytest", "-n", "auto", "--dist", "worksteal", "-q", *session.posargs)
 
 
 @nox.session
