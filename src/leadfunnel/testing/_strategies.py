@@ -106,8 +106,17 @@ _serials = itertools.count(1)
 _T = TypeVar("_T")
 
 
-def _serial() -> st.SearchStrategy[int]:
-    return st.builds(lambda: next(_serials))
+# Strategies are made once, here or when a public strategy is asked for, not inside a
+# draw (unless they depend on what was drawn): hypothesis validates each new strategy
+# object the first time it is drawn from, which cost more than the drawing itself.
+_SERIAL: st.SearchStrategy[int] = st.builds(lambda: next(_serials))
+_COIN = st.booleans()
+# Drawn and compared with 0: true once in n draws (and what shrinking goes to).
+_ONE_IN_3 = st.integers(0, 2)
+_ONE_IN_4 = st.integers(0, 3)
+_ONE_IN_5 = st.integers(0, 4)
+_ONE_IN_6 = st.integers(0, 5)
+_ONE_IN_10 = st.integers(0, 9)
 
 
 def _weighted(*choices: tuple[_T, int]) -> st.SearchStrategy[_T]:
@@ -132,15 +141,35 @@ def _phone(area: int, serial: int) -> str:
     return f"+1 {area} {200 + serial // 10_000 % 800:03d} {serial % 10_000:04d}"
 
 
+_FIRST_NAME = st.sampled_from(FIRST_NAMES)
+_LAST_NAME = st.sampled_from(LAST_NAMES)
+_COMPANY_WORD = st.sampled_from(COMPANY_WORDS)
+_COMPANY_KIND = st.sampled_from(["IT", "Group", "Co"])
+_COUNTRY = st.sampled_from(COUNTRIES)
+_TITLE = st.sampled_from(TITLES)
+_INDUSTRY = st.sampled_from(INDUSTRIES)
+_EMPLOYEES = st.integers(1, 2_000)
+_REVENUE = st.integers(50_000, 50_000_000)
+_REGION = {country: st.sampled_from(regions) for country, regions in REGIONS.items()}
+_CITY = st.sampled_from(["Austin", "Denver", "Toronto", "Leeds", "Berlin", None])
+_SOURCE = st.sampled_from(SOURCES)
+_TAGS = st.frozensets(st.sampled_from(["vip", "partner-referral", "q1"]), max_size=2)
+_DROPPED = st.lists(
+    st.sampled_from(
+        ["title", "industry", "employees", "annual_revenue", "country", "region", "city", "source"]
+    ),
+    unique=True,
+    max_size=4,
+)
+
+
 @st.composite
 def _person_fields(draw: st.DrawFn, missing: bool, keys: Keys | None) -> dict[str, Any]:
-    serial = draw(_serial())
-    first = draw(st.sampled_from(FIRST_NAMES))
-    last = draw(st.sampled_from(LAST_NAMES))
-    company = (
-        f"{draw(st.sampled_from(COMPANY_WORDS))} {draw(st.sampled_from(['IT', 'Group', 'Co']))}"
-    )
-    country = draw(st.sampled_from(COUNTRIES))
+    serial = draw(_SERIAL)
+    first = draw(_FIRST_NAME)
+    last = draw(_LAST_NAME)
+    company = f"{draw(_COMPANY_WORD)} {draw(_COMPANY_KIND)}"
+    country = draw(_COUNTRY)
     local = "".join(
         c for c in f"{first}.{last}".lower() if c.isascii() and (c.isalnum() or c == ".")
     )
@@ -151,15 +180,15 @@ def _person_fields(draw: st.DrawFn, missing: bool, keys: Keys | None) -> dict[st
         "email": f"{local}.{serial}@{domain}",
         "phone": _phone(512, serial),
         "company": company,
-        "title": draw(st.sampled_from(TITLES)),
-        "industry": draw(st.sampled_from(INDUSTRIES)),
-        "employees": draw(st.integers(1, 2_000)),
-        "annual_revenue": draw(st.integers(50_000, 50_000_000)),
+        "title": draw(_TITLE),
+        "industry": draw(_INDUSTRY),
+        "employees": draw(_EMPLOYEES),
+        "annual_revenue": draw(_REVENUE),
         "country": country,
-        "region": draw(st.sampled_from(REGIONS[country])) if country in REGIONS else None,
-        "city": draw(st.sampled_from(["Austin", "Denver", "Toronto", "Leeds", "Berlin", None])),
-        "source": draw(st.sampled_from(SOURCES)),
-        "tags": draw(st.frozensets(st.sampled_from(["vip", "partner-referral", "q1"]), max_size=2)),
+        "region": draw(_REGION[country]) if country in _REGION else None,
+        "city": draw(_CITY),
+        "source": draw(_SOURCE),
+        "tags": draw(_TAGS),
     }
     reach: Keys = keys if keys is not None else ("both" if not missing else draw(_KEYS))
     if reach in ("phone", "none"):
@@ -169,21 +198,11 @@ def _person_fields(draw: st.DrawFn, missing: bool, keys: Keys | None) -> dict[st
     if missing:
         # Real lists have holes: drop some optional fields (names and company stay, so a
         # person without e-mail and phone is still somebody).
-        optional = [
-            "title",
-            "industry",
-            "employees",
-            "annual_revenue",
-            "country",
-            "region",
-            "city",
-            "source",
-        ]
-        for name in draw(st.lists(st.sampled_from(optional), unique=True, max_size=4)):
+        for name in draw(_DROPPED):
             fields[name] = None
         if fields["country"] is None:
             fields["region"] = None
-        if reach != "none" and draw(st.integers(0, 5)) == 0:
+        if reach != "none" and draw(_ONE_IN_6) == 0:
             # Someone merged before: an old e-mail or phone still recognises them.
             if fields["email"] is not None:
                 fields["other_emails"] = frozenset({f"{local}.{serial}@old-{domain}"})
@@ -203,6 +222,9 @@ def _fixed_values(draw: st.DrawFn, fixed: Mapping[str, Any]) -> dict[str, Any]:
 _LEAD_STATUSES = _weighted(
     (LeadStatus.RAW, 3), (LeadStatus.SUSPECT, 2), (LeadStatus.FARM_LIST, 2), (LeadStatus.AVOID, 1)
 )
+_INTEREST = st.sampled_from(list(Interest))
+_NEEDS = st.frozensets(st.sampled_from(SERVICES), max_size=2)
+_CONTACT_TYPES = st.sampled_from(list(ContactType))
 
 
 def leads(
@@ -228,30 +250,60 @@ def leads(
     if not (isinstance(model, type) and issubclass(model, Lead)):
         raise TypeError(f"model= takes Lead or a subclass of it, not {model!r}")
     _complete(model, sys._getframe(1))
-    statuses = st.just(LeadStatus(status)) if status is not None else _LEAD_STATUSES
     engine = _engine(fits) if fits is not None else None
-    custom = _custom_fields(model, Lead, fixed)
-
-    @st.composite
-    def build(draw: st.DrawFn) -> Lead:
-        fields = draw(_person_fields(missing, keys))
-        fields["status"] = draw(statuses)
-        fields["interest"] = draw(st.sampled_from(list(Interest)))
-        fields["needs"] = draw(st.frozensets(st.sampled_from(SERVICES), max_size=2))
-        if engine is not None:
-            # Steer towards a fit instead of filtering blindly: pick a profile and draw
-            # values its built-in rules accept.
-            profile = draw(st.sampled_from(engine.profiles))
-            for rule in profile.rules:
-                fields.update(draw(_satisfying(rule)))
-        fields.update(draw(custom))
-        fields.update(_fixed_values(draw, fixed))
-        return _validated(model, fields)
-
-    strategy = build()
+    strategy = _lead(_LeadParts.of(model, status, engine, missing, keys, fixed), fixed)
     if engine is not None:
         strategy = strategy.filter(lambda lead: engine.evaluate(lead).qualified)
     return strategy
+
+
+@dataclass(frozen=True)
+class _LeadParts:
+    """The strategies a :func:`leads` call draws a lead's fields from, made once."""
+
+    model: type[Lead]
+    person: st.SearchStrategy[dict[str, Any]]
+    statuses: st.SearchStrategy[LeadStatus]
+    custom: st.SearchStrategy[dict[str, Any]]
+    profiles: st.SearchStrategy[Profile] | None  # with fits=: the profile to fit
+    satisfying: Mapping[str, tuple[st.SearchStrategy[dict[str, Any]], ...]]  # by profile
+
+    @classmethod
+    def of(
+        cls,
+        model: type[Lead],
+        status: LeadStatus | str | None,
+        engine: QualificationEngine | None,
+        missing: bool,
+        keys: Keys | None,
+        fixed: Iterable[str],
+    ) -> _LeadParts:
+        """``fixed`` names the fields given by keyword (no custom field is drawn for them)."""
+        profiles = engine.profiles if engine is not None else ()
+        return cls(
+            model=model,
+            person=_person_fields(missing, keys),
+            statuses=st.just(LeadStatus(status)) if status is not None else _LEAD_STATUSES,
+            custom=_custom_fields(model, Lead, dict.fromkeys(fixed)),
+            profiles=st.sampled_from(profiles) if profiles else None,
+            satisfying={p.name: tuple(_satisfying(rule) for rule in p.rules) for p in profiles},
+        )
+
+
+@st.composite
+def _lead(draw: st.DrawFn, parts: _LeadParts, fixed: Mapping[str, Any]) -> Lead:
+    fields = draw(parts.person)
+    fields["status"] = draw(parts.statuses)
+    fields["interest"] = draw(_INTEREST)
+    fields["needs"] = draw(_NEEDS)
+    if parts.profiles is not None:
+        # Steer towards a fit instead of filtering blindly: pick a profile and draw
+        # values its built-in rules accept.
+        for values in parts.satisfying[draw(parts.profiles).name]:
+            fields.update(draw(values))
+    fields.update(draw(parts.custom))
+    fields.update(_fixed_values(draw, fixed))
+    return _validated(parts.model, fields)
 
 
 def _satisfying(rule: Any) -> st.SearchStrategy[dict[str, Any]]:
@@ -306,18 +358,25 @@ def contacts(
     if not (isinstance(model, builtins.type) and issubclass(model, Contact)):
         raise TypeError(f"model= takes Contact or a subclass of it, not {model!r}")
     _complete(model, sys._getframe(1))
-    types_ = st.just(ContactType(type)) if type is not None else st.sampled_from(list(ContactType))
+    types_ = st.just(ContactType(type)) if type is not None else _CONTACT_TYPES
     custom = _custom_fields(model, Contact, fixed)
+    return _contact(model, _person_fields(missing, keys), types_, custom, fixed)
 
-    @st.composite
-    def build(draw: st.DrawFn) -> Contact:
-        fields = draw(_person_fields(missing, keys))
-        fields["type"] = draw(types_)
-        fields.update(draw(custom))
-        fields.update(_fixed_values(draw, fixed))
-        return _validated(model, fields)
 
-    return build()
+@st.composite
+def _contact(
+    draw: st.DrawFn,
+    model: builtins.type[Contact],
+    person: st.SearchStrategy[dict[str, Any]],
+    types_: st.SearchStrategy[ContactType],
+    custom: st.SearchStrategy[dict[str, Any]],
+    fixed: Mapping[str, Any],
+) -> Contact:
+    fields = draw(person)
+    fields["type"] = draw(types_)
+    fields.update(draw(custom))
+    fields.update(_fixed_values(draw, fixed))
+    return _validated(model, fields)
 
 
 _M = TypeVar("_M", Lead, Contact)
@@ -712,8 +771,13 @@ def _can(funnel: Funnel, method: str, record: Lead | Contact, kwargs: Mapping[st
 # --- drawing histories ------------------------------------------------------------------
 
 
+@functools.cache
 def _hours(low: int, high: int) -> st.SearchStrategy[timedelta]:
     return st.integers(low, high).map(lambda h: timedelta(hours=h))
+
+
+_AMOUNT = st.integers(500, 90_000)
+_CALL_OUTCOME = st.sampled_from([Outcome.CONNECTED, Outcome.INTERESTED])
 
 
 _SETTERS = st.sampled_from(["sue", "tom", None])
@@ -765,29 +829,41 @@ def _arrival(
     return _mixture((2, capture), (2, add), (1, add_contact), (1, again))
 
 
-@st.composite
 def _deal_story(
-    draw: st.DrawFn,
     fits: QualificationEngine | Profile | None,
     model: type[Lead],
     rebook: bool,
     lean: Literal["won", "lost"] = "won",
-) -> list[FunnelStep]:
+) -> st.SearchStrategy[list[FunnelStep]]:
     """One deal from first contact to its end: someone comes in (or, with ``rebook``,
     an existing prospect or client books again), is qualified and booked, and the deal
     moves on until it is won, lost or left open."""
+    newcomers = leads(status="raw", model=model)
+    fitting = leads(status="raw", fits=fits, model=model) if fits is not None else None
+    return _told_story(newcomers, fitting, rebook, _ENDS[lean])
+
+
+@st.composite
+def _told_story(
+    draw: st.DrawFn,
+    newcomers: st.SearchStrategy[Lead],
+    fitting: st.SearchStrategy[Lead] | None,
+    rebook: bool,
+    ends: st.SearchStrategy[tuple[str, int]],
+) -> list[FunnelStep]:
+    """:func:`_deal_story`'s steps: ``fitting`` draws the leads that fit the engine."""
     steps: list[FunnelStep] = []
-    booked_contact = rebook and draw(st.integers(0, 3)) == 0
+    booked_contact = rebook and draw(_ONE_IN_4) == 0
     if not booked_contact:
-        if fits is not None and draw(st.booleans()):
-            lead = draw(leads(status="raw", fits=fits, model=model))
+        if fitting is not None and draw(_COIN):
+            lead = draw(fitting)
             by_engine = True
         else:
-            lead = draw(leads(status="raw", model=model))
+            lead = draw(newcomers)
             by_engine = False
         steps.append(FunnelStep("capture", kwargs=(("record", lead),), advance=draw(_hours(0, 48))))
-        if draw(st.integers(0, 2)) == 0:
-            outcome = draw(st.sampled_from([Outcome.CONNECTED, Outcome.INTERESTED]))
+        if draw(_ONE_IN_3) == 0:
+            outcome = draw(_CALL_OUTCOME)
             steps.append(
                 FunnelStep(
                     "touch",
@@ -795,27 +871,27 @@ def _deal_story(
                     advance=draw(_hours(0, 30)),
                 )
             )
-        forced_qualify = not by_engine or draw(st.booleans())
+        forced_qualify = not by_engine or draw(_COIN)
         steps.append(FunnelStep("qualify", kwargs=(("force", True),) if forced_qualify else ()))
     booking = (
-        ("force", not booked_contact and draw(st.booleans())),
+        ("force", not booked_contact and draw(_COIN)),
         ("setter", draw(_SETTERS)),
         ("owner", draw(_OWNERS)),
         ("appointment_in", draw(_hours(24, 24 * 14))),
     )
     steps.append(FunnelStep("set_appointment", kwargs=booking, advance=draw(_hours(0, 72))))
-    end, stage = draw(_ENDS[lean])
-    if draw(st.integers(0, 4)) == 0:
+    end, stage = draw(ends)
+    if draw(_ONE_IN_5) == 0:
         when = (("appointment_in", draw(_hours(24, 24 * 7))),)
         steps.append(FunnelStep("reschedule", kwargs=when, advance=draw(_hours(1, 48))))
     moves = list(_MOVES[:stage]) if end != "forced" else ["sit", "propose"]
     for method in moves:
         kwargs: tuple[tuple[str, Any], ...] = ()
         if method == "win":
-            kwargs = (("amount", draw(st.integers(500, 90_000))),)
+            kwargs = (("amount", draw(_AMOUNT)),)
         steps.append(FunnelStep(method, kwargs=kwargs, advance=draw(_hours(1, 24 * 10))))
     if end == "forced":
-        amount = draw(st.integers(500, 90_000))
+        amount = draw(_AMOUNT)
         steps.append(
             FunnelStep(
                 "win", kwargs=(("amount", amount), ("force", True)), advance=draw(_hours(1, 240))
@@ -827,25 +903,30 @@ def _deal_story(
     return steps
 
 
-@st.composite
-def _duplicates(draw: st.DrawFn, model: type[Lead]) -> list[FunnelStep]:
+_SAME_PERSON = ("company", "first_name", "last_name")
+
+
+def _duplicates(model: type[Lead]) -> st.SearchStrategy[list[FunnelStep]]:
     """The same person twice (a response, then a list import with other details), then
     merged, and now and then unmerged again."""
-    first = draw(leads(status="raw", model=model))
-    second = draw(
-        leads(
-            model=model,
-            company=first.company,
-            first_name=first.first_name,
-            last_name=first.last_name,
-        )
+    twin = _LeadParts.of(
+        model, status=None, engine=None, missing=True, keys=None, fixed=_SAME_PERSON
     )
+    return _twins(leads(status="raw", model=model), twin)
+
+
+@st.composite
+def _twins(draw: st.DrawFn, firsts: st.SearchStrategy[Lead], twin: _LeadParts) -> list[FunnelStep]:
+    """:func:`_duplicates`' steps: ``twin`` draws the second record, as ``leads()`` with
+    the first one's name and company."""
+    first = draw(firsts)
+    second = draw(_lead(twin, {name: getattr(first, name) for name in _SAME_PERSON}))
     steps = [
         FunnelStep("capture", kwargs=(("record", first),)),
         FunnelStep("add", kwargs=(("record", second),), advance=draw(_hours(0, 24 * 30))),
         FunnelStep("merge", kwargs=(("other", 0), ("reason", "same person"))),
     ]
-    if draw(st.integers(0, 2)) == 0:
+    if draw(_ONE_IN_3) == 0:
         steps.append(FunnelStep("unmerge", advance=draw(_hours(0, 24))))
     return steps
 
@@ -862,7 +943,7 @@ _UPDATES = st.one_of(
             (("email", None), ("phone", None)),
         ]
     ),
-    _serial().map(lambda n: (("email", f"moved.{n}@new-{n}.example.net"),)),
+    _SERIAL.map(lambda n: (("email", f"moved.{n}@new-{n}.example.net"),)),
 )
 
 
@@ -959,7 +1040,7 @@ def histories(
         # (and shrinking ends it sooner).
         steps: list[FunnelStep] = []
         told = 0
-        while len(steps) < max_steps and draw(st.integers(0, 9)) != 0:
+        while len(steps) < max_steps and draw(_ONE_IN_10) != 0:
             kind = draw(kinds)
             if kind == "story":
                 steps += draw(stories[told % 2])
@@ -996,14 +1077,20 @@ def deal_histories(
         ),
     )
 
+    counts = st.integers(1, max_deals)
+    # Deals take turns leaning to winning and to losing; the first one is someone new's,
+    # later ones may book an existing prospect or client again.
+    first = _deal_story(fits, model, rebook=False, lean="won")
+    rebooked = {lean: _deal_story(fits, model, rebook=True, lean=lean) for lean in ("won", "lost")}
+    betweens = st.lists(between, max_size=2)
+
     @st.composite
     def build(draw: st.DrawFn) -> list[FunnelStep]:
-        count = draw(st.integers(1, max_deals))
         steps: list[FunnelStep] = []
-        for number in range(count):
+        for number in range(draw(counts)):
             lean: Literal["won", "lost"] = "won" if number % 2 == 0 else "lost"
-            steps += draw(_deal_story(fits, model, rebook=number > 0, lean=lean))
-            steps += draw(st.lists(between, max_size=2))
+            steps += draw(rebooked[lean] if number > 0 else first)
+            steps += draw(betweens)
         return steps
 
     return build()
