@@ -134,9 +134,10 @@ class SchemaPool:
             _open_server(self.kind, name).close()  # made by leadfunnel, as a test would
             with self.engine.connect() as conn:
                 self._shape = self._structure(conn, name)
+                conn = conn.execution_options(schema_translate_map={None: name})
                 self._rows = {
                     table.name: [dict(row._mapping) for row in conn.execute(sa.select(table))]
-                    for table in self._tables(name)
+                    for table in schema.metadata.sorted_tables
                 }
         return name
 
@@ -153,58 +154,46 @@ class SchemaPool:
             if structure != self._shape:
                 return  # changed by its test: dropped at the end, never reused
             with self.engine.connect() as conn:
-                conn = conn.execution_options(isolation_level="READ COMMITTED")
+                conn = conn.execution_options(
+                    isolation_level="READ COMMITTED", schema_translate_map={None: name}
+                )
                 with conn.begin():
                     conn.exec_driver_sql(
                         "SET LOCAL lock_timeout = '2s'"
                         if self.kind == "postgres"
                         else "SET SESSION innodb_lock_wait_timeout = 2"
                     )
-                    tables = self._tables(name)
-                    for table in reversed(tables):
+                    for table in reversed(schema.metadata.sorted_tables):
                         conn.execute(sa.delete(table))
-                    for table in tables:
+                    for table in schema.metadata.sorted_tables:
                         if self._rows[table.name]:
                             conn.execute(sa.insert(table), self._rows[table.name])
         except sa.exc.DBAPIError:
             return  # still locked by a connection its test left open: not reused
         self._free.append(name)
 
-    def _tables(self, name: str) -> list[sa.Table]:
-        """leadfunnel's tables, in the schema ``name``."""
-        metadata = sa.MetaData(schema=name if self.kind == "postgres" else None)
-        tables = [table.to_metadata(metadata) for table in schema.metadata.sorted_tables]
-        if self.kind != "postgres":  # MariaDB: the database, named as a schema
-            for table in tables:
-                table.schema = name
-        return tables
-
     def _structure(self, conn: sa.Connection, name: str) -> list[tuple[Any, ...]]:
-        where = "table_schema = :name"
-        columns = conn.execute(
-            sa.text(
-                "SELECT table_name, column_name, data_type, is_nullable "
-                f"FROM information_schema.columns WHERE {where}"
-            ),
-            {"name": name},
-        )
+        """The tables, columns and indexes of the schema ``name`` (PostgreSQL's from its
+        catalogue: its information_schema views take 30 ms)."""
         if self.kind == "postgres":
-            indexes = conn.execute(
-                sa.text(
-                    "SELECT tablename, indexname, replace(indexdef, :name, '') "
-                    "FROM pg_indexes WHERE schemaname = :name"
-                ),
-                {"name": name},
-            )
+            queries = [
+                "SELECT c.relname, c.relkind, a.attname, format_type(a.atttypid, a.atttypmod), "
+                "a.attnotnull FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = :name AND a.attnum > 0 AND NOT a.attisdropped",
+                "SELECT c.relname, replace(pg_get_indexdef(i.indexrelid), :name, '') "
+                "FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = :name",
+            ]
         else:
-            indexes = conn.execute(
-                sa.text(
-                    "SELECT table_name, index_name, column_name, seq_in_index, non_unique "
-                    f"FROM information_schema.statistics WHERE {where}"
-                ),
-                {"name": name},
-            )
-        return sorted((*(tuple(r) for r in columns), *(tuple(r) for r in indexes)), key=repr)
+            queries = [
+                "SELECT table_name, column_name, data_type, is_nullable "
+                "FROM information_schema.columns WHERE table_schema = :name",
+                "SELECT table_name, index_name, column_name, seq_in_index, non_unique "
+                "FROM information_schema.statistics WHERE table_schema = :name",
+            ]
+        found = [tuple(row) for q in queries for row in conn.execute(sa.text(q), {"name": name})]
+        return sorted(found, key=repr)
 
     def close(self) -> None:
         if not self.made:
@@ -218,6 +207,7 @@ class SchemaPool:
                     else f"DROP DATABASE {name}"
                 )
         self.engine.dispose()
+        self.made, self._free, self._out = [], [], set()
 
 
 _POOLS: dict[str, SchemaPool] = {}
