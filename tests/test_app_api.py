@@ -105,6 +105,10 @@ def test_a_reps_due_list_is_filtered_in_storage_and_limited(
     assert [i.subject_id for i in anas] == [i.subject_id for i in everything if i.owner == "ana"]
     assert funnel.due(at=later, owner="ana", limit=2) == anas[:2]
     assert funnel.due(at=later, limit=0) == []
+    # Each call's owner is its own (a SQL store builds the statement once, for any owner).
+    assert [i.owner for i in funnel.due(at=later, owner="ben")] == ["ben"]
+    assert funnel.due(at=later, owner="ana") == anas
+    assert funnel.due(at=later, owner="nobody") == []
 
 
 @pytest.mark.parametrize(

@@ -1066,107 +1066,13 @@ class SqlRepository(Repository):
     def follow_up_candidates(
         self, *, lead_limit: int, contact_limit: int, owner: str | None = None
     ) -> Iterator[FollowUpCandidate]:
-        t = s.touches
-        # Each subject's last resetting touch, by (at, seq), as two GROUP BYs: databases
-        # index those on the fly, where a window function left SQLite rescanning it for
-        # every touch and every lead (quadratic: 6 s for 5k leads).
-        reset_at = (
-            sa.select(t.c.subject_id, sa.func.max(t.c.at).label("at"))
-            .where(t.c.outcome.in_(_RESETS))
-            .group_by(t.c.subject_id)
-            .subquery("reset_at")
-        )
-        r = t.alias("r")
-        reset = (
-            sa.select(r.c.subject_id, r.c.at, sa.func.max(r.c.seq).label("seq"))
-            .select_from(
-                r.join(
-                    reset_at,
-                    sa.and_(reset_at.c.subject_id == r.c.subject_id, reset_at.c.at == r.c.at),
-                )
-            )
-            .where(r.c.outcome.in_(_RESETS))
-            .group_by(r.c.subject_id, r.c.at)
-            .subquery("reset")
-        )
-        counted = (
-            sa.select(
-                t.c.subject_id,
-                sa.func.count().label("n"),
-                sa.func.max(t.c.at).label("last_at"),
-            )
-            .select_from(t.outerjoin(reset, reset.c.subject_id == t.c.subject_id))
-            .where(
-                sa.or_(
-                    reset.c.subject_id.is_(None),
-                    t.c.at > reset.c.at,
-                    sa.and_(t.c.at == reset.c.at, t.c.seq > reset.c.seq),
-                )
-            )
-            .group_by(t.c.subject_id)
-            .subquery("counted")
-        )
-        n = sa.func.coalesce(counted.c.n, 0)
-        ld, ct, op = s.leads, s.contacts, s.opportunities
-        lead_query = (
-            sa.select(
-                ld.c.id,
-                ld.c.status,
-                ld.c.owner,
-                sa.func.coalesce(ld.c.status_at, ld.c.created_at),
-                reset.c.at,
-                n,
-                counted.c.last_at,
-                ld.c.opt_outs,
-            )
-            .select_from(
-                ld.outerjoin(counted, counted.c.subject_id == ld.c.id).outerjoin(
-                    reset, reset.c.subject_id == ld.c.id
-                )
-            )
-            .where(
-                ld.c.status.in_((LeadStatus.RAW.value, LeadStatus.QUALIFIED.value)),
-                ld.c.erased_at.is_(None),
-                n < lead_limit,
-                *([] if owner is None else [ld.c.owner == owner]),
-            )
-        )
-        busy = sa.exists().where(op.c.contact_id == ct.c.id, op.c.stage.in_(_OPEN_STAGES))
-        # A contact re-enters the cadence when its last deal closes (all are closed here).
-        last_deal = (
-            sa.select(sa.func.max(op.c.updated_at))
-            .where(op.c.contact_id == ct.c.id)
-            .scalar_subquery()
-        )
-        contact_query = (
-            sa.select(
-                ct.c.id,
-                ct.c.type,
-                ct.c.owner,
-                sa.case((last_deal > ct.c.created_at, last_deal), else_=ct.c.created_at),
-                reset.c.at,
-                n,
-                counted.c.last_at,
-                ct.c.opt_outs,
-            )
-            .select_from(
-                ct.outerjoin(counted, counted.c.subject_id == ct.c.id).outerjoin(
-                    reset, reset.c.subject_id == ct.c.id
-                )
-            )
-            .where(
-                ct.c.type == ContactType.PROSPECT.value,
-                ct.c.erased_at.is_(None),
-                ~busy,
-                n < contact_limit,
-                *([] if owner is None else [ct.c.owner == owner]),
-            )
-        )
+        queries = _follow_up_candidate_queries(owner is not None)
+        params = {"lead_limit": lead_limit, "contact_limit": contact_limit, "owner": owner}
         rows: list[FollowUpCandidate] = []
         with self._read() as conn:
-            for subject, query in (("lead", lead_query), ("contact", contact_query)):
+            for subject, query in zip(("lead", "contact"), queries, strict=True):
                 for id, state, owner, anchor, reset_at, count, last_at, opt_outs in conn.execute(
-                    query
+                    query, params
                 ):
                     rows.append(
                         FollowUpCandidate(
@@ -1356,6 +1262,108 @@ def _period(since: datetime | None, until: datetime | None) -> dict[str, datetim
     if until is not None:
         bounds["until"] = require_aware(until, "until")
     return bounds
+
+
+@functools.cache
+def _follow_up_candidate_queries(by_owner: bool) -> tuple[sa.Select[Any], sa.Select[Any]]:
+    """The leads and the contacts that may be due a follow-up, with their touches since
+    the last reset (see ``SqlRepository.follow_up_candidates``); the limits and the
+    owner are parameters."""
+    t = s.touches
+    # Each subject's last resetting touch, by (at, seq), as two GROUP BYs: databases
+    # index those on the fly, where a window function left SQLite rescanning it for
+    # every touch and every lead (quadratic: 6 s for 5k leads).
+    reset_at = (
+        sa.select(t.c.subject_id, sa.func.max(t.c.at).label("at"))
+        .where(t.c.outcome.in_(_RESETS))
+        .group_by(t.c.subject_id)
+        .subquery("reset_at")
+    )
+    r = t.alias("r")
+    reset = (
+        sa.select(r.c.subject_id, r.c.at, sa.func.max(r.c.seq).label("seq"))
+        .select_from(
+            r.join(
+                reset_at,
+                sa.and_(reset_at.c.subject_id == r.c.subject_id, reset_at.c.at == r.c.at),
+            )
+        )
+        .where(r.c.outcome.in_(_RESETS))
+        .group_by(r.c.subject_id, r.c.at)
+        .subquery("reset")
+    )
+    counted = (
+        sa.select(
+            t.c.subject_id,
+            sa.func.count().label("n"),
+            sa.func.max(t.c.at).label("last_at"),
+        )
+        .select_from(t.outerjoin(reset, reset.c.subject_id == t.c.subject_id))
+        .where(
+            sa.or_(
+                reset.c.subject_id.is_(None),
+                t.c.at > reset.c.at,
+                sa.and_(t.c.at == reset.c.at, t.c.seq > reset.c.seq),
+            )
+        )
+        .group_by(t.c.subject_id)
+        .subquery("counted")
+    )
+    n = sa.func.coalesce(counted.c.n, 0)
+    ld, ct, op = s.leads, s.contacts, s.opportunities
+    lead_query = (
+        sa.select(
+            ld.c.id,
+            ld.c.status,
+            ld.c.owner,
+            sa.func.coalesce(ld.c.status_at, ld.c.created_at),
+            reset.c.at,
+            n,
+            counted.c.last_at,
+            ld.c.opt_outs,
+        )
+        .select_from(
+            ld.outerjoin(counted, counted.c.subject_id == ld.c.id).outerjoin(
+                reset, reset.c.subject_id == ld.c.id
+            )
+        )
+        .where(
+            ld.c.status.in_((LeadStatus.RAW.value, LeadStatus.QUALIFIED.value)),
+            ld.c.erased_at.is_(None),
+            n < sa.bindparam("lead_limit", type_=sa.Integer),
+            *([ld.c.owner == sa.bindparam("owner")] if by_owner else []),
+        )
+    )
+    busy = sa.exists().where(op.c.contact_id == ct.c.id, op.c.stage.in_(_OPEN_STAGES))
+    # A contact re-enters the cadence when its last deal closes (all are closed here).
+    last_deal = (
+        sa.select(sa.func.max(op.c.updated_at)).where(op.c.contact_id == ct.c.id).scalar_subquery()
+    )
+    contact_query = (
+        sa.select(
+            ct.c.id,
+            ct.c.type,
+            ct.c.owner,
+            sa.case((last_deal > ct.c.created_at, last_deal), else_=ct.c.created_at),
+            reset.c.at,
+            n,
+            counted.c.last_at,
+            ct.c.opt_outs,
+        )
+        .select_from(
+            ct.outerjoin(counted, counted.c.subject_id == ct.c.id).outerjoin(
+                reset, reset.c.subject_id == ct.c.id
+            )
+        )
+        .where(
+            ct.c.type == ContactType.PROSPECT.value,
+            ct.c.erased_at.is_(None),
+            ~busy,
+            n < sa.bindparam("contact_limit", type_=sa.Integer),
+            *([ct.c.owner == sa.bindparam("owner")] if by_owner else []),
+        )
+    )
+    return lead_query, contact_query
 
 
 @functools.cache
