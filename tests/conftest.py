@@ -66,10 +66,11 @@ def server_repository(kind: str, *, new: bool = False) -> SqlRepository:
     """A repository in an empty PostgreSQL schema or MariaDB database of its own; with
     ``new``, one made for it, that no test has used (whose tables the server has no
     statistics of, say)."""
-    return _open_server(kind, schema_pool(kind).take(new=new))
+    return open_server(kind, schema_pool(kind).take(new=new))
 
 
-def _open_server(kind: str, name: str) -> SqlRepository:
+def open_server(kind: str, name: str) -> SqlRepository:
+    """A repository in the server schema (PostgreSQL) or database (MariaDB) ``name``."""
     url = SERVER_URLS[kind]
     assert url is not None
     if kind == "postgres":
@@ -131,7 +132,7 @@ class SchemaPool:
         self.made.append(name)  # dropped at the end even if opening it fails
         self._out.add(name)
         if self._shape is None:
-            _open_server(self.kind, name).close()  # made by leadfunnel, as a test would
+            open_server(self.kind, name).close()  # made by leadfunnel, as a test would
             with self.engine.connect() as conn:
                 self._shape = self._structure(conn, name)
                 conn = conn.execution_options(schema_translate_map={None: name})

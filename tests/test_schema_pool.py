@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from conftest import SERVER_URLS, T0, person, release_repository, schema_pool
-from leadfunnel import Funnel, Lead, SqlRepository
+from conftest import SERVER_URLS, T0, open_server, person, release_repository, schema_pool
+from leadfunnel import Funnel, Lead
 from leadfunnel._sql import _schema as schema
 from leadfunnel.testing import ManualClock
 
@@ -15,19 +15,11 @@ SERVERS = [kind for kind, url in SERVER_URLS.items() if url]
 pytestmark = pytest.mark.skipif(not SERVERS, reason="no database server URL is set")
 
 
-def _open(kind: str, name: str) -> SqlRepository:
-    url = SERVER_URLS[kind]
-    assert url is not None
-    if kind == "postgres":
-        return SqlRepository(url, schema=name)
-    return SqlRepository(sa.make_url(url).set(database=name))
-
-
 @pytest.mark.parametrize("kind", SERVERS)
 def test_a_schema_given_back_comes_back_empty_as_a_new_one(kind: str) -> None:
     pool = schema_pool(kind)
     name = pool.take()
-    repository = _open(kind, name)
+    repository = open_server(kind, name)
     funnel = Funnel(repository, clock=ManualClock(T0))
     lead = funnel.capture(Lead(**person(1)))
     funnel.qualify(lead, force=True)
@@ -36,7 +28,7 @@ def test_a_schema_given_back_comes_back_empty_as_a_new_one(kind: str) -> None:
 
     again = pool.take()
     assert again == name  # reused, not made anew
-    repository = _open(kind, again)
+    repository = open_server(kind, again)
     try:
         funnel = Funnel(repository, clock=ManualClock(T0))
         assert funnel.leads() == []
@@ -53,7 +45,7 @@ def test_a_schema_given_back_comes_back_empty_as_a_new_one(kind: str) -> None:
 def test_a_schema_its_test_changed_is_not_reused(kind: str) -> None:
     pool = schema_pool(kind)
     name = pool.take()
-    repository = _open(kind, name)
+    repository = open_server(kind, name)
     with repository.engine.begin() as conn:
         leads = schema.leads.to_metadata(sa.MetaData())  # leadfunnel's own table untouched
         sa.Index("ix_test_extra", leads.c.owner, leads.c.status).create(conn)

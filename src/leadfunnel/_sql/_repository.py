@@ -1311,57 +1311,46 @@ def _follow_up_candidate_queries(by_owner: bool) -> tuple[sa.Select[Any], sa.Sel
     )
     n = sa.func.coalesce(counted.c.n, 0)
     ld, ct, op = s.leads, s.contacts, s.opportunities
-    lead_query = (
-        sa.select(
-            ld.c.id,
-            ld.c.status,
-            ld.c.owner,
-            sa.func.coalesce(ld.c.status_at, ld.c.created_at),
-            reset.c.at,
-            n,
-            counted.c.last_at,
-            ld.c.opt_outs,
-        )
-        .select_from(
-            ld.outerjoin(counted, counted.c.subject_id == ld.c.id).outerjoin(
-                reset, reset.c.subject_id == ld.c.id
+
+    def candidates(t: sa.Table, state: Any, anchor: Any, limit: str, *where: Any) -> Any:
+        """``t``'s people in a cadence: id, state, owner, anchor, last reset, touches
+        since it, last touch and opt-outs."""
+        return (
+            sa.select(
+                t.c.id, state, t.c.owner, anchor, reset.c.at, n, counted.c.last_at, t.c.opt_outs
+            )
+            .select_from(
+                t.outerjoin(counted, counted.c.subject_id == t.c.id).outerjoin(
+                    reset, reset.c.subject_id == t.c.id
+                )
+            )
+            .where(
+                *where,
+                t.c.erased_at.is_(None),
+                n < sa.bindparam(limit, type_=sa.Integer),
+                *([t.c.owner == sa.bindparam("owner")] if by_owner else []),
             )
         )
-        .where(
-            ld.c.status.in_((LeadStatus.RAW.value, LeadStatus.QUALIFIED.value)),
-            ld.c.erased_at.is_(None),
-            n < sa.bindparam("lead_limit", type_=sa.Integer),
-            *([ld.c.owner == sa.bindparam("owner")] if by_owner else []),
-        )
+
+    lead_query = candidates(
+        ld,
+        ld.c.status,
+        sa.func.coalesce(ld.c.status_at, ld.c.created_at),
+        "lead_limit",
+        ld.c.status.in_((LeadStatus.RAW.value, LeadStatus.QUALIFIED.value)),
     )
     busy = sa.exists().where(op.c.contact_id == ct.c.id, op.c.stage.in_(_OPEN_STAGES))
     # A contact re-enters the cadence when its last deal closes (all are closed here).
     last_deal = (
         sa.select(sa.func.max(op.c.updated_at)).where(op.c.contact_id == ct.c.id).scalar_subquery()
     )
-    contact_query = (
-        sa.select(
-            ct.c.id,
-            ct.c.type,
-            ct.c.owner,
-            sa.case((last_deal > ct.c.created_at, last_deal), else_=ct.c.created_at),
-            reset.c.at,
-            n,
-            counted.c.last_at,
-            ct.c.opt_outs,
-        )
-        .select_from(
-            ct.outerjoin(counted, counted.c.subject_id == ct.c.id).outerjoin(
-                reset, reset.c.subject_id == ct.c.id
-            )
-        )
-        .where(
-            ct.c.type == ContactType.PROSPECT.value,
-            ct.c.erased_at.is_(None),
-            ~busy,
-            n < sa.bindparam("contact_limit", type_=sa.Integer),
-            *([ct.c.owner == sa.bindparam("owner")] if by_owner else []),
-        )
+    contact_query = candidates(
+        ct,
+        ct.c.type,
+        sa.case((last_deal > ct.c.created_at, last_deal), else_=ct.c.created_at),
+        "contact_limit",
+        ct.c.type == ContactType.PROSPECT.value,
+        ~busy,
     )
     return lead_query, contact_query
 
