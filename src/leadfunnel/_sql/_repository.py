@@ -157,7 +157,7 @@ class SqlRepository(Repository):
         self._driver = _DriverStatements(self._engine.dialect, schema)
         # Ids as the driver sends and returns them (16 bytes on SQLite and MariaDB).
         self._raw_id = self._driver.converter(s.leads.c.id) or _same
-        # The list and count statements, built once per shape (see _bound_list).
+        # The list and count statements, built once per shape (see _bound).
         self._lists: dict[tuple[Any, ...], sa.Select[Any]] = {}
         try:
             if migrate != "never":
