@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import enum
 import functools
+import random
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, ParamSpec, TypeVar
@@ -179,17 +181,26 @@ def bump(record: _S, at: datetime, **changes: Any) -> _S:
     return updated(record, changes)
 
 
+_RETRIES = 6  # after the first try
+_FIRST_PAUSE = 0.0005  # seconds; doubled after each lost race, with jitter
+
+
 def retrying(method: Callable[_P, _T]) -> Callable[_P, _T]:
     """Re-run a change that lost a race. A use case re-reads its subject, so a retry is
-    the same call made a moment later, validated against the state that won."""
+    the same call made a moment later, validated against the state that won.
+
+    Each retry waits a little longer than the last (0.5 ms, then doubling to 16 ms, each
+    drawn from half to one and a half times that): retried at once, a change to a
+    record other threads keep changing could lose every race to the same interleaving.
+    The last try's ``ConcurrencyError`` is raised."""
 
     @functools.wraps(method)
     def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _T:
-        for _ in range(4):
+        for attempt in range(_RETRIES):
             try:
                 return method(*args, **kwargs)
             except ConcurrencyError:
-                continue
+                time.sleep(_FIRST_PAUSE * 2**attempt * random.uniform(0.5, 1.5))
         return method(*args, **kwargs)
 
     return wrapper

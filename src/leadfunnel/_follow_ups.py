@@ -11,16 +11,17 @@ from datetime import datetime
 from uuid import UUID
 
 from ._cadence import CadencePolicy
-from ._changes import bump, event, load
+from ._changes import bump, event, load, retrying
 from ._channels import RESETS, check_touch, counted_touches
 from ._enums import Channel, ContactType, LeadStatus, Outcome
-from ._errors import ConcurrencyError, PolicyError
+from ._errors import PolicyError
 from ._models import Contact, Lead, Opportunity, Touch, new_id, state_of
 from ._repository import ChangeSet, Repository
 
 __all__ = ["check_drip", "touch"]
 
 
+@retrying
 def touch(
     repository: Repository,
     subject_id: UUID,
@@ -34,43 +35,34 @@ def touch(
     reason: str | None,
 ) -> Touch:
     """Log one follow-up and return it (refused with ``PolicyError`` as the facade says)."""
-    for attempt in range(4):
-        record: Lead | Contact = load(repository, subject_id, (Lead, Contact, Opportunity))
-        check_touch(record, channel)
-        check_drip(repository, cadence, record, channel, outcome)
-        logged = Touch.model_construct(
-            id=new_id(),
-            created_at=now,
-            updated_at=now,
-            version=1,
-            subject_id=record.id,
-            channel=channel,
-            outcome=outcome,
-            at=now,
-            actor=actor,
-            note=note,
-        )
-        changes = ChangeSet(touches=[logged])
-        if outcome == Outcome.OPTED_OUT and channel not in record.opt_outs:
-            record = bump(record, now, opt_outs=record.opt_outs | {channel})
-            changes.updates.append(record)
-        else:
-            # The policy was checked against this version: if the person is avoided or
-            # opts out before this commits, the commit fails and the check runs again.
-            changes.checks.append(record)
-        state = state_of(record)
-        data = {"channel": channel.value, "outcome": outcome.value, "touch_id": str(logged.id)}
-        changes.events.append(
-            event(record, "touch", state, state, now, actor, reason or note, data)
-        )
-        try:
-            repository.commit(changes)
-        except ConcurrencyError:
-            if attempt == 3:
-                raise
-            continue
-        return logged
-    raise AssertionError("unreachable")  # pragma: no cover
+    record: Lead | Contact = load(repository, subject_id, (Lead, Contact, Opportunity))
+    check_touch(record, channel)
+    check_drip(repository, cadence, record, channel, outcome)
+    logged = Touch.model_construct(
+        id=new_id(),
+        created_at=now,
+        updated_at=now,
+        version=1,
+        subject_id=record.id,
+        channel=channel,
+        outcome=outcome,
+        at=now,
+        actor=actor,
+        note=note,
+    )
+    changes = ChangeSet(touches=[logged])
+    if outcome == Outcome.OPTED_OUT and channel not in record.opt_outs:
+        record = bump(record, now, opt_outs=record.opt_outs | {channel})
+        changes.updates.append(record)
+    else:
+        # The policy was checked against this version: if the person is avoided or
+        # opts out before this commits, the commit fails and the check runs again.
+        changes.checks.append(record)
+    state = state_of(record)
+    data = {"channel": channel.value, "outcome": outcome.value, "touch_id": str(logged.id)}
+    changes.events.append(event(record, "touch", state, state, now, actor, reason or note, data))
+    repository.commit(changes)  # a lost race is retried: see retrying
+    return logged
 
 
 def check_drip(
