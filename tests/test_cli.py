@@ -327,6 +327,7 @@ def test_due_report_and_diagram_details(runner: CliRunner, db: str, tmp_path: Pa
     assert runner.invoke(main, ["diagram", "contact"]).exit_code == 2
 
 
+@pytest.mark.slow  # scheduled first: see conftest
 def test_the_real_demo_is_deterministic_and_refuses_a_used_database(tmp_path: Path) -> None:
     outputs = []
     for name in ("one", "two"):

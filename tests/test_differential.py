@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+import pytest
 from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
@@ -312,4 +313,4 @@ def _due(funnel: Funnel, at: datetime) -> list[tuple[Any, ...]]:
 
 
 SameAnswers.TestCase.settings = PROFILES[os.environ.get("LEADFUNNEL_HYPOTHESIS_PROFILE", "ci")]
-TestSameAnswers = SameAnswers.TestCase
+TestSameAnswers = pytest.mark.slow(SameAnswers.TestCase)  # scheduled first: see conftest

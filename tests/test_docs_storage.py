@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 PAGE = Path(__file__).parent.parent / "docs" / "storage.md"
 BLOCKS = re.findall(r"```python\n(.*?)```", PAGE.read_text(encoding="utf-8"), re.S)
 
@@ -16,6 +18,7 @@ def test_the_page_has_examples() -> None:
     assert len(BLOCKS) >= 4
 
 
+@pytest.mark.slow  # scheduled first: see conftest
 def test_the_contract_example_passes_under_pytest(tmp_path: Path) -> None:
     (example,) = [b for b in BLOCKS if "RepositoryContract)" in b]
     (tmp_path / "test_my_adapter.py").write_text(example, encoding="utf-8")

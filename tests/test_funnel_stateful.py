@@ -455,6 +455,7 @@ class FunnelMachine(RuleBasedStateMachine):
                     assert OPPORTUNITY.move(event.source, event.name, force=True) == event.dest
 
 
+@pytest.mark.slow  # scheduled first: see conftest
 @pytest.mark.parametrize("kind", REPOSITORY_KINDS)
 def test_random_trigger_sequences(kind: str, tmp_path: Path) -> None:
     class Machine(FunnelMachine):

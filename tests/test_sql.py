@@ -695,6 +695,7 @@ class _Interrupted(Exception):
 _CHANGES = frozenset({"ALTER", "CREATE", "DROP", "INSERT", "UPDATE", "DELETE"})
 
 
+@pytest.mark.slow  # scheduled first: see conftest
 def test_an_upgrade_interrupted_after_any_statement_finishes_on_the_next_open(
     url: tuple[str, str | None],
 ) -> None:
@@ -773,6 +774,7 @@ for n in range(25):
 """
 
 
+@pytest.mark.slow  # scheduled first: see conftest
 def test_a_reader_never_misses_an_event_committed_by_other_processes(
     url: tuple[str, str | None],
 ) -> None:

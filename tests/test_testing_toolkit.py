@@ -213,6 +213,7 @@ def test_backend(funnel, request):
 """
 
 
+@pytest.mark.slow  # scheduled first: see conftest
 def test_a_users_test_file_runs_with_the_plugin(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_user=USER_TEST)
     result = pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider")
@@ -261,6 +262,7 @@ def test_hypothesis_registers_the_strategies_through_the_entry_point() -> None:
     assert off.stdout.strip() == "False"
 
 
+@pytest.mark.slow  # scheduled first: see conftest
 def test_the_docs_plugin_example_runs_with_the_plugin(pytester: pytest.Pytester) -> None:
     page = (Path(__file__).parent.parent / "docs" / "testing.md").read_text(encoding="utf-8")
     (example,) = re.findall(r"```python\n(# test_my_funnel\.py.*?)```", page, re.DOTALL)
