@@ -157,7 +157,7 @@ class SqlRepository(Repository):
         self._driver = _DriverStatements(self._engine.dialect, schema)
         # Ids as the driver sends and returns them (16 bytes on SQLite and MariaDB).
         self._raw_id = self._driver.converter(s.leads.c.id) or _same
-        # The list and count statements, built once per shape (see _bound).
+        # The list and count statements, built once per shape (see _statement).
         self._lists: dict[tuple[Any, ...], sa.Select[Any]] = {}
         try:
             if migrate != "never":
@@ -734,31 +734,18 @@ class SqlRepository(Repository):
         return found
 
     def _select(
-        self,
-        kind: SubjectKind,
-        conditions: list[Any],
-        limit: int | None,
-        after: Cursor | None = None,
+        self, kind: SubjectKind, query: sa.Select[Any], params: dict[str, Any] | None = None
     ) -> list[Any]:
-        table = s.RECORD_TABLES[kind]
-        if after is not None:
-            conditions = [*conditions, self._after(table, after)]
-        query = sa.select(table.c.doc).where(*conditions).order_by(table.c.created_at, table.c.id)
-        if limit is not None:
-            query = query.limit(limit)
+        """The records of ``kind`` whose documents ``query`` selects."""
         with self._read() as conn:
-            return [self._record(kind, doc) for (doc,) in conn.execute(query)]
+            return [self._record(kind, doc) for (doc,) in conn.execute(query, params or {})]
 
-    def _after(self, table: sa.Table, after: Cursor | None) -> Any:
-        """Rows after ``after`` in ``(created_at, id)`` order: a keyset page, which the
-        ``(created_at, id)`` index answers as fast at the end as at the start. With
-        ``after=None``, after the parameters ``after_at`` and ``after_id``."""
-        if after is None:
-            at = sa.bindparam("after_at", type_=s.At)
-            id = sa.bindparam("after_id", type_=s.Id)
-        else:
-            at = sa.bindparam(None, require_aware(after[0], "after"), type_=s.At)
-            id = sa.bindparam(None, after[1], type_=s.Id)
+    def _after(self, table: sa.Table) -> Any:
+        """Rows after the parameters ``after_at`` and ``after_id`` in ``(created_at,
+        id)`` order: a keyset page, which the ``(created_at, id)`` index answers as fast
+        at the end as at the start."""
+        at = sa.bindparam("after_at", type_=s.At)
+        id = sa.bindparam("after_id", type_=s.Id)
         if self.dialect in ("mysql", "mariadb"):
             # MariaDB's optimiser reads this form off the index; row values it may not.
             return sa.or_(
@@ -815,87 +802,52 @@ class SqlRepository(Repository):
         return sa.func.json_unquote(extracted) == stored
 
     def _count(self, kind: SubjectKind, filters: dict[str, Any]) -> int:
-        table = s.RECORD_TABLES[kind]
-        bound = self._bound(kind, filters, None, None)
-        if bound is not None:
-            query, params = bound
-        else:
-            where = self._conditions(kind, filters)
-            query, params = sa.select(sa.func.count()).select_from(table).where(*where), {}
+        query, params = self._statement(kind, filters, None, None, listing=False)
         with self._read() as conn:
             return int(conn.execute(query, params).scalar_one())
-
-    def _conditions(self, kind: SubjectKind, filters: dict[str, Any]) -> list[Any]:
-        """The WHERE conditions of the list filters (see the port's list methods)."""
-        t = s.RECORD_TABLES[kind]  # the port checked the filters' names
-        where: list[Any] = []
-        for name, value in filters.items():
-            if value is None:
-                continue
-            if name == "where":
-                model = self._models[kind]
-                for field, wanted in where_values(model, value).items():
-                    where.append(self._field_equals(t, model, field, wanted))
-            else:
-                where.append(self._filter_condition(t, name, _filter_value(name, value)))
-        return where
-
-    @classmethod
-    def _filter_condition(cls, t: sa.Table, name: str, value: Any) -> Any:
-        """The condition of the list filter ``name`` (not ``where``) on ``value``: the
-        filter's value as :func:`_filter_value` makes it, or a parameter for it."""
-        if name == "tag":
-            return cls._tagged(t, value)
-        if name == "created_since":
-            return t.c.created_at >= value
-        if name == "created_until":
-            return t.c.created_at < value
-        return t.c[name] == value
-
-    @staticmethod
-    def _tagged(table: sa.Table, tag: str) -> Any:
-        return table.c.id.in_(sa.select(s.tags.c.record_id).where(s.tags.c.tag == tag))
 
     def _list(
         self, kind: SubjectKind, filters: dict[str, Any], after: Cursor | None, limit: int | None
     ) -> list[Any]:
-        bound = self._bound(kind, filters, after, limit, listing=True)
-        if bound is None:
-            return self._select(kind, self._conditions(kind, filters), limit, after)
-        query, params = bound
-        with self._read() as conn:
-            return [self._record(kind, doc) for (doc,) in conn.execute(query, params)]
+        return self._select(kind, *self._statement(kind, filters, after, limit, listing=True))
 
-    def _bound(
+    def _statement(
         self,
         kind: SubjectKind,
         filters: dict[str, Any],
         after: Cursor | None,
         limit: int | None,
         *,
-        listing: bool = False,
-    ) -> tuple[sa.Select[Any], dict[str, Any]] | None:
-        """A list (or count) statement with its filters as parameters, made once per
-        shape: which filters, a cursor or not, a limit or not. Building a statement
-        costs more than running it on a small table. None for a ``where=`` filter,
-        whose SQL depends on the values' types (see ``_field_equals``)."""
-        names = tuple(sorted(name for name, value in filters.items() if value is not None))
-        if "where" in names:
-            return None
+        listing: bool,
+    ) -> tuple[sa.Select[Any], dict[str, Any]]:
+        """The list (or count) statement of the port's list filters, and its parameters.
+
+        The filters, the cursor and the limit are parameters, so a statement is made
+        once per shape (which filters, a cursor or not, a limit or not) and kept:
+        building one costs more than running it on a small table. A ``where=`` filter's
+        SQL depends on its values' types (see ``_field_equals``): a statement with one
+        is made for its call."""
+        names = tuple(sorted(n for n, v in filters.items() if v is not None and n != "where"))
+        wanted = filters.get("where")
         key = (kind, names, after is not None, limit is not None, listing)
-        query = self._lists.get(key)
+        query = self._lists.get(key) if wanted is None else None
         if query is None:
-            t = s.RECORD_TABLES[kind]
-            where = [self._filter_condition(t, n, sa.bindparam(f"f_{n}")) for n in names]
+            t = s.RECORD_TABLES[kind]  # the port checked the filters' names
+            where = [self._filter_condition(t, name) for name in names]
+            if wanted is not None:
+                model = self._models[kind]
+                for field, value in where_values(model, wanted).items():
+                    where.append(self._field_equals(t, model, field, value))
             if after is not None:
-                where.append(self._after(t, None))
+                where.append(self._after(t))
             if listing:
                 query = sa.select(t.c.doc).where(*where).order_by(t.c.created_at, t.c.id)
                 if limit is not None:
                     query = query.limit(sa.bindparam("limit", type_=sa.Integer))
             else:
                 query = sa.select(sa.func.count()).select_from(t).where(*where)
-            self._lists[key] = query
+            if wanted is None:
+                self._lists[key] = query
         params = {f"f_{name}": _filter_value(name, filters[name]) for name in names}
         if after is not None:
             params["after_at"] = require_aware(after[0], "after")
@@ -903,6 +855,19 @@ class SqlRepository(Repository):
         if limit is not None:
             params["limit"] = limit
         return query, params
+
+    @staticmethod
+    def _filter_condition(t: sa.Table, name: str) -> Any:
+        """The condition of the list filter ``name`` (not ``where``), on the parameter
+        ``f_<name>`` (its value as :func:`_filter_value` makes it)."""
+        value: sa.BindParameter[Any] = sa.bindparam(f"f_{name}")
+        if name == "tag":
+            return t.c.id.in_(sa.select(s.tags.c.record_id).where(s.tags.c.tag == value))
+        if name == "created_since":
+            return t.c.created_at >= value
+        if name == "created_until":
+            return t.c.created_at < value
+        return t.c[name] == value
 
     def people_like(
         self,
@@ -926,7 +891,13 @@ class SqlRepository(Repository):
             traits.append(t.c.last_name_key == name_key)
         if not traits:
             return []
-        return self._select(kind, [sa.or_(*traits), t.c.erased_at.is_(None)], limit)
+        query = (
+            sa.select(t.c.doc)
+            .where(sa.or_(*traits), t.c.erased_at.is_(None))
+            .order_by(t.c.created_at, t.c.id)
+            .limit(limit)
+        )
+        return self._select(kind, query)
 
     def history(self, subject_id: UUID) -> list[Event]:
         t = s.events
