@@ -1225,6 +1225,12 @@ def _filter_value(name: str, value: Any) -> Any:
     return value
 
 
+def _in_period(at: Any, since: bool, until: bool) -> list[Any]:
+    """``at`` within the period of the parameters ``since`` (included) and ``until``
+    (excluded), where the period has those bounds."""
+    return [*([at >= _SINCE] if since else []), *([at < _UNTIL] if until else [])]
+
+
 def _period(since: datetime | None, until: datetime | None) -> dict[str, datetime]:
     """The parameters of a report statement for the period ``[since, until)``."""
     bounds = {}
@@ -1329,11 +1335,7 @@ def _follow_up_candidate_queries(by_owner: bool) -> tuple[sa.Select[Any], sa.Sel
 @functools.cache
 def _follow_up_query(since: bool, until: bool) -> sa.Select[Any]:
     st, t = s.steps, s.touches
-    where: list[Any] = [st.c.step == "qualified"]
-    if since:
-        where.append(st.c.at >= _SINCE)
-    if until:
-        where.append(st.c.at < _UNTIL)
+    where = [st.c.step == "qualified", *_in_period(st.c.at, since, until)]
     qualified = sa.select(st.c.subject_id).where(*where).distinct().subquery()
     per_lead = (
         sa.select(qualified.c.subject_id, sa.func.count(t.c.id).label("n"))
@@ -1353,13 +1355,9 @@ def _step_counts_query(
     by: GroupBy | None, since: bool, until: bool, steps: frozenset[str] | None
 ) -> sa.Select[Any]:
     st = s.steps
-    where: list[Any] = []
+    where = _in_period(st.c.at, since, until)
     if steps is not None:
         where.append(st.c.step.in_(sorted(steps)))
-    if since:
-        where.append(st.c.at >= _SINCE)
-    if until:
-        where.append(st.c.at < _UNTIL)
     count = sa.func.count(sa.distinct(st.c.subject_id))
     if by is None:
         return sa.select(st.c.step, sa.null(), count).where(*where).group_by(st.c.step)
@@ -1459,11 +1457,6 @@ def _stage_times_query(by: GroupBy | None, since: bool, until: bool) -> sa.Selec
             .scalar_subquery()
         )
         group, joined = _stretch_group(by, end, following)
-        where: list[Any] = []
-        if since:
-            where.append(end.c.at >= _SINCE)
-        if until:
-            where.append(end.c.at < _UNTIL)
         pairs.append(
             sa.select(
                 sa.cast(sa.literal(step), _STEP_TYPE).label("stage"),
@@ -1471,7 +1464,7 @@ def _stage_times_query(by: GroupBy | None, since: bool, until: bool) -> sa.Selec
                 _SecondsBetween(start, end.c.at).label("seconds"),
             )
             .select_from(joined)
-            .where(*where)
+            .where(*_in_period(end.c.at, since, until))
         )
     found = sa.union_all(*pairs).subquery("found")
     durations = (
