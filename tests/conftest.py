@@ -84,13 +84,15 @@ def release_repository(repository: Repository) -> None:
     second on MariaDB: more than the whole run of most of the several hundred tests
     that take one)."""
     repository.close()
-    if not isinstance(repository, SqlRepository):
-        return
-    backend = repository.url.get_backend_name()
-    kind = {"postgresql": "postgres", "mysql": "mysql", "mariadb": "mysql"}.get(backend)
-    if kind in _POOLS:
-        name = repository.schema if kind == "postgres" else repository.url.database
-        _POOLS[kind].give_back(str(name))
+    if isinstance(repository, SqlRepository):
+        for pool in _POOLS.values():
+            pool.give_back(server_name(repository))  # taken back only by the pool it is from
+
+
+def server_name(repository: SqlRepository) -> str:
+    """The PostgreSQL schema or MariaDB database ``repository`` is in (for SQLite, its
+    file)."""
+    return str(repository.schema or repository.url.database)
 
 
 class SchemaPool:

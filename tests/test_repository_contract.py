@@ -7,18 +7,13 @@ schema (PostgreSQL) or database (MariaDB), empty, from the pool in ``conftest``.
 
 from __future__ import annotations
 
-import os
 from uuid import uuid4
 
 import pytest
-import sqlalchemy as sa
 
-from conftest import release_repository, schema_pool
+from conftest import SERVER_URLS, open_server, release_repository, server_name, server_repository
 from leadfunnel import InMemoryRepository, Repository, SqlRepository
 from leadfunnel.testing import RepositoryContract
-
-POSTGRES_URL = os.environ.get("LEADFUNNEL_TEST_POSTGRES_URL")
-MYSQL_URL = os.environ.get("LEADFUNNEL_TEST_MYSQL_URL")
 
 
 class TestInMemoryRepository(RepositoryContract):
@@ -44,22 +39,15 @@ class TestSqliteMemoryRepository(RepositoryContract):
 
 class _ServerContract(RepositoryContract):
     kind = ""
-    url: str | None = None
 
     def create_repository(self) -> Repository:
-        if not self.url:
+        if not SERVER_URLS[self.kind]:
             pytest.skip("set the database URL to run this backend")
-        return self.open(schema_pool(self.kind).take())
-
-    def open(self, name: str) -> SqlRepository:
-        raise NotImplementedError
-
-    def name_of(self, repository: SqlRepository) -> str:
-        raise NotImplementedError
+        return server_repository(self.kind)
 
     def reopen_repository(self, repository: Repository) -> Repository:
         assert isinstance(repository, SqlRepository)
-        return self.open(self.name_of(repository))
+        return open_server(self.kind, server_name(repository))
 
     def destroy_repository(self, repository: Repository) -> None:
         release_repository(repository)
@@ -68,26 +56,8 @@ class _ServerContract(RepositoryContract):
 @pytest.mark.postgres
 class TestPostgresRepository(_ServerContract):
     kind = "postgres"
-    url = POSTGRES_URL
-
-    def open(self, name: str) -> SqlRepository:
-        assert self.url is not None
-        return SqlRepository(self.url, schema=name)
-
-    def name_of(self, repository: SqlRepository) -> str:
-        assert repository.schema is not None
-        return repository.schema
 
 
 @pytest.mark.mysql
 class TestMariaDbRepository(_ServerContract):
     kind = "mysql"
-    url = MYSQL_URL
-
-    def open(self, name: str) -> SqlRepository:
-        assert self.url is not None
-        return SqlRepository(sa.make_url(self.url).set(database=name))
-
-    def name_of(self, repository: SqlRepository) -> str:
-        assert repository.url.database is not None
-        return repository.url.database
