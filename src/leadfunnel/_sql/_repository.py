@@ -1210,12 +1210,6 @@ def _stretch_group(by: GroupBy | None, end: Any, following: str) -> tuple[Any, A
     return lead.c[by], joined
 
 
-# The report's statements, built once per shape (building one costs more than running
-# it on a small database): the period's bounds are parameters, bound by ``_period``.
-_SINCE = sa.bindparam("since", type_=s.steps.c.at.type)
-_UNTIL = sa.bindparam("until", type_=s.steps.c.at.type)
-
-
 def _filter_value(name: str, value: Any) -> Any:
     """A list filter's value (not ``where``'s) as its column holds it."""
     if name in ("created_since", "created_until"):
@@ -1223,6 +1217,13 @@ def _filter_value(name: str, value: Any) -> Any:
     if name in ("status", "type", "stage"):
         return str(getattr(value, "value", value))
     return value
+
+
+# The statements of the follow-up candidates and of the report, built once per shape
+# (building one costs more than running it on a small database): limits, owner and the
+# period's bounds are parameters, the bounds bound by ``_period``.
+_SINCE = sa.bindparam("since", type_=s.steps.c.at.type)
+_UNTIL = sa.bindparam("until", type_=s.steps.c.at.type)
 
 
 def _in_period(at: Any, since: bool, until: bool) -> list[Any]:
