@@ -54,6 +54,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from _floor import email_or_none, phone_or_none
+
 HEADER = [
     "Id", "Salutation", "FirstName", "LastName", "Email", "Phone", "MobilePhone",
     "Company", "Title", "Industry", "NumberOfEmployees", "AnnualRevenue", "Street",
@@ -192,10 +194,6 @@ def child_cli(argv: list[str]) -> None:
 
 # --- the floor ------------------------------------------------------------------------
 
-_PLAIN_EMAIL = re.compile(
-    r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
-    r"@((?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63})"
-)
 _COUNTRIES = {"united states": "US", "usa": "US", "us": "US", "canada": "CA", "ca": "CA"}
 _STATUS = {
     "Open - Not Contacted": ("lead", "raw"),
@@ -338,32 +336,6 @@ class FloorDb:
         self.conn.close()
 
 
-def _email(value: str) -> str | None:
-    """The e-mail as stored (domain lower-cased), or None if it is not one."""
-    match = _PLAIN_EMAIL.fullmatch(value)
-    if match is not None and len(value) <= 254 and value.index("@") <= 64:
-        local, _, domain = value.partition("@")
-        return f"{local}@{domain.lower()}"
-    import email_validator
-
-    try:
-        return str(email_validator.validate_email(value, check_deliverability=False).normalized)
-    except email_validator.EmailNotValidError:
-        return None
-
-
-def _phone(value: str) -> str | None:
-    import phonenumbers
-
-    try:
-        number = phonenumbers.parse(value, "US")
-    except phonenumbers.NumberParseException:
-        return None
-    if not phonenumbers.is_possible_number(number):
-        return None
-    return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
-
-
 def floor_import(url: str, path: str) -> dict[str, Any]:
     """Read, validate, dedupe and store the export; count what happened."""
     db = FloorDb(url)
@@ -387,9 +359,9 @@ def floor_import(url: str, path: str) -> dict[str, Any]:
             chunk: list[tuple[tuple[Any, ...], tuple[str, ...], str, str]] = []
             for cells in reader:
                 kind, state_value = _STATUS[cells[status_i]]
-                email = _email(cells[email_i].strip()) if cells[email_i].strip() else None
+                email = email_or_none(cells[email_i].strip()) if cells[email_i].strip() else None
                 phone_text = cells[phone_i].strip() or cells[mobile_i].strip()
-                phone = _phone(phone_text) if phone_text else None
+                phone = phone_or_none(phone_text) if phone_text else None
                 if (cells[email_i].strip() and email is None) or (phone_text and phone is None):
                     counts["rejected"] += 1
                     continue
