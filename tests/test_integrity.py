@@ -5,7 +5,7 @@ and no personal data in exception chains. Runs on every backend in ``conftest``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pydantic
@@ -15,6 +15,7 @@ from conftest import person
 from leadfunnel import (
     AvoidListedError,
     ChangeSet,
+    ConcurrencyError,
     Contact,
     Event,
     Funnel,
@@ -159,6 +160,33 @@ def test_an_appointment_on_a_contact_avoided_meanwhile_is_refused(funnel: Funnel
     assert funnel.opportunities() == []
 
 
+def test_a_touch_checked_against_the_cadence_is_refused_after_another_filled_it(
+    funnel: Funnel,
+) -> None:
+    """Two reps each log the lead's second cold call at once: only one is stored."""
+    lead = funnel.capture(Lead(**person(1)))
+    funnel.touch(lead, "call", "no_answer")  # 1 of the 2 touches of a cold lead
+    other = Funnel(funnel.repository, clock=funnel.clock)
+    raced = interfere(funnel.repository, lambda: other.touch(lead.id, "call", "no_answer"))
+    with pytest.raises(PolicyError, match="on drip"):
+        funnel.touch(lead, "call", "left_message")  # checked against 1 touch: stale
+    assert raced == [1]
+    assert [t.outcome for t in funnel.touches(lead)] == ["no_answer", "no_answer"]
+    assert funnel.get(lead.id).version == lead.version  # a touch edits nothing
+
+
+def test_a_store_refuses_a_commit_decided_on_touches_that_changed(
+    repository: Repository,
+) -> None:
+    funnel = Funnel(repository)
+    lead = funnel.capture(Lead(**person(1)))
+    funnel.touch(lead, "email", "no_answer")
+    with pytest.raises(ConcurrencyError, match="had 0 touches .* has 1 now") as err:
+        repository.commit(ChangeSet(checks=[lead], touches_read={lead.id: 0}))
+    assert (err.value.id, err.value.expected, err.value.found) == (lead.id, 0, 1)
+    repository.commit(ChangeSet(checks=[lead], touches_read={lead.id: 1}))  # up to date
+
+
 # --- clean text, any date -------------------------------------------------------------
 
 
@@ -181,6 +209,29 @@ def test_control_characters_are_refused_naming_the_field(field: str, value: str)
     assert "control character" in str(err.value)
 
 
+def test_free_text_arguments_refuse_control_characters(funnel: Funnel) -> None:
+    """What the facade copies into a record or an event unvalidated is checked first."""
+    lead = funnel.capture(Lead(**person(1)))
+    calls: dict[str, Callable[[], object]] = {
+        "note": lambda: funnel.touch(lead, "call", "connected", note="x\x00y"),
+        "actor": lambda: funnel.touch(lead, "call", "connected", actor="rep\x1b[31m"),
+        "reason": lambda: funnel.qualify(lead, force=True, reason="r\x00"),
+        "owner": lambda: funnel.set_appointment(lead, owner="o\x1b[31m"),
+        "setter": lambda: funnel.set_appointment(lead, setter="s" * 201),
+    }
+    for field, call in calls.items():
+        with pytest.raises(pydantic.ValidationError) as err:
+            call()
+        assert err.value.errors()[0]["loc"] == (field,), field
+    assert funnel.touches(lead) == []
+    assert [e.name for e in funnel.history(lead)] == ["capture"]
+    deal = funnel.set_appointment(lead, owner="  Dana  ", force=True)
+    assert deal.owner == funnel.get(deal.id).owner == "Dana"  # stripped, as a model is
+    with pytest.raises(pydantic.ValidationError, match="control character"):
+        funnel.lose(deal, reason="price", note="n\x00")
+    assert funnel.lose(deal, reason="price", note="too\tdear\n").lost_note == "too\tdear"
+
+
 def test_notes_keep_their_tabs_and_line_breaks(funnel: Funnel) -> None:
     lead = funnel.add(Lead(**person(1, notes="line one\r\n\tline two")))
     assert funnel.get_lead(lead.id).notes == "line one\r\n\tline two"
@@ -197,6 +248,30 @@ def test_records_dated_at_either_end_of_the_calendar_never_break_due(funnel: Fun
     assert [item.subject_id for item in due] == [old.id]
     assert funnel.due(at=last + timedelta(seconds=59))  # nothing overflows at the very end
     assert funnel.report().steps["raw"].count == 2
+
+
+@pytest.mark.parametrize(
+    "at",
+    [
+        datetime(1, 1, 1, 0, 30, tzinfo=timezone(timedelta(hours=1))),
+        datetime(9999, 12, 31, 23, 30, tzinfo=timezone(timedelta(hours=-1))),
+    ],
+)
+def test_an_instant_outside_the_utc_calendar_is_refused(funnel: Funnel, at: datetime) -> None:
+    """Year 1 (or 9999) on the wall clock, year 0 (or 10000) in UTC: no store keeps it."""
+    with pytest.raises(InvalidArgumentError, match="outside 0001-01-01 to 9999-12-31 in UTC"):
+        funnel.add(Lead(**person(1)), at=at)
+    with pytest.raises(pydantic.ValidationError, match="outside 0001-01-01") as err:
+        Lead(**person(1, created_at=at))
+    assert err.value.errors()[0]["loc"] == ("created_at",)
+    assert funnel.leads() == []
+
+
+def test_months_of_the_first_year_are_named_alike_on_every_store(funnel: Funnel) -> None:
+    funnel.capture(Lead(**person(1)), at=datetime(1, 1, 1, tzinfo=UTC))
+    assert list(funnel.report(by="month").groups) == ["0001-01"]
+    with pytest.raises(InvalidArgumentError, match="would start before 0001-01-01"):
+        funnel.compare(since=datetime(1, 1, 1, tzinfo=UTC), until=datetime(1, 6, 1, tzinfo=UTC))
 
 
 # --- one error tree, no personal data in it -------------------------------------------
@@ -217,6 +292,26 @@ def _chain(error: BaseException | None) -> str:
         text += [str(error), repr(error)]
         error = error.__cause__ or error.__context__
     return "\n".join(text)
+
+
+def test_bad_arguments_are_argument_errors(funnel: Funnel) -> None:
+    lead = funnel.capture(Lead(**person(1)))
+    deal = funnel.set_appointment(lead, force=True)
+    for amount in (-5, "abc", float("nan"), "1.234"):
+        with pytest.raises(InvalidArgumentError, match="is not a valid amount"):
+            funnel.win(deal, amount=amount)
+    assert funnel.get(deal.id).stage == "appointment_set"
+    naive = datetime(2026, 1, 1)
+    for bound in ("since", "until"):
+        with pytest.raises(InvalidArgumentError, match=f"{bound}=2026-01-01T00:00:00 has no"):
+            funnel.report(**{bound: naive})
+
+
+def test_a_limit_of_zero_lists_nothing_on_every_store(funnel: Funnel) -> None:
+    lead = funnel.capture(Lead(**person(1)))
+    funnel.set_appointment(lead, force=True)
+    assert funnel.leads(limit=0) == funnel.contacts(limit=0) == []
+    assert funnel.opportunities(limit=0) == []
 
 
 def test_a_database_error_carries_no_personal_data(repository: Repository) -> None:

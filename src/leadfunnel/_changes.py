@@ -15,8 +15,11 @@ import random
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, ParamSpec, TypeVar
+from typing import Annotated, Any, ParamSpec, TypeVar
 from uuid import UUID
+
+import pydantic
+from pydantic_core import InitErrorDetails
 
 from ._clock import require_aware
 from ._enums import Interest
@@ -30,6 +33,7 @@ __all__ = [
     "STATE_FIELD",
     "Subject",
     "bump",
+    "checked",
     "event",
     "fill_from",
     "lifecycle_of",
@@ -131,6 +135,55 @@ def member(kind: type[_E], value: Any, name: str) -> _E:
         ) from None
 
 
+def checked(model: type[_Stored], name: str, value: str | None) -> str | None:
+    """``value``, a use case's free-text argument that becomes ``model``'s field ``name``
+    (an owner, a note, a reason, an actor), validated as that field: the record or
+    event it lands in is built from validated values without validating them again, so
+    a control character or an over-long text is refused here, with the
+    ``pydantic.ValidationError`` building ``model`` would raise, before anything is
+    stored."""
+    if value is None:
+        return None
+    if type(value) is not str:
+        return _validated(model, name, value)
+    return _checked_text(model, name, value)
+
+
+@functools.lru_cache(maxsize=512)
+def _checked_text(model: type[_Stored], name: str, value: str) -> str | None:
+    # The same few texts (an actor, a rep's name) come back on every write of a run.
+    return _validated(model, name, value)
+
+
+def _validated(model: type[_Stored], name: str, value: object) -> str | None:
+    try:
+        checked: str | None = _field_adapter(model, name).validate_python(value)
+    except pydantic.ValidationError as exc:
+        details: list[InitErrorDetails] = []
+        for error in exc.errors():
+            detail: InitErrorDetails = {
+                "type": error["type"],
+                "loc": (name, *error["loc"]),
+                "input": error["input"],
+            }
+            if "ctx" in error:
+                detail["ctx"] = error["ctx"]
+            details.append(detail)
+        raise pydantic.ValidationError.from_exception_data(model.__name__, details) from None
+    return checked
+
+
+@functools.cache
+def _field_adapter(model: type[_Stored], name: str) -> pydantic.TypeAdapter[Any]:
+    field = model.model_fields[name]
+    # The field's type with its constraints (a ``Field(max_length=...)`` of the field
+    # itself is kept apart from the annotation, in ``metadata``).
+    annotation: Any = field.annotation
+    if field.metadata:
+        annotation = Annotated[(annotation, *field.metadata)]
+    return pydantic.TypeAdapter(annotation, config=pydantic.ConfigDict(str_strip_whitespace=True))
+
+
 def refuse_erased(record: Record) -> None:
     """A :class:`~leadfunnel.PolicyError` if ``record`` is an erased person."""
     erased_at: datetime | None = getattr(record, "erased_at", None)
@@ -151,7 +204,13 @@ def event(
     reason: str | None,
     data: dict[str, Any] | None = None,
 ) -> Event:
-    """The event recording ``name`` on ``record`` (from ``source`` to ``dest``)."""
+    """The event recording ``name`` on ``record`` (from ``source`` to ``dest``); the
+    caller's ``actor`` and ``reason`` are checked as the event's fields (see
+    :func:`checked`)."""
+    if actor is not None:
+        actor = checked(Event, "actor", actor)
+    if reason is not None:
+        reason = checked(Event, "reason", reason)
     # Built from values the use case has already validated: skip re-validation. Copying
     # a prototype costs a third of model_construct, and this is on every write.
     return updated(

@@ -35,11 +35,30 @@ class SystemClock:
 
 
 def require_aware(value: datetime, name: str = "at") -> datetime:
-    """``value`` if it carries a timezone; else an
+    """``value`` if it carries a timezone and is an instant a store can keep; else an
     :class:`~leadfunnel.InvalidArgumentError` (a ``ValueError``) saying how to fix it."""
     if value.tzinfo is None or value.utcoffset() is None:
         raise InvalidArgumentError(
             f"{name}={value.isoformat()} has no timezone; pass an aware datetime "
             "(for example datetime(..., tzinfo=timezone.utc))"
         )
+    try:
+        return in_utc_range(value)
+    except ValueError as exc:
+        raise InvalidArgumentError(f"{name}={value.isoformat()} {exc}") from None
+
+
+def in_utc_range(value: datetime) -> datetime:
+    """``value`` (aware) if it falls within 0001-01-01 and 9999-12-31 in UTC, where every
+    store keeps its instants; else a ``ValueError``. Only the first and the last day of
+    that range can be out of it in another zone (0001-01-01T00:30+01:00 is in year 0
+    in UTC)."""
+    if value.year in (1, 9999) and value.utcoffset():
+        try:
+            value.astimezone(UTC)
+        except OverflowError:
+            raise ValueError(
+                "is outside 0001-01-01 to 9999-12-31 in UTC, the range of instants a "
+                "store keeps; give a moment within it"
+            ) from None
     return value

@@ -12,7 +12,7 @@ import functools
 from datetime import datetime
 from uuid import UUID
 
-from ._changes import bump, event, load
+from ._changes import bump, checked, event, load
 from ._enums import ContactType, LeadStatus, Stage
 from ._errors import InvalidTransitionError
 from ._lifecycle import LEAD
@@ -41,6 +41,8 @@ def set_appointment(
     reason: str | None,
 ) -> Opportunity:
     """Book an appointment on a lead or contact: open an opportunity (see module)."""
+    owner = checked(opportunity_model, "owner", owner)
+    setter = checked(opportunity_model, "setter", setter)
     record: Lead | Contact = load(repository, subject_id, (Lead, Contact))
     changes = ChangeSet()
     if isinstance(record, Lead):

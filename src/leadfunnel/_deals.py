@@ -15,8 +15,9 @@ from uuid import UUID
 
 import pydantic
 
-from ._changes import bump, event, load, member, require_aware
+from ._changes import bump, checked, event, load, member, require_aware
 from ._enums import ContactType, LostReason, Stage
+from ._errors import InvalidArgumentError
 from ._lifecycle import CONTACT, OPPORTUNITY
 from ._models import Contact, Opportunity
 from ._repository import ChangeSet, Repository
@@ -95,6 +96,7 @@ def lose(
 ) -> Opportunity:
     """Closed lost for ``reason``; ``unqualified`` and ``avoid`` move the contact too."""
     lost = member(LostReason, reason, "reason")
+    note = checked(Opportunity, "lost_note", note)
     return move_deal(
         repository,
         deal_id,
@@ -198,7 +200,8 @@ def _money(value: Any) -> Any:
     try:
         checked = Opportunity.model_validate({"contact_id": UUID(int=0), "amount": value}).amount
     except pydantic.ValidationError as exc:
-        raise ValueError(
-            f"amount={value!r} is not a valid amount: {exc.errors()[0]['msg']}"
+        raise InvalidArgumentError(
+            f"amount={value!r} is not a valid amount: {exc.errors()[0]['msg']}; give a "
+            "number of at least 0 with at most two decimal places"
         ) from None
     return checked

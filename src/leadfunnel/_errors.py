@@ -130,14 +130,32 @@ class AvoidListedError(DuplicateError):
 class ConcurrencyError(LeadFunnelError, RuntimeError):
     """A write based on a stale copy: the stored record has moved on since it was read."""
 
-    def __init__(self, id: UUID, expected: int, found: int | None = None) -> None:
+    def __init__(
+        self, id: UUID, expected: int, found: int | None = None, *, message: str | None = None
+    ) -> None:
         self.id = id
         self.expected = expected
         self.found = found
-        stored = f"version {found}" if found is not None else "a newer version"
-        super().__init__(
-            f"record {id} was changed by someone else (you had version {expected}, "
-            f"the store has {stored}); re-read it with funnel.get() and apply your change again"
+        if message is None:
+            stored = f"version {found}" if found is not None else "a newer version"
+            message = (
+                f"record {id} was changed by someone else (you had version {expected}, the "
+                f"store has {stored}); re-read it with funnel.get() and apply your change again"
+            )
+        super().__init__(message)
+
+    @classmethod
+    def of_touches(cls, id: UUID, read: int, found: int) -> ConcurrencyError:
+        """A change decided on ``read`` touches of subject ``id``, which has ``found``
+        now: another follow-up was logged in between (``expected`` and ``found`` are
+        these counts)."""
+        return cls(
+            id,
+            read,
+            found,
+            message=f"{id} had {read} touches when this change was checked against them "
+            f"and has {found} now (someone logged a follow-up in between); check it again "
+            "and retry",
         )
 
 

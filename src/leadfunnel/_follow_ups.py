@@ -11,7 +11,7 @@ from datetime import datetime
 from uuid import UUID
 
 from ._cadence import CadencePolicy
-from ._changes import bump, event, load, retrying
+from ._changes import bump, checked, event, load, retrying
 from ._channels import RESETS, check_touch, counted_touches
 from ._enums import Channel, ContactType, LeadStatus, Outcome
 from ._errors import PolicyError
@@ -35,9 +35,11 @@ def touch(
     reason: str | None,
 ) -> Touch:
     """Log one follow-up and return it (refused with ``PolicyError`` as the facade says)."""
+    actor = checked(Touch, "actor", actor)
+    note = checked(Touch, "note", note)
     record: Lead | Contact = load(repository, subject_id, (Lead, Contact, Opportunity))
     check_touch(record, channel)
-    check_drip(repository, cadence, record, channel, outcome)
+    counted = check_drip(repository, cadence, record, channel, outcome)
     logged = Touch.model_construct(
         id=new_id(),
         created_at=now,
@@ -51,6 +53,11 @@ def touch(
         note=note,
     )
     changes = ChangeSet(touches=[logged])
+    if counted is not None:
+        # Checked against the cadence: two touches checked against the same touches
+        # cannot both be stored. The one that loses the race is checked again, against
+        # the touches the other stored (see retrying).
+        changes.touches_read[record.id] = counted
     if outcome == Outcome.OPTED_OUT and channel not in record.opt_outs:
         record = bump(record, now, opt_outs=record.opt_outs | {channel})
         changes.updates.append(record)
@@ -71,8 +78,10 @@ def check_drip(
     record: Lead | Contact,
     channel: Channel,
     outcome: Outcome,
-) -> None:
-    """Raise :class:`PolicyError` if ``record`` is on drip and ``channel`` is not e-mail.
+) -> int | None:
+    """Raise :class:`PolicyError` if ``record`` is on drip and ``channel`` is not e-mail;
+    return how many touches ``record`` had when the touch was checked against them (it
+    is in a cadence, and the touch counts toward it), else ``None``.
 
     A person is on drip once it has ``policy.lead_touches`` (a contact
     ``policy.contact_touches``) counted touches in its cadence. A touch that records a
@@ -80,22 +89,23 @@ def check_drip(
     cadence.
     """
     if channel == Channel.EMAIL or outcome in RESETS:
-        return
+        return None
     if isinstance(record, Lead):
         if record.status not in (LeadStatus.RAW, LeadStatus.QUALIFIED):
-            return
+            return None
         limit, kind = policy.lead_touches, "lead"
     else:
         if record.type != ContactType.PROSPECT:
-            return
+            return None
         limit, kind = policy.contact_touches, "contact"
-    count = counted_touches(repository.touches(record.id))
+    touches = repository.touches(record.id)
+    count = counted_touches(touches)
     if count < limit:
-        return
+        return len(touches)
     if isinstance(record, Contact) and any(
         o.is_open for o in repository.opportunities(contact_id=record.id)
     ):
-        return  # a contact with an open deal is being worked, not dripped
+        return None  # a contact with an open deal is being worked, not dripped
     raise PolicyError(
         f"{channel.value} refused: the {kind} is on drip ({count} follow-up touches, "
         f"the cadence allows {limit}): e-mail only until it replies; log a reply "

@@ -36,7 +36,7 @@ from ._models import Contact, Event, Lead, Opportunity, Touch
 from ._people import Captured
 from ._privacy import Erasure
 from ._protocols import Engine, Router
-from ._qualification import QualificationResult
+from ._qualification import QualificationResult, check_field_rules
 from ._repository import Cursor, Repository
 from ._suppression import Suppressor
 
@@ -86,6 +86,7 @@ class Funnel:
                 contact=contact_model or Contact,
                 opportunity=opportunity_model or Opportunity,
             )
+        check_field_rules(engine, self.lead_model)
         self.engine = engine
         self._cadence = cadence
         self.clock: Clock = clock if clock is not None else SystemClock()

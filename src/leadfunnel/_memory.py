@@ -15,7 +15,7 @@ from bisect import bisect_left, bisect_right, insort
 from collections import ChainMap, defaultdict
 from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -24,6 +24,7 @@ from ._enums import Channel, ContactType, LeadStatus, Outcome, Stage
 from ._errors import ConcurrencyError, NotFoundError
 from ._lifecycle import TIMED_STEPS, funnel_steps
 from ._models import Contact, Event, Lead, Opportunity, Record, SubjectKind, Touch, updated
+from ._periods import month_of
 from ._repository import (
     DO_NOT_CALL,
     ChangeSet,
@@ -241,6 +242,10 @@ class InMemoryRepository(Repository):
             stored = self._stored(record.id, record.kind)
             if stored.version != record.version:
                 raise ConcurrencyError(record.id, record.version, stored.version)
+        for subject_id, read in changes.touches_read.items():
+            found = len(self._touches.get(subject_id, ()))
+            if found != read:
+                raise ConcurrencyError.of_touches(subject_id, read, found)
         # Only the keys this change set claims matter: look them up, never copy the
         # whole index (that made every commit O(records)).
         claiming = [r for r in changes.records() if r.id not in same_keys]
@@ -423,6 +428,8 @@ class InMemoryRepository(Repository):
         self, kind: str, limit: int | None, test: Any, after: Cursor | None = None
     ) -> list[Any]:
         found: list[Any] = []
+        if limit == 0:
+            return found
         with self._lock:
             ordered, records = self._ordered[kind], self._by_kind[kind]
             start = 0 if after is None else bisect_right(ordered, (after[0], after[1]))
@@ -762,7 +769,7 @@ class InMemoryRepository(Repository):
 
     def _group(self, subject_id: UUID, by: str, at: datetime) -> str | None:
         if by == "month":
-            return at.astimezone(UTC).strftime("%Y-%m")
+            return month_of(at)
         record = self._records.get(subject_id)
         lead: Record | None = None
         if isinstance(record, Lead):

@@ -35,6 +35,7 @@ from pydantic import (
     model_validator,
 )
 
+from ._clock import in_utc_range
 from ._enums import Channel, ContactType, Interest, LeadStatus, LostReason, Outcome, Stage
 
 __all__ = [
@@ -290,6 +291,8 @@ Text = Annotated[str, Field(max_length=2000), _MULTI_LINE]
 Name = Annotated[str, Field(max_length=200), _ONE_LINE]
 Money = Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=2)]
 Count = Annotated[int, Field(ge=0)]
+#: An aware datetime within 0001-01-01 and 9999-12-31 in UTC (where stores keep them).
+Instant = Annotated[AwareDatetime, AfterValidator(in_utc_range)]
 
 
 def _blank_to_none(data: Any) -> Any:
@@ -318,8 +321,8 @@ class _Stored(_Model):
     """Fields every stored record has."""
 
     id: UUID = Field(default_factory=new_id)
-    created_at: AwareDatetime = Field(default_factory=_utcnow)
-    updated_at: AwareDatetime = Field(default_factory=_utcnow)
+    created_at: Instant = Field(default_factory=_utcnow)
+    updated_at: Instant = Field(default_factory=_utcnow)
     version: Count = 0
 
 
@@ -350,7 +353,7 @@ class _Person(_Stored):
     other_phones: frozenset[Annotated[str, _ONE_LINE]] = frozenset()
     #: When the person's personal data was erased (``funnel.erase``); such a record
     #: keeps only what reports need, and no trigger or touch applies to it any more.
-    erased_at: AwareDatetime | None = None
+    erased_at: Instant | None = None
 
     _blanks = model_validator(mode="before")(_blank_to_none)
 
@@ -384,6 +387,7 @@ WRITE_CHECKS = frozenset(
         _MULTI_LINE.func,
         _normalise_email,
         normalise_country,
+        in_utc_range,
         _Person._phone_e164.__func__,  # type: ignore[attr-defined]
         _Person._phones_e164.__func__,  # type: ignore[attr-defined]
     )
@@ -404,7 +408,7 @@ class Lead(_Person):
     interest: Interest = Interest.NONE
     needs: frozenset[Annotated[str, Field(min_length=1, max_length=200), _ONE_LINE]] = frozenset()
     status: LeadStatus = LeadStatus.RAW
-    status_at: AwareDatetime | None = None
+    status_at: Instant | None = None
     profile: Name | None = None
     contact_id: UUID | None = None
 
@@ -428,11 +432,11 @@ class Opportunity(_Stored):
     owner: Name | None = None
     setter: Name | None = None
     stage: Stage = Stage.APPOINTMENT_SET
-    appointment_at: AwareDatetime | None = None
+    appointment_at: Instant | None = None
     amount: Money | None = None
     lost_reason: LostReason | None = None
     lost_note: Text | None = None
-    closed_at: AwareDatetime | None = None
+    closed_at: Instant | None = None
 
     @property
     def is_open(self) -> bool:
@@ -446,7 +450,7 @@ class Touch(_Stored):
     subject_id: UUID
     channel: Channel
     outcome: Outcome
-    at: AwareDatetime = Field(default_factory=_utcnow)
+    at: Instant = Field(default_factory=_utcnow)
     actor: Name | None = None
     note: Text | None = None
 
@@ -465,7 +469,7 @@ class Event(_Stored):
     name: str
     source: str | None = None
     dest: str | None = None
-    at: AwareDatetime = Field(default_factory=_utcnow)
+    at: Instant = Field(default_factory=_utcnow)
     actor: Name | None = None
     reason: Text | None = None
     data: dict[str, Any] = Field(default_factory=dict)

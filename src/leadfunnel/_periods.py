@@ -13,9 +13,17 @@ from __future__ import annotations
 import re
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
-__all__ = ["parse_bound", "period_label", "previous_period", "read_zone"]
+__all__ = ["month_of", "parse_bound", "period_label", "previous_period", "read_zone"]
 
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def month_of(at: datetime) -> str:
+    """The UTC month of ``at``, as a report groups by it: ``"2026-03"`` (``"0001-01"``:
+    the year always has four digits, as the SQL stores write it)."""
+    if at.utcoffset():
+        at = at.astimezone(UTC)
+    return f"{at.year:04d}-{at.month:02d}"
 
 
 def read_zone(name: str) -> tzinfo:
@@ -82,12 +90,19 @@ def previous_period(since: datetime, until: datetime) -> tuple[datetime, datetim
             f"the period is empty: until ({until.isoformat()}) is not after "
             f"since ({since.isoformat()})"
         )
-    if _first_of_month(since) and _first_of_month(until) and since.tzinfo == until.tzinfo:
-        months = (until.year - since.year) * 12 + until.month - since.month
-        return _add_months(since, -months), since
-    # With one tzinfo on both, Python subtracts wall-clock times.
-    length = until - since
-    return since - length, since
+    try:
+        if _first_of_month(since) and _first_of_month(until) and since.tzinfo == until.tzinfo:
+            months = (until.year - since.year) * 12 + until.month - since.month
+            return _add_months(since, -months), since
+        # With one tzinfo on both, Python subtracts wall-clock times.
+        start = since - (until - since)
+        start.astimezone(UTC)  # (an instant before 0001-01-01 in UTC overflows here)
+    except (ValueError, OverflowError):
+        raise ValueError(
+            f"no period of the same length comes before since ({since.isoformat()}): it "
+            "would start before 0001-01-01; compare a later period"
+        ) from None
+    return start, since
 
 
 def _zone_name(when: datetime) -> str:

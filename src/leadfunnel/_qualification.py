@@ -29,6 +29,7 @@ from .rules import (
     OUTCOME_CODES,
     PASS,
     UNKNOWN,
+    FieldRule,
     Rule,
     Verdict,
     _BuiltinRule,
@@ -425,3 +426,20 @@ def _profile_from_dict(index: int, data: Any) -> Profile:
         except ConfigError as exc:
             raise ConfigError(f"profile {name!r}, rule #{position}: {exc}") from None
     return Profile(name, rules)
+
+
+def check_field_rules(engine: object, model: type[Lead]) -> None:
+    """A :class:`~leadfunnel.ConfigError` if a ``field`` rule of ``engine`` names a field
+    ``model`` (the funnel's lead class) lacks: found when the funnel is made, not on the
+    first lead qualified. An engine of another kind is not looked into."""
+    if not isinstance(engine, QualificationEngine):
+        return
+    for profile in engine.profiles:
+        for number, rule in enumerate(profile.rules, 1):
+            if isinstance(rule, FieldRule) and rule.field not in model.model_fields:
+                raise ConfigError(
+                    f"profile {profile.name!r}, rule #{number}: rule 'field' names "
+                    f"{rule.field!r}, which {model.__name__} has no field called; fix the "
+                    "name, or give the funnel the lead model that has it "
+                    "(Funnel(..., lead_model=...))"
+                )

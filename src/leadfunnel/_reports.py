@@ -18,11 +18,12 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from ._clock import require_aware
 from ._csv_out import csv_text
 from ._enums import Stage
 from ._lifecycle import FUNNEL_STEPS
 from ._models import Lead, Opportunity
-from ._periods import period_label
+from ._periods import month_of, period_label
 from ._repository import GroupBy, Repository, StageTime, StepCount, check_grouping
 from ._results import Serialised
 
@@ -622,10 +623,7 @@ def _group_keys(
     if by == "setter":
         return [deal.setter for deal in deals]
     if by == "month":
-        return [
-            deal.closed_at.astimezone(UTC).strftime("%Y-%m") if deal.closed_at else None
-            for deal in deals
-        ]
+        return [month_of(deal.closed_at) if deal.closed_at else None for deal in deals]
     ids = {deal.lead_id for deal in deals if deal.lead_id is not None}
     leads = repository.get_many(ids) if ids else {}
     keys: list[str | None] = []
@@ -698,8 +696,8 @@ def build_report(
     open pipeline is taken at."""
     check_grouping(by, "a report")
     for name, bound in (("since", since), ("until", until), ("now", now)):
-        if bound is not None and (bound.tzinfo is None or bound.utcoffset() is None):
-            raise ValueError(f"{name}={bound.isoformat()} has no timezone; pass an aware datetime")
+        if bound is not None:
+            require_aware(bound, name)
     as_of = now if now is not None else datetime.now(UTC)
     totals = _counts(repository.step_counts(since=since, until=until)).get(None, {})
     followed = repository.qualified_follow_up(since=since, until=until)

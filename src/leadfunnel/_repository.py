@@ -143,6 +143,12 @@ class ChangeSet:
 
     ``checks`` are records the operation read and decided on without changing them (the
     person a touch is logged on): the commit fails if any of them changed since.
+    ``touches_read`` are, by subject, how many touches the operation read and decided on
+    (a touch checked against its cadence): the commit fails if the subject has another
+    number now. Both fail with :class:`~leadfunnel.ConcurrencyError`, and a store checks
+    them while it holds what the commit writes (the records of ``checks`` locked, where
+    the store locks rows), so two commits checked against the same state cannot both
+    be stored.
     """
 
     inserts: list[Record] = field(default_factory=list)
@@ -154,6 +160,7 @@ class ChangeSet:
     add_merge: MergeLog | None = None
     remove_merge: UUID | None = None
     checks: list[Record] = field(default_factory=list)
+    touches_read: dict[UUID, int] = field(default_factory=dict)
     suppress: list[Suppression] = field(default_factory=list)
     #: Stored touches and events replaced by these (same id; the store keeps each one's
     #: subject and position): an erasure scrubbing notes, reasons and data.

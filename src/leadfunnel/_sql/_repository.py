@@ -329,6 +329,8 @@ class SqlRepository(Repository):
                 self._refuse_version(conn, record, record.version)
             released.append(record.id)
         stored = self._lock(conn, changes)
+        if changes.touches_read:
+            self._check_touches(conn, changes.touches_read)
         held = self._update(conn, changes.updates, stored, changes.read)
         for batch in _batches(released):
             conn.execute(_RELEASE_KEYS, {"ids": list(batch)})
@@ -410,6 +412,20 @@ class SqlRepository(Repository):
                 )
             )
         return first
+
+    def _check_touches(self, conn: Connection, read: dict[UUID, int]) -> None:
+        """Refuse the change if a subject has other touches than it was decided on.
+
+        Counted after the subjects' rows are locked (they are in ``checks`` or
+        ``updates``), so no other commit adds one before this one ends; on MySQL the
+        count is a locking read, which sees the latest rows whatever this transaction
+        read before (PostgreSQL's statements each see what is committed; SQLite has one
+        writer)."""
+        count = _TOUCH_COUNT_LOCKED if self.dialect == "mysql" else _TOUCH_COUNT
+        for subject_id, expected in read.items():
+            found = conn.execute(count, {"subject_id": subject_id}).scalar_one()
+            if found != expected:
+                raise ConcurrencyError.of_touches(subject_id, expected, found)
 
     def _take_positions(self, conn: Connection, count: int) -> int:
         """Reserve ``count`` event positions; return the first.
@@ -1526,6 +1542,12 @@ _MOVE_POSITION_RETURNING = (
     .values(value=s.counters.c.value + sa.bindparam("count"))
     .returning(s.counters.c.value)
 )
+_TOUCH_COUNT = (
+    sa.select(sa.func.count())
+    .select_from(s.touches)
+    .where(s.touches.c.subject_id == sa.bindparam("subject_id"))
+)
+_TOUCH_COUNT_LOCKED = _TOUCH_COUNT.with_for_update()
 _RELEASE_KEYS = sa.delete(s.keys).where(s.keys.c.record_id.in_(sa.bindparam("ids", expanding=True)))
 _RELEASE_TAGS = sa.delete(s.tags).where(s.tags.c.record_id.in_(sa.bindparam("ids", expanding=True)))
 _DROP_KEY = sa.delete(s.keys).where(
