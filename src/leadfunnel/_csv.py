@@ -38,6 +38,7 @@ from typing import IO, Any, Literal, TypeAlias
 from ._csv_out import restore
 from ._enums import ContactType, LeadStatus
 from ._errors import ConfigError, LeadFunnelError
+from ._importing import field_keys
 from ._models import SET_FIELDS, Contact, Lead
 
 __all__ = [
@@ -858,7 +859,8 @@ def open_csv(
     """Open a lead list, checking up front that the whole file can be read.
 
     ``lead_model``, the application's ``Lead`` subclass: a column named like one of
-    its own fields (or that field's alias) fills the field.
+    its own fields, or like that field's alias (``alias``, ``validation_alias``, a
+    choice of ``AliasChoices``), fills the field.
 
     ``statuses`` adds to the built-in :class:`StatusMap`; ``read_statuses=False``
     leaves every status column alone (the caller gives all rows one status).
@@ -922,14 +924,14 @@ def open_csv(
 
 def _custom_columns(model: type[Lead] | None) -> dict[str, tuple[str, ...]]:
     """The application's own fields of ``model`` and the columns that fill each: its
-    name, and its alias if it has one."""
+    name first, then its aliases (see :func:`~leadfunnel._importing.field_keys`)."""
     if model is None:
         return {}
-    return {
-        name: tuple(dict.fromkeys(c for c in (name, field.alias) if c))
-        for name, field in model.model_fields.items()
-        if name not in Lead.model_fields
-    }
+    columns: dict[str, tuple[str, ...]] = {}
+    for key, name in field_keys(model).items():  # every name comes before any alias
+        if name not in Lead.model_fields:
+            columns[name] = (*columns.get(name, ()), key)
+    return columns
 
 
 # A workbook (xlsx, xls) or a PDF saved under a .csv name.

@@ -21,14 +21,17 @@ given what was stored until then.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Any, TypeVar
 from uuid import UUID
 
 import pydantic
+from pydantic.fields import FieldInfo
 
 from ._changes import event
 from ._collector import collector_paused
@@ -47,6 +50,7 @@ __all__ = [
     "FIRST_CHUNK_ROWS",
     "ImportIssue",
     "ImportReport",
+    "field_keys",
     "import_leads",
     "row_bytes",
     "sized_chunks",
@@ -127,11 +131,45 @@ class _Refused(ValueError):
     """A row that validates but cannot be imported as it is; the message says why."""
 
 
-def _reason(exc: pydantic.ValidationError) -> str:
+@functools.cache
+def field_keys(model: type[pydantic.BaseModel]) -> Mapping[str, str]:
+    """The keys of a row that fill a field of ``model``, each with the field's name:
+    every field's name, and each alias of it that is a plain key (its ``alias``, its
+    ``validation_alias``, each choice of an ``AliasChoices``; an ``AliasPath`` of more
+    than one step points into nested data, and names no key). A field's name is never
+    taken to mean another field it is an alias of."""
+    keys = {name: name for name in model.model_fields}
+    for name, info in model.model_fields.items():
+        for key in _aliases(info):
+            keys.setdefault(key, name)
+    return MappingProxyType(keys)
+
+
+def _aliases(info: FieldInfo) -> tuple[str, ...]:
+    given = info.validation_alias
+    found: list[object] = [info.alias]
+    for choice in given.choices if isinstance(given, pydantic.AliasChoices) else [given]:
+        if isinstance(choice, pydantic.AliasPath):
+            found.append(choice.path[0] if len(choice.path) == 1 else None)
+        else:
+            found.append(choice)
+    return tuple(dict.fromkeys(key for key in found if isinstance(key, str)))
+
+
+def _reason(exc: pydantic.ValidationError, keys: Mapping[str, str], row: Iterable[str]) -> str:
+    """The errors of ``exc``, raised validating ``row`` (its keys) as a model of these
+    ``keys`` (:func:`field_keys`): a field given twice, by its name and by its alias
+    (pydantic takes one and calls the other unknown), is said to be."""
     parts = []
     for error in exc.errors(include_url=False):
         where = ".".join(str(p) for p in error["loc"]) or "row"
-        parts.append(f"{where}: {error['msg']}")
+        name = keys.get(where) if error["type"] == "extra_forbidden" else None
+        given = [key for key in row if key != where and keys.get(key) == name] if name else []
+        if given:
+            twice = " and ".join(repr(key) for key in sorted([where, *given]))
+            parts.append(f"{name}: given more than once ({twice}); keep one")
+        else:
+            parts.append(f"{where}: {error['msg']}")
     return "; ".join(parts)
 
 
@@ -247,7 +285,9 @@ def import_leads(
                             row, status, allowed, at, context, lead_model, contact_model
                         )
                     except pydantic.ValidationError as exc:
-                        report.rejected.append(ImportIssue(number, _reason(exc)))
+                        keys = field_keys(_model_of(row, lead_model, contact_model))
+                        given = row if isinstance(row, Mapping) else ()
+                        report.rejected.append(ImportIssue(number, _reason(exc, keys, given)))
                         continue
                     except (TypeError, ValueError) as exc:
                         report.rejected.append(ImportIssue(number, str(exc)))
@@ -290,6 +330,15 @@ def _row_of(issue: ImportIssue) -> int:
     return issue.row
 
 
+def _model_of(
+    row: Mapping[str, Any] | Lead | Contact, lead_model: type[Lead], contact_model: type[Contact]
+) -> type[Person]:
+    """The model ``row`` is validated as (see :func:`_new_record`)."""
+    if isinstance(row, (Lead, Contact)):
+        return lead_model if isinstance(row, Lead) else contact_model
+    return lead_model if row.get("type") in (None, "") else contact_model
+
+
 def _new_record(
     row: Mapping[str, Any] | Lead | Contact,
     status: LeadStatus | None,
@@ -322,11 +371,14 @@ def _new_record(
         else:
             kind = contact_model
             is_lead = issubclass(kind, Lead)
-            # A column of the lead model's own that the contact model lacks stays
-            # behind (as a conversion leaves it on the lead), rather than sink the row.
-            for name in set(data) - set(contact_model.model_fields):
-                if name in lead_model.model_fields and name not in Lead.model_fields:
-                    del data[name]
+            # A column of the lead model's own (by name or alias) that the contact model
+            # lacks stays behind (as a conversion leaves it on the lead), rather than
+            # sink the row.
+            lead_keys = field_keys(lead_model)
+            for key in data.keys() - field_keys(contact_model).keys():
+                name = lead_keys.get(key)
+                if name is not None and name not in Lead.model_fields:
+                    del data[key]
         created = data.get("created_at")
         dated = created not in (None, "")
         if not dated:

@@ -311,6 +311,9 @@ class _Model(BaseModel):
     model_config = ConfigDict(
         frozen=True,
         extra="forbid",
+        # An application's own field with an alias is given by either: leadfunnel fills
+        # and edits records by field name (update, imports, stored documents).
+        validate_by_name=True,
         str_strip_whitespace=True,
         validate_default=False,
         revalidate_instances="never",

@@ -11,19 +11,26 @@ costs, spent proving again what was proved when it was written.
 everything else (types, enums, lengths, bounds, sets, an application's own validators
 on its subclass) is checked as before, so a document that no longer fits the model is
 still an error.
+
+Documents hold each field under its name, never its alias (see ``_document`` in the
+repository): they are read by name only, whatever the model's own config says, so a
+field's alias can never be mistaken for another field's name.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Any, TypeVar
 
 import pydantic
-from pydantic_core import SchemaValidator
+from pydantic_core import CoreConfig, SchemaValidator
 
+from .._importing import field_keys
 from .._models import WRITE_CHECKS
 
-__all__ = ["stored_validator"]
+__all__ = ["stored_aliases", "stored_validator"]
 
 _M = TypeVar("_M", bound=pydantic.BaseModel)
 _set = object.__setattr__
@@ -67,7 +74,7 @@ def stored_validator(model: type[_M]) -> Callable[[Any], _M]:
     class, so the fields are validated here by their own schema and the instance is
     put together as ``model_construct`` does. A model that does more than validate its
     fields (an ``after`` model validator, ``model_post_init``, private attributes) is
-    validated by ``model.model_validate``, in full."""
+    validated by ``model.model_validate``, in full. Either way, by field name only."""
     schema = model.__pydantic_core_schema__
     if (
         schema.get("type") != "model"
@@ -76,8 +83,10 @@ def stored_validator(model: type[_M]) -> Callable[[Any], _M]:
         or model.__pydantic_post_init__ is not None
         or model.__private_attributes__
     ):
-        return model.model_validate
-    fields = SchemaValidator(_without_write_checks(schema["schema"]), schema.get("config"))
+        return functools.partial(model.model_validate, by_alias=False, by_name=True)
+    config = (schema.get("config") or CoreConfig()).copy()
+    config["validate_by_alias"], config["validate_by_name"] = False, True
+    fields = SchemaValidator(_without_write_checks(schema["schema"]), config)
     validate_fields = fields.validate_python
     new = model.__new__
 
@@ -91,3 +100,16 @@ def stored_validator(model: type[_M]) -> Callable[[Any], _M]:
         return record
 
     return validate
+
+
+@functools.cache
+def stored_aliases(model: type[pydantic.BaseModel]) -> Mapping[str, str]:
+    """The keys, other than field names, under which a document may hold a field of
+    ``model``, each with the field's name: its serialisation alias (a model that dumps
+    by alias once had its documents written so) and the aliases it is read by (see
+    :func:`~leadfunnel._importing.field_keys`). A field's name always means that field."""
+    found = {key: name for key, name in field_keys(model).items() if key != name}
+    for name, info in model.model_fields.items():
+        if info.serialization_alias is not None:
+            found.setdefault(info.serialization_alias, name)
+    return MappingProxyType({k: v for k, v in found.items() if k not in model.model_fields})

@@ -71,7 +71,7 @@ from .._repository import (
     where_values,
 )
 from . import _schema as s
-from ._documents import stored_validator
+from ._documents import stored_aliases, stored_validator
 
 __all__ = ["SqlRepository"]
 
@@ -2198,7 +2198,9 @@ _skip_none = functools.cache(_none_is_default)  # per model class: subclasses to
 
 
 def _document(model: pydantic.BaseModel) -> str:
-    return model.model_dump_json(exclude_none=_skip_none(type(model)))
+    # By field name, even for a model that dumps by alias (``serialize_by_alias``): the
+    # stored validator reads names, and where= filters look fields up by name.
+    return model.model_dump_json(by_alias=False, exclude_none=_skip_none(type(model)))
 
 
 def _as_dict(doc: Any) -> dict[str, Any]:
@@ -2217,24 +2219,52 @@ def _validator(model: type[Record]) -> Callable[[Any], Record]:
 
 
 def _build(model: type[Record], data: dict[str, Any]) -> Record:
-    """``data``, a stored document, as ``model``. Keys the model lacks (a field the
-    application removed from its model) are left out; a value that no longer validates
-    is an error naming the record and the field, never dropped."""
+    """``data``, a stored document, as ``model``. Fields are stored and read by name; a
+    key that is a field's alias (a document written by alias) is read as that field.
+    Keys that are no field's (a field the application removed from its model) are left
+    out; a value that no longer validates, or a field held twice with two values, is an
+    error naming the record and the field, never dropped."""
     validate = _validator(model)
     try:
         return validate(data)
     except pydantic.ValidationError as exc:
         problems = exc.errors(include_url=False)
-        gone = {str(p["loc"][0]) for p in problems if p["type"] == "extra_forbidden"}
-        if gone and len(gone) == len(problems):
-            return validate({k: v for k, v in data.items() if k not in gone})
-        bad = next(p for p in problems if p["type"] != "extra_forbidden")
-        where = ".".join(str(part) for part in bad["loc"])
-        raise StorageError(
-            f"the stored {model.kind} {data.get('id')} has {where}={bad['input']!r}, which "
-            f"{model.__name__} does not accept ({bad['msg']}); change the model back or "
-            "correct the stored value"
-        ) from None
+    unknown = {str(p["loc"][0]) for p in problems if p["type"] == "extra_forbidden"}
+    if unknown and len(unknown) == len(problems):
+        data = _by_name(model, data, unknown)
+        try:
+            return validate(data)
+        except pydantic.ValidationError as exc:
+            problems = exc.errors(include_url=False)  # a value read by its alias
+    bad = next(p for p in problems if p["type"] != "extra_forbidden")
+    where = ".".join(str(part) for part in bad["loc"])
+    raise StorageError(
+        f"the stored {model.kind} {data.get('id')} has {where}={bad['input']!r}, which "
+        f"{model.__name__} does not accept ({bad['msg']}); change the model back or "
+        "correct the stored value"
+    ) from None
+
+
+def _by_name(model: type[Record], data: dict[str, Any], unknown: set[str]) -> dict[str, Any]:
+    """``data`` without its ``unknown`` keys: each that is an alias of a field of
+    ``model`` (see :func:`stored_aliases`) put under the field's name, the others (no
+    field's) left out."""
+    aliases = stored_aliases(model)
+    placed = {key: value for key, value in data.items() if key not in unknown}
+    came_as: dict[str, str] = {name: name for name in placed}
+    for key in sorted(unknown):
+        name = aliases.get(key)
+        if name is None:
+            continue
+        if name in placed and placed[name] != data[key]:
+            raise StorageError(
+                f"the stored {model.kind} {data.get('id')} holds its field {name} twice, "
+                f"as {came_as[name]}={placed[name]!r} and as {key}={data[key]!r}; "
+                "correct the stored document so that it holds one"
+            )
+        placed[name] = data[key]
+        came_as.setdefault(name, key)
+    return placed
 
 
 _M = TypeVar("_M", Event, Touch)
@@ -2268,7 +2298,7 @@ def _opt_outs(value: str | None) -> frozenset[Channel]:
 
 def _merge_doc(log: MergeLog) -> str:
     def person(record: Lead | Contact) -> dict[str, Any]:
-        return {"kind": record.kind, "doc": record.model_dump(mode="json")}
+        return {"kind": record.kind, "doc": record.model_dump(mode="json", by_alias=False)}
 
     return _dumps(
         {
@@ -2280,7 +2310,9 @@ def _merge_doc(log: MergeLog) -> str:
             "keep_version": log.keep_version,
             "touch_ids": [str(i) for i in log.touch_ids],
             "event_ids": [str(i) for i in log.event_ids],
-            "opportunities_before": [o.model_dump(mode="json") for o in log.opportunities_before],
+            "opportunities_before": [
+                o.model_dump(mode="json", by_alias=False) for o in log.opportunities_before
+            ],
         }
     )
 
