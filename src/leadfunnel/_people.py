@@ -256,6 +256,9 @@ def update(
     fresh = bump(checked, now)
     if fresh.version != stored.version + 1:
         fresh = cast(_R, fresh.model_copy(update={"version": stored.version + 1}))
+    if isinstance(stored, (Lead, Contact)) and isinstance(fresh, (Lead, Contact)):
+        before, after = identity_keys(stored), identity_keys(fresh)
+        _refuse_suppressed_keys(suppressor, [k for k in after if k not in before], stored)
     data = {"fields": sorted(edits)}
     new = event(fresh, "update", old_state, old_state, now, actor, reason, data)
     changes = ChangeSet(updates=[fresh], events=[new])
@@ -322,6 +325,18 @@ def _refuse_suppressed(suppressor: Suppressor, record: Lead | Contact) -> None:
     if found is not None:
         key, record_id = found
         raise AvoidListedError(record_id, key)
+
+
+def _refuse_suppressed_keys(
+    suppressor: Suppressor, keys: list[str], record: Lead | Contact
+) -> None:
+    """Refuse an edit giving ``record`` a suppressed key, unless the person itself
+    keeps it suppressed (an avoided record taking back a key it held)."""
+    banned = suppressor.banned(keys)
+    own = {record.id, getattr(record, "lead_id", None), getattr(record, "contact_id", None)}
+    for key in keys:
+        if key in banned and banned[key] not in own:
+            raise AvoidListedError(banned[key], key)
 
 
 def _refuse_match(record: Lead | Contact, holder: Lead | Contact) -> None:
