@@ -45,10 +45,11 @@ from ._models import (
     is_avoided,
     state_of,
 )
+from ._privacy import former_digests
 from ._protocols import Router, assign_owner
-from ._repository import ChangeSet, Repository
+from ._repository import ChangeSet, Repository, Suppression
 from ._results import Serialised, model_data
-from ._suppression import Suppressor
+from ._suppression import DROPPED_KEYS, Suppressor
 
 __all__ = ["Captured", "add", "avoid", "capture", "find", "holder_of", "update"]
 
@@ -200,6 +201,14 @@ def avoid(
             result = moved
         if isinstance(target, Contact):
             lose_open_deals(repository, target, now, actor, reason, changes)
+    # Every key the person ever held stays avoided: those edited away before (on any of
+    # its records) as well as those it holds now, which stay claimed in the key index.
+    digests, read = former_digests(repository, record.id)
+    changes.suppress = [Suppression(digest, record.id) for digest in digests]
+    # A record whose history was read but that is not changed here: an edit of it
+    # committed meanwhile (dropping one more key) fails this change, which is retried.
+    changing = {target.id for target in targets}
+    changes.checks.extend(r for r in read if r.id not in changing)
     repository.commit(changes)
     return result
 
@@ -256,22 +265,20 @@ def update(
     fresh = bump(checked, now)
     if fresh.version != stored.version + 1:
         fresh = cast(_R, fresh.model_copy(update={"version": stored.version + 1}))
+    data: dict[str, Any] = {"fields": sorted(edits)}
+    suppress: list[Suppression] = []
     if isinstance(stored, (Lead, Contact)) and isinstance(fresh, (Lead, Contact)):
         before, after = identity_keys(stored), identity_keys(fresh)
         _refuse_suppressed_keys(suppressor, [k for k in after if k not in before], stored)
-    data = {"fields": sorted(edits)}
+        dropped = [k for k in before if k not in after]
+        if dropped:
+            # What the person held before, as digests only: avoiding them later
+            # suppresses these keys too (an edit never takes anyone off the list).
+            data[DROPPED_KEYS] = suppressor.digests(dropped)
+            if is_avoided(stored):
+                suppress = suppressor.suppress(dropped, stored.id)
     new = event(fresh, "update", old_state, old_state, now, actor, reason, data)
-    changes = ChangeSet(updates=[fresh], events=[new])
-    if (
-        isinstance(stored, (Lead, Contact))
-        and isinstance(fresh, (Lead, Contact))
-        and is_avoided(stored)
-    ):
-        # An edit never takes anyone off the avoid list: the keys it drops stay
-        # suppressed, so adding, capturing or importing them again is refused.
-        dropped = set(identity_keys(stored)) - set(identity_keys(fresh))
-        changes.suppress = suppressor.suppress(sorted(dropped), stored.id)
-    repository.commit(changes)
+    repository.commit(ChangeSet(updates=[fresh], events=[new], suppress=suppress))
     return fresh
 
 

@@ -5,7 +5,8 @@ converted into that contact) in one commit: the personal fields become ``None``,
 notes, event reasons and any event data naming the person are blanked, merge snapshots
 are scrubbed the same way, open deals are lost, and the identity keys leave the key
 index, kept (with ``suppress=True``) only as keyed hashes on the suppression list so
-the person stays avoided. What reports count (states, sources, owners, every event and
+the person stays avoided (those held now, and those edited away before). What reports
+count (states, sources, owners, every event and
 funnel step) stays, so every report reads the same before and after.
 
 :func:`export_person` gathers everything stored about a person as JSON-ready data.
@@ -24,11 +25,11 @@ from ._changes import bump, event, load
 from ._enums import LostReason, Stage
 from ._lifecycle import OPPORTUNITY
 from ._models import PERSONAL_FIELDS, Contact, Event, Lead, Opportunity, identity_keys
-from ._repository import ChangeSet, MergeLog, Repository
+from ._repository import ChangeSet, MergeLog, Repository, Suppression
 from ._results import Serialised, model_data
-from ._suppression import Suppressor
+from ._suppression import DROPPED_KEYS, Suppressor, dropped_digests
 
-__all__ = ["Erasure", "erase", "export_person"]
+__all__ = ["Erasure", "erase", "export_person", "former_digests"]
 
 _P = TypeVar("_P", bound=Lead | Contact)
 
@@ -78,8 +79,10 @@ def erase(
         )
     for deal in deals:
         changes.updates.append(_closed(deal, lost_reason, now, actor, reason, changes))
+    former: list[str] = []  # digests of keys the person edited away
     for subject in (*ids, *(d.id for d in deals)):
         for stored in repository.history(subject):
+            former.extend(dropped_digests([stored]))
             clean = _scrub_event(stored, texts)
             if clean != stored:
                 changes.rewrites.append(clean)
@@ -91,6 +94,10 @@ def erase(
         changes.rewrite_merges.append(_scrub_merge(log, texts))
     if suppress:
         changes.suppress = suppressor.suppress(keys, subject_id)
+        known = {s.digest for s in changes.suppress}
+        changes.suppress += [
+            Suppression(d, subject_id) for d in dict.fromkeys(former) if d not in known
+        ]
     repository.commit(changes)
     return Erasure(tuple(sorted(ids)), suppress, now)
 
@@ -107,6 +114,17 @@ def export_person(repository: Repository, subject_id: UUID) -> dict[str, Any]:
         "events": [model_data(e) for i in subjects for e in repository.history(i)],
         "merges": [_merge(log) for log in repository.merges_of(ids)],
     }
+
+
+def former_digests(
+    repository: Repository, subject_id: UUID
+) -> tuple[list[str], list[Lead | Contact]]:
+    """The digests of the identity keys the person ``subject_id`` belongs to edited away
+    (on the lead, the contact it became, and the records merged into either, whose
+    history moved with them), and the records whose history was read."""
+    people: list[Lead | Contact] = _person(repository, subject_id, erased=False)
+    digests = dropped_digests(e for r in people for e in repository.history(r.id))
+    return digests, people
 
 
 def _person(repository: Repository, subject_id: UUID, *, erased: bool = True) -> list[Any]:
@@ -198,8 +216,14 @@ def _scrub_event(stored: Event, texts: re.Pattern[str] | None) -> Event:
     changes: dict[str, Any] = {}
     if stored.reason is not None and stored.name != "erase":
         changes["reason"] = None
-    if _mentions(stored.data, texts):
-        changes["data"] = _scrub(stored.data, texts)
+    data = stored.data
+    if DROPPED_KEYS in data:
+        # Suppressed by the erasure, or (suppress=False) to be kept nowhere.
+        data = {k: v for k, v in data.items() if k != DROPPED_KEYS}
+    if _mentions(data, texts):
+        data = _scrub(data, texts)
+    if data is not stored.data:
+        changes["data"] = data
     return stored.model_copy(update=changes) if changes else stored
 
 

@@ -8,6 +8,11 @@ the application's (``Funnel(suppression_secret=...)`` or the environment variabl
 ``LEADFUNNEL_SUPPRESSION_SECRET``), else one the store makes and keeps for itself: that
 one blocks re-adding just as well but sits beside the digests, so whoever copies the
 whole database can test guesses against them.
+
+An avoided person stays avoided under every key they ever held. The keys they hold now
+are claimed in the key index; an ``update`` event that takes keys off a record keeps
+their digests (``data["dropped_keys"]``, never the keys themselves), so that
+avoiding or erasing the person later suppresses those too.
 """
 
 from __future__ import annotations
@@ -18,13 +23,28 @@ import threading
 from collections.abc import Iterable
 from uuid import UUID
 
-from ._models import Contact, Lead, identity_keys
+from ._models import Contact, Event, Lead, identity_keys
 from ._repository import Repository, Suppression
 
-__all__ = ["SECRET_VARIABLE", "Suppressor"]
+__all__ = ["DROPPED_KEYS", "SECRET_VARIABLE", "Suppressor", "dropped_digests"]
 
 #: The environment variable that holds the suppression secret when none is passed.
 SECRET_VARIABLE = "LEADFUNNEL_SUPPRESSION_SECRET"
+
+#: Where an ``update`` event's data lists the digests of the identity keys the edit
+#: took off its record: what the person held before, kept for the avoid list.
+DROPPED_KEYS = "dropped_keys"
+
+
+def dropped_digests(events: Iterable[Event]) -> list[str]:
+    """The digests ``events`` recorded of keys edited away (see :data:`DROPPED_KEYS`),
+    each once, oldest first."""
+    found: dict[str, None] = {}
+    for stored in events:
+        digests = stored.data.get(DROPPED_KEYS)
+        if isinstance(digests, list):
+            found.update(dict.fromkeys(d for d in digests if isinstance(d, str)))
+    return list(found)
 
 
 class Suppressor:
@@ -56,6 +76,10 @@ class Suppressor:
     def suppress(self, keys: Iterable[str], record_id: UUID) -> list[Suppression]:
         """The suppressions that keep ``keys`` avoided, on behalf of ``record_id``."""
         return [Suppression(self.digest(key), record_id) for key in dict.fromkeys(keys)]
+
+    def digests(self, keys: Iterable[str]) -> list[str]:
+        """The digests of ``keys``, each once, in order."""
+        return [self.digest(key) for key in dict.fromkeys(keys)]
 
     def banned(self, keys: Iterable[str]) -> dict[str, UUID]:
         """Which of ``keys`` are suppressed, each with the record that keeps it so.
