@@ -2,12 +2,13 @@
 
 :func:`erase` scrubs a person (the lead, the contact converted from it, and the leads
 converted into that contact) in one commit: the personal fields become ``None``, touch
-notes, event reasons and any event data naming the person are blanked, merge snapshots
-are scrubbed the same way, open deals are lost, and the identity keys leave the key
-index, kept (with ``suppress=True``) only as keyed hashes on the suppression list so
-the person stays avoided (those held now, and those edited away before). What reports
-count (states, sources, owners, every event and
-funnel step) stays, so every report reads the same before and after.
+notes, event reasons and any event data naming the person are blanked, the person's
+merge snapshots (both sides of each merge) lose every personal field, open deals are
+lost, and the identity keys leave the key index, kept (with ``suppress=True``) only as
+keyed hashes on the suppression list so the person stays avoided: those held now, those
+in merge snapshots, and those edited away before. What reports count (states, sources,
+owners, every event and funnel step) stays, so every report reads the same before and
+after.
 
 :func:`export_person` gathers everything stored about a person as JSON-ready data.
 """
@@ -15,7 +16,7 @@ funnel step) stays, so every report reads the same before and after.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -64,10 +65,14 @@ def erase(
 ) -> Erasure:
     """Scrub the person ``subject_id`` belongs to, in one commit (see the module)."""
     people = _person(repository, subject_id, erased=False)
-    texts = _personal_texts(people)
-    keys = [key for record in people for key in identity_keys(record)]
-    changes = ChangeSet()
     ids = {record.id for record in people}
+    logs = repository.merges_of(ids)
+    # The merge snapshots are the person too (either side of each merge): what they
+    # hold is scrubbed from data, and the keys in them suppressed, like the records'.
+    snapshots = [s for log in logs for s in _snapshots_of(log, ids)]
+    texts = _personal_texts([*people, *snapshots])
+    keys = [key for record in (*people, *snapshots) for key in identity_keys(record)]
+    changes = ChangeSet()
     lost_reason = LostReason.AVOID if suppress else LostReason.OTHER
     deals = [d for r in people if isinstance(r, Contact) for d in _deals_of(repository, r)]
     for record in people:
@@ -90,8 +95,8 @@ def erase(
         for logged in repository.touches(subject):
             if logged.note is not None:
                 changes.rewrites.append(logged.model_copy(update={"note": None}))
-    for log in repository.merges_of(ids):
-        changes.rewrite_merges.append(_scrub_merge(log, texts))
+    for log in logs:
+        changes.rewrite_merges.append(_scrub_merge(log, ids))
     if suppress:
         changes.suppress = suppressor.suppress(keys, subject_id)
         known = {s.digest for s in changes.suppress}
@@ -233,11 +238,23 @@ def _scrub_record(record: _P) -> _P:
     return record.model_copy(update=blank)  # type: ignore[return-value]  # same class
 
 
-def _scrub_merge(log: MergeLog, texts: re.Pattern[str] | None) -> MergeLog:
+def _snapshots_of(log: MergeLog, ids: Collection[UUID]) -> list[Lead | Contact]:
+    """The snapshots in ``log`` of the person whose records are ``ids``: both, when the
+    merge kept one of them (the merged-away record was the same person); else the
+    merged-away one, if it is one of them."""
+    if log.keep_id in ids:
+        return [log.keep_before, log.other]
+    return [log.other] if log.other.id in ids else []
+
+
+def _scrub_merge(log: MergeLog, ids: Collection[UUID]) -> MergeLog:
+    # Every personal field of the person's snapshots goes, whatever it holds: the
+    # merged-away record's names, notes or city need not match anything kept.
     keep_before, other = log.keep_before, log.other
-    if _mentions(keep_before.model_dump(mode="json"), texts):
+    scrub = _snapshots_of(log, ids)
+    if any(s is keep_before for s in scrub):
         keep_before = _scrub_record(keep_before)
-    if _mentions(other.model_dump(mode="json"), texts):
+    if any(s is other for s in scrub):
         other = _scrub_record(other)
     deals = tuple(d.model_copy(update={"lost_note": None}) for d in log.opportunities_before)
     return MergeLog(

@@ -1,0 +1,97 @@
+"""Erasure and merge snapshots (DESIGN.md section 13), on every backend in ``conftest``.
+
+A merge log keeps both records as they were before the merge. When the person is
+erased, every personal field of both snapshots goes, whatever it holds: the merged-away
+record's names, notes or city need not match anything the kept record has.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import T0
+from leadfunnel import AvoidListedError, Contact, Funnel, Lead, SqlRepository
+from leadfunnel.testing import ManualClock
+
+#: Only the merged-away badge holds these (no e-mail, no phone), and the merge takes
+#: none of them: the kept record has every one of these fields already.
+BADGE = {
+    "first_name": "Bobby",
+    "last_name": "Jonez",
+    "title": "Boss",
+    "city": "Dallasville",
+    "postal_code": "75001",
+    "notes": "BSECRET nickname",
+    "company": "Jonez Widgets",
+}
+KEPT = {
+    "first_name": "Robert",
+    "last_name": "Jones",
+    "email": "rj@acme.example.com",
+    "title": "CEO",
+    "city": "Austin",
+    "postal_code": "78701",
+    "notes": "anote",
+    "company": "Acme",
+}
+
+
+def merged_and_erased(funnel: Funnel) -> Lead:
+    keep = funnel.add(Lead(**KEPT))
+    badge = funnel.add(Lead(**BADGE))
+    funnel.merge(keep, badge)
+    funnel.erase(keep)
+    return keep
+
+
+def found(text: str, values: dict[str, str]) -> list[str]:
+    return [v for v in values.values() if v.casefold() in text.casefold()]
+
+
+def test_the_merged_away_snapshot_is_scrubbed_of_every_personal_field(funnel: Funnel) -> None:
+    keep = merged_and_erased(funnel)
+    (log,) = funnel.repository.merges_of([keep.id])
+    for snapshot in (log.keep_before, log.other):
+        for name in (*BADGE, *KEPT):
+            assert getattr(snapshot, name) is None, name
+    assert found(json.dumps(funnel.export_person(keep.id)), {**BADGE, **KEPT}) == []
+
+
+def test_a_merged_away_key_and_its_values_go_with_a_contacts_erasure(funnel: Funnel) -> None:
+    keep = funnel.add(
+        Contact(first_name="Una", email="una@k.example.com", phone="+15125550165", city="Oslo")
+    )
+    other = funnel.add(Contact(first_name="Unity", city="Zanzibar", phone="+15125550166"))
+    merged = funnel.merge(keep, other)
+    # The merged-away phone edited off the kept contact: only the snapshot still has it.
+    funnel.update(merged.model_copy(update={"other_phones": frozenset()}))
+    funnel.erase(keep)
+    exported = json.dumps(funnel.export_person(keep.id))
+    assert found(exported, {"a": "Unity", "b": "Zanzibar", "c": "5125550166"}) == []
+    with pytest.raises(AvoidListedError) as err:
+        funnel.add(Lead(phone="(512) 555-0166"))
+    assert err.value.existing_id == keep.id
+
+
+def test_no_byte_of_a_merged_away_record_is_left_in_the_sqlite_files(tmp_path: Path) -> None:
+    path = str(tmp_path / "snap.db")
+    repository = SqlRepository(f"sqlite:///{path}")
+    funnel = Funnel(repository, clock=ManualClock(T0))
+    keep = funnel.add(Lead(**KEPT))
+    badge = funnel.add(Lead(**BADGE))
+    funnel.merge(keep, badge)
+
+    def scan() -> list[str]:
+        data = b"".join(Path(f).read_bytes() for f in glob.glob(path + "*"))
+        return [v for v in (*BADGE.values(), *KEPT.values()) if v.encode() in data]
+
+    repository.compact()
+    assert set(scan()) == {*BADGE.values(), *KEPT.values()}  # the scan finds them before
+    funnel.erase(keep)
+    repository.compact()
+    repository.close()
+    assert scan() == []
