@@ -27,6 +27,7 @@ from leadfunnel import (
     Funnel,
     ImportReport,
     InMemoryRepository,
+    InvalidArgumentError,
     InvalidTransitionError,
     Lead,
     LeadFunnelError,
@@ -1316,8 +1317,19 @@ def test_unmerge_refusals(funnel: Funnel) -> None:
     err = refused(funnel, NotFoundError, lambda: funnel.unmerge(keep))
     assert "merge" in str(err)
     merged = funnel.merge(keep, other)
-    funnel.update(merged.model_copy(update={"city": "Waco"}))
-    refused(funnel, ConcurrencyError, lambda: funnel.unmerge(keep))
+    edited = funnel.update(merged.model_copy(update={"city": "Waco"}))
+    # Not a stale copy (re-reading cannot help): unmerge would undo the later edit.
+    err = refused(funnel, InvalidArgumentError, lambda: funnel.unmerge(keep))
+    assert not isinstance(err, ConcurrencyError)
+    assert "(city)" in str(err)
+    assert "re-read" not in str(err)
+    assert "Waco" not in str(err)  # the fields' names, never their values
+    funnel.update(edited.model_copy(update={"city": merged.city}))  # put back: it undoes
+    assert funnel.unmerge(keep).city == keep.city
+    merged = funnel.avoid(funnel.merge(keep, other))
+    err = refused(funnel, InvalidArgumentError, lambda: funnel.unmerge(keep))
+    assert "status" in str(err)
+    assert "update()" in str(err)
 
 
 def test_merges_undo_last_first(funnel: Funnel) -> None:

@@ -16,7 +16,6 @@ from uuid import UUID
 
 from ._changes import bump, event, fill_from, load
 from ._errors import (
-    ConcurrencyError,
     InvalidArgumentError,
     InvalidTransitionError,
     NotFoundError,
@@ -195,8 +194,10 @@ def unmerge(
         # nothing else: compare with what this merge made, not with its version.
         made = log.keep_before.model_copy(update=merge_changes(log.keep_before, log.other))
         ignore = {"version", "updated_at"}
-        if kept.model_dump(exclude=ignore) != made.model_dump(exclude=ignore):
-            raise ConcurrencyError(kept.id, log.keep_version, kept.version)
+        now_fields, made_fields = kept.model_dump(exclude=ignore), made.model_dump(exclude=ignore)
+        if now_fields != made_fields:
+            changed = sorted(n for n in now_fields if now_fields[n] != made_fields.get(n))
+            raise _changed_since_merge(kept, log.other, changed)
     restored = log.keep_before.model_copy(update={"version": kept.version + 1, "updated_at": now})
     current = repository.get_many(o.id for o in log.opportunities_before)
     deals = []
@@ -277,6 +278,21 @@ def merge_changes(keep: Lead | Contact, other: Lead | Contact) -> dict[str, Any]
     ):
         changes["lead_id"] = other.lead_id  # keep is now the contact that lead became
     return changes
+
+
+def _changed_since_merge(
+    kept: Lead | Contact, other: Lead | Contact, changed: list[str]
+) -> InvalidArgumentError:
+    # Not a ConcurrencyError: nobody holds a stale copy, and reading again changes
+    # nothing. The fields are named, never their values (no personal data in errors).
+    return InvalidArgumentError(
+        f"cannot unmerge {kept.kind} {kept.id}: it changed after {other.kind} {other.id} "
+        f"was merged into it ({', '.join(changed)}), and unmerge puts both records back "
+        "exactly as they were before the merge, which would undo those changes. Put the "
+        "fields back as the merge left them and unmerge, or split the two by hand: take "
+        f"{other.id}'s e-mail and phone off {kept.id} with update() (other_emails, "
+        "other_phones) and add that person again"
+    )
 
 
 def _check_mergeable(kept: Lead | Contact, gone: Lead | Contact) -> None:
