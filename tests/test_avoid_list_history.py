@@ -139,6 +139,16 @@ def test_a_converted_leads_keys_stay_avoided_with_its_contact(funnel: Funnel, av
     refused_everywhere(funnel, phone="+15125550133")
 
 
+def test_losing_a_deal_for_avoid_keeps_the_contacts_old_keys_avoided(funnel: Funnel) -> None:
+    lead = funnel.add(Lead(**person(1, email="m1@v.example.com")))
+    funnel.qualify(lead, force=True)
+    deal = funnel.set_appointment(lead)
+    edit(funnel, funnel.get_contact(deal.contact_id), email="m2@v.example.com")
+    funnel.lose(deal, reason="avoid")  # avoids the contact
+    refused_everywhere(funnel, email="m1@v.example.com")
+    refused_everywhere(funnel, email="m2@v.example.com")
+
+
 def test_avoiding_twice_or_without_history_changes_nothing_more(funnel: Funnel) -> None:
     lead = funnel.add(Lead(first_name="D", email="d1@u.example.com"))
     avoided = funnel.avoid(lead)

@@ -20,7 +20,8 @@ from ._enums import ContactType, LostReason, Stage
 from ._errors import InvalidArgumentError
 from ._lifecycle import CONTACT, OPPORTUNITY
 from ._models import Contact, Opportunity
-from ._repository import ChangeSet, Repository
+from ._privacy import former_digests
+from ._repository import ChangeSet, Repository, Suppression
 
 __all__ = ["lose", "lose_open_deals", "move_deal", "reschedule", "win"]
 
@@ -194,6 +195,9 @@ def _move_contact(
     changes.events.append(event(moved, trigger, source, dest, now, actor, reason))
     if dest == ContactType.AVOID:
         lose_open_deals(repository, moved, now, actor, reason, changes)
+        # As avoid() does: the keys the person edited away before stay avoided too.
+        digests, _ = former_digests(repository, contact.id)
+        changes.suppress += [Suppression(digest, contact.id) for digest in digests]
 
 
 def _money(value: Any) -> Any:
