@@ -913,7 +913,7 @@ class Funnel:
         The merged-away record comes back exactly as it was (``funnel.get(other_id)``),
         with its touches, deals and history.
 
-        Refused with :class:`ConcurrencyError` once ``keep`` has changed since the
+        Refused with :class:`InvalidArgumentError` once ``keep`` has changed since the
         merge (undoing it would silently drop that change).
         """
         return _merging.unmerge(
