@@ -52,6 +52,7 @@ from .._models import (
     is_avoided,
     updated,
 )
+from .._periods import month_of
 from .._repository import (
     DO_NOT_CALL,
     ChangeSet,
@@ -366,7 +367,7 @@ class SqlRepository(Repository):
                     "subject_id": e.subject_id,
                     "step": step,
                     "at": e.at,
-                    "month": _month(e.at),
+                    "month": month_of(e.at),
                 }
                 for e in changes.events
                 for step in funnel_steps(e.subject, e.source, e.dest)
@@ -1892,12 +1893,6 @@ _sqlite_micros = functools.lru_cache(maxsize=1024)(s.to_sqlite_micros)
 
 
 _ANY_SUPPRESSED = sa.select(sa.literal(1)).select_from(s.suppressions).limit(1)
-
-
-def _month(at: datetime) -> str:
-    if at.utcoffset() != _ZERO:
-        at = at.astimezone(UTC)
-    return f"{at.year:04d}-{at.month:02d}"
 
 
 _ZERO = timedelta(0)
