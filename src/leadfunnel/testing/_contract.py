@@ -1162,6 +1162,22 @@ class RepositoryContract(ABC):
         with pytest.raises(NotFoundError):
             repo.commit(ChangeSet(checks=[lead(2)]))
 
+    def test_touches_read_refuse_a_change_decided_on_other_touches(self, repo: Repository) -> None:
+        a, b = lead(1), lead(2)
+        add(repo, a, b)
+        first = touch(a, "no_answer")
+        repo.commit(ChangeSet(touches=[first], checks=[a], touches_read={a.id: 0}))
+        late = touch(a, "left_message", channel="sms")
+        for read in (0, 2):  # decided on fewer touches, or on more, than a has
+            with pytest.raises(ConcurrencyError) as err:
+                repo.commit(ChangeSet(touches=[late], checks=[a], touches_read={a.id: read}))
+            assert (err.value.id, err.value.expected, err.value.found) == (a.id, read, 1)
+        assert repo.touches(a.id) == [first]  # nothing of the refused change
+        # Counted per subject: b has none, whatever a has.
+        repo.commit(ChangeSet(touches=[late], checks=[a, b], touches_read={a.id: 1, b.id: 0}))
+        assert repo.touches(a.id) == [first, late]
+        assert repo.get(a.id) == a  # what was read is checked, not changed
+
     def test_suppressions_are_kept_and_found_by_digest(self, repo: Repository) -> None:
         a = lead(1)
         add(repo, a)
