@@ -280,7 +280,7 @@ def test_cli_import_fills_an_aliased_field_from_a_column_named_like_it_or_its_al
     repository = SqlRepository(cli_db)
     try:
         (lead,) = Funnel(repository, lead_model=model).leads()
-        assert (type(lead), lead.endpoints, lead.vertical, lead.plan) == (
+        assert (type(lead), *(getattr(lead, n) for n in ("endpoints", "vertical", "plan"))) == (
             model,
             25,
             "health",

@@ -1314,8 +1314,8 @@ def test_unmerge_restores_both_records_exactly(funnel: Funnel, clock: ManualCloc
 def test_unmerge_refusals(funnel: Funnel) -> None:
     keep = new_lead(funnel, 1)
     other = new_lead(funnel, 2)
-    err = refused(funnel, NotFoundError, lambda: funnel.unmerge(keep))
-    assert "merge" in str(err)
+    missing = refused(funnel, NotFoundError, lambda: funnel.unmerge(keep))
+    assert "merge" in str(missing)
     merged = funnel.merge(keep, other)
     edited = funnel.update(merged.model_copy(update={"city": "Waco"}))
     # Not a stale copy (re-reading cannot help): unmerge would undo the later edit.

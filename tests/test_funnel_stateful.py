@@ -93,6 +93,9 @@ class FunnelMachine(RuleBasedStateMachine):
         self.emails: list[str] = []
         # E-mails an avoided person dropped by an edit: suppressed, never to come back.
         self.suppressed: set[str] = set()
+        # E-mails a person dropped before it was avoided, and who dropped them: they are
+        # suppressed once that person is avoided (DESIGN 12: keys it ever held).
+        self.former: dict[str, set[UUID]] = {}
         self.numbers = itertools.count(1)
         self.run = uuid.uuid4().hex[:8]  # a shared database may keep earlier runs' people
 
@@ -164,12 +167,34 @@ class FunnelMachine(RuleBasedStateMachine):
             if isinstance(r, (Lead, Contact)) and holds_keys(r) and key in identity_keys(r)
         }
 
+    def avoided_before(self, email: str) -> bool:
+        """Whether a person who dropped ``email`` has been avoided since (or is gone,
+        merged into another whose state this model does not follow)."""
+        records = self.records()
+        for holder in self.former.get(email.lower(), ()):
+            record = records.get(holder)
+            if record is None:
+                return True  # merged away: its keep may be avoided
+            linked = [record]
+            for other in (getattr(record, "contact_id", None), getattr(record, "lead_id", None)):
+                if other is not None and other in records:
+                    linked.append(records[other])
+            if any(state_of(r) == "avoid" for r in linked):
+                return True
+        return False
+
+    def refusable(self, email: str | None) -> bool:
+        """Whether adding or capturing ``email`` may be refused as avoid-listed."""
+        return email is not None and (
+            email.lower() in self.suppressed or self.avoided_before(email)
+        )
+
     def _add_lead(self, status: str, email: str | None) -> Any:
         fields = self.person(status=status, **({"email": email} if email else {}))
         holders = self.holders(email) if email else {}
         lead = self.attempt(lambda: self.funnel.add(Lead(**fields)))
         if lead is None:
-            assert holders or (email or "").lower() in self.suppressed, "a new person was refused"
+            assert holders or self.refusable(email), "a new person was refused"
             return multiple()
         assert (email or "").lower() not in self.suppressed, "a suppressed person came back"
         assert not holders, "a duplicate was added"
@@ -214,6 +239,8 @@ class FunnelMachine(RuleBasedStateMachine):
         self.emails.append(fresh)
         if stored.email is not None and state_of(stored) == "avoid":
             self.suppressed.add(stored.email.lower())
+        elif stored.email is not None:
+            self.former.setdefault(stored.email.lower(), set()).add(stored.id)
 
     @rule(target=contacts, type_=st.sampled_from(["prospect", "client", "partner"]))
     def add_contact(self, type_: str) -> Any:
@@ -231,7 +258,7 @@ class FunnelMachine(RuleBasedStateMachine):
         carrier = self.attempt(lambda: self.funnel.capture(Lead(email=email, city="Austin")))
         if carrier is None:
             # only an avoid-listed person is refused
-            assert email.lower() in self.suppressed or any(
+            assert self.refusable(email) or any(
                 r.kind != "opportunity" and state_of(r) == "avoid" for r in holders.values()
             )
             return multiple()
