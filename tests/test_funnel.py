@@ -37,6 +37,7 @@ from leadfunnel import (
     Opportunity,
     Outcome,
     PolicyError,
+    QualificationEngine,
     Stage,
     Tier,
 )
@@ -480,6 +481,24 @@ def test_qualify_by_hand(funnel: Funnel, clock: ManualClock, start: str) -> None
     assert (event.actor, event.reason) == ("ana", "referral")
     assert event.data["forced"] is True
     assert event.data["qualified"] is True
+
+
+def test_a_lead_found_unfit_leaves_the_sweet_spot(funnel: Funnel) -> None:
+    lead = new_lead(funnel, 1)
+    funnel.qualify(lead, force=True)
+    out = funnel.disqualify(lead)
+    assert out.status == LeadStatus.UNQUALIFIED
+    assert "sweet-spot" not in out.tags
+    assert funnel.leads(tag="sweet-spot") == []
+    # Judged unfit by the engine: a hard territory rule fails.
+    funnel.engine = QualificationEngine.from_dict(
+        {"profiles": [{"name": "us", "rules": [
+            {"rule": "geography", "countries": ["US"], "hard": True},
+        ]}]}
+    )  # fmt: skip
+    tagged = funnel.add(Lead(**person(2, country="DE", tags={"sweet-spot", "expo"})))
+    assert funnel.qualify(tagged).status == LeadStatus.UNQUALIFIED
+    assert funnel.get_lead(tagged.id).tags == {"expo"}
 
 
 def test_qualify_by_hand_of_a_lead_without_interest_is_warm(funnel: Funnel) -> None:

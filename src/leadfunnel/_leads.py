@@ -46,9 +46,12 @@ def move_lead(
     """Fire a plain lead trigger (``farm``, ``respond``, ``disqualify``) and commit."""
     lead: Lead = load(repository, lead_id, Lead)
     source = lead.status.value
-    dest = LEAD.move(source, trigger)
-    moved = bump(lead, now, status=LeadStatus(dest), status_at=now)
-    new = event(moved, trigger, source, dest, now, actor, reason)
+    dest = LeadStatus(LEAD.move(source, trigger))
+    changes: dict[str, Any] = {"status": dest, "status_at": now}
+    if dest is LeadStatus.UNQUALIFIED and SWEET_SPOT in lead.tags:
+        changes["tags"] = lead.tags - {SWEET_SPOT}  # found unfit: out of the sweet spot
+    moved = bump(lead, now, **changes)
+    new = event(moved, trigger, source, dest.value, now, actor, reason)
     repository.commit(ChangeSet(updates=[moved], events=[new], read={lead.id: lead}))
     return moved
 
@@ -252,7 +255,8 @@ def _changed_fields(
     lead: Lead, dest: LeadStatus, result: QualificationResult, now: datetime
 ) -> dict[str, Any]:
     """What moving ``lead`` to ``dest`` changes: its status (and since when), and for a
-    qualified lead the sweet-spot tag and the profile it fits; nothing else."""
+    qualified lead the sweet-spot tag and the profile it fits (a lead found unfit loses
+    the tag, and keeps the profile it matched before); nothing else."""
     fields: dict[str, Any] = {}
     if dest is not lead.status:
         fields["status"], fields["status_at"] = dest, now
@@ -261,6 +265,8 @@ def _changed_fields(
             fields["tags"] = lead.tags | {SWEET_SPOT}
         if lead.profile != result.profile:
             fields["profile"] = result.profile
+    elif dest is LeadStatus.UNQUALIFIED and SWEET_SPOT in lead.tags:
+        fields["tags"] = lead.tags - {SWEET_SPOT}
     return fields
 
 
