@@ -3,7 +3,10 @@ RuleError naming the rule, profile and lead, with nothing changed."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+from click.testing import CliRunner
 
 from leadfunnel import (
     BaseRule,
@@ -16,6 +19,7 @@ from leadfunnel import (
     RuleError,
     Verdict,
 )
+from leadfunnel._cli import main
 from leadfunnel.rules import Niche
 
 
@@ -102,6 +106,36 @@ def test_a_verdict_naming_a_field_the_lead_lacks_is_a_rule_error() -> None:
     engine = QualificationEngine([Profile("p", [Misspelt()])])
     with pytest.raises(RuleError, match="'emial' is missing, but Lead has no such field"):
         engine.evaluate(Lead(first_name="Pat"))
+
+
+def test_a_field_rule_naming_no_field_of_the_lead_model_is_refused_by_the_funnel(
+    tmp_path: Path,
+) -> None:
+    """Found when the funnel is made, naming the profile and the rule, not on a lead."""
+    config = {"profiles": [{"name": "big", "rules": [
+        {"rule": "niche", "industries": ["IT Services"]},
+        {"rule": "field", "field": "endpoints", "min": 20},
+    ]}]}  # fmt: skip
+    engine = QualificationEngine.from_dict(config)
+    with pytest.raises(ConfigError, match=r"profile 'big', rule #2: .*'endpoints', which Lead"):
+        Funnel(engine=engine)
+
+    class FleetLead(Lead):
+        endpoints: int | None = None
+
+    funnel = Funnel(engine=engine, lead_model=FleetLead)  # the application's field
+    lead = funnel.add(FleetLead(industry="IT Services", endpoints=25, status="raw"))
+    assert funnel.qualify(lead).qualified
+    # The command line says so in one line and exits 2, before touching a lead.
+    rules = tmp_path / "rules.toml"
+    rules.write_text(
+        '[[profiles]]\nname = "big"\nrules = [{ rule = "field", field = "endpoint", min = 20 }]\n'
+    )
+    done = CliRunner().invoke(
+        main, ["qualify", "--rules", str(rules), "--db", f"sqlite:///{tmp_path / 'f.db'}"]
+    )
+    assert done.exit_code == 2
+    assert "rule 'field' names 'endpoint', which Lead has no field" in done.output
 
 
 @pytest.mark.parametrize("weight", [-3, 0, float("nan"), float("inf"), "2", True])
