@@ -113,9 +113,13 @@ def test_import_leads_fills_an_aliased_field_from_its_name_or_its_alias(
             # Becomes a contact: the lead-only field stays behind, by name or alias.
             {**person(4), "type": "prospect", "Vertical Market": "energy", "Lead Only": "z"},
             {**person(5), "type": "client", "vertical": "mining", "lead_only": "z"},
+            # An export's empty column beside the other is no data: not given twice.
+            {**person(6), "seats": "9", "Seat Count": "", "vertical": "x", "Vertical Market": None},
         ]
     )
     assert [issue.row for issue in report.rejected] == [3]
+    sixth = funnel.get_lead(report.added[-1])
+    assert (sixth.seats, sixth.vertical) == (9, "x")  # type: ignore[attr-defined]
     assert report.rejected[0].reason == (
         "vertical: given more than once ('Vertical Market' and 'vertical'); keep one"
     )
@@ -187,6 +191,9 @@ def test_documents_hold_fields_by_name_even_for_a_model_that_dumps_by_alias(
     assert not {"Vertical Market", "Renewal Note"} & doc.keys()
     assert funnel.leads(where={"vertical": "health"})[0].id == lead.id
     assert fields(funnel.get_lead(lead.id)) == ("health", None, None, "May")
+    # update() edits by name, whatever the model dumps by.
+    edited = funnel.update(lead.model_copy(update={"vertical": "energy"}))
+    assert fields(funnel.get_lead(edited.id)) == ("energy", None, None, "May")
 
 
 def test_documents_stored_by_alias_still_read_and_a_clash_is_an_error(

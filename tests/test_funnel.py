@@ -499,6 +499,15 @@ def test_a_lead_found_unfit_leaves_the_sweet_spot(funnel: Funnel) -> None:
     tagged = funnel.add(Lead(**person(2, country="DE", tags={"sweet-spot", "expo"})))
     assert funnel.qualify(tagged).status == LeadStatus.UNQUALIFIED
     assert funnel.get_lead(tagged.id).tags == {"expo"}
+    # A contact found unfit when its deal is lost as unqualified leaves it too.
+    booked = new_lead(funnel, 3)
+    funnel.qualify(booked, force=True)
+    deal = funnel.set_appointment(booked)
+    assert "sweet-spot" in funnel.get_contact(deal.contact_id).tags
+    funnel.lose(deal, reason="unqualified")
+    contact = funnel.get_contact(deal.contact_id)
+    assert (contact.type, contact.tags) == (ContactType.UNQUALIFIED, frozenset())
+    assert funnel.contacts(tag="sweet-spot") == []
 
 
 def test_qualify_by_hand_of_a_lead_without_interest_is_warm(funnel: Funnel) -> None:

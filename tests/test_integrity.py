@@ -229,6 +229,14 @@ def test_free_text_arguments_refuse_control_characters(funnel: Funnel) -> None:
     assert deal.owner == funnel.get(deal.id).owner == "Dana"  # stripped, as a model is
     with pytest.raises(pydantic.ValidationError, match="control character"):
         funnel.lose(deal, reason="price", note="n\x00")
+    # A blank is no value, as when the argument is left out: the owner stays.
+    owned = funnel.capture(Lead(**person(2, owner="alice")))
+    booked = funnel.set_appointment(owned, owner="  ", setter="", force=True)
+    assert (booked.owner, booked.setter) == ("alice", None)
+    assert funnel.get_contact(booked.contact_id).owner == "alice"
+    touch = funnel.touch(booked.contact_id, "email", "no_answer", note=" ", actor="")
+    assert touch.note is touch.actor is None
+    assert funnel.history(booked.contact_id)[-1].actor is None
     assert funnel.lose(deal, reason="price", note="too\tdear\n").lost_note == "too\tdear"
 
 

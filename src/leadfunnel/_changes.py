@@ -141,7 +141,8 @@ def checked(model: type[_Stored], name: str, value: str | None) -> str | None:
     event it lands in is built from validated values without validating them again, so
     a control character or an over-long text is refused here, with the
     ``pydantic.ValidationError`` building ``model`` would raise, before anything is
-    stored."""
+    stored. Whitespace around it is stripped, and a blank is ``None``: no value, as
+    when the argument is left out (``set_appointment(owner=" ")`` keeps the owner)."""
     if value is None:
         return None
     if type(value) is not str:
@@ -170,7 +171,7 @@ def _validated(model: type[_Stored], name: str, value: object) -> str | None:
                 detail["ctx"] = error["ctx"]
             details.append(detail)
         raise pydantic.ValidationError.from_exception_data(model.__name__, details) from None
-    return checked
+    return checked or None  # a blank is not data (as a record's own text fields say)
 
 
 @functools.cache

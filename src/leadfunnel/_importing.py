@@ -156,6 +156,23 @@ def _aliases(info: FieldInfo) -> tuple[str, ...]:
     return tuple(dict.fromkeys(key for key in found if isinstance(key, str)))
 
 
+def _drop_blank_twins(data: dict[str, Any], keys: Mapping[str, str]) -> None:
+    """Leave out of ``data`` a blank value (None, or a text of spaces) given for a field
+    that another of its keys (its name or an alias) gives too: an export's empty column
+    is no data, and only two values for one field are a row to refuse."""
+    by_field: dict[str, list[str]] = {}
+    for key in data:
+        name = keys.get(key)
+        if name is not None:
+            by_field.setdefault(name, []).append(key)
+    for given in by_field.values():
+        if len(given) > 1:
+            for key in given:
+                value = data[key]
+                if value is None or (isinstance(value, str) and not value.strip()):
+                    del data[key]
+
+
 def _reason(exc: pydantic.ValidationError, keys: Mapping[str, str], row: Iterable[str]) -> str:
     """The errors of ``exc``, raised validating ``row`` (its keys) as a model of these
     ``keys`` (:func:`field_keys`): a field given twice, by its name and by its alias
@@ -379,6 +396,9 @@ def _new_record(
                 name = lead_keys.get(key)
                 if name is not None and name not in Lead.model_fields:
                     del data[key]
+        keys = field_keys(kind)
+        if len(keys) > len(kind.model_fields):  # the model has aliases
+            _drop_blank_twins(data, keys)
         created = data.get("created_at")
         dated = created not in (None, "")
         if not dated:

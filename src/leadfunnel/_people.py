@@ -260,7 +260,7 @@ def update(
     if not edits:
         return stored
     # model_copy(update=...) skips validation: validate the edited record whole.
-    edited = {**stored.model_dump(), **edits}
+    edited = {**stored.model_dump(by_alias=False), **edits}  # edits name fields, not aliases
     checked = cast(_R, type(record).model_validate(edited, context=context))
     fresh = bump(checked, now)
     if fresh.version != stored.version + 1:
