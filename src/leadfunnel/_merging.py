@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from ._changes import bump, event, fill_from, load
+from ._changes import MANAGED, bump, event, fill_from, load
 from ._errors import (
     InvalidArgumentError,
     InvalidTransitionError,
@@ -285,12 +285,19 @@ def _changed_since_merge(
 ) -> InvalidArgumentError:
     # Not a ConcurrencyError: nobody holds a stale copy, and reading again changes
     # nothing. The fields are named, never their values (no personal data in errors).
+    # A field the funnel's triggers manage (its state) cannot be put back by an edit.
+    moved = [name for name in changed if name in MANAGED[kept.kind]]
+    undo = (
+        f"Its {', '.join(moved)} moved by a trigger since, which no edit undoes: split the "
+        "two by hand instead"
+        if moved
+        else "Put the fields back as the merge left them and unmerge, or split the two by hand"
+    )
     return InvalidArgumentError(
         f"cannot unmerge {kept.kind} {kept.id}: it changed after {other.kind} {other.id} "
         f"was merged into it ({', '.join(changed)}), and unmerge puts both records back "
-        "exactly as they were before the merge, which would undo those changes. Put the "
-        "fields back as the merge left them and unmerge, or split the two by hand: take "
-        f"{other.id}'s e-mail and phone off {kept.id} with update() (other_emails, "
+        f"exactly as they were before the merge, which would undo those changes. {undo}: "
+        f"take {other.id}'s e-mail and phone off {kept.id} with update() (other_emails, "
         "other_phones) and add that person again"
     )
 
