@@ -64,3 +64,44 @@ def test_import_fills_custom_fields_from_columns_named_like_them(tmp_path: Path)
     assert isinstance(pat, Lead)
     assert (pat.endpoints, pat.it_provider) == (40, "Globex")  # type: ignore[attr-defined]
     assert [c.email for c in funnel.contacts()] == ["cora@conv.example.com"]
+
+
+def test_qualify_judges_custom_fields_with_the_lead_model(tmp_path: Path) -> None:
+    """`leadfunnel qualify --lead-model`: a field rule on the application's own field."""
+    (tmp_path / "mycrm_models.py").write_text(MODELS, encoding="utf-8")
+    (tmp_path / "rules.toml").write_text(
+        '[[profiles]]\nname = "fleet"\n'
+        'rules = [{ rule = "field", field = "endpoints", min = 20, hard = true }]\n',
+        encoding="utf-8",
+    )
+    db = f"sqlite:///{tmp_path / 'crm.db'}"
+    sys.path.insert(0, str(tmp_path))
+    try:
+        from mycrm_models import MyLead
+    finally:
+        sys.path.remove(str(tmp_path))
+    funnel = Funnel(SqlRepository(db), lead_model=MyLead)
+    big = funnel.add(MyLead(email="big@fleet.example.com", endpoints=40, status="raw"))
+    small = funnel.add(MyLead(email="small@fleet.example.com", endpoints=5, status="raw"))
+    funnel.repository.close()
+
+    def qualify(*more: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "leadfunnel", "qualify", "--rules", "rules.toml", "--db", db,
+             *more],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"},
+        )  # fmt: skip
+
+    without = qualify()  # plain Lead has no such field: refused before any lead
+    assert without.returncode == 2
+    assert "names 'endpoints', which Lead has no field" in without.stderr
+    done = qualify("--lead-model", "mycrm_models:MyLead")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("1 qualified, 1 disqualified")
+    funnel = Funnel(SqlRepository(db), lead_model=MyLead)
+    assert funnel.get_lead(big.id).status == "qualified"
+    assert funnel.get_lead(small.id).status == "unqualified"

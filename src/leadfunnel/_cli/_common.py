@@ -22,6 +22,8 @@ __all__ = [
     "fail",
     "format_option",
     "guarded",
+    "lead_model_option",
+    "load_lead_model",
     "open_funnel",
     "output_option",
 ]
@@ -106,3 +108,26 @@ def guarded(command: _F) -> _F:
             fail(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "))
 
     return wrapper  # type: ignore[return-value]
+
+
+def lead_model_option(help: str) -> Callable[[_F], _F]:
+    """``--lead-model MODULE:CLASS``: the application's ``Lead`` subclass."""
+    return click.option("--lead-model", default=None, metavar="MODULE:CLASS", help=help)
+
+
+def load_lead_model(spec: str) -> Any:
+    """The class ``module:Class`` names: a subclass of ``Lead``, or exit 2."""
+    import importlib
+
+    from .._models import Lead
+
+    module_name, _, class_name = spec.partition(":")
+    if not module_name or not class_name:
+        fail(f"--lead-model {spec!r}: write it as package.module:ClassName")
+    try:
+        found = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError) as exc:
+        fail(f"--lead-model {spec!r}: {exc}; is the module on the Python path?")
+    if not (isinstance(found, type) and issubclass(found, Lead)):
+        fail(f"--lead-model {spec!r} is not a subclass of leadfunnel.Lead")
+    return found

@@ -16,7 +16,7 @@ import click
 from .._collector import collector_paused
 from .._csv_out import csv_writer, printable
 from .._errors import LeadFunnelError
-from ._common import db_option, fail, guarded, open_funnel
+from ._common import db_option, fail, guarded, lead_model_option, load_lead_model, open_funnel
 
 if TYPE_CHECKING:
     from .._csv import CsvRow, CsvSource
@@ -59,12 +59,9 @@ __all__ = ["import_"]
     help="Time zone of dates written without one, e.g. Europe/Paris.",
 )
 @click.option("--day-first", is_flag=True, help="Read dates like 03/04/2024 as day/month/year.")
-@click.option(
-    "--lead-model",
-    default=None,
-    metavar="MODULE:CLASS",
-    help="Your Lead subclass (e.g. mycrm.models:MyLead): columns named like its own "
-    "fields fill them.",
+@lead_model_option(
+    "Your Lead subclass (e.g. mycrm.models:MyLead): columns named like its own fields "
+    "(or their aliases) fill them."
 )
 @click.option(
     "--rejects",
@@ -97,7 +94,7 @@ def import_(
     from .._importing import sized_chunks
 
     statuses = StatusMap.from_toml(status_map) if status_map else None
-    model = _lead_model(lead_model) if lead_model else None
+    model = load_lead_model(lead_model) if lead_model else None
     source = open_csv(
         file,
         format_,
@@ -249,24 +246,6 @@ class _Handled:
 
     rejected: list[tuple[int, str, tuple[str, ...]]]
     unhandled: int | None
-
-
-def _lead_model(spec: str) -> Any:
-    """The class ``module:Class`` names: a subclass of ``Lead``, or exit 2."""
-    import importlib
-
-    from .._models import Lead
-
-    module_name, _, class_name = spec.partition(":")
-    if not module_name or not class_name:
-        fail(f"--lead-model {spec!r}: write it as package.module:ClassName")
-    try:
-        found = getattr(importlib.import_module(module_name), class_name)
-    except (ImportError, AttributeError) as exc:
-        fail(f"--lead-model {spec!r}: {exc}; is the module on the Python path?")
-    if not (isinstance(found, type) and issubclass(found, Lead)):
-        fail(f"--lead-model {spec!r} is not a subclass of leadfunnel.Lead")
-    return found
 
 
 def _zone(name: str) -> tzinfo:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ._common import db_option, guarded, open_funnel
+from ._common import db_option, guarded, lead_model_option, load_lead_model, open_funnel
 
 __all__ = ["qualify"]
 
@@ -17,18 +17,24 @@ __all__ = ["qualify"]
     required=True,
     help="TOML file with [[profiles]] (see docs/rules.md).",
 )
+@lead_model_option(
+    "Your Lead subclass (e.g. mycrm.models:MyLead), for rules on its own fields "
+    '({ rule = "field", field = "endpoints", min = 20 }).'
+)
 @guarded
-def qualify(db: str, rules: str) -> None:
+def qualify(db: str, rules: str, lead_model: str | None) -> None:
     """Qualify every raw lead against the profiles in a rules file.
 
     \b
     Example:
       leadfunnel qualify --rules profiles.toml
+      leadfunnel qualify --rules profiles.toml --lead-model mycrm.models:MyLead
     """
     from .._qualification import QualificationEngine
 
     engine = QualificationEngine.from_toml(rules)
-    funnel = open_funnel(db, engine=engine)
+    model = load_lead_model(lead_model) if lead_model else None
+    funnel = open_funnel(db, engine=engine, lead_model=model)
     counts = funnel.qualify_all(actor="cli")
     click.echo(
         f"{counts['qualified']} qualified, {counts['unqualified']} disqualified, "
