@@ -208,10 +208,8 @@ def event(
     """The event recording ``name`` on ``record`` (from ``source`` to ``dest``); the
     caller's ``actor`` and ``reason`` are checked as the event's fields (see
     :func:`checked`)."""
-    if actor is not None:
-        actor = checked(Event, "actor", actor)
-    if reason is not None:
-        reason = checked(Event, "reason", reason)
+    actor = checked(Event, "actor", actor)
+    reason = checked(Event, "reason", reason)
     # Built from values the use case has already validated: skip re-validation. Copying
     # a prototype costs a third of model_construct, and this is on every write.
     return updated(

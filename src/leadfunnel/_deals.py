@@ -18,7 +18,7 @@ import pydantic
 from ._changes import bump, checked, event, load, member, require_aware
 from ._enums import ContactType, LostReason, Stage
 from ._errors import InvalidArgumentError
-from ._leads import SWEET_SPOT
+from ._leads import unfit
 from ._lifecycle import CONTACT, OPPORTUNITY
 from ._models import Contact, Opportunity
 from ._privacy import former_digests
@@ -192,8 +192,8 @@ def _move_contact(
     if dest == source:
         return
     fields: dict[str, Any] = {"type": ContactType(dest)}
-    if dest == ContactType.UNQUALIFIED and SWEET_SPOT in contact.tags:
-        fields["tags"] = contact.tags - {SWEET_SPOT}  # found unfit, as a lead would be
+    if dest == ContactType.UNQUALIFIED:
+        fields.update(unfit(contact))
     moved = bump(contact, now, **fields)
     changes.updates.append(moved)
     changes.events.append(event(moved, trigger, source, dest, now, actor, reason))

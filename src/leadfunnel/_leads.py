@@ -23,15 +23,22 @@ from ._errors import (
     NotFoundError,
 )
 from ._lifecycle import LEAD
-from ._models import Lead
+from ._models import Contact, Lead
 from ._protocols import Engine
 from ._qualification import QualificationResult
 from ._repository import ChangeSet, Repository
 
-__all__ = ["PAGE_SIZE", "SWEET_SPOT", "move_lead", "qualify", "qualify_all"]
+__all__ = ["PAGE_SIZE", "SWEET_SPOT", "move_lead", "qualify", "qualify_all", "unfit"]
 
 #: The tag a qualified lead carries: it sits in the sweet spot of a profile.
 SWEET_SPOT = "sweet-spot"
+
+
+def unfit(person: Lead | Contact) -> dict[str, Any]:
+    """What a person found unfit (a lead disqualified, a contact whose deal was lost as
+    unqualified) changes besides its state: it leaves the sweet spot, if it was in it;
+    the profile it matched, and its history, stay."""
+    return {"tags": person.tags - {SWEET_SPOT}} if SWEET_SPOT in person.tags else {}
 
 
 def move_lead(
@@ -48,8 +55,8 @@ def move_lead(
     source = lead.status.value
     dest = LeadStatus(LEAD.move(source, trigger))
     changes: dict[str, Any] = {"status": dest, "status_at": now}
-    if dest is LeadStatus.UNQUALIFIED and SWEET_SPOT in lead.tags:
-        changes["tags"] = lead.tags - {SWEET_SPOT}  # found unfit: out of the sweet spot
+    if dest is LeadStatus.UNQUALIFIED:
+        changes.update(unfit(lead))
     moved = bump(lead, now, **changes)
     new = event(moved, trigger, source, dest.value, now, actor, reason)
     repository.commit(ChangeSet(updates=[moved], events=[new], read={lead.id: lead}))
@@ -255,8 +262,8 @@ def _changed_fields(
     lead: Lead, dest: LeadStatus, result: QualificationResult, now: datetime
 ) -> dict[str, Any]:
     """What moving ``lead`` to ``dest`` changes: its status (and since when), and for a
-    qualified lead the sweet-spot tag and the profile it fits (a lead found unfit loses
-    the tag, and keeps the profile it matched before); nothing else."""
+    qualified lead the sweet-spot tag and the profile it fits (a lead found unfit:
+    :func:`unfit`); nothing else."""
     fields: dict[str, Any] = {}
     if dest is not lead.status:
         fields["status"], fields["status_at"] = dest, now
@@ -265,8 +272,8 @@ def _changed_fields(
             fields["tags"] = lead.tags | {SWEET_SPOT}
         if lead.profile != result.profile:
             fields["profile"] = result.profile
-    elif dest is LeadStatus.UNQUALIFIED and SWEET_SPOT in lead.tags:
-        fields["tags"] = lead.tags - {SWEET_SPOT}
+    elif dest is LeadStatus.UNQUALIFIED:
+        fields.update(unfit(lead))
     return fields
 
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 import re
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
+from ._clock import in_utc_range
+
 __all__ = ["month_of", "parse_bound", "period_label", "previous_period", "read_zone"]
 
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -93,10 +95,11 @@ def previous_period(since: datetime, until: datetime) -> tuple[datetime, datetim
     try:
         if _first_of_month(since) and _first_of_month(until) and since.tzinfo == until.tzinfo:
             months = (until.year - since.year) * 12 + until.month - since.month
-            return _add_months(since, -months), since
-        # With one tzinfo on both, Python subtracts wall-clock times.
-        start = since - (until - since)
-        start.astimezone(UTC)  # (an instant before 0001-01-01 in UTC overflows here)
+            start = _add_months(since, -months)
+        else:
+            # With one tzinfo on both, Python subtracts wall-clock times.
+            start = since - (until - since)
+        in_utc_range(start)  # year 0 on the wall clock raises above, in UTC here
     except (ValueError, OverflowError):
         raise ValueError(
             f"no period of the same length comes before since ({since.isoformat()}): it "

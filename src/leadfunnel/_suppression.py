@@ -75,7 +75,7 @@ class Suppressor:
 
     def suppress(self, keys: Iterable[str], record_id: UUID) -> list[Suppression]:
         """The suppressions that keep ``keys`` avoided, on behalf of ``record_id``."""
-        return [Suppression(self.digest(key), record_id) for key in dict.fromkeys(keys)]
+        return [Suppression(digest, record_id) for digest in self.digests(keys)]
 
     def digests(self, keys: Iterable[str]) -> list[str]:
         """The digests of ``keys``, each once, in order."""
