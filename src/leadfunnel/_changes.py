@@ -15,7 +15,7 @@ import random
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import Annotated, Any, ParamSpec, TypeVar, cast
 from uuid import UUID
 
 import pydantic
@@ -34,6 +34,7 @@ __all__ = [
     "Subject",
     "bump",
     "checked",
+    "created",
     "event",
     "fill_from",
     "lifecycle_of",
@@ -230,6 +231,13 @@ def event(
             "data": data if data is not None else {},
         },
     )
+
+
+def created(model: type[_S], now: datetime, /, **fields: Any) -> _S:
+    """A new record of ``model`` made at ``now`` (a new id, version 1) from ``fields``,
+    values the use case has validated already: not validated again."""
+    record = model.model_construct(id=new_id(), created_at=now, updated_at=now, version=1, **fields)
+    return cast(_S, record)  # (pydantic types model_construct on the bound, _Stored)
 
 
 def bump(record: _S, at: datetime, **changes: Any) -> _S:

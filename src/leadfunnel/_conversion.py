@@ -12,11 +12,11 @@ import functools
 from datetime import datetime
 from uuid import UUID
 
-from ._changes import bump, checked, event, load
+from ._changes import bump, checked, created, event, load
 from ._enums import ContactType, LeadStatus, Stage
 from ._errors import InvalidTransitionError
 from ._lifecycle import LEAD
-from ._models import Contact, Lead, Opportunity, _Person, _Stored, new_id
+from ._models import Contact, Lead, Opportunity, _Person, _Stored
 from ._repository import ChangeSet, Repository
 
 __all__ = ["set_appointment"]
@@ -53,11 +53,9 @@ def set_appointment(
         _check_bookable(contact, force)
         lead_id = contact.lead_id
         changes.checks.append(contact)  # not avoided or disqualified in the meantime
-    opportunity = opportunity_model.model_construct(
-        id=new_id(),
-        created_at=now,
-        updated_at=now,
-        version=1,
+    opportunity = created(
+        opportunity_model,
+        now,
         contact_id=contact.id,
         lead_id=lead_id,
         owner=owner if owner is not None else contact.owner,
@@ -110,11 +108,9 @@ def _convert(
     carried = {name: getattr(record, name) for name in _carried(type(record), contact_model)}
     if owner is not None:
         carried["owner"] = owner
-    contact = contact_model.model_construct(
-        id=new_id(),
-        created_at=now,
-        updated_at=now,
-        version=1,
+    contact = created(
+        contact_model,
+        now,
         type=ContactType.PROSPECT,
         lead_id=record.id,
         **carried,

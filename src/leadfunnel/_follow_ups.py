@@ -11,11 +11,11 @@ from datetime import datetime
 from uuid import UUID
 
 from ._cadence import CadencePolicy
-from ._changes import bump, checked, event, load, retrying
+from ._changes import bump, checked, created, event, load, retrying
 from ._channels import RESETS, check_touch, counted_touches
 from ._enums import Channel, ContactType, LeadStatus, Outcome
 from ._errors import PolicyError
-from ._models import Contact, Lead, Opportunity, Touch, new_id, state_of
+from ._models import Contact, Lead, Opportunity, Touch, state_of
 from ._repository import ChangeSet, Repository
 
 __all__ = ["check_drip", "touch"]
@@ -40,11 +40,9 @@ def touch(
     record: Lead | Contact = load(repository, subject_id, (Lead, Contact, Opportunity))
     check_touch(record, channel)
     counted = check_drip(repository, cadence, record, channel, outcome)
-    logged = Touch.model_construct(
-        id=new_id(),
-        created_at=now,
-        updated_at=now,
-        version=1,
+    logged = created(
+        Touch,
+        now,
         subject_id=record.id,
         channel=channel,
         outcome=outcome,
