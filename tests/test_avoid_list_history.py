@@ -177,3 +177,47 @@ def test_erasure_without_suppression_keeps_no_digest_of_old_keys(funnel: Funnel)
     assert all(DROPPED_KEYS not in e.data for e in funnel.history(lead))
     assert funnel.add(Lead(email="e1@w.example.com")).email == "e1@w.example.com"
     assert funnel.add(Lead(email="e2@w.example.com")).email == "e2@w.example.com"
+
+
+# --- a key edited away while the person is being avoided ------------------------------
+
+
+def _converted(funnel: Funnel, email: str) -> tuple[Lead, Contact, Any]:
+    lead = funnel.add(Lead(**person(1, email=email, phone="+15125550177")))
+    funnel.qualify(lead, force=True)
+    deal = funnel.set_appointment(lead)
+    return funnel.get_lead(lead.id), funnel.get_contact(deal.contact_id), deal
+
+
+def _edited_meanwhile(funnel: Funnel, record: Lead | Contact, **changes: Any) -> list[int]:
+    """Another writer edits ``record`` just before the next commit, once."""
+    other = Funnel(funnel.repository, clock=funnel.clock)
+    real = funnel.repository.commit
+    done: list[int] = []
+
+    def commit(change_set: Any) -> Any:
+        if not done:
+            done.append(1)
+            edit(other, record, **changes)
+        return real(change_set)
+
+    funnel.repository.commit = commit  # type: ignore[method-assign]
+    return done
+
+
+@pytest.mark.parametrize("how", ["avoid the contact", "lose the deal for avoid"])
+def test_a_key_the_other_self_drops_meanwhile_is_avoided_too(funnel: Funnel, how: str) -> None:
+    """The lead a contact came from is read, not changed, when the contact is avoided:
+    an edit of it committed meanwhile fails the change, whose retry sees the key the
+    edit dropped, instead of leaving that key off the avoid list."""
+    lead, contact, deal = _converted(funnel, "n1@v.example.com")
+    lead = edit(funnel, lead, email="n2@v.example.com")  # a key the contact lacks
+    raced = _edited_meanwhile(funnel, lead, email=None)
+    if how == "avoid the contact":
+        funnel.avoid(contact.id)
+    else:
+        funnel.lose(deal, reason="avoid")
+    assert raced == [1]
+    assert funnel.get_lead(lead.id).email is None  # the other writer's edit stands
+    refused_everywhere(funnel, email="n2@v.example.com")
+    refused_everywhere(funnel, email="n1@v.example.com")

@@ -21,8 +21,8 @@ from ._errors import InvalidArgumentError
 from ._leads import unfit
 from ._lifecycle import CONTACT, OPPORTUNITY
 from ._models import Contact, Opportunity
-from ._privacy import former_digests
-from ._repository import ChangeSet, Repository, Suppression
+from ._privacy import suppress_former_keys
+from ._repository import ChangeSet, Repository
 
 __all__ = ["lose", "lose_open_deals", "move_deal", "reschedule", "win"]
 
@@ -200,8 +200,7 @@ def _move_contact(
     if dest == ContactType.AVOID:
         lose_open_deals(repository, moved, now, actor, reason, changes)
         # As avoid() does: the keys the person edited away before stay avoided too.
-        digests, _ = former_digests(repository, contact.id)
-        changes.suppress += [Suppression(digest, contact.id) for digest in digests]
+        suppress_former_keys(repository, contact.id, changes)
 
 
 def _money(value: Any) -> Any:

@@ -45,7 +45,7 @@ from ._models import (
     is_avoided,
     state_of,
 )
-from ._privacy import former_digests
+from ._privacy import suppress_former_keys
 from ._protocols import Router, assign_owner
 from ._repository import ChangeSet, Repository, Suppression
 from ._results import Serialised, model_data
@@ -203,12 +203,7 @@ def avoid(
             lose_open_deals(repository, target, now, actor, reason, changes)
     # Every key the person ever held stays avoided: those edited away before (on any of
     # its records) as well as those it holds now, which stay claimed in the key index.
-    digests, read = former_digests(repository, record.id)
-    changes.suppress = [Suppression(digest, record.id) for digest in digests]
-    # A record whose history was read but that is not changed here: an edit of it
-    # committed meanwhile (dropping one more key) fails this change, which is retried.
-    changing = {target.id for target in targets}
-    changes.checks.extend(r for r in read if r.id not in changing)
+    suppress_former_keys(repository, record.id, changes)
     repository.commit(changes)
     return result
 

@@ -30,7 +30,7 @@ from ._repository import ChangeSet, MergeLog, Repository, Suppression
 from ._results import Serialised, model_data
 from ._suppression import DROPPED_KEYS, Suppressor, dropped_digests
 
-__all__ = ["Erasure", "erase", "export_person", "former_digests"]
+__all__ = ["Erasure", "erase", "export_person", "suppress_former_keys"]
 
 _P = TypeVar("_P", bound=Lead | Contact)
 
@@ -121,15 +121,21 @@ def export_person(repository: Repository, subject_id: UUID) -> dict[str, Any]:
     }
 
 
-def former_digests(
-    repository: Repository, subject_id: UUID
-) -> tuple[list[str], list[Lead | Contact]]:
-    """The digests of the identity keys the person ``subject_id`` belongs to edited away
-    (on the lead, the contact it became, and the records merged into either, whose
-    history moved with them), and the records whose history was read."""
+def suppress_former_keys(repository: Repository, subject_id: UUID, changes: ChangeSet) -> None:
+    """Add to ``changes`` the suppression of every identity key the person
+    ``subject_id`` belongs to edited away before (on the lead, the contact it became,
+    and the records merged into either, whose history moved with them): an avoided
+    person stays avoided under the keys it held, not only those it holds now.
+
+    The records whose history was read and that ``changes`` leaves alone become
+    ``checks``: an edit of one committed meanwhile (dropping one more key) fails the
+    change, which is retried, rather than let that key escape the avoid list."""
     people: list[Lead | Contact] = _person(repository, subject_id, erased=False)
     digests = dropped_digests(e for r in people for e in repository.history(r.id))
-    return digests, people
+    known = {item.digest for item in changes.suppress}
+    changes.suppress += [Suppression(d, subject_id) for d in digests if d not in known]
+    covered = {r.id for r in (*changes.updates, *changes.deletes, *changes.checks)}
+    changes.checks.extend(r for r in people if r.id not in covered)
 
 
 def _person(repository: Repository, subject_id: UUID, *, erased: bool = True) -> list[Any]:
