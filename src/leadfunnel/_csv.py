@@ -38,8 +38,7 @@ from typing import IO, Any, Literal, TypeAlias
 from ._csv_out import restore
 from ._enums import ContactType, LeadStatus
 from ._errors import ConfigError, LeadFunnelError
-from ._importing import field_keys
-from ._models import SET_FIELDS, Contact, Lead
+from ._models import SET_FIELDS, Contact, Lead, field_keys
 
 __all__ = [
     "FORMATS",
@@ -924,7 +923,7 @@ def open_csv(
 
 def _custom_columns(model: type[Lead] | None) -> dict[str, tuple[str, ...]]:
     """The application's own fields of ``model`` and the columns that fill each: its
-    name first, then its aliases (see :func:`~leadfunnel._importing.field_keys`)."""
+    name first, then its aliases (see :func:`~leadfunnel._models.field_keys`)."""
     if model is None:
         return {}
     columns: dict[str, tuple[str, ...]] = {}

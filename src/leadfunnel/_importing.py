@@ -21,24 +21,31 @@ given what was stored until then.
 
 from __future__ import annotations
 
-import functools
 import itertools
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from types import MappingProxyType
 from typing import Any, TypeVar
 from uuid import UUID
 
 import pydantic
-from pydantic.fields import FieldInfo
 
 from ._changes import event
 from ._collector import collector_paused
 from ._enums import LeadStatus
 from ._errors import AvoidListedError, DuplicateError, InvalidTransitionError, LeadFunnelError
 from ._leads import SWEET_SPOT
-from ._models import Contact, Event, Lead, Person, identity_keys, is_avoided, new_id, updated
+from ._models import (
+    Contact,
+    Event,
+    Lead,
+    Person,
+    field_keys,
+    identity_keys,
+    is_avoided,
+    new_id,
+    updated,
+)
 from ._protocols import Router, assign_owner
 from ._repository import ChangeSet, Repository
 from ._results import Serialised
@@ -50,7 +57,6 @@ __all__ = [
     "FIRST_CHUNK_ROWS",
     "ImportIssue",
     "ImportReport",
-    "field_keys",
     "import_leads",
     "row_bytes",
     "sized_chunks",
@@ -129,31 +135,6 @@ class ImportReport(Serialised):
 
 class _Refused(ValueError):
     """A row that validates but cannot be imported as it is; the message says why."""
-
-
-@functools.cache
-def field_keys(model: type[pydantic.BaseModel]) -> Mapping[str, str]:
-    """The keys of a row that fill a field of ``model``, each with the field's name:
-    every field's name, and each alias of it that is a plain key (its ``alias``, its
-    ``validation_alias``, each choice of an ``AliasChoices``; an ``AliasPath`` of more
-    than one step points into nested data, and names no key). A field's name is never
-    taken to mean another field it is an alias of."""
-    keys = {name: name for name in model.model_fields}
-    for name, info in model.model_fields.items():
-        for key in _aliases(info):
-            keys.setdefault(key, name)
-    return MappingProxyType(keys)
-
-
-def _aliases(info: FieldInfo) -> tuple[str, ...]:
-    given = info.validation_alias
-    found: list[object] = [info.alias]
-    for choice in given.choices if isinstance(given, pydantic.AliasChoices) else [given]:
-        if isinstance(choice, pydantic.AliasPath):
-            found.append(choice.path[0] if len(choice.path) == 1 else None)
-        else:
-            found.append(choice)
-    return tuple(dict.fromkeys(key for key in found if isinstance(key, str)))
 
 
 def _drop_blank_twins(data: dict[str, Any], keys: Mapping[str, str]) -> None:

@@ -18,14 +18,18 @@ import re
 import threading
 import time
 import unicodedata
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from functools import cache, lru_cache
+from types import MappingProxyType
 from typing import Annotated, Any, ClassVar, Literal, TypeAlias, TypeVar, get_origin
 from uuid import UUID, SafeUUID
 
 from pydantic import (
     AfterValidator,
+    AliasChoices,
+    AliasPath,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -34,6 +38,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.fields import FieldInfo
 
 from ._clock import in_utc_range
 from ._enums import Channel, ContactType, Interest, LeadStatus, LostReason, Outcome, Stage
@@ -576,3 +581,31 @@ def state_of(record: Record) -> str:
     if isinstance(record, Contact):
         return record.type.value
     return record.stage.value
+
+
+# --- the keys a row may name a field by ------------------------------------------------
+
+
+@cache
+def field_keys(model: type[BaseModel]) -> Mapping[str, str]:
+    """The keys of a row that fill a field of ``model``, each with the field's name:
+    every field's name, and each alias of it that is a plain key (its ``alias``, its
+    ``validation_alias``, each choice of an ``AliasChoices``; an ``AliasPath`` of more
+    than one step points into nested data, and names no key). A field's name is never
+    taken to mean another field it is an alias of."""
+    keys = {name: name for name in model.model_fields}
+    for name, info in model.model_fields.items():
+        for key in _aliases(info):
+            keys.setdefault(key, name)
+    return MappingProxyType(keys)
+
+
+def _aliases(info: FieldInfo) -> tuple[str, ...]:
+    given = info.validation_alias
+    found: list[object] = [info.alias]
+    for choice in given.choices if isinstance(given, AliasChoices) else [given]:
+        if isinstance(choice, AliasPath):
+            found.append(choice.path[0] if len(choice.path) == 1 else None)
+        else:
+            found.append(choice)
+    return tuple(dict.fromkeys(key for key in found if isinstance(key, str)))

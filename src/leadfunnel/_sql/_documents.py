@@ -27,8 +27,7 @@ from typing import Any, TypeVar
 import pydantic
 from pydantic_core import CoreConfig, SchemaValidator
 
-from .._importing import field_keys
-from .._models import WRITE_CHECKS
+from .._models import WRITE_CHECKS, field_keys
 
 __all__ = ["stored_aliases", "stored_validator"]
 
@@ -107,7 +106,7 @@ def stored_aliases(model: type[pydantic.BaseModel]) -> Mapping[str, str]:
     """The keys, other than field names, under which a document may hold a field of
     ``model``, each with the field's name: its serialisation alias (a model that dumps
     by alias once had its documents written so) and the aliases it is read by (see
-    :func:`~leadfunnel._importing.field_keys`). A field's name always means that field."""
+    :func:`~leadfunnel._models.field_keys`). A field's name always means that field."""
     found = {key: name for key, name in field_keys(model).items() if key != name}
     for name, info in model.model_fields.items():
         if info.serialization_alias is not None:
