@@ -158,6 +158,7 @@ class SqlRepository(Repository):
         self._driver = _DriverStatements(self._engine.dialect, schema)
         # Ids as the driver sends and returns them (16 bytes on SQLite and MariaDB).
         self._raw_id = self._driver.converter(s.leads.c.id) or _same
+        self._id_of: Callable[[Any], UUID] = _same if self.dialect == "postgresql" else _uuid_of
         # The list and count statements, built once per shape (see _statement).
         self._lists: dict[tuple[Any, ...], sa.Select[Any]] = {}
         try:
@@ -531,9 +532,15 @@ class SqlRepository(Repository):
         whose ``{ids}`` each match ``ids`` and whose other parameters are ``more``, run
         for 500 ids at a time. Sent straight to the driver: a list of ids as SQLAlchemy's
         expanding parameters cost about 1 us an id on SQLite, 3 on PostgreSQL."""
+        return self._matching(conn, sql, list(map(self._raw_id, ids)), more)
+
+    def _matching(
+        self, conn: Connection, sql: str, values: list[Any], more: tuple[Any, ...] = ()
+    ) -> list[Any]:
+        """:meth:`_by_ids` for ``values`` already in the driver's form."""
         found: list[Any] = []
-        for batch in _batches(ids):
-            statement, params = self._driver.by_ids(sql, [self._raw_id(id) for id in batch], more)
+        for batch in _batches(values):
+            statement, params = self._driver.by_ids(sql, list(batch), more)
             found.extend(conn.exec_driver_sql(statement, params).fetchall())
         return found
 
@@ -747,10 +754,9 @@ class SqlRepository(Repository):
         if not wanted:
             return found
         with self._read() as conn:
-            for batch in _batches(wanted):
-                query = sa.select(s.keys.c.key, s.keys.c.record_id).where(s.keys.c.key.in_(batch))
-                found.update((key, holder) for key, holder in conn.execute(query))
-        return found
+            rows = self._matching(conn, self._driver.holders_sql(), wanted)
+        as_id = self._id_of
+        return {key: as_id(holder) for key, holder in rows}
 
     def _select(
         self, kind: SubjectKind, query: sa.Select[Any], params: dict[str, Any] | None = None
@@ -1786,6 +1792,12 @@ class _DriverStatements:
             "WHERE record_id {ids}"
         )
 
+    def holders_sql(self) -> str:
+        """The identity keys among ``{ids}`` (here: keys, not ids), each with the id of
+        the record holding it, as the driver gives it."""
+        key = self._dialect.identifier_preparer.quote("key")
+        return f"SELECT {key}, record_id FROM {self._name(s.keys)} WHERE {key} {{ids}}"
+
     def touched_sql(self) -> str:
         """The subjects among ``{ids}`` with a touch on a channel (one parameter): the
         ``(subject_id, at, seq)`` index finds each subject's touches."""
@@ -1905,6 +1917,11 @@ def _same(value: Any) -> Any:
 
 def _uuid_bytes(value: UUID) -> bytes:
     return value.bytes
+
+
+def _uuid_of(value: bytes) -> UUID:
+    """An id as a driver other than psycopg gives it (16 bytes) made a UUID again."""
+    return UUID(bytes=bytes(value))
 
 
 def _naive_utc(value: datetime) -> datetime:
