@@ -1259,6 +1259,48 @@ def test_merge_of_contacts_moves_their_deals(funnel: Funnel) -> None:
     assert [o.id for o in funnel.opportunities(contact_id=keep.id)] == [deal.id]
 
 
+def won(funnel: Funnel, contact: Contact) -> Contact:
+    """``contact`` made a client: a deal of theirs won."""
+    deal = funnel.propose(funnel.sit(funnel.set_appointment(contact)))
+    funnel.win(deal, amount=100, force=True)
+    return funnel.get_contact(contact.id)
+
+
+def test_a_client_merged_into_a_prospect_makes_it_a_client(funnel: Funnel) -> None:
+    """A client is anyone who has paid us (DESIGN 1) and stays one (DESIGN 3): whichever
+    record is kept, the person is a client; unmerge puts the prospect back."""
+    keep = funnel.add(Contact(**person(1)))
+    paying = funnel.add(Contact(**person(2)))
+    won(funnel, paying)
+    assert funnel.count("contact", type="client") == 1
+    merged = funnel.merge(keep, paying)
+    assert merged.type == ContactType.CLIENT
+    assert funnel.count("contact", type="client") == 1
+    assert moves(funnel, keep)[-1] == ("merge", "prospect", "client")
+    assert funnel.unmerge(keep).type == ContactType.PROSPECT
+    assert funnel.get_contact(paying.id).type == ContactType.CLIENT
+
+
+def test_a_merge_keeps_an_avoided_contact_avoided(funnel: Funnel) -> None:
+    keep = funnel.avoid(funnel.add(Contact(**person(1))))
+    paying = won(funnel, funnel.add(Contact(**person(2))))
+    assert funnel.merge(keep, paying).type == ContactType.AVOID
+
+
+def test_the_sweet_spot_is_not_merged_into_a_record_outside_it(funnel: Funnel) -> None:
+    """The sweet-spot tag follows a record's own state: a lead that is not qualified does
+    not take it from a qualified lead merged into it (as a disqualified lead loses it)."""
+    kept = funnel.disqualify(new_lead(funnel, 1))
+    fit = qualified(funnel, 2)
+    assert "sweet-spot" in fit.tags
+    merged = funnel.merge(kept, fit)
+    assert (merged.status, "sweet-spot" in merged.tags) == (LeadStatus.UNQUALIFIED, False)
+    assert funnel.leads(tag="sweet-spot") == []
+    # A qualified lead keeps it, and takes the other's tags as ever.
+    raw = new_lead(funnel, 3, tags={"vip"})
+    assert funnel.merge(qualified(funnel, 4), raw).tags == {"sweet-spot", "vip"}
+
+
 def test_merging_contacts_re_points_their_converted_leads(funnel: Funnel) -> None:
     lead1, lead2 = qualified(funnel, 1), qualified(funnel, 2)
     c1 = funnel.set_appointment(lead1).contact_id

@@ -15,12 +15,14 @@ from typing import Any
 from uuid import UUID
 
 from ._changes import MANAGED, bump, event, fill_from, load
+from ._enums import ContactType, LeadStatus
 from ._errors import (
     InvalidArgumentError,
     InvalidTransitionError,
     NotFoundError,
     PolicyError,
 )
+from ._leads import SWEET_SPOT
 from ._models import Contact, Lead, Opportunity, is_avoided, new_id, state_of
 from ._repository import ChangeSet, MergeLog, Move, Repository
 
@@ -156,12 +158,10 @@ def merge(
             opportunities_before=tuple(deals),
         ),
     )
-    state = state_of(merged)
     other = {"other_id": str(gone.id)}
+    fields = {**other, "fields": sorted(filled)}
     changes.events.append(
-        event(
-            merged, "merge", state, state, now, actor, reason, {**other, "fields": sorted(filled)}
-        )
+        event(merged, "merge", state_of(kept), state_of(merged), now, actor, reason, fields)
     )
     # One event per changed record: each re-pointed deal and lead says where it went.
     for deal in moved_deals:
@@ -277,7 +277,29 @@ def merge_changes(keep: Lead | Contact, other: Lead | Contact) -> dict[str, Any]
         and other.lead_id is not None
     ):
         changes["lead_id"] = other.lead_id  # keep is now the contact that lead became
+    if (
+        isinstance(keep, Contact)
+        and isinstance(other, Contact)
+        and other.type is ContactType.CLIENT
+        and keep.type not in (ContactType.CLIENT, ContactType.AVOID)
+    ):
+        # A client is anyone who has paid us, and stays one (DESIGN 1, 3): the person
+        # keep now is has, whatever keep's own deals say. (Avoided stays avoided.)
+        changes["type"] = ContactType.CLIENT
+    tags = changes.get("tags", keep.tags)
+    if SWEET_SPOT in tags - keep.tags and not _in_sweet_spot(keep, changes):
+        # The sweet spot is a judgment of keep's own state: a lead not qualified, or a
+        # contact found unqualified, does not take it from the record merged into it.
+        changes["tags"] = tags - {SWEET_SPOT}
+        if changes["tags"] == keep.tags:
+            del changes["tags"]
     return changes
+
+
+def _in_sweet_spot(keep: Lead | Contact, changes: dict[str, Any]) -> bool:
+    if isinstance(keep, Lead):
+        return keep.status is LeadStatus.QUALIFIED
+    return changes.get("type", keep.type) is not ContactType.UNQUALIFIED
 
 
 def _changed_since_merge(
