@@ -3,12 +3,13 @@ counts, a rep's due list, and one error for every bad argument. Every backend.""
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import pytest
 
-from conftest import person
+from conftest import T0, person
 from leadfunnel import (
     Contact,
     Funnel,
@@ -16,6 +17,7 @@ from leadfunnel import (
     Lead,
     LeadFunnelError,
     NotFoundError,
+    Repository,
 )
 from leadfunnel.testing import ManualClock
 
@@ -121,6 +123,12 @@ def test_a_reps_due_list_is_filtered_in_storage_and_limited(
         (lambda f: f.count("lead", colour="red"), "filter by one of"),
         (lambda f: f.leads(created_since=datetime(2026, 1, 1)), "no timezone"),
         (lambda f: f.leads(limit=-1), "limit=-1"),
+        # A feed's position from a query string is text: every store says so alike.
+        (lambda f: f.events(after="1"), "after='1': give the position"),
+        (lambda f: f.events(after=None), "after=None"),
+        (lambda f: f.events(after=-1), "after=-1"),
+        (lambda f: f.events(limit=-1), "limit=-1"),
+        (lambda f: f.events(limit="2"), "limit='2'"),
         (lambda f: f.due(at=datetime(2026, 1, 1)), "no timezone"),
         (lambda f: f.report(by="colour"), "source, owner"),
         (lambda f: f.rep_list("hot_leads"), "not_sat"),
@@ -154,3 +162,86 @@ def test_capture_result_tells_a_new_lead_from_a_known_person(funnel: Funnel) -> 
     assert (known.new, known.record.id, known.record.kind) == (False, contact_id, "contact")
     with pytest.raises(NotFoundError, match="is a contact, not a lead"):
         funnel.qualify(known.record)
+
+
+def _datetime_parameters() -> list[tuple[str, str]]:
+    """Every (method, parameter) of the facade that takes a datetime."""
+    found = []
+    for name, method in inspect.getmembers(Funnel, inspect.isfunction):
+        if not name.startswith("_"):
+            for parameter in inspect.signature(method).parameters.values():
+                if "datetime" in str(parameter.annotation):
+                    found.append((name, parameter.name))
+    return found
+
+
+@pytest.mark.parametrize("given", ["2026-03-01T10:00:00+01:00", date(2026, 3, 1), 1772355600])
+@pytest.mark.parametrize(("method", "parameter"), _datetime_parameters())
+def test_a_datetime_argument_that_is_not_one_is_an_invalid_argument_error(
+    funnel: Funnel, method: str, parameter: str, given: object
+) -> None:
+    """ISO text from a JSON body, a date or a timestamp is refused with the fix, never an
+    AttributeError deep inside (a web handler would answer 500), and nothing is stored."""
+    lead = funnel.add(Lead(**person(1)))
+    other = funnel.add(Lead(**person(2)))
+    deal = funnel.set_appointment(funnel.add(Contact(**person(3))))
+    stand_ins: dict[str, object] = {
+        "record": Lead(**person(4)),
+        "lead": lead.id,
+        "subject": lead.id,
+        "keep": lead.id,
+        "other": other.id,
+        "opportunity": deal.id,
+        "reason": "cancelled",
+        "rows": [],
+        "name": "never_booked",
+        "channel": "call",
+        "outcome": "no_answer",
+        "since": T0,
+        "until": T0,
+        "appointment_at": T0 + timedelta(days=1),
+    }
+    signature = inspect.signature(getattr(Funnel, method))
+    arguments = {
+        name: stand_ins[name]
+        for name, p in signature.parameters.items()
+        if name != "self" and p.default is inspect.Parameter.empty
+    }
+    if method in ("capture", "capture_result"):
+        arguments["lead"] = Lead(**person(5))
+    arguments[parameter] = given
+    before = funnel.events(limit=None)
+    says = "pair of datetimes" if parameter == "previous" else f"{parameter}=.* is not a datetime"
+    with pytest.raises(InvalidArgumentError, match=says):
+        getattr(funnel, method)(**arguments)
+    assert funnel.events(limit=None) == before
+
+
+class _Tracked(Lead):
+    plan: str | None = None
+
+
+def test_an_update_of_a_plain_lead_where_a_subclass_is_stored_says_so(
+    repository: Repository, clock: ManualClock
+) -> None:
+    """Saving a plain ``Lead`` would put the application's own fields back at their
+    defaults: refused with what to do, not reported as a missing lead."""
+    funnel = Funnel(repository, lead_model=_Tracked, clock=clock)
+    stored = funnel.add(_Tracked(**person(1), plan="gold"))
+    plain = Lead.model_validate(stored.model_dump(exclude={"plan"}))
+    with pytest.raises(InvalidArgumentError, match="stores leads as _Tracked, not Lead"):
+        funnel.update(plain.model_copy(update={"city": "Waco"}))
+    assert funnel.get_lead(stored.id) == stored
+    edited = funnel.update(stored.model_copy(update={"city": "Waco"}))
+    assert (edited.city, edited.plan) == ("Waco", "gold")
+
+
+@pytest.mark.parametrize("method", ["add", "capture", "update"])
+def test_a_record_argument_that_is_not_a_record_is_an_invalid_argument_error(
+    funnel: Funnel, method: str
+) -> None:
+    lead = funnel.add(Lead(**person(1)))
+    with pytest.raises(InvalidArgumentError, match="give a Lead, Contact or Opportunity"):
+        getattr(funnel, method)(lead.id)
+    with pytest.raises(InvalidArgumentError, match="is not a record"):
+        getattr(funnel, method)({"first_name": "Ann"})

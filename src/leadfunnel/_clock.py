@@ -37,6 +37,12 @@ class SystemClock:
 def require_aware(value: datetime, name: str = "at") -> datetime:
     """``value`` if it carries a timezone and is an instant a store can keep; else an
     :class:`~leadfunnel.InvalidArgumentError` (a ``ValueError``) saying how to fix it."""
+    if not isinstance(value, datetime):
+        # ISO text from a JSON body or a query string, a date, a timestamp: read it first.
+        raise InvalidArgumentError(
+            f"{name}={value!r} is not a datetime; pass an aware datetime (ISO text reads "
+            "as one with datetime.fromisoformat('2026-12-01T10:00:00+01:00'))"
+        )
     if value.tzinfo is None or value.utcoffset() is None:
         raise InvalidArgumentError(
             f"{name}={value.isoformat()} has no timezone; pass an aware datetime "

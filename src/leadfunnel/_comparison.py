@@ -14,6 +14,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
 
+from ._clock import require_aware
 from ._csv_out import csv_text
 from ._errors import InvalidArgumentError
 from ._periods import previous_period
@@ -364,10 +365,11 @@ def compare_periods(
     """The body of ``Funnel.compare``: the report of ``since <= at < until`` against
     that of ``previous`` (default: :func:`~leadfunnel._periods.previous_period`)."""
     for name, bound in (("since", since), ("until", until)):
-        if not isinstance(bound, datetime):
+        if bound is None:
             raise InvalidArgumentError(
-                f"{name} must be a datetime, not {bound!r}: a comparison needs both bounds"
+                f"{name} is None: a comparison needs both bounds, since= and until="
             )
+        require_aware(bound, name)
     if previous is None:
         try:
             previous = previous_period(since, until)

@@ -117,7 +117,7 @@ class Funnel:
     def _as_model(self, record: _P) -> _P:
         """``record`` as the registered class of its kind (a plain ``Lead`` becomes the
         application's ``MyLead``, its own fields at their defaults)."""
-        model = self.repository.models[record.kind]
+        model = self._model_of(record, "store")
         if type(record) is model:
             return record
         if not issubclass(model, type(record)):
@@ -128,6 +128,15 @@ class Funnel:
                 f"Funnel(..., {record.kind}_model={type(record).__name__})"
             )
         return model.model_validate(record.model_dump(), context=self._context)
+
+    def _model_of(self, record: object, doing: str) -> type[Lead | Contact | Opportunity]:
+        """The registered class of ``record``'s kind; ``record`` must be a record."""
+        if not isinstance(record, (Lead, Contact, Opportunity)):
+            raise InvalidArgumentError(
+                f"cannot {doing} {record!r}: give a Lead, Contact or Opportunity "
+                f"(a {type(record).__name__} is not a record; read a stored one with get())"
+            )
+        return self.repository.models[record.kind]
 
     @property
     def cadence(self) -> CadencePolicy:
@@ -272,6 +281,15 @@ class Funnel:
         A stale copy raises :class:`ConcurrencyError`; a changed state (status, type,
         stage) raises :class:`InvalidTransitionError`: states move only by triggers.
         """
+        model = self._model_of(record, "update")
+        if type(record) is not model:
+            # A plain Lead where MyLead is stored would save MyLead's own fields at
+            # their defaults: refuse it rather than lose them.
+            raise InvalidArgumentError(
+                f"this funnel stores {record.kind}s as {model.__name__}, not "
+                f"{type(record).__name__}: edit the {model.__name__} that get() returns "
+                f"(funnel.get({str(record.id)!r}).model_copy(update=...)) and update that"
+            )
         return _people.update(
             self.repository,
             record,
@@ -802,7 +820,12 @@ class Funnel:
         """The store's events with ``position > after``, in commit order, at most
         ``limit``: a feed. Keep the last ``position`` you handled and ask again with it;
         no event is ever skipped, however concurrent transactions interleave."""
-        return self.repository.events(after=after, limit=limit)
+        if isinstance(after, bool) or not isinstance(after, int) or after < 0:
+            raise InvalidArgumentError(
+                f"after={after!r}: give the position of the last event you handled, a "
+                "whole number (0 for the start of the feed); read a query string's with int()"
+            )
+        return self.repository.events(after=after, limit=_limit(limit))
 
     def subscribe(self, callback: Callable[[list[Event]], None]) -> Callable[[], None]:
         """Call ``callback(events)`` after each commit to this funnel's store in this
@@ -1013,11 +1036,7 @@ def _member(enum: type[_E], value: _E | str | None, name: str) -> _E | None:
 
 
 def _aware_or_none(value: datetime | None, name: str) -> datetime | None:
-    if value is None:
-        return None
-    if not isinstance(value, datetime):
-        raise InvalidArgumentError(f"{name}={value!r} is not a datetime")
-    return require_aware(value, name)
+    return None if value is None else require_aware(value, name)
 
 
 def _limit(limit: int | None) -> int | None:
