@@ -10,6 +10,7 @@ import pytest
 
 from conftest import person
 from leadfunnel import (
+    ConfigError,
     Contact,
     Funnel,
     InvalidArgumentError,
@@ -153,7 +154,8 @@ def test_field_rule_conditions_and_config_errors() -> None:
     assert FieldRule("provider", exists=True).evaluate(lead).outcome == "pass"
     assert FieldRule("managed", exists=True).evaluate(lead).outcome == "fail"
     assert FieldRule("managed", exists=False).evaluate(lead).outcome == "pass"
-    assert FieldRule("provider", min=3).evaluate(lead).outcome == "fail"  # cannot compare
+    with pytest.raises(ConfigError, match="min=3 is not a value of the field"):
+        FieldRule("provider", min=3).evaluate(lead)  # a number is no provider's name
     assert FieldRule("annual_revenue", min=Decimal(1)).evaluate(Lead()).outcome == "unknown"
     with pytest.raises(Exception, match="at least one of min, max"):
         QualificationEngine.from_dict(

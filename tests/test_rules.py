@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -13,6 +15,7 @@ from leadfunnel.rules import (
     UNKNOWN,
     Authority,
     CompanySize,
+    FieldRule,
     Geography,
     Money,
     Need,
@@ -210,4 +213,70 @@ def test_bad_rule_arguments_are_config_errors(
 def test_available_rules_lists_the_built_ins() -> None:
     assert {"niche", "authority", "money", "need", "geography", "company_size", "source"} <= set(
         available_rules()
+    )
+
+
+# --- the field rule --------------------------------------------------------------------
+
+
+class _Fleet(Lead):
+    renewal: date | None = None
+    ratio: float | None = None
+    budget: Decimal | None = None
+
+
+def _judge(rule: FieldRule, **fields: Any) -> tuple[str, str]:
+    verdict = rule.evaluate(_Fleet(**fields))
+    return verdict.outcome, verdict.reason
+
+
+def test_the_field_rule_reads_its_bounds_as_the_fields_type() -> None:
+    """A JSON or dict config gives text: read as a date, a number, a decimal."""
+    assert _judge(FieldRule("renewal", max="2027-12-31"), renewal=date(2027, 6, 1)) == (
+        "pass",
+        "renewal 2027-06-01 meets the profile",
+    )
+    assert _judge(FieldRule("employees", min="20"), employees=5)[1] == "employees 5 is below 20"
+    assert _judge(FieldRule("budget", min="2500.50"), budget=Decimal(2500))[0] == "fail"
+    with pytest.raises(ConfigError, match=r"max='soon' is not a value of the field"):
+        FieldRule("renewal", max="soon").conditions_for(_Fleet)
+    with pytest.raises(ConfigError, match="_Fleet lacks"):
+        FieldRule("colour", exists=True).conditions_for(_Fleet)
+
+
+def test_a_field_rule_that_nothing_can_pass_is_a_config_error() -> None:
+    with pytest.raises(ValueError, match="min 20 is above max 10: nothing passes"):
+        FieldRule("employees", min=20, max=10)
+    with pytest.raises(ValueError, match="nothing passes"):
+        FieldRule("renewal", min="2027-01-01", max="2026-01-01").conditions_for(_Fleet)
+    with pytest.raises(ValueError, match="exists=false wants the field empty"):
+        FieldRule("employees", exists=False, min=1)
+
+
+def test_the_field_rule_on_a_set_field_looks_in_the_set() -> None:
+    assert _judge(FieldRule("tags", one_of=["vip", "gold"]), tags={"VIP", "x"})[0] == "pass"
+    assert _judge(FieldRule("tags", one_of=["vip"]), tags={"x"}) == (
+        "fail",
+        "tags (x) hold none of vip",
+    )
+    assert _judge(FieldRule("needs", equals="backup"), needs={"backup", "voip"})[0] == "pass"
+    # An empty set is no value: unknown, or failed where it must exist.
+    assert _judge(FieldRule("tags", one_of=["vip"]))[0] == "unknown"
+    assert _judge(FieldRule("tags", exists=True)) == ("fail", "no tags given")
+
+
+def test_a_float_that_is_not_a_number_is_no_value() -> None:
+    assert _judge(FieldRule("ratio", min=0.5), ratio=float("nan")) == ("unknown", "no ratio given")
+    assert _judge(FieldRule("ratio", min=0.5), ratio=0.7)[0] == "pass"
+
+
+def test_field_rule_reasons_show_values_as_people_write_them() -> None:
+    assert _judge(FieldRule("budget", min=1), budget=Decimal("2500000"))[1] == (
+        "budget 2500000 meets the profile"
+    )
+    assert _judge(FieldRule("interest", equals="high"), interest="slight")[1] == (
+        "interest is slight, not high"
+    )
+    assert _judge(FieldRule("source", one_of=["webinar", "referral"]), source="list")[1] == (
+        "source list is not one of webinar, referral"
     )

@@ -430,16 +430,23 @@ def _profile_from_dict(index: int, data: Any) -> Profile:
 
 def check_field_rules(engine: object, model: type[Lead]) -> None:
     """A :class:`~leadfunnel.ConfigError` if a ``field`` rule of ``engine`` names a field
-    ``model`` (the funnel's lead class) lacks: found when the funnel is made, not on the
-    first lead qualified. An engine of another kind is not looked into."""
+    ``model`` (the funnel's lead class) lacks, or has a bound that is no value of that
+    field: found when the funnel is made, not on the first lead qualified. An engine of
+    another kind is not looked into."""
     if not isinstance(engine, QualificationEngine):
         return
     for profile in engine.profiles:
         for number, rule in enumerate(profile.rules, 1):
-            if isinstance(rule, FieldRule) and rule.field not in model.model_fields:
+            if not isinstance(rule, FieldRule):
+                continue
+            if rule.field not in model.model_fields:
                 raise ConfigError(
                     f"profile {profile.name!r}, rule #{number}: rule 'field' names "
                     f"{rule.field!r}, which {model.__name__} has no field called; fix the "
                     "name, or give the funnel the lead model that has it "
                     "(Funnel(..., lead_model=...))"
                 )
+            try:
+                rule.conditions_for(model)  # its bounds, read as the field's type
+            except (ConfigError, ValueError) as exc:
+                raise ConfigError(f"profile {profile.name!r}, rule #{number}: {exc}") from None

@@ -24,14 +24,29 @@ costs little more than the comparisons themselves.
 
 from __future__ import annotations
 
+import math
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
+from datetime import date, time
 from decimal import Decimal
+from enum import Enum
 from functools import cache
 from importlib.metadata import entry_points
-from typing import Any, Literal, Protocol, runtime_checkable
+from types import UnionType
+from typing import (
+    Any,
+    Literal,
+    Protocol,
+    Union,
+    cast,
+    get_args,
+    get_origin,
+    runtime_checkable,
+)
+
+from pydantic import TypeAdapter, ValidationError
 
 from ._errors import ConfigError
 from ._models import Lead, normalise_country
@@ -590,6 +605,9 @@ class Source(_BuiltinRule):
         return self._pass
 
 
+_UNSET: Any = object()
+
+
 class FieldRule(BaseRule):
     """Judges any field by name, the application's own included (config name ``field``):
     ``{"rule": "field", "field": "endpoints", "min": 20}``.
@@ -597,12 +615,18 @@ class FieldRule(BaseRule):
     Conditions (all given must hold): ``min`` and ``max`` (inclusive), ``equals``,
     ``in`` (``one_of`` from Python), ``exists`` (True: the field must have a value;
     False: it must be empty). Strings compare case-insensitively, as the other rules'.
-    An empty field is ``unknown`` (with the field in ``missing``), unless ``exists``
-    decides; a value that cannot be compared with a bound fails, saying why.
+    The bounds are read as the field's type once the rule meets the lead model (a
+    funnel checks them when it is made): ``min = "20"`` for a number of employees is 20,
+    ``max = "2027-12-31"`` for a date is that day, and a bound that cannot be one is a
+    :class:`~leadfunnel.ConfigError`. On a set field (``tags``, ``needs``), ``equals``
+    and ``in`` hold when the set holds the value, or one of the values. An empty field
+    (``None``, blank text, an empty set, a float that is not a number) is ``unknown``
+    (with the field in ``missing``), unless ``exists`` decides; a value that cannot be
+    compared with a bound fails, saying why.
     """
 
     name = "field"
-    _UNSET: Any = object()
+    _UNSET: Any = _UNSET
 
     def __init__(
         self,
@@ -628,6 +652,11 @@ class FieldRule(BaseRule):
         self.one_of = None if one_of is None else tuple(one_of)
         if (min, max, one_of, exists) == (None, None, None, None) and equals is self._UNSET:
             raise ValueError("give at least one of min, max, equals, in or exists")
+        if exists is False and ((min, max, one_of) != (None, None, None) or equals is not _UNSET):
+            raise ValueError("exists=false wants the field empty: give no other condition")
+        self._check_range(min, max)
+        # The conditions read as each lead class's field type (see conditions_for).
+        self._typed: dict[type[Lead], _Conditions] = {}
 
     @classmethod
     def from_config(cls, **arguments: Any) -> FieldRule:
@@ -636,34 +665,160 @@ class FieldRule(BaseRule):
             arguments["one_of"] = arguments.pop("in")
         return cls(**arguments)
 
+    def conditions_for(self, model: type[Lead]) -> _Conditions:
+        """The rule's conditions read as ``model``'s field type: a
+        :class:`~leadfunnel.ConfigError` if the model has no such field or a bound cannot
+        be a value of it. (A funnel calls this when it is made.)"""
+        found = self._typed.get(model)
+        if found is None:
+            found = self._typed[model] = self._read(model)
+        return found
+
+    def _read(self, model: type[Lead]) -> _Conditions:
+        info = model.model_fields.get(self.field)
+        if info is None:
+            raise ConfigError(f"rule 'field' names {self.field!r}, which {model.__name__} lacks")
+        annotation: Any = info.annotation
+        is_set = _is_set(annotation)
+        adapter = _adapter(_element_type(annotation) if is_set else annotation)
+
+        def read(name: str, bound: Any) -> Any:
+            if bound is None or bound is self._UNSET:
+                return bound
+            try:
+                return adapter.validate_python(bound)
+            except ValidationError as exc:
+                problem = exc.errors(include_url=False)[0]["msg"]
+                raise ConfigError(
+                    f"rule 'field' on {self.field!r}: {name}={bound!r} is not a value of "
+                    f"the field ({problem}); give one of its type"
+                ) from None
+
+        low, high = read("min", self.min), read("max", self.max)
+        self._check_range(low, high)
+        one_of = None if self.one_of is None else tuple(read("in", v) for v in self.one_of)
+        return _Conditions(is_set, low, high, read("equals", self.equals), one_of)
+
+    @staticmethod
+    def _check_range(low: Any, high: Any) -> None:
+        try:
+            empty = low is not None and high is not None and low > high
+        except TypeError:
+            return  # compared once read as the field's type
+        if empty:
+            raise ValueError(f"min {_shown(low)} is above max {_shown(high)}: nothing passes")
+
     def evaluate(self, lead: Lead) -> Verdict:
         """Judge the lead's ``field``."""
         name = self.field
-        value = getattr(lead, name, None)
-        if value is None or value == "":
+        if name not in type(lead).model_fields:
+            value = getattr(lead, name, None)  # a lead of another class: judged as given
+            conditions = _Conditions(
+                _is_set_value(value), self.min, self.max, self.equals, self.one_of
+            )
+        else:
+            value = getattr(lead, name)
+            conditions = self.conditions_for(type(lead))
+        if _empty(value):
             if self.exists is True:
                 return Verdict.failed(f"no {name} given")
             if self.exists is False:
                 return Verdict.passed(f"no {name}, as required")
             return Verdict.unknown(f"no {name} given", missing=[name])
         if self.exists is False:
-            return Verdict.failed(f"{name} is {value!r}; it must be empty")
+            return Verdict.failed(f"{name} is {_shown(value)}; it must be empty")
+        low, high = conditions.min, conditions.max
         try:
-            if self.min is not None and value < self.min:
-                return Verdict.failed(f"{name} {value!r} is below {self.min!r}")
-            if self.max is not None and value > self.max:
-                return Verdict.failed(f"{name} {value!r} is above {self.max!r}")
+            if low is not None and value < low:
+                return Verdict.failed(f"{name} {_shown(value)} is below {_shown(low)}")
+            if high is not None and value > high:
+                return Verdict.failed(f"{name} {_shown(value)} is above {_shown(high)}")
         except TypeError:
-            return Verdict.failed(f"{name} {value!r} cannot be compared with the bounds")
-        if self.equals is not self._UNSET and _same(value) != _same(self.equals):
-            return Verdict.failed(f"{name} is {value!r}, not {self.equals!r}")
-        if self.one_of is not None and _same(value) not in {_same(v) for v in self.one_of}:
-            return Verdict.failed(f"{name} {value!r} is not one of {self.one_of!r}")
-        return Verdict.passed(f"{name} {value!r} meets the profile")
+            return Verdict.failed(f"{name} {_shown(value)} cannot be compared with the bounds")
+        held = (
+            {_same(v) for v in cast(Iterable[Any], value)} if conditions.is_set else {_same(value)}
+        )
+        if conditions.equals is not self._UNSET and _same(conditions.equals) not in held:
+            if conditions.is_set:
+                return Verdict.failed(f"{name} ({_shown(value)}) lack {_shown(conditions.equals)}")
+            return Verdict.failed(f"{name} is {_shown(value)}, not {_shown(conditions.equals)}")
+        if conditions.one_of is not None and not held & {_same(v) for v in conditions.one_of}:
+            return Verdict.failed(
+                f"{name} {_shown(value)} is not one of {_shown(conditions.one_of)}"
+                if not conditions.is_set
+                else f"{name} ({_shown(value)}) hold none of {_shown(conditions.one_of)}"
+            )
+        return Verdict.passed(f"{name} {_shown(value)} meets the profile")
+
+
+@dataclass(frozen=True, slots=True)
+class _Conditions:
+    """A :class:`FieldRule`'s conditions as values of its field's type."""
+
+    is_set: bool
+    min: Any
+    max: Any
+    equals: Any
+    one_of: tuple[Any, ...] | None
+
+
+def _empty(value: Any) -> bool:
+    """No value: ``None``, blank text, an empty set, a float that is not a number."""
+    if value is None:
+        return True
+    if isinstance(value, str):
+        return not value.strip()
+    if isinstance(value, (set, frozenset, list, tuple)):
+        return not value
+    return isinstance(value, float) and math.isnan(value)
+
+
+def _is_set(annotation: Any) -> bool:
+    return get_origin(_without_none(annotation)) in (set, frozenset)
+
+
+def _is_set_value(value: Any) -> bool:
+    return isinstance(value, (set, frozenset))
+
+
+def _element_type(annotation: Any) -> Any:
+    arguments = get_args(_without_none(annotation))
+    return arguments[0] if arguments else Any
+
+
+def _without_none(annotation: Any) -> Any:
+    """``X`` of ``X | None``."""
+    arguments = [a for a in get_args(annotation) if a is not type(None)]
+    if get_origin(annotation) in (Union, UnionType) and len(arguments) == 1:
+        return arguments[0]
+    return annotation
+
+
+@cache
+def _adapter(annotation: Any) -> TypeAdapter[Any]:
+    return TypeAdapter(annotation)
+
+
+def _shown(value: Any) -> str:
+    """A value as a reason shows it: text as it is, an enum by its value, a date in ISO
+    form, a decimal as digits, a set or list of values comma-separated."""
+    if isinstance(value, Enum):
+        return str(value.value)
+    if isinstance(value, (date, time)):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, (set, frozenset)):
+        return ", ".join(sorted(_shown(v) for v in value)) or "none"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_shown(v) for v in value)
+    return str(value)
 
 
 def _same(value: Any) -> Any:
     """A value as compared by :class:`FieldRule`: strings folded."""
+    if isinstance(value, Enum):
+        value = value.value
     return _fold(value) if isinstance(value, str) else value
 
 
