@@ -90,6 +90,13 @@ def test_pages_follow_creation_order_whatever_the_order_stored(
     assert [r.id for r in funnel.leads(after=gone)] == expected[5:]
     with pytest.raises(InvalidArgumentError, match="pass the last record"):
         funnel.leads(after=gone.id)
+    # Another kind's record has no place among leads: said, not an empty page.
+    contact = funnel.add(Contact(**person(20)))
+    for after in (contact, contact.id):
+        with pytest.raises(InvalidArgumentError, match="is a contact, not a lead"):
+            funnel.leads(after=after)  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgumentError, match="is a lead, not an opportunity"):
+        funnel.opportunities(after=str(expected[5]))
     assert funnel.count("lead") == 7
     assert funnel.count("lead", status="raw", created_since=made[0].created_at) == 1
 

@@ -32,7 +32,7 @@ from ._errors import InvalidArgumentError
 from ._importing import ImportIssue, ImportReport
 from ._memory import InMemoryRepository
 from ._merging import FREE_MAIL_DOMAINS
-from ._models import Contact, Event, Lead, Opportunity, Touch
+from ._models import Contact, Event, Lead, Opportunity, SubjectKind, Touch
 from ._people import Captured
 from ._privacy import Erasure
 from ._protocols import Engine, Router
@@ -692,7 +692,7 @@ class Funnel:
             created_since=_aware_or_none(created_since, "created_since"),
             created_until=_aware_or_none(created_until, "created_until"),
             where=where,
-            after=self._cursor(after),
+            after=self._cursor(after, "lead"),
             limit=_limit(limit),
         )
 
@@ -714,7 +714,7 @@ class Funnel:
             source=source,
             owner=owner,
             where=where,
-            after=self._cursor(after),
+            after=self._cursor(after, "contact"),
             limit=_limit(limit),
         )
 
@@ -736,7 +736,7 @@ class Funnel:
             setter=setter,
             contact_id=self._id(contact_id) if contact_id is not None else None,
             where=where,
-            after=self._cursor(after),
+            after=self._cursor(after, "opportunity"),
             limit=_limit(limit),
         )
 
@@ -757,17 +757,27 @@ class Funnel:
             checked["contact_id"] = self._id(checked["contact_id"])
         return self.repository.count(kind, **checked)
 
-    def _cursor(self, after: Lead | Contact | Opportunity | UUID | str | None) -> Cursor | None:
+    def _cursor(
+        self, after: Lead | Contact | Opportunity | UUID | str | None, kind: SubjectKind
+    ) -> Cursor | None:
         if after is None:
             return None
-        if isinstance(after, (Lead, Contact, Opportunity)):
-            return (after.created_at, after.id)
-        id = self._id(after)
-        record = self.repository.get_many([id]).get(id)
-        if record is None:
+        record: object = after
+        if not isinstance(after, (Lead, Contact, Opportunity)):
+            id = self._id(after)
+            record = self.repository.get_many([id]).get(id)
+            if record is None:
+                raise InvalidArgumentError(
+                    f"after={id}: no such record (merged away or never stored); pass the "
+                    "last record of the previous page itself, which works even once it is gone"
+                )
+        assert isinstance(record, (Lead, Contact, Opportunity))
+        if record.kind != kind:
+            # Its place among the other kind's records would be a silent empty page.
             raise InvalidArgumentError(
-                f"after={id}: no such record (merged away or never stored); pass the last "
-                "record of the previous page itself, which works even once it is gone"
+                f"after={record.id} is {'an' if record.kind == 'opportunity' else 'a'} "
+                f"{record.kind}, not {'an' if kind == 'opportunity' else 'a'} {kind}: "
+                f"page the {kind}s with the last {kind} of the previous page"
             )
         return (record.created_at, record.id)
 
