@@ -105,3 +105,49 @@ def test_qualify_judges_custom_fields_with_the_lead_model(tmp_path: Path) -> Non
     funnel = Funnel(SqlRepository(db), lead_model=MyLead)
     assert funnel.get_lead(big.id).status == "qualified"
     assert funnel.get_lead(small.id).status == "unqualified"
+
+
+REGISTERING = (
+    MODELS
+    + """
+
+from leadfunnel.rules import BaseRule, Verdict, register_rule
+
+
+class BigFleet(BaseRule):
+    name = "big_fleet"
+
+    def evaluate(self, lead):
+        if lead.endpoints is None:
+            return Verdict.unknown("no endpoints", missing=["endpoints"])
+        return Verdict.passed("big") if lead.endpoints >= 20 else Verdict.failed("small")
+
+
+register_rule("big_fleet", BigFleet)
+"""
+)
+
+
+def test_qualify_sees_the_rules_the_lead_models_module_registers(tmp_path: Path) -> None:
+    """The --lead-model module is imported before the rules file is read: the rules it
+    registers with register_rule (not only entry points) can be named there."""
+    (tmp_path / "fleet_models.py").write_text(REGISTERING, encoding="utf-8")
+    (tmp_path / "rules.toml").write_text(
+        '[[profiles]]\nname = "fleet"\nrules = [{ rule = "big_fleet", hard = true }]\n',
+        encoding="utf-8",
+    )
+    db = f"sqlite:///{tmp_path / 'crm.db'}"
+    funnel = Funnel(SqlRepository(db))
+    funnel.add(Lead(email="x@fleet.example.com", status="raw"))
+    funnel.repository.close()
+    done = subprocess.run(
+        [sys.executable, "-m", "leadfunnel", "qualify", "--rules", "rules.toml", "--db", db,
+         "--lead-model", "fleet_models:MyLead"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("0 qualified, 0 disqualified, 1 waiting")

@@ -19,7 +19,8 @@ __all__ = ["qualify"]
 )
 @lead_model_option(
     "Your Lead subclass (e.g. mycrm.models:MyLead), for rules on its own fields "
-    '({ rule = "field", field = "endpoints", min = 20 }).'
+    '({ rule = "field", field = "endpoints", min = 20 }); its module is imported before '
+    "the rules are read, so the rules it registers with register_rule can be named."
 )
 @guarded
 def qualify(db: str, rules: str, lead_model: str | None) -> None:
@@ -32,8 +33,9 @@ def qualify(db: str, rules: str, lead_model: str | None) -> None:
     """
     from .._qualification import QualificationEngine
 
-    engine = QualificationEngine.from_toml(rules)
+    # The model's module first: rules it registers (register_rule) are then nameable.
     model = load_lead_model(lead_model) if lead_model else None
+    engine = QualificationEngine.from_toml(rules)
     funnel = open_funnel(db, engine=engine, lead_model=model)
     counts = funnel.qualify_all(actor="cli")
     click.echo(
