@@ -173,6 +173,22 @@ def test_bad_configs_name_the_profile_rule_and_problem(
         QualificationEngine.from_dict(config)
 
 
+class _Nameless:
+    def __init__(self, name: Any) -> None:
+        self.name = name
+
+    def evaluate(self, lead: Any) -> Verdict:
+        return Verdict.passed("fine")
+
+
+@pytest.mark.parametrize("name", [None, "", "  ", 3])
+def test_a_rule_without_a_usable_name_is_refused(name: Any) -> None:
+    """Verdicts and errors name their rule: a rule object named None or "" is a bad
+    config, as a BaseRule without a name is."""
+    with pytest.raises(ConfigError, match=rf"name={name!r}; give it a non-empty name"):
+        Profile("p", [_Nameless(name)])
+
+
 def test_bad_toml_files(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         QualificationEngine.from_toml(tmp_path / "missing.toml")

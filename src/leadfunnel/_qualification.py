@@ -195,6 +195,13 @@ class Profile:
                 raise ConfigError(
                     f"profile {name!r}: {rule!r} is not a rule (it needs evaluate(lead))"
                 )
+            named = getattr(rule, "name", type(rule).__name__)
+            if not isinstance(named, str) or not named.strip():
+                # Verdicts, explanations and errors name the rule: "None" or "" helps nobody.
+                raise ConfigError(
+                    f"profile {name!r}: the rule {rule!r} has name={named!r}; give it a "
+                    "non-empty name (a class attribute, as the built-in rules have)"
+                )
         self._names = tuple(_rule_name(r) for r in self.rules)
         self._hard = tuple(bool(getattr(r, "hard", False)) for r in self.rules)
         self._weights = tuple(_weight(name, r) for r in self.rules)
