@@ -43,6 +43,9 @@ from ._repository import (
     check_rep_list,
     holds_keys,
     identity_keys,
+    missing_value,
+    text_filter,
+    trait_key,
     where_values,
 )
 
@@ -50,10 +53,6 @@ __all__ = ["InMemoryRepository"]
 
 _RESETS = frozenset({Outcome.REPLIED, Outcome.INTERESTED})
 _R = TypeVar("_R", Lead, Contact, Opportunity)
-
-
-def _lower(value: str | None) -> str | None:
-    return value.strip().casefold() if value else None
 
 
 class InMemoryRepository(Repository):
@@ -454,7 +453,12 @@ class InMemoryRepository(Repository):
     def _test(self, kind: str, filters: dict[str, Any]) -> Callable[[Any], bool]:
         """The predicate of the list filters (``None`` means no filter)."""
         given = {name: value for name, value in filters.items() if value is not None}
-        where = where_values(self._models[kind], given.pop("where", None) or {})
+        model = self._models[kind]
+        # A record lacking a field (stored as another class) reads as its default.
+        where = [
+            (name, value, missing_value(model, name))
+            for name, value in where_values(model, given.pop("where", None) or {}).items()
+        ]
         since, until = given.pop("created_since", None), given.pop("created_until", None)
         tag = given.pop("tag", None)
         for name in ("status", "type", "stage"):
@@ -475,7 +479,7 @@ class InMemoryRepository(Repository):
                     for name, value in given.items()
                 )
                 and (tag is None or tag in record.tags)
-                and all(getattr(record, name, None) == value for name, value in where.items())
+                and all(getattr(record, name, missing) == value for name, value, missing in where)
                 and (since is None or record.created_at >= since)
                 and (until is None or record.created_at < until)
             )
@@ -491,13 +495,19 @@ class InMemoryRepository(Repository):
         kind: SubjectKind = "lead",
         limit: int = 200,
     ) -> list[Lead | Contact]:
-        domain, company_key, name_key = _lower(email_domain), _lower(company), _lower(last_name)
+        domain = trait_key(email_domain, "email_domain")
+        company_key = trait_key(company, "company")
+        name_key = trait_key(last_name, "last_name")
 
         def test(r: Lead | Contact) -> bool:
             return r.erased_at is None and bool(
-                (domain and r.email and r.email.rpartition("@")[2].casefold() == domain)
-                or (company_key and _lower(r.company) == company_key)
-                or (name_key and _lower(r.last_name) == name_key)
+                (
+                    domain
+                    and r.email
+                    and trait_key(r.email.rpartition("@")[2], "email_domain") == domain
+                )
+                or (company_key and trait_key(r.company, "company") == company_key)
+                or (name_key and trait_key(r.last_name, "last_name") == name_key)
             )
 
         return self._select(kind, limit, test)
@@ -540,6 +550,8 @@ class InMemoryRepository(Repository):
     def follow_up_candidates(
         self, *, lead_limit: int, contact_limit: int, owner: str | None = None
     ) -> Iterator[FollowUpCandidate]:
+        lead_owner = text_filter(self._models["lead"], "owner", owner)
+        contact_owner = text_filter(self._models["contact"], "owner", owner)
         with self._lock:
             busy: set[UUID] = set()
             closed: dict[UUID, datetime] = {}  # contact -> when its last deal changed
@@ -554,7 +566,7 @@ class InMemoryRepository(Repository):
                 assert isinstance(record, Lead)
                 if (
                     record.status in (LeadStatus.RAW, LeadStatus.QUALIFIED)
-                    and (owner is None or record.owner == owner)
+                    and (owner is None or record.owner == lead_owner)
                     and record.erased_at is None
                 ):
                     anchor = record.status_at or record.created_at
@@ -566,7 +578,7 @@ class InMemoryRepository(Repository):
                 if (
                     record.type == ContactType.PROSPECT
                     and record.id not in busy
-                    and (owner is None or record.owner == owner)
+                    and (owner is None or record.owner == contact_owner)
                     and record.erased_at is None
                 ):
                     anchor = max(record.created_at, closed.get(record.id, record.created_at))
@@ -715,6 +727,9 @@ class InMemoryRepository(Repository):
         limit: int | None = None,
     ) -> list[RepListRow]:
         check_rep_list(kind)
+        deals = kind != "never_booked"
+        source = text_filter(self._models["contact" if deals else "lead"], "source", source)
+        owner = text_filter(self._models["opportunity" if deals else "lead"], "owner", owner)
         rows: list[tuple[datetime, int, RepListRow]] = []
         with self._lock:
             sat = self._firsts(("appointment_sat",)) if kind != "never_booked" else {}

@@ -52,7 +52,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, S
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 from uuid import UUID
 
 from pydantic import TypeAdapter, ValidationError
@@ -415,10 +415,16 @@ class Repository(ABC):
         after: Cursor | None = None,
         limit: int | None = None,
     ) -> list[Lead]:
-        """Leads matching every given filter (``created_since <= created_at < until``;
-        ``where``: each named field, base or the application's own, equals the value,
-        checked with :func:`where_values`), ordered by ``(created_at, id)``, those after
-        ``after`` only, at most ``limit``."""
+        """Leads matching every given filter, ordered by ``(created_at, id)``, those
+        after ``after`` only, at most ``limit``.
+
+        ``created_since <= created_at < until``. ``tag``, ``source`` and ``owner`` are
+        trimmed as the fields are (:func:`text_filter`) before an adapter sees them.
+        ``where``: each named field, base or the application's own, equals the value
+        (checked with :func:`where_values`), by value: a ``Decimal`` by its number
+        (``10.5`` equals ``10.50``), an aware datetime by its instant (whatever its
+        offset), a set whatever its order; a record stored without the field (one the
+        application added later) matches when :func:`missing_value` equals the value."""
         filters = {
             "status": status,
             "tag": tag,
@@ -428,7 +434,8 @@ class Repository(ABC):
             "created_until": created_until,
             "where": where,
         }
-        return self._list("lead", filters, after, limit)
+        checked = text_filters(self._models["lead"], filters)
+        return [] if checked is None else self._list("lead", checked, after, limit)
 
     def contacts(
         self,
@@ -451,7 +458,8 @@ class Repository(ABC):
             "lead_id": lead_id,
             "where": where,
         }
-        return self._list("contact", filters, after, limit)
+        checked = text_filters(self._models["contact"], filters)
+        return [] if checked is None else self._list("contact", checked, after, limit)
 
     def opportunities(
         self,
@@ -474,13 +482,16 @@ class Repository(ABC):
             "lead_id": lead_id,
             "where": where,
         }
-        return self._list("opportunity", filters, after, limit)
+        checked = text_filters(self._models["opportunity"], filters)
+        return [] if checked is None else self._list("opportunity", checked, after, limit)
 
     def count(self, kind: SubjectKind, **filters: Any) -> int:
         """How many records of ``kind`` the list method of that kind would return with
         ``filters`` and no ``after`` or ``limit``."""
         check_filters(kind, filters)
-        return self._count(kind, {name: v for name, v in filters.items() if v is not None})
+        given = {name: v for name, v in filters.items() if v is not None}
+        checked = text_filters(self._models[kind], given)
+        return 0 if checked is None else self._count(kind, checked)
 
     @abstractmethod
     def _list(
@@ -690,15 +701,118 @@ def check_filters(kind: str, filters: Mapping[str, Any]) -> None:
         )
 
 
+class _NoValue:
+    """What a record lacking a field reads as when nothing static can say (see
+    :func:`missing_value`): equal to nothing, not even itself."""
+
+    __slots__ = ()
+
+    def __eq__(self, other: object) -> bool:
+        return False
+
+    def __ne__(self, other: object) -> bool:
+        return True
+
+    __hash__ = object.__hash__
+
+    def __repr__(self) -> str:
+        return "NO_VALUE"
+
+
+NO_VALUE: Any = _NoValue()
+
+#: Default factories whose value is known without calling anything of the application's:
+#: a field ``Field(default_factory=list)`` reads as ``[]`` on a record stored before it.
+_STATIC_FACTORIES: frozenset[Any] = frozenset({list, dict, set, frozenset, tuple})
+
+
+@dataclass(frozen=True, slots=True)
+class _Field:
+    """How a model validates and serialises one of its fields."""
+
+    validate: Callable[[Any], Any]
+    dump: Callable[[Any], Any]
+
+
+def _field_schema(model: type[Any], name: str) -> tuple[Any, Any] | None:
+    """The core schema of ``model``'s field ``name`` as it sits in the model's own schema
+    (its constraints and validators, the application's included) and the model's core
+    config (``str_strip_whitespace`` and the like), or ``None`` for a model schema of
+    another shape."""
+    schema = model.__pydantic_core_schema__
+    definitions = None
+    if schema.get("type") == "definitions":
+        definitions = schema["definitions"]
+        schema = schema["schema"]
+    while schema.get("type") in ("function-before", "function-after", "function-wrap"):
+        schema = schema["schema"]  # a model validator around the model
+    if schema.get("type") != "model":
+        return None
+    config = schema.get("config")
+    fields = schema["schema"]
+    while fields.get("type") in ("function-before", "function-after", "function-wrap"):
+        fields = fields["schema"]  # a model validator around the fields
+    if fields.get("type") != "model-fields" or name not in fields["fields"]:
+        return None
+    found = fields["fields"][name]["schema"]
+    if definitions:
+        found = {"type": "definitions", "schema": found, "definitions": definitions}
+    return found, config
+
+
 @functools.cache
-def _adapter(model: type[Any], name: str) -> TypeAdapter[Any]:
-    return TypeAdapter(model.model_fields[name].annotation)
+def _field(model: type[Record], name: str) -> _Field:
+    found = _field_schema(model, name)
+    if found is not None:
+        from pydantic_core import SchemaSerializer, SchemaValidator
+
+        try:
+            validator = SchemaValidator(found[0], found[1])
+            serializer = SchemaSerializer(found[0], found[1])
+        except Exception:  # a part pydantic-core takes only within its model
+            pass
+        else:
+            return _Field(validator.validate_python, functools.partial(_dump, serializer))
+    adapter = _type_adapter(model, name)
+    return _Field(adapter.validate_python, functools.partial(adapter.dump_python, mode="json"))
+
+
+@functools.cache
+def _type_adapter(model: type[Record], name: str) -> TypeAdapter[Any]:
+    """The field's type with its own constraints (kept apart from the annotation, in
+    ``metadata``), without the model's validators and config."""
+    info = model.model_fields[name]
+    annotation: Any = info.annotation
+    if info.metadata:
+        annotation = Annotated[(annotation, *info.metadata)]
+    return TypeAdapter(annotation)
+
+
+def _dump(serializer: Any, value: Any) -> Any:
+    return serializer.to_python(value, mode="json")
+
+
+def field_value(model: type[Record], name: str, value: Any) -> Any:
+    """``value`` validated as ``model``'s field ``name``, as a stored value of it was
+    (constraints, validators and the model's config: text trimmed, an e-mail's domain
+    lower-cased, a phone in E.164, ``"40"`` for an int field 40). A value the field
+    refuses raises ``pydantic.ValidationError``."""
+    try:
+        return _field(model, name).validate(value)
+    except ValidationError:
+        raise
+    except Exception:
+        # A validator of the application's that needs the rest of a record (info.data)
+        # fails on a value alone: the field's type and constraints are what is left.
+        return _type_adapter(model, name).validate_python(value)
 
 
 def where_values(model: type[Record], where: Mapping[str, Any]) -> dict[str, Any]:
-    """``where`` checked against ``model``: each name a field of it, each value of that
-    field's type (``"40"`` for an int field is 40). An unknown field or a value of the
-    wrong type is an :class:`~leadfunnel.InvalidArgumentError`."""
+    """``where`` checked against ``model``: each name a field of it, each value
+    validated as that field (:func:`field_value`: ``"40"`` for an int field is 40,
+    ``" Acme "`` for a text field ``"Acme"``), so that it compares with stored values as
+    they were stored. An unknown field or a value the field refuses is an
+    :class:`~leadfunnel.InvalidArgumentError`."""
     from ._errors import InvalidArgumentError
 
     checked: dict[str, Any] = {}
@@ -712,16 +826,91 @@ def where_values(model: type[Record], where: Mapping[str, Any]) -> dict[str, Any
             checked[name] = None
             continue
         try:
-            checked[name] = _adapter(model, name).validate_python(value)
+            checked[name] = field_value(model, name, value)
         except ValidationError as exc:
             message = exc.errors(include_url=False)[0]["msg"]
             raise InvalidArgumentError(f"where={{{name!r}: {value!r}}}: {message}") from None
     return checked
 
 
+#: The list filters that compare text with a field of the same name (``tag`` with an
+#: item of ``tags``): their values are validated as that field, as stored values were.
+_TEXT_FILTERS = {"owner": "owner", "source": "source", "setter": "setter", "tag": "tags"}
+
+
+def text_filter(model: type[Record], name: str, value: Any) -> Any:
+    """The value of the list filter ``name`` (``owner``, ``source``, ``setter``, ``tag``)
+    as the field it compares with would store it (trimmed, as stored values are: a
+    filter ``owner="ana "`` finds the owner ``"ana"`` on every store), or
+    :data:`NO_VALUE` for a value the field refuses (a control character, too long, an
+    empty tag), which no stored record holds: such a filter matches nothing, without
+    asking the store (PostgreSQL refuses a NUL byte even as a parameter)."""
+    field_name = _TEXT_FILTERS.get(name)
+    if not isinstance(value, str) or field_name not in model.model_fields:
+        return value
+    try:
+        if field_name == "tags":
+            items = field_value(model, field_name, [value])
+            return next(iter(items)) if len(items) == 1 else NO_VALUE
+        return field_value(model, field_name, value)
+    except (ValidationError, TypeError, ValueError):
+        return NO_VALUE
+
+
+def text_filters(model: type[Record], filters: Mapping[str, Any]) -> dict[str, Any] | None:
+    """``filters`` with the text filters' values as :func:`text_filter` gives them, or
+    ``None`` when one of them can match nothing."""
+    checked = {name: text_filter(model, name, value) for name, value in filters.items()}
+    return None if any(v is NO_VALUE for v in checked.values()) else checked
+
+
 def json_value(model: type[Record], name: str, value: Any) -> Any:
-    """``value`` of field ``name`` as the stored JSON document holds it."""
-    return _adapter(model, name).dump_python(value, mode="json")
+    """``value`` of field ``name`` as the stored JSON document holds it (the field's own
+    serialiser in JSON mode: a ``Decimal`` as its text, a datetime as ISO 8601 text)."""
+    return _field(model, name).dump(value)
+
+
+@functools.cache
+def missing_value(model: type[Record], name: str) -> Any:
+    """What a record stored without the field ``name`` (a field the application added
+    to its model later) reads as: the field's ``default``, or an empty container of a
+    ``default_factory`` of ``list``, ``dict``, ``set``, ``frozenset`` or ``tuple``;
+    :data:`NO_VALUE` (equal to nothing) for any other ``default_factory`` (its value
+    is not known until it runs, and may change from one read to the next) and for a
+    required field. ``where=`` filters match such a record when this equals their
+    value."""
+    info = model.model_fields[name]
+    factory = info.default_factory
+    if factory is not None:
+        return factory() if factory in _STATIC_FACTORIES else NO_VALUE  # type: ignore[call-arg]
+    if info.is_required():
+        return NO_VALUE
+    value = info.default
+    if value is not None and (
+        info.validate_default or model.model_config.get("validate_default", False)
+    ):
+        try:
+            value = field_value(model, name, value)
+        except (ValidationError, TypeError, ValueError):
+            return NO_VALUE
+    return value
+
+
+#: The longest trait key :meth:`Repository.people_like` compares, by trait: the SQL
+#: adapter's ``email_domain``, ``company_key`` and ``last_name_key`` columns hold no more.
+TRAIT_KEY_LENGTH = {"email_domain": 255, "company": 200, "last_name": 200}
+
+
+def trait_key(value: str | None, trait: str) -> str | None:
+    """``value`` as :meth:`Repository.people_like` compares it: trimmed, case-folded and
+    cut to ``TRAIT_KEY_LENGTH[trait]`` characters (``None`` for no value). Case-folding
+    may lengthen a text (``"ß"`` is ``"ss"``): a valid 200-character company keeps its
+    first 200 folded characters, on every adapter alike, so such a key may match a
+    company that differs only after them (``funnel.similar`` then compares the whole
+    names)."""
+    if not value:
+        return None
+    return value.strip().casefold()[: TRAIT_KEY_LENGTH[trait]] or None
 
 
 def check_rep_list(kind: str) -> None:

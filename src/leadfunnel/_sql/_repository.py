@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import math
 import operator
 import os
 import secrets
@@ -14,6 +15,7 @@ import typing
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any, Literal, NoReturn, TypeVar, cast
 from uuid import UUID
 
@@ -55,6 +57,8 @@ from .._models import (
 from .._periods import month_of
 from .._repository import (
     DO_NOT_CALL,
+    NO_VALUE,
+    TRAIT_KEY_LENGTH,
     ChangeSet,
     Cursor,
     FollowUpCandidate,
@@ -69,6 +73,9 @@ from .._repository import (
     check_grouping,
     check_rep_list,
     json_value,
+    missing_value,
+    text_filter,
+    trait_key,
     where_values,
 )
 from . import _schema as s
@@ -100,10 +107,6 @@ def _dumps(value: Any) -> str:
 
 def _loads(value: Any) -> Any:
     return pydantic_core.from_json(value)
-
-
-def _lower(value: str | None) -> str | None:
-    return value.strip().casefold() if value else None
 
 
 def _batches(items: Sequence[_T], size: int = _BATCH) -> Iterator[Sequence[_T]]:
@@ -779,52 +782,26 @@ class SqlRepository(Repository):
         return sa.tuple_(table.c.created_at, table.c.id) > sa.tuple_(at, id)
 
     def _field_equals(self, t: sa.Table, model: type[Record], name: str, value: Any) -> Any:
-        """``field == value`` in SQL: on its column where it has one, else on the record's
-        JSON document (json_extract on SQLite, ->> on PostgreSQL, JSON_EXTRACT on
-        MariaDB), with the path written literally so that an expression index on it
-        (see the docs) can serve the query."""
+        """``field == value`` in SQL, by value as in Python (see ``Repository.leads``): on
+        its column where it has one, else on the record's JSON document (see
+        :class:`_DocField`), with the path written literally so that an expression index
+        on it (see the docs) can serve the query."""
         stored = None if value is None else json_value(model, name, value)
         if name in t.c and name not in ("doc", "seq") and not isinstance(stored, (dict, list)):
             column = t.c[name]
-            if stored is None:
+            if value is None:
                 return column.is_(None)
-            return column == (value if isinstance(value, UUID) else stored)
-        quoted = "'" + name.replace("'", "''") + "'"
-        if self.dialect == "postgresql":
-            text: Any = t.c.doc.op("->>", return_type=sa.Text())(sa.literal_column(quoted))
-            if stored is None:
-                return text.is_(None)
-            if isinstance(stored, bool):
-                return sa.cast(text, sa.Boolean) == stored
-            if isinstance(stored, int):
-                return sa.cast(text, sa.BigInteger) == stored
-            if isinstance(stored, float):
-                return sa.cast(text, sa.Float) == stored
-            if isinstance(stored, (dict, list)):
-                return t.c.doc.op("->")(sa.literal_column(quoted)) == sa.cast(
-                    _dumps(stored), t.c.doc.type
-                )
-            return text == stored
-        path: Any = sa.literal_column("'$." + name + "'")
-        if self.dialect == "sqlite":
-            found: Any = sa.func.json_extract(t.c.doc, path)
-            if stored is None:
-                return found.is_(None)
-            if isinstance(stored, bool):
-                return found == int(stored)
-            if isinstance(stored, (dict, list)):
-                return found == _dumps(stored)
-            return found == stored
-        extracted = sa.func.json_extract(t.c.doc, path)
-        if stored is None:
-            return sa.func.coalesce(sa.func.json_type(extracted), "NULL") == "NULL"
-        if isinstance(stored, bool):
-            return sa.func.json_unquote(extracted) == ("true" if stored else "false")
-        if isinstance(stored, (int, float)):
-            return extracted == stored
-        if isinstance(stored, (dict, list)):
-            return extracted == sa.func.json_extract(_dumps(stored), "$")
-        return sa.func.json_unquote(extracted) == stored
+            # Ids and instants as their column types bind them; the rest as stored.
+            return column == (value if isinstance(value, (UUID, datetime)) else stored)
+        field = _DocField(self.dialect, t.c.doc, name)
+        missing = missing_value(model, name)  # what a document without the field reads as
+        if value is None:
+            # A document leaves a field out at None only where None is its default.
+            return field.null_or_absent() if missing is None else field.null()
+        equal = field.equals(value, stored)
+        if _equal_values(missing, value):
+            return sa.or_(equal, field.absent())
+        return equal
 
     def _count(self, kind: SubjectKind, filters: dict[str, Any]) -> int:
         query, params = self._statement(kind, filters, None, None, listing=False)
@@ -907,13 +884,25 @@ class SqlRepository(Repository):
             return []
         t = s.RECORD_TABLES[kind]
         traits: list[Any] = []
-        domain, company_key, name_key = _lower(email_domain), _lower(company), _lower(last_name)
-        if domain:
-            traits.append(t.c.email_domain == domain)
-        if company_key:
-            traits.append(t.c.company_key == company_key)
-        if name_key:
-            traits.append(t.c.last_name_key == name_key)
+        for column, trait, value in (
+            (t.c.email_domain, "email_domain", email_domain),
+            (t.c.company_key, "company", company),
+            (t.c.last_name_key, "last_name", last_name),
+        ):
+            key = trait_key(value, trait)
+            if key is None:
+                continue
+            traits.append(column == key)
+            length = TRAIT_KEY_LENGTH[trait]
+            if self.dialect == "sqlite" and len(key) == length:
+                # SQLite kept a longer key whole before keys were cut (it checks no
+                # length): such a row matches by its first characters.
+                traits.append(
+                    sa.and_(
+                        sa.func.length(column) > length,
+                        sa.func.substr(column, 1, length) == key,
+                    )
+                )
         if not traits:
             return []
         query = (
@@ -1063,10 +1052,20 @@ class SqlRepository(Repository):
         self, *, lead_limit: int, contact_limit: int, owner: str | None = None
     ) -> Iterator[FollowUpCandidate]:
         queries = _follow_up_candidate_queries(owner is not None)
-        params = {"lead_limit": lead_limit, "contact_limit": contact_limit, "owner": owner}
+        # The owner as each kind's field stores it (trimmed).
+        owners = {
+            kind: text_filter(self._models[kind], "owner", owner) for kind in ("lead", "contact")
+        }
         rows: list[FollowUpCandidate] = []
         with self._read() as conn:
             for subject, query in zip(("lead", "contact"), queries, strict=True):
+                if owners[subject] is NO_VALUE:
+                    continue  # an owner no record can have
+                params = {
+                    "lead_limit": lead_limit,
+                    "contact_limit": contact_limit,
+                    "owner": owners[subject],
+                }
                 for id, state, owner, anchor, reset_at, count, last_at, opt_outs in conn.execute(
                     query, params
                 ):
@@ -1139,6 +1138,11 @@ class SqlRepository(Repository):
     ) -> list[RepListRow]:
         check_rep_list(kind)
         now = require_aware(now, "now")
+        deals_listed = kind != "never_booked"
+        source = text_filter(self._models["contact" if deals_listed else "lead"], "source", source)
+        owner = text_filter(self._models["opportunity" if deals_listed else "lead"], "owner", owner)
+        if source is NO_VALUE or owner is NO_VALUE:
+            return []  # a filter no record can match
         table: sa.Table
         if kind == "never_booked":
             table = leads = s.leads
@@ -1618,6 +1622,283 @@ def _seconds_mysql(element: _SecondsBetween, compiler: Any, **kw: Any) -> str:
     return f"TIMESTAMPDIFF(MICROSECOND, {start}, {end}) / 1000000.0"
 
 
+def _equal_values(a: Any, b: Any) -> bool:
+    try:
+        return bool(a == b)
+    except Exception:  # values that cannot be compared (an application's type) differ
+        return False
+
+
+class _DocField:
+    """One field of the records' JSON documents, in the dialect's SQL: ``json_extract``
+    on SQLite, ``->>`` on PostgreSQL, ``JSON_EXTRACT`` on MariaDB.
+
+    :meth:`equals` compares by value, as Python compares the validated value with a
+    record's (``Repository.leads``), from what the document holds (the field's JSON:
+    a ``Decimal`` as its text, a datetime as ISO 8601 text with its offset, a set as
+    an array in no particular order). Numbers, booleans and texts compare as before,
+    so the expression indexes the docs show still serve them.
+    """
+
+    def __init__(self, dialect: str, doc: sa.Column[Any], name: str) -> None:
+        self.dialect = dialect
+        self.doc = doc
+        self.key: Any = sa.literal_column("'" + name.replace("'", "''") + "'")
+        self.path: Any = sa.literal_column("'$." + name + "'")
+
+    def _node(self) -> Any:
+        """PostgreSQL: the field as JSONB; elsewhere, as the dialect extracts it."""
+        if self.dialect == "postgresql":
+            return self.doc.op("->")(self.key)
+        return sa.func.json_extract(self.doc, self.path)
+
+    def text(self) -> Any:
+        """The field as SQL text (a JSON string unquoted); NULL when absent or null."""
+        if self.dialect == "postgresql":
+            return self.doc.op("->>", return_type=sa.Text())(self.key)
+        if self.dialect == "sqlite":
+            return sa.func.json_extract(self.doc, self.path)
+        return sa.func.json_unquote(self._node())
+
+    def absent(self) -> Any:
+        """The document lacks the field (a field added to the model after it was stored)."""
+        if self.dialect == "sqlite":
+            return sa.func.json_type(self.doc, self.path).is_(None)
+        return self._node().is_(None)
+
+    def null(self) -> Any:
+        """The document holds the field as JSON ``null``."""
+        if self.dialect == "postgresql":
+            return sa.func.jsonb_typeof(self._node()) == "null"
+        if self.dialect == "sqlite":
+            return sa.func.json_type(self.doc, self.path) == "null"
+        return sa.func.json_type(self._node()) == "NULL"
+
+    def null_or_absent(self) -> Any:
+        if self.dialect in ("postgresql", "sqlite"):
+            return self.text().is_(None)
+        return sa.func.coalesce(sa.func.json_type(self._node()), "NULL") == "NULL"
+
+    def equals(self, value: Any, stored: Any) -> Any:
+        """The field equals ``value``, whose JSON is ``stored`` (not ``None``)."""
+        if isinstance(stored, bool):
+            return self._boolean(stored)
+        if isinstance(value, Decimal) and isinstance(stored, str):
+            return self._decimal(value)
+        if isinstance(value, datetime) and isinstance(stored, str) and _in_utc(value):
+            # An instant, in whatever offset it was stored (a naive datetime is no
+            # instant: it compares as its text, and only with naive ones).
+            return self._instant(value)
+        if isinstance(value, (set, frozenset)) and isinstance(stored, list) and _scalars(stored):
+            return self._set(stored)
+        if isinstance(stored, (int, float)):
+            return self._number(stored)
+        if isinstance(stored, (dict, list)):
+            return self._json(stored)
+        return self.text() == stored
+
+    def _boolean(self, stored: bool) -> Any:
+        if self.dialect == "postgresql":
+            return sa.cast(self.text(), sa.Boolean) == stored
+        if self.dialect == "sqlite":
+            return self.text() == int(stored)
+        return self.text() == ("true" if stored else "false")
+
+    def _number(self, stored: float) -> Any:
+        if self.dialect == "postgresql":
+            kind: Any = sa.BigInteger if isinstance(stored, int) else sa.Float
+            return sa.cast(self.text(), kind) == stored
+        return self._node() == stored  # json_extract gives SQLite a number, MariaDB JSON
+
+    def _decimal(self, value: Decimal) -> Any:
+        # The stored text ("10.50", "1E+2") as a number: exact on PostgreSQL (numeric)
+        # and SQLite (lf_decimal, a function of leadfunnel's connections: see
+        # _sqlite_decimal); on MariaDB to DECIMAL(65, 30)'s 30 decimal places.
+        if self.dialect == "postgresql":
+            return sa.cast(self.text(), sa.Numeric()) == value
+        if self.dialect == "sqlite":
+            exact = sa.func.lf_decimal(self.text()) == _decimal_key(value)
+            near = float(value)
+            if not math.isfinite(near):
+                return exact
+            # SQLite's own (inexact) number first: a Python call only for the rows near.
+            margin = abs(near) * 1e-9
+            return sa.and_(
+                sa.cast(self.text(), sa.Float).between(near - margin, near + margin), exact
+            )
+        return sa.cast(self.text(), sa.Numeric(65, 30)) == value
+
+    def _instant(self, value: datetime) -> Any:
+        exact = _DocInstant(self.text()) == value
+        if self.dialect == "postgresql":
+            return exact
+        if self.dialect == "sqlite":
+            # SQLite's julianday() (to the millisecond) first: lf_instant, a Python
+            # call, only for the rows within a second of the instant.
+            day = (value - s.EPOCH) / timedelta(days=1) + _JULIAN_EPOCH
+            near = sa.func.julianday(self.text()).between(day - _SECOND, day + _SECOND)
+            return sa.and_(near, exact)
+        # MariaDB: the local date first (an offset moves it a day at most), a plain
+        # text comparison, so that the long conversion runs for the rows near only.
+        utc = value.astimezone(UTC)
+        first, last = (
+            (utc + timedelta(days=n) if _in_range(utc, n) else utc).date().isoformat()
+            for n in (-1, 1)
+        )
+        return sa.and_(sa.func.left(self.text(), 10).between(first, last), exact)
+
+    def _set(self, stored: list[Any]) -> Any:
+        # Sets are stored as arrays in the order they were iterated when written: equal
+        # as sets when of the same length and each holds all of the other's items.
+        if self.dialect == "postgresql":
+            items = sa.cast(_dumps(stored), self.doc.type)
+            node = self._node()
+            return sa.and_(node.op("@>")(items), node.op("<@")(items))
+        if self.dialect == "sqlite":
+            length = sa.func.json_array_length(self.doc, self.path)
+            if not stored:
+                return length == 0
+            each = sa.func.json_each(self.doc, self.path).table_valued("value")
+            inside = (
+                sa.select(sa.func.count()).select_from(each).where(each.c.value.in_(stored))
+            ).scalar_subquery()
+            return sa.and_(length == len(stored), inside == len(stored))
+        node = self._node()
+        return sa.and_(
+            sa.func.json_length(node) == len(stored),
+            sa.func.json_contains(node, _dumps(stored)) == 1,
+        )
+
+    def _json(self, stored: Any) -> Any:
+        if self.dialect == "postgresql":
+            return self._node() == sa.cast(_dumps(stored), self.doc.type)
+        if self.dialect == "sqlite":
+            return self.text() == _dumps(stored)
+        return self._node() == sa.func.json_extract(_dumps(stored), "$")
+
+
+#: The Julian day of 1970-01-01T00:00Z, and one second in days (see _DocField.equals).
+_JULIAN_EPOCH = 2440587.5
+_SECOND = 1 / 86400
+
+
+def _in_utc(value: datetime) -> bool:
+    """Whether ``value`` is aware and its instant has a UTC datetime (not before year 1
+    nor after 9999, where ``At`` parameters could not be bound)."""
+    if value.utcoffset() is None:
+        return False
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        return False
+    return True
+
+
+def _in_range(when: datetime, days: int) -> bool:
+    """Whether ``when`` moved by ``days`` is still a datetime (years 1 to 9999)."""
+    try:
+        when + timedelta(days=days)
+    except OverflowError:
+        return False
+    return True
+
+
+def _scalars(items: list[Any]) -> bool:
+    return all(isinstance(i, (str, int, float)) and not isinstance(i, bool) for i in items)
+
+
+class _DocInstant(FunctionElement[datetime]):
+    """The instant an ISO 8601 text names, when it has an offset (``Z`` or ``+hh:mm``,
+    as pydantic writes an aware datetime; NULL for a naive one), in the type of
+    ``At`` columns so that it compares with a parameter bound as they bind it: an
+    integer of microseconds on SQLite (see :func:`_sqlite_instant`), a ``timestamptz``
+    on PostgreSQL, a UTC ``DATETIME(6)`` on MariaDB. Exact to the microsecond."""
+
+    type = s.At
+    name = "doc_instant"
+    inherit_cache = True
+
+
+@compiles(_DocInstant)
+def _doc_instant_sqlite(element: _DocInstant, compiler: Any, **kw: Any) -> str:
+    (text,) = (compiler.process(clause, **kw) for clause in element.clauses)
+    return f"lf_instant({text})"
+
+
+@compiles(_DocInstant, "postgresql")
+def _doc_instant_postgresql(element: _DocInstant, compiler: Any, **kw: Any) -> str:
+    # Not indexable: a text's cast to timestamptz is only STABLE (it reads TimeZone for
+    # a text without offset, which the CASE leaves out).
+    (text,) = (compiler.process(clause, **kw) for clause in element.clauses)
+    offset = "'(Z|[+-][0-9][0-9]:[0-9][0-9](:[0-9][0-9])?)$'"
+    return f"CASE WHEN {text} ~ {offset} THEN CAST({text} AS TIMESTAMPTZ) END"
+
+
+@compiles(_DocInstant, "mysql")
+@compiles(_DocInstant, "mariadb")
+def _doc_instant_mysql(element: _DocInstant, compiler: Any, **kw: Any) -> str:
+    # MariaDB reads no offset: the local time less the offset's minutes, in UTC.
+    (t,) = (compiler.process(clause, **kw) for clause in element.clauses)
+    sign = f"SUBSTRING({t}, -6, 1)"
+
+    def local(cut: int) -> str:
+        return f"CAST(REPLACE(LEFT({t}, CHAR_LENGTH({t}) - {cut}), 'T', ' ') AS DATETIME(6))"
+
+    minutes = (
+        f"(CASE WHEN {sign} = '-' THEN 1 ELSE -1 END) * "
+        f"(CAST(SUBSTRING({t}, -5, 2) AS SIGNED) * 60 + CAST(SUBSTRING({t}, -2) AS SIGNED))"
+    )
+    return (
+        f"CASE WHEN RIGHT({t}, 1) = 'Z' THEN {local(1)} "
+        f"WHEN {sign} IN ('+', '-') THEN TIMESTAMPADD(MINUTE, {minutes}, {local(6)}) END"
+    )
+
+
+def _decimal_key(value: Decimal) -> str | None:
+    """A finite ``Decimal``'s number as one text whatever its form ("10.50", "10.5",
+    "1.05E+1": "105e-1"; every zero "0"), exactly (no rounding context); ``None``
+    for NaN and the infinities, which equal nothing here."""
+    if not value.is_finite():
+        return None
+    sign, digits, exponent = value.as_tuple()
+    assert isinstance(exponent, int)
+    kept = "".join(map(str, digits)).lstrip("0")
+    if not kept:
+        return "0"
+    stripped = kept.rstrip("0")
+    exponent += len(kept) - len(stripped)
+    return f"{'-' if sign else ''}{stripped}e{exponent}"
+
+
+def _sqlite_decimal(value: Any) -> str | None:
+    """SQLite's ``lf_decimal(x)``: :func:`_decimal_key` of a stored number's text (or
+    JSON number); ``None`` for anything else. Never raises (SQLite would fail the
+    query)."""
+    try:
+        if isinstance(value, str):
+            return _decimal_key(Decimal(value))
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return _decimal_key(Decimal(str(value)))
+    except (ArithmeticError, ValueError):
+        pass
+    return None
+
+
+def _sqlite_instant(value: Any) -> int | None:
+    """SQLite's ``lf_instant(x)``: the instant an ISO 8601 text with an offset names, in
+    microseconds since 1970 UTC (as SQLite stores ``At`` columns); ``None`` for a text
+    without offset (a naive datetime) or anything else. Never raises."""
+    if not isinstance(value, str):
+        return None
+    try:
+        instant = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if instant.utcoffset() is None:
+        return None
+    return s.to_sqlite_micros(instant)
+
+
 class _Missing(ConfigError):
     """The schema is absent or old and ``migrate="check"`` forbids touching it."""
 
@@ -2005,6 +2286,9 @@ def _tune_sqlite(engine: Engine) -> None:
     @sa.event.listens_for(engine, "connect")
     def _connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
+        # What where= filters compare Decimal and datetime fields by (see _DocField).
+        dbapi_connection.create_function("lf_decimal", 1, _sqlite_decimal, deterministic=True)
+        dbapi_connection.create_function("lf_instant", 1, _sqlite_instant, deterministic=True)
         cursor = dbapi_connection.cursor()
         try:
             cursor.execute("PRAGMA foreign_keys = ON")
@@ -2060,6 +2344,15 @@ def _translated(changes: ChangeSet | None = None) -> Iterator[None]:
             first = next(iter([*changes.updates, *changes.deletes, *changes.inserts]), None)
             if first is not None:
                 raise ConcurrencyError(first.id, first.version, None) from exc
+        if isinstance(exc, sa_exc.DataError):
+            # A value the database refuses (too long for its column, out of range, not
+            # a number): retrying the same change fails the same way.
+            raise StorageError(
+                f"the database refused a value: {_first_line(exc.orig)}; nothing of this "
+                "change was stored. This is no connection or locking problem, and retrying "
+                "will not help: the database will not take the value (one that "
+                "leadfunnel's models accept should always store: please report it)"
+            ) from exc
         raise StorageError(
             f"the database failed: {_first_line(exc.orig)}; nothing of this change was "
             "stored. Retry, or check that the database is reachable and not locked"
@@ -2097,9 +2390,9 @@ def _person_row(record: Lead | Contact) -> dict[str, Any]:
         "erased_at": record.erased_at,
         "owner": record.owner,
         "source": record.source,
-        "email_domain": email.rpartition("@")[2].casefold() if email else None,
-        "company_key": _lower(record.company),
-        "last_name_key": _lower(record.last_name),
+        "email_domain": trait_key(email.rpartition("@")[2], "email_domain") if email else None,
+        "company_key": trait_key(record.company, "company"),
+        "last_name_key": trait_key(record.last_name, "last_name"),
         "opt_outs": ",".join(sorted(c.value for c in record.opt_outs)) or None,
     }
 

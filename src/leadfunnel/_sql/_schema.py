@@ -29,6 +29,8 @@ from uuid import UUID
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Dialect
 
+from .._repository import TRAIT_KEY_LENGTH
+
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "Document", "is_document", "metadata", "start_counter"]
 
 #: The version of the schema this code writes.
@@ -194,10 +196,12 @@ def _person_columns() -> list[sa.Column[Any]]:
         sa.Column("erased_at", At),
         sa.Column("owner", ExactText(200), index=True),
         sa.Column("source", ExactText(200), index=True),
-        # The traits people_like() matches on, lower-cased in Python at write time.
-        sa.Column("email_domain", ExactText(255), index=True),
-        sa.Column("company_key", ExactText(200), index=True),
-        sa.Column("last_name_key", ExactText(200), index=True),
+        # The traits people_like() matches on, case-folded in Python at write time and
+        # cut to these lengths (``trait_key``: folding "ß" makes "ss", and a valid
+        # 200-character company could be longer once folded).
+        sa.Column("email_domain", ExactText(TRAIT_KEY_LENGTH["email_domain"]), index=True),
+        sa.Column("company_key", ExactText(TRAIT_KEY_LENGTH["company"]), index=True),
+        sa.Column("last_name_key", ExactText(TRAIT_KEY_LENGTH["last_name"]), index=True),
         sa.Column("opt_outs", ExactText(100)),
     ]
 
