@@ -777,7 +777,7 @@ class Funnel:
             raise InvalidArgumentError(
                 f"after={record.id} is {'an' if record.kind == 'opportunity' else 'a'} "
                 f"{record.kind}, not {'an' if kind == 'opportunity' else 'a'} {kind}: "
-                f"page the {kind}s with the last {kind} of the previous page"
+                f"page the {_PLURAL[kind]} with the last {kind} of the previous page"
             )
         return (record.created_at, record.id)
 
@@ -1043,6 +1043,9 @@ _E = TypeVar("_E", LeadStatus, ContactType, Stage)
 def _member(enum: type[_E], value: _E | str | None, name: str) -> _E | None:
     """``value`` as a member of ``enum`` (``None`` stays ``None``)."""
     return None if value is None else member(enum, value, name)
+
+
+_PLURAL = {"lead": "leads", "contact": "contacts", "opportunity": "opportunities"}
 
 
 def _aware_or_none(value: datetime | None, name: str) -> datetime | None:

@@ -468,10 +468,17 @@ class SqlRepository(Repository):
             # neither e-mail nor phone claims no key): no statement at all.
             return
         sql, convert = self._driver.prepare(table)
-        if self.dialect == "postgresql" and len(rows) >= _COPY_FROM:
+        if self.dialect != "postgresql":
+            conn.exec_driver_sql(sql, [convert(row) for row in rows])
+        elif len(rows) >= _COPY_FROM:
             self._copy(conn, table, [convert(row) for row in rows])
         else:
-            conn.exec_driver_sql(sql, [convert(row) for row in rows])
+            # One statement of a few rows: psycopg runs an executemany in a pipeline,
+            # which logs "error ignored terminating <psycopg.Pipeline ...>" on top of
+            # the error itself whenever a row is refused (another writer's key, in a
+            # race the caller retries or reports).
+            values = [value for row in rows for value in convert(row)]
+            conn.exec_driver_sql(self._driver.multi_row_sql(table, len(rows)), tuple(values))
 
     def _copy(self, conn: Connection, table: sa.Table, rows: list[tuple[Any, ...]]) -> None:
         """Bulk rows through PostgreSQL's ``COPY``, in the commit's transaction."""
@@ -1961,6 +1968,7 @@ class _DriverStatements:
         self._updates: dict[tuple[str, tuple[int, ...]], str] = {}
         self._documents: dict[str, frozenset[int]] = {}
         self._positions: dict[tuple[str, str], int] = {}
+        self._multi_row: dict[tuple[str, int], str] = {}
 
     def prepare(self, table: sa.Table) -> tuple[str, Callable[[dict[str, Any]], tuple[Any, ...]]]:
         """The SQL and the row converter for inserting into ``table``."""
@@ -2107,6 +2115,17 @@ class _DriverStatements:
     def converter(self, column: sa.Column[Any]) -> Callable[[Any], Any] | None:
         """What a value of ``column`` is converted with for the driver (None: as is)."""
         return self._converter(column)
+
+    def multi_row_sql(self, table: sa.Table, count: int) -> str:
+        """:meth:`prepare`'s ``INSERT`` of ``count`` rows in one statement, their values
+        one after the other in its parameters."""
+        found = self._multi_row.get((table.name, count))
+        if found is None:
+            head, _, row = self.prepare(table)[0].partition(" VALUES ")
+            found = self._multi_row[(table.name, count)] = (
+                f"{head} VALUES {', '.join([row] * count)}"
+            )
+        return found
 
     def copy_sql(self, table: sa.Table) -> str:
         """``COPY ... FROM STDIN`` for the columns :meth:`prepare` converts (PostgreSQL)."""
