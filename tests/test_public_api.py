@@ -11,6 +11,7 @@ import pytest
 
 import leadfunnel
 import leadfunnel.rules
+import leadfunnel.storage
 import leadfunnel.testing
 
 
@@ -31,7 +32,9 @@ def public_names(module: types.ModuleType) -> set[str]:
     return names
 
 
-@pytest.mark.parametrize("module", [leadfunnel, leadfunnel.testing, leadfunnel.rules])
+@pytest.mark.parametrize(
+    "module", [leadfunnel, leadfunnel.testing, leadfunnel.rules, leadfunnel.storage]
+)
 def test_all_is_sorted_complete_and_resolvable(module: types.ModuleType) -> None:
     exported = list(module.__all__)
     assert len(exported) == len(set(exported))

@@ -596,7 +596,7 @@ class Repository(ABC):
         """Distinct subjects per funnel step reached with ``since <= at < until``
         (only the ``steps`` named, when given).
 
-        The steps an event reaches are :func:`leadfunnel._lifecycle.funnel_steps` of it
+        The steps an event reaches are :func:`leadfunnel.storage.funnel_steps` of it
         (an adapter may compute them when it stores the event). With ``by``, counts are
         per group: ``source`` and ``profile`` are the current values of the lead (for an
         opportunity step, the lead the opportunity came from; ``None`` if none);

@@ -1,0 +1,71 @@
+"""What a storage adapter is written with: the repository port, the change sets it
+applies, the rows its reports return, and the rules every adapter shares, so that a
+third-party adapter answers as leadfunnel's own do.
+
+An adapter subclasses :class:`Repository` and implements its abstract methods (see
+``docs/storage.md``); :class:`leadfunnel.testing.RepositoryContract` checks it. The
+functions here are the shared rules, the ones :class:`~leadfunnel.InMemoryRepository`
+and :class:`~leadfunnel.SqlRepository` use:
+
+* :func:`identity_keys` are the keys a person claims (``email:...``, ``phone:...``,
+  their ``other_emails`` and ``other_phones`` too), :func:`holds_keys` whether a record
+  claims them (a converted lead hands them to its contact), :func:`is_avoided` whether
+  a record is on the avoid list (its keys are then avoided, not merely taken);
+* :func:`funnel_steps` are the funnel steps an event reaches, which ``step_counts``,
+  ``stage_times`` and the rep lists count;
+* :func:`where_values` checks and converts a ``where=`` filter as the stores compare it
+  (by value), :func:`trait_key` is a person's company, last name or e-mail domain as
+  ``people_like`` compares them;
+* :func:`check_grouping` and :func:`check_rep_list` refuse an unknown grouping or rep
+  list with the error the facade promises.
+"""
+
+from __future__ import annotations
+
+from ._lifecycle import FUNNEL_STEPS, TIMED_STEPS, funnel_steps
+from ._models import holds_keys, identity_keys, is_avoided
+from ._repository import (
+    ChangeSet,
+    Cursor,
+    FollowUpCandidate,
+    FollowUpStats,
+    GroupBy,
+    MergeLog,
+    Move,
+    RepListKind,
+    RepListRow,
+    Repository,
+    StageTime,
+    StepCount,
+    Suppression,
+    check_grouping,
+    check_rep_list,
+    trait_key,
+    where_values,
+)
+
+__all__ = [
+    "FUNNEL_STEPS",
+    "TIMED_STEPS",
+    "ChangeSet",
+    "Cursor",
+    "FollowUpCandidate",
+    "FollowUpStats",
+    "GroupBy",
+    "MergeLog",
+    "Move",
+    "RepListKind",
+    "RepListRow",
+    "Repository",
+    "StageTime",
+    "StepCount",
+    "Suppression",
+    "check_grouping",
+    "check_rep_list",
+    "funnel_steps",
+    "holds_keys",
+    "identity_keys",
+    "is_avoided",
+    "trait_key",
+    "where_values",
+]
