@@ -31,3 +31,11 @@ def test_the_contract_example_passes_under_pytest(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert re.search(r"\d\d passed", result.stdout), result.stdout
+
+
+def test_the_page_names_every_method_an_adapter_implements() -> None:
+    from leadfunnel.storage import Repository
+
+    text = PAGE.read_text(encoding="utf-8")
+    missing = sorted(m for m in Repository.__abstractmethods__ if f"`{m}" not in text)
+    assert not missing, f"docs/storage.md does not name {missing}"
