@@ -19,6 +19,18 @@ class MyLead(Lead):
 """
 
 
+def leadfunnel(where: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
+    """``python -m leadfunnel ARGUMENTS`` run in ``where``, its modules importable."""
+    return subprocess.run(
+        [sys.executable, "-m", "leadfunnel", *arguments],
+        cwd=where,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PYTHONPATH": str(where), "PATH": "/usr/bin:/bin"},
+    )
+
+
 def test_import_fills_custom_fields_from_columns_named_like_them(tmp_path: Path) -> None:
     (tmp_path / "mycrm_models.py").write_text(MODELS, encoding="utf-8")
     (tmp_path / "leads.csv").write_text(
@@ -29,26 +41,10 @@ def test_import_fills_custom_fields_from_columns_named_like_them(tmp_path: Path)
         encoding="utf-8",
     )
     db = f"sqlite:///{tmp_path / 'crm.db'}"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "leadfunnel",
-            "import",
-            "leads.csv",
-            "--db",
-            db,
-            "--lead-model",
-            "mycrm_models:MyLead",
-            "--rejects",
-            "rejects.csv",
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"},
-    )
+    done = leadfunnel(
+        tmp_path, "import", "leads.csv", "--db", db, "--lead-model", "mycrm_models:MyLead",
+        "--rejects", "rejects.csv",
+    )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("2 added (1 as contacts), 0 duplicates, 0 avoided, 1 rejected")
     assert "Columns not imported: Mood\n" in done.stdout  # the custom ones were used
@@ -86,15 +82,7 @@ def test_qualify_judges_custom_fields_with_the_lead_model(tmp_path: Path) -> Non
     funnel.repository.close()
 
     def qualify(*more: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "leadfunnel", "qualify", "--rules", "rules.toml", "--db", db,
-             *more],
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"},
-        )  # fmt: skip
+        return leadfunnel(tmp_path, "qualify", "--rules", "rules.toml", "--db", db, *more)
 
     without = qualify()  # plain Lead has no such field: refused before any lead
     assert without.returncode == 2
@@ -140,14 +128,9 @@ def test_qualify_sees_the_rules_the_lead_models_module_registers(tmp_path: Path)
     funnel = Funnel(SqlRepository(db))
     funnel.add(Lead(email="x@fleet.example.com", status="raw"))
     funnel.repository.close()
-    done = subprocess.run(
-        [sys.executable, "-m", "leadfunnel", "qualify", "--rules", "rules.toml", "--db", db,
-         "--lead-model", "fleet_models:MyLead"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"},
+    done = leadfunnel(
+        tmp_path, "qualify", "--rules", "rules.toml", "--db", db,
+        "--lead-model", "fleet_models:MyLead",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("0 qualified, 0 disqualified, 1 waiting")
