@@ -27,6 +27,13 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+# The contract suite is asserts in a module of the package, which pytest rewrites only
+# in test modules and conftest files: registered here, so that a failing contract test
+# shows the values it compared. pytest imports this plugin before any conftest or test
+# module (so before anything imports the contract); ``leadfunnel.testing`` registers it
+# too, for runs that load no plugin.
+pytest.register_assert_rewrite("leadfunnel.testing._contract")
+
 if TYPE_CHECKING:
     from leadfunnel import Clock, Funnel, QualificationEngine, Repository
     from leadfunnel.testing import FunnelFactory, ManualClock

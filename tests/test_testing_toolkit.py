@@ -224,6 +224,40 @@ def test_a_users_test_file_runs_with_the_plugin(pytester: pytest.Pytester) -> No
     on_sqlite.assert_outcomes(passed=3)
 
 
+LOSSY_ADAPTER = """
+from leadfunnel import InMemoryRepository, Repository
+from leadfunnel.testing import RepositoryContract
+
+
+class ForgetsKeys(InMemoryRepository):
+    def find_keys(self, keys):
+        return {}
+
+
+class TestForgetsKeys(RepositoryContract):
+    def create_repository(self) -> Repository:
+        return ForgetsKeys()
+"""
+
+
+@pytest.mark.parametrize(
+    "plugin", [(), ("-p", "no:leadfunnel")], ids=["with-the-plugin", "without-it"]
+)
+def test_a_failing_contract_test_shows_the_values_it_compared(
+    pytester: pytest.Pytester, plugin: tuple[str, ...]
+) -> None:
+    """pytest rewrites the asserts of test modules only: the contract's are registered
+    for rewriting by the plugin, and by ``leadfunnel.testing`` when no plugin runs, so a
+    failure says what the adapter gave instead of a bare ``AssertionError``."""
+    pytester.makepyfile(test_lossy=LOSSY_ADAPTER)
+    result = pytester.runpytest_subprocess(
+        "-q", "-p", "no:cacheprovider", *plugin, "-k", "test_keys_are_claimed_and_found"
+    )
+    result.assert_outcomes(failed=1, deselected=result.parseoutcomes()["deselected"])
+    result.stdout.fnmatch_lines(["E * assert {} == {*", "E * Right contains 3 more items:*"])
+    result.stdout.no_fnmatch_line("*Module already imported so cannot be rewritten*")
+
+
 def test_registered_strategies_serve_from_type() -> None:
     from leadfunnel import Contact
     from leadfunnel.testing import register_strategies
