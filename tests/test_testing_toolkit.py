@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -155,6 +156,36 @@ def test_assertions_pass_and_fail_readably() -> None:
         assert_report_counts(funnel.report(), {"booked": 1})
     with pytest.raises(AssertionError, match="not to be due"):
         assert_due(funnel, lead, at=clock.now() + timedelta(days=3), due=False)
+
+
+def test_assertions_never_pass_by_having_nothing_to_check() -> None:
+    clock = ManualClock(START)
+    funnel = Funnel(clock=clock)
+    lead = funnel.capture(Lead(email="pat@acme.example.com"))
+    funnel.qualify(lead, force=True)
+    unknown = uuid.uuid4()
+    no_record = f"the funnel has no record {unknown} "
+    # An unknown id fails, whatever is expected of it.
+    with pytest.raises(AssertionError, match=no_record):
+        assert_history(funnel, unknown, [])
+    with pytest.raises(AssertionError, match=no_record):
+        assert_passed_through(funnel, unknown, ["raw"])
+    with pytest.raises(AssertionError, match=no_record):
+        assert_due(funnel, unknown, due=False)
+    with pytest.raises(AssertionError, match=no_record):
+        assert_due(funnel, [lead, str(unknown)])
+    # A misspelt state is named as such, not reported as a state never reached.
+    with pytest.raises(AssertionError, match=r"there is no state 'qualifed'; the states are "):
+        assert_passed_through(funnel, lead, ["raw", "qualifed"])
+    assert_passed_through(funnel, lead, [LeadStatus.RAW, "qualified"])  # members too
+    # Nothing to check is a mistake in the test, not a pass.
+    with pytest.raises(ValueError, match="at least one state"):
+        assert_passed_through(funnel, lead, [])
+    with pytest.raises(ValueError, match="at least one step"):
+        assert_report_counts(funnel.report(), {})
+    with pytest.raises(ValueError, match="at least one subject"):
+        assert_due(funnel, [])
+    assert_history(funnel, lead.id, ("capture", "qualify"))  # any sequence of names
 
 
 def test_a_leads_path_goes_on_through_its_contact_and_deal() -> None:

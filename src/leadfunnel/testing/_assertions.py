@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+from .._enums import ContactType, LeadStatus, Stage
 from .._lifecycle import funnel_steps
 
 if TYPE_CHECKING:
@@ -24,6 +25,28 @@ def _subject_id(subject: Any) -> UUID:
     return found if isinstance(found, UUID) else UUID(str(subject))
 
 
+def _stored(funnel: Funnel, subject: Subject) -> Any:
+    """The subject's record; an ``AssertionError`` saying so when the funnel has none
+    (a typo'd or made-up id, a record merged away or never stored), so an assertion
+    about it never passes by having nothing to look at."""
+    from .._errors import NotFoundError
+
+    subject_id = _subject_id(subject)
+    try:
+        return funnel.get(subject_id)
+    except NotFoundError:
+        raise AssertionError(
+            f"the funnel has no record {subject_id} (no lead, contact or opportunity with "
+            "that id: never stored, or merged away into another record)"
+        ) from None
+
+
+#: Every state a subject can be in, the names ``assert_passed_through`` takes.
+_STATES: tuple[str, ...] = tuple(
+    dict.fromkeys(str(state) for kind in (LeadStatus, ContactType, Stage) for state in kind)
+)
+
+
 def _followed(funnel: Funnel, subject: Subject) -> list[Any]:
     """The subject's events, then its contact's and deals', merged oldest first.
 
@@ -32,7 +55,7 @@ def _followed(funnel: Funnel, subject: Subject) -> list[Any]:
     """
     from .._models import Contact, Lead
 
-    record = funnel.get(_subject_id(subject))
+    record = _stored(funnel, subject)
     histories = [funnel.history(record.id)]
     contact_id = record.contact_id if isinstance(record, Lead) else None
     if isinstance(record, Contact):
@@ -88,19 +111,35 @@ def assert_passed_through(
     ``proposing`` with ``force=True`` passed ``contract_sent``. With
     ``include_skipped=False`` only the states really entered count.
 
+    ``states`` must name at least one state, each a state some subject can be in (a
+    ``LeadStatus``, ``ContactType`` or ``Stage`` value); a name that is none of them
+    fails at once, saying so, instead of failing as a state never reached.
+
     >>> assert_passed_through(funnel, lead, ["raw", "qualified", "won"])  # doctest: +SKIP
     """
+    states = [str(state) for state in states]
+    if not states:
+        raise ValueError(
+            "assert_passed_through needs at least one state to check; "
+            "to check that a subject exists, use funnel.get(id)"
+        )
+    unknown = [state for state in states if state not in _STATES]
+    if unknown:
+        raise AssertionError(
+            f"there is no state {', '.join(map(repr, dict.fromkeys(unknown)))}; "
+            f"the states are {', '.join(_STATES)}"
+        )
     path = _moves(funnel, subject)
     position = 0
     for state, skipped in path:
         if skipped and not include_skipped:
             continue
-        if position < len(states) and state == str(states[position]):
+        if position < len(states) and state == states[position]:
             position += 1
     if position < len(states):
         shown = " -> ".join(f"[{s}]" if skipped else s for s, skipped in path)
         message = (
-            f"expected the subject to pass through {' -> '.join(map(str, states))}, "
+            f"expected the subject to pass through {' -> '.join(states)}, "
             f"but its path was {shown or '(no moves)'}"
         )
         if position:
@@ -113,14 +152,19 @@ def assert_passed_through(
 
 
 def assert_history(funnel: Funnel, subject: Subject, names: Sequence[str]) -> None:
-    """Assert the subject's events are exactly ``names``, oldest first."""
-    actual = [event.name for event in funnel.history(subject)]
+    """Assert the subject's events are exactly ``names``, oldest first (the subject
+    must exist: an unknown id fails, whatever ``names``)."""
+    record = _stored(funnel, subject)
+    actual = [event.name for event in funnel.history(record.id)]
     if actual != list(names):
         raise AssertionError(f"expected history {list(names)}, got {actual}")
 
 
 def assert_report_counts(report: FunnelReport, expected: Mapping[str, int]) -> None:
-    """Assert the report counts ``expected[step]`` at each step named (others are free)."""
+    """Assert the report counts ``expected[step]`` at each step named (others are free;
+    name at least one)."""
+    if not expected:
+        raise ValueError("assert_report_counts needs at least one step to check")
     unknown = [step for step in expected if step not in report.steps]
     if unknown:
         raise AssertionError(
@@ -147,15 +191,24 @@ def assert_due(
     at: datetime | None = None,
     due: bool = True,
 ) -> None:
-    """Assert the subject (or each of several) is (``due=False``: is not) due at ``at``."""
+    """Assert the subject (or each of several) is (``due=False``: is not) due at ``at``.
+
+    Every subject must exist: an unknown id fails, even with ``due=False``.
+    """
     single = isinstance(subject, (str, UUID)) or hasattr(subject, "id")
     subjects: list[Any] = [subject] if single else list(subject)  # type: ignore[arg-type]
+    if not subjects:
+        raise ValueError("assert_due needs at least one subject to check")
+    records = [_stored(funnel, one) for one in subjects]
     items = {item.subject_id: item for item in funnel.due(at=at)}
-    for one in subjects:
-        one_id = _subject_id(one)
+    for record in records:
+        one_id = record.id
         if (one_id in items) != due:
-            record = funnel.get(one_id)
-            state = getattr(record, "status", None) or getattr(record, "type", "?")
+            state = next(
+                getattr(record, name)
+                for name in ("status", "type", "stage")
+                if hasattr(record, name)
+            )
             touches = len(funnel.touches(one_id))
             when = f" at {at.isoformat()}" if at else ""
             raise AssertionError(
