@@ -19,14 +19,18 @@ import leadfunnel
 from leadfunnel import (
     Channel,
     Contact,
+    ContactType,
     Funnel,
     InMemoryRepository,
     Lead,
     LeadStatus,
     Outcome,
+    Profile,
+    QualificationEngine,
     SqlRepository,
     Stage,
 )
+from leadfunnel.rules import Niche
 from leadfunnel.testing import (
     FunnelStep,
     ManualClock,
@@ -76,9 +80,12 @@ def test_histories_win_and_lose_deals_in_a_good_share_of_examples() -> None:
     runs, seen = _survey(histories())
     assert runs == 200
     share = {name: count / runs for name, count in seen.items()}
+    # Over many samples each of these steps is reached in 50-70% of the examples, a won
+    # deal in about 40%, a lost one in about 50%; one sample of 200 wanders by ten
+    # points or so (hypothesis's examples are not independent).
     for step in ("appointment_set", "appointment_sat", "proposing", "contract_sent"):
-        assert share.get(step, 0) >= 0.4, (step, share)
-    assert share.get("won", 0) >= 0.3, share
+        assert share.get(step, 0) >= 0.35, (step, share)
+    assert share.get("won", 0) >= 0.25, share
     assert share.get("lost", 0) >= 0.3, share
     # ... and the awkward people are there, often.
     assert share.get("keyless", 0) >= 0.2, share
@@ -127,23 +134,119 @@ def test_replayed(make_funnel, history):
 # --- strategies: the awkward cases come often -------------------------------------------
 
 
-def test_leads_are_often_keyless_avoided_or_merged_before() -> None:
+# The shares docs/testing.md gives, measured on a fixed sample. Hypothesis does not draw
+# independent examples (it mutates earlier ones, and starts from the simplest values),
+# so a share wanders by a few points from sample to sample: the tolerances allow for
+# that, and still fail the shares the strategies once had (17% keyless, 6% avoided,
+# 44% merged before).
+PEOPLE = settings(SURVEY, max_examples=1_000)
+SHARES = {
+    "keyless": (1 / 4, 0.07),  # neither e-mail nor phone, the erased included
+    "erased": (1 / 10, 0.045),
+    "merged before": (1 / 6, 0.06),  # an e-mail or phone merged away
+}
+
+
+def _shares(seen: Counter[str]) -> dict[str, float]:
+    return {name: round(count / seen["all"], 3) for name, count in seen.items()}
+
+
+def _count_awkward(seen: Counter[str], person: Lead | Contact) -> None:
+    """Count what is awkward about ``person``, and check that it is a valid record
+    that comes back equal from its JSON (what a store keeps)."""
+    assert type(person).model_validate_json(person.model_dump_json()) == person
+    assert type(person).model_validate(person.model_dump()) == person
+    seen["all"] += 1
+    seen["keyless"] += person.email is None and person.phone is None
+    seen["one key"] += (person.email is None) != (person.phone is None)
+    seen["erased"] += person.erased_at is not None
+    seen["merged before"] += bool(person.other_emails or person.other_phones)
+    if person.erased_at is not None:
+        assert (person.first_name, person.email, person.notes) == (None, None, None)
+    else:
+        assert None not in (person.first_name, person.last_name, person.company)
+    texts = [person.first_name, person.last_name, person.company, person.title, person.notes]
+    seen["long text"] += any(len(text or "") >= 100 for text in texts)
+    seen["non-ASCII"] += any(not (text or "").isascii() for text in texts)
+    seen["a formula"] += any((text or " ")[0] in "=+-@" for text in texts)
+    seen["notes"] += person.notes is not None
+    seen["notes on lines"] += any(c in (person.notes or "") for c in "\t\n\r")
+    seen["long notes"] += len(person.notes or "") >= 500
+    seen["opt-outs"] += bool(person.opt_outs)
+    created = person.created_at
+    seen["far date"] += not 1900 <= created.year <= 2100
+    seen["first or last instant"] += created.astimezone(UTC).year in (1, 9999) and (
+        created.astimezone(UTC).date() in (date(1, 1, 1), date(9999, 12, 31))
+    )
+    seen["not UTC"] += created.utcoffset() != timedelta(0)
+    seen["odd e-mail"] += person.email is not None and not person.email.islower()
+    seen["phone abroad"] += (person.phone or "+1").startswith("+44")
+
+
+def test_leads_bring_the_awkward_people_in_the_shares_the_docs_give() -> None:
     seen: Counter[str] = Counter()
 
-    @SURVEY
+    @PEOPLE
     @given(leads())
     def drawn(lead: Lead) -> None:
-        seen["all"] += 1
-        seen["keyless"] += lead.email is None and lead.phone is None
-        seen["email only"] += lead.email is not None and lead.phone is None
+        _count_awkward(seen, lead)
         seen["avoid"] += lead.status == LeadStatus.AVOID
-        seen["merged before"] += bool(lead.other_emails or lead.other_phones)
+        seen["revenue in cents"] += lead.annual_revenue is not None and (
+            lead.annual_revenue != int(lead.annual_revenue)
+        )
 
     drawn()
-    assert seen["keyless"] >= 0.15 * seen["all"], seen
-    assert seen["email only"] >= 0.05 * seen["all"], seen
-    assert seen["avoid"] >= 0.05 * seen["all"], seen
-    assert seen["merged before"] >= 0.05 * seen["all"], seen
+    shares = _shares(seen)
+    assert seen["all"] == 1_000
+    for name, (share, tolerance) in {**SHARES, "avoid": (1 / 8, 0.045)}.items():
+        assert abs(shares[name] - share) <= tolerance, (name, shares)
+    # The awkward values come often, not now and then.
+    for name in ("one key", "long text", "non-ASCII", "notes", "not UTC", "opt-outs"):
+        assert shares[name] >= 0.15, (name, shares)
+    for name in ("notes on lines", "long notes", "far date", "a formula", "odd e-mail"):
+        assert shares[name] >= 0.05, (name, shares)
+    for name in ("first or last instant", "phone abroad", "revenue in cents"):
+        assert shares[name] >= 0.02, (name, shares)
+
+
+def test_contacts_bring_the_awkward_people_too() -> None:
+    seen: Counter[str] = Counter()
+
+    @PEOPLE
+    @given(contacts())
+    def drawn(contact: Contact) -> None:
+        _count_awkward(seen, contact)
+        seen["avoid"] += contact.type == ContactType.AVOID
+
+    drawn()
+    shares = _shares(seen)
+    for name, (share, tolerance) in {**SHARES, "avoid": (1 / 7, 0.045)}.items():
+        assert abs(shares[name] - share) <= tolerance, (name, shares)
+    for name in ("long text", "not UTC", "far date", "notes on lines"):
+        assert shares[name] >= 0.05, (name, shares)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            leads(erased_at=None),
+            leads(status="raw"),
+            leads(fits=QualificationEngine([Profile("it", [Niche(["IT Services"])])])),
+            leads(keys="none"),
+            contacts(type="prospect"),
+        ),
+        min_size=5,
+        max_size=5,
+    )
+)
+def test_erased_people_come_only_in_the_unconstrained_mix(people: list[Lead | Contact]) -> None:
+    """Nothing may be done with an erased person: a lead of a given ``status``, a
+    contact of a given ``type``, a lead to fit an engine, a badge (``keys="none"``) and
+    ``erased_at=None`` are never erased, and each is somebody."""
+    for person in people:
+        assert person.erased_at is None
+        assert None not in (person.first_name, person.company)
 
 
 @settings(max_examples=30, deadline=None)

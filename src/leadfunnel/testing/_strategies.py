@@ -5,10 +5,14 @@
 >>> @given(leads(status="suspect"))
 ... def test_suspects_are_never_due(lead): ...
 
-The awkward cases come often, not once in a thousand examples: about one person in
-four has neither e-mail nor phone (a name and a company only), some carry a merged-away
-e-mail or phone, some leads arrive avoid-listed, and generated histories avoid, merge,
-re-capture and edit the people they bring in.
+The awkward cases come often, not once in a thousand examples: a quarter of the people
+have neither e-mail nor phone (a name and a company only, or erased: one in ten of
+all), one in six carries a merged-away e-mail or phone, one lead in eight arrives
+avoid-listed; values are often long, in other scripts, formula-like or on several
+lines (notes), instants are often in another offset or a far year (0001 to 9999), and
+opt-outs and missing fields are common. Generated histories avoid, merge, re-capture
+and edit the people they bring in. ``tests/test_toolkit_histories.py`` measures the
+shares.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import types
 import typing
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, Union
 from uuid import UUID
@@ -111,11 +115,25 @@ _T = TypeVar("_T")
 # object the first time it is drawn from, which cost more than the drawing itself.
 _SERIAL: st.SearchStrategy[int] = st.builds(lambda: next(_serials))
 _COIN = st.booleans()
-# Drawn and compared with 0: true once in n draws (and what shrinking goes to).
+
+
+def _chance(times: int, out_of: int) -> st.SearchStrategy[bool]:
+    """True ``times`` in ``out_of`` draws; False is where shrinking goes.
+
+    A ``sampled_from`` of a table: hypothesis draws its index about evenly, where
+    ``st.integers(0, n) == 0`` comes out true several times as often as one in n (it
+    favours the bounds).
+    """
+    return st.sampled_from([False] * (out_of - times) + [True] * times)
+
+
+# The histories' knobs: drawn and compared with 0, which hypothesis draws well over once
+# in n (it favours the bounds of a range, and shrinks to 0). The history surveys in
+# ``tests/test_toolkit_histories.py`` measure what comes of them; person-level shares
+# use :func:`_chance` instead.
 _ONE_IN_3 = st.integers(0, 2)
 _ONE_IN_4 = st.integers(0, 3)
 _ONE_IN_5 = st.integers(0, 4)
-_ONE_IN_6 = st.integers(0, 5)
 _ONE_IN_10 = st.integers(0, 9)
 
 
@@ -132,68 +150,371 @@ def _mixture(*choices: tuple[int, st.SearchStrategy[_T]]) -> st.SearchStrategy[_
     )
 
 
-# With ``keys=None``: one person in four can be reached by neither e-mail nor phone.
-_KEYS: st.SearchStrategy[Keys] = _weighted(("both", 4), ("email", 2), ("phone", 2), ("none", 3))
+# How a drawn person can be reached, with ``keys=None``: the shares the docs promise (a
+# quarter with neither e-mail nor phone, a tenth of all erased, the rest reachable one
+# way or both). ``tests/test_toolkit_histories.py`` measures them: hypothesis draws
+# examples that are not independent (it starts from the simplest values and mutates
+# earlier examples), so a sample's shares wander a few points around these.
+_REACH: st.SearchStrategy[str] = _weighted(
+    ("both", 32), ("email", 14), ("phone", 14), ("none", 12), ("erased", 8)
+)
+# The same without erased people (see _erasable): as many without e-mail or phone.
+_REACH_KEPT: st.SearchStrategy[str] = _weighted(
+    ("both", 32), ("email", 14), ("phone", 14), ("none", 20)
+)
+# Among the people with an e-mail or a phone, the share merged before: one in six of all.
+_MERGED_BEFORE = _chance(2, 9)
 
 
-def _phone(area: int, serial: int) -> str:
-    # NANP fictional range 555-01xx is too small; serials make each number unique.
-    return f"+1 {area} {200 + serial // 10_000 % 800:03d} {serial % 10_000:04d}"
+# --- text ---------------------------------------------------------------------------
+
+# Values that trip careless code: apostrophes and hyphens, accents (composed and
+# combining), other scripts, right-to-left text, astral characters, a no-break space
+# inside, markup, SQL, and cells a spreadsheet would run as a formula. All valid: no
+# control character, nothing a store cannot keep.
+ODD_NAMES = [
+    "O'Brien",
+    "D'Arcy-Smith",
+    "van der Berg",
+    "Nguyễn",
+    "Łukasz",
+    "Søren",
+    "E\u0301mile",
+    "محمد",
+    "李小龙",
+    "Ana\u00a0María",
+    "Zoë 🦄",
+    "<b>Bold</b>",
+    "Robert'); DROP TABLE leads;--",
+    '=HYPERLINK("http://example.com")',
+    "+1 Prefix",
+    "-Minus",
+    "@Handle",
+]
+ODD_COMPANIES = [
+    "Acme & Söhne GmbH",
+    "O'Reilly Media, Inc.",
+    "AT&T",
+    "株式会社テスト",
+    "Ünïcode Ltd.",
+    "=SUM(A1:A9)",
+    "Smith (née Jones) LLC",
+    "שלום Systems",
+    "100% Pure 🍋 Co",
+]
+_WORDS = [
+    "Ünïcode",
+    "naïve café",
+    "Straße",
+    "東京",
+    "O'Brien-Smith",
+    "🦄",
+    "lorem ipsum",
+    "=1+1",
+    "a\u0301",
+]
+_NOTES = [
+    "Met at the trade show; wants a quote.",
+    "called back,\twants a quote\nnext week",
+    "Line one\r\nLine two\r\n\tindented ✓",
+    "Prefers e-mail.\n\nDo not call before 10am (CET).",
+    "=cmd|' /C calc'!A0",
+    "Zoë said: \"call me\" \u2013 'maybe'",
+]
 
 
-_FIRST_NAME = st.sampled_from(FIRST_NAMES)
-_LAST_NAME = st.sampled_from(LAST_NAMES)
-_COMPANY_WORD = st.sampled_from(COMPANY_WORDS)
-_COMPANY_KIND = st.sampled_from(["IT", "Group", "Co"])
-_COUNTRY = st.sampled_from(COUNTRIES)
-_TITLE = st.sampled_from(TITLES)
-_INDUSTRY = st.sampled_from(INDUSTRIES)
-_EMPLOYEES = st.integers(1, 2_000)
-_REVENUE = st.integers(50_000, 50_000_000)
-_REGION = {country: st.sampled_from(regions) for country, regions in REGIONS.items()}
-_CITY = st.sampled_from(["Austin", "Denver", "Toronto", "Leeds", "Berlin", None])
-_SOURCE = st.sampled_from(SOURCES)
-_TAGS = st.frozensets(st.sampled_from(["vip", "partner-referral", "q1"]), max_size=2)
-_DROPPED = st.lists(
-    st.sampled_from(
-        ["title", "industry", "employees", "annual_revenue", "country", "region", "city", "source"]
-    ),
-    unique=True,
-    max_size=4,
+def _table(*shares: tuple[int, Iterable[_T]]) -> st.SearchStrategy[_T]:
+    """One draw from several kinds of values, each kind taking ``count`` places of the
+    table (its values in turn): at most 256 places, which hypothesis draws evenly."""
+    table = [
+        value
+        for count, values in shares
+        for value in itertools.islice(itertools.cycle(values), count)
+    ]
+    assert len(table) <= 256, len(table)
+    return st.sampled_from(table)
+
+
+def _long(words: list[str], lengths: list[int]) -> list[str]:
+    """Texts of ``lengths`` characters at most (the fields' limits among them), each a
+    word over and over."""
+    return [
+        ((word + " ") * (length // (len(word) + 1) + 1))[:length].strip()
+        for length in lengths
+        for word in words
+    ]
+
+
+def _text(common: list[str], odd: list[str], lengths: list[int]) -> st.SearchStrategy[str]:
+    """Mostly realistic values; one in four odd, one in eight long."""
+    return _table((150, common), (60, odd), (30, _long([*odd, *_WORDS], lengths)))
+
+
+_NAME_LENGTHS = [100, 150, 199, 200]  # Name: at most 200 characters
+_FIRST_NAME = _text(FIRST_NAMES, ODD_NAMES, _NAME_LENGTHS)
+_LAST_NAME = _text(LAST_NAMES, ODD_NAMES, _NAME_LENGTHS)
+_COMPANY = _text(
+    [f"{word} {kind}" for word in COMPANY_WORDS for kind in ("IT", "Group", "Co")],
+    ODD_COMPANIES,
+    _NAME_LENGTHS,
+)
+_NOTE: st.SearchStrategy[str | None] = _table(
+    (90, [None]),
+    (90, _NOTES),
+    (30, _long([*_NOTES, *_WORDS], [500, 1999, 2000])),  # Text: at most 2,000
 )
 
 
+# --- instants -------------------------------------------------------------------------
+
+_OFFSETS = [
+    timezone(timedelta(hours=5, minutes=30)),
+    timezone(-timedelta(hours=3, minutes=30)),
+    timezone(timedelta(hours=14)),
+    timezone(-timedelta(hours=12)),
+    timezone(timedelta(hours=1)),
+    timezone(-timedelta(hours=8)),
+]
+_FIRST_INSTANT = datetime(1, 1, 1, tzinfo=UTC)
+_LAST_INSTANT = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+# The ends of what every store keeps (0001-01-01 and 9999-12-31 in UTC), in UTC and as
+# the same instants in the farthest offsets (a year 0001 or 10000 in UTC would be out).
+_BOUNDS = [
+    _FIRST_INSTANT,
+    _LAST_INSTANT,
+    _FIRST_INSTANT.astimezone(timezone(timedelta(hours=14))),
+    _LAST_INSTANT.astimezone(timezone(-timedelta(hours=12))),
+]
+
+
+_MONTH = timedelta(days=28)  # a point in a month, whatever the month
+
+
+# A month (drawn evenly), then a point in it: two draws, where st.datetimes takes eight.
+_MONTHS = [(year, month) for year in range(2020, 2031) for month in range(1, 13)]
+_IN_MONTH = st.integers(0, _MONTH // timedelta(microseconds=1) - 1)
+# Years that break things: the first and last a store keeps, around 1900 and the Unix
+# epoch, 2038 (32-bit seconds), 2262 (64-bit nanoseconds), the Gregorian switch.
+_FAR_YEARS = [2, 100, 1000, 1582, 1752, 1899, 1900, 1969, 1970, 2038, 2100, 2262, 3000, 9998]
+_ZONES = [UTC, *_OFFSETS]
+# Which instant: recent in UTC (8 in 15), recent in another offset (4 in 15), the first
+# or last instant a store keeps (1 in 15), or a far year in any offset (2 in 15).
+_INSTANT_KIND = _weighted(("recent", 8), ("offset", 4), ("bound", 1), ("far", 2))
+_MONTH_PICK = st.sampled_from(_MONTHS)
+_FAR_YEAR = st.sampled_from(_FAR_YEARS)
+_ZONE = st.sampled_from(_ZONES)
+
+
 @st.composite
-def _person_fields(draw: st.DrawFn, missing: bool, keys: Keys | None) -> dict[str, Any]:
+def _instants(draw: st.DrawFn) -> datetime:
+    # Every kind makes the same draws: hypothesis favours the branches of an example
+    # that draw more, which would skew the shares.
+    kind = draw(_INSTANT_KIND)
+    year, month = draw(_MONTH_PICK)
+    far_year = draw(_FAR_YEAR)
+    in_month = timedelta(microseconds=draw(_IN_MONTH))
+    zone = draw(_ZONE)
+    if kind == "bound":
+        return _BOUNDS[_ZONES.index(zone) % len(_BOUNDS)]
+    if kind == "far":
+        year = far_year
+    elif kind == "recent":
+        zone = UTC
+    elif zone is UTC:
+        zone = _OFFSETS[month % len(_OFFSETS)]
+    return (datetime(year, month, 1, tzinfo=UTC) + in_month).astimezone(zone)
+
+
+#: Instants as records carry them: mostly recent and in UTC, often in another offset,
+#: one in five in a year that breaks things (the first and last instants a store keeps,
+#: the Unix epoch, 2038, 9998...).
+_INSTANT = _instants()
+
+
+# --- the rest of a person -------------------------------------------------------------
+
+
+def _phone(area: int, serial: int, style: int = 0) -> str:
+    """A phone number of its own for each serial, written one of several ways that all
+    mean the same E.164 number (NANP 555-01xx is too small a range)."""
+    exchange, line = 200 + serial // 10_000 % 800, serial % 10_000
+    if style == 1:
+        return f"({area}) {exchange:03d}-{line:04d}"
+    if style == 2:
+        return f"{area}.{exchange:03d}.{line:04d}"  # no country code: the default region
+    if style == 3:  # London, for a number outside the default region
+        return f"+44 20 {serial // 10_000 % 10_000:04d} {line:04d}"
+    return f"+1 {area} {exchange:03d} {line:04d}"
+
+
+_PHONE_STYLE = _weighted((0, 2), (1, 1), (2, 1), (3, 1))
+_EMAIL_STYLE = _weighted(("plain", 4), ("upper", 1), ("tagged", 1), ("sub", 1), ("idn", 1))
+_COUNTRY = st.sampled_from(
+    [
+        ("US", "US"),
+        ("US", "US"),
+        ("us", "US"),
+        ("United States", "US"),
+        ("CA", "CA"),
+        ("GB", "GB"),
+        ("United Kingdom", "GB"),
+        ("DE", "DE"),
+        ("Germany", "DE"),
+        ("AU", "AU"),
+        ("FR", "FR"),
+        ("NL", "NL"),
+        ("MX", "MX"),
+        ("JP", "JP"),
+    ]
+)
+_TITLE = _text(TITLES, ODD_NAMES, _NAME_LENGTHS)
+_INDUSTRY = st.sampled_from(INDUSTRIES)
+# Around the thresholds rules use, and the ends: none, one, a giant.
+_EMPLOYEES = st.sampled_from(
+    [1, 5, 9, 10, 11, 24, 25, 49, 50, 99, 100, 101, 250, 499, 500, 1_000, 2_000, 0, 250_000]
+)
+_REVENUE = st.sampled_from(
+    [
+        *(Decimal(n) for n in (50_000, 99_999, 100_000, 250_000, 999_999, 1_000_000)),
+        *(Decimal(n) for n in (2_500_000, 5_000_000, 10_000_000, 50_000_000)),
+        Decimal(0),
+        Decimal("0.01"),
+        Decimal("2500000.50"),
+        Decimal("9999999999999999.99"),  # Money: 18 digits, 2 after the point
+    ]
+)
+_REGION_PICK = st.integers(0, 14)
+
+
+def _region(country: str, pick: int) -> str | None:
+    regions = REGIONS.get(country)
+    return regions[pick % len(regions)] if regions else None
+
+
+_CITY = st.sampled_from(
+    ["Austin", "Denver", "Toronto", "Leeds", "Berlin", "São Paulo", "Zürich", None]
+)
+_POSTAL_CODE = st.sampled_from(["78701", "SW1A 1AA", "10115", "H0H 0H0", "01000-000", None])
+_SOURCE = st.sampled_from(SOURCES)
+_TAG_NAMES = ["vip", "partner-referral", "q1", "VIP", "Ünï code", "x" * 100]
+_TAGS = _table(
+    (30, [frozenset[str]()]),
+    (41, [frozenset(c) for n in (1, 2, 3) for c in itertools.combinations(_TAG_NAMES, n)]),
+)
+_OPT_OUTS = _table(
+    (123, [frozenset[Channel]()]),
+    (41, [frozenset(c) for n in (1, 2, 3) for c in itertools.combinations(Channel, n)]),
+)
+_OPTIONAL = [
+    "title",
+    "industry",
+    "employees",
+    "annual_revenue",
+    "country",
+    "region",
+    "city",
+    "postal_code",
+    "source",
+]
+# Which optional fields a person lacks: none two times in five, else one to three.
+_DROPPED = _table(
+    (100, [()]),
+    (36, itertools.combinations(_OPTIONAL, 1)),
+    (36, itertools.combinations(_OPTIONAL, 2)),
+    (84, itertools.combinations(_OPTIONAL, 3)),
+)
+
+
+def _email(first: str, last: str, serial: int, style: str, old: bool = False) -> str:
+    local = "".join(
+        c for c in f"{first}.{last}".lower() if c.isascii() and (c.isalnum() or c == ".")
+    ).strip(".")
+    local = ".".join(part for part in local.split(".") if part)[:40] or "person"
+    domain = f"{'old-' if old else ''}company-{serial}.example.com"
+    if style == "upper":
+        return f"{local.upper()}.{serial}@{domain.upper()}"
+    if style == "tagged":
+        return f"{local}+crm.{serial}@{domain}"
+    if style == "sub":
+        return f"{local}.{serial}@mail.eu.{domain}"
+    if style == "idn":
+        return f"{local}.{serial}@bücher-{domain}"
+    return f"{local}.{serial}@{domain}"
+
+
+#: The fields ``funnel.erase`` empties (an erased person keeps only what reports need).
+_ERASED: dict[str, Any] = {
+    "first_name": None,
+    "last_name": None,
+    "email": None,
+    "phone": None,
+    "other_emails": frozenset(),
+    "other_phones": frozenset(),
+    "company": None,
+    "title": None,
+    "city": None,
+    "postal_code": None,
+    "notes": None,
+}
+
+
+def _erasable(state: object, engine: object, fixed: Iterable[str]) -> bool:
+    """Whether erased people come in the mix: not when the caller fixes the state (a
+    lead's ``status``, a contact's ``type``: people to move on from there, and nothing
+    may be done with an erased person), asks for leads that fit an engine (leads to
+    qualify), or fixes ``erased_at`` itself."""
+    return state is None and engine is None and "erased_at" not in fixed
+
+
+def _reach(missing: bool, keys: Keys | None, erasable: bool) -> st.SearchStrategy[str]:
+    """How the people a strategy draws can be reached: ``keys``, or with ``missing``
+    the mix of :data:`_REACH` (erased people only when ``erasable``), else both ways."""
+    if keys is not None:
+        return st.just(keys)
+    if not missing:
+        return st.just("both")
+    return _REACH if erasable else _REACH_KEPT
+
+
+def _person_fields(draw: st.DrawFn, reach: str, missing: bool) -> dict[str, Any]:
+    """The fields of a person reached as ``reach`` says, drawn inside a composite.
+
+    The draws that decide the shares the docs promise come first in an example (the
+    reach, then the lead's status or contact's type, then this): hypothesis starts its
+    first examples from a few random draws and the simplest values after them, so the
+    first draws are the ones that keep to their weights.
+    """
+    # Every person makes the same draws, whatever they are drawn for (see _instants).
+    merged_before = draw(_MERGED_BEFORE) and missing and reach in ("both", "email", "phone")
     serial = draw(_SERIAL)
     first = draw(_FIRST_NAME)
     last = draw(_LAST_NAME)
-    company = f"{draw(_COMPANY_WORD)} {draw(_COMPANY_KIND)}"
-    country = draw(_COUNTRY)
-    local = "".join(
-        c for c in f"{first}.{last}".lower() if c.isascii() and (c.isalnum() or c == ".")
-    )
-    domain = f"{company.split()[0].lower()}-{serial}.example.com"
+    raw_country, country = draw(_COUNTRY)
+    created_at = draw(_INSTANT)
     fields: dict[str, Any] = {
         "first_name": first,
         "last_name": last,
-        "email": f"{local}.{serial}@{domain}",
-        "phone": _phone(512, serial),
-        "company": company,
+        "email": _email(first, last, serial, draw(_EMAIL_STYLE)),
+        "phone": _phone(512, serial, draw(_PHONE_STYLE)),
+        "company": draw(_COMPANY),
         "title": draw(_TITLE),
         "industry": draw(_INDUSTRY),
         "employees": draw(_EMPLOYEES),
         "annual_revenue": draw(_REVENUE),
-        "country": country,
-        "region": draw(_REGION[country]) if country in _REGION else None,
+        "country": raw_country,
+        "region": _region(country, draw(_REGION_PICK)),
         "city": draw(_CITY),
+        "postal_code": draw(_POSTAL_CODE),
         "source": draw(_SOURCE),
         "tags": draw(_TAGS),
+        "notes": draw(_NOTE),
+        "opt_outs": draw(_OPT_OUTS),
+        "created_at": created_at,
+        "updated_at": created_at,
     }
-    reach: Keys = keys if keys is not None else ("both" if not missing else draw(_KEYS))
-    if reach in ("phone", "none"):
+    if reach in ("phone", "none", "erased"):
         fields["email"] = None
-    if reach in ("email", "none"):
+    if reach in ("email", "none", "erased"):
         fields["phone"] = None
     if missing:
         # Real lists have holes: drop some optional fields (names and company stay, so a
@@ -202,12 +523,19 @@ def _person_fields(draw: st.DrawFn, missing: bool, keys: Keys | None) -> dict[st
             fields[name] = None
         if fields["country"] is None:
             fields["region"] = None
-        if reach != "none" and draw(_ONE_IN_6) == 0:
-            # Someone merged before: an old e-mail or phone still recognises them.
-            if fields["email"] is not None:
-                fields["other_emails"] = frozenset({f"{local}.{serial}@old-{domain}"})
-            else:
-                fields["other_phones"] = frozenset({_phone(737, serial)})
+    elif fields["notes"] is None:
+        fields["notes"] = _NOTES[serial % len(_NOTES)]
+    if merged_before:
+        # Someone merged before: an old e-mail or phone still recognises them.
+        if fields["email"] is not None:
+            old = _email(first, last, serial, "plain", old=True)
+            fields["other_emails"] = frozenset({old})
+        else:
+            fields["other_phones"] = frozenset({_phone(737, serial)})
+    erased_at = draw(_INSTANT)  # drawn for everyone, used for the erased (see above)
+    if reach == "erased":
+        # Erased (``funnel.erase``): no personal data left, and when it went.
+        fields.update(_ERASED, erased_at=erased_at)
     return fields
 
 
@@ -223,7 +551,9 @@ _LEAD_STATUSES = _weighted(
     (LeadStatus.RAW, 3), (LeadStatus.SUSPECT, 2), (LeadStatus.FARM_LIST, 2), (LeadStatus.AVOID, 1)
 )
 _INTEREST = st.sampled_from(list(Interest))
-_NEEDS = st.frozensets(st.sampled_from(SERVICES), max_size=2)
+_NEEDS = st.sampled_from(
+    [frozenset(c) for n in (0, 1, 2) for c in itertools.combinations(SERVICES, n)]
+)
 _CONTACT_TYPES = st.sampled_from(list(ContactType))
 
 
@@ -236,16 +566,21 @@ def leads(
     model: type[Lead] = Lead,
     **fixed: Any,
 ) -> st.SearchStrategy[Lead]:
-    """Valid, realistic, never-stored ``Lead``s; no two share an e-mail or a phone.
+    """Valid, never-stored ``Lead``s, the awkward ones often; no two share an e-mail or
+    a phone.
 
     ``status`` fixes the status (default: raw, suspect, farm_list, and one in eight
     avoid: every status ``add`` takes). ``fits`` keeps only leads that an engine (or a
     single profile) qualifies. ``keys`` fixes how the person can be reached: ``"both"``,
-    ``"email"``, ``"phone"`` or ``"none"`` (default: a mix, a quarter with neither).
-    ``missing=False`` fills every field (and gives e-mail and phone unless ``keys``
-    says otherwise). ``model`` draws a subclass of ``Lead`` with custom fields, drawn
-    from their annotations. Other keywords fix fields (``source="webinar"``), or draw
-    them when given a strategy (``employees=st.integers(1, 9)``).
+    ``"email"``, ``"phone"`` or ``"none"`` (default: a mix, a quarter with neither,
+    among them one in ten of all erased). Erased people (``erased_at`` set, names,
+    e-mail, phone, company and notes gone: nothing more may be done with them) come
+    only in the default mix: never with ``status``, ``fits``, ``keys`` or
+    ``erased_at`` given. ``missing=False`` fills every field (and gives e-mail and phone
+    unless ``keys`` says otherwise). ``model`` draws a subclass of ``Lead`` with custom
+    fields, drawn from their annotations. Other keywords fix fields
+    (``source="webinar"``, ``erased_at=None``), or draw them when given a strategy
+    (``employees=st.integers(1, 9)``).
     """
     if not (isinstance(model, type) and issubclass(model, Lead)):
         raise TypeError(f"model= takes Lead or a subclass of it, not {model!r}")
@@ -262,7 +597,8 @@ class _LeadParts:
     """The strategies a :func:`leads` call draws a lead's fields from, made once."""
 
     model: type[Lead]
-    person: st.SearchStrategy[dict[str, Any]]
+    reach: st.SearchStrategy[str]
+    missing: bool
     statuses: st.SearchStrategy[LeadStatus]
     custom: st.SearchStrategy[dict[str, Any]]
     profiles: st.SearchStrategy[Profile] | None  # with fits=: the profile to fit
@@ -280,9 +616,11 @@ class _LeadParts:
     ) -> _LeadParts:
         """``fixed`` names the fields given by keyword (no custom field is drawn for them)."""
         profiles = engine.profiles if engine is not None else ()
+        fixed = frozenset(fixed)
         return cls(
             model=model,
-            person=_person_fields(missing, keys),
+            reach=_reach(missing, keys, _erasable(status, engine, fixed)),
+            missing=missing,
             statuses=st.just(LeadStatus(status)) if status is not None else _LEAD_STATUSES,
             custom=_custom_fields(model, Lead, dict.fromkeys(fixed)),
             profiles=st.sampled_from(profiles) if profiles else None,
@@ -292,8 +630,11 @@ class _LeadParts:
 
 @st.composite
 def _lead(draw: st.DrawFn, parts: _LeadParts, fixed: Mapping[str, Any]) -> Lead:
-    fields = draw(parts.person)
-    fields["status"] = draw(parts.statuses)
+    reach = draw(parts.reach)  # these first: see _person_fields
+    status = draw(parts.statuses)
+    custom = draw(parts.custom)  # early too, so that custom fields vary as much
+    fields = _person_fields(draw, reach, parts.missing)
+    fields["status"] = status
     fields["interest"] = draw(_INTEREST)
     fields["needs"] = draw(_NEEDS)
     if parts.profiles is not None:
@@ -301,7 +642,7 @@ def _lead(draw: st.DrawFn, parts: _LeadParts, fixed: Mapping[str, Any]) -> Lead:
         # values its built-in rules accept.
         for values in parts.satisfying[draw(parts.profiles).name]:
             fields.update(draw(values))
-    fields.update(draw(parts.custom))
+    fields.update(custom)
     fields.update(_fixed_values(draw, fixed))
     return _validated(parts.model, fields)
 
@@ -352,29 +693,35 @@ def contacts(
 ) -> st.SearchStrategy[Contact]:
     """Valid, realistic, never-stored ``Contact``s; no two share an e-mail or a phone.
 
-    ``type`` fixes the type (default: any, avoid included); ``missing``, ``keys``,
-    ``model`` and other keywords work as for :func:`leads`.
+    ``type`` fixes the type (default: any, avoid included; erased people as for
+    :func:`leads`, never with ``type`` given); ``missing``, ``keys``, ``model`` and
+    other keywords work as for :func:`leads`.
     """
     if not (isinstance(model, builtins.type) and issubclass(model, Contact)):
         raise TypeError(f"model= takes Contact or a subclass of it, not {model!r}")
     _complete(model, sys._getframe(1))
     types_ = st.just(ContactType(type)) if type is not None else _CONTACT_TYPES
     custom = _custom_fields(model, Contact, fixed)
-    return _contact(model, _person_fields(missing, keys), types_, custom, fixed)
+    reach = _reach(missing, keys, _erasable(type, None, fixed))
+    return _contact(model, reach, missing, types_, custom, fixed)
 
 
 @st.composite
 def _contact(
     draw: st.DrawFn,
     model: builtins.type[Contact],
-    person: st.SearchStrategy[dict[str, Any]],
+    reaches: st.SearchStrategy[str],
+    missing: bool,
     types_: st.SearchStrategy[ContactType],
     custom: st.SearchStrategy[dict[str, Any]],
     fixed: Mapping[str, Any],
 ) -> Contact:
-    fields = draw(person)
-    fields["type"] = draw(types_)
-    fields.update(draw(custom))
+    reach = draw(reaches)  # these first: see _person_fields
+    type_ = draw(types_)
+    own = draw(custom)
+    fields = _person_fields(draw, reach, missing)
+    fields["type"] = type_
+    fields.update(own)
     fields.update(_fixed_values(draw, fixed))
     return _validated(model, fields)
 
@@ -703,7 +1050,9 @@ class FunnelStep:
         if method in _LEAD_FROM:
             candidates: list[Lead | Contact] = list(cast.leads())
             if self.aimed:
-                candidates = [r for r in candidates if _state(r) in _LEAD_FROM[method]]
+                candidates = [
+                    r for r in candidates if _state(r) in _LEAD_FROM[method] and r.erased_at is None
+                ]
             subject = self._pick(candidates)
         elif method == "merge":
             return self._merge(funnel, cast, kwargs)
@@ -728,8 +1077,12 @@ class FunnelStep:
     def _merge(self, funnel: Funnel, cast: _Cast, kwargs: dict[str, Any]) -> Any:
         records = cast.records(resolve=self.aimed)
         if self.aimed:
-            # A converted lead is merged as the contact it became.
-            records = [r for r in records if not (isinstance(r, Lead) and r.contact_id)]
+            # A converted lead is merged as the contact it became; an erased person not.
+            records = [
+                r
+                for r in records
+                if not (isinstance(r, Lead) and r.contact_id) and r.erased_at is None
+            ]
         keep = self._pick(records)
         if keep is None:
             return None
@@ -752,6 +1105,8 @@ class FunnelStep:
 
 def _can(funnel: Funnel, method: str, record: Lead | Contact, kwargs: Mapping[str, Any]) -> bool:
     """Whether an aimed ``method`` can take ``record`` (a lead, or the contact it became)."""
+    if record.erased_at is not None:
+        return False  # nothing may be done with an erased person
     state = _state(record)
     if method == "avoid":
         return state != "avoid"
@@ -903,7 +1258,8 @@ def _told_story(
     return steps
 
 
-_SAME_PERSON = ("company", "first_name", "last_name")
+# What the twin of a person shares with them (and neither is erased).
+_SAME_PERSON = ("company", "first_name", "last_name", "erased_at")
 
 
 def _duplicates(model: type[Lead]) -> st.SearchStrategy[list[FunnelStep]]:
