@@ -234,3 +234,29 @@ def test_bad_capacity_or_weights_are_config_errors(options: dict[str, Any], mess
 def test_an_unknown_group_key_lists_capacity_and_weights() -> None:
     with pytest.raises(ConfigError, match="known keys: name, owners, backup, capacity, weights"):
         RoutingRules.from_dict({"groups": [{"name": "g", "owners": ["a"], "cap": {"a": 1}}]})
+
+
+def test_an_import_routes_only_the_rows_it_stores() -> None:
+    """A duplicate (of a row above it or of a stored person), an avoided person or a
+    rejected row takes nobody's turn and nobody's capacity (Odoo's assignment tests:
+    duplicates are not assigned and do not count toward a member's quota)."""
+    group = OwnerGroup("g", ["ana", "ben"], capacity={"ana": 5, "ben": 5})
+    router = RoutingRules([group], default="g")
+    funnel = Funnel(clock=ManualClock(MONDAY), router=router)
+    router.attach(funnel)
+    stored = funnel.add(lead(1, owner="zed"))
+    avoided = funnel.avoid(funnel.add(lead(2, owner="zed")))
+    report = funnel.import_leads(
+        [
+            {"email": "a@x.example.com"},
+            {"email": "A@x.example.com"},  # the row above again
+            {"email": stored.email},
+            {"email": avoided.email},
+            {"email": "not an e-mail"},
+            {"email": "b@x.example.com"},
+            {"email": "c@x.example.com"},
+        ]
+    )
+    assert (len(report.duplicates), len(report.avoided), len(report.rejected)) == (2, 1, 1)
+    assert [funnel.get_lead(i).owner for i in report.added] == ["ana", "ben", "ana"]
+    assert router.assigned_today() == {"ana": 2, "ben": 1}

@@ -290,10 +290,8 @@ def import_leads(
                     except (TypeError, ValueError) as exc:
                         report.rejected.append(ImportIssue(number, str(exc)))
                         continue
-                    if router is not None and isinstance(record, Lead):
-                        record = assign_owner(router, record)
                     valid.append((number, record))
-                _store_chunk(repository, valid, report, actor, reason, suppressor)
+                _store_chunk(repository, valid, report, actor, reason, suppressor, router)
                 _in_row_order(report, marks)
                 # Storing leaves cyclic garbage (a SQL adapter's statements): collect
                 # this chunk's, or it piles up for the whole import.
@@ -443,14 +441,21 @@ def _store_chunk(
     actor: str | None,
     reason: str | None,
     suppressor: Suppressor | None = None,
+    router: Router | None = None,
 ) -> None:
     """Sort each row into added, duplicates or avoided, and store the added in one
     commit; rows that repeat an earlier row the store then refused are sorted again
-    (as they would be if that row had come alone), until none is left."""
+    (as they would be if that row had come alone), until none is left. Only the rows
+    about to be stored are routed: a duplicate or an avoided person takes nobody's turn
+    or capacity (a row another writer stores a moment before this commit still does)."""
     while valid:
         rows = _sort_rows(repository, valid, report, suppressor)
         before = len(report.added)
-        accepted = [(number, record) for number, record, earlier, _ in rows if earlier is None]
+        accepted = [
+            (number, assign_owner(router, record) if isinstance(record, Lead) else record)
+            for number, record, earlier, _ in rows
+            if earlier is None
+        ]
         _commit(repository, accepted, report, actor, reason)
         # The earlier rows repeated are among the accepted: either all of them were
         # stored (the common case), or look each one up.
