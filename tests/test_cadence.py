@@ -361,6 +361,28 @@ def test_a_contact_re_enters_the_cadence_when_its_deal_closes(
     assert item.due_at == clock.now() + timedelta(days=1)
 
 
+def test_an_edit_of_a_closed_deal_does_not_move_the_contacts_follow_up(
+    funnel: Funnel, clock: ManualClock
+) -> None:
+    """The anchor is when the last deal closed: reassigning the closed deal, or a merge
+    that moves it to another contact, later does not make an overdue follow-up vanish
+    (it ran from the deal's last change)."""
+    other = funnel.add(Contact(**person(2)))  # the same person, stored twice
+    opp = funnel.set_appointment(qualified(funnel, 1))
+    clock.advance(days=3)
+    funnel.lose(opp, reason="price")
+    due_at = clock.now() + timedelta(days=1)
+    clock.advance(days=10)
+    funnel.update(funnel.get_opportunity(opp.id).model_copy(update={"owner": "newrep"}))
+    item = due_item(funnel, opp.contact_id, clock.now())
+    assert item is not None
+    assert item.due_at == due_at  # overdue since, still
+    funnel.merge(other, opp.contact_id)  # moves the lost deal to ``other``
+    item = due_item(funnel, other.id, clock.now())
+    assert item is not None
+    assert item.due_at == due_at
+
+
 def test_people_outside_the_cadence_are_never_due(funnel: Funnel, clock: ManualClock) -> None:
     suspect = funnel.add(Lead(**person(1), status="suspect"))
     farm = funnel.add(Lead(**person(2), status="farm_list"))

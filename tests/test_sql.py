@@ -29,6 +29,7 @@ from leadfunnel import (
     Channel,
     ConcurrencyError,
     ConfigError,
+    Contact,
     DuplicateError,
     Funnel,
     InvalidArgumentError,
@@ -381,7 +382,7 @@ def test_a_version_1_database_is_upgraded_to_version_2(url: tuple[str, str | Non
     index = next(i for i in schema.steps.indexes if i.name == "ix_lf_steps_step_subject")
     with repository._engine.begin() as conn:
         index.drop(conn)
-        for column in ("appointment_at", "lost_reason"):
+        for column in ("appointment_at", "lost_reason", "closed_at"):
             conn.exec_driver_sql(f"ALTER TABLE {deals} DROP COLUMN {column}")
         conn.execute(sa.update(schema.schema_table).values(version=1))
     repository.close()
@@ -400,6 +401,36 @@ def test_a_version_1_database_is_upgraded_to_version_2(url: tuple[str, str | Non
             (lost.id, T0 + timedelta(days=2), "no_show"),
             (no_show.id, T0 + timedelta(days=1), None),
         ]
+    finally:
+        upgraded.close()
+
+
+def test_a_version_3_database_is_upgraded_to_version_4(url: tuple[str, str | None]) -> None:
+    """Version 4 added the opportunities' closed_at column, filled from each document:
+    a prospect's follow-up runs from it, not from a later edit of the closed deal."""
+    repository = open_repository(url)
+    clock = ManualClock(T0)
+    funnel = Funnel(repository, clock=clock)
+    deal = funnel.set_appointment(funnel.add(Contact(**person(1))))
+    clock.advance(days=2)
+    funnel.lose(deal, reason="price")
+    clock.advance(days=5)
+    funnel.update(funnel.get_opportunity(deal.id).model_copy(update={"owner": "newrep"}))
+    preparer = repository._engine.dialect.identifier_preparer
+    deals = preparer.quote(schema.opportunities.name)
+    if url[1] is not None:
+        deals = f"{preparer.quote_schema(url[1])}.{deals}"
+    with repository._engine.begin() as conn:
+        conn.exec_driver_sql(f"ALTER TABLE {deals} DROP COLUMN closed_at")
+        conn.execute(sa.update(schema.schema_table).values(version=3))
+    repository.close()
+
+    upgraded = open_repository(url)
+    try:
+        assert upgraded.schema_version == SCHEMA_VERSION
+        later = Funnel(upgraded, clock=clock)
+        (item,) = later.due(at=clock.now())
+        assert (item.subject_id, item.due_at) == (deal.contact_id, T0 + timedelta(days=3))
     finally:
         upgraded.close()
 
@@ -688,7 +719,7 @@ def test_two_importers_racing_store_each_person_once(url: tuple[str, str | None]
 
 
 def _back_to_version_1(repository: SqlRepository, where: tuple[str, str | None]) -> None:
-    """Undo what versions 2 and 3 added, as a database written by leadfunnel 0.1 had it."""
+    """Undo what versions 2 to 4 added, as a database written by leadfunnel 0.1 had it."""
     preparer = repository._engine.dialect.identifier_preparer
 
     def name(table: sa.Table) -> str:
@@ -710,6 +741,7 @@ def _back_to_version_1(repository: SqlRepository, where: tuple[str, str | None])
         for table, column in [
             (schema.opportunities, "appointment_at"),
             (schema.opportunities, "lost_reason"),
+            (schema.opportunities, "closed_at"),
             (schema.events, "position"),
             (schema.leads, "erased_at"),
             (schema.contacts, "erased_at"),

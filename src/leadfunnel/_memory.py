@@ -554,13 +554,17 @@ class InMemoryRepository(Repository):
         contact_owner = text_filter(self._models["contact"], "owner", owner)
         with self._lock:
             busy: set[UUID] = set()
-            closed: dict[UUID, datetime] = {}  # contact -> when its last deal changed
+            closed: dict[UUID, datetime] = {}  # contact -> when its last deal closed
             for o in self._by_kind["opportunity"].values():
                 assert isinstance(o, Opportunity)
                 if o.is_open:
                     busy.add(o.contact_id)
-                elif o.contact_id not in closed or o.updated_at > closed[o.contact_id]:
-                    closed[o.contact_id] = o.updated_at
+                    continue
+                # When it closed: an edit of the closed deal since (an owner changed,
+                # a merge moving it) does not move the contact's follow-up.
+                at = o.closed_at or o.updated_at
+                if o.contact_id not in closed or at > closed[o.contact_id]:
+                    closed[o.contact_id] = at
             rows: list[FollowUpCandidate] = []
             for record in self._by_kind["lead"].values():
                 assert isinstance(record, Lead)

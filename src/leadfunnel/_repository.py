@@ -189,8 +189,9 @@ class FollowUpCandidate:
     itself does not count); ``last_touch_at`` is the ``at`` of the last counted touch
     (``None`` when ``touches == 0``); ``anchor_at`` is when the subject entered the
     cadence or was last reset: the later of the lead's ``status_at`` (for a contact, of
-    its ``created_at`` and the latest ``updated_at`` of its opportunities, i.e. when its
-    last deal closed) and the last resetting touch.
+    its ``created_at`` and the latest ``closed_at`` of its opportunities, i.e. when its
+    last deal closed; a closed deal without one counts its ``updated_at``) and the last
+    resetting touch. A later edit of a closed deal does not move the anchor.
     """
 
     subject_id: UUID

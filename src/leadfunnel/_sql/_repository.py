@@ -1354,9 +1354,13 @@ def _follow_up_candidate_queries(by_owner: bool) -> tuple[sa.Select[Any], sa.Sel
         ld.c.status.in_((LeadStatus.RAW.value, LeadStatus.QUALIFIED.value)),
     )
     busy = sa.exists().where(op.c.contact_id == ct.c.id, op.c.stage.in_(_OPEN_STAGES))
-    # A contact re-enters the cadence when its last deal closes (all are closed here).
+    # A contact re-enters the cadence when its last deal closes (all are closed here):
+    # its closed_at, which an edit of the closed deal since (its owner changed, a merge
+    # moving it to this contact) does not move, as its updated_at would.
     last_deal = (
-        sa.select(sa.func.max(op.c.updated_at)).where(op.c.contact_id == ct.c.id).scalar_subquery()
+        sa.select(sa.func.max(sa.func.coalesce(op.c.closed_at, op.c.updated_at)))
+        .where(op.c.contact_id == ct.c.id)
+        .scalar_subquery()
     )
     contact_query = candidates(
         ct,
@@ -2442,6 +2446,7 @@ def _record_row(record: Record) -> dict[str, Any]:
         row["lead_id"] = record.lead_id
         row["appointment_at"] = record.appointment_at
         row["lost_reason"] = None if record.lost_reason is None else record.lost_reason.value
+        row["closed_at"] = record.closed_at
     return row
 
 

@@ -34,7 +34,7 @@ from .._repository import TRAIT_KEY_LENGTH
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "Document", "is_document", "metadata", "start_counter"]
 
 #: The version of the schema this code writes.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 class UtcDateTime(sa.TypeDecorator[datetime]):
@@ -261,6 +261,9 @@ opportunities = sa.Table(
     sa.Column("appointment_at", At),
     sa.Column("lost_reason", ExactText(20)),
     sa.Column("doc", Doc, nullable=False),
+    # Version 4: when the deal was won or lost (a contact's follow-up runs from its last
+    # deal's close, which a later edit of the closed deal must not move).
+    sa.Column("closed_at", At),
 )
 
 RECORD_TABLES = {"lead": leads, "contact": contacts, "opportunity": opportunities}
@@ -418,10 +421,16 @@ def _create_index(conn: Connection, table: sa.Table, name: str) -> None:
 def _to_v2(conn: Connection) -> None:
     """Version 2: ``appointment_at`` and ``lost_reason`` columns on opportunities (filled
     from each row's document) and the ``(step, subject_id, at)`` index on steps."""
-    deals = opportunities
     for name in ("appointment_at", "lost_reason"):
-        _add_column(conn, deals, name)
+        _add_column(conn, opportunities, name)
     _create_index(conn, steps, "ix_lf_steps_step_subject")
+    _fill_deal_columns(conn, {"appointment_at": _instant, "lost_reason": _same})
+
+
+def _fill_deal_columns(conn: Connection, columns: dict[str, Callable[[Any], Any]]) -> None:
+    """Fill ``columns`` of every opportunity from its document, each value read by its
+    function, 1,000 rows at a time."""
+    deals = opportunities
     after = -1
     while True:
         rows = conn.execute(
@@ -435,24 +444,24 @@ def _to_v2(conn: Connection) -> None:
         updates = []
         for seq, doc in rows:
             data = json.loads(doc) if isinstance(doc, (str, bytes)) else doc
-            at = data.get("appointment_at")
             updates.append(
-                {
-                    "key": seq,
-                    "appointment_at": None if at is None else datetime.fromisoformat(at),
-                    "lost_reason": data.get("lost_reason"),
-                }
+                {"key": seq, **{name: read(data.get(name)) for name, read in columns.items()}}
             )
         conn.execute(
             sa.update(deals)
             .where(deals.c.seq == sa.bindparam("key"))
-            .values(
-                appointment_at=sa.bindparam("appointment_at"),
-                lost_reason=sa.bindparam("lost_reason"),
-            ),
+            .values({name: sa.bindparam(name) for name in columns}),
             updates,
         )
         after = rows[-1][0]
+
+
+def _instant(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+def _same(value: Any) -> Any:
+    return value
 
 
 def _to_v3(conn: Connection) -> None:
@@ -508,6 +517,13 @@ def start_counter(conn: Connection) -> None:
         conn.execute(sa.insert(counters).values(name=EVENT_POSITION, value=int(last.scalar_one())))
 
 
+def _to_v4(conn: Connection) -> None:
+    """Version 4: the opportunities' ``closed_at`` column, filled from each row's
+    document."""
+    _add_column(conn, opportunities, "closed_at")
+    _fill_deal_columns(conn, {"closed_at": _instant})
+
+
 #: ``MIGRATIONS[n]`` upgrades a database at version ``n - 1`` to version ``n``, inside
 #: the transaction that opens it.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _to_v2, 3: _to_v3}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _to_v2, 3: _to_v3, 4: _to_v4}

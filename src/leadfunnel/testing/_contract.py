@@ -876,12 +876,23 @@ class RepositoryContract(ABC):
         client = contact(9, type=ContactType.CLIENT)
         add(repo, fresh, touched, drip, reset, suspect, prospect, busy, closed, client)
         # A contact whose deals are all closed is back in the cadence from the moment
-        # the last one closed (its latest ``updated_at``).
+        # the last one closed (its latest ``closed_at``: an edit of a closed deal since,
+        # which moved its ``updated_at``, does not count).
         add(
             repo,
             deal(busy),
-            deal(closed, stage=Stage.LOST, updated_at=T0 + timedelta(hours=6)),
-            deal(closed, stage=Stage.WON, updated_at=T0 + timedelta(hours=2)),
+            deal(
+                closed,
+                stage=Stage.LOST,
+                closed_at=T0 + timedelta(hours=6),
+                updated_at=T0 + timedelta(hours=7),
+            ),
+            deal(
+                closed,
+                stage=Stage.WON,
+                closed_at=T0 + timedelta(hours=2),
+                updated_at=T0 + timedelta(hours=30),
+            ),
         )
         h = timedelta(hours=1)
         repo.commit(
