@@ -519,7 +519,8 @@ class Repository(ABC):
         """Leads (or contacts) sharing any given trait, compared case-insensitively.
 
         ``email_domain`` matches the part after ``@``; ``company`` and ``last_name``
-        match the whole trimmed value. Used by ``funnel.similar``; at most ``limit``.
+        match the whole trimmed value (see :func:`trait_key`). Erased people are left
+        out. Used by ``funnel.similar``; at most ``limit``.
         """
 
     @abstractmethod
@@ -582,7 +583,8 @@ class Repository(ABC):
         Those are leads with status ``raw`` or ``qualified`` and fewer than
         ``lead_limit`` counted touches, and contacts of type ``prospect`` with no open
         opportunity and fewer than ``contact_limit`` counted touches (see
-        :class:`FollowUpCandidate` for what counts). Order is unspecified.
+        :class:`FollowUpCandidate` for what counts). Erased people (``erased_at`` set)
+        are never candidates. Order is unspecified.
         """
 
     @abstractmethod
@@ -600,7 +602,9 @@ class Repository(ABC):
         The steps an event reaches are :func:`leadfunnel.storage.funnel_steps` of it
         (an adapter may compute them when it stores the event). With ``by``, counts are
         per group: ``source`` and ``profile`` are the current values of the lead (for an
-        opportunity step, the lead the opportunity came from; ``None`` if none);
+        opportunity step, the lead the opportunity came from: its ``lead_id``, else the
+        ``lead_id`` of its contact, as when a contact booked before it took a lead's
+        history in a merge; ``None`` if neither);
         ``owner`` is the lead's owner for lead steps and the opportunity's owner for
         opportunity steps; ``setter`` is the opportunity's setter (``None`` for lead
         steps); ``month`` is the step's ``at`` as ``YYYY-MM`` in UTC. Without ``by``,
@@ -661,7 +665,9 @@ class Repository(ABC):
           ``appointment_sat``.
 
         Lost deals whose ``lost_reason`` is ``avoid`` or ``unqualified`` are left out:
-        nobody should call them. ``source`` and ``owner`` compare with the lead's, or
+        nobody should call them, and so are the records of erased people (the lead, or
+        the deal's contact, with ``erased_at`` set). ``source`` and ``owner`` compare
+        with the lead's, or
         for an opportunity with its contact's source and its own owner;
         ``entered_since <= since < entered_until``; at most ``limit`` rows.
         """
