@@ -201,6 +201,26 @@ def test_business_hours_skip_nights_and_weekends() -> None:
     assert hours.add(opening, timedelta(hours=9)) == datetime(2026, 3, 11, 10, tzinfo=UTC)
 
 
+@pytest.mark.parametrize(
+    ("start", "deadline"),
+    [
+        # 00:30 CST, the night the clocks spring from 02:00 to 03:00: 3 hours of work end
+        # at 04:30 CDT, 09:30 UTC (wall-clock arithmetic said 08:30: 2 real hours).
+        (datetime(2026, 3, 8, 6, 30, tzinfo=UTC), datetime(2026, 3, 8, 9, 30, tzinfo=UTC)),
+        # 00:30 CDT, the night they fall back from 02:00 to 01:00: 08:30 UTC (not 09:30).
+        (datetime(2026, 11, 1, 5, 30, tzinfo=UTC), datetime(2026, 11, 1, 8, 30, tzinfo=UTC)),
+    ],
+)
+def test_working_time_is_real_time_across_a_clock_change(
+    start: datetime, deadline: datetime
+) -> None:
+    every_day = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+    hours = BusinessHours(
+        start=time(0), end=time(23, 59), days=every_day, timezone="America/Chicago"
+    )
+    assert hours.add(start, timedelta(hours=3)) == deadline
+
+
 def test_business_hours_skip_holidays_and_respect_the_time_zone() -> None:
     hours = BusinessHours(holidays={date(2026, 3, 9)}, timezone="America/Chicago")
     # Friday 18:00 UTC is 12:00 in Chicago (CST, UTC-6): 1 hour of work is left that day.

@@ -137,10 +137,13 @@ class BusinessHours:
                 opens = datetime.combine(day, self.start, tzinfo=tz)
                 closes = datetime.combine(day, self.end, tzinfo=tz)
                 cursor = max(cursor, opens)
-                if cursor < closes:
-                    available = closes - cursor
+                # Elapsed time in UTC: arithmetic on the zone's wall clock would count a
+                # day that springs forward an hour long, one that falls back an hour short.
+                since, until = cursor.astimezone(UTC), closes.astimezone(UTC)
+                if since < until:
+                    available = until - since
                     if remaining <= available:
-                        return (cursor + remaining).astimezone(start.tzinfo)
+                        return (since + remaining).astimezone(start.tzinfo)
                     remaining -= available
             cursor = datetime.combine(day + timedelta(days=1), time(0), tzinfo=tz)
         raise ConfigError(
