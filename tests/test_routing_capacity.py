@@ -260,3 +260,31 @@ def test_an_import_routes_only_the_rows_it_stores() -> None:
     assert (len(report.duplicates), len(report.avoided), len(report.rejected)) == (2, 1, 1)
     assert [funnel.get_lead(i).owner for i in report.added] == ["ana", "ben", "ana"]
     assert router.assigned_today() == {"ana": 2, "ben": 1}
+
+
+def test_leads_stored_with_an_owner_count_as_attach_counts_them(tmp_path: Path) -> None:
+    """A lead given an owner by hand, or imported with one and created today, fills
+    that owner's day in the live router as it does in a router attached after a
+    restart: the two agree, and the next lead goes where either would send it."""
+    db = f"sqlite:///{tmp_path / 'f.db'}"
+    clock = ManualClock(MONDAY)
+
+    def router() -> RoutingRules:
+        group = OwnerGroup("g", ["ana", "ben"], backup="cal", capacity={"ana": 2, "ben": 2})
+        return RoutingRules([group], default="g")
+
+    live = router()
+    funnel = Funnel(SqlRepository(db), clock=clock, router=live)
+    live.attach(funnel)
+    assert [funnel.capture(lead(n)).owner for n in range(2)] == ["ana", "ben"]
+    funnel.capture(lead(10, owner="ana"))  # by hand
+    funnel.import_leads([{**person(11), "owner": "ben", "created_at": MONDAY}])
+    funnel.import_leads([{**person(12), "owner": "ben", "created_at": MONDAY - timedelta(days=3)}])
+    assert live.assigned_today() == {"ana": 2, "ben": 2}
+    funnel.repository.close()
+
+    restarted = router()
+    again = Funnel(SqlRepository(db), clock=clock, router=restarted)
+    restarted.attach(again)
+    assert restarted.assigned_today() == live.assigned_today()
+    assert again.capture(lead(20)).owner == "cal"  # both are full: the backup

@@ -379,7 +379,6 @@ def _prepare_new(
                 "then use the triggers to move them",
             )
         changes["status_at"] = now
-        record = assign_owner(router, record)
-    else:
-        changes["type"] = ContactType(record.type)
+        return assign_owner(router, record.model_copy(update=changes))
+    changes["type"] = ContactType(record.type)
     return record.model_copy(update=changes)

@@ -37,8 +37,15 @@ class Engine(Protocol):
 
 
 def assign_owner(router: Router | None, lead: Lead) -> Lead:
-    """``lead`` with the owner ``router`` gives it, unless it has one already."""
-    if router is None or lead.owner is not None:
+    """``lead`` with the owner ``router`` gives it, unless it has one already (which a
+    router that counts owners' days, as ``RoutingRules`` does, then counts: called
+    only for a lead about to be stored)."""
+    if router is None:
+        return lead
+    if lead.owner is not None:
+        count_given = getattr(router, "count_given", None)
+        if count_given is not None:
+            count_given(lead)
         return lead
     owner = router.assign(lead)
     return lead if owner is None else lead.model_copy(update={"owner": owner})

@@ -465,8 +465,24 @@ class RoutingRules:
             with self._lock:
                 self._clock = clock
 
+    def count_given(self, lead: Lead) -> None:
+        """Count ``lead``, stored with its owner already (set by hand, or an import's
+        owner column), against that owner's day if it was created today and the owner
+        has a capacity: as
+        :meth:`attach` counts the leads the store holds, so a restarted process and
+        the live one agree. The funnel calls it for each such lead it stores."""
+        if lead.owner is None or not any(
+            group.capacity_of(lead.owner) is not None for group in self.groups.values()
+        ):
+            return  # only owners with a capacity are counted, as attach() counts them
+        with self._lock:
+            self._roll_day()
+            if lead.created_at.astimezone(UTC).date() == self._day:
+                self._given[lead.owner] += 1
+
     def assigned_today(self) -> dict[str, int]:
-        """How many leads each owner was given today (only owners given any)."""
+        """How many leads each owner was given today (only owners given any): routed,
+        or stored with that owner already (see :meth:`count_given`)."""
         with self._lock:
             self._roll_day()
             return {owner: n for owner, n in self._given.items() if n}
