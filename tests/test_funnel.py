@@ -1344,6 +1344,8 @@ def test_merge_refusals(funnel: Funnel) -> None:
     funnel.set_appointment(converted)
     err = refused(funnel, InvalidTransitionError, lambda: funnel.merge(lead, converted))
     assert "merge its contact" in str(err)
+    assert isinstance(err, InvalidTransitionError)
+    assert err.allowed == ("avoid",)  # what can still be done with it, as for any trigger
     avoided = new_lead(funnel, 4)
     funnel.avoid(avoided)
     err = refused(funnel, PolicyError, lambda: funnel.merge(lead, avoided))

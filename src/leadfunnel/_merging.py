@@ -23,6 +23,7 @@ from ._errors import (
     PolicyError,
 )
 from ._leads import SWEET_SPOT
+from ._lifecycle import LEAD
 from ._models import Contact, Lead, Opportunity, is_avoided, new_id, state_of
 from ._repository import ChangeSet, MergeLog, Move, Repository
 
@@ -339,7 +340,7 @@ def _check_mergeable(kept: Lead | Contact, gone: Lead | Contact) -> None:
                 "lead",
                 record.status.value,
                 "merge",
-                (),
+                LEAD.allowed(record.status.value),
                 hint=f"lead {record.id} was converted: merge its contact instead",
             )
     if is_avoided(gone) and not is_avoided(kept):
