@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from conftest import person
-from leadfunnel import AvoidListedError, Contact, Funnel, Lead
+from leadfunnel import AvoidListedError, ChangeSet, Contact, Event, Funnel, Lead
 from leadfunnel._suppression import DROPPED_KEYS
 
 
@@ -189,17 +189,17 @@ def _converted(funnel: Funnel, email: str) -> tuple[Lead, Contact, Any]:
     return funnel.get_lead(lead.id), funnel.get_contact(deal.contact_id), deal
 
 
-def _edited_meanwhile(funnel: Funnel, record: Lead | Contact, **changes: Any) -> list[int]:
+def _edited_meanwhile(funnel: Funnel, record: Lead | Contact, **fields: Any) -> list[int]:
     """Another writer edits ``record`` just before the next commit, once."""
     other = Funnel(funnel.repository, clock=funnel.clock)
     real = funnel.repository.commit
     done: list[int] = []
 
-    def commit(change_set: Any) -> Any:
+    def commit(changes: ChangeSet) -> list[Event]:
         if not done:
             done.append(1)
-            edit(other, record, **changes)
-        return real(change_set)
+            edit(other, record, **fields)
+        return real(changes)
 
     funnel.repository.commit = commit  # type: ignore[method-assign]
     return done
