@@ -375,10 +375,7 @@ def test_a_version_1_database_is_upgraded_to_version_2(url: tuple[str, str | Non
         reason="no_show",
     )
     # Take the database back to version 1.
-    preparer = repository._engine.dialect.identifier_preparer
-    deals = preparer.quote(schema.opportunities.name)
-    if url[1] is not None:
-        deals = f"{preparer.quote_schema(url[1])}.{deals}"
+    deals = _table_name(repository, url, schema.opportunities)
     index = next(i for i in schema.steps.indexes if i.name == "ix_lf_steps_step_subject")
     with repository._engine.begin() as conn:
         index.drop(conn)
@@ -416,10 +413,7 @@ def test_a_version_3_database_is_upgraded_to_version_4(url: tuple[str, str | Non
     funnel.lose(deal, reason="price")
     clock.advance(days=5)
     funnel.update(funnel.get_opportunity(deal.id).model_copy(update={"owner": "newrep"}))
-    preparer = repository._engine.dialect.identifier_preparer
-    deals = preparer.quote(schema.opportunities.name)
-    if url[1] is not None:
-        deals = f"{preparer.quote_schema(url[1])}.{deals}"
+    deals = _table_name(repository, url, schema.opportunities)
     with repository._engine.begin() as conn:
         conn.exec_driver_sql(f"ALTER TABLE {deals} DROP COLUMN closed_at")
         conn.execute(sa.update(schema.schema_table).values(version=3))
@@ -718,13 +712,18 @@ def test_two_importers_racing_store_each_person_once(url: tuple[str, str | None]
             repository.close()
 
 
+def _table_name(repository: SqlRepository, where: tuple[str, str | None], table: sa.Table) -> str:
+    """``table``'s name as SQL for ``repository``'s database, quoted, in its schema."""
+    preparer = repository._engine.dialect.identifier_preparer
+    quoted = preparer.quote(table.name)
+    return quoted if where[1] is None else f"{preparer.quote_schema(where[1])}.{quoted}"
+
+
 def _back_to_version_1(repository: SqlRepository, where: tuple[str, str | None]) -> None:
     """Undo what versions 2 to 4 added, as a database written by leadfunnel 0.1 had it."""
-    preparer = repository._engine.dialect.identifier_preparer
 
     def name(table: sa.Table) -> str:
-        quoted = preparer.quote(table.name)
-        return quoted if where[1] is None else f"{preparer.quote_schema(where[1])}.{quoted}"
+        return _table_name(repository, where, table)
 
     with repository._engine.begin() as conn:
         for table, index in [
