@@ -113,6 +113,41 @@ def test_a_contact_matching_the_avoid_list_is_avoided(funnel: Funnel) -> None:
     assert [(i.row, i.existing_id) for i in report.avoided] == [(1, avoided)]
 
 
+def test_an_imported_avoid_list_avoids_the_people_it_names_that_are_stored(
+    funnel: Funnel,
+) -> None:
+    """A do-not-contact list imported with status avoid puts the people already stored
+    on the avoid list (their contact and open deals too, as avoid() does), instead of
+    calling them duplicates and leaving them callable; new people are added avoided."""
+    lead = funnel.add(Lead(**person(1)))
+    converted = funnel.add(Lead(**person(2)))
+    funnel.qualify(converted, force=True)
+    deal = funnel.set_appointment(converted)
+    listed = [
+        {"email": lead.email},
+        {"email": person(2)["email"].upper()},  # the contact it became holds the key now
+        {"email": "new@dnc.example.com"},
+        {"email": "new@dnc.example.com"},  # twice in the file
+        {"email": "not an e-mail"},
+    ]
+    report = funnel.import_leads(listed, status="avoid", actor="compliance")
+    assert [(i.row, i.existing_id) for i in report.avoided] == [
+        (1, lead.id),
+        (2, deal.contact_id),
+        (4, report.added[0]),
+    ]
+    assert "now on the avoid list" in report.avoided[0].reason
+    assert (len(report.added), report.duplicates, len(report.rejected)) == (1, [], 1)
+    assert funnel.get_lead(lead.id).status == "avoid"
+    assert funnel.get_contact(deal.contact_id).type == "avoid"
+    assert funnel.get_opportunity(deal.id).stage == "lost"
+    assert funnel.history(lead)[-1].actor == "compliance"
+    # A row that is not avoided still only names a duplicate.
+    again = funnel.import_leads([{"email": "someone@else.example.com"}])
+    repeat = funnel.import_leads([{"email": "someone@else.example.com"}])
+    assert [i.existing_id for i in repeat.duplicates] == again.added
+
+
 def test_carried_over_statuses_show_the_steps_the_lead_took(funnel: Funnel) -> None:
     rows = [
         person(1, status="qualified", created_at=MARCH),

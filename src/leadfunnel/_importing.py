@@ -30,7 +30,7 @@ from uuid import UUID
 
 import pydantic
 
-from ._changes import event
+from ._changes import event, retrying
 from ._collector import collector_paused
 from ._enums import LeadStatus
 from ._errors import AvoidListedError, DuplicateError, InvalidTransitionError, LeadFunnelError
@@ -46,6 +46,7 @@ from ._models import (
     new_id,
     updated,
 )
+from ._people import avoid
 from ._protocols import Router, assign_owner
 from ._repository import ChangeSet, Repository
 from ._results import Serialised
@@ -291,7 +292,7 @@ def import_leads(
                         report.rejected.append(ImportIssue(number, str(exc)))
                         continue
                     valid.append((number, record))
-                _store_chunk(repository, valid, report, actor, reason, suppressor, router)
+                _store_chunk(repository, valid, report, actor, reason, suppressor, router, at)
                 _in_row_order(report, marks)
                 # Storing leaves cyclic garbage (a SQL adapter's statements): collect
                 # this chunk's, or it piles up for the whole import.
@@ -440,16 +441,22 @@ def _store_chunk(
     report: ImportReport,
     actor: str | None,
     reason: str | None,
-    suppressor: Suppressor | None = None,
-    router: Router | None = None,
+    suppressor: Suppressor | None,
+    router: Router | None,
+    at: datetime,
 ) -> None:
     """Sort each row into added, duplicates or avoided, and store the added in one
     commit; rows that repeat an earlier row the store then refused are sorted again
     (as they would be if that row had come alone), until none is left. Only the rows
     about to be stored are routed: a duplicate or an avoided person takes nobody's turn
-    or capacity (a row another writer stores a moment before this commit still does)."""
+    or capacity (a row another writer stores a moment before this commit still does).
+
+    A row that is itself on the avoid list (an avoid list imported, ``status="avoid"``)
+    and names a person stored already puts that person on the avoid list (see
+    :func:`_avoid_named`)."""
+    named: list[tuple[int, str, UUID]] = []  # avoid rows naming someone stored
     while valid:
-        rows = _sort_rows(repository, valid, report, suppressor)
+        rows = _sort_rows(repository, valid, report, suppressor, named)
         before = len(report.added)
         accepted = [
             (number, assign_owner(router, record) if isinstance(record, Lead) else record)
@@ -468,8 +475,41 @@ def _store_chunk(
                 valid.append((number, record))
             elif is_avoided(earlier):
                 report.avoided.append(_avoid_listed(number, key, earlier.id))
+            elif is_avoided(record):
+                named.append((number, key, earlier.id))
             else:
                 report.duplicates.append(_duplicate(number, key, "an earlier row", earlier.id))
+    _avoid_named(repository, named, report, actor, reason, at)
+
+
+def _avoid_named(
+    repository: Repository,
+    named: list[tuple[int, str, UUID]],
+    report: ImportReport,
+    actor: str | None,
+    reason: str | None,
+    at: datetime,
+) -> None:
+    """Put the stored people that avoid rows name on the avoid list, as ``avoid()``
+    does (the contact a lead became too, open deals lost, keys suppressed); each row
+    lands in ``avoided``, saying so. A person someone changed meanwhile is read again
+    (the use case retries); one that cannot be avoided leaves its row a duplicate."""
+    avoid_now = retrying(avoid)
+    for number, key, holder in named:
+        try:
+            avoid_now(repository, holder, now=at, actor=actor, reason=reason)
+        except LeadFunnelError as exc:
+            report.duplicates.append(
+                ImportIssue(number, f"same {key.partition(':')[0]} as {holder}; {exc}", holder)
+            )
+            continue
+        report.avoided.append(
+            ImportIssue(
+                number,
+                f"{key.partition(':')[2]} was stored as {holder}, now on the avoid list",
+                holder,
+            )
+        )
 
 
 def _sort_rows(
@@ -477,6 +517,7 @@ def _sort_rows(
     valid: list[tuple[int, Person]],
     report: ImportReport,
     suppressor: Suppressor | None,
+    named: list[tuple[int, str, UUID]],
 ) -> list[tuple[int, Person, Person | None, str]]:
     """Report the rows the store's people (or the avoid list) rule out; return the
     others, each with the earlier row of ``valid`` it repeats and their shared key, or
@@ -503,6 +544,8 @@ def _sort_rows(
                 holder = stored.get(holders[clash])
                 if holder is not None and is_avoided(holder):
                     report.avoided.append(_avoid_listed(number, clash, holder.id))
+                elif is_avoided(record):
+                    named.append((number, clash, holders[clash]))  # avoided once stored
                 else:
                     report.duplicates.append(
                         _duplicate(number, clash, str(holders[clash]), holders[clash])
