@@ -254,6 +254,28 @@ def test_rejects_name_the_data_row_and_the_reason(
     assert [lead.first_name for lead in Funnel(SqlRepository(db)).leads()] == ["A"]
 
 
+def test_a_rejects_file_fixed_and_imported_again_and_again(
+    runner: CliRunner, db: str, tmp_path: Path
+) -> None:
+    """Each import's rejects file starts with its own row and reason, in place of those
+    of the file it read: the second one used to name both columns twice, and import
+    refused it (a header naming a column twice)."""
+    source = write(tmp_path, "leads.csv", "email,first_name\nbad-one,A\nbad-two,B\n")
+    first, second, third = (tmp_path / f"rejects-{n}.csv" for n in (1, 2, 3))
+    invoke(runner, "import", str(source), "--db", db, "--rejects", str(first))
+    invoke(runner, "import", str(first), "--db", db, "--rejects", str(second))
+    with second.open(encoding="utf-8", newline="") as handle:
+        header, *rows = list(csv.reader(handle))
+    assert header == ["row", "reason", "email", "first_name"]
+    rows[1][2] = "b@x.example.com"  # the user fixes one row
+    with second.open("w", encoding="utf-8", newline="") as handle:
+        csv.writer(handle).writerows([header, *rows])
+    result = invoke(runner, "import", str(second), "--db", db, "--rejects", str(third))
+    assert "1 added, 0 duplicates, 0 avoided, 1 rejected" in result.output
+    with third.open(encoding="utf-8", newline="") as handle:
+        assert next(csv.reader(handle)) == ["row", "reason", "email", "first_name"]
+
+
 def test_rejects_stream_across_chunks_in_row_order(
     runner: CliRunner, db: str, tmp_path: Path
 ) -> None:

@@ -293,6 +293,9 @@ class _progress:
             self._bar.stop()
 
 
+_OURS = ("row", "reason")  # the columns a rejects file starts with
+
+
 class _RejectsFile:
     """Rejected rows written as they come to ``<path>.partial``, renamed at the end.
 
@@ -303,7 +306,11 @@ class _RejectsFile:
 
     def __init__(self, path: str | None, header: tuple[str, ...]) -> None:
         self._path = Path(path) if path else None
-        self._header = header
+        # A rejects file imported again starts with the row and reason of its first
+        # import: this one's replace them (two of each would be a header naming a
+        # column twice, which import refuses).
+        self._skip = 2 if tuple(h.strip().lower() for h in header[:2]) == _OURS else 0
+        self._header = header[self._skip :]
         self._handle: IO[str] | None = None
         self._writer: Any = None
 
@@ -322,7 +329,7 @@ class _RejectsFile:
     def _write(self, rows: list[tuple[int, str, tuple[str, ...]]]) -> None:
         if self._writer is not None:
             for number, reason, cells in rows:
-                self._writer.writerow([number, reason, *cells])
+                self._writer.writerow([number, reason, *cells[self._skip :]])
 
     def __exit__(self, kind: object, *exc: object) -> None:
         if self._handle is None:
