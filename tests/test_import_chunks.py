@@ -47,7 +47,9 @@ class Counting(InMemoryRepository):
         if self.refuse and any(
             getattr(r, "first_name", None) == self.refuse for r in changes.inserts
         ):
-            raise StorageError("the database failed: value too long for type varchar(200)")
+            raise StorageError(
+                "the database refused a value: too long for type varchar(200)", of_value=True
+            )
         events = super().commit(changes)
         self.stored.append(len(changes.inserts))
         return events
@@ -158,7 +160,7 @@ def test_one_row_the_store_refuses_is_rejected_alone_in_a_10000_row_transaction(
     report = Funnel(repository, clock=ManualClock(T0)).import_leads(rows)
     assert [i.row for i in report.rejected] == [20_000]
     assert report.rejected[0].reason == (
-        "the store refused this row: the database failed: value too long for type varchar(200)"
+        "the store refused this row: the database refused a value: too long for type varchar(200)"
     )
     assert len(report.added) == 24_999
     assert sum(repository.stored) == 24_999

@@ -189,7 +189,9 @@ class Refusing(InMemoryRepository):
         if self.down_after is not None and self.commits > self.down_after:
             raise StorageError("the database failed: server closed the connection")
         if any(getattr(r, "first_name", None) == "Poison" for r in changes.inserts):
-            raise StorageError("the database failed: value too long for type varchar(200)")
+            raise StorageError(
+                "the database refused a value: too long for type varchar(200)", of_value=True
+            )
         return super().commit(changes)
 
     def get_many(self, ids: Iterable[UUID]) -> Any:
@@ -205,7 +207,7 @@ def test_a_row_the_store_refuses_is_rejected_alone() -> None:
     report = funnel.import_leads(rows, chunk_size=64)
     assert [i.row for i in report.rejected] == [38, 91]
     assert report.rejected[0].reason == (
-        "the store refused this row: the database failed: value too long for type varchar(200)"
+        "the store refused this row: the database refused a value: too long for type varchar(200)"
     )
     assert len(report.added) == 98
     assert {x.id for x in funnel.leads()} == set(report.added)
@@ -260,3 +262,23 @@ def test_a_real_database_error_on_one_row_fails_neither_its_chunk_nor_the_import
     assert "this database refuses poison" in report.rejected[0].reason
     assert len(report.added) == 29
     assert len(funnel.leads()) == 29
+
+
+def test_a_store_that_cannot_write_stops_the_import_rather_than_reject_every_row(
+    tmp_path: Path,
+) -> None:
+    """A read-only database refuses every write: the import raises the store's error (the
+    command line: one line, status 2) instead of reporting each row rejected, after
+    isolating them one by one, and exiting as if the file were at fault."""
+    path = tmp_path / "f.db"
+    writable = SqlRepository(f"sqlite:///{path}")
+    Funnel(writable).add(Lead(**person(1)))
+    writable.close()
+    read_only = SqlRepository(sa.create_engine(f"sqlite:///file:{path}?mode=ro&uri=true"))
+    try:
+        with pytest.raises(StorageError, match="readonly database") as err:
+            Funnel(read_only).import_leads([person(n) for n in range(2, 40)])
+        assert not err.value.of_value
+        assert len(read_only.leads()) == 1
+    finally:
+        read_only.close()

@@ -188,4 +188,13 @@ class StorageError(LeadFunnelError, RuntimeError):
 
     Raised by storage adapters in place of their driver's exceptions (kept as
     ``__cause__``); nothing of the failed change was stored. Retry, or check the database.
+
+    ``of_value`` is ``True`` when the database refused a value of the change (too long
+    for its column, a constraint or trigger of its own) rather than failed itself: the
+    same change fails again, while other changes store. An import rejects such a row
+    alone; any other ``StorageError`` stops it, since no row could be stored.
     """
+
+    def __init__(self, message: str, *, of_value: bool = False) -> None:
+        super().__init__(message)
+        self.of_value = of_value

@@ -33,7 +33,13 @@ import pydantic
 from ._changes import event, retrying
 from ._collector import collector_paused
 from ._enums import LeadStatus
-from ._errors import AvoidListedError, DuplicateError, InvalidTransitionError, LeadFunnelError
+from ._errors import (
+    AvoidListedError,
+    DuplicateError,
+    InvalidTransitionError,
+    LeadFunnelError,
+    StorageError,
+)
 from ._leads import SWEET_SPOT
 from ._models import (
     Contact,
@@ -599,6 +605,8 @@ def _commit(
             target.append(ImportIssue(accepted[0][0], str(exc), exc.existing_id))
             return
     except _STORE_REFUSALS as exc:
+        if isinstance(exc, StorageError) and not exc.of_value:
+            raise  # the store failed (read-only, full, gone), not a row: no row would store
         _check_store(repository, records[0], exc)
         if len(accepted) == 1:
             report.rejected.append(

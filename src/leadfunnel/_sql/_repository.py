@@ -722,7 +722,8 @@ class SqlRepository(Repository):
             raise clash from exc
         raise StorageError(
             f"the database refused the change: {_first_line(exc.orig)}; "
-            "another writer may have stored the same records; re-read them and retry"
+            "another writer may have stored the same records; re-read them and retry",
+            of_value=True,  # a constraint or trigger of the database's own refused it
         ) from exc
 
     def _record(self, kind: str, doc: Any) -> Record:
@@ -2374,7 +2375,8 @@ def _translated(changes: ChangeSet | None = None) -> Iterator[None]:
                 f"the database refused a value: {_first_line(exc.orig)}; nothing of this "
                 "change was stored. This is no connection or locking problem, and retrying "
                 "will not help: the database will not take the value (one that "
-                "leadfunnel's models accept should always store: please report it)"
+                "leadfunnel's models accept should always store: please report it)",
+                of_value=True,
             ) from exc
         raise StorageError(
             f"the database failed: {_first_line(exc.orig)}; nothing of this change was "
