@@ -75,6 +75,21 @@ def test_erase_and_export_a_person_by_email_or_phone(tmp_path: Path) -> None:
     assert "1 avoided" in out
 
 
+def test_erase_of_a_persons_email_and_phone_erases_them_once(tmp_path: Path) -> None:
+    """The e-mail and the phone of one person (as privacy.md shows the command) name
+    them both: erased once, not "not found" for the second key."""
+    db = f"sqlite:///{tmp_path / 'crm.db'}"
+    Funnel(SqlRepository(db)).capture(
+        Lead(first_name="Zelda", email="zelda@privacy.example.com", phone="+15125550177")
+    )
+    code, out, err = run("erase", "--db", db, "zelda@privacy.example.com", "+15125550177")
+    assert code == 0
+    assert out.splitlines() == [
+        "erased zelda@privacy.example.com, +15125550177: 1 records (suppressed)"
+    ]
+    assert "not found" not in err
+
+
 def test_erase_reads_people_from_a_file_and_lists_who_was_not_found(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'crm.db'}"
     funnel = Funnel(SqlRepository(db))

@@ -52,14 +52,19 @@ def erase(db: str, people: tuple[str, ...], from_file: str | None, keep_nothing:
         fail("name the people to erase (e-mail or phone), or give --file")
     funnel = open_funnel(db, migrate="check")
     missing: list[str] = []
-    erased = 0
+    # Everyone is looked up first: the e-mail and the phone of one person name them
+    # both, and once erased a person is found by neither.
+    found: dict[Any, list[str]] = {}
     for who in dict.fromkeys(wanted):
         person = _find(funnel, who, missing)
-        if person is None:
-            continue
-        done = funnel.erase(person, suppress=not keep_nothing, reason="erasure request")
+        if person is not None:
+            found.setdefault(person.id, []).append(who)
+    erased = 0
+    for person_id, named in found.items():
+        done = funnel.erase(person_id, suppress=not keep_nothing, reason="erasure request")
         kept = "suppressed" if done.suppressed else "nothing kept"
-        click.echo(f"erased {printable(who)}: {len(done.subject_ids)} records ({kept})")
+        names = ", ".join(printable(who) for who in named)
+        click.echo(f"erased {names}: {len(done.subject_ids)} records ({kept})")
         erased += 1
     for who in missing:
         click.echo(f"not found: {printable(who)}", err=True)
