@@ -937,3 +937,21 @@ def test_check_never_creates_a_sqlite_file(tmp_path: Path) -> None:
     assert not typo.exists()
     with pytest.raises(InvalidArgumentError, match="auto, check, never"):
         SqlRepository(f"sqlite:///{typo}", migrate="sometimes")  # type: ignore[arg-type]
+
+
+def test_a_sqlite_file_another_process_holds_says_so(tmp_path: Path) -> None:
+    """ "database is locked" is another writer holding the file, not a wrong URL or a
+    server that is down: the error says to let it finish."""
+    path = tmp_path / "held.db"
+    SqlRepository(f"sqlite:///{path}").close()
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        engine = sa.create_engine(f"sqlite:///{path}", connect_args={"timeout": 0.05})
+        with pytest.raises(ConfigError, match="another process is writing to it") as err:
+            SqlRepository(engine, migrate="auto")
+        assert "check the URL" not in str(err.value)
+        engine.dispose()
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()

@@ -240,10 +240,18 @@ class SqlRepository(Repository):
                 if found < s.SCHEMA_VERSION:
                     conn.execute(sa.update(s.schema_table).values(version=s.SCHEMA_VERSION))
         except sa_exc.DBAPIError as exc:
-            raise ConfigError(
-                f"cannot open the database at {where}: {_first_line(exc.orig)}; "
-                "check the URL, that the server is running and that the user may create tables"
-            ) from exc
+            problem = _first_line(exc.orig)
+            if "database is locked" in problem:  # SQLite: another connection writes
+                advice = (
+                    "another process is writing to it (SQLite lets one write at a time, "
+                    "and it held the file longer than the timeout): let it finish, or stop "
+                    "it, and try again"
+                )
+            else:
+                advice = (
+                    "check the URL, that the server is running and that the user may create tables"
+                )
+            raise ConfigError(f"cannot open the database at {where}: {problem}; {advice}") from exc
 
     @property
     def schema_version(self) -> int:
