@@ -116,6 +116,20 @@ def test_a_bad_byte_deep_in_the_file_is_found_before_any_row(tmp_path: Path) -> 
     assert sum(1 for _ in source.rows()) == 3001
 
 
+def test_a_utf8_file_with_a_stray_byte_is_refused_not_read_as_windows_1252(
+    tmp_path: Path,
+) -> None:
+    """Read as Windows-1252 (the only other reading that decodes), every "é" of a UTF-8
+    file would be stored as "Ã©" without a word: the file is refused, naming the line."""
+    path = tmp_path / "damaged.csv"
+    path.write_bytes(
+        "email,first_name,company\njose@x.example.com,José,Müller GmbH\n".encode()
+        + b"late@x.example.com,Bad\xff,X\n"
+    )
+    with pytest.raises(CsvError, match=r"line 3 holds a byte \(0xFF\) that is not UTF-8"):
+        open_csv(path)
+
+
 def test_utf16_tab_separated_as_excel_saves_unicode_text(tmp_path: Path) -> None:
     text = "FirstName\tLastName\tEmail\nJosé\tMüller\tjose@x.example.com\n"
     path = tmp_path / "unicode.txt"

@@ -971,10 +971,37 @@ def _encoding(file: Path, head: bytes) -> str:
     for encoding in candidates:
         if _decodes(file, encoding):
             return encoding
+        if encoding == "utf-8":
+            _refuse_damaged_utf8(file)
     raise CsvError(
         f"{file}: cannot decode the file as {' or '.join(candidates)}; "
         "save it as UTF-8 CSV and try again"
     )
+
+
+# A character UTF-8 writes in several bytes: text in Windows-1252 almost never holds
+# one (it would read "Ã©" for "é").
+_UTF8_SEQUENCE = re.compile(
+    rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}"
+)
+
+
+def _refuse_damaged_utf8(file: Path) -> None:
+    """A file written in UTF-8 (it holds characters of several bytes) with a byte that
+    is not: refused, naming the line, rather than read whole as Windows-1252, which
+    turns every "é" into "Ã©" without a word."""
+    data = file.read_bytes()
+    if not _UTF8_SEQUENCE.search(data):
+        return  # no UTF-8 character at all: Windows-1252 it may well be
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise CsvError(
+            f"{file}: line {line} holds a byte (0x{data[exc.start]:02X}) that is not UTF-8, "
+            "while the rest of the file is UTF-8: the file is damaged or mixes encodings; "
+            "fix that line (or save the file as UTF-8 again) and try again"
+        ) from None
 
 
 def _decodes(file: Path, encoding: str) -> bool:
