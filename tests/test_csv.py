@@ -130,6 +130,25 @@ def test_a_utf8_file_with_a_stray_byte_is_refused_not_read_as_windows_1252(
         open_csv(path)
 
 
+def test_two_columns_of_one_field_that_disagree_reject_their_row(tmp_path: Path) -> None:
+    """A Salesforce export's API name and its report label for one field ("Company" and
+    "Company / Account"): the same value in both (any case) is read, two values reject
+    the row naming both, instead of the second one being dropped without a word."""
+    path = tmp_path / "both.csv"
+    path.write_text(
+        "FirstName,LastName,Email,Company,Company / Account\n"
+        "Ann,Bee,ann@x.example.com,Acme,Globex\n"
+        "Bo,Cee,bo@x.example.com,Acme,ACME\n"
+        "Cy,Dee,cy@x.example.com,,Initech\n",
+        encoding="utf-8",
+    )
+    first, second, third = open_csv(path).rows()
+    assert first.error is not None
+    assert "Company ('Acme') and Company / Account ('Globex') disagree" in first.error
+    assert (second.error, second.fields["company"]) == (None, "Acme")
+    assert (third.error, third.fields["company"]) == (None, "Initech")
+
+
 def test_utf16_tab_separated_as_excel_saves_unicode_text(tmp_path: Path) -> None:
     text = "FirstName\tLastName\tEmail\nJosé\tMüller\tjose@x.example.com\n"
     path = tmp_path / "unicode.txt"

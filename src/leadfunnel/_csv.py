@@ -627,6 +627,15 @@ class CsvSource:
         self._text_others = tuple(
             (j, positions[1:]) for j, (_, positions) in enumerate(text) if len(positions) > 1
         )
+        # Two columns of one field (an export's name and its report label, "Company" and
+        # "Company / Account") that disagree: which is right cannot be known, and taking
+        # the first would drop the other without a word. The phone's others are the
+        # mobile number, used where the phone is blank: a person may well have both.
+        self._text_twins = tuple(
+            (j, positions)
+            for j, (name, positions) in enumerate(text)
+            if len(positions) > 1 and name != "phone"
+        )
         self._unnamed_with_data: set[int] = set()
 
     def unused_columns(self) -> list[str]:
@@ -711,6 +720,14 @@ class CsvSource:
             if not values[j]:
                 values = list(values)
                 values[j] = _first(cells, others)[1]
+        for j, positions in self._text_twins:
+            given = [i for i in positions if cells[i]]
+            if len({cells[i].casefold() for i in given}) > 1:
+                named = " and ".join(f"{self.header[i]} ({cells[i]!r})" for i in given)
+                problems.append(
+                    f"{named} disagree about {self._text_names[j]}: give one value, or "
+                    "leave one of the columns empty"
+                )
         fields: dict[str, Any] = {
             name: v for name, v in zip(self._text_names, values, strict=True) if v
         }
