@@ -462,6 +462,10 @@ def test_a_status_map_adds_meanings_and_overrides_the_built_in_ones(tmp_path: Pa
         ('[Status]\n"Open" = "converted"\n', "'converted' is not something a row can become"),
         ('[Status]\n"Open" = "hot"\n', "use a lead status (suspect, farm_list, raw"),
         ('[Status]\n"Open" = 3\n', "give a string, not 3"),
+        (
+            '[Status]\n"Open - Nurturing" = "farm_list"\n"open nurturing" = "unqualified"\n',
+            "and 'Open - Nurturing' are the same value",
+        ),
         ("[Status\n", "is not valid TOML"),
     ],
 )
@@ -470,6 +474,25 @@ def test_a_bad_status_map_is_refused(tmp_path: Path, toml: str, message: str) ->
     path.write_text(toml, encoding="utf-8")
     with pytest.raises(ConfigError, match=re.escape(message)):
         StatusMap.from_toml(path)
+
+
+def test_a_status_map_with_no_table_for_this_files_status_columns_is_refused(
+    tmp_path: Path,
+) -> None:
+    """A [status] table (the generic column) for a Salesforce file, whose column is
+    Status, was read for nothing: every row of that status was then rejected with the
+    advice to write the status map just written. A map may serve several exports: one
+    table for this file's columns is enough."""
+    text = "FirstName,Email,Status\nA,a@x.example.com,Open - Nurturing\n"
+    path = write(tmp_path, text)
+    wrong = StatusMap({"status": {"Open - Nurturing": "farm_list"}})
+    with pytest.raises(CsvError, match=r"tables \(\[status\]\) name no status column of this"):
+        open_csv(path, statuses=wrong)
+    shared = StatusMap(
+        {"Status": {"Open - Nurturing": "farm_list"}, "Lifecycle Stage": {"Trial": "raw"}}
+    )
+    (row,) = open_csv(path, statuses=shared).rows()
+    assert row.fields["status"] == "farm_list"
 
 
 def test_a_status_map_that_is_not_utf8_or_missing_is_refused(tmp_path: Path) -> None:

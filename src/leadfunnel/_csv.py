@@ -315,11 +315,21 @@ class StatusMap:
                     f'e.g. [Status] then "Open - Nurturing" = "farm_list"'
                 )
             table = self._columns.setdefault(column, {})
+            spelt: dict[str, str] = {}  # each value as matched -> as the map wrote it
             for value, goal in values.items():
                 where = f"{source}: [{column}] {value!r}"
                 if not isinstance(goal, (str, tuple)) and goal is not None:
                     raise ConfigError(f"{where}: give a string, not {goal!r}")
-                table[_key(value)] = _target(goal, where) if isinstance(goal, str) else goal
+                key = _key(value)
+                target = _target(goal, where) if isinstance(goal, str) else goal
+                if key in spelt and table[key] != target:
+                    raise ConfigError(
+                        f"{where} and {spelt[key]!r} are the same value (values match "
+                        "whatever their case, spaces and punctuation) mapped two ways; "
+                        "keep one"
+                    )
+                spelt[key] = value
+                table[key] = target
 
     @classmethod
     def from_toml(cls, path: str | PathLike[str]) -> StatusMap:
@@ -357,6 +367,11 @@ class StatusMap:
     def table(self, column: str) -> dict[str, Target | None]:
         """The column's values (as :func:`_key` spells them) and what they map to."""
         return self._columns.get(column, {})
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The status columns the map has a table for."""
+        return tuple(self._columns)
 
 
 # --- layouts -------------------------------------------------------------------------
@@ -923,6 +938,18 @@ def open_csv(
             "pass --format to say which it is"
         )
     _check_columns(file, detected, header)
+    if statuses is not None and read_statuses and statuses.columns:
+        # One map may serve several exports; a map none of whose tables is a status
+        # column of this file would be read for nothing (a [status] table for a
+        # Salesforce file's Status column: the names are matched as spelt).
+        here = [c for c in StatusMap.COLUMNS[detected] if c in header]
+        if not set(statuses.columns) & set(here):
+            tables = ", ".join(f"[{c}]" for c in statuses.columns)
+            raise CsvError(
+                f"{file}: the status map's tables ({tables}) name no status column of "
+                f"this {detected} file; its status columns: {', '.join(here) or 'none'} "
+                "(name a table as the header spells its column)"
+            )
     base = StatusMap.default()
     return CsvSource(
         file,
