@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -9,7 +13,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from leadfunnel import Funnel, Opportunity
+from leadfunnel import Funnel, Opportunity, SqlRepository
 from leadfunnel._cli import main
 from leadfunnel._demo import DEMO_DAYS, SLACKER, DemoSummary, build_demo
 from leadfunnel.testing import ManualClock
@@ -132,3 +136,22 @@ def test_the_command_explains_who_is_who(tmp_path: Path) -> None:
     assert leads + int(silent.split()[0]) == 90
     assert f"{SLACKER} lets about half of theirs slip" in out
     assert svg.read_text(encoding="utf-8").startswith("<svg")
+
+
+def test_a_demo_interrupted_half_way_leaves_nothing_and_runs_again(tmp_path: Path) -> None:
+    """Ctrl-C during the demo: the database is as it was (one transaction), so the next
+    run is not refused as a database that already holds leads."""
+    db = f"sqlite:///{tmp_path / 'demo.db'}"
+    command = [sys.executable, "-m", "leadfunnel", "demo", "--db", db, "--svg", ""]
+    running = subprocess.Popen(
+        [*command, "--leads", "20000"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    assert running.stderr is not None
+    running.stderr.readline()  # "Building a sample funnel ...": the demo has begun
+    time.sleep(1.0)
+    running.send_signal(signal.SIGINT)
+    assert running.wait(timeout=60) != 0
+    assert Funnel(SqlRepository(db)).count("lead") == 0
+    again = subprocess.run([*command, "--leads", "20"], capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert Funnel(SqlRepository(db)).count("lead") > 0

@@ -50,7 +50,10 @@ def demo(db: str, seed: int, leads: int, svg: str) -> None:
         f"{DEMO_DAYS} days up to now ...",
         err=True,
     )
-    summary = build_demo(funnel, seed=seed, leads=leads)
+    # One transaction: a demo interrupted (Ctrl-C) or failing half way leaves the
+    # database as it was, so it can simply be run again.
+    with funnel.repository.transaction():
+        summary = build_demo(funnel, seed=seed, leads=leads)
     report = funnel.report()
     click.echo(printable(str(report)), nl=False)
     click.echo(
