@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
+import signal
+import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 from unittest.mock import ANY
 
@@ -486,3 +490,43 @@ def test_due_as_json_and_csv(runner: CliRunner, db: str, tmp_path: Path) -> None
     assert "1 follow-ups due" in table
     assert "Acme IT" in table or "Bluepeak" in table
     assert invoke(runner, "due", *at, "--owner", "nobody").output == "Nothing is due.\n"
+
+
+def test_an_import_interrupted_says_what_it_stored_and_keeps_its_rejects(
+    tmp_path: Path,
+) -> None:
+    """Ctrl-C: every chunk stored is whole; the summary counts exactly the rows stored,
+    the rejects of those chunks are kept, and the status is 130."""
+    lines = ["email,first_name"]
+    lines += [f"{'bad' if n % 1000 == 7 else 'p'}{n}@x.example.com,P" for n in range(200_000)]
+    source = write(tmp_path, "big.csv", "\n".join(lines).replace("bad", "bad@@") + "\n")
+    db_path = tmp_path / "k.db"
+    rejects = tmp_path / "rejects.csv"
+    running = subprocess.Popen(
+        [sys.executable, "-m", "leadfunnel", "import", str(source), "--db",
+         f"sqlite:///{db_path}", "--rejects", str(rejects)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while running.poll() is None and time.monotonic() < deadline:  # a chunk is stored
+        if db_path.exists():
+            with (
+                contextlib.closing(sqlite3.connect(db_path, timeout=0.1)) as peek,
+                contextlib.suppress(sqlite3.Error),
+            ):
+                if peek.execute("SELECT count(*) FROM lf_leads").fetchone()[0]:
+                    break
+        time.sleep(0.05)
+    running.send_signal(signal.SIGINT)
+    out, err = running.communicate(timeout=60)
+    assert running.returncode == 130, err
+    assert "interrupted" in err
+    stored = Funnel(SqlRepository(f"sqlite:///{db_path}")).count("lead")
+    assert 0 < stored < 199_800
+    assert out.startswith(f"{stored} added, 0 duplicates, 0 avoided, ")
+    with rejects.open(encoding="utf-8", newline="") as handle:
+        kept = list(csv.reader(handle))[1:]
+    assert len(kept) == int(out.split(", ")[3].split()[0])  # the summary's rejected
+    assert all("bad@@" in row[2] for row in kept)

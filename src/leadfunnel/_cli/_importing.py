@@ -123,15 +123,28 @@ def import_(
         # that rows rejected while reading count too and are written in row order with
         # the others, and no report of the whole file is held (a million added ids are
         # about 110 MB). Each chunk is one transaction: chunk_size is all its rows.
-        for chunk in sized_chunks(source.rows(), _row_bytes):
-            failure = _import_chunk(funnel, chunk, status, tally, write_rejects)
-            advance(len(chunk))
-            if failure:
-                break
-            chunk.clear()  # done with: the collection need not look at its rows
-            collect(1)  # what survived the last chunk's collection, too
+        interrupted = False
+        try:
+            for chunk in sized_chunks(source.rows(), _row_bytes):
+                failure = _import_chunk(funnel, chunk, status, tally, write_rejects)
+                advance(len(chunk))
+                if failure:
+                    break
+                chunk.clear()  # done with: the collection need not look at its rows
+                collect(1)  # what survived the last chunk's collection, too
+        except KeyboardInterrupt:
+            # Ctrl-C: every chunk stored is whole (one transaction each); say what was
+            # stored, and keep the rejects of those chunks, as a failing store does.
+            interrupted = True
     for line in tally.summary(source, rejects):
         click.echo(printable(line))
+    if interrupted:
+        click.echo(
+            "leadfunnel: interrupted: the summary counts the rows stored before; importing "
+            "the file again adds the rest (the rows stored come back as duplicates)",
+            err=True,
+        )
+        sys.exit(130)
     if failure:
         fail(failure)
 
@@ -165,6 +178,15 @@ def _import_chunk(
         )
     except (LeadFunnelError, OSError) as exc:
         failure = str(exc)
+    except KeyboardInterrupt:
+        # import_leads reported what it stored of the chunk before it stopped: count it,
+        # with the chunk's rows refused while reading, for the summary and the rejects.
+        report = seen[-1] if seen else ImportReport()
+        handled = tally.count(good, report, status)
+        refused += handled.rejected
+        tally.rejected += len(refused)
+        write_rejects(sorted(refused, key=lambda r: r[0]))
+        raise
     handled = tally.count(good, seen[-1] if seen else ImportReport(), status)
     refused += handled.rejected
     tally.rejected += len(refused)
