@@ -224,12 +224,15 @@ def _every_field_records() -> tuple[Lead, Contact, Opportunity]:
         "version": 3,
     }
     lead_id, contact_id = uuid4(), uuid4()
+    keys: dict[str, Any] = {  # the lead's, handed to the contact it became
+        "email": "Zoe.OBrien+crm@acme-soehne.example.com",
+        "phone": "+49 89 12345678",
+        "other_emails": frozenset({"zoe@old-acme.example.com"}),
+        "other_phones": frozenset({"+49 89 87654321"}),
+    }
     a = Lead(
         id=lead_id,
-        email="Zoe.OBrien+crm@acme-soehne.example.com",
-        phone="+49 89 12345678",
-        other_emails=frozenset({"zoe@old-acme.example.com"}),
-        other_phones=frozenset({"+49 89 87654321"}),
+        **keys,
         campaign="Q1 ☃",
         interest=Interest.HIGH,
         needs=frozenset({"help desk", "cloud migration"}),
@@ -241,10 +244,7 @@ def _every_field_records() -> tuple[Lead, Contact, Opportunity]:
     )
     c = Contact(
         id=contact_id,
-        email="Zoe.OBrien+crm@acme-soehne.example.com",
-        phone="+49 89 12345678",
-        other_emails=frozenset({"zoe@old-acme.example.com"}),
-        other_phones=frozenset({"+49 89 87654321"}),
+        **keys,
         type=ContactType.SUPPLIER,
         lead_id=lead_id,
         **person,
