@@ -530,3 +530,24 @@ def test_an_import_interrupted_says_what_it_stored_and_keeps_its_rejects(
         kept = list(csv.reader(handle))[1:]
     assert len(kept) == int(out.split(", ")[3].split()[0])  # the summary's rejected
     assert all("bad@@" in row[2] for row in kept)
+
+
+def test_import_status_avoid_takes_a_do_not_contact_list(
+    runner: CliRunner, db: str, tmp_path: Path
+) -> None:
+    """`--status avoid`: the list's new people are added avoided, and the people it names
+    who are stored already are put on the avoid list too."""
+    leads = write(
+        tmp_path, "leads.csv", "email,first_name\nann@x.example.com,Ann\nbo@x.example.com,Bo\n"
+    )
+    invoke(runner, "import", str(leads), "--db", db)
+    dnc = write(tmp_path, "dnc.csv", "email\nANN@x.example.com\nnew@x.example.com\n")
+    result = invoke(runner, "import", str(dnc), "--db", db, "--status", "avoid")
+    assert "1 added, 0 duplicates, 1 avoided, 0 rejected" in result.output
+    funnel = Funnel(SqlRepository(db))
+    statuses = {lead.email: lead.status for lead in funnel.leads()}
+    assert statuses == {
+        "ann@x.example.com": LeadStatus.AVOID,
+        "bo@x.example.com": LeadStatus.RAW,
+        "new@x.example.com": LeadStatus.AVOID,
+    }

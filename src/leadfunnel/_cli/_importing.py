@@ -39,10 +39,11 @@ __all__ = ["import_"]
 )
 @click.option(
     "--status",
-    type=click.Choice(["suspect", "farm_list", "raw"]),
+    type=click.Choice(["suspect", "farm_list", "raw", "avoid"]),
     default=None,
     help="Status for every imported row, whatever the export says (default: the "
-    "export's own status, else raw).",
+    "export's own status, else raw). avoid imports a do-not-contact list: the people "
+    "it names who are stored already are put on the avoid list too.",
 )
 @click.option(
     "--status-map",
