@@ -1169,6 +1169,17 @@ def test_similar_finds_likely_duplicates_best_first(funnel: Funnel) -> None:
     assert funnel.similar(me.id, limit=1) == found[:1]
 
 
+def test_similar_ranks_the_same_name_above_a_colleague(funnel: Funnel) -> None:
+    """A badge scan of the same name is likelier the same person than a colleague who
+    shares the company's e-mail domain and name (Odoo's and twenty's duplicate tests)."""
+    me = new_lead(funnel, 1, first_name="Jane", last_name="Doe", email="jane@acme.example.com",
+                  company="Acme")  # fmt: skip
+    colleague = new_lead(funnel, 2, first_name="Bob", last_name="Ray",
+                         email="bob@acme.example.com", company="Acme")  # fmt: skip
+    badge = funnel.add(Lead(first_name="jane", last_name="doe", status="raw"))
+    assert [r.id for r in funnel.similar(me)] == [badge.id, colleague.id]
+
+
 def test_similar_ignores_free_mail_domains(funnel: Funnel) -> None:
     me = new_lead(funnel, 1, email="pat@gmail.com", last_name="A", company="One")
     new_lead(funnel, 2, email="sam@gmail.com", last_name="B", company="Two")

@@ -94,16 +94,19 @@ def similar(
     for other in candidates:
         if other.id == record.id:
             continue
+        # The name weighs most: the same person under the same name (a badge scan, a
+        # second inquiry) is likelier a duplicate than a colleague sharing the company's
+        # e-mail domain or its name, who is most often someone else.
         score = 0.0
         if domain and other.email and other.email.rpartition("@")[2].lower() == domain:
-            score += 0.4
+            score += 0.25
         if company and other.company and company == other.company.strip().casefold():
-            score += 0.3
+            score += 0.2
         other_name = other.full_name.casefold()
         if name and other_name:
             ratio = difflib.SequenceMatcher(None, name, other_name).ratio()
             if ratio >= 0.8:
-                score += 0.3 * ratio
+                score += 0.5 * ratio
         if score > 0:  # any one clue makes a likely duplicate
             scored.append((score, other))
     scored.sort(key=lambda pair: -pair[0])
