@@ -240,7 +240,7 @@ def test_the_field_rule_reads_its_bounds_as_the_fields_type() -> None:
     assert _judge(FieldRule("budget", min="2500.50"), budget=Decimal(2500))[0] == "fail"
     with pytest.raises(ConfigError, match=r"max='soon' is not a value of the field"):
         FieldRule("renewal", max="soon").conditions_for(_Fleet)
-    with pytest.raises(ConfigError, match="_Fleet lacks"):
+    with pytest.raises(ConfigError, match="which _Fleet has no field called"):
         FieldRule("colour", exists=True).conditions_for(_Fleet)
 
 

@@ -626,7 +626,6 @@ class FieldRule(BaseRule):
     """
 
     name = "field"
-    _UNSET: Any = _UNSET
 
     def __init__(
         self,
@@ -650,7 +649,7 @@ class FieldRule(BaseRule):
         self.field = field
         self.min, self.max, self.equals, self.exists = min, max, equals, exists
         self.one_of = None if one_of is None else tuple(one_of)
-        if (min, max, one_of, exists) == (None, None, None, None) and equals is self._UNSET:
+        if (min, max, one_of, exists) == (None, None, None, None) and equals is _UNSET:
             raise ValueError("give at least one of min, max, equals, in or exists")
         if exists is False and ((min, max, one_of) != (None, None, None) or equals is not _UNSET):
             raise ValueError("exists=false wants the field empty: give no other condition")
@@ -677,13 +676,17 @@ class FieldRule(BaseRule):
     def _read(self, model: type[Lead]) -> _Conditions:
         info = model.model_fields.get(self.field)
         if info is None:
-            raise ConfigError(f"rule 'field' names {self.field!r}, which {model.__name__} lacks")
+            raise ConfigError(
+                f"rule 'field' names {self.field!r}, which {model.__name__} has no field "
+                "called; fix the name, or give the funnel the lead model that has it "
+                "(Funnel(..., lead_model=...))"
+            )
         annotation: Any = info.annotation
         is_set = _is_set(annotation)
         adapter = _adapter(_element_type(annotation) if is_set else annotation)
 
         def read(name: str, bound: Any) -> Any:
-            if bound is None or bound is self._UNSET:
+            if bound is None or bound is _UNSET:
                 return bound
             try:
                 return adapter.validate_python(bound)
@@ -697,7 +700,7 @@ class FieldRule(BaseRule):
         low, high = read("min", self.min), read("max", self.max)
         self._check_range(low, high)
         one_of = None if self.one_of is None else tuple(read("in", v) for v in self.one_of)
-        return _Conditions(is_set, low, high, read("equals", self.equals), one_of)
+        return _Conditions.of(is_set, low, high, read("equals", self.equals), one_of)
 
     @staticmethod
     def _check_range(low: Any, high: Any) -> None:
@@ -713,7 +716,7 @@ class FieldRule(BaseRule):
         name = self.field
         if name not in type(lead).model_fields:
             value = getattr(lead, name, None)  # a lead of another class: judged as given
-            conditions = _Conditions(
+            conditions = _Conditions.of(
                 _is_set_value(value), self.min, self.max, self.equals, self.one_of
             )
         else:
@@ -738,11 +741,11 @@ class FieldRule(BaseRule):
         held = (
             {_same(v) for v in cast(Iterable[Any], value)} if conditions.is_set else {_same(value)}
         )
-        if conditions.equals is not self._UNSET and _same(conditions.equals) not in held:
+        if conditions.equals is not _UNSET and conditions.equals_key not in held:
             if conditions.is_set:
                 return Verdict.failed(f"{name} ({_shown(value)}) lack {_shown(conditions.equals)}")
             return Verdict.failed(f"{name} is {_shown(value)}, not {_shown(conditions.equals)}")
-        if conditions.one_of is not None and not held & {_same(v) for v in conditions.one_of}:
+        if conditions.one_of_keys is not None and not held & conditions.one_of_keys:
             return Verdict.failed(
                 f"{name} {_shown(value)} is not one of {_shown(conditions.one_of)}"
                 if not conditions.is_set
@@ -753,13 +756,23 @@ class FieldRule(BaseRule):
 
 @dataclass(frozen=True, slots=True)
 class _Conditions:
-    """A :class:`FieldRule`'s conditions as values of its field's type."""
+    """A :class:`FieldRule`'s conditions as values of its field's type, with ``equals``
+    and ``one_of`` also as compared (:func:`_same`), made once rather than per lead."""
 
     is_set: bool
     min: Any
     max: Any
     equals: Any
     one_of: tuple[Any, ...] | None
+    equals_key: Any
+    one_of_keys: frozenset[Any] | None
+
+    @classmethod
+    def of(
+        cls, is_set: bool, low: Any, high: Any, equals: Any, one_of: tuple[Any, ...] | None
+    ) -> _Conditions:
+        keys = None if one_of is None else frozenset(map(_same, one_of))
+        return cls(is_set, low, high, equals, one_of, _same(equals), keys)
 
 
 def _empty(value: Any) -> bool:
