@@ -1033,19 +1033,35 @@ _UTF8_SEQUENCE = re.compile(
 def _refuse_damaged_utf8(file: Path) -> None:
     """A file written in UTF-8 (it holds characters of several bytes) with a byte that
     is not: refused, naming the line, rather than read whole as Windows-1252, which
-    turns every "é" into "Ã©" without a word."""
-    data = file.read_bytes()
-    if not _UTF8_SEQUENCE.search(data):
+    turns every "é" into "Ã©" without a word. (Called once the file failed to decode
+    as UTF-8; read a block at a time, as :func:`_decodes` reads, so memory stays flat.)"""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    lines = 0  # before the block being read
+    bad: tuple[int, int] | None = None  # the first byte that is not UTF-8: line, value
+    several = False  # whether the file holds a character of several bytes
+    with file.open("rb") as raw:
+        while (block := raw.read(1 << 20)) and not (bad and several):
+            several = several or _UTF8_SEQUENCE.search(block) is not None
+            if bad is None:
+                try:
+                    decoder.decode(block)
+                except UnicodeDecodeError as exc:
+                    at = exc.object[: exc.start]  # the block, after the bytes held over
+                    bad = (lines + at.count(b"\n") + 1, exc.object[exc.start])
+                lines += block.count(b"\n")
+        if bad is None:
+            try:
+                decoder.decode(b"", final=True)
+            except UnicodeDecodeError as exc:  # a character cut off at the end
+                bad = (lines + 1, exc.object[exc.start])
+    if bad is None or not several:
         return  # no UTF-8 character at all: Windows-1252 it may well be
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise CsvError(
-            f"{file}: line {line} holds a byte (0x{data[exc.start]:02X}) that is not UTF-8, "
-            "while the rest of the file is UTF-8: the file is damaged or mixes encodings; "
-            "fix that line (or save the file as UTF-8 again) and try again"
-        ) from None
+    line, byte = bad
+    raise CsvError(
+        f"{file}: line {line} holds a byte (0x{byte:02X}) that is not UTF-8, while the rest "
+        "of the file is UTF-8: the file is damaged or mixes encodings; fix that line (or "
+        "save the file as UTF-8 again) and try again"
+    )
 
 
 def _decodes(file: Path, encoding: str) -> bool:
