@@ -168,6 +168,7 @@ def _import_chunk(
         row.fields["id"] = new_id()  # to tell exactly which rows were stored
     seen: list[ImportReport] = []
     failure: str | None = None
+    interrupted: KeyboardInterrupt | None = None
     try:
         funnel.import_leads(
             [row.fields for row in good],
@@ -179,19 +180,22 @@ def _import_chunk(
         )
     except (LeadFunnelError, OSError) as exc:
         failure = str(exc)
-    except KeyboardInterrupt:
-        # import_leads reported what it stored of the chunk before it stopped: count it,
-        # with the chunk's rows refused while reading, for the summary and the rejects.
+    except KeyboardInterrupt as exc:
+        # Counted below, as a finished chunk is, for the summary and the rejects; then
+        # the import stops. The interrupt may land between the store's commit and the
+        # report's note of it: which rows the store holds is asked of the store (their
+        # ids were given above), the rest of the report is what import_leads said.
+        interrupted = exc
         report = seen[-1] if seen else ImportReport()
-        handled = tally.count(good, report, status)
-        refused += handled.rejected
-        tally.rejected += len(refused)
-        write_rejects(sorted(refused, key=lambda r: r[0]))
-        raise
+        held = funnel.repository.get_many([row.fields["id"] for row in good])
+        report.added = [row.fields["id"] for row in good if row.fields["id"] in held]
+        seen.append(report)
     handled = tally.count(good, seen[-1] if seen else ImportReport(), status)
     refused += handled.rejected
     tally.rejected += len(refused)
     write_rejects(sorted(refused, key=lambda r: r[0]))
+    if interrupted is not None:
+        raise interrupted
     if failure and handled.unhandled is not None:
         failure += (
             f" (the import stopped at row {handled.unhandled}: that row and the "
