@@ -775,9 +775,8 @@ class Funnel:
         if record.kind != kind:
             # Its place among the other kind's records would be a silent empty page.
             raise InvalidArgumentError(
-                f"after={record.id} is {'an' if record.kind == 'opportunity' else 'a'} "
-                f"{record.kind}, not {'an' if kind == 'opportunity' else 'a'} {kind}: "
-                f"page the {_PLURAL[kind]} with the last {kind} of the previous page"
+                f"after={record.id} is {_ONE[record.kind]}, not {_ONE[kind]}: page the "
+                f"{_PLURAL[kind]} with the last {kind} of the previous page"
             )
         return (record.created_at, record.id)
 
@@ -1045,6 +1044,7 @@ def _member(enum: type[_E], value: _E | str | None, name: str) -> _E | None:
     return None if value is None else member(enum, value, name)
 
 
+_ONE = {"lead": "a lead", "contact": "a contact", "opportunity": "an opportunity"}
 _PLURAL = {"lead": "leads", "contact": "contacts", "opportunity": "opportunities"}
 
 

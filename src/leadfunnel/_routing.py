@@ -468,17 +468,19 @@ class RoutingRules:
     def count_given(self, lead: Lead) -> None:
         """Count ``lead``, stored with its owner already (set by hand, or an import's
         owner column), against that owner's day if it was created today and the owner
-        has a capacity: as
-        :meth:`attach` counts the leads the store holds, so a restarted process and
-        the live one agree. The funnel calls it for each such lead it stores."""
-        if lead.owner is None or not any(
-            group.capacity_of(lead.owner) is not None for group in self.groups.values()
-        ):
+        has a capacity: as :meth:`attach` counts the leads the store holds, so a
+        restarted process and the live one agree. The funnel calls it for each such lead
+        it stores."""
+        if lead.owner is None or lead.owner not in self._capped():
             return  # only owners with a capacity are counted, as attach() counts them
         with self._lock:
             self._roll_day()
             if lead.created_at.astimezone(UTC).date() == self._day:
                 self._given[lead.owner] += 1
+
+    def _capped(self) -> set[str]:
+        """The owners with a capacity in some group: those whose days are counted."""
+        return {owner for group in self.groups.values() for owner in (group.capacity or {})}
 
     def assigned_today(self) -> dict[str, int]:
         """How many leads each owner was given today (only owners given any): routed,
@@ -497,8 +499,10 @@ class RoutingRules:
             self._roll_day()
             assert self._day is not None
             start = datetime.combine(self._day, time(), tzinfo=UTC)
-        capped = {owner for group in self.groups.values() for owner in (group.capacity or {})}
-        held = {owner: funnel.count("lead", owner=owner, created_since=start) for owner in capped}
+        held = {
+            owner: funnel.count("lead", owner=owner, created_since=start)
+            for owner in self._capped()
+        }
         with self._lock:
             self._roll_day()
             for owner, count in held.items():
