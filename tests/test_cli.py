@@ -9,6 +9,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from unittest.mock import ANY
@@ -492,11 +493,14 @@ def test_due_as_json_and_csv(runner: CliRunner, db: str, tmp_path: Path) -> None
     assert invoke(runner, "due", *at, "--owner", "nobody").output == "Nothing is due.\n"
 
 
+@pytest.mark.parametrize("presses", [1, 2], ids=["ctrl-c", "ctrl-c-twice"])
 def test_an_import_interrupted_says_what_it_stored_and_keeps_its_rejects(
-    tmp_path: Path,
+    tmp_path: Path, presses: int
 ) -> None:
-    """Ctrl-C: every chunk stored is whole; the summary counts exactly the rows stored,
-    the rejects of those chunks are kept, and the status is 130."""
+    """Ctrl-C: the chunk being stored finishes, a second Ctrl-C stops it at once; either
+    way every chunk stored is whole, the summary counts exactly the rows stored, the
+    rejects of those chunks are kept (the counting and the writing are never cut apart),
+    and the status is 130."""
     lines = ["email,first_name"]
     lines += [f"{'bad' if n % 1000 == 7 else 'p'}{n}@x.example.com,P" for n in range(200_000)]
     source = write(tmp_path, "big.csv", "\n".join(lines).replace("bad", "bad@@") + "\n")
@@ -519,17 +523,61 @@ def test_an_import_interrupted_says_what_it_stored_and_keeps_its_rejects(
                 if peek.execute("SELECT count(*) FROM lf_leads").fetchone()[0]:
                     break
         time.sleep(0.05)
-    running.send_signal(signal.SIGINT)
+    for _ in range(presses):
+        running.send_signal(signal.SIGINT)
+        time.sleep(0.02)
     out, err = running.communicate(timeout=60)
     assert running.returncode == 130, err
+    assert "stopping after the chunk being stored" in err
     assert "interrupted" in err
-    stored = Funnel(SqlRepository(f"sqlite:///{db_path}")).count("lead")
+    funnel = Funnel(SqlRepository(f"sqlite:///{db_path}"))
+    stored = funnel.count("lead")
     assert 0 < stored < 199_800
     assert out.startswith(f"{stored} added, 0 duplicates, 0 avoided, ")
     with rejects.open(encoding="utf-8", newline="") as handle:
         kept = list(csv.reader(handle))[1:]
     assert len(kept) == int(out.split(", ")[3].split()[0])  # the summary's rejected
     assert all("bad@@" in row[2] for row in kept)
+    # Whole chunks, in order: the rows handled are the file's first ones, each stored
+    # or rejected, none half-way.
+    handled = stored + len(kept)
+    assert [int(row[0]) for row in kept] == [n + 1 for n in range(handled) if n % 1000 == 7]
+    emails = {lead.email for lead in funnel.leads(limit=None)}
+    assert emails == {f"p{n}@x.example.com" for n in range(handled) if n % 1000 != 7}
+
+
+@pytest.mark.skipif(
+    threading.current_thread() is not threading.main_thread(), reason="signals: main thread"
+)
+def test_an_imports_ctrl_c_is_let_through_only_while_a_chunk_is_stored() -> None:
+    """The first Ctrl-C only asks the import to stop after its chunk; a second raises
+    KeyboardInterrupt only inside the store's call; once interrupted, presses during the
+    shutdown are ignored; an import not interrupted puts the handler back."""
+    from leadfunnel._cli._importing import _Interrupts
+
+    before = signal.getsignal(signal.SIGINT)
+    with _Interrupts() as quiet:
+        pass
+    assert signal.getsignal(signal.SIGINT) is before
+    try:
+        with _Interrupts() as interrupts:
+            signal.raise_signal(signal.SIGINT)  # reading the file: noted, not raised
+            assert interrupts.requested == 1
+            signal.raise_signal(signal.SIGINT)  # not storing: still not raised
+
+            def store() -> None:
+                with interrupts.storing():
+                    signal.raise_signal(signal.SIGINT)
+
+            with pytest.raises(KeyboardInterrupt):
+                store()
+            signal.raise_signal(signal.SIGINT)  # the counting after it is never cut
+        assert interrupts.requested == 4
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        signal.raise_signal(signal.SIGINT)  # the summary said: let go
+    finally:
+        signal.signal(signal.SIGINT, before)
+    assert quiet.requested == 0
 
 
 def test_import_status_avoid_takes_a_do_not_contact_list(

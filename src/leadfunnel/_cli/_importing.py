@@ -3,9 +3,11 @@ rejected rows written beside it."""
 
 from __future__ import annotations
 
+import signal
 import sys
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, tzinfo
 from pathlib import Path
@@ -115,37 +117,39 @@ def import_(
     # nothing (0.17 to 0.2 s of an import of 20,000 rows, 0.05 s without). Storing
     # leaves some cycles (a SQL adapter's statements): they are collected after each
     # chunk, once its rows are let go.
-    with (
-        _RejectsFile(rejects, source.header) as write_rejects,
-        _progress(source.path.stat().st_size) as advance,
-        collector_paused() as collect,
-    ):
-        # Funnel.import_leads's own sizing (sized_chunks), applied to the file's rows, so
-        # that rows rejected while reading count too and are written in row order with
-        # the others, and no report of the whole file is held (a million added ids are
-        # about 110 MB). Each chunk is one transaction: chunk_size is all its rows.
-        interrupted = False
-        try:
-            for chunk in sized_chunks(source.rows(), _row_bytes):
-                failure = _import_chunk(funnel, chunk, status, tally, write_rejects)
-                advance(len(chunk))
-                if failure:
-                    break
-                chunk.clear()  # done with: the collection need not look at its rows
-                collect(1)  # what survived the last chunk's collection, too
-        except KeyboardInterrupt:
-            # Ctrl-C: every chunk stored is whole (one transaction each); say what was
-            # stored, and keep the rejects of those chunks, as a failing store does.
-            interrupted = True
-    for line in tally.summary(source, rejects):
-        click.echo(printable(line))
-    if interrupted:
-        click.echo(
-            "leadfunnel: interrupted: the summary counts the rows stored before; importing "
-            "the file again adds the rest (the rows stored come back as duplicates)",
-            err=True,
-        )
-        sys.exit(130)
+    with _Interrupts() as interrupts:  # until the summary is out
+        with (
+            _RejectsFile(rejects, source.header) as write_rejects,
+            _progress(source.path.stat().st_size) as advance,
+            collector_paused() as collect,
+        ):
+            # Funnel.import_leads's own sizing (sized_chunks), applied to the file's
+            # rows, so that rows rejected while reading count too and are written in row
+            # order with the others, and no report of the whole file is held (a million
+            # added ids are about 110 MB). Each chunk is one transaction: chunk_size is
+            # all its rows.
+            try:
+                for chunk in sized_chunks(source.rows(), _row_bytes):
+                    if interrupts.requested:  # while this chunk was read: left for later
+                        break
+                    failure = _import_chunk(funnel, chunk, status, tally, write_rejects, interrupts)
+                    advance(len(chunk))
+                    if failure or interrupts.requested:
+                        break
+                    chunk.clear()  # done with: the collection need not look at its rows
+                    collect(1)  # what survived the last chunk's collection, too
+            except KeyboardInterrupt:
+                pass  # a second Ctrl-C, while a chunk was stored: counted by _import_chunk
+        for line in tally.summary(source, rejects):
+            click.echo(printable(line))
+        if interrupts.requested:
+            click.echo(
+                "leadfunnel: interrupted: the summary counts the rows stored before; "
+                "importing the file again adds the rest (the rows stored come back as "
+                "duplicates)",
+                err=True,
+            )
+            sys.exit(130)
     if failure:
         fail(failure)
 
@@ -156,9 +160,13 @@ def _import_chunk(
     status: str | None,
     tally: _ImportTally,
     write_rejects: Callable[[list[tuple[int, str, tuple[str, ...]]]], None],
+    interrupts: _Interrupts,
 ) -> str | None:
     """Import one chunk of the file's rows in one transaction, count them and write
-    its rejected rows; the store's error if it failed, saying where the import stopped."""
+    its rejected rows; the store's error if it failed, saying where the import stopped.
+
+    Only the store's call can be interrupted (a second Ctrl-C, see :class:`_Interrupts`):
+    the counting and the rejects file after it are never cut half-way."""
     from .._importing import ImportReport
     from .._models import new_id
 
@@ -170,14 +178,15 @@ def _import_chunk(
     failure: str | None = None
     interrupted: KeyboardInterrupt | None = None
     try:
-        funnel.import_leads(
-            [row.fields for row in good],
-            chunk_size=max(len(good), 1),
-            status=status,
-            carry_over=True,
-            actor="import",
-            on_progress=seen.append,
-        )
+        with interrupts.storing():
+            funnel.import_leads(
+                [row.fields for row in good],
+                chunk_size=max(len(good), 1),
+                status=status,
+                carry_over=True,
+                actor="import",
+                on_progress=seen.append,
+            )
     except (LeadFunnelError, OSError) as exc:
         failure = str(exc)
     except KeyboardInterrupt as exc:
@@ -185,9 +194,12 @@ def _import_chunk(
         # the import stops. The interrupt may land between the store's commit and the
         # report's note of it: which rows the store holds is asked of the store (their
         # ids were given above), the rest of the report is what import_leads said.
+        # (The interrupt, raised only here, cannot land in the counting below.)
         interrupted = exc
         report = seen[-1] if seen else ImportReport()
         held = funnel.repository.get_many([row.fields["id"] for row in good])
+        if not (seen or held):  # rolled back (or stored nothing): as if left unread
+            raise
         report.added = [row.fields["id"] for row in good if row.fields["id"] in held]
         seen.append(report)
     handled = tally.count(good, seen[-1] if seen else ImportReport(), status)
@@ -273,6 +285,57 @@ class _Handled:
 
     rejected: list[tuple[int, str, tuple[str, ...]]]
     unhandled: int | None
+
+
+class _Interrupts:
+    """Ctrl-C during an import: the chunk being stored finishes, then the import stops
+    and says what it stored. A second Ctrl-C while a chunk is being stored (a database
+    that hangs) stops at once: that chunk's transaction rolls back, or has committed,
+    and is counted by what the store holds.
+
+    A Ctrl-C raised anywhere (Python's default) could land between a chunk's counting
+    and the writing of its rejects: the summary then counted rows the rejects file did
+    not hold. Off the main thread (no signal handler can be set there) Python's default
+    stays."""
+
+    def __init__(self) -> None:
+        self.requested = 0
+        self._storing = False
+        self._previous: Any = None
+
+    def __enter__(self) -> _Interrupts:
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is None:
+            return
+        # Once interrupted, the command is ending with its summary said: a press more
+        # is let go, not left to kill the interpreter as it shuts down (status -2, not
+        # 130). Python keeps an ignored signal ignored to the end.
+        signal.signal(signal.SIGINT, signal.SIG_IGN if self.requested else self._previous)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        self.requested += 1
+        if self._storing and self.requested > 1:
+            raise KeyboardInterrupt
+        if self.requested == 1:
+            click.echo(
+                "leadfunnel: stopping after the chunk being stored (Ctrl-C again to stop now)",
+                err=True,
+            )
+
+    @contextmanager
+    def storing(self) -> Iterator[None]:
+        """While the store is called: a second Ctrl-C interrupts it."""
+        self._storing = True
+        try:
+            yield
+        finally:
+            self._storing = False
 
 
 def _zone(name: str) -> tzinfo:
