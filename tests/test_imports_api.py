@@ -21,6 +21,7 @@ from leadfunnel import (
     ImportReport,
     InMemoryRepository,
     Lead,
+    PolicyError,
     SqlRepository,
     StorageError,
 )
@@ -146,6 +147,60 @@ def test_an_imported_avoid_list_avoids_the_people_it_names_that_are_stored(
     again = funnel.import_leads([{"email": "someone@else.example.com"}])
     repeat = funnel.import_leads([{"email": "someone@else.example.com"}])
     assert [i.existing_id for i in repeat.duplicates] == again.added
+
+
+def test_a_duplicate_row_s_opt_outs_are_added_to_the_person_stored(funnel: Funnel) -> None:
+    """Next week's export, where someone has unsubscribed, is a duplicate of what is
+    stored: the row is not stored, but its opt-outs are (never taken away), on the lead
+    or on the contact a converted lead became, with an ``update`` event; so is a repeat
+    within one file. Erased and avoided people get nothing more."""
+    lead = funnel.add(Lead(**person(1)))
+    converted = funnel.add(Lead(**person(2), opt_outs={"sms"}))
+    funnel.qualify(converted, force=True)
+    contact = funnel.get_contact(funnel.set_appointment(converted).contact_id)
+    avoided = funnel.avoid(funnel.add(Lead(**person(3))))
+    report = funnel.import_leads(
+        [
+            {"email": lead.email.upper(), "opt_outs": ["email", "call"]},
+            {"email": person(2)["email"], "opt_outs": ["call"]},  # held by the contact now
+            {"email": person(3)["email"], "opt_outs": ["email"]},
+            {"email": "new@x.example.com"},
+            {"email": "new@x.example.com", "opt_outs": ["sms"]},  # a repeat in the file
+            {"email": lead.email, "opt_outs": []},  # says nothing: takes nothing back
+        ],
+        actor="sync",
+    )
+    assert [(i.row, i.existing_id) for i in report.duplicates] == [
+        (1, lead.id),
+        (2, contact.id),
+        (5, report.added[0]),
+        (6, lead.id),
+    ]
+    assert [i.row for i in report.avoided] == [3]
+    assert report.duplicates[0].reason.endswith("its opt-outs (call, email) were added to it")
+    assert "opt-outs" not in report.duplicates[3].reason
+    assert funnel.get_lead(lead.id).opt_outs == {"email", "call"}
+    assert funnel.get_contact(contact.id).opt_outs == {"sms", "call"}
+    assert funnel.get_lead(converted.id).opt_outs == {"sms"}  # the key's holder gets it
+    assert funnel.get_lead(report.added[0]).opt_outs == {"sms"}
+    assert funnel.get_lead(avoided.id).opt_outs == set()
+    last = funnel.history(lead)[-1]
+    assert (last.name, last.actor, last.data) == ("update", "sync", {"fields": ["opt_outs"]})
+    assert funnel.get_lead(lead.id).version == lead.version + 1
+    # The same rows again: nothing left to add, nothing written.
+    again = funnel.import_leads([{"email": lead.email, "opt_outs": ["email"]}])
+    assert "opt-outs" not in again.duplicates[0].reason
+    assert funnel.get_lead(lead.id).version == lead.version + 1
+    with pytest.raises(PolicyError):
+        funnel.touch(lead, "call", "no_answer")
+
+
+def test_an_erased_person_s_duplicate_row_adds_no_opt_outs(funnel: Funnel) -> None:
+    lead = funnel.add(Lead(**person(1)))
+    funnel.erase(lead, suppress=False)
+    report = funnel.import_leads([{"email": lead.email, "opt_outs": ["email"]}])
+    assert len(report.added) == 1  # an erased person holds no keys: a new lead
+    assert funnel.get_lead(report.added[0]).opt_outs == {"email"}
 
 
 def test_carried_over_statuses_show_the_steps_the_lead_took(funnel: Funnel) -> None:

@@ -21,6 +21,7 @@ given what was stored until then.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -30,9 +31,9 @@ from uuid import UUID
 
 import pydantic
 
-from ._changes import event, retrying
+from ._changes import bump, event, retrying
 from ._collector import collector_paused
-from ._enums import LeadStatus
+from ._enums import Channel, LeadStatus
 from ._errors import (
     AvoidListedError,
     DuplicateError,
@@ -50,6 +51,7 @@ from ._models import (
     identity_keys,
     is_avoided,
     new_id,
+    state_of,
     updated,
 )
 from ._people import avoid
@@ -461,8 +463,9 @@ def _store_chunk(
     and names a person stored already puts that person on the avoid list (see
     :func:`_avoid_named`)."""
     named: list[tuple[int, str, UUID]] = []  # avoid rows naming someone stored
+    opted: dict[UUID, list[tuple[int, Person]]] = {}  # duplicates' holders -> the rows
     while valid:
-        rows = _sort_rows(repository, valid, report, suppressor, named)
+        rows = _sort_rows(repository, valid, report, suppressor, named, opted)
         before = len(report.added)
         accepted = [
             (number, assign_owner(router, record) if isinstance(record, Lead) else record)
@@ -485,7 +488,86 @@ def _store_chunk(
                 named.append((number, key, earlier.id))
             else:
                 report.duplicates.append(_duplicate(number, key, "an earlier row", earlier.id))
+                if _opts_out_more(record, earlier):
+                    opted.setdefault(earlier.id, []).append((number, record))
     _avoid_named(repository, named, report, actor, reason, at)
+    if opted:
+        _carry_opt_outs(repository, opted, report, actor, reason, at)
+
+
+def _opts_out_more(row: Person, holder: Person) -> bool:
+    """Whether the duplicate ``row`` refuses a channel its stored ``holder`` does not."""
+    return not row.opt_outs <= holder.opt_outs
+
+
+def _carry_opt_outs(
+    repository: Repository,
+    opted: dict[UUID, list[tuple[int, Person]]],
+    report: ImportReport,
+    actor: str | None,
+    reason: str | None,
+    at: datetime,
+) -> None:
+    """A duplicate row is not stored, but the channels it opts out of are: added to the
+    stored person's ``opt_outs`` (never removed: an export that says nothing of an
+    opt-out takes nobody's back), in one commit with an ``update`` event each, and said
+    in the row's duplicate entry. Next week's export, where a person has unsubscribed,
+    must not leave them contactable. A person someone changed meanwhile is read again
+    (the commit is retried); an erased or avoided one gets nothing more."""
+    wanted = {
+        holder: frozenset().union(*(record.opt_outs for _, record in rows))
+        for holder, rows in opted.items()
+    }
+    added = _opt_out(repository, wanted, at, actor, reason)
+    if not added:
+        return
+    notes = {
+        number: ", ".join(sorted(c.value for c in added[holder]))
+        for holder, rows in opted.items()
+        if holder in added
+        for number, _ in rows
+    }
+    # This chunk's duplicates are the last ones (sorted into row order afterwards).
+    duplicates = report.duplicates
+    for index in range(len(duplicates) - 1, -1, -1):
+        issue = duplicates[index]
+        channels = notes.pop(issue.row, None)
+        if channels is not None:
+            duplicates[index] = dataclasses.replace(
+                issue, reason=f"{issue.reason}; its opt-outs ({channels}) were added to it"
+            )
+            if not notes:
+                break
+
+
+@retrying
+def _opt_out(
+    repository: Repository,
+    wanted: dict[UUID, frozenset[Channel]],
+    at: datetime,
+    actor: str | None,
+    reason: str | None,
+) -> dict[UUID, frozenset[Channel]]:
+    """Add ``wanted`` channels to each stored person's ``opt_outs``; return what each
+    gained."""
+    changes = ChangeSet()
+    gained: dict[UUID, frozenset[Channel]] = {}
+    for holder in repository.get_many(wanted).values():
+        if not isinstance(holder, (Lead, Contact)) or holder.erased_at is not None:
+            continue
+        more = wanted[holder.id] - holder.opt_outs
+        if not more or is_avoided(holder):
+            continue
+        record = bump(holder, max(at, holder.updated_at), opt_outs=holder.opt_outs | more)
+        changes.updates.append(record)
+        state = state_of(record)
+        changes.events.append(
+            event(record, "update", state, state, at, actor, reason, {"fields": ["opt_outs"]})
+        )
+        gained[holder.id] = more
+    if changes.updates:
+        repository.commit(changes)
+    return gained
 
 
 def _avoid_named(
@@ -524,6 +606,7 @@ def _sort_rows(
     report: ImportReport,
     suppressor: Suppressor | None,
     named: list[tuple[int, str, UUID]],
+    opted: dict[UUID, list[tuple[int, Person]]],
 ) -> list[tuple[int, Person, Person | None, str]]:
     """Report the rows the store's people (or the avoid list) rule out; return the
     others, each with the earlier row of ``valid`` it repeats and their shared key, or
@@ -556,6 +639,8 @@ def _sort_rows(
                     report.duplicates.append(
                         _duplicate(number, clash, str(holders[clash]), holders[clash])
                     )
+                    if isinstance(holder, (Lead, Contact)) and _opts_out_more(record, holder):
+                        opted.setdefault(holder.id, []).append((number, record))
                 continue
         for key in record_keys:
             if key in seen:
