@@ -161,7 +161,7 @@ def test_a_duplicate_row_s_opt_outs_are_added_to_the_person_stored(funnel: Funne
     avoided = funnel.avoid(funnel.add(Lead(**person(3))))
     report = funnel.import_leads(
         [
-            {"email": lead.email.upper(), "opt_outs": ["email", "call"]},
+            {"email": str(lead.email).upper(), "opt_outs": ["email", "call"]},
             {"email": person(2)["email"], "opt_outs": ["call"]},  # held by the contact now
             {"email": person(3)["email"], "opt_outs": ["email"]},
             {"email": "new@x.example.com"},
