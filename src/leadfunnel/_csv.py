@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import codecs
 import csv
+import itertools
 import operator
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -49,6 +51,7 @@ __all__ = [
     "StatusMap",
     "open_csv",
     "read_datetime",
+    "read_flag",
     "read_number",
 ]
 
@@ -56,7 +59,6 @@ Format = Literal["auto", "salesforce", "hubspot", "generic"]
 FORMATS: tuple[str, ...] = ("auto", "salesforce", "hubspot", "generic")
 
 _SAMPLE = 64 * 1024
-_TRUE = frozenset({"1", "true", "yes", "y", "x", "t", "checked"})
 
 
 class CsvError(LeadFunnelError, ValueError):
@@ -146,6 +148,78 @@ def read_number(text: str, *, whole: bool = False, thousands: str | None = None)
     digits = "".join(integer).lstrip("0") or "0"
     sign = "-" if (match["sign"] or match["sign2"]) and (digits != "0" or fraction) else ""
     return sign + digits + ("." + fraction if fraction else "")
+
+
+# --- yes and no ----------------------------------------------------------------------
+
+# What a flag cell (an opt-out, Salesforce's "converted") says, as CRMs, spreadsheets and
+# their locales write it: matched whatever the case, accents, spaces, hyphens and
+# underscores. Any other value rejects its row: an opt-out is never guessed, and an
+# unknown value must never mean "may contact".
+_YES = frozenset(
+    {
+        *("1", "1.0", "1,0", "1.00", "-1", "true", "t", "yes", "y", "x", "on", "checked"),
+        *("\u2713", "\u2714", "\u2611", "\u2612"),  # check marks, a ticked box
+        # Spreadsheet TRUE and "yes" in other languages.
+        *("wahr", "ja", "vrai", "oui", "vero", "si", "waar", "sant", "sand", "sann"),
+        *("verdadero", "verdadeiro", "prawda", "tak", "tosi", "kylla", "igen", "da", "sim"),
+    }
+)
+_NO = frozenset(
+    {
+        *("0", "0.0", "0,0", "0.00", "false", "f", "no", "n", "off", "unchecked"),
+        *("\u2717", "\u2718", "\u2610"),  # crosses, an empty box
+        *("falsch", "nein", "faux", "non", "falso", "onwaar", "nee", "falskt", "falsk"),
+        *("usann", "nei", "nej", "nao", "fa\u0142sz", "nie", "epatosi", "ei", "hamis"),
+        *("nem", "ne"),
+    }
+)
+# An opt-out column's own wording: Dynamics writes Allow / Do Not Allow, mailing tools
+# Subscribed / Unsubscribed.
+_OPTED_OUT = frozenset(
+    {"opted out", "opt out", "optout", "unsubscribed", "do not allow", "dont allow"}
+    | {"do not contact", "do not email", "do not call", "blocked", "suppressed"}
+)
+_OPTED_IN = frozenset({"allow", "allowed", "subscribed", "opted in", "opt in", "not opted out"})
+_FLAG_SEPARATORS = re.compile(r"[\s_\-']+")
+
+
+def _fold(value: str) -> str:
+    """``value`` as flag words are matched: "Do_Not-Allow" and "Sí" are "do not allow",
+    "si"."""
+    text = unicodedata.normalize("NFKD", value.casefold())
+    text = "".join(ch for ch in text if not unicodedata.combining(ch))
+    return _FLAG_SEPARATORS.sub(" ", text).strip() or text.strip()
+
+
+def read_flag(text: str, *, opt_out: bool = False) -> bool:
+    """Whether a flag cell says yes: ``"true"``, ``"WAHR"``, ``"Oui"``, ``"-1"``,
+    ``"\u2713"``...; no for ``"false"``, ``"FAUX"``, ``"0"`` or an empty cell. An
+    ``opt_out`` column also reads ``"Opted Out"``, ``"Unsubscribed"``, ``"Do Not
+    Allow"`` as yes and ``"Allow"``, ``"Subscribed"`` as no. Any other value is a
+    ``ValueError`` saying what is accepted."""
+    value = text.strip()
+    if not value:
+        return False
+    key = _fold(value)
+    if key in _YES or (opt_out and key in _OPTED_OUT):
+        return True
+    if key in _NO or (opt_out and key in _OPTED_IN):
+        return False
+    words = (
+        "yes: 1, true, yes, x, on, \u2713, -1, a spreadsheet TRUE in any of its languages "
+        "(WAHR, VRAI, VERO, WAAR, VERDADERO...), Ja, Oui, S\u00ed"
+    )
+    if opt_out:
+        words += ", Opted Out, Unsubscribed, Do Not Allow"
+    words += "; no: 0, false, no, off, FALSCH, FAUX, Nein, Non"
+    if opt_out:
+        words += ", Allow, Subscribed"
+    what = "opted out or not" if opt_out else "yes or no"
+    raise ValueError(
+        f"{text!r} does not say {what} in a way leadfunnel reads ({words}; or an empty "
+        "cell); write one of those, so that no value is guessed"
+    )
 
 
 # --- dates ---------------------------------------------------------------------------
@@ -426,7 +500,15 @@ _HUBSPOT = {
     "Original Source": "source",
     "Contact owner": "owner",
 }
-_INTERNAL = ("id", "created_at", "updated_at", "version", "status_at", "contact_id", "status")
+# Fields the funnel keeps itself, never read from a file as they are: a record's id,
+# version and times, its erasure (a file cannot say a person was erased, which would
+# leave their personal data stored under an erased record), its profile (qualification
+# sets it), its link to a converted record. A generic file's columns named so are listed
+# as not imported. (created_at and status are read, as a creation date and a status.)
+_INTERNAL = (
+    *("id", "created_at", "updated_at", "version", "status_at", "status"),
+    *("erased_at", "profile", "contact_id", "lead_id"),
+)
 _GENERIC_FIELDS = frozenset(name for name in Lead.model_fields if name not in _INTERNAL)
 _NUMBER_FIELDS = {"employees": True, "annual_revenue": False}  # field -> whole number
 # A contact has no lead-only fields (interest, needs, campaign...): a converted lead's
@@ -618,6 +700,7 @@ class CsvSource:
         timezone: tzinfo,
         day_first: bool,
         custom: Mapping[str, tuple[str, ...]] | None = None,
+        preamble: int = 0,
     ) -> None:
         self.path = path
         self.format = format
@@ -631,6 +714,8 @@ class CsvSource:
         self._thousands = {",": ",", ";": "."}.get(delimiter)
         self._tables = {column: statuses.table(column) for column, _ in self._plan.statuses}
         self._targets: dict[tuple[str, str], Target | bool | None] = {}
+        # Flag cells as written -> what they say, for opt-out columns (True) and others.
+        self._flags: dict[bool, dict[str, bool]] = {True: {}, False: {}}
         #: (status column, value) -> how many rows had that value no map knew.
         self.unmapped: Counter[tuple[str, str]] = Counter()
         #: Lines of a Salesforce report's footer (title, copyright...) left out.
@@ -652,6 +737,7 @@ class CsvSource:
             if len(positions) > 1 and name != "phone"
         )
         self._unnamed_with_data: set[int] = set()
+        self._preamble = preamble  # lines before the header (Excel's "sep=;")
 
     def unused_columns(self) -> list[str]:
         """The columns nothing is imported from, in header order: every named one the
@@ -667,14 +753,21 @@ class CsvSource:
 
         A row the CSV reader cannot split (a cell over the size limit, as after a quote
         left open) comes as a row with an ``error`` naming the lines it covered; reading
-        goes on after it.
+        goes on after it. So does a row whose quote was left open: one open at the end of
+        the file, or a cell of several lines some of which split into as many cells as
+        the header (rows of their own, swallowed), with all its cells.
         """
         width = len(self.header)
         salesforce = self.format == "salesforce"
         held: list[CsvRow] = []  # a Salesforce report's footer, until we know
+        before = 0  # the number of the last row not held
+        # A row with a cell of several lines, until we know whether it is the file's
+        # last (a quote open at the end of the file swallows the lines after it).
+        pending: tuple[CsvRow, tuple[int, int]] | None = None
         with self._open() as handle:
             reader = csv.reader(handle, delimiter=self.delimiter)
-            next(reader, None)  # the header row
+            for _ in range(self._preamble + 1):  # Excel's "sep=" line, the header row
+                next(reader, None)
             number = 0
             while True:
                 first_line = reader.line_num + 1
@@ -683,9 +776,15 @@ class CsvSource:
                 except StopIteration:
                     break
                 except csv.Error as exc:
+                    if pending is not None:
+                        yield pending[0]
+                        pending = None
                     number += 1
                     yield CsvRow(number, {}, (), _unreadable(exc, first_line, reader.line_num))
                     continue
+                if pending is not None:
+                    yield pending[0]
+                    pending = None
                 number += 1
                 joined = "".join(record)
                 if not joined.strip():
@@ -695,29 +794,111 @@ class CsvSource:
                 # calling restore() on every cell.
                 if "'" in joined and any(map(_QUOTED, record)):
                     record = list(map(restore, record))
-                row = self._row(number, record, width)
+                several = "\n" in joined or "\r" in joined  # inline: most rows are not
+                lines = (first_line, reader.line_num) if several else None
+                row = self._row(number, record, width, lines)
                 if footer:
                     held.append(row)
                     continue
+                before = number
                 if held:
                     yield from held
                     held.clear()
+                if several:
+                    pending = (row, (first_line, reader.line_num))
+                    continue
                 yield row
-        if any("salesforce.com" in row.cells[0].casefold() for row in held if row.cells):
-            self.footer_lines = len(held)
-        else:
+        if pending is not None:
+            row, lines = pending
+            if self._open_at_end(lines[0]):
+                row = CsvRow(row.number, {}, row.cells, self._open_quote(row.cells, lines, True))
+            yield row
+        start = _footer_start(held, before)
+        if start is None:
             yield from held
-
-    def _row(self, number: int, record: list[str], width: int) -> CsvRow:
-        problems: list[str] = []
-        if len(record) == width:
-            cells = tuple(record)
-        elif len(record) < width:
-            cells = (*record, *("",) * (width - len(record)))
         else:
-            cells = tuple(record[:width])
-            if any(cell.strip() for cell in record[width:]):
-                problems.append(f"row {number} has {len(record)} cells but the header has {width}")
+            yield from held[:start]
+            self.footer_lines = len(held) - start
+
+    def _open_at_end(self, line: int) -> bool:
+        """Whether the row starting at ``line``, the file's last, leaves a quote open
+        (the reader, lenient, takes the rest of the file as its last cell)."""
+        with self._open() as handle:
+            strict = csv.reader(
+                itertools.islice(handle, line - 1, None), delimiter=self.delimiter, strict=True
+            )
+            try:
+                for _ in strict:
+                    pass
+            except csv.Error as exc:
+                return "unexpected end of data" in str(exc)
+        return False
+
+    def _open_quote(self, cells: tuple[str, ...], lines: tuple[int, int], at_end: bool) -> str:
+        """Why the row of ``cells``, on file ``lines``, is rejected: a quote left open
+        in it swallowed the lines after it (to the end of the file, ``at_end``)."""
+        first, last = lines
+        where = next(
+            (self.header[i] or f"column {i + 1}" for i, c in enumerate(cells) if _several(c)),
+            None,
+        )
+        cell = f"its {where!r} cell" if where else "one of its cells"
+        swallowed = f"line {first + 1}" if last == first + 1 else f"lines {first + 1}-{last}"
+        if at_end:
+            reason = (
+                f"line {first}: a quote opened in this row is never closed (it runs to "
+                "the end of the file)"
+            )
+            if last > first:
+                reason += f", so {swallowed} went into {cell}"
+        else:
+            reason = (
+                f"line {first}: a quote opened in this row was left open: {swallowed}, which "
+                f"look like rows of their own, went into {cell}"
+            )
+        again = " and those lines" if last > first else ""
+        return f"{reason}; close the quote (or remove it) and import this row{again} again"
+
+    def _swallows(self, cells: tuple[str, ...]) -> bool:
+        """Whether a cell of several lines holds lines that split into as many cells as
+        the header: rows a quote left open swallowed. (Not for a header of fewer than 4
+        columns, where a line of a note such as "apples, pears" would split as a row.)"""
+        width = len(self.header)
+        if width < 4:
+            return False
+        for cell in cells:
+            if _several(cell):
+                lines = csv.reader(cell.splitlines()[1:], delimiter=self.delimiter)
+                if any(len(split) == width for split in lines):
+                    return True
+        return False
+
+    def _row(
+        self,
+        number: int,
+        record: list[str],
+        width: int,
+        lines: tuple[int, int] | None = None,
+    ) -> CsvRow:
+        """The row ``number`` of ``record``; ``lines``, the file lines it spans, when a
+        cell holds several lines."""
+        if len(record) > width and any(cell.strip() for cell in record[width:]):
+            # Its cells are out of place: reading any of them would be wrong (and a
+            # status from the wrong column would be counted as unknown). Every cell is
+            # kept, for the rejects file.
+            return CsvRow(
+                number,
+                {},
+                tuple(record),
+                f"row {number} has {len(record)} cells but the header has {width}",
+            )
+        if len(record) >= width:
+            cells = tuple(record[:width]) if len(record) > width else tuple(record)
+        else:
+            cells = (*record, *("",) * (width - len(record)))
+        if lines is not None and self._swallows(cells):
+            return CsvRow(number, {}, cells, self._open_quote(cells, lines, at_end=False))
+        problems: list[str] = []
         # Every cell is read stripped: strip them all at once, in C.
         stripped = list(map(str.strip, cells))
         for i in self._unnamed:
@@ -760,8 +941,8 @@ class CsvSource:
             _, value = _first(cells, positions)
             if value:
                 fields[name] = [v.strip() for v in value.replace(";", ",").split(",") if v]
-        email_out = _any_true(cells, plan.email_opt_out)
-        call_out = _any_true(cells, plan.call_opt_out)
+        email_out = self._flag(cells, plan.email_opt_out, problems, opt_out=True)
+        call_out = self._flag(cells, plan.call_opt_out, problems, opt_out=True)
         if email_out or call_out or "opt_outs" in fields:
             opt_outs = list(fields.get("opt_outs", ()))
             if email_out:
@@ -795,7 +976,7 @@ class CsvSource:
         return fields
 
     def _status(self, cells: list[str], problems: list[str]) -> Target | None:
-        if _any_true(cells, self._plan.converted):
+        if self._flag(cells, self._plan.converted, problems, opt_out=False):
             return _PROSPECT
         lead: Target | None = None
         unknown: list[str] = []
@@ -818,6 +999,28 @@ class CsvSource:
             )
         return lead
 
+    def _flag(
+        self, cells: list[str], positions: tuple[int, ...], problems: list[str], *, opt_out: bool
+    ) -> bool:
+        """Whether a cell at ``positions`` (stripped cells) says yes; a value that says
+        neither yes nor no is a problem of the row (never "no")."""
+        yes = False
+        known = self._flags[opt_out]
+        for i in positions:
+            value = cells[i]
+            if not value:
+                continue
+            verdict = known.get(value)
+            if verdict is None:
+                try:
+                    verdict = read_flag(value, opt_out=opt_out)
+                except ValueError as exc:
+                    problems.append(f"{self.header[i]}: {exc}")
+                    continue
+                known[value] = verdict  # only values read: a handful per file
+            yes = yes or verdict
+        return yes
+
     def _lookup(self, column: str, value: str) -> Target | Literal[False] | None:
         """What ``value`` of ``column`` maps to; ``False`` when nothing maps it."""
         cached = self._targets.get((column, value), True)
@@ -832,12 +1035,44 @@ class CsvSource:
         return self.path.open("r", encoding=self.encoding, newline="")
 
 
-def _any_true(cells: list[str], positions: tuple[int, ...]) -> bool:
-    """Whether a cell at ``positions`` (stripped cells) says yes."""
-    for i in positions:  # noqa: SIM110 - any() of a generator costs twice as much here
-        if cells[i].lower() in _TRUE:
-            return True
-    return False
+# A Salesforce report's footer, under its rows (each line one cell): the report's title
+# after a blank line, then these, the last line being the organisation's name.
+_COPYRIGHT = re.compile(
+    r"copyright \(c\) \d{4}-\d{4} salesforce\.com, inc\. all rights reserved\.?", re.IGNORECASE
+)
+_CONFIDENTIAL = "confidential information - do not distribute"
+_GENERATED = "generated by:"
+_EMAIL_LIKE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+
+
+def _footer_start(rows: list[CsvRow], before: int) -> int | None:
+    """Where a Salesforce report's footer starts among the last ``rows`` of a file
+    (each with only its first cell filled; ``before`` is the number of the row before
+    them), or None when they are no footer but rows. A cell that is an e-mail address
+    is never footer."""
+    firsts = [row.cells[0].strip() if row.cells else "" for row in rows]
+    at = next((k for k, text in enumerate(firsts) if _COPYRIGHT.fullmatch(text)), None)
+    if at is None:
+        return None
+    end = at + 1
+    if end < len(firsts) and firsts[end].casefold() == _CONFIDENTIAL:
+        end += 1
+    if end < len(firsts) and firsts[end].casefold().startswith(_GENERATED):
+        end += 1
+    if end < len(firsts) and not _EMAIL_LIKE.search(firsts[end]):
+        end += 1  # the organisation's name
+    if end != len(firsts):
+        return None  # more under the copyright than a footer holds
+    title = at - 1
+    previous = rows[title - 1].number if title > 0 else before
+    if title >= 0 and not _EMAIL_LIKE.search(firsts[title]) and rows[title].number > previous + 1:
+        return title
+    return at
+
+
+def _several(text: str) -> bool:
+    """Whether ``text`` holds a line break."""
+    return "\n" in text or "\r" in text
 
 
 def _first(cells: list[str], positions: tuple[int, ...]) -> tuple[int, str]:

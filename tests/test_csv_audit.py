@@ -1,0 +1,242 @@
+"""Reading messy CRM exports as an audit found them: opt-out values in every language, a
+quote left open, a report footer that is not one, rows wider than the header, fields
+the funnel keeps itself, Excel's ``sep=`` line, Mac Roman text, day/month dates, and
+files whose columns leadfunnel would not read."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from leadfunnel import _csv
+from leadfunnel._csv import open_csv
+
+
+def write(tmp_path: Path, text: str, encoding: str = "utf-8", name: str = "x.csv") -> Path:
+    path = tmp_path / name
+    path.write_bytes(text.encode(encoding))
+    return path
+
+
+# --- opt-outs: every yes is a yes, and an unknown value is never a no -------------------
+
+YES = ["WAHR", "VRAI", "VERO", "WAAR", "Ja", "Oui", "Sí", "1.0", "-1", "on", "✓", "X", "true"]
+OPTED_OUT = ["Opted Out", "Unsubscribed", "Do Not Allow", "do_not_allow", "opt-out"]
+NO = ["FALSCH", "FAUX", "FALSO", "ONWAAR", "Nein", "Non", "0.0", "off", "false", "0", ""]
+
+
+@pytest.mark.parametrize("value", YES + OPTED_OUT)
+def test_opt_out_values_in_every_language_are_opt_outs(tmp_path: Path, value: str) -> None:
+    text = (
+        "Lead Owner,Company,First Name,Last Name,Email,Lead Status,Email Opt Out,Do Not Call\n"
+        f'Jo Rep,Co,P,Test,p@x.example.com,Working - Contacted,"{value}","{value}"\n'
+    )
+    (row,) = open_csv(write(tmp_path, text)).rows()
+    assert row.error is None
+    assert row.fields["opt_outs"] == ["email", "call"]
+
+
+@pytest.mark.parametrize("value", [*NO, "Allow", "Subscribed"])
+def test_no_values_in_every_language_are_no_opt_out(tmp_path: Path, value: str) -> None:
+    text = f'FirstName,Email,HasOptedOutOfEmail,DoNotCall\nP,p@x.example.com,"{value}",{value}\n'
+    (row,) = open_csv(write(tmp_path, text)).rows()
+    assert row.error is None
+    assert "opt_outs" not in row.fields
+
+
+@pytest.mark.parametrize("value", ["maybe", "2", "Opt in later", "?"])
+def test_an_opt_out_value_that_says_neither_rejects_its_row(tmp_path: Path, value: str) -> None:
+    text = f"First Name,Email,Unsubscribed from all email\nP,p@x.example.com,{value}\n"
+    (row,) = open_csv(write(tmp_path, text)).rows()
+    assert row.error is not None
+    assert row.error.startswith(
+        f"Unsubscribed from all email: {value!r} does not say opted out or not"
+    )
+    assert "Do Not Allow" in row.error
+    assert "FALSCH" in row.error
+
+
+def test_the_hubspot_german_excel_export_keeps_its_opt_outs(tmp_path: Path) -> None:
+    # WAHR (German Excel's TRUE), VRAI, Ja: all opted out; FALSCH: not.
+    text = (
+        "Record ID;First Name;Email;Lifecycle Stage;Unsubscribed from all email\r\n"
+        "1051;Jürgen;juergen@weiss.example.de;Lead;WAHR\r\n"
+        "1052;François;f.lefevre@example.fr;Lead;FALSCH\r\n"
+        "1053;Zoë;zoe@bronte.example.co.uk;Lead;VRAI\r\n"
+        "1054;Ana;ana@nunez.example.es;Lead;Ja\r\n"
+    )
+    rows = list(open_csv(write(tmp_path, text, "cp1252")).rows())
+    assert [row.fields.get("opt_outs") for row in rows] == [["email"], None, ["email"], ["email"]]
+
+
+def test_read_flag_reads_converted_columns_without_opt_out_wording() -> None:
+    assert _csv.read_flag("VERDADERO") is True
+    assert _csv.read_flag("Sí") is True
+    assert _csv.read_flag("fałsz") is False
+    with pytest.raises(ValueError, match="does not say yes or no"):
+        _csv.read_flag("Unsubscribed")  # an opt-out's wording, not a yes of any column
+
+
+def test_an_unknown_converted_value_rejects_its_row(tmp_path: Path) -> None:
+    text = "FirstName,Email,IsConverted\nP,p@x.example.com,perhaps\nQ,q@x.example.com,WAHR\n"
+    p, q = open_csv(write(tmp_path, text)).rows()
+    assert p.error is not None
+    assert p.error.startswith("IsConverted: 'perhaps'")
+    assert q.fields["type"] == "prospect"
+
+
+# --- fields the funnel keeps itself ------------------------------------------------------
+
+
+def test_a_generic_file_cannot_set_the_fields_the_funnel_keeps(tmp_path: Path) -> None:
+    text = (
+        "first_name,email,erased_at,profile,lead_id,contact_id,status_at,updated_at,opt_outs\n"
+        "Eve,eve@x.example.com,2024-01-01T00:00:00+00:00,sweet-spot,L1,C1,"
+        "2024-01-01,2024-01-01,\n"
+    )
+    source = open_csv(write(tmp_path, text))
+    assert source.format == "generic"
+    (row,) = source.rows()
+    assert row.fields == {"first_name": "Eve", "email": "eve@x.example.com"}
+    assert source.unused_columns() == [
+        "erased_at",
+        "profile",
+        "lead_id",
+        "contact_id",
+        "status_at",
+        "updated_at",
+    ]
+
+
+# --- a quote left open ----------------------------------------------------------------------
+
+UNCLOSED_MID = (
+    "FirstName,LastName,Email,Company,Status,HasOptedOutOfEmail,Description\r\n"
+    "Zoe,Bronte,zoe@bronte.example.co.uk,Bronte Ltd,Open - Not Contacted,0,"
+    '"Said: call me in June - quote left open\r\n'
+    "Ana,Nunez,ana@nunez.example.es,Nunez SL,Open - Not Contacted,0,fine\r\n"
+    "Tom,Weber,tom@rhein.example.de,Rhein GmbH,Open - Not Contacted,1,fine\r\n"
+    'Kim,Lee,kim@lee.example.com,Lee Co,Open - Not Contacted,0,"normal ""quoted"" note"\r\n'
+    "Max,Roth,max@roth.example.de,Roth AG,Open - Not Contacted,1,fine\r\n"
+)
+
+
+def test_a_quote_left_open_mid_file_rejects_its_row_naming_the_lines(tmp_path: Path) -> None:
+    zoe, max_ = open_csv(write(tmp_path, UNCLOSED_MID)).rows()
+    assert zoe.error == (
+        "line 2: a quote opened in this row was left open: lines 3-5, which look like rows "
+        "of their own, went into its 'Description' cell; close the quote (or remove it) and "
+        "import this row and those lines again"
+    )
+    assert zoe.cells[0] == "Zoe"
+    assert "Tom,Weber,tom@rhein.example.de" in zoe.cells[6]  # kept, for the rejects file
+    assert (max_.number, max_.error, max_.fields["email"]) == (2, None, "max@roth.example.de")
+
+
+def test_a_quote_open_to_the_end_of_the_file_rejects_its_row(tmp_path: Path) -> None:
+    text = (
+        "FirstName;LastName;Email;Company;Description\r\n"
+        "René;Lefèvre;rene@lefevre.example.fr;Lefèvre SA;fine\r\n"
+        'Zoë;Brontë;zoe@bronte.example.co.uk;Brontë Ltd;"Said: ""call me"" \u2013 unclosed\r\n'
+        "Ana;Núñez;ana@nunez.example.es;Núñez SL;fine\r\n"
+        "Tom;Weber;tom@rhein.example.de;Rhein GmbH;fine\r\n"
+    )
+    rene, zoe = open_csv(write(tmp_path, text, "cp1252")).rows()
+    assert rene.error is None
+    assert zoe.error == (
+        "line 3: a quote opened in this row is never closed (it runs to the end of the "
+        "file), so lines 4-5 went into its 'Description' cell; close the quote (or remove "
+        "it) and import this row and those lines again"
+    )
+
+
+def test_a_quote_open_at_the_end_swallowing_no_row_is_still_found(tmp_path: Path) -> None:
+    text = 'email,notes\na@x.example.com,fine\nb@x.example.com,"a note\nwith two lines\n'
+    a, b = open_csv(write(tmp_path, text)).rows()
+    assert a.error is None
+    assert b.error is not None
+    assert b.error.startswith("line 3: a quote opened in this row is never closed")
+
+
+def test_notes_of_several_lines_still_import_whole(tmp_path: Path) -> None:
+    text = (
+        "FirstName,LastName,Email,Company,Description\r\n"
+        'Ann,Ames,ann@x.example.com,Acme,"Met at CeBIT.\r\nWants backup, storage, '
+        'support.\r\n""Call after Easter"""\r\n'
+        'Bob,Bell,bob@x.example.com,Bell,"last row, two lines\nend"\r\n'
+    )
+    ann, bob = open_csv(write(tmp_path, text)).rows()
+    assert (ann.error, bob.error) == (None, None)
+    assert ann.fields["notes"] == (
+        'Met at CeBIT.\r\nWants backup, storage, support.\r\n"Call after Easter"'
+    )
+    assert bob.fields["notes"] == "last row, two lines\nend"
+
+
+# --- a Salesforce report's footer, and rows that only look like it ---------------------------
+
+
+def test_rows_with_only_an_email_are_never_a_footer(tmp_path: Path) -> None:
+    text = (
+        "Email,First Name,Company\r\n"
+        "ann@acme.example.com,Ann,Acme\r\n"
+        "carl@initech.example.com,,\r\n"
+        "benioff.fan@salesforce.com,,\r\n"
+        "dora@globex.example.com,,\r\n"
+    )
+    source = open_csv(write(tmp_path, text), "salesforce")
+    emails = [row.fields["email"] for row in source.rows()]
+    assert emails == [
+        "ann@acme.example.com",
+        "carl@initech.example.com",
+        "benioff.fan@salesforce.com",
+        "dora@globex.example.com",
+    ]
+    assert source.footer_lines == 0
+
+
+def test_only_the_report_footer_is_left_out(tmp_path: Path) -> None:
+    text = (
+        "First Name,Email,Lead Source\n"
+        "Pat,pat@x.example.com,Web\n"
+        "carl@initech.example.com,,\n"  # first column only, not a footer line
+        "\n"
+        "Leads\n"
+        '"Copyright (c) 2000-2024 salesforce.com, inc. All rights reserved."\n'
+        '"Confidential Information - Do Not Distribute"\n'
+        '"Generated By:  Dana Rep  3/20/2024 10:12 AM"\n'
+        '"Acme IT Services"\n'
+    )
+    source = open_csv(write(tmp_path, text))
+    names = [row.fields["first_name"] for row in source.rows()]
+    assert names == ["Pat", "carl@initech.example.com"]
+    assert source.footer_lines == 5
+
+
+# --- rows wider than the header ---------------------------------------------------------------
+
+
+def test_a_row_wider_than_the_header_keeps_every_cell_and_counts_no_status(
+    tmp_path: Path,
+) -> None:
+    text = (
+        "First Name,Last Name,Email,Company Name,Lifecycle Stage,Unsubscribed from all email\n"
+        "Pat,Rivera,pat@acme.example.com,Acme, Inc.,Lead,true\n"
+        "Sam,Nguyen,sam@bluepeak.example.com,Bluepeak,Lead,false\n"
+    )
+    source = open_csv(write(tmp_path, text))
+    pat, sam = source.rows()
+    assert pat.cells == ("Pat", "Rivera", "pat@acme.example.com", "Acme", " Inc.", "Lead", "true")
+    assert pat.error is not None
+    assert pat.error.startswith("row 1 has 7 cells")
+    assert not source.unmapped  # "Inc." is no Lifecycle Stage
+    assert sam.error is None
+    # Fixed (the cell quoted) and read again, the opt-out is there.
+    with (tmp_path / "fixed.csv").open("w", newline="", encoding="utf-8") as handle:
+        out = csv.writer(handle)
+        out.writerow(source.header)
+        out.writerow(["Pat", "Rivera", "pat@acme.example.com", "Acme, Inc.", "Lead", "true"])
+    (again,) = open_csv(tmp_path / "fixed.csv").rows()
+    assert again.fields["opt_outs"] == ["email"]
