@@ -6,12 +6,14 @@ files whose columns leadfunnel would not read."""
 from __future__ import annotations
 
 import csv
+import re
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from leadfunnel import _csv
-from leadfunnel._csv import open_csv
+from leadfunnel._csv import CsvError, open_csv
 
 
 def write(tmp_path: Path, text: str, encoding: str = "utf-8", name: str = "x.csv") -> Path:
@@ -240,3 +242,227 @@ def test_a_row_wider_than_the_header_keeps_every_cell_and_counts_no_status(
         out.writerow(["Pat", "Rivera", "pat@acme.example.com", "Acme, Inc.", "Lead", "true"])
     (again,) = open_csv(tmp_path / "fixed.csv").rows()
     assert again.fields["opt_outs"] == ["email"]
+
+
+# --- day and month: decided once for the whole file ------------------------------------------
+
+UK_DATES = (
+    "Record ID,First Name,Last Name,Email,Lifecycle Stage,Create Date\n"
+    "2001,Olivia,Hughes,olivia@hughes.example.co.uk,Lead,05/03/2024 14:22\n"
+    "2002,Harry,Patel,harry@patel.example.co.uk,Lead,15/03/2024 09:05\n"
+    "2003,Amelia,Jones,amelia@jones.example.co.uk,Lead,01/12/2024 10:00\n"
+    "2004,George,Evans,george@evans.example.co.uk,Lead,3/14/2024 16:40\n"
+)
+
+
+def test_the_order_of_day_and_month_is_decided_for_the_whole_file(tmp_path: Path) -> None:
+    source = open_csv(write(tmp_path, UK_DATES))
+    olivia, harry, amelia, george = source.rows()
+    assert olivia.fields["created_at"] == datetime(2024, 3, 5, 14, 22, tzinfo=UTC)
+    assert harry.fields["created_at"] == datetime(2024, 3, 15, 9, 5, tzinfo=UTC)
+    assert amelia.fields["created_at"] == datetime(2024, 12, 1, 10, tzinfo=UTC)
+    # A row contradicting the file's order is rejected alone, saying so.
+    assert george.error == (
+        "Create Date: '3/14/2024 16:40' is not a date (month must be in 1..12); dates were "
+        "read day first (D/M/YYYY), as the file writes 15/03/2024 (row 2), which this "
+        "date contradicts: fix it and import the row again"
+    )
+    assert source.day_first is True
+    assert source.notes() == [
+        "Dates were read day first (D/M/YYYY), as the file writes 15/03/2024 (row 2)"
+    ]
+
+
+def test_month_first_is_decided_the_same_way(tmp_path: Path) -> None:
+    text = (
+        "First Name,Email,Create Date\nA,a@x.example.com,05/03/2024\nB,b@x.example.com,3/15/2024\n"
+    )
+    source = open_csv(write(tmp_path, text))
+    a, b = source.rows()
+    assert a.fields["created_at"] == datetime(2024, 5, 3, tzinfo=UTC)
+    assert b.fields["created_at"] == datetime(2024, 3, 15, tzinfo=UTC)
+    assert source.notes() == [
+        "Dates were read month first (M/D/YYYY), as the file writes 3/15/2024 (row 2)"
+    ]
+
+
+def test_with_no_date_to_tell_the_default_is_said(tmp_path: Path) -> None:
+    text = "First Name,Email,Create Date\nA,a@x.example.com,05/03/2024\n"
+    source = open_csv(write(tmp_path, text))
+    (a,) = source.rows()
+    assert a.fields["created_at"] == datetime(2024, 5, 3, tzinfo=UTC)
+    (note,) = source.notes()
+    assert note.startswith("Dates such as 05/03/2024 were read month first (M/D/YYYY), the ")
+    assert note.endswith("if they are day first, import the file again with --day-first")
+
+
+def test_an_order_given_is_kept_and_iso_dates_need_no_decision(tmp_path: Path) -> None:
+    source = open_csv(write(tmp_path, UK_DATES), day_first=False)
+    rows = list(source.rows())
+    assert [row.error is None for row in rows] == [True, False, True, True]
+    assert source.notes() == []
+    text = "First Name,Email,Create Date\nA,a@x.example.com,2024-03-05\n"
+    iso = open_csv(write(tmp_path, text, name="iso.csv"))
+    list(iso.rows())
+    assert (iso.day_first, iso.notes()) == (None, [])
+
+
+# --- Excel's "sep=" line --------------------------------------------------------------------
+
+
+def test_excel_s_sep_line_names_the_separator_and_the_header_follows(tmp_path: Path) -> None:
+    text = (
+        "sep=;\r\n"
+        "FirstName;LastName;Email;AnnualRevenue;CreatedDate\r\n"
+        "René;Lefèvre;rene@lefevre.example.fr;1.234.567,89 €;31.12.2024\r\n"
+    )
+    source = open_csv(write(tmp_path, text, "cp1252"))
+    assert (source.delimiter, source.header[0], source.format) == (";", "FirstName", "salesforce")
+    (rene,) = source.rows()
+    assert rene.number == 1
+    assert rene.fields["annual_revenue"] == "1234567.89"
+    assert rene.fields["last_name"] == "Lefèvre"
+
+
+# --- Mac Roman ---------------------------------------------------------------------------------
+
+MAC = (
+    "First Name,Last Name,Email,Company Name,Lifecycle Stage\r"
+    "Jürgen,Müller,juergen@mueller.example.de,Müller & Söhne GmbH,Lead\r"
+    "Renée,Dubois,renee@dubois.example.fr,Café Dubois,Lead\r"
+)
+
+
+def test_mac_roman_text_is_refused_rather_than_read_as_windows_1252(tmp_path: Path) -> None:
+    path = write(tmp_path, MAC, "mac_roman")
+    with pytest.raises(CsvError) as info:
+        open_csv(path)
+    assert str(info.value) == (
+        f"{path}: line 2 reads 'JŸrgen', which looks like Mac Roman text (what Excel for "
+        "Mac saves as plain CSV), where it reads 'Jürgen'; import it with --encoding "
+        "mac_roman (or --encoding cp1252 if 'JŸrgen' is right), or save it from Excel as "
+        '"CSV UTF-8" and import that'
+    )
+    jurgen, renee = open_csv(path, encoding="mac_roman").rows()
+    assert (jurgen.fields["last_name"], renee.fields["company"]) == ("Müller", "Café Dubois")
+
+
+def test_windows_1252_with_its_own_letters_is_still_read(tmp_path: Path) -> None:
+    text = (
+        "First Name,Email,Company Name\n"
+        "Šimon,s@x.example.cz,Œuvre & Fils\n"
+        "Zoë,z@x.example.com,Straße 5\n"
+    )
+    simon, zoe = open_csv(write(tmp_path, text, "cp1252")).rows()
+    assert (simon.fields["first_name"], zoe.fields["first_name"]) == ("Šimon", "Zoë")
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("klingon", "unknown encoding 'klingon'; give one Python knows, such as utf-8"),
+        ("base64", "unknown encoding 'base64'"),
+        ("utf-8", "the file does not decode as utf-8: it was saved in another encoding"),
+    ],
+)
+def test_a_bad_encoding_given_is_refused(tmp_path: Path, name: str, message: str) -> None:
+    with pytest.raises(CsvError, match=re.escape(message)):
+        open_csv(write(tmp_path, MAC, "mac_roman"), encoding=name)
+
+
+def test_an_encoding_given_keeps_the_utf8_byte_order_mark_out(tmp_path: Path) -> None:
+    path = write(tmp_path, "\ufeffemail,first_name\na@x.example.com,Zoë\n")
+    assert open_csv(path, encoding="UTF8").header == ("email", "first_name")
+
+
+# --- files leadfunnel would read only in part ---------------------------------------------
+
+
+def test_an_unknown_header_says_what_would_work(tmp_path: Path) -> None:
+    text = "Person - Name,Person - Email - Work,Person - Phone - Work\nDana,d@x.example.com,1\n"
+    with pytest.raises(CsvError) as info:
+        open_csv(write(tmp_path, text))
+    message = str(info.value)
+    assert "(Person - Name, Person - Email - Work, Person - Phone - Work)" in message
+    assert "import it with --format generic, e.g. rename 'Person - Email - Work' to email" in (
+        message
+    )
+    assert "pass --format" not in message
+
+
+def test_a_header_under_notes_is_pointed_at(tmp_path: Path) -> None:
+    text = (
+        "Notes:\n"
+        '"When exporting your connection data, some e-mail addresses are missing."\n'
+        "\n"
+        "First Name,Last Name,URL,Email Address,Company,Position,Connected On\n"
+        "Sara,Cohen,https://www.linkedin.com/in/saracohen,,Initech,VP Sales,12 Mar 2024\n"
+    )
+    with pytest.raises(CsvError, match=r"line 4 \(First Name, Last Name, URL, Email Address"):
+        open_csv(write(tmp_path, text))
+
+
+@pytest.mark.parametrize(
+    ("header", "unread"),
+    [
+        (
+            "First Name,Last Name,URL,Email Address,Company,Position,Connected On",
+            "'Email Address' (an e-mail column?)",
+        ),
+        (
+            "Name,First Name,Last Name,Title,Company,Contact Type,Work Email,Work Phone,"
+            "Mobile Phone,City,State,Postal Code,Country",
+            "'Contact Type' (a status column?); 'Work Email' (an e-mail column?); "
+            "'Work Phone' (a phone column?)",
+        ),
+        (
+            "Name,First Name,Last Name,Company Name,Business Phone,Mobile Phone,Email,"
+            "Lead Source,Do not allow Emails,Do not allow Phone Calls",
+            "'Business Phone' (a phone column?); 'Do not allow Emails' (an opt-out column?); "
+            "'Do not allow Phone Calls' (an opt-out column?)",
+        ),
+        (
+            "Lead Owner,Company,First Name,Last Name,Email,Phone,Lead Status,Email Opt-out,"
+            "Secondary Email",
+            "'Email Opt-out' (an opt-out column?); 'Secondary Email' (an e-mail column?)",
+        ),
+    ],
+)
+def test_a_crm_file_whose_people_columns_would_not_be_read_is_refused(
+    tmp_path: Path, header: str, unread: str
+) -> None:
+    with pytest.raises(CsvError) as info:
+        open_csv(write(tmp_path, header + "\n"))
+    message = str(info.value)
+    assert f"these columns would not be imported: {unread}; people would be stored" in message
+    assert "Rename each to a name a" in message
+    assert "--format generic" in message
+
+
+def test_a_status_column_left_unread_on_purpose_is_no_reason_to_refuse(tmp_path: Path) -> None:
+    path = write(tmp_path, "FirstName,Email,Status Reason\nA,a@x.example.com,New\n")
+    with pytest.raises(CsvError, match="'Status Reason' \\(a status column\\?\\)"):
+        open_csv(path)
+    assert open_csv(path, read_statuses=False).unused_columns() == ["Status Reason"]
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("Email,Company,Position", "salesforce"),  # one plain word alone tells nothing...
+        ("Email,Company,Company Name", "hubspot"),  # ...against a HubSpot title
+        ("Email,First Name,Company,Phone Number", "hubspot"),
+    ],
+)
+def test_one_plain_word_does_not_decide_the_format(
+    tmp_path: Path, header: str, expected: str
+) -> None:
+    assert open_csv(write(tmp_path, header + "\n")).format == expected
+
+
+def test_many_rows_holding_only_their_first_cell_stream(tmp_path: Path) -> None:
+    emails = [f"p{n}@x.example.com" for n in range(20)]
+    text = "Email,First Name,Company\n" + "".join(f"{e},,\n" for e in emails)
+    rows = open_csv(write(tmp_path, text), "salesforce").rows()
+    assert next(rows).fields["email"] == emails[0]  # read before the file's end
+    assert [row.fields["email"] for row in rows] == emails[1:]

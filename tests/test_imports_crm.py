@@ -304,6 +304,8 @@ def test_an_error_quoting_the_file_is_one_line_without_control_characters(
     assert code == 2
     assert err == (
         f"leadfunnel: error: {tmp_path / 'in.csv'}: the header (col our, size]0;x) is not a "
-        "Salesforce or HubSpot export, nor leadfunnel's own field names; pass --format to "
-        "say which it is\n"
+        "Salesforce or HubSpot export, nor leadfunnel's own field names, so no --format "
+        "reads it as it is. To import another CRM's file, name its columns with "
+        "leadfunnel's field names (first_name, last_name, email, phone, company, title, "
+        "opt_outs, status, ...) and import it with --format generic\n"
     )

@@ -224,6 +224,7 @@ def read_flag(text: str, *, opt_out: bool = False) -> bool:
 
 # --- dates ---------------------------------------------------------------------------
 
+_SLASH_DATE = re.compile(r"\s*(\d{1,2})/(\d{1,2})/\d{4}")
 # "3/15/2024", "3/15/2024 2:30 PM", "3/15/2024, 14:30:05", "15.03.2024 14:30".
 _LOCAL_DATE = re.compile(
     r"(\d{1,2})([/.])(\d{1,2})\2(\d{4})"
@@ -580,17 +581,34 @@ def _distinct(format: str) -> frozenset[str]:
 _SIGNATURES = {name: _distinct(name) for name in ("salesforce", "hubspot")}
 
 
+# A column named with one plain word ("Company", "Title", "Phone") is found in many
+# CRMs' exports: alone, it tells nothing of the format.
+_PLAIN_WORD = re.compile(r"[A-Z][a-z]+")
+
+
+def _score(columns: set[str], signature: frozenset[str]) -> int:
+    found = columns & signature
+    plain = sum(1 for name in found if _PLAIN_WORD.fullmatch(name))
+    return len(found) - (plain if plain < 2 else 0)
+
+
 def _detect(header: tuple[str, ...]) -> str | None:
     columns = set(header)
-    scores = {name: len(columns & signature) for name, signature in _SIGNATURES.items()}
+    scores = {name: _score(columns, signature) for name, signature in _SIGNATURES.items()}
     if scores["salesforce"] != scores["hubspot"]:
         return max(scores, key=lambda name: scores[name])
     if scores["salesforce"]:
         raise CsvError(
             "the header mixes Salesforce and HubSpot columns; pass --format to say which it is"
         )
-    if columns & (_LAYOUTS["hubspot"].columns | set(StatusMap.COLUMNS["hubspot"])):
-        return "hubspot"  # only titles both share ("First Name"...): both read them alike
+    read = {
+        name: len(columns & (_LAYOUTS[name].columns | set(StatusMap.COLUMNS[name])))
+        for name in ("hubspot", "salesforce")
+    }
+    if any(read.values()):
+        # Titles both share ("First Name"...), and plain words: the format reading more
+        # of them (HubSpot when even: both read the shared titles alike).
+        return max(read, key=lambda name: read[name])
     if columns & _GENERIC_FIELDS and columns <= _GENERIC_FIELDS | {"", "status", "created_at"}:
         return "generic"
     if {"email", "phone"} & columns:
@@ -698,7 +716,7 @@ class CsvSource:
         statuses: StatusMap,
         read_statuses: bool,
         timezone: tzinfo,
-        day_first: bool,
+        day_first: bool | None,
         custom: Mapping[str, tuple[str, ...]] | None = None,
         preamble: int = 0,
     ) -> None:
@@ -708,7 +726,10 @@ class CsvSource:
         self.delimiter = delimiter
         self.header = header
         self.timezone = timezone
+        #: Whether slash dates put the day first; None until decided from the file's own
+        #: dates (see :meth:`notes`).
         self.day_first = day_first
+        self._date_order: str | None = None
         self._plan = _plan(_LAYOUTS[format], format, header, read_statuses, custom)
         # A spreadsheet writes the list separator its locale does not need for numbers.
         self._thousands = {",": ",", ";": "."}.get(delimiter)
@@ -799,6 +820,9 @@ class CsvSource:
                 row = self._row(number, record, width, lines)
                 if footer:
                     held.append(row)
+                    if len(held) > _FOOTER_LINES:  # rows, then: memory stays flat
+                        before = held[0].number
+                        yield held.pop(0)
                     continue
                 before = number
                 if held:
@@ -958,12 +982,14 @@ class CsvSource:
         for i in plan.created:
             text = cells[i]
             if text:
+                if self.day_first is None and "/" in text:
+                    self._decide_date_order()  # before the first row it matters to
                 try:
                     fields["created_at"] = read_datetime(
-                        text, timezone=self.timezone, day_first=self.day_first
+                        text, timezone=self.timezone, day_first=bool(self.day_first)
                     )
                 except ValueError as exc:
-                    problems.append(f"{self.header[i]}: {exc}")
+                    problems.append(f"{self.header[i]}: {self._date_problem(exc)}")
                 break
         target = self._status(cells, problems)
         if target is not None:
@@ -976,7 +1002,9 @@ class CsvSource:
         return fields
 
     def _status(self, cells: list[str], problems: list[str]) -> Target | None:
-        if self._flag(cells, self._plan.converted, problems, opt_out=False):
+        if self._plan.converted and self._flag(
+            cells, self._plan.converted, problems, opt_out=False
+        ):
             return _PROSPECT
         lead: Target | None = None
         unknown: list[str] = []
@@ -998,6 +1026,63 @@ class CsvSource:
                 "means with --status-map FILE.toml, or give every row one with --status"
             )
         return lead
+
+    def _decide_date_order(self) -> None:
+        """Decide, for the whole file, whether its slash dates put the day or the month
+        first: the first date whose first part is over 12 says day first, whose second
+        part is over 12 month first (the date columns alone are read, by the C reader,
+        up to that date); with none, month first, the default."""
+        positions = self._plan.created
+        found: tuple[bool, str, int] | None = None
+        with self._open() as handle:
+            reader = csv.reader(handle, delimiter=self.delimiter)
+            for _ in range(self._preamble + 1):
+                next(reader, None)
+            number = 0
+            while found is None:
+                try:
+                    record = next(reader)
+                except StopIteration:
+                    break
+                except csv.Error:
+                    number += 1
+                    continue
+                number += 1
+                for i in positions:
+                    match = _SLASH_DATE.match(record[i]) if i < len(record) else None
+                    if match is None:
+                        continue
+                    first, second = int(match[1]), int(match[2])
+                    if first > 12 >= second or second > 12 >= first:
+                        found = (first > 12, match[0].strip(), number)
+                        break
+        if found is None:
+            self.day_first = False
+            self._date_order = (
+                "Dates such as 05/03/2024 were read month first (M/D/YYYY), the default: no "
+                "date in the file has a day over 12 to tell; if they are day first, import "
+                "the file again with --day-first"
+            )
+            return
+        self.day_first, example, number = found
+        order = "day first (D/M/YYYY)" if self.day_first else "month first (M/D/YYYY)"
+        self._date_order = f"Dates were read {order}, as the file writes {example} (row {number})"
+
+    def _date_problem(self, exc: ValueError) -> str:
+        """``exc``'s message, advising what fits when the file's order was decided from
+        its own dates (a row contradicting them is wrong, not the option)."""
+        message = str(exc)
+        if self._date_order is None or "; this looks like" not in message:
+            return message
+        return message.split("; this looks like")[0] + (
+            f"; {self._date_order[0].lower()}{self._date_order[1:]}, which this date "
+            "contradicts: fix it and import the row again"
+        )
+
+    def notes(self) -> list[str]:
+        """What the reading decided that the summary should say (after :meth:`rows`):
+        the order of day and month in the file's slash dates, when no order was given."""
+        return [self._date_order] if self._date_order else []
 
     def _flag(
         self, cells: list[str], positions: tuple[int, ...], problems: list[str], *, opt_out: bool
@@ -1040,6 +1125,7 @@ class CsvSource:
 _COPYRIGHT = re.compile(
     r"copyright \(c\) \d{4}-\d{4} salesforce\.com, inc\. all rights reserved\.?", re.IGNORECASE
 )
+_FOOTER_LINES = 5  # at most: the title, the copyright, confidential, generated by, org
 _CONFIDENTIAL = "confidential information - do not distribute"
 _GENERATED = "generated by:"
 _EMAIL_LIKE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
@@ -1119,8 +1205,9 @@ def open_csv(
     statuses: StatusMap | None = None,
     read_statuses: bool = True,
     timezone: tzinfo = UTC,
-    day_first: bool = False,
+    day_first: bool | None = None,
     lead_model: type[Lead] | None = None,
+    encoding: str | None = None,
 ) -> CsvSource:
     """Open a lead list, checking up front that the whole file can be read.
 
@@ -1131,7 +1218,13 @@ def open_csv(
     ``statuses`` adds to the built-in :class:`StatusMap`; ``read_statuses=False``
     leaves every status column alone (the caller gives all rows one status).
     ``timezone`` is the zone of dates written without one (UTC by default);
-    ``day_first`` reads ``3/4/2024`` as 3 April.
+    ``day_first=True`` reads ``3/4/2024`` as 3 April, ``False`` as 4 March; ``None``
+    (the default) decides for the whole file from its own dates, before any row is read
+    (see :meth:`CsvSource.notes`): a date such as ``15/03/2024`` says day first,
+    ``3/15/2024`` month first; with neither, month first.
+
+    ``encoding``: the file's encoding, any codec Python knows (``"mac_roman"`` for Excel
+    for Mac's plain CSV, ``"cp1252"``, ``"latin-1"``...), instead of recognising it.
 
     Raises :class:`CsvError` for a missing or unreadable file, an encoding error, an
     unknown format, a header that matches no format, or a column named twice.
@@ -1154,24 +1247,28 @@ def open_csv(
             f"{file}: this is not a CSV text file (it holds binary data); "
             "save it from the spreadsheet as CSV"
         )
-    encoding = _encoding(file, head)
+    given = encoding
+    encoding = _encoding(file, head) if given is None else _given_encoding(file, head, given)
     text = head.decode(encoding, errors="ignore")
-    try:
-        dialect = csv.Sniffer().sniff(text.split("\n", 1)[0] + "\n", delimiters=",;\t|")
-        delimiter = dialect.delimiter
-    except csv.Error:
-        delimiter = ","
-    header = _header(file, encoding, delimiter)
+    lines = text.splitlines()
+    first = lines[0] if lines else ""
+    # Excel's "sep=;" first line names the separator; the header comes after it.
+    preamble = 0
+    sep = _SEP_LINE.fullmatch(first)
+    if sep is not None:
+        delimiter, preamble = sep[1], 1
+    else:
+        try:
+            delimiter = csv.Sniffer().sniff(first + "\n", delimiters=",;\t|").delimiter
+        except csv.Error:
+            delimiter = ","
+    header = _header(file, encoding, delimiter, preamble)
     try:
         detected = _detect(header) if format == "auto" else format
     except CsvError as exc:
         raise CsvError(f"{file}: {exc}") from None
     if detected is None:
-        raise CsvError(
-            f"{file}: the header ({', '.join(header[:6])}{', ...' if len(header) > 6 else ''}) "
-            "is not a Salesforce or HubSpot export, nor leadfunnel's own field names; "
-            "pass --format to say which it is"
-        )
+        raise CsvError(f"{file}: {_unrecognised(header, lines[preamble + 1 : 30], delimiter)}")
     _check_columns(file, detected, header)
     if statuses is not None and read_statuses and statuses.columns:
         # One map may serve several exports; a map none of whose tables is a status
@@ -1186,7 +1283,7 @@ def open_csv(
                 "(name a table as the header spells its column)"
             )
     base = StatusMap.default()
-    return CsvSource(
+    source = CsvSource(
         file,
         detected,
         encoding,
@@ -1197,6 +1294,143 @@ def open_csv(
         timezone=timezone,
         day_first=day_first,
         custom=_custom_columns(lead_model),
+        preamble=preamble,
+    )
+    unread = _unread_people_columns(source.unused_columns(), detected, read_statuses)
+    if unread:
+        raise CsvError(f"{file}: {unread}")
+    return source
+
+
+_SEP_LINE = re.compile(r'"?sep=([,;\t|])"?[,;\t|]*', re.IGNORECASE)
+# What leadfunnel's field names look like, for the advice on a header it cannot read.
+_FIELD_NAMES = "first_name, last_name, email, phone, company, title, opt_outs, status, ..."
+
+
+def _unrecognised(header: tuple[str, ...], after: list[str], delimiter: str) -> str:
+    """Why ``header`` is read as no format, and what would work; ``after``, the lines
+    after it (a header further down, under a preamble such as LinkedIn's "Notes:")."""
+    shown = ", ".join(header[:8]) + (", ..." if len(header) > 8 else "")
+    problem = (
+        f"the header ({shown}) is not a Salesforce or HubSpot export, nor leadfunnel's own "
+        "field names"
+    )
+    for n, line in enumerate(after, start=2):
+        cells = tuple(name.strip() for name in next(csv.reader([line], delimiter=delimiter), []))
+        if len(header) <= 1 < len(cells) and _looks_like_header(cells):
+            return (
+                f"{problem}: line {n} ({', '.join(cells[:8])}) looks like the header; delete "
+                "the lines above it and try again"
+            )
+    rename = ""
+    for name in header:
+        words = _norm(name).replace("e mail", "email").split()
+        field = next((w for w in ("email", "phone") if w in words), None)
+        if field is not None:
+            rename = f", e.g. rename {name!r} to {field}"
+            break
+    return (
+        f"{problem}, so no --format reads it as it is. To import another CRM's file, name "
+        f"its columns with leadfunnel's field names ({_FIELD_NAMES}) and import it with "
+        f"--format generic{rename}"
+    )
+
+
+def _looks_like_header(cells: tuple[str, ...]) -> bool:
+    try:
+        return _detect(cells) is not None or any(_people_kind(c) for c in cells)
+    except CsvError:
+        return True  # it mixes formats: a header all the same
+
+
+def _norm(name: str) -> str:
+    return " ".join(re.sub(r"[^0-9a-z]+", " ", name.casefold()).split())
+
+
+_PEOPLE_COLUMNS = (
+    (
+        "email",
+        re.compile(
+            r"(?:(?:work|personal|home|business|primary|secondary|other|private|main|"
+            r"alternate|alternative|additional) )?e ?mail(?: address)?(?: \d)?"
+        ),
+    ),
+    (
+        "phone",
+        re.compile(
+            r"(?:(?:work|business|home|mobile|cell|main|other|direct|office|company|personal|"
+            r"primary|secondary) )?(?:phone|telephone|tel|mobile|cell)(?: (?:phone|number|no))?"
+            r"(?: \d)?"
+        ),
+    ),
+    (
+        "opt-out",
+        re.compile(
+            r".*\b(?:opt(?:ed)? ?out|unsubscribed?|do ?not (?:allow|email|call|contact|mail|"
+            r"phone|bulk)|donotcall|has ?opted).*"
+        ),
+    ),
+    (
+        "status",
+        re.compile(
+            r"(?:(?:lead|contact|account) )?(?:status|stage|type)(?: reason)?|lifecycle stage"
+        ),
+    ),
+)
+# Per format, the names it reads for each kind of column.
+_PEOPLE_NAMES: Mapping[str, Mapping[str, str]] = {
+    "salesforce": {
+        "email": "Email",
+        "phone": "Phone, MobilePhone",
+        "opt-out": "HasOptedOutOfEmail, DoNotCall",
+        "status": "Status",
+    },
+    "hubspot": {
+        "email": "Email",
+        "phone": "Phone Number, Mobile Phone Number",
+        "opt-out": "Unsubscribed from all email",
+        "status": "Lifecycle Stage, Lead Status",
+    },
+    "generic": {
+        "email": "email, other_emails",
+        "phone": "phone, other_phones",
+        "opt-out": "opt_outs",
+        "status": "status",
+    },
+}
+
+
+_A_KIND = {"email": "an e-mail", "phone": "a phone", "opt-out": "an opt-out", "status": "a status"}
+
+
+def _people_kind(name: str) -> str | None:
+    """Whether the column ``name`` looks like an e-mail, phone, opt-out or status
+    column (by its name), and which."""
+    key = _norm(name)
+    for kind, pattern in _PEOPLE_COLUMNS:
+        if pattern.fullmatch(key):
+            return kind
+    return None
+
+
+def _unread_people_columns(unused: list[str], format: str, read_statuses: bool) -> str | None:
+    """Why a file whose unread columns look like e-mails, phones, opt-outs or statuses is
+    refused (importing it would store people without them), or None."""
+    found = [
+        (name, kind)
+        for name in unused
+        if (kind := _people_kind(name)) and (read_statuses or kind != "status")
+    ]
+    if not found:
+        return None
+    names = _PEOPLE_NAMES[format]
+    listed = "; ".join(f"{name!r} ({_A_KIND[kind]} column?)" for name, kind in found)
+    reads = "; ".join(f"{kind}: {names[kind]}" for kind in dict.fromkeys(k for _, k in found))
+    return (
+        f"read as a {format} export, these columns would not be imported: {listed}; people "
+        f"would be stored without them. Rename each to a name a {format} export uses "
+        f"({reads}), delete the columns you do not want, or name every column with "
+        f"leadfunnel's field names ({_FIELD_NAMES}) and import with --format generic"
     )
 
 
@@ -1222,10 +1456,13 @@ def _binary(head: bytes) -> bool:
     return head.startswith(_BINARY_SIGNATURES) or head.count(b"\x00") > max(1, len(head) // 1000)
 
 
-def _header(file: Path, encoding: str, delimiter: str) -> tuple[str, ...]:
+def _header(file: Path, encoding: str, delimiter: str, preamble: int = 0) -> tuple[str, ...]:
     with file.open("r", encoding=encoding, newline="") as handle:
         try:
-            line = next(csv.reader(handle, delimiter=delimiter), [])
+            reader = csv.reader(handle, delimiter=delimiter)
+            for _ in range(preamble):
+                next(reader, None)
+            line = next(reader, [])
         except csv.Error as exc:
             raise CsvError(f"{file}: the header row cannot be read as CSV: {exc}") from None
     header = tuple(restore(name.strip()) for name in line)
@@ -1249,13 +1486,78 @@ def _encoding(file: Path, head: bytes) -> str:
         candidates = ["utf-8", "cp1252"]
     for encoding in candidates:
         if _decodes(file, encoding):
+            if encoding == "cp1252":
+                _refuse_mac_roman(file)
             return encoding
         if encoding == "utf-8":
             _refuse_damaged_utf8(file)
     raise CsvError(
-        f"{file}: cannot decode the file as {' or '.join(candidates)}; "
-        "save it as UTF-8 CSV and try again"
+        f"{file}: cannot decode the file as {' or '.join(candidates)}; save it as UTF-8 "
+        "CSV and try again, or give its encoding with --encoding (mac_roman for Excel for "
+        "Mac's plain CSV)"
     )
+
+
+def _given_encoding(file: Path, head: bytes, name: str) -> str:
+    """The codec ``name`` the caller gave, checked to be one Python knows and to
+    decode the whole file."""
+    try:
+        info = codecs.lookup(name)
+    except LookupError:
+        info = None
+    if info is None or not getattr(info, "_is_text_encoding", True):
+        raise CsvError(
+            f"unknown encoding {name!r}; give one Python knows, such as utf-8, cp1252 "
+            "(Windows), mac_roman (Excel for Mac's plain CSV), latin-1 or utf-16"
+        )
+    encoding = info.name
+    if encoding == "utf-8" and head.startswith(codecs.BOM_UTF8):
+        encoding = "utf-8-sig"  # the mark is no character of the first column's name
+    if not _decodes(file, encoding):
+        raise CsvError(
+            f"{file}: the file does not decode as {name}: it was saved in another "
+            "encoding; give that one, or leave the encoding out to have it recognised"
+        )
+    return encoding
+
+
+# Mac Roman's accented letters (ü, ä, é, ß...) read as Windows-1252 become letters or
+# signs no word holds there: "JŸrgen", "MŸller & SŠhne", "CafŽ", "Strau§".
+_LETTER = r"[^\W\d_]"
+_MAC_ROMAN_SIGNS = re.compile(
+    rf"(?<={_LETTER})[\u0192\u02c6\u02dc\u0178\u00a7]"
+    rf"|[\u0192\u02c6\u02dc\u0178](?={_LETTER})"
+    r"|(?<=[a-z\u00df-\u00ff])[\u0160\u017d\u0152]"
+    rf"|(?<={_LETTER})[\u0160\u017d\u0152](?=[a-z])"
+)
+
+
+def _refuse_mac_roman(file: Path) -> None:
+    """A file that decodes as Windows-1252 into letters no word holds where Mac Roman
+    (Excel for Mac's plain "CSV") gives common accented letters: refused, naming the
+    line, rather than stored as "JŸrgen". Which of the two it is cannot be known for
+    sure: the caller says, with the encoding."""
+    decoder = codecs.getincrementaldecoder("cp1252")()
+    lines = 0
+    with file.open("rb") as raw:
+        while block := raw.read(1 << 20):
+            text = decoder.decode(block)
+            found = _MAC_ROMAN_SIGNS.search(text)
+            if found is None:
+                lines += text.count("\n") or text.count("\r")
+                continue
+            start = max(text.rfind(c, 0, found.start()) for c in " \t\r\n,;|") + 1
+            ends = [i for c in " \t\r\n,;|" if (i := text.find(c, found.end())) >= 0]
+            word = text[start : min(ends, default=len(text))]
+            before = text[: found.start()]
+            line = lines + (before.count("\n") or before.count("\r")) + 1
+            mac = word.encode("cp1252").decode("mac_roman")
+            raise CsvError(
+                f"{file}: line {line} reads {word!r}, which looks like Mac Roman text (what "
+                f"Excel for Mac saves as plain CSV), where it reads {mac!r}; import it with "
+                f"--encoding mac_roman (or --encoding cp1252 if {word!r} is right), or save "
+                'it from Excel as "CSV UTF-8" and import that'
+            )
 
 
 # A character UTF-8 writes in several bytes: text in Windows-1252 almost never holds
