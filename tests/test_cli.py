@@ -580,6 +580,30 @@ def test_an_imports_ctrl_c_is_let_through_only_while_a_chunk_is_stored() -> None
     assert quiet.requested == 0
 
 
+def test_import_phone_region_reads_numbers_without_their_country_code(
+    runner: CliRunner, db: str, tmp_path: Path
+) -> None:
+    """A German list's "030 1234567" is refused in the default region (US: it would dial
+    +1 030...), with the fix named; ``--phone-region DE`` reads it as German. A region
+    phone numbers are not read in is an error before anything is stored."""
+    source = write(
+        tmp_path,
+        "de.csv",
+        "email,phone,country\nj@muller.example.de,030 1234567,DE\n"
+        "k@muller.example.de,+1 512 555 0134,DE\n",
+    )
+    first = invoke(runner, "import", str(source), "--db", db)
+    assert first.output.startswith("1 added, 0 duplicates, 0 avoided, 1 rejected")
+    again = invoke(runner, "import", str(source), "--db", db, "--phone-region", "de")
+    assert again.output.startswith("1 added, 1 duplicates, 0 avoided, 0 rejected")
+    found = Funnel(SqlRepository(db)).find(email="j@muller.example.de")
+    assert found is not None
+    assert found.phone == "+49301234567"
+    bad = runner.invoke(main, ["import", str(source), "--db", db, "--phone-region", "XX"])
+    assert bad.exit_code == 2
+    assert "--phone-region: phone region 'XX' is not one phone numbers are read in" in bad.output
+
+
 def test_import_status_avoid_takes_a_do_not_contact_list(
     runner: CliRunner, db: str, tmp_path: Path
 ) -> None:

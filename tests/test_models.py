@@ -166,6 +166,52 @@ def test_an_unparseable_phone_is_a_validation_error_naming_the_field(bad: str) -
     assert "phone" in str(err)
 
 
+@pytest.mark.parametrize(
+    ("phone", "country", "said"),
+    [
+        ("030 1234567", "DE", "the country is DE (+49)"),
+        ("55 1234 5678", "Mexico", "the country is MX (+52)"),  # +1 551 is New Jersey
+        ("06 12 34 56 78", "FR", "write it with its country code (+33 ...)"),
+    ],
+)
+def test_a_number_without_its_country_code_is_refused_where_the_country_dials_another(
+    phone: str, country: str, said: str
+) -> None:
+    """The default region reads a number written without its country code (DESIGN 2):
+    where the record's own country dials another code, the number was not meant in
+    that region, and storing it there would call a stranger."""
+    err = rejects("phone", phone=phone, country=country)
+    assert said in str(err)
+    assert "set the default region" in str(err)
+    region = Lead.model_validate({"country": country}).country
+    assert Lead.model_validate(
+        {"phone": phone, "country": country}, context={"phone_region": region}
+    ).phone.startswith("+")  # type: ignore[union-attr]
+    # With its country code, or in a country dialling +1 like the default region, the
+    # number stands.
+    assert Lead(phone="+49 30 1234567", country="DE").phone == "+49301234567"
+    assert Lead(phone="(512) 555-0134", country="CA").phone == "+15125550134"
+    assert Lead(phone="+44 7700 900123", country="US").phone == "+447700900123"
+
+
+@pytest.mark.parametrize(
+    ("phone", "said"),
+    [
+        ("555-0134", "a local number, without its area code"),
+        ("(512) 555-0134 ext. 204", "has an extension (204)"),
+        ("512-555-0134 x7", "has an extension (7)"),
+        ("n/a", "'n/a' is not a phone number; leave it empty if there is none"),
+        ("-", "leave it empty"),
+    ],
+)
+def test_a_phone_that_would_be_stored_changed_or_incomplete_is_refused(
+    phone: str, said: str
+) -> None:
+    """Storing these would change the number silently: a local number without its area
+    code dials nobody, an extension E.164 cannot hold would be dropped."""
+    assert said in str(rejects("phone", phone=phone))
+
+
 # --- country ----------------------------------------------------------------------------
 
 
@@ -424,3 +470,13 @@ def test_validation_accepts_or_names_the_field(
     assert lead.first_name == (first_name.strip() or None)
     # Normalised input is a fixed point: validating the output again changes nothing.
     assert Lead.model_validate(lead.model_dump()) == lead
+
+
+def test_a_funnel_s_phone_region_is_checked_when_it_is_made() -> None:
+    """A region phone numbers cannot be read in failed on every number without its
+    country code, row after row; now the funnel refuses it at once."""
+    from leadfunnel import ConfigError, Funnel
+
+    with pytest.raises(ConfigError, match="phone region 'XX' is not one phone numbers"):
+        Funnel(phone_region="XX")
+    assert Funnel(phone_region="gb").phone_region == "GB"

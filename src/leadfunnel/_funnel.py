@@ -28,11 +28,20 @@ from . import _conversion, _deals, _follow_ups, _leads, _merging, _people, _priv
 from ._changes import Subject, load, member, require_aware, retrying, subject_id
 from ._clock import Clock, SystemClock
 from ._enums import Channel, ContactType, LeadStatus, LostReason, Outcome, Stage
-from ._errors import InvalidArgumentError
+from ._errors import ConfigError, InvalidArgumentError
 from ._importing import ImportIssue, ImportReport
 from ._memory import InMemoryRepository
 from ._merging import FREE_MAIL_DOMAINS
-from ._models import Contact, Event, Lead, Opportunity, SubjectKind, Touch
+from ._models import (
+    DEFAULT_PHONE_REGION,
+    Contact,
+    Event,
+    Lead,
+    Opportunity,
+    SubjectKind,
+    Touch,
+    phone_region_of,
+)
 from ._people import Captured
 from ._privacy import Erasure
 from ._protocols import Engine, Router
@@ -91,6 +100,11 @@ class Funnel:
         self._cadence = cadence
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.router = router
+        if phone_region != DEFAULT_PHONE_REGION:  # (the default needs no phonenumbers)
+            try:
+                phone_region = phone_region_of(phone_region)
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
         self.phone_region = phone_region
         self.free_mail_domains = frozenset(d.lower() for d in free_mail_domains)
         self._context = {"phone_region": phone_region}

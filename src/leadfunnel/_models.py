@@ -147,6 +147,8 @@ def _normalise_email(value: str) -> str:
 def _normalise_phone(value: str, region: str) -> str:
     import phonenumbers  # imported on first need: reading stored records never parses
 
+    if not any(map(str.isdigit, value)):
+        raise ValueError(f"{value!r} is not a phone number; leave it empty if there is none")
     try:
         number = phonenumbers.parse(value, region.upper())
     except phonenumbers.NumberParseException as exc:
@@ -154,12 +156,62 @@ def _normalise_phone(value: str, region: str) -> str:
             f"{value!r} is not a phone number ({exc}); write it with its country code, "
             f"e.g. +1 512 555 0134, or set the default region (now {region})"
         ) from None
-    if not phonenumbers.is_possible_number(number):
+    possible = phonenumbers.is_possible_number_with_reason(number)
+    if possible == phonenumbers.ValidationResult.IS_POSSIBLE_LOCAL_ONLY:
+        raise ValueError(
+            f"{value!r} is a local number, without its area code; write it whole, with "
+            "its country code, e.g. +1 512 555 0134"
+        )
+    if possible != phonenumbers.ValidationResult.IS_POSSIBLE:
         raise ValueError(
             f"{value!r} cannot be a phone number in region {region}; "
             "check the digits and the country code"
         )
+    if number.extension:
+        # E.164 has no extension: dropping it would change the number silently.
+        raise ValueError(
+            f"{value!r} has an extension ({number.extension}), which a phone stored in "
+            "E.164 cannot hold; give the number without it (the extension can go in notes)"
+        )
     return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+
+
+@lru_cache(maxsize=1024)
+def _check_national(value: str, region: str, country: str) -> None:
+    """Refuse a number written without its country code, read in the default
+    ``region``, when the record's ``country`` dials another code: "030 1234567" of a
+    German record is not the US number +1 030 123 4567 (nor is a Mexican "55 1234 5678"
+    a number in New Jersey). The default region is used as DESIGN 2 says, never a
+    guess: the caller gives the country code, or sets the region."""
+    import phonenumbers
+
+    number = phonenumbers.parse(value, region.upper(), keep_raw_input=True)
+    dials = phonenumbers.country_code_for_region(country)
+    if (
+        number.country_code_source == phonenumbers.CountryCodeSource.FROM_DEFAULT_COUNTRY
+        and dials
+        and dials != number.country_code
+    ):
+        raise ValueError(
+            f"{value!r} has no country code: in the default region ({region}) it reads as "
+            f"+{number.country_code}, but the country is {country} (+{dials}); write it "
+            f"with its country code (+{dials} ...), or set the default region to {country} "
+            f"(leadfunnel import --phone-region {country})"
+        )
+
+
+def phone_region_of(region: str) -> str:
+    """``region`` (upper-cased) if phone numbers can be read in it, else ``ValueError``
+    saying what to give."""
+    import phonenumbers
+
+    code = region.strip().upper() if isinstance(region, str) else ""
+    if code not in phonenumbers.SUPPORTED_REGIONS:
+        raise ValueError(
+            f"phone region {region!r} is not one phone numbers are read in; give the ISO "
+            "3166 code of a country (US, GB, DE, MX...)"
+        )
+    return code
 
 
 def _phone_region(info: ValidationInfo) -> str:
@@ -340,13 +392,15 @@ class _Person(_Stored):
     first_name: Name | None = None
     last_name: Name | None = None
     email: Email | None = None
+    #: Before the phone, which is checked against it (a number without its country code
+    #: is refused where the country dials another).
+    country: Country | None = None
     phone: Annotated[str, _ONE_LINE] | None = None
     company: Name | None = None
     title: Name | None = None
     industry: Name | None = None
     employees: Count | None = None
     annual_revenue: Money | None = None
-    country: Country | None = None
     region: Name | None = None
     city: Name | None = None
     postal_code: Annotated[str, Field(max_length=20), _ONE_LINE] | None = None
@@ -370,7 +424,12 @@ class _Person(_Stored):
     def _phone_e164(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is None:
             return None
-        return _normalise_phone(value, _phone_region(info))
+        region = _phone_region(info)
+        phone = _normalise_phone(value, region)
+        country = info.data.get("country")  # validated first: see the field's place
+        if country is not None and value[0] != "+" and country != region.upper():
+            _check_national(value, region, country)
+        return phone
 
     @field_validator("other_phones")
     @classmethod

@@ -62,6 +62,13 @@ __all__ = ["import_"]
     help="Time zone of dates written without one, e.g. Europe/Paris.",
 )
 @click.option("--day-first", is_flag=True, help="Read dates like 03/04/2024 as day/month/year.")
+@click.option(
+    "--phone-region",
+    default="US",
+    show_default=True,
+    metavar="CODE",
+    help="Country of phone numbers written without a country code (ISO code: GB, DE...).",
+)
 @lead_model_option(
     "Your Lead subclass (e.g. mycrm.models:MyLead): columns named like its own fields "
     "(or their aliases) fill them."
@@ -81,6 +88,7 @@ def import_(
     status_map: str | None,
     timezone: str,
     day_first: bool,
+    phone_region: str,
     lead_model: str | None,
     rejects: str | None,
 ) -> None:
@@ -107,7 +115,10 @@ def import_(
         day_first=day_first,
         lead_model=model,
     )
-    funnel = open_funnel(db, lead_model=model) if model else open_funnel(db)
+    options: dict[str, Any] = {"phone_region": _phone_region(phone_region)}
+    if model:
+        options["lead_model"] = model
+    funnel = open_funnel(db, **options)
     tally = _ImportTally()
     failure: str | None = None
     # Rejected rows stream to a temporary file beside the target, which replaces the
@@ -336,6 +347,15 @@ class _Interrupts:
             yield
         finally:
             self._storing = False
+
+
+def _phone_region(code: str) -> str:
+    from .._models import phone_region_of
+
+    try:
+        return phone_region_of(code)
+    except ValueError as exc:
+        fail(f"--phone-region: {exc}")
 
 
 def _zone(name: str) -> tzinfo:

@@ -348,6 +348,8 @@ def _phone(area: int, serial: int, style: int = 0) -> str:
 
 
 _PHONE_STYLE = _weighted((0, 2), (1, 1), (2, 1), (3, 1))
+_NATIONAL = (1, 2)  # the styles without a country code
+_DIALS_1 = ("US", "CA")  # the drawn countries whose numbers those can be
 _EMAIL_STYLE = _weighted(("plain", 4), ("upper", 1), ("tagged", 1), ("sub", 1), ("idn", 1))
 _COUNTRY = st.sampled_from(
     [
@@ -491,11 +493,14 @@ def _person_fields(draw: st.DrawFn, reach: str, missing: bool) -> dict[str, Any]
     last = draw(_LAST_NAME)
     raw_country, country = draw(_COUNTRY)
     created_at = draw(_INSTANT)
+    email_style, phone_style = draw(_EMAIL_STYLE), draw(_PHONE_STYLE)
+    if phone_style in _NATIONAL and country not in _DIALS_1:
+        phone_style = 0  # a US number without its +1 is refused where the country is not
     fields: dict[str, Any] = {
         "first_name": first,
         "last_name": last,
-        "email": _email(first, last, serial, draw(_EMAIL_STYLE)),
-        "phone": _phone(512, serial, draw(_PHONE_STYLE)),
+        "email": _email(first, last, serial, email_style),
+        "phone": _phone(512, serial, phone_style),
         "company": draw(_COMPANY),
         "title": draw(_TITLE),
         "industry": draw(_INDUSTRY),
