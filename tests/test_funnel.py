@@ -1009,6 +1009,22 @@ def test_update_of_a_stale_copy_is_a_concurrency_error(funnel: Funnel) -> None:
     assert "funnel.get()" in str(err)
 
 
+def test_update_of_a_stale_copy_whose_status_moved_meanwhile_is_a_concurrency_error(
+    funnel: Funnel,
+) -> None:
+    """A web worker read a raw lead; another qualified it; the worker's edit of its notes
+    is a stale write (re-read and retry), not an attempt to move its status."""
+    lead = new_lead(funnel, 1)
+    funnel.qualify(lead, force=True)
+    err = refused(
+        funnel, ConcurrencyError, lambda: funnel.update(lead.model_copy(update={"notes": "x"}))
+    )
+    assert isinstance(err, ConcurrencyError)
+    assert (err.expected, err.found) == (1, 2)
+    fresh = funnel.get_lead(lead.id)
+    assert funnel.update(fresh.model_copy(update={"notes": "x"})).notes == "x"
+
+
 def test_update_refuses_a_changed_state(funnel: Funnel) -> None:
     lead = new_lead(funnel, 1)
     err = refused(

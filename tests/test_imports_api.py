@@ -296,6 +296,11 @@ def test_a_person_another_writer_stored_meanwhile_is_a_duplicate_alone() -> None
     report = funnel.import_leads([person(n) for n in range(10)])
     assert [(i.row, i.existing_id) for i in report.duplicates] == [(6, other.id)]
     assert len(report.added) == 9
+    # Its opt-outs too are the stored person's, as for a duplicate found stored (two
+    # imports racing lost them).
+    again = funnel.import_leads([person(5, opt_outs=["email"])])
+    assert again.duplicates[0].reason.endswith("its opt-outs (email) were added to it")
+    assert funnel.get_lead(other.id).opt_outs == {"email"}
 
 
 def test_a_real_database_error_on_one_row_fails_neither_its_chunk_nor_the_import(

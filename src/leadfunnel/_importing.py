@@ -472,7 +472,7 @@ def _store_chunk(
             for number, record, earlier, _ in rows
             if earlier is None
         ]
-        _commit(repository, accepted, report, actor, reason)
+        _commit(repository, accepted, report, actor, reason, opted)
         # The earlier rows repeated are among the accepted: either all of them were
         # stored (the common case), or look each one up.
         stored = None if len(report.added) - before == len(accepted) else set(report.added[before:])
@@ -670,9 +670,12 @@ def _commit(
     report: ImportReport,
     actor: str | None,
     reason: str | None,
+    opted: dict[UUID, list[tuple[int, Person]]],
 ) -> None:
     """Store ``accepted`` in one commit; if the store refuses it, store each half, down
-    to the one row it refuses, which is reported (about 2 log2(n) commits per bad row)."""
+    to the one row it refuses, which is reported (about 2 log2(n) commits per bad row).
+    A row another writer stored meanwhile is a duplicate whose opt-outs go to ``opted``,
+    as if it had been found stored."""
     if not accepted:
         return
     records = [record for _, record in accepted]
@@ -686,8 +689,12 @@ def _commit(
     except DuplicateError as exc:
         # Another writer claimed one of these people since we looked.
         if len(accepted) == 1:
-            target = report.avoided if isinstance(exc, AvoidListedError) else report.duplicates
-            target.append(ImportIssue(accepted[0][0], str(exc), exc.existing_id))
+            number, record = accepted[0]
+            avoided = isinstance(exc, AvoidListedError)
+            target = report.avoided if avoided else report.duplicates
+            target.append(ImportIssue(number, str(exc), exc.existing_id))
+            if not avoided and exc.existing_id is not None and record.opt_outs:
+                opted.setdefault(exc.existing_id, []).append((number, record))
             return
     except _STORE_REFUSALS as exc:
         if isinstance(exc, StorageError) and not exc.of_value:
@@ -703,8 +710,8 @@ def _commit(
         report.contacts.extend([r.id for r in records if isinstance(r, Contact)])
         return
     half = len(accepted) // 2
-    _commit(repository, accepted[:half], report, actor, reason)
-    _commit(repository, accepted[half:], report, actor, reason)
+    _commit(repository, accepted[:half], report, actor, reason, opted)
+    _commit(repository, accepted[half:], report, actor, reason, opted)
 
 
 def _check_store(repository: Repository, record: Person, refusal: Exception) -> None:

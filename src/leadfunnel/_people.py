@@ -224,6 +224,10 @@ def update(
         raise NotFoundError(record.id, record.kind)
     refuse_erased(found)  # an erased person is never edited back
     stored = cast(_R, found)
+    if stored.version != record.version:
+        # A stale copy, whatever else someone changed meanwhile (its status, say): the
+        # caller re-reads and retries, rather than be told its edit moves the status.
+        raise ConcurrencyError(record.id, record.version, stored.version)
     kind: SubjectKind = record.kind
     state_field = STATE_FIELD[kind]
     old_state, new_state = state_of(stored), str(getattr(record, state_field))
@@ -235,8 +239,6 @@ def update(
             lifecycle_of(kind).allowed(old_state),
             hint=f"update cannot change {state_field}: move it with one of these triggers",
         )
-    if stored.version != record.version:
-        raise ConcurrencyError(record.id, record.version, stored.version)
     frozen = {"id", "created_at", "updated_at", "version", *MANAGED[kind]}
     edits = {
         name: getattr(record, name)
