@@ -604,6 +604,40 @@ def test_import_phone_region_reads_numbers_without_their_country_code(
     assert "--phone-region: phone region 'XX' is not one phone numbers are read in" in bad.output
 
 
+def test_import_says_which_rows_nothing_tells_apart_and_takes_the_reading_options(
+    runner: CliRunner, db: str, tmp_path: Path
+) -> None:
+    """People with neither e-mail nor phone are added again by every import of them: the
+    summary says so, and where to look for duplicates. ``--month-first`` and
+    ``--day-first`` state the order of a file's slash dates; ``--encoding`` its codec."""
+    badges = write(
+        tmp_path,
+        "badges.csv",
+        "first_name,last_name,company,created_at\nHana,Sato,Kite,05/03/2024\n"
+        "Ivo,Petrov,,06/03/2024\n",
+    )
+    said = "2 added with neither e-mail nor phone: nothing tells them from people stored before"
+    first = invoke(runner, "import", str(badges), "--db", db, "--month-first")
+    assert said in first.output
+    assert "Dates were read" not in first.output  # the order was given
+    invoke(runner, "import", str(badges), "--db", db, "--day-first")
+    leads = Funnel(SqlRepository(db)).leads()
+    assert len(leads) == 4
+    assert sorted((lead.created_at.month, lead.created_at.day) for lead in leads) == [
+        (3, 5), (3, 6), (5, 3), (6, 3)
+    ]  # fmt: skip
+    both = runner.invoke(main, ["import", str(badges), "--db", db, "--day-first", "--month-first"])
+    assert both.exit_code == 2
+    mac = write(tmp_path, "mac.csv", "email,first_name\nj@x.example.com,J\u00fcrgen\n", "mac_roman")
+    assert (
+        "1 added"
+        in invoke(runner, "import", str(mac), "--db", db, "--encoding", "mac_roman").output
+    )
+    found = Funnel(SqlRepository(db)).find(email="j@x.example.com")
+    assert found is not None
+    assert found.first_name == "Jürgen"
+
+
 def test_import_status_avoid_takes_a_do_not_contact_list(
     runner: CliRunner, db: str, tmp_path: Path
 ) -> None:

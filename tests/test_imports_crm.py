@@ -142,6 +142,7 @@ def test_a_salesforce_report_export_is_imported_as_salesforce(tmp_path: Path) ->
         "3 added (1 as contacts), 0 duplicates, 0 avoided, 0 rejected (salesforce format)",
         "Stored as leads: 1 raw, 1 unqualified; as contacts: 1 prospect",
         "Columns not imported: Street, Lead ID",
+        "Dates were read month first (M/D/YYYY), as the file writes 3/15/2024 (row 1)",
         "The report's footer (5 lines) was left out.",
     ]
     funnel = Funnel(SqlRepository(f"sqlite:///{tmp_path / 'crm.db'}"))
@@ -172,9 +173,17 @@ def test_a_semicolon_file_with_decimal_commas(tmp_path: Path) -> None:
         ("Vogel", Decimal(1_800_000), 40),
     }
     with (tmp_path / "r.csv").open(encoding="utf-8", newline="") as handle:
-        (_, (row, reason, *cells)) = list(csv.reader(handle))
+        # Written with the file's own separator: "1.200" reads back as it was.
+        (_, (row, reason, *cells)) = list(csv.reader(handle, delimiter=";"))
     assert (row, cells[1]) == ("3", "Brandt")
     assert reason.startswith("AnnualRevenue: '1,500' is ambiguous: 1500 or 1.5?")
+    fixed = (tmp_path / "r.csv").read_text(encoding="utf-8").replace("1,500", "1500")
+    (tmp_path / "fixed.csv").write_text(fixed, encoding="utf-8")
+    code, out, _ = import_file(tmp_path, fixed)
+    assert out.splitlines()[0].startswith("1 added, 0 duplicates, 0 avoided, 0 rejected")
+    karl = funnel.find(email="karl@elbe.example.com")
+    assert karl is not None
+    assert (karl.annual_revenue, karl.employees) == (Decimal(1500), 12)
 
 
 def test_dates_read_day_first_and_in_a_zone(tmp_path: Path) -> None:

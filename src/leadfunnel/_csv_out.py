@@ -52,12 +52,16 @@ def restore(cell: str) -> str:
 class _SafeWriter:
     """A ``csv.writer`` that neutralises every text cell it writes."""
 
-    def __init__(self, handle: IO[str], lineterminator: str) -> None:
-        self._writer = self._quoted = csv.writer(handle, lineterminator=lineterminator)
+    def __init__(self, handle: IO[str], lineterminator: str, delimiter: str = ",") -> None:
+        self._writer = self._quoted = csv.writer(
+            handle, lineterminator=lineterminator, delimiter=delimiter
+        )
         if "\r" not in lineterminator:
             # csv quotes a carriage return inside a cell only when the line terminator
             # holds one: unquoted, a reader would end the row there.
-            self._quoted = csv.writer(handle, lineterminator=lineterminator, quoting=csv.QUOTE_ALL)
+            self._quoted = csv.writer(
+                handle, lineterminator=lineterminator, delimiter=delimiter, quoting=csv.QUOTE_ALL
+            )
 
     def writerow(self, row: Iterable[Any], /) -> Any:
         cells = [neutralise(cell) for cell in row]
@@ -70,9 +74,9 @@ class _SafeWriter:
             self.writerow(row)
 
 
-def csv_writer(handle: IO[str], *, lineterminator: str = "\n") -> _Writer:
+def csv_writer(handle: IO[str], *, lineterminator: str = "\n", delimiter: str = ",") -> _Writer:
     """A CSV writer on ``handle`` whose text cells are neutralised."""
-    return _SafeWriter(handle, lineterminator)
+    return _SafeWriter(handle, lineterminator, delimiter)
 
 
 def csv_text(header: Sequence[Any], rows: Iterable[Iterable[Any]]) -> str:

@@ -61,7 +61,20 @@ __all__ = ["import_"]
     metavar="ZONE",
     help="Time zone of dates written without one, e.g. Europe/Paris.",
 )
-@click.option("--day-first", is_flag=True, help="Read dates like 03/04/2024 as day/month/year.")
+@click.option(
+    "--day-first",
+    is_flag=True,
+    help="Read dates like 03/04/2024 as day/month/year (default: decided from the file's "
+    "own dates, month first if none tells).",
+)
+@click.option("--month-first", is_flag=True, help="Read dates like 03/04/2024 as month/day/year.")
+@click.option(
+    "--encoding",
+    default=None,
+    metavar="NAME",
+    help="The file's encoding, e.g. mac_roman or cp1252 (default: recognised; a file "
+    "that could be read two ways is refused).",
+)
 @click.option(
     "--phone-region",
     default="US",
@@ -88,6 +101,8 @@ def import_(
     status_map: str | None,
     timezone: str,
     day_first: bool,
+    month_first: bool,
+    encoding: str | None,
     phone_region: str,
     lead_model: str | None,
     rejects: str | None,
@@ -104,6 +119,8 @@ def import_(
     from .._csv import StatusMap, open_csv
     from .._importing import sized_chunks
 
+    if day_first and month_first:
+        fail("give --day-first or --month-first, not both")
     statuses = StatusMap.from_toml(status_map) if status_map else None
     model = load_lead_model(lead_model) if lead_model else None
     source = open_csv(
@@ -112,7 +129,8 @@ def import_(
         statuses=statuses,
         read_statuses=status is None,
         timezone=_zone(timezone),
-        day_first=day_first,
+        day_first=True if day_first else False if month_first else None,
+        encoding=encoding,
         lead_model=model,
     )
     options: dict[str, Any] = {"phone_region": _phone_region(phone_region)}
@@ -130,7 +148,7 @@ def import_(
     # chunk, once its rows are let go.
     with _Interrupts() as interrupts:  # until the summary is out
         with (
-            _RejectsFile(rejects, source.header) as write_rejects,
+            _RejectsFile(rejects, source.header, source.delimiter) as write_rejects,
             _progress(source.path.stat().st_size) as advance,
             collector_paused() as collect,
         ):
@@ -233,6 +251,7 @@ class _ImportTally:
     def __init__(self) -> None:
         self.added = self.duplicates = self.avoided = self.rejected = 0
         self.stored: Counter[str] = Counter()  # lead status, or "contact:<type>"
+        self.keyless = 0  # added with neither e-mail nor phone
 
     def count(self, rows: list[CsvRow], report: ImportReport, status: str | None) -> _Handled:
         """Count one chunk's report (which numbers its rows from 1)."""
@@ -247,6 +266,8 @@ class _ImportTally:
             if fields["id"] in added:
                 kind = "contact:" + fields["type"] if "type" in fields else None
                 self.stored[kind or status or fields.get("status", "raw")] += 1
+                if not (fields.get("email") or fields.get("phone")):
+                    self.keyless += 1
             elif index not in issues and unhandled is None:
                 unhandled = row.number
         rejected = [
@@ -271,6 +292,12 @@ class _ImportTally:
             kinds = [("as leads", self._counts(LeadStatus, ""))]
             kinds.append(("as contacts", self._counts(ContactType, "contact:")))
             lines.append("Stored " + "; ".join(f"{a}: {b}" for a, b in kinds if b))
+        if self.keyless:
+            lines.append(
+                f"{self.keyless} added with neither e-mail nor phone: nothing tells them "
+                "from people stored before, so importing them again adds them again (find "
+                "likely duplicates with funnel.similar())"
+            )
         unused = source.unused_columns()
         if unused:
             lines.append("Columns not imported: " + ", ".join(unused))
@@ -282,6 +309,7 @@ class _ImportTally:
                 f"Status values with no meaning given, rows rejected: {values}; "
                 "say what they mean with --status-map FILE.toml"
             )
+        lines.extend(source.notes())
         if source.footer_lines:
             lines.append(f"The report's footer ({source.footer_lines} lines) was left out.")
         if rejects and self.rejected:
@@ -414,8 +442,11 @@ class _RejectsFile:
     run as formulas are neutralised (``leadfunnel import`` reads them back as they were).
     """
 
-    def __init__(self, path: str | None, header: tuple[str, ...]) -> None:
+    def __init__(self, path: str | None, header: tuple[str, ...], delimiter: str = ",") -> None:
         self._path = Path(path) if path else None
+        # The source's own separator: a semicolon export's "450.000" is read back as it
+        # was (its thousands rule follows the separator), and it opens as its source did.
+        self._delimiter = delimiter
         # A rejects file imported again starts with the row and reason of its first
         # import: this one's replace them (two of each would be a header naming a
         # column twice, which import refuses).
@@ -427,7 +458,9 @@ class _RejectsFile:
     def __enter__(self) -> Callable[[list[tuple[int, str, tuple[str, ...]]]], None]:
         if self._path is not None:
             self._handle = self._partial.open("w", encoding="utf-8", newline="")
-            self._writer = csv_writer(self._handle, lineterminator="\r\n")
+            self._writer = csv_writer(
+                self._handle, lineterminator="\r\n", delimiter=self._delimiter
+            )
             self._writer.writerow(["row", "reason", *self._header])
         return self._write
 
