@@ -480,3 +480,10 @@ def test_a_funnel_s_phone_region_is_checked_when_it_is_made() -> None:
     with pytest.raises(ConfigError, match="phone region 'XX' is not one phone numbers"):
         Funnel(phone_region="XX")
     assert Funnel(phone_region="gb").phone_region == "GB"
+
+
+def test_a_person_s_notes_hold_a_crm_s_long_text() -> None:
+    """An export's notes of a few thousand characters (Salesforce's Description holds
+    32,000) cost the person their import when notes stopped at 2,000."""
+    assert Lead(notes="n" * 32_000).notes == "n" * 32_000
+    assert "at most 32000 characters" in str(rejects("notes", notes="n" * 32_001))

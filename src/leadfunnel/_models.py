@@ -345,6 +345,9 @@ _MULTI_LINE = _refuse_control(_CONTROL_IN_TEXT, "remove it (tabs and line breaks
 Email = Annotated[str, AfterValidator(_normalise_email)]
 Country = Annotated[str, _ONE_LINE, AfterValidator(normalise_country)]
 Text = Annotated[str, Field(max_length=2000), _MULTI_LINE]
+#: A person's notes: as long as a CRM's long text (Salesforce's Description holds
+#: 32,000 characters), so that an export's notes never cost the person their import.
+Notes = Annotated[str, Field(max_length=32_000), _MULTI_LINE]
 Name = Annotated[str, Field(max_length=200), _ONE_LINE]
 Money = Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=2)]
 Count = Annotated[int, Field(ge=0)]
@@ -407,7 +410,7 @@ class _Person(_Stored):
     source: Name | None = None
     tags: frozenset[Annotated[str, Field(min_length=1, max_length=100), _ONE_LINE]] = frozenset()
     owner: Name | None = None
-    notes: Text | None = None
+    notes: Notes | None = None
     opt_outs: frozenset[Channel] = frozenset()
     #: More ways to recognise the person, such as those of a duplicate merged into this
     #: record: they are identity keys too, so the merged-away e-mail still dedupes.

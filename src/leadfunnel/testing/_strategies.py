@@ -261,7 +261,7 @@ _COMPANY = _text(
 _NOTE: st.SearchStrategy[str | None] = _table(
     (90, [None]),
     (90, _NOTES),
-    (30, _long([*_NOTES, *_WORDS], [500, 1999, 2000])),  # Text: at most 2,000
+    (30, _long([*_NOTES, *_WORDS], [500, 2000, 31_999, 32_000])),  # Notes: at most 32,000
 )
 
 
