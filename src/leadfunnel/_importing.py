@@ -250,6 +250,7 @@ def import_leads(
     router: Router | None,
     suppressor: Suppressor | None = None,
     models: Mapping[str, type[Any]] | None = None,
+    now: Callable[[], datetime] | None = None,
 ) -> ImportReport:
     """Add many leads and contacts, never raising for one bad row: ``Funnel.import_leads``.
 
@@ -257,7 +258,13 @@ def import_leads(
     ``None``, chunks sized by :func:`sized_chunks` on :func:`row_bytes`. ``models`` are
     the classes rows become (the application's subclasses, with their own fields: a
     row's key named like one fills it); default ``Lead`` and ``Contact``.
+
+    New records are dated ``at``; a change to a person stored before (put on the avoid
+    list, given a duplicate row's opt-outs) is dated ``now()`` when it is made (default:
+    ``at``), so that it never comes before an edit the application committed meanwhile.
     """
+    if now is None:
+        now = lambda: at  # noqa: E731
     lead_model: type[Lead] = (models or {}).get("lead", Lead)
     contact_model: type[Contact] = (models or {}).get("contact", Contact)
     if chunk_size is not None and chunk_size < 1:
@@ -300,7 +307,7 @@ def import_leads(
                         report.rejected.append(ImportIssue(number, str(exc)))
                         continue
                     valid.append((number, record))
-                _store_chunk(repository, valid, report, actor, reason, suppressor, router, at)
+                _store_chunk(repository, valid, report, actor, reason, suppressor, router, now)
                 _in_row_order(report, marks)
                 # Storing leaves cyclic garbage (a SQL adapter's statements): collect
                 # this chunk's, or it piles up for the whole import.
@@ -451,7 +458,7 @@ def _store_chunk(
     reason: str | None,
     suppressor: Suppressor | None,
     router: Router | None,
-    at: datetime,
+    now: Callable[[], datetime],
 ) -> None:
     """Sort each row into added, duplicates or avoided, and store the added in one
     commit; rows that repeat an earlier row the store then refused are sorted again
@@ -472,7 +479,7 @@ def _store_chunk(
             for number, record, earlier, _ in rows
             if earlier is None
         ]
-        _commit(repository, accepted, report, actor, reason, opted)
+        _commit(repository, accepted, report, actor, reason, opted, suppressor)
         # The earlier rows repeated are among the accepted: either all of them were
         # stored (the common case), or look each one up.
         stored = None if len(report.added) - before == len(accepted) else set(report.added[before:])
@@ -490,9 +497,9 @@ def _store_chunk(
                 report.duplicates.append(_duplicate(number, key, "an earlier row", earlier.id))
                 if _opts_out_more(record, earlier):
                     opted.setdefault(earlier.id, []).append((number, record))
-    _avoid_named(repository, named, report, actor, reason, at)
+    _avoid_named(repository, named, report, actor, reason, now)
     if opted:
-        _carry_opt_outs(repository, opted, report, actor, reason, at)
+        _carry_opt_outs(repository, opted, report, actor, reason, now)
 
 
 def _opts_out_more(row: Person, holder: Person) -> bool:
@@ -506,7 +513,7 @@ def _carry_opt_outs(
     report: ImportReport,
     actor: str | None,
     reason: str | None,
-    at: datetime,
+    now: Callable[[], datetime],
 ) -> None:
     """A duplicate row is not stored, but the channels it opts out of are: added to the
     stored person's ``opt_outs`` (never removed: an export that says nothing of an
@@ -518,7 +525,7 @@ def _carry_opt_outs(
         holder: frozenset().union(*(record.opt_outs for _, record in rows))
         for holder, rows in opted.items()
     }
-    added = _opt_out(repository, wanted, at, actor, reason)
+    added = _opt_out(repository, wanted, now, actor, reason)
     if not added:
         return
     notes = {
@@ -544,13 +551,14 @@ def _carry_opt_outs(
 def _opt_out(
     repository: Repository,
     wanted: dict[UUID, frozenset[Channel]],
-    at: datetime,
+    now: Callable[[], datetime],
     actor: str | None,
     reason: str | None,
 ) -> dict[UUID, frozenset[Channel]]:
     """Add ``wanted`` channels to each stored person's ``opt_outs``; return what each
     gained."""
     changes = ChangeSet()
+    at = now()
     gained: dict[UUID, frozenset[Channel]] = {}
     for holder in repository.get_many(wanted).values():
         if not isinstance(holder, (Lead, Contact)) or holder.erased_at is not None:
@@ -576,7 +584,7 @@ def _avoid_named(
     report: ImportReport,
     actor: str | None,
     reason: str | None,
-    at: datetime,
+    now: Callable[[], datetime],
 ) -> None:
     """Put the stored people that avoid rows name on the avoid list, as ``avoid()``
     does (the contact a lead became too, open deals lost, keys suppressed); each row
@@ -585,7 +593,7 @@ def _avoid_named(
     avoid_now = retrying(avoid)
     for number, key, holder in named:
         try:
-            avoid_now(repository, holder, now=at, actor=actor, reason=reason)
+            avoid_now(repository, holder, now=now(), actor=actor, reason=reason)
         except LeadFunnelError as exc:
             report.duplicates.append(
                 ImportIssue(number, f"same {key.partition(':')[0]} as {holder}; {exc}", holder)
@@ -671,28 +679,34 @@ def _commit(
     actor: str | None,
     reason: str | None,
     opted: dict[UUID, list[tuple[int, Person]]],
+    suppressor: Suppressor | None = None,
 ) -> None:
     """Store ``accepted`` in one commit; if the store refuses it, store each half, down
     to the one row it refuses, which is reported (about 2 log2(n) commits per bad row).
     A row another writer stored meanwhile is a duplicate whose opt-outs go to ``opted``,
-    as if it had been found stored."""
+    as if it had been found stored; one whose person another writer avoided or erased
+    meanwhile (the store checks the suppression list again as it commits) is avoided."""
     if not accepted:
         return
     records = [record for _, record in accepted]
+    changes = ChangeSet(
+        inserts=list(records),
+        events=[e for r in records for e in _events(r, actor, reason)],
+    )
+    if suppressor is not None:
+        changes.unsuppressed = [k for r in records for k in identity_keys(r)]
+        changes.digest = suppressor.digest
     try:
-        repository.commit(
-            ChangeSet(
-                inserts=list(records),
-                events=[e for r in records for e in _events(r, actor, reason)],
-            )
-        )
+        repository.commit(changes)
     except DuplicateError as exc:
-        # Another writer claimed one of these people since we looked.
+        # Another writer claimed (or avoided) one of these people since we looked.
         if len(accepted) == 1:
             number, record = accepted[0]
             avoided = isinstance(exc, AvoidListedError)
-            target = report.avoided if avoided else report.duplicates
-            target.append(ImportIssue(number, str(exc), exc.existing_id))
+            if avoided:
+                report.avoided.append(_avoid_listed(number, exc.key, exc.existing_id))
+            else:
+                report.duplicates.append(ImportIssue(number, str(exc), exc.existing_id))
             if not avoided and exc.existing_id is not None and record.opt_outs:
                 opted.setdefault(exc.existing_id, []).append((number, record))
             return
@@ -710,8 +724,8 @@ def _commit(
         report.contacts.extend([r.id for r in records if isinstance(r, Contact)])
         return
     half = len(accepted) // 2
-    _commit(repository, accepted[:half], report, actor, reason, opted)
-    _commit(repository, accepted[half:], report, actor, reason, opted)
+    _commit(repository, accepted[:half], report, actor, reason, opted, suppressor)
+    _commit(repository, accepted[half:], report, actor, reason, opted, suppressor)
 
 
 def _check_store(repository: Repository, record: Person, refusal: Exception) -> None:

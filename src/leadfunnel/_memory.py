@@ -44,6 +44,8 @@ from ._repository import (
     holds_keys,
     identity_keys,
     missing_value,
+    read_changed,
+    refuse_suppressed,
     text_filter,
     trait_key,
     where_values,
@@ -245,6 +247,23 @@ class InMemoryRepository(Repository):
             found = len(self._touches.get(subject_id, ()))
             if found != read:
                 raise ConcurrencyError.of_touches(subject_id, read, found)
+        for subject_id, read in changes.events_read.items():
+            found = len(self._events.get(subject_id, ()))
+            if found != read:
+                raise read_changed("events", subject_id, read, found)
+        if changes.deals_read:
+            deals = self._by_kind["opportunity"].values()
+            for record_id, read in changes.deals_read.items():
+                found = sum(
+                    1
+                    for d in deals
+                    if isinstance(d, Opportunity) and record_id in (d.contact_id, d.lead_id)
+                )
+                if found != read:
+                    raise read_changed("deals", record_id, read, found)
+        if changes.unsuppressed and self._suppressed:
+            suppressed = self._suppressed
+            refuse_suppressed(changes, lambda ds: {d: suppressed[d] for d in ds if d in suppressed})
         # Only the keys this change set claims matter: look them up, never copy the
         # whole index (that made every commit O(records)).
         claiming = [r for r in changes.records() if r.id not in same_keys]

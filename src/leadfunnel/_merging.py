@@ -150,6 +150,12 @@ def merge(
         updates=[merged, *moved_deals, *moved_leads],
         deletes=[gone],
         moves=[Move(touches, events, kept.id)],
+        # What was read of ``other`` is what moves: a touch, capture or booking on it
+        # committed in between (none changes its version) fails the merge, which reads
+        # again (``retrying``), rather than be left pointing at a deleted record.
+        touches_read={gone.id: len(touches)},
+        events_read={gone.id: len(events)},
+        deals_read={gone.id: len(deals)},
         add_merge=MergeLog(
             id=new_id(),
             keep_id=kept.id,

@@ -106,7 +106,9 @@ def add(
     if isinstance(stored, Lead):
         stored = assign_owner(router, stored)  # only once it is certain to be stored
     new = event(stored, "add", None, state_of(stored), now, actor, reason)
-    repository.commit(ChangeSet(inserts=[stored], events=[new]))
+    repository.commit(
+        ChangeSet(inserts=[stored], events=[new], **_unsuppressed(suppressor, stored))
+    )
     return stored
 
 
@@ -133,9 +135,12 @@ def capture(
         stored = _prepare_new(fresh, now, "capture", router)
         new = event(stored, "capture", None, "raw", now, actor, reason)
         try:
-            repository.commit(ChangeSet(inserts=[stored], events=[new]))
+            repository.commit(
+                ChangeSet(inserts=[stored], events=[new], **_unsuppressed(suppressor, stored))
+            )
         except DuplicateError:
-            # Someone stored this person since we looked: look again (capture retries).
+            # Someone stored or avoided this person since we looked: look again
+            # (capture retries, and refuses an avoided one).
             raise ConcurrencyError(stored.id, 0) from None
         return Captured(stored, True, new)
     filled = fill_from(holder, lead)
@@ -155,8 +160,13 @@ def capture(
         filled["status"], filled["status_at"] = LeadStatus.RAW, now
     changes = ChangeSet()
     if filled:
+        before = identity_keys(holder)
         holder = bump(holder, now, **filled)
         changes.updates.append(holder)
+        # The keys it takes from the capture, checked again as it commits.
+        gained = [k for k in identity_keys(holder) if k not in before]
+        if gained:
+            changes.unsuppressed, changes.digest = gained, suppressor.digest
     else:
         # Nothing to save, but the capture was decided on this holder (not avoided):
         # if it changed meanwhile (avoided, say), the commit fails and capture retries.
@@ -264,9 +274,10 @@ def update(
         fresh = cast(_R, fresh.model_copy(update={"version": stored.version + 1}))
     data: dict[str, Any] = {"fields": sorted(edits)}
     suppress: list[Suppression] = []
+    added: list[str] = []
     if isinstance(stored, (Lead, Contact)) and isinstance(fresh, (Lead, Contact)):
         before, after = identity_keys(stored), identity_keys(fresh)
-        _refuse_suppressed_keys(suppressor, [k for k in after if k not in before], stored)
+        added = _refuse_suppressed_keys(suppressor, [k for k in after if k not in before], stored)
         dropped = [k for k in before if k not in after]
         if dropped:
             # What the person held before, as digests only: avoiding them later
@@ -275,7 +286,10 @@ def update(
             if is_avoided(stored):
                 suppress = suppressor.suppress(dropped, stored.id)
     new = event(fresh, "update", old_state, old_state, now, actor, reason, data)
-    repository.commit(ChangeSet(updates=[fresh], events=[new], suppress=suppress))
+    changes = ChangeSet(updates=[fresh], events=[new], suppress=suppress)
+    if isinstance(fresh, (Lead, Contact)) and added:
+        changes.unsuppressed, changes.digest = added, suppressor.digest
+    repository.commit(changes)
     return fresh
 
 
@@ -333,14 +347,22 @@ def _refuse_suppressed(suppressor: Suppressor, record: Lead | Contact) -> None:
 
 def _refuse_suppressed_keys(
     suppressor: Suppressor, keys: list[str], record: Lead | Contact
-) -> None:
+) -> list[str]:
     """Refuse an edit giving ``record`` a suppressed key, unless the person itself
-    keeps it suppressed (an avoided record taking back a key it held)."""
+    keeps it suppressed (an avoided record taking back a key it held); return the keys
+    that are not suppressed at all, which the commit checks again."""
     banned = suppressor.banned(keys)
     own = {record.id, getattr(record, "lead_id", None), getattr(record, "contact_id", None)}
     for key in keys:
         if key in banned and banned[key] not in own:
             raise AvoidListedError(banned[key], key)
+    return [key for key in keys if key not in banned]
+
+
+def _unsuppressed(suppressor: Suppressor, record: Lead | Contact) -> dict[str, Any]:
+    """The ``ChangeSet`` fields that have the store refuse ``record``'s keys if they
+    are suppressed when it commits (someone avoided or erased since they were checked)."""
+    return {"unsuppressed": list(identity_keys(record)), "digest": suppressor.digest}
 
 
 def _refuse_match(record: Lead | Contact, holder: Lead | Contact) -> None:

@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
-from ._changes import bump, event, load
+from ._changes import bump, event, load, retrying
 from ._enums import LostReason, Stage
 from ._lifecycle import OPPORTUNITY
 from ._models import PERSONAL_FIELDS, Contact, Event, Lead, Opportunity, identity_keys
@@ -53,6 +53,7 @@ class Erasure(Serialised):
         }
 
 
+@retrying
 def erase(
     repository: Repository,
     subject_id: UUID,
@@ -63,7 +64,9 @@ def erase(
     actor: str | None,
     reason: str | None,
 ) -> Erasure:
-    """Scrub the person ``subject_id`` belongs to, in one commit (see the module)."""
+    """Scrub the person ``subject_id`` belongs to, in one commit (see the module). An
+    erasure that lost a race (the person was touched, captured or booked while it read
+    them) reads them again (``retrying``)."""
     people = _person(repository, subject_id, erased=False)
     ids = {record.id for record in people}
     logs = repository.merges_of(ids)
@@ -86,15 +89,25 @@ def erase(
         changes.updates.append(_closed(deal, lost_reason, now, actor, reason, changes))
     former: list[str] = []  # digests of keys the person edited away
     for subject in (*ids, *(d.id for d in deals)):
-        for stored in repository.history(subject):
+        history = repository.history(subject)
+        # What was read is what is scrubbed: an event, touch or deal added in between
+        # (a capture, a touch, a booking change no version) fails the commit, and the
+        # erasure reads again (retrying), rather than leave it unscrubbed.
+        changes.events_read[subject] = len(history)
+        for stored in history:
             former.extend(dropped_digests([stored]))
             clean = _scrub_event(stored, texts)
             if clean != stored:
                 changes.rewrites.append(clean)
     for subject in ids:
-        for logged in repository.touches(subject):
+        touches = repository.touches(subject)
+        changes.touches_read[subject] = len(touches)
+        for logged in touches:
             if logged.note is not None:
                 changes.rewrites.append(logged.model_copy(update={"note": None}))
+    for record in people:
+        if isinstance(record, Contact):
+            changes.deals_read[record.id] = sum(1 for d in deals if d.contact_id == record.id)
     for log in logs:
         changes.rewrite_merges.append(_scrub_merge(log, ids))
     if suppress:

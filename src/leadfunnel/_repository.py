@@ -144,11 +144,25 @@ class ChangeSet:
     ``checks`` are records the operation read and decided on without changing them (the
     person a touch is logged on): the commit fails if any of them changed since.
     ``touches_read`` are, by subject, how many touches the operation read and decided on
-    (a touch checked against its cadence): the commit fails if the subject has another
-    number now. Both fail with :class:`~leadfunnel.ConcurrencyError`, and a store checks
-    them while it holds what the commit writes (the records of ``checks`` locked, where
-    the store locks rows), so two commits checked against the same state cannot both
-    be stored.
+    (a touch checked against its cadence, the touches an erasure scrubs or a merge
+    moves): the commit fails if the subject has another number now (counted before
+    this change's own touches and moves). ``events_read`` are the same for events (the
+    history an erasure scrubs or a merge moves), and ``deals_read``, by lead or
+    contact, how many opportunities name it as their ``contact_id`` or ``lead_id``
+    (the deals an erasure closes or a merge re-points): a capture, touch or booking
+    committed in between, which changes no version, fails the change instead of being
+    left behind. All of these fail with :class:`~leadfunnel.ConcurrencyError`, and a
+    store checks them while it holds what the commit writes (the records of ``checks``,
+    ``updates`` and ``deletes`` locked, where the store locks rows), so two commits
+    checked against the same state cannot both be stored.
+
+    ``unsuppressed`` are identity keys the change stores (a new person's, those an edit
+    adds) that must not be on the suppression list, and ``digest`` gives the digest of
+    one (see :class:`Suppression`): the commit fails with
+    :class:`~leadfunnel.AvoidListedError` (the suppression's record id, the key) if the
+    digest of one is suppressed. A store checks this after every commit that stores
+    suppressions before it, so that a person avoided or erased a moment ago is never
+    stored again; it may skip the digests when it holds no suppression at all.
     """
 
     inserts: list[Record] = field(default_factory=list)
@@ -161,7 +175,11 @@ class ChangeSet:
     remove_merge: UUID | None = None
     checks: list[Record] = field(default_factory=list)
     touches_read: dict[UUID, int] = field(default_factory=dict)
+    events_read: dict[UUID, int] = field(default_factory=dict)
+    deals_read: dict[UUID, int] = field(default_factory=dict)
     suppress: list[Suppression] = field(default_factory=list)
+    unsuppressed: list[str] = field(default_factory=list)
+    digest: Callable[[str], str] | None = None
     #: Stored touches and events replaced by these (same id; the store keeps each one's
     #: subject and position): an erasure scrubbing notes, reasons and data.
     rewrites: list[Touch | Event] = field(default_factory=list)
@@ -929,6 +947,42 @@ def check_rep_list(kind: str) -> None:
         raise InvalidArgumentError(
             f"there is no rep list {kind!r}; choose one of: {', '.join(get_args(RepListKind))}"
         )
+
+
+def read_changed(what: str, id: UUID, read: int, found: int) -> Exception:
+    """The :class:`~leadfunnel.ConcurrencyError` of a change decided on ``read``
+    ``what`` (``"touches"``, ``"events"``, ``"deals"``) of ``id``, which has ``found``
+    now. Shared by adapters."""
+    from ._errors import ConcurrencyError
+
+    if what == "touches":
+        return ConcurrencyError.of_touches(id, read, found)
+    return ConcurrencyError(
+        id,
+        read,
+        found,
+        message=f"{id} had {read} {what} when this change read them and has {found} now "
+        "(someone changed it in between); read it again and retry",
+    )
+
+
+def refuse_suppressed(
+    changes: ChangeSet, suppressed: Callable[[list[str]], Mapping[str, UUID]]
+) -> None:
+    """Raise :class:`~leadfunnel.AvoidListedError` if a key of ``changes.unsuppressed``
+    is suppressed: ``suppressed`` gives, for a list of digests, those stored with their
+    record's id (an adapter's lookup, inside its commit). Shared by adapters."""
+    from ._errors import AvoidListedError, InvalidArgumentError
+
+    if not changes.unsuppressed:
+        return
+    if changes.digest is None:
+        raise InvalidArgumentError("a ChangeSet with unsuppressed keys needs its digest")
+    digests = {changes.digest(key): key for key in dict.fromkeys(changes.unsuppressed)}
+    found = suppressed(list(digests))
+    for digest, key in digests.items():
+        if digest in found:
+            raise AvoidListedError(found[digest], key)
 
 
 def check_keys_free(

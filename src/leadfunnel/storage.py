@@ -17,7 +17,12 @@ and :class:`~leadfunnel.SqlRepository` use:
   (by value), :func:`trait_key` is a person's company, last name or e-mail domain as
   ``people_like`` compares them;
 * :func:`check_grouping` and :func:`check_rep_list` refuse an unknown grouping or rep
-  list with the error the facade promises.
+  list with the error the facade promises;
+* :func:`read_changed` is the :class:`~leadfunnel.ConcurrencyError` of a change whose
+  ``touches_read``, ``events_read`` or ``deals_read`` no longer hold, and
+  :func:`refuse_suppressed` raises the :class:`~leadfunnel.AvoidListedError` of a
+  change storing a key of ``ChangeSet.unsuppressed`` that is suppressed, given the
+  adapter's look-up of suppressions inside its commit.
 """
 
 from __future__ import annotations
@@ -40,6 +45,8 @@ from ._repository import (
     Suppression,
     check_grouping,
     check_rep_list,
+    read_changed,
+    refuse_suppressed,
     trait_key,
     where_values,
 )
@@ -66,6 +73,8 @@ __all__ = [
     "holds_keys",
     "identity_keys",
     "is_avoided",
+    "read_changed",
+    "refuse_suppressed",
     "trait_key",
     "where_values",
 ]

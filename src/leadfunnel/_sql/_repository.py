@@ -74,6 +74,8 @@ from .._repository import (
     check_rep_list,
     json_value,
     missing_value,
+    read_changed,
+    refuse_suppressed,
     text_filter,
     trait_key,
     where_values,
@@ -344,13 +346,13 @@ class SqlRepository(Repository):
         stored = self._lock(conn, changes)
         if changes.touches_read:
             self._check_touches(conn, changes.touches_read)
+        if changes.events_read or changes.deals_read:
+            self._check_counts(conn, changes)
         held = self._update(conn, changes.updates, stored, changes.read)
         for batch in _batches(released):
             conn.execute(_RELEASE_KEYS, {"ids": list(batch)})
             conn.execute(_RELEASE_TAGS, {"ids": list(batch)})
         self._claim_keys(conn, changes, held)
-        if changes.suppress:
-            self._suppress(conn, changes)
         for kind, table in s.RECORD_TABLES.items():
             rows = [_record_row(r) for r in changes.inserts if r.kind == kind]
             if rows:
@@ -366,8 +368,16 @@ class SqlRepository(Repository):
             self._insert(conn, s.tags, tag_rows)
         if changes.touches:
             self._insert(conn, s.touches, [_touch_row(t) for t in changes.touches])
-        if changes.events:
+        if changes.events or changes.suppress or changes.unsuppressed:
+            # The counter row's lock orders every commit that stores suppressions or
+            # must not store a suppressed key: suppressions are written and looked up
+            # only once it is held, so a commit after an avoid sees its suppressions.
             first = self._take_positions(conn, len(changes.events))
+        if changes.unsuppressed and self._any_suppressed(conn):
+            refuse_suppressed(changes, lambda digests: self._suppressions(conn, digests))
+        if changes.suppress:
+            self._suppress(conn, changes)
+        if changes.events:
             self._insert(
                 conn,
                 s.events,
@@ -442,6 +452,41 @@ class SqlRepository(Repository):
             if found != expected:
                 raise ConcurrencyError.of_touches(subject_id, expected, found)
 
+    def _check_counts(self, conn: Connection, changes: ChangeSet) -> None:
+        """Refuse the change if a subject has other events, or a person other deals,
+        than it was decided on: counted as :meth:`_check_touches` counts touches, once
+        the rows the change writes (the subjects among them) are locked."""
+        for subject_id, expected in changes.events_read.items():
+            found = conn.execute(_EVENT_COUNT, {"subject_id": subject_id}).scalar_one()
+            if found != expected:
+                raise read_changed("events", subject_id, expected, found)
+        for record_id, expected in changes.deals_read.items():
+            found = conn.execute(_DEAL_COUNT, {"record_id": record_id}).scalar_one()
+            if found != expected:
+                raise read_changed("deals", record_id, expected, found)
+
+    def _any_suppressed(self, conn: Connection) -> bool:
+        """Whether any suppression is stored, read as committed now (a locking read on
+        MySQL, whose plain reads see the transaction's snapshot)."""
+        query = _ANY_SUPPRESSED_LOCKED if self._locking_reads else _ANY_SUPPRESSED
+        return conn.execute(query).first() is not None
+
+    def _suppressions(self, conn: Connection, digests: Iterable[str]) -> dict[str, UUID]:
+        """The stored suppressions among ``digests`` (their record ids), read as
+        committed now (see :meth:`_any_suppressed`), 500 at a time."""
+        t = s.suppressions
+        found: dict[str, UUID] = {}
+        for batch in _batches(list(digests)):
+            query = sa.select(t.c.digest, t.c.record_id).where(t.c.digest.in_(batch))
+            if self._locking_reads:
+                query = query.with_for_update(read=True)
+            found.update((digest, holder) for digest, holder in conn.execute(query))
+        return found
+
+    @property
+    def _locking_reads(self) -> bool:
+        return self.dialect in ("mysql", "mariadb")
+
     def _take_positions(self, conn: Connection, count: int) -> int:
         """Reserve ``count`` event positions; return the first.
 
@@ -463,10 +508,7 @@ class SqlRepository(Repository):
 
     def _suppress(self, conn: Connection, changes: ChangeSet) -> None:
         wanted = {item.digest: item.record_id for item in changes.suppress}
-        present: set[str] = set()
-        for batch in _batches(list(wanted)):
-            query = sa.select(s.suppressions.c.digest).where(s.suppressions.c.digest.in_(batch))
-            present.update(conn.execute(query).scalars())
+        present = self._suppressions(conn, wanted)
         rows = [{"digest": d, "record_id": r} for d, r in wanted.items() if d not in present]
         self._insert(conn, s.suppressions, rows)
 
@@ -1575,6 +1617,22 @@ _MOVE_POSITION_RETURNING = (
     .values(value=s.counters.c.value + sa.bindparam("count"))
     .returning(s.counters.c.value)
 )
+_EVENT_COUNT = (
+    sa.select(sa.func.count())
+    .select_from(s.events)
+    .where(s.events.c.subject_id == sa.bindparam("subject_id"))
+)
+# Two counts, each through its own index (an OR may scan the table on some servers).
+_DEAL_COUNT = sa.select(
+    sa.select(sa.func.count())
+    .select_from(s.opportunities)
+    .where(s.opportunities.c.contact_id == sa.bindparam("record_id"))
+    .scalar_subquery()
+    + sa.select(sa.func.count())
+    .select_from(s.opportunities)
+    .where(s.opportunities.c.lead_id == sa.bindparam("record_id"))
+    .scalar_subquery()
+)
 _TOUCH_COUNT = (
     sa.select(sa.func.count())
     .select_from(s.touches)
@@ -2219,6 +2277,7 @@ _sqlite_micros = functools.lru_cache(maxsize=1024)(s.to_sqlite_micros)
 
 
 _ANY_SUPPRESSED = sa.select(sa.literal(1)).select_from(s.suppressions).limit(1)
+_ANY_SUPPRESSED_LOCKED = _ANY_SUPPRESSED.with_for_update(read=True)
 
 
 _ZERO = timedelta(0)

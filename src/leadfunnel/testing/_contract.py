@@ -19,6 +19,7 @@ failure shows the values compared.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import threading
 from abc import ABC, abstractmethod
@@ -1550,6 +1551,87 @@ class RepositoryContract(ABC):
         repo.commit(ChangeSet(touches=[late], checks=[a, b], touches_read={a.id: 1, b.id: 0}))
         assert repo.touches(a.id) == [first, late]
         assert repo.get(a.id) == a  # what was read is checked, not changed
+
+    def test_events_read_refuse_a_change_decided_on_other_events(self, repo: Repository) -> None:
+        a, b = lead(1), lead(2)
+        add(repo, a, b)  # each has its add event
+        late = event(a, "capture", "raw", "raw")
+        repo.commit(ChangeSet(events=[late], checks=[a], events_read={a.id: 1}))
+        scrub = late.model_copy(update={"reason": None})
+        for read in (1, 3):  # decided on fewer events, or on more, than a has
+            with pytest.raises(ConcurrencyError) as err:
+                repo.commit(ChangeSet(rewrites=[scrub], checks=[a], events_read={a.id: read}))
+            assert (err.value.id, err.value.expected, err.value.found) == (a.id, read, 2)
+        # Counted before the change's own events, per subject.
+        more = event(a, "update", "raw", "raw")
+        repo.commit(ChangeSet(events=[more], checks=[a, b], events_read={a.id: 2, b.id: 1}))
+        assert [e.name for e in repo.history(a.id)] == ["add", "capture", "update"]
+        # A merge that read a's history, refused once b's moved onto it meanwhile.
+        moved = repo.history(b.id)[0].id
+        repo.commit(ChangeSet(moves=[Move((), (moved,), a.id)]))
+        with pytest.raises(ConcurrencyError):
+            repo.commit(ChangeSet(deletes=[a], events_read={a.id: 3}))
+        assert repo.get(a.id) == a  # nothing of the refused change
+
+    def test_deals_read_refuse_a_change_decided_on_other_deals(self, repo: Repository) -> None:
+        a = lead(1)
+        c = contact(1, lead_id=a.id)
+        other = contact(2)
+        add(repo, a, c, other)
+        first = deal(c)
+        add(repo, first)
+        # Counted by contact_id for the contact, by lead_id for the lead.
+        repo.commit(ChangeSet(checks=[c, a], deals_read={c.id: 1, a.id: 1, other.id: 0}))
+        second = deal(c)
+        add(repo, second)  # booked meanwhile: the change read one deal
+        with pytest.raises(ConcurrencyError) as err:
+            repo.commit(ChangeSet(deletes=[c], deals_read={c.id: 1}))
+        assert (err.value.id, err.value.expected, err.value.found) == (c.id, 1, 2)
+        assert repo.get(c.id) == c
+        with pytest.raises(ConcurrencyError):
+            repo.commit(ChangeSet(checks=[a], deals_read={a.id: 1}))
+        # Re-pointed deals count where they point now.
+        moved = bump(second, contact_id=other.id, lead_id=None)
+        repo.commit(ChangeSet(updates=[moved], deals_read={c.id: 2, other.id: 0}))
+        repo.commit(ChangeSet(checks=[c], deals_read={c.id: 1, other.id: 1, a.id: 1}))
+
+    def test_unsuppressed_keys_are_refused_once_suppressed(self, repo: Repository) -> None:
+        gone, a, b = lead(1), lead(2), lead(3)
+        add(repo, gone)
+
+        def digest(key: str) -> str:
+            return hashlib.sha256(key.encode()).hexdigest()
+
+        key = identity_keys(a)[0]
+        # Nothing suppressed: the keys are stored.
+        add_a = ChangeSet(inserts=[a], unsuppressed=list(identity_keys(a)), digest=digest)
+        repo.commit(add_a)
+        repo.commit(ChangeSet(suppress=[Suppression(digest(identity_keys(b)[0]), gone.id)]))
+        # Another key suppressed: the keys are stored.
+        again = lead(4)
+        repo.commit(
+            ChangeSet(inserts=[again], unsuppressed=[identity_keys(again)[0]], digest=digest)
+        )
+        with pytest.raises(AvoidListedError) as err:
+            repo.commit(
+                ChangeSet(
+                    inserts=[b],
+                    events=[event(b, "add", None, "raw")],
+                    unsuppressed=list(identity_keys(b)),
+                    digest=digest,
+                )
+            )
+        assert (err.value.existing_id, err.value.key) == (gone.id, identity_keys(b)[0])
+        assert repo.get_many([b.id]) == {}  # nothing of the refused change
+        assert repo.find_keys(identity_keys(b)) == {}
+        # An update giving a stored person the key, too.
+        edited = bump(a, other_emails=frozenset({str(b.email)}))
+        with pytest.raises(AvoidListedError):
+            repo.commit(
+                ChangeSet(updates=[edited], unsuppressed=[identity_keys(b)[0]], digest=digest)
+            )
+        assert repo.get(a.id) == a
+        assert repo.find_keys([key]) == {key: a.id}
 
     def test_suppressions_are_kept_and_found_by_digest(self, repo: Repository) -> None:
         a = lead(1)
