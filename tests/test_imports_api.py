@@ -342,3 +342,29 @@ def test_a_store_that_cannot_write_stops_the_import_rather_than_reject_every_row
         assert len(read_only.leads()) == 1
     finally:
         read_only.close()
+
+
+def test_a_change_an_import_makes_to_a_stored_person_is_dated_when_it_is_made(
+    funnel: Funnel, clock: ManualClock
+) -> None:
+    """New records are dated with the import; adding a duplicate row's opt-outs to a
+    person stored before is dated when it is done, after an edit the application
+    committed meanwhile (dated with the import's start, it came first in history)."""
+    stored = funnel.add(Lead(**person(1)))
+    start = clock.advance(minutes=1)
+
+    def app_edits(report: ImportReport) -> None:
+        if len(report.added) == 1:  # after the first chunk: the app edits the person
+            clock.advance(minutes=5)
+            funnel.update(funnel.get_lead(stored.id).model_copy(update={"notes": "x"}))
+
+    report = funnel.import_leads(
+        [person(2), {"email": stored.email, "opt_outs": ["sms"]}],
+        chunk_size=1,
+        on_progress=app_edits,
+    )
+    assert funnel.get_lead(report.added[0]).created_at == start
+    edit, opted = funnel.history(stored)[-2:]
+    assert (edit.name, opted.name, opted.data) == ("update", "update", {"fields": ["opt_outs"]})
+    assert edit.at <= opted.at == funnel.get_lead(stored.id).updated_at
+    assert edit.position < opted.position

@@ -8,12 +8,13 @@ done, never where a lead goes.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
 import pytest
 
-from conftest import person
+from conftest import T0, person
 from leadfunnel import (
     Channel,
     ConcurrencyError,
@@ -298,3 +299,38 @@ def _consistent(funnel: Funnel, ids: dict[str, UUID]) -> None:
     for name, id in ids.items():
         history = funnel.history(id)
         assert _lead(funnel, id).status.value == history[-1].dest, name
+
+
+def test_each_page_is_dated_when_it_is_judged_so_history_follows_the_commits(
+    repository: Repository,
+) -> None:
+    """A long run meets the application's edits: an edit committed while page 1 was
+    being judged, on a lead of page 2, is dated before that lead's ``qualify`` (the run
+    dated every page with its start, so history listed the qualify first and the lead's
+    ``updated_at`` went back). ``at=`` still dates the whole run."""
+    clock = ManualClock(T0)
+    funnel = Funnel(repository, engine=ENGINE, clock=clock)
+    first, second = (funnel.capture(Lead(**person(n))) for n in (1, 2))
+    batches = repository.lead_batches
+
+    def editing_between_pages(*, status: LeadStatus, size: int) -> Any:
+        for number, page in enumerate(batches(status=status, size=size)):
+            if number == 1:  # page 2 is read after the app's edit
+                clock.advance(minutes=5)
+                funnel.update(funnel.get_lead(second.id).model_copy(update={"notes": "x"}))
+                page = [funnel.get_lead(second.id)]
+            clock.advance(minutes=1)
+            yield page
+
+    repository.lead_batches = editing_between_pages  # type: ignore[method-assign]
+    funnel.qualify_all(page_size=1)
+    edit, judged = funnel.history(second)[-2:]
+    assert (edit.name, judged.name) == ("update", "qualify")
+    assert edit.position < judged.position
+    assert edit.at < judged.at == funnel.get_lead(second.id).updated_at
+    assert funnel.history(first)[-1].at < edit.at
+    del repository.lead_batches
+    third = funnel.capture(Lead(**person(3)))
+    when = T0 + timedelta(hours=1)
+    funnel.qualify_all(at=when)
+    assert funnel.history(third)[-1].at == when

@@ -273,6 +273,7 @@ class Funnel:
             carry_over=carry_over,
             chunk_size=chunk_size,
             at=self._now(at),
+            now=self.clock.now if at is None else None,
             actor=actor,
             reason=reason,
             on_progress=on_progress,
@@ -450,12 +451,14 @@ class Funnel:
         loses nothing, and the next one finishes the job); a lead that stays where it
         is keeps its version. Each lead gets one ``qualify`` event whose data is the
         result without the rules' explanations (``qualify(lead)`` records those).
+        Each page is dated when it is judged (``at=`` dates the whole run instead).
         """
+        fixed = None if at is None else require_aware(at)
         return _leads.qualify_all(
             self.repository,
             engine=self.engine,
             status=LeadStatus(status),
-            now=self._now(at),
+            now=self.clock.now if fixed is None else lambda: fixed,
             actor=actor,
             reason=reason,
             page_size=page_size,

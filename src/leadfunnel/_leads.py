@@ -115,12 +115,17 @@ def qualify_all(
     *,
     engine: Engine | None,
     status: LeadStatus,
-    now: datetime,
+    now: Callable[[], datetime],
     actor: str | None,
     reason: str | None,
     page_size: int = PAGE_SIZE,
 ) -> dict[str, int]:
     """Qualify every lead with ``status``; count where they went (see the facade).
+
+    ``now`` is asked for the time of each page's changes once the page is read (and
+    again when a page is read afresh): a run is long, and the application edits leads
+    meanwhile, so a time taken at the start would date a lead's ``qualify`` before the
+    edit it was decided on, and its history would contradict the order of commits.
 
     Leads are read in pages of ``page_size`` (:meth:`Repository.lead_batches`), so
     memory stays flat however many there are. A page is judged by the engine, asked "was it
@@ -158,7 +163,7 @@ def _qualify_page(
     page: list[Lead],
     engine: Engine,
     status: LeadStatus,
-    now: datetime,
+    now: Callable[[], datetime],
     actor: str | None,
     reason: str | None,
     counts: dict[str, int],
@@ -166,7 +171,7 @@ def _qualify_page(
     """Judge and store one page; if it keeps losing races, lead by lead."""
     for _ in range(_PAGE_ATTEMPTS):
         try:
-            changes, dests = _judge_page(repository, page, engine, now, actor, reason)
+            changes, dests = _judge_page(repository, page, engine, now(), actor, reason)
             repository.commit(changes)
         except (ConcurrencyError, NotFoundError):
             # Somebody changed one of these leads since the page was read: read the
@@ -182,7 +187,13 @@ def _qualify_page(
     for lead in page:
         try:
             result = _qualify_retrying(
-                repository, lead.id, engine=engine, force=False, now=now, actor=actor, reason=reason
+                repository,
+                lead.id,
+                engine=engine,
+                force=False,
+                now=now(),
+                actor=actor,
+                reason=reason,
             )
         except (InvalidTransitionError, NotFoundError):
             counts["skipped"] += 1
