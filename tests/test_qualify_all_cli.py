@@ -8,10 +8,14 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from conftest import T0, person
-from leadfunnel import Funnel, LeadStatus, SqlRepository
+from leadfunnel import Funnel, Lead, LeadStatus, SqlRepository
 from leadfunnel.testing import ManualClock
 
 RULES = """
@@ -87,3 +91,34 @@ def test_a_killed_run_leaves_every_lead_whole_and_the_next_run_finishes(tmp_path
     statuses, leads = _state(path)
     assert statuses == {LeadStatus.QUALIFIED.value: 4_000, LeadStatus.UNQUALIFIED.value: 2_000}
     assert all(q == 1 for *_, q in leads)  # each lead judged once, over the two runs
+
+
+def test_the_summary_counts_the_leads_that_moved_meanwhile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lead another user avoids while its page is judged is skipped: the summary says
+    how many, rather than leave them out of its count."""
+    from click.testing import CliRunner
+
+    from leadfunnel._cli import main
+
+    db = f"sqlite:///{tmp_path / 'q.db'}"
+    other = Funnel(SqlRepository(db), clock=ManualClock(T0))
+    leads = [other.capture(Lead(**person(n))) for n in range(3)]
+    (tmp_path / "rules.toml").write_text(RULES)
+    read = SqlRepository.lead_batches
+
+    def avoided_meanwhile(self: SqlRepository, **options: Any) -> Iterator[list[Lead]]:
+        for page in read(self, **options):
+            other.avoid(leads[1])  # after the page was read, before it is stored
+            yield page
+
+    monkeypatch.setattr(SqlRepository, "lead_batches", avoided_meanwhile)
+    result = CliRunner().invoke(
+        main, ["qualify", "--rules", str(tmp_path / "rules.toml"), "--db", db]
+    )
+    assert result.exit_code == 0, result.output
+    assert result.output == (
+        "2 qualified, 0 disqualified, 0 waiting for a call or more data, "
+        "1 skipped (moved meanwhile, by another user or process)\n"
+    )

@@ -38,7 +38,9 @@ def qualify(db: str, rules: str, lead_model: str | None) -> None:
     engine = QualificationEngine.from_toml(rules)
     funnel = open_funnel(db, engine=engine, lead_model=model)
     counts = funnel.qualify_all(actor="cli")
+    skipped = counts["skipped"]
     click.echo(
         f"{counts['qualified']} qualified, {counts['unqualified']} disqualified, "
         f"{counts['waiting']} waiting for a call or more data"
+        + (f", {skipped} skipped (moved meanwhile, by another user or process)" if skipped else "")
     )
