@@ -262,6 +262,26 @@ def test_every_pycountry_entry_round_trips() -> None:
         assert Lead(country=country.name).country == country.alpha_2
 
 
+@pytest.mark.parametrize(
+    ("given_country", "code"),
+    [
+        ("Deutschland", "DE"),
+        ("Frankreich", "FR"),
+        ("Espagne", "ES"),
+        ("Países Bajos", "NL"),
+        ("Vereinigte Staaten", "US"),
+        ("Royaume-Uni", "GB"),
+        ("Österreich", "AT"),
+        ("osterreich", "AT"),  # accents and case aside, as for English names
+        ("Schweiz", "CH"),
+        ("日本", "JP"),
+    ],
+)
+def test_a_country_named_in_another_language_is_read(given_country: str, code: str) -> None:
+    """A HubSpot set up in German exports "Deutschland": the row was rejected."""
+    assert Lead(country=given_country).country == code
+
+
 @pytest.mark.parametrize("bad", ["Narnia", "XX", "Europe", "U"])
 def test_an_unknown_country_is_a_validation_error_naming_the_field(bad: str) -> None:
     err = rejects("country", country=bad)
