@@ -252,3 +252,31 @@ def test_the_charts_render_to_png(tmp_path: Path) -> None:
         )
         assert done.returncode == 0, done.stderr
         assert (tmp_path / f"{name}.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_long_names_and_large_sums_stay_inside_their_boxes_whole() -> None:
+    """A 200-character setter name in the call-out is broken to fit its box (it ran off
+    the canvas), a sum of fourteen digits is drawn whole in a smaller size (it was cut
+    to "100,000,000,0…"), and full-width names are measured as wide as they are."""
+    from leadfunnel._charts import text_width
+
+    clock = ManualClock(MONDAY)
+    funnel = Funnel(clock=clock)
+    deal(funnel, 1, amount=99_999_999_999_999, setter="S" * 200)
+    for n in (2, 3):
+        deal(funnel, n, until="no_show", setter="S" * 200)
+    clock.advance(days=7)
+    svg = report_of(funnel).to_svg()
+    root = ET.fromstring(svg)
+    assert "99,999,999,999,999" in texts(svg)  # the revenue tile, whole
+    canvas = float(root.get("width", 0))
+    callout = [r for r in root.iter(f"{SVG}rect") if r.get("fill") == "#fdeceb"]
+    assert callout, "the call-out names the setter"
+    right = float(callout[-1].get("x", 0)) + float(callout[-1].get("width", 0))
+    names = [t for t in root.iter(f"{SVG}text") if "SSSS" in (t.text or "")]
+    assert len(names) >= 3  # broken over several lines
+    for line in names:
+        end = float(line.get("x", 0)) + text_width(line.text or "", float(line.get("font-size", 0)))
+        assert end <= right <= canvas
+    assert text_width("日本語", 10) == 30.0
+    assert text_width("abc", 10) == 18.0

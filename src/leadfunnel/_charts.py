@@ -10,6 +10,8 @@ escaped. No transforms are used, so every coordinate in the file is where it is 
 
 from __future__ import annotations
 
+import math
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -78,23 +80,57 @@ def _clean(text: str) -> str:
     return escape(printable(text).replace("\t", " ").replace("\n", " "))
 
 
+def _ems(char: str) -> float:
+    """How many ems ``char`` takes, about: a full-width character (CJK ideographs, kana,
+    hangul, full-width forms) one, a capital 0.72, any other 0.6."""
+    if unicodedata.east_asian_width(char) in "WF":
+        return 1.0
+    return 0.72 if char.isupper() else 0.6
+
+
 def text_width(text: str, size: float, *, bold: bool = False) -> float:
     """A generous estimate of the width ``text`` takes, in pixels."""
-    return len(text) * size * (0.64 if bold else 0.6)
+    scale = size * (1.07 if bold else 1.0)
+    if text.isascii():
+        capitals = sum(map(str.isupper, text)) if not text.islower() else 0
+        return (len(text) * 0.6 + capitals * 0.12) * scale
+    return sum(map(_ems, text)) * scale
 
 
 def _fit(text: str, width: float, size: float, *, bold: bool = False) -> str:
     """``text``, cut with an ellipsis to fit ``width``."""
     if text_width(text, size, bold=bold) <= width:
         return text
-    keep = max(1, int(width / (size * (0.64 if bold else 0.6))) - 1)
+    keep = len(text)
+    while keep > 1 and text_width(text[:keep] + "…", size, bold=bold) > width:
+        keep -= 1
     return text[:keep] + "…"
 
 
+def _fit_size(text: str, width: float, size: float, smallest: float) -> float:
+    """The font size, at most ``size`` and at least ``smallest``, that fits ``text``
+    (bold) in ``width``: a headline figure is made smaller before it is cut."""
+    needed = text_width(text, size, bold=True)
+    return size if needed <= width else max(smallest, math.floor(size * width / needed * 10) / 10)
+
+
 def _wrap(text: str, width: float, size: float) -> list[str]:
+    """``text`` in lines that fit ``width``, broken between words, and inside a word
+    longer than a line (a 200-character name) rather than let it run off the box."""
     lines: list[str] = []
     line = ""
     for word in text.split():
+        while text_width(word, size) > width and len(word) > 1:
+            room = width - (text_width(line + " ", size) if line else 0)
+            cut = len(word)
+            while cut > 1 and text_width(word[:cut], size) > room:
+                cut -= 1
+            if line and text_width(word[:cut], size) > room:  # no room left: next line
+                lines.append(line)
+                line = ""
+                continue
+            lines.append(f"{line} {word[:cut]}".strip())
+            line, word = "", word[cut:]
         candidate = f"{line} {word}".strip()
         if line and text_width(candidate, size) > width:
             lines.append(line)
@@ -234,7 +270,10 @@ def _tiles(svg: _Svg, y: float, tiles: Sequence[Tile]) -> float:
         x = 16 + i * (width + gap)
         svg.rect(x, y, width, 74, TILE, rx=6)
         svg.text(x + 12, y + 20, _fit(tile.label, width - 24, 12), size=12, fill=MUTED)
-        svg.text(x + 12, y + 47, _fit(tile.value, width - 24, 22, bold=True), size=22, bold=True)
+        size = _fit_size(tile.value, width - 24, 22, 14)
+        svg.text(
+            x + 12, y + 47, _fit(tile.value, width - 24, size, bold=True), size=size, bold=True
+        )
         if tile.note:
             svg.text(x + 12, y + 65, _fit(tile.note, width - 24, 11.5), size=11.5, fill=MUTED)
     return y + 74 + 18
