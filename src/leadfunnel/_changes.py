@@ -258,14 +258,17 @@ def retrying(method: Callable[_P, _T]) -> Callable[_P, _T]:
     Each retry waits a little longer than the last (0.5 ms, then doubling to 16 ms, each
     drawn from half to one and a half times that): retried at once, a change to a
     record other threads keep changing could lose every race to the same interleaving.
-    The last try's ``ConcurrencyError`` is raised."""
+    The last try's ``ConcurrencyError`` is raised, and at once one whose ``retryable``
+    is ``False`` (the database rolled back the whole transaction the change was in)."""
 
     @functools.wraps(method)
     def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _T:
         for attempt in range(_RETRIES):
             try:
                 return method(*args, **kwargs)
-            except ConcurrencyError:
+            except ConcurrencyError as exc:
+                if getattr(exc, "retryable", True) is False:
+                    raise  # the store says only a larger unit (a transaction) can retry
                 time.sleep(_FIRST_PAUSE * 2**attempt * random.uniform(0.5, 1.5))
         return method(*args, **kwargs)
 

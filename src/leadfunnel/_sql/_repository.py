@@ -267,6 +267,7 @@ class SqlRepository(Repository):
     def _read(self) -> Iterator[Connection]:
         current = self._current()
         if current is not None:  # inside a transaction: read what it wrote
+            self._refuse_lost()
             with _translated():
                 yield current
             return
@@ -293,6 +294,39 @@ class SqlRepository(Repository):
             )
         return current
 
+    @contextmanager
+    def _noting_loss(self) -> Iterator[None]:
+        """Inside a transaction: remember a deadlock that lost the whole of it.
+
+        PostgreSQL undoes only the failed statement, so a savepoint rolls back what
+        failed and the block goes on (a use case retries). MySQL and MariaDB roll the
+        whole transaction back on a deadlock, savepoints and all: every commit of the
+        block is gone, so the block itself lost the race. Each later use of the
+        transaction then raises :class:`~leadfunnel.ConcurrencyError`, until the block
+        ends and rolls back (retry the whole block)."""
+        try:
+            yield
+        except ConcurrencyError as exc:
+            if _whole_transaction_lost(exc):
+                self._local.lost = exc
+                self._refuse_lost()
+            raise
+
+    def _refuse_lost(self) -> None:
+        lost: ConcurrencyError | None = getattr(self._local, "lost", None)
+        if lost is not None:
+            error = ConcurrencyError(
+                lost.id,
+                lost.expected,
+                lost.found,
+                message="the database rolled this transaction back (a deadlock with "
+                "another writer), with every change made in it: nothing of the "
+                "`with funnel.transaction():` block is stored. Run the whole block again",
+            )
+            # Retrying one change inside the block cannot help: the block must go.
+            setattr(error, "retryable", False)  # noqa: B010 - read by ``retrying``
+            raise error from lost
+
     def _current(self) -> Connection | None:
         """This thread's open transaction's connection, if it is in one."""
         conn: Connection | None = getattr(self._local, "conn", None)
@@ -302,15 +336,19 @@ class SqlRepository(Repository):
     def _transaction(self) -> Iterator[None]:
         current = self._current()
         if current is not None:
-            with _translated(), current.begin_nested():
+            self._refuse_lost()
+            with self._noting_loss(), _translated(), current.begin_nested():
                 yield
             return
         with self._serial, _translated(), self._writer.begin() as conn:
-            self._local.conn = conn
+            self._local.conn, self._local.lost = conn, None
             try:
                 yield
+                # The block went on after the database rolled it all back (a caller
+                # caught the ConcurrencyError): commit none of it.
+                self._refuse_lost()
             finally:
-                self._local.conn = None
+                self._local.conn = self._local.lost = None
 
     @contextmanager
     def _writing(self, changes: ChangeSet | None = None) -> Iterator[Connection]:
@@ -318,7 +356,8 @@ class SqlRepository(Repository):
         open transaction (a failed commit then undoes only itself)."""
         current = self._current()
         if current is not None:
-            with _translated(changes), current.begin_nested():
+            self._refuse_lost()
+            with self._noting_loss(), _translated(changes), current.begin_nested():
                 yield current
             return
         with self._serial, _translated(changes), self._writer.begin() as conn:
@@ -2431,10 +2470,25 @@ def _translated(changes: ChangeSet | None = None) -> Iterator[None]:
     except (LeadFunnelError, sa_exc.IntegrityError):
         raise
     except sa_exc.DBAPIError as exc:
+        under = _error_under(exc)
+        if under is not None:
+            # A savepoint that could not roll back after our own error (MySQL lost it
+            # with the transaction, on a deadlock): that error is what happened.
+            raise under from exc
         if changes is not None and _lost_race(exc):
-            first = next(iter([*changes.updates, *changes.deletes, *changes.inserts]), None)
+            records = [*changes.updates, *changes.deletes, *changes.inserts, *changes.checks]
+            first = next(iter(records), None)
             if first is not None:
                 raise ConcurrencyError(first.id, first.version, None) from exc
+            # A change of touches, events or suppressions alone: name its subject.
+            items = [*changes.touches, *changes.events]
+            subject = items[0].subject_id if items else None
+            raise ConcurrencyError(
+                subject or UUID(int=0),
+                0,
+                message="this change lost a race with another writer (a deadlock); "
+                "nothing of it was stored: read again and retry",
+            ) from exc
         if isinstance(exc, sa_exc.DataError):
             # A value the database refuses (too long for its column, out of range, not
             # a number): retrying the same change fails the same way.
@@ -2460,12 +2514,50 @@ _PG_RACES = frozenset({"40001", "40P01"})  # serialization_failure, deadlock_det
 _MYSQL_RACES = frozenset({1205, 1213})  # lock wait timeout, deadlock
 
 
+_MYSQL_DEADLOCK = 1213  # rolls the whole transaction back, savepoints and all
+
+
 def _lost_race(exc: sa_exc.DBAPIError) -> bool:
-    orig = exc.orig
+    """Whether ``exc``, or the error it replaced (MySQL's "SAVEPOINT ... does not exist"
+    when the savepoint's rollback follows a deadlock that ended the transaction), is a
+    deadlock or serialisation failure."""
+    return any(_raced(error) for error in _chain(exc))
+
+
+def _raced(error: BaseException) -> bool:
+    orig = error.orig if isinstance(error, sa_exc.DBAPIError) else error
     if getattr(orig, "sqlstate", None) in _PG_RACES:
         return True
     args: tuple[Any, ...] = getattr(orig, "args", ())
     return len(args) > 0 and args[0] in _MYSQL_RACES
+
+
+def _whole_transaction_lost(exc: BaseException) -> bool:
+    """Whether ``exc`` came of a MySQL deadlock, which ended the whole transaction."""
+    for error in _chain(exc):
+        orig = error.orig if isinstance(error, sa_exc.DBAPIError) else error
+        args: tuple[Any, ...] = getattr(orig, "args", ())
+        if args[:1] == (_MYSQL_DEADLOCK,):  # PostgreSQL errors have text there
+            return True
+    return False
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc``, then the errors it was raised from or while handling, and theirs."""
+    seen: set[int] = set()
+    waiting: list[BaseException] = [exc]
+    while waiting:
+        error = waiting.pop(0)
+        if id(error) in seen:
+            continue
+        seen.add(id(error))
+        yield error
+        waiting.extend(e for e in (error.__cause__, error.__context__) if e is not None)
+
+
+def _error_under(exc: sa_exc.DBAPIError) -> LeadFunnelError | None:
+    """Our own error that ``exc`` was raised while handling, if any."""
+    return next((e for e in _chain(exc) if isinstance(e, LeadFunnelError)), None)
 
 
 def _first_line(error: BaseException | None) -> str:
