@@ -2481,8 +2481,9 @@ def _translated(changes: ChangeSet | None = None) -> Iterator[None]:
             if first is not None:
                 raise ConcurrencyError(first.id, first.version, None) from exc
             # A change of touches, events or suppressions alone: name its subject.
-            items = [*changes.touches, *changes.events]
-            subject = items[0].subject_id if items else None
+            subjects = [t.subject_id for t in changes.touches]
+            subjects += [e.subject_id for e in changes.events]
+            subject = subjects[0] if subjects else None
             raise ConcurrencyError(
                 subject or UUID(int=0),
                 0,
