@@ -1120,7 +1120,13 @@ class SqlRepository(Repository):
     def compact(self) -> None:
         """SQLite: ``VACUUM`` (rewrites the file without free pages) and a WAL checkpoint
         that truncates the log. PostgreSQL and MariaDB: nothing (their own vacuum and
-        purge reclaim dead rows; see the docs on erasure)."""
+        purge reclaim dead rows; see the docs on erasure).
+
+        The checkpoint cannot finish while another connection reads an older snapshot
+        of the database (a web worker in the middle of a read): it is tried again for
+        :data:`COMPACT_WAIT` seconds (beyond the connection's busy timeout), then
+        :class:`~leadfunnel.StorageError` says so: the erased bytes may still be in the
+        log until ``compact()`` runs again once that read has ended."""
         if self.dialect != "sqlite":
             return
         with self._serial, _translated():
@@ -1129,9 +1135,9 @@ class SqlRepository(Repository):
             raw = self._engine.raw_connection()
             try:
                 cursor = raw.cursor()
-                cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                _checkpoint(cursor)
                 cursor.execute("VACUUM")
-                cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                _checkpoint(cursor)
                 cursor.close()
             finally:
                 raw.close()
@@ -2508,6 +2514,34 @@ def _translated(changes: ChangeSet | None = None) -> Iterator[None]:
         if isinstance(exc.orig, ValueError):
             raise ValueError(str(exc.orig)) from None
         raise StorageError(f"the database failed: {exc}") from exc
+
+
+#: How long ``compact()`` tries again a WAL checkpoint that another reader blocks.
+COMPACT_WAIT = 10.0
+
+
+def _checkpoint(cursor: Any) -> None:
+    """Copy SQLite's write-ahead log into the database and truncate it, or raise
+    :class:`~leadfunnel.StorageError` if readers keep it busy for :data:`COMPACT_WAIT`
+    seconds (``PRAGMA wal_checkpoint`` answers "busy" rather than fail, and the log,
+    with whatever it holds, stays as it was)."""
+    deadline = time.monotonic() + COMPACT_WAIT
+    pause = 0.05
+    while True:
+        row = cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        if row is None or not row[0]:
+            return
+        if time.monotonic() >= deadline:
+            raise StorageError(
+                "compact() could not finish: another connection is reading the "
+                "database (an open read transaction, in this or another process), so "
+                "SQLite cannot clear its write-ahead log, and erased data may still be "
+                "in the -wal file. Nothing is lost; let those reads end (close idle "
+                "connections: web workers, a SQLite browser) and run "
+                "repository.compact() again"
+            )
+        time.sleep(pause)
+        pause = min(pause * 2, 1.0)
 
 
 # PostgreSQL SQLSTATEs and MySQL error numbers of a transaction that lost a race.
