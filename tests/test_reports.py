@@ -194,18 +194,40 @@ def test_health_checks_and_weak_setters(funnel: Funnel) -> None:
         funnel.lose(funnel.set_appointment(lead, setter="cas"), reason="no_show")
     unfit = funnel.capture(Lead(**person(7)))
     funnel.disqualify(unfit)
+    funnel.qualify(funnel.capture(Lead(**person(8))), force=True)  # nobody called it
     report = funnel.report()
     checks = report.checks
     assert checks["appointments_sat"].value == pytest.approx(0.5)
     assert checks["appointments_sat"].ok is False
     assert checks["close_rate"].value == 1.0
     assert checks["close_rate"].ok is True
-    assert checks["unqualified_share"].value == pytest.approx(1 / 7)
-    assert checks["never_followed_up"].value == pytest.approx(0.5)  # 3 of 6 never touched
-    assert checks["touches_per_qualified"].value == pytest.approx(0.5)
+    assert checks["unqualified_share"].value == pytest.approx(1 / 8)
+    # A booked lead was followed up (the no-shows too); only the lead nobody called or
+    # booked was not.
+    assert checks["never_followed_up"].value == pytest.approx(1 / 7)
+    assert checks["touches_per_qualified"].value == pytest.approx(3 / 7)
     assert report.setters == {"sue": 1.0, "cas": 0.0}
     assert report.weak_setters == ["cas"]
     assert "cas (0% sat)" in str(report)
+
+
+def test_a_lead_followed_up_on_the_contact_it_became_counts_as_followed_up(
+    funnel: Funnel,
+) -> None:
+    """A qualified lead booked at once and then called on its contact was followed up:
+    both checks failed for every funnel whose leads were booked (100% never followed
+    up, 0.0 touches) because only the lead's own touches counted."""
+    for n in range(1, 5):
+        lead = funnel.capture(Lead(**person(n)))
+        funnel.qualify(lead, force=True)
+        contact = funnel.get_contact(funnel.set_appointment(lead).contact_id)
+        funnel.touch(contact, "call", "connected")
+        funnel.touch(contact, "email", "no_answer")
+    checks = funnel.report().checks
+    assert checks["never_followed_up"].value == 0.0
+    assert checks["never_followed_up"].ok is True
+    assert checks["touches_per_qualified"].value == 2.0
+    assert checks["touches_per_qualified"].ok is True
 
 
 def test_time_in_stage_is_the_median_days_per_stretch(funnel: Funnel, clock: ManualClock) -> None:

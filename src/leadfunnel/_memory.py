@@ -675,8 +675,15 @@ class InMemoryRepository(Repository):
                 and (since is None or at >= since)
                 and (until is None or at < until)
             }
-            counts = [len(self._touches.get(lead_id, ())) for lead_id in leads]
-        return FollowUpStats(len(counts), counts.count(0), sum(counts))
+            touches = never = 0
+            for lead_id in leads:
+                contact_id = getattr(self._records.get(lead_id), "contact_id", None)
+                n = len(self._touches.get(lead_id, ()))
+                if contact_id is not None:
+                    n += len(self._touches.get(contact_id, ()))
+                touches += n
+                never += n == 0 and contact_id is None
+        return FollowUpStats(len(leads), never, touches)
 
     def _firsts(self, steps: Iterable[str]) -> dict[tuple[UUID, str], datetime]:
         """Each subject's first arrival at each of ``steps`` (call with the lock held)."""

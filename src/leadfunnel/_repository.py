@@ -257,8 +257,10 @@ class RepListRow:
 class FollowUpStats:
     """How well the leads that reached ``qualified`` in a period were followed up.
 
-    ``qualified`` counts those leads, ``never_touched`` those with no touch at all, and
-    ``touches`` the touches logged on them (at any time).
+    ``qualified`` counts those leads; ``touches`` the touches logged on them or on the
+    contact each became (at any time: a converted lead is followed up on its contact);
+    ``never_touched`` those with no such touch that were never converted either (an
+    appointment booked is a follow-up that worked).
     """
 
     qualified: int

@@ -1471,18 +1471,33 @@ def _follow_up_candidate_queries(by_owner: bool) -> tuple[sa.Select[Any], sa.Sel
 
 @functools.cache
 def _follow_up_query(since: bool, until: bool) -> sa.Select[Any]:
-    st, t = s.steps, s.touches
+    st, t, lead = s.steps, s.touches, s.leads
     where = [st.c.step == "qualified", *_in_period(st.c.at, since, until)]
     qualified = sa.select(st.c.subject_id).where(*where).distinct().subquery()
+    # A converted lead is followed up on the contact it became: its touches count too,
+    # and the booking itself is a follow-up.
     per_lead = (
-        sa.select(qualified.c.subject_id, sa.func.count(t.c.id).label("n"))
-        .select_from(qualified.outerjoin(t, t.c.subject_id == qualified.c.subject_id))
-        .group_by(qualified.c.subject_id)
+        sa.select(
+            qualified.c.subject_id,
+            lead.c.contact_id,
+            sa.func.count(t.c.id).label("n"),
+        )
+        .select_from(
+            qualified.outerjoin(lead, lead.c.id == qualified.c.subject_id).outerjoin(
+                t,
+                sa.or_(
+                    t.c.subject_id == qualified.c.subject_id,
+                    t.c.subject_id == lead.c.contact_id,
+                ),
+            )
+        )
+        .group_by(qualified.c.subject_id, lead.c.contact_id)
         .subquery()
     )
+    never = sa.and_(per_lead.c.n == 0, per_lead.c.contact_id.is_(None))
     return sa.select(
         sa.func.count(),
-        sa.func.coalesce(sa.func.sum(sa.case((per_lead.c.n == 0, 1), else_=0)), 0),
+        sa.func.coalesce(sa.func.sum(sa.case((never, 1), else_=0)), 0),
         sa.func.coalesce(sa.func.sum(per_lead.c.n), 0),
     ).select_from(per_lead)
 

@@ -1175,6 +1175,22 @@ class RepositoryContract(ABC):
         assert stats(april, None) == (2, 0, 2)
         assert stats(None, april) == (3, 1, 3)
         assert stats(april + timedelta(days=1), None) == (0, 0, 0)
+        # A converted lead is followed up on its contact: the contact's touches count,
+        # and the booking is a follow-up even with none.
+        booked, called = lead(6), lead(7)
+        add(repo, booked, called, at=march)
+        for n, converted in enumerate((booked, called), start=60):
+            person = contact(n, lead_id=converted.id)
+            add(repo, person, at=march)
+            moved = bump(converted, status=LeadStatus.CONVERTED, contact_id=person.id)
+            repo.commit(
+                ChangeSet(
+                    updates=[moved],
+                    events=[event(converted, "qualify", "raw", "qualified", march)],
+                    touches=[touch(person, "connected", april)] if converted is called else [],
+                )
+            )
+        assert stats(None, None) == (6, 1, 5)
 
     def test_stage_times_are_medians_from_first_arrivals(self, repo: Repository) -> None:
         day = timedelta(days=1)
