@@ -74,11 +74,14 @@ def test_a_lead_from_the_form_to_a_won_deal(client: TestClient) -> None:
     assert "convert" in deal.json()["detail"]
 
 
-def test_deal_moves_due_report_and_the_feed(client: TestClient, repository: Repository) -> None:
+def test_deal_moves_due_report_and_the_feed(
+    client: TestClient, repository: Repository, clock: ManualClock
+) -> None:
     contact = client.post("/leads", json=pat(2)).json()
     funnel_lead = contact["id"]
-    # Book through the library (qualify by hand), then move the deal over HTTP.
-    deal_id = Funnel(repository).set_appointment(funnel_lead, force=True).id
+    # Book through the library (qualify by hand) on the app's clock, then move the deal
+    # over HTTP (a move dated before the booking would be refused).
+    deal_id = Funnel(repository, clock=clock).set_appointment(funnel_lead, force=True).id
     for move in ("sit", "propose", "send_contract"):
         assert client.post(f"/deals/{deal_id}/{move}").json()["stage"] != "lost"
     won = client.post(f"/deals/{deal_id}/win", json={"amount": "60000"})

@@ -39,6 +39,7 @@ from leadfunnel import (
     PolicyError,
     QualificationEngine,
     Stage,
+    StorageError,
     Tier,
 )
 from leadfunnel.testing import ManualClock
@@ -1531,3 +1532,60 @@ def test_the_funnels_phone_region_applies_to_imports_and_updates(clock: ManualCl
     assert lead.phone == "+442079460958"
     saved = funnel.update(lead.model_copy(update={"phone": "020 7946 0000"}))
     assert saved.phone == "+442079460000"
+
+
+def test_a_move_dated_before_the_record_s_last_change_is_refused(
+    funnel: Funnel, clock: ManualClock
+) -> None:
+    """A deal won "before" it was booked put the win first in its history, counted it in
+    a period before the deal existed and made a negative time in stage (a reports
+    audit). A move is dated at or after the change it follows; an edit or a touch
+    logged late is not a move."""
+    lead = funnel.capture(Lead(**person(1)))
+    booked_at = clock.advance(days=10)
+    funnel.qualify(lead, force=True)
+    deal = funnel.set_appointment(lead)
+    before = booked_at - timedelta(days=5)
+    for move in (
+        lambda: funnel.sit(deal, at=before),
+        lambda: funnel.lose(deal, reason="no_show", at=before),
+        lambda: funnel.disqualify(funnel.capture(Lead(**person(2))), at=T0 - timedelta(days=1)),
+    ):
+        with pytest.raises(InvalidArgumentError, match=r"is before the .*'s last change"):
+            move()
+    assert funnel.get_opportunity(deal.id).stage == "appointment_set"
+    # The same moment as the last change, or later, is fine; so is a touch logged late.
+    assert funnel.sit(deal, at=booked_at).stage == "appointment_sat"
+    funnel.touch(funnel.get_contact(deal.contact_id), "call", "connected", at=before)
+
+
+def test_a_clock_that_tells_naive_time_is_refused_when_the_funnel_is_made() -> None:
+    """A naive clock stored naive datetimes in memory and failed with a bare TypeError
+    deep in the SQL adapter (a testing-toolkit audit: a user's own ``clock`` fixture
+    holding a datetime replaced the plugin's)."""
+
+    class Naive:
+        def now(self) -> datetime:
+            return datetime(2026, 3, 2, 9, 0)  # naive: the point of the test
+
+    for clock in (Naive(), datetime(2026, 3, 2, tzinfo=UTC), object()):
+        with pytest.raises(ConfigError, match="must return a timezone-aware datetime"):
+            Funnel(clock=clock)  # type: ignore[arg-type]
+
+
+def test_lead_batches_stop_an_adapter_whose_page_holds_its_cursor() -> None:
+    """An adapter's off-by-one (a page starting at its cursor's record, not after it)
+    made qualify_all loop for ever; it is a StorageError naming the adapter."""
+
+    class Inclusive(InMemoryRepository):
+        def leads(self, *, after: Any = None, **options: Any) -> list[Lead]:
+            found = super().leads(**options)
+            if after is None:
+                return found[:1]
+            return [lead for lead in found if (lead.created_at, lead.id) >= after][:1]
+
+    funnel = Funnel(Inclusive(), clock=ManualClock(T0))
+    for n in range(2):
+        funnel.capture(Lead(**person(n)))
+    with pytest.raises(StorageError, match=r"Inclusive.leads\(after=...\) returned a page"):
+        list(funnel.repository.lead_batches(status=LeadStatus.RAW, size=1))

@@ -240,8 +240,23 @@ def created(model: type[_S], now: datetime, /, **fields: Any) -> _S:
     return cast(_S, record)  # (pydantic types model_construct on the bound, _Stored)
 
 
+#: The fields a record's state is in: a change of one is a move of its lifecycle.
+_STATE_FIELDS = ("status", "stage", "type")
+
+
 def bump(record: _S, at: datetime, **changes: Any) -> _S:
-    """``record`` with ``changes``, its next version, updated at ``at``."""
+    """``record`` with ``changes``, its next version, updated at ``at``.
+
+    A move of the record's state dated before its last change is refused
+    (:class:`InvalidArgumentError`): its history, and every report counted from it,
+    would have the move before what it followed (a deal won before it was booked, a
+    negative time in stage)."""
+    if at < record.updated_at and any(name in changes for name in _STATE_FIELDS):
+        raise InvalidArgumentError(
+            f"at={at.isoformat()} is before the {getattr(record, 'kind', 'record')}'s last "
+            f"change ({record.updated_at.isoformat()}): a move is dated at or after what "
+            "it follows; give a later at=, or leave it out to use the funnel's clock"
+        )
     changes["version"] = record.version + 1
     changes["updated_at"] = at
     return updated(record, changes)

@@ -99,6 +99,7 @@ class Funnel:
         self.engine = engine
         self._cadence = cadence
         self.clock: Clock = clock if clock is not None else SystemClock()
+        _check_clock(self.clock)
         self.router = router
         if phone_region != DEFAULT_PHONE_REGION:  # (the default needs no phonenumbers)
             try:
@@ -1073,3 +1074,16 @@ def _limit(limit: int | None) -> int | None:
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
         raise InvalidArgumentError(f"limit={limit!r}: give a whole number, 0 or more, or None")
     return limit
+
+
+def _check_clock(clock: Clock) -> None:
+    """A clock tells aware time (DESIGN 10): a naive one stored naive datetimes in
+    memory and failed deep inside the SQL adapter; say so when the funnel is made."""
+    now = getattr(clock, "now", None)
+    told = now() if callable(now) else None
+    if not isinstance(told, datetime) or told.utcoffset() is None:
+        raise ConfigError(
+            f"clock {clock!r}: its now() must return a timezone-aware datetime (as "
+            f"datetime.now(UTC) does), not {told!r}; pass a leadfunnel.testing.ManualClock "
+            "or an object whose now() returns aware time"
+        )

@@ -577,7 +577,17 @@ class Repository(ABC):
         """
         after: Cursor | None = None
         while page := self.leads(status=status, after=after, limit=size):
-            after = (page[-1].created_at, page[-1].id)
+            last = (page[-1].created_at, page[-1].id)
+            if after is not None and last <= after:
+                # An adapter whose page holds its cursor record would loop for ever.
+                from ._errors import StorageError
+
+                raise StorageError(
+                    f"{type(self).__name__}.leads(after=...) returned a page ending at or "
+                    "before its cursor: a page must start after the cursor's record "
+                    "(see Repository.leads)"
+                )
+            after = last
             yield page
 
     @abstractmethod
