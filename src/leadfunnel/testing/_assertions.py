@@ -69,16 +69,11 @@ def _followed(funnel: Funnel, subject: Subject) -> list[Any]:
 
 
 def _order(event: Any) -> tuple[datetime, int]:
-    # One instant can hold a lead's conversion, the contact's creation, the deal's booking,
-    # and later a deal's win with the contact becoming a client: order them so.
-    kind = str(event.subject)
-    if kind == "lead":
-        rank = 0
-    elif kind == "opportunity":
-        rank = 2
-    else:
-        rank = 1 if event.source is None else 3
-    return event.at, rank
+    # As the history orders events (DESIGN 12): by instant, then by position, the order
+    # they were committed in. One instant can hold a lead's conversion, the contact's
+    # creation and the deal's booking, then the deal's win making the contact a client,
+    # then a new booking of that client: only the position tells them apart.
+    return event.at, event.position or 0
 
 
 def _moves(funnel: Funnel, subject: Subject) -> list[tuple[str, bool]]:

@@ -181,6 +181,49 @@ def assert_lists_choices(error: Exception, choices: Iterable[str]) -> None:
     assert not missing, f"the message {message!r} does not list {missing}"
 
 
+def _offsets(value: Any) -> Any:
+    """The UTC offset of every instant in ``value`` (a record, touch or event, or a
+    list or dict of them), by field: pydantic's ``==`` takes 14:30+05:30 and 09:00Z for
+    the same instant, so a store that gives back every instant in UTC (the writer's
+    offset lost) passes it."""
+    if isinstance(value, BaseModel):
+        return {
+            name: str(field.utcoffset())
+            for name in type(value).model_fields
+            if isinstance(field := getattr(value, name), datetime)
+        }
+    if isinstance(value, dict):
+        return {key: _offsets(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_offsets(item) for item in value]
+    return value
+
+
+def _bounded(batches: Iterable[list[Lead]], most: int) -> Iterator[list[Lead]]:
+    """``lead_batches``' batches, failing instead of looping forever after ``most`` (a
+    batch holds one lead at least, each lead comes once)."""
+    for number, batch in enumerate(batches):
+        assert number < most, (
+            f"lead_batches went on past {most} batches, more than the leads could fill: it "
+            "never ended (does a page after a cursor start at the cursor's own record?)"
+        )
+        yield batch
+
+
+def _at_limit(words: str, length: int) -> str:
+    """``words`` over and over, cut to exactly ``length`` characters, with no
+    whitespace at either end."""
+    text = (words * (length // len(words) + 1))[:length]
+    return text[:-1] + "!" if text[-1].isspace() else text
+
+
+def assert_kept(got: Any, expected: Any) -> None:
+    """``got == expected``, every instant in the offset it was written in as well
+    (a record, touch or event comes back as given, offsets and microseconds included)."""
+    assert got == expected
+    assert _offsets(got) == _offsets(expected), "an instant came back in another UTC offset"
+
+
 def _defaults_left(model: BaseModel) -> list[str]:
     """The fields of ``model`` left empty or at their default."""
     left = []
@@ -359,14 +402,14 @@ class RepositoryContract(ABC):
         c = contact(2, type=ContactType.CLIENT, lead_id=uuid4())
         o = deal(c, amount="1000.25", appointment_at=at, stage=Stage.PROPOSING, owner="rep")
         add(repo, a, c, o)
-        assert repo.get(a.id) == a
-        assert repo.get(c.id) == c
-        assert repo.get(o.id) == o
+        assert_kept(repo.get(a.id), a)
+        assert_kept(repo.get(c.id), c)
+        assert_kept(repo.get(o.id), o)
         again = repo.get(a.id)
         assert isinstance(again, Lead)
         assert again.created_at == at
-        assert again.created_at.utcoffset() is not None
-        assert repo.get_many([a.id, o.id, uuid4()]) == {a.id: a, o.id: o}
+        assert again.created_at.utcoffset() == at.utcoffset()  # the writer's, not UTC
+        assert_kept(repo.get_many([a.id, o.id, uuid4()]), {a.id: a, o.id: o})
         assert repo.get_many([]) == {}
 
     def test_every_field_of_every_record_comes_back(self, repo: Repository) -> None:
@@ -377,13 +420,43 @@ class RepositoryContract(ABC):
         for record in (a, c, o):
             assert _defaults_left(record) == [], "the contract's sample must set every field"
         add(repo, a, c, o)
-        assert repo.get(a.id) == a
-        assert repo.get(c.id) == c
-        assert repo.get(o.id) == o
-        assert repo.get_many([a.id, c.id, o.id]) == {a.id: a, c.id: c, o.id: o}
-        assert repo.leads() == [a]
-        assert repo.contacts() == [c]
-        assert repo.opportunities() == [o]
+        assert_kept(repo.get(a.id), a)
+        assert_kept(repo.get(c.id), c)
+        assert_kept(repo.get(o.id), o)
+        assert_kept(repo.get_many([a.id, c.id, o.id]), {a.id: a, c.id: c, o.id: o})
+        assert_kept(repo.leads(), [a])
+        assert_kept(repo.contacts(), [c])
+        assert_kept(repo.opportunities(), [o])
+
+    def test_text_at_its_limits_comes_back_whole(self, repo: Repository) -> None:
+        """Every text field at its limit (200 characters for a name, a company, a title,
+        32,000 for notes, 2,000 for a touch's note or a lost deal's), in other scripts
+        with astral characters and line breaks, comes back whole: a column cut to 150
+        or 2,000 characters passes every shorter value."""
+        name = _at_limit("Zoë 李小龙 🦄 O'Brien ", 200)
+        notes = _at_limit('Line one ✓\r\n\tZoë 🦄 said: "call me"\n', 32_000)
+        text = _at_limit("too dear\n🦄 Straße ", 2_000)
+        limits: dict[str, Any] = {
+            "first_name": name,
+            "last_name": name,
+            "company": name,
+            "title": name,
+            "city": name,
+            "notes": notes,
+        }
+        assert {len(value) for value in limits.values()} == {200, 32_000}
+        a, c = lead(1, **limits), contact(2, **limits)
+        o = deal(c, stage=Stage.LOST, lost_reason=LostReason.PRICE, lost_note=text)
+        t = touch(a, "interested").model_copy(update={"note": text})
+        add(repo, a, c, o)
+        repo.commit(ChangeSet(touches=[t]))
+        assert_kept(repo.get_many([a.id, c.id, o.id]), {a.id: a, c.id: c, o.id: o})
+        assert_kept(repo.leads(), [a])
+        assert_kept(repo.touches(a.id), [t])
+        # And through an update, which a store may write by other code than an insert.
+        edited = bump(a, notes=notes[1:] + "!", company=name[1:] + "!")
+        repo.commit(ChangeSet(updates=[edited]))
+        assert_kept(repo.get(a.id), edited)
 
     def test_touches_and_events_keep_every_field(self, repo: Repository) -> None:
         """A touch's note and actor, an event's actor, reason and data (and every other
@@ -395,10 +468,10 @@ class RepositoryContract(ABC):
         assert _defaults_left(e) == ["position"], "the contract's sample must set every field"
         (stored,) = repo.commit(ChangeSet(touches=[t], events=[e]))
         assert stored.position > 0
-        assert stored == e.model_copy(update={"position": stored.position})
-        assert repo.touches(a.id) == [t]
-        assert repo.history(a.id)[-1] == stored
-        assert repo.events(after=repo.history(a.id)[0].position) == [stored]
+        assert_kept(stored, e.model_copy(update={"position": stored.position}))
+        assert_kept(repo.touches(a.id), [t])
+        assert_kept(repo.history(a.id)[-1], stored)
+        assert_kept(repo.events(after=repo.history(a.id)[0].position), [stored])
 
     def test_get_unknown_raises_not_found(self, repo: Repository) -> None:
         missing = uuid4()
@@ -862,6 +935,17 @@ class RepositoryContract(ABC):
         assert ids(company="acme", kind="contact") == [k.id]
         assert ids(company="acme", limit=1) == [a.id]
         assert ids() == []
+        # An edit moves a person to other traits: people_like reads them as they are now,
+        # not as they were inserted (a trait column written by the INSERT only).
+        moved = bump(a, company="Zed", last_name="Smith", email="ann@else.example.com")
+        repo.commit(ChangeSet(updates=[moved]))
+        stale = "people_like found a lead by a trait it had before an update"
+        assert ids(company="ACME") == [c.id], stale
+        assert ids(company="zed") == [a.id, d.id], stale
+        assert ids(last_name="rivera") == [d.id], stale
+        assert ids(last_name="smith") == [a.id, b.id], stale
+        assert ids(email_domain="shared.example.com") == [b.id], stale
+        assert ids(email_domain="else.example.com") == [a.id, c.id], stale
 
     # --- follow-up candidates --------------------------------------------------------
 
@@ -1724,7 +1808,7 @@ class RepositoryContract(ABC):
                 touches=[touch(old, "no_answer", first), touch(new, "no_answer", last)],
             )
         )
-        assert repo.get_many([old.id, new.id]) == {old.id: old, new.id: new}
+        assert_kept(repo.get_many([old.id, new.id]), {old.id: old, new.id: new})
         assert [e.at for e in repo.history(old.id)] == [first]
         assert [t.at for t in repo.touches(new.id)] == [last]
         candidates = repo.follow_up_candidates(lead_limit=2, contact_limit=8)
@@ -1863,13 +1947,23 @@ class RepositoryContract(ABC):
         add(repo, *made)  # stored out of creation order on purpose
         order = sorted(made, key=lambda r: (r.created_at, r.id))
         assert [r.id for r in repo.leads()] == [r.id for r in order]
-        pages, cursor = [], None
-        while True:
+        pages: list[list[UUID]] = []
+        cursor: tuple[datetime, UUID] | None = None
+        # Bounded: an adapter whose page starts at the cursor (>= for >) pages forever.
+        for _ in range(len(made) + 1):
             page = repo.leads(after=cursor, limit=3)
             if not page:
                 break
+            if cursor is not None:
+                first = (page[0].created_at, page[0].id)
+                assert first > cursor, (
+                    f"leads(after={cursor}) returned the cursor's own record (or one before "
+                    f"it), {first}, again: a page after a cursor starts after that record"
+                )
             pages.append([r.id for r in page])
             cursor = (page[-1].created_at, page[-1].id)
+        else:
+            pytest.fail(f"paging through {len(made)} leads never ended: {pages}")
         assert pages == [[r.id for r in order[i : i + 3]] for i in range(0, 7, 3)]
         assert [r.id for r in repo.leads(source="a", after=(order[2].created_at, order[2].id))] == [
             r.id for r in order[3:] if r.source == "a"
@@ -1926,13 +2020,13 @@ class RepositoryContract(ABC):
         if again is None:
             pytest.skip("this adapter keeps nothing across a reopen")
         try:
-            assert again.get(a.id) == kept
-            assert again.get_many([c.id, d.id, keep.id]) == {c.id: c, d.id: d, keep.id: merged}
+            assert_kept(again.get(a.id), kept)
+            assert_kept(again.get_many([c.id, d.id, keep.id]), {c.id: c, d.id: d, keep.id: merged})
             assert again.get_many([other.id]) == {}
-            assert again.touches(a.id) == [t]
-            assert {i: again.history(i) for i in histories} == histories
+            assert_kept(again.touches(a.id), [t])
+            assert_kept({i: again.history(i) for i in histories}, histories)
             assert [e.name for e in histories[keep.id]] == ["add", "add"]  # one moved in
-            assert again.events() == feed
+            assert_kept(again.events(), feed)
             assert again.find_keys(keys) == {keys[0]: a.id, keys[1]: keep.id, keys[2]: avoided.id}
             with pytest.raises(AvoidListedError):
                 add(again, lead(6, email=avoided.email))
@@ -2037,7 +2131,7 @@ class RepositoryContract(ABC):
                 events=[event(p, "add", None, state_of(p), p.created_at) for p in stored],
             )
         )
-        assert repo.get_many([p.id for p in stored]) == {p.id: p for p in stored}
+        assert_kept(repo.get_many([p.id for p in stored]), {p.id: p for p in stored})
         for person in stored:
             keys = identity_keys(person)
             assert repo.find_keys(keys) == dict.fromkeys(keys, person.id)
@@ -2100,7 +2194,7 @@ class RepositoryContract(ABC):
         add(repo, *raw, *others)
         seen: list[UUID] = []
         moved: set[UUID] = set()
-        for batch in repo.lead_batches(status=LeadStatus.RAW, size=5):
+        for batch in _bounded(repo.lead_batches(status=LeadStatus.RAW, size=5), len(raw)):
             assert 1 <= len(batch) <= 5
             assert all(r.status is LeadStatus.RAW for r in batch)
             seen.extend(r.id for r in batch)
@@ -2111,11 +2205,19 @@ class RepositoryContract(ABC):
             moved.update(r.id for r in batch[::2])
         assert sorted(seen) == sorted(r.id for r in raw)
         assert len(seen) == len(set(seen))
-        left = [r.id for b in repo.lead_batches(status=LeadStatus.RAW, size=50) for r in b]
+        left = [
+            r.id
+            for b in _bounded(repo.lead_batches(status=LeadStatus.RAW, size=50), len(raw))
+            for r in b
+        ]
         assert sorted(left) == sorted(r.id for r in raw if r.id not in moved)
-        suspects = [r.id for b in repo.lead_batches(status=LeadStatus.SUSPECT, size=2) for r in b]
+        suspects = [
+            r.id
+            for b in _bounded(repo.lead_batches(status=LeadStatus.SUSPECT, size=2), len(others))
+            for r in b
+        ]
         assert sorted(suspects) == sorted(r.id for r in others)
-        assert list(repo.lead_batches(status=LeadStatus.AVOID, size=5)) == []
+        assert list(_bounded(repo.lead_batches(status=LeadStatus.AVOID, size=5), 1)) == []
 
     @pytest.mark.parametrize("as_read", [False, True], ids=["alone", "with-read"])
     def test_an_update_changes_only_the_keys_and_tags_it_changes(

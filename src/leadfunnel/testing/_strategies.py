@@ -24,6 +24,7 @@ import itertools
 import sys
 import types
 import typing
+import unicodedata
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
@@ -225,32 +226,47 @@ _NOTES = [
 
 def _table(*shares: tuple[int, Iterable[_T]]) -> st.SearchStrategy[_T]:
     """One draw from several kinds of values, each kind taking ``count`` places of the
-    table (its values in turn): at most 256 places, which hypothesis draws evenly."""
-    table = [
-        value
-        for count, values in shares
-        for value in itertools.islice(itertools.cycle(values), count)
-    ]
+    table (its values in turn): at most 256 places, which hypothesis draws evenly.
+
+    A kind with more values than places would lose its last ones, never drawn (long
+    texts once lost every value at the fields' limits so): that is refused here.
+    """
+    table: list[_T] = []
+    for count, values in shares:
+        kind = list(values)
+        assert len(kind) <= count, f"{len(kind)} values for {count} places: some never drawn"
+        table += itertools.islice(itertools.cycle(kind), count)
     assert len(table) <= 256, len(table)
     return st.sampled_from(table)
 
 
-def _long(words: list[str], lengths: list[int]) -> list[str]:
-    """Texts of ``lengths`` characters at most (the fields' limits among them), each a
-    word over and over."""
-    return [
-        ((word + " ") * (length // (len(word) + 1) + 1))[:length].strip()
-        for length in lengths
-        for word in words
-    ]
+def _long(words: list[str], lengths: list[int], count: int) -> list[str]:
+    """``count`` texts, each a word over and over cut to one of ``lengths`` characters
+    exactly (the fields' limits among them): the lengths in turn, so that each comes
+    as often, and the words in turn, so that each length meets several words."""
+    texts = []
+    for n in range(count):
+        word, length = words[n % len(words)], lengths[n % len(lengths)]
+        text = (word + " ") * (length // (len(word) + 1) + 1)
+        # Exactly ``length`` characters, none of them whitespace at either end (a cut
+        # in the middle of "\r\n" or at a space would otherwise leave it shorter).
+        text = text.strip()
+        while len(text) < length:
+            text += text
+        text = text[:length]
+        while text[-1].isspace() or unicodedata.combining(text[-1]):
+            text = text[:-1] + "x"
+        texts.append(text)
+    return texts
 
 
 def _text(common: list[str], odd: list[str], lengths: list[int]) -> st.SearchStrategy[str]:
-    """Mostly realistic values; one in four odd, one in eight long."""
-    return _table((150, common), (60, odd), (30, _long([*odd, *_WORDS], lengths)))
+    """Mostly realistic values; one in four odd, one in eight long (a quarter of those
+    at the field's limit)."""
+    return _table((150, common), (60, odd), (30, _long([*odd, *_WORDS], lengths, 30)))
 
 
-_NAME_LENGTHS = [100, 150, 199, 200]  # Name: at most 200 characters
+_NAME_LENGTHS = [200, 151, 199, 100]  # Name: at most 200 characters
 _FIRST_NAME = _text(FIRST_NAMES, ODD_NAMES, _NAME_LENGTHS)
 _LAST_NAME = _text(LAST_NAMES, ODD_NAMES, _NAME_LENGTHS)
 _COMPANY = _text(
@@ -261,7 +277,8 @@ _COMPANY = _text(
 _NOTE: st.SearchStrategy[str | None] = _table(
     (90, [None]),
     (90, _NOTES),
-    (30, _long([*_NOTES, *_WORDS], [500, 2000, 31_999, 32_000])),  # Notes: at most 32,000
+    # Notes: at most 32,000 (and a store column of 2,000 or 4,000 would cut the rest)
+    (30, _long([*_NOTES, *_WORDS], [32_000, 2_001, 31_999, 500, 4_001], 30)),
 )
 
 
