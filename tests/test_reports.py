@@ -421,3 +421,23 @@ def test_weak_setters_with_equal_rates_list_by_name_on_every_store(funnel: Funne
         if n < 2:
             funnel.sit(deal)
     assert funnel.report().weak_setters == ["sue", "tom"]
+
+
+def test_deals_of_a_contact_with_no_lead_count_under_the_contact_s_source(
+    funnel: Funnel,
+) -> None:
+    """A customer imported from another CRM is a contact with no lead: its new deals and
+    their revenue counted under no source at all; they count under the contact's own.
+    A deal whose lead is known still counts under the lead's source."""
+    imported = funnel.import_leads([{**person(1), "type": "client", "source": "tradeshow"}])
+    client = funnel.get_contact(imported.added[0])
+    deal = funnel.set_appointment(client)
+    for move in (funnel.sit, funnel.propose, funnel.send_contract):
+        deal = move(deal)
+    funnel.win(deal, amount=9_000)
+    won_deal(funnel, 2)  # a lead's deal: the lead's source (webinar)
+    report = funnel.report(by="source")
+    assert report.groups["tradeshow"].steps["won"].count == 1
+    assert report.groups["tradeshow"].won_revenue == 9_000
+    assert report.groups["webinar"].steps["won"].count == 1
+    assert None not in report.groups

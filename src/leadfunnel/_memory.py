@@ -824,11 +824,13 @@ class InMemoryRepository(Repository):
                 return record.setter
             if by == "owner":
                 return record.owner
+            contact = self._records.get(record.contact_id)
             lead_id = record.lead_id
             if lead_id is None:
-                contact = self._records.get(record.contact_id)
                 lead_id = contact.lead_id if isinstance(contact, Contact) else None
             lead = self._records.get(lead_id) if lead_id else None
+            if lead is None and by == "source" and isinstance(contact, Contact):
+                return contact.source  # a contact with no lead: its own source
         if not isinstance(lead, Lead) or by == "setter":
             return None
         value: str | None = getattr(lead, by)

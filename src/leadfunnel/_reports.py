@@ -17,12 +17,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
 from ._clock import require_aware
 from ._csv_out import csv_text
 from ._enums import Stage
 from ._lifecycle import FUNNEL_STEPS
-from ._models import Lead, Opportunity
+from ._models import Contact, Lead, Opportunity
 from ._periods import month_of, period_label
 from ._repository import GroupBy, Repository, StageTime, StepCount, check_grouping
 from ._results import Serialised
@@ -624,12 +625,28 @@ def _group_keys(
         return [deal.setter for deal in deals]
     if by == "month":
         return [month_of(deal.closed_at) if deal.closed_at else None for deal in deals]
-    ids = {deal.lead_id for deal in deals if deal.lead_id is not None}
-    leads = repository.get_many(ids) if ids else {}
-    keys: list[str | None] = []
+    # The deal's lead, or its contact's (a deal booked on a contact), as step_counts
+    # finds it; a contact with no lead at all counts under its own source.
+    contacts = repository.get_many({deal.contact_id for deal in deals})
+    lead_ids: list[UUID | None] = []
     for deal in deals:
-        lead = leads.get(deal.lead_id) if deal.lead_id is not None else None
-        keys.append(getattr(lead, by, None) if isinstance(lead, Lead) else None)
+        contact = contacts.get(deal.contact_id)
+        lead_ids.append(
+            deal.lead_id
+            if deal.lead_id is not None
+            else contact.lead_id
+            if isinstance(contact, Contact)
+            else None
+        )
+    leads = repository.get_many({i for i in lead_ids if i is not None})
+    keys: list[str | None] = []
+    for deal, lead_id in zip(deals, lead_ids, strict=True):
+        lead = leads.get(lead_id) if lead_id is not None else None
+        if isinstance(lead, Lead):
+            keys.append(getattr(lead, by, None))
+            continue
+        contact = contacts.get(deal.contact_id)
+        keys.append(contact.source if by == "source" and isinstance(contact, Contact) else None)
     return keys
 
 

@@ -1535,7 +1535,13 @@ def _step_counts_query(
                 deal_lead,
                 deal_lead.c.id == sa.func.coalesce(deal.c.lead_id, contact.c.lead_id),
             )
-            group = sa.case((lead.c.id.is_not(None), lead.c[by]), else_=deal_lead.c[by])
+            # A contact with no lead (a customer imported as one) has a source of its
+            # own: its deals count there rather than under none.
+            group = sa.case(
+                (lead.c.id.is_not(None), lead.c[by]),
+                (deal_lead.c.id.is_not(None), deal_lead.c[by]),
+                else_=contact.c.source if by == "source" else sa.null(),
+            )
     group = group.label("grp")
     return (
         sa.select(st.c.step, group, count)
