@@ -27,6 +27,7 @@ from leadfunnel import (
     Outcome,
     SqlRepository,
 )
+from leadfunnel._reports import build_report
 from leadfunnel.testing import ManualClock, histories, replay
 
 
@@ -185,7 +186,7 @@ def test_groups_by_source_owner_setter_profile_and_month(
         funnel.report(by="colour")  # type: ignore[arg-type]
 
 
-def test_health_checks_and_weak_setters(funnel: Funnel) -> None:
+def test_health_checks_and_weak_setters(funnel: Funnel, clock: ManualClock) -> None:
     for n in range(1, 4):
         won_deal(funnel, n, setter="sue")
     for n in range(4, 7):
@@ -195,6 +196,7 @@ def test_health_checks_and_weak_setters(funnel: Funnel) -> None:
     unfit = funnel.capture(Lead(**person(7)))
     funnel.disqualify(unfit)
     funnel.qualify(funnel.capture(Lead(**person(8))), force=True)  # nobody called it
+    clock.advance(days=1)  # the appointments (at their booking) are past
     report = funnel.report()
     checks = report.checks
     assert checks["appointments_sat"].value == pytest.approx(0.5)
@@ -411,7 +413,9 @@ def test_sql_counts_equal_memory_counts_and_steps_never_grow(
         assert all(b <= a for a, b in pairwise(values[2:]))
 
 
-def test_weak_setters_with_equal_rates_list_by_name_on_every_store(funnel: Funnel) -> None:
+def test_weak_setters_with_equal_rates_list_by_name_on_every_store(
+    funnel: Funnel, clock: ManualClock
+) -> None:
     # Found by the differential test: memory and SQL listed two equally weak setters in
     # different orders.
     for n, setter in enumerate(["tom", "sue", "tom", "sue"]):
@@ -420,7 +424,36 @@ def test_weak_setters_with_equal_rates_list_by_name_on_every_store(funnel: Funne
         deal = funnel.set_appointment(lead, setter=setter)
         if n < 2:
             funnel.sit(deal)
+    clock.advance(days=1)
     assert funnel.report().weak_setters == ["sue", "tom"]
+
+
+def test_an_appointment_not_yet_due_is_nobody_s_no_show(funnel: Funnel, clock: ManualClock) -> None:
+    """Ten appointments booked on Thursday for next Tuesday, all of which sat: the week
+    they were booked read "0% sat" and named their setter weak, though none was due (a
+    reports audit). The rate is counted against the appointments that came due: none
+    the first week, all sat the next; a real no-show still counts."""
+    thursday = clock.now()
+    tuesday = thursday + timedelta(days=5)
+    deals = []
+    for n in range(10):
+        lead = funnel.capture(Lead(**person(n)))
+        funnel.qualify(lead, force=True)
+        deals.append(funnel.set_appointment(lead, appointment_at=tuesday, setter="dana"))
+    week = timedelta(days=7)
+    first = build_report(funnel.repository, since=thursday, until=thursday + timedelta(days=4))
+    assert first.checks["appointments_sat"].value is None  # nothing came due
+    assert first.weak_setters == []
+    clock.set(tuesday)
+    for deal in deals[:9]:
+        funnel.sit(deal)
+    clock.advance(days=14)
+    second = build_report(
+        funnel.repository, since=thursday + timedelta(days=4), until=thursday + week + week
+    )
+    assert second.checks["appointments_sat"].value == pytest.approx(0.9)  # one no-show
+    assert second.setters == {"dana": pytest.approx(0.9)}
+    assert second.checks["appointments_sat"].ok is True
 
 
 def test_deals_of_a_contact_with_no_lead_count_under_the_contact_s_source(

@@ -128,7 +128,7 @@ def test_the_chart_shows_dates_conversion_money_and_what_needs_attention() -> No
     assert "2 open deals, 1 unpriced" in words
     alerts = words[words.index("Needs attention") + 1 :]
     assert alerts == [
-        "Appointments sat / set: 73% (expect >= 90%)",
+        "Appointments sat / due: 73% (expect >= 90%)",
         "Won / contracts sent: 86% (expect >= 90%)",
         "Average touches per qualified lead: 1.0 (expect >= 2 (the study's average: 1.3))",
         "Setters whose appointments don't stick: cas (0% sat)",

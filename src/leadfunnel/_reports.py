@@ -12,6 +12,7 @@ deals, far fewer than the leads.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,7 +26,14 @@ from ._enums import Stage
 from ._lifecycle import FUNNEL_STEPS
 from ._models import Contact, Lead, Opportunity
 from ._periods import month_of, period_label
-from ._repository import GroupBy, Repository, StageTime, StepCount, check_grouping
+from ._repository import (
+    GroupBy,
+    RepListRow,
+    Repository,
+    StageTime,
+    StepCount,
+    check_grouping,
+)
 from ._results import Serialised
 
 if TYPE_CHECKING:
@@ -196,6 +204,12 @@ class FunnelReport(Serialised):
     ``open_deals`` deals open when the report was made (``as_of``), of which
     ``unpriced_deals`` have no amount yet. ``first_at`` is when the oldest lead was
     created: where an open period starts.
+
+    ``not_sat`` counts the appointments due in the period (their time within it, and
+    before ``as_of``) that never sat: the appointments-sat check is the appointments
+    sat in the period against those sat and those not sat, so an appointment booked
+    for next week is not a no-show this week. ``None`` (a report made by hand) checks
+    the appointments sat against those set instead.
     """
 
     steps: Mapping[str, Step]
@@ -216,6 +230,7 @@ class FunnelReport(Serialised):
     pipeline_value: Decimal = Decimal(0)
     open_deals: int = 0
     unpriced_deals: int = 0
+    not_sat: int | None = None
 
     # --- derived numbers ----------------------------------------------------------------
 
@@ -241,7 +256,9 @@ class FunnelReport(Serialised):
     def checks(self) -> dict[str, HealthCheck]:
         """The seed benchmarks, each with its expectation and a flag."""
         s = self.steps
-        sat = _ratio(s["appointment_sat"].count, s["appointment_set"].count)
+        sat_count = s["appointment_sat"].count
+        due = s["appointment_set"].count if self.not_sat is None else sat_count + self.not_sat
+        sat = _ratio(sat_count, due)
         close = _ratio(s["won"].count, s["contract_sent"].count)
         unqualified = _ratio(self.unqualified, s["raw"].count)
         never = _ratio(self.never_followed_up, self.qualified_leads)
@@ -249,7 +266,7 @@ class FunnelReport(Serialised):
         checks = [
             _check(
                 "appointments_sat",
-                "Appointments sat / set",
+                "Appointments sat / due",
                 sat,
                 ">= 90%",
                 sat is not None and sat >= 0.9,
@@ -732,11 +749,27 @@ def build_report(
     setter_counts = _counts(
         repository.step_counts(since=since, until=until, by="setter", steps=setter_steps)
     )
+    # The appointments that came due in the period and never sat: with those sat in the
+    # period, what the appointments-sat rate is counted against (an appointment booked
+    # for after the report is nobody's no-show yet).
+    no_shows = [
+        row
+        for row in repository.rep_list(
+            "not_sat", now=as_of, entered_since=since, entered_until=until
+        )
+        if isinstance(row.record, Opportunity)
+    ]
+    setter_no_shows = Counter(_deal(row).setter for row in no_shows)
     setters = {
-        key: _ratio(c.get("appointment_sat", 0), c.get("appointment_set", 0))
-        for key, c in setter_counts.items()
-        if c.get("appointment_set")
+        key: _ratio(sat, sat + setter_no_shows[key])
+        for key in {*setter_counts, *setter_no_shows}
+        if (sat := setter_counts.get(key, {}).get("appointment_sat", 0)) + setter_no_shows[key]
     }
+    group_no_shows: Counter[str | None] = Counter()
+    if by == "month":
+        group_no_shows.update(month_of(row.since) for row in no_shows)
+    elif by is not None:
+        group_no_shows.update(_group_keys(repository, [_deal(row) for row in no_shows], by))
     money = _money(repository, since, until, by)
     first_at = _first_lead_at(repository) if since is None else None
     groups: dict[str | None, FunnelReport] = {}
@@ -746,8 +779,8 @@ def build_report(
             if by == "setter"
             else _counts(repository.step_counts(since=since, until=until, by=by))
         )
-        for key in sorted(by_group, key=lambda k: (k is None, k or "")):
-            counts = by_group[key]
+        for key in sorted({*by_group, *group_no_shows}, key=lambda k: (k is None, k or "")):
+            counts = by_group.get(key, {})
             groups[key] = FunnelReport(
                 steps=_steps(counts),
                 since=since,
@@ -758,6 +791,7 @@ def build_report(
                 first_at=first_at,
                 won_revenue=money.won_by_group.get(key, Decimal(0)),
                 won_deals=money.won_deals_by_group.get(key, 0),
+                not_sat=group_no_shows[key],
             )
     return FunnelReport(
         steps=_steps(totals),
@@ -778,4 +812,10 @@ def build_report(
         pipeline_value=money.pipeline,
         open_deals=money.open_deals,
         unpriced_deals=money.unpriced,
+        not_sat=len(no_shows),
     )
+
+
+def _deal(row: RepListRow) -> Opportunity:
+    assert isinstance(row.record, Opportunity)  # the not_sat list holds deals
+    return row.record
