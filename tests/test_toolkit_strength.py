@@ -15,7 +15,8 @@ from types import FrameType
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, given, seed, settings
+from hypothesis import strategies as st
 
 from leadfunnel import Contact, Funnel, InMemoryRepository, Lead, Repository
 from leadfunnel._models import Event
@@ -23,6 +24,7 @@ from leadfunnel.storage import ChangeSet, trait_key
 from leadfunnel.testing import (
     ManualClock,
     RepositoryContract,
+    assert_due,
     assert_passed_through,
     leads,
 )
@@ -259,3 +261,55 @@ def test_events_of_one_instant_are_ordered_by_position() -> None:
     assert_passed_through(funnel, lead, ["won", "client", "appointment_set"])
     with pytest.raises(AssertionError, match="never came after"):
         assert_passed_through(funnel, lead, ["client", "won"])
+
+
+# --- drawn people replay ---------------------------------------------------------
+
+
+def test_the_same_choices_draw_the_same_people() -> None:
+    """``derandomize=True`` draws the same examples on every run, so the people are the
+    same too: their e-mails and phones come from hypothesis' choices."""
+    runs: list[list[tuple[str | None, str | None]]] = []
+
+    @settings(max_examples=20, database=None, derandomize=True)
+    @given(leads(keys="both"))
+    def drawn(lead: Lead) -> None:
+        runs[-1].append((lead.email, lead.phone))
+
+    for _ in range(2):
+        runs.append([])
+        drawn()
+    assert runs[0] == runs[1]
+
+
+def test_a_failure_on_some_people_shrinks_and_replays() -> None:
+    """A property that fails on some e-mails fails as itself (not ``FlakyFailure``: the
+    replayed example draws the same person), shrinks, and the example it prints fails
+    again, and the same seed fails the same way; the people of a shrunk example are
+    still distinct."""
+    emails: list[str] = []
+
+    @seed(3)
+    @settings(max_examples=200, database=None, deadline=None)
+    @given(st.lists(leads(keys="email"), min_size=3, max_size=3))
+    def buggy(people: list[Lead]) -> None:
+        addresses = [person.email or "" for person in people]
+        emails[:] = addresses
+        assert len(set(addresses)) == 3, addresses
+        assert not any("7@" in address for address in addresses)
+
+    with pytest.raises(AssertionError, match="7@"):
+        buggy()
+    shrunk = list(emails)
+    assert len(set(shrunk)) == 3, shrunk
+    with pytest.raises(AssertionError, match="7@"):
+        buggy()  # the same seed finds the same people, and shrinks them alike
+    assert emails == shrunk
+
+
+def test_an_id_that_is_no_uuid_fails_the_assertion() -> None:
+    funnel = Funnel(clock=ManualClock(datetime(2026, 3, 2, 9, tzinfo=UTC)))
+    with pytest.raises(AssertionError, match="'not-a-uuid' is no subject"):
+        assert_due(funnel, "not-a-uuid")
+    with pytest.raises(AssertionError, match="is no subject"):
+        assert_passed_through(funnel, "42", ["raw"])

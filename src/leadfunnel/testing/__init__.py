@@ -67,6 +67,11 @@ class FunnelFactory(Protocol):
     the ``leadfunnel_engine`` fixture); ``clock`` to a new ``ManualClock`` at
     2026-01-05 09:00 UTC; other keywords go to ``Funnel`` (``cadence=``, ``router=``...).
 
+    On SQLite each call creates a database file and its tables (70 to 100 ms, more on
+    a busy machine; the first call in a process also imports SQLAlchemy): under
+    ``@given``, turn hypothesis' deadline off (``@settings(deadline=None)``), or its
+    default of 200 ms fails the first example with ``DeadlineExceeded``.
+
     >>> def test_every_example_starts_empty(make_funnel: FunnelFactory) -> None:
     ...     assert make_funnel().leads() == []
     """

@@ -31,7 +31,12 @@ def _stored(funnel: Funnel, subject: Subject) -> Any:
     about it never passes by having nothing to look at."""
     from .._errors import NotFoundError
 
-    subject_id = _subject_id(subject)
+    try:
+        subject_id = _subject_id(subject)
+    except ValueError:
+        raise AssertionError(
+            f"{subject!r} is no subject: give a record, or its id (a UUID or its text)"
+        ) from None
     try:
         return funnel.get(subject_id)
     except NotFoundError:
