@@ -4,7 +4,10 @@ step reads the same in the assertion as in the report."""
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -183,21 +186,56 @@ def _count_awkward(seen: Counter[str], person: Lead | Contact) -> None:
     seen["phone abroad"] += (person.phone or "+1").startswith("+44")
 
 
-def test_leads_bring_the_awkward_people_in_the_shares_the_docs_give() -> None:
+def _drawn_shares(kind: str) -> dict[str, float]:
+    """The survey: 1,000 drawn leads or contacts, and the share of each awkward case
+    (``all`` is the count). Every drawn person is also checked to be a valid record that
+    comes back equal from its JSON."""
     seen: Counter[str] = Counter()
 
     @PEOPLE
-    @given(leads())
-    def drawn(lead: Lead) -> None:
-        _count_awkward(seen, lead)
-        seen["avoid"] += lead.status == LeadStatus.AVOID
-        seen["revenue in cents"] += lead.annual_revenue is not None and (
-            lead.annual_revenue != int(lead.annual_revenue)
-        )
+    @given(leads() if kind == "leads" else contacts())
+    def drawn(person: Lead | Contact) -> None:
+        _count_awkward(seen, person)
+        if isinstance(person, Lead):
+            seen["avoid"] += person.status == LeadStatus.AVOID
+            seen["revenue in cents"] += person.annual_revenue is not None and (
+                person.annual_revenue != int(person.annual_revenue)
+            )
+        else:
+            seen["avoid"] += person.type == ContactType.AVOID
 
     drawn()
-    shares = _shares(seen)
-    assert seen["all"] == 1_000
+    return {**_shares(seen), "all": seen["all"]}
+
+
+def _shares_alone(kind: str) -> dict[str, float]:
+    """:func:`_drawn_shares` in a process of its own. The survey draws the same people
+    on every run (derandomize), but in a process where many other tests ran before it
+    (an xdist worker of the whole suite) it drew others, the same ones each time, with
+    shares a little off (merged before 0.233 against 1/6): which earlier test leaves
+    that state behind was not found. Measured alone, the shares are the strategies'."""
+    code = f"import json, test_toolkit_histories as t; print(json.dumps(t._drawn_shares({kind!r})))"
+    here = Path(__file__).parent
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=here,
+        env={
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([str(here), os.environ.get("PYTHONPATH", "")]),
+        },
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    shares: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    return shares
+
+
+def test_leads_bring_the_awkward_people_in_the_shares_the_docs_give() -> None:
+    shares = _shares_alone("leads")
+    assert shares["all"] == 1_000
     for name, (share, tolerance) in {**SHARES, "avoid": (1 / 8, 0.045)}.items():
         assert abs(shares[name] - share) <= tolerance, (name, shares)
     # The awkward values come often, not now and then.
@@ -210,16 +248,7 @@ def test_leads_bring_the_awkward_people_in_the_shares_the_docs_give() -> None:
 
 
 def test_contacts_bring_the_awkward_people_too() -> None:
-    seen: Counter[str] = Counter()
-
-    @PEOPLE
-    @given(contacts())
-    def drawn(contact: Contact) -> None:
-        _count_awkward(seen, contact)
-        seen["avoid"] += contact.type == ContactType.AVOID
-
-    drawn()
-    shares = _shares(seen)
+    shares = _shares_alone("contacts")
     for name, (share, tolerance) in {**SHARES, "avoid": (1 / 7, 0.045)}.items():
         assert abs(shares[name] - share) <= tolerance, (name, shares)
     for name in ("long text", "not UTC", "far date", "notes on lines"):
