@@ -227,7 +227,10 @@ def _import_chunk(
         interrupted = exc
         report = seen[-1] if seen else ImportReport()
         held = funnel.repository.get_many([row.fields["id"] for row in good])
-        if not (seen or held):  # rolled back (or stored nothing): as if left unread
+        if good and not held:
+            # Rolled back (or nothing of it stored): as if left unread. (import_leads
+            # hands on_progress its report on the way out too, so ``seen`` does not say
+            # whether the chunk committed; the store does.)
             raise
         report.added = [row.fields["id"] for row in good if row.fields["id"] in held]
         seen.append(report)
