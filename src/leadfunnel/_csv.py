@@ -863,7 +863,12 @@ class CsvSource:
         in it swallowed the lines after it (to the end of the file, ``at_end``)."""
         first, last = lines
         where = next(
-            (self.header[i] or f"column {i + 1}" for i, c in enumerate(cells) if _several(c)),
+            # A wide row keeps every cell: one beyond the header has no name.
+            (
+                (self.header[i] if i < len(self.header) else "") or f"column {i + 1}"
+                for i, c in enumerate(cells)
+                if _several(c)
+            ),
             None,
         )
         cell = f"its {where!r} cell" if where else "one of its cells"
