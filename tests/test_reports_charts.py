@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conftest import person
 from leadfunnel import Funnel, FunnelReport, InvalidArgumentError, Lead
@@ -280,3 +282,33 @@ def test_long_names_and_large_sums_stay_inside_their_boxes_whole() -> None:
         assert end <= right <= canvas
     assert text_width("日本語", 10) == 30.0
     assert text_width("abc", 10) == 18.0
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    text=st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), max_size=300),
+    width=st.floats(min_value=20, max_value=400),
+)
+def test_text_is_cut_and_broken_to_fit_its_width(text: str, width: float) -> None:
+    """``_fit`` and ``_wrap`` measure each character once (a 32,000-character note is
+    cut in linear time): every line they give fits, and nothing is lost but the cut."""
+    from leadfunnel._charts import _fit, _wrap, text_width
+
+    size = 10.0
+    fitted = _fit(text, width, size)
+    assert fitted == text or (
+        fitted.endswith("…") and text.startswith(fitted[:-1]) and len(fitted) >= 2
+    )
+    if len(fitted) > 2:  # one character and the ellipsis always stand
+        assert text_width(fitted, size) <= width + 1e-9
+    lines = _wrap(text, width, size)
+    assert "".join(lines).replace(" ", "") == "".join(text.split())
+    assert all(text_width(line, size) <= width + 1e-9 or len(line) == 1 for line in lines)
+
+
+def test_a_long_note_is_cut_in_linear_time() -> None:
+    from leadfunnel._charts import _fit, _wrap
+
+    word = "x" * 32_000
+    assert len(_fit(word, 100, 10)) < 20
+    assert len(_wrap(word, 100, 10)) > 1_000  # measured once a character, not per cut

@@ -357,3 +357,43 @@ def test_a_commit_of_more_records_than_one_batch_of_ids(backend: str, tmp_path: 
         assert repository.touched([m.id for m in moved], channel=Channel.CALL) == set()
     finally:
         repository.close()
+
+
+def test_an_import_leaves_out_the_columns_null_in_every_row_and_keeps_the_others(
+    funnel: Funnel, engine: sa.Engine, statements: Statements
+) -> None:
+    """SQLite binds ``None`` slowly (its driver looks it up among its adapters): an
+    insert leaves out the columns that are NULL in all of its rows. A column NULL in
+    some rows only is sent, and each row reads back as it went in."""
+    rows = [person(1, owner="Dana"), person(2), person(3, opt_outs=["email"])]
+    report = funnel.import_leads(rows)
+    (insert,) = statements.matching(r"^INSERT INTO lf_leads ")
+    columns = re.search(r"\((.*?)\)", insert)
+    assert columns is not None
+    sent = {name.strip().strip('"') for name in columns.group(1).split(",")}
+    assert {"owner", "opt_outs", "id", "status"} <= sent  # NULL in some rows only
+    assert not {"erased_at", "contact_id", "profile"} & sent  # NULL in every row
+    got = [funnel.get(id) for id in report.added]
+    leads = [lead for lead in got if isinstance(lead, Lead)]
+    assert len(leads) == 3
+    assert [lead.owner for lead in leads] == ["Dana", None, None]
+    assert [sorted(lead.opt_outs) for lead in leads] == [[], [], ["email"]]
+    with engine.connect() as conn:
+        stored = conn.exec_driver_sql(
+            "SELECT typeof(id), typeof(erased_at), typeof(owner) FROM lf_leads ORDER BY seq"
+        ).all()
+        flags = conn.exec_driver_sql("SELECT DISTINCT typeof(avoided) FROM lf_keys").all()
+    # Ids are bound as bytearrays (the driver's fast path): still 16-byte blobs.
+    assert stored == [("blob", "null", "text"), ("blob", "null", "null"), ("blob", "null", "null")]
+    assert flags == [("integer",)]
+
+
+def test_a_converted_row_keeps_every_column_in_order() -> None:
+    """The generated row converter gives what converting each column one by one does."""
+    from leadfunnel._sql._repository import _row_converter
+
+    convert = _row_converter("t", ["a", "b", "c"], [None, str.upper, None])
+    assert convert({"a": 1, "b": "x", "c": None}) == (1, "X", None)
+    assert convert({"a": 1, "b": None, "c": 3}) == (1, None, 3)  # None is not converted
+    with pytest.raises(KeyError):
+        convert({"a": 1, "c": 3})

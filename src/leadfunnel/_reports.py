@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
-from uuid import UUID
 
 from ._clock import require_aware
 from ._csv_out import csv_text
@@ -644,26 +643,26 @@ def _group_keys(
         return [month_of(deal.closed_at) if deal.closed_at else None for deal in deals]
     # The deal's lead, or its contact's (a deal booked on a contact), as step_counts
     # finds it; a contact with no lead at all counts under its own source.
-    contacts = repository.get_many({deal.contact_id for deal in deals})
-    lead_ids: list[UUID | None] = []
-    for deal in deals:
-        contact = contacts.get(deal.contact_id)
-        lead_ids.append(
-            deal.lead_id
-            if deal.lead_id is not None
-            else contact.lead_id
-            if isinstance(contact, Contact)
-            else None
-        )
+    found = repository.get_many({deal.contact_id for deal in deals})
+    contacts = [found.get(deal.contact_id) for deal in deals]
+    lead_ids = [
+        deal.lead_id
+        if deal.lead_id is not None
+        else contact.lead_id
+        if isinstance(contact, Contact)
+        else None
+        for deal, contact in zip(deals, contacts, strict=True)
+    ]
     leads = repository.get_many({i for i in lead_ids if i is not None})
     keys: list[str | None] = []
-    for deal, lead_id in zip(deals, lead_ids, strict=True):
+    for contact, lead_id in zip(contacts, lead_ids, strict=True):
         lead = leads.get(lead_id) if lead_id is not None else None
         if isinstance(lead, Lead):
             keys.append(getattr(lead, by, None))
-            continue
-        contact = contacts.get(deal.contact_id)
-        keys.append(contact.source if by == "source" and isinstance(contact, Contact) else None)
+        elif by == "source" and isinstance(contact, Contact):
+            keys.append(contact.source)
+        else:
+            keys.append(None)
     return keys
 
 
