@@ -110,3 +110,32 @@ def test_an_events_document_is_what_the_serializer_writes(
     other = updated(event, {"data": {"k": reason}})
     document = json.loads(sql._event_document(other))
     assert document["data"] == {"k": reason}
+
+
+def test_an_event_made_by_a_use_case_is_what_model_construct_makes() -> None:
+    """``event()`` builds its Event without pydantic's constructor: every field of the
+    model, the same fields counted as set, and equal to the validated event."""
+    from leadfunnel._changes import event
+
+    at = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    lead = Lead(email="pat@example.com")
+    made = event(lead, "qualify", "raw", "qualified", at, " rep ", None, {"k": 1})
+    assert list(made.__dict__) == list(Event.model_fields)
+    assert made.model_fields_set == set(Event.model_fields) - {"position"}
+    fields = {name: getattr(made, name) for name in made.model_fields_set}
+    assert made == Event.model_validate(fields)
+    assert (made.actor, made.subject_id, made.position) == ("rep", lead.id, 0)
+
+
+def test_placed_events_are_what_updating_their_position_makes() -> None:
+    from leadfunnel._changes import event
+    from leadfunnel._models import placed
+
+    at = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    lead = Lead(email="pat@example.com")
+    events = [event(lead, "import", None, "raw", at, None, None) for _ in range(3)]
+    stored = placed(events, 41)
+    assert stored == [updated(e, {"position": 41 + i}) for i, e in enumerate(events)]
+    assert [e.position for e in stored] == [41, 42, 43]
+    assert [e.position for e in events] == [0, 0, 0]  # the given events are left alone
+    assert all("position" in e.model_fields_set for e in stored)

@@ -623,6 +623,29 @@ def updated(model: _M, changes: dict[str, Any]) -> _M:
     return new
 
 
+_POSITION = frozenset({"position"})
+
+
+def placed(events: list[Event], first: int) -> list[Event]:
+    """``events`` as stored at positions ``first``, ``first + 1``...: what
+    ``updated(event, {"position": ...})`` makes of each, at two thirds of its cost (a
+    store hands back every event it commits, one an imported row)."""
+    out: list[Event] = []
+    append = out.append
+    for position, event in enumerate(events, first):
+        new = _new_object(type(event))
+        values = event.__dict__.copy()
+        values["position"] = position
+        extra = event.__pydantic_extra__
+        private = event.__pydantic_private__
+        _set(new, "__dict__", values)
+        _set(new, "__pydantic_fields_set__", event.__pydantic_fields_set__ | _POSITION)
+        _set(new, "__pydantic_extra__", None if extra is None else dict(extra))
+        _set(new, "__pydantic_private__", None if private is None else dict(private))
+        append(new)
+    return out
+
+
 def identity_keys(person: Lead | Contact) -> tuple[str, ...]:
     """The dedupe keys of a person: its e-mail (trimmed, lower-cased) and E.164 phone,
     then its ``other_emails`` and ``other_phones``."""

@@ -52,7 +52,7 @@ from .._models import (
     holds_keys,
     identity_keys,
     is_avoided,
-    updated,
+    placed,
 )
 from .._periods import month_of
 from .._repository import (
@@ -163,6 +163,8 @@ class SqlRepository(Repository):
         self._driver = _DriverStatements(self._engine.dialect, schema)
         # Ids as the driver sends and returns them (16 bytes on SQLite and MariaDB).
         self._raw_id = self._driver.converter(s.leads.c.id) or _same
+        # ... and as a statement's parameter only (the driver's fastest form).
+        self._bound_id = self._driver.converter(s.leads.c.id, bound=True) or _same
         self._id_of: Callable[[Any], UUID] = _same if self.dialect == "postgresql" else _uuid_of
         # The list and count statements, built once per shape (see _statement).
         self._lists: dict[tuple[Any, ...], sa.Select[Any]] = {}
@@ -371,7 +373,7 @@ class SqlRepository(Repository):
                 first = self._apply(conn, changes)
         except sa_exc.IntegrityError as exc:
             self._explain(changes, exc)
-        return [updated(e, {"position": first + i}) for i, e in enumerate(changes.events)]
+        return placed(changes.events, first)
 
     def _apply(self, conn: Connection, changes: ChangeSet) -> int:
         """Apply ``changes`` in ``conn``'s transaction; return the first event position."""
@@ -633,7 +635,7 @@ class SqlRepository(Repository):
         whose ``{ids}`` each match ``ids`` and whose other parameters are ``more``, run
         for 500 ids at a time. Sent straight to the driver: a list of ids as SQLAlchemy's
         expanding parameters cost about 1 us an id on SQLite, 3 on PostgreSQL."""
-        return self._matching(conn, sql, list(map(self._raw_id, ids)), more)
+        return self._matching(conn, sql, list(map(self._bound_id, ids)), more)
 
     def _matching(
         self, conn: Connection, sql: str, values: list[Any], more: tuple[Any, ...] = ()
@@ -2282,9 +2284,12 @@ class _DriverStatements:
             found = self._positions[key] = names.index(name)
         return found
 
-    def converter(self, column: sa.Column[Any]) -> Callable[[Any], Any] | None:
-        """What a value of ``column`` is converted with for the driver (None: as is)."""
-        return self._converter(column)
+    def converter(
+        self, column: sa.Column[Any], *, bound: bool = False
+    ) -> Callable[[Any], Any] | None:
+        """What a value of ``column`` is converted with for the driver (None: as is);
+        ``bound``: for a statement's parameter only (see :meth:`_converter`)."""
+        return self._converter(column, bound=bound)
 
     def multi_row_sql(self, table: sa.Table, count: int) -> str:
         """:meth:`prepare`'s ``INSERT`` of ``count`` rows in one statement, their values
