@@ -700,10 +700,11 @@ class SqlRepository(Repository):
             _, convert = self._driver.prepare(table)
             documents = self._driver.documents(table)
             new = convert(_record_row(record))
-            id = self._raw_id(record.id)  # hashable (the row holds a bytearray on SQLite)
-            old = stored[id]
+            id_at = self._driver.position(table, "id")
+            # Looked up as the driver reads it (the row holds a bytearray on SQLite).
+            old = stored[self._raw_id(record.id)]
             changed = tuple(i for i, value in enumerate(new) if i in documents or value != old[i])
-            values = (*(new[i] for i in changed), id, record.version - 1)
+            values = (*(new[i] for i in changed), new[id_at], record.version - 1)
             groups.setdefault((record.kind, changed), []).append(values)
         for (kind, changed), rows in groups.items():
             table = s.RECORD_TABLES[kind]
