@@ -290,8 +290,8 @@ def test_long_names_and_large_sums_stay_inside_their_boxes_whole() -> None:
     width=st.floats(min_value=20, max_value=400),
 )
 def test_text_is_cut_and_broken_to_fit_its_width(text: str, width: float) -> None:
-    """``_fit`` and ``_wrap`` measure each character once (a 32,000-character note is
-    cut in linear time): every line they give fits, and nothing is lost but the cut."""
+    """``_fit`` and ``_wrap`` measure each character once (linear in the text's
+    length): every line they give fits, and nothing is lost but the cut."""
     from leadfunnel._charts import _fit, _wrap, text_width
 
     size = 10.0

@@ -99,8 +99,8 @@ def text_width(text: str, size: float, *, bold: bool = False) -> float:
 
 def _fitting(text: str, room: float, size: float, *, bold: bool = False) -> int:
     """How many of ``text``'s first characters fit ``room`` (at least 1): one pass over
-    the characters, not a measure of every prefix, so a 32,000-character note is cut
-    in linear time."""
+    the characters, not a measure of every shorter prefix: linear in the text's
+    length, not quadratic."""
     scale = size * (1.07 if bold else 1.0)
     used = 0.0
     keep = len(text)
