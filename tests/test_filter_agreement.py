@@ -236,15 +236,15 @@ def test_sqlite_still_matches_a_long_key_stored_whole_before(tmp_path: Any) -> N
 
 
 def test_a_value_the_database_refuses_is_not_reported_as_a_connection_problem() -> None:
-    from leadfunnel._sql._repository import _translated
+    from leadfunnel._sql._engine import translated
 
     refused = sa.exc.DataError("INSERT ...", {}, Exception("value too long for type"))
-    with pytest.raises(StorageError) as caught, _translated():
+    with pytest.raises(StorageError) as caught, translated():
         raise refused
     message = str(caught.value)
     assert "refused a value: value too long for type" in message
     assert "retrying will not help" in message
     assert "reachable" not in message
     failed = sa.exc.OperationalError("SELECT ...", {}, Exception("database is locked"))
-    with pytest.raises(StorageError, match="Retry, or check"), _translated():
+    with pytest.raises(StorageError, match="Retry, or check"), translated():
         raise failed

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from leadfunnel import Funnel, Lead, SqlRepository, StorageError
-from leadfunnel._sql import _repository as sql
+from leadfunnel._sql import _engine as sql
 
 NAME = b"Xanthippe"
 

@@ -390,9 +390,9 @@ def test_an_import_leaves_out_the_columns_null_in_every_row_and_keeps_the_others
 
 def test_a_converted_row_keeps_every_column_in_order() -> None:
     """The generated row converter gives what converting each column one by one does."""
-    from leadfunnel._sql._repository import _row_converter
+    from leadfunnel._sql._driver import row_converter
 
-    convert = _row_converter("t", ["a", "b", "c"], [None, str.upper, None])
+    convert = row_converter("t", ["a", "b", "c"], [None, str.upper, None])
     assert convert({"a": 1, "b": "x", "c": None}) == (1, "X", None)
     assert convert({"a": 1, "b": None, "c": 3}) == (1, None, 3)  # None is not converted
     with pytest.raises(KeyError):

@@ -666,11 +666,11 @@ class _DriverError(Exception):
     ],
 )
 def test_lost_races_and_other_driver_errors_are_translated(orig: Exception, expected: str) -> None:
-    from leadfunnel._sql._repository import _translated
+    from leadfunnel._sql._engine import translated
 
     lead = Lead(**person(1)).model_copy(update={"version": 2})
     error = sa.exc.OperationalError("UPDATE lf_leads ...", {}, orig)
-    with pytest.raises(LeadFunnelError) as caught, _translated(ChangeSet(updates=[lead])):
+    with pytest.raises(LeadFunnelError) as caught, translated(ChangeSet(updates=[lead])):
         raise error
     if expected == "race":
         assert isinstance(caught.value, ConcurrencyError)

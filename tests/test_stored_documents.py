@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from leadfunnel import Contact, Event, Lead, Opportunity
 from leadfunnel._models import updated
-from leadfunnel._sql import _repository as sql
+from leadfunnel._sql import _rows as sql
 from leadfunnel._sql._documents import stored_validator
 from leadfunnel.testing import contacts, leads
 
@@ -104,11 +104,11 @@ def test_an_events_document_is_what_the_serializer_writes(
         Event(subject_id=uuid4(), subject="lead", name="x", at=at, created_at=at, updated_at=at),
         {"source": source, "dest": dest, "actor": actor, "reason": reason, "version": 1},
     )
-    left_out = sql._LEAVE_OUT[sql._ALL_LEFT_OUT]
-    assert sql._event_document(event) == event.model_dump_json(exclude=left_out, exclude_none=True)
+    left_out = sql.LEAVE_OUT[sql.ALL_LEFT_OUT]
+    assert sql.event_document(event) == event.model_dump_json(exclude=left_out, exclude_none=True)
     # Anything else goes through the serializer, and reads back the same.
     other = updated(event, {"data": {"k": reason}})
-    document = json.loads(sql._event_document(other))
+    document = json.loads(sql.event_document(other))
     assert document["data"] == {"k": reason}
 
 

@@ -12,8 +12,8 @@ everything else (types, enums, lengths, bounds, sets, an application's own valid
 on its subclass) is checked as before, so a document that no longer fits the model is
 still an error.
 
-Documents hold each field under its name, never its alias (see ``_document`` in the
-repository): they are read by name only, whatever the model's own config says, so a
+Documents hold each field under its name, never its alias (see ``document_of`` in
+``_rows``): they are read by name only, whatever the model's own config says, so a
 field's alias can never be mistaken for another field's name.
 """
 

@@ -1,0 +1,281 @@
+"""Making and tuning the engine (SQLite's write-ahead log, busy timeouts, checkpoints),
+and turning the driver's errors into leadfunnel's."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+from uuid import UUID
+
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.pool import StaticPool
+
+from .._errors import ConcurrencyError, ConfigError, LeadFunnelError, StorageError
+from .._repository import ChangeSet
+from ._queries import sqlite_decimal, sqlite_instant
+from ._rows import dump_json, load_json
+
+_SQLITE_BUSY_SECONDS = 30.0
+_DRIVERS = {
+    "postgresql": "leadfunnel[postgres] (psycopg)",
+    "mysql": "leadfunnel[mysql] (PyMySQL)",
+    "mariadb": "leadfunnel[mysql] (PyMySQL)",
+}
+
+
+def refuse_a_missing_sqlite_file(url: str | sa.URL | Engine) -> None:
+    """Connecting to SQLite creates the file: a typo in a URL must not."""
+    if isinstance(url, Engine):
+        return
+    try:
+        parsed = sa.make_url(url)
+    except sa_exc.ArgumentError:
+        return  # make_engine explains
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return
+    if parsed.database.startswith("file:") or os.path.exists(parsed.database):
+        return
+    raise ConfigError(
+        f"there is no database file at {parsed.database}; check the URL, or create it "
+        "with `leadfunnel migrate` (or SqlRepository(url, migrate='auto'))"
+    )
+
+
+def make_engine(url: str | sa.URL | Engine, options: dict[str, Any]) -> Engine:
+    if isinstance(url, Engine):
+        engine = url
+    else:
+        try:
+            parsed = sa.make_url(url)
+        except sa_exc.ArgumentError as exc:
+            raise ConfigError(
+                f"{url!r} is not a database URL; write e.g. sqlite:///funnel.db, "
+                "postgresql+psycopg://user@host/db or mysql+pymysql://user@host/db"
+            ) from exc
+        backend = parsed.get_backend_name()
+        if backend == "sqlite":
+            options.setdefault("connect_args", {}).setdefault("timeout", _SQLITE_BUSY_SECONDS)
+            if parsed.database in (None, "", ":memory:"):
+                options.setdefault("poolclass", StaticPool)
+                options["connect_args"].setdefault("check_same_thread", False)
+        elif backend not in ("postgresql", "mysql", "mariadb"):
+            raise ConfigError(
+                f"leadfunnel stores in SQLite, PostgreSQL or MariaDB/MySQL, not {backend!r}; "
+                "write e.g. sqlite:///funnel.db"
+            )
+        if backend in ("postgresql", "mysql", "mariadb"):
+            options.setdefault("pool_pre_ping", True)
+        # A failed statement's text would carry its parameters (names, e-mails, phones)
+        # into every logged exception chain: keep personal data out of error messages.
+        options.setdefault("hide_parameters", True)
+        options.setdefault("json_serializer", dump_json)
+        options.setdefault("json_deserializer", load_json)
+        try:
+            engine = sa.create_engine(parsed, **options)
+        except (sa_exc.NoSuchModuleError, ImportError) as exc:
+            extra = _DRIVERS.get(backend, "the database driver")
+            raise ConfigError(
+                f"cannot use {parsed.drivername!r}: {exc}; install {extra}, "
+                "or use a URL like sqlite:///funnel.db"
+            ) from exc
+        except (sa_exc.ArgumentError, TypeError) as exc:
+            raise ConfigError(f"bad database options for {parsed.drivername!r}: {exc}") from exc
+    if engine.dialect.name == "sqlite":
+        _tune_sqlite(engine)
+    return engine
+
+
+def _tune_sqlite(engine: Engine) -> None:
+    """The documented recipe for the sqlite3 driver's legacy transaction mode.
+
+    The driver begins transactions itself, late and without SELECTs; turn that off and
+    let SQLAlchemy's ``begin`` emit ``BEGIN`` (``BEGIN IMMEDIATE`` for a write, so that
+    writers queue on the busy timeout instead of failing when they upgrade their lock).
+    """
+    memory = isinstance(engine.pool, StaticPool)
+
+    @sa.event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        # What where= filters compare Decimal and datetime fields by (see DocField).
+        dbapi_connection.create_function("lf_decimal", 1, sqlite_decimal, deterministic=True)
+        dbapi_connection.create_function("lf_instant", 1, sqlite_instant, deterministic=True)
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("PRAGMA foreign_keys = ON")
+            if not memory:
+                _set_wal(cursor)
+                # Checkpoint every ~40 MB of log rather than 4 MB: a page that several
+                # commits touch is written back once (bulk imports: about 12% faster).
+                cursor.execute("PRAGMA wal_autocheckpoint = 10000")
+                # WAL + NORMAL: a committed transaction survives a crash of the process;
+                # only a power loss can lose the last few.
+                cursor.execute("PRAGMA synchronous = NORMAL")
+        finally:
+            cursor.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        write = conn.get_execution_options().get("leadfunnel_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def _set_wal(cursor: Any) -> None:
+    """Put the database in WAL mode (it stays so), waiting out other connections.
+
+    Switching needs a moment alone with the file, and SQLite answers "locked" at once
+    instead of waiting, when several connections open a new database together.
+    """
+    for attempt in range(100):
+        (mode,) = cursor.execute("PRAGMA journal_mode").fetchone()
+        if str(mode).lower() == "wal":
+            return
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+        except sqlite3.OperationalError:
+            if attempt == 99:
+                raise
+            time.sleep(0.01 * min(attempt + 1, 10))
+
+
+@contextmanager
+def translated(changes: ChangeSet | None = None) -> Iterator[None]:
+    """Let our own errors and integrity errors through; turn driver errors into ours.
+
+    A deadlock or serialisation failure while committing ``changes`` is a lost race,
+    reported as :class:`~leadfunnel.ConcurrencyError` so that callers retry as they do
+    for a stale version.
+    """
+    try:
+        yield
+    except (LeadFunnelError, sa_exc.IntegrityError):
+        raise
+    except sa_exc.DBAPIError as exc:
+        under = _error_under(exc)
+        if under is not None:
+            # A savepoint that could not roll back after our own error (MySQL lost it
+            # with the transaction, on a deadlock): that error is what happened.
+            raise under from exc
+        if changes is not None and _lost_race(exc):
+            records = [*changes.updates, *changes.deletes, *changes.inserts, *changes.checks]
+            first = next(iter(records), None)
+            if first is not None:
+                raise ConcurrencyError(first.id, first.version, None) from exc
+            # A change of touches, events or suppressions alone: name its subject.
+            subjects = [t.subject_id for t in changes.touches]
+            subjects += [e.subject_id for e in changes.events]
+            subject = subjects[0] if subjects else None
+            raise ConcurrencyError(
+                subject or UUID(int=0),
+                0,
+                message="this change lost a race with another writer (a deadlock); "
+                "nothing of it was stored: read again and retry",
+            ) from exc
+        if isinstance(exc, sa_exc.DataError):
+            # A value the database refuses (too long for its column, out of range, not
+            # a number): retrying the same change fails the same way.
+            raise StorageError(
+                f"the database refused a value: {first_line(exc.orig)}; nothing of this "
+                "change was stored. This is no connection or locking problem, and retrying "
+                "will not help: the database will not take the value (one that "
+                "leadfunnel's models accept should always store: please report it)",
+                of_value=True,
+            ) from exc
+        raise StorageError(
+            f"the database failed: {first_line(exc.orig)}; nothing of this change was "
+            "stored. Retry, or check that the database is reachable and not locked"
+        ) from exc
+    except sa_exc.StatementError as exc:
+        if isinstance(exc.orig, ValueError):
+            raise ValueError(str(exc.orig)) from None
+        raise StorageError(f"the database failed: {exc}") from exc
+
+
+#: How long ``compact()`` tries again a WAL checkpoint that another reader blocks.
+COMPACT_WAIT = 10.0
+
+
+def checkpoint_wal(cursor: Any) -> None:
+    """Copy SQLite's write-ahead log into the database and truncate it, or raise
+    :class:`~leadfunnel.StorageError` if readers keep it busy for :data:`COMPACT_WAIT`
+    seconds (``PRAGMA wal_checkpoint`` answers "busy" rather than fail, and the log,
+    with whatever it holds, stays as it was)."""
+    deadline = time.monotonic() + COMPACT_WAIT
+    pause = 0.05
+    while True:
+        row = cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        if row is None or not row[0]:
+            return
+        if time.monotonic() >= deadline:
+            raise StorageError(
+                "compact() could not finish: another connection is reading the "
+                "database (an open read transaction, in this or another process), so "
+                "SQLite cannot clear its write-ahead log, and erased data may still be "
+                "in the -wal file. Nothing is lost; let those reads end (close idle "
+                "connections: web workers, a SQLite browser) and run "
+                "repository.compact() again"
+            )
+        time.sleep(pause)
+        pause = min(pause * 2, 1.0)
+
+
+# PostgreSQL SQLSTATEs and MySQL error numbers of a transaction that lost a race.
+_PG_RACES = frozenset({"40001", "40P01"})  # serialization_failure, deadlock_detected
+_MYSQL_RACES = frozenset({1205, 1213})  # lock wait timeout, deadlock
+
+
+_MYSQL_DEADLOCK = 1213  # rolls the whole transaction back, savepoints and all
+
+
+def _lost_race(exc: sa_exc.DBAPIError) -> bool:
+    """Whether ``exc``, or the error it replaced (MySQL's "SAVEPOINT ... does not exist"
+    when the savepoint's rollback follows a deadlock that ended the transaction), is a
+    deadlock or serialisation failure."""
+    return any(_raced(error) for error in _chain(exc))
+
+
+def _raced(error: BaseException) -> bool:
+    orig = error.orig if isinstance(error, sa_exc.DBAPIError) else error
+    if getattr(orig, "sqlstate", None) in _PG_RACES:
+        return True
+    args: tuple[Any, ...] = getattr(orig, "args", ())
+    return len(args) > 0 and args[0] in _MYSQL_RACES
+
+
+def whole_transaction_lost(exc: BaseException) -> bool:
+    """Whether ``exc`` came of a MySQL deadlock, which ended the whole transaction."""
+    for error in _chain(exc):
+        orig = error.orig if isinstance(error, sa_exc.DBAPIError) else error
+        args: tuple[Any, ...] = getattr(orig, "args", ())
+        if args[:1] == (_MYSQL_DEADLOCK,):  # PostgreSQL errors have text there
+            return True
+    return False
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc``, then the errors it was raised from or while handling, and theirs."""
+    seen: set[int] = set()
+    waiting: list[BaseException] = [exc]
+    while waiting:
+        error = waiting.pop(0)
+        if id(error) in seen:
+            continue
+        seen.add(id(error))
+        yield error
+        waiting.extend(e for e in (error.__cause__, error.__context__) if e is not None)
+
+
+def _error_under(exc: sa_exc.DBAPIError) -> LeadFunnelError | None:
+    """Our own error that ``exc`` was raised while handling, if any."""
+    return next((e for e in _chain(exc) if isinstance(e, LeadFunnelError)), None)
+
+
+def first_line(error: BaseException | None) -> str:
+    text = str(error) if error is not None else "unknown error"
+    return text.strip().splitlines()[0] if text.strip() else type(error).__name__

@@ -1,0 +1,670 @@
+"""The SQL of the adapter's reads: step counts, follow-up figures, time in stage, rep
+lists, and filters on the records' JSON documents, built with SQLAlchemy Core for each
+dialect (SQLite, PostgreSQL, MariaDB)."""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import math
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
+
+from .._clock import require_aware
+from .._enums import ContactType, LeadStatus, Outcome, Stage
+from .._lifecycle import TIMED_STEPS
+from .._repository import GroupBy
+from . import _schema as s
+from ._rows import dump_json
+
+_RESETS = (Outcome.REPLIED.value, Outcome.INTERESTED.value)
+_OPEN_STAGES = tuple(st.value for st in Stage if st not in (Stage.WON, Stage.LOST))
+
+
+_STEP_TYPE = s.steps.c.step.type
+_GROUP_TYPE = s.leads.c.source.type
+
+
+def _stretch_group(by: GroupBy | None, end: Any, following: str) -> tuple[Any, Any]:
+    """The group of a time-in-stage stretch ending at ``following``, and the FROM clause
+    that computes it: the group :meth:`SqlRepository.step_counts` gives that arrival."""
+    if by is None:
+        return sa.cast(sa.null(), _GROUP_TYPE), end
+    if by == "month":
+        return end.c.month, end
+    lead = s.leads.alias(f"lead_{following}")
+    if following in ("qualified", "appointment_set") and by in ("source", "profile"):
+        return lead.c[by], end.outerjoin(lead, lead.c.id == end.c.subject_id)
+    if following == "qualified":  # a lead's arrival: its owner; no setter yet
+        if by == "setter":
+            return sa.cast(sa.null(), _GROUP_TYPE), end
+        return lead.c.owner, end.outerjoin(lead, lead.c.id == end.c.subject_id)
+    deal = s.opportunities.alias(f"deal_{following}")
+    deal_id = end.c.deal_id if following == "appointment_set" else end.c.subject_id
+    joined = end.outerjoin(deal, deal.c.id == deal_id)
+    if by in ("owner", "setter"):
+        return deal.c[by], joined
+    contact = s.contacts.alias(f"contact_{following}")
+    joined = joined.outerjoin(contact, contact.c.id == deal.c.contact_id).outerjoin(
+        lead, lead.c.id == sa.func.coalesce(deal.c.lead_id, contact.c.lead_id)
+    )
+    return lead.c[by], joined
+
+
+def filter_value(name: str, value: Any) -> Any:
+    """A list filter's value (not ``where``'s) as its column holds it."""
+    if name in ("created_since", "created_until"):
+        return require_aware(value, name)
+    if name in ("status", "type", "stage"):
+        return str(getattr(value, "value", value))
+    return value
+
+
+# The statements of the follow-up candidates and of the report, built once per shape
+# (building one costs more than running it on a small database): limits, owner and the
+# period's bounds are parameters, the bounds bound by ``period_params``.
+_SINCE = sa.bindparam("since", type_=s.steps.c.at.type)
+_UNTIL = sa.bindparam("until", type_=s.steps.c.at.type)
+
+
+def _in_period(at: Any, since: bool, until: bool) -> list[Any]:
+    """``at`` within the period of the parameters ``since`` (included) and ``until``
+    (excluded), where the period has those bounds."""
+    return [*([at >= _SINCE] if since else []), *([at < _UNTIL] if until else [])]
+
+
+def period_params(since: datetime | None, until: datetime | None) -> dict[str, datetime]:
+    """The parameters of a report statement for the period ``[since, until)``."""
+    bounds = {}
+    if since is not None:
+        bounds["since"] = require_aware(since, "since")
+    if until is not None:
+        bounds["until"] = require_aware(until, "until")
+    return bounds
+
+
+@functools.cache
+def follow_up_candidate_queries(by_owner: bool) -> tuple[sa.Select[Any], sa.Select[Any]]:
+    """The leads and the contacts that may be due a follow-up, with their touches since
+    the last reset (see ``SqlRepository.follow_up_candidates``); the limits and the
+    owner are parameters."""
+    t = s.touches
+    # Each subject's last resetting touch, by (at, seq), as two GROUP BYs: databases
+    # index those on the fly, where a window function left SQLite rescanning it for
+    # every touch and every lead (quadratic: 6 s for 5k leads).
+    reset_at = (
+        sa.select(t.c.subject_id, sa.func.max(t.c.at).label("at"))
+        .where(t.c.outcome.in_(_RESETS))
+        .group_by(t.c.subject_id)
+        .subquery("reset_at")
+    )
+    r = t.alias("r")
+    reset = (
+        sa.select(r.c.subject_id, r.c.at, sa.func.max(r.c.seq).label("seq"))
+        .select_from(
+            r.join(
+                reset_at,
+                sa.and_(reset_at.c.subject_id == r.c.subject_id, reset_at.c.at == r.c.at),
+            )
+        )
+        .where(r.c.outcome.in_(_RESETS))
+        .group_by(r.c.subject_id, r.c.at)
+        .subquery("reset")
+    )
+    counted = (
+        sa.select(
+            t.c.subject_id,
+            sa.func.count().label("n"),
+            sa.func.max(t.c.at).label("last_at"),
+        )
+        .select_from(t.outerjoin(reset, reset.c.subject_id == t.c.subject_id))
+        .where(
+            sa.or_(
+                reset.c.subject_id.is_(None),
+                t.c.at > reset.c.at,
+                sa.and_(t.c.at == reset.c.at, t.c.seq > reset.c.seq),
+            )
+        )
+        .group_by(t.c.subject_id)
+        .subquery("counted")
+    )
+    n = sa.func.coalesce(counted.c.n, 0)
+    ld, ct, op = s.leads, s.contacts, s.opportunities
+
+    def candidates(t: sa.Table, state: Any, anchor: Any, limit: str, *where: Any) -> Any:
+        """``t``'s people in a cadence: id, state, owner, anchor, last reset, touches
+        since it, last touch and opt-outs."""
+        return (
+            sa.select(
+                t.c.id, state, t.c.owner, anchor, reset.c.at, n, counted.c.last_at, t.c.opt_outs
+            )
+            .select_from(
+                t.outerjoin(counted, counted.c.subject_id == t.c.id).outerjoin(
+                    reset, reset.c.subject_id == t.c.id
+                )
+            )
+            .where(
+                *where,
+                t.c.erased_at.is_(None),
+                n < sa.bindparam(limit, type_=sa.Integer),
+                *([t.c.owner == sa.bindparam("owner")] if by_owner else []),
+            )
+        )
+
+    lead_query = candidates(
+        ld,
+        ld.c.status,
+        sa.func.coalesce(ld.c.status_at, ld.c.created_at),
+        "lead_limit",
+        ld.c.status.in_((LeadStatus.RAW.value, LeadStatus.QUALIFIED.value)),
+    )
+    busy = sa.exists().where(op.c.contact_id == ct.c.id, op.c.stage.in_(_OPEN_STAGES))
+    # A contact re-enters the cadence when its last deal closes (all are closed here):
+    # its closed_at, which an edit of the closed deal since (its owner changed, a merge
+    # moving it to this contact) does not move, as its updated_at would.
+    last_deal = (
+        sa.select(sa.func.max(sa.func.coalesce(op.c.closed_at, op.c.updated_at)))
+        .where(op.c.contact_id == ct.c.id)
+        .scalar_subquery()
+    )
+    contact_query = candidates(
+        ct,
+        ct.c.type,
+        sa.case((last_deal > ct.c.created_at, last_deal), else_=ct.c.created_at),
+        "contact_limit",
+        ct.c.type == ContactType.PROSPECT.value,
+        ~busy,
+    )
+    return lead_query, contact_query
+
+
+@functools.cache
+def follow_up_query(since: bool, until: bool) -> sa.Select[Any]:
+    st, t, lead = s.steps, s.touches, s.leads
+    where = [st.c.step == "qualified", *_in_period(st.c.at, since, until)]
+    qualified = sa.select(st.c.subject_id).where(*where).distinct().subquery()
+    # A converted lead is followed up on the contact it became: its touches count too,
+    # and the booking itself is a follow-up.
+    per_lead = (
+        sa.select(
+            qualified.c.subject_id,
+            lead.c.contact_id,
+            sa.func.count(t.c.id).label("n"),
+        )
+        .select_from(
+            qualified.outerjoin(lead, lead.c.id == qualified.c.subject_id).outerjoin(
+                t,
+                sa.or_(
+                    t.c.subject_id == qualified.c.subject_id,
+                    t.c.subject_id == lead.c.contact_id,
+                ),
+            )
+        )
+        .group_by(qualified.c.subject_id, lead.c.contact_id)
+        .subquery()
+    )
+    never = sa.and_(per_lead.c.n == 0, per_lead.c.contact_id.is_(None))
+    return sa.select(
+        sa.func.count(),
+        sa.func.coalesce(sa.func.sum(sa.case((never, 1), else_=0)), 0),
+        sa.func.coalesce(sa.func.sum(per_lead.c.n), 0),
+    ).select_from(per_lead)
+
+
+@functools.cache
+def step_counts_query(
+    by: GroupBy | None, since: bool, until: bool, steps: frozenset[str] | None
+) -> sa.Select[Any]:
+    st = s.steps
+    where = _in_period(st.c.at, since, until)
+    if steps is not None:
+        where.append(st.c.step.in_(sorted(steps)))
+    count = sa.func.count(sa.distinct(st.c.subject_id))
+    if by is None:
+        return sa.select(st.c.step, sa.null(), count).where(*where).group_by(st.c.step)
+    if by == "month":
+        return sa.select(st.c.step, st.c.month, count).where(*where).group_by(st.c.step, st.c.month)
+    # source, owner, setter or profile
+    lead = s.leads.alias("lead")
+    deal = s.opportunities.alias("deal")
+    contact = s.contacts.alias("contact")
+    deal_lead = s.leads.alias("deal_lead")
+    # Join only what the grouping reads: the deal for a setter, lead and deal for an
+    # owner, and the deal's lead (through its contact) for source and profile.
+    joined: Any = st.outerjoin(deal, deal.c.id == st.c.subject_id)
+    group: Any
+    if by == "setter":
+        group = deal.c.setter
+    else:
+        joined = joined.outerjoin(lead, lead.c.id == st.c.subject_id)
+        if by == "owner":
+            group = sa.func.coalesce(lead.c.owner, deal.c.owner)
+        else:
+            joined = joined.outerjoin(contact, contact.c.id == deal.c.contact_id).outerjoin(
+                deal_lead,
+                deal_lead.c.id == sa.func.coalesce(deal.c.lead_id, contact.c.lead_id),
+            )
+            # A contact with no lead (a customer imported as one) has a source of its
+            # own: its deals count there rather than under none.
+            group = sa.case(
+                (lead.c.id.is_not(None), lead.c[by]),
+                (deal_lead.c.id.is_not(None), deal_lead.c[by]),
+                else_=contact.c.source if by == "source" else sa.null(),
+            )
+    group = group.label("grp")
+    return (
+        sa.select(st.c.step, group, count)
+        .select_from(joined)
+        .where(*where)
+        .group_by(st.c.step, group)
+    )
+
+
+@functools.cache
+def stage_times_query(by: GroupBy | None, since: bool, until: bool) -> sa.Select[Any]:
+    st, deals = s.steps, s.opportunities
+    month = [sa.func.min(st.c.month).label("month")] if by == "month" else []
+    # Per stretch, each subject's first arrival at the later step (few rows: an index
+    # range of that step), then its first arrival at the earlier one by an index seek
+    # on (step, subject_id, at). Raw leads that went no further are never read.
+    pairs = []
+    for step, following in itertools.pairwise(TIMED_STEPS):
+        ends: Any
+        if following == "appointment_set" and by in ("owner", "setter"):
+            # Two subjects: a lead, and the earliest booked of its opportunities,
+            # whose owner or setter the stretch is grouped by.
+            booked = (
+                sa.select(st.c.subject_id, sa.func.min(st.c.at).label("at"))
+                .where(st.c.step == following)
+                .group_by(st.c.subject_id)
+                .subquery("booked")
+            )
+            first = (
+                sa.func.row_number()
+                .over(partition_by=deals.c.lead_id, order_by=(booked.c.at, deals.c.seq))
+                .label("rn")
+            )
+            ranked_deals = (
+                sa.select(
+                    deals.c.lead_id.label("subject_id"),
+                    deals.c.id.label("deal_id"),
+                    booked.c.at,
+                    first,
+                )
+                .select_from(booked.join(deals, deals.c.id == booked.c.subject_id))
+                .where(deals.c.lead_id.is_not(None))
+                .subquery("ranked_deals")
+            )
+            ends = sa.select(
+                ranked_deals.c.subject_id, ranked_deals.c.deal_id, ranked_deals.c.at
+            ).where(ranked_deals.c.rn == 1)
+        elif following == "appointment_set":
+            # Two subjects: a lead, and the earliest booked of its opportunities.
+            ends = (
+                sa.select(
+                    deals.c.lead_id.label("subject_id"),
+                    sa.func.min(st.c.at).label("at"),
+                    *month,
+                )
+                .select_from(st.join(deals, deals.c.id == st.c.subject_id))
+                .where(st.c.step == following, deals.c.lead_id.is_not(None))
+                .group_by(deals.c.lead_id)
+            )
+        else:
+            ends = (
+                sa.select(st.c.subject_id, sa.func.min(st.c.at).label("at"), *month)
+                .where(st.c.step == following)
+                .group_by(st.c.subject_id)
+            )
+        end = ends.subquery(f"end_{following}")
+        earlier = st.alias(f"start_{step}")
+        start = (
+            sa.select(sa.func.min(earlier.c.at))
+            .where(earlier.c.step == step, earlier.c.subject_id == end.c.subject_id)
+            .scalar_subquery()
+        )
+        group, joined = _stretch_group(by, end, following)
+        pairs.append(
+            sa.select(
+                sa.cast(sa.literal(step), _STEP_TYPE).label("stage"),
+                group.label("grp"),
+                _SecondsBetween(start, end.c.at).label("seconds"),
+            )
+            .select_from(joined)
+            .where(*_in_period(end.c.at, since, until))
+        )
+    found = sa.union_all(*pairs).subquery("found")
+    durations = (
+        sa.select(found.c.stage, found.c.grp, found.c.seconds)
+        .where(found.c.seconds.is_not(None))  # no arrival at the earlier step
+        .subquery("durations")
+    )
+    part = (durations.c.stage, durations.c.grp)
+    ranked = sa.select(
+        durations.c.stage,
+        durations.c.grp,
+        durations.c.seconds,
+        sa.func.row_number().over(partition_by=part, order_by=durations.c.seconds).label("rn"),
+        sa.func.count().over(partition_by=part).label("n"),
+    ).subquery("ranked")
+    # The middle row, or the middle two: 2 * rn in [n, n + 2].
+    return (
+        sa.select(
+            ranked.c.stage,
+            ranked.c.grp,
+            sa.func.avg(ranked.c.seconds),
+            sa.func.max(ranked.c.n),
+        )
+        .where(ranked.c.rn * 2 >= ranked.c.n, ranked.c.rn * 2 <= ranked.c.n + 2)
+        .group_by(ranked.c.stage, ranked.c.grp)
+    )
+
+
+class _SecondsBetween(FunctionElement[float]):
+    """Seconds from the first instant to the second, computed by the database."""
+
+    type = sa.Float()
+    name = "seconds_between"
+    inherit_cache = True
+
+
+@compiles(_SecondsBetween)
+def _seconds_sqlite(element: _SecondsBetween, compiler: Any, **kw: Any) -> str:
+    # SQLite keeps instants as integer microseconds since 1970 (schema.UtcDateTime).
+    start, end = (compiler.process(clause, **kw) for clause in element.clauses)
+    return f"(({end}) - ({start})) / 1000000.0"
+
+
+@compiles(_SecondsBetween, "postgresql")
+def _seconds_postgresql(element: _SecondsBetween, compiler: Any, **kw: Any) -> str:
+    start, end = (compiler.process(clause, **kw) for clause in element.clauses)
+    return f"EXTRACT(EPOCH FROM ({end}) - ({start}))"
+
+
+@compiles(_SecondsBetween, "mysql")
+@compiles(_SecondsBetween, "mariadb")
+def _seconds_mysql(element: _SecondsBetween, compiler: Any, **kw: Any) -> str:
+    start, end = (compiler.process(clause, **kw) for clause in element.clauses)
+    return f"TIMESTAMPDIFF(MICROSECOND, {start}, {end}) / 1000000.0"
+
+
+def equal_values(a: Any, b: Any) -> bool:
+    try:
+        return bool(a == b)
+    except Exception:  # values that cannot be compared (an application's type) differ
+        return False
+
+
+class DocField:
+    """One field of the records' JSON documents, in the dialect's SQL: ``json_extract``
+    on SQLite, ``->>`` on PostgreSQL, ``JSON_EXTRACT`` on MariaDB.
+
+    :meth:`equals` compares by value, as Python compares the validated value with a
+    record's (``Repository.leads``), from what the document holds (the field's JSON:
+    a ``Decimal`` as its text, a datetime as ISO 8601 text with its offset, a set as
+    an array in no particular order). Numbers, booleans and texts compare as before,
+    so the expression indexes the docs show still serve them.
+    """
+
+    def __init__(self, dialect: str, doc: sa.Column[Any], name: str) -> None:
+        self.dialect = dialect
+        self.doc = doc
+        self.key: Any = sa.literal_column("'" + name.replace("'", "''") + "'")
+        self.path: Any = sa.literal_column("'$." + name + "'")
+
+    def _node(self) -> Any:
+        """PostgreSQL: the field as JSONB; elsewhere, as the dialect extracts it."""
+        if self.dialect == "postgresql":
+            return self.doc.op("->")(self.key)
+        return sa.func.json_extract(self.doc, self.path)
+
+    def text(self) -> Any:
+        """The field as SQL text (a JSON string unquoted); NULL when absent or null."""
+        if self.dialect == "postgresql":
+            return self.doc.op("->>", return_type=sa.Text())(self.key)
+        if self.dialect == "sqlite":
+            return sa.func.json_extract(self.doc, self.path)
+        return sa.func.json_unquote(self._node())
+
+    def absent(self) -> Any:
+        """The document lacks the field (a field added to the model after it was stored)."""
+        if self.dialect == "sqlite":
+            return sa.func.json_type(self.doc, self.path).is_(None)
+        return self._node().is_(None)
+
+    def null(self) -> Any:
+        """The document holds the field as JSON ``null``."""
+        if self.dialect == "postgresql":
+            return sa.func.jsonb_typeof(self._node()) == "null"
+        if self.dialect == "sqlite":
+            return sa.func.json_type(self.doc, self.path) == "null"
+        return sa.func.json_type(self._node()) == "NULL"
+
+    def null_or_absent(self) -> Any:
+        if self.dialect in ("postgresql", "sqlite"):
+            return self.text().is_(None)
+        return sa.func.coalesce(sa.func.json_type(self._node()), "NULL") == "NULL"
+
+    def equals(self, value: Any, stored: Any) -> Any:
+        """The field equals ``value``, whose JSON is ``stored`` (not ``None``)."""
+        if isinstance(stored, bool):
+            return self._boolean(stored)
+        if isinstance(value, Decimal) and isinstance(stored, str):
+            return self._decimal(value)
+        if isinstance(value, datetime) and isinstance(stored, str) and _in_utc(value):
+            # An instant, in whatever offset it was stored (a naive datetime is no
+            # instant: it compares as its text, and only with naive ones).
+            return self._instant(value)
+        if isinstance(value, (set, frozenset)) and isinstance(stored, list) and _scalars(stored):
+            return self._set(stored)
+        if isinstance(stored, (int, float)):
+            return self._number(stored)
+        if isinstance(stored, (dict, list)):
+            return self._json(stored)
+        return self.text() == stored
+
+    def _boolean(self, stored: bool) -> Any:
+        if self.dialect == "postgresql":
+            return sa.cast(self.text(), sa.Boolean) == stored
+        if self.dialect == "sqlite":
+            return self.text() == int(stored)
+        return self.text() == ("true" if stored else "false")
+
+    def _number(self, stored: float) -> Any:
+        if self.dialect == "postgresql":
+            kind: Any = sa.BigInteger if isinstance(stored, int) else sa.Float
+            return sa.cast(self.text(), kind) == stored
+        return self._node() == stored  # json_extract gives SQLite a number, MariaDB JSON
+
+    def _decimal(self, value: Decimal) -> Any:
+        # The stored text ("10.50", "1E+2") as a number: exact on PostgreSQL (numeric)
+        # and SQLite (lf_decimal, a function of leadfunnel's connections: see
+        # sqlite_decimal); on MariaDB to DECIMAL(65, 30)'s 30 decimal places.
+        if self.dialect == "postgresql":
+            return sa.cast(self.text(), sa.Numeric()) == value
+        if self.dialect == "sqlite":
+            exact = sa.func.lf_decimal(self.text()) == _decimal_key(value)
+            near = float(value)
+            if not math.isfinite(near):
+                return exact
+            # SQLite's own (inexact) number first: a Python call only for the rows near.
+            margin = abs(near) * 1e-9
+            return sa.and_(
+                sa.cast(self.text(), sa.Float).between(near - margin, near + margin), exact
+            )
+        return sa.cast(self.text(), sa.Numeric(65, 30)) == value
+
+    def _instant(self, value: datetime) -> Any:
+        exact = _DocInstant(self.text()) == value
+        if self.dialect == "postgresql":
+            return exact
+        if self.dialect == "sqlite":
+            # SQLite's julianday() (to the millisecond) first: lf_instant, a Python
+            # call, only for the rows within a second of the instant.
+            day = (value - s.EPOCH) / timedelta(days=1) + _JULIAN_EPOCH
+            near = sa.func.julianday(self.text()).between(day - _SECOND, day + _SECOND)
+            return sa.and_(near, exact)
+        # MariaDB: the local date first (an offset moves it a day at most), a plain
+        # text comparison, so that the long conversion runs for the rows near only.
+        utc = value.astimezone(UTC)
+        first, last = (
+            (utc + timedelta(days=n) if _in_range(utc, n) else utc).date().isoformat()
+            for n in (-1, 1)
+        )
+        return sa.and_(sa.func.left(self.text(), 10).between(first, last), exact)
+
+    def _set(self, stored: list[Any]) -> Any:
+        # Sets are stored as arrays in the order they were iterated when written: equal
+        # as sets when of the same length and each holds all of the other's items.
+        if self.dialect == "postgresql":
+            items = sa.cast(dump_json(stored), self.doc.type)
+            node = self._node()
+            return sa.and_(node.op("@>")(items), node.op("<@")(items))
+        if self.dialect == "sqlite":
+            length = sa.func.json_array_length(self.doc, self.path)
+            if not stored:
+                return length == 0
+            each = sa.func.json_each(self.doc, self.path).table_valued("value")
+            inside = (
+                sa.select(sa.func.count()).select_from(each).where(each.c.value.in_(stored))
+            ).scalar_subquery()
+            return sa.and_(length == len(stored), inside == len(stored))
+        node = self._node()
+        return sa.and_(
+            sa.func.json_length(node) == len(stored),
+            sa.func.json_contains(node, dump_json(stored)) == 1,
+        )
+
+    def _json(self, stored: Any) -> Any:
+        if self.dialect == "postgresql":
+            return self._node() == sa.cast(dump_json(stored), self.doc.type)
+        if self.dialect == "sqlite":
+            return self.text() == dump_json(stored)
+        return self._node() == sa.func.json_extract(dump_json(stored), "$")
+
+
+#: The Julian day of 1970-01-01T00:00Z, and one second in days (see DocField.equals).
+_JULIAN_EPOCH = 2440587.5
+_SECOND = 1 / 86400
+
+
+def _in_utc(value: datetime) -> bool:
+    """Whether ``value`` is aware and its instant has a UTC datetime (not before year 1
+    nor after 9999, where ``At`` parameters could not be bound)."""
+    if value.utcoffset() is None:
+        return False
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        return False
+    return True
+
+
+def _in_range(when: datetime, days: int) -> bool:
+    """Whether ``when`` moved by ``days`` is still a datetime (years 1 to 9999)."""
+    try:
+        when + timedelta(days=days)
+    except OverflowError:
+        return False
+    return True
+
+
+def _scalars(items: list[Any]) -> bool:
+    return all(isinstance(i, (str, int, float)) and not isinstance(i, bool) for i in items)
+
+
+class _DocInstant(FunctionElement[datetime]):
+    """The instant an ISO 8601 text names, when it has an offset (``Z`` or ``+hh:mm``,
+    as pydantic writes an aware datetime; NULL for a naive one), in the type of
+    ``At`` columns so that it compares with a parameter bound as they bind it: an
+    integer of microseconds on SQLite (see :func:`sqlite_instant`), a ``timestamptz``
+    on PostgreSQL, a UTC ``DATETIME(6)`` on MariaDB. Exact to the microsecond."""
+
+    type = s.At
+    name = "doc_instant"
+    inherit_cache = True
+
+
+@compiles(_DocInstant)
+def _doc_instant_sqlite(element: _DocInstant, compiler: Any, **kw: Any) -> str:
+    (text,) = (compiler.process(clause, **kw) for clause in element.clauses)
+    return f"lf_instant({text})"
+
+
+@compiles(_DocInstant, "postgresql")
+def _doc_instant_postgresql(element: _DocInstant, compiler: Any, **kw: Any) -> str:
+    # Not indexable: a text's cast to timestamptz is only STABLE (it reads TimeZone for
+    # a text without offset, which the CASE leaves out).
+    (text,) = (compiler.process(clause, **kw) for clause in element.clauses)
+    offset = "'(Z|[+-][0-9][0-9]:[0-9][0-9](:[0-9][0-9])?)$'"
+    return f"CASE WHEN {text} ~ {offset} THEN CAST({text} AS TIMESTAMPTZ) END"
+
+
+@compiles(_DocInstant, "mysql")
+@compiles(_DocInstant, "mariadb")
+def _doc_instant_mysql(element: _DocInstant, compiler: Any, **kw: Any) -> str:
+    # MariaDB reads no offset: the local time less the offset's minutes, in UTC.
+    (t,) = (compiler.process(clause, **kw) for clause in element.clauses)
+    sign = f"SUBSTRING({t}, -6, 1)"
+
+    def local(cut: int) -> str:
+        return f"CAST(REPLACE(LEFT({t}, CHAR_LENGTH({t}) - {cut}), 'T', ' ') AS DATETIME(6))"
+
+    minutes = (
+        f"(CASE WHEN {sign} = '-' THEN 1 ELSE -1 END) * "
+        f"(CAST(SUBSTRING({t}, -5, 2) AS SIGNED) * 60 + CAST(SUBSTRING({t}, -2) AS SIGNED))"
+    )
+    return (
+        f"CASE WHEN RIGHT({t}, 1) = 'Z' THEN {local(1)} "
+        f"WHEN {sign} IN ('+', '-') THEN TIMESTAMPADD(MINUTE, {minutes}, {local(6)}) END"
+    )
+
+
+def _decimal_key(value: Decimal) -> str | None:
+    """A finite ``Decimal``'s number as one text whatever its form ("10.50", "10.5",
+    "1.05E+1": "105e-1"; every zero "0"), exactly (no rounding context); ``None``
+    for NaN and the infinities, which equal nothing here."""
+    if not value.is_finite():
+        return None
+    sign, digits, exponent = value.as_tuple()
+    assert isinstance(exponent, int)
+    kept = "".join(map(str, digits)).lstrip("0")
+    if not kept:
+        return "0"
+    stripped = kept.rstrip("0")
+    exponent += len(kept) - len(stripped)
+    return f"{'-' if sign else ''}{stripped}e{exponent}"
+
+
+def sqlite_decimal(value: Any) -> str | None:
+    """SQLite's ``lf_decimal(x)``: :func:`_decimal_key` of a stored number's text (or
+    JSON number); ``None`` for anything else. Never raises (SQLite would fail the
+    query)."""
+    try:
+        if isinstance(value, str):
+            return _decimal_key(Decimal(value))
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return _decimal_key(Decimal(str(value)))
+    except (ArithmeticError, ValueError):
+        pass
+    return None
+
+
+def sqlite_instant(value: Any) -> int | None:
+    """SQLite's ``lf_instant(x)``: the instant an ISO 8601 text with an offset names, in
+    microseconds since 1970 UTC (as SQLite stores ``At`` columns); ``None`` for a text
+    without offset (a naive datetime) or anything else. Never raises."""
+    if not isinstance(value, str):
+        return None
+    try:
+        instant = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if instant.utcoffset() is None:
+        return None
+    return s.to_sqlite_micros(instant)
