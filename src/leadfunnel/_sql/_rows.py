@@ -35,17 +35,23 @@ def load_json(value: Any) -> Any:
     return pydantic_core.from_json(value)
 
 
-def _person_row(record: Lead | Contact) -> dict[str, Any]:
-    """The columns of a lead's or contact's row (kind apart), in one dict literal: a
-    bulk import makes one a row."""
-    email = record.email
-    opt_outs = record.opt_outs
+def _stored_columns(record: Record) -> dict[str, Any]:
+    """The columns every record's row has: its id, version, times and document."""
     return {
         "id": record.id,
         "version": record.version,
         "created_at": record.created_at,
         "updated_at": record.updated_at,
         "doc": document_of(record),
+    }
+
+
+def _person_row(record: Lead | Contact) -> dict[str, Any]:
+    """The columns of a lead's or contact's row (kind apart)."""
+    email = record.email
+    opt_outs = record.opt_outs
+    return {
+        **_stored_columns(record),
         "erased_at": record.erased_at,
         "owner": record.owner,
         "source": record.source,
@@ -70,11 +76,7 @@ def record_row(record: Record) -> dict[str, Any]:
         row["lead_id"] = record.lead_id
         return row
     return {
-        "id": record.id,
-        "version": record.version,
-        "created_at": record.created_at,
-        "updated_at": record.updated_at,
-        "doc": document_of(record),
+        **_stored_columns(record),
         "stage": record.stage.value,
         "owner": record.owner,
         "setter": record.setter,
