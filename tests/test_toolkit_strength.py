@@ -132,20 +132,15 @@ class CursorIncluded(InMemoryRepository):
         return page
 
 
-class StaleTraits(InMemoryRepository):
-    """``people_like`` reads traits written on insert and never updated (a SQL adapter
-    that fills its company and last-name columns in its INSERT only)."""
+class _PeopleLikeByHand(InMemoryRepository):
+    """``people_like`` written out, with the traits it reads and the people it skips as
+    hooks a broken adapter overrides."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.traits: dict[Any, tuple[str | None, str | None, str | None]] = {}
+    def traits_of(self, r: Any) -> tuple[str | None, str | None, str | None]:
+        return r.email, r.company, r.last_name
 
-    def _commit(self, changes: ChangeSet) -> list[Event]:
-        stored = super()._commit(changes)
-        for r in changes.inserts:
-            if isinstance(r, Lead | Contact):
-                self.traits[r.id] = (r.email, r.company, r.last_name)
-        return stored
+    def skips(self, r: Any) -> bool:
+        return r.erased_at is not None
 
     def people_like(
         self,
@@ -160,9 +155,9 @@ class StaleTraits(InMemoryRepository):
         firm, name = trait_key(company, "company"), trait_key(last_name, "last_name")
 
         def like(r: Any) -> bool:
-            if r.erased_at is not None:
+            if self.skips(r):
                 return False
-            email, co, last = self.traits.get(r.id, (r.email, r.company, r.last_name))
+            email, co, last = self.traits_of(r)
             at = email.rpartition("@")[2] if email else None
             return bool(
                 (domain and at and trait_key(at, "email_domain") == domain)
@@ -171,6 +166,32 @@ class StaleTraits(InMemoryRepository):
             )
 
         return self._select(kind, limit, like)
+
+
+class StaleTraits(_PeopleLikeByHand):
+    """``people_like`` reads traits written on insert and never updated (a SQL adapter
+    that fills its company and last-name columns in its INSERT only)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.traits: dict[Any, tuple[str | None, str | None, str | None]] = {}
+
+    def _commit(self, changes: ChangeSet) -> list[Event]:
+        stored = super()._commit(changes)
+        for r in changes.inserts:
+            if isinstance(r, Lead | Contact):
+                self.traits[r.id] = (r.email, r.company, r.last_name)
+        return stored
+
+    def traits_of(self, r: Any) -> tuple[str | None, str | None, str | None]:
+        return self.traits.get(r.id, (r.email, r.company, r.last_name))
+
+
+class PeopleLikeIncludesErased(_PeopleLikeByHand):
+    """``people_like`` forgets to leave erased people out."""
+
+    def skips(self, r: Any) -> bool:
+        return False
 
 
 class _Against(RepositoryContract):
@@ -215,6 +236,7 @@ def _no_hang() -> Iterator[None]:
             "the cursor's own record",
         ),
         (StaleTraits, "test_people_like", "before an update"),
+        (PeopleLikeIncludesErased, "test_people_like", "an erased person"),
     ],
     ids=lambda value: getattr(value, "__name__", None) or str(value)[:40],
 )

@@ -946,6 +946,13 @@ class RepositoryContract(ABC):
         assert ids(last_name="smith") == [a.id, b.id], stale
         assert ids(email_domain="shared.example.com") == [b.id], stale
         assert ids(email_domain="else.example.com") == [a.id, c.id], stale
+        # An erased person is left out, whatever traits its record still holds (an
+        # application's erasure may keep a company; the port's rule does not depend
+        # on what was removed).
+        repo.commit(ChangeSet(updates=[bump(d, erased_at=T0 + timedelta(days=1))]))
+        erased = "people_like found an erased person"
+        assert ids(company="zed") == [a.id], erased
+        assert ids(last_name="rivera") == [], erased
 
     # --- follow-up candidates --------------------------------------------------------
 
