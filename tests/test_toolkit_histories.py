@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -306,6 +307,8 @@ class MyLead(Lead):
     plan: Literal["basic", "pro"] = "basic"
     renewal: date | None = None
     account_code: Annotated[str, Field(min_length=3, max_length=8)] = "none"
+    sku: Annotated[str, Field(pattern=r"^[A-Z]{3}-\d{4}$")] | None = None
+    discount: Annotated[Decimal, Field(max_digits=5, decimal_places=3, ge=0)] | None = None
 
 
 class MyContact(Contact):
@@ -326,6 +329,9 @@ def test_model_draws_a_subclass_with_its_custom_fields() -> None:
         seen["endpoints"] += lead.endpoints is not None
         seen["pro"] += lead.plan == "pro"
         seen["renewal"] += lead.renewal is not None
+        # A pattern and a number of digits are drawn to, not filtered into None.
+        seen["sku"] += lead.sku is not None
+        seen["discount"] += lead.discount is not None
 
     drawn()
     assert min(seen.values()) >= 20, seen  # custom fields vary, not left at defaults

@@ -875,6 +875,11 @@ def _bounds(metadata: Iterable[Any]) -> dict[str, Any]:
             found["min_length"] = item.min_length
         elif isinstance(item, annotated_types.MaxLen):
             found["max_length"] = item.max_length
+        else:  # pydantic's own: Field(pattern=, max_digits=, decimal_places=)
+            for name in ("pattern", "max_digits", "decimal_places"):
+                value = getattr(item, name, None)
+                if value is not None:
+                    found[name] = value
     return found
 
 
@@ -898,7 +903,26 @@ def _for_class(cls: builtins.type[Any], bounds: dict[str, Any]) -> st.SearchStra
             exclude_max=bool(bounds.get("exclusive_max")),
         )
     if cls is Decimal:
-        return st.decimals(low, high, allow_nan=False, allow_infinity=False, places=2)
+        places = int(bounds.get("decimal_places", 2))
+        digits = bounds.get("max_digits")
+        if digits is not None:
+            # The largest value of max_digits digits, ``places`` of them after the point.
+            largest = Decimal(10) ** (int(digits) - places) - Decimal(10) ** -places
+            high = largest if high is None else min(Decimal(high), largest)
+            low = -largest if low is None else max(Decimal(low), -largest)
+        return st.decimals(low, high, allow_nan=False, allow_infinity=False, places=places)
+    if cls is str and "pattern" in bounds:
+        # Text the field's pattern matches, within its length, printable and stripped as
+        # the models keep text.
+        low_len = int(bounds.get("min_length", 0))
+        high_len = bounds.get("max_length")
+        return st.from_regex(str(bounds["pattern"]), fullmatch=True).filter(
+            lambda text: (
+                text.isprintable()
+                and text == text.strip()
+                and low_len <= len(text) <= (high_len if high_len is not None else len(text))
+            )
+        )
     if cls is str:
         return (
             st.text(
