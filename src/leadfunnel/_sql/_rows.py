@@ -140,12 +140,20 @@ def event_document(event: Event) -> str:
         and values["created_at"] is at
         and values["updated_at"] is at
         and values["version"] == 1
-        and not values["data"]
         and type(event) is Event
     ):
-        # The event a use case made (``event()`` dates it once): the texts alone, whose
-        # few combinations in a run (an import's are all alike) are encoded once.
-        return _texts_document(*[values[name] for name in _TEXT_FIELDS])
+        # The event a use case made (``event()`` dates it once): its texts, whose few
+        # combinations in a run (an import's are all alike) are encoded once, and its
+        # data (a qualification's result), encoded as the serializer encodes ``Any``.
+        texts = [values[name] for name in _TEXT_FIELDS]
+        data = values["data"]
+        if not data:
+            return _texts_document(*texts)
+        document = {
+            name: text for name, text in zip(_TEXT_FIELDS, texts, strict=True) if text is not None
+        }
+        document["data"] = data
+        return pydantic_core.to_json(document).decode()
     at = event.at
     offset = at.utcoffset()
     utc = offset == _ZERO
