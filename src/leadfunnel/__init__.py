@@ -37,7 +37,7 @@ from ._funnel import Funnel
 from ._importing import ImportIssue, ImportReport
 from ._lifecycle import FUNNEL_STEPS, TIMED_STEPS, diagram
 from ._memory import InMemoryRepository
-from ._models import Contact, Event, Lead, Opportunity, Person, Touch
+from ._models import Contact, Event, Lead, Opportunity, Person, Personal, Touch
 from ._people import Captured
 from ._privacy import Erasure
 from ._protocols import Router
@@ -124,6 +124,7 @@ __all__ = [
     "Outcome",
     "OwnerGroup",
     "Person",
+    "Personal",
     "PolicyError",
     "Profile",
     "QualificationEngine",

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from functools import cache, lru_cache
 from types import MappingProxyType
-from typing import Annotated, Any, ClassVar, Literal, TypeAlias, TypeVar, get_origin
+from typing import Annotated, Any, ClassVar, Final, Literal, TypeAlias, TypeVar, get_origin
 from uuid import UUID, SafeUUID
 
 from pydantic import (
@@ -34,6 +34,8 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    TypeAdapter,
+    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -49,6 +51,7 @@ __all__ = [
     "Event",
     "Lead",
     "Opportunity",
+    "Personal",
     "Record",
     "Touch",
 ]
@@ -432,6 +435,15 @@ class _Stored(_Model):
     updated_at: Instant = Field(default_factory=_utcnow)
     version: Count = 0
 
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        # An application's record class: a field marked Personal must hold None once
+        # the person is erased. (A class whose annotations are not resolved yet is
+        # checked as it is drawn or used; pydantic finishes it then.)
+        if cls.__module__ != __name__ and cls.__pydantic_complete__:
+            refuse_unblankable(cls)
+
 
 class _Person(_Stored):
     """The fields shared by leads and contacts: who the person is and how to reach them."""
@@ -695,6 +707,63 @@ PERSONAL_FIELDS: tuple[str, ...] = (
     "postal_code",
     "notes",
 )
+
+
+class _PersonalMarker:
+    """The type of :data:`Personal`."""
+
+    def __repr__(self) -> str:
+        return "Personal"
+
+
+#: Marks an application's own field as personal data, so that ``funnel.erase`` blanks
+#: it with the base personal fields (and scrubs its value from event data), in the
+#: record, the merge snapshots and, on SQL, the stored document::
+#:
+#:     class MyLead(Lead):
+#:         linkedin: Annotated[str | None, Personal] = None
+#:
+#: A personal field must accept ``None``, what an erased record holds there. A custom
+#: field without the mark is kept by ``erase``, as industry or region are.
+Personal: Final = _PersonalMarker()
+
+
+def personal_fields(model: type[BaseModel]) -> tuple[str, ...]:
+    """The fields ``erase`` blanks on a record of ``model``: :data:`PERSONAL_FIELDS`
+    it has, then its own fields marked :data:`Personal`, in declaration order."""
+    found = _PERSONAL.get(model)
+    if found is None:
+        base = tuple(name for name in PERSONAL_FIELDS if name in model.model_fields)
+        own = tuple(
+            name
+            for name, info in model.model_fields.items()
+            if name not in PERSONAL_FIELDS and any(m is Personal for m in info.metadata)
+        )
+        found = _PERSONAL[model] = base + own
+    return found
+
+
+_PERSONAL: dict[type[BaseModel], tuple[str, ...]] = {}
+
+
+def refuse_unblankable(model: type[BaseModel]) -> None:
+    """A ``TypeError`` naming the fields of ``model`` marked :data:`Personal` that do
+    not accept ``None`` (``erase`` could not blank them)."""
+    found = []
+    for name in personal_fields(model):
+        if name in PERSONAL_FIELDS:
+            continue
+        try:
+            TypeAdapter(model.model_fields[name].annotation or Any).validate_python(None)
+        except ValidationError:
+            found.append(name)
+    if found:
+        fields = ", ".join(f"{model.__name__}.{name}" for name in found)
+        raise TypeError(
+            f"{fields} marked Personal must accept None (what erase leaves there): "
+            "declare it as `X | None = None`"
+        )
+
 
 #: The fields of a lead that hold sets (tags, needs, opt-outs, other e-mails and
 #: phones): merges unite them, and a CSV cell lists their items.

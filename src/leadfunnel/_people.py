@@ -233,6 +233,9 @@ def update(
     if type(found) is not type(record):
         raise NotFoundError(record.id, record.kind)
     refuse_erased(found)  # an erased person is never edited back
+    if isinstance(found, Opportunity):  # nor their deals
+        for person in repository.get_many([found.contact_id]).values():
+            refuse_erased(person)
     stored = cast(_R, found)
     if stored.version != record.version:
         # A stale copy, whatever else someone changed meanwhile (its status, say): the
@@ -275,6 +278,15 @@ def update(
     data: dict[str, Any] = {"fields": sorted(edits)}
     suppress: list[Suppression] = []
     added: list[str] = []
+    if isinstance(stored, Lead) and stored.contact_id is not None:
+        keys = [k for k in ("email", "phone", "other_emails", "other_phones") if k in edits]
+        if keys:
+            # Its contact holds the person's keys (dedupe, the avoid list): an e-mail
+            # given to the converted lead would be nobody's, and let the person in again.
+            raise InvalidArgumentError(
+                f"lead {stored.id} was converted into contact {stored.contact_id}, which "
+                f"holds the person's e-mails and phones: change {', '.join(keys)} there"
+            )
     if isinstance(stored, (Lead, Contact)) and isinstance(fresh, (Lead, Contact)):
         before, after = identity_keys(stored), identity_keys(fresh)
         added = _refuse_suppressed_keys(suppressor, [k for k in after if k not in before], stored)

@@ -24,8 +24,9 @@ from uuid import UUID
 
 from ._changes import bump, event, load, retrying
 from ._enums import LostReason, Stage
+from ._errors import PolicyError
 from ._lifecycle import OPPORTUNITY
-from ._models import PERSONAL_FIELDS, Contact, Event, Lead, Opportunity, identity_keys
+from ._models import Contact, Event, Lead, Opportunity, identity_keys, is_avoided, personal_fields
 from ._repository import ChangeSet, MergeLog, Repository, Suppression
 from ._results import Serialised, model_data
 from ._suppression import DROPPED_KEYS, Suppressor, dropped_digests
@@ -73,7 +74,14 @@ def erase(
     # The merge snapshots are the person too (either side of each merge): what they
     # hold is scrubbed from data, and the keys in them suppressed, like the records'.
     snapshots = [s for log in logs for s in _snapshots_of(log, ids)]
+    if not suppress and any(is_avoided(r) for r in people):
+        raise PolicyError(
+            f"{people[0].kind} {people[0].id} is on the avoid list, which keeps its "
+            "e-mails and phones refused for good; erase it with suppress=True (the "
+            "default; the CLI without --keep-nothing)"
+        )
     texts = _personal_texts([*people, *snapshots])
+    reason = _redacted(reason, texts)
     keys = [key for record in (*people, *snapshots) for key in identity_keys(record)]
     changes = ChangeSet()
     lost_reason = LostReason.AVOID if suppress else LostReason.OTHER
@@ -185,11 +193,16 @@ def _closed(
 ) -> Opportunity:
     """The deal with its free text blanked, and lost (with its event) if it was open."""
     if not deal.is_open:
-        return bump(deal, now, lost_note=None)
+        return bump(deal, now, **_blank_deal(deal))
     source = deal.stage.value
     dest = OPPORTUNITY.move(source, "lose")
     lost = bump(
-        deal, now, stage=Stage(dest), lost_reason=lost_reason, lost_note=None, closed_at=now
+        deal,
+        now,
+        stage=Stage(dest),
+        lost_reason=lost_reason,
+        closed_at=now,
+        **_blank_deal(deal),
     )
     data = {"lost_reason": lost_reason.value}
     changes.events.append(event(lost, "lose", source, dest, now, actor, reason, data))
@@ -201,9 +214,9 @@ def _personal_texts(people: Iterable[Lead | Contact]) -> re.Pattern[str] | None:
     look for in data (so that a first name "Al" does not match "qualified")."""
     texts: set[str] = set()
     for record in people:
-        for name in PERSONAL_FIELDS:
+        for name in personal_fields(type(record)):
             value = getattr(record, name)
-            values = value if isinstance(value, frozenset) else (value,)
+            values = value if isinstance(value, (frozenset, set, list, tuple)) else (value,)
             texts.update(str(v).strip() for v in values if v is not None and str(v).strip())
     if not texts:
         return None
@@ -234,6 +247,36 @@ def _scrub(value: Any, texts: re.Pattern[str] | None) -> Any:
     return value
 
 
+def _explains(value: Any) -> bool:
+    """Whether ``value`` (event data) holds a rule's explanation: a text under the key
+    ``reason`` in a nested entry (a qualification's verdicts)."""
+    if isinstance(value, dict):
+        return any((k == "reason" and isinstance(v, str)) or _explains(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_explains(v) for v in value)
+    return False
+
+
+def _unexplained(value: Any) -> Any:
+    """``value`` with every explanation (see :func:`_explains`) replaced by ``None``."""
+    if isinstance(value, dict):
+        return {
+            k: None if k == "reason" and isinstance(v, str) else _unexplained(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_unexplained(v) for v in value]
+    return value
+
+
+def _redacted(text: str | None, texts: re.Pattern[str] | None) -> str | None:
+    """The erasure's own reason, kept (it says why the data went) with the person's
+    values in it blanked: ``"Art. 17 request from [erased]"``."""
+    if text is None or texts is None:
+        return text
+    return texts.sub("[erased]", text)
+
+
 def _scrub_event(stored: Event, texts: re.Pattern[str] | None) -> Event:
     # A reason is free text: it goes, whatever it says (it may name the person in a
     # way no field does). Data is structured: only what mentions the person goes.
@@ -246,15 +289,25 @@ def _scrub_event(stored: Event, texts: re.Pattern[str] | None) -> Event:
         data = {k: v for k, v in data.items() if k != DROPPED_KEYS}
     if _mentions(data, texts):
         data = _scrub(data, texts)
+    if _explains(data):
+        # A rule's explanation quotes the values it judged ("title 'Head of Sales' names
+        # none of owner"), which may be values the person no longer holds: they go.
+        data = _unexplained(data)
     if data is not stored.data:
         changes["data"] = data
     return stored.model_copy(update=changes) if changes else stored
 
 
 def _scrub_record(record: _P) -> _P:
-    blank: dict[str, Any] = dict.fromkeys(PERSONAL_FIELDS)
+    blank: dict[str, Any] = dict.fromkeys(personal_fields(type(record)))
     blank.update(other_emails=frozenset(), other_phones=frozenset())
     return record.model_copy(update=blank)  # type: ignore[return-value]  # same class
+
+
+def _blank_deal(deal: Opportunity) -> dict[str, Any]:
+    """What erasure blanks on the person's deal: its note of why it was lost, and the
+    application's own fields marked :data:`~leadfunnel.Personal`."""
+    return {"lost_note": None, **dict.fromkeys(personal_fields(type(deal)))}
 
 
 def _snapshots_of(log: MergeLog, ids: Collection[UUID]) -> list[Lead | Contact]:
@@ -275,7 +328,7 @@ def _scrub_merge(log: MergeLog, ids: Collection[UUID]) -> MergeLog:
         keep_before = _scrub_record(keep_before)
     if any(s is other for s in scrub):
         other = _scrub_record(other)
-    deals = tuple(d.model_copy(update={"lost_note": None}) for d in log.opportunities_before)
+    deals = tuple(d.model_copy(update=_blank_deal(d)) for d in log.opportunities_before)
     return MergeLog(
         log.id,
         log.keep_id,
