@@ -170,3 +170,27 @@ def test_a_converted_leads_keys_are_changed_on_its_contact(funnel: Funnel) -> No
         funnel.update(converted.model_copy(update={"email": "new@privacy.example.com"}))
     edited = funnel.update(converted.model_copy(update={"industry": "Dental"}))
     assert edited.industry == "Dental"
+
+
+def test_the_cli_says_a_person_was_erased_before_rather_than_misspelt(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from leadfunnel._cli import main
+
+    db = f"sqlite:///{tmp_path / 'crm.db'}"
+    Funnel(SqlRepository(db)).capture(Lead(**person(1, email="zelda@privacy.example.com")))
+
+    def run(*args: str) -> tuple[int, str]:
+        done = CliRunner().invoke(main, [*args, "--db", db], catch_exceptions=False)
+        return done.exit_code, done.stderr
+
+    assert run("erase", "zelda@privacy.example.com")[0] == 0
+    code, err = run("erase", "ZELDA@privacy.example.com", "ghost@privacy.example.com")
+    assert code == 2
+    assert "not found: ZELDA@privacy.example.com (erased or avoided before" in err
+    assert "not found: ghost@privacy.example.com\n" in err
+    assert "1 of them erased or avoided before" in err
+    code, err = run("export-person", "zelda@privacy.example.com")
+    assert code == 2
+    assert "erased or avoided before" in err
+    assert "check the spelling" not in err

@@ -331,6 +331,11 @@ def _changed_since_merge(
         f"exactly as they were before the merge, which would undo those changes. {undo}: "
         f"take {other.id}'s e-mail and phone off {kept.id} with update() (other_emails, "
         "other_phones) and add that person again"
+        + (
+            " (not while the record is on the avoid list, which keeps those refused)"
+            if is_avoided(kept)
+            else ""
+        )
     )
 
 

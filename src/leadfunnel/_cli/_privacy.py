@@ -66,12 +66,17 @@ def erase(db: str, people: tuple[str, ...], from_file: str | None, keep_nothing:
         names = ", ".join(printable(who) for who in named)
         click.echo(f"erased {names}: {len(done.subject_ids)} records ({kept})")
         erased += 1
+    gone = [who for who in missing if _suppressed(funnel, who)]
     for who in missing:
-        click.echo(f"not found: {printable(who)}", err=True)
+        why = " (erased or avoided before: on the suppression list)" if who in gone else ""
+        click.echo(f"not found: {printable(who)}{why}", err=True)
     if erased:
         funnel.repository.compact()
     if not erased:
-        fail(f"nobody of the {len(missing)} named is stored; check the spelling")
+        fail(
+            f"nobody of the {len(missing)} named is stored; "
+            + (f"{len(gone)} of them erased or avoided before" if gone else "check the spelling")
+        )
 
 
 @click.command(name="export-person")
@@ -89,9 +94,28 @@ def export_person(db: str, person: str, output: str | None) -> None:
     funnel = open_funnel(db, migrate="check")
     found = _find(funnel, person)
     if found is None:
+        if _suppressed(funnel, person):
+            fail(
+                f"nobody with e-mail or phone {person!r} is stored: that person was erased "
+                "or avoided before (the suppression list keeps only a keyed hash: there is "
+                "nothing to export)"
+            )
         fail(f"nobody with e-mail or phone {person!r} is stored; check the spelling")
     data = funnel.export_person(found)
     emit(json.dumps(data, indent=2, ensure_ascii=False) + "\n", output, "1 person")
+
+
+def _suppressed(funnel: Any, who: str) -> bool:
+    """Whether the e-mail or phone ``who`` is on the suppression list (a person erased
+    or avoided before, whom no lookup finds any more)."""
+    from .._models import Lead, identity_keys
+
+    field = "email" if "@" in who else "phone"
+    try:
+        probe = Lead.model_validate({field: who}, context={"phone_region": funnel.phone_region})
+    except ValueError:
+        return False
+    return bool(funnel._suppressor.banned(identity_keys(probe)))
 
 
 def _find(funnel: Any, who: str, missing: list[str] | None = None) -> Any:
