@@ -18,6 +18,7 @@ from leadfunnel import (
     Funnel,
     InvalidArgumentError,
     Lead,
+    NotFoundError,
     Opportunity,
     Personal,
     PolicyError,
@@ -194,3 +195,12 @@ def test_the_cli_says_a_person_was_erased_before_rather_than_misspelt(tmp_path: 
     assert code == 2
     assert "erased or avoided before" in err
     assert "check the spelling" not in err
+
+
+def test_a_merged_away_id_points_to_the_record_that_holds_its_data(funnel: Funnel) -> None:
+    kept = funnel.capture(Lead(**person(1)))
+    gone = funnel.capture(Lead(**person(2)))
+    funnel.merge(kept, gone)
+    for ask in (funnel.erase, funnel.export_person):
+        with pytest.raises(NotFoundError, match=f"was merged into {kept.id}.*pass {kept.id}"):
+            ask(gone.id)
