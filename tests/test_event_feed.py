@@ -135,7 +135,8 @@ def test_a_consumer_keeping_its_position_in_the_same_transaction_acts_exactly_on
         with funnel.transaction():
             conn = repository.connection
             where = positions.c.name == "indexer"
-            last = conn.execute(sa.select(positions.c.position).where(where)).scalar_one()
+            locked = sa.select(positions.c.position).where(where).with_for_update()
+            last = conn.execute(locked).scalar_one()  # as docs/events.md reads it
             events = funnel.events(after=last, limit=4)
             for done, event in enumerate(events, 1):
                 conn.execute(sa.insert(effects).values(event_id=str(event.id)))
@@ -153,6 +154,77 @@ def test_a_consumer_keeping_its_position_in_the_same_transaction_acts_exactly_on
         assert consume() == 0
         with repository._engine.connect() as conn:
             handled = sorted(conn.execute(sa.select(effects.c.event_id)).scalars())
+        assert handled == sorted(str(e.id) for e in funnel.events(limit=None))
+    finally:
+        with repository._engine.begin() as conn:
+            meta.drop_all(conn)
+
+
+def test_two_consumers_running_at_once_handle_each_event_once(repository: Repository) -> None:
+    """The recipe of docs/events.md run by two workers at once (two app servers, a cron
+    job overlapping a slow run): the second waits for the first's position."""
+    from leadfunnel import SqlRepository
+
+    if not isinstance(repository, SqlRepository):
+        pytest.skip("the recipe shares the database's transaction")
+    import sqlalchemy as sa
+
+    meta = sa.MetaData()
+    positions = sa.Table(
+        "app_positions",
+        meta,
+        sa.Column("name", sa.String(50), primary_key=True),
+        sa.Column("position", sa.BigInteger, nullable=False),
+    )
+    # An effect without a unique key (an audit log): a second handling adds a row.
+    log = sa.Table(
+        "app_log",
+        meta,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("event_id", sa.String(36), nullable=False),
+    )
+    with repository._engine.begin() as conn:
+        meta.create_all(conn)
+        conn.execute(sa.insert(positions).values(name="audit", position=0))
+    funnel = Funnel(repository)
+    for n in range(3):
+        funnel.capture(Lead(**person(n)))
+    first_read, second_done = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def consume(first: bool) -> None:
+        try:
+            if not first:
+                first_read.wait(5)
+            with funnel.transaction():
+                conn = repository.connection
+                where = positions.c.name == "audit"
+                locked = sa.select(positions.c.position).where(where).with_for_update()
+                last = conn.execute(locked).scalar_one()
+                events = funnel.events(after=last, limit=500)
+                if first:
+                    first_read.set()
+                    second_done.wait(0.5)  # a second reader that does not wait is done
+                for event in events:
+                    conn.execute(sa.insert(log).values(event_id=str(event.id)))
+                if events:
+                    position = events[-1].position
+                    conn.execute(sa.update(positions).where(where).values(position=position))
+            if not first:
+                second_done.set()
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+            first_read.set()
+
+    try:
+        workers = [threading.Thread(target=consume, args=(first,)) for first in (True, False)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        assert errors == []
+        with repository._engine.connect() as conn:
+            handled = sorted(conn.execute(sa.select(log.c.event_id)).scalars())
         assert handled == sorted(str(e.id) for e in funnel.events(limit=None))
     finally:
         with repository._engine.begin() as conn:

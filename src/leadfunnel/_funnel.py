@@ -855,10 +855,19 @@ class Funnel:
         return self.repository.events(after=after, limit=_limit(limit))
 
     def subscribe(self, callback: Callable[[list[Event]], None]) -> Callable[[], None]:
-        """Call ``callback(events)`` after each commit to this funnel's store in this
-        process, with that commit's events (never for a change that failed). A callback
-        that raises is logged and undoes nothing. Returns a function that unsubscribes.
-        Other processes' commits reach you through :meth:`events`."""
+        """Call ``callback(events)`` after each commit made through this funnel's
+        repository object, with that commit's events (never for a change that failed).
+        Returns a function that removes this registration only.
+
+        Another repository object on the same database and other processes are not
+        heard: read :meth:`events`. Delivery is at most once (nothing if the process
+        dies before the call, nothing again if the callback raises), so a relay that
+        must not lose events reads :meth:`events` and keeps its position. A callback
+        that raises an ``Exception`` is logged and undoes nothing; ``KeyboardInterrupt``
+        and ``SystemExit`` propagate, the commit standing and later subscribers untold.
+        Each subscriber hears one thread's commits in position order, those made by
+        subscribers included; different threads' deliveries may interleave. ``None``
+        and ``async`` functions raise :class:`InvalidArgumentError`."""
         return self.repository.subscribe(callback)
 
     def touches(self, subject: Subject) -> list[Touch]:

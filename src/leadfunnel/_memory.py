@@ -54,6 +54,7 @@ from ._repository import (
 __all__ = ["InMemoryRepository"]
 
 _RESETS = frozenset({Outcome.REPLIED, Outcome.INTERESTED})
+_PLURALS = {"lead": "leads", "contact": "contacts", "opportunity": "opportunities"}
 _R = TypeVar("_R", Lead, Contact, Opportunity)
 
 
@@ -98,7 +99,7 @@ class InMemoryRepository(Repository):
         self._undo: list[Callable[[], None]] | None = None
 
     def __repr__(self) -> str:
-        counts = ", ".join(f"{k}s={len(v)}" for k, v in self._by_kind.items())
+        counts = ", ".join(f"{_PLURALS[k]}={len(v)}" for k, v in self._by_kind.items())
         return f"InMemoryRepository({counts})"
 
     # --- writes -----------------------------------------------------------------------
@@ -402,15 +403,20 @@ class InMemoryRepository(Repository):
 
     # --- reads ------------------------------------------------------------------------
 
+    # Every read takes the lock, as a database reader sees only committed rows: a
+    # transaction() holds it to its end, so no other thread reads what may roll back.
+
     def get(self, id: UUID) -> Record:
-        try:
-            return self._records[id]
-        except KeyError:
-            raise NotFoundError(id) from None
+        with self._lock:
+            found = self._records.get(id)
+        if found is None:
+            raise NotFoundError(id)
+        return found
 
     def get_many(self, ids: Iterable[UUID]) -> dict[UUID, Record]:
-        records = self._records
-        return {i: records[i] for i in ids if i in records}
+        with self._lock:
+            records = self._records
+            return {i: records[i] for i in ids if i in records}
 
     def find_keys(self, keys: Iterable[str]) -> dict[str, UUID]:
         with self._lock:

@@ -45,9 +45,11 @@ reference implementation.
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 import threading
 from abc import ABC, abstractmethod
+from collections import deque
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
@@ -77,6 +79,7 @@ __all__ = [
 
 _log = logging.getLogger("leadfunnel")
 _SCOPES_LOCK = threading.Lock()
+_SUBSCRIBERS_LOCK = threading.Lock()
 
 #: Where a page of records ends: the ``(created_at, id)`` of its last record. Lists are
 #: ordered by it, so the next page is the records after it.
@@ -268,6 +271,35 @@ class FollowUpStats:
     touches: int
 
 
+class _Subscription:
+    """One registration of a subscriber: stopping it leaves the callable's other
+    registrations in place."""
+
+    __slots__ = ("active", "callback", "name")
+
+    def __init__(self, callback: Callable[[list[Event]], None]) -> None:
+        self.callback = callback
+        self.name = _name_of(callback)
+        self.active = True
+
+
+def _name_of(callback: object) -> str:
+    """A callable's qualified name for a log line (``module.Class.method``)."""
+    qualname = getattr(callback, "__qualname__", None)
+    if not isinstance(qualname, str):
+        return repr(callback)
+    module = getattr(callback, "__module__", None)
+    return f"{module}.{qualname}" if isinstance(module, str) else qualname
+
+
+def _is_async(callback: object) -> bool:
+    """Whether calling ``callback`` only makes a coroutine or an async generator."""
+    return any(
+        inspect.iscoroutinefunction(f) or inspect.isasyncgenfunction(f)
+        for f in (callback, type(callback).__call__)
+    )
+
+
 class Repository(ABC):
     """The storage port. See the module documentation for the contract.
 
@@ -276,7 +308,7 @@ class Repository(ABC):
     every commit in the same way.
     """
 
-    _subscribers: tuple[Callable[[list[Event]], None], ...] = ()
+    _subscribers: tuple[_Subscription, ...] = ()
     _scopes: threading.local | None = None
     _models: Mapping[str, type[Lead] | type[Contact] | type[Opportunity]] = RECORD_TYPES
 
@@ -323,8 +355,8 @@ class Repository(ABC):
         scope = self._scope()
         if scope.depth:
             scope.pending.extend(stored)
-        elif stored and self._subscribers:
-            self._tell(stored)
+        elif stored:
+            self._tell(scope, stored)
         return stored
 
     @contextmanager
@@ -346,8 +378,8 @@ class Repository(ABC):
             scope.depth -= 1
         if scope.depth == 0:
             stored, scope.pending = scope.pending, []
-            if stored and self._subscribers:
-                self._tell(stored)
+            if stored:
+                self._tell(scope, stored)
 
     @abstractmethod
     def _transaction(self) -> AbstractContextManager[None]:
@@ -363,6 +395,8 @@ class Repository(ABC):
                 scopes = self._scopes
         if not hasattr(scopes, "depth"):
             scopes.depth, scopes.pending = 0, []
+            # Telling the subscribers: commits made meanwhile wait in the queue.
+            scopes.telling, scopes.queue = False, deque()
         return scopes
 
     @abstractmethod
@@ -371,23 +405,92 @@ class Repository(ABC):
         ``changes`` as stored, in order, each with the ``position`` it was given."""
 
     def subscribe(self, callback: Callable[[list[Event]], None]) -> Callable[[], None]:
-        """Call ``callback(events)`` after each commit that stored events, with that
-        commit's events, in this process. A change that fails is never reported; a
-        callback that raises is logged (logger ``leadfunnel``) and changes nothing.
-        Returns a function that unsubscribes ``callback``."""
-        self._subscribers = (*self._subscribers, callback)
+        """Call ``callback(events)`` after each commit made through this repository
+        object that stored events, with that commit's events (inside a
+        :meth:`transaction`, once the outermost one commits); never for a change that
+        failed. Returns a function that removes this registration only (subscribing
+        a callable twice registers it twice).
+
+        Commits through another repository object, even on the same database, and other
+        processes' commits are not heard: they are read with :meth:`events`. Delivery is
+        at most once: nothing if the process dies between the commit and the call, and
+        nothing again if the callback raises. A callback that raises an ``Exception`` is
+        logged (logger ``leadfunnel``) and changes nothing; one that raises
+        ``KeyboardInterrupt`` or ``SystemExit`` stops the caller, the commit standing
+        and later subscribers untold.
+
+        Each subscriber hears one thread's commits in position order: a commit that a
+        subscriber makes is told once every subscriber has heard the one being told.
+        Deliveries of different threads' commits may interleave; a consumer that needs
+        the store's order reads :meth:`events`. ``callback`` must be a plain callable:
+        ``None`` and ``async`` functions (whose coroutines would never run) raise
+        :class:`~leadfunnel.InvalidArgumentError`."""
+        from ._errors import InvalidArgumentError
+
+        if not callable(callback):
+            raise InvalidArgumentError(
+                f"subscribe({callback!r}): pass a function that takes the list of a "
+                "commit's events, such as def on_commit(events): ..."
+            )
+        if _is_async(callback):
+            raise InvalidArgumentError(
+                f"subscribe({_name_of(callback)}): an async function would never run, "
+                "since subscribers are called synchronously after each commit; pass a "
+                "plain function that hands the events to your event loop (e.g. with "
+                "asyncio.run_coroutine_threadsafe or a queue), or read "
+                "funnel.events(after=...) from an async task"
+            )
+        subscription = _Subscription(callback)
+        with _SUBSCRIBERS_LOCK:
+            self._subscribers = (*self._subscribers, subscription)
 
         def unsubscribe() -> None:
-            self._subscribers = tuple(c for c in self._subscribers if c is not callback)
+            subscription.active = False
+            with _SUBSCRIBERS_LOCK:
+                self._subscribers = tuple(s for s in self._subscribers if s is not subscription)
 
         return unsubscribe
 
-    def _tell(self, events: list[Event]) -> None:
-        for callback in self._subscribers:
-            try:
-                callback(list(events))
-            except Exception:
-                _log.exception("a subscriber of %r failed; the change stands", self)
+    def _tell(self, scope: Any, events: list[Event]) -> None:
+        """Tell the subscribers about one commit's ``events``. While this thread is
+        telling them (a subscriber committed), the commit waits in the thread's queue
+        for the current round to end, so that each subscriber hears this thread's
+        commits in position order."""
+        if scope.telling:
+            scope.queue.append(list(events))  # the caller may change the list it got
+            return
+        if not self._subscribers:
+            return
+        scope.telling = True
+        try:
+            while True:
+                for subscription in self._subscribers:
+                    if subscription.active:
+                        self._call(subscription, events)
+                if not scope.queue:
+                    break
+                events = scope.queue.popleft()
+        finally:
+            # After a KeyboardInterrupt or SystemExit the queued commits go untold,
+            # as the later subscribers of the interrupted round do.
+            scope.telling = False
+            scope.queue.clear()
+
+    def _call(self, subscription: _Subscription, events: list[Event]) -> None:
+        try:
+            subscription.callback(list(events))
+        except Exception:
+            first, last = events[0].position, events[-1].position
+            _log.exception(
+                "subscriber %s of %r failed on the events at positions %d..%d; the change "
+                "stands, and the subscriber is not told again: read them with "
+                "events(after=%d)",
+                subscription.name,
+                self,
+                first,
+                last,
+                first - 1,
+            )
 
     # --- reads ------------------------------------------------------------------------
 

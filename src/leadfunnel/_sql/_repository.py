@@ -1027,6 +1027,9 @@ class SqlRepository(Repository):
 
     def events(self, *, after: int = 0, limit: int | None = None) -> list[Event]:
         t = s.events
+        # Positions are BIGINTs: an ``after`` beyond them (a corrupted stored position)
+        # reads nothing, as on the in-memory store, instead of failing in the driver.
+        after = min(after, 2**63 - 1)
         query = sa.select(*EVENT_READ).where(t.c.position > after).order_by(t.c.position)
         if limit is not None:
             query = query.limit(limit)
