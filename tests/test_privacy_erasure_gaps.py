@@ -204,3 +204,24 @@ def test_a_merged_away_id_points_to_the_record_that_holds_its_data(funnel: Funne
     for ask in (funnel.erase, funnel.export_person):
         with pytest.raises(NotFoundError, match=f"was merged into {kept.id}.*pass {kept.id}"):
             ask(gone.id)
+
+
+def test_the_appointments_sat_rate_reads_the_same_after_an_erasure(
+    funnel: Funnel, clock: ManualClock
+) -> None:
+    """A deal lost as a no-show, then its person erased: the report still counts the
+    appointment that did not sit (the rep list, which nobody calls from, drops it)."""
+    shown, missed = (funnel.capture(Lead(**person(n))) for n in (1, 2))
+    sat = funnel.set_appointment(shown, force=True, appointment_at=clock.now())
+    funnel.sit(sat)
+    gone = funnel.set_appointment(missed, force=True, appointment_at=clock.now())
+    clock.advance(days=1)
+    funnel.lose(gone, reason="no_show")
+    before = funnel.report()
+    assert before.not_sat == 1
+
+    funnel.erase(missed)
+
+    after = funnel.report()
+    assert after.not_sat == before.not_sat
+    assert after.to_dict()["checks"] == before.to_dict()["checks"]

@@ -335,3 +335,19 @@ def test_an_id_that_is_no_uuid_fails_the_assertion() -> None:
         assert_due(funnel, "not-a-uuid")
     with pytest.raises(AssertionError, match="is no subject"):
         assert_passed_through(funnel, "42", ["raw"])
+
+
+class DefaultNoShows(InMemoryRepository):
+    """The port's own ``no_shows`` (every deal and its history read), as a third-party
+    adapter that does not override it gets."""
+
+    no_shows = Repository.no_shows
+
+
+@pytest.mark.parametrize(
+    "test", ["test_rep_lists", "test_erased_people_leave_follow_ups_and_rep_lists_and_still_count"]
+)
+def test_the_ports_default_no_shows_passes_the_contract(tmp_path: Path, test: str) -> None:
+    contract = _Against(DefaultNoShows, tmp_path)
+    with contract.fresh() as repo:
+        getattr(contract, test)(repo)

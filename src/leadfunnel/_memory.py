@@ -762,6 +762,45 @@ class InMemoryRepository(Repository):
         entered_until: datetime | None = None,
         limit: int | None = None,
     ) -> list[RepListRow]:
+        return self._rep_rows(
+            kind,
+            now=now,
+            source=source,
+            owner=owner,
+            entered_since=entered_since,
+            entered_until=entered_until,
+            limit=limit,
+            erased=False,
+        )
+
+    def no_shows(
+        self,
+        *,
+        now: datetime,
+        entered_since: datetime | None = None,
+        entered_until: datetime | None = None,
+    ) -> list[RepListRow]:
+        return self._rep_rows(
+            "not_sat",
+            now=now,
+            entered_since=entered_since,
+            entered_until=entered_until,
+            erased=True,
+        )
+
+    def _rep_rows(
+        self,
+        kind: RepListKind,
+        *,
+        now: datetime,
+        source: str | None = None,
+        owner: str | None = None,
+        entered_since: datetime | None = None,
+        entered_until: datetime | None = None,
+        limit: int | None = None,
+        erased: bool,
+    ) -> list[RepListRow]:
+        """:meth:`rep_list`, erased people's deals included if ``erased``."""
         check_rep_list(kind)
         deals = kind != "never_booked"
         source = text_filter(self._models["contact" if deals else "lead"], "source", source)
@@ -782,7 +821,7 @@ class InMemoryRepository(Repository):
                     if isinstance(record, Opportunity)
                     else record
                 )
-                if getattr(person, "erased_at", None) is not None:
+                if not erased and getattr(person, "erased_at", None) is not None:
                     continue  # nobody calls an erased person back
                 if source is not None and getattr(person, "source", None) != source:
                     continue

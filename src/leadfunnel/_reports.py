@@ -751,11 +751,10 @@ def build_report(
     # The appointments that came due in the period and never sat: with those sat in the
     # period, what the appointments-sat rate is counted against (an appointment booked
     # for after the report is nobody's no-show yet).
+    # Erased people's included: an erasure leaves history, and so this rate, as it was.
     no_shows = [
         row
-        for row in repository.rep_list(
-            "not_sat", now=as_of, entered_since=since, entered_until=until
-        )
+        for row in repository.no_shows(now=as_of, entered_since=since, entered_until=until)
         if isinstance(row.record, Opportunity)
     ]
     setter_no_shows = Counter(_deal(row).setter for row in no_shows)

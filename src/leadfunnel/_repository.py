@@ -59,7 +59,9 @@ from uuid import UUID
 
 from pydantic import TypeAdapter, ValidationError
 
+from ._clock import require_aware
 from ._enums import Channel, ContactType, LeadStatus, LostReason, Stage
+from ._lifecycle import funnel_steps
 from ._models import RECORD_TYPES, Contact, Event, Lead, Opportunity, Record, SubjectKind, Touch
 from ._models import holds_keys as holds_keys
 from ._models import identity_keys as identity_keys
@@ -804,6 +806,42 @@ class Repository(ABC):
         for an opportunity with its contact's source and its own owner;
         ``entered_since <= since < entered_until``; at most ``limit`` rows.
         """
+
+    def no_shows(
+        self,
+        *,
+        now: datetime,
+        entered_since: datetime | None = None,
+        entered_until: datetime | None = None,
+    ) -> list[RepListRow]:
+        """The appointments a report counts as not sat: the ``not_sat`` rep list (see
+        :meth:`rep_list`), erased people's deals included. An erasure leaves history as
+        it was, so a report's appointments-sat rate reads the same before and after
+        one; nobody calls these people back, but their appointments did not sit.
+
+        This default reads every deal at ``appointment_set`` or ``lost`` and each one's
+        history; an adapter backed by a database answers with one query."""
+        now = require_aware(now, "now")
+        rows: list[RepListRow] = []
+        for stage in (Stage.APPOINTMENT_SET, Stage.LOST):
+            for deal in self.opportunities(stage=stage):
+                if deal.stage is Stage.LOST and deal.lost_reason in DO_NOT_CALL:
+                    continue
+                due = deal.appointment_at or deal.created_at
+                if not due < now:
+                    continue
+                if entered_since is not None and due < entered_since:
+                    continue
+                if entered_until is not None and due >= entered_until:
+                    continue
+                sat = any(
+                    "appointment_sat" in funnel_steps(e.subject, e.source, e.dest)
+                    for e in self.history(deal.id)
+                )
+                if not sat:
+                    rows.append(RepListRow(deal, due))
+        rows.sort(key=lambda row: row.since, reverse=True)
+        return rows
 
     # --- optional ---------------------------------------------------------------------
 

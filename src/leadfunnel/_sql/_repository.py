@@ -1247,6 +1247,45 @@ class SqlRepository(Repository):
         entered_until: datetime | None = None,
         limit: int | None = None,
     ) -> list[RepListRow]:
+        return self._rep_rows(
+            kind,
+            now=now,
+            source=source,
+            owner=owner,
+            entered_since=entered_since,
+            entered_until=entered_until,
+            limit=limit,
+            erased=False,
+        )
+
+    def no_shows(
+        self,
+        *,
+        now: datetime,
+        entered_since: datetime | None = None,
+        entered_until: datetime | None = None,
+    ) -> list[RepListRow]:
+        return self._rep_rows(
+            "not_sat",
+            now=now,
+            entered_since=entered_since,
+            entered_until=entered_until,
+            erased=True,
+        )
+
+    def _rep_rows(
+        self,
+        kind: RepListKind,
+        *,
+        now: datetime,
+        source: str | None = None,
+        owner: str | None = None,
+        entered_since: datetime | None = None,
+        entered_until: datetime | None = None,
+        limit: int | None = None,
+        erased: bool,
+    ) -> list[RepListRow]:
+        """:meth:`rep_list`, erased people's deals included if ``erased``."""
         check_rep_list(kind)
         now = require_aware(now, "now")
         deals_listed = kind != "never_booked"
@@ -1303,8 +1342,10 @@ class SqlRepository(Repository):
                         sat, sat.c.subject_id == deals.c.id
                     )
                 )
-                .where(may_call, contacts.c.erased_at.is_(None), *where)
+                .where(may_call, *where)
             )
+            if not erased:
+                query = query.where(contacts.c.erased_at.is_(None))
         if entered_since is not None:
             query = query.where(entered >= require_aware(entered_since, "entered_since"))
         if entered_until is not None:

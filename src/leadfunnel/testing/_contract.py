@@ -1505,6 +1505,15 @@ class RepositoryContract(ABC):
         ]
         assert pulled("not_sat", limit=1) == [(h["no_show"].id, T0 + 30 * day)]
         assert pulled("not_bought", source="nowhere") == []
+        # A report's no-shows are the not_sat list, in its order and period.
+        shows = [(r.record.id, r.since) for r in repo.no_shows(now=now)]
+        assert shows == pulled("not_sat")
+        assert [
+            r.record.id
+            for r in repo.no_shows(
+                now=now, entered_since=T0 + 25 * day, entered_until=T0 + 30 * day
+            )
+        ] == [h["lost_no_show"].id]
 
     def test_erased_people_leave_follow_ups_and_rep_lists_and_still_count(
         self, repo: Repository
@@ -1543,7 +1552,11 @@ class RepositoryContract(ABC):
                 repo.stage_times(since=None, until=None, by="owner"),
             )
 
+        def no_shows() -> set[UUID]:
+            return {row.record.id for row in repo.no_shows(now=now)}
+
         before = reports()
+        assert no_shows() == {unsat.id}
         assert candidates() == {raw.id, fits.id, prospect.id, stays.id, stays_too.id}
         assert listed("never_booked") == {fits.id, stays_too.id}
         assert listed("not_sat") == {unsat.id}
@@ -1570,6 +1583,9 @@ class RepositoryContract(ABC):
         assert listed("not_sat") == set()
         assert listed("not_bought") == set()
         assert reports() == before
+        # Nobody calls them back, but a report still counts the appointment that did
+        # not sit (lost for "other", not on the avoid list).
+        assert no_shows() == {unsat.id}
 
     # --- threads ---------------------------------------------------------------------
 
