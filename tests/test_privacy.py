@@ -13,6 +13,7 @@ import pytest
 from conftest import outputs_under_hash_seeds, person
 from leadfunnel import (
     AvoidListedError,
+    ConfigError,
     Contact,
     Funnel,
     Lead,
@@ -220,14 +221,33 @@ def test_the_suppression_secret_comes_from_the_funnel_the_environment_or_the_sto
 ) -> None:
     first = Funnel(repository, suppression_secret="s3cret")
     first.erase(first.add(zelda()))
-    # The same secret recognises the person; another does not (the trade-off of a key
-    # the application keeps: lose it, and the suppression list stops matching).
+    # The same secret recognises the person, from the funnel or the environment.
     with pytest.raises(AvoidListedError):
         Funnel(repository, suppression_secret="s3cret").add(zelda())
+    monkeypatch.setenv(SECRET_VARIABLE, "s3cret")
+    with pytest.raises(AvoidListedError):
+        Funnel(repository).add(zelda())
+    # Another secret would not recognise them: the store keeps the fingerprint of the
+    # one its list was written under, and refuses the other (it let them back in).
     monkeypatch.setenv(SECRET_VARIABLE, "another")
-    assert Funnel(repository).add(zelda()).email == PII["email"]
+    with pytest.raises(ConfigError, match=r"another secret than \$LEADFUNNEL_SUPPRESSION"):
+        Funnel(repository).add(zelda())
     monkeypatch.delenv(SECRET_VARIABLE)
-    stored = Funnel(repository)
-    stored.erase(stored.find(email=PII["email"]))  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="another secret than the store's own secret"):
+        Funnel(repository).add(zelda())
+    assert [lead.email for lead in Funnel(repository, suppression_secret="s3cret").leads()] == [
+        None
+    ]
+
+
+def test_a_store_that_kept_its_own_secret_refuses_the_applications(
+    repository: Repository,
+) -> None:
+    """The command line (no secret given) erased someone first: the application's own
+    secret, given later, would not recognise them."""
+    cli = Funnel(repository)
+    cli.erase(cli.add(zelda()))
     with pytest.raises(AvoidListedError):
         Funnel(repository).add(zelda())  # the store's own secret, made once
+    with pytest.raises(ConfigError, match="another secret than the secret given to Funnel"):
+        Funnel(repository, suppression_secret="s3cret").add(zelda())

@@ -95,6 +95,7 @@ class InMemoryRepository(Repository):
         self._position = 0
         self._suppressed: dict[str, UUID] = {}
         self._secret: bytes | None = None
+        self._fingerprint: str | None = None
         # Inside a transaction: how to undo each commit made in it, newest last.
         self._undo: list[Callable[[], None]] | None = None
 
@@ -435,6 +436,16 @@ class InMemoryRepository(Repository):
             if self._secret is None:
                 self._secret = secrets.token_bytes(32)
             return self._secret
+
+    def suppression_fingerprint(self) -> str | None:
+        with self._lock:
+            return self._fingerprint
+
+    def keep_suppression_fingerprint(self, fingerprint: str) -> str:
+        with self._lock:
+            if self._fingerprint is None:
+                self._fingerprint = fingerprint
+            return self._fingerprint
 
     def events(self, *, after: int = 0, limit: int | None = None) -> list[Event]:
         with self._lock:

@@ -524,6 +524,19 @@ class Repository(ABC):
         made once, on first use, and the same for every later caller: used only when the
         application configures none."""
 
+    def suppression_fingerprint(self) -> str | None:
+        """The fingerprint of the secret the suppression list is hashed under, as
+        :meth:`keep_suppression_fingerprint` kept it; ``None`` if none is kept. A store
+        opened with another secret (the command line without the application's) is
+        refused rather than let erased people back in. This default keeps none."""
+        return None
+
+    def keep_suppression_fingerprint(self, fingerprint: str) -> str:
+        """Keep ``fingerprint`` if no fingerprint is kept yet, and return the one kept
+        (another process's, if it kept one first). This default keeps nothing and
+        returns ``fingerprint``: such a store cannot tell two secrets apart."""
+        return fingerprint
+
     @abstractmethod
     def events(self, *, after: int = 0, limit: int | None = None) -> list[Event]:
         """Events with ``position > after``, in ``position`` order, at most ``limit``."""

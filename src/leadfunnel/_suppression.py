@@ -23,6 +23,7 @@ import threading
 from collections.abc import Iterable
 from uuid import UUID
 
+from ._errors import ConfigError
 from ._models import Contact, Event, Lead, identity_keys
 from ._repository import Repository, Suppression
 
@@ -47,6 +48,12 @@ def dropped_digests(events: Iterable[Event]) -> list[str]:
     return list(found)
 
 
+def fingerprint(secret: bytes) -> str:
+    """What a store keeps of the suppression secret: enough to tell it from another
+    secret, nothing to recover it by (an HMAC of a fixed text under it)."""
+    return hmac.digest(secret, b"leadfunnel suppression secret fingerprint", "sha256").hex()
+
+
 class Suppressor:
     """Digests identity keys under the configured secret, and looks them up.
 
@@ -56,18 +63,47 @@ class Suppressor:
 
     def __init__(self, repository: Repository, secret: str | bytes | None = None) -> None:
         self._repository = repository
-        self._secret = secret.encode() if isinstance(secret, str) else secret
+        self._given = secret.encode() if isinstance(secret, str) else secret
+        self._secret: bytes | None = None
+        self._source = "the secret given to Funnel(suppression_secret=...)"
         self._lock = threading.Lock()
 
     def _key(self) -> bytes:
         if self._secret is None:
             with self._lock:
                 if self._secret is None:
-                    from_env = os.environ.get(SECRET_VARIABLE)
-                    self._secret = (
-                        from_env.encode() if from_env else self._repository.suppression_secret()
-                    )
+                    secret = self._given
+                    if secret is None:
+                        from_env = os.environ.get(SECRET_VARIABLE)
+                        if from_env:
+                            secret = from_env.encode()
+                            self._source = f"${SECRET_VARIABLE}"
+                        else:
+                            secret = self._repository.suppression_secret()
+                            self._source = "the store's own secret"
+                    # A read only (this may run inside a commit): the fingerprint is
+                    # kept when something hashed under the secret is first stored.
+                    self._compare(self._repository.suppression_fingerprint(), secret)
+                    self._secret = secret
         return self._secret
+
+    def _keep_fingerprint(self) -> None:
+        """Have the store keep the fingerprint of the secret before anything hashed
+        under it is stored (called outside commits, as a change is made). Asked each
+        time, not remembered: a ``transaction()`` block that rolls back takes the
+        fingerprint it kept with it."""
+        secret = self._key()
+        self._compare(self._repository.keep_suppression_fingerprint(fingerprint(secret)), secret)
+
+    def _compare(self, stored: str | None, secret: bytes) -> None:
+        if stored is not None and not hmac.compare_digest(stored, fingerprint(secret)):
+            raise ConfigError(
+                f"this store's suppression list was written under another secret than "
+                f"{self._source}: erased and avoided people would not be recognised, and "
+                "could be added again. Open the store with the same secret everywhere: "
+                f"Funnel(suppression_secret=...) or ${SECRET_VARIABLE} (the command line "
+                "reads only the variable)"
+            )
 
     def digest(self, key: str) -> str:
         """The hex HMAC-SHA256 of one identity key (``email:...`` or ``phone:...``)."""
@@ -78,7 +114,10 @@ class Suppressor:
         return [Suppression(digest, record_id) for digest in self.digests(keys)]
 
     def digests(self, keys: Iterable[str]) -> list[str]:
-        """The digests of ``keys``, each once, in order."""
+        """The digests of ``keys``, each once, in order, to be stored (suppressions, or
+        the keys an edit took off a record): the store keeps the secret's fingerprint
+        first."""
+        self._keep_fingerprint()
         return [self.digest(key) for key in dict.fromkeys(keys)]
 
     def banned(self, keys: Iterable[str]) -> dict[str, UUID]:

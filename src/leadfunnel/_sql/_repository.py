@@ -1067,6 +1067,29 @@ class SqlRepository(Repository):
                 found = conn.execute(query).scalar_one()
         return bytes.fromhex(found)
 
+    def suppression_fingerprint(self) -> str | None:
+        t = s.secrets
+        query = sa.select(t.c.value).where(t.c.name == "suppression_fingerprint")
+        with self._read() as conn:
+            found: str | None = conn.execute(query).scalar()
+        return found
+
+    def keep_suppression_fingerprint(self, fingerprint: str) -> str:
+        found = self.suppression_fingerprint()
+        if found is None:
+            try:
+                with self._writing() as conn:
+                    conn.execute(
+                        sa.insert(s.secrets).values(
+                            name="suppression_fingerprint", value=fingerprint
+                        )
+                    )
+            except sa_exc.IntegrityError:
+                pass  # another process kept one first: theirs is compared
+            found = self.suppression_fingerprint()
+        assert found is not None
+        return found
+
     def touches(self, subject_id: UUID) -> list[Touch]:
         t = s.touches
         query = (
