@@ -35,7 +35,7 @@ from ._errors import (
 )
 from ._funnel import Funnel
 from ._importing import ImportIssue, ImportReport
-from ._lifecycle import FUNNEL_STEPS, TIMED_STEPS, diagram
+from ._lifecycle import EVENT_NAMES, FUNNEL_STEPS, TIMED_STEPS, diagram
 from ._memory import InMemoryRepository
 from ._models import Contact, Event, Lead, Opportunity, Person, Personal, Touch
 from ._people import Captured
@@ -76,6 +76,7 @@ if TYPE_CHECKING:
     __version__: str
 
 __all__ = [
+    "EVENT_NAMES",
     "FUNNEL_STEPS",
     "TIMED_STEPS",
     "Authority",

@@ -24,7 +24,7 @@ from pydantic_core import InitErrorDetails
 from ._clock import require_aware
 from ._enums import Interest
 from ._errors import ConcurrencyError, InvalidArgumentError, NotFoundError, PolicyError, _article
-from ._lifecycle import CONTACT, LEAD, OPPORTUNITY, Lifecycle
+from ._lifecycle import CONTACT, EVENT_NAMES, LEAD, OPPORTUNITY, Lifecycle
 from ._models import SET_FIELDS, Contact, Event, Lead, Opportunity, Record, _Stored, new_id, updated
 from ._repository import Repository
 
@@ -200,6 +200,7 @@ def event(
     """The event recording ``name`` on ``record`` (from ``source`` to ``dest``); the
     caller's ``actor`` and ``reason`` are checked as the event's fields (see
     :func:`checked`)."""
+    assert name in EVENT_NAMES, name  # the documented vocabulary (docs/events.md)
     actor = checked(Event, "actor", actor)
     reason = checked(Event, "reason", reason)
     # Built from values the use case has already validated: skip re-validation. What

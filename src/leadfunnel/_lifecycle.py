@@ -26,7 +26,7 @@ from transitions import Machine
 from ._enums import ContactType, LeadStatus, Stage
 from ._errors import ConfigError, InvalidTransitionError
 
-__all__ = ["FUNNEL_STEPS", "TIMED_STEPS", "Lifecycle", "diagram", "funnel_steps"]
+__all__ = ["EVENT_NAMES", "FUNNEL_STEPS", "TIMED_STEPS", "Lifecycle", "diagram", "funnel_steps"]
 
 _FORCED = "forced"
 
@@ -233,6 +233,27 @@ _OPPORTUNITY_STEPS = FUNNEL_STEPS[2:]
 #: The milestones time in stage is measured between: ``TIMED_STEPS[i]`` to
 #: ``TIMED_STEPS[i + 1]`` (raw -> qualified -> appointment set -> sat -> won).
 TIMED_STEPS: tuple[str, ...] = ("raw", "qualified", "appointment_set", "appointment_sat", "won")
+
+#: Every name a funnel gives its events (``Event.name``): the triggers of the three
+#: lifecycles, and the changes that move no state or make a record. An event consumer
+#: compares against these (a misspelt ``"won"`` would match nothing); ``docs/events.md``
+#: says what each records.
+EVENT_NAMES: frozenset[str] = frozenset(
+    {
+        *LEAD.triggers,
+        *CONTACT.triggers,
+        *OPPORTUNITY.triggers,
+        "add",
+        "capture",
+        "import",
+        "update",
+        "touch",
+        "set_appointment",
+        "merge",
+        "unmerge",
+        "erase",
+    }
+)
 
 
 def funnel_steps(subject: str, source: str | None, dest: str | None) -> tuple[str, ...]:
