@@ -1,9 +1,10 @@
 """What the commands share: the ``--db``, ``--format`` and ``--output`` options, opening
-the funnel, writing the result, and turning errors into one line on stderr with exit
-status 2."""
+the funnel, writing the result, turning errors into one line on stderr with exit
+status 2, and stopping quietly when standard output's reader goes away."""
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -75,6 +76,20 @@ def fail(message: str) -> NoReturn:
     sys.exit(2)
 
 
+def _reader_gone() -> NoReturn:
+    """Stop quietly when the reader of standard output went away (``| head``), with the
+    status a shell gives a command killed by SIGPIPE, 141 (128 + 13): nothing went wrong
+    but the output was cut short, as ``set -o pipefail`` can tell."""
+    # Python flushes standard output again at exit, and would complain of the broken
+    # pipe: point it at devnull, as Python's documentation on SIGPIPE recommends.
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # a stream without a file descriptor (tests)
+        pass
+    sys.exit(141)
+
+
 def open_funnel(db: str, migrate: str = "auto", **options: Any) -> Any:
     """The funnel on ``db``. Commands that only read open it with ``migrate="check"``:
     a mistyped ``--db`` is an error, never a new empty database."""
@@ -95,13 +110,19 @@ def open_funnel(db: str, migrate: str = "auto", **options: Any) -> Any:
 
 
 def guarded(command: _F) -> _F:
-    """Turn library errors into one clear line on stderr and exit status 2."""
+    """Turn library errors into one clear line on stderr and exit status 2; stop quietly
+    (:func:`_reader_gone`) when standard output's reader went away."""
     import functools
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return command(*args, **kwargs)
+            result = command(*args, **kwargs)
+            # Here, not at exit, where a closed pipe could no longer be told apart.
+            sys.stdout.flush()
+            return result
+        except BrokenPipeError:
+            _reader_gone()
         except LeadFunnelError as exc:
             fail(str(exc))
         except OSError as exc:

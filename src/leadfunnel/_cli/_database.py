@@ -3,7 +3,10 @@ feed."""
 
 from __future__ import annotations
 
+import math
+import sys
 import time
+from typing import Any
 
 import click
 
@@ -31,34 +34,88 @@ def migrate(db: str) -> None:
     click.echo(f"{printable(db)}: leadfunnel schema version {version}, up to date")
 
 
+_PAGE = 1000
+# Positions are BIGINT on every backend: none is beyond this, and a larger --after
+# would overflow the driver's integer instead of simply matching nothing.
+_LAST_POSITION = 2**63 - 1
+
+
+class _Seconds(click.FloatRange):
+    """A positive number of seconds, at most a day; ``nan`` refused (a range lets it
+    through, and ``time.sleep`` does not)."""
+
+    def __init__(self) -> None:
+        super().__init__(min=0, max=86400, min_open=True)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        seconds = super().convert(value, param, ctx)
+        if math.isnan(seconds):
+            self.fail(f"{value!r} is not a number of seconds.", param, ctx)
+        return seconds
+
+
 @click.command()
 @db_option
-@click.option("--after", default=0, show_default=True, help="Print events after this position.")
-@click.option("--limit", type=click.IntRange(min=1), default=1000, show_default=True)
-@click.option("--follow", is_flag=True, help="Keep printing new events as they commit.")
 @click.option(
-    "--interval", default=1.0, show_default=True, help="Seconds between looks, with --follow."
+    "--after",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    metavar="POSITION",
+    help="Print the events after this position (the last one you handled; 0 for the "
+    "start of the feed).",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help="Print at most N events, then stop (with --follow too). Default: no limit, the "
+    "whole feed.",
+)
+@click.option(
+    "--follow",
+    is_flag=True,
+    help="At the end of the feed, wait for new events and print them as they commit, "
+    "until interrupted (or --limit is reached).",
+)
+@click.option(
+    "--interval",
+    type=_Seconds(),
+    default=1.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="With --follow, seconds to wait before looking again once the feed is caught up.",
 )
 @guarded
-def events(db: str, after: int, limit: int, follow: bool, interval: float) -> None:
-    """Print the event feed as JSON lines, in commit order.
+def events(db: str, after: int, limit: int | None, follow: bool, interval: float) -> None:
+    """Print the event feed as JSON lines, in commit order: every event after --after.
 
     Each line is one event with its ``position``; keep the last one you handled and
-    start from it next time (--after) to miss nothing.
+    start from it next time (--after) to miss nothing. The feed is read page by page,
+    so a long one is printed whole without being held in memory.
 
     \b
     Examples:
-      leadfunnel events --after 0 --limit 100
+      leadfunnel events > feed.jsonl
+      leadfunnel events --after 1234 --limit 100
       leadfunnel events --after 1234 --follow | my-indexer
     """
     funnel = open_funnel(db, migrate="check")
-    last = after
-    while True:
-        batch = funnel.events(after=last, limit=limit)
-        for event in batch:
+    last = min(after, _LAST_POSITION)
+    left = limit
+    while left is None or left > 0:
+        wanted = _PAGE if left is None else min(_PAGE, left)
+        page = funnel.events(after=last, limit=wanted)
+        for event in page:
             click.echo(event.model_dump_json())
             last = event.position
-        if not follow:
-            return
-        if not batch:
+        if left is not None:
+            left -= len(page)
+        if len(page) < wanted:  # caught up with the feed
+            if not follow:
+                return
+            # A pipe's reader (my-indexer) sees each event when it commits, not when a
+            # buffer fills.
+            sys.stdout.flush()
             time.sleep(interval)
