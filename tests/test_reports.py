@@ -18,6 +18,7 @@ from conftest import T0, person
 from leadfunnel import (
     FUNNEL_STEPS,
     Channel,
+    Contact,
     Funnel,
     GroupBy,
     InMemoryRepository,
@@ -474,3 +475,17 @@ def test_deals_of_a_contact_with_no_lead_count_under_the_contact_s_source(
     assert report.groups["tradeshow"].won_revenue == 9_000
     assert report.groups["webinar"].steps["won"].count == 1
     assert None not in report.groups
+
+
+def test_time_in_stage_of_a_contacts_deal_groups_under_the_contacts_own_source(
+    funnel: Funnel, clock: ManualClock
+) -> None:
+    """A contact with no lead (a customer imported as one) has a source of its own: the
+    stretches of its deals count there, on every adapter, as its steps do (found by
+    the SQL-against-memory property test, which the SQL adapter failed)."""
+    customer = funnel.add(Contact(**person(1, source="trade-show")))
+    deal = funnel.set_appointment(customer)
+    clock.advance(hours=1)
+    funnel.sit(deal)
+    rows = stage_times(funnel, "source")
+    assert ("appointment_set", "trade-show", 1, 3600.0) in rows

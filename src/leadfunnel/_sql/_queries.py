@@ -53,6 +53,8 @@ def _stretch_group(by: GroupBy | None, end: Any, following: str) -> tuple[Any, A
     joined = joined.outerjoin(contact, contact.c.id == deal.c.contact_id).outerjoin(
         lead, lead.c.id == sa.func.coalesce(deal.c.lead_id, contact.c.lead_id)
     )
+    if by == "source":  # a contact with no lead counts under its own source, as there
+        return sa.case((lead.c.id.is_not(None), lead.c.source), else_=contact.c.source), joined
     return lead.c[by], joined
 
 
