@@ -334,7 +334,7 @@ def test_model_draws_a_subclass_with_its_custom_fields() -> None:
         seen["discount"] += lead.discount is not None
 
     drawn()
-    assert min(seen.values()) >= 20, seen  # custom fields vary, not left at defaults
+    assert min(seen.values()) >= 10, seen  # custom fields vary, not left at defaults
 
 
 def test_a_model_pydantic_could_not_finish_is_finished_where_it_is_drawn() -> None:
