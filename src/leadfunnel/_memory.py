@@ -35,7 +35,7 @@ from ._repository import (
     MergeLog,
     RepListKind,
     RepListRow,
-    Repository,
+    RepRowsAdapter,
     StageTime,
     StepCount,
     check_grouping,
@@ -58,7 +58,7 @@ _PLURALS = {"lead": "leads", "contact": "contacts", "opportunity": "opportunitie
 _R = TypeVar("_R", Lead, Contact, Opportunity)
 
 
-class InMemoryRepository(Repository):
+class InMemoryRepository(RepRowsAdapter):
     """A repository that keeps everything in this process's memory.
 
     As real as the SQL adapter (same contract, same errors, thread-safe), but gone when
@@ -761,43 +761,6 @@ class InMemoryRepository(Repository):
                 key=lambda item: (order[item[0][0]], item[0][1] is None, item[0][1] or ""),
             )
         ]
-
-    def rep_list(
-        self,
-        kind: RepListKind,
-        *,
-        now: datetime,
-        source: str | None = None,
-        owner: str | None = None,
-        entered_since: datetime | None = None,
-        entered_until: datetime | None = None,
-        limit: int | None = None,
-    ) -> list[RepListRow]:
-        return self._rep_rows(
-            kind,
-            now=now,
-            source=source,
-            owner=owner,
-            entered_since=entered_since,
-            entered_until=entered_until,
-            limit=limit,
-            erased=False,
-        )
-
-    def no_shows(
-        self,
-        *,
-        now: datetime,
-        entered_since: datetime | None = None,
-        entered_until: datetime | None = None,
-    ) -> list[RepListRow]:
-        return self._rep_rows(
-            "not_sat",
-            now=now,
-            entered_since=entered_since,
-            entered_until=entered_until,
-            erased=True,
-        )
 
     def _rep_rows(
         self,

@@ -1087,6 +1087,63 @@ def missing_value(model: type[Record], name: str) -> Any:
     return value
 
 
+class RepRowsAdapter(Repository):
+    """For an adapter that answers the rep lists and a report's no-shows with one query
+    of its own, :meth:`_rep_rows`, which leaves erased people out or keeps them in."""
+
+    def rep_list(
+        self,
+        kind: RepListKind,
+        *,
+        now: datetime,
+        source: str | None = None,
+        owner: str | None = None,
+        entered_since: datetime | None = None,
+        entered_until: datetime | None = None,
+        limit: int | None = None,
+    ) -> list[RepListRow]:
+        return self._rep_rows(
+            kind,
+            now=now,
+            source=source,
+            owner=owner,
+            entered_since=entered_since,
+            entered_until=entered_until,
+            limit=limit,
+            erased=False,
+        )
+
+    def no_shows(
+        self,
+        *,
+        now: datetime,
+        entered_since: datetime | None = None,
+        entered_until: datetime | None = None,
+    ) -> list[RepListRow]:
+        return self._rep_rows(
+            "not_sat",
+            now=now,
+            entered_since=entered_since,
+            entered_until=entered_until,
+            erased=True,
+        )
+
+    @abstractmethod
+    def _rep_rows(
+        self,
+        kind: RepListKind,
+        *,
+        now: datetime,
+        source: str | None = None,
+        owner: str | None = None,
+        entered_since: datetime | None = None,
+        entered_until: datetime | None = None,
+        limit: int | None = None,
+        erased: bool,
+    ) -> list[RepListRow]:
+        """:meth:`rep_list`, erased people's records included if ``erased``."""
+
+
 #: The longest trait key :meth:`Repository.people_like` compares, by trait: the SQL
 #: adapter's ``email_domain``, ``company_key`` and ``last_name_key`` columns hold no more.
 TRAIT_KEY_LENGTH = {"email_domain": 255, "company": 200, "last_name": 200}

@@ -55,7 +55,7 @@ from .._repository import (
     MergeLog,
     RepListKind,
     RepListRow,
-    Repository,
+    RepRowsAdapter,
     StageTime,
     StepCount,
     check_grouping,
@@ -116,7 +116,7 @@ def _batches(items: Sequence[_T], size: int = _BATCH) -> Iterator[Sequence[_T]]:
         yield items[start : start + size]
 
 
-class SqlRepository(Repository):
+class SqlRepository(RepRowsAdapter):
     """The funnel's records in a SQL database, through SQLAlchemy 2 Core.
 
     ``url`` is a SQLAlchemy URL (or an :class:`~sqlalchemy.engine.Engine`):
@@ -1258,43 +1258,6 @@ class SqlRepository(Repository):
             ]
         order = {step: i for i, step in enumerate(TIMED_STEPS)}
         return sorted(rows, key=lambda r: (order[r.step], r.group is None, r.group or ""))
-
-    def rep_list(
-        self,
-        kind: RepListKind,
-        *,
-        now: datetime,
-        source: str | None = None,
-        owner: str | None = None,
-        entered_since: datetime | None = None,
-        entered_until: datetime | None = None,
-        limit: int | None = None,
-    ) -> list[RepListRow]:
-        return self._rep_rows(
-            kind,
-            now=now,
-            source=source,
-            owner=owner,
-            entered_since=entered_since,
-            entered_until=entered_until,
-            limit=limit,
-            erased=False,
-        )
-
-    def no_shows(
-        self,
-        *,
-        now: datetime,
-        entered_since: datetime | None = None,
-        entered_until: datetime | None = None,
-    ) -> list[RepListRow]:
-        return self._rep_rows(
-            "not_sat",
-            now=now,
-            entered_since=entered_since,
-            entered_until=entered_until,
-            erased=True,
-        )
 
     def _rep_rows(
         self,
