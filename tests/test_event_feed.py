@@ -107,9 +107,10 @@ def test_a_reader_following_the_feed_sees_every_event_once_in_order(
     assert positions == sorted(set(positions))
 
 
-def test_a_consumer_keeping_its_position_in_the_same_transaction_acts_exactly_once(
-    repository: Repository,
-) -> None:
+def _positions_of_the_recipe(repository: Repository) -> tuple[Any, Any, Any]:
+    """The SQL repository, a new metadata and the recipe's table of consumers'
+    positions (docs/events.md); the test is skipped where the recipe cannot share the
+    database's transaction."""
     from leadfunnel import SqlRepository
 
     if not isinstance(repository, SqlRepository):
@@ -123,8 +124,17 @@ def test_a_consumer_keeping_its_position_in_the_same_transaction_acts_exactly_on
         sa.Column("name", sa.String(50), primary_key=True),
         sa.Column("position", sa.BigInteger, nullable=False),
     )
+    return repository, meta, positions
+
+
+def test_a_consumer_keeping_its_position_in_the_same_transaction_acts_exactly_once(
+    repository: Repository,
+) -> None:
+    import sqlalchemy as sa
+
+    sql, meta, positions = _positions_of_the_recipe(repository)
     effects = sa.Table("app_effects", meta, sa.Column("event_id", sa.String(36), primary_key=True))
-    with repository._engine.begin() as conn:
+    with sql._engine.begin() as conn:
         meta.create_all(conn)
         conn.execute(sa.insert(positions).values(name="indexer", position=0))
     funnel = Funnel(repository)
@@ -133,7 +143,7 @@ def test_a_consumer_keeping_its_position_in_the_same_transaction_acts_exactly_on
 
     def consume(crash_after: int | None = None) -> int:
         with funnel.transaction():
-            conn = repository.connection
+            conn = sql.connection
             where = positions.c.name == "indexer"
             locked = sa.select(positions.c.position).where(where).with_for_update()
             last = conn.execute(locked).scalar_one()  # as docs/events.md reads it
@@ -152,30 +162,20 @@ def test_a_consumer_keeping_its_position_in_the_same_transaction_acts_exactly_on
             consume(crash_after=1)  # an effect written, then a crash: none of it is kept
         assert consume() == 2
         assert consume() == 0
-        with repository._engine.connect() as conn:
+        with sql._engine.connect() as conn:
             handled = sorted(conn.execute(sa.select(effects.c.event_id)).scalars())
         assert handled == sorted(str(e.id) for e in funnel.events(limit=None))
     finally:
-        with repository._engine.begin() as conn:
+        with sql._engine.begin() as conn:
             meta.drop_all(conn)
 
 
 def test_two_consumers_running_at_once_handle_each_event_once(repository: Repository) -> None:
     """The recipe of docs/events.md run by two workers at once (two app servers, a cron
     job overlapping a slow run): the second waits for the first's position."""
-    from leadfunnel import SqlRepository
-
-    if not isinstance(repository, SqlRepository):
-        pytest.skip("the recipe shares the database's transaction")
     import sqlalchemy as sa
 
-    meta = sa.MetaData()
-    positions = sa.Table(
-        "app_positions",
-        meta,
-        sa.Column("name", sa.String(50), primary_key=True),
-        sa.Column("position", sa.BigInteger, nullable=False),
-    )
+    sql, meta, positions = _positions_of_the_recipe(repository)
     # An effect without a unique key (an audit log): a second handling adds a row.
     log = sa.Table(
         "app_log",
@@ -183,7 +183,7 @@ def test_two_consumers_running_at_once_handle_each_event_once(repository: Reposi
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
         sa.Column("event_id", sa.String(36), nullable=False),
     )
-    with repository._engine.begin() as conn:
+    with sql._engine.begin() as conn:
         meta.create_all(conn)
         conn.execute(sa.insert(positions).values(name="audit", position=0))
     funnel = Funnel(repository)
@@ -197,7 +197,7 @@ def test_two_consumers_running_at_once_handle_each_event_once(repository: Reposi
             if not first:
                 first_read.wait(5)
             with funnel.transaction():
-                conn = repository.connection
+                conn = sql.connection
                 where = positions.c.name == "audit"
                 locked = sa.select(positions.c.position).where(where).with_for_update()
                 last = conn.execute(locked).scalar_one()
@@ -223,9 +223,9 @@ def test_two_consumers_running_at_once_handle_each_event_once(repository: Reposi
         for worker in workers:
             worker.join()
         assert errors == []
-        with repository._engine.connect() as conn:
+        with sql._engine.connect() as conn:
             handled = sorted(conn.execute(sa.select(log.c.event_id)).scalars())
         assert handled == sorted(str(e.id) for e in funnel.events(limit=None))
     finally:
-        with repository._engine.begin() as conn:
+        with sql._engine.begin() as conn:
             meta.drop_all(conn)
