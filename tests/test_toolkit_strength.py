@@ -351,3 +351,15 @@ def test_the_ports_default_no_shows_passes_the_contract(tmp_path: Path, test: st
     contract = _Against(DefaultNoShows, tmp_path)
     with contract.fresh() as repo:
         getattr(contract, test)(repo)
+
+
+class DefaultLastPosition(InMemoryRepository):
+    """The port's own ``last_position`` (the feed read to its end)."""
+
+    last_position = Repository.last_position
+
+
+def test_the_ports_default_last_position_passes_the_contract(tmp_path: Path) -> None:
+    contract = _Against(DefaultLastPosition, tmp_path)
+    with contract.fresh() as repo:
+        contract.test_event_positions_grow_in_commit_order(repo)

@@ -854,6 +854,11 @@ class Funnel:
             )
         return self.repository.events(after=after, limit=_limit(limit))
 
+    def last_position(self) -> int:
+        """The position of the last event committed (0 for none): a consumer that
+        starts from now keeps it and asks :meth:`events` with ``after=`` it."""
+        return self.repository.last_position()
+
     def subscribe(self, callback: Callable[[list[Event]], None]) -> Callable[[], None]:
         """Call ``callback(events)`` after each commit made through this funnel's
         repository object, with that commit's events (never for a change that failed).

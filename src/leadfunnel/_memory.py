@@ -447,6 +447,10 @@ class InMemoryRepository(RepRowsAdapter):
                 self._fingerprint = fingerprint
             return self._fingerprint
 
+    def last_position(self) -> int:
+        with self._lock:
+            return len(self._feed)  # positions are 1, 2, 3...
+
     def events(self, *, after: int = 0, limit: int | None = None) -> list[Event]:
         with self._lock:
             # Positions are 1, 2, 3...: the event at position p is self._feed[p - 1].

@@ -541,6 +541,15 @@ class Repository(ABC):
     def events(self, *, after: int = 0, limit: int | None = None) -> list[Event]:
         """Events with ``position > after``, in ``position`` order, at most ``limit``."""
 
+    def last_position(self) -> int:
+        """The position of the last event committed (0 for none): where a new consumer
+        that starts from now begins. This default reads the whole feed; an adapter that
+        keeps a counter answers from it."""
+        last = 0
+        while page := self.events(after=last, limit=1000):
+            last = page[-1].position
+        return last
+
     def leads(
         self,
         *,

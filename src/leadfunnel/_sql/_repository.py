@@ -1067,6 +1067,14 @@ class SqlRepository(RepRowsAdapter):
                 found = conn.execute(query).scalar_one()
         return bytes.fromhex(found)
 
+    def last_position(self) -> int:
+        # Writers move the counter in the transaction that stores their events: as
+        # committed, it is the last position committed.
+        query = sa.select(s.counters.c.value).where(s.counters.c.name == s.EVENT_POSITION)
+        with self._read() as conn:
+            found = conn.execute(query).scalar()
+        return int(found or 0)
+
     def suppression_fingerprint(self) -> str | None:
         t = s.secrets
         query = sa.select(t.c.value).where(t.c.name == "suppression_fingerprint")

@@ -1788,6 +1788,7 @@ class RepositoryContract(ABC):
     def test_event_positions_grow_in_commit_order(self, repo: Repository) -> None:
         a, b = lead(1), lead(2)
         later = T0 + timedelta(days=1)
+        assert repo.last_position() == 0
         repo.commit(ChangeSet(inserts=[a], events=[event(a, "add", None, "raw", later)]))
         repo.commit(ChangeSet(inserts=[b], events=[event(b, "add", None, "raw", T0)]))
         repo.commit(
@@ -1806,6 +1807,7 @@ class RepositoryContract(ABC):
         assert [e.id for e in repo.events(after=positions[1])] == [feed[2].id, feed[3].id]
         assert [e.id for e in repo.events(after=0, limit=2)] == [feed[0].id, feed[1].id]
         assert repo.events(after=positions[-1]) == []
+        assert repo.last_position() == positions[-1]  # where a consumer from now starts
         # History is by time, then by position: the same events, each with its position.
         assert [e.position for e in repo.history(a.id)] == [positions[2], positions[0]]
 
