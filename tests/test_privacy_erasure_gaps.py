@@ -14,6 +14,7 @@ import pytest
 
 from conftest import T0, person
 from leadfunnel import (
+    AvoidListedError,
     Contact,
     Funnel,
     InvalidArgumentError,
@@ -225,3 +226,18 @@ def test_the_appointments_sat_rate_reads_the_same_after_an_erasure(
     after = funnel.report()
     assert after.not_sat == before.not_sat
     assert after.to_dict()["checks"] == before.to_dict()["checks"]
+
+
+def test_the_stores_own_secret_survives_a_rolled_back_first_use(tmp_path: Path) -> None:
+    """The store's own suppression secret is made with the store. Made on first use, in
+    a transaction() block that rolled back (the first capture of a new store checks the
+    suppression list), it was gone while this process went on hashing with it: a
+    person erased afterwards came back in the next process."""
+    url = f"sqlite:///{tmp_path / 'crm.db'}"
+    funnel = Funnel(SqlRepository(url))
+    with pytest.raises(RuntimeError), funnel.transaction():
+        funnel.capture(Lead(**person(1)))
+        raise RuntimeError("the request failed after the capture")
+    funnel.erase(funnel.capture(Lead(**person(2))))
+    with pytest.raises(AvoidListedError):
+        Funnel(SqlRepository(url)).capture(Lead(**person(2)))  # another process

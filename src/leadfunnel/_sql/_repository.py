@@ -218,6 +218,12 @@ class SqlRepository(RepRowsAdapter):
                     others = [t for t in s.metadata.sorted_tables if t is not s.schema_table]
                     s.metadata.create_all(conn, tables=others)
                     s.start_counter(conn)
+                    # The store's own suppression secret, made with the store: made on
+                    # first use instead, inside an application's transaction() block
+                    # that rolls back, it would be gone while this process hashes with it.
+                    conn.execute(
+                        sa.insert(s.secrets).values(name="suppression", value=secrets.token_hex(32))
+                    )
                     s.schema_table.create(conn, checkfirst=True)
                     conn.execute(sa.insert(s.schema_table).values(id=1, version=s.SCHEMA_VERSION))
                     return
