@@ -235,9 +235,14 @@ def test_the_stores_own_secret_survives_a_rolled_back_first_use(tmp_path: Path) 
     person erased afterwards came back in the next process."""
     url = f"sqlite:///{tmp_path / 'crm.db'}"
     funnel = Funnel(SqlRepository(url))
-    with pytest.raises(RuntimeError), funnel.transaction():
-        funnel.capture(Lead(**person(1)))
-        raise RuntimeError("the request failed after the capture")
+
+    def request_failing_after_a_capture() -> None:
+        with funnel.transaction():
+            funnel.capture(Lead(**person(1)))
+            raise RuntimeError("the request failed after the capture")
+
+    with pytest.raises(RuntimeError):
+        request_failing_after_a_capture()
     funnel.erase(funnel.capture(Lead(**person(2))))
     with pytest.raises(AvoidListedError):
         Funnel(SqlRepository(url)).capture(Lead(**person(2)))  # another process
