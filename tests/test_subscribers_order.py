@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 from uuid import UUID
 
@@ -172,6 +172,10 @@ class _AsyncRelay:
         pass
 
 
+def _generator(events: list[Event]) -> Iterator[Event]:
+    yield from events  # never run: calling it only makes a generator
+
+
 class _Relay:
     def __call__(self, events: list[Event]) -> None:
         pass
@@ -186,6 +190,7 @@ class _Relay:
         (functools.partial(_post_webhook), "async function"),
         (_stream, "async function"),
         (_AsyncRelay(), "async function"),
+        (_generator, "generator function"),
     ],
 )
 def test_a_callback_that_would_never_run_is_refused(callback: Any, says: str) -> None:

@@ -425,8 +425,8 @@ class Repository(ABC):
         subscriber makes is told once every subscriber has heard the one being told.
         Deliveries of different threads' commits may interleave; a consumer that needs
         the store's order reads :meth:`events`. ``callback`` must be a plain callable:
-        ``None`` and ``async`` functions (whose coroutines would never run) raise
-        :class:`~leadfunnel.InvalidArgumentError`."""
+        ``None``, ``async`` functions and generator functions (whose bodies would never
+        run) raise :class:`~leadfunnel.InvalidArgumentError`."""
         from ._errors import InvalidArgumentError
 
         if not callable(callback):
@@ -441,6 +441,12 @@ class Repository(ABC):
                 "plain function that hands the events to your event loop (e.g. with "
                 "asyncio.run_coroutine_threadsafe or a queue), or read "
                 "funnel.events(after=...) from an async task"
+            )
+        if any(inspect.isgeneratorfunction(f) for f in (callback, type(callback).__call__)):
+            raise InvalidArgumentError(
+                f"subscribe({_name_of(callback)}): a generator function would never run "
+                "(calling it only makes a generator, which nobody iterates); pass a plain "
+                "function, without yield"
             )
         subscription = _Subscription(callback)
         with _SUBSCRIBERS_LOCK:
