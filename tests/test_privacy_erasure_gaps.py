@@ -246,3 +246,27 @@ def test_the_stores_own_secret_survives_a_rolled_back_first_use(tmp_path: Path) 
     funnel.erase(funnel.capture(Lead(**person(2))))
     with pytest.raises(AvoidListedError):
         Funnel(SqlRepository(url)).capture(Lead(**person(2)))  # another process
+
+
+def test_a_class_finished_late_is_checked_when_erase_asks_for_its_fields() -> None:
+    """A class whose annotations pydantic could not resolve when it was made (a module
+    that is not importable) is checked once it is finished, when erase first asks."""
+    from leadfunnel._models import personal_fields
+
+    source = (
+        "from __future__ import annotations\n"
+        "class Late(Lead):\n"
+        "    mobile: Annotated[Mobile, Personal] = '+15125550100'\n"
+    )
+    namespace: dict[str, Any] = {
+        "__name__": "not_importable",
+        "Lead": Lead,
+        "Annotated": Annotated,
+        "Personal": Personal,
+    }
+    exec(source, namespace)
+    late = namespace["Late"]
+    assert not late.__pydantic_complete__
+    late.model_rebuild(_types_namespace={**namespace, "Mobile": str})
+    with pytest.raises(TypeError, match=r"Late\.mobile marked Personal must accept None"):
+        personal_fields(late)

@@ -440,7 +440,7 @@ class _Stored(_Model):
         super().__pydantic_init_subclass__(**kwargs)
         # An application's record class: a field marked Personal must hold None once
         # the person is erased. (A class whose annotations are not resolved yet is
-        # checked as it is drawn or used; pydantic finishes it then.)
+        # checked when erase first asks for its personal fields.)
         if cls.__module__ != __name__ and cls.__pydantic_complete__:
             refuse_unblankable(cls)
 
@@ -730,29 +730,28 @@ Personal: Final = _PersonalMarker()
 
 def personal_fields(model: type[BaseModel]) -> tuple[str, ...]:
     """The fields ``erase`` blanks on a record of ``model``: :data:`PERSONAL_FIELDS`
-    it has, then its own fields marked :data:`Personal`, in declaration order."""
+    it has, then its own fields marked :data:`Personal`, in declaration order (a
+    ``TypeError`` if one of those does not accept ``None``)."""
     found = _PERSONAL.get(model)
     if found is None:
         base = tuple(name for name in PERSONAL_FIELDS if name in model.model_fields)
-        own = tuple(
-            name
-            for name, info in model.model_fields.items()
-            if name not in PERSONAL_FIELDS and any(m is Personal for m in info.metadata)
-        )
-        found = _PERSONAL[model] = base + own
+        found = _PERSONAL[model] = base + refuse_unblankable(model)
     return found
 
 
 _PERSONAL: dict[type[BaseModel], tuple[str, ...]] = {}
 
 
-def refuse_unblankable(model: type[BaseModel]) -> None:
-    """A ``TypeError`` naming the fields of ``model`` marked :data:`Personal` that do
-    not accept ``None`` (``erase`` could not blank them)."""
+def refuse_unblankable(model: type[BaseModel]) -> tuple[str, ...]:
+    """The fields of ``model`` marked :data:`Personal`; a ``TypeError`` naming those
+    that do not accept ``None`` (``erase`` could not blank them)."""
+    own = tuple(
+        name
+        for name, info in model.model_fields.items()
+        if name not in PERSONAL_FIELDS and any(m is Personal for m in info.metadata)
+    )
     found = []
-    for name in personal_fields(model):
-        if name in PERSONAL_FIELDS:
-            continue
+    for name in own:
         try:
             TypeAdapter(model.model_fields[name].annotation or Any).validate_python(None)
         except ValidationError:
@@ -763,6 +762,7 @@ def refuse_unblankable(model: type[BaseModel]) -> None:
             f"{fields} marked Personal must accept None (what erase leaves there): "
             "declare it as `X | None = None`"
         )
+    return own
 
 
 #: The fields of a lead that hold sets (tags, needs, opt-outs, other e-mails and
