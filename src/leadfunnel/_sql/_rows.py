@@ -134,17 +134,10 @@ def event_document(event: Event) -> str:
     are ``at`` exactly, a version of 1 and empty data. An import's event shrinks from
     about 260 bytes to 30."""
     values = event.__dict__
-    at = values["at"]
-    if (
-        at.tzinfo is UTC
-        and values["created_at"] is at
-        and values["updated_at"] is at
-        and values["version"] == 1
-        and type(event) is Event
-    ):
-        # The event a use case made (``event()`` dates it once): its texts, whose few
-        # combinations in a run (an import's are all alike) are encoded once, and its
-        # data (a qualification's result), encoded as the serializer encodes ``Any``.
+    if type(event) is Event and values["version"] == 1 and _dated_at_in_utc(values):
+        # The common event (what a use case makes): its texts, whose few combinations
+        # in a run (an import's are all alike) are encoded once, and its data (a
+        # qualification's result), encoded as the serializer encodes ``Any``.
         texts = [values[name] for name in _TEXT_FIELDS]
         data = values["data"]
         if not data:
@@ -156,24 +149,29 @@ def event_document(event: Event) -> str:
         return pydantic_core.to_json(document).decode()
     at = event.at
     offset = at.utcoffset()
-    utc = offset == _ZERO
     dated = event.created_at
     changed = event.updated_at
     flags = (
-        utc,
+        offset == _ZERO,
         dated == at and dated.utcoffset() == offset,
         changed == at and changed.utcoffset() == offset,
         event.version == 1,
         not event.data,
     )
-    if flags == ALL_LEFT_OUT and type(event) is Event:
-        # The common event (an import's, a trigger's): what is left is a few texts or
-        # None, encoded at once rather than through the serializer's exclusions.
-        values = event.__dict__
-        return pydantic_core.to_json(
-            {name: values[name] for name in _TEXT_FIELDS if values[name] is not None}
-        ).decode()
     return event.model_dump_json(exclude=LEAVE_OUT[flags], exclude_none=_skip_none(Event))
+
+
+def _dated_at_in_utc(values: dict[str, Any]) -> bool:
+    """Whether an event's ``at`` is in UTC and its ``created_at`` and ``updated_at`` are
+    ``at`` exactly, in the same offset: what :func:`event` makes (one instant for all
+    three) is answered by identity, without comparing."""
+    at = values["at"]
+    if at.tzinfo is not UTC and at.utcoffset() != _ZERO:
+        return False
+    dated, changed = values["created_at"], values["updated_at"]
+    return (dated is at or (dated == at and dated.utcoffset() == at.utcoffset())) and (
+        changed is at or (changed == at and changed.utcoffset() == at.utcoffset())
+    )
 
 
 ALL_LEFT_OUT = (True,) * len(_LEFT_OUT_WHEN)
