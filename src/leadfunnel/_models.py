@@ -442,7 +442,7 @@ class _Stored(_Model):
         # the person is erased. (A class whose annotations are not resolved yet is
         # checked when erase first asks for its personal fields.)
         if cls.__module__ != __name__ and cls.__pydantic_complete__:
-            refuse_unblankable(cls)
+            own_personal_fields(cls)
 
 
 class _Person(_Stored):
@@ -735,16 +735,16 @@ def personal_fields(model: type[BaseModel]) -> tuple[str, ...]:
     found = _PERSONAL.get(model)
     if found is None:
         base = tuple(name for name in PERSONAL_FIELDS if name in model.model_fields)
-        found = _PERSONAL[model] = base + refuse_unblankable(model)
+        found = _PERSONAL[model] = base + own_personal_fields(model)
     return found
 
 
 _PERSONAL: dict[type[BaseModel], tuple[str, ...]] = {}
 
 
-def refuse_unblankable(model: type[BaseModel]) -> tuple[str, ...]:
-    """The fields of ``model`` marked :data:`Personal`; a ``TypeError`` naming those
-    that do not accept ``None`` (``erase`` could not blank them)."""
+def own_personal_fields(model: type[BaseModel]) -> tuple[str, ...]:
+    """The application's fields of ``model`` marked :data:`Personal`; a ``TypeError``
+    naming those that do not accept ``None`` (``erase`` could not blank them)."""
     own = tuple(
         name
         for name, info in model.model_fields.items()

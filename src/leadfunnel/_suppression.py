@@ -65,6 +65,7 @@ class Suppressor:
         self._repository = repository
         self._given = secret.encode() if isinstance(secret, str) else secret
         self._secret: bytes | None = None
+        self._fingerprint = ""  # the secret's, once it is resolved
         self._source = "the secret given to Funnel(suppression_secret=...)"
         self._lock = threading.Lock()
 
@@ -81,9 +82,10 @@ class Suppressor:
                         else:
                             secret = self._repository.suppression_secret()
                             self._source = "the store's own secret"
+                    self._fingerprint = fingerprint(secret)
                     # A read only (this may run inside a commit): the fingerprint is
                     # kept when something hashed under the secret is first stored.
-                    self._compare(self._repository.suppression_fingerprint(), secret)
+                    self._compare(self._repository.suppression_fingerprint())
                     self._secret = secret
         return self._secret
 
@@ -92,11 +94,11 @@ class Suppressor:
         under it is stored (called outside commits, as a change is made). Asked each
         time, not remembered: a ``transaction()`` block that rolls back takes the
         fingerprint it kept with it."""
-        secret = self._key()
-        self._compare(self._repository.keep_suppression_fingerprint(fingerprint(secret)), secret)
+        self._key()
+        self._compare(self._repository.keep_suppression_fingerprint(self._fingerprint))
 
-    def _compare(self, stored: str | None, secret: bytes) -> None:
-        if stored is not None and not hmac.compare_digest(stored, fingerprint(secret)):
+    def _compare(self, stored: str | None) -> None:
+        if stored is not None and not hmac.compare_digest(stored, self._fingerprint):
             raise ConfigError(
                 f"this store's suppression list was written under another secret than "
                 f"{self._source}: erased and avoided people would not be recognised, and "
