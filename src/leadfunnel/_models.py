@@ -442,7 +442,7 @@ class _Stored(_Model):
         # the person is erased. (A class whose annotations are not resolved yet is
         # checked when erase first asks for its personal fields.)
         if cls.__module__ != __name__ and cls.__pydantic_complete__:
-            own_personal_fields(cls)
+            personal_fields(cls)  # checked, and kept for erase
 
 
 class _Person(_Stored):
