@@ -294,12 +294,10 @@ def _name_of(callback: object) -> str:
     return f"{module}.{qualname}" if isinstance(module, str) else qualname
 
 
-def _is_async(callback: object) -> bool:
-    """Whether calling ``callback`` only makes a coroutine or an async generator."""
-    return any(
-        inspect.iscoroutinefunction(f) or inspect.isasyncgenfunction(f)
-        for f in (callback, type(callback).__call__)
-    )
+def _only_makes(callback: object, *tests: Callable[[object], bool]) -> bool:
+    """Whether ``callback`` (a function, or an object's ``__call__``) passes one of the
+    ``inspect`` tests: calling it only makes a coroutine or a generator."""
+    return any(test(f) for f in (callback, type(callback).__call__) for test in tests)
 
 
 class Repository(ABC):
@@ -434,7 +432,7 @@ class Repository(ABC):
                 f"subscribe({callback!r}): pass a function that takes the list of a "
                 "commit's events, such as def on_commit(events): ..."
             )
-        if _is_async(callback):
+        if _only_makes(callback, inspect.iscoroutinefunction, inspect.isasyncgenfunction):
             raise InvalidArgumentError(
                 f"subscribe({_name_of(callback)}): an async function would never run, "
                 "since subscribers are called synchronously after each commit; pass a "
@@ -442,7 +440,7 @@ class Repository(ABC):
                 "asyncio.run_coroutine_threadsafe or a queue), or read "
                 "funnel.events(after=...) from an async task"
             )
-        if any(inspect.isgeneratorfunction(f) for f in (callback, type(callback).__call__)):
+        if _only_makes(callback, inspect.isgeneratorfunction):
             raise InvalidArgumentError(
                 f"subscribe({_name_of(callback)}): a generator function would never run "
                 "(calling it only makes a generator, which nobody iterates); pass a plain "
