@@ -305,13 +305,9 @@ def update(
     return fresh
 
 
-def find(
-    repository: Repository, *, email: str | None, phone: str | None, phone_region: str
-) -> Lead | Contact | None:
-    """The person holding ``email`` (else ``phone``), normalised as ``add`` does, through
-    the key index: merged-away keys count, and a converted lead's keys are its contact's."""
-    if email is None and phone is None:
-        raise InvalidArgumentError("find() needs email= or phone= (or both)")
+def keys_of(*, email: str | None, phone: str | None, phone_region: str) -> tuple[str, ...]:
+    """The identity keys of an e-mail and a phone, normalised as ``add`` normalises a
+    person's (an :class:`~leadfunnel.InvalidArgumentError` for one that is not valid)."""
     try:
         probe = Lead.model_validate(
             {"email": email, "phone": phone}, context={"phone_region": phone_region}
@@ -321,7 +317,17 @@ def find(
         raise InvalidArgumentError(
             f"{problem['loc'][0]}={problem['input']!r}: {problem['msg']}"
         ) from None
-    keys = identity_keys(probe)
+    return identity_keys(probe)
+
+
+def find(
+    repository: Repository, *, email: str | None, phone: str | None, phone_region: str
+) -> Lead | Contact | None:
+    """The person holding ``email`` (else ``phone``), normalised as ``add`` does, through
+    the key index: merged-away keys count, and a converted lead's keys are its contact's."""
+    if email is None and phone is None:
+        raise InvalidArgumentError("find() needs email= or phone= (or both)")
+    keys = keys_of(email=email, phone=phone, phone_region=phone_region)
     holders = repository.find_keys(keys)
     for key in keys:  # the e-mail's holder first
         if key in holders:

@@ -35,9 +35,6 @@ def migrate(db: str) -> None:
 
 
 _PAGE = 1000
-# Positions are BIGINT on every backend: none is beyond this, and a larger --after
-# would overflow the driver's integer instead of simply matching nothing.
-_LAST_POSITION = 2**63 - 1
 
 
 class _Seconds(click.FloatRange):
@@ -102,7 +99,7 @@ def events(db: str, after: int, limit: int | None, follow: bool, interval: float
       leadfunnel events --after 1234 --follow | my-indexer
     """
     funnel = open_funnel(db, migrate="check")
-    last = min(after, _LAST_POSITION)
+    last = after  # a position beyond the feed reads nothing (every store answers [])
     left = limit
     while left is None or left > 0:
         wanted = _PAGE if left is None else min(_PAGE, left)

@@ -108,14 +108,15 @@ def export_person(db: str, person: str, output: str | None) -> None:
 def _suppressed(funnel: Any, who: str) -> bool:
     """Whether the e-mail or phone ``who`` is on the suppression list (a person erased
     or avoided before, whom no lookup finds any more)."""
-    from .._models import Lead, identity_keys
+    from .._errors import InvalidArgumentError
+    from .._people import keys_of
 
-    field = "email" if "@" in who else "phone"
+    email, phone = (who, None) if "@" in who else (None, who)
     try:
-        probe = Lead.model_validate({field: who}, context={"phone_region": funnel.phone_region})
-    except ValueError:
+        keys = keys_of(email=email, phone=phone, phone_region=funnel.phone_region)
+    except InvalidArgumentError:
         return False
-    return bool(funnel._suppressor.banned(identity_keys(probe)))
+    return bool(funnel._suppressor.banned(keys))
 
 
 def _find(funnel: Any, who: str, missing: list[str] | None = None) -> Any:
