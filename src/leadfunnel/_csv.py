@@ -238,7 +238,8 @@ def read_datetime(text: str, *, timezone: tzinfo = UTC, day_first: bool = False)
     ISO 8601 (``2024-02-10T08:15:00.000Z``, ``2024-03-05 14:22``, ``2024-03-05``);
     ``M/D/YYYY`` with an optional ``H:MM`` (24-hour or with AM/PM), or ``D/M/YYYY``
     when ``day_first``; ``D.M.YYYY``. A time without a zone is in ``timezone``; a date
-    alone is its midnight. Anything else, or a day or month that does not exist, is a
+    alone is its midnight. Anything else, a day or month that does not exist, or a
+    moment outside 0001-01-01 to 9999-12-31 in UTC (``0001-01-01`` in Paris), is a
     ``ValueError`` saying so: a date is never guessed.
     """
     value = text.strip()
@@ -246,9 +247,18 @@ def read_datetime(text: str, *, timezone: tzinfo = UTC, day_first: bool = False)
         when = datetime.fromisoformat(value)
     except ValueError:
         when = _local_datetime(text, value, day_first)
+    zone = ""
     if when.tzinfo is None or when.utcoffset() is None:
         when = when.replace(tzinfo=timezone)
-    return when.astimezone(UTC)
+        zone = f" (read in {timezone}, the zone of times written without one)"
+    try:
+        return when.astimezone(UTC)
+    except OverflowError:
+        # Only the first and last days of the range can fall out of it in UTC.
+        raise ValueError(
+            f"{text!r}{zone} is outside 0001-01-01 to 9999-12-31 in UTC, the range of "
+            "instants a store keeps; give a moment within it"
+        ) from None
 
 
 def _local_datetime(text: str, value: str, day_first: bool) -> datetime:
