@@ -25,6 +25,7 @@ from leadfunnel import (
     Funnel,
     ImportReport,
     InMemoryRepository,
+    InvalidArgumentError,
     Lead,
     StorageError,
 )
@@ -125,15 +126,15 @@ def test_an_explicit_chunk_size_is_the_rows_of_every_transaction() -> None:
     assert repository.stored == [3_500]
 
 
-@pytest.mark.parametrize("size", [0, -1])
-def test_a_chunk_size_below_1_is_refused_before_anything_is_read(size: int) -> None:
+@pytest.mark.parametrize("size", [0, -1, 2.5, "10"])
+def test_a_chunk_size_below_1_is_refused_before_anything_is_read(size: Any) -> None:
     repository = Counting()
 
     def rows() -> Iterator[dict[str, Any]]:
         raise AssertionError("read")
         yield {}
 
-    with pytest.raises(ValueError, match=f"chunk_size must be at least 1, not {size}"):
+    with pytest.raises(InvalidArgumentError, match=f"at least 1, not {size!r}"):
         Funnel(repository).import_leads(rows(), chunk_size=size)
     assert repository.attempts == 0
 

@@ -41,6 +41,7 @@ __all__ = [
     "load",
     "member",
     "refuse_erased",
+    "refuse_kept",
     "require_aware",
     "retrying",
     "subject_id",
@@ -61,6 +62,20 @@ MANAGED = {
     "opportunity": ("stage", "closed_at", "lost_reason", "contact_id", "lead_id"),
 }
 STATE_FIELD = {"lead": "status", "contact": "type", "opportunity": "stage"}
+#: The managed fields a new person is born without, and what sets each later: a record
+#: given with one of them set (an ``erased_at`` would store personal data under an erased
+#: record nobody can erase; a ``contact_id`` would keep a lead's keys out of dedupe) is
+#: refused by ``add``, ``capture`` and ``import_leads``.
+_BORN_EMPTY = {
+    "lead": ("contact_id", "profile", "erased_at"),
+    "contact": ("lead_id", "erased_at"),
+}
+_SET_BY = {
+    "contact_id": "set_appointment() converting the lead",
+    "lead_id": "set_appointment() converting a lead",
+    "profile": "qualify()",
+    "erased_at": "erase()",
+}
 _INTEREST_RANK = {Interest.NONE: 0, Interest.SLIGHT: 1, Interest.HIGH: 2}
 _NEVER_FILLED = frozenset(
     {"id", "created_at", "updated_at", "version", "status", "type", "interest"}
@@ -175,6 +190,19 @@ def _field_adapter(model: type[_Stored], name: str) -> pydantic.TypeAdapter[Any]
     if field.metadata:
         annotation = Annotated[(annotation, *field.metadata)]
     return pydantic.TypeAdapter(annotation, config=pydantic.ConfigDict(str_strip_whitespace=True))
+
+
+def refuse_kept(record: Lead | Contact) -> None:
+    """Refuse a new ``record`` that carries a field only the funnel sets
+    (:class:`~leadfunnel.InvalidArgumentError`, naming the field and what sets it)."""
+    given = [name for name in _BORN_EMPTY.get(record.kind, ()) if getattr(record, name) is not None]
+    if given:
+        setters = "; ".join(f"{name} by {_SET_BY[name]}" for name in given)
+        raise InvalidArgumentError(
+            f"a new {record.kind} cannot be given {', '.join(given)}: the funnel sets "
+            f"{'it' if len(given) == 1 else 'them'} ({setters}); leave "
+            f"{'it' if len(given) == 1 else 'them'} out"
+        )
 
 
 def refuse_erased(record: Record) -> None:

@@ -101,6 +101,9 @@ class DuplicateError(LeadFunnelError, ValueError):
 
     ``existing_id`` is the id of the stored record and ``key`` the matching key
     (``email:...`` or ``phone:...``). Update or merge the existing record instead.
+    The message names the kind of key, never its value: exceptions end up in logs,
+    which must not carry personal data (``key`` has it, for the program that caught
+    the error).
     """
 
     def __init__(self, existing_id: UUID, key: str, message: str | None = None) -> None:
@@ -109,10 +112,16 @@ class DuplicateError(LeadFunnelError, ValueError):
         super().__init__(
             message
             or (
-                f"a record with the same {key.partition(':')[0]} ({key.partition(':')[2]}) "
-                f"already exists: {existing_id}; update or merge it instead of adding again"
+                f"a record with the same {_key_kind(key)} already exists: {existing_id}; "
+                "update or merge it instead of adding again"
             )
         )
+
+
+def _key_kind(key: str) -> str:
+    """What an identity key is, without its value: ``e-mail`` for ``email:...``."""
+    kind = key.partition(":")[0]
+    return {"email": "e-mail", "phone": "phone"}.get(kind, kind)
 
 
 class AvoidListedError(DuplicateError):
@@ -122,7 +131,7 @@ class AvoidListedError(DuplicateError):
         super().__init__(
             existing_id,
             key,
-            f"{key.partition(':')[2]} matches avoid-listed record {existing_id}; "
+            f"the {_key_kind(key)} matches avoid-listed record {existing_id}; "
             "this person must not be added or marketed to again",
         )
 

@@ -270,7 +270,7 @@ class Funnel:
         return import_leads(
             self.repository,
             rows,
-            status=LeadStatus(status) if status is not None else None,
+            status=member(LeadStatus, status, "status") if status is not None else None,
             carry_over=carry_over,
             chunk_size=chunk_size,
             at=self._now(at),

@@ -31,12 +31,14 @@ from uuid import UUID
 
 import pydantic
 
-from ._changes import bump, event, retrying
+from ._changes import bump, event, refuse_kept, retrying
 from ._collector import collector_paused
 from ._enums import Channel, LeadStatus
 from ._errors import (
     AvoidListedError,
+    ConcurrencyError,
     DuplicateError,
+    InvalidArgumentError,
     InvalidTransitionError,
     LeadFunnelError,
     StorageError,
@@ -231,7 +233,15 @@ def sized_chunks(
 def row_bytes(row: Mapping[str, Any] | Lead | Contact) -> int:
     """About how many bytes of input ``row`` holds, to size transactions: the length of
     its text values (a model's text fields), the rest not counted. Cheap, not exact."""
-    values = row.__dict__.values() if isinstance(row, (Lead, Contact)) else row.values()
+    values: Iterable[Any]
+    if type(row) is dict:
+        values = row.values()
+    elif isinstance(row, (Lead, Contact)):
+        values = row.__dict__.values()
+    elif isinstance(row, Mapping):
+        values = row.values()
+    else:
+        return 0  # not a row: import_leads rejects it
     return sum(map(len, filter(str.__instancecheck__, values)))
 
 
@@ -267,8 +277,11 @@ def import_leads(
         now = lambda: at  # noqa: E731
     lead_model: type[Lead] = (models or {}).get("lead", Lead)
     contact_model: type[Contact] = (models or {}).get("contact", Contact)
-    if chunk_size is not None and chunk_size < 1:
-        raise ValueError(f"chunk_size must be at least 1, not {chunk_size}")
+    if chunk_size is not None and (type(chunk_size) is not int or chunk_size < 1):
+        raise InvalidArgumentError(
+            f"chunk_size must be a whole number of rows, at least 1, not {chunk_size!r} "
+            "(or None: chunks sized by rows and bytes)"
+        )
     if status is not None and status not in _IMPORTABLE:
         raise InvalidTransitionError(
             "lead",
@@ -375,6 +388,11 @@ def _new_record(
             stamp["status_at"] = when
         record = updated(row, stamp)
     else:
+        if not isinstance(row, Mapping):
+            raise TypeError(
+                f"a row is a mapping of Lead fields (a dict), a Lead or a Contact, not "
+                f"{type(row).__name__}"
+            )
         data = dict(row)
         kind: type[Person] = lead_model
         if data.get("type") in (None, ""):
@@ -421,6 +439,7 @@ def _new_record(
             # What model_copy(update=stamp) does, on the record nobody holds yet.
             record.__dict__.update(stamp)
             record.__pydantic_fields_set__.update(stamp)
+    refuse_kept(record)
     if dated and record.created_at > at:
         raise _Refused(
             f"created_at {record.created_at.isoformat()} is later than the import "
@@ -715,9 +734,15 @@ def _commit(
             raise  # the store failed (read-only, full, gone), not a row: no row would store
         _check_store(repository, records[0], exc)
         if len(accepted) == 1:
-            report.rejected.append(
-                ImportIssue(accepted[0][0], f"the store refused this row: {exc}")
-            )
+            number, record = accepted[0]
+            if isinstance(exc, ConcurrencyError) and exc.expected == 0 and exc.id == record.id:
+                why = (
+                    f"id {record.id} is already stored; leave the id out to store a new "
+                    "record, or edit the stored one with funnel.update()"
+                )
+            else:
+                why = f"the store refused this row: {exc}"
+            report.rejected.append(ImportIssue(number, why))
             return
     else:
         report.added.extend([record.id for record in records])

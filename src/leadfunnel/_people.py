@@ -22,6 +22,7 @@ from ._changes import (
     lifecycle_of,
     load,
     refuse_erased,
+    refuse_kept,
     retrying,
 )
 from ._deals import lose_open_deals
@@ -126,6 +127,7 @@ def capture(
     """Record an inbound response: what carries it, and whether it is a new lead. A
     capture that lost a race (the person was stored, changed or avoided meanwhile)
     looks again (``retrying``)."""
+    refuse_kept(lead)
     holder = holder_of(repository, lead)
     if holder is not None and is_avoided(holder):
         _refuse_match(lead, holder)
@@ -399,6 +401,7 @@ def _prepare_new(
             f"{verb} takes a Lead or a Contact, not {type(record).__name__}; "
             "open opportunities with set_appointment()"
         )
+    refuse_kept(record)
     if record.version != 0:
         raise DuplicateError(
             record.id,
