@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from leadfunnel import Funnel, SqlRepository
 from leadfunnel._cli import main
-from leadfunnel._csv import read_datetime
+from leadfunnel._csv import CsvError, open_csv, read_datetime
 
 OUTSIDE = "is outside 0001-01-01 to 9999-12-31 in UTC"
 
@@ -95,3 +95,60 @@ def test_a_date_out_of_range_rejects_its_row_and_the_rest_is_imported(
     assert OUTSIDE in reason
     assert repr(cell) in reason
     assert [x.email for x in stored(tmp_path).leads()] == ["b@x.example.com"]
+
+
+# --- 2. stray NUL bytes are their rows' problem, even in a small file --------------------
+
+
+def test_a_few_stray_nuls_in_a_small_file_reject_their_rows_only(tmp_path: Path) -> None:
+    data = (
+        b"Email,First Name\na@x.example.com,A\x00nn\nb@x.example.com,B\x00ob\nc@x.example.com,Cy\n"
+    )
+    code, output, rejects = run_import(tmp_path, data)
+    assert code == 0, output
+    assert output.startswith("1 added, 0 duplicates, 0 avoided, 2 rejected")
+    assert [row[0] for row in rejects[1:]] == ["1", "2"]
+    assert all("U+0000" in row[1] for row in rejects[1:])
+    assert [x.email for x in stored(tmp_path).leads()] == ["c@x.example.com"]
+
+
+def test_nuls_in_every_row_of_a_small_file_still_reject_rows_not_the_file(
+    tmp_path: Path,
+) -> None:
+    rows = "".join(f"p{n}@x.example.com,P\x00{n}\n" for n in range(8))
+    path = write(tmp_path, "Email,First Name\n" + rows)
+    assert all(row.fields["first_name"].startswith("P\x00") for row in open_csv(path).rows())
+
+
+TEXT = "Email,First Name\na@x.example.com,Ann\n"
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        pytest.param(b"PK\x03\x04\x14\x00\x06\x00" + b"\x00" * 40, "binary data", id="xlsx"),
+        pytest.param(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 40, "binary data", id="xls"),
+        pytest.param(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n", "binary data", id="pdf"),
+        pytest.param(b"\x1f\x8b\x08\x00\x00\x00\x00\x00", "binary data", id="gzip"),
+        pytest.param(b"SQLite format 3\x00\x10\x00\x01\x01", "binary data", id="sqlite"),
+        pytest.param(b"\x7fELF\x02\x01\x01\x00\x00\x00\x00\x02\x00>\x00", "the header", id="elf"),
+        pytest.param(bytes(range(256)) * 8, "binary data", id="bytes"),
+        pytest.param(
+            b"Email,Phone\n" + bytes(range(256)) * 8, "control bytes", id="text-then-bytes"
+        ),
+        pytest.param(TEXT.encode("utf-16-le"), "--encoding utf-16-le", id="utf-16-le"),
+        pytest.param(TEXT.encode("utf-16-be"), "--encoding utf-16-be", id="utf-16-be"),
+    ],
+)
+def test_binary_files_and_utf16_without_its_mark_are_still_refused(
+    tmp_path: Path, data: bytes, message: str
+) -> None:
+    with pytest.raises(CsvError, match="this is not a CSV text file") as info:
+        open_csv(write(tmp_path, data))
+    assert message in str(info.value)
+
+
+def test_utf16_without_its_mark_is_read_with_the_encoding_it_names(tmp_path: Path) -> None:
+    path = write(tmp_path, TEXT.encode("utf-16-le"))
+    (row,) = open_csv(path, encoding="utf-16-le").rows()
+    assert row.fields == {"email": "a@x.example.com", "first_name": "Ann"}

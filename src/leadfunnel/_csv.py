@@ -1257,11 +1257,12 @@ def open_csv(
     if not head.strip():
         raise CsvError(f"{file}: the file is empty")
     utf16 = head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
-    if not utf16 and _binary(head):  # UTF-16 text (Excel's "Unicode Text") holds NULs
-        raise CsvError(
-            f"{file}: this is not a CSV text file (it holds binary data); "
-            "save it from the spreadsheet as CSV"
-        )
+    # UTF-16 text (Excel's "Unicode Text") holds NULs: with its byte-order mark, or when
+    # the caller names a UTF-16 or UTF-32 encoding, it is no binary data.
+    wide = encoding is not None and _codec(encoding).startswith(("utf-16", "utf-32"))
+    binary = None if utf16 or wide else _binary(head)
+    if binary is not None:
+        raise CsvError(f"{file}: this is not a CSV text file ({binary})")
     given = encoding
     encoding = _encoding(file, head) if given is None else _given_encoding(file, head, given)
     text = head.decode(encoding, errors="ignore")
@@ -1461,14 +1462,46 @@ def _custom_columns(model: type[Lead] | None) -> dict[str, tuple[str, ...]]:
     return columns
 
 
-# A workbook (xlsx, xls) or a PDF saved under a .csv name.
-_BINARY_SIGNATURES = (b"PK\x03\x04", b"\xd0\xcf\x11\xe0", b"%PDF")
+# A workbook (xlsx, xls), a PDF, a compressed file or an image saved under a .csv name.
+_BINARY_SIGNATURES = (
+    *(b"PK\x03\x04", b"\xd0\xcf\x11\xe0", b"%PDF", b"\x1f\x8b", b"\x89PNG", b"GIF8"),
+    *(b"\xff\xd8\xff", b"SQLite format 3\x00"),
+)
+# Control bytes text does not hold (tab, line breaks, form feeds are text, and so is
+# ESC, which starts the colour codes a cell copied from a terminal may hold).
+_CONTROL_BYTES = re.compile(rb"[\x00-\x08\x0e-\x1a\x1c-\x1f]")
+_FIRST_LINE = re.compile(rb"[^\r\n]*")
 
 
-def _binary(head: bytes) -> bool:
-    # A stray NUL in one cell is that row's problem (it is rejected); a file full of
-    # them is no text at all.
-    return head.startswith(_BINARY_SIGNATURES) or head.count(b"\x00") > max(1, len(head) // 1000)
+def _binary(head: bytes) -> str | None:
+    """Why the file starting with ``head`` is no CSV text, and what to do, or None.
+
+    A stray NUL in a row is that row's problem (the row is rejected), however small the
+    file: only what text rows cannot explain refuses the file: a known binary format's
+    signature, NUL bytes in the first line (the header: UTF-16 without its byte-order
+    mark, or no text at all), or control bytes in more than one byte in twenty."""
+    save = "save it from the spreadsheet as CSV"
+    if head.startswith(_BINARY_SIGNATURES):
+        return f"it holds binary data; {save}"
+    first = _FIRST_LINE.match(head)
+    line = first[0] if first is not None else b""
+    evens, odds = line[0::2].count(0), line[1::2].count(0)
+    if len(line) >= 4 and min(evens, odds) == 0 and max(evens, odds) * 20 >= len(line) * 9:
+        # Text in UTF-16: a NUL beside every ASCII character, always on the same side.
+        codec = "utf-16-le" if odds else "utf-16-be"
+        return (
+            "it looks like UTF-16 text without a byte-order mark; save it from the "
+            f'spreadsheet as "CSV UTF-8", or import it with --encoding {codec}'
+        )
+    if b"\x00" in line:
+        return f"it holds binary data (a NUL byte in its first line, the header); {save}"
+    controls = len(_CONTROL_BYTES.findall(head))
+    if controls > 8 and controls * 20 > len(head):
+        return (
+            f"it holds binary data ({controls} control bytes in its first {len(head):,} "
+            f"bytes); {save}"
+        )
+    return None
 
 
 def _header(file: Path, encoding: str, delimiter: str, preamble: int = 0) -> tuple[str, ...]:
@@ -1511,6 +1544,14 @@ def _encoding(file: Path, head: bytes) -> str:
         "CSV and try again, or give its encoding with --encoding (mac_roman for Excel for "
         "Mac's plain CSV)"
     )
+
+
+def _codec(name: str) -> str:
+    """The codec ``name`` stands for (``"UTF16"`` -> ``"utf-16"``), or ``name``."""
+    try:
+        return codecs.lookup(name).name
+    except LookupError:
+        return name
 
 
 def _given_encoding(file: Path, head: bytes, name: str) -> str:
