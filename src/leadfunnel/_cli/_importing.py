@@ -237,6 +237,7 @@ def _import_chunk(
     handled = tally.count(good, seen[-1] if seen else ImportReport(), status)
     refused += handled.rejected
     tally.rejected += len(refused)
+    tally.note_rejected(refused)
     write_rejects(sorted(refused, key=lambda r: r[0]))
     if interrupted is not None:
         raise interrupted
@@ -248,6 +249,9 @@ def _import_chunk(
     return failure
 
 
+_REASONS_SHOWN = 3  # rejected rows whose reasons the summary shows without --rejects
+
+
 class _ImportTally:
     """What an import stored, chunk after chunk, for its summary."""
 
@@ -255,6 +259,13 @@ class _ImportTally:
         self.added = self.duplicates = self.avoided = self.rejected = 0
         self.stored: Counter[str] = Counter()  # lead status, or "contact:<type>"
         self.keyless = 0  # added with neither e-mail nor phone
+        self.first_rejected: list[tuple[int, str]] = []  # (row, reason), for the summary
+
+    def note_rejected(self, refused: list[tuple[int, str, tuple[str, ...]]]) -> None:
+        """Keep the first rejected rows and reasons, which the summary shows."""
+        room = _REASONS_SHOWN - len(self.first_rejected)
+        if room > 0:
+            self.first_rejected += [(line, why) for line, why, _ in sorted(refused)[:room]]
 
     def count(self, rows: list[CsvRow], report: ImportReport, status: str | None) -> _Handled:
         """Count one chunk's report (which numbers its rows from 1)."""
@@ -317,6 +328,14 @@ class _ImportTally:
             lines.append(f"The report's footer ({source.footer_lines} lines) was left out.")
         if rejects and self.rejected:
             lines.append(f"Rejected rows written to {rejects}")
+        elif self.rejected:
+            more = self.rejected - len(self.first_rejected)
+            lines.extend(f"  row {row}: {why}" for row, why in self.first_rejected)
+            lines.append(
+                (f"  ... and {more} more; " if more else "  ")
+                + "write every rejected row and its reason to a file with --rejects FILE "
+                "(fix them there and import that file)"
+            )
         return lines
 
 
