@@ -6,16 +6,19 @@ columns."""
 from __future__ import annotations
 
 import csv
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from pathlib import Path
+from typing import Annotated, Any, Optional
 from zoneinfo import ZoneInfo
 
 import pytest
 from click.testing import CliRunner
+from pydantic import AwareDatetime, Field, NaiveDatetime
 
-from leadfunnel import Funnel, SqlRepository
+from leadfunnel import Funnel, Lead, LeadStatus, SqlRepository, _csv
 from leadfunnel._cli import main
-from leadfunnel._csv import CsvError, open_csv, read_datetime
+from leadfunnel._csv import CsvError, CsvRow, open_csv, read_datetime
 
 OUTSIDE = "is outside 0001-01-01 to 9999-12-31 in UTC"
 
@@ -38,7 +41,10 @@ def run_import(tmp_path: Path, data: str | bytes, *args: str) -> tuple[int, str,
     rows: list[list[str]] = []
     if rejects.exists():
         with rejects.open(encoding="utf-8", newline="") as handle:
-            rows = list(csv.reader(handle))
+            # Written with the file's own separator.
+            separator = ";" if handle.readline().startswith("row;") else ","
+            handle.seek(0)
+            rows = list(csv.reader(handle, delimiter=separator))
     return result.exit_code, result.output, rows
 
 
@@ -152,3 +158,204 @@ def test_utf16_without_its_mark_is_read_with_the_encoding_it_names(tmp_path: Pat
     path = write(tmp_path, TEXT.encode("utf-16-le"))
     (row,) = open_csv(path, encoding="utf-16-le").rows()
     assert row.fields == {"email": "a@x.example.com", "first_name": "Ann"}
+
+
+# --- 3. custom fields are read by the file's own number and date rules -------------------
+
+
+class AuditLead(Lead):
+    mrr: Decimal | None = None
+    endpoints: int | None = None
+    ratio: Annotated[float, Field(ge=0)] | None = None
+    renewal: date | None = None
+    last_seen: datetime | None = None
+    seen_at: AwareDatetime | None = Field(default=None, alias="Seen At")
+    local_time: NaiveDatetime | None = None
+    plan: str | None = None
+    vip: bool = False
+
+
+def custom_rows(tmp_path: Path, text: str, **options: Any) -> list[CsvRow]:
+    return list(open_csv(write(tmp_path, text), lead_model=AuditLead, **options).rows())
+
+
+def test_a_semicolon_file_reads_custom_amounts_as_it_reads_its_own(tmp_path: Path) -> None:
+    text = (
+        "email;mrr;annual_revenue;endpoints;ratio\n"
+        "a@x.example.com;1.200;1.200;1.200;1.200\n"
+        "b@x.example.com;2.500,50;2.500,50;2.500;0,5\n"
+        "c@x.example.com;1,5;1,5;1,5;1,5\n"
+    )
+    a, b, c = custom_rows(tmp_path, text)
+    assert a.error is None
+    assert a.fields["mrr"] == a.fields["annual_revenue"] == "1200"
+    assert a.fields["endpoints"] == a.fields["ratio"] == "1200"
+    assert b.error is None
+    assert b.fields["mrr"] == b.fields["annual_revenue"] == "2500.5"
+    assert (b.fields["endpoints"], b.fields["ratio"]) == ("2500", "0.5")
+    assert c.error == "endpoints: '1,5' is not a whole number"
+    assert c.fields["mrr"] == c.fields["annual_revenue"] == "1.5"
+
+
+def test_a_comma_file_reads_custom_amounts_as_it_reads_its_own(tmp_path: Path) -> None:
+    text = (
+        "email,mrr,annual_revenue,endpoints\n"
+        'a@x.example.com,"1,200","1,200","1,200"\n'
+        'b@x.example.com,"$2,500.50","$2,500.50",12\n'
+        "c@x.example.com,1.200,1.200,1.200\n"
+        "d@x.example.com,N/A,,\n"
+    )
+    a, b, c, d = custom_rows(tmp_path, text)
+    assert (a.error, a.fields["mrr"], a.fields["annual_revenue"]) == (None, "1200", "1200")
+    assert a.fields["endpoints"] == "1200"
+    assert (b.error, b.fields["mrr"], b.fields["annual_revenue"]) == (None, "2500.5", "2500.5")
+    # 1200 or 1.2? Refused alike; a count has no fraction, so 1.200 endpoints is 1200.
+    assert c.error is not None
+    assert "annual_revenue: '1.200' is ambiguous" in c.error
+    assert "mrr: '1.200' is ambiguous" in c.error
+    assert "endpoints" not in c.error
+    assert d.error is None
+    assert "mrr" not in d.fields
+
+
+@pytest.mark.parametrize("value", ["1e3", "2.5E+06", "lots", "1.2.3"])
+def test_a_custom_number_that_cannot_be_read_rejects_its_row(tmp_path: Path, value: str) -> None:
+    (row,) = custom_rows(tmp_path, f"email,mrr\na@x.example.com,{value}\n")
+    assert row.error is not None
+    assert row.error.startswith(f"mrr: {value!r} is ")
+
+
+def test_custom_dates_are_read_as_the_creation_date_is(tmp_path: Path) -> None:
+    text = (
+        "Email,Create Date,renewal,last_seen,Seen At,plan,vip\n"
+        "a@x.example.com,3/4/2024,3/4/2027,3/4/2027 2:30 PM,2027-03-04T10:00:00Z,007,true\n"
+        "b@x.example.com,,2027-12-31,,,Pro 1.200,\n"
+    )
+    a, b = custom_rows(tmp_path, text, timezone=ZoneInfo("Europe/Paris"))
+    assert a.error is None
+    assert a.fields["created_at"] == datetime(2024, 3, 3, 23, tzinfo=UTC)
+    assert a.fields["renewal"] == date(2027, 3, 4)  # the date written, in no zone
+    assert a.fields["last_seen"] == datetime(2027, 3, 4, 13, 30, tzinfo=UTC)  # 14:30 Paris
+    assert a.fields["seen_at"] == datetime(2027, 3, 4, 10, tzinfo=UTC)
+    assert (a.fields["plan"], a.fields["vip"]) == ("007", "true")  # as written
+    assert b.error is None
+    assert (b.fields["renewal"], b.fields["plan"]) == (date(2027, 12, 31), "Pro 1.200")
+
+
+def test_a_custom_time_without_a_zone_is_kept_as_written(tmp_path: Path) -> None:
+    text = (
+        "email,local_time,renewal\n"
+        "a@x.example.com,3/4/2027 2:30 PM,3/4/2027 12:00 AM\n"
+        "b@x.example.com,2027-03-04T14:30:00+01:00,\n"
+    )
+    a, b = custom_rows(tmp_path, text, timezone=ZoneInfo("Europe/Paris"))
+    assert a.error is None
+    assert a.fields["local_time"] == datetime(2027, 3, 4, 14, 30)
+    assert a.fields["renewal"] == date(2027, 3, 4)
+    assert b.error is not None
+    assert b.error.startswith("local_time: '2027-03-04T14:30:00+01:00' carries a time zone")
+
+
+def test_a_custom_date_decides_and_obeys_the_file_s_day_month_order(tmp_path: Path) -> None:
+    text = "email,renewal\na@x.example.com,3/4/2027\nb@x.example.com,31/12/2027\n"
+    source = open_csv(write(tmp_path, text), lead_model=AuditLead)
+    a, b = source.rows()
+    assert (a.fields["renewal"], b.fields["renewal"]) == (date(2027, 4, 3), date(2027, 12, 31))
+    assert source.notes() == [
+        "Dates were read day first (D/M/YYYY), as the file writes 31/12/2027 (row 2)"
+    ]
+    (row,) = custom_rows(tmp_path, "email,renewal\na@x.example.com,12/31/2027\n", day_first=True)
+    assert row.error is not None
+    assert row.error.startswith("renewal: '12/31/2027' is not a date")
+    assert "read the file without --day-first" in row.error
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("3/4/2027 2:30 PM", "renewal: '3/4/2027 2:30 PM' holds a time, and this column"),
+        ("next week", "renewal: 'next week' is not a date and time leadfunnel reads"),
+        ("2/30/2027", "renewal: '2/30/2027' is not a date (day is out of range"),
+    ],
+)
+def test_a_custom_date_that_cannot_be_read_rejects_its_row(
+    tmp_path: Path, value: str, reason: str
+) -> None:
+    (row,) = custom_rows(tmp_path, f"email,renewal\na@x.example.com,{value}\n")
+    assert row.error is not None
+    assert row.error.startswith(reason)
+
+
+@pytest.mark.parametrize(
+    ("annotation", "kind"),
+    [
+        (int, "whole"),
+        (Optional[Annotated[int, Field(ge=0)]], "whole"),  # noqa: UP045
+        (Decimal | None, "amount"),
+        (int | Decimal, "amount"),
+        (float, "amount"),
+        (datetime | None, "datetime"),
+        (AwareDatetime, "datetime"),
+        (NaiveDatetime | None, "naive"),
+        (date, "date"),
+        (bool, None),
+        (str | None, None),
+        (int | str, None),
+        (list[int], None),
+        (LeadStatus, None),
+    ],
+)
+def test_which_custom_fields_are_numbers_and_dates(annotation: object, kind: str | None) -> None:
+    assert _csv._kind(annotation) == kind
+
+
+def test_the_command_line_stores_custom_amounts_as_the_file_writes_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "audit2_models.py").write_text(
+        "from decimal import Decimal\nfrom leadfunnel import Lead\n\n\n"
+        "class MyLead(Lead):\n    mrr: Decimal | None = None\n"
+        "    endpoints: int | None = None\n",
+        encoding="utf-8",
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    text = (
+        "email;mrr;annual_revenue;endpoints\n"
+        "a@x.example.com;1.200;1.200;3\n"
+        "b@x.example.com;1e3;5;4\n"
+    )
+    code, output, rejects = run_import(tmp_path, text, "--lead-model", "audit2_models:MyLead")
+    assert code == 0, output
+    assert output.startswith("1 added, 0 duplicates, 0 avoided, 1 rejected")
+    assert rejects[1][0] == "2"
+    assert rejects[1][1].startswith("mrr: '1e3' is in scientific notation")
+    from audit2_models import MyLead  # type: ignore[import-not-found]
+
+    (lead,) = Funnel(SqlRepository(f"sqlite:///{tmp_path / 'crm.db'}"), lead_model=MyLead).leads()
+    assert lead.mrr == lead.annual_revenue == Decimal(1200)
+    assert lead.endpoints == 3
+
+
+class AliasedLead(Lead):
+    seats: int | None = Field(default=None, alias="Seats")
+    renewal: date | None = Field(default=None, alias="Renewal Date")
+
+
+def test_a_custom_number_or_date_given_by_two_columns_that_disagree_rejects_its_row(
+    tmp_path: Path,
+) -> None:
+    text = (
+        "email,seats,Seats,renewal,Renewal Date\n"
+        "a@x.example.com,12,,,2027-03-04\n"
+        "b@x.example.com,12,13,2027-03-04,2027-03-04\n"
+        "c@x.example.com,,,2027-03-04,2027-03-05\n"
+    )
+    a, b, c = open_csv(write(tmp_path, text), lead_model=AliasedLead).rows()
+    assert a.error is None
+    assert (a.fields["seats"], a.fields["renewal"]) == ("12", date(2027, 3, 4))
+    assert b.error == (
+        "seats ('12') and Seats ('13') disagree about seats: give one value, or leave one "
+        "of the columns empty"
+    )
+    assert c.error is not None
+    assert c.error.startswith("renewal ('2027-03-04') and Renewal Date ('2027-03-05') disagree")

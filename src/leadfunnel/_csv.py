@@ -14,7 +14,9 @@ Each row becomes the fields of a record for :func:`leadfunnel.Funnel.import_lead
 * creation dates (``CreatedDate``, ``Create Date``) become ``created_at``
   (:func:`read_datetime`: a time without a zone is in ``timezone``, UTC by default);
 * numbers are read as people write them (:func:`read_number`), or refused when they
-  could mean two amounts.
+  could mean two amounts;
+* the application's own fields (``lead_model``) that are numbers or dates are read by
+  those same rules; its other fields take the cell as written.
 
 A value that cannot be read makes its row a :class:`CsvRow` with an ``error``: the
 import rejects that row, with the reason, and goes on.
@@ -27,15 +29,20 @@ import csv
 import itertools
 import operator
 import re
+import types
 import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, date, datetime, tzinfo
+from decimal import Decimal
+from enum import Enum
 from operator import methodcaller
 from os import PathLike
 from pathlib import Path
-from typing import IO, Any, Literal, TypeAlias
+from typing import IO, Annotated, Any, Literal, TypeAlias, Union, get_args, get_origin
+
+import pydantic
 
 from ._csv_out import restore
 from ._enums import ContactType, LeadStatus
@@ -242,11 +249,7 @@ def read_datetime(text: str, *, timezone: tzinfo = UTC, day_first: bool = False)
     moment outside 0001-01-01 to 9999-12-31 in UTC (``0001-01-01`` in Paris), is a
     ``ValueError`` saying so: a date is never guessed.
     """
-    value = text.strip()
-    try:
-        when = datetime.fromisoformat(value)
-    except ValueError:
-        when = _local_datetime(text, value, day_first)
+    when = _wall_time(text, day_first=day_first)
     zone = ""
     if when.tzinfo is None or when.utcoffset() is None:
         when = when.replace(tzinfo=timezone)
@@ -259,6 +262,16 @@ def read_datetime(text: str, *, timezone: tzinfo = UTC, day_first: bool = False)
             f"{text!r}{zone} is outside 0001-01-01 to 9999-12-31 in UTC, the range of "
             "instants a store keeps; give a moment within it"
         ) from None
+
+
+def _wall_time(text: str, *, day_first: bool = False) -> datetime:
+    """The date and time ``text`` writes, as written: naive unless it carries its offset
+    (read as :func:`read_datetime` reads it, without moving it to another zone)."""
+    value = text.strip()
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return _local_datetime(text, value, day_first)
 
 
 def _local_datetime(text: str, value: str, day_first: bool) -> datetime:
@@ -660,6 +673,13 @@ class _Plan:
     converted: tuple[int, ...]
     statuses: tuple[tuple[str, int], ...]  # (column, position), in deciding order
     used: frozenset[int]
+    # The application's own date fields: (name, positions, "datetime"|"naive"|"date").
+    dates: tuple[tuple[str, tuple[int, ...], _Kind], ...] = ()
+
+    @property
+    def dated(self) -> tuple[int, ...]:
+        """Every date column's position: they all write dates in one order."""
+        return (*self.created, *(i for _, positions, _ in self.dates for i in positions))
 
 
 def _plan(
@@ -668,6 +688,7 @@ def _plan(
     header: tuple[str, ...],
     statuses: bool,
     custom: Mapping[str, tuple[str, ...]] | None = None,
+    kinds: Mapping[str, _Kind] | None = None,
 ) -> _Plan:
     where = {name: i for i, name in reversed(list(enumerate(header))) if name}
 
@@ -680,12 +701,20 @@ def _plan(
     fields = tuple((name, found[name]) for name in found if name not in special)
     numbers = tuple((n, found[n], whole) for n, whole in _NUMBER_FIELDS.items() if n in found)
     sets = tuple((name, found[name]) for name in SET_FIELDS if name in found)
-    # A column named like one of the lead model's own fields (or its alias) fills it.
+    # A column named like one of the lead model's own fields (or its alias) fills it:
+    # a number or a date read as the file's others are, anything else as written.
+    dates: list[tuple[str, tuple[int, ...], _Kind]] = []
     for name, columns in (custom or {}).items():
         positions = present(columns)
         if positions and name not in found:
             found[name] = positions
-            fields += ((name, positions),)
+            kind = (kinds or {}).get(name)
+            if kind in ("whole", "amount"):
+                numbers += ((name, positions, kind == "whole"),)
+            elif kind is not None:
+                dates.append((name, positions, kind))
+            else:
+                fields += ((name, positions),)
     status_columns = tuple((c, where[c]) for c in StatusMap.COLUMNS[format] if c in where)
     converted = present(layout.converted)
     flags = [present(columns) for columns in (layout.email_opt_out, layout.call_opt_out)]
@@ -707,6 +736,7 @@ def _plan(
         converted=converted if statuses else (),
         statuses=status_columns if statuses else (),
         used=frozenset(used),
+        dates=tuple(dates),
     )
 
 
@@ -729,6 +759,7 @@ class CsvSource:
         day_first: bool | None,
         custom: Mapping[str, tuple[str, ...]] | None = None,
         preamble: int = 0,
+        kinds: Mapping[str, _Kind] | None = None,
     ) -> None:
         self.path = path
         self.format = format
@@ -740,7 +771,7 @@ class CsvSource:
         #: dates (see :meth:`notes`).
         self.day_first = day_first
         self._date_order: str | None = None
-        self._plan = _plan(_LAYOUTS[format], format, header, read_statuses, custom)
+        self._plan = _plan(_LAYOUTS[format], format, header, read_statuses, custom, kinds)
         # A spreadsheet writes the list separator its locale does not need for numbers.
         self._thousands = {",": ",", ";": "."}.get(delimiter)
         self._tables = {column: statuses.table(column) for column, _ in self._plan.statuses}
@@ -766,6 +797,12 @@ class CsvSource:
             (j, positions)
             for j, (name, positions) in enumerate(text)
             if len(positions) > 1 and name != "phone"
+        )
+        # So do an application's number or date field's columns (its name and alias).
+        self._value_twins = tuple(
+            (name, positions)
+            for name, positions, *_ in (*self._plan.numbers, *self._plan.dates)
+            if len(positions) > 1 and name in (custom or {})
         )
         self._unnamed_with_data: set[int] = set()
         self._preamble = preamble  # lines before the header (Excel's "sep=;")
@@ -956,13 +993,9 @@ class CsvSource:
                 values = list(values)
                 values[j] = _first(cells, others)[1]
         for j, positions in self._text_twins:
-            given = [i for i in positions if cells[i]]
-            if len({cells[i].casefold() for i in given}) > 1:
-                named = " and ".join(f"{self.header[i]} ({cells[i]!r})" for i in given)
-                problems.append(
-                    f"{named} disagree about {self._text_names[j]}: give one value, or "
-                    "leave one of the columns empty"
-                )
+            self._agree(cells, positions, self._text_names[j], problems)
+        for name, positions in self._value_twins:
+            self._agree(cells, positions, name, problems)
         fields: dict[str, Any] = {
             name: v for name, v in zip(self._text_names, values, strict=True) if v
         }
@@ -997,15 +1030,16 @@ class CsvSource:
         for i in plan.created:
             text = cells[i]
             if text:
-                if self.day_first is None and "/" in text:
-                    self._decide_date_order()  # before the first row it matters to
-                try:
-                    fields["created_at"] = read_datetime(
-                        text, timezone=self.timezone, day_first=bool(self.day_first)
-                    )
-                except ValueError as exc:
-                    problems.append(f"{self.header[i]}: {self._date_problem(exc)}")
+                when = self._date(i, text, "datetime", problems)
+                if when is not None:
+                    fields["created_at"] = when
                 break
+        for name, positions, reading in plan.dates:
+            i, text = _first(cells, positions)
+            if text:
+                when = self._date(i, text, reading, problems)
+                if when is not None:
+                    fields[name] = when
         target = self._status(cells, problems)
         if target is not None:
             kind, name = target
@@ -1015,6 +1049,48 @@ class CsvSource:
             else:
                 fields["status"] = name
         return fields
+
+    def _agree(
+        self, cells: list[str], positions: tuple[int, ...], name: str, problems: list[str]
+    ) -> None:
+        """Whether the columns at ``positions``, all of field ``name``, agree (or all but
+        one are empty); if not, the row's problem names them."""
+        given = [i for i in positions if cells[i]]
+        if len({cells[i].casefold() for i in given}) > 1:
+            named = " and ".join(f"{self.header[i]} ({cells[i]!r})" for i in given)
+            problems.append(
+                f"{named} disagree about {name}: give one value, or leave one of the columns empty"
+            )
+
+    def _date(self, i: int, text: str, kind: _Kind, problems: list[str]) -> datetime | date | None:
+        """The date in the cell ``text`` of column ``i``: a ``datetime`` in UTC, a
+        ``naive`` one as written, or a ``date``; None, with the row's problem, if it
+        cannot be read."""
+        if self.day_first is None and "/" in text:
+            self._decide_date_order()  # before the first row it matters to
+        day_first = bool(self.day_first)
+        try:
+            if kind == "datetime":
+                return read_datetime(text, timezone=self.timezone, day_first=day_first)
+            when = _wall_time(text, day_first=day_first)
+        except ValueError as exc:
+            problems.append(f"{self.header[i]}: {self._date_problem(exc)}")
+            return None
+        if kind == "naive":
+            if when.utcoffset() is not None:
+                problems.append(
+                    f"{self.header[i]}: {text!r} carries a time zone, and this column "
+                    "holds times without one; give the time as written where it was taken"
+                )
+                return None
+            return when
+        if when.time() != datetime.min.time():
+            problems.append(
+                f"{self.header[i]}: {text!r} holds a time, and this column holds dates "
+                f"only; give the date alone ({when.date().isoformat()}?)"
+            )
+            return None
+        return when.date()
 
     def _status(self, cells: list[str], problems: list[str]) -> Target | None:
         if self._plan.converted and self._flag(
@@ -1047,7 +1123,7 @@ class CsvSource:
         first: the first date whose first part is over 12 says day first, whose second
         part is over 12 month first (the date columns alone are read, by the C reader,
         up to that date); with none, month first, the default."""
-        positions = self._plan.created
+        positions = self._plan.dated
         found: tuple[bool, str, int] | None = None
         with self._open() as handle:
             reader = csv.reader(handle, delimiter=self.delimiter)
@@ -1311,6 +1387,7 @@ def open_csv(
         day_first=day_first,
         custom=_custom_columns(lead_model),
         preamble=preamble,
+        kinds=_custom_kinds(lead_model),
     )
     unread = _unread_people_columns(source.unused_columns(), detected, read_statuses)
     if unread:
@@ -1460,6 +1537,56 @@ def _custom_columns(model: type[Lead] | None) -> dict[str, tuple[str, ...]]:
         if name not in Lead.model_fields:
             columns[name] = (*columns.get(name, ()), key)
     return columns
+
+
+#: How a custom field's cells are read: as a whole number, an amount, a point in time
+#: (in UTC), a time as written (a naive datetime), a date; other fields as written.
+_Kind: TypeAlias = Literal["whole", "amount", "datetime", "naive", "date"]
+_NONE = type(None)
+
+
+def _custom_kinds(model: type[Lead] | None) -> dict[str, _Kind]:
+    """How the cells of each of ``model``'s own fields are read, for those that are
+    numbers or dates (see :func:`_kind`)."""
+    if model is None:
+        return {}
+    return {
+        name: kind
+        for name, info in model.model_fields.items()
+        if name not in Lead.model_fields and (kind := _kind(info.annotation)) is not None
+    }
+
+
+def _kind(annotation: object) -> _Kind | None:
+    """How a cell for a field of this ``annotation`` is read: a number (``int``,
+    ``Decimal``, ``float``, a bool being no number), a date or a point in time, also
+    within ``Annotated`` and ``Optional``; None for anything else, or a union of
+    several kinds (``int | str``), read as written."""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _kind(get_args(annotation)[0])
+    if origin is Union or origin is types.UnionType:
+        found = {_kind(a) for a in get_args(annotation) if a is not _NONE}
+        if found <= {"whole", "amount"} and found:
+            return "whole" if found == {"whole"} else "amount"
+        return found.pop() if len(found) == 1 else None
+    if annotation in (pydantic.AwareDatetime, pydantic.PastDatetime, pydantic.FutureDatetime):
+        return "datetime"
+    if annotation is pydantic.NaiveDatetime:
+        return "naive"
+    if annotation in (pydantic.PastDate, pydantic.FutureDate):
+        return "date"
+    if not isinstance(annotation, type) or issubclass(annotation, (bool, Enum)):
+        return None
+    if issubclass(annotation, datetime):
+        return "datetime"
+    if issubclass(annotation, date):
+        return "date"
+    if issubclass(annotation, int):
+        return "whole"
+    if issubclass(annotation, (Decimal, float)):
+        return "amount"
+    return None
 
 
 # A workbook (xlsx, xls), a PDF, a compressed file or an image saved under a .csv name.
