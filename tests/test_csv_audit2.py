@@ -5,6 +5,7 @@ columns."""
 
 from __future__ import annotations
 
+import codecs
 import csv
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -18,7 +19,9 @@ from pydantic import AwareDatetime, Field, NaiveDatetime
 
 from leadfunnel import Funnel, Lead, LeadStatus, SqlRepository, _csv
 from leadfunnel._cli import main
-from leadfunnel._csv import CsvError, CsvRow, open_csv, read_datetime
+from leadfunnel._csv import CsvError, CsvRow, StatusMap, open_csv, read_datetime
+from leadfunnel._errors import ConfigError
+from leadfunnel._toml import read_toml
 
 OUTSIDE = "is outside 0001-01-01 to 9999-12-31 in UTC"
 
@@ -359,3 +362,209 @@ def test_a_custom_number_or_date_given_by_two_columns_that_disagree_rejects_its_
     )
     assert c.error is not None
     assert c.error.startswith("renewal ('2027-03-04') and Renewal Date ('2027-03-05') disagree")
+
+
+# --- 4. real CRM exports' extra columns: listed, mapped, or refused with advice that helps --
+
+
+def test_a_salesforce_lead_export_s_fax_opt_out_is_listed_not_refused(tmp_path: Path) -> None:
+    text = (
+        "Id,FirstName,LastName,Email,Phone,HasOptedOutOfEmail,DoNotCall,HasOptedOutOfFax\n"
+        "00Q1,Pat,Rivera,pat@x.example.com,+1 512 555 0134,true,false,true\n"
+    )
+    code, output, _ = run_import(tmp_path, text)
+    assert code == 0, output
+    assert output.startswith("1 added, 0 duplicates, 0 avoided, 0 rejected (salesforce")
+    assert "Columns not imported: Id, HasOptedOutOfFax\n" in output
+    (pat,) = stored(tmp_path).leads()
+    assert pat.opt_outs == {"email"}
+
+
+def test_a_salesforce_report_s_fax_opt_out_is_listed_not_refused(tmp_path: Path) -> None:
+    text = (
+        "Lead Owner,First Name,Last Name,Email,Email Opt Out,Do Not Call,Fax Opt Out,Fax\n"
+        "Jo Rep,Pat,Rivera,pat@x.example.com,0,1,1,+1 512 555 0199\n"
+    )
+    source = open_csv(write(tmp_path, text))
+    (row,) = source.rows()
+    assert row.fields["opt_outs"] == ["call"]
+    assert source.unused_columns() == ["Fax Opt Out", "Fax"]
+
+
+def test_a_hubspot_subscription_opt_out_is_listed_and_no_opt_out_of_all_email(
+    tmp_path: Path,
+) -> None:
+    text = (
+        "First Name,Email,Lifecycle Stage,Unsubscribed from all email,"
+        "Opted out of email: Marketing Information,Opted out of email: One to One\n"
+        "Mia,mia@x.example.com,Lead,false,true,false\n"
+    )
+    source = open_csv(write(tmp_path, text))
+    (row,) = source.rows()
+    assert row.error is None
+    assert "opt_outs" not in row.fields
+    assert source.unused_columns() == [
+        "Opted out of email: Marketing Information",
+        "Opted out of email: One to One",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("header", "column"),
+    [
+        (
+            "Lead Owner,Company,First Name,Last Name,Email,Phone,Lead Status,Email Opt Out",
+            "Secondary Email",
+        ),
+        ("First Name,Last Name,Email,Lifecycle Stage", "Additional email addresses"),
+        ("FirstName,LastName,Email,Status", "Other Email"),
+        ("FirstName,LastName,Email,Status", "Email 2"),
+    ],
+)
+def test_a_secondary_email_column_fills_the_other_emails(
+    tmp_path: Path, header: str, column: str
+) -> None:
+    cells = {"Email": "main@x.example.com", column: "second@x.example.com; third@x.example.com"}
+    names = [*header.split(","), column]
+    line = ",".join(f'"{cells.get(name, "")}"' for name in names)
+    (row,) = open_csv(write(tmp_path, f"{','.join(names)}\n{line}\n")).rows()
+    assert row.error is None
+    assert row.fields["email"] == "main@x.example.com"
+    assert row.fields["other_emails"] == ["second@x.example.com", "third@x.example.com"]
+
+
+def test_a_zoho_lead_export_is_imported_with_its_secondary_email(tmp_path: Path) -> None:
+    text = (
+        "Lead Owner,Company,First Name,Last Name,Email,Secondary Email,Phone,Lead Status,"
+        "Email Opt Out\n"
+        "Jo Rep,Acme,Ana,Silva,ana@acme.example.com,ana.silva@home.example.com,,"
+        "Open - Not Contacted,false\n"
+        "Jo Rep,Beta,Bo,Berg,,ana.silva@home.example.com,,Open - Not Contacted,false\n"
+    )
+    code, output, rejects = run_import(tmp_path, text)
+    assert code == 0, output
+    # Bo's only address is Ana's other one: the same person, by the dedupe keys.
+    assert output.startswith("1 added, 1 duplicates, 0 avoided, 0 rejected (salesforce")
+    assert rejects[1:] == []
+    (ana,) = stored(tmp_path).leads()
+    assert ana.other_emails == {"ana.silva@home.example.com"}
+
+
+@pytest.mark.parametrize(
+    ("header", "offered", "held"),
+    [
+        # The file's Email is read: another e-mail is what such a column can be.
+        ("FirstName,Email,Work Email", "(another e-mail: Other Email)", None),
+        ("First Name,Email,Lifecycle Stage,Work Email", "(another e-mail: Other Email)", None),
+        ("FirstName,Email,Phone,Business Phone", "(another phone: Other Phone)", None),
+        ("FirstName,Email,Phone,Other Phone,Work Phone", None, "Phone, Other Phone are read"),
+        (
+            "FirstName,Email,HasOptedOutOfEmail,DoNotCall,Email Opt-out",
+            None,
+            "HasOptedOutOfEmail, DoNotCall are read",
+        ),
+        (
+            "First Name,Email,Lifecycle Stage,Unsubscribed from all email,Opted out of email",
+            None,
+            "Unsubscribed from all email is read",
+        ),
+        ("FirstName,Email,HasOptedOutOfEmail,Do Not Phone", "(opt-out: DoNotCall)", None),
+        ("email,status,lead status", None, "status is read"),
+    ],
+)
+def test_a_refusal_never_offers_a_name_the_header_holds(
+    tmp_path: Path, header: str, offered: str | None, held: str | None
+) -> None:
+    with pytest.raises(CsvError, match="these columns would not be imported") as info:
+        open_csv(write(tmp_path, header + "\n"))
+    message = str(info.value)
+    if offered is None:
+        assert "Rename each" not in message
+        assert message.count("Delete the columns you do not want") == 1
+    else:
+        assert "Rename each to a name a " in message
+        assert offered in message
+    if held is not None:
+        assert f"(the file's {held})" in message
+    names = set(header.split(","))
+    offers = message.partition(" uses (")[2].partition(")")[0]
+    for offer in offers.split("; ") if offers else ():
+        assert not names & set(offer.partition(": ")[2].split(", ")), offer
+
+
+def test_a_generic_file_s_refusal_says_how_rows_become_contacts(tmp_path: Path) -> None:
+    with pytest.raises(CsvError) as info:
+        open_csv(write(tmp_path, "email,status,type\n"))
+    message = str(info.value)
+    assert "'type' (a status column?)" in message
+    assert "--format generic" not in message  # it is read so already
+    assert 'maps its status to a contact type ([status] then customer = "client")' in message
+
+
+# --- 5. a status map saved with Notepad's byte-order mark --------------------------------
+
+
+def test_a_status_map_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "statuses.toml"
+    path.write_bytes(codecs.BOM_UTF8 + b'[Status]\n"Open - Nurturing" = "farm_list"\n')
+    text = "FirstName,Email,Status\nPat,pat@x.example.com,Open - Nurturing\n"
+    (row,) = open_csv(write(tmp_path, text), statuses=StatusMap.from_toml(path)).rows()
+    assert row.fields["status"] == "farm_list"
+    code, output, _ = run_import(tmp_path, text, "--status-map", str(path))
+    assert code == 0, output
+    assert output.startswith("1 added")
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        pytest.param(
+            '[Status]\n"Ge\u00f6ffnet" = "raw"\n'.encode("cp1252"),
+            "it is not UTF-8 (byte 0xF6 on line 2)",
+            id="cp1252",
+        ),
+        pytest.param(
+            '[Status]\n"Open" = "raw"\n'.encode("utf-16"),
+            'it is UTF-16 (Notepad\'s "Unicode")',
+            id="utf-16",
+        ),
+    ],
+)
+def test_a_toml_file_in_another_encoding_says_which_and_what_to_do(
+    tmp_path: Path, data: bytes, reason: str
+) -> None:
+    path = tmp_path / "rules.toml"
+    path.write_bytes(data)
+    with pytest.raises(ConfigError) as info:
+        read_toml(path, "rules file")
+    assert str(info.value) == (
+        f"rules file {str(path)!r} cannot be read: {reason}; save it as UTF-8 and try again"
+    )
+
+
+# --- 6. a generic row "converted": what works is said -----------------------------------
+
+
+def test_a_generic_converted_row_says_how_to_import_it_and_that_works(tmp_path: Path) -> None:
+    text = "email,first_name,status\na@x.example.com,A,converted\nb@x.example.com,B,raw\n"
+    code, output, rejects = run_import(tmp_path, text)
+    assert code == 0, output
+    assert output.startswith("1 added, 0 duplicates, 0 avoided, 1 rejected")
+    reason = rejects[1][1]
+    assert reason.startswith("status 'converted': a converted lead is a contact")
+    assert "--status-map FILE.toml" in reason
+    assert 'converted = "prospect"' in reason
+    assert "give the row a type" not in reason  # a generic file has no type column
+    # What it says works: the rejected row, imported again with such a map.
+    statuses = tmp_path / "statuses.toml"
+    statuses.write_text('[status]\nconverted = "prospect"\n', encoding="utf-8")
+    again = write(tmp_path, "email,first_name,status\na@x.example.com,A,Converted\n", "again.csv")
+    result = CliRunner().invoke(
+        main,
+        ["import", str(again), "--db", f"sqlite:///{tmp_path / 'crm.db'}", "--status-map",
+         str(statuses)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("1 added (1 as contacts)")
+    (contact,) = stored(tmp_path).contacts()
+    assert (contact.email, contact.type.value) == ("a@x.example.com", "prospect")

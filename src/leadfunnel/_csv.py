@@ -348,7 +348,11 @@ _HUBSPOT_LEAD_STATUS: dict[str, Target | None] = {
         None,
     ),
 }
-_GENERIC_STATUS: dict[str, Target | None] = {s.value: ("lead", s.value) for s in LeadStatus}
+# A converted lead is a contact, of a type the status does not say: no default, so that
+# the row is rejected saying how to give it one (see CsvSource._status).
+_GENERIC_STATUS: dict[str, Target | None] = {
+    s.value: ("lead", s.value) for s in LeadStatus if s is not LeadStatus.CONVERTED
+}
 
 
 def _key(value: str) -> str:
@@ -436,10 +440,9 @@ class StatusMap:
 
         source = f"status map {str(path)!r}"
         try:
-            data = read_toml(path, "status map")
-        except (UnicodeDecodeError, RecursionError) as exc:
-            reason = "it is not UTF-8" if isinstance(exc, UnicodeDecodeError) else "too deep"
-            raise ConfigError(f"{source} cannot be read: {reason}") from None
+            data = read_toml(path, "status map")  # UTF-8, with or without a byte-order mark
+        except RecursionError:
+            raise ConfigError(f"{source} cannot be read: too deep") from None
         return cls(data, source=source)
 
     @classmethod
@@ -569,9 +572,21 @@ def _by_field(*tables: Mapping[str, str]) -> dict[str, tuple[str, ...]]:
     return fields
 
 
+# A person's other addresses and numbers, as CRMs name them (Zoho's "Secondary Email",
+# HubSpot's "Additional email addresses", Salesforce's OtherPhone): more ways to
+# recognise them, never their e-mail or phone. ("Work Email", "Business Phone" may well
+# be the main one: those are not guessed.)
+_OTHER_EMAILS = (
+    *("Secondary Email", "Other Email", "Alternate Email", "Additional Email"),
+    *("Email 2", "Email 3"),
+)
+_OTHER_PHONES = ("Other Phone", "Secondary Phone", "Phone 2", "Phone 3")
+
 _SALESFORCE_FIELDS = _by_field(_SALESFORCE, _SALESFORCE_REPORT)
 # A mobile number is the phone when the phone column is empty.
 _SALESFORCE_FIELDS["phone"] += ("MobilePhone", "Mobile", "Mobile Phone")
+_SALESFORCE_FIELDS["other_emails"] = _OTHER_EMAILS
+_SALESFORCE_FIELDS["other_phones"] = ("OtherPhone", *_OTHER_PHONES)
 
 _LAYOUTS: dict[str, _Layout] = {
     "salesforce": _Layout(
@@ -583,7 +598,12 @@ _LAYOUTS: dict[str, _Layout] = {
         converted=("IsConverted", "Converted"),
     ),
     "hubspot": _Layout(
-        fields={**_by_field(_HUBSPOT), "phone": ("Phone Number", "Mobile Phone Number")},
+        fields={
+            **_by_field(_HUBSPOT),
+            "phone": ("Phone Number", "Mobile Phone Number"),
+            "other_emails": ("Additional email addresses", *_OTHER_EMAILS),
+            "other_phones": _OTHER_PHONES,
+        },
         email_opt_out=("Unsubscribed from all email",),
         created=("Create Date",),
     ),
@@ -1099,6 +1119,7 @@ class CsvSource:
             return _PROSPECT
         lead: Target | None = None
         unknown: list[str] = []
+        converted = ""  # a generic file's status "converted", as written
         for column, i in self._plan.statuses:
             value = cells[i]
             if not value:
@@ -1107,11 +1128,20 @@ class CsvSource:
             if target is False:
                 self.unmapped[column, value] += 1
                 unknown.append(f"{column} {value!r}")
+                if _key(value) == LeadStatus.CONVERTED.value:
+                    converted = value
             elif isinstance(target, tuple):
                 if target[0] == "contact":
                     return target
                 lead = lead or target
-        if unknown:
+        if self.format == "generic" and converted:
+            problems.append(
+                f"status {converted!r}: a converted lead is a contact, and the file does not "
+                "say of which type; say it with --status-map FILE.toml, a [status] table "
+                'mapping converted to a contact type (converted = "prospect", or client, '
+                "supplier, partner, other)"
+            )
+        elif unknown:
             problems.append(
                 f"{' and '.join(unknown)}: no status is known for this value; say what it "
                 "means with --status-map FILE.toml, or give every row one with --status"
@@ -1389,7 +1419,7 @@ def open_csv(
         preamble=preamble,
         kinds=_custom_kinds(lead_model),
     )
-    unread = _unread_people_columns(source.unused_columns(), detected, read_statuses)
+    unread = _unread_people_columns(source.unused_columns(), detected, read_statuses, header)
     if unread:
         raise CsvError(f"{file}: {unread}")
     return source
@@ -1470,35 +1500,46 @@ _PEOPLE_COLUMNS = (
         ),
     ),
 )
-# Per format, the names it reads for each kind of column.
-_PEOPLE_NAMES: Mapping[str, Mapping[str, str]] = {
+# Per format and kind of column, the names it reads, each for something of its own, and
+# the name of another one of the kind (a person's other e-mail addresses), offered
+# when the header holds all the others.
+_PEOPLE_NAMES: Mapping[str, Mapping[str, tuple[tuple[str, ...], str | None]]] = {
     "salesforce": {
-        "email": "Email",
-        "phone": "Phone, MobilePhone",
-        "opt-out": "HasOptedOutOfEmail, DoNotCall",
-        "status": "Status",
+        "email": (("Email",), "Other Email"),
+        "phone": (("Phone",), "Other Phone"),
+        "opt-out": (("HasOptedOutOfEmail", "DoNotCall"), None),
+        "status": (("Status",), None),
     },
     "hubspot": {
-        "email": "Email",
-        "phone": "Phone Number, Mobile Phone Number",
-        "opt-out": "Unsubscribed from all email",
-        "status": "Lifecycle Stage, Lead Status",
+        "email": (("Email",), "Other Email"),
+        "phone": (("Phone Number",), "Other Phone"),
+        "opt-out": (("Unsubscribed from all email",), None),
+        "status": (("Lifecycle Stage", "Lead Status"), None),
     },
     "generic": {
-        "email": "email, other_emails",
-        "phone": "phone, other_phones",
-        "opt-out": "opt_outs",
-        "status": "status",
+        "email": (("email",), "other_emails"),
+        "phone": (("phone",), "other_phones"),
+        "opt-out": (("opt_outs",), None),
+        "status": (("status",), None),
     },
 }
 
 
 _A_KIND = {"email": "an e-mail", "phone": "a phone", "opt-out": "an opt-out", "status": "a status"}
+_ANOTHER = {"email": "another e-mail", "phone": "another phone"}
+# Columns named like opt-outs (or phones) that are no channel leadfunnel has
+# (Salesforce's HasOptedOutOfFax, "Fax Opt Out"), or an opt-out of one HubSpot
+# subscription ("Opted out of email: Marketing Information"), which is no opt-out of all
+# e-mail: listed as not imported, as any other unknown column.
+_SUBSCRIPTION = re.compile(r"opted out of email ?: ?\S.*")
 
 
 def _people_kind(name: str) -> str | None:
     """Whether the column ``name`` looks like an e-mail, phone, opt-out or status
     column (by its name), and which."""
+    folded = " ".join(name.casefold().split())
+    if "fax" in folded or _SUBSCRIPTION.fullmatch(folded):
+        return None
     key = _norm(name)
     for kind, pattern in _PEOPLE_COLUMNS:
         if pattern.fullmatch(key):
@@ -1506,9 +1547,12 @@ def _people_kind(name: str) -> str | None:
     return None
 
 
-def _unread_people_columns(unused: list[str], format: str, read_statuses: bool) -> str | None:
+def _unread_people_columns(
+    unused: list[str], format: str, read_statuses: bool, header: tuple[str, ...] = ()
+) -> str | None:
     """Why a file whose unread columns look like e-mails, phones, opt-outs or statuses is
-    refused (importing it would store people without them), or None."""
+    refused (importing it would store people without them), or None. The names offered
+    instead are never ones the ``header`` holds already."""
     found = [
         (name, kind)
         for name in unused
@@ -1516,14 +1560,40 @@ def _unread_people_columns(unused: list[str], format: str, read_statuses: bool) 
     ]
     if not found:
         return None
-    names = _PEOPLE_NAMES[format]
+    held = set(header)
     listed = "; ".join(f"{name!r} ({_A_KIND[kind]} column?)" for name, kind in found)
-    reads = "; ".join(f"{kind}: {names[kind]}" for kind in dict.fromkeys(k for _, k in found))
+    offers: list[str] = []
+    taken: list[str] = []  # names the file holds already, of each kind found
+    for kind in dict.fromkeys(k for _, k in found):
+        names, another = _PEOPLE_NAMES[format][kind]
+        free = [n for n in names if n not in held]
+        if free:
+            offers.append(f"{kind}: {', '.join(free)}")
+        elif another is not None and another not in held:
+            offers.append(f"{_ANOTHER[kind]}: {another}")
+        else:
+            taken.extend(n for n in (*names, another) if n in held)
+    advice = []
+    if offers:
+        advice.append(f"rename each to a name a {format} export uses ({'; '.join(offers)})")
+    advice.append("delete the columns you do not want")
+    if format != "generic":
+        advice.append(
+            f"name every column with leadfunnel's field names ({_FIELD_NAMES}) and import "
+            "with --format generic"
+        )
+    said = ", ".join(advice[:-1]) + f", or {advice[-1]}" if len(advice) > 1 else advice[0]
+    if format == "generic" and any(kind == "status" for _, kind in found):
+        # A generic file has no type column: its status values say what rows become.
+        said += (
+            "; a row becomes a contact when --status-map FILE.toml maps its status to a "
+            'contact type ([status] then customer = "client")'
+        )
+    already = f" (the file's {', '.join(taken)} {'is' if len(taken) == 1 else 'are'} read)"
     return (
         f"read as a {format} export, these columns would not be imported: {listed}; people "
-        f"would be stored without them. Rename each to a name a {format} export uses "
-        f"({reads}), delete the columns you do not want, or name every column with "
-        f"leadfunnel's field names ({_FIELD_NAMES}) and import with --format generic"
+        f"would be stored without them{already if taken else ''}. "
+        f"{said[0].upper()}{said[1:]}"
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import tomllib
 from os import PathLike
 from pathlib import Path
@@ -14,15 +15,31 @@ __all__ = ["read_toml"]
 
 def read_toml(path: str | PathLike[str], what: str) -> dict[str, Any]:
     """The table in the TOML file at ``path``, or a :class:`ConfigError` that names
-    ``what`` the file is for (``"rules file"``...), the file, and what went wrong."""
+    ``what`` the file is for (``"rules file"``...), the file, and what went wrong.
+
+    The file is UTF-8, with or without the byte-order mark Windows Notepad writes (TOML
+    itself allows none: the mark is no part of the text)."""
     file = Path(path)
     try:
-        with file.open("rb") as handle:
-            return tomllib.load(handle)
+        data = file.read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"cannot read {what} {str(file)!r}: it does not exist") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{what} {str(file)!r} is not valid TOML: {exc}") from None
     except OSError as exc:
         reason = exc.strerror or exc
         raise ConfigError(f"cannot read {what} {str(file)!r}: {reason}") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        saved = (
+            'it is UTF-16 (Notepad\'s "Unicode")'
+            if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
+            else f"it is not UTF-8 (byte 0x{data[exc.start]:02X} on line {line})"
+        )
+        raise ConfigError(
+            f"{what} {str(file)!r} cannot be read: {saved}; save it as UTF-8 and try again"
+        ) from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{what} {str(file)!r} is not valid TOML: {exc}") from None
