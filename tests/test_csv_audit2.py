@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner
 from pydantic import AwareDatetime, Field, NaiveDatetime
 
-from leadfunnel import Funnel, Lead, LeadStatus, SqlRepository, _csv
+from leadfunnel import Funnel, InMemoryRepository, Lead, LeadStatus, SqlRepository, _csv
 from leadfunnel._cli import main
 from leadfunnel._csv import CsvError, CsvRow, StatusMap, open_csv, read_datetime
 from leadfunnel._errors import ConfigError
@@ -568,3 +568,64 @@ def test_a_generic_converted_row_says_how_to_import_it_and_that_works(tmp_path: 
     assert result.output.startswith("1 added (1 as contacts)")
     (contact,) = stored(tmp_path).contacts()
     assert (contact.email, contact.type.value) == ("a@x.example.com", "prospect")
+
+
+# --- 7. reasons name the file's columns, as the file spells them --------------------------
+
+
+def rejected_reasons(tmp_path: Path, text: str) -> list[str]:
+    """What ``leadfunnel import`` does with the file's rows (their fields imported, each
+    rejection explained by the source), for the rows the import rejects."""
+    source = open_csv(write(tmp_path, text))
+    rows = list(source.rows())
+    assert all(row.error is None for row in rows)
+    report = Funnel(InMemoryRepository()).import_leads([row.fields for row in rows])
+    return [source.explain(rows[issue.row - 1], issue.reason) for issue in report.rejected]
+
+
+def test_a_reason_names_the_salesforce_column_not_the_field(tmp_path: Path) -> None:
+    long = "x" * 32_001
+    text = (
+        "FirstName,Email,Phone,MobilePhone,Description,AnnualRevenue,Status\n"
+        f"Pat,pat@x.example.com,,,{long},-5,Open - Not Contacted\n"
+        "Sam,sam@x.example.com,,555-0134,,,Open - Not Contacted\n"
+        "Al\x00,al@x.example.com,,,,,Open - Not Contacted\n"
+    )
+    pat, sam, al = rejected_reasons(tmp_path, text)
+    assert pat == (
+        "AnnualRevenue: Input should be greater than or equal to 0; "
+        "Description: String should have at most 32000 characters"
+    )
+    # The phone came from the mobile column; the message's own "; " is left alone.
+    assert sam.startswith("MobilePhone: Value error, '555-0134'")
+    assert sam.count("; ") >= 1
+    assert "; phone:" not in sam
+    assert al.startswith("FirstName: Value error, contains the control character U+0000")
+
+
+def test_a_reason_names_hubspot_and_zoho_columns(tmp_path: Path) -> None:
+    text = (
+        "First Name,Email,Secondary Email,Lifecycle Stage\n"
+        "M\x00a,mia@x.example.com,not-an-address,Customer\n"
+    )
+    (reason,) = rejected_reasons(tmp_path, text)
+    assert reason.startswith("First Name: Value error, contains the control character")
+    assert "; Secondary Email: Value error, 'not-an-address' is not a valid e-mail" in reason
+
+
+def test_a_generic_file_s_reasons_already_name_its_columns(tmp_path: Path) -> None:
+    text = "email,annual_revenue,notes\na@x.example.com,-5,\n"
+    (reason,) = rejected_reasons(tmp_path, text)
+    assert reason == "annual_revenue: Input should be greater than or equal to 0"
+
+
+def test_explain_leaves_reasons_that_name_no_field_of_the_file_alone(tmp_path: Path) -> None:
+    source = open_csv(write(tmp_path, "FirstName,Email\nPat,pat@x.example.com\n"))
+    (row,) = source.rows()
+    for reason in (
+        "the database refused the row: disk I/O error",
+        "created_at 2999-01-01T00:00:00+00:00 is later than the import",
+        "title: too long; company: too long",  # fields this file does not fill
+    ):
+        assert source.explain(row, reason) == reason
+    assert source.explain(row, "first_name: bad; email: bad") == "FirstName: bad; Email: bad"

@@ -836,6 +836,51 @@ class CsvSource:
             if i not in self._plan.used and (name or i in self._unnamed_with_data)
         ]
 
+    def explain(self, row: CsvRow, reason: str) -> str:
+        """``reason``, why the import rejected ``row`` (one of :meth:`rows`), with each
+        field it names as the file's column that gave the field its value:
+        ``"notes: String should have at most 32000 characters"`` becomes
+        ``"Description: String should ..."`` (as the reasons :meth:`rows` gives say
+        ``"AnnualRevenue: '1.200' is ambiguous..."``). Parts of the reason that name no
+        field this file fills, and a field whose column is named like it, are left as
+        they are."""
+        if ": " not in reason:
+            return reason
+        columns = self._columns_of(row)
+        parts = reason.split("; ")  # how the import joins its errors
+        for k, part in enumerate(parts):
+            named = _FIELD_PART.match(part)
+            column = columns.get(named[1]) if named is not None else None
+            if named is not None and column is not None and column != named[1]:
+                # "other_emails.1": the item's place in a set means nothing in the file.
+                parts[k] = f"{column}: {part[named.end() :]}"
+        return "; ".join(parts)
+
+    def _columns_of(self, row: CsvRow) -> dict[str, str]:
+        """Each field the file fills and the column of ``row`` that gave its value (its
+        first non-blank one, as :meth:`_fields` reads it; else the first)."""
+        plan = self._plan
+        cells = row.cells
+
+        def column(positions: tuple[int, ...]) -> str:
+            given = [i for i in positions if i < len(cells) and cells[i].strip()]
+            return self.header[(given or list(positions))[0]]
+
+        found = {name: column(positions) for name, positions in (*plan.fields, *plan.sets)}
+        for name, positions, _ in (*plan.numbers, *plan.dates):
+            found[name] = column(positions)
+        flags = (*plan.email_opt_out, *plan.call_opt_out)
+        if flags and "opt_outs" not in found:
+            found["opt_outs"] = column(flags)
+        if plan.rating:
+            found.setdefault("interest", column(plan.rating))
+        if plan.created:
+            found["created_at"] = column(plan.created)
+        statuses = tuple(i for _, i in plan.statuses)
+        if statuses:
+            found["status"] = found["type"] = column((*plan.converted, *statuses))
+        return found
+
     def rows(self) -> Iterator[CsvRow]:
         """Each data row, streamed from the file; blank rows are skipped (and counted).
 
@@ -1275,6 +1320,11 @@ def _footer_start(rows: list[CsvRow], before: int) -> int | None:
     if title >= 0 and not _EMAIL_LIKE.search(firsts[title]) and rows[title].number > previous + 1:
         return title
     return at
+
+
+# A part of an import's reason that names a field, as pydantic's errors do ("notes: ...",
+# "other_emails.1: ..."): the field, and where the message starts.
+_FIELD_PART = re.compile(r"([a-z][a-z0-9_]*)(?:\.\d+)*: ")
 
 
 def _several(text: str) -> bool:
