@@ -257,6 +257,7 @@ def test_a_custom_time_without_a_zone_is_kept_as_written(tmp_path: Path) -> None
     assert a.fields["renewal"] == date(2027, 3, 4)
     assert b.error is not None
     assert b.error.startswith("local_time: '2027-03-04T14:30:00+01:00' carries a time zone")
+    assert b.error.endswith("write it without its offset (2027-03-04 14:30:00?)")
 
 
 def test_a_custom_date_decides_and_obeys_the_file_s_day_month_order(tmp_path: Path) -> None:
@@ -470,6 +471,8 @@ def test_a_zoho_lead_export_is_imported_with_its_secondary_email(tmp_path: Path)
         ),
         ("FirstName,Email,HasOptedOutOfEmail,Do Not Phone", "(opt-out: DoNotCall)", None),
         ("email,status,lead status", None, "status is read"),
+        # Still a generic file (a second address is no sign of a CRM), offered its field.
+        ("email,first_name,Email 2", "(another e-mail: other_emails)", None),
     ],
 )
 def test_a_refusal_never_offers_a_name_the_header_holds(

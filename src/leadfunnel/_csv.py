@@ -644,8 +644,10 @@ def _detect(header: tuple[str, ...]) -> str | None:
         raise CsvError(
             "the header mixes Salesforce and HubSpot columns; pass --format to say which it is"
         )
+    # Another e-mail or phone ("Email 2") is named so in many CRMs' files: no sign of one.
+    shared = columns - {*_OTHER_EMAILS, *_OTHER_PHONES}
     read = {
-        name: len(columns & (_LAYOUTS[name].columns | set(StatusMap.COLUMNS[name])))
+        name: len(shared & (_LAYOUTS[name].columns | set(StatusMap.COLUMNS[name])))
         for name in ("hubspot", "salesforce")
     }
     if any(read.values()):
@@ -1118,8 +1120,8 @@ class CsvSource:
     def _agree(
         self, cells: list[str], positions: tuple[int, ...], name: str, problems: list[str]
     ) -> None:
-        """Whether the columns at ``positions``, all of field ``name``, agree (or all but
-        one are empty); if not, the row's problem names them."""
+        """Add the row's problem naming the columns at ``positions``, all of field
+        ``name``, when more than one holds a value and they disagree."""
         given = [i for i in positions if cells[i]]
         if len({cells[i].casefold() for i in given}) > 1:
             named = " and ".join(f"{self.header[i]} ({cells[i]!r})" for i in given)
@@ -1145,7 +1147,8 @@ class CsvSource:
             if when.utcoffset() is not None:
                 problems.append(
                     f"{self.header[i]}: {text!r} carries a time zone, and this column "
-                    "holds times without one; give the time as written where it was taken"
+                    "holds times without one; write it without its offset "
+                    f"({when.replace(tzinfo=None).isoformat(sep=' ')}?)"
                 )
                 return None
             return when
