@@ -104,3 +104,15 @@ def test_a_row_whose_id_is_stored_is_rejected_saying_so() -> None:
     assert [i.row for i in report.rejected] == [1]
     assert report.rejected[0].reason.startswith(f"id {stored.id} is already stored")
     assert funnel.get_lead(stored.id).status is LeadStatus.RAW
+
+
+def test_an_erased_person_without_personal_data_may_be_stored() -> None:
+    # As erase() leaves one (the testing toolkit draws such people): nothing to erase.
+    funnel = Funnel()
+    husk = Lead(company=None, first_name=None, erased_at=WHEN, industry="Retail")
+    stored = funnel.add(husk)
+    assert funnel.get_lead(stored.id).erased_at == WHEN
+    report = funnel.import_leads([{"erased_at": WHEN, "industry": "Retail"}])
+    assert len(report.added) == 1
+    with pytest.raises(InvalidArgumentError, match=r"personal data \(first_name\)"):
+        funnel.add(Lead(first_name="Eve", erased_at=WHEN))

@@ -25,7 +25,18 @@ from ._clock import require_aware
 from ._enums import Interest
 from ._errors import ConcurrencyError, InvalidArgumentError, NotFoundError, PolicyError, _article
 from ._lifecycle import CONTACT, EVENT_NAMES, LEAD, OPPORTUNITY, Lifecycle
-from ._models import SET_FIELDS, Contact, Event, Lead, Opportunity, Record, _Stored, new_id, updated
+from ._models import (
+    SET_FIELDS,
+    Contact,
+    Event,
+    Lead,
+    Opportunity,
+    Record,
+    _Stored,
+    new_id,
+    personal_fields,
+    updated,
+)
 from ._repository import Repository
 
 __all__ = [
@@ -63,9 +74,10 @@ MANAGED = {
 }
 STATE_FIELD = {"lead": "status", "contact": "type", "opportunity": "stage"}
 #: The managed fields a new person is born without, and what sets each later: a record
-#: given with one of them set (an ``erased_at`` would store personal data under an erased
-#: record nobody can erase; a ``contact_id`` would keep a lead's keys out of dedupe) is
-#: refused by ``add``, ``capture`` and ``import_leads``.
+#: given with one of them set (a ``contact_id`` would keep a lead's keys out of dedupe)
+#: is refused by ``add``, ``capture`` and ``import_leads``. ``erased_at`` is refused only
+#: on a record that still holds personal data, which ``erase()`` could then never
+#: remove; an erased person without any (as ``erase`` leaves one) may be stored.
 _BORN_EMPTY = {
     "lead": ("contact_id", "profile", "erased_at"),
     "contact": ("lead_id", "erased_at"),
@@ -74,7 +86,7 @@ _SET_BY = {
     "contact_id": "set_appointment() converting the lead",
     "lead_id": "set_appointment() converting a lead",
     "profile": "qualify()",
-    "erased_at": "erase()",
+    "erased_at": "erase(), which blanks the personal data",
 }
 _INTEREST_RANK = {Interest.NONE: 0, Interest.SLIGHT: 1, Interest.HIGH: 2}
 _NEVER_FILLED = frozenset(
@@ -137,8 +149,8 @@ def member(kind: type[_E], value: Any, name: str) -> _E:
         return kind(value)
     except ValueError:
         raise InvalidArgumentError(
-            f"{name}={value!r} is not a {kind.__name__}; use one of: "
-            + ", ".join(str(m.value) for m in kind)
+            f"{name}={value!r} is not {_article(kind.__name__.lower())} {kind.__name__}; "
+            "use one of: " + ", ".join(str(m.value) for m in kind)
         ) from None
 
 
@@ -196,13 +208,23 @@ def refuse_kept(record: Lead | Contact) -> None:
     """Refuse a new ``record`` that carries a field only the funnel sets
     (:class:`~leadfunnel.InvalidArgumentError`, naming the field and what sets it)."""
     given = [name for name in _BORN_EMPTY.get(record.kind, ()) if getattr(record, name) is not None]
-    if given:
-        setters = "; ".join(f"{name} by {_SET_BY[name]}" for name in given)
-        raise InvalidArgumentError(
-            f"a new {record.kind} cannot be given {', '.join(given)}: the funnel sets "
-            f"{'it' if len(given) == 1 else 'them'} ({setters}); leave "
-            f"{'it' if len(given) == 1 else 'them'} out"
-        )
+    if not given:
+        return
+    held = ""
+    if given[-1] == "erased_at":
+        personal = [name for name in personal_fields(type(record)) if getattr(record, name)]
+        if personal:
+            held = f" while it holds personal data ({', '.join(personal)})"
+        else:
+            del given[-1]  # an erased person as erase() leaves one: nothing to erase
+            if not given:
+                return
+    setters = "; ".join(f"{name} by {_SET_BY[name]}" for name in given)
+    one = len(given) == 1
+    raise InvalidArgumentError(
+        f"a new {record.kind} cannot be given {', '.join(given)}{held}: the funnel sets "
+        f"{'it' if one else 'them'} ({setters}); leave {'it' if one else 'them'} out"
+    )
 
 
 def refuse_erased(record: Record) -> None:

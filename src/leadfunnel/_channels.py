@@ -69,19 +69,33 @@ def allowed_channels(record: Lead | Contact) -> frozenset[Channel]:
     return allowed - record.opt_outs if record.opt_outs else allowed
 
 
-def check_touch(record: Record, channel: Channel) -> None:
-    """Raise :class:`PolicyError` if ``channel`` may not be used on ``record``."""
+def check_touch(
+    record: Record, channel: Channel, outcome: Outcome | None = None, *, on_drip: bool = False
+) -> None:
+    """Raise :class:`PolicyError` if ``channel`` may not be used on ``record``.
+
+    An ``opted_out`` outcome is refused only where the person may not be reached at
+    all (avoided, or a converted lead whose contact holds them): it only ever narrows
+    how they are reached, so a person who phones in to say "stop calling" is recorded
+    whatever their state. ``on_drip``: the person is on drip, so the channels a refusal
+    suggests instead are e-mail at most."""
     if isinstance(record, Opportunity):
         raise PolicyError(
             f"touches are logged on people, not deals: touch contact {record.contact_id}"
         )
     allowed, why = _policy(record)
+    if outcome == Outcome.OPTED_OUT and allowed:
+        return
     if channel not in allowed:
         raise PolicyError(f"{channel.value} refused: {why}")
     if channel in record.opt_outs:
+        others = allowed - record.opt_outs
+        if on_drip:
+            others &= _EMAIL
         raise PolicyError(
             f"{channel.value} refused: this person opted out of {channel.value}; "
-            f"use one of: {', '.join(sorted(c.value for c in allowed - record.opt_outs)) or 'none'}"
+            f"use one of: {', '.join(sorted(c.value for c in others)) or 'none'}"
+            + (" (the person is on drip: e-mail only until they reply)" if on_drip else "")
         )
 
 

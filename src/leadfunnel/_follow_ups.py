@@ -38,7 +38,12 @@ def touch(
     actor = checked(Touch, "actor", actor)
     note = checked(Touch, "note", note)
     record: Lead | Contact = load(repository, subject_id, (Lead, Contact, Opportunity))
-    check_touch(record, channel)
+    try:
+        check_touch(record, channel, outcome)
+    except PolicyError:
+        if channel in record.opt_outs and _on_drip(repository, cadence, record):
+            check_touch(record, channel, outcome, on_drip=True)  # what drip allows instead
+        raise
     counted = check_drip(repository, cadence, record, channel, outcome)
     logged = created(
         Touch,
@@ -86,7 +91,8 @@ def check_drip(
     reply (``replied`` or ``interested``) is allowed on any channel: it restarts the
     cadence.
     """
-    if channel == Channel.EMAIL or outcome in RESETS:
+    if channel == Channel.EMAIL or outcome in RESETS or outcome == Outcome.OPTED_OUT:
+        # E-mail is the drip; a reply restarts the cadence; an opt-out only narrows it.
         return None
     if isinstance(record, Lead):
         if record.status not in (LeadStatus.RAW, LeadStatus.QUALIFIED):
@@ -109,3 +115,12 @@ def check_drip(
         f"the cadence allows {limit}): e-mail only until it replies; log a reply "
         "(outcome replied or interested) to restart its cadence"
     )
+
+
+def _on_drip(repository: Repository, policy: CadencePolicy, record: Lead | Contact) -> bool:
+    """Whether ``record`` is on drip: a paid channel would be refused for it."""
+    try:
+        check_drip(repository, policy, record, Channel.CALL, Outcome.NO_ANSWER)
+    except PolicyError:
+        return True
+    return False

@@ -993,6 +993,11 @@ class Funnel:
         ``owner`` owns, when given (filtered in storage), the first ``limit``."""
         from ._cadence import follow_ups
 
+        if owner is not None and not isinstance(owner, str):
+            raise InvalidArgumentError(
+                f"owner={owner!r}: give the owner's name as stored on the records (a str), "
+                "or None for everyone's"
+            )
         return follow_ups(
             self.repository,
             self.cadence,

@@ -34,6 +34,7 @@ from ._errors import (
     InvalidArgumentError,
     InvalidTransitionError,
     NotFoundError,
+    _article,
 )
 from ._lifecycle import CONTACT, LEAD
 from ._models import (
@@ -86,6 +87,10 @@ _ADDABLE_LEAD_STATUSES = (
 )
 
 
+# What a captured lead may say it is: a response makes a suspect or farm-list person raw.
+_CAPTURED_STATUSES = (LeadStatus.RAW, LeadStatus.SUSPECT, LeadStatus.FARM_LIST)
+
+
 def add(
     repository: Repository,
     record: Lead | Contact,
@@ -128,6 +133,17 @@ def capture(
     capture that lost a race (the person was stored, changed or avoided meanwhile)
     looks again (``retrying``)."""
     refuse_kept(lead)
+    if lead.status not in _CAPTURED_STATUSES:
+        # An inbound response makes a raw lead (a suspect or farm-list person who
+        # responds is raw), or is news for a known person: any other status given with
+        # it would be dropped without a word, an avoid-listed person made callable.
+        raise InvalidArgumentError(
+            "capture records an inbound response, which makes a raw lead; it cannot take "
+            f"{_article(status := LeadStatus(lead.status).value)} {status} one: put a "
+            "person on the avoid list with add(Lead(..., status='avoid')) or avoid(), and "
+            "move leads with the "
+            "triggers (qualify, disqualify)"
+        )
     holder = holder_of(repository, lead)
     if holder is not None and is_avoided(holder):
         _refuse_match(lead, holder)

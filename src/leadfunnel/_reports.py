@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from ._clock import require_aware
 from ._csv_out import csv_text
 from ._enums import Stage
+from ._errors import InvalidArgumentError
 from ._lifecycle import FUNNEL_STEPS
 from ._models import Contact, Lead, Opportunity
 from ._periods import month_of, period_label
@@ -464,7 +465,6 @@ class FunnelReport(Serialised):
         (4.5:1) against what it is drawn on.
         """
         from ._charts import Bar, Panel, funnel_chart, small_multiples
-        from ._errors import InvalidArgumentError
 
         made = f"made {self.as_of.astimezone(UTC):%Y-%m-%d %H:%M} UTC" if self.as_of else ""
         tiles = report_tiles(self)
@@ -482,7 +482,7 @@ class FunnelReport(Serialised):
                         s.label,
                         _SHORT[s.name],
                         s.count,
-                        "" if s.rate is None else f"{s.rate:.0%} of previous",
+                        "" if s.rate is None else f"{_percent(s.rate)} of previous",
                     )
                     for s in self.steps.values()
                 ],
@@ -731,6 +731,11 @@ def build_report(
     for name, bound in (("since", since), ("until", until), ("now", now)):
         if bound is not None:
             require_aware(bound, name)
+    if since is not None and until is not None and until < since:
+        raise InvalidArgumentError(
+            f"until ({until.isoformat()}) is before since ({since.isoformat()}); a report "
+            "counts since <= at < until: swap them"
+        )
     as_of = now if now is not None else datetime.now(UTC)
     totals = _counts(repository.step_counts(since=since, until=until)).get(None, {})
     followed = repository.qualified_follow_up(since=since, until=until)

@@ -1,0 +1,119 @@
+"""Found by a sales-operations audit: an opt-out is recorded whatever the person's state,
+capture refuses a status it would drop, and argument errors for reports and due()."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from leadfunnel import (
+    Channel,
+    Funnel,
+    InvalidArgumentError,
+    Lead,
+    PolicyError,
+)
+from leadfunnel.testing import ManualClock
+
+
+def _on_drip(funnel: Funnel, clock: ManualClock, email: str) -> Lead:
+    lead = funnel.capture(Lead(email=email, phone="+15125550111"))
+    funnel.touch(lead, "call", "no_answer")
+    clock.advance(days=2)
+    funnel.touch(lead, "call", "no_answer")
+    with pytest.raises(PolicyError, match="on drip"):
+        funnel.touch(lead, "call", "no_answer")
+    return lead
+
+
+def test_a_lead_on_drip_who_says_stop_calling_is_recorded(
+    funnel: Funnel, clock: ManualClock
+) -> None:
+    lead = _on_drip(funnel, clock, "d@d.example.com")
+    logged = funnel.touch(lead, "call", "opted_out", note="never call me again")
+    assert logged.outcome == "opted_out"
+    assert funnel.get_lead(lead.id).opt_outs == {Channel.CALL}
+    with pytest.raises(PolicyError, match="opted out of call"):
+        funnel.touch(lead, "call", "replied")
+
+
+def test_an_unqualified_person_can_opt_out_of_a_channel_the_drip_never_uses(
+    funnel: Funnel,
+) -> None:
+    lead = funnel.capture(Lead(email="u@d.example.com", phone="+15125550112"))
+    funnel.disqualify(lead)
+    funnel.touch(lead, "sms", "opted_out")
+    assert funnel.get_lead(lead.id).opt_outs == {Channel.SMS}
+    with pytest.raises(PolicyError, match="e-mail drip only"):
+        funnel.touch(lead, "sms", "no_answer")
+
+
+def test_an_avoided_person_still_gets_no_touch_at_all(funnel: Funnel) -> None:
+    lead = funnel.add(Lead(email="a@d.example.com", status="avoid"))
+    with pytest.raises(PolicyError, match="avoid list"):
+        funnel.touch(lead, "email", "opted_out")
+
+
+def test_an_opt_out_refusal_on_drip_suggests_only_what_the_drip_allows(
+    funnel: Funnel, clock: ManualClock
+) -> None:
+    lead = _on_drip(funnel, clock, "o@d.example.com")
+    funnel.touch(lead, "email", "opted_out")
+    with pytest.raises(PolicyError) as refused:
+        funnel.touch(lead, "email", "no_answer")
+    assert "use one of: none (the person is on drip" in str(refused.value)
+    fresh = funnel.capture(Lead(email="f@d.example.com", phone="+15125550113"))
+    funnel.touch(fresh, "email", "opted_out")
+    with pytest.raises(PolicyError, match=r"use one of: call, meeting, sms$"):
+        funnel.touch(fresh, "email", "no_answer")
+
+
+@pytest.mark.parametrize("status", ["avoid", "qualified", "unqualified", "converted"])
+def test_capture_refuses_a_status_it_would_drop(funnel: Funnel, status: str) -> None:
+    with pytest.raises(InvalidArgumentError, match="makes a raw lead"):
+        funnel.capture(Lead(email="x@x.example.com", status=status))
+    assert funnel.find(email="x@x.example.com") is None
+
+
+@pytest.mark.parametrize("status", ["raw", "suspect", "farm_list"])
+def test_a_captured_suspect_or_farm_list_person_responds_and_is_raw(
+    funnel: Funnel, status: str
+) -> None:
+    assert funnel.capture(Lead(email="x@x.example.com", status=status)).status == "raw"
+
+
+def test_a_report_of_a_period_that_ends_before_it_starts_is_an_argument_error(
+    funnel: Funnel, clock: ManualClock
+) -> None:
+    now = clock.now()
+    funnel.capture(Lead(email="r@x.example.com"))
+    with pytest.raises(InvalidArgumentError, match="is before since"):
+        funnel.report(since=now, until=now - timedelta(days=1))
+    assert funnel.report(since=now, until=now).steps["raw"].count == 0  # empty, half-open
+
+
+def test_due_refuses_an_owner_that_is_no_name(funnel: Funnel) -> None:
+    with pytest.raises(InvalidArgumentError, match="owner=123"):
+        funnel.due(owner=123)  # type: ignore[arg-type]
+
+
+def test_an_enum_argument_error_reads_right(funnel: Funnel) -> None:
+    lead = funnel.capture(Lead(email="g@x.example.com"))
+    with pytest.raises(InvalidArgumentError, match="is not an Outcome; use one of"):
+        funnel.touch(lead, "call", "maybe")
+    with pytest.raises(InvalidArgumentError, match="is not a Channel; use one of"):
+        funnel.touch(lead, "fax", "no_answer")
+
+
+def test_the_chart_shows_a_rate_as_the_table_does() -> None:
+    funnel = Funnel()
+    for n in range(8):
+        lead = funnel.capture(Lead(email=f"p{n}@x.example.com"))
+        if n < 5:
+            funnel.qualify(lead, force=True)
+    report = funnel.report()
+    assert report.steps["qualified"].rate == 0.625
+    svg = report.to_svg()
+    assert "62.5% of previous" in svg
+    assert "62.5%" in str(report)
