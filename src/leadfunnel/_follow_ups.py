@@ -41,7 +41,11 @@ def touch(
     try:
         check_touch(record, channel, outcome)
     except PolicyError:
-        if channel in record.opt_outs and _on_drip(repository, cadence, record):
+        if (
+            not isinstance(record, Opportunity)
+            and channel in record.opt_outs
+            and _on_drip(repository, cadence, record)
+        ):
             check_touch(record, channel, outcome, on_drip=True)  # what drip allows instead
         raise
     counted = check_drip(repository, cadence, record, channel, outcome)
