@@ -50,3 +50,16 @@ def test_with_rejects_the_summary_names_the_file_instead(tmp_path: Path) -> None
     lines = _import(tmp_path, "bad@@x.com,B,2\n", "--rejects", str(rejects))
     assert lines[-1] == f"Rejected rows written to {rejects}"
     assert not [line for line in lines if line.startswith("  row ")]
+
+
+def test_reasons_name_the_file_s_columns_in_the_summary_and_the_rejects_file(
+    tmp_path: Path,
+) -> None:
+    rejects = tmp_path / "rejected.csv"
+    body = "a@x.com,A,-5\n"
+    lines = _import(tmp_path, body)
+    assert any(line.startswith("  row 1: AnnualRevenue: ") for line in lines), lines
+    _import(tmp_path, "b@x.com,B,-7\n", "--rejects", str(rejects))
+    written = rejects.read_text(encoding="utf-8")
+    assert "AnnualRevenue: Input should be greater than or equal to 0" in written
+    assert "annual_revenue" not in written

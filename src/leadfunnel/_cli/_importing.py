@@ -137,7 +137,7 @@ def import_(
     if model:
         options["lead_model"] = model
     funnel = open_funnel(db, **options)
-    tally = _ImportTally()
+    tally = _ImportTally(source.explain)
     failure: str | None = None
     # Rejected rows stream to a temporary file beside the target, which replaces the
     # target when the import ends: memory stays flat, nothing is half-written. Reading
@@ -249,13 +249,19 @@ def _import_chunk(
     return failure
 
 
+def _as_given(row: CsvRow, reason: str) -> str:
+    return reason
+
+
 _REASONS_SHOWN = 3  # rejected rows whose reasons the summary shows without --rejects
 
 
 class _ImportTally:
     """What an import stored, chunk after chunk, for its summary."""
 
-    def __init__(self) -> None:
+    def __init__(self, explain: Callable[[CsvRow, str], str] | None = None) -> None:
+        # Names a rejected row's fields as the file's columns (CsvSource.explain).
+        self.explain = explain or _as_given
         self.added = self.duplicates = self.avoided = self.rejected = 0
         self.stored: Counter[str] = Counter()  # lead status, or "contact:<type>"
         self.keyless = 0  # added with neither e-mail nor phone
@@ -284,9 +290,10 @@ class _ImportTally:
                     self.keyless += 1
             elif index not in issues and unhandled is None:
                 unhandled = row.number
-        rejected = [
-            (rows[i.row - 1].number, i.reason, rows[i.row - 1].cells) for i in report.rejected
-        ]
+        rejected = []
+        for issue in report.rejected:
+            row = rows[issue.row - 1]
+            rejected.append((row.number, self.explain(row, issue.reason), row.cells))
         return _Handled(rejected, unhandled)
 
     def _counts(self, names: Iterable[str], prefix: str) -> str:
