@@ -10,14 +10,19 @@ from __future__ import annotations
 
 import functools
 from datetime import datetime
+from typing import TypeVar
 from uuid import UUID
+
+import pydantic
 
 from ._changes import bump, checked, created, event, load
 from ._enums import ContactType, LeadStatus, Stage
-from ._errors import InvalidTransitionError
+from ._errors import ConfigError, InvalidTransitionError
 from ._lifecycle import LEAD
 from ._models import Contact, Lead, Opportunity, _Person, _Stored
 from ._repository import ChangeSet, Repository
+
+_C = TypeVar("_C", bound=Contact)
 
 __all__ = ["set_appointment"]
 
@@ -115,6 +120,8 @@ def _convert(
         lead_id=record.id,
         **carried,
     )
+    if contact_model is not Contact:
+        contact = _validated(contact, record)
     lead = bump(record, now, status=LeadStatus(dest), status_at=now, contact_id=contact.id)
     changes.updates.append(lead)
     changes.inserts.append(contact)
@@ -134,6 +141,28 @@ def _convert(
         )
     )
     return contact
+
+
+def _validated(contact: _C, lead: Lead) -> _C:
+    """``contact``, an application's own contact model made from ``lead``'s fields,
+    validated whole: a custom field the lead holds may not suit the contact model's
+    field of that name (another type, a tighter bound), and the model's own
+    validators run. A :class:`~leadfunnel.ConfigError` names the fields (never their
+    values: they may be personal data)."""
+    model = type(contact)
+    try:
+        return model.model_validate(dict(contact.__dict__))
+    except pydantic.ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in error['loc']) or 'the contact'}: {error['msg']}"
+            for error in exc.errors(include_url=False)
+        )
+        raise ConfigError(
+            f"lead {lead.id} ({type(lead).__name__}) cannot become a {model.__name__}: "
+            f"{problems}. A conversion copies the custom fields both models declare: make "
+            f"{model.__name__}'s accept what {type(lead).__name__}'s hold, or name them "
+            "differently"
+        ) from None
 
 
 @functools.cache
