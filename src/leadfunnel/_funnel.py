@@ -709,7 +709,7 @@ class Funnel:
             owner=owner,
             created_since=_aware_or_none(created_since, "created_since"),
             created_until=_aware_or_none(created_until, "created_until"),
-            where=where,
+            where=_where(where),
             after=self._cursor(after, "lead"),
             limit=_limit(limit),
         )
@@ -731,7 +731,7 @@ class Funnel:
             tag=tag,
             source=source,
             owner=owner,
-            where=where,
+            where=_where(where),
             after=self._cursor(after, "contact"),
             limit=_limit(limit),
         )
@@ -752,8 +752,8 @@ class Funnel:
             stage=_member(Stage, stage, "stage"),
             owner=owner,
             setter=setter,
-            contact_id=self._id(contact_id) if contact_id is not None else None,
-            where=where,
+            contact_id=_filter_id(contact_id, "contact_id") if contact_id is not None else None,
+            where=_where(where),
             after=self._cursor(after, "opportunity"),
             limit=_limit(limit),
         )
@@ -772,7 +772,9 @@ class Funnel:
             if checked.get(name) is not None:
                 checked[name] = _aware_or_none(checked[name], name)
         if checked.get("contact_id") is not None:
-            checked["contact_id"] = self._id(checked["contact_id"])
+            checked["contact_id"] = _filter_id(checked["contact_id"], "contact_id")
+        if "where" in checked:
+            checked["where"] = _where(checked["where"])
         return self.repository.count(kind, **checked)
 
     def _cursor(
@@ -782,12 +784,20 @@ class Funnel:
             return None
         record: object = after
         if not isinstance(after, (Lead, Contact, Opportunity)):
-            id = self._id(after)
+            id = _filter_id(after, "after")
             record = self.repository.get_many([id]).get(id)
             if record is None:
+                # Merged away since the page was read (a web client carries only the
+                # id): its place is where it was, as its merge log keeps it.
+                record = next(
+                    (log.other for log in self.repository.merges_of([id]) if log.other.id == id),
+                    None,
+                )
+            if record is None:
                 raise InvalidArgumentError(
-                    f"after={id}: no such record (merged away or never stored); pass the "
-                    "last record of the previous page itself, which works even once it is gone"
+                    f"after={id}: no such record (never stored, or its merge undone); "
+                    "pass the last record of the previous page itself, which works even "
+                    "once it is gone"
                 )
         assert isinstance(record, (Lead, Contact, Opportunity))
         if record.kind != kind:
@@ -1087,6 +1097,31 @@ _PLURAL = {"lead": "leads", "contact": "contacts", "opportunity": "opportunities
 
 def _aware_or_none(value: datetime | None, name: str) -> datetime | None:
     return None if value is None else require_aware(value, name)
+
+
+def _filter_id(value: UUID | str, name: str) -> UUID:
+    """A filter's or cursor's record id: a UUID or its text (else an
+    :class:`InvalidArgumentError`, not a record that is not found)."""
+    if isinstance(value, UUID):
+        return value
+    try:
+        return UUID(str(value))
+    except ValueError:
+        raise InvalidArgumentError(
+            f"{name}={value!r} is not a record id: give a UUID (or its text), or a record"
+        ) from None
+
+
+def _where(where: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    """``where`` as given, checked to be a mapping of field names to values."""
+    if where is None:
+        return None
+    if not isinstance(where, Mapping) or not all(isinstance(k, str) for k in where):
+        raise InvalidArgumentError(
+            f"where={where!r}: give a mapping of field names to values, such as "
+            'where={"endpoints": 20}'
+        )
+    return where
 
 
 def _limit(limit: int | None) -> int | None:

@@ -338,6 +338,20 @@ class Repository(ABC):
                     f"{kind}_model={model!r} is not a subclass of {base.__name__}; "
                     f"declare it as class My{base.__name__}({base.__name__}): ..."
                 )
+            hiding = [
+                name
+                for name in model.model_fields
+                if name not in base.model_fields and hasattr(base, name)
+            ]
+            if hiding:
+                from ._errors import InvalidArgumentError
+
+                raise InvalidArgumentError(
+                    f"{model.__name__} declares {', '.join(map(repr, hiding))}, which "
+                    f"{'hides' if len(hiding) == 1 else 'hide'} what {base.__name__} has "
+                    f"under that name ({base.__name__}.{hiding[0]}, which leadfunnel uses); "
+                    "give the field another name (an alias keeps the column's name)"
+                )
         self._models = models
 
     @property

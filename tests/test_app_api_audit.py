@@ -1,0 +1,58 @@
+"""Found by a web-CRM developer's audit of the application API: a page's cursor that
+was merged away since, argument errors for malformed ids and filters, and a custom
+field that would hide what leadfunnel uses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from leadfunnel import Funnel, InvalidArgumentError, Lead, Repository
+from leadfunnel.testing import ManualClock
+
+
+def test_paging_goes_on_after_the_last_record_of_a_page_is_merged_away(
+    repository: Repository, clock: ManualClock
+) -> None:
+    funnel = Funnel(repository, clock=clock)
+    ids = []
+    for n in range(6):
+        ids.append(funnel.add(Lead(email=f"p{n}@x.example.com", company="Acme")).id)
+        clock.advance(minutes=1)
+    first = funnel.leads(limit=3)
+    assert [lead.id for lead in first] == ids[:3]
+    funnel.merge(ids[0], ids[2])  # a colleague merges the page's last lead away
+    # A web client carries only the id between requests.
+    rest = funnel.leads(after=str(ids[2]), limit=3)
+    assert [lead.id for lead in rest] == ids[3:]
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda f: f.leads(after="garbage"), "after='garbage' is not a record id"),
+        (lambda f: f.opportunities(contact_id="nope"), "contact_id='nope' is not a record id"),
+        (lambda f: f.count("opportunity", contact_id="nope"), "contact_id='nope'"),
+        (lambda f: f.leads(where=[("a", 1)]), "give a mapping of field names"),
+        (lambda f: f.count("lead", where="endpoints=2"), "give a mapping of field names"),
+    ],
+)
+def test_a_malformed_id_or_filter_is_an_argument_error(call: Any, message: str) -> None:
+    with pytest.raises(InvalidArgumentError, match=message):
+        call(Funnel())
+
+
+def test_an_unknown_but_well_formed_cursor_id_is_still_said_to_be_unknown() -> None:
+    with pytest.raises(InvalidArgumentError, match="no such record"):
+        Funnel().leads(after="01a22571-8552-7003-bfb3-3985b9d2c15b")
+
+
+def test_a_custom_field_that_hides_what_leadfunnel_uses_is_refused() -> None:
+    with pytest.warns(UserWarning, match="shadows"):  # pydantic's own warning
+
+        class KindLead(Lead):
+            kind: str | None = None  # type: ignore[assignment]
+
+    with pytest.raises(InvalidArgumentError, match="'kind', which hides"):
+        Funnel(lead_model=KindLead)
