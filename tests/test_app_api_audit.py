@@ -56,3 +56,16 @@ def test_a_custom_field_that_hides_what_leadfunnel_uses_is_refused() -> None:
 
     with pytest.raises(InvalidArgumentError, match="'kind', which hides"):
         Funnel(lead_model=KindLead)
+
+
+def test_update_refuses_to_edit_the_creation_date(
+    repository: Repository, clock: ManualClock
+) -> None:
+    funnel = Funnel(repository, clock=clock)
+    lead = funnel.add(Lead(email="c@x.example.com"))
+    moved = lead.model_copy(update={"created_at": lead.created_at.replace(year=2001)})
+    with pytest.raises(InvalidArgumentError, match="created_at is when the record came to be"):
+        funnel.update(moved)
+    assert funnel.get_lead(lead.id).created_at == lead.created_at
+    # An edit of anything else on the same copy still works.
+    assert funnel.update(lead.model_copy(update={"notes": "hi"})).notes == "hi"

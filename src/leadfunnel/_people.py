@@ -270,6 +270,13 @@ def update(
             lifecycle_of(kind).allowed(old_state),
             hint=f"update cannot change {state_field}: move it with one of these triggers",
         )
+    if record.created_at != stored.created_at:
+        # Reports, ages and paging count from it: an edit would rewrite history.
+        raise InvalidArgumentError(
+            f"{kind} {record.id}: created_at is when the record came to be "
+            f"({stored.created_at.isoformat()}) and cannot be edited; an import's "
+            "created_at (import_leads) dates a record as it is stored"
+        )
     frozen = {"id", "created_at", "updated_at", "version", *MANAGED[kind]}
     edits = {
         name: getattr(record, name)
