@@ -7,6 +7,7 @@ import secrets
 import threading
 import time
 import typing
+import weakref
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime
@@ -99,8 +100,11 @@ from ._rows import (
     merge_log_from,
     moved_to,
     opt_outs_of,
+    reads_every_key,
     record_row,
     touch_row,
+    undeclared,
+    with_keys,
 )
 
 __all__ = ["SqlRepository"]
@@ -166,6 +170,11 @@ class SqlRepository(RepRowsAdapter):
         # ... and as a statement's parameter only (the driver's fastest form).
         self._bound_id = self._driver.converter(s.leads.c.id, bound=True) or as_is
         self._id_of: Callable[[Any], UUID] = as_is if self.dialect == "postgresql" else uuid_of
+        # The records read from documents holding keys their model does not declare,
+        # by ``id()``, while they live (see _whole_reads).
+        self._partial_reads: weakref.WeakValueDictionary[int, Record] = (
+            weakref.WeakValueDictionary()
+        )
         # The list and count statements, built once per shape (see _statement).
         self._lists: dict[tuple[Any, ...], sa.Select[Any]] = {}
         try:
@@ -385,6 +394,11 @@ class SqlRepository(RepRowsAdapter):
         """Apply ``changes`` in ``conn``'s transaction; return the first event position."""
         first = 0
         released: list[UUID] = []
+        adding = changes.add_merge
+        # A merge's snapshot of the record it removes keeps what that record's document
+        # holds beyond its model (the application's fields, merged by a funnel not
+        # given its classes), for unmerge to put back.
+        other_more = None if adding is None else self._undeclared_of(conn, adding.other)
         for record in changes.deletes:
             where = {"where_id": record.id, "where_version": record.version}
             if conn.execute(_DELETE[record.kind], where).rowcount != 1:
@@ -400,8 +414,13 @@ class SqlRepository(RepRowsAdapter):
             conn.execute(_RELEASE_KEYS, {"ids": list(batch)})
             conn.execute(_RELEASE_TAGS, {"ids": list(batch)})
         self._claim_keys(conn, changes, held)
+        restored = self._unmerged(conn, changes)
         for kind, table in s.RECORD_TABLES.items():
             rows = [record_row(r) for r in changes.inserts if r.kind == kind]
+            if restored is not None:
+                for row in rows:
+                    if row["id"] == restored[0]:
+                        row["doc"] = with_keys(row["doc"], restored[1])
             if rows:
                 self._insert(conn, table, rows)
         tag_rows = [
@@ -474,14 +493,58 @@ class SqlRepository(RepRowsAdapter):
                 raise NotFoundError(log.id, "merge log")
         if changes.remove_merge is not None:
             conn.execute(sa.delete(s.merges).where(s.merges.c.id == changes.remove_merge))
-        if changes.add_merge is not None:
-            log = changes.add_merge
+        if adding is not None:
+            keep = adding.keep_before
+            # The record merged into, as its row was (locked, as an update).
+            locked = stored.get(self._raw_id(keep.id))
+            kept_doc = None if locked is None else locked[self._document_at(keep.kind)]
+            keep_more = None if kept_doc is None else undeclared(type(keep), kept_doc)
             conn.execute(
                 sa.insert(s.merges).values(
-                    id=log.id, keep_id=log.keep_id, other_id=log.other.id, doc=merge_doc(log)
+                    id=adding.id,
+                    keep_id=adding.keep_id,
+                    other_id=adding.other.id,
+                    doc=merge_doc(adding, keep_more, other_more),
                 )
             )
         return first
+
+    def _document_at(self, kind: str) -> int:
+        """Where the document sits in a row of :meth:`_lock` of ``kind``'s table."""
+        return self._driver.position(s.RECORD_TABLES[kind], "doc")
+
+    def _undeclared_of(self, conn: Connection, record: Record) -> dict[str, Any] | None:
+        """The keys of ``record``'s stored document that its model does not declare."""
+        table = s.RECORD_TABLES[record.kind]
+        doc = conn.execute(sa.select(table.c.doc).where(table.c.id == record.id)).scalar()
+        return None if doc is None else undeclared(type(record), doc)
+
+    def _unmerged(self, conn: Connection, changes: ChangeSet) -> tuple[UUID, dict[str, Any]] | None:
+        """For an unmerge: the id of the record it puts back, with the keys its snapshot
+        in the merge log holds that the record's model does not declare (see
+        :meth:`_apply`), if any."""
+        if changes.remove_merge is None or not changes.inserts:
+            return None
+        t = s.merges
+        doc = conn.execute(sa.select(t.c.doc).where(t.c.id == changes.remove_merge)).scalar()
+        if doc is None:
+            return None
+        snapshot = doc_as_dict(doc_as_dict(doc)["other"]["doc"])
+        for record in changes.inserts:
+            if str(record.id) == snapshot.get("id"):
+                more = undeclared(type(record), snapshot)
+                return None if more is None else (record.id, more)
+        return None
+
+    def _erasing(self, updates: list[Record], stored: dict[Any, tuple[Any, ...]]) -> bool:
+        """Whether ``updates`` erase someone: a person stored without ``erased_at``
+        given one."""
+        for record in updates:
+            if isinstance(record, (Lead, Contact)) and record.erased_at is not None:
+                at = self._driver.position(s.RECORD_TABLES[record.kind], "erased_at")
+                if stored[self._raw_id(record.id)][at] is None:
+                    return True
+        return False
 
     def _check_touches(self, conn: Connection, read: dict[UUID, int]) -> None:
         """Refuse the change if a subject has other touches than it was decided on.
@@ -632,9 +695,30 @@ class SqlRepository(RepRowsAdapter):
         transaction ends (SQLite has one writer at a time already), after checking that
         each is at the version the change was decided on; return the updated records'
         rows, as the driver gives them, by the driver's form of the id (see
-        :meth:`_update`). A check reads only the version."""
+        :meth:`_update`), their documents left out (``None``) where :meth:`_whole_reads`
+        knows them to hold only what the writer's model declares. A check reads only
+        the version."""
         self._locked(conn, changes.checks, updating=False)
-        return self._locked(conn, changes.updates, updating=True)
+        return self._locked(conn, changes.updates, updating=True, whole=self._whole_reads(changes))
+
+    def _whole_reads(self, changes: ChangeSet) -> set[UUID]:
+        """The updated records whose stored document holds no key their model does not
+        declare: those read (``changes.read``, at the version the update follows) as
+        the same class, whose document this store read whole (see :meth:`_record`). A
+        bulk qualify's page, read a moment ago, is not read again."""
+        whole: set[UUID] = set()
+        partial = self._partial_reads
+        for record in changes.updates:
+            before = changes.read.get(record.id)
+            if (
+                before is not None
+                and type(before) is type(record)
+                and before.version == record.version - 1
+                and reads_every_key(type(record))
+                and partial.get(id(before)) is not before
+            ):
+                whole.add(record.id)
+        return whole
 
     def _by_ids(self, conn: Connection, sql: str, ids: Sequence[UUID], *more: Any) -> list[Any]:
         """The rows of ``sql``, a statement for the driver (see :meth:`DriverStatements.by_ids`)
@@ -654,7 +738,12 @@ class SqlRepository(RepRowsAdapter):
         return found
 
     def _locked(
-        self, conn: Connection, records: list[Record], *, updating: bool
+        self,
+        conn: Connection,
+        records: list[Record],
+        *,
+        updating: bool,
+        whole: Collection[UUID] = (),
     ) -> dict[Any, tuple[Any, ...]]:
         rows: dict[Any, tuple[Any, ...]] = {}
         versions: dict[Any, int] = {}
@@ -663,7 +752,8 @@ class SqlRepository(RepRowsAdapter):
             if not ids:
                 continue
             if updating:  # the whole row, to compare with the new one
-                sql = self._driver.lock_sql(table)
+                documents = any(id not in whole for id in ids)
+                sql = self._driver.lock_sql(table, documents=documents)
                 id_at = self._driver.position(table, "id")
                 version_at = self._driver.position(table, "version")
             else:
@@ -701,6 +791,9 @@ class SqlRepository(RepRowsAdapter):
         if not updates:
             return {}
         groups: dict[tuple[str, tuple[int, ...]], list[tuple[Any, ...]]] = {}
+        # An erasure keeps only what its models declare: it cannot tell whether a field
+        # it does not know holds personal data.
+        keep_undeclared = not self._erasing(updates, stored)
         for record in updates:
             table = s.RECORD_TABLES[record.kind]
             _, convert = self._driver.prepare(table)
@@ -709,6 +802,14 @@ class SqlRepository(RepRowsAdapter):
             id_at = self._driver.position(table, "id")
             # Looked up as the driver reads it (the row holds a bytearray on SQLite).
             old = stored[self._raw_id(record.id)]
+            at = self._document_at(record.kind)
+            if keep_undeclared and old[at] is not None:
+                # Fields the writer's model lacks (the application's own, written by a
+                # funnel given its classes) stay as stored; those it declares are
+                # written as it says, None included.
+                more = undeclared(type(record), old[at])
+                if more is not None:
+                    new = (*new[:at], with_keys(new[at], more), *new[at + 1 :])
             changed = tuple(i for i, value in enumerate(new) if i in documents or value != old[i])
             values = (*(new[i] for i in changed), new[id_at], record.version - 1)
             groups.setdefault((record.kind, changed), []).append(values)
@@ -830,8 +931,12 @@ class SqlRepository(RepRowsAdapter):
         # Validated without the write-time checks every stored value passed already
         # (phones parsed to E.164, e-mails normalised, control characters refused):
         # they were a third of reading a lead, and parsing a phone again alone cost
-        # more than validating the rest of the record.
-        return build_record(self._models[kind], doc_as_dict(doc))
+        # more than validating the rest of the record. A document with keys the model
+        # does not declare is noted: an update decided on the record keeps them.
+        return build_record(self._models[kind], doc_as_dict(doc), self._note_partial)
+
+    def _note_partial(self, record: Record) -> None:
+        self._partial_reads[id(record)] = record
 
     def _exists(self, conn: Connection, id: UUID) -> bool:
         return conn.execute(_EXISTS, {"id": id}).first() is not None

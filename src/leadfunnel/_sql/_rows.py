@@ -216,6 +216,39 @@ def doc_as_dict(doc: Any) -> dict[str, Any]:
     return doc if isinstance(doc, dict) else load_json(doc)
 
 
+@functools.cache
+def declared_keys(model: type[pydantic.BaseModel]) -> frozenset[str]:
+    """The keys of a stored document that ``model`` reads as its fields: their names,
+    and the aliases a document may hold them by (see :func:`stored_aliases`)."""
+    return frozenset(model.model_fields).union(stored_aliases(model))
+
+
+def reads_every_key(model: type[pydantic.BaseModel]) -> bool:
+    """Whether validating a document as ``model`` refuses a key it does not declare
+    (leadfunnel's models do; a subclass may ``ignore`` them instead)."""
+    return model.model_config.get("extra") == "forbid"
+
+
+def undeclared(model: type[pydantic.BaseModel], doc: Any) -> dict[str, Any] | None:
+    """The keys of ``doc``, a stored document, that ``model`` does not declare, with
+    their values (fields of another model: the application's, written by a funnel
+    given its classes), or ``None`` if it has none."""
+    data = doc_as_dict(doc)
+    known = declared_keys(model)
+    if known.issuperset(data):
+        return None
+    return {key: value for key, value in data.items() if key not in known}
+
+
+def with_keys(document: str, more: dict[str, Any] | None) -> str:
+    """``document`` (as :func:`document_of` writes it: one JSON object) with the keys
+    of ``more`` added, which it does not hold."""
+    if not more:
+        return document
+    added = pydantic_core.to_json(more).decode()
+    return f"{document[:-1]},{added[1:]}" if document != "{}" else added
+
+
 #: The validator of a stored document, per model class (see :func:`stored_validator`).
 _VALIDATORS: dict[type[Record], Callable[[Any], Record]] = {}
 
@@ -227,11 +260,16 @@ def _validator(model: type[Record]) -> Callable[[Any], Record]:
     return found
 
 
-def build_record(model: type[Record], data: dict[str, Any]) -> Record:
+def build_record(
+    model: type[Record],
+    data: dict[str, Any],
+    noted: Callable[[Record], object] | None = None,
+) -> Record:
     """``data``, a stored document, as ``model``. Fields are stored and read by name; a
     key that is a field's alias (a document written by alias) is read as that field.
-    Keys that are no field's (a field the application removed from its model) are left
-    out; a value that no longer validates, or a field held twice with two values, is an
+    Keys that are no field's (a field the application removed from its model, or one
+    of a model this one is not) are left out, and the record is given to ``noted``;
+    a value that no longer validates, or a field held twice with two values, is an
     error naming the record and the field, never dropped."""
     validate = _validator(model)
     try:
@@ -242,9 +280,13 @@ def build_record(model: type[Record], data: dict[str, Any]) -> Record:
     if unknown and len(unknown) == len(problems):
         data = _by_name(model, data, unknown)
         try:
-            return validate(data)
+            record = validate(data)
         except pydantic.ValidationError as exc:
             problems = exc.errors(include_url=False)  # a value read by its alias
+        else:
+            if noted is not None:
+                noted(record)
+            return record
     bad = next(p for p in problems if p["type"] != "extra_forbidden")
     where = ".".join(str(part) for part in bad["loc"])
     raise StorageError(
@@ -305,17 +347,26 @@ def opt_outs_of(value: str | None) -> frozenset[Channel]:
     return frozenset(Channel(v) for v in value.split(",")) if value else frozenset()
 
 
-def merge_doc(log: MergeLog) -> str:
-    def person(record: Lead | Contact) -> dict[str, Any]:
-        return {"kind": record.kind, "doc": record.model_dump(mode="json", by_alias=False)}
+def merge_doc(
+    log: MergeLog,
+    keep_before: dict[str, Any] | None = None,
+    other: dict[str, Any] | None = None,
+) -> str:
+    """The stored document of a merge log; ``keep_before`` and ``other`` are keys the
+    two records' stored documents hold that their models do not declare (see
+    :func:`undeclared`), kept in their snapshots for ``unmerge``."""
+
+    def person(record: Lead | Contact, more: dict[str, Any] | None) -> dict[str, Any]:
+        doc = record.model_dump(mode="json", by_alias=False)
+        return {"kind": record.kind, "doc": {**more, **doc} if more else doc}
 
     return dump_json(
         {
             "id": str(log.id),
             "keep_id": str(log.keep_id),
             "at": log.at.isoformat(),
-            "keep_before": person(log.keep_before),
-            "other": person(log.other),
+            "keep_before": person(log.keep_before, keep_before),
+            "other": person(log.other, other),
             "keep_version": log.keep_version,
             "touch_ids": [str(i) for i in log.touch_ids],
             "event_ids": [str(i) for i in log.event_ids],

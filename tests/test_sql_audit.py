@@ -1,0 +1,175 @@
+"""Findings of an audit of the SQL adapter, each checked on every store in ``conftest``
+(memory, SQLite, and PostgreSQL and MariaDB when their URLs are set)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated
+
+from pydantic import Field
+
+from conftest import person
+from leadfunnel import (
+    Contact,
+    Funnel,
+    InMemoryRepository,
+    Lead,
+    LeadStatus,
+    Opportunity,
+    Personal,
+    QualificationEngine,
+    Repository,
+    SqlRepository,
+)
+from leadfunnel.testing import ManualClock
+
+
+class AppLead(Lead):
+    endpoints: int | None = None
+    vertical: str | None = Field(default=None, alias="Vertical Market")
+    linkedin: Annotated[str | None, Personal] = None
+
+
+class AppContact(Contact):
+    endpoints: int | None = None
+
+
+class AppDeal(Opportunity):
+    po_number: str | None = None
+
+
+def app_funnel(repository: Repository, clock: ManualClock) -> Funnel:
+    return Funnel(
+        repository,
+        lead_model=AppLead,
+        contact_model=AppContact,
+        opportunity_model=AppDeal,
+        clock=clock,
+    )
+
+
+@contextmanager
+def plain_funnel(repository: Repository, clock: ManualClock) -> Iterator[Funnel]:
+    """A funnel on the same store opened without the application's models (another
+    process, the command line without ``--lead-model``). Memory has one set of models
+    per store: the same repository, whose records are the objects stored."""
+    if isinstance(repository, InMemoryRepository):
+        yield Funnel(repository, clock=clock)
+        return
+    assert isinstance(repository, SqlRepository)
+    other = SqlRepository(repository.url, schema=repository.schema)
+    try:
+        yield Funnel(other, clock=clock)
+    finally:
+        other.close()
+
+
+# --- 1. a funnel without the application's models keeps its fields ---------------------
+
+
+def test_a_funnel_without_the_models_keeps_the_custom_fields_it_writes_over(
+    repository: Repository, clock: ManualClock
+) -> None:
+    app = app_funnel(repository, clock)
+    lead = app.add(
+        AppLead(**person(1), endpoints=40, vertical="health", linkedin="in/pat", notes="n")
+    )
+    with plain_funnel(repository, clock) as plain:
+        plain.qualify(lead.id, force=True)
+        plain.update(plain.get_lead(lead.id).model_copy(update={"notes": "called"}))
+        plain.disqualify(lead.id)
+    stored = app.get_lead(lead.id)
+    assert isinstance(stored, AppLead)
+    assert (stored.endpoints, stored.vertical, stored.linkedin) == (40, "health", "in/pat")
+    assert (stored.status, stored.notes) == (LeadStatus.UNQUALIFIED, "called")
+    # The application's own model still decides the fields it declares: None clears.
+    cleared = app.update(stored.model_copy(update={"endpoints": None}))
+    assert app.get_lead(lead.id) == cleared
+    assert cleared.endpoints is None
+    with plain_funnel(repository, clock) as plain:
+        plain.update(plain.get_lead(lead.id).model_copy(update={"notes": "again"}))
+    again = app.get_lead(lead.id)
+    assert isinstance(again, AppLead)
+    assert (again.endpoints, again.vertical, again.notes) == (None, "health", "again")
+
+
+def test_bulk_qualify_without_the_models_keeps_the_custom_fields(
+    repository: Repository, clock: ManualClock
+) -> None:
+    app = app_funnel(repository, clock)
+    # More than 16 moved leads: PostgreSQL's bulk update goes through COPY.
+    report = app.import_leads([AppLead(**person(n), endpoints=n) for n in range(20)])
+    assert len(report.added) == 20
+    engine = QualificationEngine.from_dict(
+        {"profiles": [{"name": "any", "rules": [{"rule": "geography", "countries": ["US"]}]}]}
+    )
+    with plain_funnel(repository, clock) as plain:
+        plain.engine = engine
+        assert plain.qualify_all()["qualified"] == 20
+    for n, id in enumerate(report.added):
+        stored = app.get_lead(id)
+        assert isinstance(stored, AppLead)
+        assert (stored.status, stored.endpoints) == (LeadStatus.QUALIFIED, n)
+
+
+def test_merges_and_unmerges_without_the_models_keep_both_records_fields(
+    repository: Repository, clock: ManualClock
+) -> None:
+    app = app_funnel(repository, clock)
+    keep = app.add(AppLead(**person(1), endpoints=40))
+    other = app.add(AppLead(**person(2), vertical="retail", linkedin="in/two"))
+    with plain_funnel(repository, clock) as plain:
+        plain.merge(keep.id, other.id)
+    merged = app.get_lead(keep.id)
+    assert isinstance(merged, AppLead)
+    assert merged.endpoints == 40
+    clock.advance(minutes=1)
+    with plain_funnel(repository, clock) as plain:
+        plain.unmerge(keep.id)
+    back, again = app.get_lead(keep.id), app.get_lead(other.id)
+    assert isinstance(back, AppLead)
+    assert isinstance(again, AppLead)
+    assert (back.endpoints, back.vertical) == (40, None)
+    assert (again.vertical, again.linkedin, again.endpoints) == ("retail", "in/two", None)
+    # ... and after a merge by such a funnel, the application's unmerge restores them.
+    with plain_funnel(repository, clock) as plain:
+        plain.merge(keep.id, other.id)
+    app.unmerge(keep.id)
+    restored, kept = app.get_lead(other.id), app.get_lead(keep.id)
+    assert isinstance(restored, AppLead)
+    assert isinstance(kept, AppLead)
+    assert (restored.vertical, restored.linkedin, kept.endpoints) == ("retail", "in/two", 40)
+
+
+def test_an_erasure_without_the_models_removes_the_fields_it_cannot_judge(
+    repository: Repository, clock: ManualClock
+) -> None:
+    """It cannot tell a personal field from another: privacy first."""
+    app = app_funnel(repository, clock)
+    lead = app.add(AppLead(**person(1), endpoints=40, linkedin="in/pat"))
+    with plain_funnel(repository, clock) as plain:
+        plain.erase(lead.id)
+    stored = app.get_lead(lead.id)
+    assert isinstance(stored, AppLead)
+    assert stored.erased_at is not None
+    if not isinstance(repository, InMemoryRepository):  # memory's records are AppLeads
+        assert (stored.linkedin, stored.endpoints) == (None, None)
+    assert stored.linkedin is None
+
+
+def test_a_model_that_ignores_unknown_keys_keeps_them_too(
+    repository: Repository, clock: ManualClock
+) -> None:
+    class Ignoring(Lead):
+        model_config = {**Lead.model_config, "extra": "ignore"}
+
+    app = app_funnel(repository, clock)
+    lead = app.add(AppLead(**person(1), endpoints=40))
+    if isinstance(repository, SqlRepository):
+        with plain_funnel(repository, clock) as plain:
+            plain.repository.use_models(lead=Ignoring)
+            plain.qualify(lead.id, force=True)
+    stored = app.get_lead(lead.id)
+    assert isinstance(stored, AppLead)
+    assert stored.endpoints == 40
