@@ -173,3 +173,43 @@ def test_a_model_that_ignores_unknown_keys_keeps_them_too(
     stored = app.get_lead(lead.id)
     assert isinstance(stored, AppLead)
     assert stored.endpoints == 40
+
+
+# --- 2. a custom field named like an internal column is filtered as the field ----------
+
+
+class ColumnNamedLead(Lead):
+    email_domain: str | None = None
+    company_key: str | None = None
+    last_name_key: str | None = None
+    seq: int | None = None
+
+
+def test_a_custom_field_named_like_an_internal_column_filters_on_the_field(
+    repository: Repository, clock: ManualClock
+) -> None:
+    funnel = Funnel(repository, lead_model=ColumnNamedLead, clock=clock)
+    lead = funnel.add(
+        ColumnNamedLead(
+            email="pat@mail.example.com",
+            company="Mail Co",
+            last_name="Rivera",
+            email_domain="acme.example.com",
+            company_key="ACME-1",
+            last_name_key="R7",
+            seq=7,
+        )
+    )
+    for name, value in [
+        ("email_domain", "acme.example.com"),
+        ("company_key", "ACME-1"),
+        ("last_name_key", "R7"),
+        ("seq", 7),
+    ]:
+        assert [x.id for x in funnel.leads(where={name: value})] == [lead.id], name
+        assert funnel.count("lead", where={name: value}) == 1, name
+    # ... and never on the column leadfunnel fills for its own look-ups.
+    assert funnel.count("lead", where={"email_domain": "mail.example.com"}) == 0
+    assert funnel.count("lead", where={"company_key": "mail co"}) == 0
+    assert funnel.count("lead", where={"last_name_key": "rivera"}) == 0
+    assert funnel.count("lead", where={"email_domain": None}) == 0

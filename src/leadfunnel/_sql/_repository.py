@@ -32,6 +32,7 @@ from .._errors import (
 )
 from .._lifecycle import TIMED_STEPS, funnel_steps
 from .._models import (
+    RECORD_TYPES,
     Contact,
     Event,
     Lead,
@@ -998,9 +999,16 @@ class SqlRepository(RepRowsAdapter):
         """``field == value`` in SQL, by value as in Python (see ``Repository.leads``): on
         its column where it has one, else on the record's JSON document (see
         :class:`DocField`), with the path written literally so that an expression index
-        on it (see the docs) can serve the query."""
+        on it (see the docs) can serve the query. Only a field of leadfunnel's own model
+        has a column: an application's field named like one of the other columns
+        (``email_domain``, ``company_key``: what ``similar`` looks people up by) is in
+        the document."""
         stored = None if value is None else json_value(model, name, value)
-        if name in t.c and name not in ("doc", "seq") and not isinstance(stored, (dict, list)):
+        if (
+            name in RECORD_TYPES[model.kind].model_fields
+            and name in t.c
+            and not isinstance(stored, (dict, list))
+        ):
             column = t.c[name]
             if value is None:
                 return column.is_(None)
