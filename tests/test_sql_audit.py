@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from conftest import person
 from leadfunnel import (
@@ -213,3 +213,39 @@ def test_a_custom_field_named_like_an_internal_column_filters_on_the_field(
     assert funnel.count("lead", where={"company_key": "mail co"}) == 0
     assert funnel.count("lead", where={"last_name_key": "rivera"}) == 0
     assert funnel.count("lead", where={"email_domain": None}) == 0
+
+
+# --- 3. a nested value is compared as its document holds it -----------------------------
+
+
+class Address(BaseModel):
+    street: str
+    zip: str | None = None
+
+
+class NestedLead(Lead):
+    addr: Address | None = None
+    places: list[Address] | None = None
+    labels: dict[str, str | None] | None = None
+
+
+def test_a_nested_model_with_an_empty_field_is_found_by_where(
+    repository: Repository, clock: ManualClock
+) -> None:
+    funnel = Funnel(repository, lead_model=NestedLead, clock=clock)
+    lead = funnel.add(
+        NestedLead(
+            email="b@a.example.com",
+            addr=Address(street="2 Main"),
+            places=[Address(street="1 High"), Address(street="3 Low", zip="7")],
+            labels={"a": None, "b": "x"},
+        )
+    )
+    funnel.add(NestedLead(email="c@a.example.com", addr=Address(street="2 Main", zip="9")))
+    assert [x.id for x in funnel.leads(where={"addr": {"street": "2 Main"}})] == [lead.id]
+    assert funnel.count("lead", where={"addr": Address(street="2 Main", zip=None)}) == 1
+    assert funnel.count("lead", where={"addr": {"street": "2 Main", "zip": "9"}}) == 1
+    places = [{"street": "1 High"}, {"street": "3 Low", "zip": "7"}]
+    assert funnel.count("lead", where={"places": places}) == 1
+    # A dict keeps its None values (as the document does).
+    assert funnel.count("lead", where={"labels": {"a": None, "b": "x"}}) == 1

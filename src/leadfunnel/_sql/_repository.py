@@ -95,6 +95,7 @@ from ._rows import (
     build_record,
     doc_as_dict,
     document_of,
+    document_value,
     event_from_row,
     event_row,
     merge_doc,
@@ -1014,6 +1015,9 @@ class SqlRepository(RepRowsAdapter):
                 return column.is_(None)
             # Ids and instants as their column types bind them; the rest as stored.
             return column == (value if isinstance(value, (UUID, datetime)) else stored)
+        if isinstance(stored, (dict, list)):
+            # As the document holds it: a nested model's None fields left out there.
+            stored = document_value(model, name, value)
         field = DocField(self.dialect, t.c.doc, name)
         missing = missing_value(model, name)  # what a document without the field reads as
         if value is None:

@@ -212,6 +212,23 @@ def document_of(model: pydantic.BaseModel) -> str:
     return model.model_dump_json(by_alias=False, exclude_none=_skip_none(type(model)))
 
 
+def document_value(model: type[pydantic.BaseModel], name: str, value: Any) -> Any:
+    """``value`` of the field ``name`` as :func:`document_of` writes it into a document
+    of ``model`` (JSON mode, by name, and without the ``None`` fields of nested models
+    where the documents leave them out): what a ``where=`` filter on a list, dict or
+    nested model compares with."""
+    record = model.__new__(model)  # the one field, as a stored document's validation sets it
+    set_attribute = object.__setattr__
+    set_attribute(record, "__dict__", {name: value})
+    set_attribute(record, "__pydantic_fields_set__", {name})
+    set_attribute(record, "__pydantic_extra__", None)
+    set_attribute(record, "__pydantic_private__", None)
+    dumped = record.model_dump(
+        mode="json", include={name}, by_alias=False, exclude_none=_skip_none(model)
+    )
+    return dumped[name]
+
+
 def doc_as_dict(doc: Any) -> dict[str, Any]:
     return doc if isinstance(doc, dict) else load_json(doc)
 
