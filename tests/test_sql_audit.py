@@ -3,14 +3,20 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
 
+import pytest
+import sqlalchemy as sa
 from pydantic import BaseModel, Field
 
-from conftest import person
+from conftest import SERVER_URLS, person
 from leadfunnel import (
+    ConfigError,
     Contact,
     Funnel,
     InMemoryRepository,
@@ -63,6 +69,61 @@ def plain_funnel(repository: Repository, clock: ManualClock) -> Iterator[Funnel]
         yield Funnel(other, clock=clock)
     finally:
         other.close()
+
+
+@dataclass
+class Store:
+    """An empty database (SQLite file, PostgreSQL schema, MariaDB database) to open."""
+
+    kind: str
+    url: str | sa.URL
+    schema: str | None
+
+    def open(self, **options: Any) -> SqlRepository:
+        return SqlRepository(self.url, schema=self.schema, **options)
+
+    def run(self, *statements: str) -> None:
+        """Run SQL in the store, ``{schema}`` standing for where its tables are (with
+        its dot, or nothing)."""
+        engine = sa.create_engine(self.url)
+        try:
+            with engine.begin() as conn:
+                for statement in statements:
+                    prefix = f"{self.schema}." if self.schema else ""
+                    conn.exec_driver_sql(statement.format(schema=prefix))
+        finally:
+            engine.dispose()
+
+    def tables(self) -> set[str]:
+        engine = sa.create_engine(self.url)
+        try:
+            return set(sa.inspect(engine).get_table_names(schema=self.schema))
+        finally:
+            engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", *(kind for kind, url in SERVER_URLS.items() if url)])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    kind = request.param
+    if kind == "sqlite":
+        yield Store(kind, f"sqlite:///{tmp_path / 'store.db'}", None)
+        return
+    url = SERVER_URLS[kind]
+    assert url is not None
+    name = f"lf_audit_{uuid.uuid4().hex[:16]}"
+    server = "SCHEMA" if kind == "postgres" else "DATABASE"
+    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"CREATE {server} {name}")
+    try:
+        if kind == "postgres":
+            yield Store(kind, url, name)
+        else:
+            yield Store(kind, sa.make_url(url).set(database=name), None)
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"DROP {server} {name}{' CASCADE' if kind == 'postgres' else ''}")
+        admin.dispose()
 
 
 # --- 1. a funnel without the application's models keeps its fields ---------------------
@@ -249,3 +310,33 @@ def test_a_nested_model_with_an_empty_field_is_found_by_where(
     assert funnel.count("lead", where={"places": places}) == 1
     # A dict keeps its None values (as the document does).
     assert funnel.count("lead", where={"labels": {"a": None, "b": "x"}}) == 1
+
+
+# --- 4. auto does not stamp a database whose lf_ tables are not leadfunnel's ---------
+
+
+def test_auto_refuses_foreign_tables_named_like_leadfunnels(store: Store) -> None:
+    store.run("CREATE TABLE {schema}lf_leads (id INTEGER, name VARCHAR(50))")
+    with pytest.raises(ConfigError) as err:
+        store.open()
+    message = str(err.value)
+    assert "lf_leads" in message
+    assert "doc" in message  # a missing column, named
+    assert "another database" in message
+    assert store.tables() == {"lf_leads"}  # nothing created, nothing stamped
+    with pytest.raises(ConfigError, match="lf_leads"):
+        store.open()  # still refused: not stamped the first time
+
+
+def test_auto_finishes_tables_another_opener_left_half_made(store: Store) -> None:
+    """Tables with leadfunnel's columns (another process creating them a moment ago,
+    or MariaDB stopped after some of its CREATE TABLEs) are not foreign."""
+    first = store.open()
+    first.close()
+    store.run("DROP TABLE {schema}lf_schema", "DROP TABLE {schema}lf_merges")
+    again = store.open()
+    try:
+        assert again.schema_version == 4
+        Funnel(again).add(Lead(email="half@made.example.com"))
+    finally:
+        again.close()

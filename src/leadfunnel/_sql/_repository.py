@@ -218,13 +218,15 @@ class SqlRepository(RepRowsAdapter):
         try:
             with self._writer.begin() as conn:
                 self._reached = True
-                if not sa.inspect(conn).has_table(s.schema_table.name, schema=self.schema):
+                inspector = sa.inspect(conn)
+                if not inspector.has_table(s.schema_table.name, schema=self.schema):
                     if self.migrate == "check":
                         raise _Missing(
                             f"there are no leadfunnel tables at {where}; check the URL, "
                             "or create them with `leadfunnel migrate` (or "
                             "SqlRepository(url, migrate='auto'))"
                         )
+                    self._refuse_foreign_tables(inspector, where)
                     # The version table last: once it exists, so do all the others.
                     others = [t for t in s.metadata.sorted_tables if t is not s.schema_table]
                     s.metadata.create_all(conn, tables=others)
@@ -232,9 +234,13 @@ class SqlRepository(RepRowsAdapter):
                     # The store's own suppression secret, made with the store: made on
                     # first use instead, inside an application's transaction() block
                     # that rolls back, it would be gone while this process hashes with it.
-                    conn.execute(
-                        sa.insert(s.secrets).values(name="suppression", value=secrets.token_hex(32))
-                    )
+                    # (Unless an opening that stopped before the version table made it.)
+                    if conn.execute(_SECRET).first() is None:
+                        conn.execute(
+                            sa.insert(s.secrets).values(
+                                name="suppression", value=secrets.token_hex(32)
+                            )
+                        )
                     s.schema_table.create(conn, checkfirst=True)
                     conn.execute(sa.insert(s.schema_table).values(id=1, version=s.SCHEMA_VERSION))
                     return
@@ -273,6 +279,29 @@ class SqlRepository(RepRowsAdapter):
                     "check the URL, that the server is running and that the user may create tables"
                 )
             raise ConfigError(f"cannot open the database at {where}: {problem}; {advice}") from exc
+
+    def _refuse_foreign_tables(self, inspector: Any, where: str) -> None:
+        """Refuse a database without leadfunnel's version table that has tables named
+        like leadfunnel's without their columns (an application's own ``lf_leads``):
+        creating the others and recording a version would leave a store whose every
+        read fails. Tables with leadfunnel's columns are those of an opening that
+        stopped before it made the version table (or is making it now), and are kept."""
+        found = set(inspector.get_table_names(schema=self.schema))
+        foreign = []
+        for table in s.metadata.sorted_tables:
+            if table.name not in found:
+                continue
+            columns = {c["name"] for c in inspector.get_columns(table.name, schema=self.schema)}
+            missing = [c.name for c in table.columns if c.name not in columns]
+            if missing:
+                foreign.append(f"{table.name} (it has no {', '.join(missing)})")
+        if foreign:
+            raise ConfigError(
+                f"the database at {where} has tables named like leadfunnel's that "
+                f"leadfunnel did not make: {'; '.join(foreign)}. Give leadfunnel another "
+                "database, or another schema (SqlRepository(url, schema=...)), or drop or "
+                "rename those tables; nothing was created"
+            )
 
     @property
     def schema_version(self) -> int:
@@ -1496,6 +1525,7 @@ _DELETE = {
     )
     for kind, t in s.RECORD_TABLES.items()
 }
+_SECRET = sa.select(s.secrets.c.name).where(s.secrets.c.name == "suppression")
 _POSITION_FOR_UPDATE = (
     sa.select(s.counters.c.value).where(s.counters.c.name == s.EVENT_POSITION).with_for_update()
 )
