@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 from pydantic import BaseModel, Field
 
-from conftest import SERVER_URLS, person
+from conftest import SERVER_URLS, T0, person
 from leadfunnel import (
     ConfigError,
     Contact,
@@ -340,3 +340,60 @@ def test_auto_finishes_tables_another_opener_left_half_made(store: Store) -> Non
         Funnel(again).add(Lead(email="half@made.example.com"))
     finally:
         again.close()
+
+
+# --- 5. migrate="never" reads the version ----------------------------------------------
+
+
+def test_never_refuses_a_newer_schema_and_touches_nothing(store: Store) -> None:
+    store.open().close()
+    store.run("UPDATE {schema}lf_schema SET version = 99")
+    with pytest.raises(ConfigError, match=r"version 99, newer .*upgrade leadfunnel"):
+        Funnel(store.open(migrate="never")).add(Lead(email="new@er.example.com"))
+    engine = sa.create_engine(store.url)
+    try:
+        with engine.connect() as conn:
+            prefix = f"{store.schema}." if store.schema else ""
+            assert conn.exec_driver_sql(f"SELECT count(*) FROM {prefix}lf_leads").scalar() == 0
+            assert conn.exec_driver_sql(f"SELECT version FROM {prefix}lf_schema").scalar() == 99
+    finally:
+        engine.dispose()
+
+
+def test_never_refuses_a_database_without_leadfunnel_tables(store: Store) -> None:
+    store.run("CREATE TABLE {schema}app_notes (id INTEGER)")  # (SQLite: the file exists)
+    with pytest.raises(ConfigError, match=r"no leadfunnel tables .*leadfunnel migrate") as err:
+        store.open(migrate="never")
+    assert "Retry" not in str(err.value)
+    assert "lf_schema" not in store.tables()
+
+
+def test_never_on_an_older_schema_says_to_upgrade_it(store: Store) -> None:
+    """``never`` leaves the schema alone: an older one opens, and what needs the newer
+    schema says to upgrade it (``leadfunnel migrate``), not to retry."""
+    funnel = Funnel(store.open(), clock=ManualClock(T0))
+    deal = funnel.set_appointment(funnel.add(Contact(**person(1))))
+    funnel.repository.close()
+    store.run(
+        "ALTER TABLE {schema}lf_opportunities DROP COLUMN closed_at",
+        "UPDATE {schema}lf_schema SET version = 3",
+    )
+    old = store.open(migrate="never")
+    try:
+        assert old.schema_version == 3
+        funnel = Funnel(old, clock=ManualClock(T0))
+        assert funnel.get_opportunity(deal.id) == deal  # reads still work
+        with pytest.raises(ConfigError) as err:
+            funnel.lose(deal.id, reason="price")
+        message = str(err.value)
+        assert "version 3" in message
+        assert "leadfunnel migrate" in message
+        assert "Retry" not in message
+        assert funnel.get_opportunity(deal.id) == deal  # nothing of it stored
+    finally:
+        old.close()
+    upgraded = store.open()  # auto upgrades it
+    try:
+        assert Funnel(upgraded).lose(deal.id, reason="price").stage == "lost"
+    finally:
+        upgraded.close()

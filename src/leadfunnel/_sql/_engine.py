@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 from uuid import UUID
@@ -145,12 +145,18 @@ def _set_wal(cursor: Any) -> None:
 
 
 @contextmanager
-def translated(changes: ChangeSet | None = None) -> Iterator[None]:
+def translated(
+    changes: ChangeSet | None = None,
+    *,
+    lacking: Callable[[str], LeadFunnelError] | None = None,
+) -> Iterator[None]:
     """Let our own errors and integrity errors through; turn driver errors into ours.
 
     A deadlock or serialisation failure while committing ``changes`` is a lost race,
     reported as :class:`~leadfunnel.ConcurrencyError` so that callers retry as they do
-    for a stale version.
+    for a stale version. A table or column missing (a database at an older schema,
+    opened with ``migrate="never"``, or tables dropped behind leadfunnel's back) is
+    the error ``lacking`` makes of the driver's message: retrying cannot help.
     """
     try:
         yield
@@ -162,6 +168,8 @@ def translated(changes: ChangeSet | None = None) -> Iterator[None]:
             # A savepoint that could not roll back after our own error (MySQL lost it
             # with the transaction, on a deadlock): that error is what happened.
             raise under from exc
+        if lacks_schema(exc):
+            raise (lacking or _lacking)(first_line(exc.orig)) from exc
         if changes is not None and _lost_race(exc):
             records = [*changes.updates, *changes.deletes, *changes.inserts, *changes.checks]
             first = next(iter(records), None)
@@ -195,6 +203,35 @@ def translated(changes: ChangeSet | None = None) -> Iterator[None]:
         if isinstance(exc.orig, ValueError):
             raise ValueError(str(exc.orig)) from None
         raise StorageError(f"the database failed: {exc}") from exc
+
+
+def _lacking(problem: str) -> LeadFunnelError:
+    return StorageError(
+        f"the database lacks a table or column of leadfunnel's schema ({problem}); "
+        "retrying will not help: if it was opened with migrate='never', upgrade it with "
+        "`leadfunnel migrate`, else something dropped or changed leadfunnel's tables "
+        "after they were made. Nothing was changed"
+    )
+
+
+# PostgreSQL SQLSTATEs and MySQL error numbers of a table or column that is not there.
+_PG_MISSING = frozenset({"42P01", "42703"})  # undefined_table, undefined_column
+_MYSQL_MISSING = frozenset({1146, 1054})  # no such table, unknown column
+_SQLITE_MISSING = ("no such table", "no such column")
+
+
+def lacks_schema(exc: sa_exc.DBAPIError) -> bool:
+    """Whether ``exc`` says that a table or column its statement names does not exist."""
+    orig = exc.orig
+    if getattr(orig, "sqlstate", None) in _PG_MISSING:
+        return True
+    args: tuple[Any, ...] = getattr(orig, "args", ())
+    if args[:1] and args[0] in _MYSQL_MISSING:
+        return True
+    if isinstance(orig, sqlite3.OperationalError):
+        text = str(orig)
+        return text.startswith(_SQLITE_MISSING) or " has no column named " in text
+    return False
 
 
 #: How long ``compact()`` tries again a WAL checkpoint that another reader blocks.

@@ -27,6 +27,7 @@ from .._errors import (
     ConfigError,
     DuplicateError,
     InvalidArgumentError,
+    LeadFunnelError,
     NotFoundError,
     StorageError,
 )
@@ -75,6 +76,7 @@ from ._driver import ANY_SUPPRESSED, ANY_SUPPRESSED_LOCKED, DriverStatements, as
 from ._engine import (
     checkpoint_wal,
     first_line,
+    lacks_schema,
     make_engine,
     refuse_a_missing_sqlite_file,
     translated,
@@ -153,7 +155,7 @@ class SqlRepository(RepRowsAdapter):
                 "the current schema, never leaves the schema alone)"
             )
         self.migrate = migrate
-        if migrate == "check":
+        if migrate != "auto":
             refuse_a_missing_sqlite_file(url)
         self._engine = make_engine(url, engine_options)
         self.url = self._engine.url
@@ -179,9 +181,13 @@ class SqlRepository(RepRowsAdapter):
         )
         # The list and count statements, built once per shape (see _statement).
         self._lists: dict[tuple[Any, ...], sa.Select[Any]] = {}
+        # The schema version found when opened with migrate="never" (which may be older).
+        self._found_version = s.SCHEMA_VERSION
         try:
-            if migrate != "never":
-                with self._serial:
+            with self._serial:
+                if migrate == "never":
+                    self._read_version()
+                else:
                     self._open_schema()
         except BaseException:
             self._engine.dispose()
@@ -244,18 +250,7 @@ class SqlRepository(RepRowsAdapter):
                     s.schema_table.create(conn, checkfirst=True)
                     conn.execute(sa.insert(s.schema_table).values(id=1, version=s.SCHEMA_VERSION))
                     return
-                found = conn.execute(sa.select(s.schema_table.c.version)).scalar_one_or_none()
-                if found is None:
-                    raise _Unversioned(
-                        f"the leadfunnel tables at {where} have no schema version; "
-                        "they were not written by leadfunnel: use another database or schema"
-                    )
-                if found > s.SCHEMA_VERSION:
-                    raise ConfigError(
-                        f"the database at {where} has leadfunnel schema version {found}, "
-                        f"newer than this leadfunnel understands ({s.SCHEMA_VERSION}); "
-                        "upgrade leadfunnel (pip install -U leadfunnel) to open it"
-                    )
+                found = self._version_in(conn, where)
                 if found < s.SCHEMA_VERSION and self.migrate == "check":
                     raise _Missing(
                         f"the database at {where} has leadfunnel schema version {found}, "
@@ -279,6 +274,68 @@ class SqlRepository(RepRowsAdapter):
                     "check the URL, that the server is running and that the user may create tables"
                 )
             raise ConfigError(f"cannot open the database at {where}: {problem}; {advice}") from exc
+
+    def _version_in(self, conn: Connection, where: str) -> int:
+        """The schema version recorded in ``conn``'s database, refused if newer than this
+        leadfunnel's, or if the version table holds none."""
+        found = conn.execute(sa.select(s.schema_table.c.version)).scalar_one_or_none()
+        if found is None:
+            raise _Unversioned(
+                f"the leadfunnel tables at {where} have no schema version; "
+                "they were not written by leadfunnel: use another database or schema"
+            )
+        if found > s.SCHEMA_VERSION:
+            raise ConfigError(
+                f"the database at {where} has leadfunnel schema version {found}, "
+                f"newer than this leadfunnel understands ({s.SCHEMA_VERSION}); "
+                "upgrade leadfunnel (pip install -U leadfunnel) to open it"
+            )
+        return int(found)
+
+    def _read_version(self) -> None:
+        """``migrate="never"``: read the schema version (one query, nothing written) and
+        refuse a database without leadfunnel's tables or at a newer version. An older
+        one is opened as it is: what needs the newer schema says to upgrade it (see
+        :meth:`_lacking`)."""
+        where = self.url.render_as_string(hide_password=True)
+        try:
+            with self._engine.connect() as conn:
+                self._found_version = self._version_in(conn, where)
+        except sa_exc.DBAPIError as exc:
+            if lacks_schema(exc):
+                raise ConfigError(
+                    f"there are no leadfunnel tables at {where}; check the URL, or create "
+                    "them with `leadfunnel migrate` (or SqlRepository(url, migrate='auto'))"
+                ) from exc
+            raise ConfigError(
+                f"cannot open the database at {where}: {first_line(exc.orig)}; check the "
+                "URL and that the server is running"
+            ) from exc
+
+    def _lacking(self, problem: str) -> LeadFunnelError:
+        """The error of a statement that names a table or column the database lacks: a
+        :class:`~leadfunnel.ConfigError` saying to upgrade a database opened with
+        ``migrate="never"`` at an older version; else (the tables were made at this
+        version) a :class:`~leadfunnel.StorageError`: they were changed since."""
+        where = self.url.render_as_string(hide_password=True)
+        found = self._found_version
+        if found < s.SCHEMA_VERSION:
+            return ConfigError(
+                f"the database at {where} has leadfunnel schema version {found}, older "
+                f"than this leadfunnel's ({s.SCHEMA_VERSION}), and was opened with "
+                f"migrate='never' ({problem}); upgrade it with `leadfunnel migrate` (or open "
+                "it with SqlRepository(url, migrate='auto')). Nothing was changed"
+            )
+        return StorageError(
+            f"the database at {where} lacks a table or column of leadfunnel's schema "
+            f"({problem}), which was made at this leadfunnel's version: something dropped "
+            "or changed leadfunnel's tables since. Retrying will not help: restore them "
+            "(from a backup), or move leadfunnel to a new database. Nothing was changed"
+        )
+
+    def _translated(self, changes: ChangeSet | None = None) -> AbstractContextManager[None]:
+        """:func:`translated`, with this store's error for a missing table or column."""
+        return translated(changes, lacking=self._lacking)
 
     def _refuse_foreign_tables(self, inspector: Any, where: str) -> None:
         """Refuse a database without leadfunnel's version table that has tables named
@@ -316,10 +373,10 @@ class SqlRepository(RepRowsAdapter):
         current = self._current()
         if current is not None:  # inside a transaction: read what it wrote
             self._refuse_lost()
-            with translated():
+            with self._translated():
                 yield current
             return
-        with self._serial, translated(), self._engine.connect() as conn:
+        with self._serial, self._translated(), self._engine.connect() as conn:
             yield conn
 
     @property
@@ -385,10 +442,10 @@ class SqlRepository(RepRowsAdapter):
         current = self._current()
         if current is not None:
             self._refuse_lost()
-            with self._noting_loss(), translated(), current.begin_nested():
+            with self._noting_loss(), self._translated(), current.begin_nested():
                 yield
             return
-        with self._serial, translated(), self._writer.begin() as conn:
+        with self._serial, self._translated(), self._writer.begin() as conn:
             self._local.conn, self._local.lost = conn, None
             try:
                 yield
@@ -405,10 +462,10 @@ class SqlRepository(RepRowsAdapter):
         current = self._current()
         if current is not None:
             self._refuse_lost()
-            with self._noting_loss(), translated(changes), current.begin_nested():
+            with self._noting_loss(), self._translated(changes), current.begin_nested():
                 yield current
             return
-        with self._serial, translated(changes), self._writer.begin() as conn:
+        with self._serial, self._translated(changes), self._writer.begin() as conn:
             yield conn
 
     # --- writes -----------------------------------------------------------------------
@@ -1320,7 +1377,7 @@ class SqlRepository(RepRowsAdapter):
         log until ``compact()`` runs again once that read has ended."""
         if self.dialect != "sqlite":
             return
-        with self._serial, translated():
+        with self._serial, self._translated():
             # A plain driver connection in autocommit mode: VACUUM refuses to run inside
             # a transaction, and SQLAlchemy would begin one.
             raw = self._engine.raw_connection()
