@@ -18,9 +18,11 @@ from conftest import SERVER_URLS, T0, person
 from leadfunnel import (
     ConfigError,
     Contact,
+    DuplicateError,
     Funnel,
     InMemoryRepository,
     Lead,
+    LeadFunnelError,
     LeadStatus,
     Opportunity,
     Personal,
@@ -397,3 +399,77 @@ def test_never_on_an_older_schema_says_to_upgrade_it(store: Store) -> None:
         assert Funnel(upgraded).lose(deal.id, reason="price").stage == "lost"
     finally:
         upgraded.close()
+
+
+# --- 6. the application's own SQL in a transaction raises its own errors ---------------
+
+
+class Picky(sa.types.TypeDecorator[str]):
+    """An application's column type that refuses some values (a ValueError)."""
+
+    impl = sa.String(20)
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: sa.Dialect) -> str | None:
+        if value == "bad":
+            raise ValueError("the application refuses 'bad'")
+        return value
+
+
+def test_the_applications_own_sql_errors_in_a_transaction_are_not_translated(
+    repository: Repository, clock: ManualClock
+) -> None:
+    if not isinstance(repository, SqlRepository):
+        pytest.skip("the in-memory store runs no SQL")
+    notes = sa.Table(
+        "app_notes",
+        sa.MetaData(),
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("text", sa.String(5)),
+        sa.Column("kind", Picky()),
+    )
+    with repository.engine.begin() as conn:
+        notes.create(conn)
+    funnel = Funnel(repository, clock=clock)
+    try:
+        statements: list[Any] = [
+            sa.text("SELECT * FROM app_no_such_table"),  # the database refuses it
+            sa.insert(notes).values(id=1, text="far too long"),  # too long (not SQLite)
+            sa.insert(notes).values(id=1, kind="bad"),  # the application's own type
+        ]
+
+        def failure(n: int, statement: Any) -> BaseException | None:
+            try:
+                with funnel.transaction():
+                    funnel.add(Lead(**person(n)))
+                    repository.connection.execute(statement)
+            except Exception as error:
+                return error
+            return None
+
+        stored: list[Any] = []
+        for n, statement in enumerate(statements):
+            error = failure(n, statement)
+            if error is None:
+                assert (repository.dialect, n) == ("sqlite", 1)  # SQLite checks no length
+                stored = [x.id for x in funnel.leads()]
+                continue
+            assert isinstance(error, sa.exc.StatementError), repr(error)
+            assert not isinstance(error, LeadFunnelError)
+            if n == 2:
+                assert isinstance(error.orig, ValueError)  # its cause kept
+            assert [x.id for x in funnel.leads()] == stored  # the block rolled back
+        # An integrity error of the application's stays the application's.
+        with repository.engine.begin() as conn:
+            conn.execute(sa.insert(notes).values(id=7, text="a"))
+        error = failure(9, sa.insert(notes).values(id=7, text="b"))
+        assert isinstance(error, sa.exc.IntegrityError)
+        assert [x.id for x in funnel.leads()] == stored
+        # leadfunnel's own failures in the block are still leadfunnel's.
+        kept = funnel.add(Lead(**person(10)))
+        with pytest.raises(DuplicateError), funnel.transaction():
+            funnel.add(Lead(**person(10)))
+        assert [x.id for x in funnel.leads()] == [*stored, kept.id]
+    finally:
+        with repository.engine.begin() as conn:
+            notes.drop(conn)

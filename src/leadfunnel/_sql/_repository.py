@@ -9,7 +9,7 @@ import time
 import typing
 import weakref
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from datetime import datetime
 from typing import Any, Literal, NoReturn, TypeVar
 from uuid import UUID
@@ -439,21 +439,52 @@ class SqlRepository(RepRowsAdapter):
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
+        """This thread's transaction (a savepoint inside one). Only its beginning and end
+        are translated here: leadfunnel's own statements in the block are where they run
+        (:meth:`_writing`, :meth:`_read`), and the application's own SQL on
+        :attr:`connection` raises its errors as they are (and rolls the block back)."""
         current = self._current()
         if current is not None:
             self._refuse_lost()
-            with self._noting_loss(), self._translated(), current.begin_nested():
-                yield
+            with self._noting_loss():
+                with self._translated():
+                    savepoint = current.begin_nested()
+                with self._ending(savepoint):
+                    yield
             return
-        with self._serial, self._translated(), self._writer.begin() as conn:
-            self._local.conn, self._local.lost = conn, None
+        with self._serial:
+            with self._translated():
+                conn = self._writer.connect()
             try:
-                yield
-                # The block went on after the database rolled it all back (a caller
-                # caught the ConcurrencyError): commit none of it.
-                self._refuse_lost()
+                with self._translated():
+                    transaction = conn.begin()
+                self._local.conn, self._local.lost = conn, None
+                try:
+                    with self._ending(transaction):
+                        yield
+                        # The block went on after the database rolled it all back (a
+                        # caller caught the ConcurrencyError): commit none of it.
+                        self._refuse_lost()
+                finally:
+                    self._local.conn = self._local.lost = None
             finally:
-                self._local.conn = self._local.lost = None
+                conn.close()
+
+    @contextmanager
+    def _ending(self, transaction: sa.engine.Transaction) -> Iterator[None]:
+        """Commit ``transaction`` when the block ends, or roll it back if it raises: its
+        error goes on as it is, even if the rollback fails too (MySQL ends the whole
+        transaction on a deadlock, savepoints and all: the block's error says what
+        happened; the connection is closed after)."""
+        try:
+            yield
+        except BaseException:
+            if transaction.is_active:
+                with suppress(sa_exc.DBAPIError):
+                    transaction.rollback()
+            raise
+        with self._translated():
+            transaction.commit()
 
     @contextmanager
     def _writing(self, changes: ChangeSet | None = None) -> Iterator[Connection]:
