@@ -473,3 +473,32 @@ def test_the_applications_own_sql_errors_in_a_transaction_are_not_translated(
     finally:
         with repository.engine.begin() as conn:
             notes.drop(conn)
+
+
+# --- 7. schema errors: ConfigError itself, naming the schema, saying what to do -------
+
+
+def test_schema_errors_are_config_errors_naming_the_schema(store: Store) -> None:
+    place = store.schema or sa.make_url(store.url).database
+    assert place is not None
+    if store.kind == "sqlite":
+        store.run("CREATE TABLE {schema}app_notes (id INTEGER)")
+    with pytest.raises(ConfigError) as err:
+        store.open(migrate="check")
+    assert type(err.value) is ConfigError
+    assert repr(err.value).startswith("ConfigError(")
+    assert "no leadfunnel tables" in str(err.value)
+    assert place in str(err.value)
+    store.open().close()
+    store.run("UPDATE {schema}lf_schema SET version = 3")
+    with pytest.raises(ConfigError) as err:
+        store.open(migrate="check")
+    assert type(err.value) is ConfigError
+    assert place in str(err.value)
+    assert "leadfunnel migrate" in str(err.value)
+    store.run("DELETE FROM {schema}lf_schema")
+    with pytest.raises(ConfigError) as err:
+        store.open(migrate="never")
+    assert type(err.value) is ConfigError
+    assert "no schema version" in str(err.value)
+    assert place in str(err.value)

@@ -194,7 +194,14 @@ class SqlRepository(RepRowsAdapter):
             raise
 
     def __repr__(self) -> str:
-        return f"SqlRepository({self.url.render_as_string(hide_password=True)!r})"
+        url = self.url.render_as_string(hide_password=True)
+        return f"SqlRepository({url!r}{'' if self.schema is None else f', schema={self.schema!r}'})"
+
+    @property
+    def _where(self) -> str:
+        """The database, as errors name it: its URL (password hidden) and schema."""
+        url = self.url.render_as_string(hide_password=True)
+        return url if self.schema is None else f"{url} (schema {self.schema})"
 
     def close(self) -> None:
         self._engine.dispose()
@@ -215,11 +222,11 @@ class SqlRepository(RepRowsAdapter):
                     self._reached and isinstance(exc.__cause__, sa_exc.DBAPIError)
                 )
                 if attempt == attempts - 1 or not retry:
-                    raise
+                    raise _plain(exc) from exc.__cause__
                 time.sleep(0.05 * 2**attempt)
 
     def _open_schema_once(self) -> None:
-        where = self.url.render_as_string(hide_password=True)
+        where = self._where
         self._reached = False  # a failure before connecting is not worth a retry
         try:
             with self._writer.begin() as conn:
@@ -227,7 +234,7 @@ class SqlRepository(RepRowsAdapter):
                 inspector = sa.inspect(conn)
                 if not inspector.has_table(s.schema_table.name, schema=self.schema):
                     if self.migrate == "check":
-                        raise _Missing(
+                        raise ConfigError(
                             f"there are no leadfunnel tables at {where}; check the URL, "
                             "or create them with `leadfunnel migrate` (or "
                             "SqlRepository(url, migrate='auto'))"
@@ -252,7 +259,7 @@ class SqlRepository(RepRowsAdapter):
                     return
                 found = self._version_in(conn, where)
                 if found < s.SCHEMA_VERSION and self.migrate == "check":
-                    raise _Missing(
+                    raise ConfigError(
                         f"the database at {where} has leadfunnel schema version {found}, "
                         f"older than this leadfunnel's ({s.SCHEMA_VERSION}); upgrade it with "
                         "`leadfunnel migrate` (or SqlRepository(url, migrate='auto'))"
@@ -297,10 +304,12 @@ class SqlRepository(RepRowsAdapter):
         refuse a database without leadfunnel's tables or at a newer version. An older
         one is opened as it is: what needs the newer schema says to upgrade it (see
         :meth:`_lacking`)."""
-        where = self.url.render_as_string(hide_password=True)
+        where = self._where
         try:
             with self._engine.connect() as conn:
                 self._found_version = self._version_in(conn, where)
+        except _Unversioned as exc:
+            raise _plain(exc) from None
         except sa_exc.DBAPIError as exc:
             if lacks_schema(exc):
                 raise ConfigError(
@@ -317,7 +326,7 @@ class SqlRepository(RepRowsAdapter):
         :class:`~leadfunnel.ConfigError` saying to upgrade a database opened with
         ``migrate="never"`` at an older version; else (the tables were made at this
         version) a :class:`~leadfunnel.StorageError`: they were changed since."""
-        where = self.url.render_as_string(hide_password=True)
+        where = self._where
         found = self._found_version
         if found < s.SCHEMA_VERSION:
             return ConfigError(
@@ -1683,12 +1692,15 @@ def _held_by(person: Lead | Contact) -> _Held:
     return _Held(dict.fromkeys(keys, avoided), set(person.tags))
 
 
-class _Missing(ConfigError):
-    """The schema is absent or old and ``migrate="check"`` forbids touching it."""
-
-
 class _Unversioned(ConfigError):
-    """leadfunnel's version table is there but empty."""
+    """leadfunnel's version table is there but empty: another process is making the
+    tables (tried again a moment later), or they are not leadfunnel's. Raised as a
+    plain :class:`~leadfunnel.ConfigError` (see :func:`_plain`)."""
+
+
+def _plain(error: ConfigError) -> ConfigError:
+    """``error`` as a :class:`~leadfunnel.ConfigError` itself, for the caller."""
+    return error if type(error) is ConfigError else ConfigError(str(error))
 
 
 # --- identity keys --------------------------------------------------------------------
