@@ -207,7 +207,8 @@ def _field_adapter(model: type[_Stored], name: str) -> pydantic.TypeAdapter[Any]
 def refuse_kept(record: Lead | Contact) -> None:
     """Refuse a new ``record`` that carries a field only the funnel sets
     (:class:`~leadfunnel.InvalidArgumentError`, naming the field and what sets it)."""
-    given = [name for name in _BORN_EMPTY.get(record.kind, ()) if getattr(record, name) is not None]
+    fields = record.__dict__
+    given = [name for name in _BORN_EMPTY.get(record.kind, ()) if fields[name] is not None]
     if not given:
         return
     held = ""

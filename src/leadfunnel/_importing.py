@@ -388,7 +388,7 @@ def _new_record(
             stamp["status_at"] = when
         record = updated(row, stamp)
     else:
-        if not isinstance(row, Mapping):
+        if type(row) is not dict and not isinstance(row, Mapping):
             raise TypeError(
                 f"a row is a mapping of Lead fields (a dict), a Lead or a Contact, not "
                 f"{type(row).__name__}"
