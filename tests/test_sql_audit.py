@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 
 from conftest import SERVER_URLS, T0, person
 from leadfunnel import (
+    ConcurrencyError,
     ConfigError,
     Contact,
     DuplicateError,
@@ -502,3 +503,41 @@ def test_schema_errors_are_config_errors_naming_the_schema(store: Store) -> None
     assert type(err.value) is ConfigError
     assert "no schema version" in str(err.value)
     assert place in str(err.value)
+
+
+# --- 8. a stale snapshot inside a transaction says to run the block again ---------------
+
+
+def test_a_change_refused_inside_a_transaction_says_what_can_work(
+    repository: Repository, clock: ManualClock
+) -> None:
+    """MariaDB's blocks read what was committed at their first read (REPEATABLE READ):
+    a record another connection changed since cannot be re-read inside the block, so
+    the error says to run the whole block again; where a re-read does see the change,
+    it says to re-read."""
+    if not isinstance(repository, SqlRepository) or repository.dialect == "sqlite":
+        pytest.skip("needs a server: SQLite lets one connection write at a time")
+    funnel = Funnel(repository, clock=clock)
+    lead = funnel.add(Lead(**person(1)))
+    with plain_funnel(repository, clock) as other:
+        with funnel.transaction():
+            funnel.get_lead(lead.id)  # MariaDB: the block's snapshot is taken here
+            other.update(other.get_lead(lead.id).model_copy(update={"notes": "theirs"}))
+            if repository.dialect == "postgresql":  # each statement sees the latest
+                assert funnel.qualify(lead.id, force=True).status == LeadStatus.QUALIFIED
+            else:
+                with pytest.raises(ConcurrencyError) as err:
+                    funnel.qualify(lead.id, force=True)
+                message = str(err.value)
+                assert "run the whole block again" in message
+                assert "funnel.get()" not in message
+                assert getattr(err.value, "retryable", True) is False
+        # Read before the block: re-reading inside it sees the change, and works.
+        mine = funnel.get_lead(lead.id)
+        other.update(other.get_lead(lead.id).model_copy(update={"notes": "again"}))
+        with funnel.transaction():
+            with pytest.raises(ConcurrencyError, match=r"funnel\.get\(\)"):
+                funnel.update(mine.model_copy(update={"title": "COO"}))
+            fresh = funnel.get_lead(lead.id)
+            funnel.update(fresh.model_copy(update={"title": "COO"}))
+    assert funnel.get_lead(lead.id).title == "COO"

@@ -813,10 +813,13 @@ class SqlRepository(RepRowsAdapter):
 
     def _refuse_version(self, conn: Connection, record: Record, expected: int) -> None:
         table = s.RECORD_TABLES[record.kind]
-        found = conn.execute(sa.select(table.c.version).where(table.c.id == record.id)).scalar()
+        query = sa.select(table.c.version).where(table.c.id == record.id)
+        if self._locking_reads:
+            query = query.with_for_update(read=True)  # as stored, not as a snapshot has it
+        found = conn.execute(query).scalar()
         if found is None:
             raise NotFoundError(record.id, record.kind)
-        raise ConcurrencyError(record.id, expected, found)
+        raise self._stale(conn, record, expected, found)
 
     def _lock(self, conn: Connection, changes: ChangeSet) -> dict[Any, tuple[Any, ...]]:
         """Lock the rows of the records ``changes`` updates or checks until the
@@ -896,8 +899,38 @@ class SqlRepository(RepRowsAdapter):
             if found is None:
                 raise NotFoundError(record.id, record.kind)
             if found != expected:
-                raise ConcurrencyError(record.id, expected, found)
+                raise self._stale(conn, record, expected, found)
         return rows
+
+    def _stale(
+        self, conn: Connection, record: Record, expected: int, found: int
+    ) -> ConcurrencyError:
+        """The error of a change decided on ``record`` at version ``expected``, stored at
+        ``found`` (as a locking read sees it).
+
+        Inside a ``transaction()`` block on MySQL and MariaDB (REPEATABLE READ), plain
+        reads see what was committed when the block first read: if that is still the
+        older version, re-reading the record inside the block cannot help (the facade's
+        own retries would not either: the error is not ``retryable``), and the error
+        says to run the whole block again."""
+        if self._locking_reads and self._current() is not None:
+            table = s.RECORD_TABLES[record.kind]
+            seen = conn.execute(sa.select(table.c.version).where(table.c.id == record.id)).scalar()
+            if seen != found:
+                error = ConcurrencyError(
+                    record.id,
+                    expected,
+                    found,
+                    message=f"{record.kind} {record.id} was changed by another connection "
+                    f"(you had version {expected}, the store has version {found}) after "
+                    "this `with funnel.transaction():` block first read: on MySQL and "
+                    "MariaDB the block reads what was committed then, so reading the "
+                    "record again inside it gives the same version. Leave the block (it "
+                    "rolls back) and run the whole block again",
+                )
+                setattr(error, "retryable", False)  # noqa: B010 - read by ``retrying``
+                return error
+        return ConcurrencyError(record.id, expected, found)
 
     def _update(
         self,
