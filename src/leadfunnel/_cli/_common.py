@@ -25,6 +25,7 @@ __all__ = [
     "guarded",
     "lead_model_option",
     "load_lead_model",
+    "load_model",
     "open_funnel",
     "output_option",
 ]
@@ -138,17 +139,23 @@ def lead_model_option(help: str) -> Callable[[_F], _F]:
 
 def load_lead_model(spec: str) -> Any:
     """The class ``module:Class`` names: a subclass of ``Lead``, or exit 2."""
-    import importlib
-
     from .._models import Lead
+
+    return load_model(spec, Lead, "--lead-model")
+
+
+def load_model(spec: str, base: type[Any], option: str) -> Any:
+    """The class ``module:Class`` names: a subclass of ``base``, or exit 2 naming
+    ``option``."""
+    import importlib
 
     module_name, _, class_name = spec.partition(":")
     if not module_name or not class_name:
-        fail(f"--lead-model {spec!r}: write it as package.module:ClassName")
+        fail(f"{option} {spec!r}: write it as package.module:ClassName")
     try:
         found = getattr(importlib.import_module(module_name), class_name)
     except (ImportError, AttributeError) as exc:
-        fail(f"--lead-model {spec!r}: {exc}; is the module on the Python path?")
-    if not (isinstance(found, type) and issubclass(found, Lead)):
-        fail(f"--lead-model {spec!r} is not a subclass of leadfunnel.Lead")
+        fail(f"{option} {spec!r}: {exc}; is the module on the Python path?")
+    if not (isinstance(found, type) and issubclass(found, base)):
+        fail(f"{option} {spec!r} is not a subclass of leadfunnel.{base.__name__}")
     return found

@@ -10,7 +10,17 @@ from typing import Any
 import click
 
 from .._csv_out import printable
-from ._common import db_option, emit, fail, guarded, open_funnel, output_option
+from ._common import (
+    db_option,
+    emit,
+    fail,
+    guarded,
+    lead_model_option,
+    load_lead_model,
+    load_model,
+    open_funnel,
+    output_option,
+)
 
 __all__ = ["erase", "export_person"]
 
@@ -30,8 +40,25 @@ __all__ = ["erase", "export_person"]
     is_flag=True,
     help="Keep no hash of their e-mail or phone either: they may be added again.",
 )
+@lead_model_option(
+    "Your Lead subclass (package.module:Class): its fields not marked Personal are kept. "
+    "Without it, every field of yours on the erased leads goes."
+)
+@click.option(
+    "--contact-model",
+    default=None,
+    metavar="MODULE:CLASS",
+    help="Your Contact subclass, as --lead-model for the erased contacts.",
+)
 @guarded
-def erase(db: str, people: tuple[str, ...], from_file: str | None, keep_nothing: bool) -> None:
+def erase(
+    db: str,
+    people: tuple[str, ...],
+    from_file: str | None,
+    keep_nothing: bool,
+    lead_model: str | None,
+    contact_model: str | None,
+) -> None:
     """Erase people's personal data now (a right-to-erasure request), by e-mail or phone.
 
     Their records keep what reports count; by default their e-mail and phone stay on the
@@ -43,6 +70,11 @@ def erase(db: str, people: tuple[str, ...], from_file: str | None, keep_nothing:
     Examples:
       leadfunnel erase zelda@example.com +15125550177
       leadfunnel erase --file requests.txt
+      leadfunnel erase zelda@example.com --lead-model crm.models:MyLead
+
+    Your own fields (custom fields) are blanked when marked leadfunnel.Personal; the
+    others are kept only if this command knows your classes (--lead-model,
+    --contact-model): without them it cannot tell, and removes them all.
     """
     wanted = list(people)
     if from_file:
@@ -50,7 +82,14 @@ def erase(db: str, people: tuple[str, ...], from_file: str | None, keep_nothing:
         wanted += [line.strip() for line in text.splitlines() if line.strip()]
     if not wanted:
         fail("name the people to erase (e-mail or phone), or give --file")
-    funnel = open_funnel(db, migrate="check")
+    from .._models import Contact
+
+    models: dict[str, Any] = {}
+    if lead_model:
+        models["lead_model"] = load_lead_model(lead_model)
+    if contact_model:
+        models["contact_model"] = load_model(contact_model, Contact, "--contact-model")
+    funnel = open_funnel(db, migrate="check", **models)
     missing: list[str] = []
     # Everyone is looked up first: the e-mail and the phone of one person name them
     # both, and once erased a person is found by neither.
