@@ -926,7 +926,7 @@ def test_check_refuses_a_database_without_the_current_schema(
     with pytest.raises(ConfigError, match=r"version 2, older .*leadfunnel migrate"):
         SqlRepository(url[0], schema=url[1], migrate="check")
     untouched = SqlRepository(url[0], schema=url[1], migrate="never")
-    assert untouched.schema_version == 2  # never: not even looked at
+    assert untouched.schema_version == 2  # never: read, not upgraded
     untouched.close()
 
 
