@@ -632,3 +632,30 @@ def test_explain_leaves_reasons_that_name_no_field_of_the_file_alone(tmp_path: P
     ):
         assert source.explain(row, reason) == reason
     assert source.explain(row, "first_name: bad; email: bad") == "FirstName: bad; Email: bad"
+
+
+def test_excel_text_wrappers_are_read_as_the_text_they_keep(tmp_path: Path) -> None:
+    # ="02134": how a spreadsheet export keeps a postal code's leading zero.
+    export = tmp_path / "wrapped.csv"
+    export.write_text(
+        'email,first_name,company,postal_code\na@x.com,Ann,="Acme",="02134"\n'
+        'b@x.com,Bob,="say ""hi""",="x"\n',
+        encoding="utf-8",
+    )
+    db = f"sqlite:///{tmp_path / 'w.db'}"
+    done = CliRunner().invoke(main, ["import", str(export), "--db", db], catch_exceptions=False)
+    assert done.exit_code == 0, done.output
+    funnel = Funnel(SqlRepository(db))
+    ann = funnel.find(email="a@x.com")
+    assert ann is not None
+    assert (ann.company, ann.postal_code) == ("Acme", "02134")
+    bob = funnel.find(email="b@x.com")
+    assert bob is not None
+    assert bob.postal_code == "x"
+    assert bob.company == 'say "hi"'  # a quote inside is doubled, as in a formula
+    odd = tmp_path / "odd.csv"
+    odd.write_text('email,company\nc@x.com,="a"b"\n', encoding="utf-8")
+    CliRunner().invoke(main, ["import", str(odd), "--db", db], catch_exceptions=False)
+    carl = funnel.find(email="c@x.com")
+    assert carl is not None
+    assert carl.company == '="a"b"'  # no wrapper a spreadsheet writes: kept as written

@@ -929,6 +929,8 @@ class CsvSource:
                 # calling restore() on every cell.
                 if "'" in joined and any(map(_QUOTED, record)):
                     record = list(map(restore, record))
+                if '="' in joined:
+                    record = list(map(_excel_text, record))
                 several = "\n" in joined or "\r" in joined  # inline: most rows are not
                 lines = (first_line, reader.line_num) if several else None
                 row = self._row(number, record, width, lines)
@@ -1721,6 +1723,17 @@ _BINARY_SIGNATURES = (
 # ESC, which starts the colour codes a cell copied from a terminal may hold).
 _CONTROL_BYTES = re.compile(rb"[\x00-\x08\x0e-\x1a\x1c-\x1f]")
 _FIRST_LINE = re.compile(rb"[^\r\n]*")
+
+
+def _excel_text(cell: str) -> str:
+    """A cell without the ``="..."`` wrapper a spreadsheet export puts around text it
+    must keep as written (``="02134"``, a postal code that would lose its zero; a quote
+    inside is doubled, as in a formula: ``="say ""hi"" "`` is ``say "hi" ``)."""
+    if cell.startswith('="') and cell.endswith('"') and len(cell) > 2:
+        inner = cell[2:-1]
+        if '"' not in inner.replace('""', ""):
+            return inner.replace('""', '"')
+    return cell
 
 
 def _binary(head: bytes) -> str | None:
