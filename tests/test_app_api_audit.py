@@ -52,7 +52,7 @@ def test_a_custom_field_that_hides_what_leadfunnel_uses_is_refused() -> None:
     with pytest.warns(UserWarning, match="shadows"):  # pydantic's own warning
 
         class KindLead(Lead):
-            kind: str | None = None  # type: ignore[assignment]
+            kind: str | None = None  # type: ignore[assignment,misc]
 
     with pytest.raises(InvalidArgumentError, match="'kind', which hides"):
         Funnel(lead_model=KindLead)

@@ -71,7 +71,8 @@ def test_erase_keeps_the_application_s_non_personal_fields_when_told_its_classes
     reread = Funnel(
         SqlRepository(db), lead_model=models.EraseLead, contact_model=models.EraseContact
     )
-    for record in (reread.get_lead(lead.id), reread.get_contact(deal.contact_id)):
+    records: list[Any] = [reread.get_lead(lead.id), reread.get_contact(deal.contact_id)]
+    for record in records:
         assert record.erased_at is not None
         assert record.linkedin is None
         assert record.endpoints == (40 if told else None)
