@@ -52,6 +52,19 @@ def person(n: int, **fields: Any) -> dict[str, Any]:
     return base
 
 
+def run_leadfunnel(where: Any, *arguments: str) -> subprocess.CompletedProcess[str]:
+    """``python -m leadfunnel ARGUMENTS`` run in ``where``, its modules importable (an
+    application's models, say), as a shell would run the command."""
+    return subprocess.run(
+        [sys.executable, "-m", "leadfunnel", *arguments],
+        cwd=where,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PYTHONPATH": str(where), "PATH": "/usr/bin:/bin"},
+    )
+
+
 def make_repository(kind: str, tmp_path: Any) -> Repository:
     if kind == "memory":
         return InMemoryRepository()

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from conftest import run_leadfunnel
 from leadfunnel import Funnel, Lead, SqlRepository
 
 MODELS = """
@@ -19,18 +20,6 @@ class MyLead(Lead):
 """
 
 
-def leadfunnel(where: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
-    """``python -m leadfunnel ARGUMENTS`` run in ``where``, its modules importable."""
-    return subprocess.run(
-        [sys.executable, "-m", "leadfunnel", *arguments],
-        cwd=where,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={"PYTHONPATH": str(where), "PATH": "/usr/bin:/bin"},
-    )
-
-
 def test_import_fills_custom_fields_from_columns_named_like_them(tmp_path: Path) -> None:
     (tmp_path / "mycrm_models.py").write_text(MODELS, encoding="utf-8")
     (tmp_path / "leads.csv").write_text(
@@ -41,7 +30,7 @@ def test_import_fills_custom_fields_from_columns_named_like_them(tmp_path: Path)
         encoding="utf-8",
     )
     db = f"sqlite:///{tmp_path / 'crm.db'}"
-    done = leadfunnel(
+    done = run_leadfunnel(
         tmp_path, "import", "leads.csv", "--db", db, "--lead-model", "mycrm_models:MyLead",
         "--rejects", "rejects.csv",
     )  # fmt: skip
@@ -82,7 +71,7 @@ def test_qualify_judges_custom_fields_with_the_lead_model(tmp_path: Path) -> Non
     funnel.repository.close()
 
     def qualify(*more: str) -> subprocess.CompletedProcess[str]:
-        return leadfunnel(tmp_path, "qualify", "--rules", "rules.toml", "--db", db, *more)
+        return run_leadfunnel(tmp_path, "qualify", "--rules", "rules.toml", "--db", db, *more)
 
     without = qualify()  # plain Lead has no such field: refused before any lead
     assert without.returncode == 2
@@ -128,7 +117,7 @@ def test_qualify_sees_the_rules_the_lead_models_module_registers(tmp_path: Path)
     funnel = Funnel(SqlRepository(db))
     funnel.add(Lead(email="x@fleet.example.com", status="raw"))
     funnel.repository.close()
-    done = leadfunnel(
+    done = run_leadfunnel(
         tmp_path, "qualify", "--rules", "rules.toml", "--db", db,
         "--lead-model", "fleet_models:MyLead",
     )  # fmt: skip

@@ -4,13 +4,13 @@ them all (never leaving a personal one behind)."""
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from conftest import run_leadfunnel
 from leadfunnel import Funnel, SqlRepository
 
 MODELS = """
@@ -28,17 +28,6 @@ class EraseContact(Contact):
     endpoints: int | None = None
     linkedin: Annotated[str | None, Personal] = None
 """
-
-
-def _run(where: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "leadfunnel", *arguments],
-        cwd=where,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={"PYTHONPATH": str(where), "PATH": "/usr/bin:/bin"},
-    )
 
 
 @pytest.fixture
@@ -66,7 +55,9 @@ def test_erase_keeps_the_application_s_non_personal_fields_when_told_its_classes
     funnel.repository.close()
     classes = ["--lead-model", "erase_models:EraseLead"]
     classes += ["--contact-model", "erase_models:EraseContact"]
-    done = _run(tmp_path, "erase", "zed@x.example.com", "--db", db, *(classes if told else []))
+    done = run_leadfunnel(
+        tmp_path, "erase", "zed@x.example.com", "--db", db, *(classes if told else [])
+    )
     assert done.returncode == 0, done.stderr
     reread = Funnel(
         SqlRepository(db), lead_model=models.EraseLead, contact_model=models.EraseContact
@@ -81,7 +72,7 @@ def test_erase_keeps_the_application_s_non_personal_fields_when_told_its_classes
 def test_a_model_that_is_not_a_contact_is_refused(tmp_path: Path, models: Any) -> None:
     db = f"sqlite:///{tmp_path / 'crm.db'}"
     SqlRepository(db).close()
-    done = _run(
+    done = run_leadfunnel(
         tmp_path, "erase", "a@x.example.com", "--db", db,
         "--contact-model", "erase_models:EraseLead",
     )  # fmt: skip
