@@ -13,7 +13,10 @@ implements ``_commit``), which applies a :class:`ChangeSet` all or nothing:
    (``update.record.version == stored.version + 1``, ``delete.version == stored.version``),
    and so is every record of ``checks`` (records the change was decided on but does not
    change: ``check.version == stored.version``); a mismatch raises
-   :class:`~leadfunnel.ConcurrencyError`, an unknown id :class:`~leadfunnel.NotFoundError`;
+   :class:`~leadfunnel.ConcurrencyError`, an unknown id :class:`~leadfunnel.NotFoundError`
+   (so does an update or check whose id is stored as another kind of record: a
+   contact given a lead's id); an ``insert`` whose id is stored already raises
+   :class:`~leadfunnel.ConcurrencyError` (expected version 0);
 2. identity keys (:func:`identity_keys` of every record that :func:`holds_keys`) are
    released by deletes and updates, then claimed by updates and inserts; a key held by
    another record raises :class:`~leadfunnel.AvoidListedError` when that record is
@@ -26,7 +29,15 @@ implements ``_commit``), which applies a :class:`ChangeSet` all or nothing:
    events at the same instant) and each event is given its ``position``: strictly
    greater than that of every event committed before, so positions grow in commit
    order across the store; ``moves`` re-point touches and events to another subject (a
-   merge); merge logs are added or removed.
+   merge: a move to a subject that is not stored raises
+   :class:`~leadfunnel.NotFoundError`, and nothing is moved); merge logs are added or
+   removed.
+
+An update stores the record as given, field for field: a field set to ``None`` (an
+erasure blanks every personal one) reads back ``None``, and nothing of the version it
+replaces is kept, but for what its class does not declare (the application's fields,
+written by a funnel not given its classes), which an adapter that keeps a record's
+fields beyond its model keeps.
 
 If anything fails, nothing of the change set is visible, to this process or another.
 The store must be safe to share between threads.
@@ -779,7 +790,8 @@ class Repository(ABC):
         per group: ``source`` and ``profile`` are the current values of the lead (for an
         opportunity step, the lead the opportunity came from: its ``lead_id``, else the
         ``lead_id`` of its contact, as when a contact booked before it took a lead's
-        history in a merge; ``None`` if neither);
+        history in a merge; if neither, ``source`` is the contact's own, a contact added
+        directly having one, and ``profile`` is ``None``);
         ``owner`` is the lead's owner for lead steps and the opportunity's owner for
         opportunity steps; ``setter`` is the opportunity's setter (``None`` for lead
         steps); ``month`` is the step's ``at`` as ``YYYY-MM`` in UTC. Without ``by``,
@@ -830,8 +842,10 @@ class Repository(ABC):
     ) -> list[RepListRow]:
         """The records a rep would call back, newest ``since`` first.
 
-        * ``never_booked``: leads with status ``qualified``, which fit a profile and
-          have no appointment; ``since`` is their ``status_at``.
+        * ``never_booked``: leads with status ``qualified`` (those a profile fits and
+          those qualified by hand, ``profile`` ``None``), which have no appointment
+          (a booked lead is ``converted``); ``since`` is their ``status_at``, else their
+          ``created_at``.
         * ``not_sat``: opportunities that never reached ``appointment_sat`` and whose
           appointment time (``appointment_at``, else ``created_at``) is before ``now``,
           still at ``appointment_set`` or lost; ``since`` is that appointment time.

@@ -17,7 +17,11 @@ and :class:`~leadfunnel.SqlRepository` use:
   (by value), :func:`trait_key` is a person's company, last name or e-mail domain as
   ``people_like`` compares them;
 * :func:`check_grouping` and :func:`check_rep_list` refuse an unknown grouping or rep
-  list with the error the facade promises;
+  list with the error the facade promises; :func:`month_of` is a step's group by month
+  (``"0001-01"``: four-digit years, UTC);
+* :func:`text_filter` is a list filter's value (``owner``, ``source``, ``setter``,
+  ``tag``) as the stores compare it, or :data:`NO_VALUE` where no record can match, and
+  :func:`missing_value` what a record stored before its model gained a field reads as;
 * :func:`read_changed` is the :class:`~leadfunnel.ConcurrencyError` of a change whose
   ``touches_read``, ``events_read`` or ``deals_read`` no longer hold, and
   :func:`refuse_suppressed` raises the :class:`~leadfunnel.AvoidListedError` of a
@@ -29,7 +33,9 @@ from __future__ import annotations
 
 from ._lifecycle import FUNNEL_STEPS, TIMED_STEPS, funnel_steps
 from ._models import holds_keys, identity_keys, is_avoided
+from ._periods import month_of
 from ._repository import (
+    NO_VALUE,
     ChangeSet,
     Cursor,
     FollowUpCandidate,
@@ -45,14 +51,17 @@ from ._repository import (
     Suppression,
     check_grouping,
     check_rep_list,
+    missing_value,
     read_changed,
     refuse_suppressed,
+    text_filter,
     trait_key,
     where_values,
 )
 
 __all__ = [
     "FUNNEL_STEPS",
+    "NO_VALUE",
     "TIMED_STEPS",
     "ChangeSet",
     "Cursor",
@@ -73,8 +82,11 @@ __all__ = [
     "holds_keys",
     "identity_keys",
     "is_avoided",
+    "missing_value",
+    "month_of",
     "read_changed",
     "refuse_suppressed",
+    "text_filter",
     "trait_key",
     "where_values",
 ]

@@ -504,6 +504,27 @@ class RepositoryContract(ABC):
             repo.commit(ChangeSet(updates=[bump(bump(fresh), notes="skips one")]))
         assert repo.get(a.id) == fresh
 
+    def test_an_update_stores_nones_as_given(self, repo: Repository) -> None:
+        """An update stores the record as given: a field set to ``None`` (as an
+        erasure blanks the personal ones) reads back ``None``, never the old value."""
+        a = lead(1, company="Acme", notes="met at the fair", title="CEO")
+        c = contact(2, company="Beta", notes="call after 5")
+        add(repo, a, c)
+        blank_a = bump(a, company=None, notes=None, title=None, first_name=None)
+        blank_c = bump(c, company=None, notes=None, last_name=None)
+        repo.commit(ChangeSet(updates=[blank_a, blank_c]))
+        for record, blank in ((a, blank_a), (c, blank_c)):
+            got = repo.get(record.id)
+            kept = [
+                name
+                for name in ("first_name", "last_name", "company", "notes", "title")
+                if name in type(blank).model_fields
+                and getattr(blank, name) is None
+                and getattr(got, name) is not None
+            ]
+            assert not kept, f"an update to None kept the old value of {kept}"
+            assert got == blank
+
     def test_update_or_delete_of_unknown_record_raises_not_found(self, repo: Repository) -> None:
         ghost = lead(1)
         with pytest.raises(NotFoundError):
@@ -768,13 +789,14 @@ class RepositoryContract(ABC):
         tokyo = timezone(timedelta(hours=9))
         same3 = event(a, "update", "qualified", "qualified", later.astimezone(tokyo))
         repo.commit(ChangeSet(events=[same3]))
-        assert [e.id for e in repo.history(a.id)] == [
-            past.id,
-            first.id,
-            same1.id,
-            same2.id,
-            same3.id,
-        ]
+        names = {e.id: e.name for e in (past, first, same1, same2, same3)}
+        assert [names.get(e.id, str(e.id)) for e in repo.history(a.id)] == [
+            "capture",
+            "add",
+            "touch",
+            "qualify",
+            "update",
+        ], "history is oldest first by `at` (any offset), then by position (commit order)"
         stored = repo.history(a.id)[-1]
         assert stored.model_copy(update={"position": 0}) == same3
         assert stored.position is not None
@@ -1199,20 +1221,25 @@ class RepositoryContract(ABC):
         """A deal booked on a contact that had no lead then (``lead_id`` None), whose
         contact later took a lead's history (a merge with the contact a lead became),
         is grouped by that lead's source and profile: the person came from it. A deal
-        with no lead either way falls under ``None``."""
+        with no lead either way falls under the contact's own source (a contact added
+        directly has one), and under no profile."""
         origin = lead(1, source="webinar", profile="msp", status=LeadStatus.CONVERTED)
         person = contact(1, lead_id=origin.id)
         direct = contact(2)  # added directly: no lead at all
+        referred = contact(3, source="referral")  # the same, with a source of its own
         merged_deal = deal(person, lead_id=None)
         direct_deal = deal(direct, lead_id=None)
-        add(repo, origin, person, direct, merged_deal, direct_deal)
+        referred_deal = deal(referred, lead_id=None)
+        add(repo, origin, person, direct, referred, merged_deal, direct_deal, referred_deal)
 
         def booked(by: Any) -> dict[str | None, int]:
             rows = repo.step_counts(since=None, until=None, by=by, steps=["appointment_set"])
             return {row.group: row.count for row in rows}
 
-        assert booked("source") == {"webinar": 1, None: 1}
-        assert booked("profile") == {"msp": 1, None: 1}
+        assert booked("source") == {"webinar": 1, "referral": 1, None: 1}, (
+            "a deal with no lead is grouped by its contact's own source"
+        )
+        assert booked("profile") == {"msp": 1, None: 2}
 
     def test_step_months_are_utc(self, repo: Repository) -> None:
         a = lead(1)
@@ -1802,8 +1829,11 @@ class RepositoryContract(ABC):
             (b.id, "touch"),
         ]
         positions = [e.position or 0 for e in feed]
-        assert all(p > 0 for p in positions)
-        assert positions == sorted(set(positions))
+        assert all(p > 0 for p in positions), f"every stored event has a position: {positions}"
+        assert positions == sorted(set(positions)), (
+            f"positions {positions} must strictly grow in commit order across the whole "
+            "store (not restart per commit or per subject)"
+        )
         assert [e.id for e in repo.events(after=positions[1])] == [feed[2].id, feed[3].id]
         assert [e.id for e in repo.events(after=0, limit=2)] == [feed[0].id, feed[1].id]
         assert repo.events(after=positions[-1]) == []
