@@ -118,3 +118,19 @@ def test_the_chart_shows_a_rate_as_the_table_does() -> None:
     svg = report.to_svg()
     assert "62.5% of previous" in svg
     assert "62.5%" in str(report)
+
+
+def test_a_period_with_more_won_than_raw_says_why(funnel: Funnel, clock: ManualClock) -> None:
+    deals = []
+    for n in range(3):
+        lead = funnel.capture(Lead(email=f"w{n}@x.example.com"))
+        funnel.qualify(lead, force=True)
+        deals.append(funnel.set_appointment(lead))
+    clock.advance(days=40)
+    start = clock.now()
+    for deal in deals:
+        funnel.win(funnel.send_contract(funnel.propose(funnel.sit(deal))), amount=10)
+    funnel.capture(Lead(email="late@x.example.com"))
+    clock.advance(days=1)
+    text = str(funnel.report(since=start, until=clock.now()))
+    assert "Raw leads to won: 300.0% (3 of 1; deals from earlier leads count too)" in text

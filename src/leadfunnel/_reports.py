@@ -587,8 +587,10 @@ def _money_lines(report: FunnelReport) -> list[str]:
     raw = report.steps["raw"].count
     deals = "deal" if report.won_deals == 1 else "deals"
     unpriced = f", {report.unpriced_deals} without an amount yet" if report.unpriced_deals else ""
+    # More won than arrived: deals won in the period from leads that came before it.
+    earlier = "; deals from earlier leads count too" if won > raw else ""
     return [
-        f"  Raw leads to won: {_percent(report.conversion)} ({won} of {raw})",
+        f"  Raw leads to won: {_percent(report.conversion)} ({won} of {raw}{earlier})",
         f"  Won revenue: {format_money(report.won_revenue)} ({report.won_deals} {deals})",
         f"  Open pipeline now: {format_money(report.pipeline_value)} "
         f"({report.open_deals} open {'deal' if report.open_deals == 1 else 'deals'}{unpriced})",
