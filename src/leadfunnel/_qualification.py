@@ -28,7 +28,6 @@ from .rules import (
     FAIL,
     OUTCOME_CODES,
     PASS,
-    UNKNOWN,
     FieldRule,
     Rule,
     Verdict,
@@ -55,8 +54,10 @@ class QualificationResult(Serialised):
     ``score`` the best profile's weighted share of passed rules; ``status`` the lead's
     status after ``funnel.qualify`` (``None`` from ``evaluate``).
 
-    The engine decides with the rules' fast checks; ``verdicts`` and ``missing`` are
-    worked out on first access (the lead is immutable, so the answer is the same).
+    The engine decides with the built-in rules' fast checks; their verdicts, in
+    ``verdicts`` and ``missing``, are worked out on first access (the lead is immutable
+    and a built-in rule deterministic, so the answer is the same). Any other rule was
+    asked once, and its verdict kept: the one the decision was made on.
     """
 
     __slots__ = (
@@ -84,7 +85,7 @@ class QualificationResult(Serialised):
         tier: Tier = Tier.COLD,
         status: LeadStatus | None = None,
         *,
-        source: tuple[QualificationEngine, Lead] | None = None,
+        source: tuple[QualificationEngine, Lead, _Asked] | None = None,
     ) -> None:
         self.qualified = qualified
         self.decision: Decision = decision
@@ -102,8 +103,8 @@ class QualificationResult(Serialised):
         """Every rule's verdict, per profile name."""
         if self._verdicts is None:
             assert self._source is not None
-            engine, lead = self._source
-            self._verdicts = {p.name: p.explain(lead) for p in engine.profiles}
+            engine, lead, asked = self._source
+            self._verdicts = {p.name: p._explain(lead, asked.get(p.name)) for p in engine.profiles}
         return self._verdicts
 
     @property
@@ -125,8 +126,10 @@ class QualificationResult(Serialised):
         an undecided lead is missing, and need not explain the profiles it failed."""
         if self._verdicts is not None or self._source is None:
             return {n: vs for n, vs in self.verdicts.items() if n in names}
-        engine, lead = self._source
-        return {p.name: p.explain(lead) for p in engine.profiles if p.name in names}
+        engine, lead, asked = self._source
+        return {
+            p.name: p._explain(lead, asked.get(p.name)) for p in engine.profiles if p.name in names
+        }
 
     @property
     def failed(self) -> list[Verdict]:
@@ -178,10 +181,26 @@ class QualificationResult(Serialised):
         }
 
 
+#: The verdicts of the rules that are not built in, per profile, as the engine asked
+#: them about one lead (``None`` in a built-in rule's place: it is explained on demand).
+_Asked = Mapping[str, tuple[Verdict | None, ...]]
+_NOTHING_ASKED: _Asked = {}
+
+
 class Profile:
     """An ideal customer profile: a name and the rules a lead must pass to fit it."""
 
-    __slots__ = ("_hard", "_names", "_plan", "_total", "_weights", "name", "rules")
+    __slots__ = (
+        "_asks",
+        "_hard",
+        "_judges",
+        "_names",
+        "_plan",
+        "_total",
+        "_weights",
+        "name",
+        "rules",
+    )
 
     def __init__(self, name: str, rules: Iterable[Rule] = ()) -> None:
         if not isinstance(name, str) or not name.strip():
@@ -206,23 +225,64 @@ class Profile:
         self._hard = tuple(bool(getattr(r, "hard", False)) for r in self.rules)
         self._weights = tuple(_weight(name, r) for r in self.rules)
         self._total = sum(self._weights)
+        self._judges = tuple(_judge(rule, name) for rule in self.rules)
         # (check, hard, weight) per rule: built-in rules answer with a code and
-        # allocate nothing; any other rule is asked for its verdict.
+        # allocate nothing (their verdicts are explained on demand, the same each time).
         self._plan = tuple(
-            (_checker(rule, name), hard, weight)
+            (_checker(rule), hard, weight)
             for rule, hard, weight in zip(self.rules, self._hard, self._weights, strict=True)
         )
+        # Any other rule is asked for its verdict, once per lead, and the verdict kept:
+        # asked twice, a rule (a score from a service, say) could answer otherwise.
+        # Per rule, its judge, or None for a built-in; None if every rule is built in.
+        asks = tuple(
+            None if check is not None else judge
+            for (check, _, _), judge in zip(self._plan, self._judges, strict=True)
+        )
+        self._asks = None if all(a is None for a in asks) else asks
 
     def __repr__(self) -> str:
         return f"Profile({self.name!r}, rules=[{', '.join(self._names)}])"
 
     def explain(self, lead: Lead) -> tuple[Verdict, ...]:
-        """Every rule's verdict for ``lead``, each naming its rule."""
+        """Every rule's verdict for ``lead``, each naming its rule (every rule asked)."""
+        return self._explain(lead, None)
+
+    def _explain(self, lead: Lead, asked: tuple[Verdict | None, ...] | None) -> tuple[Verdict, ...]:
+        """Every rule's verdict for ``lead``: those ``asked`` already as they were."""
         verdicts = []
-        for rule, name in zip(self.rules, self._names, strict=True):
-            verdict = _judge(rule, self.name)(lead)
+        for index, (judge, name) in enumerate(zip(self._judges, self._names, strict=True)):
+            verdict = asked[index] if asked is not None else None
+            if verdict is None:
+                verdict = judge(lead)
             verdicts.append(verdict if verdict.rule == name else _with_rule(verdict, name))
         return tuple(verdicts)
+
+    def _tally(
+        self, lead: Lead, asks: tuple[Callable[[Lead], Verdict] | None, ...]
+    ) -> tuple[float, bool, bool, bool, tuple[Verdict | None, ...]]:
+        """The engine's judgement of a profile with rules of its own (not built in):
+        passed weight, failed, hard-failed, unknown, and the verdicts those rules gave."""
+        passed = 0.0
+        failed = hard_failed = unknown = False
+        asked: list[Verdict | None] = []
+        for (check, hard, weight), ask in zip(self._plan, asks, strict=True):
+            if ask is None:
+                asked.append(None)
+                code = check(lead)  # type: ignore[misc]
+            else:
+                verdict = ask(lead)
+                asked.append(verdict)
+                code = OUTCOME_CODES[verdict.outcome]
+            if code == PASS:
+                passed += weight
+            elif code == FAIL:
+                failed = True
+                if hard:
+                    hard_failed = True
+            else:
+                unknown = True
+        return passed, failed, hard_failed, unknown, tuple(asked)
 
 
 def _weight(profile: str, rule: Rule) -> float:
@@ -241,16 +301,13 @@ def _weight(profile: str, rule: Rule) -> float:
     return float(weight)
 
 
-def _checker(rule: Rule, profile: str) -> Callable[[Lead], int]:
-    check = getattr(rule, "check", None)
-    if isinstance(rule, _BuiltinRule) and check is not None:
-        return check  # type: ignore[no-any-return]
-    judge = _judge(rule, profile)
-
-    def by_verdict(lead: Lead) -> int:
-        return OUTCOME_CODES.get(judge(lead).outcome, UNKNOWN)
-
-    return by_verdict
+def _checker(rule: Rule) -> Callable[[Lead], int] | None:
+    """A built-in rule's fast ``check`` (a code, no verdict); ``None`` for any other,
+    a subclass of a built-in that answers with an ``evaluate`` of its own included (its
+    ``check`` might not say what its ``evaluate`` does)."""
+    if isinstance(rule, _BuiltinRule) and type(rule).evaluate is _BuiltinRule.evaluate:
+        return rule.check
+    return None
 
 
 def _judge(rule: Rule, profile: str) -> Callable[[Lead], Verdict]:
@@ -267,6 +324,18 @@ def _judge(rule: Rule, profile: str) -> Callable[[Lead], Verdict]:
             raise RuleError(name, profile, lead.id, f"{type(exc).__name__}: {exc}") from exc
         if not isinstance(verdict, Verdict):
             raise RuleError(name, profile, lead.id, f"it returned {verdict!r}, not a Verdict")
+        outcome = verdict.outcome
+        if not isinstance(outcome, str) or outcome not in OUTCOME_CODES:
+            raise RuleError(
+                name,
+                profile,
+                lead.id,
+                f"its verdict's outcome is {outcome!r}, not 'pass', 'fail' or 'unknown'",
+            )
+        if not isinstance(verdict.reason, str):
+            raise RuleError(
+                name, profile, lead.id, f"its verdict's reason is {verdict.reason!r}, not text"
+            )
         fields = type(lead).model_fields
         unknown = [field for field in verdict.missing if field not in fields]
         if unknown:
@@ -305,7 +374,7 @@ class QualificationEngine:
             if profile.name in seen:
                 raise ConfigError(f"two profiles are named {profile.name!r}; names must differ")
             seen.add(profile.name)
-        self._plans = tuple((p.name, p._plan, p._total) for p in self.profiles)
+        self._plans = tuple((p.name, p._plan, p._total, p._asks, p) for p in self.profiles)
 
     def __repr__(self) -> str:
         return f"QualificationEngine({list(self.profiles)!r})"
@@ -344,26 +413,34 @@ class QualificationEngine:
 
     def evaluate(self, lead: Lead) -> QualificationResult:
         """Judge ``lead`` against every profile; changes nothing."""
-        # The hot path of qualification: every profile is judged with the rules' fast
-        # checks in one flat loop; verdicts are explained only if someone asks.
+        # The hot path of qualification: a profile of built-in rules is judged with their
+        # fast checks in one flat loop, its verdicts explained only if someone asks. Any
+        # other rule is asked for its verdict once, and the verdict kept for explaining.
         outcomes: dict[str, ProfileOutcome] = {}
         best_fit: str | None = None
         best_score = 0.0
         undecided = False
         all_hard = True
-        for name, plan, total in self._plans:
-            passed = 0.0
-            failed = hard_failed = unknown = False
-            for check, hard, weight in plan:
-                code = check(lead)
-                if code == PASS:
-                    passed += weight
-                elif code == FAIL:
-                    failed = True
-                    if hard:
-                        hard_failed = True
-                else:
-                    unknown = True
+        asked: dict[str, tuple[Verdict | None, ...]] | None = None
+        for name, plan, total, asks, profile in self._plans:
+            if asks is None:
+                passed = 0.0
+                failed = hard_failed = unknown = False
+                for check, hard, weight in plan:
+                    code = check(lead)  # type: ignore[misc]
+                    if code == PASS:
+                        passed += weight
+                    elif code == FAIL:
+                        failed = True
+                        if hard:
+                            hard_failed = True
+                    else:
+                        unknown = True
+            else:
+                passed, failed, hard_failed, unknown, verdicts = profile._tally(lead, asks)
+                if asked is None:
+                    asked = {}
+                asked[name] = verdicts
             score = passed / total
             if score > best_score:
                 best_score = score
@@ -398,7 +475,7 @@ class QualificationEngine:
             None,
             best_score,
             tier,
-            source=(self, lead),
+            source=(self, lead, _NOTHING_ASKED if asked is None else asked),
         )
 
 

@@ -98,6 +98,36 @@ class Verdict:
     missing: tuple[str, ...] = ()
     rule: str | None = None
 
+    def __post_init__(self) -> None:
+        # Checked here, once, so that the engine can trust a verdict: a misspelt outcome
+        # would otherwise read as "unknown" with nothing missing.
+        outcome = self.outcome
+        if not isinstance(outcome, str) or outcome not in OUTCOME_CODES:
+            raise ValueError(
+                f"a verdict's outcome is 'pass', 'fail' or 'unknown', not {outcome!r}; make "
+                "it with Verdict.passed(reason), Verdict.failed(reason) or "
+                "Verdict.unknown(reason, missing=[...])"
+            )
+        if not isinstance(self.reason, str):
+            raise TypeError(
+                f"a verdict's reason must be text (what a sales rep reads), not {self.reason!r}"
+            )
+        missing = self.missing
+        if type(missing) is not tuple:
+            if isinstance(missing, str) or not isinstance(missing, Iterable):
+                raise TypeError(
+                    f"a verdict's missing must be a list of field names, not {missing!r}"
+                )
+            missing = tuple(missing)
+            object.__setattr__(self, "missing", missing)
+        for name in missing:
+            if not isinstance(name, str):
+                raise TypeError(
+                    f"a verdict's missing must be a list of field names; {name!r} is not one"
+                )
+        if self.rule is not None and not isinstance(self.rule, str):
+            raise TypeError(f"a verdict's rule is the rule's name (text), not {self.rule!r}")
+
     @classmethod
     def passed(cls, reason: str) -> Verdict:
         """The lead meets the rule."""
