@@ -4,12 +4,15 @@ whatever a rule answers checked."""
 
 from __future__ import annotations
 
+from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from conftest import person
 from leadfunnel import (
+    ConfigError,
     Funnel,
     Lead,
     LeadStatus,
@@ -19,13 +22,64 @@ from leadfunnel import (
 )
 from leadfunnel.rules import (
     BaseRule,
+    CompanySize,
+    FieldRule,
+    Money,
     Niche,
     Verdict,
+    make_rule,
 )
 
 
 def _engine(*given: dict[str, Any]) -> QualificationEngine:
     return QualificationEngine.from_dict({"profiles": [{"name": "p", "rules": list(given)}]})
+
+
+# --- 1. every number a rule takes is finite ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        {"rule": "money", "min_annual_revenue": float("nan")},
+        {"rule": "money", "min_annual_revenue": float("inf")},
+        {"rule": "money", "min_annual_revenue": Decimal("NaN")},
+        {"rule": "money", "min_annual_revenue": Decimal("sNaN")},
+        {"rule": "money", "min_annual_revenue": Decimal("Infinity")},
+        {"rule": "money", "min_employees": float("inf")},
+        {"rule": "company_size", "min_employees": float("nan")},
+        {"rule": "company_size", "max_employees": float("inf")},
+        {"rule": "field", "field": "annual_revenue", "min": float("nan")},
+        {"rule": "field", "field": "ratio", "max": float("inf")},  # a custom field
+        {"rule": "field", "field": "ratio", "equals": float("nan")},
+        {"rule": "field", "field": "ratio", "in": [1.5, float("nan")]},
+        {"rule": "niche", "industries": ["IT"], "weight": float("inf")},
+        {"rule": "niche", "industries": ["IT"], "weight": float("nan")},
+    ],
+)
+def test_a_number_that_is_not_finite_is_refused_at_load(rule: dict[str, Any]) -> None:
+    with pytest.raises(ConfigError, match=r"profile 'p', rule #1: .*(finite|weight)") as error:
+        _engine(rule)
+    assert f"rule {rule['rule']!r}" in str(error.value)
+
+
+def test_nan_in_a_toml_rules_file_is_refused_when_it_is_read(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.toml"
+    rules.write_text(
+        '[[profiles]]\nname = "rich"\nrules = [{ rule = "money", min_annual_revenue = nan }]\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError, match=r"profile 'rich', rule #1: rule 'money': .*finite"):
+        QualificationEngine.from_toml(rules)
+
+
+def test_a_non_finite_minimum_is_refused_in_python_too() -> None:
+    with pytest.raises(ValueError, match="min_annual_revenue must be a finite number, not nan"):
+        Money(min_annual_revenue=float("nan"))
+    with pytest.raises(ValueError, match="max_employees must be a finite number"):
+        CompanySize(max_employees=float("inf"))
+    with pytest.raises(ValueError, match="finite"):
+        Niche(["IT"], weight=float("inf"))
 
 
 # --- 2. a rule of one's own is asked once per lead, and its verdict kept -----------------
@@ -120,6 +174,58 @@ def test_qualify_all_asks_a_custom_rule_once_per_lead() -> None:
     assert undecided[0].data["missing"] == ["industry"]
 
 
+# --- 3. field bounds given as text are compared as the field's values -------------------
+
+
+def test_field_bounds_given_as_text_are_compared_as_numbers() -> None:
+    engine = _engine({"rule": "field", "field": "employees", "min": "9", "max": "10"})
+    assert engine.evaluate(Lead(employees=9)).qualified
+    assert engine.evaluate(Lead(employees=11)).decision == "fail"
+    with pytest.raises(ConfigError, match=r"profile 'p', rule #1: .*min 10 is above max 9"):
+        _engine({"rule": "field", "field": "employees", "min": "10", "max": "9"})
+    # A custom field's text bounds are compared once the funnel knows the field's type.
+    rule = FieldRule("endpoints", min="9", max="10")
+
+    class Fleet(Lead):
+        endpoints: int | None = None
+
+    assert rule.evaluate(Fleet(endpoints=10)).outcome == "pass"
+
+
+# --- 4. a wrong field argument is refused at load, and said to be a config problem ------
+
+
+def test_a_bound_no_value_of_a_lead_field_can_be_is_refused_at_load() -> None:
+    with pytest.raises(ConfigError, match=r"profile 'p', rule #1: .*min='abc' is not a value"):
+        _engine({"rule": "field", "field": "employees", "min": "abc"})
+    with pytest.raises(ConfigError, match=r"in='gold' is not a value"):
+        _engine({"rule": "field", "field": "interest", "in": ["high", "gold"]})
+    with pytest.raises(ConfigError, match=r"min='abc' is not a value"):
+        FieldRule("employees", min="abc")
+
+
+def test_a_field_the_lead_lacks_is_a_config_error_when_judged_without_a_funnel() -> None:
+    engine = _engine({"rule": "field", "field": "nonexistent", "exists": True})  # maybe custom
+    with pytest.raises(ConfigError, match=r"'nonexistent', which Lead has no field"):
+        Funnel(engine=engine)
+    with pytest.raises(ConfigError, match=r"profile 'p'.*'nonexistent', which Lead has no") as e:
+        engine.evaluate(Lead(industry="IT"))
+    assert not isinstance(e.value, RuleError)
+    assert "should answer unknown" not in str(e.value)
+
+
+def test_a_config_error_inside_a_rule_surfaces_as_a_config_error() -> None:
+    class Configured(BaseRule):
+        name = "configured"
+
+        def evaluate(self, lead: Lead) -> Verdict:
+            raise ConfigError("the threshold file is missing; set THRESHOLDS")
+
+    engine = QualificationEngine([Profile("p", [Configured()])])
+    with pytest.raises(ConfigError, match="profile 'p', rule 'configured': the threshold"):
+        engine.evaluate(Lead())
+
+
 # --- 5. what a rule answers is checked --------------------------------------------------
 
 
@@ -158,3 +264,24 @@ def test_a_rule_answering_an_invalid_verdict_is_a_rule_error() -> None:
             "p",
             lead.id,
         )
+
+
+# --- 6. head counts ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "arguments"),
+    [
+        ("money", {"min_employees": 5.5}),
+        ("company_size", {"min_employees": 0.5}),
+        ("company_size", {"max_employees": Decimal("10.2")}),
+    ],
+)
+def test_a_fractional_head_count_is_refused(name: str, arguments: dict[str, Any]) -> None:
+    with pytest.raises(ConfigError, match="whole number of employees"):
+        make_rule(name, **arguments)
+
+
+def test_a_whole_head_count_written_as_a_float_is_taken() -> None:
+    assert Money(min_employees=5.0).evaluate(Lead(employees=5)).outcome == "pass"
+    assert CompanySize(max_employees=10.0).evaluate(Lead(employees=11)).outcome == "fail"

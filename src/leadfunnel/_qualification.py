@@ -320,6 +320,12 @@ def _judge(rule: Rule, profile: str) -> Callable[[Lead], Verdict]:
             verdict = rule.evaluate(lead)
         except RuleError:
             raise
+        except ConfigError as exc:
+            # The rule's configuration is wrong (a field rule naming a field this lead's
+            # class lacks, say): fixed in the config, not by answering unknown.
+            text = str(exc)
+            named = text if text.startswith(f"rule {name!r}") else f"rule {name!r}: {text}"
+            raise ConfigError(f"profile {profile!r}, {named}") from exc
         except Exception as exc:
             raise RuleError(name, profile, lead.id, f"{type(exc).__name__}: {exc}") from exc
         if not isinstance(verdict, Verdict):

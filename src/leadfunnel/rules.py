@@ -201,6 +201,8 @@ class BaseRule(ABC):
             raise TypeError(f"hard must be true or false, not {hard!r}")
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight <= 0:
             raise ValueError(f"weight must be a positive number, not {weight!r}")
+        if not math.isfinite(weight):
+            raise ValueError(f"weight must be a finite number, not {weight!r}")
         self.hard = hard
         self.weight = float(weight)
 
@@ -249,14 +251,36 @@ def _strings(rule: str, argument: str, values: Any, *, allow_empty: bool = False
     return items
 
 
-def _number(argument: str, value: Any) -> Decimal | None:
+def _number(argument: str, value: Any, *, head_count: bool = False) -> Decimal | None:
+    """A rule's numeric argument: ``None``, or a finite, non-negative number (a whole
+    one for a ``head_count``)."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
         raise TypeError(f"{argument} must be a number, not {type(value).__name__}")
+    if not _finite(value):
+        raise ValueError(
+            f"{argument} must be a finite number, not {value}; give a number, or leave "
+            f"{argument} out"
+        )
     if value < 0:
         raise ValueError(f"{argument} must not be negative, not {value}")
-    return Decimal(str(value))
+    number = Decimal(str(value))
+    if head_count and number != number.to_integral_value():
+        raise ValueError(
+            f"{argument} must be a whole number of employees, not {value}; give the "
+            "head count a lead must have"
+        )
+    return number
+
+
+def _finite(value: Any) -> bool:
+    """Whether a number is finite (NaN and the infinities are not): any other value is."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, Decimal):
+        return value.is_finite()
+    return True
 
 
 def _listing(values: Iterable[str]) -> str:
@@ -285,6 +309,8 @@ class _BuiltinRule:
             raise TypeError(f"hard must be true or false, not {self.hard!r}")
         if isinstance(self.weight, bool) or not isinstance(self.weight, (int, float)):
             raise TypeError(f"weight must be a number, not {self.weight!r}")
+        if not math.isfinite(self.weight):
+            raise ValueError(f"weight must be a finite positive number, not {self.weight}")
         if self.weight <= 0:
             raise ValueError(f"weight must be positive, not {self.weight}")
 
@@ -383,7 +409,7 @@ class Money(_BuiltinRule):
         self.name = "money"
         self._check_common()
         self._revenue = _number("min_annual_revenue", self.min_annual_revenue)
-        employees = _number("min_employees", self.min_employees)
+        employees = _number("min_employees", self.min_employees, head_count=True)
         self._employees = None if employees is None else int(employees)
         if self._revenue is None and self._employees is None:
             raise ValueError("give min_annual_revenue, min_employees or both")
@@ -558,8 +584,8 @@ class CompanySize(_BuiltinRule):
     def __post_init__(self) -> None:
         self.name = "company_size"
         self._check_common()
-        low = _number("min_employees", self.min_employees)
-        high = _number("max_employees", self.max_employees)
+        low = _number("min_employees", self.min_employees, head_count=True)
+        high = _number("max_employees", self.max_employees, head_count=True)
         if low is None and high is None:
             raise ValueError("give min_employees, max_employees or both")
         if low is not None and high is not None and low > high:
@@ -643,13 +669,16 @@ class FieldRule(BaseRule):
     ``{"rule": "field", "field": "endpoints", "min": 20}``.
 
     Conditions (all given must hold): ``min`` and ``max`` (inclusive), ``equals``,
-    ``in`` (``one_of`` from Python), ``exists`` (True: the field must have a value;
-    False: it must be empty). Strings compare case-insensitively, as the other rules'.
-    The bounds are read as the field's type once the rule meets the lead model (a
-    funnel checks them when it is made): ``min = "20"`` for a number of employees is 20,
-    ``max = "2027-12-31"`` for a date is that day, and a bound that cannot be one is a
-    :class:`~leadfunnel.ConfigError`. On a set field (``tags``, ``needs``), ``equals``
-    and ``in`` hold when the set holds the value, or one of the values. An empty field
+    ``in`` (``one_of`` from Python; a config writes ``in``), ``exists`` (True: the field
+    must have a value; False: it must be empty). Strings compare case-insensitively, as
+    the other rules'. The bounds are read as the field's type: ``min = "20"`` for a number
+    of employees is 20, ``max = "2027-12-31"`` for a date is that day, and a bound that
+    cannot be one is a :class:`~leadfunnel.ConfigError`. A field of :class:`Lead` is
+    checked when the rule is made; a field of the application's own lead class when the
+    rule meets it (a funnel checks its lead model when it is made). A number that is not
+    finite (NaN, infinity) is refused as any condition. On a set field (``tags``,
+    ``needs``), ``equals`` and ``in`` hold when the set holds the value, or one of the
+    values. An empty field
     (``None``, blank text, an empty set, a float that is not a number) is ``unknown``
     (with the field in ``missing``), unless ``exists`` decides; a value that cannot be
     compared with a bound fails, saying why.
@@ -683,9 +712,18 @@ class FieldRule(BaseRule):
             raise ValueError("give at least one of min, max, equals, in or exists")
         if exists is False and ((min, max, one_of) != (None, None, None) or equals is not _UNSET):
             raise ValueError("exists=false wants the field empty: give no other condition")
-        self._check_range(min, max)
+        for name, value in (("min", min), ("max", max), ("equals", equals)):
+            _check_finite(name, value)
+        for value in self.one_of or ():
+            _check_finite("in", value)
+        if not isinstance(min, str) and not isinstance(max, str):
+            self._check_range(min, max)  # text ("9", "10") is compared once read as values
         # The conditions read as each lead class's field type (see conditions_for).
         self._typed: dict[type[Lead], _Conditions] = {}
+        if field in Lead.model_fields:
+            # A field every lead has: its bounds are read, and checked, now (a field of
+            # the application's own lead class is, when the rule meets that class).
+            self.conditions_for(Lead)
 
     @classmethod
     def from_config(cls, **arguments: Any) -> FieldRule:
@@ -745,7 +783,10 @@ class FieldRule(BaseRule):
         """Judge the lead's ``field``."""
         name = self.field
         if name not in type(lead).model_fields:
-            value = getattr(lead, name, None)  # a lead of another class: judged as given
+            value = getattr(lead, name, _UNSET)
+            if value is _UNSET:
+                self.conditions_for(type(lead))  # a ConfigError: no such field
+            # An attribute that is no field (a property, say): judged as given.
             conditions = _Conditions.of(
                 _is_set_value(value), self.min, self.max, self.equals, self.one_of
             )
@@ -803,6 +844,13 @@ class _Conditions:
     ) -> _Conditions:
         keys = None if one_of is None else frozenset(map(_same, one_of))
         return cls(is_set, low, high, equals, one_of, _same(equals), keys)
+
+
+def _check_finite(name: str, value: Any) -> None:
+    if not _finite(value):
+        raise ValueError(
+            f"{name} must be a finite number, not {value}; give a number the field can hold"
+        )
 
 
 def _empty(value: Any) -> bool:
@@ -931,9 +979,9 @@ def make_rule(name: str, **arguments: Any) -> Rule:
     try:
         rule = factory(**arguments)
     except TypeError as exc:
-        raise ConfigError(f"rule {name!r}: {_argument_problem(exc)}") from None
+        raise ConfigError(_of_rule(name, _argument_problem(exc))) from None
     except ValueError as exc:
-        raise ConfigError(f"rule {name!r}: {exc}") from None
+        raise ConfigError(_of_rule(name, str(exc))) from None
     if not callable(getattr(rule, "evaluate", None)) or not isinstance(
         getattr(rule, "name", None), str
     ):
@@ -941,6 +989,11 @@ def make_rule(name: str, **arguments: Any) -> Rule:
             f"rule {name!r}: its factory made {rule!r}, which has no name or evaluate(lead)"
         )
     return rule
+
+
+def _of_rule(name: str, problem: str) -> str:
+    """``problem`` said of the rule ``name`` (once: a message may name it already)."""
+    return problem if problem.startswith(f"rule {name!r}") else f"rule {name!r}: {problem}"
 
 
 def _argument_problem(exc: TypeError) -> str:
