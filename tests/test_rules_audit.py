@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from conftest import person
+from conftest import T0, person
 from leadfunnel import (
     ConfigError,
     Funnel,
@@ -19,6 +19,7 @@ from leadfunnel import (
     Profile,
     QualificationEngine,
     RuleError,
+    rules,
 )
 from leadfunnel.rules import (
     BaseRule,
@@ -28,7 +29,9 @@ from leadfunnel.rules import (
     Niche,
     Verdict,
     make_rule,
+    register_rule,
 )
+from leadfunnel.testing import ManualClock
 
 
 def _engine(*given: dict[str, Any]) -> QualificationEngine:
@@ -266,7 +269,7 @@ def test_a_rule_answering_an_invalid_verdict_is_a_rule_error() -> None:
         )
 
 
-# --- 6. head counts ---------------------------------------------------------------------
+# --- 6. nits ----------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -285,3 +288,72 @@ def test_a_fractional_head_count_is_refused(name: str, arguments: dict[str, Any]
 def test_a_whole_head_count_written_as_a_float_is_taken() -> None:
     assert Money(min_employees=5.0).evaluate(Lead(employees=5)).outcome == "pass"
     assert CompanySize(max_employees=10.0).evaluate(Lead(employees=11)).outcome == "fail"
+
+
+def test_hard_must_be_true_or_false() -> None:
+    class Duck:
+        name = "duck"
+        hard = "false"
+
+        def evaluate(self, lead: Lead) -> Verdict:
+            return Verdict.failed("quack")
+
+    with pytest.raises(ConfigError, match=r"profile 'p': rule 'duck' has hard='false'"):
+        Profile("p", [Duck()])
+
+
+def test_a_field_rule_config_takes_in_not_one_of() -> None:
+    with pytest.raises(ConfigError, match=r"'one_of'.* write 'in'"):
+        _engine({"rule": "field", "field": "source", "one_of": ["webinar"]})
+    engine = _engine({"rule": "field", "field": "source", "in": ["webinar"]})
+    assert engine.evaluate(Lead(source="Webinar")).qualified
+
+
+class _First(BaseRule):
+    name = "audit_twice"
+
+    def evaluate(self, lead: Lead) -> Verdict:
+        return Verdict.passed("first")
+
+
+class _Second(_First):
+    def evaluate(self, lead: Lead) -> Verdict:
+        return Verdict.failed("second")
+
+
+def test_registering_a_name_twice_is_refused_unless_replacing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(rules, "_registered", {})  # registrations last the process
+    register_rule("audit_twice", _First)
+    register_rule("audit_twice", _First)  # the same again: harmless (a module imported twice)
+    with pytest.raises(ConfigError, match=r"'audit_twice' is already registered.*replace=True"):
+        register_rule("audit_twice", _Second)
+    assert make_rule("audit_twice").evaluate(Lead()).reason == "first"
+    register_rule("audit_twice", _Second, replace=True)
+    assert make_rule("audit_twice").evaluate(Lead()).reason == "second"
+
+
+def test_qualify_all_stops_at_a_rule_that_raises_storing_nothing_of_that_page() -> None:
+    """Pins what docs/rules.md says: a page is all or nothing; RuleError.lead_id finds
+    the lead."""
+
+    class Picky(BaseRule):
+        name = "picky"
+
+        def evaluate(self, lead: Lead) -> Verdict:
+            if lead.company == "Broken":
+                raise ValueError("no score")
+            return Verdict.passed("fine")
+
+    clock = ManualClock(T0)
+    funnel = Funnel(engine=QualificationEngine([Profile("p", [Picky()])]), clock=clock)
+    made = []
+    for n, company in enumerate(["A", "B", "C", "Broken"], 1):
+        made.append(funnel.capture(Lead(**person(n, company=company))))
+        clock.advance(seconds=1)
+    with pytest.raises(RuleError) as error:
+        funnel.qualify_all(page_size=2)
+    assert error.value.lead_id == made[3].id
+    statuses = [funnel.get_lead(lead.id).status for lead in made]
+    assert statuses == [LeadStatus.QUALIFIED] * 2 + [LeadStatus.RAW] * 2

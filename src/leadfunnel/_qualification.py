@@ -222,7 +222,7 @@ class Profile:
                     "non-empty name (a class attribute, as the built-in rules have)"
                 )
         self._names = tuple(_rule_name(r) for r in self.rules)
-        self._hard = tuple(bool(getattr(r, "hard", False)) for r in self.rules)
+        self._hard = tuple(_hard(name, r) for r in self.rules)
         self._weights = tuple(_weight(name, r) for r in self.rules)
         self._total = sum(self._weights)
         self._judges = tuple(_judge(rule, name) for rule in self.rules)
@@ -283,6 +283,17 @@ class Profile:
             else:
                 unknown = True
         return passed, failed, hard_failed, unknown, tuple(asked)
+
+
+def _hard(profile: str, rule: Rule) -> bool:
+    """The rule's ``hard`` (default False): True or False, or a ConfigError."""
+    hard = getattr(rule, "hard", False)
+    if not isinstance(hard, bool):
+        raise ConfigError(
+            f"profile {profile!r}: rule {_rule_name(rule)!r} has hard={hard!r}; hard is "
+            "True or False (True: its failure disqualifies at once)"
+        )
+    return hard
 
 
 def _weight(profile: str, rule: Rule) -> float:

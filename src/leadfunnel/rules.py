@@ -728,6 +728,11 @@ class FieldRule(BaseRule):
     @classmethod
     def from_config(cls, **arguments: Any) -> FieldRule:
         """Build from a config's arguments (where ``in`` is a keyword Python lacks)."""
+        if "one_of" in arguments:
+            raise TypeError(
+                "got an unexpected keyword argument 'one_of': in a config the condition is "
+                "called 'in' (one_of is its name in Python); write 'in'"
+            )
         if "in" in arguments:
             arguments["one_of"] = arguments.pop("in")
         return cls(**arguments)
@@ -932,17 +937,32 @@ _BUILTINS: dict[str, RuleFactory] = {
 _registered: dict[str, RuleFactory] = {}
 
 
-def register_rule(name: str, factory: RuleFactory) -> None:
+def register_rule(name: str, factory: RuleFactory, *, replace: bool = False) -> None:
     """Make ``factory`` (a rule class, or a callable returning a rule) nameable in configs.
 
     Plugins normally register through the ``leadfunnel.rules`` entry-point group
-    instead; this is for rules defined in the application itself.
+    instead; this is for rules defined in the application itself. A name already
+    registered to another factory is a :class:`~leadfunnel.ConfigError` (two rules
+    under one name: configs would get whichever came last), unless ``replace=True``;
+    registering the same factory again changes nothing.
     """
     if not name or not isinstance(name, str):
         raise ConfigError(f"a rule needs a non-empty name, not {name!r}")
     if name in _BUILTINS:
         raise ConfigError(f"{name!r} is a built-in rule; register yours under another name")
+    earlier = _registered.get(name)
+    if earlier is not None and earlier != factory and not replace:
+        raise ConfigError(
+            f"rule {name!r} is already registered, to {_factory_name(earlier)}; register "
+            f"{_factory_name(factory)} under another name, or pass replace=True to replace it"
+        )
     _registered[name] = factory
+
+
+def _factory_name(factory: Any) -> str:
+    module = getattr(factory, "__module__", None)
+    qualified = getattr(factory, "__qualname__", None)
+    return f"{module}.{qualified}" if module and qualified else repr(factory)
 
 
 def _entry_point_factory(name: str) -> RuleFactory | None:
