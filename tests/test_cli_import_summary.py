@@ -63,3 +63,32 @@ def test_reasons_name_the_file_s_columns_in_the_summary_and_the_rejects_file(
     written = rejects.read_text(encoding="utf-8")
     assert "AnnualRevenue: Input should be greater than or equal to 0" in written
     assert "annual_revenue" not in written
+
+
+def test_rejects_of_a_spreadsheet_s_file_open_in_a_spreadsheet_and_import_again(
+    tmp_path: Path,
+) -> None:
+    export = tmp_path / "excel.csv"
+    export.write_bytes(
+        "sep=;\r\nEmail;First Name;AnnualRevenue\r\nbad@@x.com;Jürgen;1.200\r\n"
+        "ok@x.com;Zoë;2.500\r\n".encode("cp1252")
+    )
+    db = f"sqlite:///{tmp_path / 'funnel.db'}"
+    rejects = tmp_path / "rejected.csv"
+    first = CliRunner().invoke(
+        main, ["import", str(export), "--db", db, "--rejects", str(rejects)],
+        catch_exceptions=False,
+    )  # fmt: skip
+    assert first.exit_code == 0, first.output
+    raw = rejects.read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbfsep=;\r\nrow;reason;Email;First Name;AnnualRevenue")
+    assert "Jürgen" in raw.decode("utf-8-sig")
+    again = CliRunner().invoke(main, ["import", str(rejects), "--db", db], catch_exceptions=False)
+    assert again.exit_code == 0, again.output
+    assert again.output.startswith("0 added, 0 duplicates, 0 avoided, 1 rejected")
+
+
+def test_rejects_of_a_plain_utf8_file_stay_plain(tmp_path: Path) -> None:
+    rejects = tmp_path / "rejected.csv"
+    _import(tmp_path, "bad@@x.com,B,2\n", "--rejects", str(rejects))
+    assert rejects.read_bytes().startswith(b"row,reason,Email")

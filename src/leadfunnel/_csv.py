@@ -829,6 +829,16 @@ class CsvSource:
         self._unnamed_with_data: set[int] = set()
         self._preamble = preamble  # lines before the header (Excel's "sep=;")
 
+    @property
+    def spreadsheet_made(self) -> bool:
+        """Whether the file reads as a spreadsheet wrote it: a byte-order mark, a legacy
+        encoding (cp1252...) or an Excel ``sep=`` line. A file written back for the
+        same user (the rejects) is then written so a spreadsheet opens it alike."""
+        return self._preamble > 0 or self.encoding.replace("_", "-").lower() not in (
+            "utf-8",
+            "utf8",
+        )
+
     def unused_columns(self) -> list[str]:
         """The columns nothing is imported from, in header order: every named one the
         format does not read, and each unnamed one that held data (after :meth:`rows`)."""

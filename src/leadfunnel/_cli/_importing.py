@@ -148,7 +148,12 @@ def import_(
     # chunk, once its rows are let go.
     with _Interrupts() as interrupts:  # until the summary is out
         with (
-            _RejectsFile(rejects, source.header, source.delimiter) as write_rejects,
+            _RejectsFile(
+                rejects,
+                source.header,
+                source.delimiter,
+                for_spreadsheets=source.spreadsheet_made,
+            ) as write_rejects,
             _progress(source.path.stat().st_size) as advance,
             collector_paused() as collect,
         ):
@@ -471,8 +476,19 @@ class _RejectsFile:
     run as formulas are neutralised (``leadfunnel import`` reads them back as they were).
     """
 
-    def __init__(self, path: str | None, header: tuple[str, ...], delimiter: str = ",") -> None:
+    def __init__(
+        self,
+        path: str | None,
+        header: tuple[str, ...],
+        delimiter: str = ",",
+        *,
+        for_spreadsheets: bool = False,
+    ) -> None:
         self._path = Path(path) if path else None
+        # A source a spreadsheet wrote (a byte-order mark, cp1252, a "sep=" line) gets
+        # rejects a spreadsheet opens right: UTF-8 with its mark (Excel reads UTF-8
+        # without one as the local code page: mojibake), and the separator named.
+        self._for_spreadsheets = for_spreadsheets
         # The source's own separator: a semicolon export's "450.000" is read back as it
         # was (its thousands rule follows the separator), and it opens as its source did.
         self._delimiter = delimiter
@@ -486,7 +502,10 @@ class _RejectsFile:
 
     def __enter__(self) -> Callable[[list[tuple[int, str, tuple[str, ...]]]], None]:
         if self._path is not None:
-            self._handle = self._partial.open("w", encoding="utf-8", newline="")
+            encoding = "utf-8-sig" if self._for_spreadsheets else "utf-8"
+            self._handle = self._partial.open("w", encoding=encoding, newline="")
+            if self._for_spreadsheets and self._delimiter != ",":
+                self._handle.write(f"sep={self._delimiter}\r\n")
             self._writer = csv_writer(
                 self._handle, lineterminator="\r\n", delimiter=self._delimiter
             )
