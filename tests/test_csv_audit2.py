@@ -660,3 +660,32 @@ def test_excel_text_wrappers_are_read_as_the_text_they_keep(tmp_path: Path) -> N
     carl = funnel.find(email="c@x.com")
     assert carl is not None
     assert carl.company == '="a"b"'  # no wrapper a spreadsheet writes: kept as written
+
+
+@pytest.mark.parametrize(
+    ("header", "format_"),
+    [("Email,First Name,Phone Number,Mobile Phone Number", "hubspot"),
+     ("email,first_name,phone,other_phones", "generic")],
+)  # fmt: skip
+def test_a_placeholder_e_mail_or_phone_is_no_value_and_the_mobile_stands_in(
+    tmp_path: Path, header: str, format_: str
+) -> None:
+    export = tmp_path / "na.csv"
+    export.write_text(
+        f"{header}\nN/A,Ann,n/a,+1 512 555 0134\nb@x.com,Bob,-,\nnull,Cy,,\n",
+        encoding="utf-8",
+    )
+    db = f"sqlite:///{tmp_path / 'na.db'}"
+    done = CliRunner().invoke(main, ["import", str(export), "--db", db], catch_exceptions=False)
+    assert done.exit_code == 0, done.output
+    assert done.output.startswith(f"3 added, 0 duplicates, 0 avoided, 0 rejected ({format_}")
+    people = {lead.first_name: lead for lead in Funnel(SqlRepository(db)).leads()}
+    assert (people["Bob"].email, people["Bob"].phone) == ("b@x.com", None)
+    assert (people["Cy"].email, people["Cy"].phone) == (None, None)
+    ann = people["Ann"]
+    assert ann.email is None
+    if format_ == "hubspot":  # the mobile number stands in for an empty phone
+        assert ann.phone == "+15125550134"
+    else:
+        assert ann.phone is None
+        assert ann.other_phones == {"+15125550134"}

@@ -75,6 +75,15 @@ class CsvError(LeadFunnelError, ValueError):
 # --- numbers -------------------------------------------------------------------------
 
 _NO_VALUE = frozenset({"-", "--", "\u2014", "n/a", "na", "none", "null"})
+_NO_VALUE_LONGEST = max(map(len, _NO_VALUE))
+_KEYED = ("email", "phone")  # text fields a placeholder ("N/A") leaves empty
+
+
+def _no_value(text: str) -> bool:
+    """Whether ``text`` (stripped) is a placeholder for no value: "N/A", "-", "null"."""
+    return len(text) <= _NO_VALUE_LONGEST and text.casefold() in _NO_VALUE
+
+
 _SCIENTIFIC = re.compile(r"[-+]?\d+(?:[.,]\d+)?[eE][-+]?\d+")
 _CURRENCY = r"(?:[A-Za-z]{3}|[$\u20ac\u00a3\u00a5\u20b9])"
 _AMOUNT = re.compile(
@@ -811,6 +820,9 @@ class CsvSource:
         self._text_others = tuple(
             (j, positions[1:]) for j, (_, positions) in enumerate(text) if len(positions) > 1
         )
+        # The e-mail and phone, whose "N/A" (as a number's) is no value: a person without
+        # one, and the mobile number stands in for a phone written so.
+        self._keyed = frozenset(j for j, (name, _) in enumerate(text) if name in _KEYED)
         # Two columns of one field (an export's name and its report label, "Company" and
         # "Company / Account") that disagree: which is right cannot be known, and taking
         # the first would drop the other without a word. The phone's others are the
@@ -1068,7 +1080,7 @@ class CsvSource:
         # Each text field's first column, then, where it is blank, the field's others.
         values: Sequence[str] = self._text_firsts(cells)
         for j, others in self._text_others:
-            if not values[j]:
+            if not values[j] or (j in self._keyed and _no_value(values[j])):
                 values = list(values)
                 values[j] = _first(cells, others)[1]
         for j, positions in self._text_twins:
@@ -1078,6 +1090,9 @@ class CsvSource:
         fields: dict[str, Any] = {
             name: v for name, v in zip(self._text_names, values, strict=True) if v
         }
+        for name in _KEYED:
+            if name in fields and _no_value(fields[name]):
+                del fields[name]
         for name, positions, whole in plan.numbers:
             i, value = _first(cells, positions)
             if value:
