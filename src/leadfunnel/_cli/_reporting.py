@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import click
@@ -17,14 +17,33 @@ from ._common import db_option, emit, fail, format_option, guarded, open_funnel,
 __all__ = ["due", "list_", "report"]
 
 
-def _when(value: str | None) -> datetime | None:
+def _when(value: str | None, zone_name: str = "UTC") -> datetime | None:
+    """``--at``: a date-time with an offset as it is, one without it read in
+    ``--timezone`` (as ``report`` reads its bounds)."""
+    from .._periods import read_zone
+
+    try:
+        zone = read_zone(zone_name)
+    except ValueError as exc:
+        fail(f"--timezone: {exc}")
     if value is None:
         return None
     try:
         when = datetime.fromisoformat(value)
     except ValueError:
         fail(f"--at {value!r} is not an ISO date-time, e.g. 2026-03-02T09:00:00+00:00")
-    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+    return when if when.tzinfo is not None else when.replace(tzinfo=zone)
+
+
+def _timezone_option(command: Any) -> Any:
+    return click.option(
+        "--timezone",
+        "zone_name",
+        default="UTC",
+        show_default=True,
+        metavar="ZONE",
+        help="Zone of an --at without an offset, e.g. America/New_York.",
+    )(command)
 
 
 @click.command()
@@ -32,6 +51,7 @@ def _when(value: str | None) -> datetime | None:
 @click.option(
     "--at", "at", default=None, metavar="ISO-DATETIME", help="When to look (default: now, UTC)."
 )
+@_timezone_option
 @click.option("--owner", default=None, help="Only the follow-ups of this owner's people.")
 @click.option("--limit", type=click.IntRange(min=0), default=None, help="The first N only.")
 @format_option("table", "json", "csv")
@@ -40,6 +60,7 @@ def _when(value: str | None) -> datetime | None:
 def due(
     db: str,
     at: str | None,
+    zone_name: str,
     owner: str | None,
     limit: int | None,
     format_: str,
@@ -50,10 +71,11 @@ def due(
     \b
     Example:
       leadfunnel due --at 2026-04-01T09:00:00+00:00
+      leadfunnel due --at 2026-04-01T09:00 --timezone America/Chicago
       leadfunnel due --owner ana --limit 20
       leadfunnel due --format csv -o calls.csv
     """
-    when = _when(at)  # a bad --at is reported before the database is opened
+    when = _when(at, zone_name)  # a bad --at is reported before the database is opened
     funnel = open_funnel(db, migrate="check")
     items = funnel.due(at=when, owner=owner, limit=limit)
     people = funnel.repository.get_many(item.subject_id for item in items)
@@ -287,6 +309,7 @@ def report(
 @click.option(
     "--at", "at", default=None, metavar="ISO-DATETIME", help="As of when (default: now, UTC)."
 )
+@_timezone_option
 @format_option("table", "json", "csv")
 @output_option
 @guarded
@@ -300,6 +323,7 @@ def list_(
     limit: int | None,
     by: str | None,
     at: str | None,
+    zone_name: str,
     format_: str,
     output: str | None,
 ) -> None:
@@ -316,10 +340,11 @@ def list_(
       leadfunnel list not_sat --by age
       leadfunnel list never_booked --source webinar --min-age 7 --format csv -o calls.csv
     """
+    when = _when(at, zone_name)
     funnel = open_funnel(db, migrate="check")
     pulled = funnel.rep_list(
         kind,
-        at=_when(at),
+        at=when,
         source=source,
         owner=owner,
         min_age_days=min_age,
