@@ -69,3 +69,15 @@ def test_update_refuses_to_edit_the_creation_date(
     assert funnel.get_lead(lead.id).created_at == lead.created_at
     # An edit of anything else on the same copy still works.
     assert funnel.update(lead.model_copy(update={"notes": "hi"})).notes == "hi"
+
+
+def test_a_contact_record_filters_its_deals_as_its_id_does(
+    repository: Repository, clock: ManualClock
+) -> None:
+    funnel = Funnel(repository, clock=clock)
+    lead = funnel.add(Lead(email="d@x.example.com"))
+    funnel.qualify(lead, force=True)
+    deal = funnel.set_appointment(lead)
+    contact = funnel.get_contact(deal.contact_id)
+    assert [d.id for d in funnel.opportunities(contact_id=contact)] == [deal.id]  # type: ignore[arg-type]
+    assert funnel.count("opportunity", contact_id=contact) == 1

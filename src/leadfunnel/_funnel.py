@@ -28,7 +28,7 @@ from . import _conversion, _deals, _follow_ups, _leads, _merging, _people, _priv
 from ._changes import Subject, load, member, require_aware, retrying, subject_id
 from ._clock import Clock, SystemClock
 from ._enums import Channel, ContactType, LeadStatus, LostReason, Outcome, Stage
-from ._errors import ConfigError, InvalidArgumentError
+from ._errors import ConfigError, InvalidArgumentError, NotFoundError
 from ._importing import ImportIssue, ImportReport
 from ._memory import InMemoryRepository
 from ._merging import FREE_MAIL_DOMAINS
@@ -1099,14 +1099,13 @@ def _aware_or_none(value: datetime | None, name: str) -> datetime | None:
     return None if value is None else require_aware(value, name)
 
 
-def _filter_id(value: UUID | str, name: str) -> UUID:
-    """A filter's or cursor's record id: a UUID or its text (else an
-    :class:`InvalidArgumentError`, not a record that is not found)."""
-    if isinstance(value, UUID):
-        return value
+def _filter_id(value: Subject, name: str) -> UUID:
+    """A filter's or cursor's record id: a record, a UUID or its text, as
+    :func:`subject_id` takes them (an :class:`InvalidArgumentError` for anything else,
+    not a record that is not found)."""
     try:
-        return UUID(str(value))
-    except ValueError:
+        return subject_id(value)
+    except NotFoundError:
         raise InvalidArgumentError(
             f"{name}={value!r} is not a record id: give a UUID (or its text), or a record"
         ) from None
