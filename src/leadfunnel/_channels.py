@@ -8,7 +8,7 @@ that check is the touch use case's (:func:`leadfunnel._follow_ups.check_drip`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from ._enums import Channel, ContactType, LeadStatus, Outcome
 from ._errors import PolicyError
@@ -70,15 +70,19 @@ def allowed_channels(record: Lead | Contact) -> frozenset[Channel]:
 
 
 def check_touch(
-    record: Record, channel: Channel, outcome: Outcome | None = None, *, on_drip: bool = False
+    record: Record,
+    channel: Channel,
+    outcome: Outcome | None = None,
+    *,
+    on_drip: Callable[[], bool] | None = None,
 ) -> None:
     """Raise :class:`PolicyError` if ``channel`` may not be used on ``record``.
 
     An ``opted_out`` outcome is refused only where the person may not be reached at
     all (avoided, or a converted lead whose contact holds them): it only ever narrows
     how they are reached, so a person who phones in to say "stop calling" is recorded
-    whatever their state. ``on_drip``: the person is on drip, so the channels a refusal
-    suggests instead are e-mail at most."""
+    whatever their state. ``on_drip`` says, when asked, whether the person is on drip:
+    a refusal of a channel they opted out of then suggests e-mail at most instead."""
     if isinstance(record, Opportunity):
         raise PolicyError(
             f"touches are logged on people, not deals: touch contact {record.contact_id}"
@@ -90,12 +94,13 @@ def check_touch(
         raise PolicyError(f"{channel.value} refused: {why}")
     if channel in record.opt_outs:
         others = allowed - record.opt_outs
-        if on_drip:
+        dripping = on_drip is not None and on_drip()
+        if dripping:
             others &= _EMAIL
         raise PolicyError(
             f"{channel.value} refused: this person opted out of {channel.value}; "
             f"use one of: {', '.join(sorted(c.value for c in others)) or 'none'}"
-            + (" (the person is on drip: e-mail only until they reply)" if on_drip else "")
+            + (" (the person is on drip: e-mail only until they reply)" if dripping else "")
         )
 
 

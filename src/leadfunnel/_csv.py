@@ -846,10 +846,7 @@ class CsvSource:
         """Whether the file reads as a spreadsheet wrote it: a byte-order mark, a legacy
         encoding (cp1252...) or an Excel ``sep=`` line. A file written back for the
         same user (the rejects) is then written so a spreadsheet opens it alike."""
-        return self._preamble > 0 or self.encoding.replace("_", "-").lower() not in (
-            "utf-8",
-            "utf8",
-        )
+        return self._preamble > 0 or self.encoding != "utf-8"  # a codec's own name
 
     def unused_columns(self) -> list[str]:
         """The columns nothing is imported from, in header order: every named one the

@@ -38,16 +38,7 @@ def touch(
     actor = checked(Touch, "actor", actor)
     note = checked(Touch, "note", note)
     record: Lead | Contact = load(repository, subject_id, (Lead, Contact, Opportunity))
-    try:
-        check_touch(record, channel, outcome)
-    except PolicyError:
-        if (
-            not isinstance(record, Opportunity)
-            and channel in record.opt_outs
-            and _on_drip(repository, cadence, record)
-        ):
-            check_touch(record, channel, outcome, on_drip=True)  # what drip allows instead
-        raise
+    check_touch(record, channel, outcome, on_drip=lambda: _on_drip(repository, cadence, record))
     counted = check_drip(repository, cadence, record, channel, outcome)
     logged = created(
         Touch,

@@ -103,6 +103,7 @@ def add(
 ) -> Lead | Contact:
     """Store a new lead or contact, refusing a duplicate or an avoided person."""
     stored = _prepare_new(record, now, "add", None)
+    refuse_kept(record)
     holder = holder_of(repository, stored)
     if holder is not None and is_avoided(holder):
         _refuse_match(stored, holder)
@@ -141,8 +142,7 @@ def capture(
             "capture records an inbound response, which makes a raw lead; it cannot take "
             f"{_article(status := LeadStatus(lead.status).value)} {status} one: put a "
             "person on the avoid list with add(Lead(..., status='avoid')) or avoid(), and "
-            "move leads with the "
-            "triggers (qualify, disqualify)"
+            "move leads with the triggers (qualify, disqualify)"
         )
     holder = holder_of(repository, lead)
     if holder is not None and is_avoided(holder):
@@ -424,7 +424,6 @@ def _prepare_new(
             f"{verb} takes a Lead or a Contact, not {type(record).__name__}; "
             "open opportunities with set_appointment()"
         )
-    refuse_kept(record)
     if record.version != 0:
         raise DuplicateError(
             record.id,

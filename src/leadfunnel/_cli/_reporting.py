@@ -35,15 +35,14 @@ def _when(value: str | None, zone_name: str = "UTC") -> datetime | None:
     return when if when.tzinfo is not None else when.replace(tzinfo=zone)
 
 
-def _timezone_option(command: Any) -> Any:
+def _timezone_option(help: str) -> Callable[[Any], Any]:
+    """``--timezone ZONE`` (UTC by default), for what the command reads without a zone."""
     return click.option(
-        "--timezone",
-        "zone_name",
-        default="UTC",
-        show_default=True,
-        metavar="ZONE",
-        help="Zone of an --at without an offset, e.g. America/New_York.",
-    )(command)
+        "--timezone", "zone_name", default="UTC", show_default=True, metavar="ZONE", help=help
+    )
+
+
+_AT_ZONE = _timezone_option("Zone of an --at without an offset, e.g. America/New_York.")
 
 
 @click.command()
@@ -51,7 +50,7 @@ def _timezone_option(command: Any) -> Any:
 @click.option(
     "--at", "at", default=None, metavar="ISO-DATETIME", help="When to look (default: now, UTC)."
 )
-@_timezone_option
+@_AT_ZONE
 @click.option("--owner", default=None, help="Only the follow-ups of this owner's people.")
 @click.option("--limit", type=click.IntRange(min=0), default=None, help="The first N only.")
 @format_option("table", "json", "csv")
@@ -187,14 +186,7 @@ _DUE_COLUMNS = (
     metavar="DATE|DATETIME",
     help="Count up to this moment (excluded): --until 2026-03-09 ends with March 8.",
 )
-@click.option(
-    "--timezone",
-    "zone_name",
-    default="UTC",
-    show_default=True,
-    metavar="ZONE",
-    help="Zone of dates and of date-times without an offset, e.g. America/New_York.",
-)
+@_timezone_option("Zone of dates and of date-times without an offset, e.g. America/New_York.")
 @click.option(
     "--compare",
     is_flag=True,
@@ -309,7 +301,7 @@ def report(
 @click.option(
     "--at", "at", default=None, metavar="ISO-DATETIME", help="As of when (default: now, UTC)."
 )
-@_timezone_option
+@_AT_ZONE
 @format_option("table", "json", "csv")
 @output_option
 @guarded
