@@ -831,6 +831,64 @@ def _upgrade_cut_before(url: tuple[str, str | None], stop: int | None) -> int:
     return ran[0]
 
 
+def _create_cut_before(url: tuple[str, str | None], stop: int | None) -> int:
+    """Open an empty database, cut off before the ``stop``-th statement that changes
+    something (never, for None); how many changes ran before the cut."""
+    engine = sa.create_engine(url[0], hide_parameters=True)
+    ran = [0]
+
+    def cut(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        if statement.lstrip().split(" ", 1)[0].upper() in _CHANGES:
+            if ran[0] + 1 == stop:
+                raise _Interrupted
+            ran[0] += 1
+
+    sa.event.listen(engine, "before_cursor_execute", cut)
+    with contextlib.suppress(_Interrupted):
+        SqlRepository(engine, schema=url[1]).close()
+    engine.dispose()
+    return ran[0]
+
+
+def test_a_first_opening_cut_off_at_its_end_finishes_on_the_next_open(
+    url: tuple[str, str | None],
+) -> None:
+    """MariaDB commits each CREATE on its own: an opening cut off after it made the
+    version table, before the row that records the version, left tables that no later
+    opening accepted. The next opening that may migrate now finishes it; one that may
+    not says so; and tables that are not all leadfunnel's stay refused."""
+    changes = _create_cut_before(url, None)
+    repository = open_repository(url)
+    with repository._engine.begin() as conn:
+        schema.metadata.drop_all(conn)
+    repository.close()
+    assert _create_cut_before(url, changes) == changes - 1  # the version row's INSERT
+    if url[0].startswith("mysql"):
+        with pytest.raises(ConfigError, match="no schema version"):
+            SqlRepository(url[0], schema=url[1], migrate="check")
+    finished = open_repository(url)
+    try:
+        assert finished.schema_version == SCHEMA_VERSION
+        funnel = Funnel(finished, clock=ManualClock(T0))
+        lead = funnel.capture(Lead(**person(1)))
+        assert [e.position for e in funnel.history(lead)] == [1]
+        funnel.avoid(lead)  # the suppression secret is there
+    finally:
+        finished.close()
+
+    # The same cut, where a table is not as this leadfunnel makes it: still refused.
+    repository = open_repository(url)
+    with repository._engine.begin() as conn:
+        schema.metadata.drop_all(conn)
+    repository.close()
+    _create_cut_before(url, changes)
+    if url[0].startswith("mysql"):
+        with sa.create_engine(url[0]).begin() as conn:
+            conn.exec_driver_sql("ALTER TABLE lf_tags ADD COLUMN note TEXT")
+        with pytest.raises(ConfigError, match="lf_tags are missing or not as"):
+            open_repository(url)
+
+
 _WRITER = """
 import sys
 from leadfunnel import Funnel, Lead, SqlRepository

@@ -212,7 +212,9 @@ class SqlRepository(RepRowsAdapter):
         attempts = 6
         for attempt in range(attempts):
             try:
-                self._open_schema_once()
+                # From the third look on, an empty version table beside complete tables
+                # is an opening that stopped just before its last statement: finish it.
+                self._open_schema_once(finish=attempt >= 2)
                 return
             except ConfigError as exc:
                 # Two processes creating the tables at once: one wins, the other fails
@@ -225,7 +227,7 @@ class SqlRepository(RepRowsAdapter):
                     raise _plain(exc) from exc.__cause__
                 time.sleep(0.05 * 2**attempt)
 
-    def _open_schema_once(self) -> None:
+    def _open_schema_once(self, *, finish: bool = False) -> None:
         where = self._where
         self._reached = False  # a failure before connecting is not worth a retry
         try:
@@ -248,16 +250,17 @@ class SqlRepository(RepRowsAdapter):
                     # first use instead, inside an application's transaction() block
                     # that rolls back, it would be gone while this process hashes with it.
                     # (Unless an opening that stopped before the version table made it.)
-                    if conn.execute(_SECRET).first() is None:
-                        conn.execute(
-                            sa.insert(s.secrets).values(
-                                name="suppression", value=secrets.token_hex(32)
-                            )
-                        )
+                    _keep_secret(conn)
                     s.schema_table.create(conn, checkfirst=True)
                     conn.execute(sa.insert(s.schema_table).values(id=1, version=s.SCHEMA_VERSION))
                     return
-                found = self._version_in(conn, where)
+                try:
+                    found = self._version_in(conn, where)
+                except _Unversioned:
+                    if not finish or self.migrate != "auto":
+                        raise
+                    self._finish_creation(conn, inspector, where)
+                    return
                 if found < s.SCHEMA_VERSION and self.migrate == "check":
                     raise ConfigError(
                         f"the database at {where} has leadfunnel schema version {found}, "
@@ -281,6 +284,32 @@ class SqlRepository(RepRowsAdapter):
                     "check the URL, that the server is running and that the user may create tables"
                 )
             raise ConfigError(f"cannot open the database at {where}: {problem}; {advice}") from exc
+
+    def _finish_creation(self, conn: Connection, inspector: Any, where: str) -> None:
+        """Record this version in the empty version table of tables that are all
+        leadfunnel's, as this version makes them: what an opening cut off just before
+        its last statement leaves (MariaDB commits each ``CREATE`` on its own; SQLite
+        and PostgreSQL undo the whole opening instead). Anything else stays refused."""
+        tables = s.metadata.sorted_tables
+        reflected = inspector.get_multi_columns(
+            schema=self.schema, filter_names=[table.name for table in tables]
+        )
+        columns_of = {name: {c["name"] for c in cols} for (_, name), cols in reflected.items()}
+        unlike = [
+            table.name
+            for table in tables
+            if columns_of.get(table.name) != {column.name for column in table.columns}
+        ]
+        if unlike:
+            raise _Unversioned(
+                f"the leadfunnel tables at {where} have no schema version, and "
+                f"{', '.join(unlike)} are missing or not as this leadfunnel makes them: "
+                "they were not written by this version of leadfunnel; use another "
+                "database or schema"
+            )
+        s.start_counter(conn)
+        _keep_secret(conn)
+        conn.execute(sa.insert(s.schema_table).values(id=1, version=s.SCHEMA_VERSION))
 
     def _version_in(self, conn: Connection, where: str) -> int:
         """The schema version recorded in ``conn``'s database, refused if newer than this
@@ -1730,6 +1759,12 @@ def _held_by(person: Lead | Contact) -> _Held:
     avoided = is_avoided(person)
     keys = identity_keys(person) if holds_keys(person) else ()
     return _Held(dict.fromkeys(keys, avoided), set(person.tags))
+
+
+def _keep_secret(conn: Connection) -> None:
+    """Make the store's suppression secret, unless an earlier opening made it."""
+    if conn.execute(_SECRET).first() is None:
+        conn.execute(sa.insert(s.secrets).values(name="suppression", value=secrets.token_hex(32)))
 
 
 class _Unversioned(ConfigError):
