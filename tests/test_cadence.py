@@ -623,14 +623,14 @@ def _run_sequence(funnel: Funnel, clock: ManualClock, kind: str, ops: list[Any])
             clock.advance(hours=hours)
             allowed = model.channels()
             on_drip = model.in_cadence() and model.count >= model.limit()
-            if outcome == "opted_out":
-                # An opt-out only narrows how the person is reached: recorded in any
-                # state but where nobody may reach them at all.
-                refused = model.state == "avoid"
-            else:
-                refused = channel not in allowed or (
-                    on_drip and channel != Channel.EMAIL and outcome not in RESET
-                )
+            # The policy holds whatever the outcome; on drip (e-mail only) a reply or
+            # an opt-out may still come on another channel the state allows.
+            refused = channel not in allowed or (
+                on_drip
+                and channel != Channel.EMAIL
+                and outcome not in RESET
+                and outcome != "opted_out"
+            )
             if refused:
                 with pytest.raises(PolicyError):
                     funnel.touch(subject, channel, outcome)

@@ -38,15 +38,21 @@ def test_a_lead_on_drip_who_says_stop_calling_is_recorded(
         funnel.touch(lead, "call", "replied")
 
 
-def test_an_unqualified_person_can_opt_out_of_a_channel_the_drip_never_uses(
+def test_an_opt_out_on_a_channel_the_state_forbids_is_refused_and_says_how_to_record_it(
     funnel: Funnel,
 ) -> None:
+    """DESIGN 6: a touch outside the policy raises PolicyError, whatever its outcome;
+    an unqualified person who phones to say "stop texting" is recorded by an update."""
     lead = funnel.capture(Lead(email="u@d.example.com", phone="+15125550112"))
-    funnel.disqualify(lead)
-    funnel.touch(lead, "sms", "opted_out")
+    lead = funnel.disqualify(lead)
+    with pytest.raises(PolicyError, match=r"e-mail drip only; .*funnel.update\(lead.model_copy"):
+        funnel.touch(lead, "sms", "opted_out")
+    assert funnel.touches(lead.id) == []
+    funnel.update(lead.model_copy(update={"opt_outs": {Channel.SMS}}))
     assert funnel.get_lead(lead.id).opt_outs == {Channel.SMS}
-    with pytest.raises(PolicyError, match="e-mail drip only"):
-        funnel.touch(lead, "sms", "no_answer")
+    suspect = funnel.add(Lead(email="s@d.example.com", status="suspect"))
+    with pytest.raises(PolicyError, match="suspect"):
+        funnel.touch(suspect, "call", "opted_out")
 
 
 def test_an_avoided_person_still_gets_no_touch_at_all(funnel: Funnel) -> None:

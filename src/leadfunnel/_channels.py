@@ -78,20 +78,25 @@ def check_touch(
 ) -> None:
     """Raise :class:`PolicyError` if ``channel`` may not be used on ``record``.
 
-    An ``opted_out`` outcome is refused only where the person may not be reached at
-    all (avoided, or a converted lead whose contact holds them): it only ever narrows
-    how they are reached, so a person who phones in to say "stop calling" is recorded
-    whatever their state. ``on_drip`` says, when asked, whether the person is on drip:
-    a refusal of a channel they opted out of then suggests e-mail at most instead."""
+    The policy holds whatever the outcome (DESIGN 6): an ``opted_out`` touch on a
+    channel the person's state forbids is refused too, and the refusal says how to
+    record the opt-out instead (an ``update`` of the person's ``opt_outs``). ``on_drip``
+    says, when asked, whether the person is on drip: a refusal of a channel they opted
+    out of then suggests e-mail at most instead."""
     if isinstance(record, Opportunity):
         raise PolicyError(
             f"touches are logged on people, not deals: touch contact {record.contact_id}"
         )
     allowed, why = _policy(record)
-    if outcome == Outcome.OPTED_OUT and allowed:
-        return
     if channel not in allowed:
-        raise PolicyError(f"{channel.value} refused: {why}")
+        hint = ""
+        if outcome == Outcome.OPTED_OUT and allowed:
+            hint = (
+                f"; to record that the person opted out of {channel.value}, add it to "
+                f"their opt_outs: funnel.update({record.kind}.model_copy(update="
+                "{'opt_outs': ...}))"
+            )
+        raise PolicyError(f"{channel.value} refused: {why}{hint}")
     if channel in record.opt_outs:
         others = allowed - record.opt_outs
         dripping = on_drip is not None and on_drip()
