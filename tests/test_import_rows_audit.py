@@ -116,3 +116,30 @@ def test_an_erased_person_without_personal_data_may_be_stored() -> None:
     assert len(report.added) == 1
     with pytest.raises(InvalidArgumentError, match=r"personal data \(first_name\)"):
         funnel.add(Lead(first_name="Eve", erased_at=WHEN))
+
+
+def test_a_row_matching_an_avoided_person_by_any_key_is_avoided(funnel: Funnel) -> None:
+    """add() refuses a person whose phone is avoided though their e-mail is someone
+    else's: the import reports the row as avoided too, not as a duplicate of the other
+    (acting on duplicates could bring the avoided phone back into use)."""
+    known = funnel.add(Lead(first_name="Known", email="known@x.example.org"))
+    stop = funnel.add(Lead(first_name="Stop", phone="+1 512 555 0188"))
+    funnel.avoid(stop)
+    row = {"first_name": "Z", "email": "known@x.example.org", "phone": "512-555-0188"}
+    report = funnel.import_leads([row])
+    assert [(i.row, i.existing_id) for i in report.avoided] == [(1, stop.id)]
+    assert report.duplicates == []
+    assert report.added == []
+    assert known.id != stop.id
+
+
+def test_a_row_repeating_an_avoid_row_of_the_same_import_is_avoided(funnel: Funnel) -> None:
+    rows = [
+        {"first_name": "Stop", "phone": "+1 512 555 0177", "status": "avoid"},
+        {"first_name": "Known", "email": "known@y.example.org"},
+        {"first_name": "Z", "email": "known@y.example.org", "phone": "512-555-0177"},
+    ]
+    report = funnel.import_leads(rows)
+    assert [i.row for i in report.avoided] == [3]
+    assert report.duplicates == []
+    assert len(report.added) == 2

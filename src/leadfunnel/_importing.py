@@ -655,8 +655,13 @@ def _sort_rows(
                 report.avoided.append(_avoid_listed(number, suppressed, banned[suppressed]))
                 continue
         if holders:
-            clash = next((k for k in record_keys if k in holders), None)
-            if clash is not None:
+            clashes = [k for k in record_keys if k in holders]
+            if clashes:
+                # A key of an avoided person rules, whichever key matched first: the
+                # row is refused as add() refuses it, not filed as a duplicate.
+                clash = next(
+                    (k for k in clashes if _avoided_holder(stored.get(holders[k]))), clashes[0]
+                )
                 holder = stored.get(holders[clash])
                 if holder is not None and is_avoided(holder):
                     report.avoided.append(_avoid_listed(number, clash, holder.id))
@@ -669,16 +674,20 @@ def _sort_rows(
                     if isinstance(holder, (Lead, Contact)) and _opts_out_more(record, holder):
                         opted.setdefault(holder.id, []).append((number, record))
                 continue
-        for key in record_keys:
-            if key in seen:
-                # Known once the earlier row is stored, or refused.
-                rows.append((number, record, seen[key], key))
-                break
+        repeated = [key for key in record_keys if key in seen]
+        if repeated:
+            # Known once the earlier row is stored, or refused; an avoided one rules.
+            key = next((k for k in repeated if is_avoided(seen[k])), repeated[0])
+            rows.append((number, record, seen[key], key))
         else:
             for key in record_keys:
                 seen[key] = record
             rows.append((number, record, None, ""))
     return rows
+
+
+def _avoided_holder(holder: Person | None) -> bool:
+    return holder is not None and is_avoided(holder)
 
 
 def _avoid_listed(number: int, key: str, holder: UUID) -> ImportIssue:
