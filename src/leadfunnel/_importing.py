@@ -49,6 +49,7 @@ from ._models import (
     Event,
     Lead,
     Person,
+    Record,
     field_keys,
     identity_keys,
     is_avoided,
@@ -686,7 +687,7 @@ def _sort_rows(
     return rows
 
 
-def _avoided_holder(holder: Person | None) -> bool:
+def _avoided_holder(holder: Record | None) -> bool:
     return holder is not None and is_avoided(holder)
 
 
