@@ -14,6 +14,7 @@ from leadfunnel import (
     Funnel,
     Lead,
     LeadFunnelError,
+    LeadStatus,
     Profile,
     QualificationEngine,
     RuleError,
@@ -150,3 +151,34 @@ def test_a_rule_weight_must_be_a_positive_number(weight: object) -> None:
     rule.weight = weight  # type: ignore[attr-defined]
     with pytest.raises(ConfigError, match="rule 'weighted' has weight"):
         Profile("p", [rule])
+
+
+def test_hard_and_weight_set_on_the_class_are_the_rules_own() -> None:
+    """A plugin declares hard and weight as it declares its name: on the class. The
+    instance's arguments still override them."""
+
+    class Territory(BaseRule):
+        name = "territory"
+        hard = True
+        weight = 3.0
+
+        def evaluate(self, lead: Lead) -> Verdict:
+            return Verdict.failed("outside the territory")
+
+    rule = Territory()
+    assert (rule.hard, rule.weight) == (True, 3.0)
+    assert (Territory(hard=False, weight=2).hard, Territory(weight=2).weight) == (False, 2.0)
+    funnel = Funnel(engine=QualificationEngine(profiles=[Profile("p", rules=[rule])]))
+    lead = funnel.capture(Lead(first_name="Pat", email="pat@x.example.com"))
+    funnel.qualify(lead)
+    assert funnel.get_lead(lead.id).status == LeadStatus.UNQUALIFIED
+
+    class Shaky(BaseRule):
+        name = "shaky"
+        hard = "yes"  # type: ignore[assignment]
+
+        def evaluate(self, lead: Lead) -> Verdict:
+            return Verdict.passed("fine")
+
+    with pytest.raises(TypeError, match="hard must be true or false"):
+        Shaky()

@@ -176,13 +176,15 @@ class Rule(Protocol):
 class BaseRule(ABC):
     """A base class for your own rules: a ``name``, ``hard`` and ``weight``, checked.
 
-    Subclass it, set ``name`` (how config files name the rule) and write ``evaluate``::
+    Subclass it, set ``name`` (how config files name the rule) and write ``evaluate``;
+    ``hard`` and ``weight`` may be set on the class too (``hard = True``), or given to
+    ``__init__`` per instance, which wins::
 
         class Endpoints(BaseRule):
             name = "endpoints"
 
-            def __init__(self, minimum: int, *, hard: bool = False) -> None:
-                super().__init__(hard=hard)
+            def __init__(self, minimum: int, *, hard: bool | None = None) -> None:
+                super().__init__(hard=hard)  # None: the class's (False here)
                 self.minimum = minimum
 
             def evaluate(self, lead: Lead) -> Verdict:
@@ -193,10 +195,20 @@ class BaseRule(ABC):
     """
 
     name: str = ""
+    #: Whether a failure disqualifies at once; a subclass may set it on the class, and
+    #: an instance's ``hard=`` argument overrides that.
+    hard: bool = False
+    #: The rule's share of a profile's score; set on the class or with ``weight=``.
+    weight: float = 1.0
 
-    def __init__(self, *, hard: bool = False, weight: float = 1.0) -> None:
+    def __init__(self, *, hard: bool | None = None, weight: float | None = None) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
             raise TypeError(f"{type(self).__name__} needs a name: set name = '...' on the class")
+        cls = type(self)
+        if hard is None:
+            hard = cls.hard
+        if weight is None:
+            weight = cls.weight
         if not isinstance(hard, bool):
             raise TypeError(f"hard must be true or false, not {hard!r}")
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight <= 0:
