@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import traceback
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -15,6 +16,7 @@ from leadfunnel import (
     AvoidListedError,
     ConfigError,
     Contact,
+    DuplicateError,
     Funnel,
     Lead,
     LostReason,
@@ -22,7 +24,9 @@ from leadfunnel import (
     Repository,
     SqlRepository,
     Stage,
+    StorageError,
 )
+from leadfunnel._repository import ChangeSet
 from leadfunnel._suppression import SECRET_VARIABLE
 from leadfunnel.testing import ManualClock
 
@@ -251,3 +255,51 @@ def test_a_store_that_kept_its_own_secret_refuses_the_applications(
         Funnel(repository).add(zelda())  # the store's own secret, made once
     with pytest.raises(ConfigError, match="another secret than the secret given to Funnel"):
         Funnel(repository, suppression_secret="s3cret").add(zelda())
+
+
+def _chain(error: BaseException) -> list[BaseException]:
+    """``error`` and every exception it carries as cause or context."""
+    found: list[BaseException] = []
+    current: BaseException | None = error
+    while current is not None and current not in found:
+        found.append(current)
+        current = current.__cause__ or current.__context__
+    return found
+
+
+def test_a_duplicate_the_database_refuses_carries_no_personal_data(
+    repository: Repository,
+) -> None:
+    """DESIGN 13: no personal data in an exception's chain. A duplicate found by the
+    store's unique index (a race, or a bulk insert) raised DuplicateError chained to
+    the driver's error, whose message names the key on PostgreSQL ("Key (key)=(email:
+    ...) already exists") and MariaDB ("Duplicate entry '...'"), and whose ``params``
+    held the whole row."""
+    email = "zelda.private@example.com"
+    repository.commit(ChangeSet(inserts=[Lead(first_name="Zelda", email=email)]))
+    with pytest.raises(DuplicateError) as caught:
+        # Past the funnel's own lookup: the store itself finds the clash.
+        repository.commit(ChangeSet(inserts=[Lead(first_name="Zed", email=email)]))
+    assert email not in "".join(traceback.format_exception(caught.value))
+    for error in _chain(caught.value):
+        carried = {k: v for k, v in vars(error).items() if k != "key"}  # the caller's own
+        assert email not in repr(carried), type(error)
+
+
+def test_a_statement_the_database_fails_keeps_no_parameters(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'refusing.db'}"
+    repository = SqlRepository(url)
+    with repository.engine.begin() as conn:
+        conn.exec_driver_sql(
+            "CREATE TRIGGER refuse BEFORE INSERT ON lf_leads BEGIN SELECT RAISE(ABORT, 'no'); END"
+        )
+    email = "zelda.private@example.com"
+    try:
+        with pytest.raises(StorageError) as caught:
+            Funnel(repository).add(Lead(first_name="Zelda", email=email))
+        chain = _chain(caught.value)
+        assert len(chain) > 1  # the driver's error is kept, for what it says
+        for error in chain:
+            assert email not in repr(vars(error)), type(error)
+    finally:
+        repository.close()

@@ -160,9 +160,13 @@ def translated(
     """
     try:
         yield
-    except (LeadFunnelError, sa_exc.IntegrityError):
+    except LeadFunnelError:
         raise
+    except sa_exc.IntegrityError as exc:
+        scrubbed(exc)
+        raise  # explained by the caller (see SqlRepository._explain)
     except sa_exc.DBAPIError as exc:
+        scrubbed(exc)
         under = _error_under(exc)
         if under is not None:
             # A savepoint that could not roll back after our own error (MySQL lost it
@@ -200,9 +204,18 @@ def translated(
             "stored. Retry, or check that the database is reachable and not locked"
         ) from exc
     except sa_exc.StatementError as exc:
+        scrubbed(exc)
         if isinstance(exc.orig, ValueError):
             raise ValueError(str(exc.orig)) from None
         raise StorageError(f"the database failed: {exc}") from exc
+
+
+def scrubbed(exc: sa_exc.StatementError) -> sa_exc.StatementError:
+    """``exc`` without the statement's parameters, which may be personal data:
+    ``hide_parameters`` keeps them out of its message, and this out of its ``params``
+    attribute, which error trackers and debuggers read (DESIGN 13)."""
+    exc.params = None
+    return exc
 
 
 def _lacking(problem: str) -> LeadFunnelError:

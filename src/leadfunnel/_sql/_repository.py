@@ -551,8 +551,12 @@ class SqlRepository(RepRowsAdapter):
             with self._writing(changes) as conn:
                 first = self._apply(conn, changes)
         except sa_exc.IntegrityError as exc:
-            self._explain(changes, exc)
-        return placed(changes.events, first)
+            refusal = exc
+        else:
+            return placed(changes.events, first)
+        # Explained outside the handler, so that a DuplicateError does not carry the
+        # driver's error (which names the key) as its context.
+        self._explain(changes, refusal)
 
     def _apply(self, conn: Connection, changes: ChangeSet) -> int:
         """Apply ``changes`` in ``conn``'s transaction; return the first event position."""
@@ -1117,7 +1121,10 @@ class SqlRepository(RepRowsAdapter):
         }
         clash = _first_clash(claimants, changes, stored)
         if clash is not None:
-            raise clash from exc
+            # Not chained: the driver's message names the key (PostgreSQL's "Key
+            # (key)=(email:...) already exists", MariaDB's "Duplicate entry '...'"),
+            # which is personal data (DESIGN 13); the error says all it meant.
+            raise clash from None
         raise StorageError(
             f"the database refused the change: {first_line(exc.orig)}; "
             "another writer may have stored the same records; re-read them and retry",
