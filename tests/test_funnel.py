@@ -868,6 +868,23 @@ def test_a_client_stays_a_client_unless_lost_with_avoid(funnel: Funnel) -> None:
     assert funnel.get_contact(contact_id).type == ContactType.AVOID
 
 
+def test_a_deal_won_makes_an_unqualified_contact_a_client(funnel: Funnel) -> None:
+    """Anyone who has paid us is a client (DESIGN 1, 3): a contact one deal made
+    unqualified becomes one when its other deal is won; an avoided one stays avoided."""
+    first = deal_at(funnel, 1, "appointment_sat")
+    second = funnel.set_appointment(first.contact_id)
+    funnel.lose(first, reason="unqualified")
+    assert funnel.get_contact(first.contact_id).type == ContactType.UNQUALIFIED
+    funnel.win(funnel.send_contract(funnel.propose(funnel.sit(second))))
+    assert funnel.get_contact(first.contact_id).type == ContactType.CLIENT
+    assert moves(funnel, funnel.get_contact(first.contact_id))[-1] == (
+        "win",
+        "unqualified",
+        "client",
+    )
+    assert [f.subject_id for f in funnel.due()] == []  # a client is never due
+
+
 def test_lose_refuses_an_unknown_reason_and_a_closed_deal(funnel: Funnel) -> None:
     opp = deal_at(funnel, 1, "appointment_set")
     err = refused(funnel, ValueError, lambda: funnel.lose(opp, reason="bored"))

@@ -63,7 +63,9 @@ _STAGE_TRANSITIONS: list[dict[str, Any]] = [
 # deals, and by ``avoid``.
 _CONTACT_STATES = [t.value for t in ContactType]
 _CONTACT_TRANSITIONS: list[dict[str, Any]] = [
-    {"trigger": "win", "source": ["prospect", "client"], "dest": "client"},
+    # Anyone who has paid us is a client (DESIGN 1 and 3): a contact that one deal
+    # made unqualified (lost as unqualified) becomes one when another deal is won.
+    {"trigger": "win", "source": [t for t in _CONTACT_STATES if t != "avoid"], "dest": "client"},
     {"trigger": "disqualify", "source": "prospect", "dest": "unqualified"},
     {
         "trigger": "avoid",
