@@ -19,6 +19,9 @@ from os import PathLike
 from pathlib import Path
 from typing import Any, Literal
 
+import pydantic
+
+from ._changes import checked
 from ._enums import Interest, LeadStatus, Tier
 from ._errors import ConfigError, RuleError
 from ._models import Lead
@@ -205,6 +208,7 @@ class Profile:
     def __init__(self, name: str, rules: Iterable[Rule] = ()) -> None:
         if not isinstance(name, str) or not name.strip():
             raise ConfigError(f"a profile needs a non-empty name, not {name!r}")
+        name = _profile_name(name)
         self.name = name
         self.rules: tuple[Rule, ...] = tuple(rules)
         if not self.rules:
@@ -283,6 +287,37 @@ class Profile:
             else:
                 unknown = True
         return passed, failed, hard_failed, unknown, tuple(asked)
+
+
+def _profile_name(name: str) -> str:
+    """``name`` as the lead's ``profile`` field takes it (whitespace around it stripped),
+    or a :class:`ConfigError`: the engine's answer is recorded on each lead it qualifies,
+    so a name that field refuses (too long, a control character) would be a lead no read
+    accepts."""
+    try:
+        valid = checked(Lead, "profile", name)
+    except pydantic.ValidationError as exc:
+        raise ConfigError(
+            f"profile {shown_name(name)}: the name cannot be recorded as a lead's profile: "
+            f"{problem_of(exc)}; rename the profile (the engine records its name on each "
+            "lead it qualifies, as Lead.profile)"
+        ) from None
+    assert valid is not None  # blank names are refused before
+    return valid
+
+
+def shown_name(name: str) -> str:
+    """``name`` for an error message: quoted, control characters escaped, a long one
+    cut short (its length said)."""
+    if len(name) <= 40:
+        return repr(name)
+    return f"{name[:30]!r}... ({len(name)} characters)"
+
+
+def problem_of(exc: pydantic.ValidationError) -> str:
+    """What a field's validation said was wrong with a value, in one line."""
+    message = str(exc.errors()[0]["msg"])
+    return message.removeprefix("Value error, ")
 
 
 def _hard(profile: str, rule: Rule) -> bool:
@@ -502,6 +537,7 @@ def _profile_from_dict(index: int, data: Any) -> Profile:
     name = data.get("name")
     if not isinstance(name, str) or not name.strip():
         raise ConfigError(f"profile #{index} needs a non-empty 'name'")
+    name = _profile_name(name)
     extra = set(data) - {"name", "rules"}
     if extra:
         raise ConfigError(

@@ -20,9 +20,13 @@ from os import PathLike
 from types import MappingProxyType
 from typing import Any, Protocol
 
+import pydantic
+
+from ._changes import checked
 from ._clock import Clock, SystemClock
 from ._errors import ConfigError
 from ._models import Contact, Lead, normalise_country
+from ._qualification import problem_of, shown_name
 from ._toml import read_toml
 
 __all__ = ["OwnerGroup", "Route", "RoutingRules"]
@@ -63,14 +67,17 @@ class OwnerGroup:
         if not isinstance(self.name, str) or not self.name.strip():
             raise ConfigError(f"owner group: name must be a non-empty string, not {self.name!r}")
         where = f"owner group {self.name!r}"
-        owners = _names(where, "owners", self.owners)
+        named = _names(where, "owners", self.owners)
+        owners = tuple(_owner_name(where, "owners", owner) for owner in named)
         if not owners:
             raise ConfigError(f"{where}: owners is empty; list at least one owner")
         if len(set(owners)) != len(owners):
             raise ConfigError(f"{where}: owners lists someone twice: {list(owners)}")
         object.__setattr__(self, "owners", owners)
-        if self.backup is not None and (not isinstance(self.backup, str) or not self.backup):
-            raise ConfigError(f"{where}: backup must be an owner's name or None")
+        if self.backup is not None:
+            if not isinstance(self.backup, str) or not self.backup.strip():
+                raise ConfigError(f"{where}: backup must be an owner's name or None")
+            object.__setattr__(self, "backup", _owner_name(where, "backup", self.backup))
         members = (*owners, self.backup) if self.backup is not None else owners
         capacity = _per_owner(where, "capacity", self.capacity, members, _leads_per_day)
         weights = _per_owner(where, "weights", self.weights, owners, _share)
@@ -86,6 +93,22 @@ class OwnerGroup:
         """The most leads ``owner`` is given per day in this group (``None``: no limit)."""
         assert self.capacity is not None  # set in __post_init__
         return self.capacity.get(owner)
+
+
+def _owner_name(where: str, key: str, name: str) -> str:
+    """``name`` as a lead's ``owner`` field takes it, or a :class:`ConfigError`: the
+    router records it on each lead it gives that owner, so a name the field refuses (too
+    long, a control character) would be a lead no read accepts."""
+    try:
+        valid = checked(Lead, "owner", name)
+    except pydantic.ValidationError as exc:
+        raise ConfigError(
+            f"{where}: {key} names {shown_name(name)}, which cannot be recorded as a "
+            f"lead's owner: {problem_of(exc)}; correct the name in the group (the router "
+            "records it on each lead it routes, as Lead.owner)"
+        ) from None
+    assert valid is not None  # blank names are refused before
+    return valid
 
 
 def _leads_per_day(value: Any) -> str | None:
