@@ -319,6 +319,9 @@ def test_required_for_works_backward_through_the_rates(funnel: Funnel) -> None:
     empty = Funnel().report().required_for(wins=5)
     assert empty["won"] == 5
     assert empty["raw"] is None
+    # No wins need none of anything, whatever the rates (unknown ones included).
+    assert set(Funnel().report().required_for(wins=0).values()) == {0}
+    assert set(funnel.report().required_for(wins=0).values()) == {0}
     with pytest.raises(ValueError, match="whole number"):
         funnel.report().required_for(wins=-1)
 

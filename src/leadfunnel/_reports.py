@@ -324,7 +324,8 @@ class FunnelReport(Serialised):
         """How many of each step a goal of ``wins`` needs at the current rates.
 
         Works backward from ``won`` through each step's rate, rounding up; a step whose
-        rate is unknown or zero makes it and every earlier step ``None``.
+        rate is unknown or zero makes every earlier step ``None`` (no number of them
+        is known to be enough), unless nothing is needed: no wins need none of anything.
         """
         if isinstance(wins, bool) or not isinstance(wins, int) or wins < 0:
             raise ValueError(f"wins must be a whole number >= 0, not {wins!r}")
@@ -333,7 +334,7 @@ class FunnelReport(Serialised):
         for name in reversed(FUNNEL_STEPS):
             needed[name] = None if target is None else math.ceil(target - 1e-9)
             rate = self.steps[name].rate
-            if target is not None and name != FUNNEL_STEPS[0]:
+            if target and name != FUNNEL_STEPS[0]:
                 target = None if not rate else target / rate
         return {name: needed[name] for name in FUNNEL_STEPS}
 
