@@ -14,12 +14,14 @@ import pytest
 from conftest import make_repository, run_leadfunnel
 from leadfunnel import (
     ConfigError,
+    Contact,
     Funnel,
     Lead,
     LeadStatus,
     OwnerGroup,
     Profile,
     QualificationEngine,
+    QualificationResult,
     RoutingRules,
     SqlRepository,
 )
@@ -161,8 +163,9 @@ def test_set_appointment_refuses_an_owner_or_setter_no_deal_takes(
 ) -> None:
     funnel = Funnel(make_repository(kind, tmp_path))
     lead = funnel.capture(Lead(first_name="Pat", email="pat@x.example.com"))
+    given: dict[str, Any] = {argument: name}
     with pytest.raises(pydantic.ValidationError, match=argument):
-        funnel.set_appointment(lead, force=True, **{argument: name})
+        funnel.set_appointment(lead, force=True, **given)
     assert funnel.opportunities() == []
     assert funnel.get_lead(lead.id).status is LeadStatus.RAW
 
@@ -202,3 +205,45 @@ def test_qualify_with_a_long_profile_name_exits_2_and_writes_nothing(tmp_path: P
     again.repository.close()
     report = run_leadfunnel(tmp_path, "report", "--db", db)
     assert report.returncode == 0, report.stderr
+
+
+class _LongNamedEngine:
+    """A custom engine (the Engine protocol) whose profile name no lead can hold."""
+
+    def __init__(self, name: str) -> None:
+        self.inner = QualificationEngine([Profile("msp", _niche())])
+        self.name = name
+
+    def evaluate(self, lead: Lead) -> QualificationResult:
+        result = self.inner.evaluate(lead)
+        result.profile = self.name
+        return result
+
+
+class _BadRouter:
+    def assign(self, lead: Lead) -> str | None:
+        return "ana\x1b[2J"
+
+    def backup_for(self, owner: str | None, lead: Lead | Contact | None = None) -> str | None:
+        return None
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_a_custom_engine_or_router_giving_a_name_no_lead_can_hold_is_a_config_error(
+    kind: str, tmp_path: Path
+) -> None:
+    """The built-in engine and router check their names when built; a custom one's
+    answer is checked before anything is written, so no store holds a lead it cannot
+    read back."""
+    repository = make_repository(kind, tmp_path)
+    funnel = Funnel(repository, engine=_LongNamedEngine("p" * 201))
+    lead = funnel.capture(Lead(first_name="Pat", email="pat@x.example.com", industry="IT Services"))
+    with pytest.raises(ConfigError, match="cannot be recorded as a lead's profile"):
+        funnel.qualify(lead)
+    with pytest.raises(ConfigError, match="cannot be recorded as a lead's profile"):
+        funnel.qualify_all()
+    assert funnel.get_lead(lead.id).version == lead.version
+    routed = Funnel(repository, router=_BadRouter())
+    with pytest.raises(ConfigError, match="_BadRouter gave the owner"):
+        routed.capture(Lead(first_name="Sam", email="sam@x.example.com"))
+    assert funnel.find(email="sam@x.example.com") is None

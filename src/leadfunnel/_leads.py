@@ -12,7 +12,9 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from ._changes import bump, event, load, retrying
+import pydantic
+
+from ._changes import bump, checked, event, load, retrying
 from ._collector import collector_paused
 from ._enums import Channel, Interest, LeadStatus, Tier
 from ._errors import (
@@ -269,6 +271,20 @@ def _destination(
     return lead.status
 
 
+def _profile_of(result: QualificationResult) -> str | None:
+    """The profile ``result`` names, as a lead's field holds it: a custom engine's
+    name that the field refuses (too long, a control character) is a configuration
+    error, raised before anything is written (the built-in engine checks its names
+    when it is built)."""
+    try:
+        return checked(Lead, "profile", result.profile)
+    except pydantic.ValidationError as exc:
+        raise ConfigError(
+            f"the engine's profile name {result.profile!r} cannot be recorded as a lead's "
+            f"profile ({exc.errors()[0]['msg']}); rename the profile"
+        ) from None
+
+
 def _changed_fields(
     lead: Lead, dest: LeadStatus, result: QualificationResult, now: datetime
 ) -> dict[str, Any]:
@@ -282,7 +298,7 @@ def _changed_fields(
         if SWEET_SPOT not in lead.tags:
             fields["tags"] = lead.tags | {SWEET_SPOT}
         if lead.profile != result.profile:
-            fields["profile"] = result.profile
+            fields["profile"] = _profile_of(result)
     elif dest is LeadStatus.UNQUALIFIED:
         fields.update(unfit(lead))
     return fields

@@ -10,6 +10,10 @@ from __future__ import annotations
 
 from typing import Protocol
 
+import pydantic
+
+from ._changes import checked
+from ._errors import ConfigError
 from ._models import Contact, Lead
 from ._qualification import QualificationResult
 
@@ -48,4 +52,14 @@ def assign_owner(router: Router | None, lead: Lead) -> Lead:
             count_given(lead)
         return lead
     owner = router.assign(lead)
+    if owner is None:
+        return lead
+    try:
+        owner = checked(Lead, "owner", owner)
+    except pydantic.ValidationError as exc:
+        # A custom router's answer (RoutingRules checks its names when it is built).
+        raise ConfigError(
+            f"the router {type(router).__name__} gave the owner {owner!r}, which a lead "
+            f"cannot hold ({exc.errors()[0]['msg']}); fix the router's owner names"
+        ) from None
     return lead if owner is None else lead.model_copy(update={"owner": owner})
