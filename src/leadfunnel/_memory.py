@@ -776,9 +776,10 @@ class InMemoryRepository(RepRowsAdapter):
         entered_since: datetime | None = None,
         entered_until: datetime | None = None,
         limit: int | None = None,
-        erased: bool,
+        report: bool,
     ) -> list[RepListRow]:
-        """:meth:`rep_list`, erased people's deals included if ``erased``."""
+        """:meth:`rep_list`; with ``report``, :meth:`no_shows`' rows (erased people's
+        deals and those lost as ``avoid`` or ``unqualified`` kept in)."""
         check_rep_list(kind)
         deals = kind != "never_booked"
         source = text_filter(self._models["contact" if deals else "lead"], "source", source)
@@ -787,6 +788,13 @@ class InMemoryRepository(RepRowsAdapter):
         with self._lock:
             sat = self._firsts(("appointment_sat",)) if kind != "never_booked" else {}
             for position, record in enumerate(self._records.values()):
+                if (
+                    not report
+                    and isinstance(record, Opportunity)
+                    and record.stage is Stage.LOST
+                    and record.lost_reason in DO_NOT_CALL
+                ):
+                    continue  # nobody calls them back (a report still counts them)
                 entered = self._entered(record, kind, now, sat)
                 if entered is None:
                     continue
@@ -799,7 +807,7 @@ class InMemoryRepository(RepRowsAdapter):
                     if isinstance(record, Opportunity)
                     else record
                 )
-                if not erased and getattr(person, "erased_at", None) is not None:
+                if not report and getattr(person, "erased_at", None) is not None:
                     continue  # nobody calls an erased person back
                 if source is not None and getattr(person, "source", None) != source:
                     continue
@@ -824,8 +832,6 @@ class InMemoryRepository(RepRowsAdapter):
                 return record.status_at or record.created_at
             return None
         if not isinstance(record, Opportunity) or record.stage is Stage.WON:
-            return None
-        if record.stage is Stage.LOST and record.lost_reason in DO_NOT_CALL:
             return None
         sat_at = sat.get((record.id, "appointment_sat"))
         if kind == "not_bought":

@@ -868,10 +868,14 @@ class Repository(ABC):
         entered_since: datetime | None = None,
         entered_until: datetime | None = None,
     ) -> list[RepListRow]:
-        """The appointments a report counts as not sat: the ``not_sat`` rep list (see
-        :meth:`rep_list`), erased people's deals included. An erasure leaves history as
-        it was, so a report's appointments-sat rate reads the same before and after
-        one; nobody calls these people back, but their appointments did not sit.
+        """The appointments a report counts as not sat: the deals the ``not_sat`` rep
+        list (see :meth:`rep_list`) picks by their history and appointment time, in its
+        order and period, *whatever the lost reason and whoever the person*: deals lost
+        as ``avoid`` or ``unqualified`` and erased people's deals included. The rep list
+        leaves those out because nobody should call them; that says nothing of whether
+        the appointment sat, which only the deal's history does. So losing a no-show
+        later (an erasure loses open deals as ``avoid``) leaves a report's
+        appointments-sat rate, and each setter's, as they were.
 
         This default reads every deal at ``appointment_set`` or ``lost`` and each one's
         history; an adapter backed by a database answers with one query."""
@@ -879,8 +883,6 @@ class Repository(ABC):
         rows: list[RepListRow] = []
         for stage in (Stage.APPOINTMENT_SET, Stage.LOST):
             for deal in self.opportunities(stage=stage):
-                if deal.stage is Stage.LOST and deal.lost_reason in DO_NOT_CALL:
-                    continue
                 due = deal.appointment_at or deal.created_at
                 if not due < now:
                     continue
@@ -1130,7 +1132,8 @@ def missing_value(model: type[Record], name: str) -> Any:
 
 class RepRowsAdapter(Repository):
     """For an adapter that answers the rep lists and a report's no-shows with one query
-    of its own, :meth:`_rep_rows`, which leaves erased people out or keeps them in."""
+    of its own, :meth:`_rep_rows`: for a rep list, it leaves out erased people and deals
+    lost as ``avoid`` or ``unqualified``; for a report (``no_shows``), it keeps them."""
 
     def rep_list(
         self,
@@ -1151,7 +1154,7 @@ class RepRowsAdapter(Repository):
             entered_since=entered_since,
             entered_until=entered_until,
             limit=limit,
-            erased=False,
+            report=False,
         )
 
     def no_shows(
@@ -1166,7 +1169,7 @@ class RepRowsAdapter(Repository):
             now=now,
             entered_since=entered_since,
             entered_until=entered_until,
-            erased=True,
+            report=True,
         )
 
     @abstractmethod
@@ -1180,9 +1183,10 @@ class RepRowsAdapter(Repository):
         entered_since: datetime | None = None,
         entered_until: datetime | None = None,
         limit: int | None = None,
-        erased: bool,
+        report: bool,
     ) -> list[RepListRow]:
-        """:meth:`rep_list`, erased people's records included if ``erased``."""
+        """:meth:`rep_list`; with ``report``, :meth:`no_shows`' rows: the records of
+        erased people and the deals lost as ``avoid`` or ``unqualified`` kept in."""
 
 
 #: The longest trait key :meth:`Repository.people_like` compares, by trait: the SQL

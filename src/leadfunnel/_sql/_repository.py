@@ -1602,9 +1602,10 @@ class SqlRepository(RepRowsAdapter):
         entered_since: datetime | None = None,
         entered_until: datetime | None = None,
         limit: int | None = None,
-        erased: bool,
+        report: bool,
     ) -> list[RepListRow]:
-        """:meth:`rep_list`, erased people's deals included if ``erased``."""
+        """:meth:`rep_list`; with ``report``, :meth:`no_shows`' rows (erased people's
+        deals and those lost as ``avoid`` or ``unqualified`` kept in)."""
         check_rep_list(kind)
         now = require_aware(now, "now")
         deals_listed = kind != "never_booked"
@@ -1632,11 +1633,6 @@ class SqlRepository(RepRowsAdapter):
                 .group_by(st.c.subject_id)
                 .subquery("sat")
             )
-            may_call = sa.or_(
-                deals.c.stage != Stage.LOST.value,
-                deals.c.lost_reason.is_(None),
-                deals.c.lost_reason.not_in([reason.value for reason in DO_NOT_CALL]),
-            )
             if kind == "not_bought":
                 entered = sat.c.at
                 where: list[Any] = [
@@ -1661,10 +1657,15 @@ class SqlRepository(RepRowsAdapter):
                         sat, sat.c.subject_id == deals.c.id
                     )
                 )
-                .where(may_call, *where)
+                .where(*where)
             )
-            if not erased:
-                query = query.where(contacts.c.erased_at.is_(None))
+            if not report:  # nobody calls these back; a report still counts them
+                may_call = sa.or_(
+                    deals.c.stage != Stage.LOST.value,
+                    deals.c.lost_reason.is_(None),
+                    deals.c.lost_reason.not_in([reason.value for reason in DO_NOT_CALL]),
+                )
+                query = query.where(may_call, contacts.c.erased_at.is_(None))
         if entered_since is not None:
             query = query.where(entered >= require_aware(entered_since, "entered_since"))
         if entered_until is not None:

@@ -1475,6 +1475,12 @@ class RepositoryContract(ABC):
                 appointment_at=T0 + 25 * day,
             ),
             "avoid": deal(direct, stage=Stage.LOST, lost_reason="avoid"),
+            "unqualified_no_show": deal(
+                direct,
+                stage=Stage.LOST,
+                lost_reason="unqualified",
+                appointment_at=T0 + 20 * day,
+            ),
             "unbooked_time": deal(direct),  # no appointment time: its creation counts
             "sat_open": deal(person, stage=Stage.PROPOSING, owner="rep"),
             "sat_lost": deal(direct, stage=Stage.LOST, lost_reason="price"),
@@ -1532,9 +1538,17 @@ class RepositoryContract(ABC):
         ]
         assert pulled("not_sat", limit=1) == [(h["no_show"].id, T0 + 30 * day)]
         assert pulled("not_bought", source="nowhere") == []
-        # A report's no-shows are the not_sat list, in its order and period.
+        # A report's no-shows are picked as the not_sat list is, by history and
+        # appointment time, in its order and period, whatever the lost reason: the deals
+        # lost as avoid or unqualified that never sat count too (nobody calls them, but
+        # their appointments did not sit; an erasure loses open deals as avoid).
         shows = [(r.record.id, r.since) for r in repo.no_shows(now=now)]
-        assert shows == pulled("not_sat")
+        assert [since for _, since in shows] == sorted((since for _, since in shows), reverse=True)
+        assert set(shows) == {
+            *pulled("not_sat"),
+            (h["unqualified_no_show"].id, T0 + 20 * day),
+            (h["avoid"].id, T0),
+        }
         assert [
             r.record.id
             for r in repo.no_shows(
@@ -1588,11 +1602,11 @@ class RepositoryContract(ABC):
         assert listed("never_booked") == {fits.id, stays_too.id}
         assert listed("not_sat") == {unsat.id}
         assert listed("not_bought") == {sat.id}
-        # The erasure, as the funnel commits it (suppress=False: open deals lost with
-        # reason "other", which would keep them on the rep lists).
+        # The erasure, as the funnel commits it by default (suppress=True: open deals
+        # lost with reason "avoid", which keeps them off the rep lists even unerased).
         gone = {"first_name": None, "last_name": None, "email": None, "company": None}
         erased = {**gone, "erased_at": T0 + 30 * day}
-        lost = {"stage": Stage.LOST, "lost_reason": LostReason.OTHER}
+        lost = {"stage": Stage.LOST, "lost_reason": LostReason.AVOID}
         repo.commit(
             ChangeSet(
                 updates=[
@@ -1611,7 +1625,7 @@ class RepositoryContract(ABC):
         assert listed("not_bought") == set()
         assert reports() == before
         # Nobody calls them back, but a report still counts the appointment that did
-        # not sit (lost for "other", not on the avoid list).
+        # not sit, though its deal is now lost as "avoid".
         assert no_shows() == {unsat.id}
 
     # --- threads ---------------------------------------------------------------------
