@@ -70,6 +70,7 @@ def test_erasing_a_no_show_leaves_every_report_figure(
     assert before[0]["setters"] == {"sam": pytest.approx(0.5)}
     assert before[0]["weak_setters"] == ["sam"]
 
+    assert missed.lead_id is not None
     funnel.erase(missed.lead_id, suppress=suppress)
 
     (lost,) = (d for d in funnel.opportunities() if d.id == missed.id)
@@ -83,6 +84,7 @@ def test_erasing_before_the_appointment_time_is_the_same_no_show_after_it(
     """Erased while the appointment was still to come: once its time passes, the
     report reads as it would have without the erasure (one no-show of sam's)."""
     shown, missed = _booked(funnel, clock, 1, "sam"), _booked(funnel, clock, 2, "sam")
+    assert missed.lead_id is not None
     funnel.erase(missed.lead_id)
     clock.advance(hours=2)
     funnel.sit(shown)
