@@ -12,9 +12,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-import pydantic
-
-from ._changes import bump, checked, event, load, retrying
+from ._changes import bump, event, load, retrying
 from ._collector import collector_paused
 from ._enums import Channel, Interest, LeadStatus, Tier
 from ._errors import (
@@ -27,7 +25,7 @@ from ._errors import (
 from ._lifecycle import LEAD
 from ._models import Contact, Lead
 from ._protocols import Engine
-from ._qualification import QualificationResult
+from ._qualification import QualificationResult, lead_field, shown_name
 from ._repository import ChangeSet, Repository
 
 __all__ = ["PAGE_SIZE", "SWEET_SPOT", "move_lead", "qualify", "qualify_all", "unfit"]
@@ -276,13 +274,17 @@ def _profile_of(result: QualificationResult) -> str | None:
     name that the field refuses (too long, a control character) is a configuration
     error, raised before anything is written (the built-in engine checks its names
     when it is built)."""
-    try:
-        return checked(Lead, "profile", result.profile)
-    except pydantic.ValidationError as exc:
-        raise ConfigError(
-            f"the engine's profile name {result.profile!r} cannot be recorded as a lead's "
-            f"profile ({exc.errors()[0]['msg']}); rename the profile"
-        ) from None
+    name = result.profile
+    if name is None:
+        return None
+    return lead_field(
+        "profile",
+        name,
+        lambda problem: (
+            f"the engine's profile name {shown_name(name)} cannot be recorded as a lead's "
+            f"profile ({problem}); rename the profile"
+        ),
+    )
 
 
 def _changed_fields(

@@ -10,12 +10,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
-import pydantic
-
-from ._changes import checked
-from ._errors import ConfigError
 from ._models import Contact, Lead
-from ._qualification import QualificationResult
+from ._qualification import QualificationResult, lead_field, shown_name
 
 __all__ = ["Engine", "Router", "assign_owner"]
 
@@ -54,12 +50,14 @@ def assign_owner(router: Router | None, lead: Lead) -> Lead:
     owner = router.assign(lead)
     if owner is None:
         return lead
-    try:
-        owner = checked(Lead, "owner", owner)
-    except pydantic.ValidationError as exc:
-        # A custom router's answer (RoutingRules checks its names when it is built).
-        raise ConfigError(
-            f"the router {type(router).__name__} gave the owner {owner!r}, which a lead "
-            f"cannot hold ({exc.errors()[0]['msg']}); fix the router's owner names"
-        ) from None
+    # A custom router's answer (RoutingRules checks its names when it is built).
+    given = owner
+    owner = lead_field(
+        "owner",
+        given,
+        lambda problem: (
+            f"the router {type(router).__name__} gave the owner {shown_name(given)}, which "
+            f"a lead cannot hold ({problem}); fix the router's owner names"
+        ),
+    )
     return lead if owner is None else lead.model_copy(update={"owner": owner})

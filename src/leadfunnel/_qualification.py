@@ -294,16 +294,27 @@ def _profile_name(name: str) -> str:
     or a :class:`ConfigError`: the engine's answer is recorded on each lead it qualifies,
     so a name that field refuses (too long, a control character) would be a lead no read
     accepts."""
-    try:
-        valid = checked(Lead, "profile", name)
-    except pydantic.ValidationError as exc:
-        raise ConfigError(
+    valid = lead_field(
+        "profile",
+        name,
+        lambda problem: (
             f"profile {shown_name(name)}: the name cannot be recorded as a lead's profile: "
-            f"{problem_of(exc)}; rename the profile (the engine records its name on each "
-            "lead it qualifies, as Lead.profile)"
-        ) from None
+            f"{problem}; rename the profile (the engine records its name on each lead it "
+            "qualifies, as Lead.profile)"
+        ),
+    )
     assert valid is not None  # blank names are refused before
     return valid
+
+
+def lead_field(field: str, value: str, refusal: Callable[[str], str]) -> str | None:
+    """``value``, a name from configuration (a profile, an owner), as the lead's
+    ``field`` takes it; a value the field refuses is a :class:`ConfigError` saying
+    ``refusal(problem)``, raised before any lead holds it (a lead no read accepts)."""
+    try:
+        return checked(Lead, field, value)
+    except pydantic.ValidationError as exc:
+        raise ConfigError(refusal(problem_of(exc))) from None
 
 
 def shown_name(name: str) -> str:

@@ -20,13 +20,10 @@ from os import PathLike
 from types import MappingProxyType
 from typing import Any, Protocol
 
-import pydantic
-
-from ._changes import checked
 from ._clock import Clock, SystemClock
 from ._errors import ConfigError
 from ._models import Contact, Lead, normalise_country
-from ._qualification import problem_of, shown_name
+from ._qualification import lead_field, shown_name
 from ._toml import read_toml
 
 __all__ = ["OwnerGroup", "Route", "RoutingRules"]
@@ -99,14 +96,15 @@ def _owner_name(where: str, key: str, name: str) -> str:
     """``name`` as a lead's ``owner`` field takes it, or a :class:`ConfigError`: the
     router records it on each lead it gives that owner, so a name the field refuses (too
     long, a control character) would be a lead no read accepts."""
-    try:
-        valid = checked(Lead, "owner", name)
-    except pydantic.ValidationError as exc:
-        raise ConfigError(
+    valid = lead_field(
+        "owner",
+        name,
+        lambda problem: (
             f"{where}: {key} names {shown_name(name)}, which cannot be recorded as a "
-            f"lead's owner: {problem_of(exc)}; correct the name in the group (the router "
-            "records it on each lead it routes, as Lead.owner)"
-        ) from None
+            f"lead's owner: {problem}; correct the name in the group (the router records "
+            "it on each lead it routes, as Lead.owner)"
+        ),
+    )
     assert valid is not None  # blank names are refused before
     return valid
 
