@@ -800,21 +800,7 @@ def _upgrade_cut_before(url: tuple[str, str | None], stop: int | None) -> int:
     _back_to_version_1(repository, url)
     repository.close()
 
-    engine = sa.create_engine(url[0], hide_parameters=True)
-    ran = [0]
-
-    def cut(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
-        # Cut before a statement that changes something: a cut before a read is the
-        # same as one before the next change.
-        if statement.lstrip().split(" ", 1)[0].upper() in _CHANGES:
-            if ran[0] + 1 == stop:
-                raise _Interrupted
-            ran[0] += 1
-
-    sa.event.listen(engine, "before_cursor_execute", cut)
-    with contextlib.suppress(_Interrupted):
-        SqlRepository(engine, schema=url[1]).close()
-    engine.dispose()
+    ran = _open_cut_before(url, stop)
 
     upgraded = open_repository(url)
     try:
@@ -828,16 +814,19 @@ def _upgrade_cut_before(url: tuple[str, str | None], stop: int | None) -> int:
         assert again.events()[-1].data["touch_id"] == str(later.id)
     finally:
         upgraded.close()
-    return ran[0]
+    return ran
 
 
-def _create_cut_before(url: tuple[str, str | None], stop: int | None) -> int:
-    """Open an empty database, cut off before the ``stop``-th statement that changes
-    something (never, for None); how many changes ran before the cut."""
+def _open_cut_before(url: tuple[str, str | None], stop: int | None) -> int:
+    """Open the database (creating or upgrading its tables), cut off before the
+    ``stop``-th statement that changes something (never, for None); how many changes
+    ran before the cut."""
     engine = sa.create_engine(url[0], hide_parameters=True)
     ran = [0]
 
     def cut(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        # Cut before a statement that changes something: a cut before a read is the
+        # same as one before the next change.
         if statement.lstrip().split(" ", 1)[0].upper() in _CHANGES:
             if ran[0] + 1 == stop:
                 raise _Interrupted
@@ -857,12 +846,12 @@ def test_a_first_opening_cut_off_at_its_end_finishes_on_the_next_open(
     version table, before the row that records the version, left tables that no later
     opening accepted. The next opening that may migrate now finishes it; one that may
     not says so; and tables that are not all leadfunnel's stay refused."""
-    changes = _create_cut_before(url, None)
+    changes = _open_cut_before(url, None)
     repository = open_repository(url)
     with repository._engine.begin() as conn:
         schema.metadata.drop_all(conn)
     repository.close()
-    assert _create_cut_before(url, changes) == changes - 1  # the version row's INSERT
+    assert _open_cut_before(url, changes) == changes - 1  # the version row's INSERT
     if url[0].startswith("mysql"):
         with pytest.raises(ConfigError, match="no schema version"):
             SqlRepository(url[0], schema=url[1], migrate="check")
@@ -881,7 +870,7 @@ def test_a_first_opening_cut_off_at_its_end_finishes_on_the_next_open(
     with repository._engine.begin() as conn:
         schema.metadata.drop_all(conn)
     repository.close()
-    _create_cut_before(url, changes)
+    _open_cut_before(url, changes)
     if url[0].startswith("mysql"):
         with sa.create_engine(url[0]).begin() as conn:
             conn.exec_driver_sql("ALTER TABLE lf_tags ADD COLUMN note TEXT")
