@@ -30,7 +30,7 @@ from transitions import Machine
 
 from leadfunnel import Funnel, InMemoryRepository, Lead
 from leadfunnel._lifecycle import _LEAD_STATES, _LEAD_TRANSITIONS, LEAD
-from leadfunnel._models import _normalise_phone
+from leadfunnel._models import normalise_phone
 from leadfunnel.testing import ManualClock
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -61,7 +61,7 @@ def best_per_call(run: Callable[[], int], repeat: int, fresh_phones: bool = True
         if fresh_phones:
             # Real input has a new phone number on every row: no run may reuse the
             # parses an earlier run left in the phone cache.
-            _normalise_phone.cache_clear()
+            normalise_phone.cache_clear()
         start = time.perf_counter()
         calls = run()
         best = min(best, (time.perf_counter() - start) / calls)

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from pydantic import Field
 
 from conftest import person
-from leadfunnel import Funnel, Lead, Repository, SqlRepository, StorageError
+from leadfunnel import Funnel, InvalidArgumentError, Lead, Repository, SqlRepository, StorageError
 from leadfunnel.testing import ManualClock
 
 
@@ -248,3 +248,20 @@ def test_a_value_the_database_refuses_is_not_reported_as_a_connection_problem() 
     failed = sa.exc.OperationalError("SELECT ...", {}, Exception("database is locked"))
     with pytest.raises(StorageError, match="Retry, or check"), translated():
         raise failed
+
+
+def test_where_reads_a_phone_as_the_funnel_stores_one(repository: Repository) -> None:
+    """A phone filter written as people write phones finds the stored E.164 number: one
+    without its country code is read in the funnel's region, as the stored one was."""
+    us = Funnel(repository)
+    pat = us.add(Lead(first_name="Pat", phone="(512) 555-0134", country="US"))
+    for written in ("512-555-0134", " +1 512 555 0134 ", "+15125550134"):
+        assert [lead.id for lead in us.leads(where={"phone": written})] == [pat.id]
+        assert us.count("lead", where={"phone": written}) == 1
+    assert us.leads(where={"phone": "512-555-0199"}) == []
+    with pytest.raises(InvalidArgumentError, match=r"where=\{'phone': '12'\}"):
+        us.leads(where={"phone": "12"})
+    uk = Funnel(repository, phone_region="GB")
+    written_in_gb = {"first_name": "Sam", "phone": "020 7946 0018", "country": "GB"}
+    sam = uk.add(Lead.model_validate(written_in_gb, context={"phone_region": "GB"}))
+    assert [lead.id for lead in uk.leads(where={"phone": "020 7946 0018"})] == [sam.id]

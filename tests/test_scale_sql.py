@@ -199,7 +199,7 @@ def test_reading_a_stored_person_does_not_parse_its_phones_again(
     def refuse(value: str, region: str) -> str:
         raise AssertionError(f"{value} parsed again")
 
-    monkeypatch.setattr("leadfunnel._models._normalise_phone", refuse)
+    monkeypatch.setattr("leadfunnel._models.normalise_phone", refuse)
     again = funnel.get(lead.id)
     assert isinstance(again, Lead)
     assert (again.phone, again.other_phones) == ("+15125550101", frozenset({"+14155550123"}))

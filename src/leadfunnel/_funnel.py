@@ -40,6 +40,7 @@ from ._models import (
     Opportunity,
     SubjectKind,
     Touch,
+    normalise_phone,
     phone_region_of,
 )
 from ._people import Captured
@@ -709,7 +710,7 @@ class Funnel:
             owner=owner,
             created_since=_aware_or_none(created_since, "created_since"),
             created_until=_aware_or_none(created_until, "created_until"),
-            where=_where(where),
+            where=_where(where, self._context["phone_region"]),
             after=self._cursor(after, "lead"),
             limit=_limit(limit),
         )
@@ -731,7 +732,7 @@ class Funnel:
             tag=tag,
             source=source,
             owner=owner,
-            where=_where(where),
+            where=_where(where, self._context["phone_region"]),
             after=self._cursor(after, "contact"),
             limit=_limit(limit),
         )
@@ -753,7 +754,7 @@ class Funnel:
             owner=owner,
             setter=setter,
             contact_id=_filter_id(contact_id, "contact_id") if contact_id is not None else None,
-            where=_where(where),
+            where=_where(where, self._context["phone_region"]),
             after=self._cursor(after, "opportunity"),
             limit=_limit(limit),
         )
@@ -774,7 +775,7 @@ class Funnel:
         if checked.get("contact_id") is not None:
             checked["contact_id"] = _filter_id(checked["contact_id"], "contact_id")
         if "where" in checked:
-            checked["where"] = _where(checked["where"])
+            checked["where"] = _where(checked["where"], self._context["phone_region"])
         return self.repository.count(kind, **checked)
 
     def _cursor(
@@ -1111,8 +1112,12 @@ def _filter_id(value: Subject, name: str) -> UUID:
         ) from None
 
 
-def _where(where: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
-    """``where`` as given, checked to be a mapping of field names to values."""
+def _where(
+    where: Mapping[str, Any] | None, region: str = DEFAULT_PHONE_REGION
+) -> Mapping[str, Any] | None:
+    """``where`` checked to be a mapping of field names to values; a phone written
+    without its country code read in the funnel's ``region``, as a stored one was (the
+    store validates the rest as each field stores it)."""
     if where is None:
         return None
     if not isinstance(where, Mapping) or not all(isinstance(k, str) for k in where):
@@ -1120,6 +1125,13 @@ def _where(where: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
             f"where={where!r}: give a mapping of field names to values, such as "
             'where={"endpoints": 20}'
         )
+    phone = where.get("phone")
+    if isinstance(phone, str) and phone.strip() and not phone.lstrip().startswith("+"):
+        try:
+            e164 = normalise_phone(phone.strip(), region)
+        except ValueError as exc:
+            raise InvalidArgumentError(f"where={{'phone': {phone!r}}}: {exc}") from None
+        where = {**where, "phone": e164}
     return where
 
 

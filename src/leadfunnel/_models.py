@@ -149,7 +149,7 @@ def _normalise_email(value: str) -> str:
 
 
 @lru_cache(maxsize=4096)
-def _normalise_phone(value: str, region: str) -> str:
+def normalise_phone(value: str, region: str) -> str:
     import phonenumbers  # imported on first need: reading stored records never parses
 
     if not any(map(str.isdigit, value)):
@@ -484,8 +484,9 @@ class _Person(_Stored):
         if value is None:
             return None
         region = _phone_region(info)
-        phone = _normalise_phone(value, region)
-        country = info.data.get("country")  # validated first: see the field's place
+        phone = normalise_phone(value, region)
+        # validated first (see the field's place); no data: the field validated alone
+        country = info.data.get("country") if info.data else None
         if country is not None and value[0] != "+" and country != region.upper():
             _check_national(value, region, country)
         return phone
@@ -494,7 +495,7 @@ class _Person(_Stored):
     @classmethod
     def _phones_e164(cls, value: frozenset[str], info: ValidationInfo) -> frozenset[str]:
         region = _phone_region(info)
-        return frozenset(_normalise_phone(phone, region) for phone in value)
+        return frozenset(normalise_phone(phone, region) for phone in value)
 
     @property
     def full_name(self) -> str:
