@@ -170,6 +170,17 @@ def group_label(key: str | None) -> str:
     return NO_GROUP if key is None else key
 
 
+def _key_order(key: str | None) -> tuple[bool, str]:
+    """Group keys by name, no value last."""
+    return key is None, key or ""
+
+
+def _json_key(key: str | None) -> str:
+    """A group or setter key in the report's JSON: ``""`` for no value (which no name
+    is: a blank one is none)."""
+    return "" if key is None else key
+
+
 def _steps(counts: Mapping[str, int]) -> dict[str, Step]:
     steps: dict[str, Step] = {}
     raw = counts.get("raw", 0)
@@ -362,14 +373,14 @@ class FunnelReport(Serialised):
             },
             "checks": [c.to_dict() for c in self.checks.values()],
             "failing_checks": [c.name for c in self.failing_checks],
-            "setters": {str(k): v for k, v in self.setters.items()},
-            "weak_setters": [group_label(name) for name in self.weak_setters],
+            # No setter is "" here, as the groups' key of no value is: JSON keys are
+            # text, and "None" was a name a setter could have.
+            "setters": {_json_key(k): v for k, v in self.setters.items()},
+            "weak_setters": [_json_key(name) for name in self.weak_setters],
             "time_in_stage": [t.to_dict() for t in self.time_in_stage.values()],
         }
         if self.groups:
-            data["groups"] = {
-                ("" if key is None else key): group.to_dict() for key, group in self.groups.items()
-            }
+            data["groups"] = {_json_key(key): group.to_dict() for key, group in self.groups.items()}
         return data
 
     def to_csv(self, *, groups: bool = False) -> str:
@@ -768,7 +779,8 @@ def build_report(
     setter_no_shows = Counter(_deal(row).setter for row in no_shows)
     setters = {
         key: _ratio(sat, sat + setter_no_shows[key])
-        for key in {*setter_counts, *setter_no_shows}
+        # In one order on every run (setters by name, no setter last), not a set's.
+        for key in sorted({*setter_counts, *setter_no_shows}, key=_key_order)
         if (sat := setter_counts.get(key, {}).get("appointment_sat", 0)) + setter_no_shows[key]
     }
     group_no_shows: Counter[str | None] = Counter()
@@ -785,7 +797,7 @@ def build_report(
             if by == "setter"
             else _counts(repository.step_counts(since=since, until=until, by=by))
         )
-        for key in sorted({*by_group, *group_no_shows}, key=lambda k: (k is None, k or "")):
+        for key in sorted({*by_group, *group_no_shows}, key=_key_order):
             counts = by_group.get(key, {})
             groups[key] = FunnelReport(
                 steps=_steps(counts),
