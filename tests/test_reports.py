@@ -494,16 +494,18 @@ def test_time_in_stage_of_a_contacts_deal_groups_under_the_contacts_own_source(
     assert ("appointment_set", "trade-show", 1, 3600.0) in rows
 
 
-def test_the_json_keeps_no_setter_apart_from_a_setter_named_none(funnel: Funnel) -> None:
+def test_the_json_keeps_no_setter_apart_from_a_setter_named_none(
+    funnel: Funnel, clock: ManualClock
+) -> None:
     """JSON keys are text: the deals booked without a setter are "" (as groups are),
     never "None", a name a setter could have; the same on every run."""
     lead = funnel.capture(Lead(**person(1)))
     funnel.qualify(lead, force=True)
-    funnel.set_appointment(lead, appointment_at=funnel.clock.now())  # never sits
+    funnel.set_appointment(lead, appointment_at=clock.now())  # never sits
     other = funnel.capture(Lead(**person(2)))
     funnel.qualify(other, force=True)
-    funnel.sit(funnel.set_appointment(other, setter="None", appointment_at=funnel.clock.now()))
-    funnel.clock.advance(hours=1)
+    funnel.sit(funnel.set_appointment(other, setter="None", appointment_at=clock.now()))
+    clock.advance(hours=1)
     report = funnel.report()
     assert report.setters == {"None": 1.0, None: 0.0}
     data = json.loads(report.to_json())
