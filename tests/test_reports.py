@@ -512,3 +512,23 @@ def test_the_json_keeps_no_setter_apart_from_a_setter_named_none(
     assert data["setters"] == {"None": 1.0, "": 0.0}
     assert list(data["setters"]) == ["None", ""]
     assert data["weak_setters"] == [""]
+
+
+def test_merged_contacts_touches_count_once_per_qualified_leads(
+    funnel: Funnel, clock: ManualClock
+) -> None:
+    """Two leads of one person, each converted, whose contacts are merged: both leads
+    now lead to the kept contact, whose touches are counted once, not once a lead."""
+    deals = []
+    for n in (1, 2):
+        lead = funnel.capture(Lead(**person(n)))
+        funnel.qualify(lead, force=True)
+        deals.append(funnel.lose(funnel.set_appointment(lead), reason="price"))
+    clock.advance(days=1)
+    funnel.touch(deals[0].contact_id, "email", "replied")
+    funnel.touch(deals[1].contact_id, "email", "replied")
+    funnel.touch(deals[1].contact_id, "call", "connected")
+    before = funnel.report().checks["touches_per_qualified"].value
+    assert before == 1.5  # 3 touches, 2 qualified leads
+    funnel.merge(deals[0].contact_id, deals[1].contact_id)
+    assert funnel.report().checks["touches_per_qualified"].value == before

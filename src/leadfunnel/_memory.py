@@ -696,14 +696,17 @@ class InMemoryRepository(RepRowsAdapter):
                 and (since is None or at >= since)
                 and (until is None or at < until)
             }
-            touches = never = 0
+            never = 0
+            touched: set[UUID] = set()  # each subject's touches once (merged contacts)
             for lead_id in leads:
                 contact_id = getattr(self._records.get(lead_id), "contact_id", None)
                 n = len(self._touches.get(lead_id, ()))
+                touched.add(lead_id)
                 if contact_id is not None:
                     n += len(self._touches.get(contact_id, ()))
-                touches += n
+                    touched.add(contact_id)
                 never += n == 0 and contact_id is None
+            touches = sum(len(self._touches.get(subject, ())) for subject in touched)
         return FollowUpStats(len(leads), never, touches)
 
     def _firsts(self, steps: Iterable[str]) -> dict[tuple[UUID, str], datetime]:

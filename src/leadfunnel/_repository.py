@@ -274,7 +274,8 @@ class FollowUpStats:
     """How well the leads that reached ``qualified`` in a period were followed up.
 
     ``qualified`` counts those leads; ``touches`` the touches logged on them or on the
-    contact each became (at any time: a converted lead is followed up on its contact);
+    contact each became (at any time: a converted lead is followed up on its contact),
+    each once (two leads whose contacts were merged share one contact's touches);
     ``never_touched`` those with no such touch that were never converted either (an
     appointment booked is a follow-up that worked).
     """

@@ -211,10 +211,26 @@ def follow_up_query(since: bool, until: bool) -> sa.Select[Any]:
         .subquery()
     )
     never = sa.and_(per_lead.c.n == 0, per_lead.c.contact_id.is_(None))
+    # Each touch once, however many of the leads lead to it: two leads of one person
+    # share the contact their merged contacts became.
+    leads_again = sa.select(st.c.subject_id).where(*where).distinct().subquery()
+    touched = (
+        sa.select(sa.func.count(sa.distinct(t.c.id)))
+        .select_from(
+            leads_again.join(lead, lead.c.id == leads_again.c.subject_id).join(
+                t,
+                sa.or_(
+                    t.c.subject_id == leads_again.c.subject_id,
+                    t.c.subject_id == lead.c.contact_id,
+                ),
+            )
+        )
+        .scalar_subquery()
+    )
     return sa.select(
         sa.func.count(),
         sa.func.coalesce(sa.func.sum(sa.case((never, 1), else_=0)), 0),
-        sa.func.coalesce(sa.func.sum(per_lead.c.n), 0),
+        touched,
     ).select_from(per_lead)
 
 
