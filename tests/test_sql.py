@@ -764,6 +764,41 @@ _CHANGES = frozenset({"ALTER", "CREATE", "DROP", "INSERT", "UPDATE", "DELETE"})
 
 
 @pytest.mark.slow  # scheduled first: see conftest
+def test_version_5_drops_the_unqualified_milestone_of_leads_never_raw(
+    url: tuple[str, str | None],
+) -> None:
+    """Before version 5 a farm-list lead disqualified reached the ``unqualified``
+    milestone, which the unqualified share of raw leads counted (200% with two such
+    leads and one raw): the upgrade removes those rows and keeps the raw lead's."""
+    repository = open_repository(url)
+    funnel = Funnel(repository, clock=ManualClock(T0))
+    farmed = funnel.add(Lead(**person(1), status="farm_list"))
+    funnel.disqualify(farmed)
+    raw = funnel.capture(Lead(**person(2)))
+    funnel.disqualify(raw)
+    assert funnel.report().checks["unqualified_share"].value == 1.0
+    (disqualified,) = (e for e in funnel.history(farmed) if e.name == "disqualify")
+    with repository._engine.begin() as conn:  # what version 4 stored
+        conn.execute(
+            sa.insert(schema.steps).values(
+                event_id=disqualified.id,
+                subject_id=farmed.id,
+                step="unqualified",
+                at=disqualified.at,
+                month=disqualified.at.strftime("%Y-%m"),
+            )
+        )
+        conn.execute(sa.update(schema.schema_table).values(version=4))
+    assert funnel.report().checks["unqualified_share"].value == 2.0
+    repository.close()
+    upgraded = open_repository(url)
+    try:
+        assert upgraded.schema_version == SCHEMA_VERSION
+        assert Funnel(upgraded).report().checks["unqualified_share"].value == 1.0
+    finally:
+        upgraded.close()
+
+
 def test_an_upgrade_interrupted_after_any_statement_finishes_on_the_next_open(
     url: tuple[str, str | None],
 ) -> None:

@@ -231,6 +231,8 @@ FUNNEL_STEPS: tuple[str, ...] = (
     "won",
 )
 _OPPORTUNITY_STEPS = FUNNEL_STEPS[2:]
+#: The states a lead disqualified from counts as one of the raw leads it was.
+_WAS_RAW = frozenset({"raw", "qualified"})
 
 #: The milestones time in stage is measured between: ``TIMED_STEPS[i]`` to
 #: ``TIMED_STEPS[i + 1]`` (raw -> qualified -> appointment set -> sat -> won).
@@ -265,14 +267,17 @@ def funnel_steps(subject: str, source: str | None, dest: str | None) -> tuple[st
     a raw lead reaches ``qualified``; a forced win from ``proposing`` reaches
     ``contract_sent`` and ``won``. An event that moves nothing reaches nothing.
 
-    Besides the steps of :data:`FUNNEL_STEPS`, a lead that is disqualified reaches the
-    ``unqualified`` milestone, which reports count as a share of raw leads.
+    Besides the steps of :data:`FUNNEL_STEPS`, a raw or qualified lead that is
+    disqualified reaches the ``unqualified`` milestone, which reports count as a share
+    of raw leads: a suspect or farm-list lead disqualified was never raw, and does not.
     """
     if source == dest or dest is None:
         return ()
     if subject == "lead":
-        if dest in ("raw", "qualified", "unqualified"):
+        if dest in ("raw", "qualified"):
             return (dest,)
+        if dest == "unqualified":
+            return ("unqualified",) if source in _WAS_RAW else ()
         if dest == "converted" and source == "raw":
             return ("qualified",)
         return ()

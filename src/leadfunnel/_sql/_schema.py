@@ -34,7 +34,7 @@ from .._repository import TRAIT_KEY_LENGTH
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "Document", "is_document", "metadata", "start_counter"]
 
 #: The version of the schema this code writes.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 class UtcDateTime(sa.TypeDecorator[datetime]):
@@ -524,6 +524,31 @@ def _to_v4(conn: Connection) -> None:
     _fill_deal_columns(conn, {"closed_at": _instant})
 
 
+def _to_v5(conn: Connection) -> None:
+    """Version 5: the ``unqualified`` milestone only of leads disqualified from raw or
+    qualified (``funnel_steps``): the rows of a suspect's or farm-list lead's
+    disqualification are removed, so that the unqualified share counts raw leads only.
+    Deleting what is left to delete: a run cut off half way is finished by the next."""
+    st, ev = steps, events
+    rows = conn.execute(
+        sa.select(st.c.seq, ev.c.doc)
+        .select_from(st.join(ev, ev.c.id == st.c.event_id))
+        .where(st.c.step == "unqualified")
+    ).all()
+    never_raw = []
+    for seq, doc in rows:
+        data = json.loads(doc) if isinstance(doc, (str, bytes)) else doc
+        if data.get("source") not in ("raw", "qualified"):
+            never_raw.append(seq)
+    for start in range(0, len(never_raw), 500):
+        conn.execute(sa.delete(st).where(st.c.seq.in_(never_raw[start : start + 500])))
+
+
 #: ``MIGRATIONS[n]`` upgrades a database at version ``n - 1`` to version ``n``, inside
 #: the transaction that opens it.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _to_v2, 3: _to_v3, 4: _to_v4}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {
+    2: _to_v2,
+    3: _to_v3,
+    4: _to_v4,
+    5: _to_v5,
+}
