@@ -171,7 +171,7 @@ def test_pages_are_commits_and_calls_are_asked_once_per_page(
     assert len(commits) == 3  # 7 raw leads: pages of 3, 3 and 1
     assert [len(c[0][0].events) for c in commits] == [3, 3, 1]
     assert 1 <= len(asked) <= 3  # only pages with a soft failure ask
-    assert one_at_a_time == []
+    assert one_at_a_time == []  # the leads left waiting: their touches counted at once
 
 
 def test_a_status_that_cannot_be_qualified_skips_every_lead(qualifying: Funnel) -> None:
@@ -253,6 +253,38 @@ def test_a_lead_changed_while_its_page_is_judged_is_judged_afresh(
     assert _lead(qualifying, ids["fit"]).status == LeadStatus.RAW  # judged on its new title
     assert [e.name for e in qualifying.history(ids["vip"])][-1] == "disqualify"
     _consistent(qualifying, ids)
+
+
+@pytest.mark.parametrize("bulk", [False, True], ids=["qualify", "qualify_all"])
+def test_a_call_logged_while_a_soft_failure_is_judged_is_not_missed(
+    qualifying: Funnel, monkeypatch: pytest.MonkeyPatch, bulk: bool
+) -> None:
+    """A soft failure waits for a call: one logged between the read of the lead's
+    touches and the commit refuses the commit (the touches it was decided on no longer
+    hold), and the lead, judged again, is unqualified: never left waiting on a stale
+    read (DESIGN 12)."""
+    lead = qualifying.capture(Lead(**person(3, title="Office Manager")))
+    repository = qualifying.repository
+    real_commit = repository.commit
+    state = {"raced": False}
+
+    def racing(changes: Any) -> Any:
+        if not state["raced"] and any(e.name == "qualify" for e in changes.events):
+            state["raced"] = True
+            # A rep's call, committed between the judgement and its commit.
+            qualifying.touch(lead.id, Channel.CALL, Outcome.NO_ANSWER)
+        return real_commit(changes)
+
+    monkeypatch.setattr(repository, "commit", racing)
+    if bulk:
+        counts = qualifying.qualify_all()
+        assert (counts["unqualified"], counts["waiting"]) == (1, 0)
+    else:
+        assert qualifying.qualify(lead).status == LeadStatus.UNQUALIFIED
+    assert state["raced"]
+    assert _lead(qualifying, lead.id).status == LeadStatus.UNQUALIFIED
+    moves = [(e.name, e.dest) for e in qualifying.history(lead.id) if e.name == "qualify"]
+    assert moves == [("qualify", "unqualified")]  # the stale judgement left nothing
 
 
 def test_a_page_that_keeps_losing_races_is_qualified_lead_by_lead(

@@ -89,13 +89,26 @@ def qualify(
         )
     else:
         result = engine.evaluate(record)
-    dest = _destination(record, result, lambda id: _was_called(repository, id))
+    # A soft failure is decided on the lead's touches (was it called?): the commit holds
+    # only if they are as read, so a call logged meanwhile is not missed.
+    touches_read: dict[UUID, int] = {}
+
+    def was_called(id: UUID) -> bool:
+        touches = repository.touches(id)
+        touches_read[id] = len(touches)
+        return any(t.channel == Channel.CALL for t in touches)
+
+    dest = _destination(record, result, was_called)
     data = result.to_dict()
     del data["status"]  # the event's dest says where the lead went
     data["forced"] = force
     moved = bump(record, now, **_changed_fields(record, dest, result, now))
     new = event(moved, "qualify", source, dest.value, now, actor, reason, data)
-    repository.commit(ChangeSet(updates=[moved], events=[new], read={record.id: record}))
+    repository.commit(
+        ChangeSet(
+            updates=[moved], events=[new], read={record.id: record}, touches_read=touches_read
+        )
+    )
     return result.with_status(dest)
 
 
@@ -221,6 +234,11 @@ def _judge_page(
     asking = [lead.id for lead, r in zip(page, results, strict=True) if r.decision == "fail"]
     called = repository.touched(asking, channel=Channel.CALL) if asking else set()
     changes = ChangeSet()
+    # Those not called wait for a call: the page commits only if none was logged since
+    # (their touches as read), else it is judged again.
+    waiting = [id for id in asking if id not in called]
+    if waiting:
+        changes.touches_read.update(repository.touch_counts(waiting))
     dests: list[LeadStatus] = []
     for lead, result in zip(page, results, strict=True):
         source = lead.status
@@ -304,10 +322,6 @@ def _changed_fields(
     elif dest is LeadStatus.UNQUALIFIED:
         fields.update(unfit(lead))
     return fields
-
-
-def _was_called(repository: Repository, lead_id: UUID) -> bool:
-    return any(t.channel == Channel.CALL for t in repository.touches(lead_id))
 
 
 def _tier(lead: Lead, *, qualified: bool) -> Tier:

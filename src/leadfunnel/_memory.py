@@ -569,6 +569,10 @@ class InMemoryRepository(RepRowsAdapter):
                 if any(touch.channel == wanted for _, _, touch in self._touches.get(id, ()))
             }
 
+    def touch_counts(self, subject_ids: Iterable[UUID]) -> dict[UUID, int]:
+        with self._lock:
+            return {id: len(self._touches.get(id, ())) for id in dict.fromkeys(subject_ids)}
+
     def merges_of(self, ids: Collection[UUID]) -> list[MergeLog]:
         wanted = set(ids)
         with self._lock:

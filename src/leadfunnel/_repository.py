@@ -722,6 +722,16 @@ class Repository(ABC):
             if any(t.channel == wanted for t in self.touches(id))
         }
 
+    def touch_counts(self, subject_ids: Iterable[UUID]) -> dict[UUID, int]:
+        """How many touches each of ``subject_ids`` has (0 for none): what a change
+        decided on them puts in ``ChangeSet.touches_read`` (``funnel.qualify_all``
+        asks it for a page's leads left waiting for a call).
+
+        This default asks :meth:`touches` once per subject; an adapter backed by a
+        database answers a batch with one query.
+        """
+        return {id: len(self.touches(id)) for id in dict.fromkeys(subject_ids)}
+
     def lead_batches(self, *, status: LeadStatus, size: int) -> Iterator[list[Lead]]:
         """Every lead with ``status``, in lists of at most ``size``, for bulk work
         (``funnel.qualify_all``): each batch is read when the previous one has been

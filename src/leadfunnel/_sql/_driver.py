@@ -200,6 +200,13 @@ class DriverStatements:
             f"WHERE subject_id {{ids}} AND channel = {self._mark}"
         )
 
+    def touch_counts_sql(self) -> str:
+        """Each subject's number of touches, of those among ``{ids}`` with any."""
+        return (
+            f"SELECT subject_id, COUNT(*) FROM {self._name(s.touches)} "
+            "WHERE subject_id {ids} GROUP BY subject_id"
+        )
+
     @property
     def _mark(self) -> str:
         return "?" if self._dialect.paramstyle == "qmark" else "%s"

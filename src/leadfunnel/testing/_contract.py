@@ -2244,6 +2244,24 @@ class RepositoryContract(ABC):
         assert repo.touched(ids, channel=Channel.EMAIL) == {mailed.id, both.id}
         assert repo.touched(ids, channel=Channel.SMS) == set()
         assert repo.touched([], channel=Channel.CALL) == set()
+        counts = repo.touch_counts([*ids, called.id])
+        assert counts == {called.id: 1, mailed.id: 1, both.id: 2, untouched.id: 0, ids[-1]: 0}
+        assert repo.touch_counts([]) == {}
+
+    def test_a_page_decided_on_touch_counts_is_refused_once_one_is_logged(
+        self, repo: Repository
+    ) -> None:
+        """``touches_read`` of many subjects at once (a page of ``qualify_all`` left
+        waiting for a call): a touch logged on one of them since refuses the commit."""
+        people = [lead(n) for n in range(7)]
+        add(repo, *people)
+        read = repo.touch_counts(p.id for p in people)
+        repo.commit(ChangeSet(touches=[touch(people[5], "no_answer")]))
+        stale = ChangeSet(checks=list(people), touches_read=read)
+        with pytest.raises(ConcurrencyError):
+            repo.commit(stale)
+        fresh = ChangeSet(checks=list(people), touches_read=repo.touch_counts(p.id for p in people))
+        repo.commit(fresh)
 
     def test_batch_reads_answer_more_ids_than_one_query_takes(self, repo: Repository) -> None:
         """1,203 ids, keys or digests in one call: more than a database takes as
