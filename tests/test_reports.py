@@ -532,3 +532,22 @@ def test_merged_contacts_touches_count_once_per_qualified_leads(
     assert before == 1.5  # 3 touches, 2 qualified leads
     funnel.merge(deals[0].contact_id, deals[1].contact_id)
     assert funnel.report().checks["touches_per_qualified"].value == before
+
+
+def test_an_open_start_is_the_oldest_record_when_a_deal_is_older_than_every_lead(
+    funnel: Funnel, clock: ManualClock
+) -> None:
+    """A customer imported with a deal won years before the first lead: the report
+    counts that deal, so its period starts there, not at the first lead."""
+    customer = funnel.add(Contact(first_name="Old", email="old@customer.example.com"), at=T0)
+    deal = funnel.set_appointment(customer, appointment_at=T0, at=T0)
+    deal = funnel.send_contract(funnel.propose(funnel.sit(deal, at=T0), at=T0), at=T0)
+    funnel.win(deal, amount=5000, at=T0)
+    clock.advance(days=400)
+    funnel.capture(Lead(first_name="New", email="new@lead.example.com"))
+    report = funnel.report()
+    assert report.period.startswith(f"{T0.date().isoformat()} (first record) to ")
+    assert report.won_revenue == 5000
+    alone = Funnel(InMemoryRepository(), clock=clock)
+    alone.capture(Lead(first_name="New", email="new@lead.example.com"))
+    assert "(first lead)" in alone.report().period

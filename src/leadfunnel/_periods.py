@@ -124,13 +124,15 @@ def period_label(
     *,
     first: datetime | None = None,
     as_of: datetime | None = None,
+    first_what: str = "first lead",
 ) -> str:
     """A period as a reader expects it: ``2026-03-02 to 2026-03-08`` (the days covered,
     both included) when the bounds fall on midnight, else the moments with their zone
     (``2026-03-02 09:00 UTC up to 2026-03-09 09:00 UTC``, the end excluded).
 
-    An open start shows ``first`` (the day the data starts), an open end ``as_of`` (the
-    day the report was made); without them, ``the start`` and ``now``.
+    An open start shows ``first`` (the day the data starts, named ``first_what``), an
+    open end ``as_of`` (the day the report was made); without them, ``the start`` and
+    ``now``.
     """
     if since is None and until is None and first is None and as_of is None:
         return "all time"
@@ -139,7 +141,7 @@ def period_label(
         start = (
             since.date().isoformat()
             if since is not None
-            else (f"{first.date().isoformat()} (first lead)" if first else "the start")
+            else (f"{first.date().isoformat()} ({first_what})" if first else "the start")
         )
         if until is not None:
             last = (until - timedelta(days=1)).date()
@@ -154,7 +156,7 @@ def period_label(
     start = (
         f"{_moment(since)} {_zone_name(since)}"
         if since is not None
-        else (f"{_moment(first)} {_zone_name(first)} (first lead)" if first else "the start")
+        else (f"{_moment(first)} {_zone_name(first)} ({first_what})" if first else "the start")
     )
     end = (
         f"{_moment(until)} {_zone_name(until)}"

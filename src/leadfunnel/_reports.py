@@ -24,7 +24,7 @@ from ._csv_out import csv_text
 from ._enums import Stage
 from ._errors import InvalidArgumentError
 from ._lifecycle import FUNNEL_STEPS
-from ._models import Contact, Lead, Opportunity
+from ._models import Contact, Lead, Opportunity, Record
 from ._periods import month_of, period_label
 from ._repository import (
     GroupBy,
@@ -214,7 +214,8 @@ class FunnelReport(Serialised):
     period (a group's, those of its deals); ``pipeline_value`` sums the amounts of the
     ``open_deals`` deals open when the report was made (``as_of``), of which
     ``unpriced_deals`` have no amount yet. ``first_at`` is when the oldest lead was
-    created: where an open period starts.
+    created, or the oldest contact or deal if one is older (a customer imported with
+    its past deals): where an open period starts, named by ``first_what``.
 
     ``not_sat`` counts the appointments due in the period (their time within it, and
     before ``as_of``) that never sat: the appointments-sat check is the appointments
@@ -236,6 +237,7 @@ class FunnelReport(Serialised):
     time_in_stage: Mapping[str, TimeInStage] = field(default_factory=dict)
     as_of: datetime | None = None
     first_at: datetime | None = None
+    first_what: str = "first lead"
     won_revenue: Decimal = Decimal(0)
     won_deals: int = 0
     pipeline_value: Decimal = Decimal(0)
@@ -259,9 +261,15 @@ class FunnelReport(Serialised):
     @property
     def period(self) -> str:
         """The period in words: ``2026-03-02 to 2026-03-08`` (both days included), or
-        moments with their zone; an open start is the first lead's day, an open end
-        the day the report was made."""
-        return period_label(self.since, self.until, first=self.first_at, as_of=self.as_of)
+        moments with their zone; an open start is the first lead's day (or an older
+        contact's or deal's), an open end the day the report was made."""
+        return period_label(
+            self.since,
+            self.until,
+            first=self.first_at,
+            as_of=self.as_of,
+            first_what=self.first_what,
+        )
 
     @property
     def checks(self) -> dict[str, HealthCheck]:
@@ -725,9 +733,18 @@ def _money(
     return money
 
 
-def _first_lead_at(repository: Repository) -> datetime | None:
-    oldest = repository.leads(limit=1)
-    return oldest[0].created_at if oldest else None
+def _first_at(repository: Repository) -> tuple[datetime | None, str]:
+    """When the data starts, and what it starts with: the oldest lead, unless a
+    contact or deal is older (each list's first record is its oldest)."""
+    oldest: list[Record] = [
+        *repository.leads(limit=1),
+        *repository.contacts(limit=1),
+        *repository.opportunities(limit=1),
+    ]
+    if not oldest:
+        return None, "first lead"
+    first = min(oldest, key=lambda r: (r.created_at, not isinstance(r, Lead)))
+    return first.created_at, "first lead" if isinstance(first, Lead) else "first record"
 
 
 def build_report(
@@ -789,7 +806,7 @@ def build_report(
     elif by is not None:
         group_no_shows.update(_group_keys(repository, [_deal(row) for row in no_shows], by))
     money = _money(repository, since, until, by)
-    first_at = _first_lead_at(repository) if since is None else None
+    first_at, first_what = _first_at(repository) if since is None else (None, "first lead")
     groups: dict[str | None, FunnelReport] = {}
     if by is not None:
         by_group = (
@@ -807,6 +824,7 @@ def build_report(
                 time_in_stage=group_times.get(key, {}),
                 as_of=as_of,
                 first_at=first_at,
+                first_what=first_what,
                 won_revenue=money.won_by_group.get(key, Decimal(0)),
                 won_deals=money.won_deals_by_group.get(key, 0),
                 not_sat=group_no_shows[key],
@@ -825,6 +843,7 @@ def build_report(
         time_in_stage=times,
         as_of=as_of,
         first_at=first_at,
+        first_what=first_what,
         won_revenue=money.won,
         won_deals=money.won_deals,
         pipeline_value=money.pipeline,
