@@ -232,13 +232,13 @@ def _judge_page(
     results = [engine.evaluate(lead) for lead in page]
     # Only a soft failure waits on a call: ask for those leads' calls in one query.
     asking = [lead.id for lead, r in zip(page, results, strict=True) if r.decision == "fail"]
+    # Those not called wait for a call: the page commits only if no touch was logged on
+    # them since they were counted (counted first, so that a call logged between the
+    # two reads is seen by one of them), else it is judged again.
+    counts = repository.touch_counts(asking) if asking else {}
     called = repository.touched(asking, channel=Channel.CALL) if asking else set()
     changes = ChangeSet()
-    # Those not called wait for a call: the page commits only if none was logged since
-    # (their touches as read), else it is judged again.
-    waiting = [id for id in asking if id not in called]
-    if waiting:
-        changes.touches_read.update(repository.touch_counts(waiting))
+    changes.touches_read.update((id, counts[id]) for id in asking if id not in called)
     dests: list[LeadStatus] = []
     for lead, result in zip(page, results, strict=True):
         source = lead.status
