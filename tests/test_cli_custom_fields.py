@@ -123,3 +123,32 @@ def test_qualify_sees_the_rules_the_lead_models_module_registers(tmp_path: Path)
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("0 qualified, 0 disqualified, 1 waiting")
+
+
+def test_the_installed_command_finds_the_model_in_the_current_folder(tmp_path: Path) -> None:
+    """`leadfunnel import ... --lead-model mycrm.models:MyLead`, run in the application's
+    folder by the installed script (whose own path does not hold that folder), finds
+    the package there, as `python -m` and uvicorn do."""
+    package = tmp_path / "mycrm"
+    package.mkdir()
+    (package / "__init__.py").write_text("", encoding="utf-8")
+    (package / "models.py").write_text(MODELS, encoding="utf-8")
+    (tmp_path / "leads.csv").write_text(
+        "FirstName,Email,endpoints\nPat,pat@acme.example.com,40\n", encoding="utf-8"
+    )
+    script = Path(sys.executable).parent / "leadfunnel"
+    done = subprocess.run(
+        [str(script), "import", "leads.csv", "--db", "sqlite:///crm.db",
+         "--lead-model", "mycrm.models:MyLead"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        env={"PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("1 added")
+    exported = subprocess.run(
+        [str(script), "export-person", "pat@acme.example.com", "--db", "sqlite:///crm.db"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        env={"PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+    assert exported.returncode == 0, exported.stderr
+    assert '"endpoints": 40' in exported.stdout  # stored, so exported without the model

@@ -81,4 +81,3 @@ def test_labels_show_the_days_covered_or_the_moments() -> None:
         "2026-02-27 (first lead) to 2026-03-01"
     )
     assert period_label(None, None, as_of=day) == "the start to 2026-03-02 (today)"
-

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -157,6 +158,32 @@ def test_a_funnel_without_the_models_keeps_the_custom_fields_it_writes_over(
     again = app.get_lead(lead.id)
     assert isinstance(again, AppLead)
     assert (again.endpoints, again.vertical, again.notes) == (None, "health", "again")
+
+
+def test_an_export_without_the_models_holds_the_custom_fields_stored(
+    repository: Repository, clock: ManualClock
+) -> None:
+    """An access request answered by a funnel without the application's classes (the
+    command line without --lead-model) exports everything stored: the application's
+    fields too, as stored."""
+    app = app_funnel(repository, clock)
+    lead = app.add(AppLead(**person(1), endpoints=40, vertical="health", linkedin="in/pat"))
+    deal = app.set_appointment(lead, force=True)
+    with plain_funnel(repository, clock) as plain:
+        exported = plain.export_person(lead.id)
+    records = {r["id"]: r for r in exported["records"]}
+    assert records[str(lead.id)]["endpoints"] == 40
+    assert records[str(lead.id)]["linkedin"] == "in/pat"
+    assert records[str(lead.id)]["vertical"] == "health"
+    assert set(records) == {str(lead.id), str(deal.contact_id), str(deal.id)}
+    assert exported == json.loads(json.dumps(exported))  # JSON-ready
+    # As the application's own export, but for its fields left empty (not stored).
+    for typed, plain_record in zip(
+        app.export_person(lead.id)["records"], exported["records"], strict=True
+    ):
+        assert {k: v for k, v in typed.items() if v is not None} == {
+            k: v for k, v in plain_record.items() if v is not None
+        }
 
 
 def test_bulk_qualify_without_the_models_keeps_the_custom_fields(

@@ -134,8 +134,13 @@ def export_person(repository: Repository, subject_id: UUID) -> dict[str, Any]:
     ids = [record.id for record in people]
     deals = [d for r in people if isinstance(r, Contact) for d in _deals_of(repository, r)]
     subjects = [*ids, *(d.id for d in deals)]
+    # The application's fields a funnel without its classes reads past: stored, so
+    # exported (as stored: JSON values).
+    extras = repository.stored_extras([*people, *deals])
     return {
-        "records": [_record(record) for record in (*people, *deals)],
+        "records": [
+            {**_record(record), **extras.get(record.id, {})} for record in (*people, *deals)
+        ],
         "touches": [model_data(t) for i in ids for t in repository.touches(i)],
         "events": [model_data(e) for i in subjects for e in repository.history(i)],
         "merges": [_merge(log) for log in repository.merges_of(ids)],

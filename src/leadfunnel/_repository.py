@@ -762,6 +762,17 @@ class Repository(ABC):
         """Every merge log not yet undone whose ``keep_id`` or merged-away record is
         among ``ids``, oldest first."""
 
+    def stored_extras(self, records: Iterable[Record]) -> dict[UUID, dict[str, Any]]:
+        """What the store holds of ``records`` beyond their models' fields, by id: the
+        application's own fields of a record read with a model that does not declare
+        them (a funnel or command without the application's classes), so that an
+        access request (``export_person``) answers with everything stored.
+
+        This default holds nothing beyond the model (a store that keeps the objects
+        it is given); an adapter that keeps documents returns their undeclared keys.
+        """
+        return {}
+
     def compact(self) -> None:  # noqa: B027 - nothing to do for most stores
         """Reclaim the space of deleted and overwritten data, so that no byte of it is
         left in the store's files (after an erasure). A no-op where there are none."""

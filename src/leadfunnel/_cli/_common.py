@@ -152,6 +152,11 @@ def load_model(spec: str, base: type[Any], option: str) -> Any:
     module_name, _, class_name = spec.partition(":")
     if not module_name or not class_name:
         fail(f"{option} {spec!r}: write it as package.module:ClassName")
+    # The application's package in the current folder is found, as ``python -m`` and
+    # uvicorn find it: an installed ``leadfunnel`` script's path holds only its own.
+    here = os.getcwd()
+    if here not in sys.path and "" not in sys.path:
+        sys.path.insert(0, here)
     try:
         found = getattr(importlib.import_module(module_name), class_name)
     except (ImportError, AttributeError) as exc:

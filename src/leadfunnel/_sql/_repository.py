@@ -1472,6 +1472,15 @@ class SqlRepository(RepRowsAdapter):
             rows = self._by_ids(conn, sql, wanted, Channel(channel).value)
         return {by_raw[subject] for (subject,) in rows}
 
+    def stored_extras(self, records: Iterable[Record]) -> dict[UUID, dict[str, Any]]:
+        found: dict[UUID, dict[str, Any]] = {}
+        with self._read() as conn:
+            for record in records:
+                extra = self._undeclared_of(conn, record)
+                if extra:
+                    found[record.id] = extra
+        return found
+
     def touch_counts(self, subject_ids: Iterable[UUID]) -> dict[UUID, int]:
         wanted = list(dict.fromkeys(subject_ids))
         with self._read() as conn:
