@@ -142,12 +142,15 @@ def test_replayed(make_funnel, history):
 # independent examples (it mutates earlier ones, and starts from the simplest values),
 # so a share wanders by a few points from sample to sample: the tolerances allow for
 # that, and still fail the shares the strategies once had (17% keyless, 6% avoided,
-# 44% merged before).
+# 44% merged before). Each awkward case is on at least a quarter of the people's plans,
+# so that every run of 100 examples holds it (tests/test_toolkit_audit.py).
 PEOPLE = settings(SURVEY, max_examples=1_000)
 SHARES = {
-    "keyless": (1 / 4, 0.07),  # neither e-mail nor phone, the erased included
-    "erased": (1 / 10, 0.045),
-    "merged before": (1 / 6, 0.06),  # an e-mail or phone merged away
+    # A sample comes out a little under the plans' 2/5 and 1/4: hypothesis favours the
+    # first plan, a plain person.
+    "keyless": (0.35, 0.08),  # neither e-mail nor phone, the erased included
+    "erased": (0.23, 0.07),
+    "merged before": (1 / 4, 0.06),  # an e-mail or phone merged away
 }
 
 
@@ -237,7 +240,7 @@ def _shares_alone(kind: str) -> dict[str, float]:
 def test_leads_bring_the_awkward_people_in_the_shares_the_docs_give() -> None:
     shares = _shares_alone("leads")
     assert shares["all"] == 1_000
-    for name, (share, tolerance) in {**SHARES, "avoid": (1 / 8, 0.045)}.items():
+    for name, (share, tolerance) in {**SHARES, "avoid": (1 / 4, 0.06)}.items():
         assert abs(shares[name] - share) <= tolerance, (name, shares)
     # The awkward values come often, not now and then.
     for name in ("one key", "long text", "non-ASCII", "notes", "not UTC", "opt-outs"):
@@ -250,7 +253,7 @@ def test_leads_bring_the_awkward_people_in_the_shares_the_docs_give() -> None:
 
 def test_contacts_bring_the_awkward_people_too() -> None:
     shares = _shares_alone("contacts")
-    for name, (share, tolerance) in {**SHARES, "avoid": (1 / 7, 0.045)}.items():
+    for name, (share, tolerance) in {**SHARES, "avoid": (1 / 4, 0.06)}.items():
         assert abs(shares[name] - share) <= tolerance, (name, shares)
     for name in ("long text", "not UTC", "far date", "notes on lines"):
         assert shares[name] >= 0.05, (name, shares)

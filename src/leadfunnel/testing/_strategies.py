@@ -5,14 +5,15 @@
 >>> @given(leads(status="suspect"))
 ... def test_suspects_are_never_due(lead): ...
 
-The awkward cases come often, not once in a thousand examples: a quarter of the people
-have neither e-mail nor phone (a name and a company only, or erased: one in ten of
-all), one in six carries a merged-away e-mail or phone, one lead in eight arrives
-avoid-listed; values are often long, in other scripts, formula-like or on several
-lines (notes), instants are often in another offset or a far year (0001 to 9999), and
-opt-outs and missing fields are common. Generated histories avoid, merge, re-capture
-and edit the people they bring in. ``tests/test_toolkit_histories.py`` measures the
-shares.
+The awkward cases come often, not once in a thousand examples: each is on at least a
+quarter of the people (erased people, people with neither e-mail nor phone, avoid-listed
+ones, a key merged away, a text or notes at the limit, an instant at the ends of what a
+store keeps or in another far year, opt-outs), so that every run of hypothesis' default
+100 examples holds each of them; values are often in other scripts, formula-like or on
+several lines (notes), instants often in another offset, and missing fields are common.
+Generated histories avoid, merge, re-capture and edit the people they bring in.
+``tests/test_toolkit_histories.py`` measures the shares, ``tests/test_toolkit_audit.py``
+the runs of 100.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import builtins
 import enum
 import functools
 import itertools
+import random
 import sys
 import types
 import typing
@@ -100,7 +102,18 @@ TITLES = [
     "Managing Partner",
 ]
 COUNTRIES = ["US", "US", "US", "CA", "GB", "DE", "AU", "FR", "NL", "MX"]
-REGIONS = {"US": ["TX", "CA", "NY", "FL", "WA"], "CA": ["ON", "BC", "QC"]}
+# A region for every drawn country (a rule's Geography(regions=...) compares them).
+REGIONS = {
+    "US": ["TX", "CA", "NY", "FL", "WA"],
+    "CA": ["ON", "BC", "QC"],
+    "GB": ["England", "Scotland", "Wales"],
+    "DE": ["BY", "BE", "HH"],
+    "AU": ["NSW", "VIC", "QLD"],
+    "FR": ["Île-de-France", "Bretagne"],
+    "NL": ["NH", "ZH"],
+    "MX": ["CMX", "JAL"],
+    "JP": ["Tokyo", "Ōsaka"],
+}
 SOURCES = ["webinar", "referral", "website", "trade-show", "bought-list", "ads"]
 SERVICES = ["managed backup", "help desk", "cloud migration", "security audit", "bookkeeping"]
 
@@ -127,36 +140,28 @@ _SERIAL_DRAWN = st.integers(0, _SERIALS - 1)
 
 
 @st.composite
-def _serial(draw: st.DrawFn) -> int:
+def _placed_serial(draw: st.DrawFn) -> tuple[int, int]:
+    """A serial, and how many were given out in the example before it."""
     given = draw(_SERIALS_GIVEN)
     serial = draw(_SERIAL_DRAWN)
     while serial in given:
         serial = (serial + 1) % _SERIALS
     given.add(serial)
-    return serial
+    return serial, len(given) - 1
 
 
 # Strategies are made once, here or when a public strategy is asked for, not inside a
 # draw (unless they depend on what was drawn): hypothesis validates each new strategy
 # object the first time it is drawn from, which cost more than the drawing itself.
-_SERIAL: st.SearchStrategy[int] = _serial()
+_PLACED_SERIAL: st.SearchStrategy[tuple[int, int]] = _placed_serial()
+_SERIAL: st.SearchStrategy[int] = _PLACED_SERIAL.map(lambda placed: placed[0])
 _COIN = st.booleans()
-
-
-def _chance(times: int, out_of: int) -> st.SearchStrategy[bool]:
-    """True ``times`` in ``out_of`` draws; False is where shrinking goes.
-
-    A ``sampled_from`` of a table: hypothesis draws its index about evenly, where
-    ``st.integers(0, n) == 0`` comes out true several times as often as one in n (it
-    favours the bounds).
-    """
-    return st.sampled_from([False] * (out_of - times) + [True] * times)
 
 
 # The histories' knobs: drawn and compared with 0, which hypothesis draws well over once
 # in n (it favours the bounds of a range, and shrinks to 0). The history surveys in
 # ``tests/test_toolkit_histories.py`` measure what comes of them; person-level shares
-# use :func:`_chance` instead.
+# come from a table of plans instead (see _PLANS).
 _ONE_IN_3 = st.integers(0, 2)
 _ONE_IN_4 = st.integers(0, 3)
 _ONE_IN_5 = st.integers(0, 4)
@@ -176,20 +181,102 @@ def _mixture(*choices: tuple[int, st.SearchStrategy[_T]]) -> st.SearchStrategy[_
     )
 
 
-# How a drawn person can be reached, with ``keys=None``: the shares the docs promise (a
-# quarter with neither e-mail nor phone, a tenth of all erased, the rest reachable one
-# way or both). ``tests/test_toolkit_histories.py`` measures them: hypothesis draws
-# examples that are not independent (it starts from the simplest values and mutates
-# earlier examples), so a sample's shares wander a few points around these.
-_REACH: st.SearchStrategy[str] = _weighted(
-    ("both", 32), ("email", 14), ("phone", 14), ("none", 12), ("erased", 8)
-)
-# The same without erased people (see _erasable): as many without e-mail or phone.
-_REACH_KEPT: st.SearchStrategy[str] = _weighted(
-    ("both", 32), ("email", 14), ("phone", 14), ("none", 20)
-)
-# Among the people with an e-mail or a phone, the share merged before: one in six of all.
-_MERGED_BEFORE = _chance(2, 9)
+# --- the plan: which awkward cases a person gets -----------------------------------------
+
+# Hypothesis does not draw independent examples: in a run of 100 it tries about a dozen
+# prefixes extended with the simplest values, and each random example is followed by a
+# few mutations that keep its first draws. A run of 100 holds some 20 to 30 independent
+# values of a person's *first* draw, and far fewer of the later ones: a case drawn one
+# time in thirty by a later draw was missing from half of the runs of 100. So the
+# awkward cases are decided together, by the first draw of every person: a row of a
+# fixed table of plans. Each case takes a share of the rows large enough that a run of
+# 100 examples holds it (``tests/test_toolkit_audit.py`` checks runs of several seeds),
+# the cases are spread over the rows independently of each other (a fixed shuffle),
+# and row 0, where shrinking goes, is a plain person.
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """The awkward cases of one drawn person."""
+
+    reach: str  # both, email, phone, none (a badge) or erased
+    kept: str  # the reach where erasing is not allowed: an erased plan's is none or both
+    avoid: bool  # a lead avoid-listed, a contact of type avoid (when not fixed)
+    merged: bool  # an e-mail or phone merged away before (people with one)
+    long_text: bool  # a name, company or title of exactly 200 characters
+    long_notes: bool  # notes of exactly 32,000 characters
+    instant: str  # created_at: recent (UTC), offset, bound (0001/9999) or far (a year)
+    opt_outs: bool  # channels the policy must refuse
+
+    @property
+    def plain(self) -> bool:
+        return self == _PLAIN
+
+
+_PLAIN = _Plan("both", "both", False, False, False, False, "recent", False)
+_PLAN_ROWS = 240
+_KEYED = ("both", "email", "phone")
+
+
+def _plans() -> list[_Plan]:
+    """The table of plans: every case on its share of the 240 rows (exactly), spread
+    over them by a fixed shuffle (the same table in every process)."""
+    shuffled = random.Random(20260105)
+
+    def column(*shares: tuple[_T, int]) -> list[_T]:
+        values = [value for value, count in shares for _ in range(count)]
+        assert len(values) == _PLAN_ROWS, len(values)
+        shuffled.shuffle(values)
+        return values
+
+    def rows_among(rows: list[int], count: int) -> set[int]:
+        return set(shuffled.sample(rows, count))
+
+    # Each case on a quarter of the rows at least (a run of 100 examples holds some 18
+    # independent people, and a case on a quarter of them is missing from fewer than
+    # one run in a hundred): erased people, badges with neither e-mail nor phone (the
+    # erased included: two in five), avoid-listed people, a key merged away, a text at
+    # its limit, notes at theirs, an instant at the ends of what a store keeps or in
+    # another far year (half of them: 0001-01-01, 9999-12-31, 1582, 2038...),
+    # opt-outs.
+    reach = column(("both", 72), ("email", 36), ("phone", 36), ("none", 36), ("erased", 60))
+    # Where nobody may be erased (a fixed status, fits=, erased_at=None): half of the
+    # erased rows are badges, half reachable both ways (a quarter badges in all).
+    erased_rows = [row for row in range(_PLAN_ROWS) if reach[row] == "erased"]
+    kept_none = rows_among(erased_rows, 30)
+    kept_reach = [
+        ("none" if row in kept_none else "both") if reach[row] == "erased" else reach[row]
+        for row in range(_PLAN_ROWS)
+    ]
+    avoid = column((True, 60), (False, 180))
+    instant = column(("recent", 72), ("offset", 48), ("bound", 60), ("far", 60))
+    opt_outs = column((True, 60), (False, 180))
+    keyed = [row for row in range(_PLAN_ROWS) if reach[row] in _KEYED]
+    kept = [row for row in range(_PLAN_ROWS) if reach[row] != "erased"]
+    merged = rows_among(keyed, 60)
+    long_text = rows_among(kept, 60)  # an erased person has no text
+    long_notes = rows_among(kept, 60)
+    plans = [
+        _Plan(
+            reach[row],
+            kept_reach[row],
+            avoid[row],
+            row in merged,
+            row in long_text,
+            row in long_notes,
+            instant[row],
+            opt_outs[row],
+        )
+        for row in range(_PLAN_ROWS)
+    ]
+    # Shrinking goes to row 0: make it a plain person (a swap keeps every share).
+    plain = next(row for row, plan in enumerate(plans) if plan.plain)
+    plans[0], plans[plain] = plans[plain], plans[0]
+    return plans
+
+
+_PLANS = _plans()
+_PLAN: st.SearchStrategy[_Plan] = st.sampled_from(_PLANS)
 
 
 # --- text ---------------------------------------------------------------------------
@@ -305,6 +392,9 @@ _NOTE: st.SearchStrategy[str | None] = _table(
     # Notes: at most 32,000 (and a store column of 2,000 or 4,000 would cut the rest)
     (30, _long([*_NOTES, *_WORDS], [32_000, 2_001, 31_999, 500, 4_001], 30)),
 )
+# The texts at the limits that a person's plan asks for (see _PLANS).
+_AT_NAME_LIMIT = _long([*ODD_NAMES, *_WORDS], [200], len(ODD_NAMES) + len(_WORDS))
+_AT_NOTES_LIMIT = _long([*_NOTES, *_WORDS], [32_000], len(_NOTES) + len(_WORDS))
 
 
 # --- instants -------------------------------------------------------------------------
@@ -347,11 +437,12 @@ _FAR_YEAR = st.sampled_from(_FAR_YEARS)
 _ZONE = st.sampled_from(_ZONES)
 
 
-@st.composite
-def _instants(draw: st.DrawFn) -> datetime:
+def _instant(draw: st.DrawFn, kind: str | None = None) -> datetime:
+    """An instant drawn inside a composite, of the ``kind`` a plan gives (else drawn)."""
     # Every kind makes the same draws: hypothesis favours the branches of an example
     # that draw more, which would skew the shares.
-    kind = draw(_INSTANT_KIND)
+    drawn = draw(_INSTANT_KIND)
+    kind = kind or drawn
     year, month = draw(_MONTH_PICK)
     far_year = draw(_FAR_YEAR)
     in_month = timedelta(microseconds=draw(_IN_MONTH))
@@ -367,9 +458,14 @@ def _instants(draw: st.DrawFn) -> datetime:
     return (datetime(year, month, 1, tzinfo=UTC) + in_month).astimezone(zone)
 
 
+@st.composite
+def _instants(draw: st.DrawFn) -> datetime:
+    return _instant(draw)
+
+
 #: Instants as records carry them: mostly recent and in UTC, often in another offset,
 #: one in five in a year that breaks things (the first and last instants a store keeps,
-#: the Unix epoch, 2038, 9998...).
+#: the Unix epoch, 2038, 9998...). A person's ``created_at`` comes from their plan.
 _INSTANT = _instants()
 
 
@@ -392,7 +488,7 @@ def _phone(area: int, serial: int, style: int = 0) -> str:
 _PHONE_STYLE = _weighted((0, 2), (1, 1), (2, 1), (3, 1))
 _NATIONAL = (1, 2)  # the styles without a country code
 _DIALS_1 = ("US", "CA")  # the drawn countries whose numbers those can be
-_EMAIL_STYLE = _weighted(("plain", 4), ("upper", 1), ("tagged", 1), ("sub", 1), ("idn", 1))
+_EMAIL_STYLE = _weighted(("plain", 3), ("upper", 2), ("tagged", 1), ("sub", 1), ("idn", 1))
 _COUNTRY = st.sampled_from(
     [
         ("US", "US"),
@@ -435,19 +531,22 @@ def _region(country: str, pick: int) -> str | None:
     return regions[pick % len(regions)] if regions else None
 
 
-_CITY = st.sampled_from(
-    ["Austin", "Denver", "Toronto", "Leeds", "Berlin", "São Paulo", "Zürich", None]
-)
-_POSTAL_CODE = st.sampled_from(["78701", "SW1A 1AA", "10115", "H0H 0H0", "01000-000", None])
+# Never None here: a missing city or postal code is _DROPPED's (missing=True) to decide.
+_CITY = st.sampled_from(["Austin", "Denver", "Toronto", "Leeds", "Berlin", "São Paulo", "Zürich"])
+_POSTAL_CODE = st.sampled_from(["78701", "SW1A 1AA", "10115", "H0H 0H0", "01000-000"])
+# Set only with missing=False: in the mix a person has no owner (a funnel's routing
+# gives one) and a lead no campaign.
+_OWNER = st.sampled_from(["ann", "bo", "Zoë", "sales-team-2"])
+_CAMPAIGN = st.sampled_from(["spring-webinar", "q1-outbound", "trade-show-2026", "Ünï promo"])
 _SOURCE = st.sampled_from(SOURCES)
 _TAG_NAMES = ["vip", "partner-referral", "q1", "VIP", "Ünï code", "x" * 100]
 _TAGS = _table(
     (30, [frozenset[str]()]),
     (41, [frozenset(c) for n in (1, 2, 3) for c in itertools.combinations(_TAG_NAMES, n)]),
 )
-_OPT_OUTS = _table(
-    (123, [frozenset[Channel]()]),
-    (41, [frozenset(c) for n in (1, 2, 3) for c in itertools.combinations(Channel, n)]),
+# Some opt-outs, for the people whose plan has them (the others have none).
+_OPT_OUTS = st.sampled_from(
+    [frozenset(c) for n in (1, 2, 3) for c in itertools.combinations(Channel, n)]
 )
 _OPTIONAL = [
     "title",
@@ -510,30 +609,46 @@ def _erasable(state: object, engine: object, fixed: Iterable[str]) -> bool:
     return state is None and engine is None and "erased_at" not in fixed
 
 
-def _reach(missing: bool, keys: Keys | None, erasable: bool) -> st.SearchStrategy[str]:
-    """How the people a strategy draws can be reached: ``keys``, or with ``missing``
-    the mix of :data:`_REACH` (erased people only when ``erasable``), else both ways."""
+def _reach(plan: _Plan, missing: bool, keys: Keys | None, erasable: bool) -> str:
+    """How a person can be reached: ``keys``, or with ``missing`` their plan's (a plan
+    to erase gives a badge or both ways unless ``erasable``), else both ways."""
     if keys is not None:
-        return st.just(keys)
+        return keys
     if not missing:
-        return st.just("both")
-    return _REACH if erasable else _REACH_KEPT
+        return "both"
+    return plan.reach if erasable else plan.kept
 
 
-def _person_fields(draw: st.DrawFn, reach: str, missing: bool) -> dict[str, Any]:
-    """The fields of a person reached as ``reach`` says, drawn inside a composite.
+# The record ids: UUIDv7-shaped (as the models' own ``new_id``), from hypothesis'
+# choices so that an example replays with the same ids. The 48-bit time is a fixed
+# epoch plus the person's place in the example (``_SERIALS_GIVEN``: 0 for the first
+# person drawn, 1 for the next...), so an example's ids are distinct and increase in
+# the order its people were drawn, as the funnel's would in the order they were made
+# (a list orders records of one ``created_at`` by id); 74 drawn bits make the rest.
+_ID_EPOCH_MS = 1_577_836_800_000  # 2020-01-01 00:00 UTC
+_ID_BITS = st.integers(0, 2**74 - 1)
 
-    The draws that decide the shares the docs promise come first in an example (the
-    reach, then the lead's status or contact's type, then this): hypothesis starts its
-    first examples from a few random draws and the simplest values after them, so the
-    first draws are the ones that keep to their weights.
+
+def _drawn_id(place: int, bits: int) -> UUID:
+    rand_a, rand_b = bits >> 62, bits & (2**62 - 1)
+    value = (_ID_EPOCH_MS + place) << 80 | 0x7 << 76 | rand_a << 64 | 0b10 << 62 | rand_b
+    return UUID(int=value)
+
+
+def _person_fields(draw: st.DrawFn, plan: _Plan, reach: str, missing: bool) -> dict[str, Any]:
+    """The fields of a person of ``plan``, reached as ``reach`` says, drawn inside a
+    composite.
+
+    The plan is an example's first draw (see :data:`_PLANS`): hypothesis starts its
+    first examples from a few random draws and the simplest values after them, and
+    mutates an example's later draws far more than its first, so the first draw is the
+    one that keeps to its weights.
     """
-    # Every person makes the same draws, whatever they are drawn for (see _instants).
-    merged_before = draw(_MERGED_BEFORE) and missing and reach in ("both", "email", "phone")
+    # Every person makes the same draws, whatever they are drawn for (see _instant).
     first = draw(_FIRST_NAME)
     last = draw(_LAST_NAME)
     raw_country, country = draw(_COUNTRY)
-    created_at = draw(_INSTANT)
+    created_at = _instant(draw, plan.instant)
     email_style, phone_style = draw(_EMAIL_STYLE), draw(_PHONE_STYLE)
     if phone_style in _NATIONAL and country not in _DIALS_1:
         phone_style = 0  # a US number without its +1 is refused where the country is not
@@ -552,19 +667,28 @@ def _person_fields(draw: st.DrawFn, reach: str, missing: bool) -> dict[str, Any]
         "source": draw(_SOURCE),
         "tags": draw(_TAGS),
         "notes": draw(_NOTE),
-        "opt_outs": draw(_OPT_OUTS),
         "created_at": created_at,
         "updated_at": created_at,
     }
+    opt_outs = draw(_OPT_OUTS)
+    fields["opt_outs"] = opt_outs if plan.opt_outs else frozenset()
+    owner = draw(_OWNER)
     # The serial last of the person's draws: hypothesis keeps the weights of an
     # example's first draws best (see above), and the serial has no weights to keep.
-    serial = draw(_SERIAL)
+    serial, place = draw(_PLACED_SERIAL)
+    fields["id"] = _drawn_id(place, draw(_ID_BITS))
     fields["email"] = _email(first, last, serial, email_style)
     fields["phone"] = _phone(512, serial, phone_style)
     if reach in ("phone", "none", "erased"):
         fields["email"] = None
     if reach in ("email", "none", "erased"):
         fields["phone"] = None
+    if plan.long_text:
+        # One text field at the limit (the serial says which, and which text).
+        name = ("first_name", "last_name", "company", "title")[serial % 4]
+        fields[name] = _AT_NAME_LIMIT[serial // 4 % len(_AT_NAME_LIMIT)]
+    if plan.long_notes:
+        fields["notes"] = _AT_NOTES_LIMIT[serial % len(_AT_NOTES_LIMIT)]
     if missing:
         # Real lists have holes: drop some optional fields (names and company stay, so a
         # person without e-mail and phone is still somebody).
@@ -572,9 +696,12 @@ def _person_fields(draw: st.DrawFn, reach: str, missing: bool) -> dict[str, Any]
             fields[name] = None
         if fields["country"] is None:
             fields["region"] = None
-    elif fields["notes"] is None:
-        fields["notes"] = _NOTES[serial % len(_NOTES)]
-    if merged_before:
+    else:
+        # Every field filled: notes, and an owner (the mix leaves it to routing).
+        if fields["notes"] is None:
+            fields["notes"] = _NOTES[serial % len(_NOTES)]
+        fields["owner"] = owner
+    if plan.merged and missing and reach in _KEYED:
         # Someone merged before: an old e-mail or phone still recognises them.
         if fields["email"] is not None:
             old = _email(first, last, serial, "plain", old=True)
@@ -588,6 +715,14 @@ def _person_fields(draw: st.DrawFn, reach: str, missing: bool) -> dict[str, Any]
     return fields
 
 
+def _fix(fields: dict[str, Any], values: dict[str, Any]) -> None:
+    """Set the fields given by keyword; a ``created_at`` given alone dates
+    ``updated_at`` too, as a never-stored record is."""
+    fields.update(values)
+    if "created_at" in values and "updated_at" not in values:
+        fields["updated_at"] = values["created_at"]
+
+
 def _fixed_values(draw: st.DrawFn, fixed: Mapping[str, Any]) -> dict[str, Any]:
     """The ``**fixed`` keywords: a strategy is drawn from, anything else used as is."""
     return {
@@ -596,14 +731,14 @@ def _fixed_values(draw: st.DrawFn, fixed: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-_LEAD_STATUSES = _weighted(
-    (LeadStatus.RAW, 3), (LeadStatus.SUSPECT, 2), (LeadStatus.FARM_LIST, 2), (LeadStatus.AVOID, 1)
-)
+# The statuses of leads not avoid-listed (a plan says which are; see _status).
+_LEAD_STATUSES = _weighted((LeadStatus.RAW, 3), (LeadStatus.SUSPECT, 2), (LeadStatus.FARM_LIST, 2))
 _INTEREST = st.sampled_from(list(Interest))
 _NEEDS = st.sampled_from(
     [frozenset(c) for n in (0, 1, 2) for c in itertools.combinations(SERVICES, n)]
 )
-_CONTACT_TYPES = st.sampled_from(list(ContactType))
+# The types of contacts not avoid-listed (a plan says which are).
+_CONTACT_TYPES = st.sampled_from([t for t in ContactType if t is not ContactType.AVOID])
 
 
 def leads(
@@ -618,16 +753,17 @@ def leads(
     """Valid, never-stored ``Lead``s, the awkward ones often; no two of one example
     share an e-mail or a phone, and the same hypothesis choices draw the same leads.
 
-    ``status`` fixes the status (default: raw, suspect, farm_list, and one in eight
+    ``status`` fixes the status (default: raw, suspect, farm_list, and a quarter
     avoid: every status ``add`` takes). ``fits`` keeps only leads that an engine (or a
     single profile) qualifies. ``keys`` fixes how the person can be reached: ``"both"``,
-    ``"email"``, ``"phone"`` or ``"none"`` (default: a mix, a quarter with neither,
-    among them one in ten of all erased). Erased people (``erased_at`` set, names,
+    ``"email"``, ``"phone"`` or ``"none"`` (default: a mix, two in five with neither,
+    among them a quarter of all erased). Erased people (``erased_at`` set, names,
     e-mail, phone, company and notes gone: nothing more may be done with them) come
     only in the default mix: never with ``status``, ``fits``, ``keys`` or
-    ``erased_at`` given. ``missing=False`` fills every field (and gives e-mail and phone
-    unless ``keys`` says otherwise). ``model`` draws a subclass of ``Lead`` with custom
-    fields, drawn from their annotations. Other keywords fix fields
+    ``erased_at`` given. ``missing=False`` fills every field of the person's details
+    (owner and campaign included; e-mail and phone unless ``keys`` says otherwise).
+    ``model`` draws a subclass of ``Lead`` with custom fields, drawn from their
+    annotations. Other keywords fix fields
     (``source="webinar"``, ``erased_at=None``), or draw them when given a strategy
     (``employees=st.integers(1, 9)``).
     """
@@ -646,9 +782,10 @@ class _LeadParts:
     """The strategies a :func:`leads` call draws a lead's fields from, made once."""
 
     model: type[Lead]
-    reach: st.SearchStrategy[str]
+    keys: Keys | None
+    erasable: bool
     missing: bool
-    statuses: st.SearchStrategy[LeadStatus]
+    status: LeadStatus | None  # fixed, or None: the plan's (avoid) or drawn
     custom: st.SearchStrategy[dict[str, Any]]
     profiles: st.SearchStrategy[Profile] | None  # with fits=: the profile to fit
     satisfying: Mapping[str, tuple[st.SearchStrategy[dict[str, Any]], ...]]  # by profile
@@ -668,9 +805,10 @@ class _LeadParts:
         fixed = frozenset(fixed)
         return cls(
             model=model,
-            reach=_reach(missing, keys, _erasable(status, engine, fixed)),
+            keys=keys,
+            erasable=_erasable(status, engine, fixed),
             missing=missing,
-            statuses=st.just(LeadStatus(status)) if status is not None else _LEAD_STATUSES,
+            status=LeadStatus(status) if status is not None else None,
             custom=_custom_fields(model, Lead, dict.fromkeys(fixed)),
             profiles=st.sampled_from(profiles) if profiles else None,
             satisfying={p.name: tuple(_satisfying(rule) for rule in p.rules) for p in profiles},
@@ -679,20 +817,27 @@ class _LeadParts:
 
 @st.composite
 def _lead(draw: st.DrawFn, parts: _LeadParts, fixed: Mapping[str, Any]) -> Lead:
-    reach = draw(parts.reach)  # these first: see _person_fields
-    status = draw(parts.statuses)
+    plan = draw(_PLAN)  # first: see _person_fields
+    reach = _reach(plan, parts.missing, parts.keys, parts.erasable)
+    drawn_status = draw(_LEAD_STATUSES)
     custom = draw(parts.custom)  # early too, so that custom fields vary as much
-    fields = _person_fields(draw, reach, parts.missing)
-    fields["status"] = status
+    fields = _person_fields(draw, plan, reach, parts.missing)
+    if parts.status is not None:
+        fields["status"] = parts.status
+    else:
+        fields["status"] = LeadStatus.AVOID if plan.avoid else drawn_status
     fields["interest"] = draw(_INTEREST)
     fields["needs"] = draw(_NEEDS)
+    campaign = draw(_CAMPAIGN)
+    if not parts.missing:
+        fields["campaign"] = campaign
     if parts.profiles is not None:
         # Steer towards a fit instead of filtering blindly: pick a profile and draw
         # values its built-in rules accept.
         for values in parts.satisfying[draw(parts.profiles).name]:
             fields.update(draw(values))
     fields.update(custom)
-    fields.update(_fixed_values(draw, fixed))
+    _fix(fields, _fixed_values(draw, fixed))
     return _validated(parts.model, fields)
 
 
@@ -750,29 +895,34 @@ def contacts(
     if not (isinstance(model, builtins.type) and issubclass(model, Contact)):
         raise TypeError(f"model= takes Contact or a subclass of it, not {model!r}")
     _complete(model, sys._getframe(1))
-    types_ = st.just(ContactType(type)) if type is not None else _CONTACT_TYPES
+    fixed_type = ContactType(type) if type is not None else None
     custom = _custom_fields(model, Contact, fixed)
-    reach = _reach(missing, keys, _erasable(type, None, fixed))
-    return _contact(model, reach, missing, types_, custom, fixed)
+    erasable = _erasable(type, None, fixed)
+    return _contact(model, keys, erasable, missing, fixed_type, custom, fixed)
 
 
 @st.composite
 def _contact(
     draw: st.DrawFn,
     model: builtins.type[Contact],
-    reaches: st.SearchStrategy[str],
+    keys: Keys | None,
+    erasable: bool,
     missing: bool,
-    types_: st.SearchStrategy[ContactType],
+    fixed_type: ContactType | None,
     custom: st.SearchStrategy[dict[str, Any]],
     fixed: Mapping[str, Any],
 ) -> Contact:
-    reach = draw(reaches)  # these first: see _person_fields
-    type_ = draw(types_)
+    plan = draw(_PLAN)  # first: see _person_fields
+    reach = _reach(plan, missing, keys, erasable)
+    drawn_type = draw(_CONTACT_TYPES)
     own = draw(custom)
-    fields = _person_fields(draw, reach, missing)
-    fields["type"] = type_
+    fields = _person_fields(draw, plan, reach, missing)
+    if fixed_type is not None:
+        fields["type"] = fixed_type
+    else:
+        fields["type"] = ContactType.AVOID if plan.avoid else drawn_type
     fields.update(own)
-    fields.update(_fixed_values(draw, fixed))
+    _fix(fields, _fixed_values(draw, fixed))
     return _validated(model, fields)
 
 
