@@ -161,11 +161,17 @@ def _person(rng: random.Random, n: int, source: str, fits: bool) -> Lead:
 
 
 def build_demo(
-    funnel: Funnel, *, seed: int = 7, leads: int = 400, now: datetime | None = None
+    funnel: Funnel,
+    *,
+    seed: int = 7,
+    leads: int = 400,
+    now: datetime | None = None,
+    tick: Callable[[], None] | None = None,
 ) -> DemoSummary:
     """Drive ``leads`` people through ``funnel`` (which needs no engine of its own),
     arriving over the :data:`DEMO_DAYS` days before ``now`` (default: the funnel
-    clock's time, to the hour). No move is dated after ``now``."""
+    clock's time, to the hour). No move is dated after ``now``. ``tick`` is called
+    before each person (the command line checks there for a Ctrl-C)."""
     rng = random.Random(seed)
     if funnel.engine is None:
         funnel.engine = QualificationEngine.from_dict(DEMO_PROFILES)
@@ -179,6 +185,8 @@ def build_demo(
     )
     suspects = []
     for n, at in enumerate(arrivals, start=1):
+        if tick is not None:
+            tick()
         source = rng.choices(sources, weights)[0]
         fits = rng.random() < _SOURCES[source][1]
         person = _person(rng, n, source, fits)

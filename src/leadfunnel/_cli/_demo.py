@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from .._csv_out import printable
-from ._common import db_option, fail, guarded, open_funnel
+from ._common import Interrupts, db_option, fail, guarded, open_funnel
 
 __all__ = ["demo", "diagram"]
 
@@ -52,8 +52,8 @@ def demo(db: str, seed: int, leads: int, svg: str) -> None:
     )
     # One transaction: a demo interrupted (Ctrl-C) or failing half way leaves the
     # database as it was, so it can simply be run again.
-    with funnel.repository.transaction():
-        summary = build_demo(funnel, seed=seed, leads=leads)
+    with Interrupts() as interrupts, funnel.repository.transaction():
+        summary = build_demo(funnel, seed=seed, leads=leads, tick=interrupts.check)
     report = funnel.report()
     click.echo(printable(str(report)), nl=False)
     click.echo(

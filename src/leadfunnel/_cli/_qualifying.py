@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import click
 
-from ._common import db_option, guarded, lead_model_option, load_lead_model, open_funnel
+from ._common import (
+    Interrupts,
+    db_option,
+    guarded,
+    lead_model_option,
+    load_lead_model,
+    open_funnel,
+)
 
 __all__ = ["qualify"]
 
@@ -36,11 +45,29 @@ def qualify(db: str, rules: str, lead_model: str | None) -> None:
     # The model's module first: rules it registers (register_rule) are then nameable.
     model = load_lead_model(lead_model) if lead_model else None
     engine = QualificationEngine.from_toml(rules)
-    funnel = open_funnel(db, engine=engine, lead_model=model)
-    counts = funnel.qualify_all(actor="cli")
+    with Interrupts() as interrupts:
+        # Each page is dated by the clock when it is judged: a Ctrl-C that was dropped
+        # (see Interrupts) stops the run there, with the pages before it stored.
+        clock = _Checking(interrupts)
+        funnel = open_funnel(db, engine=engine, lead_model=model, clock=clock)
+        counts = funnel.qualify_all(actor="cli")
     skipped = counts["skipped"]
     click.echo(
         f"{counts['qualified']} qualified, {counts['unqualified']} disqualified, "
         f"{counts['waiting']} waiting for a call or more data"
         + (f", {skipped} skipped (moved meanwhile, by another user or process)" if skipped else "")
     )
+
+
+class _Checking:
+    """The system clock, checking for a dropped Ctrl-C each time it is read."""
+
+    def __init__(self, interrupts: Interrupts) -> None:
+        from .._clock import SystemClock
+
+        self._clock = SystemClock()
+        self._interrupts = interrupts
+
+    def now(self) -> datetime:
+        self._interrupts.check()
+        return self._clock.now()
