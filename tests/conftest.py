@@ -282,3 +282,22 @@ def outputs_under_hash_seeds(*args: str) -> set[str]:
         assert done.returncode == 0, done.stderr
         outputs.add(done.stdout)
     return outputs
+
+
+@pytest.fixture
+def no_local_constants(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hypothesis mixes into its draws constants found in the local modules the process
+    has imported (5% of draws), so the same seed draws other examples in a test process
+    that imported other test modules first: a survey of the strategies' shares (a fixed
+    seed, ``derandomize``) then measured one thing alone and another in the full suite.
+    Surveys see hypothesis' own constants only, the same in every process."""
+    from hypothesis.internal.conjecture import providers
+
+    empty = providers.Constants(
+        integers=providers.SortedSet(),
+        floats=providers.SortedSet(key=providers.float_to_int),
+        bytes=providers.SortedSet(),
+        strings=providers.SortedSet(),
+    )
+    monkeypatch.setattr(providers, "_get_local_constants", lambda: empty)
+    providers.CONSTANTS_CACHE.cache.clear()

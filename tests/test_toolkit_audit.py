@@ -21,6 +21,9 @@ from leadfunnel import ContactType, Funnel, InvalidArgumentError, Lead, LeadStat
 from leadfunnel.testing import ManualClock, contacts, leads
 
 START = datetime(2026, 1, 5, 9, tzinfo=UTC)
+# Surveys measure the strategies alone (see conftest.no_local_constants).
+pytestmark = pytest.mark.usefixtures("no_local_constants")
+
 SURVEY = settings(
     max_examples=150,
     derandomize=True,

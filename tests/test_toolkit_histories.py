@@ -54,6 +54,9 @@ START = datetime(2026, 1, 5, 9, tzinfo=UTC)
 
 # A survey, not a search: the same 200 examples on every run (derandomize), generated
 # only (no database replay, no shrinking), so the shares below are stable.
+# Surveys measure the strategies alone (see conftest.no_local_constants).
+pytestmark = pytest.mark.usefixtures("no_local_constants")
+
 SURVEY = settings(
     max_examples=200,
     derandomize=True,
@@ -90,9 +93,7 @@ def test_histories_win_and_lose_deals_in_a_good_share_of_examples() -> None:
     for step in ("appointment_set", "appointment_sat", "proposing", "contract_sent"):
         assert share.get(step, 0) >= 0.35, (step, share)
     assert share.get("won", 0) >= 0.25, share
-    # (One full-suite run measured 0.235 for a lost deal, where 125 seeds in a process
-    # of its own gave 0.335 to 0.705: the bound is the floor that stays meaningful.)
-    assert share.get("lost", 0) >= 0.2, share
+    assert share.get("lost", 0) >= 0.3, share
     # ... and the awkward people are there, often.
     assert share.get("keyless", 0) >= 0.2, share
     assert share.get("merged", 0) >= 0.15, share
