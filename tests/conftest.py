@@ -292,12 +292,15 @@ def no_local_constants(monkeypatch: pytest.MonkeyPatch) -> None:
     seed, ``derandomize``) then measured one thing alone and another in the full suite.
     Surveys see hypothesis' own constants only, the same in every process."""
     from hypothesis.internal.conjecture import providers
+    from hypothesis.internal.constants_ast import Constants
+    from hypothesis.internal.floats import float_to_int
+    from sortedcontainers import SortedSet  # type: ignore[import-untyped]
 
-    empty = providers.Constants(
-        integers=providers.SortedSet(),
-        floats=providers.SortedSet(key=providers.float_to_int),
-        bytes=providers.SortedSet(),
-        strings=providers.SortedSet(),
+    empty = Constants(
+        integers=SortedSet(),
+        floats=SortedSet(key=float_to_int),
+        bytes=SortedSet(),
+        strings=SortedSet(),
     )
     monkeypatch.setattr(providers, "_get_local_constants", lambda: empty)
     providers.CONSTANTS_CACHE.cache.clear()
