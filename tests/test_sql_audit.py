@@ -186,6 +186,24 @@ def test_an_export_without_the_models_holds_the_custom_fields_stored(
         }
 
 
+def test_an_export_without_the_models_holds_the_merged_away_persons_fields(
+    repository: Repository, clock: ManualClock
+) -> None:
+    """The merge log's copy of a merged-away record is the only place its own fields
+    are kept: an access request answered without the application's classes exports
+    them too."""
+    app = app_funnel(repository, clock)
+    keep = app.add(AppLead(**person(1), endpoints=40))
+    other = app.add(AppLead(**person(2), endpoints=7, linkedin="in/sam"))
+    app.merge(keep, other)
+    with plain_funnel(repository, clock) as plain:
+        exported = plain.export_person(keep.id)
+    (merge,) = exported["merges"]
+    assert (merge["merged_away"]["endpoints"], merge["merged_away"]["linkedin"]) == (7, "in/sam")
+    assert merge["keep"]["endpoints"] == 40
+    assert exported == json.loads(json.dumps(exported))
+
+
 def test_bulk_qualify_without_the_models_keeps_the_custom_fields(
     repository: Repository, clock: ManualClock
 ) -> None:

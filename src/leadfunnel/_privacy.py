@@ -134,17 +134,20 @@ def export_person(repository: Repository, subject_id: UUID) -> dict[str, Any]:
     ids = [record.id for record in people]
     deals = [d for r in people if isinstance(r, Contact) for d in _deals_of(repository, r)]
     subjects = [*ids, *(d.id for d in deals)]
-    # The application's fields a funnel without its classes reads past: stored, so
-    # exported (as stored: JSON values).
-    extras = repository.stored_extras([*people, *deals])
+    logs = repository.merges_of(ids)
     return {
-        "records": [
-            {**_record(record), **extras.get(record.id, {})} for record in (*people, *deals)
-        ],
+        "records": _records(repository, [*people, *deals]),
         "touches": [model_data(t) for i in ids for t in repository.touches(i)],
         "events": [model_data(e) for i in subjects for e in repository.history(i)],
-        "merges": [_merge(log) for log in repository.merges_of(ids)],
+        "merges": [_merge(repository, log) for log in logs],
     }
+
+
+def _records(repository: Repository, records: list[Any]) -> list[dict[str, Any]]:
+    """``records`` as exported, each with the application's fields a funnel without
+    its classes reads past: stored, so exported (as stored: JSON values)."""
+    extras = repository.stored_extras(records)
+    return [{**_record(record), **extras.get(record.id, {})} for record in records]
 
 
 def suppress_former_keys(repository: Repository, subject_id: UUID, changes: ChangeSet) -> None:
@@ -363,13 +366,16 @@ def _record(record: Lead | Contact | Opportunity) -> dict[str, Any]:
     return {"kind": record.kind, **model_data(record)}
 
 
-def _merge(log: MergeLog) -> dict[str, Any]:
+def _merge(repository: Repository, log: MergeLog) -> dict[str, Any]:
+    keep, other, *deals = _records(
+        repository, [log.keep_before, log.other, *log.opportunities_before]
+    )
     return {
         "id": str(log.id),
         "at": log.at.isoformat(),
-        "keep": _record(log.keep_before),
-        "merged_away": _record(log.other),
+        "keep": keep,
+        "merged_away": other,
         "touch_ids": [str(i) for i in log.touch_ids],
         "event_ids": [str(i) for i in log.event_ids],
-        "deals": [_record(d) for d in log.opportunities_before],
+        "deals": deals,
     }

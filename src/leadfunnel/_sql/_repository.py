@@ -179,6 +179,8 @@ class SqlRepository(RepRowsAdapter):
         self._partial_reads: weakref.WeakValueDictionary[int, Record] = (
             weakref.WeakValueDictionary()
         )
+        # ... and the keys each of them left out, with their values.
+        self._partial_extras: dict[int, dict[str, Any]] = {}
         # The list and count statements, built once per shape (see _statement).
         self._lists: dict[tuple[Any, ...], sa.Select[Any]] = {}
         # The schema version found when opened with migrate="never" (which may be older).
@@ -1144,8 +1146,14 @@ class SqlRepository(RepRowsAdapter):
         # does not declare is noted: an update decided on the record keeps them.
         return build_record(self._models[kind], doc_as_dict(doc), self._note_partial)
 
-    def _note_partial(self, record: Record) -> None:
-        self._partial_reads[id(record)] = record
+    def _note_partial(self, record: Record, doc: dict[str, Any]) -> None:
+        key = id(record)
+        self._partial_reads[key] = record
+        # What the record left out, while it lives (see stored_extras).
+        extra = undeclared(type(record), doc)
+        if extra:
+            self._partial_extras[key] = extra
+            weakref.finalize(record, self._partial_extras.pop, key, None)
 
     def _exists(self, conn: Connection, id: UUID) -> bool:
         return conn.execute(_EXISTS, {"id": id}).first() is not None
@@ -1473,13 +1481,24 @@ class SqlRepository(RepRowsAdapter):
         return {by_raw[subject] for (subject,) in rows}
 
     def stored_extras(self, records: Iterable[Record]) -> dict[UUID, dict[str, Any]]:
+        """What the documents of ``records`` hold beyond their models: known at once
+        for a record this store read (a merge log's snapshots included, whose records
+        are stored nowhere else), else read from the record's row."""
         found: dict[UUID, dict[str, Any]] = {}
-        with self._read() as conn:
-            for record in records:
-                extra = self._undeclared_of(conn, record)
-                if extra:
-                    found[record.id] = extra
-        return found
+        unknown = []
+        for record in records:
+            key = id(record)
+            if self._partial_reads.get(key) is record:
+                found[record.id] = dict(self._partial_extras.get(key, {}))
+            else:
+                unknown.append(record)
+        if unknown:
+            with self._read() as conn:
+                for record in unknown:
+                    extra = self._undeclared_of(conn, record)
+                    if extra:
+                        found[record.id] = extra
+        return {id: extra for id, extra in found.items() if extra}
 
     def touch_counts(self, subject_ids: Iterable[UUID]) -> dict[UUID, int]:
         wanted = list(dict.fromkeys(subject_ids))

@@ -280,12 +280,13 @@ def _validator(model: type[Record]) -> Callable[[Any], Record]:
 def build_record(
     model: type[Record],
     data: dict[str, Any],
-    noted: Callable[[Record], object] | None = None,
+    noted: Callable[[Record, dict[str, Any]], object] | None = None,
 ) -> Record:
     """``data``, a stored document, as ``model``. Fields are stored and read by name; a
     key that is a field's alias (a document written by alias) is read as that field.
     Keys that are no field's (a field the application removed from its model, or one
-    of a model this one is not) are left out, and the record is given to ``noted``;
+    of a model this one is not) are left out, and the record is given to ``noted``
+    with the document;
     a value that no longer validates, or a field held twice with two values, is an
     error naming the record and the field, never dropped."""
     validate = _validator(model)
@@ -295,6 +296,7 @@ def build_record(
         problems = exc.errors(include_url=False)
     unknown = {str(p["loc"][0]) for p in problems if p["type"] == "extra_forbidden"}
     if unknown and len(unknown) == len(problems):
+        stored = data
         data = _by_name(model, data, unknown)
         try:
             record = validate(data)
@@ -302,7 +304,7 @@ def build_record(
             problems = exc.errors(include_url=False)  # a value read by its alias
         else:
             if noted is not None:
-                noted(record)
+                noted(record, stored)
             return record
     bad = next(p for p in problems if p["type"] != "extra_forbidden")
     where = ".".join(str(part) for part in bad["loc"])
