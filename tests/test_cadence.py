@@ -27,6 +27,7 @@ from leadfunnel import (
     InMemoryRepository,
     Lead,
     LeadStatus,
+    Outcome,
     OwnerGroup,
     PolicyError,
     Route,
@@ -576,9 +577,20 @@ class Model:
 
     kind: str
     state: str
-    count: int = 0
+    #: When each counted touch was logged: those since the last reply, and since the
+    #: person entered its cadence (a lead qualified again, a contact's lost deal).
+    times: list[datetime] = field(default_factory=list)
     open_deal: bool = False
     opt_outs: set[Channel] = field(default_factory=set)
+
+    @property
+    def count(self) -> int:
+        return len(self.times)
+
+    def entered(self, at: datetime) -> None:
+        """The person (re-)entered its cadence at ``at``: earlier touches stop counting
+        (those at that very instant still count)."""
+        self.times = [time for time in self.times if time >= at]
 
     def in_cadence(self) -> bool:
         if self.kind == "lead":
@@ -637,9 +649,9 @@ def _run_sequence(funnel: Funnel, clock: ManualClock, kind: str, ops: list[Any])
                 continue
             funnel.touch(subject, channel, outcome)
             if outcome in RESET:
-                model.count, reset_or_moved = 0, True
+                model.times, reset_or_moved = [], True
             else:
-                model.count += 1
+                model.times.append(clock.now())
             if outcome == "opted_out":
                 model.opt_outs.add(channel)
         elif name == "avoid":
@@ -648,6 +660,8 @@ def _run_sequence(funnel: Funnel, clock: ManualClock, kind: str, ops: list[Any])
             model.open_deal = False  # avoiding a contact closes its open deals
         elif kind == "lead" and name == "qualify" and model.state in ("raw", "unqualified"):
             funnel.qualify(subject, force=True)
+            if model.state == "unqualified":  # back from outside the cadence: anew
+                model.entered(clock.now())
             model.state, reset_or_moved = "qualified", True
         elif kind == "lead" and name == "disqualify" and model.state in CADENCE_LEAD:
             funnel.disqualify(subject)
@@ -660,6 +674,7 @@ def _run_sequence(funnel: Funnel, clock: ManualClock, kind: str, ops: list[Any])
             assert opp is not None
             funnel.lose(opp, reason="no_decision")
             model.open_deal, reset_or_moved = False, True
+            model.entered(clock.now())  # the deal's work does not count after it
         else:
             continue
         item = due_item(funnel, subject, clock.now() + FAR)
@@ -721,3 +736,74 @@ def test_property_due_times_never_go_backwards_for_any_valid_policy(
         assert item is not None
         assert item.due_at >= previous.due_at
         previous = item
+
+
+def test_a_suspect_that_responds_is_due_for_its_first_response_whatever_it_was_sent(
+    funnel: Funnel, clock: ManualClock
+) -> None:
+    """DESIGN 6: a raw lead is due for its first response at once. The campaign's
+    e-mails and cold calls of a suspect are not its cadence: they stop counting when it
+    responds (its cadence starts with its change of status)."""
+    suspect = funnel.add(Lead(**person(1), status="suspect"))
+    funnel.touch(suspect, Channel.EMAIL, Outcome.NO_ANSWER)
+    clock.advance(days=3)
+    funnel.touch(suspect, Channel.EMAIL, Outcome.NO_ANSWER)
+    clock.advance(days=3)
+    lead = funnel.respond(suspect)
+    item = due_item(funnel, lead.id, clock.now())
+    assert item is not None
+    assert (item.touch_number, item.due_at, item.overdue) == (1, clock.now(), False)
+    clock.advance(hours=2)
+    overdue = due_item(funnel, lead.id, clock.now())
+    assert overdue is not None
+    assert overdue.overdue  # after first_response (1 hour)
+    funnel.touch(lead, Channel.CALL, Outcome.NO_ANSWER)  # not "on drip"
+
+
+def test_a_contact_whose_deal_is_lost_starts_its_count_when_the_deal_closes(
+    funnel: Funnel, clock: ManualClock
+) -> None:
+    """The touches of a deal's work (eight calls while it was open) are not the
+    contact's follow-ups after the deal is lost: it is due again, touch 1, from the
+    close of the deal."""
+    lead = funnel.capture(Lead(**person(1)))
+    funnel.qualify(lead, force=True)
+    deal = funnel.set_appointment(lead)
+    for _ in range(8):
+        clock.advance(hours=5)
+        funnel.touch(deal.contact_id, Channel.CALL, Outcome.NO_ANSWER)
+    clock.advance(days=1)
+    funnel.lose(deal, reason="no_decision")
+    item = due_item(funnel, deal.contact_id, clock.now() + FAR)
+    assert item is not None
+    assert item.touch_number == 1
+    assert item.due_at > clock.now()  # the first wait runs from the close
+    funnel.touch(deal.contact_id, Channel.CALL, Outcome.NO_ANSWER)  # not "on drip"
+
+
+def test_a_qualified_lead_keeps_its_raw_touches_and_a_requalified_one_starts_anew(
+    funnel: Funnel, clock: ManualClock
+) -> None:
+    """The cadence covers raw and qualified leads: qualifying a raw lead keeps its count
+    (two calls: on drip), while a lead disqualified (its e-mail drip) and qualified
+    again enters a new cadence."""
+    kept = funnel.capture(Lead(**person(1)))
+    again = funnel.capture(Lead(**person(2)))
+    for lead in (kept, again):
+        for _ in range(2):
+            clock.advance(hours=5)
+            funnel.touch(lead, Channel.CALL, Outcome.NO_ANSWER)
+    clock.advance(days=1)
+    funnel.qualify(kept, force=True)
+    funnel.disqualify(again)
+    clock.advance(days=1)
+    funnel.touch(again, Channel.EMAIL, Outcome.NO_ANSWER)  # the drip
+    clock.advance(days=1)
+    funnel.qualify(again, force=True)
+    assert due_item(funnel, kept.id, clock.now() + FAR) is None  # on drip
+    item = due_item(funnel, again.id, clock.now() + FAR)
+    assert item is not None
+    assert item.touch_number == 1
+    with pytest.raises(PolicyError, match="on drip"):
+        funnel.touch(kept, Channel.CALL, Outcome.NO_ANSWER)
+    funnel.touch(again, Channel.CALL, Outcome.NO_ANSWER)

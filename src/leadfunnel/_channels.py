@@ -9,6 +9,7 @@ that check is the touch use case's (:func:`leadfunnel._follow_ups.check_drip`).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from datetime import datetime
 
 from ._enums import Channel, ContactType, LeadStatus, Outcome
 from ._errors import PolicyError
@@ -20,6 +21,7 @@ __all__ = [
     "channels_for",
     "check_touch",
     "counted_touches",
+    "lead_entered",
 ]
 
 #: Outcomes that restart a cadence: the person answered, so the count starts again.
@@ -109,13 +111,35 @@ def check_touch(
         )
 
 
-def counted_touches(touches: Iterable[Touch]) -> int:
-    """How many of ``touches`` count towards the cadence limit: those after the last
-    ``replied`` or ``interested`` touch (by ``at``, then by order logged)."""
+def lead_entered(
+    status: LeadStatus, status_at: datetime, moves: Iterable[tuple[str, datetime]]
+) -> datetime:
+    """When a raw or qualified lead entered its follow-up cadence, which covers both:
+    when it became raw (captured, imported, or a suspect that responded), unless it
+    was disqualified since and came back qualified (then when it was qualified).
+    ``moves`` are the lead's arrivals at ``raw`` and ``unqualified`` (the funnel steps
+    of its history); ``status_at`` when it reached its ``status``."""
+    if status is not LeadStatus.QUALIFIED:
+        return status_at
+    moves = list(moves)
+    raw = [at for step, at in moves if step == "raw" and at <= status_at]
+    if not raw:
+        return status_at  # qualified from outside the cadence
+    became_raw = max(raw)
+    if any(step == "unqualified" and became_raw <= at <= status_at for step, at in moves):
+        return status_at  # disqualified since, then qualified again: a new cadence
+    return became_raw
+
+
+def counted_touches(touches: Iterable[Touch], since: datetime | None = None) -> int:
+    """How many of ``touches`` count towards the cadence limit: those logged since the
+    person entered the cadence (``since``: see :func:`lead_entered`; a contact's
+    creation or the close of its last deal) and after the last ``replied`` or
+    ``interested`` touch (by ``at``, then by order logged)."""
     ordered = sorted(enumerate(touches), key=lambda pair: (pair[1].at, pair[0]))
     count = 0
     for _, touch in reversed(ordered):
-        if touch.outcome in RESETS:
+        if touch.outcome in RESETS or (since is not None and touch.at < since):
             break
         count += 1
     return count

@@ -12,7 +12,7 @@ from uuid import UUID
 
 from ._cadence import CadencePolicy
 from ._changes import bump, checked, created, event, load, retrying
-from ._channels import RESETS, check_touch, counted_touches
+from ._channels import RESETS, check_touch, counted_touches, lead_entered
 from ._enums import Channel, ContactType, LeadStatus, Outcome
 from ._errors import PolicyError
 from ._models import Contact, Lead, Opportunity, Touch, state_of
@@ -82,9 +82,12 @@ def check_drip(
     is in a cadence, and the touch counts toward it), else ``None``.
 
     A person is on drip once it has ``policy.lead_touches`` (a contact
-    ``policy.contact_touches``) counted touches in its cadence. A touch that records a
-    reply (``replied`` or ``interested``) is allowed on any channel: it restarts the
-    cadence.
+    ``policy.contact_touches``) counted touches in its cadence: those logged since it
+    entered it (a lead when it became raw, or was qualified again after it was
+    disqualified: a suspect's campaign e-mails do not count once it responds; a
+    contact when it was made or its last deal closed: a deal's work does not count
+    once it is lost). A touch that records a reply
+    (``replied`` or ``interested``) is allowed on any channel: it restarts the cadence.
     """
     if channel == Channel.EMAIL or outcome in RESETS or outcome == Outcome.OPTED_OUT:
         # E-mail is the drip; a reply restarts the cadence; an opt-out only narrows it.
@@ -93,18 +96,30 @@ def check_drip(
         if record.status not in (LeadStatus.RAW, LeadStatus.QUALIFIED):
             return None
         limit, kind = policy.lead_touches, "lead"
+        moves = (
+            [
+                (e.dest, e.at)
+                for e in repository.history(record.id)
+                if e.subject == "lead" and e.source != e.dest and e.dest in ("raw", "unqualified")
+            ]
+            if record.status is LeadStatus.QUALIFIED
+            else []
+        )
+        entered = lead_entered(record.status, record.status_at or record.created_at, moves)
     else:
         if record.type != ContactType.PROSPECT:
             return None
         limit, kind = policy.contact_touches, "contact"
+        deals = repository.opportunities(contact_id=record.id)
+        if any(o.is_open for o in deals):
+            return None  # a contact with an open deal is being worked, not dripped
+        # When its last deal closed (an edit of the closed deal since does not move it).
+        closed = [o.closed_at or o.updated_at for o in deals]
+        entered = max([record.created_at, *closed])
     touches = repository.touches(record.id)
-    count = counted_touches(touches)
+    count = counted_touches(touches, since=entered)
     if count < limit:
         return len(touches)
-    if isinstance(record, Contact) and any(
-        o.is_open for o in repository.opportunities(contact_id=record.id)
-    ):
-        return None  # a contact with an open deal is being worked, not dripped
     raise PolicyError(
         f"{channel.value} refused: the {kind} is on drip ({count} follow-up touches, "
         f"the cadence allows {limit}): e-mail only until it replies; log a reply "

@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
+from ._channels import lead_entered
 from ._clock import require_aware
 from ._enums import Channel, ContactType, LeadStatus, Outcome, Stage
 from ._errors import ConcurrencyError, NotFoundError
@@ -610,6 +611,10 @@ class InMemoryRepository(RepRowsAdapter):
                 if o.contact_id not in closed or at > closed[o.contact_id]:
                     closed[o.contact_id] = at
             rows: list[FollowUpCandidate] = []
+            moves: dict[UUID, list[tuple[str, datetime]]] = defaultdict(list)
+            for event_id, step, at in self._steps:
+                if step in ("raw", "unqualified"):
+                    moves[self._event_subject[event_id]].append((step, at))
             for record in self._by_kind["lead"].values():
                 assert isinstance(record, Lead)
                 if (
@@ -618,7 +623,10 @@ class InMemoryRepository(RepRowsAdapter):
                     and record.erased_at is None
                 ):
                     anchor = record.status_at or record.created_at
-                    row = self._candidate(record, "lead", record.status.value, anchor, lead_limit)
+                    entered = lead_entered(record.status, anchor, moves.get(record.id, ()))
+                    row = self._candidate(
+                        record, "lead", record.status.value, anchor, lead_limit, entered
+                    )
                     if row is not None:
                         rows.append(row)
             for record in self._by_kind["contact"].values():
@@ -644,12 +652,17 @@ class InMemoryRepository(RepRowsAdapter):
         state: str,
         anchor: datetime,
         limit: int,
+        entered: datetime | None = None,
     ) -> FollowUpCandidate | None:
         count = 0
         last: datetime | None = None
+        if entered is None:  # touches before it were not in this cadence
+            entered = anchor
         for at, _, touch in reversed(self._touches.get(record.id, ())):
             if touch.outcome in _RESETS:
                 anchor = max(anchor, at)
+                break
+            if at < entered:
                 break
             count += 1
             if last is None:

@@ -220,7 +220,10 @@ class FollowUpCandidate:
 
     ``touches`` counts the touches logged on the subject after its last touch with a
     ``replied`` or ``interested`` outcome (all of them if there is none; that touch
-    itself does not count); ``last_touch_at`` is the ``at`` of the last counted touch
+    itself does not count) and at or after it entered the cadence (for a lead,
+    :func:`leadfunnel.storage.lead_entered`; for a contact, the later of its
+    ``created_at`` and its last deal's close, as below); ``last_touch_at`` is the
+    ``at`` of the last counted touch
     (``None`` when ``touches == 0``); ``anchor_at`` is when the subject entered the
     cadence or was last reset: the later of the lead's ``status_at`` (for a contact, of
     its ``created_at`` and the latest ``closed_at`` of its opportunities, i.e. when its

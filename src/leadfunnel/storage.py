@@ -12,7 +12,8 @@ and :class:`~leadfunnel.SqlRepository` use:
   claims them (a converted lead hands them to its contact), :func:`is_avoided` whether
   a record is on the avoid list (its keys are then avoided, not merely taken);
 * :func:`funnel_steps` are the funnel steps an event reaches, which ``step_counts``,
-  ``stage_times`` and the rep lists count;
+  ``stage_times`` and the rep lists count; :func:`lead_entered` is when a lead entered
+  its follow-up cadence, from which ``follow_up_candidates`` counts its touches;
 * :func:`where_values` checks and converts a ``where=`` filter as the stores compare it
   (by value), :func:`trait_key` is a person's company, last name or e-mail domain as
   ``people_like`` compares them;
@@ -31,6 +32,7 @@ and :class:`~leadfunnel.SqlRepository` use:
 
 from __future__ import annotations
 
+from ._channels import lead_entered
 from ._lifecycle import FUNNEL_STEPS, TIMED_STEPS, funnel_steps
 from ._models import holds_keys, identity_keys, is_avoided
 from ._periods import month_of
@@ -82,6 +84,7 @@ __all__ = [
     "holds_keys",
     "identity_keys",
     "is_avoided",
+    "lead_entered",
     "missing_value",
     "month_of",
     "read_changed",

@@ -118,29 +118,42 @@ def follow_up_candidate_queries(by_owner: bool) -> tuple[sa.Select[Any], sa.Sele
         .group_by(r.c.subject_id, r.c.at)
         .subquery("reset")
     )
-    counted = (
-        sa.select(
-            t.c.subject_id,
-            sa.func.count().label("n"),
-            sa.func.max(t.c.at).label("last_at"),
-        )
-        .select_from(t.outerjoin(reset, reset.c.subject_id == t.c.subject_id))
-        .where(
-            sa.or_(
-                reset.c.subject_id.is_(None),
-                t.c.at > reset.c.at,
-                sa.and_(t.c.at == reset.c.at, t.c.seq > reset.c.seq),
-            )
-        )
-        .group_by(t.c.subject_id)
-        .subquery("counted")
-    )
-    n = sa.func.coalesce(counted.c.n, 0)
     ld, ct, op = s.leads, s.contacts, s.opportunities
 
-    def candidates(t: sa.Table, state: Any, anchor: Any, limit: str, *where: Any) -> Any:
+    def counted_in(people: sa.Table, entered: Any) -> Any:
+        """Each of ``people``'s touches since the last reset, logged since it entered
+        its cadence (``entered``): how many, and the last one's ``at``."""
+        return (
+            sa.select(
+                t.c.subject_id,
+                sa.func.count().label("n"),
+                sa.func.max(t.c.at).label("last_at"),
+            )
+            .select_from(
+                t.join(people, people.c.id == t.c.subject_id).outerjoin(
+                    reset, reset.c.subject_id == t.c.subject_id
+                )
+            )
+            .where(
+                t.c.at >= entered,
+                sa.or_(
+                    reset.c.subject_id.is_(None),
+                    t.c.at > reset.c.at,
+                    sa.and_(t.c.at == reset.c.at, t.c.seq > reset.c.seq),
+                ),
+            )
+            .group_by(t.c.subject_id)
+            .subquery(f"counted_{people.name}")
+        )
+
+    def candidates(
+        t: sa.Table, state: Any, anchor: Any, limit: str, *where: Any, entered: Any = None
+    ) -> Any:
         """``t``'s people in a cadence: id, state, owner, anchor, last reset, touches
-        since it, last touch and opt-outs."""
+        since it (and since they ``entered`` the cadence: the anchor unless given),
+        last touch and opt-outs."""
+        counted = counted_in(t, anchor if entered is None else entered)
+        n = sa.func.coalesce(counted.c.n, 0)
         return (
             sa.select(
                 t.c.id, state, t.c.owner, anchor, reset.c.at, n, counted.c.last_at, t.c.opt_outs
@@ -158,12 +171,41 @@ def follow_up_candidate_queries(by_owner: bool) -> tuple[sa.Select[Any], sa.Sele
             )
         )
 
+    status_at = sa.func.coalesce(ld.c.status_at, ld.c.created_at)
+    # When a qualified lead entered its cadence (see _channels.lead_entered): when it
+    # became raw, unless it was disqualified since (then when it was qualified); the
+    # (step, subject_id, at) index of the steps answers both.
+    raw, out = s.steps.alias("raw_step"), s.steps.alias("out_step")
+    became_raw = (
+        sa.select(sa.func.max(raw.c.at))
+        .where(
+            raw.c.step == "raw",
+            raw.c.subject_id == ld.c.id,
+            raw.c.at <= status_at,
+            ~sa.exists()
+            .where(
+                out.c.step == "unqualified",
+                out.c.subject_id == ld.c.id,
+                out.c.at >= raw.c.at,
+                out.c.at <= status_at,
+            )
+            # The lead and its raw step are the enclosing queries' (two levels up).
+            .correlate_except(out),
+        )
+        .correlate_except(raw)
+        .scalar_subquery()
+    )
+    entered = sa.case(
+        (ld.c.status == LeadStatus.QUALIFIED.value, sa.func.coalesce(became_raw, status_at)),
+        else_=status_at,
+    )
     lead_query = candidates(
         ld,
         ld.c.status,
-        sa.func.coalesce(ld.c.status_at, ld.c.created_at),
+        status_at,
         "lead_limit",
         ld.c.status.in_((LeadStatus.RAW.value, LeadStatus.QUALIFIED.value)),
+        entered=entered,
     )
     busy = sa.exists().where(op.c.contact_id == ct.c.id, op.c.stage.in_(_OPEN_STAGES))
     # A contact re-enters the cadence when its last deal closes (all are closed here):
