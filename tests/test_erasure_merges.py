@@ -95,3 +95,32 @@ def test_no_byte_of_a_merged_away_record_is_left_in_the_sqlite_files(tmp_path: P
     repository.compact()
     repository.close()
     assert scan() == []
+
+
+@pytest.mark.parametrize("model", [Lead, Contact])
+def test_a_chain_of_merges_is_erased_and_exported_whole(
+    funnel: Funnel, model: type[Lead] | type[Contact]
+) -> None:
+    """B merged into A, then A into C: both merge logs are C's person (the logs of the
+    records merged into a record merged into C too). Erasing C scrubbed only C's own
+    log, and left B's name, e-mail, phone and notes in the A<-B snapshot; exporting C
+    left that log out."""
+    b = funnel.add(
+        model(first_name="Bartholomew", email="bq@b.example.com", phone="+15125550111",
+              notes="B's secret")
+    )  # fmt: skip
+    a = funnel.add(model(first_name="Al", email="al@a.example.com"))
+    c = funnel.add(model(first_name="Cy", email="cy@c.example.com"))
+    funnel.merge(a, b)
+    funnel.merge(c, a)
+    exported = funnel.export_person(c.id)
+    assert [m["merged_away"]["id"] for m in exported["merges"]] == [str(b.id), str(a.id)]
+    funnel.erase(c)
+    for log in funnel.repository.merges_of([a.id, b.id, c.id]):
+        left = json.dumps(
+            [log.other.model_dump(mode="json"), log.keep_before.model_dump(mode="json")]
+        )
+        for personal in ("Bartholomew", "bq@b.example.com", "15125550111", "B's secret", "Al"):
+            assert personal not in left, (log.keep_id, personal)
+    with pytest.raises(AvoidListedError):  # B's keys were suppressed with the rest
+        funnel.add(Lead(first_name="Again", email="bq@b.example.com"))

@@ -70,7 +70,7 @@ def erase(
     them) reads them again (``retrying``)."""
     people = _person(repository, subject_id, erased=False)
     ids = {record.id for record in people}
-    logs = repository.merges_of(ids)
+    logs, ids = _merges_into(repository, ids)
     # The merge snapshots are the person too (either side of each merge): what they
     # hold is scrubbed from data, and the keys in them suppressed, like the records'.
     snapshots = [s for log in logs for s in _snapshots_of(log, ids)]
@@ -134,7 +134,7 @@ def export_person(repository: Repository, subject_id: UUID) -> dict[str, Any]:
     ids = [record.id for record in people]
     deals = [d for r in people if isinstance(r, Contact) for d in _deals_of(repository, r)]
     subjects = [*ids, *(d.id for d in deals)]
-    logs = repository.merges_of(ids)
+    logs, _ = _merges_into(repository, set(ids))
     return {
         "records": _records(repository, [*people, *deals]),
         "touches": [model_data(t) for i in ids for t in repository.touches(i)],
@@ -328,6 +328,22 @@ def _blank_deal(deal: Opportunity) -> dict[str, Any]:
     """What erasure blanks on the person's deal: its note of why it was lost, and the
     application's own fields marked :data:`~leadfunnel.Personal`."""
     return {"lost_note": None, **dict.fromkeys(personal_fields(type(deal)))}
+
+
+def _merges_into(repository: Repository, ids: set[UUID]) -> tuple[list[MergeLog], set[UUID]]:
+    """The merge logs of the person whose records are ``ids``, chains followed: a record
+    merged into one of them is the same person, and so are the records merged into it
+    before (B into A, then A into C: C's person holds A's and B's snapshots); and
+    ``ids`` with those merged-away records' ids added. Oldest first."""
+    known = set(ids)
+    found: dict[UUID, MergeLog] = {}
+    while True:
+        logs = [log for log in repository.merges_of(known) if log.id not in found]
+        found.update((log.id, log) for log in logs)
+        more = {log.other.id for log in logs if log.keep_id in known} - known
+        if not more:
+            return sorted(found.values(), key=lambda log: (log.at, log.id)), known
+        known |= more
 
 
 def _snapshots_of(log: MergeLog, ids: Collection[UUID]) -> list[Lead | Contact]:
