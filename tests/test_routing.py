@@ -304,3 +304,28 @@ def test_python_objects_are_checked_too() -> None:
         RoutingRules([{"name": "x"}])  # type: ignore[list-item]
     with pytest.raises(ConfigError, match="must be a Route"):
         RoutingRules([OwnerGroup("x", ["a"])], ["x"])  # type: ignore[list-item]
+
+
+def test_an_avoid_list_record_takes_no_owner_and_no_turn() -> None:
+    """Nobody follows up an avoided person: stored from an avoid list, it is given no
+    owner and uses up nobody's turn or daily capacity."""
+    router = RoutingRules(
+        [OwnerGroup("inbound", ["ana", "ben"], capacity={"ana": 1})], default="inbound"
+    )
+    funnel = Funnel(router=router)
+    stop = funnel.add(Lead(first_name="Stop", email="stop@x.example.com", status="avoid"))
+    report = funnel.import_leads([{"email": "never@x.example.com", "status": "avoid"}])
+    assert stop.owner is None
+    assert funnel.get_lead(report.added[0]).owner is None
+    first = funnel.capture(Lead(first_name="Pat", email="pat@x.example.com"))
+    assert first.owner == "ana"  # still ana's turn, and her one lead today
+
+
+def test_set_unavailable_trims_and_refuses_a_name_no_group_has() -> None:
+    router = RoutingRules([OwnerGroup("inbound", ["ana", "ben"], backup="carla")])
+    router.set_unavailable(" ana ")
+    assert router.unavailable == frozenset({"ana"})
+    router.set_available("ana\t")
+    assert router.unavailable == frozenset()
+    with pytest.raises(ConfigError, match=r"no group has 'anna'.*ana, ben, carla"):
+        router.set_unavailable("anna")

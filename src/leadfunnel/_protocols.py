@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from ._models import Contact, Lead
+from ._models import Contact, Lead, is_avoided
 from ._qualification import QualificationResult, lead_field, shown_name
 
 __all__ = ["Engine", "Router", "assign_owner"]
@@ -40,7 +40,8 @@ def assign_owner(router: Router | None, lead: Lead) -> Lead:
     """``lead`` with the owner ``router`` gives it, unless it has one already (which a
     router that counts owners' days, as ``RoutingRules`` does, then counts: called
     only for a lead about to be stored)."""
-    if router is None:
+    if router is None or is_avoided(lead):
+        # Nobody follows up an avoid-list record: it takes no owner's turn or capacity.
         return lead
     if lead.owner is not None:
         count_given = getattr(router, "count_given", None)

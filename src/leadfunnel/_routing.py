@@ -409,14 +409,33 @@ class RoutingRules:
             return frozenset(self._unavailable)
 
     def set_unavailable(self, *owners: str) -> None:
-        """Mark ``owners`` out of office: they get no new leads and no escalations."""
+        """Mark ``owners`` out of office: they get no new leads and no escalations.
+        Names are trimmed as the groups' are; one that no group has (a typo) is a
+        :class:`~leadfunnel.ConfigError`, rather than a mark that changes nothing."""
+        names = self._known("set_unavailable", owners)
         with self._lock:
-            self._unavailable.update(owners)
+            self._unavailable.update(names)
 
     def set_available(self, *owners: str) -> None:
-        """Mark ``owners`` back in the office."""
+        """Mark ``owners`` back in the office (names checked as :meth:`set_unavailable`)."""
+        names = self._known("set_available", owners)
         with self._lock:
-            self._unavailable.difference_update(owners)
+            self._unavailable.difference_update(names)
+
+    def _known(self, where: str, owners: tuple[str, ...]) -> tuple[str, ...]:
+        names = _names(where, "owners", owners)
+        members = {
+            name
+            for group in self.groups.values()
+            for name in (*group.owners, *((group.backup,) if group.backup else ()))
+        }
+        unknown = [name for name in names if name not in members]
+        if unknown:
+            raise ConfigError(
+                f"{where}: no group has {', '.join(map(repr, unknown))}; the groups' "
+                f"owners and backups: {', '.join(sorted(members)) or 'none'}"
+            )
+        return names
 
     def is_available(self, owner: str) -> bool:
         """Whether ``owner`` is not marked unavailable."""
