@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from conftest import T0
-from leadfunnel import AvoidListedError, Contact, Funnel, Lead, SqlRepository
+from leadfunnel import AvoidListedError, Contact, Funnel, Lead, PolicyError, SqlRepository
 from leadfunnel.testing import ManualClock
 
 #: Only the merged-away badge holds these (no e-mail, no phone), and the merge takes
@@ -124,3 +124,18 @@ def test_a_chain_of_merges_is_erased_and_exported_whole(
             assert personal not in left, (log.keep_id, personal)
     with pytest.raises(AvoidListedError):  # B's keys were suppressed with the rest
         funnel.add(Lead(first_name="Again", email="bq@b.example.com"))
+
+
+def test_an_avoided_persons_merge_cannot_be_undone(funnel: Funnel) -> None:
+    """DESIGN 12: the keys an avoided person ever held, merged-away ones included, stay
+    refused. Unmerging an avoided keeper brought the record merged into it back with
+    its keys free: capturable, callable and importable again."""
+    stop = funnel.avoid(funnel.add(Lead(first_name="Stop", email="stop@x.example.com")))
+    twin = funnel.add(Lead(first_name="Twin", email="twin@x.example.com", phone="+15125550104"))
+    funnel.merge(stop, twin)
+    with pytest.raises(PolicyError, match="avoid list: its merge cannot be undone"):
+        funnel.unmerge(stop)
+    with pytest.raises(AvoidListedError):
+        funnel.capture(Lead(email="twin@x.example.com"))
+    report = funnel.import_leads([{"phone": "+15125550104", "first_name": "x"}])
+    assert (len(report.added), len(report.avoided)) == (0, 1)

@@ -208,6 +208,15 @@ def unmerge(
         if now_fields != made_fields:
             changed = sorted(n for n in now_fields if now_fields[n] != made_fields.get(n))
             raise _changed_since_merge(kept, log.other, changed)
+    if is_avoided(kept):
+        # The record merged in would come back with keys the avoid list refuses (every
+        # key an avoided person ever held stays refused, merged-away ones included:
+        # DESIGN 12), a person not avoided holding avoided keys.
+        raise PolicyError(
+            f"{kept.kind} {kept.id} is on the avoid list: its merge cannot be undone, as "
+            "every e-mail and phone it holds, those of the records merged into it "
+            "included, stays refused"
+        )
     restored = log.keep_before.model_copy(update={"version": kept.version + 1, "updated_at": now})
     current = repository.get_many(o.id for o in log.opportunities_before)
     deals = []
