@@ -204,3 +204,25 @@ def test_an_import_fills_custom_fields_from_keys_named_like_them(
     assert isinstance(first, MyLead)
     assert (first.endpoints, first.provider) == (40, "Acme")
     assert type(funnel.get(report.added[1])) is MyLead
+
+
+class SkillLead(Lead):
+    skills: frozenset[str] = frozenset()
+    aliases: list[str] = []
+
+
+def test_a_merge_fills_an_empty_set_or_list_field_of_the_applications(
+    repository: Repository, clock: ManualClock
+) -> None:
+    """DESIGN 15: a merge fills empty custom fields as it fills base ones: a set is
+    united (as tags are), an empty list takes the other's; they were left empty."""
+    funnel = Funnel(repository, lead_model=SkillLead, clock=clock)
+    keep = funnel.add(SkillLead(first_name="Pat", email="pat@x.example.com", skills={"go"}))
+    other = funnel.add(
+        SkillLead(first_name="Pat", email="pat@y.example.com", skills={"python"}, aliases=["P."])
+    )
+    merged = funnel.merge(keep, other)
+    assert (merged.skills, merged.aliases) == (frozenset({"go", "python"}), ["P."])
+    assert funnel.get(keep.id) == merged
+    restored = funnel.unmerge(keep)
+    assert (restored.skills, restored.aliases) == (frozenset({"go"}), [])

@@ -346,9 +346,16 @@ def lifecycle_of(kind: str) -> Lifecycle:
     return {"lead": LEAD, "contact": CONTACT, "opportunity": OPPORTUNITY}[kind]
 
 
+def _empty(value: Any) -> bool:
+    """No value: ``None``, or an empty text, list, tuple or mapping (an application's
+    field whose default is one)."""
+    return value is None or (isinstance(value, (str, list, tuple, dict)) and not value)
+
+
 def fill_from(target: Lead | Contact, source: Lead | Contact) -> dict[str, Any]:
-    """The changes that fill ``target``'s empty fields from ``source`` and unite sets
-    (tags, needs, opt-outs, other e-mails and phones); interest only ever rises."""
+    """The changes that fill ``target``'s empty fields from ``source`` (an application's
+    empty list or mapping too) and unite sets (tags, needs, opt-outs, other e-mails and
+    phones, and an application's set fields); interest only ever rises."""
     changes: dict[str, Any] = {}
     target_fields = type(target).model_fields
     for name in type(source).model_fields:
@@ -358,8 +365,11 @@ def fill_from(target: Lead | Contact, source: Lead | Contact) -> dict[str, Any]:
         if name in SET_FIELDS:
             if theirs - mine:
                 changes[name] = mine | theirs
-        elif mine is None and theirs is not None:
-            changes[name] = theirs
+        elif isinstance(mine, frozenset) and isinstance(theirs, frozenset):
+            if theirs - mine:  # an application's set field: united, as the base ones
+                changes[name] = mine | theirs
+        elif _empty(mine) and not _empty(theirs):
+            changes[name] = theirs  # an empty list or mapping of the application's too
     if (
         isinstance(target, Lead)
         and isinstance(source, Lead)
