@@ -14,7 +14,15 @@ from pathlib import Path
 import pytest
 
 from conftest import T0
-from leadfunnel import AvoidListedError, Contact, Funnel, Lead, PolicyError, SqlRepository
+from leadfunnel import (
+    AvoidListedError,
+    Contact,
+    Funnel,
+    Lead,
+    NotFoundError,
+    PolicyError,
+    SqlRepository,
+)
 from leadfunnel.testing import ManualClock
 
 #: Only the merged-away badge holds these (no e-mail, no phone), and the merge takes
@@ -139,3 +147,19 @@ def test_an_avoided_persons_merge_cannot_be_undone(funnel: Funnel) -> None:
         funnel.capture(Lead(email="twin@x.example.com"))
     report = funnel.import_leads([{"phone": "+15125550104", "first_name": "x"}])
     assert (len(report.added), len(report.avoided)) == (0, 1)
+
+
+def test_reading_or_acting_on_a_merged_away_id_names_the_record_that_holds_it(
+    funnel: Funnel,
+) -> None:
+    keep = funnel.add(Lead(first_name="Keep", email="keep@x.example.com"))
+    gone = funnel.add(Lead(first_name="Gone", email="gone@x.example.com"))
+    funnel.merge(keep, gone)
+    for call in (
+        lambda: funnel.get(gone.id),
+        lambda: funnel.get_lead(gone.id),
+        lambda: funnel.touch(gone.id, "email", "no_answer"),
+        lambda: funnel.unmerge(gone.id),
+    ):
+        with pytest.raises(NotFoundError, match=f"was merged into {keep.id}.*pass {keep.id}"):
+            call()

@@ -122,8 +122,9 @@ def load(
 ) -> _R:
     """The stored record ``id``, which must be of ``kind`` (else ``NotFoundError``) and,
     unless ``erased``, not an erased person (else ``PolicyError``: nothing may be done
-    to a person whose data was erased)."""
-    record = repository.get(id)
+    to a person whose data was erased). The id of a record merged away is a
+    ``NotFoundError`` naming the record it was merged into."""
+    record = get_or_merged(repository, id)
     if not isinstance(record, kind):
         names = kind if isinstance(kind, tuple) else (kind,)
         wanted = " or ".join(dict.fromkeys(k.kind for k in names))
@@ -133,6 +134,23 @@ def load(
     if not erased:
         refuse_erased(record)
     return record
+
+
+def get_or_merged(repository: Repository, id: UUID) -> Record:
+    """``repository.get(id)``; for a record merged away, a :class:`NotFoundError` that
+    says which record holds its data now (its merge log is asked only then)."""
+    try:
+        return repository.get(id)
+    except NotFoundError:
+        for log in repository.merges_of([id]):
+            if log.other.id == id:
+                raise NotFoundError(
+                    id,
+                    log.other.kind,
+                    f"{log.other.kind} {id} was merged into {log.keep_id}, which holds "
+                    f"its data now: pass {log.keep_id}",
+                ) from None
+        raise
 
 
 def _a(noun: str) -> str:

@@ -25,7 +25,15 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 from uuid import UUID
 
 from . import _conversion, _deals, _follow_ups, _leads, _merging, _people, _privacy
-from ._changes import Subject, load, member, require_aware, retrying, subject_id
+from ._changes import (
+    Subject,
+    get_or_merged,
+    load,
+    member,
+    require_aware,
+    retrying,
+    subject_id,
+)
 from ._clock import Clock, SystemClock
 from ._enums import Channel, ContactType, LeadStatus, LostReason, Outcome, Stage
 from ._errors import ConfigError, InvalidArgumentError, NotFoundError
@@ -658,8 +666,9 @@ class Funnel:
     # --- reading ----------------------------------------------------------------------
 
     def get(self, id: UUID | str) -> Lead | Contact | Opportunity:
-        """The stored record with this id, or :class:`NotFoundError`."""
-        return self.repository.get(self._id(id))
+        """The stored record with this id, or :class:`NotFoundError` (which names the
+        record it was merged into, for a record merged away)."""
+        return get_or_merged(self.repository, self._id(id))
 
     def find(self, *, email: str | None = None, phone: str | None = None) -> Lead | Contact | None:
         """The person holding this e-mail or phone (normalised as :meth:`add` does:

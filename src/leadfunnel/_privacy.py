@@ -24,7 +24,7 @@ from uuid import UUID
 
 from ._changes import bump, event, load, retrying
 from ._enums import LostReason, Stage
-from ._errors import NotFoundError, PolicyError
+from ._errors import PolicyError
 from ._lifecycle import OPPORTUNITY
 from ._models import Contact, Event, Lead, Opportunity, identity_keys, is_avoided, personal_fields
 from ._repository import ChangeSet, MergeLog, Repository, Suppression
@@ -170,19 +170,8 @@ def suppress_former_keys(repository: Repository, subject_id: UUID, changes: Chan
 def _person(repository: Repository, subject_id: UUID, *, erased: bool = True) -> list[Any]:
     """The lead or contact ``subject_id``, and its other selves: the contact a lead was
     converted into, the leads converted into a contact."""
-    try:
-        record: Lead | Contact = load(repository, subject_id, (Lead, Contact), erased=erased)
-    except NotFoundError:
-        # A record merged away is gone, but its merge log says where its data went.
-        for log in repository.merges_of([subject_id]):
-            if log.other.id == subject_id:
-                raise NotFoundError(
-                    subject_id,
-                    log.other.kind,
-                    f"{log.other.kind} {subject_id} was merged into {log.keep_id}, which "
-                    f"holds its data now: pass {log.keep_id}",
-                ) from None
-        raise
+    # (A record merged away is a NotFoundError naming the record that holds its data.)
+    record: Lead | Contact = load(repository, subject_id, (Lead, Contact), erased=erased)
     contact_id = record.contact_id if isinstance(record, Lead) else record.id
     found: dict[UUID, Lead | Contact] = {record.id: record}
     if contact_id is not None:
