@@ -18,6 +18,7 @@ from leadfunnel import (
     AvoidListedError,
     Contact,
     Funnel,
+    InvalidArgumentError,
     Lead,
     NotFoundError,
     PolicyError,
@@ -163,3 +164,21 @@ def test_reading_or_acting_on_a_merged_away_id_names_the_record_that_holds_it(
     ):
         with pytest.raises(NotFoundError, match=f"was merged into {keep.id}.*pass {keep.id}"):
             call()
+
+
+def test_a_merge_whose_moved_deal_closed_since_cannot_be_undone(funnel: Funnel) -> None:
+    """The deal a merge moved to the kept contact is won afterwards: unmerging gave it
+    back to the other contact restored as a prospect, a person who paid but is no
+    client (a deal lost as unqualified the same). Refused, nothing changed."""
+    keep = funnel.add(Contact(first_name="Keep", email="keep@x.example.com"))
+    own = funnel.set_appointment(keep)
+    funnel.win(funnel.propose(funnel.sit(own)), amount=100, force=True)  # a client already
+    other = funnel.add(Contact(first_name="Other", email="other@x.example.com"))
+    deal = funnel.set_appointment(other)
+    funnel.merge(keep, other)
+    won = funnel.win(funnel.propose(funnel.sit(deal)), amount=5000, force=True)
+    before = funnel.get_contact(keep.id)
+    with pytest.raises(InvalidArgumentError, match=f"the deal {deal.id} that this merge"):
+        funnel.unmerge(keep)
+    assert funnel.get_contact(keep.id) == before
+    assert funnel.get_opportunity(deal.id) == won

@@ -219,6 +219,26 @@ def unmerge(
         )
     restored = log.keep_before.model_copy(update={"version": kept.version + 1, "updated_at": now})
     current = repository.get_many(o.id for o in log.opportunities_before)
+    closed = [
+        before.id
+        for before in log.opportunities_before
+        if before.is_open
+        and (now_deal := current.get(before.id)) is not None
+        and isinstance(now_deal, Opportunity)
+        and not now_deal.is_open
+    ]
+    if closed:
+        # Its contact's type follows from how it closed (won: a client; lost as
+        # unqualified or avoid): given back to a contact restored as it was before,
+        # the deal and the person would disagree.
+        raise InvalidArgumentError(
+            f"cannot unmerge {kept.kind} {kept.id}: the deal{'s' if len(closed) > 1 else ''} "
+            f"{', '.join(map(str, closed))} that this merge moved to it closed since, and "
+            f"{log.other.kind} {log.other.id} would come back as it was before, not as the "
+            "person that deal made: split the two by hand instead (take "
+            f"{log.other.id}'s e-mail and phone off {kept.id} with update() and add that "
+            "person again)"
+        )
     deals = []
     for before in log.opportunities_before:
         now_deal = current.get(before.id)
