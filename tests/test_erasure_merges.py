@@ -182,3 +182,18 @@ def test_a_merge_whose_moved_deal_closed_since_cannot_be_undone(funnel: Funnel) 
         funnel.unmerge(keep)
     assert funnel.get_contact(keep.id) == before
     assert funnel.get_opportunity(deal.id) == won
+
+
+def test_similar_does_not_suggest_a_lead_that_is_one_person_with_it_already(
+    funnel: Funnel,
+) -> None:
+    """Two converted people whose contacts were merged are one person: neither lead is
+    suggested as a duplicate of the other (merge refuses them: converted)."""
+    one = funnel.add(Lead(first_name="Dana", last_name="Whitfield", email="d@one.example.com"))
+    two = funnel.add(Lead(first_name="Dana", last_name="Whitfield", email="d@two.example.com"))
+    first = funnel.set_appointment(one, force=True).contact_id
+    second = funnel.set_appointment(two, force=True).contact_id
+    assert two.id in [r.id for r in funnel.similar(one)]
+    funnel.merge(first, second)
+    assert two.id not in [r.id for r in funnel.similar(one)]
+    assert one.id not in [r.id for r in funnel.similar(two)]

@@ -75,7 +75,10 @@ def similar(
     # Among leads and contacts both: a new lead from a client's company is flagged
     # against that contact. The record's own other self (the lead it came from, the
     # contact it became) is no duplicate.
+    # So are the other leads converted into the same contact (two people's contacts
+    # merged since: one person now).
     linked = {getattr(record, "contact_id", None), getattr(record, "lead_id", None)}
+    linked.discard(None)
     candidates = [
         other
         for kind in ("lead", "contact")
@@ -87,6 +90,7 @@ def similar(
         )
         if other.id not in linked
         and record.id not in (getattr(other, "contact_id", None), getattr(other, "lead_id", None))
+        and getattr(other, "contact_id", None) not in linked
     ]
     name = record.full_name.casefold()
     company = record.company.strip().casefold() if record.company else None
