@@ -65,8 +65,8 @@ def test_labels_show_the_days_covered_or_the_moments() -> None:
     assert period_label(day, day + timedelta(days=7)) == "2026-03-02 to 2026-03-08"
     assert period_label(day, day + timedelta(days=1)) == "2026-03-02"
     assert (
-        period_label(datetime(2026, 3, 2, tzinfo=CHICAGO), datetime(2026, 3, 9, tzinfo=CHICAGO))
-        == "2026-03-02 to 2026-03-08 (CST)"
+        period_label(datetime(2026, 2, 2, tzinfo=CHICAGO), datetime(2026, 2, 9, tzinfo=CHICAGO))
+        == "2026-02-02 to 2026-02-08 (CST)"
     )
     assert (
         period_label(day + timedelta(hours=9), day + timedelta(days=1, hours=9, seconds=5))
@@ -81,3 +81,11 @@ def test_labels_show_the_days_covered_or_the_moments() -> None:
         "2026-02-27 (first lead) to 2026-03-01"
     )
     assert period_label(None, None, as_of=day) == "the start to 2026-03-02 (today)"
+
+
+def test_a_period_across_a_change_of_daylight_saving_time_names_both_zones() -> None:
+    chicago = ZoneInfo("America/Chicago")
+    since = datetime(2026, 3, 2, tzinfo=chicago)  # CST
+    until = datetime(2026, 3, 16, tzinfo=chicago)  # CDT since 8 March
+    assert period_label(since, until) == "2026-03-02 to 2026-03-15 (CST/CDT)"
+    assert period_label(since, datetime(2026, 3, 7, tzinfo=chicago)).endswith("(CST)")

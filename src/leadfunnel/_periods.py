@@ -150,7 +150,10 @@ def period_label(
             end = last.isoformat()
         else:
             end = f"{as_of.date().isoformat()} (today)" if as_of else "now"
-        zone = next((_zone_name(b) for b in (since, until) if b is not None), "UTC")
+        # Both bounds' zones when they differ: a period across a change of daylight
+        # saving time starts in one (CST) and ends in the other (CDT).
+        zones = dict.fromkeys(_zone_name(b) for b in (since, until) if b is not None)
+        zone = "/".join(zones) or "UTC"
         suffix = "" if zone == "UTC" else f" ({zone})"
         return f"{start} to {end}{suffix}"
     start = (
