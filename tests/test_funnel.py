@@ -1606,3 +1606,17 @@ def test_lead_batches_stop_an_adapter_whose_page_holds_its_cursor() -> None:
         funnel.capture(Lead(**person(n)))
     with pytest.raises(StorageError, match=r"Inclusive.leads\(after=...\) returned a page"):
         list(funnel.repository.lead_batches(status=LeadStatus.RAW, size=1))
+
+
+def test_similar_finds_a_namesake_among_hundreds_sharing_the_last_name(funnel: Funnel) -> None:
+    """A badge scan of someone already stored, in a CRM with hundreds of Smiths: the
+    candidates sharing a clue were cut at the 200 oldest, and it was missed."""
+    funnel.import_leads(
+        [
+            {"first_name": f"P{n}", "last_name": "Smith", "email": f"p{n}@co{n}.example.com"}
+            for n in range(250)
+        ]
+    )
+    me = funnel.add(Lead(first_name="Jonathan", last_name="Smith", email="jon@delta.example.com"))
+    badge = funnel.add(Lead(first_name="Jonathan", last_name="Smith", company="Delta"))
+    assert funnel.similar(me)[0].id == badge.id

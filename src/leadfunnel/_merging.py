@@ -60,6 +60,11 @@ FREE_MAIL_DOMAINS = frozenset(
 )
 
 
+#: The most people of each kind sharing a clue that ``similar`` scores (oldest first):
+#: enough for a CRM with a thousand Smiths, at about 50 us a candidate when saturated.
+_CANDIDATES = 2_000
+
+
 def similar(
     repository: Repository,
     subject_id: UUID,
@@ -87,6 +92,7 @@ def similar(
             company=record.company,
             last_name=record.last_name,
             kind=kind,
+            limit=_CANDIDATES,
         )
         if other.id not in linked
         and record.id not in (getattr(other, "contact_id", None), getattr(other, "lead_id", None))
