@@ -209,6 +209,7 @@ def test_an_import_fills_custom_fields_from_keys_named_like_them(
 class SkillLead(Lead):
     skills: frozenset[str] = frozenset()
     aliases: list[str] = []
+    langs: set[str] = set()
 
 
 def test_a_merge_fills_an_empty_set_or_list_field_of_the_applications(
@@ -221,8 +222,10 @@ def test_a_merge_fills_an_empty_set_or_list_field_of_the_applications(
     other = funnel.add(
         SkillLead(first_name="Pat", email="pat@y.example.com", skills={"python"}, aliases=["P."])
     )
+    funnel.update(funnel.get_lead(other.id).model_copy(update={"langs": {"fr"}}))
     merged = funnel.merge(keep, other)
     assert (merged.skills, merged.aliases) == (frozenset({"go", "python"}), ["P."])
+    assert merged.langs == {"fr"}  # a plain set too
     assert funnel.get(keep.id) == merged
     restored = funnel.unmerge(keep)
     assert (restored.skills, restored.aliases) == (frozenset({"go"}), [])

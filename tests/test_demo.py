@@ -176,3 +176,16 @@ def test_a_ctrl_c_that_python_dropped_still_stops_the_demo() -> None:
             build_demo(funnel, leads=50, tick=interrupts.check)
     assert funnel.leads() == []  # stopped before the first person
     assert signal.getsignal(signal.SIGINT) == before  # put back
+
+
+def test_interrupts_leave_an_inherited_ignore_of_ctrl_c_alone() -> None:
+    """A command started with Ctrl-C ignored (a background job) keeps ignoring it."""
+    from leadfunnel._cli._common import Interrupts
+
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with Interrupts():
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, before)

@@ -201,6 +201,15 @@ def test_an_export_without_the_models_holds_the_merged_away_persons_fields(
     (merge,) = exported["merges"]
     assert (merge["merged_away"]["endpoints"], merge["merged_away"]["linkedin"]) == (7, "in/sam")
     assert merge["keep"]["endpoints"] == 40
+    # A field set on a keeper after the merge is not its snapshot's from before (a
+    # snapshot without fields of the application's holds none of the row's since).
+    with plain_funnel(repository, clock) as plain:
+        plain_keep = plain.add(Lead(**person(3)))
+        plain.merge(plain_keep, plain.add(Lead(**person(4))))
+    app.update(app.get_lead(plain_keep.id).model_copy(update={"vertical": "set since"}))
+    with plain_funnel(repository, clock) as plain:
+        (merge,) = plain.export_person(plain_keep.id)["merges"]
+    assert merge["keep"].get("vertical") is None
     assert exported == json.loads(json.dumps(exported))
 
 

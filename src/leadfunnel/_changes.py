@@ -367,7 +367,7 @@ def lifecycle_of(kind: str) -> Lifecycle:
 def _empty(value: Any) -> bool:
     """No value: ``None``, or an empty text, list, tuple or mapping (an application's
     field whose default is one)."""
-    return value is None or (isinstance(value, (str, list, tuple, dict)) and not value)
+    return value is None or (isinstance(value, (str, list, tuple, dict, set)) and not value)
 
 
 def fill_from(target: Lead | Contact, source: Lead | Contact) -> dict[str, Any]:
@@ -383,9 +383,9 @@ def fill_from(target: Lead | Contact, source: Lead | Contact) -> dict[str, Any]:
         if name in SET_FIELDS:
             if theirs - mine:
                 changes[name] = mine | theirs
-        elif isinstance(mine, frozenset) and isinstance(theirs, frozenset):
+        elif isinstance(mine, (set, frozenset)) and isinstance(theirs, (set, frozenset)):
             if theirs - mine:  # an application's set field: united, as the base ones
-                changes[name] = mine | theirs
+                changes[name] = type(mine)(mine | theirs)
         elif _empty(mine) and not _empty(theirs):
             changes[name] = theirs  # an empty list or mapping of the application's too
     if (

@@ -162,8 +162,14 @@ class Interrupts:
         import signal
         import threading
 
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
+        if threading.current_thread() is not threading.main_thread():
+            return self
+        current = signal.getsignal(signal.SIGINT)
+        if current is signal.SIG_IGN:
+            return self  # started with Ctrl-C ignored (a background job): it stays so
+        signal.signal(signal.SIGINT, self._handle)
+        # (None: a handler not set from Python, which cannot be put back: the default.)
+        self._previous = signal.SIG_DFL if current is None else current
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -181,6 +181,8 @@ class SqlRepository(RepRowsAdapter):
         )
         # ... and the keys each of them left out, with their values.
         self._partial_extras: dict[int, dict[str, Any]] = {}
+        # The records read from merge logs' snapshots, while they live.
+        self._snapshots: weakref.WeakValueDictionary[int, Record] = weakref.WeakValueDictionary()
         # The list and count statements, built once per shape (see _statement).
         self._lists: dict[tuple[Any, ...], sa.Select[Any]] = {}
         # The schema version found when opened with migrate="never" (which may be older).
@@ -1118,7 +1120,9 @@ class SqlRepository(RepRowsAdapter):
         """
         inserted = {r.id: r for r in changes.inserts}
         for id, record in self.get_many(inserted).items():
-            raise ConcurrencyError(id, 0, record.version) from exc
+            # Not chained: the driver's error names the key it tripped on first (an
+            # e-mail, on PostgreSQL and MariaDB), personal data (DESIGN 13).
+            raise ConcurrencyError(id, 0, record.version) from None
         claimants = _claimants(changes)
         holders = self.find_keys({key for r in claimants for key in identity_keys(r)})
         records = self.get_many(set(holders.values()))
@@ -1132,11 +1136,14 @@ class SqlRepository(RepRowsAdapter):
             # (key)=(email:...) already exists", MariaDB's "Duplicate entry '...'"),
             # which is personal data (DESIGN 13); the error says all it meant.
             raise clash from None
+        # The driver's words name the value on MariaDB ("Duplicate entry 'email:...'"),
+        # PostgreSQL's detail too: only the kind of refusal, nothing chained.
         raise StorageError(
-            f"the database refused the change: {first_line(exc.orig)}; "
-            "another writer may have stored the same records; re-read them and retry",
+            f"the database refused the change ({type(exc.orig).__name__}: a unique key "
+            "or a constraint of the database); another writer may have stored the same "
+            "records; re-read them and retry",
             of_value=True,  # a constraint or trigger of the database's own refused it
-        ) from exc
+        ) from None
 
     def _record(self, kind: str, doc: Any) -> Record:
         # Validated without the write-time checks every stored value passed already
@@ -1145,6 +1152,14 @@ class SqlRepository(RepRowsAdapter):
         # more than validating the rest of the record. A document with keys the model
         # does not declare is noted: an update decided on the record keeps them.
         return build_record(self._models[kind], doc_as_dict(doc), self._note_partial)
+
+    def _snapshot(self, kind: str, doc: Any) -> Record:
+        """A record of a merge log's snapshot: noted as one, so that
+        :meth:`stored_extras` answers for it from the snapshot alone, never from the
+        row that has its id now (the keeper as it is since, not as it was)."""
+        record = self._record(kind, doc)
+        self._snapshots[id(record)] = record
+        return record
 
     def _note_partial(self, record: Record, doc: dict[str, Any]) -> None:
         key = id(record)
@@ -1490,8 +1505,8 @@ class SqlRepository(RepRowsAdapter):
             key = id(record)
             if self._partial_reads.get(key) is record:
                 found[record.id] = dict(self._partial_extras.get(key, {}))
-            else:
-                unknown.append(record)
+            elif self._snapshots.get(key) is not record:
+                unknown.append(record)  # (a snapshot read whole holds nothing more)
         if unknown:
             with self._read() as conn:
                 for record in unknown:
@@ -1523,7 +1538,7 @@ class SqlRepository(RepRowsAdapter):
                     sa.or_(t.c.keep_id.in_(batch), t.c.other_id.in_(batch))
                 )
                 for seq, doc in conn.execute(query):
-                    log = merge_log_from(doc, self._record)
+                    log = merge_log_from(doc, self._snapshot)
                     found[log.id] = (seq, log)
         return [log for _, log in sorted(found.values(), key=lambda pair: pair[0])]
 
@@ -1557,7 +1572,7 @@ class SqlRepository(RepRowsAdapter):
         query = sa.select(t.c.doc).where(t.c.keep_id == keep_id).order_by(t.c.seq.desc()).limit(1)
         with self._read() as conn:
             doc = conn.execute(query).scalar()
-        return None if doc is None else merge_log_from(doc, self._record)
+        return None if doc is None else merge_log_from(doc, self._snapshot)
 
     # --- scaling queries --------------------------------------------------------------
 
