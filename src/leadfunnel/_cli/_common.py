@@ -198,9 +198,10 @@ def load_model(spec: str, base: type[Any], option: str) -> Any:
         fail(f"{option} {spec!r}: write it as package.module:ClassName")
     # The application's package in the current folder is found, as ``python -m`` and
     # uvicorn find it: an installed ``leadfunnel`` script's path holds only its own.
+    # Searched last, so that a stray module there never shadows an installed one.
     here = os.getcwd()
     if here not in sys.path and "" not in sys.path:
-        sys.path.insert(0, here)
+        sys.path.append(here)
     try:
         found = getattr(importlib.import_module(module_name), class_name)
     except (ImportError, AttributeError) as exc:

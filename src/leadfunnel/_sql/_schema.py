@@ -530,18 +530,25 @@ def _to_v5(conn: Connection) -> None:
     disqualification are removed, so that the unqualified share counts raw leads only.
     Deleting what is left to delete: a run cut off half way is finished by the next."""
     st, ev = steps, events
-    rows = conn.execute(
-        sa.select(st.c.seq, ev.c.doc)
-        .select_from(st.join(ev, ev.c.id == st.c.event_id))
-        .where(st.c.step == "unqualified")
-    ).all()
-    never_raw = []
-    for seq, doc in rows:
-        data = json.loads(doc) if isinstance(doc, (str, bytes)) else doc
-        if data.get("source") not in ("raw", "qualified"):
-            never_raw.append(seq)
-    for start in range(0, len(never_raw), 500):
-        conn.execute(sa.delete(st).where(st.c.seq.in_(never_raw[start : start + 500])))
+    after = -1
+    while True:  # 1,000 rows at a time: memory stays flat on a large store
+        rows = conn.execute(
+            sa.select(st.c.seq, ev.c.doc)
+            .select_from(st.join(ev, ev.c.id == st.c.event_id))
+            .where(st.c.step == "unqualified", st.c.seq > after)
+            .order_by(st.c.seq)
+            .limit(1000)
+        ).all()
+        if not rows:
+            return
+        never_raw = []
+        for seq, doc in rows:
+            data = json.loads(doc) if isinstance(doc, (str, bytes)) else doc
+            if data.get("source") not in ("raw", "qualified"):
+                never_raw.append(seq)
+        if never_raw:
+            conn.execute(sa.delete(st).where(st.c.seq.in_(never_raw)))
+        after = rows[-1][0]
 
 
 #: ``MIGRATIONS[n]`` upgrades a database at version ``n - 1`` to version ``n``, inside
