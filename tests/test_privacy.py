@@ -300,8 +300,9 @@ def test_a_statement_the_database_fails_keeps_no_parameters(tmp_path: Path) -> N
             Funnel(repository).add(Lead(first_name="Zelda", email=email))
         chain = _chain(caught.value)
         # Not chained to the driver's error, whose words may name the value (MariaDB's
-        # "Duplicate entry '...'"): the message says what kind of refusal it was.
-        assert "IntegrityError" in str(caught.value)
+        # "Duplicate entry '...'"): the message gives its first line (the trigger's).
+        assert "the database refused the change: no;" in str(caught.value)
+        assert len(chain) == 1
         for error in chain:
             assert email not in repr(vars(error)), type(error)
     finally:
@@ -320,3 +321,17 @@ def test_an_insert_of_a_stored_id_carries_no_personal_data(repository: Repositor
     assert email not in "".join(traceback.format_exception(caught.value))
     for error in _chain(caught.value):
         assert email not in repr(vars(error)), type(error)
+
+
+def test_mariadbs_duplicate_value_is_hidden_in_a_refusal() -> None:
+    import sqlalchemy.exc as sa_exc
+
+    from leadfunnel._sql._repository import _refusal
+
+    class DriverError(Exception):  # as PyMySQL's: (errno, message)
+        pass
+
+    message = "Duplicate entry 'email:z@x.example.com' for key 'PRIMARY'"
+    text = _refusal(sa_exc.IntegrityError("INSERT ...", None, DriverError(1062, message)))
+    assert "z@x.example.com" not in text
+    assert "Duplicate entry (value hidden) for key 'PRIMARY'" in text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 import secrets
 import threading
 import time
@@ -1136,12 +1137,11 @@ class SqlRepository(RepRowsAdapter):
             # (key)=(email:...) already exists", MariaDB's "Duplicate entry '...'"),
             # which is personal data (DESIGN 13); the error says all it meant.
             raise clash from None
-        # The driver's words name the value on MariaDB ("Duplicate entry 'email:...'"),
-        # PostgreSQL's detail too: only the kind of refusal, nothing chained.
+        # Not chained: the driver's error names the value (PostgreSQL's detail, MariaDB's
+        # "Duplicate entry '...'"); its first line says what refused, a value hidden.
         raise StorageError(
-            f"the database refused the change ({type(exc.orig).__name__}: a unique key "
-            "or a constraint of the database); another writer may have stored the same "
-            "records; re-read them and retry",
+            f"the database refused the change: {_refusal(exc)}; another writer may have "
+            "stored the same records; re-read them and retry",
             of_value=True,  # a constraint or trigger of the database's own refused it
         ) from None
 
@@ -1828,6 +1828,16 @@ def _held_by(person: Lead | Contact) -> _Held:
     avoided = is_avoided(person)
     keys = identity_keys(person) if holds_keys(person) else ()
     return _Held(dict.fromkeys(keys, avoided), set(person.tags))
+
+
+_DUPLICATE_ENTRY = re.compile(r"Duplicate entry '.*' for key", re.DOTALL)
+
+
+def _refusal(exc: sa_exc.DBAPIError) -> str:
+    """The first line of the driver's refusal (a trigger's or check constraint's own
+    words, a unique index's name), with MariaDB's duplicate value hidden: personal
+    data, as the e-mail it names is (DESIGN 13)."""
+    return _DUPLICATE_ENTRY.sub("Duplicate entry (value hidden) for key", first_line(exc.orig))
 
 
 def _keep_secret(conn: Connection) -> None:
