@@ -21,7 +21,7 @@ and 5.6% of ``leadfunnel report``'s instructions.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -29,6 +29,7 @@ from uuid import UUID
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Dialect
 
+from .._lifecycle import funnel_steps
 from .._repository import TRAIT_KEY_LENGTH
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "Document", "is_document", "metadata", "start_counter"]
@@ -431,29 +432,33 @@ def _fill_deal_columns(conn: Connection, columns: dict[str, Callable[[Any], Any]
     """Fill ``columns`` of every opportunity from its document, each value read by its
     function, 1,000 rows at a time."""
     deals = opportunities
-    after = -1
-    while True:
-        rows = conn.execute(
-            sa.select(deals.c.seq, deals.c.doc)
-            .where(deals.c.seq > after)
-            .order_by(deals.c.seq)
-            .limit(1000)
-        ).all()
-        if not rows:
-            return
-        updates = []
-        for seq, doc in rows:
-            data = json.loads(doc) if isinstance(doc, (str, bytes)) else doc
-            updates.append(
-                {"key": seq, **{name: read(data.get(name)) for name, read in columns.items()}}
-            )
+    for rows in _pages(conn, sa.select(deals.c.seq, deals.c.doc), deals.c.seq):
+        updates = [
+            {"key": seq, **{name: read(_doc(doc).get(name)) for name, read in columns.items()}}
+            for seq, doc in rows
+        ]
         conn.execute(
             sa.update(deals)
             .where(deals.c.seq == sa.bindparam("key"))
             .values({name: sa.bindparam(name) for name in columns}),
             updates,
         )
+
+
+def _pages(conn: Connection, query: sa.Select[Any], seq: Any) -> Iterator[Sequence[Any]]:
+    """The rows of ``query``, whose first column is ``seq``, 1,000 at a time in its
+    order: a migration's memory stays flat on a large store, and each page may change
+    the rows it read before the next is asked for."""
+    after = -1
+    while rows := conn.execute(query.where(seq > after).order_by(seq).limit(1000)).all():
+        yield rows
         after = rows[-1][0]
+
+
+def _doc(doc: Any) -> dict[str, Any]:
+    """A stored document as a dict (the drivers give JSON text, or the object parsed)."""
+    data: dict[str, Any] = json.loads(doc) if isinstance(doc, (str, bytes)) else doc
+    return data
 
 
 def _instant(value: str | None) -> datetime | None:
@@ -488,8 +493,7 @@ def _to_v3(conn: Connection) -> None:
     for seq, doc in conn.execute(
         sa.select(merges.c.seq, merges.c.doc).where(merges.c.other_id.is_(None))
     ).all():
-        data = json.loads(doc) if isinstance(doc, (str, bytes)) else doc
-        other = UUID(data["other"]["doc"]["id"])
+        other = UUID(_doc(doc)["other"]["doc"]["id"])
         conn.execute(sa.update(merges).where(merges.c.seq == seq).values(other_id=other))
     for table in RECORD_TABLES.values():
         _create_index(conn, table, f"ix_{table.name}_created")
@@ -527,28 +531,24 @@ def _to_v4(conn: Connection) -> None:
 def _to_v5(conn: Connection) -> None:
     """Version 5: the ``unqualified`` milestone only of leads disqualified from raw or
     qualified (``funnel_steps``): the rows of a suspect's or farm-list lead's
-    disqualification are removed, so that the unqualified share counts raw leads only.
-    Deleting what is left to delete: a run cut off half way is finished by the next."""
+    disqualification, which ``funnel_steps`` now gives no step, are removed, so that the
+    unqualified share counts raw leads only. Deleting what is left to delete: a run cut
+    off half way is finished by the next."""
     st, ev = steps, events
-    after = -1
-    while True:  # 1,000 rows at a time: memory stays flat on a large store
-        rows = conn.execute(
-            sa.select(st.c.seq, ev.c.doc)
-            .select_from(st.join(ev, ev.c.id == st.c.event_id))
-            .where(st.c.step == "unqualified", st.c.seq > after)
-            .order_by(st.c.seq)
-            .limit(1000)
-        ).all()
-        if not rows:
-            return
-        never_raw = []
-        for seq, doc in rows:
-            data = json.loads(doc) if isinstance(doc, (str, bytes)) else doc
-            if data.get("source") not in ("raw", "qualified"):
-                never_raw.append(seq)
-        if never_raw:
-            conn.execute(sa.delete(st).where(st.c.seq.in_(never_raw)))
-        after = rows[-1][0]
+    query = (
+        sa.select(st.c.seq, ev.c.subject, ev.c.doc)
+        .select_from(st.join(ev, ev.c.id == st.c.event_id))
+        .where(st.c.step == "unqualified")
+    )
+    for rows in _pages(conn, query, st.c.seq):
+        stale = [seq for seq, subject, doc in rows if not _reaches_unqualified(subject, doc)]
+        if stale:
+            conn.execute(sa.delete(st).where(st.c.seq.in_(stale)))
+
+
+def _reaches_unqualified(subject: str, doc: Any) -> bool:
+    data = _doc(doc)
+    return "unqualified" in funnel_steps(subject, data.get("source"), data.get("dest"))
 
 
 #: ``MIGRATIONS[n]`` upgrades a database at version ``n - 1`` to version ``n``, inside
