@@ -15,6 +15,7 @@ from ._changes import bump, checked, created, event, load, retrying
 from ._channels import RESETS, check_touch, counted_touches, lead_entered
 from ._enums import Channel, ContactType, LeadStatus, Outcome
 from ._errors import PolicyError
+from ._lifecycle import funnel_steps
 from ._models import Contact, Lead, Opportunity, Touch, state_of
 from ._repository import ChangeSet, Repository
 
@@ -96,11 +97,14 @@ def check_drip(
         if record.status not in (LeadStatus.RAW, LeadStatus.QUALIFIED):
             return None
         limit, kind = policy.lead_touches, "lead"
+        # The lead's arrivals at raw and unqualified: the funnel steps of its history,
+        # as the stores keep them for follow_up_candidates.
         moves = (
             [
-                (e.dest, e.at)
+                (step, e.at)
                 for e in repository.history(record.id)
-                if e.subject == "lead" and e.source != e.dest and e.dest in ("raw", "unqualified")
+                for step in funnel_steps(e.subject, e.source, e.dest)
+                if step in ("raw", "unqualified")
             ]
             if record.status is LeadStatus.QUALIFIED
             else []

@@ -730,12 +730,7 @@ class SqlRepository(RepRowsAdapter):
         index, and deadlock with other subjects' touches being inserted.) Inside a
         ``transaction()`` block on MySQL the block's first read took the snapshot:
         there a touch another process logs meanwhile may go unseen."""
-        if len(read) == 1:
-            ((subject_id, expected),) = read.items()
-            found = conn.execute(_TOUCH_COUNT, {"subject_id": subject_id}).scalar_one()
-            counts = {subject_id: found}
-        else:  # a page of leads (qualify_all): one query per 500
-            counts = self._touch_counts(conn, list(read))
+        counts = self._touch_counts(conn, list(read))  # one query per 500 subjects
         for subject_id, expected in read.items():
             if counts[subject_id] != expected:
                 raise ConcurrencyError.of_touches(subject_id, expected, counts[subject_id])
@@ -1790,11 +1785,6 @@ _DEAL_COUNT = sa.select(
     .select_from(s.opportunities)
     .where(s.opportunities.c.lead_id == sa.bindparam("record_id"))
     .scalar_subquery()
-)
-_TOUCH_COUNT = (
-    sa.select(sa.func.count())
-    .select_from(s.touches)
-    .where(s.touches.c.subject_id == sa.bindparam("subject_id"))
 )
 _RELEASE_KEYS = sa.delete(s.keys).where(s.keys.c.record_id.in_(sa.bindparam("ids", expanding=True)))
 _RELEASE_TAGS = sa.delete(s.tags).where(s.tags.c.record_id.in_(sa.bindparam("ids", expanding=True)))
