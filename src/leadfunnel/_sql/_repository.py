@@ -296,10 +296,7 @@ class SqlRepository(RepRowsAdapter):
         its last statement leaves (MariaDB commits each ``CREATE`` on its own; SQLite
         and PostgreSQL undo the whole opening instead). Anything else stays refused."""
         tables = s.metadata.sorted_tables
-        reflected = inspector.get_multi_columns(
-            schema=self.schema, filter_names=[table.name for table in tables]
-        )
-        columns_of = {name: {c["name"] for c in cols} for (_, name), cols in reflected.items()}
+        columns_of = self._columns_of(inspector, tables)
         unlike = [
             table.name
             for table in tables
@@ -380,6 +377,15 @@ class SqlRepository(RepRowsAdapter):
         """:func:`translated`, with this store's error for a missing table or column."""
         return translated(changes, lacking=self._lacking)
 
+    def _columns_of(self, inspector: Any, tables: list[sa.Table]) -> dict[str, set[str]]:
+        """The names of the columns the database has for each of ``tables`` (those it
+        has): one query for them all (reflecting them one at a time costs a round of
+        catalogue queries each: seconds on MariaDB)."""
+        reflected = inspector.get_multi_columns(
+            schema=self.schema, filter_names=[table.name for table in tables]
+        )
+        return {name: {c["name"] for c in cols} for (_, name), cols in reflected.items()}
+
     def _refuse_foreign_tables(self, inspector: Any, where: str) -> None:
         """Refuse a database without leadfunnel's version table that has tables named
         like leadfunnel's without their columns (an application's own ``lf_leads``):
@@ -390,12 +396,7 @@ class SqlRepository(RepRowsAdapter):
         ours = [table for table in s.metadata.sorted_tables if table.name in found]
         if not ours:
             return
-        # One query for every table's columns (reflecting them one at a time costs a
-        # round of catalogue queries each: seconds on MariaDB).
-        reflected = inspector.get_multi_columns(
-            schema=self.schema, filter_names=[table.name for table in ours]
-        )
-        columns_of = {name: {c["name"] for c in cols} for (_, name), cols in reflected.items()}
+        columns_of = self._columns_of(inspector, ours)
         foreign = []
         for table in ours:
             columns = columns_of.get(table.name, set())
