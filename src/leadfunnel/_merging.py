@@ -245,9 +245,7 @@ def unmerge(
             f"cannot unmerge {kept.kind} {kept.id}: the deal{'s' if len(closed) > 1 else ''} "
             f"{', '.join(map(str, closed))} that this merge moved to it closed since, and "
             f"{log.other.kind} {log.other.id} would come back as it was before, not as the "
-            "person that deal made: split the two by hand instead (take "
-            f"{log.other.id}'s e-mail and phone off {kept.id} with update() and add that "
-            "person again)"
+            f"person that deal made: split the two by hand instead: {_by_hand(kept, log.other)}"
         )
     deals = []
     for before in log.opportunities_before:
@@ -368,6 +366,13 @@ def _changed_since_merge(
         f"cannot unmerge {kept.kind} {kept.id}: it changed after {other.kind} {other.id} "
         f"was merged into it ({', '.join(changed)}), and unmerge puts both records back "
         f"exactly as they were before the merge, which would undo those changes. {undo}: "
+        + _by_hand(kept, other)
+    )
+
+
+def _by_hand(kept: Lead | Contact, other: Lead | Contact) -> str:
+    """How to split two merged records when unmerge cannot."""
+    return (
         f"take {other.id}'s e-mail and phone off {kept.id} with update() (other_emails, "
         "other_phones) and add that person again"
         + (
