@@ -10,8 +10,10 @@ gave back and :class:`SchemaPool` emptied. All are dropped when the session ends
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -304,3 +306,19 @@ def no_local_constants(monkeypatch: pytest.MonkeyPatch) -> None:
     )
     monkeypatch.setattr(providers, "_get_local_constants", lambda: empty)
     providers.CONSTANTS_CACHE.cache.clear()
+
+
+@pytest.fixture
+def ctrl_c_heard() -> Iterator[None]:
+    """Ctrl-C reaches this test and the commands it starts, even when the tests run with
+    it ignored (started as a background job: ``pytest &`` in a script), which a command
+    keeps, as Python does."""
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signals: main thread")
+    before = signal.getsignal(signal.SIGINT)
+    if before is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)

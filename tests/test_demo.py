@@ -140,7 +140,9 @@ def test_the_command_explains_who_is_who(tmp_path: Path) -> None:
     assert svg.read_text(encoding="utf-8").startswith("<svg")
 
 
-def test_a_demo_interrupted_half_way_leaves_nothing_and_runs_again(tmp_path: Path) -> None:
+def test_a_demo_interrupted_half_way_leaves_nothing_and_runs_again(
+    tmp_path: Path, ctrl_c_heard: None
+) -> None:
     """Ctrl-C during the demo: the database is as it was (one transaction), so the next
     run is not refused as a database that already holds leads."""
     db = f"sqlite:///{tmp_path / 'demo.db'}"
@@ -159,7 +161,7 @@ def test_a_demo_interrupted_half_way_leaves_nothing_and_runs_again(tmp_path: Pat
     assert Funnel(SqlRepository(db)).count("lead") > 0
 
 
-def test_a_ctrl_c_that_python_dropped_still_stops_the_demo() -> None:
+def test_a_ctrl_c_that_python_dropped_still_stops_the_demo(ctrl_c_heard: None) -> None:
     """A KeyboardInterrupt raised inside code a C extension calls back (pydantic-core
     serialising a value) is printed as "Exception ignored" and dropped: about one
     press in 25 went unheard, and the demo ran to its end. The press is recorded, and

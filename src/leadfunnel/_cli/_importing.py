@@ -369,7 +369,8 @@ class _Interrupts:
     A Ctrl-C raised anywhere (Python's default) could land between a chunk's counting
     and the writing of its rejects: the summary then counted rows the rejects file did
     not hold. Off the main thread (no signal handler can be set there) Python's default
-    stays."""
+    stays; an import started with Ctrl-C ignored (a background job) keeps ignoring it,
+    as the other commands do."""
 
     def __init__(self) -> None:
         self.requested = 0
@@ -379,8 +380,13 @@ class _Interrupts:
     def __enter__(self) -> _Interrupts:
         import threading
 
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
+        if threading.current_thread() is not threading.main_thread():
+            return self
+        if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+            return self
+        previous = signal.signal(signal.SIGINT, self._handle)
+        # (None: a handler not set from Python, which cannot be put back: the default.)
+        self._previous = signal.SIG_DFL if previous is None else previous
         return self
 
     def __exit__(self, *exc: object) -> None:
