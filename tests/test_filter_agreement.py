@@ -265,3 +265,24 @@ def test_where_reads_a_phone_as_the_funnel_stores_one(repository: Repository) ->
     written_in_gb = {"first_name": "Sam", "phone": "020 7946 0018", "country": "GB"}
     sam = uk.add(Lead.model_validate(written_in_gb, context={"phone_region": "GB"}))
     assert [lead.id for lead in uk.leads(where={"phone": "020 7946 0018"})] == [sam.id]
+
+
+def test_where_finds_the_last_instants_of_the_calendar(
+    repository: Repository, clock: ManualClock
+) -> None:
+    """SQLite's julianday() rounds to the millisecond and gives NULL past 9999-12-31:
+    its pre-filter must not lose the instants of the calendar's last half-millisecond,
+    stored in UTC or in another offset."""
+    funnel = Funnel(repository, lead_model=Priced, clock=clock)
+    last = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+    behind = timezone(-timedelta(hours=3))
+    stored = [
+        funnel.add(Priced(first_name=str(n), seen=last - timedelta(microseconds=n)))
+        for n in (0, 1, 400, 499, 500, 1000)
+    ]
+    in_offset = funnel.add(Priced(first_name="B", seen=last.astimezone(behind)))
+    assert ids(funnel.leads(where={"seen": last})) == [stored[0].id, in_offset.id]
+    for record, n in zip(stored[1:], (1, 400, 499, 500, 1000), strict=True):
+        at = last - timedelta(microseconds=n)
+        assert ids(funnel.leads(where={"seen": at})) == [record.id], n
+        assert funnel.count("lead", where={"seen": at}) == 1

@@ -140,9 +140,9 @@ def test_bad_arguments_say_what_to_do(funnel: Funnel) -> None:
     refused = "no rep list 'no_shows'; choose one of: not_sat"
     with pytest.raises(InvalidArgumentError, match=refused):
         funnel.rep_list("no_shows")
-    with pytest.raises(ValueError, match="min_age_days must be a whole number"):
+    with pytest.raises(InvalidArgumentError, match="min_age_days=-1: give a whole number"):
         funnel.rep_list("not_sat", min_age_days=-1)
-    with pytest.raises(ValueError, match="limit must be a whole number"):
+    with pytest.raises(InvalidArgumentError, match="limit=-1: give a whole number"):
         funnel.rep_list("not_sat", limit=-1)
     assert len(funnel.rep_list("not_sat")) == 0
     assert "(nobody)" in str(funnel.rep_list("not_sat"))

@@ -1088,7 +1088,7 @@ class Funnel:
             owner=owner,
             min_age_days=min_age_days,
             max_age_days=max_age_days,
-            limit=limit,
+            limit=_limit(limit),
         )
 
 

@@ -155,7 +155,7 @@ class RepList(Serialised, Sequence[RepListItem]):
         """
         edges = list(bounds)
         if not edges or any(b < 0 for b in edges) or edges != sorted(set(edges)):
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"age bounds must be increasing whole days >= 0, not {tuple(bounds)!r}"
             )
         labels = []
@@ -252,14 +252,21 @@ def build_rep_list(
         ) from None
     for label, days in (("min_age_days", min_age_days), ("max_age_days", max_age_days)):
         if days is not None and (isinstance(days, bool) or not isinstance(days, int) or days < 0):
-            raise ValueError(f"{label} must be a whole number of days >= 0, not {days!r}")
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
-        raise ValueError(f"limit must be a whole number >= 0, not {limit!r}")
+            raise InvalidArgumentError(f"{label}={days!r}: give a whole number of days, 0 or more")
     # age_days is the whole days from since to at: age >= m means since <= at - m days,
-    # age <= m means since > at - (m + 1) days (the repository's bounds are since <= x < until).
+    # age <= m means since > at - (m + 1) days (the repository's bounds are since <= x <
+    # until). Whoever got into the list's situation after ``at`` is not on the list for
+    # ``at``: an age is never negative. Bounds past either end of the calendar (the year
+    # 1, the year 9999) leave nobody (an age older than the calendar) or bound nothing.
     tick = timedelta(microseconds=1)
-    entered_until = None if min_age_days is None else at - timedelta(days=min_age_days) + tick
-    entered_since = None if max_age_days is None else at - timedelta(days=max_age_days + 1) + tick
+    latest = at if min_age_days is None else _days_before(at, min_age_days)
+    if latest is None:
+        return RepList(kind, at, ())
+    entered_until = _after(latest, tick)
+    entered_since = None
+    if max_age_days is not None:
+        earliest = _days_before(at, max_age_days + 1)
+        entered_since = None if earliest is None else earliest + tick
     rows = repository.rep_list(
         kind.value,
         now=at,
@@ -273,6 +280,22 @@ def build_rep_list(
         {row.record.contact_id for row in rows if isinstance(row.record, Opportunity)}
     )
     return RepList(kind, at, tuple(_item(kind, row, at, people) for row in rows))
+
+
+def _days_before(at: datetime, days: int) -> datetime | None:
+    """``days`` whole days before ``at``; None before the first day of the calendar."""
+    try:
+        return at - timedelta(days=days)
+    except OverflowError:
+        return None
+
+
+def _after(at: datetime, tick: timedelta) -> datetime | None:
+    """``at`` plus ``tick``; None (no bound) past the last moment of the calendar."""
+    try:
+        return at + tick
+    except OverflowError:
+        return None
 
 
 def _item(
@@ -302,7 +325,7 @@ def _item(
         setter=setter,
         state=state,
         since=row.since,
-        age_days=max(0, (at - row.since).days),
+        age_days=(at - row.since).days,
         appointment_at=appointment_at,
         amount=amount,
         lost_reason=lost_reason,

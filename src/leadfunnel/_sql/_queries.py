@@ -567,7 +567,12 @@ class DocField:
             # SQLite's julianday() (to the millisecond) first: lf_instant, a Python
             # call, only for the rows within a second of the instant.
             day = (value - s.EPOCH) / timedelta(days=1) + _JULIAN_EPOCH
-            near = sa.func.julianday(self.text()).between(day - _SECOND, day + _SECOND)
+            julian = sa.func.julianday(self.text())
+            near: Any = julian.between(day - _SECOND, day + _SECOND)
+            if value >= _LAST_SECOND:
+                # julianday() rounds to the millisecond, and is NULL for an instant it
+                # rounds past 9999-12-31: those rows go to the exact comparison too.
+                near = sa.or_(near, julian.is_(None))
             return sa.and_(near, exact)
         # MariaDB: the local date first (an offset moves it a day at most), a plain
         # text comparison, so that the long conversion runs for the rows near only.
@@ -611,6 +616,8 @@ class DocField:
 #: The Julian day of 1970-01-01T00:00Z, and one second in days (see DocField.equals).
 _JULIAN_EPOCH = 2440587.5
 _SECOND = 1 / 86400
+# The last second of the calendar, where julianday() may round past its end.
+_LAST_SECOND = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
 
 
 def _in_utc(value: datetime) -> bool:
