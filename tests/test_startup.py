@@ -118,3 +118,67 @@ def test_text_of_two_lengths_is_not_one_cached_statement() -> None:
         "SELECT CAST(NULL AS VARCHAR(20)) AS anon_1",
         "SELECT CAST(NULL AS VARCHAR(200)) AS anon_1",
     ]
+
+
+# --- the command line: each command's module is imported when that command runs -------
+
+COMMANDS = (
+    "demo",
+    "diagram",
+    "due",
+    "erase",
+    "events",
+    "export-person",
+    "import",
+    "list",
+    "migrate",
+    "qualify",
+    "report",
+)
+
+
+def test_a_command_imports_only_its_own_module(tmp_path: Any) -> None:
+    from click.testing import CliRunner
+
+    from leadfunnel._cli import main
+
+    db = f"sqlite:///{tmp_path / 'funnel.db'}"
+    assert CliRunner().invoke(main, ["migrate", "--db", db]).exit_code == 0
+    code = (
+        "import sys\n"
+        "from leadfunnel._cli import main\n"
+        "try:\n"
+        f"    main(['report', '--db', {db!r}])\n"
+        "except SystemExit as exit:\n"
+        "    assert exit.code == 0, exit.code\n"
+        "print(sorted(m for m in sys.modules if m.startswith('leadfunnel._cli.')))"
+    )
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert found.returncode == 0, found.stderr
+    assert (
+        found.stdout.splitlines()[-1] == "['leadfunnel._cli._common', 'leadfunnel._cli._reporting']"
+    )
+
+
+def test_the_help_lists_every_command_with_its_short_help() -> None:
+    from click.testing import CliRunner
+
+    from leadfunnel._cli import main
+
+    listed = CliRunner().invoke(main, ["--help"]).output.split("Commands:\n")[1].splitlines()
+    assert [line.split()[0] for line in listed] == list(COMMANDS)
+    assert sorted(main.commands) == list(COMMANDS)
+    for line, name in zip(listed, COMMANDS, strict=True):
+        shown = line.split(None, 1)[1].removesuffix("...")
+        assert len(shown) > 20, line
+        assert main.commands[name].get_short_help_str(limit=1000).startswith(shown), line
+
+
+def test_a_mistyped_command_is_still_given_the_right_name() -> None:
+    from click.testing import CliRunner
+
+    from leadfunnel._cli import main
+
+    result = CliRunner().invoke(main, ["repor"])
+    assert result.exit_code == 2
+    assert "No such command 'repor'. Did you mean 'report'?" in result.stderr

@@ -10,26 +10,53 @@ This module holds the ``main`` group; the commands live by what they are about:
 ``_reporting`` (report, due, list), ``_database`` (migrate, events) and ``_privacy``
 (erase, export-person), with what they share in ``_common``. What only some commands
 need (SQLAlchemy above all) is imported inside them, when they run: ``--help`` and
-``diagram`` stay quick.
+``diagram`` stay quick. Each command's module is imported when the command is first
+looked up (click's "lazy group"): ``report`` does not load the import's machinery.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
+from collections.abc import Iterator, MutableMapping
 from typing import Any
 
 import click
 
 from ._common import fail
-from ._database import events, migrate
-from ._demo import demo, diagram
-from ._importing import import_
-from ._privacy import erase, export_person
-from ._qualifying import qualify
-from ._reporting import due, list_, report
 
 __all__ = ["main"]
+
+
+class _Commands(MutableMapping[str, click.Command]):
+    """The group's commands by name, each imported from its module (``module:name``
+    in this package) the first time it is looked up. Every name is there from the
+    start, for ``--help``, completion and "Did you mean" suggestions."""
+
+    def __init__(self, where: dict[str, str]) -> None:
+        self._commands: dict[str, click.Command | str] = dict(where)
+
+    def __getitem__(self, name: str) -> click.Command:
+        found = self._commands[name]
+        if not isinstance(found, str):
+            return found
+        module, _, attribute = found.partition(":")
+        command: click.Command = getattr(importlib.import_module(module, __name__), attribute)
+        self._commands[name] = command
+        return command
+
+    def __setitem__(self, name: str, command: click.Command) -> None:
+        self._commands[name] = command
+
+    def __delitem__(self, name: str) -> None:
+        del self._commands[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._commands)
+
+    def __len__(self) -> int:
+        return len(self._commands)
 
 
 class _OneLineErrors(click.Group):
@@ -56,7 +83,25 @@ class _OneLineErrors(click.Group):
         sys.exit(code if isinstance(code, int) else 0)
 
 
-@click.group(cls=_OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=_OneLineErrors,
+    commands=_Commands(
+        {
+            "demo": "._demo:demo",
+            "import": "._importing:import_",
+            "qualify": "._qualifying:qualify",
+            "due": "._reporting:due",
+            "report": "._reporting:report",
+            "list": "._reporting:list_",
+            "diagram": "._demo:diagram",
+            "migrate": "._database:migrate",
+            "events": "._database:events",
+            "erase": "._privacy:erase",
+            "export-person": "._privacy:export_person",
+        }
+    ),
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.version_option(package_name="leadfunnel")
 def main() -> None:
     """Run a sales lead funnel from the command line.
@@ -67,22 +112,6 @@ def main() -> None:
       leadfunnel report --by setter
       leadfunnel due
     """
-
-
-for _command in (
-    demo,
-    import_,
-    qualify,
-    due,
-    report,
-    list_,
-    diagram,
-    migrate,
-    events,
-    erase,
-    export_person,
-):
-    main.add_command(_command)
 
 
 def run() -> None:  # pragma: no cover - console entry point wrapper
