@@ -18,6 +18,8 @@ from pydantic import Field
 
 from conftest import person
 from leadfunnel import Funnel, InvalidArgumentError, Lead, Repository, SqlRepository, StorageError
+from leadfunnel._repository import fold_name
+from leadfunnel.storage import trait_key
 from leadfunnel.testing import ManualClock
 
 
@@ -200,8 +202,10 @@ def test_a_company_longer_once_case_folded_stores_and_matches(
     funnel = Funnel(repository, clock=clock)
     a = funnel.add(Lead(first_name="Ann", company=LONG, last_name=LONG))
     b = funnel.add(Lead(first_name="Bea", company=LONG.lower()))
+    assert len(trait_key(LONG, "company") or "") == 200 < len(fold_name(LONG))
     # The same first 200 folded characters, another name after them.
-    other = LONG[:-2] + "xy"
+    other = LONG[:-1] + "x"
+    assert fold_name(other)[:200] == fold_name(LONG)[:200] != fold_name(other)
     c = funnel.add(Lead(first_name="Cy", company=other))
     report = funnel.import_leads([{"first_name": "Dee", "company": LONG, "last_name": LONG}])
     assert len(report.added) == 1
@@ -225,14 +229,28 @@ def test_an_e_mail_domain_longer_once_case_folded_stores_and_matches(
     assert ids(funnel.similar(a)) == [b.id]
 
 
-def test_sqlite_still_matches_a_long_key_stored_whole_before(tmp_path: Any) -> None:
-    repository = SqlRepository(f"sqlite:///{tmp_path / 'old.db'}")
+def test_long_keys_sqlite_stored_whole_are_cut_by_version_6(tmp_path: Any) -> None:
+    """SQLite checks no length: a release before keys were cut stored them whole.
+    Version 6 rewrites every trait key, cut, so such people are found again."""
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    repository = SqlRepository(url)
     funnel = Funnel(repository)
-    lead = funnel.add(Lead(first_name="Ann", company=LONG))
+    domain = ".".join(["ΐ" * 41] * 3) + ".de"  # 374 characters once case-folded
+    lead = funnel.add(Lead(first_name="Ann", company=LONG, email=f"a@{domain}"))
     with repository.engine.begin() as conn:  # as a release that kept keys whole wrote it
-        conn.execute(sa.text("UPDATE lf_leads SET company_key = :k"), {"k": LONG.casefold()})
-    assert ids(repository.people_like(company=LONG)) == [lead.id]
+        conn.execute(
+            sa.text("UPDATE lf_leads SET company_key = :k, email_domain = :d"),
+            {"k": LONG.casefold(), "d": domain.casefold()},
+        )
+        conn.execute(sa.text("UPDATE lf_schema SET version = 5"))
+    assert ids(repository.people_like(company=LONG)) == []
     repository.close()
+    upgraded = SqlRepository(url)
+    try:
+        assert ids(upgraded.people_like(company=LONG)) == [lead.id]
+        assert ids(upgraded.people_like(email_domain=domain)) == [lead.id]
+    finally:
+        upgraded.close()
 
 
 def test_a_value_the_database_refuses_is_not_reported_as_a_connection_problem() -> None:

@@ -25,7 +25,7 @@ from ._errors import (
 from ._leads import SWEET_SPOT
 from ._lifecycle import LEAD
 from ._models import Contact, Lead, Opportunity, is_avoided, new_id, state_of
-from ._repository import ChangeSet, MergeLog, Move, Repository
+from ._repository import ChangeSet, MergeLog, Move, Repository, fold_name
 
 __all__ = ["FREE_MAIL_DOMAINS", "merge", "similar", "unmerge"]
 
@@ -98,8 +98,10 @@ def similar(
         and record.id not in (getattr(other, "contact_id", None), getattr(other, "lead_id", None))
         and getattr(other, "contact_id", None) not in linked
     ]
-    name = record.full_name.casefold()
-    company = record.company.strip().casefold() if record.company else None
+    # Names and companies compared as the store finds them (case, accents, spaces and
+    # punctuation aside: see trait_key), but whole.
+    name = fold_name(record.full_name)
+    company = fold_name(record.company) if record.company else None
     scored: list[tuple[float, Lead | Contact]] = []
     for other in candidates:
         if other.id == record.id:
@@ -110,9 +112,9 @@ def similar(
         score = 0.0
         if domain and other.email and other.email.rpartition("@")[2].lower() == domain:
             score += 0.25
-        if company and other.company and company == other.company.strip().casefold():
+        if company and other.company and company == fold_name(other.company):
             score += 0.2
-        other_name = other.full_name.casefold()
+        other_name = fold_name(other.full_name)
         if name and other_name:
             ratio = difflib.SequenceMatcher(None, name, other_name).ratio()
             if ratio >= 0.8:

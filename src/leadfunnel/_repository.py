@@ -58,7 +58,9 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import re
 import threading
+import unicodedata
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
@@ -1220,15 +1222,33 @@ TRAIT_KEY_LENGTH = {"email_domain": 255, "company": 200, "last_name": 200}
 
 
 def trait_key(value: str | None, trait: str) -> str | None:
-    """``value`` as :meth:`Repository.people_like` compares it: trimmed, case-folded and
-    cut to ``TRAIT_KEY_LENGTH[trait]`` characters (``None`` for no value). Case-folding
-    may lengthen a text (``"ß"`` is ``"ss"``): a valid 200-character company keeps its
-    first 200 folded characters, on every adapter alike, so such a key may match a
-    company that differs only after them (``funnel.similar`` then compares the whole
-    names)."""
+    """``value`` as :meth:`Repository.people_like` compares it, cut to
+    ``TRAIT_KEY_LENGTH[trait]`` characters (``None`` for no value, or nothing left).
+
+    An e-mail domain is trimmed and case-folded. A company or last name is read as
+    duplicate searches read names (:func:`fold_name`): case, accents, spaces and
+    punctuation aside, so "O'Connell" meets "Oconnell", "Acme, Inc." meets "ACME Inc",
+    and a name typed on one system meets the same name decomposed by another (NFD, as
+    macOS writes it). Folding may lengthen a text (``"ß"`` is ``"ss"``): a valid
+    200-character company keeps its first 200 folded characters, on every adapter
+    alike, so such a key may match a company that differs only after them
+    (``funnel.similar`` then compares the whole names)."""
     if not value:
         return None
-    return value.strip().casefold()[: TRAIT_KEY_LENGTH[trait]] or None
+    folded = value.strip().casefold() if trait == "email_domain" else fold_name(value)
+    return folded[: TRAIT_KEY_LENGTH[trait]] or None
+
+
+#: What :func:`fold_name` leaves out of a decomposed, case-folded name: everything but
+#: letters and digits (combining accents, spaces, punctuation, symbols, underscores).
+_NOT_LETTER_OR_DIGIT = re.compile(r"[\W_]+")
+
+
+def fold_name(text: str) -> str:
+    """``text`` as duplicate searches compare names: compatibility-decomposed (NFKD),
+    case-folded, its letters and digits only (``"  José O'Connell-Müller "`` is
+    ``"joseoconnellmuller"``)."""
+    return _NOT_LETTER_OR_DIGIT.sub("", unicodedata.normalize("NFKD", text).casefold())
 
 
 def check_rep_list(kind: str) -> None:

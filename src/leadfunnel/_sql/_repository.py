@@ -50,7 +50,6 @@ from .._periods import month_of
 from .._repository import (
     DO_NOT_CALL,
     NO_VALUE,
-    TRAIT_KEY_LENGTH,
     ChangeSet,
     Cursor,
     FollowUpCandidate,
@@ -1344,16 +1343,6 @@ class SqlRepository(RepRowsAdapter):
             if key is None:
                 continue
             traits.append(column == key)
-            length = TRAIT_KEY_LENGTH[trait]
-            if self.dialect == "sqlite" and len(key) == length:
-                # SQLite kept a longer key whole before keys were cut (it checks no
-                # length): such a row matches by its first characters.
-                traits.append(
-                    sa.and_(
-                        sa.func.length(column) > length,
-                        sa.func.substr(column, 1, length) == key,
-                    )
-                )
         if not traits:
             return []
         query = (

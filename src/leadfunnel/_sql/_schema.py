@@ -30,12 +30,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Dialect
 
 from .._lifecycle import funnel_steps
-from .._repository import TRAIT_KEY_LENGTH
+from .._repository import TRAIT_KEY_LENGTH, trait_key
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "Document", "is_document", "metadata", "start_counter"]
 
 #: The version of the schema this code writes.
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 
 class UtcDateTime(sa.TypeDecorator[datetime]):
@@ -551,6 +551,43 @@ def _reaches_unqualified(subject: str, doc: Any) -> bool:
     return "unqualified" in funnel_steps(subject, data.get("source"), data.get("dest"))
 
 
+def _to_v6(conn: Connection) -> None:
+    """Version 6: the people's trait keys (``trait_key``) as duplicate searches now read
+    names: a company's and a last name's accents, spaces and punctuation aside, and
+    decomposed text as composed. Every key is also cut to its column's length (SQLite,
+    which checks no length, kept longer ones whole before they were cut). Only the rows
+    whose keys change are written; a run cut off half way leaves the rest to the next."""
+    for table in (leads, contacts):
+        c = table.c
+        query = sa.select(c.seq, c.doc, c.email_domain, c.company_key, c.last_name_key)
+        for rows in _pages(conn, query, c.seq):
+            changed = []
+            for seq, doc, *stored in rows:
+                keys = _trait_keys(_doc(doc))
+                if keys != tuple(stored):
+                    changed.append({"key": seq, **dict(zip(_TRAIT_COLUMNS, keys, strict=True))})
+            if changed:
+                conn.execute(
+                    sa.update(table)
+                    .where(c.seq == sa.bindparam("key"))
+                    .values({name: sa.bindparam(name) for name in _TRAIT_COLUMNS}),
+                    changed,
+                )
+
+
+_TRAIT_COLUMNS = ("email_domain", "company_key", "last_name_key")
+
+
+def _trait_keys(data: dict[str, Any]) -> tuple[str | None, str | None, str | None]:
+    """A person's trait columns from its stored document, as ``record_row`` writes them."""
+    email = data.get("email")
+    return (
+        trait_key(email.rpartition("@")[2], "email_domain") if email else None,
+        trait_key(data.get("company"), "company"),
+        trait_key(data.get("last_name"), "last_name"),
+    )
+
+
 #: ``MIGRATIONS[n]`` upgrades a database at version ``n - 1`` to version ``n``, inside
 #: the transaction that opens it.
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
@@ -558,4 +595,5 @@ MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     3: _to_v3,
     4: _to_v4,
     5: _to_v5,
+    6: _to_v6,
 }

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import threading
+import unicodedata
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -1237,6 +1238,13 @@ class RepositoryContract(ABC):
         assert ids(company="acme", kind="contact") == [k.id]
         assert ids(company="acme", limit=1) == [a.id]
         assert ids() == []
+        # Names as people type them on different systems (trait_key): case, accents,
+        # spaces and punctuation aside, decomposed text (NFD) as composed.
+        e = lead(6, email="e@cafe.example.com", company="Café Müller, Inc.", last_name="O'Connell")
+        add(repo, e)
+        decomposed = unicodedata.normalize("NFD", "cafe  MÜLLER inc")
+        assert ids(company=decomposed) == [e.id], "people_like must compare trait_key()s"
+        assert ids(last_name="Oconnell") == [e.id], "people_like must compare trait_key()s"
         # An edit moves a person to other traits: people_like reads them as they are now,
         # not as they were inserted (a trait column written by the INSERT only).
         moved = bump(a, company="Zed", last_name="Smith", email="ann@else.example.com")
