@@ -9,6 +9,7 @@ gave back and :class:`SchemaPool` emptied. All are dropped when the session ends
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import signal
@@ -96,6 +97,19 @@ def run_leadfunnel(where: Any, *arguments: str) -> subprocess.CompletedProcess[s
         timeout=120,
         env={"PYTHONPATH": str(where), "PATH": "/usr/bin:/bin"},
     )
+
+
+def runpytest_here(pytester: pytest.Pytester, *arguments: str) -> pytest.RunResult:
+    """``pytest ARGUMENTS`` on ``pytester``'s directory in this process: a new process
+    costs 1.5 s of start-up (pytest, its plugins, leadfunnel), more than the runs the
+    toolkit's tests make. The leadfunnel plugin is then the one this process loaded,
+    checked to be the source tree's (an editable install may have made a copy of it).
+    What must start afresh (what a module imported before rewrites, the plugin as a
+    user's own run loads it) runs in a process of its own."""
+    plugin = importlib.import_module("leadfunnel_pytest")
+    source = Path(__file__).resolve().parent.parent / "src"
+    assert Path(str(plugin.__file__)).resolve().parent == source, plugin.__file__
+    return pytester.runpytest_inprocess(*arguments)
 
 
 def make_repository(kind: str, tmp_path: Any) -> Repository:

@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import leadfunnel
+from conftest import runpytest_here
 from leadfunnel import (
     Contact,
     Funnel,
@@ -248,10 +249,11 @@ def test_backend(funnel, request):
 @pytest.mark.slow  # scheduled first: see conftest
 def test_a_users_test_file_runs_with_the_plugin(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_user=USER_TEST)
+    # In a process of its own, as a user runs it: the plugin loaded afresh, by pytest.
     result = pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=3)
-    on_sqlite = pytester.runpytest_subprocess(
-        "-q", "-p", "no:cacheprovider", "--leadfunnel-backend=sqlite"
+    on_sqlite = runpytest_here(
+        pytester, "-q", "-p", "no:cacheprovider", "--leadfunnel-backend=sqlite"
     )
     on_sqlite.assert_outcomes(passed=3)
 
@@ -335,8 +337,8 @@ def test_the_docs_plugin_example_runs_with_the_plugin(pytester: pytest.Pytester)
     (example,) = re.findall(r"```python\n(# test_my_funnel\.py.*?)```", page, re.DOTALL)
     pytester.makepyfile(test_my_funnel=example)
     for backend in ("memory", "sqlite"):
-        result = pytester.runpytest_subprocess(
-            "-q", "-p", "no:cacheprovider", f"--leadfunnel-backend={backend}"
+        result = runpytest_here(
+            pytester, "-q", "-p", "no:cacheprovider", f"--leadfunnel-backend={backend}"
         )
         result.assert_outcomes(passed=1)
 
@@ -390,7 +392,7 @@ def test_the_marker_and_the_engine_fixture_configure_the_funnel(
     pytester: pytest.Pytester,
 ) -> None:
     pytester.makepyfile(test_markers=MARKERS)
-    result = pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider", "-rE")
+    result = runpytest_here(pytester, "-q", "-p", "no:cacheprovider", "-rE")
     result.assert_outcomes(passed=4, errors=1)
     result.stdout.fnmatch_lines(["*leadfunnel backend must be memory or sqlite, not 'postgres'*"])
 

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from pydantic import Field
 
-import leadfunnel
+from conftest import runpytest_here
 from leadfunnel import (
     Channel,
     Contact,
@@ -108,9 +108,7 @@ def test_deal_histories_win_and_lose_in_most_examples() -> None:
     assert share.get("lost", 0) >= 0.4, share
 
 
-def test_replay_tells_hypothesis_what_each_example_reached(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_replay_tells_hypothesis_what_each_example_reached(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         test_reached="""
 from hypothesis import given, settings
@@ -125,12 +123,8 @@ def test_replayed(make_funnel, history):
 """
     )
     # The plugin from the source tree, not a copy an editable install may have made.
-    source = str(Path(leadfunnel.__file__).resolve().parents[1])
-    monkeypatch.setenv(
-        "PYTHONPATH", os.pathsep.join(filter(None, [source, os.environ.get("PYTHONPATH")]))
-    )
-    result = pytester.runpytest_subprocess(
-        "-q", "-p", "no:cacheprovider", "--hypothesis-show-statistics"
+    result = runpytest_here(
+        pytester, "-q", "-p", "no:cacheprovider", "--hypothesis-show-statistics"
     )
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(

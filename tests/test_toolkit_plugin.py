@@ -3,25 +3,20 @@
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
 import pytest
 
-import leadfunnel
+from conftest import runpytest_here
 
 pytest_plugins = ["pytester"]
 
-# The plugin as it is in the source tree (an editable install may hold a copy made when
-# it was installed: see the report of issue 20).
-SOURCE = str(Path(leadfunnel.__file__).resolve().parents[1])
 
-
-def run(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, *args: str) -> pytest.RunResult:
-    path = os.pathsep.join(p for p in (SOURCE, os.environ.get("PYTHONPATH")) if p)
-    monkeypatch.setenv("PYTHONPATH", path)
-    return pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider", "-rfE", *args)
+def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    # The plugin as it is in the source tree (an editable install may hold a copy made
+    # when it was installed: see the report of issue 20), checked by runpytest_here.
+    return runpytest_here(pytester, "-q", "-p", "no:cacheprovider", "-rfE", *args)
 
 
 USER_TESTS = """
@@ -113,11 +108,11 @@ def test_the_funnel_fixture_is_refused_under_given(funnel, lead):
 
 
 def test_make_funnel_serves_given_tests_a_fresh_funnel_per_example(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+    pytester: pytest.Pytester,
 ) -> None:
     # On the configured backend (the default, memory, serves the docs' example below).
     pytester.makepyfile(test_user=USER_TESTS)
-    result = run(pytester, monkeypatch, "--leadfunnel-backend=sqlite")
+    result = run(pytester, "--leadfunnel-backend=sqlite")
     result.assert_outcomes(passed=6, failed=1)
     # The one failure is the function-scoped `funnel` under @given: why make_funnel exists.
     result.stdout.fnmatch_lines(
@@ -130,12 +125,12 @@ def test_make_funnel_serves_given_tests_a_fresh_funnel_per_example(
 
 
 def test_the_docs_given_example_runs_and_shows_what_it_reached(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+    pytester: pytest.Pytester,
 ) -> None:
     page = (Path(__file__).parent.parent / "docs" / "testing.md").read_text(encoding="utf-8")
     (example,) = re.findall(r"```python\n(# test_properties\.py.*?)```", page, re.DOTALL)
     pytester.makepyfile(test_properties=example)
-    result = run(pytester, monkeypatch, "--hypothesis-show-statistics")
+    result = run(pytester, "--hypothesis-show-statistics")
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(
         [
