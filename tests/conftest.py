@@ -240,7 +240,7 @@ class SchemaPool:
                 )
                 with conn.begin():
                     conn.exec_driver_sql(
-                        "SET LOCAL lock_timeout = '2s'"
+                        "SET LOCAL lock_timeout = '2s'; SET LOCAL synchronous_commit = off"
                         if self.kind == "postgres"
                         else "SET SESSION innodb_lock_wait_timeout = 2"
                     )
@@ -255,16 +255,18 @@ class SchemaPool:
 
     def _structure(self, conn: sa.Connection, name: str) -> list[tuple[Any, ...]]:
         """The tables, columns and indexes of the schema ``name`` (PostgreSQL's from its
-        catalogue: its information_schema views take 30 ms)."""
+        catalogue: its information_schema views take 30 ms). On PostgreSQL, the schema's
+        classes found by their index, then each one's columns by theirs: joins left to
+        the planner scanned the whole of pg_class and pg_attribute (7 ms, not 1, once
+        many schemas had come and gone)."""
         if self.kind == "postgres":
             queries = [
                 "SELECT c.relname, c.relkind, a.attname, format_type(a.atttypid, a.atttypmod), "
-                "a.attnotnull FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
-                "JOIN pg_namespace n ON n.oid = c.relnamespace "
-                "WHERE n.nspname = :name AND a.attnum > 0 AND NOT a.attisdropped",
-                "SELECT c.relname, replace(pg_get_indexdef(i.indexrelid), :name, '') "
-                "FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
-                "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = :name",
+                "a.attnotnull FROM pg_class c CROSS JOIN LATERAL (SELECT * FROM pg_attribute a "
+                "WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped OFFSET 0) a "
+                "WHERE c.relnamespace = to_regnamespace(:name)",
+                "SELECT c.relname, replace(pg_get_indexdef(c.oid), :name, '') FROM pg_class c "
+                "WHERE c.relnamespace = to_regnamespace(:name) AND c.relkind IN ('i', 'I')",
             ]
         else:
             queries = [
