@@ -116,9 +116,7 @@ def make_repository(kind: str, tmp_path: Any) -> Repository:
     if kind == "memory":
         return InMemoryRepository()
     if kind == "sqlite":
-        path = Path(tmp_path) / "funnel.db"
-        shutil.copyfile(sqlite_template(), path)
-        return SqlRepository(f"sqlite:///{path}")
+        return SqlRepository(new_sqlite_url(Path(tmp_path) / "funnel.db"))
     if kind in SERVER_URLS:
         return server_repository(kind)
     raise ValueError(kind)
@@ -138,6 +136,12 @@ def sqlite_template() -> Path:
         assert [p.name for p in path.parent.iterdir()] == [path.name]  # one file is all
         _SQLITE_TEMPLATE.append(path)
     return _SQLITE_TEMPLATE[0]
+
+
+def new_sqlite_url(path: Path) -> str:
+    """The URL of a new SQLite store at ``path``: a copy of :func:`sqlite_template`."""
+    shutil.copyfile(sqlite_template(), path)
+    return f"sqlite:///{path}"
 
 
 def server_repository(kind: str, *, new: bool = False) -> SqlRepository:

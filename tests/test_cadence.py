@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import T0, person
+from conftest import T0, new_sqlite_url, person
 from leadfunnel import (
     BusinessHours,
     CadencePolicy,
@@ -707,7 +707,7 @@ def test_property_due_iff_in_cadence_and_under_the_limit_on_sqlite(
 ) -> None:
     clock = ManualClock(T0)
     with tempfile.TemporaryDirectory() as folder:
-        repository = SqlRepository(f"sqlite:///{Path(folder) / 'funnel.db'}")
+        repository = SqlRepository(new_sqlite_url(Path(folder) / "funnel.db"))  # a new store
         try:
             _run_sequence(Funnel(repository, clock=clock), clock, kind, ops)
         finally:

@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
+from conftest import new_sqlite_url
 from leadfunnel import (
     Channel,
     Funnel,
@@ -77,7 +78,7 @@ class SameAnswers(RuleBasedStateMachine):
         self.folder = tempfile.TemporaryDirectory()
         engine = QualificationEngine.from_dict(ENGINE)
         self.clocks = [ManualClock(START), ManualClock(START)]
-        self.sql_repository = SqlRepository(f"sqlite:///{Path(self.folder.name) / 'f.db'}")
+        self.sql_repository = SqlRepository(new_sqlite_url(Path(self.folder.name) / "f.db"))
         self.funnels = [
             Funnel(InMemoryRepository(), engine=engine, clock=self.clocks[0]),
             Funnel(self.sql_repository, engine=engine, clock=self.clocks[1]),

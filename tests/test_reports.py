@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from conftest import T0, person
+from conftest import T0, new_sqlite_url, person
 from leadfunnel import (
     FUNNEL_STEPS,
     Channel,
@@ -370,7 +370,7 @@ def test_sql_counts_equal_memory_counts_and_steps_never_grow(
 ) -> None:
     memory = Funnel(InMemoryRepository(), clock=ManualClock(T0))
     path: Path = tmp_path_factory.mktemp("report") / "f.db"
-    sql = Funnel(SqlRepository(f"sqlite:///{path}"), clock=ManualClock(T0))
+    sql = Funnel(SqlRepository(new_sqlite_url(path)), clock=ManualClock(T0))
     replay(memory, history)
     replay(sql, history)
     for by in (None, "source", "owner", "setter", "month"):

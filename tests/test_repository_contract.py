@@ -7,18 +7,17 @@ schema (PostgreSQL) or database (MariaDB), empty, from the pool in ``conftest``.
 
 from __future__ import annotations
 
-import shutil
 from uuid import uuid4
 
 import pytest
 
 from conftest import (
     SERVER_URLS,
+    new_sqlite_url,
     open_server,
     release_repository,
     server_name,
     server_repository,
-    sqlite_template,
 )
 from leadfunnel import InMemoryRepository, Repository, SqlRepository
 from leadfunnel.testing import RepositoryContract
@@ -32,9 +31,7 @@ class TestInMemoryRepository(RepositoryContract):
 class TestSqliteRepository(RepositoryContract):
     def create_repository(self) -> Repository:
         # A copy of a new store's file (see conftest.sqlite_template): 1 ms, not 30.
-        path = self.tmp_path / f"{uuid4().hex}.db"
-        shutil.copyfile(sqlite_template(), path)
-        return SqlRepository(f"sqlite:///{path}")
+        return SqlRepository(new_sqlite_url(self.tmp_path / f"{uuid4().hex}.db"))
 
     def reopen_repository(self, repository: Repository) -> Repository:
         assert isinstance(repository, SqlRepository)

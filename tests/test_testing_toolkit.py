@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import leadfunnel
-from conftest import runpytest_here
+from conftest import new_sqlite_url, runpytest_here
 from leadfunnel import (
     Contact,
     Funnel,
@@ -104,7 +104,7 @@ def test_a_history_replays_alike_in_memory_and_on_sqlite(
 ) -> None:
     memory = Funnel(InMemoryRepository(), clock=ManualClock(START))
     path = tmp_path_factory.mktemp("history") / "f.db"
-    sql = Funnel(SqlRepository(f"sqlite:///{path}"), clock=ManualClock(START))
+    sql = Funnel(SqlRepository(new_sqlite_url(path)), clock=ManualClock(START))
     replay(memory, history)
     replay(sql, history)
     counts = {n: s.count for n, s in memory.report().steps.items()}

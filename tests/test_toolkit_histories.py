@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from pydantic import Field
 
-from conftest import runpytest_here
+from conftest import new_sqlite_url, runpytest_here
 from leadfunnel import (
     Channel,
     Contact,
@@ -490,7 +490,7 @@ def test_a_deal_history_reports_alike_in_memory_and_on_sqlite(
 ) -> None:
     memory = Funnel(InMemoryRepository(), clock=ManualClock(START))
     path = tmp_path_factory.mktemp("deals") / "f.db"
-    sql = Funnel(SqlRepository(f"sqlite:///{path}"), clock=ManualClock(START))
+    sql = Funnel(SqlRepository(new_sqlite_url(path)), clock=ManualClock(START))
     try:
         replay(memory, history)
         replay(sql, history)
