@@ -292,8 +292,29 @@ def test_with_no_date_to_tell_the_default_is_said(tmp_path: Path) -> None:
     (a,) = source.rows()
     assert a.fields["created_at"] == datetime(2024, 5, 3, tzinfo=UTC)
     (note,) = source.notes()
-    assert note.startswith("Dates such as 05/03/2024 were read month first (M/D/YYYY), the ")
-    assert note.endswith("if they are day first, import the file again with --day-first")
+    assert note.startswith("Dates such as 05/03/2024 were read month first (M/D/YYYY), as ")
+    assert "importing the file again changes nothing" in note
+    assert note.endswith("give such a file --day-first the first time")
+
+
+def test_with_no_date_to_tell_a_semicolon_file_is_read_day_first(tmp_path: Path) -> None:
+    """Spreadsheets write semicolon-separated files where a comma is the decimal mark:
+    in Europe, which writes the day first."""
+    text = (
+        "First Name;Email;Create Date\nA;a@x.example.com;05/03/2024\nB;b@x.example.com;01/12/2023\n"
+    )
+    source = open_csv(write(tmp_path, text))
+    a, b = source.rows()
+    assert a.fields["created_at"] == datetime(2024, 3, 5, tzinfo=UTC)
+    assert b.fields["created_at"] == datetime(2023, 12, 1, tzinfo=UTC)
+    (note,) = source.notes()
+    assert note.startswith("Dates such as 05/03/2024 were read day first (D/M/YYYY), as ")
+    assert note.endswith("give such a file --month-first the first time")
+    # A date that tells, or the option, still decides.
+    told = open_csv(write(tmp_path, text + "C;c@x.example.com;3/15/2024\n"))
+    assert [r.fields["created_at"].month for r in told.rows()] == [5, 1, 3]
+    given = open_csv(write(tmp_path, text), day_first=False)
+    assert [r.fields["created_at"].month for r in given.rows()] == [5, 1]
 
 
 def test_an_order_given_is_kept_and_iso_dates_need_no_decision(tmp_path: Path) -> None:

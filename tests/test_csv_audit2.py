@@ -305,7 +305,8 @@ def test_a_custom_date_that_cannot_be_read_rejects_its_row(
         (bool, None),
         (str | None, None),
         (int | str, None),
-        (list[int], None),
+        (list[int], "items"),
+        (frozenset[str] | None, "items"),
         (LeadStatus, None),
     ],
 )

@@ -31,7 +31,7 @@ import operator
 import re
 import types
 import unicodedata
-from collections import Counter
+from collections import Counter, abc
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, tzinfo
@@ -85,6 +85,10 @@ def _no_value(text: str) -> bool:
 
 
 _SCIENTIFIC = re.compile(r"[-+]?\d+(?:[.,]\d+)?[eE][-+]?\d+")
+# A number as Java writes a double (Double.toString): one digit, a point, digits, "E" and
+# an unsigned or negative exponent without leading zeros ("8.0E7"). A spreadsheet writes
+# "8E+07" or "8.00E+07": a sign and two digits.
+_JAVA_DOUBLE = re.compile(r"-?[1-9]\.\d+E-?[1-9]\d*")
 _CURRENCY = r"(?:[A-Za-z]{3}|[$\u20ac\u00a3\u00a5\u20b9])"
 _AMOUNT = re.compile(
     rf"(?P<sign>-)?\s*(?:{_CURRENCY}\s*)?(?P<sign2>-)?"
@@ -124,6 +128,15 @@ def read_number(text: str, *, whole: bool = False, thousands: str | None = None)
             return body.replace(",", "").lstrip("0") or "0"
     if value.casefold() in _NO_VALUE:
         return None
+    if _JAVA_DOUBLE.fullmatch(value):
+        # Salesforce's Data Loader and the sf command line write amounts of 10,000,000
+        # and more as Java does ("9.9213206E7"): exact, never a spreadsheet's rounding.
+        exact = format(Decimal(value), "f")
+        if "." in exact:
+            exact = exact.rstrip("0").rstrip(".")
+        if whole and "." in exact:
+            raise ValueError(f"{text!r} is not a whole number")
+        return exact
     if _SCIENTIFIC.fullmatch(value):
         raise ValueError(
             f"{text!r} is in scientific notation, which spreadsheets round; format the "
@@ -455,12 +468,19 @@ class StatusMap:
         return cls(data, source=source)
 
     @classmethod
-    def default(cls) -> StatusMap:
-        """The built-in map: Salesforce's and HubSpot's standard values."""
+    def default(cls, format: str | None = None) -> StatusMap:
+        """The built-in map: Salesforce's and HubSpot's standard values. Both name a
+        column "Lead Status": a Salesforce report's holds Salesforce's values only
+        (``format="salesforce"``), a HubSpot file's HubSpot's (``"hubspot"``); with no
+        format, either's."""
+        lead_status = {
+            "salesforce": _SALESFORCE_STATUS,
+            "hubspot": _HUBSPOT_LEAD_STATUS,
+        }.get(format or "", {**_SALESFORCE_STATUS, **_HUBSPOT_LEAD_STATUS})
         return cls(
             {
                 "Status": _SALESFORCE_STATUS,
-                "Lead Status": {**_SALESFORCE_STATUS, **_HUBSPOT_LEAD_STATUS},
+                "Lead Status": lead_status,
                 "Lifecycle Stage": _HUBSPOT_LIFECYCLE,
                 "status": _GENERIC_STATUS,
             }
@@ -742,6 +762,8 @@ def _plan(
             kind = (kinds or {}).get(name)
             if kind in ("whole", "amount"):
                 numbers += ((name, positions, kind == "whole"),)
+            elif kind == "items":
+                sets += ((name, positions),)
             elif kind is not None:
                 dates.append((name, positions, kind))
             else:
@@ -1069,6 +1091,14 @@ class CsvSource:
             if stripped[i]:
                 self._unnamed_with_data.add(i)
         fields = self._fields(stripped, problems)
+        if not problems and not any(map(fields.get, _WHO)):
+            # A line no CRM writes for a person (a report's total, a footer line this
+            # reading does not know): stored, it would be a lead naming nobody, added
+            # again by every import of the file.
+            problems.append(
+                "names nobody: the row has no name, company, e-mail or phone; "
+                "fill one in, or leave the row out"
+            )
         return CsvRow(number, fields, cells, "; ".join(problems) or None)
 
     def _fields(self, cells: list[str], problems: list[str]) -> dict[str, Any]:
@@ -1103,7 +1133,8 @@ class CsvSource:
         for name, positions in plan.sets:
             _, value = _first(cells, positions)
             if value:
-                fields[name] = [v.strip() for v in value.replace(";", ",").split(",") if v]
+                items = (v.strip() for v in value.replace(";", ",").split(","))
+                fields[name] = [item for item in items if item]
         email_out = self._flag(cells, plan.email_opt_out, problems, opt_out=True)
         call_out = self._flag(cells, plan.call_opt_out, problems, opt_out=True)
         if email_out or call_out or "opt_outs" in fields:
@@ -1250,11 +1281,19 @@ class CsvSource:
                         found = (first > 12, match[0].strip(), number)
                         break
         if found is None:
-            self.day_first = False
+            # Spreadsheets separate cells with semicolons where a comma is the decimal
+            # mark: in Europe, which writes the day first.
+            self.day_first = self.delimiter == ";"
+            if self.day_first:
+                order, why, other = "day first (D/M/YYYY)", "semicolons", "--month-first"
+            else:
+                order, why, other = "month first (M/D/YYYY)", "commas", "--day-first"
             self._date_order = (
-                "Dates such as 05/03/2024 were read month first (M/D/YYYY), the default: no "
-                "date in the file has a day over 12 to tell; if they are day first, import "
-                "the file again with --day-first"
+                f"Dates such as 05/03/2024 were read {order}, as spreadsheets that separate "
+                f"cells with {why} write them: no date in the file has a day over 12 to "
+                f"tell. If that is wrong, the creation dates stored are too, and importing "
+                f"the file again changes nothing (its rows are duplicates now): give such a "
+                f"file {other} the first time"
             )
             return
         self.day_first, example, number = found
@@ -1313,12 +1352,22 @@ class CsvSource:
         return self.path.open("r", encoding=self.encoding, newline="")
 
 
-# A Salesforce report's footer, under its rows (each line one cell): the report's title
-# after a blank line, then these, the last line being the organisation's name.
+# What a row must hold to name a person (a trade-show badge has a name and a company).
+_WHO = ("first_name", "last_name", "email", "phone", "company", "other_emails", "other_phones")
+
+
+# A Salesforce report's footer, under its rows (each line one cell): the grand total
+# and the report's title, each after a blank line, then these (the confidentiality
+# line before or after the copyright, "(c)" or "©"), the last line being the
+# organisation's name.
 _COPYRIGHT = re.compile(
-    r"copyright \(c\) \d{4}-\d{4} salesforce\.com, inc\. all rights reserved\.?", re.IGNORECASE
+    r"copyright (?:\(c\)|\u00a9) \d{4}-\d{4} salesforce\.com, inc\. all rights reserved\.?",
+    re.IGNORECASE,
 )
-_FOOTER_LINES = 5  # at most: the title, the copyright, confidential, generated by, org
+_GRAND_TOTALS = re.compile(r"grand totals? \(\d[\d,.\u00a0 ]* records?\)", re.IGNORECASE)
+# At most: the grand total, the title, confidential, the copyright, confidential,
+# generated by, the organisation.
+_FOOTER_LINES = 7
 _CONFIDENTIAL = "confidential information - do not distribute"
 _GENERATED = "generated by:"
 _EMAIL_LIKE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
@@ -1342,11 +1391,19 @@ def _footer_start(rows: list[CsvRow], before: int) -> int | None:
         end += 1  # the organisation's name
     if end != len(firsts):
         return None  # more under the copyright than a footer holds
-    title = at - 1
-    previous = rows[title - 1].number if title > 0 else before
-    if title >= 0 and not _EMAIL_LIKE.search(firsts[title]) and rows[title].number > previous + 1:
-        return title
-    return at
+
+    def after_a_blank(k: int) -> bool:
+        return rows[k].number > (rows[k - 1].number if k > 0 else before) + 1
+
+    start = at
+    if start > 0 and firsts[start - 1].casefold() == _CONFIDENTIAL:
+        start -= 1
+    title = start - 1
+    if title >= 0 and not _EMAIL_LIKE.search(firsts[title]) and after_a_blank(title):
+        start = title
+        if start > 0 and _GRAND_TOTALS.fullmatch(firsts[start - 1]) and after_a_blank(start - 1):
+            start -= 1
+    return start
 
 
 # A part of an import's reason that names a field, as pydantic's errors do ("notes: ...",
@@ -1419,7 +1476,8 @@ def open_csv(
     ``day_first=True`` reads ``3/4/2024`` as 3 April, ``False`` as 4 March; ``None``
     (the default) decides for the whole file from its own dates, before any row is read
     (see :meth:`CsvSource.notes`): a date such as ``15/03/2024`` says day first,
-    ``3/15/2024`` month first; with neither, month first.
+    ``3/15/2024`` month first; with neither, day first in a file whose cells semicolons
+    separate (a European spreadsheet's), month first in any other.
 
     ``encoding``: the file's encoding, any codec Python knows (``"mac_roman"`` for Excel
     for Mac's plain CSV, ``"cp1252"``, ``"latin-1"``...), instead of recognising it.
@@ -1461,7 +1519,7 @@ def open_csv(
             delimiter = csv.Sniffer().sniff(first + "\n", delimiters=",;\t|").delimiter
         except csv.Error:
             delimiter = ","
-    header = _header(file, encoding, delimiter, preamble)
+    header = _api_spelling(_header(file, encoding, delimiter, preamble))
     try:
         detected = _detect(header) if format == "auto" else format
     except CsvError as exc:
@@ -1481,7 +1539,7 @@ def open_csv(
                 f"this {detected} file; its status columns: {', '.join(here) or 'none'} "
                 "(name a table as the header spells its column)"
             )
-    base = StatusMap.default()
+    base = StatusMap.default(detected)
     source = CsvSource(
         file,
         detected,
@@ -1688,7 +1746,7 @@ def _custom_columns(model: type[Lead] | None) -> dict[str, tuple[str, ...]]:
 
 #: How a custom field's cells are read: as a whole number, an amount, a point in time
 #: (in UTC), a time as written (a naive datetime), a date; other fields as written.
-_Kind: TypeAlias = Literal["whole", "amount", "datetime", "naive", "date"]
+_Kind: TypeAlias = Literal["whole", "amount", "datetime", "naive", "date", "items"]
 _NONE = type(None)
 
 
@@ -1704,14 +1762,29 @@ def _custom_kinds(model: type[Lead] | None) -> dict[str, _Kind]:
     }
 
 
+_COLLECTIONS = (
+    list,
+    set,
+    frozenset,
+    tuple,
+    abc.Sequence,
+    abc.Set,
+    abc.MutableSequence,
+    abc.MutableSet,
+)
+
+
 def _kind(annotation: object) -> _Kind | None:
     """How a cell for a field of this ``annotation`` is read: a number (``int``,
-    ``Decimal``, ``float``, a bool being no number), a date or a point in time, also
-    within ``Annotated`` and ``Optional``; None for anything else, or a union of
-    several kinds (``int | str``), read as written."""
+    ``Decimal``, ``float``, a bool being no number), a date or a point in time, items
+    separated by commas or semicolons (a list, set, frozenset or tuple, as the
+    built-in tags and needs), also within ``Annotated`` and ``Optional``; None for
+    anything else, or a union of several kinds (``int | str``), read as written."""
     origin = get_origin(annotation)
     if origin is Annotated:
         return _kind(get_args(annotation)[0])
+    if origin in _COLLECTIONS or annotation in _COLLECTIONS:
+        return "items"
     if origin is Union or origin is types.UnionType:
         found = {_kind(a) for a in get_args(annotation) if a is not _NONE}
         if found <= {"whole", "amount"} and found:
@@ -1789,6 +1862,31 @@ def _binary(head: bytes) -> str | None:
     return None
 
 
+# Salesforce's API field names, which Salesforce reads whatever their case: Data Loader
+# writes them as the query spelt them ("FIRSTNAME", "createddate").
+_SALESFORCE_API = {
+    name.casefold(): name
+    for name in (
+        *_SALESFORCE,
+        *("MobilePhone", "OtherPhone", "HasOptedOutOfEmail", "DoNotCall", "Rating"),
+        *("CreatedDate", "IsConverted", "Status"),
+    )
+}
+
+
+def _api_spelling(header: tuple[str, ...]) -> tuple[str, ...]:
+    """``header`` with Salesforce's API names spelt as Salesforce spells them, when it
+    holds one spelt otherwise that no other format uses ("FIRSTNAME", "createddate";
+    not a plain word such as "EMAIL" or "status" alone, which many files write)."""
+    spelt = tuple(_SALESFORCE_API.get(name.casefold(), name) for name in header)
+    pairs = zip(header, spelt, strict=True)
+    telling = any(new != old and not _PLAIN_WORD.fullmatch(new) for old, new in pairs)
+    named = [name for name in spelt if name]
+    if not telling or len(set(named)) != len(named):
+        return header
+    return spelt
+
+
 def _header(file: Path, encoding: str, delimiter: str, preamble: int = 0) -> tuple[str, ...]:
     with file.open("r", encoding=encoding, newline="") as handle:
         try:
@@ -1862,14 +1960,18 @@ def _given_encoding(file: Path, head: bytes, name: str) -> str:
     return encoding
 
 
-# Mac Roman's accented letters (ü, ä, é, ß...) read as Windows-1252 become letters or
-# signs no word holds there: "JŸrgen", "MŸller & SŠhne", "CafŽ", "Strau§".
+# Mac Roman's accented letters (ü, ä, é, ß, ö, ñ...) read as Windows-1252 become letters
+# or signs no word holds there: "JŸrgen", "MŸller & SŠhne", "CafŽ", "Strau§", "Bjšrn",
+# "Mu\u2013oz" (a curly quote or an em dash between letters, as Mac Roman's í and ó
+# read, can be text: "O\u2019Connell", "call\u2014then"; those alone are no sign).
 _LETTER = r"[^\W\d_]"
 _MAC_ROMAN_SIGNS = re.compile(
     rf"(?<={_LETTER})[\u0192\u02c6\u02dc\u0178\u00a7]"
     rf"|[\u0192\u02c6\u02dc\u0178](?={_LETTER})"
     r"|(?<=[a-z\u00df-\u00ff])[\u0160\u017d\u0152]"
     rf"|(?<={_LETTER})[\u0160\u017d\u0152](?=[a-z])"
+    # ö, û, ñ, á, Ü, Ö... between two letters: "Bjšrn", "Mu\u2013oz" are never text.
+    r"|(?<=[a-z])[\u0161\u017e\u2013\u2020\u2021\u2030\u2039\u203a](?=[a-z])"
 )
 
 
