@@ -1244,6 +1244,7 @@ def trait_key(value: str | None, trait: str) -> str | None:
 _NOT_LETTER_OR_DIGIT = re.compile(r"[\W_]+")
 
 
+@functools.lru_cache(maxsize=4096)  # names and companies repeat: Smith, Acme Inc
 def fold_name(text: str) -> str:
     """``text`` as duplicate searches compare names: compatibility-decomposed (NFKD),
     case-folded, its letters and digits only (``"  José O'Connell-Müller "`` is
