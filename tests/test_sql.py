@@ -991,6 +991,8 @@ import sys
 from leadfunnel import Funnel, Lead, SqlRepository
 url, schema, worker = sys.argv[1], sys.argv[2] or None, int(sys.argv[3])
 funnel = Funnel(SqlRepository(url, schema=schema))
+print("ready", flush=True)
+sys.stdin.readline()  # all the writers start together
 for n in range(25):
     lead = funnel.capture(Lead(first_name="W", email=f"w{worker}.{n}@writers.example.com"))
     funnel.touch(lead, "call", "no_answer")
@@ -1002,17 +1004,29 @@ def test_a_reader_never_misses_an_event_committed_by_other_processes(
     url: tuple[str, str | None],
 ) -> None:
     """Writers in other processes commit out of start order; the reader in this one
-    keeps its last position and asks again, and sees every event exactly once."""
+    keeps its last position and asks again, and sees every event exactly once. (The
+    writers start writing together, once all have started: the reader asks without
+    pause from then on, not through the second the three take to start.)"""
     repository = open_repository(url)
     try:
         writers = [
             subprocess.Popen(
                 [sys.executable, "-c", _WRITER, url[0], url[1] or "", str(w)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,
             )
             for w in range(3)
         ]
+        for w in writers:
+            assert w.stdout is not None
+            ready = w.stdout.readline()
+            assert ready == "ready\n", ready + (w.stderr.read() if w.stderr else "")
+        for w in writers:
+            assert w.stdin is not None
+            w.stdin.write("go\n")
+            w.stdin.close()
         seen: list[Any] = []
         last = 0
         while True:
