@@ -329,8 +329,11 @@ def _drop_server_schemas() -> Iterator[None]:
 
 
 @pytest.fixture(params=REPOSITORY_KINDS)
-def repository(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Repository]:
-    repo = make_repository(request.param, tmp_path)
+def repository(request: pytest.FixtureRequest) -> Iterator[Repository]:
+    # A temporary folder only for the SQLite file (each one costs a scan of the
+    # worker's thousands of earlier ones).
+    folder = request.getfixturevalue("tmp_path") if request.param == "sqlite" else None
+    repo = make_repository(request.param, folder)
     yield repo
     release_repository(repo)
 
