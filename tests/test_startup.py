@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
 import sqlalchemy as sa
@@ -182,3 +182,59 @@ def test_a_mistyped_command_is_still_given_the_right_name() -> None:
     result = CliRunner().invoke(main, ["repor"])
     assert result.exit_code == 2
     assert "No such command 'repor'. Did you mean 'report'?" in result.stderr
+
+
+# --- the models: leadfunnel's own are built on first use, an application's at once -----
+
+
+def test_importing_leadfunnel_builds_no_model() -> None:
+    # Building one would also make pydantic look up its plugins among every installed
+    # package's entry points (importing importlib.metadata).
+    code = (
+        "import sys\n"
+        "import leadfunnel\n"
+        "from leadfunnel._models import _BUILT_ON_FIRST_USE\n"
+        "print([m.__name__ for m in _BUILT_ON_FIRST_USE if m.__pydantic_complete__])\n"
+        "print('importlib.metadata' in sys.modules)\n"
+    )
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert found.returncode == 0, found.stderr
+    assert found.stdout.split() == ["[]", "False"]
+
+
+def test_a_model_is_built_on_first_use() -> None:
+    code = (
+        "import uuid\n"
+        "from leadfunnel import Touch\n"
+        "assert not Touch.__pydantic_complete__\n"
+        "touch = Touch(subject_id=uuid.uuid4(), channel='call', outcome='connected')\n"
+        "assert Touch.__pydantic_complete__\n"
+        "print(touch.model_dump_json(include={'channel', 'outcome'}))\n"
+    )
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert found.returncode == 0, found.stderr
+    assert found.stdout.strip() == '{"channel":"call","outcome":"connected"}'
+
+
+def test_an_application_model_is_built_where_it_is_defined() -> None:
+    from pydantic import ConfigDict
+
+    from leadfunnel import Contact, Event, Lead, Opportunity, Personal, Touch
+
+    for base in (Lead, Contact, Opportunity, Touch, Event):
+        mine = type(f"My{base.__name__}", (base,), {"__annotations__": {"extra": "int | None"}})
+        assert mine.__pydantic_complete__, base
+    # As with pydantic's default, a mistake shows where the class is written ...
+    with pytest.raises(TypeError, match=r"MyLead\.mobile marked Personal must accept None"):
+
+        class MyLead(Lead):
+            mobile: Annotated[str, Personal] = ""
+
+    # ... unless the application defers the build itself.
+    class Deferred(Lead):
+        model_config = ConfigDict(defer_build=True)
+
+        score: int = 0
+
+    assert not Deferred.__pydantic_complete__
+    assert Deferred(score=3).score == 3

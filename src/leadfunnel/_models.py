@@ -424,6 +424,9 @@ class _Model(BaseModel):
         str_strip_whitespace=True,
         validate_default=False,
         revalidate_instances="never",
+        # leadfunnel's own models build their validators on first use (see
+        # _BUILT_ON_FIRST_USE below); an application's subclasses when they are defined.
+        defer_build=True,
     )
 
 
@@ -605,6 +608,17 @@ class Event(_Stored):
     #: reader of ``funnel.events(after=...)`` never misses one.
     position: Count = 0
 
+
+#: The public models: each builds its validator and serialiser the first time it is
+#: used (pydantic's ``defer_build``), so that ``import leadfunnel`` and a command that
+#: never validates an event or a touch skip building them, and, until some model is
+#: built, pydantic's look-up of its plugins among the installed packages' entry points
+#: (about 15% of ``import leadfunnel``). Their subclasses are built when they are
+#: defined, as pydantic does by default: a mistake in an application's own fields (or a
+#: ``Personal`` field that cannot hold ``None``) shows where the class is written.
+_BUILT_ON_FIRST_USE = (Lead, Contact, Opportunity, Touch, Event)
+for _model in _BUILT_ON_FIRST_USE:
+    _model.model_config["defer_build"] = False  # what their subclasses inherit
 
 Record: TypeAlias = Lead | Contact | Opportunity
 #: A person on the list, either kind: what ``add``, ``capture`` and ``find`` deal in.
