@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import codecs
-import tomllib
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,8 @@ def read_toml(path: str | PathLike[str], what: str) -> dict[str, Any]:
 
     The file is UTF-8, with or without the byte-order mark Windows Notepad writes (TOML
     itself allows none: the mark is no part of the text)."""
+    import tomllib  # imported on first need: a command that reads no file skips it
+
     file = Path(path)
     try:
         data = file.read_bytes()
