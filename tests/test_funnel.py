@@ -1388,7 +1388,8 @@ def test_merge_refusals(funnel: Funnel) -> None:
     converted = qualified(funnel, 3)
     funnel.set_appointment(converted)
     err = refused(funnel, InvalidTransitionError, lambda: funnel.merge(lead, converted))
-    assert "merge its contact" in str(err)
+    assert "was converted into contact" in str(err)
+    assert "merge that contact with another contact" in str(err)
     assert isinstance(err, InvalidTransitionError)
     assert err.allowed == ("avoid",)  # what can still be done with it, as for any trigger
     avoided = new_lead(funnel, 4)

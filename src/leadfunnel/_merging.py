@@ -98,6 +98,22 @@ def similar(
         and record.id not in (getattr(other, "contact_id", None), getattr(other, "lead_id", None))
         and getattr(other, "contact_id", None) not in linked
     ]
+    # A converted lead's person is its contact now: the contact is the one to show (and
+    # the one a merge can take), once, whichever of the two shared the clue.
+    shown = {other.id for other in candidates}
+    contacts = {
+        other.contact_id
+        for other in candidates
+        if isinstance(other, Lead) and other.contact_id is not None
+    }
+    found = repository.get_many(contacts - shown) if contacts - shown else {}
+    candidates = [
+        other
+        for other in candidates
+        if not (isinstance(other, Lead) and other.contact_id is not None)
+    ] + [
+        other for other in found.values() if isinstance(other, Contact) and other.erased_at is None
+    ]
     # Names and companies compared as the store finds them (case, accents, spaces and
     # punctuation aside: see trait_key), but whole.
     name = fold_name(record.full_name)
@@ -392,7 +408,8 @@ def _check_mergeable(kept: Lead | Contact, gone: Lead | Contact) -> None:
         )
     if kept.kind != gone.kind:
         raise InvalidArgumentError(
-            f"cannot merge a {gone.kind} into a {kept.kind}: merge records of one kind"
+            f"cannot merge a {gone.kind} into a {kept.kind}: merges take two records of "
+            f"one kind; update the {kept.kind} with what the {gone.kind} adds instead"
         )
     for record in (kept, gone):
         if isinstance(record, Lead) and record.contact_id is not None:
@@ -401,7 +418,11 @@ def _check_mergeable(kept: Lead | Contact, gone: Lead | Contact) -> None:
                 record.status.value,
                 "merge",
                 LEAD.allowed(record.status.value),
-                hint=f"lead {record.id} was converted: merge its contact instead",
+                hint=(
+                    f"lead {record.id} was converted into contact {record.contact_id}, which "
+                    "is its person now; merge that contact with another contact (merges take "
+                    "two records of one kind), or update it with what a lead adds"
+                ),
             )
     if is_avoided(gone) and not is_avoided(kept):
         raise PolicyError(

@@ -164,13 +164,19 @@ def capture(
     filled = fill_from(holder, lead)
     # An e-mail or phone another record holds is that record's, not news for this one.
     taken = repository.find_keys(identity_keys(lead))
-    for field_name in ("email", "phone"):
-        value: str | None = filled.get(field_name)
+    held = set(identity_keys(holder))
+    for field_name, others in (("email", "other_emails"), ("phone", "other_phones")):
+        value: str | None = getattr(lead, field_name)
         if value is None:
             continue
         key = f"{field_name}:{value.lower() if field_name == 'email' else value}"
         if taken.get(key, holder.id) != holder.id:
-            del filled[field_name]
+            filled.pop(field_name, None)
+        elif field_name not in filled and key not in held:
+            # A known person writing from a new address (found by the phone, say): the
+            # address is theirs too, kept as merge keeps one, so the next inquiry from
+            # it finds them instead of making a second lead.
+            filled[others] = frozenset({*filled.get(others, getattr(holder, others)), value})
     state = state_of(holder)
     name, dest = "capture", state
     if isinstance(holder, Lead) and holder.status in (LeadStatus.SUSPECT, LeadStatus.FARM_LIST):
