@@ -1008,8 +1008,9 @@ def test_a_reader_never_misses_an_event_committed_by_other_processes(
     writers start writing together, once all have started: the reader asks without
     pause from then on, not through the second the three take to start.)"""
     repository = open_repository(url)
+    writers: list[subprocess.Popen[str]] = []
     try:
-        writers = [
+        writers.extend(
             subprocess.Popen(
                 [sys.executable, "-c", _WRITER, url[0], url[1] or "", str(w)],
                 stdin=subprocess.PIPE,
@@ -1018,7 +1019,7 @@ def test_a_reader_never_misses_an_event_committed_by_other_processes(
                 text=True,
             )
             for w in range(3)
-        ]
+        )
         for w in writers:
             assert w.stdout is not None
             ready = w.stdout.readline()
@@ -1043,6 +1044,10 @@ def test_a_reader_never_misses_an_event_committed_by_other_processes(
         assert len(stored) == 3 * 25 * 2
         assert [e.id for e in seen] == [e.id for e in stored]
     finally:
+        for w in writers:
+            if w.poll() is None:  # a failure above: none is left waiting to start
+                w.kill()
+            w.wait()
         repository.close()
 
 
