@@ -5,6 +5,8 @@
 ``LEADFUNNEL_TEST_POSTGRES_URL`` / ``LEADFUNNEL_TEST_MYSQL_URL`` are set, each
 repository in an empty schema (database) of its own: a new one, or one an earlier test
 gave back and :class:`SchemaPool` emptied. All are dropped when the session ends.
+SQLite's is a copy of one new store's file (:func:`sqlite_template`), made once per
+process.
 """
 
 from __future__ import annotations
