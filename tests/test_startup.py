@@ -217,12 +217,14 @@ def test_a_model_is_built_on_first_use() -> None:
 
 
 def test_an_application_model_is_built_where_it_is_defined() -> None:
-    from pydantic import ConfigDict
+    from pydantic import BaseModel, ConfigDict
 
     from leadfunnel import Contact, Event, Lead, Opportunity, Personal, Touch
 
     for base in (Lead, Contact, Opportunity, Touch, Event):
-        mine = type(f"My{base.__name__}", (base,), {"__annotations__": {"extra": "int | None"}})
+        mine: type[BaseModel] = type(
+            f"My{base.__name__}", (base,), {"__annotations__": {"extra": "int | None"}}
+        )
         assert mine.__pydantic_complete__, base
     # As with pydantic's default, a mistake shows where the class is written ...
     with pytest.raises(TypeError, match=r"MyLead\.mobile marked Personal must accept None"):
