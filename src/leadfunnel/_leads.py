@@ -272,6 +272,15 @@ def _data(result: QualificationResult) -> dict[str, Any]:
     }
     if result.decision == "undecided":
         data["missing"] = list(result.missing)  # what to find out about the lead
+    # The application's own rules' verdicts, as asked (already at hand): unlike the
+    # built-in rules' reasons, which follow from the rules and the lead, they may not
+    # be given again (a score from a service).
+    asked = result._asked_verdicts()
+    if asked:
+        data["custom_verdicts"] = {
+            profile: [verdict.to_dict() for verdict in verdicts]
+            for profile, verdicts in asked.items()
+        }
     return data
 
 

@@ -101,6 +101,28 @@ class QualificationResult(Serialised):
         self._verdicts = verdicts if verdicts is not None or source is not None else {}
         self._missing = tuple(missing) if missing is not None else None
 
+    def _asked_verdicts(self) -> dict[str, tuple[Verdict, ...]]:
+        """The verdicts of the rules that are not built in (the application's own), per
+        profile, as the engine asked them; profiles with none left out. Cheap: no
+        built-in rule is explained. Empty for a result not made by an engine's
+        ``evaluate``."""
+        if self._source is None:
+            return {}
+        engine, _, asked = self._source
+        found: dict[str, tuple[Verdict, ...]] = {}
+        for profile in engine.profiles:
+            verdicts = asked.get(profile.name)
+            if verdicts is None:
+                continue
+            named = tuple(
+                _with_rule(verdict, rule)
+                for verdict, rule in zip(verdicts, profile._names, strict=True)
+                if verdict is not None
+            )
+            if named:
+                found[profile.name] = named
+        return found
+
     @property
     def verdicts(self) -> Mapping[str, tuple[Verdict, ...]]:
         """Every rule's verdict, per profile name."""
@@ -229,6 +251,11 @@ class Profile:
         self._hard = tuple(_hard(name, r) for r in self.rules)
         self._weights = tuple(_weight(name, r) for r in self.rules)
         self._total = sum(self._weights)
+        if not math.isfinite(self._total):
+            raise ConfigError(
+                f"profile {name!r}: its rules' weights add up to more than a number can "
+                "hold; weights are shares of the score: give smaller ones (1, 2, 3...)"
+            )
         self._judges = tuple(_judge(rule, name) for rule in self.rules)
         # (check, hard, weight) per rule: built-in rules answer with a code and
         # allocate nothing (their verdicts are explained on demand, the same each time).
@@ -375,8 +402,11 @@ def _judge(rule: Rule, profile: str) -> Callable[[Lead], Verdict]:
     def evaluate(lead: Lead) -> Verdict:
         try:
             verdict = rule.evaluate(lead)
-        except RuleError:
-            raise
+        except RuleError as exc:
+            if (exc.rule, exc.profile, exc.lead_id) == (name, profile, lead.id):
+                raise
+            # Raised by an engine this rule asks in turn: this rule failed on this lead.
+            raise RuleError(name, profile, lead.id, f"RuleError: {exc}") from exc
         except ConfigError as exc:
             # The rule's configuration is wrong (a field rule naming a field this lead's
             # class lacks, say): fixed in the config, not by answering unknown.

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
@@ -45,7 +46,7 @@ from typing import (
     runtime_checkable,
 )
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from ._errors import ConfigError
 from ._models import Lead, normalise_country
@@ -227,8 +228,9 @@ class BaseRule(ABC):
 
 
 def _fold(text: str) -> str:
-    """Case- and whitespace-insensitive form of a word or phrase."""
-    return " ".join(text.casefold().split())
+    """Case- and whitespace-insensitive form of a word or phrase, composed (NFC): "Café"
+    typed decomposed, as macOS and some exports write it, is "Café"."""
+    return " ".join(unicodedata.normalize("NFC", text).casefold().split())
 
 
 class _Membership:
@@ -315,6 +317,25 @@ class _BuiltinRule:
     # checkers see each rule's own arguments first (Niche(["IT Services"])).
     _pass: Verdict = field(init=False, repr=False, compare=False)
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # A rule built in Python with a wrong argument (Niche("IT"), hard="yes") is a
+        # ConfigError, as the same mistake in a config file is.
+        super().__init_subclass__(**kwargs)
+        prepare = cls.__dict__.get("__post_init__")
+        if prepare is None:
+            return
+
+        def checked(self: _BuiltinRule) -> None:
+            try:
+                prepare(self)
+            except ConfigError:
+                raise
+            except (TypeError, ValueError) as exc:
+                name = self.name or cls.__name__.lower()
+                raise ConfigError(_of_rule(name, str(exc))) from None
+
+        cls.__post_init__ = checked  # type: ignore[attr-defined]
+
     def _check_common(self) -> None:
         if not isinstance(self.hard, bool):
             raise TypeError(f"hard must be true or false, not {self.hard!r}")
@@ -393,6 +414,7 @@ class Authority(_BuiltinRule):
         edge = r"[\w'\u2019]"
         self._pattern = re.compile(rf"(?<!{edge})(?:{alternatives})(?!{edge})", re.IGNORECASE)
         self._search = self._pattern.search
+        self._memo: dict[str, int] = {}  # titles repeat: "CEO", "Owner"
         self._pass = self._verdict("pass", "title carries decision authority")
         self._unknown = self._verdict("unknown", "no title given", ["title"])
 
@@ -401,7 +423,14 @@ class Authority(_BuiltinRule):
         title = lead.title
         if title is None:
             return UNKNOWN
-        return PASS if self._search(title) is not None else FAIL
+        code = self._memo.get(title)
+        if code is None:
+            if len(self._memo) >= 4096:
+                self._memo.clear()  # bounded, as _Membership's
+            # Folded as the titles were: "Großhändler" is "grosshändler" on both sides.
+            found = self._search(_fold(title)) is not None
+            code = self._memo[title] = PASS if found else FAIL
+        return code
 
     def _explain(self, lead: Lead, code: int) -> Verdict:
         if code == UNKNOWN:
@@ -509,14 +538,25 @@ def _subdivisions(country: str) -> dict[str, str]:
         table[_fold(sub.code)] = short
         table[_fold(short)] = short
         table[_fold(sub.name)] = short
+        table.setdefault(_unaccented(sub.name), short)
     return table
 
 
+def _unaccented(text: str) -> str:
+    """``text`` folded without its accents ("Québec" and "Quebec" are one region)."""
+    decomposed = unicodedata.normalize("NFKD", _fold(text))
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+def _short_region(country: str, region: str) -> str | None:
+    """The code of the region of ``country`` named or coded ``region``, if it has one."""
+    table = _subdivisions(country)
+    return table.get(_fold(region)) or table.get(_unaccented(region))
+
+
 def _region_key(country: str | None, region: str) -> str:
-    folded = _fold(region)
-    if country is None:
-        return folded
-    return _subdivisions(country).get(folded, folded).casefold()
+    short = None if country is None else _short_region(country, region)
+    return _fold(region) if short is None else short.casefold()
 
 
 @dataclass(eq=False)
@@ -539,12 +579,22 @@ class Geography(_BuiltinRule):
         except ValueError as exc:
             raise ValueError(f"countries: {exc}") from None
         self._countries = frozenset(self.countries)
-        self._regions: frozenset[str] | None = None
+        # (country, region key): a region is the one of that name or code in a country
+        # served ("WA" in the US is Washington, in Australia Western Australia); a region
+        # no country served knows (free text) is (None, its folded text), of any of them.
+        self._regions: frozenset[tuple[str | None, str]] | None = None
         if self.regions is not None:
             self.regions = tuple(_strings(self.name, "regions", self.regions))
-            self._regions = frozenset(
-                _region_key(c, r) for r in self.regions for c in (*self.countries, None)
-            )
+            pairs: set[tuple[str | None, str]] = set()
+            for region in self.regions:
+                folded = _fold(region)
+                known = [
+                    (c, short.casefold())
+                    for c in self.countries
+                    if (short := _short_region(c, region)) is not None
+                ]
+                pairs.update(known or [(None, folded)])
+            self._regions = frozenset(pairs)
         self._pass = self._verdict("pass", "inside the territory")
         self._no_country = self._verdict("unknown", "no country given", ["country"])
         self._no_region = self._verdict("unknown", "no region given", ["region"])
@@ -560,9 +610,14 @@ class Geography(_BuiltinRule):
             region = lead.region
             if region is None:
                 return UNKNOWN
-            if _region_key(country, region) not in self._regions:
+            if not self._serves(country, region):
                 return FAIL
         return PASS
+
+    def _serves(self, country: str, region: str) -> bool:
+        assert self._regions is not None
+        key = _region_key(country, region)
+        return (country, key) in self._regions or (None, key) in self._regions
 
     def _explain(self, lead: Lead, code: int) -> Verdict:
         country = lead.country
@@ -576,7 +631,7 @@ class Geography(_BuiltinRule):
             region = lead.region
             if region is None:
                 return self._no_region
-            if _region_key(country, region) not in self._regions:
+            if not self._serves(country, region):
                 assert self.regions is not None
                 return self._verdict(
                     "fail",
@@ -709,9 +764,37 @@ class FieldRule(BaseRule):
         hard: bool = False,
         weight: float = 1.0,
     ) -> None:
+        try:
+            self._configure(field, min, max, equals, one_of, exists, hard, weight)
+        except ConfigError:
+            raise
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(_of_rule("field", str(exc))) from None
+
+    def _configure(
+        self,
+        field: str,
+        min: Any,
+        max: Any,
+        equals: Any,
+        one_of: Iterable[Any] | None,
+        exists: bool | None,
+        hard: bool,
+        weight: float,
+    ) -> None:
         super().__init__(hard=hard, weight=weight)
         if not isinstance(field, str) or not field.isidentifier():
             raise ValueError(f"field must name a field (an identifier), not {field!r}")
+        if field.startswith("model_") or hasattr(BaseModel, field):
+            raise ValueError(
+                f"field {field!r} is pydantic's own attribute of every model, not a field "
+                "of a lead; name a field"
+            )
+        if equals is None:
+            raise ValueError(
+                "equals = None lets nothing pass (an empty field is judged unknown); to "
+                "want the field empty, write exists = false"
+            )
         if exists is not None and not isinstance(exists, bool):
             raise TypeError(f"exists must be true or false, not {exists!r}")
         if isinstance(one_of, str) or (one_of is not None and not isinstance(one_of, Iterable)):
@@ -719,6 +802,8 @@ class FieldRule(BaseRule):
         self.field = field
         self.min, self.max, self.equals, self.exists = min, max, equals, exists
         self.one_of = None if one_of is None else tuple(one_of)
+        if self.one_of == ():
+            raise ValueError("in = [] lets nothing pass: give the values a lead may have")
         if (min, max, one_of, exists) == (None, None, None, None) and equals is _UNSET:
             raise ValueError("give at least one of min, max, equals, in or exists")
         if exists is False and ((min, max, one_of) != (None, None, None) or equals is not _UNSET):
@@ -759,6 +844,9 @@ class FieldRule(BaseRule):
 
     def _read(self, model: type[Lead]) -> _Conditions:
         info = model.model_fields.get(self.field)
+        if info is None and isinstance(getattr(model, self.field, None), property):
+            # An attribute that is no field (full_name): judged as it reads.
+            return _Conditions.of(False, self.min, self.max, self.equals, self.one_of)
         if info is None:
             raise ConfigError(
                 f"rule 'field' names {self.field!r}, which {model.__name__} has no field "
@@ -781,10 +869,26 @@ class FieldRule(BaseRule):
                     f"the field ({problem}); give one of its type"
                 ) from None
 
+        if is_set and (self.min is not None or self.max is not None):
+            raise ConfigError(
+                f"rule 'field' on {self.field!r}: min and max compare one value, and "
+                f"{self.field} is a set of them; use equals or in"
+            )
         low, high = read("min", self.min), read("max", self.max)
         self._check_range(low, high)
         one_of = None if self.one_of is None else tuple(read("in", v) for v in self.one_of)
-        return _Conditions.of(is_set, low, high, read("equals", self.equals), one_of)
+        conditions = _Conditions.of(is_set, low, high, read("equals", self.equals), one_of)
+        if (
+            not is_set
+            and conditions.equals is not _UNSET
+            and conditions.one_of_keys is not None
+            and conditions.equals_key not in conditions.one_of_keys
+        ):
+            raise ConfigError(
+                f"rule 'field' on {self.field!r}: equals {_shown(conditions.equals)} is not "
+                f"one of in ({_shown(conditions.one_of)}): nothing passes; keep one of them"
+            )
+        return conditions
 
     @staticmethod
     def _check_range(low: Any, high: Any) -> None:
@@ -818,10 +922,11 @@ class FieldRule(BaseRule):
         if self.exists is False:
             return Verdict.failed(f"{name} is {_shown(value)}; it must be empty")
         low, high = conditions.min, conditions.max
+        compared = _same(value) if isinstance(value, str) else value
         try:
-            if low is not None and value < low:
+            if low is not None and compared < _same(low):
                 return Verdict.failed(f"{name} {_shown(value)} is below {_shown(low)}")
-            if high is not None and value > high:
+            if high is not None and compared > _same(high):
                 return Verdict.failed(f"{name} {_shown(value)} is above {_shown(high)}")
         except TypeError:
             return Verdict.failed(f"{name} {_shown(value)} cannot be compared with the bounds")
@@ -957,8 +1062,13 @@ def register_rule(name: str, factory: RuleFactory, *, replace: bool = False) -> 
     under one name: configs would get whichever came last), unless ``replace=True``;
     registering the same factory again changes nothing.
     """
-    if not name or not isinstance(name, str):
-        raise ConfigError(f"a rule needs a non-empty name, not {name!r}")
+    if not name or not isinstance(name, str) or name != name.strip():
+        raise ConfigError(f"a rule needs a non-empty name without spaces around it, not {name!r}")
+    if not callable(factory):
+        raise ConfigError(
+            f"rule {name!r}: register a rule class or a callable that builds the rule from "
+            f"a config's arguments, not {factory!r}"
+        )
     if name in _BUILTINS:
         raise ConfigError(f"{name!r} is a built-in rule; register yours under another name")
     earlier = _registered.get(name)
@@ -1019,6 +1129,14 @@ def make_rule(name: str, **arguments: Any) -> Rule:
         raise ConfigError(_of_rule(name, _argument_problem(exc))) from None
     except ValueError as exc:
         raise ConfigError(_of_rule(name, str(exc))) from None
+    except Exception as exc:  # a plugin's own mistake about its arguments (KeyError...)
+        raise ConfigError(
+            _of_rule(
+                name,
+                f"its factory {_factory_name(factory)} failed on these arguments: "
+                f"{type(exc).__name__}: {exc}; check the rule's arguments in the config",
+            )
+        ) from exc
     if not callable(getattr(rule, "evaluate", None)) or not isinstance(
         getattr(rule, "name", None), str
     ):
