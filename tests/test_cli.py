@@ -379,7 +379,7 @@ def test_the_real_demo_is_deterministic_and_refuses_a_used_database(tmp_path: Pa
     ("args", "message"),
     [
         (["import", "leads.csv", "--db", "nonsense://x"], "not 'nonsense'"),
-        (["import", "leads.csv", "--rejects", "no/such/folder/r.csv"], "No such file"),
+        (["import", "leads.csv", "--rejects", "no/such/folder/r.csv"], "does not exist"),
         (["demo", "--leads", "0"], "--leads must be at least 1"),
         (["qualify", "--rules", "missing.toml"], "missing.toml"),
     ],

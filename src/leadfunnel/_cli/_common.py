@@ -5,7 +5,9 @@ status 2, and stopping quietly when standard output's reader goes away."""
 from __future__ import annotations
 
 import os
+import re
 import sys
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
@@ -65,6 +67,7 @@ def emit(text: str, output: str | None, written: str) -> None:
     """Print ``text`` (without control characters: imported data must not drive the
     terminal), or write it to ``output`` as it is and say so (``written``) on stderr."""
     if output:
+        refuse_output_over_database(output, "--output")
         Path(output).write_text(text, encoding="utf-8")
         click.echo(f"{written} written to {output}", err=True)
     else:
@@ -107,8 +110,42 @@ def open_funnel(db: str, migrate: str = "auto", **options: Any) -> Any:
         except LeadFunnelError as exc:
             fail(str(exc))
         except Exception as exc:  # a malformed URL from SQLAlchemy or a driver
-            fail(f"cannot open database {db!r}: {exc}")
+            fail(
+                f"cannot open database {without_password(db)!r}: {exc}; check the URL's "
+                "form: dialect+driver://user:password@host:port/database?option=value"
+            )
+        _OPENED.extend(_files_of(repository))
         return Funnel(repository, **options)
+
+
+#: The files of the SQLite databases this process opened: a command's --output must
+#: never be one of them.
+_OPENED: list[Path] = []
+
+
+def refuse_output_over_database(path: str, option: str) -> None:
+    """Exit with status 2 when ``path`` (an ``option``'s file) is a file of a database
+    this command opened: writing there would destroy it."""
+    if Path(path).resolve() in _OPENED:
+        fail(
+            f"{option} {path} is a file of the database this command uses: choose another "
+            "file (writing there would destroy the database)"
+        )
+
+
+def _files_of(repository: Any) -> list[Path]:
+    url = repository.url
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return []
+    if url.database.startswith("file:"):
+        return []
+    base = Path(url.database).resolve()
+    return [base, *(base.with_name(base.name + tail) for tail in ("-wal", "-shm", "-journal"))]
+
+
+def without_password(url: str) -> str:
+    """``url`` with its password hidden, however malformed the rest of it is."""
+    return re.sub(r"(://[^:/@\s]*:)[^@/\s]*@", r"\1***@", url)
 
 
 def guarded(command: _F) -> _F:
@@ -206,6 +243,16 @@ def load_model(spec: str, base: type[Any], option: str) -> Any:
         found = getattr(importlib.import_module(module_name), class_name)
     except (ImportError, AttributeError) as exc:
         fail(f"{option} {spec!r}: {exc}; is the module on the Python path?")
+    except Exception as exc:  # the application's module fails as it is imported
+        where = ""  # a SyntaxError's message says where already
+        frames = [] if isinstance(exc, SyntaxError) else traceback.extract_tb(exc.__traceback__)
+        if frames:
+            where = f" ({frames[-1].filename}, line {frames[-1].lineno})"
+        fail(
+            f"{option} {spec!r}: importing {module_name} raised {type(exc).__name__}: "
+            f"{exc}{where}; fix the module (python -c 'import {module_name}' shows the "
+            "whole traceback)"
+        )
     if not (isinstance(found, type) and issubclass(found, base)):
         fail(f"{option} {spec!r} is not a subclass of leadfunnel.{base.__name__}")
     return found

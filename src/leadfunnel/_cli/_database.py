@@ -11,7 +11,8 @@ from typing import Any
 import click
 
 from .._csv_out import printable
-from ._common import db_option, guarded, open_funnel
+from . import when_interrupted
+from ._common import db_option, guarded, open_funnel, without_password
 
 __all__ = ["events", "migrate"]
 
@@ -29,9 +30,32 @@ def migrate(db: str) -> None:
     Example:
       leadfunnel migrate --db postgresql+psycopg://app@db/crm
     """
+    before = _version_before(db)
     funnel = open_funnel(db)
     version = funnel.repository.schema_version
-    click.echo(f"{printable(db)}: leadfunnel schema version {version}, up to date")
+    where = printable(without_password(db))
+    if before is None:
+        click.echo(f"{where}: created the leadfunnel tables, schema version {version}")
+    elif before < version:
+        click.echo(f"{where}: upgraded the leadfunnel schema from version {before} to {version}")
+    else:
+        click.echo(f"{where}: leadfunnel schema version {version}, up to date")
+
+
+def _version_before(db: str) -> int | None:
+    """The schema version ``db`` holds before ``migrate`` opens it (read without writing
+    anything), or None when it has no leadfunnel tables (or cannot be read: opening it
+    to migrate says why)."""
+    from .._sql import SqlRepository
+
+    try:
+        repository = SqlRepository(db, migrate="never")
+    except Exception:
+        return None
+    try:
+        return repository.schema_version
+    finally:
+        repository.close()
 
 
 _PAGE = 1000
@@ -101,18 +125,22 @@ def events(db: str, after: int, limit: int | None, follow: bool, interval: float
     funnel = open_funnel(db, migrate="check")
     last = after  # a position beyond the feed reads nothing (every store answers [])
     left = limit
-    while left is None or left > 0:
-        wanted = _PAGE if left is None else min(_PAGE, left)
-        page = funnel.events(after=last, limit=wanted)
-        for event in page:
-            click.echo(event.model_dump_json())
-            last = event.position
-        if left is not None:
-            left -= len(page)
-        if len(page) < wanted:  # caught up with the feed
-            if not follow:
-                return
-            # A pipe's reader (my-indexer) sees each event when it commits, not when a
-            # buffer fills.
-            sys.stdout.flush()
-            time.sleep(interval)
+    try:
+        while left is None or left > 0:
+            wanted = _PAGE if left is None else min(_PAGE, left)
+            page = funnel.events(after=last, limit=wanted)
+            for event in page:
+                click.echo(event.model_dump_json())
+                last = event.position
+            if left is not None:
+                left -= len(page)
+            if len(page) < wanted:  # caught up with the feed
+                if not follow:
+                    return
+                # A pipe's reader (my-indexer) sees each event when it commits, not when
+                # a buffer fills.
+                sys.stdout.flush()
+                time.sleep(interval)
+    except KeyboardInterrupt:  # Ctrl-C, the way to stop --follow: status 130
+        when_interrupted(f"stopped after position {last} (go on with --after {last})")
+        raise

@@ -18,7 +18,15 @@ import click
 from .._collector import collector_paused
 from .._csv_out import csv_writer, printable
 from .._errors import LeadFunnelError
-from ._common import db_option, fail, guarded, lead_model_option, load_lead_model, open_funnel
+from ._common import (
+    db_option,
+    fail,
+    guarded,
+    lead_model_option,
+    load_lead_model,
+    open_funnel,
+    refuse_output_over_database,
+)
 
 if TYPE_CHECKING:
     from .._csv import CsvRow, CsvSource
@@ -136,7 +144,23 @@ def import_(
     options: dict[str, Any] = {"phone_region": _phone_region(phone_region)}
     if model:
         options["lead_model"] = model
+    if rejects:
+        # Checked before the database is opened (or made): a rejects file that cannot
+        # be written must not leave a new empty database behind.
+        target = Path(rejects).resolve()
+        if target == source.path.resolve():
+            fail(
+                f"--rejects {rejects} is the file being imported: choose another file "
+                "(the rejected rows would replace it)"
+            )
+        if not target.parent.is_dir():
+            fail(
+                f"--rejects {rejects}: the folder {Path(rejects).parent} does not exist; "
+                "create it first"
+            )
     funnel = open_funnel(db, **options)
+    if rejects:
+        refuse_output_over_database(rejects, "--rejects")
     tally = _ImportTally(source.explain)
     failure: str | None = None
     # Rejected rows stream to a temporary file beside the target, which replaces the
@@ -454,9 +478,12 @@ class _progress:
 
     def __enter__(self) -> Callable[[int], None]:
         if sys.stderr.isatty():
+            from rich.console import Console
             from rich.progress import Progress
 
-            self._bar = Progress(transient=True)
+            # On standard error, which it checked: standard output carries the summary
+            # alone (redirected to a file, it must not start with the bar's line).
+            self._bar = Progress(transient=True, console=Console(stderr=True))
             self._bar.start()
             self._task = self._bar.add_task("importing", total=None)
         return self._advance

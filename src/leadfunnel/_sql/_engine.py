@@ -30,7 +30,8 @@ _DRIVERS = {
 
 
 def refuse_a_missing_sqlite_file(url: str | sa.URL | Engine) -> None:
-    """Connecting to SQLite creates the file: a typo in a URL must not."""
+    """Connecting to SQLite creates the file: a typo in a URL must not. Nor does a look
+    at an empty file (connecting would write a database's first pages into it)."""
     if isinstance(url, Engine):
         return
     try:
@@ -39,7 +40,15 @@ def refuse_a_missing_sqlite_file(url: str | sa.URL | Engine) -> None:
         return  # make_engine explains
     if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
         return
-    if parsed.database.startswith("file:") or os.path.exists(parsed.database):
+    if parsed.database.startswith("file:"):
+        return
+    if os.path.isfile(parsed.database) and os.path.getsize(parsed.database) == 0:
+        raise ConfigError(
+            f"the file {parsed.database} is empty: there are no leadfunnel tables in it; "
+            "check the URL, or create them with `leadfunnel migrate` (or "
+            "SqlRepository(url, migrate='auto'))"
+        )
+    if os.path.exists(parsed.database):
         return
     raise ConfigError(
         f"there is no database file at {parsed.database}; check the URL, or create it "
