@@ -387,7 +387,7 @@ class FunnelReport(Serialised):
             "weak_setters": [_json_key(name) for name in self.weak_setters],
             "time_in_stage": [t.to_dict() for t in self.time_in_stage.values()],
         }
-        if self.groups:
+        if self.by is not None or self.groups:  # by= without data: no group, still the key
             data["groups"] = {_json_key(key): group.to_dict() for key, group in self.groups.items()}
         return data
 

@@ -12,21 +12,60 @@ This module holds the ``main`` group; the commands live by what they are about:
 need (SQLAlchemy above all) is imported inside them, when they run: ``--help`` and
 ``diagram`` stay quick. Each command's module is imported when the command is first
 looked up (click's "lazy group"): ``report`` does not load the import's machinery.
+
+The group also stops every command alike: a Ctrl-C exits with status 130 and one line
+on stderr saying what was kept (each command says it with :func:`when_interrupted`), a
+reader of standard output that goes away with 141 (``--help`` and ``--version`` too),
+and text that standard output's encoding cannot write (a Windows cp1252 console, a
+latin-1 ``PYTHONIOENCODING``) is written with ``?`` for it, never a traceback.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import io
 import os
 import sys
 from collections.abc import Iterator, MutableMapping
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
-from ._common import fail
+from ._common import _reader_gone, fail
 
-__all__ = ["main"]
+__all__ = ["main", "when_interrupted"]
+
+_KEPT = "leadfunnel.interrupted"
+
+
+def when_interrupted(kept: str) -> None:
+    """Say ``kept`` (what a Ctrl-C from now on leaves: "nothing was stored ...") if the
+    running command is interrupted: the status is then 130."""
+    click.get_current_context().meta[_KEPT] = kept
+
+
+def _interrupted(kept: str | None) -> NoReturn:
+    """Stop after a Ctrl-C: what was printed is flushed, one line on stderr says what was
+    kept, and the status is 130 (128 + SIGINT), as a shell gives."""
+    try:
+        sys.stdout.flush()
+    except (OSError, ValueError):  # the reader went too (Ctrl-C stops a whole pipeline)
+        with contextlib.suppress(OSError, ValueError):  # (Python flushes it at exit)
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    with contextlib.suppress(OSError):
+        click.echo("leadfunnel: interrupted" + (f": {kept}" if kept else ""), err=True)
+    sys.exit(130)
+
+
+def _prepare_output() -> None:
+    """Text standard output's encoding cannot write is written as ``?``: a name in
+    Chinese on a cp1252 console, not a traceback. (Python's standard error already
+    writes it as ``\\u...``.)"""
+    stream = sys.stdout
+    if isinstance(stream, io.TextIOWrapper) and stream.errors == "strict":
+        with contextlib.suppress(OSError, ValueError):  # closed
+            stream.reconfigure(errors="replace")
 
 
 class _Commands(MutableMapping[str, click.Command]):
@@ -66,6 +105,7 @@ class _OneLineErrors(click.Group):
         if not kwargs.get("standalone_mode", True):
             return super().main(*args, **kwargs)
         kwargs["standalone_mode"] = False
+        _prepare_output()
         try:
             code = super().main(*args, **kwargs)
         except click.exceptions.NoArgsIsHelpError as exc:  # bare ``leadfunnel``: the help
@@ -81,6 +121,21 @@ class _OneLineErrors(click.Group):
             click.echo("Aborted!", err=True)
             sys.exit(1)
         sys.exit(code if isinstance(code, int) else 0)
+
+    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
+        # ``leadfunnel --help | true``, ``--version``: printed while the options are read.
+        try:
+            return super().make_context(*args, **kwargs)
+        except BrokenPipeError:
+            _reader_gone()
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:  # ``leadfunnel report --help | true``
+            _reader_gone()
+        except KeyboardInterrupt:
+            _interrupted(ctx.meta.get(_KEPT))
 
 
 @click.group(

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from .._csv_out import printable
+from . import when_interrupted
 from ._common import Interrupts, db_option, fail, guarded, open_funnel
 
 __all__ = ["demo", "diagram"]
@@ -52,8 +53,17 @@ def demo(db: str, seed: int, leads: int, svg: str) -> None:
     )
     # One transaction: a demo interrupted (Ctrl-C) or failing half way leaves the
     # database as it was, so it can simply be run again.
-    with Interrupts() as interrupts, funnel.repository.transaction():
-        summary = build_demo(funnel, seed=seed, leads=leads, tick=interrupts.check)
+    nothing = "nothing was stored (the demo is one transaction); run it again"
+    stored = "the sample funnel is stored; only its printout was cut short (see leadfunnel report)"
+    when_interrupted(nothing)
+    try:
+        with Interrupts() as interrupts, funnel.repository.transaction():
+            summary = build_demo(funnel, seed=seed, leads=leads, tick=interrupts.check)
+    except KeyboardInterrupt:
+        # The store says, not where the press landed: it may be just after the commit.
+        when_interrupted(stored if funnel.leads(limit=1) else nothing)
+        raise
+    when_interrupted(stored)
     report = funnel.report()
     click.echo(printable(str(report)), nl=False)
     click.echo(
@@ -83,6 +93,7 @@ def demo(db: str, seed: int, leads: int, svg: str) -> None:
 
 @click.command()
 @click.argument("lifecycle", type=click.Choice(["lead", "opportunity"]))
+@guarded
 def diagram(lifecycle: str) -> None:
     """Print a lifecycle as a Mermaid state diagram.
 

@@ -6,6 +6,7 @@ from datetime import datetime
 
 import click
 
+from . import when_interrupted
 from ._common import (
     Interrupts,
     db_option,
@@ -42,6 +43,9 @@ def qualify(db: str, rules: str, lead_model: str | None) -> None:
     """
     from .._qualification import QualificationEngine
 
+    when_interrupted(
+        "the pages of leads judged before were stored, each whole; qualify again to judge the rest"
+    )
     # The model's module first: rules it registers (register_rule) are then nameable.
     model = load_lead_model(lead_model) if lead_model else None
     engine = QualificationEngine.from_toml(rules)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import sys
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -80,12 +81,13 @@ def due(
     people = funnel.repository.get_many(item.subject_id for item in items)
     said = f"{len(items)} follow-ups"
 
-    def who(item: Any) -> tuple[str, str, str]:
+    def who(item: Any) -> tuple[str | None, str | None, str | None]:
+        """The person's name, company and phone, None for what is not known."""
         person = people.get(item.subject_id)
         if person is None:
-            return "", "", ""
+            return None, None, None
         name = " ".join(p for p in (person.first_name, person.last_name) if p)
-        return name, person.company or "", person.phone or ""
+        return name or None, person.company, person.phone
 
     if format_ != "table":
         data = [
@@ -106,13 +108,18 @@ def due(
             emit(json.dumps(data, indent=2) + "\n", output, said)
             return
         rows = (
-            [*(entry[c] for c in _DUE_COLUMNS[:-1]), ", ".join(entry["channels"])] for entry in data
+            [
+                *("" if entry[c] is None else entry[c] for c in _DUE_COLUMNS[:-1]),
+                ", ".join(entry["channels"]),
+            ]
+            for entry in data
         )
         emit(csv_text(_DUE_COLUMNS, rows), output, said)
         return
     if not items:
         emit("Nothing is due.\n", output, said)
         return
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
@@ -128,6 +135,8 @@ def due(
         "touch",
         "channels",
         "id",
+        # Lines a non-UTF-8 standard output (a Windows console's cp1252) can write.
+        box=box.HEAVY_HEAD if output or _writable("┏━┳┃┡╇│└┴─") else box.ASCII_DOUBLE_HEAD,
     )
     for item in items:
         name, company, phone = who(item)
@@ -144,11 +153,34 @@ def due(
             ", ".join(sorted(c.value for c in item.channels)),
             str(item.subject_id),
         )
-        table.add_row(*map(printable, cells))
-    console = Console(width=200, record=True, file=io.StringIO())
+        table.add_row(*(_writing(printable(cell or ""), output) for cell in cells))
+    # As wide as the table is: nothing cut (the id is what a follow-up is done with).
+    console = Console(width=_UNBOUNDED, record=True, file=io.StringIO())
     console.print(table)
     summary = f"{len(items)} follow-ups due, {sum(i.overdue for i in items)} overdue.\n"
     emit(console.export_text() + summary, output, said)
+
+
+_UNBOUNDED = 100_000
+
+
+def _writable(text: str) -> bool:
+    """Whether standard output's encoding can write ``text``."""
+    encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
+    try:
+        text.encode(encoding)
+    except (UnicodeError, LookupError):
+        return False
+    return True
+
+
+def _writing(text: str, output: str | None) -> str:
+    """``text`` as it will be written: to a file in UTF-8, to standard output with ``?``
+    for what its encoding cannot write (then measured as the one column it takes)."""
+    if output or _writable(text):
+        return text
+    encoding = sys.stdout.encoding
+    return text.encode(encoding, "replace").decode(encoding)
 
 
 _DUE_COLUMNS = (
@@ -348,5 +380,46 @@ def list_(
     elif format_ == "csv":
         text = pulled.to_csv()
     else:
-        text = pulled.to_table(by=by)
+        text = _list_table(pulled, by, output)
     emit(text, output, f"{len(pulled)} people")
+
+
+def _list_table(pulled: Any, by: str | None, output: str | None) -> str:
+    """The rep list's table (:meth:`RepList.to_table`'s), its columns padded and cut by
+    the width text takes on a terminal: a name in Chinese or Japanese, two columns a
+    character, lines up with the others."""
+    head = f"{pulled.title}, as of {pulled.at:%Y-%m-%d %H:%M %Z}: {len(pulled)}"
+    if by is None:
+        return "\n".join([head, "", *_list_rows(pulled.items, output)]) + "\n"
+    lines = [head]
+    groups = pulled.by_source() if by == "source" else pulled.by_age()
+    for key, items in groups.items():
+        label = "(none)" if key is None else key
+        lines += ["", f"{by} = {printable(str(label))}: {len(items)}", *_list_rows(items, output)]
+    return "\n".join(lines) + "\n"
+
+
+def _list_rows(items: Any, output: str | None) -> list[str]:
+    from rich.cells import cell_len, set_cell_size
+
+    if not items:
+        return ["  (nobody)"]
+
+    def cell(value: str | None, width: int) -> str:
+        text = _writing(printable(value or "-"), output)
+        if cell_len(text) > width:  # cut, ASCII "..." (any console)
+            text = set_cell_size(text, width - 3).rstrip(" ") + "..."
+        return set_cell_size(text, width)
+
+    lines = [
+        f"  {'name':<24} {'company':<20} {'phone':<16} {'source':<12} {'state':<15} "
+        f"{'since':<10} {'age':>5}"
+    ]
+    lines.append("  " + "-" * (len(lines[0]) - 2))
+    for item in items:
+        lines.append(
+            f"  {cell(item.name or item.email, 24)} {cell(item.company, 20)} "
+            f"{cell(item.phone, 16)} {cell(item.source, 12)} {item.state:<15} "
+            f"{item.since:%Y-%m-%d} {item.age_days:>4}d"
+        )
+    return lines
