@@ -14,7 +14,7 @@ prints as a table, JSON or CSV.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -193,10 +193,18 @@ class RepList(Serialised, Sequence[RepListItem]):
         return self.to_table()
 
     def to_table(self, *, by: Literal["source", "age"] | None = None) -> str:
-        """An aligned text table; ``by="source"`` or ``"age"`` prints one per group."""
+        """An aligned text table; ``by="source"`` or ``"age"`` prints one per group.
+        Columns are padded and cut by the width text takes on a terminal: a name in
+        Chinese or Japanese, two columns a character, lines up with the others."""
+        return self._table(by, _as_is)
+
+    def _table(self, by: str | None, shown: Callable[[str], str]) -> str:
+        """:meth:`to_table`, each text passed through ``shown`` before it is measured
+        (the command line's: control characters out, what the terminal's encoding
+        cannot write replaced)."""
         head = f"{self.title}, as of {self.at:%Y-%m-%d %H:%M %Z}: {len(self.items)}"
         if by is None:
-            return "\n".join([head, "", *_rows(self.items)]) + "\n"
+            return "\n".join([head, "", *_rows(self.items, shown)]) + "\n"
         if by not in ("source", "age"):
             raise InvalidArgumentError(f"cannot group a rep list by {by!r}; choose source or age")
         lines = [head]
@@ -204,18 +212,26 @@ class RepList(Serialised, Sequence[RepListItem]):
             self.by_source() if by == "source" else self.by_age()
         )
         for key, items in groups.items():
-            label = "(none)" if key is None else key
-            lines += ["", f"{by} = {label}: {len(items)}", *_rows(items)]
+            label = "(none)" if key is None else shown(str(key))
+            lines += ["", f"{by} = {label}: {len(items)}", *_rows(items, shown)]
         return "\n".join(lines) + "\n"
 
 
-def _rows(items: Sequence[RepListItem]) -> list[str]:
+def _as_is(text: str) -> str:
+    return text
+
+
+def _rows(items: Sequence[RepListItem], shown: Callable[[str], str]) -> list[str]:
+    from rich.cells import cell_len, set_cell_size
+
     if not items:
         return ["  (nobody)"]
 
-    def cut(value: str | None, width: int) -> str:
-        text = value or "-"
-        return text if len(text) <= width else text[: width - 3] + "..."  # ASCII: any console
+    def cell(value: str | None, width: int) -> str:
+        text = shown(value or "-")
+        if cell_len(text) > width:  # cut, ASCII "..." (any console)
+            text = set_cell_size(text, width - 3).rstrip(" ") + "..."
+        return set_cell_size(text, width)
 
     lines = [
         f"  {'name':<24} {'company':<20} {'phone':<16} {'source':<12} {'state':<15} "
@@ -224,8 +240,8 @@ def _rows(items: Sequence[RepListItem]) -> list[str]:
     lines.append("  " + "-" * (len(lines[0]) - 2))
     for item in items:
         lines.append(
-            f"  {cut(item.name or item.email, 24):<24} {cut(item.company, 20):<20} "
-            f"{cut(item.phone, 16):<16} {cut(item.source, 12):<12} {item.state:<15} "
+            f"  {cell(item.name or item.email, 24)} {cell(item.company, 20)} "
+            f"{cell(item.phone, 16)} {cell(item.source, 12)} {item.state:<15} "
             f"{item.since:%Y-%m-%d} {item.age_days:>4}d"
         )
     return lines

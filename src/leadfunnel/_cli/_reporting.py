@@ -385,41 +385,6 @@ def list_(
 
 
 def _list_table(pulled: Any, by: str | None, output: str | None) -> str:
-    """The rep list's table (:meth:`RepList.to_table`'s), its columns padded and cut by
-    the width text takes on a terminal: a name in Chinese or Japanese, two columns a
-    character, lines up with the others."""
-    head = f"{pulled.title}, as of {pulled.at:%Y-%m-%d %H:%M %Z}: {len(pulled)}"
-    if by is None:
-        return "\n".join([head, "", *_list_rows(pulled.items, output)]) + "\n"
-    lines = [head]
-    groups = pulled.by_source() if by == "source" else pulled.by_age()
-    for key, items in groups.items():
-        label = "(none)" if key is None else key
-        lines += ["", f"{by} = {printable(str(label))}: {len(items)}", *_list_rows(items, output)]
-    return "\n".join(lines) + "\n"
-
-
-def _list_rows(items: Any, output: str | None) -> list[str]:
-    from rich.cells import cell_len, set_cell_size
-
-    if not items:
-        return ["  (nobody)"]
-
-    def cell(value: str | None, width: int) -> str:
-        text = _writing(printable(value or "-"), output)
-        if cell_len(text) > width:  # cut, ASCII "..." (any console)
-            text = set_cell_size(text, width - 3).rstrip(" ") + "..."
-        return set_cell_size(text, width)
-
-    lines = [
-        f"  {'name':<24} {'company':<20} {'phone':<16} {'source':<12} {'state':<15} "
-        f"{'since':<10} {'age':>5}"
-    ]
-    lines.append("  " + "-" * (len(lines[0]) - 2))
-    for item in items:
-        lines.append(
-            f"  {cell(item.name or item.email, 24)} {cell(item.company, 20)} "
-            f"{cell(item.phone, 16)} {cell(item.source, 12)} {item.state:<15} "
-            f"{item.since:%Y-%m-%d} {item.age_days:>4}d"
-        )
-    return lines
+    """The rep list's table (:meth:`RepList.to_table`'s), its texts as they will be
+    written: control characters out, what standard output cannot encode replaced."""
+    return str(pulled._table(by, lambda text: _writing(printable(text), output)))
