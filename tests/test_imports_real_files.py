@@ -89,6 +89,14 @@ def test_data_loaders_java_numbers_are_read_exactly(written: str, read: str) -> 
     assert read_number(written) == read
 
 
+@pytest.mark.parametrize("written", ["1.0E20000000", "1.0E999999999", "1.0E-40"])
+def test_a_java_number_out_of_any_range_is_refused_before_it_is_written_out(
+    written: str,
+) -> None:
+    with pytest.raises(ValueError, match="out of any range"):
+        read_number(written)
+
+
 @pytest.mark.parametrize("written", ["2.5E+06", "8E+07", "8.00E+07", "1.51255E+10", "2,5E+06"])
 def test_a_spreadsheets_scientific_notation_is_still_refused(written: str) -> None:
     with pytest.raises(ValueError, match="scientific notation"):
@@ -156,9 +164,9 @@ def test_plain_lower_case_names_stay_a_generic_file(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("name", "read"),
-    [("Bj\u00f6rn Sj\u00f6berg", "Bj\u0161rn"), ("Mu\u00f1oz", "Mu\u2013oz")],
+    [("Mu\u00f1oz", "Mu\u2013oz"), ("Jos\u00e1 Pe\u00f1a", "Pe\u2013a")],
 )
-def test_mac_roman_o_umlaut_and_n_tilde_are_refused(tmp_path: Path, name: str, read: str) -> None:
+def test_mac_roman_n_tilde_is_refused(tmp_path: Path, name: str, read: str) -> None:
     text = f"First Name,Last Name,Email\n{name},X,a@x.example.com\n"
     with pytest.raises(CsvError, match="Mac Roman") as refused:
         open_csv(write(tmp_path, text, encoding="mac_roman"))
@@ -171,22 +179,29 @@ def test_windows_text_with_apostrophes_and_dashes_between_letters_is_no_mac_roma
     text = (
         "First Name,Last Name,Email,Description\n"
         "Sean,O\u2019Connell,s@x.example.com,called\u2014will try again; 2\u20133 seats\n"
+        "Du\u0161an,Ka\u0161par,d@x.example.com,\n"
+        "Bo\u017eena,Ma\u017eeika,b@x.example.com,\n"
     )
-    (row,) = open_csv(write(tmp_path, text, encoding="cp1252")).rows()
-    assert row.fields["last_name"] == "O\u2019Connell"
+    rows = list(open_csv(write(tmp_path, text, encoding="cp1252")).rows())
+    assert [row.fields["last_name"] for row in rows] == [
+        "O\u2019Connell",
+        "Ka\u0161par",
+        "Ma\u017eeika",
+    ]
 
 
 class Products(Lead):
     products: list[str] = []
-    seats: frozenset[int] = frozenset()
+    regions: frozenset[str] = frozenset()
+    seats: list[int] = []
 
 
 def test_a_custom_list_or_set_field_takes_items_as_tags_do(tmp_path: Path) -> None:
     text = (
-        "email,products,seats\n"
-        'a@x.example.com,"Backup; Antivirus",5\n'
+        "email,products,regions\n"
+        'a@x.example.com,"Backup; Antivirus","EMEA,APAC"\n'
         "b@x.example.com,Backup,\n"
-        'c@x.example.com," , ;","1,2"\n'
+        'c@x.example.com," , ;",EMEA\n'
     )
     rows = list(open_csv(write(tmp_path, text), lead_model=Products).rows())
     assert [row.error for row in rows] == [None, None, None]
@@ -195,7 +210,17 @@ def test_a_custom_list_or_set_field_takes_items_as_tags_do(tmp_path: Path) -> No
     stored = {lead.email: lead for lead in funnel.leads() if isinstance(lead, Products)}
     assert len(stored) == 3
     assert stored["a@x.example.com"].products == ["Backup", "Antivirus"]
-    assert stored["a@x.example.com"].seats == {5}
+    assert stored["a@x.example.com"].regions == {"EMEA", "APAC"}
     assert stored["b@x.example.com"].products == ["Backup"]
     assert stored["c@x.example.com"].products == []
-    assert stored["c@x.example.com"].seats == {1, 2}
+    assert stored["c@x.example.com"].regions == {"EMEA"}
+
+
+def test_a_custom_list_of_numbers_is_not_split(tmp_path: Path) -> None:
+    """ "1,200" or "1,5;2,5" could be read several ways: such a cell is left to the
+    model, which refuses it, rather than split into numbers nobody wrote."""
+    text = 'email,seats\na@x.example.com,"1,200"\n'
+    (row,) = open_csv(write(tmp_path, text), lead_model=Products).rows()
+    report = Funnel(InMemoryRepository(), lead_model=Products).import_leads([row.fields])
+    assert not report.added
+    assert "seats" in report.rejected[0].reason

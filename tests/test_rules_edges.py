@@ -106,6 +106,12 @@ def test_a_property_is_judged_by_the_engine_and_accepted_by_the_funnel() -> None
     assert funnel.qualify(funnel.add(Lead(first_name="Ann"))).qualified
 
 
+def test_a_text_range_is_checked_whatever_the_case() -> None:
+    engine_of({"rule": "field", "field": "postal_code", "min": "a", "max": "M"})
+    with pytest.raises(ConfigError, match="nothing passes"):
+        engine_of({"rule": "field", "field": "postal_code", "min": "N", "max": "b"})
+
+
 def test_text_bounds_compare_whatever_the_case() -> None:
     engine = engine_of({"rule": "field", "field": "postal_code", "min": "ab1", "max": "ab9"})
     for code in ("ab5 3xy", "AB5 3XY"):

@@ -4,13 +4,14 @@ accents, spaces and punctuation aside, decomposed text (NFD) as composed."""
 from __future__ import annotations
 
 import unicodedata
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from hypothesis import given
 from hypothesis import strategies as st
 
-from leadfunnel import Funnel, Lead, Repository, SqlRepository
+from leadfunnel import ConfigError, Funnel, Lead, Repository, SqlRepository
 from leadfunnel._sql import _schema as schema
 from leadfunnel.storage import trait_key
 
@@ -102,3 +103,36 @@ def test_version_6_rekeys_the_people_stored_before(repository: Repository) -> No
         assert keys == {old.id: "acmeinc", plain.id: "other"}
     finally:
         upgraded.close()
+
+
+@pytest.mark.parametrize(
+    ("one", "other"),
+    [
+        ("कुमार", "कामरा"),  # Kumar, Kamra: the vowel signs tell them apart
+        ("ガルシア", "カルシア"),  # a voicing mark
+        ("สมชาย", "สมชัย"),
+    ],
+)
+def test_the_marks_of_other_scripts_tell_names_apart(one: str, other: str) -> None:
+    assert trait_key(one, "last_name") != trait_key(other, "last_name")
+    decomposed = unicodedata.normalize("NFD", one)
+    assert trait_key(decomposed, "last_name") == trait_key(one, "last_name")
+
+
+def test_a_store_opened_without_migrating_refuses_to_search_by_old_keys(
+    tmp_path: Path,
+) -> None:
+    """Opened with migrate="never" at version 5, its keys are folded as they were then:
+    a search would silently miss people, so it says to upgrade."""
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    repository = SqlRepository(url)
+    Funnel(repository).add(Lead(first_name="Sean", last_name="O'Connell"))
+    with repository._engine.begin() as conn:
+        conn.execute(sa.update(schema.schema_table).values(version=5))
+    repository.close()
+    old = SqlRepository(url, migrate="never")
+    try:
+        with pytest.raises(ConfigError, match="leadfunnel migrate"):
+            old.people_like(last_name="O'Connell")
+    finally:
+        old.close()

@@ -131,7 +131,10 @@ def read_number(text: str, *, whole: bool = False, thousands: str | None = None)
     if _JAVA_DOUBLE.fullmatch(value):
         # Salesforce's Data Loader and the sf command line write amounts of 10,000,000
         # and more as Java does ("9.9213206E7"): exact, never a spreadsheet's rounding.
-        exact = format(Decimal(value), "f")
+        number = Decimal(value)
+        if not -30 <= number.adjusted() <= 30:  # before writing out its digits
+            raise ValueError(f"{text!r} is no amount: its exponent is out of any range")
+        exact = format(number, "f")
         if "." in exact:
             exact = exact.rstrip("0").rstrip(".")
         if whole and "." in exact:
@@ -1784,7 +1787,13 @@ def _kind(annotation: object) -> _Kind | None:
     if origin is Annotated:
         return _kind(get_args(annotation)[0])
     if origin in _COLLECTIONS or annotation in _COLLECTIONS:
-        return "items"
+        # Items of text (or of an enum) are split on commas and semicolons, as tags are;
+        # numbers are not: "1,5;2,5" and "1,200" could be read several ways.
+        items = [a for a in get_args(annotation) if a is not Ellipsis]
+        element = items[0] if items else str
+        if element is str or (isinstance(element, type) and issubclass(element, Enum)):
+            return "items"
+        return None
     if origin is Union or origin is types.UnionType:
         found = {_kind(a) for a in get_args(annotation) if a is not _NONE}
         if found <= {"whole", "amount"} and found:
@@ -1960,8 +1969,8 @@ def _given_encoding(file: Path, head: bytes, name: str) -> str:
     return encoding
 
 
-# Mac Roman's accented letters (ü, ä, é, ß, ö, ñ...) read as Windows-1252 become letters
-# or signs no word holds there: "JŸrgen", "MŸller & SŠhne", "CafŽ", "Strau§", "Bjšrn",
+# Mac Roman's accented letters (ü, ä, é, ß, ñ...) read as Windows-1252 become letters
+# or signs no word holds there: "JŸrgen", "MŸller & SŠhne", "CafŽ", "Strau§",
 # "Mu\u2013oz" (a curly quote or an em dash between letters, as Mac Roman's í and ó
 # read, can be text: "O\u2019Connell", "call\u2014then"; those alone are no sign).
 _LETTER = r"[^\W\d_]"
@@ -1970,8 +1979,9 @@ _MAC_ROMAN_SIGNS = re.compile(
     rf"|[\u0192\u02c6\u02dc\u0178](?={_LETTER})"
     r"|(?<=[a-z\u00df-\u00ff])[\u0160\u017d\u0152]"
     rf"|(?<={_LETTER})[\u0160\u017d\u0152](?=[a-z])"
-    # ö, û, ñ, á, Ü, Ö... between two letters: "Bjšrn", "Mu\u2013oz" are never text.
-    r"|(?<=[a-z])[\u0161\u017e\u2013\u2020\u2021\u2030\u2039\u203a](?=[a-z])"
+    # ñ, á, Ü, Ö... between two letters: "Mu\u2013oz" is never text. (ö and û read as
+    # "š" and "ž", which Central European names hold: Dušan, Božena are no sign.)
+    r"|(?<=[a-z])[\u2013\u2020\u2021\u2030\u2039\u203a](?=[a-z])"
 )
 
 

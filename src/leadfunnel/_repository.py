@@ -1239,17 +1239,34 @@ def trait_key(value: str | None, trait: str) -> str | None:
     return folded[: TRAIT_KEY_LENGTH[trait]] or None
 
 
-#: What :func:`fold_name` leaves out of a decomposed, case-folded name: everything but
-#: letters and digits (combining accents, spaces, punctuation, symbols, underscores).
-_NOT_LETTER_OR_DIGIT = re.compile(r"[\W_]+")
+_ASCII_NOT_LETTER_OR_DIGIT = re.compile(r"[^0-9a-z]+")
 
 
 @functools.lru_cache(maxsize=4096)  # names and companies repeat: Smith, Acme Inc
 def fold_name(text: str) -> str:
     """``text`` as duplicate searches compare names: compatibility-decomposed (NFKD),
     case-folded, its letters and digits only (``"  José O'Connell-Müller "`` is
-    ``"joseoconnellmuller"``)."""
-    return _NOT_LETTER_OR_DIGIT.sub("", unicodedata.normalize("NFKD", text).casefold())
+    ``"joseoconnellmuller"``). An accent on a Latin, Greek or Cyrillic letter goes
+    (badge scanners drop them); the vowel signs and voicing marks of other scripts
+    stay, as they tell names apart (कुमार is not कामरा)."""
+    if text.isascii():
+        return _ASCII_NOT_LETTER_OR_DIGIT.sub("", text.lower())
+    kept: list[str] = []
+    for char in unicodedata.normalize("NFKD", text).casefold():
+        if char.isalnum():
+            kept.append(char)
+        elif (
+            unicodedata.category(char) in ("Mn", "Mc", "Me") and kept and not _accentable(kept[-1])
+        ):
+            kept.append(char)  # a mark of its own script: part of the letter
+    return unicodedata.normalize("NFC", "".join(kept))
+
+
+def _accentable(char: str) -> bool:
+    """Whether ``char`` is a Latin, Greek or Cyrillic letter (or a digit), whose
+    combining accents duplicate searches leave out."""
+    point = ord(char)
+    return point < 0x0530 or 0x1D00 <= point < 0x2000
 
 
 def check_rep_list(kind: str) -> None:

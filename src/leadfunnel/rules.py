@@ -893,7 +893,7 @@ class FieldRule(BaseRule):
     @staticmethod
     def _check_range(low: Any, high: Any) -> None:
         try:
-            empty = low is not None and high is not None and low > high
+            empty = low is not None and high is not None and _same(low) > _same(high)
         except TypeError:
             return  # compared once read as the field's type
         if empty:

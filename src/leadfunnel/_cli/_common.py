@@ -144,8 +144,25 @@ def _files_of(repository: Any) -> list[Path]:
 
 
 def without_password(url: str) -> str:
-    """``url`` with its password hidden, however malformed the rest of it is."""
-    return re.sub(r"(://[^:/@\s]*:)[^@/\s]*@", r"\1***@", url)
+    """``url`` with its password hidden, however malformed the rest of it is (a password
+    may hold "/" and "@": everything up to the last "@" goes)."""
+    return re.sub(r"(://[^:/@\s]*:).*@", r"\1***@", url)
+
+
+def schema_version_before(db: str) -> int | None:
+    """The schema version ``db`` holds, read without writing anything (``migrate``
+    says what it did), or None when it has no leadfunnel tables or cannot be read
+    (opening it to migrate says why)."""
+    from .._sql import SqlRepository
+
+    try:
+        repository = SqlRepository(db, migrate="never")
+    except Exception:
+        return None
+    try:
+        return repository.schema_version
+    finally:
+        repository.close()
 
 
 def guarded(command: _F) -> _F:

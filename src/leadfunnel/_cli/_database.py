@@ -12,7 +12,7 @@ import click
 
 from .._csv_out import printable
 from . import when_interrupted
-from ._common import db_option, guarded, open_funnel, without_password
+from ._common import db_option, guarded, open_funnel, schema_version_before, without_password
 
 __all__ = ["events", "migrate"]
 
@@ -30,7 +30,7 @@ def migrate(db: str) -> None:
     Example:
       leadfunnel migrate --db postgresql+psycopg://app@db/crm
     """
-    before = _version_before(db)
+    before = schema_version_before(db)
     funnel = open_funnel(db)
     version = funnel.repository.schema_version
     where = printable(without_password(db))
@@ -40,22 +40,6 @@ def migrate(db: str) -> None:
         click.echo(f"{where}: upgraded the leadfunnel schema from version {before} to {version}")
     else:
         click.echo(f"{where}: leadfunnel schema version {version}, up to date")
-
-
-def _version_before(db: str) -> int | None:
-    """The schema version ``db`` holds before ``migrate`` opens it (read without writing
-    anything), or None when it has no leadfunnel tables (or cannot be read: opening it
-    to migrate says why)."""
-    from .._sql import SqlRepository
-
-    try:
-        repository = SqlRepository(db, migrate="never")
-    except Exception:
-        return None
-    try:
-        return repository.schema_version
-    finally:
-        repository.close()
 
 
 _PAGE = 1000

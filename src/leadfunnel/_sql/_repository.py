@@ -1332,6 +1332,10 @@ class SqlRepository(RepRowsAdapter):
     ) -> list[Lead | Contact]:
         if kind not in ("lead", "contact"):
             return []
+        if self._found_version < 6:
+            # Opened with migrate="never" at an older version: its keys are folded as
+            # they were then, and would silently miss people.
+            raise self._lacking("the people's trait keys are those of an older version")
         t = s.RECORD_TABLES[kind]
         traits: list[Any] = []
         for column, trait, value in (
