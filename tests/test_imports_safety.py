@@ -129,7 +129,7 @@ def test_tables_printed_on_a_terminal_carry_no_control_characters(
     db = f"sqlite:///{tmp_path / 'f.db'}"
     Funnel(SqlRepository(db)).add(Lead(email="p@x.example.com"))
     monkeypatch.setattr(FunnelReport, "to_table", lambda self: "Acme\x1b]0;owned\x07 IT\n")
-    monkeypatch.setattr(RepList, "to_table", lambda self, by=None: "\x1b[2JPat\n")
+    monkeypatch.setattr(RepList, "_table", lambda self, by, shown: "\x1b[2JPat\n")
     runner = CliRunner()
     assert runner.invoke(main, ["report", "--db", db]).output == "Acme]0;owned IT\n"
     assert runner.invoke(main, ["list", "not_sat", "--db", db]).output == "[2JPat\n"
