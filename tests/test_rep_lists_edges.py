@@ -84,3 +84,16 @@ def test_bad_arguments_are_the_librarys_own_errors(
     assert f"{name}={value!r}: give a whole number" in str(caught.value)
     with pytest.raises(InvalidArgumentError, match="increasing whole days"):
         funnel.rep_list("not_sat").by_age([30, 7])
+
+
+def test_a_person_without_a_name_is_null_in_json_and_empty_in_csv(
+    repository: Repository,
+) -> None:
+    """As due's JSON and the other missing values: null, not an empty string."""
+    funnel = Funnel(repository, clock=ManualClock(datetime(2024, 6, 1, tzinfo=UTC)))
+    nameless = funnel.add(Lead(email="who@x.example.com"))
+    funnel.qualify(nameless, force=True)
+    pulled = funnel.rep_list("never_booked")
+    assert pulled.to_dict()["items"][0]["name"] is None
+    header, row = pulled.to_csv().splitlines()
+    assert row.split(",")[header.split(",").index("name")] == ""

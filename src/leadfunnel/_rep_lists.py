@@ -109,7 +109,9 @@ class RepListItem:
                 return str(value)
             return value
 
-        return {name: plain(getattr(self, name)) for name in _CSV_COLUMNS}
+        data = {name: plain(getattr(self, name)) for name in _CSV_COLUMNS}
+        data["name"] = self.name or None  # no name: null, as the other missing values
+        return data
 
 
 @dataclass(frozen=True, slots=True)
