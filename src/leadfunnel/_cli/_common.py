@@ -4,6 +4,7 @@ status 2, and stopping quietly when standard output's reader goes away."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sys
@@ -72,6 +73,16 @@ def emit(text: str, output: str | None, written: str) -> None:
         click.echo(f"{written} written to {output}", err=True)
     else:
         click.echo(printable(text), nl=False)
+
+
+def json_text(data: Any, output: str | None) -> str:
+    """``data`` as the JSON a command prints: characters as they are in a file (UTF-8)
+    and on a standard output that can write them; as ``\\u`` escapes on one that cannot
+    (a cp1252 console), so that no value is lost to a ``?``."""
+    stream = sys.stdout
+    encoding = getattr(stream, "encoding", None) or "utf-8"
+    readable = output is not None or encoding.replace("-", "").lower() in ("utf8", "utf16")
+    return json.dumps(data, indent=2, ensure_ascii=not readable) + "\n"
 
 
 def fail(message: str) -> NoReturn:

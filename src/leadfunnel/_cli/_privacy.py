@@ -3,7 +3,6 @@ erasure) and ``export-person`` (access and portability)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ from ._common import (
     emit,
     fail,
     guarded,
+    json_text,
     lead_model_option,
     load_lead_model,
     load_model,
@@ -141,7 +141,7 @@ def export_person(db: str, person: str, output: str | None) -> None:
             )
         fail(f"nobody with e-mail or phone {person!r} is stored; check the spelling")
     data = funnel.export_person(found)
-    emit(json.dumps(data, indent=2, ensure_ascii=False) + "\n", output, "1 person")
+    emit(json_text(data, output), output, "1 person")
 
 
 def _suppressed(funnel: Any, who: str) -> bool:

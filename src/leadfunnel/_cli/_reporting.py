@@ -13,7 +13,16 @@ from typing import Any
 import click
 
 from .._csv_out import csv_text, printable
-from ._common import db_option, emit, fail, format_option, guarded, open_funnel, output_option
+from ._common import (
+    db_option,
+    emit,
+    fail,
+    format_option,
+    guarded,
+    json_text,
+    open_funnel,
+    output_option,
+)
 
 __all__ = ["due", "list_", "report"]
 
@@ -300,7 +309,7 @@ def report(
         comparison = funnel.compare(start, end, previous=previous)
         renderers: dict[str, Callable[[Any], str]] = {
             "table": str,
-            "json": lambda c: c.to_json() + "\n",
+            "json": lambda c: json_text(c.to_dict(), output),
             "csv": lambda c: c.to_csv(),
             "svg": lambda c: c.to_svg(),
         }
@@ -309,7 +318,7 @@ def report(
     result = funnel.report(since=start, until=end, by=by)
     renderers = {
         "table": str,
-        "json": lambda r: r.to_json() + "\n",
+        "json": lambda r: json_text(r.to_dict(), output),
         "csv": lambda r: r.to_csv(groups=by is not None),
         "svg": lambda r: r.to_svg(),
     }
@@ -376,7 +385,7 @@ def list_(
         limit=limit,
     )
     if format_ == "json":
-        text = pulled.to_json() + "\n"
+        text = json_text(pulled.to_dict(), output)
     elif format_ == "csv":
         text = pulled.to_csv()
     else:
