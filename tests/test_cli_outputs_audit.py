@@ -18,7 +18,7 @@ import pytest
 from click.testing import CliRunner, Result
 from rich.cells import cell_len
 
-from leadfunnel import Funnel, SqlRepository
+from leadfunnel import Funnel, Lead, SqlRepository
 from leadfunnel._cli import main
 
 RULES = '[[profiles]]\nname = "p"\nrules = [{ rule = "niche", industries = ["IT Services"] }]\n'
@@ -217,6 +217,21 @@ def test_json_on_an_output_encoding_without_the_characters_loses_nothing(
     assert "?" not in done.stdout
     parsed = json.dumps(json.loads(done.stdout), ensure_ascii=False)
     assert "\u5f20\u4f1f" in parsed  # the name, whole once parsed
+
+
+def test_the_event_feed_on_a_cp1252_output_loses_nothing(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'feed.db'}"
+    funnel = Funnel(SqlRepository(db))
+    funnel.disqualify(funnel.add(Lead(first_name="Wei")), reason="\u5f20\u4f1f: no budget")
+    funnel.repository.close()
+    done = leadfunnel("events", "--db", db, PYTHONIOENCODING="cp1252")
+    assert (done.returncode, done.stderr) == (0, ""), done.stderr
+    assert "?" not in done.stdout
+    utf8 = leadfunnel("events", "--db", db)
+    assert "\u5f20\u4f1f" in utf8.stdout
+    assert [json.loads(line) for line in done.stdout.splitlines()] == [
+        json.loads(line) for line in utf8.stdout.splitlines()
+    ]
 
 
 def test_due_table_on_a_cp1252_output_of_plain_text(demo_db: str) -> None:

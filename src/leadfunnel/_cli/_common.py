@@ -79,10 +79,21 @@ def json_text(data: Any, output: str | None) -> str:
     """``data`` as the JSON a command prints: characters as they are in a file (UTF-8)
     and on a standard output that can write them; as ``\\u`` escapes on one that cannot
     (a cp1252 console), so that no value is lost to a ``?``."""
-    stream = sys.stdout
-    encoding = getattr(stream, "encoding", None) or "utf-8"
-    readable = output is not None or encoding.replace("-", "").lower() in ("utf8", "utf16")
+    readable = output is not None or _unicode_stdout()
     return json.dumps(data, indent=2, ensure_ascii=not readable) + "\n"
+
+
+def json_line(text: str) -> str:
+    """A line of JSON (``events``) as standard output can write it: as it is, or with
+    ``\\u`` escapes where it holds characters the output's encoding cannot write."""
+    if text.isascii() or _unicode_stdout():
+        return text
+    return json.dumps(json.loads(text), separators=(",", ":"))
+
+
+def _unicode_stdout() -> bool:
+    encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
+    return encoding.replace("-", "").replace("_", "").lower() in ("utf8", "utf16", "utf32")
 
 
 def fail(message: str) -> NoReturn:

@@ -12,7 +12,14 @@ import click
 
 from .._csv_out import printable
 from . import when_interrupted
-from ._common import db_option, guarded, open_funnel, schema_version_before, without_password
+from ._common import (
+    db_option,
+    guarded,
+    json_line,
+    open_funnel,
+    schema_version_before,
+    without_password,
+)
 
 __all__ = ["events", "migrate"]
 
@@ -114,7 +121,7 @@ def events(db: str, after: int, limit: int | None, follow: bool, interval: float
             wanted = _PAGE if left is None else min(_PAGE, left)
             page = funnel.events(after=last, limit=wanted)
             for event in page:
-                click.echo(event.model_dump_json())
+                click.echo(json_line(event.model_dump_json()))
                 last = event.position
             if left is not None:
                 left -= len(page)
