@@ -195,6 +195,68 @@ class PeopleLikeIncludesErased(_PeopleLikeByHand):
         return False
 
 
+class PeopleLikeByPart(_PeopleLikeByHand):
+    """``people_like`` matches a trait that contains the one asked for (SQL's
+    ``LIKE '%acme%'``)."""
+
+    def people_like(
+        self,
+        *,
+        email_domain: str | None = None,
+        company: str | None = None,
+        last_name: str | None = None,
+        kind: Any = "lead",
+        limit: int = 200,
+    ) -> list[Any]:
+        asked = [
+            (key, index)
+            for value, trait, index in (
+                (email_domain, "email_domain", 0),
+                (company, "company", 1),
+                (last_name, "last_name", 2),
+            )
+            if (key := trait_key(value, trait))
+        ]
+
+        def like(r: Any) -> bool:
+            email, co, last = self.traits_of(r)
+            held = (email.rpartition("@")[2] if email else None, co, last)
+            traits = ("email_domain", "company", "last_name")
+            return r.erased_at is None and any(
+                key in (trait_key(held[i], traits[i]) or "") for key, i in asked
+            )
+
+        return self._select(kind, limit, like)
+
+
+class PeopleLikeUnfolded(_PeopleLikeByHand):
+    """``people_like`` compares traits trimmed and case-folded only (the keys of
+    schema version 5), not as ``trait_key`` reads names."""
+
+    def people_like(
+        self,
+        *,
+        email_domain: str | None = None,
+        company: str | None = None,
+        last_name: str | None = None,
+        kind: Any = "lead",
+        limit: int = 200,
+    ) -> list[Any]:
+        def fold(value: str | None) -> str | None:
+            return value.strip().casefold() if value else None
+
+        def like(r: Any) -> bool:
+            email, co, last = self.traits_of(r)
+            at = email.rpartition("@")[2] if email else None
+            return r.erased_at is None and bool(
+                (email_domain and fold(at) == fold(email_domain))
+                or (company and fold(co) == fold(company))
+                or (last_name and fold(last) == fold(last_name))
+            )
+
+        return self._select(kind, limit, like)
+
+
 class _Against(RepositoryContract):
     def __init__(self, adapter: Callable[[], Repository], tmp_path: Path) -> None:
         self.adapter = adapter
@@ -238,6 +300,8 @@ def _no_hang() -> Iterator[None]:
         ),
         (StaleTraits, "test_people_like", "before an update"),
         (PeopleLikeIncludesErased, "test_people_like", "an erased person"),
+        (PeopleLikeByPart, "test_people_like", "matched part of a trait"),
+        (PeopleLikeUnfolded, "test_people_like", "must compare trait_key()s"),
     ],
     ids=lambda value: getattr(value, "__name__", None) or str(value)[:40],
 )

@@ -1245,6 +1245,11 @@ class RepositoryContract(ABC):
         decomposed = unicodedata.normalize("NFD", "cafe  MÜLLER inc")
         assert ids(company=decomposed) == [e.id], "people_like must compare trait_key()s"
         assert ids(last_name="Oconnell") == [e.id], "people_like must compare trait_key()s"
+        # Whole keys, not parts of them: "Acm" is not "Acme", "Riv" not "Rivera".
+        partial = "people_like matched part of a trait: it compares whole trait_key()s"
+        assert ids(company="Acm") == [], partial
+        assert ids(last_name="Riv") == [], partial
+        assert ids(email_domain="example.com") == [], partial
         # An edit moves a person to other traits: people_like reads them as they are now,
         # not as they were inserted (a trait column written by the INSERT only).
         moved = bump(a, company="Zed", last_name="Smith", email="ann@else.example.com")
