@@ -714,9 +714,9 @@ class Funnel:
         """
         return self.repository.leads(
             status=_member(LeadStatus, status, "status"),
-            tag=tag,
-            source=source,
-            owner=owner,
+            tag=_text(tag, "tag"),
+            source=_text(source, "source"),
+            owner=_text(owner, "owner"),
             created_since=_aware_or_none(created_since, "created_since"),
             created_until=_aware_or_none(created_until, "created_until"),
             where=_where(where, self._context["phone_region"]),
@@ -731,16 +731,19 @@ class Funnel:
         tag: str | None = None,
         source: str | None = None,
         owner: str | None = None,
+        lead_id: Lead | UUID | str | None = None,
         where: Mapping[str, Any] | None = None,
         after: Contact | UUID | str | None = None,
         limit: int | None = None,
     ) -> list[Contact]:
-        """Contacts matching every given filter, ordered and paged as :meth:`leads`."""
+        """Contacts matching every given filter, ordered and paged as :meth:`leads`
+        (``lead_id``: the contact converted from that lead)."""
         return self.repository.contacts(
             type=_member(ContactType, type, "type"),
-            tag=tag,
-            source=source,
-            owner=owner,
+            tag=_text(tag, "tag"),
+            source=_text(source, "source"),
+            owner=_text(owner, "owner"),
+            lead_id=_id_or_none(lead_id, "lead_id"),
             where=_where(where, self._context["phone_region"]),
             after=self._cursor(after, "contact"),
             limit=_limit(limit),
@@ -753,16 +756,19 @@ class Funnel:
         owner: str | None = None,
         setter: str | None = None,
         contact_id: UUID | str | None = None,
+        lead_id: Lead | UUID | str | None = None,
         where: Mapping[str, Any] | None = None,
         after: Opportunity | UUID | str | None = None,
         limit: int | None = None,
     ) -> list[Opportunity]:
-        """Opportunities matching every given filter, ordered and paged as :meth:`leads`."""
+        """Opportunities matching every given filter, ordered and paged as :meth:`leads`
+        (``lead_id``: the deals of the lead they came from)."""
         return self.repository.opportunities(
             stage=_member(Stage, stage, "stage"),
-            owner=owner,
-            setter=setter,
-            contact_id=_filter_id(contact_id, "contact_id") if contact_id is not None else None,
+            owner=_text(owner, "owner"),
+            setter=_text(setter, "setter"),
+            contact_id=_id_or_none(contact_id, "contact_id"),
+            lead_id=_id_or_none(lead_id, "lead_id"),
             where=_where(where, self._context["phone_region"]),
             after=self._cursor(after, "opportunity"),
             limit=_limit(limit),
@@ -781,8 +787,12 @@ class Funnel:
         for name in ("created_since", "created_until"):
             if checked.get(name) is not None:
                 checked[name] = _aware_or_none(checked[name], name)
-        if checked.get("contact_id") is not None:
-            checked["contact_id"] = _filter_id(checked["contact_id"], "contact_id")
+        for name in ("contact_id", "lead_id"):
+            if checked.get(name) is not None:
+                checked[name] = _filter_id(checked[name], name)
+        for name in ("tag", "source", "owner", "setter"):
+            if name in checked:
+                checked[name] = _text(checked[name], name)
         if "where" in checked:
             checked["where"] = _where(checked["where"], self._context["phone_region"])
         return self.repository.count(kind, **checked)
@@ -1013,11 +1023,7 @@ class Funnel:
         ``owner`` owns, when given (filtered in storage), the first ``limit``."""
         from ._cadence import follow_ups
 
-        if owner is not None and not isinstance(owner, str):
-            raise InvalidArgumentError(
-                f"owner={owner!r}: give the owner's name as stored on the records (a str), "
-                "or None for everyone's"
-            )
+        _text(owner, "owner")
         return follow_ups(
             self.repository,
             self.cadence,
@@ -1107,6 +1113,22 @@ _PLURAL = {"lead": "leads", "contact": "contacts", "opportunity": "opportunities
 
 def _aware_or_none(value: datetime | None, name: str) -> datetime | None:
     return None if value is None else require_aware(value, name)
+
+
+def _text(value: Any, name: str) -> str | None:
+    """A text filter's value (``owner``, ``source``, ``setter``, ``tag``): a ``str``, or
+    None for no filter; anything else an :class:`InvalidArgumentError` (a list given
+    for one value would reach the store as a parameter it cannot bind)."""
+    if value is not None and not isinstance(value, str):
+        raise InvalidArgumentError(
+            f"{name}={value!r}: give one {name} as stored on the records (a str), or None "
+            "for no filter"
+        )
+    return value
+
+
+def _id_or_none(value: Subject | None, name: str) -> UUID | None:
+    return None if value is None else _filter_id(value, name)
 
 
 def _filter_id(value: Subject, name: str) -> UUID:
