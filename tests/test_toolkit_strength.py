@@ -134,14 +134,21 @@ class CursorIncluded(InMemoryRepository):
 
 
 class _PeopleLikeByHand(InMemoryRepository):
-    """``people_like`` written out, with the traits it reads and the people it skips as
-    hooks a broken adapter overrides."""
+    """``people_like`` written out, with the traits it reads, the people it skips, the
+    key it makes of a trait and how it compares two keys as hooks a broken adapter
+    overrides."""
 
     def traits_of(self, r: Any) -> tuple[str | None, str | None, str | None]:
         return r.email, r.company, r.last_name
 
     def skips(self, r: Any) -> bool:
         return r.erased_at is not None
+
+    def key(self, value: str | None, trait: str) -> str | None:
+        return trait_key(value, trait)
+
+    def same(self, asked: str, held: str | None) -> bool:
+        return held == asked
 
     def people_like(
         self,
@@ -152,8 +159,8 @@ class _PeopleLikeByHand(InMemoryRepository):
         kind: Any = "lead",
         limit: int = 200,
     ) -> list[Any]:
-        domain = trait_key(email_domain, "email_domain")
-        firm, name = trait_key(company, "company"), trait_key(last_name, "last_name")
+        domain = self.key(email_domain, "email_domain")
+        firm, name = self.key(company, "company"), self.key(last_name, "last_name")
 
         def like(r: Any) -> bool:
             if self.skips(r):
@@ -161,9 +168,9 @@ class _PeopleLikeByHand(InMemoryRepository):
             email, co, last = self.traits_of(r)
             at = email.rpartition("@")[2] if email else None
             return bool(
-                (domain and at and trait_key(at, "email_domain") == domain)
-                or (firm and trait_key(co, "company") == firm)
-                or (name and trait_key(last, "last_name") == name)
+                (domain and at and self.same(domain, self.key(at, "email_domain")))
+                or (firm and self.same(firm, self.key(co, "company")))
+                or (name and self.same(name, self.key(last, "last_name")))
             )
 
         return self._select(kind, limit, like)
@@ -199,62 +206,16 @@ class PeopleLikeByPart(_PeopleLikeByHand):
     """``people_like`` matches a trait that contains the one asked for (SQL's
     ``LIKE '%acme%'``)."""
 
-    def people_like(
-        self,
-        *,
-        email_domain: str | None = None,
-        company: str | None = None,
-        last_name: str | None = None,
-        kind: Any = "lead",
-        limit: int = 200,
-    ) -> list[Any]:
-        asked = [
-            (key, index)
-            for value, trait, index in (
-                (email_domain, "email_domain", 0),
-                (company, "company", 1),
-                (last_name, "last_name", 2),
-            )
-            if (key := trait_key(value, trait))
-        ]
-
-        def like(r: Any) -> bool:
-            email, co, last = self.traits_of(r)
-            held = (email.rpartition("@")[2] if email else None, co, last)
-            traits = ("email_domain", "company", "last_name")
-            return r.erased_at is None and any(
-                key in (trait_key(held[i], traits[i]) or "") for key, i in asked
-            )
-
-        return self._select(kind, limit, like)
+    def same(self, asked: str, held: str | None) -> bool:
+        return asked in (held or "")
 
 
 class PeopleLikeUnfolded(_PeopleLikeByHand):
     """``people_like`` compares traits trimmed and case-folded only (the keys of
     schema version 5), not as ``trait_key`` reads names."""
 
-    def people_like(
-        self,
-        *,
-        email_domain: str | None = None,
-        company: str | None = None,
-        last_name: str | None = None,
-        kind: Any = "lead",
-        limit: int = 200,
-    ) -> list[Any]:
-        def fold(value: str | None) -> str | None:
-            return value.strip().casefold() if value else None
-
-        def like(r: Any) -> bool:
-            email, co, last = self.traits_of(r)
-            at = email.rpartition("@")[2] if email else None
-            return r.erased_at is None and bool(
-                (email_domain and fold(at) == fold(email_domain))
-                or (company and fold(co) == fold(company))
-                or (last_name and fold(last) == fold(last_name))
-            )
-
-        return self._select(kind, limit, like)
+    def key(self, value: str | None, trait: str) -> str | None:
+        return value.strip().casefold() if value else None
 
 
 class _Against(RepositoryContract):
