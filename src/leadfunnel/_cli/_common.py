@@ -11,7 +11,7 @@ import sys
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn, Self, TypeVar
 
 import click
 
@@ -79,21 +79,30 @@ def json_text(data: Any, output: str | None) -> str:
     """``data`` as the JSON a command prints: characters as they are in a file (UTF-8)
     and on a standard output that can write them; as ``\\u`` escapes on one that cannot
     (a cp1252 console), so that no value is lost to a ``?``."""
-    readable = output is not None or _unicode_stdout()
-    return json.dumps(data, indent=2, ensure_ascii=not readable) + "\n"
+    text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    if output is not None or stdout_can_write(text):
+        return text
+    return json.dumps(data, indent=2) + "\n"
 
 
 def json_line(text: str) -> str:
     """A line of JSON (``events``) as standard output can write it: as it is, or with
     ``\\u`` escapes where it holds characters the output's encoding cannot write."""
-    if text.isascii() or _unicode_stdout():
+    if stdout_can_write(text):
         return text
     return json.dumps(json.loads(text), separators=(",", ":"))
 
 
-def _unicode_stdout() -> bool:
+def stdout_can_write(text: str) -> bool:
+    """Whether standard output's encoding can write ``text``."""
+    if text.isascii():
+        return True
     encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
-    return encoding.replace("-", "").replace("_", "").lower() in ("utf8", "utf16", "utf32")
+    try:
+        text.encode(encoding)
+    except (UnicodeError, LookupError):
+        return False
+    return True
 
 
 def fail(message: str) -> NoReturn:
@@ -228,13 +237,14 @@ class Interrupts:
     exception is printed as "Exception ignored" and dropped, and the command runs on
     (about one press in 25 during ``leadfunnel demo``). Here the press is also
     recorded, and :meth:`check`, called between units of work, raises it again.
-    Off the main thread (no handler can be set there) Python's default stays."""
+    Off the main thread (no handler can be set there) Python's default stays; a command
+    started with Ctrl-C ignored (a background job) keeps ignoring it."""
 
     def __init__(self) -> None:
-        self.requested = False
+        self.requested = 0  # presses so far
         self._previous: Any = None
 
-    def __enter__(self) -> Interrupts:
+    def __enter__(self) -> Self:
         import signal
         import threading
 
@@ -255,7 +265,7 @@ class Interrupts:
             signal.signal(signal.SIGINT, self._previous)
 
     def _handle(self, signum: int, frame: object) -> None:
-        self.requested = True
+        self.requested += 1
         raise KeyboardInterrupt
 
     def check(self) -> None:

@@ -19,6 +19,7 @@ from .._collector import collector_paused
 from .._csv_out import csv_writer, printable
 from .._errors import LeadFunnelError
 from ._common import (
+    Interrupts,
     db_option,
     fail,
     guarded,
@@ -384,7 +385,7 @@ class _Handled:
     unhandled: int | None
 
 
-class _Interrupts:
+class _Interrupts(Interrupts):
     """Ctrl-C during an import: the chunk being stored finishes, then the import stops
     and says what it stored. A second Ctrl-C while a chunk is being stored (a database
     that hangs) stops at once: that chunk's transaction rolls back, or has committed,
@@ -392,26 +393,11 @@ class _Interrupts:
 
     A Ctrl-C raised anywhere (Python's default) could land between a chunk's counting
     and the writing of its rejects: the summary then counted rows the rejects file did
-    not hold. Off the main thread (no signal handler can be set there) Python's default
-    stays; an import started with Ctrl-C ignored (a background job) keeps ignoring it,
-    as the other commands do."""
+    not hold. The handler is set (or not) as :class:`Interrupts` sets it."""
 
     def __init__(self) -> None:
-        self.requested = 0
+        super().__init__()
         self._storing = False
-        self._previous: Any = None
-
-    def __enter__(self) -> _Interrupts:
-        import threading
-
-        if threading.current_thread() is not threading.main_thread():
-            return self
-        if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
-            return self
-        previous = signal.signal(signal.SIGINT, self._handle)
-        # (None: a handler not set from Python, which cannot be put back: the default.)
-        self._previous = signal.SIG_DFL if previous is None else previous
-        return self
 
     def __exit__(self, *exc: object) -> None:
         if self._previous is None:

@@ -22,6 +22,7 @@ from ._common import (
     json_text,
     open_funnel,
     output_option,
+    stdout_can_write,
 )
 
 __all__ = ["due", "list_", "report"]
@@ -145,7 +146,7 @@ def due(
         "channels",
         "id",
         # Lines a non-UTF-8 standard output (a Windows console's cp1252) can write.
-        box=box.HEAVY_HEAD if output or _writable("┏━┳┃┡╇│└┴─") else box.ASCII_DOUBLE_HEAD,
+        box=box.HEAVY_HEAD if output or stdout_can_write("┏━┳┃┡╇│└┴─") else box.ASCII_DOUBLE_HEAD,
     )
     for item in items:
         name, company, phone = who(item)
@@ -173,20 +174,10 @@ def due(
 _UNBOUNDED = 100_000
 
 
-def _writable(text: str) -> bool:
-    """Whether standard output's encoding can write ``text``."""
-    encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
-    try:
-        text.encode(encoding)
-    except (UnicodeError, LookupError):
-        return False
-    return True
-
-
 def _writing(text: str, output: str | None) -> str:
     """``text`` as it will be written: to a file in UTF-8, to standard output with ``?``
     for what its encoding cannot write (then measured as the one column it takes)."""
-    if output or _writable(text):
+    if output or stdout_can_write(text):
         return text
     encoding = sys.stdout.encoding
     return text.encode(encoding, "replace").decode(encoding)
