@@ -28,7 +28,8 @@ import math
 import re
 import unicodedata
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import date, time
 from decimal import Decimal
@@ -233,14 +234,14 @@ def _fold(text: str) -> str:
     return " ".join(unicodedata.normalize("NFC", text).casefold().split())
 
 
-class _Membership:
-    """``value`` folded is in ``keys``, remembered per raw value (values repeat a lot:
-    a list has a few dozen industries and sources, not one per lead)."""
+class _Remembered:
+    """``test(value)``, remembered per raw value (values repeat a lot: a list has a few
+    dozen industries, sources and titles, not one per lead)."""
 
-    __slots__ = ("_keys", "_memo")
+    __slots__ = ("_memo", "_test")
 
-    def __init__(self, keys: frozenset[str]) -> None:
-        self._keys = keys
+    def __init__(self, test: Callable[[str], bool]) -> None:
+        self._test = test
         self._memo: dict[str, bool] = {}
 
     def __call__(self, value: str) -> bool:
@@ -248,8 +249,20 @@ class _Membership:
         if hit is None:
             if len(self._memo) >= 4096:
                 self._memo.clear()  # bounded: a flood of distinct values cannot grow it
-            hit = self._memo[value] = _fold(value) in self._keys
+            hit = self._memo[value] = self._test(value)
         return hit
+
+
+@contextmanager
+def _config_errors(rule: Callable[[], str]) -> Iterator[None]:
+    """A rule's wrong argument (a ``TypeError`` or ``ValueError`` while it is made) as
+    the :class:`ConfigError` the same mistake in a config file is, naming the rule."""
+    try:
+        yield
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(_of_rule(rule(), str(exc))) from None
 
 
 def _strings(rule: str, argument: str, values: Any, *, allow_empty: bool = False) -> list[str]:
@@ -326,13 +339,8 @@ class _BuiltinRule:
             return
 
         def checked(self: _BuiltinRule) -> None:
-            try:
+            with _config_errors(lambda: self.name or cls.__name__.lower()):
                 prepare(self)
-            except ConfigError:
-                raise
-            except (TypeError, ValueError) as exc:
-                name = self.name or cls.__name__.lower()
-                raise ConfigError(_of_rule(name, str(exc))) from None
 
         cls.__post_init__ = checked  # type: ignore[attr-defined]
 
@@ -375,7 +383,8 @@ class Niche(_BuiltinRule):
         self._check_common()
         self.industries = tuple(_strings(self.name, "industries", self.industries))
         self._keys = frozenset(_fold(i) for i in self.industries)
-        self._member = _Membership(self._keys)
+        keys = self._keys
+        self._member = _Remembered(lambda value: _fold(value) in keys)
         self._pass = self._verdict("pass", "industry is a target niche")
         self._unknown = self._verdict("unknown", "no industry given", ["industry"])
 
@@ -414,7 +423,8 @@ class Authority(_BuiltinRule):
         edge = r"[\w'\u2019]"
         self._pattern = re.compile(rf"(?<!{edge})(?:{alternatives})(?!{edge})", re.IGNORECASE)
         self._search = self._pattern.search
-        self._memo: dict[str, int] = {}  # titles repeat: "CEO", "Owner"
+        # Folded as the titles were: "Großhändler" is "grosshändler" on both sides.
+        self._holds_title = _Remembered(lambda title: self._search(_fold(title)) is not None)
         self._pass = self._verdict("pass", "title carries decision authority")
         self._unknown = self._verdict("unknown", "no title given", ["title"])
 
@@ -423,14 +433,7 @@ class Authority(_BuiltinRule):
         title = lead.title
         if title is None:
             return UNKNOWN
-        code = self._memo.get(title)
-        if code is None:
-            if len(self._memo) >= 4096:
-                self._memo.clear()  # bounded, as _Membership's
-            # Folded as the titles were: "Großhändler" is "grosshändler" on both sides.
-            found = self._search(_fold(title)) is not None
-            code = self._memo[title] = PASS if found else FAIL
-        return code
+        return PASS if self._holds_title(title) else FAIL
 
     def _explain(self, lead: Lead, code: int) -> Verdict:
         if code == UNKNOWN:
@@ -764,12 +767,8 @@ class FieldRule(BaseRule):
         hard: bool = False,
         weight: float = 1.0,
     ) -> None:
-        try:
+        with _config_errors(lambda: "field"):
             self._configure(field, min, max, equals, one_of, exists, hard, weight)
-        except ConfigError:
-            raise
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(_of_rule("field", str(exc))) from None
 
     def _configure(
         self,
