@@ -16,7 +16,7 @@ import pydantic_core
 from .._enums import Channel, Outcome
 from .._errors import StorageError
 from .._models import Contact, Event, Lead, Opportunity, Record, Touch
-from .._repository import MergeLog, trait_key
+from .._repository import MergeLog
 from . import _schema as s
 from ._documents import stored_aliases, stored_validator
 
@@ -48,16 +48,13 @@ def _stored_columns(record: Record) -> dict[str, Any]:
 
 def _person_row(record: Lead | Contact) -> dict[str, Any]:
     """The columns of a lead's or contact's row (kind apart)."""
-    email = record.email
     opt_outs = record.opt_outs
     return {
         **_stored_columns(record),
         "erased_at": record.erased_at,
         "owner": record.owner,
         "source": record.source,
-        "email_domain": trait_key(email.rpartition("@")[2], "email_domain") if email else None,
-        "company_key": trait_key(record.company, "company"),
-        "last_name_key": trait_key(record.last_name, "last_name"),
+        **s.trait_columns(record.email, record.company, record.last_name),
         "opt_outs": ",".join(sorted(c.value for c in opt_outs)) if opt_outs else None,
     }
 

@@ -32,7 +32,16 @@ from sqlalchemy.engine import Connection, Dialect
 from .._lifecycle import funnel_steps
 from .._repository import TRAIT_KEY_LENGTH, trait_key
 
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "Document", "is_document", "metadata", "start_counter"]
+__all__ = [
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "TRAIT_COLUMNS",
+    "Document",
+    "is_document",
+    "metadata",
+    "start_counter",
+    "trait_columns",
+]
 
 #: The version of the schema this code writes.
 SCHEMA_VERSION = 6
@@ -559,33 +568,37 @@ def _to_v6(conn: Connection) -> None:
     whose keys change are written; a run cut off half way leaves the rest to the next."""
     for table in (leads, contacts):
         c = table.c
-        query = sa.select(c.seq, c.doc, c.email_domain, c.company_key, c.last_name_key)
+        query = sa.select(c.seq, c.doc, *(c[name] for name in TRAIT_COLUMNS))
         for rows in _pages(conn, query, c.seq):
             changed = []
             for seq, doc, *stored in rows:
-                keys = _trait_keys(_doc(doc))
-                if keys != tuple(stored):
-                    changed.append({"key": seq, **dict(zip(_TRAIT_COLUMNS, keys, strict=True))})
+                data = _doc(doc)
+                keys = trait_columns(data.get("email"), data.get("company"), data.get("last_name"))
+                if tuple(keys.values()) != tuple(stored):
+                    changed.append({"key": seq, **keys})
             if changed:
                 conn.execute(
                     sa.update(table)
                     .where(c.seq == sa.bindparam("key"))
-                    .values({name: sa.bindparam(name) for name in _TRAIT_COLUMNS}),
+                    .values({name: sa.bindparam(name) for name in TRAIT_COLUMNS}),
                     changed,
                 )
 
 
-_TRAIT_COLUMNS = ("email_domain", "company_key", "last_name_key")
+#: The person columns ``people_like`` looks people up by (see :func:`trait_columns`).
+TRAIT_COLUMNS = ("email_domain", "company_key", "last_name_key")
 
 
-def _trait_keys(data: dict[str, Any]) -> tuple[str | None, str | None, str | None]:
-    """A person's trait columns from its stored document, as ``record_row`` writes them."""
-    email = data.get("email")
-    return (
-        trait_key(email.rpartition("@")[2], "email_domain") if email else None,
-        trait_key(data.get("company"), "company"),
-        trait_key(data.get("last_name"), "last_name"),
-    )
+def trait_columns(
+    email: str | None, company: str | None, last_name: str | None
+) -> dict[str, str | None]:
+    """A person's :data:`TRAIT_COLUMNS`: the keys (``trait_key``) of its e-mail's domain,
+    its company and its last name, as a row stores them."""
+    return {
+        "email_domain": trait_key(email.rpartition("@")[2], "email_domain") if email else None,
+        "company_key": trait_key(company, "company"),
+        "last_name_key": trait_key(last_name, "last_name"),
+    }
 
 
 #: ``MIGRATIONS[n]`` upgrades a database at version ``n - 1`` to version ``n``, inside
