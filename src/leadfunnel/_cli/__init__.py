@@ -32,7 +32,7 @@ from typing import Any, NoReturn
 
 import click
 
-from ._common import _reader_gone, fail
+from ._common import _reader_gone, fail, stdout_to_devnull
 
 __all__ = ["main", "when_interrupted"]
 
@@ -51,8 +51,7 @@ def _interrupted(kept: str | None) -> NoReturn:
     try:
         sys.stdout.flush()
     except (OSError, ValueError):  # the reader went too (Ctrl-C stops a whole pipeline)
-        with contextlib.suppress(OSError, ValueError):  # (Python flushes it at exit)
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        stdout_to_devnull()
     with contextlib.suppress(OSError):
         click.echo("leadfunnel: interrupted" + (f": {kept}" if kept else ""), err=True)
     sys.exit(130)

@@ -116,14 +116,19 @@ def _reader_gone() -> NoReturn:
     """Stop quietly when the reader of standard output went away (``| head``), with the
     status a shell gives a command killed by SIGPIPE, 141 (128 + 13): nothing went wrong
     but the output was cut short, as ``set -o pipefail`` can tell."""
-    # Python flushes standard output again at exit, and would complain of the broken
-    # pipe: point it at devnull, as Python's documentation on SIGPIPE recommends.
+    stdout_to_devnull()
+    sys.exit(141)
+
+
+def stdout_to_devnull() -> None:
+    """Point standard output, whose reader went away, at devnull: Python flushes it
+    again at exit and would complain of the broken pipe (as Python's documentation on
+    SIGPIPE recommends)."""
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
     except (OSError, ValueError):  # a stream without a file descriptor (tests)
         pass
-    sys.exit(141)
 
 
 def open_funnel(db: str, migrate: str = "auto", **options: Any) -> Any:
