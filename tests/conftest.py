@@ -27,6 +27,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import HealthCheck, Phase, settings
 
 from leadfunnel import Funnel, InMemoryRepository, Repository, SqlRepository
 from leadfunnel._sql import _schema as schema
@@ -403,3 +404,17 @@ def ctrl_c_heard() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGINT, before)
+
+
+def survey(max_examples: int, *, derandomize: bool = True) -> settings:
+    """Hypothesis settings for a survey of a strategy, not a search: only generated (no
+    database replay, no shrinking), no deadline or health check, the same examples on
+    every run (``derandomize``; or under the test's own ``@seed``)."""
+    return settings(
+        max_examples=max_examples,
+        derandomize=derandomize,
+        database=None,
+        phases=[Phase.generate],
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+    )

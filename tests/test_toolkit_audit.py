@@ -14,9 +14,10 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, Phase, given, seed, settings
+from hypothesis import given, seed
 from hypothesis import strategies as st
 
+from conftest import survey
 from leadfunnel import ContactType, Funnel, InvalidArgumentError, Lead, LeadStatus
 from leadfunnel.testing import ManualClock, contacts, leads
 
@@ -24,14 +25,7 @@ START = datetime(2026, 1, 5, 9, tzinfo=UTC)
 # Surveys measure the strategies alone (see conftest.no_local_constants).
 pytestmark = pytest.mark.usefixtures("no_local_constants")
 
-SURVEY = settings(
-    max_examples=150,
-    derandomize=True,
-    database=None,
-    phases=[Phase.generate],
-    deadline=None,
-    suppress_health_check=list(HealthCheck),
-)
+SURVEY = survey(150)
 
 # --- B1: missing=False ----------------------------------------------------------------
 
@@ -128,13 +122,7 @@ def test_every_awkward_case_is_in_a_default_run_of_100(kind: str, run_seed: int)
     strategy = leads() if kind == "leads" else contacts()
 
     @seed(run_seed)
-    @settings(
-        max_examples=100,
-        database=None,
-        phases=[Phase.generate],
-        deadline=None,
-        suppress_health_check=list(HealthCheck),
-    )
+    @survey(100, derandomize=False)
     @given(strategy)
     def drawn(person: Any) -> None:
         seen["all"] += 1
@@ -178,13 +166,7 @@ def _ids_of_a_run(run_seed: int) -> list[list[Any]]:
     ids: list[list[Any]] = []
 
     @seed(run_seed)
-    @settings(
-        max_examples=30,
-        database=None,
-        phases=[Phase.generate],
-        deadline=None,
-        suppress_health_check=list(HealthCheck),
-    )
+    @survey(30, derandomize=False)
     @given(st.lists(st.one_of(leads(), contacts()), min_size=1, max_size=4))
     def drawn(people: list[Any]) -> None:
         example = [person.id for person in people]

@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import Field
 
-from conftest import new_sqlite_url, runpytest_here
+from conftest import new_sqlite_url, runpytest_here, survey
 from leadfunnel import (
     Channel,
     Contact,
@@ -57,14 +57,7 @@ START = datetime(2026, 1, 5, 9, tzinfo=UTC)
 # Surveys measure the strategies alone (see conftest.no_local_constants).
 pytestmark = pytest.mark.usefixtures("no_local_constants")
 
-SURVEY = settings(
-    max_examples=200,
-    derandomize=True,
-    database=None,
-    phases=[Phase.generate],
-    deadline=None,
-    suppress_health_check=list(HealthCheck),
-)
+SURVEY = survey(200)
 
 
 def _survey(strategy: st.SearchStrategy[list[FunnelStep]]) -> tuple[int, Counter[str]]:

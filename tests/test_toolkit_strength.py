@@ -15,9 +15,10 @@ from types import FrameType
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, Phase, given, seed, settings
+from hypothesis import given, seed, settings
 from hypothesis import strategies as st
 
+from conftest import survey
 from leadfunnel import Contact, Funnel, InMemoryRepository, Lead, Repository
 from leadfunnel._models import Event
 from leadfunnel.storage import ChangeSet, trait_key
@@ -39,14 +40,7 @@ def test_drawn_text_reaches_the_fields_limits_often() -> None:
     fails (they once stopped at 150 and 2,000)."""
     seen: Counter[str] = Counter()
 
-    @settings(
-        max_examples=1_000,
-        derandomize=True,
-        database=None,
-        phases=[Phase.generate],
-        deadline=None,
-        suppress_health_check=list(HealthCheck),
-    )
+    @survey(1_000)
     @given(leads())
     def drawn(lead: Lead) -> None:
         seen["all"] += 1
