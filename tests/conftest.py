@@ -418,3 +418,10 @@ def survey(max_examples: int, *, derandomize: bool = True) -> settings:
         deadline=None,
         suppress_health_check=list(HealthCheck),
     )
+
+
+def write_csv(tmp_path: Path, text: str, encoding: str = "utf-8", name: str = "x.csv") -> Path:
+    """``text`` written to ``tmp_path / name`` in ``encoding``, byte for byte."""
+    path = tmp_path / name
+    path.write_bytes(text.encode(encoding))
+    return path

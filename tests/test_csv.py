@@ -11,17 +11,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from conftest import write_csv as write
 from leadfunnel import ConfigError, Lead, LeadFunnelError
 from leadfunnel._csv import CsvError, StatusMap, open_csv, read_datetime, read_number
 
 SALESFORCE_HEADER = "FirstName,LastName,Email,Company,Title,AnnualRevenue,HasOptedOutOfEmail"
 HUBSPOT_HEADER = "First Name,Last Name,Email,Company Name,Annual Revenue"
-
-
-def write(tmp_path: Path, text: str, encoding: str = "utf-8", name: str = "x.csv") -> Path:
-    path = tmp_path / name
-    path.write_bytes(text.encode(encoding))
-    return path
 
 
 @pytest.mark.parametrize(

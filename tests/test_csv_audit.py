@@ -12,15 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from conftest import write_csv as write
 from leadfunnel import _csv
 from leadfunnel._csv import CsvError, open_csv
-
-
-def write(tmp_path: Path, text: str, encoding: str = "utf-8", name: str = "x.csv") -> Path:
-    path = tmp_path / name
-    path.write_bytes(text.encode(encoding))
-    return path
-
 
 # --- opt-outs: every yes is a yes, and an unknown value is never a no -------------------
 
