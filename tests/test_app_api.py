@@ -182,6 +182,10 @@ def _datetime_parameters() -> list[tuple[str, str]]:
     return found
 
 
+# Both adapter classes (the SQL one is the same code on every server): the check is the
+# facade's and the adapters' argument check, which no server sees; on PostgreSQL and
+# MariaDB too these 200 cases cost half a minute of a run.
+@pytest.mark.parametrize("repository", ["memory", "sqlite"], indirect=True)
 @pytest.mark.parametrize("given", ["2026-03-01T10:00:00+01:00", date(2026, 3, 1), 1772355600])
 @pytest.mark.parametrize(("method", "parameter"), _datetime_parameters())
 def test_a_datetime_argument_that_is_not_one_is_an_invalid_argument_error(
