@@ -193,7 +193,7 @@ def test_add_refuses_a_stored_record_and_non_people(funnel: Funnel) -> None:
     err: Exception = refused(funnel, DuplicateError, lambda: funnel.add(lead))
     assert "update()" in str(err)
     deal = Opportunity(contact_id=uuid4())
-    err = refused(funnel, TypeError, lambda: funnel.add(deal))  # type: ignore[type-var]
+    err = refused(funnel, InvalidArgumentError, lambda: funnel.add(deal))  # type: ignore[type-var]
     assert "set_appointment" in str(err)
 
 

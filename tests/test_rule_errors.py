@@ -67,11 +67,14 @@ def test_a_base_rule_checks_its_name_and_arguments() -> None:
         def evaluate(self, lead: Lead) -> Verdict:
             return Verdict.passed("ok")
 
-    with pytest.raises(TypeError, match="needs a name"):
+    # ConfigErrors, as a built-in rule's same mistakes are (Niche(weight=-1), say).
+    with pytest.raises(ConfigError, match="Nameless needs a name"):
         Nameless()
-    with pytest.raises(ValueError, match="weight must be a positive number"):
+    with pytest.raises(ConfigError, match="rule 'broken': weight must be a positive number"):
         Broken(weight=0)
-    with pytest.raises(TypeError, match="hard must be true or false"):
+    with pytest.raises(ConfigError, match="weight must be a positive number"):
+        Broken(weight=-1)
+    with pytest.raises(ConfigError, match="hard must be true or false"):
         Broken(hard="yes")  # type: ignore[arg-type]
 
 
@@ -180,5 +183,5 @@ def test_hard_and_weight_set_on_the_class_are_the_rules_own() -> None:
         def evaluate(self, lead: Lead) -> Verdict:
             return Verdict.passed("fine")
 
-    with pytest.raises(TypeError, match="hard must be true or false"):
+    with pytest.raises(ConfigError, match="hard must be true or false"):
         Shaky()

@@ -33,7 +33,7 @@ from ._errors import (
     RuleError,
     StorageError,
 )
-from ._funnel import Funnel
+from ._funnel import FREE_MAIL_DOMAINS, Funnel
 from ._importing import ImportIssue, ImportReport
 from ._lifecycle import EVENT_NAMES, FUNNEL_STEPS, TIMED_STEPS, diagram
 from ._memory import InMemoryRepository
@@ -77,6 +77,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EVENT_NAMES",
+    "FREE_MAIL_DOMAINS",
     "FUNNEL_STEPS",
     "TIMED_STEPS",
     "Authority",

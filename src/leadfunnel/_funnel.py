@@ -116,7 +116,7 @@ class Funnel:
             except ValueError as exc:
                 raise ConfigError(str(exc)) from None
         self.phone_region = phone_region
-        self.free_mail_domains = frozenset(d.lower() for d in free_mail_domains)
+        self.free_mail_domains = _free_mail_domains(free_mail_domains)
         self._context = {"phone_region": phone_region}
         self._suppressor = Suppressor(self.repository, suppression_secret)
         use_clock = getattr(router, "use_clock", None)
@@ -234,6 +234,11 @@ class Funnel:
     ) -> Captured:
         """:meth:`capture`, telling what it did: a :class:`Captured` with the record,
         ``new`` (a lead made just now, or a known person) and the event recorded."""
+        if isinstance(lead, (Contact, Opportunity)):
+            raise InvalidArgumentError(
+                f"capture takes the response as a Lead, not {type(lead).__name__}: a known "
+                "contact is found by the lead's e-mail or phone and given the response"
+            )
         return _people.capture(
             self.repository,
             self._as_model(lead),
@@ -467,7 +472,7 @@ class Funnel:
         return _leads.qualify_all(
             self.repository,
             engine=self.engine,
-            status=LeadStatus(status),
+            status=member(LeadStatus, status, "status"),
             now=self.clock.now if fixed is None else lambda: fixed,
             actor=actor,
             reason=reason,
@@ -924,7 +929,7 @@ class Funnel:
             self.repository,
             self._id(subject),
             free_mail_domains=self.free_mail_domains,
-            limit=limit,
+            limit=_limit(limit),
         )
 
     @overload
@@ -1164,6 +1169,16 @@ def _where(
             raise InvalidArgumentError(f"where={{'phone': {phone!r}}}: {exc}") from None
         where = {**where, "phone": e164}
     return where
+
+
+def _free_mail_domains(domains: Iterable[str]) -> frozenset[str]:
+    """The free-mail domains, lower-cased; one text would be read as its letters."""
+    if isinstance(domains, str) or not all(isinstance(d, str) and d.strip() for d in domains):
+        raise ConfigError(
+            f"free_mail_domains={domains!r}: give a list of domain names, such as "
+            '["gmail.com", "outlook.com"] (add to leadfunnel.FREE_MAIL_DOMAINS to extend it)'
+        )
+    return frozenset(d.strip().lower() for d in domains)
 
 
 def _limit(limit: int | None) -> int | None:

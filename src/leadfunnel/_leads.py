@@ -147,8 +147,8 @@ def qualify_all(
     is only version-checked. Stopping between pages loses nothing: every page is stored
     whole or not at all, and the next run judges the leads still at ``status``.
     """
-    if page_size < 1:
-        raise InvalidArgumentError(f"page_size must be at least 1, not {page_size}")
+    if isinstance(page_size, bool) or not isinstance(page_size, int) or page_size < 1:
+        raise InvalidArgumentError(f"page_size={page_size!r}: give a whole number, 1 or more")
     counts = {"qualified": 0, "unqualified": 0, "waiting": 0, "skipped": 0}
     if not LEAD.can(status.value, "qualify"):
         # Nothing at this status may be qualified: every such lead is skipped.

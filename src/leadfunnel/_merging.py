@@ -70,7 +70,7 @@ def similar(
     subject_id: UUID,
     *,
     free_mail_domains: frozenset[str],
-    limit: int,
+    limit: int | None,
 ) -> list[Lead | Contact]:
     """Likely duplicates of the subject, best first (each clue adds to the score)."""
     record: Lead | Contact = load(repository, subject_id, (Lead, Contact))

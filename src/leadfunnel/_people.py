@@ -426,7 +426,7 @@ def _prepare_new(
     record: Lead | Contact, now: datetime, verb: str, router: Router | None
 ) -> Lead | Contact:
     if not isinstance(record, (Lead, Contact)):
-        raise TypeError(
+        raise InvalidArgumentError(
             f"{verb} takes a Lead or a Contact, not {type(record).__name__}; "
             "open opportunities with set_appointment()"
         )

@@ -347,7 +347,7 @@ class FunnelReport(Serialised):
         is known to be enough), unless nothing is needed: no wins need none of anything.
         """
         if isinstance(wins, bool) or not isinstance(wins, int) or wins < 0:
-            raise ValueError(f"wins must be a whole number >= 0, not {wins!r}")
+            raise InvalidArgumentError(f"wins={wins!r}: give a whole number, 0 or more")
         needed: dict[str, int | None] = {}
         target: float | None = float(wins)
         for name in reversed(FUNNEL_STEPS):

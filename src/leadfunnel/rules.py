@@ -203,19 +203,22 @@ class BaseRule(ABC):
     weight: float = 1.0
 
     def __init__(self, *, hard: bool | None = None, weight: float | None = None) -> None:
-        if not isinstance(self.name, str) or not self.name.strip():
-            raise TypeError(f"{type(self).__name__} needs a name: set name = '...' on the class")
+        # ConfigErrors, as the built-in rules' and a config file's same mistakes are.
         cls = type(self)
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise ConfigError(f"{cls.__name__} needs a name: set name = '...' on the class")
         if hard is None:
             hard = cls.hard
         if weight is None:
             weight = cls.weight
         if not isinstance(hard, bool):
-            raise TypeError(f"hard must be true or false, not {hard!r}")
+            raise ConfigError(f"rule {self.name!r}: hard must be true or false, not {hard!r}")
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight <= 0:
-            raise ValueError(f"weight must be a positive number, not {weight!r}")
+            raise ConfigError(
+                f"rule {self.name!r}: weight must be a positive number, not {weight!r}"
+            )
         if not math.isfinite(weight):
-            raise ValueError(f"weight must be a finite number, not {weight!r}")
+            raise ConfigError(f"rule {self.name!r}: weight must be a finite number, not {weight!r}")
         self.hard = hard
         self.weight = float(weight)
 
