@@ -99,10 +99,9 @@ class Funnel:
         self.repository: Repository = repository if repository is not None else InMemoryRepository()
         if lead_model or contact_model or opportunity_model:
             # The application's subclasses, with its own fields: the store reads them.
+            # A kind not given keeps the class the store reads it as.
             self.repository.use_models(
-                lead=lead_model or Lead,
-                contact=contact_model or Contact,
-                opportunity=opportunity_model or Opportunity,
+                lead=lead_model, contact=contact_model, opportunity=opportunity_model
             )
         check_field_rules(engine, self.lead_model)
         self.engine = engine

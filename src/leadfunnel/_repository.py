@@ -334,17 +334,17 @@ class Repository(ABC):
     def use_models(
         self,
         *,
-        lead: type[Lead] = Lead,
-        contact: type[Contact] = Contact,
-        opportunity: type[Opportunity] = Opportunity,
+        lead: type[Lead] | None = None,
+        contact: type[Contact] | None = None,
+        opportunity: type[Opportunity] | None = None,
     ) -> None:
         """Read records as these classes: the application's subclasses of ``Lead``,
         ``Contact`` and ``Opportunity``, with its own fields (``Funnel(lead_model=...)``
-        calls this). One set of models per store."""
+        calls this); a kind not given (``None``) keeps its class. One set of models per
+        store."""
+        given = {"lead": lead, "contact": contact, "opportunity": opportunity}
         models: dict[str, type[Lead] | type[Contact] | type[Opportunity]] = {
-            "lead": lead,
-            "contact": contact,
-            "opportunity": opportunity,
+            kind: self.models[kind] if model is None else model for kind, model in given.items()
         }
         for kind, model in models.items():
             base = RECORD_TYPES[kind]
