@@ -25,6 +25,7 @@ Input validation is pydantic's job: a bad field on a model raises
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 from uuid import UUID
 
 __all__ = [
@@ -43,7 +44,26 @@ __all__ = [
 
 
 class LeadFunnelError(Exception):
-    """Base class of every error leadfunnel raises on purpose."""
+    """Base class of every error leadfunnel raises on purpose.
+
+    Errors pickle and copy with their message and attributes, whatever their
+    constructor takes (a worker process's error reaches its pool, a task queue stores
+    it): they are rebuilt without calling ``__init__`` again.
+    """
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuilt, (type(self), self.args, self.__dict__))
+
+
+def _rebuilt(
+    cls: type[LeadFunnelError], args: tuple[Any, ...], state: dict[str, Any]
+) -> LeadFunnelError:
+    """``cls``'s error with ``args`` and attributes ``state``, its ``__init__`` not run
+    (which takes other arguments than the message it made)."""
+    error = cls.__new__(cls, *args)
+    error.args = args
+    error.__dict__.update(state)
+    return error
 
 
 class InvalidArgumentError(LeadFunnelError, ValueError):

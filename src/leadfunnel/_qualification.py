@@ -256,7 +256,7 @@ class Profile:
                 f"profile {name!r}: its rules' weights add up to more than a number can "
                 "hold; weights are shares of the score: give smaller ones (1, 2, 3...)"
             )
-        self._judges = tuple(_judge(rule, name) for rule in self.rules)
+        self._judges = tuple(_Judge(rule, name) for rule in self.rules)
         # (check, hard, weight) per rule: built-in rules answer with a code and
         # allocate nothing (their verdicts are explained on demand, the same each time).
         self._plan = tuple(
@@ -394,12 +394,20 @@ def _checker(rule: Rule) -> Callable[[Lead], int] | None:
     return None
 
 
-def _judge(rule: Rule, profile: str) -> Callable[[Lead], Verdict]:
+class _Judge:
     """``rule.evaluate``, with whatever goes wrong in it turned into a
-    :class:`~leadfunnel.RuleError` saying which rule, profile and lead."""
-    name = _rule_name(rule)
+    :class:`~leadfunnel.RuleError` saying which rule, profile and lead. A class, not a
+    closure, so that an engine pickles (to worker processes, say)."""
 
-    def evaluate(lead: Lead) -> Verdict:
+    __slots__ = ("name", "profile", "rule")
+
+    def __init__(self, rule: Rule, profile: str) -> None:
+        self.rule = rule
+        self.profile = profile
+        self.name = _rule_name(rule)
+
+    def __call__(self, lead: Lead) -> Verdict:
+        rule, profile, name = self.rule, self.profile, self.name
         try:
             verdict = rule.evaluate(lead)
         except RuleError as exc:
@@ -440,8 +448,6 @@ def _judge(rule: Rule, profile: str) -> Callable[[Lead], Verdict]:
                 "no such field (missing= names the fields a lead lacks)",
             )
         return verdict
-
-    return evaluate
 
 
 class QualificationEngine:

@@ -30,7 +30,7 @@ import unicodedata
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import date, time
 from decimal import Decimal
 from enum import Enum
@@ -346,6 +346,15 @@ class _BuiltinRule:
                 prepare(self)
 
         cls.__post_init__ = checked  # type: ignore[attr-defined]
+
+    # A rule pickles as its arguments (an engine sent to worker processes): what its
+    # __post_init__ derives from them (patterns, memos of closures) is made again.
+    def __getstate__(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.init}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.__post_init__()  # type: ignore[attr-defined]
 
     def _check_common(self) -> None:
         if not isinstance(self.hard, bool):
@@ -733,7 +742,17 @@ class Source(_BuiltinRule):
         return self._pass
 
 
-_UNSET: Any = object()
+class _Unset(Enum):
+    """``equals`` not given (``None`` is a value it may be given). An enum member, so
+    that it is still itself in a rule that was pickled (a plain ``object()`` is not)."""
+
+    UNSET = "unset"
+
+    def __repr__(self) -> str:
+        return "<unset>"
+
+
+_UNSET: Any = _Unset.UNSET
 
 
 class FieldRule(BaseRule):
