@@ -351,9 +351,9 @@ def test_a_model_pydantic_could_not_finish_is_finished_where_it_is_drawn() -> No
 
 def test_model_must_be_the_records_class_or_a_subclass() -> None:
     with pytest.raises(TypeError, match="model= takes Lead or a subclass"):
-        leads(model=MyContact)  # type: ignore[arg-type]
+        leads(model=MyContact)  # type: ignore[type-var]
     with pytest.raises(TypeError, match="model= takes Contact or a subclass"):
-        contacts(model=MyLead)  # type: ignore[arg-type]
+        contacts(model=MyLead)  # type: ignore[type-var]
 
 
 # --- steps are aimed -------------------------------------------------------------------

@@ -21,8 +21,10 @@ from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 from uuid import UUID
+
+import typing_extensions
 
 from . import _conversion, _deals, _follow_ups, _leads, _merging, _people, _privacy
 from ._changes import (
@@ -70,8 +72,26 @@ __all__ = ["FREE_MAIL_DOMAINS", "Funnel", "ImportIssue", "ImportReport", "Router
 _R = TypeVar("_R", bound=Lead | Contact | Opportunity)
 _P = TypeVar("_P", bound=Lead | Contact)
 
+# The classes a funnel reads its records as, for type checkers: ``Funnel(repo,
+# lead_model=MyLead)`` is a ``Funnel[MyLead, Contact, Opportunity]``, ``Funnel(repo)`` a
+# ``Funnel[Lead, Contact, Opportunity]`` (the defaults, PEP 696). Covariant, so that a
+# ``Funnel[MyLead, ...]`` is a ``Funnel`` wherever one is expected (a helper typed
+# ``funnel: Funnel`` takes every funnel); hence parameters take the base classes (a
+# plain ``Lead`` is stored as ``MyLead``). Reads, triggers and calls given an id return
+# these; ``add``, ``update``, ``avoid``, ``merge`` and ``unmerge`` given a record return
+# its own class (``_P``, ``_R``): ``add`` and ``update`` refuse a class the store would
+# not read back as an instance of it, and the others are given records read from the
+# store. So a ``funnel: Funnel`` helper that adds a ``MyLead`` keeps it. The store
+# returns the registered classes, which ``__init__`` made these: the ``type:
+# ignore[return-value]`` comments below say so without a ``cast`` per call.
+LeadT = typing_extensions.TypeVar("LeadT", bound=Lead, default=Lead, covariant=True)
+ContactT = typing_extensions.TypeVar("ContactT", bound=Contact, default=Contact, covariant=True)
+OpportunityT = typing_extensions.TypeVar(
+    "OpportunityT", bound=Opportunity, default=Opportunity, covariant=True
+)
 
-class Funnel:
+
+class Funnel(Generic[LeadT, ContactT, OpportunityT]):
     """A lead funnel over a repository: the one object an application talks to.
 
     ``Funnel()`` keeps everything in memory; pass ``SqlRepository(url)`` to persist.
@@ -79,6 +99,11 @@ class Funnel:
     ``at=`` (default: ``clock.now()``), ``actor=`` and ``reason=``, checks the move
     against the lifecycle, stores the change and one event per changed record
     atomically, and returns the fresh record.
+
+    Generic in the classes it reads records as: type checkers infer
+    ``Funnel[MyLead, MyContact, MyDeal]`` from ``Funnel(repo, lead_model=MyLead,
+    contact_model=MyContact, opportunity_model=MyDeal)``, and reads and triggers
+    return those classes (a kind not given is the base class).
     """
 
     def __init__(
@@ -92,9 +117,9 @@ class Funnel:
         phone_region: str = "US",
         free_mail_domains: Iterable[str] = FREE_MAIL_DOMAINS,
         suppression_secret: str | bytes | None = None,
-        lead_model: type[Lead] | None = None,
-        contact_model: type[Contact] | None = None,
-        opportunity_model: type[Opportunity] | None = None,
+        lead_model: type[LeadT] | None = None,
+        contact_model: type[ContactT] | None = None,
+        opportunity_model: type[OpportunityT] | None = None,
     ) -> None:
         self.repository: Repository = repository if repository is not None else InMemoryRepository()
         if lead_model or contact_model or opportunity_model:
@@ -123,17 +148,17 @@ class Funnel:
             use_clock(self.clock)  # a router with capacity counts days on this clock
 
     @property
-    def lead_model(self) -> type[Lead]:
+    def lead_model(self) -> type[LeadT]:
         """The class leads are stored and read as (``Lead`` or the application's own)."""
         return self.repository.models["lead"]  # type: ignore[return-value]
 
     @property
-    def contact_model(self) -> type[Contact]:
+    def contact_model(self) -> type[ContactT]:
         """The class contacts are stored and read as."""
         return self.repository.models["contact"]  # type: ignore[return-value]
 
     @property
-    def opportunity_model(self) -> type[Opportunity]:
+    def opportunity_model(self) -> type[OpportunityT]:
         """The class opportunities are stored and read as."""
         return self.repository.models["opportunity"]  # type: ignore[return-value]
 
@@ -212,7 +237,7 @@ class Funnel:
         at: datetime | None = None,
         actor: str | None = None,
         reason: str | None = None,
-    ) -> Lead | Contact:
+    ) -> LeadT | ContactT:
         """Record an inbound response and return the record that carries it.
 
         A new person becomes a raw lead. A known one (same e-mail or phone) is not
@@ -221,7 +246,9 @@ class Funnel:
         A match on the avoid list raises :class:`AvoidListedError` and records nothing.
         :meth:`capture_result` also says whether the record is new.
         """
-        return self.capture_result(lead, at=at, actor=actor, reason=reason).record
+        return self.capture_result(  # type: ignore[return-value]
+            lead, at=at, actor=actor, reason=reason
+        ).record
 
     def capture_result(
         self,
@@ -347,7 +374,7 @@ class Funnel:
         at: datetime | None = None,
         actor: str | None = None,
         reason: str | None = None,
-    ) -> Lead | Contact: ...
+    ) -> LeadT | ContactT: ...
 
     @retrying
     def avoid(
@@ -378,8 +405,8 @@ class Funnel:
         at: datetime | None,
         actor: str | None,
         reason: str | None,
-    ) -> Lead:
-        return _leads.move_lead(
+    ) -> LeadT:
+        return _leads.move_lead(  # type: ignore[return-value]
             self.repository, self._id(lead), trigger, now=self._now(at), actor=actor, reason=reason
         )
 
@@ -391,7 +418,7 @@ class Funnel:
         at: datetime | None = None,
         actor: str | None = None,
         reason: str | None = None,
-    ) -> Lead:
+    ) -> LeadT:
         """A suspect fits the profile on paper: move it to the farm list."""
         return self._lead_move(lead, "farm", at, actor, reason)
 
@@ -403,7 +430,7 @@ class Funnel:
         at: datetime | None = None,
         actor: str | None = None,
         reason: str | None = None,
-    ) -> Lead:
+    ) -> LeadT:
         """A suspect or farm-list lead showed interest: it becomes a raw lead."""
         return self._lead_move(lead, "respond", at, actor, reason)
 
@@ -415,7 +442,7 @@ class Funnel:
         at: datetime | None = None,
         actor: str | None = None,
         reason: str | None = None,
-    ) -> Lead:
+    ) -> LeadT:
         """Reviewed and unfit: the lead stays on the list for e-mail drip only."""
         return self._lead_move(lead, "disqualify", at, actor, reason)
 
@@ -492,7 +519,7 @@ class Funnel:
         at: datetime | None = None,
         actor: str | None = None,
         reason: str | None = None,
-    ) -> Opportunity:
+    ) -> OpportunityT:
         """Book an appointment: open an opportunity at ``appointment_set``.
 
         A qualified lead (a raw one with ``force=True``) is converted into a prospect
@@ -502,7 +529,7 @@ class Funnel:
         now = self._now(at)
         if appointment_at is not None:
             require_aware(appointment_at, "appointment_at")
-        return _conversion.set_appointment(
+        return _conversion.set_appointment(  # type: ignore[return-value]
             self.repository,
             self._id(subject),
             contact_model=self.contact_model,
@@ -523,8 +550,8 @@ class Funnel:
         at: datetime | None,
         actor: str | None,
         reason: str | None,
-    ) -> Opportunity:
-        return _deals.move_deal(
+    ) -> OpportunityT:
+        return _deals.move_deal(  # type: ignore[return-value]
             self.repository, self._id(deal), trigger, now=self._now(at), actor=actor, reason=reason
         )
 
@@ -536,7 +563,7 @@ class Funnel:
         at: datetime | None = None,
         actor: str | None = None,
         reason: str | None = None,
-    ) -> Opportunity:
+    ) -> OpportunityT:
         """The appointment took place."""
         return self._deal_move(opportunity, "sit", at, actor, reason)
 
@@ -548,7 +575,7 @@ class Funnel:
         at: datetime | None = None,
         actor: str | None = None,
         reason: str | None = None,
-    ) -> Opportunity:
+    ) -> OpportunityT:
         """A proposal is on the table; negotiating."""
         return self._deal_move(opportunity, "propose", at, actor, reason)
 
@@ -560,7 +587,7 @@ class Funnel:
         at: datetime | None = None,
         actor: str | None = None,
         reason: str | None = None,
-    ) -> Opportunity:
+    ) -> OpportunityT:
         """The contract went out."""
         return self._deal_move(opportunity, "send_contract", at, actor, reason)
 
@@ -574,12 +601,12 @@ class Funnel:
         at: datetime | None = None,
         actor: str | None = None,
         reason: str | None = None,
-    ) -> Opportunity:
+    ) -> OpportunityT:
         """Closed won (from ``contract_sent``; from ``proposing`` with ``force=True``).
 
         The contact becomes a client.
         """
-        return _deals.win(
+        return _deals.win(  # type: ignore[return-value]
             self.repository,
             self._id(opportunity),
             amount=amount,
@@ -598,14 +625,14 @@ class Funnel:
         note: str | None = None,
         at: datetime | None = None,
         actor: str | None = None,
-    ) -> Opportunity:
+    ) -> OpportunityT:
         """Closed lost, for a :class:`LostReason`.
 
         ``unqualified`` makes the contact unqualified (a client stays a client);
         ``avoid`` puts the contact on the avoid list; otherwise it stays a prospect,
         followed up on the contact cadence.
         """
-        return _deals.lose(
+        return _deals.lose(  # type: ignore[return-value]
             self.repository,
             self._id(opportunity),
             reason=reason,
@@ -623,9 +650,9 @@ class Funnel:
         at: datetime | None = None,
         actor: str | None = None,
         reason: str | None = None,
-    ) -> Opportunity:
+    ) -> OpportunityT:
         """Move a set appointment to a new time."""
-        return _deals.reschedule(
+        return _deals.reschedule(  # type: ignore[return-value]
             self.repository,
             self._id(opportunity),
             appointment_at=appointment_at,
@@ -669,32 +696,40 @@ class Funnel:
 
     # --- reading ----------------------------------------------------------------------
 
-    def get(self, id: UUID | str) -> Lead | Contact | Opportunity:
+    def get(self, id: UUID | str) -> LeadT | ContactT | OpportunityT:
         """The stored record with this id, or :class:`NotFoundError` (which names the
         record it was merged into, for a record merged away)."""
-        return get_or_merged(self.repository, self._id(id))
+        return get_or_merged(self.repository, self._id(id))  # type: ignore[return-value]
 
-    def find(self, *, email: str | None = None, phone: str | None = None) -> Lead | Contact | None:
+    def find(
+        self, *, email: str | None = None, phone: str | None = None
+    ) -> LeadT | ContactT | None:
         """The person holding this e-mail or phone (normalised as :meth:`add` does:
         trimmed, case-folded e-mail, E.164 phone), or ``None``. Merged-away e-mails and
         phones count; a contact is found before the lead it was converted from. With
         both, the e-mail's holder wins."""
-        return _people.find(
+        return _people.find(  # type: ignore[return-value]
             self.repository, email=email, phone=phone, phone_region=self.phone_region
         )
 
-    def get_lead(self, id: UUID | str) -> Lead:
+    def get_lead(self, id: UUID | str) -> LeadT:
         """The stored lead with this id; :class:`NotFoundError` if there is none, or if
         the id is a contact's or an opportunity's (the message says which)."""
-        return load(self.repository, self._id(id), Lead, erased=True)
+        return load(  # type: ignore[return-value]
+            self.repository, self._id(id), Lead, erased=True
+        )
 
-    def get_contact(self, id: UUID | str) -> Contact:
+    def get_contact(self, id: UUID | str) -> ContactT:
         """The stored contact with this id (see :meth:`get_lead`)."""
-        return load(self.repository, self._id(id), Contact, erased=True)
+        return load(  # type: ignore[return-value]
+            self.repository, self._id(id), Contact, erased=True
+        )
 
-    def get_opportunity(self, id: UUID | str) -> Opportunity:
+    def get_opportunity(self, id: UUID | str) -> OpportunityT:
         """The stored opportunity with this id (see :meth:`get_lead`)."""
-        return load(self.repository, self._id(id), Opportunity, erased=True)
+        return load(  # type: ignore[return-value]
+            self.repository, self._id(id), Opportunity, erased=True
+        )
 
     def leads(
         self,
@@ -708,7 +743,7 @@ class Funnel:
         where: Mapping[str, Any] | None = None,
         after: Lead | UUID | str | None = None,
         limit: int | None = None,
-    ) -> list[Lead]:
+    ) -> list[LeadT]:
         """Leads matching every given filter, ordered by ``(created_at, id)``.
 
         ``where`` filters by equality on any field, the application's own included
@@ -716,7 +751,7 @@ class Funnel:
         last lead of the previous page, or its id) and ``limit``: each page costs the
         same, however far in.
         """
-        return self.repository.leads(
+        return self.repository.leads(  # type: ignore[return-value]
             status=_member(LeadStatus, status, "status"),
             tag=_text(tag, "tag"),
             source=_text(source, "source"),
@@ -739,10 +774,10 @@ class Funnel:
         where: Mapping[str, Any] | None = None,
         after: Contact | UUID | str | None = None,
         limit: int | None = None,
-    ) -> list[Contact]:
+    ) -> list[ContactT]:
         """Contacts matching every given filter, ordered and paged as :meth:`leads`
         (``lead_id``: the contact converted from that lead)."""
-        return self.repository.contacts(
+        return self.repository.contacts(  # type: ignore[return-value]
             type=_member(ContactType, type, "type"),
             tag=_text(tag, "tag"),
             source=_text(source, "source"),
@@ -764,10 +799,10 @@ class Funnel:
         where: Mapping[str, Any] | None = None,
         after: Opportunity | UUID | str | None = None,
         limit: int | None = None,
-    ) -> list[Opportunity]:
+    ) -> list[OpportunityT]:
         """Opportunities matching every given filter, ordered and paged as :meth:`leads`
         (``lead_id``: the deals of the lead they came from)."""
-        return self.repository.opportunities(
+        return self.repository.opportunities(  # type: ignore[return-value]
             stage=_member(Stage, stage, "stage"),
             owner=_text(owner, "owner"),
             setter=_text(setter, "setter"),
@@ -917,14 +952,14 @@ class Funnel:
 
     def similar(
         self, subject: Lead | Contact | UUID | str, *, limit: int = 20
-    ) -> list[Lead | Contact]:
+    ) -> list[LeadT | ContactT]:
         """Likely duplicates that ``add`` could not refuse, best first, among leads
         and contacts both (merge takes two of one kind).
 
         Candidates share the company's e-mail domain (free-mail domains excepted), the
         company, or a close person name; each clue adds to the score.
         """
-        return _merging.similar(
+        return _merging.similar(  # type: ignore[return-value]
             self.repository,
             self._id(subject),
             free_mail_domains=self.free_mail_domains,
@@ -951,7 +986,7 @@ class Funnel:
         at: datetime | None = None,
         actor: str | None = None,
         reason: str | None = None,
-    ) -> Lead | Contact: ...
+    ) -> LeadT | ContactT: ...
 
     @retrying
     def merge(
@@ -996,7 +1031,7 @@ class Funnel:
         at: datetime | None = None,
         actor: str | None = None,
         reason: str | None = None,
-    ) -> Lead | Contact: ...
+    ) -> LeadT | ContactT: ...
 
     def unmerge(
         self,

@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, Union
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, Union, overload
 from uuid import UUID
 
 import annotated_types
@@ -119,6 +119,10 @@ SERVICES = ["managed backup", "help desk", "cloud migration", "security audit", 
 
 
 _T = TypeVar("_T")
+# ``leads(model=MyLead)`` is a strategy of ``MyLead``s, ``contacts(model=MyContact)`` of
+# ``MyContact``s, for type checkers (the overloads of each).
+_LeadModel = TypeVar("_LeadModel", bound=Lead)
+_ContactModel = TypeVar("_ContactModel", bound=Contact)
 
 # A drawn person's serial gives them their own e-mail and phone. It is drawn from
 # hypothesis' own choices, so that the same choices draw the same people: a seed, the
@@ -741,6 +745,30 @@ _NEEDS = st.sampled_from(
 _CONTACT_TYPES = st.sampled_from([t for t in ContactType if t is not ContactType.AVOID])
 
 
+@overload
+def leads(
+    *,
+    status: LeadStatus | str | None = None,
+    fits: QualificationEngine | Profile | None = None,
+    missing: bool = True,
+    keys: Keys | None = None,
+    model: type[_LeadModel],
+    **fixed: Any,
+) -> st.SearchStrategy[_LeadModel]: ...
+
+
+@overload
+def leads(
+    *,
+    status: LeadStatus | str | None = None,
+    fits: QualificationEngine | Profile | None = None,
+    missing: bool = True,
+    keys: Keys | None = None,
+    model: type[Lead] = ...,
+    **fixed: Any,
+) -> st.SearchStrategy[Lead]: ...
+
+
 def leads(
     *,
     status: LeadStatus | str | None = None,
@@ -875,6 +903,28 @@ def _satisfying(rule: Any) -> st.SearchStrategy[dict[str, Any]]:
             return st.sampled_from(list(rule.allowed)).map(lambda v: {"source": v})
         return st.just({"source": "referral-" + "x" * 3})
     return st.just({})
+
+
+@overload
+def contacts(
+    *,
+    type: ContactType | str | None = None,
+    missing: bool = True,
+    keys: Keys | None = None,
+    model: builtins.type[_ContactModel],
+    **fixed: Any,
+) -> st.SearchStrategy[_ContactModel]: ...
+
+
+@overload
+def contacts(
+    *,
+    type: ContactType | str | None = None,
+    missing: bool = True,
+    keys: Keys | None = None,
+    model: builtins.type[Contact] = ...,
+    **fixed: Any,
+) -> st.SearchStrategy[Contact]: ...
 
 
 def contacts(
