@@ -284,7 +284,10 @@ class CadencePolicy:
     def _schedule(self, candidate: FollowUpCandidate) -> tuple[datetime, datetime]:
         subject = candidate.subject
         number = candidate.touches + 1
-        earliest = candidate.anchor_at + self.wait(subject, 1)
+        # Waits are added to instants: on a time in a zone with daylight saving, Python
+        # adds them on the wall clock (an hour off across a change).
+        anchor = _utc(candidate.anchor_at)
+        earliest = anchor + self.wait(subject, 1)
         if candidate.touches == 0 or candidate.last_touch_at is None:
             due = earliest
             if subject == "lead":
@@ -292,8 +295,12 @@ class CadencePolicy:
             return due, due + self.grace
         # Never before the first wait after the anchor: a touch logged while the lead
         # was raw does not make its first touch as qualified due earlier.
-        due = max(candidate.last_touch_at + self.wait(subject, number), earliest)
+        due = max(_utc(candidate.last_touch_at) + self.wait(subject, number), earliest)
         return due, due + self.grace
+
+
+def _utc(when: datetime) -> datetime:
+    return when if when.tzinfo is UTC else when.astimezone(UTC)
 
 
 def _list(key: str, value: Any) -> list[Any]:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 from uuid import UUID
@@ -199,7 +199,12 @@ class Funnel(Generic[LeadT, ContactT, OpportunityT]):
         return f"Funnel({self.repository!r}, engine={self.engine!r}, clock={self.clock!r})"
 
     def _now(self, at: datetime | None) -> datetime:
-        return self.clock.now() if at is None else require_aware(at)
+        """When a change happens: ``at`` or the clock's now, as an instant in UTC. A
+        time kept in a zone with daylight saving would add the cadence's waits on its
+        wall clock (an hour off across a change), where every SQL store adds them to
+        the instant."""
+        when = self.clock.now() if at is None else require_aware(at)
+        return when if when.tzinfo is UTC else when.astimezone(UTC)
 
     @staticmethod
     def _id(subject: Subject) -> UUID:
