@@ -3,26 +3,49 @@
 It keeps the immutable records in dicts behind one re-entrant lock, checks a whole
 change set before touching anything (so a refused commit leaves no trace), and answers
 the scaling queries by scanning, which is what the SQL adapter does with an index.
+
+Nothing a caller holds shares mutable state with the store, as with a store that
+serialises: a record of a class whose fields can hold a mutable value (an application's
+``list``, ``dict``, ``set`` or non-frozen model field) and every event (its ``data``) are
+copied on the way in and out. leadfunnel's own record classes hold only immutable values
+and are shared as they are: deciding costs one look-up per record, not a copy.
 """
 
 from __future__ import annotations
 
+import copy
 import itertools
 import secrets
 import statistics
 import threading
 from bisect import bisect_left, bisect_right, insort
 from collections import ChainMap, defaultdict
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import datetime
-from typing import Any, TypeVar
+from dataclasses import replace
+from datetime import date, datetime, time, timedelta, tzinfo
+from decimal import Decimal
+from enum import Enum
+from fractions import Fraction
+from pathlib import PurePath
+from types import NoneType, UnionType
+from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 from uuid import UUID
+
+from pydantic import BaseModel, ValidationError
+from pydantic.types import (
+    AwareDatetime,
+    FutureDate,
+    FutureDatetime,
+    NaiveDatetime,
+    PastDate,
+    PastDatetime,
+)
 
 from ._channels import lead_entered
 from ._clock import require_aware
 from ._enums import Channel, ContactType, LeadStatus, Outcome, Stage
-from ._errors import ConcurrencyError, NotFoundError
+from ._errors import ConcurrencyError, ConfigError, NotFoundError
 from ._lifecycle import TIMED_STEPS, funnel_steps
 from ._models import Contact, Event, Lead, Opportunity, Record, SubjectKind, Touch, updated
 from ._periods import month_of
@@ -57,6 +80,171 @@ __all__ = ["InMemoryRepository"]
 _RESETS = frozenset({Outcome.REPLIED, Outcome.INTERESTED})
 _PLURALS = {"lead": "leads", "contact": "contacts", "opportunity": "opportunities"}
 _R = TypeVar("_R", Lead, Contact, Opportunity)
+_T = TypeVar("_T")
+_Models = dict[str, type[Lead] | type[Contact] | type[Opportunity]]
+
+
+# --- what a caller may not share with the store -----------------------------------------
+
+#: Values that cannot change once made (instances of these classes and their subclasses).
+_IMMUTABLE: tuple[type, ...] = (
+    str,
+    bytes,
+    int,
+    float,
+    complex,
+    Decimal,
+    Fraction,
+    datetime,
+    date,
+    time,
+    timedelta,
+    tzinfo,
+    UUID,
+    Enum,
+    PurePath,
+    NoneType,
+    # pydantic's markers, which stand for a datetime or a date in annotations
+    AwareDatetime,
+    NaiveDatetime,
+    PastDatetime,
+    FutureDatetime,
+    PastDate,
+    FutureDate,
+)
+#: pydantic's markers that stand for a str, by module and name: importing their module
+#: (pydantic.networks) would import importlib.metadata, which ``import leadfunnel`` skips.
+_TEXT_MARKERS = frozenset({("pydantic.networks", "EmailStr")})
+#: The exact types :func:`_copied` passes through without asking more.
+_ATOMS = frozenset({str, int, float, bool, NoneType, Decimal, UUID, datetime, date})
+
+
+def _can_change(annotation: Any, seen: frozenset[type] = frozenset()) -> bool:
+    """Whether a value of a field annotated ``annotation`` may be changed in place (a
+    ``list``, ``dict``, ``set``, a non-frozen model, or anything not known to be
+    immutable: an unknown type counts as mutable)."""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _can_change(get_args(annotation)[0], seen)
+    if origin is Union or origin is UnionType:
+        return any(_can_change(arg, seen) for arg in get_args(annotation))
+    if origin is Literal or annotation is None:
+        return False
+    if origin is frozenset or origin is tuple:
+        items = [arg for arg in get_args(annotation) if arg is not Ellipsis]
+        return not items or any(_can_change(arg, seen) for arg in items)
+    if origin is None and isinstance(annotation, type):
+        if issubclass(annotation, BaseModel):
+            return _model_can_change(annotation, seen)
+        if (annotation.__module__, annotation.__qualname__) in _TEXT_MARKERS:
+            return False
+        return not issubclass(annotation, _IMMUTABLE)
+    for alias in ("__supertype__", "__value__"):  # NewType, a type statement's alias
+        if hasattr(annotation, alias):
+            return _can_change(getattr(annotation, alias), seen)
+    return True
+
+
+def _model_can_change(model: type[BaseModel], seen: frozenset[type] = frozenset()) -> bool:
+    """Whether an instance of ``model`` may be changed in place, or hold a value that
+    may (a model nested in itself counts as what its other fields make it)."""
+    if model in seen:
+        return False
+    config = model.model_config
+    if not config.get("frozen") or config.get("extra") == "allow" or model.__private_attributes__:
+        return True
+    inner = seen | {model}
+    return any(_can_change(info.annotation, inner) for info in model.model_fields.values())
+
+
+def _copied(value: _T) -> _T:
+    """A deep copy of ``value``, quick for what event data holds (dicts, lists, text,
+    numbers)."""
+    kind = type(value)
+    if kind in _ATOMS:
+        return value
+    if kind is dict:
+        return {key: _copied(item) for key, item in value.items()}  # type: ignore[attr-defined, return-value]
+    if kind is list:
+        return [_copied(item) for item in value]  # type: ignore[attr-defined, return-value]
+    if kind is tuple:
+        return tuple(_copied(item) for item in value)  # type: ignore[attr-defined, return-value]
+    if isinstance(value, Enum):
+        return value
+    return copy.deepcopy(value)
+
+
+def _copier(model: type[BaseModel]) -> Callable[[Any], Any] | None:
+    """How to copy an instance of ``model`` so that the copy shares nothing that can
+    change with it, or ``None`` if instances share nothing that can (leadfunnel's own
+    records and touches: handed out as they are)."""
+    config = model.model_config
+    if config.get("extra") == "allow" or model.__private_attributes__:
+        return lambda item: item.model_copy(deep=True)
+    names = tuple(name for name, info in model.model_fields.items() if _can_change(info.annotation))
+    if not names and config.get("frozen"):
+        return None
+
+    def copied(item: Any) -> Any:
+        values = item.__dict__
+        return updated(item, {name: _copied(values[name]) for name in names if name in values})
+
+    return copied
+
+
+_new_object = object.__new__
+_set = object.__setattr__
+
+
+def _event_copy(event: Event, position: int | None = None) -> Event:
+    """``event`` with data of its own (and ``position``, if given): what
+    ``updated(event, {"data": ...})`` makes, at half its cost (every commit hands out
+    its events, one an imported row)."""
+    new = _new_object(Event)
+    values = event.__dict__.copy()
+    data = values["data"]
+    values["data"] = _copied(data) if data else {}
+    if position is not None:
+        values["position"] = position
+    _set(new, "__dict__", values)
+    _set(new, "__pydantic_fields_set__", set(event.__pydantic_fields_set__))
+    _set(new, "__pydantic_extra__", None)
+    _set(new, "__pydantic_private__", None)
+    return new
+
+
+_UNKNOWN: Any = object()
+#: Each model class's :func:`_copier`, decided the first time one of its instances is
+#: stored or read.
+_COPIERS: dict[type, Callable[[Any], Any] | None] = {Event: _event_copy}
+
+
+def _isolated(item: _T) -> _T:
+    """``item`` (a record, touch or event) as the store keeps or hands it out: a copy
+    if it holds anything that can change in place, else ``item`` itself."""
+    copier = _COPIERS.get(type(item), _UNKNOWN)
+    if copier is _UNKNOWN:
+        copier = _COPIERS.setdefault(type(item), _copier(type(item)))  # type: ignore[arg-type]
+    return item if copier is None else copier(item)
+
+
+def _log_read(log: MergeLog, read: Callable[[Any], Any]) -> MergeLog:
+    """``log`` with ``read`` applied to its snapshots (``log`` itself if ``read`` gives
+    each back as it is)."""
+    keep, other = read(log.keep_before), read(log.other)
+    deals = tuple(read(deal) for deal in log.opportunities_before)
+    if (
+        keep is log.keep_before
+        and other is log.other
+        and all(a is b for a, b in zip(deals, log.opportunities_before, strict=True))
+    ):
+        return log
+    return replace(log, keep_before=keep, other=other, opportunities_before=deals)
+
+
+def _isolated_log(log: MergeLog) -> MergeLog:
+    """``log`` with snapshots that share nothing that can change with ``log``'s."""
+    return _log_read(log, _isolated)
 
 
 class InMemoryRepository(RepRowsAdapter):
@@ -99,10 +287,70 @@ class InMemoryRepository(RepRowsAdapter):
         self._fingerprint: str | None = None
         # Inside a transaction: how to undo each commit made in it, newest last.
         self._undo: list[Callable[[], None]] | None = None
+        # Records read as a class registered after they were stored, by id: the fields
+        # they were stored without, which where= filters treat as a document store
+        # does (see missing_value). Gone once the record is stored again.
+        self._lacking: dict[UUID, frozenset[str]] = {}
 
     def __repr__(self) -> str:
         counts = ", ".join(f"{_PLURALS[k]}={len(v)}" for k, v in self._by_kind.items())
         return f"InMemoryRepository({counts})"
+
+    # --- the application's models -------------------------------------------------------
+
+    def _use_models(self, models: _Models) -> None:
+        # Records stored before are read as the new classes from now on, as a store
+        # that reads documents reads them: converted (and validated) once, here, so
+        # that a record the new class refuses fails the registration, not a later read.
+        with self._lock:
+            retyped = {kind for kind, model in models.items() if model is not self._models[kind]}
+            records, merges = self._retyped(models, retyped, strict=True)
+            self._models = models
+            self._keep_retyped(records, merges)
+
+    def _retyped(
+        self, models: Mapping[str, type[Record]], kinds: Collection[str], *, strict: bool
+    ) -> tuple[dict[UUID, Record], dict[UUID, list[MergeLog]]]:
+        """The held records of ``kinds`` (and merge logs' snapshots) that are not
+        instances of ``models``, as those (call with the lock held). ``strict``: a
+        record that cannot be read so raises :class:`~leadfunnel.ConfigError`; else it
+        is left as it is."""
+
+        def read(record: Any) -> Any:
+            model = models[record.kind]
+            if record.kind not in kinds or type(record) is model:
+                return record
+            try:
+                return _read_as(model, record)
+            except ConfigError:
+                if strict:
+                    raise
+                return record
+
+        records: dict[UUID, Record] = {}
+        for kind in kinds:
+            for record in self._by_kind[kind].values():
+                new = read(record)
+                if new is not record:
+                    records[new.id] = new
+        merges: dict[UUID, list[MergeLog]] = {}
+        for keep_id, logs in self._merges.items():
+            new_logs = [_log_read(log, read) for log in logs]
+            if any(new is not old for new, old in zip(new_logs, logs, strict=True)):
+                merges[keep_id] = new_logs
+        return records, merges
+
+    def _keep_retyped(
+        self, records: dict[UUID, Record], merges: dict[UUID, list[MergeLog]]
+    ) -> None:
+        for id, record in records.items():
+            old = self._records[id]
+            lacking = record.__dict__.keys() - old.__dict__.keys() | self._lacking.get(id, set())
+            if lacking:
+                self._lacking[id] = frozenset(lacking)
+            self._records[id] = record
+            self._by_kind[record.kind][id] = record
+        self._merges.update(merges)
 
     # --- writes -----------------------------------------------------------------------
 
@@ -111,7 +359,7 @@ class InMemoryRepository(RepRowsAdapter):
             same_keys = self._check(changes)
             if self._undo is not None:
                 self._undo.append(self._before_image(changes))
-            return self._apply(changes, same_keys)
+            return [_isolated(event) for event in self._apply(changes, same_keys)]
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
@@ -140,6 +388,7 @@ class InMemoryRepository(RepRowsAdapter):
         records = [*changes.deletes, *changes.inserts, *changes.updates]
         ids = {r.id for r in records}
         old_records = {i: self._records.get(i, missing) for i in ids}
+        old_lacking = {i: self._lacking.get(i, missing) for i in ids} if self._lacking else {}
         keys = {k for i in ids for r in (self._records.get(i),) if r for k in self._claimed_keys(r)}
         keys |= {k for r in records for k in self._claimed_keys(r)}
         old_keys = {k: self._keys.get(k, missing) for k in keys}
@@ -173,6 +422,7 @@ class InMemoryRepository(RepRowsAdapter):
             else None
         )
         counters = (self._seq, self._position, len(self._feed), len(self._steps))
+        models = self._models
 
         def restore(target: dict[Any, Any], before: dict[Any, Any]) -> None:
             for key, value in before.items():
@@ -192,6 +442,7 @@ class InMemoryRepository(RepRowsAdapter):
                     insort(self._ordered[before.kind], (before.created_at, before.id))
                     self._by_kind[before.kind][i] = before
             restore(self._records, old_records)
+            restore(self._lacking, old_lacking)
             restore(self._keys, old_keys)
             for i in touched:
                 self._touches.pop(i, None)
@@ -208,6 +459,10 @@ class InMemoryRepository(RepRowsAdapter):
             self._seq, self._position = counters[0], counters[1]
             del self._feed[counters[2] :]
             del self._steps[counters[3] :]
+            if self._models is not models:
+                # Models registered since: what came back is read as them too.
+                retyped = [kind for kind in models if models[kind] is not self._models[kind]]
+                self._keep_retyped(*self._retyped(self._models, retyped, strict=False))
 
         return undo
 
@@ -289,6 +544,9 @@ class InMemoryRepository(RepRowsAdapter):
         return same_keys
 
     def _apply(self, changes: ChangeSet, same_keys: set[UUID]) -> list[Event]:
+        if self._lacking:  # stored again: every field as given
+            for record in itertools.chain(changes.deletes, changes.records()):
+                self._lacking.pop(record.id, None)
         for record in changes.deletes:
             self._release(self._records[record.id])
             self._unorder(self._records[record.id])
@@ -298,6 +556,7 @@ class InMemoryRepository(RepRowsAdapter):
             if record.id not in same_keys:
                 self._release(self._records[record.id])
         for record in changes.records():
+            record = _isolated(record)
             previous = self._records.get(record.id)
             if previous is None or previous.created_at != record.created_at:
                 if previous is not None:
@@ -309,6 +568,7 @@ class InMemoryRepository(RepRowsAdapter):
                 for key in self._claimed_keys(record):
                     self._keys[key] = record.id
         for touch in changes.touches:
+            touch = _isolated(touch)
             self._seq += 1
             insort(self._touches[touch.subject_id], (touch.at, self._seq, touch), key=_order)
             self._touch_subject[touch.id] = touch.subject_id
@@ -317,7 +577,11 @@ class InMemoryRepository(RepRowsAdapter):
         stored: list[Event] = []
         for event in changes.events:
             self._position += 1
-            event = updated(event, {"position": self._position})
+            # Its own data, whatever the caller does with the dict it gave.
+            if type(event) is Event:
+                event = _event_copy(event, self._position)
+            else:
+                event = _isolated(updated(event, {"position": self._position}))
             stored.append(event)
             history = self._events[event.subject_id]
             row = (event.at, self._position, event)
@@ -337,14 +601,14 @@ class InMemoryRepository(RepRowsAdapter):
             self._move(self._events, self._event_subject, move.event_ids, move.to_subject_id)
         for item in changes.rewrites:
             self._rewrite(item)
-        for log in changes.rewrite_merges:
+        for log in map(_isolated_log, changes.rewrite_merges):
             for logs in self._merges.values():
                 logs[:] = [log if old.id == log.id else old for old in logs]
         if changes.remove_merge is not None:
             for logs in self._merges.values():
                 logs[:] = [log for log in logs if log.id != changes.remove_merge]
         if changes.add_merge is not None:
-            self._merges[changes.add_merge.keep_id].append(changes.add_merge)
+            self._merges[changes.add_merge.keep_id].append(_isolated_log(changes.add_merge))
         return stored
 
     def _rewrite(self, item: Touch | Event) -> None:
@@ -359,7 +623,7 @@ class InMemoryRepository(RepRowsAdapter):
                 update: dict[str, Any] = {"subject_id": subject}
                 if isinstance(old, Event):
                     update["position"] = old.position
-                new = item.model_copy(update=update)
+                new = _isolated(item.model_copy(update=update))
                 rows[subject][index] = (at, seq, new)
                 if isinstance(new, Event):
                     self._event_by_id[new.id] = new
@@ -413,12 +677,12 @@ class InMemoryRepository(RepRowsAdapter):
             found = self._records.get(id)
         if found is None:
             raise NotFoundError(id)
-        return found
+        return _isolated(found)
 
     def get_many(self, ids: Iterable[UUID]) -> dict[UUID, Record]:
         with self._lock:
             records = self._records
-            return {i: records[i] for i in ids if i in records}
+            return {i: _isolated(records[i]) for i in ids if i in records}
 
     def find_keys(self, keys: Iterable[str]) -> dict[str, UUID]:
         with self._lock:
@@ -456,7 +720,7 @@ class InMemoryRepository(RepRowsAdapter):
         with self._lock:
             # Positions are 1, 2, 3...: the event at position p is self._feed[p - 1].
             ids = self._feed[max(after, 0) : None if limit is None else max(after, 0) + limit]
-            return [self._event_by_id[i] for i in ids]
+            return [_isolated(self._event_by_id[i]) for i in ids]
 
     def _unorder(self, record: Record) -> None:
         ordered = self._ordered[record.kind]
@@ -476,7 +740,7 @@ class InMemoryRepository(RepRowsAdapter):
             for _, id in itertools.islice(ordered, start, None):
                 record = records[id]
                 if test(record):
-                    found.append(record)
+                    found.append(_isolated(record))
                     if limit is not None and len(found) >= limit:
                         break
         return found
@@ -511,6 +775,12 @@ class InMemoryRepository(RepRowsAdapter):
             if until is not None:
                 require_aware(until, "created_until")
 
+        lacking = self._lacking
+
+        def value(record: Any, name: str, missing: Any) -> Any:
+            gone = lacking.get(record.id)
+            return missing if gone is not None and name in gone else getattr(record, name, missing)
+
         def test(record: Any) -> bool:
             return (
                 all(
@@ -520,7 +790,7 @@ class InMemoryRepository(RepRowsAdapter):
                     for name, value in given.items()
                 )
                 and (tag is None or tag in record.tags)
-                and all(getattr(record, name, missing) == value for name, value, missing in where)
+                and all(value(record, name, missing) == want for name, want, missing in where)
                 and (since is None or record.created_at >= since)
                 and (until is None or record.created_at < until)
             )
@@ -555,11 +825,11 @@ class InMemoryRepository(RepRowsAdapter):
 
     def history(self, subject_id: UUID) -> list[Event]:
         with self._lock:
-            return [event for _, _, event in self._events.get(subject_id, ())]
+            return [_isolated(event) for _, _, event in self._events.get(subject_id, ())]
 
     def touches(self, subject_id: UUID) -> list[Touch]:
         with self._lock:
-            return [touch for _, _, touch in self._touches.get(subject_id, ())]
+            return [_isolated(touch) for _, _, touch in self._touches.get(subject_id, ())]
 
     def touched(self, subject_ids: Iterable[UUID], *, channel: Channel) -> set[UUID]:
         wanted = Channel(channel)
@@ -583,12 +853,12 @@ class InMemoryRepository(RepRowsAdapter):
                 for log in logs
                 if log.keep_id in wanted or log.other.id in wanted
             ]
-        return sorted(logs, key=lambda log: log.at)
+        return sorted(map(_isolated_log, logs), key=lambda log: log.at)
 
     def last_merge(self, keep_id: UUID) -> MergeLog | None:
         with self._lock:
             logs = self._merges.get(keep_id)
-            return logs[-1] if logs else None
+            return _isolated_log(logs[-1]) if logs else None
 
     # --- scaling queries --------------------------------------------------------------
 
@@ -804,7 +1074,7 @@ class InMemoryRepository(RepRowsAdapter):
         deals = kind != "never_booked"
         source = text_filter(self._models["contact" if deals else "lead"], "source", source)
         owner = text_filter(self._models["opportunity" if deals else "lead"], "owner", owner)
-        rows: list[tuple[datetime, int, RepListRow]] = []
+        rows: list[tuple[datetime, int, Lead | Opportunity]] = []
         with self._lock:
             sat = self._firsts(("appointment_sat",)) if kind != "never_booked" else {}
             for position, record in enumerate(self._records.values()):
@@ -834,9 +1104,9 @@ class InMemoryRepository(RepRowsAdapter):
                 if owner is not None and getattr(record, "owner", None) != owner:
                     continue
                 assert isinstance(record, (Lead, Opportunity))
-                rows.append((entered, position, RepListRow(record, entered)))
+                rows.append((entered, position, record))
         rows.sort(key=lambda row: (row[0], row[1]), reverse=True)
-        return [row for _, _, row in rows[:limit]]
+        return [RepListRow(_isolated(record), entered) for entered, _, record in rows[:limit]]
 
     @staticmethod
     def _entered(
@@ -888,3 +1158,33 @@ class InMemoryRepository(RepRowsAdapter):
 
 def _order(row: tuple[datetime, int, Any]) -> tuple[datetime, int]:
     return row[0], row[1]
+
+
+def _read_as(model: type[Record], record: Record) -> Record:
+    """``record`` as an instance of ``model`` (its fields validated as ``model``'s, its
+    own fields the class lacks at their defaults), or :class:`~leadfunnel.ConfigError`
+    saying why it cannot be one."""
+    try:
+        return model.model_validate({**(record.__pydantic_extra__ or {}), **record.__dict__})
+    except ValidationError as exc:
+        problem = exc.errors(include_url=False)[0]
+    field = ".".join(str(part) for part in problem["loc"])
+    name = model.__name__
+    stored = f"the stored {record.kind} {record.id} (a {type(record).__name__})"
+    if problem["type"] == "missing":
+        why = (
+            f"{stored} has no {field}, which {name} requires; give the field a default "
+            f"({record.kind}s stored before {name} was registered have no value for it)"
+        )
+    elif problem["type"] == "extra_forbidden":
+        why = (
+            f"{stored} has {field}={problem['input']!r}, a field {name} does not declare "
+            "(an in-memory store keeps no field beyond its class); declare it on "
+            f"{name}, or register {type(record).__name__} again"
+        )
+    else:
+        why = (
+            f"{stored} has {field}={problem['input']!r}, which {name} does not accept "
+            f"({problem['msg']}); change the model, or the record before registering it"
+        )
+    raise ConfigError(f"cannot read {record.kind}s as {name}: {why}")

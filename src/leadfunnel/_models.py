@@ -608,6 +608,11 @@ class Event(_Stored):
     #: reader of ``funnel.events(after=...)`` never misses one.
     position: Count = 0
 
+    def __hash__(self) -> int:
+        # ``data`` is a dict, which pydantic's hash of every field would refuse: equal
+        # events have the same id, version and position, so those are the hash.
+        return hash((self.id, self.version, self.position))
+
 
 #: The public models: each builds its validator and serialiser the first time it is
 #: used (pydantic's ``defer_build``), so that ``import leadfunnel`` and a command that

@@ -290,6 +290,54 @@ class FollowUpStats:
     touches: int
 
 
+def _check_model(kind: str, model: object) -> None:
+    """Refuse ``model`` as the class of ``kind``: not a subclass of leadfunnel's own, or
+    one hiding what leadfunnel's has under one of its field names."""
+    from ._errors import InvalidArgumentError
+
+    base = RECORD_TYPES[kind]
+    if not (isinstance(model, type) and issubclass(model, base)):
+        raise InvalidArgumentError(
+            f"{kind}_model={model!r} is not a subclass of {base.__name__}; "
+            f"declare it as class My{base.__name__}({base.__name__}): ..."
+        )
+    hiding = [
+        name for name in model.model_fields if name not in base.model_fields and hasattr(base, name)
+    ]
+    if hiding:
+        raise InvalidArgumentError(
+            f"{model.__name__} declares {', '.join(map(repr, hiding))}, which "
+            f"{'hides' if len(hiding) == 1 else 'hide'} what {base.__name__} has "
+            f"under that name ({base.__name__}.{hiding[0]}, which leadfunnel uses); "
+            "give the field another name (an alias keeps the column's name)"
+        )
+
+
+def _check_not_retyped(kind: str, current: type[Record], model: type[Record]) -> None:
+    """Refuse ``model`` for a store whose ``kind`` is read as ``current``, the
+    application's class: the funnels already on the store would read it so too."""
+    if model is current or current is RECORD_TYPES[kind]:
+        return
+    from ._errors import ConfigError
+
+    now, then = _class_name(current), _class_name(model)
+    if now == then:  # two classes of one name: a module imported twice, a class remade
+        now, then = f"{now} (id {id(current):#x})", f"another class {then} (id {id(model):#x})"
+    raise ConfigError(
+        f"this store already reads {kind}s as {now}; it cannot also read them as {then} "
+        f"(one set of models per store: every funnel on it would start reading "
+        f"{kind}s as {model.__name__}). Give every funnel on this store "
+        f"{kind}_model={current.__name__} (Funnel(repository) without models reads "
+        f"them so too), open another repository for {model.__name__}, or, if the "
+        f"application changed its model, call "
+        f"repository.use_models({kind}={model.__name__}, replace=True)"
+    )
+
+
+def _class_name(model: type[Any]) -> str:
+    return f"{model.__module__}.{model.__qualname__}"
+
+
 class _Subscription:
     """One registration of a subscriber: stopping it leaves the callable's other
     registrations in place."""
@@ -337,38 +385,34 @@ class Repository(ABC):
         lead: type[Lead] | None = None,
         contact: type[Contact] | None = None,
         opportunity: type[Opportunity] | None = None,
+        replace: bool = False,
     ) -> None:
         """Read records as these classes: the application's subclasses of ``Lead``,
         ``Contact`` and ``Opportunity``, with its own fields (``Funnel(lead_model=...)``
         calls this); a kind not given (``None``) keeps its class. One set of models per
-        store."""
+        store: registering the class a kind has is a no-op, and a kind still read as
+        leadfunnel's own class takes any subclass of it; another class for a kind that
+        already has the application's raises :class:`~leadfunnel.ConfigError` (every
+        funnel on this store would start reading it so), unless ``replace`` says that
+        the store is meant to be retyped (the application changed its model)."""
         given = {"lead": lead, "contact": contact, "opportunity": opportunity}
         models: dict[str, type[Lead] | type[Contact] | type[Opportunity]] = {
             kind: self.models[kind] if model is None else model for kind, model in given.items()
         }
         for kind, model in models.items():
-            base = RECORD_TYPES[kind]
-            if not (isinstance(model, type) and issubclass(model, base)):
-                from ._errors import InvalidArgumentError
+            _check_model(kind, model)
+            if not replace:
+                _check_not_retyped(kind, self.models[kind], model)
+        if any(models[kind] is not self.models[kind] for kind in models):
+            self._use_models(models)
 
-                raise InvalidArgumentError(
-                    f"{kind}_model={model!r} is not a subclass of {base.__name__}; "
-                    f"declare it as class My{base.__name__}({base.__name__}): ..."
-                )
-            hiding = [
-                name
-                for name in model.model_fields
-                if name not in base.model_fields and hasattr(base, name)
-            ]
-            if hiding:
-                from ._errors import InvalidArgumentError
-
-                raise InvalidArgumentError(
-                    f"{model.__name__} declares {', '.join(map(repr, hiding))}, which "
-                    f"{'hides' if len(hiding) == 1 else 'hide'} what {base.__name__} has "
-                    f"under that name ({base.__name__}.{hiding[0]}, which leadfunnel uses); "
-                    "give the field another name (an alias keeps the column's name)"
-                )
+    def _use_models(
+        self, models: dict[str, type[Lead] | type[Contact] | type[Opportunity]]
+    ) -> None:
+        """Start reading records as ``models`` (checked by :meth:`use_models`). An
+        adapter that holds records as objects converts them here, raising
+        :class:`~leadfunnel.ConfigError` (and changing nothing) for one that cannot be
+        read as its new class."""
         self._models = models
 
     @property

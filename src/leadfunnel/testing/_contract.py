@@ -35,13 +35,14 @@ from uuid import UUID, uuid4
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 from pydantic_core import PydanticUndefined
 
 from .._enums import Channel, ContactType, Interest, LeadStatus, LostReason, Outcome, Stage
 from .._errors import (
     AvoidListedError,
     ConcurrencyError,
+    ConfigError,
     DuplicateError,
     InvalidArgumentError,
     NotFoundError,
@@ -77,6 +78,26 @@ class _CustomContact(Contact):
 
 class _CustomDeal(Opportunity):
     po_number: str | None = None
+
+
+class _ListLead(Lead):
+    """An application's lead whose own fields can be changed in place."""
+
+    systems: list[str] = Field(default_factory=list)
+    meta: dict[str, int] = Field(default_factory=dict)
+
+
+def _scribble(record: Any) -> None:
+    """Change a :class:`_ListLead`'s list and dict in place."""
+    record.systems.append("CHANGED")
+    record.meta["CHANGED"] = 1
+
+
+def _scribble_on(event: Event) -> None:
+    """Change an event's data in place, at the top and deeper."""
+    event.data["fields"].append("CHANGED")
+    event.data["n"]["a"] = 2
+    event.data["CHANGED"] = True
 
 
 def lead(n: int | str, **fields: Any) -> Lead:
@@ -2370,6 +2391,99 @@ class RepositoryContract(ABC):
         with pytest.raises(InvalidArgumentError) as unknown:
             repo.leads(where={"colour": "red"})
         assert "colour" in str(unknown.value)  # it names the field it does not know
+
+    def test_records_stored_before_the_models_are_registered_read_as_them(
+        self, repo: Repository
+    ) -> None:
+        """``use_models`` on a store that holds records: they come back as the new
+        classes (their own fields at their defaults), and update as them."""
+        plain, person = lead(1), contact(2)
+        d = deal(person)
+        add(repo, plain, person, d)
+        repo.use_models(lead=_CustomLead, contact=_CustomContact, opportunity=_CustomDeal)
+        got = repo.get(plain.id)
+        assert type(got) is _CustomLead
+        assert got == _CustomLead.model_validate(plain.model_dump())
+        assert type(repo.get(person.id)) is _CustomContact
+        assert type(repo.get_many([d.id])[d.id]) is _CustomDeal
+        assert [type(r) for r in repo.leads()] == [_CustomLead]
+        assert [r.id for r in repo.leads(where={"endpoints": None})] == [plain.id]
+        edited = bump(got, endpoints=5)
+        repo.commit(ChangeSet(updates=[edited]))
+        assert repo.get(plain.id) == edited
+
+    def test_one_set_of_models_per_store(self, repo: Repository) -> None:
+        """A kind read as the application's class is not retyped by another class
+        (every reader of the store would start reading it so) unless asked to."""
+        repo.use_models(lead=_CustomLead)
+        repo.use_models(lead=_CustomLead)  # the same class again: nothing changes
+        repo.use_models(contact=_CustomContact)  # a kind still read as Contact
+        with pytest.raises(ConfigError) as refused:
+            repo.use_models(lead=_ListLead, opportunity=_CustomDeal)
+        assert "_CustomLead" in str(refused.value)
+        assert "_ListLead" in str(refused.value)
+        with pytest.raises(ConfigError):
+            repo.use_models(lead=Lead)  # back to the base class is a retyping too
+        assert dict(repo.models) == {
+            "lead": _CustomLead,
+            "contact": _CustomContact,
+            "opportunity": Opportunity,  # nothing of a refused call is kept
+        }
+        repo.use_models(lead=_ListLead, replace=True)
+        assert repo.models["lead"] is _ListLead
+
+    def test_what_a_caller_holds_shares_nothing_with_the_store(self, repo: Repository) -> None:
+        """Records, events and merge logs given to a commit or read are the caller's:
+        changing a list, a dict or an event's data in place changes nothing stored (a
+        store that serialises shares nothing; one that keeps objects copies what can
+        change)."""
+        repo.use_models(lead=_ListLead)
+        given = _ListLead.model_validate(
+            {**lead(1).model_dump(), "systems": ["x"], "meta": {"a": 1}}
+        )
+        other = _ListLead.model_validate({**lead(2).model_dump(), "systems": ["y"]})
+        data = {"fields": ["email"], "n": {"a": 1}}
+        said = event(given, "add", None, "raw", data={"fields": ["email"], "n": {"a": 1}})
+        before, other_before = given.model_copy(deep=True), other.model_copy(deep=True)
+        returned = repo.commit(ChangeSet(inserts=[given, other], events=[said]))
+        _scribble(given)
+        _scribble_on(said)
+        _scribble_on(returned[0])
+        for got in (repo.get(given.id), repo.get_many([given.id])[given.id], repo.leads()[0]):
+            assert got == before
+            _scribble(got)
+        assert repo.get(given.id) == before
+        for got_event in (repo.history(given.id)[0], repo.events()[0]):
+            assert got_event.data == data
+            _scribble_on(got_event)
+        assert repo.history(given.id)[0].data == data
+        assert repo.events()[0].data == data
+
+        edited = bump(before.model_copy(deep=True), systems=["x", "z"])
+        repo.commit(ChangeSet(updates=[edited]))
+        edited_before = edited.model_copy(deep=True)
+        _scribble(edited)
+        kept = repo.get(given.id)
+        assert isinstance(kept, _ListLead)
+        assert (kept.systems, kept.meta) == (["x", "z"], {"a": 1})
+
+        scrub: dict[str, Any] = {"fields": ["scrubbed"], "n": {"a": 1}}
+        repo.commit(ChangeSet(rewrites=[said.model_copy(update={"data": scrub})]))
+        scrub["fields"].append("CHANGED")
+        assert repo.history(given.id)[0].data == {"fields": ["scrubbed"], "n": {"a": 1}}
+
+        log = MergeLog(uuid4(), given.id, T0, kept, other, kept.version + 1)
+        repo.commit(ChangeSet(updates=[bump(kept)], deletes=[other], add_merge=log))
+        _scribble(log.keep_before)
+        _scribble(log.other)
+        for got_log in (repo.last_merge(given.id), repo.merges_of([given.id])[0]):
+            assert got_log is not None
+            assert (got_log.keep_before, got_log.other) == (edited_before, other_before)
+            _scribble(got_log.keep_before)
+            _scribble(got_log.other)
+        last = repo.last_merge(given.id)
+        assert last is not None
+        assert (last.keep_before, last.other) == (edited_before, other_before)
 
     def test_a_transaction_keeps_all_its_commits_or_none(self, repo: Repository) -> None:
         a, b, c = lead(1), lead(2), lead(3)
