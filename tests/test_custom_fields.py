@@ -178,10 +178,10 @@ def test_a_stored_value_that_no_longer_validates_is_reported_not_dropped(
 
     if type(repository).__name__ == "InMemoryRepository":
         pytest.skip("memory keeps the objects it was given")
-    repository.use_models(lead=Fewer)
+    repository.use_models(lead=Fewer, replace=True)
     kept = {k: v for k, v in lead.model_dump().items() if k in Fewer.model_fields}
     assert repository.get(lead.id) == Fewer(**kept)
-    repository.use_models(lead=Stricter)
+    repository.use_models(lead=Stricter, replace=True)
     with pytest.raises(StorageError, match=rf"lead {lead.id} has provider='Acme'"):
         repository.get(lead.id)
 

@@ -894,8 +894,10 @@ class InMemoryRepository(RepRowsAdapter):
                 ):
                     anchor = record.status_at or record.created_at
                     entered = lead_entered(record.status, anchor, moves.get(record.id, ()))
+                    # Anchored where it entered its cadence: qualifying a raw lead
+                    # keeps its schedule, as it keeps its count.
                     row = self._candidate(
-                        record, "lead", record.status.value, anchor, lead_limit, entered
+                        record, "lead", record.status.value, entered, lead_limit, entered
                     )
                     if row is not None:
                         rows.append(row)

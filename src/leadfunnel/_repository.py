@@ -227,8 +227,10 @@ class FollowUpCandidate:
     ``created_at`` and its last deal's close, as below); ``last_touch_at`` is the
     ``at`` of the last counted touch
     (``None`` when ``touches == 0``); ``anchor_at`` is when the subject entered the
-    cadence or was last reset: the later of the lead's ``status_at`` (for a contact, of
-    its ``created_at`` and the latest ``closed_at`` of its opportunities, i.e. when its
+    cadence or was last reset: the later of when the lead entered it
+    (:func:`leadfunnel.storage.lead_entered`: qualifying a raw lead does not move it,
+    so an overdue first response stays overdue; for a contact, the later of its
+    ``created_at`` and the latest ``closed_at`` of its opportunities, i.e. when its
     last deal closed; a closed deal without one counts its ``updated_at``) and the last
     resetting touch. A later edit of a closed deal does not move the anchor.
     """

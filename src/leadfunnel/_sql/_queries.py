@@ -199,10 +199,12 @@ def follow_up_candidate_queries(by_owner: bool) -> tuple[sa.Select[Any], sa.Sele
         (ld.c.status == LeadStatus.QUALIFIED.value, sa.func.coalesce(became_raw, status_at)),
         else_=status_at,
     )
+    # Anchored where the lead entered its cadence: qualifying a raw lead keeps its
+    # schedule (an overdue first response stays overdue), as it keeps its count.
     lead_query = candidates(
         ld,
         ld.c.status,
-        status_at,
+        entered,
         "lead_limit",
         ld.c.status.in_((LeadStatus.RAW.value, LeadStatus.QUALIFIED.value)),
         entered=entered,

@@ -1398,6 +1398,49 @@ class RepositoryContract(ABC):
             "touch is the latest by instant"
         )
 
+    def test_a_qualified_lead_is_anchored_where_it_entered_its_cadence(
+        self, repo: Repository
+    ) -> None:
+        """``anchor_at`` of a qualified lead is when it became raw
+        (:func:`~leadfunnel.storage.lead_entered`), not when it was qualified: an
+        overdue first response stays overdue once the lead is qualified. A lead
+        disqualified since and qualified again starts a new cadence then."""
+        h = timedelta(hours=1)
+        kept = lead(1, status_at=T0 + h)
+        again = lead(2, status_at=T0 + h)
+        add(repo, kept, again, at=T0 + h)
+        repo.commit(ChangeSet(touches=[touch(kept, "no_answer", T0 + 2 * h)]))
+        out = bump(again, status=LeadStatus.UNQUALIFIED, status_at=T0 + 2 * h)
+        repo.commit(
+            ChangeSet(
+                updates=[out], events=[event(out, "disqualify", "raw", "unqualified", T0 + 2 * h)]
+            )
+        )
+        moved = [
+            bump(kept, status=LeadStatus.QUALIFIED, status_at=T0 + 5 * h),
+            bump(out, status=LeadStatus.QUALIFIED, status_at=T0 + 6 * h),
+        ]
+        repo.commit(
+            ChangeSet(
+                updates=moved,
+                events=[
+                    event(moved[0], "qualify", "raw", "qualified", T0 + 5 * h),
+                    event(moved[1], "qualify", "unqualified", "qualified", T0 + 6 * h),
+                ],
+            )
+        )
+        rows = {
+            row.subject_id: row for row in repo.follow_up_candidates(lead_limit=2, contact_limit=8)
+        }
+        got = {
+            name: (rows[r.id].anchor_at, rows[r.id].touches)
+            for name, r in (("kept", kept), ("again", again))
+        }
+        assert got == {"kept": (T0 + h, 1), "again": (T0 + 6 * h, 0)}, (
+            "follow_up_candidates gave the wrong (anchor_at, touches): a qualified lead is "
+            "anchored when it became raw, unless it was disqualified since"
+        )
+
     def test_follow_up_candidates_by_owner_and_only_people_in_a_cadence(
         self, repo: Repository
     ) -> None:
