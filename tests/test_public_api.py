@@ -73,3 +73,34 @@ def test_importing_leadfunnel_leaves_sqlalchemy_for_later() -> None:
 def test_an_unknown_name_is_an_attribute_error() -> None:
     with pytest.raises(AttributeError, match="has no attribute 'Nope'"):
         leadfunnel.Nope  # type: ignore[attr-defined,unused-ignore]  # noqa: B018
+
+
+def _public_callables() -> list[tuple[str, object]]:
+    """Every public function and public method of a public class of ``leadfunnel``,
+    ``leadfunnel.rules`` and ``leadfunnel.storage`` (pydantic's deprecated ``copy`` of
+    the models left out: its hints are pydantic's)."""
+    found: list[tuple[str, object]] = []
+    for module in (leadfunnel, leadfunnel.rules, leadfunnel.storage):
+        for name in module.__all__:
+            obj = getattr(module, name)
+            if inspect.isfunction(obj):
+                found.append((f"{module.__name__}.{name}", obj))
+            elif inspect.isclass(obj):
+                found += [
+                    (f"{module.__name__}.{name}.{member}", function)
+                    for member, function in inspect.getmembers(obj, inspect.isfunction)
+                    if (member == "__init__" or not member.startswith("_")) and member != "copy"
+                ]
+    return found
+
+
+@pytest.mark.parametrize(
+    ("name", "function"), [pytest.param(n, f, id=n) for n, f in _public_callables()]
+)
+def test_every_public_signature_resolves_at_run_time(name: str, function: object) -> None:
+    """``typing.get_type_hints`` reads every public signature: FastAPI given a method
+    as an endpoint, or pydantic's ``validate_call``, does. ``Funnel.due`` raised
+    ``NameError: FollowUp`` (imported for type checkers only)."""
+    import typing
+
+    typing.get_type_hints(function)

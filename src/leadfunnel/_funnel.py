@@ -21,12 +21,13 @@ from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
+from typing import Any, Generic, Literal, TypeVar, overload
 from uuid import UUID
 
 import typing_extensions
 
 from . import _conversion, _deals, _follow_ups, _leads, _merging, _people, _privacy
+from ._cadence import CadencePolicy, FollowUp
 from ._changes import (
     Subject,
     get_or_merged,
@@ -37,6 +38,7 @@ from ._changes import (
     subject_id,
 )
 from ._clock import Clock, SystemClock
+from ._comparison import FunnelComparison
 from ._enums import Channel, ContactType, LeadStatus, LostReason, Outcome, Stage
 from ._errors import ConfigError, InvalidArgumentError, NotFoundError
 from ._importing import ImportIssue, ImportReport
@@ -57,15 +59,14 @@ from ._people import Captured
 from ._privacy import Erasure
 from ._protocols import Engine, Router
 from ._qualification import QualificationResult, check_field_rules
-from ._repository import Cursor, Repository
+from ._rep_lists import RepList, RepListName
+from ._reports import FunnelReport
+from ._repository import Cursor, GroupBy, Repository
 from ._suppression import Suppressor
 
-if TYPE_CHECKING:
-    from ._cadence import CadencePolicy, FollowUp
-    from ._comparison import FunnelComparison
-    from ._rep_lists import RepList, RepListName
-    from ._reports import FunnelReport
-    from ._repository import GroupBy
+# Every name the signatures use is imported at run time, none only for type checkers:
+# typing.get_type_hints (FastAPI given a method as an endpoint, pydantic's
+# validate_call) reads them from this module.
 
 __all__ = ["FREE_MAIL_DOMAINS", "Funnel", "ImportIssue", "ImportReport", "Router", "Subject"]
 
