@@ -473,8 +473,16 @@ def test_due_as_json_and_csv(runner: CliRunner, db: str, tmp_path: Path) -> None
         "escalated_to",
         "touch_number",
         "channels",
+        "reachable",
     }
     assert {(d["subject"], d["overdue"], d["touch_number"]) for d in data} == {("lead", True, 1)}
+    # Raw leads, opt-outs removed (Pat: DoNotCall; Sam: HasOptedOutOfEmail); a call or
+    # a text only where there is a phone (Sam has none).
+    got = {d["name"]: (d["channels"], d["reachable"]) for d in data}
+    assert got == {
+        "Pat Rivera": (["email", "meeting", "sms"], ["email", "meeting", "sms"]),
+        "Sam Nguyen": (["call", "meeting", "sms"], ["meeting"]),
+    }
     target = tmp_path / "due.csv"
     result = runner.invoke(main, ["due", *at, "--format", "csv", "-o", str(target)])
     assert result.stderr == f"2 follow-ups written to {target}\n"
@@ -482,6 +490,7 @@ def test_due_as_json_and_csv(runner: CliRunner, db: str, tmp_path: Path) -> None
     assert [r["subject_id"] for r in rows] == [d["subject_id"] for d in data]
     assert {r["overdue"] for r in rows} == {"True"}
     assert rows[0]["channels"] == ", ".join(data[0]["channels"])
+    assert rows[0]["reachable"] == ", ".join(data[0]["reachable"])
     # Whom to call, not only an id; --owner and --limit filter in the database.
     assert {(d["name"], d["company"]) for d in data} == {
         ("Pat Rivera", "Acme IT"),

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ._cadence import BusinessHours, CadencePolicy, FollowUp
-from ._channels import allowed_channels
+from ._channels import allowed_channels, reachable_channels
 from ._clock import Clock, SystemClock
 from ._comparison import FunnelComparison, StepChange
 from ._enums import Channel, ContactType, Interest, LeadStatus, LostReason, Outcome, Stage, Tier
@@ -157,6 +157,7 @@ __all__ = [
     "__version__",
     "allowed_channels",
     "diagram",
+    "reachable_channels",
 ]
 
 

@@ -22,6 +22,7 @@ __all__ = [
     "check_touch",
     "counted_touches",
     "lead_entered",
+    "reachable_channels",
 ]
 
 #: Outcomes that restart a cadence: the person answered, so the count starts again.
@@ -69,6 +70,25 @@ def allowed_channels(record: Lead | Contact) -> frozenset[Channel]:
     """The channels the policy allows for this person now, opt-outs removed."""
     allowed, _ = _policy(record)
     return allowed - record.opt_outs if record.opt_outs else allowed
+
+
+_BY_PHONE = frozenset({Channel.CALL, Channel.SMS})
+
+
+def reachable_channels(
+    record: Lead | Contact, channels: Iterable[Channel] | None = None
+) -> frozenset[Channel]:
+    """Of ``channels`` (default: :func:`allowed_channels`), those the record holds an
+    address for: a call or a text needs a phone (``phone`` or one of ``other_phones``),
+    an e-mail an e-mail address. The models hold no address of a meeting, a social
+    profile or a letter's street, so those are kept as given. What a rep can use on a
+    follow-up: ``reachable_channels(person, item.channels)``."""
+    given = allowed_channels(record) if channels is None else frozenset(channels)
+    if record.phone is None and not record.other_phones:
+        given -= _BY_PHONE
+    if record.email is None and not record.other_emails:
+        given -= _EMAIL
+    return given
 
 
 def check_touch(

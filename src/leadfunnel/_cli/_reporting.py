@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from .._channels import reachable_channels
 from .._csv_out import csv_text, printable
 from ._common import (
     db_option,
@@ -99,6 +100,13 @@ def due(
         name = " ".join(p for p in (person.first_name, person.last_name) if p)
         return name or None, person.company, person.phone
 
+    def reachable(item: Any) -> list[str]:
+        """The follow-up's channels the person can be reached on (no call or text
+        without a phone, no e-mail without an address), sorted."""
+        person = people.get(item.subject_id)
+        usable = item.channels if person is None else reachable_channels(person, item.channels)
+        return sorted(c.value for c in usable)
+
     if format_ != "table":
         data = [
             {
@@ -111,6 +119,7 @@ def due(
                 "escalated_to": item.escalated_to,
                 "touch_number": item.touch_number,
                 "channels": sorted(c.value for c in item.channels),
+                "reachable": reachable(item),
             }
             for item in items
         ]
@@ -119,8 +128,9 @@ def due(
             return
         rows = (
             [
-                *("" if entry[c] is None else entry[c] for c in _DUE_COLUMNS[:-1]),
+                *("" if entry[c] is None else entry[c] for c in _DUE_COLUMNS[:-2]),
                 ", ".join(entry["channels"]),
+                ", ".join(entry["reachable"]),
             ]
             for entry in data
         )
@@ -143,7 +153,7 @@ def due(
         "overdue",
         "escalate to",
         "touch",
-        "channels",
+        "reach by",
         "id",
         # Lines a non-UTF-8 standard output (a Windows console's cp1252) can write.
         box=box.HEAVY_HEAD if output or stdout_can_write("┏━┳┃┡╇│└┴─") else box.ASCII_DOUBLE_HEAD,
@@ -160,7 +170,7 @@ def due(
             "yes" if item.overdue else "",
             item.escalated_to or "",
             str(item.touch_number),
-            ", ".join(sorted(c.value for c in item.channels)),
+            ", ".join(reachable(item)),
             str(item.subject_id),
         )
         table.add_row(*(_writing(printable(cell or ""), output) for cell in cells))
@@ -195,6 +205,7 @@ _DUE_COLUMNS = (
     "escalated_to",
     "touch_number",
     "channels",
+    "reachable",
 )
 
 
