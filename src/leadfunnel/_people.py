@@ -195,7 +195,12 @@ def capture(
         # Nothing to save, but the capture was decided on this holder (not avoided):
         # if it changed meanwhile (avoided, say), the commit fails and capture retries.
         changes.checks.append(holder)
-    data = {"fields": sorted(k for k in filled if k not in ("status", "status_at"))}
+    data: dict[str, Any] = {"fields": sorted(k for k in filled if k not in ("status", "status_at"))}
+    if lead.notes is not None and "notes" not in filled and lead.notes != holder.notes:
+        # The response's own words (the message of a form): the record keeps its notes
+        # (only empty fields are filled), so its event keeps these, or they were lost.
+        # Free text about the person: an erasure blanks it, as it does a reason.
+        data["notes"] = lead.notes
     recorded = event(holder, name, state, dest, now, actor, reason, data)
     changes.events.append(recorded)
     repository.commit(changes)

@@ -293,6 +293,10 @@ def _scrub_event(stored: Event, texts: re.Pattern[str] | None) -> Event:
     if stored.reason is not None and stored.name != "erase":
         changes["reason"] = None
     data = stored.data
+    if data.get("notes") is not None:
+        # A capture's message, kept where the record's notes were not overwritten: free
+        # text, like a reason, it goes whatever it says.
+        data = {**data, "notes": None}
     if DROPPED_KEYS in data:
         # Suppressed by the erasure, or (suppress=False) to be kept nowhere.
         data = {k: v for k, v in data.items() if k != DROPPED_KEYS}
