@@ -18,7 +18,7 @@ from sqlalchemy.pool import StaticPool
 
 from .._errors import ConcurrencyError, ConfigError, LeadFunnelError, StorageError
 from .._repository import ChangeSet
-from ._queries import sqlite_decimal, sqlite_instant
+from ._queries import sqlite_decimal, sqlite_instant, sqlite_json
 from ._rows import dump_json, load_json
 
 _SQLITE_BUSY_SECONDS = 30.0
@@ -112,9 +112,11 @@ def _tune_sqlite(engine: Engine) -> None:
     @sa.event.listens_for(engine, "connect")
     def _connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
-        # What where= filters compare Decimal and datetime fields by (see DocField).
+        # What where= filters compare Decimal, datetime, dict and list fields by (see
+        # DocField).
         dbapi_connection.create_function("lf_decimal", 1, sqlite_decimal, deterministic=True)
         dbapi_connection.create_function("lf_instant", 1, sqlite_instant, deterministic=True)
+        dbapi_connection.create_function("lf_json", 1, sqlite_json, deterministic=True)
         cursor = dbapi_connection.cursor()
         try:
             cursor.execute("PRAGMA foreign_keys = ON")

@@ -4,14 +4,17 @@ dialect (SQLite, PostgreSQL, MariaDB)."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
+import json
 import math
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
+from pydantic import BaseModel
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
@@ -469,8 +472,10 @@ class DocField:
     :meth:`equals` compares by value, as Python compares the validated value with a
     record's (``Repository.leads``), from what the document holds (the field's JSON:
     a ``Decimal`` as its text, a datetime as ISO 8601 text with its offset, a set as
-    an array in no particular order). Numbers, booleans and texts compare as before,
-    so the expression indexes the docs show still serve them.
+    an array in no particular order, a dict's keys in any order). Numbers, booleans
+    and texts compare as before, so the expression indexes the docs show still serve
+    them. A value no store holds (see :func:`storable`) is a constant false, never
+    bound: the database would refuse it, or compare it as something else.
     """
 
     def __init__(self, dialect: str, doc: sa.Column[Any], name: str) -> None:
@@ -514,6 +519,8 @@ class DocField:
 
     def equals(self, value: Any, stored: Any) -> Any:
         """The field equals ``value``, whose JSON is ``stored`` (not ``None``)."""
+        if not (storable(value) and storable(stored)):
+            return sa.false()
         if isinstance(stored, bool):
             return self._boolean(stored)
         if isinstance(value, Decimal) and isinstance(stored, str):
@@ -544,22 +551,35 @@ class DocField:
         return self._node() == stored  # json_extract gives SQLite a number, MariaDB JSON
 
     def _decimal(self, value: Decimal) -> Any:
-        # The stored text ("10.50", "1E+2") as a number: exact on PostgreSQL (numeric)
-        # and SQLite (lf_decimal, a function of leadfunnel's connections: see
-        # sqlite_decimal); on MariaDB to DECIMAL(65, 30)'s 30 decimal places.
+        # The stored text ("10.50", "1E+2") as a number: exact on PostgreSQL (numeric),
+        # SQLite (lf_decimal, a function of leadfunnel's connections: see
+        # sqlite_decimal) and MariaDB (its digits and exponent, see _MariaDecimalKey).
+        if value.is_nan():
+            return sa.false()  # equal to nothing, itself included, as in Python
+        if value.is_infinite():
+            return self.text() == str(value)  # "Infinity", "-Infinity", as written
         if self.dialect == "postgresql":
             return sa.cast(self.text(), sa.Numeric()) == value
+        near = float(value)
         if self.dialect == "sqlite":
             exact = sa.func.lf_decimal(self.text()) == _decimal_key(value)
-            near = float(value)
-            if not math.isfinite(near):
-                return exact
-            # SQLite's own (inexact) number first: a Python call only for the rows near.
-            margin = abs(near) * 1e-9
-            return sa.and_(
-                sa.cast(self.text(), sa.Float).between(near - margin, near + margin), exact
-            )
-        return sa.cast(self.text(), sa.Numeric(65, 30)) == value
+        else:
+            exact = _MariaDecimalKey(self.text()) == _adjusted_key(value)
+            if _fits_decimal_65_30(value):
+                # DECIMAL(65, 30) first, which rounds a longer fraction: the digits
+                # only for the rows equal there.
+                return sa.and_(sa.cast(self.text(), sa.Numeric(65, 30)) == value, exact)
+        # The database's own (inexact) number first: the exact comparison only for the
+        # rows near (on SQLite, a Python call). Beyond a double's range, the exact one
+        # only (MariaDB refuses an infinite parameter).
+        low, high = near - abs(near) * 1e-9, near + abs(near) * 1e-9
+        if not (math.isfinite(low) and math.isfinite(high)):
+            return exact
+        if self.dialect == "sqlite":
+            number: Any = sa.cast(self.text(), sa.Float)
+        else:  # a double (MariaDB's CAST to FLOAT is single precision: 3.4E+38 at most)
+            number = sa.type_coerce(self.text(), sa.Float) + sa.literal_column("0E0")
+        return sa.and_(number.between(low, high), exact)
 
     def _instant(self, value: datetime) -> Any:
         exact = _DocInstant(self.text()) == value
@@ -608,11 +628,19 @@ class DocField:
         )
 
     def _json(self, stored: Any) -> Any:
+        # By value, as Python compares dicts and lists: a dict's keys in any order, a
+        # number by its value (1 is 1.0). PostgreSQL's jsonb and MySQL's JSON compare
+        # so; SQLite compares canonical texts (lf_json, a function of leadfunnel's
+        # connections: see sqlite_json), MariaDB normalised ones (see _JsonValue).
         if self.dialect == "postgresql":
             return self._node() == sa.cast(dump_json(stored), self.doc.type)
         if self.dialect == "sqlite":
-            return self.text() == dump_json(stored)
-        return self._node() == sa.func.json_extract(dump_json(stored), "$")
+            kind = "object" if isinstance(stored, dict) else "array"
+            return sa.and_(
+                sa.func.json_type(self.doc, self.path) == kind,
+                sa.func.lf_json(self.text()) == canonical_json(stored),
+            )
+        return _JsonValue(self._node()) == _JsonValue(sa.literal(dump_json(stored)))
 
 
 #: The Julian day of 1970-01-01T00:00Z, and one second in days (see DocField.equals).
@@ -694,6 +722,35 @@ def _doc_instant_mysql(element: _DocInstant, compiler: Any, **kw: Any) -> str:
     )
 
 
+#: The integers every store holds, compares and indexes: signed 64 bits.
+_INT_RANGE = range(-(2**63), 2**63)
+
+
+def storable(value: Any) -> bool:
+    """Whether some store could hold ``value`` (a filter's, or its JSON), and so a record
+    match it: no integer beyond signed 64 bits, no non-finite float, no text with a
+    NUL (PostgreSQL holds none), in it or in any dict, list, set or model it holds.
+    Stores refuse the others when written; a filter on one matches nothing."""
+    if isinstance(value, str):
+        return "\x00" not in value
+    if isinstance(value, bool) or value is None:
+        return True
+    if isinstance(value, int):
+        return value in _INT_RANGE
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(storable(k) and storable(v) for k, v in value.items())
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return all(storable(v) for v in value)
+    # A model's fields as Python holds them (its JSON writes a non-finite float as null).
+    if isinstance(value, BaseModel):
+        return all(storable(v) for _, v in value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return all(storable(getattr(value, f.name, None)) for f in dataclasses.fields(value))
+    return True
+
+
 def _decimal_key(value: Decimal) -> str | None:
     """A finite ``Decimal``'s number as one text whatever its form ("10.50", "10.5",
     "1.05E+1": "105e-1"; every zero "0"), exactly (no rounding context); ``None``
@@ -722,6 +779,117 @@ def sqlite_decimal(value: Any) -> str | None:
     except (ArithmeticError, ValueError):
         pass
     return None
+
+
+def canonical_json(value: Any) -> str:
+    """JSON ``value`` (as ``json.loads`` gives it) as one text whatever the order of its
+    dicts' keys and the form of its numbers (``1``, ``1.0`` and ``1e0`` are one, as
+    :func:`_decimal_key` writes it): equal texts for equal values, as PostgreSQL's
+    jsonb compares them."""
+    if isinstance(value, dict):
+        items = sorted((str(k), canonical_json(v)) for k, v in value.items())
+        return "{" + ",".join(f"{json.dumps(k)}:{v}" for k, v in items) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(canonical_json(v) for v in value) + "]"
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, (int, float, Decimal)):
+        key = _decimal_key(value if isinstance(value, Decimal) else Decimal(repr(value)))
+        if key is not None:
+            return key
+    raise ValueError(f"not JSON: {value!r}")
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"not JSON: {name}")
+
+
+def sqlite_json(value: Any) -> str | None:
+    """SQLite's ``lf_json(x)``: :func:`canonical_json` of a JSON text; ``None`` for
+    anything else. Never raises (SQLite would fail the query)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return canonical_json(
+            json.loads(value, parse_float=Decimal, parse_int=Decimal, parse_constant=_no_constant)
+        )
+    except (ArithmeticError, ValueError, RecursionError):
+        return None
+
+
+def _adjusted_key(value: Decimal) -> str | None:
+    """A finite ``Decimal``'s number as :class:`_MariaDecimalKey` writes a text's: its
+    sign, its digits without leading or trailing zeros, ``e`` and the exponent of its
+    first digit ("10.50": "105e1"; every zero "0"); ``None`` for NaN and infinities."""
+    if not value.is_finite():
+        return None
+    sign, digits, _ = value.as_tuple()
+    kept = "".join(map(str, digits)).strip("0")
+    if not kept:
+        return "0"
+    return f"{'-' if sign else ''}{kept}e{value.adjusted()}"
+
+
+def _fits_decimal_65_30(value: Decimal) -> bool:
+    """Whether ``DECIMAL(65, 30)`` holds ``value`` exactly (35 integer digits, 30
+    decimal places)."""
+    if not value.is_finite() or value.is_zero():
+        return True
+    normal = value.as_tuple()
+    digits = "".join(map(str, normal.digits)).rstrip("0")
+    assert isinstance(normal.exponent, int)
+    last = normal.exponent + len(normal.digits) - len(digits)  # its last digit's exponent
+    return value.adjusted() < 35 and last >= -30
+
+
+class _JsonValue(FunctionElement[Any]):
+    """MySQL and MariaDB: a JSON text or value as one that compares by value with
+    another (a dict's keys in any order, numbers by value): ``JSON_NORMALIZE`` on
+    MariaDB (10.7 and later; its JSON is text, compared as written), the JSON value on
+    MySQL (whose JSON compares so)."""
+
+    type = sa.String()
+    name = "json_value"
+    inherit_cache = True
+
+
+@compiles(_JsonValue, "mysql")
+@compiles(_JsonValue, "mariadb")
+def _json_value_mysql(element: _JsonValue, compiler: Any, **kw: Any) -> str:
+    (value,) = (compiler.process(clause, **kw) for clause in element.clauses)
+    if getattr(compiler.dialect, "is_mariadb", False):
+        return f"JSON_NORMALIZE({value})"
+    return f"JSON_EXTRACT({value}, '$')"
+
+
+class _MariaDecimalKey(FunctionElement[str]):
+    """MariaDB: a number's text ("-1.50E+40", "0.0012", a JSON number) as
+    :func:`_adjusted_key` writes the ``Decimal`` of it, from its digits (exact where
+    ``DECIMAL(65, 30)`` is not); NULL for a text that is no number."""
+
+    type = sa.String()
+    name = "maria_decimal_key"
+    inherit_cache = True
+
+
+@compiles(_MariaDecimalKey, "mysql")
+@compiles(_MariaDecimalKey, "mariadb")
+def _maria_decimal_key(element: _MariaDecimalKey, compiler: Any, **kw: Any) -> str:
+    (t,) = (compiler.process(clause, **kw) for clause in element.clauses)
+    # The mantissa's digits (sign and point left out), and the exponent written after E.
+    mantissa = f"REGEXP_REPLACE({t}, '^-|[eE].*$', '')"
+    digits = f"REPLACE({mantissa}, '.', '')"
+    kept = f"TRIM(TRAILING '0' FROM TRIM(LEADING '0' FROM {digits}))"
+    exponent = f"COALESCE(CAST(REGEXP_SUBSTR({t}, '(?<=[eE])[-+]?[0-9]+$') AS SIGNED), 0)"
+    whole = f"CHAR_LENGTH(SUBSTRING_INDEX({mantissa}, '.', 1))"
+    zeros = f"(CHAR_LENGTH({digits}) - CHAR_LENGTH(TRIM(LEADING '0' FROM {digits})))"
+    number = "'^-?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][-+]?[0-9]+)?$'"
+    return (
+        f"CASE WHEN {t} NOT REGEXP {number} THEN NULL "
+        f"WHEN {kept} = '' THEN '0' "
+        f"ELSE CONCAT(CASE WHEN LEFT({t}, 1) = '-' THEN '-' ELSE '' END, {kept}, 'e', "
+        f"{exponent} + {whole} - {zeros} - 1) END"
+    )
 
 
 def sqlite_instant(value: Any) -> int | None:
