@@ -153,3 +153,13 @@ def test_where_on_a_decimal_that_is_no_number(repository: Repository) -> None:
     assert ids(funnel.leads(where={"amount": Decimal("Infinity")})) == [up.id]
     assert ids(funnel.leads(where={"amount": "-inf"})) == [down.id]
     assert funnel.count("lead", where={"amount": Decimal("NaN")}) == 0  # not even itself
+
+
+def test_where_on_a_version_no_record_has_matches_nothing(repository: Repository) -> None:
+    """``version`` is a column of its own (a 32-bit integer on PostgreSQL): a value
+    beyond it was a StorageError there, an OverflowError on SQLite past 64 bits."""
+    funnel = Funnel(repository)
+    lead = funnel.add(Lead(**person(1)))
+    assert ids(funnel.leads(where={"version": 1})) == [lead.id]
+    assert funnel.count("lead", where={"version": 2**31}) == 0
+    assert funnel.count("lead", where={"version": 2**40}) == 0

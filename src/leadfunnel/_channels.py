@@ -138,14 +138,19 @@ def lead_entered(
     when it became raw (captured, imported, or a suspect that responded), unless it
     was disqualified since and came back qualified (then when it was qualified).
     ``moves`` are the lead's arrivals at ``raw`` and ``unqualified`` (the funnel steps
-    of its history); ``status_at`` when it reached its ``status``."""
+    of its history); ``status_at`` when it reached its ``status``.
+
+    A lead becomes raw once; one that merges took in holds the history of each record
+    it merged, and so one arrival at raw each: the person entered the cadence at the
+    first of them (the later ones, another record's, would drop the touches between),
+    and was disqualified since if any of its records was."""
     if status is not LeadStatus.QUALIFIED:
         return status_at
     moves = list(moves)
     raw = [at for step, at in moves if step == "raw" and at <= status_at]
     if not raw:
         return status_at  # qualified from outside the cadence
-    became_raw = max(raw)
+    became_raw = min(raw)
     if any(step == "unqualified" and became_raw <= at <= status_at for step, at in moves):
         return status_at  # disqualified since, then qualified again: a new cadence
     return became_raw

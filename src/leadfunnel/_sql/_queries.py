@@ -176,30 +176,35 @@ def follow_up_candidate_queries(by_owner: bool) -> tuple[sa.Select[Any], sa.Sele
 
     status_at = sa.func.coalesce(ld.c.status_at, ld.c.created_at)
     # When a qualified lead entered its cadence (see _channels.lead_entered): when it
-    # became raw, unless it was disqualified since (then when it was qualified); the
+    # first became raw (a lead that merges took in has an arrival of each record's),
+    # unless it was disqualified since (then when it was qualified); the
     # (step, subject_id, at) index of the steps answers both.
     raw, out = s.steps.alias("raw_step"), s.steps.alias("out_step")
     became_raw = (
-        sa.select(sa.func.max(raw.c.at))
-        .where(
-            raw.c.step == "raw",
-            raw.c.subject_id == ld.c.id,
-            raw.c.at <= status_at,
-            ~sa.exists()
-            .where(
-                out.c.step == "unqualified",
-                out.c.subject_id == ld.c.id,
-                out.c.at >= raw.c.at,
-                out.c.at <= status_at,
-            )
-            # The lead and its raw step are the enclosing queries' (two levels up).
-            .correlate_except(out),
-        )
+        sa.select(sa.func.min(raw.c.at))
+        .where(raw.c.step == "raw", raw.c.subject_id == ld.c.id, raw.c.at <= status_at)
         .correlate_except(raw)
         .scalar_subquery()
     )
+    disqualified_since = (
+        sa.exists()
+        .where(
+            out.c.step == "unqualified",
+            out.c.subject_id == ld.c.id,
+            out.c.at >= became_raw,
+            out.c.at <= status_at,
+        )
+        .correlate_except(out)
+    )
     entered = sa.case(
-        (ld.c.status == LeadStatus.QUALIFIED.value, sa.func.coalesce(became_raw, status_at)),
+        (
+            sa.and_(
+                ld.c.status == LeadStatus.QUALIFIED.value,
+                became_raw.is_not(None),
+                ~disqualified_since,
+            ),
+            became_raw,
+        ),
         else_=status_at,
     )
     # Anchored where the lead entered its cadence: qualifying a raw lead keeps its

@@ -1238,6 +1238,12 @@ class SqlRepository(RepRowsAdapter):
             column = t.c[name]
             if value is None:
                 return column.is_(None)
+            if (
+                type(stored) is int
+                and isinstance(column.type, sa.Integer)
+                and not -(2**31) <= stored < 2**31
+            ):
+                return sa.false()  # no row holds it (a version): not bound, which fails
             # Ids and instants as their column types bind them; the rest as stored.
             return column == (value if isinstance(value, (UUID, datetime)) else stored)
         if isinstance(stored, (dict, list)):
