@@ -389,6 +389,11 @@ def _refuse_control(pattern: re.Pattern[str], what: str) -> Any:
 _ONE_LINE = _refuse_control(_CONTROL, "remove it (tabs and line breaks are allowed in notes only)")
 _MULTI_LINE = _refuse_control(_CONTROL_IN_TEXT, "remove it (tabs and line breaks are fine)")
 
+#: leadfunnel's validators that refuse control characters (U+0000 among them, which
+#: PostgreSQL cannot store) in the text they check: a text field checked by one holds
+#: nothing a store refuses, and its values need no look at commit.
+REFUSES_CONTROL = frozenset((_ONE_LINE.func, _MULTI_LINE.func, _normalise_email))
+
 Email = Annotated[str, AfterValidator(_normalise_email)]
 Country = Annotated[str, _ONE_LINE, AfterValidator(normalise_country)]
 Text = Annotated[str, Field(max_length=2000), _MULTI_LINE]
@@ -397,7 +402,9 @@ Text = Annotated[str, Field(max_length=2000), _MULTI_LINE]
 Notes = Annotated[str, Field(max_length=32_000), _MULTI_LINE]
 Name = Annotated[str, Field(max_length=200), _ONE_LINE]
 Money = Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=2)]
-Count = Annotated[int, Field(ge=0)]
+#: A count: whole, not negative, and within the signed 64 bits every database stores,
+#: indexes and filters on (a larger one would break a filter, or an index cast to bigint).
+Count = Annotated[int, Field(ge=0, le=2**63 - 1)]
 #: An aware datetime within 0001-01-01 and 9999-12-31 in UTC (where stores keep them).
 Instant = Annotated[AwareDatetime, AfterValidator(in_utc_range)]
 

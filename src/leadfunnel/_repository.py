@@ -9,6 +9,12 @@ it, atomically, and answers queries. Writing an adapter means implementing this 
 **Writes.** There is exactly one write method, :meth:`Repository.commit` (an adapter
 implements ``_commit``), which applies a :class:`ChangeSet` all or nothing:
 
+0. a record inserted or updated that holds a value not every store keeps (a NUL
+   character in text, an integer beyond signed 64 bits, an infinite or NaN float: an
+   application's field may accept them) is refused with
+   :class:`~leadfunnel.StorageError` (``of_value=True``, naming the field), before
+   ``_commit`` is called: every store refuses the same records alike (see
+   :func:`check_portable`; an adapter overriding ``commit`` must keep calling it);
 1. every ``delete`` and ``update`` is checked against the stored version
    (``update.record.version == stored.version + 1``, ``delete.version == stored.version``),
    and so is every record of ``checks`` (records the change was decided on but does not
@@ -55,27 +61,44 @@ reference implementation.
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 import functools
 import inspect
 import logging
+import math
 import re
 import threading
+import typing
 import unicodedata
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Annotated, Any, Literal, get_args
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Annotated, Any, ForwardRef, Literal, TypeVar, get_args, get_origin
 from uuid import UUID
 
-from pydantic import TypeAdapter, ValidationError
+import annotated_types
+from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic.fields import FieldInfo
 
 from ._clock import require_aware
 from ._enums import Channel, ContactType, LeadStatus, LostReason, Stage
 from ._lifecycle import funnel_steps
-from ._models import RECORD_TYPES, Contact, Event, Lead, Opportunity, Record, SubjectKind, Touch
+from ._models import (
+    RECORD_TYPES,
+    REFUSES_CONTROL,
+    Contact,
+    Event,
+    Lead,
+    Opportunity,
+    Record,
+    SubjectKind,
+    Touch,
+)
 from ._models import holds_keys as holds_keys
 from ._models import identity_keys as identity_keys
 
@@ -367,6 +390,289 @@ def _only_makes(callback: object, *tests: Callable[[object], bool]) -> bool:
     return any(test(f) for f in (callback, type(callback).__call__) for test in tests)
 
 
+# --- values every store keeps -----------------------------------------------------------
+#
+# What a model accepts is not always what every database keeps: PostgreSQL's text and
+# jsonb refuse U+0000, JSON has no inf or nan (an SQL store would read None back), and
+# an integer beyond signed 64 bits stores but breaks filters and bigint indexes on it.
+# The port refuses such values at commit, before an adapter writes anything, so that
+# every store refuses the same records in the same way. Which fields can hold one is
+# decided once per class, from its annotations: leadfunnel's own models have none (its
+# counts are bounded, its text refuses control characters), so their records cost a
+# cache look-up each.
+
+_INT64_MIN = -(2**63)
+_INT64_MAX = 2**63 - 1
+#: Leaf types whose values a store keeps whatever they are (or that the walk of values
+#: could not look into anyway).
+_PORTABLE_LEAVES: tuple[type, ...] = (
+    bool,
+    type(None),
+    Decimal,
+    UUID,
+    datetime,
+    date,
+    time,
+    timedelta,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Walk:
+    """What to look at in a record of one class: ``fields``, and its extra values when
+    its class allows extra fields."""
+
+    fields: tuple[str, ...]
+    extras: bool
+
+
+_NOTHING_TO_WALK = _Walk((), False)
+
+
+@functools.cache
+def _walk_of(model: type[BaseModel]) -> _Walk:
+    """The fields of ``model`` whose annotation can hold a value not every store keeps
+    (see :func:`_may_be_unportable`)."""
+    return _plan(model, set())
+
+
+def _plan(model: type[BaseModel], seen: set[type]) -> _Walk:
+    seen = seen | {model}
+    finite = model.model_config.get("allow_inf_nan", True) is False
+    fields = tuple(
+        name
+        for name, info in model.model_fields.items()
+        if _may_be_unportable(info.annotation, tuple(info.metadata), finite, seen)
+    )
+    extras = model.model_config.get("extra") == "allow"
+    return _Walk(fields, extras) if fields or extras else _NOTHING_TO_WALK
+
+
+def _constraints(metadata: Iterable[Any]) -> Iterator[Any]:
+    """``metadata`` of an annotation flattened: a ``Field(...)``'s own constraints and a
+    group's (``conint``'s ``Interval``) each on their own."""
+    for item in metadata:
+        if isinstance(item, FieldInfo):
+            yield from _constraints(item.metadata)
+        elif isinstance(item, annotated_types.GroupedMetadata):
+            yield from _constraints(item)
+        else:
+            yield item
+
+
+def _bounded(metadata: tuple[Any, ...]) -> bool:
+    """Whether constraints ``metadata`` keep an integer within signed 64 bits."""
+    low = high = False
+    for item in metadata:
+        ge, gt = getattr(item, "ge", None), getattr(item, "gt", None)
+        le, lt = getattr(item, "le", None), getattr(item, "lt", None)
+        low = (
+            low
+            or (ge is not None and ge >= _INT64_MIN)
+            or (gt is not None and gt >= _INT64_MIN - 1)
+        )
+        high = (
+            high
+            or (le is not None and le <= _INT64_MAX)
+            or (lt is not None and lt <= _INT64_MAX + 1)
+        )
+    return low and high
+
+
+def _finite(metadata: tuple[Any, ...]) -> bool:
+    """Whether constraints ``metadata`` refuse inf and nan: ``allow_inf_nan=False``, or
+    a bound on either side (nan fails every comparison, inf the bound it passes)."""
+    low = high = False
+    for item in metadata:
+        if getattr(item, "allow_inf_nan", None) is False:
+            return True
+        low = low or getattr(item, "ge", None) is not None or getattr(item, "gt", None) is not None
+        high = (
+            high or getattr(item, "le", None) is not None or getattr(item, "lt", None) is not None
+        )
+    return low and high
+
+
+def _may_be_unportable(
+    annotation: Any, metadata: tuple[Any, ...], finite: bool, seen: set[type]
+) -> bool:
+    """Whether a value of ``annotation`` (constrained by ``metadata``; ``finite`` when
+    its model refuses inf and nan) can be one that not every store keeps: an ``int``,
+    ``float``, plain ``str`` or ``bytes``, ``Any``, or a container or model holding
+    one. Text checked by one of leadfunnel's own text types, a bounded int, a finite
+    float, enums and literals of portable values, and leaf types such as ``UUID`` or
+    ``datetime`` cannot."""
+    if annotation is Any or annotation is object or isinstance(annotation, (str, ForwardRef)):
+        return True  # anything at all, or a name not resolved: look at the values
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        inner, *more = get_args(annotation)
+        return _may_be_unportable(inner, (*metadata, *more), finite, seen)
+    if origin is Literal:
+        return any(_flaw(value) is not None for value in get_args(annotation))
+    if origin is not None:  # a union, a container, a generic model
+        args = [a for a in get_args(annotation) if a is not Ellipsis]
+        if not args:
+            return True
+        if isinstance(origin, type) and issubclass(origin, BaseModel):
+            return _may_be_unportable(origin, (), finite, seen)
+        return any(_may_be_unportable(arg, (), finite, seen) for arg in args)
+    alias = getattr(annotation, "__value__", None) or getattr(annotation, "__supertype__", None)
+    if alias is not None:  # a type alias (type X = ...), a NewType
+        return _may_be_unportable(alias, metadata, finite, seen)
+    if isinstance(annotation, TypeVar):
+        return True
+    if not isinstance(annotation, type) or issubclass(annotation, _PORTABLE_LEAVES):
+        return False
+    if issubclass(annotation, enum.Enum):
+        return any(_flaw(member.value) is not None for member in annotation)
+    if issubclass(annotation, str):
+        checks = _constraints(metadata)
+        return not any(getattr(check, "func", None) in REFUSES_CONTROL for check in checks)
+    if issubclass(annotation, int):
+        return not _bounded(tuple(_constraints(metadata)))
+    if issubclass(annotation, float):
+        return not (finite or _finite(tuple(_constraints(metadata))))
+    if issubclass(annotation, BaseModel):
+        return annotation in seen or _plan(annotation, seen) is not _NOTHING_TO_WALK
+    if dataclasses.is_dataclass(annotation):
+        if annotation in seen:
+            return True
+        hints = _hints(annotation)
+        return hints is None or any(
+            _may_be_unportable(hint, (), finite, seen | {annotation}) for hint in hints.values()
+        )
+    # bytes, and a bare container (list, dict...): anything may be in them.
+    return issubclass(annotation, (bytes, bytearray, Mapping, Collection))
+
+
+def _hints(cls: type) -> dict[str, Any] | None:
+    try:
+        return typing.get_type_hints(cls, include_extras=True)
+    except Exception:  # a name not resolvable here: look at the values
+        return None
+
+
+#: What to do about each kind of value not every store keeps.
+_NUL_ADVICE = (
+    "PostgreSQL stores no U+0000 in text or JSON; remove it (or have the field refuse "
+    "control characters, with a validator of its own)"
+)
+_INT_ADVICE = (
+    "databases store, index and filter on signed 64-bit integers "
+    f"({_INT64_MIN} to {_INT64_MAX}); keep it within them (declare the field "
+    "Annotated[int, Field(ge=-2**63, le=2**63 - 1)] to have the model refuse it), or "
+    "store it as text"
+)
+_FLOAT_ADVICE = (
+    "JSON has no infinity or NaN, and an SQL store would read it back as None; store a "
+    "finite number or None (declare the field Annotated[float, Field(allow_inf_nan=False)] "
+    "to have the model refuse it)"
+)
+
+
+def _flaw(value: Any) -> tuple[str, str, str] | None:
+    """Where in ``value`` (``""``, ``"[2]"``, ``"['key']"``, ``".name"``...) a value not
+    every store keeps is, what it is and what to do about it; ``None`` if there is none.
+    The message never shows the value itself (it may be a person's data)."""
+    if isinstance(value, str):
+        at = value.find("\x00")
+        if at < 0:
+            return None
+        return "", f"a NUL character (U+0000) at position {at}", _NUL_ADVICE
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        if _INT64_MIN <= value <= _INT64_MAX:
+            return None
+        bits = value.bit_length() + 1  # with its sign
+        return "", f"an integer beyond signed 64 bits (it takes {bits})", _INT_ADVICE
+    if isinstance(value, float):
+        return None if math.isfinite(value) else ("", repr(value), _FLOAT_ADVICE)
+    if isinstance(value, (bytes, bytearray)):
+        at = value.find(b"\x00")
+        if at < 0:
+            return None
+        return "", f"a NUL byte at position {at}", _NUL_ADVICE
+    if isinstance(value, Mapping):
+        for number, (key, item) in enumerate(value.items(), 1):
+            found = _flaw(key) if isinstance(key, (str, bytes)) else None
+            if found is not None:
+                return "", f"a key with {found[1]}", found[2]
+            found = _flaw(item)
+            if found is not None:
+                return f"[{_key_name(key, number)}]{found[0]}", found[1], found[2]
+        return None
+    if isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            found = _flaw(item)
+            if found is not None:
+                return f"[{index}]{found[0]}", found[1], found[2]
+        return None
+    if isinstance(value, (set, frozenset)):
+        for item in value:
+            found = _flaw(item)
+            if found is not None:
+                return found[0], f"an item with {found[1]}", found[2]
+        return None
+    if isinstance(value, BaseModel):
+        return _flaw_in(value, _walk_of(type(value)))
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        for each in dataclasses.fields(value):
+            found = _flaw(getattr(value, each.name, None))
+            if found is not None:
+                return f".{each.name}{found[0]}", found[1], found[2]
+    return None
+
+
+def _key_name(key: Any, number: int) -> str:
+    """A dict's ``key`` as an error shows it: a name (``'scores'``) or a number as it is,
+    other keys (which may be a person's e-mail or name) by their place only."""
+    if isinstance(key, str) and key.isidentifier() and len(key) <= 40:
+        return repr(key)
+    if type(key) is int and _INT64_MIN <= key <= _INT64_MAX:
+        return repr(key)
+    return f"<key {number}>"
+
+
+def _flaw_in(model: BaseModel, walk: _Walk) -> tuple[str, str, str] | None:
+    values = model.__dict__
+    for name in walk.fields:
+        found = _flaw(values.get(name))
+        if found is not None:
+            return f".{name}{found[0]}", found[1], found[2]
+    if walk.extras and model.__pydantic_extra__:
+        for name, item in model.__pydantic_extra__.items():
+            found = _flaw(item)
+            if found is not None:
+                return f".{name}{found[0]}", found[1], found[2]
+    return None
+
+
+def check_portable(records: Iterable[Record]) -> None:
+    """Raise :class:`~leadfunnel.StorageError` (``of_value``) for the first of
+    ``records`` holding a value not every store keeps: a NUL character in text (a
+    ``str`` field, an item of a list, a key or value of a dict), an integer beyond
+    signed 64 bits, or an infinite or NaN float. The error names the record, the field
+    and the problem, and says what to do. :meth:`Repository.commit` calls this on what
+    a change inserts and updates, before the adapter writes anything."""
+    walk_of = _walk_of
+    for record in records:
+        walk = walk_of(type(record))
+        if walk is _NOTHING_TO_WALK:
+            continue
+        found = _flaw_in(record, walk)
+        if found is not None:
+            from ._errors import StorageError
+
+            where, problem, advice = found
+            raise StorageError(
+                f"field {where[1:]!r} of {record.kind} {record.id} holds {problem}, which "
+                f"not every store keeps: {advice}; nothing of this change was stored",
+                of_value=True,
+            )
+
+
 class Repository(ABC):
     """The storage port. See the module documentation for the contract.
 
@@ -427,7 +733,10 @@ class Repository(ABC):
     def commit(self, changes: ChangeSet) -> list[Event]:
         """Apply ``changes`` atomically, or raise and apply nothing; return the events as
         stored (each with its ``position``), after telling the subscribers (inside a
-        :meth:`transaction`, once it commits)."""
+        :meth:`transaction`, once it commits). A record holding a value not every store
+        keeps is refused first (:func:`check_portable`), whatever the adapter."""
+        check_portable(changes.inserts)
+        check_portable(changes.updates)
         stored = self._commit(changes)
         scope = self._scope()
         if scope.depth:

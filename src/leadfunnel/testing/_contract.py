@@ -46,6 +46,7 @@ from .._errors import (
     DuplicateError,
     InvalidArgumentError,
     NotFoundError,
+    StorageError,
 )
 from .._models import Contact, Event, Lead, Opportunity, Record, Touch, identity_keys, state_of
 from .._repository import (
@@ -85,6 +86,30 @@ class _ListLead(Lead):
 
     systems: list[str] = Field(default_factory=list)
     meta: dict[str, int] = Field(default_factory=dict)
+
+
+class _OddLead(Lead):
+    """An application's lead whose own fields accept values not every database keeps."""
+
+    score: int | None = None
+    ratio: float | None = None
+    label: str | None = None
+    systems: list[str] = Field(default_factory=list)
+    meta: dict[str, Any] = Field(default_factory=dict)
+
+
+#: Values ``_OddLead`` accepts that not every store keeps: PostgreSQL refuses U+0000,
+#: JSON has no inf or nan, a filter or bigint index breaks on an integer beyond 64 bits.
+_UNPORTABLE: tuple[dict[str, Any], ...] = (
+    {"label": "Acme\x00"},
+    {"systems": ["ok", "\x00"]},
+    {"meta": {"k\x00": 1}},
+    {"meta": {"k": ["\x00"]}},
+    {"score": 2**63},
+    {"score": -(2**63) - 1},
+    {"ratio": float("inf")},
+    {"ratio": float("nan")},
+)
 
 
 def _scribble(record: Any) -> None:
@@ -2434,6 +2459,39 @@ class RepositoryContract(ABC):
         with pytest.raises(InvalidArgumentError) as unknown:
             repo.leads(where={"colour": "red"})
         assert "colour" in str(unknown.value)  # it names the field it does not know
+
+    def test_values_not_every_store_keeps_are_refused_and_nothing_is_stored(
+        self, repo: Repository
+    ) -> None:
+        """A value the application's model accepts but not every database keeps (a NUL
+        character in text, an integer beyond signed 64 bits, an infinite or NaN float),
+        inserted or updated, is refused with ``StorageError`` (``of_value``: an import
+        rejects that row alone), naming the field, and nothing of the change is stored.
+        ``Repository.commit`` checks this before it calls ``_commit``: an adapter that
+        overrides ``commit`` must keep calling it."""
+        repo.use_models(lead=_OddLead)
+        kept = _OddLead.model_validate({**lead(1).model_dump(), "label": "fine", "score": 1})
+        add(repo, kept)
+        for values in _UNPORTABLE:
+            new = _OddLead.model_validate({**lead(2).model_dump(), **values})
+            changes = ChangeSet(
+                inserts=[new],
+                updates=[bump(kept, notes="fine")],
+                touches=[touch(kept, "no_answer")],
+                events=[event(new, "add", None, "raw"), event(kept, "update", "raw", "raw")],
+            )
+            with pytest.raises(StorageError) as refused:
+                repo.commit(changes)
+            assert refused.value.of_value, values
+            assert next(iter(values)) in str(refused.value)  # names the field
+            self.assert_untouched(repo, kept, new)
+            with pytest.raises(StorageError) as refused:
+                repo.commit(ChangeSet(updates=[bump(kept, **values)]))
+            assert refused.value.of_value, values
+            assert repo.get(kept.id) == kept
+        edge = {"score": 2**63 - 1, "ratio": -1e308, "meta": {"low": -(2**63)}}
+        repo.commit(ChangeSet(updates=[bump(kept, **edge)]))  # the limits themselves store
+        assert repo.get(kept.id) == bump(kept, **edge)
 
     def test_records_stored_before_the_models_are_registered_read_as_them(
         self, repo: Repository
