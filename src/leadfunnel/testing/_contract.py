@@ -1466,6 +1466,35 @@ class RepositoryContract(ABC):
             "anchored when it became raw, unless it was disqualified since"
         )
 
+    def test_a_lead_with_two_arrivals_at_raw_entered_its_cadence_at_the_first(
+        self, repo: Repository
+    ) -> None:
+        """A merge moves the other record's history, its arrival at raw included, to
+        the kept lead (:class:`Move`): the person entered the cadence at the first
+        arrival (:func:`~leadfunnel.storage.lead_entered`), so a touch between the two
+        counts."""
+        h = timedelta(hours=1)
+        kept, other = lead(1, status_at=T0), lead(2, status_at=T0 + 2 * h)
+        add(repo, kept, at=T0)
+        repo.commit(ChangeSet(touches=[touch(kept, "no_answer", T0 + h)]))
+        add(repo, other, at=T0 + 2 * h)
+        moved = [e.id for e in repo.history(other.id)]
+        repo.commit(ChangeSet(moves=[Move((), tuple(moved), kept.id)]))
+        qualified = bump(kept, status=LeadStatus.QUALIFIED, status_at=T0 + 3 * h)
+        repo.commit(
+            ChangeSet(
+                updates=[qualified],
+                events=[event(qualified, "qualify", "raw", "qualified", T0 + 3 * h)],
+            )
+        )
+        rows = {
+            row.subject_id: row for row in repo.follow_up_candidates(lead_limit=2, contact_limit=8)
+        }
+        assert (rows[kept.id].anchor_at, rows[kept.id].touches) == (T0, 1), (
+            "follow_up_candidates gave the wrong (anchor_at, touches) to a lead with two "
+            "arrivals at raw: it entered its cadence at the first"
+        )
+
     def test_follow_up_candidates_by_owner_and_only_people_in_a_cadence(
         self, repo: Repository
     ) -> None:
