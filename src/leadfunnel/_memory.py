@@ -599,8 +599,8 @@ class InMemoryRepository(RepRowsAdapter):
         for move in changes.moves:
             self._move(self._touches, self._touch_subject, move.touch_ids, move.to_subject_id)
             self._move(self._events, self._event_subject, move.event_ids, move.to_subject_id)
-        for item in changes.rewrites:
-            self._rewrite(item)
+        if changes.rewrites:
+            self._rewrite(changes.rewrites)
         for log in map(_isolated_log, changes.rewrite_merges):
             for logs in self._merges.values():
                 logs[:] = [log if old.id == log.id else old for old in logs]
@@ -611,23 +611,34 @@ class InMemoryRepository(RepRowsAdapter):
             self._merges[changes.add_merge.keep_id].append(_isolated_log(changes.add_merge))
         return stored
 
-    def _rewrite(self, item: Touch | Event) -> None:
-        """Replace a stored touch or event by ``item``, keeping its subject and place."""
-        rows: Any
-        if isinstance(item, Touch):
-            rows, subject = self._touches, self._touch_subject[item.id]
-        else:
-            rows, subject = self._events, self._event_subject[item.id]
-        for index, (at, seq, old) in enumerate(rows[subject]):
-            if old.id == item.id:
-                update: dict[str, Any] = {"subject_id": subject}
-                if isinstance(old, Event):
-                    update["position"] = old.position
-                new = _isolated(item.model_copy(update=update))
-                rows[subject][index] = (at, seq, new)
-                if isinstance(new, Event):
-                    self._event_by_id[new.id] = new
-                return
+    def _rewrite(self, items: list[Touch | Event]) -> None:
+        """Replace stored touches and events by ``items``, each keeping its subject and
+        place: each subject's rows are indexed by id once, so that an erasure scrubbing
+        a long history is linear, not a scan of the history per item."""
+        places: dict[tuple[bool, UUID], dict[UUID, int]] = {}
+        for item in items:
+            touch = isinstance(item, Touch)
+            rows: Any
+            if touch:
+                rows, subject = self._touches, self._touch_subject[item.id]
+            else:
+                rows, subject = self._events, self._event_subject[item.id]
+            place = places.get((touch, subject))
+            if place is None:
+                # Rewrites replace rows in place: the indexes stay true.
+                place = {row[2].id: n for n, row in enumerate(rows[subject])}
+                places[touch, subject] = place
+            index = place.get(item.id)
+            if index is None:
+                continue
+            at, seq, old = rows[subject][index]
+            update: dict[str, Any] = {"subject_id": subject}
+            if isinstance(old, Event):
+                update["position"] = old.position
+            new = _isolated(item.model_copy(update=update))
+            rows[subject][index] = (at, seq, new)
+            if isinstance(new, Event):
+                self._event_by_id[new.id] = new
 
     def _move(
         self,
