@@ -26,7 +26,7 @@ import itertools
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from uuid import UUID
 
 import pydantic
@@ -57,7 +57,7 @@ from ._models import (
     state_of,
     updated,
 )
-from ._people import avoid
+from ._people import avoid, avoid_into
 from ._protocols import Router, assign_owner
 from ._repository import ChangeSet, Repository
 from ._results import Serialised
@@ -607,11 +607,113 @@ def _avoid_named(
     now: Callable[[], datetime],
 ) -> None:
     """Put the stored people that avoid rows name on the avoid list, as ``avoid()``
-    does (the contact a lead became too, open deals lost, keys suppressed); each row
-    lands in ``avoided``, saying so. A person someone changed meanwhile is read again
-    (the use case retries); one that cannot be avoided leaves its row a duplicate."""
+    does (the contact a lead became too, open deals lost, keys suppressed), in one
+    commit for them all; each row lands in ``avoided``, saying so.
+
+    A commit the store refuses (a person someone changed meanwhile, a value it cannot
+    hold) is split as :func:`_commit` splits one, each half read again, down to one
+    person, who is avoided alone: read again as long as others change it (the use case
+    retries), and left a duplicate, saying why, if it cannot be avoided."""
+    pending = named
+    while pending:
+        pending = _avoid_together(repository, pending, report, actor, reason, now)
+
+
+def _avoid_together(
+    repository: Repository,
+    rows: list[tuple[int, str, UUID]],
+    report: ImportReport,
+    actor: str | None,
+    reason: str | None,
+    now: Callable[[], datetime],
+) -> list[tuple[int, str, UUID]]:
+    """Avoid in one commit the people ``rows`` name, read here; return the rows left
+    for another commit: those naming a person who shares a record with one avoided in
+    this one (a contact, and the lead converted into it), which each row avoided alone
+    would find changed (avoided already, most often)."""
+    found = repository.get_many({holder for _, _, holder in rows})
+    at = now()
+    changes = ChangeSet()
+    planned: dict[UUID, list[tuple[int, str, UUID]]] = {}  # people avoided -> their rows
+    touched: set[UUID] = set()  # the records this commit changes or checks
+    digests: set[str] = set()
+    later: list[tuple[int, str, UUID]] = []
+    alone: list[tuple[int, str, UUID]] = []
+    for row in rows:
+        number, key, holder = row
+        if holder in planned:
+            planned[holder].append(row)  # a second row naming the same person
+            continue
+        if holder in touched:
+            later.append(row)
+            continue
+        record = found.get(holder)
+        if not isinstance(record, (Lead, Contact)) or record.erased_at is not None:
+            alone.append(row)  # gone, merged away or erased: avoid() says why
+            continue
+        if is_avoided(record):
+            report.avoided.append(_now_avoided(number, key, holder))
+            continue
+        own = ChangeSet()
+        try:
+            # A person at its first version was never edited (an edit, like a merge into
+            # it, moves its version on; the commit refuses one made since it was read):
+            # its history records no key edited away, and is not read.
+            simple = isinstance(record, Lead) and record.contact_id is None
+            former = not simple or record.version > 1
+            avoid_into(
+                repository, record, own, now=at, actor=actor, reason=reason, former_keys=former
+            )
+        except LeadFunnelError:
+            alone.append(row)  # avoid() says why
+            continue
+        mine = {r.id for r in (*own.updates, *own.checks)}
+        if mine & touched:
+            later.append(row)
+            continue
+        touched |= mine
+        planned[holder] = [row]
+        changes.updates += own.updates
+        changes.events += own.events
+        changes.checks += own.checks
+        # A key two people held stays suppressed under the first (as two commits keep).
+        changes.suppress += [s for s in own.suppress if s.digest not in digests]
+        digests.update(s.digest for s in own.suppress)
+        changes.read[record.id] = record
+    if planned:
+        try:
+            repository.commit(changes)
+        except _STORE_REFUSALS as exc:
+            if isinstance(exc, StorageError) and not exc.of_value:
+                raise  # the store failed, not a row
+            _check_store(repository, cast(Person, found[next(iter(planned))]), exc)
+            people = list(planned.values())
+            if len(people) == 1:
+                alone = people[0] + alone
+            else:
+                half = len(people) // 2
+                for part in (people[:half], people[half:]):
+                    _avoid_named(
+                        repository, [r for rs in part for r in rs], report, actor, reason, now
+                    )
+        else:
+            for holder, named in planned.items():
+                report.avoided.extend(_now_avoided(number, key, holder) for number, key, _ in named)
+    _avoid_alone(repository, alone, report, actor, reason, now)
+    return later
+
+
+def _avoid_alone(
+    repository: Repository,
+    rows: list[tuple[int, str, UUID]],
+    report: ImportReport,
+    actor: str | None,
+    reason: str | None,
+    now: Callable[[], datetime],
+) -> None:
+    """Avoid the person each row names in a commit of its own (see :func:`_avoid_named`)."""
     avoid_now = retrying(avoid)
-    for number, key, holder in named:
+    for number, key, holder in rows:
         try:
             avoid_now(repository, holder, now=now(), actor=actor, reason=reason)
         except LeadFunnelError as exc:
@@ -619,13 +721,14 @@ def _avoid_named(
                 ImportIssue(number, f"same {key.partition(':')[0]} as {holder}; {exc}", holder)
             )
             continue
-        report.avoided.append(
-            ImportIssue(
-                number,
-                f"{key.partition(':')[2]} was stored as {holder}, now on the avoid list",
-                holder,
-            )
-        )
+        report.avoided.append(_now_avoided(number, key, holder))
+
+
+def _now_avoided(number: int, key: str, holder: UUID) -> ImportIssue:
+    """Row ``number`` put the person ``holder``, who holds its ``key``, on the avoid list."""
+    return ImportIssue(
+        number, f"{key.partition(':')[2]} was stored as {holder}, now on the avoid list", holder
+    )
 
 
 def _sort_rows(

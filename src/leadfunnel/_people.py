@@ -53,7 +53,7 @@ from ._repository import ChangeSet, Repository, Suppression
 from ._results import Serialised, model_data
 from ._suppression import DROPPED_KEYS, Suppressor
 
-__all__ = ["Captured", "add", "avoid", "capture", "find", "holder_of", "update"]
+__all__ = ["Captured", "add", "avoid", "avoid_into", "capture", "find", "holder_of", "update"]
 
 _R = TypeVar("_R", bound=Lead | Contact | Opportunity)
 
@@ -220,6 +220,25 @@ def avoid(
     if is_avoided(record):
         return record
     changes = ChangeSet()
+    result = avoid_into(repository, record, changes, now=now, actor=actor, reason=reason)
+    repository.commit(changes)
+    return result
+
+
+def avoid_into(
+    repository: Repository,
+    record: Lead | Contact,
+    changes: ChangeSet,
+    *,
+    now: datetime,
+    actor: str | None,
+    reason: str | None,
+    former_keys: bool = True,
+) -> Lead | Contact:
+    """Add to ``changes`` what :func:`avoid` changes for ``record``, a person read just
+    now, neither erased nor avoided; return ``record`` avoided. ``former_keys=False``
+    leaves out the keys the person edited away before, for a caller that knows there
+    are none (see :func:`~leadfunnel._privacy.suppress_former_keys`)."""
     targets: list[Lead | Contact] = [record]
     if isinstance(record, Lead) and record.contact_id is not None:
         contact = repository.get_many([record.contact_id]).get(record.contact_id)
@@ -240,10 +259,11 @@ def avoid(
             result = moved
         if isinstance(target, Contact):
             lose_open_deals(repository, target, now, actor, reason, changes)
-    # Every key the person ever held stays avoided: those edited away before (on any of
-    # its records) as well as those it holds now, which stay claimed in the key index.
-    suppress_former_keys(repository, record.id, changes)
-    repository.commit(changes)
+    if former_keys:
+        # Every key the person ever held stays avoided: those edited away before (on
+        # any of its records) as well as those it holds now, which stay claimed in the
+        # key index.
+        suppress_former_keys(repository, record.id, changes)
     return result
 
 
