@@ -500,12 +500,12 @@ class Funnel(Generic[LeadT, ContactT, OpportunityT]):
         result without the rules' explanations (``qualify(lead)`` records those).
         Each page is dated when it is judged (``at=`` dates the whole run instead).
         """
-        fixed = None if at is None else require_aware(at)
+        fixed = None if at is None else self._now(at)
         return _leads.qualify_all(
             self.repository,
             engine=self.engine,
             status=member(LeadStatus, status, "status"),
-            now=self.clock.now if fixed is None else lambda: fixed,
+            now=(lambda: self._now(None)) if fixed is None else lambda: fixed,
             actor=actor,
             reason=reason,
             page_size=page_size,
@@ -1213,6 +1213,8 @@ def _where(
 
 def _free_mail_domains(domains: Iterable[str]) -> frozenset[str]:
     """The free-mail domains, lower-cased; one text would be read as its letters."""
+    if not isinstance(domains, str):
+        domains = list(domains)  # a generator is read once: by the check, then kept
     if isinstance(domains, str) or not all(isinstance(d, str) and d.strip() for d in domains):
         raise ConfigError(
             f"free_mail_domains={domains!r}: give a list of domain names, such as "

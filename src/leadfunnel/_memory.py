@@ -1190,14 +1190,16 @@ def _read_as(model: type[Record], record: Record) -> Record:
             f"({record.kind}s stored before {name} was registered have no value for it)"
         )
     elif problem["type"] == "extra_forbidden":
+        # The field and the kind of problem, never the value: errors end up in logs,
+        # which must not carry personal data (DESIGN 13).
         why = (
-            f"{stored} has {field}={problem['input']!r}, a field {name} does not declare "
+            f"{stored} has a value in {field}, a field {name} does not declare "
             "(an in-memory store keeps no field beyond its class); declare it on "
             f"{name}, or register {type(record).__name__} again"
         )
     else:
         why = (
-            f"{stored} has {field}={problem['input']!r}, which {name} does not accept "
-            f"({problem['msg']}); change the model, or the record before registering it"
+            f"{stored} has a value in {field} that {name} does not accept "
+            f"({problem['type']}); change the model, or the record before registering it"
         )
     raise ConfigError(f"cannot read {record.kind}s as {name}: {why}")

@@ -635,42 +635,72 @@ def _key_name(key: Any, number: int) -> str:
     return f"<key {number}>"
 
 
-def _flaw_in(model: BaseModel, walk: _Walk) -> tuple[str, str, str] | None:
+def _flaws_in(model: BaseModel, walk: _Walk) -> Iterator[tuple[str, str, str, str]]:
+    """Each field of ``model`` holding a value not every store keeps: its name, where in
+    it, the problem and the advice."""
     values = model.__dict__
     for name in walk.fields:
         found = _flaw(values.get(name))
         if found is not None:
-            return f".{name}{found[0]}", found[1], found[2]
+            yield name, f".{name}{found[0]}", found[1], found[2]
     if walk.extras and model.__pydantic_extra__:
         for name, item in model.__pydantic_extra__.items():
             found = _flaw(item)
             if found is not None:
-                return f".{name}{found[0]}", found[1], found[2]
+                yield name, f".{name}{found[0]}", found[1], found[2]
+
+
+def _flaw_in(model: BaseModel, walk: _Walk) -> tuple[str, str, str] | None:
+    for _, where, problem, advice in _flaws_in(model, walk):
+        return where, problem, advice
     return None
 
 
-def check_portable(records: Iterable[Record]) -> None:
+def check_portable(
+    records: Iterable[Record], stored: Callable[[Record], Record | None] | None = None
+) -> None:
     """Raise :class:`~leadfunnel.StorageError` (``of_value``) for the first of
     ``records`` holding a value not every store keeps: a NUL character in text (a
     ``str`` field, an item of a list, a key or value of a dict), an integer beyond
     signed 64 bits, or an infinite or NaN float. The error names the record, the field
     and the problem, and says what to do. :meth:`Repository.commit` calls this on what
-    a change inserts and updates, before the adapter writes anything."""
+    a change inserts and updates, before the adapter writes anything.
+
+    ``stored`` gives the version of an updated record the store holds: a field that
+    holds there what it holds in the update is not the change's (a value stored before
+    stores checked it), so it does not block the record's other changes (a trigger, an
+    avoid, an erasure). It is asked only when a value is refused."""
     walk_of = _walk_of
     for record in records:
         walk = walk_of(type(record))
         if walk is _NOTHING_TO_WALK:
             continue
-        found = _flaw_in(record, walk)
-        if found is not None:
+        asked, before = False, None
+        for name, where, problem, advice in _flaws_in(record, walk):
+            if not asked:
+                asked, before = True, None if stored is None else stored(record)
+            if before is not None and _same_field(before, record, name):
+                continue
             from ._errors import StorageError
 
-            where, problem, advice = found
             raise StorageError(
                 f"field {where[1:]!r} of {record.kind} {record.id} holds {problem}, which "
                 f"not every store keeps: {advice}; nothing of this change was stored",
                 of_value=True,
             )
+
+
+def _same_field(before: Record, record: Record, name: str) -> bool:
+    """Whether ``record`` holds in ``name`` what ``before`` holds (a NaN is itself)."""
+    old = {**(before.__pydantic_extra__ or {}), **before.__dict__}.get(name, _ABSENT)
+    new = {**(record.__pydantic_extra__ or {}), **record.__dict__}.get(name, _ABSENT)
+    return old is new or repr(old) == repr(new)
+
+
+_ABSENT = object()
+
+
+_REGISTERING = threading.RLock()
 
 
 class Repository(ABC):
@@ -704,15 +734,18 @@ class Repository(ABC):
         funnel on this store would start reading it so), unless ``replace`` says that
         the store is meant to be retyped (the application changed its model)."""
         given = {"lead": lead, "contact": contact, "opportunity": opportunity}
-        models: dict[str, type[Lead] | type[Contact] | type[Opportunity]] = {
-            kind: self.models[kind] if model is None else model for kind, model in given.items()
-        }
-        for kind, model in models.items():
-            _check_model(kind, model)
-            if not replace:
-                _check_not_retyped(kind, self.models[kind], model)
-        if any(models[kind] is not self.models[kind] for kind in models):
-            self._use_models(models)
+        # One registration at a time (two threads each registering a kind would each
+        # put the other's kind back, or both pass the check): rare, so one lock for all.
+        with _REGISTERING:
+            models: dict[str, type[Lead] | type[Contact] | type[Opportunity]] = {
+                kind: self.models[kind] if model is None else model for kind, model in given.items()
+            }
+            for kind, model in models.items():
+                _check_model(kind, model)
+                if not replace:
+                    _check_not_retyped(kind, self.models[kind], model)
+            if any(models[kind] is not self.models[kind] for kind in models):
+                self._use_models(models)
 
     def _use_models(
         self, models: dict[str, type[Lead] | type[Contact] | type[Opportunity]]
@@ -736,7 +769,7 @@ class Repository(ABC):
         :meth:`transaction`, once it commits). A record holding a value not every store
         keeps is refused first (:func:`check_portable`), whatever the adapter."""
         check_portable(changes.inserts)
-        check_portable(changes.updates)
+        check_portable(changes.updates, lambda record: self._held(changes, record))
         stored = self._commit(changes)
         scope = self._scope()
         if scope.depth:
@@ -744,6 +777,19 @@ class Repository(ABC):
         elif stored:
             self._tell(scope, stored)
         return stored
+
+    def _held(self, changes: ChangeSet, record: Record) -> Record | None:
+        """The version of ``record`` the store holds (the one the change was decided on,
+        or read again), ``None`` if there is none."""
+        known = changes.read.get(record.id)
+        if known is not None:
+            return known
+        from ._errors import NotFoundError
+
+        try:
+            return self.get(record.id)
+        except NotFoundError:
+            return None
 
     @contextmanager
     def transaction(self) -> Iterator[None]:

@@ -1,0 +1,163 @@
+"""Defects a review of the session's own changes found (2026-11-29), each a test that
+failed before its fix."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from pydantic import field_validator
+
+from conftest import new_sqlite_url, person
+from leadfunnel import (
+    ConfigError,
+    Contact,
+    Funnel,
+    InMemoryRepository,
+    Lead,
+    QualificationEngine,
+    SqlRepository,
+    StorageError,
+)
+from leadfunnel.testing import ManualClock
+
+
+class _Big(Lead):
+    big: int | None = None
+    label: str | None = None
+
+
+def _legacy_store(tmp_path: Path) -> str:
+    """A SQLite store holding, as one written before the check could, a lead whose
+    application fields no store now takes (an int beyond 64 bits, text with a NUL)."""
+    url = new_sqlite_url(tmp_path / "legacy.db")
+    funnel = Funnel(SqlRepository(url), lead_model=_Big)
+    funnel.add(_Big(**person(1), big=5, label="ok"))
+    funnel.repository.close()
+    with sqlite3.connect(tmp_path / "legacy.db") as db:
+        doc = json.loads(db.execute("SELECT doc FROM lf_leads").fetchone()[0])
+        doc.update(big=2**70, label="a\x00b")
+        db.execute("UPDATE lf_leads SET doc = ?", (json.dumps(doc),))
+    return url
+
+
+def test_a_value_stored_before_the_check_does_not_block_other_changes(tmp_path: Path) -> None:
+    funnel = Funnel(SqlRepository(_legacy_store(tmp_path)), lead_model=_Big)
+    (lead,) = funnel.leads()
+    assert (lead.big, lead.label) == (2**70, "a\x00b")
+    assert funnel.disqualify(lead).status == "unqualified"  # a trigger
+    funnel.avoid(lead)
+    funnel.erase(lead)  # the person's data goes, whatever else the record holds
+    assert funnel.get_lead(lead.id).first_name is None
+
+
+def test_a_value_the_change_brings_is_still_refused(tmp_path: Path) -> None:
+    funnel = Funnel(SqlRepository(_legacy_store(tmp_path)), lead_model=_Big)
+    (lead,) = funnel.leads()
+    with pytest.raises(StorageError, match=r"field 'big' .* beyond signed 64 bits") as err:
+        funnel.update(lead.model_copy(update={"big": 2**71}))
+    assert err.value.of_value
+    assert funnel.get_lead(lead.id).big == 2**70
+
+
+class _A(Lead):
+    a: int | None = None
+
+
+class _C(Contact):
+    c: int | None = None
+
+
+def test_two_threads_registering_two_kinds_keep_both(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each registration built its set from the other's stale one: a kind went back to
+    leadfunnel's class, or a spurious ConfigError named a class nobody gave. (The check
+    of each class is slowed down so that the two registrations overlap.)"""
+    import time
+
+    from leadfunnel import _repository
+
+    check = _repository._check_model
+
+    def slow_check(kind: str, model: object) -> None:
+        time.sleep(0.002)
+        check(kind, model)
+
+    monkeypatch.setattr(_repository, "_check_model", slow_check)
+    for _ in range(10):
+        repository = InMemoryRepository()
+        start = threading.Barrier(2)
+        errors: list[Exception] = []
+
+        def register(
+            repository: InMemoryRepository,
+            start: threading.Barrier,
+            errors: list[Exception],
+            lead: type[Lead] | None = None,
+            contact: type[Contact] | None = None,
+        ) -> None:
+            start.wait()
+            try:
+                repository.use_models(lead=lead, contact=contact)
+            except ConfigError as exc:
+                errors.append(exc)
+
+        threads = [
+            threading.Thread(target=register, args=(repository, start, errors, _A)),
+            threading.Thread(target=register, args=(repository, start, errors, None, _C)),
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        assert (repository.models["lead"], repository.models["contact"]) == (_A, _C)
+
+
+class _Strict(Lead):
+    model_config = {"extra": "forbid"}
+
+
+def test_a_registration_refused_names_the_field_not_the_value() -> None:
+    repository = InMemoryRepository()
+    funnel = Funnel(repository)
+    funnel.add(Lead(**person(1, email="ann.lee@gmail.com")))
+
+    class _NoGmail(Lead):
+        @field_validator("email")
+        @classmethod
+        def _not_free(cls, value: str | None) -> str | None:
+            if value and value.endswith("@gmail.com"):
+                raise ValueError(f"{value} is free mail")
+            return value
+
+    with pytest.raises(ConfigError, match="email") as err:
+        repository.use_models(lead=_NoGmail)
+    assert "ann.lee@gmail.com" not in str(err.value)  # DESIGN 13: no personal data
+
+
+def test_free_mail_domains_may_be_any_iterable() -> None:
+    """A generator was read by the check and left the set empty."""
+    funnel = Funnel(free_mail_domains=(d for d in ["gmail.com", "yahoo.com"]))
+    assert funnel.free_mail_domains == {"gmail.com", "yahoo.com"}
+
+
+def test_qualify_all_dates_its_changes_as_instants() -> None:
+    """An ``at=`` in a zone, or a clock's, was stored in that zone by qualify_all."""
+    funnel = Funnel(
+        clock=ManualClock(datetime(2026, 3, 2, 9, 0, tzinfo=UTC)),
+        engine=QualificationEngine.from_dict(
+            {"profiles": [{"name": "any", "rules": [{"rule": "niche", "industries": ["IT"]}]}]}
+        ),
+    )
+    lead = funnel.capture(Lead(**person(1, industry="IT")))
+    at = datetime(2026, 3, 9, 12, 0, tzinfo=ZoneInfo("America/New_York"))
+    funnel.qualify_all(at=at)
+    moved = funnel.get_lead(lead.id)
+    assert moved.status_at == at
+    assert moved.status_at.utcoffset().total_seconds() == 0  # type: ignore[union-attr]
+    assert funnel.history(lead)[-1].at.utcoffset().total_seconds() == 0  # type: ignore[union-attr]
