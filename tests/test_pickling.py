@@ -34,7 +34,7 @@ from leadfunnel import (
     RuleError,
     StorageError,
 )
-from leadfunnel.rules import BaseRule, Verdict
+from leadfunnel.rules import FAIL, BaseRule, Niche, Verdict
 from leadfunnel.testing import leads
 
 ID = UUID("0190f7a2-5c3e-7b8a-9d4e-3f2a1b0c9d8e")
@@ -148,3 +148,27 @@ def test_an_engine_from_a_rules_file_pickles(tmp_path: Path) -> None:
     engine = pickle.loads(pickle.dumps(QualificationEngine.from_toml(path)))
     lead = Lead(title="Owner/CEO", email=f"{uuid4().hex}@acme.example.com")
     assert engine.evaluate(lead).qualified
+
+
+class _SizedNiche(Niche):
+    """A built-in rule's subclass with state of its own, set outside the dataclass."""
+
+    def __init__(self, industries: list[str], *, min_employees: int) -> None:
+        super().__init__(industries)
+        self.min_employees = min_employees
+
+    def check(self, lead: Lead) -> int:
+        if (lead.employees or 0) < self.min_employees:
+            return FAIL
+        return super().check(lead)
+
+
+def test_a_subclass_of_a_built_in_rule_keeps_its_own_state_once_pickled() -> None:
+    """Its own attribute was lost (only the dataclass's arguments travelled), and the
+    unpickled engine qualified a lead the original refused."""
+    engine = QualificationEngine([Profile("p", [_SizedNiche(["IT"], min_employees=50)])])
+    again = pickle.loads(pickle.dumps(engine))
+    small = Lead(industry="IT", employees=10)
+    assert engine.evaluate(small).qualified is False
+    assert again.evaluate(small).qualified is False
+    assert again.profiles[0].rules[0].min_employees == 50

@@ -25,6 +25,7 @@ costs little more than the comparisons themselves.
 from __future__ import annotations
 
 import math
+import pickle
 import re
 import unicodedata
 from abc import ABC, abstractmethod
@@ -348,13 +349,26 @@ class _BuiltinRule:
         cls.__post_init__ = checked  # type: ignore[attr-defined]
 
     # A rule pickles as its arguments (an engine sent to worker processes): what its
-    # __post_init__ derives from them (patterns, memos of closures) is made again.
-    def __getstate__(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.init}
+    # __post_init__ derives from them (patterns, memos of closures) is made again. The
+    # rest of its state that pickles (a subclass's own attributes) travels too and is
+    # put back after.
+    def __getstate__(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        arguments = {f.name: getattr(self, f.name) for f in fields(self) if f.init}
+        rest = {}
+        for name, value in self.__dict__.items():
+            if name not in arguments:
+                try:
+                    pickle.dumps(value)
+                except Exception:  # a closure, a memo of one: made again on arrival
+                    continue
+                rest[name] = value
+        return arguments, rest
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
+    def __setstate__(self, state: tuple[dict[str, Any], dict[str, Any]]) -> None:
+        arguments, rest = state
+        self.__dict__.update(arguments)
         self.__post_init__()  # type: ignore[attr-defined]
+        self.__dict__.update(rest)
 
     def _check_common(self) -> None:
         if not isinstance(self.hard, bool):

@@ -1090,9 +1090,10 @@ def _for_class(cls: builtins.type[Any], bounds: dict[str, Any]) -> st.SearchStra
     if cls is bool:
         return st.booleans()
     if cls is int:
-        low_int = None if low is None else int(low) + bool(bounds.get("exclusive_min"))
-        high_int = None if high is None else int(high) - bool(bounds.get("exclusive_max"))
-        return st.integers(low_int, high_int)
+        # Within signed 64 bits, what every store keeps (beyond, a store refuses it).
+        low_int = -(2**63) if low is None else int(low) + bool(bounds.get("exclusive_min"))
+        high_int = 2**63 - 1 if high is None else int(high) - bool(bounds.get("exclusive_max"))
+        return st.integers(max(low_int, -(2**63)), min(high_int, 2**63 - 1))
     if cls is float:
         return st.floats(
             low,
