@@ -187,3 +187,41 @@ def test_drawn_integers_are_ones_every_store_keeps() -> None:
 
     with pytest.raises(NoSuchExample):
         find(leads(model=_Counted), beyond, settings=settings(max_examples=500, database=None))
+
+
+def test_a_change_read_before_a_registration_is_stored_as_the_registered_class() -> None:
+    """A record read before another thread registered the application's class, and
+    committed after, was kept in memory as leadfunnel's class: ``get()`` returned it so,
+    and no funnel with the class could update it (SQL reads documents as the class)."""
+    from leadfunnel.storage import ChangeSet
+
+    class _Planned(Lead):
+        plan: str | None = None
+
+    repository = InMemoryRepository()
+    lead = Funnel(repository).add(Lead(**person(1)))
+    read = repository.get(lead.id)
+    repository.use_models(lead=_Planned)
+    repository.commit(
+        ChangeSet(updates=[read.model_copy(update={"version": read.version + 1, "city": "Waco"})])
+    )
+    stored = repository.get(lead.id)
+    assert type(stored) is _Planned
+    assert stored.city == "Waco"
+    funnel = Funnel(repository, lead_model=_Planned)
+    assert funnel.update(stored.model_copy(update={"plan": "gold"})).plan == "gold"
+
+
+def test_where_with_a_value_no_store_keeps_matches_nothing_in_memory_too() -> None:
+    """The SQL stores answer nothing (they refuse such values when written); memory
+    compared with ``==`` and found ``1e20`` for ``10**20`` on an ``Any`` field."""
+    from typing import Any
+
+    class _Loose(Lead):
+        anyv: Any = None
+
+    funnel = Funnel(InMemoryRepository(), lead_model=_Loose)
+    funnel.add(_Loose(**person(1), anyv=1e20))
+    assert funnel.count("lead", where={"anyv": 1e20}) == 1
+    assert funnel.count("lead", where={"anyv": 10**20}) == 0
+    assert funnel.count("lead", where={"anyv": float("inf")}) == 0

@@ -62,6 +62,7 @@ from ._repository import (
     RepRowsAdapter,
     StageTime,
     StepCount,
+    _flaw,
     check_grouping,
     check_keys_free,
     check_rep_list,
@@ -356,6 +357,7 @@ class InMemoryRepository(RepRowsAdapter):
 
     def _commit(self, changes: ChangeSet) -> list[Event]:
         with self._lock:
+            changes = self._registered(changes)
             same_keys = self._check(changes)
             if self._undo is not None:
                 self._undo.append(self._before_image(changes))
@@ -465,6 +467,20 @@ class InMemoryRepository(RepRowsAdapter):
                 self._keep_retyped(*self._retyped(self._models, retyped, strict=False))
 
         return undo
+
+    def _registered(self, changes: ChangeSet) -> ChangeSet:
+        """``changes`` with its records as the registered classes: one read before the
+        classes were registered (by another thread, mid-change) is converted as the
+        records held then were, before anything is written (a record the class cannot
+        read raises :class:`~leadfunnel.ConfigError`, and nothing is stored)."""
+        models = self._models
+        if all(type(r) is models[r.kind] for r in changes.records()):
+            return changes
+        return replace(
+            changes,
+            inserts=[_as_class(models[r.kind], r) for r in changes.inserts],
+            updates=[_as_class(models[r.kind], r) for r in changes.updates],
+        )
 
     def _check(self, changes: ChangeSet) -> set[UUID]:
         """Raise if ``changes`` cannot apply; return the updates that keep their keys."""
@@ -787,6 +803,9 @@ class InMemoryRepository(RepRowsAdapter):
                 require_aware(until, "created_until")
 
         lacking = self._lacking
+        # A value no store keeps (an int beyond 64 bits, inf, text with a NUL: refused
+        # when written) matches nothing, as on SQL (where it is not even sent).
+        impossible = any(want is not None and _flaw(want) is not None for _, want, _ in where)
 
         def value(record: Any, name: str, missing: Any) -> Any:
             gone = lacking.get(record.id)
@@ -794,7 +813,8 @@ class InMemoryRepository(RepRowsAdapter):
 
         def test(record: Any) -> bool:
             return (
-                all(
+                not impossible
+                and all(
                     str(getattr(v := getattr(record, name), "value", v)) == value
                     if name in ("status", "type", "stage")
                     else getattr(record, name) == value
@@ -1171,6 +1191,14 @@ class InMemoryRepository(RepRowsAdapter):
 
 def _order(row: tuple[datetime, int, Any]) -> tuple[datetime, int]:
     return row[0], row[1]
+
+
+def _as_class(model: type[Record], record: Record) -> Record:
+    """``record`` as ``model``: itself if it is one, else read as one (:func:`_read_as`)
+    when ``model`` is its class's subclass (the application's, registered since)."""
+    if type(record) is model or not issubclass(model, type(record)):
+        return record
+    return _read_as(model, record)
 
 
 def _read_as(model: type[Record], record: Record) -> Record:
