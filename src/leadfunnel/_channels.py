@@ -143,14 +143,16 @@ def lead_entered(
     A lead becomes raw once; one that merges took in holds the history of each record
     it merged, and so one arrival at raw each: the person entered the cadence at the
     first of them (the later ones, another record's, would drop the touches between),
-    and was disqualified since if any of its records was."""
-    if status is not LeadStatus.QUALIFIED:
-        return status_at
+    whether it is still raw or was qualified since (qualifying it keeps its count and
+    its schedule), and a qualified one was disqualified since if any of its records
+    was."""
     moves = list(moves)
     raw = [at for step, at in moves if step == "raw" and at <= status_at]
     if not raw:
-        return status_at  # qualified from outside the cadence
+        return status_at  # qualified from outside the cadence (or no raw step kept)
     became_raw = min(raw)
+    if status is not LeadStatus.QUALIFIED:
+        return became_raw
     if any(step == "unqualified" and became_raw <= at <= status_at for step, at in moves):
         return status_at  # disqualified since, then qualified again: a new cadence
     return became_raw

@@ -99,16 +99,14 @@ def check_drip(
         limit, kind = policy.lead_touches, "lead"
         # The lead's arrivals at raw and unqualified: the funnel steps of its history,
         # as the stores keep them for follow_up_candidates.
-        moves = (
-            [
-                (step, e.at)
-                for e in repository.history(record.id)
-                for step in funnel_steps(e.subject, e.source, e.dest)
-                if step in ("raw", "unqualified")
-            ]
-            if record.status is LeadStatus.QUALIFIED
-            else []
-        )
+        # A raw lead needs them too: one that merges took in entered its cadence
+        # when the first of its records became raw.
+        moves = [
+            (step, e.at)
+            for e in repository.history(record.id)
+            for step in funnel_steps(e.subject, e.source, e.dest)
+            if step in ("raw", "unqualified")
+        ]
         entered = lead_entered(record.status, record.status_at or record.created_at, moves)
     else:
         if record.type != ContactType.PROSPECT:

@@ -175,10 +175,10 @@ def follow_up_candidate_queries(by_owner: bool) -> tuple[sa.Select[Any], sa.Sele
         )
 
     status_at = sa.func.coalesce(ld.c.status_at, ld.c.created_at)
-    # When a qualified lead entered its cadence (see _channels.lead_entered): when it
-    # first became raw (a lead that merges took in has an arrival of each record's),
-    # unless it was disqualified since (then when it was qualified); the
-    # (step, subject_id, at) index of the steps answers both.
+    # When a raw or qualified lead entered its cadence (see _channels.lead_entered):
+    # when it first became raw (a lead that merges took in has an arrival of each
+    # record's), unless a qualified one was disqualified since (then when it was
+    # qualified); the (step, subject_id, at) index of the steps answers both.
     raw, out = s.steps.alias("raw_step"), s.steps.alias("out_step")
     became_raw = (
         sa.select(sa.func.min(raw.c.at))
@@ -196,16 +196,14 @@ def follow_up_candidate_queries(by_owner: bool) -> tuple[sa.Select[Any], sa.Sele
         )
         .correlate_except(out)
     )
+    # (No arrival at raw: status_at, from outside the cadence. With none, the
+    # disqualified_since comparison is NULL, so its EXISTS is false.)
     entered = sa.case(
         (
-            sa.and_(
-                ld.c.status == LeadStatus.QUALIFIED.value,
-                became_raw.is_not(None),
-                ~disqualified_since,
-            ),
-            became_raw,
+            sa.and_(ld.c.status == LeadStatus.QUALIFIED.value, disqualified_since),
+            status_at,
         ),
-        else_=status_at,
+        else_=sa.func.coalesce(became_raw, status_at),
     )
     # Anchored where the lead entered its cadence: qualifying a raw lead keeps its
     # schedule (an overdue first response stays overdue), as it keeps its count.
@@ -463,6 +461,11 @@ def _seconds_mysql(element: _SecondsBetween, compiler: Any, **kw: Any) -> str:
     return f"TIMESTAMPDIFF(MICROSECOND, {start}, {end}) / 1000000.0"
 
 
+# A number's text, as a Decimal's JSON or a JSON number spells it ("10.50", "-1E+2"),
+# written in the query as a constant (an index's expression matches no parameter).
+_NUMBER_TEXT: Any = sa.literal_column(r"'^[-+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+)?$'")
+
+
 def equal_values(a: Any, b: Any) -> bool:
     try:
         return bool(a == b)
@@ -540,20 +543,57 @@ class DocField:
             return self._number(stored)
         if isinstance(stored, (dict, list)):
             return self._json(stored)
-        return self.text() == stored
+        return self._string(stored)
+
+    def _string(self, stored: str) -> Any:
+        # The text, and a JSON string: PostgreSQL's ->> and MariaDB's JSON_UNQUOTE spell
+        # a number or a boolean as text too ("12", "true"), which no text equals in
+        # Python. (The text comparison first, for the expression index the docs show.)
+        if self.dialect == "postgresql":
+            return sa.and_(self.text() == stored, self._json_type("string"))
+        if self.dialect == "sqlite":
+            return self.text() == stored  # json_extract gives a number as a number
+        return sa.and_(self.text() == stored, self._json_type("STRING"))
+
+    def _typed(self, json_type: str, kind: Any) -> Any:
+        """PostgreSQL: the field's text cast to ``kind`` when the document holds it as
+        a JSON ``json_type``, else NULL: a field whose type admits others (``int | str``,
+        ``Any``) may hold a text the cast would refuse ("A-12" as a number), or read
+        otherwise ("yes" as a boolean). A CASE, as PostgreSQL evaluates an AND's
+        operands in any order; the expression the docs' indexes are written on."""
+        return sa.case((self._json_type(json_type), sa.cast(self.text(), kind)))
+
+    def _json_type(self, *names: str) -> Any:
+        """The document holds the field as a JSON value of one of these types (by the
+        name the dialect gives them), written in the query as a constant: an index's
+        expression matches a constant, not a parameter (a prepared statement's plan)."""
+        typeof = sa.func.jsonb_typeof if self.dialect == "postgresql" else sa.func.json_type
+        kinds: list[Any] = [sa.literal_column(f"'{name}'") for name in names]
+        node = typeof(self._node())
+        return node == kinds[0] if len(kinds) == 1 else node.in_(kinds)
 
     def _boolean(self, stored: bool) -> Any:
         if self.dialect == "postgresql":
-            return sa.cast(self.text(), sa.Boolean) == stored
+            return self._typed("boolean", sa.Boolean) == stored
         if self.dialect == "sqlite":
             return self.text() == int(stored)
-        return self.text() == ("true" if stored else "false")
+        # A JSON boolean, not the text "true" (JSON_UNQUOTE spells both alike).
+        return sa.and_(
+            self.text() == ("true" if stored else "false"),
+            self._json_type("BOOLEAN"),
+        )
 
     def _number(self, stored: float) -> Any:
         if self.dialect == "postgresql":
-            kind: Any = sa.BigInteger if isinstance(stored, int) else sa.Float
-            return sa.cast(self.text(), kind) == stored
-        return self._node() == stored  # json_extract gives SQLite a number, MariaDB JSON
+            # An integer as numeric, which reads any JSON number ("12.0", "1e+20": a
+            # bigint cast refuses them), exactly; a float as a double, as Python
+            # compares it.
+            kind: Any = sa.Numeric() if isinstance(stored, int) else sa.Float()
+            return self._typed("number", kind) == stored
+        if self.dialect == "sqlite":
+            return self._node() == stored  # json_extract gives SQLite a number
+        # MariaDB's JSON compares the text "12" equal to 12: a JSON number only.
+        return sa.and_(self._node() == stored, self._json_type("INTEGER", "DOUBLE", "DECIMAL"))
 
     def _decimal(self, value: Decimal) -> Any:
         # The stored text ("10.50", "1E+2") as a number: exact on PostgreSQL (numeric),
@@ -564,7 +604,10 @@ class DocField:
         if value.is_infinite():
             return self.text() == str(value)  # "Infinity", "-Infinity", as written
         if self.dialect == "postgresql":
-            return sa.cast(self.text(), sa.Numeric()) == value
+            # Only a text that spells a number (a Decimal's JSON, or a JSON number):
+            # a field that admits others may hold one the cast refuses ("A-12").
+            spelt = self.text().op("~", return_type=sa.Boolean)(_NUMBER_TEXT)
+            return sa.case((spelt, sa.cast(self.text(), sa.Numeric()))) == value
         near = float(value)
         if self.dialect == "sqlite":
             exact = sa.func.lf_decimal(self.text()) == _decimal_key(value)

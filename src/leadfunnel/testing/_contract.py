@@ -1327,7 +1327,8 @@ class RepositoryContract(ABC):
         busy = contact(7)
         closed = contact(8)
         client = contact(9, type=ContactType.CLIENT)
-        add(repo, fresh, touched, drip, reset, suspect, prospect, busy, closed, client)
+        add(repo, touched, drip, reset, suspect, prospect, busy, closed, client)
+        add(repo, fresh, at=T0 + timedelta(hours=1))  # it became raw then: its status_at
         # A contact whose deals are all closed is back in the cadence from the moment
         # the last one closed (its latest ``closed_at``: an edit of a closed deal since,
         # which moved its ``updated_at``, does not count).
@@ -1494,6 +1495,41 @@ class RepositoryContract(ABC):
             "follow_up_candidates gave the wrong (anchor_at, touches) to a lead with two "
             "arrivals at raw: it entered its cadence at the first"
         )
+
+    def test_a_raw_lead_whose_kept_record_arrived_second_entered_its_cadence_at_the_first(
+        self, repo: Repository
+    ) -> None:
+        """A raw lead too entered its cadence when the first of its records became raw
+        (:func:`~leadfunnel.storage.lead_entered`), not at its own, later arrival: a
+        touch logged on the record that arrived first counts while the lead is raw,
+        and qualifying it keeps its count and its schedule."""
+        h = timedelta(hours=1)
+        first, kept = lead(1, status_at=T0), lead(2, status_at=T0 + 2 * h)
+        add(repo, first, at=T0)
+        call = touch(first, "no_answer", T0 + h)
+        repo.commit(ChangeSet(touches=[call]))
+        add(repo, kept, at=T0 + 2 * h)
+        moved = [e.id for e in repo.history(first.id)]
+        repo.commit(ChangeSet(moves=[Move((call.id,), tuple(moved), kept.id)]))
+
+        def row() -> tuple[datetime, int]:
+            rows = {
+                r.subject_id: r for r in repo.follow_up_candidates(lead_limit=2, contact_limit=8)
+            }
+            return rows[kept.id].anchor_at, rows[kept.id].touches
+
+        assert row() == (T0, 1), (
+            "follow_up_candidates gave the wrong (anchor_at, touches) to a raw lead whose "
+            "kept record arrived second: it entered its cadence when the first became raw"
+        )
+        qualified = bump(kept, status=LeadStatus.QUALIFIED, status_at=T0 + 3 * h)
+        repo.commit(
+            ChangeSet(
+                updates=[qualified],
+                events=[event(qualified, "qualify", "raw", "qualified", T0 + 3 * h)],
+            )
+        )
+        assert row() == (T0, 1), "qualifying the raw lead moved its cadence"
 
     def test_follow_up_candidates_by_owner_and_only_people_in_a_cadence(
         self, repo: Repository
