@@ -21,6 +21,7 @@ from leadfunnel import (
     InMemoryRepository,
     Lead,
     QualificationEngine,
+    Repository,
     SqlRepository,
     StorageError,
 )
@@ -225,3 +226,19 @@ def test_where_with_a_value_no_store_keeps_matches_nothing_in_memory_too() -> No
     assert funnel.count("lead", where={"anyv": 1e20}) == 1
     assert funnel.count("lead", where={"anyv": 10**20}) == 0
     assert funnel.count("lead", where={"anyv": float("inf")}) == 0
+
+
+def test_where_on_an_instant_skips_texts_that_are_no_datetime(repository: Repository) -> None:
+    """PostgreSQL cast every text ending in ``Z`` to a timestamp: ``"XYZ"`` in a field
+    holding several types made a datetime filter fail on the whole store."""
+    from typing import Any
+
+    class _Loose(Lead):
+        anyv: Any = None
+
+    when = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    funnel = Funnel(repository, lead_model=_Loose)
+    hit = funnel.add(_Loose(**person(1), anyv=when))
+    funnel.add(_Loose(**person(2), anyv="XYZ"))
+    funnel.add(_Loose(**person(3), anyv="2026-03-02T09:00:00 and then Z"))
+    assert [lead.id for lead in funnel.leads(where={"anyv": when})] == [hit.id]

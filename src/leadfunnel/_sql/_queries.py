@@ -746,8 +746,18 @@ def _doc_instant_postgresql(element: _DocInstant, compiler: Any, **kw: Any) -> s
     # Not indexable: a text's cast to timestamptz is only STABLE (it reads TimeZone for
     # a text without offset, which the CASE leaves out).
     (text,) = (compiler.process(clause, **kw) for clause in element.clauses)
-    offset = "'(Z|[+-][0-9][0-9]:[0-9][0-9](:[0-9][0-9])?)$'"
-    return f"CASE WHEN {text} ~ {offset} THEN CAST({text} AS TIMESTAMPTZ) END"
+    # Only a text written as pydantic writes an aware datetime is cast: another text of
+    # a field that holds several types ("XYZ" in an Any field) would fail the cast.
+    return f"CASE WHEN {text} ~ {_AWARE_ISO} THEN CAST({text} AS TIMESTAMPTZ) END"
+
+
+#: An aware datetime's text as pydantic writes it (``Z`` or an offset), as a SQL literal:
+#: only such a text is read as an instant (another, in a field holding several types,
+#: would fail PostgreSQL's cast and be half read by MariaDB's).
+_AWARE_ISO = (
+    "'^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(:[0-9]{2}([.][0-9]+)?)?"
+    "(Z|[+-][0-9][0-9]:[0-9][0-9](:[0-9][0-9])?)$'"
+)
 
 
 @compiles(_DocInstant, "mysql")
@@ -765,7 +775,8 @@ def _doc_instant_mysql(element: _DocInstant, compiler: Any, **kw: Any) -> str:
         f"(CAST(SUBSTRING({t}, -5, 2) AS SIGNED) * 60 + CAST(SUBSTRING({t}, -2) AS SIGNED))"
     )
     return (
-        f"CASE WHEN RIGHT({t}, 1) = 'Z' THEN {local(1)} "
+        f"CASE WHEN NOT {t} REGEXP {_AWARE_ISO} THEN NULL "
+        f"WHEN RIGHT({t}, 1) = 'Z' THEN {local(1)} "
         f"WHEN {sign} IN ('+', '-') THEN TIMESTAMPADD(MINUTE, {minutes}, {local(6)}) END"
     )
 
