@@ -305,9 +305,15 @@ def build_record(
             return record
     bad = next(p for p in problems if p["type"] != "extra_forbidden")
     where = ".".join(str(part) for part in bad["loc"])
+    # The field and the kind of problem, never the value (nor pydantic's message, which
+    # may quote it): errors end up in logs, which must not carry personal data.
+    found = (
+        f"has no {where}, which {model.__name__} requires"
+        if bad["type"] == "missing"
+        else f"has a value in {where} that {model.__name__} does not accept ({bad['type']})"
+    )
     raise StorageError(
-        f"the stored {model.kind} {data.get('id')} has {where}={bad['input']!r}, which "
-        f"{model.__name__} does not accept ({bad['msg']}); change the model back or "
+        f"the stored {model.kind} {data.get('id')} {found}; change the model back or "
         "correct the stored value"
     ) from None
 
