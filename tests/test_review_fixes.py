@@ -242,3 +242,30 @@ def test_where_on_an_instant_skips_texts_that_are_no_datetime(repository: Reposi
     funnel.add(_Loose(**person(2), anyv="XYZ"))
     funnel.add(_Loose(**person(3), anyv="2026-03-02T09:00:00 and then Z"))
     assert [lead.id for lead in funnel.leads(where={"anyv": when})] == [hit.id]
+
+
+def test_where_tells_a_boolean_from_a_number_on_every_store(repository: Repository) -> None:
+    """Python has ``True == 1``: memory and SQLite matched one with the other on a field
+    holding both, PostgreSQL and MariaDB did not (nor did any store inside a dict)."""
+    from typing import Any
+
+    class _Loose(Lead):
+        anyv: Any = None
+
+    funnel = Funnel(repository, lead_model=_Loose)
+    ids = {
+        name: funnel.add(_Loose(**person(n), anyv=value)).id
+        for n, (name, value) in enumerate(
+            [("true", True), ("one", 1), ("in-true", {"a": True}), ("in-one", {"a": 1})]
+        )
+    }
+    found = {
+        name: {lead.id for lead in funnel.leads(where={"anyv": value})}
+        for name, value in [
+            ("true", True),
+            ("one", 1),
+            ("in-true", {"a": True}),
+            ("in-one", {"a": 1}),
+        ]
+    }
+    assert found == {name: {ids[name]} for name in ids}

@@ -821,7 +821,7 @@ class InMemoryRepository(RepRowsAdapter):
                     for name, value in given.items()
                 )
                 and (tag is None or tag in record.tags)
-                and all(value(record, name, missing) == want for name, want, missing in where)
+                and all(_same(value(record, name, missing), want) for name, want, missing in where)
                 and (since is None or record.created_at >= since)
                 and (until is None or record.created_at < until)
             )
@@ -1191,6 +1191,18 @@ class InMemoryRepository(RepRowsAdapter):
 
 def _order(row: tuple[datetime, int, Any]) -> tuple[datetime, int]:
     return row[0], row[1]
+
+
+def _same(stored: Any, wanted: Any) -> bool:
+    """``stored == wanted`` as the SQL stores compare their JSON: a boolean is no number
+    (Python has ``True == 1``), in a dict or a list too."""
+    if (type(stored) is bool) is not (type(wanted) is bool):
+        return False
+    if type(stored) is dict and type(wanted) is dict:
+        return stored.keys() == wanted.keys() and all(_same(stored[k], wanted[k]) for k in stored)
+    if type(stored) in (list, tuple) and type(wanted) in (list, tuple):
+        return len(stored) == len(wanted) and all(map(_same, stored, wanted))
+    return bool(stored == wanted)
 
 
 def _as_class(model: type[Record], record: Record) -> Record:

@@ -576,12 +576,18 @@ class DocField:
         if self.dialect == "postgresql":
             return self._typed("boolean", sa.Boolean) == stored
         if self.dialect == "sqlite":
-            return self.text() == int(stored)
+            # A JSON boolean: json_extract reads true as 1, as it reads the number 1.
+            kinds = ("true", "false")
+            return sa.and_(self.text() == int(stored), self._sqlite_type().in_(kinds))
         # A JSON boolean, not the text "true" (JSON_UNQUOTE spells both alike).
         return sa.and_(
             self.text() == ("true" if stored else "false"),
             self._json_type("BOOLEAN"),
         )
+
+    def _sqlite_type(self) -> Any:
+        """SQLite: the JSON type of the field (``integer``, ``real``, ``true``...)."""
+        return sa.func.json_type(self.doc, self.path)
 
     def _number(self, stored: float) -> Any:
         if self.dialect == "postgresql":
@@ -591,7 +597,9 @@ class DocField:
             kind: Any = sa.Numeric() if isinstance(stored, int) else sa.Float()
             return self._typed("number", kind) == stored
         if self.dialect == "sqlite":
-            return self._node() == stored  # json_extract gives SQLite a number
+            # json_extract gives SQLite a number; a JSON number, not true read as 1.
+            numbers = ("integer", "real")
+            return sa.and_(self._node() == stored, self._sqlite_type().in_(numbers))
         # MariaDB's JSON compares the text "12" equal to 12: a JSON number only.
         return sa.and_(self._node() == stored, self._json_type("INTEGER", "DOUBLE", "DECIMAL"))
 
