@@ -62,12 +62,12 @@ from ._repository import (
     RepRowsAdapter,
     StageTime,
     StepCount,
-    _flaw,
     check_grouping,
     check_keys_free,
     check_rep_list,
     holds_keys,
     identity_keys,
+    kept_everywhere,
     missing_value,
     read_changed,
     refuse_suppressed,
@@ -805,7 +805,7 @@ class InMemoryRepository(RepRowsAdapter):
         lacking = self._lacking
         # A value no store keeps (an int beyond 64 bits, inf, text with a NUL: refused
         # when written) matches nothing, as on SQL (where it is not even sent).
-        impossible = any(want is not None and _flaw(want) is not None for _, want, _ in where)
+        impossible = any(not kept_everywhere(want) for _, want, _ in where)
 
         def value(record: Any, name: str, missing: Any) -> Any:
             gone = lacking.get(record.id)

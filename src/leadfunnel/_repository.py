@@ -625,6 +625,12 @@ def _flaw(value: Any) -> tuple[str, str, str] | None:
     return None
 
 
+def kept_everywhere(value: Any) -> bool:
+    """Whether every store keeps ``value`` (see :func:`check_portable`): a ``where=``
+    value none keeps matches nothing, as no record can hold it."""
+    return _flaw(value) is None
+
+
 def _key_name(key: Any, number: int) -> str:
     """A dict's ``key`` as an error shows it: a name (``'scores'``) or a number as it is,
     other keys (which may be a person's e-mail or name) by their place only."""

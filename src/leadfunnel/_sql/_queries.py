@@ -4,7 +4,6 @@ dialect (SQLite, PostgreSQL, MariaDB)."""
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import itertools
 import json
@@ -14,14 +13,13 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
-from pydantic import BaseModel
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
 from .._clock import require_aware
 from .._enums import ContactType, LeadStatus, Outcome, Stage
 from .._lifecycle import TIMED_STEPS
-from .._repository import GroupBy
+from .._repository import GroupBy, kept_everywhere
 from . import _schema as s
 from ._rows import dump_json
 
@@ -482,8 +480,9 @@ class DocField:
     a ``Decimal`` as its text, a datetime as ISO 8601 text with its offset, a set as
     an array in no particular order, a dict's keys in any order). Numbers, booleans
     and texts compare as before, so the expression indexes the docs show still serve
-    them. A value no store holds (see :func:`storable`) is a constant false, never
-    bound: the database would refuse it, or compare it as something else.
+    them. A value no store holds (``kept_everywhere``, the check every commit makes) is
+    a constant false, never bound: the database would refuse it, or compare it as
+    something else.
     """
 
     def __init__(self, dialect: str, doc: sa.Column[Any], name: str) -> None:
@@ -527,7 +526,7 @@ class DocField:
 
     def equals(self, value: Any, stored: Any) -> Any:
         """The field equals ``value``, whose JSON is ``stored`` (not ``None``)."""
-        if not (storable(value) and storable(stored)):
+        if not (kept_everywhere(value) and kept_everywhere(stored)):
             return sa.false()
         if isinstance(stored, bool):
             return self._boolean(stored)
@@ -787,35 +786,6 @@ def _doc_instant_mysql(element: _DocInstant, compiler: Any, **kw: Any) -> str:
         f"WHEN RIGHT({t}, 1) = 'Z' THEN {local(1)} "
         f"WHEN {sign} IN ('+', '-') THEN TIMESTAMPADD(MINUTE, {minutes}, {local(6)}) END"
     )
-
-
-#: The integers every store holds, compares and indexes: signed 64 bits.
-_INT_RANGE = range(-(2**63), 2**63)
-
-
-def storable(value: Any) -> bool:
-    """Whether some store could hold ``value`` (a filter's, or its JSON), and so a record
-    match it: no integer beyond signed 64 bits, no non-finite float, no text with a
-    NUL (PostgreSQL holds none), in it or in any dict, list, set or model it holds.
-    Stores refuse the others when written; a filter on one matches nothing."""
-    if isinstance(value, str):
-        return "\x00" not in value
-    if isinstance(value, bool) or value is None:
-        return True
-    if isinstance(value, int):
-        return value in _INT_RANGE
-    if isinstance(value, float):
-        return math.isfinite(value)
-    if isinstance(value, dict):
-        return all(storable(k) and storable(v) for k, v in value.items())
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return all(storable(v) for v in value)
-    # A model's fields as Python holds them (its JSON writes a non-finite float as null).
-    if isinstance(value, BaseModel):
-        return all(storable(v) for _, v in value)
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return all(storable(getattr(value, f.name, None)) for f in dataclasses.fields(value))
-    return True
 
 
 def _decimal_key(value: Decimal) -> str | None:
