@@ -97,6 +97,9 @@ def check_drip(
         if record.status not in (LeadStatus.RAW, LeadStatus.QUALIFIED):
             return None
         limit, kind = policy.lead_touches, "lead"
+        touches = repository.touches(record.id)
+        if len(touches) < limit:
+            return len(touches)  # fewer touches than the limit, whenever it entered
         # The lead's arrivals at raw and unqualified: the funnel steps of its history,
         # as the stores keep them for follow_up_candidates.
         # A raw lead needs them too: one that merges took in entered its cadence
@@ -118,7 +121,7 @@ def check_drip(
         # When its last deal closed (an edit of the closed deal since does not move it).
         closed = [o.closed_at or o.updated_at for o in deals]
         entered = max([record.created_at, *closed])
-    touches = repository.touches(record.id)
+        touches = repository.touches(record.id)
     count = counted_touches(touches, since=entered)
     if count < limit:
         return len(touches)
