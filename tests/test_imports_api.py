@@ -76,7 +76,7 @@ def test_a_creation_date_without_a_zone_or_in_the_future_is_refused(funnel: Funn
         (1, "created_at: Input should have timezone info"),
         (
             2,
-            "created_at 2026-03-02T10:00:00+00:00 is later than the import "
+            "created_at: 2026-03-02T10:00:00+00:00 is later than the import "
             "(2026-03-02T09:00:00+00:00); check the date, and the zone its time was read "
             "in (leadfunnel import --timezone)",
         ),

@@ -203,7 +203,11 @@ def test_a_date_later_than_the_import_rejects_its_row(tmp_path: Path) -> None:
     code, out, _ = import_file(tmp_path, text, "--rejects", str(tmp_path / "r.csv"))
     assert code == 0
     assert out.startswith("1 added, 0 duplicates, 0 avoided, 1 rejected")
-    assert "is later than the import" in (tmp_path / "r.csv").read_text(encoding="utf-8")
+    rejects = (tmp_path / "r.csv").read_text(encoding="utf-8")
+    # The reason names the file's own column, as every other reason does.
+    assert "Create Date: " in rejects
+    assert "is later than the import" in rejects
+    assert "created_at" not in rejects
 
 
 def test_the_status_option_leaves_every_status_column_alone(tmp_path: Path) -> None:

@@ -857,6 +857,10 @@ class CsvSource:
             for j, (name, positions) in enumerate(text)
             if len(positions) > 1 and name != "phone"
         )
+        # The phone's other columns (the mobile number): where the phone is given too,
+        # a different number there is one of the person's other phones, a way to
+        # recognise them (a later file may give it as their phone), never dropped.
+        self._phone_more = next((p[1:] for name, p in text if name == "phone"), ())
         # So do an application's number or date field's columns (its name and alias).
         self._value_twins = tuple(
             (name, positions)
@@ -897,10 +901,25 @@ class CsvSource:
         for k, part in enumerate(parts):
             named = _FIELD_PART.match(part)
             column = columns.get(named[1]) if named is not None else None
+            if named is not None and named[1] == "other_phones":
+                column = self._phone_column(row.cells, part) or column
             if named is not None and column is not None and column != named[1]:
                 # "other_emails.1": the item's place in a set means nothing in the file.
                 parts[k] = f"{column}: {part[named.end() :]}"
         return "; ".join(parts)
+
+    def _phone_column(self, cells: Sequence[str], part: str) -> str | None:
+        """The column of ``cells`` holding the other phone a reason's ``part`` quotes
+        (an other phones column, or the mobile number's), or None."""
+        quoted = _QUOTED_VALUE.search(part)
+        if quoted is None:
+            return None
+        positions = [*dict(self._plan.sets).get("other_phones", ()), *self._phone_more]
+        for i in positions:
+            items = cells[i].replace(";", ",").split(",") if i < len(cells) else ()
+            if quoted[1] in map(str.strip, items):
+                return self.header[i]
+        return None
 
     def _columns_of(self, row: CsvRow) -> dict[str, str]:
         """Each field the file fills and the column of ``row`` that gave its value (its
@@ -913,6 +932,9 @@ class CsvSource:
             return self.header[(given or list(positions))[0]]
 
         found = {name: column(positions) for name, positions in (*plan.fields, *plan.sets)}
+        more = [i for i in self._phone_more if i < len(cells) and cells[i].strip()]
+        if more and "other_phones" not in found:
+            found["other_phones"] = self.header[more[0]]
         for name, positions, _ in (*plan.numbers, *plan.dates):
             found[name] = column(positions)
         flags = (*plan.email_opt_out, *plan.call_opt_out)
@@ -1138,6 +1160,11 @@ class CsvSource:
             if value:
                 items = (v.strip() for v in value.replace(";", ",").split(","))
                 fields[name] = [item for item in items if item]
+        if self._phone_more and "phone" in fields:
+            more = [i for i in self._phone_more if _another_phone(cells[i], fields["phone"])]
+            if more:
+                given = fields.get("other_phones", [])
+                fields["other_phones"] = [*given, *(cells[i] for i in more)]
         email_out = self._flag(cells, plan.email_opt_out, problems, opt_out=True)
         call_out = self._flag(cells, plan.call_opt_out, problems, opt_out=True)
         if email_out or call_out or "opt_outs" in fields:
@@ -1414,6 +1441,23 @@ def _footer_start(rows: list[CsvRow], before: int) -> int | None:
 _FIELD_PART = re.compile(r"([a-z][a-z0-9_]*)(?:\.\d+)*: ")
 
 
+# The value a validation message quotes first: "'12' cannot be a phone number...".
+_QUOTED_VALUE = re.compile(r"'([^']+)'")
+
+
+def _another_phone(cell: str, phone: str) -> bool:
+    """Whether ``cell`` (stripped) holds a phone number other than ``phone``, as written:
+    not blank, no placeholder ("N/A"), and other digits (``(512) 555-0134`` is
+    ``+1 512 555 0134`` written without its country code)."""
+    if not cell or _no_value(cell):
+        return False
+    mine, theirs = _DIGITS.sub("", cell), _DIGITS.sub("", phone)
+    return not (mine.endswith(theirs) or theirs.endswith(mine))
+
+
+_DIGITS = re.compile(r"\D+")
+
+
 def _several(text: str) -> bool:
     """Whether ``text`` holds a line break."""
     return "\n" in text or "\r" in text
@@ -1509,7 +1553,13 @@ def open_csv(
         raise CsvError(f"{file}: this is not a CSV text file ({binary})")
     given = encoding
     encoding = _encoding(file, head) if given is None else _given_encoding(file, head, given)
-    text = head.decode(encoding, errors="ignore")
+    try:
+        text = head.decode(encoding, errors="ignore")
+    except (UnicodeError, ValueError):  # idna, punycode: codecs of names, not of files
+        raise CsvError(
+            f"{file}: {given} is not an encoding files are saved in; give the file's own, "
+            "such as utf-8, cp1252 or utf-16, or leave it out to have it recognised"
+        ) from None
     lines = text.splitlines()
     first = lines[0] if lines else ""
     # Excel's "sep=;" first line names the separator; the header comes after it.
@@ -1946,6 +1996,17 @@ def _codec(name: str) -> str:
         return name
 
 
+#: A codec given by name that would read a file's byte-order mark as a character,
+#: the mark, and the codec that takes it off instead.
+_MARKED = (
+    ("utf-8", codecs.BOM_UTF8, "utf-8-sig"),
+    ("utf-16-le", codecs.BOM_UTF16_LE, "utf-16"),
+    ("utf-16-be", codecs.BOM_UTF16_BE, "utf-16"),
+    ("utf-32-le", codecs.BOM_UTF32_LE, "utf-32"),
+    ("utf-32-be", codecs.BOM_UTF32_BE, "utf-32"),
+)
+
+
 def _given_encoding(file: Path, head: bytes, name: str) -> str:
     """The codec ``name`` the caller gave, checked to be one Python knows and to
     decode the whole file."""
@@ -1959,8 +2020,11 @@ def _given_encoding(file: Path, head: bytes, name: str) -> str:
             "(Windows), mac_roman (Excel for Mac's plain CSV), latin-1 or utf-16"
         )
     encoding = info.name
-    if encoding == "utf-8" and head.startswith(codecs.BOM_UTF8):
-        encoding = "utf-8-sig"  # the mark is no character of the first column's name
+    # The byte-order mark is no character of the first column's name: the codecs that
+    # read it as one are swapped for those that take it off.
+    for codec, mark, reads_it in _MARKED:
+        if encoding == codec and head.startswith(mark):
+            encoding = reads_it
     if not _decodes(file, encoding):
         raise CsvError(
             f"{file}: the file does not decode as {name}: it was saved in another "
@@ -2056,14 +2120,15 @@ def _refuse_damaged_utf8(file: Path) -> None:
 
 def _decodes(file: Path, encoding: str) -> bool:
     # Read the whole file once before importing anything, so a bad byte deep inside a
-    # large file cannot stop an import half way.
+    # large file cannot stop an import half way. (UnicodeError, not only its decoding
+    # kind: UTF-16 without a byte-order mark and IDNA raise the plain one.)
     decoder = codecs.getincrementaldecoder(encoding)()
     try:
         with file.open("rb") as raw:
             while block := raw.read(1 << 20):
                 decoder.decode(block)
             decoder.decode(b"", final=True)
-    except UnicodeDecodeError:
+    except UnicodeError:
         return False
     return True
 

@@ -443,7 +443,7 @@ def _new_record(
     refuse_kept(record)
     if dated and record.created_at > at:
         raise _Refused(
-            f"created_at {record.created_at.isoformat()} is later than the import "
+            f"created_at: {record.created_at.isoformat()} is later than the import "
             f"({at.isoformat()}); check the date, and the zone its time was read in "
             "(leadfunnel import --timezone)"
         )

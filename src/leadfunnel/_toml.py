@@ -1,4 +1,5 @@
-"""Reading the TOML files that configure rules, cadences and routing."""
+"""Reading the files the commands are given: the TOML files that configure rules,
+cadences and routing, and lists of people."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 
 from ._errors import ConfigError
 
-__all__ = ["read_toml"]
+__all__ = ["read_text", "read_toml"]
 
 
 def read_toml(path: str | PathLike[str], what: str) -> dict[str, Any]:
@@ -20,6 +21,17 @@ def read_toml(path: str | PathLike[str], what: str) -> dict[str, Any]:
     itself allows none: the mark is no part of the text)."""
     import tomllib  # imported on first need: a command that reads no file skips it
 
+    text = read_text(path, what)
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{what} {str(path)!r} is not valid TOML: {exc}") from None
+
+
+def read_text(path: str | PathLike[str], what: str) -> str:
+    """The text of the UTF-8 file at ``path`` (a byte-order mark left out), or a
+    :class:`ConfigError` that names ``what`` the file is for, the file, and what went
+    wrong: missing, unreadable, UTF-16 (Notepad's "Unicode") or another encoding."""
     file = Path(path)
     try:
         data = file.read_bytes()
@@ -29,7 +41,7 @@ def read_toml(path: str | PathLike[str], what: str) -> dict[str, Any]:
         reason = exc.strerror or exc
         raise ConfigError(f"cannot read {what} {str(file)!r}: {reason}") from None
     try:
-        text = data.decode("utf-8-sig")
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         saved = (
@@ -40,7 +52,3 @@ def read_toml(path: str | PathLike[str], what: str) -> dict[str, Any]:
         raise ConfigError(
             f"{what} {str(file)!r} cannot be read: {saved}; save it as UTF-8 and try again"
         ) from None
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{what} {str(file)!r} is not valid TOML: {exc}") from None

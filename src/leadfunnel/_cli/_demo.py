@@ -9,7 +9,14 @@ import click
 
 from .._csv_out import printable
 from . import when_interrupted
-from ._common import Interrupts, db_option, fail, guarded, open_funnel
+from ._common import (
+    Interrupts,
+    db_option,
+    fail,
+    guarded,
+    open_funnel,
+    refuse_output_over_database,
+)
 
 __all__ = ["demo", "diagram"]
 
@@ -41,6 +48,8 @@ def demo(db: str, seed: int, leads: int, svg: str) -> None:
         # Checked before anything is stored: a demo stopped half-way would block a rerun.
         fail(f"--svg {svg}: the folder {Path(svg).parent} does not exist; create it first")
     funnel = open_funnel(db)
+    if svg:
+        refuse_output_over_database(svg, "--svg")
     existing = funnel.leads(limit=1)
     if existing:
         fail(

@@ -3,12 +3,12 @@ erasure) and ``export-person`` (access and portability)."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import click
 
 from .._csv_out import printable
+from .._toml import read_text
 from ._common import (
     db_option,
     emit,
@@ -78,7 +78,7 @@ def erase(
     """
     wanted = list(people)
     if from_file:
-        text = Path(from_file).read_text(encoding="utf-8-sig")
+        text = read_text(from_file, "list of people")
         wanted += [line.strip() for line in text.splitlines() if line.strip()]
     if not wanted:
         fail("name the people to erase (e-mail or phone), or give --file")

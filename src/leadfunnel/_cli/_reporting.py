@@ -64,7 +64,7 @@ _AT_ZONE = _timezone_option("Zone of an --at without an offset, e.g. America/New
 )
 @_AT_ZONE
 @click.option("--owner", default=None, help="Only the follow-ups of this owner's people.")
-@click.option("--limit", type=click.IntRange(min=0), default=None, help="The first N only.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="The first N only.")
 @format_option("table", "json", "csv")
 @output_option
 @guarded
@@ -142,6 +142,7 @@ def due(
     from rich import box
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(
         "subject",
@@ -173,7 +174,8 @@ def due(
             ", ".join(reachable(item)),
             str(item.subject_id),
         )
-        table.add_row(*(_writing(printable(cell or ""), output) for cell in cells))
+        # Text, not markup: a name such as "Lee [/x]" or "Acme [uk]" is shown as it is.
+        table.add_row(*(Text(_writing(printable(cell or ""), output)) for cell in cells))
     # As wide as the table is: nothing cut (the id is what a follow-up is done with).
     console = Console(width=_UNBOUNDED, record=True, file=io.StringIO())
     console.print(table)
@@ -334,7 +336,7 @@ def report(
 @click.option("--owner", default=None, help="Only records this owner holds.")
 @click.option("--min-age", type=click.IntRange(min=0), default=None, help="At least N days old.")
 @click.option("--max-age", type=click.IntRange(min=0), default=None, help="At most N days old.")
-@click.option("--limit", type=click.IntRange(min=0), default=None, help="At most N people.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="At most N people.")
 @click.option(
     "--by",
     type=click.Choice(["source", "age"]),

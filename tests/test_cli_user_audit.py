@@ -1,0 +1,191 @@
+"""What a demanding user of the command line found (a read-only audit of the CLI and
+CSV imports, 2026-11-29): each test failed before its fix."""
+
+from __future__ import annotations
+
+import codecs
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from leadfunnel import Funnel, SqlRepository
+from leadfunnel._cli import main
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def stored(db: str) -> list[tuple[str | None, str | None, list[str]]]:
+    repository = SqlRepository(db)
+    try:
+        return [(p.first_name, p.phone, sorted(p.other_phones)) for p in Funnel(repository).leads()]
+    finally:
+        repository.close()
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'crm.db'}"
+
+
+def write(tmp_path: Path, text: str, name: str = "in.csv") -> str:
+    (tmp_path / name).write_text(text, encoding="utf-8")
+    return str(tmp_path / name)
+
+
+# --- the due table shows text, never markup --------------------------------------------
+
+
+def test_the_due_table_shows_brackets_in_names_as_they_are(tmp_path: Path, db: str) -> None:
+    text = (
+        "first_name,last_name,email,company\n"
+        "Ann,Lee [/x],ann@r.example.com,Foo\n"
+        "Pat,Rivera [inactive],pat@r.example.com,Acme [uk]\n"
+    )
+    assert run("import", write(tmp_path, text), "--db", db)[0] == 0
+    code, out, err = run("due", "--db", db)
+    assert code == 0, err
+    assert "Lee [/x]" in out  # a closing tag: rich raised MarkupError (a traceback, exit 1)
+    assert "Rivera [inactive]" in out
+    assert "Acme [uk]" in out
+
+
+def test_a_limit_of_zero_is_refused_not_answered_with_nobody(tmp_path: Path, db: str) -> None:
+    assert run("import", write(tmp_path, "email\nann@r.example.com\n"), "--db", db)[0] == 0
+    for command in ("due", "list"):
+        extra = ["raw"] if command == "list" else []
+        code, _, err = run(command, *extra, "--limit", "0", "--db", db)
+        assert code == 2, (command, err)  # was "Nothing is due." / "(nobody)" and 0
+        assert "--limit" in err
+
+
+# --- encodings a user names ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "idna", "punycode"])
+def test_an_encoding_that_cannot_read_the_file_is_one_line_and_status_2(
+    tmp_path: Path, db: str, encoding: str
+) -> None:
+    source = write(tmp_path, "email,first_name\na@b.example.com,Ann\n")
+    code, _, err = run("import", source, "--encoding", encoding, "--db", db)
+    assert code == 2, err  # a UnicodeError traceback, exit 1
+    assert "Traceback" not in err
+    assert err.count("\n") == 1
+    assert not stored(db)
+
+
+@pytest.mark.parametrize(
+    ("encoding", "codec"),
+    [("utf-16-le", "utf-16"), ("utf-16-be", "utf-16-be"), ("utf-32-le", "utf-32")],
+)
+def test_a_byte_order_mark_is_no_part_of_the_first_column_s_name(
+    tmp_path: Path, db: str, encoding: str, codec: str
+) -> None:
+    data = "first_name\temail\nAnn\ta@u.example.com\n".encode(codec)
+    if codec == "utf-16-be":
+        data = codecs.BOM_UTF16_BE + data
+    (tmp_path / "u.csv").write_bytes(data)
+    code, out, err = run("import", str(tmp_path / "u.csv"), "--encoding", encoding, "--db", db)
+    assert code == 0, err
+    assert "not imported" not in out  # "Columns not imported: \ufefffirst_name"
+    assert stored(db) == [("Ann", None, [])]
+
+
+# --- erase --file --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("data", "said"),
+    [
+        ("jürgen@x.example.com\n".encode("cp1252"), "not UTF-8 (byte 0xFC on line 1)"),
+        ("jürgen@x.example.com\n".encode("utf-16"), 'UTF-16 (Notepad\'s "Unicode")'),
+    ],
+)
+def test_an_erase_list_that_is_not_utf8_is_refused_in_one_line(
+    tmp_path: Path, db: str, data: bytes, said: str
+) -> None:
+    assert run("import", write(tmp_path, "email\njürgen@x.example.com\n"), "--db", db)[0] == 0
+    (tmp_path / "list.txt").write_bytes(data)
+    code, _, err = run("erase", "--file", str(tmp_path / "list.txt"), "--db", db)
+    assert code == 2, err  # a UnicodeDecodeError traceback, exit 1
+    assert said in err
+    assert "save it as UTF-8" in err
+    assert stored(db) == [(None, None, [])]  # nobody erased: still as imported
+    (lead,) = Funnel(SqlRepository(db)).leads()
+    assert lead.email == "jürgen@x.example.com"
+    assert lead.erased_at is None
+
+
+# --- the mobile number ------------------------------------------------------------------
+
+
+def test_a_mobile_beside_a_phone_is_one_of_the_person_s_other_phones(
+    tmp_path: Path, db: str
+) -> None:
+    salesforce = (
+        "FirstName,LastName,Email,Company,Phone,MobilePhone\n"
+        "Pat,Rivera,pat@m.example.com,Acme,(512) 555-0134,(512) 555-0199\n"
+        "Lee,Chan,lee@m.example.com,Acme,(512) 555-0150,+1 512 555 0150\n"  # the same
+        "Ana,Ruiz,ana@m.example.com,Acme,,(512) 555-0160\n"  # the mobile is the phone
+        "Bo,Berg,bo@m.example.com,Acme,(512) 555-0170,N/A\n"
+    )
+    hubspot = (
+        "First Name,Last Name,Email,Phone Number,Mobile Phone Number\n"
+        "Mia,Berg,mia@m.example.com,+1 512 555 0188,+1 512 555 0177\n"
+    )
+    assert run("import", write(tmp_path, salesforce, "sf.csv"), "--db", db)[0] == 0
+    assert run("import", write(tmp_path, hubspot, "hs.csv"), "--db", db)[0] == 0
+    assert stored(db) == [
+        ("Pat", "+15125550134", ["+15125550199"]),
+        ("Lee", "+15125550150", []),
+        ("Ana", "+15125550160", []),
+        ("Bo", "+15125550170", []),
+        ("Mia", "+15125550188", ["+15125550177"]),
+    ]
+    # A later file giving Pat's mobile as the phone finds Pat: it was added again.
+    again = "FirstName,LastName,Company,Phone\nPat,Rivera,Acme,(512) 555-0199\n"
+    code, out, _ = run("import", write(tmp_path, again, "again.csv"), "--db", db)
+    assert code == 0
+    assert out.startswith("0 added, 1 duplicates"), out
+
+
+def test_a_bad_mobile_beside_a_phone_rejects_its_row_naming_the_mobile_column(
+    tmp_path: Path, db: str
+) -> None:
+    text = (
+        "FirstName,Email,Phone,OtherPhone,MobilePhone\n"
+        "Pat,pat@m.example.com,(512) 555-0134,(512) 555-0111,12\n"
+        "Lee,lee@m.example.com,(512) 555-0150,12,(512) 555-0112\n"
+    )
+    rejects = tmp_path / "r.csv"
+    code, out, _ = run("import", write(tmp_path, text), "--db", db, "--rejects", str(rejects))
+    assert code == 0
+    assert out.startswith("0 added, 0 duplicates, 0 avoided, 2 rejected"), out
+    reasons = rejects.read_text(encoding="utf-8").splitlines()[1:]
+    assert "MobilePhone: " in reasons[0]
+    assert "'12'" in reasons[0]
+    assert "OtherPhone: " in reasons[1]
+    assert "'12'" in reasons[1]
+
+
+# --- outputs over the database, and reasons that name the file's columns ---------------
+
+
+@pytest.mark.parametrize("tail", ["", "-wal"])
+def test_the_demo_refuses_a_chart_over_a_file_of_its_database(tmp_path: Path, tail: str) -> None:
+    db = tmp_path / "d.db"
+    code, _, err = run("demo", "--leads", "20", "--db", f"sqlite:///{db}", "--svg", f"{db}{tail}")
+    assert code == 2, err  # wrote the chart over the WAL (the demo's funnel lost), exit 0
+    assert "is a file of the database" in err
+    assert Funnel(SqlRepository(f"sqlite:///{db}")).count("lead") == 0  # nothing stored
+
+
+def test_a_future_creation_date_s_reason_names_the_file_s_column(tmp_path: Path, db: str) -> None:
+    text = "FirstName,Email,CreatedDate\nC,c@x.example.com,2999-01-01T00:00:00Z\n"
+    rejects = tmp_path / "r.csv"
+    assert run("import", write(tmp_path, text), "--db", db, "--rejects", str(rejects))[0] == 0
+    (reason,) = (line for line in rejects.read_text(encoding="utf-8").splitlines()[1:])
+    assert "CreatedDate: 2999-01-01T00:00:00+00:00 is later than the import" in reason
