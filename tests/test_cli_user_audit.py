@@ -4,6 +4,7 @@ CSV imports, 2026-11-29): each test failed before its fix."""
 from __future__ import annotations
 
 import codecs
+import os
 from pathlib import Path
 
 import pytest
@@ -189,3 +190,27 @@ def test_a_future_creation_date_s_reason_names_the_file_s_column(tmp_path: Path,
     assert run("import", write(tmp_path, text), "--db", db, "--rejects", str(rejects))[0] == 0
     (reason,) = (line for line in rejects.read_text(encoding="utf-8").splitlines()[1:])
     assert "CreatedDate: 2999-01-01T00:00:00+00:00 is later than the import" in reason
+
+
+def test_a_number_of_another_country_that_is_no_number_here_says_what_reads_it(
+    tmp_path: Path, db: str
+) -> None:
+    text = "FirstName,Email,Phone,Country\nE,e@q.example.com,07911 123456,United Kingdom\n"
+    rejects = tmp_path / "r.csv"
+    assert run("import", write(tmp_path, text), "--db", db, "--rejects", str(rejects))[0] == 0
+    (reason,) = rejects.read_text(encoding="utf-8").splitlines()[1:]
+    # Was only "cannot be a phone number in region US": the hint came only for a number
+    # that also reads in the default region.
+    assert "+44" in reason
+    assert "--phone-region GB" in reason
+    code, out, _ = run("import", write(tmp_path, text), "--db", db, "--phone-region", "GB")
+    assert code == 0
+    assert out.startswith("1 added"), out
+
+
+def test_a_pipe_is_refused_as_a_pipe_not_as_a_missing_file(tmp_path: Path, db: str) -> None:
+    fifo = tmp_path / "in.csv"
+    os.mkfifo(fifo)
+    code, _, err = run("import", str(fifo), "--db", db)
+    assert code == 2
+    assert "not a file but a pipe" in err  # was "no such file"

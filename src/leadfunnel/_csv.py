@@ -1536,6 +1536,14 @@ def open_csv(
         raise CsvError(f"unknown format {format!r}; choose one of: {', '.join(FORMATS)}")
     file = Path(path)
     if not file.is_file():
+        if file.is_dir():
+            raise CsvError(f"{file}: this is a folder; name the CSV file in it")
+        if file.exists():
+            # Read twice (checked whole before anything is stored): a pipe reads once.
+            raise CsvError(
+                f"{file}: not a file but a pipe or a device; save what it gives to a file "
+                "and import that"
+            )
         raise CsvError(f"{file}: no such file")
     try:
         with file.open("rb") as raw:

@@ -205,6 +205,20 @@ def _check_national(value: str, region: str, country: str) -> None:
         )
 
 
+def _dial_hint(region: str, country: str) -> str:
+    """What reads a number written without its country code for a record of another
+    ``country`` than the default ``region``."""
+    import phonenumbers
+
+    dials = phonenumbers.country_code_for_region(country)
+    code = f" (+{dials} ...)" if dials else ""
+    return (
+        f"the country is {country}, the default region {region}: write it with its "
+        f"country code{code}, or set the default region to {country} (leadfunnel import "
+        f"--phone-region {country})"
+    )
+
+
 def phone_region_of(region: str) -> str:
     """``region`` (upper-cased) if phone numbers can be read in it, else ``ValueError``
     saying what to give."""
@@ -494,11 +508,18 @@ class _Person(_Stored):
         if value is None:
             return None
         region = _phone_region(info)
-        phone = normalise_phone(value, region)
         # validated first (see the field's place); no data: the field validated alone
         country = info.data.get("country") if info.data else None
-        if country is not None and value[0] != "+" and country != region.upper():
-            _check_national(value, region, country)
+        national = country is not None and value[0] != "+" and country != region.upper()
+        try:
+            phone = normalise_phone(value, region)
+        except ValueError as exc:
+            if not national:
+                raise
+            # "07911 123456" of a British record is no US number: say what would read it.
+            raise ValueError(f"{exc}; {_dial_hint(region, str(country))}") from None
+        if national:
+            _check_national(value, region, str(country))
         return phone
 
     @field_validator("other_phones")
