@@ -1491,8 +1491,8 @@ def _unreadable(exc: csv.Error, first: int, last: int) -> str:
     if "field larger than field limit" in str(exc):
         return (
             f"{lines} of the file: a cell is longer than {csv.field_size_limit():,} "
-            "characters, as when a quote is left open; close the quote and import these "
-            "lines again"
+            "characters (no field holds that much: notes hold 32,000), as when a quote is "
+            "left open; close the quote, or shorten the cell, and import these lines again"
         )
     return f"{lines} of the file cannot be read as CSV: {exc}"
 
