@@ -214,3 +214,40 @@ def test_a_pipe_is_refused_as_a_pipe_not_as_a_missing_file(tmp_path: Path, db: s
     code, _, err = run("import", str(fifo), "--db", db)
     assert code == 2
     assert "not a file but a pipe" in err  # was "no such file"
+
+
+# --- from the docs audit: messages that said what is not so --------------------------
+
+
+def test_a_new_lead_with_a_status_it_cannot_start_in_names_no_false_way_out() -> None:
+    from leadfunnel import InvalidTransitionError, Lead
+
+    funnel = Funnel()
+    with pytest.raises(InvalidTransitionError) as caught:
+        funnel.add(Lead(email="q@x.example.com", status="qualified"))
+    # Was "triggers allowed from 'qualified': none", while disqualify, convert and avoid are.
+    assert "triggers allowed" not in str(caught.value)
+    assert "new leads start as suspect, farm_list, raw or avoid" in str(caught.value)
+    assert caught.value.allowed == ()
+    report = funnel.import_leads([{"email": "r@x.example.com"}], status="suspect")
+    assert len(report.added) == 1
+    with pytest.raises(InvalidTransitionError) as imported:
+        funnel.import_leads([{"email": "s@x.example.com"}], status="qualified")
+    assert "triggers allowed" not in str(imported.value)
+
+
+def test_an_edit_giving_someone_else_s_e_mail_says_to_merge_not_to_stop_adding() -> None:
+    from leadfunnel import DuplicateError, Lead
+
+    funnel = Funnel()
+    ann = funnel.add(Lead(email="ann@x.example.com"))
+    bob = funnel.add(Lead(email="bob@x.example.com", phone="+1 512 555 0134"))
+    with pytest.raises(DuplicateError) as caught:
+        funnel.update(bob.model_copy(update={"email": "Ann@x.example.com"}))
+    assert caught.value.existing_id == ann.id
+    assert caught.value.key == "email:ann@x.example.com"
+    message = str(caught.value)
+    assert "adding again" not in message  # an add's advice, for an edit
+    assert "funnel.merge" in message
+    assert "ann@" not in message.lower()  # never the personal value (DESIGN 13)
+    assert funnel.get_lead(bob.id).email == "bob@x.example.com"

@@ -1,6 +1,6 @@
 """The example web CRM of docs/examples/crm_app.py, driven through its test client on
-memory and SQLite: capture, find, paging, due for a rep, touch, appointment, deal moves,
-the report and the feed, with leadfunnel's errors as HTTP answers."""
+every store: capture, find, paging, due for a rep, touch, qualify, appointment, deal
+moves, the report and the feed, with leadfunnel's errors as HTTP answers."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from leadfunnel import Funnel, Repository
+from leadfunnel import Funnel, Profile, QualificationEngine, Repository
+from leadfunnel.rules import Source
 from leadfunnel.testing import ManualClock
 
 fastapi = pytest.importorskip("fastapi")
@@ -69,9 +70,40 @@ def test_a_lead_from_the_form_to_a_won_deal(client: TestClient) -> None:
     assert touched.status_code == 201
     refused = client.post(f"/leads/{lead_id}/qualify")
     assert refused.status_code == 400  # no engine configured: a ConfigError
+    assert "force=True" in refused.json()["detail"]
+    raw = client.post(f"/people/{lead_id}/appointments", json={"owner": "sam"})
+    assert raw.status_code == 409  # a raw lead is not booked without force
+    assert "convert" in raw.json()["detail"]
+    # Qualified by hand, booked, and taken to a won deal, all over HTTP.
+    by_hand = client.post(f"/leads/{lead_id}/qualify", json={"force": True, "reason": "met"})
+    assert by_hand.json()["status"] == "qualified"
     deal = client.post(f"/people/{lead_id}/appointments", json={"owner": "sam"})
-    assert deal.status_code == 409  # a raw lead is not booked without force
-    assert "convert" in deal.json()["detail"]
+    assert deal.status_code == 201
+    deal_id = deal.json()["id"]
+    for move in ("sit", "propose", "send_contract"):
+        assert client.post(f"/deals/{deal_id}/{move}").status_code == 200
+    won = client.post(f"/deals/{deal_id}/win", json={"amount": "25000"})
+    assert won.json()["stage"] == "won"
+    person = client.get("/people", params={"email": pat(1)["email"]}).json()
+    assert (person["kind"], person["type"]) == ("contact", "client")
+
+
+def test_a_lead_is_judged_by_the_funnels_rules_and_a_referral_booked_at_once(
+    repository: Repository, clock: ManualClock
+) -> None:
+    if type(repository).__name__ not in ("InMemoryRepository", "SqlRepository"):
+        pytest.skip("memory and SQL")
+    engine = QualificationEngine([Profile("webinar", [Source(["webinar"])])])
+    funnel = Funnel(repository, clock=clock, engine=engine, phone_region="DE")
+    client = TestClient(load_example().create_app(funnel))
+    fits = client.post("/leads", json=pat(3, phone="030 1234567")).json()
+    assert fits["phone"] == "+49301234567"  # validated in the funnel's phone region
+    judged = client.post(f"/leads/{fits['id']}/qualify").json()
+    assert (judged["status"], judged["profile"]) == ("qualified", "webinar")
+    referral = client.post("/leads", json=pat(4, source="referral")).json()
+    booked = client.post(f"/people/{referral['id']}/appointments", json={"force": True})
+    assert booked.status_code == 201
+    assert booked.json()["stage"] == "appointment_set"
 
 
 def test_deal_moves_due_report_and_the_feed(

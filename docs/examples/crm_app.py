@@ -1,8 +1,9 @@
 """A small web CRM on leadfunnel: FastAPI, a dozen endpoints, one funnel.
 
-Run it with ``uvicorn crm_app:app`` (it keeps its data in ``crm.db``), or build your own
-around :func:`create_app`, which takes any funnel. ``tests/test_example_app.py`` drives
-it through FastAPI's test client on memory and on SQLite.
+Run it with ``uvicorn crm_app:app`` (it keeps its data in ``crm.db`` and judges leads by
+the rules in ``rules.toml`` when there is one), or build your own around
+:func:`create_app`, which takes any funnel. ``tests/test_example_app.py`` drives it
+through FastAPI's test client on memory, SQLite, PostgreSQL and MariaDB.
 
 Every leadfunnel error becomes an HTTP answer with its message: a refused move is a
 409, a record that does not exist a 404, a bad argument a 422, a channel the policy
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -30,6 +32,7 @@ from leadfunnel import (
     LeadFunnelError,
     NotFoundError,
     PolicyError,
+    QualificationEngine,
     SqlRepository,
 )
 
@@ -56,10 +59,18 @@ class TouchForm(pydantic.BaseModel):
     note: str | None = None
 
 
+class QualifyForm(pydantic.BaseModel):
+    """Judge by the rules (the default), or qualify by hand (``force``, with a reason)."""
+
+    force: bool = False
+    reason: str | None = None
+
+
 class AppointmentForm(pydantic.BaseModel):
     appointment_at: datetime | None = None
     owner: str | None = None
     setter: str | None = None
+    force: bool = False  # book a raw lead (a referral who called) without qualifying it
 
 
 class CloseForm(pydantic.BaseModel):
@@ -84,7 +95,11 @@ def create_app(funnel: Funnel) -> FastAPI:
 
     @app.post("/leads", status_code=201)
     def capture(form: CaptureForm, response: Response) -> dict[str, Any]:
-        done = funnel.capture_result(Lead.model_validate(form.model_dump()))
+        # Validated in the funnel's phone region: "030 1234567" is Berlin for a German CRM.
+        fields = Lead.model_validate(
+            form.model_dump(), context={"phone_region": funnel.phone_region}
+        )
+        done = funnel.capture_result(fields)
         if not done.new:
             response.status_code = 200  # a known person answered again
         return {"kind": done.record.kind, "new": done.new, **done.record.model_dump(mode="json")}
@@ -117,8 +132,9 @@ def create_app(funnel: Funnel) -> FastAPI:
         return funnel.get_lead(id).model_dump(mode="json")
 
     @app.post("/leads/{id}/qualify")
-    def qualify(id: UUID) -> dict[str, Any]:
-        return funnel.qualify(id).to_dict()
+    def qualify(id: UUID, form: QualifyForm | None = None) -> dict[str, Any]:
+        form = form or QualifyForm()
+        return funnel.qualify(id, force=form.force, reason=form.reason).to_dict()
 
     @app.post("/people/{id}/touches", status_code=201)
     def touch(id: UUID, form: TouchForm) -> dict[str, Any]:
@@ -131,7 +147,11 @@ def create_app(funnel: Funnel) -> FastAPI:
     @app.post("/people/{id}/appointments", status_code=201)
     def book(id: UUID, form: AppointmentForm) -> dict[str, Any]:
         deal = funnel.set_appointment(
-            id, appointment_at=form.appointment_at, owner=form.owner, setter=form.setter
+            id,
+            appointment_at=form.appointment_at,
+            owner=form.owner,
+            setter=form.setter,
+            force=form.force,
         )
         return deal.model_dump(mode="json")
 
@@ -166,7 +186,9 @@ def create_app(funnel: Funnel) -> FastAPI:
 
 
 def _default() -> FastAPI:  # pragma: no cover - for ``uvicorn crm_app:app``
-    return create_app(Funnel(SqlRepository("sqlite:///crm.db")))
+    rules = Path("rules.toml")
+    engine = QualificationEngine.from_toml(rules) if rules.exists() else None
+    return create_app(Funnel(SqlRepository("sqlite:///crm.db"), engine=engine))
 
 
 def __getattr__(name: str) -> Any:  # pragma: no cover - made on first use only

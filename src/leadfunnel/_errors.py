@@ -74,7 +74,9 @@ class InvalidTransitionError(LeadFunnelError, ValueError):
     """A trigger that the subject's current state does not allow.
 
     ``state``, ``trigger`` and ``allowed`` (the triggers allowed from ``state``) say what
-    went wrong and what could be done instead. Nothing was changed.
+    went wrong and what could be done instead. Nothing was changed. ``allowed`` is
+    ``None`` where no trigger is the way out (a new lead given a status it cannot start
+    in): the message then leaves the triggers out, and ``.allowed`` is empty.
     """
 
     def __init__(
@@ -82,18 +84,17 @@ class InvalidTransitionError(LeadFunnelError, ValueError):
         subject: str,
         state: str,
         trigger: str,
-        allowed: Iterable[str],
+        allowed: Iterable[str] | None,
         hint: str = "",
     ) -> None:
         self.subject = subject
         self.state = state
         self.trigger = trigger
-        self.allowed = tuple(allowed)
-        choices = ", ".join(self.allowed) if self.allowed else "none"
-        message = (
-            f"cannot {trigger!r} {_article(subject)} {subject} in state {state!r}; "
-            f"triggers allowed from {state!r}: {choices}"
-        )
+        self.allowed = () if allowed is None else tuple(allowed)
+        message = f"cannot {trigger!r} {_article(subject)} {subject} in state {state!r}"
+        if allowed is not None:
+            choices = ", ".join(self.allowed) if self.allowed else "none"
+            message += f"; triggers allowed from {state!r}: {choices}"
         if hint:
             message += f" ({hint})"
         super().__init__(message)

@@ -288,7 +288,7 @@ def import_leads(
             "lead",
             status.value,
             "import",
-            (),
+            None,
             hint="imported leads start as suspect, farm_list, raw or avoid",
         )
     allowed = _IMPORTABLE + _CARRIED if carry_over else _IMPORTABLE

@@ -35,6 +35,7 @@ from ._errors import (
     InvalidTransitionError,
     NotFoundError,
     _article,
+    _key_kind,
 )
 from ._lifecycle import CONTACT, LEAD
 from ._models import (
@@ -357,7 +358,20 @@ def update(
     changes = ChangeSet(updates=[fresh], events=[new], suppress=suppress)
     if isinstance(fresh, (Lead, Contact)) and added:
         changes.unsuppressed, changes.digest = added, suppressor.digest
-    repository.commit(changes)
+    try:
+        repository.commit(changes)
+    except DuplicateError as exc:
+        if isinstance(exc, AvoidListedError) or not exc.key.startswith(("email:", "phone:")):
+            raise
+        # The store's message is an add's ("instead of adding again"): this is an edit
+        # giving the person someone else's e-mail or phone.
+        raise DuplicateError(
+            exc.existing_id,
+            exc.key,
+            f"{exc.existing_id} already holds this {_key_kind(exc.key)}: two records "
+            f"cannot share it; if they are one person, merge them (funnel.merge), else "
+            f"give {fresh.kind} {fresh.id} another one",
+        ) from None
     return fresh
 
 
@@ -472,7 +486,7 @@ def _prepare_new(
                 "lead",
                 status.value,
                 verb,
-                (),
+                None,
                 hint="new leads start as suspect, farm_list, raw or avoid; "
                 "then use the triggers to move them",
             )
