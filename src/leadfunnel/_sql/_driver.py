@@ -15,6 +15,9 @@ import sqlalchemy as sa
 from . import _schema as s
 from ._rows import dump_json
 
+#: The dialect names of MySQL and MariaDB (SQLAlchemy names MariaDB either way).
+_MYSQL = ("mysql", "mariadb")
+
 
 class DriverStatements:
     """The statements of the bulk paths, sent straight to the driver: ``INSERT`` for its
@@ -200,11 +203,14 @@ class DriverStatements:
             f"WHERE subject_id {{ids}} AND channel = {self._mark}"
         )
 
-    def touch_counts_sql(self) -> str:
-        """Each subject's number of touches, of those among ``{ids}`` with any."""
+    def touch_counts_sql(self, *, locking: bool = False) -> str:
+        """Each subject's number of touches, of those among ``{ids}`` with any;
+        ``locking``: read as committed now, with shared locks (MySQL, whose plain reads
+        see the transaction's snapshot)."""
+        share = " LOCK IN SHARE MODE" if locking and self._dialect.name in _MYSQL else ""
         return (
             f"SELECT subject_id, COUNT(*) FROM {self._name(s.touches)} "
-            "WHERE subject_id {ids} GROUP BY subject_id"
+            f"WHERE subject_id {{ids}} GROUP BY subject_id{share}"
         )
 
     @property

@@ -275,6 +275,12 @@ class SqlRepository(RepRowsAdapter):
                     s.MIGRATIONS[version](conn)
                 if found < s.SCHEMA_VERSION:
                     conn.execute(sa.update(s.schema_table).values(version=s.SCHEMA_VERSION))
+                if self.migrate == "auto":
+                    # The suppression secret with the store, not on first use: version 3
+                    # made its table empty, and a secret first made inside an application's
+                    # transaction() that rolls back would be gone while this process hashes
+                    # with it (after a restart, every add refused). One query when it exists.
+                    _keep_secret(conn)
         except sa_exc.DBAPIError as exc:
             problem = first_line(exc.orig)
             if "database is locked" in problem:  # SQLite: another connection writes
@@ -578,10 +584,20 @@ class SqlRepository(RepRowsAdapter):
                 self._refuse_version(conn, record, record.version)
             released.append(record.id)
         stored = self._lock(conn, changes)
+        # Inside a transaction() block on MySQL the block's first read took the snapshot
+        # a plain count sees: an erasure or a merge (which read events or deals) counts
+        # with a locking read there, as committed now, so that a touch, capture or
+        # booking another process committed meanwhile fails it rather than stay
+        # unscrubbed or point at a deleted record (see _check_touches).
+        locking = (
+            self._locking_reads
+            and bool(changes.events_read or changes.deals_read)
+            and self._current() is not None
+        )
         if changes.touches_read:
-            self._check_touches(conn, changes.touches_read)
+            self._check_touches(conn, changes.touches_read, locking=locking)
         if changes.events_read or changes.deals_read:
-            self._check_counts(conn, changes)
+            self._check_counts(conn, changes, locking=locking)
         held = self._update(conn, changes.updates, stored, changes.read)
         for batch in _batches(released):
             conn.execute(_RELEASE_KEYS, {"ids": list(batch)})
@@ -737,7 +753,9 @@ class SqlRepository(RepRowsAdapter):
                     return True
         return False
 
-    def _check_touches(self, conn: Connection, read: dict[UUID, int]) -> None:
+    def _check_touches(
+        self, conn: Connection, read: dict[UUID, int], *, locking: bool = False
+    ) -> None:
         """Refuse the change if a subject has other touches than it was decided on.
 
         Counted once the subjects' rows are locked (they are in ``checks`` or
@@ -747,22 +765,31 @@ class SqlRepository(RepRowsAdapter):
         takes its snapshot now. (A locking count would lock the gaps of the touches'
         index, and deadlock with other subjects' touches being inserted.) Inside a
         ``transaction()`` block on MySQL the block's first read took the snapshot:
-        there a touch another process logs meanwhile may go unseen."""
-        counts = self._touch_counts(conn, list(read))  # one query per 500 subjects
+        there a touch another process logs meanwhile may go unseen, unless ``locking``
+        (an erasure's or a merge's check: a locking count, as committed now; a
+        conflicting writer may then make the block fail with ``ConcurrencyError``)."""
+        counts = self._touch_counts(conn, list(read), locking=locking)  # 500 subjects a query
         for subject_id, expected in read.items():
             if counts[subject_id] != expected:
                 raise ConcurrencyError.of_touches(subject_id, expected, counts[subject_id])
 
-    def _check_counts(self, conn: Connection, changes: ChangeSet) -> None:
+    def _check_counts(self, conn: Connection, changes: ChangeSet, *, locking: bool = False) -> None:
         """Refuse the change if a subject has other events, or a person other deals,
         than it was decided on: counted as :meth:`_check_touches` counts touches, once
         the rows the change writes (the subjects among them) are locked."""
+        events = _EVENT_COUNT_LOCKED if locking else _EVENT_COUNT
         for subject_id, expected in changes.events_read.items():
-            found = conn.execute(_EVENT_COUNT, {"subject_id": subject_id}).scalar_one()
+            found = conn.execute(events, {"subject_id": subject_id}).scalar_one()
             if found != expected:
                 raise read_changed("events", subject_id, expected, found)
         for record_id, expected in changes.deals_read.items():
-            found = conn.execute(_DEAL_COUNT, {"record_id": record_id}).scalar_one()
+            if locking:  # each count its own statement: MySQL locks no subquery's rows
+                found = sum(
+                    conn.execute(query, {"record_id": record_id}).scalar_one()
+                    for query in _DEAL_COUNTS_LOCKED
+                )
+            else:
+                found = conn.execute(_DEAL_COUNT, {"record_id": record_id}).scalar_one()
             if found != expected:
                 raise read_changed("deals", record_id, expected, found)
 
@@ -1125,6 +1152,24 @@ class SqlRepository(RepRowsAdapter):
                 raise clash
         self._insert(conn, s.keys, rows)
 
+    def _key_holders(self, keys: Iterable[str]) -> dict[str, tuple[UUID, bool]]:
+        """The stored holder of each of ``keys`` that has one, and whether that holder
+        is avoided, as committed now: inside a ``transaction()`` block on MySQL a plain
+        read sees the block's snapshot, which misses a person another writer stored
+        since (whose key refused this commit), so there it is a locking read."""
+        t = s.keys
+        locking = self._locking_reads and self._current() is not None
+        found: dict[str, tuple[UUID, bool]] = {}
+        with self._read() as conn:
+            for batch in _batches(list(keys)):
+                query = sa.select(t.c.key, t.c.record_id, t.c.avoided).where(t.c.key.in_(batch))
+                if locking:
+                    query = query.with_for_update(read=True)
+                found.update(
+                    (key, (holder, bool(avoided))) for key, holder, avoided in conn.execute(query)
+                )
+        return found
+
     def _explain(self, changes: ChangeSet, exc: sa_exc.IntegrityError) -> NoReturn:
         """Turn a unique-index violation into the error the contract names.
 
@@ -1138,12 +1183,7 @@ class SqlRepository(RepRowsAdapter):
             # e-mail, on PostgreSQL and MariaDB), personal data (DESIGN 13).
             raise ConcurrencyError(id, 0, record.version) from None
         claimants = _claimants(changes)
-        holders = self.find_keys({key for r in claimants for key in identity_keys(r)})
-        records = self.get_many(set(holders.values()))
-        stored = {
-            key: (holder, holder in records and is_avoided(records[holder]))
-            for key, holder in holders.items()
-        }
+        stored = self._key_holders({key for r in claimants for key in identity_keys(r)})
         clash = _first_clash(claimants, changes, stored)
         if clash is not None:
             # Not chained: the driver's message names the key (PostgreSQL's "Key
@@ -1533,11 +1573,15 @@ class SqlRepository(RepRowsAdapter):
         with self._read() as conn:
             return self._touch_counts(conn, wanted)
 
-    def _touch_counts(self, conn: Connection, wanted: list[UUID]) -> dict[UUID, int]:
-        """:meth:`touch_counts` in ``conn``: one query per 500 subjects."""
+    def _touch_counts(
+        self, conn: Connection, wanted: list[UUID], *, locking: bool = False
+    ) -> dict[UUID, int]:
+        """:meth:`touch_counts` in ``conn``: one query per 500 subjects (``locking``: a
+        locking read, MySQL's only, as committed now)."""
         by_raw = {self._raw_id(id): id for id in wanted}
         counts = dict.fromkeys(wanted, 0)
-        for subject, count in self._by_ids(conn, self._driver.touch_counts_sql(), wanted):
+        sql = self._driver.touch_counts_sql(locking=locking)
+        for subject, count in self._by_ids(conn, sql, wanted):
             counts[by_raw[subject]] = int(count)
         return counts
 
@@ -1797,6 +1841,14 @@ _EVENT_COUNT = (
     sa.select(sa.func.count())
     .select_from(s.events)
     .where(s.events.c.subject_id == sa.bindparam("subject_id"))
+)
+_EVENT_COUNT_LOCKED = _EVENT_COUNT.with_for_update(read=True)
+_DEAL_COUNTS_LOCKED = tuple(
+    sa.select(sa.func.count())
+    .select_from(s.opportunities)
+    .where(column == sa.bindparam("record_id"))
+    .with_for_update(read=True)
+    for column in (s.opportunities.c.contact_id, s.opportunities.c.lead_id)
 )
 # Two counts, each through its own index (an OR may scan the table on some servers).
 _DEAL_COUNT = sa.select(
