@@ -3,20 +3,26 @@ SQL adapter (a read-only audit, 2026-11-29): each test failed before its fix."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
-from typing import Any
+from contextlib import closing
+from pathlib import Path
+from typing import Any, Literal
 
 import pytest
 import sqlalchemy as sa
+from pydantic import Field
 
 from conftest import person
 from leadfunnel import (
     AvoidListedError,
     ConcurrencyError,
+    ConfigError,
     Contact,
     DuplicateError,
     Funnel,
     Lead,
+    SqlRepository,
     Stage,
 )
 from leadfunnel._sql import _schema as schema
@@ -25,6 +31,10 @@ from test_sql import _back_to_version_1, open_repository, url
 __all__ = ["url"]  # the fixture, from test_sql
 
 NOTE = "Kim Jones said call her at 512 555 0100"
+
+
+class Seated(Lead):
+    seats: dict[str, int] = Field(default_factory=dict)
 
 
 def servers_only(where: tuple[str, str | None]) -> None:
@@ -162,3 +172,73 @@ def test_a_key_another_writer_stored_meanwhile_is_a_duplicate_in_a_block(
     finally:
         app.close()
         worker.close()
+
+
+# --- SQLite: an application's engine, checks that change nothing, readers never wait --
+
+
+def test_an_applications_engine_used_before_and_opened_again_works(tmp_path: Path) -> None:
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'app.db'}")
+    with engine.begin() as conn:  # the application's own table first: a pooled connection
+        conn.exec_driver_sql("CREATE TABLE app_notes (text VARCHAR(200))")
+    first = SqlRepository(engine)
+    funnel = Funnel(first, lead_model=Seated)
+    funnel.add(Seated(email="a@x.example.com", seats={"x": 1}))
+    # The pooled connection lacked leadfunnel's functions: "no such function: lf_json".
+    assert [lead.email for lead in funnel.leads(where={"seats": {"x": 1}})] == ["a@x.example.com"]
+    first.close()
+    again = SqlRepository(engine)  # was "cannot start a transaction within a transaction"
+    try:
+        assert Funnel(again, lead_model=Seated).count("lead") == 1
+    finally:
+        again.close()
+
+
+def journal_mode(path: Path) -> str:
+    with closing(sqlite3.connect(path)) as conn:
+        return str(conn.execute("PRAGMA journal_mode").fetchone()[0])
+
+
+@pytest.mark.parametrize("migrate", ["check", "never"])
+def test_a_file_refused_or_read_as_it_is_is_not_changed(
+    tmp_path: Path, migrate: Literal["check", "never"]
+) -> None:
+    foreign = tmp_path / "theirs.db"
+    with closing(sqlite3.connect(foreign)) as conn:
+        conn.execute("CREATE TABLE invoices (id INTEGER)")
+    with pytest.raises(ConfigError):
+        SqlRepository(f"sqlite:///{foreign}", migrate=migrate)
+    assert journal_mode(foreign) == "delete"  # was switched to WAL before the refusal
+
+
+def test_a_read_only_file_opens_to_be_read(tmp_path: Path) -> None:
+    path = tmp_path / "crm.db"
+    made = SqlRepository(f"sqlite:///{path}")
+    Funnel(made).add(Lead(**person(1)))
+    made.close()
+    with closing(sqlite3.connect(path)) as conn:  # a copy handed over in rollback mode
+        conn.execute("PRAGMA journal_mode = DELETE")
+    modes: tuple[Literal["check", "never"], ...] = ("check", "never")
+    for migrate in modes:
+        read_only = SqlRepository(f"sqlite:///file:{path}?mode=ro&uri=true", migrate=migrate)
+        try:  # was "attempt to write a readonly database"
+            assert Funnel(read_only).count("lead") == 1
+        finally:
+            read_only.close()
+    assert journal_mode(path) == "delete"
+
+
+def test_opening_to_check_never_waits_for_a_writer(tmp_path: Path) -> None:
+    path = tmp_path / "crm.db"
+    url = f"sqlite:///{path}"
+    Funnel(SqlRepository(url)).add(Lead(**person(1)))
+    writer = Funnel(SqlRepository(url))
+    with writer.transaction():
+        writer.add(Lead(**person(2)))  # holds SQLite's write lock until the block ends
+        # Was BEGIN IMMEDIATE: queued behind the writer, then "database is locked".
+        checked = SqlRepository(url, migrate="check", connect_args={"timeout": 0.2})
+        try:
+            assert Funnel(checked).count("lead") == 1  # what is committed, at once
+        finally:
+            checked.close()
+    writer.repository.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -59,6 +60,10 @@ def refuse_a_missing_sqlite_file(url: str | sa.URL | Engine) -> None:
 def make_engine(url: str | sa.URL | Engine, options: dict[str, Any]) -> Engine:
     if isinstance(url, Engine):
         engine = url
+        if engine.dialect.name == "sqlite" and engine not in _TUNED:
+            # Connections the application's engine opened before it was given here
+            # lack leadfunnel's functions and settings: they are made again.
+            engine.dispose()
     else:
         try:
             parsed = sa.make_url(url)
@@ -95,9 +100,15 @@ def make_engine(url: str | sa.URL | Engine, options: dict[str, Any]) -> Engine:
             ) from exc
         except (sa_exc.ArgumentError, TypeError) as exc:
             raise ConfigError(f"bad database options for {parsed.drivername!r}: {exc}") from exc
-    if engine.dialect.name == "sqlite":
-        _tune_sqlite(engine)
+    if engine.dialect.name == "sqlite" and engine not in _TUNED:
+        _tune_sqlite(engine)  # once per engine: an engine opened again keeps its tuning
+        _TUNED.add(engine)
     return engine
+
+
+#: The SQLite engines :func:`_tune_sqlite` tuned (an application's engine may be given
+#: to several repositories, or to one opened again).
+_TUNED: weakref.WeakSet[Engine] = weakref.WeakSet()
 
 
 def _tune_sqlite(engine: Engine) -> None:
@@ -121,13 +132,16 @@ def _tune_sqlite(engine: Engine) -> None:
         try:
             cursor.execute("PRAGMA foreign_keys = ON")
             if not memory:
-                _set_wal(cursor)
                 # Checkpoint every ~40 MB of log rather than 4 MB: a page that several
                 # commits touch is written back once (bulk imports: about 12% faster).
                 cursor.execute("PRAGMA wal_autocheckpoint = 10000")
                 # WAL + NORMAL: a committed transaction survives a crash of the process;
-                # only a power loss can lose the last few.
-                cursor.execute("PRAGMA synchronous = NORMAL")
+                # only a power loss can lose the last few. (The file is put in WAL mode
+                # once its schema is known to be leadfunnel's, see use_wal: a file
+                # opened to be checked or refused is not changed. Until then, FULL.)
+                (mode,) = cursor.execute("PRAGMA journal_mode").fetchone()
+                if str(mode).lower() == "wal":
+                    cursor.execute("PRAGMA synchronous = NORMAL")
         finally:
             cursor.close()
 
@@ -135,6 +149,33 @@ def _tune_sqlite(engine: Engine) -> None:
     def _begin(conn: Connection) -> None:
         write = conn.get_execution_options().get("leadfunnel_write", False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def use_wal(engine: Engine) -> None:
+    """Put the SQLite file of ``engine`` in WAL mode (it stays so: readers never wait
+    for the writer), unless it is in it, or cannot be written (a read-only file or
+    ``mode=ro`` URI, opened to be read as it is). Called once the file is known to hold
+    leadfunnel's tables; connections opened before in another mode are made again."""
+    if engine.dialect.name != "sqlite" or isinstance(engine.pool, StaticPool):
+        return
+    with engine.connect() as conn:
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            (mode,) = cursor.execute("PRAGMA journal_mode").fetchone()
+            if str(mode).lower() == "wal":
+                return
+            try:
+                (mode,) = cursor.execute("PRAGMA journal_mode = WAL").fetchone()
+            except sqlite3.OperationalError as exc:
+                if "readonly" in str(exc).replace(" ", "").lower():
+                    return  # a read-only file, or a mode=ro URI: read as it is
+                _set_wal(cursor)  # another connection has the file: wait for it
+            else:
+                if str(mode).lower() != "wal":
+                    return  # SQLite kept the mode it has (it could not write it)
+        finally:
+            cursor.close()
+    engine.dispose()  # the pooled connections: synchronous = NORMAL, now it is WAL
 
 
 def _set_wal(cursor: Any) -> None:

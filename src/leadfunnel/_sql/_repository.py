@@ -80,6 +80,7 @@ from ._engine import (
     make_engine,
     refuse_a_missing_sqlite_file,
     translated,
+    use_wal,
     whole_transaction_lost,
 )
 from ._queries import (
@@ -190,9 +191,10 @@ class SqlRepository(RepRowsAdapter):
         try:
             with self._serial:
                 if migrate == "never":
-                    self._read_version()
+                    self._read_version()  # nothing written, the journal mode included
                 else:
                     self._open_schema()
+                    use_wal(self._engine)
         except BaseException:
             self._engine.dispose()
             raise
@@ -234,8 +236,11 @@ class SqlRepository(RepRowsAdapter):
     def _open_schema_once(self, *, finish: bool = False) -> None:
         where = self._where
         self._reached = False  # a failure before connecting is not worth a retry
+        # A check writes nothing: a plain (deferred) transaction, which on SQLite never
+        # waits for a writer (BEGIN IMMEDIATE queued behind a long import).
+        opener = self._writer if self.migrate == "auto" else self._engine
         try:
-            with self._writer.begin() as conn:
+            with opener.begin() as conn:
                 self._reached = True
                 inspector = sa.inspect(conn)
                 if not inspector.has_table(s.schema_table.name, schema=self.schema):
