@@ -483,8 +483,9 @@ def _store_chunk(
     """Sort each row into added, duplicates or avoided, and store the added in one
     commit; rows that repeat an earlier row the store then refused are sorted again
     (as they would be if that row had come alone), until none is left. Only the rows
-    about to be stored are routed: a duplicate or an avoided person takes nobody's turn
-    or capacity (a row another writer stores a moment before this commit still does).
+    about to be stored are routed, and counted once stored: a duplicate (found now, or
+    stored by another writer a moment before this commit) or an avoided person takes
+    nobody's turn or capacity.
 
     A row that is itself on the avoid list (an avoid list imported, ``status="avoid"``)
     and names a person stored already puts that person on the avoid list (see
@@ -494,12 +495,8 @@ def _store_chunk(
     while valid:
         rows = _sort_rows(repository, valid, report, suppressor, named, opted)
         before = len(report.added)
-        accepted = [
-            (number, assign_owner(router, record) if isinstance(record, Lead) else record)
-            for number, record, earlier, _ in rows
-            if earlier is None
-        ]
-        _commit(repository, accepted, report, actor, reason, opted, suppressor)
+        accepted = [(number, record) for number, record, earlier, _ in rows if earlier is None]
+        _commit(repository, accepted, report, actor, reason, opted, named, router, suppressor)
         # The earlier rows repeated are among the accepted: either all of them were
         # stored (the common case), or look each one up.
         stored = None if len(report.added) - before == len(accepted) else set(report.added[before:])
@@ -811,16 +808,22 @@ def _commit(
     actor: str | None,
     reason: str | None,
     opted: dict[UUID, list[tuple[int, Person]]],
+    named: list[tuple[int, str, UUID]],
+    router: Router | None = None,
     suppressor: Suppressor | None = None,
 ) -> None:
-    """Store ``accepted`` in one commit; if the store refuses it, store each half, down
-    to the one row it refuses, which is reported (about 2 log2(n) commits per bad row).
-    A row another writer stored meanwhile is a duplicate whose opt-outs go to ``opted``,
-    as if it had been found stored; one whose person another writer avoided or erased
-    meanwhile (the store checks the suppression list again as it commits) is avoided."""
+    """Route and store ``accepted`` in one commit; if the store refuses it, store each
+    half, down to the one row it refuses, which is reported (about 2 log2(n) commits
+    per bad row). A row another writer stored meanwhile is a duplicate whose opt-outs
+    go to ``opted``, as if it had been found stored, and a row of the avoid list that
+    names them goes to ``named`` (that person is avoided, as one found stored is); one
+    whose person another writer avoided or erased meanwhile (the store checks the
+    suppression list again as it commits) is avoided. A refused commit gives the owners
+    it routed to their turns and capacity back (see ``assign_owner``): each half is
+    routed again, so a row the store refuses takes nobody's."""
     if not accepted:
         return
-    records = [record for _, record in accepted]
+    records = [assign_owner(router, r) if isinstance(r, Lead) else r for _, r in accepted]
     changes = ChangeSet(
         inserts=list(records),
         events=[e for r in records for e in _events(r, actor, reason)],
@@ -834,13 +837,16 @@ def _commit(
         # Another writer claimed (or avoided) one of these people since we looked.
         if len(accepted) == 1:
             number, record = accepted[0]
-            avoided = isinstance(exc, AvoidListedError)
-            if avoided:
+            if isinstance(exc, AvoidListedError):
                 report.avoided.append(_avoid_listed(number, exc.key, exc.existing_id))
+            elif is_avoided(record) and exc.existing_id is not None:
+                # An avoid row naming the person another writer stored meanwhile: that
+                # person goes on the avoid list, as one found stored does (_sort_rows).
+                named.append((number, exc.key, exc.existing_id))
             else:
                 report.duplicates.append(ImportIssue(number, str(exc), exc.existing_id))
-            if not avoided and exc.existing_id is not None and record.opt_outs:
-                opted.setdefault(exc.existing_id, []).append((number, record))
+                if exc.existing_id is not None and record.opt_outs:
+                    opted.setdefault(exc.existing_id, []).append((number, record))
             return
     except _STORE_REFUSALS as exc:
         if isinstance(exc, StorageError) and not exc.of_value:
@@ -862,8 +868,8 @@ def _commit(
         report.contacts.extend([r.id for r in records if isinstance(r, Contact)])
         return
     half = len(accepted) // 2
-    _commit(repository, accepted[:half], report, actor, reason, opted, suppressor)
-    _commit(repository, accepted[half:], report, actor, reason, opted, suppressor)
+    for part in (accepted[:half], accepted[half:]):
+        _commit(repository, part, report, actor, reason, opted, named, router, suppressor)
 
 
 def _check_store(repository: Repository, record: Person, refusal: Exception) -> None:

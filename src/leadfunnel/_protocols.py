@@ -8,16 +8,21 @@ them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 from ._models import Contact, Lead, is_avoided
 from ._qualification import QualificationResult, lead_field, shown_name
+from ._repository import when_stored
 
 __all__ = ["Engine", "Router", "assign_owner"]
 
 
 class Router(Protocol):
-    """Assigns an owner to a new lead, and names who backs an owner up."""
+    """Assigns an owner to a new lead, and names who backs an owner up.
+
+    A router that counts what it gives may also offer ``reserve(lead)`` (see
+    :func:`assign_owner`) and ``count_given(lead)``, as ``RoutingRules`` does."""
 
     def assign(self, lead: Lead) -> str | None:
         """The owner for a new lead, or ``None`` to leave it unassigned."""
@@ -39,26 +44,49 @@ class Engine(Protocol):
 def assign_owner(router: Router | None, lead: Lead) -> Lead:
     """``lead`` with the owner ``router`` gives it, unless it has one already (which a
     router that counts owners' days, as ``RoutingRules`` does, then counts: called
-    only for a lead about to be stored)."""
+    only for a lead about to be stored, just before the commit that stores it).
+
+    A router with ``reserve(lead) -> (owner, settle)`` (``RoutingRules``) counts the
+    lead only once that commit is kept: ``settle`` is handed to the store
+    (:func:`~leadfunnel._repository.when_stored`), which calls it with ``False`` if the
+    commit fails or its transaction rolls back, giving the owner's capacity and turn
+    back."""
     if router is None or is_avoided(lead):
         # Nobody follows up an avoid-list record: it takes no owner's turn or capacity.
         return lead
-    if lead.owner is not None:
+    reserve = getattr(router, "reserve", None)
+    settle: Callable[[bool], None] | None = None
+    if reserve is not None:
+        owner, settle = reserve(lead)
+    elif lead.owner is not None:
         count_given = getattr(router, "count_given", None)
         if count_given is not None:
             count_given(lead)
         return lead
-    owner = router.assign(lead)
-    if owner is None:
+    else:
+        owner = router.assign(lead)
+    if lead.owner is not None or owner is None:
+        if settle is not None:
+            when_stored(lead.id, settle)
         return lead
     # A custom router's answer (RoutingRules checks its names when it is built).
     given = owner
-    owner = lead_field(
-        "owner",
-        given,
-        lambda problem: (
-            f"the router {type(router).__name__} gave the owner {shown_name(given)}, which "
-            f"a lead cannot hold ({problem}); fix the router's owner names"
-        ),
-    )
+    try:
+        owner = lead_field(
+            "owner",
+            given,
+            lambda problem: (
+                f"the router {type(router).__name__} gave the owner {shown_name(given)}, "
+                f"which a lead cannot hold ({problem}); fix the router's owner names"
+            ),
+        )
+    except BaseException:
+        if settle is not None:
+            settle(False)  # the lead is not stored
+        raise
+    if settle is not None:
+        if owner is None:
+            settle(False)  # the lead is stored without an owner
+        else:
+            when_stored(lead.id, settle)
     return lead if owner is None else lead.model_copy(update={"owner": owner})

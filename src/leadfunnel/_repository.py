@@ -708,6 +708,32 @@ _ABSENT = object()
 
 _REGISTERING = threading.RLock()
 
+# Per thread: the ids of records about to be inserted -> what to tell once it is known
+# whether they are stored (see when_stored).
+_STORING = threading.local()
+
+
+def when_stored(record_id: UUID, settle: Callable[[bool], None]) -> None:
+    """Call ``settle(True)`` once the commit of this thread that inserts ``record_id``
+    is kept for good (at once; inside :meth:`Repository.transaction`, when the outermost
+    transaction commits), ``settle(False)`` if it is not: that commit failed, or a
+    transaction it was made in rolled back. For what counts only what is stored (a
+    router's leads per owner and day): call it just before that commit, which settles it
+    (through any repository); registered again, the earlier ``settle`` is told ``False``.
+    ``settle`` must not raise."""
+    waiting: dict[UUID, Callable[[bool], None]] | None = getattr(_STORING, "waiting", None)
+    if waiting is None:
+        waiting = _STORING.waiting = {}
+    earlier = waiting.pop(record_id, None)
+    if earlier is not None:
+        earlier(False)
+    waiting[record_id] = settle
+
+
+def _settle(settling: list[Callable[[bool], None]], stored: bool) -> None:
+    for settle in settling:
+        settle(stored)
+
 
 class Repository(ABC):
     """The storage port. See the module documentation for the contract.
@@ -773,15 +799,28 @@ class Repository(ABC):
         """Apply ``changes`` atomically, or raise and apply nothing; return the events as
         stored (each with its ``position``), after telling the subscribers (inside a
         :meth:`transaction`, once it commits). A record holding a value not every store
-        keeps is refused first (:func:`check_portable`), whatever the adapter."""
-        check_portable(changes.inserts)
-        check_portable(changes.updates, lambda record: self._held(changes, record))
-        stored = self._commit(changes)
+        keeps is refused first (:func:`check_portable`), whatever the adapter. What
+        :func:`when_stored` awaits for the records inserted is settled here (inside a
+        transaction, when the outermost one ends)."""
+        waiting: dict[UUID, Callable[[bool], None]] | None = getattr(_STORING, "waiting", None)
+        settling = (
+            [waiting.pop(r.id) for r in changes.inserts if r.id in waiting] if waiting else []
+        )
+        try:
+            check_portable(changes.inserts)
+            check_portable(changes.updates, lambda record: self._held(changes, record))
+            stored = self._commit(changes)
+        except BaseException:
+            _settle(settling, False)
+            raise
         scope = self._scope()
         if scope.depth:
             scope.pending.extend(stored)
-        elif stored:
-            self._tell(scope, stored)
+            scope.settling.extend(settling)
+        else:
+            _settle(settling, True)
+            if stored:
+                self._tell(scope, stored)
         return stored
 
     def _held(self, changes: ChangeSet, record: Record) -> Record | None:
@@ -804,17 +843,22 @@ class Repository(ABC):
         inside another is a savepoint: if it raises, only its own commits are undone.
         Subscribers hear of the commits once the outermost transaction has committed."""
         scope = self._scope()
-        told = len(scope.pending)
+        told, held = len(scope.pending), len(scope.settling)
         scope.depth += 1
         try:
             with self._transaction():
                 yield
         except BaseException:
             del scope.pending[told:]
+            undone = scope.settling[held:]
+            del scope.settling[held:]
+            _settle(undone, False)
             raise
         finally:
             scope.depth -= 1
         if scope.depth == 0:
+            settled, scope.settling = scope.settling, []
+            _settle(settled, True)
             stored, scope.pending = scope.pending, []
             if stored:
                 self._tell(scope, stored)
@@ -832,7 +876,8 @@ class Repository(ABC):
                     self._scopes = threading.local()
                 scopes = self._scopes
         if not hasattr(scopes, "depth"):
-            scopes.depth, scopes.pending = 0, []
+            # What the open transactions committed: events to tell, inserts to settle.
+            scopes.depth, scopes.pending, scopes.settling = 0, [], []
             # Telling the subscribers: commits made meanwhile wait in the queue.
             scopes.telling, scopes.queue = False, deque()
         return scopes

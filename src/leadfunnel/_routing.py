@@ -10,10 +10,11 @@ owner is out or full, and overdue follow-ups (``FollowUp.escalated_to``).
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from os import PathLike
@@ -279,11 +280,12 @@ class RoutingRules:
 
     A day is the UTC day of ``clock`` (the funnel's clock once :meth:`use_clock` or
     :meth:`attach` gave it; the system's UTC clock until then); the counts restart
-    when the day changes. They count the leads this router assigned: a process that
-    starts mid-day catches up with :meth:`attach`. ``backup_for(owner)`` names the
-    backup of the owner's group (or, if the backup is the owner or unavailable, another
-    available owner of the group); capacity does not apply to escalations. Safe to
-    share between threads.
+    when the day changes. They count the leads this router assigned: through a funnel,
+    only those stored (see :meth:`reserve`: a change rolled back or refused gives the
+    owner's capacity and turn back); a process that starts mid-day catches up with
+    :meth:`attach`. ``backup_for(owner)`` names the backup of the owner's group (or, if
+    the backup is the owner or unavailable, another available owner of the group);
+    capacity does not apply to escalations. Safe to share between threads.
     """
 
     def __init__(
@@ -326,6 +328,9 @@ class RoutingRules:
         self._clock: Clock = clock if clock is not None else SystemClock()
         self._day: date | None = None
         self._given: Counter[str] = Counter()  # leads given today, per owner
+        # Leads reserved today (see reserve) whose commit is not known yet, per owner:
+        # they take capacity, so that two threads' captures cannot overfill an owner.
+        self._held: Counter[str] = Counter()
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -457,6 +462,38 @@ class RoutingRules:
         Owners who are unavailable or at capacity today are passed over; if that is
         every owner, the backup (when available and under capacity) takes the lead.
         """
+        taken = self._take(lead, held=False)
+        return None if taken is None else taken.owner
+
+    def reserve(self, lead: Lead) -> tuple[str | None, Callable[[bool], None] | None]:
+        """The owner for ``lead``, about to be stored, and ``settle(stored)`` to call once
+        it is known whether it was (``None``: nothing to settle). What the funnel calls
+        for each new lead.
+
+        A lead without an owner is assigned as :meth:`assign` does, and a lead with one
+        counted as :meth:`count_given` counts it; either way the lead only holds its
+        place in the owner's day (the next lead sees the owner that much fuller) until
+        ``settle(True)`` counts it as given. ``settle(False)`` (the change rolled back,
+        or the store refused it) gives the place back, and the turn: the owner is first
+        in line again, as if the lead had never come. ``settle`` acts once; one
+        called after the day changed leaves today's counts alone."""
+        if lead.owner is None:
+            taken = self._take(lead, held=True)
+            if taken is None:
+                return None, None
+            return taken.owner, functools.partial(self._settle, taken)
+        if lead.owner not in self._capped():
+            return lead.owner, None  # only owners with a capacity are counted
+        with self._lock:
+            self._roll_day()
+            if lead.created_at.astimezone(UTC).date() != self._day:
+                return lead.owner, None
+            self._held[lead.owner] += 1
+            taken = _Taken(lead.owner, self._day)
+        return lead.owner, functools.partial(self._settle, taken)
+
+    def _take(self, lead: Lead, *, held: bool) -> _Taken | None:
+        """Choose the owner of ``lead``, count the lead as given (or ``held``)."""
         group = self.group_for(lead)
         if group is None:
             return None
@@ -472,24 +509,48 @@ class RoutingRules:
                     credit[owner] += group.weight(owner)
                 chosen = max(ready, key=lambda owner: credit[owner])
                 credit[chosen] -= sum(group.weight(owner) for owner in ready)
+                turn = (group, tuple(ready))
             elif group.backup is not None and self._can_take(group, group.backup):
-                chosen = group.backup
+                chosen, turn = group.backup, None
             else:
                 return None
-            self._given[chosen] += 1
-            return chosen
+            (self._held if held else self._given)[chosen] += 1
+            return _Taken(chosen, self._day, turn)
+
+    def _settle(self, taken: _Taken, stored: bool) -> None:
+        """Count a reserved lead as given (``stored``), or give its place and turn back."""
+        with self._lock:
+            if taken.settled:
+                return
+            taken.settled = True
+            self._roll_day()
+            if taken.day == self._day:  # a day's counts start afresh: nothing held then
+                self._held[taken.owner] -= 1
+                if stored:
+                    self._given[taken.owner] += 1
+            if not stored and taken.turn is not None:
+                # Undo the round: each of its owners gives back what they earned, the
+                # chosen one gets back what they paid. Credit only ever adds up, so
+                # this leaves the turns as if the lead had never been routed, whatever
+                # was routed since.
+                group, ready = taken.turn
+                credit = self._credit[group.name]
+                for owner in ready:
+                    credit[owner] -= group.weight(owner)
+                credit[taken.owner] += sum(group.weight(owner) for owner in ready)
 
     def _can_take(self, group: OwnerGroup, owner: str) -> bool:
         if owner in self._unavailable:
             return False
         limit = group.capacity_of(owner)
-        return limit is None or self._given[owner] < limit
+        return limit is None or self._given[owner] + self._held[owner] < limit
 
     def _roll_day(self) -> None:
         today = self._clock.now().astimezone(UTC).date()
         if today != self._day:
             self._day = today
             self._given.clear()
+            self._held.clear()
 
     # --- capacity ---------------------------------------------------------------------
 
@@ -509,8 +570,8 @@ class RoutingRules:
         """Count ``lead``, stored with its owner already (set by hand, or an import's
         owner column), against that owner's day if it was created today and the owner
         has a capacity: as :meth:`attach` counts the leads the store holds, so a
-        restarted process and the live one agree. The funnel calls it for each such lead
-        it stores."""
+        restarted process and the live one agree. (The funnel counts such a lead
+        through :meth:`reserve`, once it is stored.)"""
         if lead.owner is None or lead.owner not in self._capped():
             return  # only owners with a capacity are counted, as attach() counts them
         with self._lock:
@@ -524,7 +585,8 @@ class RoutingRules:
 
     def assigned_today(self) -> dict[str, int]:
         """How many leads each owner was given today (only owners given any): routed,
-        or stored with that owner already (see :meth:`count_given`)."""
+        or stored with that owner already (see :meth:`count_given`); through a funnel,
+        once stored (a lead of an open transaction counts when it commits)."""
         with self._lock:
             self._roll_day()
             return {owner: n for owner, n in self._given.items() if n}
@@ -580,6 +642,17 @@ class RoutingRules:
         if group.backup is not None and group.backup != owner and group.backup not in away:
             return group.backup
         return next((o for o in group.owners if o != owner and o not in away), None)
+
+
+@dataclass(slots=True)
+class _Taken:
+    """A lead counted against ``owner``'s ``day``, and the round-robin ``turn`` it took
+    (its group and the owners ready then; ``None`` for the backup or an owner given)."""
+
+    owner: str
+    day: date | None
+    turn: tuple[OwnerGroup, tuple[str, ...]] | None = None
+    settled: bool = False
 
 
 def _member(group: OwnerGroup, owner: str) -> bool:
