@@ -1,9 +1,12 @@
 """What an application's view of transactions, concurrency and reopening found in the
-SQL adapter (a read-only audit, 2026-11-29): each test failed before its fix."""
+stores (a read-only audit, 2026-11-29; mostly the SQL adapter): each test failed before
+its fix."""
 
 from __future__ import annotations
 
 import sqlite3
+import threading
+import time
 from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
@@ -21,6 +24,7 @@ from leadfunnel import (
     Contact,
     DuplicateError,
     Funnel,
+    InMemoryRepository,
     Lead,
     SqlRepository,
     Stage,
@@ -242,3 +246,59 @@ def test_opening_to_check_never_waits_for_a_writer(tmp_path: Path) -> None:
         finally:
             checked.close()
     writer.repository.close()
+
+
+# --- the in-memory store: the secret's first use by threads, one inside a block -------
+
+
+class _SlowSecret(InMemoryRepository):
+    """Asked for its secret, waits until ``go`` is set before taking its lock: the other
+    thread enters its transaction() block in that moment."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked, self.go = threading.Event(), threading.Event()
+
+    def suppression_secret(self) -> bytes:
+        self.asked.set()
+        self.go.wait(5)
+        return super().suppression_secret()
+
+
+def test_the_secret_s_first_use_never_deadlocks_a_thread_inside_a_block() -> None:
+    """A thread inside ``transaction()`` holds the in-memory store's lock; another one
+    that first hashed a key held the suppressor's lock while it asked the store for its
+    secret. Each waited for the other's lock, for ever."""
+    store = _SlowSecret()
+    first = Funnel(store)
+    store.go.set()
+    first.avoid(first.add(Lead(**person(9))))  # suppressions stored: adds hash keys
+    store.asked.clear()
+    store.go.clear()
+    funnel = Funnel(store)  # its own suppressor: the secret not resolved yet
+    failures: list[BaseException] = []
+
+    def hashing() -> None:  # asks for the secret, then waits for the block's lock
+        try:
+            funnel.add(Lead(**person(2)))
+        except BaseException as exc:  # pragma: no cover - reported below
+            failures.append(exc)
+
+    def block() -> None:
+        store.asked.wait(5)
+        try:
+            with funnel.transaction():
+                store.go.set()
+                time.sleep(0.1)  # the other thread now waits for the store's lock
+                funnel.add(Lead(**person(1)))  # the first use of the secret here too
+        except BaseException as exc:  # pragma: no cover - reported below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=t, daemon=True) for t in (hashing, block)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert not any(thread.is_alive() for thread in threads), "deadlocked"
+    assert failures == []
+    assert funnel.count("lead") == 3

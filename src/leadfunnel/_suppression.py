@@ -70,24 +70,29 @@ class Suppressor:
         self._lock = threading.Lock()
 
     def _key(self) -> bytes:
-        if self._secret is None:
-            with self._lock:
-                if self._secret is None:
-                    secret = self._given
-                    if secret is None:
-                        from_env = os.environ.get(SECRET_VARIABLE)
-                        if from_env:
-                            secret = from_env.encode()
-                            self._source = f"${SECRET_VARIABLE}"
-                        else:
-                            secret = self._repository.suppression_secret()
-                            self._source = "the store's own secret"
-                    self._fingerprint = fingerprint(secret)
-                    # A read only (this may run inside a commit): the fingerprint is
-                    # kept when something hashed under the secret is first stored.
-                    self._compare(self._repository.suppression_fingerprint())
-                    self._secret = secret
-        return self._secret
+        if self._secret is not None:
+            return self._secret
+        # Resolved without holding this lock: asking the store takes the store's own
+        # lock, which a thread inside a transaction() holds while it waits for this one
+        # (a deadlock of the in-memory store). Threads resolving at once find the same
+        # secret (the store makes its own once); the first to finish keeps it.
+        secret, source = self._given, "the secret given to Funnel(suppression_secret=...)"
+        if secret is None:
+            from_env = os.environ.get(SECRET_VARIABLE)
+            if from_env:
+                secret, source = from_env.encode(), f"${SECRET_VARIABLE}"
+            else:
+                secret, source = self._repository.suppression_secret(), "the store's own secret"
+        found = fingerprint(secret)
+        # A read only (this may run inside a commit): the fingerprint is kept when
+        # something hashed under the secret is first stored.
+        stored = self._repository.suppression_fingerprint()
+        with self._lock:
+            if self._secret is None:
+                self._source, self._fingerprint = source, found
+                self._compare(stored)
+                self._secret = secret
+            return self._secret
 
     def _keep_fingerprint(self) -> None:
         """Have the store keep the fingerprint of the secret before anything hashed
