@@ -7,7 +7,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from pathlib import Path
 from typing import Any, Literal
@@ -41,10 +41,19 @@ class Seated(Lead):
     seats: dict[str, int] = Field(default_factory=dict)
 
 
-def servers_only(where: tuple[str, str | None]) -> None:
-    if where[0].startswith("sqlite"):
+@pytest.fixture
+def two(url: tuple[str, str | None]) -> Iterator[tuple[Funnel, Funnel]]:
+    """Two funnels on one server database, each its own connections: the application
+    (``mine``) and another worker (``theirs``)."""
+    if url[0].startswith("sqlite"):
         # SQLite's block holds the only write lock: no other writer commits inside it.
         pytest.skip("needs a server: another writer commits inside the block")
+    app, worker = open_repository(url), open_repository(url)
+    try:
+        yield Funnel(app), Funnel(worker)
+    finally:
+        app.close()
+        worker.close()
 
 
 # --- the suppression secret of an upgraded store -------------------------------------
@@ -100,49 +109,35 @@ def in_a_block(funnel: Funnel, meanwhile: Callable[[], Any], then: Callable[[], 
 
 
 def test_an_erasure_in_a_block_never_leaves_what_another_writer_logged_meanwhile(
-    url: tuple[str, str | None],
+    two: tuple[Funnel, Funnel],
 ) -> None:
-    servers_only(url)
-    app, worker = open_repository(url), open_repository(url)
-    try:
-        mine, theirs = Funnel(app), Funnel(worker)
-        kim = mine.add(Lead(**person(1)))
-        touch = lambda: theirs.touch(kim, "call", "no_answer", note=NOTE)  # noqa: E731
-        in_a_block(mine, touch, lambda: mine.erase(kim))
-        # Was stored on MariaDB, leaving the touch's note unscrubbed.
-        assert [t.note for t in theirs.touches(kim.id)] == [None]
+    mine, theirs = two
+    kim = mine.add(Lead(**person(1)))
+    touch = lambda: theirs.touch(kim, "call", "no_answer", note=NOTE)  # noqa: E731
+    in_a_block(mine, touch, lambda: mine.erase(kim))
+    # Was stored on MariaDB, leaving the touch's note unscrubbed.
+    assert [t.note for t in theirs.touches(kim.id)] == [None]
 
-        sam = mine.add(Contact(first_name="Sam", email="sam@x.example.com"))
-        booked: list[Any] = []
-        in_a_block(
-            mine, lambda: booked.append(theirs.set_appointment(sam)), lambda: mine.erase(sam)
-        )
-        # Was left open on MariaDB: a deal of an erased contact, booked meanwhile.
-        assert mine.get_opportunity(booked[0].id).stage is Stage.LOST
-    finally:
-        app.close()
-        worker.close()
+    sam = mine.add(Contact(first_name="Sam", email="sam@x.example.com"))
+    booked: list[Any] = []
+    in_a_block(mine, lambda: booked.append(theirs.set_appointment(sam)), lambda: mine.erase(sam))
+    # Was left open on MariaDB: a deal of an erased contact, booked meanwhile.
+    assert mine.get_opportunity(booked[0].id).stage is Stage.LOST
 
 
 def test_a_merge_in_a_block_never_leaves_a_touch_on_the_record_it_removes(
-    url: tuple[str, str | None],
+    two: tuple[Funnel, Funnel],
 ) -> None:
-    servers_only(url)
-    app, worker = open_repository(url), open_repository(url)
-    try:
-        mine, theirs = Funnel(app), Funnel(worker)
-        a, b = mine.add(Lead(**person(1))), mine.add(Lead(**person(2)))
-        touched: list[Any] = []
-        in_a_block(
-            mine,
-            lambda: touched.append(theirs.touch(b, "call", "no_answer")),
-            lambda: mine.merge(a, b),
-        )
-        # Was left on MariaDB pointing at the merged-away record.
-        assert touched[0].id in [t.id for t in mine.touches(a.id)]
-    finally:
-        app.close()
-        worker.close()
+    mine, theirs = two
+    a, b = mine.add(Lead(**person(1))), mine.add(Lead(**person(2)))
+    touched: list[Any] = []
+    in_a_block(
+        mine,
+        lambda: touched.append(theirs.touch(b, "call", "no_answer")),
+        lambda: mine.merge(a, b),
+    )
+    # Was left on MariaDB pointing at the merged-away record.
+    assert touched[0].id in [t.id for t in mine.touches(a.id)]
 
 
 def adding_in_a_block(mine: Funnel, theirs: Funnel, n: int, **fields: Any) -> tuple[Lead, Any]:
@@ -158,24 +153,18 @@ def adding_in_a_block(mine: Funnel, theirs: Funnel, n: int, **fields: Any) -> tu
 
 
 def test_a_key_another_writer_stored_meanwhile_is_a_duplicate_in_a_block(
-    url: tuple[str, str | None],
+    two: tuple[Funnel, Funnel],
 ) -> None:
-    servers_only(url)
-    app, worker = open_repository(url), open_repository(url)
-    try:
-        mine, theirs = Funnel(app), Funnel(worker)
-        winner, refusal = adding_in_a_block(mine, theirs, 1)  # was StorageError on MariaDB
-        assert refusal.existing_id == winner.id
-        assert not isinstance(refusal, AvoidListedError)
-        with mine.transaction():
-            mine.count("lead")
-            other = theirs.add(Lead(**person(2)))
-            report = mine.import_leads([person(2)])
-        assert [issue.existing_id for issue in report.duplicates] == [other.id]
-        assert report.rejected == []  # was rejected: "the store refused this row"
-    finally:
-        app.close()
-        worker.close()
+    mine, theirs = two
+    winner, refusal = adding_in_a_block(mine, theirs, 1)  # was StorageError on MariaDB
+    assert refusal.existing_id == winner.id
+    assert not isinstance(refusal, AvoidListedError)
+    with mine.transaction():
+        mine.count("lead")
+        other = theirs.add(Lead(**person(2)))
+        report = mine.import_leads([person(2)])
+    assert [issue.existing_id for issue in report.duplicates] == [other.id]
+    assert report.rejected == []  # was rejected: "the store refused this row"
 
 
 # --- SQLite: an application's engine, checks that change nothing, readers never wait --
