@@ -15,6 +15,7 @@ from typing import Any, Literal
 import pytest
 import sqlalchemy as sa
 from pydantic import Field
+from sqlalchemy.pool import StaticPool
 
 from conftest import person
 from leadfunnel import (
@@ -291,3 +292,33 @@ def test_the_secret_s_first_use_never_deadlocks_a_thread_inside_a_block() -> Non
     assert not any(thread.is_alive() for thread in threads), "deadlocked"
     assert failures == []
     assert funnel.count("lead") == 3
+
+
+@pytest.mark.parametrize("pool", ["static", "per-thread"])
+def test_an_applications_engine_in_memory_keeps_its_data(pool: str) -> None:
+    options: dict[str, Any] = {}
+    if pool == "static":
+        options = {"poolclass": StaticPool, "connect_args": {"check_same_thread": False}}
+    engine = sa.create_engine("sqlite://", **options)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE app_users (name TEXT)")
+        conn.exec_driver_sql("INSERT INTO app_users VALUES ('kept')")
+    funnel = Funnel(SqlRepository(engine), lead_model=Seated)
+    funnel.add(Seated(email="a@x.example.com", seats={"x": 1}))
+    with engine.connect() as conn:  # closing its connection wiped the database
+        assert conn.exec_driver_sql("SELECT name FROM app_users").all() == [("kept",)]
+    # The live connection got leadfunnel's functions: where= on a dict uses lf_json.
+    assert [lead.email for lead in funnel.leads(where={"seats": {"x": 1}})] == ["a@x.example.com"]
+
+
+def test_an_engine_and_its_execution_options_are_tuned_once(tmp_path: Path) -> None:
+    for n in (0, 1):  # the parent engine first, then the one with options first
+        engine = sa.create_engine(f"sqlite:///{tmp_path / f'app{n}.db'}")
+        pair = (engine, engine.execution_options(logging_token="app"))
+        repositories = [SqlRepository(given) for given in (pair if n == 0 else pair[::-1])]
+        try:  # both open at once: was "cannot start a transaction within a transaction"
+            for k, repository in enumerate(repositories):
+                Funnel(repository).add(Lead(**person(k)))
+        finally:
+            for repository in repositories:
+                repository.close()

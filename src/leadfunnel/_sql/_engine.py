@@ -15,7 +15,7 @@ from uuid import UUID
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.pool import SingletonThreadPool, StaticPool
 
 from .._errors import ConcurrencyError, ConfigError, LeadFunnelError, StorageError
 from .._repository import ChangeSet
@@ -58,12 +58,9 @@ def refuse_a_missing_sqlite_file(url: str | sa.URL | Engine) -> None:
 
 
 def make_engine(url: str | sa.URL | Engine, options: dict[str, Any]) -> Engine:
+    given = isinstance(url, Engine)
     if isinstance(url, Engine):
         engine = url
-        if engine.dialect.name == "sqlite" and engine not in _TUNED:
-            # Connections the application's engine opened before it was given here
-            # lack leadfunnel's functions and settings: they are made again.
-            engine.dispose()
     else:
         try:
             parsed = sa.make_url(url)
@@ -100,10 +97,33 @@ def make_engine(url: str | sa.URL | Engine, options: dict[str, Any]) -> Engine:
             ) from exc
         except (sa_exc.ArgumentError, TypeError) as exc:
             raise ConfigError(f"bad database options for {parsed.drivername!r}: {exc}") from exc
-    if engine.dialect.name == "sqlite" and engine not in _TUNED:
-        _tune_sqlite(engine)  # once per engine: an engine opened again keeps its tuning
-        _TUNED.add(engine)
+    # Once per engine: an engine given again keeps its tuning, and one made with
+    # execution_options() shares its parent's pool and events.
+    base: Engine = getattr(engine, "_proxied", engine)
+    if base.dialect.name == "sqlite" and base not in _TUNED:
+        setup = _tune_sqlite(base)
+        _TUNED.add(base)
+        if given:
+            # The connections the application's engine opened before lack leadfunnel's
+            # functions and settings. A database in memory lives in its connection:
+            # that one is set up as it is; a file's are closed, to be made again.
+            if _in_memory(base):
+                with base.connect() as conn:
+                    setup(conn.connection.driver_connection, None)
+            else:
+                base.dispose()
     return engine
+
+
+def _in_memory(engine: Engine) -> bool:
+    """Whether ``engine``'s SQLite database lives in memory (in its connections)."""
+    database = engine.url.database or ""
+    return (
+        database in ("", ":memory:")
+        or "mode=memory" in database
+        or "mode=memory" in str(engine.url.query.get("mode", ""))
+        or isinstance(engine.pool, (StaticPool, SingletonThreadPool))
+    )
 
 
 #: The SQLite engines :func:`_tune_sqlite` tuned (an application's engine may be given
@@ -111,12 +131,13 @@ def make_engine(url: str | sa.URL | Engine, options: dict[str, Any]) -> Engine:
 _TUNED: weakref.WeakSet[Engine] = weakref.WeakSet()
 
 
-def _tune_sqlite(engine: Engine) -> None:
+def _tune_sqlite(engine: Engine) -> Callable[[Any, Any], None]:
     """The documented recipe for the sqlite3 driver's legacy transaction mode.
 
     The driver begins transactions itself, late and without SELECTs; turn that off and
     let SQLAlchemy's ``begin`` emit ``BEGIN`` (``BEGIN IMMEDIATE`` for a write, so that
     writers queue on the busy timeout instead of failing when they upgrade their lock).
+    Returns the set-up each new connection gets.
     """
     memory = isinstance(engine.pool, StaticPool)
 
@@ -149,6 +170,8 @@ def _tune_sqlite(engine: Engine) -> None:
     def _begin(conn: Connection) -> None:
         write = conn.get_execution_options().get("leadfunnel_write", False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    return _connect
 
 
 def use_wal(engine: Engine) -> None:
