@@ -204,9 +204,7 @@ def test_threads_never_overfill_an_owner_and_count_only_what_they_stored(
     """Captures in eight threads, half of them in blocks that fail: no owner gets more
     than their capacity, and the counts are the leads stored for each owner."""
     funnel, router = routed(repository, ["ana", "ben"], capacity={"ana": 5, "ben": 5})
-    # A first capture resolves the suppression secret: resolved by threads at once, one
-    # of them inside a transaction, it deadlocks the in-memory store (a separate bug).
-    assert funnel.capture(lead(99)).owner == "ana"
+    assert funnel.capture(lead(99)).owner == "ana"  # one before the threads, counted too
     errors: list[BaseException] = []
 
     def work(t: int) -> None:
@@ -299,3 +297,22 @@ def test_reserve_and_settle_on_the_router_alone() -> None:
     owner = router.assign(lead(5))
     assert owner is not None
     assert router.assigned_today() == {owner: 1}
+
+
+@pytest.mark.parametrize("how", ["add", "capture", "import"])
+def test_a_refusal_before_the_commit_gives_the_owner_s_place_back(
+    repository: Repository, how: str
+) -> None:
+    """A reason the event cannot hold (a NUL) is refused after routing and before the
+    commit: the owner's place was held for the rest of the day (a review, 2026-11-29)."""
+    funnel, router = routed(repository, ["ana"], capacity={"ana": 1})
+    bad = "call\x00back"
+    if how == "import":
+        report = funnel.import_leads([person(1)], reason=bad)
+        assert len(report.rejected) == 1
+    else:
+        with pytest.raises(ValueError, match="control character"):
+            getattr(funnel, how)(lead(1), reason=bad)
+    assert router.assigned_today() == {}
+    assert funnel.add(lead(2)).owner == "ana"  # the place is free again
+    assert router.assigned_today() == {"ana": 1}

@@ -59,7 +59,7 @@ from ._models import (
 )
 from ._people import avoid, avoid_into
 from ._protocols import Router, assign_owner
-from ._repository import ChangeSet, Repository
+from ._repository import ChangeSet, Repository, settled_by_commit
 from ._results import Serialised
 from ._suppression import Suppressor
 
@@ -823,16 +823,18 @@ def _commit(
     routed again, so a row the store refuses takes nobody's."""
     if not accepted:
         return
-    records = [assign_owner(router, r) if isinstance(r, Lead) else r for _, r in accepted]
-    changes = ChangeSet(
-        inserts=list(records),
-        events=[e for r in records for e in _events(r, actor, reason)],
-    )
-    if suppressor is not None:
-        changes.unsuppressed = [k for r in records for k in identity_keys(r)]
-        changes.digest = suppressor.digest
     try:
-        repository.commit(changes)
+        # A refusal before the commit (a bad reason, an interrupt) gives the turns back.
+        with settled_by_commit():
+            records = [assign_owner(router, r) if isinstance(r, Lead) else r for _, r in accepted]
+            changes = ChangeSet(
+                inserts=list(records),
+                events=[e for r in records for e in _events(r, actor, reason)],
+            )
+            if suppressor is not None:
+                changes.unsuppressed = [k for r in records for k in identity_keys(r)]
+                changes.digest = suppressor.digest
+            repository.commit(changes)
     except DuplicateError as exc:
         # Another writer claimed (or avoided) one of these people since we looked.
         if len(accepted) == 1:

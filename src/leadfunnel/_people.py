@@ -50,7 +50,7 @@ from ._models import (
 )
 from ._privacy import suppress_former_keys
 from ._protocols import Router, assign_owner
-from ._repository import ChangeSet, Repository, Suppression
+from ._repository import ChangeSet, Repository, Suppression, settled_by_commit
 from ._results import Serialised, model_data
 from ._suppression import DROPPED_KEYS, Suppressor
 
@@ -111,12 +111,13 @@ def add(
     _refuse_suppressed(suppressor, stored)
     if holder is not None:
         _refuse_match(stored, holder)
-    if isinstance(stored, Lead):
-        stored = assign_owner(router, stored)  # only once it is certain to be stored
-    new = event(stored, "add", None, state_of(stored), now, actor, reason)
-    repository.commit(
-        ChangeSet(inserts=[stored], events=[new], **_unsuppressed(suppressor, stored))
-    )
+    with settled_by_commit():  # a refusal before the commit gives the owner's turn back
+        if isinstance(stored, Lead):
+            stored = assign_owner(router, stored)  # only once it is certain to be stored
+        new = event(stored, "add", None, state_of(stored), now, actor, reason)
+        repository.commit(
+            ChangeSet(inserts=[stored], events=[new], **_unsuppressed(suppressor, stored))
+        )
     return stored
 
 
@@ -151,16 +152,17 @@ def capture(
     _refuse_suppressed(suppressor, lead)
     if holder is None:
         fresh = lead.model_copy(update={"status": LeadStatus.RAW})
-        stored = _prepare_new(fresh, now, "capture", router)
-        new = event(stored, "capture", None, "raw", now, actor, reason)
-        try:
-            repository.commit(
-                ChangeSet(inserts=[stored], events=[new], **_unsuppressed(suppressor, stored))
-            )
-        except DuplicateError:
-            # Someone stored or avoided this person since we looked: look again
-            # (capture retries, and refuses an avoided one).
-            raise ConcurrencyError(stored.id, 0) from None
+        with settled_by_commit():  # a refusal before the commit gives the turn back
+            stored = _prepare_new(fresh, now, "capture", router)
+            new = event(stored, "capture", None, "raw", now, actor, reason)
+            try:
+                repository.commit(
+                    ChangeSet(inserts=[stored], events=[new], **_unsuppressed(suppressor, stored))
+                )
+            except DuplicateError:
+                # Someone stored or avoided this person since we looked: look again
+                # (capture retries, and refuses an avoided one).
+                raise ConcurrencyError(stored.id, 0) from None
         return Captured(stored, True, new)
     filled = fill_from(holder, lead)
     # An e-mail or phone another record holds is that record's, not news for this one.

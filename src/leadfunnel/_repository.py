@@ -730,9 +730,30 @@ def when_stored(record_id: UUID, settle: Callable[[bool], None]) -> None:
     waiting[record_id] = settle
 
 
+@contextmanager
+def settled_by_commit() -> Iterator[None]:
+    """Around routing a record and committing it: what :func:`when_stored` awaits for
+    records registered inside the block and not taken up by a commit when it ends (it
+    raised before its commit: a bad ``reason``, an interrupt) is told ``False`` there,
+    rather than hold an owner's capacity for the rest of the day."""
+    waiting: dict[UUID, Callable[[bool], None]] | None = getattr(_STORING, "waiting", None)
+    if waiting is None:
+        waiting = _STORING.waiting = {}
+    before = set(waiting)
+    try:
+        yield
+    finally:
+        for record_id in [k for k in waiting if k not in before]:
+            waiting.pop(record_id)(False)
+
+
 def _settle(settling: list[Callable[[bool], None]], stored: bool) -> None:
-    for settle in settling:
-        settle(stored)
+    for k, settle in enumerate(settling):
+        try:
+            settle(stored)
+        except BaseException:
+            _settle(settling[k + 1 :], stored)  # an interrupt: the rest are told too
+            raise
 
 
 class Repository(ABC):
