@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import codecs
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -211,7 +212,19 @@ def test_a_number_of_another_country_that_is_no_number_here_says_what_reads_it(
 def test_a_pipe_is_refused_as_a_pipe_not_as_a_missing_file(tmp_path: Path, db: str) -> None:
     fifo = tmp_path / "in.csv"
     os.mkfifo(fifo)
-    code, _, err = run("import", str(fifo), "--db", db)
+
+    def unblock() -> None:  # a reader opened the pipe (the check is gone): end its wait
+        try:
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:
+            pass  # nobody reads it: as it should be
+
+    timer = threading.Timer(3, unblock)
+    timer.start()
+    try:
+        code, _, err = run("import", str(fifo), "--db", db)
+    finally:
+        timer.cancel()
     assert code == 2
     assert "not a file but a pipe" in err  # was "no such file"
 
@@ -251,3 +264,29 @@ def test_an_edit_giving_someone_else_s_e_mail_says_to_merge_not_to_stop_adding()
     assert "funnel.merge" in message
     assert "ann@" not in message.lower()  # never the personal value (DESIGN 13)
     assert funnel.get_lead(bob.id).email == "bob@x.example.com"
+
+
+def test_a_mobile_that_is_the_phone_written_another_way_is_not_kept_twice(
+    tmp_path: Path, db: str
+) -> None:
+    text = "First Name,Email,Phone,Mobile\nAnn,ann@x.example.com,+44 7911 123456,07911 123456\n"
+    code, out, _ = run("import", write(tmp_path, text), "--db", db, "--phone-region", "GB")
+    assert code == 0
+    assert out.startswith("1 added"), out
+    assert stored(db) == [("Ann", "+447911123456", [])]  # was the phone twice
+
+
+def test_another_phone_of_another_country_says_what_reads_it() -> None:
+    from pydantic import ValidationError
+
+    from leadfunnel import Lead
+
+    with pytest.raises(ValidationError) as caught:
+        Lead(email="e@x.example.com", country="GB", other_phones={"07911 123456"})
+    assert "+44" in str(caught.value)
+    assert "Funnel(phone_region='GB')" in str(caught.value)
+    assert Lead(phone="+447911123456", other_phones={"+44 7911 123456"}).other_phones == set()
+    # No region of its own (Antarctica): no --phone-region it would refuse.
+    with pytest.raises(ValidationError) as antarctic:
+        Lead(country="AQ", phone="07911 123456")
+    assert "--phone-region" not in str(antarctic.value)

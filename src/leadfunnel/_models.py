@@ -200,9 +200,22 @@ def _check_national(value: str, region: str, country: str) -> None:
         raise ValueError(
             f"{value!r} has no country code: in the default region ({region}) it reads as "
             f"+{number.country_code}, but the country is {country} (+{dials}); write it "
-            f"with its country code (+{dials} ...), or set the default region to {country} "
-            f"(leadfunnel import --phone-region {country})"
+            f"with its country code (+{dials} ...){_region_advice(country)}"
         )
+
+
+def _region_advice(country: str) -> str:
+    """ ", or set the default region to ..." where phone numbers can be read in
+    ``country`` (not every country is a region of its own: Antarctica is not), for the
+    library and the command line alike; else nothing."""
+    import phonenumbers
+
+    if country not in phonenumbers.SUPPORTED_REGIONS:
+        return ""
+    return (
+        f", or set the default region to {country} (Funnel(phone_region={country!r}), "
+        f"leadfunnel import --phone-region {country})"
+    )
 
 
 def _dial_hint(region: str, country: str) -> str:
@@ -214,9 +227,27 @@ def _dial_hint(region: str, country: str) -> str:
     code = f" (+{dials} ...)" if dials else ""
     return (
         f"the country is {country}, the default region {region}: write it with its "
-        f"country code{code}, or set the default region to {country} (leadfunnel import "
-        f"--phone-region {country})"
+        f"country code{code}{_region_advice(country)}"
     )
+
+
+def _e164(value: str, info: ValidationInfo) -> str:
+    """``value``, a record's phone, in E.164: read in the default region (the validation
+    context's), and refused with what would read it where the record's ``country``
+    (validated before the phones) dials another code."""
+    region = _phone_region(info)
+    country = info.data.get("country") if info.data else None
+    national = country is not None and value[:1] != "+" and country != region.upper()
+    try:
+        phone = normalise_phone(value, region)
+    except ValueError as exc:
+        if not national:
+            raise
+        # "07911 123456" of a British record is no US number: say what would read it.
+        raise ValueError(f"{exc}; {_dial_hint(region, str(country))}") from None
+    if national:
+        _check_national(value, region, str(country))
+    return phone
 
 
 def phone_region_of(region: str) -> str:
@@ -505,28 +536,15 @@ class _Person(_Stored):
     @field_validator("phone")
     @classmethod
     def _phone_e164(cls, value: str | None, info: ValidationInfo) -> str | None:
-        if value is None:
-            return None
-        region = _phone_region(info)
-        # validated first (see the field's place); no data: the field validated alone
-        country = info.data.get("country") if info.data else None
-        national = country is not None and value[0] != "+" and country != region.upper()
-        try:
-            phone = normalise_phone(value, region)
-        except ValueError as exc:
-            if not national:
-                raise
-            # "07911 123456" of a British record is no US number: say what would read it.
-            raise ValueError(f"{exc}; {_dial_hint(region, str(country))}") from None
-        if national:
-            _check_national(value, region, str(country))
-        return phone
+        return None if value is None else _e164(value, info)
 
     @field_validator("other_phones")
     @classmethod
     def _phones_e164(cls, value: frozenset[str], info: ValidationInfo) -> frozenset[str]:
-        region = _phone_region(info)
-        return frozenset(normalise_phone(phone, region) for phone in value)
+        # Read as the phone is; the record's own phone is no other phone (an export's
+        # mobile number may be the phone written another way: "07911 123456").
+        phone = info.data.get("phone") if info.data else None
+        return frozenset(e164 for e164 in (_e164(p, info) for p in value) if e164 != phone)
 
     @property
     def full_name(self) -> str:
