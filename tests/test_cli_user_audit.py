@@ -7,6 +7,7 @@ import codecs
 import contextlib
 import os
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -289,3 +290,28 @@ def test_another_phone_of_another_country_says_what_reads_it() -> None:
     with pytest.raises(ValidationError) as antarctic:
         Lead(country="AQ", phone="07911 123456")
     assert "--phone-region" not in str(antarctic.value)
+
+
+def test_times_in_a_daylight_saving_change_are_read_and_said_so(tmp_path: Path, db: str) -> None:
+    text = (
+        "FirstName,Email,CreatedDate\n"
+        "A,a@x.example.com,2024-03-10 02:30\n"  # New York's clock skips 02:00-03:00
+        "B,b@x.example.com,2024-11-03 01:30\n"  # ... and shows 01:00-02:00 twice
+        "C,c@x.example.com,2024-05-01 10:00\n"
+        "D,d@x.example.com,2024-11-03 01:30-04:00\n"  # an offset: no doubt
+    )
+    zone = ("--timezone", "America/New_York")
+    code, out, _ = run("import", write(tmp_path, text), "--db", db, *zone)
+    assert code == 0
+    assert "2 times fell in a daylight-saving change of America/New_York" in out
+    assert "1 that does not exist there (the clock skips them; first at row 1)" in out
+    assert "1 that happens twice (first at row 2) as the first of the two" in out
+    repository = SqlRepository(db)
+    try:
+        created = {p.first_name: p.created_at for p in Funnel(repository).leads()}
+    finally:
+        repository.close()
+    assert created["A"] == datetime(2024, 3, 10, 7, 30, tzinfo=UTC)  # 03:30 EDT
+    assert created["B"] == created["D"] == datetime(2024, 11, 3, 5, 30, tzinfo=UTC)
+    quiet = write(tmp_path, "FirstName,Email,CreatedDate\nE,e@x.example.com,2024-03-10 02:30\n")
+    assert "daylight" not in run("import", quiet, "--db", db)[1]  # UTC has no such change

@@ -827,6 +827,9 @@ class CsvSource:
         #: dates (see :meth:`notes`).
         self.day_first = day_first
         self._date_order: str | None = None
+        # "gap"/"twice" -> how many times fell in a clock change, and the first's row.
+        self._clock_changes: dict[str, tuple[int, int]] = {}
+        self._number = 0
         self._plan = _plan(_LAYOUTS[format], format, header, read_statuses, custom, kinds)
         # A spreadsheet writes the list separator its locale does not need for numbers.
         self._thousands = {",": ",", ";": "."}.get(delimiter)
@@ -1115,6 +1118,7 @@ class CsvSource:
         for i in self._unnamed:
             if stripped[i]:
                 self._unnamed_with_data.add(i)
+        self._number = number  # the row a date read in a daylight-saving change names
         fields = self._fields(stripped, problems)
         if not problems and not any(map(fields.get, _WHO)):
             # A line no CRM writes for a person (a report's total, a footer line this
@@ -1223,6 +1227,8 @@ class CsvSource:
         day_first = bool(self.day_first)
         try:
             if kind == "datetime":
+                if self.timezone is not UTC:
+                    self._note_clock_change(text, day_first)
                 return read_datetime(text, timezone=self.timezone, day_first=day_first)
             when = _wall_time(text, day_first=day_first)
         except ValueError as exc:
@@ -1343,8 +1349,51 @@ class CsvSource:
 
     def notes(self) -> list[str]:
         """What the reading decided that the summary should say (after :meth:`rows`):
-        the order of day and month in the file's slash dates, when no order was given."""
-        return [self._date_order] if self._date_order else []
+        the order of day and month in the file's slash dates, when no order was given;
+        the times written without a zone that fall in a daylight-saving change of the
+        zone they were read in, and how they were read."""
+        notes = [self._date_order] if self._date_order else []
+        gap, twice = self._clock_changes.get("gap"), self._clock_changes.get("twice")
+        if gap or twice:
+            count = sum(n for n, _ in self._clock_changes.values())
+            how = []
+            if gap:
+                how.append(
+                    f"{gap[0]} that {'does' if gap[0] == 1 else 'do'} not exist there (the "
+                    f"clock skips them; first at row {gap[1]}) as an hour later on the clock"
+                )
+            if twice:
+                how.append(
+                    f"{twice[0]} that {'happens' if twice[0] == 1 else 'happen'} twice (first "
+                    f"at row {twice[1]}) as the first of the two"
+                )
+            notes.append(
+                f"{count} time{'s' if count > 1 else ''} fell in a daylight-saving change of "
+                f"{self.timezone}: read {' and '.join(how)}; write such a time with its "
+                "offset (2024-11-03 01:30-05:00) to say which moment it is"
+            )
+        return notes
+
+    def _note_clock_change(self, text: str, day_first: bool) -> None:
+        """Count ``text``, a time read in :attr:`timezone`, if that zone's clock skips
+        it (a time that does not exist) or shows it twice: neither is an error, and the
+        summary says how they were read (see :meth:`notes`)."""
+        try:
+            wall = _wall_time(text, day_first=day_first)
+        except ValueError:
+            return  # reported by the reading itself
+        if wall.tzinfo is not None:
+            return  # an offset of its own: the moment it says
+        first, second = (
+            wall.replace(tzinfo=self.timezone),
+            wall.replace(tzinfo=self.timezone, fold=1),
+        )
+        if first.utcoffset() == second.utcoffset():
+            return
+        back = first.astimezone(UTC).astimezone(self.timezone).replace(tzinfo=None)
+        kind = "gap" if back != wall else "twice"
+        count, row = self._clock_changes.get(kind, (0, self._number))
+        self._clock_changes[kind] = (count + 1, row)
 
     def _flag(
         self, cells: list[str], positions: tuple[int, ...], problems: list[str], *, opt_out: bool
