@@ -184,25 +184,17 @@ def use_wal(engine: Engine) -> None:
     with engine.connect() as conn:
         cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
         try:
-            (mode,) = cursor.execute("PRAGMA journal_mode").fetchone()
-            if str(mode).lower() == "wal":
-                return
-            try:
-                (mode,) = cursor.execute("PRAGMA journal_mode = WAL").fetchone()
-            except sqlite3.OperationalError as exc:
-                if "readonly" in str(exc).replace(" ", "").lower():
-                    return  # a read-only file, or a mode=ro URI: read as it is
-                _set_wal(cursor)  # another connection has the file: wait for it
-            else:
-                if str(mode).lower() != "wal":
-                    return  # SQLite kept the mode it has (it could not write it)
+            switched = _set_wal(cursor)
         finally:
             cursor.close()
-    engine.dispose()  # the pooled connections: synchronous = NORMAL, now it is WAL
+    if switched:
+        engine.dispose()  # the pooled connections: synchronous = NORMAL, now it is WAL
 
 
-def _set_wal(cursor: Any) -> None:
-    """Put the database in WAL mode (it stays so), waiting out other connections.
+def _set_wal(cursor: Any) -> bool:
+    """Put the database in WAL mode (it stays so), waiting out other connections;
+    whether the mode changed meanwhile (not when the file was in WAL mode already, or
+    cannot be written: a read-only file or ``mode=ro`` URI keeps the mode it has).
 
     Switching needs a moment alone with the file, and SQLite answers "locked" at once
     instead of waiting, when several connections open a new database together.
@@ -210,13 +202,18 @@ def _set_wal(cursor: Any) -> None:
     for attempt in range(100):
         (mode,) = cursor.execute("PRAGMA journal_mode").fetchone()
         if str(mode).lower() == "wal":
-            return
+            return attempt > 0  # another connection switched it while this one waited
         try:
-            cursor.execute("PRAGMA journal_mode = WAL")
-        except sqlite3.OperationalError:
+            (mode,) = cursor.execute("PRAGMA journal_mode = WAL").fetchone()
+        except sqlite3.OperationalError as exc:
+            if "readonly" in str(exc).replace(" ", "").lower():
+                return False  # read as it is
             if attempt == 99:
                 raise
             time.sleep(0.01 * min(attempt + 1, 10))
+            continue
+        return str(mode).lower() == "wal"  # else SQLite kept its mode: it could not write
+    return False  # (the last attempt raises)
 
 
 @contextmanager

@@ -1144,35 +1144,26 @@ class SqlRepository(RepRowsAdapter):
                 if key not in kept:
                     rows.append({"key": key, "record_id": r.id, "avoided": avoided})
         if clashed:
-            stored: dict[str, tuple[UUID, bool]] = {}
-            for batch in _batches(list(claimed)):
-                query = sa.select(s.keys.c.key, s.keys.c.record_id, s.keys.c.avoided).where(
-                    s.keys.c.key.in_(batch)
-                )
-                stored.update(
-                    (key, (holder, avoided)) for key, holder, avoided in conn.execute(query)
-                )
-            clash = _first_clash(claimants, changes, stored)
+            clash = _first_clash(claimants, changes, self._key_holders(conn, claimed))
             if clash is not None:
                 raise clash
         self._insert(conn, s.keys, rows)
 
-    def _key_holders(self, keys: Iterable[str]) -> dict[str, tuple[UUID, bool]]:
+    @staticmethod
+    def _key_holders(
+        conn: Connection, keys: Iterable[str], *, locking: bool = False
+    ) -> dict[str, tuple[UUID, bool]]:
         """The stored holder of each of ``keys`` that has one, and whether that holder
-        is avoided, as committed now: inside a ``transaction()`` block on MySQL a plain
-        read sees the block's snapshot, which misses a person another writer stored
-        since (whose key refused this commit), so there it is a locking read."""
+        is avoided (``locking``: a locking read, as committed now on MySQL)."""
         t = s.keys
-        locking = self._locking_reads and self._current() is not None
         found: dict[str, tuple[UUID, bool]] = {}
-        with self._read() as conn:
-            for batch in _batches(list(keys)):
-                query = sa.select(t.c.key, t.c.record_id, t.c.avoided).where(t.c.key.in_(batch))
-                if locking:
-                    query = query.with_for_update(read=True)
-                found.update(
-                    (key, (holder, bool(avoided))) for key, holder, avoided in conn.execute(query)
-                )
+        for batch in _batches(list(keys)):
+            query = sa.select(t.c.key, t.c.record_id, t.c.avoided).where(t.c.key.in_(batch))
+            if locking:
+                query = query.with_for_update(read=True)
+            found.update(
+                (key, (holder, bool(avoided))) for key, holder, avoided in conn.execute(query)
+            )
         return found
 
     def _explain(self, changes: ChangeSet, exc: sa_exc.IntegrityError) -> NoReturn:
@@ -1188,7 +1179,13 @@ class SqlRepository(RepRowsAdapter):
             # e-mail, on PostgreSQL and MariaDB), personal data (DESIGN 13).
             raise ConcurrencyError(id, 0, record.version) from None
         claimants = _claimants(changes)
-        stored = self._key_holders({key for r in claimants for key in identity_keys(r)})
+        # As committed now: inside a transaction() block on MySQL a plain read sees the
+        # block's snapshot, which misses the person another writer stored since (whose
+        # key refused this commit), so there it is a locking read.
+        locking = self._locking_reads and self._current() is not None
+        with self._read() as conn:
+            keys = {key for r in claimants for key in identity_keys(r)}
+            stored = self._key_holders(conn, keys, locking=locking)
         clash = _first_clash(claimants, changes, stored)
         if clash is not None:
             # Not chained: the driver's message names the key (PostgreSQL's "Key
