@@ -274,7 +274,12 @@ def read_datetime(text: str, *, timezone: tzinfo = UTC, day_first: bool = False)
     moment outside 0001-01-01 to 9999-12-31 in UTC (``0001-01-01`` in Paris), is a
     ``ValueError`` saying so: a date is never guessed.
     """
-    when = _wall_time(text, day_first=day_first)
+    return _in_utc(_wall_time(text, day_first=day_first), text, timezone)
+
+
+def _in_utc(when: datetime, text: str, timezone: tzinfo) -> datetime:
+    """``when``, read from ``text`` (in ``timezone`` if it carries no offset), in UTC:
+    :func:`read_datetime` once the text is read."""
     zone = ""
     if when.tzinfo is None or when.utcoffset() is None:
         when = when.replace(tzinfo=timezone)
@@ -1226,11 +1231,11 @@ class CsvSource:
             self._decide_date_order()  # before the first row it matters to
         day_first = bool(self.day_first)
         try:
-            if kind == "datetime":
-                if self.timezone is not UTC:
-                    self._note_clock_change(text, day_first)
-                return read_datetime(text, timezone=self.timezone, day_first=day_first)
             when = _wall_time(text, day_first=day_first)
+            if kind == "datetime":
+                if self.timezone is not UTC and when.tzinfo is None:
+                    self._note_clock_change(when)
+                return _in_utc(when, text, self.timezone)
         except ValueError as exc:
             problems.append(f"{self.header[i]}: {self._date_problem(exc)}")
             return None
@@ -1374,16 +1379,11 @@ class CsvSource:
             )
         return notes
 
-    def _note_clock_change(self, text: str, day_first: bool) -> None:
-        """Count ``text``, a time read in :attr:`timezone`, if that zone's clock skips
-        it (a time that does not exist) or shows it twice: neither is an error, and the
-        summary says how they were read (see :meth:`notes`)."""
-        try:
-            wall = _wall_time(text, day_first=day_first)
-        except ValueError:
-            return  # reported by the reading itself
-        if wall.tzinfo is not None:
-            return  # an offset of its own: the moment it says
+    def _note_clock_change(self, wall: datetime) -> None:
+        """Count ``wall``, a time written without a zone and read in :attr:`timezone`,
+        if that zone's clock skips it (a time that does not exist) or shows it twice:
+        neither is an error, and the summary says how they were read (see
+        :meth:`notes`)."""
         first, second = (
             wall.replace(tzinfo=self.timezone),
             wall.replace(tzinfo=self.timezone, fold=1),
