@@ -8,7 +8,6 @@ them.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Protocol
 
 from ._models import Contact, Lead, is_avoided
@@ -50,14 +49,16 @@ def assign_owner(router: Router | None, lead: Lead) -> Lead:
     lead only once that commit is kept: ``settle`` is handed to the store
     (:func:`~leadfunnel._repository.when_stored`), which calls it with ``False`` if the
     commit fails or its transaction rolls back, giving the owner's capacity and turn
-    back."""
+    back. Call it inside :func:`~leadfunnel._repository.settled_by_commit` with the
+    commit, so that a failure before the commit (here too) gives them back as well."""
     if router is None or is_avoided(lead):
         # Nobody follows up an avoid-list record: it takes no owner's turn or capacity.
         return lead
     reserve = getattr(router, "reserve", None)
-    settle: Callable[[bool], None] | None = None
     if reserve is not None:
         owner, settle = reserve(lead)
+        if settle is not None:
+            when_stored(lead.id, settle)
     elif lead.owner is not None:
         count_given = getattr(router, "count_given", None)
         if count_given is not None:
@@ -66,27 +67,15 @@ def assign_owner(router: Router | None, lead: Lead) -> Lead:
     else:
         owner = router.assign(lead)
     if lead.owner is not None or owner is None:
-        if settle is not None:
-            when_stored(lead.id, settle)
         return lead
     # A custom router's answer (RoutingRules checks its names when it is built).
     given = owner
-    try:
-        owner = lead_field(
-            "owner",
-            given,
-            lambda problem: (
-                f"the router {type(router).__name__} gave the owner {shown_name(given)}, "
-                f"which a lead cannot hold ({problem}); fix the router's owner names"
-            ),
-        )
-    except BaseException:
-        if settle is not None:
-            settle(False)  # the lead is not stored
-        raise
-    if settle is not None:
-        if owner is None:
-            settle(False)  # the lead is stored without an owner
-        else:
-            when_stored(lead.id, settle)
+    owner = lead_field(
+        "owner",
+        given,
+        lambda problem: (
+            f"the router {type(router).__name__} gave the owner {shown_name(given)}, "
+            f"which a lead cannot hold ({problem}); fix the router's owner names"
+        ),
+    )
     return lead if owner is None else lead.model_copy(update={"owner": owner})

@@ -708,9 +708,16 @@ _ABSENT = object()
 
 _REGISTERING = threading.RLock()
 
-# Per thread: the ids of records about to be inserted -> what to tell once it is known
-# whether they are stored (see when_stored).
-_STORING = threading.local()
+
+class _Storing(threading.local):
+    """Per thread: the ids of records about to be inserted -> what to tell once it is
+    known whether they are stored (see :func:`when_stored`)."""
+
+    def __init__(self) -> None:
+        self.waiting: dict[UUID, Callable[[bool], None]] = {}
+
+
+_STORING = _Storing()
 
 
 def when_stored(record_id: UUID, settle: Callable[[bool], None]) -> None:
@@ -721,9 +728,7 @@ def when_stored(record_id: UUID, settle: Callable[[bool], None]) -> None:
     router's leads per owner and day): call it just before that commit, which settles it
     (through any repository); registered again, the earlier ``settle`` is told ``False``.
     ``settle`` must not raise."""
-    waiting: dict[UUID, Callable[[bool], None]] | None = getattr(_STORING, "waiting", None)
-    if waiting is None:
-        waiting = _STORING.waiting = {}
+    waiting = _STORING.waiting
     earlier = waiting.pop(record_id, None)
     if earlier is not None:
         earlier(False)
@@ -736,9 +741,7 @@ def settled_by_commit() -> Iterator[None]:
     records registered inside the block and not taken up by a commit when it ends (it
     raised before its commit: a bad ``reason``, an interrupt) is told ``False`` there,
     rather than hold an owner's capacity for the rest of the day."""
-    waiting: dict[UUID, Callable[[bool], None]] | None = getattr(_STORING, "waiting", None)
-    if waiting is None:
-        waiting = _STORING.waiting = {}
+    waiting = _STORING.waiting
     before = set(waiting)
     try:
         yield
@@ -823,7 +826,7 @@ class Repository(ABC):
         keeps is refused first (:func:`check_portable`), whatever the adapter. What
         :func:`when_stored` awaits for the records inserted is settled here (inside a
         transaction, when the outermost one ends)."""
-        waiting: dict[UUID, Callable[[bool], None]] | None = getattr(_STORING, "waiting", None)
+        waiting = _STORING.waiting
         settling = (
             [waiting.pop(r.id) for r in changes.inserts if r.id in waiting] if waiting else []
         )
