@@ -1,5 +1,5 @@
 """``python -m leadfunnel``: the same as the ``leadfunnel`` command."""
 
-from ._cli import main
+from ._cli import run
 
-main(prog_name="leadfunnel")
+run(prog_name="leadfunnel")

@@ -151,6 +151,12 @@ def open_funnel(db: str, migrate: str = "auto", **options: Any) -> Any:
                 "form: dialect+driver://user:password@host:port/database?option=value"
             )
         _OPENED.extend(_files_of(repository))
+        # Closed when the command ends, however it ends: a SQLite file in WAL mode is
+        # checkpointed and its -wal file removed then, not left to the collector at exit
+        # (which ``run`` skips).
+        context = click.get_current_context(silent=True)
+        if context is not None:
+            context.call_on_close(repository.close)
         return Funnel(repository, **options)
 
 
