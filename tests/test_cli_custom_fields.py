@@ -125,6 +125,63 @@ def test_qualify_sees_the_rules_the_lead_models_module_registers(tmp_path: Path)
     assert done.stdout.startswith("0 qualified, 0 disqualified, 1 waiting")
 
 
+FRAGILE = (
+    MODELS
+    + """
+
+from leadfunnel.rules import BaseRule, Verdict, register_rule
+
+
+class Fragile(BaseRule):
+    name = "fragile"
+
+    def evaluate(self, lead):
+        return Verdict.passed("big") if 100 // lead.endpoints > 1 else Verdict.failed("small")
+
+
+register_rule("fragile", Fragile)
+"""
+)
+
+
+def test_qualify_judges_every_other_lead_when_a_rule_fails_on_some(tmp_path: Path) -> None:
+    """A rule raising on a few leads leaves them raw and says so (status 2); every other
+    lead is judged and stored, and the next run after the fix judges those few."""
+    (tmp_path / "fragile_models.py").write_text(FRAGILE, encoding="utf-8")
+    (tmp_path / "rules.toml").write_text(
+        '[[profiles]]\nname = "fleet"\nrules = [{ rule = "fragile", hard = true }]\n',
+        encoding="utf-8",
+    )
+    sys.path.insert(0, str(tmp_path))
+    try:
+        from fragile_models import MyLead  # type: ignore[import-not-found]
+    finally:
+        sys.path.remove(str(tmp_path))
+    db = f"sqlite:///{tmp_path / 'crm.db'}"
+    funnel = Funnel(SqlRepository(db), lead_model=MyLead)
+    endpoints = [10, 0, 20, 0, 0, 0, 0, 0, 0, 5]  # 100 // 0 raises on seven of them
+    leads = [
+        funnel.add(MyLead(email=f"x{i}@fleet.example.com", status="raw", endpoints=n))
+        for i, n in enumerate(endpoints)
+    ]
+    funnel.repository.close()
+    done = run_leadfunnel(
+        tmp_path, "qualify", "--rules", "rules.toml", "--db", db,
+        "--lead-model", "fragile_models:MyLead",
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert done.stdout.startswith("3 qualified, 0 disqualified, 0 waiting")
+    assert "7 left raw (a rule failed on them)" in done.stdout
+    lines = done.stderr.splitlines()
+    assert len(lines) == 6  # the first five failures, then the verdict
+    assert all("rule 'fragile' of profile 'fleet' failed on lead" in line for line in lines[:5])
+    assert "ZeroDivisionError" in lines[0]
+    assert lines[-1].startswith("leadfunnel: error: a rule failed on 7 leads (the first 5")
+    funnel = Funnel(SqlRepository(db), lead_model=MyLead)
+    statuses = [funnel.get_lead(lead.id).status for lead in leads]
+    assert statuses == ["qualified" if n else "raw" for n in endpoints]
+
+
 def test_the_installed_command_finds_the_model_in_the_current_folder(tmp_path: Path) -> None:
     """`leadfunnel import ... --lead-model mycrm.models:MyLead`, run in the application's
     folder by the installed script (whose own path does not hold that folder), finds

@@ -437,7 +437,7 @@ def test_qualify_all_counts_where_leads_went(qualifying: Funnel) -> None:
     qualifying.capture(Lead(**person(8, title=None)))
     qualifying.capture(Lead(**person(9, title="Intern")))
     counts = qualifying.qualify_all()
-    assert counts == {"qualified": 1, "unqualified": 1, "waiting": 2, "skipped": 0}
+    assert counts == {"qualified": 1, "unqualified": 1, "waiting": 2, "skipped": 0, "failed": 0}
     assert len(qualifying.leads(status="raw")) == 2
 
 

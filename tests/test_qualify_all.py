@@ -24,9 +24,12 @@ from leadfunnel import (
     Lead,
     LeadStatus,
     Outcome,
+    Profile,
     QualificationEngine,
     Repository,
+    RuleError,
 )
+from leadfunnel.rules import BaseRule, Verdict
 from leadfunnel.testing import ManualClock
 
 MSP = {
@@ -90,7 +93,7 @@ def test_each_lead_goes_where_qualify_would_send_it(
     clock.advance(hours=1)
     twin.clock.advance(hours=1)  # type: ignore[attr-defined]
     counts = qualifying.qualify_all(actor="bulk")
-    assert counts == {"qualified": 2, "unqualified": 2, "waiting": 3, "skipped": 0}
+    assert counts == {"qualified": 2, "unqualified": 2, "waiting": 3, "skipped": 0, "failed": 0}
     for name, status in EXPECTED.items():
         one_by_one = twin.qualify(twin_ids[name])
         bulk = _lead(qualifying, ids[name])
@@ -177,7 +180,7 @@ def test_pages_are_commits_and_calls_are_asked_once_per_page(
 def test_a_status_that_cannot_be_qualified_skips_every_lead(qualifying: Funnel) -> None:
     ids = _mix(qualifying)
     counts = qualifying.qualify_all(status="suspect")
-    assert counts == {"qualified": 0, "unqualified": 0, "waiting": 0, "skipped": 1}
+    assert counts == {"qualified": 0, "unqualified": 0, "waiting": 0, "skipped": 1, "failed": 0}
     assert [e.name for e in qualifying.history(ids["suspect"])] == ["add"]
 
 
@@ -186,14 +189,15 @@ def test_unqualified_leads_can_be_judged_again(qualifying: Funnel, clock: Manual
     qualifying.qualify_all()
     again = qualifying.qualify_all(status="unqualified")
     # Still a hard failure and still a called soft failure: they stay, judged again.
-    assert again == {"qualified": 0, "unqualified": 2, "waiting": 0, "skipped": 0}
+    assert again == {"qualified": 0, "unqualified": 2, "waiting": 0, "skipped": 0, "failed": 0}
     assert [e.name for e in qualifying.history(ids["abroad"])].count("qualify") == 2
     assert _lead(qualifying, ids["abroad"]).status == LeadStatus.UNQUALIFIED
 
 
 def test_without_an_engine_nothing_is_judged(repository: Repository, clock: ManualClock) -> None:
     bare = Funnel(repository, clock=clock)
-    assert bare.qualify_all() == {"qualified": 0, "unqualified": 0, "waiting": 0, "skipped": 0}
+    nothing = {"qualified": 0, "unqualified": 0, "waiting": 0, "skipped": 0, "failed": 0}
+    assert bare.qualify_all() == nothing
     lead = bare.capture(Lead(**person(1)))
     with pytest.raises(ConfigError, match="no qualification engine"):
         bare.qualify_all()
@@ -249,7 +253,7 @@ def test_a_lead_changed_while_its_page_is_judged_is_judged_afresh(
 
     monkeypatch.setattr(repository, "commit", racing)
     counts = qualifying.qualify_all()
-    assert counts == {"qualified": 0, "unqualified": 2, "waiting": 4, "skipped": 1}
+    assert counts == {"qualified": 0, "unqualified": 2, "waiting": 4, "skipped": 1, "failed": 0}
     assert _lead(qualifying, ids["fit"]).status == LeadStatus.RAW  # judged on its new title
     assert [e.name for e in qualifying.history(ids["vip"])][-1] == "disqualify"
     _consistent(qualifying, ids)
@@ -301,7 +305,7 @@ def test_a_page_that_keeps_losing_races_is_qualified_lead_by_lead(
 
     monkeypatch.setattr(repository, "commit", contended)
     counts = qualifying.qualify_all()
-    assert counts == {"qualified": 2, "unqualified": 2, "waiting": 3, "skipped": 0}
+    assert counts == {"qualified": 2, "unqualified": 2, "waiting": 3, "skipped": 0, "failed": 0}
     for name, status in EXPECTED.items():
         assert _lead(qualifying, ids[name]).status == status, name
 
@@ -366,3 +370,95 @@ def test_each_page_is_dated_when_it_is_judged_so_history_follows_the_commits(
     when = T0 + timedelta(hours=1)
     funnel.qualify_all(at=when)
     assert funnel.history(third)[-1].at == when
+
+
+class _Picky(BaseRule):
+    """A rule that fails (raises) on leads whose notes are not a number."""
+
+    name = "picky"
+
+    def evaluate(self, lead: Lead) -> Verdict:
+        return Verdict.passed("scored") if int(lead.notes or "0") > 50 else Verdict.failed("low")
+
+
+def _picky_funnel(repository: Repository, clock: ManualClock) -> Funnel:
+    return Funnel(
+        repository, clock=clock, engine=QualificationEngine([Profile("scored", [_Picky()])])
+    )
+
+
+@pytest.mark.parametrize("page_size", [1, 2, 1000])
+def test_with_on_error_one_failing_lead_never_stops_the_run(
+    repository: Repository, clock: ManualClock, page_size: int
+) -> None:
+    funnel = _picky_funnel(repository, clock)
+    notes = ["80", "eighty", "90", "10", "n/a", "70"]
+    leads = [funnel.capture(Lead(**person(i, notes=n))) for i, n in enumerate(notes, 1)]
+    before = {lead.id: funnel.get_lead(lead.id) for lead in leads}
+    clock.advance(hours=1)
+    failures: list[RuleError] = []
+    counts = funnel.qualify_all(page_size=page_size, on_error=failures.append)
+    odd = {leads[1].id, leads[4].id}
+    assert counts == {"qualified": 3, "unqualified": 0, "waiting": 1, "skipped": 0, "failed": 2}
+    assert sorted(str(e.lead_id) for e in failures) == sorted(map(str, odd))
+    assert all(e.rule == "picky" and e.profile == "scored" for e in failures)
+    assert all(isinstance(e.__cause__, ValueError) for e in failures)
+    for lead in leads:
+        stored = funnel.get_lead(lead.id)
+        if lead.id in odd:  # left as it was: no change, no event
+            assert stored == before[lead.id]
+            assert [e.name for e in funnel.history(lead.id)] == ["capture"]
+        else:
+            assert [e.name for e in funnel.history(lead.id)] == ["capture", "qualify"]
+    # The next run judges the failed leads again (and only those, with the one waiting).
+    again: list[RuleError] = []
+    assert funnel.qualify_all(on_error=again.append)["failed"] == 2
+    assert len(again) == 2
+
+
+def test_without_on_error_a_failing_lead_still_stops_the_run(
+    repository: Repository, clock: ManualClock
+) -> None:
+    funnel = _picky_funnel(repository, clock)
+    good = funnel.capture(Lead(**person(1, notes="80")))
+    odd = funnel.capture(Lead(**person(2, notes="eighty")))
+    with pytest.raises(RuleError) as raised:
+        funnel.qualify_all(page_size=1)
+    assert raised.value.lead_id == odd.id
+    assert funnel.get_lead(good.id).status == LeadStatus.QUALIFIED  # its page, stored
+    assert funnel.get_lead(odd.id).status == LeadStatus.RAW
+
+
+def test_on_error_hears_only_of_the_judging_the_store_kept(
+    repository: Repository, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A page judged again after losing a race reports its failures once, after it is
+    stored; an ``on_error`` that raises stops the run there, its page kept."""
+    funnel = _picky_funnel(repository, clock)
+    leads = [funnel.capture(Lead(**person(i, notes=n))) for i, n in enumerate(["x", "80"], 1)]
+    later = [funnel.capture(Lead(**person(i, notes="y"))) for i in (3, 4)]
+    real = repository.commit
+    state = {"raced": False}
+
+    def racing(changes: Any) -> Any:
+        if not state["raced"] and any(e.name == "qualify" for e in changes.events):
+            state["raced"] = True
+            funnel.update(funnel.get_lead(leads[1].id).model_copy(update={"city": "Austin"}))
+        return real(changes)
+
+    monkeypatch.setattr(repository, "commit", racing)
+    heard: list[UUID] = []
+    counts = funnel.qualify_all(page_size=2, on_error=lambda e: heard.append(e.lead_id))
+    assert state["raced"]
+    assert heard == [leads[0].id, later[0].id, later[1].id]  # once each, in order
+    assert (counts["failed"], counts["qualified"]) == (3, 1)
+
+    def stop(error: RuleError) -> None:
+        raise RuntimeError(f"stop at {error.lead_id}")
+
+    extra = funnel.capture(Lead(**person(5, notes="90")))
+    with pytest.raises(RuntimeError, match=str(leads[0].id)):
+        funnel.qualify_all(page_size=2, on_error=stop)
+    # ``stop`` ran once the first page (two failing leads) was stored: the page after
+    # it was never judged.
+    assert funnel.get_lead(extra.id).status == LeadStatus.RAW

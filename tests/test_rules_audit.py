@@ -171,7 +171,7 @@ def test_qualify_all_asks_a_custom_rule_once_per_lead() -> None:
         funnel.capture(Lead(**person(3, title=None))),  # fails, waits for a call
     ]
     counts = funnel.qualify_all(page_size=2)
-    assert counts == {"qualified": 1, "unqualified": 0, "waiting": 2, "skipped": 0}
+    assert counts == {"qualified": 1, "unqualified": 0, "waiting": 2, "skipped": 0, "failed": 0}
     assert sorted(counted.asked) == sorted(lead.id for lead in made)
     undecided = [e for e in funnel.events() if e.name == "qualify" and e.subject_id == made[1].id]
     assert undecided[0].data["missing"] == ["industry"]

@@ -40,7 +40,7 @@ from ._changes import (
 from ._clock import Clock, SystemClock
 from ._comparison import FunnelComparison
 from ._enums import Channel, ContactType, LeadStatus, LostReason, Outcome, Stage
-from ._errors import ConfigError, InvalidArgumentError, NotFoundError
+from ._errors import ConfigError, InvalidArgumentError, NotFoundError, RuleError
 from ._importing import ImportIssue, ImportReport
 from ._memory import InMemoryRepository
 from ._merging import FREE_MAIL_DOMAINS
@@ -488,17 +488,26 @@ class Funnel(Generic[LeadT, ContactT, OpportunityT]):
         reason: str | None = None,
         status: LeadStatus | str = LeadStatus.RAW,
         page_size: int = _leads.PAGE_SIZE,
+        on_error: Callable[[RuleError], object] | None = None,
     ) -> dict[str, int]:
         """Qualify every lead with ``status`` (raw by default); count where they went.
 
         Returns a mapping with ``qualified``, ``unqualified``, ``waiting`` (left raw:
-        missing data, or a soft failure waiting for a call) and ``skipped`` (leads that
-        moved under our feet). Leads are judged ``page_size`` at a time, each page
-        stored in one transaction (memory stays flat; a run stopped at any moment
-        loses nothing, and the next one finishes the job); a lead that stays where it
-        is keeps its version. Each lead gets one ``qualify`` event whose data is the
-        result without the rules' explanations (``qualify(lead)`` records those).
-        Each page is dated when it is judged (``at=`` dates the whole run instead).
+        missing data, or a soft failure waiting for a call), ``skipped`` (leads that
+        moved under our feet) and ``failed`` (leads a rule failed on, with
+        ``on_error``). Leads are judged ``page_size`` at a time, each page stored in one
+        transaction (memory stays flat; a run stopped at any moment loses nothing, and
+        the next one finishes the job); a lead that stays where it is keeps its version.
+        Each lead gets one ``qualify`` event whose data is the result without the
+        rules' explanations (``qualify(lead)`` records those). Each page is dated when
+        it is judged (``at=`` dates the whole run instead).
+
+        A rule that fails on a lead (raises, or answers something other than a
+        ``Verdict``) stops the run with its :class:`RuleError`, the pages before stored.
+        Given ``on_error``, the run goes on instead: that lead is left as it is (no
+        change, no event; the next run judges it again), and ``on_error`` is called
+        with the error once the lead's page is stored. It may log or collect it, or
+        raise to stop the run there.
         """
         fixed = None if at is None else self._now(at)
         return _leads.qualify_all(
@@ -509,6 +518,7 @@ class Funnel(Generic[LeadT, ContactT, OpportunityT]):
             actor=actor,
             reason=reason,
             page_size=page_size,
+            on_error=on_error,
         )
 
     # --- appointments and deals -------------------------------------------------------

@@ -21,6 +21,7 @@ from ._errors import (
     InvalidArgumentError,
     InvalidTransitionError,
     NotFoundError,
+    RuleError,
 )
 from ._lifecycle import LEAD
 from ._models import Contact, Lead
@@ -132,6 +133,7 @@ def qualify_all(
     actor: str | None,
     reason: str | None,
     page_size: int = PAGE_SIZE,
+    on_error: Callable[[RuleError], object] | None = None,
 ) -> dict[str, int]:
     """Qualify every lead with ``status``; count where they went (see the facade).
 
@@ -146,10 +148,15 @@ def qualify_all(
     and profile only) and one ``qualify`` event per lead; a lead that stays where it is
     is only version-checked. Stopping between pages loses nothing: every page is stored
     whole or not at all, and the next run judges the leads still at ``status``.
+
+    A lead on which a rule fails (:class:`RuleError`) stops the run, unless
+    ``on_error`` is given: the lead is then left as it is (no change, no event), the
+    page is stored without it, and ``on_error`` is handed the error once the page is
+    stored (never for a judging the store did not keep).
     """
     if isinstance(page_size, bool) or not isinstance(page_size, int) or page_size < 1:
         raise InvalidArgumentError(f"page_size={page_size!r}: give a whole number, 1 or more")
-    counts = {"qualified": 0, "unqualified": 0, "waiting": 0, "skipped": 0}
+    counts = {"qualified": 0, "unqualified": 0, "waiting": 0, "skipped": 0, "failed": 0}
     if not LEAD.can(status.value, "qualify"):
         # Nothing at this status may be qualified: every such lead is skipped.
         counts["skipped"] = repository.count("lead", status=status)
@@ -164,7 +171,9 @@ def qualify_all(
                     "QualificationEngine(...)), or qualify leads by hand with "
                     "qualify(lead, force=True, reason=...)"
                 )
-            _qualify_page(repository, page, engine, status, now, actor, reason, counts)
+            _qualify_page(
+                repository, page, engine, status, now, actor, reason, counts, on_error
+            )
             del page  # the collection below then walks only what the page left behind
             if number % _COLLECT_EVERY == 0:
                 collect(0)
@@ -180,11 +189,14 @@ def _qualify_page(
     actor: str | None,
     reason: str | None,
     counts: dict[str, int],
+    on_error: Callable[[RuleError], object] | None,
 ) -> None:
     """Judge and store one page; if it keeps losing races, lead by lead."""
     for _ in range(_PAGE_ATTEMPTS):
         try:
-            changes, dests = _judge_page(repository, page, engine, now(), actor, reason)
+            changes, dests, failed = _judge_page(
+                repository, page, engine, now(), actor, reason, on_error is not None
+            )
             repository.commit(changes)
         except (ConcurrencyError, NotFoundError):
             # Somebody changed one of these leads since the page was read: read the
@@ -196,6 +208,7 @@ def _qualify_page(
             continue
         for dest in dests:
             counts[_COUNTED.get(dest, "waiting")] += 1
+        _failed(failed, counts, on_error)
         return
     for lead in page:
         try:
@@ -211,7 +224,25 @@ def _qualify_page(
         except (InvalidTransitionError, NotFoundError):
             counts["skipped"] += 1
             continue
+        except RuleError as error:
+            if on_error is None:
+                raise
+            _failed([error], counts, on_error)
+            continue
         counts[_COUNTED.get(result.status, "waiting")] += 1
+
+
+def _failed(
+    errors: list[RuleError],
+    counts: dict[str, int],
+    on_error: Callable[[RuleError], object] | None,
+) -> None:
+    """Count the leads of a stored page that a rule failed on, and hand each error to
+    ``on_error`` (which may raise to stop the run: the page stays stored)."""
+    for error in errors:
+        counts["failed"] += 1
+        assert on_error is not None  # errors are only collected for an on_error
+        on_error(error)
 
 
 _COUNTED: dict[LeadStatus | None, str] = {
@@ -227,9 +258,14 @@ def _judge_page(
     now: datetime,
     actor: str | None,
     reason: str | None,
-) -> tuple[ChangeSet, list[LeadStatus]]:
-    """A page's commit, and where each of its leads goes."""
-    results = [engine.evaluate(lead) for lead in page]
+    collect: bool = False,
+) -> tuple[ChangeSet, list[LeadStatus], list[RuleError]]:
+    """A page's commit, where each of its leads goes, and (``collect``) the errors of
+    the rules that failed on some of them, whose leads the commit leaves out."""
+    if collect:
+        page, results, failed = _judged(page, engine)
+    else:
+        results, failed = [engine.evaluate(lead) for lead in page], []
     # Only a soft failure waits on a call: ask for those leads' calls in one query.
     asking = [lead.id for lead, r in zip(page, results, strict=True) if r.decision == "fail"]
     # Those not called wait for a call: the page commits only if no touch was logged on
@@ -255,7 +291,26 @@ def _judge_page(
             event(record, "qualify", source.value, dest.value, now, actor, reason, _data(result))
         )
         dests.append(dest)
-    return changes, dests
+    return changes, dests, failed
+
+
+def _judged(
+    page: list[Lead], engine: Engine
+) -> tuple[list[Lead], list[QualificationResult], list[RuleError]]:
+    """The leads of ``page`` the engine judged, their results, and the errors of the
+    rules that failed on the others."""
+    kept: list[Lead] = []
+    results: list[QualificationResult] = []
+    failed: list[RuleError] = []
+    for lead in page:
+        try:
+            result = engine.evaluate(lead)
+        except RuleError as error:
+            failed.append(error)
+        else:
+            kept.append(lead)
+            results.append(result)
+    return kept, results, failed
 
 
 def _data(result: QualificationResult) -> dict[str, Any]:

@@ -6,10 +6,13 @@ from datetime import datetime
 
 import click
 
+from .._csv_out import printable
+from .._errors import RuleError
 from . import when_interrupted
 from ._common import (
     Interrupts,
     db_option,
+    fail,
     guarded,
     lead_model_option,
     load_lead_model,
@@ -54,13 +57,34 @@ def qualify(db: str, rules: str, lead_model: str | None) -> None:
         # (see Interrupts) stops the run there, with the pages before it stored.
         clock = _Checking(interrupts)
         funnel = open_funnel(db, engine=engine, lead_model=model, clock=clock)
-        counts = funnel.qualify_all(actor="cli")
-    skipped = counts["skipped"]
+        # A rule failing on one lead leaves that lead raw and the run goes on: the
+        # others are judged and stored, and the failures are told at the end.
+        failures: list[RuleError] = []
+
+        def keep(error: RuleError) -> None:
+            if len(failures) < _SHOWN:  # a rule failing on every lead: memory stays flat
+                failures.append(error)
+
+        counts = funnel.qualify_all(actor="cli", on_error=keep)
+    skipped, failed = counts["skipped"], counts["failed"]
     click.echo(
         f"{counts['qualified']} qualified, {counts['unqualified']} disqualified, "
         f"{counts['waiting']} waiting for a call or more data"
         + (f", {skipped} skipped (moved meanwhile, by another user or process)" if skipped else "")
+        + (f", {failed} left raw (a rule failed on them)" if failed else "")
     )
+    if failed:
+        for error in failures:
+            click.echo(f"leadfunnel: {printable(str(error))}", err=True)
+        more = f" (the first {len(failures)} above)" if failed > len(failures) else " (above)"
+        fail(
+            f"a rule failed on {failed} lead{'s' if failed != 1 else ''}{more}, left as they "
+            "were; the others were judged and stored: fix the rule and run qualify again"
+        )
+
+
+#: How many of the failures of a run ``qualify`` shows.
+_SHOWN = 5
 
 
 class _Checking:
