@@ -24,20 +24,25 @@ costs little more than the comparisons themselves.
 
 from __future__ import annotations
 
+import inspect
 import math
+import os
 import pickle
 import re
+import sys
 import unicodedata
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
-from datetime import date, time
+from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from enum import Enum
 from functools import cache
 from types import UnionType
 from typing import (
+    TYPE_CHECKING,
     Any,
     Literal,
     Protocol,
@@ -52,6 +57,9 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from ._errors import ConfigError
 from ._models import Lead, normalise_country
+
+if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -117,8 +125,12 @@ class Verdict:
         missing = self.missing
         if type(missing) is not tuple:
             if isinstance(missing, str) or not isinstance(missing, Iterable):
+                # The field itself takes a list only: text would be read as its letters.
+                # Verdict.unknown, the way rules make such a verdict, takes one name too.
                 raise TypeError(
-                    f"a verdict's missing must be a list of field names, not {missing!r}"
+                    f"a verdict's missing must be a list of field names, not {missing!r}; "
+                    f"give a list, or make it with Verdict.unknown(reason, missing=...), "
+                    "which also takes one name"
                 )
             missing = tuple(missing)
             object.__setattr__(self, "missing", missing)
@@ -141,9 +153,13 @@ class Verdict:
         return cls("fail", reason)
 
     @classmethod
-    def unknown(cls, reason: str, missing: Iterable[str] = ()) -> Verdict:
-        """The rule cannot decide: the fields in ``missing`` are empty."""
-        return cls("unknown", reason, tuple(missing))
+    def unknown(cls, reason: str, missing: str | Iterable[str] | None = ()) -> Verdict:
+        """The rule cannot decide: the fields in ``missing`` are empty.
+
+        ``missing`` is a list of field names, or one name (``missing="email"``: the
+        field, not its letters); ``None`` names none.
+        """
+        return cls("unknown", reason, _field_names(missing))
 
     @property
     def ok(self) -> bool:
@@ -158,6 +174,21 @@ class Verdict:
             "reason": self.reason,
             "missing": list(self.missing),
         }
+
+
+def _field_names(missing: Any) -> tuple[str, ...]:
+    """``Verdict.unknown``'s ``missing`` as a tuple of names: one name given as text is
+    that name (what a rule missing one field writes; ``tuple("email")`` would be its
+    letters), and ``None`` is none."""
+    if missing is None:
+        return ()
+    if isinstance(missing, str):
+        return (missing,)
+    if not isinstance(missing, Iterable):
+        raise TypeError(
+            f"a verdict's missing must be a list of field names, or one name, not {missing!r}"
+        )
+    return tuple(missing)
 
 
 @runtime_checkable
@@ -728,6 +759,20 @@ class Source(_BuiltinRule):
             self._allowed = frozenset(_fold(s) for s in self.allowed)
         self.blocked = tuple(_strings(self.name, "blocked", self.blocked, allow_empty=True))
         self._blocked = frozenset(_fold(s) for s in self.blocked)
+        if self.allowed is not None and self._allowed is not None:
+            # A source both allowed and blocked is a contradiction the rule would settle
+            # silently (blocked wins); refused, as the other rules' empty ranges are.
+            both = [s for s in self.allowed if _fold(s) in self._blocked]
+            if both:
+                outcome = (
+                    "no source can pass"
+                    if self._allowed <= self._blocked
+                    else "a blocked source never passes"
+                )
+                raise ValueError(
+                    f"allowed and blocked both name {_listing(dict.fromkeys(both))}: "
+                    f"{outcome}; keep each source in one list"
+                )
         self._pass = self._verdict("pass", "lead source accepted")
         self._unknown = self._verdict("unknown", "no lead source given", ["source"])
 
@@ -776,17 +821,21 @@ class FieldRule(BaseRule):
     Conditions (all given must hold): ``min`` and ``max`` (inclusive), ``equals``,
     ``in`` (``one_of`` from Python; a config writes ``in``), ``exists`` (True: the field
     must have a value; False: it must be empty). Strings compare case-insensitively, as
-    the other rules'. The bounds are read as the field's type: ``min = "20"`` for a number
-    of employees is 20, ``max = "2027-12-31"`` for a date is that day, and a bound that
-    cannot be one is a :class:`~leadfunnel.ConfigError`. A field of :class:`Lead` is
+    the other rules'. The bounds are read as the lead model reads the field (its type
+    and its own validators): ``min = "20"`` for a number of employees is 20,
+    ``max = "2027-12-31"`` for a date is that day, ``in = ["(512) 555-0100"]`` for the
+    phone is +15125550100 (a number without its country code read in the default
+    region, US), and a bound that cannot be one is a :class:`~leadfunnel.ConfigError`,
+    as is a date and time without a UTC offset for a field of aware times (it could be
+    compared with no lead's). ``min`` and ``max`` order an enum field's members as the
+    enum declares them (interest: none < slight < high). A field of :class:`Lead` is
     checked when the rule is made; a field of the application's own lead class when the
     rule meets it (a funnel checks its lead model when it is made). A number that is not
     finite (NaN, infinity) is refused as any condition. On a set field (``tags``,
     ``needs``), ``equals`` and ``in`` hold when the set holds the value, or one of the
-    values. An empty field
-    (``None``, blank text, an empty set, a float that is not a number) is ``unknown``
-    (with the field in ``missing``), unless ``exists`` decides; a value that cannot be
-    compared with a bound fails, saying why.
+    values. An empty field (``None``, blank text, an empty set, a float that is not a
+    number) is ``unknown`` (with the field in ``missing``), unless ``exists`` decides; a
+    value that cannot be compared with a bound fails, saying why.
     """
 
     name = "field"
@@ -888,21 +937,22 @@ class FieldRule(BaseRule):
                 "called; fix the name, or give the funnel the lead model that has it "
                 "(Funnel(..., lead_model=...))"
             )
-        annotation: Any = info.annotation
-        is_set = _is_set(annotation)
-        adapter = _adapter(_element_type(annotation) if is_set else annotation)
+        is_set = _is_set(info.annotation)
+        as_value = _FieldReader(model, self.field, info.annotation, is_set)
 
         def read(name: str, bound: Any) -> Any:
             if bound is None or bound is _UNSET:
                 return bound
             try:
-                return adapter.validate_python(bound)
+                value = as_value(bound)
             except ValidationError as exc:
-                problem = exc.errors(include_url=False)[0]["msg"]
                 raise ConfigError(
                     f"rule 'field' on {self.field!r}: {name}={bound!r} is not a value of "
-                    f"the field ({problem}); give one of its type"
+                    f"the field ({_problem(exc, self.field)}); give one of its type"
                 ) from None
+            if isinstance(value, datetime) and value.utcoffset() is None:
+                self._refuse_naive(name, bound, value, as_value)
+            return value
 
         if is_set and (self.min is not None or self.max is not None):
             raise ConfigError(
@@ -925,10 +975,30 @@ class FieldRule(BaseRule):
             )
         return conditions
 
+    def _refuse_naive(
+        self, name: str, bound: Any, value: datetime, as_value: Callable[[Any], Any]
+    ) -> None:
+        """A ConfigError for a bound without a UTC offset (``"2026-01-01"``) on a field
+        that holds times with one: an aware time and a naive one cannot be compared, so
+        the rule would fail every lead. (A field of naive times, ``NaiveDatetime``,
+        refuses the aware time and keeps the bound.)"""
+        aware = value.replace(tzinfo=UTC)
+        try:
+            as_value(aware)
+        except ValidationError:
+            return
+        raise ConfigError(
+            f"rule 'field' on {self.field!r}: {name}={bound!r} has no UTC offset, and "
+            f"{self.field} takes times with one, as every leadfunnel time is: the rule "
+            f"could not compare it with them and would fail every lead; give the offset, "
+            f'e.g. {name} = "{aware.isoformat()}" (a field of times without one is '
+            "typed NaiveDatetime)"
+        )
+
     @staticmethod
     def _check_range(low: Any, high: Any) -> None:
         try:
-            empty = low is not None and high is not None and _same(low) > _same(high)
+            empty = low is not None and high is not None and _ordered(low) > _ordered(high)
         except TypeError:
             return  # compared once read as the field's type
         if empty:
@@ -957,14 +1027,18 @@ class FieldRule(BaseRule):
         if self.exists is False:
             return Verdict.failed(f"{name} is {_shown(value)}; it must be empty")
         low, high = conditions.min, conditions.max
-        compared = _same(value) if isinstance(value, str) else value
-        try:
-            if low is not None and compared < _same(low):
-                return Verdict.failed(f"{name} {_shown(value)} is below {_shown(low)}")
-            if high is not None and compared > _same(high):
-                return Verdict.failed(f"{name} {_shown(value)} is above {_shown(high)}")
-        except TypeError:
-            return Verdict.failed(f"{name} {_shown(value)} cannot be compared with the bounds")
+        if low is not None or high is not None:
+            compared = _ordered(value)
+            try:
+                if low is not None and compared < conditions.min_key:
+                    return Verdict.failed(f"{name} {_shown(value)} is below {_shown(low)}")
+                if high is not None and compared > conditions.max_key:
+                    return Verdict.failed(f"{name} {_shown(value)} is above {_shown(high)}")
+            except TypeError:
+                return Verdict.failed(
+                    f"{name} {_shown(value)} cannot be compared with the bounds"
+                    f"{_why_not_compared(value)}"
+                )
         held = (
             {_same(v) for v in cast(Iterable[Any], value)} if conditions.is_set else {_same(value)}
         )
@@ -983,14 +1057,17 @@ class FieldRule(BaseRule):
 
 @dataclass(frozen=True, slots=True)
 class _Conditions:
-    """A :class:`FieldRule`'s conditions as values of its field's type, with ``equals``
-    and ``one_of`` also as compared (:func:`_same`), made once rather than per lead."""
+    """A :class:`FieldRule`'s conditions as values of its field's type, with ``min`` and
+    ``max`` also as ordered (:func:`_ordered`) and ``equals`` and ``one_of`` as compared
+    (:func:`_same`), made once rather than per lead."""
 
     is_set: bool
     min: Any
     max: Any
     equals: Any
     one_of: tuple[Any, ...] | None
+    min_key: Any
+    max_key: Any
     equals_key: Any
     one_of_keys: frozenset[Any] | None
 
@@ -999,7 +1076,68 @@ class _Conditions:
         cls, is_set: bool, low: Any, high: Any, equals: Any, one_of: tuple[Any, ...] | None
     ) -> _Conditions:
         keys = None if one_of is None else frozenset(map(_same, one_of))
-        return cls(is_set, low, high, equals, one_of, _same(equals), keys)
+        low_key = None if low is None else _ordered(low)
+        high_key = None if high is None else _ordered(high)
+        return cls(is_set, low, high, equals, one_of, low_key, high_key, _same(equals), keys)
+
+
+class _FieldReader:
+    """Reads a bound as ``model`` reads its ``field``: the field's type, its own
+    validators (a phone becomes E.164, an e-mail's domain lower-cased) and the model's
+    settings (spaces stripped), so that a bound is what a lead's value would be. An
+    element of a set field is read as a one-element set of the field.
+
+    A phone without its country code is read in the default region (US), as
+    ``Lead(phone=...)`` reads it: a rule is made before, and apart from, the funnel
+    whose ``phone_region`` would say otherwise.
+    """
+
+    __slots__ = ("_fallback", "_field", "_is_set", "_model")
+
+    def __init__(self, model: type[Lead], field: str, annotation: Any, is_set: bool) -> None:
+        self._model = model
+        self._field = field
+        self._is_set = is_set
+        self._fallback = _adapter(_element_type(annotation) if is_set else annotation)
+
+    def __call__(self, bound: Any) -> Any:
+        given = [bound] if self._is_set else bound
+        try:
+            # The model's own validation of one field, on a record made without it
+            # (validate_assignment writes the value into the record it is given).
+            read = self._model.__pydantic_validator__.validate_assignment(
+                self._model.model_construct(), self._field, given
+            )
+        except ValidationError as exc:
+            if any(_is_of(error, self._field) for error in exc.errors()):
+                raise  # the field refused the bound
+            # The model as a whole refused the record made without values (a model
+            # validator of the application's own): the field's type alone reads it.
+            return self._fallback.validate_python(bound)
+        except Exception:
+            # An application's validator that needs the record's other values.
+            return self._fallback.validate_python(bound)
+        value = getattr(read, self._field)
+        if not self._is_set:
+            return value
+        items = list(value)
+        if len(items) != 1:  # a validator that drops or adds items: read as the type
+            return self._fallback.validate_python(bound)
+        return items[0]
+
+
+def _is_of(error: Any, field: str) -> bool:
+    """Whether a validation error is the field's own (not the model's, nor a frozen
+    field's refusal to be assigned)."""
+    location: tuple[Any, ...] = tuple(error.get("loc") or ())
+    return location[:1] == (field,) and error.get("type") != "frozen_field"
+
+
+def _problem(exc: ValidationError, field: str) -> str:
+    """What a field said was wrong with a value: its first error's message."""
+    errors = exc.errors(include_url=False)
+    own = [e for e in errors if _is_of(e, field)] or errors
+    return str(own[0]["msg"]).removeprefix("Value error, ")
 
 
 def _check_finite(name: str, value: Any) -> None:
@@ -1069,6 +1207,32 @@ def _same(value: Any) -> Any:
     return _fold(value) if isinstance(value, str) else value
 
 
+def _ordered(value: Any) -> Any:
+    """A value as ``min`` and ``max`` order it: an enum member by its place in its enum,
+    the order it is declared in (interest: none < slight < high), not alphabetically
+    ("high" < "none" < "slight"); a member of an ``IntEnum`` by its number, as Python
+    orders them; anything else as :func:`_same` compares it."""
+    if isinstance(value, Enum) and not isinstance(value, int):
+        rank = _ranks(type(value)).get(value)
+        if rank is not None:
+            return rank
+    return _same(value)
+
+
+@cache
+def _ranks(enum: type[Enum]) -> dict[Enum, int]:
+    """Each member of ``enum`` (aliases are their member) to its place in the enum."""
+    return {member: place for place, member in enumerate(enum)}
+
+
+def _why_not_compared(value: Any) -> str:
+    """The end of the reason for a value no bound can be compared with: a time without
+    a UTC offset says so (the bounds of a field of aware times have one)."""
+    if isinstance(value, datetime) and value.utcoffset() is None:
+        return " (it has no UTC offset, and they have one: store times with their offset)"
+    return ""
+
+
 # --- registry -------------------------------------------------------------------------
 
 #: What :func:`register_rule` takes: a rule class, or any callable that builds a rule from
@@ -1092,10 +1256,14 @@ def register_rule(name: str, factory: RuleFactory, *, replace: bool = False) -> 
     """Make ``factory`` (a rule class, or a callable returning a rule) nameable in configs.
 
     Plugins normally register through the ``leadfunnel.rules`` entry-point group
-    instead; this is for rules defined in the application itself. A name already
-    registered to another factory is a :class:`~leadfunnel.ConfigError` (two rules
-    under one name: configs would get whichever came last), unless ``replace=True``;
-    registering the same factory again changes nothing.
+    instead; this is for rules defined in the application itself (a name registered
+    here is used before a plugin's of the same name). A name already registered to
+    another factory is a :class:`~leadfunnel.ConfigError` (two rules under one name:
+    configs would get whichever came last), unless ``replace=True``. Registering the
+    same factory again is no clash, nor is registering the class or function a module
+    defines again when the module runs a second time (``importlib.reload``, a module run
+    as a script and also imported): that is one definition, and its newest version is
+    kept.
     """
     if not name or not isinstance(name, str) or name != name.strip():
         raise ConfigError(f"a rule needs a non-empty name without spaces around it, not {name!r}")
@@ -1107,12 +1275,41 @@ def register_rule(name: str, factory: RuleFactory, *, replace: bool = False) -> 
     if name in _BUILTINS:
         raise ConfigError(f"{name!r} is a built-in rule; register yours under another name")
     earlier = _registered.get(name)
-    if earlier is not None and earlier != factory and not replace:
+    if earlier is not None and not replace and not _one_definition(earlier, factory):
+        if _factory_name(earlier) == _factory_name(factory):
+            raise ConfigError(
+                f"rule {name!r} is already registered, to another {_factory_name(factory)} "
+                "(a class or function defined inside a function is a new one each time the "
+                "function runs); register it once, or pass replace=True to replace it"
+            )
         raise ConfigError(
             f"rule {name!r} is already registered, to {_factory_name(earlier)}; register "
             f"{_factory_name(factory)} under another name, or pass replace=True to replace it"
         )
     _registered[name] = factory
+
+
+def _one_definition(earlier: Any, factory: Any) -> bool:
+    """Whether two factories are one: the same object, or the same class or function
+    defined again by its module running a second time (a reload, a script that is also
+    imported): the same source file (or module) and the same qualified name, one that
+    names it from the module's top level (a class made inside a function is not one)."""
+    if earlier == factory:
+        return True
+    origin = _definition(factory)
+    return origin is not None and origin == _definition(earlier)
+
+
+def _definition(factory: Any) -> tuple[str, str] | None:
+    if not (isinstance(factory, type) or inspect.isfunction(factory)):
+        return None  # a bound method, a partial: other arguments make another factory
+    qualified = getattr(factory, "__qualname__", None)
+    module_name = getattr(factory, "__module__", None)
+    if not isinstance(qualified, str) or "<" in qualified or not isinstance(module_name, str):
+        return None
+    # A script run as __main__ and also imported by name is one file, two module names.
+    path = getattr(sys.modules.get(module_name), "__file__", None)
+    return (os.path.realpath(path) if isinstance(path, str) else module_name, qualified)
 
 
 def _factory_name(factory: Any) -> str:
@@ -1126,7 +1323,18 @@ def _entry_point_factory(name: str) -> RuleFactory | None:
     # loads importlib.metadata (email, zipfile...), about 10% of ``import leadfunnel``.
     from importlib.metadata import entry_points
 
-    for point in entry_points(group=ENTRY_POINT_GROUP, name=name):
+    # One entry point per target: a package found twice on the path is one plugin.
+    points = list({p.value: p for p in entry_points(group=ENTRY_POINT_GROUP, name=name)}.values())
+    if len(points) > 1:
+        # Which one entry_points() lists first depends on the order of the path and of
+        # the installs: a config must not be judged by whichever that is.
+        raise ConfigError(
+            f"rule {name!r} is declared by {len(points)} installed plugins: "
+            f"{' and '.join(_provider(p) for p in points)}; uninstall the one you do not "
+            f"mean, or register the one you mean in the application "
+            f"(leadfunnel.rules.register_rule({name!r}, factory)), which configs then use"
+        )
+    for point in points:
         try:
             factory: RuleFactory = point.load()
         except Exception as exc:  # a broken plugin must say which one it is
@@ -1136,6 +1344,48 @@ def _entry_point_factory(name: str) -> RuleFactory | None:
             ) from exc
         return factory
     return None
+
+
+def _provider(point: EntryPoint) -> str:
+    """An entry point as a person finds it: its package, version and target."""
+    dist = point.dist
+    return point.value if dist is None else f"{dist.name} {dist.version} ({point.value})"
+
+
+#: The plugins that declare a built-in rule's name, per state of ``sys.path`` (reading
+#: every package's entry points costs some 30 ms: once, not per rule of a config).
+_shadowing: dict[tuple[str, ...], dict[str, list[str]]] = {}
+_warned: set[tuple[str, str]] = set()
+
+
+def _warn_if_shadowed(name: str) -> None:
+    """A warning, once, for each installed plugin that declares the built-in ``name``:
+    configs get the built-in (as register_rule refuses a built-in's name), and the
+    plugin's rule cannot be named at all, which its users should hear of. A warning,
+    not an error: the built-in is well defined, and one odd plugin must not stop every
+    config that uses it."""
+    key = tuple(sys.path)
+    found = _shadowing.get(key)
+    if found is None:
+        from importlib.metadata import entry_points
+
+        found = {}
+        for point in entry_points(group=ENTRY_POINT_GROUP):
+            if point.name in _BUILTINS:
+                found.setdefault(point.name, []).append(_provider(point))
+        _shadowing.clear()
+        _shadowing[key] = found
+    for provider in found.get(name, ()):
+        if (name, provider) not in _warned:
+            _warned.add((name, provider))
+            warnings.warn(
+                f"plugin {provider} declares a rule named {name!r}, the name of a built-in "
+                f"rule: configs get the built-in {name!r}, never the plugin's; ask the "
+                "plugin's authors to rename it, or register its rule in the application "
+                "under another name (leadfunnel.rules.register_rule('other_name', factory))",
+                UserWarning,
+                stacklevel=3,
+            )
 
 
 def available_rules() -> list[str]:
@@ -1152,7 +1402,11 @@ def make_rule(name: str, **arguments: Any) -> Rule:
 
     Raises :class:`ConfigError` for an unknown rule or a wrong argument.
     """
-    factory = _BUILTINS.get(name) or _registered.get(name) or _entry_point_factory(name)
+    factory = _BUILTINS.get(name)
+    if factory is not None:
+        _warn_if_shadowed(name)
+    else:
+        factory = _registered.get(name) or _entry_point_factory(name)
     if factory is None:
         raise ConfigError(
             f"unknown rule {name!r}; available rules: {', '.join(available_rules())} "
