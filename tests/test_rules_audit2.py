@@ -306,7 +306,6 @@ def test_the_constructor_refusing_text_says_what_takes_one_name() -> None:
 def fresh_registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """No registration, warning or module of these tests outlives them."""
     monkeypatch.setattr(rules, "_registered", {})  # registrations last the process
-    monkeypatch.setattr(rules, "_warned", set())
     yield
     for name in [m for m in sys.modules if m.startswith("audit2_")]:
         del sys.modules[name]
@@ -446,24 +445,30 @@ def test_one_plugin_found_twice_is_no_clash(
     assert make_rule("audit2_same").evaluate(Lead()).reason == "same"
 
 
-def test_a_plugin_declaring_a_built_in_name_is_warned_of_once_and_the_built_in_used(
+def test_a_plugin_declaring_a_built_in_name_gets_the_built_in_and_is_named_on_a_refusal(
     fresh_registry: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Configs naming a built-in get the built-in, whatever plugin declares the name too
+    (no look at the plugins for it); a config written for the plugin's rule, which the
+    built-in refuses, is told which plugin it meant and what to do."""
     _package(tmp_path, "audit2_shadow", "Shadow", "shadow", {"niche": "audit2_shadow:Shadow"})
     monkeypatch.syspath_prepend(str(tmp_path))
-    with pytest.warns(UserWarning, match="declares a rule named 'niche'") as caught:
-        rule = make_rule("niche", industries=["IT Services"])
-    assert isinstance(rule, Niche)
-    [warning] = [w for w in caught if "audit2-shadow" in str(w.message)]
-    message = str(warning.message)
-    assert message.startswith(
-        "plugin audit2-shadow 1.0 (audit2_shadow:Shadow) declares a rule named 'niche'"
-    )
-    assert "configs get the built-in 'niche'" in message
-    assert warning.filename == __file__  # points at the caller
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        make_rule("niche", industries=["Retail"])  # once per process: no second warning
+        rule = make_rule("niche", industries=["IT Services"])
+    assert isinstance(rule, Niche)
+    with pytest.raises(ConfigError) as caught:
+        make_rule("niche", competitors=["Globex"])
+    message = str(caught.value)
+    assert message.startswith("rule 'niche': got an unexpected keyword argument 'competitors'")
+    assert (
+        "(plugin audit2-shadow 1.0 (audit2_shadow:Shadow) also declares a rule named 'niche': "
+        "configs get the built-in 'niche', never the plugin's; register the plugin's rule "
+        "under another name"
+    ) in message
+    with pytest.raises(ConfigError) as plain:
+        make_rule("authority", competitors=["Globex"])  # no plugin declares it: no mention
+    assert "plugin" not in str(plain.value)
 
 
 def test_with_no_plugin_a_built_in_rule_warns_of_nothing(fresh_registry: None) -> None:

@@ -31,7 +31,6 @@ import pickle
 import re
 import sys
 import unicodedata
-import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -1352,40 +1351,23 @@ def _provider(point: EntryPoint) -> str:
     return point.value if dist is None else f"{dist.name} {dist.version} ({point.value})"
 
 
-#: The plugins that declare a built-in rule's name, per state of ``sys.path`` (reading
-#: every package's entry points costs some 30 ms: once, not per rule of a config).
-_shadowing: dict[tuple[str, ...], dict[str, list[str]]] = {}
-_warned: set[tuple[str, str]] = set()
+def _shadowing_plugins(name: str) -> str:
+    """What a built-in rule's refusal adds when installed plugins declare ``name`` too:
+    a config meant for such a plugin's rule reaches the built-in (as register_rule
+    refuses a built-in's name), whose arguments differ. Asked only on that refusal:
+    reading every package's entry points costs milliseconds, which building a
+    built-in rule need not pay."""
+    from importlib.metadata import entry_points
 
-
-def _warn_if_shadowed(name: str) -> None:
-    """A warning, once, for each installed plugin that declares the built-in ``name``:
-    configs get the built-in (as register_rule refuses a built-in's name), and the
-    plugin's rule cannot be named at all, which its users should hear of. A warning,
-    not an error: the built-in is well defined, and one odd plugin must not stop every
-    config that uses it."""
-    key = tuple(sys.path)
-    found = _shadowing.get(key)
-    if found is None:
-        from importlib.metadata import entry_points
-
-        found = {}
-        for point in entry_points(group=ENTRY_POINT_GROUP):
-            if point.name in _BUILTINS:
-                found.setdefault(point.name, []).append(_provider(point))
-        _shadowing.clear()
-        _shadowing[key] = found
-    for provider in found.get(name, ()):
-        if (name, provider) not in _warned:
-            _warned.add((name, provider))
-            warnings.warn(
-                f"plugin {provider} declares a rule named {name!r}, the name of a built-in "
-                f"rule: configs get the built-in {name!r}, never the plugin's; ask the "
-                "plugin's authors to rename it, or register its rule in the application "
-                "under another name (leadfunnel.rules.register_rule('other_name', factory))",
-                UserWarning,
-                stacklevel=3,
-            )
+    providers = [_provider(p) for p in entry_points(group=ENTRY_POINT_GROUP, name=name)]
+    if not providers:
+        return ""
+    return (
+        f" (plugin {', '.join(providers)} also declares a rule named {name!r}: configs get "
+        f"the built-in {name!r}, never the plugin's; register the plugin's rule under "
+        "another name with leadfunnel.rules.register_rule('other_name', factory), and ask "
+        "its authors to rename it)"
+    )
 
 
 def available_rules() -> list[str]:
@@ -1402,11 +1384,8 @@ def make_rule(name: str, **arguments: Any) -> Rule:
 
     Raises :class:`ConfigError` for an unknown rule or a wrong argument.
     """
-    factory = _BUILTINS.get(name)
-    if factory is not None:
-        _warn_if_shadowed(name)
-    else:
-        factory = _registered.get(name) or _entry_point_factory(name)
+    built_in = _BUILTINS.get(name)
+    factory = built_in or _registered.get(name) or _entry_point_factory(name)
     if factory is None:
         raise ConfigError(
             f"unknown rule {name!r}; available rules: {', '.join(available_rules())} "
@@ -1414,10 +1393,11 @@ def make_rule(name: str, **arguments: Any) -> Rule:
         )
     try:
         rule = factory(**arguments)
-    except TypeError as exc:
-        raise ConfigError(_of_rule(name, _argument_problem(exc))) from None
-    except ValueError as exc:
-        raise ConfigError(_of_rule(name, str(exc))) from None
+    except (TypeError, ValueError) as exc:
+        problem = _argument_problem(exc) if isinstance(exc, TypeError) else str(exc)
+        if built_in is not None:
+            problem += _shadowing_plugins(name)
+        raise ConfigError(_of_rule(name, problem)) from None
     except Exception as exc:  # a plugin's own mistake about its arguments (KeyError...)
         raise ConfigError(
             _of_rule(
