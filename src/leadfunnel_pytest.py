@@ -15,6 +15,10 @@ Fixtures:
   closed when the example ends; one made outside, when the test ends;
 * ``leadfunnel_engine``: the qualification engine both give their funnels (``None``;
   override the fixture, or pass ``@pytest.mark.leadfunnel(engine=...)``).
+
+The ``leadfunnel`` marker takes the keywords ``backend`` and ``engine`` only: another
+keyword (a typo such as ``bakend=``) or a positional argument is a ``pytest.UsageError``
+when a test using the fixtures runs, rather than ignored.
 """
 
 from __future__ import annotations
@@ -56,8 +60,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "leadfunnel(engine=None, backend=None): configure the `funnel` and `make_funnel` "
-        "fixtures (a QualificationEngine; 'memory' or 'sqlite')",
+        "leadfunnel(backend=None, engine=None): configure the `funnel` and `make_funnel` "
+        "fixtures ('memory' or 'sqlite'; a QualificationEngine); other keywords and "
+        "positional arguments are refused",
     )
 
 
@@ -81,9 +86,42 @@ def leadfunnel_engine() -> QualificationEngine | None:
     return None
 
 
+#: The keywords the ``leadfunnel`` marker takes.
+MARKER_KEYWORDS = ("backend", "engine")
+
+
 def _options(request: pytest.FixtureRequest) -> dict[str, Any]:
-    marker = request.node.get_closest_marker("leadfunnel")
-    return dict(marker.kwargs) if marker else {}
+    """The keywords of the test's closest ``leadfunnel`` marker. Every marker on the
+    test, its class and its module is checked: a misspelt keyword or a positional
+    argument would otherwise be ignored, and the test would run in memory while its
+    author believes it runs on SQLite."""
+    markers = list(request.node.iter_markers("leadfunnel"))
+    for marker in markers:
+        _check_marker(marker)
+    return dict(markers[0].kwargs) if markers else {}
+
+
+def _check_marker(marker: pytest.Mark) -> None:
+    """Refuse a ``leadfunnel`` marker with a positional argument or a keyword it does
+    not take, with a ``pytest.UsageError`` naming the keywords it takes."""
+    accepted = ", ".join(MARKER_KEYWORDS)
+    if marker.args:
+        given = ", ".join(repr(arg) for arg in marker.args)
+        raise pytest.UsageError(
+            f"@pytest.mark.leadfunnel takes keywords only, not {given}: name each, as "
+            f"in @pytest.mark.leadfunnel(backend='sqlite'); its keywords are {accepted}"
+        )
+    unknown = [name for name in marker.kwargs if name not in MARKER_KEYWORDS]
+    if unknown:
+        import difflib
+
+        name = unknown[0]
+        close = difflib.get_close_matches(name, MARKER_KEYWORDS, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise pytest.UsageError(
+            f"@pytest.mark.leadfunnel got {name}={marker.kwargs[name]!r}, which it does "
+            f"not take{hint}; its keywords are {accepted}"
+        )
 
 
 def _repository(backend: str, folder: Path) -> Repository:
@@ -160,6 +198,7 @@ def _leadfunnel_current_test(request: pytest.FixtureRequest) -> Iterator[None]:
     if "make_funnel" not in request.fixturenames:
         yield
         return
+    _options(request)  # a marker it does not take fails the test's setup, not its body
     test = _Test(request)
     request.config.stash[_CURRENT] = test
     try:

@@ -12,7 +12,9 @@
 The pytest plugin (installed with the package) adds ``clock``, ``funnel`` and
 ``make_funnel`` fixtures (``FunnelFactory`` is the type of ``make_funnel``). Strategies
 and the contract need the ``testing`` extra (hypothesis, pytest); they are imported when
-first asked for.
+first asked for. Without the extra, the rest works (``from leadfunnel.testing import *``
+brings the clock and the assertions), and asking for a name that needs it is a
+``ModuleNotFoundError`` that says what to install.
 """
 
 from __future__ import annotations
@@ -99,8 +101,37 @@ _LAZY = {
     "replay": "_strategies",
 }
 
+#: What each lazily imported module needs of the ``testing`` extra.
+_NEEDS = {"_strategies": ("hypothesis",), "_contract": ("hypothesis", "pytest")}
 
 _CONTRACT = f"{__name__}._contract"
+_INSTALL = "pip install 'leadfunnel[testing]' (in a checkout of leadfunnel: '.[testing]')"
+
+
+def _installed(module: str) -> bool:
+    """Whether ``module`` can be imported, without importing it (hypothesis takes a
+    tenth of a second or more)."""
+    import sys
+    from importlib.util import find_spec
+
+    if module in sys.modules:
+        return sys.modules[module] is not None  # None: imports of it are blocked
+    try:
+        return find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _absent(module: str) -> list[str]:
+    """What ``module`` (one of ``_NEEDS``) needs that is not installed."""
+    return [needed for needed in _NEEDS[module] if not _installed(needed)]
+
+
+if not TYPE_CHECKING:
+    # ``from leadfunnel.testing import *`` asks for every name of ``__all__``: without
+    # the extra it brings the clock and the assertions, and leaves out what needs it,
+    # rather than fail as a whole. Type checkers see the whole list above.
+    __all__ = [name for name in __all__ if name not in _LAZY or not _absent(_LAZY[name])]
 
 
 def __getattr__(name: str) -> Any:
@@ -108,6 +139,14 @@ def __getattr__(name: str) -> Any:
     # only when asked for, so ManualClock works without them.
     module = _LAZY.get(name)
     if module is not None:
+        absent = _absent(module)
+        if absent:
+            raise ModuleNotFoundError(
+                f"leadfunnel.testing.{name} needs {' and '.join(absent)}, which "
+                f"{'is' if len(absent) == 1 else 'are'} not installed: install "
+                f"leadfunnel's testing extra, {_INSTALL}",
+                name=absent[0],
+            )
         from importlib import import_module
 
         full = f"{__name__}.{module}"
@@ -115,6 +154,12 @@ def __getattr__(name: str) -> Any:
             _rewrite_asserts()
         return getattr(import_module(full), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    # The lazy names are listed (those whose dependencies are installed), as
+    # ``__all__`` lists them, though not yet imported.
+    return sorted(set(globals()) | set(__all__))
 
 
 def _rewrite_asserts() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -44,6 +45,19 @@ def _stored(funnel: Funnel, subject: Subject) -> Any:
             f"the funnel has no record {subject_id} (no lead, contact or opportunity with "
             "that id: never stored, or merged away into another record)"
         ) from None
+
+
+def _listed(function: str, what: str, given: Sequence[str]) -> list[str]:
+    """``given``, a list of names, as a list of ``str``. A bare string is refused: it is a
+    sequence too, of its letters, and ``assert_history(funnel, lead, "capture")`` would
+    fail with "expected history ['c', 'a', 'p', ...]" (or ``"raw"`` pass through the
+    states ``'r'``, ``'a'``, ``'w'``) rather than say what is wrong."""
+    if isinstance(given, (str, bytes)):
+        one = given.decode() if isinstance(given, bytes) else str(given)
+        raise TypeError(
+            f"{function} takes a list of {what}, not the bare string {one!r}: write [{one!r}]"
+        )
+    return [str(name) for name in given]
 
 
 #: Every state a subject can be in, the names ``assert_passed_through`` takes.
@@ -117,7 +131,7 @@ def assert_passed_through(
 
     >>> assert_passed_through(funnel, lead, ["raw", "qualified", "won"])  # doctest: +SKIP
     """
-    states = [str(state) for state in states]
+    states = _listed("assert_passed_through", "states", states)
     if not states:
         raise ValueError(
             "assert_passed_through needs at least one state to check; "
@@ -153,18 +167,33 @@ def assert_passed_through(
 
 def assert_history(funnel: Funnel, subject: Subject, names: Sequence[str]) -> None:
     """Assert the subject's events are exactly ``names``, oldest first (the subject
-    must exist: an unknown id fails, whatever ``names``)."""
+    must exist: an unknown id fails, whatever ``names``). ``names`` is a list, even of
+    one name (``["capture"]``): a bare string is a ``TypeError``."""
+    expected = _listed("assert_history", "event names", names)
     record = _stored(funnel, subject)
     actual = [event.name for event in funnel.history(record.id)]
-    if actual != list(names):
-        raise AssertionError(f"expected history {list(names)}, got {actual}")
+    if actual != expected:
+        raise AssertionError(f"expected history {expected}, got {actual}")
 
 
 def assert_report_counts(report: FunnelReport, expected: Mapping[str, int]) -> None:
     """Assert the report counts ``expected[step]`` at each step named (others are free;
-    name at least one)."""
+    name at least one). A count is an ``int``: ``"1"`` or ``1.0`` is a ``TypeError``
+    (compared with the report's ``1`` it would fail, and read like it)."""
     if not expected:
         raise ValueError("assert_report_counts needs at least one step to check")
+    not_counts = {
+        step: count
+        for step, count in expected.items()
+        if isinstance(count, bool) or not isinstance(count, numbers.Integral)
+    }
+    if not_counts:
+        shown = ", ".join(
+            f"{step!r}: {count!r} (a {type(count).__name__})" for step, count in not_counts.items()
+        )
+        raise TypeError(
+            f"assert_report_counts takes each count as an int ({{'raw': 1}}), not {shown}"
+        )
     unknown = [step for step in expected if step not in report.steps]
     if unknown:
         raise AssertionError(
@@ -194,7 +223,10 @@ def assert_due(
     """Assert the subject (or each of several) is (``due=False``: is not) due at ``at``.
 
     Every subject must exist: an unknown id fails, even with ``due=False``.
+    ``due`` is a bool: anything else is a ``TypeError`` (``due="no"`` would be true).
     """
+    if not isinstance(due, bool):
+        raise TypeError(f"assert_due takes due=True or due=False, not due={due!r}")
     single = isinstance(subject, (str, UUID)) or hasattr(subject, "id")
     subjects: list[Any] = [subject] if single else list(subject)  # type: ignore[arg-type]
     if not subjects:

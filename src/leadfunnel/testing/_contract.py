@@ -48,7 +48,17 @@ from .._errors import (
     NotFoundError,
     StorageError,
 )
-from .._models import Contact, Event, Lead, Opportunity, Record, Touch, identity_keys, state_of
+from .._models import (
+    Contact,
+    Event,
+    Lead,
+    Opportunity,
+    Record,
+    SubjectKind,
+    Touch,
+    identity_keys,
+    state_of,
+)
 from .._repository import (
     ChangeSet,
     GroupBy,
@@ -334,6 +344,26 @@ def _texts_at_their_limits(model: type[BaseModel], variant: int = 0) -> dict[str
             texts.append(text)
         values[name] = frozenset(texts) if in_set else texts[0]
     return values
+
+
+def _near_misses(text: str) -> dict[str, str]:
+    """Texts that differ from ``text`` (which has ASCII letters and an accented one)
+    in one way each, by the way: a store comparing text exactly finds none of them."""
+    bare = "".join(
+        char for char in unicodedata.normalize("NFD", text) if not unicodedata.combining(char)
+    )
+    misses = {
+        "case of ASCII letters only": "".join(
+            char.swapcase() if char.isascii() else char for char in text
+        ),
+        "case of accented letters only": "".join(
+            char if char.isascii() else char.swapcase() for char in text
+        ),
+        "accents only": unicodedata.normalize("NFC", bare),
+        "case and accents": bare.swapcase(),
+    }
+    assert all(probe != text for probe in misses.values()), (text, misses)
+    return misses
 
 
 def assert_whole(got: Any, expected: Any, names: Iterable[str]) -> None:
@@ -1245,26 +1275,133 @@ class RepositoryContract(ABC):
         )
 
     def test_text_filters_compare_exactly(self, repo: Repository) -> None:
-        """``owner``, ``source``, ``setter`` and ``tag`` match the text as written: an
-        accent or a letter's case makes another owner (a store with an accent- or
-        case-folding collation finds José for Jose)."""
+        """``owner``, ``source``, ``setter`` and ``tag`` match the text as written, as
+        ``list()`` filters, as ``count()`` filters and in ``where=``: a letter's case or
+        an accent makes another owner. Each value is probed with texts that differ from
+        it in case only (ASCII letters, then accented ones: SQLite's ``NOCASE`` folds
+        the first only), in accents only, and in both, so that a store that folds one
+        of them (``lower(col) = lower(?)``, ``citext``, a MySQL ``*_ci`` or ``*_ai``
+        collation) is caught whichever it folds."""
         a = lead(1, owner="José", source="Café", tags={"Crème"})
-        c = contact(2, owner="Zoë", source="Café")
+        c = contact(2, owner="Zoë", source="Café", tags={"Crème"})
         o = deal(c, owner="José", setter="Zoë")
         add(repo, a, c, o)
-        found = {
-            "leads(owner='Jose')": repo.leads(owner="Jose"),
-            "leads(source='Cafe')": repo.leads(source="Cafe"),
-            "leads(tag='Creme')": repo.leads(tag="Creme"),
-            "contacts(owner='Zoe')": repo.contacts(owner="Zoe"),
-            "contacts(source='cafe')": repo.contacts(source="cafe"),
-            "opportunities(owner='JOSE')": repo.opportunities(owner="JOSE"),
-            "opportunities(setter='Zoe')": repo.opportunities(setter="Zoe"),
+        stored: dict[tuple[SubjectKind, str], str] = {
+            ("lead", "owner"): "José",
+            ("lead", "source"): "Café",
+            ("lead", "tag"): "Crème",
+            ("contact", "owner"): "Zoë",
+            ("contact", "source"): "Café",
+            ("contact", "tag"): "Crème",
+            ("opportunity", "owner"): "José",
+            ("opportunity", "setter"): "Zoë",
         }
-        folded = [call for call, rows in found.items() if rows]
-        assert not folded, f"these filters matched text that differs in accents or case: {folded}"
+        method = {"lead": "leads", "contact": "contacts", "opportunity": "opportunities"}
+
+        def found(kind: SubjectKind, name: str, value: str, in_where: bool) -> tuple[int, int]:
+            """How many records the list finds with the filter, and ``count()`` counts."""
+            filters = {"where": {name: value}} if in_where else {name: value}
+            return len(getattr(repo, method[kind])(**filters)), repo.count(kind, **filters)
+
+        missed, folded = [], []
+        for (kind, name), text in stored.items():
+            # where= names a field, and tags are a set, not a text
+            for in_where in (False,) if name == "tag" else (False, True):
+                call = f"{method[kind]}(" + (
+                    f"where={{{name!r}: %r}})" if in_where else f"{name}=%r)"
+                )
+                if found(kind, name, text, in_where) != (1, 1):
+                    missed.append(call % text)
+                for how, probe in _near_misses(text).items():
+                    if found(kind, name, probe, in_where) != (0, 0):
+                        folded.append(f"{call % probe} ({how}; stored {text!r})")
+        assert not missed, f"these filters did not find the record holding that text: {missed}"
+        assert not folded, f"these filters matched text that differs from theirs: {folded}"
         assert [r.id for r in repo.leads(owner="José", source="Café", tag="Crème")] == [a.id]
         assert [r.id for r in repo.opportunities(owner="José", setter="Zoë")] == [o.id]
+
+    def test_an_applications_text_field_compares_exactly_in_where(self, repo: Repository) -> None:
+        """``where=`` on a text field of the application's own (kept in the record's
+        document, not in a column of its own) matches the text as written too."""
+        repo.use_models(opportunity=_CustomDeal)
+        c = contact(1)
+        d = _CustomDeal.model_validate({**deal(c).model_dump(), "po_number": "Pé-Ab"})
+        add(repo, c, d)
+        assert [r.id for r in repo.opportunities(where={"po_number": "Pé-Ab"})] == [d.id]
+        folded = [
+            f"opportunities(where={{'po_number': {probe!r}}}) ({how}; stored 'Pé-Ab')"
+            for how, probe in _near_misses("Pé-Ab").items()
+            if repo.opportunities(where={"po_number": probe})
+            or repo.count("opportunity", where={"po_number": probe})
+        ]
+        assert not folded, f"these filters matched text that differs from theirs: {folded}"
+
+    def test_owners_and_sources_of_follow_ups_and_rep_lists_compare_exactly(
+        self, repo: Repository
+    ) -> None:
+        """``follow_up_candidates(owner=)`` (``due(owner=)``) and ``rep_list``'s
+        ``owner`` and ``source`` match the text as written, as the list filters do."""
+        day = timedelta(days=1)
+        fits = lead(1, status=LeadStatus.QUALIFIED, owner="José", source="Café")
+        person = contact(2, owner="Zoë", source="Café")
+        booked = deal(person, owner="José", appointment_at=T0 + day)
+        prospect = contact(3, owner="Zoë")  # in a cadence: no open deal
+        add(repo, fits, prospect)
+        repo.commit(
+            ChangeSet(
+                inserts=[person, booked],
+                events=[event(booked, "set_appointment", None, "appointment_set", T0)],
+            )
+        )
+        now = T0 + 10 * day
+
+        def candidates(owner: str) -> set[UUID]:
+            rows = repo.follow_up_candidates(lead_limit=2, contact_limit=8, owner=owner)
+            return {row.subject_id for row in rows}
+
+        def listed(
+            kind: RepListKind, owner: str | None = None, source: str | None = None
+        ) -> set[UUID]:
+            rows = repo.rep_list(kind, now=now, owner=owner, source=source)
+            return {row.record.id for row in rows}
+
+        calls: list[tuple[str, Any, str, set[UUID]]] = [
+            ("follow_up_candidates(owner=%r)", candidates, "José", {fits.id}),
+            ("follow_up_candidates(owner=%r)", candidates, "Zoë", {prospect.id}),
+            (
+                "rep_list('never_booked', owner=%r)",
+                lambda v: listed("never_booked", owner=v),
+                "José",
+                {fits.id},
+            ),
+            (
+                "rep_list('never_booked', source=%r)",
+                lambda v: listed("never_booked", source=v),
+                "Café",
+                {fits.id},
+            ),
+            (
+                "rep_list('not_sat', owner=%r)",
+                lambda v: listed("not_sat", owner=v),
+                "José",
+                {booked.id},
+            ),
+            (
+                "rep_list('not_sat', source=%r)",
+                lambda v: listed("not_sat", source=v),
+                "Café",
+                {booked.id},
+            ),
+        ]
+        missed, folded = [], []
+        for call, ask, text, expected in calls:
+            if ask(text) != expected:
+                missed.append(call % text)
+            for how, probe in _near_misses(text).items():
+                if ask(probe):
+                    folded.append(f"{call % probe} ({how}; stored {text!r})")
+        assert not missed, f"these did not find the record holding that text: {missed}"
+        assert not folded, f"these matched text that differs from theirs: {folded}"
 
     def test_people_like(self, repo: Repository) -> None:
         a = lead(1, email="ann@Shared.example.com", company="Acme", last_name="Rivera")

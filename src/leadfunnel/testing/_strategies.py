@@ -19,6 +19,7 @@ the runs of 100.
 from __future__ import annotations
 
 import builtins
+import difflib
 import enum
 import functools
 import itertools
@@ -41,6 +42,7 @@ from hypothesis.control import currently_in_test_context
 from pydantic import ValidationError
 
 from .. import _samples
+from .._changes import member
 from .._enums import (
     Channel,
     ContactType,
@@ -50,7 +52,7 @@ from .._enums import (
     Outcome,
     Stage,
 )
-from .._errors import LeadFunnelError
+from .._errors import InvalidArgumentError, LeadFunnelError
 from .._models import Contact, Lead, Opportunity
 
 if TYPE_CHECKING:
@@ -72,6 +74,7 @@ __all__ = [
 #: Which ways of reaching a person a drawn record has: ``"both"`` (e-mail and phone),
 #: ``"email"``, ``"phone"`` or ``"none"`` (a name and a company only).
 Keys = Literal["both", "email", "phone", "none"]
+_KEYS: tuple[Keys, ...] = typing.get_args(Keys)
 
 FIRST_NAMES = [*_samples.FIRST_NAMES, "Zoë", "José", "Ngozi"]
 LAST_NAMES = [*_samples.LAST_NAMES, "O'Brien", "Müller"]
@@ -605,6 +608,50 @@ _ERASED: dict[str, Any] = {
 }
 
 
+def _checked(
+    strategy: str,
+    model: builtins.type[Lead | Contact],
+    own: tuple[str, ...],
+    missing: object,
+    keys: object,
+    fixed: Mapping[str, Any],
+) -> dict[str, Any]:
+    """``fixed`` by field name (a field's alias is taken too), once the arguments are
+    checked. Refused, when the strategy is made, are those that would make it draw
+    something else than asked, or nothing at all: a keyword that is no field of
+    ``model`` (a typo: every drawn record would be refused, and hypothesis would report
+    a failed health check that does not name it), a ``keys`` that is none of
+    :data:`Keys` (it was taken for "both"), a ``missing`` that is not a bool."""
+    by_alias = {
+        alias: name
+        for name, info in model.model_fields.items()
+        for alias in (info.alias, info.validation_alias)
+        if isinstance(alias, str)
+    }
+    named = {by_alias.get(name, name): value for name, value in fixed.items()}
+    unknown = [name for name in named if name not in model.model_fields]
+    if unknown:
+        name = unknown[0]
+        close = difflib.get_close_matches(name, [*own, *model.model_fields, *by_alias], n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise InvalidArgumentError(
+            f"{strategy}() got {name}={named[name]!r}, but {name!r} is no field of "
+            f"{model.__name__}{hint}; {strategy}() takes {', '.join(own)}, and the fields "
+            f"of {model.__name__} to fix: {', '.join(sorted(model.model_fields))}"
+        )
+    if keys is not None and keys not in _KEYS:
+        raise InvalidArgumentError(
+            f"{strategy}(keys={keys!r}) is not a way of reaching a person; use one of: "
+            f"{', '.join(_KEYS)} (or None, the default: a mix)"
+        )
+    if not isinstance(missing, bool):
+        raise InvalidArgumentError(
+            f"{strategy}(missing={missing!r}) takes True (the default: fields often "
+            "missing) or False (every detail filled)"
+        )
+    return named
+
+
 def _erasable(state: object, engine: object, fixed: Iterable[str]) -> bool:
     """Whether erased people come in the mix: not when the caller fixes the state (a
     lead's ``status``, a contact's ``type``: people to move on from there, and nothing
@@ -745,6 +792,11 @@ _NEEDS = st.sampled_from(
 _CONTACT_TYPES = st.sampled_from([t for t in ContactType if t is not ContactType.AVOID])
 
 
+#: The keywords of :func:`leads` and :func:`contacts` besides the fields they fix.
+_LEADS_KEYWORDS = ("status", "fits", "missing", "keys", "model")
+_CONTACTS_KEYWORDS = ("type", "missing", "keys", "model")
+
+
 @overload
 def leads(
     *,
@@ -794,10 +846,18 @@ def leads(
     annotations. Other keywords fix fields
     (``source="webinar"``, ``erased_at=None``), or draw them when given a strategy
     (``employees=st.integers(1, 9)``).
+
+    The arguments are checked when the strategy is made: a keyword that is no field of
+    ``model``, a ``status`` that is no ``LeadStatus`` or ``keys`` none of the above is
+    an ``InvalidArgumentError`` naming it and what is allowed (it would otherwise fail
+    every draw, or draw other people than asked).
     """
     if not (isinstance(model, type) and issubclass(model, Lead)):
         raise TypeError(f"model= takes Lead or a subclass of it, not {model!r}")
     _complete(model, sys._getframe(1))
+    fixed = _checked("leads", model, _LEADS_KEYWORDS, missing, keys, fixed)
+    if status is not None:
+        status = member(LeadStatus, status, "status")
     engine = _engine(fits) if fits is not None else None
     strategy = _lead(_LeadParts.of(model, status, engine, missing, keys, fixed), fixed)
     if engine is not None:
@@ -940,12 +1000,14 @@ def contacts(
 
     ``type`` fixes the type (default: any, avoid included; erased people as for
     :func:`leads`, never with ``type`` given); ``missing``, ``keys``, ``model`` and
-    other keywords work as for :func:`leads`.
+    other keywords work, and are checked, as for :func:`leads` (a ``type`` that is no
+    ``ContactType`` is an ``InvalidArgumentError`` listing the types).
     """
     if not (isinstance(model, builtins.type) and issubclass(model, Contact)):
         raise TypeError(f"model= takes Contact or a subclass of it, not {model!r}")
     _complete(model, sys._getframe(1))
-    fixed_type = ContactType(type) if type is not None else None
+    fixed = _checked("contacts", model, _CONTACTS_KEYWORDS, missing, keys, fixed)
+    fixed_type = member(ContactType, type, "type") if type is not None else None
     custom = _custom_fields(model, Contact, fixed)
     erasable = _erasable(type, None, fixed)
     return _contact(model, keys, erasable, missing, fixed_type, custom, fixed)
