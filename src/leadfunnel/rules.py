@@ -35,7 +35,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
-from datetime import UTC, date, datetime, time
+from datetime import UTC as _UTC
+from datetime import date, datetime, time
 from decimal import Decimal
 from enum import Enum
 from functools import cache
@@ -981,7 +982,7 @@ class FieldRule(BaseRule):
         that holds times with one: an aware time and a naive one cannot be compared, so
         the rule would fail every lead. (A field of naive times, ``NaiveDatetime``,
         refuses the aware time and keeps the bound.)"""
-        aware = value.replace(tzinfo=UTC)
+        aware = value.replace(tzinfo=_UTC)
         try:
             as_value(aware)
         except ValidationError:
