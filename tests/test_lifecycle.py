@@ -268,6 +268,10 @@ def test_funnel_steps_are_in_order() -> None:
         ("lead", None, "raw", ("raw",)),
         ("lead", "suspect", "raw", ("raw",)),
         ("lead", "raw", "qualified", ("qualified",)),
+        ("lead", None, "qualified", ("raw", "qualified")),  # stored or imported qualified
+        ("lead", "unqualified", "qualified", ("raw", "qualified")),
+        ("lead", "farm_list", "unqualified", ()),
+        ("lead", "raw", "unqualified", ("unqualified",)),
         ("lead", "qualified", "converted", ()),
         ("lead", "raw", "converted", ("qualified",)),
         ("lead", "raw", "raw", ()),

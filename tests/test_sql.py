@@ -763,6 +763,46 @@ class _Interrupted(Exception):
 _CHANGES = frozenset({"ALTER", "CREATE", "DROP", "INSERT", "UPDATE", "DELETE"})
 
 
+def test_version_8_counts_leads_qualified_other_than_from_raw_as_raw(
+    url: tuple[str, str | None],
+) -> None:
+    """Before version 8 a lead qualified after being disqualified from a farm list
+    reached ``qualified`` but never ``raw``: the report showed more qualified leads
+    than raw ones. The upgrade adds the missing raw rows (once: a second run adds
+    nothing)."""
+    repository = open_repository(url)
+    funnel = Funnel(repository, clock=ManualClock(T0))
+    stored, farmed = (funnel.add(Lead(**person(n), status="farm_list")) for n in (1, 2))
+    for lead in (stored, farmed):
+        funnel.disqualify(lead)
+        funnel.qualify(lead, force=True)
+    funnel.capture(Lead(**person(3)))
+    assert funnel.report().steps["raw"].count == 3
+    with repository._engine.begin() as conn:  # what version 7 stored
+        conn.execute(
+            sa.delete(schema.steps).where(
+                schema.steps.c.step == "raw",
+                schema.steps.c.subject_id.in_([stored.id, farmed.id]),
+            )
+        )
+        conn.execute(sa.update(schema.schema_table).values(version=7))
+    assert funnel.report().steps["raw"].count == 1
+    repository.close()
+    for _ in range(2):  # the second opening finds nothing left to add
+        upgraded = open_repository(url)
+        try:
+            assert upgraded.schema_version == SCHEMA_VERSION
+            report = Funnel(upgraded).report()
+            assert (report.steps["raw"].count, report.steps["qualified"].count) == (3, 2)
+            with upgraded._engine.connect() as conn:
+                rows = conn.execute(
+                    sa.select(sa.func.count()).where(schema.steps.c.step == "raw")
+                ).scalar_one()
+            assert rows == 3
+        finally:
+            upgraded.close()
+
+
 @pytest.mark.slow  # scheduled first: see conftest
 def test_version_5_drops_the_unqualified_milestone_of_leads_never_raw(
     url: tuple[str, str | None],

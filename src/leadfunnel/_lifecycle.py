@@ -233,6 +233,8 @@ FUNNEL_STEPS: tuple[str, ...] = (
 _OPPORTUNITY_STEPS = FUNNEL_STEPS[2:]
 #: The states a lead disqualified from counts as one of the raw leads it was.
 _WAS_RAW = frozenset({"raw", "qualified"})
+#: What a lead reaches when it becomes qualified other than from raw.
+_RAW_AND_QUALIFIED = ("raw", "qualified")
 
 #: The milestones time in stage is measured between: ``TIMED_STEPS[i]`` to
 #: ``TIMED_STEPS[i + 1]`` (raw -> qualified -> appointment set -> sat -> won).
@@ -265,7 +267,12 @@ def funnel_steps(subject: str, source: str | None, dest: str | None) -> tuple[st
 
     A move that skips a step reaches it too, at the same moment: a forced conversion of
     a raw lead reaches ``qualified``; a forced win from ``proposing`` reaches
-    ``contract_sent`` and ``won``. An event that moves nothing reaches nothing.
+    ``contract_sent`` and ``won``; a lead that arrives qualified (stored or imported as
+    such) or is qualified again from unqualified reaches ``raw`` with ``qualified``, so
+    that a qualified lead is always one of the raw leads (one disqualified from a farm
+    list was never raw; one that was raw before keeps its first arrival there, which
+    time in stage and the follow-up cadence read). An event that moves nothing reaches
+    nothing.
 
     Besides the steps of :data:`FUNNEL_STEPS`, a raw or qualified lead that is
     disqualified reaches the ``unqualified`` milestone, which reports count as a share
@@ -274,8 +281,10 @@ def funnel_steps(subject: str, source: str | None, dest: str | None) -> tuple[st
     if source == dest or dest is None:
         return ()
     if subject == "lead":
-        if dest in ("raw", "qualified"):
-            return (dest,)
+        if dest == "qualified":
+            return ("qualified",) if source == "raw" else _RAW_AND_QUALIFIED
+        if dest == "raw":
+            return ("raw",)
         if dest == "unqualified":
             return ("unqualified",) if source in _WAS_RAW else ()
         if dest == "converted" and source == "raw":

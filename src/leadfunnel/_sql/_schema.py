@@ -44,7 +44,7 @@ __all__ = [
 ]
 
 #: The version of the schema this code writes.
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 
 class UtcDateTime(sa.TypeDecorator[datetime]):
@@ -611,6 +611,41 @@ def _to_v7(conn: Connection) -> None:
             _drop_index(conn, table, column)
 
 
+def _to_v8(conn: Connection) -> None:
+    """Version 8: a lead that became qualified other than from raw (stored or imported
+    as qualified, or qualified again from unqualified) reaches ``raw`` too, at the same
+    moment (``funnel_steps``): a qualified lead is always one of the raw leads. Each such
+    event's missing ``raw`` row is added; adding only what is still missing, a run cut
+    off half way is finished by the next."""
+    st, ev = steps, events
+    query = (
+        sa.select(st.c.seq, st.c.event_id, st.c.subject_id, st.c.at, st.c.month, ev.c.doc)
+        .select_from(st.join(ev, ev.c.id == st.c.event_id))
+        .where(st.c.step == "qualified", ev.c.subject == "lead")
+    )
+    for rows in _pages(conn, query, st.c.seq):
+        wanted = {
+            event_id: {"event_id": event_id, "subject_id": subject_id, "step": "raw",
+                       "at": at, "month": month}
+            for _, event_id, subject_id, at, month, doc in rows
+            if _reaches_raw(doc)
+        }  # fmt: skip
+        if not wanted:
+            continue
+        held = conn.execute(
+            sa.select(st.c.event_id).where(st.c.step == "raw", st.c.event_id.in_(list(wanted)))
+        )
+        for (event_id,) in held:
+            wanted.pop(event_id, None)
+        if wanted:
+            conn.execute(sa.insert(st), list(wanted.values()))
+
+
+def _reaches_raw(doc: Any) -> bool:
+    data = _doc(doc)
+    return "raw" in funnel_steps("lead", data.get("source"), data.get("dest"))
+
+
 #: The person columns ``people_like`` looks people up by (see :func:`trait_columns`).
 TRAIT_COLUMNS = ("email_domain", "company_key", "last_name_key")
 
@@ -636,4 +671,5 @@ MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     5: _to_v5,
     6: _to_v6,
     7: _to_v7,
+    8: _to_v8,
 }

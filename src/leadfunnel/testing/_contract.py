@@ -1766,6 +1766,8 @@ class RepositoryContract(ABC):
         h = self._funnel_history(repo)
         april = h["april"]
         assert counts(repo.step_counts(since=april, until=None)) == {
+            # Qualified again from unqualified in April: raw too (funnel_steps).
+            ("raw", None): 1,
             ("qualified", None): 1,
             ("unqualified", None): 1,
             ("appointment_sat", None): 1,
@@ -1826,6 +1828,7 @@ class RepositoryContract(ABC):
         assert grouped("setter") == expected
         assert grouped("month") == {
             ("raw", "2026-03"): 2,
+            ("raw", "2026-04"): 1,  # qualified again from unqualified: raw too
             ("qualified", "2026-03"): 1,
             ("qualified", "2026-04"): 1,
             ("unqualified", "2026-04"): 1,
