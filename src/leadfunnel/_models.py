@@ -725,18 +725,45 @@ def placed(events: list[Event], first: int) -> list[Event]:
 
 
 def identity_keys(person: Lead | Contact) -> tuple[str, ...]:
-    """The dedupe keys of a person: its e-mail (trimmed, lower-cased) and E.164 phone,
-    then its ``other_emails`` and ``other_phones``."""
+    """The dedupe keys of a person: its e-mail (trimmed, lower-cased; a domain written
+    with international letters gives its other spelling too, see :func:`email_keys`)
+    and E.164 phone, then its ``other_emails`` and ``other_phones``."""
     if person.email is None:
         keys: tuple[str, ...] = () if person.phone is None else (f"phone:{person.phone}",)
     else:
-        email = f"email:{person.email.lower()}"
-        keys = (email,) if person.phone is None else (email, f"phone:{person.phone}")
+        keys = email_keys(person.email)
+        if person.phone is not None:
+            keys += (f"phone:{person.phone}",)
     if person.other_emails or person.other_phones:
-        more = [f"email:{e.lower()}" for e in sorted(person.other_emails)]
+        more = [key for e in sorted(person.other_emails) for key in email_keys(e)]
         more += [f"phone:{p}" for p in sorted(person.other_phones)]
         keys += tuple(k for k in dict.fromkeys(more) if k not in keys)
     return keys
+
+
+def email_keys(email: str) -> tuple[str, ...]:
+    """The identity keys of one e-mail address: ``email:`` and the address lower-cased;
+    for a domain with international letters, also the address with the domain's other
+    spelling, so that ``ida@bücher.example`` and ``ida@xn--bcher-kva.example`` (its
+    ASCII form, as some CRMs export it) are one mailbox, one person, on the avoid list
+    too. The address as written comes first: the keys stored before are kept."""
+    domain = email.rpartition("@")[2]
+    if domain.isascii() and "xn--" not in domain.lower():
+        return (f"email:{email.lower()}",)  # the usual case: nothing to look up
+    return _international_email_keys(email.lower())
+
+
+@lru_cache(maxsize=1024)
+def _international_email_keys(email: str) -> tuple[str, ...]:
+    import email_validator
+
+    try:
+        checked = email_validator.validate_email(email, check_deliverability=False)
+    except email_validator.EmailNotValidError:  # stored before: keep its key as it is
+        return (f"email:{email}",)
+    local = email.rpartition("@")[0]
+    spellings = (email, f"{local}@{checked.domain}", f"{local}@{checked.ascii_domain}")
+    return tuple(dict.fromkeys(f"email:{spelling.lower()}" for spelling in spellings))
 
 
 def holds_keys(record: Record) -> bool:
