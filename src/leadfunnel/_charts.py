@@ -124,6 +124,67 @@ def _fit(text: str, width: float, size: float, *, bold: bool = False) -> str:
     return text[: _fitting(text, room, size, bold=bold)] + "…"
 
 
+def _fit_middle(text: str, width: float, size: float, *, bold: bool = False) -> str:
+    """``text``, cut in the middle to fit ``width``: its start and (the larger part)
+    its end, an ellipsis between, at word boundaries where one is near
+    (``Spring…(UK), hall 3 - London``)."""
+    if text_width(text, size, bold=bold) <= width:
+        return text
+    room = width - text_width("…", size, bold=bold)
+    cut = len(text) - _fitting(text[::-1], room * 0.6, size, bold=bold)
+    if text[cut - 1] != " ":  # from a word's start: the one cut, if short, else the next
+        back = text.rfind(" ", max(cut - 6, 0), cut)
+        ahead = text.find(" ", cut, cut + (len(text) - cut) // 3)
+        if back >= 0 and text_width(text[back + 1 :], size, bold=bold) <= room * 0.75:
+            cut = back + 1
+        elif ahead >= 0:
+            cut = ahead + 1
+    tail = text[cut:].lstrip() or text[-1]
+    head = text[: _fitting(text, room - text_width(tail, size, bold=bold), size, bold=bold)]
+    space = head.rfind(" ", len(head) * 2 // 3)  # to a word's end, if one is near
+    return (head[:space] if space > 0 else head).rstrip() + "…" + tail
+
+
+def _common_start(a: str, b: str) -> int:
+    """How many first characters ``a`` and ``b`` share."""
+    return next(
+        (i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b))
+    )
+
+
+def _clashes(shown: Sequence[str]) -> dict[int, list[int]]:
+    """For each index whose text is shown like another's (as drawn: control characters
+    out), the indices it is confused with."""
+    seen: dict[str, list[int]] = {}
+    for index, text in enumerate(shown):
+        seen.setdefault(_clean(text), []).append(index)
+    return {i: [j for j in same if j != i] for same in seen.values() if len(same) > 1 for i in same}
+
+
+def distinct_titles(names: Sequence[str], width: float, size: float) -> list[str]:
+    """``names`` (bold) cut to fit ``width`` each, no two alike: cut at the end where
+    that keeps them apart; else in the middle (names that differ at their end: "... hall
+    3 - Birmingham", "... hall 3 - London"); else around where they differ (``…hall 3 -
+    Birmingham…``); else numbered, ``(1)``, ``(2)``... (names that differ only in what is
+    not drawn, such as a control character)."""
+    shown = [_fit(name, width, size, bold=True) for name in names]
+    for index in _clashes(shown):
+        shown[index] = _fit_middle(names[index], width, size, bold=True)
+    for index, peers in _clashes(shown).items():
+        name = names[index]
+        # From the start of a word a little before the first character it differs in.
+        differs = max(_common_start(name, names[j]) for j in peers)
+        space = name.rfind(" ", max(differs - 24, 0), max(differs - 8, 0))
+        start = space + 1 if space >= 0 else max(differs - 8, 0)
+        shown[index] = _fit(("…" if start else "") + name[start:], width, size, bold=True)
+    # Numbered in one run over all those still alike: no two end alike.
+    for number, index in enumerate(sorted(_clashes(shown)), start=1):
+        suffix = f" ({number})"
+        room = width - text_width(suffix, size, bold=True)
+        shown[index] = _fit(names[index], room, size, bold=True) + suffix
+    return shown
+
+
 def _fit_size(text: str, width: float, size: float, smallest: float) -> float:
     """The font size, at most ``size`` and at least ``smallest``, that fits ``text``
     (bold) in ``width``: a headline figure is made smaller before it is cut."""
@@ -321,8 +382,13 @@ def funnel_chart(
     scale, the count inside when it fits) and a call-out box."""
     svg = _Svg(width, title + ", " + period)
     y = _tiles(svg, _header(svg, title, period, note), tiles)
-    label_width, note_width, row = 150.0, 130.0, 40.0
-    space = width - 16 - label_width - note_width
+    label_width, row = 150.0, 40.0
+    # The notes' column (with the right margin and a gap from the bars) is as wide as
+    # the widest note ("1,200.0% of previous" included), at most a third of the chart;
+    # a note wider than that is cut to fit it: a note is never drawn over a bar.
+    widest = max((text_width(bar.note, 12) for bar in bars if bar.note), default=0.0)
+    note_room = min(max(104.0, widest), width / 3 - 26)
+    space = width - 16 - label_width - (note_room + 26)
     centre = 16 + label_width + space / 2
     most = max((bar.count for bar in bars), default=0) or 1
     for index, bar in enumerate(bars):
@@ -349,7 +415,8 @@ def funnel_chart(
         else:
             svg.text(centre + length / 2 + 6, baseline, count, size=13, bold=True)
         if bar.note:
-            svg.text(width - 16, baseline, bar.note, size=12, fill=MUTED, anchor="end")
+            note = _fit(bar.note, note_room, 12)
+            svg.text(width - 16, baseline, note, size=12, fill=MUTED, anchor="end")
     y += row * len(bars) + 14
     return svg.render(_callout(svg, y, callout))
 
@@ -384,13 +451,12 @@ def small_multiples(
     row, top_space = 22.0, 52.0
     panel_height = top_space + row * max((len(p.bars) for p in panels), default=0) + 10
     label_width, count_space = 78.0, 52.0
+    names = distinct_titles([panel.name for panel in panels], panel_width - 20, 14)
     for index, panel in enumerate(panels):
         x = 16 + (index % columns) * (panel_width + gap)
         top = y + (index // columns) * (panel_height + gap)
         svg.rect(x, top, panel_width, panel_height, WHITE, rx=6, stroke=RULE)
-        svg.text(
-            x + 10, top + 21, _fit(panel.name, panel_width - 20, 14, bold=True), size=14, bold=True
-        )
+        svg.text(x + 10, top + 21, names[index], size=14, bold=True)
         svg.text(
             x + 10, top + 39, _fit(panel.summary, panel_width - 20, 11.5), size=11.5, fill=MUTED
         )
@@ -438,8 +504,17 @@ def comparison_chart(
         svg.rect(16, y + i * 20, 14, 14, fill, rx=2)
         svg.text(38, y + 12 + i * 20, _fit(text, width - 60, 12.5), size=12.5)
     y += 50
-    label_width, change_width, row = 150.0, 150.0, 48.0
-    space = width - 16 - label_width - change_width - 60
+    label_width, row = 150.0, 48.0
+    # Room for the counts right of the bars and for the changes at the right edge, each
+    # as wide as its widest text (the changes at most a third of the chart, cut beyond
+    # that), so that a count never runs into a change however large either is.
+    counts = max(
+        (text_width(f"{n:,}", 12, bold=True) for p in pairs for n in (p.current, p.previous)),
+        default=0.0,
+    )
+    changes = max((text_width(p.change, 13, bold=True) for p in pairs), default=0.0)
+    change_width = min(max(150.0, changes + 12), width / 3)
+    space = max(width - 16 - label_width - change_width - max(60.0, counts + 20), 40.0)
     most = max((max(p.current, p.previous) for p in pairs), default=0) or 1
     svg.text(width - 16, y - 8, "change", size=12, fill=MUTED, anchor="end")
     for index, pair in enumerate(pairs):
@@ -454,7 +529,7 @@ def comparison_chart(
         svg.text(
             width - 16,
             top + row / 2 + 4,
-            pair.change,
+            _fit(pair.change, change_width - 12, 13, bold=True),
             size=13,
             fill=CHANGE_INK[pair.tone],
             bold=True,

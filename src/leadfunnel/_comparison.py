@@ -18,7 +18,15 @@ from ._clock import require_aware
 from ._csv_out import csv_text
 from ._errors import InvalidArgumentError
 from ._periods import previous_period
-from ._reports import FunnelReport, attention, build_report, cents, format_money
+from ._reports import (
+    FunnelReport,
+    _fraction,
+    _percent,
+    attention,
+    build_report,
+    cents,
+    format_money,
+)
 from ._repository import Repository
 from ._results import Serialised
 
@@ -30,12 +38,26 @@ def _signed(value: int | Decimal) -> str:
     return ("+" if value > 0 else "-" if value < 0 else "") + text
 
 
-def _pct(value: float | None, digits: int = 1) -> str:
-    return "-" if value is None else f"{value:.{digits}%}"
+def _pct(value: float | None) -> str:
+    """A rate as the report shows it (``<0.1%`` for 1 of 5,000, never ``0.0%``)."""
+    return _percent(value, none="-")
 
 
 def _signed_pct(value: float | None) -> str:
-    return "-" if value is None else f"{value:+.1%}"
+    """A relative change: ``+20.0%``, ``+1,234,400.0%``."""
+    return "-" if value is None else f"{value:+,.1%}"
+
+
+def _number(value: float | None) -> float | Decimal | str:
+    """A fraction for the CSV, to four places as the report's CSV writes it (``0.475``),
+    more where four would show one that is not zero as zero (``0.00002``, not ``0.0``,
+    nor ``2e-05``); a number, not text: a negative change is not a formula to
+    neutralise."""
+    if value is None:
+        return ""
+    text = _fraction(value)
+    number = float(text)
+    return Decimal(text) if number and abs(number) < 1e-4 else number
 
 
 def _points(value: float | None) -> str:
@@ -194,11 +216,10 @@ class FunnelComparison(Serialised):
         """One row per measure: the seven steps, then ``raw_to_won`` (the conversion,
         as fractions), ``won_revenue`` and ``won_deals``. Columns: ``measure, current,
         previous, change, change_pct, current_rate, previous_rate, rate_change``
-        (fractions rounded to four places; empty where unknown)."""
+        (fractions rounded to four places, more where four would show one that is not
+        zero as zero; empty where unknown)."""
 
-        def cell(value: float | None) -> float | str:
-            # A number, not text: a negative change is not a formula to neutralise.
-            return "" if value is None else round(value, 4)
+        cell = _number
 
         rows: list[list[Any]] = [
             [
@@ -274,17 +295,33 @@ class FunnelComparison(Serialised):
             f"  previous period: {self.previous.period}",
             "",
         ]
-        header = (
-            f"  {'step':<16} {'this':>7} {'previous':>9} {'change':>8} {'change %':>9}"
-            f" {'rate':>7} {'was':>7} {'rate change':>12}"
-        )
-        lines += [header, "  " + "-" * (len(header) - 2)]
-        for c in self.steps.values():
-            lines.append(
-                f"  {c.name:<16} {c.current:>7} {c.previous:>9} {_signed(c.change) or '0':>8}"
-                f" {_signed_pct(c.change_pct):>9} {_pct(c.current_rate):>7}"
-                f" {_pct(c.previous_rate):>7} {_points(c.rate_change):>12}"
+        titles = ("this", "previous", "change", "change %", "rate", "was", "rate change")
+        rows = [
+            (
+                str(c.current),
+                str(c.previous),
+                _signed(c.change) or "0",
+                _signed_pct(c.change_pct),
+                _pct(c.current_rate),
+                _pct(c.previous_rate),
+                _points(c.rate_change),
             )
+            for c in self.steps.values()
+        ]
+        # Each column as wide as its widest cell (+1,234,400.0% included): rows stay aligned.
+        widths = [
+            max(least, *(len(row[i]) for row in rows))
+            for i, least in enumerate((7, 9, 8, 9, 7, 7, 12))
+        ]
+
+        def line(first: str, cells: tuple[str, ...]) -> str:
+            return f"  {first:<16} " + " ".join(
+                f"{cell:>{width}}" for cell, width in zip(cells, widths, strict=True)
+            )
+
+        header = line("step", titles)
+        lines += [header, "  " + "-" * (len(header) - 2)]
+        lines += [line(c, row) for c, row in zip(self.steps, rows, strict=True)]
         revenue = f"{_signed(self.revenue_change) or '0'}" + (
             f", {_signed_pct(self.revenue_change_pct)}"
             if self.revenue_change_pct is not None
@@ -370,6 +407,11 @@ def compare_periods(
                 f"{name} is None: a comparison needs both bounds, since= and until="
             )
         require_aware(bound, name)
+    if until <= since:  # also with previous= given: nothing asked for to compare
+        raise InvalidArgumentError(
+            f"the period is empty: until ({until.isoformat()}) is not after "
+            f"since ({since.isoformat()})"
+        )
     if previous is None:
         try:
             previous = previous_period(since, until)
@@ -383,6 +425,14 @@ def compare_periods(
         raise InvalidArgumentError(
             f"previous must be a (since, until) pair of datetimes, not {previous!r}"
         )
+    else:
+        for name, bound in zip(("previous since", "previous until"), previous, strict=True):
+            require_aware(bound, name)
+        if previous[1] <= previous[0]:  # refused as an empty period asked for is
+            raise InvalidArgumentError(
+                f"the previous period is empty: its until ({previous[1].isoformat()}) is "
+                f"not after its since ({previous[0].isoformat()})"
+            )
     current = build_report(repository, since=since, until=until, now=now)
     before = build_report(repository, since=previous[0], until=previous[1], now=now)
     return FunnelComparison(current, before)

@@ -118,6 +118,13 @@ def _moment(when: datetime) -> str:
     return text + (f":{when.second:02d}" if when.second else "")
 
 
+def _in_zone_of(when: datetime | None, bound: datetime | None) -> datetime | None:
+    """``when`` on the wall clock of ``bound``'s zone (the period's), if there is one."""
+    if when is None or bound is None or bound.tzinfo is None:
+        return when
+    return when.astimezone(bound.tzinfo)
+
+
 def period_label(
     since: datetime | None,
     until: datetime | None,
@@ -127,35 +134,66 @@ def period_label(
     first_what: str = "first lead",
 ) -> str:
     """A period as a reader expects it: ``2026-03-02 to 2026-03-08`` (the days covered,
-    both included) when the bounds fall on midnight, else the moments with their zone
+    both included) when the bounds fall on midnight, with the zone's abbreviation when
+    it is not UTC (``2026-11-10 (CST)``: one day), else the moments with their zone
     (``2026-03-02 09:00 UTC up to 2026-03-09 09:00 UTC``, the end excluded).
 
     An open start shows ``first`` (the day the data starts, named ``first_what``), an
     open end ``as_of`` (the day the report was made); without them, ``the start`` and
-    ``now``.
+    ``now``; both on the wall clock of the other bound's zone. A period that cannot
+    hold anything says so rather than read backwards: ``until`` not after ``since``
+    (``an empty period at 2026-03-02 00:00 UTC``), an end before the data starts
+    (``up to 2025-12-31, before the first lead (2026-08-31)``), a start after the
+    report was made (``from 2027-01-01, after today (2026-11-29)``).
     """
     if since is None and until is None and first is None and as_of is None:
         return "all time"
+    if since is not None and until is not None and until <= since:
+        if until == since:
+            return f"an empty period at {_moment(since)} {_zone_name(since)}"
+        return (
+            f"an empty period: {_moment(until)} {_zone_name(until)} is before "
+            f"{_moment(since)} {_zone_name(since)}"
+        )
+    first = _in_zone_of(first, until)
+    as_of = _in_zone_of(as_of, since)
+    if first is not None and as_of is not None and first > as_of:
+        first = None  # a clock set back: the data cannot start after the report
     days = (since is None or _midnight(since)) and (until is None or _midnight(until))
+    # Both bounds' zones when they differ: a period across a change of daylight saving
+    # time starts in one (CST) and ends in the other (CDT).
+    zones = dict.fromkeys(_zone_name(b) for b in (since, until) if b is not None)
+    zone = "/".join(zones) or "UTC"
+    suffix = "" if zone == "UTC" else f" ({zone})"
     if days:
+        last = None if until is None else (until - timedelta(days=1)).date().isoformat()
+        if since is None and until is not None and first is not None and first >= until:
+            return f"up to {last}{suffix}, before the {first_what} ({first.date().isoformat()})"
+        if until is None and since is not None and as_of is not None and as_of <= since:
+            return f"from {since.date().isoformat()}{suffix}, after today ({as_of.date()})"
         start = (
             since.date().isoformat()
             if since is not None
             else (f"{first.date().isoformat()} ({first_what})" if first else "the start")
         )
-        if until is not None:
-            last = (until - timedelta(days=1)).date()
-            if since is not None and last == since.date():
-                return start
-            end = last.isoformat()
-        else:
-            end = f"{as_of.date().isoformat()} (today)" if as_of else "now"
-        # Both bounds' zones when they differ: a period across a change of daylight
-        # saving time starts in one (CST) and ends in the other (CDT).
-        zones = dict.fromkeys(_zone_name(b) for b in (since, until) if b is not None)
-        zone = "/".join(zones) or "UTC"
-        suffix = "" if zone == "UTC" else f" ({zone})"
-        return f"{start} to {end}{suffix}"
+        if last is None and as_of is not None:  # "(today, CST)", not "(today) (CST)"
+            today = f" (today{suffix.replace(' (', ', ')}" if suffix else " (today)"
+            if since is not None and since.date() == as_of.date():
+                return f"{start}{today}"
+            return f"{start} to {as_of.date().isoformat()}{today}"
+        if since is not None and last == since.date().isoformat():
+            return f"{start}{suffix}"
+        return f"{start} to {last or 'now'}{suffix}"
+    if since is None and until is not None and first is not None and first >= until:
+        return (
+            f"up to {_moment(until)} {_zone_name(until)}, before the {first_what} "
+            f"({_moment(first)} {_zone_name(first)})"
+        )
+    if until is None and since is not None and as_of is not None and as_of <= since:
+        return (
+            f"from {_moment(since)} {_zone_name(since)}, after now "
+            f"({_moment(as_of)} {_zone_name(as_of)})"
+        )
     start = (
         f"{_moment(since)} {_zone_name(since)}"
         if since is not None

@@ -403,7 +403,7 @@ class FunnelReport(Serialised):
         """
 
         def cell(value: float | None) -> str:
-            return "" if value is None else f"{value:.4f}"
+            return "" if value is None else _fraction(value)
 
         if not groups:
             return csv_text(
@@ -441,7 +441,7 @@ class FunnelReport(Serialised):
         if weak:
             lines.append(
                 "  Setters whose appointments don't stick: "
-                + ", ".join(f"{group_label(name)} ({self.setters[name]:.0%} sat)" for name in weak)
+                + ", ".join(f"{group_label(n)} ({_setter_rate(self.setters[n])} sat)" for n in weak)
             )
         if self.time_in_stage:
             lines += ["", "Time in stage (median days)"]
@@ -580,7 +580,7 @@ def attention(report: FunnelReport) -> Callout:
     if weak:
         lines.append(
             "Setters whose appointments don't stick: "
-            + ", ".join(f"{group_label(name)} ({report.setters[name]:.0%} sat)" for name in weak)
+            + ", ".join(f"{group_label(n)} ({_setter_rate(report.setters[n])} sat)" for n in weak)
         )
     if lines:
         return Callout("Needs attention", lines, "alert")
@@ -589,17 +589,68 @@ def attention(report: FunnelReport) -> Callout:
     return Callout("Health checks: all pass", [], "ok")
 
 
-def _percent(value: float | None, digits: int = 1) -> str:
-    return "n/a" if value is None else f"{value:.{digits}%}"
+def _percent(value: float | None, digits: int = 1, *, none: str = "n/a") -> str:
+    """A rate as shown: ``47.5%``, ``1,200.0%``; one that is not zero never reads as
+    zero (1 of 5,000: ``<0.1%``), nor one short of all as all (``>99.9%``)."""
+    if value is None:
+        return none
+    text = f"{value:,.{digits}%}"
+    if value > 0 and text == f"{0:.{digits}%}":
+        return f"<{10**-digits:.{digits}f}%"
+    if value < 1 and text == f"{1:.{digits}%}":
+        return f">{100 - 10**-digits:.{digits}f}%"
+    return text
+
+
+def _fraction(value: float, places: int = 4) -> str:
+    """A fraction to ``places`` places (``0.4750``), more where that would show one
+    that is not zero as zero, or one short of 1 as 1 (``0.00002``, ``0.99998``)."""
+    text = f"{value:.{places}f}"
+    while places < 12 and ((value and float(text) == 0) or (value < 1 and float(text) == 1)):
+        places += 1
+        text = f"{value:.{places}f}"
+    return text
+
+
+#: Each health check's bar, as :attr:`FunnelReport.checks` judges it: a value failing it
+#: is never shown as one that would pass (``89.6%``, not ``90%``, against ">= 90%").
+#: True: at least the bar; False: at most.
+_BARS = {
+    "appointments_sat": (0.9, True),
+    "close_rate": (0.9, True),
+    "unqualified_share": (0.5, False),
+    "touches_per_qualified": (2.0, True),
+}
+
+
+def _against(value: float, bar: float, at_least: bool, digits: int, *, rate: bool = True) -> str:
+    """``value``, which fails ``bar``, shown with up to two more digits than ``digits``
+    where fewer would round it onto the bar; ``<90%`` (``>50%``) if even those would."""
+    places = 2 if rate else 0
+    for more in range(3):
+        shown = round(value, digits + more + places)
+        if (shown < bar) if at_least else (shown > bar):
+            return _percent(value, digits + more) if rate else f"{value:.{digits + more}f}"
+    limit = _percent(bar, digits) if rate else f"{bar:.{digits}f}"
+    return ("<" if at_least else ">") + limit
+
+
+def _setter_rate(rate: float | None) -> str:
+    """A weak setter's appointments-sat rate (under 90%): ``50%``, ``89.6%``."""
+    return "n/a" if rate is None else _against(rate, 0.9, True, 0)
 
 
 def check_value(check: HealthCheck) -> str:
-    """A health check's measured value as shown (``55%``, ``1.9``, ``n/a``)."""
+    """A health check's measured value as shown (``55%``, ``1.9``, ``n/a``); a failing
+    value never as one that passes (``89.6%``), a share that is not zero never as
+    ``0%`` (``<1%``)."""
     if check.value is None:
         return "n/a"
-    if check.name == "touches_per_qualified":
-        return f"{check.value:.1f}"
-    return f"{check.value:.0%}"
+    rate = check.name != "touches_per_qualified"
+    bar = _BARS.get(check.name)
+    if check.ok is False and bar is not None:
+        return _against(check.value, *bar, 0 if rate else 1, rate=rate)
+    return _percent(check.value, 0) if rate else f"{check.value:.1f}"
 
 
 def _money_lines(report: FunnelReport) -> list[str]:
@@ -618,13 +669,18 @@ def _money_lines(report: FunnelReport) -> list[str]:
 
 
 def _table(report: FunnelReport) -> list[str]:
-    def pct(value: float | None) -> str:
-        return "-" if value is None else f"{value:.1%}"
-
-    header = f"  {'step':<18} {'count':>7} {'rate':>8} {'overall':>8}"
+    rows = [
+        (s.name, str(s.count), _percent(s.rate, none="-"), _percent(s.overall, none="-"))
+        for s in report.steps.values()
+    ]
+    # Columns as wide as their widest cell (a count of 10 million, a rate of 1,200.0%).
+    count, rate, overall = (
+        max(width, *(len(row[i]) for row in rows)) for i, width in ((1, 7), (2, 8), (3, 8))
+    )
+    header = f"  {'step':<18} {'count':>{count}} {'rate':>{rate}} {'overall':>{overall}}"
     lines = [header, "  " + "-" * (len(header) - 2)]
-    for s in report.steps.values():
-        lines.append(f"  {s.name:<18} {s.count:>7} {pct(s.rate):>8} {pct(s.overall):>8}")
+    for name, n, r, o in rows:
+        lines.append(f"  {name:<18} {n:>{count}} {r:>{rate}} {o:>{overall}}")
     return lines
 
 
