@@ -12,6 +12,7 @@ from __future__ import annotations
 import enum
 import functools
 import random
+import re
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -37,20 +38,24 @@ from ._models import (
     personal_fields,
     updated,
 )
-from ._repository import Repository
+from ._repository import MergeLog, Repository
 
 __all__ = [
     "MANAGED",
+    "MAX_MERGES_FOLLOWED",
     "STATE_FIELD",
     "Subject",
     "bump",
     "checked",
     "created",
+    "current_record",
     "event",
     "fill_from",
+    "get_or_merged",
     "lifecycle_of",
     "load",
     "member",
+    "merged_into",
     "refuse_erased",
     "refuse_kept",
     "require_aware",
@@ -102,7 +107,8 @@ _set = object.__setattr__
 
 
 def subject_id(subject: Subject) -> UUID:
-    """The id of a model, or the id given (as a UUID or its text)."""
+    """The id of a model, or the id given (as a UUID or its text); else a
+    :class:`NotFoundError` (which does not repeat an e-mail or a phone given instead)."""
     if isinstance(subject, (Lead, Contact, Opportunity)):
         return subject.id
     if isinstance(subject, UUID):
@@ -110,7 +116,22 @@ def subject_id(subject: Subject) -> UUID:
     try:
         return UUID(str(subject))
     except ValueError:
-        raise NotFoundError(str(subject)) from None
+        text = str(subject)
+        if "@" in text or _PHONE_LIKE.fullmatch(text.strip()):
+            # An e-mail or a phone, given where a record is wanted: not repeated in the
+            # message (exceptions end up in logs); the error's ``id`` holds it.
+            raise NotFoundError(
+                text,
+                found="the text given is not a record id but an e-mail or a phone, by "
+                "the look of it: find the person with funnel.find(email=..., phone=...) "
+                "and pass that record",
+            ) from None
+        raise NotFoundError(text) from None
+
+
+#: A text that is not an id but may be a phone: six digits or more, written as
+#: phones are (spaces, dots, dashes, slashes, brackets, a plus).
+_PHONE_LIKE = re.compile(r"[+(]?(?:\d[\s().\-/]*){6,}")
 
 
 def load(
@@ -138,19 +159,69 @@ def load(
 
 def get_or_merged(repository: Repository, id: UUID) -> Record:
     """``repository.get(id)``; for a record merged away, a :class:`NotFoundError` that
-    says which record holds its data now (its merge log is asked only then)."""
+    says which record holds its data now (its merge logs are asked only then): at the
+    end of a chain of merges (A into B, then B into C: C), not the first record it was
+    merged into, which may be gone too."""
     try:
         return repository.get(id)
     except NotFoundError:
-        for log in repository.merges_of([id]):
-            if log.other.id == id:
-                raise NotFoundError(
-                    id,
-                    log.other.kind,
-                    f"{log.other.kind} {id} was merged into {log.keep_id}, which holds "
-                    f"its data now: pass {log.keep_id}",
-                ) from None
-        raise
+        chain, holder = merged_into(repository, id)
+        if not chain:
+            raise
+        kind, first = chain[0].other.kind, chain[0].keep_id
+        if holder is None:
+            raise NotFoundError(
+                id,
+                kind,
+                f"{kind} {id} was merged into {first}, and no stored record was found "
+                f"at the end of its merges (followed {len(chain)}, to "
+                f"{chain[-1].keep_id})",
+            ) from None
+        if len(chain) == 1:
+            found = f"{kind} {id} was merged into {first}, which holds its data now"
+        else:
+            found = (
+                f"{kind} {id} was merged into {first}, which was merged away in turn "
+                f"({len(chain)} merges in all): {holder.id} holds its data now"
+            )
+        raise NotFoundError(id, kind, f"{found}: pass {holder.id}") from None
+
+
+#: How many merges :func:`merged_into` follows from a record before it gives up.
+MAX_MERGES_FOLLOWED = 100
+
+
+def merged_into(repository: Repository, id: UUID) -> tuple[list[MergeLog], Record | None]:
+    """Where the data of the record ``id`` went, if it was merged away: the merge logs
+    followed from it (A into B, then B into C: A's log, then B's), and the stored record
+    they end at (C). ``([], None)`` for a record not merged away; ``None`` as the record
+    when the chain ends at no stored record, loops, or runs longer than
+    :data:`MAX_MERGES_FOLLOWED` merges."""
+    chain: list[MergeLog] = []
+    seen = {id}
+    current = id
+    while len(chain) < MAX_MERGES_FOLLOWED:
+        log = next((m for m in repository.merges_of([current]) if m.other.id == current), None)
+        if log is None:
+            break
+        chain.append(log)
+        if log.keep_id in seen:
+            break  # a loop: no merge log leads anywhere from here
+        seen.add(log.keep_id)
+        try:
+            return chain, repository.get(log.keep_id)
+        except NotFoundError:
+            current = log.keep_id
+    return chain, None
+
+
+def current_record(repository: Repository, id: UUID) -> Record | None:
+    """The stored record ``id``, or the record that holds its data now if it was merged
+    away (see :func:`merged_into`); ``None`` if there is neither."""
+    try:
+        return repository.get(id)
+    except NotFoundError:
+        return merged_into(repository, id)[1]
 
 
 def _a(noun: str) -> str:

@@ -914,6 +914,7 @@ class Funnel(Generic[LeadT, ContactT, OpportunityT]):
             now=self._now(at),
             actor=actor,
             reason=reason,
+            phone_region=self.phone_region,
         )
 
     def export_person(self, subject: Lead | Contact | UUID | str) -> dict[str, Any]:

@@ -16,7 +16,7 @@ after.
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -26,7 +26,18 @@ from ._changes import bump, event, load, retrying
 from ._enums import LostReason, Stage
 from ._errors import PolicyError
 from ._lifecycle import OPPORTUNITY
-from ._models import Contact, Event, Lead, Opportunity, identity_keys, is_avoided, personal_fields
+from ._models import (
+    DEFAULT_PHONE_REGION,
+    Contact,
+    Event,
+    Lead,
+    Opportunity,
+    Text,
+    email_keys,
+    identity_keys,
+    is_avoided,
+    personal_fields,
+)
 from ._repository import ChangeSet, MergeLog, Repository, Suppression
 from ._results import Serialised, model_data
 from ._suppression import DROPPED_KEYS, Suppressor, dropped_digests
@@ -64,10 +75,12 @@ def erase(
     now: datetime,
     actor: str | None,
     reason: str | None,
+    phone_region: str = DEFAULT_PHONE_REGION,
 ) -> Erasure:
     """Scrub the person ``subject_id`` belongs to, in one commit (see the module). An
     erasure that lost a race (the person was touched, captured or booked while it read
-    them) reads them again (``retrying``)."""
+    them) reads them again (``retrying``). ``phone_region`` is the funnel's: phones
+    written without their country code in ``reason`` are read in it."""
     people = _person(repository, subject_id, erased=False)
     ids = {record.id for record in people}
     logs, ids = _merges_into(repository, ids)
@@ -80,12 +93,15 @@ def erase(
             "e-mails and phones refused for good; erase it with suppress=True (the "
             "default; the CLI without --keep-nothing)"
         )
-    texts = _personal_texts([*people, *snapshots])
-    reason = _redacted(reason, texts)
     keys = [key for record in (*people, *snapshots) for key in identity_keys(record)]
     changes = ChangeSet()
     lost_reason = LostReason.AVOID if suppress else LostReason.OTHER
     deals = [d for r in people if isinstance(r, Contact) for d in _deals_of(repository, r)]
+    histories = {subject: repository.history(subject) for subject in (*ids, *(d.id for d in deals))}
+    # Digests of keys the person edited away: those keys are known only so.
+    former = dropped_digests(e for history in histories.values() for e in history)
+    texts = _Personal.of([*people, *snapshots], keys, former, suppressor.digest, phone_region)
+    reason = _redacted(reason, texts)
     for record in people:
         scrubbed = bump(_scrub_record(record), now, erased_at=now)
         changes.updates.append(scrubbed)
@@ -95,15 +111,12 @@ def erase(
         )
     for deal in deals:
         changes.updates.append(_closed(deal, lost_reason, now, actor, reason, changes))
-    former: list[str] = []  # digests of keys the person edited away
-    for subject in (*ids, *(d.id for d in deals)):
-        history = repository.history(subject)
+    for subject, history in histories.items():
         # What was read is what is scrubbed: an event, touch or deal added in between
         # (a capture, a touch, a booking change no version) fails the commit, and the
         # erasure reads again (retrying), rather than leave it unscrubbed.
         changes.events_read[subject] = len(history)
         for stored in history:
-            former.extend(dropped_digests([stored]))
             clean = _scrub_event(stored, texts)
             if clean != stored:
                 changes.rewrites.append(clean)
@@ -218,26 +231,139 @@ def _closed(
     return lost
 
 
-def _personal_texts(people: Iterable[Lead | Contact]) -> re.Pattern[str] | None:
-    """A pattern matching the person's personal values as whole words, any case, to
-    look for in data (so that a first name "Al" does not match "qualified")."""
-    texts: set[str] = set()
-    for record in people:
-        for name in personal_fields(type(record)):
-            value = getattr(record, name)
-            values = value if isinstance(value, (frozenset, set, list, tuple)) else (value,)
-            texts.update(str(v).strip() for v in values if v is not None and str(v).strip())
-    if not texts:
+#: An e-mail address in free text: a run of characters without spaces or the
+#: punctuation that brackets an address (``<zq@example.com>``, ``mailto:...``), with one
+#: ``@`` inside. Broad on purpose: what it takes that is no address is blanked too.
+_EMAIL = re.compile(r"[^\s<>()\[\]{},;:\"'`@]+@[^\s<>()\[\]{},;:\"'`@]+")
+#: A run of digits written as a phone number may be: with spaces, dots, dashes,
+#: slashes and brackets between them, a plus or bracket before (one line).
+_DIGIT_RUN = re.compile(r"[+(]?\d[\d \t\u00a0().\-/]*\d")
+#: A national number shorter than this is not looked for inside longer digit runs.
+_SHORTEST_NUMBER = 6
+#: What stands for a value erased from a text.
+_ERASED = "[erased]"
+
+
+@dataclass(frozen=True, slots=True)
+class _Personal:
+    """What an erasure looks for in text: the person's personal values.
+
+    ``words``: the values of their personal fields (names, company, e-mails, ...) as
+    whole words, any case, so that a first name "Al" does not match "qualified".
+    ``keys`` and ``former``: their identity keys, and the digests of keys they edited
+    away (kept only so), by which an e-mail or phone found in a text, written any way,
+    is told to be theirs. ``numbers``: their phones' national numbers, found inside any
+    digit run (``00 1 512 555 0177``)."""
+
+    words: re.Pattern[str] | None
+    keys: frozenset[str]
+    former: frozenset[str]
+    digest: Callable[[str], str]
+    region: str
+    numbers: tuple[str, ...]
+
+    @classmethod
+    def of(
+        cls,
+        people: Iterable[Lead | Contact],
+        keys: Iterable[str],
+        former: Iterable[str],
+        digest: Callable[[str], str],
+        region: str,
+    ) -> _Personal:
+        texts: set[str] = set()
+        for record in people:
+            for name in personal_fields(type(record)):
+                value = getattr(record, name)
+                values = value if isinstance(value, (frozenset, set, list, tuple)) else (value,)
+                texts.update(str(v).strip() for v in values if v is not None and str(v).strip())
+        words = None
+        if texts:
+            alternatives = "|".join(re.escape(t) for t in sorted(texts, key=len, reverse=True))
+            words = re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)", re.IGNORECASE)
+        keys = frozenset(keys)
+        phones = sorted(k.partition(":")[2] for k in keys if k.startswith("phone:"))
+        numbers = tuple(n for n in map(_national, phones) if len(n) >= _SHORTEST_NUMBER)
+        return cls(words, keys, frozenset(former), digest, region, numbers)
+
+    def _theirs(self, key: str) -> bool:
+        """Whether the identity ``key`` is one the person holds or held."""
+        return key in self.keys or bool(self.former and self.digest(key) in self.former)
+
+    def _email(self, text: str) -> bool:
+        return any(self._theirs(k) for k in email_keys(text.strip(".").lower()))
+
+    def _phone(self, text: str) -> bool:
+        """Whether the digit run ``text`` holds one of the person's phones."""
+        digits = "".join(c for c in text if c.isdigit())
+        if any(number in digits for number in self.numbers):
+            return True
+        if not self.former:
+            return False
+        e164 = _e164(text, self.region)
+        return e164 is not None and self._theirs(f"phone:{e164}")
+
+    def mentions(self, text: str) -> bool:
+        """Whether ``text`` holds one of the person's values, written any way."""
+        if self.words is not None and self.words.search(text):
+            return True
+        if "@" in text and any(self._email(m.group()) for m in _EMAIL.finditer(text)):
+            return True
+        return any(self._phone(m.group()) for m in _DIGIT_RUN.finditer(text))
+
+    def redacted(self, text: str) -> str:
+        """``text`` (free text) with every e-mail address and phone number in it
+        replaced, whoever's (the person may have written from an address never stored,
+        and the ones they edited away are kept only as digests), and so is any other
+        value of theirs: their phones written any way, their personal fields' values."""
+        text = _EMAIL.sub(_ERASED, text)
+        text = _phones_replaced(text, self.region)
+        text = _DIGIT_RUN.sub(lambda m: _ERASED if self._phone(m.group()) else m.group(), text)
+        if self.words is not None:
+            text = self.words.sub(_ERASED, text)
+        return text
+
+
+def _national(e164: str) -> str:
+    """The national significant number of an E.164 phone (``5125550177``)."""
+    import phonenumbers
+
+    try:
+        return str(phonenumbers.national_significant_number(phonenumbers.parse(e164)))
+    except phonenumbers.NumberParseException:
+        return e164.lstrip("+")
+
+
+def _e164(text: str, region: str) -> str | None:
+    """The phone number ``text`` as E.164, read in ``region``; ``None`` for no number."""
+    import phonenumbers
+
+    try:
+        number = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException:
         return None
-    words = "|".join(re.escape(t) for t in sorted(texts, key=len, reverse=True))
-    return re.compile(rf"(?<!\w)(?:{words})(?!\w)", re.IGNORECASE)
+    if not phonenumbers.is_possible_number(number):
+        return None
+    return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
 
 
-def _mentions(value: Any, texts: re.Pattern[str] | None) -> bool:
-    if texts is None:
-        return False
+def _phones_replaced(text: str, region: str) -> str:
+    """``text`` with every valid phone number in it (any way it is written, a national
+    one read in ``region``) replaced; dates, ticket numbers and the like stay."""
+    import phonenumbers
+
+    matcher = phonenumbers.PhoneNumberMatcher(text, region, phonenumbers.Leniency.VALID)
+    pieces: list[str] = []
+    end = 0
+    for match in matcher:
+        pieces += [text[end : match.start], _ERASED]
+        end = match.end
+    return "".join(pieces) + text[end:] if pieces else text
+
+
+def _mentions(value: Any, texts: _Personal) -> bool:
     if isinstance(value, str):
-        return texts.search(value) is not None
+        return texts.mentions(value)
     if isinstance(value, dict):
         return any(_mentions(v, texts) for v in value.values())
     if isinstance(value, (list, tuple)):
@@ -245,7 +371,7 @@ def _mentions(value: Any, texts: re.Pattern[str] | None) -> bool:
     return False
 
 
-def _scrub(value: Any, texts: re.Pattern[str] | None) -> Any:
+def _scrub(value: Any, texts: _Personal) -> Any:
     """``value`` with every string that mentions the person replaced by ``None``."""
     if isinstance(value, str):
         return None if _mentions(value, texts) else value
@@ -278,15 +404,30 @@ def _unexplained(value: Any) -> Any:
     return value
 
 
-def _redacted(text: str | None, texts: re.Pattern[str] | None) -> str | None:
+def _redacted(text: str | None, texts: _Personal) -> str | None:
     """The erasure's own reason, kept (it says why the data went) with the person's
-    values in it blanked: ``"Art. 17 request from [erased]"``."""
-    if text is None or texts is None:
-        return text
-    return texts.sub("[erased]", text)
+    values in it blanked, and every e-mail address and phone number:
+    ``"Art. 17 request from [erased] <[erased]>"``. Cut to the longest reason an event
+    holds, should the blanks have made it longer."""
+    if text is None:
+        return None
+    return texts.redacted(text)[:_REASON_LENGTH]
 
 
-def _scrub_event(stored: Event, texts: re.Pattern[str] | None) -> Event:
+def _longest(annotated: Any) -> int:
+    """The ``max_length`` of an ``Annotated`` text type."""
+    for meta in annotated.__metadata__:
+        for constraint in getattr(meta, "metadata", ()):
+            longest = getattr(constraint, "max_length", None)
+            if isinstance(longest, int):
+                return longest
+    raise AssertionError(annotated)  # pragma: no cover - Text has one
+
+
+_REASON_LENGTH = _longest(Text)
+
+
+def _scrub_event(stored: Event, texts: _Personal) -> Event:
     # A reason is free text: it goes, whatever it says (it may name the person in a
     # way no field does). Data is structured: only what mentions the person goes.
     changes: dict[str, Any] = {}

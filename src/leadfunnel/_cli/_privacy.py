@@ -63,8 +63,10 @@ def erase(
 
     Their records keep what reports count; by default their e-mail and phone stay on the
     suppression list as keyed hashes, so nobody can add them again. The database file
-    is compacted afterwards, so no byte of them is left in it (SQLite). People not found
-    are listed; the status is 2 when nobody was found.
+    is compacted afterwards, so no byte of them is left in it (SQLite). A person is found
+    by an e-mail or phone they hold (an avoided person also by one they held before).
+    People not found are listed, and those found who cannot be erased (avoided, with
+    --keep-nothing); the status is 2 when nobody was erased, or somebody found was not.
 
     \b
     Examples:
@@ -82,6 +84,7 @@ def erase(
         wanted += [line.strip() for line in text.splitlines() if line.strip()]
     if not wanted:
         fail("name the people to erase (e-mail or phone), or give --file")
+    from .._errors import PolicyError
     from .._models import Contact
 
     models: dict[str, Any] = {}
@@ -90,7 +93,7 @@ def erase(
     if contact_model:
         models["contact_model"] = load_model(contact_model, Contact, "--contact-model")
     funnel = open_funnel(db, migrate="check", **models)
-    missing: list[str] = []
+    missing: dict[str, str] = {}  # who -> why nobody was found
     # Everyone is looked up first: the e-mail and the phone of one person name them
     # both, and once erased a person is found by neither.
     found: dict[Any, list[str]] = {}
@@ -99,22 +102,31 @@ def erase(
         if person is not None:
             found.setdefault(person.id, []).append(who)
     erased = 0
+    refused: list[str] = []
     for person_id, named in found.items():
-        done = funnel.erase(person_id, suppress=not keep_nothing, reason="erasure request")
-        kept = "suppressed" if done.suppressed else "nothing kept"
         names = ", ".join(printable(who) for who in named)
+        try:
+            done = funnel.erase(person_id, suppress=not keep_nothing, reason="erasure request")
+        except PolicyError as exc:
+            # (An avoided person with --keep-nothing, one erased meanwhile.) The others
+            # are still erased, and the database compacted.
+            click.echo(f"not erased: {names}: {printable(str(exc))}", err=True)
+            refused.append(names)
+            continue
+        kept = "suppressed" if done.suppressed else "nothing kept"
         click.echo(f"erased {names}: {len(done.subject_ids)} records ({kept})")
         erased += 1
-    gone = [who for who in missing if _suppressed(funnel, who)]
-    for who in missing:
-        why = " (erased or avoided before: on the suppression list)" if who in gone else ""
+    for who, why in missing.items():
         click.echo(f"not found: {printable(who)}{why}", err=True)
     if erased:
         funnel.repository.compact()
+    if refused:
+        fail(f"{len(refused)} of the people found not erased: {'; '.join(refused)}")
     if not erased:
+        gone = sum(1 for why in missing.values() if why == _ERASED)
         fail(
             f"nobody of the {len(missing)} named is stored; "
-            + (f"{len(gone)} of them erased or avoided before" if gone else "check the spelling")
+            + (f"{gone} of them erased before" if gone else "check the spelling")
         )
 
 
@@ -124,51 +136,73 @@ def erase(
 @output_option
 @guarded
 def export_person(db: str, person: str, output: str | None) -> None:
-    """Everything stored about one person, as JSON (an access or portability request).
+    """Everything stored about one person, as JSON (an access or portability request),
+    found by an e-mail or phone they hold (an avoided person also by one held before).
 
     \b
     Example:
       leadfunnel export-person pat@acme-it.example.com -o pat.json
     """
     funnel = open_funnel(db, migrate="check")
-    found = _find(funnel, person)
+    missing: dict[str, str] = {}
+    found = _find(funnel, person, missing, strict=True)
     if found is None:
-        if _suppressed(funnel, person):
+        if missing[person] == _ERASED:
             fail(
                 f"nobody with e-mail or phone {person!r} is stored: that person was erased "
-                "or avoided before (the suppression list keeps only a keyed hash: there is "
-                "nothing to export)"
+                "(the suppression list keeps only a keyed hash of it: there is nothing "
+                "to export)"
+            )
+        if missing[person]:
+            fail(
+                f"nobody with e-mail or phone {person!r} is stored; it is on the "
+                "suppression list (only as a keyed hash), kept there by a record that "
+                "is stored no more"
             )
         fail(f"nobody with e-mail or phone {person!r} is stored; check the spelling")
     data = funnel.export_person(found)
     emit(json_text(data, output), output, "1 person")
 
 
-def _suppressed(funnel: Any, who: str) -> bool:
-    """Whether the e-mail or phone ``who`` is on the suppression list (a person erased
-    or avoided before, whom no lookup finds any more)."""
+#: Why a person named is not found: erased before (only the hash of the key is kept).
+_ERASED = " (erased before: on the suppression list)"
+_UNKNOWN_HOLDER = " (on the suppression list, kept there by a record stored no more)"
+
+
+def _find(funnel: Any, who: str, missing: dict[str, str], *, strict: bool = False) -> Any:
+    """The person with the e-mail (anything with an @) or phone ``who``, as they hold it
+    now or held it before, or ``None``; then ``missing[who]`` says why (``_ERASED``,
+    ``_UNKNOWN_HOLDER`` or ``""``: nothing known). A value that is neither an e-mail
+    nor a phone is noted as missing too, or exits 2 if ``strict``.
+
+    A key the person no longer holds (an avoided person's e-mail edited away, an
+    erased person's) is no longer in the key index that :meth:`Funnel.find` reads, but
+    it stays on the suppression list, whose entry names the record that keeps it
+    there: that record (or the one it was merged into) is the person, unless erased."""
+    from .._changes import current_record
     from .._errors import InvalidArgumentError
+    from .._models import Contact, Lead
     from .._people import keys_of
 
     email, phone = (who, None) if "@" in who else (None, who)
     try:
+        found = funnel.find(email=email, phone=phone)
         keys = keys_of(email=email, phone=phone, phone_region=funnel.phone_region)
-    except InvalidArgumentError:
-        return False
-    return bool(funnel._suppressor.banned(keys))
-
-
-def _find(funnel: Any, who: str, missing: list[str] | None = None) -> Any:
-    """The person with this e-mail (anything with an @) or phone, or ``None`` (noted
-    in ``missing``); a value that is neither exits 2."""
-    from .._errors import InvalidArgumentError
-
-    try:
-        found = funnel.find(email=who) if "@" in who else funnel.find(phone=who)
     except InvalidArgumentError as exc:
-        if missing is None:
+        if strict:
             fail(str(exc))
-        found = None
-    if found is None and missing is not None:
-        missing.append(who)
-    return found
+        missing[who] = ""
+        return None
+    if found is not None:
+        return found
+    why = ""
+    for record_id in dict.fromkeys(funnel._suppressor.banned(keys).values()):
+        record = current_record(funnel.repository, record_id)
+        if not isinstance(record, (Lead, Contact)):
+            why = why or _UNKNOWN_HOLDER
+        elif record.erased_at is None:
+            return record  # avoided, holding other keys now
+        else:
+            why = _ERASED
+    missing[who] = why
+    return None
