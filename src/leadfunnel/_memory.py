@@ -23,7 +23,7 @@ from collections import ChainMap, defaultdict
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import date, datetime, time, timedelta, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from decimal import Decimal
 from enum import Enum
 from fractions import Fraction
@@ -68,6 +68,7 @@ from ._repository import (
     holds_keys,
     identity_keys,
     kept_everywhere,
+    missed_appointment,
     missing_value,
     read_changed,
     refuse_suppressed,
@@ -1121,6 +1122,9 @@ class InMemoryRepository(RepRowsAdapter):
                 entered = self._entered(record, kind, now, sat)
                 if entered is None:
                     continue
+                # In UTC, as the SQL stores give it: a rep list reads alike on every
+                # store, whatever offset the record's time was given in.
+                entered = entered.astimezone(UTC)
                 if entered_since is not None and entered < entered_since:
                     continue
                 if entered_until is not None and entered >= entered_until:
@@ -1140,6 +1144,30 @@ class InMemoryRepository(RepRowsAdapter):
                 rows.append((entered, position, record))
         rows.sort(key=lambda row: (row[0], row[1]), reverse=True)
         return [RepListRow(_isolated(record), entered) for entered, _, record in rows[:limit]]
+
+    def _missed_appointments(
+        self,
+        *,
+        now: datetime,
+        entered_since: datetime | None,
+        entered_until: datetime | None,
+    ) -> list[RepListRow]:
+        rows: list[tuple[datetime, int, Opportunity]] = []
+        with self._lock:
+            for deal in self._by_kind["opportunity"].values():
+                for _, position, event in self._events.get(deal.id, ()):
+                    due = missed_appointment(event)
+                    if (
+                        due is None
+                        or not due < now
+                        or (entered_since is not None and due < entered_since)
+                        or (entered_until is not None and due >= entered_until)
+                    ):
+                        continue
+                    assert isinstance(deal, Opportunity)
+                    rows.append((due, position, deal))
+        rows.sort(key=_order, reverse=True)
+        return [RepListRow(_isolated(deal), due) for due, _, deal in rows]
 
     @staticmethod
     def _entered(

@@ -26,7 +26,7 @@ from ._changes import (
     retrying,
 )
 from ._deals import lose_open_deals
-from ._enums import ContactType, LeadStatus
+from ._enums import ContactType, LeadStatus, Stage
 from ._errors import (
     AvoidListedError,
     ConcurrencyError,
@@ -326,6 +326,8 @@ def update(
             lifecycle_of(kind).allowed(old_state),
             hint=f"{', '.join(managed)} change only through the funnel's triggers",
         )
+    if isinstance(stored, Opportunity) and "appointment_at" in edits:
+        _check_appointment_edit(stored)
     if not edits:
         return stored
     # model_copy(update=...) skips validation: validate the edited record whole.
@@ -496,3 +498,31 @@ def _prepare_new(
         return assign_owner(router, record.model_copy(update=changes))
     changes["type"] = ContactType(record.type)
     return record.model_copy(update=changes)
+
+
+def _check_appointment_edit(deal: Opportunity) -> None:
+    """Refuse an ``update`` of the appointment time of a deal whose appointment is still
+    to be judged or was judged already: whether an appointment sat is read from the
+    deal's history, which a silent edit would rewrite (a no-show's time moved away
+    would leave the appointments-sat figure of a period already reported)."""
+    stage = Stage(deal.stage)
+    if stage is Stage.APPOINTMENT_SET:
+        hint = (
+            "move the appointment with reschedule(), which records the time it moves "
+            "from: a report still counts an appointment moved after its time as not sat"
+        )
+    elif stage in (Stage.WON, Stage.LOST):
+        hint = (
+            f"the appointment of a {stage.value} deal is part of its history, which "
+            "reports read, and cannot be edited; to meet again, book a new appointment "
+            "with set_appointment() on its contact"
+        )
+    else:
+        return  # the appointment sat: its time is no report's to judge
+    raise InvalidTransitionError(
+        "opportunity",
+        stage.value,
+        "update",
+        lifecycle_of("opportunity").allowed(stage.value),
+        hint=f"appointment_at: {hint}",
+    )

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Literal, overload
@@ -330,6 +330,11 @@ def _item(
         state = record.stage.value
         setter, appointment_at, amount = record.setter, record.appointment_at, record.amount
         lost_reason = None if record.lost_reason is None else record.lost_reason.value
+        if appointment_at is not None:
+            appointment_at = appointment_at.astimezone(UTC)
+    # Times in UTC, whatever offset a store keeps a record's in (the in-memory one keeps
+    # the caller's): a list reads, prints and exports alike on every store.
+    since = row.since.astimezone(UTC)
     return RepListItem(
         list=kind,
         subject=record.kind,  # type: ignore[arg-type]
@@ -342,8 +347,8 @@ def _item(
         owner=record.owner,
         setter=setter,
         state=state,
-        since=row.since,
-        age_days=(at - row.since).days,
+        since=since,
+        age_days=(at - since).days,
         appointment_at=appointment_at,
         amount=amount,
         lost_reason=lost_reason,

@@ -76,7 +76,7 @@ from collections import deque
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, ForwardRef, Literal, TypeVar, get_args, get_origin
 from uuid import UUID
@@ -1361,7 +1361,9 @@ class Repository(ABC):
         the deal's contact, with ``erased_at`` set). ``source`` and ``owner`` compare
         with the lead's, or
         for an opportunity with its contact's source and its own owner;
-        ``entered_since <= since < entered_until``; at most ``limit`` rows.
+        ``entered_since <= since < entered_until``; at most ``limit`` rows. ``since``
+        is in UTC, whatever offset the record's time was given in: a rep list reads the
+        same on every store.
         """
 
     def no_shows(
@@ -1371,34 +1373,42 @@ class Repository(ABC):
         entered_since: datetime | None = None,
         entered_until: datetime | None = None,
     ) -> list[RepListRow]:
-        """The appointments a report counts as not sat: the deals the ``not_sat`` rep
-        list (see :meth:`rep_list`) picks by their history and appointment time, in its
-        order and period, *whatever the lost reason and whoever the person*: deals lost
-        as ``avoid`` or ``unqualified`` and erased people's deals included. The rep list
-        leaves those out because nobody should call them; that says nothing of whether
-        the appointment sat, which only the deal's history does. So losing a no-show
-        later (an erasure loses open deals as ``avoid``) leaves a report's
-        appointments-sat rate, and each setter's, as they were.
+        """The appointments a report counts as not sat: one row per appointment whose
+        time came before ``now`` without its sitting, ``since`` that time (in UTC), within
+        ``entered_since <= since < entered_until``, newest first. They are read from
+        each deal's history, whatever happened to the deal since, so that a period
+        already reported keeps its figures:
 
-        This default reads every deal at ``appointment_set`` or ``lost`` and each one's
-        history; an adapter backed by a database answers with one query."""
+        * a deal's current appointment (``appointment_at``, else ``created_at``) when the
+          deal never reached ``appointment_sat`` and is at ``appointment_set`` or
+          ``lost``: the deals the ``not_sat`` rep list picks (see :meth:`rep_list`), but
+          *whatever the lost reason and whoever the person*: deals lost as ``avoid`` or
+          ``unqualified`` and erased people's deals included. The rep list leaves those
+          out because nobody should call them; that says nothing of whether the
+          appointment sat (an erasure loses open deals as ``avoid``);
+        * every earlier appointment of a deal that a ``reschedule`` event moved once its
+          time had come (:func:`missed_appointment`): a no-show booked again is still a
+          no-show in the period its time fell in, whether or not the deal sits later.
+          An appointment moved before its time came is nobody's no-show.
+
+        This default reads every deal and its history; an adapter backed by a database
+        answers with a query or two."""
         now = require_aware(now, "now")
         rows: list[RepListRow] = []
-        for stage in (Stage.APPOINTMENT_SET, Stage.LOST):
-            for deal in self.opportunities(stage=stage):
-                due = deal.appointment_at or deal.created_at
-                if not due < now:
-                    continue
-                if entered_since is not None and due < entered_since:
-                    continue
-                if entered_until is not None and due >= entered_until:
-                    continue
-                sat = any(
-                    "appointment_sat" in funnel_steps(e.subject, e.source, e.dest)
-                    for e in self.history(deal.id)
-                )
-                if not sat:
-                    rows.append(RepListRow(deal, due))
+        for deal in self.opportunities():
+            history = self.history(deal.id)
+            dues = [due for e in history if (due := missed_appointment(e)) is not None]
+            if deal.stage in (Stage.APPOINTMENT_SET, Stage.LOST) and not any(
+                "appointment_sat" in funnel_steps(e.subject, e.source, e.dest) for e in history
+            ):
+                dues.append((deal.appointment_at or deal.created_at).astimezone(UTC))
+            rows.extend(
+                RepListRow(deal, due)
+                for due in dues
+                if due < now
+                and (entered_since is None or due >= entered_since)
+                and (entered_until is None or due < entered_until)
+            )
         rows.sort(key=lambda row: row.since, reverse=True)
         return rows
 
@@ -1667,13 +1677,30 @@ class RepRowsAdapter(Repository):
         entered_since: datetime | None = None,
         entered_until: datetime | None = None,
     ) -> list[RepListRow]:
-        return self._rep_rows(
+        rows = self._rep_rows(
             "not_sat",
             now=now,
             entered_since=entered_since,
             entered_until=entered_until,
             report=True,
         )
+        rows += self._missed_appointments(
+            now=now, entered_since=entered_since, entered_until=entered_until
+        )
+        rows.sort(key=lambda row: row.since, reverse=True)  # stable: each part's order
+        return rows
+
+    @abstractmethod
+    def _missed_appointments(
+        self,
+        *,
+        now: datetime,
+        entered_since: datetime | None,
+        entered_until: datetime | None,
+    ) -> list[RepListRow]:
+        """The rows of :meth:`no_shows` that a deal's current appointment does not give:
+        one per ``reschedule`` event that :func:`missed_appointment` reads a missed time
+        from, ``since`` that time, before ``now`` and within the period."""
 
     @abstractmethod
     def _rep_rows(
@@ -1743,6 +1770,31 @@ def _accentable(char: str) -> bool:
     combining accents duplicate searches leave out."""
     point = ord(char)
     return point < 0x0530 or 0x1D00 <= point < 0x2000
+
+
+def missed_appointment(event: Event) -> datetime | None:
+    """The appointment that ``event`` shows was missed, in UTC, or ``None``: a deal's
+    ``reschedule`` event records the time it moved the appointment from (its
+    ``data["from"]``, ISO 8601 with an offset); when that time is before the event's
+    ``at``, the appointment came due and was moved without sitting (a no-show booked
+    again). A move from no time at all, or before the time came, misses nothing.
+    Shared by adapters (see :meth:`Repository.no_shows`)."""
+    if event.subject != "opportunity" or event.name != "reschedule" or not event.data:
+        return None
+    moved_from = event.data.get("from")
+    if not isinstance(moved_from, str):
+        return None
+    try:
+        due = datetime.fromisoformat(moved_from)
+    except ValueError:
+        return None
+    if due.utcoffset() is None:
+        return None
+    try:
+        due = due.astimezone(UTC)
+    except OverflowError:  # past an end of the calendar in UTC: no time that came
+        return None
+    return due if due < event.at else None
 
 
 def check_rep_list(kind: str) -> None:

@@ -448,15 +448,19 @@ def _seconds_sqlite(element: _SecondsBetween, compiler: Any, **kw: Any) -> str:
 
 @compiles(_SecondsBetween, "postgresql")
 def _seconds_postgresql(element: _SecondsBetween, compiler: Any, **kw: Any) -> str:
+    # A double, as the other stores compute it (EXTRACT gives an exact numeric, whose
+    # average of two middle values could round otherwise than Python's median does).
     start, end = (compiler.process(clause, **kw) for clause in element.clauses)
-    return f"EXTRACT(EPOCH FROM ({end}) - ({start}))"
+    return f"CAST(EXTRACT(EPOCH FROM ({end}) - ({start})) AS DOUBLE PRECISION)"
 
 
 @compiles(_SecondsBetween, "mysql")
 @compiles(_SecondsBetween, "mariadb")
 def _seconds_mysql(element: _SecondsBetween, compiler: Any, **kw: Any) -> str:
+    # Divided by a double (1E6): by the exact 1000000.0, MariaDB divides DECIMALs and
+    # keeps 4 decimals (div_precision_increment), not the microseconds.
     start, end = (compiler.process(clause, **kw) for clause in element.clauses)
-    return f"TIMESTAMPDIFF(MICROSECOND, {start}, {end}) / 1000000.0"
+    return f"TIMESTAMPDIFF(MICROSECOND, {start}, {end}) / 1E6"
 
 
 # A number's text, as a Decimal's JSON or a JSON number spells it ("10.50", "-1E+2"),

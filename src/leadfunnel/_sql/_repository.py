@@ -64,6 +64,7 @@ from .._repository import (
     check_grouping,
     check_rep_list,
     json_value,
+    missed_appointment,
     missing_value,
     read_changed,
     refuse_suppressed,
@@ -1800,6 +1801,36 @@ class SqlRepository(RepRowsAdapter):
                 for doc, at in conn.execute(query)
             ]
 
+    def _missed_appointments(
+        self,
+        *,
+        now: datetime,
+        entered_since: datetime | None,
+        entered_until: datetime | None,
+    ) -> list[RepListRow]:
+        now = require_aware(now, "now")
+        query = _RESCHEDULES if entered_since is None else _RESCHEDULES_AFTER
+        # A time missed at or after entered_since was moved after it: the events before
+        # are not read (each deal's history index, from that instant on).
+        params = {} if entered_since is None else {"since": entered_since}
+        rows: list[tuple[datetime, int, Any]] = []
+        with self._read() as conn:
+            for row in conn.execute(query, params):
+                due = missed_appointment(event_from_row(row))
+                if (
+                    due is None
+                    or not due < now
+                    or (entered_since is not None and due < entered_since)
+                    or (entered_until is not None and due >= entered_until)
+                ):
+                    continue
+                rows.append((due, row.position, row.deal_doc))
+        rows.sort(key=lambda row: (row[0], row[1]), reverse=True)
+        return [
+            RepListRow(self._record("opportunity", doc), due)  # type: ignore[arg-type]
+            for due, _, doc in rows
+        ]
+
 
 # The per-call lookups by id, built once: building a statement costs more than running it.
 _GET = sa.union_all(
@@ -1807,6 +1838,20 @@ _GET = sa.union_all(
         sa.select(sa.literal(kind).label("kind"), t.c.doc).where(t.c.id == sa.bindparam("id"))
         for kind, t in s.RECORD_TABLES.items()
     )
+)
+# A report's missed appointments: the deals' reschedule events (each deal's history
+# index, driven by the deals: the events of leads and contacts, most of them, are never
+# read), with the deal each moved.
+_RESCHEDULES = (
+    sa.select(*EVENT_READ, s.opportunities.c.doc.label("deal_doc"))
+    .select_from(s.events.join(s.opportunities, s.opportunities.c.id == s.events.c.subject_id))
+    .where(
+        s.events.c.subject_id.in_(sa.select(s.opportunities.c.id)),
+        s.events.c.name == "reschedule",
+    )
+)
+_RESCHEDULES_AFTER = _RESCHEDULES.where(
+    s.events.c.at > sa.bindparam("since", type_=s.events.c.at.type)
 )
 _EXISTS = sa.union_all(
     *(sa.select(t.c.seq).where(t.c.id == sa.bindparam("id")) for t in s.RECORD_TABLES.values())

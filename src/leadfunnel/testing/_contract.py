@@ -2273,6 +2273,118 @@ class RepositoryContract(ABC):
         # not sit, though its deal is now lost as "avoid".
         assert no_shows() == {unsat.id}
 
+    def test_no_shows_count_each_appointment_moved_after_its_time(self, repo: Repository) -> None:
+        """Whether an appointment sat is read from the deal's history: a ``reschedule``
+        event records the time it moved the appointment from (``data["from"]``), and
+        one moved once that time had passed is a no-show of its own period, whatever
+        the deal did next (sat at the new time, lost, moved again). One moved before its
+        time is nobody's no-show, and neither is a move from no time at all."""
+        day = timedelta(days=1)
+        chicago = timezone(timedelta(hours=-6))
+        buyer = contact(1)
+        # Booked for day 2, moved on day 5 (missed) to day 9 (in Chicago's offset),
+        # moved again on day 8, before its time (not missed), to day 12; sat on day 12.
+        rebooked = deal(buyer, stage=Stage.APPOINTMENT_SAT, appointment_at=T0 + 12 * day)
+        # Booked for day 3, moved on day 6 (missed) to day 7, missed again: lost.
+        twice = deal(
+            buyer,
+            stage=Stage.LOST,
+            lost_reason="no_show",
+            appointment_at=T0 + 7 * day,
+            closed_at=T0 + 20 * day,
+        )
+        # Booked without a time on day 0, given one (day 40, still to come) on day 1.
+        timeless = deal(buyer, appointment_at=T0 + 40 * day)
+        nine_in_chicago = (T0 + 9 * day).astimezone(chicago)
+
+        def moved(d: Opportunity, at: datetime, from_: datetime | None, to: datetime) -> Event:
+            data = {"from": None if from_ is None else from_.isoformat(), "to": to.isoformat()}
+            return event(d, "reschedule", "appointment_set", "appointment_set", at, data=data)
+
+        repo.commit(
+            ChangeSet(
+                inserts=[buyer, rebooked, twice, timeless],
+                events=[
+                    *(
+                        event(d, "set_appointment", None, "appointment_set", T0)
+                        for d in (rebooked, twice, timeless)
+                    ),
+                    moved(rebooked, T0 + 5 * day, T0 + 2 * day, nine_in_chicago),
+                    moved(rebooked, T0 + 8 * day, nine_in_chicago, T0 + 12 * day),
+                    event(rebooked, "sit", "appointment_set", "appointment_sat", T0 + 12 * day),
+                    moved(twice, T0 + 6 * day, T0 + 3 * day, T0 + 7 * day),
+                    event(twice, "lose", "appointment_set", "lost", T0 + 20 * day),
+                    moved(timeless, T0 + day, None, T0 + 40 * day),
+                ],
+            )
+        )
+        now = T0 + 30 * day
+        shows = [(row.record.id, row.since) for row in repo.no_shows(now=now)]
+        assert shows == [
+            (twice.id, T0 + 7 * day),
+            (twice.id, T0 + 3 * day),
+            (rebooked.id, T0 + 2 * day),
+        ], (
+            "no_shows must give one row per appointment whose time came without its "
+            "sitting: each reschedule's data['from'] before the event's at, and the "
+            "current appointment of a deal that never sat"
+        )
+        assert all(since.utcoffset() == timedelta(0) for _, since in shows), shows
+        # Each in the period its time fell in, and only once that time has come.
+        week = repo.no_shows(now=now, entered_since=T0 + 2 * day, entered_until=T0 + 7 * day)
+        assert [(row.record.id, row.since) for row in week] == [
+            (twice.id, T0 + 3 * day),
+            (rebooked.id, T0 + 2 * day),
+        ]
+        early = repo.no_shows(now=T0 + 3 * day)
+        assert [(row.record.id, row.since) for row in early] == [(rebooked.id, T0 + 2 * day)]
+        # The rep list is of the deals as they are now: the one lost as a no-show.
+        listed = [(row.record.id, row.since) for row in repo.rep_list("not_sat", now=now)]
+        assert listed == [(twice.id, T0 + 7 * day)]
+
+    def test_rep_list_times_are_in_utc(self, repo: Repository) -> None:
+        """A rep list is a read model: ``since`` is the instant in UTC, whatever offset
+        the record's time was given in, as a SQL store reads it back (so a list prints
+        and exports alike on every store)."""
+        day = timedelta(days=1)
+        chicago = timezone(timedelta(hours=-6))
+        fits = lead(
+            1,
+            status=LeadStatus.QUALIFIED,
+            status_at=(T0 + day).astimezone(chicago),
+            created_at=T0.astimezone(chicago),
+        )
+        buyer = contact(2)
+        unsat = deal(buyer, appointment_at=(T0 + 2 * day).astimezone(chicago))
+        sat = deal(buyer, stage=Stage.APPOINTMENT_SAT)
+        add(repo, fits, buyer)
+        sitting = (T0 + 3 * day).astimezone(chicago)
+        repo.commit(
+            ChangeSet(
+                inserts=[unsat, sat],
+                events=[
+                    event(unsat, "set_appointment", None, "appointment_set"),
+                    event(sat, "set_appointment", None, "appointment_set"),
+                    event(sat, "sit", "appointment_set", "appointment_sat", sitting),
+                ],
+            )
+        )
+        now = T0 + 10 * day
+        for kind, expected in (
+            ("never_booked", T0 + day),
+            ("not_sat", T0 + 2 * day),
+            ("not_bought", T0 + 3 * day),
+        ):
+            (row,) = repo.rep_list(kind, now=now)  # type: ignore[arg-type]
+            assert row.since == expected
+            assert row.since.utcoffset() == timedelta(0), (
+                f"rep_list({kind!r}) gave since={row.since.isoformat()}: it must be the "
+                "instant in UTC, whatever offset the record's time was given in"
+            )
+        (row,) = repo.no_shows(now=now)
+        assert row.since == T0 + 2 * day
+        assert row.since.utcoffset() == timedelta(0)
+
     # --- threads ---------------------------------------------------------------------
 
     def test_threads_share_one_repository(self, repo: Repository) -> None:
