@@ -407,6 +407,14 @@ def compare_periods(
                 f"{name} is None: a comparison needs both bounds, since= and until="
             )
         require_aware(bound, name)
+    if previous is not None and (
+        not isinstance(previous, tuple)
+        or len(previous) != 2
+        or not all(isinstance(bound, datetime) for bound in previous)
+    ):  # every argument's type first, then what the values mean
+        raise InvalidArgumentError(
+            f"previous must be a (since, until) pair of datetimes, not {previous!r}"
+        )
     if until <= since:  # also with previous= given: nothing asked for to compare
         raise InvalidArgumentError(
             f"the period is empty: until ({until.isoformat()}) is not after "
@@ -417,14 +425,6 @@ def compare_periods(
             previous = previous_period(since, until)
         except ValueError as exc:
             raise InvalidArgumentError(str(exc)) from None
-    elif (
-        not isinstance(previous, tuple)
-        or len(previous) != 2
-        or not all(isinstance(bound, datetime) for bound in previous)
-    ):
-        raise InvalidArgumentError(
-            f"previous must be a (since, until) pair of datetimes, not {previous!r}"
-        )
     else:
         for name, bound in zip(("previous since", "previous until"), previous, strict=True):
             require_aware(bound, name)
