@@ -47,7 +47,17 @@ from ._clock import require_aware
 from ._enums import Channel, ContactType, LeadStatus, Outcome, Stage
 from ._errors import ConcurrencyError, ConfigError, NotFoundError
 from ._lifecycle import TIMED_STEPS, funnel_steps
-from ._models import Contact, Event, Lead, Opportunity, Record, SubjectKind, Touch, updated
+from ._models import (
+    Contact,
+    Event,
+    Lead,
+    Opportunity,
+    Record,
+    SubjectKind,
+    Touch,
+    is_avoided,
+    updated,
+)
 from ._periods import month_of
 from ._repository import (
     DO_NOT_CALL,
@@ -1134,8 +1144,11 @@ class InMemoryRepository(RepRowsAdapter):
                     if isinstance(record, Opportunity)
                     else record
                 )
-                if not report and getattr(person, "erased_at", None) is not None:
-                    continue  # nobody calls an erased person back
+                if not report and (
+                    getattr(person, "erased_at", None) is not None
+                    or (person is not None and is_avoided(person))
+                ):
+                    continue  # nobody calls an erased or avoided person back
                 if source is not None and getattr(person, "source", None) != source:
                     continue
                 if owner is not None and getattr(record, "owner", None) != owner:

@@ -1357,8 +1357,9 @@ class Repository(ABC):
           ``appointment_sat``.
 
         Lost deals whose ``lost_reason`` is ``avoid`` or ``unqualified`` are left out:
-        nobody should call them, and so are the records of erased people (the lead, or
-        the deal's contact, with ``erased_at`` set). ``source`` and ``owner`` compare
+        nobody should call them, and so are the records of erased and of avoided people
+        (the lead, or the deal's contact, with ``erased_at`` set or on the avoid list,
+        whatever its deals' reasons). ``source`` and ``owner`` compare
         with the lead's, or
         for an opportunity with its contact's source and its own owner;
         ``entered_since <= since < entered_until``; at most ``limit`` rows. ``since``

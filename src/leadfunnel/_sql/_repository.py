@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import StaticPool
 
 from .._clock import require_aware
-from .._enums import Channel, LeadStatus, Stage
+from .._enums import Channel, ContactType, LeadStatus, Stage
 from .._errors import (
     AvoidListedError,
     ConcurrencyError,
@@ -1786,7 +1786,11 @@ class SqlRepository(RepRowsAdapter):
                     deals.c.lost_reason.is_(None),
                     deals.c.lost_reason.not_in([reason.value for reason in DO_NOT_CALL]),
                 )
-                query = query.where(may_call, contacts.c.erased_at.is_(None))
+                query = query.where(
+                    may_call,
+                    contacts.c.erased_at.is_(None),
+                    contacts.c.type != ContactType.AVOID.value,  # avoided since
+                )
         if entered_since is not None:
             query = query.where(entered >= require_aware(entered_since, "entered_since"))
         if entered_until is not None:

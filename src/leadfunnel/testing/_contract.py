@@ -1826,15 +1826,18 @@ class RepositoryContract(ABC):
             **{(step, "sue"): 1 for step in deal_steps},
         }
         assert grouped("setter") == expected
-        assert grouped("month") == {
-            ("raw", "2026-03"): 2,
-            ("raw", "2026-04"): 1,  # qualified again from unqualified: raw too
-            ("qualified", "2026-03"): 1,
-            ("qualified", "2026-04"): 1,
-            ("unqualified", "2026-04"): 1,
-            ("appointment_set", "2026-03"): 1,
-            **{(step, "2026-04"): 1 for step in deal_steps[1:]},
-        }
+        assert (
+            grouped("month")
+            == {
+                ("raw", "2026-03"): 2,
+                ("raw", "2026-04"): 1,  # qualified again from unqualified: raw too
+                ("qualified", "2026-03"): 1,
+                ("qualified", "2026-04"): 1,
+                ("unqualified", "2026-04"): 1,
+                ("appointment_set", "2026-03"): 1,
+                **{(step, "2026-04"): 1 for step in deal_steps[1:]},
+            }
+        )
 
     def test_a_deal_without_a_lead_groups_by_the_lead_of_its_contact(
         self, repo: Repository
@@ -2200,6 +2203,47 @@ class RepositoryContract(ABC):
         assert by_source == {"referral": True, "webinar": False}, (
             "rep_list(source=) must compare a deal's contact's source, not its lead's"
         )
+
+    def test_avoided_people_leave_the_rep_lists_whatever_their_deals_reasons(
+        self, repo: Repository
+    ) -> None:
+        """DESIGN 1: nobody markets to an avoided person. A contact avoided after its deals
+        were lost for other reasons (a no-show, the price) leaves ``not_sat`` and
+        ``not_bought``; its no-show still counts in reports (``no_shows``)."""
+        day = timedelta(days=1)
+        now = T0 + 60 * day
+        avoided, kept = contact(1), contact(2)
+        missed = deal(avoided, appointment_at=T0 + day)
+        priced = deal(avoided, stage=Stage.PROPOSING)
+        other = deal(kept, stage=Stage.PROPOSING)
+        add(repo, avoided, kept, missed, priced, other)
+        repo.commit(
+            ChangeSet(
+                events=[
+                    event(d, "sit", "appointment_set", "appointment_sat", T0 + 2 * day)
+                    for d in (priced, other)
+                ]
+            )
+        )
+        lost = {"stage": Stage.LOST, "closed_at": T0 + 3 * day}
+        repo.commit(
+            ChangeSet(
+                updates=[
+                    bump(missed, **lost, lost_reason=LostReason.NO_SHOW),
+                    bump(priced, **lost, lost_reason=LostReason.PRICE),
+                ]
+            )
+        )
+
+        def listed(kind: Any) -> set[UUID]:
+            return {row.record.id for row in repo.rep_list(kind, now=now)}
+
+        assert (listed("not_sat"), listed("not_bought")) == ({missed.id}, {priced.id, other.id})
+        current = repo.get(avoided.id)
+        assert isinstance(current, Contact)
+        repo.commit(ChangeSet(updates=[bump(current, type=ContactType.AVOID)]))
+        assert (listed("not_sat"), listed("not_bought")) == (set(), {other.id})
+        assert {row.record.id for row in repo.no_shows(now=now)} == {missed.id}
 
     def test_erased_people_leave_follow_ups_and_rep_lists_and_still_count(
         self, repo: Repository
