@@ -72,6 +72,7 @@ from ._repository import (
     RepRowsAdapter,
     StageTime,
     StepCount,
+    came_due,
     check_grouping,
     check_keys_free,
     check_rep_list,
@@ -1170,12 +1171,7 @@ class InMemoryRepository(RepRowsAdapter):
             for deal in self._by_kind["opportunity"].values():
                 for _, position, event in self._events.get(deal.id, ()):
                     due = missed_appointment(event)
-                    if (
-                        due is None
-                        or not due < now
-                        or (entered_since is not None and due < entered_since)
-                        or (entered_until is not None and due >= entered_until)
-                    ):
+                    if due is None or not came_due(due, now, entered_since, entered_until):
                         continue
                     assert isinstance(deal, Opportunity)
                     rows.append((due, position, deal))

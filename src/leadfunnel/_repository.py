@@ -1406,9 +1406,7 @@ class Repository(ABC):
             rows.extend(
                 RepListRow(deal, due)
                 for due in dues
-                if due < now
-                and (entered_since is None or due >= entered_since)
-                and (entered_until is None or due < entered_until)
+                if came_due(due, now, entered_since, entered_until)
             )
         rows.sort(key=lambda row: row.since, reverse=True)
         return rows
@@ -1796,6 +1794,13 @@ def missed_appointment(event: Event) -> datetime | None:
     except OverflowError:  # past an end of the calendar in UTC: no time that came
         return None
     return due if due < event.at else None
+
+
+def came_due(due: datetime, now: datetime, since: datetime | None, until: datetime | None) -> bool:
+    """Whether an appointment due at ``due`` had come by ``now`` and falls in the
+    period ``since <= due < until`` (``None``: no bound), as :meth:`Repository.no_shows`
+    counts it. Shared by adapters."""
+    return due < now and (since is None or due >= since) and (until is None or due < until)
 
 
 def check_rep_list(kind: str) -> None:

@@ -61,6 +61,7 @@ from .._repository import (
     RepRowsAdapter,
     StageTime,
     StepCount,
+    came_due,
     check_grouping,
     check_rep_list,
     json_value,
@@ -1821,12 +1822,7 @@ class SqlRepository(RepRowsAdapter):
         with self._read() as conn:
             for row in conn.execute(query, params):
                 due = missed_appointment(event_from_row(row))
-                if (
-                    due is None
-                    or not due < now
-                    or (entered_since is not None and due < entered_since)
-                    or (entered_until is not None and due >= entered_until)
-                ):
+                if due is None or not came_due(due, now, entered_since, entered_until):
                     continue
                 rows.append((due, row.position, row.deal_doc))
         rows.sort(key=lambda row: (row[0], row[1]), reverse=True)
