@@ -32,7 +32,7 @@ import re
 import sys
 import unicodedata
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC as _UTC
@@ -833,9 +833,13 @@ class FieldRule(BaseRule):
     rule meets it (a funnel checks its lead model when it is made). A number that is not
     finite (NaN, infinity) is refused as any condition. On a set field (``tags``,
     ``needs``), ``equals`` and ``in`` hold when the set holds the value, or one of the
-    values. An empty field (``None``, blank text, an empty set, a float that is not a
-    number) is ``unknown`` (with the field in ``missing``), unless ``exists`` decides; a
-    value that cannot be compared with a bound fails, saying why.
+    values. A field of lists, mappings or nested models is judged whole: ``equals``
+    and ``in`` compare its value by equality (strings within it case-insensitively),
+    and ``min`` and ``max`` on a field whose values have no order (a mapping, a nested
+    model) are a :class:`~leadfunnel.ConfigError`. An empty field (``None``, blank
+    text, an empty set, list or mapping, a float that is not a number) is ``unknown``
+    (with the field in ``missing``), unless ``exists`` decides; a value that cannot be
+    compared with a bound fails, saying why.
     """
 
     name = "field"
@@ -960,6 +964,13 @@ class FieldRule(BaseRule):
                 f"{self.field} is a set of them; use equals or in"
             )
         low, high = read("min", self.min), read("max", self.max)
+        for name, bound in (("min", low), ("max", high)):
+            if bound is not None and not _orderable(bound):
+                raise ConfigError(
+                    f"rule 'field' on {self.field!r}: min and max order values, and "
+                    f"{self.field} holds {type(bound).__name__} values, which have no "
+                    f"order ({name}={_shown(bound)}); use equals, in or exists"
+                )
         self._check_range(low, high)
         one_of = None if self.one_of is None else tuple(read("in", v) for v in self.one_of)
         conditions = _Conditions.of(is_set, low, high, read("equals", self.equals), one_of)
@@ -967,7 +978,7 @@ class FieldRule(BaseRule):
             not is_set
             and conditions.equals is not _UNSET
             and conditions.one_of_keys is not None
-            and conditions.equals_key not in conditions.one_of_keys
+            and not _holds(conditions.one_of_keys, conditions.equals_key)
         ):
             raise ConfigError(
                 f"rule 'field' on {self.field!r}: equals {_shown(conditions.equals)} is not "
@@ -1039,14 +1050,17 @@ class FieldRule(BaseRule):
                     f"{name} {_shown(value)} cannot be compared with the bounds"
                     f"{_why_not_compared(value)}"
                 )
-        held = (
-            {_same(v) for v in cast(Iterable[Any], value)} if conditions.is_set else {_same(value)}
+        # A set's items are hashable; a value of another field may not be (a list, a
+        # mapping, a nested model), and is compared by equality (see _holds).
+        held: Collection[Any] = (
+            {_same(v) for v in cast(Iterable[Any], value)} if conditions.is_set else (_same(value),)
         )
-        if conditions.equals is not _UNSET and conditions.equals_key not in held:
+        if conditions.equals is not _UNSET and not _holds(held, conditions.equals_key):
             if conditions.is_set:
                 return Verdict.failed(f"{name} ({_shown(value)}) lack {_shown(conditions.equals)}")
             return Verdict.failed(f"{name} is {_shown(value)}, not {_shown(conditions.equals)}")
-        if conditions.one_of_keys is not None and not held & conditions.one_of_keys:
+        keys = conditions.one_of_keys
+        if keys is not None and not any(_holds(keys, key) for key in held):
             return Verdict.failed(
                 f"{name} {_shown(value)} is not one of {_shown(conditions.one_of)}"
                 if not conditions.is_set
@@ -1069,13 +1083,15 @@ class _Conditions:
     min_key: Any
     max_key: Any
     equals_key: Any
-    one_of_keys: frozenset[Any] | None
+    #: A frozenset, or a tuple where a value cannot be hashed (a list, a mapping, a
+    #: nested model: compared by equality, see :func:`_holds`).
+    one_of_keys: frozenset[Any] | tuple[Any, ...] | None
 
     @classmethod
     def of(
         cls, is_set: bool, low: Any, high: Any, equals: Any, one_of: tuple[Any, ...] | None
     ) -> _Conditions:
-        keys = None if one_of is None else frozenset(map(_same, one_of))
+        keys = None if one_of is None else _keys(map(_same, one_of))
         low_key = None if low is None else _ordered(low)
         high_key = None if high is None else _ordered(high)
         return cls(is_set, low, high, equals, one_of, low_key, high_key, _same(equals), keys)
@@ -1148,12 +1164,13 @@ def _check_finite(name: str, value: Any) -> None:
 
 
 def _empty(value: Any) -> bool:
-    """No value: ``None``, blank text, an empty set, a float that is not a number."""
+    """No value: ``None``, blank text, an empty set, list or mapping, a float that is
+    not a number."""
     if value is None:
         return True
     if isinstance(value, str):
         return not value.strip()
-    if isinstance(value, (set, frozenset, list, tuple)):
+    if isinstance(value, (set, frozenset, list, tuple, Mapping)):
         return not value
     return isinstance(value, float) and math.isnan(value)
 
@@ -1197,14 +1214,55 @@ def _shown(value: Any) -> str:
         return ", ".join(sorted(_shown(v) for v in value)) or "none"
     if isinstance(value, (list, tuple)):
         return ", ".join(_shown(v) for v in value)
+    if isinstance(value, BaseModel):
+        return repr(value)  # Addr(street='x'): its str() leaves the class out
     return str(value)
 
 
 def _same(value: Any) -> Any:
-    """A value as compared by :class:`FieldRule`: strings folded."""
+    """A value as compared by :class:`FieldRule`: strings folded, those in a list, a
+    tuple or a mapping's values too."""
     if isinstance(value, Enum):
         value = value.value
-    return _fold(value) if isinstance(value, str) else value
+    if isinstance(value, str):
+        return _fold(value)
+    if type(value) is list:
+        return [_same(item) for item in value]
+    if type(value) is tuple:
+        return tuple(_same(item) for item in value)
+    if type(value) is dict:
+        return {key: _same(item) for key, item in value.items()}
+    return value
+
+
+def _keys(values: Iterable[Any]) -> frozenset[Any] | tuple[Any, ...]:
+    """``values`` to look values up in: a frozenset, or a tuple where one cannot be
+    hashed (a list, a mapping, a nested model), which :func:`_holds` scans."""
+    found = tuple(values)
+    try:
+        return frozenset(found)
+    except TypeError:
+        return found
+
+
+def _holds(values: Collection[Any], value: Any) -> bool:
+    """Whether ``value`` is among ``values``, by equality (a value that cannot be
+    hashed is compared with each: a list, a mapping, a nested model)."""
+    try:
+        return value in values
+    except TypeError:  # an unhashable value looked up in a set
+        return any(value == item for item in values)
+
+
+def _orderable(value: Any) -> bool:
+    """Whether ``min`` and ``max`` can order values such as ``value`` (a mapping or a
+    nested model has no order)."""
+    key = _ordered(value)
+    try:
+        key <= key  # noqa: B015 (the comparison is the test)
+    except TypeError:
+        return False
+    return True
 
 
 def _ordered(value: Any) -> Any:
