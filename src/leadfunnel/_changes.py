@@ -13,6 +13,7 @@ import enum
 import functools
 import random
 import re
+import sys
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -24,7 +25,14 @@ from pydantic_core import InitErrorDetails
 
 from ._clock import require_aware
 from ._enums import Interest
-from ._errors import ConcurrencyError, InvalidArgumentError, NotFoundError, PolicyError, _article
+from ._errors import (
+    ConcurrencyError,
+    InvalidArgumentError,
+    InvalidTransitionError,
+    NotFoundError,
+    PolicyError,
+    _article,
+)
 from ._lifecycle import CONTACT, EVENT_NAMES, LEAD, OPPORTUNITY, Lifecycle
 from ._models import (
     SET_FIELDS,
@@ -33,9 +41,11 @@ from ._models import (
     Lead,
     Opportunity,
     Record,
+    Touch,
     _Stored,
     new_id,
     personal_fields,
+    state_of,
     updated,
 )
 from ._repository import MergeLog, Repository
@@ -56,8 +66,10 @@ __all__ = [
     "load",
     "member",
     "merged_into",
+    "moved",
     "refuse_erased",
     "refuse_kept",
+    "registered",
     "require_aware",
     "retrying",
     "subject_id",
@@ -375,7 +387,9 @@ def event(
 
 def created(model: type[_S], now: datetime, /, **fields: Any) -> _S:
     """A new record of ``model`` made at ``now`` (a new id, version 1) from ``fields``,
-    values the use case has validated already: not validated again."""
+    values the use case has validated already: not validated again. A record of an
+    application's class is not complete until :func:`registered` has validated it (a
+    required field, its own validators): the use case that makes one calls it."""
     record = model.model_construct(id=new_id(), created_at=now, updated_at=now, version=1, **fields)
     return cast(_S, record)  # (pydantic types model_construct on the bound, _Stored)
 
@@ -383,9 +397,24 @@ def created(model: type[_S], now: datetime, /, **fields: Any) -> _S:
 #: The fields a record's state is in: a change of one is a move of its lifecycle.
 _STATE_FIELDS = ("status", "stage", "type")
 
+#: leadfunnel's own classes, exactly (not an application's subclass of one): their
+#: records are valid by construction (a trigger changes them only with values it has
+#: checked), and are not validated again on the hot paths (a lead moved by qualify_all,
+#: an imported row).
+_OWN_CLASSES = frozenset({Lead, Contact, Opportunity, Touch, Event})
+
 
 def bump(record: _S, at: datetime, **changes: Any) -> _S:
-    """``record`` with ``changes``, its next version, updated at ``at``.
+    """``record`` with ``changes``, its next version, updated at ``at``: see
+    :func:`moved` (which also names the trigger, for the error it may raise)."""
+    return moved(record, at, changes)
+
+
+def moved(record: _S, at: datetime, changes: dict[str, Any], trigger: str | None = None) -> _S:
+    """``record`` with ``changes`` (the dict is used up), its next version, updated at
+    ``at``; a record of an application's class is validated as that class (see
+    :func:`registered`; ``trigger`` names the change in its error, else it is told from
+    the move of the record's state).
 
     A move of the record's state dated before its last change is refused
     (:class:`InvalidArgumentError`): its history, and every report counted from it,
@@ -399,7 +428,104 @@ def bump(record: _S, at: datetime, **changes: Any) -> _S:
         )
     changes["version"] = record.version + 1
     changes["updated_at"] = at
-    return updated(record, changes)
+    new = updated(record, changes)
+    if type(record) in _OWN_CLASSES:
+        return new
+    before = cast(Record, record)
+    return registered(new, trigger or _trigger_of(before, changes), before)
+
+
+def registered(record: _S, trigger: str, subject: Record) -> _S:
+    """``record``, which a trigger made or changed, validated as its class when that is
+    an application's (a subclass of ``Lead``, ``Contact`` or ``Opportunity``): its
+    field types, its required fields, its validators (a ``mode="before"`` one that
+    derives a field gives the record its value), as a store reads the record back
+    (so a change an application's class refuses is never committed, to be unreadable
+    after). leadfunnel's own classes are returned as they are. ``trigger`` and
+    ``subject`` (the record it was fired on, as it was before: the one ``record`` was
+    moved from, or the lead or contact a new deal is opened on) name the move in the
+    :class:`InvalidTransitionError` raised where the class refuses the record: the
+    class, each field and its problem (never its value: it may be personal data), and
+    what to do. Nothing is changed."""
+    model = type(record)
+    if model in _OWN_CLASSES:
+        return record
+    extra = record.__pydantic_extra__
+    data = record.__dict__ if not extra else {**extra, **record.__dict__}
+    try:
+        return _stored_validator(model)(data)
+    except pydantic.ValidationError as exc:
+        problems = exc.errors(include_url=False, include_input=False)
+    new = subject.id != record.id
+    name, kind = model.__name__, cast(Record, record).kind
+    found = "; ".join(_problem(error) for error in problems)
+    if new:
+        todo = (
+            f"give {name} defaults for what {trigger}() does not fill, and make its "
+            f"validators accept a new {kind}"
+        )
+    else:
+        todo = (
+            f"give the {kind} what {name} needs first (funnel.update()), or make "
+            f"{name}'s validators accept this move"
+        )
+    raise InvalidTransitionError(
+        subject.kind,
+        state_of(subject),
+        trigger,
+        None,
+        hint=f"{name} refuses the {kind} it would "
+        f"{'make' if new else 'leave'}: {found}. Nothing was changed: {todo}",
+    )
+
+
+def _problem(error: Any) -> str:
+    """One problem a class found in a record: the field (dotted) and pydantic's message,
+    without its input."""
+    where = ".".join(str(part) for part in error["loc"])
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] == "missing":
+        return f"{where} has no value, which it requires"
+    return f"{where}: {message}" if where else message
+
+
+def _stored_validator(model: type[_S]) -> Callable[[Any], _S]:
+    """How a store validates a record of ``model`` it reads back: the SQL adapter's
+    read validator (every check but leadfunnel's own write-time checks, which held when
+    the values were first stored), so that a record a trigger makes reads back as it
+    was returned. In a process without the SQL adapter (an in-memory store, whose
+    records were all checked when stored: the write-time checks hold again) the
+    model's full validation, which does not import SQLAlchemy."""
+    found = _VALIDATORS.get(model)
+    if found is None:
+        documents = sys.modules.get("leadfunnel._sql._documents")
+        if documents is None:
+            return functools.partial(model.model_validate, by_alias=False, by_name=True)
+        found = _VALIDATORS[model] = documents.stored_validator(model)
+    return cast(Callable[[Any], _S], found)
+
+
+_VALIDATORS: dict[type[Any], Callable[[Any], Any]] = {}
+
+
+def _trigger_of(record: Record, changes: dict[str, Any]) -> str:
+    """The trigger that ``changes`` fire on ``record``, told from the move of its state
+    (for a change that does not say which it is): the one trigger that moves it from its
+    state to the new one; ``"erase"`` for an erasure; else ``"change"``."""
+    if changes.get("erased_at") is not None:
+        return "erase"
+    field = STATE_FIELD[record.kind]
+    dest = changes.get(field)
+    if dest is None:
+        return "change"
+    lifecycle = lifecycle_of(record.kind)
+    source, dest = state_of(record), str(getattr(dest, "value", dest))
+    found = [
+        trigger
+        for trigger in lifecycle.allowed(source)
+        if lifecycle.move(source, trigger, force=True) == dest
+    ]
+    return found[0] if len(found) == 1 else "change"
 
 
 _RETRIES = 6  # after the first try

@@ -15,7 +15,7 @@ from uuid import UUID
 
 import pydantic
 
-from ._changes import bump, checked, created, event, load
+from ._changes import checked, created, event, load, moved, registered
 from ._enums import ContactType, LeadStatus, Stage
 from ._errors import ConfigError, InvalidTransitionError
 from ._lifecycle import LEAD
@@ -24,7 +24,7 @@ from ._repository import ChangeSet, Repository
 
 _C = TypeVar("_C", bound=Contact)
 
-__all__ = ["set_appointment"]
+__all__ = ["check_opportunity_model", "set_appointment"]
 
 # The person fields a conversion copies from the lead onto its new contact: every field
 # leads and contacts share, bar the stored record's own (id, timestamps, version).
@@ -45,7 +45,11 @@ def set_appointment(
     actor: str | None,
     reason: str | None,
 ) -> Opportunity:
-    """Book an appointment on a lead or contact: open an opportunity (see module)."""
+    """Book an appointment on a lead or contact: open an opportunity (see module). A
+    deal of an application's class is validated as it (see
+    :func:`~leadfunnel._changes.registered`), and that class must be one a trigger can
+    make (:func:`check_opportunity_model`)."""
+    check_opportunity_model(opportunity_model)
     owner = checked(opportunity_model, "owner", owner)
     setter = checked(opportunity_model, "setter", setter)
     record: Lead | Contact = load(repository, subject_id, (Lead, Contact))
@@ -72,6 +76,7 @@ def set_appointment(
         lost_note=None,
         closed_at=None,
     )
+    opportunity = registered(opportunity, "set_appointment", record)
     changes.inserts.append(opportunity)
     changes.events.append(
         event(
@@ -122,7 +127,12 @@ def _convert(
     )
     if contact_model is not Contact:
         contact = _validated(contact, record)
-    lead = bump(record, now, status=LeadStatus(dest), status_at=now, contact_id=contact.id)
+    lead = moved(
+        record,
+        now,
+        {"status": LeadStatus(dest), "status_at": now, "contact_id": contact.id},
+        "set_appointment",
+    )
     changes.updates.append(lead)
     changes.inserts.append(contact)
     changes.events.append(
@@ -177,6 +187,50 @@ def _carried(lead_model: type[Lead], contact_model: type[Contact]) -> tuple[str,
         and name not in _PERSON_FIELDS
     )
     return _PERSON_FIELDS + own
+
+
+#: The fields ``set_appointment`` gives a new deal (besides id, times and version).
+_FILLED = frozenset(
+    {
+        "contact_id",
+        "lead_id",
+        "owner",
+        "setter",
+        "stage",
+        "appointment_at",
+        "amount",
+        "lost_reason",
+        "lost_note",
+        "closed_at",
+        *_Stored.model_fields,
+    }
+)
+
+
+@functools.cache
+def check_opportunity_model(model: type[Opportunity]) -> None:
+    """Refuse, with a :class:`~leadfunnel.ConfigError`, a deal class that
+    ``set_appointment`` cannot make: one with a required field (no default) of the
+    application's own. Deals are opened by ``set_appointment`` alone, which fills
+    leadfunnel's fields, never the application's: such a class could hold no deal.
+    (A funnel checks its ``opportunity_model`` when it is made.)"""
+    if model is Opportunity or not isinstance(model, type) or not issubclass(model, Opportunity):
+        return  # leadfunnel's own, or no class at all (which use_models refuses)
+    required = [
+        name
+        for name, info in model.model_fields.items()
+        if info.is_required() and name not in _FILLED
+    ]
+    if required:
+        fields = ", ".join(f"{model.__name__}.{name}" for name in required)
+        one = len(required) == 1
+        raise ConfigError(
+            f"{fields} {'is' if one else 'are'} required (no default), and "
+            "set_appointment() opens every deal without a value for "
+            f"{'it' if one else 'them'} (it fills leadfunnel's fields only): give "
+            f"{'it' if one else 'each'} a default (`{required[0]}: str | None = None`, or "
+            "a value), then set the value on the open deal with funnel.update()"
+        )
 
 
 def _check_bookable(contact: Contact, force: bool) -> None:

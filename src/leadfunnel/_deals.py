@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 import pydantic
 
-from ._changes import bump, checked, event, load, member, require_aware
+from ._changes import _field_adapter, checked, event, load, member, moved, require_aware
 from ._enums import ContactType, LostReason, Stage
 from ._errors import InvalidArgumentError
 from ._leads import unfit
@@ -42,21 +42,25 @@ def move_deal(
     contact_trigger: str | None = None,
     **changes: Any,
 ) -> Opportunity:
-    """Fire ``trigger`` on the deal (and ``contact_trigger`` on its contact) and commit."""
+    """Fire ``trigger`` on the deal (and ``contact_trigger`` on its contact) and commit.
+    A deal (or contact) of an application's class is validated as it (its validators
+    run on the moved record); one it refuses is an
+    :class:`~leadfunnel.InvalidTransitionError`, and nothing is stored."""
     deal: Opportunity = load(repository, deal_id, Opportunity)
     source = deal.stage.value
     dest = OPPORTUNITY.move(source, trigger, force=force)
     if dest in ("won", "lost"):
         changes["closed_at"] = now
-    moved = bump(deal, now, stage=Stage(dest), **changes)
+    changes["stage"] = Stage(dest)
+    after = moved(deal, now, changes, trigger)
     change_set = ChangeSet(
-        updates=[moved],
-        events=[event(moved, trigger, source, dest, now, actor, reason, data)],
+        updates=[after],
+        events=[event(after, trigger, source, dest, now, actor, reason, data)],
     )
     if contact_trigger is not None:
         _move_contact(repository, deal.contact_id, contact_trigger, now, actor, reason, change_set)
     repository.commit(change_set)
-    return moved
+    return after
 
 
 def win(
@@ -69,10 +73,13 @@ def win(
     actor: str | None,
     reason: str | None,
 ) -> Opportunity:
-    """Closed won; the contact becomes a client."""
+    """Closed won; the contact becomes a client. ``amount`` is read as the registered
+    deal class reads its ``amount`` field (an application's may allow more decimals)."""
     changes: dict[str, Any] = {}
     if amount is not None:
-        changes["amount"] = _money(amount)
+        changes["amount"] = _money(
+            cast(type[Opportunity], repository.models["opportunity"]), amount
+        )
     return move_deal(
         repository,
         deal_id,
@@ -98,7 +105,7 @@ def lose(
 ) -> Opportunity:
     """Closed lost for ``reason``; ``unqualified`` and ``avoid`` move the contact too."""
     lost = member(LostReason, reason, "reason")
-    note = checked(Opportunity, "lost_note", note)
+    note = checked(repository.models["opportunity"], "lost_note", note)
     return move_deal(
         repository,
         deal_id,
@@ -157,7 +164,12 @@ def lose_open_deals(
             continue
         source = deal.stage.value
         dest = OPPORTUNITY.move(source, "lose")
-        lost = bump(deal, now, stage=Stage(dest), lost_reason=LostReason.AVOID, closed_at=now)
+        lost = moved(
+            deal,
+            now,
+            {"stage": Stage(dest), "lost_reason": LostReason.AVOID, "closed_at": now},
+            "lose",
+        )
         changes.updates.append(lost)
         changes.events.append(
             event(
@@ -194,21 +206,30 @@ def _move_contact(
     fields: dict[str, Any] = {"type": ContactType(dest)}
     if dest == ContactType.UNQUALIFIED:
         fields.update(unfit(contact))
-    moved = bump(contact, now, **fields)
-    changes.updates.append(moved)
-    changes.events.append(event(moved, trigger, source, dest, now, actor, reason))
+    after = moved(contact, now, fields, trigger)
+    changes.updates.append(after)
+    changes.events.append(event(after, trigger, source, dest, now, actor, reason))
     if dest == ContactType.AVOID:
-        lose_open_deals(repository, moved, now, actor, reason, changes)
+        lose_open_deals(repository, after, now, actor, reason, changes)
         # As avoid() does: the keys the person edited away before stay avoided too.
         suppress_former_keys(repository, contact.id, changes)
 
 
-def _money(value: Any) -> Any:
+def _money(model: type[Opportunity], value: Any) -> Any:
+    """``value`` as ``model``'s ``amount`` field reads it (its type and constraints: an
+    application's class may allow more decimals, or fewer); else an
+    :class:`~leadfunnel.InvalidArgumentError` saying what it accepts."""
     try:
-        checked = Opportunity.model_validate({"contact_id": UUID(int=0), "amount": value}).amount
+        checked = _field_adapter(model, "amount").validate_python(value)
     except pydantic.ValidationError as exc:
+        field, base = model.model_fields["amount"], Opportunity.model_fields["amount"]
+        own = (field.annotation, field.metadata) == (base.annotation, base.metadata)
+        accepted = (
+            "a number of at least 0 with at most two decimal places"
+            if own
+            else f"an amount {model.__name__}.amount accepts"
+        )
         raise InvalidArgumentError(
-            f"amount={value!r} is not a valid amount: {exc.errors()[0]['msg']}; give a "
-            "number of at least 0 with at most two decimal places"
+            f"amount={value!r} is not a valid amount: {exc.errors()[0]['msg']}; give {accepted}"
         ) from None
     return checked

@@ -123,6 +123,10 @@ class Funnel(Generic[LeadT, ContactT, OpportunityT]):
         opportunity_model: type[OpportunityT] | None = None,
     ) -> None:
         self.repository: Repository = repository if repository is not None else InMemoryRepository()
+        if opportunity_model is not None:
+            # A deal class set_appointment could never make (a required field of its
+            # own): refused before the store is told of it.
+            _conversion.check_opportunity_model(opportunity_model)
         if lead_model or contact_model or opportunity_model:
             # The application's subclasses, with its own fields: the store reads them.
             # A kind not given keeps the class the store reads it as.
