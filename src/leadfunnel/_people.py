@@ -330,8 +330,11 @@ def update(
         _check_appointment_edit(stored)
     if not edits:
         return stored
-    # model_copy(update=...) skips validation: validate the edited record whole.
-    edited = {**stored.model_dump(by_alias=False), **edits}  # edits name fields, not aliases
+    # model_copy(update=...) skips validation: validate the edited record whole. From its
+    # values, not a dump of it: a dump holds the model's computed fields (which it
+    # refuses as input) and goes through the application's serialisers.
+    extra = stored.__pydantic_extra__
+    edited = {**extra, **stored.__dict__, **edits} if extra else {**stored.__dict__, **edits}
     checked = cast(_R, type(record).model_validate(edited, context=context))
     fresh = bump(checked, now)
     if fresh.version != stored.version + 1:

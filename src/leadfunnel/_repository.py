@@ -83,6 +83,7 @@ from uuid import UUID
 
 import annotated_types
 from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import types as pydantic_types
 from pydantic.fields import FieldInfo
 
 from ._clock import require_aware
@@ -98,6 +99,7 @@ from ._models import (
     Record,
     SubjectKind,
     Touch,
+    field_keys,
 )
 from ._models import holds_keys as holds_keys
 from ._models import identity_keys as identity_keys
@@ -316,9 +318,11 @@ class FollowUpStats:
 
 
 def _check_model(kind: str, model: object) -> None:
-    """Refuse ``model`` as the class of ``kind``: not a subclass of leadfunnel's own, or
-    one hiding what leadfunnel's has under one of its field names."""
-    from ._errors import InvalidArgumentError
+    """Refuse ``model`` as the class of ``kind``: not a subclass of leadfunnel's own, one
+    hiding what leadfunnel's has under one of its field names, a lead model with a field
+    ``type`` (an import's key for a contact's type), or one with a field its JSON dump
+    leaves out or masks (see :func:`_unstorable_fields`)."""
+    from ._errors import ConfigError, InvalidArgumentError
 
     base = RECORD_TYPES[kind]
     if not (isinstance(model, type) and issubclass(model, base)):
@@ -336,6 +340,90 @@ def _check_model(kind: str, model: object) -> None:
             f"under that name ({base.__name__}.{hiding[0]}, which leadfunnel uses); "
             "give the field another name (an alias keeps the column's name)"
         )
+    if kind == "lead" and "type" in field_keys(model):
+        raise ConfigError(
+            f"{model.__name__} declares a field 'type' (by name or alias): an import "
+            "(import_leads, leadfunnel import) reads a row's 'type' as the ContactType "
+            "that makes the row a contact, never as a lead's field; give the field "
+            "another name and alias (lead_type, say), and name the column so in the "
+            "files you import"
+        )
+    unstorable = _unstorable_fields(model)
+    if unstorable:
+        raise ConfigError(
+            f"{model.__name__} has fields a store cannot keep: {'; '.join(unstorable)}. "
+            "The SQL adapter stores a record as its JSON dump, and every store must read "
+            "a value back as it was given: declare a secret as plain str (better, keep "
+            "credentials out of records: in a secrets store, the record holding a "
+            "reference); leave a field out of your own dumps where you make them "
+            "(model_dump(exclude=...)), not with Field(exclude=...)"
+        )
+
+
+#: pydantic's serialisers of ``SecretStr``, ``SecretBytes`` and ``Secret[...]``.
+_SECRET_SERIALISERS = tuple(
+    found
+    for found in (
+        getattr(pydantic_types, name, None)
+        for name in ("_serialize_secret_field", "_serialize_secret")
+    )
+    if found is not None
+)
+_SECRET_TYPES = tuple(
+    found
+    for found in (
+        getattr(pydantic_types, name, None) for name in ("SecretStr", "SecretBytes", "Secret")
+    )
+    if isinstance(found, type)
+)
+
+
+_NOT_SEARCHED = frozenset(
+    {"fields", "computed_fields", "cls", "function", "metadata", "config", "default", "expected"}
+)
+
+
+def _unstorable_fields(model: type[BaseModel]) -> list[str]:
+    """The fields of ``model``, and of the models, dataclasses and typed dicts in them,
+    that its JSON dump leaves out (``Field(exclude=True)``, ``exclude_if``) or masks (a
+    secret writes ``'**********'``), each with why."""
+    found: dict[str, str] = {}
+
+    def walk(node: Any, owner: str, label: str) -> None:
+        if isinstance(node, (list, tuple)):
+            for item in node:
+                walk(item, owner, label)
+            return
+        if not isinstance(node, dict):
+            return
+        cls = node.get("cls")
+        kind = node.get("type")
+        if kind in ("model", "dataclass", "typed-dict") and isinstance(cls, type):
+            owner = cls.__name__
+        serialiser = node.get("serialization")
+        if (isinstance(cls, type) and issubclass(cls, _SECRET_TYPES)) or (
+            isinstance(serialiser, dict) and serialiser.get("function") in _SECRET_SERIALISERS
+        ):
+            found.setdefault(label, "a secret, which a dump masks")
+        fields = (
+            node.get("fields") if kind in ("model-fields", "typed-dict", "dataclass-args") else None
+        )
+        named = (
+            fields.items()
+            if isinstance(fields, dict)
+            else ((f.get("name"), f) for f in fields or ())
+        )
+        for name, declared in named:
+            where = f"{owner}.{name}"
+            if declared.get("serialization_exclude") or declared.get("serialization_exclude_if"):
+                found.setdefault(where, "Field(exclude=...), which leaves it out of a dump")
+            walk(declared.get("schema"), owner, where)
+        for key, value in node.items():
+            if key not in _NOT_SEARCHED:
+                walk(value, owner, label)
+
+    walk(model.__pydantic_core_schema__, model.__name__, model.__name__)
+    return [f"{where} is {why}" for where, why in found.items()]
 
 
 def _check_not_retyped(kind: str, current: type[Record], model: type[Record]) -> None:

@@ -22,11 +22,12 @@ __all__ = ["Serialised", "model_data"]
 
 
 def model_data(model: BaseModel) -> dict[str, Any]:
-    """``model.model_dump(mode="json")`` with every set (``tags``, ``opt_outs``,
-    ``other_emails``..., an application's own set fields) a sorted list: a set's order
-    follows string hashing, which changes from process to process, and the same record
-    must give the same JSON every time."""
-    data: dict[str, Any] = _sorted_sets(model, model.model_dump(mode="json"))
+    """``model.model_dump(mode="json")`` by field name (never an alias, even for a
+    model that dumps by alias: exports, rules and ``where=`` name fields so) with every
+    set (``tags``, ``opt_outs``, ``other_emails``..., an application's own set fields) a
+    sorted list: a set's order follows string hashing, which changes from process to
+    process, and the same record must give the same JSON every time."""
+    data: dict[str, Any] = _sorted_sets(model, model.model_dump(mode="json", by_alias=False))
     return data
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import inspect
 import itertools
-import typing
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
 from typing import Any, TypeVar, cast
 from uuid import UUID
 
@@ -186,27 +188,206 @@ def _texts_document(*texts: str | None) -> str:
     ).decode()
 
 
-def _none_is_default(model: type[pydantic.BaseModel]) -> bool:
-    return all(
-        field.default is None and field.default_factory is None
-        for field in model.model_fields.values()
-        if _accepts_none(field.annotation)
+# --- documents: what a record's JSON holds -------------------------------------------
+#
+# A document is the record's JSON dump by field name, without its computed fields
+# (derived, and no input the model takes), and without the ``None`` of a field whose
+# default is ``None`` (a missing field reads back as its default): leaving those out
+# shrinks a lead's document by a quarter. A ``None`` where the default is something
+# else is written, at every depth: left out, it would read back as the default.
+
+#: Schema keys whose values are no schema (a class, a function, a default, a literal's
+#: values...): not searched for fields.
+_NO_SCHEMA = frozenset({"cls", "function", "metadata", "config", "default", "expected"})
+_FIELD_SCHEMAS = frozenset({"model-field", "dataclass-field", "typed-dict-field"})
+_WRAPPERS = frozenset(
+    {"default", "function-before", "function-after", "function-wrap", "custom-error", "definitions"}
+)
+#: pydantic 2.12 and later leave computed fields out at every depth; before, only the
+#: model's own are left out (a nested model's ignores them when read, unless it forbids
+#: extra keys).
+_LEAVES_OUT_COMPUTED = (
+    "exclude_computed_fields" in inspect.signature(pydantic.BaseModel.model_dump_json).parameters
+)
+
+
+def _schemas(schema: Any) -> Iterator[dict[str, Any]]:
+    """Every schema in the core schema ``schema``: nested models', definitions' and
+    serialisers' too."""
+    stack = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            yield node
+            stack.extend(v for k, v in node.items() if k not in _NO_SCHEMA)
+        elif isinstance(node, (list, tuple)):
+            stack.extend(node)
+
+
+def _kind(schema: dict[str, Any]) -> str | None:
+    kind = schema.get("type")  # (a mapping of fields may hold a field named "type")
+    return kind if isinstance(kind, str) else None
+
+
+def _may_be_none(schema: Any, refs: dict[str, Any], seen: frozenset[str] = frozenset()) -> bool:
+    """Whether a value of the core schema ``schema`` may be ``None`` (when in doubt,
+    yes): ``X | None``, ``Literal[..., None]``, ``Any``, a plain validator's..."""
+    if not isinstance(schema, dict):
+        return True
+    kind = _kind(schema)
+    if kind in ("none", "nullable", "any", "function-plain"):
+        return True
+    if kind == "literal":
+        return None in schema.get("expected", ())
+    if kind == "union":
+        choices = schema.get("choices", ())
+        return any(_may_be_none(c[0] if isinstance(c, tuple) else c, refs, seen) for c in choices)
+    if kind == "tagged-union":
+        return any(_may_be_none(c, refs, seen) for c in schema.get("choices", {}).values())
+    if kind in _WRAPPERS:
+        return _may_be_none(schema.get("schema"), refs, seen)
+    if kind == "lax-or-strict":
+        return any(_may_be_none(schema.get(k), refs, seen) for k in ("lax_schema", "strict_schema"))
+    if kind == "json-or-python":
+        return any(
+            _may_be_none(schema.get(k), refs, seen) for k in ("json_schema", "python_schema")
+        )
+    if kind == "chain":
+        steps = schema.get("steps") or [None]
+        return _may_be_none(steps[-1], refs, seen)
+    if kind == "definition-ref":
+        ref = schema.get("schema_ref")
+        if not isinstance(ref, str) or ref in seen:
+            return not isinstance(ref, str)
+        return _may_be_none(refs.get(ref), refs, seen | {ref})
+    return False
+
+
+def _leaves_none_out(field: dict[str, Any], refs: dict[str, Any]) -> bool:
+    """Whether a document may leave out the field of the core schema ``field`` when it
+    is ``None``: its default is ``None``, or it never is ``None``."""
+    inner = field.get("schema")
+    if (
+        isinstance(inner, dict)
+        and _kind(inner) == "default"
+        and "default_factory" not in inner
+        and inner.get("default", ...) is None
+    ):
+        return True
+    return not _may_be_none(inner, refs)
+
+
+@functools.cache  # per model class: subclasses too
+def _skip_none(model: type[pydantic.BaseModel]) -> bool:
+    """Whether ``exclude_none`` writes ``model``'s documents as they must be: every field
+    that may hold ``None``, the model's and those of every model, dataclass and typed
+    dict in its fields, defaults to ``None`` (leadfunnel's own models do). pydantic
+    leaves ``None`` out at every depth."""
+    schemas = list(_schemas(model.__pydantic_core_schema__))
+    refs = {s["ref"]: s for s in schemas if isinstance(s.get("ref"), str)}
+    return all(_leaves_none_out(s, refs) for s in schemas if _kind(s) in _FIELD_SCHEMAS)
+
+
+@functools.cache
+def _computed(model: type[pydantic.BaseModel]) -> bool:
+    """Whether ``model`` or a model in its fields has a computed field."""
+    return any(s.get("computed_fields") for s in _schemas(model.__pydantic_core_schema__))
+
+
+@functools.cache
+def _dump_options(model: type[pydantic.BaseModel]) -> Mapping[str, Any]:
+    """What a document's dump of ``model`` is given, besides ``exclude_none``: by name,
+    without computed fields, and a ``Json[...]`` field as the JSON text it reads."""
+    options: dict[str, Any] = {"by_alias": False}
+    if any(_kind(s) == "json" for s in _schemas(model.__pydantic_core_schema__)):
+        options["round_trip"] = True
+    if _computed(model):
+        if _LEAVES_OUT_COMPUTED:
+            options["exclude_computed_fields"] = True
+        else:
+            options["exclude"] = set(model.model_computed_fields)
+    return MappingProxyType(options)
+
+
+@functools.cache
+def _none_defaults(model: Any) -> frozenset[str]:
+    """The fields of ``model`` (a pydantic model or a dataclass) whose default is
+    ``None``: those a document leaves out at ``None``."""
+    if isinstance(model, type) and issubclass(model, pydantic.BaseModel):
+        return frozenset(
+            name
+            for name, info in model.model_fields.items()
+            if info.default is None and info.default_factory is None
+        )
+    return frozenset(
+        f.name
+        for f in dataclasses.fields(model)
+        if f.default is None and f.default_factory is dataclasses.MISSING
     )
 
 
-def _accepts_none(annotation: Any) -> bool:
-    return type(None) in typing.get_args(annotation)
+def _without_none_defaults(value: Any, dumped: Any) -> None:
+    """Take out of ``dumped`` (the JSON data of ``value``) the ``None`` of each field
+    whose default is ``None``, in ``value`` and every model or dataclass it holds; the
+    ``None`` of any other field stays. What cannot be matched with its value (a
+    serialiser's own shape, a dict's keys that are no text) keeps its ``None``: longer,
+    never wrong."""
+    if type(dumped) is dict:
+        fields: Iterable[tuple[str, Any]] | None = None
+        if isinstance(value, pydantic.BaseModel):
+            fields = value.__dict__.items()
+        elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+            fields = ((f.name, getattr(value, f.name)) for f in dataclasses.fields(value))
+        if fields is not None:
+            names = _none_defaults(value.__class__)
+            for name, item in fields:
+                if name not in dumped:
+                    continue
+                if item is None:
+                    if name in names:
+                        del dumped[name]
+                else:
+                    _without_none_defaults(item, dumped[name])
+        elif isinstance(value, Mapping):
+            for key, item in value.items():
+                if isinstance(key, str) and key in dumped:
+                    _without_none_defaults(item, dumped[key])
+    elif type(dumped) is list and isinstance(value, (list, tuple)) and len(value) == len(dumped):
+        for item, data in zip(value, dumped, strict=True):
+            _without_none_defaults(item, data)
 
 
-# Leaving out None fields shrinks documents by a quarter; it is safe only where a
-# missing field reads back as None, i.e. every field that accepts None defaults to it.
-_skip_none = functools.cache(_none_is_default)  # per model class: subclasses too
+def json_data(model: pydantic.BaseModel) -> dict[str, Any]:
+    """``model``'s document as data (see :func:`document_of`)."""
+    skip = _skip_none(type(model))
+    data = model.model_dump(mode="json", exclude_none=skip, **_dump_options(type(model)))
+    if not skip:
+        _without_none_defaults(model, data)
+    return data
+
+
+def _document_writer(model: type[pydantic.BaseModel]) -> Callable[[Any], str]:
+    options = _dump_options(model)
+    if _skip_none(model):
+        # leadfunnel's own models, and most of an application's: pydantic alone.
+        return functools.partial(model.model_dump_json, exclude_none=True, **options)
+
+    def write(record: pydantic.BaseModel) -> str:
+        return dump_json(json_data(record))
+
+    return write
+
+
+_WRITERS: dict[type[pydantic.BaseModel], Callable[[Any], str]] = {}
 
 
 def document_of(model: pydantic.BaseModel) -> str:
     # By field name, even for a model that dumps by alias (``serialize_by_alias``): the
     # stored validator reads names, and where= filters look fields up by name.
-    return model.model_dump_json(by_alias=False, exclude_none=_skip_none(type(model)))
+    write = _WRITERS.get(type(model))
+    if write is None:
+        write = _WRITERS[type(model)] = _document_writer(type(model))
+    return write(model)
 
 
 def document_value(model: type[pydantic.BaseModel], name: str, value: Any) -> Any:
@@ -220,10 +401,13 @@ def document_value(model: type[pydantic.BaseModel], name: str, value: Any) -> An
     set_attribute(record, "__pydantic_fields_set__", {name})
     set_attribute(record, "__pydantic_extra__", None)
     set_attribute(record, "__pydantic_private__", None)
-    dumped = record.model_dump(
-        mode="json", include={name}, by_alias=False, exclude_none=_skip_none(model)
-    )
-    return dumped[name]
+    options = {**_dump_options(model), "include": {name}}
+    options.pop("exclude", None)  # (include= leaves the model's computed fields out)
+    skip = _skip_none(model)
+    dumped = record.model_dump(mode="json", exclude_none=skip, **options)[name]
+    if not skip:
+        _without_none_defaults(value, dumped)
+    return dumped
 
 
 def doc_as_dict(doc: Any) -> dict[str, Any]:
@@ -233,8 +417,10 @@ def doc_as_dict(doc: Any) -> dict[str, Any]:
 @functools.cache
 def declared_keys(model: type[pydantic.BaseModel]) -> frozenset[str]:
     """The keys of a stored document that ``model`` reads as its fields: their names,
-    and the aliases a document may hold them by (see :func:`stored_aliases`)."""
-    return frozenset(model.model_fields).union(stored_aliases(model))
+    and the aliases a document may hold them by (see :func:`stored_aliases`); and its
+    computed fields, which documents written before they were left out hold (the
+    value of a field of its own, out of date: not kept when the record is written)."""
+    return frozenset(model.model_fields).union(stored_aliases(model), model.model_computed_fields)
 
 
 def reads_every_key(model: type[pydantic.BaseModel]) -> bool:
@@ -291,7 +477,9 @@ def build_record(
         return validate(data)
     except pydantic.ValidationError as exc:
         problems = exc.errors(include_url=False)
-    unknown = {str(p["loc"][0]) for p in problems if p["type"] == "extra_forbidden"}
+    # A key of the document no field has (not one inside a field's value: a nested
+    # model's value it refuses is an error, never a field dropped whole).
+    unknown = {str(p["loc"][0]) for p in problems if _unknown_key(p)}
     if unknown and len(unknown) == len(problems):
         stored = data
         data = _by_name(model, data, unknown)
@@ -303,7 +491,7 @@ def build_record(
             if noted is not None:
                 noted(record, stored)
             return record
-    bad = next(p for p in problems if p["type"] != "extra_forbidden")
+    bad = next(p for p in problems if not _unknown_key(p))
     where = ".".join(str(part) for part in bad["loc"])
     # The field and the kind of problem, never the value (nor pydantic's message, which
     # may quote it): errors end up in logs, which must not carry personal data.
@@ -316,6 +504,10 @@ def build_record(
         f"the stored {model.kind} {data.get('id')} {found}; change the model back or "
         "correct the stored value"
     ) from None
+
+
+def _unknown_key(problem: Any) -> bool:
+    return problem["type"] == "extra_forbidden" and len(problem["loc"]) == 1
 
 
 def _by_name(model: type[Record], data: dict[str, Any], unknown: set[str]) -> dict[str, Any]:
@@ -379,7 +571,7 @@ def merge_doc(
     :func:`undeclared`), kept in their snapshots for ``unmerge``."""
 
     def person(record: Lead | Contact, more: dict[str, Any] | None) -> dict[str, Any]:
-        doc = record.model_dump(mode="json", by_alias=False)
+        doc = json_data(record)
         return {"kind": record.kind, "doc": {**more, **doc} if more else doc}
 
     return dump_json(
@@ -392,9 +584,7 @@ def merge_doc(
             "keep_version": log.keep_version,
             "touch_ids": [str(i) for i in log.touch_ids],
             "event_ids": [str(i) for i in log.event_ids],
-            "opportunities_before": [
-                o.model_dump(mode="json", by_alias=False) for o in log.opportunities_before
-            ],
+            "opportunities_before": [json_data(o) for o in log.opportunities_before],
         }
     )
 
