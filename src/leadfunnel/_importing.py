@@ -379,7 +379,10 @@ def _new_record(
     if isinstance(row, (Lead, Contact)):
         model = lead_model if isinstance(row, Lead) else contact_model
         if type(row) is not model:  # a plain Lead given where MyLead is stored
-            row = model.model_validate(row.model_dump(exclude_unset=True), context=context)
+            # The fields set, as values (a dump would add computed fields, refused
+            # as extra input, and apply the application's serialisers).
+            given = {name: row.__dict__[name] for name in row.model_fields_set}
+            row = model.model_validate(given, context=context)
         dated = "created_at" in row.model_fields_set
         when = row.created_at if dated else at
         stamp: dict[str, Any] = {"version": 1, "created_at": when, "updated_at": when}

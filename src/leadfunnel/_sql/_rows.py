@@ -495,11 +495,13 @@ def build_record(
     where = ".".join(str(part) for part in bad["loc"])
     # The field and the kind of problem, never the value (nor pydantic's message, which
     # may quote it): errors end up in logs, which must not carry personal data.
-    found = (
-        f"has no {where}, which {model.__name__} requires"
-        if bad["type"] == "missing"
-        else f"has a value in {where} that {model.__name__} does not accept ({bad['type']})"
-    )
+    if not where:  # the model's own validator refused the record as a whole
+        found = f"is refused by {model.__name__} as a whole (a model validator: {bad['type']})"
+    elif bad["type"] == "missing":
+        found = f"has no {where}, which {model.__name__} requires"
+    else:
+        found = f"has a value in {where} that {model.__name__} does not accept ({bad['type']})"
+
     raise StorageError(
         f"the stored {model.kind} {data.get('id')} {found}; change the model back or "
         "correct the stored value"
