@@ -4,6 +4,7 @@ walk at exit (``run`` freezes the objects instead)."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -30,36 +31,38 @@ def companions(db: Path) -> list[str]:
     return sorted(path.name for path in db.parent.glob(db.name + "-*"))
 
 
-@pytest.mark.parametrize(
-    "command",
-    [
-        ["demo", "--leads", "30"],
-        ["report"],
-        ["due"],
-        ["list", "never_booked"],
-        ["migrate"],
-    ],
-)
-def test_a_command_leaves_its_sqlite_file_closed(tmp_path: Path, command: list[str]) -> None:
-    db = tmp_path / "crm.db"
-    url = f"sqlite:///{db}"
-    if command[0] != "demo":
-        made = leadfunnel("demo", "--leads", "30", "--db", url, cwd=tmp_path)
-        assert made.returncode == 0, made.stderr
-    ran = leadfunnel(*command, "--db", url, cwd=tmp_path)
-    assert ran.returncode == 0, ran.stderr
+@pytest.fixture(scope="module")
+def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A demo database, made once (by the command, in a process of its own) and checked
+    to have been left closed."""
+    folder = tmp_path_factory.mktemp("demo")
+    db = folder / "crm.db"
+    made = leadfunnel("demo", "--leads", "30", "--db", f"sqlite:///{db}", cwd=folder)
+    assert made.returncode == 0, made.stderr
     assert db.exists()
-    assert not companions(db)
+    assert not companions(db)  # the demo closed its database too
+    return db
 
 
-def test_a_failing_command_closes_its_database_too(tmp_path: Path) -> None:
+@pytest.fixture
+def crm(demo_db: Path, tmp_path: Path) -> Path:
     db = tmp_path / "crm.db"
-    url = f"sqlite:///{db}"
-    assert leadfunnel("demo", "--leads", "30", "--db", url, cwd=tmp_path).returncode == 0
-    ran = leadfunnel("erase", "nobody@example.com", "--db", url, cwd=tmp_path)
+    shutil.copyfile(demo_db, db)
+    return db
+
+
+@pytest.mark.parametrize("command", [["report"], ["due"], ["list", "never_booked"], ["migrate"]])
+def test_a_command_leaves_its_sqlite_file_closed(crm: Path, command: list[str]) -> None:
+    ran = leadfunnel(*command, "--db", f"sqlite:///{crm}", cwd=crm.parent)
+    assert ran.returncode == 0, ran.stderr
+    assert not companions(crm)
+
+
+def test_a_failing_command_closes_its_database_too(crm: Path) -> None:
+    ran = leadfunnel("erase", "nobody@example.com", "--db", f"sqlite:///{crm}", cwd=crm.parent)
     assert ran.returncode == 2, ran.stderr
     assert "nobody@example.com" in ran.stdout + ran.stderr
-    assert not companions(db)
+    assert not companions(crm)
 
 
 def test_the_console_command_freezes_the_collector_at_exit() -> None:
