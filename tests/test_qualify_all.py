@@ -22,6 +22,7 @@ from leadfunnel import (
     Funnel,
     InMemoryRepository,
     Lead,
+    LeadFunnelError,
     LeadStatus,
     Outcome,
     Profile,
@@ -396,8 +397,10 @@ def test_with_on_error_one_failing_lead_never_stops_the_run(
     leads = [funnel.capture(Lead(**person(i, notes=n))) for i, n in enumerate(notes, 1)]
     before = {lead.id: funnel.get_lead(lead.id) for lead in leads}
     clock.advance(hours=1)
-    failures: list[RuleError] = []
-    counts = funnel.qualify_all(page_size=page_size, on_error=failures.append)
+    errors: list[LeadFunnelError] = []
+    counts = funnel.qualify_all(page_size=page_size, on_error=errors.append)
+    failures = [e for e in errors if isinstance(e, RuleError)]
+    assert len(failures) == len(errors)
     odd = {leads[1].id, leads[4].id}
     assert counts == {"qualified": 3, "unqualified": 0, "waiting": 1, "skipped": 0, "failed": 2}
     assert sorted(str(e.lead_id) for e in failures) == sorted(map(str, odd))
@@ -411,7 +414,7 @@ def test_with_on_error_one_failing_lead_never_stops_the_run(
         else:
             assert [e.name for e in funnel.history(lead.id)] == ["capture", "qualify"]
     # The next run judges the failed leads again (and only those, with the one waiting).
-    again: list[RuleError] = []
+    again: list[LeadFunnelError] = []
     assert funnel.qualify_all(on_error=again.append)["failed"] == 2
     assert len(again) == 2
 
@@ -448,12 +451,18 @@ def test_on_error_hears_only_of_the_judging_the_store_kept(
 
     monkeypatch.setattr(repository, "commit", racing)
     heard: list[UUID] = []
-    counts = funnel.qualify_all(page_size=2, on_error=lambda e: heard.append(e.lead_id))
+
+    def hear(error: LeadFunnelError) -> None:
+        assert isinstance(error, RuleError)
+        heard.append(error.lead_id)
+
+    counts = funnel.qualify_all(page_size=2, on_error=hear)
     assert state["raced"]
     assert heard == [leads[0].id, later[0].id, later[1].id]  # once each, in order
     assert (counts["failed"], counts["qualified"]) == (3, 1)
 
-    def stop(error: RuleError) -> None:
+    def stop(error: LeadFunnelError) -> None:
+        assert isinstance(error, RuleError)
         raise RuntimeError(f"stop at {error.lead_id}")
 
     extra = funnel.capture(Lead(**person(5, notes="90")))

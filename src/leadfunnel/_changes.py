@@ -129,7 +129,7 @@ def subject_id(subject: Subject) -> UUID:
         return UUID(str(subject))
     except ValueError:
         text = str(subject)
-        if "@" in text or _PHONE_LIKE.fullmatch(text.strip()):
+        if looks_personal(text):
             # An e-mail or a phone, given where a record is wanted: not repeated in the
             # message (exceptions end up in logs); the error's ``id`` holds it.
             raise NotFoundError(
@@ -139,6 +139,13 @@ def subject_id(subject: Subject) -> UUID:
                 "and pass that record",
             ) from None
         raise NotFoundError(text) from None
+
+
+def looks_personal(text: str) -> bool:
+    """Whether ``text``, given where an id was wanted, may be an e-mail or a phone (or
+    hold one: ``tel:+1 512 555 0177``): such a text is never repeated in an error
+    message, since errors end up in logs."""
+    return "@" in text or _PHONE_LIKE.search(text) is not None
 
 
 #: A text that is not an id but may be a phone: six digits or more, written as
@@ -408,6 +415,18 @@ def bump(record: _S, at: datetime, **changes: Any) -> _S:
     """``record`` with ``changes``, its next version, updated at ``at``: see
     :func:`moved` (which also names the trigger, for the error it may raise)."""
     return moved(record, at, changes)
+
+
+def erased(record: _S, at: datetime, **changes: Any) -> _S:
+    """``record`` with ``changes`` (an erasure's: its personal fields blanked, its
+    ``erased_at``), its next version, updated at ``at``; never refused by the
+    application's class, whose validators may want what the erasure blanks (an e-mail or
+    a phone): personal data must go whatever the class says. Stores read an erased
+    record their class refuses as leadfunnel's class reads it (see the SQL adapter's
+    ``build_record``)."""
+    changes["version"] = record.version + 1
+    changes["updated_at"] = at
+    return updated(record, changes)
 
 
 def moved(record: _S, at: datetime, changes: dict[str, Any], trigger: str | None = None) -> _S:

@@ -32,6 +32,7 @@ from ._changes import (
     Subject,
     get_or_merged,
     load,
+    looks_personal,
     member,
     require_aware,
     retrying,
@@ -40,7 +41,7 @@ from ._changes import (
 from ._clock import Clock, SystemClock
 from ._comparison import FunnelComparison
 from ._enums import Channel, ContactType, LeadStatus, LostReason, Outcome, Stage
-from ._errors import ConfigError, InvalidArgumentError, NotFoundError, RuleError
+from ._errors import ConfigError, InvalidArgumentError, LeadFunnelError, NotFoundError
 from ._importing import ImportIssue, ImportReport
 from ._memory import InMemoryRepository
 from ._merging import FREE_MAIL_DOMAINS
@@ -494,7 +495,7 @@ class Funnel(Generic[LeadT, ContactT, OpportunityT]):
         reason: str | None = None,
         status: LeadStatus | str = LeadStatus.RAW,
         page_size: int = _leads.PAGE_SIZE,
-        on_error: Callable[[RuleError], object] | None = None,
+        on_error: Callable[[LeadFunnelError], object] | None = None,
     ) -> dict[str, int]:
         """Qualify every lead with ``status`` (raw by default); count where they went.
 
@@ -509,7 +510,9 @@ class Funnel(Generic[LeadT, ContactT, OpportunityT]):
         it is judged (``at=`` dates the whole run instead).
 
         A rule that fails on a lead (raises, or answers something other than a
-        ``Verdict``) stops the run with its :class:`RuleError`, the pages before stored.
+        ``Verdict``) stops the run with its :class:`RuleError`, the pages before stored;
+        so does a lead the application's lead class refuses as moved
+        (:class:`InvalidTransitionError`: its validator wants what the lead lacks).
         Given ``on_error``, the run goes on instead: that lead is left as it is (no
         change, no event; the next run judges it again), and ``on_error`` is called
         with the error once the lead's page is stored. It may log or collect it, or
@@ -1200,6 +1203,11 @@ def _filter_id(value: Subject, name: str) -> UUID:
     try:
         return subject_id(value)
     except NotFoundError:
+        if looks_personal(str(value)):  # not repeated: errors end up in logs
+            raise InvalidArgumentError(
+                f"{name}= is given an e-mail or a phone, by the look of it, not a record id: "
+                "find the person with funnel.find(email=..., phone=...) and pass that record"
+            ) from None
         raise InvalidArgumentError(
             f"{name}={value!r} is not a record id: give a UUID (or its text), or a record"
         ) from None

@@ -20,6 +20,7 @@ from ._errors import (
     ConfigError,
     InvalidArgumentError,
     InvalidTransitionError,
+    LeadFunnelError,
     NotFoundError,
     RuleError,
 )
@@ -133,7 +134,7 @@ def qualify_all(
     actor: str | None,
     reason: str | None,
     page_size: int = PAGE_SIZE,
-    on_error: Callable[[RuleError], object] | None = None,
+    on_error: Callable[[LeadFunnelError], object] | None = None,
 ) -> dict[str, int]:
     """Qualify every lead with ``status``; count where they went (see the facade).
 
@@ -149,7 +150,8 @@ def qualify_all(
     is only version-checked. Stopping between pages loses nothing: every page is stored
     whole or not at all, and the next run judges the leads still at ``status``.
 
-    A lead on which a rule fails (:class:`RuleError`) stops the run, unless
+    A lead on which a rule fails (:class:`RuleError`), or that the application's lead
+    class refuses as moved (:class:`InvalidTransitionError`), stops the run, unless
     ``on_error`` is given: the lead is then left as it is (no change, no event), the
     page is stored without it, and ``on_error`` is handed the error once the page is
     stored (never for a judging the store did not keep).
@@ -171,9 +173,7 @@ def qualify_all(
                     "QualificationEngine(...)), or qualify leads by hand with "
                     "qualify(lead, force=True, reason=...)"
                 )
-            _qualify_page(
-                repository, page, engine, status, now, actor, reason, counts, on_error
-            )
+            _qualify_page(repository, page, engine, status, now, actor, reason, counts, on_error)
             del page  # the collection below then walks only what the page left behind
             if number % _COLLECT_EVERY == 0:
                 collect(0)
@@ -189,7 +189,7 @@ def _qualify_page(
     actor: str | None,
     reason: str | None,
     counts: dict[str, int],
-    on_error: Callable[[RuleError], object] | None,
+    on_error: Callable[[LeadFunnelError], object] | None,
 ) -> None:
     """Judge and store one page; if it keeps losing races, lead by lead."""
     for _ in range(_PAGE_ATTEMPTS):
@@ -233,9 +233,9 @@ def _qualify_page(
 
 
 def _failed(
-    errors: list[RuleError],
+    errors: list[LeadFunnelError],
     counts: dict[str, int],
-    on_error: Callable[[RuleError], object] | None,
+    on_error: Callable[[LeadFunnelError], object] | None,
 ) -> None:
     """Count the leads of a stored page that a rule failed on, and hand each error to
     ``on_error`` (which may raise to stop the run: the page stays stored)."""
@@ -259,11 +259,12 @@ def _judge_page(
     actor: str | None,
     reason: str | None,
     collect: bool = False,
-) -> tuple[ChangeSet, list[LeadStatus], list[RuleError]]:
+) -> tuple[ChangeSet, list[LeadStatus], list[LeadFunnelError]]:
     """A page's commit, where each of its leads goes, and (``collect``) the errors of
     the rules that failed on some of them, whose leads the commit leaves out."""
     if collect:
-        page, results, failed = _judged(page, engine)
+        page, results, judged_failed = _judged(page, engine)
+        failed: list[LeadFunnelError] = list(judged_failed)
     else:
         results, failed = [engine.evaluate(lead) for lead in page], []
     # Only a soft failure waits on a call: ask for those leads' calls in one query.
@@ -281,7 +282,15 @@ def _judge_page(
         dest = _destination(lead, result, called.__contains__)
         fields = _changed_fields(lead, dest, result, now)
         if fields:
-            record = bump(lead, now, **fields)
+            try:
+                record = bump(lead, now, **fields)
+            except InvalidTransitionError as error:
+                if not collect:
+                    raise
+                # The application's lead class refuses the lead as moved (its
+                # validator wants what a qualified lead lacks): left as it is.
+                failed.append(error)
+                continue
             changes.updates.append(record)
             changes.read[lead.id] = lead  # as the store gave it: its keys and tags
         else:

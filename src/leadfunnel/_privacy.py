@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
-from ._changes import bump, event, load, retrying
+from ._changes import bump, erased, event, load, retrying
 from ._enums import LostReason, Stage
 from ._errors import PolicyError
 from ._lifecycle import OPPORTUNITY
@@ -103,7 +103,7 @@ def erase(
     texts = _Personal.of([*people, *snapshots], keys, former, suppressor.digest, phone_region)
     reason = _redacted(reason, texts)
     for record in people:
-        scrubbed = bump(_scrub_record(record), now, erased_at=now)
+        scrubbed = erased(_scrub_record(record), now, erased_at=now)
         changes.updates.append(scrubbed)
         state = scrubbed.status.value if isinstance(scrubbed, Lead) else scrubbed.type.value
         changes.events.append(
@@ -363,12 +363,25 @@ def _phones_replaced(text: str, region: str) -> str:
 
 def _mentions(value: Any, texts: _Personal) -> bool:
     if isinstance(value, str):
-        return texts.mentions(value)
+        return not _is_instant(value) and texts.mentions(value)
     if isinstance(value, dict):
         return any(_mentions(v, texts) for v in value.values())
     if isinstance(value, (list, tuple)):
         return any(_mentions(v, texts) for v in value)
     return False
+
+
+def _is_instant(text: str) -> bool:
+    """Whether ``text`` is an ISO 8601 date and time with its offset, as leadfunnel
+    writes the times in event data (a rescheduled appointment's ``from`` and ``to``,
+    which reports read): no personal text, though a postcode of 2026 is a word of
+    ``2026-03-02T10:00:00+00:00``. Scrubbing it would change reports already made."""
+    if len(text) < 20 or text[4:5] != "-" or "T" not in text:
+        return False
+    try:
+        return datetime.fromisoformat(text).utcoffset() is not None
+    except ValueError:
+        return False
 
 
 def _scrub(value: Any, texts: _Personal) -> Any:

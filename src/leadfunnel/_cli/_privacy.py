@@ -84,7 +84,7 @@ def erase(
         wanted += [line.strip() for line in text.splitlines() if line.strip()]
     if not wanted:
         fail("name the people to erase (e-mail or phone), or give --file")
-    from .._errors import PolicyError
+    from .._errors import LeadFunnelError, StorageError
     from .._models import Contact
 
     models: dict[str, Any] = {}
@@ -107,9 +107,12 @@ def erase(
         names = ", ".join(printable(who) for who in named)
         try:
             done = funnel.erase(person_id, suppress=not keep_nothing, reason="erasure request")
-        except PolicyError as exc:
-            # (An avoided person with --keep-nothing, one erased meanwhile.) The others
-            # are still erased, and the database compacted.
+        except LeadFunnelError as exc:
+            # (An avoided person with --keep-nothing, one erased meanwhile, one the
+            # application's classes refuse.) The others are still erased, and the
+            # database compacted; a failing database stops the command.
+            if isinstance(exc, StorageError) and not exc.of_value:
+                raise
             click.echo(f"not erased: {names}: {printable(str(exc))}", err=True)
             refused.append(names)
             continue

@@ -7,7 +7,7 @@ from datetime import datetime
 import click
 
 from .._csv_out import printable
-from .._errors import RuleError
+from .._errors import LeadFunnelError
 from . import when_interrupted
 from ._common import (
     Interrupts,
@@ -59,9 +59,9 @@ def qualify(db: str, rules: str, lead_model: str | None) -> None:
         funnel = open_funnel(db, engine=engine, lead_model=model, clock=clock)
         # A rule failing on one lead leaves that lead raw and the run goes on: the
         # others are judged and stored, and the failures are told at the end.
-        failures: list[RuleError] = []
+        failures: list[LeadFunnelError] = []
 
-        def keep(error: RuleError) -> None:
+        def keep(error: LeadFunnelError) -> None:
             if len(failures) < _SHOWN:  # a rule failing on every lead: memory stays flat
                 failures.append(error)
 
@@ -71,15 +71,16 @@ def qualify(db: str, rules: str, lead_model: str | None) -> None:
         f"{counts['qualified']} qualified, {counts['unqualified']} disqualified, "
         f"{counts['waiting']} waiting for a call or more data"
         + (f", {skipped} skipped (moved meanwhile, by another user or process)" if skipped else "")
-        + (f", {failed} left raw (a rule failed on them)" if failed else "")
+        + (f", {failed} left raw (a rule, or your lead class, refused them)" if failed else "")
     )
     if failed:
         for error in failures:
             click.echo(f"leadfunnel: {printable(str(error))}", err=True)
         more = f" (the first {len(failures)} above)" if failed > len(failures) else " (above)"
         fail(
-            f"a rule failed on {failed} lead{'s' if failed != 1 else ''}{more}, left as they "
-            "were; the others were judged and stored: fix the rule and run qualify again"
+            f"a rule or your lead class refused {failed} lead{'s' if failed != 1 else ''}"
+            f"{more}, left as they were; the others were judged and stored: fix the rule "
+            "(or the class) and run qualify again"
         )
 
 

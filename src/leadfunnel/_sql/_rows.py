@@ -460,6 +460,17 @@ def _validator(model: type[Record]) -> Callable[[Any], Record]:
     return found
 
 
+def _erased(model: type[Record], data: dict[str, Any]) -> Record:
+    """An erased person's record that the application's class refuses (a validator
+    wanting what the erasure blanked): leadfunnel's own fields read as leadfunnel's
+    class reads them, the application's as stored, unchecked. An erasure is never
+    refused by the application's class, and its record stays readable."""
+    base: type[Record] = next(c for c in model.__mro__ if c.__module__ == "leadfunnel._models")
+    own = _validator(base)({k: v for k, v in data.items() if k in base.model_fields})
+    theirs = {k: v for k, v in data.items() if k in model.model_fields and k not in own.__dict__}
+    return model.model_construct(**own.__dict__, **theirs)
+
+
 def build_record(
     model: type[Record],
     data: dict[str, Any],
@@ -491,6 +502,8 @@ def build_record(
             if noted is not None:
                 noted(record, stored)
             return record
+    if data.get("erased_at") is not None:
+        return _erased(model, data)
     bad = next(p for p in problems if not _unknown_key(p))
     where = ".".join(str(part) for part in bad["loc"])
     # The field and the kind of problem, never the value (nor pydantic's message, which

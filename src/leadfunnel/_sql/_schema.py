@@ -478,6 +478,18 @@ def _pages(conn: Connection, query: sa.Select[Any], seq: Any) -> Iterator[Sequen
         after = rows[-1][0]
 
 
+def _windows(conn: Connection, seq: Any, size: int = 1_000) -> Iterator[tuple[int, int]]:
+    """Ranges ``(low, high]`` of ``seq`` (a table's ascending key), ``size`` apart, up
+    to its largest value: a migration reads a large table one window at a time, each a
+    range of the key (a page found by ``ORDER BY ... LIMIT`` on a filtered join would
+    make the database join and sort every row ahead of it, page after page)."""
+    last = conn.execute(sa.select(sa.func.max(seq))).scalar()
+    low = 0
+    while last is not None and low < last:
+        yield low, low + size
+        low += size
+
+
 def _doc(doc: Any) -> dict[str, Any]:
     """A stored document as a dict (the drivers give JSON text, or the object parsed)."""
     data: dict[str, Any] = json.loads(doc) if isinstance(doc, (str, bytes)) else doc
@@ -563,7 +575,8 @@ def _to_v5(conn: Connection) -> None:
         .select_from(st.join(ev, ev.c.id == st.c.event_id))
         .where(st.c.step == "unqualified")
     )
-    for rows in _pages(conn, query, st.c.seq):
+    for low, high in _windows(conn, st.c.seq):
+        rows = conn.execute(query.where(st.c.seq > low, st.c.seq <= high)).all()
         stale = [seq for seq, subject, doc in rows if not _reaches_unqualified(subject, doc)]
         if stale:
             conn.execute(sa.delete(st).where(st.c.seq.in_(stale)))
@@ -623,7 +636,10 @@ def _to_v8(conn: Connection) -> None:
         .select_from(st.join(ev, ev.c.id == st.c.event_id))
         .where(st.c.step == "qualified", ev.c.subject == "lead")
     )
-    for rows in _pages(conn, query, st.c.seq):
+    # The raw rows added have larger keys than the windows read so far, and are no
+    # "qualified" rows: nothing is read twice.
+    for low, high in _windows(conn, st.c.seq):
+        rows = conn.execute(query.where(st.c.seq > low, st.c.seq <= high)).all()
         wanted = {
             event_id: {"event_id": event_id, "subject_id": subject_id, "step": "raw",
                        "at": at, "month": month}
