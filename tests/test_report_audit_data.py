@@ -218,6 +218,7 @@ def test_rep_list_times_are_utc_whatever_offset_they_were_given_in(
     friday = datetime(2026, 3, 6, 2, tzinfo=UTC)
     (item,) = listed
     assert (item.since, item.appointment_at, item.age_days) == (friday, friday, 3)
+    assert item.appointment_at is not None
     assert item.since.utcoffset() == item.appointment_at.utcoffset() == timedelta(0)
     (row,) = csv.DictReader(io.StringIO(listed.to_csv()))
     assert row["since"] == row["appointment_at"] == "2026-03-06T02:00:00+00:00"

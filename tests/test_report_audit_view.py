@@ -274,7 +274,7 @@ def test_panels_of_names_that_differ_only_at_the_end_are_told_apart() -> None:
 _NAMES = st.lists(
     st.tuples(
         st.sampled_from(["", "Spring Trade Show 2026 (UK), hall ", "x" * 60, "展示会 " * 8]),
-        st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=40),
+        st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=40),
         st.sampled_from(["", " - Birmingham", " - London", " Europe, Middle East, Africa"]),
     ).map("".join),
     min_size=1,

@@ -127,7 +127,7 @@ def test_interest_bounds_follow_the_declared_order(
             FieldRule("interest", min=low, max=high)
         return
     # As a config gives them (text, any case of the value) or as members.
-    text = {None: None, **{i: i.value for i in Interest}}
+    text: dict[Interest | None, str | None] = {None: None, **{i: i.value for i in Interest}}
     rule = FieldRule(
         "interest", min=text[low] if as_text else low, max=text[high] if as_text else high
     )
@@ -424,7 +424,7 @@ def test_two_plugins_declaring_one_name_is_a_config_error_naming_both(
     assert "audit2-two 1.0 (audit2_two:Two)" in message
     assert "register_rule('audit2_clash', factory)" in message
     # The application settles it by registering the one it means.
-    from audit2_two import Two
+    from audit2_two import Two  # type: ignore[import-not-found]
 
     register_rule("audit2_clash", Two)
     assert _engine({"rule": "audit2_clash"}).evaluate(Lead()).verdicts["p"][0].reason == "two"
