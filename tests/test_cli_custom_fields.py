@@ -176,7 +176,9 @@ def test_qualify_judges_every_other_lead_when_a_rule_fails_on_some(tmp_path: Pat
     assert len(lines) == 6  # the first five failures, then the verdict
     assert all("rule 'fragile' of profile 'fleet' failed on lead" in line for line in lines[:5])
     assert "ZeroDivisionError" in lines[0]
-    assert lines[-1].startswith("leadfunnel: error: a rule or your lead class refused 7 leads (the first 5")
+    assert lines[-1].startswith(
+        "leadfunnel: error: a rule or your lead class refused 7 leads (the first 5"
+    )
     funnel = Funnel(SqlRepository(db), lead_model=MyLead)
     statuses = [funnel.get_lead(lead.id).status for lead in leads]
     assert statuses == ["qualified" if n else "raw" for n in endpoints]
