@@ -14,6 +14,7 @@ from pydantic import model_validator
 
 from conftest import T0
 from leadfunnel import (
+    ConcurrencyError,
     Funnel,
     InvalidArgumentError,
     InvalidTransitionError,
@@ -113,3 +114,31 @@ def test_a_contact_detail_given_for_an_id_is_not_repeated(funnel: Funnel, given:
         assert "zelda" not in str(error)
         assert "555" not in str(error)
         assert "funnel.find(" in str(error)
+
+
+def test_the_lead_by_lead_fallback_tells_a_refusal_from_a_move(
+    repository: Repository, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A page that keeps losing races is qualified lead by lead: there too, a lead the
+    application's class refuses is ``failed`` (handed to ``on_error``), not ``skipped``
+    as a lead that moved meanwhile is."""
+    engine = QualificationEngine.from_dict(
+        {"profiles": [{"name": "us", "rules": [{"rule": "geography", "countries": ["US"]}]}]}
+    )
+    funnel = Funnel(repository, clock=clock, engine=engine, lead_model=_Budgeted)
+    for i in range(3):
+        funnel.capture(
+            _Budgeted(email=f"p{i}@c{i}.example.com", country="US", budget=None if i == 1 else 5)
+        )
+    real = repository.commit
+
+    def contended(changes: Any) -> Any:
+        if len(changes.events) > 1:  # a page: somebody always wins the race
+            raise ConcurrencyError(changes.events[0].subject_id, 1, 2)
+        return real(changes)
+
+    monkeypatch.setattr(repository, "commit", contended)
+    failures: list[LeadFunnelError] = []
+    counts = funnel.qualify_all(on_error=failures.append)
+    assert counts == {"qualified": 2, "unqualified": 0, "waiting": 0, "skipped": 0, "failed": 1}
+    assert [type(error) for error in failures] == [InvalidTransitionError]

@@ -221,8 +221,17 @@ def _qualify_page(
                 actor=actor,
                 reason=reason,
             )
-        except (InvalidTransitionError, NotFoundError):
+        except NotFoundError:
             counts["skipped"] += 1
+            continue
+        except InvalidTransitionError as error:
+            current = repository.get_many([lead.id]).get(lead.id)
+            if not isinstance(current, Lead) or current.status is not status:
+                counts["skipped"] += 1  # moved meanwhile
+                continue
+            if on_error is None:  # still there: the application's class refused it
+                raise
+            _failed([error], counts, on_error)
             continue
         except RuleError as error:
             if on_error is None:
