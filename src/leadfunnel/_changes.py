@@ -43,6 +43,7 @@ from ._models import (
     Record,
     Touch,
     _Stored,
+    field_values,
     new_id,
     personal_fields,
     state_of,
@@ -469,10 +470,8 @@ def registered(record: _S, trigger: str, subject: Record) -> _S:
     model = type(record)
     if model in _OWN_CLASSES:
         return record
-    extra = record.__pydantic_extra__
-    data = record.__dict__ if not extra else {**extra, **record.__dict__}
     try:
-        return _stored_validator(model)(data)
+        return _stored_validator(model)(field_values(record))
     except pydantic.ValidationError as exc:
         problems = exc.errors(include_url=False, include_input=False)
     new = subject.id != record.id

@@ -53,6 +53,7 @@ from ._models import (
     Opportunity,
     SubjectKind,
     Touch,
+    field_values,
     normalise_phone,
     phone_region_of,
 )
@@ -181,9 +182,7 @@ class Funnel(Generic[LeadT, ContactT, OpportunityT]):
                 f"{type(record).__name__}: register it with "
                 f"Funnel(..., {record.kind}_model={type(record).__name__})"
             )
-        # Its field values, not a dump: a dump would add computed fields (which the
-        # model refuses as extra input) and apply the application's serialisers.
-        return model.model_validate(dict(record.__dict__), context=self._context)
+        return model.model_validate(field_values(record), context=self._context)
 
     def _model_of(self, record: object, doing: str) -> type[Lead | Contact | Opportunity]:
         """The registered class of ``record``'s kind; ``record`` must be a record."""

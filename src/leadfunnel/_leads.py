@@ -270,10 +270,10 @@ def _judge_page(
     collect: bool = False,
 ) -> tuple[ChangeSet, list[LeadStatus], list[LeadFunnelError]]:
     """A page's commit, where each of its leads goes, and (``collect``) the errors of
-    the rules that failed on some of them, whose leads the commit leaves out."""
+    the leads a rule or the application's lead class failed on, which the commit leaves
+    out."""
     if collect:
-        page, results, judged_failed = _judged(page, engine)
-        failed: list[LeadFunnelError] = list(judged_failed)
+        page, results, failed = _judged(page, engine)
     else:
         results, failed = [engine.evaluate(lead) for lead in page], []
     # Only a soft failure waits on a call: ask for those leads' calls in one query.
@@ -314,12 +314,12 @@ def _judge_page(
 
 def _judged(
     page: list[Lead], engine: Engine
-) -> tuple[list[Lead], list[QualificationResult], list[RuleError]]:
+) -> tuple[list[Lead], list[QualificationResult], list[LeadFunnelError]]:
     """The leads of ``page`` the engine judged, their results, and the errors of the
     rules that failed on the others."""
     kept: list[Lead] = []
     results: list[QualificationResult] = []
-    failed: list[RuleError] = []
+    failed: list[LeadFunnelError] = []
     for lead in page:
         try:
             result = engine.evaluate(lead)

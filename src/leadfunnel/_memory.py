@@ -55,6 +55,7 @@ from ._models import (
     Record,
     SubjectKind,
     Touch,
+    field_values,
     is_avoided,
     updated,
 )
@@ -1255,7 +1256,7 @@ def _read_as(model: type[Record], record: Record) -> Record:
     own fields the class lacks at their defaults), or :class:`~leadfunnel.ConfigError`
     saying why it cannot be one."""
     try:
-        return model.model_validate({**(record.__pydantic_extra__ or {}), **record.__dict__})
+        return model.model_validate(field_values(record))
     except ValidationError as exc:
         problem = exc.errors(include_url=False)[0]
     field = ".".join(str(part) for part in problem["loc"])

@@ -44,6 +44,7 @@ from ._models import (
     Lead,
     Opportunity,
     SubjectKind,
+    field_values,
     identity_keys,
     is_avoided,
     state_of,
@@ -330,11 +331,9 @@ def update(
         _check_appointment_edit(stored)
     if not edits:
         return stored
-    # model_copy(update=...) skips validation: validate the edited record whole. From its
-    # values, not a dump of it: a dump holds the model's computed fields (which it
-    # refuses as input) and goes through the application's serialisers.
-    extra = stored.__pydantic_extra__
-    edited = {**extra, **stored.__dict__, **edits} if extra else {**stored.__dict__, **edits}
+    # model_copy(update=...) skips validation: validate the edited record whole, from its
+    # values (field_values: not a dump).
+    edited = {**field_values(stored), **edits}
     checked = cast(_R, type(record).model_validate(edited, context=context))
     fresh = bump(checked, now)
     if fresh.version != stored.version + 1:

@@ -100,6 +100,7 @@ from ._models import (
     SubjectKind,
     Touch,
     field_keys,
+    field_values,
 )
 from ._models import holds_keys as holds_keys
 from ._models import identity_keys as identity_keys
@@ -786,8 +787,8 @@ def check_portable(
 
 def _same_field(before: Record, record: Record, name: str) -> bool:
     """Whether ``record`` holds in ``name`` what ``before`` holds (a NaN is itself)."""
-    old = {**(before.__pydantic_extra__ or {}), **before.__dict__}.get(name, _ABSENT)
-    new = {**(record.__pydantic_extra__ or {}), **record.__dict__}.get(name, _ABSENT)
+    old = field_values(before).get(name, _ABSENT)
+    new = field_values(record).get(name, _ABSENT)
     return old is new or repr(old) == repr(new)
 
 
