@@ -1,4 +1,4 @@
-"""Reading stored documents without repeating the write-time checks (``_sql._documents``).
+"""Reading stored documents without repeating the write-time checks (``_documents``).
 
 The reading validator must give the very record ``model_validate`` gives for anything a
 store wrote, keep checking types and an application's own validators, and skip only
@@ -19,9 +19,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from leadfunnel import Contact, Event, Lead, Opportunity
+from leadfunnel._documents import stored_validator
 from leadfunnel._models import updated
 from leadfunnel._sql import _rows as sql
-from leadfunnel._sql._documents import stored_validator
 from leadfunnel.testing import contacts, leads
 
 
@@ -141,3 +141,32 @@ def test_placed_events_are_what_updating_their_position_makes() -> None:
     assert [e.position for e in stored] == [41, 42, 43]
     assert [e.position for e in events] == [0, 0, 0]  # the given events are left alone
     assert all("position" in e.model_fields_set for e in stored)
+
+
+def test_a_triggers_record_is_checked_alike_whether_or_not_the_sql_adapter_is_loaded() -> None:
+    """The port checks a record an application's class gets from a trigger with the
+    validator a store reads documents with, chosen without looking at which modules
+    happen to be imported: in a process without the SQL adapter too (an in-memory
+    store), leadfunnel's own write-time checks are not run again."""
+    import subprocess
+    import sys
+
+    code = """
+import sys
+from leadfunnel import Funnel, InMemoryRepository, Lead
+from leadfunnel._changes import _stored_validator
+
+class MyLead(Lead):
+    endpoints: int | None = None
+
+funnel = Funnel(InMemoryRepository(), lead_model=MyLead)
+lead = funnel.add(MyLead(first_name="Ana", company="Acme", endpoints=40, status="suspect"))
+assert type(funnel.farm(lead.id)) is MyLead
+assert "leadfunnel._sql" not in sys.modules, "the SQL adapter was imported"
+validate = _stored_validator(MyLead)
+# leadfunnel's write-time check of a phone would refuse "0123": it is not run again.
+print(type(validate({"phone": "0123"})).__name__, validate({"phone": "0123"}).phone)
+"""
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert found.returncode == 0, found.stderr
+    assert found.stdout.split() == ["MyLead", "0123"]

@@ -13,7 +13,6 @@ import enum
 import functools
 import random
 import re
-import sys
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -24,6 +23,7 @@ import pydantic
 from pydantic_core import InitErrorDetails
 
 from ._clock import require_aware
+from ._documents import stored_validator
 from ._enums import Interest
 from ._errors import (
     ConcurrencyError,
@@ -508,18 +508,13 @@ def _problem(error: Any) -> str:
 
 
 def _stored_validator(model: type[_S]) -> Callable[[Any], _S]:
-    """How a store validates a record of ``model`` it reads back: the SQL adapter's
-    read validator (every check but leadfunnel's own write-time checks, which held when
-    the values were first stored), so that a record a trigger makes reads back as it
-    was returned. In a process without the SQL adapter (an in-memory store, whose
-    records were all checked when stored: the write-time checks hold again) the
-    model's full validation, which does not import SQLAlchemy."""
+    """How a store validates a record of ``model`` it reads back (see
+    :func:`~leadfunnel._documents.stored_validator`: every check but leadfunnel's own
+    write-time checks, which held when the values were first stored), so that a record a
+    trigger makes is refused exactly when reading it back would fail, on every store."""
     found = _VALIDATORS.get(model)
     if found is None:
-        documents = sys.modules.get("leadfunnel._sql._documents")
-        if documents is None:
-            return functools.partial(model.model_validate, by_alias=False, by_name=True)
-        found = _VALIDATORS[model] = documents.stored_validator(model)
+        found = _VALIDATORS[model] = stored_validator(model)
     return cast(Callable[[Any], _S], found)
 
 

@@ -554,7 +554,7 @@ class _Person(_Stored):
 
 #: leadfunnel's own write-time checks and normalisers, as the validation schemas hold
 #: them (a classmethod's function): every stored value passed them on its way in, so a
-#: store may read its documents back without them (see ``_sql._documents``). A check
+#: store may read its documents back without them (see ``_documents``). A check
 #: added above belongs here too.
 WRITE_CHECKS = frozenset(
     (

@@ -87,6 +87,7 @@ from pydantic import types as pydantic_types
 from pydantic.fields import FieldInfo
 
 from ._clock import require_aware
+from ._documents import FIELD_SCHEMAS, schema_nodes
 from ._enums import Channel, ContactType, LeadStatus, LostReason, Stage
 from ._lifecycle import funnel_steps
 from ._models import (
@@ -379,51 +380,23 @@ _SECRET_TYPES = tuple(
 )
 
 
-_NOT_SEARCHED = frozenset(
-    {"fields", "computed_fields", "cls", "function", "metadata", "config", "default", "expected"}
-)
-
-
 def _unstorable_fields(model: type[BaseModel]) -> list[str]:
     """The fields of ``model``, and of the models, dataclasses and typed dicts in them,
     that its JSON dump leaves out (``Field(exclude=True)``, ``exclude_if``) or masks (a
     secret writes ``'**********'``), each with why."""
     found: dict[str, str] = {}
-
-    def walk(node: Any, owner: str, label: str) -> None:
-        if isinstance(node, (list, tuple)):
-            for item in node:
-                walk(item, owner, label)
-            return
-        if not isinstance(node, dict):
-            return
-        cls = node.get("cls")
-        kind = node.get("type")
-        if kind in ("model", "dataclass", "typed-dict") and isinstance(cls, type):
-            owner = cls.__name__
-        serialiser = node.get("serialization")
+    for node in schema_nodes(model):
+        schema = node.schema
+        cls = schema.get("cls")
+        serialiser = schema.get("serialization")
         if (isinstance(cls, type) and issubclass(cls, _SECRET_TYPES)) or (
             isinstance(serialiser, dict) and serialiser.get("function") in _SECRET_SERIALISERS
         ):
-            found.setdefault(label, "a secret, which a dump masks")
-        fields = (
-            node.get("fields") if kind in ("model-fields", "typed-dict", "dataclass-args") else None
-        )
-        named = (
-            fields.items()
-            if isinstance(fields, dict)
-            else ((f.get("name"), f) for f in fields or ())
-        )
-        for name, declared in named:
-            where = f"{owner}.{name}"
-            if declared.get("serialization_exclude") or declared.get("serialization_exclude_if"):
-                found.setdefault(where, "Field(exclude=...), which leaves it out of a dump")
-            walk(declared.get("schema"), owner, where)
-        for key, value in node.items():
-            if key not in _NOT_SEARCHED:
-                walk(value, owner, label)
-
-    walk(model.__pydantic_core_schema__, model.__name__, model.__name__)
+            found.setdefault(node.field, "a secret, which a dump masks")
+        if node.kind in FIELD_SCHEMAS and (
+            schema.get("serialization_exclude") or schema.get("serialization_exclude_if")
+        ):
+            found.setdefault(node.field, "Field(exclude=...), which leaves it out of a dump")
     return [f"{where} is {why}" for where, why in found.items()]
 
 

@@ -6,7 +6,7 @@ import dataclasses
 import functools
 import inspect
 import itertools
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Any, TypeVar, cast
@@ -15,12 +15,12 @@ from uuid import UUID
 import pydantic
 import pydantic_core
 
+from .._documents import FIELD_SCHEMAS, schema_nodes, stored_aliases, stored_validator
 from .._enums import Channel, Outcome
 from .._errors import StorageError
 from .._models import Contact, Event, Lead, Opportunity, Record, Touch
 from .._repository import MergeLog
 from . import _schema as s
-from ._documents import stored_aliases, stored_validator
 
 _ZERO = timedelta(0)
 
@@ -196,10 +196,6 @@ def _texts_document(*texts: str | None) -> str:
 # shrinks a lead's document by a quarter. A ``None`` where the default is something
 # else is written, at every depth: left out, it would read back as the default.
 
-#: Schema keys whose values are no schema (a class, a function, a default, a literal's
-#: values...): not searched for fields.
-_NO_SCHEMA = frozenset({"cls", "function", "metadata", "config", "default", "expected"})
-_FIELD_SCHEMAS = frozenset({"model-field", "dataclass-field", "typed-dict-field"})
 _WRAPPERS = frozenset(
     {"default", "function-before", "function-after", "function-wrap", "custom-error", "definitions"}
 )
@@ -209,19 +205,6 @@ _WRAPPERS = frozenset(
 _LEAVES_OUT_COMPUTED = (
     "exclude_computed_fields" in inspect.signature(pydantic.BaseModel.model_dump_json).parameters
 )
-
-
-def _schemas(schema: Any) -> Iterator[dict[str, Any]]:
-    """Every schema in the core schema ``schema``: nested models', definitions' and
-    serialisers' too."""
-    stack = [schema]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            yield node
-            stack.extend(v for k, v in node.items() if k not in _NO_SCHEMA)
-        elif isinstance(node, (list, tuple)):
-            stack.extend(node)
 
 
 def _kind(schema: dict[str, Any]) -> str | None:
@@ -283,15 +266,15 @@ def _skip_none(model: type[pydantic.BaseModel]) -> bool:
     that may hold ``None``, the model's and those of every model, dataclass and typed
     dict in its fields, defaults to ``None`` (leadfunnel's own models do). pydantic
     leaves ``None`` out at every depth."""
-    schemas = list(_schemas(model.__pydantic_core_schema__))
-    refs = {s["ref"]: s for s in schemas if isinstance(s.get("ref"), str)}
-    return all(_leaves_none_out(s, refs) for s in schemas if _kind(s) in _FIELD_SCHEMAS)
+    nodes = list(schema_nodes(model))
+    refs = {n.schema["ref"]: n.schema for n in nodes if isinstance(n.schema.get("ref"), str)}
+    return all(_leaves_none_out(n.schema, refs) for n in nodes if n.kind in FIELD_SCHEMAS)
 
 
 @functools.cache
 def _computed(model: type[pydantic.BaseModel]) -> bool:
     """Whether ``model`` or a model in its fields has a computed field."""
-    return any(s.get("computed_fields") for s in _schemas(model.__pydantic_core_schema__))
+    return any(node.schema.get("computed_fields") for node in schema_nodes(model))
 
 
 @functools.cache
@@ -299,7 +282,7 @@ def _dump_options(model: type[pydantic.BaseModel]) -> Mapping[str, Any]:
     """What a document's dump of ``model`` is given, besides ``exclude_none``: by name,
     without computed fields, and a ``Json[...]`` field as the JSON text it reads."""
     options: dict[str, Any] = {"by_alias": False}
-    if any(_kind(s) == "json" for s in _schemas(model.__pydantic_core_schema__)):
+    if any(node.kind == "json" for node in schema_nodes(model)):
         options["round_trip"] = True
     if _computed(model):
         if _LEAVES_OUT_COMPUTED:

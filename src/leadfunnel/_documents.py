@@ -1,4 +1,10 @@
-"""Reading stored documents back into models without repeating the write-time checks.
+"""Records as JSON documents: walking a model's core schema, and reading stored
+documents back into models without repeating the write-time checks.
+
+:func:`schema_nodes` walks a pydantic core schema the one way every reader of it here
+does (the SQL adapter deciding how to dump a model, the port refusing a model whose dump
+would lose a field): every schema in it, nested models', dataclasses', typed dicts' and
+definitions' included, each with the class and the dotted field it belongs to.
 
 Every value a store holds went through the model's validation on its way in: blank
 strings became ``None``, text with control characters was refused, e-mail addresses,
@@ -20,19 +26,86 @@ field's alias can never be mistaken for another field's name.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from types import MappingProxyType
 from typing import Any, TypeVar
 
 import pydantic
 from pydantic_core import CoreConfig, SchemaValidator
 
-from .._models import WRITE_CHECKS, field_keys
+from ._models import WRITE_CHECKS, field_keys
 
-__all__ = ["stored_aliases", "stored_validator"]
+__all__ = ["FIELD_SCHEMAS", "SchemaNode", "schema_nodes", "stored_aliases", "stored_validator"]
 
 _M = TypeVar("_M", bound=pydantic.BaseModel)
 _set = object.__setattr__
+
+
+# --- walking a core schema ----------------------------------------------------------
+
+#: Keys of a schema whose values are no schema (a class, a function, a default, a
+#: literal's values...), and a model's computed fields (derived: no document holds
+#: them, no input reads them): not searched.
+_NOT_SCHEMA = frozenset(
+    {"cls", "function", "metadata", "config", "default", "expected", "computed_fields"}
+)
+#: The schemas of one field of a model, a dataclass or a typed dict.
+FIELD_SCHEMAS = frozenset({"model-field", "dataclass-field", "typed-dict-field"})
+#: The schemas holding fields (a mapping by name, or a dataclass's list).
+_FIELD_HOLDERS = frozenset({"model-fields", "typed-dict", "dataclass-args"})
+_CLASSES = frozenset({"model", "dataclass", "typed-dict"})
+
+
+class SchemaNode:
+    """One schema met by :func:`schema_nodes`: the ``schema`` (a dict of pydantic-core),
+    its ``kind`` (its ``"type"``, or ``None``), the ``owner`` (the name of the model,
+    dataclass or typed dict it is in) and the ``field`` it describes or is in, dotted
+    from its owner (``"MyLead.site.vendor"``; the owner's name alone above any field)."""
+
+    __slots__ = ("field", "kind", "owner", "schema")
+
+    def __init__(self, schema: dict[str, Any], owner: str, field: str) -> None:
+        kind = schema.get("type")  # (a mapping of fields may hold a field named "type")
+        self.schema = schema
+        self.kind = kind if isinstance(kind, str) else None
+        self.owner = owner
+        self.field = field
+
+
+def schema_nodes(model: type[pydantic.BaseModel]) -> Iterator[SchemaNode]:
+    """Every schema in ``model``'s core schema, depth first: its own, its fields', and
+    those of the models, dataclasses, typed dicts and definitions in them. A field's
+    schema (kind in :data:`FIELD_SCHEMAS`) comes with the field's dotted name."""
+    name = model.__name__
+    stack: list[tuple[Any, str, str]] = [(model.__pydantic_core_schema__, name, name)]
+    while stack:
+        schema, owner, field = stack.pop()
+        if isinstance(schema, (list, tuple)):
+            stack.extend((item, owner, field) for item in reversed(schema))
+            continue
+        if not isinstance(schema, dict):
+            continue
+        node = SchemaNode(schema, owner, field)
+        cls = schema.get("cls")
+        if node.kind in _CLASSES and isinstance(cls, type):
+            owner = node.owner = cls.__name__
+        yield node
+        fields = schema.get("fields") if node.kind in _FIELD_HOLDERS else None
+        named = (
+            fields.items()
+            if isinstance(fields, dict)
+            else ((declared.get("name"), declared) for declared in fields or ())
+        )
+        inner = [(declared, owner, f"{owner}.{name}") for name, declared in named]
+        inner.extend(
+            (value, owner, field)
+            for key, value in schema.items()
+            if key not in _NOT_SCHEMA and not (key == "fields" and fields is not None)
+        )
+        stack.extend(reversed(inner))  # met in the order they are declared
+
+
+# --- reading documents back -----------------------------------------------------------
 
 
 def _plain(function: Any) -> Any:
