@@ -20,12 +20,12 @@ from ._errors import InvalidArgumentError
 from ._periods import previous_period
 from ._reports import (
     FunnelReport,
-    _fraction,
-    _percent,
     attention,
     build_report,
     cents,
     format_money,
+    fraction,
+    percent,
 )
 from ._repository import Repository
 from ._results import Serialised
@@ -40,7 +40,7 @@ def _signed(value: int | Decimal) -> str:
 
 def _pct(value: float | None) -> str:
     """A rate as the report shows it (``<0.1%`` for 1 of 5,000, never ``0.0%``)."""
-    return _percent(value, none="-")
+    return percent(value, none="-")
 
 
 def _signed_pct(value: float | None) -> str:
@@ -55,7 +55,7 @@ def _number(value: float | None) -> float | Decimal | str:
     neutralise."""
     if value is None:
         return ""
-    text = _fraction(value)
+    text = fraction(value)
     number = float(text)
     return Decimal(text) if number and abs(number) < 1e-4 else number
 

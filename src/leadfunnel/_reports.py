@@ -50,7 +50,9 @@ __all__ = [
     "cents",
     "check_value",
     "format_money",
+    "fraction",
     "group_label",
+    "percent",
     "report_tiles",
 ]
 
@@ -403,7 +405,7 @@ class FunnelReport(Serialised):
         """
 
         def cell(value: float | None) -> str:
-            return "" if value is None else _fraction(value)
+            return "" if value is None else fraction(value)
 
         if not groups:
             return csv_text(
@@ -454,7 +456,7 @@ class FunnelReport(Serialised):
             lines += ["", f"{self.by} = {group_label(key)}"]
             lines += _table(group)
             lines.append(
-                f"  raw to won {_percent(group.conversion)}, "
+                f"  raw to won {percent(group.conversion)}, "
                 f"won revenue {format_money(group.won_revenue)} "
                 f"({group.won_deals} {'deal' if group.won_deals == 1 else 'deals'})"
             )
@@ -502,7 +504,7 @@ class FunnelReport(Serialised):
                         s.label,
                         _SHORT[s.name],
                         s.count,
-                        "" if s.rate is None else f"{_percent(s.rate)} of previous",
+                        "" if s.rate is None else f"{percent(s.rate)} of previous",
                     )
                     for s in self.steps.values()
                 ],
@@ -521,7 +523,7 @@ class FunnelReport(Serialised):
                 panels=[
                     Panel(
                         group_label(key),
-                        f"raw to won {_percent(group.conversion)}, "
+                        f"raw to won {percent(group.conversion)}, "
                         f"won {format_money(group.won_revenue)}",
                         [Bar(s.label, _SHORT[s.name], s.count) for s in group.steps.values()],
                     )
@@ -552,7 +554,7 @@ def report_tiles(report: FunnelReport) -> list[Tile]:
     won, raw = report.steps["won"].count, report.steps["raw"].count
     unpriced = f", {report.unpriced_deals} unpriced" if report.unpriced_deals else ""
     return [
-        Tile("Raw leads to won", _percent(report.conversion), f"{won:,} won of {raw:,} raw leads"),
+        Tile("Raw leads to won", percent(report.conversion), f"{won:,} won of {raw:,} raw leads"),
         Tile(
             "Won revenue",
             format_money(report.won_revenue),
@@ -589,7 +591,7 @@ def attention(report: FunnelReport) -> Callout:
     return Callout("Health checks: all pass", [], "ok")
 
 
-def _percent(value: float | None, digits: int = 1, *, none: str = "n/a") -> str:
+def percent(value: float | None, digits: int = 1, *, none: str = "n/a") -> str:
     """A rate as shown: ``47.5%``, ``1,200.0%``; one that is not zero never reads as
     zero (1 of 5,000: ``<0.1%``), nor one short of all as all (``>99.9%``)."""
     if value is None:
@@ -602,7 +604,7 @@ def _percent(value: float | None, digits: int = 1, *, none: str = "n/a") -> str:
     return text
 
 
-def _fraction(value: float, places: int = 4) -> str:
+def fraction(value: float, places: int = 4) -> str:
     """A fraction to ``places`` places (``0.4750``), more where that would show one
     that is not zero as zero, or one short of 1 as 1 (``0.00002``, ``0.99998``)."""
     text = f"{value:.{places}f}"
@@ -630,8 +632,8 @@ def _against(value: float, bar: float, at_least: bool, digits: int, *, rate: boo
     for more in range(3):
         shown = round(value, digits + more + places)
         if (shown < bar) if at_least else (shown > bar):
-            return _percent(value, digits + more) if rate else f"{value:.{digits + more}f}"
-    limit = _percent(bar, digits) if rate else f"{bar:.{digits}f}"
+            return percent(value, digits + more) if rate else f"{value:.{digits + more}f}"
+    limit = percent(bar, digits) if rate else f"{bar:.{digits}f}"
     return ("<" if at_least else ">") + limit
 
 
@@ -650,7 +652,7 @@ def check_value(check: HealthCheck) -> str:
     bar = _BARS.get(check.name)
     if check.ok is False and bar is not None:
         return _against(check.value, *bar, 0 if rate else 1, rate=rate)
-    return _percent(check.value, 0) if rate else f"{check.value:.1f}"
+    return percent(check.value, 0) if rate else f"{check.value:.1f}"
 
 
 def _money_lines(report: FunnelReport) -> list[str]:
@@ -661,7 +663,7 @@ def _money_lines(report: FunnelReport) -> list[str]:
     # More won than arrived: deals won in the period from leads that came before it.
     earlier = "; deals from earlier leads count too" if won > raw else ""
     return [
-        f"  Raw leads to won: {_percent(report.conversion)} ({won} of {raw}{earlier})",
+        f"  Raw leads to won: {percent(report.conversion)} ({won} of {raw}{earlier})",
         f"  Won revenue: {format_money(report.won_revenue)} ({report.won_deals} {deals})",
         f"  Open pipeline now: {format_money(report.pipeline_value)} "
         f"({report.open_deals} open {'deal' if report.open_deals == 1 else 'deals'}{unpriced})",
@@ -670,7 +672,7 @@ def _money_lines(report: FunnelReport) -> list[str]:
 
 def _table(report: FunnelReport) -> list[str]:
     rows = [
-        (s.name, str(s.count), _percent(s.rate, none="-"), _percent(s.overall, none="-"))
+        (s.name, str(s.count), percent(s.rate, none="-"), percent(s.overall, none="-"))
         for s in report.steps.values()
     ]
     # Columns as wide as their widest cell (a count of 10 million, a rate of 1,200.0%).
