@@ -1,7 +1,8 @@
-"""A page of people filtered by owner or source reads one range of an index, in list
-order, on SQLite (schema version 7): with single-column indexes SQLite sorted every
-match for each page, so walking one owner's leads a page at a time was quadratic (a
-performance audit, 2026-11-29). The query plan says so; no timing is asserted."""
+"""A page of people filtered by owner or source (schema version 7) or by tag (version 9)
+reads one range of an index, in list order, on SQLite: with single-column indexes, and
+a tags index without the list order, SQLite sorted every match for each page, so
+walking one owner's or one tag's people a page at a time was quadratic (performance
+audits, 2026-11-29). The query plan says so; no timing is asserted."""
 
 from __future__ import annotations
 
@@ -24,8 +25,9 @@ def _plans(tmp_path: Path, read: Any) -> list[str]:
     funnel = Funnel(repository)
     for n in range(30):
         owner, source = "abc"[n % 3], "xy"[n % 2]
-        funnel.add(Lead(**person(n, owner=owner, source=source)))
-        funnel.add(Contact(**person(100 + n, owner=owner, source=source)))
+        tags = {"vip"} if n % 2 else set()
+        funnel.add(Lead(**person(n, owner=owner, source=source, tags=tags)))
+        funnel.add(Contact(**person(100 + n, owner=owner, source=source, tags=tags)))
     statements: list[tuple[str, Any]] = []
 
     def seen(conn: Any, cursor: Any, statement: str, parameters: Any, *rest: Any) -> None:
@@ -53,11 +55,40 @@ def _plans(tmp_path: Path, read: Any) -> list[str]:
         (lambda f, **k: f.leads(source="x", limit=3, **k), "ix_lf_leads_source_created"),
         (lambda f, **k: f.contacts(owner="b", limit=3, **k), "ix_lf_contacts_owner_created"),
         (lambda f, **k: f.contacts(source="y", limit=3, **k), "ix_lf_contacts_source_created"),
+        (lambda f, **k: f.leads(tag="vip", limit=3, **k), "ix_lf_tags_tag_created"),
+        (lambda f, **k: f.contacts(tag="vip", limit=3, **k), "ix_lf_tags_tag_created"),
     ],
-    ids=["leads-owner", "leads-source", "contacts-owner", "contacts-source"],
+    ids=[
+        "leads-owner",
+        "leads-source",
+        "contacts-owner",
+        "contacts-source",
+        "leads-tag",
+        "contacts-tag",
+    ],
 )
 def test_a_filtered_page_reads_a_range_in_list_order(tmp_path: Path, read: Any, index: str) -> None:
     plans = _plans(tmp_path, read)
     pages = [p for p in plans if index in p]
     assert len(pages) == 2, plans  # the first page and the next
     assert not any("TEMP B-TREE" in p for p in pages), pages  # no sort of the matches
+
+
+def test_a_tag_page_follows_a_created_at_the_port_was_given(tmp_path: Path) -> None:
+    """The tag rows hold their person's created_at for the list order: a change through
+    the port that moves it (the facade refuses to) moves the person's place in a page
+    by tag too, as in memory."""
+    from datetime import timedelta
+
+    from leadfunnel import InMemoryRepository
+    from leadfunnel.storage import ChangeSet
+
+    for repository in (InMemoryRepository(), SqlRepository(new_sqlite_url(tmp_path / "t.db"))):
+        funnel = Funnel(repository)
+        first, second = (funnel.add(Lead(**person(n, tags={"vip"}))) for n in range(2))
+        later = second.created_at + timedelta(days=1)
+        moved = first.model_copy(update={"created_at": later, "version": first.version + 1})
+        repository.commit(ChangeSet(updates=[moved]))
+        assert [r.id for r in funnel.leads(tag="vip")] == [second.id, first.id]
+        assert [r.id for r in funnel.leads(tag="vip", after=second.id)] == [first.id]
+        repository.close()

@@ -720,7 +720,8 @@ def _table_name(repository: SqlRepository, where: tuple[str, str | None], table:
 
 
 def _back_to_version_1(repository: SqlRepository, where: tuple[str, str | None]) -> None:
-    """Undo what versions 2 to 4 added, as a database written by leadfunnel 0.1 had it."""
+    """Undo what versions 2 to 4 and 9 added, as a database written by leadfunnel 0.1
+    had it."""
 
     def name(table: sa.Table) -> str:
         return _table_name(repository, where, table)
@@ -731,8 +732,11 @@ def _back_to_version_1(repository: SqlRepository, where: tuple[str, str | None])
             (schema.events, "ux_lf_events_position"),
             (schema.events, "ix_lf_events_history"),
             *((t, f"ix_{t.name}_created") for t in schema.RECORD_TABLES.values()),
+            (schema.tags, "ix_lf_tags_tag_created"),
         ]:
             next(i for i in table.indexes if i.name == index).drop(conn)
+        tags = sa.Table(schema.tags.name, sa.MetaData(), sa.Column("tag"), sa.Column("record_id"))
+        sa.Index("ix_lf_tags_tag", tags.c.tag, tags.c.record_id).create(conn)
         for table in schema.RECORD_TABLES.values():
             stand_in = sa.Table(table.name, sa.MetaData(), sa.Column("created_at"))
             sa.Index(f"ix_{table.name}_created_at", stand_in.c.created_at).create(conn)
@@ -745,6 +749,7 @@ def _back_to_version_1(repository: SqlRepository, where: tuple[str, str | None])
             (schema.leads, "erased_at"),
             (schema.contacts, "erased_at"),
             (schema.merges, "other_id"),
+            (schema.tags, "created_at"),
         ]:
             conn.exec_driver_sql(f"ALTER TABLE {name(table)} DROP COLUMN {column}")
         old = sa.Table(
@@ -872,6 +877,7 @@ class _Version1:
         self.kind = "mysql" if url[0].startswith("mysql") else url[0].split(":")[0]
         self.lead: Lead | Contact
         self.deal: Any
+        self.tagged: list[Lead | Contact] = []
         self.before: list[tuple[str, UUID]] = []
         self._file: bytes | None = None  # SQLite's
         self._tables: dict[str, tuple[str, list[tuple[Any, ...]]]] | None = None  # MariaDB's
@@ -920,7 +926,8 @@ class _Version1:
         repository.close()
         repository = open_repository(url)
         funnel = Funnel(repository, clock=ManualClock(T0))
-        self.lead = funnel.capture(Lead(**person(1)))
+        self.lead = funnel.capture(Lead(**person(1, tags={"vip"})))
+        self.tagged = [funnel.capture(Lead(**person(n, tags={"vip"}))) for n in (2, 3)]
         funnel.qualify(self.lead, force=True)
         self.deal = funnel.set_appointment(self.lead, appointment_at=T0 + timedelta(days=1))
         self.before = [(e.name, e.subject_id) for e in funnel.history(self.lead)]
@@ -956,6 +963,11 @@ def _upgrade_cut_before(version_1: _Version1, stop: int | None) -> int:
         again = Funnel(upgraded, clock=ManualClock(T0 + timedelta(days=5)))
         assert [(e.name, e.subject_id) for e in again.history(lead)] == before
         assert [i.id for i in again.rep_list("not_sat")] == [deal.id]
+        # Version 9: the tag rows hold their person's created_at; a page by tag is in
+        # list order.
+        vip = sorted([lead, *version_1.tagged], key=lambda r: (r.created_at, r.id))
+        assert [r.id for r in again.leads(tag="vip")] == [r.id for r in vip]
+        assert [r.id for r in again.leads(tag="vip", after=vip[0], limit=1)] == [vip[1].id]
         later = again.touch(deal.contact_id, "call", "connected")
         positions = [e.position or 0 for e in again.events()]
         assert positions == sorted(set(positions))

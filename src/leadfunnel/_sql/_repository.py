@@ -620,7 +620,7 @@ class SqlRepository(RepRowsAdapter):
             if rows:
                 self._insert(conn, table, rows)
         tag_rows = [
-            {"record_id": r.id, "tag": tag}
+            {"record_id": r.id, "tag": tag, "created_at": r.created_at}
             for r in changes.records()
             if isinstance(r, (Lead, Contact))
             for tag in r.tags
@@ -1049,6 +1049,7 @@ class SqlRepository(RepRowsAdapter):
         if not updates:
             return {}
         groups: dict[tuple[str, tuple[int, ...]], list[tuple[Any, ...]]] = {}
+        moved: dict[UUID, tuple[int, ...]] = {}
         # An erasure keeps only what its models declare: it cannot tell whether a field
         # it does not know holds personal data.
         keep_undeclared = not self._erasing(updates, stored)
@@ -1069,6 +1070,7 @@ class SqlRepository(RepRowsAdapter):
                 if more is not None:
                     new = (*new[:at], with_keys(new[at], more), *new[at + 1 :])
             changed = tuple(i for i, value in enumerate(new) if i in documents or value != old[i])
+            moved[record.id] = changed
             values = (*(new[i] for i in changed), new[id_at], record.version - 1)
             groups.setdefault((record.kind, changed), []).append(values)
         for (kind, changed), rows in groups.items():
@@ -1084,6 +1086,15 @@ class SqlRepository(RepRowsAdapter):
                     "change was stored. Retry"
                 )
         people = [r for r in updates if isinstance(r, (Lead, Contact))]
+        # The tag rows hold their person's created_at (the list order of a page by tag):
+        # kept in step where a change through the port moved it (the facade refuses to).
+        born = [
+            {"rid": r.id, "at": r.created_at}
+            for r in people
+            if self._driver.position(s.RECORD_TABLES[r.kind], "created_at") in moved[r.id]
+        ]
+        if born:
+            conn.execute(_TAGS_BORN, born)
         held: dict[UUID, _Held] = {}
         unread: list[UUID] = []
         for r in people:
@@ -1273,15 +1284,14 @@ class SqlRepository(RepRowsAdapter):
     def _after(self, table: sa.Table) -> Any:
         """Rows after the parameters ``after_at`` and ``after_id`` in ``(created_at,
         id)`` order: a keyset page, which the ``(created_at, id)`` index answers as fast
-        at the end as at the start."""
+        at the end as at the start (of the tags: their ``(created_at, record_id)``)."""
         at = sa.bindparam("after_at", type_=s.At)
         id = sa.bindparam("after_id", type_=s.Id)
+        created, key = table.c.created_at, table.c["record_id" if table is s.tags else "id"]
         if self.dialect in ("mysql", "mariadb"):
             # MariaDB's optimiser reads this form off the index; row values it may not.
-            return sa.or_(
-                table.c.created_at > at, sa.and_(table.c.created_at == at, table.c.id > id)
-            )
-        return sa.tuple_(table.c.created_at, table.c.id) > sa.tuple_(at, id)
+            return sa.or_(created > at, sa.and_(created == at, key > id))
+        return sa.tuple_(created, key) > sa.tuple_(at, id)
 
     def _field_equals(self, t: sa.Table, model: type[Record], name: str, value: Any) -> Any:
         """``field == value`` in SQL, by value as in Python (see ``Repository.leads``): on
@@ -1353,14 +1363,33 @@ class SqlRepository(RepRowsAdapter):
         query = self._lists.get(key) if wanted is None else None
         if query is None:
             t = s.RECORD_TABLES[kind]  # the port checked the filters' names
-            where = [self._filter_condition(t, name) for name in names]
+            # A page of people with a tag walks the tags' (tag, created_at, record_id)
+            # index from the cursor on, in list order (version 9), and joins each row
+            # to its person; as a plain filter, SQLite sorted every person with the tag.
+            by_tag = listing and "tag" in names
+            order = s.tags if by_tag else t
+            where = [
+                self._filter_condition(t, name) for name in names if not (by_tag and name == "tag")
+            ]
             if wanted is not None:
                 model = self._models[kind]
                 for field, value in where_values(model, wanted).items():
                     where.append(self._field_equals(t, model, field, value))
             if after is not None:
-                where.append(self._after(t))
-            if listing:
+                where.append(self._after(order))
+            if by_tag:
+                tagged = s.tags.join(
+                    t, sa.and_(t.c.id == s.tags.c.record_id, s.tags.c.tag == sa.bindparam("f_tag"))
+                )
+                query = (
+                    sa.select(t.c.doc)
+                    .select_from(tagged)
+                    .where(*where)
+                    .order_by(s.tags.c.created_at, s.tags.c.record_id)
+                )
+                if limit is not None:
+                    query = query.limit(sa.bindparam("limit", type_=sa.Integer))
+            elif listing:
                 query = sa.select(t.c.doc).where(*where).order_by(t.c.created_at, t.c.id)
                 if limit is not None:
                     query = query.limit(sa.bindparam("limit", type_=sa.Integer))
@@ -1917,6 +1946,11 @@ _FLAG_KEYS = (
     sa.update(s.keys)
     .where(s.keys.c.record_id == sa.bindparam("rid"))
     .values(avoided=sa.bindparam("flag"))
+)
+_TAGS_BORN = (
+    sa.update(s.tags)
+    .where(s.tags.c.record_id == sa.bindparam("rid"))
+    .values(created_at=sa.bindparam("at", type_=s.At))
 )
 _DROP_TAG = sa.delete(s.tags).where(
     s.tags.c.record_id == sa.bindparam("record_id"), s.tags.c.tag == sa.bindparam("tag")

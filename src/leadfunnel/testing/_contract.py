@@ -2988,7 +2988,12 @@ class RepositoryContract(ABC):
     def test_lists_are_in_created_order_and_page_after_a_cursor(self, repo: Repository) -> None:
         hours = [5, 1, 3, 1, 4, 2, 1]
         made = [
-            lead(n, created_at=T0 + timedelta(hours=h), source="a" if n % 2 else "b")
+            lead(
+                n,
+                created_at=T0 + timedelta(hours=h),
+                source="a" if n % 2 else "b",
+                tags={"vip"} if n % 3 else set(),
+            )
             for n, h in enumerate(hours)
         ]
         add(repo, *made)  # stored out of creation order on purpose
@@ -3015,6 +3020,18 @@ class RepositoryContract(ABC):
         assert [r.id for r in repo.leads(source="a", after=(order[2].created_at, order[2].id))] == [
             r.id for r in order[3:] if r.source == "a"
         ]
+        # A page of people with a tag keeps the list order too, ties on created_at
+        # included, from any cursor.
+        vip = [r for r in order if "vip" in r.tags]
+        for i in range(len(order)):
+            after = (order[i].created_at, order[i].id)
+            assert [r.id for r in repo.leads(tag="vip", after=after, limit=2)] == [
+                r.id for r in vip if (r.created_at, r.id) > after
+            ][:2], f"leads(tag='vip', after={after}, limit=2)"
+        assert [r.id for r in repo.leads(tag="vip", source="a")] == [
+            r.id for r in vip if r.source == "a"
+        ]
+        assert repo.count("lead", tag="vip") == len(vip)
         # A cursor need not be stored: the page starts after where it would be.
         gap = (T0 + timedelta(hours=2, minutes=30), uuid4())
         assert [r.id for r in repo.leads(after=gap)] == [
