@@ -553,7 +553,8 @@ def retrying(method: Callable[_P, _T]) -> Callable[_P, _T]:
     drawn from half to one and a half times that): retried at once, a change to a
     record other threads keep changing could lose every race to the same interleaving.
     The last try's ``ConcurrencyError`` is raised, and at once one whose ``retryable``
-    is ``False`` (the database rolled back the whole transaction the change was in)."""
+    is ``False`` (the database rolled back the whole transaction the change was in, or
+    a new record's id is taken: trying again meets the same record)."""
 
     @functools.wraps(method)
     def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _T:

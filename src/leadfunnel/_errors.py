@@ -166,6 +166,9 @@ class ConcurrencyError(LeadFunnelError, RuntimeError):
         self.id = id
         self.expected = expected
         self.found = found
+        #: Whether re-reading the record and trying again can succeed (the facade's own
+        #: retries stop at once when it cannot).
+        self.retryable = True
         if message is None:
             stored = f"version {found}" if found is not None else "a newer version"
             message = (
@@ -173,6 +176,21 @@ class ConcurrencyError(LeadFunnelError, RuntimeError):
                 f"store has {stored}); re-read it with funnel.get() and apply your change again"
             )
         super().__init__(message)
+
+    @classmethod
+    def of_insert(cls, id: UUID, kind: str, found: int) -> ConcurrencyError:
+        """A new record whose ``id`` the store holds already, as a ``kind`` at version
+        ``found``: not retryable (trying again meets the same record)."""
+        error = cls(
+            id,
+            0,
+            found,
+            message=f"a new record's id {id} is already stored (a {kind}, at version "
+            f"{found}); a new record needs an id of its own: leave id out to have one "
+            "made, or change the stored record instead (funnel.update())",
+        )
+        error.retryable = False
+        return error
 
     @classmethod
     def of_touches(cls, id: UUID, read: int, found: int) -> ConcurrencyError:

@@ -516,7 +516,8 @@ class InMemoryRepository(RepRowsAdapter):
                 released.update(old_keys)
         for record in changes.inserts:
             if record.id in self._records:
-                raise ConcurrencyError(record.id, 0, self._records[record.id].version)
+                taken = self._records[record.id]
+                raise ConcurrencyError.of_insert(record.id, taken.kind, taken.version)
         for item in changes.rewrites:
             subjects = self._touch_subject if isinstance(item, Touch) else self._event_subject
             if item.id not in subjects:

@@ -169,6 +169,11 @@ class DriverStatements:
         )
         return f"SELECT {columns} FROM {self._name(table)} WHERE id {{ids}}{self._for_update}"
 
+    def ids_sql(self, table: sa.Table) -> str:
+        """The id and version of the rows whose id matches ``{ids}``, not locked."""
+        quote = self._dialect.identifier_preparer.quote
+        return f"SELECT id, {quote('version')} FROM {self._name(table)} WHERE id {{ids}}"
+
     def version_sql(self, table: sa.Table) -> str:
         """The id and version of the rows whose id matches ``{ids}``, locked."""
         quote = self._dialect.identifier_preparer.quote

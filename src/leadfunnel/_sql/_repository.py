@@ -492,7 +492,7 @@ class SqlRepository(RepRowsAdapter):
                 "`with funnel.transaction():` block is stored. Run the whole block again",
             )
             # Retrying one change inside the block cannot help: the block must go.
-            setattr(error, "retryable", False)  # noqa: B010 - read by ``retrying``
+            error.retryable = False  # read by ``retrying``
             raise error from lost
 
     def _current(self) -> Connection | None:
@@ -611,6 +611,7 @@ class SqlRepository(RepRowsAdapter):
             conn.execute(_RELEASE_TAGS, {"ids": list(batch)})
         self._claim_keys(conn, changes, held)
         restored = self._unmerged(conn, changes)
+        self._refuse_taken_ids(conn, changes.inserts)
         for kind, table in s.RECORD_TABLES.items():
             rows = [record_row(r) for r in changes.inserts if r.kind == kind]
             if restored is not None:
@@ -1025,7 +1026,7 @@ class SqlRepository(RepRowsAdapter):
                     "record again inside it gives the same version. Leave the block (it "
                     "rolls back) and run the whole block again",
                 )
-                setattr(error, "retryable", False)  # noqa: B010 - read by ``retrying``
+                error.retryable = False  # read by ``retrying``
                 return error
         return ConcurrencyError(record.id, expected, found)
 
@@ -1134,6 +1135,20 @@ class SqlRepository(RepRowsAdapter):
             conn.execute(_DROP_TAG, dropped_tags)
         return held
 
+    def _refuse_taken_ids(self, conn: Connection, inserts: list[Record]) -> None:
+        """Refuse a new record whose id a record of another kind holds: ids are unique
+        per table in the schema, and across kinds only here (an id read back, a key's
+        holder, a tag's person must each mean one record). Its own table's unique id
+        refuses the rest (see :meth:`_explain`)."""
+        for kind, table in s.RECORD_TABLES.items():
+            others = [r.id for r in inserts if r.kind != kind]
+            if not others:
+                continue
+            found = self._by_ids(conn, self._driver.ids_sql(table), others)
+            if found:
+                id, version = found[0]
+                raise ConcurrencyError.of_insert(self._id_of(id), kind, version)
+
     def _claim_keys(
         self, conn: Connection, changes: ChangeSet, held: dict[UUID, _Held] | None = None
     ) -> None:
@@ -1190,7 +1205,7 @@ class SqlRepository(RepRowsAdapter):
         for id, record in self.get_many(inserted).items():
             # Not chained: the driver's error names the key it tripped on first (an
             # e-mail, on PostgreSQL and MariaDB), personal data (DESIGN 13).
-            raise ConcurrencyError(id, 0, record.version) from None
+            raise ConcurrencyError.of_insert(id, record.kind, record.version) from None
         claimants = _claimants(changes)
         # As committed now: inside a transaction() block on MySQL a plain read sees the
         # block's snapshot, which misses the person another writer stored since (whose

@@ -819,6 +819,29 @@ class RepositoryContract(ABC):
             repo.commit(ChangeSet(inserts=[a.model_copy(update={"notes": "again"})]))
         assert repo.get(a.id) == a
 
+    def test_a_new_record_may_not_take_an_id_another_kind_holds(self, repo: Repository) -> None:
+        """An id means one record, whatever its kind: a contact given a lead's id (or a
+        lead a deal's) is refused as an insert of a stored id, and nothing of its change
+        is stored; the holder is still read, found and tagged as before."""
+        a, c = lead(1, tags={"vip"}), contact(2)
+        d = deal(c)
+        add(repo, a, c, d)
+        feed = repo.events()
+        for impostor in (
+            contact(3, id=a.id),
+            lead(4, id=d.id, tags={"gold"}),
+            deal(c, id=c.id),
+        ):
+            with pytest.raises(ConcurrencyError) as err:
+                repo.commit(ChangeSet(inserts=[impostor], events=[event(impostor, "add", None, None)]))
+            assert err.value.id == impostor.id
+            assert err.value.retryable is False, "trying again meets the same record"
+        assert repo.get_many([a.id, c.id, d.id]) == {a.id: a, c.id: c, d.id: d}
+        assert [r.id for r in repo.leads(tag="vip")] == [a.id]
+        assert repo.leads(tag="gold") == [] and repo.contacts() == [c]
+        assert repo.find_keys(identity_keys(contact(3))) == {}
+        assert repo.events() == feed
+
     def test_a_failed_commit_leaves_no_trace(self, repo: Repository) -> None:
         a, b, z = lead(1), lead(2), lead(3)
         add(repo, a)
