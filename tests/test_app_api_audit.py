@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from leadfunnel import Funnel, InvalidArgumentError, Lead, Repository
+from leadfunnel import Funnel, InvalidArgumentError, Lead, NotFoundError, Repository
 from leadfunnel.testing import ManualClock
 
 
@@ -41,6 +41,31 @@ def test_paging_goes_on_after_the_last_record_of_a_page_is_merged_away(
 def test_a_malformed_id_or_filter_is_an_argument_error(call: Any, message: str) -> None:
     with pytest.raises(InvalidArgumentError, match=message):
         call(Funnel())
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "01a22908-50f9-7000-825f-d0e42c4a2ef",  # a character short
+        "01a22908-50f9-7000-825f-d0e42c4a2ef00",  # one too many
+        "urn:uuid:01a22908-50f9-7000-825f-d0e42c4a2e",
+    ],
+)
+def test_a_mistyped_id_is_said_to_be_one_not_an_email_or_a_phone(text: str) -> None:
+    """Almost every mistyped UUID holds six digits in a row: it was taken for a phone
+    (and not repeated, as personal data would not be). It is said to be an id that is
+    not valid, repeated, with how many digits it has."""
+    funnel = Funnel()
+    with pytest.raises(NotFoundError, match="is not a valid record id") as err:
+        funnel.get_lead(text)
+    assert text in str(err.value)
+    assert "e-mail or a phone" not in str(err.value)
+    with pytest.raises(InvalidArgumentError, match=r"after='.*' is not a valid record id"):
+        funnel.leads(after=text)
+    # A phone is still kept out of the message.
+    with pytest.raises(NotFoundError, match="e-mail or a phone") as err:
+        funnel.get_lead("+1 (512) 555-0177")
+    assert "555" not in str(err.value)
 
 
 def test_an_unknown_but_well_formed_cursor_id_is_still_said_to_be_unknown() -> None:

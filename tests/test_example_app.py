@@ -150,6 +150,8 @@ def test_bad_input_is_a_clear_4xx(client: TestClient) -> None:
     assert bad.status_code == 422
     assert "call, email" in bad.json()["detail"]
     assert client.get("/leads", params={"status": "hot"}).status_code == 422
+    for limit in (0, 501, 2**63):  # a page is 1 to 500 leads
+        assert client.get("/leads", params={"limit": limit}).status_code == 422
     person = client.post("/leads", json=pat(22)).json()["id"]
     assert client.post(f"/people/{person}/avoid").json()["status"] == "avoid"
     again = client.post("/leads", json=pat(22))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -146,3 +146,9 @@ def test_bad_arguments_say_what_to_do(funnel: Funnel) -> None:
         funnel.rep_list("not_sat", limit=-1)
     assert len(funnel.rep_list("not_sat")) == 0
     assert "(nobody)" in str(funnel.rep_list("not_sat"))
+
+
+def test_a_list_as_of_an_early_year_writes_its_dates_with_four_digits() -> None:
+    """strftime's %Y writes the year 1 as "1": the list's dates are ISO dates."""
+    text = str(Funnel().rep_list("never_booked", at=datetime(1, 3, 1, tzinfo=UTC)))
+    assert "as of 0001-03-01 00:00 UTC" in text

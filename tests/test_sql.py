@@ -967,7 +967,7 @@ def _upgrade_cut_before(version_1: _Version1, stop: int | None) -> int:
         # list order.
         vip = sorted([lead, *version_1.tagged], key=lambda r: (r.created_at, r.id))
         assert [r.id for r in again.leads(tag="vip")] == [r.id for r in vip]
-        assert [r.id for r in again.leads(tag="vip", after=vip[0], limit=1)] == [vip[1].id]
+        assert [r.id for r in again.leads(tag="vip", after=vip[0].id, limit=1)] == [vip[1].id]
         later = again.touch(deal.contact_id, "call", "connected")
         positions = [e.position or 0 for e in again.events()]
         assert positions == sorted(set(positions))

@@ -136,6 +136,30 @@ def test_a_subscription_stopped_during_a_round_is_not_called_again() -> None:
 # --- registrations ----------------------------------------------------------------------
 
 
+def test_what_one_subscriber_writes_into_an_events_data_the_next_never_sees() -> None:
+    """An event is frozen but its ``data`` is a dict: each subscriber gets its own
+    copies, so one that redacts or annotates them changes nothing for the others (nor
+    the feed)."""
+    funnel = Funnel()
+    seen: list[dict[str, Any]] = []
+
+    def redact(events: list[Event]) -> None:
+        for event in events:
+            event.data.clear()
+            event.data["redacted"] = True
+
+    def read(events: list[Event]) -> None:
+        seen.extend(dict(event.data) for event in events)
+
+    funnel.subscribe(redact)
+    funnel.subscribe(read)
+    lead = funnel.capture(Lead(**person(1)))
+    funnel.touch(lead, "call", "interested")
+    assert len(seen) == 2
+    assert all("redacted" not in data for data in seen), seen
+    assert seen == [event.data for event in funnel.events()]
+
+
 def test_each_stop_removes_its_own_registration_only() -> None:
     funnel = Funnel()
     heard: list[int] = []

@@ -15,11 +15,11 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
 import pydantic
-from fastapi import FastAPI, HTTPException, Request, Response
+from fastapi import FastAPI, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from leadfunnel import (
@@ -117,7 +117,7 @@ def create_app(funnel: Funnel) -> FastAPI:
         source: str | None = None,
         owner: str | None = None,
         after: UUID | None = None,
-        limit: int = 50,
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,  # a page, never the whole store
     ) -> dict[str, Any]:
         page = funnel.leads(status=status, source=source, owner=owner, after=after, limit=limit)
         total = funnel.count("lead", status=status, source=source, owner=owner)

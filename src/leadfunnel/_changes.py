@@ -130,6 +130,9 @@ def subject_id(subject: Subject) -> UUID:
         return UUID(str(subject))
     except ValueError:
         text = str(subject)
+        mistyped = mistyped_id(text)
+        if mistyped is not None:
+            raise NotFoundError(text, found=mistyped) from None
         if looks_personal(text):
             # An e-mail or a phone, given where a record is wanted: not repeated in the
             # message (exceptions end up in logs); the error's ``id`` holds it.
@@ -142,12 +145,31 @@ def subject_id(subject: Subject) -> UUID:
         raise NotFoundError(text) from None
 
 
+def mistyped_id(text: str) -> str | None:
+    """What is wrong with ``text`` if it is an id mistyped (a character short, one too
+    many): hex digits and dashes only, more digits than any phone has (so no personal
+    data to keep out of logs, and the text is repeated); else ``None``."""
+    digits = sum(c in _HEX for c in text.strip().lower().removeprefix("urn:uuid:"))
+    if digits < 20 or _ID_LIKE.fullmatch(text.strip()) is None:
+        return None
+    return (
+        f"{text!r} is not a valid record id: an id is 32 hexadecimal digits, as "
+        f"01a22908-50f9-7000-825f-d0e42c4a2ef0 (this one has {digits}); check for a "
+        "missing or extra character"
+    )
+
+
 def looks_personal(text: str) -> bool:
     """Whether ``text``, given where an id was wanted, may be an e-mail or a phone (or
     hold one: ``tel:+1 512 555 0177``): such a text is never repeated in an error
     message, since errors end up in logs."""
     return "@" in text or _PHONE_LIKE.search(text) is not None
 
+
+#: A text that looks like an id mistyped: hex digits and dashes only (in braces, or
+#: after ``urn:uuid:``, as ``UUID()`` reads them too).
+_ID_LIKE = re.compile(r"(?:urn:uuid:)?\{?[0-9a-fA-F-]+\}?", re.IGNORECASE)
+_HEX = frozenset("0123456789abcdefABCDEF")
 
 #: A text that is not an id but may be a phone: six digits or more, written as
 #: phones are (spaces, dots, dashes, slashes, brackets, a plus).

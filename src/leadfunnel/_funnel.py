@@ -34,6 +34,7 @@ from ._changes import (
     load,
     looks_personal,
     member,
+    mistyped_id,
     require_aware,
     retrying,
     subject_id,
@@ -1202,6 +1203,9 @@ def _filter_id(value: Subject, name: str) -> UUID:
     try:
         return subject_id(value)
     except NotFoundError:
+        mistyped = mistyped_id(str(value))
+        if mistyped is not None:
+            raise InvalidArgumentError(f"{name}={mistyped}") from None
         if looks_personal(str(value)):  # not repeated: errors end up in logs
             raise InvalidArgumentError(
                 f"{name}= is given an e-mail or a phone, by the look of it, not a record id: "

@@ -204,7 +204,9 @@ class RepList(Serialised, Sequence[RepListItem]):
         """:meth:`to_table`, each text passed through ``shown`` before it is measured
         (the command line's: control characters out, what the terminal's encoding
         cannot write replaced)."""
-        head = f"{self.title}, as of {self.at:%Y-%m-%d %H:%M %Z}: {len(self.items)}"
+        # (isoformat: strftime's %Y writes the year 1 as "1", not "0001")
+        at = f"{self.at.date().isoformat()} {self.at:%H:%M %Z}"
+        head = f"{self.title}, as of {at}: {len(self.items)}"
         if by is None:
             return "\n".join([head, "", *_rows(self.items, shown)]) + "\n"
         if by not in ("source", "age"):
@@ -244,7 +246,7 @@ def _rows(items: Sequence[RepListItem], shown: Callable[[str], str]) -> list[str
         lines.append(
             f"  {cell(item.name or item.email, 24)} {cell(item.company, 20)} "
             f"{cell(item.phone, 16)} {cell(item.source, 12)} {item.state:<15} "
-            f"{item.since:%Y-%m-%d} {item.age_days:>4}d"
+            f"{item.since.date().isoformat()} {item.age_days:>4}d"
         )
     return lines
 

@@ -61,6 +61,7 @@ reference implementation.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import enum
 import functools
@@ -435,6 +436,11 @@ class _Subscription:
         self.callback = callback
         self.name = _name_of(callback)
         self.active = True
+
+
+def _own_copy(event: Event) -> Event:
+    """``event`` with a copy of its ``data`` (the rest of an event cannot change)."""
+    return event.model_copy(update={"data": copy.deepcopy(event.data)})
 
 
 def _name_of(callback: object) -> str:
@@ -1053,7 +1059,9 @@ class Repository(ABC):
 
     def _call(self, subscription: _Subscription, events: list[Event]) -> None:
         try:
-            subscription.callback(list(events))
+            # Its own copies: an event is frozen, but its ``data`` is a dict, and what
+            # one subscriber writes there must not reach the next.
+            subscription.callback([_own_copy(e) for e in events])
         except Exception:
             first, last = events[0].position, events[-1].position
             _log.exception(

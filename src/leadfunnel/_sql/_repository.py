@@ -1417,7 +1417,7 @@ class SqlRepository(RepRowsAdapter):
             params["after_at"] = require_aware(after[0], "after")
             params["after_id"] = after[1]
         if limit is not None:
-            params["limit"] = limit
+            params["limit"] = _rows_at_most(limit)
         return query, params
 
     @staticmethod
@@ -1465,7 +1465,7 @@ class SqlRepository(RepRowsAdapter):
             sa.select(t.c.doc)
             .where(sa.or_(*traits), t.c.erased_at.is_(None))
             .order_by(t.c.created_at, t.c.id)
-            .limit(limit)
+            .limit(_rows_at_most(limit))
         )
         return self._select(kind, query)
 
@@ -1486,7 +1486,7 @@ class SqlRepository(RepRowsAdapter):
         after = min(after, 2**63 - 1)
         query = sa.select(*EVENT_READ).where(t.c.position > after).order_by(t.c.position)
         if limit is not None:
-            query = query.limit(limit)
+            query = query.limit(_rows_at_most(limit))
         with self._read() as conn:
             return [event_from_row(row) for row in conn.execute(query)]
 
@@ -1842,7 +1842,7 @@ class SqlRepository(RepRowsAdapter):
             query = query.where(entered < require_aware(entered_until, "entered_until"))
         query = query.order_by(entered.desc(), table.c.seq.desc())
         if limit is not None:
-            query = query.limit(limit)
+            query = query.limit(_rows_at_most(limit))
         record_kind = "lead" if kind == "never_booked" else "opportunity"
         with self._read() as conn:
             return [
@@ -1962,6 +1962,16 @@ _FLAG_KEYS = (
     .where(s.keys.c.record_id == sa.bindparam("rid"))
     .values(avoided=sa.bindparam("flag"))
 )
+#: The most rows a read asks the database for: a larger limit (Python's ints have no
+#: bound) is the same as this one, as no list of more rows fits in memory, but beyond
+#: it PostgreSQL's int4 parameter and SQLite's int64 refused it.
+_MOST_ROWS = 2**31 - 1
+
+
+def _rows_at_most(limit: int) -> int:
+    return min(limit, _MOST_ROWS)
+
+
 _TAGS_BORN = (
     sa.update(s.tags)
     .where(s.tags.c.record_id == sa.bindparam("rid"))

@@ -832,13 +832,15 @@ class RepositoryContract(ABC):
             lead(4, id=d.id, tags={"gold"}),
             deal(c, id=c.id),
         ):
+            added = event(impostor, "add", None, None)
             with pytest.raises(ConcurrencyError) as err:
-                repo.commit(ChangeSet(inserts=[impostor], events=[event(impostor, "add", None, None)]))
+                repo.commit(ChangeSet(inserts=[impostor], events=[added]))
             assert err.value.id == impostor.id
             assert err.value.retryable is False, "trying again meets the same record"
         assert repo.get_many([a.id, c.id, d.id]) == {a.id: a, c.id: c, d.id: d}
         assert [r.id for r in repo.leads(tag="vip")] == [a.id]
-        assert repo.leads(tag="gold") == [] and repo.contacts() == [c]
+        assert repo.leads(tag="gold") == []
+        assert repo.contacts() == [c]
         assert repo.find_keys(identity_keys(contact(3))) == {}
         assert repo.events() == feed
 
@@ -3055,6 +3057,12 @@ class RepositoryContract(ABC):
             r.id for r in vip if r.source == "a"
         ]
         assert repo.count("lead", tag="vip") == len(vip)
+        # A limit beyond any list (Python's ints have no bound) is no limit, on every
+        # store: not a driver's overflow.
+        for huge in (2**31, 2**63, 2**70):
+            assert [r.id for r in repo.leads(limit=huge)] == [r.id for r in order]
+            assert [r.id for r in repo.leads(tag="vip", limit=huge)] == [r.id for r in vip]
+            assert len(repo.events(limit=huge)) == len(repo.events())
         # A cursor need not be stored: the page starts after where it would be.
         gap = (T0 + timedelta(hours=2, minutes=30), uuid4())
         assert [r.id for r in repo.leads(after=gap)] == [
