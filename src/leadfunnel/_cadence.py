@@ -9,6 +9,7 @@ their touches; nothing is stored, so nothing goes stale.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
@@ -83,11 +84,11 @@ class BusinessHours:
                 weekdays.add(day)
             else:
                 raise ConfigError(
-                    f"business hours: {day!r} is not a weekday; use 0 (Monday) to 6 "
+                    f"business hours: days: {day!r} is not a weekday; use 0 (Monday) to 6 "
                     "(Sunday) or a name such as 'mon'"
                 )
         if not weekdays:
-            raise ConfigError("business hours: no working days; give at least one weekday")
+            raise ConfigError("business hours: days: no working days; give at least one weekday")
         object.__setattr__(self, "days", frozenset(weekdays))
         if not isinstance(self.start, time) or not isinstance(self.end, time):
             raise ConfigError("business hours: start and end must be datetime.time values")
@@ -101,9 +102,15 @@ class BusinessHours:
                 object.__setattr__(self, "timezone", ZoneInfo(self.timezone))
             except (ZoneInfoNotFoundError, ValueError):
                 raise ConfigError(
-                    f"business hours: unknown time zone {self.timezone!r}; "
+                    f"business hours: timezone: unknown time zone {self.timezone!r}; "
                     "use an IANA name such as 'Europe/Berlin'"
                 ) from None
+        elif not isinstance(self.timezone, tzinfo):
+            # Refused here, not when the first deadline is counted in it.
+            raise ConfigError(
+                "business hours: timezone: must be an IANA name such as 'Europe/Berlin' "
+                f"(or a tzinfo), not {self.timezone!r}"
+            )
 
     @property
     def _tz(self) -> tzinfo:
@@ -238,13 +245,13 @@ class CadencePolicy:
         for name in ("lead_intervals", "contact_intervals"):
             key = f"{name}_days"
             if key in data:
-                kwargs[name] = [_number(key, v, timedelta(days=1)) for v in _list(key, data[key])]
+                kwargs[name] = _waits(key, data[key])
         if "first_response_hours" in data:
-            kwargs["first_response"] = _number(
-                "first_response_hours", data["first_response_hours"], timedelta(hours=1)
+            kwargs["first_response"] = _duration(
+                "first_response_hours", data["first_response_hours"], "hours"
             )
         if "grace_hours" in data:
-            kwargs["grace"] = _number("grace_hours", data["grace_hours"], timedelta(hours=1))
+            kwargs["grace"] = _duration("grace_hours", data["grace_hours"], "hours")
         if "business_hours" in data:
             kwargs["business_hours"] = _business_hours(data["business_hours"])
         return cls(**kwargs)
@@ -309,10 +316,43 @@ def _list(key: str, value: Any) -> list[Any]:
     return list(value)
 
 
-def _number(key: str, value: Any, unit: timedelta) -> timedelta:
+_UNITS = {"days": timedelta(days=1), "hours": timedelta(hours=1)}
+
+
+def _duration(key: str, value: Any, unit: str) -> timedelta:
+    """``value``, a number of ``unit`` (``"days"`` or ``"hours"``) from the key ``key`` of
+    a cadence's data, as a wait; or a :class:`ConfigError` naming the key and the value
+    (never the ``OverflowError`` or ``ValueError`` of an infinite, NaN or huge number)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(f"cadence: {key} must be numbers, not {value!r}")
-    return value * unit
+        raise ConfigError(f"cadence: {key} must be a number of {unit}, not {value!r}")
+    if not math.isfinite(value) or value < 0:
+        raise ConfigError(f"cadence: {key} = {value!r} must be a finite number of {unit} >= 0")
+    try:
+        return value * _UNITS[unit]
+    except OverflowError:
+        most = timedelta.max // _UNITS[unit]
+        raise ConfigError(
+            f"cadence: {key} = {value!r} is too long: at most {most} {unit}"
+        ) from None
+
+
+def _waits(key: str, value: Any) -> list[timedelta]:
+    """The waits of the list of days at ``key`` (``lead_intervals_days``...), checked as
+    :class:`CadencePolicy` checks them, with errors naming the key and the numbers."""
+    numbers = _list(key, value)
+    if not numbers:
+        raise ConfigError(f"cadence: {key} is empty; give at least one wait (a number of days)")
+    for number in numbers:
+        if isinstance(number, bool) or not isinstance(number, (int, float)):
+            raise ConfigError(f"cadence: {key} must be numbers of days, not {number!r}")
+    waits = [_duration(f"{key}[{i}]", number, "days") for i, number in enumerate(numbers)]
+    for i in range(2, len(waits)):
+        if waits[i] < waits[i - 1]:
+            raise ConfigError(
+                f"cadence: {key}[{i}] = {numbers[i]!r} is shorter than the wait before it "
+                f"({numbers[i - 1]!r}); a cadence may slow down but never speed up"
+            )
+    return waits
 
 
 def _business_hours(data: Any) -> BusinessHours:
@@ -349,7 +389,14 @@ def _business_hours(data: Any) -> BusinessHours:
         kwargs["holidays"] = frozenset(days)
     if "timezone" in data:
         kwargs["timezone"] = data["timezone"]
-    return BusinessHours(**kwargs)
+    try:
+        return BusinessHours(**kwargs)
+    except ConfigError as exc:
+        # "business hours: days: ...", as the Python API names it: here as the file
+        # names it, "business_hours.days".
+        problem = str(exc).partition(": ")[2]
+        named = problem.partition(":")[0] in known
+        raise ConfigError(f"cadence: business_hours{'.' if named else ': '}{problem}") from None
 
 
 @dataclass(frozen=True, slots=True)
