@@ -16,14 +16,15 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date
 from os import PathLike
 from types import MappingProxyType
 from typing import Any, Protocol
+from uuid import UUID
 
 from ._clock import Clock, SystemClock
 from ._errors import ConfigError
-from ._models import Contact, Lead, normalise_country
+from ._models import Contact, Event, Lead, normalise_country
 from ._qualification import lead_field, shown_name
 from ._toml import read_toml
 
@@ -38,6 +39,17 @@ def _names(where: str, key: str, value: Any) -> tuple[str, ...]:
         if not isinstance(item, str) or not item.strip():
             raise ConfigError(f"{where}: {key} must be a list of non-empty strings, has {item!r}")
     return tuple(item.strip() for item in items)
+
+
+def _condition(where: str, key: str, value: Any) -> tuple[str, ...]:
+    """A route's condition: a list of strings, at least one (none could match no lead)."""
+    values = _names(where, key, value)
+    if not values:
+        raise ConfigError(
+            f"{where}: {key} is an empty list, which no lead could match; list the "
+            f"values to accept, or leave {key} out to accept every lead"
+        )
+    return values
 
 
 def _fold(values: Iterable[str]) -> frozenset[str]:
@@ -182,7 +194,7 @@ class Route:
             raise ConfigError(f"{where}: group must be a group's name, not {self.group!r}")
         if self.countries is not None:
             codes = []
-            for value in _names(where, "countries", self.countries):
+            for value in _condition(where, "countries", self.countries):
                 try:
                     codes.append(normalise_country(value))
                 except ValueError as exc:
@@ -191,7 +203,7 @@ class Route:
         for key in ("regions", "postal_codes", "sources", "profiles", "tags"):
             value = getattr(self, key)
             if value is not None:
-                object.__setattr__(self, key, _names(where, key, value))
+                object.__setattr__(self, key, _condition(where, key, value))
         for key in ("min_employees", "max_employees"):
             value = getattr(self, key)
             if value is not None and (
@@ -260,11 +272,13 @@ _ROUTE_KEYS = (
 
 
 class _FunnelLike(Protocol):
-    """What :meth:`RoutingRules.attach` needs of a funnel."""
+    """What :meth:`RoutingRules.attach` needs of a funnel: its clock and its event feed."""
 
     clock: Clock
 
-    def count(self, kind: Any, **filters: Any) -> int: ...
+    def events(self, after: int = 0, limit: int | None = 1000) -> list[Event]: ...
+
+    def last_position(self) -> int: ...
 
 
 class RoutingRules:
@@ -282,10 +296,18 @@ class RoutingRules:
     :meth:`attach` gave it; the system's UTC clock until then); the counts restart
     when the day changes. They count the leads this router assigned: through a funnel,
     only those stored (see :meth:`reserve`: a change rolled back or refused gives the
-    owner's capacity and turn back); a process that starts mid-day catches up with
+    owner's capacity and turn back), each recorded with its lead (see
+    :meth:`arrival_data`); a process that starts mid-day catches up with
     :meth:`attach`. ``backup_for(owner)`` names the backup of the owner's group (or, if
     the backup is the owner or unavailable, another available owner of the group);
     capacity does not apply to escalations. Safe to share between threads.
+
+    The counts (and the turns) live in the router's memory: one process never gives an
+    owner more than their capacity, but routers in several processes on one store do
+    not see each other's leads until :meth:`attach` is called again, and together may
+    give an owner more, by what the others gave since. Route in one process, or call
+    :meth:`attach` again from time to time (it then reads only the events committed
+    since its last call).
     """
 
     def __init__(
@@ -319,7 +341,9 @@ class RoutingRules:
                 f"groups: {', '.join(self.groups) or 'none'}"
             )
         self.default = default
-        self._unavailable: set[str] = set(_names("routing", "unavailable", unavailable))
+        # A name no group has (a typo) would mark nobody: refused, as set_unavailable does.
+        names = _names("routing", "unavailable", unavailable)
+        self._unavailable: set[str] = set(self._known("routing: unavailable", "owners", names))
         # Smooth weighted round-robin: each owner's running credit, per group.
         self._credit: dict[str, dict[str, float]] = {
             name: dict.fromkeys(group.owners, 0.0) for name, group in self.groups.items()
@@ -331,6 +355,11 @@ class RoutingRules:
         # Leads reserved today (see reserve) whose commit is not known yet, per owner:
         # they take capacity, so that two threads' captures cannot overfill an owner.
         self._held: Counter[str] = Counter()
+        # The same reservations by lead id, until settled: what arrival_data records.
+        self._pending: dict[UUID, _Taken] = {}
+        # What attach() last read of a funnel's feed: the funnel, the day, the position
+        # read up to and the leads routed that day per owner, so that it goes on from there.
+        self._read: tuple[_FunnelLike, date, int, Counter[str]] | None = None
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -417,18 +446,20 @@ class RoutingRules:
         """Mark ``owners`` out of office: they get no new leads and no escalations.
         Names are trimmed as the groups' are; one that no group has (a typo) is a
         :class:`~leadfunnel.ConfigError`, rather than a mark that changes nothing."""
-        names = self._known("set_unavailable", owners)
+        names = self._known("set_unavailable", "owners", owners)
         with self._lock:
             self._unavailable.update(names)
 
     def set_available(self, *owners: str) -> None:
         """Mark ``owners`` back in the office (names checked as :meth:`set_unavailable`)."""
-        names = self._known("set_available", owners)
+        names = self._known("set_available", "owners", owners)
         with self._lock:
             self._unavailable.difference_update(names)
 
-    def _known(self, where: str, owners: tuple[str, ...]) -> tuple[str, ...]:
-        names = _names(where, "owners", owners)
+    def _known(self, where: str, key: str, owners: Iterable[str]) -> tuple[str, ...]:
+        """``owners`` (``key``'s names), trimmed, or a :class:`ConfigError` naming those
+        no group has and the names the groups have."""
+        names = _names(where, key, owners)
         members = {
             name
             for group in self.groups.values()
@@ -468,7 +499,8 @@ class RoutingRules:
     def reserve(self, lead: Lead) -> tuple[str | None, Callable[[bool], None] | None]:
         """The owner for ``lead``, about to be stored, and ``settle(stored)`` to call once
         it is known whether it was (``None``: nothing to settle). What the funnel calls
-        for each new lead.
+        for each new lead to be called (raw or qualified), and for a suspect or
+        farm-list lead without an owner that responds.
 
         A lead without an owner is assigned as :meth:`assign` does, and a lead with one
         counted as :meth:`count_given` counts it; either way the lead only holds its
@@ -476,7 +508,8 @@ class RoutingRules:
         ``settle(True)`` counts it as given. ``settle(False)`` (the change rolled back,
         or the store refused it) gives the place back, and the turn: the owner is first
         in line again, as if the lead had never come. ``settle`` acts once; one
-        called after the day changed leaves today's counts alone."""
+        called after the day changed leaves today's counts alone. Until it is called,
+        :meth:`arrival_data` says what the lead's event records of it."""
         if lead.owner is None:
             taken = self._take(lead, held=True)
             if taken is None:
@@ -489,8 +522,21 @@ class RoutingRules:
             if lead.created_at.astimezone(UTC).date() != self._day:
                 return lead.owner, None
             self._held[lead.owner] += 1
-            taken = _Taken(lead.owner, self._day)
+            taken = self._pending[lead.id] = _Taken(lead.owner, self._day, lead_id=lead.id)
         return lead.owner, functools.partial(self._settle, taken)
+
+    def arrival_data(self, lead: Lead | Contact) -> dict[str, Any]:
+        """What the event recording the arrival of ``lead`` (a lead :meth:`reserve` has
+        counted, not yet settled) records of it, for :meth:`attach` to count it again:
+        ``{"routed": {"owner": "ana", "day": "2026-03-02"}}``, the owner and the UTC day
+        (ISO) it counts against. Empty for a lead that counts against no one's day.
+        The funnel puts it in the ``data`` of the lead's ``add``, ``capture``,
+        ``import`` or ``respond`` event."""
+        with self._lock:
+            taken = self._pending.get(lead.id)
+        if taken is None or taken.day is None:
+            return {}
+        return {"routed": {"owner": taken.owner, "day": taken.day.isoformat()}}
 
     def _take(self, lead: Lead, *, held: bool) -> _Taken | None:
         """Choose the owner of ``lead``, count the lead as given (or ``held``)."""
@@ -515,7 +561,10 @@ class RoutingRules:
             else:
                 return None
             (self._held if held else self._given)[chosen] += 1
-            return _Taken(chosen, self._day, turn)
+            taken = _Taken(chosen, self._day, turn, lead_id=lead.id)
+            if held:
+                self._pending[lead.id] = taken
+            return taken
 
     def _settle(self, taken: _Taken, stored: bool) -> None:
         """Count a reserved lead as given (``stored``), or give its place and turn back."""
@@ -523,6 +572,8 @@ class RoutingRules:
             if taken.settled:
                 return
             taken.settled = True
+            if taken.lead_id is not None and self._pending.get(taken.lead_id) is taken:
+                del self._pending[taken.lead_id]
             self._roll_day()
             if taken.day == self._day:  # a day's counts start afresh: nothing held then
                 self._held[taken.owner] -= 1
@@ -569,9 +620,9 @@ class RoutingRules:
     def count_given(self, lead: Lead) -> None:
         """Count ``lead``, stored with its owner already (set by hand, or an import's
         owner column), against that owner's day if it was created today and the owner
-        has a capacity: as :meth:`attach` counts the leads the store holds, so a
-        restarted process and the live one agree. (The funnel counts such a lead
-        through :meth:`reserve`, once it is stored.)"""
+        has a capacity. The funnel counts such a lead itself, through :meth:`reserve`
+        (once it is stored, and recorded for :meth:`attach`); this is for a lead
+        stored some other way, which a restarted process does not count."""
         if lead.owner is None or lead.owner not in self._capped():
             return  # only owners with a capacity are counted, as attach() counts them
         with self._lock:
@@ -592,23 +643,36 @@ class RoutingRules:
             return {owner: n for owner, n in self._given.items() if n}
 
     def attach(self, funnel: _FunnelLike) -> None:
-        """Route for ``funnel``: count days on its clock, and start today's counts from
-        the leads its store already holds for each owner with a capacity (leads
-        created since the start of today, UTC), so a restarted process keeps the
-        limits. Call it once, after ``Funnel(router=...)``."""
+        """Route for ``funnel``: count days on its clock, and count today's leads from its
+        store, so that a process that restarts at noon keeps the morning's counts.
+
+        Each lead the funnel routed (or counted against an owner's day: see
+        :meth:`reserve`) is recorded in the event of its arrival (``data["routed"]``,
+        see :meth:`arrival_data`), with the day it was given on, whatever its
+        ``created_at``: an import of last year's CRM rows counts today. They are read
+        from the end of the event feed back to the first lead routed before today: one
+        day of the feed (all of it, on the first day a router records there). Called
+        again, it reads only the events committed since: this takes in the leads other
+        processes gave meanwhile (each process counts only its own between calls). For
+        each owner with a capacity the count is the larger of the store's and the
+        router's own. Call it once after ``Funnel(router=...)``, and again when other
+        processes route on the same store."""
         self.use_clock(funnel.clock)
         with self._lock:
             self._roll_day()
             assert self._day is not None
-            start = datetime.combine(self._day, time(), tzinfo=UTC)
-        held = {
-            owner: funnel.count("lead", owner=owner, created_since=start)
-            for owner in self._capped()
-        }
+            today, read = self._day, self._read
+        if read is not None and read[0] is funnel and read[1] == today:
+            counts, position = _routed_since(funnel, today, read[2], read[3])
+        else:
+            counts, position = _routed_back(funnel, today)
         with self._lock:
             self._roll_day()
-            for owner, count in held.items():
-                self._given[owner] = max(self._given[owner], count)
+            if self._day != today:
+                return  # the day ended while the feed was read: the new one starts at 0
+            self._read = (funnel, today, position, counts)
+            for owner in self._capped():
+                self._given[owner] = max(self._given[owner], counts[owner])
 
     def needs_record(self, owner: str | None) -> bool:
         """Whether :meth:`backup_for` needs the record to answer for ``owner``: only
@@ -653,6 +717,73 @@ class _Taken:
     day: date | None
     turn: tuple[OwnerGroup, tuple[str, ...]] | None = None
     settled: bool = False
+    lead_id: UUID | None = None  # the lead reserved (see RoutingRules.arrival_data)
+
+
+#: How many events :meth:`RoutingRules.attach` reads at a time.
+_PAGE = 1000
+
+
+def _routed(event: Event) -> tuple[str, date] | None:
+    """The owner and day ``event`` records a lead was given on (``data["routed"]``, see
+    :meth:`RoutingRules.arrival_data`), if it records one."""
+    routed = event.data.get("routed")
+    if not isinstance(routed, Mapping):
+        return None
+    owner, day = routed.get("owner"), routed.get("day")
+    if not isinstance(owner, str) or not isinstance(day, str):
+        return None
+    try:
+        return owner, date.fromisoformat(day)
+    except ValueError:
+        return None
+
+
+def _routed_back(funnel: _FunnelLike, today: date) -> tuple[Counter[str], int]:
+    """The leads routed on ``today`` per owner, read from the end of ``funnel``'s event
+    feed back to the first one routed on an earlier day (and a page more: two leads
+    routed either side of midnight may commit in either order), and the position of
+    the last event read."""
+    last = funnel.last_position()
+    counts: Counter[str] = Counter()
+    end, pages_left = last, -1  # -1: until a lead routed before today shows
+    while end > 0 and pages_left != 0:
+        start = max(end - _PAGE, 0)
+        earlier = False
+        # Positions grow in commit order, with gaps where a store leaves some: the page
+        # after ``start`` holds every event up to ``end`` (and maybe some after it).
+        for event in funnel.events(after=start, limit=_PAGE):
+            if event.position > end:
+                break
+            routed = _routed(event)
+            if routed is None:
+                continue
+            owner, day = routed
+            if day == today:
+                counts[owner] += 1
+            elif day < today:
+                earlier = True
+        if pages_left > 0:
+            pages_left -= 1
+        elif earlier:
+            pages_left = 1
+        end = start
+    return counts, last
+
+
+def _routed_since(
+    funnel: _FunnelLike, today: date, after: int, counts: Counter[str]
+) -> tuple[Counter[str], int]:
+    """``counts`` (the leads routed on ``today`` per owner, up to position ``after``)
+    with those of the events committed since, and the position of the last one."""
+    counts = Counter(counts)
+    while page := funnel.events(after=after, limit=_PAGE):
+        for event in page:
+            routed = _routed(event)
+            if routed is not None and routed[1] == today:
+                counts[routed[0]] += 1
+        after = page[-1].position
+    return counts, after
 
 
 def _member(group: OwnerGroup, owner: str) -> bool:

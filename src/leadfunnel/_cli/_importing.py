@@ -17,7 +17,7 @@ import click
 
 from .._collector import collector_paused
 from .._csv_out import csv_writer, printable
-from .._errors import LeadFunnelError
+from .._errors import ConfigError, LeadFunnelError
 from ._common import (
     Interrupts,
     db_option,
@@ -101,6 +101,16 @@ __all__ = ["import_"]
     default=None,
     help="Write rejected rows, with row number and reason, to this CSV file.",
 )
+@click.option(
+    "--routing",
+    "routing_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    metavar="FILE.toml",
+    help="Give the raw and qualified leads owners by these routing rules (see "
+    "docs/cadence.md), as RoutingRules.from_toml reads them; capacities count the "
+    "leads given today, by earlier imports too.",
+)
 @guarded
 def import_(
     db: str,
@@ -115,6 +125,7 @@ def import_(
     phone_region: str,
     lead_model: str | None,
     rejects: str | None,
+    routing_file: str | None,
 ) -> None:
     """Import leads from a CSV export (Salesforce, HubSpot or generic).
 
@@ -124,6 +135,7 @@ def import_(
     \b
     Example:
       leadfunnel import salesforce-leads.csv --status-map statuses.toml --rejects rejected.csv
+      leadfunnel import webinar.csv --routing routing.toml
     """
     from .._csv import StatusMap, open_csv
     from .._importing import sized_chunks
@@ -131,6 +143,7 @@ def import_(
     if day_first and month_first:
         fail("give --day-first or --month-first, not both")
     statuses = StatusMap.from_toml(status_map) if status_map else None
+    router = _routing(routing_file) if routing_file else None
     model = load_lead_model(lead_model) if lead_model else None
     source = open_csv(
         file,
@@ -145,6 +158,8 @@ def import_(
     options: dict[str, Any] = {"phone_region": _phone_region(phone_region)}
     if model:
         options["lead_model"] = model
+    if router is not None:
+        options["router"] = router
     if rejects:
         # Checked before the database is opened (or made): a rejects file that cannot
         # be written must not leave a new empty database behind.
@@ -162,7 +177,9 @@ def import_(
     funnel = open_funnel(db, **options)
     if rejects:
         refuse_output_over_database(rejects, "--rejects")
-    tally = _ImportTally(source.explain)
+    if router is not None:
+        router.attach(funnel)  # today's counts: what earlier imports and captures gave
+    tally = _ImportTally(source.explain, routing=router is not None)
     failure: str | None = None
     # Rejected rows stream to a temporary file beside the target, which replaces the
     # target when the import ends: memory stays flat, nothing is half-written. Reading
@@ -191,7 +208,14 @@ def import_(
                 for chunk in sized_chunks(source.rows(), _row_bytes):
                     if interrupts.requested:  # while this chunk was read: left for later
                         break
-                    failure = _import_chunk(funnel, chunk, status, tally, write_rejects, interrupts)
+                    given = router.assigned_today() if router is not None else {}
+                    try:
+                        failure = _import_chunk(
+                            funnel, chunk, status, tally, write_rejects, interrupts
+                        )
+                    finally:
+                        if router is not None:
+                            tally.note_routed(given, router.assigned_today())
                     advance(len(chunk))
                     if failure or interrupts.requested:
                         break
@@ -289,9 +313,13 @@ _REASONS_SHOWN = 3  # rejected rows whose reasons the summary shows without --re
 class _ImportTally:
     """What an import stored, chunk after chunk, for its summary."""
 
-    def __init__(self, explain: Callable[[CsvRow, str], str] | None = None) -> None:
+    def __init__(
+        self, explain: Callable[[CsvRow, str], str] | None = None, *, routing: bool = False
+    ) -> None:
         # Names a rejected row's fields as the file's columns (CsvSource.explain).
         self.explain = explain or _as_given
+        # With --routing: the leads given to each owner (None without it).
+        self.routed: Counter[str] | None = Counter() if routing else None
         self.added = self.duplicates = self.avoided = self.rejected = 0
         self.stored: Counter[str] = Counter()  # lead status, or "contact:<type>"
         self.keyless = 0  # added with neither e-mail nor phone
@@ -302,6 +330,15 @@ class _ImportTally:
         room = _REASONS_SHOWN - len(self.first_rejected)
         if room > 0:
             self.first_rejected += [(line, why) for line, why, _ in sorted(refused)[:room]]
+
+    def note_routed(self, before: dict[str, int], after: dict[str, int]) -> None:
+        """Count the leads given to each owner between ``before`` and ``after``, the
+        router's ``assigned_today()`` around a chunk (a chunk stored across midnight
+        counts from the new day's zero)."""
+        if self.routed is not None:
+            for owner, n in after.items():
+                earlier = before.get(owner, 0)
+                self.routed[owner] += n - earlier if n >= earlier else n
 
     def count(self, rows: list[CsvRow], report: ImportReport, status: str | None) -> _Handled:
         """Count one chunk's report (which numbers its rows from 1)."""
@@ -343,6 +380,9 @@ class _ImportTally:
             kinds = [("as leads", self._counts(LeadStatus, ""))]
             kinds.append(("as contacts", self._counts(ContactType, "contact:")))
             lines.append("Stored " + "; ".join(f"{a}: {b}" for a, b in kinds if b))
+        if self.routed is not None:
+            given = sorted(self.routed.items(), key=lambda item: (-item[1], item[0]))
+            lines.append("Routed: " + (", ".join(f"{n} to {o}" for o, n in given if n) or "none"))
         if self.keyless:
             lines.append(
                 f"{self.keyless} added with neither e-mail nor phone: nothing tells them "
@@ -425,6 +465,18 @@ class _Interrupts(Interrupts):
             yield
         finally:
             self._storing = False
+
+
+def _routing(path: str) -> Any:
+    """The routing rules of ``--routing``; a bad file exits with status 2 and one line
+    (before the database is opened)."""
+    from .._routing import RoutingRules
+
+    try:
+        return RoutingRules.from_toml(path)
+    except ConfigError as exc:
+        message = str(exc)
+        fail(message if repr(path) in message else f"--routing {path}: {message}")
 
 
 def _phone_region(code: str) -> str:

@@ -8,12 +8,13 @@ import json
 import sys
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
 from .._channels import reachable_channels
 from .._csv_out import csv_text, printable
+from .._errors import ConfigError
 from ._common import (
     db_option,
     emit,
@@ -27,6 +28,33 @@ from ._common import (
 )
 
 __all__ = ["due", "list_", "report"]
+
+_T = TypeVar("_T")
+
+
+def _config_file(option: str, path: str | None, read: Callable[[str], _T]) -> _T | None:
+    """What ``read`` makes of the TOML file ``option`` names (``None`` without one); a
+    file that cannot be read or holds a bad value exits with status 2 and one line
+    naming the option and the file."""
+    if path is None:
+        return None
+    try:
+        return read(path)
+    except ConfigError as exc:
+        message = str(exc)
+        fail(message if repr(path) in message else f"{option} {path}: {message}")
+
+
+def _read_cadence(path: str) -> Any:
+    from .._cadence import CadencePolicy  # imported only for a command given a file
+
+    return CadencePolicy.from_toml(path)
+
+
+def _read_routing(path: str) -> Any:
+    from .._routing import RoutingRules  # imported only for a command given a file
+
+    return RoutingRules.from_toml(path)
 
 
 def _when(value: str | None, zone_name: str = "UTC") -> datetime | None:
@@ -65,6 +93,24 @@ _AT_ZONE = _timezone_option("Zone of an --at without an offset, e.g. America/New
 @_AT_ZONE
 @click.option("--owner", default=None, help="Only the follow-ups of this owner's people.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="The first N only.")
+@click.option(
+    "--cadence",
+    "cadence_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    metavar="FILE.toml",
+    help="The cadence policy (touches, waits, first response, business hours; see "
+    "docs/cadence.md), as CadencePolicy.from_toml reads it; default: leadfunnel's.",
+)
+@click.option(
+    "--routing",
+    "routing_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    metavar="FILE.toml",
+    help="Routing rules (see docs/cadence.md), as RoutingRules.from_toml reads them: an "
+    "overdue follow-up escalates to the backup they name.",
+)
 @format_option("table", "json", "csv")
 @output_option
 @guarded
@@ -74,6 +120,8 @@ def due(
     zone_name: str,
     owner: str | None,
     limit: int | None,
+    cadence_file: str | None,
+    routing_file: str | None,
     format_: str,
     output: str | None,
 ) -> None:
@@ -84,10 +132,14 @@ def due(
       leadfunnel due --at 2026-04-01T09:00:00+00:00
       leadfunnel due --at 2026-04-01T09:00 --timezone America/Chicago
       leadfunnel due --owner ana --limit 20
+      leadfunnel due --cadence cadence.toml --routing routing.toml
       leadfunnel due --format csv -o calls.csv
     """
-    when = _when(at, zone_name)  # a bad --at is reported before the database is opened
-    funnel = open_funnel(db, migrate="check")
+    # A bad --at or file is reported before the database is opened.
+    when = _when(at, zone_name)
+    cadence = _config_file("--cadence", cadence_file, _read_cadence)
+    router = _config_file("--routing", routing_file, _read_routing)
+    funnel = open_funnel(db, migrate="check", cadence=cadence, router=router)
     items = funnel.due(at=when, owner=owner, limit=limit)
     people = funnel.repository.get_many(item.subject_id for item in items)
     said = f"{len(items)} follow-ups"
