@@ -420,7 +420,13 @@ class Funnel(Generic[LeadT, ContactT, OpportunityT]):
         reason: str | None,
     ) -> LeadT:
         return _leads.move_lead(  # type: ignore[return-value]
-            self.repository, self._id(lead), trigger, now=self._now(at), actor=actor, reason=reason
+            self.repository,
+            self._id(lead),
+            trigger,
+            now=self._now(at),
+            actor=actor,
+            reason=reason,
+            router=self.router,
         )
 
     @retrying

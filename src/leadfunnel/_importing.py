@@ -58,7 +58,7 @@ from ._models import (
     updated,
 )
 from ._people import avoid, avoid_into
-from ._protocols import Router, assign_owner
+from ._protocols import Router, assign_owner, routing_data
 from ._repository import ChangeSet, Repository, settled_by_commit
 from ._results import Serialised
 from ._suppression import Suppressor
@@ -832,7 +832,9 @@ def _commit(
             records = [assign_owner(router, r) if isinstance(r, Lead) else r for _, r in accepted]
             changes = ChangeSet(
                 inserts=list(records),
-                events=[e for r in records for e in _events(r, actor, reason)],
+                events=[
+                    e for r in records for e in _events(r, actor, reason, routing_data(router, r))
+                ],
             )
             if suppressor is not None:
                 changes.unsuppressed = [k for r in records for k in identity_keys(r)]
@@ -886,16 +888,20 @@ def _check_store(repository: Repository, record: Person, refusal: Exception) -> 
         raise refusal from None
 
 
-def _events(record: Person, actor: str | None, reason: str | None) -> list[Event]:
+def _events(
+    record: Person, actor: str | None, reason: str | None, routed: dict[str, Any]
+) -> list[Event]:
+    """The events of an imported row; the first (its arrival) records its ``routed``
+    data (see ``routing_data``)."""
     at = record.created_at
     if isinstance(record, Contact):
-        return [event(record, "import", None, record.type.value, at, actor, reason)]
+        return [event(record, "import", None, record.type.value, at, actor, reason, routed)]
     dest = record.status.value
     if record.status in _CARRIED:
         # The lead was raw in the CRM it comes from before it was (dis)qualified: its
         # history, and every report counted from it, shows both steps.
         return [
-            event(record, "import", None, LeadStatus.RAW.value, at, actor, reason),
+            event(record, "import", None, LeadStatus.RAW.value, at, actor, reason, routed),
             event(record, "import", LeadStatus.RAW.value, dest, at, actor, reason),
         ]
-    return [event(record, "import", None, dest, at, actor, reason)]
+    return [event(record, "import", None, dest, at, actor, reason, routed)]

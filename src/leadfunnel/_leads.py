@@ -26,9 +26,9 @@ from ._errors import (
 )
 from ._lifecycle import LEAD
 from ._models import Contact, Lead
-from ._protocols import Engine
+from ._protocols import Engine, Router, assign_owner, routing_data
 from ._qualification import QualificationResult, lead_field, shown_name
-from ._repository import ChangeSet, Repository
+from ._repository import ChangeSet, Repository, settled_by_commit
 
 __all__ = ["PAGE_SIZE", "SWEET_SPOT", "move_lead", "qualify", "qualify_all", "unfit"]
 
@@ -51,8 +51,10 @@ def move_lead(
     now: datetime,
     actor: str | None,
     reason: str | None,
+    router: Router | None = None,
 ) -> Lead:
-    """Fire a plain lead trigger (``farm``, ``respond``, ``disqualify``) and commit."""
+    """Fire a plain lead trigger (``farm``, ``respond``, ``disqualify``) and commit; a
+    lead without an owner that responds is routed (``router``), as one arriving raw is."""
     lead: Lead = load(repository, lead_id, Lead)
     source = lead.status.value
     dest = LeadStatus(LEAD.move(source, trigger))
@@ -60,8 +62,13 @@ def move_lead(
     if dest is LeadStatus.UNQUALIFIED:
         changes.update(unfit(lead))
     moved = bump(lead, now, **changes)
-    new = event(moved, trigger, source, dest.value, now, actor, reason)
-    repository.commit(ChangeSet(updates=[moved], events=[new], read={lead.id: lead}))
+    with settled_by_commit():  # a refusal before the commit gives the owner's turn back
+        data: dict[str, Any] = {}
+        if trigger == "respond" and moved.owner is None:
+            moved = assign_owner(router, moved)
+            data = routing_data(router, moved)
+        new = event(moved, trigger, source, dest.value, now, actor, reason, data)
+        repository.commit(ChangeSet(updates=[moved], events=[new], read={lead.id: lead}))
     return moved
 
 

@@ -50,7 +50,7 @@ from ._models import (
     state_of,
 )
 from ._privacy import suppress_former_keys
-from ._protocols import Router, assign_owner
+from ._protocols import Router, assign_owner, routing_data
 from ._repository import ChangeSet, Repository, Suppression, settled_by_commit
 from ._results import Serialised, model_data
 from ._suppression import DROPPED_KEYS, Suppressor
@@ -115,7 +115,8 @@ def add(
     with settled_by_commit():  # a refusal before the commit gives the owner's turn back
         if isinstance(stored, Lead):
             stored = assign_owner(router, stored)  # only once it is certain to be stored
-        new = event(stored, "add", None, state_of(stored), now, actor, reason)
+        routed = routing_data(router, stored)
+        new = event(stored, "add", None, state_of(stored), now, actor, reason, routed)
         repository.commit(
             ChangeSet(inserts=[stored], events=[new], **_unsuppressed(suppressor, stored))
         )
@@ -155,7 +156,8 @@ def capture(
         fresh = lead.model_copy(update={"status": LeadStatus.RAW})
         with settled_by_commit():  # a refusal before the commit gives the turn back
             stored = _prepare_new(fresh, now, "capture", router)
-            new = event(stored, "capture", None, "raw", now, actor, reason)
+            routed = routing_data(router, stored)
+            new = event(stored, "capture", None, "raw", now, actor, reason, routed)
             try:
                 repository.commit(
                     ChangeSet(inserts=[stored], events=[new], **_unsuppressed(suppressor, stored))
@@ -205,9 +207,15 @@ def capture(
         # (only empty fields are filled), so its event keeps these, or they were lost.
         # Free text about the person: an erasure blanks it, as it does a reason.
         data["notes"] = lead.notes
-    recorded = event(holder, name, state, dest, now, actor, reason, data)
-    changes.events.append(recorded)
-    repository.commit(changes)
+    with settled_by_commit():  # a refusal before the commit gives the owner's turn back
+        if name == "respond" and isinstance(holder, Lead) and holder.owner is None:
+            # Raw now, to be called: routed as a lead that arrives raw is.
+            holder = assign_owner(router, holder)
+            changes.updates = [holder]
+            data.update(routing_data(router, holder))
+        recorded = event(holder, name, state, dest, now, actor, reason, data)
+        changes.events.append(recorded)
+        repository.commit(changes)
     return Captured(holder, False, recorded)
 
 

@@ -8,20 +8,22 @@ them.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
-from ._models import Contact, Lead, is_avoided
+from ._enums import LeadStatus
+from ._models import Contact, Lead
 from ._qualification import QualificationResult, lead_field, shown_name
 from ._repository import when_stored
 
-__all__ = ["Engine", "Router", "assign_owner"]
+__all__ = ["Engine", "Router", "assign_owner", "routing_data"]
 
 
 class Router(Protocol):
     """Assigns an owner to a new lead, and names who backs an owner up.
 
     A router that counts what it gives may also offer ``reserve(lead)`` (see
-    :func:`assign_owner`) and ``count_given(lead)``, as ``RoutingRules`` does."""
+    :func:`assign_owner`), ``arrival_data(lead)`` (see :func:`routing_data`) and
+    ``count_given(lead)``, as ``RoutingRules`` does."""
 
     def assign(self, lead: Lead) -> str | None:
         """The owner for a new lead, or ``None`` to leave it unassigned."""
@@ -40,10 +42,18 @@ class Engine(Protocol):
         ...
 
 
+#: The statuses a lead is called in (the cadence's): only a lead that arrives in one,
+#: or comes to be in one by responding, is routed. A suspect, farm-list, unqualified or
+#: avoided lead is worked by campaigns and drip e-mail: it takes no owner's turn or
+#: capacity.
+_CALLED = frozenset({LeadStatus.RAW, LeadStatus.QUALIFIED})
+
+
 def assign_owner(router: Router | None, lead: Lead) -> Lead:
     """``lead`` with the owner ``router`` gives it, unless it has one already (which a
     router that counts owners' days, as ``RoutingRules`` does, then counts: called
-    only for a lead about to be stored, just before the commit that stores it).
+    only for a lead about to be stored, just before the commit that stores it). A
+    lead that is not to be called (see ``_CALLED``) is left as it is.
 
     A router with ``reserve(lead) -> (owner, settle)`` (``RoutingRules``) counts the
     lead only once that commit is kept: ``settle`` is handed to the store
@@ -51,8 +61,7 @@ def assign_owner(router: Router | None, lead: Lead) -> Lead:
     commit fails or its transaction rolls back, giving the owner's capacity and turn
     back. Call it inside :func:`~leadfunnel._repository.settled_by_commit` with the
     commit, so that a failure before the commit (here too) gives them back as well."""
-    if router is None or is_avoided(lead):
-        # Nobody follows up an avoid-list record: it takes no owner's turn or capacity.
+    if router is None or lead.status not in _CALLED:
         return lead
     reserve = getattr(router, "reserve", None)
     if reserve is not None:
@@ -79,3 +88,13 @@ def assign_owner(router: Router | None, lead: Lead) -> Lead:
         ),
     )
     return lead if owner is None else lead.model_copy(update={"owner": owner})
+
+
+def routing_data(router: Router | None, lead: Lead | Contact) -> dict[str, Any]:
+    """What the event recording the arrival of ``lead`` (or its response, when a
+    response routed it) records of its routing, once :func:`assign_owner` handled it:
+    a router that counts owners' days (``RoutingRules.arrival_data``) names the owner
+    and day the lead counts against, so that a process that restarts counts it again
+    (``RoutingRules.attach``). Empty otherwise."""
+    arrival_data = getattr(router, "arrival_data", None)
+    return {} if arrival_data is None else dict(arrival_data(lead))

@@ -789,13 +789,13 @@ _STORING = _Storing()
 
 
 def when_stored(record_id: UUID, settle: Callable[[bool], None]) -> None:
-    """Call ``settle(True)`` once the commit of this thread that inserts ``record_id``
-    is kept for good (at once; inside :meth:`Repository.transaction`, when the outermost
-    transaction commits), ``settle(False)`` if it is not: that commit failed, or a
-    transaction it was made in rolled back. For what counts only what is stored (a
-    router's leads per owner and day): call it just before that commit, which settles it
-    (through any repository); registered again, the earlier ``settle`` is told ``False``.
-    ``settle`` must not raise."""
+    """Call ``settle(True)`` once the commit of this thread that inserts (or updates)
+    ``record_id`` is kept for good (at once; inside :meth:`Repository.transaction`, when
+    the outermost transaction commits), ``settle(False)`` if it is not: that commit
+    failed, or a transaction it was made in rolled back. For what counts only what is
+    stored (a router's leads per owner and day): call it just before that commit, which
+    settles it (through any repository); registered again, the earlier ``settle`` is
+    told ``False``. ``settle`` must not raise."""
     waiting = _STORING.waiting
     earlier = waiting.pop(record_id, None)
     if earlier is not None:
@@ -892,11 +892,11 @@ class Repository(ABC):
         stored (each with its ``position``), after telling the subscribers (inside a
         :meth:`transaction`, once it commits). A record holding a value not every store
         keeps is refused first (:func:`check_portable`), whatever the adapter. What
-        :func:`when_stored` awaits for the records inserted is settled here (inside a
-        transaction, when the outermost one ends)."""
+        :func:`when_stored` awaits for the records inserted or updated is settled here
+        (inside a transaction, when the outermost one ends)."""
         waiting = _STORING.waiting
         settling = (
-            [waiting.pop(r.id) for r in changes.inserts if r.id in waiting] if waiting else []
+            [waiting.pop(r.id) for r in changes.records() if r.id in waiting] if waiting else []
         )
         try:
             check_portable(changes.inserts)
