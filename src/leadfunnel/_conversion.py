@@ -17,7 +17,7 @@ import pydantic
 
 from ._changes import checked, created, event, load, moved, registered
 from ._enums import ContactType, LeadStatus, Stage
-from ._errors import ConfigError, InvalidTransitionError
+from ._errors import ConfigError, InvalidArgumentError, InvalidTransitionError
 from ._lifecycle import LEAD
 from ._models import Contact, Lead, Opportunity, _Person, _Stored
 from ._repository import ChangeSet, Repository
@@ -60,6 +60,16 @@ def set_appointment(
     else:
         contact = record
         _check_bookable(contact, force)
+        if now < contact.created_at:
+            # As a lead's conversion dated before its last change is (see ``moved``):
+            # the deal's history, and the reports' time in stage, would start before
+            # the person it is with.
+            raise InvalidArgumentError(
+                f"at={now.isoformat()} is before contact {contact.id} was created "
+                f"({contact.created_at.isoformat()}): an appointment is booked at or after "
+                "the contact came to be; give a later at=, or leave it out to use the "
+                "funnel's clock"
+            )
         lead_id = contact.lead_id
         changes.checks.append(contact)  # not avoided or disqualified in the meantime
     opportunity = created(
@@ -175,15 +185,25 @@ def _validated(contact: _C, lead: Lead) -> _C:
         ) from None
 
 
+#: What a conversion never copies, whatever the models declare: the stored record's own
+#: fields, and each kind's state and links (the lead's status, its profile and the
+#: contact it became; the contact's type and the lead it came from).
+_NOT_CARRIED = frozenset(
+    {*_Stored.model_fields, "status", "status_at", "profile", "contact_id", "type", "lead_id"}
+)
+
+
 @functools.cache
 def _carried(lead_model: type[Lead], contact_model: type[Contact]) -> tuple[str, ...]:
-    """The fields a conversion copies: every person field, and the application's own
-    fields that the contact model declares too (a field only leads have stays there)."""
+    """The fields a conversion copies: every person field, and every other field both
+    models declare (the application's own, and a lead's ``campaign``, ``needs`` or
+    ``interest`` when the contact model declares one of that name too), but a state or
+    a link (``_NOT_CARRIED``). A field only leads have stays there."""
     own = tuple(
         name
         for name in lead_model.model_fields
         if name in contact_model.model_fields
-        and name not in Lead.model_fields
+        and name not in _NOT_CARRIED
         and name not in _PERSON_FIELDS
     )
     return _PERSON_FIELDS + own

@@ -157,9 +157,14 @@ def lose_open_deals(
     changes: ChangeSet,
 ) -> None:
     """Close ``contact``'s open deals as lost, reason ``avoid``, into ``changes`` (those
-    it does not change already)."""
+    it does not change already). The commit fails if the contact has another number of
+    deals by then (``deals_read``): a deal booked in between, which changes no version,
+    is closed too when the change is tried again, never left open on an avoided
+    person."""
     changing = {record.id for record in changes.updates}
-    for deal in repository.opportunities(contact_id=contact.id):
+    deals = repository.opportunities(contact_id=contact.id)
+    changes.deals_read[contact.id] = len(deals)
+    for deal in deals:
         if not deal.is_open or deal.id in changing:
             continue
         source = deal.stage.value

@@ -280,6 +280,22 @@ def unmerge(
                     }
                 )
             )
+    deals_read: dict[UUID, int] = {}
+    if (
+        isinstance(kept, Contact)
+        and isinstance(restored, Contact)
+        and kept.lead_id != restored.lead_id
+    ):
+        # The merge gave keep the other's lead: a deal booked on keep since took that
+        # lead as its own, and goes back to keep's (the person it was booked with).
+        given = {o.id for o in log.opportunities_before}
+        booked = repository.opportunities(contact_id=kept.id)
+        deals_read[kept.id] = len(booked)  # a booking in between fails the unmerge
+        deals.extend(
+            bump(deal, now, lead_id=restored.lead_id)
+            for deal in booked
+            if deal.id not in given and deal.lead_id == kept.lead_id
+        )
     leads = [
         bump(lead, now, contact_id=log.other.id)
         for lead in _leads_of(repository, log.other, kept.id, log.opportunities_before)
@@ -289,6 +305,7 @@ def unmerge(
         inserts=[log.other],
         moves=[Move(log.touch_ids, log.event_ids, log.other.id)],
         remove_merge=log.id,
+        deals_read=deals_read,
     )
     state, other_state = state_of(restored), state_of(log.other)
     changes.events.append(

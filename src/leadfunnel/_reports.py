@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import Context, Decimal, localcontext
 from typing import TYPE_CHECKING, Any
 
 from ._clock import require_aware
@@ -156,15 +156,27 @@ def _ratio(top: int | float, bottom: int | float) -> float | None:
 
 
 def format_money(amount: Decimal) -> str:
-    """``1234567.5`` as ``1,234,567.50``; whole amounts without cents (``1,234,567``)."""
+    """``1234567.5`` as ``1,234,567.50``; whole amounts without cents (``1,234,567``);
+    an amount with more places than cents (an application's ``amount`` may have them)
+    with all of them, exactly (``12.3505``)."""
     if amount == amount.to_integral_value():
         return f"{int(amount):,}"
-    return f"{amount:,.2f}"
+    return f"{cents(amount):,f}"
 
 
 def cents(amount: Decimal) -> Decimal:
-    """``amount`` to the cent, so every adapter writes it the same (``65000.00``)."""
-    return amount.quantize(Decimal("0.01"))
+    """``amount`` written the same by every adapter, exactly: to the cent (``65000.00``),
+    or with as many places as it has beyond them, trailing zeros left out (``12.3505``;
+    an application's ``amount`` may hold more places than leadfunnel's)."""
+    sign, digits, exponent = amount.as_tuple()
+    if not isinstance(exponent, int):  # NaN or infinity: no model lets one through
+        return amount
+    while exponent < -2 and digits and digits[-1] == 0:
+        digits, exponent = digits[:-1], exponent + 1
+    if exponent < -2:
+        return Decimal((sign, digits, exponent))
+    with localcontext(Context(prec=len(digits) + max(exponent, 0) + 3)):
+        return amount.quantize(Decimal("0.01"))
 
 
 def group_label(key: str | None) -> str:
@@ -766,6 +778,24 @@ def _money(
     by: GroupBy | None,
 ) -> _Money:
     money = _Money()
+    with localcontext(Context(prec=_SUM_DIGITS)):  # sums exact, whatever the amounts
+        _add_money(repository, since, until, by, money)
+    return money
+
+
+#: The digits the money sums keep: exact for any amount a store keeps (PostgreSQL's and
+#: MariaDB's numeric columns hold at most 65 digits; pydantic's default context 28
+#: rounded larger application amounts).
+_SUM_DIGITS = 200
+
+
+def _add_money(
+    repository: Repository,
+    since: datetime | None,
+    until: datetime | None,
+    by: GroupBy | None,
+    money: _Money,
+) -> None:
     for page in _deals(repository, Stage.WON):
         won = [
             deal
@@ -788,7 +818,6 @@ def _money(
                     money.unpriced += 1
                 else:
                     money.pipeline += deal.amount
-    return money
 
 
 def _first_at(repository: Repository) -> tuple[datetime | None, str]:
