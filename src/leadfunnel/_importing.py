@@ -492,9 +492,11 @@ def _store_chunk(
 
     A row that is itself on the avoid list (an avoid list imported, ``status="avoid"``)
     and names a person stored already puts that person on the avoid list (see
-    :func:`_avoid_named`)."""
+    :func:`_avoid_named`), and every other key it carries with them (see
+    :func:`_avoid_carried`)."""
     named: list[tuple[int, str, UUID]] = []  # avoid rows naming someone stored
     opted: dict[UUID, list[tuple[int, Person]]] = {}  # duplicates' holders -> the rows
+    chunk, start = valid, len(report.avoided)
     while valid:
         rows = _sort_rows(repository, valid, report, suppressor, named, opted)
         before = len(report.added)
@@ -518,6 +520,8 @@ def _store_chunk(
                 if _opts_out_more(record, earlier):
                     opted.setdefault(earlier.id, []).append((number, record))
     _avoid_named(repository, named, report, actor, reason, now)
+    if len(report.avoided) > start:
+        _avoid_carried(repository, chunk, start, report, suppressor, actor, reason, now)
     if opted:
         _carry_opt_outs(repository, opted, report, actor, reason, now)
 
@@ -703,6 +707,82 @@ def _avoid_together(
     return later
 
 
+def _avoid_carried(
+    repository: Repository,
+    chunk: list[tuple[int, Person]],
+    start: int,
+    report: ImportReport,
+    suppressor: Suppressor | None,
+    actor: str | None,
+    reason: str | None,
+    now: Callable[[], datetime],
+) -> None:
+    """Avoid every key the avoid rows of ``chunk`` that landed in ``avoided`` (from
+    ``start`` on) carry, beyond the person each names (``existing_id``: a person
+    stored, avoided now or before, an earlier row of the list, or the record a
+    suppressed key belongs to): a do-not-contact list's row giving a phone stored and
+    a new e-mail leaves neither callable. A person stored under another of its keys is
+    put on the avoid list too (said in the row's reason); a key nobody holds is
+    suppressed on behalf of the person the row named, as the keys an avoided person
+    edited away are, so that adding it later raises ``AvoidListedError``. (A key
+    claimed by another writer just before the suppression is found after it, and its
+    holder avoided: one claimed after is refused by the store.)"""
+    named = {i.row: i.existing_id for i in report.avoided[start:] if i.existing_id}
+    wanted: dict[str, tuple[int, UUID]] = {}  # key -> its row and the person it names
+    for number, record in chunk:
+        if number in named and is_avoided(record):
+            keys = identity_keys(record)
+            if len(keys) > 1:  # the key it was matched by, and more
+                for key in keys:
+                    wanted.setdefault(key, (number, named[number]))
+    if not wanted:
+        return
+    held = repository.find_keys(wanted)
+    others = _callable(repository, held, wanted)
+    free = [key for key in wanted if key not in held]
+    if free and suppressor is not None:
+        banned = suppressor.banned(free)
+        free = [key for key in free if key not in banned]
+        if free:
+            people: dict[UUID, list[str]] = {}
+            for key in free:
+                people.setdefault(wanted[key][1], []).append(key)
+            changes = ChangeSet()
+            for person, given in people.items():
+                changes.suppress += suppressor.suppress(given, person)
+            repository.commit(changes)
+            others += _callable(repository, repository.find_keys(free), wanted)
+    if not others:
+        return
+    more = ImportReport()
+    _avoid_named(repository, others, more, actor, reason, now)
+    notes: dict[int, list[str]] = {}
+    for issue in sorted((*more.avoided, *more.duplicates), key=_row_of):
+        if issue.reason not in notes.setdefault(issue.row, []):
+            notes[issue.row].append(issue.reason)
+    avoided = report.avoided
+    for index in range(start, len(avoided)):
+        issue = avoided[index]
+        if issue.row in notes:
+            reasons = "; ".join([issue.reason, *notes.pop(issue.row)])
+            avoided[index] = dataclasses.replace(issue, reason=reasons)
+
+
+def _callable(
+    repository: Repository, held: dict[str, UUID], wanted: dict[str, tuple[int, UUID]]
+) -> list[tuple[int, str, UUID]]:
+    """The keys of ``held`` whose holder is not on the avoid list, each with the row
+    (of ``wanted``) that carries it and the holder, as :func:`_avoid_named` takes them."""
+    if not held:
+        return []
+    found = repository.get_many(set(held.values()))
+    return [
+        (wanted[key][0], key, holder)
+        for key, holder in held.items()
+        if not _avoided_holder(found.get(holder))
+    ]
+
+
 def _avoid_alone(
     repository: Repository,
     rows: list[tuple[int, str, UUID]],
@@ -751,12 +831,18 @@ def _sort_rows(
     # Keys of people erased or edited off the avoid list, kept only as keyed hashes.
     banned = suppressor.banned(keys) if suppressor is not None else {}
     seen: dict[str, Person] = {}  # keys of these rows -> the record that claimed them
+    # The keys nobody holds that avoid rows carry beside the person they name: avoided
+    # with that person (see _avoid_carried), so a later row giving one is refused, as
+    # it is in a later chunk.
+    carried: dict[str, UUID] = {}
     rows: list[tuple[int, Person, Person | None, str]] = []
     for number, record, record_keys in keyed:
         if banned:
             suppressed = next((k for k in record_keys if k in banned), None)
             if suppressed is not None:
                 report.avoided.append(_avoid_listed(number, suppressed, banned[suppressed]))
+                if is_avoided(record):
+                    _carry(carried, record_keys, banned[suppressed], holders, banned, seen)
                 continue
         if holders:
             clashes = [k for k in record_keys if k in holders]
@@ -767,6 +853,8 @@ def _sort_rows(
                     (k for k in clashes if _avoided_holder(stored.get(holders[k]))), clashes[0]
                 )
                 holder = stored.get(holders[clash])
+                if is_avoided(record):
+                    _carry(carried, record_keys, holders[clash], holders, banned, seen)
                 if holder is not None and is_avoided(holder):
                     report.avoided.append(_avoid_listed(number, clash, holder.id))
                 elif is_avoided(record):
@@ -778,16 +866,38 @@ def _sort_rows(
                     if isinstance(holder, (Lead, Contact)) and _opts_out_more(record, holder):
                         opted.setdefault(holder.id, []).append((number, record))
                 continue
+        if carried:
+            key = next((k for k in record_keys if k in carried), None)
+            if key is not None:
+                report.avoided.append(_avoid_listed(number, key, carried[key]))
+                if is_avoided(record):
+                    _carry(carried, record_keys, carried[key], holders, banned, seen)
+                continue
         repeated = [key for key in record_keys if key in seen]
         if repeated:
             # Known once the earlier row is stored, or refused; an avoided one rules.
             key = next((k for k in repeated if is_avoided(seen[k])), repeated[0])
             rows.append((number, record, seen[key], key))
+            if is_avoided(record):  # it names the earlier row's person
+                _carry(carried, record_keys, seen[key].id, holders, banned, seen)
         else:
             for key in record_keys:
                 seen[key] = record
             rows.append((number, record, None, ""))
     return rows
+
+
+def _carry(
+    carried: dict[str, UUID],
+    keys: Iterable[str],
+    person: UUID,
+    *taken: Mapping[str, object],
+) -> None:
+    """Note in ``carried`` the ``keys`` of an avoid row naming ``person`` that none of
+    ``taken`` (keys held, suppressed, or claimed by an earlier row) holds."""
+    for key in keys:
+        if not any(key in found for found in taken):
+            carried.setdefault(key, person)
 
 
 def _avoided_holder(holder: Record | None) -> bool:
