@@ -156,3 +156,15 @@ def test_report_money_is_exact_for_amounts_with_more_places_or_digits(
     assert report.won_revenue == exact
     assert json.loads(report.to_json())["won_revenue"] == str(exact)
     assert "123,456,789,012,345,678,901,234,567,902.6005" in str(report)
+
+
+def test_a_comparisons_revenue_change_is_exact_too(clock: ManualClock) -> None:
+    funnel = Funnel(clock=clock, opportunity_model=_FineDeal)
+    _won(funnel, 1, "1.00")
+    clock.advance(days=10)
+    _won(funnel, 2, "123456789012345678901234567891.50")
+    comparison = funnel.compare(T0 + timedelta(days=5), T0 + timedelta(days=15))
+    assert comparison.revenue_change == Decimal("123456789012345678901234567890.50")
+    assert json.loads(comparison.to_json())["won_revenue"]["change"] == (
+        "123456789012345678901234567890.50"
+    )

@@ -141,6 +141,27 @@ def test_attach_reads_only_the_feed_of_today() -> None:
     assert len(read) <= 3000 < repository.last_position()
 
 
+def test_attach_reads_no_feed_when_no_owner_has_a_capacity() -> None:
+    """Nothing to count without a capacity: a store's whole feed (all of it, when no
+    lead was ever routed there before today) is not read for nothing."""
+    repository = InMemoryRepository()
+    clock = ManualClock(MONDAY)
+    Funnel(repository, clock=clock).import_leads(
+        [{"email": f"p{n}@x{n}.example.com"} for n in range(50)]
+    )
+    read: list[int] = []
+
+    class Watched(Funnel):
+        def events(self, after: int = 0, limit: int | None = 1000) -> list[Event]:
+            found = super().events(after, limit)
+            read.extend(e.position for e in found)
+            return found
+
+    router = RoutingRules([OwnerGroup("in", ["ana", "ben"])], default="in")
+    router.attach(Watched(repository, clock=clock, router=router))
+    assert read == []
+
+
 # --- 2. several processes: attach() again takes in what the others gave --------------
 
 

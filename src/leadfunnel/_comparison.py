@@ -25,6 +25,7 @@ from ._reports import (
     cents,
     format_money,
     fraction,
+    money_context,
     percent,
 )
 from ._repository import Repository
@@ -164,8 +165,9 @@ class FunnelComparison(Serialised):
 
     @property
     def revenue_change(self) -> Decimal:
-        """Won revenue this period minus the previous period's."""
-        return self.current.won_revenue - self.previous.won_revenue
+        """Won revenue this period minus the previous period's (exactly)."""
+        with money_context():
+            return self.current.won_revenue - self.previous.won_revenue
 
     @property
     def revenue_change_pct(self) -> float | None:

@@ -31,7 +31,7 @@ import operator
 import re
 import types
 import unicodedata
-from collections import Counter, abc
+from collections import Counter, abc, deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, tzinfo
@@ -407,6 +407,11 @@ def _target(text: str, where: str) -> Target | None:
     )
 
 
+# A Salesforce lead's converted flag (IsConverted; a report's "Converted"), which makes
+# a row a contact (prospect) unless the caller's map says what its status value makes.
+_CONVERTED_FLAGS = ("isconverted", "converted")
+
+
 class StatusMap:
     """What the values of a CRM's status columns make of a row.
 
@@ -416,7 +421,9 @@ class StatusMap:
     ``client``, ``supplier``, ``partner``, ``other``; ``contact:unqualified`` and
     ``contact:avoid`` for the two names a lead status shares), or to ``""``: no opinion,
     the row's other status columns decide. Values match whatever their case, spaces and
-    punctuation. These entries come on top of the built-in ones (:meth:`default`).
+    punctuation. These entries come on top of the built-in ones (:meth:`default`), and
+    win over a Salesforce row's converted flag (``IsConverted``), which on its own makes
+    the row a contact (prospect); a table for that flag is refused.
     """
 
     #: The status columns of each format, in the order they decide a lead's status
@@ -436,6 +443,14 @@ class StatusMap:
         known = {name for names in self.COLUMNS.values() for name in names}
         self._columns: dict[str, dict[str, Target | None]] = {}
         for column, values in columns.items():
+            if column.casefold() in _CONVERTED_FLAGS:
+                raise ConfigError(
+                    f"{source}: [{column}] is Salesforce's flag of a converted lead, not a "
+                    f"status column: a row whose {column} is true becomes a contact "
+                    "(prospect), unless the table of its status column maps the row's "
+                    'status value, which wins: [Status] then "Closed - Converted" = '
+                    '"client" (["Lead Status"] in a Salesforce report)'
+                )
             if column not in known:
                 raise ConfigError(
                     f"{source}: [{column}] is not a status column; use one of: "
@@ -821,6 +836,7 @@ class CsvSource:
         custom: Mapping[str, tuple[str, ...]] | None = None,
         preamble: int = 0,
         kinds: Mapping[str, _Kind] | None = None,
+        mapped: StatusMap | None = None,
     ) -> None:
         self.path = path
         self.format = format
@@ -839,6 +855,14 @@ class CsvSource:
         # A spreadsheet writes the list separator its locale does not need for numbers.
         self._thousands = {",": ",", ";": "."}.get(delimiter)
         self._tables = {column: statuses.table(column) for column, _ in self._plan.statuses}
+        # The caller's own entries (``mapped``, a --status-map), which say what a
+        # converted row becomes too: a Salesforce export marks every converted lead
+        # IsConverted, and "Closed - Converted" = "client" must not go unread.
+        self._chosen = {
+            column: table
+            for column, _ in self._plan.statuses
+            if mapped is not None and (table := mapped.table(column))
+        }
         self._targets: dict[tuple[str, str], Target | bool | None] = {}
         # Flag cells as written -> what they say, for opt-out columns (True) and others.
         self._flags: dict[bool, dict[str, bool]] = {True: {}, False: {}}
@@ -869,12 +893,11 @@ class CsvSource:
         # a different number there is one of the person's other phones, a way to
         # recognise them (a later file may give it as their phone), never dropped.
         self._phone_more = next((p[1:] for name, p in text if name == "phone"), ())
-        # So do an application's number or date field's columns (its name and alias).
-        self._value_twins = tuple(
-            (name, positions)
-            for name, positions, *_ in (*self._plan.numbers, *self._plan.dates)
-            if len(positions) > 1 and name in (custom or {})
+        # The date fields, the creation date first: (name, positions, how read).
+        created: tuple[tuple[str, tuple[int, ...], _Kind], ...] = (
+            (("created_at", self._plan.created, "datetime"),) if self._plan.created else ()
         )
+        self._dates = (*created, *self._plan.dates)
         self._unnamed_with_data: set[int] = set()
         self._preamble = preamble  # lines before the header (Excel's "sep=;")
 
@@ -960,11 +983,14 @@ class CsvSource:
     def rows(self) -> Iterator[CsvRow]:
         """Each data row, streamed from the file; blank rows are skipped (and counted).
 
-        A row the CSV reader cannot split (a cell over the size limit, as after a quote
-        left open) comes as a row with an ``error`` naming the lines it covered; reading
-        goes on after it. So does a row whose quote was left open: one open at the end of
-        the file, or a cell of several lines some of which split into as many cells as
-        the header (rows of their own, swallowed), with all its cells.
+        A row the CSV reader cannot split (a cell over the size limit) comes as a row
+        with an ``error`` naming the lines it spans and its cell; reading goes on after
+        it, so the rows after keep their numbers. A cell over the limit whose quote is
+        left open (never closed, or closed before other text: a stray quote) names the
+        lines it swallowed up to the limit instead, and reading goes on after them. So
+        does a row whose quote was left open: one open at the end of the file, or a cell
+        of several lines some of which split into as many cells as the header (rows of
+        their own, swallowed), with all its cells.
         """
         width = len(self.header)
         salesforce = self.format == "salesforce"
@@ -973,13 +999,14 @@ class CsvSource:
         # A row with a cell of several lines, until we know whether it is the file's
         # last (a quote open at the end of the file swallows the lines after it).
         pending: tuple[CsvRow, tuple[int, int]] | None = None
-        with self._open() as handle:
+        with self._open() as handle, _Follower(self._open) as follower:
             reader = csv.reader(handle, delimiter=self.delimiter)
             for _ in range(self._preamble + 1):  # Excel's "sep=" line, the header row
                 next(reader, None)
             number = 0
+            skipped = 0  # lines read past the reader (the rest of a row it cannot read)
             while True:
-                first_line = reader.line_num + 1
+                first_line = reader.line_num + skipped + 1
                 try:
                     record = next(reader)
                 except StopIteration:
@@ -989,7 +1016,10 @@ class CsvSource:
                         yield pending[0]
                         pending = None
                     number += 1
-                    yield CsvRow(number, {}, (), _unreadable(exc, first_line, reader.line_num))
+                    read = reader.line_num + skipped
+                    why, past = self._skip_unreadable(handle, follower, exc, first_line, read)
+                    skipped += past
+                    yield CsvRow(number, {}, (), why)
                     continue
                 if pending is not None:
                     yield pending[0]
@@ -1006,7 +1036,7 @@ class CsvSource:
                 if '="' in joined:
                     record = list(map(_excel_text, record))
                 several = "\n" in joined or "\r" in joined  # inline: most rows are not
-                lines = (first_line, reader.line_num) if several else None
+                lines = (first_line, reader.line_num + skipped) if several else None
                 row = self._row(number, record, width, lines)
                 if footer:
                     held.append(row)
@@ -1019,7 +1049,7 @@ class CsvSource:
                     yield from held
                     held.clear()
                 if several:
-                    pending = (row, (first_line, reader.line_num))
+                    pending = (row, (first_line, reader.line_num + skipped))
                     continue
                 yield row
         if pending is not None:
@@ -1033,6 +1063,38 @@ class CsvSource:
         else:
             yield from held[:start]
             self.footer_lines = len(held) - start
+
+    def _skip_unreadable(
+        self, handle: IO[str], follower: _Follower, exc: csv.Error, first: int, read: int
+    ) -> tuple[str, int]:
+        """Why the row starting at line ``first`` cannot be read (the reader failed on
+        it at line ``read``, which it took whole), and how many lines of ``handle``, the
+        reader's, it skipped to the row's end.
+
+        The reader, started again after a cell over its size limit, would read on from
+        inside that cell: its lines would come as rows. So the row is followed to its
+        end (by ``follower``, a reading of its own): a cell whose quote closes as a CSV
+        writer closes it (before a separator or a line break) is skipped whole, the row
+        rejected alone. A quote left open (never closed, or closed before other text:
+        a stray quote opened it, and the lines after it are rows) leaves reading to go
+        on after the lines the reader took, as they are rows of their own."""
+        limit = csv.field_size_limit()
+        span = _span(follower.lines_from(first, mark=read), self.delimiter, limit)
+        last = first + span.lines - 1
+        if not span.closed or span.over < 0 or last < read:
+            return _unreadable(exc, first, read), 0
+        if last > read:
+            # The rest of the row: lines the reader has not taken, skipped in C.
+            deque(itertools.islice(handle, last - read), maxlen=0)
+        over = span.over
+        column = (self.header[over] if over < len(self.header) else "") or f"column {over + 1}"
+        lines = f"line {first}" if last == first else f"lines {first}-{last}"
+        return (
+            f"{lines} of the file: its {column!r} cell holds {span.length:,} characters, "
+            f"more than the {limit:,} a cell may hold (no field holds that much: notes hold "
+            "32,000); shorten the cell and import this row again",
+            last - read,
+        )
 
     def _open_at_end(self, line: int) -> bool:
         """Whether the row starting at ``line``, the file's last, leaves a quote open
@@ -1146,8 +1208,6 @@ class CsvSource:
                 values[j] = _first(cells, others)[1]
         for j, positions in self._text_twins:
             self._agree(cells, positions, self._text_names[j], problems)
-        for name, positions in self._value_twins:
-            self._agree(cells, positions, name, problems)
         fields: dict[str, Any] = {
             name: v for name, v in zip(self._text_names, values, strict=True) if v
         }
@@ -1155,6 +1215,13 @@ class CsvSource:
             if name in fields and _no_value(fields[name]):
                 del fields[name]
         for name, positions, whole in plan.numbers:
+            if len(positions) > 1:
+                # A number's two columns (AnnualRevenue and a report's "Annual Revenue",
+                # a field's name and alias): as text fields', they must agree.
+                number = self._number_of(cells, positions, name, whole, problems)
+                if number is not None:
+                    fields[name] = number
+                continue
             i, value = _first(cells, positions)
             if value:
                 try:
@@ -1188,14 +1255,12 @@ class CsvSource:
             rating = cells[i].lower()
             if rating in ("hot", "warm"):
                 fields["interest"] = "high" if rating == "hot" else "slight"
-        for i in plan.created:
-            text = cells[i]
-            if text:
-                when = self._date(i, text, "datetime", problems)
+        for name, positions, reading in self._dates:
+            if len(positions) > 1:
+                when = self._date_of(cells, positions, name, reading, problems)
                 if when is not None:
-                    fields["created_at"] = when
-                break
-        for name, positions, reading in plan.dates:
+                    fields[name] = when
+                continue
             i, text = _first(cells, positions)
             if text:
                 when = self._date(i, text, reading, problems)
@@ -1218,10 +1283,81 @@ class CsvSource:
         ``name``, when more than one holds a value and they disagree."""
         given = [i for i in positions if cells[i]]
         if len({cells[i].casefold() for i in given}) > 1:
-            named = " and ".join(f"{self.header[i]} ({cells[i]!r})" for i in given)
-            problems.append(
-                f"{named} disagree about {name}: give one value, or leave one of the columns empty"
-            )
+            problems.append(self._disagree(cells, given, name))
+
+    def _disagree(self, cells: list[str], given: Sequence[int], name: str) -> str:
+        """The problem of a row whose columns at ``given`` hold different values of
+        field ``name``."""
+        named = " and ".join(f"{self.header[i]} ({cells[i]!r})" for i in given)
+        return f"{named} disagree about {name}: give one value, or leave one of the columns empty"
+
+    def _number_of(
+        self,
+        cells: list[str],
+        positions: tuple[int, ...],
+        name: str,
+        whole: bool,
+        problems: list[str],
+    ) -> str | None:
+        """The number field ``name``'s columns at ``positions`` give: each cell read
+        (a cell that is no number is the row's problem, as a placeholder such as "N/A"
+        is no value), and the values, however written ("2,500,000" and "2500000"), the
+        same; None, with the row's problem, when they differ."""
+        read: dict[int, str] = {}
+        for i in positions:
+            if cells[i]:
+                try:
+                    number = read_number(cells[i], whole=whole, thousands=self._thousands)
+                except ValueError as exc:
+                    problems.append(f"{self.header[i]}: {exc}")
+                    return None
+                if number is not None:
+                    read[i] = number
+        if len(set(read.values())) > 1:
+            problems.append(self._disagree(cells, list(read), name))
+            return None
+        return next(iter(read.values()), None)
+
+    def _date_of(
+        self,
+        cells: list[str],
+        positions: tuple[int, ...],
+        name: str,
+        kind: _Kind,
+        problems: list[str],
+    ) -> datetime | date | None:
+        """The date field ``name``'s columns at ``positions`` give, as :meth:`_number_of`
+        reads numbers: the same moment however written ("2024-03-15T14:30:00Z" and
+        "3/15/2024 2:30 PM" in UTC), or a day and a time within it (a report's
+        "3/15/2024" beside the export's "2024-03-15T14:30:00Z": the time is taken)."""
+        read: list[tuple[int, datetime | date, bool]] = []  # and whether a day alone
+        for i in positions:
+            text = cells[i]
+            if text:
+                when = self._date(i, text, kind, problems)
+                if when is None:
+                    return None
+                # A day alone ("2024-03-15", "3/15/2024"): nothing longer than these.
+                read.append((i, when, kind != "date" and len(text) <= 10))
+        if not read:
+            return None
+        timed = [when for _, when, day in read if not day]
+        chosen = timed[0] if timed else read[0][1]
+        if any(when != chosen for when in timed) or any(
+            not self._same_day(when, chosen) for _, when, day in read if day
+        ):
+            problems.append(self._disagree(cells, [i for i, _, _ in read], name))
+            return None
+        return chosen
+
+    def _same_day(self, day: datetime | date, when: datetime | date) -> bool:
+        """Whether ``when`` falls on ``day`` (a day's midnight, read as :meth:`_date`
+        reads it: in UTC from :attr:`timezone`, or as written)."""
+        if isinstance(day, datetime) and isinstance(when, datetime):
+            if day.tzinfo is not None and when.tzinfo is not None:
+                return day.astimezone(self.timezone).date() == when.astimezone(self.timezone).date()
+            return day.date() == when.date()
+        return day == when
 
     def _date(self, i: int, text: str, kind: _Kind, problems: list[str]) -> datetime | date | None:
         """The date in the cell ``text`` of column ``i``: a ``datetime`` in UTC, a
@@ -1260,7 +1396,7 @@ class CsvSource:
         if self._plan.converted and self._flag(
             cells, self._plan.converted, problems, opt_out=False
         ):
-            return _PROSPECT
+            return (self._chosen and self._chosen_status(cells)) or _PROSPECT
         lead: Target | None = None
         unknown: list[str] = []
         converted = ""  # a generic file's status "converted", as written
@@ -1292,6 +1428,20 @@ class CsvSource:
             )
         return lead
 
+    def _chosen_status(self, cells: list[str]) -> Target | None:
+        """What the caller's map says the status values of a converted row make of it
+        (a contact type from any column, else the first column's lead status); None when
+        it has no entry for them, or entries of no opinion (``""``)."""
+        lead: Target | None = None
+        for column, i in self._plan.statuses:
+            table, value = self._chosen.get(column), cells[i]
+            target = table.get(_key(value)) if table and value else None
+            if target is not None:
+                if target[0] == "contact":
+                    return target
+                lead = lead or target
+        return lead
+
     def _decide_date_order(self) -> None:
         """Decide, for the whole file, whether its slash dates put the day or the month
         first: the first date whose first part is over 12 says day first, whose second
@@ -1299,18 +1449,21 @@ class CsvSource:
         up to that date); with none, month first, the default."""
         positions = self._plan.dated
         found: tuple[bool, str, int] | None = None
-        with self._open() as handle:
+        with self._open() as handle, _Follower(self._open) as follower:
             reader = csv.reader(handle, delimiter=self.delimiter)
             for _ in range(self._preamble + 1):
                 next(reader, None)
-            number = 0
+            number = skipped = 0  # as rows() counts them
             while found is None:
+                line = reader.line_num + skipped + 1
                 try:
                     record = next(reader)
                 except StopIteration:
                     break
-                except csv.Error:
+                except csv.Error as exc:
                     number += 1
+                    read = reader.line_num + skipped
+                    skipped += self._skip_unreadable(handle, follower, exc, line, read)[1]
                     continue
                 number += 1
                 for i in positions:
@@ -1326,15 +1479,24 @@ class CsvSource:
             # mark: in Europe, which writes the day first.
             self.day_first = self.delimiter == ";"
             if self.day_first:
-                order, why, other = "day first (D/M/YYYY)", "semicolons", "--month-first"
+                order, other = "day first (D/M/YYYY)", "--month-first"
+                why = "as spreadsheets that separate cells with semicolons write them"
             else:
-                order, why, other = "month first (M/D/YYYY)", "commas", "--day-first"
+                order, other = "month first (M/D/YYYY)", "--day-first"
+                why = "as spreadsheets that separate cells with commas write them"
+                if self.delimiter != ",":
+                    # Only the semicolon says where the file comes from.
+                    separators = _SEPARATOR_NAMES.get(self.delimiter, repr(self.delimiter))
+                    why = (
+                        f"the order of a file whose cells {separators} separate (day first "
+                        "is the order of one whose cells semicolons separate, as European "
+                        "spreadsheets write them)"
+                    )
             self._date_order = (
-                f"Dates such as 05/03/2024 were read {order}, as spreadsheets that separate "
-                f"cells with {why} write them: no date in the file has a day over 12 to "
-                f"tell. If that is wrong, the creation dates stored are too, and importing "
-                f"the file again changes nothing (its rows are duplicates now): give such a "
-                f"file {other} the first time"
+                f"Dates such as 05/03/2024 were read {order}, {why}: no date in the file "
+                f"has a day over 12 to tell. If that is wrong, the creation dates stored are "
+                f"too, and importing the file again changes nothing (its rows are duplicates "
+                f"now): give such a file {other} the first time"
             )
             return
         self.day_first, example, number = found
@@ -1430,6 +1592,8 @@ class CsvSource:
     def _open(self) -> IO[str]:
         return self.path.open("r", encoding=self.encoding, newline="")
 
+
+_SEPARATOR_NAMES = {",": "commas", ";": "semicolons", "\t": "tabs", "|": "pipes"}
 
 # What a row must hold to name a person (a trade-show badge has a name and a company).
 _WHO = ("first_name", "last_name", "email", "phone", "company", "other_emails", "other_phones")
@@ -1533,6 +1697,107 @@ def _picker(positions: tuple[int, ...]) -> Callable[[list[str]], tuple[str, ...]
 
 
 _QUOTED = methodcaller("startswith", "'")
+
+
+class _Follower:
+    """A reading of a file of its own, line by line, that follows the CSV reader of
+    :meth:`CsvSource.rows` to the rows it cannot read: opened at the first one, and
+    read on from there (the rows come in file order: the file is read about once)."""
+
+    def __init__(self, open: Callable[[], IO[str]]) -> None:
+        self._open = open
+        self._handle: IO[str] | None = None
+        self._line = 0  # the lines of the file read
+        # A line already read and where the file goes on after it, to go back to.
+        self._mark: tuple[int, int] | None = None
+
+    def __enter__(self) -> _Follower:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+    def lines_from(self, first: int, mark: int = 0) -> Iterator[str]:
+        """The file's lines from line ``first`` (1-based) on; passing line ``mark``,
+        where the file goes on after it is noted, for a later call to go back to."""
+        handle = self._handle
+        if handle is None or first <= self._line:
+            # Read past it (a quote left open, after which the CSV reader reads on as
+            # rows): back to the line marked, else from the start.
+            if handle is not None and self._mark is not None and self._mark[0] < first:
+                self._line, cookie = self._mark
+                handle.seek(cookie)
+            else:
+                self.__exit__()
+                handle = self._handle = self._open()
+                self._line = 0
+        lines = iter(handle.readline, "")  # as iteration does, but tell() is allowed
+        if first - 1 > self._line:
+            deque(itertools.islice(lines, first - 1 - self._line), maxlen=0)
+        self._line = first - 1
+        for line in lines:
+            self._line += 1
+            if self._line == mark:
+                self._mark = (mark, handle.tell())
+            yield line
+
+
+@dataclass(frozen=True, slots=True)
+class _Span:
+    """One row as :func:`_span` followed it."""
+
+    lines: int  # the lines it spans (to the end of the file, or where it was left)
+    over: int  # the position of its first cell over the limit, or -1
+    length: int  # that cell's characters
+    closed: bool  # whether every quote in it closed as a CSV writer closes one
+
+
+def _span(lines: Iterator[str], delimiter: str, limit: int) -> _Span:
+    """Follow one row from its first line, as the csv module reads it (``delimiter``,
+    double quotes, a doubled quote inside quotes for one) but without keeping its cells,
+    or its limit: how many lines it spans, its first cell longer than ``limit``, and
+    whether each quoted cell in it closes before a separator or a line break. It stops
+    at a quote left open: one that closes before other text, or at the end of the
+    file."""
+    stops = re.compile(f"[{re.escape(delimiter)}\r\n]")
+    count = position = length = 0
+    over, longest = -1, 0
+    quoted, start = False, True  # in quotes; at a cell's start (where a quote opens)
+    for line in lines:
+        count += 1
+        at, end = 0, len(line)
+        while True:
+            if quoted:
+                quote = line.find('"', at)
+                if quote < 0:
+                    length += end - at
+                    break  # the cell goes on on the next line
+                length += quote - at
+                at = quote + 1
+                if at < end and line[at] == '"':  # a doubled quote: one in the cell
+                    length += 1
+                    at += 1
+                    continue
+                quoted = False
+                if at < end and line[at] not in (delimiter, "\r", "\n"):
+                    return _Span(count, over, longest, closed=False)
+            elif start and at < end and line[at] == '"':
+                quoted, start = True, False
+                at += 1
+                continue
+            found = stops.search(line, at)
+            stop = end if found is None else found.start()
+            length += stop - at
+            if over < 0 and length > limit:
+                over, longest = position, length
+            if found is None or line[stop] != delimiter:
+                return _Span(count, over, longest, closed=True)  # the line ends the row
+            position, length, start, at = position + 1, 0, True, stop + 1
+    if over < 0 and length > limit:
+        over, longest = position, length
+    return _Span(count, over, longest, closed=not quoted)
 
 
 def _unreadable(exc: csv.Error, first: int, last: int) -> str:
@@ -1663,7 +1928,11 @@ def open_csv(
         custom=_custom_columns(lead_model),
         preamble=preamble,
         kinds=_custom_kinds(lead_model),
+        mapped=statuses if read_statuses else None,
     )
+    twice = _named_twice(header, source._plan.used)
+    if twice:
+        raise CsvError(f"{file}: {twice}")
     unread = _unread_people_columns(source.unused_columns(), detected, read_statuses, header)
     if unread:
         raise CsvError(f"{file}: {unread}")
@@ -2024,6 +2293,26 @@ def _header(file: Path, encoding: str, delimiter: str, preamble: int = 0) -> tup
     return header
 
 
+def _named_twice(header: tuple[str, ...], used: frozenset[int]) -> str | None:
+    """Why a header naming one column twice in two cases is refused ("FirstName" and
+    "FIRSTNAME": Salesforce reads its field names whatever their case, and one of the
+    two would go unread), or None. Two names read as one field's (an application
+    field's name and its alias, "seats" and "Seats") are its two columns, as
+    "Company" and "Company / Account" are."""
+    seen: dict[str, int] = {}
+    for i, name in enumerate(header):
+        folded = " ".join(name.casefold().split())
+        j = seen.setdefault(folded, i)
+        if name and j != i and not (i in used and j in used):
+            return (
+                f"the header names one column twice, as {header[j]!r} (column {j + 1}) and "
+                f"{name!r} (column {i + 1}): names that differ only in case name one field "
+                "(Salesforce reads its field names whatever their case); rename or remove "
+                "one and try again"
+            )
+    return None
+
+
 def _encoding(file: Path, head: bytes) -> str:
     if head.startswith(codecs.BOM_UTF8):
         candidates = ["utf-8-sig"]
@@ -2113,18 +2402,19 @@ def _refuse_mac_roman(file: Path) -> None:
     sure: the caller says, with the encoding."""
     decoder = codecs.getincrementaldecoder("cp1252")()
     lines = 0
+    after_cr = False  # whether the text read before ended with a CR
     with file.open("rb") as raw:
         while block := raw.read(1 << 20):
             text = decoder.decode(block)
             found = _MAC_ROMAN_SIGNS.search(text)
             if found is None:
-                lines += text.count("\n") or text.count("\r")
+                lines += _line_breaks(text, after_cr)
+                after_cr = text.endswith("\r")
                 continue
             start = max(text.rfind(c, 0, found.start()) for c in " \t\r\n,;|") + 1
             ends = [i for c in " \t\r\n,;|" if (i := text.find(c, found.end())) >= 0]
             word = text[start : min(ends, default=len(text))]
-            before = text[: found.start()]
-            line = lines + (before.count("\n") or before.count("\r")) + 1
+            line = lines + _line_breaks(text[: found.start()], after_cr) + 1
             mac = word.encode("cp1252").decode("mac_roman")
             raise CsvError(
                 f"{file}: line {line} reads {word!r}, which looks like Mac Roman text (what "
@@ -2141,6 +2431,17 @@ _UTF8_SEQUENCE = re.compile(
 )
 
 
+def _line_breaks(text: str | bytes, after_cr: bool = False) -> int:
+    """How many line breaks ``text`` holds, each CR LF, CR or LF one (as the CSV reader
+    and a spreadsheet count lines); ``after_cr`` when the text read before it ended with
+    a CR (a CR LF split between two reads is one)."""
+    if isinstance(text, str):
+        count = text.count("\n") + text.count("\r") - text.count("\r\n")
+        return count - (after_cr and text.startswith("\n"))
+    count = text.count(b"\n") + text.count(b"\r") - text.count(b"\r\n")
+    return count - (after_cr and text.startswith(b"\n"))
+
+
 def _refuse_damaged_utf8(file: Path) -> None:
     """A file written in UTF-8 (it holds characters of several bytes) with a byte that
     is not: refused, naming the line, rather than read whole as Windows-1252, which
@@ -2148,6 +2449,7 @@ def _refuse_damaged_utf8(file: Path) -> None:
     as UTF-8; read a block at a time, as :func:`_decodes` reads, so memory stays flat.)"""
     decoder = codecs.getincrementaldecoder("utf-8")()
     lines = 0  # before the block being read
+    after_cr = False  # whether the block before ended with a CR
     bad: tuple[int, int] | None = None  # the first byte that is not UTF-8: line, value
     several = False  # whether the file holds a character of several bytes
     with file.open("rb") as raw:
@@ -2157,9 +2459,12 @@ def _refuse_damaged_utf8(file: Path) -> None:
                 try:
                     decoder.decode(block)
                 except UnicodeDecodeError as exc:
-                    at = exc.object[: exc.start]  # the block, after the bytes held over
-                    bad = (lines + at.count(b"\n") + 1, exc.object[exc.start])
-                lines += block.count(b"\n")
+                    # The block, after the bytes held over (part of a character: no
+                    # line break).
+                    at = exc.object[: exc.start]
+                    bad = (lines + _line_breaks(at, after_cr) + 1, exc.object[exc.start])
+                lines += _line_breaks(block, after_cr)
+                after_cr = block.endswith(b"\r")
         if bad is None:
             try:
                 decoder.decode(b"", final=True)

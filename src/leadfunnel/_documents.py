@@ -59,8 +59,11 @@ _CLASSES = frozenset({"model", "dataclass", "typed-dict"})
 class SchemaNode:
     """One schema met by :func:`schema_nodes`: the ``schema`` (a dict of pydantic-core),
     its ``kind`` (its ``"type"``, or ``None``), the ``owner`` (the name of the model,
-    dataclass or typed dict it is in) and the ``field`` it describes or is in, dotted
-    from its owner (``"MyLead.site.vendor"``; the owner's name alone above any field)."""
+    dataclass or typed dict it is in) and the ``field`` it describes or is in, named
+    after the class that declares it (``"Site.vendor"`` for the ``vendor`` of a model
+    ``Site`` in a field of ``MyLead``; a nested class's own schema keeps the field of
+    the outer class it is in, ``"MyLead.site"``; the model's name alone above any
+    field)."""
 
     __slots__ = ("field", "kind", "owner", "schema")
 

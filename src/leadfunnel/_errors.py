@@ -185,8 +185,8 @@ class ConcurrencyError(LeadFunnelError, RuntimeError):
             id,
             0,
             found,
-            message=f"a new record's id {id} is already stored (a {kind}, at version "
-            f"{found}); a new record needs an id of its own: leave id out to have one "
+            message=f"a new record's id {id} is already stored ({a_kind(kind)}, at "
+            f"version {found}); a new record needs an id of its own: leave id out to have one "
             "made, or change the stored record instead (funnel.update())",
         )
         error.retryable = False
@@ -246,3 +246,8 @@ class StorageError(LeadFunnelError, RuntimeError):
     def __init__(self, message: str, *, of_value: bool = False) -> None:
         super().__init__(message)
         self.of_value = of_value
+
+
+def a_kind(kind: str) -> str:
+    """``kind`` (``"lead"``, ``"opportunity"``...) with its article: ``"an opportunity"``."""
+    return f"{'an' if kind[:1] in 'aeiou' else 'a'} {kind}"

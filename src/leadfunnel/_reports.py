@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Context, Decimal, localcontext
@@ -52,6 +53,7 @@ __all__ = [
     "format_money",
     "fraction",
     "group_label",
+    "money_context",
     "percent",
     "report_tiles",
 ]
@@ -778,15 +780,16 @@ def _money(
     by: GroupBy | None,
 ) -> _Money:
     money = _Money()
-    with localcontext(Context(prec=_SUM_DIGITS)):  # sums exact, whatever the amounts
+    with money_context():  # sums exact, whatever the amounts
         _add_money(repository, since, until, by, money)
     return money
 
 
-#: The digits the money sums keep: exact for any amount a store keeps (PostgreSQL's and
-#: MariaDB's numeric columns hold at most 65 digits; pydantic's default context 28
-#: rounded larger application amounts).
-_SUM_DIGITS = 200
+def money_context() -> AbstractContextManager[Context]:
+    """A decimal context in which sums and differences of amounts are exact: 200 digits,
+    more than any amount a store keeps (PostgreSQL's and MariaDB's numeric columns hold
+    at most 65; the default context's 28 rounded larger application amounts)."""
+    return localcontext(Context(prec=200))
 
 
 def _add_money(

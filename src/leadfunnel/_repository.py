@@ -730,6 +730,29 @@ def _flaw_in(model: BaseModel, walk: _Walk) -> tuple[str, str, str] | None:
     return None
 
 
+def _refuse_repeated_ids(inserts: list[Record]) -> None:
+    """Refuse a change that inserts two records with one id (whatever their kinds): an
+    id means one record, and a store would keep one of them, or both in two tables."""
+    if len(inserts) < 2:
+        return
+    seen: dict[UUID, Record] = {}
+    for record in inserts:
+        first = seen.setdefault(record.id, record)
+        if first is not record:
+            from ._errors import ConcurrencyError, a_kind
+
+            kinds = f"{a_kind(first.kind)} and {a_kind(record.kind)}"
+            error = ConcurrencyError(
+                record.id,
+                0,
+                None,
+                message=f"two new records of one change have the id {record.id} ({kinds}); "
+                "each new record needs an id of its own: leave id out to have one made",
+            )
+            error.retryable = False
+            raise error
+
+
 def check_portable(
     records: Iterable[Record], stored: Callable[[Record], Record | None] | None = None
 ) -> None:
@@ -899,6 +922,7 @@ class Repository(ABC):
             [waiting.pop(r.id) for r in changes.records() if r.id in waiting] if waiting else []
         )
         try:
+            _refuse_repeated_ids(changes.inserts)
             check_portable(changes.inserts)
             check_portable(changes.updates, lambda record: self._held(changes, record))
             stored = self._commit(changes)

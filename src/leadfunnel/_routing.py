@@ -656,8 +656,11 @@ class RoutingRules:
         processes gave meanwhile (each process counts only its own between calls). For
         each owner with a capacity the count is the larger of the store's and the
         router's own. Call it once after ``Funnel(router=...)``, and again when other
-        processes route on the same store."""
+        processes route on the same store. Without a capacity in any group there is
+        nothing to count, and the feed is not read."""
         self.use_clock(funnel.clock)
+        if not self._capped():
+            return
         with self._lock:
             self._roll_day()
             assert self._day is not None

@@ -843,6 +843,14 @@ class RepositoryContract(ABC):
         assert repo.contacts() == [c]
         assert repo.find_keys(identity_keys(contact(3))) == {}
         assert repo.events() == feed
+        # Two new records of one change with one id: neither is stored.
+        twin = uuid4()
+        for pair in ((lead(5, id=twin), contact(6, id=twin)), (lead(7, id=twin), lead(8, id=twin))):
+            with pytest.raises(ConcurrencyError) as err:
+                repo.commit(ChangeSet(inserts=list(pair)))
+            assert err.value.id == twin
+            assert err.value.retryable is False
+            assert repo.get_many([twin]) == {}
 
     def test_a_failed_commit_leaves_no_trace(self, repo: Repository) -> None:
         a, b, z = lead(1), lead(2), lead(3)
