@@ -166,12 +166,19 @@ def _intervals(name: str, value: Iterable[timedelta]) -> tuple[timedelta, ...]:
     for i, wait in enumerate(waits):
         if not isinstance(wait, timedelta) or wait < timedelta(0):
             raise ConfigError(f"cadence: {name}[{i}] = {wait!r} is not a non-negative timedelta")
-        if i > 1 and wait < waits[i - 1]:
-            raise ConfigError(
-                f"cadence: {name}[{i}] ({wait}) is shorter than the wait before it "
-                f"({waits[i - 1]}); a cadence may slow down but never speed up"
-            )
+    _never_faster(name, waits, [str(wait) for wait in waits])
     return waits
+
+
+def _never_faster(name: str, waits: Sequence[timedelta], shown: Sequence[object]) -> None:
+    """Refuse ``waits`` (at ``name``, each written as ``shown``) that shrink after the
+    first: a due time would move earlier as touches are logged."""
+    for i in range(2, len(waits)):
+        if waits[i] < waits[i - 1]:
+            raise ConfigError(
+                f"cadence: {name}[{i}] = {shown[i]} is shorter than the wait before it "
+                f"({shown[i - 1]}); a cadence may slow down but never speed up"
+            )
 
 
 @dataclass(frozen=True)
@@ -342,16 +349,8 @@ def _waits(key: str, value: Any) -> list[timedelta]:
     numbers = _list(key, value)
     if not numbers:
         raise ConfigError(f"cadence: {key} is empty; give at least one wait (a number of days)")
-    for number in numbers:
-        if isinstance(number, bool) or not isinstance(number, (int, float)):
-            raise ConfigError(f"cadence: {key} must be numbers of days, not {number!r}")
     waits = [_duration(f"{key}[{i}]", number, "days") for i, number in enumerate(numbers)]
-    for i in range(2, len(waits)):
-        if waits[i] < waits[i - 1]:
-            raise ConfigError(
-                f"cadence: {key}[{i}] = {numbers[i]!r} is shorter than the wait before it "
-                f"({numbers[i - 1]!r}); a cadence may slow down but never speed up"
-            )
+    _never_faster(key, waits, [repr(number) for number in numbers])
     return waits
 
 
