@@ -1,7 +1,8 @@
 """Imports of real CRM exports as an audit found them: a quoted cell over the CSV
-reader's size limit, a status map beside Salesforce's IsConverted flag, two columns of
-one number or date field, a header naming a field twice in two cases, and the line a
-damaged UTF-8 file is refused at. (The avoid lists it found: test_import_audit_avoid.py.)"""
+reader's size limit, a status map beside Salesforce's IsConverted flag, the day/month
+order of a rejects file imported again, two columns of one number or date field, a
+header naming a field twice in two cases, and the line a damaged UTF-8 file is refused
+at. (The avoid lists it found: test_import_audit_avoid.py.)"""
 
 from __future__ import annotations
 
@@ -174,6 +175,54 @@ def test_a_status_map_table_for_the_converted_flag_is_refused_saying_what_works(
     assert code == 2
     assert f"[{table}] is Salesforce's flag of a converted lead, not a status column" in out
     assert '[Status] then "Closed - Converted" = "client"' in out
+
+
+# --- 4. a rejects file keeps the day/month order its first import read ------------------
+
+
+_UK = (
+    "Lead Owner,First Name,Last Name,Company / Account,Email,Lead Status,Create Date,"
+    "Annual Revenue\n"
+    "Jo,Ann,Lee,Acme,ann@uk.com,Open - Not Contacted,15/03/2024,100\n"
+    "Jo,Bob,Ray,Beta,bob@uk.com,Open - Not Contacted,05/03/2024 2:30 PM,1.200\n"
+)
+
+
+def test_a_rejects_file_imported_again_reads_its_dates_in_the_order_first_read(
+    tmp_path: Path,
+) -> None:
+    code, out, rejects = _import(tmp_path, _write(tmp_path, _UK, "uk.csv"))
+    assert code == 0, out
+    assert "Dates were read day first (D/M/YYYY), as the file writes 15/03/2024 (row 1)" in out
+    (_, row) = rejects
+    assert (row[0], row[8]) == ("2", "2024-03-05 14:30")
+    fixed = tmp_path / "fixed.csv"
+    with fixed.open("w", encoding="utf-8", newline="") as handle:
+        csv.writer(handle).writerows([rejects[0], [*row[:-1], "1200"]])
+    code, out, _ = _import(tmp_path, fixed)
+    assert code == 0, out
+    assert out.splitlines()[0] == "1 added, 0 duplicates, 0 avoided, 0 rejected (salesforce format)"
+    bob = next(lead for lead in _stored(tmp_path).leads() if lead.first_name == "Bob")
+    assert bob.created_at == datetime(2024, 3, 5, 14, 30, tzinfo=UTC)
+    assert bob.annual_revenue == Decimal(1200)
+
+
+def test_a_rejects_file_whose_dates_do_not_tell_their_order_is_refused(tmp_path: Path) -> None:
+    # As a spreadsheet saves it again: the ISO date written back in its own format.
+    text = (
+        "row,reason,First Name,Last Name,Email,Create Date\n2,fixed,Bob,Ray,bob@uk.com,05/03/2024\n"
+    )
+    path = _write(tmp_path, text)
+    code, out, _ = _import(tmp_path, path)
+    assert code == 2
+    assert "a rejects file (its first columns are row and reason) whose dates could be read " in out
+    assert "('05/03/2024', row 1)" in out
+    assert "--day-first or --month-first" in out
+    assert not (tmp_path / "crm.db").exists()
+    code, out, _ = _import(tmp_path, path, "--day-first")
+    assert code == 0, out
+    (bob,) = _stored(tmp_path).leads()
+    assert bob.created_at == datetime(2024, 3, 5, tzinfo=UTC)
 
 
 # --- 5. two columns of one number or date field must agree --------------------------------

@@ -848,6 +848,9 @@ class CsvSource:
         #: dates (see :meth:`notes`).
         self.day_first = day_first
         self._date_order: str | None = None
+        # A date that could be read day or month first, and its row, when the file's
+        # own dates did not tell the order (see _decide_date_order).
+        self._undecided: tuple[str, int] | None = None
         # "gap"/"twice" -> how many times fell in a clock change, and the first's row.
         self._clock_changes: dict[str, tuple[int, int]] = {}
         self._number = 0
@@ -1442,13 +1445,15 @@ class CsvSource:
                 lead = lead or target
         return lead
 
-    def _decide_date_order(self) -> None:
+    def _decide_date_order(self) -> bool:
         """Decide, for the whole file, whether its slash dates put the day or the month
         first: the first date whose first part is over 12 says day first, whose second
         part is over 12 month first (the date columns alone are read, by the C reader,
-        up to that date); with none, month first, the default."""
+        up to that date); with none, month first, the default (and :attr:`_undecided`
+        names the first date that could be read either way). Whether a date told."""
         positions = self._plan.dated
         found: tuple[bool, str, int] | None = None
+        either: tuple[str, int] | None = None  # the first date that could be read both ways
         with self._open() as handle, _Follower(self._open) as follower:
             reader = csv.reader(handle, delimiter=self.delimiter)
             for _ in range(self._preamble + 1):
@@ -1474,7 +1479,10 @@ class CsvSource:
                     if first > 12 >= second or second > 12 >= first:
                         found = (first > 12, match[0].strip(), number)
                         break
+                    if either is None and first != second:
+                        either = (match[0].strip(), number)
         if found is None:
+            self._undecided = either
             # Spreadsheets separate cells with semicolons where a comma is the decimal
             # mark: in Europe, which writes the day first.
             self.day_first = self.delimiter == ";"
@@ -1498,10 +1506,47 @@ class CsvSource:
                 f"too, and importing the file again changes nothing (its rows are duplicates "
                 f"now): give such a file {other} the first time"
             )
-            return
+            return False
         self.day_first, example, number = found
         order = "day first (D/M/YYYY)" if self.day_first else "month first (M/D/YYYY)"
         self._date_order = f"Dates were read {order}, as the file writes {example} (row {number})"
+        return True
+
+    def written_back(self, cells: tuple[str, ...]) -> tuple[str, ...]:
+        """``cells``, a row's (see :meth:`rows`), as a rejects file writes them for the
+        row to be imported again: a date that could be read day or month first
+        (``05/03/2024``) in ISO 8601 as this file's order read it (``2024-03-05``), time
+        and all, since the rejects file's own dates may not tell that order; every other
+        cell as read."""
+        if not self._plan.dated or len(cells) != len(self.header):
+            return cells  # a row whose cells are out of place is written as it came
+        written: list[str] | None = None
+        for i in self._plan.dated:
+            if "/" in cells[i]:
+                iso = self._iso_date(cells[i].strip())
+                if iso is not None:
+                    written = written or list(cells)
+                    written[i] = iso
+        return cells if written is None else tuple(written)
+
+    def _iso_date(self, text: str) -> str | None:
+        """``text``, a date that could be read day or month first, in ISO 8601 as the
+        file's order reads it; None for any other text (or a date that is none)."""
+        match = _LOCAL_DATE.fullmatch(text)
+        if match is None or match[2] != "/":
+            return None
+        first, second = int(match[1]), int(match[3])
+        if first == second or first > 12 or second > 12:
+            return None
+        if self.day_first is None:
+            self._decide_date_order()
+        try:
+            when = _wall_time(text, day_first=bool(self.day_first))
+        except ValueError:
+            return None
+        if match[5] is None:
+            return when.date().isoformat()
+        return when.isoformat(sep=" ", timespec="seconds" if match[7] else "minutes")
 
     def _date_problem(self, exc: ValueError) -> str:
         """``exc``'s message, advising what fits when the file's order was decided from
@@ -1936,7 +1981,28 @@ def open_csv(
     unread = _unread_people_columns(source.unused_columns(), detected, read_statuses, header)
     if unread:
         raise CsvError(f"{file}: {unread}")
+    # A rejects file's rows' dates were read in the order of the file they were rejected
+    # from, which a row not here may have told: leadfunnel writes dates that could be
+    # read both ways in ISO 8601, but a spreadsheet that saved the file again writes
+    # them its own way. Decided before anything is stored.
+    rejected = day_first is None and _rejects_file(header) and bool(source._plan.dated)
+    if rejected and not source._decide_date_order():
+        if source._undecided is not None:
+            example, row = source._undecided
+            raise CsvError(
+                f"{file}: a rejects file (its first columns are row and reason) whose "
+                f"dates could be read day first or month first ({example!r}, row {row}), "
+                "none telling which; give the order the import that wrote it read them "
+                "in (its summary said it): --day-first or --month-first"
+            )
+        source.day_first = source._date_order = None  # decided when a date needs it
     return source
+
+
+def _rejects_file(header: tuple[str, ...]) -> bool:
+    """Whether ``header`` is a rejects file's: leadfunnel import's row and reason, then
+    the columns of the file its rows were rejected from."""
+    return tuple(name.casefold() for name in header[:2]) == ("row", "reason")
 
 
 _SEP_LINE = re.compile(r'"?sep=([,;\t|])"?[,;\t|]*', re.IGNORECASE)

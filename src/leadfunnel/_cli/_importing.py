@@ -195,6 +195,7 @@ def import_(
                 source.header,
                 source.delimiter,
                 for_spreadsheets=source.spreadsheet_made,
+                cells=source.written_back,
             ) as write_rejects,
             _progress(source.path.stat().st_size) as advance,
             collector_paused() as collect,
@@ -554,8 +555,11 @@ class _RejectsFile:
         delimiter: str = ",",
         *,
         for_spreadsheets: bool = False,
+        cells: Callable[[tuple[str, ...]], tuple[str, ...]] | None = None,
     ) -> None:
         self._path = Path(path) if path else None
+        # A row's cells as written back (CsvSource.written_back: dates in the order read).
+        self._cells = cells
         # A source a spreadsheet wrote (a byte-order mark, cp1252, a "sep=" line) gets
         # rejects a spreadsheet opens right: UTF-8 with its mark (Excel reads UTF-8
         # without one as the local code page: mojibake), and the separator named.
@@ -591,6 +595,8 @@ class _RejectsFile:
     def _write(self, rows: list[tuple[int, str, tuple[str, ...]]]) -> None:
         if self._writer is not None:
             for number, reason, cells in rows:
+                if self._cells is not None:
+                    cells = self._cells(cells)
                 self._writer.writerow([number, reason, *cells[self._skip :]])
 
     def __exit__(self, kind: object, *exc: object) -> None:
