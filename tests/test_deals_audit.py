@@ -46,7 +46,7 @@ def _book_during_the_read(funnel: Funnel, contact: Contact, monkeypatch: Any) ->
     return booked
 
 
-@pytest.mark.parametrize("how", ["avoid", "lose"])
+@pytest.mark.parametrize("how", ["avoid", "lose", "import"])
 def test_a_deal_booked_while_its_contact_is_avoided_is_closed_too(
     repository: Repository, clock: ManualClock, monkeypatch: Any, how: str
 ) -> None:
@@ -57,6 +57,9 @@ def test_a_deal_booked_while_its_contact_is_avoided_is_closed_too(
     booked = _book_during_the_read(funnel, person, monkeypatch)
     if how == "avoid":
         funnel.avoid(person)
+    elif how == "import":  # a do-not-contact list naming the person
+        report = funnel.import_leads([{"email": "kim@k.example.com"}], status="avoid")
+        assert [issue.reason for issue in report.rejected] == []
     else:
         funnel.lose(first, reason="avoid")
     assert booked, "the race was not staged"

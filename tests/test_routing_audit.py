@@ -365,14 +365,14 @@ def test_import_routes_raw_leads_and_keeps_capacity_from_one_run_to_the_next(
     )
     result = cli("import", str(first), "--routing", str(routing), "--db", db)
     assert result.exit_code == 0, result.output
-    assert "Routed: 1 to ana" in result.stdout.splitlines()
+    assert "Given to owners today: 1 to ana" in result.stdout.splitlines()
     second = tmp_path / "second.csv"
     second.write_text(
         "email,source\nd@d.example.com,web\ne@e.example.com,web\nf@f.example.com,web\n",
         encoding="utf-8",
     )
     result = cli("import", str(second), "--routing", str(routing), "--db", db)
-    assert "Routed: 2 to dee, 1 to ana" in result.stdout.splitlines()
+    assert "Given to owners today: 2 to dee, 1 to ana" in result.stdout.splitlines()
     owners = {x.email: x.owner for x in Funnel(SqlRepository(db)).leads()}
     assert owners == {
         "a@a.example.com": "ana",
@@ -383,7 +383,7 @@ def test_import_routes_raw_leads_and_keeps_capacity_from_one_run_to_the_next(
         "f@f.example.com": "dee",
     }
     result = cli("import", str(second), "--db", db)  # without --routing: no such line
-    assert not [line for line in result.stdout.splitlines() if line.startswith("Routed")]
+    assert not [line for line in result.stdout.splitlines() if line.startswith("Given to owners")]
 
 
 @pytest.mark.parametrize(

@@ -680,6 +680,11 @@ def _avoid_together(
         changes.updates += own.updates
         changes.events += own.events
         changes.checks += own.checks
+        # What the avoid decided on (the deals it closes: a booking in between fails the
+        # commit, and the row is tried again, as avoid() is).
+        changes.deals_read.update(own.deals_read)
+        changes.touches_read.update(own.touches_read)
+        changes.events_read.update(own.events_read)
         # A key two people held stays suppressed under the first (as two commits keep).
         changes.suppress += [s for s in own.suppress if s.digest not in digests]
         digests.update(s.digest for s in own.suppress)

@@ -32,6 +32,8 @@ __all__ = [
     "load_model",
     "open_funnel",
     "output_option",
+    "read_cadence",
+    "read_routing",
 ]
 
 DEFAULT_DB = "sqlite:///leadfunnel.db"
@@ -316,3 +318,32 @@ def load_model(spec: str, base: type[Any], option: str) -> Any:
     if not (isinstance(found, type) and issubclass(found, base)):
         fail(f"{option} {spec!r} is not a subclass of leadfunnel.{base.__name__}")
     return found
+
+
+def read_cadence(option: str, path: str) -> Any:
+    """The follow-up policy of the TOML file ``path`` that ``option`` names (see
+    :func:`_config_file`)."""
+    from .._cadence import CadencePolicy
+
+    return _config_file(option, path, CadencePolicy.from_toml)
+
+
+def read_routing(option: str, path: str) -> Any:
+    """The routing rules of the TOML file ``path`` that ``option`` names (see
+    :func:`_config_file`)."""
+    from .._routing import RoutingRules  # not loaded with leadfunnel: only when asked
+
+    return _config_file(option, path, RoutingRules.from_toml)
+
+
+def _config_file(option: str, path: str, read: Callable[[str], Any]) -> Any:
+    """What ``read`` makes of the file ``path``: a file that cannot be read or holds a
+    bad value exits with status 2 and one line naming the option, the file and what is
+    wrong (called before the database is opened)."""
+    from .._errors import ConfigError
+
+    try:
+        return read(path)
+    except ConfigError as exc:
+        message = str(exc)
+        fail(message if repr(path) in message else f"{option} {path}: {message}")

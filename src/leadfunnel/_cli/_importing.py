@@ -17,7 +17,7 @@ import click
 
 from .._collector import collector_paused
 from .._csv_out import csv_writer, printable
-from .._errors import ConfigError, LeadFunnelError
+from .._errors import LeadFunnelError
 from ._common import (
     Interrupts,
     db_option,
@@ -26,6 +26,7 @@ from ._common import (
     lead_model_option,
     load_lead_model,
     open_funnel,
+    read_routing,
     refuse_output_over_database,
 )
 
@@ -143,7 +144,7 @@ def import_(
     if day_first and month_first:
         fail("give --day-first or --month-first, not both")
     statuses = StatusMap.from_toml(status_map) if status_map else None
-    router = _routing(routing_file) if routing_file else None
+    router = read_routing("--routing", routing_file) if routing_file else None
     model = load_lead_model(lead_model) if lead_model else None
     source = open_csv(
         file,
@@ -383,7 +384,10 @@ class _ImportTally:
             lines.append("Stored " + "; ".join(f"{a}: {b}" for a, b in kinds if b))
         if self.routed is not None:
             given = sorted(self.routed.items(), key=lambda item: (-item[1], item[0]))
-            lines.append("Routed: " + (", ".join(f"{n} to {o}" for o, n in given if n) or "none"))
+            # Routed, or given in the file to an owner whose day is counted: what the
+            # owners' capacity counts.
+            owners = ", ".join(f"{n} to {o}" for o, n in given if n) or "none"
+            lines.append(f"Given to owners today: {owners}")
         if self.keyless:
             lines.append(
                 f"{self.keyless} added with neither e-mail nor phone: nothing tells them "
@@ -466,18 +470,6 @@ class _Interrupts(Interrupts):
             yield
         finally:
             self._storing = False
-
-
-def _routing(path: str) -> Any:
-    """The routing rules of ``--routing``; a bad file exits with status 2 and one line
-    (before the database is opened)."""
-    from .._routing import RoutingRules
-
-    try:
-        return RoutingRules.from_toml(path)
-    except ConfigError as exc:
-        message = str(exc)
-        fail(message if repr(path) in message else f"--routing {path}: {message}")
 
 
 def _phone_region(code: str) -> str:

@@ -8,13 +8,12 @@ import json
 import sys
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
 from .._channels import reachable_channels
 from .._csv_out import csv_text, printable
-from .._errors import ConfigError
 from ._common import (
     db_option,
     emit,
@@ -24,37 +23,12 @@ from ._common import (
     json_text,
     open_funnel,
     output_option,
+    read_cadence,
+    read_routing,
     stdout_can_write,
 )
 
 __all__ = ["due", "list_", "report"]
-
-_T = TypeVar("_T")
-
-
-def _config_file(option: str, path: str | None, read: Callable[[str], _T]) -> _T | None:
-    """What ``read`` makes of the TOML file ``option`` names (``None`` without one); a
-    file that cannot be read or holds a bad value exits with status 2 and one line
-    naming the option and the file."""
-    if path is None:
-        return None
-    try:
-        return read(path)
-    except ConfigError as exc:
-        message = str(exc)
-        fail(message if repr(path) in message else f"{option} {path}: {message}")
-
-
-def _read_cadence(path: str) -> Any:
-    from .._cadence import CadencePolicy  # imported only for a command given a file
-
-    return CadencePolicy.from_toml(path)
-
-
-def _read_routing(path: str) -> Any:
-    from .._routing import RoutingRules  # imported only for a command given a file
-
-    return RoutingRules.from_toml(path)
 
 
 def _when(value: str | None, zone_name: str = "UTC") -> datetime | None:
@@ -137,8 +111,8 @@ def due(
     """
     # A bad --at or file is reported before the database is opened.
     when = _when(at, zone_name)
-    cadence = _config_file("--cadence", cadence_file, _read_cadence)
-    router = _config_file("--routing", routing_file, _read_routing)
+    cadence = read_cadence("--cadence", cadence_file) if cadence_file else None
+    router = read_routing("--routing", routing_file) if routing_file else None
     funnel = open_funnel(db, migrate="check", cadence=cadence, router=router)
     items = funnel.due(at=when, owner=owner, limit=limit)
     people = funnel.repository.get_many(item.subject_id for item in items)
