@@ -25,7 +25,7 @@ from ._csv_out import csv_text
 from ._enums import Stage
 from ._errors import InvalidArgumentError
 from ._lifecycle import FUNNEL_STEPS
-from ._models import Contact, Lead, Opportunity, Record
+from ._models import Contact, Lead, Opportunity
 from ._periods import month_of, period_label
 from ._repository import (
     GroupBy,
@@ -825,16 +825,16 @@ def _add_money(
 
 def _first_at(repository: Repository) -> tuple[datetime | None, str]:
     """When the data starts, and what it starts with: the oldest lead, unless a
-    contact or deal is older (each list's first record is its oldest)."""
-    oldest: list[Record] = [
-        *repository.leads(limit=1),
-        *repository.contacts(limit=1),
-        *repository.opportunities(limit=1),
+    contact or deal is older."""
+    oldest = [
+        (at, kind != "lead")
+        for kind in ("lead", "contact", "opportunity")
+        if (at := repository.oldest_created_at(kind)) is not None
     ]
     if not oldest:
         return None, "first lead"
-    first = min(oldest, key=lambda r: (r.created_at, not isinstance(r, Lead)))
-    return first.created_at, "first lead" if isinstance(first, Lead) else "first record"
+    at, not_a_lead = min(oldest)
+    return at, "first record" if not_a_lead else "first lead"
 
 
 def build_report(

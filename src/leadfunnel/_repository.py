@@ -1246,6 +1246,14 @@ class Repository(ABC):
         checked = text_filters(self._models[kind], given)
         return 0 if checked is None else self._count(kind, checked)
 
+    def oldest_created_at(self, kind: SubjectKind) -> datetime | None:
+        """When the oldest record of ``kind`` was created (the first of its list), or
+        ``None`` when there is none: where a report's open period starts. This default
+        reads that record; an adapter may answer without reading one (the SQL adapter
+        reads the ``(created_at, id)`` index alone, so that a report builds no model)."""
+        first = self._list(kind, {}, None, 1)
+        return first[0].created_at if first else None
+
     @abstractmethod
     def _list(
         self, kind: SubjectKind, filters: dict[str, Any], after: Cursor | None, limit: int | None

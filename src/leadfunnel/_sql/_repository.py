@@ -1433,6 +1433,11 @@ class SqlRepository(RepRowsAdapter):
             return t.c.created_at < value
         return t.c[name] == value
 
+    def oldest_created_at(self, kind: SubjectKind) -> datetime | None:
+        with self._read() as conn:
+            found: datetime | None = conn.execute(_OLDEST[kind]).scalar()
+        return found
+
     def people_like(
         self,
         *,
@@ -1971,6 +1976,12 @@ _MOST_ROWS = 2**31 - 1
 def _rows_at_most(limit: int) -> int:
     return min(limit, _MOST_ROWS)
 
+
+#: The creation time of each kind's oldest record, read off its (created_at, id) index.
+_OLDEST = {
+    kind: sa.select(t.c.created_at).order_by(t.c.created_at, t.c.id).limit(1)
+    for kind, t in s.RECORD_TABLES.items()
+}
 
 _TAGS_BORN = (
     sa.update(s.tags)

@@ -3029,9 +3029,12 @@ class RepositoryContract(ABC):
             )
             for n, h in enumerate(hours)
         ]
+        assert repo.oldest_created_at("lead") is None
         add(repo, *made)  # stored out of creation order on purpose
         order = sorted(made, key=lambda r: (r.created_at, r.id))
         assert [r.id for r in repo.leads()] == [r.id for r in order]
+        assert repo.oldest_created_at("lead") == order[0].created_at
+        assert repo.oldest_created_at("opportunity") is None
         pages: list[list[UUID]] = []
         cursor: tuple[datetime, UUID] | None = None
         # Bounded: an adapter whose page starts at the cursor (>= for >) pages forever.
@@ -3081,6 +3084,8 @@ class RepositoryContract(ABC):
         assert repo.count("lead", created_since=T0 + timedelta(hours=3)) == 3
         c = contact(1)
         add(repo, c, deal(c), deal(c, stage=Stage.WON))
+        assert repo.oldest_created_at("contact") == c.created_at
+        assert repo.oldest_created_at("opportunity") == T0
         assert repo.count("contact") == 1
         assert repo.count("opportunity", contact_id=c.id) == 2
         assert repo.count("opportunity", stage=Stage.WON) == 1
