@@ -235,51 +235,32 @@ def follow_up_candidate_queries(by_owner: bool) -> tuple[sa.Select[Any], sa.Sele
 
 @functools.cache
 def follow_up_query(since: bool, until: bool) -> sa.Select[Any]:
+    """How many leads became qualified in the period, how many of them were never
+    followed up, and how many touches they had. A converted lead is followed up on the
+    contact it became: its touches count too, and the booking itself is a follow-up.
+    Each part is a range of the touches' ``(subject_id, ...)`` index per lead or
+    contact, never a join of every lead with every touch: a lead's and a contact's ids
+    never meet, and each contact is counted once however many leads lead to it (two
+    leads of one person share the contact their merged contacts became)."""
     st, t, lead = s.steps, s.touches, s.leads
     where = [st.c.step == "qualified", *_in_period(st.c.at, since, until)]
-    qualified = sa.select(st.c.subject_id).where(*where).distinct().subquery()
-    # A converted lead is followed up on the contact it became: its touches count too,
-    # and the booking itself is a follow-up.
-    per_lead = (
-        sa.select(
-            qualified.c.subject_id,
-            lead.c.contact_id,
-            sa.func.count(t.c.id).label("n"),
-        )
-        .select_from(
-            qualified.outerjoin(lead, lead.c.id == qualified.c.subject_id).outerjoin(
-                t,
-                sa.or_(
-                    t.c.subject_id == qualified.c.subject_id,
-                    t.c.subject_id == lead.c.contact_id,
-                ),
-            )
-        )
-        .group_by(qualified.c.subject_id, lead.c.contact_id)
-        .subquery()
+
+    def qualified_ids() -> sa.Select[Any]:
+        return sa.select(st.c.subject_id).where(*where)
+
+    qualified = qualified_ids().distinct().subquery()
+    untouched = ~sa.exists().where(t.c.subject_id == qualified.c.subject_id)
+    never = sa.and_(lead.c.contact_id.is_(None), untouched)
+    on_leads = sa.select(sa.func.count()).where(t.c.subject_id.in_(qualified_ids()))
+    contacts = sa.select(lead.c.contact_id).where(
+        lead.c.id.in_(qualified_ids()), lead.c.contact_id.is_not(None)
     )
-    never = sa.and_(per_lead.c.n == 0, per_lead.c.contact_id.is_(None))
-    # Each touch once, however many of the leads lead to it: two leads of one person
-    # share the contact their merged contacts became.
-    leads_again = sa.select(st.c.subject_id).where(*where).distinct().subquery()
-    touched = (
-        sa.select(sa.func.count(sa.distinct(t.c.id)))
-        .select_from(
-            leads_again.join(lead, lead.c.id == leads_again.c.subject_id).join(
-                t,
-                sa.or_(
-                    t.c.subject_id == leads_again.c.subject_id,
-                    t.c.subject_id == lead.c.contact_id,
-                ),
-            )
-        )
-        .scalar_subquery()
-    )
+    on_contacts = sa.select(sa.func.count()).where(t.c.subject_id.in_(contacts))
     return sa.select(
         sa.func.count(),
         sa.func.coalesce(sa.func.sum(sa.case((never, 1), else_=0)), 0),
-        touched,
-    ).select_from(per_lead)
+        on_leads.scalar_subquery() + on_contacts.scalar_subquery(),
+    ).select_from(qualified.outerjoin(lead, lead.c.id == qualified.c.subject_id))
 
 
 @functools.cache

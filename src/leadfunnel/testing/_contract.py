@@ -1966,6 +1966,18 @@ class RepositoryContract(ABC):
                 )
             )
         assert stats(None, None) == (6, 1, 5)
+        # Two leads of one person (the contacts they became were merged) lead to one
+        # contact: its touches count once.
+        twin = lead(8)
+        add(repo, twin, at=march)
+        shared = bump(twin, status=LeadStatus.CONVERTED, contact_id=person.id)
+        repo.commit(
+            ChangeSet(
+                updates=[shared],
+                events=[event(twin, "qualify", "raw", "qualified", march)],
+            )
+        )
+        assert stats(None, None) == (7, 1, 5)
 
     def test_stage_times_are_medians_from_first_arrivals(self, repo: Repository) -> None:
         day = timedelta(days=1)
