@@ -119,6 +119,18 @@ def test_a_qualified_import_records_its_routing_once() -> None:
     assert [e.data for e in history] == [{"routed": {"owner": "ana", "day": "2026-03-02"}}, {}]
 
 
+def _watching(read: list[int]) -> type[Funnel]:
+    """A funnel class that notes in ``read`` the position of every event it reads."""
+
+    class Watched(Funnel):
+        def events(self, after: int = 0, limit: int | None = 1000) -> list[Event]:
+            found = super().events(after, limit)
+            read.extend(e.position or 0 for e in found)
+            return found
+
+    return Watched
+
+
 def test_attach_reads_only_the_feed_of_today() -> None:
     """Back to the first lead routed before today, and a page more: not the whole feed."""
     repository = InMemoryRepository()
@@ -128,13 +140,7 @@ def test_attach_reads_only_the_feed_of_today() -> None:
     clock.set(MONDAY)
     funnel.import_leads([{"email": f"q{n}@y{n}.example.com"} for n in range(3)])
     read: list[int] = []
-
-    class Watched(Funnel):
-        def events(self, after: int = 0, limit: int | None = 1000) -> list[Event]:
-            found = super().events(after, limit)
-            read.extend(e.position for e in found)
-            return found
-
+    Watched = _watching(read)
     router = rules(ana=5000)
     router.attach(Watched(repository, clock=clock, router=router))
     assert router.assigned_today() == {"ana": 2}
@@ -150,13 +156,7 @@ def test_attach_reads_no_feed_when_no_owner_has_a_capacity() -> None:
         [{"email": f"p{n}@x{n}.example.com"} for n in range(50)]
     )
     read: list[int] = []
-
-    class Watched(Funnel):
-        def events(self, after: int = 0, limit: int | None = 1000) -> list[Event]:
-            found = super().events(after, limit)
-            read.extend(e.position for e in found)
-            return found
-
+    Watched = _watching(read)
     router = RoutingRules([OwnerGroup("in", ["ana", "ben"])], default="in")
     router.attach(Watched(repository, clock=clock, router=router))
     assert read == []

@@ -34,6 +34,7 @@ __all__ = [
     "output_option",
     "read_cadence",
     "read_routing",
+    "toml_file_option",
 ]
 
 DEFAULT_DB = "sqlite:///leadfunnel.db"
@@ -318,6 +319,14 @@ def load_model(spec: str, base: type[Any], option: str) -> Any:
     if not (isinstance(found, type) and issubclass(found, base)):
         fail(f"{option} {spec!r} is not a subclass of leadfunnel.{base.__name__}")
     return found
+
+
+def toml_file_option(flag: str, dest: str, help: str) -> Callable[[_F], _F]:
+    """An option naming a TOML file (``--cadence FILE.toml``), read by the command
+    (see :func:`read_cadence`, :func:`read_routing`)."""
+    return click.option(
+        flag, dest, type=click.Path(dir_okay=False), default=None, metavar="FILE.toml", help=help
+    )
 
 
 def read_cadence(option: str, path: str) -> Any:

@@ -28,6 +28,7 @@ from ._common import (
     open_funnel,
     read_routing,
     refuse_output_over_database,
+    toml_file_option,
 )
 
 if TYPE_CHECKING:
@@ -102,13 +103,10 @@ __all__ = ["import_"]
     default=None,
     help="Write rejected rows, with row number and reason, to this CSV file.",
 )
-@click.option(
+@toml_file_option(
     "--routing",
     "routing_file",
-    type=click.Path(dir_okay=False),
-    default=None,
-    metavar="FILE.toml",
-    help="Give the raw and qualified leads owners by these routing rules (see "
+    "Give the raw and qualified leads owners by these routing rules (see "
     "docs/cadence.md), as RoutingRules.from_toml reads them; capacities count the "
     "leads given today, by earlier imports too.",
 )

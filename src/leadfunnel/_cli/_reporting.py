@@ -26,6 +26,7 @@ from ._common import (
     read_cadence,
     read_routing,
     stdout_can_write,
+    toml_file_option,
 )
 
 __all__ = ["due", "list_", "report"]
@@ -67,22 +68,16 @@ _AT_ZONE = _timezone_option("Zone of an --at without an offset, e.g. America/New
 @_AT_ZONE
 @click.option("--owner", default=None, help="Only the follow-ups of this owner's people.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="The first N only.")
-@click.option(
+@toml_file_option(
     "--cadence",
     "cadence_file",
-    type=click.Path(dir_okay=False),
-    default=None,
-    metavar="FILE.toml",
-    help="The cadence policy (touches, waits, first response, business hours; see "
+    "The cadence policy (touches, waits, first response, business hours; see "
     "docs/cadence.md), as CadencePolicy.from_toml reads it; default: leadfunnel's.",
 )
-@click.option(
+@toml_file_option(
     "--routing",
     "routing_file",
-    type=click.Path(dir_okay=False),
-    default=None,
-    metavar="FILE.toml",
-    help="Routing rules (see docs/cadence.md), as RoutingRules.from_toml reads them: an "
+    "Routing rules (see docs/cadence.md), as RoutingRules.from_toml reads them: an "
     "overdue follow-up escalates to the backup they name.",
 )
 @format_option("table", "json", "csv")
