@@ -62,11 +62,13 @@ def move_lead(
     if dest is LeadStatus.UNQUALIFIED:
         changes.update(unfit(lead))
     moved = bump(lead, now, **changes)
+    if trigger != "respond" or moved.owner is not None or router is None:
+        new = event(moved, trigger, source, dest.value, now, actor, reason)
+        repository.commit(ChangeSet(updates=[moved], events=[new], read={lead.id: lead}))
+        return moved
     with settled_by_commit():  # a refusal before the commit gives the owner's turn back
-        data: dict[str, Any] = {}
-        if trigger == "respond" and moved.owner is None:
-            moved = assign_owner(router, moved)
-            data = routing_data(router, moved)
+        moved = assign_owner(router, moved)
+        data = routing_data(router, moved)
         new = event(moved, trigger, source, dest.value, now, actor, reason, data)
         repository.commit(ChangeSet(updates=[moved], events=[new], read={lead.id: lead}))
     return moved
