@@ -354,3 +354,27 @@ def test_a_reader_gone_before_anything_is_written_is_status_141(command: list[st
     finally:
         os.close(write)
     assert (done.returncode, done.stderr) == (141, "")
+
+
+def test_due_table_shows_the_most_overdue_500_and_its_times_in_the_zone_asked(
+    tmp_path: Path,
+) -> None:
+    """A table is read by a person: without --limit it shows the 500 most overdue and
+    says how many more there are (rich drew 40,000 rows in 30 s); --limit shows what it
+    asks for; CSV gives every row. Its times are those of --timezone, so labelled."""
+    rows = "".join(f"P{n},Lee,p{n}@ex{n}.com,Acme,2026-03-02 09:00\n" for n in range(520))
+    (tmp_path / "many.csv").write_text(
+        "first_name,last_name,email,company,created_at\n" + rows, encoding="utf-8"
+    )
+    db = f"sqlite:///{tmp_path / 'many.db'}"
+    assert invoke("import", str(tmp_path / "many.csv"), "--db", db).exit_code == 0
+    at = ("--at", "2026-03-05T12:00:00+00:00")
+    table = invoke("due", "--db", db, *at).stdout
+    assert table.count(" lead ") == 500
+    assert "520 follow-ups due, 520 overdue." in table
+    assert "The table shows the first 500: --limit N shows more" in table
+    assert invoke("due", "--db", db, *at, "--limit", "510").stdout.count(" lead ") == 510
+    assert len(invoke("due", "--db", db, *at, "--format", "csv").stdout.splitlines()) == 521
+    chicago = invoke("due", "--db", db, *at, "--timezone", "America/Chicago", "--limit", "1")
+    assert "due (America/Chicago)" in chicago.stdout
+    assert "2026-03-02 03:00" in chicago.stdout  # 09:00 UTC, CST (UTC-6)

@@ -65,7 +65,9 @@ _AT_ZONE = _timezone_option("Zone of an --at without an offset, e.g. America/New
 @click.option(
     "--at", "at", default=None, metavar="ISO-DATETIME", help="When to look (default: now, UTC)."
 )
-@_AT_ZONE
+@_timezone_option(
+    "Zone of an --at without an offset, and of the table's times, e.g. America/New_York."
+)
 @click.option("--owner", default=None, help="Only the follow-ups of this owner's people.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="The first N only.")
 @toml_file_option(
@@ -160,6 +162,12 @@ def due(
     if not items:
         emit("Nothing is due.\n", output, said)
         return
+    from .._periods import read_zone
+
+    zone = read_zone(zone_name)  # checked by _when
+    # A table is read by a person: the most overdue first, a screenful or so (rich takes
+    # about a second a thousand rows); CSV and JSON give every row.
+    shown = items if limit is not None else items[:_TABLE_ROWS]
     from rich import box
     from rich.console import Console
     from rich.table import Table
@@ -171,7 +179,7 @@ def due(
         "company",
         "phone",
         "owner",
-        "due",
+        f"due ({zone_name})",
         "overdue",
         "escalate to",
         "touch",
@@ -180,15 +188,16 @@ def due(
         # Lines a non-UTF-8 standard output (a Windows console's cp1252) can write.
         box=box.HEAVY_HEAD if output or stdout_can_write("┏━┳┃┡╇│└┴─") else box.ASCII_DOUBLE_HEAD,
     )
-    for item in items:
+    for item in shown:
         name, company, phone = who(item)
+        due_at = item.due_at.astimezone(zone)
         cells = (
             item.subject,
             name,
             company,
             phone,
             item.owner or "-",
-            item.due_at.strftime("%Y-%m-%d %H:%M"),
+            f"{due_at.date().isoformat()} {due_at:%H:%M}",
             "yes" if item.overdue else "",
             item.escalated_to or "",
             str(item.touch_number),
@@ -200,11 +209,18 @@ def due(
     # As wide as the table is: nothing cut (the id is what a follow-up is done with).
     console = Console(width=_UNBOUNDED, record=True, file=io.StringIO())
     console.print(table)
-    summary = f"{len(items)} follow-ups due, {sum(i.overdue for i in items)} overdue.\n"
+    summary = f"{len(items):,} follow-ups due, {sum(i.overdue for i in items):,} overdue.\n"
+    if len(shown) < len(items):
+        summary += (
+            f"The table shows the first {len(shown):,}: --limit N shows more, --owner one "
+            "rep's, --format csv (or json) every one.\n"
+        )
     emit(console.export_text() + summary, output, said)
 
 
 _UNBOUNDED = 100_000
+#: The most rows ``due``'s table shows without ``--limit``.
+_TABLE_ROWS = 500
 
 
 def _writing(text: str, output: str | None) -> str:
