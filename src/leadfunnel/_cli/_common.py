@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 import traceback
 from collections.abc import Callable
@@ -190,8 +189,11 @@ def _files_of(repository: Any) -> list[Path]:
 
 def without_password(url: str) -> str:
     """``url`` with its password hidden, however malformed the rest of it is (a password
-    may hold "/" and "@": everything up to the last "@" goes)."""
-    return re.sub(r"(://[^:/@\s]*:).*@", r"\1***@", url)
+    may hold "/" and "@": everything up to the last "@" goes), and the query parameters
+    that carry a secret (``?password=...``) too."""
+    from .._sql._engine import without_secrets
+
+    return without_secrets(url)
 
 
 def schema_version_before(db: str) -> int | None:

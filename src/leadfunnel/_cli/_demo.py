@@ -16,6 +16,7 @@ from ._common import (
     guarded,
     open_funnel,
     refuse_output_over_database,
+    without_password,
 )
 
 __all__ = ["demo", "diagram"]
@@ -50,13 +51,15 @@ def demo(db: str, seed: int, leads: int, svg: str) -> None:
     funnel = open_funnel(db)
     if svg:
         refuse_output_over_database(svg, "--svg")
+    where = without_password(db)  # never shown with its password
     existing = funnel.leads(limit=1)
     if existing:
         fail(
-            f"{db} already holds leads; run the demo on a new database, e.g. --db sqlite:///demo.db"
+            f"{where} already holds leads; run the demo on a new database, "
+            "e.g. --db sqlite:///demo.db"
         )
     click.echo(
-        f"Building a sample funnel in {db}: {leads} people arriving over the "
+        f"Building a sample funnel in {printable(where)}: {leads} people arriving over the "
         f"{DEMO_DAYS} days up to now ...",
         err=True,
     )

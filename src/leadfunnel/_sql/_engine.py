@@ -4,6 +4,7 @@ and turning the driver's errors into leadfunnel's."""
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import time
 import weakref
@@ -28,6 +29,29 @@ _DRIVERS = {
     "mysql": "leadfunnel[mysql] (PyMySQL)",
     "mariadb": "leadfunnel[mysql] (PyMySQL)",
 }
+
+
+# The query parameters that carry a secret (``?password=...``, ``sslpassword``, ``passwd``,
+# ``pwd``, ``secret``, ``token``): never shown.
+_SECRET_PARAMETER = re.compile(r"([?&][^=&#]*(?:pass|pwd|secret|token)[^=&#]*=)[^&#]*", re.I)
+
+
+def without_secrets(url: str | sa.URL) -> str:
+    """``url`` as errors and messages show it: its password hidden (everything between
+    the user name's ":" and the last "@", however malformed the rest is: a password may
+    hold "/" and "@"), and so are the query parameters that carry a secret."""
+    if isinstance(url, sa.URL):
+        url = url.render_as_string(hide_password=True)
+    last_at = url.rfind("@")
+    if last_at >= 0:
+        # After the scheme ("postgresql+psycopg://", or a mistyped "postgresql:/"; from
+        # the start when it is missing), a ":" before the first "@" starts a password.
+        scheme = re.match(r"[A-Za-z][A-Za-z0-9+.-]*:/*", url)
+        start = scheme.end() if scheme else 0
+        colon = url.find(":", start, url.find("@", start))
+        if colon >= 0:
+            url = f"{url[: colon + 1]}***{url[last_at:]}"
+    return _SECRET_PARAMETER.sub(r"\1***", url)
 
 
 def refuse_a_missing_sqlite_file(url: str | sa.URL | Engine) -> None:
@@ -66,9 +90,18 @@ def make_engine(url: str | sa.URL | Engine, options: dict[str, Any]) -> Engine:
             parsed = sa.make_url(url)
         except sa_exc.ArgumentError as exc:
             raise ConfigError(
-                f"{url!r} is not a database URL; write e.g. sqlite:///funnel.db, "
+                f"{without_secrets(url)!r} is not a database URL; write e.g. sqlite:///funnel.db, "
                 "postgresql+psycopg://user@host/db or mysql+pymysql://user@host/db"
             ) from exc
+        if parsed.host and "@" in parsed.host:
+            # A raw "@" in the password: SQLAlchemy takes the password up to the first
+            # one, and the rest for the host, which the driver would print (with the
+            # rest of the password) in its error. Refused before the driver sees it.
+            raise ConfigError(
+                f"the database URL {without_secrets(url)!r} has an '@' in its user name or "
+                "password: write it as %40 there (user:p%40ss@host), so that the host "
+                "is what follows the last '@'"
+            )
         backend = parsed.get_backend_name()
         if backend == "sqlite":
             options.setdefault("connect_args", {}).setdefault("timeout", _SQLITE_BUSY_SECONDS)

@@ -84,6 +84,7 @@ from ._engine import (
     translated,
     use_wal,
     whole_transaction_lost,
+    without_secrets,
 )
 from ._queries import (
     DocField,
@@ -202,13 +203,14 @@ class SqlRepository(RepRowsAdapter):
             raise
 
     def __repr__(self) -> str:
-        url = self.url.render_as_string(hide_password=True)
+        url = without_secrets(self.url)
         return f"SqlRepository({url!r}{'' if self.schema is None else f', schema={self.schema!r}'})"
 
     @property
     def _where(self) -> str:
-        """The database, as errors name it: its URL (password hidden) and schema."""
-        url = self.url.render_as_string(hide_password=True)
+        """The database, as errors name it: its URL (password and secret query
+        parameters hidden) and schema."""
+        url = without_secrets(self.url)
         return url if self.schema is None else f"{url} (schema {self.schema})"
 
     def close(self) -> None:

