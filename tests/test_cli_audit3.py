@@ -115,3 +115,52 @@ def test_the_repository_never_shows_a_password_in_the_query(tmp_path: Path) -> N
         assert SECRET not in repository._where
     finally:
         repository.close()
+
+
+# --- 2. an output over the database ---------------------------------------------------
+
+
+def test_an_output_over_a_sqlite_uri_database_is_refused(
+    crm: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(crm.parent)
+    before = crm.read_bytes()
+    for url in (
+        "sqlite:///file:crm.db?uri=true",
+        "sqlite:///file:crm.db?mode=ro&uri=true",
+        f"sqlite:///file:{crm.as_posix()}?uri=true",
+    ):
+        for target in ("crm.db", str(crm)):
+            result = invoke("report", "--db", url, "-o", target)
+            assert result.exit_code == 2, (url, result.output)
+            assert "is a file of the database this command uses" in result.output
+    assert crm.read_bytes() == before
+    assert invoke("report", "--db", "sqlite:///file:crm.db?uri=true", "-o", "r.txt").exit_code == 0
+
+
+def test_an_output_into_a_hard_link_to_the_database_is_refused(crm: Path) -> None:
+    hard = crm.with_name("hard.db")
+    os.link(crm, hard)
+    before = crm.read_bytes()
+    for command in (["report"], ["list", "never_booked"], ["due"]):
+        result = invoke(*command, "--db", f"sqlite:///{crm}", "-o", str(hard))
+        assert result.exit_code == 2, command
+        assert "is a file of the database this command uses" in result.output
+    source = crm.with_name("leads.csv")
+    source.write_text("first_name,email\nBo,bo@x.example.com\nBad,nope\n", encoding="utf-8")
+    result = invoke("import", str(source), "--db", f"sqlite:///{crm}", "--rejects", str(hard))
+    assert result.exit_code == 2
+    assert "is a file of the database this command uses" in result.output
+    assert crm.read_bytes() == before
+
+
+def test_a_demo_svg_into_a_hard_link_to_the_database_is_refused(tmp_path: Path) -> None:
+    db = tmp_path / "demo.db"
+    assert invoke("migrate", "--db", f"sqlite:///{db}").exit_code == 0
+    hard = tmp_path / "chart.svg"
+    os.link(db, hard)
+    result = invoke("demo", "--leads", "3", "--db", f"sqlite:///{db}", "--svg", str(hard))
+    assert result.exit_code == 2
+    assert "--svg" in result.output
+    assert "is a file of the database this command uses" in result.output
+    assert db.read_bytes()[:16] == b"SQLite format 3\x00"

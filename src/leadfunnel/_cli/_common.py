@@ -169,21 +169,47 @@ _OPENED: list[Path] = []
 
 def refuse_output_over_database(path: str, option: str) -> None:
     """Exit with status 2 when ``path`` (an ``option``'s file) is a file of a database
-    this command opened: writing there would destroy it."""
-    if Path(path).resolve() in _OPENED:
+    this command opened: writing there would destroy it. The files themselves are
+    compared, not only their names: a hard link to the database is the database."""
+    target = Path(path).resolve()
+    if any(_same_file(target, opened) for opened in _OPENED):
         fail(
             f"{option} {path} is a file of the database this command uses: choose another "
             "file (writing there would destroy the database)"
         )
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    if a == b:
+        return True
+    try:
+        return os.path.samefile(a, b)  # the same device and inode: a hard link
+    except OSError:  # either does not exist (yet)
+        return False
+
+
 def _files_of(repository: Any) -> list[Path]:
     url = repository.url
     if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
         return []
-    if url.database.startswith("file:"):
-        return []
-    base = Path(url.database).resolve()
+    database: str = url.database
+    if database.startswith("file:") and str(url.query.get("uri", "")).lower() in (
+        "true",
+        "1",
+        "yes",
+    ):
+        # A SQLite URI (sqlite:///file:funnel.db?uri=true): the file is its path.
+        from urllib.parse import parse_qs, unquote, urlsplit
+
+        parts = urlsplit(database)
+        if "memory" in parse_qs(parts.query).get("mode", []) or "memory" in url.query.get(
+            "mode", ()
+        ):
+            return []
+        database = unquote(parts.path)
+        if database in ("", ":memory:"):
+            return []
+    base = Path(database).resolve()
     return [base, *(base.with_name(base.name + tail) for tail in ("-wal", "-shm", "-journal"))]
 
 
