@@ -5,6 +5,7 @@ interrupt, a full standard output is one line, and ``-o -`` is standard output."
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
 from pathlib import Path
@@ -164,3 +165,72 @@ def test_a_demo_svg_into_a_hard_link_to_the_database_is_refused(tmp_path: Path) 
     assert "--svg" in result.output
     assert "is a file of the database this command uses" in result.output
     assert db.read_bytes()[:16] == b"SQLite format 3\x00"
+
+
+# --- 3. a Ctrl-C that a C extension wraps ---------------------------------------------
+
+
+def _wrapped_interrupt() -> None:
+    """A Ctrl-C landing in pydantic-core: the KeyboardInterrupt the signal raises comes
+    out wrapped in pydantic-core's own error."""
+    import signal
+
+    from pydantic_core import PydanticSerializationError
+
+    try:
+        signal.raise_signal(signal.SIGINT)
+    except KeyboardInterrupt:
+        raise PydanticSerializationError("Error calling function: KeyboardInterrupt") from None
+    raise AssertionError("SIGINT did not interrupt")  # pragma: no cover
+
+
+def test_an_interrupt_wrapped_in_a_command_is_an_interrupt(
+    crm: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def report(*args: object, **kwargs: object) -> None:
+        _wrapped_interrupt()
+
+    monkeypatch.setattr(Funnel, "report", report)
+    result = invoke("report", "--db", f"sqlite:///{crm}")
+    assert result.exit_code == 130, result.output
+    assert result.output.strip().splitlines() == ["leadfunnel: interrupted"]
+
+
+def test_an_interrupt_wrapped_while_opening_never_blames_the_url(
+    crm: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import leadfunnel._sql
+
+    def opening(*args: object, **kwargs: object) -> None:
+        _wrapped_interrupt()
+
+    monkeypatch.setattr(leadfunnel._sql, "SqlRepository", opening)
+    result = invoke("report", "--db", f"sqlite:///{crm}")
+    assert result.exit_code == 130, result.output
+    assert "URL" not in result.output
+    assert result.output.strip().splitlines() == ["leadfunnel: interrupted"]
+
+
+def test_a_library_error_after_an_interrupt_is_the_interrupt(
+    crm: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import signal
+
+    from leadfunnel import StorageError
+
+    def report(*args: object, **kwargs: object) -> None:
+        # Dropped, as in a finaliser: the next error is the interrupt's.
+        with contextlib.suppress(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGINT)
+        raise StorageError("the connection was closed")
+
+    monkeypatch.setattr(Funnel, "report", report)
+    result = invoke("report", "--db", f"sqlite:///{crm}")
+    assert result.exit_code == 130, result.output
+    assert "connection" not in result.output
+
+
+def test_errors_without_an_interrupt_stay_errors(crm: Path) -> None:
+    result = invoke("report", "--db", f"sqlite:///{crm.with_name('none.db')}")
+    assert result.exit_code == 2
+    assert invoke("report", "--db", f"sqlite:///{crm}").exit_code == 0

@@ -107,7 +107,22 @@ def stdout_can_write(text: str) -> bool:
     return True
 
 
+#: The SIGINTs (Ctrl-C) received while the running command was guarded (see
+#: :class:`Interrupts`): from the first on, any error is the interrupt's doing.
+_sigints = 0
+
+
+def sigint_received() -> bool:
+    """Whether a Ctrl-C reached the running command."""
+    return _sigints > 0
+
+
 def fail(message: str) -> NoReturn:
+    # After a Ctrl-C, an error is the interrupt's (a KeyboardInterrupt that pydantic-core
+    # or a driver wrapped in its own error): the usual status 130 and one line, never an
+    # error blaming the input or the URL.
+    if _sigints:
+        raise KeyboardInterrupt
     # One line: a message quoting the input (a column name...) must not break it, nor
     # send the terminal control codes.
     click.echo(f"leadfunnel: error: {printable(message.replace(chr(10), ' '))}", err=True)
@@ -240,22 +255,34 @@ def schema_version_before(db: str) -> int | None:
 
 def guarded(command: _F) -> _F:
     """Turn library errors into one clear line on stderr and exit status 2; stop quietly
-    (:func:`_reader_gone`) when standard output's reader went away."""
+    (:func:`_reader_gone`) when standard output's reader went away. A Ctrl-C is
+    recorded (:class:`Interrupts`): any exception raised after one is the interrupt
+    (status 130), whatever C extension code wrapped it in (pydantic-core's
+    ``PydanticSerializationError``, ``SchemaError``)."""
     import functools
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        global _sigints
+        _sigints = 0
         try:
-            result = command(*args, **kwargs)
-            # Here, not at exit, where a closed pipe could no longer be told apart.
-            sys.stdout.flush()
+            with Interrupts():
+                result = command(*args, **kwargs)
+                # Here, not at exit, where a closed pipe could no longer be told apart.
+                sys.stdout.flush()
             return result
-        except BrokenPipeError:
-            _reader_gone()
-        except LeadFunnelError as exc:
-            fail(str(exc))
-        except OSError as exc:
-            fail(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "))
+        except Exception as exc:
+            if _sigints:
+                raise KeyboardInterrupt from exc
+            if isinstance(exc, BrokenPipeError):
+                _reader_gone()
+            if isinstance(exc, LeadFunnelError):
+                fail(str(exc))
+            if isinstance(exc, OSError):
+                fail(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "))
+            raise
+        finally:
+            _sigints = 0
 
     return wrapper  # type: ignore[return-value]
 
@@ -278,7 +305,9 @@ class Interrupts:
     C extension calls back (pydantic-core serialising a value, a finaliser), the
     exception is printed as "Exception ignored" and dropped, and the command runs on
     (about one press in 25 during ``leadfunnel demo``). Here the press is also
-    recorded, and :meth:`check`, called between units of work, raises it again.
+    recorded, and :meth:`check`, called between units of work, raises it again; and
+    (:func:`guarded`, which records presses for every command) an error raised after a
+    press, the interrupt wrapped by such code, is the interrupt.
     Off the main thread (no handler can be set there) Python's default stays; a command
     started with Ctrl-C ignored (a background job) keeps ignoring it."""
 
@@ -307,6 +336,8 @@ class Interrupts:
             signal.signal(signal.SIGINT, self._previous)
 
     def _handle(self, signum: int, frame: object) -> None:
+        global _sigints
+        _sigints += 1
         self.requested += 1
         raise KeyboardInterrupt
 
