@@ -234,3 +234,27 @@ def test_errors_without_an_interrupt_stay_errors(crm: Path) -> None:
     result = invoke("report", "--db", f"sqlite:///{crm.with_name('none.db')}")
     assert result.exit_code == 2
     assert invoke("report", "--db", f"sqlite:///{crm}").exit_code == 0
+
+
+# --- 4. a full standard output ----------------------------------------------------------
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full")
+@pytest.mark.parametrize("args", [["--help"], ["--version"], ["report", "--help"]])
+def test_help_and_version_into_a_full_output_are_one_line(args: list[str]) -> None:
+    import subprocess
+    import sys
+
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            [sys.executable, "-m", "leadfunnel", *args],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines() == [
+        "leadfunnel: error: standard output: No space left on device"
+    ]

@@ -58,6 +58,14 @@ def _interrupted(kept: str | None) -> NoReturn:
     sys.exit(130)
 
 
+def _unwritable(exc: OSError) -> NoReturn:
+    """Standard output cannot be written (a full disk, ``>/dev/full``) while the help or
+    the version is printed: one line and status 2, as for a command's output. What is
+    still buffered is dropped (Python would fail again writing it at exit)."""
+    stdout_to_devnull()
+    fail(f"{exc.filename or 'standard output'}: {exc.strerror or exc}")
+
+
 def _prepare_output() -> None:
     """Text standard output's encoding cannot write is written as ``?``: a name in
     Chinese on a cp1252 console, not a traceback. (Python's standard error already
@@ -128,12 +136,16 @@ class _OneLineErrors(click.Group):
             return super().make_context(*args, **kwargs)
         except BrokenPipeError:
             _reader_gone()
+        except OSError as exc:  # ``leadfunnel --help >/dev/full``
+            _unwritable(exc)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except BrokenPipeError:  # ``leadfunnel report --help | true``
             _reader_gone()
+        except OSError as exc:  # ``leadfunnel report --help >/dev/full``
+            _unwritable(exc)
         except KeyboardInterrupt:
             _interrupted(ctx.meta.get(_KEPT))
 
