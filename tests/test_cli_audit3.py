@@ -258,3 +258,18 @@ def test_help_and_version_into_a_full_output_are_one_line(args: list[str]) -> No
     assert done.stderr.splitlines() == [
         "leadfunnel: error: standard output: No space left on device"
     ]
+
+
+# --- 5. -o - ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", [["report"], ["list", "never_booked"], ["due"]])
+def test_output_dash_is_standard_output(
+    crm: Path, monkeypatch: pytest.MonkeyPatch, command: list[str]
+) -> None:
+    monkeypatch.chdir(crm.parent)
+    plain = invoke(*command, "--db", f"sqlite:///{crm}")
+    dashed = invoke(*command, "--db", f"sqlite:///{crm}", "-o", "-")
+    assert dashed.exit_code == 0, dashed.output
+    assert dashed.output == plain.output
+    assert not (crm.parent / "-").exists()

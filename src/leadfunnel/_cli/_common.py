@@ -53,9 +53,11 @@ db_option = click.option(
 output_option = click.option(
     "--output",
     "-o",
-    type=click.Path(dir_okay=False, writable=True),
+    type=click.Path(dir_okay=False, writable=True, allow_dash=True),
     default=None,
-    help="Write to this file instead of standard output.",
+    # "-" is standard output, as for most commands, not a file named "-".
+    callback=lambda ctx, param, value: None if value == "-" else value,
+    help="Write to this file instead of standard output ('-': standard output).",
 )
 
 
