@@ -49,11 +49,14 @@ def test_rejects_aimed_at_the_file_imported_are_refused(tmp_path: Path) -> None:
     text = "first_name,email\nAnn,ann@x.example.com\nBad,not-an-email\n"
     source.write_text(text, encoding="utf-8")
     db = tmp_path / "new.db"
-    result = invoke("import", str(source), "--db", f"sqlite:///{db}", "--rejects", str(source))
-    assert result.exit_code == 2
-    assert "is the file being imported" in result.output
-    assert source.read_text(encoding="utf-8") == text
-    assert not db.exists()  # refused before the database was made
+    link = tmp_path / "same-file.csv"
+    link.hardlink_to(source)  # another name of the same file
+    for rejects in (source, link):
+        result = invoke("import", str(source), "--db", f"sqlite:///{db}", "--rejects", str(rejects))
+        assert result.exit_code == 2
+        assert "is the file being imported" in result.output
+        assert source.read_text(encoding="utf-8") == text
+        assert not db.exists()  # refused before the database was made
 
 
 def test_rejects_aimed_at_the_database_are_refused(tmp_path: Path, crm: Path) -> None:

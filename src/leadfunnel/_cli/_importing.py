@@ -163,7 +163,7 @@ def import_(
         # Checked before the database is opened (or made): a rejects file that cannot
         # be written must not leave a new empty database behind.
         target = Path(rejects).resolve()
-        if target == source.path.resolve():
+        if target == source.path.resolve() or (target.exists() and target.samefile(source.path)):
             fail(
                 f"--rejects {rejects} is the file being imported: choose another file "
                 "(the rejected rows would replace it)"
