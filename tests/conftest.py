@@ -29,7 +29,7 @@ import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, Phase, settings
 
-from leadfunnel import Funnel, InMemoryRepository, Repository, SqlRepository
+from leadfunnel import Funnel, InMemoryRepository, Lead, Repository, SqlRepository
 from leadfunnel._sql import _schema as schema
 from leadfunnel.testing import ManualClock
 
@@ -424,4 +424,14 @@ def write_csv(tmp_path: Path, text: str, encoding: str = "utf-8", name: str = "x
     """``text`` written to ``tmp_path / name`` in ``encoding``, byte for byte."""
     path = tmp_path / name
     path.write_bytes(text.encode(encoding))
+    return path
+
+
+@pytest.fixture
+def crm(tmp_path: Path) -> Path:
+    """A SQLite file holding one lead, Ann (for the command line's tests)."""
+    path = tmp_path / "crm.db"
+    funnel = Funnel(SqlRepository(f"sqlite:///{path}"))
+    funnel.add(Lead(first_name="Ann", email="ann@x.example.com"))
+    funnel.repository.close()
     return path

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from leadfunnel import Funnel, Lead, SqlRepository
+from leadfunnel import Funnel, SqlRepository
 from leadfunnel._cli import main
 
 SECRET = "S3cretPW"
@@ -24,15 +24,6 @@ def invoke(*args: str) -> Result:
         # SQLAlchemy warns that pysqlite ignores a ?password=: the URL is still shown.
         warnings.simplefilter("ignore")
         return CliRunner().invoke(main, list(args), catch_exceptions=False)
-
-
-@pytest.fixture
-def crm(tmp_path: Path) -> Path:
-    path = tmp_path / "crm.db"
-    funnel = Funnel(SqlRepository(f"sqlite:///{path}"))
-    funnel.add(Lead(first_name="Ann", email="ann@x.example.com"))
-    funnel.repository.close()
-    return path
 
 
 # --- 1. passwords ---------------------------------------------------------------------

@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from leadfunnel import Funnel, Lead, SqlRepository
 from leadfunnel._cli import main
 
 
@@ -21,15 +20,6 @@ def invoke(*args: str, cwd: Path | None = None) -> Result:
         return runner.invoke(main, list(args), catch_exceptions=False)
     with runner.isolated_filesystem(temp_dir=cwd):
         return runner.invoke(main, list(args), catch_exceptions=False)
-
-
-@pytest.fixture
-def crm(tmp_path: Path) -> Path:
-    path = tmp_path / "crm.db"
-    funnel = Funnel(SqlRepository(f"sqlite:///{path}"))
-    funnel.add(Lead(first_name="Ann", email="ann@x.example.com"))
-    funnel.repository.close()
-    return path
 
 
 @pytest.mark.parametrize("tail", ["", "-wal", "-shm"])
