@@ -322,3 +322,43 @@ def test_an_engine_and_its_execution_options_are_tuned_once(tmp_path: Path) -> N
         finally:
             for repository in repositories:
                 repository.close()
+
+
+def test_a_server_that_never_answers_is_a_clear_error_not_a_hang(monkeypatch: Any) -> None:
+    """libpq waits for ever on a server that accepts connections and never answers (a
+    hung server, a wrong port): a command run by cron would hang. Opening gives up
+    after the connection timeout (10 s, unless the URL says), with a clear error."""
+    import contextlib
+    import socket
+
+    monkeypatch.setattr("leadfunnel._sql._engine._CONNECT_SECONDS", 1)
+    pytest.importorskip("psycopg")
+    with closing(socket.socket()) as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+        accepted: list[Any] = []
+
+        def accept() -> None:
+            with contextlib.suppress(OSError):  # the listener closed at the test's end
+                for _ in range(8):
+                    accepted.append(silent.accept())
+
+        threading.Thread(target=accept, daemon=True).start()
+        outcome: list[BaseException] = []
+
+        def open_it() -> None:
+            try:
+                SqlRepository(f"postgresql+psycopg://u@127.0.0.1:{port}/x")
+            except BaseException as exc:  # examined below
+                outcome.append(exc)
+
+        opener = threading.Thread(target=open_it, daemon=True)
+        opener.start()
+        opener.join(timeout=60)
+        assert not opener.is_alive(), "opening still waits for a server that never answers"
+        (error,) = outcome
+        assert isinstance(error, ConfigError)
+        assert "timeout" in str(error)
+        for connection, _ in accepted:
+            connection.close()

@@ -36,6 +36,10 @@ _DRIVERS = {
 _SECRET_PARAMETER = re.compile(r"([?&][^=&#]*(?:pass|pwd|secret|token)[^=&#]*=)[^&#]*", re.I)
 
 
+#: How long a PostgreSQL connection may take to open, unless the URL says
+#: (``?connect_timeout=N``).
+_CONNECT_SECONDS = 10
+
 #: The most a SQLite file connection's page cache holds, in KiB (see ``PRAGMA cache_size``).
 _CACHE_KIB = 32 * 1024
 
@@ -119,6 +123,10 @@ def make_engine(url: str | sa.URL | Engine, options: dict[str, Any]) -> Engine:
             )
         if backend in ("postgresql", "mysql", "mariadb"):
             options.setdefault("pool_pre_ping", True)
+        if backend == "postgresql" and "connect_timeout" not in parsed.query:
+            # libpq waits for ever on a server that accepts the connection and never
+            # answers (a hung server, a wrong port): a command run by cron would hang.
+            options.setdefault("connect_args", {}).setdefault("connect_timeout", _CONNECT_SECONDS)
         # A failed statement's text would carry its parameters (names, e-mails, phones)
         # into every logged exception chain: keep personal data out of error messages.
         options.setdefault("hide_parameters", True)
