@@ -264,3 +264,31 @@ def test_output_dash_is_standard_output(
     assert dashed.exit_code == 0, dashed.output
     assert dashed.output == plain.output
     assert not (crm.parent / "-").exists()
+
+
+def test_the_guard_puts_back_the_ctrl_c_handler_unless_the_command_set_its_own() -> None:
+    """Every command records Ctrl-C while it runs and puts the handler back after it;
+    but a handler the command set itself stays: an interrupted import ignores further
+    presses while it shuts down (SIG_IGN), and putting Python's default back let a
+    second press kill it (status -2 instead of 130)."""
+    import signal
+
+    from leadfunnel._cli._common import guarded
+
+    before = signal.getsignal(signal.SIGINT)
+
+    @guarded
+    def plain() -> None:
+        assert signal.getsignal(signal.SIGINT) is not before  # the guard's own
+
+    @guarded
+    def shutting_down() -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    try:
+        plain()
+        assert signal.getsignal(signal.SIGINT) is before
+        shutting_down()
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, before)

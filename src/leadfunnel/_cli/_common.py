@@ -335,7 +335,11 @@ class Interrupts:
         if self._previous is not None:
             import signal
 
-            signal.signal(signal.SIGINT, self._previous)
+            # A handler the command set meanwhile stays: an import interrupted ignores
+            # further presses while it shuts down (SIG_IGN), which putting Python's
+            # default back would undo (a press then killed it with status -2).
+            if signal.getsignal(signal.SIGINT) == self._handle:
+                signal.signal(signal.SIGINT, self._previous)
 
     def _handle(self, signum: int, frame: object) -> None:
         global _sigints
