@@ -114,11 +114,6 @@ def stdout_can_write(text: str) -> bool:
 _sigints = 0
 
 
-def sigint_received() -> bool:
-    """Whether a Ctrl-C reached the running command."""
-    return _sigints > 0
-
-
 def fail(message: str) -> NoReturn:
     # After a Ctrl-C, an error is the interrupt's (a KeyboardInterrupt that pydantic-core
     # or a driver wrapped in its own error): the usual status 130 and one line, never an
