@@ -193,6 +193,21 @@ class ConcurrencyError(LeadFunnelError, RuntimeError):
         return error
 
     @classmethod
+    def of_twins(cls, id: UUID, first_kind: str, kind: str) -> ConcurrencyError:
+        """Two new records of one change, a ``first_kind`` and a ``kind``, with one
+        ``id``: not retryable (the change is the same again)."""
+        error = cls(
+            id,
+            0,
+            None,
+            message=f"two new records of one change have the id {id} ({a_kind(first_kind)} "
+            f"and {a_kind(kind)}); each new record needs an id of its own: leave id out to "
+            "have one made",
+        )
+        error.retryable = False
+        return error
+
+    @classmethod
     def of_touches(cls, id: UUID, read: int, found: int) -> ConcurrencyError:
         """A change decided on ``read`` touches of subject ``id``, which has ``found``
         now: another follow-up was logged in between (``expected`` and ``found`` are

@@ -739,18 +739,9 @@ def _refuse_repeated_ids(inserts: list[Record]) -> None:
     for record in inserts:
         first = seen.setdefault(record.id, record)
         if first is not record:
-            from ._errors import ConcurrencyError, a_kind
+            from ._errors import ConcurrencyError
 
-            kinds = f"{a_kind(first.kind)} and {a_kind(record.kind)}"
-            error = ConcurrencyError(
-                record.id,
-                0,
-                None,
-                message=f"two new records of one change have the id {record.id} ({kinds}); "
-                "each new record needs an id of its own: leave id out to have one made",
-            )
-            error.retryable = False
-            raise error
+            raise ConcurrencyError.of_twins(record.id, first.kind, record.kind)
 
 
 def check_portable(
