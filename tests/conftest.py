@@ -435,3 +435,19 @@ def crm(tmp_path: Path) -> Path:
     funnel.add(Lead(first_name="Ann", email="ann@x.example.com"))
     funnel.repository.close()
     return path
+
+
+def pages_lose_races(repository: Repository, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make ``repository`` refuse every commit of more than one event (a page of
+    ``qualify_all``) with a ``ConcurrencyError``, as if somebody always won the race; a
+    commit of one event goes through."""
+    from leadfunnel import ConcurrencyError
+
+    real = repository.commit
+
+    def contended(changes: Any) -> Any:
+        if len(changes.events) > 1:
+            raise ConcurrencyError(changes.events[0].subject_id, 1, 2)
+        return real(changes)
+
+    monkeypatch.setattr(repository, "commit", contended)

@@ -14,10 +14,9 @@ from uuid import UUID
 
 import pytest
 
-from conftest import T0, person
+from conftest import T0, pages_lose_races, person
 from leadfunnel import (
     Channel,
-    ConcurrencyError,
     ConfigError,
     Funnel,
     InMemoryRepository,
@@ -297,14 +296,7 @@ def test_a_page_that_keeps_losing_races_is_qualified_lead_by_lead(
 ) -> None:
     ids = _mix(qualifying)
     repository = qualifying.repository
-    real = repository.commit
-
-    def contended(changes: Any) -> Any:
-        if len(changes.events) > 1:  # a page: somebody always wins the race
-            raise ConcurrencyError(changes.events[0].subject_id, 1, 2)
-        return real(changes)
-
-    monkeypatch.setattr(repository, "commit", contended)
+    pages_lose_races(repository, monkeypatch)
     counts = qualifying.qualify_all()
     assert counts == {"qualified": 2, "unqualified": 2, "waiting": 3, "skipped": 0, "failed": 0}
     for name, status in EXPECTED.items():

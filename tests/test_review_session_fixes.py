@@ -12,9 +12,8 @@ from typing import Any
 import pytest
 from pydantic import model_validator
 
-from conftest import T0
+from conftest import T0, pages_lose_races
 from leadfunnel import (
-    ConcurrencyError,
     Funnel,
     InvalidArgumentError,
     InvalidTransitionError,
@@ -130,14 +129,7 @@ def test_the_lead_by_lead_fallback_tells_a_refusal_from_a_move(
         funnel.capture(
             _Budgeted(email=f"p{i}@c{i}.example.com", country="US", budget=None if i == 1 else 5)
         )
-    real = repository.commit
-
-    def contended(changes: Any) -> Any:
-        if len(changes.events) > 1:  # a page: somebody always wins the race
-            raise ConcurrencyError(changes.events[0].subject_id, 1, 2)
-        return real(changes)
-
-    monkeypatch.setattr(repository, "commit", contended)
+    pages_lose_races(repository, monkeypatch)
     failures: list[LeadFunnelError] = []
     counts = funnel.qualify_all(on_error=failures.append)
     assert counts == {"qualified": 2, "unqualified": 0, "waiting": 0, "skipped": 0, "failed": 1}
