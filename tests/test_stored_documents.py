@@ -18,8 +18,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from leadfunnel import Contact, Event, Lead, Opportunity
-from leadfunnel._documents import stored_validator
+from leadfunnel import Contact, Event, Lead, Opportunity, StorageError
+from leadfunnel._documents import stored_json_validator, stored_validator
 from leadfunnel._models import updated
 from leadfunnel._sql import _rows as sql
 from leadfunnel.testing import contacts, leads
@@ -40,6 +40,40 @@ def test_a_stored_person_reads_back_as_model_validate_reads_it(person: Lead | Co
     assert type(read) is model
     assert read == model.model_validate(document) == person
     assert read.model_fields_set == model.model_validate(document).model_fields_set
+
+
+@settings(max_examples=150)
+@given(st.one_of(leads(), contacts()))
+def test_a_stored_person_read_from_its_json_text_is_the_same_record(
+    person: Lead | Contact,
+) -> None:
+    # SQL stores hand build_record the document's text, validated in JSON mode without
+    # a dict of it: the very record the data path gives, and the fields it set.
+    text = sql.document_of(person)
+    model = type(person)
+    read = stored_json_validator(model)(text)
+    as_data = stored_validator(model)(json.loads(text))
+    assert type(read) is model
+    assert read == as_data == person
+    assert read.model_fields_set == as_data.model_fields_set
+    assert sql.build_record(model, text) == person
+
+
+def test_a_document_the_json_reader_refuses_is_read_as_data_with_its_errors() -> None:
+    # A key no field has: the JSON reader refuses it, the data path leaves it out and
+    # notes the record (an update keeps the key), as it did for a parsed document.
+    noted: list[dict[str, Any]] = []
+    lead = Lead(last_name="Rivera")
+    text = sql.with_keys(sql.document_of(lead), {"crm_score": 7})
+    read = sql.build_record(Lead, text, lambda _, doc: noted.append(doc))
+    assert read == lead
+    assert len(noted) == 1
+    assert noted[0]["crm_score"] == 7
+    # A value that no longer fits: the error names the field, never the value.
+    bad = sql.document_of(lead)[:-1] + ',"employees":-4}'
+    with pytest.raises(StorageError, match="employees") as caught:
+        sql.build_record(Lead, bad)
+    assert "-4" not in str(caught.value)
 
 
 def test_a_stored_opportunity_reads_back_too() -> None:

@@ -35,7 +35,14 @@ from pydantic_core import CoreConfig, SchemaValidator
 
 from ._models import WRITE_CHECKS, field_keys
 
-__all__ = ["FIELD_SCHEMAS", "SchemaNode", "schema_nodes", "stored_aliases", "stored_validator"]
+__all__ = [
+    "FIELD_SCHEMAS",
+    "SchemaNode",
+    "schema_nodes",
+    "stored_aliases",
+    "stored_json_validator",
+    "stored_validator",
+]
 
 _M = TypeVar("_M", bound=pydantic.BaseModel)
 _set = object.__setattr__
@@ -150,6 +157,20 @@ def stored_validator(model: type[_M]) -> Callable[[Any], _M]:
     put together as ``model_construct`` does. A model that does more than validate its
     fields (an ``after`` model validator, ``model_post_init``, private attributes) is
     validated by ``model.model_validate``, in full. Either way, by field name only."""
+    return _stored_validators(model)[0]
+
+
+def stored_json_validator(model: type[_M]) -> Callable[[str | bytes], _M]:
+    """:func:`stored_validator` for a document as JSON text: validated in pydantic's
+    JSON mode, straight from the text (no dict of it is built), as pydantic reads back
+    what ``model_dump_json`` wrote."""
+    return _stored_validators(model)[1]
+
+
+@functools.cache  # per model class (both are built at once: one schema walk)
+def _stored_validators(
+    model: type[_M],
+) -> tuple[Callable[[Any], _M], Callable[[str | bytes], _M]]:
     schema = model.__pydantic_core_schema__
     if (
         schema.get("type") != "model"
@@ -158,23 +179,28 @@ def stored_validator(model: type[_M]) -> Callable[[Any], _M]:
         or model.__pydantic_post_init__ is not None
         or model.__private_attributes__
     ):
-        return functools.partial(model.model_validate, by_alias=False, by_name=True)
+        return (
+            functools.partial(model.model_validate, by_alias=False, by_name=True),
+            functools.partial(model.model_validate_json, by_alias=False, by_name=True),
+        )
     config = (schema.get("config") or CoreConfig()).copy()
     config["validate_by_alias"], config["validate_by_name"] = False, True
     fields = SchemaValidator(_without_write_checks(schema["schema"]), config)
-    validate_fields = fields.validate_python
     new = model.__new__
 
-    def validate(data: Any) -> _M:
-        values, extra, fields_set = validate_fields(data)
-        record = new(model)
-        _set(record, "__dict__", values)
-        _set(record, "__pydantic_fields_set__", fields_set)
-        _set(record, "__pydantic_extra__", extra)
-        _set(record, "__pydantic_private__", None)
-        return record
+    def built(validate_fields: Callable[[Any], Any]) -> Callable[[Any], _M]:
+        def validate(data: Any) -> _M:
+            values, extra, fields_set = validate_fields(data)
+            record = new(model)
+            _set(record, "__dict__", values)
+            _set(record, "__pydantic_fields_set__", fields_set)
+            _set(record, "__pydantic_extra__", extra)
+            _set(record, "__pydantic_private__", None)
+            return record
 
-    return validate
+        return validate
+
+    return built(fields.validate_python), built(fields.validate_json)
 
 
 @functools.cache

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import functools
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Any
 from uuid import UUID
 
@@ -42,6 +43,7 @@ class DriverStatements:
         self._multi_row: dict[tuple[str, int], str] = {}
         self._nulls: dict[str, Callable[[tuple[Any, ...]], int]] = {}
         self._sparse: dict[tuple[str, int], tuple[str, Callable[[tuple[Any, ...]], Any]]] = {}
+        self._by_column: dict[str, Mapping[str, tuple[int, Callable[[Any], Any] | None]]] = {}
 
     def prepare(self, table: sa.Table) -> tuple[str, Callable[[dict[str, Any]], tuple[Any, ...]]]:
         """The SQL and the row converter for inserting into ``table``."""
@@ -99,6 +101,20 @@ class DriverStatements:
                 f"WHERE {quote('id')} = {mark} AND {quote('version')} = {mark}"
             )
         return sql
+
+    def columns(self, table: sa.Table) -> Mapping[str, tuple[int, Callable[[Any], Any] | None]]:
+        """Each column of ``table`` that :meth:`prepare` converts, by name: where it sits
+        in a converted row and what its value is converted with (None: as is), for a
+        row of a few columns (see :meth:`update_sql`)."""
+        found = self._by_column.get(table.name)
+        if found is None:
+            found = self._by_column[table.name] = MappingProxyType(
+                {
+                    column.name: (i, self._converter(column, bound=True))
+                    for i, column in enumerate(_inserted_columns(table))
+                }
+            )
+        return found
 
     def documents(self, table: sa.Table) -> frozenset[int]:
         """Where the JSON documents sit in a converted row of :meth:`prepare`."""
