@@ -131,7 +131,8 @@ def changed_row(before: Record, after: Record) -> dict[str, Any] | None:
     row: dict[str, Any] = {}
     changed = False
     for name, value in after.__dict__.items():
-        if old.get(name, _UNSET) == value:
+        was = old.get(name, _UNSET)
+        if was is value or was == value:  # (a new version shares what it kept)
             continue
         if name in _DERIVED:
             return None
