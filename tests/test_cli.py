@@ -641,9 +641,23 @@ def test_import_says_which_rows_nothing_tells_apart_and_takes_the_reading_option
     said = "2 added with neither e-mail nor phone: nothing tells them from people stored before"
     first = invoke(runner, "import", str(badges), "--db", db, "--month-first")
     assert said in first.output
+    # Another e-mail or phone is a key too: those rows are told apart.
+    others = write(
+        tmp_path,
+        "others.csv",
+        "last_name,other_emails,other_phones\nOno,ono@x.example.com,\nIto,,+15122000123\n",
+    )
+    told = invoke(runner, "import", str(others), "--db", db)
+    assert "2 added" in told.output
+    assert "neither e-mail nor phone" not in told.output
+    again = invoke(runner, "import", str(others), "--db", db).output
+    assert "0 added" in again
+    assert "2 duplicates" in again
     assert "Dates were read" not in first.output  # the order was given
     invoke(runner, "import", str(badges), "--db", db, "--day-first")
-    leads = Funnel(SqlRepository(db)).leads()
+    leads = [
+        lead for lead in Funnel(SqlRepository(db)).leads() if lead.last_name not in ("Ono", "Ito")
+    ]
     assert len(leads) == 4
     assert sorted((lead.created_at.month, lead.created_at.day) for lead in leads) == [
         (3, 5), (3, 6), (5, 3), (6, 3)
