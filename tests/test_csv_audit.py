@@ -362,6 +362,52 @@ def test_mac_roman_text_is_refused_rather_than_read_as_windows_1252(tmp_path: Pa
     assert (jurgen.fields["last_name"], renee.fields["company"]) == ("Müller", "Café Dubois")
 
 
+DOS = "First Name,Last Name,Company\nJosé,Peña,Gödel Köln\nRenée,García,Café\n"
+
+
+def test_dos_text_is_refused_rather_than_read_as_windows_1252(tmp_path: Path) -> None:
+    # Excel's "CSV (MS-DOS)" writes code page 437: read as Windows-1252, "José" is
+    # "Jos\u201a" and "Peña" is "Pe\u00a4a".
+    path = write(tmp_path, DOS, "cp437")
+    with pytest.raises(CsvError) as info:
+        open_csv(path)
+    assert str(info.value) == (
+        f"{path}: line 2 reads 'Jos\u201a', which looks like DOS text (what Excel saves as "
+        "\"CSV (MS-DOS)\"), where it reads 'José'; import it with --encoding cp437 (or "
+        "--encoding cp1252 if 'Jos\u201a' is right), or save it from Excel as \"CSV UTF-8\" "
+        "and import that"
+    )
+    jose, renee = open_csv(path, encoding="cp437").rows()
+    assert (jose.fields["last_name"], jose.fields["company"]) == ("Peña", "Gödel Köln")
+    assert renee.fields["last_name"] == "García"
+
+
+def test_a_sign_both_readings_make_a_letter_of_names_both(tmp_path: Path) -> None:
+    # "na\u2039ve": Mac Roman reads "naãve", DOS "naïve"; only the caller knows.
+    path = write(tmp_path, "First Name,Last Name\nAnna,Na\u00efve\n", "cp437")
+    with pytest.raises(CsvError, match="--encoding mac_roman or --encoding cp437") as info:
+        open_csv(path)
+    assert "'Naïve'" in str(info.value)
+    assert "'Naãve'" in str(info.value)
+
+
+def test_dos_text_windows_1252_cannot_decode_names_the_dos_code_page(tmp_path: Path) -> None:
+    # "ü" is byte 0x81 in code page 437, which Windows-1252 does not define.
+    with pytest.raises(CsvError, match=re.escape('cp437 for its "CSV (MS-DOS)"')):
+        open_csv(write(tmp_path, "First Name\nJürgen\n", "cp437"))
+
+
+def test_windows_1252_quotes_and_signs_between_words_are_no_dos_text(tmp_path: Path) -> None:
+    text = (
+        "First Name,Description\n"
+        "Lena,sagte \u201eja\u201c; Preis 5\u00a4 \u2022 Liste\n"
+        "Max,Brand\u2122 \u201aeins\u2018\n"
+    )
+    lena, max_ = open_csv(write(tmp_path, text, "cp1252")).rows()
+    assert lena.fields["first_name"] == "Lena"
+    assert max_.fields["first_name"] == "Max"
+
+
 def test_windows_1252_with_its_own_letters_is_still_read(tmp_path: Path) -> None:
     text = (
         "First Name,Email,Company Name\n"

@@ -2389,14 +2389,14 @@ def _encoding(file: Path, head: bytes) -> str:
     for encoding in candidates:
         if _decodes(file, encoding):
             if encoding == "cp1252":
-                _refuse_mac_roman(file)
+                _refuse_misread(file)
             return encoding
         if encoding == "utf-8":
             _refuse_damaged_utf8(file)
     raise CsvError(
         f"{file}: cannot decode the file as {' or '.join(candidates)}; save it as UTF-8 "
         "CSV and try again, or give its encoding with --encoding (mac_roman for Excel for "
-        "Mac's plain CSV)"
+        'Mac\'s plain CSV, cp437 for its "CSV (MS-DOS)")'
     )
 
 
@@ -2461,18 +2461,51 @@ _MAC_ROMAN_SIGNS = re.compile(
 )
 
 
-def _refuse_mac_roman(file: Path) -> None:
-    """A file that decodes as Windows-1252 into letters no word holds where Mac Roman
-    (Excel for Mac's plain "CSV") gives common accented letters: refused, naming the
-    line, rather than stored as "JŸrgen". Which of the two it is cannot be known for
-    sure: the caller says, with the encoding."""
+# DOS text (Excel's "CSV (MS-DOS)", code page 437) read as Windows-1252: its accented
+# letters become quotes and signs after a letter ("Jos\u201a", "Pe¤a", "G”del", "K™ln",
+# "Garc¡a"); Mac Roman's signs above may be its letters too ("na\u2039ve").
+_DOS_SIGNS = re.compile(
+    rf"(?<={_LETTER})[\u201a\u201e\u00a4]"
+    rf"|(?<={_LETTER})[\u201d\u2122\u00a1\u00a2\u00a3\u2022](?={_LETTER})"
+)
+#: The encodings a file that reads as Windows-1252 may really be in, what saves them,
+#: and the codec to name.
+_MISREAD = (
+    ("mac_roman", "Mac Roman text (what Excel for Mac saves as plain CSV)"),
+    ("cp437", 'DOS text (what Excel saves as "CSV (MS-DOS)")'),
+)
+
+
+def _reads_as_letters(word: str, reading: str) -> bool:
+    """Whether each character ``reading`` changes in ``word`` is a Latin letter (what an
+    accented letter of a name or a company is), not a sign, nor a capital after a small
+    letter ("Jos\u00c7", Mac Roman's reading of DOS text's "José")."""
+    return all(
+        new.isalpha()
+        and "\u00c0" <= new <= "\u017f"
+        and not (new.isupper() and i > 0 and reading[i - 1].islower())
+        for i, (old, new) in enumerate(zip(word, reading, strict=True))
+        if new != old
+    )
+
+
+def _refuse_misread(file: Path) -> None:
+    """A file that decodes as Windows-1252 into signs no word holds where Mac Roman
+    (Excel for Mac's plain "CSV") or DOS text (Excel's "CSV (MS-DOS)") gives common
+    accented letters: refused, naming the line and each reading that gives letters,
+    rather than stored as "JŸrgen" or "Jos\u201a". Which it is cannot be known for sure:
+    the caller says, with the encoding."""
     decoder = codecs.getincrementaldecoder("cp1252")()
     lines = 0
     after_cr = False  # whether the text read before ended with a CR
     with file.open("rb") as raw:
         while block := raw.read(1 << 20):
             text = decoder.decode(block)
-            found = _MAC_ROMAN_SIGNS.search(text)
+            found = min(
+                (m for m in (_MAC_ROMAN_SIGNS.search(text), _DOS_SIGNS.search(text)) if m),
+                key=lambda m: m.start(),
+                default=None,
+            )
             if found is None:
                 lines += _line_breaks(text, after_cr)
                 after_cr = text.endswith("\r")
@@ -2481,11 +2514,14 @@ def _refuse_mac_roman(file: Path) -> None:
             ends = [i for c in " \t\r\n,;|" if (i := text.find(c, found.end())) >= 0]
             word = text[start : min(ends, default=len(text))]
             line = lines + _line_breaks(text[: found.start()], after_cr) + 1
-            mac = word.encode("cp1252").decode("mac_roman")
+            raw_word = word.encode("cp1252")
+            readings = [(codec, what, raw_word.decode(codec)) for codec, what in _MISREAD]
+            likely = [r for r in readings if _reads_as_letters(word, r[2])] or readings
+            looks = " or ".join(f"{what}, where it reads {read!r}" for _, what, read in likely)
+            codecs_named = " or ".join(f"--encoding {codec}" for codec, _, _ in likely)
             raise CsvError(
-                f"{file}: line {line} reads {word!r}, which looks like Mac Roman text (what "
-                f"Excel for Mac saves as plain CSV), where it reads {mac!r}; import it with "
-                f"--encoding mac_roman (or --encoding cp1252 if {word!r} is right), or save "
+                f"{file}: line {line} reads {word!r}, which looks like {looks}; import it "
+                f"with {codecs_named} (or --encoding cp1252 if {word!r} is right), or save "
                 'it from Excel as "CSV UTF-8" and import that'
             )
 
