@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 import pytest
 from click.testing import CliRunner, Result
@@ -217,6 +218,30 @@ def test_json_on_an_output_encoding_without_the_characters_loses_nothing(
     assert "?" not in done.stdout
     parsed = json.dumps(json.loads(done.stdout), ensure_ascii=False)
     assert "\u5f20\u4f1f" in parsed  # the name, whole once parsed
+
+
+@pytest.mark.parametrize("encoding", ["cp1252", "latin-1"])
+def test_an_svg_chart_on_an_output_encoding_without_the_characters_loses_nothing(
+    tmp_path: Path, encoding: str
+) -> None:
+    """A chart's names beyond the output's encoding are XML character references, which
+    a viewer reads as the characters: the same chart, never a ``?``."""
+    db = f"sqlite:///{tmp_path / 'svg.db'}"
+    funnel = Funnel(SqlRepository(db))
+    funnel.add(Lead(first_name="Wei", source="\u5fae\u4fe1 Zoë"))
+    funnel.repository.close()
+    args = ("report", "--by", "source", "--format", "svg", "--db", db)
+    done = leadfunnel(*args, PYTHONIOENCODING=encoding)
+    assert (done.returncode, done.stderr) == (0, ""), done.stderr
+    assert "?" not in done.stdout
+    assert done.stdout.isascii()
+    assert "&#24494;&#20449; Zo&#235;" in done.stdout
+    utf8 = leadfunnel(*args).stdout
+    assert "\u5fae\u4fe1 Zoë" in utf8
+    parsed = ElementTree.fromstring(done.stdout)
+    assert ElementTree.tostring(parsed, encoding="unicode") == ElementTree.tostring(
+        ElementTree.fromstring(utf8), encoding="unicode"
+    )
 
 
 def test_the_event_feed_on_a_cp1252_output_loses_nothing(tmp_path: Path) -> None:

@@ -89,6 +89,16 @@ def json_text(data: Any, output: str | None) -> str:
     return json.dumps(data, indent=2) + "\n"
 
 
+def svg_text(svg: str, output: str | None) -> str:
+    """An SVG chart as a command prints it: as it is in a file (UTF-8) and on a standard
+    output that can write it; on one that cannot (a cp1252 console), with every
+    character beyond ASCII as an XML character reference (``&#24352;``), which any
+    viewer reads as the character, so that no name is lost to a ``?``."""
+    if output is not None or stdout_can_write(svg):
+        return svg
+    return svg.encode("ascii", "xmlcharrefreplace").decode("ascii")
+
+
 def json_line(text: str) -> str:
     """A line of JSON (``events``) as standard output can write it: as it is, or with
     ``\\u`` escapes where it holds characters the output's encoding cannot write."""

@@ -26,6 +26,7 @@ from ._common import (
     read_cadence,
     read_routing,
     stdout_can_write,
+    svg_text,
     toml_file_option,
 )
 
@@ -352,7 +353,7 @@ def report(
             "table": str,
             "json": lambda c: json_text(c.to_dict(), output),
             "csv": lambda c: c.to_csv(),
-            "svg": lambda c: c.to_svg(),
+            "svg": lambda c: svg_text(c.to_svg(), output),
         }
         emit(renderers[format_](comparison), output, "Comparison")
         return
@@ -361,7 +362,7 @@ def report(
         "table": str,
         "json": lambda r: json_text(r.to_dict(), output),
         "csv": lambda r: r.to_csv(groups=by is not None),
-        "svg": lambda r: r.to_svg(),
+        "svg": lambda r: svg_text(r.to_svg(), output),
     }
     emit(renderers[format_](result), output, "Report")
 
