@@ -35,6 +35,10 @@ def invoke(*args: str) -> Result:
         "postgresql+psycopg://postgres:p@ssw0rd@127.0.0.1:5432/test",
         "mysql+pymysql://root:p@ssw0rd@127.0.0.1:3306/test",
         "postgresql+psycopg://postgres:a/b@ssw0rd@127.0.0.1:5432/test",
+        # A raw "@" in the user name too (an e-mail as the user): the password still
+        # starts at the first ":".
+        "postgresql+psycopg://ana@corp.example:s3cr@ssw0rd@127.0.0.1:5432/test",
+        "mysql+pymysql://ana@corp:s3cr@ssw0rd@127.0.0.1:3306/test",
     ],
 )
 @pytest.mark.parametrize(

@@ -46,17 +46,19 @@ _CACHE_KIB = 32 * 1024
 
 def without_secrets(url: str | sa.URL) -> str:
     """``url`` as errors and messages show it: its password hidden (everything between
-    the user name's ":" and the last "@", however malformed the rest is: a password may
-    hold "/" and "@"), and so are the query parameters that carry a secret."""
+    the user name's ":" and the last "@", however malformed the rest is: a user name
+    may hold "@", a password "/" and "@"), and so are the query parameters that carry a
+    secret."""
     if isinstance(url, sa.URL):
         url = url.render_as_string(hide_password=True)
     last_at = url.rfind("@")
     if last_at >= 0:
         # After the scheme ("postgresql+psycopg://", or a mistyped "postgresql:/"; from
-        # the start when it is missing), a ":" before the first "@" starts a password.
+        # the start when it is missing), the first ":" before the last "@" starts a
+        # password: a user name holds no raw ":", but may hold a raw "@" (an e-mail).
         scheme = re.match(r"[A-Za-z][A-Za-z0-9+.-]*:/*", url)
         start = scheme.end() if scheme else 0
-        colon = url.find(":", start, url.find("@", start))
+        colon = url.find(":", start, last_at)
         if colon >= 0:
             url = f"{url[: colon + 1]}***{url[last_at:]}"
     return _SECRET_PARAMETER.sub(r"\1***", url)
