@@ -1065,6 +1065,7 @@ class Funnel(Generic[LeadT, ContactT, OpportunityT]):
         reason: str | None = None,
     ) -> LeadT | ContactT: ...
 
+    @retrying
     def unmerge(
         self,
         keep: Lead | Contact | UUID | str,
@@ -1079,7 +1080,8 @@ class Funnel(Generic[LeadT, ContactT, OpportunityT]):
         with its touches, deals and history.
 
         Refused with :class:`InvalidArgumentError` once ``keep`` has changed since the
-        merge (undoing it would silently drop that change).
+        merge (undoing it would silently drop that change); :class:`NotFoundError` when
+        ``keep`` has no merge to undo.
         """
         return _merging.unmerge(
             self.repository, self._id(keep), now=self._now(at), actor=actor, reason=reason

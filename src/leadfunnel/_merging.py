@@ -226,7 +226,7 @@ def unmerge(
     kept: Lead | Contact = load(repository, keep_id, (Lead, Contact))
     log = repository.last_merge(kept.id)
     if log is None:
-        raise NotFoundError(kept.id, "merge into record")
+        raise _no_merge(kept)
     if kept.version != log.keep_version:
         # Later merges into keep, since undone, bumped its version and changed
         # nothing else: compare with what this merge made, not with its version.
@@ -339,6 +339,19 @@ def unmerge(
         changes.events.append(event(lead, "unmerge", status, status, now, actor, reason, data))
     repository.commit(changes)
     return restored
+
+
+def _no_merge(kept: Lead | Contact) -> NotFoundError:
+    """The error of an unmerge of a record with no merge to undo (the id is right)."""
+    error = NotFoundError(kept.id, "merge into record")
+    # Not NotFoundError's advice to check the id: the record was found.
+    error.args = (
+        f"{kept.kind} {kept.id} has no merge to undo: no record was merged into it, or "
+        "every merge into it was undone already. unmerge() takes the record another was "
+        f"merged into (merge's keep); funnel.history({kept.id}) lists its merge and "
+        "unmerge events",
+    )
+    return error
 
 
 def merge_changes(keep: Lead | Contact, other: Lead | Contact) -> dict[str, Any]:
