@@ -1,22 +1,97 @@
-"""Unmerge: a lost race is retried, and nothing to undo is said so (DESIGN.md 4, 9)."""
+"""Unmerge by a funnel without the application's classes, races, and nothing to undo.
+
+- On the SQL stores, an unmerge by a funnel without the application's classes puts the
+  kept record's own fields back as the merge log's snapshot has them.
+- An unmerge that loses a race is retried; one with nothing to undo says so.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
-from conftest import T0
+from conftest import T0, open_server, server_name
 from leadfunnel import (
     ChangeSet,
+    Contact,
     Event,
     Funnel,
     Lead,
     NotFoundError,
+    Repository,
+    SqlRepository,
 )
 from leadfunnel.testing import ManualClock
+
+# --- 3. an unmerge without the application's classes (SQL stores) ----------------------
+
+
+class MyLead(Lead):
+    endpoints: int | None = None
+    handle: str | None = None
+
+
+def another(repository: SqlRepository) -> SqlRepository:
+    """A second store on ``repository``'s database, as another process opens it."""
+    if repository.dialect == "sqlite":
+        return SqlRepository(repository.url.render_as_string(hide_password=False))
+    kind = "postgres" if repository.dialect == "postgresql" else "mysql"
+    return open_server(kind, server_name(repository))
+
+
+@pytest.fixture
+def two_funnels(
+    repository: Repository, clock: ManualClock
+) -> Iterator[tuple[Funnel[MyLead, Contact, Any], Funnel]]:
+    """The application's funnel (with ``MyLead``) and a plain one (a script, the CLI)
+    on one SQL database."""
+    if not isinstance(repository, SqlRepository):
+        pytest.skip("a store in memory holds the application's records themselves")
+    plain = another(repository)
+    try:
+        yield Funnel(repository, lead_model=MyLead, clock=clock), Funnel(plain, clock=clock)
+    finally:
+        plain.close()
+
+
+def custom(funnel: Funnel[MyLead, Contact, Any], *records: Lead) -> list[tuple[Any, Any]]:
+    found = [funnel.get_lead(r.id) for r in records]
+    return [(r.endpoints, r.handle) for r in found]
+
+
+def test_a_plain_unmerge_puts_back_the_fields_the_merge_filled(
+    two_funnels: tuple[Funnel[MyLead, Contact, Any], Funnel],
+) -> None:
+    app, plain = two_funnels
+    a = app.add(MyLead(first_name="A", email="a@x.example.com", handle="a-handle"))
+    b = app.add(MyLead(first_name="B", email="b@x.example.com", endpoints=40, handle="b-h"))
+    assert app.merge(a, b).endpoints == 40  # filled from b
+    plain.unmerge(a.id)
+    assert custom(app, a, b) == [(None, "a-handle"), (40, "b-h")]
+    assert app.get_lead(a.id).model_dump(exclude={"version", "updated_at"}) == a.model_dump(
+        exclude={"version", "updated_at"}
+    )
+
+
+def test_a_plain_unmerge_of_a_record_read_whole_puts_back_its_fields(
+    two_funnels: tuple[Funnel[MyLead, Contact, Any], Funnel],
+) -> None:
+    """The kept record's row holds no field of the application's when the plain funnel
+    reads it (the application cleared its one since the merge), so the store writes the
+    update from the two records alone (``changed_row``): the snapshot's fields go back
+    all the same. (A funnel without the classes cannot see that such a field changed
+    since the merge; it puts the record back as it was before the merge.)"""
+    app, plain = two_funnels
+    a = app.add(MyLead(first_name="A", email="a@x.example.com", handle="a-handle"))
+    b = app.add(MyLead(first_name="B", email="b@x.example.com"))
+    app.merge(a, b)
+    app.update(app.get_lead(a.id).model_copy(update={"handle": None}))
+    plain.unmerge(a.id)
+    assert custom(app, a, b) == [(None, "a-handle"), (None, None)]
+
 
 # --- 4. an unmerge that lost a race is retried -----------------------------------------
 

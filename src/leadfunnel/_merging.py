@@ -306,6 +306,7 @@ def unmerge(
         moves=[Move(log.touch_ids, log.event_ids, log.other.id)],
         remove_merge=log.id,
         deals_read=deals_read,
+        read={kept.id: kept},
     )
     state, other_state = state_of(restored), state_of(log.other)
     changes.events.append(

@@ -608,19 +608,18 @@ class SqlRepository(RepRowsAdapter):
             self._check_touches(conn, changes.touches_read, locking=locking)
         if changes.events_read or changes.deals_read:
             self._check_counts(conn, changes, locking=locking)
-        held = self._update(conn, changes.updates, stored, changes.read)
+        restored = self._unmerged(conn, changes)
+        held = self._update(conn, changes.updates, stored, changes.read, restored)
         for batch in _batches(released):
             conn.execute(_RELEASE_KEYS, {"ids": list(batch)})
             conn.execute(_RELEASE_TAGS, {"ids": list(batch)})
         self._claim_keys(conn, changes, held)
-        restored = self._unmerged(conn, changes)
         self._refuse_taken_ids(conn, changes.inserts)
         for kind, table in s.RECORD_TABLES.items():
             rows = [record_row(r) for r in changes.inserts if r.kind == kind]
-            if restored is not None:
-                for row in rows:
-                    if row["id"] == restored[0]:
-                        row["doc"] = with_keys(row["doc"], restored[1])
+            for row in rows:
+                if row["id"] in restored:
+                    row["doc"] = with_keys(row["doc"], restored[row["id"]])
             if rows:
                 self._insert(conn, table, rows)
         tag_rows = [
@@ -737,22 +736,27 @@ class SqlRepository(RepRowsAdapter):
         doc = conn.execute(sa.select(table.c.doc).where(table.c.id == record.id)).scalar()
         return None if doc is None else undeclared(type(record), doc)
 
-    def _unmerged(self, conn: Connection, changes: ChangeSet) -> tuple[UUID, dict[str, Any]] | None:
-        """For an unmerge: the id of the record it puts back, with the keys its snapshot
+    def _unmerged(self, conn: Connection, changes: ChangeSet) -> dict[UUID, dict[str, Any] | None]:
+        """For an unmerge: the two records it puts back as they were (the one merged
+        away, inserted again, and the one kept, updated), each with the keys its snapshot
         in the merge log holds that the record's model does not declare (see
-        :meth:`_apply`), if any."""
-        if changes.remove_merge is None or not changes.inserts:
-            return None
+        :meth:`_apply`; ``None`` for none). Those, not the ones its row holds now, are
+        the record's: a funnel without the application's classes puts back the fields
+        a merge by one with them filled. Empty for any other change."""
+        if changes.remove_merge is None:
+            return {}
         t = s.merges
         doc = conn.execute(sa.select(t.c.doc).where(t.c.id == changes.remove_merge)).scalar()
         if doc is None:
-            return None
-        snapshot = doc_as_dict(doc_as_dict(doc)["other"]["doc"])
-        for record in changes.inserts:
-            if str(record.id) == snapshot.get("id"):
-                more = undeclared(type(record), snapshot)
-                return None if more is None else (record.id, more)
-        return None
+            return {}
+        log = doc_as_dict(doc)
+        found: dict[UUID, dict[str, Any] | None] = {}
+        for side, records in (("other", changes.inserts), ("keep_before", changes.updates)):
+            snapshot = doc_as_dict(log[side]["doc"])
+            for record in records:
+                if str(record.id) == snapshot.get("id"):
+                    found[record.id] = undeclared(type(record), snapshot)
+        return found
 
     def _erasing(self, updates: list[Record], stored: dict[Any, tuple[Any, ...]]) -> bool:
         """Whether ``updates`` erase someone: a person stored without ``erased_at``
@@ -1039,6 +1043,7 @@ class SqlRepository(RepRowsAdapter):
         updates: list[Record],
         stored: dict[Any, tuple[Any, ...]],
         read: dict[UUID, Record],
+        restored: dict[UUID, dict[str, Any] | None] | None = None,
     ) -> dict[UUID, _Held]:
         """Write ``updates`` over their ``stored`` rows: only the columns that changed,
         grouped into one ``executemany`` per set of columns; identity keys and tags only
@@ -1049,9 +1054,13 @@ class SqlRepository(RepRowsAdapter):
         in step with its document), else read from the store.
 
         New values are converted once, to what the driver is given (and gives back), and
-        compared with the stored row as the driver read it."""
+        compared with the stored row as the driver read it.
+
+        ``restored`` gives, for a record an unmerge puts back, the undeclared keys its
+        document is to hold (see :meth:`_unmerged`), in place of those its row holds."""
         if not updates:
             return {}
+        restored = restored or {}
         groups: dict[tuple[str, tuple[int, ...]], list[tuple[Any, ...]]] = {}
         moved: dict[UUID, tuple[int, ...]] = {}
         # An erasure keeps only what its models declare: it cannot tell whether a field
@@ -1063,7 +1072,12 @@ class SqlRepository(RepRowsAdapter):
             old = stored[self._raw_id(record.id)]
             at = self._document_at(record.kind)
             before = read.get(record.id)
-            if old[at] is None and before is not None and before.version == record.version - 1:
+            if (
+                old[at] is None
+                and before is not None
+                and before.version == record.version - 1
+                and record.id not in restored
+            ):
                 # Read whole by this store at the version this update follows (see
                 # _lock): what changed is told from the two records, and only that is
                 # converted (a bulk qualify's move: five columns of sixteen).
@@ -1077,7 +1091,13 @@ class SqlRepository(RepRowsAdapter):
             documents = self._driver.documents(table)
             new = convert(record_row(record))
             id_at = self._driver.position(table, "id")
-            if keep_undeclared and old[at] is not None:
+            if keep_undeclared and record.id in restored:
+                # Put back as the merge log's snapshot has it (whatever the merge filled
+                # goes, what it lacks stays out), whether the row was read whole or not.
+                more = restored[record.id]
+                if more is not None:
+                    new = (*new[:at], with_keys(new[at], more), *new[at + 1 :])
+            elif keep_undeclared and old[at] is not None:
                 # Fields the writer's model lacks (the application's own, written by a
                 # funnel given its classes) stay as stored; those it declares are
                 # written as it says, None included.
