@@ -1,5 +1,7 @@
-"""Unmerge by a funnel without the application's classes, races, and nothing to undo.
+"""Merge and unmerge against the avoid list, custom fields and races (DESIGN.md 4, 12, 15).
 
+- A record merged into a person already avoided has its former keys suppressed, as
+  when the merge comes first and the avoidance after.
 - On the SQL stores, an unmerge by a funnel without the application's classes puts the
   kept record's own fields back as the merge log's snapshot has them.
 - An unmerge that loses a race is retried; one with nothing to undo says so.
@@ -15,6 +17,7 @@ import pytest
 
 from conftest import T0, open_server, server_name
 from leadfunnel import (
+    AvoidListedError,
     ChangeSet,
     Contact,
     Event,
@@ -25,6 +28,48 @@ from leadfunnel import (
     SqlRepository,
 )
 from leadfunnel.testing import ManualClock
+
+
+def edit(funnel: Funnel, record: Lead | Contact, **changes: Any) -> Any:
+    """Save ``changes`` on the stored version of ``record``."""
+    return funnel.update(funnel.get(record.id).model_copy(update=changes))
+
+
+# --- 2. merging into a person already avoided ------------------------------------------
+
+
+def test_a_record_merged_into_an_avoided_person_has_its_former_keys_suppressed(
+    funnel: Funnel,
+) -> None:
+    kim = funnel.add(Lead(first_name="Kim", email="kim@acme.example.com"))
+    old = funnel.add(Lead(first_name="Kim", email="old@acme.example.com"))
+    edit(funnel, old, email="new@acme.example.com")  # old@ edited away
+    funnel.avoid(kim)
+    funnel.merge(kim, old)
+    for email in ("old@acme.example.com", "new@acme.example.com"):
+        with pytest.raises(AvoidListedError) as err:
+            funnel.add(Lead(first_name="Again", email=email))
+        assert err.value.existing_id == kim.id  # the record that keeps them, not gone
+    with pytest.raises(AvoidListedError):
+        funnel.capture(Lead(email="old@acme.example.com"))
+    report = funnel.import_leads([{"email": "old@acme.example.com"}])
+    assert (report.added, len(report.avoided)) == ([], 1)
+
+
+def test_a_contact_merged_into_an_avoided_one_brings_its_leads_former_keys(
+    funnel: Funnel, clock: ManualClock
+) -> None:
+    kept = funnel.avoid(funnel.add(Contact(first_name="Kim", email="kim@acme.example.com")))
+    lead = funnel.add(Lead(first_name="Kim", email="lead-old@acme.example.com", status="raw"))
+    edit(funnel, lead, email="lead-new@acme.example.com")  # on the lead, before converting
+    funnel.qualify(lead, force=True)
+    deal = funnel.set_appointment(lead, appointment_at=T0 + timedelta(days=2))
+    funnel.lose(deal, reason="other")  # no open deal: it may join the avoided person
+    funnel.merge(kept, deal.contact_id)
+    with pytest.raises(AvoidListedError) as err:
+        funnel.add(Lead(email="lead-old@acme.example.com"))
+    assert err.value.existing_id == kept.id
+
 
 # --- 3. an unmerge without the application's classes (SQL stores) ----------------------
 

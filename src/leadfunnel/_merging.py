@@ -25,6 +25,7 @@ from ._errors import (
 from ._leads import SWEET_SPOT
 from ._lifecycle import LEAD
 from ._models import Contact, Lead, Opportunity, is_avoided, new_id, state_of
+from ._privacy import suppress_former_keys
 from ._repository import ChangeSet, MergeLog, Move, Repository, fold_name
 
 __all__ = ["FREE_MAIL_DOMAINS", "merge", "similar", "unmerge"]
@@ -196,6 +197,11 @@ def merge(
             opportunities_before=tuple(deals),
         ),
     )
+    if is_avoided(kept):
+        # The avoided person now includes ``other``: the keys it edited away before
+        # (its history moves here) stay avoided, as when the merge comes first and the
+        # avoidance after (which reads them from keep's history). Kept on keep's behalf.
+        suppress_former_keys(repository, gone.id, changes, on_behalf_of=kept.id)
     other = {"other_id": str(gone.id)}
     fields = {**other, "fields": sorted(filled)}
     changes.events.append(

@@ -163,11 +163,19 @@ def _records(repository: Repository, records: list[Any]) -> list[dict[str, Any]]
     return [{**_record(record), **extras.get(record.id, {})} for record in records]
 
 
-def suppress_former_keys(repository: Repository, subject_id: UUID, changes: ChangeSet) -> None:
+def suppress_former_keys(
+    repository: Repository,
+    subject_id: UUID,
+    changes: ChangeSet,
+    *,
+    on_behalf_of: UUID | None = None,
+) -> None:
     """Add to ``changes`` the suppression of every identity key the person
     ``subject_id`` belongs to edited away before (on the lead, the contact it became,
     and the records merged into either, whose history moved with them): an avoided
-    person stays avoided under the keys it held, not only those it holds now.
+    person stays avoided under the keys it held, not only those it holds now. The
+    suppressions name ``on_behalf_of`` (default ``subject_id``): the avoided record a
+    person merged into it became.
 
     The records whose history was read and that ``changes`` leaves alone become
     ``checks``: an edit of one committed meanwhile (dropping one more key) fails the
@@ -175,7 +183,8 @@ def suppress_former_keys(repository: Repository, subject_id: UUID, changes: Chan
     people: list[Lead | Contact] = _person(repository, subject_id, erased=False)
     digests = dropped_digests(e for r in people for e in repository.history(r.id))
     known = {item.digest for item in changes.suppress}
-    changes.suppress += [Suppression(d, subject_id) for d in digests if d not in known]
+    holder = subject_id if on_behalf_of is None else on_behalf_of
+    changes.suppress += [Suppression(d, holder) for d in digests if d not in known]
     covered = {r.id for r in (*changes.updates, *changes.deletes, *changes.checks)}
     changes.checks.extend(r for r in people if r.id not in covered)
 
