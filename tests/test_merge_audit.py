@@ -1,5 +1,8 @@
 """Merge and unmerge against the avoid list, custom fields and races (DESIGN.md 4, 12, 15).
 
+- An unmerge gives the record merged away its keys back: the digests of those the kept
+  record's history had dropped no longer count as the kept person's former keys, so
+  avoiding or erasing the kept person later leaves the other person alone.
 - A record merged into a person already avoided has its former keys suppressed, as
   when the merge comes first and the avoidance after.
 - On the SQL stores, an unmerge by a funnel without the application's classes puts the
@@ -9,6 +12,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
@@ -27,12 +31,97 @@ from leadfunnel import (
     Repository,
     SqlRepository,
 )
+from leadfunnel._suppression import DROPPED_KEYS, RETURNED_KEYS
 from leadfunnel.testing import ManualClock
+
+ANN = "ann@x.example.com"
+BOB = "bob@y.example.com"
 
 
 def edit(funnel: Funnel, record: Lead | Contact, **changes: Any) -> Any:
     """Save ``changes`` on the stored version of ``record``."""
     return funnel.update(funnel.get(record.id).model_copy(update=changes))
+
+
+def merged_edited_unmerged(funnel: Funnel) -> tuple[Lead, Lead]:
+    """Bob merged into Ann; an edit takes Bob's e-mail off Ann and another puts it back
+    (what the unmerge refusal tells a user to do); the merge undone. Ann's own history
+    keeps the digest of Bob's e-mail, dropped by the first edit."""
+    ann = funnel.add(Lead(first_name="Ann", email=ANN))
+    bob = funnel.add(Lead(first_name="Bob", email=BOB))
+    merged = funnel.merge(ann, bob)
+    assert merged.other_emails == {BOB}
+    edit(funnel, ann, other_emails=frozenset())
+    edit(funnel, ann, other_emails=frozenset({BOB}))
+    funnel.unmerge(ann)
+    found = funnel.find(email=BOB)
+    assert found is not None
+    assert found.id == bob.id
+    return ann, bob
+
+
+# --- 1. the keys an unmerge gives back are no longer the kept person's -------------------
+
+
+@pytest.mark.parametrize("how", ["avoid", "erase"])
+def test_avoiding_the_kept_person_after_an_unmerge_leaves_the_other_alone(
+    funnel: Funnel, how: str
+) -> None:
+    ann, bob = merged_edited_unmerged(funnel)
+    if how == "avoid":
+        funnel.avoid(ann)
+    else:
+        funnel.erase(ann)
+        # The erasure keeps no digest in Ann's history, the given-back ones included.
+        kept = [e.data for e in funnel.history(ann) if DROPPED_KEYS in e.data]
+        assert kept + [e.data for e in funnel.history(ann) if RETURNED_KEYS in e.data] == []
+    captured = funnel.capture(Lead(email=BOB, notes="Bob writes again"))
+    assert captured.id == bob.id
+    report = funnel.import_leads([{"first_name": "Bob", "email": BOB}])
+    assert report.avoided == []
+    assert [d.existing_id for d in report.duplicates] == [bob.id]
+    # Ann herself stays avoided under her own key.
+    with pytest.raises(AvoidListedError):
+        funnel.add(Lead(email=ANN))
+
+
+def test_the_unmerge_event_names_the_given_back_digests_never_the_keys(funnel: Funnel) -> None:
+    ann, bob = merged_edited_unmerged(funnel)
+    dropped = [e for e in funnel.history(ann) if DROPPED_KEYS in e.data]
+    (unmerge,) = [e for e in funnel.history(ann) if e.name == "unmerge"]
+    assert unmerge.data[RETURNED_KEYS] == dropped[0].data[DROPPED_KEYS]
+    assert unmerge.data["other_id"] == str(bob.id)
+    assert "bob@" not in json.dumps(unmerge.model_dump(mode="json"))
+    # Only digests the kept record's history dropped: an unmerge with no such edit
+    # between records none.
+    carl = funnel.add(Lead(first_name="Carl", email="carl@z.example.com"))
+    dan = funnel.add(Lead(first_name="Dan", email="dan@z.example.com"))
+    funnel.merge(carl, dan)
+    funnel.unmerge(carl)
+    assert RETURNED_KEYS not in funnel.history(carl)[-1].data
+
+
+def test_a_key_given_back_then_dropped_again_stays_avoided(funnel: Funnel) -> None:
+    ann, bob = merged_edited_unmerged(funnel)
+    funnel.merge(ann, bob)  # the same person after all
+    edit(funnel, ann, other_emails=frozenset())  # Bob's e-mail taken off for good
+    funnel.avoid(ann)
+    with pytest.raises(AvoidListedError) as err:
+        funnel.add(Lead(email=BOB))
+    assert err.value.existing_id == ann.id
+
+
+def test_the_kept_persons_own_keys_edited_during_the_merge_stay_its_own(funnel: Funnel) -> None:
+    ann = funnel.add(Lead(first_name="Ann", email=ANN))
+    bob = funnel.add(Lead(first_name="Bob", email=BOB))
+    funnel.merge(ann, bob)
+    edit(funnel, ann, email="ann2@x.example.com")  # Ann's own e-mail dropped
+    edit(funnel, ann, email=ANN)  # and back, as the merge left it
+    funnel.unmerge(ann)
+    funnel.avoid(ann)
+    with pytest.raises(AvoidListedError):
+        funnel.add(Lead(email="ann2@x.example.com"))
+    assert funnel.capture(Lead(email=BOB)).id == bob.id
 
 
 # --- 2. merging into a person already avoided ------------------------------------------

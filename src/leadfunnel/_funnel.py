@@ -1077,14 +1077,20 @@ class Funnel(Generic[LeadT, ContactT, OpportunityT]):
         """Undo the last merge into ``keep`` and return ``keep`` as it was before it.
 
         The merged-away record comes back exactly as it was (``funnel.get(other_id)``),
-        with its touches, deals and history.
+        with its touches, deals, history and keys (no longer ``keep``'s person's, should
+        ``keep`` be avoided or erased later).
 
         Refused with :class:`InvalidArgumentError` once ``keep`` has changed since the
         merge (undoing it would silently drop that change); :class:`NotFoundError` when
         ``keep`` has no merge to undo.
         """
         return _merging.unmerge(
-            self.repository, self._id(keep), now=self._now(at), actor=actor, reason=reason
+            self.repository,
+            self._id(keep),
+            suppressor=self._suppressor,
+            now=self._now(at),
+            actor=actor,
+            reason=reason,
         )
 
     # --- cadence and reports ----------------------------------------------------------

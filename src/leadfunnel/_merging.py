@@ -24,9 +24,10 @@ from ._errors import (
 )
 from ._leads import SWEET_SPOT
 from ._lifecycle import LEAD
-from ._models import Contact, Lead, Opportunity, is_avoided, new_id, state_of
+from ._models import Contact, Lead, Opportunity, identity_keys, is_avoided, new_id, state_of
 from ._privacy import suppress_former_keys
 from ._repository import ChangeSet, MergeLog, Move, Repository, fold_name
+from ._suppression import RETURNED_KEYS, Suppressor, dropped_digests
 
 __all__ = ["FREE_MAIL_DOMAINS", "merge", "similar", "unmerge"]
 
@@ -224,6 +225,7 @@ def unmerge(
     repository: Repository,
     keep_id: UUID,
     *,
+    suppressor: Suppressor,
     now: datetime,
     actor: str | None,
     reason: str | None,
@@ -315,11 +317,11 @@ def unmerge(
         read={kept.id: kept},
     )
     state, other_state = state_of(restored), state_of(log.other)
-    changes.events.append(
-        event(
-            restored, "unmerge", state, state, now, actor, reason, {"other_id": str(log.other.id)}
-        )
-    )
+    data: dict[str, Any] = {"other_id": str(log.other.id)}
+    returned = _returned_digests(repository, kept, log, suppressor)
+    if returned:
+        data[RETURNED_KEYS] = returned
+    changes.events.append(event(restored, "unmerge", state, state, now, actor, reason, data))
     # One event per changed record: the restored duplicate and each deal given back.
     changes.events.append(
         event(
@@ -346,6 +348,22 @@ def unmerge(
         changes.events.append(event(lead, "unmerge", status, status, now, actor, reason, data))
     repository.commit(changes)
     return restored
+
+
+def _returned_digests(
+    repository: Repository, kept: Lead | Contact, log: MergeLog, suppressor: Suppressor
+) -> list[str]:
+    """The digests of the keys the unmerge gives back to ``log.other`` that ``kept``'s
+    own history dropped (an edit took one of them off, another put it back, as the
+    merge left it): ``other``'s keys again, they must not count as ``kept``'s former
+    keys (an avoidance or erasure of ``kept`` would suppress them, and refuse ``other``'s
+    person). Only digests the history holds already: none is stored anew."""
+    moving = set(log.event_ids)  # other's own history, which goes back with it
+    former = set(dropped_digests(e for e in repository.history(kept.id) if e.id not in moving))
+    if not former:
+        return []
+    given = dict.fromkeys(suppressor.digest(key) for key in identity_keys(log.other))
+    return [digest for digest in given if digest in former]
 
 
 def _no_merge(kept: Lead | Contact) -> NotFoundError:

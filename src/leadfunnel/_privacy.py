@@ -40,7 +40,7 @@ from ._models import (
 )
 from ._repository import ChangeSet, MergeLog, Repository, Suppression
 from ._results import Serialised, model_data
-from ._suppression import DROPPED_KEYS, Suppressor, dropped_digests
+from ._suppression import DROPPED_KEYS, RETURNED_KEYS, Suppressor, dropped_digests
 
 __all__ = ["Erasure", "erase", "export_person", "suppress_former_keys"]
 
@@ -172,7 +172,8 @@ def suppress_former_keys(
 ) -> None:
     """Add to ``changes`` the suppression of every identity key the person
     ``subject_id`` belongs to edited away before (on the lead, the contact it became,
-    and the records merged into either, whose history moved with them): an avoided
+    and the records merged into either, whose history moved with them; not those an
+    unmerge gave back to another record, see :func:`dropped_digests`): an avoided
     person stays avoided under the keys it held, not only those it holds now. The
     suppressions name ``on_behalf_of`` (default ``subject_id``): the avoided record a
     person merged into it became.
@@ -460,9 +461,10 @@ def _scrub_event(stored: Event, texts: _Personal) -> Event:
         # A capture's message, kept where the record's notes were not overwritten: free
         # text, like a reason, it goes whatever it says.
         data = {**data, "notes": None}
-    if DROPPED_KEYS in data:
-        # Suppressed by the erasure, or (suppress=False) to be kept nowhere.
-        data = {k: v for k, v in data.items() if k != DROPPED_KEYS}
+    if DROPPED_KEYS in data or RETURNED_KEYS in data:
+        # Suppressed by the erasure, or (suppress=False) to be kept nowhere; and the
+        # digests an unmerge gave back, which only told those apart.
+        data = {k: v for k, v in data.items() if k not in (DROPPED_KEYS, RETURNED_KEYS)}
     if _mentions(data, texts):
         data = _scrub(data, texts)
     if _explains(data):

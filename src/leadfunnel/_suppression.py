@@ -12,7 +12,11 @@ whole database can test guesses against them.
 An avoided person stays avoided under every key they ever held. The keys they hold now
 are claimed in the key index; an ``update`` event that takes keys off a record keeps
 their digests (``data["dropped_keys"]``, never the keys themselves), so that
-avoiding or erasing the person later suppresses those too.
+avoiding or erasing the person later suppresses those too. An ``unmerge`` gives the
+record merged away its keys back: the digests of those among them that the kept
+record's history had dropped (``data["returned_keys"]`` of the kept record's
+``unmerge`` event) are another person's again, no longer the kept person's former keys,
+unless a later edit drops them again.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from ._errors import ConfigError
 from ._models import Contact, Event, Lead, identity_keys
 from ._repository import Repository, Suppression
 
-__all__ = ["DROPPED_KEYS", "SECRET_VARIABLE", "Suppressor", "dropped_digests"]
+__all__ = ["DROPPED_KEYS", "RETURNED_KEYS", "SECRET_VARIABLE", "Suppressor", "dropped_digests"]
 
 #: The environment variable that holds the suppression secret when none is passed.
 SECRET_VARIABLE = "LEADFUNNEL_SUPPRESSION_SECRET"
@@ -37,15 +41,30 @@ SECRET_VARIABLE = "LEADFUNNEL_SUPPRESSION_SECRET"
 DROPPED_KEYS = "dropped_keys"
 
 
+#: Where the kept record's ``unmerge`` event lists the digests of the keys that the
+#: unmerge gave back to the record merged away and that the kept record's history had
+#: dropped (under :data:`DROPPED_KEYS`): the other person's keys, not the kept one's.
+RETURNED_KEYS = "returned_keys"
+
+
 def dropped_digests(events: Iterable[Event]) -> list[str]:
-    """The digests ``events`` recorded of keys edited away (see :data:`DROPPED_KEYS`),
-    each once, oldest first."""
+    """The digests ``events`` recorded of keys edited away (see :data:`DROPPED_KEYS`)
+    and not given back to another record since (see :data:`RETURNED_KEYS`), each once.
+
+    Read in commit order (``position``): a key dropped, given back by an unmerge, then
+    dropped again (merged in again, edited away) counts."""
     found: dict[str, None] = {}
-    for stored in events:
-        digests = stored.data.get(DROPPED_KEYS)
-        if isinstance(digests, list):
-            found.update(dict.fromkeys(d for d in digests if isinstance(d, str)))
+    for stored in sorted(events, key=lambda e: e.position):
+        for digest in _listed(stored, RETURNED_KEYS):
+            found.pop(digest, None)
+        found.update(dict.fromkeys(_listed(stored, DROPPED_KEYS)))
     return list(found)
+
+
+def _listed(stored: Event, name: str) -> list[str]:
+    """The digests ``stored``'s data lists under ``name``."""
+    digests = stored.data.get(name)
+    return [d for d in digests if isinstance(d, str)] if isinstance(digests, list) else []
 
 
 def fingerprint(secret: bytes) -> str:
