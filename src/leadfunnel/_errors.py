@@ -107,12 +107,20 @@ def _article(noun: str) -> str:
 class NotFoundError(LeadFunnelError, LookupError):
     """No stored record has the given id."""
 
-    def __init__(self, id: UUID | str, kind: str = "record", found: str | None = None) -> None:
+    def __init__(
+        self,
+        id: UUID | str,
+        kind: str = "record",
+        found: str | None = None,
+        *,
+        message: str | None = None,
+    ) -> None:
         self.id = id
         self.kind = kind
         what = f"no {kind} with id {id}" if found is None else found
         super().__init__(
-            f"{what}; check the id, or list records with "
+            message
+            or f"{what}; check the id, or list records with "
             "funnel.leads(), funnel.contacts() or funnel.opportunities()"
         )
 

@@ -368,15 +368,15 @@ def _returned_digests(
 
 def _no_merge(kept: Lead | Contact) -> NotFoundError:
     """The error of an unmerge of a record with no merge to undo (the id is right)."""
-    error = NotFoundError(kept.id, "merge into record")
     # Not NotFoundError's advice to check the id: the record was found.
-    error.args = (
-        f"{kept.kind} {kept.id} has no merge to undo: no record was merged into it, or "
-        "every merge into it was undone already. unmerge() takes the record another was "
-        f"merged into (merge's keep); funnel.history({kept.id}) lists its merge and "
-        "unmerge events",
+    return NotFoundError(
+        kept.id,
+        "merge into record",
+        message=f"{kept.kind} {kept.id} has no merge to undo: no record was merged into "
+        "it, or every merge into it was undone already. unmerge() takes the record "
+        f"another was merged into (merge's keep); funnel.history({kept.id}) lists its "
+        "merge and unmerge events",
     )
-    return error
 
 
 def merge_changes(keep: Lead | Contact, other: Lead | Contact) -> dict[str, Any]:
