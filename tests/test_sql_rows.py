@@ -141,7 +141,12 @@ def test_a_bulk_qualify_writes_its_moves_without_making_whole_rows(
     ]
     made: list[Any] = []
     whole = rows.record_row
-    monkeypatch.setattr(sql_repository, "record_row", lambda r: made.append(r) or whole(r))
+
+    def noted(record: Any) -> dict[str, Any]:
+        made.append(record)
+        return whole(record)
+
+    monkeypatch.setattr(sql_repository, "record_row", noted)
     counts = funnel.qualify_all()
     assert counts["qualified"] == 3
     assert counts["unqualified"] == 3

@@ -9,8 +9,10 @@ their touches; nothing is stored, so nothing goes stale.
 
 from __future__ import annotations
 
+import heapq
 import math
-from collections.abc import Container, Iterable, Mapping, Sequence
+import operator
+from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from os import PathLike
@@ -450,54 +452,86 @@ def follow_ups(
     overdue first. A person no channel may reach (every allowed channel opted out) is
     left out: nobody could act on it.
     """
+    return counted_follow_ups(repository, policy, at, router, owner=owner, limit=limit)[0]
+
+
+def counted_follow_ups(
+    repository: Repository,
+    policy: CadencePolicy,
+    at: datetime,
+    router: Router | None = None,
+    *,
+    owner: str | None = None,
+    limit: int | None = None,
+) -> tuple[list[FollowUp], int, int]:
+    """:func:`follow_ups`, with how many are due in all and how many of them are
+    overdue. With a ``limit`` only that many are held at a time (the candidates stream
+    from the store): the first 50 of a million are found in the memory of 50."""
     # due() builds one small acyclic object per candidate, tens of thousands at once:
     # the cyclic collector would rescan the whole heap (every record in memory) for
     # nothing, more than doubling the time on a large in-memory funnel.
     with collector_paused():
-        return _follow_ups(repository, policy, at, router, owner, limit)
+        found = _DueRows(repository, policy, at, owner)
+        if limit is None:
+            rows = sorted(found, key=_DUE_ORDER)
+        elif limit > 0:
+            rows = heapq.nsmallest(limit, found, key=_DUE_ORDER)
+        else:
+            rows = []
+            for _ in found:  # (counted all the same)
+                pass
+        backups = _escalations(repository, router, [row[3] for row in rows if at > row[0]])
+        chosen = [
+            FollowUp(
+                subject_id=subject_id,
+                subject=candidate.subject,
+                owner=candidate.owner,
+                due_at=due_at,
+                overdue=at > overdue_at,
+                escalated_to=backups.get(subject_id),
+                touch_number=candidate.touches + 1,
+                channels=channels,
+                state=candidate.state,
+                overdue_at=overdue_at,
+            )
+            for overdue_at, due_at, subject_id, candidate, channels in rows
+        ]
+        return chosen, found.due, found.overdue
 
 
-def _follow_ups(
-    repository: Repository,
-    policy: CadencePolicy,
-    at: datetime,
-    router: Router | None,
-    owner: str | None = None,
-    limit: int | None = None,
-) -> list[FollowUp]:
-    channel_cache: dict[tuple[str, str, frozenset[Channel]], frozenset[Channel]] = {}
-    rows: list[tuple[datetime, datetime, UUID, FollowUpCandidate, frozenset[Channel]]] = []
-    for candidate in repository.follow_up_candidates(
-        lead_limit=policy.lead_touches, contact_limit=policy.contact_touches, owner=owner
-    ):
-        due_at, overdue_at = policy.schedule(candidate)
-        if due_at > at:
-            continue
-        key = (candidate.subject, candidate.state, candidate.opt_outs)
-        channels = channel_cache.get(key)
-        if channels is None:
-            channels = channel_cache[key] = channels_for(*key)
-        if channels:  # nobody could act on a person every allowed channel refuses
-            rows.append((overdue_at, due_at, candidate.subject_id, candidate, channels))
-    rows.sort(key=lambda row: row[:3])
-    if limit is not None:
-        rows = rows[:limit]
-    backups = _escalations(repository, router, [row[3] for row in rows if at > row[0]])
-    return [
-        FollowUp(
-            subject_id=subject_id,
-            subject=candidate.subject,
-            owner=candidate.owner,
-            due_at=due_at,
-            overdue=at > overdue_at,
-            escalated_to=backups.get(subject_id),
-            touch_number=candidate.touches + 1,
-            channels=channels,
-            state=candidate.state,
-            overdue_at=overdue_at,
-        )
-        for overdue_at, due_at, subject_id, candidate, channels in rows
-    ]
+_DueRow = tuple[datetime, datetime, UUID, FollowUpCandidate, frozenset[Channel]]
+#: Most overdue first: by when it became (or becomes) overdue, then due, then the id.
+_DUE_ORDER = operator.itemgetter(0, 1, 2)
+
+
+class _DueRows:
+    """The due follow-ups of the store's candidates, as they stream, each as
+    ``(overdue_at, due_at, subject_id, candidate, channels)``, counting them (``due``)
+    and the overdue ones (``overdue``) as they go."""
+
+    def __init__(
+        self, repository: Repository, policy: CadencePolicy, at: datetime, owner: str | None
+    ) -> None:
+        self._repository, self._policy, self._at, self._owner = repository, policy, at, owner
+        self.due = self.overdue = 0
+
+    def __iter__(self) -> Iterator[_DueRow]:
+        policy, at = self._policy, self._at
+        channel_cache: dict[tuple[str, str, frozenset[Channel]], frozenset[Channel]] = {}
+        for candidate in self._repository.follow_up_candidates(
+            lead_limit=policy.lead_touches, contact_limit=policy.contact_touches, owner=self._owner
+        ):
+            due_at, overdue_at = policy.schedule(candidate)
+            if due_at > at:
+                continue
+            key = (candidate.subject, candidate.state, candidate.opt_outs)
+            channels = channel_cache.get(key)
+            if channels is None:
+                channels = channel_cache[key] = channels_for(*key)
+            if channels:  # nobody could act on a person every allowed channel refuses
+                self.due += 1
+                self.overdue += at > overdue_at
+                yield overdue_at, due_at, candidate.subject_id, candidate, channels
 
 
 def _escalations(

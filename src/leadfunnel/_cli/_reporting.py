@@ -6,14 +6,15 @@ from __future__ import annotations
 import io
 import json
 import sys
-from collections.abc import Callable
-from datetime import datetime
-from typing import Any
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from .._channels import reachable_channels
 from .._csv_out import csv_text, printable
+from .._models import Contact, Lead
 from ._common import (
     db_option,
     emit,
@@ -29,6 +30,10 @@ from ._common import (
     svg_text,
     toml_file_option,
 )
+
+if TYPE_CHECKING:
+    from .._cadence import FollowUp
+    from .._funnel import Funnel
 
 __all__ = ["due", "list_", "report"]
 
@@ -112,43 +117,29 @@ def due(
     cadence = read_cadence("--cadence", cadence_file) if cadence_file else None
     router = read_routing("--routing", routing_file) if routing_file else None
     funnel = open_funnel(db, migrate="check", cadence=cadence, router=router)
-    items = funnel.due(at=when, owner=owner, limit=limit)
-    people = funnel.repository.get_many(item.subject_id for item in items)
-    said = f"{len(items)} follow-ups"
-
-    def who(item: Any) -> tuple[str | None, str | None, str | None]:
-        """The person's name, company and phone, None for what is not known."""
-        person = people.get(item.subject_id)
-        if person is None:
-            return None, None, None
-        name = " ".join(p for p in (person.first_name, person.last_name) if p)
-        return name or None, person.company, person.phone
-
-    def reachable(item: Any) -> list[str]:
-        """The follow-up's channels the person can be reached on (no call or text
-        without a phone, no e-mail without an address), sorted."""
-        person = people.get(item.subject_id)
-        usable = item.channels if person is None else reachable_channels(person, item.channels)
-        return sorted(c.value for c in usable)
-
     if format_ != "table":
-        data = [
+        items = funnel.due(at=when, owner=owner, limit=limit)
+        said = f"{len(items)} follow-ups"
+        # The people are read a thousand at a time, and only their name, company,
+        # phone and reachable channels kept: a full record of each of a million due
+        # people would take gigabytes.
+        data: Iterator[dict[str, Any]] = (
             {
                 "subject": item.subject,
                 "subject_id": str(item.subject_id),
-                **dict(zip(("name", "company", "phone"), who(item), strict=True)),
+                **dict(zip(("name", "company", "phone"), _who(person), strict=True)),
                 "owner": item.owner,
                 "due_at": item.due_at.isoformat(),
                 "overdue": item.overdue,
                 "escalated_to": item.escalated_to,
                 "touch_number": item.touch_number,
                 "channels": sorted(c.value for c in item.channels),
-                "reachable": reachable(item),
+                "reachable": _reachable(item, person),
             }
-            for item in items
-        ]
+            for item, person in _with_people(funnel, items)
+        )
         if format_ == "json":
-            emit(json.dumps(data, indent=2) + "\n", output, said)
+            emit(json.dumps(list(data), indent=2) + "\n", output, said)
             return
         rows = (
             [
@@ -160,15 +151,25 @@ def due(
         )
         emit(csv_text(_DUE_COLUMNS, rows), output, said)
         return
-    if not items:
-        emit("Nothing is due.\n", output, said)
-        return
+    from .._cadence import counted_follow_ups
     from .._periods import read_zone
 
-    zone = read_zone(zone_name)  # checked by _when
     # A table is read by a person: the most overdue first, a screenful or so (rich takes
-    # about a second a thousand rows); CSV and JSON give every row.
-    shown = items if limit is not None else items[:_TABLE_ROWS]
+    # about a second a thousand rows); CSV and JSON give every row. Only the rows shown
+    # are held (and their people read), with the counts of all.
+    shown, total, overdue = counted_follow_ups(
+        funnel.repository,
+        funnel.cadence,
+        funnel.clock.now().astimezone(UTC) if when is None else when.astimezone(UTC),
+        funnel.router,
+        owner=owner,
+        limit=_TABLE_ROWS if limit is None else limit,
+    )
+    said = f"{total} follow-ups"
+    if not shown:
+        emit("Nothing is due.\n", output, said)
+        return
+    zone = read_zone(zone_name)  # checked by _when
     from rich import box
     from rich.console import Console
     from rich.table import Table
@@ -189,8 +190,8 @@ def due(
         # Lines a non-UTF-8 standard output (a Windows console's cp1252) can write.
         box=box.HEAVY_HEAD if output or stdout_can_write("┏━┳┃┡╇│└┴─") else box.ASCII_DOUBLE_HEAD,
     )
-    for item in shown:
-        name, company, phone = who(item)
+    for item, person in _with_people(funnel, shown):
+        name, company, phone = _who(person)
         due_at = item.due_at.astimezone(zone)
         cells = (
             item.subject,
@@ -202,7 +203,7 @@ def due(
             "yes" if item.overdue else "",
             item.escalated_to or "",
             str(item.touch_number),
-            ", ".join(reachable(item)),
+            ", ".join(_reachable(item, person)),
             str(item.subject_id),
         )
         # Text, not markup: a name such as "Lee [/x]" or "Acme [uk]" is shown as it is.
@@ -210,13 +211,41 @@ def due(
     # As wide as the table is: nothing cut (the id is what a follow-up is done with).
     console = Console(width=_UNBOUNDED, record=True, file=io.StringIO())
     console.print(table)
-    summary = f"{len(items):,} follow-ups due, {sum(i.overdue for i in items):,} overdue.\n"
-    if len(shown) < len(items):
+    summary = f"{total:,} follow-ups due, {overdue:,} overdue.\n"
+    if len(shown) < total:
         summary += (
             f"The table shows the first {len(shown):,}: --limit N shows more, --owner one "
             "rep's, --format csv (or json) every one.\n"
         )
     emit(console.export_text() + summary, output, said)
+
+
+def _with_people(
+    funnel: Funnel, items: list[FollowUp], batch: int = 1_000
+) -> Iterator[tuple[FollowUp, Lead | Contact | None]]:
+    """Each follow-up with its person (None if gone meanwhile), read ``batch`` at a
+    time as the rows are written."""
+    for start in range(0, len(items), batch):
+        part = items[start : start + batch]
+        people = funnel.repository.get_many(item.subject_id for item in part)
+        for item in part:
+            person = people.get(item.subject_id)
+            yield item, person if isinstance(person, (Lead, Contact)) else None
+
+
+def _who(person: Lead | Contact | None) -> tuple[str | None, str | None, str | None]:
+    """The person's name, company and phone, None for what is not known."""
+    if person is None:
+        return None, None, None
+    name = " ".join(p for p in (person.first_name, person.last_name) if p)
+    return name or None, person.company, person.phone
+
+
+def _reachable(item: FollowUp, person: Lead | Contact | None) -> list[str]:
+    """The follow-up's channels the person can be reached on (no call or text without a
+    phone, no e-mail without an address), sorted."""
+    usable = item.channels if person is None else reachable_channels(person, item.channels)
+    return sorted(c.value for c in usable)
 
 
 _UNBOUNDED = 100_000

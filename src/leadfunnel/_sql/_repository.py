@@ -1745,7 +1745,8 @@ class SqlRepository(RepRowsAdapter):
         owners = {
             kind: text_filter(self._models[kind], "owner", owner) for kind in ("lead", "contact")
         }
-        rows: list[FollowUpCandidate] = []
+        # Made one at a time as the rows come (due(limit=50) of a million holds 50),
+        # in one read: both queries see one snapshot.
         with self._read() as conn:
             for subject, query in zip(("lead", "contact"), queries, strict=True):
                 if owners[subject] is NO_VALUE:
@@ -1758,19 +1759,16 @@ class SqlRepository(RepRowsAdapter):
                 for id, state, owner, anchor, reset_at, count, last_at, opt_outs in conn.execute(
                     query, params
                 ):
-                    rows.append(
-                        FollowUpCandidate(
-                            subject_id=id,
-                            subject=subject,  # type: ignore[arg-type]
-                            state=state,
-                            owner=owner,
-                            anchor_at=anchor if reset_at is None else max(anchor, reset_at),
-                            touches=int(count),
-                            last_touch_at=last_at if count else None,
-                            opt_outs=opt_outs_of(opt_outs),
-                        )
+                    yield FollowUpCandidate(
+                        subject_id=id,
+                        subject=subject,  # type: ignore[arg-type]
+                        state=state,
+                        owner=owner,
+                        anchor_at=anchor if reset_at is None else max(anchor, reset_at),
+                        touches=int(count),
+                        last_touch_at=last_at if count else None,
+                        opt_outs=opt_outs_of(opt_outs),
                     )
-        return iter(rows)
 
     def qualified_follow_up(
         self, *, since: datetime | None, until: datetime | None
