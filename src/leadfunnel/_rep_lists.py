@@ -22,6 +22,7 @@ from enum import StrEnum
 from typing import Any, Literal, overload
 from uuid import UUID
 
+from ._collector import collector_paused
 from ._csv_out import csv_text
 from ._errors import InvalidArgumentError
 from ._models import Contact, Lead, Opportunity, Record
@@ -287,19 +288,23 @@ def build_rep_list(
     if max_age_days is not None:
         earliest = _days_before(at, max_age_days + 1)
         entered_since = None if earliest is None else earliest + tick
-    rows = repository.rep_list(
-        kind.value,
-        now=at,
-        source=source,
-        owner=owner,
-        entered_since=entered_since,
-        entered_until=entered_until,
-        limit=limit,
-    )
-    people = repository.get_many(
-        {row.record.contact_id for row in rows if isinstance(row.record, Opportunity)}
-    )
-    return RepList(kind, at, tuple(_item(kind, row, at, people) for row in rows))
+    # A list without a limit is every such person's record at once, acyclic objects by
+    # the hundred thousand: the cyclic collector would rescan the growing heap for
+    # nothing (a scale audit: 2.6 s for 200k leads' never-booked list, 1.5 s without).
+    with collector_paused():
+        rows = repository.rep_list(
+            kind.value,
+            now=at,
+            source=source,
+            owner=owner,
+            entered_since=entered_since,
+            entered_until=entered_until,
+            limit=limit,
+        )
+        people = repository.get_many(
+            {row.record.contact_id for row in rows if isinstance(row.record, Opportunity)}
+        )
+        return RepList(kind, at, tuple(_item(kind, row, at, people) for row in rows))
 
 
 def _days_before(at: datetime, days: int) -> datetime | None:
