@@ -169,6 +169,16 @@ class Document(sa.TypeDecorator[Any]):
             return dialect.type_descriptor(JSONB())
         return dialect.type_descriptor(sa.JSON())
 
+    def result_processor(
+        self, dialect: Dialect, coltype: object
+    ) -> Callable[[Any], Any] | None:
+        """As the driver gives it: JSON text on SQLite and MariaDB, which the readers
+        validate in pydantic's JSON mode without a dict of it (``build_record``; the
+        others parse it with ``doc_as_dict``); PostgreSQL's driver gives the object."""
+        if dialect.name == "postgresql":
+            return super().result_processor(dialect, coltype)
+        return None
+
 
 def is_document(column: sa.Column[Any]) -> bool:
     """Whether ``column`` holds a JSON document."""
