@@ -282,3 +282,22 @@ def test_an_even_count_median_is_pythons_to_the_last_digit(
     times = funnel.report().time_in_stage["raw"]
     expected = statistics.median(w.total_seconds() for w in waits) / 86_400
     assert (times.count, times.median_days) == (4, expected)
+
+
+def test_no_shows_grouped_a_page_at_a_time_count_as_all_at_once(
+    funnel: Funnel, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A report by source reads each no-show's contact and lead a page of deals at a
+    time (flat memory): pages of two give what one page of all gives."""
+    from leadfunnel import _reports
+
+    for n, source in enumerate(("web", "web", "fair", None, "web"), start=300):
+        lead = funnel.capture(Lead(**person(n, source=source)))
+        funnel.qualify(lead, force=True)
+        funnel.set_appointment(lead, setter="sue", appointment_at=T0 + DAY)
+    clock.advance(days=3)
+    whole = {key: group.not_sat for key, group in funnel.report(by="source").groups.items()}
+    assert whole == {"web": 3, "fair": 1, None: 1}
+    monkeypatch.setattr(_reports, "_PAGE", 2)
+    paged = {key: group.not_sat for key, group in funnel.report(by="source").groups.items()}
+    assert paged == whole
