@@ -169,9 +169,7 @@ class Document(sa.TypeDecorator[Any]):
             return dialect.type_descriptor(JSONB())
         return dialect.type_descriptor(sa.JSON())
 
-    def result_processor(
-        self, dialect: Dialect, coltype: object
-    ) -> Callable[[Any], Any] | None:
+    def result_processor(self, dialect: Dialect, coltype: object) -> Callable[[Any], Any] | None:
         """As the driver gives it: JSON text on SQLite and MariaDB, which the readers
         validate in pydantic's JSON mode without a dict of it (``build_record``; the
         others parse it with ``doc_as_dict``); PostgreSQL's driver gives the object."""
