@@ -296,3 +296,27 @@ def test_the_guard_puts_back_the_ctrl_c_handler_unless_the_command_set_its_own()
         assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
     finally:
         signal.signal(signal.SIGINT, before)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        # An "@" in a query parameter ends no password, and hides nothing.
+        (
+            "postgresql+psycopg://ana@db.example.com:5432/crm?application_name=ana@laptop",
+            "postgresql+psycopg://ana@db.example.com:5432/crm?application_name=ana@laptop",
+        ),
+        ("postgresql://u:pw@h:5432/db?x=a@b", "postgresql://u:***@b"),  # (more, never less)
+        (
+            "postgresql+psycopg://ana@corp.example:s3@x@db/crm",
+            "postgresql+psycopg://ana@corp.example:***@db/crm",
+        ),
+        ("postgresql://u:p?ss@host/db", "postgresql://u:***@host/db"),
+        ("u:SECRET@h/db", "u:***@h/db"),  # no scheme at all
+        ("postgresql://h:5432/db", "postgresql://h:5432/db"),
+    ],
+)
+def test_a_url_is_shown_without_its_password_and_only_that(url: str, shown: str) -> None:
+    from leadfunnel._sql._engine import without_secrets
+
+    assert without_secrets(url) == shown

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import pydantic
 import pytest
@@ -20,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from leadfunnel import Contact, Event, Funnel, Lead, Opportunity, SqlRepository, StorageError
-from leadfunnel._documents import stored_json_validator, stored_validator
+from leadfunnel._documents import reads_alike_as_json, stored_json_validator, stored_validator
 from leadfunnel._models import updated
 from leadfunnel._sql import _rows as sql
 from leadfunnel.testing import contacts, leads
@@ -239,3 +239,43 @@ def test_a_sqlite_store_reads_documents_from_their_text(
     assert len(given) == 1
     assert isinstance(given[0], str)
     repository.close()
+
+
+class _Unions(Lead):
+    ref: UUID | str | None = None
+    day: date | str | None = None
+    at: datetime | str | None = None
+
+
+class _Strict(Lead):
+    model_config = pydantic.ConfigDict(strict=True)
+
+
+def test_a_model_with_unions_or_strict_fields_reads_its_text_as_data() -> None:
+    # JSON mode takes a JSON string as an exact match for a UUID or a date in a union,
+    # where python mode (the in-memory store, PostgreSQL, merge snapshots) keeps the
+    # str: such a model is read from the parsed text, as every store reads it.
+    lead = _Unions(ref=str(uuid4()), day="2024-01-02", at="2024-01-02T03:04:05Z")
+    read = sql.build_record(_Unions, sql.document_of(lead))
+    assert isinstance(read, _Unions)
+    assert (type(read.ref), type(read.day), type(read.at)) == (str, str, str)
+    assert read == lead
+    assert not reads_alike_as_json(_Unions)
+    assert not reads_alike_as_json(_Strict)
+    assert all(reads_alike_as_json(m) for m in (Lead, Contact, Opportunity, Event))
+
+
+def test_unions_read_back_alike_from_memory_and_sqlite(tmp_path: Any) -> None:
+    from leadfunnel import InMemoryRepository
+
+    given = _Unions(first_name="Ana", ref=str(uuid4()), day="2024-01-02")
+    found: list[_Unions] = []
+    for repository in (InMemoryRepository(), SqlRepository(f"sqlite:///{tmp_path / 'u.db'}")):
+        funnel = Funnel(repository, lead_model=_Unions)
+        read = funnel.get(funnel.add(given).id)
+        assert isinstance(read, _Unions)
+        found.append(read)
+        repository.close()
+    memory, sqlite = found
+    assert (sqlite.ref, sqlite.day, sqlite.at) == (memory.ref, memory.day, memory.at)
+    assert (type(sqlite.ref), type(sqlite.day)) == (str, str)

@@ -31,13 +31,14 @@ from types import MappingProxyType
 from typing import Any, TypeVar
 
 import pydantic
-from pydantic_core import CoreConfig, SchemaValidator
+from pydantic_core import CoreConfig, SchemaValidator, from_json
 
 from ._models import WRITE_CHECKS, field_keys
 
 __all__ = [
     "FIELD_SCHEMAS",
     "SchemaNode",
+    "reads_alike_as_json",
     "schema_nodes",
     "stored_aliases",
     "stored_json_validator",
@@ -147,6 +148,29 @@ def _without_write_checks(schema: Any) -> Any:
     }
 
 
+#: Schemas that JSON mode reads otherwise than python mode reads the parsed JSON: a
+#: union takes a JSON string as an exact match for a UUID, a date, a time or bytes
+#: (python mode keeps the ``str`` of ``UUID | str``), and a schema with a JSON branch of
+#: its own may read it otherwise.
+_OTHERWISE_IN_JSON = frozenset({"union", "tagged-union", "json-or-python", "lax-or-strict"})
+
+
+@functools.cache
+def reads_alike_as_json(model: type[pydantic.BaseModel]) -> bool:
+    """Whether validating a stored document's JSON text in pydantic's JSON mode gives
+    what validating the parsed document in python mode gives: no union, no schema with
+    a JSON branch of its own, nothing strict (JSON mode takes a date or a UUID as text,
+    which a strict python mode refuses). leadfunnel's own models read alike; a model
+    that does not is read from the parsed text, as every store reads it."""
+    for node in schema_nodes(model):
+        if node.kind in _OTHERWISE_IN_JSON or node.schema.get("strict"):
+            return False
+        config = node.schema.get("config") if node.kind in _CLASSES else None
+        if isinstance(config, dict) and config.get("strict"):
+            return False
+    return not model.model_config.get("strict")
+
+
 def stored_validator(model: type[_M]) -> Callable[[Any], _M]:
     """A validator of ``model`` for documents a store wrote: it gives a ``model``
     instance, as ``model.model_validate`` does, without leadfunnel's write-time checks
@@ -163,7 +187,8 @@ def stored_validator(model: type[_M]) -> Callable[[Any], _M]:
 def stored_json_validator(model: type[_M]) -> Callable[[str | bytes], _M]:
     """:func:`stored_validator` for a document as JSON text: validated in pydantic's
     JSON mode, straight from the text (no dict of it is built), as pydantic reads back
-    what ``model_dump_json`` wrote."""
+    what ``model_dump_json`` wrote, where that reads alike (see
+    :func:`reads_alike_as_json`); else the text is parsed and validated as data."""
     return _stored_validators(model)[1]
 
 
@@ -179,10 +204,12 @@ def _stored_validators(
         or model.__pydantic_post_init__ is not None
         or model.__private_attributes__
     ):
-        return (
-            functools.partial(model.model_validate, by_alias=False, by_name=True),
-            functools.partial(model.model_validate_json, by_alias=False, by_name=True),
+        whole: Callable[[Any], _M] = functools.partial(
+            model.model_validate, by_alias=False, by_name=True
         )
+        if not reads_alike_as_json(model):
+            return whole, lambda text: whole(from_json(text))
+        return whole, functools.partial(model.model_validate_json, by_alias=False, by_name=True)
     config = (schema.get("config") or CoreConfig()).copy()
     config["validate_by_alias"], config["validate_by_name"] = False, True
     fields = SchemaValidator(_without_write_checks(schema["schema"]), config)
@@ -200,7 +227,10 @@ def _stored_validators(
 
         return validate
 
-    return built(fields.validate_python), built(fields.validate_json)
+    from_data = built(fields.validate_python)
+    if not reads_alike_as_json(model):
+        return from_data, lambda text: from_data(from_json(text))
+    return from_data, built(fields.validate_json)
 
 
 @functools.cache

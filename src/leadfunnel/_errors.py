@@ -105,7 +105,11 @@ def _article(noun: str) -> str:
 
 
 class NotFoundError(LeadFunnelError, LookupError):
-    """No stored record has the given id."""
+    """No stored record has the given id.
+
+    ``found`` replaces the message's first part (what was not found), ``message`` the
+    whole message (a record found, with nothing of the kind asked for: an unmerge with
+    no merge to undo)."""
 
     def __init__(
         self,

@@ -51,16 +51,22 @@ def without_secrets(url: str | sa.URL) -> str:
     secret."""
     if isinstance(url, sa.URL):
         url = url.render_as_string(hide_password=True)
-    last_at = url.rfind("@")
-    if last_at >= 0:
-        # After the scheme ("postgresql+psycopg://", or a mistyped "postgresql:/"; from
-        # the start when it is missing), the first ":" before the last "@" starts a
-        # password: a user name holds no raw ":", but may hold a raw "@" (an e-mail).
-        scheme = re.match(r"[A-Za-z][A-Za-z0-9+.-]*:/*", url)
-        start = scheme.end() if scheme else 0
-        colon = url.find(":", start, last_at)
-        if colon >= 0:
-            url = f"{url[: colon + 1]}***{url[last_at:]}"
+    # After the scheme ("postgresql+psycopg://", or a mistyped "postgresql:/"; from the
+    # start when it is missing), a ":" before the first "@" starts a password, which
+    # ends at the last "@" (a password may hold "/", "?" and "@"). A user name holds no
+    # raw ":" but may hold a raw "@" (an e-mail): with no ":" before the first "@", the
+    # first ":" before the last "@" ahead of the query starts one (an "@" in a query
+    # parameter, application_name=ana@laptop, ends no password).
+    scheme = re.match(r"[A-Za-z][A-Za-z0-9+.-]*:/+", url)
+    start = scheme.end() if scheme else 0
+    first_at, last_at = url.find("@", start), url.rfind("@")
+    colon = url.find(":", start, first_at) if first_at >= 0 else -1
+    if colon < 0 and first_at >= 0:
+        query = url.find("?", start)
+        last_at = url.rfind("@", start, len(url) if query < 0 else query)
+        colon = url.find(":", start, last_at) if last_at > first_at else -1
+    if colon >= 0:
+        url = f"{url[: colon + 1]}***{url[last_at:]}"
     return _SECRET_PARAMETER.sub(r"\1***", url)
 
 

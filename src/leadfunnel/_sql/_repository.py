@@ -1745,8 +1745,9 @@ class SqlRepository(RepRowsAdapter):
         owners = {
             kind: text_filter(self._models[kind], "owner", owner) for kind in ("lead", "contact")
         }
-        # Made one at a time as the rows come (due(limit=50) of a million holds 50),
-        # in one read: both queries see one snapshot.
+        # Made one at a time as the rows come: on SQLite, due(limit=50) of a million
+        # holds 50 (psycopg's and PyMySQL's cursors hold a query's rows, as tuples, until
+        # it is read). Both queries run in one read (one connection).
         with self._read() as conn:
             for subject, query in zip(("lead", "contact"), queries, strict=True):
                 if owners[subject] is NO_VALUE:

@@ -173,9 +173,9 @@ class Document(sa.TypeDecorator[Any]):
         """As the driver gives it: JSON text on SQLite and MariaDB, which the readers
         validate in pydantic's JSON mode without a dict of it (``build_record``; the
         others parse it with ``doc_as_dict``); PostgreSQL's driver gives the object."""
-        if dialect.name == "postgresql":
-            return super().result_processor(dialect, coltype)
-        return None
+        if dialect.name in ("sqlite", "mysql", "mariadb"):
+            return None
+        return super().result_processor(dialect, coltype)
 
 
 def is_document(column: sa.Column[Any]) -> bool:
