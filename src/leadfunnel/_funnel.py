@@ -1100,10 +1100,18 @@ class Funnel(Generic[LeadT, ContactT, OpportunityT]):
     ) -> list[FollowUp]:
         """The follow-ups due at ``at`` (default now), most overdue first: of the people
         ``owner`` owns, when given (filtered in storage), the first ``limit``."""
-        from ._cadence import follow_ups
+        return self._counted_due(at, owner=owner, limit=limit)[0]
+
+    def _counted_due(
+        self, at: datetime | None = None, *, owner: str | None = None, limit: int | None = None
+    ) -> tuple[list[FollowUp], int, int]:
+        """:meth:`due`, with how many follow-ups are due in all and how many of them
+        are overdue, ``limit`` or not (what ``leadfunnel due``'s table says under its
+        rows); only ``limit`` of them are held at a time."""
+        from ._cadence import counted_follow_ups
 
         _text(owner, "owner")
-        return follow_ups(
+        return counted_follow_ups(
             self.repository,
             self.cadence,
             self._now(at),

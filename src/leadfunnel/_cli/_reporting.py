@@ -7,7 +7,7 @@ import io
 import json
 import sys
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -151,19 +151,13 @@ def due(
         )
         emit(csv_text(_DUE_COLUMNS, rows), output, said)
         return
-    from .._cadence import counted_follow_ups
     from .._periods import read_zone
 
     # A table is read by a person: the most overdue first, a screenful or so (rich takes
     # about a second a thousand rows); CSV and JSON give every row. Only the rows shown
     # are held (and their people read), with the counts of all.
-    shown, total, overdue = counted_follow_ups(
-        funnel.repository,
-        funnel.cadence,
-        funnel.clock.now().astimezone(UTC) if when is None else when.astimezone(UTC),
-        funnel.router,
-        owner=owner,
-        limit=_TABLE_ROWS if limit is None else limit,
+    shown, total, overdue = funnel._counted_due(
+        when, owner=owner, limit=_TABLE_ROWS if limit is None else limit
     )
     said = f"{total} follow-ups"
     if not shown:
