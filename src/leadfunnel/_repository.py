@@ -49,7 +49,8 @@ If anything fails, nothing of the change set is visible, to this process or anot
 The store must be safe to share between threads.
 
 **Reads.** Records come back as the immutable models the funnel stored. Lists are in
-insertion order. History (:meth:`Repository.history`) is oldest first, by ``at`` and then
+``(created_at, id)`` order (ids are time-ordered: records made at one instant list in
+the order they were made). History (:meth:`Repository.history`) is oldest first, by ``at`` and then
 by ``position``; :meth:`Repository.events` reads every event in ``position`` order.
 
 **Queries that scale.** :meth:`Repository.follow_up_candidates` and
@@ -1143,6 +1144,16 @@ class Repository(ABC):
         keeps a counter answers from it."""
         last = 0
         while page := self.events(after=last, limit=1000):
+            if page[-1].position <= last:
+                # An adapter whose events(after=N) also gives N (or earlier) would have
+                # this read the same page for ever: say what is wrong instead.
+                from ._errors import StorageError
+
+                raise StorageError(
+                    f"{type(self).__name__}.events(after={last}) returned an event at "
+                    f"position {page[-1].position}: it must return only the events after "
+                    f"position {last} (position > after), in position order"
+                )
             last = page[-1].position
         return last
 

@@ -530,7 +530,11 @@ class RepositoryContract(ABC):
     def reopen_repository(self, repository: Repository) -> Repository | None:
         """The same store opened again (a durable adapter), or ``None`` to skip the
         tests of what a reopen keeps (records, keys, touches, history, merge logs,
-        suppressions, the secret) and of event positions growing on after it."""
+        suppressions, the secret) and of event positions growing on after it.
+
+        Called while ``repository`` is still open (a store that allows one open handle
+        closes it first); the copy returned is closed with ``close()`` when the test is
+        done, and ``repository`` given to :meth:`destroy_repository` after it."""
         return None
 
     @pytest.fixture(autouse=True)
