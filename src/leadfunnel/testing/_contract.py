@@ -2913,7 +2913,11 @@ class RepositoryContract(ABC):
         add(repo, plain, person, d)
         repo.use_models(lead=_CustomLead, contact=_CustomContact, opportunity=_CustomDeal)
         got = repo.get(plain.id)
-        assert type(got) is _CustomLead
+        assert type(got) is _CustomLead, (
+            f"after use_models(lead=_CustomLead), get() returned a {type(got).__name__}: "
+            "reads must return the registered classes (repository.models); an adapter "
+            "that keeps objects converts the records it holds in _use_models"
+        )
         assert got == _CustomLead.model_validate(plain.model_dump())
         assert type(repo.get(person.id)) is _CustomContact
         assert type(repo.get_many([d.id])[d.id]) is _CustomDeal
