@@ -1,7 +1,7 @@
 """The follow-up cadence: who is due for a touch, when, and how.
 
 Leads are cold: at most ``lead_touches`` follow-ups (2 by default). Contacts are warm: at
-most ``contact_touches`` (8). After that a person is on drip: :func:`follow_ups` lists
+most ``contact_touches`` (8). After that a person is on drip: ``Funnel.due()`` lists
 it no more and the channel policy allows it e-mail only. A ``replied`` or ``interested``
 touch restarts the count. Everything here is computed on read from the records and
 their touches; nothing is stored, so nothing goes stale.
@@ -36,7 +36,7 @@ __all__ = [
     "BusinessHours",
     "CadencePolicy",
     "FollowUp",
-    "follow_ups",
+    "counted_follow_ups",
 ]
 
 #: Default waits for a lead: the first touch at once, the second two days after it.
@@ -436,25 +436,6 @@ class FollowUp(Serialised):
         }
 
 
-def follow_ups(
-    repository: Repository,
-    policy: CadencePolicy,
-    at: datetime,
-    router: Router | None = None,
-    *,
-    owner: str | None = None,
-    limit: int | None = None,
-) -> list[FollowUp]:
-    """The follow-ups due at ``at``, most overdue first (``owner``'s only, when given;
-    the first ``limit``).
-
-    Sorted by when each became (or becomes) overdue, then by due time: the longest
-    overdue first. A person no channel may reach (every allowed channel opted out) is
-    left out: nobody could act on it.
-    """
-    return counted_follow_ups(repository, policy, at, router, owner=owner, limit=limit)[0]
-
-
 def counted_follow_ups(
     repository: Repository,
     policy: CadencePolicy,
@@ -464,9 +445,15 @@ def counted_follow_ups(
     owner: str | None = None,
     limit: int | None = None,
 ) -> tuple[list[FollowUp], int, int]:
-    """:func:`follow_ups`, with how many are due in all and how many of them are
-    overdue. With a ``limit`` only that many are held at a time (the candidates stream
-    from the store): the first 50 of a million are found in the memory of 50."""
+    """The follow-ups due at ``at``, most overdue first (``owner``'s only, when given;
+    the first ``limit``), with how many are due in all and how many of them are overdue.
+
+    Sorted by when each became (or becomes) overdue, then by due time: the longest
+    overdue first. A person no channel may reach (every allowed channel opted out) is
+    left out: nobody could act on it. With a ``limit`` only that many are held at a time
+    (the candidates stream from the store): the first 50 of a million are found in the
+    memory of 50.
+    """
     # due() builds one small acyclic object per candidate, tens of thousands at once:
     # the cyclic collector would rescan the whole heap (every record in memory) for
     # nothing, more than doubling the time on a large in-memory funnel.
