@@ -173,14 +173,20 @@ class ConcurrencyError(LeadFunnelError, RuntimeError):
     """A write based on a stale copy: the stored record has moved on since it was read."""
 
     def __init__(
-        self, id: UUID, expected: int, found: int | None = None, *, message: str | None = None
+        self,
+        id: UUID,
+        expected: int,
+        found: int | None = None,
+        *,
+        message: str | None = None,
+        retryable: bool = True,
     ) -> None:
         self.id = id
         self.expected = expected
         self.found = found
         #: Whether re-reading the record and trying again can succeed (the facade's own
         #: retries stop at once when it cannot).
-        self.retryable = True
+        self.retryable = retryable
         if message is None:
             stored = f"version {found}" if found is not None else "a newer version"
             message = (
@@ -193,31 +199,29 @@ class ConcurrencyError(LeadFunnelError, RuntimeError):
     def of_insert(cls, id: UUID, kind: str, found: int) -> ConcurrencyError:
         """A new record whose ``id`` the store holds already, as a ``kind`` at version
         ``found``: not retryable (trying again meets the same record)."""
-        error = cls(
+        return cls(
             id,
             0,
             found,
             message=f"a new record's id {id} is already stored ({a_kind(kind)}, at "
             f"version {found}); a new record needs an id of its own: leave id out to have one "
             "made, or change the stored record instead (funnel.update())",
+            retryable=False,
         )
-        error.retryable = False
-        return error
 
     @classmethod
     def of_twins(cls, id: UUID, first_kind: str, kind: str) -> ConcurrencyError:
         """Two new records of one change, a ``first_kind`` and a ``kind``, with one
         ``id``: not retryable (the change is the same again)."""
-        error = cls(
+        return cls(
             id,
             0,
             None,
             message=f"two new records of one change have the id {id} ({a_kind(first_kind)} "
             f"and {a_kind(kind)}); each new record needs an id of its own: leave id out to "
             "have one made",
+            retryable=False,
         )
-        error.retryable = False
-        return error
 
     @classmethod
     def of_touches(cls, id: UUID, read: int, found: int) -> ConcurrencyError:

@@ -493,9 +493,9 @@ class SqlRepository(RepRowsAdapter):
                 message="the database rolled this transaction back (a deadlock with "
                 "another writer), with every change made in it: nothing of the "
                 "`with funnel.transaction():` block is stored. Run the whole block again",
+                # Retrying one change inside the block cannot help: the block must go.
+                retryable=False,
             )
-            # Retrying one change inside the block cannot help: the block must go.
-            error.retryable = False  # read by ``retrying``
             raise error from lost
 
     def _current(self) -> Connection | None:
@@ -1022,7 +1022,7 @@ class SqlRepository(RepRowsAdapter):
             table = s.RECORD_TABLES[record.kind]
             seen = conn.execute(sa.select(table.c.version).where(table.c.id == record.id)).scalar()
             if seen != found:
-                error = ConcurrencyError(
+                return ConcurrencyError(
                     record.id,
                     expected,
                     found,
@@ -1032,9 +1032,8 @@ class SqlRepository(RepRowsAdapter):
                     "MariaDB the block reads what was committed then, so reading the "
                     "record again inside it gives the same version. Leave the block (it "
                     "rolls back) and run the whole block again",
+                    retryable=False,
                 )
-                error.retryable = False  # read by ``retrying``
-                return error
         return ConcurrencyError(record.id, expected, found)
 
     def _update(
