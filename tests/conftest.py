@@ -102,6 +102,19 @@ def run_leadfunnel(where: Any, *arguments: str) -> subprocess.CompletedProcess[s
     )
 
 
+def run_leadfunnel_into(stdout: Any, *arguments: str) -> subprocess.CompletedProcess[str]:
+    """``python -m leadfunnel ARGUMENTS`` writing to ``stdout`` (a file or descriptor:
+    ``/dev/full``, a pipe whose reader is gone), its standard error captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "leadfunnel", *arguments],
+        stdout=stdout,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
 def runpytest_here(pytester: pytest.Pytester, *arguments: str) -> pytest.RunResult:
     """``pytest ARGUMENTS`` on ``pytester``'s directory in this process: a new process
     costs 1.5 s of start-up (pytest, its plugins, leadfunnel), more than the runs the

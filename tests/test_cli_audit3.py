@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
+from conftest import run_leadfunnel_into
 from leadfunnel import Funnel, SqlRepository
 from leadfunnel._cli import main
 
@@ -237,18 +238,8 @@ def test_errors_without_an_interrupt_stay_errors(crm: Path) -> None:
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full")
 @pytest.mark.parametrize("args", [["--help"], ["--version"], ["report", "--help"]])
 def test_help_and_version_into_a_full_output_are_one_line(args: list[str]) -> None:
-    import subprocess
-    import sys
-
     with open("/dev/full", "w") as full:
-        done = subprocess.run(
-            [sys.executable, "-m", "leadfunnel", *args],
-            stdout=full,
-            stderr=subprocess.PIPE,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        done = run_leadfunnel_into(full, *args)
     assert done.returncode == 2, done.stderr
     assert done.stderr.splitlines() == [
         "leadfunnel: error: standard output: No space left on device"

@@ -19,6 +19,7 @@ import pytest
 from click.testing import CliRunner, Result
 from rich.cells import cell_len
 
+from conftest import run_leadfunnel_into
 from leadfunnel import Funnel, Lead, SqlRepository
 from leadfunnel._cli import main
 
@@ -369,13 +370,7 @@ def test_a_reader_gone_before_anything_is_written_is_status_141(command: list[st
     read, write = os.pipe()
     os.close(read)  # the reader is gone before the command writes
     try:
-        done = subprocess.run(
-            [sys.executable, "-m", "leadfunnel", *command],
-            stdout=write,
-            stderr=subprocess.PIPE,
-            text=True,
-            timeout=120,
-        )
+        done = run_leadfunnel_into(write, *command)
     finally:
         os.close(write)
     assert (done.returncode, done.stderr) == (141, "")
