@@ -1042,7 +1042,7 @@ class SqlRepository(RepRowsAdapter):
         updates: list[Record],
         stored: dict[Any, tuple[Any, ...]],
         read: dict[UUID, Record],
-        restored: dict[UUID, dict[str, Any] | None] | None = None,
+        restored: dict[UUID, dict[str, Any] | None],
     ) -> dict[UUID, _Held]:
         """Write ``updates`` over their ``stored`` rows: only the columns that changed,
         grouped into one ``executemany`` per set of columns; identity keys and tags only
@@ -1059,7 +1059,6 @@ class SqlRepository(RepRowsAdapter):
         document is to hold (see :meth:`_unmerged`), in place of those its row holds."""
         if not updates:
             return {}
-        restored = restored or {}
         groups: dict[tuple[str, tuple[int, ...]], list[tuple[Any, ...]]] = {}
         moved: dict[UUID, tuple[int, ...]] = {}
         # An erasure keeps only what its models declare: it cannot tell whether a field
