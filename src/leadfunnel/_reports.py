@@ -799,14 +799,7 @@ def _add_money(
     by: GroupBy | None,
     money: _Money,
 ) -> None:
-    for page in _deals(repository, Stage.WON):
-        won = [
-            deal
-            for deal in page
-            if deal.closed_at is not None
-            and (since is None or deal.closed_at >= since)
-            and (until is None or deal.closed_at < until)
-        ]
+    for won in repository.won_batches(since=since, until=until, size=_PAGE):
         for deal, key in zip(won, _group_keys(repository, won, by), strict=True):
             amount = deal.amount or Decimal(0)
             money.won += amount

@@ -128,6 +128,7 @@ _SUBSCRIBERS_LOCK = threading.Lock()
 #: Where a page of records ends: the ``(created_at, id)`` of its last record. Lists are
 #: ordered by it, so the next page is the records after it.
 Cursor = tuple[datetime, UUID]
+_R = TypeVar("_R", bound=Record)
 
 #: The filters each kind of record can be listed and counted by.
 LIST_FILTERS: dict[str, frozenset[str]] = {
@@ -1327,20 +1328,45 @@ class Repository(ABC):
         This default pages through :meth:`leads` by ``(created_at, id)``; an adapter
         backed by a database may follow whatever order its indexes read fastest.
         """
-        after: Cursor | None = None
-        while page := self.leads(status=status, after=after, limit=size):
-            last = (page[-1].created_at, page[-1].id)
-            if after is not None and last <= after:
-                # An adapter whose page holds its cursor record would loop for ever.
-                from ._errors import StorageError
+        yield from _keyset_pages(
+            lambda after: self.leads(status=status, after=after, limit=size),
+            f"{type(self).__name__}.leads",
+        )
 
-                raise StorageError(
-                    f"{type(self).__name__}.leads(after=...) returned a page ending at or "
-                    "before its cursor: a page must start after the cursor's record "
-                    "(see Repository.leads)"
-                )
-            after = last
-            yield page
+    def won_batches(
+        self, *, since: datetime | None, until: datetime | None, size: int
+    ) -> Iterator[list[Opportunity]]:
+        """Every opportunity at ``won`` whose ``closed_at`` falls within ``since <=
+        closed_at < until`` (``None``: that side open; a won deal without ``closed_at``
+        is in no period), in lists of at most ``size``, for a report's won revenue:
+        each batch is read when the previous one has been handled, so memory holds one
+        batch. The order is the adapter's.
+
+        This default pages through :meth:`opportunities` at ``won`` and keeps the deals
+        closed in the period, so that a report of one month reads every deal ever won;
+        an adapter backed by a database reads only the period's (the SQL adapter
+        filters on its ``closed_at`` column)."""
+        since = None if since is None else require_aware(since, "since")
+        until = None if until is None else require_aware(until, "until")
+        batch: list[Opportunity] = []
+        for page in _keyset_pages(
+            lambda after: self.opportunities(stage=Stage.WON, after=after, limit=size),
+            f"{type(self).__name__}.opportunities",
+        ):
+            for deal in page:
+                closed = deal.closed_at
+                if (
+                    closed is not None
+                    and (since is None or closed >= since)
+                    and (until is None or closed < until)
+                ):
+                    batch.append(deal)
+            if len(batch) >= size:
+                yield batch[:size]
+                batch = batch[size:]
+        while batch:
+            yield batch[:size]
+            batch = batch[size:]
 
     @abstractmethod
     def merges_of(self, ids: Collection[UUID]) -> list[MergeLog]:
@@ -1525,6 +1551,25 @@ class Repository(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _keyset_pages(read: Callable[[Cursor | None], list[_R]], method: str) -> Iterator[list[_R]]:
+    """The pages ``read(after)`` gives, each after the last record of the one before,
+    until one is empty. ``method`` names the list method in the error of a page that
+    ends at or before its cursor (an adapter whose page holds its cursor's record would
+    be read for ever)."""
+    after: Cursor | None = None
+    while page := read(after):
+        last = (page[-1].created_at, page[-1].id)
+        if after is not None and last <= after:
+            from ._errors import StorageError
+
+            raise StorageError(
+                f"{method}(after=...) returned a page ending at or before its cursor: a "
+                "page must start after the cursor's record (see Repository.leads)"
+            )
+        after = last
+        yield page
 
 
 def check_grouping(by: str | None, what: str) -> None:

@@ -92,6 +92,27 @@ def period_params(since: datetime | None, until: datetime | None) -> dict[str, d
 
 
 @functools.cache
+def won_query(since: bool, until: bool) -> sa.Select[Any]:
+    """A batch of ``Repository.won_batches``: the ``seq`` and document of the won deals
+    closed in the period of the parameters ``since`` and ``until`` (where the period has
+    those bounds), in storage order after the parameter ``after`` (a ``seq``), at most
+    the parameter ``size``."""
+    deals = s.opportunities
+    closed = deals.c.closed_at
+    return (
+        sa.select(deals.c.seq, deals.c.doc)
+        .where(
+            deals.c.stage == Stage.WON.value,
+            closed.is_not(None),
+            *_in_period(closed, since, until),
+            deals.c.seq > sa.bindparam("after", type_=sa.BigInteger),
+        )
+        .order_by(deals.c.seq)
+        .limit(sa.bindparam("size", type_=sa.Integer))
+    )
+
+
+@functools.cache
 def follow_up_candidate_queries(by_owner: bool) -> tuple[sa.Select[Any], sa.Select[Any]]:
     """The leads and the contacts that may be due a follow-up, with their touches since
     the last reset (see ``SqlRepository.follow_up_candidates``); the limits and the

@@ -3380,6 +3380,49 @@ class RepositoryContract(ABC):
         assert sorted(suspects) == sorted(r.id for r in others)
         assert list(_bounded(repo.lead_batches(status=LeadStatus.AVOID, size=5), 1)) == []
 
+    def test_won_batches_hold_the_deals_won_in_the_period(self, repo: Repository) -> None:
+        """A report's won revenue: deals at ``won`` with ``closed_at`` in ``[since,
+        until)``, each once, in batches of at most ``size``; lost and open deals, and a
+        won deal without ``closed_at``, in no period. Instants in other offsets compare
+        as instants."""
+        day = timedelta(days=1)
+        tokyo = timezone(timedelta(hours=9))
+        buyer = contact(1)
+        won = [
+            deal(buyer, stage=Stage.WON, closed_at=(T0 + n * day).astimezone(tokyo))
+            for n in range(12)
+        ]
+        # Created in another order than closed, so that no store's order can pass alone.
+        won = [w.model_copy(update={"created_at": T0 - n * day}) for n, w in enumerate(won)]
+        unclosed = deal(buyer, stage=Stage.WON)
+        lost = deal(buyer, stage=Stage.LOST, lost_reason="price", closed_at=T0 + 3 * day)
+        open_ = deal(buyer, stage=Stage.PROPOSING)
+        add(repo, buyer, *won, unclosed, lost, open_)
+
+        def period(since: datetime | None, until: datetime | None, size: int) -> list[UUID]:
+            found: list[UUID] = []
+            batches = repo.won_batches(since=since, until=until, size=size)
+            for number, batch in enumerate(batches):
+                assert number <= len(won), "won_batches never ended"
+                assert 1 <= len(batch) <= size
+                assert all(d.stage is Stage.WON for d in batch)
+                found.extend(d.id for d in batch)
+            assert len(found) == len(set(found)), "a deal came twice"
+            return sorted(found)
+
+        def ids(numbers: range) -> list[UUID]:
+            return sorted(won[n].id for n in numbers)
+
+        assert period(None, None, 5) == ids(range(12))
+        assert period(T0 + 3 * day, T0 + 7 * day, 2) == ids(range(3, 7))
+        # The bounds as instants: since included, until left out, whatever the offset.
+        assert period((T0 + 3 * day).astimezone(tokyo), None, 100) == ids(range(3, 12))
+        assert period(None, T0 + 3 * day, 1) == ids(range(3))
+        assert period(T0 + 20 * day, None, 5) == []
+        moved = bump(won[0], stage=Stage.LOST, lost_reason=LostReason.PRICE)
+        repo.commit(ChangeSet(updates=[moved]))
+        assert period(None, T0 + 3 * day, 10) == ids(range(1, 3))
+
     @pytest.mark.parametrize("as_read", [False, True], ids=["alone", "with-read"])
     def test_an_update_changes_only_the_keys_and_tags_it_changes(
         self, repo: Repository, as_read: bool
