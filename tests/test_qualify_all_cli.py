@@ -120,5 +120,5 @@ def test_the_summary_counts_the_leads_that_moved_meanwhile(
     assert result.exit_code == 0, result.output
     assert result.output == (
         "2 qualified, 0 disqualified, 0 waiting for a call or more data, "
-        "1 skipped (moved meanwhile, by another user or process)\n"
+        "1 skipped (erased, or moved meanwhile by another user or process)\n"
     )

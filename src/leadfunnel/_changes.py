@@ -448,7 +448,7 @@ def erased(record: _S, at: datetime, **changes: Any) -> _S:
     record their class refuses as leadfunnel's class reads it (see the SQL adapter's
     ``build_record``)."""
     changes["version"] = record.version + 1
-    changes["updated_at"] = at
+    changes["updated_at"] = max(at, record.updated_at)  # never back: see moved()
     return updated(record, changes)
 
 
@@ -461,7 +461,9 @@ def moved(record: _S, at: datetime, changes: dict[str, Any], trigger: str | None
     A move of the record's state dated before its last change is refused
     (:class:`InvalidArgumentError`): its history, and every report counted from it,
     would have the move before what it followed (a deal won before it was booked, a
-    negative time in stage)."""
+    negative time in stage). Any other change may be dated earlier (a call logged the
+    day after), but ``updated_at`` never goes back: it stays at the last change, so
+    that a move dated before that is still refused."""
     if at < record.updated_at and any(name in changes for name in _STATE_FIELDS):
         raise InvalidArgumentError(
             f"at={at.isoformat()} is before the {getattr(record, 'kind', 'record')}'s last "
@@ -469,7 +471,7 @@ def moved(record: _S, at: datetime, changes: dict[str, Any], trigger: str | None
             "it follows; give a later at=, or leave it out to use the funnel's clock"
         )
     changes["version"] = record.version + 1
-    changes["updated_at"] = at
+    changes["updated_at"] = max(at, record.updated_at)
     new = updated(record, changes)
     if type(record) in _OWN_CLASSES:
         return new

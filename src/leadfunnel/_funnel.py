@@ -507,13 +507,14 @@ class Funnel(Generic[LeadT, ContactT, OpportunityT]):
 
         Returns a mapping with ``qualified``, ``unqualified``, ``waiting`` (left raw:
         missing data, or a soft failure waiting for a call), ``skipped`` (leads that
-        moved under our feet) and ``failed`` (leads a rule failed on, with
-        ``on_error``). Leads are judged ``page_size`` at a time, each page stored in one
-        transaction (memory stays flat; a run stopped at any moment loses nothing, and
-        the next one finishes the job); a lead that stays where it is keeps its version.
-        Each lead gets one ``qualify`` event whose data is the result without the
-        rules' explanations (``qualify(lead)`` records those). Each page is dated when
-        it is judged (``at=`` dates the whole run instead).
+        moved under our feet, and erased people's leads, which keep their status and
+        which nothing may change: ``qualify`` refuses them) and ``failed`` (leads a rule
+        failed on, with ``on_error``). Leads are judged ``page_size`` at a time, each
+        page stored in one transaction (memory stays flat; a run stopped at any moment
+        loses nothing, and the next one finishes the job); a lead that stays where it
+        is keeps its version. Each lead gets one ``qualify`` event whose data is the
+        result without the rules' explanations (``qualify(lead)`` records those). Each
+        page is dated when it is judged (``at=`` dates the whole run instead).
 
         A rule that fails on a lead (raises, or answers something other than a
         ``Verdict``) stops the run with its :class:`RuleError`, the pages before stored;

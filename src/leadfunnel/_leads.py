@@ -202,6 +202,13 @@ def _qualify_page(
 ) -> None:
     """Judge and store one page; if it keeps losing races, lead by lead."""
     for _ in range(_PAGE_ATTEMPTS):
+        # An erased person's lead keeps its status, and nothing may be done to it
+        # (``qualify`` refuses it with PolicyError): skipped, left as it is.
+        kept = [lead for lead in page if lead.erased_at is None]
+        counts["skipped"] += len(page) - len(kept)
+        page = kept
+        if not page:
+            return
         try:
             changes, dests, failed = _judge_page(
                 repository, page, engine, now(), actor, reason, on_error is not None

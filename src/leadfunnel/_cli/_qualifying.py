@@ -70,7 +70,11 @@ def qualify(db: str, rules: str, lead_model: str | None) -> None:
     click.echo(
         f"{counts['qualified']} qualified, {counts['unqualified']} disqualified, "
         f"{counts['waiting']} waiting for a call or more data"
-        + (f", {skipped} skipped (moved meanwhile, by another user or process)" if skipped else "")
+        + (
+            f", {skipped} skipped (erased, or moved meanwhile by another user or process)"
+            if skipped
+            else ""
+        )
         + (f", {failed} left raw (a rule, or your lead class, refused them)" if failed else "")
     )
     if failed:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .._errors import InvalidArgumentError
@@ -36,7 +36,8 @@ class ManualClock:
         return self._now
 
     def advance(self, *args: Any, **delta: float) -> datetime:
-        """Move forward by ``timedelta(**delta)`` and return the new time.
+        """Move forward by ``timedelta(**delta)`` of real time (an hour is an hour, over
+        a change of daylight saving too) and return the new time, in the clock's zone.
 
         The keywords are ``timedelta``'s (``weeks``, ``days``, ``hours``, ``minutes``,
         ``seconds``, ``milliseconds``, ``microseconds``), finite numbers whose sum is not
@@ -77,7 +78,10 @@ class ManualClock:
                 "give a step of zero or more, or use set() to move the clock back"
             )
         try:
-            moved = self._now + step
+            # In UTC: an aware datetime plus a timedelta moves its wall clock, which in a
+            # zone with daylight saving is an hour more or less than the step (and at
+            # the second 01:10 of a fall-back night, 50 minutes back for 10 forward).
+            moved = (self._now.astimezone(UTC) + step).astimezone(self._now.tzinfo)
         except OverflowError:
             raise InvalidArgumentError(too_far) from None
         self._now = moved
