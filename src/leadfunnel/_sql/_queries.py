@@ -91,25 +91,15 @@ def period_params(since: datetime | None, until: datetime | None) -> dict[str, d
     return bounds
 
 
-@functools.cache
-def won_query(since: bool, until: bool) -> sa.Select[Any]:
-    """A batch of ``Repository.won_batches``: the ``seq`` and document of the won deals
-    closed in the period of the parameters ``since`` and ``until`` (where the period has
-    those bounds), in storage order after the parameter ``after`` (a ``seq``), at most
-    the parameter ``size``."""
-    deals = s.opportunities
-    closed = deals.c.closed_at
-    return (
-        sa.select(deals.c.seq, deals.c.doc)
-        .where(
-            deals.c.stage == Stage.WON.value,
-            closed.is_not(None),
-            *_in_period(closed, since, until),
-            deals.c.seq > sa.bindparam("after", type_=sa.BigInteger),
-        )
-        .order_by(deals.c.seq)
-        .limit(sa.bindparam("size", type_=sa.Integer))
-    )
+def won_conditions(since: bool, until: bool) -> list[Any]:
+    """The won deals closed in the period of the parameters ``since`` and ``until``
+    (where the period has those bounds): ``Repository.won_batches``."""
+    closed = s.opportunities.c.closed_at
+    return [
+        s.opportunities.c.stage == Stage.WON.value,
+        closed.is_not(None),
+        *_in_period(closed, since, until),
+    ]
 
 
 @functools.cache

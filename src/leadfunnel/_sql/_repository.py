@@ -95,7 +95,7 @@ from ._queries import (
     follow_up_query,
     period_params,
     stage_times_query,
-    won_query,
+    won_conditions,
     step_counts_query,
 )
 from ._rows import (
@@ -1647,19 +1647,34 @@ class SqlRepository(RepRowsAdapter):
     def won_batches(
         self, *, since: datetime | None, until: datetime | None, size: int
     ) -> Iterator[list[Opportunity]]:
-        # Storage order, filtered on the closed_at column: a report of one month builds
-        # the month's won deals, not every deal ever won (whose rows it still reads,
-        # through the (stage, created_at, id) index: no index of closed_at is kept).
-        query = won_query(since is not None, until is not None)
+        # Filtered on the closed_at column: a report of one month builds the month's
+        # won deals, not every deal ever won (whose index entries it still walks: the
+        # (stage, created_at, id) index, in its order, so no page sorts; no index of
+        # closed_at is kept).
         params: dict[str, Any] = period_params(since, until) | {"size": size}
-        after = 0
+        after: Cursor | None = None
         while True:
+            key = ("won", since is not None, until is not None, after is not None)
+            query = self._lists.get(key)
+            if query is None:
+                deals = s.opportunities
+                built: sa.Select[Any] = (
+                    sa.select(deals.c.created_at, deals.c.id, deals.c.doc)
+                    .where(*won_conditions(since is not None, until is not None))
+                    .order_by(deals.c.created_at, deals.c.id)
+                    .limit(sa.bindparam("size", type_=sa.Integer))
+                )
+                if after is not None:
+                    built = built.where(self._after(deals))
+                query = self._lists[key] = built
+            if after is not None:
+                params |= {"after_at": after[0], "after_id": after[1]}
             with self._read() as conn:
-                rows = conn.execute(query, params | {"after": after}).all()
+                rows = conn.execute(query, params).all()
             if not rows:
                 return
-            after = rows[-1][0]
-            yield [self._record("opportunity", doc) for _, doc in rows]  # type: ignore[misc]
+            after = (rows[-1][0], rows[-1][1])
+            yield [self._record("opportunity", doc) for _, _, doc in rows]  # type: ignore[misc]
 
     def touched(self, subject_ids: Iterable[UUID], *, channel: Channel) -> set[UUID]:
         wanted = list(dict.fromkeys(subject_ids))
