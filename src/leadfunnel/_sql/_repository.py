@@ -95,8 +95,8 @@ from ._queries import (
     follow_up_query,
     period_params,
     stage_times_query,
-    won_conditions,
     step_counts_query,
+    won_conditions,
 )
 from ._rows import (
     EVENT_READ,
