@@ -94,6 +94,25 @@ class BusinessHours:
         object.__setattr__(self, "days", frozenset(weekdays))
         if not isinstance(self.start, time) or not isinstance(self.end, time):
             raise ConfigError("business hours: start and end must be datetime.time values")
+        for name, value in (("start", self.start), ("end", self.end)):
+            if value.tzinfo is not None:
+                # A time of day with an offset is no wall-clock time in the zone: it
+                # could not be compared with one (nor with the other bound, if naive).
+                attached = (
+                    "a UTC offset"
+                    if value.utcoffset() is not None
+                    else f"a time zone ({value.tzinfo})"
+                )
+                raise ConfigError(
+                    f"business hours: {name}: {value.isoformat()} has {attached}; business "
+                    f"hours are wall-clock times in the policy's time zone (here {self.timezone}"
+                    f"): write {_clock_time(value)} without an offset"
+                )
+        if isinstance(self.holidays, (set, frozenset, list, tuple)):
+            for holiday in self.holidays:
+                problem = _holiday_problem(holiday)
+                if problem is not None:
+                    raise ConfigError(f"business hours: holidays: {problem}")
         if self.start >= self.end:
             raise ConfigError(
                 f"business hours: start {self.start} must be before end {self.end} "
@@ -159,6 +178,27 @@ class BusinessHours:
             f"business hours: no working time within {_MAX_DAYS} days of {start.isoformat()}; "
             "check the working days and holidays"
         )
+
+
+def _clock_time(value: time) -> str:
+    """``value`` as a wall-clock time, without its offset: ``09:00`` (seconds shown only
+    when it has some)."""
+    plain = value.replace(tzinfo=None)
+    return plain.isoformat("minutes" if not (plain.second or plain.microsecond) else "auto")
+
+
+def _holiday_problem(value: object) -> str | None:
+    """What is wrong with ``value`` as a holiday (``None``: it is a date). A date and
+    time (a ``datetime``, which Python counts as a date) never equals the day it falls
+    on: kept, it would make the day no holiday, silently."""
+    if isinstance(value, datetime):
+        return (
+            f"{value.isoformat()} is a date and time, not a date; a holiday is a whole "
+            f"day: write the date alone ({value.date().isoformat()})"
+        )
+    if not isinstance(value, date):
+        return f"{value!r} is not a date; give dates, such as datetime.date(2026, 12, 25)"
+    return None
 
 
 def _intervals(name: str, value: Iterable[timedelta]) -> tuple[timedelta, ...]:
@@ -233,6 +273,12 @@ class CadencePolicy:
         ``business_hours`` (a table with ``start`` and ``end`` as ``"HH:MM"``,
         ``days``, ``holidays`` as ISO dates, ``timezone``).
         """
+        if not isinstance(data, Mapping):
+            raise ConfigError(
+                f"cadence: the settings must be a table/mapping (lead_touches, "
+                f"business_hours, ...), not {type(data).__name__}; give a dict, or {{}} "
+                "for the defaults"
+            )
         known = {
             "lead_touches",
             "contact_touches",
@@ -381,6 +427,8 @@ def _business_hours(data: Any) -> BusinessHours:
     if "holidays" in data:
         days: set[date] = set()
         for value in _list("business_hours.holidays", data["holidays"]):
+            if isinstance(value, datetime):  # a TOML date-time (2026-12-25T00:00:00Z)
+                raise ConfigError(f"cadence: business_hours.holidays: {_holiday_problem(value)}")
             try:
                 days.add(value if isinstance(value, date) else date.fromisoformat(value))
             except (TypeError, ValueError):

@@ -114,15 +114,28 @@ def _zone_name(when: datetime) -> str:
 
 
 def _moment(when: datetime) -> str:
-    text = when.strftime("%Y-%m-%d %H:%M")
+    # Not strftime: its %Y leaves a year before 1000 unpadded on some platforms ("1-01-01").
+    text = f"{when.year:04d}-{when.month:02d}-{when.day:02d} {when.hour:02d}:{when.minute:02d}"
     return text + (f":{when.second:02d}" if when.second else "")
 
 
 def _in_zone_of(when: datetime | None, bound: datetime | None) -> datetime | None:
-    """``when`` on the wall clock of ``bound``'s zone (the period's), if there is one."""
+    """``when`` on the wall clock of ``bound``'s zone (the period's), if there is one;
+    as it is where that wall clock would be off the calendar (0001-01-01 00:00 UTC is
+    still the year 0 in New York)."""
     if when is None or bound is None or bound.tzinfo is None:
         return when
-    return when.astimezone(bound.tzinfo)
+    try:
+        return when.astimezone(bound.tzinfo)
+    except (OverflowError, ValueError):
+        return when
+
+
+def _calendar_start(when: datetime) -> bool:
+    """Whether ``when`` is at (or, on a wall clock ahead of UTC, before) the calendar's
+    first instant, 0001-01-01 00:00 UTC: nothing can come before it."""
+    offset = when.utcoffset()
+    return offset is not None and when.replace(tzinfo=None) - datetime.min <= offset
 
 
 def period_label(
@@ -155,11 +168,20 @@ def period_label(
             f"an empty period: {_moment(until)} {_zone_name(until)} is before "
             f"{_moment(since)} {_zone_name(since)}"
         )
+    if since is None and until is not None and _calendar_start(until):
+        return (
+            f"an empty period: nothing comes before {_moment(until)} {_zone_name(until)}, "
+            "the start of the calendar"
+        )
     first = _in_zone_of(first, until)
     as_of = _in_zone_of(as_of, since)
     if first is not None and as_of is not None and first > as_of:
         first = None  # a clock set back: the data cannot start after the report
-    days = (since is None or _midnight(since)) and (until is None or _midnight(until))
+    # Midnight on the calendar's first day ends no day: it has no day before it to show
+    # (nor can its day be reached by going back one), so such a period shows moments.
+    days = (since is None or _midnight(since)) and (
+        until is None or (_midnight(until) and until.date() > date.min)
+    )
     # Both bounds' zones when they differ: a period across a change of daylight saving
     # time starts in one (CST) and ends in the other (CDT).
     zones = dict.fromkeys(_zone_name(b) for b in (since, until) if b is not None)

@@ -232,7 +232,9 @@ class Profile:
             raise ConfigError(f"a profile needs a non-empty name, not {name!r}")
         name = _profile_name(name)
         self.name = name
-        self.rules: tuple[Rule, ...] = tuple(rules)
+        self.rules: tuple[Rule, ...] = _listed(
+            rules, lambda: f"profile {name!r}: rules must be a list of rules"
+        )
         if not self.rules:
             raise ConfigError(f"profile {name!r} has no rules; give it at least one")
         for rule in self.rules:
@@ -314,6 +316,23 @@ class Profile:
             else:
                 unknown = True
         return passed, failed, hard_failed, unknown, tuple(asked)
+
+
+def _listed(values: Any, expected: Callable[[], str]) -> tuple[Any, ...]:
+    """``values`` (a list, tuple or other iterable) as a tuple; anything else (``None``,
+    a single object, a string, whose characters are not what is listed) a
+    :class:`ConfigError` saying ``expected()`` and what was given instead."""
+    if values is None:
+        raise ConfigError(f"{expected()}, not None")
+    if isinstance(values, (str, bytes)):
+        raise ConfigError(f"{expected()}, not the string {values!r}")
+    try:
+        items = iter(values)
+    except TypeError:
+        raise ConfigError(
+            f"{expected()}, not a single {type(values).__name__}; put it in a list: [{values!r}]"
+        ) from None
+    return tuple(items)
 
 
 def _profile_name(name: str) -> str:
@@ -463,7 +482,9 @@ class QualificationEngine:
     """
 
     def __init__(self, profiles: Iterable[Profile]) -> None:
-        self.profiles: tuple[Profile, ...] = tuple(profiles)
+        self.profiles: tuple[Profile, ...] = _listed(
+            profiles, lambda: "a qualification engine takes a list of profiles ([Profile(...)])"
+        )
         if not self.profiles:
             raise ConfigError("a qualification engine needs at least one profile")
         seen: set[str] = set()

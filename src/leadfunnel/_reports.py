@@ -18,6 +18,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Context, Decimal, localcontext
+from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 from ._clock import require_aware
@@ -209,6 +210,21 @@ def _steps(counts: Mapping[str, int]) -> dict[str, Step]:
     return steps
 
 
+def _backward(before: Step, step: Step, target: Fraction) -> Fraction | None:
+    """How many of ``before`` give ``target`` of ``step`` at its rate, exactly: the rate
+    read from the counts it is the ratio of; ``None`` where the rate is unknown or zero
+    (no number is known to be enough)."""
+    rate = step.rate
+    if not rate:
+        return None
+    if step.count > 0 and before.count > 0:
+        return target * before.count / step.count
+    # A step made by hand, its rate apart from its counts: the rate as it is.
+    if not math.isfinite(rate) or rate < 0:
+        return None
+    return target / Fraction(rate)
+
+
 def _check(
     name: str, label: str, value: float | None, expected: str, good: bool | None
 ) -> HealthCheck:
@@ -365,12 +381,14 @@ class FunnelReport(Serialised):
         if isinstance(wins, bool) or not isinstance(wins, int) or wins < 0:
             raise InvalidArgumentError(f"wins={wins!r}: give a whole number, 0 or more")
         needed: dict[str, int | None] = {}
-        target: float | None = float(wins)
-        for name in reversed(FUNNEL_STEPS):
-            needed[name] = None if target is None else math.ceil(target - 1e-9)
-            rate = self.steps[name].rate
-            if target and name != FUNNEL_STEPS[0]:
-                target = None if not rate else target / rate
+        # Exact fractions of the counts: floats round (49 raw to 1 won, a million wins:
+        # 49,000,001 raw) and overflow on a goal past 1e308.
+        target: Fraction | None = Fraction(wins)
+        for index in range(len(FUNNEL_STEPS) - 1, -1, -1):
+            name = FUNNEL_STEPS[index]
+            needed[name] = None if target is None else math.ceil(target)
+            if target and index > 0:
+                target = _backward(self.steps[FUNNEL_STEPS[index - 1]], self.steps[name], target)
         return {name: needed[name] for name in FUNNEL_STEPS}
 
     # --- output -------------------------------------------------------------------------

@@ -1438,9 +1438,11 @@ def available_rules() -> list[str]:
     return sorted(names)
 
 
-def make_rule(name: str, **arguments: Any) -> Rule:
+def make_rule(name: str, /, **arguments: Any) -> Rule:
     """Build the rule called ``name`` in a config file from its arguments.
 
+    ``name`` is positional only: a rule whose factory takes a ``name`` of its own (a
+    plugin's label for the rule) is given it from the config, as any other argument.
     Raises :class:`ConfigError` for an unknown rule or a wrong argument.
     """
     built_in = _BUILTINS.get(name)
@@ -1454,6 +1456,11 @@ def make_rule(name: str, **arguments: Any) -> Rule:
         rule = factory(**arguments)
     except (TypeError, ValueError) as exc:
         problem = _argument_problem(exc) if isinstance(exc, TypeError) else str(exc)
+        if "name" in arguments and "keyword argument 'name'" in problem:
+            problem += (
+                f"; a rule is named by its 'rule' key (rule = {name!r}), and this one takes "
+                "no name of its own: remove 'name'"
+            )
         if built_in is not None:
             problem += _shadowing_plugins(name)
         raise ConfigError(_of_rule(name, problem)) from None
