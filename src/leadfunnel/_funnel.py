@@ -172,10 +172,11 @@ class Funnel(Generic[LeadT, ContactT, OpportunityT]):
 
     def _as_model(self, record: _P) -> _P:
         """``record`` as the registered class of its kind (a plain ``Lead`` becomes the
-        application's ``MyLead``, its own fields at their defaults)."""
+        application's ``MyLead``, its own fields at their defaults), validated: a record
+        made with ``model_copy(update=...)`` or ``model_construct`` never was, and may
+        hold what its class refuses (a bad e-mail, a negative count, a field's own
+        constraint), which a store would keep and no read could give back."""
         model = self._model_of(record, "store")
-        if type(record) is model:
-            return record
         if not issubclass(model, type(record)):
             # Anything else would be read back as ``model``, losing its own fields.
             raise InvalidArgumentError(

@@ -51,6 +51,7 @@ from ._models import (
     Person,
     Record,
     field_keys,
+    field_values,
     identity_keys,
     is_avoided,
     new_id,
@@ -378,12 +379,17 @@ def _new_record(
     record: Person
     if isinstance(row, (Lead, Contact)):
         model = lead_model if isinstance(row, Lead) else contact_model
+        dated = "created_at" in row.model_fields_set
         if type(row) is not model:  # a plain Lead given where MyLead is stored
             # The fields set, as values (a dump would add computed fields, refused
             # as extra input, and apply the application's serialisers).
             given = {name: row.__dict__[name] for name in row.model_fields_set}
             row = model.model_validate(given, context=context)
-        dated = "created_at" in row.model_fields_set
+        else:
+            # Validated whole (as add() and capture() do): a record made with
+            # model_copy(update=...) or model_construct never was, and may hold what
+            # its class refuses, which a store would keep and no read could give back.
+            row = model.model_validate(field_values(row), context=context)
         when = row.created_at if dated else at
         stamp: dict[str, Any] = {"version": 1, "created_at": when, "updated_at": when}
         if isinstance(row, Lead):

@@ -23,7 +23,17 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from functools import cache, lru_cache
 from types import MappingProxyType
-from typing import Annotated, Any, ClassVar, Final, Literal, TypeAlias, TypeVar, get_origin
+from typing import (
+    Annotated,
+    Any,
+    ClassVar,
+    Final,
+    Literal,
+    TypeAlias,
+    TypeVar,
+    get_args,
+    get_origin,
+)
 from uuid import UUID, SafeUUID
 
 from pydantic import (
@@ -150,6 +160,11 @@ def _normalise_email(value: str) -> str:
 
 @lru_cache(maxsize=4096)
 def normalise_phone(value: str, region: str) -> str:
+    if value in _E164_MADE:
+        # One this process made: E.164 names its country, so it stands for itself in
+        # every region (a record validated again, as add() and capture() do, is not
+        # parsed twice).
+        return value
     import phonenumbers  # imported on first need: reading stored records never parses
 
     if not any(map(str.isdigit, value)):
@@ -178,7 +193,16 @@ def normalise_phone(value: str, region: str) -> str:
             f"{value!r} has an extension ({number.extension}), which a phone stored in "
             "E.164 cannot hold; give the number without it (the extension can go in notes)"
         )
-    return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+    made = str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+    if len(_E164_MADE) >= _E164_KEPT:
+        _E164_MADE.clear()  # bounded: the numbers of the last few thousand records
+    _E164_MADE.add(made)
+    return made
+
+
+#: The E.164 numbers :func:`normalise_phone` made lately, at most :data:`_E164_KEPT`.
+_E164_MADE: set[str] = set()
+_E164_KEPT = 4096
 
 
 @lru_cache(maxsize=1024)
@@ -865,7 +889,40 @@ def own_personal_fields(model: type[BaseModel]) -> tuple[str, ...]:
             f"{fields} marked Personal must accept None (what erase leaves there): "
             "declare it as `X | None = None`"
         )
+    for name, info in model.model_fields.items():
+        if name in own or name in PERSONAL_FIELDS:
+            continue  # blanked whole
+        inner = _marked_inside(info.annotation, set())
+        if inner is not None:
+            raise TypeError(
+                f"{model.__name__}.{name} holds {inner}, marked Personal, which erase would "
+                f"leave: it blanks a record's own fields, not those of a model inside one. "
+                f"Mark {model.__name__}.{name} itself Personal (`X | None = None`: erased "
+                "whole), or keep the personal part in a field of its own"
+            )
     return own
+
+
+def _marked_inside(annotation: Any, seen: set[type[BaseModel]]) -> str | None:
+    """``Model.field`` of the first field marked :data:`Personal` in a pydantic model
+    that ``annotation`` holds (itself, or inside a union, a collection or a model),
+    or ``None``."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        if annotation in seen:
+            return None
+        seen.add(annotation)
+        for name, info in annotation.model_fields.items():
+            if any(m is Personal for m in info.metadata):
+                return f"{annotation.__name__}.{name}"
+            inner = _marked_inside(info.annotation, seen)
+            if inner is not None:
+                return inner
+        return None
+    for argument in get_args(annotation):
+        inner = _marked_inside(argument, seen)
+        if inner is not None:
+            return inner
+    return None
 
 
 #: The fields of a lead that hold sets (tags, needs, opt-outs, other e-mails and
