@@ -344,3 +344,13 @@ def test_required_for_keeps_none_past_a_step_never_reached() -> None:
     assert needed["raw"] is None
     assert needed["contract_sent"] is None
     assert set(report.required_for(wins=0).values()) == {0}
+
+
+@pytest.mark.parametrize("path", [None, 3], ids=["None", "int"])
+def test_from_toml_given_no_path_is_a_config_error(path: object) -> None:
+    """``from_toml(None)`` raised a bare TypeError from pathlib."""
+    from leadfunnel import RoutingRules
+
+    for cls in (QualificationEngine, CadencePolicy, RoutingRules):
+        with pytest.raises(ConfigError, match=r"is a path \(a str or a pathlib\.Path\), not"):
+            cls.from_toml(path)  # type: ignore[arg-type]

@@ -32,6 +32,10 @@ def read_text(path: str | PathLike[str], what: str) -> str:
     """The text of the UTF-8 file at ``path`` (a byte-order mark left out), or a
     :class:`ConfigError` that names ``what`` the file is for, the file, and what went
     wrong: missing, unreadable, UTF-16 (Notepad's "Unicode") or another encoding."""
+    if not isinstance(path, (str, PathLike)):
+        raise ConfigError(
+            f"the {what} is a path (a str or a pathlib.Path), not {type(path).__name__}"
+        )
     file = Path(path)
     try:
         data = file.read_bytes()
