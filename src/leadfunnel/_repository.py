@@ -10,11 +10,12 @@ it, atomically, and answers queries. Writing an adapter means implementing this 
 implements ``_commit``), which applies a :class:`ChangeSet` all or nothing:
 
 0. a record inserted or updated that holds a value not every store keeps (a NUL
-   character in text, an integer beyond signed 64 bits, an infinite or NaN float: an
-   application's field may accept them) is refused with
-   :class:`~leadfunnel.StorageError` (``of_value=True``, naming the field), before
-   ``_commit`` is called: every store refuses the same records alike (see
-   :func:`check_portable`; an adapter overriding ``commit`` must keep calling it);
+   character in text, an integer beyond signed 64 bits, an infinite or NaN float,
+   bytes that are no UTF-8 text, a value with no JSON form, one that reads back from
+   its JSON document as another value: an application's field may accept them) is
+   refused with :class:`~leadfunnel.StorageError` (``of_value=True``, naming the
+   field), before ``_commit`` is called: every store refuses the same records alike
+   (see :func:`check_portable`; an adapter overriding ``commit`` must keep calling it);
 1. every ``delete`` and ``update`` is checked against the stored version
    (``update.record.version == stored.version + 1``, ``delete.version == stored.version``),
    and so is every record of ``checks`` (records the change was decided on but does not
@@ -67,6 +68,7 @@ import dataclasses
 import enum
 import functools
 import inspect
+import itertools
 import logging
 import math
 import re
@@ -84,12 +86,13 @@ from typing import Annotated, Any, ForwardRef, Literal, TypeVar, get_args, get_o
 from uuid import UUID
 
 import annotated_types
+import pydantic_core
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic import types as pydantic_types
 from pydantic.fields import FieldInfo
 
 from ._clock import require_aware
-from ._documents import FIELD_SCHEMAS, schema_nodes
+from ._documents import FIELD_SCHEMAS, read_back, reread_fields, schema_nodes
 from ._enums import Channel, ContactType, LeadStatus, LostReason, Stage
 from ._lifecycle import funnel_steps
 from ._models import (
@@ -470,6 +473,12 @@ def _only_makes(callback: object, *tests: Callable[[object], bool]) -> bool:
 # decided once per class, from its annotations: leadfunnel's own models have none (its
 # counts are bounded, its text refuses control characters), so their records cost a
 # cache look-up each.
+#
+# A JSON document has no form for some values (bytes that are no UTF-8 text, an object
+# pydantic cannot write), and a field whose type admits several (``UUID | str``) reads
+# back the member its validation picks from the JSON, not always the one the record
+# holds: a record of a class with such a field (see ``reread_fields``) is read back
+# from its document, as the SQL stores would, and refused if a field differs.
 
 _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
@@ -489,14 +498,25 @@ _PORTABLE_LEAVES: tuple[type, ...] = (
 
 @dataclass(frozen=True, slots=True)
 class _Walk:
-    """What to look at in a record of one class: ``fields``, and its extra values when
-    its class allows extra fields."""
+    """What to look at in a record of one class: ``fields``, its extra values when its
+    class allows extra fields, and the fields to compare with the record read back from
+    its document (``reread``, each with whether a union is why)."""
 
     fields: tuple[str, ...]
     extras: bool
+    reread: Mapping[str, bool] = dataclasses.field(default_factory=dict)
 
 
 _NOTHING_TO_WALK = _Walk((), False)
+
+
+@functools.cache
+def _checks_of(model: type[BaseModel]) -> _Walk:
+    """What :func:`check_portable` looks at in a record of ``model``: the fields of
+    :func:`_walk_of`, and those that :func:`~leadfunnel._documents.reread_fields` gives."""
+    walk = _walk_of(model)
+    reread = reread_fields(model)
+    return _Walk(walk.fields, walk.extras, reread) if reread else walk
 
 
 @functools.cache
@@ -639,6 +659,32 @@ _FLOAT_ADVICE = (
     "finite number or None (declare the field Annotated[float, Field(allow_inf_nan=False)] "
     "to have the model refuse it)"
 )
+_BYTES_ADVICE = (
+    "the SQL stores keep a record as JSON, which holds bytes as UTF-8 text; keep such "
+    "data as text in a str field: its hex (hashlib's hexdigest()) or its base64 "
+    "(base64.b64encode(data).decode())"
+)
+_NO_JSON_ADVICE = (
+    "the SQL stores keep a record as JSON, and pydantic has no JSON form for it; declare "
+    "the field with a type pydantic writes as JSON (a nested model, a dataclass, "
+    "dict[str, ...]), or keep such objects off the record"
+)
+_UNION_ADVICE = (
+    "a JSON document does not tell the members of a union apart (a UUID, a date and a str "
+    "are all text in it, a set and a list both an array), and a store reads back the "
+    "member that fits it; keep one type in the field, or list first the type that must "
+    'win and declare the field with Field(union_mode="left_to_right"), which then holds '
+    "that type from the start"
+)
+_OWN_ADVICE = (
+    "what the field's serialiser writes must read back, through its validators, as the "
+    "value it was (pydantic's own types do); correct your serialiser or validator "
+    "(field_serializer, PlainSerializer, a plain or wrap validator), or declare a type "
+    "pydantic writes and reads alike"
+)
+#: Flaws that depend on how the field writes the value (a field's serialiser may write
+#: bytes as base64 text, an object as text): checked against the field's own dump.
+_AS_WRITTEN = (_BYTES_ADVICE, _NO_JSON_ADVICE)
 
 
 def _flaw(value: Any) -> tuple[str, str, str] | None:
@@ -661,9 +707,13 @@ def _flaw(value: Any) -> tuple[str, str, str] | None:
         return None if math.isfinite(value) else ("", repr(value), _FLOAT_ADVICE)
     if isinstance(value, (bytes, bytearray)):
         at = value.find(b"\x00")
-        if at < 0:
-            return None
-        return "", f"a NUL byte at position {at}", _NUL_ADVICE
+        if at >= 0:
+            return "", f"a NUL byte at position {at}", _NUL_ADVICE
+        try:
+            value.decode()
+        except UnicodeDecodeError as exc:
+            return "", f"bytes that are no UTF-8 text (from position {exc.start})", _BYTES_ADVICE
+        return None
     if isinstance(value, Mapping):
         for number, (key, item) in enumerate(value.items(), 1):
             found = _flaw(key) if isinstance(key, (str, bytes)) else None
@@ -692,13 +742,39 @@ def _flaw(value: Any) -> tuple[str, str, str] | None:
             found = _flaw(getattr(value, each.name, None))
             if found is not None:
                 return f".{each.name}{found[0]}", found[1], found[2]
-    return None
+        return None
+    if isinstance(value, _PORTABLE_LEAVES) or _has_json_form(value):
+        return None
+    return "", f"a value with no JSON form (a {type(value).__qualname__})", _NO_JSON_ADVICE
+
+
+def _has_json_form(value: Any) -> bool:
+    """Whether pydantic writes ``value`` as JSON where the type is not declared (an
+    ``Any``): an enum, a path or an address does, an arbitrary object does not."""
+    try:
+        pydantic_core.to_json(value)
+    except ValueError:  # (pydantic-core's PydanticSerializationError is one)
+        return False
+    return True
+
+
+def _written(model: BaseModel, name: str) -> bool:
+    """Whether ``model``'s JSON dump writes its field ``name`` (its serialiser may write
+    what has no JSON form of its own: bytes as base64 text, an object as text)."""
+    try:
+        model.model_dump_json(include={name}, round_trip=True)
+    except ValueError:
+        return False
+    return True
 
 
 def kept_everywhere(value: Any) -> bool:
     """Whether every store keeps ``value`` (see :func:`check_portable`): a ``where=``
-    value none keeps matches nothing, as no record can hold it."""
-    return _flaw(value) is None
+    value none keeps matches nothing, as no record can hold it. (Bytes that are no text
+    and values with no JSON form of their own are a field's to write: a filter compares
+    them as the field writes them.)"""
+    found = _flaw(value)
+    return found is None or found[2] in _AS_WRITTEN
 
 
 def _key_name(key: Any, number: int) -> str:
@@ -717,7 +793,7 @@ def _flaws_in(model: BaseModel, walk: _Walk) -> Iterator[tuple[str, str, str, st
     values = model.__dict__
     for name in walk.fields:
         found = _flaw(values.get(name))
-        if found is not None:
+        if found is not None and (found[2] not in _AS_WRITTEN or not _written(model, name)):
             yield name, f".{name}{found[0]}", found[1], found[2]
     if walk.extras and model.__pydantic_extra__:
         for name, item in model.__pydantic_extra__.items():
@@ -752,32 +828,136 @@ def check_portable(
     """Raise :class:`~leadfunnel.StorageError` (``of_value``) for the first of
     ``records`` holding a value not every store keeps: a NUL character in text (a
     ``str`` field, an item of a list, a key or value of a dict), an integer beyond
-    signed 64 bits, or an infinite or NaN float. The error names the record, the field
-    and the problem, and says what to do. :meth:`Repository.commit` calls this on what
-    a change inserts and updates, before the adapter writes anything.
+    signed 64 bits, an infinite or NaN float, bytes that are no UTF-8 text, a value
+    with no JSON form (in an ``Any``, or an arbitrary class), or a value that reads
+    back from the record's JSON document as another one (a UUID in a ``UUID | str``
+    read back as the str, a Decimal in a ``float | Decimal`` as a float: see
+    :func:`~leadfunnel._documents.reread_fields`; only the classes with such fields
+    are read back). The error names the record, the field and the problem, never the
+    value, and says what to do. :meth:`Repository.commit` calls this on what a change
+    inserts and updates, before the adapter writes anything.
 
     ``stored`` gives the version of an updated record the store holds: a field that
     holds there what it holds in the update is not the change's (a value stored before
     stores checked it), so it does not block the record's other changes (a trigger, an
     avoid, an erasure). It is asked only when a value is refused."""
-    walk_of = _walk_of
+    checks_of = _checks_of
     for record in records:
-        walk = walk_of(type(record))
+        walk = checks_of(type(record))
         if walk is _NOTHING_TO_WALK:
             continue
         asked, before = False, None
-        for name, where, problem, advice in _flaws_in(record, walk):
+        found = _flaws_in(record, walk)
+        if walk.reread:
+            found = itertools.chain(found, _misread_in(record, walk.reread))
+        for name, where, problem, advice in found:
             if not asked:
                 asked, before = True, None if stored is None else stored(record)
-            if before is not None and _same_field(before, record, name):
+            if before is not None and name and _same_field(before, record, name):
                 continue
             from ._errors import StorageError
 
+            named = f"field {where[1:]!r} of " if where else ""  # else: the whole record
             raise StorageError(
-                f"field {where[1:]!r} of {record.kind} {record.id} holds {problem}, which "
-                f"not every store keeps: {advice}; nothing of this change was stored",
+                f"{named}{record.kind} {record.id} holds {problem}, which not every store "
+                f"keeps: {advice}; nothing of this change was stored",
                 of_value=True,
             )
+
+
+def _misread_in(record: Record, reread: Mapping[str, bool]) -> Iterator[tuple[str, str, str, str]]:
+    """Each field of ``record`` that does not read back from its JSON document as it
+    is (of ``reread``, each with whether a union is why; any field whose document the
+    model refuses, or that has no JSON form): its name, where in it, the problem and
+    the advice, as :func:`_flaws_in` gives them."""
+    try:
+        back = read_back(record)
+    except ValidationError as exc:
+        model = type(record).__name__
+        for error in exc.errors(include_url=False, include_input=False):
+            loc = error["loc"]
+            name = str(loc[0]) if loc else ""
+            why = f"as what {model} refuses ({error['type']})"
+            union = reread.get(name, False)
+            yield name, _located(loc), _reads_back(why), _UNION_ADVICE if union else _OWN_ADVICE
+        return
+    except ValueError:  # no JSON form (PydanticSerializationError): the fields it is in
+        extra = record.__pydantic_extra__ or {}
+        for name in [*type(record).model_fields, *extra]:
+            if not _written(record, name):
+                yield name, f".{name}", "a value with no JSON form", _NO_JSON_ADVICE
+        return
+    values, read = record.__dict__, back.__dict__
+    for name, union in reread.items():
+        found = _difference(values.get(name), read.get(name))
+        if found is not None:
+            at, was, got = found
+            if type(was) is type(got):
+                problem = _reads_back("as another value")
+            else:
+                problem = _reads_back(f"as {type(got).__name__}", type(was).__name__)
+            yield name, f".{name}{at}", problem, _UNION_ADVICE if union else _OWN_ADVICE
+
+
+def _located(loc: Iterable[int | str]) -> str:
+    """A validation error's ``loc`` as :func:`_flaw` says where (``.sites[1].vendor``):
+    a key that is no name (it may be a person's e-mail) by its place only."""
+    parts = []
+    for part in loc:
+        if isinstance(part, int):
+            parts.append(f"[{part}]")
+        elif part.isidentifier() and len(part) <= 40:
+            parts.append(f".{part}")
+        else:
+            parts.append("[<key>]")
+    return "".join(parts)
+
+
+def _reads_back(how: str, of: str | None = None) -> str:
+    kind = "a value" if of is None else f"a value of type {of}"
+    return f"{kind} that reads back from its JSON document {how}"
+
+
+def _difference(value: Any, read: Any) -> tuple[str, Any, Any] | None:
+    """Where ``read`` first differs from ``value`` (``""``, ``"[2]"``, ``".name"``...,
+    as :func:`_flaw` says it), with the two values there; ``None`` if it is ``value``:
+    of the same type and equal (a NaN is itself), and so are the items and fields in
+    it."""
+    if type(value) is not type(read):
+        return "", value, read
+    names: Iterable[str] | None = None
+    if isinstance(value, BaseModel):
+        names = value.__dict__
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        names = [each.name for each in dataclasses.fields(value)]
+    if names is not None:
+        for name in names:
+            found = _difference(getattr(value, name, None), getattr(read, name, None))
+            if found is not None:
+                return f".{name}{found[0]}", found[1], found[2]
+        return None
+    if isinstance(value, Mapping):
+        if value.keys() != read.keys():
+            return "", value, read
+        for number, (key, item) in enumerate(value.items(), 1):
+            found = _difference(item, read[key])
+            if found is not None:
+                return f"[{_key_name(key, number)}]{found[0]}", found[1], found[2]
+        return None
+    if isinstance(value, (list, tuple)):
+        if len(value) != len(read):
+            return "", value, read
+        for index, (item, back) in enumerate(zip(value, read, strict=True)):
+            found = _difference(item, back)
+            if found is not None:
+                return f"[{index}]{found[0]}", found[1], found[2]
+        return None
+    try:
+        if value == read:
+            return None
+    except ArithmeticError:  # a signalling Decimal NaN
+        pass
+    return None if repr(value) == repr(read) else ("", value, read)
 
 
 def _same_field(before: Record, record: Record, name: str) -> bool:

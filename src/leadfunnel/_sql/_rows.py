@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-import dataclasses
 import functools
-import inspect
 import itertools
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from enum import Enum
-from types import MappingProxyType
 from typing import Any, TypeVar, cast
 from uuid import UUID
 
 import pydantic
 import pydantic_core
 
+from .._documents import _skip_none as _skip_none  # (the tests look at it here)
+from .._documents import document_of as document_of
+from .._documents import document_value as document_value
+from .._documents import json_data as json_data
 from .._documents import (
-    FIELD_SCHEMAS,
-    schema_nodes,
     stored_aliases,
     stored_json_validator,
     stored_validator,
@@ -243,211 +242,6 @@ def _texts_document(*texts: str | None) -> str:
     return pydantic_core.to_json(
         {name: text for name, text in zip(_TEXT_FIELDS, texts, strict=True) if text is not None}
     ).decode()
-
-
-# --- documents: what a record's JSON holds -------------------------------------------
-#
-# A document is the record's JSON dump by field name, without its computed fields
-# (derived, and no input the model takes), and without the ``None`` of a field whose
-# default is ``None`` (a missing field reads back as its default): leaving those out
-# shrinks a lead's document by a quarter. A ``None`` where the default is something
-# else is written, at every depth: left out, it would read back as the default.
-
-_WRAPPERS = frozenset(
-    {"default", "function-before", "function-after", "function-wrap", "custom-error", "definitions"}
-)
-#: pydantic 2.12 and later leave computed fields out at every depth; before, only the
-#: model's own are left out (a nested model's ignores them when read, unless it forbids
-#: extra keys).
-_LEAVES_OUT_COMPUTED = (
-    "exclude_computed_fields" in inspect.signature(pydantic.BaseModel.model_dump_json).parameters
-)
-
-
-def _kind(schema: dict[str, Any]) -> str | None:
-    kind = schema.get("type")  # (a mapping of fields may hold a field named "type")
-    return kind if isinstance(kind, str) else None
-
-
-def _may_be_none(schema: Any, refs: dict[str, Any], seen: frozenset[str] = frozenset()) -> bool:
-    """Whether a value of the core schema ``schema`` may be ``None`` (when in doubt,
-    yes): ``X | None``, ``Literal[..., None]``, ``Any``, a plain validator's..."""
-    if not isinstance(schema, dict):
-        return True
-    kind = _kind(schema)
-    if kind in ("none", "nullable", "any", "function-plain"):
-        return True
-    if kind == "literal":
-        return None in schema.get("expected", ())
-    if kind == "union":
-        choices = schema.get("choices", ())
-        return any(_may_be_none(c[0] if isinstance(c, tuple) else c, refs, seen) for c in choices)
-    if kind == "tagged-union":
-        return any(_may_be_none(c, refs, seen) for c in schema.get("choices", {}).values())
-    if kind in _WRAPPERS:
-        return _may_be_none(schema.get("schema"), refs, seen)
-    if kind == "lax-or-strict":
-        return any(_may_be_none(schema.get(k), refs, seen) for k in ("lax_schema", "strict_schema"))
-    if kind == "json-or-python":
-        return any(
-            _may_be_none(schema.get(k), refs, seen) for k in ("json_schema", "python_schema")
-        )
-    if kind == "chain":
-        steps = schema.get("steps") or [None]
-        return _may_be_none(steps[-1], refs, seen)
-    if kind == "definition-ref":
-        ref = schema.get("schema_ref")
-        if not isinstance(ref, str) or ref in seen:
-            return not isinstance(ref, str)
-        return _may_be_none(refs.get(ref), refs, seen | {ref})
-    return False
-
-
-def _leaves_none_out(field: dict[str, Any], refs: dict[str, Any]) -> bool:
-    """Whether a document may leave out the field of the core schema ``field`` when it
-    is ``None``: its default is ``None``, or it never is ``None``."""
-    inner = field.get("schema")
-    if (
-        isinstance(inner, dict)
-        and _kind(inner) == "default"
-        and "default_factory" not in inner
-        and inner.get("default", ...) is None
-    ):
-        return True
-    return not _may_be_none(inner, refs)
-
-
-@functools.cache  # per model class: subclasses too
-def _skip_none(model: type[pydantic.BaseModel]) -> bool:
-    """Whether ``exclude_none`` writes ``model``'s documents as they must be: every field
-    that may hold ``None``, the model's and those of every model, dataclass and typed
-    dict in its fields, defaults to ``None`` (leadfunnel's own models do). pydantic
-    leaves ``None`` out at every depth."""
-    nodes = list(schema_nodes(model))
-    refs = {n.schema["ref"]: n.schema for n in nodes if isinstance(n.schema.get("ref"), str)}
-    return all(_leaves_none_out(n.schema, refs) for n in nodes if n.kind in FIELD_SCHEMAS)
-
-
-@functools.cache
-def _computed(model: type[pydantic.BaseModel]) -> bool:
-    """Whether ``model`` or a model in its fields has a computed field."""
-    return any(node.schema.get("computed_fields") for node in schema_nodes(model))
-
-
-@functools.cache
-def _dump_options(model: type[pydantic.BaseModel]) -> Mapping[str, Any]:
-    """What a document's dump of ``model`` is given, besides ``exclude_none``: by name,
-    without computed fields, and a ``Json[...]`` field as the JSON text it reads."""
-    options: dict[str, Any] = {"by_alias": False}
-    if any(node.kind == "json" for node in schema_nodes(model)):
-        options["round_trip"] = True
-    if _computed(model):
-        if _LEAVES_OUT_COMPUTED:
-            options["exclude_computed_fields"] = True
-        else:
-            options["exclude"] = set(model.model_computed_fields)
-    return MappingProxyType(options)
-
-
-@functools.cache
-def _none_defaults(model: Any) -> frozenset[str]:
-    """The fields of ``model`` (a pydantic model or a dataclass) whose default is
-    ``None``: those a document leaves out at ``None``."""
-    if isinstance(model, type) and issubclass(model, pydantic.BaseModel):
-        return frozenset(
-            name
-            for name, info in model.model_fields.items()
-            if info.default is None and info.default_factory is None
-        )
-    return frozenset(
-        f.name
-        for f in dataclasses.fields(model)
-        if f.default is None and f.default_factory is dataclasses.MISSING
-    )
-
-
-def _without_none_defaults(value: Any, dumped: Any) -> None:
-    """Take out of ``dumped`` (the JSON data of ``value``) the ``None`` of each field
-    whose default is ``None``, in ``value`` and every model or dataclass it holds; the
-    ``None`` of any other field stays. What cannot be matched with its value (a
-    serialiser's own shape, a dict's keys that are no text) keeps its ``None``: longer,
-    never wrong."""
-    if type(dumped) is dict:
-        fields: Iterable[tuple[str, Any]] | None = None
-        if isinstance(value, pydantic.BaseModel):
-            fields = value.__dict__.items()
-        elif dataclasses.is_dataclass(value) and not isinstance(value, type):
-            fields = ((f.name, getattr(value, f.name)) for f in dataclasses.fields(value))
-        if fields is not None:
-            names = _none_defaults(value.__class__)
-            for name, item in fields:
-                if name not in dumped:
-                    continue
-                if item is None:
-                    if name in names:
-                        del dumped[name]
-                else:
-                    _without_none_defaults(item, dumped[name])
-        elif isinstance(value, Mapping):
-            for key, item in value.items():
-                if isinstance(key, str) and key in dumped:
-                    _without_none_defaults(item, dumped[key])
-    elif type(dumped) is list and isinstance(value, (list, tuple)) and len(value) == len(dumped):
-        for item, data in zip(value, dumped, strict=True):
-            _without_none_defaults(item, data)
-
-
-def json_data(model: pydantic.BaseModel) -> dict[str, Any]:
-    """``model``'s document as data (see :func:`document_of`)."""
-    skip = _skip_none(type(model))
-    data = model.model_dump(mode="json", exclude_none=skip, **_dump_options(type(model)))
-    if not skip:
-        _without_none_defaults(model, data)
-    return data
-
-
-def _document_writer(model: type[pydantic.BaseModel]) -> Callable[[Any], str]:
-    options = _dump_options(model)
-    if _skip_none(model):
-        # leadfunnel's own models, and most of an application's: pydantic alone.
-        return functools.partial(model.model_dump_json, exclude_none=True, **options)
-
-    def write(record: pydantic.BaseModel) -> str:
-        return dump_json(json_data(record))
-
-    return write
-
-
-_WRITERS: dict[type[pydantic.BaseModel], Callable[[Any], str]] = {}
-
-
-def document_of(model: pydantic.BaseModel) -> str:
-    # By field name, even for a model that dumps by alias (``serialize_by_alias``): the
-    # stored validator reads names, and where= filters look fields up by name.
-    write = _WRITERS.get(type(model))
-    if write is None:
-        write = _WRITERS[type(model)] = _document_writer(type(model))
-    return write(model)
-
-
-def document_value(model: type[pydantic.BaseModel], name: str, value: Any) -> Any:
-    """``value`` of the field ``name`` as :func:`document_of` writes it into a document
-    of ``model`` (JSON mode, by name, and without the ``None`` fields of nested models
-    where the documents leave them out): what a ``where=`` filter on a list, dict or
-    nested model compares with."""
-    record = model.__new__(model)  # the one field, as a stored document's validation sets it
-    set_attribute = object.__setattr__
-    set_attribute(record, "__dict__", {name: value})
-    set_attribute(record, "__pydantic_fields_set__", {name})
-    set_attribute(record, "__pydantic_extra__", None)
-    set_attribute(record, "__pydantic_private__", None)
-    options = {**_dump_options(model), "include": {name}}
-    options.pop("exclude", None)  # (include= leaves the model's computed fields out)
-    skip = _skip_none(model)
-    dumped = record.model_dump(mode="json", exclude_none=skip, **options)[name]
-    if not skip:
-        _without_none_defaults(value, dumped)
-    return dumped
 
 
 def doc_as_dict(doc: Any) -> dict[str, Any]:
