@@ -14,7 +14,7 @@ prints as a table, JSON or CSV.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -156,11 +156,19 @@ class RepList(Serialised, Sequence[RepListItem]):
 
         Every bucket is present, empty or not, so reports line up week to week.
         """
+        wrong = InvalidArgumentError(
+            f"age bounds must be increasing whole days >= 0, as in (7, 30, 90), not {bounds!r}"
+        )
+        if isinstance(bounds, (str, bytes)) or not isinstance(bounds, Iterable):
+            raise wrong
         edges = list(bounds)
-        if not edges or any(b < 0 for b in edges) or edges != sorted(set(edges)):
-            raise InvalidArgumentError(
-                f"age bounds must be increasing whole days >= 0, not {tuple(bounds)!r}"
-            )
+        if (
+            not edges
+            or any(isinstance(b, bool) or not isinstance(b, int) for b in edges)
+            or any(b < 0 for b in edges)
+            or edges != sorted(set(edges))
+        ):
+            raise wrong
         labels = []
         low = 0
         for high in edges:

@@ -174,7 +174,9 @@ class Route:
     out matches everyone, and a lead without the field does not match a condition on it.
     ``countries`` are ISO codes or names; ``regions``, ``sources``, ``profiles`` and
     ``tags`` compare case-insensitively; ``postal_codes`` are prefixes; company size
-    is ``min_employees <= employees <= max_employees``.
+    is ``min_employees <= employees <= max_employees``. A funnel routes a lead when it
+    arrives, before it is qualified: ``profiles`` matches only when the application
+    asks the router itself for a qualified lead (a hand-off, see docs/cadence.md).
     """
 
     group: str
@@ -319,6 +321,10 @@ class RoutingRules:
         unavailable: Iterable[str] = (),
         clock: Clock | None = None,
     ) -> None:
+        if isinstance(groups, (str, bytes)) or not isinstance(groups, Iterable):
+            raise ConfigError(f"routing: groups is a list of OwnerGroup objects, not {groups!r}")
+        if isinstance(routes, (str, bytes)) or not isinstance(routes, Iterable):
+            raise ConfigError(f"routing: routes is a list of Route objects, not {routes!r}")
         self.groups: dict[str, OwnerGroup] = {}
         for group in groups:
             if not isinstance(group, OwnerGroup):
@@ -335,6 +341,11 @@ class RoutingRules:
                     f"routing: route {route.name or i!r} sends leads to unknown group "
                     f"{route.group!r}; groups: {', '.join(self.groups) or 'none'}"
                 )
+        if default is not None and not isinstance(default, str):
+            raise ConfigError(
+                f"routing: default is the name of one group, not {default!r}; "
+                f"groups: {', '.join(self.groups) or 'none'}"
+            )
         if default is not None and default not in self.groups:
             raise ConfigError(
                 f"routing: default group {default!r} is not defined; "
