@@ -4,13 +4,17 @@ The functions here draw what they are given (titles, tiles, bars) and know nothi
 funnels: :mod:`leadfunnel._reports` and :mod:`leadfunnel._comparison` decide what to
 show. Every text is drawn in a colour that meets WCAG AA contrast (4.5:1) against the
 shape behind it: a count inside a bar is white on a dark bar and ink on a light one
-(:func:`text_colour`). Text from the data is stripped of control characters and
-escaped. No transforms are used, so every coordinate in the file is where it is drawn.
+(:func:`text_colour`). Text from the data is stripped of control characters, of what
+XML 1.0 cannot hold (U+FFFE, U+FFFF, lone surrogates) and of the bidi embeddings,
+overrides and isolates that would reorder the rest of its line, and escaped (quotes too,
+in attributes). No transforms are used, so every coordinate in the file is where it is
+drawn.
 """
 
 from __future__ import annotations
 
 import math
+import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -76,8 +80,20 @@ def text_colour(background: str) -> str:
     return WHITE if contrast(WHITE, background) >= contrast(INK, background) else INK
 
 
-def _clean(text: str) -> str:
-    return escape(printable(text).replace("\t", " ").replace("\n", " "))
+#: Characters a chart drops from text besides the control characters: those XML 1.0
+#: does not allow (lone surrogates, U+FFFE, U+FFFF: a file holding one opens in no
+#: viewer, and no character reference can stand for them) and the bidi embeddings,
+#: overrides and isolates (U+202A-U+202E, U+2066-U+2069), which a name would leave open
+#: to reverse the rest of its line ("alex\u202e (40% sat), sam (10% sat)"). Right-to-left
+#: names need none of them: the bidi algorithm orders their letters itself.
+_UNDRAWN = re.compile("[\ud800-\udfff\ufffe\uffff\u202a-\u202e\u2066-\u2069]")
+
+
+def _clean(text: str, *, attribute: bool = False) -> str:
+    """``text`` as a chart writes it: on one line, without what XML cannot hold or a
+    name could reorder, escaped (``"`` too in an ``attribute``)."""
+    shown = _UNDRAWN.sub("", printable(text)).replace("\t", " ").replace("\n", " ")
+    return escape(shown, {'"': "&quot;"}) if attribute else escape(shown)
 
 
 def _ems(char: str) -> float:
@@ -313,7 +329,7 @@ class _Svg:
         head = (
             f'<svg xmlns="http://www.w3.org/2000/svg" width="{self.width:.0f}" '
             f'height="{height:.0f}" viewBox="0 0 {self.width:.0f} {height:.0f}" '
-            f'font-family="{FONT}" role="img" aria-label="{_clean(self.label)}">'
+            f'font-family="{FONT}" role="img" aria-label="{_clean(self.label, attribute=True)}">'
         )
         background = (
             f'<rect x="0" y="0" width="{self.width:.0f}" height="{height:.0f}" fill="{WHITE}"/>'
@@ -450,7 +466,14 @@ def small_multiples(
     most = max((bar.count for panel in panels for bar in panel.bars), default=0) or 1
     row, top_space = 22.0, 52.0
     panel_height = top_space + row * max((len(p.bars) for p in panels), default=0) + 10
-    label_width, count_space = 78.0, 52.0
+    # The counts' column, right of the longest bar, is as wide as the widest count
+    # ("1,250,000"), with a gap before it and a margin to the panel's edge: a count
+    # never runs out of its panel into the next.
+    widest = max(
+        (text_width(f"{bar.count:,}", 11.5, bold=True) for p in panels for bar in p.bars),
+        default=0.0,
+    )
+    label_width, count_space = 78.0, max(52.0, widest + 12)
     names = distinct_titles([panel.name for panel in panels], panel_width - 20, 14)
     for index, panel in enumerate(panels):
         x = 16 + (index % columns) * (panel_width + gap)

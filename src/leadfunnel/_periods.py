@@ -82,22 +82,28 @@ def previous_period(since: datetime, until: datetime) -> tuple[datetime, datetim
     """The period just before ``since <= at < until``, for a comparison.
 
     Whole calendar months (both bounds at midnight on the first of a month) give the
-    same number of months before (March 2026 -> February 2026); any other period gives
-    one of the same length ending at ``since`` (a week -> the week before). Arithmetic
-    is on the wall clock of the bounds' zone, so a week stays Monday to Monday across a
-    change to or from summer time.
+    same number of months before (March 2026 -> February 2026); whole days (both at
+    midnight) the same number of days before (a week -> the week before); any other
+    period one of the same length ending at ``since``. Each bound is read on its own
+    wall clock, whatever its tzinfo (Paris March given as offsets, ``+01:00`` to
+    ``+02:00``, is whole months), and the period before is counted on the wall clock of
+    ``since``, so a week stays Monday to Monday across a change to or from summer time.
     """
     if until <= since:
         raise ValueError(
             f"the period is empty: until ({until.isoformat()}) is not after "
             f"since ({since.isoformat()})"
         )
+    # On the bounds' own wall clocks: with two tzinfo objects (two offsets, or
+    # timezone.utc and ZoneInfo("UTC")) Python would subtract the instants instead.
+    wall = until.replace(tzinfo=None) - since.replace(tzinfo=None)
+    months = (until.year - since.year) * 12 + until.month - since.month
     try:
-        if _first_of_month(since) and _first_of_month(until) and since.tzinfo == until.tzinfo:
-            months = (until.year - since.year) * 12 + until.month - since.month
+        if _first_of_month(since) and _first_of_month(until) and months > 0:
             start = _add_months(since, -months)
+        elif _midnight(since) and _midnight(until) and wall > timedelta(0):
+            start = since - wall
         else:
-            # With one tzinfo on both, Python subtracts wall-clock times.
             start = since - (until - since)
         in_utc_range(start)  # year 0 on the wall clock raises above, in UTC here
     except (ValueError, OverflowError):
