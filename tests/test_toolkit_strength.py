@@ -383,3 +383,26 @@ def test_the_ports_default_last_position_passes_the_contract(tmp_path: Path) -> 
     contract = _Against(DefaultLastPosition, tmp_path)
     with contract.fresh() as repo:
         contract.test_event_positions_grow_in_commit_order(repo)
+
+
+def test_a_record_that_came_back_otherwise_is_named_field_by_field_in_short() -> None:
+    """The contract's ``assert_kept`` was ``assert got == expected``: pytest explained it
+    by diffing the two whole reprs, which with text at its limit took minutes per failing
+    example where the ``CI`` variable is set (pytest then cuts nothing short), and
+    hypothesis replays hundreds as it shrinks. It names the fields that differ, short."""
+    from leadfunnel.testing._contract import assert_kept
+
+    given = Lead(email="a@acme.example.com", notes="n" * 32_000, tags={"vip"})
+    back = given.model_copy(update={"notes": "n" * 2_000, "tags": frozenset({"vip", "x"})})
+    with pytest.raises(AssertionError) as failed:
+        assert_kept(back, given)
+    message = str(failed.value)
+    assert len(message) < 1_000
+    assert ".notes: 32000 characters stored, 2000 back, first differing at 2000" in message
+    assert ".tags: frozenset({'vip'}) stored" in message
+    with pytest.raises(AssertionError, match=r"\[1\]\.notes: 32000 characters stored"):
+        assert_kept({1: back}, {1: given})
+    with pytest.raises(AssertionError, match="2 items stored, 1 back"):
+        assert_kept([back], [given, given])
+    with pytest.raises(AssertionError, match=r"\(32\d\d\d characters\) stored, None back"):
+        assert_kept(None, given)

@@ -389,9 +389,69 @@ def assert_whole(got: Any, expected: Any, names: Iterable[str]) -> None:
 
 def assert_kept(got: Any, expected: Any) -> None:
     """``got == expected``, every instant in the offset it was written in as well
-    (a record, touch or event comes back as given, offsets and microseconds included)."""
-    assert got == expected
+    (a record, touch or event comes back as given, offsets and microseconds included).
+
+    A failure names what differs, field by field, each value shortened: pytest's own
+    explanation of ``==`` diffs the two whole reprs, which for records holding text at
+    its length limit takes minutes a failing example (it is not cut short where the
+    ``CI`` variable is set), and hypothesis replays hundreds of them as it shrinks."""
+    if got != expected:
+        raise AssertionError("came back otherwise than stored: " + _what_differs(got, expected))
     assert _offsets(got) == _offsets(expected), "an instant came back in another UTC offset"
+
+
+def _what_differs(got: Any, expected: Any, where: str = "") -> str:
+    """Where ``got`` differs from ``expected`` (records field by field, lists and dicts
+    item by item), with short values: stored, then read back."""
+    at = f"{where}: " if where else ""
+    if isinstance(expected, BaseModel) and isinstance(got, BaseModel):
+        if type(got) is not type(expected):
+            return f"{at}a {type(expected).__name__} stored, a {type(got).__name__} back"
+        names = [*type(expected).model_fields, *sorted(expected.__pydantic_extra__ or {})]
+        found = [
+            _what_differs(
+                getattr(got, name, None), getattr(expected, name, None), where + "." + name
+            )
+            for name in names
+            if getattr(got, name, None) != getattr(expected, name, None)
+        ]
+        return "; ".join(found) or f"{at}{_short(expected)} stored, {_short(got)} back"
+    if isinstance(expected, list) and isinstance(got, list):
+        if len(got) != len(expected):
+            return f"{at}{len(expected)} items stored, {len(got)} back"
+        found = [
+            _what_differs(g, e, f"{where}[{i}]")
+            for i, (g, e) in enumerate(zip(got, expected, strict=True))
+            if g != e
+        ]
+        return "; ".join(found[:5]) + (f"; and {len(found) - 5} more" if len(found) > 5 else "")
+    if isinstance(expected, dict) and isinstance(got, dict):
+        missing = [k for k in expected if k not in got]
+        extra = [k for k in got if k not in expected]
+        if missing or extra:
+            return f"{at}keys missing {_short(missing)}, keys not stored {_short(extra)}"
+        found = [
+            _what_differs(got[k], expected[k], f"{where}[{k!r}]")
+            for k in expected
+            if got[k] != expected[k]
+        ]
+        return "; ".join(found[:5]) + (f"; and {len(found) - 5} more" if len(found) > 5 else "")
+    if isinstance(expected, str) and isinstance(got, str):
+        first = next(
+            (i for i, (g, e) in enumerate(zip(got, expected, strict=False)) if g != e),
+            min(len(got), len(expected)),
+        )
+        return (
+            f"{at}{len(expected)} characters stored, {len(got)} back, first differing at "
+            f"{first}: {_short(expected[first : first + 40])} stored, "
+            f"{_short(got[first : first + 40])} back"
+        )
+    return f"{at}{_short(expected)} stored, {_short(got)} back"
+
+
+def _short(value: Any, most: int = 200) -> str:
+    shown = repr(value)
+    return shown if len(shown) <= most else f"{shown[: most - 40]}... ({len(shown)} characters)"
 
 
 def _defaults_left(model: BaseModel) -> list[str]:
