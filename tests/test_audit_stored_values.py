@@ -409,3 +409,16 @@ def test_an_import_rejects_such_rows_alone_on_every_store(
     assert "field 'extra'" in reasons[2]
     assert len(report.added) == 2
     assert {x.email for x in funnel.leads()} == {"ok1@x.example.com", "ok2@x.example.com"}
+
+
+def test_a_where_filter_on_bytes_no_store_holds_matches_nothing(
+    repository: Repository, clock: ManualClock
+) -> None:
+    """A ``where=`` value with no JSON form (bytes that are no text) raised
+    ``UnicodeDecodeError`` on the SQL stores (memory answered ``[]``): no record can
+    hold it, so it matches nothing, on every store."""
+    funnel = Funnel(repository, lead_model=BytesLead, clock=clock)
+    funnel.add(BytesLead(email="pat@acme.example.com", digest=b"text"))
+    assert funnel.leads(where={"digest": DIGEST}) == []
+    assert funnel.count("lead", where={"digest": DIGEST}) == 0
+    assert [lead.digest for lead in funnel.leads(where={"digest": b"text"})] == [b"text"]

@@ -1367,7 +1367,10 @@ class SqlRepository(RepRowsAdapter):
         has a column: an application's field named like one of the other columns
         (``email_domain``, ``company_key``: what ``similar`` looks people up by) is in
         the document."""
-        stored = None if value is None else json_value(model, name, value)
+        try:
+            stored = None if value is None else json_value(model, name, value)
+        except ValueError:  # no JSON form (bytes that are no text): no record holds it
+            return sa.false()
         if (
             name in RECORD_TYPES[model.kind].model_fields
             and name in t.c
