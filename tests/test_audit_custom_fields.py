@@ -8,7 +8,7 @@ import pydantic
 import pytest
 from pydantic import BaseModel, Field
 
-from leadfunnel import Funnel, Lead, Personal
+from leadfunnel import ConfigError, Contact, Funnel, Lead, LeadStatus, Personal, Repository
 
 
 class Counted(Lead):
@@ -94,3 +94,22 @@ def test_personal_inside_a_nested_model_is_refused_with_the_class() -> None:
         home: Annotated[Address | None, Personal] = None
 
     assert Whole(home=Address(street="1 Lane")).home is not None
+
+
+class AccountContact(Contact):
+    account_no: str
+
+
+def test_a_contact_field_the_lead_lacks_and_requires_is_named_at_conversion(
+    repository: Repository,
+) -> None:
+    """The error told to "make MyContact's accept what Lead's hold", where the lead has
+    no such field: it names the required field and says to give it a default."""
+    funnel = Funnel(repository, contact_model=AccountContact)
+    lead = funnel.capture(Lead(email="pat@acme.example.com"))
+    with pytest.raises(
+        ConfigError,
+        match=r"AccountContact\.account_no is required \(no default\), and Lead has no such field",
+    ):
+        funnel.set_appointment(lead, force=True)
+    assert funnel.get_lead(lead.id).status is LeadStatus.RAW

@@ -173,9 +173,27 @@ def _validated(contact: _C, lead: Lead) -> _C:
     try:
         return model.model_validate(dict(contact.__dict__))
     except pydantic.ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        lacking = [
+            str(error["loc"][0])
+            for error in errors
+            if error["type"] == "missing"
+            and len(error["loc"]) == 1
+            and str(error["loc"][0]) not in type(lead).model_fields
+        ]
+        if lacking and len(lacking) == len(errors):
+            fields = ", ".join(f"{model.__name__}.{name}" for name in lacking)
+            one = len(lacking) == 1
+            raise ConfigError(
+                f"lead {lead.id} cannot become a {model.__name__}: {fields} "
+                f"{'is' if one else 'are'} required (no default), and "
+                f"{type(lead).__name__} has no such field for the conversion to copy: give "
+                f"{'it' if one else 'each'} a default (`{lacking[0]}: str | None = None`, or "
+                "a value), then set the value on the new contact with funnel.update()"
+            ) from None
         problems = "; ".join(
             f"{'.'.join(str(p) for p in error['loc']) or 'the contact'}: {error['msg']}"
-            for error in exc.errors(include_url=False)
+            for error in errors
         )
         raise ConfigError(
             f"lead {lead.id} ({type(lead).__name__}) cannot become a {model.__name__}: "
