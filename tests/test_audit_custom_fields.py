@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated, Any
 
 import pydantic
 import pytest
 from pydantic import BaseModel, Field
+from typing_extensions import TypedDict
 
 from leadfunnel import ConfigError, Contact, Funnel, Lead, LeadStatus, Personal, Repository
 
@@ -113,3 +115,44 @@ def test_a_contact_field_the_lead_lacks_and_requires_is_named_at_conversion(
     ):
         funnel.set_appointment(lead, force=True)
     assert funnel.get_lead(lead.id).status is LeadStatus.RAW
+
+
+@dataclasses.dataclass
+class AddressRow:
+    street: Annotated[str | None, Personal] = None
+
+
+class AddressDict(TypedDict, total=False):
+    street: Annotated[str | None, Personal]
+
+
+def test_personal_inside_a_dataclass_or_typed_dict_is_refused_too() -> None:
+    """The refusal looked inside pydantic models only: a dataclass's or a TypedDict's
+    field marked Personal was accepted, and ``erase`` left it."""
+    with pytest.raises(TypeError, match=r"RowLead\.home holds AddressRow\.street"):
+
+        class RowLead(Lead):
+            home: AddressRow | None = None
+
+    with pytest.raises(TypeError, match=r"DictLead\.home holds AddressDict\.street"):
+
+        class DictLead(Lead):
+            home: AddressDict | None = None
+
+    with pytest.raises(TypeError, match=r"ListLead\.streets holds an item type marked"):
+
+        class ListLead(Lead):
+            streets: list[Annotated[str, Personal]] = []
+
+
+class UnionMarked(Lead):
+    home_street: Annotated[str, Personal] | None = None
+
+
+def test_a_mark_on_a_member_of_the_fields_union_is_erased(funnel: Funnel) -> None:
+    """``Annotated[str, Personal] | None`` puts the mark on a member of the union, where
+    pydantic keeps no metadata of the field: ``erase`` left the street."""
+    funnel.repository.use_models(lead=UnionMarked)
+    lead = funnel.add(UnionMarked(email="pat@acme.example.com", home_street="12 Hidden Lane"))
+    funnel.erase(lead)
+    assert "Hidden" not in repr(funnel.get_lead(lead.id))

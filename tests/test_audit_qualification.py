@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from leadfunnel import Funnel, InvalidArgumentError, Lead, LeadStatus, QualificationEngine
+from leadfunnel import (
+    Funnel,
+    InvalidArgumentError,
+    Lead,
+    LeadStatus,
+    Profile,
+    QualificationEngine,
+    Verdict,
+)
 from leadfunnel.testing import ManualClock
 
 US_ONLY = QualificationEngine.from_dict(
@@ -94,3 +103,68 @@ def test_a_manual_clock_in_a_zone_with_daylight_saving_advances_real_time() -> N
     clock = ManualClock(second)
     assert clock.advance(minutes=10).tzinfo is chicago  # still in the clock's zone
     assert clock.now().utcoffset() == timedelta(hours=-6)
+
+
+def test_a_lead_erased_while_its_page_keeps_losing_races_is_skipped(funnel: Funnel) -> None:
+    """A page that loses its races is judged lead by lead: a lead erased meanwhile
+    reached ``qualify`` there, whose ``PolicyError`` stopped the whole run."""
+    calls = {"n": 0}
+    ids: dict[str, Any] = {}
+
+    class Meddler:
+        name = "meddler"
+        hard = False
+
+        def evaluate(self, lead: Lead) -> Verdict:
+            if lead.first_name == "A":  # once per attempt at the page
+                calls["n"] += 1
+                other = funnel.get_lead(ids["B"])
+                if calls["n"] <= 2:  # another user edits B: the page loses the race
+                    funnel.update(other.model_copy(update={"notes": f"edit {calls['n']}"}))
+                elif calls["n"] == 3:  # then B's person asks to be erased
+                    funnel.erase(other)
+            return Verdict.passed("ok")
+
+    funnel.engine = QualificationEngine([Profile("p", rules=[Meddler()])])
+    for name in "AB":
+        ids[name] = funnel.add(
+            Lead(first_name=name, email=f"{name.lower()}@acme.example.com", status="raw")
+        ).id
+    counts = funnel.qualify_all()
+    assert counts == {"qualified": 1, "unqualified": 0, "waiting": 0, "skipped": 1, "failed": 0}
+    assert funnel.get_lead(ids["B"]).status is LeadStatus.RAW
+
+
+def test_an_unmerge_is_not_dated_before_the_merge(funnel: Funnel, clock: ManualClock) -> None:
+    """``unmerge(at=...)`` earlier than the merge set ``updated_at`` back, and a move
+    dated between the two then passed: a history of add, unmerge, respond, merge."""
+    a = funnel.add(Lead(first_name="A", email="a@acme.example.com", status="suspect"))
+    b = funnel.add(Lead(first_name="A", email="a2@acme.example.com", status="suspect"))
+    start = clock.now()
+    clock.advance(hours=5)
+    funnel.merge(a, b)
+    with pytest.raises(InvalidArgumentError, match="an unmerge is dated at or after the merge"):
+        funnel.unmerge(a, at=start + timedelta(hours=1))
+    assert funnel.get_lead(a.id).updated_at == clock.now()
+    funnel.unmerge(a)
+    assert [e.name for e in funnel.history(a)][-1] == "unmerge"
+
+
+class _NoDst(tzinfo):
+    """A minimal tzinfo, as the datetime docs allow: no daylight saving to tell."""
+
+    def utcoffset(self, dt: datetime | None) -> timedelta:
+        return timedelta(hours=1)
+
+    def tzname(self, dt: datetime | None) -> str:
+        return "X"
+
+    def dst(self, dt: datetime | None) -> None:
+        return None
+
+
+def test_a_manual_clock_advances_in_a_zone_without_dst() -> None:
+    """Adding in UTC converts back with ``fromutc``, which such a tzinfo cannot do: a
+    bare ``ValueError``. Its offset never changes, so its wall clock is real time."""
+    clock = ManualClock(datetime(2026, 3, 2, 9, tzinfo=_NoDst()))
+    assert clock.advance(hours=1).hour == 10

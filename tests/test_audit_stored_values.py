@@ -31,6 +31,8 @@ from pydantic import (
     Field,
     PlainSerializer,
     field_serializer,
+    field_validator,
+    model_validator,
 )
 
 from leadfunnel import Contact, Funnel, Lead, Opportunity, Repository, StorageError
@@ -422,3 +424,69 @@ def test_a_where_filter_on_bytes_no_store_holds_matches_nothing(
     assert funnel.leads(where={"digest": DIGEST}) == []
     assert funnel.count("lead", where={"digest": DIGEST}) == 0
     assert [lead.digest for lead in funnel.leads(where={"digest": b"text"})] == [b"text"]
+
+
+class ReachableLead(Lead):
+    """A union field (its records are read back before they are stored) and a
+    validator that wants what an erasure blanks."""
+
+    crm_ref: int | str | None = None
+
+    @model_validator(mode="after")
+    def reachable(self) -> ReachableLead:
+        if not (self.email or self.phone):
+            raise ValueError("a lead needs an e-mail or a phone")
+        return self
+
+
+def test_an_erasure_is_never_refused_by_the_read_back_check(repository: Repository) -> None:
+    """The read-back check validated the erased record as the application's class,
+    whose validator refused it: ``erase`` failed and the person's data stayed (an
+    erasure is never refused by the application's class, DESIGN 13)."""
+    funnel = Funnel(repository, lead_model=ReachableLead)
+    lead = funnel.add(ReachableLead(email="pat@acme.example.com", crm_ref="A-1"))
+    funnel.erase(lead)
+    assert funnel.get_lead(lead.id).email is None
+
+
+class RoundingLead(Lead):
+    budget: Decimal | None = None
+
+    @field_validator("budget", mode="wrap")
+    @classmethod
+    def cents(cls, value: Any, handler: Any) -> Any:
+        return handler(None if value is None else round(value, 2))  # fails on text
+
+
+def test_a_validator_failing_on_the_read_back_is_a_storage_error(
+    repository: Repository,
+) -> None:
+    """A validator of the application's raising ``TypeError`` on the document's data made
+    ``add`` raise that ``TypeError`` itself."""
+    funnel = Funnel(repository, lead_model=RoundingLead)
+    with pytest.raises(StorageError, match="RoundingLead's validators fail on") as refused:
+        funnel.add(RoundingLead(email="pat@acme.example.com", budget=Decimal("10.555")))
+    assert refused.value.of_value
+    assert "10.5" not in str(refused.value)
+    assert funnel.leads() == []
+
+
+class HalfBase64Lead(Lead):
+    """Bytes written as base64 in JSON, read back as UTF-8 text."""
+
+    model_config = ConfigDict(ser_json_bytes="base64")
+
+    blob: bytes | None = None
+
+
+@pytest.mark.parametrize("blob", [b"abc", b"\xff"], ids=["text", "binary"])
+def test_bytes_written_and_read_in_two_encodings_are_refused(
+    repository: Repository, blob: bytes
+) -> None:
+    """With ``ser_json_bytes="base64"`` and no ``val_json_bytes``, memory kept ``b'abc'``
+    and the SQL stores read back ``b'YWJj'``: the class is read back before a record is
+    stored, and every store refuses it alike."""
+    funnel = Funnel(repository, lead_model=HalfBase64Lead)
+    with pytest.raises(StorageError, match="blob"):
+        funnel.add(HalfBase64Lead(email="pat@acme.example.com", blob=blob))
+    assert funnel.leads() == []

@@ -556,6 +556,13 @@ def reread_fields(model: type[pydantic.BaseModel]) -> Mapping[str, bool]:
     nodes = list(schema_nodes(model))  # (builds a deferred model's schema)
     refs = {n.schema["ref"]: n.schema for n in nodes if isinstance(n.schema.get("ref"), str)}
     everything = MappingProxyType(dict.fromkeys(model.model_fields, False))
+    configs = [model.model_config, *(n.schema.get("config") for n in nodes)]
+    if any(
+        isinstance(c, Mapping)
+        and c.get("ser_json_bytes", "utf8") != c.get("val_json_bytes", "utf8")
+        for c in configs
+    ):
+        return everything  # bytes written in one encoding, read in another
     schema: Any = model.__pydantic_core_schema__
     seen: set[str] = set()
     # Down to the model's fields, through definitions and the model's own validators.

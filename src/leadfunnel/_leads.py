@@ -22,6 +22,7 @@ from ._errors import (
     InvalidTransitionError,
     LeadFunnelError,
     NotFoundError,
+    PolicyError,
     RuleError,
 )
 from ._lifecycle import LEAD
@@ -227,6 +228,9 @@ def _qualify_page(
         _failed(failed, counts, on_error)
         return
     for lead in page:
+        if lead.erased_at is not None:  # (erased while the last attempt ran)
+            counts["skipped"] += 1
+            continue
         try:
             result = _qualify_retrying(
                 repository,
@@ -240,6 +244,12 @@ def _qualify_page(
         except NotFoundError:
             counts["skipped"] += 1
             continue
+        except PolicyError:
+            current = repository.get_many([lead.id]).get(lead.id)
+            if isinstance(current, Lead) and current.erased_at is not None:
+                counts["skipped"] += 1  # erased meanwhile: nothing may change it
+                continue
+            raise
         except InvalidTransitionError as error:
             current = repository.get_many([lead.id]).get(lead.id)
             if not isinstance(current, Lead) or current.status is not status:

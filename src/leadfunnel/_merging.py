@@ -235,6 +235,14 @@ def unmerge(
     log = repository.last_merge(kept.id)
     if log is None:
         raise _no_merge(kept)
+    if now < kept.updated_at:
+        # Its history would read the unmerge before the merge it undoes (and a move
+        # dated between them would pass the check of moved()).
+        raise InvalidArgumentError(
+            f"at={now.isoformat()} is before the {kept.kind}'s last change "
+            f"({kept.updated_at.isoformat()}): an unmerge is dated at or after the merge "
+            "it undoes; give a later at=, or leave it out to use the funnel's clock"
+        )
     if kept.version != log.keep_version:
         # Later merges into keep, since undone, bumped its version and changed
         # nothing else: compare with what this merge made, not with its version.

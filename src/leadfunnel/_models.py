@@ -12,6 +12,7 @@ ISO 3166 alpha-2 codes, and empty strings (as a CSV gives them) become ``None``.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 import re
@@ -22,7 +23,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from functools import cache, lru_cache
-from types import MappingProxyType
+from types import MappingProxyType, UnionType
 from typing import (
     Annotated,
     Any,
@@ -31,8 +32,10 @@ from typing import (
     Literal,
     TypeAlias,
     TypeVar,
+    Union,
     get_args,
     get_origin,
+    get_type_hints,
 )
 from uuid import UUID, SafeUUID
 
@@ -51,6 +54,7 @@ from pydantic import (
     model_validator,
 )
 from pydantic.fields import FieldInfo
+from typing_extensions import is_typeddict  # (typing's misses typing_extensions')
 
 from ._clock import in_utc_range
 from ._enums import Channel, ContactType, Interest, LeadStatus, LostReason, Outcome, Stage
@@ -875,7 +879,15 @@ def own_personal_fields(model: type[BaseModel]) -> tuple[str, ...]:
     own = tuple(
         name
         for name, info in model.model_fields.items()
-        if name not in PERSONAL_FIELDS and any(m is Personal for m in info.metadata)
+        if name not in PERSONAL_FIELDS
+        and (
+            any(m is Personal for m in info.metadata)
+            # `Annotated[str, Personal] | None`: the mark on a member of the union
+            or (
+                get_origin(info.annotation) in _UNIONS
+                and any(_is_marked(a) for a in get_args(info.annotation))
+            )
+        )
     )
     found = []
     for name in own:
@@ -903,26 +915,54 @@ def own_personal_fields(model: type[BaseModel]) -> tuple[str, ...]:
     return own
 
 
-def _marked_inside(annotation: Any, seen: set[type[BaseModel]]) -> str | None:
-    """``Model.field`` of the first field marked :data:`Personal` in a pydantic model
-    that ``annotation`` holds (itself, or inside a union, a collection or a model),
-    or ``None``."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        if annotation in seen:
+def _marked_inside(annotation: Any, seen: set[Any]) -> str | None:
+    """Where the first value marked :data:`Personal` inside ``annotation`` is: a field
+    of a pydantic model, a dataclass or a ``TypedDict`` it holds (``Address.street``,
+    itself, or inside a union, a collection or another such class), or an item type
+    marked (``list[...]``); ``None`` if there is none."""
+    if isinstance(annotation, type) and annotation not in seen:
+        fields: dict[str, Any] | None = None
+        if issubclass(annotation, BaseModel):
+            seen.add(annotation)
+            fields = {
+                name: Annotated[(info.annotation, *info.metadata)]
+                if info.metadata
+                else info.annotation
+                for name, info in annotation.model_fields.items()
+            }
+        elif dataclasses.is_dataclass(annotation) or is_typeddict(annotation):
+            seen.add(annotation)
+            try:
+                fields = get_type_hints(annotation, include_extras=True)
+            except Exception:  # annotations that do not resolve: nothing to look in
+                fields = {}
+        if fields is not None:
+            for name, hint in fields.items():
+                if _is_marked(hint) or (
+                    get_origin(hint) in _UNIONS and any(_is_marked(a) for a in get_args(hint))
+                ):
+                    return f"{annotation.__name__}.{name}"
+                inner = _marked_inside(hint, seen)
+                if inner is not None:
+                    return inner
             return None
-        seen.add(annotation)
-        for name, info in annotation.model_fields.items():
-            if any(m is Personal for m in info.metadata):
-                return f"{annotation.__name__}.{name}"
-            inner = _marked_inside(info.annotation, seen)
-            if inner is not None:
-                return inner
-        return None
+    if _is_marked(annotation):
+        return f"an item type marked Personal ({annotation!r})"
     for argument in get_args(annotation):
         inner = _marked_inside(argument, seen)
         if inner is not None:
             return inner
     return None
+
+
+def _is_marked(annotation: Any) -> bool:
+    """Whether ``annotation`` is ``Annotated[..., Personal, ...]``."""
+    return get_origin(annotation) is Annotated and any(
+        m is Personal for m in annotation.__metadata__
+    )
+
+
+_UNIONS = (Union, UnionType)
 
 
 #: The fields of a lead that hold sets (tags, needs, opt-outs, other e-mails and

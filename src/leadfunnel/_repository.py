@@ -848,7 +848,10 @@ def check_portable(
             continue
         asked, before = False, None
         found = _flaws_in(record, walk)
-        if walk.reread:
+        if walk.reread and getattr(record, "erased_at", None) is None:
+            # (An erasure blanks fields and changes no other: it is never refused by
+            # the application's class, which may want what it blanks, and the stores
+            # read an erased record their class refuses as leadfunnel's.)
             found = itertools.chain(found, _misread_in(record, walk.reread))
         for name, where, problem, advice in found:
             if not asked:
@@ -886,6 +889,10 @@ def _misread_in(record: Record, reread: Mapping[str, bool]) -> Iterator[tuple[st
         for name in [*type(record).model_fields, *extra]:
             if not _written(record, name):
                 yield name, f".{name}", "a value with no JSON form", _NO_JSON_ADVICE
+        return
+    except Exception as exc:  # an application's validator failing on the document's data
+        why = f"as what {type(record).__name__}'s validators fail on ({type(exc).__name__})"
+        yield "", "", _reads_back(why), _OWN_ADVICE
         return
     values, read = record.__dict__, back.__dict__
     for name, union in reread.items():

@@ -81,7 +81,10 @@ class ManualClock:
             # In UTC: an aware datetime plus a timedelta moves its wall clock, which in a
             # zone with daylight saving is an hour more or less than the step (and at
             # the second 01:10 of a fall-back night, 50 minutes back for 10 forward).
-            moved = (self._now.astimezone(UTC) + step).astimezone(self._now.tzinfo)
+            try:
+                moved = (self._now.astimezone(UTC) + step).astimezone(self._now.tzinfo)
+            except ValueError:  # a tzinfo whose dst() is None cannot convert from UTC
+                moved = self._now + step
         except OverflowError:
             raise InvalidArgumentError(too_far) from None
         self._now = moved
