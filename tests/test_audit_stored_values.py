@@ -153,6 +153,19 @@ MISREAD: dict[str, tuple[dict[str, Any], str, str]] = {
 }
 
 
+def _refusal(funnel: Funnel, lead: Lead, named: str, problem: str) -> str:
+    """The message of the ``StorageError(of_value=True)`` that refuses to store ``lead``
+    (an import rejects such a row alone), which names the field and the problem."""
+    with pytest.raises(StorageError) as refused:
+        funnel.add(lead)
+    assert refused.value.of_value
+    message = str(refused.value)
+    assert f"field {named} of lead {lead.id}" in message
+    assert problem in message
+    assert "nothing of this change was stored" in message
+    return message
+
+
 @pytest.mark.parametrize("case", list(MISREAD))
 def test_every_store_refuses_a_union_value_that_reads_back_as_another_member(
     repository: Repository, clock: ManualClock, case: str
@@ -160,15 +173,9 @@ def test_every_store_refuses_a_union_value_that_reads_back_as_another_member(
     fields, named, problem = MISREAD[case]
     funnel = Funnel(repository, lead_model=UnionLead, clock=clock)
     lead = UnionLead(email="pat@acme.example.com", **fields)
-    with pytest.raises(StorageError) as refused:
-        funnel.add(lead)
-    error = refused.value
-    assert error.of_value  # an import rejects the row alone
-    message = str(error)
+    message = _refusal(funnel, lead, named, problem)
     assert f"field {named} of lead {lead.id} holds a value" in message
-    assert problem in message
     assert 'Field(union_mode="left_to_right")' in message  # what to do
-    assert "nothing of this change was stored" in message
     for shown in (str(REF), "2027", "12345678901234567", "acme"):
         assert shown not in message  # never the value: it may be personal data
     assert funnel.leads() == []
@@ -360,14 +367,7 @@ def test_every_store_refuses_a_value_with_no_json_form(
     fields, named, problem = NO_JSON[case]
     funnel = Funnel(repository, lead_model=BytesLead, clock=clock)
     lead = BytesLead(email="pat@acme.example.com", **fields)
-    with pytest.raises(StorageError) as refused:
-        funnel.add(lead)
-    error = refused.value
-    assert error.of_value
-    message = str(error)
-    assert f"field {named} of lead {lead.id}" in message
-    assert problem in message
-    assert "nothing of this change was stored" in message
+    message = _refusal(funnel, lead, named, problem)
     assert DIGEST.hex() not in message
     assert "pat@acme" not in message
     assert funnel.leads() == []
