@@ -150,6 +150,8 @@ def make_engine(url: str | sa.URL | Engine, options: dict[str, Any]) -> Engine:
             ) from exc
         except (sa_exc.ArgumentError, TypeError) as exc:
             raise ConfigError(f"bad database options for {parsed.drivername!r}: {exc}") from exc
+        if backend == "postgresql":
+            sa.event.listen(engine, "connect", _utc_session)
     # Once per engine: an engine given again keeps its tuning, and one made with
     # execution_options() shares its parent's pool and events.
     base: Engine = getattr(engine, "_proxied", engine)
@@ -166,6 +168,21 @@ def make_engine(url: str | sa.URL | Engine, options: dict[str, Any]) -> Engine:
             else:
                 base.dispose()
     return engine
+
+
+def _utc_session(dbapi_connection: Any, _record: Any) -> None:
+    """Each new PostgreSQL connection's session in UTC. The server renders a
+    ``timestamptz`` in the session's zone, which a server's configuration, a role or
+    ``PGTZ`` may set to a local one: there, an instant late on 9999-12-31 UTC is past
+    the calendar's end (and one early on 0001-01-01 before its start west of UTC), and
+    every read of it fails. Committed: a setting made in a transaction is undone with
+    it, and the pool rolls back a connection it takes back."""
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("SET TIME ZONE 'UTC'")
+    finally:
+        cursor.close()
+    dbapi_connection.commit()
 
 
 def _in_memory(engine: Engine) -> bool:

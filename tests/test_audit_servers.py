@@ -1,0 +1,38 @@
+"""Defects found by an audit of the SQL adapter on PostgreSQL and MariaDB (2026-11-30)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from conftest import SERVER_URLS, release_repository, server_repository
+from leadfunnel import Funnel, Lead
+
+needs_postgres = pytest.mark.skipif(
+    not SERVER_URLS.get("postgres"), reason="needs LEADFUNNEL_TEST_POSTGRES_URL"
+)
+
+
+@needs_postgres
+def test_far_instants_read_back_whatever_the_servers_time_zone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """PostgreSQL renders an instant in the session's zone, which the server's
+    configuration, a role or ``PGTZ`` may set to a local one: an instant late on
+    9999-12-31 UTC was then past the calendar's end, and ``history``, ``events``,
+    ``report`` and ``due`` failed for the whole store (DESIGN 12: never a crash)."""
+    monkeypatch.setenv("PGTZ", "Europe/Berlin")
+    repository = server_repository("postgres")
+    try:
+        funnel = Funnel(repository)
+        late = funnel.add(
+            Lead(email="late@acme.example.com"), at=datetime(9999, 12, 31, 23, 30, tzinfo=UTC)
+        )
+        funnel.add(Lead(email="early@acme.example.com"), at=datetime(1, 1, 1, 0, 30, tzinfo=UTC))
+        assert [e.at for e in funnel.history(late)] == [datetime(9999, 12, 31, 23, 30, tzinfo=UTC)]
+        assert len(funnel.events()) == 2
+        assert funnel.report().steps["raw"].count == 2
+        funnel.due()
+    finally:
+        release_repository(repository)
