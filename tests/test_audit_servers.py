@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -36,3 +37,19 @@ def test_far_instants_read_back_whatever_the_servers_time_zone(
         funnel.due()
     finally:
         release_repository(repository)
+
+
+class CodedLead(Lead):
+    code: Any = None
+
+
+def test_a_where_filter_on_text_keeps_its_trailing_spaces(funnel: Funnel) -> None:
+    """MariaDB compares text as PAD SPACE: ``where={"code": "ABC"}`` found "ABC  " too,
+    and "ABC " found both (custom-fields.md: texts compare as they are, on every
+    store)."""
+    funnel.repository.use_models(lead=CodedLead)
+    funnel.add(CodedLead(email="a@acme.example.com", code="ABC"))
+    funnel.add(CodedLead(email="b@acme.example.com", code="ABC  "))
+    assert funnel.count("lead", where={"code": "ABC"}) == 1
+    assert funnel.count("lead", where={"code": "ABC "}) == 0
+    assert [lead.email for lead in funnel.leads(where={"code": "ABC  "})] == ["b@acme.example.com"]

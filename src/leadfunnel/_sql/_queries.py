@@ -548,7 +548,12 @@ class DocField:
             return sa.and_(self.text() == stored, self._json_type("string"))
         if self.dialect == "sqlite":
             return self.text() == stored  # json_extract gives a number as a number
-        return sa.and_(self.text() == stored, self._json_type("STRING"))
+        # MariaDB compares text as PAD SPACE ("ABC" equals "ABC  "): the lengths too.
+        return sa.and_(
+            self.text() == stored,
+            sa.func.char_length(self.text()) == len(stored),
+            self._json_type("STRING"),
+        )
 
     def _typed(self, json_type: str, kind: Any) -> Any:
         """PostgreSQL: the field's text cast to ``kind`` when the document holds it as
