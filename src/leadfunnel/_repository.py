@@ -73,6 +73,7 @@ import logging
 import math
 import re
 import threading
+import types
 import typing
 import unicodedata
 from abc import ABC, abstractmethod
@@ -91,7 +92,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic import types as pydantic_types
 from pydantic.fields import FieldInfo
 
-from ._clock import require_aware
+from ._clock import in_utc_range, require_aware
 from ._documents import FIELD_SCHEMAS, read_back, reread_fields, schema_nodes
 from ._enums import Channel, ContactType, LeadStatus, LostReason, Stage
 from ._lifecycle import funnel_steps
@@ -505,6 +506,18 @@ class _Walk:
     fields: tuple[str, ...]
     extras: bool
     reread: Mapping[str, bool] = dataclasses.field(default_factory=dict)
+    #: The fields that hold a datetime or a time and nothing else (a UTC offset with
+    #: seconds is all they can hold that a store does not keep): a quick look each.
+    instants: tuple[str, ...] = ()
+    #: The ``fields`` whose type does not make a number read back as a float (an
+    #: ``Any``, a ``dict[str, Any]``, an ``int | float``): see :data:`_FLOAT_AS_INT`.
+    loose: frozenset[str] = frozenset()
+    #: Whether ``instants`` are all there is to look at.
+    instants_only: bool = dataclasses.field(init=False, default=False)
+
+    def __post_init__(self) -> None:
+        only = bool(self.instants) and not (self.fields or self.extras or self.reread)
+        object.__setattr__(self, "instants_only", only)
 
 
 _NOTHING_TO_WALK = _Walk((), False)
@@ -516,7 +529,7 @@ def _checks_of(model: type[BaseModel]) -> _Walk:
     :func:`_walk_of`, and those that :func:`~leadfunnel._documents.reread_fields` gives."""
     walk = _walk_of(model)
     reread = reread_fields(model)
-    return _Walk(walk.fields, walk.extras, reread) if reread else walk
+    return dataclasses.replace(walk, reread=reread) if reread else walk
 
 
 @functools.cache
@@ -529,13 +542,73 @@ def _walk_of(model: type[BaseModel]) -> _Walk:
 def _plan(model: type[BaseModel], seen: set[type]) -> _Walk:
     seen = seen | {model}
     finite = model.model_config.get("allow_inf_nan", True) is False
-    fields = tuple(
-        name
-        for name, info in model.model_fields.items()
-        if _may_be_unportable(info.annotation, tuple(info.metadata), finite, seen)
-    )
+    fields: list[str] = []
+    instants: list[str] = []
+    for name, info in model.model_fields.items():
+        if _instant_only(info.annotation, tuple(info.metadata)):
+            instants.append(name)
+        elif _may_be_unportable(info.annotation, tuple(info.metadata), finite, seen):
+            fields.append(name)
     extras = model.model_config.get("extra") == "allow"
-    return _Walk(fields, extras) if fields or extras else _NOTHING_TO_WALK
+    if not (fields or extras or instants):
+        return _NOTHING_TO_WALK
+    loose = frozenset(name for name in fields if _loose(model.model_fields[name].annotation))
+    return _Walk(tuple(fields), extras, instants=tuple(instants), loose=loose)
+
+
+#: pydantic's datetime types that are no ``datetime`` subclass, and may hold an offset.
+_ZONED = (pydantic_types.AwareDatetime, pydantic_types.PastDatetime, pydantic_types.FutureDatetime)
+
+
+def _instant_only(annotation: Any, metadata: tuple[Any, ...] = ()) -> bool:
+    """Whether ``annotation`` holds a datetime or a time (or ``None``) and nothing else,
+    and is not one of leadfunnel's own instants (checked by ``in_utc_range``: the
+    funnel writes them in UTC, and looking at them would cost every record a look)."""
+    if any(getattr(check, "func", None) is in_utc_range for check in metadata):
+        return False
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        inner, *more = get_args(annotation)
+        return _instant_only(inner, tuple(more))
+    if origin is typing.Union or origin is types.UnionType:
+        members = [a for a in get_args(annotation) if a is not type(None)]
+        return len(members) == 1 and _instant_only(members[0])
+    if origin is not None or not isinstance(annotation, type):
+        return False
+    return issubclass(annotation, (datetime, time)) or annotation in _ZONED
+
+
+def _loose(annotation: Any) -> bool:
+    """Whether a number in a value of ``annotation`` may read back as the JSON number
+    is (an integer text as an ``int``) rather than as the float its type makes of it:
+    an ``Any``, a bare container, a union of ``float`` with another number."""
+    if annotation is Any or annotation is object or isinstance(annotation, (str, ForwardRef)):
+        return True
+    if isinstance(annotation, TypeVar):
+        return True
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _loose(get_args(annotation)[0])
+    if origin is typing.Union or origin is types.UnionType:
+        members = get_args(annotation)
+        if float in members and any(m in (int, Decimal) for m in members):
+            return True
+        return any(_loose(m) for m in members)
+    if origin is Literal:
+        return False
+    if origin is not None:
+        args = [a for a in get_args(annotation) if a is not Ellipsis]
+        if isinstance(origin, type) and issubclass(origin, BaseModel):
+            return False  # its own fields say
+        return not args or any(_loose(arg) for arg in args)
+    alias = getattr(annotation, "__value__", None) or getattr(annotation, "__supertype__", None)
+    if alias is not None:
+        return _loose(alias)
+    if not isinstance(annotation, type) or issubclass(annotation, (str, bytes, BaseModel)):
+        return False  # (a model's own fields say)
+    if dataclasses.is_dataclass(annotation):
+        return True  # (not looked into: a dataclass of floats is rare)
+    return issubclass(annotation, (Mapping, Collection))
 
 
 def _constraints(metadata: Iterable[Any]) -> Iterator[Any]:
@@ -599,7 +672,7 @@ def _may_be_unportable(
         inner, *more = get_args(annotation)
         return _may_be_unportable(inner, (*metadata, *more), finite, seen)
     if origin is Literal:
-        return any(_flaw(value) is not None for value in get_args(annotation))
+        return any(_flaw(value, 0, False) is not None for value in get_args(annotation))
     if origin is not None:  # a union, a container, a generic model
         args = [a for a in get_args(annotation) if a is not Ellipsis]
         if not args:
@@ -612,7 +685,12 @@ def _may_be_unportable(
         return _may_be_unportable(alias, metadata, finite, seen)
     if isinstance(annotation, TypeVar):
         return True
-    if not isinstance(annotation, type) or issubclass(annotation, _PORTABLE_LEAVES):
+    if not isinstance(annotation, type):
+        return False
+    if issubclass(annotation, (datetime, time)) or annotation in _ZONED:
+        # Its UTC offset may have seconds; leadfunnel's own instants are its to write.
+        return not any(getattr(check, "func", None) is in_utc_range for check in metadata)
+    if issubclass(annotation, _PORTABLE_LEAVES):
         return False
     if issubclass(annotation, enum.Enum):
         return any(_flaw(member.value) is not None for member in annotation)
@@ -682,20 +760,55 @@ _OWN_ADVICE = (
     "(field_serializer, PlainSerializer, a plain or wrap validator), or declare a type "
     "pydantic writes and reads alike"
 )
+_SURROGATE_ADVICE = (
+    "text is stored as UTF-8, which has no lone surrogate (what a broken \\ud83d escape "
+    "in JSON decodes to); remove it, or have the field refuse it (a str field does)"
+)
+_BIG_FLOAT_ADVICE = (
+    "PostgreSQL keeps a JSON number as a decimal and writes a float of 1e16 or more back "
+    "as an integer, which this field then holds as an int; store a Decimal, an int or "
+    "text, or declare the field float (which reads it back as a float)"
+)
+_OFFSET_ADVICE = (
+    "JSON writes a UTC offset in whole minutes (a zone's local mean time before about "
+    "1900 has seconds, such as New York's -04:56:02), so the stores would read back "
+    "another instant; give it in UTC (value.astimezone(timezone.utc)) or another "
+    "whole-minute offset"
+)
+_DEPTH_ADVICE = (
+    "MariaDB refuses a JSON document nested more than 32 levels deep, and the JSON "
+    "reader of the others stops at 200; flatten it, or keep it as JSON text in a str "
+    "field"
+)
+#: How deep lists, dicts, sets and models may nest in a field's value: the record's
+#: document adds a level, a merge log's two more, and MariaDB refuses a 33rd.
+_DEEPEST = 20
+#: Floats this large or larger are whole numbers that PostgreSQL's jsonb writes back as
+#: an integer text (1e+16 becomes 10000000000000000; 9999999999999998.0 stays).
+_FLOAT_AS_INT = 1e16
+_TOO_DEEP = ("", f"data nested more than {_DEEPEST} levels deep", _DEPTH_ADVICE)
 #: Flaws that depend on how the field writes the value (a field's serialiser may write
 #: bytes as base64 text, an object as text): checked against the field's own dump.
 _AS_WRITTEN = (_BYTES_ADVICE, _NO_JSON_ADVICE)
 
 
-def _flaw(value: Any) -> tuple[str, str, str] | None:
+def _flaw(value: Any, depth: int = 0, loose: bool = True) -> tuple[str, str, str] | None:
     """Where in ``value`` (``""``, ``"[2]"``, ``"['key']"``, ``".name"``...) a value not
     every store keeps is, what it is and what to do about it; ``None`` if there is none.
+    ``depth`` is how many lists, dicts or models hold ``value`` in its record; ``loose``,
+    whether its type lets a number read back as an ``int`` (see :func:`_loose`).
     The message never shows the value itself (it may be a person's data)."""
     if isinstance(value, str):
         at = value.find("\x00")
-        if at < 0:
+        if at >= 0:
+            return "", f"a NUL character (U+0000) at position {at}", _NUL_ADVICE
+        if value.isascii():
             return None
-        return "", f"a NUL character (U+0000) at position {at}", _NUL_ADVICE
+        try:
+            value.encode()
+        except UnicodeEncodeError as exc:
+            return "", f"a lone surrogate at position {exc.start}", _SURROGATE_ADVICE
+        return None
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, int):
@@ -704,7 +817,18 @@ def _flaw(value: Any) -> tuple[str, str, str] | None:
         bits = value.bit_length() + 1  # with its sign
         return "", f"an integer beyond signed 64 bits (it takes {bits})", _INT_ADVICE
     if isinstance(value, float):
-        return None if math.isfinite(value) else ("", repr(value), _FLOAT_ADVICE)
+        if -_FLOAT_AS_INT < value < _FLOAT_AS_INT:
+            return None
+        if not math.isfinite(value):
+            return "", repr(value), _FLOAT_ADVICE
+        if not loose:
+            return None
+        return "", "a float of 1e16 or more in size", _BIG_FLOAT_ADVICE
+    if isinstance(value, (datetime, time)):
+        offset = value.utcoffset()
+        if offset is None or not (offset.seconds % 60 or offset.microseconds):
+            return None
+        return "", "a time whose UTC offset is not in whole minutes", _OFFSET_ADVICE
     if isinstance(value, (bytes, bytearray)):
         at = value.find(b"\x00")
         if at >= 0:
@@ -715,31 +839,41 @@ def _flaw(value: Any) -> tuple[str, str, str] | None:
             return "", f"bytes that are no UTF-8 text (from position {exc.start})", _BYTES_ADVICE
         return None
     if isinstance(value, Mapping):
+        if depth >= _DEEPEST:
+            return _TOO_DEEP
         for number, (key, item) in enumerate(value.items(), 1):
             found = _flaw(key) if isinstance(key, (str, bytes)) else None
             if found is not None:
                 return "", f"a key with {found[1]}", found[2]
-            found = _flaw(item)
+            found = _flaw(item, depth + 1, loose)
             if found is not None:
                 return f"[{_key_name(key, number)}]{found[0]}", found[1], found[2]
         return None
     if isinstance(value, (list, tuple)):
+        if depth >= _DEEPEST:
+            return _TOO_DEEP
         for index, item in enumerate(value):
-            found = _flaw(item)
+            found = _flaw(item, depth + 1, loose)
             if found is not None:
                 return f"[{index}]{found[0]}", found[1], found[2]
         return None
     if isinstance(value, (set, frozenset)):
+        if depth >= _DEEPEST:
+            return _TOO_DEEP
         for item in value:
-            found = _flaw(item)
+            found = _flaw(item, depth + 1, loose)
             if found is not None:
                 return found[0], f"an item with {found[1]}", found[2]
         return None
     if isinstance(value, BaseModel):
-        return _flaw_in(value, _walk_of(type(value)))
+        if depth >= _DEEPEST:
+            return _TOO_DEEP
+        return _flaw_in(value, _walk_of(type(value)), depth + 1)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        if depth >= _DEEPEST:
+            return _TOO_DEEP
         for each in dataclasses.fields(value):
-            found = _flaw(getattr(value, each.name, None))
+            found = _flaw(getattr(value, each.name, None), depth + 1, loose)
             if found is not None:
                 return f".{each.name}{found[0]}", found[1], found[2]
         return None
@@ -770,11 +904,13 @@ def _written(model: BaseModel, name: str) -> bool:
 
 def kept_everywhere(value: Any) -> bool:
     """Whether every store keeps ``value`` (see :func:`check_portable`): a ``where=``
-    value none keeps matches nothing, as no record can hold it. (Bytes that are no text
-    and values with no JSON form of their own are a field's to write: a filter compares
-    them as the field writes them.)"""
-    found = _flaw(value)
-    return found is None or found[2] in _AS_WRITTEN
+    value none keeps matches nothing, as no record can hold it (text with a NUL or a
+    lone surrogate, data nested too deep...). (Bytes that are no text and values with
+    no JSON form of their own are a field's to write: a filter compares them as the
+    field writes them. A large float is a float field's to hold, and a datetime whose
+    offset has seconds names an instant, which a filter compares.)"""
+    found = _flaw(value, 0, False)
+    return found is None or found[2] in _AS_WRITTEN or (found[2] is _OFFSET_ADVICE and not found[0])
 
 
 def _key_name(key: Any, number: int) -> str:
@@ -787,23 +923,32 @@ def _key_name(key: Any, number: int) -> str:
     return f"<key {number}>"
 
 
-def _flaws_in(model: BaseModel, walk: _Walk) -> Iterator[tuple[str, str, str, str]]:
+def _flaws_in(model: BaseModel, walk: _Walk, depth: int = 0) -> Iterator[tuple[str, str, str, str]]:
     """Each field of ``model`` holding a value not every store keeps: its name, where in
-    it, the problem and the advice."""
+    it, the problem and the advice. ``depth``: how many lists, dicts or models hold
+    ``model`` in its record."""
     values = model.__dict__
+    for name in walk.instants:
+        value = values.get(name)
+        if value is None or getattr(value, "tzinfo", None) is UTC:
+            continue  # (in UTC, as most are: one look each)
+        found = _flaw(value, depth)
+        if found is not None:
+            yield name, f".{name}{found[0]}", found[1], found[2]
+    loose = walk.loose
     for name in walk.fields:
-        found = _flaw(values.get(name))
+        found = _flaw(values.get(name), depth, name in loose)
         if found is not None and (found[2] not in _AS_WRITTEN or not _written(model, name)):
             yield name, f".{name}{found[0]}", found[1], found[2]
     if walk.extras and model.__pydantic_extra__:
         for name, item in model.__pydantic_extra__.items():
-            found = _flaw(item)
+            found = _flaw(item, depth)
             if found is not None:
                 yield name, f".{name}{found[0]}", found[1], found[2]
 
 
-def _flaw_in(model: BaseModel, walk: _Walk) -> tuple[str, str, str] | None:
-    for _, where, problem, advice in _flaws_in(model, walk):
+def _flaw_in(model: BaseModel, walk: _Walk, depth: int = 0) -> tuple[str, str, str] | None:
+    for _, where, problem, advice in _flaws_in(model, walk, depth):
         return where, problem, advice
     return None
 
@@ -829,7 +974,10 @@ def check_portable(
     ``records`` holding a value not every store keeps: a NUL character in text (a
     ``str`` field, an item of a list, a key or value of a dict), an integer beyond
     signed 64 bits, an infinite or NaN float, bytes that are no UTF-8 text, a value
-    with no JSON form (in an ``Any``, or an arbitrary class), or a value that reads
+    with no JSON form (in an ``Any``, or an arbitrary class), text with a lone
+    surrogate, data nested more than 20 levels deep, a float of 1e16 or more where its
+    type lets it read back as an int (PostgreSQL's jsonb writes it as one), a datetime
+    or time of an application's field whose UTC offset has seconds, or a value that reads
     back from the record's JSON document as another one (a UUID in a ``UUID | str``
     read back as the str, a Decimal in a ``float | Decimal`` as a float: see
     :func:`~leadfunnel._documents.reread_fields`; only the classes with such fields
@@ -846,6 +994,13 @@ def check_portable(
         walk = checks_of(type(record))
         if walk is _NOTHING_TO_WALK:
             continue
+        if walk.instants_only:  # (datetimes in UTC, as most are, need no more look)
+            values = record.__dict__
+            if all(
+                (v := values.get(name)) is None or getattr(v, "tzinfo", None) is UTC
+                for name in walk.instants
+            ):
+                continue
         asked, before = False, None
         found = _flaws_in(record, walk)
         if walk.reread and getattr(record, "erased_at", None) is None:

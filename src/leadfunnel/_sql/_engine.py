@@ -337,9 +337,10 @@ def translated(
                 message="this change lost a race with another writer (a deadlock); "
                 "nothing of it was stored: read again and retry",
             ) from exc
-        if isinstance(exc, sa_exc.DataError):
+        if isinstance(exc, sa_exc.DataError) or _refused_by_check(exc):
             # A value the database refuses (too long for its column, out of range, not
-            # a number): retrying the same change fails the same way.
+            # a number, a document MariaDB's JSON check refuses): retrying the same
+            # change fails the same way.
             raise StorageError(
                 f"the database refused a value: {first_line(exc.orig)}; nothing of this "
                 "change was stored. This is no connection or locking problem, and retrying "
@@ -429,6 +430,15 @@ _MYSQL_RACES = frozenset({1205, 1213})  # lock wait timeout, deadlock
 
 
 _MYSQL_DEADLOCK = 1213  # rolls the whole transaction back, savepoints and all
+#: MariaDB's ER_CONSTRAINT_FAILED: a CHECK refused the row. leadfunnel's only checks are
+#: MariaDB's own JSON_VALID on its JSON columns, which refuses a document nested more
+#: than 32 levels deep (a value, not the server, is at fault).
+_MARIADB_CHECK_FAILED = 4025
+
+
+def _refused_by_check(exc: sa_exc.DBAPIError) -> bool:
+    args: tuple[Any, ...] = getattr(exc.orig, "args", ())
+    return args[:1] == (_MARIADB_CHECK_FAILED,)
 
 
 def _lost_race(exc: sa_exc.DBAPIError) -> bool:

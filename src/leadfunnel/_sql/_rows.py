@@ -40,7 +40,18 @@ def dump_json(value: Any) -> str:
 
 
 def load_json(value: Any) -> Any:
-    return pydantic_core.from_json(value)
+    """``value``, a stored JSON document, as data; a document the JSON reader cannot
+    read (nested deeper than its 200 levels, stored before leadfunnel refused such
+    values) is a :class:`~leadfunnel.StorageError`, not the reader's ``ValueError``."""
+    try:
+        return pydantic_core.from_json(value)
+    except ValueError as exc:
+        # (The reader's message says where, never what: "recursion limit exceeded at
+        # line 1 column 521".)
+        raise StorageError(
+            f"a stored JSON document cannot be read ({exc}); correct or remove the "
+            "stored value (data nested deeper than leadfunnel keeps is refused since)"
+        ) from None
 
 
 def _stored_columns(record: Record) -> dict[str, Any]:
@@ -335,7 +346,10 @@ def build_record(
             return _json_validator(model)(doc)
         except pydantic.ValidationError:
             pass
-    data = doc_as_dict(doc)
+    try:
+        data = doc_as_dict(doc)
+    except StorageError as exc:
+        raise StorageError(f"a stored {model.kind}: {exc}") from None
     validate = _validator(model)
     try:
         return validate(data)
