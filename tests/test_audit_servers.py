@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -53,3 +54,19 @@ def test_a_where_filter_on_text_keeps_its_trailing_spaces(funnel: Funnel) -> Non
     assert funnel.count("lead", where={"code": "ABC"}) == 1
     assert funnel.count("lead", where={"code": "ABC "}) == 0
     assert [lead.email for lead in funnel.leads(where={"code": "ABC  "})] == ["b@acme.example.com"]
+
+
+def test_an_appointment_in_an_offset_with_seconds_keeps_its_instant(funnel: Funnel) -> None:
+    """New York's offset before 1883 is -04:56:02: a document's JSON keeps whole
+    minutes, so the SQL stores read the appointment back two seconds off (and its
+    column, which the rep lists read, disagreed with the document). It is given in UTC."""
+    new_york = ZoneInfo("America/New_York")
+    when = datetime(1880, 6, 1, 9, 0, 0, tzinfo=new_york)
+    assert when.utcoffset() == -timedelta(hours=4, minutes=56, seconds=2)
+    lead = funnel.capture(Lead(email="pat@acme.example.com"))
+    deal = funnel.set_appointment(lead, force=True, appointment_at=when)
+    assert deal.appointment_at == when
+    assert funnel.get_opportunity(deal.id).appointment_at == when
+    later = datetime(1880, 6, 2, 9, 0, 0, tzinfo=new_york)
+    funnel.reschedule(deal, appointment_at=later)
+    assert funnel.get_opportunity(deal.id).appointment_at == later

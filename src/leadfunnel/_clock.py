@@ -6,6 +6,7 @@ is the system's UTC clock; tests use :class:`leadfunnel.testing.ManualClock`.
 
 from __future__ import annotations
 
+from contextlib import suppress
 from datetime import UTC, datetime
 from typing import Protocol, runtime_checkable
 
@@ -58,7 +59,12 @@ def in_utc_range(value: datetime) -> datetime:
     """``value`` (aware) if it falls within 0001-01-01 and 9999-12-31 in UTC, where every
     store keeps its instants; else a ``ValueError``. Only the first and the last day of
     that range can be out of it in another zone (0001-01-01T00:30+01:00 is in year 0
-    in UTC)."""
+    in UTC). An offset with seconds (a zone's local mean time before about 1900: New
+    York's -04:56:02) is given in UTC: a document's JSON keeps whole minutes only."""
+    offset = value.utcoffset()
+    if offset is not None and offset.seconds % 60:
+        with suppress(OverflowError):  # (the range check below says so)
+            value = value.astimezone(UTC)
     if value.year in (1, 9999) and value.utcoffset():
         try:
             value.astimezone(UTC)

@@ -130,7 +130,7 @@ def reschedule(
     reason: str | None,
 ) -> Opportunity:
     """Move a set appointment to a new time."""
-    require_aware(appointment_at, "appointment_at")
+    appointment_at = require_aware(appointment_at, "appointment_at")
     deal: Opportunity = load(repository, deal_id, Opportunity)
     data = {
         "from": deal.appointment_at.isoformat() if deal.appointment_at else None,

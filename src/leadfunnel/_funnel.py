@@ -561,7 +561,7 @@ class Funnel(Generic[LeadT, ContactT, OpportunityT]):
         """
         now = self._now(at)
         if appointment_at is not None:
-            require_aware(appointment_at, "appointment_at")
+            appointment_at = require_aware(appointment_at, "appointment_at")
         return _conversion.set_appointment(  # type: ignore[return-value]
             self.repository,
             self._id(subject),
