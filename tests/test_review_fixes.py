@@ -222,8 +222,11 @@ def test_where_with_a_value_no_store_keeps_matches_nothing_in_memory_too() -> No
         anyv: Any = None
 
     funnel = Funnel(InMemoryRepository(), lead_model=_Loose)
-    funnel.add(_Loose(**person(1), anyv=1e20))
-    assert funnel.count("lead", where={"anyv": 1e20}) == 1
+    funnel.add(_Loose(**person(1), anyv=12.5))
+    assert funnel.count("lead", where={"anyv": 12.5}) == 1
+    # (1e20 in an Any field is refused when written now: PostgreSQL reads it back as
+    # an int, see test_audit_portable.)
+    assert funnel.count("lead", where={"anyv": 1e20}) == 0
     assert funnel.count("lead", where={"anyv": 10**20}) == 0
     assert funnel.count("lead", where={"anyv": float("inf")}) == 0
 
