@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+import sqlalchemy as sa
 
 from conftest import SERVER_URLS, release_repository, server_repository
-from leadfunnel import Funnel, Lead
+from leadfunnel import Funnel, Lead, SqlRepository, StorageError
 
 needs_postgres = pytest.mark.skipif(
     not SERVER_URLS.get("postgres"), reason="needs LEADFUNNEL_TEST_POSTGRES_URL"
@@ -70,3 +72,48 @@ def test_an_appointment_in_an_offset_with_seconds_keeps_its_instant(funnel: Funn
     later = datetime(1880, 6, 2, 9, 0, 0, tzinfo=new_york)
     funnel.reschedule(deal, appointment_at=later)
     assert funnel.get_opportunity(deal.id).appointment_at == later
+
+
+@pytest.mark.parametrize("kind", [k for k, url in SERVER_URLS.items() if url])
+def test_a_user_without_rights_to_write_is_told_so(kind: str) -> None:
+    """A read-only user's write said "Retry, or check that the database is reachable
+    and not locked": no retry helps a user the database refuses."""
+    url = sa.make_url(SERVER_URLS[kind] or "")
+    name = f"lf_ro_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        if kind == "postgres":
+            with admin.connect() as conn:
+                conn.exec_driver_sql(f"CREATE ROLE {name} LOGIN")
+                conn.exec_driver_sql(f"CREATE SCHEMA {name}")
+            SqlRepository(url, schema=name).close()  # its tables, made by the owner
+            with admin.connect() as conn:
+                conn.exec_driver_sql(f"GRANT USAGE ON SCHEMA {name} TO {name}")
+                conn.exec_driver_sql(f"GRANT SELECT ON ALL TABLES IN SCHEMA {name} TO {name}")
+            reader = SqlRepository(url.set(username=name, password=None), schema=name)
+        else:
+            with admin.connect() as conn:
+                conn.exec_driver_sql(f"CREATE DATABASE {name}")
+                conn.exec_driver_sql(f"CREATE USER {name}")
+            SqlRepository(url.set(database=name)).close()
+            with admin.connect() as conn:
+                conn.exec_driver_sql(f"GRANT SELECT ON {name}.* TO {name}")
+            reader = SqlRepository(url.set(database=name, username=name, password=None))
+        try:
+            funnel = Funnel(reader)
+            assert funnel.leads() == []
+            with pytest.raises(StorageError, match="refused this user") as refused:
+                funnel.add(Lead(email="pat@acme.example.com"))
+            assert "Retrying will not help" in str(refused.value)
+            assert not refused.value.of_value
+        finally:
+            reader.close()
+    finally:
+        with admin.connect() as conn:
+            if kind == "postgres":
+                conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {name} CASCADE")
+                conn.exec_driver_sql(f"DROP ROLE IF EXISTS {name}")
+            else:
+                conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}")
+                conn.exec_driver_sql(f"DROP USER IF EXISTS {name}")
+        admin.dispose()

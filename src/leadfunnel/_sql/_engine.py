@@ -170,6 +170,22 @@ def make_engine(url: str | sa.URL | Engine, options: dict[str, Any]) -> Engine:
     return engine
 
 
+#: The codes of a statement the user may not run: PostgreSQL's SQLSTATE
+#: insufficient_privilege; MySQL's and MariaDB's table, column and command denials.
+_DENIED_SQLSTATES = frozenset({"42501"})
+_DENIED_MYSQL = frozenset({1142, 1143, 1044, 1227})
+
+
+def _denied(exc: sa_exc.DBAPIError) -> bool:
+    """Whether the database refused the statement for the user's lack of rights (a
+    read-only user writing): no retry can help."""
+    orig = exc.orig
+    if getattr(orig, "sqlstate", None) in _DENIED_SQLSTATES:
+        return True
+    args: tuple[Any, ...] = tuple(getattr(orig, "args", ()))
+    return bool(args) and args[0] in _DENIED_MYSQL
+
+
 def _utc_session(dbapi_connection: Any, _record: Any) -> None:
     """Each new PostgreSQL connection's session in UTC. The server renders a
     ``timestamptz`` in the session's zone, which a server's configuration, a role or
@@ -347,6 +363,12 @@ def translated(
                 "will not help: the database will not take the value (one that "
                 "leadfunnel's models accept should always store: please report it)",
                 of_value=True,
+            ) from exc
+        if _denied(exc):
+            raise StorageError(
+                f"the database refused this user: {first_line(exc.orig)}; nothing of "
+                "this change was stored. Retrying will not help: grant the user the "
+                "rights it lacks, or open the store as a user that has them"
             ) from exc
         raise StorageError(
             f"the database failed: {first_line(exc.orig)}; nothing of this change was "
