@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from conftest import SERVER_URLS, release_repository, server_repository
-from leadfunnel import Funnel, Lead, SqlRepository, StorageError
+from leadfunnel import ConfigError, Funnel, Lead, SqlRepository, StorageError
 
 needs_postgres = pytest.mark.skipif(
     not SERVER_URLS.get("postgres"), reason="needs LEADFUNNEL_TEST_POSTGRES_URL"
@@ -117,3 +117,21 @@ def test_a_user_without_rights_to_write_is_told_so(kind: str) -> None:
                 conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}")
                 conn.exec_driver_sql(f"DROP USER IF EXISTS {name}")
         admin.dispose()
+
+
+class WideOwnerLead(Lead):
+    owner: str | None = None  # leadfunnel's takes at most 200 characters
+
+
+class LongerNotesLead(Lead):
+    notes: str | None = None  # kept in the document alone: any length stores
+
+
+def test_a_model_widening_a_filtered_field_is_refused_when_registered(funnel: Funnel) -> None:
+    """``owner: str | None`` took 250 characters on memory and SQLite, which PostgreSQL
+    and MariaDB refused when stored ("please report it")."""
+    with pytest.raises(ConfigError, match=r"WideOwnerLead\.owner \(leadfunnel's takes at most 200"):
+        funnel.repository.use_models(lead=WideOwnerLead)
+    funnel.repository.use_models(lead=LongerNotesLead)
+    lead = funnel.add(LongerNotesLead(email="pat@acme.example.com", notes="n" * 40_000))
+    assert funnel.get_lead(lead.id).notes == "n" * 40_000

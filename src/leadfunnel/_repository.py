@@ -326,6 +326,62 @@ class FollowUpStats:
     touches: int
 
 
+#: The text fields stores filter and group by, which a database adapter keeps in
+#: columns of their models' length (the SQL adapter does).
+_FILTERED_TEXT = frozenset({"owner", "source", "setter", "profile"})
+
+
+@functools.cache
+def _text_limits(base: type[BaseModel]) -> dict[str, int]:
+    """The text fields of leadfunnel's own ``base`` model kept in columns
+    (:data:`_FILTERED_TEXT`) and the length they take: the ``max_length`` of the field's
+    text schema."""
+    limits: dict[str, int] = {}
+    for name, info in base.model_fields.items():
+        if name not in _FILTERED_TEXT:
+            continue  # kept in the document alone: any length stores everywhere
+        found = [
+            node.get("max_length")
+            for node in _schema_of(info)
+            if isinstance(node, dict) and node.get("type") == "str"
+        ]
+        most = found[0] if len(found) == 1 else None
+        if isinstance(most, int) and _taker(info)("x" * most):
+            limits[name] = most
+    return limits
+
+
+def _schema_of(info: FieldInfo) -> Iterator[Any]:
+    """Every node of the core schema of the field ``info``."""
+    pending: list[Any] = [TypeAdapter(_annotation_of(info)).core_schema]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, dict):
+            yield node
+            pending.extend(node.values())
+        elif isinstance(node, list):
+            pending.extend(node)
+
+
+def _annotation_of(info: FieldInfo) -> Any:
+    """The field's annotation with its metadata (its constraints), as declared."""
+    return Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
+
+
+def _taker(info: FieldInfo) -> Callable[[str], bool]:
+    """Whether the field ``info`` accepts a text."""
+    adapter = TypeAdapter(_annotation_of(info))
+
+    def takes(value: str) -> bool:
+        try:
+            adapter.validate_python(value)
+        except (ValidationError, TypeError, ValueError):
+            return False
+        return True
+
+    return takes
+
+
 def _check_model(kind: str, model: object) -> None:
     """Refuse ``model`` as the class of ``kind``: not a subclass of leadfunnel's own, one
     hiding what leadfunnel's has under one of its field names, a lead model with a field
@@ -356,6 +412,21 @@ def _check_model(kind: str, model: object) -> None:
             "that makes the row a contact, never as a lead's field; give the field "
             "another name and alias (lead_type, say), and name the column so in the "
             "files you import"
+        )
+    widened = [
+        f"{model.__name__}.{name} (leadfunnel's takes at most {most:,} characters)"
+        for name, most in _text_limits(base).items()
+        if model.model_fields.get(name) is not base.model_fields[name]
+        and name in model.model_fields
+        and _taker(model.model_fields[name])("x" * (most + 1))
+    ]
+    if widened:
+        raise ConfigError(
+            f"{model.__name__} redeclares leadfunnel's fields to take longer text: "
+            f"{'; '.join(widened)}. Stores filter by those fields, and the SQL stores "
+            "keep them in columns of that length (every store must keep what the others "
+            "keep): keep the limit (Field(max_length=...)), or keep longer text in a "
+            "field of your own"
         )
     unstorable = _unstorable_fields(model)
     if unstorable:
