@@ -8,13 +8,15 @@ written, as ``StorageError(of_value=True)``, never showing the value."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 import pytest
-from pydantic import Field
+from pydantic import BaseModel, Field
+from typing_extensions import TypedDict
 
 from conftest import person
 from leadfunnel import Contact, Funnel, Lead, Repository, StorageError
@@ -237,3 +239,70 @@ def test_leadfunnels_own_records_still_cost_a_cache_look_up() -> None:
     assert walk.instants == ("founded",)
     assert walk.loose == frozenset({"data", "metrics", "mixed"})
     assert "ratio" in walk.fields
+
+
+# --- from a review of the refusals ----------------------------------------------------
+
+
+class Measure(TypedDict):
+    x: float
+
+
+@dataclasses.dataclass
+class MeasureRow:
+    x: float
+
+
+class MeasureTuple(NamedTuple):
+    x: float
+
+
+class Sub(BaseModel):
+    x: float
+
+
+class MeasuredLead(Lead):
+    td: Measure | None = None
+    dc: MeasureRow | None = None
+    nt: MeasureTuple | None = None
+    anything: Any = None
+
+
+def test_a_large_float_in_a_typed_dict_dataclass_or_named_tuple_stores(
+    repository: Repository,
+) -> None:
+    """Their ``float`` fields read PostgreSQL's integer text back as a float: such a
+    float was refused, the classes taken for untyped data."""
+    funnel = Funnel(repository, lead_model=MeasuredLead)
+    lead = funnel.add(
+        MeasuredLead(
+            email="pat@acme.example.com",
+            td={"x": 1e20},
+            dc=MeasureRow(1e20),
+            nt=MeasureTuple(1e20),
+        )
+    )
+    back = funnel.get_lead(lead.id)
+    assert isinstance(back, MeasuredLead)
+    assert (back.td, back.dc, back.nt) == ({"x": 1e20}, MeasureRow(1e20), MeasureTuple(1e20))
+    assert isinstance(back.dc, MeasureRow)
+    assert type(back.dc.x) is float
+
+
+def test_a_model_in_an_untyped_field_is_checked_as_untyped_data(repository: Repository) -> None:
+    """A model in an ``Any`` field is stored as a dict and read back without its types:
+    PostgreSQL gave its float back as an int."""
+    funnel = Funnel(repository, lead_model=MeasuredLead)
+    with pytest.raises(StorageError, match=r"field 'anything\.x' .* a float of 1e16 or more"):
+        funnel.add(MeasuredLead(email="pat@acme.example.com", anything=Sub(x=1e20)))
+    assert funnel.leads() == []
+
+
+def test_an_appointment_in_an_offset_with_microseconds_keeps_its_instant(funnel: Funnel) -> None:
+    """``in_utc_range`` gave offsets with seconds in UTC, not those with microseconds,
+    which JSON drops too: the SQL stores read the appointment back 250 ms off."""
+    when = datetime(2030, 6, 1, 9, tzinfo=timezone(timedelta(hours=1, microseconds=250_000)))
+    deal = funnel.set_appointment(
+        funnel.capture(Lead(email="pat@acme.example.com")), force=True, appointment_at=when
+    )
+    assert funnel.get_opportunity(deal.id).appointment_at == when

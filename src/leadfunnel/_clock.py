@@ -60,9 +60,10 @@ def in_utc_range(value: datetime) -> datetime:
     store keeps its instants; else a ``ValueError``. Only the first and the last day of
     that range can be out of it in another zone (0001-01-01T00:30+01:00 is in year 0
     in UTC). An offset with seconds (a zone's local mean time before about 1900: New
-    York's -04:56:02) is given in UTC: a document's JSON keeps whole minutes only."""
+    York's -04:56:02) or microseconds is given in UTC: a document's JSON keeps whole
+    minutes only."""
     offset = value.utcoffset()
-    if offset is not None and offset.seconds % 60:
+    if offset is not None and (offset.seconds % 60 or offset.microseconds):
         with suppress(OverflowError):  # (the range check below says so)
             value = value.astimezone(UTC)
     if value.year in (1, 9999) and value.utcoffset():

@@ -88,6 +88,7 @@ from uuid import UUID
 
 import annotated_types
 import pydantic_core
+import typing_extensions
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic import types as pydantic_types
 from pydantic.fields import FieldInfo
@@ -677,8 +678,17 @@ def _loose(annotation: Any) -> bool:
         return _loose(alias)
     if not isinstance(annotation, type) or issubclass(annotation, (str, bytes, BaseModel)):
         return False  # (a model's own fields say)
-    if dataclasses.is_dataclass(annotation):
-        return True  # (not looked into: a dataclass of floats is rare)
+    if (
+        dataclasses.is_dataclass(annotation)
+        or typing_extensions.is_typeddict(annotation)
+        or (issubclass(annotation, tuple) and hasattr(annotation, "_fields"))  # NamedTuple
+    ):
+        # Its fields' types say (a float field reads an integer text back as a float).
+        try:
+            hints = typing.get_type_hints(annotation)
+        except Exception:  # annotations that do not resolve: taken as untyped
+            return True
+        return any(_loose(hint) for hint in hints.values())
     return issubclass(annotation, (Mapping, Collection))
 
 
@@ -939,6 +949,13 @@ def _flaw(value: Any, depth: int = 0, loose: bool = True) -> tuple[str, str, str
     if isinstance(value, BaseModel):
         if depth >= _DEEPEST:
             return _TOO_DEEP
+        if loose:
+            # In an untyped place (an Any): read back as a dict, without its own types.
+            for name, item in value.__dict__.items():
+                found = _flaw(item, depth + 1, loose)
+                if found is not None:
+                    return f".{name}{found[0]}", found[1], found[2]
+            return None
         return _flaw_in(value, _walk_of(type(value)), depth + 1)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         if depth >= _DEEPEST:
