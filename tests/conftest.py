@@ -89,6 +89,23 @@ def person(n: int, **fields: Any) -> dict[str, Any]:
     return base
 
 
+def value_refusal(funnel: Any, lead: Any, field: str, problem: str) -> str:
+    """Adding ``lead`` is refused by ``StorageError(of_value=True)`` (which an import
+    rejects alone) naming ``field`` of the lead and ``problem``, and nothing is stored;
+    the message, for the caller to check it shows no value."""
+    from leadfunnel import StorageError
+
+    with pytest.raises(StorageError) as caught:
+        funnel.add(lead)
+    assert caught.value.of_value
+    message = str(caught.value)
+    assert f"field {field} of lead {lead.id}" in message
+    assert problem in message
+    assert "nothing of this change was stored" in message
+    assert funnel.leads() == []
+    return message
+
+
 def run_leadfunnel(where: Any, *arguments: str) -> subprocess.CompletedProcess[str]:
     """``python -m leadfunnel ARGUMENTS`` run in ``where``, its modules importable (an
     application's models, say), as a shell would run the command."""

@@ -35,6 +35,7 @@ from pydantic import (
     model_validator,
 )
 
+from conftest import value_refusal
 from leadfunnel import Contact, Funnel, Lead, Opportunity, Repository, StorageError
 from leadfunnel._documents import reads_alike_as_json, reread_fields
 from leadfunnel._repository import _NOTHING_TO_WALK, _checks_of
@@ -153,19 +154,6 @@ MISREAD: dict[str, tuple[dict[str, Any], str, str]] = {
 }
 
 
-def _refusal(funnel: Funnel, lead: Lead, named: str, problem: str) -> str:
-    """The message of the ``StorageError(of_value=True)`` that refuses to store ``lead``
-    (an import rejects such a row alone), which names the field and the problem."""
-    with pytest.raises(StorageError) as refused:
-        funnel.add(lead)
-    assert refused.value.of_value
-    message = str(refused.value)
-    assert f"field {named} of lead {lead.id}" in message
-    assert problem in message
-    assert "nothing of this change was stored" in message
-    return message
-
-
 @pytest.mark.parametrize("case", list(MISREAD))
 def test_every_store_refuses_a_union_value_that_reads_back_as_another_member(
     repository: Repository, clock: ManualClock, case: str
@@ -173,7 +161,7 @@ def test_every_store_refuses_a_union_value_that_reads_back_as_another_member(
     fields, named, problem = MISREAD[case]
     funnel = Funnel(repository, lead_model=UnionLead, clock=clock)
     lead = UnionLead(email="pat@acme.example.com", **fields)
-    message = _refusal(funnel, lead, named, problem)
+    message = value_refusal(funnel, lead, named, problem)
     assert f"field {named} of lead {lead.id} holds a value" in message
     assert 'Field(union_mode="left_to_right")' in message  # what to do
     for shown in (str(REF), "2027", "12345678901234567", "acme"):
@@ -367,7 +355,7 @@ def test_every_store_refuses_a_value_with_no_json_form(
     fields, named, problem = NO_JSON[case]
     funnel = Funnel(repository, lead_model=BytesLead, clock=clock)
     lead = BytesLead(email="pat@acme.example.com", **fields)
-    message = _refusal(funnel, lead, named, problem)
+    message = value_refusal(funnel, lead, named, problem)
     assert DIGEST.hex() not in message
     assert "pat@acme" not in message
     assert funnel.leads() == []
