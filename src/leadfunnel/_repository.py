@@ -1020,6 +1020,9 @@ def _flaws_in(model: BaseModel, walk: _Walk, depth: int = 0) -> Iterator[tuple[s
         value = values.get(name)
         if value is None or getattr(value, "tzinfo", None) is UTC:
             continue  # (in UTC, as most are: one look each)
+        offset = value.utcoffset() if isinstance(value, (datetime, time)) else None
+        if offset is not None and not (offset.seconds % 60 or offset.microseconds):
+            continue  # a whole-minute offset (pydantic reads UTC back as its own TzInfo)
         found = _flaw(value, depth)
         if found is not None:
             yield name, f".{name}{found[0]}", found[1], found[2]
