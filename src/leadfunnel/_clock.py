@@ -62,7 +62,7 @@ def in_utc_range(value: datetime) -> datetime:
     in UTC). An offset with seconds (a zone's local mean time before about 1900: New
     York's -04:56:02) or microseconds is given in UTC: a document's JSON keeps whole
     minutes only."""
-    offset = value.utcoffset()
+    offset = None if value.tzinfo is UTC else value.utcoffset()
     if offset is not None and (offset.seconds % 60 or offset.microseconds):
         with suppress(OverflowError):  # (the range check below says so)
             value = value.astimezone(UTC)
