@@ -135,3 +135,29 @@ def test_a_model_widening_a_filtered_field_is_refused_when_registered(funnel: Fu
     funnel.repository.use_models(lead=LongerNotesLead)
     lead = funnel.add(LongerNotesLead(email="pat@acme.example.com", notes="n" * 40_000))
     assert funnel.get_lead(lead.id).notes == "n" * 40_000
+
+
+@needs_postgres
+def test_a_value_the_database_cannot_give_back_is_a_read_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Through an engine of the application's whose sessions are in a local zone, an
+    instant at the calendar's end cannot be shown: the error said "the database refused
+    a value ... nothing of this change was stored" on a read."""
+    monkeypatch.setenv("PGTZ", "Pacific/Kiritimati")
+    repository = server_repository("postgres")
+    try:
+        funnel = Funnel(repository)
+        funnel.add(Lead(email="late@acme.example.com"), at=datetime(9999, 12, 31, 23, tzinfo=UTC))
+        given = sa.create_engine(repository.engine.url)  # the application's: its zone
+        try:
+            other = Funnel(SqlRepository(given, schema=repository.schema))
+            with pytest.raises(StorageError, match="could not give a stored value back") as failed:
+                other.report()
+            assert "Nothing was changed" in str(failed.value)
+            assert "refused a value" not in str(failed.value)
+            assert not failed.value.of_value
+        finally:
+            given.dispose()
+    finally:
+        release_repository(repository)

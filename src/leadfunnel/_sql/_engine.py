@@ -313,8 +313,11 @@ def translated(
     changes: ChangeSet | None = None,
     *,
     lacking: Callable[[str], LeadFunnelError] | None = None,
+    reading: bool = False,
 ) -> Iterator[None]:
     """Let our own errors and integrity errors through; turn driver errors into ours.
+    ``reading``: the statements only read (a value the database cannot give back is
+    then no value refused, and nothing was to be stored).
 
     A deadlock or serialisation failure while committing ``changes`` is a lost race,
     reported as :class:`~leadfunnel.ConcurrencyError` so that callers retry as they do
@@ -352,6 +355,13 @@ def translated(
                 0,
                 message="this change lost a race with another writer (a deadlock); "
                 "nothing of it was stored: read again and retry",
+            ) from exc
+        if reading and isinstance(exc, sa_exc.DataError):
+            raise StorageError(
+                f"the database could not give a stored value back: {first_line(exc.orig)}. "
+                "Nothing was changed. Check that value, or the session settings of an "
+                "engine you gave (a session time zone other than UTC cannot show instants "
+                "at the calendar's ends; see docs/storage.md)"
             ) from exc
         if isinstance(exc, sa_exc.DataError) or _refused_by_check(exc):
             # A value the database refuses (too long for its column, out of range, not

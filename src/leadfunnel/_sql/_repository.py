@@ -390,9 +390,11 @@ class SqlRepository(RepRowsAdapter):
             "(from a backup), or move leadfunnel to a new database. Nothing was changed"
         )
 
-    def _translated(self, changes: ChangeSet | None = None) -> AbstractContextManager[None]:
+    def _translated(
+        self, changes: ChangeSet | None = None, *, reading: bool = False
+    ) -> AbstractContextManager[None]:
         """:func:`translated`, with this store's error for a missing table or column."""
-        return translated(changes, lacking=self._lacking)
+        return translated(changes, lacking=self._lacking, reading=reading)
 
     def _columns_of(self, inspector: Any, tables: list[sa.Table]) -> dict[str, set[str]]:
         """The names of the columns the database has for each of ``tables`` (those it
@@ -441,10 +443,10 @@ class SqlRepository(RepRowsAdapter):
         current = self._current()
         if current is not None:  # inside a transaction: read what it wrote
             self._refuse_lost()
-            with self._translated():
+            with self._translated(reading=True):
                 yield current
             return
-        with self._serial, self._translated(), self._engine.connect() as conn:
+        with self._serial, self._translated(reading=True), self._engine.connect() as conn:
             yield conn
 
     @property
