@@ -8,7 +8,7 @@ import re
 import sqlite3
 import time
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from typing import Any
 from uuid import UUID
@@ -179,11 +179,19 @@ _DENIED_MYSQL = frozenset({1142, 1143, 1044, 1227})
 def _denied(exc: sa_exc.DBAPIError) -> bool:
     """Whether the database refused the statement for the user's lack of rights (a
     read-only user writing): no retry can help."""
-    orig = exc.orig
-    if getattr(orig, "sqlstate", None) in _DENIED_SQLSTATES:
+    return _coded(exc.orig, _DENIED_SQLSTATES, _DENIED_MYSQL)
+
+
+def _coded(
+    orig: object, sqlstates: Collection[str] = (), mysql_codes: Collection[int] = ()
+) -> bool:
+    """Whether the driver's error ``orig`` is one of ``sqlstates`` (psycopg's) or of
+    ``mysql_codes`` (PyMySQL's: the first of its ``args``; PostgreSQL's errors have
+    text there)."""
+    if getattr(orig, "sqlstate", None) in sqlstates:
         return True
     args: tuple[Any, ...] = tuple(getattr(orig, "args", ()))
-    return bool(args) and args[0] in _DENIED_MYSQL
+    return bool(args) and args[0] in mysql_codes
 
 
 def _utc_session(dbapi_connection: Any, _record: Any) -> None:
@@ -417,10 +425,7 @@ _SQLITE_MISSING = ("no such table", "no such column")
 def lacks_schema(exc: sa_exc.DBAPIError) -> bool:
     """Whether ``exc`` says that a table or column its statement names does not exist."""
     orig = exc.orig
-    if getattr(orig, "sqlstate", None) in _PG_MISSING:
-        return True
-    args: tuple[Any, ...] = getattr(orig, "args", ())
-    if args[:1] and args[0] in _MYSQL_MISSING:
+    if _coded(orig, _PG_MISSING, _MYSQL_MISSING):
         return True
     if isinstance(orig, sqlite3.OperationalError):
         text = str(orig)
@@ -469,8 +474,7 @@ _MARIADB_CHECK_FAILED = 4025
 
 
 def _refused_by_check(exc: sa_exc.DBAPIError) -> bool:
-    args: tuple[Any, ...] = getattr(exc.orig, "args", ())
-    return args[:1] == (_MARIADB_CHECK_FAILED,)
+    return _coded(exc.orig, mysql_codes=(_MARIADB_CHECK_FAILED,))
 
 
 def _lost_race(exc: sa_exc.DBAPIError) -> bool:
@@ -482,18 +486,14 @@ def _lost_race(exc: sa_exc.DBAPIError) -> bool:
 
 def _raced(error: BaseException) -> bool:
     orig = error.orig if isinstance(error, sa_exc.DBAPIError) else error
-    if getattr(orig, "sqlstate", None) in _PG_RACES:
-        return True
-    args: tuple[Any, ...] = getattr(orig, "args", ())
-    return len(args) > 0 and args[0] in _MYSQL_RACES
+    return _coded(orig, _PG_RACES, _MYSQL_RACES)
 
 
 def whole_transaction_lost(exc: BaseException) -> bool:
     """Whether ``exc`` came of a MySQL deadlock, which ended the whole transaction."""
     for error in _chain(exc):
         orig = error.orig if isinstance(error, sa_exc.DBAPIError) else error
-        args: tuple[Any, ...] = getattr(orig, "args", ())
-        if args[:1] == (_MYSQL_DEADLOCK,):  # PostgreSQL errors have text there
+        if _coded(orig, mysql_codes=(_MYSQL_DEADLOCK,)):
             return True
     return False
 
