@@ -7,7 +7,7 @@ is the system's UTC clock; tests use :class:`leadfunnel.testing.ManualClock`.
 from __future__ import annotations
 
 from contextlib import suppress
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time
 from typing import Protocol, runtime_checkable
 
 from ._errors import InvalidArgumentError
@@ -55,6 +55,16 @@ def require_aware(value: datetime, name: str = "at") -> datetime:
         raise InvalidArgumentError(f"{name}={value.isoformat()} {exc}") from None
 
 
+def whole_minute_offset(value: datetime | time) -> bool:
+    """Whether ``value``'s UTC offset is in whole minutes, or it has none: JSON writes an
+    offset so, and one with seconds or microseconds (a zone's local mean time before
+    about 1900, New York's -04:56:02) would read back as another instant."""
+    if value.tzinfo is UTC:
+        return True
+    offset = value.utcoffset()
+    return offset is None or not (offset.seconds % 60 or offset.microseconds)
+
+
 def in_utc_range(value: datetime) -> datetime:
     """``value`` (aware) if it falls within 0001-01-01 and 9999-12-31 in UTC, where every
     store keeps its instants; else a ``ValueError``. Only the first and the last day of
@@ -62,8 +72,7 @@ def in_utc_range(value: datetime) -> datetime:
     in UTC). An offset with seconds (a zone's local mean time before about 1900: New
     York's -04:56:02) or microseconds is given in UTC: a document's JSON keeps whole
     minutes only."""
-    offset = None if value.tzinfo is UTC else value.utcoffset()
-    if offset is not None and (offset.seconds % 60 or offset.microseconds):
+    if not whole_minute_offset(value):
         with suppress(OverflowError):  # (the range check below says so)
             value = value.astimezone(UTC)
     if value.year in (1, 9999) and value.utcoffset():

@@ -93,7 +93,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic import types as pydantic_types
 from pydantic.fields import FieldInfo
 
-from ._clock import in_utc_range, require_aware
+from ._clock import in_utc_range, require_aware, whole_minute_offset
 from ._documents import FIELD_SCHEMAS, read_back, reread_fields, schema_nodes
 from ._enums import Channel, ContactType, LeadStatus, LostReason, Stage
 from ._lifecycle import funnel_steps
@@ -632,11 +632,17 @@ def _plan(model: type[BaseModel], seen: set[type]) -> _Walk:
 _ZONED = (pydantic_types.AwareDatetime, pydantic_types.PastDatetime, pydantic_types.FutureDatetime)
 
 
+def _own_instant(metadata: Iterable[Any]) -> bool:
+    """Whether a field's ``metadata`` makes it one of leadfunnel's own instants, which
+    ``in_utc_range`` checks (and gives in UTC when their offset has seconds)."""
+    return any(getattr(check, "func", None) is in_utc_range for check in metadata)
+
+
 def _instant_only(annotation: Any, metadata: tuple[Any, ...] = ()) -> bool:
     """Whether ``annotation`` holds a datetime or a time (or ``None``) and nothing else,
     and is not one of leadfunnel's own instants (checked by ``in_utc_range``: the
     funnel writes them in UTC, and looking at them would cost every record a look)."""
-    if any(getattr(check, "func", None) is in_utc_range for check in metadata):
+    if _own_instant(metadata):
         return False
     origin = get_origin(annotation)
     if origin is Annotated:
@@ -770,7 +776,7 @@ def _may_be_unportable(
         return False
     if issubclass(annotation, (datetime, time)) or annotation in _ZONED:
         # Its UTC offset may have seconds; leadfunnel's own instants are its to write.
-        return not any(getattr(check, "func", None) is in_utc_range for check in metadata)
+        return not _own_instant(metadata)
     if issubclass(annotation, _PORTABLE_LEAVES):
         return False
     if issubclass(annotation, enum.Enum):
@@ -906,8 +912,7 @@ def _flaw(value: Any, depth: int = 0, loose: bool = True) -> tuple[str, str, str
             return None
         return "", "a float of 1e16 or more in size", _BIG_FLOAT_ADVICE
     if isinstance(value, (datetime, time)):
-        offset = value.utcoffset()
-        if offset is None or not (offset.seconds % 60 or offset.microseconds):
+        if whole_minute_offset(value):
             return None
         return "", "a time whose UTC offset is not in whole minutes", _OFFSET_ADVICE
     if isinstance(value, (bytes, bytearray)):
@@ -1018,11 +1023,8 @@ def _flaws_in(model: BaseModel, walk: _Walk, depth: int = 0) -> Iterator[tuple[s
     values = model.__dict__
     for name in walk.instants:
         value = values.get(name)
-        if value is None or getattr(value, "tzinfo", None) is UTC:
-            continue  # (in UTC, as most are: one look each)
-        offset = value.utcoffset() if isinstance(value, (datetime, time)) else None
-        if offset is not None and not (offset.seconds % 60 or offset.microseconds):
-            continue  # a whole-minute offset (pydantic reads UTC back as its own TzInfo)
+        if value is None or whole_minute_offset(value):
+            continue  # (as most are: one look each)
         found = _flaw(value, depth)
         if found is not None:
             yield name, f".{name}{found[0]}", found[1], found[2]
@@ -1085,11 +1087,10 @@ def check_portable(
         walk = checks_of(type(record))
         if walk is _NOTHING_TO_WALK:
             continue
-        if walk.instants_only:  # (datetimes in UTC, as most are, need no more look)
+        if walk.instants_only:  # (datetimes in whole-minute offsets need no more look)
             values = record.__dict__
             if all(
-                (v := values.get(name)) is None or getattr(v, "tzinfo", None) is UTC
-                for name in walk.instants
+                (v := values.get(name)) is None or whole_minute_offset(v) for name in walk.instants
             ):
                 continue
         asked, before = False, None
