@@ -16,7 +16,7 @@ import re
 import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Any, ParamSpec, TypeVar, cast
+from typing import Any, ParamSpec, TypeVar, cast
 from uuid import UUID
 
 import pydantic
@@ -43,6 +43,7 @@ from ._models import (
     Record,
     Touch,
     _Stored,
+    field_annotation,
     field_values,
     new_id,
     personal_fields,
@@ -326,12 +327,7 @@ def _validated(model: type[_Stored], name: str, value: object) -> str | None:
 
 @functools.cache
 def _field_adapter(model: type[_Stored], name: str) -> pydantic.TypeAdapter[Any]:
-    field = model.model_fields[name]
-    # The field's type with its constraints (a ``Field(max_length=...)`` of the field
-    # itself is kept apart from the annotation, in ``metadata``).
-    annotation: Any = field.annotation
-    if field.metadata:
-        annotation = Annotated[(annotation, *field.metadata)]
+    annotation = field_annotation(model.model_fields[name])
     return pydantic.TypeAdapter(annotation, config=pydantic.ConfigDict(str_strip_whitespace=True))
 
 

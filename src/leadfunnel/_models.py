@@ -879,15 +879,7 @@ def own_personal_fields(model: type[BaseModel]) -> tuple[str, ...]:
     own = tuple(
         name
         for name, info in model.model_fields.items()
-        if name not in PERSONAL_FIELDS
-        and (
-            any(m is Personal for m in info.metadata)
-            # `Annotated[str, Personal] | None`: the mark on a member of the union
-            or (
-                get_origin(info.annotation) in _UNIONS
-                and any(_is_marked(a) for a in get_args(info.annotation))
-            )
-        )
+        if name not in PERSONAL_FIELDS and _marks_whole(field_annotation(info))
     )
     found = []
     for name in own:
@@ -915,6 +907,12 @@ def own_personal_fields(model: type[BaseModel]) -> tuple[str, ...]:
     return own
 
 
+def field_annotation(info: FieldInfo) -> Any:
+    """The field's type with its own constraints: pydantic keeps a ``Field(max_length=
+    ...)``, a ``Personal`` mark and the like apart from the annotation, in ``metadata``."""
+    return Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
+
+
 def _marked_inside(annotation: Any, seen: set[Any]) -> str | None:
     """Where the first value marked :data:`Personal` inside ``annotation`` is: a field
     of a pydantic model, a dataclass or a ``TypedDict`` it holds (``Address.street``,
@@ -925,10 +923,7 @@ def _marked_inside(annotation: Any, seen: set[Any]) -> str | None:
         if issubclass(annotation, BaseModel):
             seen.add(annotation)
             fields = {
-                name: Annotated[(info.annotation, *info.metadata)]
-                if info.metadata
-                else info.annotation
-                for name, info in annotation.model_fields.items()
+                name: field_annotation(info) for name, info in annotation.model_fields.items()
             }
         elif dataclasses.is_dataclass(annotation) or is_typeddict(annotation):
             seen.add(annotation)
@@ -938,9 +933,7 @@ def _marked_inside(annotation: Any, seen: set[Any]) -> str | None:
                 fields = {}
         if fields is not None:
             for name, hint in fields.items():
-                if _is_marked(hint) or (
-                    get_origin(hint) in _UNIONS and any(_is_marked(a) for a in get_args(hint))
-                ):
+                if _marks_whole(hint):
                     return f"{annotation.__name__}.{name}"
                 inner = _marked_inside(hint, seen)
                 if inner is not None:
@@ -953,6 +946,14 @@ def _marked_inside(annotation: Any, seen: set[Any]) -> str | None:
         if inner is not None:
             return inner
     return None
+
+
+def _marks_whole(annotation: Any) -> bool:
+    """Whether a field of ``annotation`` is marked :data:`Personal` whole: the mark on
+    it, or on a member of its union (``Annotated[str, Personal] | None``)."""
+    return _is_marked(annotation) or (
+        get_origin(annotation) in _UNIONS and any(_is_marked(a) for a in get_args(annotation))
+    )
 
 
 def _is_marked(annotation: Any) -> bool:

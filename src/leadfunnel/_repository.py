@@ -107,6 +107,7 @@ from ._models import (
     Record,
     SubjectKind,
     Touch,
+    field_annotation,
     field_keys,
     field_values,
 )
@@ -333,28 +334,28 @@ _FILTERED_TEXT = frozenset({"owner", "source", "setter", "profile"})
 
 
 @functools.cache
-def _text_limits(base: type[BaseModel]) -> dict[str, int]:
+def _text_limits(base: type[Record]) -> dict[str, int]:
     """The text fields of leadfunnel's own ``base`` model kept in columns
     (:data:`_FILTERED_TEXT`) and the length they take: the ``max_length`` of the field's
     text schema."""
     limits: dict[str, int] = {}
-    for name, info in base.model_fields.items():
+    for name in base.model_fields:
         if name not in _FILTERED_TEXT:
             continue  # kept in the document alone: any length stores everywhere
         found = [
             node.get("max_length")
-            for node in _schema_of(info)
-            if isinstance(node, dict) and node.get("type") == "str"
+            for node in _nodes(_type_adapter(base, name).core_schema)
+            if node.get("type") == "str"
         ]
         most = found[0] if len(found) == 1 else None
-        if isinstance(most, int) and _taker(info)("x" * most):
+        if isinstance(most, int) and _takes(base, name, "x" * most):
             limits[name] = most
     return limits
 
 
-def _schema_of(info: FieldInfo) -> Iterator[Any]:
-    """Every node of the core schema of the field ``info``."""
-    pending: list[Any] = [TypeAdapter(_annotation_of(info)).core_schema]
+def _nodes(schema: Any) -> Iterator[dict[str, Any]]:
+    """Every mapping in the core schema ``schema``."""
+    pending: list[Any] = [schema]
     while pending:
         node = pending.pop()
         if isinstance(node, dict):
@@ -364,23 +365,14 @@ def _schema_of(info: FieldInfo) -> Iterator[Any]:
             pending.extend(node)
 
 
-def _annotation_of(info: FieldInfo) -> Any:
-    """The field's annotation with its metadata (its constraints), as declared."""
-    return Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
-
-
-def _taker(info: FieldInfo) -> Callable[[str], bool]:
-    """Whether the field ``info`` accepts a text."""
-    adapter = TypeAdapter(_annotation_of(info))
-
-    def takes(value: str) -> bool:
-        try:
-            adapter.validate_python(value)
-        except (ValidationError, TypeError, ValueError):
-            return False
-        return True
-
-    return takes
+def _takes(model: type[Record], name: str, text: str) -> bool:
+    """Whether the field ``name`` of ``model``, by its type and constraints, accepts
+    ``text``."""
+    try:
+        _type_adapter(model, name).validate_python(text)
+    except (ValidationError, TypeError, ValueError):
+        return False
+    return True
 
 
 def _check_model(kind: str, model: object) -> None:
@@ -419,7 +411,7 @@ def _check_model(kind: str, model: object) -> None:
         for name, most in _text_limits(base).items()
         if model.model_fields.get(name) is not base.model_fields[name]
         and name in model.model_fields
-        and _taker(model.model_fields[name])("x" * (most + 1))
+        and _takes(model, name, "x" * (most + 1))
     ]
     if widened:
         raise ConfigError(
@@ -2110,11 +2102,7 @@ def _field(model: type[Record], name: str) -> _Field:
 def _type_adapter(model: type[Record], name: str) -> TypeAdapter[Any]:
     """The field's type with its own constraints (kept apart from the annotation, in
     ``metadata``), without the model's validators and config."""
-    info = model.model_fields[name]
-    annotation: Any = info.annotation
-    if info.metadata:
-        annotation = Annotated[(annotation, *info.metadata)]
-    return TypeAdapter(annotation)
+    return TypeAdapter(field_annotation(model.model_fields[name]))
 
 
 def _dump(serializer: Any, value: Any) -> Any:
