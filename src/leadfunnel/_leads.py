@@ -228,9 +228,6 @@ def _qualify_page(
         _failed(failed, counts, on_error)
         return
     for lead in page:
-        if lead.erased_at is not None:  # (erased while the last attempt ran)
-            counts["skipped"] += 1
-            continue
         try:
             result = _qualify_retrying(
                 repository,
@@ -247,7 +244,7 @@ def _qualify_page(
         except PolicyError:
             current = repository.get_many([lead.id]).get(lead.id)
             if isinstance(current, Lead) and current.erased_at is not None:
-                counts["skipped"] += 1  # erased meanwhile: nothing may change it
+                counts["skipped"] += 1  # erased since the page was read: left as it is
                 continue
             raise
         except InvalidTransitionError as error:
