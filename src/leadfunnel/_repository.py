@@ -1754,7 +1754,7 @@ class Repository(ABC):
         This default pages through :meth:`leads` by ``(created_at, id)``; an adapter
         backed by a database may follow whatever order its indexes read fastest.
         """
-        yield from _keyset_pages(
+        yield from keyset_pages(
             lambda after: self.leads(status=status, after=after, limit=size),
             f"{type(self).__name__}.leads",
         )
@@ -1775,7 +1775,7 @@ class Repository(ABC):
         since = None if since is None else require_aware(since, "since")
         until = None if until is None else require_aware(until, "until")
         batch: list[Opportunity] = []
-        for page in _keyset_pages(
+        for page in keyset_pages(
             lambda after: self.opportunities(stage=Stage.WON, after=after, limit=size),
             f"{type(self).__name__}.opportunities",
         ):
@@ -1979,7 +1979,7 @@ class Repository(ABC):
         self.close()
 
 
-def _keyset_pages(read: Callable[[Cursor | None], list[_R]], method: str) -> Iterator[list[_R]]:
+def keyset_pages(read: Callable[[Cursor | None], list[_R]], method: str) -> Iterator[list[_R]]:
     """The pages ``read(after)`` gives, each after the last record of the one before,
     until one is empty. ``method`` names the list method in the error of a page that
     ends at or before its cursor (an adapter whose page holds its cursor's record would

@@ -66,6 +66,7 @@ from .._repository import (
     check_grouping,
     check_rep_list,
     json_value,
+    keyset_pages,
     missed_appointment,
     missing_value,
     read_changed,
@@ -1470,8 +1471,7 @@ class SqlRepository(RepRowsAdapter):
                 self._lists[key] = query
         params = {f"f_{name}": filter_value(name, filters[name]) for name in names}
         if after is not None:
-            params["after_at"] = require_aware(after[0], "after")
-            params["after_id"] = after[1]
+            params |= _cursor_params(after)
         if limit is not None:
             params["limit"] = _rows_at_most(limit)
         return query, params
@@ -1656,30 +1656,33 @@ class SqlRepository(RepRowsAdapter):
         # won deals, not every deal ever won (whose index entries it still walks: the
         # (stage, created_at, id) index, in its order, so no page sorts; no index of
         # closed_at is kept).
+        bounded = (since is not None, until is not None)
         params: dict[str, Any] = period_params(since, until) | {"size": size}
-        after: Cursor | None = None
-        while True:
-            key = ("won", since is not None, until is not None, after is not None)
-            query = self._lists.get(key)
-            if query is None:
-                deals = s.opportunities
-                built: sa.Select[Any] = (
-                    sa.select(deals.c.created_at, deals.c.id, deals.c.doc)
-                    .where(*won_conditions(since is not None, until is not None))
-                    .order_by(deals.c.created_at, deals.c.id)
-                    .limit(sa.bindparam("size", type_=sa.Integer))
-                )
-                if after is not None:
-                    built = built.where(self._after(deals))
-                query = self._lists[key] = built
+
+        def page(after: Cursor | None) -> list[Opportunity]:
+            query = self._won_page(*bounded, after is not None)
             if after is not None:
-                params |= {"after_at": after[0], "after_id": after[1]}
-            with self._read() as conn:
-                rows = conn.execute(query, params).all()
-            if not rows:
-                return
-            after = (rows[-1][0], rows[-1][1])
-            yield [self._record("opportunity", doc) for _, _, doc in rows]  # type: ignore[misc]
+                return self._select("opportunity", query, params | _cursor_params(after))
+            return self._select("opportunity", query, params)
+
+        yield from keyset_pages(page, f"{type(self).__name__}.won_batches")
+
+    def _won_page(self, since: bool, until: bool, after: bool) -> sa.Select[Any]:
+        """A page of :meth:`won_batches`, in list order, made once per shape."""
+        key = ("won", since, until, after)
+        query = self._lists.get(key)
+        if query is None:
+            deals = s.opportunities
+            query = (
+                sa.select(deals.c.doc)
+                .where(*won_conditions(since, until))
+                .order_by(deals.c.created_at, deals.c.id)
+                .limit(sa.bindparam("size", type_=sa.Integer))
+            )
+            if after:
+                query = query.where(self._after(deals))
+            self._lists[key] = query
+        return query
 
     def touched(self, subject_ids: Iterable[UUID], *, channel: Channel) -> set[UUID]:
         wanted = list(dict.fromkeys(subject_ids))
@@ -1966,6 +1969,11 @@ class SqlRepository(RepRowsAdapter):
             RepListRow(self._record("opportunity", doc), due)  # type: ignore[arg-type]
             for due, _, doc in rows
         ]
+
+
+def _cursor_params(after: Cursor) -> dict[str, Any]:
+    """The parameters of a page after ``after`` (see ``SqlRepository._after``)."""
+    return {"after_at": require_aware(after[0], "after"), "after_id": after[1]}
 
 
 # The per-call lookups by id, built once: building a statement costs more than running it.
