@@ -424,7 +424,7 @@ def _what_differs(got: Any, expected: Any, where: str = "") -> str:
             for i, (g, e) in enumerate(zip(got, expected, strict=True))
             if g != e
         ]
-        return "; ".join(found[:5]) + (f"; and {len(found) - 5} more" if len(found) > 5 else "")
+        return _first_five(found)
     if isinstance(expected, dict) and isinstance(got, dict):
         missing = [k for k in expected if k not in got]
         extra = [k for k in got if k not in expected]
@@ -435,7 +435,7 @@ def _what_differs(got: Any, expected: Any, where: str = "") -> str:
             for k in expected
             if got[k] != expected[k]
         ]
-        return "; ".join(found[:5]) + (f"; and {len(found) - 5} more" if len(found) > 5 else "")
+        return _first_five(found)
     if isinstance(expected, str) and isinstance(got, str):
         first = next(
             (i for i, (g, e) in enumerate(zip(got, expected, strict=False)) if g != e),
@@ -447,6 +447,11 @@ def _what_differs(got: Any, expected: Any, where: str = "") -> str:
             f"{_short(got[first : first + 40])} back"
         )
     return f"{at}{_short(expected)} stored, {_short(got)} back"
+
+
+def _first_five(found: list[str]) -> str:
+    """The first five differences found, and how many more there are."""
+    return "; ".join(found[:5]) + (f"; and {len(found) - 5} more" if len(found) > 5 else "")
 
 
 def _short(value: Any, most: int = 200) -> str:
