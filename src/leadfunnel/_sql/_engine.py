@@ -70,9 +70,35 @@ def without_secrets(url: str | sa.URL) -> str:
     return _SECRET_PARAMETER.sub(r"\1***", url)
 
 
+def refuse_a_non_url(url: object) -> None:
+    """A database is named by a URL, a string (or SQLAlchemy's ``URL``, or an ``Engine``):
+    anything else (a ``Path``, a number) is refused with the form to write, rather than
+    left to SQLAlchemy's ``TypeError``. A path is not taken for a SQLite file's URL: the
+    caller says so, and how to make one."""
+    if isinstance(url, (str, sa.URL, Engine)):
+        return
+    kind = type(url).__name__
+    if isinstance(url, os.PathLike):
+        path = os.fspath(url)
+        shown = path.decode(errors="replace") if isinstance(path, bytes) else path
+        raise ConfigError(
+            f"SqlRepository(url) takes a database URL as a str, not {kind}: a path is "
+            f'not a URL; for a SQLite file write SqlRepository(f"sqlite:///{{path}}"), here '
+            f"SqlRepository({'sqlite:///' + shown!r}) (an absolute path gives four "
+            "slashes: sqlite:////abs/path/x.db)"
+        )
+    raise ConfigError(
+        f"SqlRepository(url) takes a database URL as a str, not {kind}; write e.g. "
+        'SqlRepository("sqlite:///funnel.db"), SqlRepository("sqlite:////abs/path/x.db"), '
+        'SqlRepository(f"sqlite:///{path}") or '
+        'SqlRepository("postgresql+psycopg://user@host/db")'
+    )
+
+
 def refuse_a_missing_sqlite_file(url: str | sa.URL | Engine) -> None:
     """Connecting to SQLite creates the file: a typo in a URL must not. Nor does a look
     at an empty file (connecting would write a database's first pages into it)."""
+    refuse_a_non_url(url)
     if isinstance(url, Engine):
         return
     try:
@@ -98,6 +124,7 @@ def refuse_a_missing_sqlite_file(url: str | sa.URL | Engine) -> None:
 
 
 def make_engine(url: str | sa.URL | Engine, options: dict[str, Any]) -> Engine:
+    refuse_a_non_url(url)
     given = isinstance(url, Engine)
     if isinstance(url, Engine):
         engine = url
