@@ -6,11 +6,14 @@ to ``import_leads``. Each is the library's own error saying what to write; never
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
-from leadfunnel import ConfigError, SqlRepository
+from leadfunnel import ConfigError, Funnel, QualificationEngine, SqlRepository
+from leadfunnel._cli import main
 
 
 @pytest.mark.parametrize("migrate", ["auto", "check", "never"])
@@ -36,3 +39,42 @@ def test_a_url_of_another_type_is_refused_naming_the_type(url: object) -> None:
     assert f"not {type(url).__name__}" in message
     assert "sqlite:///funnel.db" in message
     assert "sqlite:////abs/path/x.db" in message
+
+
+FLEET_RULES = """
+[[profiles]]
+name = "fleet"
+rules = [{ rule = "field", field = "endpoints", min = 20 }]
+"""
+
+
+def test_qualify_on_a_field_the_lead_lacks_names_the_lead_model_option(tmp_path: Path) -> None:
+    rules_file = tmp_path / "fleet.toml"
+    rules_file.write_text(FLEET_RULES, encoding="utf-8")
+    db = f"sqlite:///{tmp_path / 'funnel.db'}"
+    result = CliRunner().invoke(main, ["qualify", "--rules", str(rules_file), "--db", db])
+    assert result.exit_code == 2, result.output
+    message = result.stderr
+    assert "profile 'fleet', rule #1: rule 'field' names 'endpoints'" in message
+    assert "which Lead has no field called" in message
+    assert "--lead-model MODULE:CLASS" in message
+    assert "Funnel(" not in message  # the command line has no Python argument to give
+
+
+def test_the_python_api_keeps_naming_the_lead_model_argument() -> None:
+    engine = QualificationEngine.from_dict(
+        {
+            "profiles": [
+                {"name": "fleet", "rules": [{"rule": "field", "field": "endpoints", "min": 20}]}
+            ]
+        }
+    )
+    with pytest.raises(ConfigError) as caught:
+        Funnel(engine=engine)
+    assert str(caught.value) == (
+        "profile 'fleet', rule #1: rule 'field' names 'endpoints', which Lead has no field "
+        "called; fix the name, or give the funnel the lead model that has it "
+        "(Funnel(..., lead_model=...))"
+    )
+    copy = pickle.loads(pickle.dumps(caught.value))
+    assert str(copy) == str(caught.value)

@@ -35,6 +35,8 @@ from .rules import (
     Rule,
     Verdict,
     _BuiltinRule,
+    _lacked_field_problem,
+    _lacking_field_error,
     _rule_name,
     _with_rule,
     make_rule,
@@ -647,4 +649,8 @@ def check_field_rules(engine: object, model: type[Lead]) -> None:
             try:
                 rule.conditions_for(model)  # its field, and its bounds as the field's type
             except (ConfigError, ValueError) as exc:
-                raise ConfigError(f"profile {profile.name!r}, rule #{number}: {exc}") from None
+                where = f"profile {profile.name!r}, rule #{number}"
+                lacked = _lacked_field_problem(exc)
+                if lacked is not None:  # its advice stays one the command line can replace
+                    raise _lacking_field_error(f"{where}: {lacked}") from None
+                raise ConfigError(f"{where}: {exc}") from None

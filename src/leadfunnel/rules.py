@@ -936,10 +936,8 @@ class FieldRule(BaseRule):
             # An attribute that is no field (full_name): judged as it reads.
             return _Conditions.of(False, self.min, self.max, self.equals, self.one_of)
         if info is None:
-            raise ConfigError(
-                f"rule 'field' names {self.field!r}, which {model.__name__} has no field "
-                "called; fix the name, or give the funnel the lead model that has it "
-                "(Funnel(..., lead_model=...))"
+            raise _lacking_field_error(
+                f"rule 'field' names {self.field!r}, which {model.__name__} has no field called"
             )
         is_set = _is_set(info.annotation)
         as_value = _FieldReader(model, self.field, info.annotation, is_set)
@@ -1067,6 +1065,31 @@ class FieldRule(BaseRule):
                 else f"{name} ({_shown(value)}) hold none of {_shown(conditions.one_of)}"
             )
         return Verdict.passed(f"{name} {_shown(value)} meets the profile")
+
+
+def _lacking_field_error(problem: str) -> ConfigError:
+    """The :class:`~leadfunnel.ConfigError` of a ``field`` rule naming a field the lead
+    class lacks: ``problem`` (what is wrong) and the advice in Python's words
+    (``Funnel(..., lead_model=...)``). The problem alone is kept for a caller that gives
+    the advice in its own words (the command line's ``--lead-model``): see
+    :func:`_lacked_field_problem`."""
+    error = ConfigError(
+        f"{problem}; fix the name, or give the funnel the lead model that has it "
+        "(Funnel(..., lead_model=...))"
+    )
+    vars(error)[_LACKED] = problem
+    return error
+
+
+def _lacked_field_problem(error: BaseException) -> str | None:
+    """The problem, without its advice, of ``error`` when it is the error
+    :func:`_lacking_field_error` made; otherwise ``None``."""
+    problem = vars(error).get(_LACKED)
+    return problem if isinstance(problem, str) else None
+
+
+#: The attribute of a :func:`_lacking_field_error` holding its problem alone.
+_LACKED = "_lacked_field_problem"
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ from datetime import datetime
 import click
 
 from .._csv_out import printable
-from .._errors import LeadFunnelError
+from .._errors import ConfigError, LeadFunnelError
 from . import when_interrupted
 from ._common import (
     Interrupts,
@@ -56,7 +56,11 @@ def qualify(db: str, rules: str, lead_model: str | None) -> None:
         # Each page is dated by the clock when it is judged: a Ctrl-C that was dropped
         # (see Interrupts) stops the run there, with the pages before it stored.
         clock = _Checking(interrupts)
-        funnel = open_funnel(db, engine=engine, lead_model=model, clock=clock)
+        try:
+            funnel = open_funnel(db, engine=engine, lead_model=model, clock=clock)
+        except ConfigError as exc:
+            _advise_lead_model(exc)
+            raise
         # A rule failing on one lead leaves that lead raw and the run goes on: the
         # others are judged and stored, and the failures are told at the end.
         failures: list[LeadFunnelError] = []
@@ -86,6 +90,20 @@ def qualify(db: str, rules: str, lead_model: str | None) -> None:
             f"{more}, left as they were; the others were judged and stored: fix the rule "
             "(or the class) and run qualify again"
         )
+
+
+def _advise_lead_model(error: ConfigError) -> None:
+    """Raise ``error`` again with the command line's advice when it is a ``field`` rule's
+    field the lead class lacks: the option to give (``--lead-model``), not the Python
+    argument (``Funnel(..., lead_model=...)``) the library's message names."""
+    from ..rules import _lacked_field_problem
+
+    problem = _lacked_field_problem(error)
+    if problem is not None:
+        raise ConfigError(
+            f"{problem}; fix the name, or give the lead model that has it: "
+            "--lead-model MODULE:CLASS (your Lead subclass, e.g. mycrm.models:MyLead)"
+        ) from None
 
 
 #: How many of the failures of a run ``qualify`` shows.
