@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import pickle
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
 
-from leadfunnel import ConfigError, Funnel, QualificationEngine, SqlRepository
+from leadfunnel import ConfigError, Funnel, Lead, QualificationEngine, SqlRepository, rules
 from leadfunnel._cli import main
+from leadfunnel.rules import BaseRule, Verdict, make_rule, register_rule
 
 
 @pytest.mark.parametrize("migrate", ["auto", "check", "never"])
@@ -78,3 +80,92 @@ def test_the_python_api_keeps_naming_the_lead_model_argument() -> None:
     )
     copy = pickle.loads(pickle.dumps(caught.value))
     assert str(copy) == str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("rule", "wrong", "meant", "taken"),
+    [
+        ("niche", "industrys", "industries", "industries, hard, weight"),
+        (
+            "money",
+            "min_revenue",
+            "min_annual_revenue",
+            "min_annual_revenue, min_employees, hard, weight",
+        ),
+        ("geography", "country", "countries", "countries, regions, hard, weight"),
+        # The field rule is made by FieldRule.from_config(**arguments): its arguments
+        # are FieldRule's, with one_of written as a config writes it, "in".
+        ("field", "eqals", "equals", "field, min, max, equals, in, exists, hard, weight"),
+    ],
+)
+def test_a_misspelt_argument_of_a_built_in_rule_is_told_the_right_names(
+    rule: str, wrong: str, meant: str, taken: str
+) -> None:
+    arguments = {"field": "industry"} if rule == "field" else {}
+    config = {"profiles": [{"name": "p", "rules": [{"rule": rule, **arguments, wrong: ["x"]}]}]}
+    with pytest.raises(ConfigError) as caught:
+        QualificationEngine.from_dict(config)
+    assert str(caught.value) == (
+        f"profile 'p', rule #1: rule {rule!r}: got an unexpected keyword argument {wrong!r} "
+        f"(did you mean {meant!r}?); rule {rule!r} takes: {taken}"
+    )
+
+
+def test_an_argument_like_none_the_rule_takes_is_told_them_all() -> None:
+    with pytest.raises(ConfigError) as caught:
+        make_rule("niche", colour="red")
+    assert str(caught.value) == (
+        "rule 'niche': got an unexpected keyword argument 'colour'; "
+        "rule 'niche' takes: industries, hard, weight"
+    )
+
+
+class _Endpoints(BaseRule):
+    name = "audit_integrator_endpoints"
+
+    def __init__(self, minimum: int, *, hard: bool | None = None) -> None:
+        super().__init__(hard=hard)
+        self.minimum = minimum
+
+    def evaluate(self, lead: Lead) -> Verdict:
+        return Verdict.passed("enough")
+
+
+def _seats(min_seats: int = 1, *, hard: bool = False) -> _Endpoints:
+    return _Endpoints(min_seats, hard=hard)
+
+
+def _anything(**arguments: Any) -> _Endpoints:
+    return _Endpoints(**arguments)
+
+
+@pytest.mark.parametrize(
+    ("factory", "wrong", "told"),
+    [
+        (_Endpoints, "minimun", "(did you mean 'minimum'?); rule '{name}' takes: minimum, hard"),
+        (_seats, "min_seat", "(did you mean 'min_seats'?); rule '{name}' takes: min_seats, hard"),
+    ],
+)
+def test_a_misspelt_argument_of_a_registered_rule_is_told_its_signature(
+    factory: Any, wrong: str, told: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(rules, "_registered", {})  # registrations last the process
+    name = f"audit_integrator_{factory.__name__.strip('_')}"
+    register_rule(name, factory)
+    with pytest.raises(ConfigError) as caught:
+        make_rule(name, **{wrong: 3})
+    message = str(caught.value)
+    assert f"got an unexpected keyword argument {wrong!r}" in message
+    assert message.endswith(told.format(name=name))
+
+
+def test_a_factory_taking_any_keyword_lists_no_arguments_it_cannot_tell(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(rules, "_registered", {})
+    register_rule("audit_integrator_anything", _anything)
+    with pytest.raises(ConfigError) as caught:
+        make_rule("audit_integrator_anything", minimun=3)
+    assert str(caught.value) == (
+        "rule 'audit_integrator_anything': got an unexpected keyword argument 'minimun'"
+    )

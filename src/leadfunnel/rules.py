@@ -24,6 +24,7 @@ costs little more than the comparisons themselves.
 
 from __future__ import annotations
 
+import difflib
 import inspect
 import math
 import os
@@ -1332,6 +1333,9 @@ _BUILTINS: dict[str, RuleFactory] = {
 }
 _registered: dict[str, RuleFactory] = {}
 
+#: The arguments a config writes under another name than the rule class's Python one.
+_CONFIG_SPELLING: dict[type, dict[str, str]] = {FieldRule: {"one_of": "in"}}
+
 
 def register_rule(name: str, factory: RuleFactory, *, replace: bool = False) -> None:
     """Make ``factory`` (a rule class, or a callable returning a rule) nameable in configs.
@@ -1479,6 +1483,7 @@ def make_rule(name: str, /, **arguments: Any) -> Rule:
         rule = factory(**arguments)
     except (TypeError, ValueError) as exc:
         problem = _argument_problem(exc) if isinstance(exc, TypeError) else str(exc)
+        problem += _arguments_taken(name, factory, arguments, problem)
         if "name" in arguments and "keyword argument 'name'" in problem:
             problem += (
                 f"; a rule is named by its 'rule' key (rule = {name!r}), and this one takes "
@@ -1502,6 +1507,45 @@ def make_rule(name: str, /, **arguments: Any) -> Rule:
             f"rule {name!r}: its factory made {rule!r}, which has no name or evaluate(lead)"
         )
     return rule
+
+
+def _arguments_taken(
+    name: str, factory: RuleFactory, arguments: Mapping[str, Any], problem: str
+) -> str:
+    """For an argument the rule ``name`` does not take: the closest it takes, if one is
+    close, and the arguments it takes (from its factory's signature, as a config writes
+    them); otherwise nothing. An argument the factory's signature does take is left
+    alone: the error came from within it."""
+    unexpected = re.search(r"unexpected keyword argument '([^']*)'$", problem)
+    if unexpected is None or unexpected.group(1) not in arguments:
+        return ""
+    taken = _config_arguments(factory)
+    if taken is None or unexpected.group(1) in taken:
+        return ""
+    if not taken:
+        return f"; rule {name!r} takes no arguments"
+    close = difflib.get_close_matches(unexpected.group(1), taken, n=1)
+    meant = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"{meant}; rule {name!r} takes: {', '.join(taken)}"
+
+
+def _config_arguments(factory: Any) -> list[str] | None:
+    """The arguments a config may give ``factory``, in its signature's order, as a
+    config writes them (``in`` for :class:`FieldRule`'s ``one_of``); ``None`` when the
+    signature cannot tell (it takes ``**kwargs``, or has none to read). A class's
+    ``from_config(**arguments)`` takes the class's own arguments."""
+    owner = getattr(factory, "__self__", None)
+    try:
+        parameters = inspect.signature(factory).parameters.values()
+        if isinstance(owner, type) and any(p.kind is p.VAR_KEYWORD for p in parameters):
+            parameters = inspect.signature(owner).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is p.VAR_KEYWORD for p in parameters):
+        return None
+    spelling = _CONFIG_SPELLING.get(owner, {}) if isinstance(owner, type) else {}
+    keywords = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return [spelling.get(p.name, p.name) for p in parameters if p.kind in keywords]
 
 
 def _of_rule(name: str, problem: str) -> str:
