@@ -6,7 +6,9 @@ to ``import_leads``. Each is the library's own error saying what to write; never
 
 from __future__ import annotations
 
+import csv
 import pickle
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -169,3 +171,57 @@ def test_a_factory_taking_any_keyword_lists_no_arguments_it_cannot_tell(
     assert str(caught.value) == (
         "rule 'audit_integrator_anything': got an unexpected keyword argument 'minimun'"
     )
+
+
+NOBODY_ROWS: list[Any] = [
+    {},
+    {"first_name": " ", "email": " "},
+    {"industry": "Retail", "employees": 40},
+    {"type": "client", "industry": "Retail"},  # a contact row
+    Lead(),
+    Lead(industry="Retail", status="suspect"),
+]
+
+
+@pytest.mark.parametrize("nobody", NOBODY_ROWS)
+def test_import_leads_rejects_a_row_naming_nobody_alone_with_the_command_lines_reason(
+    nobody: Any, tmp_path: Path
+) -> None:
+    funnel = Funnel()
+    report = funnel.import_leads([{"first_name": "Ann"}, nobody, {"company": "Acme"}])
+    assert [issue.row for issue in report.rejected] == [2]
+    assert len(report.added) == 2  # the rows around it are stored: one row sinks no batch
+    assert funnel.count("lead") + funnel.count("contact") == 2
+    # The reason is the command line's for such a row of a CSV file, word for word.
+    csv_file = tmp_path / "leads.csv"
+    csv_file.write_text("First Name,Email,Industry\nAnn,ann@x.example.com,IT\n,,Retail\n")
+    rejects = tmp_path / "rejected.csv"
+    db = f"sqlite:///{tmp_path / 'funnel.db'}"
+    done = CliRunner().invoke(
+        main, ["import", str(csv_file), "--db", db, "--rejects", str(rejects)]
+    )
+    assert done.exit_code == 0, done.output
+    with rejects.open(newline="", encoding="utf-8") as file:
+        (rejected,) = csv.DictReader(file)
+    assert report.rejected[0].reason == rejected["reason"]
+    assert rejected["reason"].startswith("names nobody: ")
+
+
+def test_an_erased_person_naming_nobody_by_design_is_still_imported() -> None:
+    funnel = Funnel()
+    report = funnel.import_leads([{"erased_at": datetime(2026, 1, 5, tzinfo=UTC)}])
+    assert len(report.added) == 1
+    assert not report.rejected
+
+
+@pytest.mark.parametrize(
+    "somebody",
+    [
+        {"last_name": "Rivera"},
+        {"phone": "+15125550100"},
+        {"email": "pat@acme.example.com"},
+        {"other_emails": ["old@acme.example.com"]},
+    ],
+)
+def test_one_field_that_names_a_person_is_enough(somebody: dict[str, Any]) -> None:
+    assert len(Funnel().import_leads([somebody]).added) == 1

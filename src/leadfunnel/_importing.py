@@ -58,7 +58,7 @@ from ._models import (
     state_of,
     updated,
 )
-from ._people import avoid, avoid_into
+from ._people import NAMES_NOBODY, avoid, avoid_into, names_nobody
 from ._protocols import Router, assign_owner, routing_data
 from ._repository import ChangeSet, Repository, settled_by_commit
 from ._results import Serialised
@@ -461,6 +461,11 @@ def _new_record(
             raise _Refused(_refusal(record.status))
         if record.status is LeadStatus.QUALIFIED:
             record = updated(record, {"tags": record.tags | {SWEET_SPOT}})
+    if names_nobody(record):
+        # Stored, it would be a lead naming nobody, added again by every import of the
+        # rows (no key to find it by): refused alone, its other problems told first, as
+        # the command line refuses such a row.
+        raise _Refused(NAMES_NOBODY)
     return record
 
 
