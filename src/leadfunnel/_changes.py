@@ -15,6 +15,7 @@ import random
 import re
 import time
 from collections.abc import Callable
+from contextvars import ContextVar
 from datetime import datetime
 from typing import Any, ParamSpec, TypeVar, cast
 from uuid import UUID
@@ -59,6 +60,7 @@ __all__ = [
     "Subject",
     "bump",
     "checked",
+    "clock_told",
     "created",
     "current_record",
     "event",
@@ -84,6 +86,17 @@ _S = TypeVar("_S", bound=_Stored)
 
 #: What the facade accepts as the subject of a change: a stored model or its id.
 Subject = Lead | Contact | Opportunity | UUID | str
+
+#: The funnel clock's now when the facade dated the change being made (in this thread
+#: or task): see :func:`clock_told` and :func:`moved`. ``None`` outside a facade call.
+_CLOCK_NOW: ContextVar[datetime | None] = ContextVar("leadfunnel_clock_now", default=None)
+
+
+def clock_told(now: datetime) -> None:
+    """Note ``now``, the funnel clock's time as the facade reads it for a change, for
+    :func:`moved`'s check of a move dated before its record's last change."""
+    _CLOCK_NOW.set(now)
+
 
 #: Fields only triggers may change; ``update`` refuses edits to them.
 MANAGED = {
@@ -459,8 +472,18 @@ def moved(record: _S, at: datetime, changes: dict[str, Any], trigger: str | None
     would have the move before what it followed (a deal won before it was booked, a
     negative time in stage). Any other change may be dated earlier (a call logged the
     day after), but ``updated_at`` never goes back: it stays at the last change, so
-    that a move dated before that is still refused."""
-    if at < record.updated_at and any(name in changes for name in _STATE_FIELDS):
+    that a move dated before that is still refused.
+
+    A last change dated after the funnel clock's now (an ``at=`` ahead of the clock: a
+    simulation's, or a mistyped year) holds back no move dated at or after the clock's
+    now: what the clock says happens now is not refused for following what, by the
+    clock, has not happened yet (else a lead qualified ``at=`` 2062 by mistake could
+    never be avoided until then). A move dated before both is refused as ever."""
+    if (
+        at < record.updated_at
+        and any(name in changes for name in _STATE_FIELDS)
+        and not _at_or_after_clock(at)
+    ):
         raise InvalidArgumentError(
             f"at={at.isoformat()} is before the {getattr(record, 'kind', 'record')}'s last "
             f"change ({record.updated_at.isoformat()}): a move is dated at or after what "
@@ -473,6 +496,13 @@ def moved(record: _S, at: datetime, changes: dict[str, Any], trigger: str | None
         return new
     before = cast(Record, record)
     return registered(new, trigger or _trigger_of(before, changes), before)
+
+
+def _at_or_after_clock(at: datetime) -> bool:
+    """Whether ``at`` is at or after the funnel clock's now as the facade read it for
+    this change (``False`` outside a facade call: a use case run on its own)."""
+    now = _CLOCK_NOW.get()
+    return now is not None and at >= now
 
 
 def registered(record: _S, trigger: str, subject: Record) -> _S:

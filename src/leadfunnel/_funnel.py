@@ -30,6 +30,7 @@ from . import _conversion, _deals, _follow_ups, _leads, _merging, _people, _priv
 from ._cadence import CadencePolicy, FollowUp
 from ._changes import (
     Subject,
+    clock_told,
     get_or_merged,
     load,
     looks_personal,
@@ -211,8 +212,13 @@ class Funnel(Generic[LeadT, ContactT, OpportunityT]):
         """When a change happens: ``at`` or the clock's now, as an instant in UTC. A
         time kept in a zone with daylight saving would add the cadence's waits on its
         wall clock (an hour off across a change), where every SQL store adds them to
-        the instant."""
-        when = self.clock.now() if at is None else require_aware(at)
+        the instant.
+
+        The clock's now is noted for the change (see :func:`~leadfunnel._changes.moved`):
+        a move dated at or after it is not held back by a change dated ahead of it."""
+        now = self.clock.now()
+        clock_told(now)
+        when = now if at is None else require_aware(at)
         return when if when.tzinfo is UTC else when.astimezone(UTC)
 
     @staticmethod
