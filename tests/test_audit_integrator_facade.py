@@ -5,11 +5,24 @@ date, and the subject types of the triggers."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
 
-from conftest import person
-from leadfunnel import Funnel, InvalidArgumentError, Lead, LeadStatus
+from conftest import T0, person
+from leadfunnel import (
+    CadencePolicy,
+    ConfigError,
+    Contact,
+    Funnel,
+    InMemoryRepository,
+    InvalidArgumentError,
+    Lead,
+    LeadStatus,
+    QualificationEngine,
+    QualificationResult,
+)
 from leadfunnel.testing import ManualClock
 
 #: A year mistyped: 2062 for 2026.
@@ -53,3 +66,88 @@ def test_a_move_dated_before_both_the_last_change_and_the_clock_is_still_refused
     assert "leave it out" in str(err.value)
     assert funnel.get_lead(lead.id).status is LeadStatus.QUALIFIED
     assert funnel.disqualify(lead).status is LeadStatus.UNQUALIFIED
+
+
+# --- 2. Funnel(...) checks its arguments -----------------------------------------------
+
+
+_IT = QualificationEngine.from_dict(
+    {"profiles": [{"name": "it", "rules": [{"rule": "niche", "industries": ["IT Services"]}]}]}
+)
+
+
+class _OwnEngine:
+    """An integrator's engine: anything with ``evaluate(lead)`` (DESIGN 5)."""
+
+    def evaluate(self, lead: Lead) -> QualificationResult:
+        return _IT.evaluate(lead)
+
+
+class _OwnRouter:
+    """An integrator's router: ``assign`` and ``backup_for``."""
+
+    def assign(self, lead: Lead) -> str | None:
+        return "ana"
+
+    def backup_for(self, owner: str | None, lead: Lead | Contact | None = None) -> str | None:
+        return None
+
+
+@pytest.mark.parametrize(
+    ("arguments", "says"),
+    [
+        ({"repository": "sqlite:///x.db"}, r"repository=\.\.\.\) was given a str: .*SqlRepository"),
+        ({"repository": Path("x.db")}, r"was given a pathlib\.\w*Path: .*SqlRepository\(that URL"),
+        (
+            {"repository": InMemoryRepository},
+            r"given the class InMemoryRepository: pass an instance, InMemoryRepository\(",
+        ),
+        ({"repository": object()}, r"given an object: .*subclass of leadfunnel\.Repository"),
+        (
+            {"engine": {"profiles": []}},
+            r"engine=\.\.\.\) was given a dict: pass QualificationEngine\.from_dict",
+        ),
+        ({"engine": "rules.toml"}, r"given a str: pass QualificationEngine\.from_toml\(path\)"),
+        ({"engine": QualificationEngine}, r"the class QualificationEngine: pass an instance"),
+        ({"engine": object()}, r"given an object: .*has no evaluate\(\) method"),
+        (
+            {"cadence": {"lead_touches": 3}},
+            r"cadence=\.\.\.\) .* dict: pass CadencePolicy\.from_dict",
+        ),
+        ({"cadence": CadencePolicy}, r"the class CadencePolicy: pass an instance"),
+        ({"cadence": 2}, r"cadence=\.\.\.\) was given an int: pass a CadencePolicy"),
+        (
+            {"router": {"groups": []}},
+            r"router=\.\.\.\) was given a dict: pass RoutingRules\.from_dict",
+        ),
+        ({"router": "routing.toml"}, r"given a str: pass RoutingRules\.from_toml\(path\)"),
+        ({"router": _OwnEngine()}, r"has no assign or backup_for\(\) method"),
+        (
+            {"clock": datetime(2026, 3, 2, tzinfo=UTC)},
+            r"clock=\.\.\.\) was given a datetime .*, not a clock: .*ManualClock\(that datetime\)",
+        ),
+        ({"clock": ManualClock}, r"the class ManualClock, not a clock: pass an instance"),
+    ],
+)
+def test_funnel_refuses_what_it_cannot_use_when_it_is_made(
+    arguments: dict[str, Any], says: str
+) -> None:
+    """``Funnel("sqlite:///x.db")`` failed with "'str' object has no attribute 'models'",
+    the class ``InMemoryRepository`` with a TypeError, a dict given for the engine,
+    cadence or router only on the first qualify, due or capture (an AttributeError),
+    and a datetime given for the clock said its now() was naive."""
+    with pytest.raises(ConfigError, match=says) as err:
+        Funnel(**arguments)
+    assert "x.db" not in str(err.value)  # what was given is named by its type
+
+
+def test_an_integrators_own_engine_router_and_adapter_are_still_taken() -> None:
+    class Adapter(InMemoryRepository):
+        pass
+
+    clock = ManualClock(T0)
+    funnel = Funnel(Adapter(), engine=_OwnEngine(), router=_OwnRouter(), clock=clock)
+    lead = funnel.capture(Lead(**person(1)))
+    assert lead.owner == "ana"
+    assert funnel.qualify(lead).status is LeadStatus.QUALIFIED
+    assert Funnel(cadence=CadencePolicy(lead_touches=3)).cadence.lead_touches == 3

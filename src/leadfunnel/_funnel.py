@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from decimal import Decimal
+from os import PathLike
 from typing import Any, Generic, Literal, TypeVar, overload
 from uuid import UUID
 
@@ -126,6 +127,7 @@ class Funnel(Generic[LeadT, ContactT, OpportunityT]):
         contact_model: type[ContactT] | None = None,
         opportunity_model: type[OpportunityT] | None = None,
     ) -> None:
+        _check_collaborators(repository, engine, cadence, router, clock)
         self.repository: Repository = repository if repository is not None else InMemoryRepository()
         if opportunity_model is not None:
             # A deal class set_appointment could never make (a required field of its
@@ -1285,6 +1287,104 @@ def _limit(limit: int | None) -> int | None:
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
         raise InvalidArgumentError(f"limit={limit!r}: give a whole number, 0 or more, or None")
     return limit
+
+
+#: What to pass instead of a mapping or a file's path, per argument of ``Funnel``.
+_BUILT_FROM = {
+    "engine": ("QualificationEngine", "rules"),
+    "cadence": ("CadencePolicy", "cadence"),
+    "router": ("RoutingRules", "routing"),
+}
+
+
+def _check_collaborators(
+    repository: object, engine: object, cadence: object, router: object, clock: object
+) -> None:
+    """A :class:`ConfigError` for an argument of ``Funnel`` that is not what the funnel
+    uses (a URL for the repository, a dict for the engine, a class for an instance, a
+    datetime for a clock): said when the funnel is made, naming the argument, what was
+    given (its type: a URL may hold a password) and what to pass, instead of an
+    ``AttributeError`` on the first lead qualified, routed or followed up. Anything
+    with the methods the funnel calls will do for an engine (``evaluate``) and a router
+    (``assign`` and ``backup_for``), as DESIGN allows an integrator's own."""
+    if repository is not None and not isinstance(repository, Repository):
+        if isinstance(repository, (str, PathLike)):
+            todo = (
+                "a URL or a path is not a repository: pass SqlRepository(that URL), or "
+                "leave repository out to keep everything in memory"
+            )
+        elif isinstance(repository, type) and issubclass(repository, Repository):
+            todo = f"pass an instance, {repository.__name__}(...), not the class"
+        else:
+            todo = (
+                "pass InMemoryRepository(), SqlRepository(url) or your own adapter (a "
+                "subclass of leadfunnel.Repository)"
+            )
+        raise ConfigError(f"Funnel(repository=...) was given {_given(repository)}: {todo}")
+    _check_built(
+        "engine",
+        engine,
+        ("evaluate",),
+        "an object whose evaluate(lead) returns a QualificationResult",
+    )
+    if cadence is not None and not isinstance(cadence, CadencePolicy):
+        _check_built("cadence", cadence, (), "")
+        raise ConfigError(
+            f"Funnel(cadence=...) was given {_given(cadence)}: pass a CadencePolicy "
+            "(CadencePolicy(lead_touches=2, ...), CadencePolicy.from_dict() or "
+            ".from_toml()), or leave cadence out for the default policy"
+        )
+    _check_built(
+        "router",
+        router,
+        ("assign", "backup_for"),
+        "an object with assign(lead) and backup_for(owner, lead)",
+    )
+    if isinstance(clock, datetime):
+        raise ConfigError(
+            f"Funnel(clock=...) was given a datetime ({clock.isoformat()}), not a clock: a "
+            "clock is an object whose now() must return a timezone-aware datetime; pass "
+            "leadfunnel.testing.ManualClock(that datetime) to start there, or leave clock "
+            "out for the system's UTC clock"
+        )
+    if isinstance(clock, type):
+        raise ConfigError(
+            f"Funnel(clock=...) was given the class {clock.__name__}, not a clock: pass an "
+            f"instance ({clock.__name__}(...)), whose now() returns a timezone-aware datetime"
+        )
+
+
+def _check_built(name: str, value: object, methods: tuple[str, ...], duck: str) -> None:
+    """A :class:`ConfigError` for ``Funnel(name=value)`` where ``value`` is the data
+    to build the collaborator from (a mapping, a file's path), a class, or (given
+    ``methods``) an object lacking one of them."""
+    if value is None:
+        return
+    built, section = _BUILT_FROM[name]
+    if isinstance(value, Mapping):
+        todo = f"pass {built}.from_dict({{...}}) built from it, not the {type(value).__name__}"
+    elif isinstance(value, (str, PathLike)):
+        todo = (
+            f"pass {built}.from_toml(path) built from the file, not its path (a {section} "
+            f"file), or {built}.from_dict({{...}})"
+        )
+    elif isinstance(value, type):
+        todo = f"pass an instance ({value.__name__}(...)), not the class"
+    else:
+        lacking = [m for m in methods if not callable(getattr(value, m, None))]
+        if not lacking:
+            return
+        todo = f"pass a {built} or {duck} (this one has no {' or '.join(lacking)}() method)"
+    raise ConfigError(f"Funnel({name}=...) was given {_given(value)}: {todo}")
+
+
+def _given(value: object) -> str:
+    """What an argument was given, by its type only (a URL may hold a password)."""
+    if isinstance(value, type):
+        return f"the class {value.__name__}"
+    kind = type(value)
+    name = kind.__name__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__name__}"
+    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
 
 
 def _check_clock(clock: Clock) -> None:
