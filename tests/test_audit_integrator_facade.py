@@ -151,3 +151,54 @@ def test_an_integrators_own_engine_router_and_adapter_are_still_taken() -> None:
     assert lead.owner == "ana"
     assert funnel.qualify(lead).status is LeadStatus.QUALIFIED
     assert Funnel(cadence=CadencePolicy(lead_touches=3)).cadence.lead_touches == 3
+
+
+# --- 4. a touch is dated at or after its person came to be ------------------------------
+
+
+def test_a_touch_dated_before_its_person_was_stored_is_refused(
+    funnel: Funnel, clock: ManualClock
+) -> None:
+    """Right after capture, a call dated 30 days back was taken, and the lead's history
+    then began with a touch of nobody, before its capture."""
+    lead = funnel.capture(Lead(**person(1)))
+    with pytest.raises(InvalidArgumentError, match=r"is before lead .* came to be") as err:
+        funnel.touch(lead, "call", "no_answer", at=clock.now() - timedelta(days=30))
+    assert "give a later at=" in str(err.value)
+    assert funnel.touches(lead) == []
+    assert [e.name for e in funnel.history(lead)] == ["capture"]
+
+    # A call logged late (after the capture, before now) is fine, as the docs say.
+    clock.advance(days=2)
+    late = funnel.touch(lead, "call", "no_answer", at=clock.now() - timedelta(days=1))
+    assert funnel.touches(lead) == [late]
+
+
+def test_a_late_touch_counts_from_when_the_person_came_to_be(
+    funnel: Funnel, clock: ManualClock
+) -> None:
+    """A converted lead's contact is the same person: a call logged late on the contact,
+    dated after the lead's capture, is taken; so is an opt-out dated before the person
+    was stored (an old list's unsubscribe), which must be honoured whenever given."""
+    lead = funnel.capture(Lead(**person(1)))
+    captured = clock.now()
+    clock.advance(days=10)
+    funnel.qualify(lead, force=True)
+    contact_id = funnel.set_appointment(lead).contact_id
+    funnel.touch(contact_id, "call", "connected", at=captured + timedelta(days=1))
+    with pytest.raises(InvalidArgumentError, match="came to be"):
+        funnel.touch(contact_id, "call", "connected", at=captured - timedelta(days=1))
+
+    other = funnel.capture(Lead(**person(2)))
+    funnel.touch(other, "email", "opted_out", at=datetime(2020, 1, 1, tzinfo=UTC))
+    assert "email" in funnel.get_lead(other.id).opt_outs
+
+
+def test_a_touch_made_now_is_taken_on_a_person_dated_ahead_of_the_clock(
+    funnel: Funnel, clock: ManualClock
+) -> None:
+    """As a move (1): a record added ``at=`` ahead of the clock holds back no touch made
+    now."""
+    lead = funnel.add(Lead(**person(1), status="raw"), at=TYPO)
+    funnel.touch(lead, "call", "no_answer")
+    assert len(funnel.touches(lead)) == 1

@@ -58,6 +58,7 @@ __all__ = [
     "MAX_MERGES_FOLLOWED",
     "STATE_FIELD",
     "Subject",
+    "at_or_after_clock",
     "bump",
     "checked",
     "clock_told",
@@ -482,7 +483,7 @@ def moved(record: _S, at: datetime, changes: dict[str, Any], trigger: str | None
     if (
         at < record.updated_at
         and any(name in changes for name in _STATE_FIELDS)
-        and not _at_or_after_clock(at)
+        and not at_or_after_clock(at)
     ):
         raise InvalidArgumentError(
             f"at={at.isoformat()} is before the {getattr(record, 'kind', 'record')}'s last "
@@ -498,7 +499,7 @@ def moved(record: _S, at: datetime, changes: dict[str, Any], trigger: str | None
     return registered(new, trigger or _trigger_of(before, changes), before)
 
 
-def _at_or_after_clock(at: datetime) -> bool:
+def at_or_after_clock(at: datetime) -> bool:
     """Whether ``at`` is at or after the funnel clock's now as the facade read it for
     this change (``False`` outside a facade call: a use case run on its own)."""
     now = _CLOCK_NOW.get()
