@@ -4,9 +4,12 @@ date, and the subject types of the triggers."""
 
 from __future__ import annotations
 
+import inspect
+import typing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import pytest
 
@@ -20,6 +23,7 @@ from leadfunnel import (
     InvalidArgumentError,
     Lead,
     LeadStatus,
+    Opportunity,
     QualificationEngine,
     QualificationResult,
 )
@@ -202,3 +206,29 @@ def test_a_touch_made_now_is_taken_on_a_person_dated_ahead_of_the_clock(
     lead = funnel.add(Lead(**person(1), status="raw"), at=TYPO)
     funnel.touch(lead, "call", "no_answer")
     assert len(funnel.touches(lead)) == 1
+
+
+# --- 5. the triggers' subject types name the kind they move -----------------------------
+
+
+@pytest.mark.parametrize(
+    ("methods", "kinds"),
+    [
+        (("farm", "respond", "qualify", "disqualify"), {Lead, UUID, str}),
+        (
+            ("sit", "propose", "send_contract", "win", "lose", "reschedule"),
+            {Opportunity, UUID, str},
+        ),
+        (("touch", "set_appointment", "erase"), {Lead, Contact, UUID, str}),
+    ],
+)
+def test_a_trigger_takes_the_kind_of_record_it_moves(
+    methods: tuple[str, ...], kinds: set[type]
+) -> None:
+    """Every trigger took ``Lead | Contact | Opportunity | UUID | str``, so type checkers
+    let ``funnel.qualify(deal)`` and ``funnel.sit(lead)`` through (they fail only when
+    run)."""
+    for name in methods:
+        hints = typing.get_type_hints(getattr(Funnel, name))
+        first = next(p for p in inspect.signature(getattr(Funnel, name)).parameters if p != "self")
+        assert set(typing.get_args(hints[first])) == kinds, name

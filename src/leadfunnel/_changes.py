@@ -57,6 +57,8 @@ __all__ = [
     "MANAGED",
     "MAX_MERGES_FOLLOWED",
     "STATE_FIELD",
+    "DealSubject",
+    "LeadSubject",
     "Subject",
     "at_or_after_clock",
     "bump",
@@ -87,6 +89,12 @@ _S = TypeVar("_S", bound=_Stored)
 
 #: What the facade accepts as the subject of a change: a stored model or its id.
 Subject = Lead | Contact | Opportunity | UUID | str
+#: The subject of a lead trigger (``farm``, ``respond``, ``qualify``, ``disqualify``):
+#: a lead or its id (type checkers then refuse a deal given to ``qualify``).
+LeadSubject = Lead | UUID | str
+#: The subject of a deal trigger (``sit``, ``propose``, ``win``, ...): an opportunity or
+#: its id.
+DealSubject = Opportunity | UUID | str
 
 #: The funnel clock's now when the facade dated the change being made (in this thread
 #: or task): see :func:`clock_told` and :func:`moved`. ``None`` outside a facade call.

@@ -30,6 +30,8 @@ import typing_extensions
 from . import _conversion, _deals, _follow_ups, _leads, _merging, _people, _privacy
 from ._cadence import CadencePolicy, FollowUp
 from ._changes import (
+    DealSubject,
+    LeadSubject,
     Subject,
     clock_told,
     get_or_merged,
@@ -422,7 +424,7 @@ class Funnel(Generic[LeadT, ContactT, OpportunityT]):
 
     def _lead_move(
         self,
-        lead: Subject,
+        lead: LeadSubject,
         trigger: str,
         at: datetime | None,
         actor: str | None,
@@ -441,7 +443,7 @@ class Funnel(Generic[LeadT, ContactT, OpportunityT]):
     @retrying
     def farm(
         self,
-        lead: Subject,
+        lead: LeadSubject,
         *,
         at: datetime | None = None,
         actor: str | None = None,
@@ -453,7 +455,7 @@ class Funnel(Generic[LeadT, ContactT, OpportunityT]):
     @retrying
     def respond(
         self,
-        lead: Subject,
+        lead: LeadSubject,
         *,
         at: datetime | None = None,
         actor: str | None = None,
@@ -465,7 +467,7 @@ class Funnel(Generic[LeadT, ContactT, OpportunityT]):
     @retrying
     def disqualify(
         self,
-        lead: Subject,
+        lead: LeadSubject,
         *,
         at: datetime | None = None,
         actor: str | None = None,
@@ -477,7 +479,7 @@ class Funnel(Generic[LeadT, ContactT, OpportunityT]):
     @retrying
     def qualify(
         self,
-        lead: Subject,
+        lead: LeadSubject,
         *,
         force: bool = False,
         at: datetime | None = None,
@@ -586,7 +588,7 @@ class Funnel(Generic[LeadT, ContactT, OpportunityT]):
 
     def _deal_move(
         self,
-        deal: Subject,
+        deal: DealSubject,
         trigger: str,
         at: datetime | None,
         actor: str | None,
@@ -599,7 +601,7 @@ class Funnel(Generic[LeadT, ContactT, OpportunityT]):
     @retrying
     def sit(
         self,
-        opportunity: Subject,
+        opportunity: DealSubject,
         *,
         at: datetime | None = None,
         actor: str | None = None,
@@ -611,7 +613,7 @@ class Funnel(Generic[LeadT, ContactT, OpportunityT]):
     @retrying
     def propose(
         self,
-        opportunity: Subject,
+        opportunity: DealSubject,
         *,
         at: datetime | None = None,
         actor: str | None = None,
@@ -623,7 +625,7 @@ class Funnel(Generic[LeadT, ContactT, OpportunityT]):
     @retrying
     def send_contract(
         self,
-        opportunity: Subject,
+        opportunity: DealSubject,
         *,
         at: datetime | None = None,
         actor: str | None = None,
@@ -635,7 +637,7 @@ class Funnel(Generic[LeadT, ContactT, OpportunityT]):
     @retrying
     def win(
         self,
-        opportunity: Subject,
+        opportunity: DealSubject,
         *,
         amount: Decimal | int | float | str | None = None,
         force: bool = False,
@@ -660,7 +662,7 @@ class Funnel(Generic[LeadT, ContactT, OpportunityT]):
     @retrying
     def lose(
         self,
-        opportunity: Subject,
+        opportunity: DealSubject,
         *,
         reason: LostReason | str,
         note: str | None = None,
@@ -685,7 +687,7 @@ class Funnel(Generic[LeadT, ContactT, OpportunityT]):
     @retrying
     def reschedule(
         self,
-        opportunity: Subject,
+        opportunity: DealSubject,
         *,
         appointment_at: datetime,
         at: datetime | None = None,
