@@ -1403,6 +1403,19 @@ class Repository(ABC):
         """A context in which this thread's commits are one atomic unit (see
         :meth:`transaction`); entered again inside itself, a savepoint."""
 
+    @contextmanager
+    def loading(self) -> Iterator[None]:
+        """A block of bulk loading: many commits of new records (an import's chunks).
+
+        A store may put off, until the block ends, upkeep that such a load makes slow
+        (the SQL adapter, loading 100,000 records or more into a small SQLite store,
+        builds some indexes once at the end instead of entry by entry). Nothing else
+        changes: every commit inside the block is stored, checked and told to
+        subscribers as outside it; only reads by indexes put off run slower until the
+        block ends. Blocks may nest (the outermost one counts). This default does
+        nothing."""
+        yield
+
     def _scope(self) -> Any:
         scopes = self._scopes
         if scopes is None:

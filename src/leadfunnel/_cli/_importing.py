@@ -198,6 +198,9 @@ def import_(
             ) as write_rejects,
             _progress(source.path.stat().st_size) as advance,
             collector_paused() as collect,
+            # A large file into a small store: the store may build some indexes once,
+            # at the end, rather than entry by entry (see Repository.loading).
+            funnel.repository.loading(),
         ):
             # Funnel.import_leads's own sizing (sized_chunks), applied to the file's
             # rows, so that rows rejected while reading count too and are written in row

@@ -11,6 +11,7 @@ import typing
 import weakref
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, NoReturn, TypeVar
 from uuid import UUID
@@ -125,6 +126,13 @@ _T = TypeVar("_T")
 _BATCH = 500  # ids per IN (...) list
 _COPY_FROM = 16  # rows from which PostgreSQL inserts go through COPY
 _MIGRATE = ("auto", "check", "never")
+#: A load into a SQLite store holding fewer people than this builds the indexes of
+#: ``schema.DEFERRABLE`` at its end (see SqlRepository.loading): then building them
+#: over the whole store costs about what the load saves, or much less.
+_DEFER_BELOW = 10_000
+#: ... once the load has stored this many records: below it the indexes fit in the page
+#: cache, and building them again at the end costs about what the load saves.
+_DEFER_AFTER = 100_000
 
 
 def _batches(items: Sequence[_T], size: int = _BATCH) -> Iterator[Sequence[_T]]:
@@ -195,6 +203,11 @@ class SqlRepository(RepRowsAdapter):
         self._lists: dict[tuple[Any, ...], sa.Select[Any]] = {}
         # The schema version found when opened with migrate="never" (which may be older).
         self._found_version = s.SCHEMA_VERSION
+        # The loading() blocks open, across threads, and what the outermost one put
+        # off (see loading).
+        self._loads = 0
+        self._loads_lock = threading.Lock()
+        self._load: _Load | None = None
         try:
             with self._serial:
                 if migrate == "never":
@@ -288,6 +301,9 @@ class SqlRepository(RepRowsAdapter):
                     s.MIGRATIONS[version](conn)
                 if found < s.SCHEMA_VERSION:
                     conn.execute(sa.update(s.schema_table).values(version=s.SCHEMA_VERSION))
+                if self.migrate == "auto" and self.dialect == "sqlite":
+                    # Indexes a loading() block put off, if the process stopped inside it.
+                    _build_missing_indexes(conn)
                 if self.migrate == "auto":
                     # The suppression secret with the store, not on first use: version 3
                     # made its table empty, and a secret first made inside an application's
@@ -542,6 +558,77 @@ class SqlRepository(RepRowsAdapter):
                 conn.close()
 
     @contextmanager
+    def loading(self) -> Iterator[None]:
+        """See :meth:`Repository.loading`. On SQLite, a block that has stored 100,000
+        records into a store that held fewer than 10,000 people when it began drops the
+        indexes whose keys a load writes in no order (creation dates, owners, sources,
+        e-mail domains, names: ``schema.DEFERRABLE``), and builds them once, by a sort,
+        when it ends: past about that many people those indexes no longer fit in the
+        page cache, and entry by entry each row makes SQLite write and read back a page
+        of each (a 1M-row import: 13% less CPU, most of it the kernel's). None of them
+        is unique or read by a write. Not inside a :meth:`transaction` block, and not
+        unless the store manages its own schema (``migrate="auto"``). Should the
+        process stop inside the block, the next opening of the store builds them."""
+        with self._loads_lock:
+            outer = self._loads == 0
+            self._loads += 1
+        load = None
+        try:
+            if outer and self._may_defer() and self._holds_few():
+                load = self._load = _Load()
+            yield
+        except BaseException:
+            if load is not None and load.deferred:
+                # Built now if it can be; if not, by the next opening (the block's own
+                # error is the one to hear).
+                with suppress(LeadFunnelError):
+                    self._build_deferred()
+            raise
+        else:
+            if load is not None and load.deferred:
+                self._build_deferred()
+        finally:
+            with self._loads_lock:
+                self._loads -= 1
+                if load is not None:
+                    self._load = None
+
+    def _may_defer(self) -> bool:
+        return self.dialect == "sqlite" and self.migrate == "auto" and self._current() is None
+
+    def _holds_few(self) -> bool:
+        """Whether the store holds fewer than ``_DEFER_BELOW`` people."""
+        limit = int(_DEFER_BELOW)
+        held = " + ".join(
+            f"(SELECT count(*) FROM (SELECT 1 FROM {self._driver.name(t)} LIMIT {limit}))"
+            for t in (s.leads, s.contacts)
+        )
+        with self._read() as conn:
+            found: int = conn.exec_driver_sql(f"SELECT {held}").scalar_one()
+        return found < limit
+
+    def _loaded(self, changes: ChangeSet) -> None:
+        """Before a commit inside a loading() block: once the block has stored
+        ``_DEFER_AFTER`` records, drop the deferrable indexes (in a transaction of
+        their own, so that a commit refused after it leaves them dropped as noted)."""
+        load = self._load
+        if load is None or load.deferred or self._current() is not None:
+            return
+        with self._loads_lock:
+            load.stored += len(changes.inserts)
+            if load.stored < _DEFER_AFTER or load.deferred:
+                return
+            load.deferred = True
+        with self._writing() as conn:
+            for names in s.DEFERRABLE.values():
+                for name in names:
+                    conn.exec_driver_sql(f"DROP INDEX IF EXISTS {name}")
+
+    def _build_deferred(self) -> None:
+        with self._writing() as conn:
+            _build_missing_indexes(conn)
+
+    @contextmanager
     def _ending(self, transaction: sa.engine.Transaction) -> Iterator[None]:
         """Commit ``transaction`` when the block ends, or roll it back if it raises: its
         error goes on as it is, even if the rollback fails too (MySQL ends the whole
@@ -573,6 +660,8 @@ class SqlRepository(RepRowsAdapter):
     # --- writes -----------------------------------------------------------------------
 
     def _commit(self, changes: ChangeSet) -> list[Event]:
+        if self._load is not None:
+            self._loaded(changes)
         try:
             with self._writing(changes) as conn:
                 first = self._apply(conn, changes)
@@ -2105,6 +2194,32 @@ class _Held(typing.NamedTuple):
 
 
 _NOTHING_HELD = _Held({}, set())  # never changed: only read
+
+
+@dataclass
+class _Load:
+    """An outermost loading() block into a small store: the records stored so far (the
+    commit that passes ``_DEFER_AFTER`` drops the deferrable indexes first)."""
+
+    stored: int = 0
+    deferred: bool = False
+
+
+def _build_missing_indexes(conn: Connection) -> None:
+    """Build those of ``schema.DEFERRABLE`` a SQLite store lacks (dropped by a
+    :meth:`SqlRepository.loading` block, see there), as the schema declares them."""
+    wanted = [name for names in s.DEFERRABLE.values() for name in names]
+    listed = ", ".join(f"'{name}'" for name in wanted)
+    found = {
+        name
+        for (name,) in conn.exec_driver_sql(
+            f"SELECT name FROM sqlite_schema WHERE type = 'index' AND name IN ({listed})"
+        )
+    }
+    for table, names in s.DEFERRABLE.items():
+        for index in s.metadata.tables[table].indexes:
+            if index.name in names and index.name not in found:
+                conn.execute(sa.schema.CreateIndex(index, if_not_exists=True))
 
 
 def _held_by(person: Lead | Contact, update: Lead | Contact) -> _Held:

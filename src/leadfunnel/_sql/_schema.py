@@ -402,6 +402,34 @@ secrets = sa.Table(
 
 EVENT_POSITION = "event_position"
 
+#: The indexes a bulk load into a small SQLite store builds once, at its end, instead of
+#: entry by entry (see ``SqlRepository.loading``): none is unique, no write looks
+#: anything up by them, and their keys arrive in no order (a CRM's creation dates,
+#: owners, sources, e-mail domains, names), so each row's entries land on pages all
+#: over each index. Past a few hundred thousand people those pages no longer fit in the
+#: page cache, and the load spends its time writing and reading them back.
+DEFERRABLE: dict[str, tuple[str, ...]] = {
+    "lf_leads": (
+        "ix_lf_leads_created",
+        "ix_lf_leads_owner_created",
+        "ix_lf_leads_source_created",
+        "ix_lf_leads_email_domain",
+        "ix_lf_leads_company_key",
+        "ix_lf_leads_last_name_key",
+    ),
+    "lf_contacts": (
+        "ix_lf_contacts_created",
+        "ix_lf_contacts_type_created",
+        "ix_lf_contacts_owner_created",
+        "ix_lf_contacts_source_created",
+        "ix_lf_contacts_email_domain",
+        "ix_lf_contacts_company_key",
+        "ix_lf_contacts_last_name_key",
+    ),
+    "lf_tags": ("ix_lf_tags_tag_created",),
+    "lf_steps": ("ix_lf_steps_at",),
+}
+
 merges = sa.Table(
     "lf_merges",
     metadata,

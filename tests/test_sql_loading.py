@@ -1,0 +1,241 @@
+"""``Repository.loading()``: a large bulk load into a small SQLite store builds some
+indexes once, at its end. Nothing a reader sees changes but speed, and no way out of the
+block (an error, a stopped process) leaves the store without them.
+
+The thresholds (a store of fewer than 10,000 people, a load past 100,000 records) are
+made small here: ``few``."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import person
+from leadfunnel import Funnel, InMemoryRepository, Lead, SqlRepository
+from leadfunnel._cli import main
+from leadfunnel._sql import _repository as sql_repository
+from leadfunnel._sql import _schema as schema
+
+DEFERRABLE = {name for names in schema.DEFERRABLE.values() for name in names}
+POSTGRES_URL = os.environ.get("LEADFUNNEL_TEST_POSTGRES_URL")
+
+
+def _indexes(path: Path) -> set[str]:
+    with sqlite3.connect(path) as db:
+        return {name for (name,) in db.execute("SELECT name FROM sqlite_schema WHERE type='index'")}
+
+
+@pytest.fixture
+def few(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Indexes put off once a block has stored 10 records into a store of fewer than
+    20 people."""
+    monkeypatch.setattr(sql_repository, "_DEFER_BELOW", 20)
+    monkeypatch.setattr(sql_repository, "_DEFER_AFTER", 10)
+
+
+def _rows(n: int, start: int = 0) -> list[dict[str, object]]:
+    return [
+        person(i, owner=f"rep{i % 3}", source=f"src{i % 2}", tags=["t"]) for i in range(start, n)
+    ]
+
+
+def test_a_large_load_into_an_empty_store_builds_the_indexes_at_its_end(
+    tmp_path: Path, few: None
+) -> None:
+    path = tmp_path / "funnel.db"
+    repository = SqlRepository(f"sqlite:///{path}")
+    all_indexes = _indexes(path)
+    assert all_indexes >= DEFERRABLE
+    funnel = Funnel(repository)
+    with repository.loading():
+        funnel.import_leads(_rows(9), chunk_size=3)
+        assert _indexes(path) == all_indexes  # 9 stored: kept so far
+        report = funnel.import_leads(_rows(30, 9), chunk_size=3)
+        assert _indexes(path) == all_indexes - DEFERRABLE
+        # Reads by the put-off indexes answer as ever, only slower.
+        assert [lead.email for lead in funnel.leads(owner="rep1")] == [
+            f"pat{i}@acme-it{i}.example.com" for i in range(1, 30, 3)
+        ]
+        assert len(funnel.leads(tag="t")) == 30
+        alike = [p.id for p in funnel.similar(funnel.leads()[4])]
+    assert len(report.added) == 21
+    assert _indexes(path) == all_indexes
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    assert len(funnel.leads(source="src0")) == 15
+    assert alike  # one last name: the same people as with the indexes
+    assert [p.id for p in funnel.similar(funnel.leads()[4])] == alike
+    repository.close()
+
+
+def test_a_small_load_keeps_the_indexes(tmp_path: Path) -> None:
+    path = tmp_path / "funnel.db"
+    repository = SqlRepository(f"sqlite:///{path}")
+    all_indexes = _indexes(path)
+    with repository.loading():
+        Funnel(repository).import_leads(_rows(30), chunk_size=5)
+        assert _indexes(path) == all_indexes
+    repository.close()
+
+
+def test_a_store_already_holding_people_keeps_its_indexes(tmp_path: Path, few: None) -> None:
+    path = tmp_path / "funnel.db"
+    repository = SqlRepository(f"sqlite:///{path}")
+    funnel = Funnel(repository)
+    funnel.import_leads(_rows(20))
+    all_indexes = _indexes(path)
+    with repository.loading():
+        funnel.import_leads(_rows(50, 20), chunk_size=5)
+        assert _indexes(path) == all_indexes
+    repository.close()
+
+
+def test_an_error_in_the_block_still_builds_them(tmp_path: Path, few: None) -> None:
+    path = tmp_path / "funnel.db"
+    repository = SqlRepository(f"sqlite:///{path}")
+    all_indexes = _indexes(path)
+    inside: list[set[str]] = []
+
+    def load() -> None:
+        with repository.loading():
+            Funnel(repository).import_leads(_rows(30), chunk_size=5)
+            inside.append(_indexes(path))
+            raise RuntimeError("stop")
+
+    with pytest.raises(RuntimeError, match="stop"):
+        load()
+    assert inside == [all_indexes - DEFERRABLE]
+    assert _indexes(path) == all_indexes
+    repository.close()
+
+
+def test_blocks_nest_and_the_outermost_one_counts(tmp_path: Path, few: None) -> None:
+    path = tmp_path / "funnel.db"
+    repository = SqlRepository(f"sqlite:///{path}")
+    all_indexes = _indexes(path)
+    with repository.loading():
+        with repository.loading():
+            Funnel(repository).import_leads(_rows(30), chunk_size=5)
+        assert _indexes(path) == all_indexes - DEFERRABLE
+    assert _indexes(path) == all_indexes
+    repository.close()
+
+
+def test_nothing_is_put_off_inside_a_transaction_or_without_schema_upkeep(
+    tmp_path: Path, few: None
+) -> None:
+    path = tmp_path / "funnel.db"
+    repository = SqlRepository(f"sqlite:///{path}")
+    all_indexes = _indexes(path)
+    with repository.transaction(), repository.loading():
+        Funnel(repository).import_leads(_rows(15), chunk_size=5)
+        assert _indexes(path) == all_indexes
+    for n, migrate in enumerate(("check", "never")):
+        other = SqlRepository(f"sqlite:///{path}", migrate=migrate)
+        funnel = Funnel(other)
+        with other.loading():
+            funnel.import_leads(_rows(16 + n * 2, 15 + n * 2), chunk_size=1)
+            assert _indexes(path) == all_indexes
+        other.close()
+    repository.close()
+
+
+def test_a_process_stopped_inside_the_block_leaves_them_to_the_next_opening(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "funnel.db"
+    script = textwrap.dedent(
+        f"""
+        import os
+        from leadfunnel import Funnel, SqlRepository
+        from leadfunnel._sql import _repository
+        _repository._DEFER_AFTER = 2
+        repository = SqlRepository({f"sqlite:///{path}"!r})
+        rows = [{{"email": f"a{{n}}@b.example.com"}} for n in range(4)]
+        with repository.loading():
+            Funnel(repository).import_leads(rows, chunk_size=2)
+            os._exit(3)  # no clean-up of any kind
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], check=False)
+    assert done.returncode == 3
+    assert not _indexes(path) & DEFERRABLE
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT count(*) FROM lf_leads").fetchone() == (4,)
+    repository = SqlRepository(f"sqlite:///{path}")
+    assert _indexes(path) >= DEFERRABLE
+    assert len(Funnel(repository).leads()) == 4
+    repository.close()
+
+
+def test_the_command_line_import_loads(tmp_path: Path, few: None) -> None:
+    """``leadfunnel import`` is such a block: past the threshold its rows are stored
+    without those indexes, which are all there when it ends."""
+    export = tmp_path / "leads.csv"
+    export.write_text(
+        "First Name,Last Name,Email,Company\n"
+        + "".join(f"Pat{i},Lee{i},p{i}@x{i}.example.com,Co {i}\n" for i in range(50)),
+        encoding="utf-8",
+    )
+    path = tmp_path / "funnel.db"
+    dropped: list[bool] = []
+    built = sql_repository._build_missing_indexes
+
+    def spy(conn: object) -> None:
+        dropped.append(not _indexes(path) & DEFERRABLE)
+        built(conn)  # type: ignore[arg-type]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sql_repository, "_build_missing_indexes", spy)
+        result = CliRunner().invoke(main, ["import", str(export), "--db", f"sqlite:///{path}"])
+    assert result.exit_code == 0, result.output
+    assert "50 added" in result.output
+    assert dropped[-1]  # built at the end, having been put off
+    assert _indexes(path) >= DEFERRABLE
+    with sqlite3.connect(path) as db:
+        plan = db.execute(
+            "EXPLAIN QUERY PLAN SELECT id FROM lf_leads WHERE company_key = 'co1'"
+        ).fetchall()
+    assert "ix_lf_leads_company_key" in str(plan)
+
+
+def test_other_stores_load_as_ever() -> None:
+    """The port's default does nothing (and the in-memory store keeps it)."""
+    repository = InMemoryRepository()
+    with repository.loading():
+        Funnel(repository).add(Lead(**person(1)))
+    assert len(Funnel(repository).leads()) == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(not POSTGRES_URL, reason="set the postgres test URL to run this backend")
+def test_postgresql_keeps_its_indexes() -> None:
+    from uuid import uuid4
+
+    import sqlalchemy as sa
+
+    assert POSTGRES_URL is not None
+    name = f"lf_test_{uuid4().hex[:16]}"
+    admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"CREATE SCHEMA {name}")
+    try:
+        repository = SqlRepository(POSTGRES_URL, schema=name)
+        query = f"SELECT count(*) FROM pg_indexes WHERE schemaname = '{name}'"
+        with admin.connect() as conn:
+            before = conn.exec_driver_sql(query).scalar_one()
+            with repository.loading():
+                Funnel(repository).add(Lead(**person(1)))
+                assert conn.exec_driver_sql(query).scalar_one() == before
+        repository.close()
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"DROP SCHEMA {name} CASCADE")
+        admin.dispose()
