@@ -239,3 +239,19 @@ def test_postgresql_keeps_its_indexes() -> None:
         with admin.connect() as conn:
             conn.exec_driver_sql(f"DROP SCHEMA {name} CASCADE")
         admin.dispose()
+
+
+def test_import_leads_loads(tmp_path: Path, few: None) -> None:
+    """``Funnel.import_leads`` is such a block too."""
+    path = tmp_path / "funnel.db"
+    repository = SqlRepository(f"sqlite:///{path}")
+    all_indexes = _indexes(path)
+    seen: list[set[str]] = []
+    report = Funnel(repository).import_leads(
+        _rows(30), chunk_size=5, on_progress=lambda _: seen.append(_indexes(path))
+    )
+    assert len(report.added) == 30
+    assert seen[0] == all_indexes  # 5 stored
+    assert seen[-1] == all_indexes - DEFERRABLE
+    assert _indexes(path) == all_indexes
+    repository.close()

@@ -325,7 +325,9 @@ class Funnel(Generic[LeadT, ContactT, OpportunityT]):
         Rows are stored a chunk at a time, each chunk in one transaction, so memory stays
         flat however long ``rows`` is: 1,000 rows first, then twice as many each time up
         to 10,000 rows, each chunk also ended at about 8 MB of text; ``chunk_size=n``
-        stores ``n`` rows per transaction instead. ``on_progress(report)`` is called
+        stores ``n`` rows per transaction instead. The chunks are one
+        :meth:`Repository.loading` block (a long import into a small SQLite store builds
+        some indexes once, at its end). ``on_progress(report)`` is called
         after each chunk, and with what was stored before a failing store's error is
         raised.
         """

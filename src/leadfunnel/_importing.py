@@ -298,8 +298,9 @@ def import_leads(
     number = 0
     marks = _marks(report)  # the issues before the chunk being imported
     # Validation allocates many short-lived objects and no cycles: the cyclic collector
-    # only costs time here.
-    with collector_paused() as collect:
+    # only costs time here. A long import into a small store may let the store put off
+    # some upkeep to its end (Repository.loading).
+    with collector_paused() as collect, repository.loading():
         try:
             chunks = (
                 sized_chunks(rows, row_bytes) if chunk_size is None else _chunks(rows, chunk_size)
