@@ -13,6 +13,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Literal
 
 import pytest
 from click.testing import CliRunner
@@ -137,7 +138,8 @@ def test_nothing_is_put_off_inside_a_transaction_or_without_schema_upkeep(
     with repository.transaction(), repository.loading():
         Funnel(repository).import_leads(_rows(15), chunk_size=5)
         assert _indexes(path) == all_indexes
-    for n, migrate in enumerate(("check", "never")):
+    modes: tuple[Literal["check", "never"], ...] = ("check", "never")
+    for n, migrate in enumerate(modes):
         other = SqlRepository(f"sqlite:///{path}", migrate=migrate)
         funnel = Funnel(other)
         with other.loading():
@@ -254,4 +256,34 @@ def test_import_leads_loads(tmp_path: Path, few: None) -> None:
     assert seen[0] == all_indexes  # 5 stored
     assert seen[-1] == all_indexes - DEFERRABLE
     assert _indexes(path) == all_indexes
+    repository.close()
+
+
+@pytest.mark.parametrize("where", ["file", "memory"])
+def test_the_contracts_loading_block_holds_with_the_indexes_put_off_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    """The port contract's check of ``loading()``, with the indexes dropped before its
+    first commit (a file, and a private ``sqlite://`` database)."""
+    from leadfunnel.testing import RepositoryContract
+
+    monkeypatch.setattr(sql_repository, "_DEFER_AFTER", 1)
+    drops: list[int] = []
+    loaded = sql_repository.SqlRepository._loaded
+
+    def spy(self: SqlRepository, changes: object) -> None:
+        was = self._load is not None and self._load.deferred
+        loaded(self, changes)  # type: ignore[arg-type]
+        drops.append(int(not was and self._load is not None and self._load.deferred))
+
+    monkeypatch.setattr(sql_repository.SqlRepository, "_loaded", spy)
+    url = f"sqlite:///{tmp_path / 'funnel.db'}" if where == "file" else "sqlite://"
+    repository = SqlRepository(url)
+
+    class Contract(RepositoryContract):  # not collected: only its one check is run
+        def create_repository(self) -> SqlRepository:
+            return repository
+
+    Contract().test_a_loading_block_stores_and_refuses_as_outside_it(repository)
+    assert sum(drops) == 1
     repository.close()

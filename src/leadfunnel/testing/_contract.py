@@ -983,6 +983,25 @@ class RepositoryContract(ABC):
         assert repo.find_keys([f"email:{b.email}"]) == {}
         assert counts(repo.step_counts(since=None, until=None)) == {("raw", None): 1 + len(others)}
 
+    def test_a_loading_block_stores_and_refuses_as_outside_it(self, repo: Repository) -> None:
+        """``loading()`` (an adapter may put off upkeep inside it) changes nothing a
+        commit does: each one is stored, or refused whole, and read back, inside the
+        block and after it; blocks nest."""
+        a, b, c = lead(1), lead(2, tags={"x"}), lead(3)
+        with repo.loading():
+            add(repo, a)
+            with repo.loading():
+                add(repo, b)
+            clash = lead(4, email=a.email)
+            with pytest.raises(DuplicateError):
+                repo.commit(ChangeSet(inserts=[c, clash], events=[event(c, "add", None, "raw")]))
+            assert repo.get_many([c.id, clash.id]) == {}
+            assert repo.get(b.id) == b
+            assert repo.leads(tag="x") == [b]
+        assert repo.leads() == [a, b]
+        assert repo.find_keys([f"email:{a.email}"]) == {f"email:{a.email}": a.id}
+        assert counts(repo.step_counts(since=None, until=None)) == {("raw", None): 2}
+
     def test_an_empty_change_set_is_fine(self, repo: Repository) -> None:
         repo.commit(ChangeSet())
         assert repo.leads() == []
