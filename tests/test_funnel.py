@@ -448,9 +448,9 @@ def test_unknown_ids_and_wrong_kinds_are_not_found(funnel: Funnel) -> None:
     assert isinstance(err, LookupError)
     assert "funnel.leads()" in str(err)
     refused(funnel, NotFoundError, lambda: funnel.farm("not-a-uuid"))
-    err = refused(funnel, NotFoundError, lambda: funnel.farm(opp))
+    err = refused(funnel, NotFoundError, lambda: funnel.farm(opp))  # type: ignore[arg-type]
     assert "is an opportunity, not a lead" in str(err)
-    refused(funnel, NotFoundError, lambda: funnel.sit(lead))
+    refused(funnel, NotFoundError, lambda: funnel.sit(lead))  # type: ignore[arg-type]
     refused(funnel, NotFoundError, lambda: funnel.avoid(opp))  # type: ignore[call-overload]
     with pytest.raises(NotFoundError):
         funnel.get(uuid4())

@@ -90,8 +90,11 @@ _S = TypeVar("_S", bound=_Stored)
 #: What the facade accepts as the subject of a change: a stored model or its id.
 Subject = Lead | Contact | Opportunity | UUID | str
 #: The subject of a lead trigger (``farm``, ``respond``, ``qualify``, ``disqualify``):
-#: a lead or its id (type checkers then refuse a deal given to ``qualify``).
-LeadSubject = Lead | UUID | str
+#: a person or its id (type checkers then refuse a deal given to ``qualify``). A
+#: contact is accepted by type, as ``capture`` returns ``Lead | Contact`` and its result
+#: is qualified without a check of its own; at run time a contact is refused
+#: (``NotFoundError``: a contact, not a lead).
+LeadSubject = Lead | Contact | UUID | str
 #: The subject of a deal trigger (``sit``, ``propose``, ``win``, ...): an opportunity or
 #: its id.
 DealSubject = Opportunity | UUID | str
