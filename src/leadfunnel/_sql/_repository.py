@@ -301,7 +301,7 @@ class SqlRepository(RepRowsAdapter):
                     s.MIGRATIONS[version](conn)
                 if found < s.SCHEMA_VERSION:
                     conn.execute(sa.update(s.schema_table).values(version=s.SCHEMA_VERSION))
-                if self.migrate == "auto" and self.dialect == "sqlite":
+                if self.migrate == "auto" and self.dialect == "sqlite" and self.schema is None:
                     # Indexes a loading() block put off, if the process stopped inside it.
                     _build_missing_indexes(conn)
                 if self.migrate == "auto":
@@ -594,7 +594,12 @@ class SqlRepository(RepRowsAdapter):
                     self._load = None
 
     def _may_defer(self) -> bool:
-        return self.dialect == "sqlite" and self.migrate == "auto" and self._current() is None
+        return (
+            self.dialect == "sqlite"
+            and self.schema is None  # (an attached database's indexes are not looked at)
+            and self.migrate == "auto"
+            and self._current() is None
+        )
 
     def _holds_few(self) -> bool:
         """Whether the store holds fewer than ``_DEFER_BELOW`` people."""
