@@ -4,15 +4,12 @@ keeps still refuse anybody else: on every backend."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
-from uuid import uuid4
 
 import pytest
-import sqlalchemy as sa
 
-from conftest import T0, person
+from conftest import REPOSITORY_KINDS, T0, make_repository, person, release_repository
 from leadfunnel import (
     AvoidListedError,
     DuplicateError,
@@ -24,44 +21,16 @@ from leadfunnel._changes import bump
 from leadfunnel._models import updated
 from leadfunnel._repository import ChangeSet
 
-POSTGRES_URL = os.environ.get("LEADFUNNEL_TEST_POSTGRES_URL")
-MYSQL_URL = os.environ.get("LEADFUNNEL_TEST_MYSQL_URL")
 LATER = T0.replace(year=T0.year + 1)
 
 
-@pytest.fixture(
-    params=[
-        "sqlite",
-        pytest.param("postgres", marks=pytest.mark.postgres),
-        pytest.param("mysql", marks=pytest.mark.mysql),
-    ]
-)
+@pytest.fixture(params=[kind for kind in REPOSITORY_KINDS if kind != "memory"])
 def repository(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlRepository]:
-    """An empty store on each backend."""
-    if request.param == "sqlite":
-        repo = SqlRepository(f"sqlite:///{tmp_path / 'funnel.db'}")
-        yield repo
-        repo.close()
-        return
-    server = POSTGRES_URL if request.param == "postgres" else MYSQL_URL
-    if not server:
-        pytest.skip(f"set the {request.param} test URL to run this backend")
-    name = f"lf_test_{uuid4().hex[:16]}"
-    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
-    kind = "SCHEMA" if request.param == "postgres" else "DATABASE"
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f"CREATE {kind} {name}")
-    try:
-        if request.param == "postgres":
-            repo = SqlRepository(server, schema=name)
-        else:
-            repo = SqlRepository(sa.make_url(server).set(database=name).render_as_string(False))
-        yield repo
-        repo.close()
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f"DROP {kind} {name}{' CASCADE' if kind == 'SCHEMA' else ''}")
-        admin.dispose()
+    """An empty store on each SQL backend (the servers' when their URLs are set)."""
+    repo = make_repository(request.param, tmp_path)
+    assert isinstance(repo, SqlRepository)
+    yield repo
+    release_repository(repo)
 
 
 def _stored(repository: SqlRepository, n: int, **fields: object) -> Lead:
