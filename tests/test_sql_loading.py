@@ -12,8 +12,9 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import pytest
 from click.testing import CliRunner
@@ -41,6 +42,21 @@ def few(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sql_repository, "_DEFER_AFTER", 10)
 
 
+class _Store(NamedTuple):
+    path: Path
+    repository: SqlRepository
+    all_indexes: set[str]  # as a new store has them
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[_Store]:
+    """A new SQLite store in a file."""
+    path = tmp_path / "funnel.db"
+    repository = SqlRepository(f"sqlite:///{path}")
+    yield _Store(path, repository, _indexes(path))
+    repository.close()
+
+
 def _rows(n: int, start: int = 0) -> list[dict[str, object]]:
     return [
         person(i, owner=f"rep{i % 3}", source=f"src{i % 2}", tags=["t"]) for i in range(start, n)
@@ -48,11 +64,9 @@ def _rows(n: int, start: int = 0) -> list[dict[str, object]]:
 
 
 def test_a_large_load_into_an_empty_store_builds_the_indexes_at_its_end(
-    tmp_path: Path, few: None
+    store: _Store, few: None
 ) -> None:
-    path = tmp_path / "funnel.db"
-    repository = SqlRepository(f"sqlite:///{path}")
-    all_indexes = _indexes(path)
+    path, repository, all_indexes = store
     assert all_indexes >= DEFERRABLE
     funnel = Funnel(repository)
     with repository.loading():
@@ -73,17 +87,13 @@ def test_a_large_load_into_an_empty_store_builds_the_indexes_at_its_end(
     assert len(funnel.leads(source="src0")) == 15
     assert alike  # one last name: the same people as with the indexes
     assert [p.id for p in funnel.similar(funnel.leads()[4])] == alike
-    repository.close()
 
 
-def test_a_small_load_keeps_the_indexes(tmp_path: Path) -> None:
-    path = tmp_path / "funnel.db"
-    repository = SqlRepository(f"sqlite:///{path}")
-    all_indexes = _indexes(path)
+def test_a_small_load_keeps_the_indexes(store: _Store) -> None:
+    path, repository, all_indexes = store
     with repository.loading():
         Funnel(repository).import_leads(_rows(30), chunk_size=5)
         assert _indexes(path) == all_indexes
-    repository.close()
 
 
 def test_a_store_already_holding_people_keeps_its_indexes(tmp_path: Path, few: None) -> None:
@@ -98,10 +108,8 @@ def test_a_store_already_holding_people_keeps_its_indexes(tmp_path: Path, few: N
     repository.close()
 
 
-def test_an_error_in_the_block_still_builds_them(tmp_path: Path, few: None) -> None:
-    path = tmp_path / "funnel.db"
-    repository = SqlRepository(f"sqlite:///{path}")
-    all_indexes = _indexes(path)
+def test_an_error_in_the_block_still_builds_them(store: _Store, few: None) -> None:
+    path, repository, all_indexes = store
     inside: list[set[str]] = []
 
     def load() -> None:
@@ -114,27 +122,21 @@ def test_an_error_in_the_block_still_builds_them(tmp_path: Path, few: None) -> N
         load()
     assert inside == [all_indexes - DEFERRABLE]
     assert _indexes(path) == all_indexes
-    repository.close()
 
 
-def test_blocks_nest_and_the_outermost_one_counts(tmp_path: Path, few: None) -> None:
-    path = tmp_path / "funnel.db"
-    repository = SqlRepository(f"sqlite:///{path}")
-    all_indexes = _indexes(path)
+def test_blocks_nest_and_the_outermost_one_counts(store: _Store, few: None) -> None:
+    path, repository, all_indexes = store
     with repository.loading():
         with repository.loading():
             Funnel(repository).import_leads(_rows(30), chunk_size=5)
         assert _indexes(path) == all_indexes - DEFERRABLE
     assert _indexes(path) == all_indexes
-    repository.close()
 
 
 def test_nothing_is_put_off_inside_a_transaction_or_without_schema_upkeep(
-    tmp_path: Path, few: None
+    store: _Store, few: None
 ) -> None:
-    path = tmp_path / "funnel.db"
-    repository = SqlRepository(f"sqlite:///{path}")
-    all_indexes = _indexes(path)
+    path, repository, all_indexes = store
     with repository.transaction(), repository.loading():
         Funnel(repository).import_leads(_rows(15), chunk_size=5)
         assert _indexes(path) == all_indexes
@@ -146,7 +148,6 @@ def test_nothing_is_put_off_inside_a_transaction_or_without_schema_upkeep(
             funnel.import_leads(_rows(16 + n * 2, 15 + n * 2), chunk_size=1)
             assert _indexes(path) == all_indexes
         other.close()
-    repository.close()
 
 
 def test_a_process_stopped_inside_the_block_leaves_them_to_the_next_opening(
@@ -190,9 +191,9 @@ def test_the_command_line_import_loads(tmp_path: Path, few: None) -> None:
     dropped: list[bool] = []
     built = sql_repository._build_missing_indexes
 
-    def spy(conn: object) -> None:
+    def spy(conn: object, *, mine: bool = False) -> None:
         dropped.append(not _indexes(path) & DEFERRABLE)
-        built(conn)  # type: ignore[arg-type]
+        built(conn, mine=mine)  # type: ignore[arg-type]
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(sql_repository, "_build_missing_indexes", spy)
@@ -243,11 +244,9 @@ def test_postgresql_keeps_its_indexes() -> None:
         admin.dispose()
 
 
-def test_import_leads_loads(tmp_path: Path, few: None) -> None:
+def test_import_leads_loads(store: _Store, few: None) -> None:
     """``Funnel.import_leads`` is such a block too."""
-    path = tmp_path / "funnel.db"
-    repository = SqlRepository(f"sqlite:///{path}")
-    all_indexes = _indexes(path)
+    path, repository, all_indexes = store
     seen: list[set[str]] = []
     report = Funnel(repository).import_leads(
         _rows(30), chunk_size=5, on_progress=lambda _: seen.append(_indexes(path))
@@ -256,7 +255,6 @@ def test_import_leads_loads(tmp_path: Path, few: None) -> None:
     assert seen[0] == all_indexes  # 5 stored
     assert seen[-1] == all_indexes - DEFERRABLE
     assert _indexes(path) == all_indexes
-    repository.close()
 
 
 @pytest.mark.parametrize("where", ["file", "memory"])
@@ -286,4 +284,53 @@ def test_the_contracts_loading_block_holds_with_the_indexes_put_off_at_once(
 
     Contract().test_a_loading_block_stores_and_refuses_as_outside_it(repository)
     assert sum(drops) == 1
+    repository.close()
+
+
+def test_a_build_that_cannot_run_yet_fails_nothing_and_is_done_later(
+    tmp_path: Path, few: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The load's records are stored when the block ends: another process holding the
+    file past the busy timeout then delays the indexes, which are logged as pending
+    and built by the repository's next commit, not the load refused."""
+    path = tmp_path / "funnel.db"
+    repository = SqlRepository(f"sqlite:///{path}", connect_args={"timeout": 0.2})
+    all_indexes = _indexes(path)
+    funnel = Funnel(repository)
+    blocker = sqlite3.connect(path, isolation_level=None)
+
+    def block(report: object) -> None:
+        if len(getattr(report, "added", ())) == 30:
+            blocker.execute("BEGIN IMMEDIATE")  # the last chunk is stored
+
+    with caplog.at_level("WARNING", logger="leadfunnel"):
+        report = funnel.import_leads(_rows(30), chunk_size=5, on_progress=block)
+    assert len(report.added) == 30
+    assert "could not be built yet" in caplog.text
+    assert _indexes(path) == all_indexes - DEFERRABLE
+    blocker.execute("COMMIT")
+    blocker.close()
+    funnel.add(Lead(**person(99)))
+    assert _indexes(path) == all_indexes
+    assert len(funnel.leads()) == 31
+    repository.close()
+
+
+def test_an_opening_while_the_load_runs_leaves_the_indexes_to_it(tmp_path: Path, few: None) -> None:
+    """Another repository (a web application starting, another command) opened in the
+    middle of the load does not build the indexes under it; the load's end does."""
+    path = tmp_path / "funnel.db"
+    repository = SqlRepository(f"sqlite:///{path}")
+    all_indexes = _indexes(path)
+    seen: list[set[str]] = []
+
+    def open_another(_: object) -> None:
+        SqlRepository(f"sqlite:///{path}").close()
+        seen.append(_indexes(path))
+
+    Funnel(repository).import_leads(_rows(30), chunk_size=5, on_progress=open_another)
+    assert seen[-1] == all_indexes - DEFERRABLE
+    assert _indexes(path) == all_indexes
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT count(*) FROM lf_counters").fetchone() == (1,)  # no marker
     repository.close()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import logging
+import os
 import re
 import secrets
 import threading
@@ -123,6 +125,7 @@ from ._rows import (
 __all__ = ["SqlRepository"]
 
 _T = TypeVar("_T")
+_log = logging.getLogger("leadfunnel")
 _BATCH = 500  # ids per IN (...) list
 _COPY_FROM = 16  # rows from which PostgreSQL inserts go through COPY
 _MIGRATE = ("auto", "check", "never")
@@ -133,6 +136,8 @@ _DEFER_BELOW = 10_000
 #: ... once the load has stored this many records: below it the indexes fit in the page
 #: cache, and building them again at the end costs about what the load saves.
 _DEFER_AFTER = 100_000
+#: The ``lf_counters`` row naming the process whose loading() block put indexes off.
+_LOADER = "deferred_indexes_pid"
 
 
 def _batches(items: Sequence[_T], size: int = _BATCH) -> Iterator[Sequence[_T]]:
@@ -208,6 +213,10 @@ class SqlRepository(RepRowsAdapter):
         self._loads = 0
         self._loads_lock = threading.Lock()
         self._load: _Load | None = None
+        # Held while the put-off indexes are dropped or built: a block's end waits for a
+        # drop under way; and whether a build failed and is still to be done.
+        self._defer_lock = threading.Lock()
+        self._pending_build = False
         try:
             with self._serial:
                 if migrate == "never":
@@ -567,8 +576,13 @@ class SqlRepository(RepRowsAdapter):
         page cache, and entry by entry each row makes SQLite write and read back a page
         of each (a 1M-row import: 13% less CPU, most of it the kernel's). None of them
         is unique or read by a write. Not inside a :meth:`transaction` block, and not
-        unless the store manages its own schema (``migrate="auto"``). Should the
-        process stop inside the block, the next opening of the store builds them."""
+        unless the store manages its own schema (``migrate="auto"``).
+
+        The load's records are stored by then: if building the indexes fails (another
+        process holds the file longer than the busy timeout), that is logged, not
+        raised, and this repository's next commit outside a block tries again. Should
+        the process stop inside the block, the next opening of the store builds them
+        (an opening while the loading process lives leaves them to it)."""
         with self._loads_lock:
             outer = self._loads == 0
             self._loads += 1
@@ -577,21 +591,17 @@ class SqlRepository(RepRowsAdapter):
             if outer and self._may_defer() and self._holds_few():
                 load = self._load = _Load()
             yield
-        except BaseException:
-            if load is not None and load.deferred:
-                # Built now if it can be; if not, by the next opening (the block's own
-                # error is the one to hear).
-                with suppress(LeadFunnelError):
-                    self._build_deferred()
-            raise
-        else:
-            if load is not None and load.deferred:
-                self._build_deferred()
         finally:
             with self._loads_lock:
                 self._loads -= 1
                 if load is not None:
-                    self._load = None
+                    self._load = None  # no drop starts from here on
+            if load is not None:
+                # After a drop under way (another thread's commit) has finished.
+                with self._defer_lock:
+                    if load.deferred:
+                        self._pending_build = True
+                self._build_pending()
 
     def _may_defer(self) -> bool:
         return (
@@ -615,23 +625,48 @@ class SqlRepository(RepRowsAdapter):
     def _loaded(self, changes: ChangeSet) -> None:
         """Before a commit inside a loading() block: once the block has stored
         ``_DEFER_AFTER`` records, drop the deferrable indexes (in a transaction of
-        their own, so that a commit refused after it leaves them dropped as noted)."""
+        their own, so that a commit refused after it leaves them dropped as noted),
+        noting this process as the one that will build them (see
+        :func:`_build_missing_indexes`)."""
         load = self._load
         if load is None or load.deferred or self._current() is not None:
             return
         with self._loads_lock:
+            if self._load is not load or load.deferred:
+                return
             load.stored += len(changes.inserts)
-            if load.stored < _DEFER_AFTER or load.deferred:
+            if load.stored < _DEFER_AFTER:
                 return
             load.deferred = True
-        with self._writing() as conn:
-            for names in s.DEFERRABLE.values():
-                for name in names:
-                    conn.exec_driver_sql(f"DROP INDEX IF EXISTS {name}")
+        with self._defer_lock:
+            if self._load is not load:
+                return  # the block ended meanwhile: nothing to put off any more
+            with self._writing() as conn:
+                for names in s.DEFERRABLE.values():
+                    for name in names:
+                        conn.exec_driver_sql(f"DROP INDEX IF EXISTS {name}")
+                conn.execute(sa.delete(s.counters).where(s.counters.c.name == _LOADER))
+                conn.execute(sa.insert(s.counters).values(name=_LOADER, value=os.getpid()))
 
-    def _build_deferred(self) -> None:
-        with self._writing() as conn:
-            _build_missing_indexes(conn)
+    def _build_pending(self) -> None:
+        """Build the indexes a loading() block put off, if they are still to be built;
+        a failure is logged and left for the next try (this repository's next commit
+        outside a block, or the next opening of the store)."""
+        with self._defer_lock:
+            if not self._pending_build:
+                return
+            try:
+                with self._writing() as conn:
+                    _build_missing_indexes(conn, mine=True)
+            except LeadFunnelError as exc:
+                _log.warning(
+                    "leadfunnel: the indexes a bulk load put off could not be built yet "
+                    "(%s); the load's records are stored, and the indexes are built on "
+                    "the next try",
+                    str(exc).partition(";")[0],
+                )
+                return
+            self._pending_build = False
 
     @contextmanager
     def _ending(self, transaction: sa.engine.Transaction) -> Iterator[None]:
@@ -667,6 +702,8 @@ class SqlRepository(RepRowsAdapter):
     def _commit(self, changes: ChangeSet) -> list[Event]:
         if self._load is not None:
             self._loaded(changes)
+        elif self._pending_build and self._loads == 0 and self._current() is None:
+            self._build_pending()
         try:
             with self._writing(changes) as conn:
                 first = self._apply(conn, changes)
@@ -2210,21 +2247,42 @@ class _Load:
     deferred: bool = False
 
 
-def _build_missing_indexes(conn: Connection) -> None:
+def _build_missing_indexes(conn: Connection, *, mine: bool = False) -> None:
     """Build those of ``schema.DEFERRABLE`` a SQLite store lacks (dropped by a
-    :meth:`SqlRepository.loading` block, see there), as the schema declares them."""
+    :meth:`SqlRepository.loading` block), as the schema declares them, and forget the
+    loading process noted with them. Unless ``mine`` (the loading repository itself),
+    not while that process still runs: it builds them when its block ends."""
     wanted = [name for names in s.DEFERRABLE.values() for name in names]
     listed = ", ".join(f"'{name}'" for name in wanted)
     found = {
         name
         for (name,) in conn.exec_driver_sql(
-            f"SELECT name FROM sqlite_schema WHERE type = 'index' AND name IN ({listed})"
+            # sqlite_master: the name every SQLite version knows.
+            f"SELECT name FROM sqlite_master WHERE type = 'index' AND name IN ({listed})"
         )
     }
+    if len(found) == len(wanted):
+        return
+    loader = s.counters.c.name == _LOADER
+    pid = conn.execute(sa.select(s.counters.c.value).where(loader)).scalar()
+    if not mine and pid is not None and _alive(int(pid)):
+        return
     for table, names in s.DEFERRABLE.items():
         for index in s.metadata.tables[table].indexes:
             if index.name in names and index.name not in found:
                 conn.execute(sa.schema.CreateIndex(index, if_not_exists=True))
+    conn.execute(sa.delete(s.counters).where(loader))
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process ``pid`` runs on this machine (a SQLite file's loaders do)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # it exists, owned by another user
+        return True
+    return True
 
 
 def _held_by(person: Lead | Contact, update: Lead | Contact) -> _Held:
