@@ -63,6 +63,7 @@ __all__ = [
     "at_or_after_clock",
     "bump",
     "checked",
+    "clock_scoped",
     "clock_told",
     "created",
     "current_record",
@@ -85,6 +86,7 @@ __all__ = [
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
 _R = TypeVar("_R", Lead, Contact, Opportunity)
+_Returned = TypeVar("_Returned")
 _S = TypeVar("_S", bound=_Stored)
 
 #: What the facade accepts as the subject of a change: a stored model or its id.
@@ -102,6 +104,24 @@ DealSubject = Opportunity | UUID | str
 #: The funnel clock's now when the facade dated the change being made (in this thread
 #: or task): see :func:`clock_told` and :func:`moved`. ``None`` outside a facade call.
 _CLOCK_NOW: ContextVar[datetime | None] = ContextVar("leadfunnel_clock_now", default=None)
+
+
+def clock_scoped(method: Callable[_P, _Returned]) -> Callable[_P, _Returned]:
+    """A facade method whose noted clock time (:func:`clock_told`) is put back as it
+    was when it returns: a subscriber or callback of the call that makes changes through
+    another funnel (another clock) notes that funnel's time only for its own call, and
+    the rest of this call (the next page of ``qualify_all(at=...)``) is checked against
+    this funnel's clock again."""
+
+    @functools.wraps(method)
+    def scoped(*args: _P.args, **kwargs: _P.kwargs) -> _Returned:
+        token = _CLOCK_NOW.set(_CLOCK_NOW.get())
+        try:
+            return method(*args, **kwargs)
+        finally:
+            _CLOCK_NOW.reset(token)
+
+    return scoped
 
 
 def clock_told(now: datetime) -> None:

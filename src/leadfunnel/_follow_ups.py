@@ -39,9 +39,10 @@ def touch(
     actor = checked(Touch, "actor", actor)
     note = checked(Touch, "note", note)
     record: Lead | Contact = load(repository, subject_id, (Lead, Contact, Opportunity))
-    if now < record.created_at and outcome != Outcome.OPTED_OUT:
-        _refuse_before_existence(repository, record, now)
     check_touch(record, channel, outcome, on_drip=lambda: _on_drip(repository, cadence, record))
+    if now < record.created_at and outcome != Outcome.OPTED_OUT:
+        # (After the policy's check: a deal is told it takes no touch, not a date.)
+        _refuse_before_existence(repository, record, now)
     counted = check_drip(repository, cadence, record, channel, outcome)
     logged = created(
         Touch,

@@ -33,6 +33,7 @@ from ._changes import (
     DealSubject,
     LeadSubject,
     Subject,
+    clock_scoped,
     clock_told,
     get_or_merged,
     load,
@@ -231,6 +232,7 @@ class Funnel(Generic[LeadT, ContactT, OpportunityT]):
 
     # --- people -----------------------------------------------------------------------
 
+    @clock_scoped
     def add(
         self,
         record: _P,
@@ -274,6 +276,7 @@ class Funnel(Generic[LeadT, ContactT, OpportunityT]):
             lead, at=at, actor=actor, reason=reason
         ).record
 
+    @clock_scoped
     def capture_result(
         self,
         lead: Lead,
@@ -299,6 +302,7 @@ class Funnel(Generic[LeadT, ContactT, OpportunityT]):
             suppressor=self._suppressor,
         )
 
+    @clock_scoped
     def import_leads(
         self,
         rows: Iterable[Mapping[str, Any] | Lead | Contact],
@@ -350,6 +354,7 @@ class Funnel(Generic[LeadT, ContactT, OpportunityT]):
             models=self.repository.models,
         )
 
+    @clock_scoped
     def update(
         self,
         record: _R,
@@ -402,6 +407,7 @@ class Funnel(Generic[LeadT, ContactT, OpportunityT]):
         reason: str | None = None,
     ) -> LeadT | ContactT: ...
 
+    @clock_scoped
     @retrying
     def avoid(
         self,
@@ -424,6 +430,7 @@ class Funnel(Generic[LeadT, ContactT, OpportunityT]):
 
     # --- lead triggers ----------------------------------------------------------------
 
+    @clock_scoped
     def _lead_move(
         self,
         lead: LeadSubject,
@@ -478,6 +485,7 @@ class Funnel(Generic[LeadT, ContactT, OpportunityT]):
         """Reviewed and unfit: the lead stays on the list for e-mail drip only."""
         return self._lead_move(lead, "disqualify", at, actor, reason)
 
+    @clock_scoped
     @retrying
     def qualify(
         self,
@@ -506,6 +514,7 @@ class Funnel(Generic[LeadT, ContactT, OpportunityT]):
             reason=reason,
         )
 
+    @clock_scoped
     def qualify_all(
         self,
         *,
@@ -552,6 +561,7 @@ class Funnel(Generic[LeadT, ContactT, OpportunityT]):
 
     # --- appointments and deals -------------------------------------------------------
 
+    @clock_scoped
     @retrying
     def set_appointment(
         self,
@@ -588,6 +598,7 @@ class Funnel(Generic[LeadT, ContactT, OpportunityT]):
             reason=reason,
         )
 
+    @clock_scoped
     def _deal_move(
         self,
         deal: DealSubject,
@@ -636,6 +647,7 @@ class Funnel(Generic[LeadT, ContactT, OpportunityT]):
         """The contract went out."""
         return self._deal_move(opportunity, "send_contract", at, actor, reason)
 
+    @clock_scoped
     @retrying
     def win(
         self,
@@ -661,6 +673,7 @@ class Funnel(Generic[LeadT, ContactT, OpportunityT]):
             reason=reason,
         )
 
+    @clock_scoped
     @retrying
     def lose(
         self,
@@ -686,6 +699,7 @@ class Funnel(Generic[LeadT, ContactT, OpportunityT]):
             actor=actor,
         )
 
+    @clock_scoped
     @retrying
     def reschedule(
         self,
@@ -708,6 +722,7 @@ class Funnel(Generic[LeadT, ContactT, OpportunityT]):
 
     # --- touches ----------------------------------------------------------------------
 
+    @clock_scoped
     def touch(
         self,
         subject: Lead | Contact | UUID | str,
@@ -916,6 +931,7 @@ class Funnel(Generic[LeadT, ContactT, OpportunityT]):
         """The subject's events, oldest first."""
         return self.repository.history(self._id(subject))
 
+    @clock_scoped
     def erase(
         self,
         subject: Lead | Contact | UUID | str,
@@ -1034,6 +1050,7 @@ class Funnel(Generic[LeadT, ContactT, OpportunityT]):
         reason: str | None = None,
     ) -> LeadT | ContactT: ...
 
+    @clock_scoped
     @retrying
     def merge(
         self,
@@ -1079,6 +1096,7 @@ class Funnel(Generic[LeadT, ContactT, OpportunityT]):
         reason: str | None = None,
     ) -> LeadT | ContactT: ...
 
+    @clock_scoped
     @retrying
     def unmerge(
         self,
@@ -1116,6 +1134,7 @@ class Funnel(Generic[LeadT, ContactT, OpportunityT]):
         ``owner`` owns, when given (filtered in storage), the first ``limit``."""
         return self._counted_due(at, owner=owner, limit=limit)[0]
 
+    @clock_scoped
     def _counted_due(
         self, at: datetime | None = None, *, owner: str | None = None, limit: int | None = None
     ) -> tuple[list[FollowUp], int, int]:
@@ -1163,6 +1182,7 @@ class Funnel(Generic[LeadT, ContactT, OpportunityT]):
             self.repository, since, until, previous=previous, now=self.clock.now()
         )
 
+    @clock_scoped
     def rep_list(
         self,
         name: RepListName | str,
@@ -1378,7 +1398,8 @@ def _check_built(name: str, value: object, methods: tuple[str, ...], duck: str) 
         lacking = [m for m in methods if not callable(getattr(value, m, None))]
         if not lacking:
             return
-        todo = f"pass a {built} or {duck} (this one has no {' or '.join(lacking)}() method)"
+        named = " or ".join(f"{m}()" for m in lacking)
+        todo = f"pass a {built} or {duck} (this one has no {named} method)"
     raise ConfigError(f"Funnel({name}=...) was given {_given(value)}: {todo}")
 
 
