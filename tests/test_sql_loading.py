@@ -191,9 +191,9 @@ def test_the_command_line_import_loads(tmp_path: Path, few: None) -> None:
     dropped: list[bool] = []
     built = sql_repository._build_missing_indexes
 
-    def spy(conn: object, *, mine: bool = False) -> None:
+    def spy(conn: object) -> None:
         dropped.append(not _indexes(path) & DEFERRABLE)
-        built(conn, mine=mine)  # type: ignore[arg-type]
+        built(conn)  # type: ignore[arg-type]
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(sql_repository, "_build_missing_indexes", spy)
@@ -331,6 +331,42 @@ def test_an_opening_while_the_load_runs_leaves_the_indexes_to_it(tmp_path: Path,
     Funnel(repository).import_leads(_rows(30), chunk_size=5, on_progress=open_another)
     assert seen[-1] == all_indexes - DEFERRABLE
     assert _indexes(path) == all_indexes
-    with sqlite3.connect(path) as db:
-        assert db.execute("SELECT count(*) FROM lf_counters").fetchone() == (1,)  # no marker
+    assert not path.with_name(path.name + "-lfload").exists()  # the loader's lock, let go
+    repository.close()
+
+
+def test_a_pending_build_waits_while_another_load_holds_the_store(
+    tmp_path: Path, few: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A build left pending is not done under another process's load (whose lock is
+    held: here by the test), and is done once that load is over; an opening builds it
+    too, as any opening does when no load is under way."""
+    import fcntl
+
+    path = tmp_path / "funnel.db"
+    repository = SqlRepository(f"sqlite:///{path}", connect_args={"timeout": 0.2})
+    all_indexes = _indexes(path)
+    funnel = Funnel(repository)
+    blocker = sqlite3.connect(path, isolation_level=None)
+
+    def block(report: object) -> None:
+        if len(getattr(report, "added", ())) == 30:
+            blocker.execute("BEGIN IMMEDIATE")
+
+    with caplog.at_level("WARNING", logger="leadfunnel"):
+        funnel.import_leads(_rows(30), chunk_size=5, on_progress=block)
+    blocker.execute("COMMIT")
+    blocker.close()
+    other_load = open(f"{path}-lfload", "w")  # noqa: SIM115 - held across the checks
+    try:
+        fcntl.flock(other_load, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        funnel.add(Lead(**person(98)))
+        SqlRepository(f"sqlite:///{path}").close()
+        assert _indexes(path) == all_indexes - DEFERRABLE  # left to that load
+    finally:
+        other_load.close()
+    SqlRepository(f"sqlite:///{path}").close()  # no load now: the opening builds them
+    assert _indexes(path) == all_indexes
+    funnel.add(Lead(**person(99)))  # and the pending build finds nothing left to do
+    assert len(funnel.leads()) == 32
     repository.close()

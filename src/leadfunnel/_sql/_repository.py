@@ -136,8 +136,6 @@ _DEFER_BELOW = 10_000
 #: ... once the load has stored this many records: below it the indexes fit in the page
 #: cache, and building them again at the end costs about what the load saves.
 _DEFER_AFTER = 100_000
-#: The ``lf_counters`` row naming the process whose loading() block put indexes off.
-_LOADER = "deferred_indexes_pid"
 
 
 def _batches(items: Sequence[_T], size: int = _BATCH) -> Iterator[Sequence[_T]]:
@@ -310,8 +308,15 @@ class SqlRepository(RepRowsAdapter):
                     s.MIGRATIONS[version](conn)
                 if found < s.SCHEMA_VERSION:
                     conn.execute(sa.update(s.schema_table).values(version=s.SCHEMA_VERSION))
-                if self.migrate == "auto" and self.dialect == "sqlite" and self.schema is None:
-                    # Indexes a loading() block put off, if the process stopped inside it.
+                if (
+                    self.migrate == "auto"
+                    and self.dialect == "sqlite"
+                    and self.schema is None
+                    and _missing_indexes(conn)
+                    # (while a load that put them off runs, they are its to build)
+                    and not _loader_running(self._loader_path())
+                ):
+                    # Indexes a loading() block put off: its process stopped inside it.
                     _build_missing_indexes(conn)
                 if self.migrate == "auto":
                     # The suppression secret with the store, not on first use: version 3
@@ -599,9 +604,13 @@ class SqlRepository(RepRowsAdapter):
             if load is not None:
                 # After a drop under way (another thread's commit) has finished.
                 with self._defer_lock:
-                    if load.deferred:
+                    if load.deferred and not load.declined:
                         self._pending_build = True
-                self._build_pending()
+                try:
+                    self._build_pending(load.lock)
+                finally:
+                    if load.lock is not None:
+                        load.lock.release()  # the indexes are anybody's to build now
 
     def _may_defer(self) -> bool:
         return (
@@ -641,32 +650,50 @@ class SqlRepository(RepRowsAdapter):
         with self._defer_lock:
             if self._load is not load:
                 return  # the block ended meanwhile: nothing to put off any more
+            lock = _take_loader_lock(self._loader_path())
+            if lock is False:
+                load.declined = True  # another load is under way: leave them to it
+                return
+            load.lock = lock
             with self._writing() as conn:
                 for names in s.DEFERRABLE.values():
                     for name in names:
                         conn.exec_driver_sql(f"DROP INDEX IF EXISTS {name}")
-                conn.execute(sa.delete(s.counters).where(s.counters.c.name == _LOADER))
-                conn.execute(sa.insert(s.counters).values(name=_LOADER, value=os.getpid()))
 
-    def _build_pending(self) -> None:
-        """Build the indexes a loading() block put off, if they are still to be built;
-        a failure is logged and left for the next try (this repository's next commit
-        outside a block, or the next opening of the store)."""
+    def _build_pending(self, lock: _LoaderLock | None = None) -> None:
+        """Build the indexes a loading() block put off, if they are still to be built
+        and no other load is under way (``lock``: the block's own, held); a failure is
+        logged (after the lock is let go) and left for the next try: this repository's
+        next commit outside a block, or the next opening of the store."""
+        failed: LeadFunnelError | None = None
         with self._defer_lock:
             if not self._pending_build:
                 return
+            if lock is None and _loader_running(self._loader_path()):
+                return  # another process's load: it builds them when it ends
             try:
                 with self._writing() as conn:
-                    _build_missing_indexes(conn, mine=True)
+                    _build_missing_indexes(conn)
             except LeadFunnelError as exc:
-                _log.warning(
-                    "leadfunnel: the indexes a bulk load put off could not be built yet "
-                    "(%s); the load's records are stored, and the indexes are built on "
-                    "the next try",
-                    str(exc).partition(";")[0],
-                )
-                return
-            self._pending_build = False
+                failed = exc
+            else:
+                self._pending_build = False
+        if failed is not None:
+            _log.warning(
+                "leadfunnel: the indexes a bulk load put off could not be built yet "
+                "(%s); the load's records are stored, and the indexes are built on "
+                "the next try",
+                str(failed).partition(";")[0],
+            )
+
+    def _loader_path(self) -> str | None:
+        """The file whose lock a SQLite store's loader holds (see
+        :class:`_LoaderLock`): beside the database file; ``None`` for a private
+        in-memory database."""
+        database = self._engine.url.database
+        if not database or database == ":memory:" or database.startswith("file:"):
+            return None
+        return f"{database}-lfload"
 
     @contextmanager
     def _ending(self, transaction: sa.engine.Transaction) -> Iterator[None]:
@@ -2241,48 +2268,84 @@ _NOTHING_HELD = _Held({}, set())  # never changed: only read
 @dataclass
 class _Load:
     """An outermost loading() block into a small store: the records stored so far (the
-    commit that passes ``_DEFER_AFTER`` drops the deferrable indexes first)."""
+    commit that passes ``_DEFER_AFTER`` drops the deferrable indexes first), and the
+    loader's lock once it has (see :func:`_take_loader_lock`)."""
 
     stored: int = 0
     deferred: bool = False
+    declined: bool = False  # another process was loading: nothing put off
+    lock: _LoaderLock | None = None
 
 
-def _build_missing_indexes(conn: Connection, *, mine: bool = False) -> None:
-    """Build those of ``schema.DEFERRABLE`` a SQLite store lacks (dropped by a
-    :meth:`SqlRepository.loading` block), as the schema declares them, and forget the
-    loading process noted with them. Unless ``mine`` (the loading repository itself),
-    not while that process still runs: it builds them when its block ends."""
+def _missing_indexes(conn: Connection) -> bool:
+    """Whether a SQLite store lacks any of ``schema.DEFERRABLE`` (put off by a
+    :meth:`SqlRepository.loading` block)."""
     wanted = [name for names in s.DEFERRABLE.values() for name in names]
     listed = ", ".join(f"'{name}'" for name in wanted)
-    found = {
-        name
-        for (name,) in conn.exec_driver_sql(
-            # sqlite_master: the name every SQLite version knows.
-            f"SELECT name FROM sqlite_master WHERE type = 'index' AND name IN ({listed})"
-        )
-    }
-    if len(found) == len(wanted):
-        return
-    loader = s.counters.c.name == _LOADER
-    pid = conn.execute(sa.select(s.counters.c.value).where(loader)).scalar()
-    if not mine and pid is not None and _alive(int(pid)):
-        return
+    # sqlite_master: the name every SQLite version knows.
+    (found,) = conn.exec_driver_sql(
+        f"SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name IN ({listed})"
+    ).one()
+    return int(found) < len(wanted)
+
+
+def _build_missing_indexes(conn: Connection) -> None:
+    """Build those of ``schema.DEFERRABLE`` a SQLite store lacks, as the schema
+    declares them."""
     for table, names in s.DEFERRABLE.items():
         for index in s.metadata.tables[table].indexes:
-            if index.name in names and index.name not in found:
+            if index.name in names:
                 conn.execute(sa.schema.CreateIndex(index, if_not_exists=True))
-    conn.execute(sa.delete(s.counters).where(loader))
 
 
-def _alive(pid: int) -> bool:
-    """Whether a process ``pid`` runs on this machine (a SQLite file's loaders do)."""
+class _LoaderLock:
+    """An advisory lock (``flock``) on a file beside a SQLite store, held by the
+    process whose loading() block put its indexes off, for as long as the block lasts:
+    the system lets it go when that process ends, however it ends, so an opening that
+    can take it knows no load is under way and builds what a stopped one left missing.
+    Where ``fcntl`` is missing (Windows), no lock is taken and an opening always
+    builds."""
+
+    def __init__(self, fd: int, path: str) -> None:
+        self.fd, self.path = fd, path
+
+    def release(self) -> None:
+        with suppress(OSError):
+            os.unlink(self.path)  # while held: the next loader makes a new one
+        os.close(self.fd)  # (closing lets the lock go)
+
+
+def _take_loader_lock(path: str | None) -> _LoaderLock | Literal[False] | None:
+    """The loader's lock on ``path``; ``False`` if another holder (a load under way,
+    in this process or another) has it; ``None`` where there is nothing to lock (no
+    file, or no ``fcntl``)."""
+    if path is None:
+        return None
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        return None
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:
+        return None  # a folder that cannot be written to: no lock to share
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
         return False
-    except OSError:  # it exists, owned by another user
+    return _LoaderLock(fd, path)
+
+
+def _loader_running(path: str | None) -> bool:
+    """Whether a loading() block with indexes put off is under way on the store whose
+    loader lock is ``path`` (see :class:`_LoaderLock`)."""
+    lock = _take_loader_lock(path)
+    if lock is False:
         return True
-    return True
+    if isinstance(lock, _LoaderLock):
+        os.close(lock.fd)  # (the file stays: a loader may be opening it right now)
+    return False
 
 
 def _held_by(person: Lead | Contact, update: Lead | Contact) -> _Held:
