@@ -8,6 +8,7 @@ made small here: ``few``."""
 from __future__ import annotations
 
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Literal, NamedTuple
 
 import pytest
+import sqlalchemy as sa
 from click.testing import CliRunner
 
 from conftest import person
@@ -370,3 +372,82 @@ def test_a_pending_build_waits_while_another_load_holds_the_store(
     funnel.add(Lead(**person(99)))  # and the pending build finds nothing left to do
     assert len(funnel.leads()) == 32
     repository.close()
+
+
+def test_the_lock_file_is_named_for_the_database_file_however_it_is_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from leadfunnel._sql._loader_lock import lock_path
+
+    monkeypatch.chdir(tmp_path)
+    expected = str(tmp_path / "f.db") + "-lfload"
+    for url in (
+        f"sqlite:///{tmp_path}/f.db",
+        f"sqlite+pysqlite:///{tmp_path}/f.db?timeout=5",
+        "sqlite:///f.db",  # relative: made absolute once, so a later chdir changes nothing
+        f"sqlite:///file:{tmp_path}/f.db?mode=rwc&uri=true",
+        f"sqlite:///file:{str(tmp_path).replace('/', '%2F')}%2Ff.db?uri=true",
+    ):
+        assert lock_path(sa.make_url(url)) == expected, url
+    for url in ("sqlite://", "sqlite:///:memory:", "sqlite:///file:x?mode=memory&uri=true"):
+        assert lock_path(sa.make_url(url)) is None, url
+
+
+def test_the_lock_is_held_once_and_a_forked_child_does_not_keep_it(tmp_path: Path) -> None:
+    from leadfunnel._sql import _loader_lock as loader_lock
+
+    path = str(tmp_path / "f.db-lfload")
+    assert not loader_lock.running(path)
+    assert not os.path.exists(path)  # asking makes no file
+    lock = loader_lock.take(path)
+    assert isinstance(lock, loader_lock.LoaderLock)
+    assert loader_lock.take(path) is False  # another holder, in this process too
+    assert loader_lock.running(path)
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child
+        os._exit(0 if loader_lock.running(path) else 1)  # its copy was closed: the parent's
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    lock.release()
+    assert not loader_lock.running(path)
+    assert not os.path.exists(path)
+
+
+def test_a_fork_of_a_loader_that_then_dies_lets_the_store_be_mended(tmp_path: Path) -> None:
+    """A worker the loader forked inside the block must not hold the lock once the
+    loader is gone (the next opening builds the indexes)."""
+    path = tmp_path / "funnel.db"
+    script = textwrap.dedent(
+        f"""
+        import os, time
+        from leadfunnel import Funnel, SqlRepository
+        from leadfunnel._sql import _repository
+        _repository._DEFER_AFTER = 2
+        repository = SqlRepository({f"sqlite:///{path}"!r})
+        rows = [{{"email": f"a{{n}}@b.example.com"}} for n in range(4)]
+        with repository.loading():
+            Funnel(repository).import_leads(rows, chunk_size=2)
+            worker = os.fork()
+            if worker == 0:
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, 1)  # (the test waits for the parent's output only)
+                os.dup2(devnull, 2)
+                time.sleep(60)  # a worker, outliving its parent
+                os._exit(0)
+            print(worker, flush=True)
+            os._exit(3)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], check=False, timeout=60, capture_output=True, text=True
+    )
+    worker = int(done.stdout)
+    try:
+        assert done.returncode == 3
+        assert not _indexes(path) & DEFERRABLE
+        os.kill(worker, 0)  # still there
+        repository = SqlRepository(f"sqlite:///{path}")
+        assert _indexes(path) >= DEFERRABLE  # the worker holds no lock
+        repository.close()
+    finally:
+        os.kill(worker, signal.SIGKILL)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import os
 import re
 import secrets
 import threading
@@ -78,6 +77,7 @@ from .._repository import (
     trait_key,
     where_values,
 )
+from . import _loader_lock as loader_lock
 from . import _schema as s
 from ._driver import ANY_SUPPRESSED, ANY_SUPPRESSED_LOCKED, DriverStatements, as_is, uuid_of
 from ._engine import (
@@ -215,6 +215,10 @@ class SqlRepository(RepRowsAdapter):
         # drop under way; and whether a build failed and is still to be done.
         self._defer_lock = threading.Lock()
         self._pending_build = False
+        # The file whose lock a loader of this SQLite store holds (see _loader_lock).
+        self._loader_file = (
+            loader_lock.lock_path(self._engine.url) if self.dialect == "sqlite" else None
+        )
         try:
             with self._serial:
                 if migrate == "never":
@@ -314,7 +318,7 @@ class SqlRepository(RepRowsAdapter):
                     and self.schema is None
                     and _missing_indexes(conn)
                     # (while a load that put them off runs, they are its to build)
-                    and not _loader_running(self._loader_path())
+                    and not loader_lock.running(self._loader_file)
                 ):
                     # Indexes a loading() block put off: its process stopped inside it.
                     _build_missing_indexes(conn)
@@ -604,7 +608,9 @@ class SqlRepository(RepRowsAdapter):
             if load is not None:
                 # After a drop under way (another thread's commit) has finished.
                 with self._defer_lock:
-                    if load.deferred and not load.declined:
+                    if load.deferred:
+                        # (also when another load had them put off: built if it has
+                        # ended, left to it if not)
                         self._pending_build = True
                 try:
                     self._build_pending(load.lock)
@@ -650,7 +656,7 @@ class SqlRepository(RepRowsAdapter):
         with self._defer_lock:
             if self._load is not load:
                 return  # the block ended meanwhile: nothing to put off any more
-            lock = _take_loader_lock(self._loader_path())
+            lock = loader_lock.take(self._loader_file)
             if lock is False:
                 load.declined = True  # another load is under way: leave them to it
                 return
@@ -660,7 +666,7 @@ class SqlRepository(RepRowsAdapter):
                     for name in names:
                         conn.exec_driver_sql(f"DROP INDEX IF EXISTS {name}")
 
-    def _build_pending(self, lock: _LoaderLock | None = None) -> None:
+    def _build_pending(self, lock: loader_lock.LoaderLock | None = None) -> None:
         """Build the indexes a loading() block put off, if they are still to be built
         and no other load is under way (``lock``: the block's own, held); a failure is
         logged (after the lock is let go) and left for the next try: this repository's
@@ -669,7 +675,7 @@ class SqlRepository(RepRowsAdapter):
         with self._defer_lock:
             if not self._pending_build:
                 return
-            if lock is None and _loader_running(self._loader_path()):
+            if lock is None and loader_lock.running(self._loader_file):
                 return  # another process's load: it builds them when it ends
             try:
                 with self._writing() as conn:
@@ -685,15 +691,6 @@ class SqlRepository(RepRowsAdapter):
                 "the next try",
                 str(failed).partition(";")[0],
             )
-
-    def _loader_path(self) -> str | None:
-        """The file whose lock a SQLite store's loader holds (see
-        :class:`_LoaderLock`): beside the database file; ``None`` for a private
-        in-memory database."""
-        database = self._engine.url.database
-        if not database or database == ":memory:" or database.startswith("file:"):
-            return None
-        return f"{database}-lfload"
 
     @contextmanager
     def _ending(self, transaction: sa.engine.Transaction) -> Iterator[None]:
@@ -2269,12 +2266,12 @@ _NOTHING_HELD = _Held({}, set())  # never changed: only read
 class _Load:
     """An outermost loading() block into a small store: the records stored so far (the
     commit that passes ``_DEFER_AFTER`` drops the deferrable indexes first), and the
-    loader's lock once it has (see :func:`_take_loader_lock`)."""
+    loader's lock once it has (see :mod:`._loader_lock`)."""
 
     stored: int = 0
     deferred: bool = False
     declined: bool = False  # another process was loading: nothing put off
-    lock: _LoaderLock | None = None
+    lock: loader_lock.LoaderLock | None = None
 
 
 def _missing_indexes(conn: Connection) -> bool:
@@ -2296,56 +2293,6 @@ def _build_missing_indexes(conn: Connection) -> None:
         for index in s.metadata.tables[table].indexes:
             if index.name in names:
                 conn.execute(sa.schema.CreateIndex(index, if_not_exists=True))
-
-
-class _LoaderLock:
-    """An advisory lock (``flock``) on a file beside a SQLite store, held by the
-    process whose loading() block put its indexes off, for as long as the block lasts:
-    the system lets it go when that process ends, however it ends, so an opening that
-    can take it knows no load is under way and builds what a stopped one left missing.
-    Where ``fcntl`` is missing (Windows), no lock is taken and an opening always
-    builds."""
-
-    def __init__(self, fd: int, path: str) -> None:
-        self.fd, self.path = fd, path
-
-    def release(self) -> None:
-        with suppress(OSError):
-            os.unlink(self.path)  # while held: the next loader makes a new one
-        os.close(self.fd)  # (closing lets the lock go)
-
-
-def _take_loader_lock(path: str | None) -> _LoaderLock | Literal[False] | None:
-    """The loader's lock on ``path``; ``False`` if another holder (a load under way,
-    in this process or another) has it; ``None`` where there is nothing to lock (no
-    file, or no ``fcntl``)."""
-    if path is None:
-        return None
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows
-        return None
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError:
-        return None  # a folder that cannot be written to: no lock to share
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(fd)
-        return False
-    return _LoaderLock(fd, path)
-
-
-def _loader_running(path: str | None) -> bool:
-    """Whether a loading() block with indexes put off is under way on the store whose
-    loader lock is ``path`` (see :class:`_LoaderLock`)."""
-    lock = _take_loader_lock(path)
-    if lock is False:
-        return True
-    if isinstance(lock, _LoaderLock):
-        os.close(lock.fd)  # (the file stays: a loader may be opening it right now)
-    return False
 
 
 def _held_by(person: Lead | Contact, update: Lead | Contact) -> _Held:
