@@ -451,3 +451,30 @@ def test_a_fork_of_a_loader_that_then_dies_lets_the_store_be_mended(tmp_path: Pa
         repository.close()
     finally:
         os.kill(worker, signal.SIGKILL)
+
+
+def test_a_forked_child_leaving_the_block_leaves_the_parents_load_alone(
+    tmp_path: Path, few: None
+) -> None:
+    """The block's end in a child made by fork (which inherits the block) builds,
+    removes and closes nothing: the lock and the indexes are the parent's."""
+    from leadfunnel._sql import _loader_lock as loader_lock
+
+    path = tmp_path / "funnel.db"
+    lock_file = f"{path}-lfload"
+    repository = SqlRepository(f"sqlite:///{path}")
+    all_indexes = _indexes(path)
+    parent = os.getpid()
+    with repository.loading():
+        Funnel(repository).import_leads(_rows(30), chunk_size=5)
+        child = os.fork()
+        if child:
+            _, status = os.waitpid(child, 0)  # the child has left the block
+            assert os.waitstatus_to_exitcode(status) == 0
+            assert loader_lock.running(lock_file)
+            assert _indexes(path) == all_indexes - DEFERRABLE
+    if os.getpid() != parent:  # pragma: no cover - the child, out of the block
+        os._exit(0 if loader_lock.running(lock_file) else 1)
+    assert _indexes(path) == all_indexes
+    assert not os.path.exists(lock_file)
+    repository.close()

@@ -13,8 +13,10 @@ half-way is mended; one under way is left to build its own). Where ``fcntl`` is 
 from __future__ import annotations
 
 import os
+import threading
+import time
 from contextlib import suppress
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import unquote
 
 import sqlalchemy as sa
@@ -26,6 +28,9 @@ _SUFFIX = "-lfload"
 #: started inside a block) closes its copies, so that the lock never outlives the loader.
 _HELD: set[LoaderLock] = set()
 _ATTEMPTS = 5  # (a loader unlinking its file as we open it: open the new one)
+#: Held while a lock's file is opened and locked, and across ``fork``: a child made by
+#: another thread meanwhile would get a copy of a descriptor not yet in ``_HELD``.
+_GUARD = threading.Lock()
 
 
 class LoaderLock:
@@ -33,9 +38,18 @@ class LoaderLock:
 
     def __init__(self, fd: int, path: str, identity: tuple[int, int]) -> None:
         self.fd, self.path, self.identity = fd, path, identity
+        self.pid = os.getpid()
+
+    @property
+    def mine(self) -> bool:
+        """Whether this process took it (not a child made by ``fork`` since)."""
+        return self.pid == os.getpid() and self.fd >= 0
 
     def release(self) -> None:
-        """Remove the file (if it is still this one) and let the lock go."""
+        """Remove the file (if it is still this one) and let the lock go; in a child
+        made by ``fork``, nothing (the lock is its parent's)."""
+        if not self.mine:
+            return
         _HELD.discard(self)
         with suppress(OSError):
             found = os.stat(self.path)
@@ -45,12 +59,13 @@ class LoaderLock:
 
 
 def lock_path(url: sa.URL) -> str | None:
-    """The lock file of the SQLite store at ``url``, as an absolute path (the process
-    may change directory while it loads); ``None`` for an in-memory database."""
+    """The lock file of the SQLite store at ``url``, by the file's real path (the
+    process may change directory while it loads; a symbolic link names the same file);
+    ``None`` for an in-memory database."""
     database = url.database
     if not database or database == ":memory:":
         return None
-    if database.startswith("file:"):  # a URI (``?uri=true``)
+    if database.startswith("file:") and url.query.get("uri") == "true":  # a URI
         if url.query.get("mode") == "memory":
             return None
         database = unquote(database[len("file:") :].partition("?")[0])
@@ -58,7 +73,7 @@ def lock_path(url: sa.URL) -> str | None:
             database = "/" + database[2:].partition("/")[2]
         if not database or database == ":memory:":
             return None
-    return os.path.abspath(database) + _SUFFIX
+    return os.path.realpath(database) + _SUFFIX
 
 
 def take(path: str | None) -> LoaderLock | Literal[False] | None:
@@ -70,6 +85,20 @@ def take(path: str | None) -> LoaderLock | Literal[False] | None:
         import fcntl
     except ImportError:  # pragma: no cover - Windows
         return None
+    for attempt in range(_ATTEMPTS):
+        with _GUARD:
+            lock = _take_once(path, fcntl)
+        if lock is None or isinstance(lock, LoaderLock):
+            return lock
+        if lock is False:
+            if attempt == _ATTEMPTS - 1:
+                return False
+            time.sleep(0.01)  # an opening asking (a shared lock, for a moment)?
+    return None
+
+
+def _take_once(path: str, fcntl: Any) -> LoaderLock | bool | None:
+    """One try of :func:`take`: ``True`` to try again (the file was replaced)."""
     for _ in range(_ATTEMPTS):
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
@@ -95,7 +124,7 @@ def take(path: str | None) -> LoaderLock | Literal[False] | None:
         lock = LoaderLock(fd, path, identity)
         _HELD.add(lock)
         return lock
-    return None
+    return True
 
 
 def running(path: str | None) -> bool:
@@ -106,6 +135,11 @@ def running(path: str | None) -> bool:
         import fcntl
     except ImportError:  # pragma: no cover - Windows
         return False
+    with _GUARD:
+        return _running(path, fcntl)
+
+
+def _running(path: str, fcntl: Any) -> bool:
     for _ in range(_ATTEMPTS):
         try:
             fd = os.open(path, os.O_RDONLY)
@@ -139,11 +173,18 @@ def _same_file(fd: int, path: str) -> tuple[int, int] | None:
 
 
 def _forget_in_child() -> None:
+    global _GUARD
+    _GUARD = threading.Lock()  # (held by the parent's fork: never released here)
     for lock in list(_HELD):
         with suppress(OSError):
             os.close(lock.fd)  # the child's copy only: the parent keeps its lock
+        lock.fd = -1
     _HELD.clear()
 
 
 if hasattr(os, "register_at_fork"):  # pragma: no branch - not on Windows
-    os.register_at_fork(after_in_child=_forget_in_child)
+    os.register_at_fork(
+        before=lambda: _GUARD.acquire(),
+        after_in_parent=lambda: _GUARD.release(),
+        after_in_child=_forget_in_child,
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import re
 import secrets
 import threading
@@ -12,7 +13,7 @@ import typing
 import weakref
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, NoReturn, TypeVar
 from uuid import UUID
@@ -605,7 +606,7 @@ class SqlRepository(RepRowsAdapter):
                 self._loads -= 1
                 if load is not None:
                     self._load = None  # no drop starts from here on
-            if load is not None:
+            if load is not None and load.pid == os.getpid():  # (not a forked child's)
                 # After a drop under way (another thread's commit) has finished.
                 with self._defer_lock:
                     if load.deferred:
@@ -2272,6 +2273,7 @@ class _Load:
     deferred: bool = False
     declined: bool = False  # another process was loading: nothing put off
     lock: loader_lock.LoaderLock | None = None
+    pid: int = field(default_factory=os.getpid)  # the process whose block it is
 
 
 def _missing_indexes(conn: Connection) -> bool:
