@@ -345,6 +345,13 @@ def schema_pool(kind: str) -> SchemaPool:
     return _POOLS[kind]
 
 
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto`` (the README's command): one worker more than the CPUs. A third of the
+    tests wait on PostgreSQL and MariaDB, whose round trips leave a core idle: on two
+    cores, three workers ran the suite in 267 s against 296 to 302 s with two."""
+    return (os.cpu_count() or 1) + 1
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tests marked ``slow`` (a quarter of a minute and more each) run first: spread
     over the workers (``-n auto``) from the start instead of ending a run alone."""
