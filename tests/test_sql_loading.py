@@ -152,23 +152,33 @@ def test_nothing_is_put_off_inside_a_transaction_or_without_schema_upkeep(
         other.close()
 
 
+def _loader_script(path: Path, then: str) -> str:
+    """A script that loads 4 leads into ``path`` with the indexes put off after 2, and
+    inside the block then runs ``then`` (Python, at the block's indentation)."""
+    inside = textwrap.indent(textwrap.dedent(then).strip(), "    ")
+    return (
+        textwrap.dedent(
+            f"""
+            import os, time
+            from leadfunnel import Funnel, SqlRepository
+            from leadfunnel._sql import _repository
+            _repository._DEFER_AFTER = 2
+            repository = SqlRepository({f"sqlite:///{path}"!r})
+            rows = [{{"email": f"a{{n}}@b.example.com"}} for n in range(4)]
+            with repository.loading():
+                Funnel(repository).import_leads(rows, chunk_size=2)
+            """
+        )
+        + inside
+        + "\n"
+    )
+
+
 def test_a_process_stopped_inside_the_block_leaves_them_to_the_next_opening(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "funnel.db"
-    script = textwrap.dedent(
-        f"""
-        import os
-        from leadfunnel import Funnel, SqlRepository
-        from leadfunnel._sql import _repository
-        _repository._DEFER_AFTER = 2
-        repository = SqlRepository({f"sqlite:///{path}"!r})
-        rows = [{{"email": f"a{{n}}@b.example.com"}} for n in range(4)]
-        with repository.loading():
-            Funnel(repository).import_leads(rows, chunk_size=2)
-            os._exit(3)  # no clean-up of any kind
-        """
-    )
+    script = _loader_script(path, "os._exit(3)  # no clean-up of any kind")
     done = subprocess.run([sys.executable, "-c", script], check=False)
     assert done.returncode == 3
     assert not _indexes(path) & DEFERRABLE
@@ -417,26 +427,19 @@ def test_a_fork_of_a_loader_that_then_dies_lets_the_store_be_mended(tmp_path: Pa
     """A worker the loader forked inside the block must not hold the lock once the
     loader is gone (the next opening builds the indexes)."""
     path = tmp_path / "funnel.db"
-    script = textwrap.dedent(
-        f"""
-        import os, time
-        from leadfunnel import Funnel, SqlRepository
-        from leadfunnel._sql import _repository
-        _repository._DEFER_AFTER = 2
-        repository = SqlRepository({f"sqlite:///{path}"!r})
-        rows = [{{"email": f"a{{n}}@b.example.com"}} for n in range(4)]
-        with repository.loading():
-            Funnel(repository).import_leads(rows, chunk_size=2)
-            worker = os.fork()
-            if worker == 0:
-                devnull = os.open(os.devnull, os.O_WRONLY)
-                os.dup2(devnull, 1)  # (the test waits for the parent's output only)
-                os.dup2(devnull, 2)
-                time.sleep(60)  # a worker, outliving its parent
-                os._exit(0)
-            print(worker, flush=True)
-            os._exit(3)
+    script = _loader_script(
+        path,
         """
+        worker = os.fork()
+        if worker == 0:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 1)  # (the test waits for the parent's output only)
+            os.dup2(devnull, 2)
+            time.sleep(60)  # a worker, outliving its parent
+            os._exit(0)
+        print(worker, flush=True)
+        os._exit(3)
+        """,
     )
     done = subprocess.run(
         [sys.executable, "-c", script], check=False, timeout=60, capture_output=True, text=True
