@@ -48,6 +48,7 @@ from ._csv_out import restore
 from ._enums import ContactType, LeadStatus
 from ._errors import ConfigError, LeadFunnelError
 from ._models import SET_FIELDS, Contact, Lead, field_keys
+from ._people import NAMES_NOBODY, NAMING_FIELDS
 
 __all__ = [
     "FORMATS",
@@ -1190,14 +1191,11 @@ class CsvSource:
                 self._unnamed_with_data.add(i)
         self._number = number  # the row a date read in a daylight-saving change names
         fields = self._fields(stripped, problems)
-        if not problems and not any(map(fields.get, _WHO)):
+        if not problems and not any(map(fields.get, NAMING_FIELDS)):
             # A line no CRM writes for a person (a report's total, a footer line this
             # reading does not know): stored, it would be a lead naming nobody, added
             # again by every import of the file.
-            problems.append(
-                "names nobody: the row has no name, company, e-mail or phone; "
-                "fill one in, or leave the row out"
-            )
+            problems.append(NAMES_NOBODY)
         return CsvRow(number, fields, cells, "; ".join(problems) or None)
 
     def _fields(self, cells: list[str], problems: list[str]) -> dict[str, Any]:
@@ -1641,7 +1639,6 @@ class CsvSource:
 _SEPARATOR_NAMES = {",": "commas", ";": "semicolons", "\t": "tabs", "|": "pipes"}
 
 # What a row must hold to name a person (a trade-show badge has a name and a company).
-_WHO = ("first_name", "last_name", "email", "phone", "company", "other_emails", "other_phones")
 
 
 # A Salesforce report's footer, under its rows (each line one cell): the grand total

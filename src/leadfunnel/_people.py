@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cache
 from typing import Any, TypeVar, cast
 
 import pydantic
@@ -94,29 +93,30 @@ _ADDABLE_LEAD_STATUSES = (
 _CAPTURED_STATUSES = (LeadStatus.RAW, LeadStatus.SUSPECT, LeadStatus.FARM_LIST)
 
 
-#: Why a row that names nobody is not imported: the command line's words (``_csv``).
+#: The fields that name a person: a row or record with none of them names nobody.
+NAMING_FIELDS = (
+    "first_name",
+    "last_name",
+    "email",
+    "phone",
+    "company",
+    "other_emails",
+    "other_phones",
+)
+#: Why a row that names nobody is not imported (the Python API and the command line).
 NAMES_NOBODY = (
     "names nobody: the row has no name, company, e-mail or phone; fill one in, or leave the row out"
 )
 
 
 def names_nobody(record: Lead | Contact) -> bool:
-    """Whether ``record`` names nobody, as a CSV row that is refused does: none of the
-    fields that name a person (``_csv._WHO``: a first or last name, a company, an
-    e-mail or phone, a former one) holds a value. An erased person (``erased_at``) is
-    not one: erasure leaves nobody named by design, and such a husk may be stored."""
+    """Whether ``record`` names nobody, as a CSV row that is refused does: none of
+    :data:`NAMING_FIELDS` (a first or last name, a company, an e-mail or phone, a
+    former one) holds a value. An erased person (``erased_at``) is not one: erasure
+    leaves nobody named by design, and such a husk may be stored."""
     return record.erased_at is None and not any(
-        getattr(record, name, None) for name in _naming_fields()
+        getattr(record, name, None) for name in NAMING_FIELDS
     )
-
-
-@cache
-def _naming_fields() -> tuple[str, ...]:
-    """The fields that name a person, the CSV reading's own (read once: ``_csv`` is
-    imported on first need, not by ``import leadfunnel``)."""
-    from ._csv import _WHO
-
-    return _WHO
 
 
 def add(
