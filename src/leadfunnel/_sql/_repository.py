@@ -642,8 +642,8 @@ class SqlRepository(RepRowsAdapter):
         """Before a commit inside a loading() block: once the block has stored
         ``_DEFER_AFTER`` records, drop the deferrable indexes (in a transaction of
         their own, so that a commit refused after it leaves them dropped as noted),
-        noting this process as the one that will build them (see
-        :func:`_build_missing_indexes`)."""
+        holding the loader's lock (see :mod:`._loader_lock`) until the block ends; if
+        another load holds it, nothing is dropped."""
         load = self._load
         if load is None or load.deferred or self._current() is not None:
             return
@@ -663,9 +663,8 @@ class SqlRepository(RepRowsAdapter):
                 return
             load.lock = lock
             with self._writing() as conn:
-                for names in s.DEFERRABLE.values():
-                    for name in names:
-                        conn.exec_driver_sql(f"DROP INDEX IF EXISTS {name}")
+                for index in s.DEFERRED_INDEXES:
+                    conn.exec_driver_sql(f"DROP INDEX IF EXISTS {index.name}")
 
     def _build_pending(self, lock: loader_lock.LoaderLock | None = None) -> None:
         """Build the indexes a loading() block put off, if they are still to be built
@@ -2277,24 +2276,20 @@ class _Load:
 
 
 def _missing_indexes(conn: Connection) -> bool:
-    """Whether a SQLite store lacks any of ``schema.DEFERRABLE`` (put off by a
+    """Whether a SQLite store lacks any of ``schema.DEFERRED_INDEXES`` (put off by a
     :meth:`SqlRepository.loading` block)."""
-    wanted = [name for names in s.DEFERRABLE.values() for name in names]
-    listed = ", ".join(f"'{name}'" for name in wanted)
+    listed = ", ".join(f"'{index.name}'" for index in s.DEFERRED_INDEXES)
     # sqlite_master: the name every SQLite version knows.
     (found,) = conn.exec_driver_sql(
         f"SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name IN ({listed})"
     ).one()
-    return int(found) < len(wanted)
+    return int(found) < len(s.DEFERRED_INDEXES)
 
 
 def _build_missing_indexes(conn: Connection) -> None:
-    """Build those of ``schema.DEFERRABLE`` a SQLite store lacks, as the schema
-    declares them."""
-    for table, names in s.DEFERRABLE.items():
-        for index in s.metadata.tables[table].indexes:
-            if index.name in names:
-                conn.execute(sa.schema.CreateIndex(index, if_not_exists=True))
+    """Build those of ``schema.DEFERRED_INDEXES`` a SQLite store lacks."""
+    for index in s.DEFERRED_INDEXES:
+        conn.execute(sa.schema.CreateIndex(index, if_not_exists=True))
 
 
 def _held_by(person: Lead | Contact, update: Lead | Contact) -> _Held:

@@ -429,6 +429,13 @@ DEFERRABLE: dict[str, tuple[str, ...]] = {
     "lf_tags": ("ix_lf_tags_tag_created",),
     "lf_steps": ("ix_lf_steps_at",),
 }
+#: ... as the schema declares them.
+DEFERRED_INDEXES: tuple[sa.Index, ...] = tuple(
+    index
+    for table, names in DEFERRABLE.items()
+    for index in sorted(metadata.tables[table].indexes, key=lambda index: str(index.name))
+    if index.name in names
+)
 
 merges = sa.Table(
     "lf_merges",
