@@ -16,10 +16,15 @@ import os
 import threading
 import time
 from contextlib import suppress
-from typing import Any, Literal
+from typing import Literal
 from urllib.parse import unquote
 
 import sqlalchemy as sa
+
+try:
+    import fcntl as _fcntl
+except ImportError:  # pragma: no cover - Windows
+    _fcntl = None  # type: ignore[assignment]
 
 __all__ = ["LoaderLock", "lock_path", "running", "take"]
 
@@ -79,85 +84,77 @@ def lock_path(url: sa.URL) -> str | None:
 def take(path: str | None) -> LoaderLock | Literal[False] | None:
     """The loader's lock on ``path``; ``False`` if it is held (a load under way, in
     this process or another); ``None`` where there is nothing to lock."""
-    if path is None:
+    if path is None or _fcntl is None:
         return None
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows
-        return None
-    for attempt in range(_ATTEMPTS):
-        with _GUARD:
-            lock = _take_once(path, fcntl)
-        if lock is None or isinstance(lock, LoaderLock):
-            return lock
-        if lock is False:
-            if attempt == _ATTEMPTS - 1:
-                return False
-            time.sleep(0.01)  # an opening asking (a shared lock, for a moment)?
-    return None
-
-
-def _take_once(path: str, fcntl: Any) -> LoaderLock | bool | None:
-    """One try of :func:`take`: ``True`` to try again (the file was replaced)."""
+    outcome: LoaderLock | str | None = None
     for _ in range(_ATTEMPTS):
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-        except PermissionError:
-            try:  # made by another user: flock needs no write access
-                fd = os.open(path, os.O_RDONLY)
-            except OSError:
-                return None
+        with _GUARD:
+            outcome = _take_once(path)
+        if outcome is _BUSY:
+            time.sleep(0.01)  # an opening asking (a shared lock, for a moment)?
+        elif outcome is not _REPLACED:
+            return outcome  # type: ignore[return-value]
+    return False if outcome is _BUSY else None
+
+
+#: What one try of :func:`take` found instead of a lock: the lock held, or the file
+#: replaced (removed by the loader that held it, as it was being opened).
+_BUSY, _REPLACED = "busy", "replaced"
+
+
+def _take_once(path: str) -> LoaderLock | str | None:
+    """One try of :func:`take`: the lock, ``_BUSY``, ``_REPLACED``, or ``None`` (no
+    lock to be had here)."""
+    assert _fcntl is not None
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    except PermissionError:
+        try:  # made by another user: flock needs no write access
+            fd = os.open(path, os.O_RDONLY)
         except OSError:
-            return None  # a folder that cannot be written to: no lock to share
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return False
-        except OSError:
-            os.close(fd)
-            return None  # no flock on this file system
-        identity = _same_file(fd, path)
-        if identity is None:
-            os.close(fd)  # the loader that held it removed it meanwhile: try the new one
-            continue
-        lock = LoaderLock(fd, path, identity)
-        _HELD.add(lock)
-        return lock
-    return True
+            return None
+    except OSError:
+        return None  # a folder that cannot be written to: no lock to share
+    try:
+        _fcntl.flock(fd, _fcntl.LOCK_EX | _fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return _BUSY
+    except OSError:
+        os.close(fd)
+        return None  # no flock on this file system
+    identity = _same_file(fd, path)
+    if identity is None:
+        os.close(fd)  # the loader that held it removed it meanwhile: try the new one
+        return _REPLACED
+    lock = LoaderLock(fd, path, identity)
+    _HELD.add(lock)
+    return lock
 
 
 def running(path: str | None) -> bool:
     """Whether a loader holds the lock on ``path`` (without making the file)."""
-    if path is None:
+    if path is None or _fcntl is None:
         return False
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows
-        return False
-    with _GUARD:
-        return _running(path, fcntl)
-
-
-def _running(path: str, fcntl: Any) -> bool:
     for _ in range(_ATTEMPTS):
-        try:
-            fd = os.open(path, os.O_RDONLY)
-        except OSError:
-            return False  # no file: no loader
-        try:
-            # Shared: two openings asking at once do not take each other for a loader.
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        except OSError:
-            return False  # no flock on this file system
-        else:
-            if _same_file(fd, path) is not None:
-                return False
-            # (the file was replaced meanwhile: a new loader's; ask it)
-        finally:
-            os.close(fd)
+        with _GUARD:
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except OSError:
+                return False  # no file: no loader
+            try:
+                # Shared: two openings asking at once do not take each other for a loader.
+                _fcntl.flock(fd, _fcntl.LOCK_SH | _fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            except OSError:
+                return False  # no flock on this file system
+            else:
+                if _same_file(fd, path) is not None:
+                    return False
+                # (the file was replaced meanwhile: a new loader's; ask it)
+            finally:
+                os.close(fd)
     return False
 
 
