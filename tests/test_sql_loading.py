@@ -299,16 +299,13 @@ def test_the_contracts_loading_block_holds_with_the_indexes_put_off_at_once(
     repository.close()
 
 
-def test_a_build_that_cannot_run_yet_fails_nothing_and_is_done_later(
-    tmp_path: Path, few: None, caplog: pytest.LogCaptureFixture
-) -> None:
-    """The load's records are stored when the block ends: another process holding the
-    file past the busy timeout then delays the indexes, which are logged as pending
-    and built by the repository's next commit, not the load refused."""
+def _a_build_left_pending(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> _Store:
+    """A store into which 30 leads were loaded (indexes put off), whose build at the
+    block's end failed: another connection held the file past the busy timeout, and
+    has let it go since. The caller closes the repository."""
     path = tmp_path / "funnel.db"
     repository = SqlRepository(f"sqlite:///{path}", connect_args={"timeout": 0.2})
     all_indexes = _indexes(path)
-    funnel = Funnel(repository)
     blocker = sqlite3.connect(path, isolation_level=None)
 
     def block(report: object) -> None:
@@ -316,12 +313,23 @@ def test_a_build_that_cannot_run_yet_fails_nothing_and_is_done_later(
             blocker.execute("BEGIN IMMEDIATE")  # the last chunk is stored
 
     with caplog.at_level("WARNING", logger="leadfunnel"):
-        report = funnel.import_leads(_rows(30), chunk_size=5, on_progress=block)
+        report = Funnel(repository).import_leads(_rows(30), chunk_size=5, on_progress=block)
     assert len(report.added) == 30
-    assert "could not be built yet" in caplog.text
-    assert _indexes(path) == all_indexes - DEFERRABLE
     blocker.execute("COMMIT")
     blocker.close()
+    return _Store(path, repository, all_indexes)
+
+
+def test_a_build_that_cannot_run_yet_fails_nothing_and_is_done_later(
+    tmp_path: Path, few: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The load's records are stored when the block ends: another process holding the
+    file past the busy timeout then delays the indexes, which are logged as pending
+    and built by the repository's next commit, not the load refused."""
+    path, repository, all_indexes = _a_build_left_pending(tmp_path, caplog)
+    assert "could not be built yet" in caplog.text
+    assert _indexes(path) == all_indexes - DEFERRABLE
+    funnel = Funnel(repository)
     funnel.add(Lead(**person(99)))
     assert _indexes(path) == all_indexes
     assert len(funnel.leads()) == 31
@@ -355,20 +363,8 @@ def test_a_pending_build_waits_while_another_load_holds_the_store(
     too, as any opening does when no load is under way."""
     import fcntl
 
-    path = tmp_path / "funnel.db"
-    repository = SqlRepository(f"sqlite:///{path}", connect_args={"timeout": 0.2})
-    all_indexes = _indexes(path)
+    path, repository, all_indexes = _a_build_left_pending(tmp_path, caplog)
     funnel = Funnel(repository)
-    blocker = sqlite3.connect(path, isolation_level=None)
-
-    def block(report: object) -> None:
-        if len(getattr(report, "added", ())) == 30:
-            blocker.execute("BEGIN IMMEDIATE")
-
-    with caplog.at_level("WARNING", logger="leadfunnel"):
-        funnel.import_leads(_rows(30), chunk_size=5, on_progress=block)
-    blocker.execute("COMMIT")
-    blocker.close()
     other_load = open(f"{path}-lfload", "w")  # noqa: SIM115 - held across the checks
     try:
         fcntl.flock(other_load, fcntl.LOCK_EX | fcntl.LOCK_NB)
