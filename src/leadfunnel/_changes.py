@@ -16,14 +16,15 @@ import re
 import time
 from collections.abc import Callable
 from contextvars import ContextVar
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, ParamSpec, TypeVar, cast
 from uuid import UUID
 
 import pydantic
 from pydantic_core import InitErrorDetails
 
-from ._clock import require_aware
+from ._clock import Clock, require_aware
 from ._documents import stored_validator
 from ._enums import Interest
 from ._errors import (
@@ -60,7 +61,7 @@ __all__ = [
     "DealSubject",
     "LeadSubject",
     "Subject",
-    "at_or_after_clock",
+    "ahead_of_clock",
     "bump",
     "checked",
     "clock_scoped",
@@ -101,9 +102,23 @@ LeadSubject = Lead | Contact | UUID | str
 #: its id.
 DealSubject = Opportunity | UUID | str
 
+
+@dataclass(frozen=True)
+class _Told:
+    """The funnel clock as the facade read it for the change being made (see
+    :func:`clock_told`)."""
+
+    clock: Clock
+    #: Its first reading, in UTC.
+    now: datetime
+    #: The readings the change is dated by (none when it was given ``at=``): the first,
+    #: and those of its retries (see :func:`retrying`).
+    dated_by: list[datetime]
+
+
 #: The funnel clock's now when the facade dated the change being made (in this thread
 #: or task): see :func:`clock_told` and :func:`moved`. ``None`` outside a facade call.
-_CLOCK_NOW: ContextVar[datetime | None] = ContextVar("leadfunnel_clock_now", default=None)
+_CLOCK_NOW: ContextVar[_Told | None] = ContextVar("leadfunnel_clock_now", default=None)
 
 
 def clock_scoped(method: Callable[_P, _Returned]) -> Callable[_P, _Returned]:
@@ -124,10 +139,38 @@ def clock_scoped(method: Callable[_P, _Returned]) -> Callable[_P, _Returned]:
     return scoped
 
 
-def clock_told(now: datetime) -> None:
-    """Note ``now``, the funnel clock's time as the facade reads it for a change, for
-    :func:`moved`'s check of a move dated before its record's last change."""
-    _CLOCK_NOW.set(now)
+def clock_told(clock: Clock, now: datetime, *, dated_by_it: bool) -> None:
+    """Note ``clock`` and ``now``, its time (in UTC) as the facade reads it for a
+    change, for :func:`moved`'s check of a move dated before its record's last change;
+    ``dated_by_it`` when the change is dated ``now`` (no ``at=`` given)."""
+    _CLOCK_NOW.set(_Told(clock, now, [now] if dated_by_it else []))
+
+
+def _utc(when: datetime) -> datetime:
+    return when if when.tzinfo is UTC else require_aware(when).astimezone(UTC)
+
+
+def ahead_of_clock(at: datetime, last: datetime, record: Record) -> bool:
+    """Whether a change of ``record`` dated ``at``, before ``last`` (the record's change,
+    or coming to be, that it follows), is let through because ``last`` is dated ahead of the
+    funnel clock (an ``at=`` ahead of the clock: a simulation's, or a mistyped year):
+    ``at`` is at or after the clock's now as the facade read it for this change, and
+    ``last`` is after the clock's now, read again. What the clock says happens now is
+    not refused for following what, by the clock, has not happened yet.
+
+    ``False`` outside a facade call (a use case run on its own), and where ``last`` has
+    happened by the clock: then another writer's change overtook this one after this
+    one read the clock. A change dated by the clock then raises a retryable
+    :class:`ConcurrencyError` instead (:func:`retrying` dates it by the clock again,
+    after what it follows) rather than be stored before what it follows."""
+    told = _CLOCK_NOW.get()
+    if told is None or at < told.now:
+        return False
+    if last > _utc(told.clock.now()):
+        return True
+    if at in told.dated_by:
+        raise ConcurrencyError.of_clock(record.id, record.kind, record.version, at, last)
+    return False
 
 
 #: Fields only triggers may change; ``update`` refuses edits to them.
@@ -510,11 +553,13 @@ def moved(record: _S, at: datetime, changes: dict[str, Any], trigger: str | None
     simulation's, or a mistyped year) holds back no move dated at or after the clock's
     now: what the clock says happens now is not refused for following what, by the
     clock, has not happened yet (else a lead qualified ``at=`` 2062 by mistake could
-    never be avoided until then). A move dated before both is refused as ever."""
+    never be avoided until then). A move dated before both is refused as ever; one
+    dated by the clock that another writer's change overtook raises a retryable
+    :class:`ConcurrencyError` (see :func:`ahead_of_clock`)."""
     if (
         at < record.updated_at
         and any(name in changes for name in _STATE_FIELDS)
-        and not at_or_after_clock(at)
+        and not ahead_of_clock(at, record.updated_at, cast(Record, record))
     ):
         raise InvalidArgumentError(
             f"at={at.isoformat()} is before the {getattr(record, 'kind', 'record')}'s last "
@@ -528,13 +573,6 @@ def moved(record: _S, at: datetime, changes: dict[str, Any], trigger: str | None
         return new
     before = cast(Record, record)
     return registered(new, trigger or _trigger_of(before, changes), before)
-
-
-def at_or_after_clock(at: datetime) -> bool:
-    """Whether ``at`` is at or after the funnel clock's now as the facade read it for
-    this change (``False`` outside a facade call: a use case run on its own)."""
-    now = _CLOCK_NOW.get()
-    return now is not None and at >= now
 
 
 def registered(record: _S, trigger: str, subject: Record) -> _S:
@@ -647,9 +685,19 @@ def retrying(method: Callable[_P, _T]) -> Callable[_P, _T]:
                 if getattr(exc, "retryable", True) is False:
                     raise  # the store says only a larger unit (a transaction) can retry
                 time.sleep(_FIRST_PAUSE * 2**attempt * random.uniform(0.5, 1.5))
+                _redate(kwargs)
         return method(*args, **kwargs)
 
     return wrapper
+
+
+def _redate(kwargs: dict[str, Any]) -> None:
+    """Date a retried change (its ``now=``) by the funnel clock again, if it was dated
+    by it: a retry is the same call made a moment later (see :func:`ahead_of_clock`)."""
+    told = _CLOCK_NOW.get()
+    if told is not None and kwargs.get("now") in told.dated_by:
+        kwargs["now"] = again = _utc(told.clock.now())
+        told.dated_by.append(again)
 
 
 def lifecycle_of(kind: str) -> Lifecycle:

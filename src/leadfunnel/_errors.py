@@ -25,8 +25,11 @@ Input validation is pydantic's job: a bad field on a model raises
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
+
+if TYPE_CHECKING:
+    from datetime import datetime
 
 __all__ = [
     "AvoidListedError",
@@ -207,6 +210,24 @@ class ConcurrencyError(LeadFunnelError, RuntimeError):
             f"version {found}); a new record needs an id of its own: leave id out to have one "
             "made, or change the stored record instead (funnel.update())",
             retryable=False,
+        )
+
+    @classmethod
+    def of_clock(
+        cls, id: UUID, kind: str, expected: int, at: datetime, last: datetime
+    ) -> ConcurrencyError:
+        """A change of record ``id`` (a ``kind``, read at version ``expected``) dated
+        ``at`` by the funnel clock, which another writer's change, dated ``last``,
+        overtook after the clock was read: retryable (tried again, it is dated by the
+        clock again, after ``last``)."""
+        return cls(
+            id,
+            expected,
+            None,
+            message=f"{kind} {id} was changed at {last.isoformat()} by another writer, "
+            f"after this change read the clock ({at.isoformat()}): stored as it is, it "
+            "would come before what it follows. Try the change again: it is then dated "
+            "by the clock again",
         )
 
     @classmethod

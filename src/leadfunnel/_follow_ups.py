@@ -11,7 +11,7 @@ from datetime import datetime
 from uuid import UUID
 
 from ._cadence import CadencePolicy
-from ._changes import at_or_after_clock, bump, checked, created, event, load, retrying
+from ._changes import ahead_of_clock, bump, checked, created, event, load, retrying
 from ._channels import RESETS, check_touch, counted_touches, lead_entered
 from ._enums import Channel, ContactType, LeadStatus, Outcome
 from ._errors import InvalidArgumentError, PolicyError
@@ -82,12 +82,13 @@ def _refuse_before_existence(repository: Repository, record: Lead | Contact, at:
     the records merged into it) and, for a contact, the lead it was converted from (a
     lead's call logged late on the contact it became is fine).
 
-    A touch dated at or after the funnel clock's now is never refused (a record dated
-    ahead of the clock holds back nothing done now: see
-    :func:`~leadfunnel._changes.moved`); nor is an opt-out, honoured whenever the person
-    gave it (an old list's unsubscribe): refusing it would leave the channel open."""
-    if at_or_after_clock(at):
-        return
+    A touch dated at or after the funnel clock's now is not refused for a person dated
+    ahead of the clock (which holds back nothing done now: see
+    :func:`~leadfunnel._changes.ahead_of_clock`); nor is an opt-out, honoured whenever
+    the person gave it (an old list's unsubscribe): refusing it would leave the channel
+    open."""
+    if at >= record.created_at:
+        return  # the person is at most as old as its record: nothing to read
     born = [record.created_at]
     history = repository.history(record.id)
     if history:
@@ -97,7 +98,7 @@ def _refuse_before_existence(repository: Repository, record: Lead | Contact, at:
     if lead is not None:
         born.append(lead.created_at)
     first = min(born)
-    if at < first:
+    if at < first and not ahead_of_clock(at, first, record):
         raise InvalidArgumentError(
             f"at={at.isoformat()} is before {record.kind} {record.id} came to be "
             f"({first.isoformat()}): a touch is dated at or after its person was stored "

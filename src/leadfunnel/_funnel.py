@@ -222,8 +222,11 @@ class Funnel(Generic[LeadT, ContactT, OpportunityT]):
         The clock's now is noted for the change (see :func:`~leadfunnel._changes.moved`):
         a move dated at or after it is not held back by a change dated ahead of it."""
         now = self.clock.now()
-        clock_told(now)
-        when = now if at is None else require_aware(at)
+        now = now if now.tzinfo is UTC else now.astimezone(UTC)
+        clock_told(self.clock, now, dated_by_it=at is None)
+        if at is None:
+            return now
+        when = require_aware(at)
         return when if when.tzinfo is UTC else when.astimezone(UTC)
 
     @staticmethod

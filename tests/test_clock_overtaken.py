@@ -1,0 +1,110 @@
+"""A change dated by the funnel clock that another writer's change overtakes between
+the clock's reading and the change's commit (a concurrency audit): it used to be
+stored dated before what it follows (a deal lost before it was sat, a touch of a person
+before the person came to be), because a move dated at or after the clock's reading
+was let through as if what it followed were dated ahead of the clock. It is dated by
+the clock again instead; a change given its own ``at=`` is refused as before."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+import pytest
+
+from conftest import T0, person
+from leadfunnel import Funnel, InvalidArgumentError, Lead, Repository
+from leadfunnel.testing import ManualClock
+
+HALF_PAST = T0 + timedelta(minutes=30)
+ONE = T0 + timedelta(hours=1)
+TWO = T0 + timedelta(hours=2)
+
+
+class _Overtaken:
+    """A clock whose next reading, once :meth:`overtaken_by` is called, is overtaken: it
+    runs ``change`` (another writer's, as if this thread were paused right after
+    reading the clock) and answers ``first``; every reading after that answers
+    ``later``."""
+
+    def __init__(self, first: datetime, later: datetime) -> None:
+        self._first, self._later = first, later
+        self._change: Callable[[], object] | None = None
+        self._overtaken = False
+
+    def overtaken_by(self, change: Callable[[], object]) -> None:
+        self._change = change
+
+    def now(self) -> datetime:
+        change, self._change = self._change, None
+        if change is not None:
+            change()
+            self._overtaken = True
+            return self._first
+        if self._overtaken:
+            return self._later
+        return self._first
+
+
+def _overtaken(repository: Repository, change: Callable[[], object]) -> Funnel:
+    """A funnel whose next clock reading ``change`` overtakes."""
+    clock = _Overtaken(HALF_PAST, TWO)
+    funnel = Funnel(repository, clock=clock)
+    clock.overtaken_by(change)
+    return funnel
+
+
+def _booked(funnel: Funnel) -> tuple[Funnel, object]:
+    lead = funnel.capture(Lead(**person(1)))
+    funnel.qualify(lead, force=True)
+    return funnel, funnel.set_appointment(lead)
+
+
+def test_a_move_overtaken_after_reading_the_clock_is_dated_after_what_it_follows(
+    repository: Repository, funnel: Funnel
+) -> None:
+    _, deal = _booked(funnel)
+    other = Funnel(repository, clock=ManualClock(ONE))
+    late = _overtaken(repository, lambda: other.sit(deal))  # type: ignore[arg-type]
+    lost = late.lose(deal, reason="no_decision")  # type: ignore[arg-type]
+
+    assert lost.closed_at == TWO
+    names = [(e.name, e.at) for e in funnel.history(lost) if e.name in ("sit", "lose")]
+    assert names == [("sit", ONE), ("lose", TWO)]
+
+
+def test_a_move_given_its_own_date_before_what_overtook_it_is_refused(
+    repository: Repository, funnel: Funnel
+) -> None:
+    _, deal = _booked(funnel)
+    other = Funnel(repository, clock=ManualClock(ONE))
+    late = _overtaken(repository, lambda: other.sit(deal))  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgumentError, match="before the opportunity's last change"):
+        late.lose(deal, reason="no_decision", at=HALF_PAST)  # type: ignore[arg-type]
+    assert funnel.get_opportunity(deal.id).stage == "appointment_sat"  # type: ignore[attr-defined]
+
+
+def test_a_touch_of_a_person_who_came_to_be_after_the_clock_was_read_is_dated_after(
+    repository: Repository, funnel: Funnel
+) -> None:
+    newcomer = Lead(**person(2))
+    other = Funnel(repository, clock=ManualClock(ONE))
+    late = _overtaken(repository, lambda: other.add(newcomer))
+    touch = late.touch(newcomer.id, "call", "no_answer")
+
+    assert touch.at == TWO
+    assert [t.at for t in funnel.touches(newcomer.id)] == [TWO]
+
+
+def test_a_change_dated_ahead_of_the_clock_still_holds_back_no_move_made_now(
+    repository: Repository, funnel: Funnel
+) -> None:
+    """What the check that was too wide is for (an ``at=`` ahead of the clock: a typo,
+    a simulation) still holds: the clock, read again, is still before it."""
+    _, deal = _booked(funnel)
+    ahead = T0 + timedelta(days=400)
+    funnel.sit(deal, at=ahead)  # type: ignore[arg-type]
+    lost = Funnel(repository, clock=ManualClock(HALF_PAST)).lose(deal, reason="no_decision")  # type: ignore[arg-type]
+    assert lost.stage == "lost"
+    (event,) = [e for e in funnel.history(lost) if e.name == "lose"]
+    assert event.at == HALF_PAST
