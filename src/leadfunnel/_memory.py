@@ -57,6 +57,7 @@ from ._models import (
     Touch,
     field_values,
     is_avoided,
+    shares_key_sources,
     updated,
 )
 from ._periods import month_of
@@ -509,6 +510,9 @@ class InMemoryRepository(RepRowsAdapter):
             stored = self._stored(record.id, record.kind)
             if stored.version != record.version - 1:
                 raise ConcurrencyError(record.id, record.version - 1, stored.version)
+            if shares_key_sources(stored, record):
+                same_keys.add(record.id)
+                continue
             old_keys = self._claimed_keys(stored)
             if old_keys == self._claimed_keys(record):
                 same_keys.add(record.id)

@@ -33,6 +33,7 @@ from typing import (
     TypeAlias,
     TypeVar,
     Union,
+    cast,
     get_args,
     get_origin,
     get_type_hints,
@@ -813,6 +814,26 @@ def holds_keys(record: Record) -> bool:
     if isinstance(record, Lead):
         return record.contact_id is None
     return isinstance(record, Contact)
+
+
+def shares_key_sources(before: Record, after: Record) -> bool:
+    """Whether ``after``, a version of ``before``, claims the identity keys ``before``
+    claims, told without working either out: it holds the very objects ``before`` holds
+    in the fields its keys come from (a new version shares the values it kept), and
+    claims keys if and only if ``before`` does. ``False`` says nothing: compare the
+    keys then. (Every trigger moves a record without touching its keys.)"""
+    claims = holds_keys(before)
+    if claims is not holds_keys(after):
+        return False
+    if not claims:
+        return True
+    was, now = cast(Person, before), cast(Person, after)  # only people claim keys
+    return (
+        now.email is was.email
+        and now.phone is was.phone
+        and now.other_emails is was.other_emails
+        and now.other_phones is was.other_phones
+    )
 
 
 def is_avoided(record: Record) -> bool:

@@ -424,6 +424,15 @@ def translated(
         if isinstance(exc.orig, ValueError):
             raise ValueError(str(exc.orig)) from None
         raise StorageError(f"the database failed: {exc}") from exc
+    except sa_exc.TimeoutError as exc:
+        # The pool's: every connection it may open is in use (a thread holding one
+        # in a long transaction() block, say) for longer than its pool_timeout.
+        raise StorageError(
+            f"no connection to the database was free in time ({first_line(exc)}); "
+            "nothing of this change was stored. Retry, or give the engine a larger pool "
+            "(pool_size, max_overflow) or a longer pool_timeout, or keep transaction() "
+            "blocks short: each holds a connection until it ends"
+        ) from exc
 
 
 def scrubbed(exc: sa_exc.StatementError) -> sa_exc.StatementError:

@@ -49,6 +49,7 @@ from .._models import (
     identity_keys,
     is_avoided,
     placed,
+    shares_key_sources,
 )
 from .._periods import month_of
 from .._repository import (
@@ -891,9 +892,19 @@ class SqlRepository(RepRowsAdapter):
         return self._driver.position(s.RECORD_TABLES[kind], "doc")
 
     def _undeclared_of(self, conn: Connection, record: Record) -> dict[str, Any] | None:
-        """The keys of ``record``'s stored document that its model does not declare."""
+        """The keys of ``record``'s stored document that its model does not declare.
+
+        A merge's first read: on MySQL and MariaDB a locking one, which takes no
+        snapshot. A plain read would take the transaction's snapshot before the merge
+        locks the record it removes, and the counts that follow (see
+        :meth:`_check_counts`) would read that snapshot, missing a touch, capture or
+        booking another connection was committing meanwhile: left pointing at the
+        removed record."""
         table = s.RECORD_TABLES[record.kind]
-        doc = conn.execute(sa.select(table.c.doc).where(table.c.id == record.id)).scalar()
+        query = sa.select(table.c.doc).where(table.c.id == record.id)
+        if self._locking_reads:
+            query = query.with_for_update()
+        doc = conn.execute(query).scalar()
         return None if doc is None else undeclared(type(record), doc)
 
     def _unmerged(self, conn: Connection, changes: ChangeSet) -> dict[UUID, dict[str, Any] | None]:
@@ -2298,14 +2309,7 @@ def _held_by(person: Lead | Contact, update: Lead | Contact) -> _Held:
     come from (a new version shares what it kept) and keeps the avoided flag, only its
     tags (a bulk qualify's move makes no key of either version)."""
     avoided = is_avoided(person)
-    if (
-        update.email is person.email
-        and update.phone is person.phone
-        and update.other_emails is person.other_emails
-        and update.other_phones is person.other_phones
-        and holds_keys(update) is holds_keys(person)
-        and is_avoided(update) is avoided
-    ):
+    if shares_key_sources(person, update) and is_avoided(update) is avoided:
         return _Held({}, set(person.tags), kept=True)
     keys = identity_keys(person) if holds_keys(person) else ()
     return _Held(dict.fromkeys(keys, avoided), set(person.tags))
