@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from conftest import T0, person
-from leadfunnel import Funnel, InvalidArgumentError, Lead, Repository
+from leadfunnel import Contact, Funnel, InvalidArgumentError, Lead, LeadStatus, Repository
 from leadfunnel.testing import ManualClock
 
 HALF_PAST = T0 + timedelta(minutes=30)
@@ -22,35 +22,35 @@ TWO = T0 + timedelta(hours=2)
 
 
 class _Overtaken:
-    """A clock whose next reading, once :meth:`overtaken_by` is called, is overtaken: it
-    runs ``change`` (another writer's, as if this thread were paused right after
-    reading the clock) and answers ``first``; every reading after that answers
-    ``later``."""
+    """A clock overtaken once :meth:`overtaken_by` is called: after ``skip`` readings
+    (which answer ``T0``), each of its next readings runs one of ``changes`` (another
+    writer's, as if this thread were paused right after reading the clock) and answers
+    ``HALF_PAST``; every reading after those answers ``TWO``."""
 
-    def __init__(self, first: datetime, later: datetime) -> None:
-        self._first, self._later = first, later
-        self._change: Callable[[], object] | None = None
+    def __init__(self) -> None:
+        self._changes: list[Callable[[], object]] = []
+        self._skip = 0
         self._overtaken = False
 
-    def overtaken_by(self, change: Callable[[], object]) -> None:
-        self._change = change
+    def overtaken_by(self, *changes: Callable[[], object], skip: int = 0) -> None:
+        self._changes, self._skip = list(changes), skip
 
     def now(self) -> datetime:
-        change, self._change = self._change, None
-        if change is not None:
-            change()
-            self._overtaken = True
-            return self._first
-        if self._overtaken:
-            return self._later
-        return self._first
+        if self._skip or not (self._changes or self._overtaken):
+            self._skip = max(self._skip - 1, 0)
+            return T0
+        if not self._changes:
+            return TWO
+        self._changes.pop(0)()
+        self._overtaken = True
+        return HALF_PAST
 
 
-def _overtaken(repository: Repository, change: Callable[[], object]) -> Funnel:
-    """A funnel whose next clock reading ``change`` overtakes."""
-    clock = _Overtaken(HALF_PAST, TWO)
+def _overtaken(repository: Repository, *changes: Callable[[], object], skip: int = 0) -> Funnel:
+    """A funnel whose clock ``changes`` overtake after ``skip`` more readings."""
+    clock = _Overtaken()
     funnel = Funnel(repository, clock=clock)
-    clock.overtaken_by(change)
+    clock.overtaken_by(*changes, skip=skip)
     return funnel
 
 
@@ -108,3 +108,34 @@ def test_a_change_dated_ahead_of_the_clock_still_holds_back_no_move_made_now(
     assert lost.stage == "lost"
     (event,) = [e for e in funnel.history(lost) if e.name == "lose"]
     assert event.at == HALF_PAST
+
+
+def test_a_booking_of_a_contact_who_came_to_be_after_the_clock_was_read_is_dated_after(
+    repository: Repository, funnel: Funnel
+) -> None:
+    newcomer = Contact(first_name="Al", email="al@example.com")
+    other = Funnel(repository, clock=ManualClock(ONE))
+    late = _overtaken(repository, lambda: other.add(newcomer))
+    deal = late.set_appointment(newcomer.id)
+    assert deal.created_at == TWO
+
+
+def test_an_imported_avoid_overtaken_after_reading_the_clock_is_dated_after(
+    repository: Repository, funnel: Funnel
+) -> None:
+    """The import reads the clock when it starts, and again for its avoid rows: once
+    for them all, and once for each of those whose commit lost a race. An edit of the
+    person right after that last reading used to leave the avoid dated before it."""
+    ann = funnel.add(Lead(**person(1)))
+    other = Funnel(repository, clock=ManualClock(ONE))
+
+    def edit() -> None:
+        other.update(other.get_lead(ann.id).model_copy(update={"notes": "called"}))
+
+    late = _overtaken(repository, edit, edit, skip=1)
+    report = late.import_leads([{"email": ann.email, "status": "avoid"}])
+
+    assert [issue.row for issue in report.avoided] == [1]
+    assert funnel.get_lead(ann.id).status is LeadStatus.AVOID
+    (avoid,) = [e for e in funnel.history(ann) if e.name == "avoid"]
+    assert avoid.at == TWO

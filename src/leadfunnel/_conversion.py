@@ -15,7 +15,7 @@ from uuid import UUID
 
 import pydantic
 
-from ._changes import checked, created, event, load, moved, registered
+from ._changes import ahead_of_clock, checked, created, event, load, moved, registered
 from ._enums import ContactType, LeadStatus, Stage
 from ._errors import ConfigError, InvalidArgumentError, InvalidTransitionError
 from ._lifecycle import LEAD
@@ -60,7 +60,7 @@ def set_appointment(
     else:
         contact = record
         _check_bookable(contact, force)
-        if now < contact.created_at:
+        if now < contact.created_at and not ahead_of_clock(now, contact.created_at, contact):
             # As a lead's conversion dated before its last change is (see ``moved``):
             # the deal's history, and the reports' time in stage, would start before
             # the person it is with.

@@ -347,7 +347,7 @@ class Funnel(Generic[LeadT, ContactT, OpportunityT]):
             carry_over=carry_over,
             chunk_size=chunk_size,
             at=self._now(at),
-            now=self.clock.now if at is None else None,
+            now=(lambda: self._now(None)) if at is None else None,
             actor=actor,
             reason=reason,
             on_progress=on_progress,

@@ -748,7 +748,9 @@ class SqlRepository(RepRowsAdapter):
         # A merge's snapshot of the record it removes keeps what that record's document
         # holds beyond its model (the application's fields, merged by a funnel not
         # given its classes), for unmerge to put back.
-        other_more = None if adding is None else self._undeclared_of(conn, adding.other)
+        other_more = (
+            None if adding is None else self._undeclared_of(conn, adding.other, merging=True)
+        )
         for record in changes.deletes:
             where = {"where_id": record.id, "where_version": record.version}
             if conn.execute(_DELETE[record.kind], where).rowcount != 1:
@@ -891,18 +893,20 @@ class SqlRepository(RepRowsAdapter):
         """Where the document sits in a row of :meth:`_lock` of ``kind``'s table."""
         return self._driver.position(s.RECORD_TABLES[kind], "doc")
 
-    def _undeclared_of(self, conn: Connection, record: Record) -> dict[str, Any] | None:
+    def _undeclared_of(
+        self, conn: Connection, record: Record, *, merging: bool = False
+    ) -> dict[str, Any] | None:
         """The keys of ``record``'s stored document that its model does not declare.
 
-        A merge's first read: on MySQL and MariaDB a locking one, which takes no
-        snapshot. A plain read would take the transaction's snapshot before the merge
-        locks the record it removes, and the counts that follow (see
-        :meth:`_check_counts`) would read that snapshot, missing a touch, capture or
-        booking another connection was committing meanwhile: left pointing at the
-        removed record."""
+        ``merging``: the first read of a merge, which removes ``record``; on MySQL and
+        MariaDB a locking one then, which takes no snapshot. A plain read would take the
+        transaction's snapshot before the merge locks the record it removes, and the
+        counts that follow (see :meth:`_check_counts`) would read that snapshot, missing
+        a touch, capture or booking another connection was committing meanwhile: left
+        pointing at the removed record. Any other read locks nothing."""
         table = s.RECORD_TABLES[record.kind]
         query = sa.select(table.c.doc).where(table.c.id == record.id)
-        if self._locking_reads:
+        if merging and self._locking_reads:
             query = query.with_for_update()
         doc = conn.execute(query).scalar()
         return None if doc is None else undeclared(type(record), doc)
