@@ -16,9 +16,8 @@ import re
 import time
 from collections.abc import Callable
 from contextvars import ContextVar
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, ParamSpec, TypeVar, cast
+from typing import Any, NamedTuple, ParamSpec, TypeVar, cast
 from uuid import UUID
 
 import pydantic
@@ -103,17 +102,16 @@ LeadSubject = Lead | Contact | UUID | str
 DealSubject = Opportunity | UUID | str
 
 
-@dataclass(frozen=True)
-class _Told:
+class _Told(NamedTuple):
     """The funnel clock as the facade read it for the change being made (see
-    :func:`clock_told`)."""
+    :func:`clock_told`). A tuple: one is made for every change."""
 
     clock: Clock
     #: Its first reading, in UTC.
     now: datetime
     #: The readings the change is dated by (none when it was given ``at=``): the first,
     #: and those of its retries (see :func:`retrying`).
-    dated_by: list[datetime]
+    dated_by: tuple[datetime, ...]
 
 
 #: The funnel clock's now when the facade dated the change being made (in this thread
@@ -143,7 +141,7 @@ def clock_told(clock: Clock, now: datetime, *, dated_by_it: bool) -> None:
     """Note ``clock`` and ``now``, its time (in UTC) as the facade reads it for a
     change, for :func:`moved`'s check of a move dated before its record's last change;
     ``dated_by_it`` when the change is dated ``now`` (no ``at=`` given)."""
-    _CLOCK_NOW.set(_Told(clock, now, [now] if dated_by_it else []))
+    _CLOCK_NOW.set(_Told(clock, now, (now,) if dated_by_it else ()))
 
 
 def _utc(when: datetime) -> datetime:
@@ -697,7 +695,8 @@ def _redate(kwargs: dict[str, Any]) -> None:
     told = _CLOCK_NOW.get()
     if told is not None and kwargs.get("now") in told.dated_by:
         kwargs["now"] = again = _utc(told.clock.now())
-        told.dated_by.append(again)
+        # (for the rest of this facade call: clock_scoped puts the one before back)
+        _CLOCK_NOW.set(told._replace(dated_by=(*told.dated_by, again)))
 
 
 def lifecycle_of(kind: str) -> Lifecycle:
