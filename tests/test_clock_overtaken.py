@@ -13,7 +13,15 @@ from datetime import datetime, timedelta
 import pytest
 
 from conftest import T0, person
-from leadfunnel import Contact, Funnel, InvalidArgumentError, Lead, LeadStatus, Repository
+from leadfunnel import (
+    Contact,
+    Funnel,
+    InvalidArgumentError,
+    Lead,
+    LeadStatus,
+    Opportunity,
+    Repository,
+)
 from leadfunnel.testing import ManualClock
 
 HALF_PAST = T0 + timedelta(minutes=30)
@@ -139,3 +147,92 @@ def test_an_imported_avoid_overtaken_after_reading_the_clock_is_dated_after(
     assert funnel.get_lead(ann.id).status is LeadStatus.AVOID
     (avoid,) = [e for e in funnel.history(ann) if e.name == "avoid"]
     assert avoid.at == TWO
+
+
+# --- a second review: capture, merge and unmerge --------------------------------------
+
+
+def test_a_capture_of_a_person_stored_after_the_clock_was_read_is_dated_after(
+    repository: Repository, funnel: Funnel
+) -> None:
+    """A form sent twice: the other request stores the person after this one read the
+    clock; this capture's event came first in the person's history, before anybody."""
+    other = Funnel(repository, clock=ManualClock(ONE))
+    late = _overtaken(repository, lambda: other.capture(Lead(**person(1), notes="first")))
+    got = late.capture_result(Lead(**person(1), notes="second"))
+
+    assert not got.new
+    assert [(e.name, e.at) for e in funnel.history(got.record)] == [
+        ("capture", ONE),
+        ("capture", TWO),
+    ]
+    # Given its own date before the person came to be (by a clock past it), refused.
+    with pytest.raises(InvalidArgumentError, match="a capture is dated at or after its person"):
+        Funnel(repository, clock=ManualClock(TWO)).capture(Lead(**person(1)), at=HALF_PAST)
+
+
+def test_a_merge_overtaken_by_the_record_it_merges_is_dated_after_it(
+    repository: Repository, funnel: Funnel
+) -> None:
+    keep = funnel.add(Lead(**person(1)))
+    newcomer = Lead(**person(2))
+    other = Funnel(repository, clock=ManualClock(ONE))
+    merged = _overtaken(repository, lambda: other.add(newcomer)).merge(keep, newcomer.id)
+
+    assert merged.updated_at == TWO
+    assert [(e.name, e.at) for e in funnel.history(keep)][-1] == ("merge", TWO)
+
+    late = funnel.add(Lead(**person(3)), at=ONE)
+    # Given its own date before the record it merges changed (by a clock past it), refused.
+    with pytest.raises(InvalidArgumentError, match="a merge is dated at or after what it merges"):
+        Funnel(repository, clock=ManualClock(TWO)).merge(keep, late, at=HALF_PAST)
+
+
+def _merged_contacts(funnel: Funnel) -> tuple[Contact, Opportunity]:
+    """Two contacts, each with a deal, the second merged into the first: the first, and
+    the deal the unmerge gives back."""
+    booked = []
+    for n in (1, 2):
+        lead = funnel.add(Lead(**person(n)))
+        funnel.qualify(lead, force=True)
+        booked.append(funnel.set_appointment(lead))
+    kept = funnel.get_contact(booked[0].contact_id)
+    funnel.merge(kept, funnel.get_contact(booked[1].contact_id))
+    return funnel.get_contact(kept.id), booked[1]
+
+
+def test_an_unmerge_overtaken_by_a_change_of_a_deal_it_gives_back_is_dated_after_it(
+    repository: Repository, funnel: Funnel
+) -> None:
+    kept, deal = _merged_contacts(funnel)
+    other = Funnel(repository, clock=ManualClock(ONE))
+    _overtaken(repository, lambda: other.sit(deal.id)).unmerge(kept)
+
+    given_back = funnel.get_opportunity(deal.id)
+    assert given_back.updated_at == TWO  # never back before the sit
+    # So a move dated between the sit and the unmerge is refused (by a clock past both).
+    past_both = Funnel(repository, clock=ManualClock(TWO + timedelta(hours=1)))
+    with pytest.raises(InvalidArgumentError, match="before the opportunity's last change"):
+        past_both.lose(deal.id, reason="no_decision", at=T0 + timedelta(minutes=45))
+
+
+def test_an_unmerge_given_a_date_before_a_change_of_a_deal_it_gives_back_is_refused(
+    funnel: Funnel,
+) -> None:
+    kept, deal = _merged_contacts(funnel)
+    funnel.sit(deal.id, at=ONE)
+    with pytest.raises(InvalidArgumentError, match=f"last change of deal {deal.id}"):
+        funnel.unmerge(kept, at=HALF_PAST)
+    assert funnel.unmerge(kept, at=TWO).id == kept.id
+
+
+def test_an_unmerge_never_comes_before_the_merge_it_undoes_even_one_ahead_of_the_clock(
+    funnel: Funnel,
+) -> None:
+    """The first review's fix let the check through for a merge dated ahead of the
+    clock, as for a move: the unmerge then came first in history, the restored record's
+    ``updated_at`` went back."""
+    a, b = funnel.add(Lead(**person(1))), funnel.add(Lead(**person(2)))
+    funnel.merge(a, b, at=T0 + timedelta(days=400))
+    with pytest.raises(InvalidArgumentError, match="an unmerge is dated at or after the merge"):
+        funnel.unmerge(a)

@@ -75,8 +75,10 @@ __all__ = [
     "member",
     "merged_into",
     "moved",
+    "refuse_before_existence",
     "refuse_erased",
     "refuse_kept",
+    "refuse_overtaken",
     "registered",
     "require_aware",
     "retrying",
@@ -145,7 +147,8 @@ def clock_told(clock: Clock, now: datetime, *, dated_by_it: bool) -> None:
 
 
 def _utc(when: datetime) -> datetime:
-    return when if when.tzinfo is UTC else require_aware(when).astimezone(UTC)
+    # As Funnel._now reads the clock (a naive reading is local time).
+    return when if when.tzinfo is UTC else when.astimezone(UTC)
 
 
 def ahead_of_clock(at: datetime, last: datetime, record: Record) -> bool:
@@ -169,6 +172,49 @@ def ahead_of_clock(at: datetime, last: datetime, record: Record) -> bool:
     if at in told.dated_by:
         raise ConcurrencyError.of_clock(record.id, record.kind, record.version, at, last)
     return False
+
+
+def refuse_overtaken(at: datetime, last: datetime, record: Record) -> None:
+    """For a change of ``record`` dated ``at``, before ``last``, that must come after
+    ``last`` whatever the clock says (an unmerge, after the merge it undoes): a
+    retryable :class:`ConcurrencyError` if ``at`` is this call's clock reading and
+    ``last`` has happened by the clock (another writer's change overtook this one; tried
+    again, it is dated by the clock again). Else nothing: the caller refuses the date."""
+    told = _CLOCK_NOW.get()
+    if told is not None and at in told.dated_by and last <= _utc(told.clock.now()):
+        raise ConcurrencyError.of_clock(record.id, record.kind, record.version, at, last)
+
+
+def refuse_before_existence(
+    repository: Repository, record: Lead | Contact, at: datetime, what: str
+) -> None:
+    """An :class:`InvalidArgumentError` if ``what`` (a touch, a capture), dated ``at``,
+    is dated before ``record``'s person came to be: its history would start with it,
+    before anybody, and reports would count it in a period before them. The person is
+    as old as the earliest of ``record``, the first event of its history (which holds
+    the records merged into it) and, for a contact, the lead it was converted from (a
+    lead's call logged late on the contact it became is fine).
+
+    Not refused for a person dated ahead of the funnel clock (see
+    :func:`ahead_of_clock`), which holds back nothing done now."""
+    if at >= record.created_at:
+        return  # the person is at most as old as its record: nothing to read
+    born = [record.created_at]
+    history = repository.history(record.id)
+    if history:
+        born.append(history[0].at)
+    lead_id = getattr(record, "lead_id", None)
+    lead = None if lead_id is None else repository.get_many([lead_id]).get(lead_id)
+    if lead is not None:
+        born.append(lead.created_at)
+    first = min(born)
+    if at < first and not ahead_of_clock(at, first, record):
+        raise InvalidArgumentError(
+            f"at={at.isoformat()} is before {record.kind} {record.id} came to be "
+            f"({first.isoformat()}): {what} is dated at or after its person was stored "
+            "(one logged late is fine); give a later at=, or leave it out to use the "
+            "funnel's clock"
+        )
 
 
 #: Fields only triggers may change; ``update`` refuses edits to them.

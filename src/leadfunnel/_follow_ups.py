@@ -11,10 +11,10 @@ from datetime import datetime
 from uuid import UUID
 
 from ._cadence import CadencePolicy
-from ._changes import ahead_of_clock, bump, checked, created, event, load, retrying
+from ._changes import bump, checked, created, event, load, refuse_before_existence, retrying
 from ._channels import RESETS, check_touch, counted_touches, lead_entered
 from ._enums import Channel, ContactType, LeadStatus, Outcome
-from ._errors import InvalidArgumentError, PolicyError
+from ._errors import PolicyError
 from ._lifecycle import funnel_steps
 from ._models import Contact, Lead, Opportunity, Touch, state_of
 from ._repository import ChangeSet, Repository
@@ -42,7 +42,7 @@ def touch(
     check_touch(record, channel, outcome, on_drip=lambda: _on_drip(repository, cadence, record))
     if now < record.created_at and outcome != Outcome.OPTED_OUT:
         # (After the policy's check: a deal is told it takes no touch, not a date.)
-        _refuse_before_existence(repository, record, now)
+        refuse_before_existence(repository, record, now, "a touch")
     counted = check_drip(repository, cadence, record, channel, outcome)
     logged = created(
         Touch,
@@ -72,39 +72,6 @@ def touch(
     changes.events.append(event(record, "touch", state, state, now, actor, reason or note, data))
     repository.commit(changes)  # a lost race is retried: see retrying
     return logged
-
-
-def _refuse_before_existence(repository: Repository, record: Lead | Contact, at: datetime) -> None:
-    """An :class:`InvalidArgumentError` if a touch dated ``at`` (before ``record`` was
-    stored) is dated before the person came to be: its history would start with a
-    touch of nobody, and reports would count it in a period before them. The person is
-    as old as the earliest of ``record``, the first event of its history (which holds
-    the records merged into it) and, for a contact, the lead it was converted from (a
-    lead's call logged late on the contact it became is fine).
-
-    A touch dated at or after the funnel clock's now is not refused for a person dated
-    ahead of the clock (which holds back nothing done now: see
-    :func:`~leadfunnel._changes.ahead_of_clock`); nor is an opt-out, honoured whenever
-    the person gave it (an old list's unsubscribe): refusing it would leave the channel
-    open."""
-    if at >= record.created_at:
-        return  # the person is at most as old as its record: nothing to read
-    born = [record.created_at]
-    history = repository.history(record.id)
-    if history:
-        born.append(history[0].at)
-    lead_id = getattr(record, "lead_id", None)
-    lead = None if lead_id is None else repository.get_many([lead_id]).get(lead_id)
-    if lead is not None:
-        born.append(lead.created_at)
-    first = min(born)
-    if at < first and not ahead_of_clock(at, first, record):
-        raise InvalidArgumentError(
-            f"at={at.isoformat()} is before {record.kind} {record.id} came to be "
-            f"({first.isoformat()}): a touch is dated at or after its person was stored "
-            "(a call logged late is fine); give a later at=, or leave it out to use the "
-            "funnel's clock"
-        )
 
 
 def check_drip(

@@ -21,7 +21,7 @@ import threading
 from bisect import bisect_left, bisect_right, insort
 from collections import ChainMap, defaultdict
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from decimal import Decimal
@@ -312,6 +312,9 @@ class InMemoryRepository(RepRowsAdapter):
         return f"InMemoryRepository({counts})"
 
     # --- the application's models -------------------------------------------------------
+
+    def _registering(self) -> AbstractContextManager[object]:
+        return self._lock  # held by a transaction() block to its end
 
     def _use_models(self, models: _Models) -> None:
         # Records stored before are read as the new classes from now on, as a store

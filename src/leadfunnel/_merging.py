@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from ._changes import MANAGED, ahead_of_clock, bump, event, fill_from, load
+from ._changes import MANAGED, ahead_of_clock, bump, event, fill_from, load, refuse_overtaken
 from ._enums import ContactType, LeadStatus
 from ._errors import (
     InvalidArgumentError,
@@ -156,6 +156,14 @@ def merge(
     kept: Lead | Contact = load(repository, keep_id, (Lead, Contact))
     gone: Lead | Contact = load(repository, other_id, (Lead, Contact))
     _check_mergeable(kept, gone)
+    if now < gone.updated_at and not ahead_of_clock(now, gone.updated_at, gone):
+        # Its history, moved to keep, would read changes of the record after the merge
+        # that removed it.
+        raise InvalidArgumentError(
+            f"at={now.isoformat()} is before the last change of {gone.kind} {gone.id} "
+            f"({gone.updated_at.isoformat()}): a merge is dated at or after what it merges; "
+            "give a later at=, or leave it out to use the funnel's clock"
+        )
     field_name = "contact_id" if isinstance(gone, Contact) else "lead_id"
     deals = (
         repository.opportunities(contact_id=gone.id)
@@ -235,9 +243,10 @@ def unmerge(
     log = repository.last_merge(kept.id)
     if log is None:
         raise _no_merge(kept)
-    if now < kept.updated_at and not ahead_of_clock(now, kept.updated_at, kept):
+    if now < kept.updated_at:
         # Its history would read the unmerge before the merge it undoes (and a move
-        # dated between them would pass the check of moved()).
+        # dated between them would pass the check of moved()), whatever the clock says.
+        refuse_overtaken(now, kept.updated_at, kept)
         raise InvalidArgumentError(
             f"at={now.isoformat()} is before the {kept.kind}'s last change "
             f"({kept.updated_at.isoformat()}): an unmerge is dated at or after the merge "
@@ -284,6 +293,16 @@ def unmerge(
     deals = []
     for before in log.opportunities_before:
         now_deal = current.get(before.id)
+        if now_deal is not None and now < now_deal.updated_at:
+            # Given back dated before its last change: its history, and its time in
+            # stage, would read the change after the unmerge that gave it back.
+            refuse_overtaken(now, now_deal.updated_at, now_deal)
+            raise InvalidArgumentError(
+                f"at={now.isoformat()} is before the last change of deal {now_deal.id} "
+                f"({now_deal.updated_at.isoformat()}), which this unmerge gives back: an "
+                "unmerge is dated at or after what it undoes; give a later at=, or leave "
+                "it out to use the funnel's clock"
+            )
         if now_deal is not None:
             deals.append(
                 before.model_copy(

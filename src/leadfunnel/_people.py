@@ -21,6 +21,7 @@ from ._changes import (
     fill_from,
     lifecycle_of,
     load,
+    refuse_before_existence,
     refuse_erased,
     refuse_kept,
     retrying,
@@ -193,6 +194,8 @@ def capture(
                 # (capture retries, and refuses an avoided one).
                 raise ConcurrencyError(stored.id, 0) from None
         return Captured(stored, True, new)
+    # (An inquiry sent before the person was stored, but captured after: dated then.)
+    refuse_before_existence(repository, holder, now, "a capture")
     filled = fill_from(holder, lead)
     # An e-mail or phone another record holds is that record's, not news for this one.
     taken = repository.find_keys(identity_keys(lead))

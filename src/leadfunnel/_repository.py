@@ -79,7 +79,7 @@ import unicodedata
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -1301,8 +1301,9 @@ class Repository(ABC):
         the store is meant to be retyped (the application changed its model)."""
         given = {"lead": lead, "contact": contact, "opportunity": opportunity}
         # One registration at a time (two threads each registering a kind would each
-        # put the other's kind back, or both pass the check): rare, so one lock for all.
-        with _REGISTERING:
+        # put the other's kind back, or both pass the check): rare, so one lock for all,
+        # taken after the store's own (see _registering).
+        with self._registering(), _REGISTERING:
             models: dict[str, type[Lead] | type[Contact] | type[Opportunity]] = {
                 kind: self.models[kind] if model is None else model for kind, model in given.items()
             }
@@ -1312,6 +1313,15 @@ class Repository(ABC):
                     _check_not_retyped(kind, self.models[kind], model)
             if any(models[kind] is not self.models[kind] for kind in models):
                 self._use_models(models)
+
+    def _registering(self) -> AbstractContextManager[object]:
+        """What :meth:`use_models` holds while it registers, before the process-wide
+        registration lock: the lock :meth:`_use_models` takes that a thread inside
+        :meth:`transaction` holds, if there is one. Both then take the two in one order;
+        else a thread inside a block that makes a funnel with an application's class,
+        and another registering a class on this store, each waited for the other's lock
+        for good."""
+        return nullcontext()
 
     def _use_models(
         self, models: dict[str, type[Lead] | type[Contact] | type[Opportunity]]
