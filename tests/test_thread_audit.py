@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from uuid import UUID
 
+from conftest import person
 from leadfunnel import Funnel, InMemoryRepository, Lead
+from leadfunnel._models import Record
 
 
 class MyLead(Lead):
@@ -73,3 +76,70 @@ def test_a_block_on_one_store_never_deadlocks_a_registration_on_another() -> Non
         Funnel(tenant1, lead_model=MyLead)
 
     assert _both_finish(in_a_block, registering)
+
+
+class _Between(InMemoryRepository):
+    """A store that, once, right after its next call of the method ``after`` names, runs
+    ``then``: as if another thread's merge or unmerge came between that read and the
+    next one."""
+
+    after: str = ""
+    then: Callable[[], object] | None = None
+
+    def _once(self) -> None:
+        then, self.then = self.then, None
+        if then is not None:
+            then()
+
+    def find_keys(self, keys: Iterable[str]) -> dict[str, UUID]:
+        found = super().find_keys(keys)
+        if self.after == "find_keys":
+            self._once()
+        return found
+
+    def get_many(self, ids: Iterable[UUID]) -> dict[UUID, Record]:
+        found = super().get_many(ids)
+        if self.after == "get_many":
+            self._once()
+        return found
+
+    def get(self, id: UUID) -> Record:
+        try:
+            return super().get(id)
+        finally:
+            if self.after == "get":
+                self._once()
+
+
+def _two(repository: _Between) -> tuple[Funnel, Lead, Lead]:
+    funnel = Funnel(repository)
+    return funnel, funnel.add(Lead(**person(1))), funnel.add(Lead(**person(2)))
+
+
+def test_find_between_a_merge_finds_the_person_who_holds_the_key_now() -> None:
+    """``find`` read the key's holder, then the holder: merged away in between, it
+    answered nobody, though someone holds the e-mail at every moment."""
+    repository = _Between()
+    funnel, a, b = _two(repository)
+    repository.after, repository.then = "find_keys", lambda: funnel.merge(a, b)
+    found = funnel.find(email=b.email)
+    assert found is not None
+    assert found.id == a.id
+
+
+def test_a_page_after_a_record_unmerged_between_two_reads_is_served() -> None:
+    """``leads(after=id)`` read the record (merged away), then its merge log (removed
+    by an unmerge in between): "no such record", though it was stored all along."""
+    repository = _Between()
+    funnel, a, b = _two(repository)
+    funnel.merge(a, b)
+    repository.after, repository.then = "get_many", lambda: funnel.unmerge(a)
+    assert funnel.leads(after=str(b.id)) == []  # b is the newest lead
+
+
+def test_get_between_an_unmerge_returns_the_record_put_back() -> None:
+    repository = _Between()
+    funnel, a, b = _two(repository)
+    funnel.merge(a, b)
+    repository.after, repository.then = "get", lambda: funnel.unmerge(a)
+    assert funnel.get(b.id).id == b.id

@@ -54,6 +54,7 @@ from ._models import (
 from ._repository import MergeLog, Repository
 
 __all__ = [
+    "LOOKS",
     "MANAGED",
     "MAX_MERGES_FOLLOWED",
     "STATE_FIELD",
@@ -342,6 +343,10 @@ def get_or_merged(repository: Repository, id: UUID) -> Record:
     except NotFoundError:
         chain, holder = merged_into(repository, id)
         if not chain:
+            # Unmerged between the two reads (its merge log gone, the record back)?
+            again = repository.get_many([id]).get(id)
+            if again is not None:
+                return again
             raise
         kind, first = chain[0].other.kind, chain[0].keep_id
         if holder is None:
@@ -361,6 +366,10 @@ def get_or_merged(repository: Repository, id: UUID) -> Record:
             )
         raise NotFoundError(id, kind, f"{found}: pass {holder.id}") from None
 
+
+#: How many times a read of two steps (a key's holder, then the holder; a record, then
+#: its merge log) looks again when another thread's merge or unmerge came between them.
+LOOKS = 3
 
 #: How many merges :func:`merged_into` follows from a record before it gives up.
 MAX_MERGES_FOLLOWED = 100

@@ -30,6 +30,9 @@ import typing_extensions
 from . import _conversion, _deals, _follow_ups, _leads, _merging, _people, _privacy
 from ._cadence import CadencePolicy, FollowUp
 from ._changes import (
+    LOOKS as _LOOKS,
+)
+from ._changes import (
     DealSubject,
     LeadSubject,
     Subject,
@@ -907,14 +910,18 @@ class Funnel(Generic[LeadT, ContactT, OpportunityT]):
         record: object = after
         if not isinstance(after, (Lead, Contact, Opportunity)):
             id = _filter_id(after, "after")
-            record = self.repository.get_many([id]).get(id)
-            if record is None:
+            for _ in range(_LOOKS):  # an unmerge between the two reads: read again
+                record = self.repository.get_many([id]).get(id)
+                if record is not None:
+                    break
                 # Merged away since the page was read (a web client carries only the
                 # id): its place is where it was, as its merge log keeps it.
                 record = next(
                     (log.other for log in self.repository.merges_of([id]) if log.other.id == id),
                     None,
                 )
+                if record is not None:
+                    break
             if record is None:
                 raise InvalidArgumentError(
                     f"after={id}: no such record (never stored, or its merge undone); "

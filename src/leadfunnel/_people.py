@@ -14,6 +14,7 @@ from typing import Any, TypeVar, cast
 import pydantic
 
 from ._changes import (
+    LOOKS,
     MANAGED,
     STATE_FIELD,
     bump,
@@ -441,12 +442,16 @@ def find(
     if email is None and phone is None:
         raise InvalidArgumentError("find() needs email= or phone= (or both)")
     keys = keys_of(email=email, phone=phone, phone_region=phone_region)
-    holders = repository.find_keys(keys)
-    for key in keys:  # the e-mail's holder first
-        if key in holders:
-            found = repository.get_many([holders[key]]).get(holders[key])
-            if isinstance(found, (Lead, Contact)):
-                return found
+    for _ in range(LOOKS):
+        holders = repository.find_keys(keys)
+        for key in keys:  # the e-mail's holder first
+            if key in holders:
+                found = repository.get_many([holders[key]]).get(holders[key])
+                if isinstance(found, (Lead, Contact)):
+                    return found
+                break  # its holder was merged away between the two reads: look again
+        else:
+            return None
     return None
 
 
