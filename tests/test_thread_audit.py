@@ -9,9 +9,18 @@ import time
 from collections.abc import Callable, Iterable
 from uuid import UUID
 
-from conftest import person
-from leadfunnel import Funnel, InMemoryRepository, Lead
+from conftest import T0, person
+from leadfunnel import (
+    ChangeSet,
+    Event,
+    Funnel,
+    InMemoryRepository,
+    Lead,
+    OwnerGroup,
+    RoutingRules,
+)
 from leadfunnel._models import Record
+from leadfunnel.testing import ManualClock
 
 
 class MyLead(Lead):
@@ -143,3 +152,45 @@ def test_get_between_an_unmerge_returns_the_record_put_back() -> None:
     funnel.merge(a, b)
     repository.after, repository.then = "get", lambda: funnel.unmerge(a)
     assert funnel.get(b.id).id == b.id
+
+
+class _PausedAfterCommit(InMemoryRepository):
+    """A store whose next commit in a thread named ``capturer`` stops right after it
+    is stored, before the funnel settles it (as a thread switch there would), until
+    ``resume`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pause = False
+        self.committed, self.resume = threading.Event(), threading.Event()
+
+    def _commit(self, changes: ChangeSet) -> list[Event]:
+        stored = super()._commit(changes)
+        if self.pause and threading.current_thread().name == "capturer":
+            self.committed.set()
+            self.resume.wait(timeout=10)
+        return stored
+
+
+def test_attach_between_a_commit_and_its_settling_counts_the_lead_once() -> None:
+    """``router.attach`` (called from time to time, as docs/cadence.md says) counted a
+    lead from the feed that was still held, waiting to be settled: settled, it was
+    counted again, and its owner got a lead less than their capacity that day."""
+    router = RoutingRules([OwnerGroup("inbound", ["ana"], capacity={"ana": 3})], default="inbound")
+    repository = _PausedAfterCommit()
+    funnel = Funnel(repository, clock=ManualClock(T0), router=router)
+    router.attach(funnel)
+    funnel.capture(Lead(**person(1)))
+    repository.pause = True
+    capturer = threading.Thread(
+        target=lambda: funnel.capture(Lead(**person(2))), name="capturer", daemon=True
+    )
+    capturer.start()
+    assert repository.committed.wait(timeout=10)
+    router.attach(funnel)
+    repository.resume.set()
+    capturer.join(timeout=10)
+    repository.pause = False
+
+    assert router.assigned_today() == {"ana": 2}
+    assert funnel.capture(Lead(**person(3))).owner == "ana"  # the third of three

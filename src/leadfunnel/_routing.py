@@ -370,7 +370,9 @@ class RoutingRules:
         self._pending: dict[UUID, _Taken] = {}
         # What attach() last read of a funnel's feed: the funnel, the day, the position
         # read up to and the leads routed that day per owner, so that it goes on from there.
-        self._read: tuple[_FunnelLike, date, int, Counter[str]] | None = None
+        #: What :meth:`attach` last read: the funnel, the day, the position it read to,
+        #: the leads routed that day per owner, and those leads' owners by id.
+        self._read: tuple[_FunnelLike, date, int, Counter[str], dict[UUID, str]] | None = None
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -677,16 +679,20 @@ class RoutingRules:
             assert self._day is not None
             today, read = self._day, self._read
         if read is not None and read[0] is funnel and read[1] == today:
-            counts, position = _routed_since(funnel, today, read[2], read[3])
+            counts, position, leads = _routed_since(funnel, today, read[2], read[3], read[4])
         else:
-            counts, position = _routed_back(funnel, today)
+            counts, position, leads = _routed_back(funnel, today)
         with self._lock:
             self._roll_day()
             if self._day != today:
                 return  # the day ended while the feed was read: the new one starts at 0
-            self._read = (funnel, today, position, counts)
+            self._read = (funnel, today, position, counts, leads)
+            # A lead of this router's that is stored but not settled yet (its commit
+            # done, the funnel about to settle it) is in the feed and still held here:
+            # counted from the feed, it would be counted again once settled.
+            unsettled = Counter(leads[id] for id in self._pending.keys() & leads.keys())
             for owner in self._capped():
-                self._given[owner] = max(self._given[owner], counts[owner])
+                self._given[owner] = max(self._given[owner], counts[owner] - unsettled[owner])
 
     def needs_record(self, owner: str | None) -> bool:
         """Whether :meth:`backup_for` needs the record to answer for ``owner``: only
@@ -753,13 +759,14 @@ def _routed(event: Event) -> tuple[str, date] | None:
         return None
 
 
-def _routed_back(funnel: _FunnelLike, today: date) -> tuple[Counter[str], int]:
+def _routed_back(funnel: _FunnelLike, today: date) -> tuple[Counter[str], int, dict[UUID, str]]:
     """The leads routed on ``today`` per owner, read from the end of ``funnel``'s event
     feed back to the first one routed on an earlier day (and a page more: two leads
-    routed either side of midnight may commit in either order), and the position of
-    the last event read."""
+    routed either side of midnight may commit in either order), the position of the
+    last event read, and those leads' owners by id."""
     last = funnel.last_position()
     counts: Counter[str] = Counter()
+    leads: dict[UUID, str] = {}
     end, pages_left = last, -1  # -1: until a lead routed before today shows
     while end > 0 and pages_left != 0:
         start = max(end - _PAGE, 0)
@@ -775,6 +782,7 @@ def _routed_back(funnel: _FunnelLike, today: date) -> tuple[Counter[str], int]:
             owner, day = routed
             if day == today:
                 counts[owner] += 1
+                leads[event.subject_id] = owner
             elif day < today:
                 earlier = True
         if pages_left > 0:
@@ -782,22 +790,24 @@ def _routed_back(funnel: _FunnelLike, today: date) -> tuple[Counter[str], int]:
         elif earlier:
             pages_left = 1
         end = start
-    return counts, last
+    return counts, last, leads
 
 
 def _routed_since(
-    funnel: _FunnelLike, today: date, after: int, counts: Counter[str]
-) -> tuple[Counter[str], int]:
-    """``counts`` (the leads routed on ``today`` per owner, up to position ``after``)
-    with those of the events committed since, and the position of the last one."""
-    counts = Counter(counts)
+    funnel: _FunnelLike, today: date, after: int, counts: Counter[str], leads: dict[UUID, str]
+) -> tuple[Counter[str], int, dict[UUID, str]]:
+    """``counts`` and ``leads`` (the leads routed on ``today`` per owner, and their
+    owners by id, up to position ``after``) with those of the events committed since,
+    and the position of the last one."""
+    counts, leads = Counter(counts), dict(leads)
     while page := funnel.events(after=after, limit=_PAGE):
         for event in page:
             routed = _routed(event)
             if routed is not None and routed[1] == today:
                 counts[routed[0]] += 1
+                leads[event.subject_id] = routed[0]
         after = page[-1].position
-    return counts, after
+    return counts, after, leads
 
 
 def _member(group: OwnerGroup, owner: str) -> bool:
