@@ -62,19 +62,21 @@ def _overtaken(repository: Repository, *changes: Callable[[], object], skip: int
     return funnel
 
 
-def _booked(funnel: Funnel) -> tuple[Funnel, object]:
+def _sat_meanwhile(repository: Repository, funnel: Funnel) -> tuple[Funnel, Opportunity]:
+    """A booked deal, and a funnel whose next clock reading another writer's sit of
+    that deal (at ``ONE``) overtakes."""
     lead = funnel.capture(Lead(**person(1)))
     funnel.qualify(lead, force=True)
-    return funnel, funnel.set_appointment(lead)
+    deal = funnel.set_appointment(lead)
+    other = Funnel(repository, clock=ManualClock(ONE))
+    return _overtaken(repository, lambda: other.sit(deal)), deal
 
 
 def test_a_move_overtaken_after_reading_the_clock_is_dated_after_what_it_follows(
     repository: Repository, funnel: Funnel
 ) -> None:
-    _, deal = _booked(funnel)
-    other = Funnel(repository, clock=ManualClock(ONE))
-    late = _overtaken(repository, lambda: other.sit(deal))  # type: ignore[arg-type]
-    lost = late.lose(deal, reason="no_decision")  # type: ignore[arg-type]
+    late, deal = _sat_meanwhile(repository, funnel)
+    lost = late.lose(deal, reason="no_decision")
 
     assert lost.closed_at == TWO
     names = [(e.name, e.at) for e in funnel.history(lost) if e.name in ("sit", "lose")]
@@ -84,12 +86,10 @@ def test_a_move_overtaken_after_reading_the_clock_is_dated_after_what_it_follows
 def test_a_move_given_its_own_date_before_what_overtook_it_is_refused(
     repository: Repository, funnel: Funnel
 ) -> None:
-    _, deal = _booked(funnel)
-    other = Funnel(repository, clock=ManualClock(ONE))
-    late = _overtaken(repository, lambda: other.sit(deal))  # type: ignore[arg-type]
+    late, deal = _sat_meanwhile(repository, funnel)
     with pytest.raises(InvalidArgumentError, match="before the opportunity's last change"):
-        late.lose(deal, reason="no_decision", at=HALF_PAST)  # type: ignore[arg-type]
-    assert funnel.get_opportunity(deal.id).stage == "appointment_sat"  # type: ignore[attr-defined]
+        late.lose(deal, reason="no_decision", at=HALF_PAST)
+    assert funnel.get_opportunity(deal.id).stage == "appointment_sat"
 
 
 def test_a_touch_of_a_person_who_came_to_be_after_the_clock_was_read_is_dated_after(
@@ -109,10 +109,12 @@ def test_a_change_dated_ahead_of_the_clock_still_holds_back_no_move_made_now(
 ) -> None:
     """What the check that was too wide is for (an ``at=`` ahead of the clock: a typo,
     a simulation) still holds: the clock, read again, is still before it."""
-    _, deal = _booked(funnel)
+    lead = funnel.capture(Lead(**person(1)))
+    funnel.qualify(lead, force=True)
+    deal = funnel.set_appointment(lead)
     ahead = T0 + timedelta(days=400)
-    funnel.sit(deal, at=ahead)  # type: ignore[arg-type]
-    lost = Funnel(repository, clock=ManualClock(HALF_PAST)).lose(deal, reason="no_decision")  # type: ignore[arg-type]
+    funnel.sit(deal, at=ahead)
+    lost = Funnel(repository, clock=ManualClock(HALF_PAST)).lose(deal, reason="no_decision")
     assert lost.stage == "lost"
     (event,) = [e for e in funnel.history(lost) if e.name == "lose"]
     assert event.at == HALF_PAST
