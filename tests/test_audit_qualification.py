@@ -143,7 +143,7 @@ def test_an_unmerge_is_not_dated_before_the_merge(funnel: Funnel, clock: ManualC
     start = clock.now()
     clock.advance(hours=5)
     funnel.merge(a, b)
-    with pytest.raises(InvalidArgumentError, match="an unmerge is dated at or after the merge"):
+    with pytest.raises(InvalidArgumentError, match="an unmerge is dated at or after its merge"):
         funnel.unmerge(a, at=start + timedelta(hours=1))
     assert funnel.get_lead(a.id).updated_at == clock.now()
     funnel.unmerge(a)

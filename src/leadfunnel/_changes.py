@@ -189,12 +189,13 @@ def refuse_overtaken(at: datetime, last: datetime, record: Record) -> None:
 def refuse_before_existence(
     repository: Repository, record: Lead | Contact, at: datetime, what: str
 ) -> None:
-    """An :class:`InvalidArgumentError` if ``what`` (a touch, a capture), dated ``at``,
+    """An :class:`InvalidArgumentError` if ``what`` (a touch), dated ``at``,
     is dated before ``record``'s person came to be: its history would start with it,
     before anybody, and reports would count it in a period before them. The person is
     as old as the earliest of ``record``, the first event of its history (which holds
-    the records merged into it) and, for a contact, the lead it was converted from (a
-    lead's call logged late on the contact it became is fine).
+    the records merged into it) and, for a contact, the lead it was converted from and
+    the first event of that lead's history (a lead's call logged late on the contact it
+    became is fine).
 
     Not refused for a person dated ahead of the funnel clock (see
     :func:`ahead_of_clock`), which holds back nothing done now."""
@@ -208,6 +209,9 @@ def refuse_before_existence(
     lead = None if lead_id is None else repository.get_many([lead_id]).get(lead_id)
     if lead is not None:
         born.append(lead.created_at)
+        lead_history = repository.history(lead.id)  # with the leads merged into it
+        if lead_history:
+            born.append(lead_history[0].at)
     first = min(born)
     if at < first and not ahead_of_clock(at, first, record):
         raise InvalidArgumentError(

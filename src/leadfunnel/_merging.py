@@ -243,14 +243,20 @@ def unmerge(
     log = repository.last_merge(kept.id)
     if log is None:
         raise _no_merge(kept)
-    if now < kept.updated_at:
+    if now < log.at:
         # Its history would read the unmerge before the merge it undoes (and a move
         # dated between them would pass the check of moved()), whatever the clock says.
-        refuse_overtaken(now, kept.updated_at, kept)
+        refuse_overtaken(now, log.at, kept)
+        raise InvalidArgumentError(
+            f"at={now.isoformat()} is before the merge it undoes ({log.at.isoformat()}): "
+            "an unmerge is dated at or after its merge, whatever the funnel's clock says; "
+            f"give an at= at or after {log.at.isoformat()}"
+        )
+    if now < kept.updated_at and not ahead_of_clock(now, kept.updated_at, kept):
         raise InvalidArgumentError(
             f"at={now.isoformat()} is before the {kept.kind}'s last change "
-            f"({kept.updated_at.isoformat()}): an unmerge is dated at or after the merge "
-            "it undoes; give a later at=, or leave it out to use the funnel's clock"
+            f"({kept.updated_at.isoformat()}): an unmerge is dated at or after what it "
+            "undoes; give a later at=, or leave it out to use the funnel's clock"
         )
     if kept.version != log.keep_version:
         # Later merges into keep, since undone, bumped its version and changed
@@ -270,7 +276,9 @@ def unmerge(
             "every e-mail and phone it holds, those of the records merged into it "
             "included, stays refused"
         )
-    restored = log.keep_before.model_copy(update={"version": kept.version + 1, "updated_at": now})
+    restored = log.keep_before.model_copy(
+        update={"version": kept.version + 1, "updated_at": max(now, kept.updated_at)}
+    )
     current = repository.get_many(o.id for o in log.opportunities_before)
     closed = [
         before.id
@@ -293,10 +301,13 @@ def unmerge(
     deals = []
     for before in log.opportunities_before:
         now_deal = current.get(before.id)
-        if now_deal is not None and now < now_deal.updated_at:
+        if (
+            now_deal is not None
+            and now < now_deal.updated_at
+            and not ahead_of_clock(now, now_deal.updated_at, now_deal)
+        ):
             # Given back dated before its last change: its history, and its time in
             # stage, would read the change after the unmerge that gave it back.
-            refuse_overtaken(now, now_deal.updated_at, now_deal)
             raise InvalidArgumentError(
                 f"at={now.isoformat()} is before the last change of deal {now_deal.id} "
                 f"({now_deal.updated_at.isoformat()}), which this unmerge gives back: an "
@@ -311,7 +322,7 @@ def unmerge(
                         "contact_id": before.contact_id,
                         "lead_id": before.lead_id,
                         "version": now_deal.version + 1,
-                        "updated_at": now,
+                        "updated_at": max(now, now_deal.updated_at),
                     }
                 )
             )

@@ -22,9 +22,9 @@ from ._changes import (
     fill_from,
     lifecycle_of,
     load,
-    refuse_before_existence,
     refuse_erased,
     refuse_kept,
+    refuse_overtaken,
     retrying,
 )
 from ._deals import lose_open_deals
@@ -195,8 +195,11 @@ def capture(
                 # (capture retries, and refuses an avoided one).
                 raise ConcurrencyError(stored.id, 0) from None
         return Captured(stored, True, new)
-    # (An inquiry sent before the person was stored, but captured after: dated then.)
-    refuse_before_existence(repository, holder, now, "a capture")
+    if now < holder.created_at:
+        # The person's own inquiry says they were there: one dated before they were
+        # stored (forms processed out of order) is taken. But one dated by the clock
+        # that another writer's storing of them overtook is dated by it again.
+        refuse_overtaken(now, holder.created_at, holder)
     filled = fill_from(holder, lead)
     # An e-mail or phone another record holds is that record's, not news for this one.
     taken = repository.find_keys(identity_keys(lead))

@@ -371,7 +371,8 @@ class RoutingRules:
         # What attach() last read of a funnel's feed: the funnel, the day, the position
         # read up to and the leads routed that day per owner, so that it goes on from there.
         #: What :meth:`attach` last read: the funnel, the day, the position it read to,
-        #: the leads routed that day per owner, and those leads' owners by id.
+        #: the leads routed that day per owner, and the owners of those of them that
+        #: were still held here, unsettled, when read (by id).
         self._read: tuple[_FunnelLike, date, int, Counter[str], dict[UUID, str]] | None = None
         self._lock = threading.Lock()
 
@@ -678,19 +679,22 @@ class RoutingRules:
             self._roll_day()
             assert self._day is not None
             today, read = self._day, self._read
+        # A lead of this router's that is stored but not settled yet (its commit done,
+        # the funnel about to settle it) is in the feed and still held here: counted
+        # from the feed, it would be counted again once settled. Such leads are noted as
+        # they are read (a lead is reserved before its event can be read).
+        held = self._pending.__contains__
         if read is not None and read[0] is funnel and read[1] == today:
-            counts, position, leads = _routed_since(funnel, today, read[2], read[3], read[4])
+            counts, position, leads = _routed_since(funnel, today, read[2], read[3], read[4], held)
         else:
-            counts, position, leads = _routed_back(funnel, today)
+            counts, position, leads = _routed_back(funnel, today, held)
         with self._lock:
             self._roll_day()
             if self._day != today:
                 return  # the day ended while the feed was read: the new one starts at 0
+            leads = {id: owner for id, owner in leads.items() if id in self._pending}
             self._read = (funnel, today, position, counts, leads)
-            # A lead of this router's that is stored but not settled yet (its commit
-            # done, the funnel about to settle it) is in the feed and still held here:
-            # counted from the feed, it would be counted again once settled.
-            unsettled = Counter(leads[id] for id in self._pending.keys() & leads.keys())
+            unsettled = Counter(leads.values())
             for owner in self._capped():
                 self._given[owner] = max(self._given[owner], counts[owner] - unsettled[owner])
 
@@ -759,11 +763,13 @@ def _routed(event: Event) -> tuple[str, date] | None:
         return None
 
 
-def _routed_back(funnel: _FunnelLike, today: date) -> tuple[Counter[str], int, dict[UUID, str]]:
+def _routed_back(
+    funnel: _FunnelLike, today: date, held: Callable[[UUID], bool]
+) -> tuple[Counter[str], int, dict[UUID, str]]:
     """The leads routed on ``today`` per owner, read from the end of ``funnel``'s event
     feed back to the first one routed on an earlier day (and a page more: two leads
     routed either side of midnight may commit in either order), the position of the
-    last event read, and those leads' owners by id."""
+    last event read, and the owners of those leads ``held`` says are held, by id."""
     last = funnel.last_position()
     counts: Counter[str] = Counter()
     leads: dict[UUID, str] = {}
@@ -782,7 +788,8 @@ def _routed_back(funnel: _FunnelLike, today: date) -> tuple[Counter[str], int, d
             owner, day = routed
             if day == today:
                 counts[owner] += 1
-                leads[event.subject_id] = owner
+                if held(event.subject_id):
+                    leads[event.subject_id] = owner
             elif day < today:
                 earlier = True
         if pages_left > 0:
@@ -794,18 +801,25 @@ def _routed_back(funnel: _FunnelLike, today: date) -> tuple[Counter[str], int, d
 
 
 def _routed_since(
-    funnel: _FunnelLike, today: date, after: int, counts: Counter[str], leads: dict[UUID, str]
+    funnel: _FunnelLike,
+    today: date,
+    after: int,
+    counts: Counter[str],
+    leads: dict[UUID, str],
+    held: Callable[[UUID], bool],
 ) -> tuple[Counter[str], int, dict[UUID, str]]:
-    """``counts`` and ``leads`` (the leads routed on ``today`` per owner, and their
-    owners by id, up to position ``after``) with those of the events committed since,
-    and the position of the last one."""
+    """``counts`` and ``leads`` (the leads routed on ``today`` per owner up to position
+    ``after``, and the owners of those that were held, by id) with those of the events
+    committed since (of those ``held`` says are held), and the position of the last
+    one."""
     counts, leads = Counter(counts), dict(leads)
     while page := funnel.events(after=after, limit=_PAGE):
         for event in page:
             routed = _routed(event)
             if routed is not None and routed[1] == today:
                 counts[routed[0]] += 1
-                leads[event.subject_id] = routed[0]
+                if held(event.subject_id):
+                    leads[event.subject_id] = routed[0]
         after = page[-1].position
     return counts, after, leads
 
