@@ -269,3 +269,40 @@ def test_a_touch_counts_the_records_merged_into_the_lead_a_contact_was_converted
     assert contact_id is not None
     touch = funnel.touch(contact_id, "call", "no_answer", at=T0 - timedelta(hours=1))
     assert touch.at == T0 - timedelta(hours=1)
+
+
+# --- a fourth review: what a merge moves, what an unmerge re-points ---------------------
+
+
+def test_a_merge_is_dated_at_or_after_the_touches_and_deals_of_what_it_merges(
+    funnel: Funnel,
+) -> None:
+    """A touch or a booking changes no ``updated_at``: a merge dated between them and
+    the absorbed record's last edit was taken, and keep's history read the absorbed
+    person's touch after the merge that removed them."""
+    keep = funnel.add(Lead(**person(1)))
+    gone = funnel.add(Lead(**person(2)))
+    funnel.touch(gone, "call", "no_answer", at=T0 + timedelta(hours=4))
+    later = Funnel(funnel.repository, clock=ManualClock(T0 + timedelta(hours=6)))
+    with pytest.raises(InvalidArgumentError, match="or of what it holds"):
+        later.merge(keep, gone, at=T0 + timedelta(hours=2))
+    assert later.merge(keep, gone, at=T0 + timedelta(hours=5)).id == keep.id
+
+
+def test_an_unmerge_is_dated_at_or_after_a_deal_booked_on_the_kept_record_since(
+    funnel: Funnel,
+) -> None:
+    """A contact without a lead takes the lead of the contact merged into it; a deal
+    booked on it since takes that lead too, and the unmerge gives it back its own:
+    dated before its booking, the deal's history read the unmerge first."""
+    kept = funnel.add(Contact(first_name="Al", email="al@keep.example.com"))
+    lead = funnel.add(Lead(**person(2)))
+    funnel.qualify(lead, force=True)
+    booked = funnel.set_appointment(lead)
+    assert booked.contact_id is not None
+    funnel.merge(kept, funnel.get_contact(booked.contact_id), at=T0 + timedelta(hours=1))
+    later = Funnel(funnel.repository, clock=ManualClock(T0 + timedelta(hours=6)))
+    later.set_appointment(kept, at=T0 + timedelta(hours=3))
+    with pytest.raises(InvalidArgumentError, match="which this unmerge gives back"):
+        later.unmerge(kept, at=T0 + timedelta(hours=2))
+    assert later.unmerge(kept, at=T0 + timedelta(hours=4)).id == kept.id

@@ -156,20 +156,27 @@ def merge(
     kept: Lead | Contact = load(repository, keep_id, (Lead, Contact))
     gone: Lead | Contact = load(repository, other_id, (Lead, Contact))
     _check_mergeable(kept, gone)
-    if now < gone.updated_at and not ahead_of_clock(now, gone.updated_at, gone):
-        # Its history, moved to keep, would read changes of the record after the merge
-        # that removed it.
-        raise InvalidArgumentError(
-            f"at={now.isoformat()} is before the last change of {gone.kind} {gone.id} "
-            f"({gone.updated_at.isoformat()}): a merge is dated at or after what it merges; "
-            "give a later at=, or leave it out to use the funnel's clock"
-        )
     field_name = "contact_id" if isinstance(gone, Contact) else "lead_id"
     deals = (
         repository.opportunities(contact_id=gone.id)
         if isinstance(gone, Contact)
         else repository.opportunities(lead_id=gone.id)
     )
+    gone_touches, gone_events = repository.touches(gone.id), repository.history(gone.id)
+    # What the merge moves to keep, and their histories, would read changes of the
+    # record (its edits, touches, events, its deals' moves) after the merge removed it.
+    last = max(
+        [gone.updated_at]
+        + [d.updated_at for d in deals]
+        + [t.at for t in gone_touches]
+        + [e.at for e in gone_events]
+    )
+    if now < last and not ahead_of_clock(now, last, gone):
+        raise InvalidArgumentError(
+            f"at={now.isoformat()} is before the last change of {gone.kind} {gone.id} or "
+            f"of what it holds ({last.isoformat()}): a merge is dated at or after what "
+            "it merges; give a later at=, or leave it out to use the funnel's clock"
+        )
     if is_avoided(kept) and not is_avoided(gone) and any(d.is_open for d in deals):
         raise PolicyError(
             f"{kept.kind} {kept.id} is on the avoid list and {gone.kind} {gone.id} has "
@@ -177,8 +184,8 @@ def merge(
         )
     filled = merge_changes(kept, gone)
     merged = bump(kept, now, **filled)
-    touches = tuple(t.id for t in repository.touches(gone.id))
-    events = tuple(e.id for e in repository.history(gone.id))
+    touches = tuple(t.id for t in gone_touches)
+    events = tuple(e.id for e in gone_events)
     moved_deals = [bump(d, now, **{field_name: kept.id}) for d in deals]
     # The lead that became ``other`` now points at ``keep``: no dangling contact_id.
     moved_leads = [
@@ -227,6 +234,20 @@ def merge(
         changes.events.append(event(lead, "merge", status, status, now, actor, reason, data))
     repository.commit(changes)
     return merged
+
+
+def _refuse_given_back_before(deal: Opportunity, now: datetime) -> None:
+    """An :class:`InvalidArgumentError` for an unmerge dated ``now`` that gives ``deal``
+    back to another person before the deal's last change: its history, and its time in
+    stage, would read the change after the unmerge (unless that change is dated ahead
+    of the clock, see :func:`~leadfunnel._changes.ahead_of_clock`)."""
+    if now < deal.updated_at and not ahead_of_clock(now, deal.updated_at, deal):
+        raise InvalidArgumentError(
+            f"at={now.isoformat()} is before the last change of deal {deal.id} "
+            f"({deal.updated_at.isoformat()}), which this unmerge gives back: an unmerge "
+            "is dated at or after what it undoes; give a later at=, or leave it out to "
+            "use the funnel's clock"
+        )
 
 
 def unmerge(
@@ -301,19 +322,8 @@ def unmerge(
     deals = []
     for before in log.opportunities_before:
         now_deal = current.get(before.id)
-        if (
-            now_deal is not None
-            and now < now_deal.updated_at
-            and not ahead_of_clock(now, now_deal.updated_at, now_deal)
-        ):
-            # Given back dated before its last change: its history, and its time in
-            # stage, would read the change after the unmerge that gave it back.
-            raise InvalidArgumentError(
-                f"at={now.isoformat()} is before the last change of deal {now_deal.id} "
-                f"({now_deal.updated_at.isoformat()}), which this unmerge gives back: an "
-                "unmerge is dated at or after what it undoes; give a later at=, or leave "
-                "it out to use the funnel's clock"
-            )
+        if isinstance(now_deal, Opportunity):
+            _refuse_given_back_before(now_deal, now)
         if now_deal is not None:
             deals.append(
                 before.model_copy(
@@ -337,11 +347,11 @@ def unmerge(
         given = {o.id for o in log.opportunities_before}
         booked = repository.opportunities(contact_id=kept.id)
         deals_read[kept.id] = len(booked)  # a booking in between fails the unmerge
-        deals.extend(
-            bump(deal, now, lead_id=restored.lead_id)
-            for deal in booked
-            if deal.id not in given and deal.lead_id == kept.lead_id
-        )
+        for deal in booked:
+            if deal.id in given or deal.lead_id != kept.lead_id:
+                continue
+            _refuse_given_back_before(deal, now)
+            deals.append(bump(deal, now, lead_id=restored.lead_id))
     leads = [
         bump(lead, now, contact_id=log.other.id)
         for lead in _leads_of(repository, log.other, kept.id, log.opportunities_before)
