@@ -76,6 +76,7 @@ __all__ = [
     "member",
     "merged_into",
     "moved",
+    "refuse_before",
     "refuse_before_existence",
     "refuse_erased",
     "refuse_kept",
@@ -186,6 +187,19 @@ def refuse_overtaken(at: datetime, last: datetime, record: Record) -> None:
         raise ConcurrencyError.of_clock(record.id, record.kind, record.version, at, last)
 
 
+def refuse_before(at: datetime, last: datetime, record: Record, before: str, rule: str) -> None:
+    """An :class:`InvalidArgumentError` for a change of ``record`` dated ``at``, before
+    ``last`` (when ``before`` happened: "the lead's last change"), unless ``last`` is
+    dated ahead of the clock (see :func:`ahead_of_clock`, which raises the retryable
+    :class:`ConcurrencyError` of a change the clock dated and another writer's
+    overtook); ``rule`` says what such a change is dated at or after."""
+    if at < last and not ahead_of_clock(at, last, record):
+        raise InvalidArgumentError(
+            f"at={at.isoformat()} is before {before} ({last.isoformat()}): {rule}; give a "
+            "later at=, or leave it out to use the funnel's clock"
+        )
+
+
 def refuse_before_existence(
     repository: Repository, record: Lead | Contact, at: datetime, what: str
 ) -> None:
@@ -212,14 +226,13 @@ def refuse_before_existence(
         lead_history = repository.history(lead.id)  # with the leads merged into it
         if lead_history:
             born.append(lead_history[0].at)
-    first = min(born)
-    if at < first and not ahead_of_clock(at, first, record):
-        raise InvalidArgumentError(
-            f"at={at.isoformat()} is before {record.kind} {record.id} came to be "
-            f"({first.isoformat()}): {what} is dated at or after its person was stored "
-            "(one logged late is fine); give a later at=, or leave it out to use the "
-            "funnel's clock"
-        )
+    refuse_before(
+        at,
+        min(born),
+        record,
+        f"{record.kind} {record.id} came to be",
+        f"{what} is dated at or after its person was stored (one logged late is fine)",
+    )
 
 
 #: Fields only triggers may change; ``update`` refuses edits to them.
@@ -613,15 +626,13 @@ def moved(record: _S, at: datetime, changes: dict[str, Any], trigger: str | None
     never be avoided until then). A move dated before both is refused as ever; one
     dated by the clock that another writer's change overtook raises a retryable
     :class:`ConcurrencyError` (see :func:`ahead_of_clock`)."""
-    if (
-        at < record.updated_at
-        and any(name in changes for name in _STATE_FIELDS)
-        and not ahead_of_clock(at, record.updated_at, cast(Record, record))
-    ):
-        raise InvalidArgumentError(
-            f"at={at.isoformat()} is before the {getattr(record, 'kind', 'record')}'s last "
-            f"change ({record.updated_at.isoformat()}): a move is dated at or after what "
-            "it follows; give a later at=, or leave it out to use the funnel's clock"
+    if at < record.updated_at and any(name in changes for name in _STATE_FIELDS):
+        refuse_before(
+            at,
+            record.updated_at,
+            cast(Record, record),
+            f"the {getattr(record, 'kind', 'record')}'s last change",
+            "a move is dated at or after what it follows",
         )
     changes["version"] = record.version + 1
     changes["updated_at"] = max(at, record.updated_at)

@@ -15,9 +15,9 @@ from uuid import UUID
 
 import pydantic
 
-from ._changes import ahead_of_clock, checked, created, event, load, moved, registered
+from ._changes import checked, created, event, load, moved, refuse_before, registered
 from ._enums import ContactType, LeadStatus, Stage
-from ._errors import ConfigError, InvalidArgumentError, InvalidTransitionError
+from ._errors import ConfigError, InvalidTransitionError
 from ._lifecycle import LEAD
 from ._models import Contact, Lead, Opportunity, _Person, _Stored
 from ._repository import ChangeSet, Repository
@@ -60,16 +60,16 @@ def set_appointment(
     else:
         contact = record
         _check_bookable(contact, force)
-        if now < contact.created_at and not ahead_of_clock(now, contact.created_at, contact):
-            # As a lead's conversion dated before its last change is (see ``moved``):
-            # the deal's history, and the reports' time in stage, would start before
-            # the person it is with.
-            raise InvalidArgumentError(
-                f"at={now.isoformat()} is before contact {contact.id} was created "
-                f"({contact.created_at.isoformat()}): an appointment is booked at or after "
-                "the contact came to be; give a later at=, or leave it out to use the "
-                "funnel's clock"
-            )
+        # As a lead's conversion dated before its last change is (see ``moved``): the
+        # deal's history, and the reports' time in stage, would start before the person
+        # it is with.
+        refuse_before(
+            now,
+            contact.created_at,
+            contact,
+            f"contact {contact.id} was created",
+            "an appointment is booked at or after the contact came to be",
+        )
         lead_id = contact.lead_id
         changes.checks.append(contact)  # not avoided or disqualified in the meantime
     opportunity = created(

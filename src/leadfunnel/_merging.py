@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from ._changes import MANAGED, ahead_of_clock, bump, event, fill_from, load, refuse_overtaken
+from ._changes import MANAGED, bump, event, fill_from, load, refuse_before, refuse_overtaken
 from ._enums import ContactType, LeadStatus
 from ._errors import (
     InvalidArgumentError,
@@ -171,12 +171,13 @@ def merge(
         + [t.at for t in gone_touches]
         + [e.at for e in gone_events]
     )
-    if now < last and not ahead_of_clock(now, last, gone):
-        raise InvalidArgumentError(
-            f"at={now.isoformat()} is before the last change of {gone.kind} {gone.id} or "
-            f"of what it holds ({last.isoformat()}): a merge is dated at or after what "
-            "it merges; give a later at=, or leave it out to use the funnel's clock"
-        )
+    refuse_before(
+        now,
+        last,
+        gone,
+        f"the last change of {gone.kind} {gone.id} or of what it holds",
+        "a merge is dated at or after what it merges",
+    )
     if is_avoided(kept) and not is_avoided(gone) and any(d.is_open for d in deals):
         raise PolicyError(
             f"{kept.kind} {kept.id} is on the avoid list and {gone.kind} {gone.id} has "
@@ -241,13 +242,13 @@ def _refuse_given_back_before(deal: Opportunity, now: datetime) -> None:
     back to another person before the deal's last change: its history, and its time in
     stage, would read the change after the unmerge (unless that change is dated ahead
     of the clock, see :func:`~leadfunnel._changes.ahead_of_clock`)."""
-    if now < deal.updated_at and not ahead_of_clock(now, deal.updated_at, deal):
-        raise InvalidArgumentError(
-            f"at={now.isoformat()} is before the last change of deal {deal.id} "
-            f"({deal.updated_at.isoformat()}), which this unmerge gives back: an unmerge "
-            "is dated at or after what it undoes; give a later at=, or leave it out to "
-            "use the funnel's clock"
-        )
+    refuse_before(
+        now,
+        deal.updated_at,
+        deal,
+        f"the last change of deal {deal.id}",
+        "an unmerge is dated at or after the deals it gives back",
+    )
 
 
 def unmerge(
@@ -273,12 +274,13 @@ def unmerge(
             "an unmerge is dated at or after its merge, whatever the funnel's clock says; "
             f"give an at= at or after {log.at.isoformat()}"
         )
-    if now < kept.updated_at and not ahead_of_clock(now, kept.updated_at, kept):
-        raise InvalidArgumentError(
-            f"at={now.isoformat()} is before the {kept.kind}'s last change "
-            f"({kept.updated_at.isoformat()}): an unmerge is dated at or after what it "
-            "undoes; give a later at=, or leave it out to use the funnel's clock"
-        )
+    refuse_before(
+        now,
+        kept.updated_at,
+        kept,
+        f"the {kept.kind}'s last change",
+        "an unmerge is dated at or after what it undoes",
+    )
     if kept.version != log.keep_version:
         # Later merges into keep, since undone, bumped its version and changed
         # nothing else: compare with what this merge made, not with its version.
