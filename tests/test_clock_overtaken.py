@@ -303,6 +303,48 @@ def test_an_unmerge_is_dated_at_or_after_a_deal_booked_on_the_kept_record_since(
     funnel.merge(kept, funnel.get_contact(booked.contact_id), at=T0 + timedelta(hours=1))
     later = Funnel(funnel.repository, clock=ManualClock(T0 + timedelta(hours=6)))
     later.set_appointment(kept, at=T0 + timedelta(hours=3))
-    with pytest.raises(InvalidArgumentError, match="the deals it gives back"):
+    with pytest.raises(InvalidArgumentError, match="the deals and leads it gives back"):
         later.unmerge(kept, at=T0 + timedelta(hours=2))
     assert later.unmerge(kept, at=T0 + timedelta(hours=4)).id == kept.id
+
+
+# --- a fifth review -------------------------------------------------------------------
+
+
+def test_a_merge_overtaken_is_dated_again_even_if_what_it_merges_holds_a_date_ahead(
+    repository: Repository, funnel: Funnel
+) -> None:
+    """The merge checked only the latest of what it moves: a touch dated ahead of the
+    clock let everything through, an edit that overtook the merge included."""
+    keep, gone = funnel.add(Lead(**person(1))), funnel.add(Lead(**person(2)))
+    funnel.touch(gone, "call", "no_answer", at=T0 + timedelta(days=400))
+    other = Funnel(repository, clock=ManualClock(ONE))
+
+    def edit() -> None:
+        other.update(other.get_lead(gone.id).model_copy(update={"notes": "called"}))
+
+    _overtaken(repository, edit).merge(keep, gone)
+    (merge,) = [e for e in funnel.history(keep) if e.name == "merge"]
+    assert merge.at == TWO
+
+
+def test_a_merge_and_an_unmerge_are_dated_at_or_after_the_leads_they_re_point(
+    repository: Repository, funnel: Funnel
+) -> None:
+    contacts = []
+    for n in (1, 2):
+        lead = funnel.add(Lead(**person(n)))
+        funnel.qualify(lead, force=True)
+        contacts.append(funnel.get_contact(funnel.set_appointment(lead).contact_id))
+    first, second = contacts
+    assert second.lead_id is not None
+    later = Funnel(repository, clock=ManualClock(T0 + timedelta(hours=10)))
+    converted = later.get_lead(second.lead_id)
+    later.update(converted.model_copy(update={"notes": "x"}), at=T0 + timedelta(hours=5))
+    with pytest.raises(InvalidArgumentError, match="a merge is dated at or after"):
+        later.merge(first, second, at=T0 + timedelta(hours=3))
+    later.merge(first, second, at=T0 + timedelta(hours=6))
+    then = T0 + timedelta(hours=8)
+    later.update(later.get_lead(second.lead_id).model_copy(update={"notes": "y"}), at=then)
+    with pytest.raises(InvalidArgumentError, match="the deals and leads it gives back"):
+        later.unmerge(first, at=T0 + timedelta(hours=7))

@@ -163,21 +163,22 @@ def merge(
         else repository.opportunities(lead_id=gone.id)
     )
     gone_touches, gone_events = repository.touches(gone.id), repository.history(gone.id)
+    gone_leads = _leads_of(repository, gone, gone.id, deals)
     # What the merge moves to keep, and their histories, would read changes of the
-    # record (its edits, touches, events, its deals' moves) after the merge removed it.
-    last = max(
-        [gone.updated_at]
-        + [d.updated_at for d in deals]
-        + [t.at for t in gone_touches]
-        + [e.at for e in gone_events]
-    )
-    refuse_before(
-        now,
-        last,
-        gone,
-        f"the last change of {gone.kind} {gone.id} or of what it holds",
-        "a merge is dated at or after what it merges",
-    )
+    # record (its edits, touches, events, its deals' and its lead's changes) after the
+    # merge removed it. Each date after the merge's is checked on its own: one dated
+    # ahead of the clock lets only itself through.
+    dates = {gone.updated_at, *(r.updated_at for r in (*deals, *gone_leads))}
+    dates.update(touch.at for touch in gone_touches)
+    dates.update(event.at for event in gone_events)
+    for last in sorted(d for d in dates if d > now):
+        refuse_before(
+            now,
+            last,
+            gone,
+            f"a change of {gone.kind} {gone.id} or of what it holds",
+            "a merge is dated at or after what it merges",
+        )
     if is_avoided(kept) and not is_avoided(gone) and any(d.is_open for d in deals):
         raise PolicyError(
             f"{kept.kind} {kept.id} is on the avoid list and {gone.kind} {gone.id} has "
@@ -189,9 +190,7 @@ def merge(
     events = tuple(e.id for e in gone_events)
     moved_deals = [bump(d, now, **{field_name: kept.id}) for d in deals]
     # The lead that became ``other`` now points at ``keep``: no dangling contact_id.
-    moved_leads = [
-        bump(lead, now, contact_id=kept.id) for lead in _leads_of(repository, gone, gone.id, deals)
-    ]
+    moved_leads = [bump(lead, now, contact_id=kept.id) for lead in gone_leads]
     changes = ChangeSet(
         updates=[merged, *moved_deals, *moved_leads],
         deletes=[gone],
@@ -237,17 +236,18 @@ def merge(
     return merged
 
 
-def _refuse_given_back_before(deal: Opportunity, now: datetime) -> None:
-    """An :class:`InvalidArgumentError` for an unmerge dated ``now`` that gives ``deal``
-    back to another person before the deal's last change: its history, and its time in
-    stage, would read the change after the unmerge (unless that change is dated ahead
-    of the clock, see :func:`~leadfunnel._changes.ahead_of_clock`)."""
+def _refuse_given_back_before(record: Opportunity | Lead, now: datetime) -> None:
+    """An :class:`InvalidArgumentError` for an unmerge dated ``now`` that gives
+    ``record`` (a deal, or a converted lead) back to another person before its last
+    change: its history (and a deal's time in stage) would read the change after the
+    unmerge (unless that change is dated ahead of the clock, see
+    :func:`~leadfunnel._changes.ahead_of_clock`)."""
     refuse_before(
         now,
-        deal.updated_at,
-        deal,
-        f"the last change of deal {deal.id}",
-        "an unmerge is dated at or after the deals it gives back",
+        record.updated_at,
+        record,
+        f"the last change of {'deal' if isinstance(record, Opportunity) else 'lead'} {record.id}",
+        "an unmerge is dated at or after the deals and leads it gives back",
     )
 
 
@@ -354,10 +354,10 @@ def unmerge(
                 continue
             _refuse_given_back_before(deal, now)
             deals.append(bump(deal, now, lead_id=restored.lead_id))
-    leads = [
-        bump(lead, now, contact_id=log.other.id)
-        for lead in _leads_of(repository, log.other, kept.id, log.opportunities_before)
-    ]
+    leads = _leads_of(repository, log.other, kept.id, log.opportunities_before)
+    for lead in leads:
+        _refuse_given_back_before(lead, now)
+    leads = [bump(lead, now, contact_id=log.other.id) for lead in leads]
     changes = ChangeSet(
         updates=[restored, *deals, *leads],
         inserts=[log.other],
