@@ -21,6 +21,7 @@ from uuid import UUID
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ._channels import channels_for
+from ._clock import in_utc
 from ._collector import collector_paused
 from ._enums import Channel
 from ._errors import ConfigError
@@ -348,7 +349,7 @@ class CadencePolicy:
         number = candidate.touches + 1
         # Waits are added to instants: on a time in a zone with daylight saving, Python
         # adds them on the wall clock (an hour off across a change).
-        anchor = _utc(candidate.anchor_at)
+        anchor = in_utc(candidate.anchor_at)
         earliest = anchor + self.wait(subject, 1)
         if candidate.touches == 0 or candidate.last_touch_at is None:
             due = earliest
@@ -357,12 +358,8 @@ class CadencePolicy:
             return due, due + self.grace
         # Never before the first wait after the anchor: a touch logged while the lead
         # was raw does not make its first touch as qualified due earlier.
-        due = max(_utc(candidate.last_touch_at) + self.wait(subject, number), earliest)
+        due = max(in_utc(candidate.last_touch_at) + self.wait(subject, number), earliest)
         return due, due + self.grace
-
-
-def _utc(when: datetime) -> datetime:
-    return when if when.tzinfo is UTC else when.astimezone(UTC)
 
 
 def _list(key: str, value: Any) -> list[Any]:

@@ -16,14 +16,14 @@ import re
 import time
 from collections.abc import Callable
 from contextvars import ContextVar
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, NamedTuple, ParamSpec, TypeVar, cast
 from uuid import UUID
 
 import pydantic
 from pydantic_core import InitErrorDetails
 
-from ._clock import Clock, require_aware
+from ._clock import Clock, in_utc, require_aware
 from ._documents import stored_validator
 from ._enums import Interest
 from ._errors import (
@@ -148,11 +148,6 @@ def clock_told(clock: Clock, now: datetime, *, dated_by_it: bool) -> None:
     _CLOCK_NOW.set(_Told(clock, now, (now,) if dated_by_it else ()))
 
 
-def _utc(when: datetime) -> datetime:
-    # As Funnel._now reads the clock (a naive reading is local time).
-    return when if when.tzinfo is UTC else when.astimezone(UTC)
-
-
 def ahead_of_clock(at: datetime, last: datetime, record: Record) -> bool:
     """Whether a change of ``record`` dated ``at``, before ``last`` (the record's change,
     or coming to be, that it follows), is let through because ``last`` is dated ahead of the
@@ -169,7 +164,7 @@ def ahead_of_clock(at: datetime, last: datetime, record: Record) -> bool:
     told = _CLOCK_NOW.get()
     if told is None or at < told.now:
         return False
-    if last > _utc(told.clock.now()):
+    if last > in_utc(told.clock.now()):
         return True
     if at in told.dated_by:
         raise ConcurrencyError.of_clock(record.id, record.kind, record.version, at, last)
@@ -183,7 +178,7 @@ def refuse_overtaken(at: datetime, last: datetime, record: Record) -> None:
     ``last`` has happened by the clock (another writer's change overtook this one; tried
     again, it is dated by the clock again). Else nothing: the caller refuses the date."""
     told = _CLOCK_NOW.get()
-    if told is not None and at in told.dated_by and last <= _utc(told.clock.now()):
+    if told is not None and at in told.dated_by and last <= in_utc(told.clock.now()):
         raise ConcurrencyError.of_clock(record.id, record.kind, record.version, at, last)
 
 
@@ -764,7 +759,7 @@ def _redate(kwargs: dict[str, Any]) -> None:
     by it: a retry is the same call made a moment later (see :func:`ahead_of_clock`)."""
     told = _CLOCK_NOW.get()
     if told is not None and kwargs.get("now") in told.dated_by:
-        kwargs["now"] = again = _utc(told.clock.now())
+        kwargs["now"] = again = in_utc(told.clock.now())
         # (for the rest of this facade call: clock_scoped puts the one before back)
         _CLOCK_NOW.set(told._replace(dated_by=(*told.dated_by, again)))
 

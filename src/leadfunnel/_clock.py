@@ -35,6 +35,12 @@ class SystemClock:
         return "SystemClock()"
 
 
+def in_utc(value: datetime) -> datetime:
+    """``value`` as the same instant in UTC (``value`` itself when it is in UTC already:
+    the usual case, and the cheap one). A naive ``value`` is read as local time."""
+    return value if value.tzinfo is UTC else value.astimezone(UTC)
+
+
 def require_aware(value: datetime, name: str = "at") -> datetime:
     """``value`` if it carries a timezone and is an instant a store can keep; else an
     :class:`~leadfunnel.InvalidArgumentError` (a ``ValueError``) saying how to fix it."""

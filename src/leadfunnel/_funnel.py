@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from os import PathLike
 from typing import Any, Generic, Literal, TypeVar, overload
@@ -47,7 +47,7 @@ from ._changes import (
     retrying,
     subject_id,
 )
-from ._clock import Clock, SystemClock
+from ._clock import Clock, SystemClock, in_utc
 from ._comparison import FunnelComparison
 from ._enums import Channel, ContactType, LeadStatus, LostReason, Outcome, Stage
 from ._errors import ConfigError, InvalidArgumentError, LeadFunnelError, NotFoundError
@@ -224,13 +224,9 @@ class Funnel(Generic[LeadT, ContactT, OpportunityT]):
 
         The clock's now is noted for the change (see :func:`~leadfunnel._changes.moved`):
         a move dated at or after it is not held back by a change dated ahead of it."""
-        now = self.clock.now()
-        now = now if now.tzinfo is UTC else now.astimezone(UTC)
+        now = in_utc(self.clock.now())
         clock_told(self.clock, now, dated_by_it=at is None)
-        if at is None:
-            return now
-        when = require_aware(at)
-        return when if when.tzinfo is UTC else when.astimezone(UTC)
+        return now if at is None else in_utc(require_aware(at))
 
     @staticmethod
     def _id(subject: Subject) -> UUID:
