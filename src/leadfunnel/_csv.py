@@ -1638,8 +1638,6 @@ class CsvSource:
 
 _SEPARATOR_NAMES = {",": "commas", ";": "semicolons", "\t": "tabs", "|": "pipes"}
 
-# What a row must hold to name a person (a trade-show badge has a name and a company).
-
 
 # A Salesforce report's footer, under its rows (each line one cell): the grand total
 # and the report's title, each after a blank line, then these (the confidentiality

@@ -30,9 +30,7 @@ import typing_extensions
 from . import _conversion, _deals, _follow_ups, _leads, _merging, _people, _privacy
 from ._cadence import CadencePolicy, FollowUp
 from ._changes import (
-    LOOKS as _LOOKS,
-)
-from ._changes import (
+    LOOKS,
     DealSubject,
     LeadSubject,
     Subject,
@@ -906,7 +904,7 @@ class Funnel(Generic[LeadT, ContactT, OpportunityT]):
         record: object = after
         if not isinstance(after, (Lead, Contact, Opportunity)):
             id = _filter_id(after, "after")
-            for _ in range(_LOOKS):  # an unmerge between the two reads: read again
+            for _ in range(LOOKS):  # an unmerge between the two reads: read again
                 record = self.repository.get_many([id]).get(id)
                 if record is not None:
                     break

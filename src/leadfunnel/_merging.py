@@ -324,20 +324,20 @@ def unmerge(
     deals = []
     for before in log.opportunities_before:
         now_deal = current.get(before.id)
-        if isinstance(now_deal, Opportunity):
-            _refuse_given_back_before(now_deal, now)
-        if now_deal is not None:
-            deals.append(
-                before.model_copy(
-                    update={
-                        **{n: getattr(now_deal, n) for n in type(before).model_fields},
-                        "contact_id": before.contact_id,
-                        "lead_id": before.lead_id,
-                        "version": now_deal.version + 1,
-                        "updated_at": max(now, now_deal.updated_at),
-                    }
-                )
+        if not isinstance(now_deal, Opportunity):
+            continue  # no longer stored: nothing to give back
+        _refuse_given_back_before(now_deal, now)
+        deals.append(
+            before.model_copy(
+                update={
+                    **{n: getattr(now_deal, n) for n in type(before).model_fields},
+                    "contact_id": before.contact_id,
+                    "lead_id": before.lead_id,
+                    "version": now_deal.version + 1,
+                    "updated_at": max(now, now_deal.updated_at),
+                }
             )
+        )
     deals_read: dict[UUID, int] = {}
     if (
         isinstance(kept, Contact)

@@ -95,7 +95,8 @@ _ADDABLE_LEAD_STATUSES = (
 _CAPTURED_STATUSES = (LeadStatus.RAW, LeadStatus.SUSPECT, LeadStatus.FARM_LIST)
 
 
-#: The fields that name a person: a row or record with none of them names nobody.
+#: The fields that name a person: a row or record with none of them names nobody (a
+#: trade-show badge has a name and a company, and is somebody).
 NAMING_FIELDS = (
     "first_name",
     "last_name",

@@ -368,8 +368,6 @@ class RoutingRules:
         self._held: Counter[str] = Counter()
         # The same reservations by lead id, until settled: what arrival_data records.
         self._pending: dict[UUID, _Taken] = {}
-        # What attach() last read of a funnel's feed: the funnel, the day, the position
-        # read up to and the leads routed that day per owner, so that it goes on from there.
         #: What :meth:`attach` last read: the funnel, the day, the position it read to,
         #: the leads routed that day per owner, and the owners of those of them that
         #: were still held here, unsettled, when read (by id).
